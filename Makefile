@@ -1,0 +1,38 @@
+# Two entry points for a fresh machine: `make demo` and `make test`.
+# Both create .venv, install CPU PyTorch (TORCH_SPEC) and the project, then run.
+# GPU users: install your own torch into .venv first and pass TORCH_SPEC= (empty).
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TORCH_SPEC ?= torch==2.13.0
+DEMO_OUT ?= demo_output
+PYTEST_ARGS ?=
+
+.PHONY: install demo test lint browser clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	if [ -n "$(TORCH_SPEC)" ]; then $(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"; fi
+	$(BIN)/python -m pip install --quiet -e ".[all,dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+browser:
+	bash scripts/install_chromium.sh
+
+demo: install
+	$(BIN)/quilt-llava demo --out $(DEMO_OUT)
+
+lint: install
+	$(BIN)/ruff check src tests benchmarks
+
+test: install browser lint
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) $(DEMO_OUT) test_artifacts .pytest_cache .ruff_cache

@@ -1,0 +1,4 @@
+from quilt_llava.cli import main
+
+if __name__ == "__main__":
+    main()

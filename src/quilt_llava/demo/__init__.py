@@ -1,0 +1,1 @@
+"""The end-to-end demo on a bundled sample and its HTML report."""

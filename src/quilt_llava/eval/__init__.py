@@ -1,0 +1,1 @@
+"""Stage D: batched inference, VQA metrics, LLM judge and benchmark declarations."""

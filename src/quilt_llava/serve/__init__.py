@@ -1,0 +1,1 @@
+"""Stage E: chat in the terminal and a Gradio web page."""

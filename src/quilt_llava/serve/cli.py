@@ -1,0 +1,9 @@
+"""CLI for serving (chat, serve). Heavy imports live inside command bodies."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    pass

@@ -1,0 +1,1 @@
+"""Stage C: two-stage training (alignment, instruction tuning) through accelerate."""

@@ -1,0 +1,47 @@
+import pytest
+
+from quilt_llava.model.conversation import get_template
+
+SYSTEM = (
+    "A chat between a curious user and an artificial intelligence assistant. "
+    "The assistant gives helpful, detailed, and polite answers to the user's questions."
+)
+RECORD = [
+    {"from": "human", "value": "<image>\nWhat tissue is this?"},
+    {"from": "gpt", "value": "Lymph node."},
+    {"from": "human", "value": "Any tumour?"},
+    {"from": "gpt", "value": "No."},
+]
+
+
+def test_vicuna_v1_golden():
+    text = get_template("vicuna_v1").render(RECORD)
+    assert text == (
+        SYSTEM + " USER: <image>\nWhat tissue is this? ASSISTANT: Lymph node.</s>"
+        "USER: Any tumour? ASSISTANT: No.</s>"
+    )
+
+
+def test_vicuna_generation_prompt():
+    assert get_template("vicuna_v1").prompt("Is it benign?") == (
+        SYSTEM + " USER: <image>\nIs it benign? ASSISTANT:"
+    )
+
+
+def test_plain_keeps_only_image_and_caption():
+    record = [{"from": "human", "value": "Describe the image briefly.\n<image>"},
+              {"from": "gpt", "value": "Granulomas in a lymph node."}]
+    assert get_template("plain").render(record) == "<image>Granulomas in a lymph node.\n"
+
+
+def test_trainable_segments_are_exactly_the_answers():
+    segs = get_template("vicuna_v1").segments(RECORD)
+    trained = [s.text for s in segs if s.trainable]
+    assert trained == [" Lymph node.</s>", " No.</s>"]
+
+
+def test_bad_roles_are_rejected_with_reason():
+    with pytest.raises(ValueError, match="expected"):
+        get_template("vicuna_v1").render([{"from": "gpt", "value": "hi"}])
+    with pytest.raises(ValueError, match="unknown conversation template"):
+        get_template("llama9")

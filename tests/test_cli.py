@@ -1,0 +1,44 @@
+import subprocess
+import sys
+
+from typer.testing import CliRunner
+
+from quilt_llava import __version__
+from quilt_llava.cli import make_app
+
+# Each stage adds its commands here as it lands.
+STAGES = ["narratives", "instruct", "eval"]
+
+
+def test_help_lists_every_stage():
+    result = CliRunner().invoke(make_app(), ["--help"])
+    assert result.exit_code == 0, result.output
+    for stage in STAGES:
+        assert stage in result.output
+
+
+def test_version():
+    result = CliRunner().invoke(make_app(), ["--version"])
+    assert result.exit_code == 0
+    assert result.output.strip() == __version__
+
+
+def test_console_script_runs_as_module():
+    proc = subprocess.run([sys.executable, "-m", "quilt_llava", "--help"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "narratives" in proc.stdout
+
+
+def test_core_imports_without_heavy_extras():
+    """The CLI shell and the core modules must not import torch, av, cv2, gradio or transformers."""
+    code = (
+        "import sys\n"
+        "import quilt_llava.cli, quilt_llava.files, quilt_llava.console, quilt_llava.errors\n"
+        "import quilt_llava.model.conversation\n"
+        "quilt_llava.cli.make_app()\n"
+        "heavy = [m for m in ('torch', 'av', 'cv2', 'gradio', 'transformers', 'sklearn') if m in sys.modules]\n"
+        "print(','.join(heavy))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "", f"heavy modules imported at CLI start-up: {proc.stdout.strip()}"
