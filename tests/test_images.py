@@ -19,7 +19,7 @@ def test_open_image_rejects_bad_inputs(tmp_path):
         open_image(tmp_path / "none.png")
     junk = tmp_path / "junk.png"
     junk.write_bytes(b"not an image")
-    with pytest.raises(InputError, match="junk.png"):
+    with pytest.raises(InputError, match=r"junk\.png"):
         open_image(junk)
     big = tmp_path / "big.png"
     Image.new("RGB", (300, 300)).save(big)
