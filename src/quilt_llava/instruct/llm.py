@@ -1,0 +1,464 @@
+"""A small client for OpenAI-compatible chat-completions endpoints.
+
+Works with OpenAI, Azure OpenAI (``api_version`` + ``api-key`` header), vLLM,
+llama.cpp server and Ollama. What it adds over a bare HTTP call:
+
+- bounded concurrency (one :class:`asyncio.Semaphore` per client and event loop);
+- retries with exponential backoff and jitter on 429, 5xx, timeouts, connection
+  errors and unreadable replies, honouring ``Retry-After`` (seconds or HTTP date);
+- a persistent SQLite response cache keyed by a hash of (model, messages,
+  parameters), written one reply at a time, so a re-run or a resumed run makes no
+  new calls for what it already has;
+- token and cost accounting in :attr:`LLMClient.stats`.
+
+The API key is read from an environment variable when the client is created and
+kept in one private attribute. It is never logged, cached, written, shown in a
+repr, nor left in an error message (every error text is scrubbed of it, including
+server replies that echo request headers back).
+
+Failures are not raised: :meth:`LLMClient.achat` and :meth:`LLMClient.run` return
+:class:`ChatResult` objects whose ``error`` names what went wrong, so one bad
+request never stops a batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import hashlib
+import json
+import logging
+import os
+import random
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from quilt_llava.console import Output
+from quilt_llava.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+# Statuses worth another try: rate limits, server trouble, request timeouts.
+RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529})
+AUTH_MODES = ("auto", "bearer", "api-key", "none")
+REDACTED = "[REDACTED]"
+
+
+@dataclass
+class LLMConfig:
+    """Where and how to call the model. The key itself is never stored here, only its variable."""
+
+    base_url: str = "https://api.openai.com/v1"
+    model: str = "gpt-4"
+    api_key_env: str | None = "OPENAI_API_KEY"
+    temperature: float = 0.0
+    max_tokens: int = 512
+    concurrency: int = 8
+    max_retries: int = 5
+    timeout_s: float = 60.0
+    cache_path: str | Path | None = None
+    # Azure OpenAI: base_url = https://<resource>.openai.azure.com/openai/deployments/<deployment>
+    api_version: str | None = None
+    # "auto": "api-key" header when api_version is set (Azure), else "Authorization: Bearer".
+    auth: str = "auto"
+    backoff_base_s: float = 1.0
+    backoff_max_s: float = 60.0
+    retry_after_max_s: float = 300.0
+    # Optional USD prices per 1,000 tokens, for the cost line of the run summary.
+    price_prompt_per_1k: float | None = None
+    price_completion_per_1k: float | None = None
+    extra_params: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        problems = []
+        if not self.base_url.startswith(("http://", "https://")):
+            problems.append(f"base_url must start with http:// or https://, got {self.base_url!r}")
+        if not self.model:
+            problems.append("model must not be empty")
+        if self.concurrency < 1:
+            problems.append(f"concurrency must be >= 1, got {self.concurrency}")
+        if self.max_retries < 0:
+            problems.append(f"max_retries must be >= 0, got {self.max_retries}")
+        if self.timeout_s <= 0:
+            problems.append(f"timeout_s must be > 0, got {self.timeout_s}")
+        if self.max_tokens < 1:
+            problems.append(f"max_tokens must be >= 1, got {self.max_tokens}")
+        if self.auth not in AUTH_MODES:
+            problems.append(f"auth must be one of {', '.join(AUTH_MODES)}, got {self.auth!r}")
+        if self.backoff_base_s < 0 or self.backoff_max_s < 0:
+            problems.append("backoff_base_s and backoff_max_s must be >= 0")
+        if problems:
+            raise ConfigError(problems)
+
+    def default_params(self) -> dict[str, Any]:
+        return {"temperature": self.temperature, "max_tokens": self.max_tokens, **self.extra_params}
+
+
+@dataclass
+class ChatRequest:
+    """One chat call in a batch; ``key`` is the caller's id and comes back on the result."""
+
+    key: str
+    messages: list[dict[str, Any]]
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ChatResult:
+    key: str
+    text: str | None
+    error: str | None = None
+    cached: bool = False
+    usage: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.text is not None
+
+
+class _RetryableError(Exception):
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class _FatalError(Exception):
+    pass
+
+
+def cache_key(model: str, messages: Sequence[dict[str, Any]], params: dict[str, Any]) -> str:
+    """Stable hash of what determines a reply."""
+    blob = json.dumps({"model": model, "messages": list(messages), "params": params},
+                      sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def estimate_tokens(messages: Sequence[dict[str, Any]]) -> int:
+    """A tokenizer-free estimate (about 4 characters per token, plus per-message overhead)."""
+    total = 3
+    for m in messages:
+        content = m.get("content", "")
+        if not isinstance(content, str):
+            content = json.dumps(content)
+        total += 4 + (len(content) + 3) // 4
+    return total
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """``Retry-After`` as seconds: a number, or an HTTP date converted to a delay from now."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+class ResponseCache:
+    """SQLite table of replies keyed by :func:`cache_key`. Holds reply text and usage only."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(self.path), timeout=30.0, check_same_thread=False)
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS replies ("
+                " key TEXT PRIMARY KEY, model TEXT NOT NULL, text TEXT NOT NULL,"
+                " usage TEXT NOT NULL, created REAL NOT NULL)"
+            )
+            self._db.commit()
+
+    def get(self, key: str) -> tuple[str, dict[str, int]] | None:
+        with self._lock:
+            row = self._db.execute("SELECT text, usage FROM replies WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            return None
+        return row[0], json.loads(row[1])
+
+    def put(self, key: str, model: str, text: str, usage: dict[str, int]) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO replies (key, model, text, usage, created) VALUES (?, ?, ?, ?, ?)",
+                (key, model, text, json.dumps(usage), time.time()),
+            )
+            self._db.commit()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM replies").fetchone()[0]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+def _empty_stats() -> dict[str, float]:
+    return {"calls": 0, "cached": 0, "failures": 0, "retries": 0,
+            "prompt_tokens": 0, "completion_tokens": 0, "cost_usd": 0.0}
+
+
+class LLMClient:
+    """Async chat-completions client with cache, retries and accounting. See the module docstring."""
+
+    def __init__(
+        self,
+        config: LLMConfig,
+        output: Output | None = None,
+        sleep: Callable[[float], Any] | None = None,
+    ) -> None:
+        config.validate()
+        self.config = config
+        self.output = output or Output()
+        self._sleep = sleep or asyncio.sleep
+        self.__api_key = os.environ.get(config.api_key_env, "") if config.api_key_env else ""
+        self.cache = ResponseCache(config.cache_path) if config.cache_path else None
+        self.stats: dict[str, float] = _empty_stats()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._http: httpx.AsyncClient | None = None
+        self._sem: asyncio.Semaphore | None = None
+        self._inflight: dict[str, asyncio.Future[ChatResult]] = {}
+        self._stats_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        c = self.config
+        return (f"LLMClient(base_url={c.base_url!r}, model={c.model!r}, api_key_env={c.api_key_env!r}, "
+                f"key_set={bool(self.__api_key)}, concurrency={c.concurrency})")
+
+    # -- public API ---------------------------------------------------------------
+
+    @property
+    def has_key(self) -> bool:
+        return bool(self.__api_key)
+
+    @property
+    def url(self) -> str:
+        url = self.config.base_url.rstrip("/") + "/chat/completions"
+        if self.config.api_version:
+            url += f"?api-version={self.config.api_version}"
+        return url
+
+    def request_params(self, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The effective parameters of a call: config defaults overridden by ``params``."""
+        merged = self.config.default_params()
+        merged.update(params or {})
+        return merged
+
+    def key_for(self, messages: Sequence[dict[str, Any]], params: dict[str, Any] | None = None) -> str:
+        return cache_key(self.config.model, messages, self.request_params(params))
+
+    def is_cached(self, messages: Sequence[dict[str, Any]], params: dict[str, Any] | None = None) -> bool:
+        return self.cache is not None and self.cache.get(self.key_for(messages, params)) is not None
+
+    async def achat(self, messages: Sequence[dict[str, Any]], *, key: str | None = None, **params: Any) -> ChatResult:
+        """One call. Served from the cache when possible; never raises for API failures."""
+        self._bind_loop()
+        messages = list(messages)
+        effective = self.request_params(params)
+        ckey = cache_key(self.config.model, messages, effective)
+        result_key = key if key is not None else ckey
+        if self.cache is not None:
+            hit = self.cache.get(ckey)
+            if hit is not None:
+                self._bump("cached")
+                return ChatResult(result_key, hit[0], None, True, hit[1])
+        # Identical requests in flight share one HTTP call.
+        pending = self._inflight.get(ckey)
+        if pending is not None:
+            shared = await asyncio.shield(pending)
+            return ChatResult(result_key, shared.text, shared.error, shared.cached, dict(shared.usage))
+        future: asyncio.Future[ChatResult] = asyncio.get_running_loop().create_future()
+        self._inflight[ckey] = future
+        try:
+            result = await self._call(messages, effective, ckey)
+            future.set_result(result)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: waiters re-raise it themselves
+            raise
+        finally:
+            self._inflight.pop(ckey, None)
+        return ChatResult(result_key, result.text, result.error, result.cached, dict(result.usage))
+
+    async def arun(self, requests: Sequence[ChatRequest], description: str = "LLM calls") -> list[ChatResult]:
+        """All ``requests`` concurrently (bounded); results in input order, with a progress bar."""
+        self._bind_loop()
+        results: list[ChatResult | None] = [None] * len(requests)
+        with self.output.progress() as prog:
+            task = prog.add_task(description, total=len(requests))
+
+            async def one(i: int, req: ChatRequest) -> None:
+                results[i] = await self.achat(req.messages, key=req.key, **req.params)
+                prog.advance(task)
+
+            await asyncio.gather(*(one(i, r) for i, r in enumerate(requests)))
+        return [r for r in results if r is not None]
+
+    def run(self, requests: Sequence[ChatRequest], description: str = "LLM calls") -> list[ChatResult]:
+        """Blocking form of :meth:`arun` (runs its own event loop; use ``arun`` inside one)."""
+
+        async def main() -> list[ChatResult]:
+            try:
+                return await self.arun(requests, description)
+            finally:
+                await self.aclose()
+
+        return asyncio.run(main())
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+        self._http, self._sem, self._loop = None, None, None
+
+    def close(self) -> None:
+        """Close the cache (the HTTP session closes with its event loop via :meth:`aclose`)."""
+        if self.cache is not None:
+            self.cache.close()
+            self.cache = None
+
+    async def __aenter__(self) -> LLMClient:
+        self._bind_loop()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def cost(self, prompt_tokens: float, completion_tokens: float) -> float:
+        c = self.config
+        return ((c.price_prompt_per_1k or 0.0) * prompt_tokens + (c.price_completion_per_1k or 0.0) * completion_tokens) / 1000.0
+
+    def summary_line(self) -> str:
+        s = self.stats
+        line = (f"{int(s['calls'])} calls, {int(s['cached'])} cached, {int(s['failures'])} failed, "
+                f"{int(s['retries'])} retries; tokens: {int(s['prompt_tokens'])} prompt + "
+                f"{int(s['completion_tokens'])} completion")
+        if self.config.price_prompt_per_1k is not None or self.config.price_completion_per_1k is not None:
+            line += f"; cost ${s['cost_usd']:.4f}"
+        return line
+
+    def redact(self, text: str) -> str:
+        """``text`` with the API key (and its bearer form) replaced."""
+        key = self.__api_key
+        if key and key in text:
+            text = text.replace(key, REDACTED)
+        return text
+
+    # -- internals ----------------------------------------------------------------
+
+    def _bind_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            # A client reused across asyncio.run() calls gets a fresh session and semaphore.
+            self._loop = loop
+            self._sem = asyncio.Semaphore(self.config.concurrency)
+            self._http = httpx.AsyncClient(
+                timeout=httpx.Timeout(self.config.timeout_s),
+                limits=httpx.Limits(max_connections=self.config.concurrency,
+                                    max_keepalive_connections=self.config.concurrency),
+            )
+            self._inflight = {}
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Content-Type": "application/json"}
+        mode = self.config.auth
+        if mode == "auto":
+            mode = "api-key" if self.config.api_version else "bearer"
+        if self.__api_key and mode == "bearer":
+            headers["Authorization"] = f"Bearer {self.__api_key}"
+        elif self.__api_key and mode == "api-key":
+            headers["api-key"] = self.__api_key
+        return headers
+
+    def _bump(self, name: str, amount: float = 1) -> None:
+        with self._stats_lock:
+            self.stats[name] += amount
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, self.config.retry_after_max_s) * random.uniform(1.0, 1.1)
+        ceiling = min(self.config.backoff_max_s, self.config.backoff_base_s * 2 ** attempt)
+        return random.uniform(0.5, 1.0) * ceiling  # jitter spreads out synchronized retries
+
+    async def _call(self, messages: list[dict[str, Any]], params: dict[str, Any], ckey: str) -> ChatResult:
+        body = {"model": self.config.model, "messages": messages, **params}
+        last_error = "no attempt made"
+        for attempt in range(self.config.max_retries + 1):
+            try:
+                assert self._sem is not None  # set by _bind_loop
+                async with self._sem:
+                    text, usage = await self._post(body)
+            except _RetryableError as exc:
+                last_error = self.redact(str(exc))
+                if attempt >= self.config.max_retries:
+                    break
+                delay = self._backoff(attempt, exc.retry_after)
+                self._bump("retries")
+                log.debug("retry %d after %.2fs: %s", attempt + 1, delay, last_error)
+                await self._sleep(delay)
+                continue
+            except _FatalError as exc:
+                self._bump("failures")
+                return ChatResult(ckey, None, self.redact(str(exc)))
+            self._bump("calls")
+            pt, ct = int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))
+            self._bump("prompt_tokens", pt)
+            self._bump("completion_tokens", ct)
+            self._bump("cost_usd", self.cost(pt, ct))
+            if self.cache is not None:
+                self.cache.put(ckey, self.config.model, text, usage)
+            return ChatResult(ckey, text, None, False, usage)
+        self._bump("failures")
+        return ChatResult(ckey, None, f"gave up after {self.config.max_retries + 1} attempts: {last_error}")
+
+    async def _post(self, body: dict[str, Any]) -> tuple[str, dict[str, int]]:
+        assert self._http is not None  # set by _bind_loop
+        try:
+            resp = await self._http.post(self.url, json=body, headers=self._headers())
+        except httpx.TimeoutException as exc:
+            raise _RetryableError(f"timed out after {self.config.timeout_s:g}s ({type(exc).__name__})") from None
+        except httpx.TransportError as exc:
+            raise _RetryableError(f"connection error to {self.config.base_url}: {type(exc).__name__}: {exc}") from None
+        if resp.status_code != 200:
+            detail = _error_detail(resp)
+            message = f"HTTP {resp.status_code} from {self.config.base_url}: {detail}"
+            if resp.status_code in RETRY_STATUSES:
+                raise _RetryableError(message, parse_retry_after(resp.headers.get("retry-after")))
+            raise _FatalError(message)
+        try:
+            data = resp.json()
+            text = data["choices"][0]["message"]["content"]
+        except (ValueError, KeyError, IndexError, TypeError):
+            raise _RetryableError(f"unreadable reply (not a chat completion): {resp.text[:200]!r}") from None
+        if not isinstance(text, str):
+            raise _RetryableError("reply has no text content")
+        usage_raw = data.get("usage") or {}
+        usage = {k: int(usage_raw[k]) for k in ("prompt_tokens", "completion_tokens", "total_tokens")
+                 if isinstance(usage_raw.get(k), (int, float))}
+        return text, usage
+
+
+def _error_detail(resp: httpx.Response) -> str:
+    try:
+        data = resp.json()
+        if isinstance(data, dict) and isinstance(data.get("error"), dict):
+            return str(data["error"].get("message", data["error"]))[:300]
+        return json.dumps(data)[:300]
+    except ValueError:
+        return resp.text[:300]

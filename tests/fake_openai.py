@@ -1,0 +1,219 @@
+"""A small, real OpenAI-compatible chat-completions server for tests and benchmarks.
+
+It listens on 127.0.0.1 (port 0: the OS picks a free one) in a background thread
+and answers ``POST /v1/chat/completions`` with whatever ``responder(messages, body)``
+returns. It can be told to misbehave: fail the next n requests with a status and
+``Retry-After``, send non-JSON replies, echo the request headers in an error body
+(to test that a client scrubs its key), or be slow (``latency_s`` per request).
+
+    with FakeOpenAIServer(responder=fn, latency_s=0.0) as srv:
+        srv.base_url            # "http://127.0.0.1:PORT/v1"
+        srv.requests            # list of request bodies received (every attempt)
+        srv.fail_next(2, status=429, retry_after=0.1)
+        srv.garbage_next(1)
+
+Run it alone for manual tries: ``python -m tests.fake_openai --port 8000``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+Responder = Callable[[list[dict[str, Any]], dict[str, Any]], str]
+
+
+def echo_responder(messages: list[dict[str, Any]], body: dict[str, Any]) -> str:
+    """Default: repeat the last user message."""
+    for m in reversed(messages):
+        if m.get("role") == "user":
+            return f"echo: {m.get('content', '')}"
+    return "echo:"
+
+
+def _count_tokens(text: str) -> int:
+    return max(1, len(text.split()))
+
+
+class FakeOpenAIServer:
+    def __init__(self, responder: Responder | None = None, latency_s: float = 0.0,
+                 host: str = "127.0.0.1", port: int = 0) -> None:
+        self.responder = responder or echo_responder
+        self.latency_s = latency_s
+        self.requests: list[dict[str, Any]] = []
+        self.request_headers: list[dict[str, str]] = []
+        self._lock = threading.Lock()
+        self._faults: list[tuple[str, dict[str, Any]]] = []  # queue of (kind, options)
+        self._max_active = 0
+        self._active = 0
+        self._httpd = ThreadingHTTPServer((host, port), self._make_handler())
+        self._httpd.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    # -- control ------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        return self._httpd.server_address[1]
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    @property
+    def max_concurrent(self) -> int:
+        """Most requests seen in progress at once."""
+        return self._max_active
+
+    def fail_next(self, n: int, status: int = 429, retry_after: float | None = 0.1) -> None:
+        with self._lock:
+            self._faults.extend(("fail", {"status": status, "retry_after": retry_after}) for _ in range(n))
+
+    def garbage_next(self, n: int) -> None:
+        with self._lock:
+            self._faults.extend(("garbage", {}) for _ in range(n))
+
+    def echo_headers_next(self, n: int, status: int = 401) -> None:
+        """The next n replies are errors whose body repeats the request headers (as some proxies do)."""
+        with self._lock:
+            self._faults.extend(("echo_headers", {"status": status}) for _ in range(n))
+
+    def slow_next(self, n: int, seconds: float) -> None:
+        with self._lock:
+            self._faults.extend(("slow", {"seconds": seconds}) for _ in range(n))
+
+    def start(self) -> FakeOpenAIServer:
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> FakeOpenAIServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- serving ------------------------------------------------------------------
+
+    def _next_fault(self) -> tuple[str, dict[str, Any]] | None:
+        with self._lock:
+            return self._faults.pop(0) if self._faults else None
+
+    def _make_handler(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:  # quiet
+                return
+
+            def _send(self, status: int, payload: bytes, content_type: str = "application/json",
+                      headers: dict[str, str] | None = None) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(payload)))
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def _json(self, status: int, obj: Any, headers: dict[str, str] | None = None) -> None:
+                self._send(status, json.dumps(obj).encode("utf-8"), headers=headers)
+
+            def do_GET(self) -> None:
+                if self.path.rstrip("/").endswith("/models"):
+                    self._json(200, {"object": "list", "data": [{"id": "fake-model", "object": "model"}]})
+                else:
+                    self._json(404, {"error": {"message": f"no route {self.path}"}})
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", 0))
+                raw = self.rfile.read(length)
+                if not self.path.split("?")[0].rstrip("/").endswith("/chat/completions"):
+                    self._json(404, {"error": {"message": f"no route {self.path}"}})
+                    return
+                try:
+                    body = json.loads(raw)
+                except json.JSONDecodeError:
+                    self._json(400, {"error": {"message": "request body is not JSON"}})
+                    return
+                with server._lock:
+                    server.requests.append(body)
+                    server.request_headers.append(dict(self.headers.items()))
+                    server._active += 1
+                    server._max_active = max(server._max_active, server._active)
+                try:
+                    self._answer(body)
+                finally:
+                    with server._lock:
+                        server._active -= 1
+
+            def _answer(self, body: dict[str, Any]) -> None:
+                fault = server._next_fault()
+                delay = server.latency_s
+                if fault and fault[0] == "slow":
+                    delay = fault[1]["seconds"]
+                if delay > 0:
+                    time.sleep(delay)
+                if fault and fault[0] == "fail":
+                    headers = {}
+                    if fault[1]["retry_after"] is not None:
+                        headers["Retry-After"] = f"{fault[1]['retry_after']:g}"
+                    self._json(fault[1]["status"], {"error": {"message": "injected failure", "type": "fake"}}, headers)
+                    return
+                if fault and fault[0] == "garbage":
+                    self._send(200, b"<html>upstream hiccup, definitely not JSON", content_type="text/html")
+                    return
+                if fault and fault[0] == "echo_headers":
+                    self._json(fault[1]["status"], {"error": {"message": f"bad request; headers were {dict(self.headers.items())}"}})
+                    return
+                messages = body.get("messages") or []
+                try:
+                    text = server.responder(messages, body)
+                except Exception as exc:  # a responder bug becomes a 500, as a real server would answer
+                    self._json(500, {"error": {"message": f"responder failed: {exc}"}})
+                    return
+                prompt_tokens = sum(_count_tokens(str(m.get("content", ""))) for m in messages)
+                completion_tokens = _count_tokens(text)
+                self._json(200, {
+                    "id": f"chatcmpl-fake-{len(server.requests)}",
+                    "object": "chat.completion",
+                    "created": int(time.time()),
+                    "model": body.get("model", "fake-model"),
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                                 "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                              "total_tokens": prompt_tokens + completion_tokens},
+                })
+
+        return Handler
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Serve the fake chat-completions API (echo replies).")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--latency", type=float, default=0.0)
+    args = parser.parse_args()
+    srv = FakeOpenAIServer(latency_s=args.latency, port=args.port).start()
+    print(f"serving on {srv.base_url}", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        srv.stop()
+
+
+if __name__ == "__main__":
+    main()
