@@ -1,0 +1,742 @@
+"""Synthetic narrated slide-viewing videos with exact ground truth.
+
+A real tissue image (scikit-image's ``ihc.png`` by default) is mirror-tiled into a
+large "slide". A viewer frame shows part of that slide inside a UI (border, toolbar,
+status bar); the view pans and zooms between a list of views, an arrow cursor moves
+along waypoints (resting still for seconds, sometimes hidden), a narrator webcam box
+animates in a corner, and annotation strokes may be drawn. The result is encoded to
+H.264 with PyAV, together with a Whisper-style transcript and ``truth.json`` holding,
+per written frame, the container timestamp, the cursor tip (hotspot) in video
+pixels, and whether the view is stable.
+
+Rendering is cheap on purpose: the slide is prepared once (with a small pyramid for
+zoomed-out views), the still part of each view is rendered once and reused for every
+frame of the view, and per frame only the webcam box, strokes and cursor sprite are
+composed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from quilt_llava.errors import ConfigError
+from quilt_llava.files import atomic_open, write_json
+
+CURSOR_STYLES = ("arrow", "white", "small")
+BACKGROUND_RGB = (236, 236, 236)  # what viewers show outside the slide
+
+
+@dataclass
+class Stroke:
+    """An annotation stroke drawn progressively between ``start`` and ``end`` (seconds,
+    relative to its view) along ``points`` (normalised content coordinates); it stays
+    visible until the view ends."""
+
+    start: float
+    end: float
+    points: list[tuple[float, float]]
+    color: tuple[int, int, int] = (20, 180, 40)
+    thickness: int = 3
+
+
+@dataclass
+class ViewSpec:
+    """One stable view of the slide.
+
+    ``center`` is in normalised slide coordinates; ``zoom`` is screen pixels per slide
+    pixel (1.0 = native). ``waypoints`` are ``(t_rel, x, y)`` with x, y normalised to the
+    content area; repeating a position makes the cursor rest there. ``hidden`` lists
+    ``(t_rel_start, t_rel_end)`` spans with no cursor on screen. ``utterances`` are
+    ``(t_rel_start, t_rel_end, text)``.
+    """
+
+    center: tuple[float, float]
+    zoom: float
+    duration_s: float
+    waypoints: list[tuple[float, float, float]] = field(default_factory=list)
+    hidden: list[tuple[float, float]] = field(default_factory=list)
+    utterances: list[tuple[float, float, str]] = field(default_factory=list)
+    strokes: list[Stroke] = field(default_factory=list)
+
+
+@dataclass
+class SyntheticConfig:
+    name: str = "synthetic"
+    width: int = 1280
+    height: int = 720
+    fps: float = 25.0
+    crf: int = 23
+    preset: str = "veryfast"
+    seed: int = 0
+    views: list[ViewSpec] | None = None  # None: a random tour of ``n_views`` views
+    n_views: int = 4
+    view_seconds: tuple[float, float] = (8.0, 12.0)  # duration range of random views
+    pan_seconds: float = 1.5  # transition (pan and/or zoom) between consecutive views
+    cursor_style: str = "arrow"
+    webcam: bool = False
+    ui: bool = True
+    annotations: bool = False  # random tours: draw one stroke in one view
+    source_image: str | None = None  # path to an RGB image; None: skimage ihc.png
+    slide_tiles: int = 6  # the slide is (tiles x tiles) mirrored copies of the source
+
+    def validate(self) -> None:
+        problems = []
+        if self.width < 64 or self.height < 64 or self.width % 2 or self.height % 2:
+            problems.append(f"width/height must be even and >= 64, got {self.width}x{self.height}")
+        if not 1.0 <= self.fps <= 120.0:
+            problems.append(f"fps must be in [1, 120], got {self.fps}")
+        if not 0 <= self.crf <= 51:
+            problems.append(f"crf must be in [0, 51], got {self.crf}")
+        if self.cursor_style not in CURSOR_STYLES:
+            problems.append(
+                f"cursor_style must be one of {', '.join(CURSOR_STYLES)}, got {self.cursor_style!r}"
+            )
+        if self.pan_seconds < 0:
+            problems.append(f"pan_seconds must be >= 0, got {self.pan_seconds}")
+        if self.slide_tiles < 1:
+            problems.append(f"slide_tiles must be >= 1, got {self.slide_tiles}")
+        if self.views is not None:
+            if not self.views:
+                problems.append("views is empty; pass None for a random tour")
+            for i, v in enumerate(self.views):
+                if v.duration_s <= 0:
+                    problems.append(f"views[{i}].duration_s must be > 0")
+                if v.zoom <= 0:
+                    problems.append(f"views[{i}].zoom must be > 0")
+                times = [w[0] for w in v.waypoints]
+                if times != sorted(times):
+                    problems.append(f"views[{i}].waypoints must be sorted by time")
+                for a, b in v.hidden:
+                    if b <= a:
+                        problems.append(f"views[{i}].hidden span ({a}, {b}) ends before it starts")
+                for a, b, _ in v.utterances:
+                    if b <= a:
+                        problems.append(f"views[{i}].utterance ({a}, {b}) ends before it starts")
+        elif self.n_views < 1:
+            problems.append(f"n_views must be >= 1, got {self.n_views}")
+        if problems:
+            raise ConfigError(problems, source="SyntheticConfig")
+
+
+@dataclass
+class SyntheticVideo:
+    video: Path
+    transcript: Path
+    truth_path: Path
+    truth: dict[str, Any]
+
+
+# --------------------------------------------------------------------------- layout
+
+
+@dataclass(frozen=True)
+class Layout:
+    width: int
+    height: int
+    content_box: tuple[int, int, int, int]  # x0, y0, x1, y1 (x1, y1 exclusive)
+    webcam_box: tuple[int, int, int, int] | None
+
+    @property
+    def content_size(self) -> tuple[int, int]:
+        x0, y0, x1, y1 = self.content_box
+        return x1 - x0, y1 - y0
+
+
+def make_layout(cfg: SyntheticConfig) -> Layout:
+    w, h = cfg.width, cfg.height
+    if cfg.ui:
+        border = max(2, round(w * 0.006))
+        toolbar = max(8, round(h * 0.067))
+        status = max(4, round(h * 0.033))
+        content = (border, toolbar, w - border, h - status)
+    else:
+        content = (0, 0, w, h)
+    webcam = None
+    if cfg.webcam:
+        ww, wh = round(w * 0.15) // 2 * 2, round(h * 0.2) // 2 * 2
+        inset = max(2, round(w * 0.008))
+        x1, y1 = content[2] - inset, content[3] - inset
+        webcam = (x1 - ww, y1 - wh, x1, y1)
+    return Layout(w, h, content, webcam)
+
+
+def _draw_ui(frame: np.ndarray, layout: Layout) -> None:
+    """Viewer chrome: dark toolbar with buttons, a status bar and a thin border."""
+    import cv2
+
+    h, w = frame.shape[:2]
+    x0, y0, x1, y1 = layout.content_box
+    if (x0, y0, x1, y1) == (0, 0, w, h):
+        return
+    frame[:y0] = (45, 48, 54)
+    frame[y1:] = (60, 63, 70)
+    frame[:, :x0] = (30, 32, 36)
+    frame[:, x1:] = (30, 32, 36)
+    bh = max(4, y0 - 2 * max(2, y0 // 5))
+    by = (y0 - bh) // 2
+    x = max(4, w // 100)
+    for i in range(9):  # toolbar buttons
+        color = (90, 140, 200) if i == 2 else (110, 114, 122)
+        cv2.rectangle(frame, (x, by), (x + bh, by + bh), color, -1, cv2.LINE_AA)
+        cv2.rectangle(
+            frame,
+            (x + bh // 4, by + bh // 4),
+            (x + 3 * bh // 4, by + 3 * bh // 4),
+            (200, 202, 206),
+            1,
+            cv2.LINE_AA,
+        )
+        x += bh + max(2, bh // 3)
+    scale = max(0.3, y0 / 60)
+    cv2.putText(
+        frame,
+        "slide_0001.svs",
+        (x + bh, by + bh - bh // 5),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        scale,
+        (220, 220, 220),
+        1,
+        cv2.LINE_AA,
+    )
+    sh = h - y1
+    if sh >= 8:
+        cv2.putText(
+            frame,
+            "x20  |  0.50 um/px",
+            (x0 + 4, h - sh // 4),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            max(0.25, sh / 40),
+            (200, 200, 200),
+            1,
+            cv2.LINE_AA,
+        )
+
+
+# --------------------------------------------------------------------------- slide
+
+
+def load_source_image(path: str | None) -> np.ndarray:
+    """The tissue image as RGB uint8; ``None`` gives scikit-image's immunohistochemistry sample."""
+    if path is None:
+        from skimage import data
+
+        return np.ascontiguousarray(data.immunohistochemistry()[..., :3])
+    from quilt_llava.images import open_image
+
+    return np.asarray(open_image(path).convert("RGB"))
+
+
+def make_slide(source: np.ndarray, tiles: int) -> np.ndarray:
+    """Mirror-tile ``source`` into a seamless (tiles*h, tiles*w) slide."""
+    rows = []
+    for r in range(tiles):
+        row = []
+        for c in range(tiles):
+            tile = source
+            if c % 2:
+                tile = tile[:, ::-1]
+            if r % 2:
+                tile = tile[::-1]
+            row.append(tile)
+        rows.append(np.concatenate(row, axis=1))
+    return np.ascontiguousarray(np.concatenate(rows, axis=0))
+
+
+class SlideRenderer:
+    """Renders a (center, zoom) view of the slide into the content area size."""
+
+    def __init__(self, slide: np.ndarray) -> None:
+        import cv2
+
+        self.levels = [slide]
+        while min(self.levels[-1].shape[:2]) > 256:
+            self.levels.append(cv2.pyrDown(self.levels[-1]))
+
+    @property
+    def size(self) -> tuple[int, int]:
+        h, w = self.levels[0].shape[:2]
+        return w, h
+
+    def render(
+        self, center: tuple[float, float], zoom: float, out_size: tuple[int, int]
+    ) -> np.ndarray:
+        import cv2
+
+        sw, sh = self.size
+        # Pick the pyramid level whose scale keeps the warp from minifying by > 2x.
+        level = 0
+        while level + 1 < len(self.levels) and zoom * (2 ** (level + 1)) <= 1.0:
+            level += 1
+        img = self.levels[level]
+        s = 2**level
+        z = zoom * s  # screen px per level px
+        cx, cy = center[0] * sw / s, center[1] * sh / s
+        ow, oh = out_size
+        # screen (u, v) -> level px: x = cx + (u - ow/2) / z
+        m = np.array([[z, 0.0, ow / 2 - z * cx], [0.0, z, oh / 2 - z * cy]], dtype=np.float64)
+        return cv2.warpAffine(
+            img,
+            m,
+            (ow, oh),
+            flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=BACKGROUND_RGB,
+        )
+
+
+# --------------------------------------------------------------------------- cursor
+
+
+@dataclass
+class CursorSprite:
+    rgb: np.ndarray  # (h, w, 3) float32
+    alpha: np.ndarray  # (h, w, 1) float32 in [0, 1]
+    hotspot: tuple[int, int]  # (x, y) of the tip inside the sprite
+
+
+# A classic arrow pointer, tip at (0, 0), in units of ~1 px at "arrow" size.
+_ARROW = np.array(
+    [(0, 0), (0, 17), (4.2, 13.2), (7.2, 19.6), (9.6, 18.6), (6.7, 12.4), (12, 12.2)],
+    dtype=np.float64,
+)
+
+
+def make_cursor_sprite(style: str, scale: float = 1.0) -> CursorSprite:
+    """Anti-aliased arrow sprite: supersampled polygons for the fill and the outline."""
+    import cv2
+
+    if style not in CURSOR_STYLES:
+        raise ConfigError(f"cursor_style must be one of {', '.join(CURSOR_STYLES)}, got {style!r}")
+    size = scale * (0.6 if style == "small" else 1.0)
+    fill, edge = {
+        "arrow": ((10, 10, 10), (255, 255, 255)),
+        "white": ((255, 255, 255), (150, 150, 150)),
+        "small": ((10, 10, 10), (255, 255, 255)),
+    }[style]
+    edge_px = 1.0 if style != "white" else 0.8
+    ss = 8  # supersampling factor
+    pad = 3
+    pts = _ARROW * size
+    w = math.ceil(pts[:, 0].max() + 2 * pad + 1)
+    h = math.ceil(pts[:, 1].max() + 2 * pad + 1)
+    big_inner = np.zeros((h * ss, w * ss), np.uint8)
+    cv2.fillPoly(big_inner, [np.round((pts + pad) * ss).astype(np.int32)], 255, cv2.LINE_AA)
+    # The outline is the fill grown by edge_px; the fill's tip is the hotspot.
+    r = max(1, round(edge_px * ss))
+    big_outer = cv2.dilate(
+        big_inner, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    )
+    a_out = cv2.resize(big_outer, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
+    a_in = cv2.resize(big_inner, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
+    a_out = np.maximum(a_out, a_in)
+    rgb = a_in[..., None] * np.array(fill, np.float32) + (a_out - a_in)[..., None] * np.array(
+        edge, np.float32
+    )
+    rgb = rgb / np.maximum(a_out, 1e-6)[..., None]
+    return CursorSprite(rgb=rgb, alpha=a_out[..., None], hotspot=(pad, pad))
+
+
+def _blend(frame: np.ndarray, rgb: np.ndarray, alpha: np.ndarray, x: int, y: int) -> None:
+    """Alpha-blend a sprite with top-left at (x, y), clipped to the frame."""
+    h, w = frame.shape[:2]
+    sh, sw = alpha.shape[:2]
+    x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + sw, w), min(y + sh, h)
+    if x1 <= x0 or y1 <= y0:
+        return
+    a = alpha[y0 - y : y1 - y, x0 - x : x1 - x]
+    region = frame[y0:y1, x0:x1].astype(np.float32)
+    region = region * (1 - a) + rgb[y0 - y : y1 - y, x0 - x : x1 - x] * a
+    frame[y0:y1, x0:x1] = np.clip(region + 0.5, 0, 255).astype(np.uint8)
+
+
+def draw_cursor(frame: np.ndarray, sprite: CursorSprite, tip: tuple[int, int]) -> None:
+    _blend(frame, sprite.rgb, sprite.alpha, tip[0] - sprite.hotspot[0], tip[1] - sprite.hotspot[1])
+
+
+# --------------------------------------------------------------------------- webcam
+
+
+def draw_webcam(frame: np.ndarray, box: tuple[int, int, int, int], t: float, seed: int) -> None:
+    """A talking-head stand-in: moving gradient, a bobbing head, an opening mouth, sensor noise."""
+    import cv2
+
+    x0, y0, x1, y1 = box
+    w, h = x1 - x0, y1 - y0
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    phase = 0.7 * t + seed
+    bg = 90 + 40 * np.sin(xx / w * 3 + phase) * np.cos(yy / h * 2 - 0.5 * phase)
+    cam = np.stack([bg * 0.8, bg * 0.9, bg * 1.1], -1)
+    rng = np.random.default_rng(int(t * 1000) + seed)
+    cam += rng.normal(0, 6, cam.shape).astype(np.float32)
+    cam = np.clip(cam, 0, 255).astype(np.uint8)
+    hx = int(w / 2 + 0.08 * w * math.sin(1.3 * t + seed))
+    hy = int(h * 0.45 + 0.04 * h * math.sin(2.1 * t))
+    cv2.ellipse(
+        cam,
+        (hx, int(h * 1.05)),
+        (int(w * 0.33), int(h * 0.3)),
+        0,
+        0,
+        360,
+        (60, 70, 120),
+        -1,
+        cv2.LINE_AA,
+    )
+    cv2.ellipse(
+        cam, (hx, hy), (int(w * 0.17), int(h * 0.25)), 0, 0, 360, (150, 180, 215), -1, cv2.LINE_AA
+    )
+    eye = max(1, w // 60)
+    for dx in (-1, 1):
+        cv2.circle(
+            cam, (hx + dx * int(w * 0.06), hy - int(h * 0.05)), eye, (40, 30, 30), -1, cv2.LINE_AA
+        )
+    mouth = max(1, int(h * 0.04 * (0.5 + 0.5 * math.sin(11 * t))))
+    cv2.ellipse(
+        cam,
+        (hx, hy + int(h * 0.12)),
+        (int(w * 0.05), mouth),
+        0,
+        0,
+        360,
+        (70, 40, 50),
+        -1,
+        cv2.LINE_AA,
+    )
+    cv2.rectangle(cam, (0, 0), (w - 1, h - 1), (250, 250, 250), max(1, w // 100))
+    frame[y0:y1, x0:x1] = cam
+
+
+# --------------------------------------------------------------------------- tour
+
+
+_PHRASES = [
+    "here we see the epithelium lining this surface",
+    "note the brown staining in these nuclei",
+    "this area shows dense inflammatory cells",
+    "the stroma here is loose and edematous",
+    "look at this cluster of atypical cells",
+    "these glands are crowded and irregular",
+    "there is a mitotic figure right here",
+    "the blue counterstain marks negative nuclei",
+    "notice how the staining is strongest at the edge",
+    "this is a small vessel with red cells inside",
+    "compare it with the normal tissue over here",
+    "what do you think this structure is",
+    "the membrane staining is complete and intense",
+    "there is some necrosis in the center",
+    "so this pattern supports the diagnosis",
+]
+
+
+def random_tour(
+    cfg: SyntheticConfig, layout: Layout, slide_size: tuple[int, int], rng: np.random.Generator
+) -> list[ViewSpec]:
+    """A default tour: views at varied zooms, cursor moves with rests, a hidden span, speech.
+
+    Centers are chosen so every view lies inside the slide (no empty background)."""
+    cw, ch = layout.content_size
+    sw, sh = slide_size
+    views = []
+    zooms = [1.0, 0.6, 1.4, 0.8, 1.2, 0.5]
+    forbidden = None
+    if layout.webcam_box is not None:
+        x0, y0, _x1, _y1 = layout.webcam_box
+        cx0, cy0 = layout.content_box[:2]
+        margin = 30
+        forbidden = ((x0 - cx0 - margin) / cw, (y0 - cy0 - margin) / ch)
+
+    def point() -> tuple[float, float]:
+        while True:
+            x, y = rng.uniform(0.08, 0.92), rng.uniform(0.1, 0.9)
+            if forbidden is None or not (x > forbidden[0] and y > forbidden[1]):
+                return float(x), float(y)
+
+    phrase_order = rng.permutation(len(_PHRASES))
+    phrase_i = 0
+    for i in range(cfg.n_views):
+        dur = float(rng.uniform(*cfg.view_seconds))
+        zoom = zooms[i % len(zooms)] * float(rng.uniform(0.9, 1.1))
+        hx, hy = min(0.5, cw / (2 * zoom * sw)), min(0.5, ch / (2 * zoom * sh))
+        center = (float(rng.uniform(hx, 1 - hx)), float(rng.uniform(hy, 1 - hy)))
+        waypoints: list[tuple[float, float, float]] = []
+        t = float(rng.uniform(0.0, 0.4))
+        p = point()
+        waypoints.append((0.0, *p))
+        rest_done = False
+        while t < dur:
+            if not rest_done or rng.random() < 0.35:  # every view has a long rest
+                rest = (
+                    float(rng.uniform(2.0, 3.5)) if not rest_done else float(rng.uniform(0.5, 2.0))
+                )
+                rest_done = True
+                t = min(dur, t + rest)
+                waypoints.append((t, *p))
+            else:
+                p = point()
+                t = min(dur, t + float(rng.uniform(0.6, 1.6)))
+                waypoints.append((t, *p))
+        hidden: list[tuple[float, float]] = []
+        if i == 1 or (cfg.n_views == 1 and dur > 4):
+            a = float(rng.uniform(0.3, 0.5)) * dur
+            hidden.append((a, a + min(2.0, 0.25 * dur)))
+        strokes: list[Stroke] = []
+        if cfg.annotations and i == min(2, cfg.n_views - 1):
+            sx, sy = point()
+            r = 0.06
+            pts = [
+                (sx + r * math.cos(a), sy + r * 1.6 * math.sin(a))
+                for a in np.linspace(0, 2 * math.pi, 24)
+            ]
+            strokes.append(Stroke(start=0.3 * dur, end=0.3 * dur + 1.5, points=pts))
+        utterances = []
+        u = float(rng.uniform(0.2, 0.8))
+        while u < dur - 1.0:
+            text = _PHRASES[phrase_order[phrase_i % len(_PHRASES)]]
+            phrase_i += 1
+            length = min(dur - 0.2 - u, 0.32 * len(text.split()) + float(rng.uniform(0, 0.5)))
+            if length < 0.8:
+                break
+            utterances.append((u, u + length, text))
+            u += length + float(rng.uniform(0.3, 1.0))
+        views.append(
+            ViewSpec(
+                center=center,
+                zoom=zoom,
+                duration_s=dur,
+                waypoints=waypoints,
+                hidden=hidden,
+                utterances=utterances,
+                strokes=strokes,
+            )
+        )
+    return views
+
+
+def _smoothstep(a: float) -> float:
+    a = min(1.0, max(0.0, a))
+    return a * a * (3 - 2 * a)
+
+
+def cursor_at(view: ViewSpec, t_rel: float) -> tuple[float, float] | None:
+    """Normalised cursor position at ``t_rel`` (eased between waypoints), or None if hidden/absent."""
+    if not view.waypoints or any(a <= t_rel < b for a, b in view.hidden):
+        return None
+    wps = view.waypoints
+    if t_rel <= wps[0][0]:
+        return wps[0][1], wps[0][2]
+    for (ta, xa, ya), (tb, xb, yb) in itertools.pairwise(wps):
+        if ta <= t_rel < tb:
+            s = _smoothstep((t_rel - ta) / (tb - ta))
+            return xa + s * (xb - xa), ya + s * (yb - ya)
+    return wps[-1][1], wps[-1][2]
+
+
+def _words(start: float, end: float, text: str) -> list[dict[str, Any]]:
+    """Spread word timings over an utterance in proportion to word length (plus a gap)."""
+    words = text.split()
+    if not words:
+        return []
+    weights = np.array([len(w) + 1.5 for w in words], dtype=np.float64)
+    edges = start + (end - start) * np.concatenate([[0.0], np.cumsum(weights) / weights.sum()])
+    return [
+        {
+            "start": round(float(a), 3),
+            "end": round(float(a + 0.9 * (b - a)), 3),
+            "word": (" " if i else "") + w,
+        }
+        for i, (w, a, b) in enumerate(zip(words, edges[:-1], edges[1:]))
+    ]
+
+
+# --------------------------------------------------------------------------- main
+
+
+def _rate(fps: float) -> Fraction:
+    return Fraction(fps).limit_denominator(1001)
+
+
+def make_synthetic_video(
+    out_dir: Path | str, config: SyntheticConfig | None = None
+) -> SyntheticVideo:
+    """Render, encode and describe one synthetic video; see the module docstring."""
+    import av
+    import cv2
+
+    cfg = config or SyntheticConfig()
+    cfg.validate()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(cfg.seed)
+    layout = make_layout(cfg)
+    renderer = SlideRenderer(make_slide(load_source_image(cfg.source_image), cfg.slide_tiles))
+    views = cfg.views if cfg.views is not None else random_tour(cfg, layout, renderer.size, rng)
+    sprite = make_cursor_sprite(cfg.cursor_style, scale=max(0.6, cfg.height / 720))
+    rate = _rate(cfg.fps)
+    cx0, cy0, cx1, cy1 = layout.content_box
+    cw, ch = layout.content_size
+
+    # Timeline: view 0, transition, view 1, ... (times in seconds)
+    starts = []
+    t = 0.0
+    for i, v in enumerate(views):
+        if i:
+            t += cfg.pan_seconds
+        starts.append(t)
+        t += v.duration_s
+    total = t
+    n_frames = max(1, round(total * rate))
+
+    chrome = np.empty((cfg.height, cfg.width, 3), np.uint8)
+    chrome[:] = BACKGROUND_RGB
+    if cfg.ui:
+        _draw_ui(chrome, layout)
+
+    def view_base(center: tuple[float, float], zoom: float) -> np.ndarray:
+        frame = chrome.copy()
+        frame[cy0:cy1, cx0:cx1] = renderer.render(center, zoom, (cw, ch))
+        return frame
+
+    def to_px(x: float, y: float) -> tuple[int, int]:
+        px = cx0 + min(max(x, 0.0), 1.0) * (cw - 1)
+        py = cy0 + min(max(y, 0.0), 1.0) * (ch - 1)
+        return round(px), round(py)
+
+    frames_truth: list[dict[str, Any]] = []
+    segments = [
+        {"start": round(s, 6), "end": round(s + v.duration_s, 6), "view": i}
+        for i, (s, v) in enumerate(zip(starts, views))
+    ]
+    utterances = []
+    for s, v in zip(starts, views):
+        for a, b, text in v.utterances:
+            utterances.append({"start": round(s + a, 3), "end": round(s + b, 3), "text": text})
+    utterances.sort(key=lambda u: u["start"])
+
+    video_path = out_dir / f"{cfg.name}.mp4"
+    base_cache: dict[int, np.ndarray] = {}
+    with atomic_open(video_path, "wb") as fh:
+        container = av.open(fh, "w", format="mp4")
+        stream = container.add_stream("libx264", rate=rate)
+        stream.width, stream.height, stream.pix_fmt = cfg.width, cfg.height, "yuv420p"
+        stream.time_base = 1 / rate
+        stream.options = {"crf": str(cfg.crf), "preset": cfg.preset}
+        stream.codec_context.thread_count = int(os.environ.get("QUILT_SYNTH_THREADS", "1"))
+        for i in range(n_frames):
+            t = float(i / rate)
+            # Which view (or transition) this frame belongs to.
+            vi = None
+            for k, (s, v) in enumerate(zip(starts, views)):
+                if s - 1e-9 <= t < s + v.duration_s - 1e-9:
+                    vi = k
+                    break
+            pointer = None
+            if vi is not None:
+                view = views[vi]
+                if vi not in base_cache:
+                    base_cache.clear()
+                    base_cache[vi] = view_base(view.center, view.zoom)
+                frame = base_cache[vi].copy()
+                t_rel = t - starts[vi]
+                _draw_strokes(frame, view, t_rel, to_px)
+                pos = cursor_at(view, t_rel)
+                pointer = to_px(*pos) if pos is not None else None
+            else:
+                # Transition between view k and k+1: ease center and log-zoom together.
+                k = max(j for j, s in enumerate(starts) if s <= t)
+                a, b = views[k], views[k + 1]
+                s = _smoothstep((t - starts[k] - a.duration_s) / max(cfg.pan_seconds, 1e-9))
+                center = (
+                    a.center[0] + s * (b.center[0] - a.center[0]),
+                    a.center[1] + s * (b.center[1] - a.center[1]),
+                )
+                zoom = math.exp(math.log(a.zoom) + s * (math.log(b.zoom) - math.log(a.zoom)))
+                frame = view_base(center, zoom)
+                pa = cursor_at(a, a.duration_s) or (0.5, 0.5)
+                pb = cursor_at(b, 0.0) or pa
+                pointer = to_px(pa[0] + s * (pb[0] - pa[0]), pa[1] + s * (pb[1] - pa[1]))
+            if layout.webcam_box is not None:
+                draw_webcam(frame, layout.webcam_box, t, cfg.seed)
+            if pointer is not None:
+                draw_cursor(frame, sprite, pointer)
+            frames_truth.append(
+                {
+                    "t": round(t, 6),
+                    "cursor": list(pointer) if (vi is not None and pointer is not None) else None,
+                    "pointer": list(pointer) if pointer is not None else None,
+                    "stable": vi is not None,
+                    "view": vi,
+                }
+            )
+            yuv = cv2.cvtColor(frame, cv2.COLOR_RGB2YUV_I420)
+            vf = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
+            vf.pts = i
+            vf.time_base = 1 / rate
+            for packet in stream.encode(vf):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+        container.close()
+
+    words_total = []
+    segs_out = []
+    for u in utterances:
+        words = _words(u["start"], u["end"], u["text"])
+        words_total.extend(words)
+        segs_out.append({"start": u["start"], "end": u["end"], "text": u["text"], "words": words})
+    transcript = {
+        "text": " ".join(u["text"] for u in utterances),
+        "segments": segs_out,
+        "language": "en",
+    }
+    transcript_path = out_dir / f"{cfg.name}.transcript.json"
+    write_json(transcript_path, transcript)
+
+    truth = {
+        "name": cfg.name,
+        "width": cfg.width,
+        "height": cfg.height,
+        "fps": float(rate),
+        "crf": cfg.crf,
+        "cursor_style": cfg.cursor_style,
+        "content_box": list(layout.content_box),
+        "webcam_box": list(layout.webcam_box) if layout.webcam_box else None,
+        "duration": round(n_frames / float(rate), 6),
+        "frames": frames_truth,
+        "segments": segments,
+        "utterances": utterances,
+        "views": [_view_json(v) for v in views],
+    }
+    truth_path = out_dir / f"{cfg.name}.truth.json"
+    write_json(truth_path, truth, indent=None)
+    return SyntheticVideo(
+        video=video_path, transcript=transcript_path, truth_path=truth_path, truth=truth
+    )
+
+
+def _draw_strokes(frame: np.ndarray, view: ViewSpec, t_rel: float, to_px: Any) -> None:
+    import cv2
+
+    for stroke in view.strokes:
+        if t_rel < stroke.start or len(stroke.points) < 2:
+            continue
+        frac = (
+            1.0
+            if stroke.end <= stroke.start
+            else min(1.0, (t_rel - stroke.start) / (stroke.end - stroke.start))
+        )
+        n = max(2, round(frac * len(stroke.points)))
+        pts = np.array([to_px(x, y) for x, y in stroke.points[:n]], np.int32)
+        cv2.polylines(frame, [pts], False, stroke.color, stroke.thickness, cv2.LINE_AA)
+
+
+def _view_json(v: ViewSpec) -> dict[str, Any]:
+    d = asdict(v)
+    return d
