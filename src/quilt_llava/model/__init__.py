@@ -1,1 +1,33 @@
-"""The LLaVA-style model in the Hugging Face shape: assembly, presets, conversation templates, checkpoint import."""
+"""The LLaVA-style model in the Hugging Face shape: assembly, presets, conversation templates, checkpoint import.
+
+Names are imported lazily so that ``quilt_llava.model.conversation`` (pure Python)
+can be used without torch/transformers installed.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "build_model_and_processor": "quilt_llava.model.build",
+    "load_model_and_processor": "quilt_llava.model.build",
+    "save_model_and_processor": "quilt_llava.model.build",
+    "conv_template_of": "quilt_llava.model.build",
+    "get_spec": "quilt_llava.model.build",
+    "ModelSpec": "quilt_llava.model.build",
+    "PRESETS": "quilt_llava.model.build",
+    "prepare_image": "quilt_llava.model.processing",
+    "get_template": "quilt_llava.model.conversation",
+    "VICUNA_V1_CHAT_TEMPLATE": "quilt_llava.model.chat_template",
+    "tensorize_record": "quilt_llava.model.tensorize",
+    "convert_llava_checkpoint": "quilt_llava.model.convert",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'quilt_llava.model' has no attribute '{name}'")

@@ -1,0 +1,69 @@
+"""Jinja chat templates equal to the Python templates in :mod:`conversation`.
+
+Saved with the processor (``processor.chat_template``) so that any tool that
+formats chats from the checkpoint alone (vLLM's OpenAI-compatible server,
+``processor.apply_chat_template``) produces exactly the string that
+``get_template("vicuna_v1").render(...)`` produces. ``tests/model`` checks the
+equivalence on many conversations.
+
+Message content may be a string or an OpenAI/HF-style list of parts
+(``{"type": "image"}`` / ``{"type": "text", "text": ...}``); image parts become
+``<image>\\n`` in front of the text, which is the layout LLaVA was trained with.
+"""
+
+from __future__ import annotations
+
+from quilt_llava.model.conversation import TEMPLATES
+
+_CONTENT_MACRO = (
+    "{%- macro content_of(m) -%}"
+    "{%- if m['content'] is string -%}{{ m['content'] }}"
+    "{%- else -%}"
+    "{%- for part in m['content'] if part['type'] == 'image' or part['type'] == 'image_url' -%}{{ '<image>\\n' }}{%- endfor -%}"
+    "{%- for part in m['content'] if part['type'] == 'text' -%}{{ part['text'] }}{%- endfor -%}"
+    "{%- endif -%}"
+    "{%- endmacro -%}"
+)
+
+
+def _vicuna_like(system: str, user_prefix: str, assistant_prefix: str, turn_sep: str, answer_lead: str, assistant_end: str) -> str:
+    q = _quote
+    return (
+        _CONTENT_MACRO
+        + "{%- if messages and messages[0]['role'] == 'system' -%}"
+        "{%- set system = content_of(messages[0]) -%}{%- set turns = messages[1:] -%}"
+        "{%- else -%}"
+        f"{{%- set system = {q(system)} -%}}{{%- set turns = messages -%}}"
+        "{%- endif -%}"
+        f"{{%- if system -%}}{{{{ system }}}}{{{{ {q(turn_sep)} }}}}{{%- endif -%}}"
+        "{%- for m in turns -%}"
+        "{%- set expected = 'user' if loop.index0 % 2 == 0 else 'assistant' -%}"
+        "{%- if m['role'] != expected -%}"
+        "{{ raise_exception('conversation roles must alternate user/assistant starting with user') }}"
+        "{%- endif -%}"
+        "{%- if m['role'] == 'user' -%}"
+        "{%- if loop.last and not add_generation_prompt -%}"
+        f"{{{{ ({q(user_prefix)} + content_of(m) + {q(turn_sep)}).rstrip() }}}}"
+        "{%- else -%}"
+        f"{{{{ {q(user_prefix)} + content_of(m) + {q(turn_sep)} + {q(assistant_prefix)} }}}}"
+        "{%- endif -%}"
+        "{%- else -%}"
+        f"{{{{ {q(answer_lead)} + content_of(m) + {q(assistant_end)} }}}}"
+        "{%- endif -%}"
+        "{%- endfor -%}"
+    )
+
+
+def _quote(text: str) -> str:
+    """A Jinja string literal for ``text``."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n") + "'"
+
+
+def jinja_for(name: str) -> str:
+    t = TEMPLATES[name]
+    if t.drop_user_text:
+        raise ValueError(f"template '{name}' drops user text and is for training only; it has no chat form")
+    return _vicuna_like(t.system, t.user_prefix, t.assistant_prefix, t.turn_sep, t.answer_lead, t.assistant_end)
+
+
+VICUNA_V1_CHAT_TEMPLATE = jinja_for("vicuna_v1")
