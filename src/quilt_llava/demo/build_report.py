@@ -1,0 +1,115 @@
+"""Gather the demo's outputs into a :class:`~quilt_llava.demo.report.DemoReport`."""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+from quilt_llava.demo.report import DemoReport, ReportSegment, plot_loss_curves, write_report
+from quilt_llava.eval.metrics import METRIC_LABELS
+from quilt_llava.files import iter_jsonl, read_jsonl
+
+COMMANDS = (
+    ("Extract localized narratives from your videos (a folder of videos with sidecar transcripts):",
+     "quilt-llava narratives extract VIDEOS/ --out narratives/ --workers 4\n"
+     "quilt-llava narratives show narratives/"),
+    ("Stage-1 alignment data (no LLM) and region Q/A from a keyword vocabulary:",
+     "quilt-llava instruct align narratives/narratives.jsonl --out stage1.jsonl\n"
+     "quilt-llava instruct region-qa narratives/narratives.jsonl --terms terms.yaml --out region_qa/"),
+    ("LLM generators through any OpenAI-compatible endpoint (key read from the environment):",
+     "export OPENAI_API_KEY=...\n"
+     "quilt-llava instruct conversation narratives/narratives.jsonl --out conv.jsonl "
+     "--base-url https://api.openai.com/v1 --model gpt-4 --dry-run"),
+    ("Train stage 1 then stage 2 (published hyperparameters in the shipped configs):",
+     "accelerate launch -m quilt_llava train --config stage1.yaml --set data_path=stage1.jsonl\n"
+     "accelerate launch -m quilt_llava train --config stage2.yaml --set model_name_or_path=out/stage1"),
+    ("Evaluate on a benchmark and chat with the model:",
+     "quilt-llava eval run quilt-vqa --model out/stage2 --questions quilt_vqa.jsonl --images images/\n"
+     "quilt-llava chat --model out/stage2 --image slide.png\n"
+     "quilt-llava serve --model out/stage2"),
+    ("Re-run this demo from scratch:", "quilt-llava demo --out demo_output --fresh"),
+)
+
+SHOWN_METRICS = ("closed_accuracy", "open_recall", "open_f1", "open_exact_match", "open_bleu1")
+
+
+def assemble_report(out: Path, cfg: Any, scores: dict[str, Any], timings: dict[str, float]) -> Path:
+    from quilt_llava.narratives.show import write_show
+
+    report = DemoReport(out_dir=out)
+    nar_dir = out / "narratives"
+    show_html = write_show(nar_dir)
+    show_dir = show_html.parent
+    rows = read_jsonl(nar_dir / "narratives.jsonl")
+    videos = sorted((out / "sample").glob("*.mp4"))
+    if videos:
+        report.video = os.path.relpath(videos[0], out)
+    for row in rows:
+        drawn = _drawn_image(show_dir, row)
+        image = drawn if drawn is not None else nar_dir / row["image"]
+        report.segments.append(ReportSegment(
+            image=os.path.relpath(image, out), caption=row.get("grounded_caption", ""),
+            start=float(row["start"]), end=float(row["end"]),
+            n_trace=len(row.get("trace", [])), n_clusters=len(row.get("clusters", [])),
+        ))
+
+    inst = out / "instruct"
+    for name, k in (("stage1.jsonl", 2), ("stage2.jsonl", 4)):
+        path = inst / name
+        if path.exists():
+            report.sample_records.extend(_spread(read_jsonl(path), k))
+    for rec in report.sample_records:
+        if rec.get("image"):
+            rec["image"] = rec["image"]  # already relative to the demo folder
+
+    logs = [(f"stage {i}", out / "models" / f"stage{i}" / "log_history.jsonl") for i in (1, 2)]
+    for label, log in logs:
+        if log.exists():
+            png = plot_loss_curves([(label, log)], out / "plots" / f"loss_{label.replace(' ', '')}.png")
+            report.loss_plots.append((f"Training loss, {label}", os.path.relpath(png, out)))
+
+    model, base = scores["model"], scores["majority_baseline"]
+    for key in SHOWN_METRICS:
+        if model.get(key) is None:
+            continue
+        report.metrics_rows.append({
+            "name": METRIC_LABELS.get(key, key), "value": model[key], "ci": model.get(f"{key}_ci"),
+            "baseline": base.get(key),
+        })
+
+    preds = {p["question_id"]: p["text"] for p in iter_jsonl(out / "eval" / "predictions.jsonl")}
+    questions = read_jsonl(inst / "eval_questions.jsonl")
+    for q in _spread(questions, 10):
+        report.predictions.append({"image": q["image"], "question": q["question"], "answer": q["answer"],
+                                   "prediction": preds.get(q["question_id"], "")})
+
+    report.commands = list(COMMANDS)
+    report.facts = [
+        ("held-out questions", f"{model.get('n', 0)} ({model.get('n_closed', 0)} closed, {model.get('n_open', 0)} open)"),
+        ("segments extracted", str(len(rows))),
+        ("budget", str(getattr(cfg, "budget", ""))),
+        ("machine", f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.python_implementation()} {platform.python_version()}"),
+        ("time per step (s)", ", ".join(f"{k} {v}" for k, v in timings.items())),
+    ]
+    acc, base_acc = model.get("closed_accuracy"), base.get("closed_accuracy")
+    if acc is not None and base_acc is not None and acc <= base_acc:
+        report.warnings.append(f"the model ({acc:.1f}) did not beat the majority baseline ({base_acc:.1f})")
+    return write_report(report)
+
+
+def _spread(items: list[dict[str, Any]], k: int) -> list[dict[str, Any]]:
+    """``k`` items spread evenly over the list (deterministic)."""
+    if len(items) <= k:
+        return [dict(i) for i in items]
+    step = len(items) / k
+    return [dict(items[int(i * step)]) for i in range(k)]
+
+
+def _drawn_image(show_dir: Path, row: dict[str, Any]) -> Path | None:
+    stem = Path(row["image"]).stem
+    for cand in (show_dir / f"{row['video_id']}_{row['segment_id']}.png", *show_dir.rglob(f"*{stem}*.png")):
+        if cand.exists():
+            return cand
+    return None

@@ -1,0 +1,205 @@
+"""The bundled demo sample: a narrated slide-viewing video made from a real IHC image.
+
+scikit-image's ``ihc.png`` (tumour glands with brown membranous DAB staining in a
+blue, haematoxylin-only stroma) is mirror-tiled into a slide. For each view of a
+tour, the regions the narrator talks about are *measured* on the rendered view by
+colour deconvolution (DAB and haematoxylin channels): one clearly positive region
+and one clearly negative one. The cursor circles each region while the narrator
+describes it, so the words spoken near each box truly describe the tissue inside
+it, which is what makes the extracted data learnable.
+
+Rendering and encoding reuse :mod:`quilt_llava.narratives.synthetic`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from quilt_llava.narratives.synthetic import (
+    SlideRenderer,
+    SyntheticConfig,
+    SyntheticVideo,
+    ViewSpec,
+    load_source_image,
+    make_layout,
+    make_slide,
+    make_synthetic_video,
+)
+
+# Narration, written for this project. Positive sentences use only "positive" words
+# (brown, membranous...), negative ones only "negative" words (blue, haematoxylin...),
+# so a keyword labeller reads them unambiguously.
+POSITIVE_LINES = (
+    "Here the tumour gland shows strong brown membranous staining, so these cells are clearly positive.",
+    "Look at this cluster of tumour cells, every membrane is outlined in crisp brown chromogen.",
+    "This epithelium is strongly positive, with a continuous brown ring around each cell.",
+    "Notice the brown signal along the cell borders of this gland, a complete membranous pattern.",
+    "These neoplastic cells take up the brown DAB chromogen intensely at their membranes.",
+    "In this gland the staining is brown, strong and membranous, a positive result.",
+)
+NEGATIVE_LINES = (
+    "The stroma over here is negative, only blue haematoxylin nuclei of fibroblasts.",
+    "Compare the connective tissue on this side, which stays blue and unstained.",
+    "This stromal area shows no chromogen at all, just pale blue spindle nuclei, so it is negative.",
+    "Around here the fibrous stroma is blue with the haematoxylin counterstain only.",
+    "Is there any reaction in these stromal cells? No, they stay blue and negative.",
+    "The loose stroma at this spot is unstained, the nuclei are blue from the counterstain alone.",
+)
+INTRO_LINES = ("Let us look at this field.", "Moving on to the next area.", "Another field of the same tumour.")
+
+
+@dataclass
+class SampleConfig:
+    name: str = "ihc_tour"
+    n_views: int = 14
+    view_seconds: float = 9.0
+    pan_seconds: float = 1.0
+    width: int = 1280
+    height: int = 720
+    fps: float = 15.0
+    crf: int = 23
+    webcam: bool = True
+    region_radius: float = 0.11  # of the content height
+    seed: int = 0
+
+
+@dataclass
+class RegionPick:
+    positive: tuple[float, float]  # normalised content coords
+    negative: tuple[float, float]
+    dab_positive: float
+    dab_negative: float
+
+
+def _stain_maps(view_rgb: np.ndarray, radius_px: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Local means of DAB, haematoxylin and tissue fraction over a disc-sized window."""
+    import cv2
+    from skimage.color import rgb2hed
+
+    hed = rgb2hed(view_rgb)
+    k = (2 * radius_px + 1, 2 * radius_px + 1)
+    dab = cv2.blur(hed[..., 2].astype(np.float32), k)
+    hema = cv2.blur(hed[..., 0].astype(np.float32), k)
+    tissue = cv2.blur((view_rgb.mean(axis=2) < 232).astype(np.float32), k)
+    return dab, hema, tissue
+
+
+def pick_regions(view_rgb: np.ndarray, radius: float, forbidden: tuple[float, float] | None,
+                 rng: np.random.Generator) -> RegionPick | None:
+    """Find one strongly DAB-positive and one DAB-negative tissue region in a view, or None."""
+    h, w = view_rgb.shape[:2]
+    scale = 4  # measure on a quarter-size view: fast and smooth enough
+    small = view_rgb[::scale, ::scale]
+    r_px = max(2, round(radius * h / scale))
+    dab, _hema, tissue = _stain_maps(small, r_px)
+    sh, sw = dab.shape
+    yy, xx = np.mgrid[0:sh, 0:sw]
+    nx, ny = xx / (sw - 1), yy / (sh - 1)
+    margin_x, margin_y = radius * h / w + 0.04, radius + 0.04
+    valid = (nx > margin_x) & (nx < 1 - margin_x) & (ny > margin_y) & (ny < 1 - margin_y)
+    if forbidden is not None:
+        valid &= ~((nx > forbidden[0]) & (ny > forbidden[1]))
+    valid &= tissue > 0.75
+    if valid.sum() < 10:
+        return None
+    pos_score = np.where(valid, dab, -np.inf)
+    neg_score = np.where(valid, -dab, -np.inf)
+    py, px = np.unravel_index(np.argmax(pos_score + rng.uniform(0, 1e-3, dab.shape)), dab.shape)
+    # The negative region must be far from the positive one.
+    far = np.hypot((xx - px) * w / h, yy - py) > 3.0 * r_px
+    ny_, nx_ = np.unravel_index(np.argmax(np.where(far, neg_score, -np.inf)), dab.shape)
+    d_pos, d_neg = float(dab[py, px]), float(dab[ny_, nx_])
+    if not (d_pos > 0.09 and d_neg < 0.035 and np.isfinite(neg_score[ny_, nx_])):
+        return None
+    return RegionPick((px / (sw - 1), py / (sh - 1)), (nx_ / (sw - 1), ny_ / (sh - 1)), d_pos, d_neg)
+
+
+def _circle(center: tuple[float, float], rx: float, ry: float, t0: float, t1: float,
+            rest_at: float) -> list[tuple[float, float, float]]:
+    """Waypoints circling ``center`` from t0 to t1, with a still rest of ~1.2 s at ``rest_at``."""
+    pts = []
+    n = max(6, round((t1 - t0) / 0.3))
+    rest_done = False
+    for i in range(n + 1):
+        t = t0 + (t1 - t0) * i / n
+        a = 2 * math.pi * i / (n * 0.5)
+        p = (center[0] + rx * math.cos(a), center[1] + ry * math.sin(a))
+        if not rest_done and t >= rest_at and i < n - 2:
+            pts.append((t, *p))
+            t = min(t1, t + 1.2)
+            rest_done = True
+        pts.append((t, *p))
+    # keep times strictly non-decreasing after the rest insertion
+    out, last = [], -1.0
+    for t, x, y in pts:
+        if t < last:
+            continue
+        out.append((t, x, y))
+        last = t
+    return out
+
+
+def plan_views(cfg: SampleConfig) -> list[ViewSpec]:
+    rng = np.random.default_rng(cfg.seed)
+    syn = SyntheticConfig(width=cfg.width, height=cfg.height, webcam=cfg.webcam)
+    layout = make_layout(syn)
+    cw, ch = layout.content_size
+    renderer = SlideRenderer(make_slide(load_source_image(None), syn.slide_tiles))
+    sw, sh = renderer.size
+    forbidden = None
+    if layout.webcam_box is not None:
+        x0, y0 = layout.webcam_box[:2]
+        forbidden = ((x0 - layout.content_box[0] - 40) / cw, (y0 - layout.content_box[1] - 40) / ch)
+    zooms = (1.0, 1.3, 0.8, 1.6, 1.15, 0.9)
+    pos_order = rng.permutation(len(POSITIVE_LINES))
+    neg_order = rng.permutation(len(NEGATIVE_LINES))
+    views: list[ViewSpec] = []
+    attempts = 0
+    while len(views) < cfg.n_views:
+        attempts += 1
+        if attempts > 40 * cfg.n_views:
+            raise RuntimeError("could not find enough views with clear positive and negative regions")
+        zoom = zooms[len(views) % len(zooms)] * float(rng.uniform(0.92, 1.08))
+        hx, hy = min(0.5, cw / (2 * zoom * sw)), min(0.5, ch / (2 * zoom * sh))
+        center = (float(rng.uniform(hx, 1 - hx)), float(rng.uniform(hy, 1 - hy)))
+        view_rgb = renderer.render(center, zoom, (cw, ch))
+        pick = pick_regions(view_rgb, cfg.region_radius, forbidden, rng)
+        if pick is None:
+            continue
+        i = len(views)
+        rx, ry = 0.6 * cfg.region_radius * ch / cw, 0.6 * cfg.region_radius
+        first, second = (pick.positive, pick.negative) if i % 2 == 0 else (pick.negative, pick.positive)
+        first_line = (POSITIVE_LINES[pos_order[i % len(pos_order)]] if first == pick.positive
+                      else NEGATIVE_LINES[neg_order[i % len(neg_order)]])
+        second_line = (POSITIVE_LINES[pos_order[i % len(pos_order)]] if second == pick.positive
+                       else NEGATIVE_LINES[neg_order[i % len(neg_order)]])
+        d = cfg.view_seconds
+        start_pt = (float(rng.uniform(0.3, 0.6)), float(rng.uniform(0.3, 0.6)))
+        a0, a1 = 0.12 * d, 0.47 * d  # first utterance
+        b0, b1 = 0.55 * d, 0.9 * d  # second utterance
+        waypoints = [(0.0, *start_pt), (0.04 * d, *start_pt)]
+        waypoints += _circle(first, rx, ry, a0, a1, rest_at=a0 + 0.4 * (a1 - a0))
+        waypoints += _circle(second, rx, ry, b0, b1, rest_at=b0 + 0.4 * (b1 - b0))
+        waypoints.append((d, *waypoints[-1][1:]))
+        utterances = [(a0, a1, first_line), (b0, b1, second_line)]
+        hidden = [(0.93 * d, d)] if i % 3 == 2 else []
+        if i % 4 == 0:
+            utterances.insert(0, (0.0, 0.1 * d, INTRO_LINES[(i // 4) % len(INTRO_LINES)]))
+        views.append(ViewSpec(center=center, zoom=zoom, duration_s=d, waypoints=waypoints,
+                              hidden=hidden, utterances=utterances))
+    return views
+
+
+def build_sample(out_dir: str | Path, cfg: SampleConfig | None = None) -> SyntheticVideo:
+    """Render the demo video, its Whisper-style transcript (word timings) and ground truth."""
+    cfg = cfg or SampleConfig()
+    syn = SyntheticConfig(
+        name=cfg.name, width=cfg.width, height=cfg.height, fps=cfg.fps, crf=cfg.crf,
+        seed=cfg.seed, views=plan_views(cfg), pan_seconds=cfg.pan_seconds,
+        cursor_style="arrow", webcam=cfg.webcam, ui=True,
+    )
+    return make_synthetic_video(out_dir, syn)
