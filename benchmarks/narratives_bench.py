@@ -1,0 +1,386 @@
+"""Narratives benchmark: cursor and segment quality on synthetic videos with ground truth,
+and extraction throughput against decode-only of the same video in the same run.
+
+For each variant (1280x720 H.264: CRF 23, CRF 35, a webcam box with an annotation
+stroke, a small cursor, a white cursor) a synthetic narrated slide-viewing video is
+rendered with ``quilt_llava.narratives.synthetic``. Then, on the same file:
+
+- decode-only: the extractor's own PyAV frame source reads every frame (fastest of 2);
+- ours: ``extract_video`` analysing every frame (``sample_fps=None``);
+- published: the re-implementation in ``quilt_llava.narratives.baseline``.
+
+Figures per variant and method:
+- recall: share of truth frames with a visible cursor on a stable view that have an
+  estimate within 10 px of the tip (trace points are matched to frames by timestamp,
+  nearest within half a frame interval);
+- precision: share of estimates within 10 px of a visible truth cursor;
+- median error (px) of estimates on frames with a visible cursor;
+- segment boundary error: each truth segment against the found segment overlapping it
+  most, max and mean of |start| and |end| differences (s); unmatched truth segments count;
+- pan points: estimates on frames where the view moves (must be 0);
+- speed: extraction fps / decode-only fps.
+
+Run: ``.venv/bin/python benchmarks/narratives_bench.py [--quick] [--json]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from quilt_llava.narratives.baseline import BaselineConfig, published_cursor_trace
+from quilt_llava.narratives.synthetic import SyntheticConfig, make_synthetic_video
+
+TOLERANCE_PX = 10.0
+TARGETS = {
+    "recall": 0.98,
+    "precision": 0.99,
+    "median_err_px": 3.0,
+    "seg_err_max_s": 0.5,
+    "pan_points": 0,
+    "speed_ratio": 0.5,
+}
+
+VARIANTS: dict[str, dict[str, Any]] = {
+    "crf23": {"crf": 23},
+    "crf35": {"crf": 35},
+    "webcam": {"crf": 23, "webcam": True, "annotations": True},
+    "small": {"crf": 23, "cursor_style": "small"},
+    "white": {"crf": 23, "cursor_style": "white"},
+}
+
+
+@dataclass
+class Scores:
+    recall: float
+    precision: float
+    median_err_px: float | None
+    seg_err_max_s: float | None
+    seg_err_mean_s: float | None
+    segments_found: int
+    segments_missed: int
+    pan_points: int
+    points: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def match_frames(truth_times: np.ndarray, times: np.ndarray, fps: float) -> np.ndarray:
+    """Index of the nearest truth frame for each time, or -1 if none within half a frame."""
+    if len(times) == 0:
+        return np.zeros(0, int)
+    idx = np.clip(np.searchsorted(truth_times, times), 1, len(truth_times) - 1)
+    left, right = truth_times[idx - 1], truth_times[idx]
+    idx = np.where(np.abs(times - left) <= np.abs(times - right), idx - 1, idx)
+    ok = np.abs(truth_times[idx] - times) <= 0.5 / fps + 1e-6
+    return np.where(ok, idx, -1)
+
+
+def score(
+    truth: dict[str, Any],
+    points: list[tuple[float, float, float]],
+    segments: list[tuple[float, float]],
+) -> Scores:
+    """Score estimates ``(t, x_px, y_px)`` and found segments ``(start, end)`` against ``truth``."""
+    frames = truth["frames"]
+    fps = float(truth["fps"])
+    truth_times = np.array([f["t"] for f in frames])
+    pts = np.array(points, dtype=float).reshape(-1, 3)
+    idx = match_frames(truth_times, pts[:, 0], fps)
+    visible = np.array([f["cursor"] is not None for f in frames])
+    stable = np.array([bool(f["stable"]) for f in frames])
+    cursor = np.array(
+        [f["cursor"] if f["cursor"] is not None else (np.nan, np.nan) for f in frames], dtype=float
+    )
+
+    best = np.full(len(frames), np.inf)  # per truth frame: smallest error of an estimate on it
+    errors = []
+    good = 0
+    pan_points = 0
+    for (_, x, y), i in zip(pts, idx):
+        if i < 0 or not stable[i]:
+            pan_points += int(i >= 0 and not stable[i])
+            continue
+        if not visible[i]:
+            continue
+        e = float(np.hypot(x - cursor[i, 0], y - cursor[i, 1]))
+        errors.append(e)
+        best[i] = min(best[i], e)
+        good += e <= TOLERANCE_PX
+    recall = float((best[visible] <= TOLERANCE_PX).mean()) if visible.any() else 1.0
+    precision = good / len(pts) if len(pts) else 1.0
+
+    seg_errs = []
+    missed = 0
+    for seg in truth["segments"]:
+        overlaps = [(min(e, seg["end"]) - max(s, seg["start"]), s, e) for s, e in segments]
+        overlaps = [o for o in overlaps if o[0] > 0]
+        if not overlaps:
+            missed += 1
+            continue
+        _, s, e = max(overlaps)
+        seg_errs += [abs(s - seg["start"]), abs(e - seg["end"])]
+    return Scores(
+        recall=recall,
+        precision=precision,
+        median_err_px=float(np.median(errors)) if errors else None,
+        seg_err_max_s=max(seg_errs) if seg_errs else None,
+        seg_err_mean_s=float(np.mean(seg_errs)) if seg_errs else None,
+        segments_found=len(segments),
+        segments_missed=missed,
+        pan_points=pan_points,
+        points=len(pts),
+    )
+
+
+def rows_to_points(
+    rows: list[dict[str, Any]],
+) -> tuple[list[tuple[float, float, float]], list[tuple[float, float]]]:
+    """Trace points in video px and segment spans from narratives rows (SPEC A schema)."""
+    points, segments = [], []
+    for row in rows:
+        x0, y0, x1, y1 = row["content_box"]
+        segments.append((float(row["start"]), float(row["end"])))
+        for t, x, y in row["trace"]:
+            points.append((float(t), x0 + x * (x1 - x0), y0 + y * (y1 - y0)))
+    return points, segments
+
+
+def decode_only_seconds(video: Path) -> tuple[float, int]:
+    """Read every frame with the extractor's frame source, touching the luma plane."""
+    from quilt_llava.narratives.video import PyAVSource
+
+    t0 = time.perf_counter()
+    n = 0
+    checksum = 0
+    for frame in PyAVSource(video).frames():
+        checksum += int(frame.luma[0, 0])
+        n += 1
+    return time.perf_counter() - t0, n
+
+
+def run_ours(
+    video: Path, transcript: Path, out_dir: Path, options: dict[str, Any]
+) -> tuple[list[dict[str, Any]], float]:
+    from quilt_llava.narratives import ExtractConfig, extract_video
+
+    config = ExtractConfig(sample_fps=None, **options)
+    t0 = time.perf_counter()
+    rows = extract_video(video, transcript, out_dir, config)
+    return rows, time.perf_counter() - t0
+
+
+def machine() -> dict[str, Any]:
+    import av
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "pyav": av.__version__,
+    }
+
+
+def _parse_options(items: list[str]) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options
+
+
+def _fmt(v: Any, spec: str = ".3f") -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return format(v, spec)
+    return str(v)
+
+
+def print_table(results: list[dict[str, Any]]) -> None:
+    head = [
+        "variant",
+        "method",
+        "recall",
+        "prec",
+        "med px",
+        "seg max s",
+        "seg mean s",
+        "missed",
+        "pan pts",
+        "fps",
+        "x decode",
+    ]
+    lines = [head]
+    for r in results:
+        for method in ("ours", "published"):
+            s = r.get(method)
+            if s is None:
+                continue
+            lines.append(
+                [
+                    r["variant"],
+                    method,
+                    _fmt(s["recall"]),
+                    _fmt(s["precision"]),
+                    _fmt(s["median_err_px"], ".2f"),
+                    _fmt(s["seg_err_max_s"], ".2f"),
+                    _fmt(s["seg_err_mean_s"], ".2f"),
+                    _fmt(s["segments_missed"]),
+                    _fmt(s["pan_points"]),
+                    _fmt(s["fps"], ".1f"),
+                    _fmt(s["speed_ratio"], ".2f"),
+                ]
+            )
+    widths = [max(len(row[i]) for row in lines) for i in range(len(head))]
+    for k, row in enumerate(lines):
+        print(
+            "  ".join(
+                c.rjust(w) if i > 1 else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))
+            )
+        )
+        if k == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--quick", action="store_true", help="short videos (2 views of 5-6 s) for a fast check"
+    )
+    ap.add_argument(
+        "--json", action="store_true", help="print one JSON object instead of the table"
+    )
+    ap.add_argument(
+        "--variants",
+        default=",".join(VARIANTS),
+        help=f"comma-separated subset of {', '.join(VARIANTS)}",
+    )
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument(
+        "--work-dir",
+        type=Path,
+        default=None,
+        help="keep videos and outputs here (default: a temporary folder)",
+    )
+    ap.add_argument(
+        "--skip-ours",
+        action="store_true",
+        help="only the published method (when no extractor is available)",
+    )
+    ap.add_argument(
+        "--extract-opt",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra ExtractConfig field (JSON value)",
+    )
+    args = ap.parse_args(argv)
+
+    names = [v for v in args.variants.split(",") if v]
+    unknown = [v for v in names if v not in VARIANTS]
+    if unknown:
+        ap.error(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")
+    options = _parse_options(args.extract_opt)
+    base = SyntheticConfig(
+        width=1280, height=720, fps=25.0, seed=args.seed, n_views=4, view_seconds=(8.0, 12.0)
+    )
+    if args.quick:
+        base = replace(base, n_views=2, view_seconds=(5.0, 6.0))
+
+    work = args.work_dir or Path(tempfile.mkdtemp(prefix="narr_bench_"))
+    work.mkdir(parents=True, exist_ok=True)
+    results = []
+    try:
+        for name in names:
+            cfg = replace(base, name=name, **VARIANTS[name])
+            t0 = time.perf_counter()
+            sv = make_synthetic_video(work / "videos", cfg)
+            gen_s = time.perf_counter() - t0
+            n_truth = len(sv.truth["frames"])
+            decode_s, n_decoded = min(decode_only_seconds(sv.video) for _ in range(2))
+            decode_fps = n_decoded / decode_s
+            entry: dict[str, Any] = {
+                "variant": name,
+                "frames": n_truth,
+                "duration_s": sv.truth["duration"],
+                "generate_s": round(gen_s, 2),
+                "decode_fps": decode_fps,
+            }
+            if not args.skip_ours:
+                out = work / "out" / name
+                if out.exists():
+                    shutil.rmtree(out)
+                rows, ext_s = run_ours(sv.video, sv.transcript, out, options)
+                points, segments = rows_to_points(rows)
+                s = score(sv.truth, points, segments).as_dict()
+                s["fps"] = n_decoded / ext_s
+                s["speed_ratio"] = s["fps"] / decode_fps
+                entry["ours"] = s
+            base_res = published_cursor_trace(sv.video, BaselineConfig())
+            s = score(
+                sv.truth,
+                [(t, float(x), float(y)) for t, x, y in base_res.trace()],
+                base_res.segments,
+            ).as_dict()
+            s["fps"] = len(base_res.times) / base_res.seconds
+            s["speed_ratio"] = s["fps"] / decode_fps
+            entry["published"] = s
+            results.append(entry)
+            if not args.json:
+                print(
+                    f"[{name}] {n_truth} frames, {sv.truth['duration']:.1f} s; generated in {gen_s:.1f} s",
+                    file=sys.stderr,
+                )
+    finally:
+        if args.work_dir is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+    report = {
+        "machine": machine(),
+        "quick": args.quick,
+        "targets": TARGETS,
+        "tolerance_px": TOLERANCE_PX,
+        "results": results,
+    }
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        m = report["machine"]
+        print(f"machine: {m['cpu']}, {m['cores']} cores, python {m['python']}, PyAV {m['pyav']}")
+        print_table(results)
+        print(
+            f"targets (ours, every variant): recall >= {TARGETS['recall']}, precision >= {TARGETS['precision']}, "
+            f"median error <= {TARGETS['median_err_px']} px, segment boundaries <= {TARGETS['seg_err_max_s']} s, "
+            f"0 pan points, speed >= {TARGETS['speed_ratio']}x decode-only"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
