@@ -196,3 +196,40 @@ def test_white_cursor_renders_bright(tmp_path: Path) -> None:
         frame = next(c.decode(video=0)).to_ndarray(format="rgb24")
     assert frame[y + 4 : y + 9, x + 1 : x + 3].mean() > 200
     assert np.array_equal(sv.truth["content_box"], [0, 0, 160, 96])
+
+
+def test_stable_view_changes_only_in_webcam_and_cursor(small_video) -> None:
+    truth = small_video.truth
+    with av.open(str(small_video.video)) as container:
+        luma = [f.to_ndarray(format="gray").astype(int) for f in container.decode(video=0)]
+    view1 = [i for i, f in enumerate(truth["frames"]) if f["view"] == 1]
+    a, b = luma[view1[2]], luma[view1[-1]]
+    wx0, wy0, wx1, wy1 = truth["webcam_box"]
+    mask = np.ones_like(a, bool)
+    mask[wy0:wy1, wx0:wx1] = False
+    x, y = truth["frames"][view1[2]]["cursor"]
+    mask[max(0, y - 4) : y + 16, max(0, x - 4) : x + 12] = False  # the (resting) cursor sprite
+    assert np.abs(a - b)[mask].mean() < 2.0  # the slide does not move: compression noise only
+    assert np.abs(a - b)[wy0:wy1, wx0:wx1].mean() > 5.0  # the narrator box is animated
+    pan = [i for i, f in enumerate(truth["frames"]) if not f["stable"]]
+    assert np.abs(luma[pan[1]] - luma[pan[3]])[mask].mean() > 5.0  # during the pan it does
+
+
+def test_same_seed_same_video_truth(tmp_path: Path) -> None:
+    cfg = SyntheticConfig(
+        name="a",
+        width=128,
+        height=96,
+        fps=5.0,
+        n_views=2,
+        view_seconds=(2.0, 2.5),
+        pan_seconds=0.4,
+        seed=11,
+    )
+    one = make_synthetic_video(tmp_path / "one", cfg).truth
+    two = make_synthetic_video(tmp_path / "two", cfg).truth
+    other = make_synthetic_video(
+        tmp_path / "three", SyntheticConfig(**{**cfg.__dict__, "seed": 12})
+    ).truth
+    assert one["frames"] == two["frames"] and one["utterances"] == two["utterances"]
+    assert one["frames"] != other["frames"]
