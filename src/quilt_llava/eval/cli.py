@@ -1,10 +1,286 @@
-"""CLI for the eval stage. Heavy imports live inside command bodies."""
+"""CLI for the eval stage: generate, vqa, judge, judge-summary, run, table, benchmarks.
+
+Each command builds a typed options object and calls the library function a Python
+user would call. Heavy imports (torch, transformers) stay inside the library
+functions that need them.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 import typer
+
+from quilt_llava.console import Output
+
+
+@dataclass
+class GenerateOptions:
+    model: Path
+    questions: Path
+    images: Path | None
+    out: Path
+    format: str = "quilt"
+    batch_size: int = 8
+    max_new_tokens: int = 128
+    suffix: str = ""
+    closed_suffix: str = ""
+    choice_suffix: str = ""
+    draw_box: bool = False
+    conv_template: str | None = None
+    model_id: str | None = None
+    device: str = "cpu"
+    dtype: str | None = None
+    limit: int | None = None
+
+
+@dataclass
+class VQAOptions:
+    questions: Path
+    predictions: Path
+    format: str = "quilt"
+    n_resamples: int = 1000
+    seed: int = 0
+    details: Path | None = None
+
+
+@dataclass
+class JudgeOptions:
+    questions: Path
+    predictions: Path
+    out: Path
+    references: Path | None
+    base_url: str
+    llm_model: str
+    api_key_env: str | None
+    reference_model: str | None
+    concurrency: int
+    cache: Path | None
+    retries: int
+    judge_temperature: float
+    model_id: str | None
+
+
+def _fail_if(failed: list, out: Output, what: str) -> None:
+    if failed:
+        out.error(f"{len(failed)} {what} failed (first: {failed[0][0]}: {failed[0][1]})")
+        raise typer.Exit(1)
+
+
+def run_generate(opts: GenerateOptions, out: Output) -> None:
+    from quilt_llava.eval.generate import PromptStyle, generate_predictions
+
+    report = generate_predictions(
+        opts.model, opts.questions, opts.images, opts.out, batch_size=opts.batch_size,
+        max_new_tokens=opts.max_new_tokens, fmt=opts.format,
+        style=PromptStyle(opts.suffix, opts.closed_suffix, opts.choice_suffix),
+        conv_template=opts.conv_template, model_id=opts.model_id, device=opts.device, dtype=opts.dtype,
+        draw_box=opts.draw_box, limit=opts.limit, output=out,
+    )
+    summary = {"out": report.out_path, "written": report.written, "skipped_existing": report.skipped_existing,
+               "failed": [{"question_id": q, "reason": r} for q, r in report.failed]}
+    out.result(summary, human=f"wrote {report.written} predictions to {report.out_path} "
+               f"({report.skipped_existing} already there, {len(report.failed)} failed)")
+    _fail_if(report.failed, out, "questions")
+
+
+def run_vqa(opts: VQAOptions, out: Output) -> None:
+    from quilt_llava.eval.metrics import METRIC_LABELS, evaluate_vqa
+    from quilt_llava.eval.questions import load_questions
+    from quilt_llava.files import read_records, write_jsonl
+
+    questions = load_questions(opts.questions, fmt=opts.format)
+    result = evaluate_vqa(questions, read_records(opts.predictions), n_resamples=opts.n_resamples,
+                          seed=opts.seed, source=str(opts.predictions))
+    if opts.details:
+        write_jsonl(opts.details, result.per_question)
+    s = result.summary
+    lines = [f"questions: {s['n']} (open {s['n_open']}, closed {s['n_closed']}, choice {s['n_choice']})",
+             "", "| metric | score | 95% CI |", "|---|---:|---:|"]
+    for key, label in METRIC_LABELS.items():
+        if s.get(key) is not None:
+            lo, hi = s[key + "_ci"]
+            lines.append(f"| {label} | {s[key]:.2f} | {lo:.2f} - {hi:.2f} |")
+    if s["closed_answers_not_yes_no"]:
+        out.warn(f"{len(s['closed_answers_not_yes_no'])} closed questions have a reference that is neither "
+                 f"yes nor no (they can never be right): {', '.join(s['closed_answers_not_yes_no'][:10])}")
+    out.result(s, human="\n".join(lines))
+
+
+def run_judge(opts: JudgeOptions, out: Output) -> None:
+    from quilt_llava.eval.judge import judge_answers, load_judge_questions, write_references
+    from quilt_llava.instruct.llm import LLMClient, LLMConfig
+
+    questions = load_judge_questions(opts.questions)
+    refs_path = opts.references or opts.out.with_name(opts.out.stem + ".references.jsonl")
+
+    def client(model: str) -> LLMClient:
+        return LLMClient(LLMConfig(base_url=opts.base_url, model=model, api_key_env=opts.api_key_env,
+                                   temperature=0.0, max_tokens=512, concurrency=opts.concurrency,
+                                   cache_path=opts.cache), output=out)
+
+    ref_client = client(opts.reference_model or opts.llm_model)
+    try:
+        refs = write_references(questions, ref_client, refs_path)
+    finally:
+        ref_client.close()
+    _fail_if(refs.failed, out, "reference answers")
+    judge_client = client(opts.llm_model)
+    try:
+        report = judge_answers(questions, refs_path, opts.predictions, judge_client, opts.out,
+                               model_id=opts.model_id or opts.predictions.stem, retries=opts.retries,
+                               params={"temperature": opts.judge_temperature})
+        stats = dict(judge_client.stats)
+    finally:
+        judge_client.close()
+    out.result({"out": str(opts.out), "references": str(refs_path), "written": report.written,
+                "skipped_existing": report.skipped_existing, "failed": len(report.failed), "llm": stats},
+               human=f"wrote {report.written} reviews to {opts.out} ({report.skipped_existing} already there, "
+                     f"{len(report.failed)} without two scores); summarise with `quilt-llava eval judge-summary`")
+    _fail_if(report.failed, out, "judgements")
 
 
 def register(app: typer.Typer) -> None:
-    sub = typer.Typer(help="batched inference, VQA metrics, LLM judge and benchmark declarations.", no_args_is_help=True)
+    sub = typer.Typer(help="Batched inference, VQA metrics, LLM judge and benchmark declarations.",
+                      no_args_is_help=True)
     app.add_typer(sub, name="eval")
+
+    @sub.command("generate")
+    def generate_cmd(
+        model: Path = typer.Option(..., "--model", help="Model directory (Hugging Face Llava layout)."),
+        questions: Path = typer.Option(..., "--questions", help="Question file (JSON, JSONL or CSV)."),
+        images: Path = typer.Option(None, "--images", help="Folder the question image paths are relative to."),
+        out: Path = typer.Option(..., "--out", help="Predictions JSONL (appended; existing ids are skipped)."),
+        fmt: str = typer.Option("quilt", "--format", help="quilt, llava_med, slake, vqa_rad or pmc_vqa."),
+        batch_size: int = typer.Option(8, "--batch-size", min=1),
+        max_new_tokens: int = typer.Option(128, "--max-new-tokens", min=1),
+        suffix: str = typer.Option("", "--suffix", help="Text appended to every question (e.g. a red-circle hint)."),
+        closed_suffix: str = typer.Option("", "--closed-suffix", help="Text appended to yes/no questions."),
+        choice_suffix: str = typer.Option("", "--choice-suffix", help="Text after the options of multiple-choice questions."),
+        draw_box: bool = typer.Option(False, "--draw-box", help="Draw a red ellipse around each question's 'box'."),
+        conv_template: str = typer.Option(None, "--conv-template", help="Override the checkpoint's template."),
+        model_id: str = typer.Option(None, "--model-id", help="Name written in each row (default: model folder name)."),
+        device: str = typer.Option("cpu", "--device"),
+        dtype: str = typer.Option(None, "--dtype", help="float32, bfloat16, float16 (default: as saved)."),
+        limit: int = typer.Option(None, "--limit", min=1, help="Only the first N questions."),
+        quiet: bool = typer.Option(False, "--quiet", "-q"),
+        as_json: bool = typer.Option(False, "--json"),
+    ) -> None:
+        """Answer a question file with batched greedy decoding (resumable)."""
+        run_generate(GenerateOptions(model, questions, images, out, fmt, batch_size, max_new_tokens, suffix,
+                                     closed_suffix, choice_suffix, draw_box, conv_template, model_id, device,
+                                     dtype, limit), Output(quiet=quiet, json=as_json))
+
+    @sub.command("vqa")
+    def vqa_cmd(
+        questions: Path = typer.Option(..., "--questions", help="Question file with answers."),
+        predictions: Path = typer.Option(..., "--predictions", help="Predictions JSONL {question_id, text}."),
+        fmt: str = typer.Option("quilt", "--format", help="quilt, llava_med, slake, vqa_rad or pmc_vqa."),
+        resamples: int = typer.Option(1000, "--resamples", min=0, help="Bootstrap resamples for the 95% CIs."),
+        seed: int = typer.Option(0, "--seed"),
+        details: Path = typer.Option(None, "--details", help="Also write per-question scores (JSONL)."),
+        quiet: bool = typer.Option(False, "--quiet", "-q"),
+        as_json: bool = typer.Option(False, "--json", help="Print one JSON object (scores x100 and CIs)."),
+    ) -> None:
+        """Score predictions with the published VQA metrics (x100, with 95% bootstrap CIs)."""
+        run_vqa(VQAOptions(questions, predictions, fmt, resamples, seed, details), Output(quiet=quiet, json=as_json))
+
+    @sub.command("judge")
+    def judge_cmd(
+        questions: Path = typer.Option(..., "--questions", help="{question_id, question, caption, category} rows."),
+        predictions: Path = typer.Option(..., "--predictions", help="Model answers {question_id, text}."),
+        out: Path = typer.Option(..., "--out", help="Review JSONL (appended; reviewed ids are skipped)."),
+        references: Path = typer.Option(None, "--references", help="Reference answers JSONL (written if missing)."),
+        base_url: str = typer.Option("https://api.openai.com/v1", "--base-url", help="OpenAI-compatible endpoint."),
+        llm_model: str = typer.Option("gpt-4", "--llm-model", help="Judge model name."),
+        api_key_env: str = typer.Option("OPENAI_API_KEY", "--api-key-env", help="Variable holding the API key."),
+        reference_model: str = typer.Option(None, "--reference-model", help="Model for reference answers (default: judge)."),
+        concurrency: int = typer.Option(8, "--concurrency", min=1),
+        cache: Path = typer.Option(None, "--cache", help="SQLite response cache."),
+        retries: int = typer.Option(2, "--retries", min=0, help="Re-asks when a reply lacks two scores."),
+        judge_temperature: float = typer.Option(0.2, "--judge-temperature"),
+        model_id: str = typer.Option(None, "--model-id", help="Name of the judged model (default: predictions file name)."),
+        quiet: bool = typer.Option(False, "--quiet", "-q"),
+        as_json: bool = typer.Option(False, "--json"),
+    ) -> None:
+        """Write reference answers from captions, then have an LLM score reference and model answers 1-10."""
+        run_judge(JudgeOptions(questions, predictions, out, references, base_url, llm_model, api_key_env,
+                               reference_model, concurrency, cache, retries, judge_temperature, model_id),
+                  Output(quiet=quiet, json=as_json))
+
+    @sub.command("judge-summary")
+    def judge_summary_cmd(
+        reviews: list[Path] = typer.Argument(..., help="Review JSONL files (one per judged model)."),
+        by: str = typer.Option(None, "--by", help="Second key to break categories down by (e.g. subspecialty)."),
+        as_json: bool = typer.Option(False, "--json"),
+    ) -> None:
+        """Per category and overall: mean reference and model scores and the relative score."""
+        from quilt_llava.eval.judge import format_summary, read_reviews, summarize_reviews
+
+        out = Output(json=as_json)
+        tables, objs = [], {}
+        for path in reviews:
+            groups = summarize_reviews(read_reviews(path), by=by)
+            tables.append(format_summary(str(path), groups))
+            objs[str(path)] = [g.as_dict() for g in groups]
+            failed = groups[-1].failed
+            if failed:
+                out.warn(f"{path}: {failed} reviews without two scores are counted as failed")
+        out.result(objs, human="\n\n".join(tables))
+
+    @sub.command("run")
+    def run_cmd(
+        benchmark: str = typer.Argument(..., help="Benchmark name (see `eval benchmarks`) or a declaration YAML path."),
+        model: Path = typer.Option(..., "--model", help="Model directory."),
+        out_dir: Path = typer.Option(Path("eval_results"), "--out", help="Results folder."),
+        questions: Path = typer.Option(None, "--questions", help="Local copy of the question file."),
+        images: Path = typer.Option(None, "--images", help="Local copy of the image folder."),
+        data_root: Path = typer.Option(None, "--data-root", help="Folder holding the benchmarks' files ($QUILT_LLAVA_DATA)."),
+        batch_size: int = typer.Option(8, "--batch-size", min=1),
+        max_new_tokens: int = typer.Option(None, "--max-new-tokens", min=1),
+        device: str = typer.Option("cpu", "--device"),
+        dtype: str = typer.Option(None, "--dtype"),
+        model_id: str = typer.Option(None, "--model-id"),
+        limit: int = typer.Option(None, "--limit", min=1),
+        resamples: int = typer.Option(1000, "--resamples", min=0),
+        allow_missing: bool = typer.Option(False, "--allow-missing", help="Score the answered questions when some failed."),
+        quiet: bool = typer.Option(False, "--quiet", "-q"),
+        as_json: bool = typer.Option(False, "--json"),
+    ) -> None:
+        """Generate answers for a benchmark and score them (results.json + results.md)."""
+        from quilt_llava.eval.benchmarks import RunOptions, results_table, run_benchmark
+
+        out = Output(quiet=quiet, json=as_json)
+        results = run_benchmark(RunOptions(benchmark, model, out_dir, questions, images, data_root, batch_size,
+                                           max_new_tokens, device, dtype, model_id, limit, resamples,
+                                           allow_missing), output=out)
+        out.result(results, human=results_table([results]))
+        _fail_if([(f["question_id"], f["reason"]) for f in results["generation_failures"]], out, "questions")
+
+    @sub.command("table")
+    def table_cmd(
+        results: list[Path] = typer.Argument(..., help="results.json files of `eval run`."),
+        out_md: Path = typer.Option(None, "--out", help="Also write the Markdown table here."),
+        as_json: bool = typer.Option(False, "--json"),
+    ) -> None:
+        """Lay several models' benchmark results side by side (Markdown or JSON)."""
+        from quilt_llava.eval.benchmarks import load_results, results_matrix, results_table
+        from quilt_llava.files import atomic_write_text
+
+        loaded = load_results(list(results))
+        table = results_table(loaded)
+        if out_md:
+            atomic_write_text(out_md, table + "\n")
+        Output(json=as_json).result(results_matrix(loaded), human=table)
+
+    @sub.command("benchmarks")
+    def benchmarks_cmd(as_json: bool = typer.Option(False, "--json")) -> None:
+        """List the shipped benchmark declarations."""
+        from quilt_llava.eval.benchmarks import builtin_benchmarks, describe, load_benchmark
+
+        decls = [describe(load_benchmark(n)) for n in builtin_benchmarks()]
+        lines = ["| name | format | questions | metrics | source |", "|---|---|---|---|---|"]
+        lines += [f"| {d['name']} | {d['format']} | {d['questions']} | {', '.join(d['headline'])} | {d['source']} |"
+                  for d in decls]
+        Output(json=as_json).result(decls, human="\n".join(lines))

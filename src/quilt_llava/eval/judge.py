@@ -1,0 +1,356 @@
+"""LLM-judged evaluation: reference answers from captions, paired 1-10 scores, summaries.
+
+Three steps, each writing plain JSONL:
+
+1. :func:`write_references`: a text-only LLM answers each question from the image's
+   grounded caption (the only view of the image it gets), as the reference.
+2. :func:`judge_answers`: a judge LLM sees the caption, the question, the reference
+   (Assistant 1) and the model's answer (Assistant 2) and replies with the two scores
+   on its first line. Replies without two parseable scores are sent back with a
+   reminder up to ``retries`` times, then recorded as failed (``scores: null`` and an
+   ``error``), never dropped. Review rows: ``{question_id, category, content, scores,
+   answer1_id, answer2_id, judge, ...question metadata}``; ``content`` is the judge's
+   reply, beginning with the score line.
+3. :func:`summarize_reviews`: per category and overall, mean reference score, mean
+   model score and the relative score 100 x mean(model) / mean(reference).
+
+The prompts are this project's own wording; they are snapshot-tested.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from quilt_llava.errors import InputError
+from quilt_llava.files import JsonlAppender, iter_jsonl, read_records
+
+# --------------------------------------------------------------------------- prompts
+
+REFERENCE_SYSTEM = (
+    "You are a pathologist preparing the answer key for questions about a microscopy image. "
+    "You cannot see the image; instead you get a description of it, in which a phrase may be "
+    "followed by the normalized box [x0, y0, x1, y1] of the region it refers to (0 is the "
+    "left or top edge, 1 the right or bottom edge)."
+)
+REFERENCE_USER = (
+    "Description of the image:\n{caption}\n\n"
+    "Question: {question}\n\n"
+    "Answer the question as a careful pathologist who is looking at the image would. "
+    "Use only what the description supports, speak as if you see the image yourself, and "
+    "do not mention the description, the boxes or any coordinates. Where a location matters, "
+    "describe it in words (for example 'near the upper left')."
+)
+JUDGE_SYSTEM = (
+    "You are a strict, impartial grader of answers to questions about pathology images. "
+    "You cannot see the image; a text description of it stands in for it."
+)
+JUDGE_USER = (
+    "[Image description]\n{caption}\n\n"
+    "[Question]\n{question}\n\n"
+    "[Assistant 1]\n{answer1}\n[End of Assistant 1]\n\n"
+    "[Assistant 2]\n{answer2}\n[End of Assistant 2]\n\n"
+    "Grade each assistant's answer for how helpful, relevant, accurate and detailed it is, "
+    "from 1 (useless or wrong) to 10 (excellent). Judge the content only: the order in which "
+    "the answers appear and their length must not sway you.\n"
+    "Format: the first line holds only the two scores, Assistant 1 first, separated by a "
+    "space (for example: 7 4). From the second line on, explain the grades in a few sentences."
+)
+JUDGE_REMINDER = (
+    "Your reply did not start with a line holding exactly two scores. Reply again: the first "
+    "line must be only the two scores from 1 to 10 (Assistant 1, then Assistant 2, separated "
+    "by a space); the explanation follows on the next lines."
+)
+
+
+def reference_messages(question: str, caption: str) -> list[dict[str, str]]:
+    return [
+        {"role": "system", "content": REFERENCE_SYSTEM},
+        {"role": "user", "content": REFERENCE_USER.format(caption=caption.strip(), question=question.strip())},
+    ]
+
+
+def judge_messages(question: str, caption: str, answer1: str, answer2: str) -> list[dict[str, str]]:
+    user = JUDGE_USER.format(caption=caption.strip(), question=question.strip(),
+                             answer1=answer1.strip(), answer2=answer2.strip())
+    return [{"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": user}]
+
+
+# --------------------------------------------------------------------------- parsing
+
+_ASSISTANT_LABEL = re.compile(r"assistant\s*[12]\s*[:=-]?", re.IGNORECASE)
+_OUT_OF_TEN = re.compile(r"\s*/\s*10\b")
+_NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?![\w.])")
+
+
+def parse_scores(content: str | None) -> tuple[float, float] | None:
+    """The two scores on the first non-empty line of a judge reply, or None.
+
+    Tolerates "8 6", "8, 6", "8/10 6/10", "**8 6**", "Assistant 1: 8, Assistant 2: 6";
+    anything else on that line that is a number makes it ambiguous (None).
+    """
+    if not content:
+        return None
+    line = next((ln for ln in content.splitlines() if ln.strip()), "")
+    line = _OUT_OF_TEN.sub(" ", _ASSISTANT_LABEL.sub(" ", line.replace("*", " ")))
+    numbers = [float(n) for n in _NUMBER.findall(line)]
+    if len(numbers) != 2 or not all(0 <= n <= 10 for n in numbers):
+        return None
+    return numbers[0], numbers[1]
+
+
+# --------------------------------------------------------------------------- questions
+
+
+@dataclass
+class JudgeQuestion:
+    question_id: str
+    question: str
+    caption: str
+    category: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+_CORE_KEYS = {"question_id", "id", "question", "text", "caption", "grounded_caption", "fig_caption",
+              "context", "category", "type", "conversations"}
+
+
+def to_judge_questions(rows: Sequence[dict[str, Any]], source: str = "questions") -> list[JudgeQuestion]:
+    """Rows ``{question_id|id, question|text, caption|grounded_caption|context, category|type}``."""
+    out = []
+    for i, row in enumerate(rows, start=1):
+        where = f"{source} row {i}"
+        qid = row.get("question_id", row.get("id"))
+        question = row.get("question", row.get("text"))
+        caption = next((row[k] for k in ("caption", "grounded_caption", "fig_caption", "context")
+                        if isinstance(row.get(k), str) and row[k].strip()), None)
+        category = row.get("category", row.get("type"))
+        problems = [name for name, v in (("question_id", qid), ("question", question), ("caption", caption),
+                                         ("category", category)) if v is None]
+        if problems:
+            raise InputError(where, f"missing {', '.join(problems)}")
+        meta = {k: v for k, v in row.items() if k not in _CORE_KEYS and isinstance(v, (str, int, float, bool))}
+        out.append(JudgeQuestion(str(qid), str(question).replace("<image>", "").strip(), str(caption),
+                                 str(category), meta))
+    return out
+
+
+def load_judge_questions(path: str | os.PathLike[str]) -> list[JudgeQuestion]:
+    return to_judge_questions(read_records(path), source=str(path))
+
+
+def _answers(path_or_rows: str | os.PathLike[str] | Sequence[dict[str, Any]], source: str) -> dict[str, str]:
+    rows = read_records(path_or_rows) if isinstance(path_or_rows, (str, os.PathLike)) else path_or_rows
+    out = {}
+    for i, row in enumerate(rows, start=1):
+        qid, text = row.get("question_id", row.get("id")), row.get("text", row.get("answer"))
+        if qid is None or not isinstance(text, str):
+            raise InputError(f"{source} row {i}", "expected {question_id, text}")
+        out[str(qid)] = text
+    return out
+
+
+# --------------------------------------------------------------------------- steps
+
+
+@dataclass
+class JudgeReport:
+    written: int = 0
+    skipped_existing: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+
+def write_references(
+    questions: Sequence[JudgeQuestion],
+    client: Any,
+    out_path: str | os.PathLike[str],
+    params: dict[str, Any] | None = None,
+) -> JudgeReport:
+    """Append reference answers ``{question_id, text, model_id}`` for questions not yet in ``out_path``."""
+    from quilt_llava.instruct.llm import ChatRequest
+
+    report = JudgeReport()
+    done = _done_ids(out_path, lambda row: isinstance(row.get("text"), str))
+    todo = [q for q in questions if q.question_id not in done]
+    report.skipped_existing = len(questions) - len(todo)
+    if not todo:
+        return report
+    requests = [ChatRequest(q.question_id, reference_messages(q.question, q.caption), dict(params or {}))
+                for q in todo]
+    results = client.run(requests, description="reference answers")
+    with JsonlAppender(out_path) as sink:
+        for q, res in zip(todo, results):
+            if res.ok and res.text.strip():
+                sink.write({"question_id": q.question_id, "text": res.text.strip(),
+                            "model_id": client.config.model})
+                report.written += 1
+            else:
+                report.failed.append((q.question_id, res.error or "empty reply"))
+    return report
+
+
+def _done_ids(path: str | os.PathLike[str], good: Any) -> set[str]:
+    if not Path(path).exists():
+        return set()
+    return {str(row.get("question_id")) for row in iter_jsonl(path) if good(row)}
+
+
+def judge_answers(
+    questions: Sequence[JudgeQuestion],
+    references: str | os.PathLike[str] | Sequence[dict[str, Any]],
+    predictions: str | os.PathLike[str] | Sequence[dict[str, Any]],
+    client: Any,
+    out_path: str | os.PathLike[str],
+    *,
+    model_id: str | None = None,
+    retries: int = 2,
+    params: dict[str, Any] | None = None,
+) -> JudgeReport:
+    """Score reference (Assistant 1) and model (Assistant 2) answers; append review rows.
+
+    Questions already reviewed with scores are skipped (resumable); ones that failed
+    before are tried again and their new row supersedes the old one.
+    """
+    from quilt_llava.instruct.llm import ChatRequest
+
+    params = {"temperature": 0.2, **(params or {})}
+    refs = _answers(references, "references")
+    preds = _answers(predictions, "predictions")
+    missing = [q.question_id for q in questions if q.question_id not in refs or q.question_id not in preds]
+    if missing:
+        raise InputError("judge", f"no reference or model answer for questions: {', '.join(missing[:20])}"
+                         + (f" ... ({len(missing)} in all)" if len(missing) > 20 else ""))
+    report = JudgeReport()
+    done = _done_ids(out_path, lambda row: row.get("scores") is not None)
+    todo = [q for q in questions if q.question_id not in done]
+    report.skipped_existing = len(questions) - len(todo)
+    if not todo:
+        return report
+
+    conversations = {q.question_id: judge_messages(q.question, q.caption, refs[q.question_id], preds[q.question_id])
+                     for q in todo}
+    final: dict[str, tuple[str | None, tuple[float, float] | None, str | None, int]] = {}
+    pending = list(todo)
+    for attempt in range(retries + 1):
+        if not pending:
+            break
+        requests = [ChatRequest(q.question_id, conversations[q.question_id], dict(params)) for q in pending]
+        results = client.run(requests, description="judging" if attempt == 0 else f"judging (retry {attempt})")
+        still = []
+        for q, res in zip(pending, results):
+            scores = parse_scores(res.text) if res.ok else None
+            if scores is not None:
+                final[q.question_id] = (res.text, scores, None, attempt + 1)
+                continue
+            error = res.error or "reply has no line with two scores"
+            final[q.question_id] = (res.text, None, error, attempt + 1)
+            if res.ok:
+                # Show the judge its own reply and ask again (also a new cache key).
+                conversations[q.question_id] = [*conversations[q.question_id],
+                                                {"role": "assistant", "content": res.text},
+                                                {"role": "user", "content": JUDGE_REMINDER}]
+            still.append(q)
+        pending = still
+
+    with JsonlAppender(out_path) as sink:
+        for q in todo:
+            content, scores, error, attempts = final[q.question_id]
+            row: dict[str, Any] = {
+                "question_id": q.question_id,
+                "category": q.category,
+                "content": content or "",
+                "scores": list(scores) if scores else None,
+                "answer1_id": "reference",
+                "answer2_id": model_id or "model",
+                "judge": client.config.model,
+                "attempts": attempts,
+            }
+            if error:
+                row["error"] = error
+                report.failed.append((q.question_id, error))
+            for k, v in q.meta.items():
+                row.setdefault(k, v)
+            sink.write(row)
+            report.written += 1
+    return report
+
+
+# --------------------------------------------------------------------------- summary
+
+
+@dataclass
+class GroupScore:
+    name: str
+    n: int
+    failed: int
+    reference: float | None
+    model: float | None
+    relative: float | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"group": self.name, "n": self.n, "failed": self.failed, "reference": self.reference,
+                "model": self.model, "relative": self.relative}
+
+
+def _group(name: str, rows: list[dict[str, Any]]) -> GroupScore:
+    scored = [r["scores"] for r in rows if r.get("scores") is not None]
+    failed = len(rows) - len(scored)
+    if not scored:
+        return GroupScore(name, len(rows), failed, None, None, None)
+    ref = sum(s[0] for s in scored) / len(scored)
+    mod = sum(s[1] for s in scored) / len(scored)
+    rel = round(100 * mod / ref, 1) if ref > 0 else None
+    return GroupScore(name, len(rows), failed, round(ref, 1), round(mod, 1), rel)
+
+
+def read_reviews(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Review rows, the last row per question winning (a retried question supersedes its failure).
+
+    Rows with a ``tuple`` field (the LLaVA review layout) are read too; a row whose
+    scores cannot be found is counted as failed.
+    """
+    latest: dict[str, dict[str, Any]] = {}
+    for i, row in enumerate(iter_jsonl(path), start=1):
+        qid = row.get("question_id")
+        if qid is None or "category" not in row:
+            raise InputError(f"{path} row {i}", "review row needs 'question_id' and 'category'")
+        scores = row.get("scores", row.get("tuple"))
+        if scores is None and "content" in row and "scores" not in row:
+            scores = parse_scores(row["content"])
+        valid = isinstance(scores, (list, tuple)) and len(scores) == 2 and all(
+            isinstance(v, (int, float)) and v >= 0 for v in scores)
+        latest[str(qid)] = {**row, "scores": list(scores) if valid else None}
+    return list(latest.values())
+
+
+def summarize_reviews(rows: Sequence[dict[str, Any]], by: str | None = None) -> list[GroupScore]:
+    """Per category (``conv``, ``detail`` first, then any other), optional ``by`` breakdown, then overall."""
+    cats = sorted({str(r["category"]) for r in rows}, key=lambda c: ({"conv": 0, "detail": 1}.get(c, 2), c))
+    groups = [_group(c, [r for r in rows if str(r["category"]) == c]) for c in cats]
+    if by:
+        values = sorted({str(r.get(by, "(none)")) for r in rows})
+        for c in cats:
+            for v in values:
+                sub = [r for r in rows if str(r["category"]) == c and str(r.get(by, "(none)")) == v]
+                if sub:
+                    groups.append(_group(f"{c} / {by}={v}", sub))
+        for v in values:
+            groups.append(_group(f"all / {by}={v}", [r for r in rows if str(r.get(by, "(none)")) == v]))
+    groups.append(_group("overall", list(rows)))
+    return groups
+
+
+def format_summary(name: str, groups: Sequence[GroupScore]) -> str:
+    """A Markdown table: group, n, failed, mean reference, mean model, relative score."""
+
+    def f(v: float | None) -> str:
+        return "-" if v is None else f"{v:.1f}"
+
+    lines = [f"### {name}", "", "| group | n | failed | reference | model | relative |", "|---|---:|---:|---:|---:|---:|"]
+    for g in groups:
+        lines.append(f"| {g.name} | {g.n} | {g.failed} | {f(g.reference)} | {f(g.model)} | {f(g.relative)} |")
+    return "\n".join(lines)
