@@ -1,1 +1,15 @@
-"""Stage B: instruction-tuning and evaluation data generated from narratives with an OpenAI-compatible LLM."""
+"""Stage B: instruction-tuning and evaluation data generated from narratives with an OpenAI-compatible LLM.
+
+Python entry points:
+
+- :func:`build_alignment_records` (no LLM) for stage-1 data;
+- :func:`quilt_llava.instruct.runner.run_instruct` with
+  :class:`~quilt_llava.instruct.runner.InstructOptions` for any generator (what the CLI calls);
+- :class:`quilt_llava.instruct.llm.LLMClient` for direct chat calls.
+"""
+
+from __future__ import annotations
+
+from quilt_llava.instruct.generators.align import BRIEF_REQUESTS, build_alignment_records
+
+__all__ = ["BRIEF_REQUESTS", "build_alignment_records"]

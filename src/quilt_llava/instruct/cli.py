@@ -1,10 +1,132 @@
-"""CLI for the instruct stage. Heavy imports live inside command bodies."""
+"""CLI for the instruct stage. Heavy imports live inside command bodies.
+
+    quilt-llava instruct align NARRATIVES --out align.json
+    quilt-llava instruct conversation NARRATIVES --out conv.jsonl --base-url URL --model gpt-4
+    quilt-llava instruct redcircle NARRATIVES --questions vqa.jsonl --out vqa_redcircle.jsonl
+
+Every LLM command shares the endpoint options; the response cache defaults to
+``llm_cache.sqlite`` next to the output, so generators writing to one folder share
+it (``reasoning`` and ``abductive`` then reuse the ``diagnosis`` replies for free).
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+LLM_GENERATORS = {
+    "conversation": "3-4 independent Q/A pairs about the visible content of each segment image.",
+    "detail": "A detailed description of each segment image.",
+    "diagnosis": "Diagnosis and supporting clues per video, from its whole transcript.",
+    "reasoning": "One exchange per image reasoning toward the video's diagnosis without naming it.",
+    "abductive": "Student/teacher dialogues (4 or 6 turns) reasoning from an image to the diagnosis.",
+    "filter": "Yes/no: medical content, and a discernible diagnosis, per segment.",
+    "vqa": "Quilt-VQA-style evaluation Q/A from the questions the narrator asked (open/closed).",
+}
+
+
+def _run(options, quiet: bool, json_out: bool) -> None:
+    from quilt_llava.console import Output
+    from quilt_llava.instruct.runner import exit_code, run_instruct
+
+    out = Output(quiet=quiet, json=json_out)
+    summary = run_instruct(options, out)
+    human = None
+    if not summary.get("dry_run"):
+        human = (f"{summary['generator']}: {summary['records']} records from {summary['accepted_units']} units "
+                 f"({summary['previously_done']} done before); rejected {summary['rejected']}, "
+                 f"failed {summary['failed']}, skipped {summary['skipped']}; "
+                 f"{summary['calls']} calls, {summary['cached']} cached -> {summary['out']}")
+        if summary["rejects"]:
+            human += f"\nrejects: {summary['rejects']}"
+    out.result(summary, human=human)
+    code = exit_code(summary)
+    if code:
+        raise typer.Exit(code)
+
+
+def _llm_command(name: str, help_text: str):
+    def command(
+        narratives: Path = typer.Argument(..., help="narratives.jsonl from `quilt-llava narratives extract`."),
+        out: Path = typer.Option(..., "--out", "-o", help="Output file: .jsonl, or .json for one JSON array."),
+        base_url: str = typer.Option("https://api.openai.com/v1", "--base-url", envvar="QUILT_LLM_BASE_URL",
+                                     help="OpenAI-compatible endpoint (OpenAI, Azure deployment URL, vLLM, Ollama, llama.cpp)."),
+        model: str = typer.Option("gpt-4", "--model", envvar="QUILT_LLM_MODEL", help="Model (or deployment) name."),
+        api_key_env: str = typer.Option("OPENAI_API_KEY", "--api-key-env",
+                                        help="Name of the environment variable holding the API key."),
+        api_version: str | None = typer.Option(None, "--api-version", help="Azure OpenAI api-version (sends an api-key header)."),
+        temperature: float = typer.Option(0.0, "--temperature"),
+        max_tokens: int = typer.Option(512, "--max-tokens"),
+        concurrency: int = typer.Option(8, "--concurrency", "-c", help="Requests in flight at once."),
+        max_retries: int = typer.Option(5, "--max-retries"),
+        timeout: float = typer.Option(60.0, "--timeout", help="Seconds per request."),
+        cache: Path | None = typer.Option(None, "--cache", help="SQLite response cache [default: OUT's folder/llm_cache.sqlite]."),
+        no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write a response cache."),
+        price_prompt: float | None = typer.Option(None, "--price-prompt", help="USD per 1k prompt tokens, for the cost line."),
+        price_completion: float | None = typer.Option(None, "--price-completion", help="USD per 1k completion tokens."),
+        diagnoses: Path | None = typer.Option(None, "--diagnoses", help="reasoning/abductive: a `diagnosis` output to use instead of asking."),
+        seed: int = typer.Option(0, "--seed", help="Seed for drawn questions and turn counts."),
+        limit: int | None = typer.Option(None, "--limit", help="Only the first N work units."),
+        dry_run: bool = typer.Option(False, "--dry-run", help="Report the calls and tokens needed; send nothing."),
+        backoff: float = typer.Option(1.0, "--backoff", help="First retry delay in seconds (doubles each retry)."),
+        json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
+        quiet: bool = typer.Option(False, "--quiet", "-q"),
+    ) -> None:
+        from quilt_llava.instruct.llm import LLMConfig
+        from quilt_llava.instruct.runner import InstructOptions
+
+        llm = LLMConfig(
+            base_url=base_url, model=model, api_key_env=api_key_env or None, temperature=temperature,
+            max_tokens=max_tokens, concurrency=concurrency, max_retries=max_retries, timeout_s=timeout,
+            cache_path=None if no_cache else (cache or out.parent / "llm_cache.sqlite"),
+            api_version=api_version, backoff_base_s=backoff,
+            price_prompt_per_1k=price_prompt, price_completion_per_1k=price_completion,
+        )
+        options = InstructOptions(generator=name, narratives=narratives, out=out, llm=llm, seed=seed,
+                                  diagnoses=diagnoses, limit=limit, dry_run=dry_run)
+        _run(options, quiet, json_out)
+
+    command.__doc__ = help_text
+    return command
 
 
 def register(app: typer.Typer) -> None:
-    sub = typer.Typer(help="instruction-tuning and evaluation data generated from narratives with an OpenAI-compatible LLM.", no_args_is_help=True)
+    sub = typer.Typer(help="Instruction-tuning and evaluation data generated from narratives (LLM via an OpenAI-compatible API).",
+                      no_args_is_help=True)
+
+    @sub.command("align")
+    def align(
+        narratives: Path = typer.Argument(..., help="narratives.jsonl from `quilt-llava narratives extract`."),
+        out: Path = typer.Option(..., "--out", "-o", help="Output file: .jsonl, or .json for one JSON array."),
+        caption: str = typer.Option("plain", "--caption", help="Answer text: plain (utterances) or grounded (with boxes)."),
+        seed: int = typer.Option(0, "--seed", help="Seed for the drawn instruction."),
+        limit: int | None = typer.Option(None, "--limit", help="Only the first N segments."),
+        json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
+        quiet: bool = typer.Option(False, "--quiet", "-q"),
+    ) -> None:
+        """Stage-1 alignment data (no LLM): each image with its narration as the answer."""
+        from quilt_llava.instruct.runner import InstructOptions
+
+        _run(InstructOptions(generator="align", narratives=narratives, out=out, seed=seed, caption=caption,
+                             limit=limit), quiet, json_out)
+
+    for name, help_text in LLM_GENERATORS.items():
+        sub.command(name)(_llm_command(name, help_text))
+
+    @sub.command("redcircle")
+    def redcircle(
+        narratives: Path = typer.Argument(..., help="narratives.jsonl the questions were made from."),
+        questions: Path = typer.Option(..., "--questions", help="Output of `quilt-llava instruct vqa`."),
+        out: Path = typer.Option(..., "--out", "-o", help="Output questions (.jsonl or .json)."),
+        limit: int | None = typer.Option(None, "--limit", help="Only the first N questions."),
+        json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
+        quiet: bool = typer.Option(False, "--quiet", "-q"),
+    ) -> None:
+        """The same questions on images with a red ellipse around the grounded region (no LLM)."""
+        from quilt_llava.instruct.runner import InstructOptions
+
+        _run(InstructOptions(generator="redcircle", narratives=narratives, out=out, questions=questions,
+                             limit=limit), quiet, json_out)
+
     app.add_typer(sub, name="instruct")

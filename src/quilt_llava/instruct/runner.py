@@ -1,0 +1,305 @@
+"""Running a generator over narratives: resumable, concurrent, with a summary.
+
+Progress is journalled in a hidden work file next to the output
+(``.<out name>.work.jsonl``), one line per finished unit (its records, or why it
+was rejected, skipped or failed). A killed run is resumed by running the same
+command again: finished units are read back, the rest are done (their LLM calls
+mostly served by the response cache). The output and the rejects file are written
+atomically at the end of every run, in input order, so an interrupted-and-resumed
+run ends with exactly the file an uninterrupted run writes. When every unit has
+finished without an API failure the work file is removed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from quilt_llava.console import Output
+from quilt_llava.errors import ConfigError, InputError, QuiltError
+from quilt_llava.files import JsonlAppender, iter_jsonl, write_json, write_jsonl
+from quilt_llava.instruct.data import CAPTION_MODES, load_narratives
+from quilt_llava.instruct.generators import GENERATORS, Generator, GeneratorOptions
+from quilt_llava.instruct.generators.base import CallFailed, Rejected, Session, Skip, Unit
+from quilt_llava.instruct.llm import LLMClient, LLMConfig, estimate_tokens
+
+DONE_STATUSES = ("ok", "rejected", "skipped")
+
+
+@dataclass
+class InstructOptions:
+    """One generator run. ``llm`` is ignored by generators that need no LLM."""
+
+    generator: str
+    narratives: Path
+    out: Path
+    llm: LLMConfig = field(default_factory=LLMConfig)
+    seed: int = 0
+    caption: str = "plain"
+    diagnoses: Path | None = None
+    questions: Path | None = None
+    limit: int | None = None
+    dry_run: bool = False
+
+    def validate(self) -> None:
+        problems = []
+        if self.generator not in GENERATORS:
+            problems.append(f"unknown generator {self.generator!r} (valid: {', '.join(GENERATORS)})")
+        if self.caption not in CAPTION_MODES:
+            problems.append(f"caption must be one of {', '.join(CAPTION_MODES)}, got {self.caption!r}")
+        if self.limit is not None and self.limit < 0:
+            problems.append(f"limit must be >= 0, got {self.limit}")
+        if self.out.suffix not in (".json", ".jsonl"):
+            problems.append(f"out must end in .json (LLaVA JSON array) or .jsonl, got {self.out.name!r}")
+        if self.generator == "redcircle" and self.questions is None:
+            problems.append("redcircle needs questions (the output of the vqa generator)")
+        if problems:
+            raise ConfigError(problems)
+
+    @property
+    def rejects_path(self) -> Path:
+        return self.out.with_name(self.out.stem + ".rejects.jsonl")
+
+    @property
+    def work_path(self) -> Path:
+        return self.out.with_name(f".{self.out.name}.work.jsonl")
+
+
+def make_generator(options: InstructOptions) -> Generator:
+    gen_options = GeneratorOptions(
+        narratives_dir=options.narratives.parent,
+        seed=options.seed,
+        caption=options.caption,
+        diagnoses_path=options.diagnoses,
+        questions_path=options.questions,
+        model=options.llm.model,
+    )
+    return GENERATORS[options.generator](gen_options)
+
+
+def _header(options: InstructOptions, gen: Generator) -> dict[str, Any]:
+    return {"generator": gen.name, "prompt_version": gen.prompt_version,
+            "model": options.llm.model if gen.uses_llm else None,
+            "seed": options.seed, "caption": options.caption}
+
+
+def _read_journal(options: InstructOptions, header: dict[str, Any], output: Output) -> dict[str, dict[str, Any]]:
+    """Finished units from an earlier run of the same job (last line per unit wins)."""
+    path = options.work_path
+    if not path.exists():
+        return {}
+    entries: dict[str, dict[str, Any]] = {}
+    first = True
+    for row in iter_jsonl(path):
+        if first:
+            first = False
+            if row.get("_header") != header:
+                output.warn(f"{path} is from a different job ({row.get('_header')}); starting over")
+                path.unlink()
+                return {}
+            continue
+        if "unit" in row:
+            entries[str(row["unit"])] = row
+    return entries
+
+
+def run_instruct(options: InstructOptions, output: Output | None = None) -> dict[str, Any]:
+    """Run one generator; write the output and rejects files; return the run summary."""
+    output = output or Output(quiet=True)
+    options.validate()
+    gen = make_generator(options)
+    rows, bad_rows = load_narratives(options.narratives)
+    for problem in bad_rows:
+        output.warn(f"row left out: {problem}")
+    units = gen.units(rows)
+    ids = [u.id for u in units]
+    if len(set(ids)) != len(ids):
+        dup = next(i for i, c in Counter(ids).items() if c > 1)
+        raise InputError(str(options.narratives), f"two work units share the id {dup!r}")
+    if options.limit is not None:
+        units = units[: options.limit]
+
+    header = _header(options, gen)
+    client = LLMClient(options.llm, output=Output(quiet=True)) if gen.uses_llm else None
+    if client is not None and not client.has_key and options.llm.api_key_env:
+        output.warn(f"${options.llm.api_key_env} is not set: calling {options.llm.base_url} without an API key")
+    try:
+        if options.dry_run:
+            return _dry_run(options, gen, units, client, header, output, len(bad_rows))
+        journal = _read_journal(options, header, output)
+        done = {u.id for u in units if journal.get(u.id, {}).get("status") in DONE_STATUSES}
+        pending = [u for u in units if u.id not in done]
+        prep = asyncio.run(_process(options, gen, pending, client, header, journal, output)) if pending else {}
+        return _finish(options, gen, units, journal, client, prep, len(done), len(bad_rows), output)
+    finally:
+        if client is not None:
+            client.close()
+
+
+async def _process(
+    options: InstructOptions,
+    gen: Generator,
+    pending: list[Unit],
+    client: LLMClient | None,
+    header: dict[str, Any],
+    journal: dict[str, dict[str, Any]],
+    output: Output,
+) -> dict[str, Any]:
+    new_file = not options.work_path.exists()
+    appender = JsonlAppender(options.work_path)
+    try:
+        if new_file:
+            appender.write({"_header": header})
+        prep = await gen.prepare(pending, lambda: Session(client)) if gen.uses_llm else {}
+        limit = asyncio.Semaphore(max(4, 2 * (client.config.concurrency if client else 4)))
+        with output.progress() as prog:
+            task = prog.add_task(f"{gen.name}", total=len(pending))
+
+            async def one(unit: Unit) -> None:
+                async with limit:
+                    entry = await _run_unit(gen, unit, client)
+                appender.write(entry)  # one line per unit: a kill never splits a unit
+                journal[unit.id] = entry
+                prog.advance(task)
+
+            await asyncio.gather(*(one(u) for u in pending))
+    finally:
+        appender.close()
+        if client is not None:
+            await client.aclose()
+    return prep
+
+
+async def _run_unit(gen: Generator, unit: Unit, client: LLMClient | None) -> dict[str, Any]:
+    session = Session(client)
+    entry: dict[str, Any] = {"unit": unit.id}
+    try:
+        records = await gen.generate(unit, session)
+        entry.update(status="ok", records=records)
+    except Skip as exc:
+        entry.update(status="skipped", reason=str(exc))
+    except Rejected as exc:
+        entry.update(status="rejected", reason=exc.reason, raw=exc.raw)
+    except CallFailed as exc:
+        entry.update(status="failed", reason=str(exc))
+    except QuiltError as exc:  # bad input for this unit (e.g. an unreadable image)
+        entry.update(status="rejected", reason=str(exc), raw=None)
+    entry.update(calls=session.calls, cached=session.cached)
+    return entry
+
+
+def _finish(
+    options: InstructOptions,
+    gen: Generator,
+    units: list[Unit],
+    journal: dict[str, dict[str, Any]],
+    client: LLMClient | None,
+    prep: dict[str, Any],
+    previously_done: int,
+    bad_rows: int,
+    output: Output,
+) -> dict[str, Any]:
+    records: list[dict[str, Any]] = []
+    rejects: list[dict[str, Any]] = []
+    status: Counter[str] = Counter()
+    skip_reasons: Counter[str] = Counter()
+    for unit in units:
+        entry = journal.get(unit.id)
+        if entry is None:
+            continue
+        status[entry["status"]] += 1
+        if entry["status"] == "ok":
+            records.extend(entry["records"])
+        elif entry["status"] == "skipped":
+            skip_reasons[entry.get("reason", "")] += 1
+        else:
+            rejects.append({"unit": unit.id, "generator": gen.name, "status": entry["status"],
+                            "reason": entry.get("reason"), "raw": entry.get("raw")})
+    if options.out.suffix == ".json":
+        write_json(options.out, records)
+    else:
+        write_jsonl(options.out, records)
+    if rejects or options.rejects_path.exists():
+        write_jsonl(options.rejects_path, rejects)
+    finished = status["failed"] == 0 and sum(status.values()) == len(units)
+    if finished:
+        with contextlib.suppress(FileNotFoundError):
+            options.work_path.unlink()
+    stats = client.stats if client is not None else {}
+    summary = {
+        "generator": gen.name,
+        "out": str(options.out),
+        "rejects": str(options.rejects_path) if rejects else None,
+        "units": len(units),
+        "previously_done": previously_done,
+        "accepted_units": status["ok"],
+        "records": len(records),
+        "rejected": status["rejected"],
+        "failed": status["failed"],
+        "skipped": status["skipped"],
+        "skip_reasons": dict(skip_reasons),
+        "bad_input_rows": bad_rows,
+        "calls": int(stats.get("calls", 0)),
+        "cached": int(stats.get("cached", 0)),
+        "retries": int(stats.get("retries", 0)),
+        "prompt_tokens": int(stats.get("prompt_tokens", 0)),
+        "completion_tokens": int(stats.get("completion_tokens", 0)),
+        "cost_usd": round(float(stats.get("cost_usd", 0.0)), 6),
+        **({"prepare": prep} if prep else {}),
+        "complete": finished,
+    }
+    if client is not None:
+        output.info(f"LLM: {client.summary_line()}")
+    return summary
+
+
+def _dry_run(
+    options: InstructOptions,
+    gen: Generator,
+    units: list[Unit],
+    client: LLMClient | None,
+    header: dict[str, Any],
+    output: Output,
+    bad_rows: int,
+) -> dict[str, Any]:
+    """How many calls and tokens the run would need; nothing is sent or written."""
+    journal = {}
+    if options.work_path.exists():
+        journal = {str(r["unit"]): r for r in iter_jsonl(options.work_path) if "unit" in r}
+    pending = [u for u in units if journal.get(u.id, {}).get("status") not in DONE_STATUSES]
+    planned = [m for u in pending for m in gen.plan(u)]
+    planned += gen.prepare_plan(pending)
+    cached = sum(1 for m in planned if client is not None and client.is_cached(m))
+    needed = [m for m in planned if client is None or not client.is_cached(m)]
+    prompt_tokens = sum(estimate_tokens(m) for m in needed)
+    # Multi-call generators (abductive) make more calls than are known up front.
+    extra = sum(max(0, gen.max_calls_per_unit - 1) for u in pending if gen.plan(u))
+    max_tokens = options.llm.max_tokens if gen.uses_llm else 0
+    summary = {
+        "generator": gen.name,
+        "dry_run": True,
+        "units": len(units),
+        "previously_done": len(units) - len(pending),
+        "pending_units": len(pending),
+        "calls_needed": len(needed),
+        "calls_cached": cached,
+        "further_calls_at_most": extra,
+        "prompt_tokens_estimate": prompt_tokens,
+        "completion_tokens_at_most": (len(needed) + extra) * max_tokens,
+        "bad_input_rows": bad_rows,
+    }
+    if client is not None and (options.llm.price_prompt_per_1k or options.llm.price_completion_per_1k):
+        summary["cost_usd_at_most"] = round(client.cost(prompt_tokens * (1 + (extra / max(1, len(needed)))),
+                                                        summary["completion_tokens_at_most"]), 4)
+    return summary
+
+
+def exit_code(summary: dict[str, Any]) -> int:
+    """Non-zero when anything was rejected, failed or left out."""
+    if summary.get("dry_run"):
+        return 0
+    return 1 if (summary["rejected"] or summary["failed"] or summary["bad_input_rows"]) else 0
