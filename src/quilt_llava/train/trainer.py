@@ -1,0 +1,292 @@
+"""The training recipe: one function for both stages, driven by :class:`TrainConfig`.
+
+Built on the Hugging Face ``Trainer`` (a small subclass for the grouped sampler
+and the separate projector learning rate), so DDP, FSDP, DeepSpeed ZeRO-2/3,
+gradient accumulation, mixed precision, checkpointing and exact resume come
+from the engine, launched with ``accelerate launch`` (configs in
+``configs/accelerate/``) or ``torchrun``.
+
+Stage 1 and stage 2 differ only in configuration: which of ``train_vision``,
+``train_projector``, ``train_llm`` is true, the conversation template and the
+optimiser settings. The final model is written in the Hugging Face layout
+(``LlavaForConditionalGeneration.from_pretrained`` loads it; LoRA adapters are
+merged first) with the processor, ``quilt_llava.json`` and ``log_history.jsonl``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from quilt_llava.errors import ConfigError
+from quilt_llava.train.config import TrainConfig
+
+log = logging.getLogger(__name__)
+PROJECTOR_KEY = "multi_modal_projector"
+VISION_KEY = "vision_tower"
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def load_for_training(cfg: TrainConfig):
+    """The model and processor a run starts from (a saved checkpoint or an assembled preset)."""
+    from quilt_llava.model.build import build_model_and_processor, load_model_and_processor
+
+    if cfg.model_name_or_path:
+        model, processor = load_model_and_processor(
+            cfg.model_name_or_path, dtype=None, device=None, load_in_4bit=cfg.qlora
+        )
+    else:
+        overrides = {k: v for k, v in (("vision_tower", cfg.vision_tower), ("llm", cfg.llm)) if v}
+        model, processor = build_model_and_processor(
+            cfg.model_preset, seed=cfg.model_seed, projector_type=cfg.projector_type, **overrides
+        )
+    meta = dict(getattr(model.config, "quilt_llava", None) or {})
+    meta.update({"format_version": 1, "conv_template": cfg.conv_template})
+    model.config.quilt_llava = meta
+    return model, processor
+
+
+def set_trainable(model, cfg: TrainConfig):
+    """Freeze/unfreeze the three parts; wrap the LLM with LoRA when asked. Returns the model to train."""
+    for name, param in model.named_parameters():
+        if VISION_KEY in name:
+            param.requires_grad = cfg.train_vision
+        elif PROJECTOR_KEY in name:
+            param.requires_grad = cfg.train_projector
+        else:
+            param.requires_grad = cfg.train_llm and not (cfg.lora or cfg.qlora)
+    if not (cfg.lora or cfg.qlora):
+        return model
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+    if cfg.qlora:
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing)
+    targets = "|".join(cfg.lora_target_modules)
+    lora = LoraConfig(
+        r=cfg.lora_r,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=cfg.lora_dropout,
+        # Only the LLM's linear layers: the vision tower has q/k/v projections too.
+        target_modules=rf".*language_model.*\.({targets})",
+        modules_to_save=[PROJECTOR_KEY] if cfg.train_projector else None,
+        task_type="CAUSAL_LM",
+    )
+    model = get_peft_model(model, lora)
+    if cfg.train_vision:
+        for name, param in model.named_parameters():
+            if VISION_KEY in name and "lora_" not in name:
+                param.requires_grad = True
+    return model
+
+
+def count_parameters(model) -> dict[str, int]:
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return {"total": total, "trainable": trainable}
+
+
+def _precision_flags(precision: str) -> dict[str, bool]:
+    import torch
+
+    if precision == "auto":
+        precision = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
+    return {"bf16": precision == "bf16", "fp16": precision == "fp16"}
+
+
+def make_trainer_class():
+    """The ``Trainer`` subclass (built lazily: transformers is imported only when training)."""
+    from transformers import Trainer
+
+    from quilt_llava.train.data import GroupedSampler
+
+    class LlavaTrainer(Trainer):
+        """Adds modality/length-grouped sampling and a separate projector learning rate."""
+
+        def __init__(self, *args: Any, group_by: str = "modality_length", projector_lr: float | None = None,
+                     **kwargs: Any) -> None:
+            self.group_by = group_by
+            self.projector_lr = projector_lr
+            super().__init__(*args, **kwargs)
+
+        def _get_train_sampler(self, train_dataset=None):
+            ds = train_dataset if train_dataset is not None else self.train_dataset
+            a = self.args
+            group = a.per_device_train_batch_size * a.world_size * a.gradient_accumulation_steps
+            return GroupedSampler(ds.lengths, ds.has_image, group, mode=self.group_by, seed=a.seed)
+
+        def create_optimizer(self, model=None):
+            if self.optimizer is not None:
+                return self.optimizer
+            model = self.model
+            decay = set(self.get_decay_parameter_names(model))
+            groups: dict[tuple[bool, bool], list] = {}
+            for name, param in model.named_parameters():
+                if not param.requires_grad:
+                    continue
+                key = (PROJECTOR_KEY in name and self.projector_lr is not None, name in decay)
+                groups.setdefault(key, []).append(param)
+            param_groups = []
+            for (is_proj, has_decay), params in sorted(groups.items()):
+                group: dict[str, Any] = {"params": params, "weight_decay": self.args.weight_decay if has_decay else 0.0}
+                if is_proj:
+                    group["lr"] = self.projector_lr
+                param_groups.append(group)
+            opt_cls, opt_kwargs = self.get_optimizer_cls_and_kwargs(self.args, model)
+            self.optimizer = opt_cls(param_groups, **opt_kwargs)
+            return self.optimizer
+
+    return LlavaTrainer
+
+
+def train(cfg: TrainConfig, on_log: Any = None) -> dict[str, Any]:
+    """Run one training stage; returns a summary (see module doc for what is written)."""
+    cfg.require_run_paths()
+    from transformers import TrainerCallback, TrainingArguments
+
+    from quilt_llava.model.conversation import get_template
+    from quilt_llava.train.data import Collator, LlavaDataset, load_records
+
+    ws = world_size()
+    per_step = cfg.per_device_batch_size * ws
+    if cfg.global_batch_size % per_step:
+        raise ConfigError(
+            f"global_batch_size {cfg.global_batch_size} is not divisible by per_device_batch_size "
+            f"{cfg.per_device_batch_size} x {ws} processes"
+        )
+    accum = cfg.global_batch_size // per_step
+
+    model, processor = load_for_training(cfg)
+    records = load_records(cfg.data_path)
+    dataset = LlavaDataset(
+        records, processor, get_template(cfg.conv_template), cfg.max_length,
+        image_folder=cfg.image_folder or None, max_mismatch_fraction=cfg.max_mismatch_fraction,
+    )
+    report = dataset.report
+    if report.mismatched_ids:
+        log.warning("%d of %d records are not trained on (masking failed): %s", len(report.mismatched_ids),
+                    report.total, ", ".join(report.mismatched_ids[:20]))
+    model = set_trainable(model, cfg)
+    params = count_parameters(model)
+
+    resume: str | bool | None = None
+    if cfg.resume_from_checkpoint == "auto":
+        resume = _latest_checkpoint(cfg.output_dir)
+    elif cfg.resume_from_checkpoint:
+        resume = cfg.resume_from_checkpoint
+
+    args = TrainingArguments(
+        output_dir=cfg.output_dir,
+        per_device_train_batch_size=cfg.per_device_batch_size,
+        gradient_accumulation_steps=accum,
+        learning_rate=cfg.learning_rate,
+        weight_decay=cfg.weight_decay,
+        warmup_steps=cfg.warmup_ratio,
+        lr_scheduler_type=cfg.lr_scheduler_type,
+        num_train_epochs=cfg.num_train_epochs,
+        max_steps=cfg.max_steps,
+        max_grad_norm=cfg.max_grad_norm,
+        logging_steps=cfg.logging_steps,
+        save_strategy="steps",
+        save_steps=cfg.save_steps,
+        save_total_limit=cfg.save_total_limit,
+        seed=cfg.seed,
+        gradient_checkpointing=cfg.gradient_checkpointing,
+        gradient_checkpointing_kwargs={"use_reentrant": False} if cfg.gradient_checkpointing else None,
+        dataloader_num_workers=cfg.dataloader_num_workers,
+        remove_unused_columns=False,
+        report_to=[] if cfg.report_to == "none" else [cfg.report_to],
+        ddp_find_unused_parameters=not all(dataset.has_image) or None,
+        use_cpu=cfg.use_cpu,
+        disable_tqdm=True,
+        **_precision_flags(cfg.precision),
+    )
+
+    class _Forward(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if on_log is not None and logs and "loss" in logs and state.is_world_process_zero:
+                on_log({"step": state.global_step, **logs})
+
+    trainer = make_trainer_class()(
+        model=model,
+        args=args,
+        train_dataset=dataset,
+        data_collator=Collator(processor.tokenizer.pad_token_id),
+        group_by=cfg.group_by,
+        projector_lr=cfg.projector_lr,
+        callbacks=[_Forward()],
+    )
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)  # progress goes through on_log / log_history.jsonl
+    result = trainer.train(resume_from_checkpoint=resume)
+    history = [
+        {"step": e["step"], "loss": e["loss"], "learning_rate": e.get("learning_rate"), "epoch": e.get("epoch")}
+        for e in trainer.state.log_history if "loss" in e
+    ]
+    save_final(trainer, model, processor, cfg, history, report)
+    return {
+        "output_dir": cfg.output_dir,
+        "steps": trainer.state.global_step,
+        "final_loss": history[-1]["loss"] if history else math.nan,
+        "train_loss": result.training_loss,
+        "log_history": [{"step": h["step"], "loss": h["loss"], "lr": h["learning_rate"]} for h in history],
+        "mismatched_ids": list(report.mismatched_ids),
+        "data": report.summary(),
+        "parameters": params,
+        "world_size": ws,
+        "gradient_accumulation_steps": accum,
+    }
+
+
+def save_final(trainer, model, processor, cfg: TrainConfig, history: list[dict[str, Any]], report) -> None:
+    """Write the HF-layout model (LoRA merged), processor, ``quilt_llava.json`` and ``log_history.jsonl``."""
+    from quilt_llava.files import write_json, write_jsonl
+
+    out = Path(cfg.output_dir)
+    if cfg.qlora:
+        if trainer.is_world_process_zero():
+            merge_qlora(trainer.model, cfg, out)
+    elif cfg.lora:
+        if trainer.is_world_process_zero():
+            merged = trainer.model.merge_and_unload()
+            merged.save_pretrained(out)
+    else:
+        trainer.save_model(str(out))  # gathers FSDP / ZeRO-3 shards
+    if trainer.is_world_process_zero():
+        processor.save_pretrained(out)
+        meta = dict(getattr(model.config, "quilt_llava", None) or {})
+        meta["trained"] = {"config": cfg.to_dict(), "data": report.summary() | {"mismatched_ids": report.mismatched_ids[:1000]}}
+        write_json(out / "quilt_llava.json", meta)
+        write_jsonl(out / "log_history.jsonl", history)
+
+
+def merge_qlora(peft_model, cfg: TrainConfig, out: Path) -> None:
+    """Merge a QLoRA adapter into a full-precision copy of the base checkpoint and save it."""
+    import torch
+    from peft import PeftModel
+
+    from quilt_llava.model.build import load_model_and_processor
+
+    adapter_dir = out / "adapter"
+    peft_model.save_pretrained(adapter_dir)
+    dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
+    base, _ = load_model_and_processor(cfg.model_name_or_path, dtype=dtype, device="cpu")
+    merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
+    merged.config.quilt_llava = peft_model.base_model.model.config.quilt_llava
+    merged.save_pretrained(out)
+
+
+def _latest_checkpoint(output_dir: str) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
