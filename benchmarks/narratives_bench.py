@@ -33,7 +33,7 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,7 @@ from quilt_llava.narratives.baseline import BaselineConfig, published_cursor_tra
 from quilt_llava.narratives.synthetic import SyntheticConfig, make_synthetic_video
 
 TOLERANCE_PX = 10.0
+MAX_FAILURES = 25
 TARGETS = {
     "recall": 0.98,
     "precision": 0.99,
@@ -72,6 +73,8 @@ class Scores:
     segments_missed: int
     pan_points: int
     points: int
+    # A few examples of each kind of failure, for diagnosis (times in s, positions in px).
+    failures: dict[str, list[Any]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -109,18 +112,42 @@ def score(
     errors = []
     good = 0
     pan_points = 0
-    for (_, x, y), i in zip(pts, idx):
-        if i < 0 or not stable[i]:
-            pan_points += int(i >= 0 and not stable[i])
+    failures: dict[str, list[Any]] = {
+        "pan": [],
+        "no_cursor": [],
+        "far": [],
+        "missed": [],
+        "unmatched": [],
+    }
+    for (t, x, y), i in zip(pts, idx):
+        est = [round(float(t), 3), round(float(x), 1), round(float(y), 1)]
+        if i < 0:
+            failures["unmatched"].append(est)
+            continue
+        if not stable[i]:
+            pan_points += 1
+            failures["pan"].append(est)
             continue
         if not visible[i]:
+            failures["no_cursor"].append(est)  # hidden cursor: an estimate is noise
             continue
         e = float(np.hypot(x - cursor[i, 0], y - cursor[i, 1]))
         errors.append(e)
         best[i] = min(best[i], e)
-        good += e <= TOLERANCE_PX
+        if e <= TOLERANCE_PX:
+            good += 1
+        else:
+            failures["far"].append([*est, cursor[i].tolist()])
     recall = float((best[visible] <= TOLERANCE_PX).mean()) if visible.any() else 1.0
     precision = good / len(pts) if len(pts) else 1.0
+    for i in np.flatnonzero(visible & (best > TOLERANCE_PX)):
+        failures["missed"].append([frames[i]["t"], frames[i]["cursor"]])
+    failures = {
+        k: v[:MAX_FAILURES]
+        + ([f"... {len(v) - MAX_FAILURES} more"] if len(v) > MAX_FAILURES else [])
+        for k, v in failures.items()
+        if v
+    }
 
     seg_errs = []
     missed = 0
@@ -142,6 +169,7 @@ def score(
         segments_missed=missed,
         pan_points=pan_points,
         points=len(pts),
+        failures=failures,
     )
 
 
@@ -289,6 +317,9 @@ def main(argv: list[str] | None = None) -> int:
         help="keep videos and outputs here (default: a temporary folder)",
     )
     ap.add_argument(
+        "--details", action="store_true", help="also print examples of each failure kind"
+    )
+    ap.add_argument(
         "--skip-ours",
         action="store_true",
         help="only the published method (when no extractor is available)",
@@ -374,6 +405,13 @@ def main(argv: list[str] | None = None) -> int:
         m = report["machine"]
         print(f"machine: {m['cpu']}, {m['cores']} cores, python {m['python']}, PyAV {m['pyav']}")
         print_table(results)
+        if args.details:
+            for r in results:
+                for method in ("ours", "published"):
+                    if r.get(method) and r[method]["failures"]:
+                        print(f"\n{r['variant']} / {method} failures:")
+                        for kind, items in r[method]["failures"].items():
+                            print(f"  {kind}: {items}")
         print(
             f"targets (ours, every variant): recall >= {TARGETS['recall']}, precision >= {TARGETS['precision']}, "
             f"median error <= {TARGETS['median_err_px']} px, segment boundaries <= {TARGETS['seg_err_max_s']} s, "
