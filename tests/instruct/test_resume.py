@@ -1,0 +1,87 @@
+"""A run killed with SIGKILL mid-way and resumed ends with the same output as an uninterrupted run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from typer.testing import CliRunner
+
+from quilt_llava.cli import make_app
+from quilt_llava.files import read_jsonl
+from tests.conftest import REPO_ROOT
+from tests.fake_openai import FakeOpenAIServer
+from tests.instruct.conftest import (
+    KEY_ENV,
+    SECRET,
+    good_reply,
+    llm_args,
+    make_rows,
+    write_narratives,
+)
+
+N_SEGMENTS = 36
+
+
+def many_rows(folder):
+    base = make_rows(folder)
+    rows = []
+    for i in range(N_SEGMENTS):
+        row = dict(base[i % len(base)])
+        row["segment_id"] = i  # unique per video; images are shared
+        rows.append(row)
+    return rows
+
+
+def count_units(work_file) -> int:
+    if not work_file.exists():
+        return 0
+    return sum(1 for line in work_file.read_text().splitlines() if line.startswith('{"unit"'))
+
+
+def test_killed_run_resumes_to_identical_output(tmp_path):
+    nar = write_narratives(tmp_path / "nar", many_rows(tmp_path / "nar"))
+    with FakeOpenAIServer(responder=good_reply, latency_s=0.02) as srv:
+        # Reference: one uninterrupted run.
+        ref = tmp_path / "ref" / "abductive.jsonl"
+        res = CliRunner().invoke(make_app(), ["instruct", "abductive", str(nar), "--out", str(ref),
+                                              *llm_args(srv, "--concurrency", "2"), "--quiet"])
+        assert res.exit_code == 0, res.output
+        full_calls = len(srv.requests)
+
+        # Same job in a subprocess, killed once some units are journalled.
+        out = tmp_path / "run" / "abductive.jsonl"
+        work = out.with_name(f".{out.name}.work.jsonl")
+        cmd = [sys.executable, "-m", "quilt_llava", "instruct", "abductive", str(nar), "--out", str(out),
+               *llm_args(srv, "--concurrency", "2"), "--quiet"]
+        env = {**os.environ, KEY_ENV: SECRET, "PYTHONPATH": str(REPO_ROOT / "src")}
+        proc = subprocess.Popen(cmd, env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60
+        while count_units(work) < 6 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert proc.poll() is None, "the run finished before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        assert proc.returncode == -signal.SIGKILL
+        killed_at = count_units(work)
+        assert 6 <= killed_at < N_SEGMENTS
+        assert not out.exists()  # no half output: it is written only at the end
+
+        before = len(srv.requests)
+        res = CliRunner().invoke(make_app(), ["instruct", "abductive", str(nar), "--out", str(out),
+                                              *llm_args(srv, "--concurrency", "2"), "--quiet", "--json"])
+        assert res.exit_code == 0, res.output
+        summary = json.loads(res.stdout.strip().splitlines()[-1])
+        resumed_calls = len(srv.requests) - before
+
+    assert summary["previously_done"] >= killed_at and summary["complete"]
+    assert resumed_calls < full_calls  # the finished units and cached calls were not paid twice
+    assert out.read_text() == ref.read_text()
+    records = read_jsonl(out)
+    assert len(records) == N_SEGMENTS
+    assert len({r["id"] for r in records}) == N_SEGMENTS
+    assert not work.exists()
