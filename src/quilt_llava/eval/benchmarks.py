@@ -4,7 +4,7 @@ A declaration names the question file and image folder (relative to a data root,
 to the declaration file for a user's own benchmark), the question format (see
 :mod:`quilt_llava.eval.questions`), optional row filter and field renames, the
 prompt suffixes and the headline metrics. The shipped declarations live next to
-this module in ``benchmarks/*.yaml``; nothing is downloaded: point ``data_root``
+this module in ``declarations/*.yaml``; nothing is downloaded: point ``data_root``
 (or explicit ``questions``/``images``) at local copies.
 
 :func:`run_benchmark` generates answers (resumable) and scores them, writing
@@ -110,7 +110,7 @@ def parse_benchmark(data: Any, source: str, base_dir: str | None = None) -> Benc
 
 
 def builtin_benchmarks() -> list[str]:
-    folder = resources.files("quilt_llava.eval") / "benchmarks"
+    folder = resources.files("quilt_llava.eval") / "declarations"
     return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
@@ -126,7 +126,7 @@ def load_benchmark(name_or_path: str | os.PathLike[str]) -> Benchmark:
     names = builtin_benchmarks()
     if key not in names:
         raise ConfigError(f"unknown benchmark '{text}'; choose one of {', '.join(names)} or give a YAML file path")
-    resource = resources.files("quilt_llava.eval") / "benchmarks" / f"{key}.yaml"
+    resource = resources.files("quilt_llava.eval") / "declarations" / f"{key}.yaml"
     return parse_benchmark(yaml.safe_load(resource.read_text(encoding="utf-8")), f"benchmark {key}")
 
 

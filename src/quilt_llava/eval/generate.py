@@ -115,8 +115,12 @@ def generate_answers(
     prompts: Sequence[str],
     images: Sequence[Any],
     max_new_tokens: int = 128,
+    **generate_kwargs: Any,
 ) -> list[str]:
-    """Greedy answers for one batch; prompts already hold the template and ``<image>`` token."""
+    """Greedy answers for one batch; prompts already hold the template and ``<image>`` token.
+
+    ``generate_kwargs`` go to ``model.generate`` (e.g. ``min_new_tokens`` in benchmarks).
+    """
     import torch
 
     tokenizer = processor.tokenizer
@@ -137,6 +141,7 @@ def generate_answers(
             do_sample=False,
             num_beams=1,
             pad_token_id=tokenizer.pad_token_id,
+            **generate_kwargs,
         )  # (batch, prompt_len + new)
     new_tokens = out[:, inputs["input_ids"].shape[1] :]
     return [t.strip() for t in processor.batch_decode(new_tokens, skip_special_tokens=True)]
