@@ -1,1 +1,31 @@
-"""Stage A: localized narratives (stable segments, cursor traces, grounded captions) from narrated slide-viewing videos."""
+"""Stage A: localized narratives (stable segments, cursor traces, grounded captions) from narrated slide-viewing videos.
+
+Public API (imported lazily so ``quilt_llava.narratives.cli`` stays light)::
+
+    from quilt_llava.narratives import ExtractConfig, extract_video, extract_folder
+    rows = extract_video(video, transcript, out_dir, ExtractConfig())
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_EXPORTS = {
+    "ExtractConfig": "quilt_llava.narratives.pipeline",
+    "FolderResult": "quilt_llava.narratives.pipeline",
+    "extract_video": "quilt_llava.narratives.pipeline",
+    "extract_folder": "quilt_llava.narratives.pipeline",
+    "analyse": "quilt_llava.narratives.pipeline",
+    "read_transcript": "quilt_llava.narratives.transcript",
+    "grounded_caption": "quilt_llava.narratives.caption",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'quilt_llava.narratives' has no attribute {name!r}")

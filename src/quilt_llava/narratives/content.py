@@ -1,0 +1,137 @@
+"""Content-area detection: where on screen the tissue view is.
+
+Statistics are gathered while the video is decoded (at analysis resolution): the
+spatial texture of sampled frames and the per-pixel range over time. Viewer chrome
+(borders, toolbars, status bars) is flat and never changes; the tissue view is
+textured and changes whenever the narrator pans. A row or column belongs to the
+content when most of its pixels are textured or changing; the content box is the
+longest run of such rows by the longest run of such columns. A webcam box inside
+the view is handled separately (see :class:`ChangeFrequency`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class ContentConfig:
+    texture_threshold: float = 3.0  # local std (grey levels) that counts as texture
+    range_threshold: float = 20.0  # temporal max-min that counts as changing content
+    line_fraction: float = 0.5  # share of a row/column that must be content
+
+
+class ContentStats:
+    """Accumulates texture and temporal range of sampled analysis frames."""
+
+    def __init__(self, config: ContentConfig | None = None) -> None:
+        self.config = config or ContentConfig()
+        self.texture: np.ndarray | None = None
+        self.lo: np.ndarray | None = None
+        self.hi: np.ndarray | None = None
+
+    def add(self, small: np.ndarray) -> None:
+        import cv2
+
+        f = small.astype(np.float32)
+        mean = cv2.blur(f, (5, 5))
+        std = np.sqrt(np.maximum(cv2.blur(f * f, (5, 5)) - mean * mean, 0.0))
+        if self.texture is None:
+            self.texture, self.lo, self.hi = std, small.copy(), small.copy()
+        else:
+            np.maximum(self.texture, std, out=self.texture)
+            np.minimum(self.lo, small, out=self.lo)
+            np.maximum(self.hi, small, out=self.hi)
+
+    def content_map(self) -> np.ndarray | None:
+        if self.texture is None:
+            return None
+        cfg = self.config
+        changing = (self.hi.astype(np.int16) - self.lo.astype(np.int16)) > cfg.range_threshold
+        return (self.texture > cfg.texture_threshold) | changing
+
+    def box(self, scale: float, frame_size: tuple[int, int]) -> tuple[int, int, int, int]:
+        """Content box (x0, y0, x1, y1) in full-resolution pixels; the whole frame when undecidable."""
+        width, height = frame_size
+        cmap = self.content_map()
+        if cmap is None:
+            return (0, 0, width, height)
+        rows = _longest_run(cmap.mean(axis=1) >= self.config.line_fraction)
+        cols = _longest_run(cmap.mean(axis=0) >= self.config.line_fraction)
+        if rows is None or cols is None:
+            return (0, 0, width, height)
+        x0, x1 = round(cols[0] * scale), min(width, round((cols[1] + 1) * scale))
+        y0, y1 = round(rows[0] * scale), min(height, round((rows[1] + 1) * scale))
+        if (x1 - x0) * (y1 - y0) < 0.1 * width * height:
+            return (0, 0, width, height)
+        return (x0, y0, x1, y1)
+
+
+def _longest_run(flags: np.ndarray) -> tuple[int, int] | None:
+    best: tuple[int, int] | None = None
+    start = None
+    for i, f in enumerate([*list(flags), False]):
+        if f and start is None:
+            start = i
+        elif not f and start is not None:
+            if best is None or i - 1 - start > best[1] - best[0]:
+                best = (start, i - 1)
+            start = None
+    return best
+
+
+def refine_edges(image: np.ndarray, box: tuple[int, int, int, int], search: int = 6) -> tuple[int, int, int, int]:
+    """Snap each edge of ``box`` to the strongest step in a full-resolution luma ``image`` within ``search`` px."""
+    x0, y0, x1, y1 = box
+    img = image.astype(np.float32)
+    h, w = img.shape
+
+    def snap(profile: np.ndarray, pos: int) -> int:
+        lo, hi = max(1, pos - search), min(len(profile) - 1, pos + search)
+        if hi <= lo:
+            return pos
+        steps = np.abs(np.diff(profile))[lo - 1 : hi]
+        if steps.size == 0 or steps.max() < 8:
+            return pos
+        return lo + int(np.argmax(steps))
+
+    rows = img[y0:y1].mean(axis=0) if y1 > y0 else img.mean(axis=0)
+    cols = img[:, x0:x1].mean(axis=1) if x1 > x0 else img.mean(axis=1)
+    nx0, nx1 = snap(rows, x0), snap(rows, x1)
+    ny0, ny1 = snap(cols, y0), snap(cols, y1)
+    if nx1 - nx0 < (x1 - x0) // 2 or ny1 - ny0 < (y1 - y0) // 2:
+        return box
+    return (nx0, ny0, min(w, nx1), min(h, ny1))
+
+
+class ChangeFrequency:
+    """How often each analysis pixel changes while the view is still: a webcam box changes in most frames."""
+
+    def __init__(self, threshold: int = 5, frequency: float = 0.3, min_frames: int = 25) -> None:
+        self.threshold = threshold
+        self.frequency = frequency
+        self.min_frames = min_frames
+        self.counts: np.ndarray | None = None
+        self.frames = 0
+        self.mask: np.ndarray | None = None
+
+    def add(self, motion: np.ndarray) -> None:
+        if self.counts is None:
+            self.counts = np.zeros(motion.shape, np.uint32)
+        self.counts += motion > self.threshold
+        self.frames += 1
+        if self.frames >= self.min_frames and self.frames % 25 == 0:
+            self._update_mask()
+
+    def _update_mask(self) -> None:
+        import cv2
+
+        busy = (self.counts > self.frequency * self.frames).astype(np.uint8)
+        if busy.sum() == 0:
+            self.mask = None
+            return
+        # Keep only compact busy regions (a box), grown a little so its edges are covered.
+        busy = cv2.morphologyEx(busy, cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
+        self.mask = cv2.dilate(busy, np.ones((7, 7), np.uint8)) > 0

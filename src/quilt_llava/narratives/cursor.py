@@ -1,0 +1,286 @@
+"""Cursor localisation by the pointer's shape, not by "whatever changed most".
+
+The published method subtracts a chunk's median frame and takes the strongest
+response. That fails for a cursor that rests (it is part of the median), reports
+webcam motion and compression noise as the cursor, and gives the centre of the
+change rather than the tip. Here the cursor is found by masked normalised
+cross-correlation with arrow templates (dark fill / light outline; the absolute
+correlation also catches the inverted, white-filled pointer) at a few scales, and
+the reported point is the template's hotspot, the arrow tip:
+
+- candidate regions come from the last position (a resting cursor is re-verified
+  every frame), from blobs in the frame-to-frame difference (a moving or
+  reappearing cursor), and from a whole-frame search at half resolution when a new
+  view starts or nothing is being tracked;
+- when the cursor is first acquired, earlier frames of the same view are searched
+  backwards from that position (a cursor that rested before it first moved);
+- regions the caller marks as ignored (a webcam box) produce no candidates;
+- nothing is reported below ``min_score``, so a hidden cursor yields no points.
+
+A :class:`CursorLocator` has one required method, ``process(frame)``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+# A classic arrow pointer, tip at (0, 0), about 19 px tall at scale 1.
+ARROW_POLYGON = np.array(
+    [(0.0, 0.0), (0.0, 16.5), (4.0, 12.8), (6.9, 19.2), (9.3, 18.2), (6.4, 12.0), (11.6, 12.0)], dtype=np.float64
+)
+
+
+@dataclass
+class AnalysedFrame:
+    index: int
+    t: float
+    luma: np.ndarray  # (H, W) uint8, full resolution
+    motion: np.ndarray | None  # (h, w) uint8 |difference| to the previous frame at analysis scale, or None
+    moving: bool  # the view itself is moving (pan, zoom, cut)
+    ignore: np.ndarray | None = None  # (h, w) bool, regions that must not produce cursor candidates
+    scale: int = 4  # full-resolution pixels per analysis pixel
+
+
+@dataclass(frozen=True)
+class CursorHit:
+    index: int  # frame index the hit belongs to (may be earlier than the frame just processed)
+    x: float  # tip, full-resolution pixels
+    y: float
+    score: float
+
+
+class CursorLocator(Protocol):
+    def process(self, frame: AnalysedFrame) -> list[CursorHit]:
+        """Consume the next frame; return cursor hits (for this frame and possibly earlier ones)."""
+        ...
+
+
+@dataclass
+class CursorConfig:
+    scales: tuple[float, ...] = (0.6, 0.8, 1.0, 1.25, 1.6)  # template sizes, x the 720p arrow
+    min_score: float = 0.62  # masked NCC below this is "no cursor"
+    min_contrast: float = 25.0  # grey levels between the arrow's fill and its outline
+    track_radius: int = 14  # px searched around the last position, per frame
+    motion_threshold: int = 14  # grey levels of frame difference that count as motion
+    max_blobs: int = 4
+    max_blob_area: int = 900  # analysis px; bigger changes are not a cursor
+    search_every: int = 25  # frames between whole-frame searches while nothing is tracked
+    search_peaks: int = 6
+    backfill_frames: int = 125  # how far back a fresh acquisition is propagated
+    lock_after: int = 5  # acquisitions before the template size is locked for tracking
+
+
+@dataclass
+class Template:
+    image: np.ndarray  # (th, tw) uint8, dark fill, light outline, on a masked-out background
+    mask: np.ndarray  # (th, tw) uint8 0/255
+    hotspot: tuple[int, int]  # (x, y) of the tip pixel
+    half: np.ndarray = field(repr=False, default_factory=lambda: np.zeros((1, 1), np.uint8))  # half-resolution image
+    fill: np.ndarray = field(repr=False, default_factory=lambda: np.zeros((1, 1), bool))  # pixels inside the arrow
+    ring: np.ndarray = field(repr=False, default_factory=lambda: np.zeros((1, 1), bool))  # pixels of its outline
+
+
+def make_template(scale: float, outline: float = 1.0, supersample: int = 8) -> Template:
+    import cv2
+
+    pad = 2
+    pts = ARROW_POLYGON * scale
+    w = math.ceil(pts[:, 0].max()) + 2 * pad + 1
+    h = math.ceil(pts[:, 1].max()) + 2 * pad + 1
+    ss = supersample
+    fill = np.zeros((h * ss, w * ss), np.uint8)
+    cv2.fillPoly(fill, [np.round((pts + pad + 0.5) * ss).astype(np.int32)], 255, cv2.LINE_AA)
+    radius = max(1, round(outline * ss))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    outer = cv2.dilate(fill, kernel)
+    a_fill = cv2.resize(fill, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
+    a_out = cv2.resize(outer, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
+    # Dark fill, light outline: 0 inside, 255 on the ring.
+    image = np.clip(255 * (a_out - a_fill) / np.maximum(a_out, 1e-6), 0, 255).astype(np.uint8)
+    mask = ((a_out > 0.35) * 255).astype(np.uint8)
+    half = cv2.resize(np.where(mask > 0, image, 128).astype(np.uint8), (max(2, w // 2), max(2, h // 2)), interpolation=cv2.INTER_AREA)
+    fill_px = (a_fill > 0.9) & (mask > 0)
+    ring_px = (a_fill < 0.1) & (a_out > 0.6)
+    return Template(image, mask, (pad, pad), half, fill_px, ring_px)
+
+
+def make_templates(scales: tuple[float, ...], frame_height: int) -> list[Template]:
+    unit = frame_height / 720
+    return [make_template(s * unit) for s in scales]
+
+
+def match_in(luma: np.ndarray, box: tuple[int, int, int, int], template: Template, min_contrast: float = 0.0) -> tuple[float, float, float]:
+    """Best |masked NCC| of ``template`` with its top-left inside ``box`` (x0, y0, x1, y1).
+
+    Returns (score, tip_x, tip_y); score 0 when the region is too small, or when the
+    fill and outline at the best match differ by less than ``min_contrast`` grey
+    levels (correlation ignores contrast, so faint texture could otherwise match)."""
+    import cv2
+
+    th, tw = template.image.shape
+    H, W = luma.shape
+    x0, y0 = max(0, box[0]), max(0, box[1])
+    x1, y1 = min(W, box[2] + tw), min(H, box[3] + th)
+    if x1 - x0 < tw or y1 - y0 < th:
+        return 0.0, 0.0, 0.0
+    roi = luma[y0:y1, x0:x1]
+    res = cv2.matchTemplate(roi, template.image, cv2.TM_CCOEFF_NORMED, mask=template.mask)
+    res = np.abs(np.nan_to_num(res, nan=0.0, posinf=0.0, neginf=0.0))
+    _, best, _, loc = cv2.minMaxLoc(res)
+    if min_contrast > 0:
+        patch = roi[loc[1] : loc[1] + th, loc[0] : loc[0] + tw]
+        contrast = abs(float(patch[template.fill].mean()) - float(patch[template.ring].mean()))
+        if contrast < min_contrast:
+            return 0.0, 0.0, 0.0
+    return float(best), float(x0 + loc[0] + template.hotspot[0]), float(y0 + loc[1] + template.hotspot[1])
+
+
+class TemplateCursorLocator:
+    """Shape-based cursor tracker; see the module docstring."""
+
+    def __init__(self, frame_height: int, config: CursorConfig | None = None) -> None:
+        self.config = config or CursorConfig()
+        self.templates = make_templates(self.config.scales, frame_height)
+        self.track: tuple[float, float] | None = None
+        self.locked: int | None = None
+        self.votes = np.zeros(len(self.templates), dtype=int)
+        self.last_search = -(10**9)
+        self.new_view = True
+        self.history: deque[tuple[int, np.ndarray, bool]] = deque(maxlen=self.config.backfill_frames)
+
+    # -- candidate regions (top-left search boxes, full resolution) ----------------------
+
+    def _box_around_tip(self, x: float, y: float, radius: int, t: Template) -> tuple[int, int, int, int]:
+        hx, hy = t.hotspot
+        return int(x - hx - radius), int(y - hy - radius), int(x - hx + radius + 1), int(y - hy + radius + 1)
+
+    def _blob_boxes(self, frame: AnalysedFrame) -> list[tuple[int, int, int, int]]:
+        import cv2
+
+        if frame.motion is None:
+            return []
+        cfg = self.config
+        moved = (frame.motion > cfg.motion_threshold).astype(np.uint8)
+        if frame.ignore is not None:
+            moved[frame.ignore] = 0
+        if cv2.countNonZero(moved) == 0:
+            return []
+        _, _, stats, _ = cv2.connectedComponentsWithStats(moved, connectivity=8)
+        order = np.argsort(-stats[1:, cv2.CC_STAT_AREA])[: cfg.max_blobs * 3] + 1
+        s = frame.scale
+        th, tw = (max(t.image.shape[i] for t in self.templates) for i in (0, 1))
+        boxes = []
+        for i in order:
+            x, y, w, h, area = stats[i]
+            if area > cfg.max_blob_area:
+                continue
+            # Any top-left from which the template overlaps the changed area.
+            boxes.append((x * s - tw, y * s - th, (x + w) * s + 1, (y + h) * s + 1))
+            if len(boxes) >= cfg.max_blobs:
+                break
+        return boxes
+
+    def _search_peaks(self, frame: AnalysedFrame) -> list[tuple[int, int, int, int]]:
+        """Whole-frame search at half resolution; returns boxes around the best peaks."""
+        import cv2
+
+        cfg = self.config
+        half = cv2.resize(frame.luma, (frame.luma.shape[1] // 2, frame.luma.shape[0] // 2), interpolation=cv2.INTER_AREA)
+        best = None
+        candidates = range(len(self.templates)) if self.locked is None else [self.locked]
+        for k in candidates:
+            res = np.abs(cv2.matchTemplate(half, self.templates[k].half, cv2.TM_CCOEFF_NORMED))
+            if best is None:
+                best = res
+            else:  # templates differ in size: compare over the common area
+                hh, ww = min(best.shape[0], res.shape[0]), min(best.shape[1], res.shape[1])
+                best = np.maximum(best[:hh, :ww], res[:hh, :ww])
+        if best is None:
+            return []
+        if frame.ignore is not None:
+            ign = cv2.resize(frame.ignore.astype(np.uint8), (half.shape[1], half.shape[0]), interpolation=cv2.INTER_NEAREST)
+            best[ign[: best.shape[0], : best.shape[1]] > 0] = 0
+        peaks = (best == cv2.dilate(best, np.ones((9, 9), np.uint8))) & (best > 0.3)
+        ys, xs = np.nonzero(peaks)
+        if len(xs) == 0:
+            return []
+        top = np.argsort(-best[ys, xs])[: cfg.search_peaks]
+        r = 6
+        return [(2 * int(xs[i]) - r, 2 * int(ys[i]) - r, 2 * int(xs[i]) + r, 2 * int(ys[i]) + r) for i in top]
+
+    # -- matching ------------------------------------------------------------------------
+
+    def _best(self, luma: np.ndarray, boxes: list[tuple[int, int, int, int]], templates: list[int]) -> tuple[float, float, float, int]:
+        best = (0.0, 0.0, 0.0, -1)
+        for box in boxes:
+            for k in templates:
+                score, x, y = match_in(luma, box, self.templates[k], self.config.min_contrast)
+                if score > best[0]:
+                    best = (score, x, y, k)
+        return best
+
+    def _active(self) -> list[int]:
+        return list(range(len(self.templates))) if self.locked is None else [self.locked]
+
+    def process(self, frame: AnalysedFrame) -> list[CursorHit]:
+        cfg = self.config
+        if frame.moving:
+            self.track = None
+            self.new_view = True
+            self.history.clear()
+            return []
+        boxes: list[tuple[int, int, int, int]] = []
+        active = self._active()
+        if self.track is not None:
+            t = self.templates[active[0]] if len(active) == 1 else self.templates[len(self.templates) // 2]
+            boxes.append(self._box_around_tip(*self.track, cfg.track_radius, t))
+        boxes.extend(self._blob_boxes(frame))
+        searched = False
+        if self.track is None and (self.new_view or frame.index - self.last_search >= cfg.search_every):
+            boxes.extend(self._search_peaks(frame))
+            self.last_search = frame.index
+            searched = True
+        self.new_view = False
+        score, x, y, k = self._best(frame.luma, boxes, active) if boxes else (0.0, 0.0, 0.0, -1)
+        if score < cfg.min_score and self.locked is not None and (searched or self.track is None) and boxes:
+            # The locked size may be wrong for this view (zoomed recording); try every size.
+            score, x, y, k = self._best(frame.luma, boxes, list(range(len(self.templates))))
+        hits: list[CursorHit] = []
+        fresh = self.track is None
+        if score >= cfg.min_score:
+            if fresh:
+                self._vote(k)
+                hits.extend(self._backfill(x, y, k))
+            self.track = (x, y)
+            hits.append(CursorHit(frame.index, x, y, score))
+        else:
+            self.track = None
+        self.history.append((frame.index, frame.luma.copy(), score >= cfg.min_score))
+        return hits
+
+    def _vote(self, k: int) -> None:
+        self.votes[k] += 1
+        if self.locked is None and self.votes.sum() >= self.config.lock_after:
+            self.locked = int(np.argmax(self.votes))
+
+    def _backfill(self, x: float, y: float, k: int) -> list[CursorHit]:
+        """Walk back through this view's earlier frames while the cursor is found near (x, y)."""
+        hits = []
+        t = self.templates[k]
+        for index, luma, found in reversed(self.history):
+            if found:
+                break
+            score, bx, by = match_in(luma, self._box_around_tip(x, y, 3, t), t, self.config.min_contrast)
+            if score < self.config.min_score:
+                break
+            hits.append(CursorHit(index, bx, by, score))
+            x, y = bx, by
+        return hits[::-1]
+
+
+CURSOR_LOCATORS: dict[str, type] = {"template": TemplateCursorLocator}

@@ -1,0 +1,442 @@
+"""Stage A pipeline: a video and its transcript to segment images and grounded rows.
+
+One decoding pass does everything: each frame is reduced to a small luma image for
+view-stability and motion analysis, the cursor is located on the full-resolution
+luma plane, a few colour frames per still run are kept for the segment image, and
+content-area statistics are accumulated. After the pass, still runs become
+segments, hits become traces, speech is split over segments and grounded.
+
+Output layout (SPEC A): ``out_dir/<video_id>/frames/<segment_id>.png`` and one row per
+segment in ``out_dir/narratives.jsonl``. Each finished video also leaves
+``out_dir/<video_id>/rows.jsonl`` (written atomically, last); its presence marks the
+video done, so a re-run skips it, and ``narratives.jsonl`` is rebuilt atomically
+from every finished video.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from quilt_llava.errors import ConfigError, InputError, QuiltError
+from quilt_llava.files import atomic_open, iter_jsonl, write_jsonl
+from quilt_llava.narratives.caption import grounded_caption
+from quilt_llava.narratives.clustering import CLUSTERERS, ground
+from quilt_llava.narratives.content import (
+    ChangeFrequency,
+    ContentConfig,
+    ContentStats,
+    refine_edges,
+)
+from quilt_llava.narratives.cursor import (
+    AnalysedFrame,
+    CursorConfig,
+    CursorHit,
+    TemplateCursorLocator,
+)
+from quilt_llava.narratives.stability import CellDiffStability, Span, StabilityConfig
+from quilt_llava.narratives.transcript import Transcript, Utterance, read_transcript
+from quilt_llava.narratives.video import FrameSource, PyAVSource
+
+log = logging.getLogger(__name__)
+
+VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".ts")
+TRANSCRIPT_SUFFIXES = (".transcript.json", ".json", ".srt", ".vtt")
+ROWS_FILE = "rows.jsonl"
+NARRATIVES_FILE = "narratives.jsonl"
+
+
+@dataclass
+class ExtractConfig:
+    """How a video is analysed. ``sample_fps=None`` analyses every decoded frame."""
+
+    sample_fps: float | None = None
+    min_segment_s: float = 3.0  # published: a still span of 3 s or more
+    analysis_width: int = 320  # width of the small frames used for stability and motion
+    median_frames: int = 9  # colour frames whose per-pixel median is the segment image
+    clustering: str = "spatiotemporal"  # or "published"
+    transcript_slack_s: float = 1.0  # a transcript may run this far past the last frame
+    threads: int = 0  # decoder threads (0: FFmpeg decides)
+    seed: int = 0
+    cursor: CursorConfig = field(default_factory=CursorConfig)
+    stability: StabilityConfig = field(default_factory=StabilityConfig)
+    content: ContentConfig = field(default_factory=ContentConfig)
+
+    def validate(self) -> None:
+        problems = []
+        if self.sample_fps is not None and self.sample_fps <= 0:
+            problems.append(f"sample_fps must be > 0 or None (every frame), got {self.sample_fps}")
+        if self.min_segment_s <= 0:
+            problems.append(f"min_segment_s must be > 0, got {self.min_segment_s}")
+        if self.analysis_width < 64:
+            problems.append(f"analysis_width must be >= 64, got {self.analysis_width}")
+        if self.median_frames < 1:
+            problems.append(f"median_frames must be >= 1, got {self.median_frames}")
+        if self.clustering not in CLUSTERERS:
+            problems.append(f"clustering must be one of {', '.join(CLUSTERERS)}, got {self.clustering!r}")
+        if problems:
+            raise ConfigError(problems, source="ExtractConfig")
+
+
+# --------------------------------------------------------------------------- analysis
+
+
+@dataclass
+class Segment:
+    span: Span
+    start: float
+    end: float
+    image: np.ndarray  # (H, W, 3) uint8 full frame median
+    trace: list[tuple[float, float, float]]  # (t, x_px, y_px) full-resolution video pixels
+
+
+@dataclass
+class Analysis:
+    width: int
+    height: int
+    duration: float
+    content_box: tuple[int, int, int, int]
+    times: np.ndarray
+    moving: np.ndarray
+    hits: dict[int, CursorHit]
+    segments: list[Segment]
+
+
+def median_u8(stack: list[np.ndarray]) -> np.ndarray:
+    """Per-pixel median of same-shaped uint8 arrays (an odd count is used), via a min/max sorting network."""
+    if len(stack) % 2 == 0 and len(stack) > 1:
+        stack = stack[1:]
+    work = [s.copy() for s in stack]
+    n = len(work)
+    # Odd-even transposition sort: n rounds of compare-swap on uint8 planes, no float copies.
+    for r in range(n):
+        for i in range(r % 2, n - 1, 2):
+            lo = np.minimum(work[i], work[i + 1])
+            np.maximum(work[i], work[i + 1], out=work[i + 1])
+            work[i] = lo
+    return work[n // 2]
+
+
+class _RunSamples:
+    """Colour frames of the current still run, thinned so at most ``2 * keep`` are held."""
+
+    def __init__(self, keep: int, stride: int) -> None:
+        self.keep = keep
+        self.base_stride = max(1, stride)
+        self.reset()
+
+    def reset(self) -> None:
+        self.frames: list[tuple[int, np.ndarray]] = []
+        self.stride = self.base_stride
+        self.count = 0
+
+    def offer(self, index: int, get_rgb: Callable[[], np.ndarray]) -> None:
+        if self.count % self.stride == 0:
+            self.frames.append((index, get_rgb()))
+            if len(self.frames) > 2 * self.keep:
+                self.frames = self.frames[::2]
+                self.stride *= 2
+        self.count += 1
+
+    def median(self, first: int, last: int) -> np.ndarray | None:
+        frames = [f for i, f in self.frames if first <= i <= last]
+        if not frames:
+            return None
+        if len(frames) > self.keep:
+            pick = np.linspace(0, len(frames) - 1, self.keep).round().astype(int)
+            frames = [frames[i] for i in pick]
+        return median_u8(frames)
+
+
+def analyse(source: FrameSource, config: ExtractConfig | None = None, name: str = "video") -> Analysis:
+    """One pass over ``source``: stability, cursor hits, segment images and the content box."""
+    import cv2
+
+    cfg = config or ExtractConfig()
+    times: list[float] = []
+    moving_flags: list[bool] = []
+    hits: dict[int, CursorHit] = {}
+    segments: list[Segment] = []
+    stability = CellDiffStability(cfg.stability)
+    content = ContentStats(cfg.content)
+    webcam = ChangeFrequency()
+    locator: TemplateCursorLocator | None = None
+    samples: _RunSamples | None = None
+    prev_small: np.ndarray | None = None
+    run_start: int | None = None
+    size: tuple[int, int] | None = None
+    scale = 1
+    next_t = -1.0
+    frame_interval = 0.04
+    analysed = 0
+    first_frame: np.ndarray | None = None
+
+    def close_run(last: int) -> None:
+        nonlocal run_start
+        if run_start is None:
+            return
+        start_i, end_i = run_start, last
+        run_start = None
+        duration = times[end_i] - times[start_i] + frame_interval
+        if duration < cfg.min_segment_s or samples is None:
+            return
+        image = samples.median(start_i, end_i)
+        if image is None:
+            return
+        segments.append(Segment(Span(start_i, end_i), times[start_i], times[end_i] + frame_interval, image, []))
+
+    for frame in source.frames():
+        if cfg.sample_fps is not None:
+            if frame.t < next_t:
+                continue
+            next_t = max(next_t + 1.0 / cfg.sample_fps, frame.t + 0.5 / cfg.sample_fps)
+        luma = frame.luma
+        if size is None:
+            h, w = luma.shape
+            size = (w, h)
+            scale = max(1, round(w / cfg.analysis_width))
+            locator = TemplateCursorLocator(h, cfg.cursor)
+            first_frame = luma.copy()
+        elif luma.shape != (size[1], size[0]):
+            raise InputError(name, f"frame size changed mid-stream at {frame.t:.2f} s")
+        small = cv2.resize(luma, (size[0] // scale, size[1] // scale), interpolation=cv2.INTER_LINEAR)
+        tiny = cv2.resize(small, (small.shape[1] // 2, small.shape[0] // 2), interpolation=cv2.INTER_AREA)
+        index = len(times)
+        if index == 1:
+            frame_interval = max(1e-3, frame.t - times[0])
+        times.append(frame.t)
+        ignore_cells = None
+        if webcam.mask is not None:
+            ignore_cells = cv2.resize(webcam.mask.astype(np.uint8), cfg.stability.grid, interpolation=cv2.INTER_AREA) > 0
+        moving = stability.update(tiny, ignore_cells)
+        moving_flags.append(moving)
+        motion = cv2.absdiff(small, prev_small) if prev_small is not None else None
+        prev_small = small
+        if motion is not None and not moving:
+            webcam.add(motion)
+        if analysed % 12 == 0:
+            content.add(small)
+        analysed += 1
+        assert locator is not None
+        for hit in locator.process(AnalysedFrame(index, frame.t, luma, motion, moving, webcam.mask, scale)):
+            hits[hit.index] = hit
+        if moving:
+            close_run(index - 1)
+        else:
+            if run_start is None:
+                run_start = index
+                if samples is None:
+                    rate = 1.0 / frame_interval if cfg.sample_fps is None else cfg.sample_fps
+                    samples = _RunSamples(cfg.median_frames, round(rate / 2))
+                samples.reset()
+            samples.offer(index, frame.rgb)
+    if size is None:
+        raise InputError(name, "the video stream has no decodable frames")
+    close_run(len(times) - 1)
+    box = content.box(scale, size)
+    if first_frame is not None and segments:
+        gray = cv2.cvtColor(segments[0].image, cv2.COLOR_RGB2GRAY)
+        box = refine_edges(gray, box, search=2 * scale + 4)
+    for seg in segments:
+        x0, y0, x1, y1 = box
+        for i in range(seg.span.start, seg.span.end + 1):
+            hit = hits.get(i)
+            if hit is not None and x0 <= hit.x < x1 and y0 <= hit.y < y1:
+                seg.trace.append((times[i], hit.x, hit.y))
+    duration = times[-1] + frame_interval if times else 0.0
+    return Analysis(size[0], size[1], duration, box, np.array(times), np.array(moving_flags), hits, segments)
+
+
+# --------------------------------------------------------------------------- rows
+
+
+def video_id_for(path: Path) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", path.stem).strip("._") or "video"
+
+
+def segment_utterances(transcript: Transcript | None, start: float, end: float) -> list[Utterance]:
+    """Speech belonging to [start, end]: words (or, without word timings, utterances) whose midpoint lies inside."""
+    if transcript is None:
+        return []
+    out: list[Utterance] = []
+    for u in transcript.utterances:
+        if u.words:
+            words = [w for w in u.words if start <= 0.5 * (w.start + w.end) < end]
+            if words:
+                out.append(Utterance(words[0].start, words[-1].end, " ".join(w.text for w in words), tuple(words)))
+        elif start <= 0.5 * (u.start + u.end) < end:
+            out.append(u)
+    return out
+
+
+def build_rows(analysis: Analysis, video_id: str, transcript: Transcript | None, method: str) -> list[dict[str, Any]]:
+    x0, y0, x1, y1 = analysis.content_box
+    cw, ch = x1 - x0, y1 - y0
+    rows = []
+    for i, seg in enumerate(analysis.segments):
+        segment_id = f"{video_id}_{i:03d}"
+        trace = [[round(t, 3), round((x - x0) / cw, 4), round((y - y0) / ch, 4)] for t, x, y in seg.trace]
+        utterances = segment_utterances(transcript, seg.start, seg.end)
+        spoken = [(u.start, u.end, u.text) for u in utterances]
+        clusters = ground(trace, spoken, method=method)
+        caption = grounded_caption([(c.text, c.box) for c in clusters], " ".join(u.text for u in utterances))
+        rows.append(
+            {
+                "video_id": video_id,
+                "segment_id": segment_id,
+                "start": round(seg.start, 3),
+                "end": round(seg.end, 3),
+                "image": f"{video_id}/frames/{segment_id}.png",
+                "width": cw,
+                "height": ch,
+                "content_box": [x0, y0, x1, y1],
+                "trace": trace,
+                "utterances": [u.to_dict() for u in utterances],
+                "clusters": [c.to_dict() for c in clusters],
+                "grounded_caption": caption,
+            }
+        )
+    return rows
+
+
+def _write_png(path: Path, rgb: np.ndarray) -> None:
+    from PIL import Image
+
+    with atomic_open(path, "wb") as fh:
+        Image.fromarray(rgb).save(fh, format="PNG", compress_level=3)
+
+
+def rebuild_narratives(out_dir: Path) -> int:
+    """Rewrite ``out_dir/narratives.jsonl`` atomically from every finished video; returns the row count."""
+    rows: list[dict[str, Any]] = []
+    for rows_file in sorted(Path(out_dir).glob(f"*/{ROWS_FILE}")):
+        rows.extend(iter_jsonl(rows_file, tolerate_torn_tail=False))
+    return write_jsonl(Path(out_dir) / NARRATIVES_FILE, rows)
+
+
+def _process_video(video: Path, transcript_path: Path | None, out_dir: Path, cfg: ExtractConfig, source: FrameSource | None = None) -> list[dict[str, Any]]:
+    cfg.validate()
+    video = Path(video)
+    video_id = video_id_for(video)
+    transcript = read_transcript(transcript_path) if transcript_path is not None else None
+    analysis = analyse(source or PyAVSource(video, threads=cfg.threads), cfg, name=str(video))
+    if transcript is not None and transcript.end > analysis.duration + cfg.transcript_slack_s:
+        raise InputError(
+            str(transcript_path),
+            f"the transcript runs to {transcript.end:.1f} s but the video {video.name} is only "
+            f"{analysis.duration:.1f} s long; is it the transcript of another video?",
+        )
+    rows = build_rows(analysis, video_id, transcript, cfg.clustering)
+    frames_dir = out_dir / video_id / "frames"
+    x0, y0, x1, y1 = analysis.content_box
+    for row, seg in zip(rows, analysis.segments):
+        _write_png(frames_dir / f"{row['segment_id']}.png", np.ascontiguousarray(seg.image[y0:y1, x0:x1]))
+    # Written last: its presence marks the video as finished.
+    write_jsonl(out_dir / video_id / ROWS_FILE, rows)
+    return rows
+
+
+def extract_video(video: Path, transcript: Path | None, out_dir: Path, config: ExtractConfig | None = None) -> list[dict[str, Any]]:
+    """Extract one video into ``out_dir`` (segment images + rows) and rebuild ``narratives.jsonl``."""
+    out_dir = Path(out_dir)
+    rows = _process_video(Path(video), Path(transcript) if transcript is not None else None, out_dir, config or ExtractConfig())
+    rebuild_narratives(out_dir)
+    return rows
+
+
+# --------------------------------------------------------------------------- folders
+
+
+def find_transcript(video: Path) -> Path | None:
+    """The sidecar transcript of ``video``: <stem>.transcript.json, <stem>.json, <stem>.srt or <stem>.vtt."""
+    for suffix in TRANSCRIPT_SUFFIXES:
+        candidate = video.with_name(video.stem + suffix)
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def list_videos(folder: Path) -> list[Path]:
+    return sorted(p for p in Path(folder).iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+
+
+@dataclass
+class FolderResult:
+    done: list[str] = field(default_factory=list)  # video ids extracted in this run
+    skipped: list[str] = field(default_factory=list)  # already finished before this run
+    failed: dict[str, str] = field(default_factory=dict)  # video path -> error message
+    rows: int = 0  # rows in narratives.jsonl after the run
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def _worker(args: tuple[Path, Path | None, Path, ExtractConfig]) -> tuple[str, int | None, str | None]:
+    video, transcript, out_dir, cfg = args
+    try:
+        rows = _process_video(video, transcript, out_dir, cfg)
+        return str(video), len(rows), None
+    except QuiltError as exc:
+        return str(video), None, str(exc)
+    except Exception as exc:  # one bad video must not stop the others
+        log.exception("unexpected failure on %s", video)
+        return str(video), None, f"{video}: unexpected error ({type(exc).__name__}: {exc})"
+
+
+def extract_folder(
+    videos: Path | list[Path],
+    out_dir: Path,
+    config: ExtractConfig | None = None,
+    workers: int = 1,
+    transcripts: dict[Path, Path | None] | None = None,
+    on_done: Callable[[str, int | None, str | None], None] | None = None,
+) -> FolderResult:
+    """Extract every video of a folder (or list), in parallel over videos, skipping finished ones.
+
+    Transcripts come from ``transcripts`` when given, else from sidecar files (see
+    :func:`find_transcript`). A failing video is reported in the result; the others go on.
+    """
+    cfg = config or ExtractConfig()
+    cfg.validate()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = list_videos(videos) if isinstance(videos, Path) and videos.is_dir() else [Path(v) for v in ([videos] if isinstance(videos, Path) else videos)]
+    result = FolderResult()
+    todo = []
+    for video in paths:
+        vid = video_id_for(video)
+        if (out_dir / vid / ROWS_FILE).is_file():
+            result.skipped.append(vid)
+            continue
+        transcript = transcripts.get(video) if transcripts is not None else find_transcript(video)
+        todo.append((video, transcript, out_dir, cfg))
+    if workers > 1 and len(todo) > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
+            outcomes = pool.map(_worker, todo)
+            for outcome in outcomes:
+                _collect(result, outcome, on_done)
+    else:
+        for item in todo:
+            _collect(result, _worker(item), on_done)
+    result.rows = rebuild_narratives(out_dir)
+    return result
+
+
+def _collect(result: FolderResult, outcome: tuple[str, int | None, str | None], on_done: Callable[[str, int | None, str | None], None] | None) -> None:
+    video, n, error = outcome
+    if error is not None:
+        result.failed[video] = error
+    else:
+        result.done.append(video_id_for(Path(video)))
+    if on_done is not None:
+        on_done(video, n, error)

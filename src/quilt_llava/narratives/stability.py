@@ -1,0 +1,104 @@
+"""Stable-view detection on small luma frames.
+
+A :class:`StabilityDetector` has one required method, ``update(small)``, which takes
+the next downscaled luma frame and says whether the view is moving. The default
+splits the frame into a grid of cells and calls the view moving when a large share
+of the informative cells changed, against the previous frame (fast pans, cuts,
+zooms) or against the first frame of the current still run (slow drifts). A cursor
+or a webcam box changes only a few cells, so they never end a segment; cells the
+caller marks as ignored (a webcam) are left out of the count.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+
+class StabilityDetector(Protocol):
+    def update(self, small: np.ndarray, ignore: np.ndarray | None = None) -> bool:
+        """Consume the next (h, w) uint8 frame; return True when the view is moving."""
+        ...
+
+
+@dataclass
+class StabilityConfig:
+    grid: tuple[int, int] = (12, 8)  # cells across, down
+    cell_threshold: float = 6.0  # mean |difference| (grey levels) that marks a cell changed;
+    # a keyframe refresh at CRF 35 gives ~2-4, a pan 15+
+    moving_fraction: float = 0.3  # share of informative cells that must change
+    texture_threshold: float = 2.0  # a cell with less spatial spread carries no motion information
+
+
+class CellDiffStability:
+    """Grid-of-cells frame differencing against the previous frame and the run's anchor."""
+
+    def __init__(self, config: StabilityConfig | None = None) -> None:
+        self.config = config or StabilityConfig()
+        self.prev: np.ndarray | None = None
+        self.anchor: np.ndarray | None = None
+
+    def _changed(self, a: np.ndarray, b: np.ndarray, ignore: np.ndarray | None) -> float:
+        import cv2
+
+        cfg = self.config
+        diff = cv2.resize(cv2.absdiff(a, b).astype(np.float32), cfg.grid, interpolation=cv2.INTER_AREA)
+        # Informative cells: textured in either frame, or changed at all.
+        spread = np.maximum(_cell_spread(a, cfg.grid), _cell_spread(b, cfg.grid))
+        informative = (spread > cfg.texture_threshold) | (diff > cfg.cell_threshold)
+        if ignore is not None:
+            informative &= ~ignore
+        n = int(informative.sum())
+        if n == 0:
+            return 0.0
+        return float(((diff > cfg.cell_threshold) & informative).sum()) / n
+
+    def update(self, small: np.ndarray, ignore: np.ndarray | None = None) -> bool:
+        if self.prev is None:
+            self.prev = self.anchor = small
+            return False
+        moving = self._changed(small, self.prev, ignore) > self.config.moving_fraction
+        if not moving and self.anchor is not None:
+            moving = self._changed(small, self.anchor, ignore) > self.config.moving_fraction
+        self.prev = small
+        # A moving frame re-anchors: the next still run is compared with its own first frame.
+        self.anchor = None if moving else (self.anchor if self.anchor is not None else small)
+        return moving
+
+
+def _cell_spread(img: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+    """Per-cell standard deviation of ``img`` (grid[1], grid[0])."""
+    import cv2
+
+    f = img.astype(np.float32)
+    mean = cv2.resize(f, grid, interpolation=cv2.INTER_AREA)
+    mean_sq = cv2.resize(f * f, grid, interpolation=cv2.INTER_AREA)
+    return np.sqrt(np.maximum(mean_sq - mean * mean, 0.0))
+
+
+@dataclass(frozen=True)
+class Span:
+    start: int  # first frame index (inclusive)
+    end: int  # last frame index (inclusive)
+
+
+def still_runs(moving: np.ndarray, times: np.ndarray, min_duration: float, frame_interval: float) -> list[Span]:
+    """Maximal runs of still frames lasting at least ``min_duration`` seconds."""
+    spans = []
+    i, n = 0, len(moving)
+    while i < n:
+        if moving[i]:
+            i += 1
+            continue
+        j = i
+        while j + 1 < n and not moving[j + 1]:
+            j += 1
+        if times[j] - times[i] + frame_interval >= min_duration:
+            spans.append(Span(i, j))
+        i = j + 1
+    return spans
+
+
+STABILITY_DETECTORS: dict[str, type] = {"cells": CellDiffStability}

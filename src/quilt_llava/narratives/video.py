@@ -1,0 +1,156 @@
+"""Frame sources: decoded frames with container timestamps and a cheap luma plane.
+
+A :class:`FrameSource` has one required method, ``frames()``, yielding
+:class:`Frame` objects in presentation order. The PyAV source decodes with
+threading, reads the Y plane of planar YUV frames without a colour conversion, and
+converts to RGB only when asked (for the few frames a segment image is built from).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from quilt_llava.errors import InputError, MissingDependencyError
+
+# Pixel formats whose first plane is full-resolution 8-bit luma.
+_PLANAR_Y8 = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "nv12", "nv21", "gray"}
+
+
+@dataclass
+class Frame:
+    index: int
+    t: float  # seconds, from the container's presentation timestamp
+    luma: np.ndarray  # (height, width) uint8
+    _source: Any = None
+
+    def rgb(self) -> np.ndarray:
+        """(height, width, 3) uint8 RGB."""
+        if self._source is None:
+            return np.repeat(self.luma[..., None], 3, axis=2)
+        return self._source.to_ndarray(format="rgb24")
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    width: int
+    height: int
+    fps: float | None
+    duration: float | None
+    frames: int | None
+
+
+class FrameSource(Protocol):
+    def frames(self) -> Iterator[Frame]:
+        """Yield decoded frames in presentation order."""
+        ...
+
+
+def _import_av() -> Any:
+    try:
+        import av
+    except ImportError:
+        raise MissingDependencyError("av", "video") from None
+    return av
+
+
+def luma_of(frame: Any) -> np.ndarray:
+    """The Y plane of a PyAV frame as (height, width) uint8, without colour conversion when possible."""
+    if frame.format.name in _PLANAR_Y8:
+        plane = frame.planes[0]
+        rows = np.frombuffer(plane, dtype=np.uint8).reshape(frame.height, plane.line_size)
+        return rows[:, : frame.width]
+    return frame.to_ndarray(format="gray")
+
+
+class PyAVSource:
+    """Decode ``path`` with PyAV (threaded). ``threads=0`` lets FFmpeg choose."""
+
+    def __init__(self, path: str | Path, threads: int = 0) -> None:
+        self.path = Path(path)
+        self.threads = threads
+        self._av = _import_av()
+        if not self.path.is_file():
+            raise InputError(str(self.path), "video file not found")
+
+    def _open(self) -> tuple[Any, Any]:
+        av = self._av
+        try:
+            container = av.open(str(self.path))
+        except (av.FFmpegError, OSError, ValueError) as exc:
+            raise InputError(str(self.path), f"cannot open as a video ({exc})") from None
+        if not container.streams.video:
+            container.close()
+            raise InputError(str(self.path), "the file has no video stream")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        if self.threads:
+            stream.codec_context.thread_count = self.threads
+        return container, stream
+
+    def info(self) -> VideoInfo:
+        container, stream = self._open()
+        try:
+            fps = float(stream.average_rate) if stream.average_rate else None
+            duration = None
+            if stream.duration is not None and stream.time_base is not None:
+                duration = float(stream.duration * stream.time_base)
+            elif container.duration is not None:
+                duration = container.duration / 1_000_000
+            return VideoInfo(stream.codec_context.width, stream.codec_context.height, fps, duration, stream.frames or None)
+        finally:
+            container.close()
+
+    def frames(self) -> Iterator[Frame]:
+        av = self._av
+        container, stream = self._open()
+        fps = float(stream.average_rate) if stream.average_rate else 25.0
+        # Times are relative to the stream's declared start, as transcripts are.
+        offset = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+        index = 0
+        try:
+            try:
+                for vf in container.decode(stream):
+                    if vf.pts is not None and vf.time_base is not None:
+                        t = float(vf.pts * vf.time_base)
+                    else:  # no timestamp in the container: fall back to the frame rate
+                        t = index / fps
+                    yield Frame(index, t - offset, luma_of(vf), vf)
+                    index += 1
+            except av.FFmpegError as exc:
+                raise InputError(str(self.path), f"video decoding failed after {index} frames ({exc})") from None
+        finally:
+            container.close()
+        if index == 0:
+            raise InputError(str(self.path), "the video stream has no decodable frames")
+
+
+class ArraySource:
+    """Frames from memory: ``frames`` (n, h, w) or (n, h, w, 3) uint8 with timestamps ``times``."""
+
+    def __init__(self, frames: np.ndarray, times: np.ndarray | None = None, fps: float = 25.0) -> None:
+        self.array = np.asarray(frames)
+        self.times = np.arange(len(self.array)) / fps if times is None else np.asarray(times, dtype=float)
+
+    def frames(self) -> Iterator[Frame]:
+        for i, (img, t) in enumerate(zip(self.array, self.times)):
+            if img.ndim == 3:
+                luma = (img[..., 0] * 0.299 + img[..., 1] * 0.587 + img[..., 2] * 0.114).astype(np.uint8)
+                yield Frame(i, float(t), luma, _RGB(img))
+            else:
+                yield Frame(i, float(t), img)
+
+
+class _RGB:
+    def __init__(self, img: np.ndarray) -> None:
+        self.img = img
+
+    def to_ndarray(self, format: str = "rgb24") -> np.ndarray:
+        return self.img
+
+
+FRAME_SOURCES: dict[str, type] = {"pyav": PyAVSource}
