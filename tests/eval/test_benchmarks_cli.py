@@ -167,3 +167,21 @@ def test_cli_judge_and_summary(tmp_path):
     r = _invoke(["eval", "judge-summary", str(review), "--json"])
     groups = json.loads(r.stdout)[str(review)]
     assert groups[-1]["group"] == "overall" and groups[-1]["failed"] == 1
+
+
+def test_missing_type_inferred_and_missing_id_is_row_index(tmp_path):
+    path = tmp_path / "hf_export.jsonl"
+    rows = [{"question": "Is it benign?", "answer": "Yes.", "image": "a.png"},
+            {"question": "What stain?", "answer": "H&E", "image": "b.png"},
+            {"question": "Describe it.", "image": "c.png"}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    qs = load_questions(path)
+    assert [(q.question_id, q.answer_type, q.extra.get("answer_type_inferred", False)) for q in qs] == [
+        ("0", "closed", True), ("1", "open", True), ("2", "open", False)]
+
+
+def test_generate_rejects_non_model_dir(vqa_set, tmp_path):
+    questions, images = vqa_set
+    r = _invoke(["eval", "generate", "--model", str(tmp_path), "--questions", str(questions), "--images",
+                 str(images), "--out", str(tmp_path / "p.jsonl")])
+    assert r.exit_code != 0 and "config.json" in str(r.exception)

@@ -105,6 +105,9 @@ def run_vqa(opts: VQAOptions, out: Output) -> None:
     if s["closed_answers_not_yes_no"]:
         out.warn(f"{len(s['closed_answers_not_yes_no'])} closed questions have a reference that is neither "
                  f"yes nor no (they can never be right): {', '.join(s['closed_answers_not_yes_no'][:10])}")
+    if s["answer_types_inferred"]:
+        out.warn(f"{s['answer_types_inferred']} questions have no answer_type; inferred from the reference "
+                 "(yes/no -> CLOSED, else OPEN)")
     out.result(s, human="\n".join(lines))
 
 

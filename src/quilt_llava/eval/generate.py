@@ -124,6 +124,10 @@ def generate_answers(
     import torch
 
     tokenizer = processor.tokenizer
+    if tokenizer.pad_token is None:
+        # Llama-family tokenizers (e.g. in converted LLaVA checkpoints) ship without one;
+        # pad positions are masked out, so any existing token serves.
+        tokenizer.pad_token = tokenizer.unk_token or tokenizer.eos_token
     previous_side = tokenizer.padding_side
     tokenizer.padding_side = "left"  # generated tokens must start at the same column for every row
     try:
@@ -200,6 +204,9 @@ def generate_predictions(
     else:
         if model_dir is None:
             raise ConfigError("model_dir is required when no loaded model is given")
+        if not (Path(model_dir) / "config.json").exists():
+            raise InputError(str(model_dir), "not a model directory (no config.json); give a saved or converted "
+                             "Hugging Face Llava checkpoint")
         model, processor = load_model_and_processor(model_dir, dtype=dtype, device=device)
     model.eval()
     if conv_template is None:

@@ -355,6 +355,7 @@ def evaluate_vqa(
     put("closed_accuracy", closed_hits, 100)
     put("choice_accuracy", choice_hits, 200)
     summary["closed_answers_not_yes_no"] = odd_closed
+    summary["answer_types_inferred"] = sum(1 for q in qs if q.extra.get("answer_type_inferred"))
     return VQAResult(summary=summary, per_question=per_question)
 
 

@@ -12,7 +12,9 @@ Formats read (each row becomes an :class:`EvalQuestion`):
 - ``vqa_rad``: VQA-RAD ``{qid, image_name, question, answer, answer_type, phrase_type}``.
 - ``pmc_vqa``: PMC-VQA CSV ``Figure_path, Question, Answer, Choice A..D, Answer_label``.
 
-A benchmark declaration may add a ``where`` filter (keep rows whose field equals one
+Rows without ``answer_type`` get one inferred from the reference (yes/no -> CLOSED,
+else OPEN), flagged ``answer_type_inferred`` so scorers can say so; rows without any
+id get their 0-based row index. A benchmark declaration may add a ``where`` filter (keep rows whose field equals one
 of the given values) and ``fields`` renames. This module is pure Python (no torch).
 """
 
@@ -30,6 +32,7 @@ from quilt_llava.errors import InputError
 from quilt_llava.files import read_records
 
 OPEN, CLOSED, CHOICE = "open", "closed", "choice"
+_ID_KEYS = ("question_id", "id", "qid", "index")
 ANSWER_TYPES = (OPEN, CLOSED, CHOICE)
 CHOICE_LETTERS = "ABCDEFGH"
 
@@ -124,9 +127,16 @@ def _from_quilt(row: dict[str, Any], source: str) -> EvalQuestion:
     if choices is not None and not (isinstance(choices, list) and all(isinstance(c, str) for c in choices)):
         raise InputError(source, f"question {qid}: 'choices' must be a list of strings")
     answer_text = _as_text(answer)
-    kind = _answer_type(_first(row, "answer_type", "type"), answer_text, choices, f"{source} (question {qid})")
+    raw_type = _first(row, "answer_type")
+    inferred = False
+    if raw_type is None and not choices:
+        # Question files meant only for generation (or the judge) carry no type. With a
+        # reference answer the type is inferred (yes/no -> CLOSED) and flagged.
+        inferred = answer_text is not None
+        raw_type = CLOSED if (answer_text or "").strip().lower().rstrip(".") in ("yes", "no") else OPEN
+    kind = _answer_type(raw_type, answer_text, choices, f"{source} (question {qid})")
     box = row.get("box")
-    known = {"question_id", "id", "qid", "question", "text", "answer", "gpt_answer", "answer_type", "type",
+    known = {"question_id", "id", "qid", "question", "text", "answer", "gpt_answer", "answer_type",
              "conversations", "choices", "options", "image", "yes_no_answer", "box"}
     return EvalQuestion(
         question_id=str(qid),
@@ -137,7 +147,8 @@ def _from_quilt(row: dict[str, Any], source: str) -> EvalQuestion:
         yes_no_answer=_as_text(row.get("yes_no_answer")),
         choices=list(choices) if choices else None,
         box=[float(v) for v in box] if isinstance(box, list) and len(box) == 4 else None,
-        extra={k: v for k, v in row.items() if k not in known},
+        extra={**{k: v for k, v in row.items() if k not in known},
+               **({"answer_type_inferred": True} if inferred else {})},
     )
 
 
@@ -255,6 +266,9 @@ def convert_rows(
             continue
         if fields:
             row = {**row, **{ours: row[theirs] for ours, theirs in fields.items() if theirs in row}}
+        if not any(row.get(k) is not None for k in _ID_KEYS):
+            # Exports without ids (e.g. a Hugging Face split saved as JSONL): the 0-based row index.
+            row = {**row, "question_id": i - 1}
         out.append(adapter(row, f"{source} row {i}"))
     seen: dict[str, int] = {}
     dupes = []
