@@ -99,3 +99,21 @@ def test_questions_in_llava_med_form(tiny_model_dir, tiny_loaded, vqa_set, tmp_p
     (row,) = read_jsonl(out)
     assert "Is this tissue? Answer with one word: yes or no." in row["prompt"]
     assert row["prompt"].count("<image>") == 1
+
+
+def test_generate_on_checkpoint_converted_from_original_layout(vqa_set, tmp_path):
+    """A LlavaLlamaForCausalLM-layout checkpoint, converted, answers through the same path."""
+    from quilt_llava.model.convert import ConvertOptions, convert_llava_checkpoint
+    from tests.model.test_convert import write_original
+
+    questions, images = vqa_set
+    src, tower_dir, *_ = write_original(tmp_path, "mlp2x_gelu")
+    dst = tmp_path / "converted"
+    convert_llava_checkpoint(ConvertOptions(str(src), str(dst), vision_tower=str(tower_dir)))
+    batched, single = tmp_path / "b.jsonl", tmp_path / "s.jsonl"
+    report = generate_predictions(dst, questions, images, batched, batch_size=5, max_new_tokens=4)
+    assert report.ok and report.written == 5
+    generate_predictions(dst, questions, images, single, batch_size=1, max_new_tokens=4)
+    b = {r["question_id"]: r["text"] for r in read_jsonl(batched)}
+    assert b == {r["question_id"]: r["text"] for r in read_jsonl(single)}
+    assert all(r["model_id"] == "converted" for r in read_jsonl(batched))
