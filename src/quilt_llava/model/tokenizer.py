@@ -27,8 +27,12 @@ def corpus_lines() -> list[str]:
     return [line for line in text.splitlines() if line.strip()]
 
 
-def train_tiny_tokenizer(vocab_size: int = 1024, model_max_length: int = 1024):
-    """Train the bundled byte-level BPE and wrap it as a ``PreTrainedTokenizerFast``."""
+def train_tiny_tokenizer(vocab_size: int = 1024, model_max_length: int = 1024, with_image_token: bool = True):
+    """Train the bundled byte-level BPE and wrap it as a ``PreTrainedTokenizerFast``.
+
+    ``with_image_token=False`` leaves ``<image>`` out (a plain LLM tokenizer, as in
+    original-layout LLaVA checkpoints).
+    """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -38,7 +42,7 @@ def train_tiny_tokenizer(vocab_size: int = 1024, model_max_length: int = 1024):
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
         min_frequency=2,
-        special_tokens=list(SPECIAL_TOKENS),
+        special_tokens=[t for t in SPECIAL_TOKENS if with_image_token or t != IMAGE_TOKEN],
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
@@ -54,7 +58,7 @@ def train_tiny_tokenizer(vocab_size: int = 1024, model_max_length: int = 1024):
         eos_token=EOS,
         unk_token=UNK,
         pad_token=PAD,
-        extra_special_tokens={"image_token": IMAGE_TOKEN},
+        extra_special_tokens={"image_token": IMAGE_TOKEN} if with_image_token else None,
         model_max_length=model_max_length,
         padding_side="right",
         clean_up_tokenization_spaces=False,

@@ -1,9 +1,88 @@
-"""CLI for training. Heavy imports live inside command bodies."""
+"""CLI for training. Heavy imports live inside command bodies.
+
+``quilt-llava train --config stage1.yaml [--set key=value ...]`` runs one stage
+(launch it with ``accelerate launch -m quilt_llava train ...`` for several
+devices); ``quilt-llava train convert-llava SRC DST`` imports an original-layout
+checkpoint; ``quilt-llava train configs`` lists the shipped configs.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import typer
+
+from quilt_llava.console import Output
+
+
+@dataclass
+class TrainOptions:
+    config: str
+    overrides: list[str] = field(default_factory=list)
+    dry_run: bool = False
+
+
+def run_train(options: TrainOptions, out: Output) -> dict:
+    from quilt_llava.train.config import TrainConfig, parse_overrides
+
+    cfg = TrainConfig.from_yaml(options.config, overrides=parse_overrides(options.overrides))
+    if options.dry_run:
+        cfg.require_run_paths()
+        return {"config": cfg.to_dict(), "valid": True}
+    from quilt_llava.train.trainer import train
+
+    def show(entry: dict) -> None:
+        out.info(f"step {entry['step']}: loss {entry['loss']:.4f} lr {entry.get('learning_rate', 0):.3g}")
+
+    summary = train(cfg, on_log=show)
+    summary.pop("log_history", None)
+    return summary
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    group = typer.Typer(help="Train a LLaVA-style model (stage 1 alignment, stage 2 instruction tuning).",
+                        invoke_without_command=True, no_args_is_help=False)
+
+    @group.callback()
+    def _train(
+        ctx: typer.Context,
+        config: str | None = typer.Option(
+            None, "--config", "-c", help="YAML config: a path or a shipped name (stage1.yaml, stage2.yaml, ...)."),
+        set_: list[str] = typer.Option([], "--set", help="Override a setting: key=value (repeatable)."),
+        dry_run: bool = typer.Option(False, "--dry-run", help="Validate the config and print it; do not train."),
+        quiet: bool = typer.Option(False, "--quiet", "-q"),
+        json_: bool = typer.Option(False, "--json", help="Print the run summary as JSON."),
+    ) -> None:
+        if ctx.invoked_subcommand is not None:
+            return
+        if config is None:
+            typer.echo(ctx.get_help())
+            raise typer.Exit(code=2)
+        out = Output(quiet=quiet, json=json_)
+        out.result(run_train(TrainOptions(config, list(set_), dry_run), out))
+
+    @group.command("convert-llava")
+    def _convert(
+        src: str = typer.Argument(..., help="Checkpoint folder in the original LLaVA layout (LlavaLlamaForCausalLM)."),
+        dst: str = typer.Argument(..., help="Output folder (Hugging Face LlavaForConditionalGeneration layout)."),
+        vision_tower: str = typer.Option("", "--vision-tower", help="Local vision tower folder instead of mm_vision_tower."),
+        conv_template: str = typer.Option("vicuna_v1", "--conv-template", help="Template the checkpoint expects."),
+        dtype: str = typer.Option("float32", "--dtype", help="float32, bfloat16 or float16."),
+        quiet: bool = typer.Option(False, "--quiet", "-q"),
+        json_: bool = typer.Option(False, "--json"),
+    ) -> None:
+        """Convert an original-layout LLaVA checkpoint (Quilt-LLaVA, LLaVA-Med releases) to the HF layout."""
+        from quilt_llava.model.convert import ConvertOptions, convert_llava_checkpoint
+
+        out = Output(quiet=quiet, json=json_)
+        out.result(convert_llava_checkpoint(ConvertOptions(src, dst, vision_tower, conv_template, dtype)))
+
+    @group.command("configs")
+    def _configs(paths: bool = typer.Option(False, "--paths", help="Print full paths (for accelerate --config_file).")) -> None:
+        """List the shipped training and accelerate configs."""
+        from quilt_llava.train.config import resolve_config_path, shipped_configs
+
+        for name in shipped_configs(include_accelerate=True):
+            typer.echo(str(resolve_config_path(name)) if paths else name)
+
+    app.add_typer(group, name="train")

@@ -78,6 +78,7 @@ class TrainConfig:
     resume_from_checkpoint: str = ""  # "", "auto" (latest in output_dir) or a checkpoint path
     report_to: str = "none"
     use_cpu: bool = False
+    deepspeed: str = ""  # DeepSpeed JSON (path or shipped name like accelerate/deepspeed_zero3.json), when not set by accelerate
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -151,6 +152,11 @@ class TrainConfig:
             p.append(f"weight_decay must be >= 0 (got {self.weight_decay})")
         if not 0 < self.max_mismatch_fraction <= 1:
             p.append(f"max_mismatch_fraction must be in (0, 1] (got {self.max_mismatch_fraction})")
+        if self.deepspeed:
+            try:
+                resolve_config_path(self.deepspeed)
+            except ConfigError:
+                p.append(f"deepspeed config '{self.deepspeed}' not found")
         if self.lora and (self.lora_r <= 0 or self.lora_alpha <= 0):
             p.append("lora_r and lora_alpha must be > 0")
         return p
@@ -176,9 +182,14 @@ def resolve_config_path(path: str | os.PathLike[str]) -> Path:
     raise ConfigError(f"config file '{path}' not found (shipped configs: {', '.join(shipped_configs())})")
 
 
-def shipped_configs() -> list[str]:
+def shipped_configs(include_accelerate: bool = False) -> list[str]:
+    """Names of the shipped training configs (and ``accelerate/*`` launcher configs)."""
     root = resources.files("quilt_llava.train").joinpath("configs")
-    return sorted(e.name for e in root.iterdir() if e.name.endswith(".yaml"))
+    names = sorted(e.name for e in root.iterdir() if e.name.endswith(".yaml"))
+    if include_accelerate:
+        acc = root.joinpath("accelerate")
+        names += sorted(f"accelerate/{e.name}" for e in acc.iterdir() if e.name.endswith((".yaml", ".json")))
+    return names
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:

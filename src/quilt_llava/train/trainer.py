@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from quilt_llava.errors import ConfigError
-from quilt_llava.train.config import TrainConfig
+from quilt_llava.train.config import TrainConfig, resolve_config_path
 
 log = logging.getLogger(__name__)
 PROJECTOR_KEY = "multi_modal_projector"
@@ -207,6 +207,7 @@ def train(cfg: TrainConfig, on_log: Any = None) -> dict[str, Any]:
         report_to=[] if cfg.report_to == "none" else [cfg.report_to],
         ddp_find_unused_parameters=not all(dataset.has_image) or None,
         use_cpu=cfg.use_cpu,
+        deepspeed=str(resolve_config_path(cfg.deepspeed)) if cfg.deepspeed else None,
         disable_tqdm=True,
         **_precision_flags(cfg.precision),
     )

@@ -1,0 +1,184 @@
+"""Import checkpoints stored the original LLaVA way into the Hugging Face layout.
+
+The released Quilt-LLaVA and LLaVA-Med weights are ``LlavaLlamaForCausalLM``
+checkpoints: a Llama ``config.json`` plus ``mm_vision_tower`` (a hub id),
+``mm_projector_type``, ``mm_vision_select_layer`` and ``mm_vision_select_feature``;
+weights named ``model.layers.*``, ``model.embed_tokens``, ``lm_head`` and
+``model.mm_projector.{0,2}.*`` (``mlp2x_gelu``) or ``model.mm_projector.*``
+(``linear``). The vision tower's weights are usually not in the checkpoint: they
+come from ``mm_vision_tower``, which ``vision_tower=`` can point at a local copy.
+
+Differences handled here:
+- the original inserts image features at a single placeholder id (-200, not in
+  the vocabulary); the HF model expects one ``<image>`` token per feature, so
+  ``<image>`` (and a pad token if missing) is added to the tokenizer and the
+  embeddings are resized (new rows get the mean embedding);
+- projector ``.0``/``.2`` become ``linear_1``/``linear_2``; a ``linear`` projector
+  becomes ``linear_1`` with ``linear_2`` the identity (see :mod:`.build`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from quilt_llava.errors import ConfigError, InputError
+from quilt_llava.files import read_json
+
+log = logging.getLogger(__name__)
+
+ARCHITECTURES = {
+    "LlavaLlamaForCausalLM": "llama",
+    "LlavaMistralForCausalLM": "mistral",
+    "LlavaQwen2ForCausalLM": "qwen2",
+}
+SELECT_FEATURE = {"patch": "default", "cls_patch": "full"}
+MM_KEYS = ("mm_", "image_aspect_ratio", "image_grid_pinpoints", "tune_mm", "freeze_mm", "unfreeze_mm",
+           "use_mm_proj", "mm_use", "tokenizer_padding_side", "tokenizer_model_max_length")
+
+
+@dataclass
+class ConvertOptions:
+    src: str
+    dst: str
+    vision_tower: str = ""  # local directory overriding config.json's mm_vision_tower
+    conv_template: str = "vicuna_v1"
+    dtype: str = "float32"
+
+
+def _load_weights(src: Path) -> dict[str, Any]:
+    import torch
+
+    files = sorted(src.glob("*.safetensors"))
+    state: dict[str, Any] = {}
+    if files:
+        from safetensors.torch import load_file
+
+        for f in files:
+            state.update(load_file(str(f)))
+        return state
+    files = sorted(src.glob("pytorch_model*.bin"))
+    if not files:
+        raise InputError(str(src), "no *.safetensors or pytorch_model*.bin weights found")
+    for f in files:
+        state.update(torch.load(f, map_location="cpu", weights_only=True))
+    return state
+
+
+def map_original_keys(state: dict[str, Any], projector_type: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split original weights into ``(llava_hf_state, vision_state)`` under HF names."""
+    out: dict[str, Any] = {}
+    vision: dict[str, Any] = {}
+    for key, value in state.items():
+        if key.startswith("model.mm_projector."):
+            rest = key[len("model.mm_projector."):]
+            if projector_type == "linear":
+                out[f"model.multi_modal_projector.linear_1.{rest}"] = value
+            else:
+                idx, _, param = rest.partition(".")
+                layer = {"0": "linear_1", "2": "linear_2"}.get(idx)
+                if layer is None:
+                    raise InputError(key, f"unexpected projector layer for {projector_type}")
+                out[f"model.multi_modal_projector.{layer}.{param}"] = value
+        elif key.startswith("model.vision_tower."):
+            # Saved only when the tower was trained: model.vision_tower.vision_tower.vision_model.*
+            rest = key[len("model.vision_tower."):]
+            rest = rest.removeprefix("vision_tower.").removeprefix("vision_model.")
+            vision[rest] = value
+        elif key.startswith("model."):
+            out["model.language_model." + key[len("model."):]] = value
+        elif key.startswith("lm_head."):
+            out[key] = value
+        else:
+            log.warning("ignoring unexpected weight %s", key)
+    return out, vision
+
+
+def convert_llava_checkpoint(options: ConvertOptions) -> dict[str, Any]:
+    """Convert ``options.src`` (original LLaVA layout) to an HF ``LlavaForConditionalGeneration`` in ``options.dst``."""
+    from transformers import (
+        AutoConfig,
+        AutoImageProcessor,
+        AutoTokenizer,
+        CLIPVisionModel,
+        LlavaForConditionalGeneration,
+    )
+
+    from quilt_llava.model.build import (
+        ModelSpec,
+        _llava_config,
+        _num_image_tokens,
+        _resolve_dtype,
+        add_image_token,
+        init_linear_projector,
+        make_image_processor,
+        make_processor,
+        quilt_meta,
+        save_model_and_processor,
+    )
+
+    src = Path(options.src)
+    cfg = read_json(src / "config.json")
+    problems = []
+    arch = (cfg.get("architectures") or ["?"])[0]
+    if arch not in ARCHITECTURES:
+        problems.append(f"architecture '{arch}' is not one of {sorted(ARCHITECTURES)}")
+    projector_type = cfg.get("mm_projector_type", "linear")
+    if projector_type not in ("linear", "mlp2x_gelu"):
+        problems.append(f"mm_projector_type '{projector_type}' is not linear or mlp2x_gelu")
+    select = cfg.get("mm_vision_select_feature", "patch")
+    if select not in SELECT_FEATURE:
+        problems.append(f"mm_vision_select_feature '{select}' is not one of {sorted(SELECT_FEATURE)}")
+    tower = options.vision_tower or cfg.get("mm_vision_tower") or ""
+    if not tower:
+        problems.append("config has no mm_vision_tower; pass vision_tower")
+    if problems:
+        raise ConfigError(problems, source=str(src / "config.json"))
+
+    dtype = _resolve_dtype(options.dtype)
+    text_fields = {k: v for k, v in cfg.items()
+                   if not k.startswith(MM_KEYS) and k not in ("architectures", "model_type", "transformers_version")}
+    text_config = AutoConfig.for_model(ARCHITECTURES[arch], **text_fields)
+    vision_model = CLIPVisionModel.from_pretrained(tower)
+    vcfg = vision_model.config
+    tokenizer = AutoTokenizer.from_pretrained(str(src))
+    image_token_id = add_image_token(tokenizer)
+    spec = ModelSpec(
+        name=f"converted:{src.name}", vision_tower=tower, llm=str(src), projector_type=projector_type,
+        vision_feature_layer=int(cfg.get("mm_vision_select_layer", -2)),
+        vision_feature_select_strategy=SELECT_FEATURE[select], conv_template=options.conv_template,
+    )
+    n_img = _num_image_tokens(vcfg.image_size, vcfg.patch_size, spec.select_strategy, has_cls=True)
+    config = _llava_config(vcfg, text_config, spec, image_token_id, n_img)
+    model = LlavaForConditionalGeneration(config)
+    state, vision_state = map_original_keys(_load_weights(src), projector_type)
+    if projector_type == "linear":
+        init_linear_projector(model)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.startswith("model.vision_tower.")
+               and not (projector_type == "linear" and "linear_2" in k)]
+    if missing or unexpected:
+        raise InputError(str(src), f"weights do not match the config: missing {missing[:5]}, unexpected {unexpected[:5]}")
+    model.model.vision_tower.load_state_dict(vision_model.state_dict())
+    if vision_state:
+        model.model.vision_tower.load_state_dict(vision_state, strict=False)
+    if len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
+        model.resize_token_embeddings(len(tokenizer), mean_resizing=True)
+    model.config.text_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.bos_token_id = tokenizer.bos_token_id
+    model.config.quilt_llava = quilt_meta(spec) | {"converted_from": str(src), "original_architecture": arch}
+    model = model.to(dtype)
+    try:
+        image_processor = AutoImageProcessor.from_pretrained(tower)
+    except (OSError, ValueError):
+        image_processor = make_image_processor(vcfg.image_size)
+    processor = make_processor(tokenizer, image_processor, vcfg.patch_size, spec.select_strategy, has_cls=True)
+    os.makedirs(options.dst, exist_ok=True)
+    save_model_and_processor(model, processor, options.dst)
+    return {"src": str(src), "dst": options.dst, "architecture": arch, "projector_type": projector_type,
+            "vision_tower": tower, "image_token_id": image_token_id, "vocab_size": len(tokenizer)}

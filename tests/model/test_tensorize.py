@@ -1,0 +1,106 @@
+"""Conversations to input_ids/labels: the loss sees exactly the assistant turns."""
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from quilt_llava.model.conversation import get_template
+from quilt_llava.model.tensorize import IGNORE_INDEX, MaskingError, tensorize_all, tensorize_record
+from quilt_llava.model.tokenizer import train_tiny_tokenizer
+
+TOK = train_tiny_tokenizer()
+IMG = TOK.convert_tokens_to_ids("<image>")
+N_IMG = 16
+
+words = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs", "Cc"]) | st.sampled_from(["\n", " "]),
+                min_size=1, max_size=25).filter(lambda s: "<image>" not in s and "</s>" not in s)
+
+
+def trained_spans(labels):
+    """Runs of consecutive non-masked label ids."""
+    spans, cur = [], []
+    for label in labels:
+        if label == IGNORE_INDEX:
+            if cur:
+                spans.append(cur)
+                cur = []
+        else:
+            cur.append(label)
+    if cur:
+        spans.append(cur)
+    return spans
+
+
+def record(turns, image=True):
+    conv = [{"from": "human" if i % 2 == 0 else "gpt", "value": t} for i, t in enumerate(turns)]
+    return {"id": "r1", "image": "a.png" if image else None, "conversations": conv}
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(turns=st.lists(words, min_size=1, max_size=3).map(lambda qs: [x for q in qs for x in (q, q[::-1] + "!")]),
+       image=st.booleans(), name=st.sampled_from(["vicuna_v1", "plain"]))
+def test_unmasked_labels_decode_to_assistant_turns(turns, image, name):
+    template = get_template(name)
+    sample = tensorize_record(record(turns, image), TOK, template, N_IMG, IMG, max_length=10_000)
+    assert sample.ok, sample.problem
+    assert len(sample.input_ids) == len(sample.labels)
+    expected = [s.text for s in template.segments(record(turns, image)["conversations"]) if s.trainable]
+    if image and name == "vicuna_v1":
+        expected = [s.text for s in template.segments(
+            [{"from": "human", "value": "<image>\n" + turns[0]}, *record(turns)["conversations"][1:]]) if s.trainable]
+    got = [TOK.decode(span) for span in trained_spans(sample.labels)]
+    assert "".join(got) == "".join(expected)
+    if name == "vicuna_v1":  # ``plain`` drops user text, so its answers can be adjacent and merge
+        assert got == expected
+    # Every label that is trained equals the input id at that position.
+    for i, label in enumerate(sample.labels):
+        assert label == IGNORE_INDEX or label == sample.input_ids[i]
+    assert sample.input_ids.count(IMG) == (N_IMG if image else 0)
+
+
+def test_golden_vicuna_labels():
+    rec = {"id": "g", "image": "x.png", "conversations": [
+        {"from": "human", "value": "Is the blob red?"}, {"from": "gpt", "value": "Yes."}]}
+    s = tensorize_record(rec, TOK, get_template("vicuna_v1"), 2, IMG, 512)
+    labelled = TOK.decode([label for label in s.labels if label != IGNORE_INDEX])
+    assert labelled == " Yes.</s>"
+    assert TOK.decode(s.input_ids) == (
+        "<s>A chat between a curious user and an artificial intelligence assistant. The assistant gives helpful, "
+        "detailed, and polite answers to the user's questions. USER: <image><image>\nIs the blob red? ASSISTANT: Yes.</s>"
+    )
+    assert s.labels[-1] == TOK.eos_token_id
+
+
+def test_truncation_keeps_image_tokens():
+    long_answer = "word " * 400
+    rec = record(["<image>\nDescribe.", long_answer])
+    s = tensorize_record(rec, TOK, get_template("vicuna_v1"), N_IMG, IMG, max_length=120)
+    assert s.ok and s.truncated and len(s.input_ids) == 120
+    assert s.input_ids.count(IMG) == N_IMG
+    too_short = tensorize_record(rec, TOK, get_template("vicuna_v1"), N_IMG, IMG, max_length=30)
+    assert not too_short.ok and "image tokens" in too_short.problem
+
+
+def test_mismatches_are_reported_and_most_mismatched_stops():
+    good = record(["Hi", "Hello."], image=False)
+    bad = {"id": "bad-1", "conversations": [{"from": "gpt", "value": "x"}]}
+    image_in_text_only = {"id": "bad-2", "conversations": [{"from": "human", "value": "<image>"}, {"from": "gpt", "value": "y"}]}
+    samples, report = tensorize_all([good, bad, good, good, image_in_text_only], TOK, get_template("vicuna_v1"),
+                                    N_IMG, IMG, 512)
+    assert report.mismatched_ids == ["bad-1", "bad-2"]
+    assert report.summary()["mismatched"] == 2 and report.kept == 3
+    with pytest.raises(MaskingError, match="3 of 4 records"):
+        tensorize_all([good, bad, bad, bad], TOK, get_template("vicuna_v1"), N_IMG, IMG, 512)
+
+
+def test_unrepresentable_text_is_a_mismatch():
+    """A tokenizer that cannot round-trip the answer (here: unk tokens) must not be trained on silently."""
+    from transformers import PreTrainedTokenizerFast
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    tk = Tokenizer(models.WordLevel({"<unk>": 0, "<s>": 1, "</s>": 2, "<image>": 3, "hi": 4}, unk_token="<unk>"))
+    tk.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok = PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="<unk>", bos_token="<s>", eos_token="</s>")
+    tok.add_special_tokens({"additional_special_tokens": ["<image>", "</s>"]})
+    s = tensorize_record(record(["hi", "zebra"], image=False), tok, get_template("vicuna_v1"), 4, 3, 512)
+    assert not s.ok and "tokenization" in s.problem
