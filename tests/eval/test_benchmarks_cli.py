@@ -185,3 +185,20 @@ def test_generate_rejects_non_model_dir(vqa_set, tmp_path):
     r = _invoke(["eval", "generate", "--model", str(tmp_path), "--questions", str(questions), "--images",
                  str(images), "--out", str(tmp_path / "p.jsonl")])
     assert r.exit_code != 0 and "config.json" in str(r.exception)
+
+
+def test_cli_judge_questions(tmp_path):
+    rec = tmp_path / "heldout.jsonl"
+    rec.write_text(json.dumps({"id": "r1", "image": "a.png", "generator": "detail", "video_id": "v", "segment_id": 0,
+                               "conversations": [{"from": "human", "value": "<image>\nDescribe."},
+                                                 {"from": "gpt", "value": "x"}]}) + "\n")
+    nar = tmp_path / "narratives.jsonl"
+    nar.write_text(json.dumps({"video_id": "v", "segment_id": 0, "grounded_caption": "cells [0.1, 0.1, 0.5, 0.5]"})
+                   + "\n")
+    out = tmp_path / "judge_q.jsonl"
+    r = _invoke(["eval", "judge-questions", "--records", str(rec), "--narratives", str(nar), "--out", str(out),
+                 "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["by_category"] == {"detail": 1}
+    (row,) = read_jsonl(out)
+    assert row["caption"].startswith("cells") and row["question"] == "Describe."

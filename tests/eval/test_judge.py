@@ -164,3 +164,26 @@ def test_last_review_row_wins(tmp_path):
                     + json.dumps({"question_id": "a", "category": "conv", "content": "5 5", "scores": [5, 5]}) + "\n")
     (row,) = read_reviews(path)
     assert row["scores"] == [5, 5]
+
+
+def test_judge_questions_from_records():
+    from quilt_llava.eval.judge import judge_questions_from_records
+
+    records = [
+        {"id": "v1__s0-conv", "image": "v1/s0.png", "generator": "conversation", "video_id": "v1", "segment_id": "s0",
+         "conversations": [{"from": "human", "value": "<image>\nWhat is seen?"}, {"from": "gpt", "value": "Nests."},
+                           {"from": "human", "value": "Where?"}, {"from": "gpt", "value": "Upper left."}]},
+        {"id": "v1__s0-detail", "image": "v1/s0.png", "generator": "detail", "video_id": "v1", "segment_id": "s0",
+         "conversations": [{"from": "human", "value": "Describe the image.\n<image>"}, {"from": "gpt", "value": "..."}]},
+        {"id": "v1__s0-align", "image": "v1/s0.png", "generator": "align", "video_id": "v1", "segment_id": "s0",
+         "conversations": [{"from": "human", "value": "<image>"}, {"from": "gpt", "value": "caption"}]},
+    ]
+    narratives = [{"video_id": "v1", "segment_id": "s0", "grounded_caption": CAPTION}]
+    rows = judge_questions_from_records(records, narratives)
+    assert [(r["question_id"], r["category"], r["question"]) for r in rows] == [
+        ("v1__s0-conv_t0", "conv", "What is seen?"), ("v1__s0-conv_t1", "conv", "Where?"),
+        ("v1__s0-detail_t0", "detail", "Describe the image.")]
+    assert all(r["caption"] == CAPTION for r in rows)
+    assert len(to_judge_questions(rows)) == 3
+    with pytest.raises(Exception, match="no caption"):
+        judge_questions_from_records(records, [])

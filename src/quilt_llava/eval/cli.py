@@ -212,6 +212,28 @@ def register(app: typer.Typer) -> None:
                                reference_model, concurrency, cache, retries, judge_temperature, model_id),
                   Output(quiet=quiet, json=as_json))
 
+    @sub.command("judge-questions")
+    def judge_questions_cmd(
+        records: Path = typer.Option(..., "--records", help="Held-out instruction records (LLaVA format, JSON/JSONL)."),
+        out: Path = typer.Option(..., "--out", help="Judge question JSONL."),
+        narratives: Path = typer.Option(None, "--narratives", help="narratives.jsonl holding the grounded captions."),
+        categories: str = typer.Option("conv,detail", "--categories", help="Comma list to keep, or 'all'."),
+        as_json: bool = typer.Option(False, "--json"),
+    ) -> None:
+        """Turn held-out conversation/detail records into judge questions with their grounded captions."""
+        from quilt_llava.eval.judge import judge_questions_from_records
+        from quilt_llava.files import read_records, write_jsonl
+
+        keep = None if categories.strip() == "all" else [c.strip() for c in categories.split(",") if c.strip()]
+        rows = judge_questions_from_records(read_records(records), read_records(narratives) if narratives else None,
+                                            categories=keep, source=str(records))
+        write_jsonl(out, rows)
+        counts: dict[str, int] = {}
+        for r in rows:
+            counts[r["category"]] = counts.get(r["category"], 0) + 1
+        Output(json=as_json).result({"out": str(out), "questions": len(rows), "by_category": counts},
+                                    human=f"wrote {len(rows)} judge questions to {out} {counts}")
+
     @sub.command("judge-summary")
     def judge_summary_cmd(
         reviews: list[Path] = typer.Argument(..., help="Review JSONL files (one per judged model)."),

@@ -154,6 +154,52 @@ def _answers(path_or_rows: str | os.PathLike[str] | Sequence[dict[str, Any]], so
     return out
 
 
+# Instruction generators (their ``generator`` provenance) -> judge categories.
+GENERATOR_CATEGORIES = {"conversation": "conv", "detail": "detail", "reasoning": "reasoning",
+                        "abductive": "abductive"}
+
+
+def judge_questions_from_records(
+    records: Sequence[dict[str, Any]],
+    narratives: Sequence[dict[str, Any]] | None = None,
+    categories: Sequence[str] | None = ("conv", "detail"),
+    source: str = "records",
+) -> list[dict[str, Any]]:
+    """Held-out LLaVA-format instruction records -> judge question rows.
+
+    Every human turn becomes one question (the generated Q/A pairs are independent),
+    ``{question_id: "<record id>_t<k>", image, question, caption, category, video_id,
+    segment_id}``. The caption is the record's own ``grounded_caption``/``caption``,
+    else the grounded caption of its ``(video_id, segment_id)`` in ``narratives``.
+    ``categories`` keeps only those (None keeps all).
+    """
+    captions = {(str(n.get("video_id")), str(n.get("segment_id"))): n.get("grounded_caption")
+                for n in (narratives or [])}
+    out = []
+    for i, rec in enumerate(records, start=1):
+        where = f"{source} row {i}"
+        category = GENERATOR_CATEGORIES.get(str(rec.get("generator")), rec.get("category") or rec.get("generator"))
+        if categories is not None and category not in categories:
+            continue
+        caption = rec.get("grounded_caption") or rec.get("caption") or captions.get(
+            (str(rec.get("video_id")), str(rec.get("segment_id"))))
+        if not caption:
+            raise InputError(where, f"no caption for record {rec.get('id')} (no 'grounded_caption' and no narrative "
+                             f"row for video {rec.get('video_id')!r}, segment {rec.get('segment_id')!r})")
+        turns = rec.get("conversations")
+        if not isinstance(turns, list) or rec.get("id") is None:
+            raise InputError(where, "expected a LLaVA record {id, image, conversations}")
+        k = 0
+        for turn in turns:
+            if turn.get("from") in ("human", "user"):
+                out.append({"question_id": f"{rec['id']}_t{k}", "image": rec.get("image"),
+                            "question": str(turn.get("value", "")).replace("<image>", "").strip(),
+                            "caption": caption, "category": category, "video_id": rec.get("video_id"),
+                            "segment_id": rec.get("segment_id")})
+                k += 1
+    return out
+
+
 # --------------------------------------------------------------------------- steps
 
 
