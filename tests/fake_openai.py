@@ -40,6 +40,11 @@ def _count_tokens(text: str) -> int:
     return max(1, len(text.split()))
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # many clients connect at once; the default backlog of 5 drops SYNs
+
+
 class FakeOpenAIServer:
     def __init__(self, responder: Responder | None = None, latency_s: float = 0.0,
                  host: str = "127.0.0.1", port: int = 0) -> None:
@@ -51,8 +56,7 @@ class FakeOpenAIServer:
         self._faults: list[tuple[str, dict[str, Any]]] = []  # queue of (kind, options)
         self._max_active = 0
         self._active = 0
-        self._httpd = ThreadingHTTPServer((host, port), self._make_handler())
-        self._httpd.daemon_threads = True
+        self._httpd = _Server((host, port), self._make_handler())
         self._thread: threading.Thread | None = None
 
     # -- control ------------------------------------------------------------------
@@ -115,6 +119,9 @@ class FakeOpenAIServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in separate writes; with Nagle's algorithm on, the
+            # client's delayed ACK would add ~40 ms to every reply.
+            disable_nagle_algorithm = True
 
             def log_message(self, format: str, *args: Any) -> None:  # quiet
                 return

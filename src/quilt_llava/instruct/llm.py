@@ -179,6 +179,8 @@ class ResponseCache:
         self._db = sqlite3.connect(str(self.path), timeout=30.0, check_same_thread=False)
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
+            # Commits survive a killed process without an fsync each; they run on the event loop.
+            self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS replies ("
                 " key TEXT PRIMARY KEY, model TEXT NOT NULL, text TEXT NOT NULL,"
