@@ -93,7 +93,7 @@ def _responder(messages, body):
     if "Any necrosis?" in user:
         return "7 5\nThe first is more precise."
     if "Describe the image." in user:
-        return "9 3\nThe second misses the stroma."
+        return "**Assistant 1: 9, Assistant 2: 3**\nThe second misses the stroma."
     return "8 6\nThe second answer is less specific."
 
 
@@ -126,6 +126,8 @@ def test_references_and_judge_end_to_end(tmp_path):
     assert rows["q1"]["category"] == "conv" and rows["q1"]["subspecialty"] == "breast"
     assert rows["q1"]["answer2_id"] == "tiny" and rows["q1"]["judge"] == "judge-llm"
     assert rows["bad"]["scores"] == [7.0, 5.0] and rows["bad"]["attempts"] == 2
+    assert rows["q2"]["content"] == "9 3\nThe second misses the stroma."
+    assert rows["q2"]["judge_reply"].startswith("**Assistant 1: 9") and "judge_reply" not in rows["q1"]
     assert rows["never"]["scores"] is None and "two scores" in rows["never"]["error"]
     summary = {g.name: g for g in summarize_reviews(read_reviews(review))}
     assert summary["overall"].failed == 1 and summary["overall"].n == 4

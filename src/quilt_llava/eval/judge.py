@@ -10,7 +10,7 @@ Three steps, each writing plain JSONL:
    reminder up to ``retries`` times, then recorded as failed (``scores: null`` and an
    ``error``), never dropped. Review rows: ``{question_id, category, content, scores,
    answer1_id, answer2_id, judge, ...question metadata}``; ``content`` is the judge's
-   reply, beginning with the score line.
+   reply with its first line normalised to the two plain scores (``"8 6"``).
 3. :func:`summarize_reviews`: per category and overall, mean reference score, mean
    model score and the relative score 100 x mean(model) / mean(reference).
 
@@ -101,6 +101,15 @@ def parse_scores(content: str | None) -> tuple[float, float] | None:
     if len(numbers) != 2 or not all(0 <= n <= 10 for n in numbers):
         return None
     return numbers[0], numbers[1]
+
+
+def canonical_content(content: str, scores: tuple[float, float]) -> str:
+    """The reply with its first line rewritten as plain ``"8 6"``, so any reader of
+    review files (including LLaVA's, which splits that line on spaces) gets the scores."""
+    lines = content.splitlines()
+    first = next(i for i, ln in enumerate(lines) if ln.strip())
+    head = " ".join(f"{v:g}" for v in scores)
+    return "\n".join([head, *lines[first + 1 :]])
 
 
 # --------------------------------------------------------------------------- questions
@@ -305,16 +314,21 @@ def judge_answers(
     with JsonlAppender(out_path) as sink:
         for q in todo:
             content, scores, error, attempts = final[q.question_id]
+            text = content or ""
+            if scores is not None:
+                text = canonical_content(text, scores)
             row: dict[str, Any] = {
                 "question_id": q.question_id,
                 "category": q.category,
-                "content": content or "",
+                "content": text,
                 "scores": list(scores) if scores else None,
                 "answer1_id": "reference",
                 "answer2_id": model_id or "model",
                 "judge": client.config.model,
                 "attempts": attempts,
             }
+            if content is not None and text != content:
+                row["judge_reply"] = content  # as received, before the score line was normalised
             if error:
                 row["error"] = error
                 report.failed.append((q.question_id, error))
