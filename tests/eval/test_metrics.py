@@ -259,3 +259,14 @@ def test_metrics_import_without_torch():
 def test_nan_free_when_no_overlap():
     s = open_score("x", "y")
     assert not any(math.isnan(v) for v in (s.bleu, s.bleu1, s.bleu2, s.bleu3))
+
+
+def test_choice_accuracy_by_hand():
+    choices = ["Fibrosis", "Edema", "Granuloma", "Necrosis"]
+    qs = [EvalQuestion(str(i), "Which?", letter, "choice", choices=choices) for i, letter in enumerate("BCDA")]
+    preds = [{"question_id": "0", "text": "B"}, {"question_id": "1", "text": "The answer is C."},
+             {"question_id": "2", "text": "A tumor"}, {"question_id": "3", "text": "(A) Fibrosis"}]
+    result = evaluate_vqa(qs, preds, n_resamples=100)
+    assert result.summary["choice_accuracy"] == pytest.approx(75.0)
+    assert result.summary["n_choice"] == 4 and result.summary["open_recall"] is None
+    assert [r["label"] for r in result.per_question] == ["B", "C", None, "A"]

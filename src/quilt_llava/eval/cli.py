@@ -62,6 +62,14 @@ class JudgeOptions:
     model_id: str | None
 
 
+def _emit(out: Output, obj: object, markdown: str) -> None:
+    """JSON with --json, else Markdown as plain text (rich would wrap long table rows)."""
+    if out.json:
+        out.result(obj)
+    else:
+        typer.echo(markdown)
+
+
 def _fail_if(failed: list, out: Output, what: str) -> None:
     if failed:
         out.error(f"{len(failed)} {what} failed (first: {failed[0][0]}: {failed[0][1]})")
@@ -108,7 +116,7 @@ def run_vqa(opts: VQAOptions, out: Output) -> None:
     if s["answer_types_inferred"]:
         out.warn(f"{s['answer_types_inferred']} questions have no answer_type; inferred from the reference "
                  "(yes/no -> CLOSED, else OPEN)")
-    out.result(s, human="\n".join(lines))
+    _emit(out, s, "\n".join(lines))
 
 
 def run_judge(opts: JudgeOptions, out: Output) -> None:
@@ -252,7 +260,7 @@ def register(app: typer.Typer) -> None:
             failed = groups[-1].failed
             if failed:
                 out.warn(f"{path}: {failed} reviews without two scores are counted as failed")
-        out.result(objs, human="\n\n".join(tables))
+        _emit(out, objs, "\n\n".join(tables))
 
     @sub.command("run")
     def run_cmd(
@@ -280,7 +288,7 @@ def register(app: typer.Typer) -> None:
         results = run_benchmark(RunOptions(benchmark, model, out_dir, questions, images, data_root, batch_size,
                                            max_new_tokens, device, dtype, model_id, limit, resamples,
                                            allow_missing), output=out)
-        out.result(results, human=results_table([results]))
+        _emit(out, results, results_table([results]))
         _fail_if([(f["question_id"], f["reason"]) for f in results["generation_failures"]], out, "questions")
 
     @sub.command("table")
@@ -297,7 +305,7 @@ def register(app: typer.Typer) -> None:
         table = results_table(loaded)
         if out_md:
             atomic_write_text(out_md, table + "\n")
-        Output(json=as_json).result(results_matrix(loaded), human=table)
+        _emit(Output(json=as_json), results_matrix(loaded), table)
 
     @sub.command("benchmarks")
     def benchmarks_cmd(as_json: bool = typer.Option(False, "--json")) -> None:
@@ -308,4 +316,4 @@ def register(app: typer.Typer) -> None:
         lines = ["| name | format | questions | metrics | source |", "|---|---|---|---|---|"]
         lines += [f"| {d['name']} | {d['format']} | {d['questions']} | {', '.join(d['headline'])} | {d['source']} |"
                   for d in decls]
-        Output(json=as_json).result(decls, human="\n".join(lines))
+        _emit(Output(json=as_json), decls, "\n".join(lines))
