@@ -85,7 +85,7 @@ def test_mismatches_are_reported_and_most_mismatched_stops():
     good = record(["Hi", "Hello."], image=False)
     bad = {"id": "bad-1", "conversations": [{"from": "gpt", "value": "x"}]}
     image_in_text_only = {"id": "bad-2", "conversations": [{"from": "human", "value": "<image>"}, {"from": "gpt", "value": "y"}]}
-    samples, report = tensorize_all([good, bad, good, good, image_in_text_only], TOK, get_template("vicuna_v1"),
+    _, report = tensorize_all([good, bad, good, good, image_in_text_only], TOK, get_template("vicuna_v1"),
                                     N_IMG, IMG, 512)
     assert report.mismatched_ids == ["bad-1", "bad-2"]
     assert report.summary()["mismatched"] == 2 and report.kept == 3
@@ -95,8 +95,8 @@ def test_mismatches_are_reported_and_most_mismatched_stops():
 
 def test_unrepresentable_text_is_a_mismatch():
     """A tokenizer that cannot round-trip the answer (here: unk tokens) must not be trained on silently."""
-    from transformers import PreTrainedTokenizerFast
     from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
 
     tk = Tokenizer(models.WordLevel({"<unk>": 0, "<s>": 1, "</s>": 2, "<image>": 3, "hi": 4}, unk_token="<unk>"))
     tk.pre_tokenizer = pre_tokenizers.Whitespace()

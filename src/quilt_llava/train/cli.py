@@ -58,8 +58,14 @@ def register(app: typer.Typer) -> None:
         if config is None:
             typer.echo(ctx.get_help())
             raise typer.Exit(code=2)
-        out = Output(quiet=quiet, json=json_)
-        out.result(run_train(TrainOptions(config, list(set_), dry_run), out))
+        import os
+
+        # Under accelerate/torchrun every process runs this; only rank 0 reports.
+        main = os.environ.get("RANK", "0") == "0"
+        out = Output(quiet=quiet or not main, json=json_)
+        summary = run_train(TrainOptions(config, list(set_), dry_run), out)
+        if main:
+            out.result(summary)
 
     @group.command("convert-llava")
     def _convert(

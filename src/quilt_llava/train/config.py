@@ -117,8 +117,8 @@ class TrainConfig:
     # ------------------------------------------------------------------ validation
     def problems(self) -> list[str]:
         p: list[str] = []
-        if bool(self.model_name_or_path) == bool(self.model_preset):
-            p.append("set exactly one of model_name_or_path (a saved checkpoint) and model_preset")
+        if self.model_name_or_path and self.model_preset:
+            p.append("set exactly one of model_name_or_path (a saved checkpoint) and model_preset, not both")
         if self.conv_template not in TEMPLATES:
             p.append(f"conv_template '{self.conv_template}' is not one of {list(TEMPLATES)}")
         if self.group_by not in GROUPINGS:
@@ -164,6 +164,8 @@ class TrainConfig:
     def require_run_paths(self) -> None:
         """Paths a run needs but a shipped config template leaves empty."""
         p = [f"{name} is required for a training run" for name in ("data_path", "output_dir") if not getattr(self, name)]
+        if not (self.model_name_or_path or self.model_preset):
+            p.append("set model_name_or_path (e.g. the stage-1 output directory) or model_preset")
         if p:
             raise ConfigError(p)
 
