@@ -156,6 +156,8 @@ def test_summary_by_hand_and_second_key(tmp_path):
     assert by["all / site=skin"].reference == 9.0 and by["all / site=skin"].relative == 61.1
     assert by["all / site=(none)"].n == 1
     overall = by["overall"]
+    lo, hi = overall.relative_ci
+    assert lo <= overall.relative <= hi and by["detail"].relative_ci is None  # one question: no interval
     assert (overall.n, overall.failed) == (5, 1)
     assert overall.relative == round(100 * (19 / 4) / (28 / 4), 1)
 

@@ -12,7 +12,8 @@ Three steps, each writing plain JSONL:
    answer1_id, answer2_id, judge, ...question metadata}``; ``content`` is the judge's
    reply with its first line normalised to the two plain scores (``"8 6"``).
 3. :func:`summarize_reviews`: per category and overall, mean reference score, mean
-   model score and the relative score 100 x mean(model) / mean(reference).
+   model score and the relative score 100 x mean(model) / mean(reference), with a
+   95% bootstrap interval of the relative score (questions resampled).
 
 The prompts are this project's own wording; they are snapshot-tested.
 """
@@ -350,10 +351,28 @@ class GroupScore:
     reference: float | None
     model: float | None
     relative: float | None
+    relative_ci: tuple[float, float] | None = None  # 95% bootstrap over questions
 
     def as_dict(self) -> dict[str, Any]:
         return {"group": self.name, "n": self.n, "failed": self.failed, "reference": self.reference,
-                "model": self.model, "relative": self.relative}
+                "model": self.model, "relative": self.relative,
+                "relative_ci": list(self.relative_ci) if self.relative_ci else None}
+
+
+def _relative_ci(pairs: list[list[float]], n_resamples: int = 1000, seed: int = 0) -> tuple[float, float] | None:
+    """Percentile bootstrap of 100 x mean(model) / mean(reference), resampling questions."""
+    import numpy as np
+
+    arr = np.asarray(pairs, dtype=np.float64)  # (n, 2)
+    if len(arr) < 2:
+        return None
+    idx = np.random.default_rng(seed).integers(0, len(arr), size=(n_resamples, len(arr)))
+    ref, mod = arr[idx, 0].mean(axis=1), arr[idx, 1].mean(axis=1)
+    ok = ref > 0
+    if not ok.any():
+        return None
+    lo, hi = np.quantile(100 * mod[ok] / ref[ok], [0.025, 0.975])
+    return round(float(lo), 1), round(float(hi), 1)
 
 
 def _group(name: str, rows: list[dict[str, Any]]) -> GroupScore:
@@ -364,7 +383,7 @@ def _group(name: str, rows: list[dict[str, Any]]) -> GroupScore:
     ref = sum(s[0] for s in scored) / len(scored)
     mod = sum(s[1] for s in scored) / len(scored)
     rel = round(100 * mod / ref, 1) if ref > 0 else None
-    return GroupScore(name, len(rows), failed, round(ref, 1), round(mod, 1), rel)
+    return GroupScore(name, len(rows), failed, round(ref, 1), round(mod, 1), rel, _relative_ci(scored))
 
 
 def read_reviews(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
@@ -410,7 +429,9 @@ def format_summary(name: str, groups: Sequence[GroupScore]) -> str:
     def f(v: float | None) -> str:
         return "-" if v is None else f"{v:.1f}"
 
-    lines = [f"### {name}", "", "| group | n | failed | reference | model | relative |", "|---|---:|---:|---:|---:|---:|"]
+    lines = [f"### {name}", "", "| group | n | failed | reference | model | relative | 95% CI |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
     for g in groups:
-        lines.append(f"| {g.name} | {g.n} | {g.failed} | {f(g.reference)} | {f(g.model)} | {f(g.relative)} |")
+        ci = f"{g.relative_ci[0]:.1f} - {g.relative_ci[1]:.1f}" if g.relative_ci else "-"
+        lines.append(f"| {g.name} | {g.n} | {g.failed} | {f(g.reference)} | {f(g.model)} | {f(g.relative)} | {ci} |")
     return "\n".join(lines)
