@@ -107,31 +107,41 @@ def refine_edges(image: np.ndarray, box: tuple[int, int, int, int], search: int 
 
 
 class ChangeFrequency:
-    """How often each analysis pixel changes while the view is still: a webcam box changes in most frames."""
+    """How often each analysis pixel differs from the first frame of its still view.
 
-    def __init__(self, threshold: int = 5, frequency: float = 0.3, min_frames: int = 25) -> None:
+    Tissue under a still view never changes; a cursor visits a spot for a while; a
+    webcam box keeps changing for the whole video. Large compact regions that differ
+    in most still frames are masked as "busy" (a webcam) for cursor search.
+    """
+
+    def __init__(self, threshold: int = 8, frequency: float = 0.5, min_frames: int = 10, min_area: int = 150) -> None:
         self.threshold = threshold
         self.frequency = frequency
         self.min_frames = min_frames
+        self.min_area = min_area  # analysis px; far larger than a pointer
         self.counts: np.ndarray | None = None
         self.frames = 0
         self.mask: np.ndarray | None = None
 
-    def add(self, motion: np.ndarray) -> None:
+    def add(self, diff: np.ndarray) -> None:
+        """``diff``: |frame - first frame of the current still view| at analysis scale."""
         if self.counts is None:
-            self.counts = np.zeros(motion.shape, np.uint32)
-        self.counts += motion > self.threshold
+            self.counts = np.zeros(diff.shape, np.uint32)
+        self.counts += diff > self.threshold
         self.frames += 1
-        if self.frames >= self.min_frames and self.frames % 25 == 0:
+        if self.frames == self.min_frames or self.frames % 25 == 0:
             self._update_mask()
 
     def _update_mask(self) -> None:
         import cv2
 
         busy = (self.counts > self.frequency * self.frames).astype(np.uint8)
-        if busy.sum() == 0:
+        busy = cv2.morphologyEx(busy, cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(busy, connectivity=8)
+        keep = np.zeros(n, bool)
+        keep[1:] = stats[1:, cv2.CC_STAT_AREA] >= self.min_area
+        if not keep.any():
             self.mask = None
             return
-        # Keep only compact busy regions (a box), grown a little so its edges are covered.
-        busy = cv2.morphologyEx(busy, cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
-        self.mask = cv2.dilate(busy, np.ones((7, 7), np.uint8)) > 0
+        # Grown a little so the box edges are covered.
+        self.mask = cv2.dilate(keep[labels].astype(np.uint8), np.ones((7, 7), np.uint8)) > 0

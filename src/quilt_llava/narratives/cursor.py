@@ -72,7 +72,12 @@ class CursorConfig:
     search_every: int = 25  # frames between whole-frame searches while nothing is tracked
     search_peaks: int = 6
     backfill_frames: int = 125  # how far back a fresh acquisition is propagated
+    backfill_radius: int = 8  # px searched per step when propagating backwards
     lock_after: int = 5  # acquisitions before the template size is locked for tracking
+    min_change: float = 12.0  # mean |frame - background| under the arrow that proves a pointer
+    sure_score: float = 0.9  # an unverified track is kept only at this shape score
+    prefer_margin: float = 0.12  # how much shape score a verified candidate may give up
+    max_step: float = 90.0  # px a pointer may move between frames and stay the same track
 
 
 @dataclass
@@ -110,7 +115,9 @@ def make_template(scale: float, outline: float = 1.0, supersample: int = 8) -> T
 
 
 def make_templates(scales: tuple[float, ...], frame_height: int) -> list[Template]:
-    unit = frame_height / 720
+    # Pointers keep their screen size when a recording is downscaled only so far: below
+    # 360p a cursor is rarely drawn smaller than half its 720p size.
+    unit = max(0.5, frame_height / 720)
     return [make_template(s * unit) for s in scales]
 
 
@@ -146,11 +153,16 @@ class TemplateCursorLocator:
     def __init__(self, frame_height: int, config: CursorConfig | None = None) -> None:
         self.config = config or CursorConfig()
         self.templates = make_templates(self.config.scales, frame_height)
-        self.track: tuple[float, float] | None = None
+        self.track: tuple[float, float, int] | None = None  # tip x, y and template index
+        self.verified = False  # the current track was seen to differ from the background
+        self.pending: list[CursorHit] = []  # hits of an unverified track
+        self.dormant: list[CursorHit] = []  # unverified hits of the last track that ended
+        self.background: np.ndarray | None = None
         self.locked: int | None = None
         self.votes = np.zeros(len(self.templates), dtype=int)
         self.last_search = -(10**9)
         self.new_view = True
+        # (index, luma, verified hit emitted) of this view's recent frames
         self.history: deque[tuple[int, np.ndarray, bool]] = deque(maxlen=self.config.backfill_frames)
 
     # -- candidate regions (top-left search boxes, full resolution) ----------------------
@@ -215,53 +227,140 @@ class TemplateCursorLocator:
 
     # -- matching ------------------------------------------------------------------------
 
-    def _best(self, luma: np.ndarray, boxes: list[tuple[int, int, int, int]], templates: list[int]) -> tuple[float, float, float, int]:
-        best = (0.0, 0.0, 0.0, -1)
-        for box in boxes:
+    def _candidates(self, luma: np.ndarray, boxes: list[tuple[int, int, int, int]], templates: list[int]) -> list[tuple[float, float, float, int, int]]:
+        """Best match per box: (score, x, y, template, box index), strongest first."""
+        found = []
+        for b, box in enumerate(boxes):
+            best = (0.0, 0.0, 0.0, -1, b)
             for k in templates:
                 score, x, y = match_in(luma, box, self.templates[k], self.config.min_contrast)
                 if score > best[0]:
-                    best = (score, x, y, k)
-        return best
+                    best = (score, x, y, k, b)
+            if best[0] >= self.config.min_score:
+                found.append(best)
+        return sorted(found, reverse=True)
 
     def _active(self) -> list[int]:
         return list(range(len(self.templates))) if self.locked is None else [self.locked]
 
+    def _patch_box(self, x: float, y: float, t: Template) -> tuple[int, int, int, int]:
+        th, tw = t.image.shape
+        x0, y0 = int(round(x)) - t.hotspot[0], int(round(y)) - t.hotspot[1]
+        return x0, y0, x0 + tw, y0 + th
+
+    def _change(self, luma: np.ndarray, x: float, y: float, k: int) -> float:
+        """Mean |frame - background| over the arrow's pixels at (x, y): a pointer differs from what it covers."""
+        if self.background is None:
+            return 0.0
+        t = self.templates[k]
+        x0, y0, x1, y1 = self._patch_box(x, y, t)
+        H, W = luma.shape
+        if x0 < 0 or y0 < 0 or x1 > W or y1 > H:
+            return 0.0
+        diff = np.abs(luma[y0:y1, x0:x1].astype(np.int16) - self.background[y0:y1, x0:x1].astype(np.int16))
+        return float(diff[t.mask > 0].mean())
+
+    def _update_background(self, luma: np.ndarray, keep: list[tuple[float, float, int]]) -> None:
+        """Background = this frame, except under the pointer (kept from before it arrived)."""
+        if self.background is None:
+            self.background = luma.copy()
+            return
+        saved = []
+        H, W = luma.shape
+        for x, y, k in keep:
+            x0, y0, x1, y1 = self._patch_box(x, y, self.templates[k])
+            x0, y0, x1, y1 = max(0, x0 - 2), max(0, y0 - 2), min(W, x1 + 2), min(H, y1 + 2)
+            if x1 > x0 and y1 > y0:
+                saved.append((x0, y0, x1, y1, self.background[y0:y1, x0:x1].copy()))
+        np.copyto(self.background, luma)
+        for x0, y0, x1, y1, patch in saved:
+            self.background[y0:y1, x0:x1] = patch
+
+    def _end_track(self, view_ends: bool = False) -> list[CursorHit]:
+        """A track ends. Its unverified hits wait (dormant) for the same spot to be re-acquired and
+        verified; when the view ends they survive only if the shape match is unmistakable."""
+        kept: list[CursorHit] = []
+        if self.pending:
+            self.dormant = self.pending
+        self.pending = []
+        self.verified = False
+        if view_ends:
+            kept = [h for h in self.dormant if h.score >= self.config.sure_score]
+            self.dormant = []
+        return kept
+
     def process(self, frame: AnalysedFrame) -> list[CursorHit]:
         cfg = self.config
         if frame.moving:
+            out = self._end_track(view_ends=True)
             self.track = None
             self.new_view = True
             self.history.clear()
-            return []
+            self.background = None
+            return out
         boxes: list[tuple[int, int, int, int]] = []
         active = self._active()
         if self.track is not None:
-            t = self.templates[active[0]] if len(active) == 1 else self.templates[len(self.templates) // 2]
-            boxes.append(self._box_around_tip(*self.track, cfg.track_radius, t))
+            t = self.templates[self.track[2]]
+            boxes.append(self._box_around_tip(self.track[0], self.track[1], cfg.track_radius, t))
         boxes.extend(self._blob_boxes(frame))
         searched = False
-        if self.track is None and (self.new_view or frame.index - self.last_search >= cfg.search_every):
+        if (self.track is None or not self.verified) and (self.new_view or frame.index - self.last_search >= cfg.search_every):
             boxes.extend(self._search_peaks(frame))
             self.last_search = frame.index
             searched = True
         self.new_view = False
-        score, x, y, k = self._best(frame.luma, boxes, active) if boxes else (0.0, 0.0, 0.0, -1)
-        if score < cfg.min_score and self.locked is not None and (searched or self.track is None) and boxes:
+        cands = self._candidates(frame.luma, boxes, active) if boxes else []
+        if not cands and self.locked is not None and (searched or self.track is None) and boxes:
             # The locked size may be wrong for this view (zoomed recording); try every size.
-            score, x, y, k = self._best(frame.luma, boxes, list(range(len(self.templates))))
-        hits: list[CursorHit] = []
-        fresh = self.track is None
-        if score >= cfg.min_score:
-            if fresh:
-                self._vote(k)
-                hits.extend(self._backfill(x, y, k))
-            self.track = (x, y)
-            hits.append(CursorHit(frame.index, x, y, score))
-        else:
+            cands = self._candidates(frame.luma, boxes, list(range(len(self.templates))))
+        out: list[CursorHit] = []
+        chosen = None
+        for score, x, y, k, b in cands:
+            # A candidate seen to differ from the background wins unless a clearly better shape exists.
+            if score >= cands[0][0] - cfg.prefer_margin and self._change(frame.luma, x, y, k) >= cfg.min_change:
+                chosen = (score, x, y, k, b, True)
+                break
+        if chosen is None and cands:
+            score, x, y, k, b = cands[0]
+            chosen = (score, x, y, k, b, False)
+        keep: list[tuple[float, float, int]] = []
+        if self.track is not None:
+            keep.append(self.track)
+        if chosen is None:
+            out.extend(self._end_track())
             self.track = None
-        self.history.append((frame.index, frame.luma.copy(), score >= cfg.min_score))
-        return hits
+        else:
+            score, x, y, k, b, changed = chosen
+            # Consecutive hits this close belong to one pointer, even when a blob rather than the
+            # tracking window found it (a pointer that starts to move fast).
+            continues = self.track is not None and math.hypot(x - self.track[0], y - self.track[1]) <= cfg.max_step
+            if not continues:
+                out.extend(self._end_track())
+                self._vote(k)
+                self.pending = self._backfill(x, y, k)
+                if self.dormant and abs(self.dormant[-1].x - x) <= 4 and abs(self.dormant[-1].y - y) <= 4:
+                    # The same resting pointer, lost for a moment: its earlier hits rejoin this track.
+                    self.pending = [h for h in self.dormant if h.index < (self.pending[0].index if self.pending else frame.index)] + self.pending
+                self.dormant = []
+            hit = CursorHit(frame.index, x, y, score)
+            if changed or (continues and self.verified):
+                # Seen to differ from the background: this track is the pointer.
+                out.extend(self.pending)
+                self.pending = []
+                self.verified = True
+                out.append(hit)
+            else:
+                self.pending.append(hit)
+            self.track = (x, y, k)
+            keep.append(self.track)
+        self._update_background(frame.luma, keep)
+        self.history.append((frame.index, frame.luma.copy(), bool(out) and out[-1].index == frame.index))
+        return out
+
+    def finish(self) -> list[CursorHit]:
+        """Call after the last frame: settles the open track."""
+        return self._end_track(view_ends=True)
 
     def _vote(self, k: int) -> None:
         self.votes[k] += 1
@@ -272,10 +371,10 @@ class TemplateCursorLocator:
         """Walk back through this view's earlier frames while the cursor is found near (x, y)."""
         hits = []
         t = self.templates[k]
-        for index, luma, found in reversed(self.history):
-            if found:
+        for index, luma, confirmed in reversed(self.history):
+            if confirmed:  # never overwrite a verified hit
                 break
-            score, bx, by = match_in(luma, self._box_around_tip(x, y, 3, t), t, self.config.min_contrast)
+            score, bx, by = match_in(luma, self._box_around_tip(x, y, self.config.backfill_radius, t), t, self.config.min_contrast)
             if score < self.config.min_score:
                 break
             hits.append(CursorHit(index, bx, by, score))

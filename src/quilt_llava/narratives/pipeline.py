@@ -169,6 +169,7 @@ def analyse(source: FrameSource, config: ExtractConfig | None = None, name: str 
     locator: TemplateCursorLocator | None = None
     samples: _RunSamples | None = None
     prev_small: np.ndarray | None = None
+    run_small: np.ndarray | None = None  # first small frame of the current still view
     run_start: int | None = None
     size: tuple[int, int] | None = None
     scale = 1
@@ -218,8 +219,12 @@ def analyse(source: FrameSource, config: ExtractConfig | None = None, name: str 
         moving_flags.append(moving)
         motion = cv2.absdiff(small, prev_small) if prev_small is not None else None
         prev_small = small
-        if motion is not None and not moving:
-            webcam.add(motion)
+        if moving:
+            run_small = None
+        elif run_small is None:
+            run_small = small
+        else:
+            webcam.add(cv2.absdiff(small, run_small))
         if analysed % 12 == 0:
             content.add(small)
         analysed += 1
@@ -238,6 +243,9 @@ def analyse(source: FrameSource, config: ExtractConfig | None = None, name: str 
             samples.offer(index, frame.rgb)
     if size is None:
         raise InputError(name, "the video stream has no decodable frames")
+    assert locator is not None
+    for hit in locator.finish():
+        hits[hit.index] = hit
     close_run(len(times) - 1)
     box = content.box(scale, size)
     if first_frame is not None and segments:
