@@ -200,3 +200,39 @@ def test_reasoning_uses_diagnoses_file(narratives, server, tmp_path):
     assert len(server.requests) == n + 5  # no diagnosis calls
     recs = read_jsonl(out)
     assert "squamous cell carcinoma" not in json.dumps(recs).lower()
+
+
+def test_flaky_server_still_gives_the_same_output(narratives, tmp_path):
+    from tests.fake_openai import FakeOpenAIServer
+
+    with FakeOpenAIServer(responder=good_reply) as srv:
+        clean = tmp_path / "clean" / "conv.jsonl"
+        assert invoke("conversation", str(narratives), "--out", str(clean), *llm_args(srv)).exit_code == 0
+        srv.fail_next(2, status=429, retry_after=0.05)
+        srv.garbage_next(1)
+        srv.fail_next(1, status=500, retry_after=None)
+        srv.slow_next(1, seconds=1.5)
+        out = tmp_path / "flaky" / "conv.jsonl"
+        res = invoke("conversation", str(narratives), "--out", str(out), *llm_args(srv, "--timeout", "0.5"),
+                     "--max-retries", "4")
+        assert res.exit_code == 0, res.output
+        assert summary_of(res)["retries"] >= 5
+    assert out.read_text() == clean.read_text()
+
+
+def test_key_stays_out_of_every_file_and_message(narratives, tmp_path):
+    from tests.fake_openai import FakeOpenAIServer
+
+    with FakeOpenAIServer(responder=good_reply) as srv:
+        srv.echo_headers_next(3, status=401)
+        out = tmp_path / "out" / "detail.jsonl"
+        res = invoke("detail", str(narratives), "--out", str(out), *llm_args(srv), "--concurrency", "1")
+        assert res.exit_code == 1
+        assert srv.request_headers[0]["Authorization"] == f"Bearer {SECRET}"
+    rejects = read_jsonl(tmp_path / "out" / "detail.rejects.jsonl")
+    assert len(rejects) == 3 and all(r["status"] == "failed" and "[REDACTED]" in r["reason"] for r in rejects)
+    files = list((tmp_path / "out").iterdir())
+    assert any(f.name.endswith(".work.jsonl") for f in files) and any(f.suffix == ".sqlite" for f in files)
+    for f in files:
+        assert SECRET.encode() not in f.read_bytes(), f
+    assert SECRET not in res.stdout + res.stderr
