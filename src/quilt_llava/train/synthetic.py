@@ -95,3 +95,33 @@ def write_task(folder: str | Path, n_train: int, n_test: int, seed: int = 0) -> 
     write_jsonl(paths["stage2"], qa_records(train, seed))
     write_jsonl(paths["test"], qa_records(test, seed + 1))
     return paths
+
+
+def evaluate_task(model_dir: str | Path, test_jsonl: str | Path, image_folder: str | Path, batch_size: int = 32) -> dict[str, Any]:
+    """Greedy answers to the held-out questions: accuracy (first word, case-insensitive) and the majority baseline."""
+    from collections import Counter
+
+    from quilt_llava.files import iter_jsonl
+    from quilt_llava.images import open_image
+    from quilt_llava.model.build import conv_template_of, load_model_and_processor
+    from quilt_llava.model.conversation import get_template
+    from quilt_llava.model.processing import prepare_image
+
+    rows = list(iter_jsonl(test_jsonl))
+    model, processor = load_model_and_processor(model_dir)
+    model.eval()
+    template = get_template(conv_template_of(model_dir))
+    processor.tokenizer.padding_side = "left"  # batched generation continues from the right edge
+    correct = 0
+    for start in range(0, len(rows), batch_size):
+        batch = rows[start:start + batch_size]
+        images = [prepare_image(open_image(Path(image_folder) / r["image"])) for r in batch]
+        prompts = [template.prompt(r["conversations"][0]["value"].replace("<image>\n", "")) for r in batch]
+        inputs = processor(images=images, text=prompts, return_tensors="pt", padding=True)
+        out = model.generate(**inputs, max_new_tokens=4, do_sample=False)
+        for row, ids in zip(batch, out[:, inputs["input_ids"].shape[1]:]):
+            words = processor.tokenizer.decode(ids, skip_special_tokens=True).strip().lower().split()
+            correct += bool(words) and words[0].strip(".,!") == row["answer"]
+    majority = Counter(r["answer"] for r in rows).most_common(1)[0][1] if rows else 0
+    n = max(1, len(rows))
+    return {"accuracy": correct / n, "majority_baseline": majority / n, "n": len(rows)}

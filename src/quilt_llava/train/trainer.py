@@ -124,6 +124,22 @@ def make_trainer_class():
             group = a.per_device_train_batch_size * a.world_size * a.gradient_accumulation_steps
             return GroupedSampler(ds.lengths, ds.has_image, group, mode=self.group_by, seed=a.seed)
 
+        def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
+            # Checkpoints are written by save_pretrained, which stores Llava weights under their
+            # legacy names; Trainer's plain load_state_dict would then match no key and resume
+            # from the *initial* weights. from_pretrained applies the name mapping.
+            from peft import PeftModel
+
+            model = model if model is not None else self.model
+            plain = not (self.is_deepspeed_enabled or self.is_fsdp_enabled or isinstance(model, PeftModel))
+            if not plain:
+                return super()._load_from_checkpoint(resume_from_checkpoint, model)
+            param = next(model.parameters())
+            loaded = type(model).from_pretrained(resume_from_checkpoint, dtype=param.dtype)
+            model.load_state_dict(loaded.state_dict(), strict=True)
+            del loaded
+            return None
+
         def create_optimizer(self, model=None):
             if self.optimizer is not None:
                 return self.optimizer
