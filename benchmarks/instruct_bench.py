@@ -65,7 +65,7 @@ def bench_client(n: int, concurrency: int, latency: float, tmp: Path) -> dict[st
 def bench_generator(n: int, concurrency: int, latency: float, tmp: Path) -> dict[str, float]:
     from tests.instruct.conftest import good_reply, make_rows
 
-    from quilt_llava.instruct.runner import InstructOptions, run_instruct
+    from quilt_llava.instruct.run import InstructOptions, run_instruct
 
     folder = tmp / "nar"
     folder.mkdir()

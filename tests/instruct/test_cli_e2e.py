@@ -236,3 +236,37 @@ def test_key_stays_out_of_every_file_and_message(narratives, tmp_path):
     for f in files:
         assert SECRET.encode() not in f.read_bytes(), f
     assert SECRET not in res.stdout + res.stderr
+
+
+def test_medical_filter_restricts_other_generators_and_python_api(narratives, server, tmp_path):
+    from quilt_llava.instruct.run import GenerateOptions, run_generator
+
+    filt = tmp_path / "filter.jsonl"
+    assert invoke("filter", str(narratives), "--out", str(filt), *llm_args(server)).exit_code == 0
+    res = invoke("detail", str(narratives), "--out", str(tmp_path / "detail.jsonl"), *llm_args(server),
+                 "--medical-filter", str(filt))
+    s = summary_of(res)
+    assert res.exit_code == 0 and s["records"] == 4 and s["filtered_out_non_medical"] == 1
+
+    summary = run_generator(GenerateOptions(generator="detail", narratives=narratives, out=tmp_path / "py" / "d.json",
+                                            base_url=server.base_url, model="test-model", api_key_env="QL_INSTRUCT_TEST_KEY"))
+    assert summary["records"] == 5 and summary["complete"]
+    assert (tmp_path / "py" / "llm_cache.sqlite").exists()
+    assert len(read_json(tmp_path / "py" / "d.json")) == 5
+
+
+def test_region_qa_command(narratives, tmp_path):
+    terms = tmp_path / "terms.yaml"
+    terms.write_text(
+        "labels:\n"
+        "  - {name: tumour, keywords: [tumour, atypical, nests], description: tumour nests, closed_question: 'Is this tumour?'}\n"
+        "  - {name: benign, keywords: [normal, follicles, capsule], description: benign tissue}\n"
+        "crops_per_cluster: 2\neval_crops_per_cluster: 1\neval_fraction: 0.4\n", encoding="utf-8")
+    out = tmp_path / "rqa"
+    res = invoke("region-qa", str(narratives), "--terms", str(terms), "--out", str(out))
+    assert res.exit_code == 0, res.output
+    s = summary_of(res)
+    assert s["train_records"] + s["eval_questions"] > 0 and set(s["label_counts"]) <= {"tumour", "benign"}
+    for name in ("train.jsonl", "align.jsonl", "eval_questions.jsonl", "summary.json"):
+        assert (out / name).exists()
+    assert all((out / r["image"]).exists() for r in read_jsonl(out / "train.jsonl"))

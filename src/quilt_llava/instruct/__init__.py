@@ -3,8 +3,9 @@
 Python entry points:
 
 - :func:`build_alignment_records` (no LLM) for stage-1 data;
-- :func:`quilt_llava.instruct.runner.run_instruct` with
-  :class:`~quilt_llava.instruct.runner.InstructOptions` for any generator (what the CLI calls);
+- :func:`quilt_llava.instruct.run.run_generator` with flat
+  :class:`~quilt_llava.instruct.run.GenerateOptions`, or :func:`~quilt_llava.instruct.run.run_instruct` with
+  :class:`~quilt_llava.instruct.run.InstructOptions` for any generator (what the CLI calls);
 - :class:`quilt_llava.instruct.llm.LLMClient` for direct chat calls.
 """
 

@@ -28,7 +28,7 @@ LLM_GENERATORS = {
 
 def _run(options, quiet: bool, json_out: bool) -> None:
     from quilt_llava.console import Output
-    from quilt_llava.instruct.runner import exit_code, run_instruct
+    from quilt_llava.instruct.run import exit_code, run_instruct
 
     out = Output(quiet=quiet, json=json_out)
     summary = run_instruct(options, out)
@@ -66,6 +66,7 @@ def _llm_command(name: str, help_text: str):
         price_prompt: float | None = typer.Option(None, "--price-prompt", help="USD per 1k prompt tokens, for the cost line."),
         price_completion: float | None = typer.Option(None, "--price-completion", help="USD per 1k completion tokens."),
         diagnoses: Path | None = typer.Option(None, "--diagnoses", help="reasoning/abductive: a `diagnosis` output to use instead of asking."),
+        medical_filter: Path | None = typer.Option(None, "--medical-filter", help="A `filter` output: keep only segments it judged medical."),
         seed: int = typer.Option(0, "--seed", help="Seed for drawn questions and turn counts."),
         limit: int | None = typer.Option(None, "--limit", help="Only the first N work units."),
         dry_run: bool = typer.Option(False, "--dry-run", help="Report the calls and tokens needed; send nothing."),
@@ -74,7 +75,7 @@ def _llm_command(name: str, help_text: str):
         quiet: bool = typer.Option(False, "--quiet", "-q"),
     ) -> None:
         from quilt_llava.instruct.llm import LLMConfig
-        from quilt_llava.instruct.runner import InstructOptions
+        from quilt_llava.instruct.run import InstructOptions
 
         llm = LLMConfig(
             base_url=base_url, model=model, api_key_env=api_key_env or None, temperature=temperature,
@@ -84,7 +85,7 @@ def _llm_command(name: str, help_text: str):
             price_prompt_per_1k=price_prompt, price_completion_per_1k=price_completion,
         )
         options = InstructOptions(generator=name, narratives=narratives, out=out, llm=llm, seed=seed,
-                                  diagnoses=diagnoses, limit=limit, dry_run=dry_run)
+                                  diagnoses=diagnoses, limit=limit, dry_run=dry_run, medical_filter=medical_filter)
         _run(options, quiet, json_out)
 
     command.__doc__ = help_text
@@ -106,7 +107,7 @@ def register(app: typer.Typer) -> None:
         quiet: bool = typer.Option(False, "--quiet", "-q"),
     ) -> None:
         """Stage-1 alignment data (no LLM): each image with its narration as the answer."""
-        from quilt_llava.instruct.runner import InstructOptions
+        from quilt_llava.instruct.run import InstructOptions
 
         _run(InstructOptions(generator="align", narratives=narratives, out=out, seed=seed, caption=caption,
                              limit=limit), quiet, json_out)
@@ -124,9 +125,43 @@ def register(app: typer.Typer) -> None:
         quiet: bool = typer.Option(False, "--quiet", "-q"),
     ) -> None:
         """The same questions on images with a red ellipse around the grounded region (no LLM)."""
-        from quilt_llava.instruct.runner import InstructOptions
+        from quilt_llava.instruct.run import InstructOptions
 
         _run(InstructOptions(generator="redcircle", narratives=narratives, out=out, questions=questions,
                              limit=limit), quiet, json_out)
+
+    @sub.command("region-qa")
+    def region_qa(
+        narratives: Path = typer.Argument(..., help="narratives.jsonl from `quilt-llava narratives extract`."),
+        terms: Path = typer.Option(..., "--terms", help="YAML vocabulary of region labels (keywords, description, closed question)."),
+        out: Path = typer.Option(..., "--out", "-o", help="Output folder: crops/, train.jsonl, align.jsonl, eval_questions.jsonl."),
+        seed: int | None = typer.Option(None, "--seed", help="Override the vocabulary file's seed."),
+        json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
+        quiet: bool = typer.Option(False, "--quiet", "-q"),
+    ) -> None:
+        """Region Q/A (no LLM): crops of grounded boxes labelled from the narrator's words, split by segment."""
+        from quilt_llava.console import Output
+        from quilt_llava.files import write_json, write_jsonl
+        from quilt_llava.instruct.data import load_narratives
+        from quilt_llava.instruct.region_qa import RegionQAConfig, build_region_qa
+
+        output = Output(quiet=quiet, json=json_out)
+        config = RegionQAConfig.from_yaml(terms)
+        if seed is not None:
+            config.seed = seed
+        rows, problems = load_narratives(narratives)
+        for problem in problems:
+            output.warn(f"row left out: {problem}")
+        res = build_region_qa(rows, narratives.parent, out, config)
+        write_jsonl(out / "train.jsonl", res.train_records)
+        write_jsonl(out / "align.jsonl", res.align_records)
+        write_jsonl(out / "eval_questions.jsonl", res.eval_questions)
+        summary = {**res.summary(), "out": str(out), "bad_input_rows": len(problems)}
+        write_json(out / "summary.json", summary)
+        output.result(summary, human=(f"region-qa: {summary['train_records']} training records, "
+                                      f"{summary['eval_questions']} evaluation questions, labels "
+                                      f"{summary['label_counts']} -> {out}"))
+        if problems:
+            raise typer.Exit(1)
 
     app.add_typer(sub, name="instruct")

@@ -44,6 +44,8 @@ class InstructOptions:
     questions: Path | None = None
     limit: int | None = None
     dry_run: bool = False
+    # Keep only segments a `filter` run judged medical (its output file).
+    medical_filter: Path | None = None
 
     def validate(self) -> None:
         problems = []
@@ -81,6 +83,17 @@ def make_generator(options: InstructOptions) -> Generator:
     return GENERATORS[options.generator](gen_options)
 
 
+def medical_segments(path: Path) -> set[tuple[str, str]]:
+    """(video_id, segment_id) of segments a ``filter`` output marks as medical."""
+    keep = set()
+    for i, row in enumerate(iter_jsonl(path), start=1):
+        if "medical" not in row or "video_id" not in row:
+            raise InputError(f"{path}:{i}", "not a filter record (needs video_id, segment_id, medical)")
+        if row["medical"] is True:
+            keep.add((str(row["video_id"]), str(row.get("segment_id"))))
+    return keep
+
+
 def _header(options: InstructOptions, gen: Generator) -> dict[str, Any]:
     return {"generator": gen.name, "prompt_version": gen.prompt_version,
             "model": options.llm.model if gen.uses_llm else None,
@@ -115,6 +128,12 @@ def run_instruct(options: InstructOptions, output: Output | None = None) -> dict
     rows, bad_rows = load_narratives(options.narratives)
     for problem in bad_rows:
         output.warn(f"row left out: {problem}")
+    filtered_out = 0
+    if options.medical_filter is not None:
+        keep = medical_segments(options.medical_filter)
+        kept = [r for r in rows if (str(r["video_id"]), str(r.get("segment_id"))) in keep]
+        filtered_out = len(rows) - len(kept)
+        rows = kept
     units = gen.units(rows)
     ids = [u.id for u in units]
     if len(set(ids)) != len(ids):
@@ -129,12 +148,16 @@ def run_instruct(options: InstructOptions, output: Output | None = None) -> dict
         output.warn(f"${options.llm.api_key_env} is not set: calling {options.llm.base_url} without an API key")
     try:
         if options.dry_run:
-            return _dry_run(options, gen, units, client, header, output, len(bad_rows))
-        journal = _read_journal(options, header, output)
-        done = {u.id for u in units if journal.get(u.id, {}).get("status") in DONE_STATUSES}
-        pending = [u for u in units if u.id not in done]
-        prep = asyncio.run(_process(options, gen, pending, client, header, journal, output)) if pending else {}
-        return _finish(options, gen, units, journal, client, prep, len(done), len(bad_rows), output)
+            summary = _dry_run(options, gen, units, client, header, output, len(bad_rows))
+        else:
+            journal = _read_journal(options, header, output)
+            done = {u.id for u in units if journal.get(u.id, {}).get("status") in DONE_STATUSES}
+            pending = [u for u in units if u.id not in done]
+            prep = asyncio.run(_process(options, gen, pending, client, header, journal, output)) if pending else {}
+            summary = _finish(options, gen, units, journal, client, prep, len(done), len(bad_rows), output)
+        if options.medical_filter is not None:
+            summary["filtered_out_non_medical"] = filtered_out
+        return summary
     finally:
         if client is not None:
             client.close()
@@ -303,3 +326,46 @@ def exit_code(summary: dict[str, Any]) -> int:
     if summary.get("dry_run"):
         return 0
     return 1 if (summary["rejected"] or summary["failed"] or summary["bad_input_rows"]) else 0
+
+
+@dataclass
+class GenerateOptions:
+    """Flat options for Python callers: one generator, one endpoint, defaults as the CLI's."""
+
+    generator: str
+    narratives: Path
+    out: Path
+    base_url: str = "https://api.openai.com/v1"
+    model: str = "gpt-4"
+    api_key_env: str | None = "OPENAI_API_KEY"
+    cache: Path | None = None  # default: llm_cache.sqlite next to ``out``
+    concurrency: int = 8
+    temperature: float = 0.0
+    max_tokens: int = 512
+    max_retries: int = 5
+    timeout_s: float = 60.0
+    seed: int = 0
+    caption: str = "plain"
+    diagnoses: Path | None = None
+    questions: Path | None = None
+    medical_filter: Path | None = None
+    limit: int | None = None
+    dry_run: bool = False
+
+    def to_instruct_options(self) -> InstructOptions:
+        out = Path(self.out)
+        llm = LLMConfig(base_url=self.base_url, model=self.model, api_key_env=self.api_key_env,
+                        temperature=self.temperature, max_tokens=self.max_tokens, concurrency=self.concurrency,
+                        max_retries=self.max_retries, timeout_s=self.timeout_s,
+                        cache_path=self.cache if self.cache is not None else out.parent / "llm_cache.sqlite")
+        return InstructOptions(generator=self.generator, narratives=Path(self.narratives), out=out, llm=llm,
+                               seed=self.seed, caption=self.caption, diagnoses=self.diagnoses,
+                               questions=self.questions, limit=self.limit, dry_run=self.dry_run,
+                               medical_filter=self.medical_filter)
+
+
+def run_generator(options: GenerateOptions | InstructOptions, output: Output | None = None) -> dict[str, Any]:
+    """:func:`run_instruct` for either options form; returns the run summary."""
+    if isinstance(options, GenerateOptions):
+        options = options.to_instruct_options()
+    return run_instruct(options, output)
