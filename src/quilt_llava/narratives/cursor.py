@@ -245,7 +245,7 @@ class TemplateCursorLocator:
 
     def _patch_box(self, x: float, y: float, t: Template) -> tuple[int, int, int, int]:
         th, tw = t.image.shape
-        x0, y0 = int(round(x)) - t.hotspot[0], int(round(y)) - t.hotspot[1]
+        x0, y0 = round(x) - t.hotspot[0], round(y) - t.hotspot[1]
         return x0, y0, x0 + tw, y0 + th
 
     def _change(self, luma: np.ndarray, x: float, y: float, k: int) -> float:
@@ -314,6 +314,11 @@ class TemplateCursorLocator:
         if not cands and self.locked is not None and (searched or self.track is None) and boxes:
             # The locked size may be wrong for this view (zoomed recording); try every size.
             cands = self._candidates(frame.luma, boxes, list(range(len(self.templates))))
+        if frame.ignore is not None:
+            # Nothing inside an ignored region (a webcam) is a pointer, a track that wandered there included.
+            ih, iw = frame.ignore.shape
+            cands = [c for c in cands
+                     if not frame.ignore[min(ih - 1, int(c[2] // frame.scale)), min(iw - 1, int(c[1] // frame.scale))]]
         out: list[CursorHit] = []
         chosen = None
         for score, x, y, k, b in cands:

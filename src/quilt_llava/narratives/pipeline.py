@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -170,10 +171,11 @@ def analyse(source: FrameSource, config: ExtractConfig | None = None, name: str 
     samples: _RunSamples | None = None
     prev_small: np.ndarray | None = None
     run_small: np.ndarray | None = None  # first small frame of the current still view
+    recent: deque[tuple[int, np.ndarray]] = deque(maxlen=cfg.stability.boundary_frames + 2)
     run_start: int | None = None
     size: tuple[int, int] | None = None
     scale = 1
-    next_t = -1.0
+    next_t = 0.0
     frame_interval = 0.04
     analysed = 0
     first_frame: np.ndarray | None = None
@@ -194,9 +196,10 @@ def analyse(source: FrameSource, config: ExtractConfig | None = None, name: str 
 
     for frame in source.frames():
         if cfg.sample_fps is not None:
-            if frame.t < next_t:
+            if frame.t < next_t - 1e-3:
                 continue
-            next_t = max(next_t + 1.0 / cfg.sample_fps, frame.t + 0.5 / cfg.sample_fps)
+            step = 1.0 / cfg.sample_fps
+            next_t = next_t + step if next_t + step > frame.t else frame.t + step
         luma = frame.luma
         if size is None:
             h, w = luma.shape
@@ -231,9 +234,21 @@ def analyse(source: FrameSource, config: ExtractConfig | None = None, name: str 
         assert locator is not None
         for hit in locator.process(AnalysedFrame(index, frame.t, luma, motion, moving, webcam.mask, scale)):
             hits[hit.index] = hit
+        recent.append((index, tiny))
         if moving:
-            close_run(index - 1)
+            # Trim still frames just before the pan where the view had already begun to ease out.
+            last = index - 1
+            if run_start is not None:
+                tinies = dict(recent)
+                while last > run_start and last - 1 in tinies and index - last <= cfg.stability.boundary_frames \
+                        and stability.drifting(tinies[last], tinies[last - 1], ignore_cells):
+                    last -= 1
+            close_run(last)
         else:
+            if run_start is not None and index - run_start <= cfg.stability.boundary_frames and index == run_start + 1 \
+                    and stability.drifting(tiny, recent[-2][1], ignore_cells):
+                # The view was still easing in after the pan: start the run here.
+                run_start = index
             if run_start is None:
                 run_start = index
                 if samples is None:
@@ -251,11 +266,14 @@ def analyse(source: FrameSource, config: ExtractConfig | None = None, name: str 
     if first_frame is not None and segments:
         gray = cv2.cvtColor(segments[0].image, cv2.COLOR_RGB2GRAY)
         box = refine_edges(gray, box, search=2 * scale + 4)
+    busy = webcam.mask  # hits made before the webcam was recognised are dropped here
     for seg in segments:
         x0, y0, x1, y1 = box
         for i in range(seg.span.start, seg.span.end + 1):
             hit = hits.get(i)
-            if hit is not None and x0 <= hit.x < x1 and y0 <= hit.y < y1:
+            if hit is None or (busy is not None and busy[min(busy.shape[0] - 1, int(hit.y // scale)), min(busy.shape[1] - 1, int(hit.x // scale))]):
+                continue
+            if x0 <= hit.x < x1 and y0 <= hit.y < y1:
                 seg.trace.append((times[i], hit.x, hit.y))
     duration = times[-1] + frame_interval if times else 0.0
     return Analysis(size[0], size[1], duration, box, np.array(times), np.array(moving_flags), hits, segments)

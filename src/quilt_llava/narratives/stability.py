@@ -30,6 +30,8 @@ class StabilityConfig:
     # a keyframe refresh at CRF 35 gives ~2-4, a pan 15+
     moving_fraction: float = 0.3  # share of informative cells that must change
     texture_threshold: float = 2.0  # a cell with less spatial spread carries no motion information
+    fine_threshold: float = 1.5  # near a pan, a cell this different means the view is still easing
+    boundary_frames: int = 3  # how many frames next to a pan the fine test may trim
 
 
 class CellDiffStability:
@@ -40,20 +42,26 @@ class CellDiffStability:
         self.prev: np.ndarray | None = None
         self.anchor: np.ndarray | None = None
 
-    def _changed(self, a: np.ndarray, b: np.ndarray, ignore: np.ndarray | None) -> float:
+    def _changed(self, a: np.ndarray, b: np.ndarray, ignore: np.ndarray | None, threshold: float | None = None) -> float:
+        """Share of informative cells whose mean |a - b| exceeds ``threshold`` (default: the config's)."""
         import cv2
 
         cfg = self.config
+        threshold = cfg.cell_threshold if threshold is None else threshold
         diff = cv2.resize(cv2.absdiff(a, b).astype(np.float32), cfg.grid, interpolation=cv2.INTER_AREA)
         # Informative cells: textured in either frame, or changed at all.
         spread = np.maximum(_cell_spread(a, cfg.grid), _cell_spread(b, cfg.grid))
-        informative = (spread > cfg.texture_threshold) | (diff > cfg.cell_threshold)
+        informative = (spread > cfg.texture_threshold) | (diff > threshold)
         if ignore is not None:
             informative &= ~ignore
         n = int(informative.sum())
         if n == 0:
             return 0.0
-        return float(((diff > cfg.cell_threshold) & informative).sum()) / n
+        return float(((diff > threshold) & informative).sum()) / n
+
+    def drifting(self, a: np.ndarray, b: np.ndarray, ignore: np.ndarray | None = None) -> bool:
+        """A finer test used only next to a detected pan: is the view still easing in or out?"""
+        return self._changed(a, b, ignore, self.config.fine_threshold) > self.config.moving_fraction
 
     def update(self, small: np.ndarray, ignore: np.ndarray | None = None) -> bool:
         if self.prev is None:

@@ -1,0 +1,162 @@
+"""End-to-end extraction on small synthetic videos, bad inputs, resumability and the CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from quilt_llava.cli import make_app
+from quilt_llava.errors import InputError
+from quilt_llava.files import read_jsonl
+from quilt_llava.narratives.pipeline import ExtractConfig, extract_folder, extract_video, median_u8
+from quilt_llava.narratives.synthetic import SyntheticConfig, ViewSpec, make_synthetic_video
+
+av = pytest.importorskip("av")
+
+VIEWS = [
+    ViewSpec(center=(0.35, 0.4), zoom=1.0, duration_s=4.0,
+             waypoints=[(0.0, 0.3, 0.3), (1.5, 0.3, 0.3), (2.3, 0.7, 0.6), (3.2, 0.7, 0.6), (3.6, 0.5, 0.4), (4.0, 0.5, 0.4)],
+             utterances=[(0.2, 1.6, "look at these brown nuclei"), (2.0, 3.8, "and the loose stroma over here")]),
+    ViewSpec(center=(0.6, 0.55), zoom=0.6, duration_s=4.0,
+             waypoints=[(0.0, 0.6, 0.5), (1.0, 0.6, 0.5), (2.0, 0.2, 0.3), (4.0, 0.2, 0.3)],
+             hidden=[(2.5, 3.2)],
+             utterances=[(0.3, 3.5, "a zoomed out view of the whole field with many glands")]),
+]
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory: pytest.TempPathFactory):
+    out = tmp_path_factory.mktemp("videos")
+    cfg = SyntheticConfig(name="tour", width=640, height=360, fps=12.0, crf=28, views=VIEWS, pan_seconds=1.0, webcam=True)
+    return make_synthetic_video(out, cfg)
+
+
+def _points(rows):
+    pts = {}
+    for row in rows:
+        x0, y0, x1, y1 = row["content_box"]
+        for t, x, y in row["trace"]:
+            pts[round(t, 3)] = (x0 + x * (x1 - x0), y0 + y * (y1 - y0))
+    return pts
+
+
+def test_extract_video_quality_and_layout(video, tmp_path):
+    rows = extract_video(video.video, video.transcript, tmp_path)
+    truth = video.truth
+    assert len(rows) == 2
+    for row, seg in zip(rows, truth["segments"]):
+        assert abs(row["start"] - seg["start"]) <= 0.5 and abs(row["end"] - seg["end"]) <= 0.5
+        assert row["content_box"] == pytest.approx(truth["content_box"], abs=2)
+        image = tmp_path / row["image"]
+        assert image.is_file()
+        from PIL import Image
+
+        assert Image.open(image).size == (row["width"], row["height"])
+    assert read_jsonl(tmp_path / "narratives.jsonl") == rows
+    # Cursor: visible frames found within 5 px, (almost) nothing reported when hidden or panning.
+    pts = _points(rows)
+    hit = miss = false = 0
+    for f in truth["frames"]:
+        p = pts.get(round(f["t"], 3))
+        if f["cursor"] is None:
+            false += p is not None
+        elif p is not None and np.hypot(p[0] - f["cursor"][0], p[1] - f["cursor"][1]) <= 5:
+            hit += 1
+        else:
+            miss += 1
+    assert hit / (hit + false) >= 0.98
+    # The first ~10 frames precede the webcam being recognised; a resting pointer there may be lost.
+    assert hit / (hit + miss) >= 0.85
+    # Speech lands in the right segment, and the caption is grounded.
+    assert "brown nuclei" in rows[0]["grounded_caption"] and "zoomed out" in rows[1]["grounded_caption"]
+    assert any("[" in r["grounded_caption"] for r in rows)
+
+
+def test_published_clustering_option(video, tmp_path):
+    rows = extract_video(video.video, video.transcript, tmp_path, ExtractConfig(clustering="published", sample_fps=6.0))
+    assert len(rows) == 2
+    ts = [p[0] for p in rows[0]["trace"]]
+    assert len(ts) > 5 and min(np.diff(ts)) >= 1 / 6.0 - 0.002
+
+
+def test_transcript_longer_than_video(video, tmp_path):
+    long = tmp_path / "long.json"
+    long.write_text(json.dumps([{"start": 0, "end": 1, "text": "a"}, {"start": 60, "end": 61, "text": "b"}]))
+    with pytest.raises(InputError, match=r"long\.json.*transcript runs to 61\.0 s"):
+        extract_video(video.video, long, tmp_path / "out")
+
+
+def _bad_inputs(folder: Path, video) -> None:
+    shutil.copy(video.video, folder / "good.mp4")
+    shutil.copy(video.transcript, folder / "good.transcript.json")
+    data = video.video.read_bytes()
+    (folder / "truncated.mp4").write_bytes(data[: len(data) // 3])
+    (folder / "garbage.mp4").write_bytes(b"this is not a video" * 100)
+    (folder / "empty.mp4").write_bytes(b"")
+    with av.open(str(folder / "audio.mkv"), "w") as container:  # a file with no video stream
+        stream = container.add_stream("pcm_s16le", rate=8000)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 800), np.int16), format="s16", layout="mono")
+        frame.sample_rate = 8000
+        for packet in stream.encode(frame):
+            container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def test_folder_bad_inputs_and_resume(video, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    _bad_inputs(folder, video)
+    out = tmp_path / "out"
+    result = extract_folder(folder, out)
+    assert result.done == ["good"]
+    failed = {Path(k).name: v for k, v in result.failed.items()}
+    assert set(failed) == {"truncated.mp4", "garbage.mp4", "empty.mp4", "audio.mkv"}
+    for name, message in failed.items():
+        assert name in message
+    assert "no video stream" in failed["audio.mkv"]
+    assert result.rows == 2 and len(read_jsonl(out / "narratives.jsonl")) == 2
+    # A re-run skips the finished video and still reports the broken ones.
+    again = extract_folder(folder, out)
+    assert again.skipped == ["good"] and again.done == [] and len(again.failed) == 4
+    assert again.rows == 2
+
+
+def test_cli_extract_folder_workers_and_show(video, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("a", "b"):
+        shutil.copy(video.video, folder / f"{name}.mp4")
+        shutil.copy(video.transcript, folder / f"{name}.json")
+    (folder / "broken.mp4").write_bytes(b"\x00" * 1000)
+    out = tmp_path / "out"
+    app = make_app()
+    result = CliRunner().invoke(app, ["narratives", "extract", str(folder), "--out", str(out), "--workers", "2", "--json", "--sample-fps", "4"])
+    assert result.exit_code == 1, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert sorted(summary["done"]) == ["a", "b"] and summary["rows"] == 4
+    assert any("broken.mp4" in k for k in summary["failed"])
+    result = CliRunner().invoke(app, ["narratives", "show", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    assert Path(json.loads(result.stdout)["html"]).is_file()
+
+
+def test_cli_single_video(video, tmp_path):
+    out = tmp_path / "out"
+    result = CliRunner().invoke(make_app(), ["narratives", "extract", str(video.video), "--transcript", str(video.transcript),
+                                             "--out", str(out), "--sample-fps", "4", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert len(read_jsonl(out / "narratives.jsonl")) == 2
+    bad = CliRunner().invoke(make_app(), ["narratives", "extract", str(video.video), "--out", str(out), "--clustering", "nope"])
+    assert bad.exit_code != 0
+
+
+def test_median_u8_matches_numpy():
+    rng = np.random.default_rng(0)
+    stack = [rng.integers(0, 256, (5, 7, 3), dtype=np.uint8) for _ in range(9)]
+    assert np.array_equal(median_u8(stack), np.median(np.stack(stack), axis=0).astype(np.uint8))
