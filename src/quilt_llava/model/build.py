@@ -360,9 +360,24 @@ def save_model_and_processor(model, processor, out_dir: str | os.PathLike[str], 
     os.makedirs(out_dir, exist_ok=True)
     model.save_pretrained(out_dir)
     processor.save_pretrained(out_dir)
+    make_tokenizer_config_portable(out_dir)
     meta = model_meta(model)
     meta.update(extra_meta or {})
     write_json(os.path.join(out_dir, QUILT_JSON), meta)
+
+
+def make_tokenizer_config_portable(out_dir: str | os.PathLike[str]) -> None:
+    """Name the tokenizer class ``PreTrainedTokenizerFast`` (transformers 5 writes ``TokenizersBackend``,
+    which older transformers, e.g. the one a vLLM install pins, cannot resolve; both load the former)."""
+    from quilt_llava.files import read_json, write_json
+
+    path = os.path.join(out_dir, "tokenizer_config.json")
+    if not os.path.exists(path):
+        return
+    config = read_json(path)
+    if config.get("tokenizer_class") == "TokenizersBackend":
+        config["tokenizer_class"] = "PreTrainedTokenizerFast"
+        write_json(path, config)
 
 
 def model_meta(model) -> dict[str, Any]:

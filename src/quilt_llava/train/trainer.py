@@ -268,6 +268,7 @@ def train(cfg: TrainConfig, on_log: Any = None) -> dict[str, Any]:
 def save_final(trainer, model, processor, cfg: TrainConfig, history: list[dict[str, Any]], report) -> None:
     """Write the HF-layout model (LoRA merged), processor, ``quilt_llava.json`` and ``log_history.jsonl``."""
     from quilt_llava.files import write_json, write_jsonl
+    from quilt_llava.model.build import make_tokenizer_config_portable
 
     out = Path(cfg.output_dir)
     if cfg.qlora:
@@ -281,6 +282,7 @@ def save_final(trainer, model, processor, cfg: TrainConfig, history: list[dict[s
         trainer.save_model(str(out))  # gathers FSDP / ZeRO-3 shards
     if trainer.is_world_process_zero():
         processor.save_pretrained(out)
+        make_tokenizer_config_portable(out)
         meta = dict(getattr(model.config, "quilt_llava", None) or {})
         meta["trained"] = {"config": cfg.to_dict(), "data": report.summary() | {"mismatched_ids": report.mismatched_ids[:1000]}}
         write_json(out / "quilt_llava.json", meta)
