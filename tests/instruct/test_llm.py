@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import pickle
 import time
 
 import pytest
@@ -187,10 +188,12 @@ def test_api_key_never_leaks(tmp_path, caplog):
     # the server really did echo the key back...
     assert "headers were" in bad.error and "Bearer" in bad.error
     texts = [bad.error, retried_bad.error, repr(client), repr(client.config), str(client.stats),
-             caplog.text, repr(bad), repr(good)]
+             caplog.text, repr(bad), repr(good), repr(vars(client)), str(vars(client))]
     for text in texts:
         assert SECRET not in text
     assert "[REDACTED]" in bad.error
+    with pytest.raises(TypeError):
+        pickle.dumps(client._key)
     client.close()
     for f in tmp_path.iterdir():
         assert SECRET.encode() not in f.read_bytes(), f

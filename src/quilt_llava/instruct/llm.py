@@ -123,6 +123,29 @@ class ChatResult:
         return self.error is None and self.text is not None
 
 
+class _Secret:
+    """Holds the API key; its repr, str and pickling never show it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __repr__(self) -> str:
+        return "_Secret(***)"
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> Any:
+        raise TypeError("the API key holder cannot be pickled")
+
+
 class _RetryableError(Exception):
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
@@ -230,7 +253,7 @@ class LLMClient:
         self.config = config
         self.output = output or Output()
         self._sleep = sleep or asyncio.sleep
-        self.__api_key = os.environ.get(config.api_key_env, "") if config.api_key_env else ""
+        self._key = _Secret(os.environ.get(config.api_key_env, "") if config.api_key_env else "")
         self.cache = ResponseCache(config.cache_path) if config.cache_path else None
         self.stats: dict[str, float] = _empty_stats()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -242,13 +265,13 @@ class LLMClient:
     def __repr__(self) -> str:
         c = self.config
         return (f"LLMClient(base_url={c.base_url!r}, model={c.model!r}, api_key_env={c.api_key_env!r}, "
-                f"key_set={bool(self.__api_key)}, concurrency={c.concurrency})")
+                f"key_set={bool(self._key)}, concurrency={c.concurrency})")
 
     # -- public API ---------------------------------------------------------------
 
     @property
     def has_key(self) -> bool:
-        return bool(self.__api_key)
+        return bool(self._key)
 
     @property
     def url(self) -> str:
@@ -357,7 +380,7 @@ class LLMClient:
 
     def redact(self, text: str) -> str:
         """``text`` with the API key (and its bearer form) replaced."""
-        key = self.__api_key
+        key = self._key.reveal()
         if key and key in text:
             text = text.replace(key, REDACTED)
         return text
@@ -382,10 +405,11 @@ class LLMClient:
         mode = self.config.auth
         if mode == "auto":
             mode = "api-key" if self.config.api_version else "bearer"
-        if self.__api_key and mode == "bearer":
-            headers["Authorization"] = f"Bearer {self.__api_key}"
-        elif self.__api_key and mode == "api-key":
-            headers["api-key"] = self.__api_key
+        key = self._key.reveal()
+        if key and mode == "bearer":
+            headers["Authorization"] = f"Bearer {key}"
+        elif key and mode == "api-key":
+            headers["api-key"] = key
         return headers
 
     def _bump(self, name: str, amount: float = 1) -> None:
