@@ -7,7 +7,7 @@ from quilt_llava import __version__
 from quilt_llava.cli import make_app
 
 # Each stage adds its commands here as it lands.
-STAGES = ["narratives", "instruct", "eval", "demo", "train"]
+STAGES = ["narratives", "instruct", "eval", "demo", "train", "chat", "serve"]
 
 
 def test_help_lists_every_stage():
