@@ -33,6 +33,8 @@ def many_rows(folder):
     for i in range(N_SEGMENTS):
         row = dict(base[i % len(base)])
         row["segment_id"] = i  # unique per video; images are shared
+        # Distinct text, so no two units share an LLM call.
+        row["utterances"] = [{**u, "text": f"{u['text']} (field {i})"} for u in row["utterances"]]
         rows.append(row)
     return rows
 
