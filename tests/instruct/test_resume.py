@@ -87,3 +87,34 @@ def test_killed_run_resumes_to_identical_output(tmp_path):
     assert len(records) == N_SEGMENTS
     assert len({r["id"] for r in records}) == N_SEGMENTS
     assert not work.exists()
+
+
+def test_torn_journal_line_and_foreign_journal(tmp_path):
+    nar = write_narratives(tmp_path / "nar")
+    with FakeOpenAIServer(responder=good_reply) as srv:
+        out = tmp_path / "o" / "filter.jsonl"
+        args = ["instruct", "filter", str(nar), "--out", str(out), *llm_args(srv), "--quiet", "--json"]
+        assert CliRunner().invoke(make_app(), args).exit_code == 0
+        reference = out.read_text()
+        work = out.with_name(f".{out.name}.work.jsonl")
+
+        # A journal cut mid-line by a kill: the finished units are kept, the torn one redone.
+        res = CliRunner().invoke(make_app(), [*args, "--limit", "3"])
+        assert res.exit_code == 0
+        lines = reference.splitlines()
+        header = {"_header": {"generator": "filter", "prompt_version": "1", "model": "test-model", "seed": 0, "caption": "plain"}}
+        done = [{"unit": r["id"].removesuffix("-filter"), "status": "ok", "records": [r], "calls": 1, "cached": 0}
+                for r in map(json.loads, lines[:2])]
+        work.write_text(json.dumps(header) + "\n" + "".join(json.dumps(d) + "\n" for d in done) + '{"unit": "vidA__2", "sta')
+        res = CliRunner().invoke(make_app(), args)
+        assert res.exit_code == 0, res.output
+        assert json.loads(res.stdout.strip().splitlines()[-1])["previously_done"] == 2
+        assert out.read_text() == reference
+
+        # A journal from another job (another model) is not trusted.
+        work.write_text(json.dumps({"_header": {**header["_header"], "model": "other"}}) + "\n" + json.dumps(done[0]) + "\n")
+        res = CliRunner().invoke(make_app(), args)
+        assert res.exit_code == 0
+        assert json.loads(res.stdout.strip().splitlines()[-1])["previously_done"] == 0
+        assert "different job" in res.stderr
+        assert out.read_text() == reference

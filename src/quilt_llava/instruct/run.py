@@ -172,10 +172,9 @@ async def _process(
     journal: dict[str, dict[str, Any]],
     output: Output,
 ) -> dict[str, Any]:
-    new_file = not options.work_path.exists()
-    appender = JsonlAppender(options.work_path)
+    appender = JsonlAppender(options.work_path)  # drops a torn last line left by a kill
     try:
-        if new_file:
+        if options.work_path.stat().st_size == 0:
             appender.write({"_header": header})
         prep = await gen.prepare(pending, lambda: Session(client)) if gen.uses_llm else {}
         limit = asyncio.Semaphore(max(4, 2 * (client.config.concurrency if client else 4)))
