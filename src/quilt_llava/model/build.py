@@ -53,6 +53,8 @@ class TinySizes:
     text_layers: int = 2
     text_heads: int = 4
     text_intermediate: int = 176
+    text_kv_heads: int | None = None  # None: same as text_heads
+    vision_intermediate: int | None = None  # None: 2 x vision_hidden
     vocab_size: int = 1024
     max_positions: int = 1024
 
@@ -110,6 +112,15 @@ PRESETS: dict[str, ModelSpec] = {
         name="tiny",
         tiny=TinySizes(),
         description="Random-init CLIP-style tower + Llama-style LLM built from config; local BPE tokenizer.",
+    ),
+    # Random-init ~1.3B model for throughput/MFU benchmarks on a GPU: a ViT-L/14-336-sized tower
+    # and a TinyLlama-1.1B-sized LLM (the small local tokenizer keeps the vocabulary at 1024).
+    "bench-1b": ModelSpec(
+        name="bench-1b",
+        tiny=TinySizes(image_size=336, patch_size=14, vision_hidden=1024, vision_layers=24, vision_heads=16,
+                       vision_intermediate=4096, text_hidden=2048, text_layers=22, text_heads=32, text_kv_heads=4,
+                       text_intermediate=5632, max_positions=4096),
+        description="Random-init benchmark model: ViT-L/14-336-sized tower + 1.1B Llama-style LLM.",
     ),
     "quilt-llava-v1.5-7b": ModelSpec(
         name="quilt-llava-v1.5-7b",
@@ -275,7 +286,7 @@ def _build_tiny(spec: ModelSpec, sizes: TinySizes):
     image_token_id = add_image_token(tokenizer, spec.image_token)
     vision_config = CLIPVisionConfig(
         hidden_size=sizes.vision_hidden,
-        intermediate_size=sizes.vision_hidden * 2,
+        intermediate_size=sizes.vision_intermediate or sizes.vision_hidden * 2,
         num_hidden_layers=sizes.vision_layers,
         num_attention_heads=sizes.vision_heads,
         image_size=sizes.image_size,
@@ -288,7 +299,7 @@ def _build_tiny(spec: ModelSpec, sizes: TinySizes):
         intermediate_size=sizes.text_intermediate,
         num_hidden_layers=sizes.text_layers,
         num_attention_heads=sizes.text_heads,
-        num_key_value_heads=sizes.text_heads,
+        num_key_value_heads=sizes.text_kv_heads or sizes.text_heads,
         max_position_embeddings=sizes.max_positions,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
