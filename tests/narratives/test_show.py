@@ -105,3 +105,15 @@ def test_time_colors_run_dark_to_light() -> None:
     assert c.shape == (5, 3)
     lum = c.astype(float) @ np.array([0.299, 0.587, 0.114])
     assert np.all(np.diff(lum) > 0)
+
+
+def test_show_through_the_cli(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from quilt_llava.cli import make_app
+
+    root = _make_dir(tmp_path / "narr")
+    result = CliRunner().invoke(make_app(), ["narratives", "show", str(root), "--json"])
+    assert result.exit_code == 0, result.output
+    page = Path(json.loads(result.stdout.strip().splitlines()[-1])["html"])
+    assert page == root / "show" / "index.html" and page.is_file()
