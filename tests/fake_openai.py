@@ -59,6 +59,8 @@ class FakeOpenAIServer:
         self.latency_s = latency_s
         self.requests: list[dict[str, Any]] = []
         self.request_headers: list[dict[str, str]] = []
+        self.request_times: list[float] = []  # time.monotonic() at arrival
+        self.reply_log: list[tuple[float, int]] = []  # (time.monotonic() when sent, status)
         self._lock = threading.Lock()
         self._faults: list[tuple[str, dict[str, Any]]] = []  # queue of (kind, options)
         self._max_active = 0
@@ -135,6 +137,8 @@ class FakeOpenAIServer:
 
             def _send(self, status: int, payload: bytes, content_type: str = "application/json",
                       headers: dict[str, str] | None = None) -> None:
+                with server._lock:
+                    server.reply_log.append((time.monotonic(), status))
                 self.send_response(status)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(payload)))
@@ -165,6 +169,7 @@ class FakeOpenAIServer:
                     return
                 with server._lock:
                     server.requests.append(body)
+                    server.request_times.append(time.monotonic())
                     server.request_headers.append(dict(self.headers.items()))
                     server._active += 1
                     server._max_active = max(server._max_active, server._active)

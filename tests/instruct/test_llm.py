@@ -214,3 +214,17 @@ def test_helpers():
     assert parse_retry_after("2.5") == 2.5
     assert parse_retry_after("soon") is None
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
+
+
+def test_retry_after_pauses_every_request():
+    with FakeOpenAIServer(latency_s=0.05) as srv:
+        srv.fail_next(1, status=429, retry_after=0.4)
+        client = make_client(srv, concurrency=2)
+        results = client.run(reqs(8))
+    assert all(r.ok for r in results)
+    [t429] = [t for t, status in srv.reply_log if status == 429]
+    # Requests already on the wire when the 429 left the server may land just after it;
+    # after the client has read it, nobody sends until Retry-After has passed.
+    during = [t - t429 for t in srv.request_times if t429 + 0.05 < t < t429 + 0.38]
+    assert during == []
+    assert any(t >= t429 + 0.38 for t in srv.request_times)

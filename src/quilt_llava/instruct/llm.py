@@ -260,6 +260,7 @@ class LLMClient:
         self._http: httpx.AsyncClient | None = None
         self._sem: asyncio.Semaphore | None = None
         self._inflight: dict[str, asyncio.Future[ChatResult]] = {}
+        self._pause_until = 0.0  # event-loop time before which no request is sent (Retry-After)
         self._stats_lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -399,6 +400,7 @@ class LLMClient:
                                     max_keepalive_connections=self.config.concurrency),
             )
             self._inflight = {}
+            self._pause_until = 0.0
 
     def _headers(self) -> dict[str, str]:
         headers = {"Content-Type": "application/json"}
@@ -422,6 +424,13 @@ class LLMClient:
         ceiling = min(self.config.backoff_max_s, self.config.backoff_base_s * 2 ** attempt)
         return random.uniform(0.5, 1.0) * ceiling  # jitter spreads out synchronized retries
 
+    async def _wait_for_rate_limit(self) -> None:
+        while True:
+            delay = self._pause_until - asyncio.get_running_loop().time()
+            if delay <= 0:
+                return
+            await self._sleep(delay)
+
     async def _call(self, messages: list[dict[str, Any]], params: dict[str, Any], ckey: str) -> ChatResult:
         body = {"model": self.config.model, "messages": messages, **params}
         last_error = "no attempt made"
@@ -429,9 +438,14 @@ class LLMClient:
             try:
                 assert self._sem is not None  # set by _bind_loop
                 async with self._sem:
+                    await self._wait_for_rate_limit()
                     text, usage = await self._post(body)
             except _RetryableError as exc:
                 last_error = self.redact(str(exc))
+                if exc.retry_after is not None:
+                    # The server asked everyone to wait: hold back every request, not just this one.
+                    loop = asyncio.get_running_loop()
+                    self._pause_until = max(self._pause_until, loop.time() + min(exc.retry_after, self.config.retry_after_max_s))
                 if attempt >= self.config.max_retries:
                     break
                 delay = self._backoff(attempt, exc.retry_after)
