@@ -12,8 +12,6 @@ gradio is imported inside :func:`build_demo` and :func:`serve`, so importing thi
 is cheap.
 """
 
-from __future__ import annotations
-
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -64,7 +62,7 @@ class ServeOptions:
 class WebState:
     """One browser tab's conversation: the validated upload and the turns so far."""
 
-    image: Image.Image | None = None
+    image: "Image.Image | None" = None
     name: str = ""
     history: list[dict[str, str]] = field(default_factory=list)
 
@@ -87,7 +85,7 @@ def example_paths(examples_dir: Path | None) -> list[Path]:
     return paths[:MAX_EXAMPLES]
 
 
-def load_examples(paths: list[Path], limits: ImageLimits, out: Output | None = None) -> list[tuple[str, Image.Image]]:
+def load_examples(paths: list[Path], limits: ImageLimits, out: Output | None = None) -> list[tuple[str, "Image.Image"]]:
     """Open the example images; a bad one is reported and skipped."""
     loaded = []
     for path in paths:
@@ -99,7 +97,7 @@ def load_examples(paths: list[Path], limits: ImageLimits, out: Output | None = N
     return loaded
 
 
-def region_from_layers(layers: list[Image.Image] | None) -> Box | None:
+def region_from_layers(layers: list["Image.Image"] | None) -> Box | None:
     """Bounding box (fractions of the canvas) of everything painted on the editor's layers."""
     box = None
     size = None
@@ -134,7 +132,7 @@ def choose_region(typed: str, editor_value: dict[str, Any] | None) -> Box | None
 class ChatHandlers:
     """The page's event handlers, kept apart from the layout so they are testable without a browser."""
 
-    def __init__(self, model: ChatModel, options: WebOptions, examples: list[tuple[str, Image.Image]]) -> None:
+    def __init__(self, model: ChatModel, options: WebOptions, examples: list[tuple[str, "Image.Image"]]) -> None:
         self.model = model
         self.options = options
         self.examples = examples
@@ -148,14 +146,16 @@ class ChatHandlers:
         try:
             image = open_image(file_path, self.options.limits)
         except InputError as exc:
-            return state, _keep(), _keep(), _keep(), f"**Upload rejected** - {name}: {exc.reason}"
+            # PIL's messages can quote the server-side temp path; show the file's name only.
+            reason = exc.reason.replace(str(file_path), name)
+            return state, _keep(), _keep(), _keep(), f"**Upload rejected** - {name}: {reason}"
         return self._use_image(image, name)
 
     def pick_example(self, index: int) -> tuple[WebState, Any, Any, list, str]:
         name, image = self.examples[index]
         return self._use_image(image.copy(), name)
 
-    def _use_image(self, image: Image.Image, name: str) -> tuple[WebState, Any, Any, list, str]:
+    def _use_image(self, image: "Image.Image", name: str) -> tuple[WebState, Any, Any, list, str]:
         state = WebState(image=image, name=name)
         editor = {"background": image, "layers": [], "composite": image}
         status = f"Loaded **{name}** ({image.width}x{image.height}). Paint over a region or type one, then ask."
@@ -202,14 +202,14 @@ class ChatHandlers:
         where = f"region {[round(v, 2) for v in region]} circled" if region else "no region"
         status = f"Answering ({where})..." if state.image is not None else "Answering without an image..."
         chat = [*state.history, {"role": "user", "content": question}, {"role": "assistant", "content": ""}]
-        yield chat, state, "", preview if preview is not None else _keep(), status
+        yield list(chat), state, "", preview if preview is not None else _keep(), status
         answer = ""
         for piece in session.stream(question):
             answer += piece
             chat[-1] = {"role": "assistant", "content": answer}
-            yield chat, state, "", _keep(), status
+            yield list(chat), state, "", _keep(), status
         state.history = session.history
-        done = "Done." if answer.strip() else "Done; the model produced no text for this question."
+        done = f"Done ({where})." if answer.strip() else f"Done ({where}); the model produced no text for this question."
         yield list(state.history), state, "", _keep(), done
 
 
@@ -260,6 +260,7 @@ def build_demo(model: ChatModel, options: WebOptions, out: Output | None = None)
                     columns=4,
                     height=140,
                     allow_preview=False,
+                    object_fit="contain",
                     elem_id="examples",
                 )
             with gr.Column(scale=1):
