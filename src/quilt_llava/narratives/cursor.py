@@ -73,7 +73,7 @@ class CursorConfig:
     search_peaks: int = 6
     backfill_frames: int = 125  # how far back a fresh acquisition is propagated
     backfill_radius: int = 8  # px searched per step when propagating backwards
-    lock_after: int = 2  # acquisitions before the template size is locked for tracking
+    lock_after: int = 5  # acquisitions before the template size is locked for tracking
     min_change: float = 12.0  # mean |frame - background| under the arrow that proves a pointer
     sure_score: float = 0.9  # an unverified track is kept only at this shape score
     prefer_margin: float = 0.12  # how much shape score a verified candidate may give up
