@@ -14,7 +14,7 @@ speed-up as a ratio against the baseline measured in the same run. With
 ``--peak-tflops`` (the device's dense bf16 peak) it also reports MFU as
 ``6 * params * tokens/s / peak``.
 
-    OMP_NUM_THREADS=2 python benchmarks/train_bench.py --steps 12
+    OMP_NUM_THREADS=2 python benchmarks/train_bench.py
     python benchmarks/train_bench.py --preset bench-1b --device cuda --dtype bfloat16 \\
         --batch-size 8 --steps 20 --peak-tflops 989
 """
@@ -55,7 +55,9 @@ def synthetic_records(n: int, seed: int, image_share: float, max_words: int) -> 
 
 def run(order: list[int], ds: LlavaDataset, model, collate, batch_size: int, steps: int, device: str,
         dtype: torch.dtype | None) -> dict:
-    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)][: steps + 1]
+    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    # Same records in both modes: time a whole epoch (plus one warm-up batch) unless --steps limits it.
+    batches = [batches[-1], *batches] if steps <= 0 else batches[: steps + 1]
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-5)
     times, real, padded = [], 0, 0
@@ -83,7 +85,7 @@ def run(order: list[int], ds: LlavaDataset, model, collate, batch_size: int, ste
         "tokens_per_s": real / total,
         "padded_tokens_per_s": padded / total,
         "padding_share": 1 - real / padded,
-        "padding_share_all_batches": padding_share(batches, ds.lengths),
+        "padding_share_all_batches": padding_share(batches[1:], ds.lengths),
         "step_time_median_s": statistics.median(times),
     }
 
@@ -93,9 +95,9 @@ def main() -> None:
     ap.add_argument("--preset", default="tiny")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
-    ap.add_argument("--records", type=int, default=512)
+    ap.add_argument("--records", type=int, default=256)
     ap.add_argument("--batch-size", type=int, default=16)
-    ap.add_argument("--steps", type=int, default=12)
+    ap.add_argument("--steps", type=int, default=0, help="timed steps per mode (0: one whole epoch)")
     ap.add_argument("--max-words", type=int, default=300)
     ap.add_argument("--image-share", type=float, default=0.7)
     ap.add_argument("--peak-tflops", type=float, default=None, help="device peak (dense) TFLOP/s for MFU")
@@ -142,7 +144,7 @@ def main() -> None:
         print(json.dumps(out))
         return
     print(f"preset {a.preset} ({n_params / 1e6:.2f} M params) on {a.device} {a.dtype}; batch {a.batch_size}, "
-          f"{len(ds)} records, mean length {out['mean_length']:.0f} tokens, {a.steps} timed steps")
+          f"{len(ds)} records, mean length {out['mean_length']:.0f} tokens, {base['steps']} timed steps per mode")
     for label, key in (("random batches (baseline)", "random_batches"), ("modality+length grouped", "grouped_batches")):
         r = out[key]
         mfu = f", MFU {r['mfu']:.1%}" if "mfu" in r else ""

@@ -62,7 +62,7 @@ def test_stage1_trains_only_projector_and_saves_hf_layout(stage1_dir):
 
 def test_stage2_from_stage1_trains_llm_and_projector_not_vision(task, stage1_dir, tmp_path):
     cfg = TrainConfig.from_yaml("tiny_stage2.yaml", overrides=run_paths(task, 2, tmp_path) | {
-        "model_name_or_path": str(stage1_dir), "max_steps": 2, "projector_lr": 1e-4})
+        "model_name_or_path": str(stage1_dir), "max_steps": 2, "projector_lr": 1e-4, "gradient_checkpointing": True})
     summary = train(cfg)
     assert len(summary["log_history"]) == 2 and summary["final_loss"] == summary["log_history"][-1]["loss"]
     before = LlavaForConditionalGeneration.from_pretrained(stage1_dir)
@@ -96,6 +96,18 @@ def test_lora_stage2_merges_into_hf_layout(task, stage1_dir, tmp_path):
     before = LlavaForConditionalGeneration.from_pretrained(stage1_dir)
     (v0, p0, l0), (v1, p1, l1) = parts(before), parts(merged)
     assert same(v0, v1) and not same(p0, p1) and not same(l0, l1)
+
+
+def test_unmaskable_records_are_reported_by_id(task, tmp_path):
+    rows = [json.loads(line) for line in task["stage1"].read_text().splitlines()][:7]
+    rows.append({"id": "broken-7", "image": rows[0]["image"], "conversations": [{"from": "gpt", "value": "x"}]})
+    data = tmp_path / "mixed.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in rows))
+    summary = train(TrainConfig.from_yaml("tiny_stage1.yaml", overrides=run_paths(task, 1, tmp_path / "o") | {
+        "data_path": str(data), "max_steps": 1}))
+    assert summary["mismatched_ids"] == ["broken-7"] and summary["data"]["mismatched"] == 1
+    saved = json.loads((tmp_path / "o" / "quilt_llava.json").read_text())
+    assert saved["trained"]["data"]["mismatched_ids"] == ["broken-7"]
 
 
 def test_mostly_unmaskable_data_stops_before_training(task, tmp_path):

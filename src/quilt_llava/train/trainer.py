@@ -103,6 +103,16 @@ def _precision_flags(precision: str) -> dict[str, bool]:
     return {"bf16": precision == "bf16", "fp16": precision == "fp16"}
 
 
+def _checkpointing_args(args_cls, enabled: bool) -> dict[str, Any]:
+    """Activation checkpointing under the argument name this transformers version uses."""
+    import dataclasses
+
+    names = {f.name for f in dataclasses.fields(args_cls)}
+    prefix = "activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"
+    # Non-reentrant: works with frozen inputs (vision tower, embeddings) and LoRA.
+    return {prefix: enabled, f"{prefix}_kwargs": {"use_reentrant": False} if enabled else None}
+
+
 def make_trainer_class():
     """The ``Trainer`` subclass (built lazily: transformers is imported only when training)."""
     from transformers import Trainer
@@ -216,8 +226,7 @@ def train(cfg: TrainConfig, on_log: Any = None) -> dict[str, Any]:
         save_steps=cfg.save_steps,
         save_total_limit=cfg.save_total_limit,
         seed=cfg.seed,
-        gradient_checkpointing=cfg.gradient_checkpointing,
-        gradient_checkpointing_kwargs={"use_reentrant": False} if cfg.gradient_checkpointing else None,
+        **_checkpointing_args(TrainingArguments, cfg.gradient_checkpointing),
         dataloader_num_workers=cfg.dataloader_num_workers,
         remove_unused_columns=False,
         report_to=[] if cfg.report_to == "none" else [cfg.report_to],
