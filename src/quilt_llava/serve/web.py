@@ -279,7 +279,8 @@ def build_demo(model: ChatModel, options: WebOptions, out: Output | None = None)
                     max_tokens = gr.Slider(1, max(1024, d.max_new_tokens), value=d.max_new_tokens, step=1, label="Max new tokens")
 
         image_outputs = [state, editor, preview, chatbot, status]
-        upload.upload(handlers.upload, [upload, state], image_outputs)
+        # Empty the file box after every attempt so the next image can be dropped straight in.
+        upload.upload(handlers.upload, [upload, state], image_outputs).then(lambda: None, None, upload, queue=False)
 
         def _pick(evt: gr.SelectData) -> tuple:
             return handlers.pick_example(evt.index)
