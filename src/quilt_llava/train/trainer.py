@@ -42,8 +42,10 @@ def load_for_training(cfg: TrainConfig):
     from quilt_llava.model.build import build_model_and_processor, load_model_and_processor
 
     if cfg.model_name_or_path:
+        # QLoRA puts the 4-bit base on this process's GPU; otherwise the Trainer places the model.
+        device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if cfg.qlora else None
         model, processor = load_model_and_processor(
-            cfg.model_name_or_path, dtype=None, device=None, load_in_4bit=cfg.qlora
+            cfg.model_name_or_path, dtype=None, device=device, load_in_4bit=cfg.qlora
         )
     else:
         overrides = {k: v for k, v in (("vision_tower", cfg.vision_tower), ("llm", cfg.llm)) if v}
