@@ -104,3 +104,11 @@ def test_unrepresentable_text_is_a_mismatch():
     tok.add_special_tokens({"additional_special_tokens": ["<image>", "</s>"]})
     s = tensorize_record(record(["hi", "zebra"], image=False), tok, get_template("vicuna_v1"), 4, 3, 512)
     assert not s.ok and "tokenization" in s.problem
+
+
+def test_one_image_per_record():
+    many = record(["Describe.", "Two slides."]) | {"image": ["a.png", "b.png"]}
+    s = tensorize_record(many, TOK, get_template("vicuna_v1"), N_IMG, IMG, 512)
+    assert not s.ok and "2 images" in s.problem
+    one = record(["Describe.", "One slide."]) | {"image": ["a.png"]}
+    assert tensorize_record(one, TOK, get_template("vicuna_v1"), N_IMG, IMG, 512).input_ids.count(IMG) == N_IMG

@@ -84,7 +84,10 @@ def record_messages(record: dict[str, Any]) -> list[dict[str, str]]:
     if not isinstance(conv, list) or not conv:
         raise ValueError("'conversations' must be a non-empty list of {from, value} turns")
     messages = [dict(m) for m in conv]
-    has_image = bool(record.get("image"))
+    image = record.get("image")
+    if isinstance(image, list) and len(image) > 1:
+        raise ValueError(f"record has {len(image)} images; one image per record is supported")
+    has_image = bool(image)
     key = "value" if "value" in messages[0] else "content"
     text_all = "".join(str(m.get("value", m.get("content", ""))) for m in messages)
     n_tokens = text_all.count(IMAGE_TOKEN)

@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from quilt_llava.errors import InputError, MissingDependencyError
+from quilt_llava.errors import InputError
 from quilt_llava.files import iter_jsonl, read_json
 from quilt_llava.images import ImageLimits, open_image
 from quilt_llava.model.conversation import ConversationTemplate
@@ -41,7 +41,8 @@ def load_records(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
         try:
             import datasets
         except ImportError:
-            raise MissingDependencyError("datasets", "train") from None
+            raise InputError(str(path), "a saved Hugging Face dataset folder needs the `datasets` package "
+                             "(pip install datasets); or give the data as .parquet, .jsonl or .json") from None
         return [dict(r) for r in datasets.load_from_disk(str(path))]
     if not path.exists():
         raise InputError(str(path), "data file not found")
@@ -77,6 +78,12 @@ def resolve_image_path(image_folder: str | os.PathLike[str] | None, image: str, 
     return full
 
 
+def image_of(record: dict[str, Any]) -> str:
+    """The record's image path (a one-element list, as some LLaVA exports write it, is accepted)."""
+    image = record["image"]
+    return str(image[0] if isinstance(image, list) else image)
+
+
 class LlavaDataset(torch.utils.data.Dataset):
     """Tokenized samples (kept records only) with lazily loaded images."""
 
@@ -107,7 +114,7 @@ class LlavaDataset(torch.utils.data.Dataset):
         missing: list[str] = []
         for s, r in kept:
             if s.has_image:
-                p = resolve_image_path(image_folder, str(r["image"]), s.id)
+                p = resolve_image_path(image_folder, image_of(r), s.id)
                 if check_images and not p.is_file():
                     missing.append(f"{s.id} ({p})")
                 self.image_paths.append(p)
