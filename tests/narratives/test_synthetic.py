@@ -233,3 +233,11 @@ def test_same_seed_same_video_truth(tmp_path: Path) -> None:
     ).truth
     assert one["frames"] == two["frames"] and one["utterances"] == two["utterances"]
     assert one["frames"] != other["frames"]
+
+
+def test_shift_px_measures_view_motion(small_video) -> None:
+    frames = small_video.truth["frames"]
+    assert all(f["shift_px"] == 0 for f in frames if f["stable"])
+    pan = [f["shift_px"] for f in frames if not f["stable"]]
+    assert min(pan) > 0 and max(pan) > 20  # a zoom from 1.0 to 0.5 moves the corners a lot
+    assert pan[len(pan) // 2] == max(pan)  # eased: fastest away from both views mid-way

@@ -5,9 +5,16 @@ large "slide". A viewer frame shows part of that slide inside a UI (border, tool
 status bar); the view pans and zooms between a list of views, an arrow cursor moves
 along waypoints (resting still for seconds, sometimes hidden), a narrator webcam box
 animates in a corner, and annotation strokes may be drawn. The result is encoded to
-H.264 with PyAV, together with a Whisper-style transcript and ``truth.json`` holding,
-per written frame, the container timestamp, the cursor tip (hotspot) in video
-pixels, and whether the view is stable.
+H.264 with PyAV, together with a Whisper-style transcript and ``truth.json``.
+
+Per written frame, ``truth.json`` holds ``t`` (the container timestamp), ``cursor``
+(the tip, i.e. hotspot, in video pixels; null when hidden or while the view moves),
+``pointer`` (where the cursor is drawn, also during pans), ``stable`` and ``view``
+(null during a transition), and ``shift_px`` (how far, in screen pixels, the frame's
+view is from the nearest still view: 0 on stable frames, small at the eased start and
+end of a pan). It also holds ``content_box`` and ``webcam_box`` (video px), the
+``segments`` (one per view, ``end`` = start of the next transition), the utterances
+and the view specs.
 
 Rendering is cheap on purpose: the slide is prepared once (with a small pyramid for
 zoomed-out views), the still part of each view is rendered once and reused for every
@@ -520,6 +527,29 @@ def random_tour(
     return views
 
 
+def view_shift_px(
+    center_a: tuple[float, float],
+    zoom_a: float,
+    center_b: tuple[float, float],
+    zoom_b: float,
+    slide_size: tuple[int, int],
+    content_size: tuple[int, int],
+) -> float:
+    """Largest on-screen displacement (px) of slide content between two views, over the
+    content area's corners and centre: how far a pan/zoom frame is from a still view."""
+    sw, sh = slide_size
+    cw, ch = content_size
+    worst = 0.0
+    for u, v in ((0, 0), (cw, 0), (0, ch), (cw, ch), (cw / 2, ch / 2)):
+        # screen -> slide px in view a, then slide px -> screen in view b
+        px = center_a[0] * sw + (u - cw / 2) / zoom_a
+        py = center_a[1] * sh + (v - ch / 2) / zoom_a
+        u2 = cw / 2 + zoom_b * (px - center_b[0] * sw)
+        v2 = ch / 2 + zoom_b * (py - center_b[1] * sh)
+        worst = max(worst, math.hypot(u2 - u, v2 - v))
+    return worst
+
+
 def _smoothstep(a: float) -> float:
     a = min(1.0, max(0.0, a))
     return a * a * (3 - 2 * a)
@@ -638,6 +668,7 @@ def make_synthetic_video(
                     vi = k
                     break
             pointer = None
+            shift = 0.0
             if vi is not None:
                 view = views[vi]
                 if vi not in base_cache:
@@ -652,13 +683,20 @@ def make_synthetic_video(
                 # Transition between view k and k+1: ease center and log-zoom together.
                 k = max(j for j, s in enumerate(starts) if s <= t)
                 a, b = views[k], views[k + 1]
-                s = _smoothstep((t - starts[k] - a.duration_s) / max(cfg.pan_seconds, 1e-9))
+                # Offset by one frame so neither the first nor the last transition frame
+                # shows a still view: every non-stable frame really has moved.
+                dt = float(1 / rate)
+                s = _smoothstep((t - starts[k] - a.duration_s + dt) / (cfg.pan_seconds + dt))
                 center = (
                     a.center[0] + s * (b.center[0] - a.center[0]),
                     a.center[1] + s * (b.center[1] - a.center[1]),
                 )
                 zoom = math.exp(math.log(a.zoom) + s * (math.log(b.zoom) - math.log(a.zoom)))
                 frame = view_base(center, zoom)
+                shift = min(
+                    view_shift_px(a.center, a.zoom, center, zoom, renderer.size, (cw, ch)),
+                    view_shift_px(b.center, b.zoom, center, zoom, renderer.size, (cw, ch)),
+                )
                 pa = cursor_at(a, a.duration_s) or (0.5, 0.5)
                 pb = cursor_at(b, 0.0) or pa
                 pointer = to_px(pa[0] + s * (pb[0] - pa[0]), pa[1] + s * (pb[1] - pa[1]))
@@ -673,6 +711,7 @@ def make_synthetic_video(
                     "pointer": list(pointer) if pointer is not None else None,
                     "stable": vi is not None,
                     "view": vi,
+                    "shift_px": round(shift, 3),
                 }
             )
             yuv = cv2.cvtColor(frame, cv2.COLOR_RGB2YUV_I420)
