@@ -177,3 +177,27 @@ def test_load_image_applies_limits(png_bomb, tissue_png, tmp_path):
     with pytest.raises(InputError, match=r"notes\.png"):
         load_image(str(text))
     assert load_image(str(tissue_png)).size == (160, 120)
+
+
+def test_load_image_from_a_url(tissue_png):
+    import functools
+    import http.server
+    import threading
+
+    from quilt_llava.images import ImageLimits
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tissue_png.parent))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        assert load_image(f"{base}/tissue.png").size == (160, 120)
+        with pytest.raises(InputError, match="could not download"):
+            load_image(f"{base}/missing.png")
+        with pytest.raises(InputError, match="larger than"):
+            load_image(f"{base}/tissue.png", ImageLimits(max_bytes=1000))
+    finally:
+        server.shutdown()
+        server.server_close()

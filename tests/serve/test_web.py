@@ -114,3 +114,18 @@ def test_ask_reports_bad_input_without_generating(handlers):
     (out,) = handlers.ask("Where?", state, None, "", 0.0, 0.0, 6)
     assert "top_p" in out[-1]
     assert state.history == []
+
+
+def test_serve_cli_rejects_bad_inputs_before_listening(tiny_model_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from quilt_llava.cli import make_app
+    from quilt_llava.errors import ConfigError
+
+    runner = CliRunner()
+    result = runner.invoke(make_app(), ["serve", "--model", str(tmp_path / "missing")])
+    assert isinstance(result.exception, ConfigError) and "does not exist" in str(result.exception)
+    result = runner.invoke(make_app(), ["serve", "--model", str(tiny_model_dir), "--port", "70000"])
+    assert isinstance(result.exception, ConfigError) and "port" in str(result.exception)
+    result = runner.invoke(make_app(), ["serve", "--model", str(tiny_model_dir), "--examples", str(tmp_path / "none"), "--port", "0"])
+    assert isinstance(result.exception, InputError) and "examples directory not found" in str(result.exception)

@@ -303,6 +303,7 @@ def serve(options: ServeOptions, out: Output | None = None, block: bool = True) 
     options.web.decoding.validate()
     if not 0 <= options.port < 65536:
         raise ConfigError(f"port must be between 0 and 65535, got {options.port}")
+    example_paths(options.web.examples_dir)  # a typo should fail before a large model loads
     # A medical demo should not phone home; the user's environment can still override.
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     model = ChatModel.load(options.load)
