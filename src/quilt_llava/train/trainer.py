@@ -249,6 +249,7 @@ def train(cfg: TrainConfig, on_log: Any = None) -> dict[str, Any]:
         args=args,
         train_dataset=dataset,
         data_collator=Collator(processor.tokenizer.pad_token_id),
+        processing_class=processor,  # saved into every checkpoint-N, so each one loads on its own
         group_by=cfg.group_by,
         projector_lr=cfg.projector_lr,
         callbacks=[_Forward()],
