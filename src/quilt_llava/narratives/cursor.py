@@ -73,11 +73,12 @@ class CursorConfig:
     search_peaks: int = 6
     backfill_frames: int = 125  # how far back a fresh acquisition is propagated
     backfill_radius: int = 8  # px searched per step when propagating backwards
-    lock_after: int = 5  # acquisitions before the template size is locked for tracking
+    lock_after: int = 15  # verified hits agreeing on one template size before it is locked
     min_change: float = 12.0  # mean |frame - background| under the arrow that proves a pointer
     sure_score: float = 0.9  # an unverified track is kept only at this shape score
     prefer_margin: float = 0.12  # how much shape score a verified candidate may give up
     max_step: float = 90.0  # px a pointer may move between frames and stay the same track
+    still_threshold: int = 2  # max frame difference around a resting pointer that skips re-matching
 
 
 @dataclass
@@ -158,12 +159,14 @@ class TemplateCursorLocator:
         self.pending: list[CursorHit] = []  # hits of an unverified track
         self.dormant: list[CursorHit] = []  # unverified hits of the last track that ended
         self.background: np.ndarray | None = None
+        self.last_score = 0.0
+        self.last_changed = False
         self.locked: int | None = None
         self.votes = np.zeros(len(self.templates), dtype=int)
         self.last_search = -(10**9)
         self.new_view = True
         # (index, luma, verified hit emitted) of this view's recent frames
-        self.history: deque[tuple[int, np.ndarray, bool]] = deque(maxlen=self.config.backfill_frames)
+        self.history: deque[tuple[int, np.ndarray | None, bool]] = deque(maxlen=self.config.backfill_frames)
 
     # -- candidate regions (top-left search boxes, full resolution) ----------------------
 
@@ -298,6 +301,12 @@ class TemplateCursorLocator:
             self.history.clear()
             self.background = None
             return out
+        if self._still_pointer(frame):
+            # Nothing changed around a verified resting pointer: it is where it was; no matching needed.
+            x, y, _k = self.track  # type: ignore[misc]
+            hit = CursorHit(frame.index, x, y, self.last_score)
+            self.history.append((frame.index, None, True))
+            return [hit]
         boxes: list[tuple[int, int, int, int]] = []
         active = self._active()
         if self.track is not None:
@@ -321,11 +330,16 @@ class TemplateCursorLocator:
                      if not frame.ignore[min(ih - 1, int(c[2] // frame.scale)), min(iw - 1, int(c[1] // frame.scale))]]
         out: list[CursorHit] = []
         chosen = None
+        strongest = 0.0
         for score, x, y, k, b in cands:
-            # A candidate seen to differ from the background wins unless a clearly better shape exists.
-            if score >= cands[0][0] - cfg.prefer_margin and self._change(frame.luma, x, y, k) >= cfg.min_change:
-                chosen = (score, x, y, k, b, True)
+            # A candidate seen to differ from the background wins unless a clearly better shape
+            # exists; among those, the most visible one (a compression ghost of the moving
+            # pointer has the shape but not the contrast).
+            if score < cands[0][0] - cfg.prefer_margin:
                 break
+            change = self._change(frame.luma, x, y, k)
+            if change >= cfg.min_change and change > strongest:
+                chosen, strongest = (score, x, y, k, b, True), change
         if chosen is None and cands:
             score, x, y, k, b = cands[0]
             chosen = (score, x, y, k, b, False)
@@ -342,7 +356,6 @@ class TemplateCursorLocator:
             continues = self.track is not None and math.hypot(x - self.track[0], y - self.track[1]) <= cfg.max_step
             if not continues:
                 out.extend(self._end_track())
-                self._vote(k)
                 self.pending = self._backfill(x, y, k)
                 if self.dormant and abs(self.dormant[-1].x - x) <= 4 and abs(self.dormant[-1].y - y) <= 4:
                     # The same resting pointer, lost for a moment: its earlier hits rejoin this track.
@@ -351,6 +364,8 @@ class TemplateCursorLocator:
             hit = CursorHit(frame.index, x, y, score)
             if changed or (continues and self.verified):
                 # Seen to differ from the background: this track is the pointer.
+                if self.locked is None:
+                    self._vote(k)
                 out.extend(self.pending)
                 self.pending = []
                 self.verified = True
@@ -358,26 +373,46 @@ class TemplateCursorLocator:
             else:
                 self.pending.append(hit)
             self.track = (x, y, k)
+            self.last_score = score
+            # Only a pointer seen to differ from what it covers may be carried over unchanged frames.
+            self.last_changed = changed or self._change(frame.luma, x, y, k) >= cfg.min_change
             keep.append(self.track)
         self._update_background(frame.luma, keep)
-        self.history.append((frame.index, frame.luma.copy(), bool(out) and out[-1].index == frame.index))
+        confirmed = bool(out) and out[-1].index == frame.index
+        # Backfill never walks past a confirmed frame, so its pixels need not be kept.
+        self.history.append((frame.index, None if confirmed else frame.luma.copy(), confirmed))
         return out
+
+    def _still_pointer(self, frame: AnalysedFrame) -> bool:
+        if self.track is None or not self.verified or not self.last_changed or frame.motion is None \
+                or not self.history or not self.history[-1][2]:
+            return False
+        x, y, k = self.track
+        th, tw = self.templates[k].image.shape
+        hx, hy = self.templates[k].hotspot
+        s = frame.scale
+        x0, y0 = max(0, int((x - hx) // s) - 1), max(0, int((y - hy) // s) - 1)
+        x1, y1 = int((x - hx + tw) // s) + 2, int((y - hy + th) // s) + 2
+        region = frame.motion[y0:y1, x0:x1]
+        return region.size > 0 and int(region.max()) <= self.config.still_threshold
 
     def finish(self) -> list[CursorHit]:
         """Call after the last frame: settles the open track."""
         return self._end_track(view_ends=True)
 
     def _vote(self, k: int) -> None:
+        """Lock the template size once verified pointer hits agree on it."""
         self.votes[k] += 1
-        if self.locked is None and self.votes.sum() >= self.config.lock_after:
-            self.locked = int(np.argmax(self.votes))
+        best = int(np.argmax(self.votes))
+        if self.votes[best] >= self.config.lock_after and self.votes[best] >= 0.75 * self.votes.sum():
+            self.locked = best
 
     def _backfill(self, x: float, y: float, k: int) -> list[CursorHit]:
         """Walk back through this view's earlier frames while the cursor is found near (x, y)."""
         hits = []
         t = self.templates[k]
         for index, luma, confirmed in reversed(self.history):
-            if confirmed:  # never overwrite a verified hit
+            if confirmed or luma is None:  # never overwrite a verified hit
                 break
             score, bx, by = match_in(luma, self._box_around_tip(x, y, self.config.backfill_radius, t), t, self.config.min_contrast)
             if score < self.config.min_score:

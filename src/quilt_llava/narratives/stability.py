@@ -41,6 +41,17 @@ class CellDiffStability:
         self.config = config or StabilityConfig()
         self.prev: np.ndarray | None = None
         self.anchor: np.ndarray | None = None
+        self._spreads: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def _spread(self, img: np.ndarray) -> np.ndarray:
+        # Frames are compared with the previous one and the anchor: remember each frame's cell spread.
+        key = id(img)
+        if key not in self._spreads:
+            self._spreads[key] = (img, _cell_spread(img, self.config.grid))
+            if len(self._spreads) > 8:
+                live = {id(x) for x in (img, self.prev, self.anchor) if x is not None}
+                self._spreads = {k: v for k, v in self._spreads.items() if k in live}
+        return self._spreads[key][1]
 
     def _changed(self, a: np.ndarray, b: np.ndarray, ignore: np.ndarray | None, threshold: float | None = None) -> float:
         """Share of informative cells whose mean |a - b| exceeds ``threshold`` (default: the config's)."""
@@ -50,7 +61,7 @@ class CellDiffStability:
         threshold = cfg.cell_threshold if threshold is None else threshold
         diff = cv2.resize(cv2.absdiff(a, b).astype(np.float32), cfg.grid, interpolation=cv2.INTER_AREA)
         # Informative cells: textured in either frame, or changed at all.
-        spread = np.maximum(_cell_spread(a, cfg.grid), _cell_spread(b, cfg.grid))
+        spread = np.maximum(self._spread(a), self._spread(b))
         informative = (spread > cfg.texture_threshold) | (diff > threshold)
         if ignore is not None:
             informative &= ~ignore
