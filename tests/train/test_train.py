@@ -72,6 +72,17 @@ def test_stage2_from_stage1_trains_llm_and_projector_not_vision(task, stage1_dir
     assert conv_template_of(tmp_path) == "vicuna_v1"
 
 
+def test_projector_learning_rate_is_separate(task, stage1_dir, tmp_path):
+    cfg = TrainConfig.from_yaml("tiny_stage2.yaml", overrides=run_paths(task, 2, tmp_path) | {
+        "model_name_or_path": str(stage1_dir), "max_steps": 2, "learning_rate": 1e-2, "projector_lr": 1e-12,
+        "warmup_ratio": 0.0})
+    train(cfg)
+    (_, p0, l0), (_, p1, l1) = parts(LlavaForConditionalGeneration.from_pretrained(stage1_dir)), parts(
+        LlavaForConditionalGeneration.from_pretrained(tmp_path))
+    assert max((p0[k] - p1[k]).abs().max().item() for k in p0) < 1e-9
+    assert max((l0[k] - l1[k]).abs().max().item() for k in l0) > 1e-3
+
+
 def test_resume_gives_the_same_losses(task, stage1_dir, tmp_path):
     base = run_paths(task, 2, tmp_path / "full") | {
         "model_name_or_path": str(stage1_dir), "max_steps": 4, "save_steps": 2, "save_total_limit": None,
