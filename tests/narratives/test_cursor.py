@@ -1,0 +1,158 @@
+"""Cursor, stability and content-box pieces on an uncompressed in-memory video with exact truth."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from quilt_llava.narratives.cursor import TemplateCursorLocator, make_template, match_in
+from quilt_llava.narratives.pipeline import ExtractConfig, analyse
+from quilt_llava.narratives.stability import CellDiffStability
+from quilt_llava.narratives.video import ArraySource
+
+cv2 = pytest.importorskip("cv2")
+
+GOLDEN = Path(__file__).parent / "data" / "cursor_trace_golden.json"
+W, H, FPS = 480, 270, 10.0
+WEBCAM = (380, 190, 470, 260)
+# An arrow drawn independently of the extractor's template (different proportions).
+SPRITE = np.array([(0, 0), (0, 13), (3, 10), (5.5, 15), (7.5, 14), (5, 9.5), (9, 9.5)], dtype=np.float64)
+
+
+def _slide() -> np.ndarray:
+    from skimage import data
+
+    img = data.immunohistochemistry()
+    return cv2.resize(img, (1024, 1024), interpolation=cv2.INTER_LINEAR)
+
+
+def _draw_arrow(frame: np.ndarray, tip: tuple[int, int], white: bool = False) -> None:
+    pts = np.round(SPRITE + np.array(tip)).astype(np.int32)
+    fill, edge = ((255, 255, 255), (60, 60, 60)) if white else ((0, 0, 0), (255, 255, 255))
+    cv2.polylines(frame, [pts], True, edge, 2, cv2.LINE_8)
+    cv2.fillPoly(frame, [pts], fill, cv2.LINE_8)
+
+
+def make_video(white: bool = False):
+    """Frames, per-frame truth cursor (or None) and the two views' frame ranges."""
+    slide = _slide()
+    rng = np.random.default_rng(0)
+    frames, truth = [], []
+
+    def view(x: int, y: int) -> np.ndarray:
+        return slide[y : y + H, x : x + W].copy()
+
+    def add(base: np.ndarray, tip: tuple[int, int] | None) -> None:
+        frame = base.copy()
+        x0, y0, x1, y1 = WEBCAM  # a "webcam": new noise every frame
+        frame[y0:y1, x0:x1] = rng.integers(0, 256, (y1 - y0, x1 - x0, 3), dtype=np.uint8)
+        if tip is not None:
+            _draw_arrow(frame, tip, white)
+        frames.append(frame)
+        truth.append(tip)
+
+    v1 = view(100, 120)
+    for _ in range(30):  # resting from the first frame (so it is in any median)
+        add(v1, (120, 80))
+    for i in range(1, 11):  # moves
+        add(v1, (120 + 18 * i, 80 + 9 * i))
+    for _ in range(20):
+        add(v1, (300, 170))
+    for _ in range(10):  # hidden
+        add(v1, None)
+    for _ in range(15):  # reappears still elsewhere
+        add(v1, (60, 200))
+    for i in range(1, 9):  # pan: the view moves (truth: no cursor)
+        base = view(100 + 30 * i, 120 + 10 * i)
+        frames.append(base.copy())
+        truth.append(None)
+    v2 = view(370, 210)
+    for _ in range(20):
+        add(v2, (200, 100))
+    for i in range(1, 21):
+        add(v2, (200 - 5 * i, 100 + 3 * i))
+    return np.stack(frames), truth
+
+
+def _run(white: bool = False):
+    frames, truth = make_video(white)
+    analysis = analyse(ArraySource(frames, fps=FPS), ExtractConfig(min_segment_s=1.5))
+    return analysis, truth
+
+
+def _score(analysis, truth, tol=3.0):
+    hits = {i: h for i, h in analysis.hits.items()}
+    kept = {round(t, 3) for seg in analysis.segments for t, _, _ in seg.trace}
+    found = false = visible = 0
+    for i, tip in enumerate(truth):
+        t = round(analysis.times[i], 3)
+        h = hits.get(i) if t in kept else None
+        if tip is None:
+            false += h is not None
+            continue
+        visible += 1
+        found += h is not None and np.hypot(h.x - tip[0], h.y - tip[1]) <= tol
+    return found / visible, false
+
+
+@pytest.mark.parametrize("white", [False, True])
+def test_cursor_found_still_moving_and_hidden(white):
+    analysis, truth = _run(white)
+    recall, false = _score(analysis, truth)
+    assert false == 0  # hidden, panning and the noisy webcam give nothing
+    assert recall >= 0.97
+    assert len(analysis.segments) == 2
+    assert analysis.segments[0].start == 0.0 and abs(analysis.segments[0].end - 8.5) <= 0.2
+    assert abs(analysis.segments[1].start - 9.3) <= 0.2
+
+
+def test_golden_trace():
+    analysis, _ = _run()
+    trace = [[round(t, 2), round(x), round(y)] for seg in analysis.segments for t, x, y in seg.trace]
+    if os.environ.get("UPDATE_GOLDEN"):
+        GOLDEN.write_text(json.dumps(trace) + "\n")
+    assert trace == json.loads(GOLDEN.read_text())
+
+
+def test_template_tip_is_the_hotspot():
+    canvas = np.full((60, 60), 128, np.uint8)
+    rgb = np.dstack([canvas] * 3)
+    _draw_arrow(rgb, (20, 15))
+    t = make_template(0.75)
+    score, x, y = match_in(rgb[..., 0].copy(), (0, 0, 50, 50), t, min_contrast=25)
+    assert score > 0.7 and abs(x - 20) <= 1 and abs(y - 15) <= 1
+
+
+def test_flat_or_faint_regions_give_no_match():
+    t = make_template(1.0)
+    flat = np.full((80, 80), 200, np.uint8)
+    assert match_in(flat, (0, 0, 60, 60), t, min_contrast=25)[0] == 0.0
+    noise = np.random.default_rng(1).integers(195, 205, (80, 80), dtype=np.uint8)
+    assert match_in(noise, (0, 0, 60, 60), t, min_contrast=25)[0] == 0.0
+
+
+def test_stability_ignores_local_change_and_flags_pan():
+    frames, _ = make_video()
+    det = CellDiffStability()
+    flags = [det.update(cv2.resize(cv2.cvtColor(f, cv2.COLOR_RGB2GRAY), (W // 8, H // 8), interpolation=cv2.INTER_AREA)) for f in frames]
+    assert not any(flags[:85])  # cursor and webcam only
+    assert all(flags[85:93])  # the pan
+
+
+def test_locator_reports_nothing_without_a_pointer():
+    frames, _ = make_video()
+    loc = TemplateCursorLocator(H)
+    from quilt_llava.narratives.cursor import AnalysedFrame
+
+    luma = cv2.cvtColor(frames[0], cv2.COLOR_RGB2GRAY)
+    x0, y0, x1, y1 = WEBCAM
+    clean = luma.copy()
+    clean[70:100, 110:140] = luma[10:40, 10:40]  # paint over the pointer
+    hits = []
+    for i in range(30):
+        hits += loc.process(AnalysedFrame(i, i / FPS, clean, None, False))
+    assert loc.finish() == [] and hits == []
