@@ -149,7 +149,6 @@ def test_locator_reports_nothing_without_a_pointer():
     from quilt_llava.narratives.cursor import AnalysedFrame
 
     luma = cv2.cvtColor(frames[0], cv2.COLOR_RGB2GRAY)
-    x0, y0, x1, y1 = WEBCAM
     clean = luma.copy()
     clean[70:100, 110:140] = luma[10:40, 10:40]  # paint over the pointer
     hits = []
