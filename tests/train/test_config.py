@@ -57,6 +57,9 @@ def test_overrides_parse_yaml_scalars():
         parse_overrides(["novalue"])
     cfg = TrainConfig.from_yaml("tiny_stage1.yaml", overrides={**parse_overrides(["learning_rate=5e-3"]), **RUN})
     assert cfg.learning_rate == 5e-3
+    from pathlib import Path
+
+    assert TrainConfig.from_yaml("tiny_stage1.yaml", overrides={"output_dir": Path("/tmp/x")}).output_dir == "/tmp/x"
 
 
 def test_run_paths_required_and_model_source_exclusive():

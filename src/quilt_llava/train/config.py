@@ -240,6 +240,8 @@ def _coerce(value: Any, hint: Any) -> Any:
                 pass
         raise TypeError(f"expected a number, got {value!r}")
     if hint is str:
+        if isinstance(value, os.PathLike):
+            return os.fspath(value)
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)
         if value is None:
