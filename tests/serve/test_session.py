@@ -201,3 +201,23 @@ def test_load_image_from_a_url(tissue_png):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_long_conversations_drop_the_oldest_exchanges_to_fit_the_context(chat_model, tissue_png):
+    limit = chat_model.context_limit()
+    assert limit == chat_model.model.config.text_config.max_position_embeddings
+    session = ChatSession(chat_model, DecodingOptions(max_new_tokens=8))
+    session.set_image(Image.open(tissue_png))
+    filler = " ".join(["the glands are lined by columnar epithelium"] * 12)
+    for i in range(12):
+        session.history += [{"role": "user", "content": f"question {i}: {filler}"}, {"role": "assistant", "content": filler}]
+    assert session.ask("And now?")
+    assert session.trimmed_turns > 0
+    kept = session.history
+    assert kept[-2]["content"] == "And now?" and kept[0]["content"].startswith(f"question {session.trimmed_turns}:")
+    prompt_tokens = chat_model.encode(session.prompt_for("next"), session.model_image())["input_ids"].shape[1]
+    assert prompt_tokens < limit
+    assert session.prompt_for("next").count("<image>") == 1  # the image moved to the first kept turn
+
+    with pytest.raises(ValueError, match="shorter question"):
+        ChatSession(chat_model).ask(" ".join(["word"] * limit))

@@ -171,6 +171,12 @@ class ChatModel:
             out[key] = value
         return out
 
+    def context_limit(self) -> int | None:
+        """Longest sequence (prompt + answer) the language model takes, if the config says."""
+        text_config = getattr(self.model.config, "text_config", self.model.config)
+        limit = getattr(text_config, "max_position_embeddings", None)
+        return int(limit) if limit else None
+
     def stream(
         self,
         prompt: str,
@@ -178,7 +184,16 @@ class ChatModel:
         decoding: DecodingOptions,
         cancel: threading.Event | None = None,
     ) -> Iterator[str]:
-        """Yield the answer to ``prompt`` piece by piece, stopping at the template's stop strings.
+        """Yield the answer to ``prompt`` piece by piece, stopping at the template's stop strings."""
+        return self.stream_inputs(self.encode(prompt, image), decoding, cancel)
+
+    def stream_inputs(
+        self,
+        inputs: dict[str, Any],
+        decoding: DecodingOptions,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[str]:
+        """Like :meth:`stream`, for inputs already built by :meth:`encode`.
 
         ``generate`` runs in a thread feeding a ``TextIteratorStreamer``; closing the
         iterator early (a web client leaving, Ctrl-C) or setting ``cancel`` stops it.
@@ -188,7 +203,6 @@ class ChatModel:
 
         decoding.validate()
         cancel = cancel or threading.Event()
-        inputs = self.encode(prompt, image)
 
         class _Cancelled(StoppingCriteria):
             def __call__(self, input_ids: torch.Tensor, scores: Any, **kwargs: Any) -> torch.Tensor:
@@ -348,6 +362,7 @@ class ChatSession:
     image: Image.Image | None = None
     region: Box | None = None
     history: list[dict[str, str]] = field(default_factory=list)
+    trimmed_turns: int = 0  # oldest exchanges dropped so far to fit the model's context
 
     def set_image(self, image: Image.Image | None, region: Box | None = None) -> None:
         self.image = image.convert("RGB") if image is not None else None
@@ -360,6 +375,7 @@ class ChatSession:
 
     def reset(self) -> None:
         self.history = []
+        self.trimmed_turns = 0
 
     def model_image(self) -> Image.Image | None:
         return prepare_model_image(self.image, self.region) if self.image is not None else None
@@ -383,12 +399,11 @@ class ChatSession:
             raise ValueError("the question is empty")
         if IMAGE_TOKEN in question:
             raise ValueError(f"the question must not contain {IMAGE_TOKEN}; the image is added for you")
-        prompt = self.prompt_for(question)
-        image = self.model_image()
+        inputs = self.fit_context(question)
         answer: list[str] = []
         failed = False
         try:
-            for piece in self.model.stream(prompt, image, self.decoding, cancel):
+            for piece in self.model.stream_inputs(inputs, self.decoding, cancel):
                 answer.append(piece)
                 yield piece
         except Exception:
@@ -401,6 +416,25 @@ class ChatSession:
                     {"role": "user", "content": question},
                     {"role": "assistant", "content": "".join(answer).strip()},
                 ]
+
+    def fit_context(self, question: str) -> dict[str, Any]:
+        """Encode the prompt, dropping the oldest exchanges until prompt + answer fit the context."""
+        image = self.model_image()
+        limit = self.model.context_limit()
+        while True:
+            inputs = self.model.encode(self.prompt_for(question), image)
+            length = int(inputs["input_ids"].shape[1])
+            if limit is None or length + self.decoding.max_new_tokens <= limit:
+                return inputs
+            if not self.history:
+                raise ValueError(
+                    f"the prompt is {length} tokens and up to {self.decoding.max_new_tokens} new tokens are "
+                    f"allowed, but the model takes {limit} in all; ask a shorter question or lower max_new_tokens"
+                )
+            # The image token moves to the new first turn (messages_for adds it there).
+            self.history = self.history[2:]
+            self.trimmed_turns += 1
+            log.info("dropped the oldest exchange to fit the %d-token context", limit)
 
     def ask(self, question: str) -> str:
         return "".join(self.stream(question)).strip()

@@ -115,6 +115,7 @@ class TerminalChat:
         self.out.info(f"Region {list(self.session.region or ())} circled in red.")
 
     def answer(self, question: str) -> None:
+        trimmed = self.session.trimmed_turns
         try:
             if self.out.json:
                 answer = self.session.ask(question)
@@ -125,6 +126,9 @@ class TerminalChat:
                     self.stdout.flush()
                 self.stdout.write("\n")
             self.stdout.flush()
+            if self.session.trimmed_turns > trimmed:
+                dropped = self.session.trimmed_turns - trimmed
+                self.out.info(f"(dropped the oldest {dropped} exchange(s) to fit the model's context)")
         except ValueError as exc:
             self.fail(str(exc))
         except KeyboardInterrupt:

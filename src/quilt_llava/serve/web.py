@@ -204,12 +204,18 @@ class ChatHandlers:
         chat = [*state.history, {"role": "user", "content": question}, {"role": "assistant", "content": ""}]
         yield list(chat), state, "", preview if preview is not None else _keep(), status
         answer = ""
-        for piece in session.stream(question):
-            answer += piece
-            chat[-1] = {"role": "assistant", "content": answer}
-            yield list(chat), state, "", _keep(), status
+        try:
+            for piece in session.stream(question):
+                answer += piece
+                chat[-1] = {"role": "assistant", "content": answer}
+                yield list(chat), state, "", _keep(), status
+        except ValueError as exc:
+            yield list(state.history), state, question, _keep(), f"**Could not answer** - {exc}"
+            return
         state.history = session.history
         done = f"Done ({where})." if answer.strip() else f"Done ({where}); the model produced no text for this question."
+        if session.trimmed_turns:
+            done += f" The oldest {session.trimmed_turns} exchange(s) were dropped to fit the model's context."
         yield list(state.history), state, "", _keep(), done
 
 
