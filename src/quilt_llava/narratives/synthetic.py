@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -81,7 +80,8 @@ class SyntheticConfig:
     height: int = 720
     fps: float = 25.0
     crf: int = 23
-    preset: str = "veryfast"
+    preset: str = "veryfast"  # libx264 preset
+    encoder_threads: int = 1  # 0: let x264 choose
     seed: int = 0
     views: list[ViewSpec] | None = None  # None: a random tour of ``n_views`` views
     n_views: int = 4
@@ -658,7 +658,7 @@ def make_synthetic_video(
         stream.width, stream.height, stream.pix_fmt = cfg.width, cfg.height, "yuv420p"
         stream.time_base = 1 / rate
         stream.options = {"crf": str(cfg.crf), "preset": cfg.preset}
-        stream.codec_context.thread_count = int(os.environ.get("QUILT_SYNTH_THREADS", "1"))
+        stream.codec_context.thread_count = cfg.encoder_threads
         for i in range(n_frames):
             t = float(i / rate)
             # Which view (or transition) this frame belongs to.
