@@ -103,6 +103,10 @@ def test_upload_ask_and_read_the_streamed_answer(server, chat_model, tissue_png,
             page.goto(server)
             status = page.locator("#status")
 
+            # 0. the bundled example loads with a click
+            page.locator("#examples img").first.click()
+            expect(status).to_contain_text("Loaded ihc_crop.png (240x192)")
+
             # 1. upload a tissue image, type a region, ask
             page.set_input_files("#upload input[type=file]", str(tissue_png))
             expect(status).to_contain_text("Loaded tissue.png (160x120)")

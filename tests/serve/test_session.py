@@ -93,8 +93,9 @@ def test_prompt_snapshot(chat_model):
         "USER: <image>\nWhat stain is this? ASSISTANT: An immunohistochemical stain.</s>"
         "USER: Which cells are positive? ASSISTANT:"
     )
-    text_only = ChatSession(chat_model)
+    text_only = ChatSession(chat_model, DecodingOptions(max_new_tokens=4))
     assert "<image>" not in text_only.prompt_for("Hello?")
+    assert text_only.ask("Hello?")  # no image: a text-only turn still works
 
 
 def test_model_image_draws_the_red_circle_and_pads_to_square(tissue_png):
