@@ -129,3 +129,13 @@ def test_serve_cli_rejects_bad_inputs_before_listening(tiny_model_dir, tmp_path)
     assert isinstance(result.exception, ConfigError) and "port" in str(result.exception)
     result = runner.invoke(make_app(), ["serve", "--model", str(tiny_model_dir), "--examples", str(tmp_path / "none"), "--port", "0"])
     assert isinstance(result.exception, InputError) and "examples directory not found" in str(result.exception)
+
+
+def test_stopping_keeps_the_cut_answer(handlers):
+    state, *_ = handlers.pick_example(0)
+    steps = handlers.ask("Tell me everything.", state, None, "", 0.0, 1.0, 400)
+    next(steps)  # the question appears
+    shown = next(steps)[0][-1]["content"]  # the first piece of the answer
+    steps.close()  # what Gradio does on Stop
+    assert [m["role"] for m in state.history] == ["user", "assistant"]
+    assert state.history[1]["content"] == shown.strip()

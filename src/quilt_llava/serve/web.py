@@ -204,11 +204,17 @@ class ChatHandlers:
         chat = [*state.history, {"role": "user", "content": question}, {"role": "assistant", "content": ""}]
         yield list(chat), state, "", preview if preview is not None else _keep(), status
         answer = ""
+        stream = session.stream(question)
         try:
-            for piece in session.stream(question):
+            for piece in stream:
                 answer += piece
                 chat[-1] = {"role": "assistant", "content": answer}
                 yield list(chat), state, "", _keep(), status
+        except GeneratorExit:
+            # Stop pressed or tab closed: end generation now and keep the cut answer, as shown.
+            stream.close()
+            state.history = session.history
+            raise
         except ValueError as exc:
             yield list(state.history), state, question, _keep(), f"**Could not answer** - {exc}"
             return
