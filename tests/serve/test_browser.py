@@ -69,7 +69,7 @@ def server(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> It
             if proc.poll() is not None:
                 pytest.fail(f"server exited with {proc.returncode}:\n{log.read_text()}")
             try:
-                if httpx.get(url, timeout=2).status_code == 200:
+                if httpx.get(url, timeout=2, trust_env=False).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
