@@ -54,13 +54,43 @@ class Clusterer(Protocol):
         ...
 
 
-def _kmeans(features: np.ndarray, k: int, seed: int) -> np.ndarray:
-    from sklearn.cluster import KMeans
+def _kmeans(features: np.ndarray, k: int, seed: int, n_init: int = 10, max_iter: int = 100) -> np.ndarray:
+    """Lloyd's KMeans with k-means++ seeding, best of ``n_init`` runs by inertia (deterministic for a seed).
 
+    Traces hold hundreds of points and k <= 4, so plain NumPy is quick and avoids
+    importing scikit-learn for every video."""
     k = max(1, min(k, len(np.unique(features, axis=0))))
     if k == 1:
         return np.zeros(len(features), dtype=int)
-    return KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(features).astype(int)
+    rng = np.random.default_rng(seed)
+    x = np.asarray(features, dtype=np.float64)
+    best_labels, best_inertia = None, np.inf
+    for _ in range(n_init):
+        centers = [x[rng.integers(len(x))]]
+        for _ in range(1, k):
+            d2 = np.min(((x[:, None, :] - np.array(centers)[None]) ** 2).sum(-1), axis=1)
+            probs = d2 / d2.sum() if d2.sum() > 0 else np.full(len(x), 1 / len(x))
+            centers.append(x[rng.choice(len(x), p=probs)])
+        c = np.array(centers)
+        labels = np.zeros(len(x), dtype=int)
+        for it in range(max_iter):
+            d2 = ((x[:, None, :] - c[None]) ** 2).sum(-1)  # (n, k)
+            new_labels = d2.argmin(1)
+            if it and np.array_equal(new_labels, labels):
+                break
+            labels = new_labels
+            for j in range(k):
+                members = x[labels == j]
+                if len(members):
+                    c[j] = members.mean(0)
+        inertia = float(((x - c[labels]) ** 2).sum())
+        if inertia < best_inertia - 1e-12:
+            best_labels, best_inertia = labels.copy(), inertia
+    assert best_labels is not None
+    # Number clusters by first appearance, so labels do not depend on the random start.
+    _, first = np.unique(best_labels, return_index=True)
+    order = {old: new for new, old in enumerate(best_labels[np.sort(first)])}
+    return np.array([order[v] for v in best_labels], dtype=int)
 
 
 @dataclass(frozen=True)

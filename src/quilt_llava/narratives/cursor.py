@@ -138,8 +138,9 @@ def match_in(luma: np.ndarray, box: tuple[int, int, int, int], template: Templat
         return 0.0, 0.0, 0.0
     roi = luma[y0:y1, x0:x1]
     res = cv2.matchTemplate(roi, template.image, cv2.TM_CCOEFF_NORMED, mask=template.mask)
-    res = np.abs(np.nan_to_num(res, nan=0.0, posinf=0.0, neginf=0.0))
-    _, best, _, loc = cv2.minMaxLoc(res)
+    cv2.patchNaNs(res, 0.0)  # flat windows give NaN
+    lo, hi, lo_loc, hi_loc = cv2.minMaxLoc(res)
+    best, loc = (hi, hi_loc) if hi >= -lo else (-lo, lo_loc)
     if min_contrast > 0:
         patch = roi[loc[1] : loc[1] + th, loc[0] : loc[0] + tw]
         contrast = abs(float(patch[template.fill].mean()) - float(patch[template.ring].mean()))
@@ -161,6 +162,8 @@ class TemplateCursorLocator:
         self.background: np.ndarray | None = None
         self.last_score = 0.0
         self.last_changed = False
+        self._ignore_key: np.ndarray | None = None
+        self._ignore_keep: np.ndarray | None = None
         self.locked: int | None = None
         self.votes = np.zeros(len(self.templates), dtype=int)
         self.last_search = -(10**9)
@@ -180,15 +183,23 @@ class TemplateCursorLocator:
         if frame.motion is None:
             return []
         cfg = self.config
-        moved = (frame.motion > cfg.motion_threshold).astype(np.uint8)
+        _, moved = cv2.threshold(frame.motion, cfg.motion_threshold, 1, cv2.THRESH_BINARY)
         if frame.ignore is not None:
-            moved[frame.ignore] = 0
+            if self._ignore_key is not frame.ignore:
+                self._ignore_keep = (~frame.ignore).astype(np.uint8)
+                self._ignore_key = frame.ignore
+            moved = cv2.bitwise_and(moved, self._ignore_keep)
         if cv2.countNonZero(moved) == 0:
             return []
+        s = frame.scale
+        sizes = [self.templates[k].image.shape for k in self._active()]
+        th, tw = max(h for h, _ in sizes), max(w for _, w in sizes)
+        bx, by, bw, bh = cv2.boundingRect(moved)
+        if bw * s <= 3 * tw and bh * s <= 3 * th:
+            # One compact change (the usual moving pointer): no need to label components.
+            return [(bx * s - tw, by * s - th, (bx + bw) * s + 1, (by + bh) * s + 1)]
         _, _, stats, _ = cv2.connectedComponentsWithStats(moved, connectivity=8)
         order = np.argsort(-stats[1:, cv2.CC_STAT_AREA])[: cfg.max_blobs * 3] + 1
-        s = frame.scale
-        th, tw = (max(t.image.shape[i] for t in self.templates) for i in (0, 1))
         boxes = []
         for i in order:
             x, y, w, h, area = stats[i]

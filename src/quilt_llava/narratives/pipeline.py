@@ -253,7 +253,7 @@ def analyse(source: FrameSource, config: ExtractConfig | None = None, name: str 
                 run_start = index
                 if samples is None:
                     rate = 1.0 / frame_interval if cfg.sample_fps is None else cfg.sample_fps
-                    samples = _RunSamples(cfg.median_frames, round(rate / 2))
+                    samples = _RunSamples(cfg.median_frames, round(rate))  # one colour frame a second
                 samples.reset()
             samples.offer(index, frame.rgb)
     if size is None:
@@ -335,7 +335,7 @@ def _write_png(path: Path, rgb: np.ndarray) -> None:
     from PIL import Image
 
     with atomic_open(path, "wb") as fh:
-        Image.fromarray(rgb).save(fh, format="PNG", compress_level=3)
+        Image.fromarray(rgb).save(fh, format="PNG", compress_level=1)
 
 
 def rebuild_narratives(out_dir: Path) -> int:
