@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -21,27 +20,11 @@ import pytest
 from PIL import Image
 
 from quilt_llava.serve.session import ChatSession, DecodingOptions
+from tests.browser import CHROMIUM_ARGS, chromium_executable
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 MAX_NEW_TOKENS = 10
-
-
-def _chromium() -> str:
-    exe = os.environ.get("QUILT_LLAVA_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-    if exe:
-        return exe
-    message = "chromium not found; run scripts/install_chromium.sh or set QUILT_LLAVA_CHROMIUM"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 def _free_port() -> int:
@@ -96,7 +79,7 @@ def test_upload_ask_and_read_the_streamed_answer(server, chat_model, tissue_png,
 
     question = "What tissue is shown inside the circle?"
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=_chromium(), headless=True, args=CHROMIUM_ARGS)
+        browser = pw.chromium.launch(executable_path=chromium_executable(), headless=True, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 1000})
             page.set_default_timeout(60_000)

@@ -63,7 +63,7 @@ class SampleConfig:
     fps: float = 15.0
     crf: int = 23
     webcam: bool = True
-    region_radius: float = 0.11  # of the content height
+    region_radius: float = 0.13  # of the content height; boxes must pass the 0.02 area filter
     seed: int = 0
 
 
@@ -119,28 +119,23 @@ def pick_regions(view_rgb: np.ndarray, radius: float, forbidden: tuple[float, fl
 
 
 def _circle(center: tuple[float, float], rx: float, ry: float, t0: float, t1: float,
-            rest_at: float) -> list[tuple[float, float, float]]:
-    """Waypoints circling ``center`` from t0 to t1, with a still rest of ~1.2 s at ``rest_at``."""
-    pts = []
-    n = max(6, round((t1 - t0) / 0.3))
-    rest_done = False
-    for i in range(n + 1):
-        t = t0 + (t1 - t0) * i / n
-        a = 2 * math.pi * i / (n * 0.5)
-        p = (center[0] + rx * math.cos(a), center[1] + ry * math.sin(a))
-        if not rest_done and t >= rest_at and i < n - 2:
-            pts.append((t, *p))
-            t = min(t1, t + 1.2)
-            rest_done = True
-        pts.append((t, *p))
-    # keep times strictly non-decreasing after the rest insertion
-    out, last = [], -1.0
-    for t, x, y in pts:
-        if t < last:
-            continue
-        out.append((t, x, y))
-        last = t
-    return out
+            rest_at: float, rest_s: float = 0.6, loop_s: float = 1.6) -> list[tuple[float, float, float]]:
+    """Waypoints circling ``center`` from t0 to t1 (one loop per ``loop_s``), resting still
+    for ``rest_s`` at ``rest_at`` the way narrators pause on a feature."""
+    pts: list[tuple[float, float, float]] = []
+    step = 0.1
+    t, phase = t0, 0.0
+    rested = False
+    while t <= t1 + 1e-9:
+        p = (center[0] + rx * math.cos(phase), center[1] + ry * math.sin(phase))
+        pts.append((round(t, 4), *p))
+        if not rested and t >= rest_at and t + rest_s < t1:
+            t += rest_s
+            pts.append((round(t, 4), *p))
+            rested = True
+        t += step
+        phase += 2 * math.pi * step / loop_s
+    return pts
 
 
 def plan_views(cfg: SampleConfig) -> list[ViewSpec]:
@@ -171,7 +166,7 @@ def plan_views(cfg: SampleConfig) -> list[ViewSpec]:
         if pick is None:
             continue
         i = len(views)
-        rx, ry = 0.6 * cfg.region_radius * ch / cw, 0.6 * cfg.region_radius
+        rx, ry = cfg.region_radius * ch / cw, cfg.region_radius
         first, second = (pick.positive, pick.negative) if i % 2 == 0 else (pick.negative, pick.positive)
         first_line = (POSITIVE_LINES[pos_order[i % len(pos_order)]] if first == pick.positive
                       else NEGATIVE_LINES[neg_order[i % len(neg_order)]])
@@ -183,8 +178,7 @@ def plan_views(cfg: SampleConfig) -> list[ViewSpec]:
         b0, b1 = 0.55 * d, 0.9 * d  # second utterance
         waypoints = [(0.0, *start_pt), (0.04 * d, *start_pt)]
         waypoints += _circle(first, rx, ry, a0, a1, rest_at=a0 + 0.4 * (a1 - a0))
-        waypoints += _circle(second, rx, ry, b0, b1, rest_at=b0 + 0.4 * (b1 - b0))
-        waypoints.append((d, *waypoints[-1][1:]))
+        waypoints += _circle(second, rx, ry, b0, d, rest_at=b0 + 0.4 * (b1 - b0))
         utterances = [(a0, a1, first_line), (b0, b1, second_line)]
         hidden = [(0.93 * d, d)] if i % 3 == 2 else []
         if i % 4 == 0:

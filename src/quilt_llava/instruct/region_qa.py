@@ -53,6 +53,7 @@ class RegionQAConfig:
     eval_crops_per_cluster: int = 2
     min_crop_fraction: float = 0.6  # crop side as a fraction of the box's shorter side
     min_crop_px: int = 24
+    max_saved_side: int | None = None  # downscale saved crops to this side (the model sees small inputs anyway)
     eval_fraction: float = 0.3  # share of segments held out for evaluation
     seed: int = 0
 
@@ -214,6 +215,8 @@ def build_region_qa(
                 patch = image.crop(crop)
                 if not is_eval and rng.random() < 0.5:
                     patch = ImageOps.mirror(patch)
+                if config.max_saved_side and max(patch.size) > config.max_saved_side:
+                    patch.thumbnail((config.max_saved_side, config.max_saved_side), Image.Resampling.BILINEAR)
                 stem = f"{row['video_id']}_{row['segment_id']}_c{ci}_{k}".replace("/", "_")
                 rel = f"crops/{stem}.png"
                 patch.save(out_dir / rel)

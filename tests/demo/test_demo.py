@@ -1,0 +1,92 @@
+"""The end-to-end demo through its CLI, with the small budget: every artifact, learning, report."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from quilt_llava.files import read_jsonl
+from tests.browser import CHROMIUM_ARGS, chromium_executable
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "demo_output"
+    env = {**os.environ, "OMP_NUM_THREADS": "2", "QUILT_LLAVA_LLM_BASE_URL": ""}
+    cmd = [sys.executable, "-m", "quilt_llava", "demo", "--out", str(out), "--budget", "small", "--json"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+    return out, proc
+
+
+def test_demo_learns_and_writes_every_artifact(demo_run):
+    out, proc = demo_run
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    print("demo:", result)
+    # The tiny model learned: far above the majority answer on held-out segments.
+    assert result["beats_baseline"] is True
+    assert result["closed_accuracy"] >= result["majority_baseline_closed_accuracy"] + 20
+
+    assert (out / "sample" / "ihc_tour.mp4").stat().st_size > 10_000
+    transcript = json.loads((out / "sample" / "ihc_tour.transcript.json").read_text())
+    assert transcript["segments"][0]["words"], "the sample transcript has word timings"
+
+    rows = read_jsonl(out / "narratives" / "narratives.jsonl")
+    assert len(rows) >= 6
+    for row in rows:
+        assert (out / "narratives" / row["image"]).exists()
+        assert row["trace"] and row["grounded_caption"]
+    assert sum(len(r["clusters"]) for r in rows) >= len(rows)  # grounded boxes came out of the traces
+
+    summary = json.loads((out / "instruct" / "summary.json").read_text())
+    assert summary["train_records"] > 100 and summary["eval_questions"] > 20
+    train_ids = {(r["video_id"], r["segment_id"]) for r in read_jsonl(out / "instruct" / "stage2.jsonl")}
+    eval_ids = {(q["video_id"], q["segment_id"]) for q in read_jsonl(out / "instruct" / "eval_questions.jsonl")}
+    assert train_ids and eval_ids and not train_ids & eval_ids  # held-out views never trained on
+
+    for stage in ("stage1", "stage2"):
+        model_dir = out / "models" / stage
+        assert (model_dir / "config.json").exists() and (model_dir / "log_history.jsonl").exists()
+    metrics = json.loads((out / "eval" / "metrics.json").read_text())
+    assert metrics["model"]["n_closed"] > 0 and metrics["model"]["closed_accuracy_ci"]
+    assert len(read_jsonl(out / "eval" / "predictions.jsonl")) == metrics["model"]["n"]
+
+
+def test_report_links_resolve_and_renders_in_chromium(demo_run, artifacts_dir):
+    out, proc = demo_run
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    report = out / "report.html"
+    html = report.read_text()
+    for needle in ("Held-out evaluation", "Localized narratives", "Training loss", "majority baseline",
+                   "quilt-llava narratives extract"):
+        assert needle in html
+    import re
+
+    for src in re.findall(r"(?:src|href)='([^']+)'", html):
+        assert (out / src).exists(), f"report links a missing file: {src}"
+    assert len(list((out / "plots").glob("*.png"))) == 2
+
+    from playwright.sync_api import sync_playwright
+
+    exe = chromium_executable()
+    shot = Path(artifacts_dir) / "demo_report.png"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=exe, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            page.goto(report.as_uri())
+            page.wait_for_load_state("load")
+            assert page.locator("h1").inner_text().startswith("quilt-llava")
+            broken = page.evaluate("Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0).length")
+            assert broken == 0
+            page.screenshot(path=str(shot), full_page=True)
+        finally:
+            browser.close()
+    assert shot.stat().st_size > 20_000
