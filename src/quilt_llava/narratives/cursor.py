@@ -170,6 +170,7 @@ class TemplateCursorLocator:
         self.new_view = True
         # (index, luma, verified hit emitted) of this view's recent frames
         self.history: deque[tuple[int, np.ndarray | None, bool]] = deque(maxlen=self.config.backfill_frames)
+        self.history_hits: dict[int, tuple[float, float] | None] = {}
 
     # -- candidate regions (top-left search boxes, full resolution) ----------------------
 
@@ -310,13 +311,15 @@ class TemplateCursorLocator:
             self.track = None
             self.new_view = True
             self.history.clear()
+            self.history_hits.clear()
             self.background = None
             return out
         if self._still_pointer(frame):
             # Nothing changed around a verified resting pointer: it is where it was; no matching needed.
             x, y, _k = self.track  # type: ignore[misc]
             hit = CursorHit(frame.index, x, y, self.last_score)
-            self.history.append((frame.index, None, True))
+            self.history.append((frame.index, frame.luma.copy() if frame.ignore is None else None, True))
+            self.history_hits[frame.index] = (x, y)
             return [hit]
         boxes: list[tuple[int, int, int, int]] = []
         active = self._active()
@@ -336,9 +339,7 @@ class TemplateCursorLocator:
             cands = self._candidates(frame.luma, boxes, list(range(len(self.templates))))
         if frame.ignore is not None:
             # Nothing inside an ignored region (a webcam) is a pointer, a track that wandered there included.
-            ih, iw = frame.ignore.shape
-            cands = [c for c in cands
-                     if not frame.ignore[min(ih - 1, int(c[2] // frame.scale)), min(iw - 1, int(c[1] // frame.scale))]]
+            cands = [c for c in cands if not _inside(frame.ignore, c[1], c[2], frame.scale)]
         out: list[CursorHit] = []
         chosen = None
         strongest = 0.0
@@ -367,7 +368,7 @@ class TemplateCursorLocator:
             continues = self.track is not None and math.hypot(x - self.track[0], y - self.track[1]) <= cfg.max_step
             if not continues:
                 out.extend(self._end_track())
-                self.pending = self._backfill(x, y, k)
+                self.pending = self._backfill(x, y, k, frame.ignore, frame.scale)
                 if self.dormant and abs(self.dormant[-1].x - x) <= 4 and abs(self.dormant[-1].y - y) <= 4:
                     # The same resting pointer, lost for a moment: its earlier hits rejoin this track.
                     self.pending = [h for h in self.dormant if h.index < (self.pending[0].index if self.pending else frame.index)] + self.pending
@@ -391,7 +392,11 @@ class TemplateCursorLocator:
         self._update_background(frame.luma, keep)
         confirmed = bool(out) and out[-1].index == frame.index
         # Backfill never walks past a confirmed frame, so its pixels need not be kept.
-        self.history.append((frame.index, None if confirmed else frame.luma.copy(), confirmed))
+        # Backfill never walks past a confirmed frame, so its pixels need not be kept, except
+        # before a webcam is known: a hit there may turn out to be the webcam.
+        keep_pixels = not confirmed or frame.ignore is None
+        self.history.append((frame.index, frame.luma.copy() if keep_pixels else None, confirmed))
+        self.history_hits[frame.index] = (out[-1].x, out[-1].y) if confirmed else None
         return out
 
     def _still_pointer(self, frame: AnalysedFrame) -> bool:
@@ -399,6 +404,8 @@ class TemplateCursorLocator:
                 or not self.history or not self.history[-1][2]:
             return False
         x, y, k = self.track
+        if frame.ignore is not None and _inside(frame.ignore, x, y, frame.scale):
+            return False  # the track sits in what is now known to be a webcam
         th, tw = self.templates[k].image.shape
         hx, hy = self.templates[k].hotspot
         s = frame.scale
@@ -418,19 +425,29 @@ class TemplateCursorLocator:
         if self.votes[best] >= self.config.lock_after and self.votes[best] >= 0.75 * self.votes.sum():
             self.locked = best
 
-    def _backfill(self, x: float, y: float, k: int) -> list[CursorHit]:
+    def _backfill(self, x: float, y: float, k: int, ignore: np.ndarray | None = None, scale: int = 4) -> list[CursorHit]:
         """Walk back through this view's earlier frames while the cursor is found near (x, y)."""
         hits = []
         t = self.templates[k]
         for index, luma, confirmed in reversed(self.history):
-            if confirmed or luma is None:  # never overwrite a verified hit
+            if luma is None:
                 break
+            if confirmed:  # never overwrite a verified hit, unless it lies in what is now known to be a webcam
+                pos = self.history_hits.get(index)
+                if ignore is None or pos is None or not _inside(ignore, pos[0], pos[1], scale):
+                    break
             score, bx, by = match_in(luma, self._box_around_tip(x, y, self.config.backfill_radius, t), t, self.config.min_contrast)
             if score < self.config.min_score:
                 break
             hits.append(CursorHit(index, bx, by, score))
             x, y = bx, by
         return hits[::-1]
+
+
+def _inside(mask: np.ndarray, x: float, y: float, scale: int) -> bool:
+    """Is full-resolution (x, y) inside an analysis-scale boolean ``mask``?"""
+    h, w = mask.shape
+    return bool(mask[min(h - 1, max(0, int(y // scale))), min(w - 1, max(0, int(x // scale)))])
 
 
 CURSOR_LOCATORS: dict[str, type] = {"template": TemplateCursorLocator}
