@@ -71,10 +71,10 @@ def _e(value: Any) -> str:
     return html.escape(str(value))
 
 
-def _table(headers: list[str], rows: list[list[str]]) -> str:
-    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
+def _table(headers: list[str] | None, rows: list[list[str]]) -> str:
+    head = "<thead><tr>" + "".join(f"<th>{_e(h)}</th>" for h in headers) + "</tr></thead>" if headers else ""
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f"<table>{head}<tbody>{body}</tbody></table>"
 
 
 def _fmt(v: Any) -> str:
@@ -106,7 +106,7 @@ def write_report(report: DemoReport) -> Path:
     if report.warnings:
         parts.append("<ul>" + "".join(f"<li class='warn'>{_e(w)}</li>" for w in report.warnings) + "</ul>")
     if report.facts:
-        parts.append(_table(["", ""], [[_e(k), _e(v)] for k, v in report.facts]))
+        parts.append(_table(None, [[_e(k), _e(v)] for k, v in report.facts]))
 
     parts.append("<h2 id='metrics'>Held-out evaluation</h2>")
     if report.metrics_rows:
