@@ -71,7 +71,7 @@ class CursorConfig:
     max_blob_area: int = 900  # analysis px; bigger changes are not a cursor
     search_every: int = 25  # frames between whole-frame searches while nothing is tracked
     search_peaks: int = 6
-    backfill_frames: int = 125  # how far back a fresh acquisition is propagated
+    backfill_frames: int = 100  # how far back a fresh acquisition is propagated (frames held)
     backfill_radius: int = 8  # px searched per step when propagating backwards
     lock_after: int = 15  # verified hits agreeing on one template size before it is locked
     min_change: float = 12.0  # mean |frame - background| under the arrow that proves a pointer
@@ -87,6 +87,7 @@ class Template:
     mask: np.ndarray  # (th, tw) uint8 0/255
     hotspot: tuple[int, int]  # (x, y) of the tip pixel
     half: np.ndarray = field(repr=False, default_factory=lambda: np.zeros((1, 1), np.uint8))  # half-resolution image
+    flat: np.ndarray = field(repr=False, default_factory=lambda: np.zeros((1, 1), np.uint8))  # unmasked version
     fill: np.ndarray = field(repr=False, default_factory=lambda: np.zeros((1, 1), bool))  # pixels inside the arrow
     ring: np.ndarray = field(repr=False, default_factory=lambda: np.zeros((1, 1), bool))  # pixels of its outline
 
@@ -112,7 +113,9 @@ def make_template(scale: float, outline: float = 1.0, supersample: int = 8) -> T
     half = cv2.resize(np.where(mask > 0, image, 128).astype(np.uint8), (max(2, w // 2), max(2, h // 2)), interpolation=cv2.INTER_AREA)
     fill_px = (a_fill > 0.9) & (mask > 0)
     ring_px = (a_fill < 0.1) & (a_out > 0.6)
-    return Template(image, mask, (pad, pad), half, fill_px, ring_px)
+    # Outside the mask, the template's own mean: those pixels then add nothing to the correlation.
+    flat = np.where(mask > 0, image, round(float(image[mask > 0].mean()))).astype(np.uint8)
+    return Template(image, mask, (pad, pad), half, flat, fill_px, ring_px)
 
 
 def make_templates(scales: tuple[float, ...], frame_height: int) -> list[Template]:
@@ -120,6 +123,10 @@ def make_templates(scales: tuple[float, ...], frame_height: int) -> list[Templat
     # 360p a cursor is rarely drawn smaller than half its 720p size.
     unit = max(0.5, frame_height / 720)
     return [make_template(s * unit) for s in scales]
+
+
+COARSE_POSITIONS = 400  # regions with more candidate positions get a coarse unmasked pass first
+COARSE_REFINE = 2  # px around the coarse peak scored with the masked correlation
 
 
 def match_in(luma: np.ndarray, box: tuple[int, int, int, int], template: Template, min_contrast: float = 0.0) -> tuple[float, float, float]:
@@ -136,6 +143,16 @@ def match_in(luma: np.ndarray, box: tuple[int, int, int, int], template: Templat
     x1, y1 = min(W, box[2] + tw), min(H, box[3] + th)
     if x1 - x0 < tw or y1 - y0 < th:
         return 0.0, 0.0, 0.0
+    if (x1 - x0 - tw + 1) * (y1 - y0 - th + 1) > COARSE_POSITIONS:
+        # Large region: find the spot with the (3x cheaper) unmasked correlation, then score
+        # it, and its neighbours, with the masked one.
+        res = cv2.matchTemplate(luma[y0:y1, x0:x1], template.flat, cv2.TM_CCOEFF_NORMED)
+        cv2.patchNaNs(res, 0.0)
+        lo, hi, lo_loc, hi_loc = cv2.minMaxLoc(res)
+        cx, cy = hi_loc if hi >= -lo else lo_loc
+        r = COARSE_REFINE
+        x0, y0 = x0 + max(0, cx - r), y0 + max(0, cy - r)
+        x1, y1 = min(x1, x0 + 2 * r + tw + 1), min(y1, y0 + 2 * r + th + 1)
     roi = luma[y0:y1, x0:x1]
     res = cv2.matchTemplate(roi, template.image, cv2.TM_CCOEFF_NORMED, mask=template.mask)
     cv2.patchNaNs(res, 0.0)  # flat windows give NaN
@@ -318,7 +335,7 @@ class TemplateCursorLocator:
             # Nothing changed around a verified resting pointer: it is where it was; no matching needed.
             x, y, _k = self.track  # type: ignore[misc]
             hit = CursorHit(frame.index, x, y, self.last_score)
-            self.history.append((frame.index, frame.luma.copy() if frame.ignore is None else None, True))
+            self.history.append((frame.index, frame.luma if frame.ignore is None else None, True))
             self.history_hits[frame.index] = (x, y)
             return [hit]
         boxes: list[tuple[int, int, int, int]] = []
@@ -395,7 +412,8 @@ class TemplateCursorLocator:
         # Backfill never walks past a confirmed frame, so its pixels need not be kept, except
         # before a webcam is known: a hit there may turn out to be the webcam.
         keep_pixels = not confirmed or frame.ignore is None
-        self.history.append((frame.index, frame.luma.copy() if keep_pixels else None, confirmed))
+        # Frames are not written to after decoding, so a reference is enough (no copy).
+        self.history.append((frame.index, frame.luma if keep_pixels else None, confirmed))
         self.history_hits[frame.index] = (out[-1].x, out[-1].y) if confirmed else None
         return out
 

@@ -171,6 +171,8 @@ def analyse(source: FrameSource, config: ExtractConfig | None = None, name: str 
     samples: _RunSamples | None = None
     prev_small: np.ndarray | None = None
     run_small: np.ndarray | None = None  # first small frame of the current still view
+    cells_for: np.ndarray | None = None  # the webcam mask that ignore_cells was made from
+    ignore_cells: np.ndarray | None = None
     recent: deque[tuple[int, np.ndarray]] = deque(maxlen=cfg.stability.boundary_frames + 2)
     run_start: int | None = None
     size: tuple[int, int] | None = None
@@ -215,9 +217,10 @@ def analyse(source: FrameSource, config: ExtractConfig | None = None, name: str 
         if index == 1:
             frame_interval = max(1e-3, frame.t - times[0])
         times.append(frame.t)
-        ignore_cells = None
-        if webcam.mask is not None:
-            ignore_cells = cv2.resize(webcam.mask.astype(np.uint8), cfg.stability.grid, interpolation=cv2.INTER_AREA) > 0
+        if webcam.mask is not cells_for:
+            cells_for = webcam.mask
+            ignore_cells = None if cells_for is None else \
+                cv2.resize(cells_for.astype(np.uint8), cfg.stability.grid, interpolation=cv2.INTER_AREA) > 0
         moving = stability.update(tiny, ignore_cells)
         moving_flags.append(moving)
         motion = cv2.absdiff(small, prev_small) if prev_small is not None else None
