@@ -95,3 +95,16 @@ def test_asr_needs_existing_model_dir(tmp_path):
 
     with pytest.raises(InputError, match="ASR model directory not found"):
         transcribe(tmp_path / "v.mp4", AsrConfig(model_dir=tmp_path / "missing"))
+
+
+def test_asr_without_faster_whisper_names_the_extra(tmp_path):
+    import importlib.util
+
+    from quilt_llava.errors import MissingDependencyError
+    from quilt_llava.narratives.transcript import AsrConfig, transcribe
+
+    if importlib.util.find_spec("faster_whisper") is not None:
+        pytest.skip("faster-whisper is installed")
+    (tmp_path / "model").mkdir()
+    with pytest.raises(MissingDependencyError, match=r"quilt-llava\[asr\]"):
+        transcribe(tmp_path / "v.mp4", AsrConfig(model_dir=tmp_path / "model"))
