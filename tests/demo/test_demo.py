@@ -90,3 +90,23 @@ def test_report_links_resolve_and_renders_in_chromium(demo_run, artifacts_dir):
         finally:
             browser.close()
     assert shot.stat().st_size > 20_000
+
+
+def test_llm_generators_run_on_training_views_only(demo_run, tmp_path, monkeypatch):
+    """With an endpoint configured, the demo's LLM step produces conversation and detail records."""
+    from quilt_llava.console import Output
+    from quilt_llava.demo.run import DemoConfig, _run_llm_generators
+    from tests.fake_openai import FakeOpenAIServer
+    from tests.instruct.conftest import good_reply
+
+    out, proc = demo_run
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    rows = read_jsonl(out / "narratives" / "narratives.jsonl")[:3]
+    monkeypatch.setenv("QL_DEMO_TEST_KEY", "sk-demo-test")
+    with FakeOpenAIServer(responder=good_reply) as srv:
+        cfg = DemoConfig(llm_base_url=srv.base_url, llm_model="test-model", llm_api_key_env="QL_DEMO_TEST_KEY")
+        records, summaries = _run_llm_generators(cfg, rows, tmp_path, Output(quiet=True))
+    assert summaries["conversation"]["records"] == 3 and summaries["detail"]["records"] == 3
+    assert summaries["conversation"]["rejected"] == summaries["conversation"]["failed"] == 0
+    assert {r["image"] for r in records} == {r["image"] for r in rows}
+    assert all(r["conversations"][0]["value"].count("<image>") == 1 for r in records)

@@ -157,15 +157,19 @@ def run_demo(cfg: DemoConfig, output: Output | None = None) -> DemoResult:
         region_cfg.seed = cfg.seed
         res = build_region_qa(rows, nar_dir, inst_dir, region_cfg)
         held = set(res.eval_segments)
-        seg_align = [r for r in build_alignment_records([r for r in rows if f"{r['video_id']}/{r['segment_id']}" not in held],
-                                                        seed=cfg.seed, use_grounded=False)]
+        train_rows = [r for r in rows if f"{r['video_id']}/{r['segment_id']}" not in held]
+        seg_align = build_alignment_records(train_rows, seed=cfg.seed, use_grounded=False)
         stage1 = _prefix_images(seg_align, "narratives") + _prefix_images(res.align_records, "instruct")
-        write_jsonl(inst_dir / "stage1.jsonl", stage1)
-        write_jsonl(inst_dir / "stage2.jsonl", _prefix_images(res.train_records, "instruct"))
-        write_jsonl(inst_dir / "eval_questions.jsonl", _prefix_images(res.eval_questions, "instruct"))
-        write_json(inst_dir / "summary.json", res.summary())
+        stage2 = _prefix_images(res.train_records, "instruct")
+        summary = res.summary()
         if cfg.llm_base_url:
-            _run_llm_generators(cfg, nar_dir, inst_dir, output)
+            llm_records, llm_summaries = _run_llm_generators(cfg, train_rows, inst_dir, output)
+            stage2 += _prefix_images(llm_records, "narratives")
+            summary["llm"] = llm_summaries
+        write_jsonl(inst_dir / "stage1.jsonl", stage1)
+        write_jsonl(inst_dir / "stage2.jsonl", stage2)
+        write_jsonl(inst_dir / "eval_questions.jsonl", _prefix_images(res.eval_questions, "instruct"))
+        write_json(inst_dir / "summary.json", summary)
 
     steps.run("instruct", "3/6 building instruction data", instruct)
 
@@ -226,15 +230,29 @@ def run_demo(cfg: DemoConfig, output: Output | None = None) -> DemoResult:
     return result
 
 
-def _run_llm_generators(cfg: DemoConfig, nar_dir: Path, inst_dir: Path, output: Output) -> None:
-    """Conversation and detailed-description records through the configured endpoint."""
+def _run_llm_generators(cfg: DemoConfig, train_rows: list[dict[str, Any]], inst_dir: Path,
+                        output: Output) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Conversation and detailed-description records for the training views, through the endpoint.
+
+    Only training views are sent, so held-out views never reach the training data.
+    Failures are reported in the summary (and the rejects files); the demo goes on.
+    """
     from quilt_llava.instruct.run import GenerateOptions, run_generator
 
+    narratives = inst_dir / "narratives.train.jsonl"
+    write_jsonl(narratives, train_rows)
+    records: list[dict[str, Any]] = []
+    summaries: dict[str, Any] = {}
     for name in ("conversation", "detail"):
+        out = inst_dir / f"llm_{name}.jsonl"
         opts = GenerateOptions(
-            generator=name, narratives=nar_dir / "narratives.jsonl", out=inst_dir / f"llm_{name}.jsonl",
-            base_url=cfg.llm_base_url, model=cfg.llm_model, api_key_env=cfg.llm_api_key_env,
+            generator=name, narratives=narratives, out=out,
+            base_url=cfg.llm_base_url or "", model=cfg.llm_model, api_key_env=cfg.llm_api_key_env,
             cache=inst_dir / "llm_cache.sqlite",
         )
         summary = run_generator(opts, output)
-        output.info(f"  LLM generator {name}: {summary}")
+        summaries[name] = {k: summary.get(k) for k in ("records", "rejected", "failed", "calls", "cached")}
+        output.info(f"  LLM generator {name}: {summaries[name]}")
+        if out.exists():
+            records.extend(read_jsonl(out))
+    return records, summaries
