@@ -107,7 +107,7 @@ def refine_edges(image: np.ndarray, box: tuple[int, int, int, int], search: int 
 
 
 class ChangeFrequency:
-    """How often each analysis pixel differs from the first frame of its still view.
+    """How often each analysis pixel differs from a recent frame of its still view.
 
     Tissue under a still view never changes; a cursor visits a spot for a while; a
     webcam box keeps changing for the whole video. Large compact regions that differ
@@ -124,7 +124,7 @@ class ChangeFrequency:
         self.mask: np.ndarray | None = None
 
     def add(self, diff: np.ndarray) -> None:
-        """``diff``: |frame - first frame of the current still view| at analysis scale."""
+        """``diff``: |frame - a recent frame of the current still view| at analysis scale."""
         if self.counts is None:
             self.counts = np.zeros(diff.shape, np.uint32)
         self.counts += diff > self.threshold

@@ -51,6 +51,7 @@ VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".ts")
 TRANSCRIPT_SUFFIXES = (".transcript.json", ".json", ".srt", ".vtt")
 ROWS_FILE = "rows.jsonl"
 NARRATIVES_FILE = "narratives.jsonl"
+WEBCAM_REFERENCE_FRAMES = 50
 
 
 @dataclass
@@ -170,7 +171,8 @@ def analyse(source: FrameSource, config: ExtractConfig | None = None, name: str 
     locator: TemplateCursorLocator | None = None
     samples: _RunSamples | None = None
     prev_small: np.ndarray | None = None
-    run_small: np.ndarray | None = None  # first small frame of the current still view
+    run_small: np.ndarray | None = None  # reference small frame of the current still view
+    run_index = 0
     cells_for: np.ndarray | None = None  # the webcam mask that ignore_cells was made from
     ignore_cells: np.ndarray | None = None
     recent: deque[tuple[int, np.ndarray]] = deque(maxlen=cfg.stability.boundary_frames + 2)
@@ -225,10 +227,12 @@ def analyse(source: FrameSource, config: ExtractConfig | None = None, name: str 
         moving_flags.append(moving)
         motion = cv2.absdiff(small, prev_small) if prev_small is not None else None
         prev_small = small
+        # The webcam detector compares with a reference at most ~2 s old: long enough to see
+        # a narrator move, short enough that a keyframe's re-quantisation passes quickly.
         if moving:
             run_small = None
-        elif run_small is None:
-            run_small = small
+        elif run_small is None or index - run_index >= WEBCAM_REFERENCE_FRAMES:
+            run_small, run_index = small, index
         else:
             webcam.add(cv2.absdiff(small, run_small))
         if analysed % 12 == 0:
