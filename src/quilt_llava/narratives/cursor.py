@@ -176,7 +176,8 @@ class TemplateCursorLocator:
         self.verified = False  # the current track was seen to differ from the background
         self.pending: list[CursorHit] = []  # hits of an unverified track
         self.dormant: list[CursorHit] = []  # unverified hits of the last track that ended
-        self.background: np.ndarray | None = None
+        self.bg_frame: np.ndarray | None = None  # the last frame (a reference, never written to)
+        self.bg_patches: list[tuple[int, int, int, int, np.ndarray]] = []  # pointer-free pixels kept from before
         self.last_score = 0.0
         self.last_changed = False
         self._ignore_key: np.ndarray | None = None
@@ -280,33 +281,43 @@ class TemplateCursorLocator:
         x0, y0 = round(x) - t.hotspot[0], round(y) - t.hotspot[1]
         return x0, y0, x0 + tw, y0 + th
 
+    def _background_region(self, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
+        """The background in a region: the last frame, with the kept pointer-free patches on top."""
+        assert self.bg_frame is not None
+        region = self.bg_frame[y0:y1, x0:x1].copy()
+        for px0, py0, px1, py1, patch in self.bg_patches:
+            ix0, iy0, ix1, iy1 = max(x0, px0), max(y0, py0), min(x1, px1), min(y1, py1)
+            if ix1 > ix0 and iy1 > iy0:
+                region[iy0 - y0 : iy1 - y0, ix0 - x0 : ix1 - x0] = patch[iy0 - py0 : iy1 - py0, ix0 - px0 : ix1 - px0]
+        return region
+
     def _change(self, luma: np.ndarray, x: float, y: float, k: int) -> float:
         """Mean |frame - background| over the arrow's pixels at (x, y): a pointer differs from what it covers."""
-        if self.background is None:
+        if self.bg_frame is None:
             return 0.0
         t = self.templates[k]
         x0, y0, x1, y1 = self._patch_box(x, y, t)
         H, W = luma.shape
         if x0 < 0 or y0 < 0 or x1 > W or y1 > H:
             return 0.0
-        diff = np.abs(luma[y0:y1, x0:x1].astype(np.int16) - self.background[y0:y1, x0:x1].astype(np.int16))
+        diff = np.abs(luma[y0:y1, x0:x1].astype(np.int16) - self._background_region(x0, y0, x1, y1).astype(np.int16))
         return float(diff[t.mask > 0].mean())
 
     def _update_background(self, luma: np.ndarray, keep: list[tuple[float, float, int]]) -> None:
-        """Background = this frame, except under the pointer (kept from before it arrived)."""
-        if self.background is None:
-            self.background = luma.copy()
+        """Background = this frame, except under the pointer (kept from before it arrived).
+
+        Held as a reference to the frame plus small patches, so nothing full-size is copied."""
+        if self.bg_frame is None:
+            self.bg_frame, self.bg_patches = luma, []
             return
-        saved = []
         H, W = luma.shape
+        patches = []
         for x, y, k in keep:
             x0, y0, x1, y1 = self._patch_box(x, y, self.templates[k])
             x0, y0, x1, y1 = max(0, x0 - 2), max(0, y0 - 2), min(W, x1 + 2), min(H, y1 + 2)
             if x1 > x0 and y1 > y0:
-                saved.append((x0, y0, x1, y1, self.background[y0:y1, x0:x1].copy()))
-        np.copyto(self.background, luma)
-        for x0, y0, x1, y1, patch in saved:
-            self.background[y0:y1, x0:x1] = patch
+                patches.append((x0, y0, x1, y1, self._background_region(x0, y0, x1, y1)))
+        self.bg_frame, self.bg_patches = luma, patches
 
     def _end_track(self, view_ends: bool = False) -> list[CursorHit]:
         """A track ends. Its unverified hits wait (dormant) for the same spot to be re-acquired and
@@ -329,7 +340,7 @@ class TemplateCursorLocator:
             self.new_view = True
             self.history.clear()
             self.history_hits.clear()
-            self.background = None
+            self.bg_frame, self.bg_patches = None, []
             return out
         if self._still_pointer(frame):
             # Nothing changed around a verified resting pointer: it is where it was; no matching needed.

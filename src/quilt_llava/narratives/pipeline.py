@@ -368,8 +368,17 @@ def _process_video(video: Path, transcript_path: Path | None, out_dir: Path, cfg
     rows = build_rows(analysis, video_id, transcript, cfg.clustering)
     frames_dir = out_dir / video_id / "frames"
     x0, y0, x1, y1 = analysis.content_box
-    for row, seg in zip(rows, analysis.segments):
-        _write_png(frames_dir / f"{row['segment_id']}.png", np.ascontiguousarray(seg.image[y0:y1, x0:x1]))
+    jobs = [(frames_dir / f"{row['segment_id']}.png", np.ascontiguousarray(seg.image[y0:y1, x0:x1]))
+            for row, seg in zip(rows, analysis.segments)]
+    if len(jobs) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        # PNG compression releases the GIL: two writers overlap.
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            list(pool.map(lambda job: _write_png(*job), jobs))
+    else:
+        for path, image in jobs:
+            _write_png(path, image)
     # Written last: its presence marks the video as finished.
     write_jsonl(out_dir / video_id / ROWS_FILE, rows)
     return rows
