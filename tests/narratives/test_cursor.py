@@ -155,3 +155,20 @@ def test_locator_reports_nothing_without_a_pointer():
     for i in range(30):
         hits += loc.process(AnalysedFrame(i, i / FPS, clean, None, False))
     assert loc.finish() == [] and hits == []
+
+
+def test_segment_image_has_no_resting_pointer():
+    """A pointer resting for most of a view survives a plain median; the segment image drops it."""
+    slide = _slide()
+    base = slide[100 : 100 + H, 200 : 200 + W].copy()
+    frames = []
+    for i in range(60):
+        frame = base.copy()
+        tip = (150, 100) if i < 45 else (150 + 12 * (i - 44), 100)
+        _draw_arrow(frame, tip)
+        frames.append(frame)
+    analysis = analyse(ArraySource(np.stack(frames), fps=FPS), ExtractConfig(min_segment_s=1.5))
+    assert len(analysis.segments) == 1
+    image = analysis.segments[0].image
+    region = (slice(95, 125), slice(145, 165))
+    assert np.abs(image[region].astype(int) - base[region]).max() <= 2

@@ -443,6 +443,13 @@ class TemplateCursorLocator:
         region = frame.motion[y0:y1, x0:x1]
         return region.size > 0 and int(region.max()) <= self.config.still_threshold
 
+    def footprint(self, x: float, y: float, frame_size: tuple[int, int], margin: int = 3) -> tuple[int, int, int, int]:
+        """Pixels a pointer with its tip at (x, y) covers (x0, y0, x1, y1), clipped to the frame."""
+        t = self.templates[self.locked if self.locked is not None else len(self.templates) - 1]
+        x0, y0, x1, y1 = self._patch_box(x, y, t)
+        w, h = frame_size
+        return max(0, x0 - margin), max(0, y0 - margin), min(w, x1 + margin), min(h, y1 + margin)
+
     def finish(self) -> list[CursorHit]:
         """Call after the last frame: settles the open track."""
         return self._end_track(view_ends=True)

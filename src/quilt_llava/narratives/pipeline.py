@@ -146,14 +146,30 @@ class _RunSamples:
                 self.stride *= 2
         self.count += 1
 
-    def median(self, first: int, last: int) -> np.ndarray | None:
-        frames = [f for i, f in self.frames if first <= i <= last]
-        if not frames:
+    def median(self, first: int, last: int, pointer: dict[int, tuple[int, int, int, int]] | None = None) -> np.ndarray | None:
+        """Per-pixel median of the samples in [first, last].
+
+        ``pointer`` maps a frame index to the box the pointer covered in it. A pointer that
+        rests for most of the run survives a plain median; under each such box the median
+        is retaken over the samples where the pointer was elsewhere (when there are any)."""
+        chosen = [(i, f) for i, f in self.frames if first <= i <= last]
+        if not chosen:
             return None
-        if len(frames) > self.keep:
-            pick = np.linspace(0, len(frames) - 1, self.keep).round().astype(int)
-            frames = [frames[i] for i in pick]
-        return median_u8(frames)
+        if len(chosen) > self.keep:
+            pick = np.linspace(0, len(chosen) - 1, self.keep).round().astype(int)
+            chosen = [chosen[i] for i in pick]
+        image = median_u8([f for _, f in chosen])
+        boxes = {pointer[i] for i, _ in chosen if pointer and i in pointer}
+        for x0, y0, x1, y1 in boxes:
+            clean = [f[y0:y1, x0:x1] for i, f in chosen
+                     if not (pointer and i in pointer and _overlap(pointer[i], (x0, y0, x1, y1)))]
+            if clean:
+                image[y0:y1, x0:x1] = np.median(np.stack(clean), axis=0).astype(np.uint8)
+        return image
+
+
+def _overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
 def analyse(source: FrameSource, config: ExtractConfig | None = None, name: str = "video") -> Analysis:
@@ -193,7 +209,13 @@ def analyse(source: FrameSource, config: ExtractConfig | None = None, name: str 
         duration = times[end_i] - times[start_i] + frame_interval
         if duration < cfg.min_segment_s or samples is None:
             return
-        image = samples.median(start_i, end_i)
+        pointer = {}
+        if locator is not None:
+            for i, _ in samples.frames:
+                hit = hits.get(i)
+                if hit is not None and start_i <= i <= end_i:
+                    pointer[i] = locator.footprint(hit.x, hit.y, size)
+        image = samples.median(start_i, end_i, pointer)
         if image is None:
             return
         segments.append(Segment(Span(start_i, end_i), times[start_i], times[end_i] + frame_interval, image, []))
