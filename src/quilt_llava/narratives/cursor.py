@@ -349,25 +349,28 @@ class TemplateCursorLocator:
             self.history.append((frame.index, frame.luma if frame.ignore is None else None, True))
             self.history_hits[frame.index] = (x, y)
             return [hit]
-        boxes: list[tuple[int, int, int, int]] = []
         active = self._active()
-        if self.track is not None:
-            t = self.templates[self.track[2]]
-            boxes.append(self._box_around_tip(self.track[0], self.track[1], cfg.track_radius, t))
-        boxes.extend(self._blob_boxes(frame))
-        searched = False
-        if (self.track is None or not self.verified) and (self.new_view or frame.index - self.last_search >= cfg.search_every):
-            boxes.extend(self._search_peaks(frame))
-            self.last_search = frame.index
-            searched = True
+        blob_boxes = self._blob_boxes(frame)
+        cands = self._allowed(frame, self._candidates(frame.luma, blob_boxes, active)) if blob_boxes else []
+        if not self._moved_on(frame, cands):
+            # Unless a blob already shows the tracked pointer, moved on, look around its last
+            # position too, and search the whole frame when a view starts or nothing is tracked.
+            boxes: list[tuple[int, int, int, int]] = []
+            if self.track is not None:
+                t = self.templates[self.track[2]]
+                boxes.append(self._box_around_tip(self.track[0], self.track[1], cfg.track_radius, t))
+            searched = False
+            if (self.track is None or not self.verified) and (self.new_view or frame.index - self.last_search >= cfg.search_every):
+                boxes.extend(self._search_peaks(frame))
+                self.last_search = frame.index
+                searched = True
+            if boxes:
+                cands = sorted(cands + self._allowed(frame, self._candidates(frame.luma, boxes, active)), reverse=True)
+            boxes += blob_boxes
+            if not cands and self.locked is not None and (searched or self.track is None) and boxes:
+                # The locked size may be wrong for this view (zoomed recording); try every size.
+                cands = self._allowed(frame, self._candidates(frame.luma, boxes, list(range(len(self.templates)))))
         self.new_view = False
-        cands = self._candidates(frame.luma, boxes, active) if boxes else []
-        if not cands and self.locked is not None and (searched or self.track is None) and boxes:
-            # The locked size may be wrong for this view (zoomed recording); try every size.
-            cands = self._candidates(frame.luma, boxes, list(range(len(self.templates))))
-        if frame.ignore is not None:
-            # Nothing inside an ignored region (a webcam) is a pointer, a track that wandered there included.
-            cands = [c for c in cands if not _inside(frame.ignore, c[1], c[2], frame.scale)]
         out: list[CursorHit] = []
         chosen = None
         strongest = 0.0
@@ -427,6 +430,21 @@ class TemplateCursorLocator:
         self.history.append((frame.index, frame.luma if keep_pixels else None, confirmed))
         self.history_hits[frame.index] = (out[-1].x, out[-1].y) if confirmed else None
         return out
+
+    def _allowed(self, frame: AnalysedFrame, cands: list) -> list:
+        """Nothing inside an ignored region (a webcam) is a pointer, a track that wandered there included."""
+        if frame.ignore is None:
+            return cands
+        return [c for c in cands if not _inside(frame.ignore, c[1], c[2], frame.scale)]
+
+    def _moved_on(self, frame: AnalysedFrame, cands: list) -> bool:
+        """Does a blob candidate continue the verified track, seen to differ from the background?"""
+        if self.track is None or not self.verified or not cands:
+            return False
+        tx, ty, _ = self.track
+        return any(math.hypot(x - tx, y - ty) <= self.config.max_step and score >= cands[0][0] - self.config.prefer_margin
+                   and self._change(frame.luma, x, y, k) >= self.config.min_change
+                   for score, x, y, k, _ in cands)
 
     def _still_pointer(self, frame: AnalysedFrame) -> bool:
         if self.track is None or not self.verified or not self.last_changed or frame.motion is None \

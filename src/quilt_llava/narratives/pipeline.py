@@ -361,10 +361,16 @@ def build_rows(analysis: Analysis, video_id: str, transcript: Transcript | None,
 
 
 def _write_png(path: Path, rgb: np.ndarray) -> None:
-    from PIL import Image
+    import cv2
 
+    # Fast zlib level with run-length matching: about twice as fast as Pillow's level 1
+    # for a few percent more bytes.
+    ok, data = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
+                            [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE])
+    if not ok:
+        raise InputError(str(path), "could not encode the segment image as PNG")
     with atomic_open(path, "wb") as fh:
-        Image.fromarray(rgb).save(fh, format="PNG", compress_level=1)
+        fh.write(data.tobytes())
 
 
 def rebuild_narratives(out_dir: Path) -> int:

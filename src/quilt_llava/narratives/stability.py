@@ -72,9 +72,16 @@ class CellDiffStability:
 
     def drifting(self, a: np.ndarray, b: np.ndarray, ignore: np.ndarray | None = None) -> bool:
         """A finer test used only next to a detected pan: is the view still easing in or out?"""
-        return self._changed(a, b, ignore, self.config.fine_threshold) > self.config.moving_fraction
+        return self._changed(self._crop(a), self._crop(b), ignore, self.config.fine_threshold) > self.config.moving_fraction
+
+    def _crop(self, img: np.ndarray) -> np.ndarray:
+        """Crop to whole cells: cell means are then an exact, fast integer-factor reduction."""
+        gx, gy = self.config.grid
+        h, w = img.shape
+        return img[: h - h % gy, : w - w % gx] if h >= gy and w >= gx else img
 
     def update(self, small: np.ndarray, ignore: np.ndarray | None = None) -> bool:
+        small = self._crop(small)
         if self.prev is None:
             self.prev = self.anchor = small
             return False
