@@ -155,7 +155,8 @@ def test_cli_single_video(video, tmp_path):
     assert bad.exit_code != 0
 
 
-def test_median_u8_matches_numpy():
-    rng = np.random.default_rng(0)
-    stack = [rng.integers(0, 256, (5, 7, 3), dtype=np.uint8) for _ in range(9)]
+@pytest.mark.parametrize("n", [1, 3, 5, 7, 9, 11])
+def test_median_u8_matches_numpy(n):
+    rng = np.random.default_rng(n)
+    stack = [rng.integers(0, 256, (9, 11, 3), dtype=np.uint8) for _ in range(n)]
     assert np.array_equal(median_u8(stack), np.median(np.stack(stack), axis=0).astype(np.uint8))

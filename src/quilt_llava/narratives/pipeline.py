@@ -110,13 +110,29 @@ class Analysis:
     segments: list[Segment]
 
 
+# Compare-exchange networks that leave the median of 9 (19 steps) or 7 (13 steps) values in
+# the middle slot (Paeth; Devillard, "Fast median search"), instead of a full sort.
+_MEDIAN_NETWORKS = {
+    9: ((1, 2), (4, 5), (7, 8), (0, 1), (3, 4), (6, 7), (1, 2), (4, 5), (7, 8), (0, 3), (5, 8), (4, 7),
+        (3, 6), (1, 4), (2, 5), (4, 7), (4, 2), (6, 4), (4, 2)),
+    7: ((0, 5), (0, 3), (1, 6), (2, 4), (0, 1), (3, 5), (2, 6), (2, 3), (3, 6), (4, 5), (1, 4), (1, 3), (3, 4)),
+}
+
+
 def median_u8(stack: list[np.ndarray]) -> np.ndarray:
-    """Per-pixel median of same-shaped uint8 arrays (an odd count is used), via a min/max sorting network."""
+    """Per-pixel median of same-shaped uint8 arrays (an odd count is used) with min/max networks."""
     if len(stack) % 2 == 0 and len(stack) > 1:
         stack = stack[1:]
     work = [s.copy() for s in stack]
     n = len(work)
-    # Odd-even transposition sort: n rounds of compare-swap on uint8 planes, no float copies.
+    network = _MEDIAN_NETWORKS.get(n)
+    if network is not None:
+        for a, b in network:  # afterwards work[a] <= work[b]
+            lo = np.minimum(work[a], work[b])
+            np.maximum(work[a], work[b], out=work[b])
+            work[a] = lo
+        return work[n // 2]
+    # Other counts: odd-even transposition sort, n rounds of compare-exchange.
     for r in range(n):
         for i in range(r % 2, n - 1, 2):
             lo = np.minimum(work[i], work[i + 1])
@@ -134,13 +150,14 @@ class _RunSamples:
         self.reset()
 
     def reset(self) -> None:
-        self.frames: list[tuple[int, np.ndarray]] = []
+        # (index, colour getter): frames are converted to RGB only if the median uses them.
+        self.frames: list[tuple[int, Callable[[], np.ndarray]]] = []
         self.stride = self.base_stride
         self.count = 0
 
     def offer(self, index: int, get_rgb: Callable[[], np.ndarray]) -> None:
         if self.count % self.stride == 0:
-            self.frames.append((index, get_rgb()))
+            self.frames.append((index, get_rgb))
             if len(self.frames) > 2 * self.keep:
                 self.frames = self.frames[::2]
                 self.stride *= 2
@@ -152,12 +169,13 @@ class _RunSamples:
         ``pointer`` maps a frame index to the box the pointer covered in it. A pointer that
         rests for most of the run survives a plain median; under each such box the median
         is retaken over the samples where the pointer was elsewhere (when there are any)."""
-        chosen = [(i, f) for i, f in self.frames if first <= i <= last]
-        if not chosen:
+        picked = [(i, get) for i, get in self.frames if first <= i <= last]
+        if not picked:
             return None
-        if len(chosen) > self.keep:
-            pick = np.linspace(0, len(chosen) - 1, self.keep).round().astype(int)
-            chosen = [chosen[i] for i in pick]
+        if len(picked) > self.keep:
+            pick = np.linspace(0, len(picked) - 1, self.keep).round().astype(int)
+            picked = [picked[i] for i in pick]
+        chosen = [(i, get()) for i, get in picked]
         image = median_u8([f for _, f in chosen])
         boxes = {pointer[i] for i, _ in chosen if pointer and i in pointer}
         for x0, y0, x1, y1 in boxes:
