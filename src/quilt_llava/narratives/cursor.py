@@ -180,6 +180,7 @@ class TemplateCursorLocator:
         self.bg_patches: list[tuple[int, int, int, int, np.ndarray]] = []  # pointer-free pixels kept from before
         self.last_score = 0.0
         self.last_changed = False
+        self.last_hit = -1  # frame index of the last hit (emitted or pending) of the track
         self._ignore_key: np.ndarray | None = None
         self._ignore_keep: np.ndarray | None = None
         self.locked: int | None = None
@@ -343,9 +344,14 @@ class TemplateCursorLocator:
             self.bg_frame, self.bg_patches = None, []
             return out
         if self._still_pointer(frame):
-            # Nothing changed around a verified resting pointer: it is where it was; no matching needed.
+            # Nothing changed around a resting pointer: it is where it was; no matching needed.
             x, y, _k = self.track  # type: ignore[misc]
             hit = CursorHit(frame.index, x, y, self.last_score)
+            self.last_hit = frame.index
+            if not self.verified:
+                self.pending.append(hit)
+                self.history.append((frame.index, frame.luma, False))
+                return []
             self.history.append((frame.index, frame.luma if frame.ignore is None else None, True))
             self.history_hits[frame.index] = (x, y)
             return [hit]
@@ -417,6 +423,7 @@ class TemplateCursorLocator:
                 self.pending.append(hit)
             self.track = (x, y, k)
             self.last_score = score
+            self.last_hit = frame.index
             # Only a pointer seen to differ from what it covers may be carried over unchanged frames.
             self.last_changed = changed or self._change(frame.luma, x, y, k) >= cfg.min_change
             keep.append(self.track)
@@ -447,8 +454,10 @@ class TemplateCursorLocator:
                    for score, x, y, k, _ in cands)
 
     def _still_pointer(self, frame: AnalysedFrame) -> bool:
-        if self.track is None or not self.verified or not self.last_changed or frame.motion is None \
-                or not self.history or not self.history[-1][2]:
+        # A verified pointer must have been seen to differ from its background (not a ghost
+        # left on static tissue); an unverified one stays pending either way.
+        if self.track is None or (self.verified and not self.last_changed) or frame.motion is None \
+                or self.last_hit != frame.index - 1:
             return False
         x, y, k = self.track
         if frame.ignore is not None and _inside(frame.ignore, x, y, frame.scale):
@@ -459,7 +468,14 @@ class TemplateCursorLocator:
         x0, y0 = max(0, int((x - hx) // s) - 1), max(0, int((y - hy) // s) - 1)
         x1, y1 = int((x - hx + tw) // s) + 2, int((y - hy + th) // s) + 2
         region = frame.motion[y0:y1, x0:x1]
-        return region.size > 0 and int(region.max()) <= self.config.still_threshold
+        if region.size == 0 or int(region.max()) > self.config.still_threshold:
+            return False
+        if not self.verified:
+            # An unverified track may be tissue that looks like a pointer: keep looking for
+            # the real one (a whole-frame search when due, any moving blob) before resting.
+            due = self.new_view or frame.index - self.last_search >= self.config.search_every
+            return not due and not self._blob_boxes(frame)
+        return True
 
     def footprint(self, x: float, y: float, frame_size: tuple[int, int], margin: int = 3) -> tuple[int, int, int, int]:
         """Pixels a pointer with its tip at (x, y) covers (x0, y0, x1, y1), clipped to the frame."""
