@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from quilt_llava.errors import ConfigError, InputError, QuiltError
-from quilt_llava.files import atomic_open, iter_jsonl, write_jsonl
+from quilt_llava.files import atomic_write_bytes, iter_jsonl, write_jsonl
 from quilt_llava.narratives.caption import grounded_caption
 from quilt_llava.narratives.clustering import CLUSTERERS, ground
 from quilt_llava.narratives.content import (
@@ -96,6 +96,7 @@ class Segment:
     end: float
     image: np.ndarray  # (H, W, 3) uint8 full frame median
     trace: list[tuple[float, float, float]]  # (t, x_px, y_px) full-resolution video pixels
+    png: bytes | None = None  # the segment image cropped to the content box, PNG-encoded
 
 
 @dataclass
@@ -163,27 +164,44 @@ class _RunSamples:
                 self.stride *= 2
         self.count += 1
 
-    def median(self, first: int, last: int, pointer: dict[int, tuple[int, int, int, int]] | None = None) -> np.ndarray | None:
-        """Per-pixel median of the samples in [first, last].
-
-        ``pointer`` maps a frame index to the box the pointer covered in it. A pointer that
-        rests for most of the run survives a plain median; under each such box the median
-        is retaken over the samples where the pointer was elsewhere (when there are any)."""
+    def pick(self, first: int, last: int) -> list[tuple[int, np.ndarray]]:
+        """The (at most ``keep``) colour frames in [first, last] the segment image is made of."""
         picked = [(i, get) for i, get in self.frames if first <= i <= last]
-        if not picked:
-            return None
         if len(picked) > self.keep:
             pick = np.linspace(0, len(picked) - 1, self.keep).round().astype(int)
             picked = [picked[i] for i in pick]
-        chosen = [(i, get()) for i, get in picked]
-        image = median_u8([f for _, f in chosen])
-        boxes = {pointer[i] for i, _ in chosen if pointer and i in pointer}
-        for x0, y0, x1, y1 in boxes:
-            clean = [f[y0:y1, x0:x1] for i, f in chosen
-                     if not (pointer and i in pointer and _overlap(pointer[i], (x0, y0, x1, y1)))]
-            if clean:
-                image[y0:y1, x0:x1] = np.median(np.stack(clean), axis=0).astype(np.uint8)
-        return image
+        return [(i, get()) for i, get in picked]
+
+    def median(self, first: int, last: int, pointer: dict[int, tuple[int, int, int, int]] | None = None) -> np.ndarray | None:
+        chosen = self.pick(first, last)
+        return segment_median(chosen, pointer) if chosen else None
+
+
+def segment_median(chosen: list[tuple[int, np.ndarray]], pointer: dict[int, tuple[int, int, int, int]] | None = None) -> np.ndarray:
+    """Per-pixel median of (index, frame) samples.
+
+    ``pointer`` maps a frame index to the box the pointer covered in it. A pointer that
+    rests for most of the run survives a plain median; under each such box the median
+    is retaken over the samples where the pointer was elsewhere (when there are any)."""
+    image = median_u8([f for _, f in chosen])
+    boxes = {pointer[i] for i, _ in chosen if pointer and i in pointer}
+    for x0, y0, x1, y1 in boxes:
+        clean = [f[y0:y1, x0:x1] for i, f in chosen
+                 if not (pointer and i in pointer and _overlap(pointer[i], (x0, y0, x1, y1)))]
+        if clean:
+            image[y0:y1, x0:x1] = np.median(np.stack(clean), axis=0).astype(np.uint8)
+    return image
+
+
+def _segment_job(chosen: list[tuple[int, np.ndarray]], pointer: dict[int, tuple[int, int, int, int]],
+                 box: tuple[int, int, int, int], refine: int | None) -> tuple[np.ndarray, tuple[int, int, int, int], bytes]:
+    """Median image, content box (refined on it when ``refine``), PNG of the crop: run off the decoding thread."""
+    import cv2
+
+    image = segment_median(chosen, pointer)
+    if refine is not None:
+        box = refine_edges(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), box, search=refine)
+    return image, box, encode_png(image, box)
 
 
 def _overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
@@ -203,6 +221,10 @@ def analyse(source: FrameSource, config: ExtractConfig | None = None, name: str 
     content = ContentStats(cfg.content)
     webcam = ChangeFrequency()
     locator: TemplateCursorLocator | None = None
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    workers = ThreadPoolExecutor(max_workers=1)
+    jobs: list[tuple[Future, tuple[int, int, int, int]]] = []
     samples: _RunSamples | None = None
     prev_small: np.ndarray | None = None
     run_small: np.ndarray | None = None  # reference small frame of the current still view
@@ -216,7 +238,6 @@ def analyse(source: FrameSource, config: ExtractConfig | None = None, name: str 
     next_t = 0.0
     frame_interval = 0.04
     analysed = 0
-    first_frame: np.ndarray | None = None
 
     def close_run(last: int) -> None:
         nonlocal run_start
@@ -233,86 +254,99 @@ def analyse(source: FrameSource, config: ExtractConfig | None = None, name: str 
                 hit = hits.get(i)
                 if hit is not None and start_i <= i <= end_i:
                     pointer[i] = locator.footprint(hit.x, hit.y, size)
-        image = samples.median(start_i, end_i, pointer)
-        if image is None:
+        chosen = samples.pick(start_i, end_i)
+        if not chosen:
             return
-        segments.append(Segment(Span(start_i, end_i), times[start_i], times[end_i] + frame_interval, image, []))
+        # The median and its PNG are made on a worker thread while decoding goes on, cropped to
+        # the content box as known now (and refined on the first segment, as at the end).
+        box_now = content.box(scale, size)
+        refine = 2 * scale + 4 if not segments else None
+        jobs.append((workers.submit(_segment_job, chosen, pointer, box_now, refine), box_now))
+        segments.append(Segment(Span(start_i, end_i), times[start_i], times[end_i] + frame_interval, np.empty(0), []))
 
-    for frame in source.frames():
-        if cfg.sample_fps is not None:
-            if frame.t < next_t - 1e-3:
-                continue
-            step = 1.0 / cfg.sample_fps
-            next_t = next_t + step if next_t + step > frame.t else frame.t + step
-        luma = frame.luma
-        if size is None:
-            h, w = luma.shape
-            size = (w, h)
-            scale = max(1, round(w / cfg.analysis_width))
-            locator = TemplateCursorLocator(h, cfg.cursor)
-            first_frame = luma.copy()
-        elif luma.shape != (size[1], size[0]):
-            raise InputError(name, f"frame size changed mid-stream at {frame.t:.2f} s")
-        small = cv2.resize(luma, (size[0] // scale, size[1] // scale), interpolation=cv2.INTER_LINEAR)
-        tiny = cv2.resize(small, (small.shape[1] // 2, small.shape[0] // 2), interpolation=cv2.INTER_AREA)
-        index = len(times)
-        if index == 1:
-            frame_interval = max(1e-3, frame.t - times[0])
-        times.append(frame.t)
-        if webcam.mask is not cells_for:
-            cells_for = webcam.mask
-            ignore_cells = None if cells_for is None else \
-                cv2.resize(cells_for.astype(np.uint8), cfg.stability.grid, interpolation=cv2.INTER_AREA) > 0
-        moving = stability.update(tiny, ignore_cells)
-        moving_flags.append(moving)
-        motion = cv2.absdiff(small, prev_small) if prev_small is not None else None
-        prev_small = small
-        # The webcam detector compares with a reference at most ~2 s old: long enough to see
-        # a narrator move, short enough that a keyframe's re-quantisation passes quickly.
-        if moving:
-            run_small = None
-        elif run_small is None or index - run_index >= WEBCAM_REFERENCE_FRAMES:
-            run_small, run_index = small, index
-        else:
-            webcam.add(cv2.absdiff(small, run_small))
-        if analysed % 12 == 0:
-            content.add(small)
-        analysed += 1
-        assert locator is not None
-        for hit in locator.process(AnalysedFrame(index, frame.t, luma, motion, moving, webcam.mask, scale)):
-            hits[hit.index] = hit
-        recent.append((index, tiny))
-        if moving:
-            # Trim still frames just before the pan where the view had already begun to ease out.
-            last = index - 1
-            if run_start is not None:
-                tinies = dict(recent)
-                while last > run_start and last - 1 in tinies and index - last <= cfg.stability.boundary_frames \
-                        and stability.drifting(tinies[last], tinies[last - 1], ignore_cells):
-                    last -= 1
-            close_run(last)
-        else:
-            if run_start is not None and index - run_start <= cfg.stability.boundary_frames and index == run_start + 1 \
-                    and stability.drifting(tiny, recent[-2][1], ignore_cells):
-                # The view was still easing in after the pan: start the run here.
-                run_start = index
-            if run_start is None:
-                run_start = index
-                if samples is None:
-                    rate = 1.0 / frame_interval if cfg.sample_fps is None else cfg.sample_fps
-                    samples = _RunSamples(cfg.median_frames, round(rate))  # one colour frame a second
-                samples.reset()
-            samples.offer(index, frame.rgb)
+    try:
+        for frame in source.frames():
+            if cfg.sample_fps is not None:
+                if frame.t < next_t - 1e-3:
+                    continue
+                step = 1.0 / cfg.sample_fps
+                next_t = next_t + step if next_t + step > frame.t else frame.t + step
+            luma = frame.luma
+            if size is None:
+                h, w = luma.shape
+                size = (w, h)
+                scale = max(1, round(w / cfg.analysis_width))
+                locator = TemplateCursorLocator(h, cfg.cursor)
+            elif luma.shape != (size[1], size[0]):
+                raise InputError(name, f"frame size changed mid-stream at {frame.t:.2f} s")
+            small = cv2.resize(luma, (size[0] // scale, size[1] // scale), interpolation=cv2.INTER_LINEAR)
+            tiny = cv2.resize(small, (small.shape[1] // 2, small.shape[0] // 2), interpolation=cv2.INTER_AREA)
+            index = len(times)
+            if index == 1:
+                frame_interval = max(1e-3, frame.t - times[0])
+            times.append(frame.t)
+            if webcam.mask is not cells_for:
+                cells_for = webcam.mask
+                ignore_cells = None if cells_for is None else \
+                    cv2.resize(cells_for.astype(np.uint8), cfg.stability.grid, interpolation=cv2.INTER_AREA) > 0
+            moving = stability.update(tiny, ignore_cells)
+            moving_flags.append(moving)
+            motion = cv2.absdiff(small, prev_small) if prev_small is not None else None
+            prev_small = small
+            # The webcam detector compares with a reference at most ~2 s old: long enough to see
+            # a narrator move, short enough that a keyframe's re-quantisation passes quickly.
+            if moving:
+                run_small = None
+            elif run_small is None or index - run_index >= WEBCAM_REFERENCE_FRAMES:
+                run_small, run_index = small, index
+            else:
+                webcam.add(cv2.absdiff(small, run_small))
+            if analysed % 12 == 0:
+                content.add(small)
+            analysed += 1
+            assert locator is not None
+            for hit in locator.process(AnalysedFrame(index, frame.t, luma, motion, moving, webcam.mask, scale)):
+                hits[hit.index] = hit
+            recent.append((index, tiny))
+            if moving:
+                # Trim still frames just before the pan where the view had already begun to ease out.
+                last = index - 1
+                if run_start is not None:
+                    tinies = dict(recent)
+                    while last > run_start and last - 1 in tinies and index - last <= cfg.stability.boundary_frames \
+                            and stability.drifting(tinies[last], tinies[last - 1], ignore_cells):
+                        last -= 1
+                close_run(last)
+            else:
+                if run_start is not None and index - run_start <= cfg.stability.boundary_frames and index == run_start + 1 \
+                        and stability.drifting(tiny, recent[-2][1], ignore_cells):
+                    # The view was still easing in after the pan: start the run here.
+                    run_start = index
+                if run_start is None:
+                    run_start = index
+                    if samples is None:
+                        rate = 1.0 / frame_interval if cfg.sample_fps is None else cfg.sample_fps
+                        samples = _RunSamples(cfg.median_frames, round(rate))  # one colour frame a second
+                    samples.reset()
+                samples.offer(index, frame.rgb)
+    except BaseException:
+        workers.shutdown(wait=False, cancel_futures=True)
+        raise
     if size is None:
         raise InputError(name, "the video stream has no decodable frames")
     assert locator is not None
     for hit in locator.finish():
         hits[hit.index] = hit
     close_run(len(times) - 1)
+    results = [job.result() for job, _ in jobs]
+    workers.shutdown()
     box = content.box(scale, size)
-    if first_frame is not None and segments:
-        gray = cv2.cvtColor(segments[0].image, cv2.COLOR_RGB2GRAY)
-        box = refine_edges(gray, box, search=2 * scale + 4)
+    if segments:
+        box = refine_edges(cv2.cvtColor(results[0][0], cv2.COLOR_RGB2GRAY), box, search=2 * scale + 4)
+    for seg, (image, used_box, png) in zip(segments, results):
+        seg.image = image
+        # The box seen at the segment's end is nearly always the final one; else encode again.
+        seg.png = png if used_box == box else encode_png(image, box)
     busy = webcam.mask  # hits made before the webcam was recognised are dropped here
     for seg in segments:
         x0, y0, x1, y1 = box
@@ -378,17 +412,19 @@ def build_rows(analysis: Analysis, video_id: str, transcript: Transcript | None,
     return rows
 
 
-def _write_png(path: Path, rgb: np.ndarray) -> None:
+def encode_png(rgb: np.ndarray, box: tuple[int, int, int, int] | None = None) -> bytes:
+    """PNG bytes of ``rgb`` (cropped to ``box``): fast zlib level with run-length matching,
+    about twice as fast as Pillow's level 1 for a few percent more bytes."""
     import cv2
 
-    # Fast zlib level with run-length matching: about twice as fast as Pillow's level 1
-    # for a few percent more bytes.
-    ok, data = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
+    if box is not None:
+        x0, y0, x1, y1 = box
+        rgb = rgb[y0:y1, x0:x1]
+    ok, data = cv2.imencode(".png", cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR),
                             [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE])
     if not ok:
-        raise InputError(str(path), "could not encode the segment image as PNG")
-    with atomic_open(path, "wb") as fh:
-        fh.write(data.tobytes())
+        raise ValueError("PNG encoding failed")
+    return data.tobytes()
 
 
 def rebuild_narratives(out_dir: Path) -> int:
@@ -413,18 +449,9 @@ def _process_video(video: Path, transcript_path: Path | None, out_dir: Path, cfg
         )
     rows = build_rows(analysis, video_id, transcript, cfg.clustering)
     frames_dir = out_dir / video_id / "frames"
-    x0, y0, x1, y1 = analysis.content_box
-    jobs = [(frames_dir / f"{row['segment_id']}.png", np.ascontiguousarray(seg.image[y0:y1, x0:x1]))
-            for row, seg in zip(rows, analysis.segments)]
-    if len(jobs) > 1:
-        from concurrent.futures import ThreadPoolExecutor
-
-        # PNG compression releases the GIL: two writers overlap.
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            list(pool.map(lambda job: _write_png(*job), jobs))
-    else:
-        for path, image in jobs:
-            _write_png(path, image)
+    for row, seg in zip(rows, analysis.segments):
+        png = seg.png if seg.png is not None else encode_png(seg.image, analysis.content_box)
+        atomic_write_bytes(frames_dir / f"{row['segment_id']}.png", png)
     # Written last: its presence marks the video as finished.
     write_jsonl(out_dir / video_id / ROWS_FILE, rows)
     return rows
