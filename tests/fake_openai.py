@@ -91,10 +91,15 @@ class FakeOpenAIServer:
         with self._lock:
             self._faults.extend(("garbage", {}) for _ in range(n))
 
-    def echo_headers_next(self, n: int, status: int = 401) -> None:
-        """The next n replies are errors whose body repeats the request headers (as some proxies do)."""
+    def echo_headers_next(self, n: int, status: int = 401, pad: int = 0, raw: bool = False) -> None:
+        """The next n replies are errors whose body repeats the request headers (as some proxies do).
+
+        ``pad`` puts that many filler characters before them (so a client that clips error
+        text before scrubbing it would cut the key in two); ``raw`` sends the text as a
+        non-JSON body instead of an OpenAI error object (with status 200: an unreadable reply).
+        """
         with self._lock:
-            self._faults.extend(("echo_headers", {"status": status}) for _ in range(n))
+            self._faults.extend(("echo_headers", {"status": status, "pad": pad, "raw": raw}) for _ in range(n))
 
     def slow_next(self, n: int, seconds: float) -> None:
         with self._lock:
@@ -196,7 +201,11 @@ class FakeOpenAIServer:
                     self._send(200, b"<html>upstream hiccup, definitely not JSON", content_type="text/html")
                     return
                 if fault and fault[0] == "echo_headers":
-                    self._json(fault[1]["status"], {"error": {"message": f"bad request; headers were {dict(self.headers.items())}"}})
+                    text = "." * fault[1]["pad"] + f"bad request; headers were {dict(self.headers.items())}"
+                    if fault[1]["raw"]:
+                        self._send(fault[1]["status"], text.encode("utf-8"), content_type="text/plain")
+                    else:
+                        self._json(fault[1]["status"], {"error": {"message": text}})
                     return
                 messages = body.get("messages") or []
                 try:

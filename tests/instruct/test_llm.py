@@ -228,3 +228,40 @@ def test_retry_after_pauses_every_request():
     during = [t - t429 for t in srv.request_times if t429 + 0.05 < t < t429 + 0.38]
     assert during == []
     assert any(t >= t429 + 0.38 for t in srv.request_times)
+
+
+# A key as long as OpenAI project keys: clipping an error text before scrubbing it would cut it in two.
+LONG_SECRET = "sk-proj-" + "Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z" * 5
+
+
+def key_fragments(text: str, key: str = LONG_SECRET, size: int = 16) -> list[str]:
+    """Pieces of ``key`` (``size`` characters or more) found in ``text``."""
+    return [key[i:i + size] for i in range(len(key) - size + 1) if key[i:i + size] in text]
+
+
+@pytest.mark.parametrize(("status", "raw"), [(401, False), (500, False), (200, True), (400, True)])
+@pytest.mark.parametrize("pad", [0, 150, 250])
+def test_long_key_is_scrubbed_before_error_text_is_clipped(monkeypatch, status, raw, pad):
+    monkeypatch.setenv("QL_TEST_KEY", LONG_SECRET)
+    with FakeOpenAIServer() as srv:
+        srv.echo_headers_next(2, status=status, pad=pad, raw=raw)
+        [res] = make_client(srv, concurrency=1, max_retries=1).run(reqs(1))
+    assert not res.ok and (("unreadable reply" in res.error) if status == 200 else ("HTTP" in res.error))
+    assert key_fragments(res.error) == []
+
+
+@pytest.mark.parametrize("raw", [LONG_SECRET + "\r", LONG_SECRET + "\n", f"  {LONG_SECRET}\t"])
+def test_key_whitespace_is_stripped(monkeypatch, raw):
+    monkeypatch.setenv("QL_TEST_KEY", raw)
+    with FakeOpenAIServer() as srv:
+        [res] = make_client(srv).run(reqs(1))
+    assert res.ok and srv.request_headers[0]["Authorization"] == f"Bearer {LONG_SECRET}"
+
+
+@pytest.mark.parametrize("raw", ["sk-abc\rdef", "sk-abc\x7fdef", "sk-abc\u2019def", "sk-\u00e9abc"])
+def test_key_with_control_or_non_ascii_characters_is_refused_without_showing_it(monkeypatch, raw):
+    monkeypatch.setenv("QL_TEST_KEY", raw)
+    with pytest.raises(ConfigError) as err:
+        LLMClient(LLMConfig(api_key_env="QL_TEST_KEY"))
+    msg = str(err.value)
+    assert "$QL_TEST_KEY" in msg and "abc" not in msg and "def" not in msg

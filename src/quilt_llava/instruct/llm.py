@@ -253,7 +253,7 @@ class LLMClient:
         self.config = config
         self.output = output or Output()
         self._sleep = sleep or asyncio.sleep
-        self._key = _Secret(os.environ.get(config.api_key_env, "") if config.api_key_env else "")
+        self._key = _Secret(read_api_key(config.api_key_env))
         self.cache = ResponseCache(config.cache_path) if config.cache_path else None
         self.stats: dict[str, float] = _empty_stats()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -474,9 +474,11 @@ class LLMClient:
         except httpx.TimeoutException as exc:
             raise _RetryableError(f"timed out after {self.config.timeout_s:g}s ({type(exc).__name__})") from None
         except httpx.TransportError as exc:
-            raise _RetryableError(f"connection error to {self.config.base_url}: {type(exc).__name__}: {exc}") from None
+            detail = _clip(self.redact(str(exc)), 300)
+            raise _RetryableError(f"connection error to {self.config.base_url}: {type(exc).__name__}: {detail}") from None
         if resp.status_code != 200:
-            detail = _error_detail(resp)
+            # Scrub the whole text first: clipping first could cut a long key in two and let half escape.
+            detail = _clip(self.redact(_error_detail(resp)), 300)
             message = f"HTTP {resp.status_code} from {self.config.base_url}: {detail}"
             if resp.status_code in RETRY_STATUSES:
                 raise _RetryableError(message, parse_retry_after(resp.headers.get("retry-after")))
@@ -485,7 +487,8 @@ class LLMClient:
             data = resp.json()
             text = data["choices"][0]["message"]["content"]
         except (ValueError, KeyError, IndexError, TypeError):
-            raise _RetryableError(f"unreadable reply (not a chat completion): {resp.text[:200]!r}") from None
+            raise _RetryableError(
+                f"unreadable reply (not a chat completion): {_clip(self.redact(resp.text), 200)!r}") from None
         if not isinstance(text, str):
             raise _RetryableError("reply has no text content")
         usage_raw = data.get("usage") or {}
@@ -495,10 +498,33 @@ class LLMClient:
 
 
 def _error_detail(resp: httpx.Response) -> str:
+    """The whole error text of a reply (the caller redacts it, then clips it)."""
     try:
         data = resp.json()
         if isinstance(data, dict) and isinstance(data.get("error"), dict):
-            return str(data["error"].get("message", data["error"]))[:300]
-        return json.dumps(data)[:300]
+            return str(data["error"].get("message", data["error"]))
+        return json.dumps(data)
     except ValueError:
-        return resp.text[:300]
+        return resp.text
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def read_api_key(env_var: str | None) -> str:
+    """The API key in ``env_var`` (surrounding whitespace stripped), or "" when unset.
+
+    A key holding control or non-ASCII characters cannot go into an HTTP header: it is
+    refused with a :class:`ConfigError` naming the variable (never the value).
+    """
+    if not env_var:
+        return ""
+    key = os.environ.get(env_var, "").strip()
+    bad = [c for c in key if ord(c) < 0x20 or ord(c) == 0x7F or ord(c) > 0x7E]
+    if bad:
+        kinds = sorted({"control characters" if ord(c) < 0x20 or ord(c) == 0x7F else "non-ASCII characters"
+                        for c in bad})
+        raise ConfigError([f"the API key in ${env_var} contains {' and '.join(kinds)} "
+                           f"(a stray quote, line break or typographic character?); set it again to the plain key"])
+    return key
