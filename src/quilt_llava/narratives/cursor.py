@@ -8,14 +8,24 @@ cross-correlation with arrow templates (dark fill / light outline; the absolute
 correlation also catches the inverted, white-filled pointer) at a few scales, and
 the reported point is the template's hotspot, the arrow tip:
 
-- candidate regions come from the last position (a resting cursor is re-verified
-  every frame), from blobs in the frame-to-frame difference (a moving or
-  reappearing cursor), and from a whole-frame search at half resolution when a new
-  view starts or nothing is being tracked;
+- candidate regions come from blobs in the frame-to-frame difference (a moving or
+  reappearing cursor), from the last position, and from a whole-frame search at half
+  resolution when a new view starts or nothing is being tracked; large regions get a
+  cheap unmasked correlation first and the masked one only around its peak;
+- a track is *verified* once the pointer is seen to differ from a pointer-free
+  background (the last frame, except under the pointer, where the pixels from before
+  it arrived are kept). Tissue that merely looks like an arrow never differs from
+  itself, so an unverified track is held back: its hits are emitted when it is
+  verified (the resting pointer starts to move) and dropped otherwise;
+- among candidates, a verified one is preferred, and among those the most visible:
+  compression leaves faint "ghosts" of a fast pointer that have its shape but not
+  its contrast;
 - when the cursor is first acquired, earlier frames of the same view are searched
   backwards from that position (a cursor that rested before it first moved);
+- where nothing changed around a resting pointer, it is carried over without matching;
 - regions the caller marks as ignored (a webcam box) produce no candidates;
-- nothing is reported below ``min_score``, so a hidden cursor yields no points.
+- nothing is reported below ``min_score`` or ``min_contrast``, so a hidden cursor
+  yields no points.
 
 A :class:`CursorLocator` has one required method, ``process(frame)``.
 """
@@ -70,7 +80,7 @@ class CursorConfig:
     max_blobs: int = 4
     max_blob_area: int = 900  # analysis px; bigger changes are not a cursor
     search_every: int = 25  # frames between whole-frame searches while nothing is tracked
-    search_peaks: int = 6
+    search_peaks: int = 16  # peaks of the coarse whole-frame search checked at full resolution
     backfill_frames: int = 100  # how far back a fresh acquisition is propagated (frames held)
     backfill_radius: int = 8  # px searched per step when propagating backwards
     lock_after: int = 15  # verified hits agreeing on one template size before it is locked
@@ -125,6 +135,7 @@ def make_templates(scales: tuple[float, ...], frame_height: int) -> list[Templat
     return [make_template(s * unit) for s in scales]
 
 
+MIN_SEARCH_HEIGHT = 10  # px a template keeps at half resolution for the whole-frame search
 COARSE_POSITIONS = 400  # regions with more candidate positions get a coarse unmasked pass first
 COARSE_REFINE = 2  # px around the coarse peak scored with the masked correlation
 
@@ -232,32 +243,34 @@ class TemplateCursorLocator:
         return boxes
 
     def _search_peaks(self, frame: AnalysedFrame) -> list[tuple[int, int, int, int]]:
-        """Whole-frame search at half resolution; returns boxes around the best peaks."""
+        """Whole-frame search (half resolution for pointers big enough to survive it); boxes
+        around the best peaks, which are then scored at full resolution."""
         import cv2
 
         cfg = self.config
-        half = cv2.resize(frame.luma, (frame.luma.shape[1] // 2, frame.luma.shape[0] // 2), interpolation=cv2.INTER_AREA)
-        best = None
-        candidates = range(len(self.templates)) if self.locked is None else [self.locked]
-        for k in candidates:
-            res = np.abs(cv2.matchTemplate(half, self.templates[k].half, cv2.TM_CCOEFF_NORMED))
-            if best is None:
-                best = res
-            else:  # templates differ in size: compare over the common area
-                hh, ww = min(best.shape[0], res.shape[0]), min(best.shape[1], res.shape[1])
-                best = np.maximum(best[:hh, :ww], res[:hh, :ww])
-        if best is None:
-            return []
-        if frame.ignore is not None:
-            ign = cv2.resize(frame.ignore.astype(np.uint8), (half.shape[1], half.shape[0]), interpolation=cv2.INTER_NEAREST)
-            best[ign[: best.shape[0], : best.shape[1]] > 0] = 0
-        peaks = (best == cv2.dilate(best, np.ones((9, 9), np.uint8))) & (best > 0.3)
-        ys, xs = np.nonzero(peaks)
-        if len(xs) == 0:
-            return []
-        top = np.argsort(-best[ys, xs])[: cfg.search_peaks]
+        luma = frame.luma
+        half = None
+        peaks: list[tuple[float, int, int]] = []  # (score, top-left x, y) at full resolution
+        for k in (range(len(self.templates)) if self.locked is None else [self.locked]):
+            t = self.templates[k]
+            if t.image.shape[0] >= 2 * MIN_SEARCH_HEIGHT:
+                if half is None:
+                    half = cv2.resize(luma, (luma.shape[1] // 2, luma.shape[0] // 2), interpolation=cv2.INTER_AREA)
+                image, template, factor = half, t.half, 2
+            else:  # a small pointer would vanish at half resolution
+                image, template, factor = luma, t.flat, 1
+            res = np.abs(cv2.matchTemplate(image, template, cv2.TM_CCOEFF_NORMED))
+            cv2.patchNaNs(res, 0.0)
+            if frame.ignore is not None:
+                ign = cv2.resize(frame.ignore.astype(np.uint8), (image.shape[1], image.shape[0]), interpolation=cv2.INTER_NEAREST)
+                res[ign[: res.shape[0], : res.shape[1]] > 0] = 0
+            local = (res == cv2.dilate(res, np.ones((9, 9), np.uint8))) & (res > 0.3)
+            ys, xs = np.nonzero(local)
+            top = np.argsort(-res[ys, xs])[: cfg.search_peaks]
+            peaks += [(float(res[ys[i], xs[i]]), factor * int(xs[i]), factor * int(ys[i])) for i in top]
+        peaks.sort(reverse=True)
         r = 6
-        return [(2 * int(xs[i]) - r, 2 * int(ys[i]) - r, 2 * int(xs[i]) + r, 2 * int(ys[i]) + r) for i in top]
+        return [(x - r, y - r, x + r, y + r) for _, x, y in peaks[: cfg.search_peaks]]
 
     # -- matching ------------------------------------------------------------------------
 
@@ -355,6 +368,7 @@ class TemplateCursorLocator:
             self.history.append((frame.index, frame.luma if frame.ignore is None else None, True))
             self.history_hits[frame.index] = (x, y)
             return [hit]
+        out: list[CursorHit] = self._spot_changed(frame)
         active = self._active()
         blob_boxes = self._blob_boxes(frame)
         cands = self._allowed(frame, self._candidates(frame.luma, blob_boxes, active)) if blob_boxes else []
@@ -377,7 +391,6 @@ class TemplateCursorLocator:
                 # The locked size may be wrong for this view (zoomed recording); try every size.
                 cands = self._allowed(frame, self._candidates(frame.luma, boxes, list(range(len(self.templates)))))
         self.new_view = False
-        out: list[CursorHit] = []
         chosen = None
         strongest = 0.0
         for score, x, y, k, b in cands:
@@ -390,7 +403,9 @@ class TemplateCursorLocator:
             if change >= cfg.min_change and change > strongest:
                 chosen, strongest = (score, x, y, k, b, True), change
         if chosen is None and cands:
-            score, x, y, k, b = cands[0]
+            # Nothing verified: rank by shape and by contrast. Pointers are drawn black on white
+            # (or the reverse); tissue that happens to look like an arrow is far less contrasted.
+            score, x, y, k, b = max(cands, key=lambda c: c[0] + 0.5 * min(1.0, self._contrast(frame.luma, c[1], c[2], c[3]) / 120))
             chosen = (score, x, y, k, b, False)
         keep: list[tuple[float, float, int]] = []
         if self.track is not None:
@@ -437,6 +452,39 @@ class TemplateCursorLocator:
         self.history.append((frame.index, frame.luma if keep_pixels else None, confirmed))
         self.history_hits[frame.index] = (out[-1].x, out[-1].y) if confirmed else None
         return out
+
+    def _spot_changed(self, frame: AnalysedFrame) -> list[CursorHit]:
+        """Did the spot of an unverified track change since the previous frame? Tissue under a
+        still view does not change; a pointer that leaves or vanishes does. Then the track was
+        a pointer: its held-back hits are returned and the track ends (what matches there now
+        may be tissue)."""
+        if self.track is None or self.verified or not self.pending or not self.history:
+            return []
+        index, before, _ = self.history[-1]
+        if before is None or index != frame.index - 1 or self.pending[-1].index != index:
+            return []
+        x, y, k = self.track
+        t = self.templates[k]
+        x0, y0, x1, y1 = self._patch_box(x, y, t)
+        H, W = frame.luma.shape
+        if x0 < 0 or y0 < 0 or x1 > W or y1 > H:
+            return []
+        diff = np.abs(frame.luma[y0:y1, x0:x1].astype(np.int16) - before[y0:y1, x0:x1].astype(np.int16))
+        if float(diff[t.mask > 0].mean()) < self.config.min_change:
+            return []
+        hits, self.pending = self.pending, []
+        self.track = None
+        return hits
+
+    def _contrast(self, luma: np.ndarray, x: float, y: float, k: int) -> float:
+        """|mean(fill) - mean(outline)| of the arrow with its tip at (x, y)."""
+        t = self.templates[k]
+        x0, y0, x1, y1 = self._patch_box(x, y, t)
+        H, W = luma.shape
+        if x0 < 0 or y0 < 0 or x1 > W or y1 > H:
+            return 0.0
+        patch = luma[y0:y1, x0:x1]
+        return abs(float(patch[t.fill].mean()) - float(patch[t.ring].mean()))
 
     def _allowed(self, frame: AnalysedFrame, cands: list) -> list:
         """Nothing inside an ignored region (a webcam) is a pointer, a track that wandered there included."""
