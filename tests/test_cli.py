@@ -34,7 +34,9 @@ def test_core_imports_without_heavy_extras():
     code = (
         "import sys\n"
         "import quilt_llava.cli, quilt_llava.files, quilt_llava.console, quilt_llava.errors\n"
-        "import quilt_llava.model.conversation\n"
+        "import quilt_llava.model.conversation, quilt_llava.model, quilt_llava.images, quilt_llava.eval.metrics\n"
+        "import quilt_llava.eval.questions, quilt_llava.instruct, quilt_llava.instruct.llm, quilt_llava.train\n"
+        "import quilt_llava.train.config, quilt_llava.instruct.region_qa\n"
         "quilt_llava.cli.make_app()\n"
         "heavy = [m for m in ('torch', 'av', 'cv2', 'gradio', 'transformers', 'sklearn') if m in sys.modules]\n"
         "print(','.join(heavy))\n"
@@ -42,3 +44,22 @@ def test_core_imports_without_heavy_extras():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "", f"heavy modules imported at CLI start-up: {proc.stdout.strip()}"
+
+
+def test_missing_optional_dependency_names_the_extra():
+    from quilt_llava.cli import missing_dependency
+
+    hint = missing_dependency(ModuleNotFoundError("No module named 'av'", name="av"))
+    assert hint is not None and "pip install 'quilt-llava[video]'" in str(hint)
+    assert missing_dependency(ModuleNotFoundError("x", name="transformers.models")) is not None
+    assert missing_dependency(ModuleNotFoundError("x", name="not_ours")) is None
+
+
+def test_messages_with_brackets_print_literally(capsys):
+    from quilt_llava.console import Output
+
+    out = Output()
+    out.error("install it with pip install 'quilt-llava[video]'")
+    out.info("slide [x20] at /data/[a]/img.png")
+    err = capsys.readouterr().err
+    assert "quilt-llava[video]" in err and "[x20]" in err and "/data/[a]/img.png" in err

@@ -16,7 +16,7 @@ import sys
 import typer
 
 from quilt_llava import __version__
-from quilt_llava.errors import QuiltError
+from quilt_llava.errors import MissingDependencyError, QuiltError
 
 # Stage modules whose ``register(app)`` adds commands, in help order.
 STAGE_MODULES = (
@@ -27,6 +27,23 @@ STAGE_MODULES = (
     "quilt_llava.serve.cli",
     "quilt_llava.demo.cli",
 )
+
+
+# Top-level module of an optional dependency -> the extra that installs it.
+EXTRA_OF_MODULE = {
+    "torch": "train", "transformers": "train", "accelerate": "train", "peft": "train",
+    "safetensors": "train", "tokenizers": "train", "matplotlib": "train", "pandas": "train",
+    "pyarrow": "train", "av": "video", "cv2": "video", "sklearn": "video", "skimage": "video",
+    "scipy": "video", "gradio": "serve", "faster_whisper": "asr", "bitsandbytes": "quant",
+    "deepspeed": "deepspeed",
+}
+
+
+def missing_dependency(exc: ModuleNotFoundError) -> MissingDependencyError | None:
+    """The install hint for an optional dependency that is not installed, if ``exc`` is one."""
+    top = (exc.name or "").split(".")[0]
+    extra = EXTRA_OF_MODULE.get(top)
+    return MissingDependencyError(top, extra) if extra else None
 
 
 def _version(value: bool) -> None:
@@ -68,4 +85,10 @@ def main() -> None:
         app()
     except QuiltError as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        sys.exit(2)
+    except ModuleNotFoundError as exc:
+        hint = missing_dependency(exc)
+        if hint is None:
+            raise
+        typer.secho(f"error: {hint}", fg=typer.colors.RED, err=True)
         sys.exit(2)

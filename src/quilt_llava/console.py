@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -40,14 +41,16 @@ class Output:
         # Errors are never silenced by --quiet.
         self._errors = Console(stderr=True)
 
-    def info(self, message: str) -> None:
-        self.err.print(message)
+    # Messages carry user data (paths, captions, "pip install 'x[extra]'"): they are
+    # printed literally unless a caller opts in to rich markup for its own styling.
+    def info(self, message: str, markup: bool = False) -> None:
+        self.err.print(message if markup else escape(message))
 
     def warn(self, message: str) -> None:
-        self._errors.print(f"[yellow]warning:[/yellow] {message}")
+        self._errors.print(f"[yellow]warning:[/yellow] {escape(message)}")
 
     def error(self, message: str) -> None:
-        self._errors.print(f"[red]error:[/red] {message}", highlight=False)
+        self._errors.print(f"[red]error:[/red] {escape(message)}", highlight=False)
 
     def result(self, obj: Any, human: str | None = None) -> None:
         """Print a command's result: JSON on stdout with ``--json``, else ``human`` (or pretty JSON)."""
@@ -55,7 +58,7 @@ class Output:
             sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
             sys.stdout.flush()
         elif human is not None:
-            Console().print(human)
+            Console().print(escape(human) if isinstance(human, str) else human)
         else:
             Console().print_json(data=obj, default=str)
 

@@ -47,9 +47,10 @@ def test_demo_learns_and_writes_every_artifact(demo_run):
 
     summary = json.loads((out / "instruct" / "summary.json").read_text())
     assert summary["train_records"] > 100 and summary["eval_questions"] > 20
-    train_ids = {(r["video_id"], r["segment_id"]) for r in read_jsonl(out / "instruct" / "stage2.jsonl")}
+    train_ids = {(r["video_id"], r["segment_id"]) for r in read_jsonl(out / "instruct" / "train.jsonl")}
+    align_ids = {(r["video_id"], r["segment_id"]) for r in read_jsonl(out / "instruct" / "align.jsonl")}
     eval_ids = {(q["video_id"], q["segment_id"]) for q in read_jsonl(out / "instruct" / "eval_questions.jsonl")}
-    assert train_ids and eval_ids and not train_ids & eval_ids  # held-out views never trained on
+    assert train_ids and eval_ids and not (train_ids | align_ids) & eval_ids  # held-out views never trained on
 
     for stage in ("stage1", "stage2"):
         model_dir = out / "models" / stage
@@ -57,6 +58,46 @@ def test_demo_learns_and_writes_every_artifact(demo_run):
     metrics = json.loads((out / "eval" / "metrics.json").read_text())
     assert metrics["model"]["n_closed"] > 0 and metrics["model"]["closed_accuracy_ci"]
     assert len(read_jsonl(out / "eval" / "predictions.jsonl")) == metrics["model"]["n"]
+    # The baseline is scored like the model, on every metric.
+    assert metrics["majority_baseline"]["n"] == metrics["model"]["n"]
+    assert metrics["majority_baseline"]["open_recall"] is not None
+
+
+def test_report_commands_reproduce_the_demo_scores(demo_run):
+    """The report's evaluation command, run through the CLI, gives the demo's numbers."""
+    from typer.testing import CliRunner
+
+    from quilt_llava.cli import make_app
+
+    out, proc = demo_run
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    html = (out / "report.html").read_text()
+    assert "quilt-llava instruct region-qa" in html and "quilt-llava train --config tiny_stage2.yaml" in html
+    metrics = json.loads((out / "eval" / "metrics.json").read_text())["model"]
+    result = CliRunner().invoke(make_app(), [
+        "eval", "vqa", "--questions", str(out / "instruct" / "eval_questions.jsonl"),
+        "--predictions", str(out / "eval" / "predictions.jsonl"), "--json"])
+    assert result.exit_code == 0, result.output
+    again = json.loads(result.stdout.strip().splitlines()[-1])
+    assert again["closed_accuracy"] == metrics["closed_accuracy"]
+    assert again["open_recall"] == metrics["open_recall"]
+
+
+def test_fresh_refuses_to_delete_a_folder_that_is_not_a_demo_output(tmp_path):
+    from quilt_llava.demo.run import prepare_out_dir
+    from quilt_llava.errors import ConfigError
+
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "thesis.tex").write_text("years of work")
+    with pytest.raises(ConfigError, match="refusing to delete"):
+        prepare_out_dir(precious, fresh=True)
+    assert (precious / "thesis.tex").exists()
+    demo = tmp_path / "demo"
+    (demo / ".steps").mkdir(parents=True)
+    (demo / "old.txt").write_text("x")
+    prepare_out_dir(demo, fresh=True)
+    assert demo.is_dir() and not any(demo.iterdir())
 
 
 def test_report_links_resolve_and_renders_in_chromium(demo_run, artifacts_dir):

@@ -8,7 +8,7 @@ from quilt_llava.instruct.region_qa import (
     RegionQAConfig,
     build_region_qa,
     label_text,
-    majority_baseline,
+    majority_predictions,
     split_segments,
 )
 
@@ -69,8 +69,11 @@ def test_build_region_qa_crops_follow_boxes_and_labels(tmp_path):
         assert brown == (q["label"] == "positive")
         if q["answer_type"] == "CLOSED":
             assert q["yes_no_answer"] == ("yes" if brown else "no")
-    base = majority_baseline(res.train_records, res.eval_questions)
-    assert base["closed_accuracy"] == pytest.approx(50.0)
+    base = {p["question_id"]: p["text"] for p in majority_predictions(res.train_records, res.eval_questions)}
+    assert set(base) == {q["question_id"] for q in res.eval_questions}
+    closed = [q for q in res.eval_questions if q["answer_type"] == "CLOSED"]
+    hits = sum(base[q["question_id"]].rstrip(".").lower() == q["yes_no_answer"] for q in closed)
+    assert hits == len(closed) / 2  # the training answers are balanced, held-out labels too
 
 
 def test_config_errors_are_reported_together():
@@ -81,3 +84,26 @@ def test_config_errors_are_reported_together():
         RegionQAConfig.from_dict({"labels": [{"name": "a", "keywords": [], "description": "x"}], "eval_fraction": 2})
     msg = str(err.value)
     assert "at least two labels" in msg and "keywords" in msg and "eval_fraction" in msg
+
+
+def test_write_region_qa_keeps_every_image_under_out(tmp_path):
+    import json
+
+    from quilt_llava.instruct.region_qa import write_region_qa
+
+    rows = _rows(tmp_path)
+    for r in rows:
+        r.update(start=0.0, end=1.0, width=120, height=60, content_box=[0, 0, 120, 60], trace=[[0.0, 0.5, 0.5]],
+                 utterances=[{"start": 0.0, "end": 1.0, "text": "brown glands"}], grounded_caption="x")
+    nar = tmp_path / "nar" / "narratives.jsonl"
+    nar.write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"video_id": "broken"}\n')
+    cfg = RegionQAConfig(labels=LABELS, crops_per_cluster=2, eval_crops_per_cluster=1, eval_fraction=0.34)
+    summary = write_region_qa(nar, tmp_path / "qa", cfg)
+    assert summary["bad_input_rows"] == 1 and summary["segment_align_records"] == 4
+    out = tmp_path / "qa"
+    for name in ("align.jsonl", "train.jsonl", "eval_questions.jsonl"):
+        for line in (out / name).read_text().splitlines():
+            assert (out / json.loads(line)["image"]).exists()
+    held = json.loads((out / "held_out.json").read_text())
+    align_segments = {f"vid/{json.loads(x)['segment_id']}" for x in (out / "align.jsonl").read_text().splitlines()}
+    assert not align_segments & set(held)

@@ -11,31 +11,26 @@ from quilt_llava.demo.report import DemoReport, ReportSegment, plot_loss_curves,
 from quilt_llava.eval.metrics import METRIC_LABELS
 from quilt_llava.files import iter_jsonl, read_jsonl
 
-COMMANDS = (
-    ("Extract localized narratives from your videos (a folder of videos with sidecar transcripts):",
+GENERAL_COMMANDS = (
+    ("Your own videos (a folder of videos with sidecar transcripts), then LLM generators through any "
+     "OpenAI-compatible endpoint (key read from the environment):",
      "quilt-llava narratives extract VIDEOS/ --out narratives/ --workers 4\n"
-     "quilt-llava narratives show narratives/"),
-    ("Stage-1 alignment data (no LLM) and region Q/A from a keyword vocabulary:",
      "quilt-llava instruct align narratives/narratives.jsonl --out stage1.jsonl\n"
-     "quilt-llava instruct region-qa narratives/narratives.jsonl --terms terms.yaml --out region_qa/"),
-    ("LLM generators through any OpenAI-compatible endpoint (key read from the environment):",
      "export OPENAI_API_KEY=...\n"
      "quilt-llava instruct conversation narratives/narratives.jsonl --out conv.jsonl "
      "--base-url https://api.openai.com/v1 --model gpt-4 --dry-run"),
-    ("Train stage 1 then stage 2 (published hyperparameters in the shipped configs):",
-     "accelerate launch -m quilt_llava train --config stage1.yaml --set data_path=stage1.jsonl\n"
-     "accelerate launch -m quilt_llava train --config stage2.yaml --set model_name_or_path=out/stage1"),
-    ("Evaluate on a benchmark and chat with the model:",
-     "quilt-llava eval run quilt-vqa --model out/stage2 --questions quilt_vqa.jsonl --images images/\n"
-     "quilt-llava chat --model out/stage2 --image slide.png\n"
-     "quilt-llava serve --model out/stage2"),
+    ("Full-size training with the published hyperparameters (see `quilt-llava train configs`):",
+     "accelerate launch -m quilt_llava train --config stage1.yaml --set data_path=stage1.jsonl "
+     "--set image_folder=narratives --set output_dir=runs/stage1"),
+    ("Benchmarks:", "quilt-llava eval run quilt_vqa --model runs/stage2 --questions quilt_vqa.jsonl --images images/"),
     ("Re-run this demo from scratch:", "quilt-llava demo --out demo_output --fresh"),
 )
 
 SHOWN_METRICS = ("closed_accuracy", "open_recall", "open_f1", "open_exact_match", "open_bleu1")
 
 
-def assemble_report(out: Path, cfg: Any, scores: dict[str, Any], timings: dict[str, float]) -> Path:
+def assemble_report(out: Path, cfg: Any, scores: dict[str, Any], timings: dict[str, float],
+                    commands: list[tuple[str, str]]) -> Path:
     from quilt_llava.narratives.show import write_show
 
     report = DemoReport(out_dir=out)
@@ -56,13 +51,13 @@ def assemble_report(out: Path, cfg: Any, scores: dict[str, Any], timings: dict[s
         ))
 
     inst = out / "instruct"
-    for name, k in (("stage1.jsonl", 2), ("stage2.jsonl", 4)):
+    for name, k in (("align.jsonl", 2), ("train.jsonl", 4)):
         path = inst / name
         if path.exists():
             report.sample_records.extend(_spread(read_jsonl(path), k))
     for rec in report.sample_records:
         if rec.get("image"):
-            rec["image"] = rec["image"]  # already relative to the demo folder
+            rec["image"] = f"instruct/{rec['image']}"
 
     logs = [(f"stage {i}", out / "models" / f"stage{i}" / "log_history.jsonl") for i in (1, 2)]
     for label, log in logs:
@@ -82,10 +77,10 @@ def assemble_report(out: Path, cfg: Any, scores: dict[str, Any], timings: dict[s
     preds = {p["question_id"]: p["text"] for p in iter_jsonl(out / "eval" / "predictions.jsonl")}
     questions = read_jsonl(inst / "eval_questions.jsonl")
     for q in _spread(questions, 10):
-        report.predictions.append({"image": q["image"], "question": q["question"], "answer": q["answer"],
+        report.predictions.append({"image": f"instruct/{q['image']}", "question": q["question"], "answer": q["answer"],
                                    "prediction": preds.get(q["question_id"], "")})
 
-    report.commands = list(COMMANDS)
+    report.commands = [*commands, *GENERAL_COMMANDS]
     report.facts = [
         ("held-out questions", f"{model.get('n', 0)} ({model.get('n_closed', 0)} closed, {model.get('n_open', 0)} open)"),
         ("segments extracted", str(len(rows))),

@@ -1,9 +1,10 @@
 """The end-to-end demo: every stage on a bundled sample, on CPU, then a report.
 
 Each step calls the same library function that the matching CLI command calls;
-the demo only chains them and records the equivalent command for the report.
-Steps write into ``out_dir`` and leave a marker when done, so an interrupted demo
-resumes where it stopped (``fresh=True`` starts over).
+the demo only chains them, and :func:`equivalent_commands` spells out the CLI
+commands that redo each step by hand. Steps write into ``out_dir`` and leave a
+marker when done, so an interrupted demo resumes where it stopped
+(``fresh=True`` starts over).
 """
 
 from __future__ import annotations
@@ -12,19 +13,21 @@ import hashlib
 import json
 import os
 import platform
+import shlex
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from quilt_llava import __version__
 from quilt_llava.console import Output
 from quilt_llava.errors import ConfigError
 from quilt_llava.files import atomic_write_text, read_json, read_jsonl, write_json, write_jsonl
 
 BUDGETS = ("full", "small")
-TRAIN_CONFIGS = Path(__file__).resolve().parents[1] / "train" / "configs"
 REGION_TERMS = Path(__file__).with_name("region_terms.yaml")
+STEPS_DIR = ".steps"  # marks a folder as a demo output (and holds the step markers)
 
 
 @dataclass
@@ -56,54 +59,76 @@ class DemoConfig:
 
 
 @dataclass
+class DemoPaths:
+    out: Path
+
+    def __post_init__(self) -> None:
+        o = self.out
+        self.sample, self.narratives, self.instruct, self.eval = o / "sample", o / "narratives", o / "instruct", o / "eval"
+        self.stage1, self.stage2 = o / "models" / "stage1", o / "models" / "stage2"
+        self.video = self.sample / "ihc_tour.mp4"
+        self.transcript = self.sample / "ihc_tour.transcript.json"
+        self.predictions = self.eval / "predictions.jsonl"
+        self.baseline_predictions = self.eval / "majority_predictions.jsonl"
+
+
+@dataclass
 class DemoResult:
     out_dir: Path
     report: Path
     metrics: dict[str, Any]
-    baseline: dict[str, float]
+    baseline: dict[str, Any]
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def beats_baseline(self) -> bool:
-        acc = self.metrics.get("closed_accuracy")
-        return acc is not None and acc > self.baseline["closed_accuracy"]
+        acc, base = self.metrics.get("closed_accuracy"), self.baseline.get("closed_accuracy")
+        return acc is not None and base is not None and acc > base
 
 
 class _Steps:
-    """Done-markers keyed by a hash of the demo config, so changed settings redo the work."""
+    """Done-markers keyed by the demo config and package version; each keeps its step's time."""
 
     def __init__(self, out_dir: Path, cfg: DemoConfig, output: Output) -> None:
-        self.dir = out_dir / ".steps"
+        self.dir = out_dir / STEPS_DIR
         self.dir.mkdir(parents=True, exist_ok=True)
-        payload = json.dumps({k: str(v) for k, v in asdict(cfg).items() if k not in ("fresh", "out_dir")}, sort_keys=True)
+        settings = {k: str(v) for k, v in asdict(cfg).items() if k not in ("fresh", "out_dir")}
+        payload = json.dumps({"version": __version__, **settings}, sort_keys=True)
         self.key = hashlib.sha256(payload.encode()).hexdigest()[:16]
         self.output = output
         self.timings: dict[str, float] = {}
 
-    def done(self, name: str) -> bool:
-        marker = self.dir / name
-        return marker.exists() and marker.read_text().strip() == self.key
+    def _marker(self, name: str) -> dict[str, Any] | None:
+        try:
+            marker = json.loads((self.dir / name).read_text())
+        except (OSError, ValueError):
+            return None
+        return marker if isinstance(marker, dict) and marker.get("key") == self.key else None
 
     def run(self, name: str, title: str, fn: Any) -> None:
-        if self.done(name):
-            self.output.info(f"[dim]✓ {title} (done earlier)[/dim]")
+        marker = self._marker(name)
+        if marker is not None:
+            self.timings[name] = float(marker.get("seconds", 0.0))
+            self.output.info(f"[dim]✓ {title} (done earlier)[/dim]", markup=True)
             return
-        self.output.info(f"[bold]▶ {title}[/bold]")
+        self.output.info(f"[bold]▶ {title}[/bold]", markup=True)
         t0 = time.perf_counter()
         fn()
         self.timings[name] = round(time.perf_counter() - t0, 1)
-        atomic_write_text(self.dir / name, self.key)
+        atomic_write_text(self.dir / name, json.dumps({"key": self.key, "seconds": self.timings[name]}))
         self.output.info(f"  done in {self.timings[name]:.1f} s")
 
 
-def _prefix_images(records: list[dict[str, Any]], prefix: str) -> list[dict[str, Any]]:
-    out = []
-    for rec in records:
-        rec = dict(rec)
-        if rec.get("image"):
-            rec["image"] = f"{prefix}/{rec['image']}"
-        out.append(rec)
-    return out
+def prepare_out_dir(out: Path, fresh: bool) -> None:
+    """Create ``out``; with ``fresh`` empty it first, but only if it is a demo output (or empty)."""
+    if fresh and out.exists():
+        if not out.is_dir():
+            raise ConfigError(f"--out {out} is a file, not a folder")
+        if any(out.iterdir()) and not (out / STEPS_DIR).is_dir():
+            raise ConfigError(f"refusing to delete {out}: it is not empty and not a demo output "
+                              f"(no {STEPS_DIR}/ inside); choose another --out")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
 
 
 def run_demo(cfg: DemoConfig, output: Output | None = None) -> DemoResult:
@@ -113,63 +138,46 @@ def run_demo(cfg: DemoConfig, output: Output | None = None) -> DemoResult:
     cfg.validate()
     output = output or Output()
     out = Path(cfg.out_dir)
-    if cfg.fresh and out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+    prepare_out_dir(out, cfg.fresh)
     sizes = cfg.sizes
     steps = _Steps(out, cfg, output)
-    t_start = time.perf_counter()
-
-    sample_dir, nar_dir, inst_dir, eval_dir = out / "sample", out / "narratives", out / "instruct", out / "eval"
-    stage1_dir, stage2_dir = out / "models" / "stage1", out / "models" / "stage2"
+    p = DemoPaths(out)
     sample_cfg = SampleConfig(n_views=sizes["n_views"], view_seconds=sizes["view_seconds"],
                               width=sizes["width"], height=sizes["height"], seed=cfg.seed)
-    video = sample_dir / f"{sample_cfg.name}.mp4"
-    transcript = sample_dir / f"{sample_cfg.name}.transcript.json"
 
     # 1. The sample video and its transcript.
     steps.run("sample", "1/6 building the narrated sample video from ihc.png",
-              lambda: build_sample(sample_dir, sample_cfg))
+              lambda: build_sample(p.sample, sample_cfg))
 
     # 2. Localized narratives.
     def narratives() -> None:
         from quilt_llava.narratives import ExtractConfig, extract_video
 
-        if nar_dir.exists():
-            shutil.rmtree(nar_dir)
-        rows = extract_video(video, transcript, nar_dir, ExtractConfig())
+        if p.narratives.exists():
+            shutil.rmtree(p.narratives)
+        rows = extract_video(p.video, p.transcript, p.narratives, ExtractConfig())
         if not rows:
-            raise RuntimeError(f"no stable segments were extracted from {video}")
+            raise RuntimeError(f"no stable segments were extracted from {p.video}")
 
     steps.run("narratives", "2/6 extracting localized narratives", narratives)
-    rows = read_jsonl(nar_dir / "narratives.jsonl")
 
-    # 3. Instruction data: stage-1 alignment + region Q/A (no LLM needed).
+    # 3. Instruction data: stage-1 alignment + region Q/A (no LLM needed), LLM generators if configured.
     def instruct() -> None:
-        from quilt_llava.instruct import build_alignment_records
-        from quilt_llava.instruct.region_qa import RegionQAConfig, build_region_qa
+        from quilt_llava.instruct.region_qa import write_region_qa
 
-        if inst_dir.exists():
-            shutil.rmtree(inst_dir)
-        region_cfg = RegionQAConfig.from_yaml(REGION_TERMS)
-        region_cfg.crops_per_cluster = sizes["crops_per_cluster"]
-        region_cfg.eval_crops_per_cluster = sizes["eval_crops_per_cluster"]
-        region_cfg.seed = cfg.seed
-        res = build_region_qa(rows, nar_dir, inst_dir, region_cfg)
-        held = set(res.eval_segments)
-        train_rows = [r for r in rows if f"{r['video_id']}/{r['segment_id']}" not in held]
-        seg_align = build_alignment_records(train_rows, seed=cfg.seed, use_grounded=False)
-        stage1 = _prefix_images(seg_align, "narratives") + _prefix_images(res.align_records, "instruct")
-        stage2 = _prefix_images(res.train_records, "instruct")
-        summary = res.summary()
+        if p.instruct.exists():
+            shutil.rmtree(p.instruct)
+        summary = write_region_qa(p.narratives / "narratives.jsonl", p.instruct, region_config(cfg))
+        save_region_terms(cfg, p)
         if cfg.llm_base_url:
-            llm_records, llm_summaries = _run_llm_generators(cfg, train_rows, inst_dir, output)
-            stage2 += _prefix_images(llm_records, "narratives")
-            summary["llm"] = llm_summaries
-        write_jsonl(inst_dir / "stage1.jsonl", stage1)
-        write_jsonl(inst_dir / "stage2.jsonl", stage2)
-        write_jsonl(inst_dir / "eval_questions.jsonl", _prefix_images(res.eval_questions, "instruct"))
-        write_json(inst_dir / "summary.json", summary)
+            held = set(read_json(p.instruct / "held_out.json"))
+            train_rows = [r for r in read_jsonl(p.narratives / "narratives.jsonl")
+                          if f"{r['video_id']}/{r['segment_id']}" not in held]
+            llm_records, summary["llm"] = _run_llm_generators(cfg, train_rows, p.instruct, output)
+            for rec in llm_records:  # segment images were copied under segments/ by region-qa
+                rec["image"] = f"segments/{rec['image']}"
+            write_jsonl(p.instruct / "train.jsonl", read_jsonl(p.instruct / "train.jsonl") + llm_records)
+            write_json(p.instruct / "summary.json", summary)
 
     steps.run("instruct", "3/6 building instruction data", instruct)
 
@@ -177,49 +185,42 @@ def run_demo(cfg: DemoConfig, output: Output | None = None) -> DemoResult:
     def train_stage(stage: int) -> None:
         from quilt_llava.train import TrainConfig, train
 
-        target = stage1_dir if stage == 1 else stage2_dir
+        target = p.stage1 if stage == 1 else p.stage2
         if target.exists():
             shutil.rmtree(target)
-        overrides: dict[str, Any] = {
-            "data_path": str(inst_dir / f"stage{stage}.jsonl"),
-            "image_folder": str(out),
-            "output_dir": str(target),
-            "num_train_epochs": sizes[f"stage{stage}_epochs"],
-            "seed": cfg.seed,
-        }
-        if stage == 2:
-            overrides["model_name_or_path"] = str(stage1_dir)
-        train(TrainConfig.from_yaml(TRAIN_CONFIGS / f"tiny_stage{stage}.yaml", overrides=overrides))
+        config, overrides = train_settings(cfg, p, stage)
+        train(TrainConfig.from_yaml(config, overrides=overrides))
 
     steps.run("stage1", "4/6 training stage 1 (projector alignment)", lambda: train_stage(1))
     steps.run("stage2", "4/6 training stage 2 (instruction tuning)", lambda: train_stage(2))
 
-    # 5. Evaluation on held-out segments.
+    # 5. Evaluation on held-out segments, next to the majority baseline scored the same way.
     def evaluate() -> None:
         from quilt_llava.eval.generate import generate_predictions
         from quilt_llava.eval.metrics import score_vqa
-        from quilt_llava.instruct.region_qa import majority_baseline
+        from quilt_llava.instruct.region_qa import majority_predictions
 
-        if eval_dir.exists():
-            shutil.rmtree(eval_dir)
-        questions = read_jsonl(inst_dir / "eval_questions.jsonl")
-        preds_path = eval_dir / "predictions.jsonl"
-        generate_predictions(stage2_dir, questions, out, preds_path, batch_size=16, max_new_tokens=24,
-                             model_id="quilt-llava-tiny-demo")
-        metrics = score_vqa(questions, read_jsonl(preds_path), seed=cfg.seed)
-        baseline = majority_baseline(read_jsonl(inst_dir / "stage2.jsonl"), questions)
-        write_json(eval_dir / "metrics.json", {"model": metrics, "majority_baseline": baseline})
+        if p.eval.exists():
+            shutil.rmtree(p.eval)
+        questions = read_jsonl(p.instruct / "eval_questions.jsonl")
+        generate_predictions(p.stage2, questions, p.instruct, p.predictions, batch_size=16,
+                             max_new_tokens=24, model_id="quilt-llava-tiny-demo")
+        metrics = score_vqa(questions, read_jsonl(p.predictions), seed=cfg.seed)
+        baseline_preds = majority_predictions(read_jsonl(p.instruct / "train.jsonl"), questions)
+        write_jsonl(p.baseline_predictions, baseline_preds)
+        baseline = score_vqa(questions, baseline_preds, seed=cfg.seed)
+        write_json(p.eval / "metrics.json", {"model": metrics, "majority_baseline": baseline})
 
     steps.run("eval", "5/6 evaluating on held-out segments", evaluate)
 
     # 6. Report.
     from quilt_llava.demo.build_report import assemble_report
 
-    output.info("[bold]▶ 6/6 writing the report[/bold]")
-    scores = read_json(eval_dir / "metrics.json")
+    output.info("[bold]▶ 6/6 writing the report[/bold]", markup=True)
+    scores = read_json(p.eval / "metrics.json")
     timings = dict(steps.timings)
-    timings["total"] = round(time.perf_counter() - t_start, 1)
-    report_path = assemble_report(out, cfg, scores, timings)
+    timings["total"] = round(sum(timings.values()), 1)
+    report_path = assemble_report(out, cfg, scores, timings, equivalent_commands(cfg, p))
     result = DemoResult(out_dir=out, report=report_path, metrics=scores["model"],
                         baseline=scores["majority_baseline"], timings=timings)
     write_json(out / "result.json", {
@@ -228,6 +229,71 @@ def run_demo(cfg: DemoConfig, output: Output | None = None) -> DemoResult:
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
     })
     return result
+
+
+def region_config(cfg: DemoConfig) -> Any:
+    from quilt_llava.instruct.region_qa import RegionQAConfig
+
+    region = RegionQAConfig.from_yaml(REGION_TERMS)
+    region.crops_per_cluster = cfg.sizes["crops_per_cluster"]
+    region.eval_crops_per_cluster = cfg.sizes["eval_crops_per_cluster"]
+    region.seed = cfg.seed
+    return region
+
+
+def train_settings(cfg: DemoConfig, p: DemoPaths, stage: int) -> tuple[str, dict[str, Any]]:
+    """The shipped tiny config of ``stage`` and the overrides the demo sets."""
+    overrides: dict[str, Any] = {
+        "data_path": str(p.instruct / ("align.jsonl" if stage == 1 else "train.jsonl")),
+        "image_folder": str(p.instruct),
+        "output_dir": str(p.stage1 if stage == 1 else p.stage2),
+        "num_train_epochs": cfg.sizes[f"stage{stage}_epochs"],
+        "seed": cfg.seed,
+    }
+    if stage == 2:
+        overrides["model_name_or_path"] = str(p.stage1)
+    return f"tiny_stage{stage}.yaml", overrides
+
+
+def equivalent_commands(cfg: DemoConfig, p: DemoPaths) -> list[tuple[str, str]]:
+    """The CLI commands that redo each step of this demo run by hand, with its paths."""
+    q = shlex.quote
+    region = region_config(cfg)
+    terms = p.instruct / "region_terms.yaml"
+    cmds = [
+        ("Narratives from the sample video:",
+         f"quilt-llava narratives extract {q(str(p.video))} --transcript {q(str(p.transcript))} "
+         f"--out {q(str(p.narratives))}\nquilt-llava narratives show {q(str(p.narratives))}"),
+        ("Region questions and stage-1 data (the vocabulary with this budget's crop counts is "
+         "saved next to the data):",
+         f"quilt-llava instruct region-qa {q(str(p.narratives / 'narratives.jsonl'))} --terms {q(str(terms))} "
+         f"--out {q(str(p.instruct))} --seed {region.seed}"),
+    ]
+    for stage in (1, 2):
+        config, overrides = train_settings(cfg, p, stage)
+        sets = " ".join(f"--set {k}={q(str(v))}" for k, v in overrides.items())
+        cmds.append((f"Training stage {stage}:", f"quilt-llava train --config {config} {sets}"))
+    cmds.append(("Evaluation and scores:",
+                 f"quilt-llava eval generate --model {q(str(p.stage2))} --questions "
+                 f"{q(str(p.instruct / 'eval_questions.jsonl'))} --images {q(str(p.instruct))} "
+                 f"--out {q(str(p.predictions))} --batch-size 16 --max-new-tokens 24\n"
+                 f"quilt-llava eval vqa --questions {q(str(p.instruct / 'eval_questions.jsonl'))} "
+                 f"--predictions {q(str(p.predictions))} --seed {cfg.seed}"))
+    cmds.append(("Chat with the demo model:",
+                 f"quilt-llava chat --model {q(str(p.stage2))} --image {q(str(p.instruct))}/crops/<a crop>.png\n"
+                 f"quilt-llava serve --model {q(str(p.stage2))} --examples {q(str(p.instruct / 'crops'))}"))
+    return cmds
+
+
+def save_region_terms(cfg: DemoConfig, p: DemoPaths) -> Path:
+    """Write the vocabulary with this budget's settings, for the equivalent region-qa command."""
+    import yaml
+
+    region = region_config(cfg)
+    data = asdict(region)
+    path = p.instruct / "region_terms.yaml"
+    atomic_write_text(path, yaml.safe_dump(data, sort_keys=False))
+    return path
 
 
 def _run_llm_generators(cfg: DemoConfig, train_rows: list[dict[str, Any]], inst_dir: Path,

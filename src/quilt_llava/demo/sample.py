@@ -182,7 +182,8 @@ def plan_views(cfg: SampleConfig) -> list[ViewSpec]:
         utterances = [(a0, a1, first_line), (b0, b1, second_line)]
         hidden = [(0.93 * d, d)] if i % 3 == 2 else []
         if i % 4 == 0:
-            utterances.insert(0, (0.0, 0.1 * d, INTRO_LINES[(i // 4) % len(INTRO_LINES)]))
+            # Starts a little after the view settles, so no word straddles the segment start.
+            utterances.insert(0, (0.25, 0.11 * d, INTRO_LINES[(i // 4) % len(INTRO_LINES)]))
         views.append(ViewSpec(center=center, zoom=zoom, duration_s=d, waypoints=waypoints,
                               hidden=hidden, utterances=utterances))
     return views

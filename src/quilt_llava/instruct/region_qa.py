@@ -263,16 +263,54 @@ def build_region_qa(
     return result
 
 
-def majority_baseline(train_records: list[dict[str, Any]], eval_questions: list[dict[str, Any]]) -> dict[str, float]:
-    """Accuracy (x100) of always giving the most frequent training answer per question text."""
+def majority_predictions(train_records: list[dict[str, Any]], eval_questions: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """The majority baseline as predictions: for each evaluation question, the answer given
+    most often to the same question text in training (score them like a model's)."""
     per_question: dict[str, Counter[str]] = {}
     for rec in train_records:
         q = rec["conversations"][0]["value"].replace("<image>\n", "")
         per_question.setdefault(q, Counter())[rec["conversations"][1]["value"]] += 1
-    closed = [e for e in eval_questions if e["answer_type"] == CLOSED_TYPE]
-    hits = 0
-    for e in closed:
-        counter = per_question.get(e["question"])
-        guess = counter.most_common(1)[0][0] if counter else "Yes."
-        hits += guess.rstrip(".").lower() == e["yes_no_answer"]
-    return {"closed_accuracy": 100.0 * hits / len(closed) if closed else 0.0, "closed_questions": float(len(closed))}
+    overall = Counter(rec["conversations"][1]["value"] for rec in train_records)
+    fallback = overall.most_common(1)[0][0] if overall else ""
+    preds = []
+    for q in eval_questions:
+        counter = per_question.get(q["question"])
+        preds.append({"question_id": q["question_id"], "text": counter.most_common(1)[0][0] if counter else fallback})
+    return preds
+
+
+def write_region_qa(narratives: str | Path, out_dir: str | Path, config: RegionQAConfig,
+                    seed: int | None = None) -> dict[str, Any]:
+    """Everything a two-stage run needs, under ``out_dir`` (all image paths relative to it):
+
+    - ``align.jsonl``: stage-1 records, the training segments' images (copied to
+      ``segments/``) with their narration, plus each training crop with its cluster's words;
+    - ``train.jsonl``: stage-2 region questions on training crops;
+    - ``eval_questions.jsonl`` (Quilt-VQA form) on held-out segments, ``held_out.json``;
+    - ``summary.json``. Bad narrative rows are left out and counted (``bad_input_rows``).
+    """
+    import shutil
+
+    from quilt_llava.files import write_json, write_jsonl
+    from quilt_llava.instruct.data import load_narratives
+    from quilt_llava.instruct.generators.align import build_alignment_records
+
+    narratives, out_dir = Path(narratives), Path(out_dir)
+    rows, problems = load_narratives(narratives)
+    res = build_region_qa(rows, narratives.parent, out_dir, config)
+    held = set(res.eval_segments)
+    train_rows = [r for r in rows if segment_key(r) not in held]
+    segment_align = build_alignment_records(train_rows, seed=config.seed if seed is None else seed)
+    for rec in segment_align:
+        target = out_dir / "segments" / rec["image"]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(narratives.parent / rec["image"], target)
+        rec["image"] = f"segments/{rec['image']}"
+    write_jsonl(out_dir / "align.jsonl", segment_align + res.align_records)
+    write_jsonl(out_dir / "train.jsonl", res.train_records)
+    write_jsonl(out_dir / "eval_questions.jsonl", res.eval_questions)
+    write_json(out_dir / "held_out.json", sorted(held))
+    summary = {**res.summary(), "segment_align_records": len(segment_align), "out": str(out_dir),
+               "bad_input_rows": len(problems), "problems": problems}
+    write_json(out_dir / "summary.json", summary)
+    return summary
