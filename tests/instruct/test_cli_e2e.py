@@ -273,3 +273,19 @@ def test_region_qa_command(narratives, tmp_path):
     for name in ("train.jsonl", "align.jsonl", "eval_questions.jsonl", "summary.json"):
         assert (out / name).exists()
     assert all((out / r["image"]).exists() for r in read_jsonl(out / "train.jsonl"))
+
+
+def test_help_shows_the_cache_default_and_endpoint_env_vars():
+    res = CliRunner().invoke(make_app(), ["instruct", "detail", "--help"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0
+    assert "llm_cache.sqlite" in res.stdout  # not eaten as rich markup
+    assert "QUILT_LLAVA_LLM_BASE_URL" in res.stdout and "QUILT_LLAVA_LLM_MODEL" in res.stdout
+
+
+def test_endpoint_and_model_from_the_environment(narratives, server, tmp_path):
+    out = tmp_path / "detail.jsonl"
+    res = CliRunner().invoke(
+        make_app(), ["instruct", "detail", str(narratives), "--out", str(out), "--api-key-env", KEY_ENV, "--quiet"],
+        env={"QUILT_LLAVA_LLM_BASE_URL": server.base_url, "QUILT_LLAVA_LLM_MODEL": "env-model"})
+    assert res.exit_code == 0, res.output
+    assert len(server.requests) == 5 and {b["model"] for b in server.requests} == {"env-model"}

@@ -4,7 +4,8 @@
     quilt-llava instruct conversation NARRATIVES --out conv.jsonl --base-url URL --model gpt-4
     quilt-llava instruct redcircle NARRATIVES --questions vqa.jsonl --out vqa_redcircle.jsonl
 
-Every LLM command shares the endpoint options; the response cache defaults to
+Every LLM command shares the endpoint options (quilt_llava.instruct.llm_options, the
+same as `eval judge`); the response cache defaults to
 ``llm_cache.sqlite`` next to the output, so generators writing to one folder share
 it (``reasoning`` and ``abductive`` then reuse the ``diagnosis`` replies for free).
 """
@@ -14,6 +15,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+
+from quilt_llava.instruct.llm_options import EndpointOptions, with_endpoint_options
 
 LLM_GENERATORS = {
     "conversation": "3-4 independent Q/A pairs about the visible content of each segment image.",
@@ -47,45 +50,24 @@ def _run(options, quiet: bool, json_out: bool) -> None:
 
 
 def _llm_command(name: str, help_text: str):
+    @with_endpoint_options
     def command(
         narratives: Path = typer.Argument(..., help="narratives.jsonl from `quilt-llava narratives extract`."),
         out: Path = typer.Option(..., "--out", "-o", help="Output file: .jsonl, or .json for one JSON array."),
-        base_url: str = typer.Option("https://api.openai.com/v1", "--base-url", envvar="QUILT_LLM_BASE_URL",
-                                     help="OpenAI-compatible endpoint (OpenAI, Azure deployment URL, vLLM, Ollama, llama.cpp)."),
-        model: str = typer.Option("gpt-4", "--model", envvar="QUILT_LLM_MODEL", help="Model (or deployment) name."),
-        api_key_env: str = typer.Option("OPENAI_API_KEY", "--api-key-env",
-                                        help="Name of the environment variable holding the API key."),
-        api_version: str | None = typer.Option(None, "--api-version", help="Azure OpenAI api-version (sends an api-key header)."),
-        temperature: float = typer.Option(0.0, "--temperature"),
-        max_tokens: int = typer.Option(512, "--max-tokens"),
-        concurrency: int = typer.Option(8, "--concurrency", "-c", help="Requests in flight at once."),
-        max_retries: int = typer.Option(5, "--max-retries"),
-        timeout: float = typer.Option(60.0, "--timeout", help="Seconds per request."),
-        cache: Path | None = typer.Option(None, "--cache", help="SQLite response cache [default: OUT's folder/llm_cache.sqlite]."),
-        no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write a response cache."),
-        price_prompt: float | None = typer.Option(None, "--price-prompt", help="USD per 1k prompt tokens, for the cost line."),
-        price_completion: float | None = typer.Option(None, "--price-completion", help="USD per 1k completion tokens."),
         diagnoses: Path | None = typer.Option(None, "--diagnoses", help="reasoning/abductive: a `diagnosis` output to use instead of asking."),
         medical_filter: Path | None = typer.Option(None, "--medical-filter", help="A `filter` output: keep only segments it judged medical."),
         seed: int = typer.Option(0, "--seed", help="Seed for drawn questions and turn counts."),
         limit: int | None = typer.Option(None, "--limit", help="Only the first N work units."),
-        dry_run: bool = typer.Option(False, "--dry-run", help="Report the calls and tokens needed; send nothing."),
-        backoff: float = typer.Option(1.0, "--backoff", help="First retry delay in seconds (doubles each retry)."),
         json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
         quiet: bool = typer.Option(False, "--quiet", "-q"),
+        endpoint: EndpointOptions | None = None,  # the shared endpoint flags (llm_options)
     ) -> None:
-        from quilt_llava.instruct.llm import LLMConfig
         from quilt_llava.instruct.run import InstructOptions
 
-        llm = LLMConfig(
-            base_url=base_url, model=model, api_key_env=api_key_env or None, temperature=temperature,
-            max_tokens=max_tokens, concurrency=concurrency, max_retries=max_retries, timeout_s=timeout,
-            cache_path=None if no_cache else (cache or out.parent / "llm_cache.sqlite"),
-            api_version=api_version, backoff_base_s=backoff,
-            price_prompt_per_1k=price_prompt, price_completion_per_1k=price_completion,
-        )
-        options = InstructOptions(generator=name, narratives=narratives, out=out, llm=llm, seed=seed,
-                                  diagnoses=diagnoses, limit=limit, dry_run=dry_run, medical_filter=medical_filter)
+        assert endpoint is not None  # filled in by with_endpoint_options
+        options = InstructOptions(generator=name, narratives=narratives, out=out, llm=endpoint.llm_config(out),
+                                  seed=seed, diagnoses=diagnoses, limit=limit, dry_run=endpoint.dry_run,
+                                  medical_filter=medical_filter)
         _run(options, quiet, json_out)
 
     command.__doc__ = help_text

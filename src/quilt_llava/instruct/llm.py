@@ -64,6 +64,8 @@ class LLMConfig:
     max_retries: int = 5
     timeout_s: float = 60.0
     cache_path: str | Path | None = None
+    # Only read the cache, and only if it exists (dry runs write nothing).
+    cache_read_only: bool = False
     # Azure OpenAI: base_url = https://<resource>.openai.azure.com/openai/deployments/<deployment>
     api_version: str | None = None
     # "auto": "api-key" header when api_version is set (Azure), else "Authorization: Bearer".
@@ -195,10 +197,16 @@ def parse_retry_after(value: str | None) -> float | None:
 class ResponseCache:
     """SQLite table of replies keyed by :func:`cache_key`. Holds reply text and usage only."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, read_only: bool = False) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
+        self.read_only = read_only
+        if read_only:
+            # Nothing is created or changed: no folder, no -wal/-shm files, no table.
+            uri = self.path.resolve().as_uri() + "?mode=ro&immutable=1"
+            self._db = sqlite3.connect(uri, uri=True, timeout=30.0, check_same_thread=False)
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(str(self.path), timeout=30.0, check_same_thread=False)
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -213,12 +221,19 @@ class ResponseCache:
 
     def get(self, key: str) -> tuple[str, dict[str, int]] | None:
         with self._lock:
-            row = self._db.execute("SELECT text, usage FROM replies WHERE key = ?", (key,)).fetchone()
+            try:
+                row = self._db.execute("SELECT text, usage FROM replies WHERE key = ?", (key,)).fetchone()
+            except sqlite3.OperationalError:
+                if not self.read_only:
+                    raise
+                row = None  # a read-only look into a file that is no cache (yet)
         if row is None:
             return None
         return row[0], json.loads(row[1])
 
     def put(self, key: str, model: str, text: str, usage: dict[str, int]) -> None:
+        if self.read_only:
+            return
         with self._lock:
             self._db.execute(
                 "INSERT OR REPLACE INTO replies (key, model, text, usage, created) VALUES (?, ?, ?, ?, ?)",
@@ -254,7 +269,11 @@ class LLMClient:
         self.output = output or Output()
         self._sleep = sleep or asyncio.sleep
         self._key = _Secret(read_api_key(config.api_key_env))
-        self.cache = ResponseCache(config.cache_path) if config.cache_path else None
+        self.cache: ResponseCache | None = None
+        if config.cache_path and not config.cache_read_only:
+            self.cache = ResponseCache(config.cache_path)
+        elif config.cache_path and Path(config.cache_path).is_file():
+            self.cache = ResponseCache(config.cache_path, read_only=True)
         self.stats: dict[str, float] = _empty_stats()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._http: httpx.AsyncClient | None = None
@@ -323,26 +342,42 @@ class LLMClient:
             self._inflight.pop(ckey, None)
         return ChatResult(result_key, result.text, result.error, result.cached, dict(result.usage))
 
-    async def arun(self, requests: Sequence[ChatRequest], description: str = "LLM calls") -> list[ChatResult]:
-        """All ``requests`` concurrently (bounded); results in input order, with a progress bar."""
+    async def arun(
+        self,
+        requests: Sequence[ChatRequest],
+        description: str = "LLM calls",
+        on_result: Callable[[int, ChatResult], None] | None = None,
+    ) -> list[ChatResult]:
+        """All ``requests`` concurrently (bounded); results in input order, with a progress bar.
+
+        ``on_result(index, result)`` is called as each one finishes (e.g. to append it to
+        a file, so a killed run keeps what it had).
+        """
         self._bind_loop()
         results: list[ChatResult | None] = [None] * len(requests)
         with self.output.progress() as prog:
             task = prog.add_task(description, total=len(requests))
 
             async def one(i: int, req: ChatRequest) -> None:
-                results[i] = await self.achat(req.messages, key=req.key, **req.params)
+                results[i] = res = await self.achat(req.messages, key=req.key, **req.params)
+                if on_result is not None:
+                    on_result(i, res)
                 prog.advance(task)
 
             await asyncio.gather(*(one(i, r) for i, r in enumerate(requests)))
         return [r for r in results if r is not None]
 
-    def run(self, requests: Sequence[ChatRequest], description: str = "LLM calls") -> list[ChatResult]:
+    def run(
+        self,
+        requests: Sequence[ChatRequest],
+        description: str = "LLM calls",
+        on_result: Callable[[int, ChatResult], None] | None = None,
+    ) -> list[ChatResult]:
         """Blocking form of :meth:`arun` (runs its own event loop; use ``arun`` inside one)."""
 
         async def main() -> list[ChatResult]:
             try:
-                return await self.arun(requests, description)
+                return await self.arun(requests, description, on_result)
             finally:
                 await self.aclose()
 

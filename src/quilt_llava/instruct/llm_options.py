@@ -1,0 +1,146 @@
+"""Endpoint options shared by every command that calls an LLM (``instruct <generator>``, ``eval judge``).
+
+One definition of the flags, their defaults and environment variables, so the
+commands cannot drift apart:
+
+- ``--base-url`` (env ``QUILT_LLAVA_LLM_BASE_URL``), ``--model``/``--llm-model`` (env
+  ``QUILT_LLAVA_LLM_MODEL``, default ``gpt-4``), ``--api-key-env`` (default
+  ``OPENAI_API_KEY``), ``--api-version`` (Azure OpenAI);
+- ``--temperature``, ``--max-tokens``, ``--concurrency``, ``--max-retries``,
+  ``--timeout``, ``--backoff``;
+- ``--cache`` (default ``llm_cache.sqlite`` in the output's folder), ``--no-cache``;
+- ``--price-prompt``, ``--price-completion`` (USD per 1k tokens, for the cost line);
+- ``--dry-run`` (report the calls needed; send nothing, write nothing).
+
+:func:`with_endpoint_options` adds them to a typer command function, which then
+receives one :class:`EndpointOptions` as its ``endpoint`` argument;
+:meth:`EndpointOptions.llm_config` turns that into an
+:class:`~quilt_llava.instruct.llm.LLMConfig`. Nothing heavy is imported here.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from quilt_llava.instruct.llm import LLMConfig
+
+ENV_BASE_URL = "QUILT_LLAVA_LLM_BASE_URL"
+ENV_MODEL = "QUILT_LLAVA_LLM_MODEL"
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+DEFAULT_MODEL = "gpt-4"
+DEFAULT_KEY_ENV = "OPENAI_API_KEY"
+CACHE_NAME = "llm_cache.sqlite"
+
+
+def default_cache_path(out: str | Path) -> Path:
+    """Where the response cache lives unless told otherwise: next to the output file."""
+    return Path(out).parent / CACHE_NAME
+
+
+@dataclass
+class EndpointOptions:
+    """The endpoint flags of one command, as parsed (see the module docstring)."""
+
+    base_url: str = DEFAULT_BASE_URL
+    model: str = DEFAULT_MODEL
+    api_key_env: str | None = DEFAULT_KEY_ENV
+    api_version: str | None = None
+    temperature: float = 0.0
+    max_tokens: int = 512
+    concurrency: int = 8
+    max_retries: int = 5
+    timeout_s: float = 60.0
+    backoff_s: float = 1.0
+    cache: Path | None = None  # None: default_cache_path(out)
+    no_cache: bool = False
+    price_prompt: float | None = None
+    price_completion: float | None = None
+    dry_run: bool = False
+
+    def cache_path(self, out: str | Path) -> Path | None:
+        if self.no_cache:
+            return None
+        return Path(self.cache) if self.cache is not None else default_cache_path(out)
+
+    def llm_config(self, out: str | Path, model: str | None = None) -> LLMConfig:
+        """An :class:`LLMConfig` for a run writing ``out`` (``model`` overrides the model name).
+
+        In a dry run the cache is only read, and only if it exists.
+        """
+        from quilt_llava.instruct.llm import LLMConfig
+
+        return LLMConfig(
+            base_url=self.base_url, model=model or self.model, api_key_env=self.api_key_env or None,
+            temperature=self.temperature, max_tokens=self.max_tokens, concurrency=self.concurrency,
+            max_retries=self.max_retries, timeout_s=self.timeout_s, backoff_base_s=self.backoff_s,
+            cache_path=self.cache_path(out), cache_read_only=self.dry_run, api_version=self.api_version,
+            price_prompt_per_1k=self.price_prompt, price_completion_per_1k=self.price_completion,
+        )
+
+
+def _params() -> list[tuple[str, Any, Any]]:
+    """(field name, annotation, typer option) for every :class:`EndpointOptions` field."""
+    return [
+        ("base_url", str, typer.Option(DEFAULT_BASE_URL, "--base-url", envvar=ENV_BASE_URL,
+                                       help="OpenAI-compatible endpoint (OpenAI, Azure deployment URL, vLLM, "
+                                            "Ollama, llama.cpp).")),
+        ("model", str, typer.Option(DEFAULT_MODEL, "--model", "--llm-model", envvar=ENV_MODEL,
+                                    help="LLM (or Azure deployment) name.")),
+        ("api_key_env", str, typer.Option(DEFAULT_KEY_ENV, "--api-key-env",
+                                          help="Name of the environment variable holding the API key "
+                                               "('' for none).")),
+        ("api_version", str | None, typer.Option(None, "--api-version",
+                                                 help="Azure OpenAI api-version (sends an api-key header).")),
+        ("temperature", float, typer.Option(0.0, "--temperature", help="Sampling temperature.")),
+        ("max_tokens", int, typer.Option(512, "--max-tokens", min=1, help="Most tokens per reply.")),
+        ("concurrency", int, typer.Option(8, "--concurrency", "-c", min=1, help="Requests in flight at once.")),
+        ("max_retries", int, typer.Option(5, "--max-retries", min=0,
+                                          help="Retries on rate limits, server errors and timeouts.")),
+        ("timeout_s", float, typer.Option(60.0, "--timeout", help="Seconds per request.")),
+        ("backoff_s", float, typer.Option(1.0, "--backoff", help="First retry delay in seconds (doubles each retry).")),
+        # No square brackets here: rich help would read "[default: ...]" as markup and drop it.
+        ("cache", Path | None, typer.Option(None, "--cache", help=f"SQLite response cache (default: {CACHE_NAME} "
+                                                                  "in the output's folder).")),
+        ("no_cache", bool, typer.Option(False, "--no-cache", help="Do not read or write a response cache.")),
+        ("price_prompt", float | None, typer.Option(None, "--price-prompt",
+                                                    help="USD per 1k prompt tokens, for the cost line.")),
+        ("price_completion", float | None, typer.Option(None, "--price-completion",
+                                                        help="USD per 1k completion tokens.")),
+        ("dry_run", bool, typer.Option(False, "--dry-run",
+                                       help="Report the calls and tokens needed; send nothing, write nothing.")),
+    ]
+
+
+_FIELDS = {f.name for f in fields(EndpointOptions)}
+
+
+def with_endpoint_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorate a typer command taking ``endpoint: EndpointOptions``: the flags replace that argument."""
+    specs = _params()
+    assert {name for name, _, _ in specs} == _FIELDS  # every field has exactly one flag
+    prefix = "llm_opt_"  # keeps the added parameter names clear of the command's own
+    sig = inspect.signature(func)
+    own = [p for p in sig.parameters.values() if p.name != "endpoint"]
+    added = [inspect.Parameter(prefix + name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=ann)
+             for name, ann, option in specs]
+    own_kw = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own]
+
+    @functools.wraps(func)
+    def wrapper(**kwargs: Any) -> Any:
+        values = {name: kwargs.pop(prefix + name) for name, _, _ in specs}
+        return func(endpoint=EndpointOptions(**values), **kwargs)
+
+    wrapper.__signature__ = sig.replace(parameters=own_kw + added)  # type: ignore[attr-defined]
+    annotations = dict(getattr(func, "__annotations__", {}))
+    annotations.pop("endpoint", None)
+    annotations.update({prefix + name: ann for name, ann, _ in specs})
+    wrapper.__annotations__ = annotations
+    return wrapper
