@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +28,12 @@ from quilt_llava.instruct.data import CAPTION_MODES, load_narratives
 from quilt_llava.instruct.generators import GENERATORS, Generator, GeneratorOptions
 from quilt_llava.instruct.generators.base import CallFailed, Rejected, Session, Skip, Unit
 from quilt_llava.instruct.llm import LLMClient, LLMConfig, estimate_tokens
+from quilt_llava.instruct.llm_options import (
+    DEFAULT_BASE_URL,
+    DEFAULT_KEY_ENV,
+    DEFAULT_MODEL,
+    default_cache_path,
+)
 
 DONE_STATUSES = ("ok", "rejected", "skipped")
 
@@ -94,14 +102,37 @@ def medical_segments(path: Path) -> set[tuple[str, str]]:
     return keep
 
 
+def _file_id(path: Path | None) -> dict[str, Any] | None:
+    """An input file as the journal header records it: path and content hash."""
+    if path is None:
+        return None
+    try:
+        digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError as exc:
+        raise InputError(str(path), f"cannot read it ({exc.strerror or exc})") from None
+    return {"path": str(Path(path).resolve()), "sha256": digest}
+
+
 def _header(options: InstructOptions, gen: Generator) -> dict[str, Any]:
+    """Everything that shapes a unit's result: a journal with another header is not resumed."""
     return {"generator": gen.name, "prompt_version": gen.prompt_version,
             "model": options.llm.model if gen.uses_llm else None,
-            "seed": options.seed, "caption": options.caption}
+            # temperature, max_tokens and any extra request parameters
+            "llm_params": options.llm.default_params() if gen.uses_llm else None,
+            "seed": options.seed, "caption": options.caption,
+            "inputs": {"diagnoses": _file_id(options.diagnoses),
+                       "medical_filter": _file_id(options.medical_filter),
+                       "questions": _file_id(options.questions)}}
 
 
-def _read_journal(options: InstructOptions, header: dict[str, Any], output: Output) -> dict[str, dict[str, Any]]:
-    """Finished units from an earlier run of the same job (last line per unit wins)."""
+def _read_journal(
+    options: InstructOptions, header: dict[str, Any], output: Output, discard_foreign: bool = True,
+) -> dict[str, dict[str, Any]]:
+    """Finished units from an earlier run of the same job (last line per unit wins).
+
+    A journal written with another header (settings or inputs changed) is not used;
+    it is deleted unless ``discard_foreign`` is false (a dry run changes nothing).
+    """
     path = options.work_path
     if not path.exists():
         return {}
@@ -111,8 +142,12 @@ def _read_journal(options: InstructOptions, header: dict[str, Any], output: Outp
         if first:
             first = False
             if row.get("_header") != header:
-                output.warn(f"{path} is from a different job ({row.get('_header')}); starting over")
-                path.unlink()
+                changed = sorted(k for k in set(header) | set(row.get("_header") or {})
+                                 if header.get(k) != (row.get("_header") or {}).get(k))
+                action = "starting over" if discard_foreign else "a real run would start over"
+                output.warn(f"{path} is from a different job (changed: {', '.join(changed) or 'header'}); {action}")
+                if discard_foreign:
+                    path.unlink()
                 return {}
             continue
         if "unit" in row:
@@ -143,7 +178,10 @@ def run_instruct(options: InstructOptions, output: Output | None = None) -> dict
         units = units[: options.limit]
 
     header = _header(options, gen)
-    client = LLMClient(options.llm, output=Output(quiet=True)) if gen.uses_llm else None
+    llm = options.llm
+    if options.dry_run and not llm.cache_read_only:
+        llm = dataclasses.replace(llm, cache_read_only=True)  # a dry run writes nothing, not even a cache
+    client = LLMClient(llm, output=Output(quiet=True)) if gen.uses_llm else None
     if client is not None and not client.has_key and options.llm.api_key_env:
         output.warn(f"${options.llm.api_key_env} is not set: calling {options.llm.base_url} without an API key")
     try:
@@ -289,9 +327,7 @@ def _dry_run(
     bad_rows: int,
 ) -> dict[str, Any]:
     """How many calls and tokens the run would need; nothing is sent or written."""
-    journal = {}
-    if options.work_path.exists():
-        journal = {str(r["unit"]): r for r in iter_jsonl(options.work_path) if "unit" in r}
+    journal = _read_journal(options, header, output, discard_foreign=False)
     pending = [u for u in units if journal.get(u.id, {}).get("status") not in DONE_STATUSES]
     planned = [m for u in pending for m in gen.plan(u)]
     planned += gen.prepare_plan(pending)
@@ -334,10 +370,10 @@ class GenerateOptions:
     generator: str
     narratives: Path
     out: Path
-    base_url: str = "https://api.openai.com/v1"
-    model: str = "gpt-4"
-    api_key_env: str | None = "OPENAI_API_KEY"
-    cache: Path | None = None  # default: llm_cache.sqlite next to ``out``
+    base_url: str = DEFAULT_BASE_URL
+    model: str = DEFAULT_MODEL
+    api_key_env: str | None = DEFAULT_KEY_ENV
+    cache: Path | None = None  # default: llm_cache.sqlite next to ``out`` (llm_options.default_cache_path)
     concurrency: int = 8
     temperature: float = 0.0
     max_tokens: int = 512
@@ -356,7 +392,7 @@ class GenerateOptions:
         llm = LLMConfig(base_url=self.base_url, model=self.model, api_key_env=self.api_key_env,
                         temperature=self.temperature, max_tokens=self.max_tokens, concurrency=self.concurrency,
                         max_retries=self.max_retries, timeout_s=self.timeout_s,
-                        cache_path=self.cache if self.cache is not None else out.parent / "llm_cache.sqlite")
+                        cache_path=self.cache if self.cache is not None else default_cache_path(out))
         return InstructOptions(generator=self.generator, narratives=Path(self.narratives), out=out, llm=llm,
                                seed=self.seed, caption=self.caption, diagnoses=self.diagnoses,
                                questions=self.questions, limit=self.limit, dry_run=self.dry_run,
