@@ -380,7 +380,7 @@ class TemplateCursorLocator:
                 t = self.templates[self.track[2]]
                 boxes.append(self._box_around_tip(self.track[0], self.track[1], cfg.track_radius, t))
             searched = False
-            if (self.track is None or not self.verified) and (self.new_view or frame.index - self.last_search >= cfg.search_every):
+            if (self.track is None or not self.verified) and self._search_due(frame):
                 boxes.extend(self._search_peaks(frame))
                 self.last_search = frame.index
                 searched = True
@@ -501,6 +501,12 @@ class TemplateCursorLocator:
                    and self._change(frame.luma, x, y, k) >= self.config.min_change
                    for score, x, y, k, _ in cands)
 
+    def _search_due(self, frame: AnalysedFrame) -> bool:
+        """A whole-frame search runs when a view starts, then every ``search_every`` frames while
+        nothing is tracked, and half as often while an unverified candidate is held."""
+        every = self.config.search_every * (1 if self.track is None else 2)
+        return self.new_view or frame.index - self.last_search >= every
+
     def _still_pointer(self, frame: AnalysedFrame) -> bool:
         # A verified pointer must have been seen to differ from its background (not a ghost
         # left on static tissue); an unverified one stays pending either way.
@@ -521,8 +527,7 @@ class TemplateCursorLocator:
         if not self.verified:
             # An unverified track may be tissue that looks like a pointer: keep looking for
             # the real one (a whole-frame search when due, any moving blob) before resting.
-            due = self.new_view or frame.index - self.last_search >= self.config.search_every
-            return not due and not self._blob_boxes(frame)
+            return not self._search_due(frame) and not self._blob_boxes(frame)
         return True
 
     def footprint(self, x: float, y: float, frame_size: tuple[int, int], margin: int = 3) -> tuple[int, int, int, int]:

@@ -2,7 +2,8 @@
 
 One decoding pass does everything: each frame is reduced to a small luma image for
 view-stability and motion analysis, the cursor is located on the full-resolution
-luma plane, a few colour frames per still run are kept for the segment image, and
+luma plane, a few colour frames per still run are kept for the segment image (their
+median and PNG are made on a worker thread while decoding goes on), and
 content-area statistics are accumulated. After the pass, still runs become
 segments, hits become traces, speech is split over segments and grounded.
 
@@ -61,7 +62,7 @@ class ExtractConfig:
     sample_fps: float | None = None
     min_segment_s: float = 3.0  # published: a still span of 3 s or more
     analysis_width: int = 320  # width of the small frames used for stability and motion
-    median_frames: int = 9  # colour frames whose per-pixel median is the segment image
+    median_frames: int = 7  # colour frames whose per-pixel median is the segment image
     clustering: str = "spatiotemporal"  # or "published"
     transcript_slack_s: float = 1.0  # a transcript may run this far past the last frame
     threads: int = 0  # decoder threads (0: FFmpeg decides)
