@@ -259,11 +259,22 @@ def analyse(source: FrameSource, config: ExtractConfig | None = None, name: str 
         if not chosen:
             return
         # The median and its PNG are made on a worker thread while decoding goes on, cropped to
-        # the content box as known now (and refined on the first segment, as at the end).
+        # the content box as known now, refined on the first segment's image as at the end.
         box_now = content.box(scale, size)
-        refine = 2 * scale + 4 if not segments else None
+        refine: int | None = 2 * scale + 4
+        if jobs:
+            box_now = refine_edges(first_gray(), box_now, search=refine)
+            refine = None
         jobs.append((workers.submit(_segment_job, chosen, pointer, box_now, refine), box_now))
         segments.append(Segment(Span(start_i, end_i), times[start_i], times[end_i] + frame_interval, np.empty(0), []))
+
+    gray_cache: list[np.ndarray] = []
+
+    def first_gray() -> np.ndarray:
+        """Grey version of the first segment's image (the content box is refined on it)."""
+        if not gray_cache:
+            gray_cache.append(cv2.cvtColor(jobs[0][0].result()[0], cv2.COLOR_RGB2GRAY))
+        return gray_cache[0]
 
     try:
         for frame in source.frames():
@@ -343,7 +354,7 @@ def analyse(source: FrameSource, config: ExtractConfig | None = None, name: str 
     workers.shutdown()
     box = content.box(scale, size)
     if segments:
-        box = refine_edges(cv2.cvtColor(results[0][0], cv2.COLOR_RGB2GRAY), box, search=2 * scale + 4)
+        box = refine_edges(first_gray(), box, search=2 * scale + 4)
     for seg, (image, used_box, png) in zip(segments, results):
         seg.image = image
         # The box seen at the segment's end is nearly always the final one; else encode again.
