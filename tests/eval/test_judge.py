@@ -39,6 +39,7 @@ def _render(messages: list[dict[str, str]]) -> str:
         ("reference_prompt.txt", reference_messages("What pattern do the cells form?", CAPTION)),
         ("judge_prompt.txt", judge_messages("What pattern do the cells form?", CAPTION,
                                             "The cells form nests.", "They form sheets.")),
+        ("judge_reminder.txt", [{"role": "user", "content": JUDGE_REMINDER}]),
     ],
 )
 def test_prompt_snapshots(name, messages):
@@ -63,6 +64,19 @@ def test_prompt_snapshots(name, messages):
         ("8 6 7", None),
         ("8", None),
         ("12 6", None),
+        ("8 6.", (8.0, 6.0)),  # a full stop after the second score
+        ("8, 6.\nreason", (8.0, 6.0)),
+        ("7.5 9.", (7.5, 9.0)),
+        ("-1 -1", None),  # LLaVA's failure marker is not a pair of 1s
+        ("-1 -1\nfailed", None),
+        ("8 -1", None),
+        ("-1 8 6", None),
+        ("0 0", None),  # scores run from 1 to 10
+        ("0 7", None),
+        ("10 1", (10.0, 1.0)),
+        ("A: 8, B: 6", (8.0, 6.0)),
+        ("Answer A: 7/10, Answer B: 5/10", (7.0, 5.0)),
+        ("8.5.6 2", None),
         ("", None),
         (None, None),
     ],
@@ -191,3 +205,21 @@ def test_judge_questions_from_records():
     assert len(to_judge_questions(rows)) == 3
     with pytest.raises(Exception, match="no caption"):
         judge_questions_from_records(records, [])
+
+
+def test_failed_judgements_in_llava_layout_count_as_failed(tmp_path):
+    path = tmp_path / "r.jsonl"
+    rows = [{"question_id": 1, "category": "conv", "content": "-1 -1\n", "tuple": [-1, -1]},
+            {"question_id": 2, "category": "conv", "content": "0 0\n"},
+            {"question_id": 3, "category": "conv", "content": "8 6.\nfine"}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    got = {r["question_id"]: r["scores"] for r in read_reviews(path)}
+    assert got == {1: None, 2: None, 3: [8.0, 6.0]}
+    overall = summarize_reviews(read_reviews(path))[-1]
+    assert (overall.n, overall.failed, overall.relative) == (3, 2, 75.0)
+
+
+def test_judge_prompt_is_not_the_llava_layout():
+    user = judge_messages("Q?", CAPTION, "a1", "a2")[1]["content"]
+    for llava_marker in ("[Question]", "[Assistant 1]", "[End of Assistant", "helpfulness, relevance, accuracy"):
+        assert llava_marker not in user + JUDGE_SYSTEM + JUDGE_REMINDER

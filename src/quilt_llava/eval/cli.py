@@ -7,12 +7,13 @@ functions that need them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import typer
 
 from quilt_llava.console import Output
+from quilt_llava.instruct.llm_options import EndpointOptions, with_endpoint_options
 
 
 @dataclass
@@ -50,16 +51,14 @@ class JudgeOptions:
     questions: Path
     predictions: Path
     out: Path
-    references: Path | None
-    base_url: str
-    llm_model: str
-    api_key_env: str | None
-    reference_model: str | None
-    concurrency: int
-    cache: Path | None
-    retries: int
-    judge_temperature: float
-    model_id: str | None
+    references: Path | None = None
+    # The LLM endpoint: the same flags and defaults as `instruct` (quilt_llava.instruct.llm_options);
+    # its temperature is the reference writer's, the judge's is judge_temperature.
+    endpoint: EndpointOptions = field(default_factory=EndpointOptions)
+    reference_model: str | None = None
+    retries: int = 2
+    judge_temperature: float = 0.2
+    model_id: str | None = None
 
 
 def _emit(out: Output, obj: object, markdown: str) -> None:
@@ -120,33 +119,56 @@ def run_vqa(opts: VQAOptions, out: Output) -> None:
 
 
 def run_judge(opts: JudgeOptions, out: Output) -> None:
-    from quilt_llava.eval.judge import judge_answers, load_judge_questions, write_references
-    from quilt_llava.instruct.llm import LLMClient, LLMConfig
+    from quilt_llava.eval.judge import (
+        judge_answers,
+        load_judge_questions,
+        plan_judge,
+        write_references,
+    )
+    from quilt_llava.instruct.llm import LLMClient
 
     questions = load_judge_questions(opts.questions)
     refs_path = opts.references or opts.out.with_name(opts.out.stem + ".references.jsonl")
+    endpoint = opts.endpoint
+    params = {"temperature": opts.judge_temperature}
 
     def client(model: str) -> LLMClient:
-        return LLMClient(LLMConfig(base_url=opts.base_url, model=model, api_key_env=opts.api_key_env,
-                                   temperature=0.0, max_tokens=512, concurrency=opts.concurrency,
-                                   cache_path=opts.cache), output=out)
+        return LLMClient(endpoint.llm_config(opts.out, model=model), output=out)
 
-    ref_client = client(opts.reference_model or opts.llm_model)
+    ref_client = client(opts.reference_model or endpoint.model)
+    if ref_client.config.api_key_env and not ref_client.has_key:
+        out.warn(f"${ref_client.config.api_key_env} is not set: calling {endpoint.base_url} without an API key")
+    if endpoint.dry_run:
+        judge_client = client(endpoint.model)
+        try:
+            plan = plan_judge(questions, refs_path, opts.predictions, opts.out, ref_client, judge_client, params)
+        finally:
+            ref_client.close()
+            judge_client.close()
+        out.result(plan, human=(f"dry run: {plan['reference_calls_needed']} reference calls "
+                                f"({plan['reference_calls_cached']} cached), {plan['judge_calls_needed']} judge calls "
+                                f"({plan['judge_calls_cached']} cached); about {plan['prompt_tokens_estimate']} prompt "
+                                f"tokens, at most {plan['completion_tokens_at_most']} completion tokens"))
+        return
     try:
         refs = write_references(questions, ref_client, refs_path)
+        ref_stats = dict(ref_client.stats)
     finally:
         ref_client.close()
     _fail_if(refs.failed, out, "reference answers")
-    judge_client = client(opts.llm_model)
+    judge_client = client(endpoint.model)
     try:
         report = judge_answers(questions, refs_path, opts.predictions, judge_client, opts.out,
                                model_id=opts.model_id or opts.predictions.stem, retries=opts.retries,
-                               params={"temperature": opts.judge_temperature})
+                               params=params)
         stats = dict(judge_client.stats)
+        summary_line = judge_client.summary_line()
     finally:
         judge_client.close()
+    out.info(f"judge LLM: {summary_line}")
     out.result({"out": str(opts.out), "references": str(refs_path), "written": report.written,
-                "skipped_existing": report.skipped_existing, "failed": len(report.failed), "llm": stats},
+                "skipped_existing": report.skipped_existing, "failed": len(report.failed), "llm": stats,
+                "reference_llm": ref_stats},
                human=f"wrote {report.written} reviews to {opts.out} ({report.skipped_existing} already there, "
                      f"{len(report.failed)} without two scores); summarise with `quilt-llava eval judge-summary`")
     _fail_if(report.failed, out, "judgements")
@@ -198,27 +220,26 @@ def register(app: typer.Typer) -> None:
         run_vqa(VQAOptions(questions, predictions, fmt, resamples, seed, details), Output(quiet=quiet, json=as_json))
 
     @sub.command("judge")
+    @with_endpoint_options
     def judge_cmd(
         questions: Path = typer.Option(..., "--questions", help="{question_id, question, caption, category} rows."),
         predictions: Path = typer.Option(..., "--predictions", help="Model answers {question_id, text}."),
-        out: Path = typer.Option(..., "--out", help="Review JSONL (appended; reviewed ids are skipped)."),
-        references: Path = typer.Option(None, "--references", help="Reference answers JSONL (written if missing)."),
-        base_url: str = typer.Option("https://api.openai.com/v1", "--base-url", help="OpenAI-compatible endpoint."),
-        llm_model: str = typer.Option("gpt-4", "--llm-model", help="Judge model name."),
-        api_key_env: str = typer.Option("OPENAI_API_KEY", "--api-key-env", help="Variable holding the API key."),
-        reference_model: str = typer.Option(None, "--reference-model", help="Model for reference answers (default: judge)."),
-        concurrency: int = typer.Option(8, "--concurrency", min=1),
-        cache: Path = typer.Option(None, "--cache", help="SQLite response cache."),
+        out: Path = typer.Option(..., "--out", help="Review JSONL (appended row by row; reviewed ids are skipped)."),
+        references: Path = typer.Option(None, "--references",
+                                        help="Reference answers JSONL (written if missing; default: OUT.references.jsonl)."),
+        reference_model: str = typer.Option(None, "--reference-model", help="Model for reference answers (default: --model)."),
         retries: int = typer.Option(2, "--retries", min=0, help="Re-asks when a reply lacks two scores."),
-        judge_temperature: float = typer.Option(0.2, "--judge-temperature"),
+        judge_temperature: float = typer.Option(0.2, "--judge-temperature",
+                                                help="The judge's temperature (--temperature is the reference writer's)."),
         model_id: str = typer.Option(None, "--model-id", help="Name of the judged model (default: predictions file name)."),
         quiet: bool = typer.Option(False, "--quiet", "-q"),
         as_json: bool = typer.Option(False, "--json"),
+        endpoint: EndpointOptions | None = None,  # the shared endpoint flags (instruct.llm_options)
     ) -> None:
         """Write reference answers from captions, then have an LLM score reference and model answers 1-10."""
-        run_judge(JudgeOptions(questions, predictions, out, references, base_url, llm_model, api_key_env,
-                               reference_model, concurrency, cache, retries, judge_temperature, model_id),
-                  Output(quiet=quiet, json=as_json))
+        assert endpoint is not None  # filled in by with_endpoint_options
+        run_judge(JudgeOptions(questions, predictions, out, references, endpoint, reference_model, retries,
+                               judge_temperature, model_id), Output(quiet=quiet, json=as_json))
 
     @sub.command("judge-questions")
     def judge_questions_cmd(

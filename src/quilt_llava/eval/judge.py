@@ -5,8 +5,8 @@ Three steps, each writing plain JSONL:
 1. :func:`write_references`: a text-only LLM answers each question from the image's
    grounded caption (the only view of the image it gets), as the reference.
 2. :func:`judge_answers`: a judge LLM sees the caption, the question, the reference
-   (Assistant 1) and the model's answer (Assistant 2) and replies with the two scores
-   on its first line. Replies without two parseable scores are sent back with a
+   (answer A) and the model's answer (answer B) and replies with the two scores (1-10)
+   on its first line. Replies without two valid scores are sent back with a
    reminder up to ``retries`` times, then recorded as failed (``scores: null`` and an
    ``error``), never dropped. Review rows: ``{question_id, category, content, scores,
    answer1_id, answer2_id, judge, ...question metadata}``; ``content`` is the judge's
@@ -14,6 +14,10 @@ Three steps, each writing plain JSONL:
 3. :func:`summarize_reviews`: per category and overall, mean reference score, mean
    model score and the relative score 100 x mean(model) / mean(reference), with a
    95% bootstrap interval of the relative score (questions resampled).
+
+Steps 1 and 2 append each finished row to their file as soon as it arrives (fsynced),
+and skip the question ids already there, so a killed run is resumed by running it
+again. :func:`plan_judge` counts the calls a run would make without sending any.
 
 The prompts are this project's own wording; they are snapshot-tested.
 """
@@ -47,24 +51,26 @@ REFERENCE_USER = (
     "describe it in words (for example 'near the upper left')."
 )
 JUDGE_SYSTEM = (
-    "You are a strict, impartial grader of answers to questions about pathology images. "
-    "You cannot see the image; a text description of it stands in for it."
+    "You review answers to questions about pathology images. The image itself is not available "
+    "to you; a written account of what it shows takes its place. Score strictly, and favour "
+    "neither answer for where it stands or how long it is."
 )
 JUDGE_USER = (
-    "[Image description]\n{caption}\n\n"
-    "[Question]\n{question}\n\n"
-    "[Assistant 1]\n{answer1}\n[End of Assistant 1]\n\n"
-    "[Assistant 2]\n{answer2}\n[End of Assistant 2]\n\n"
-    "Grade each assistant's answer for how helpful, relevant, accurate and detailed it is, "
-    "from 1 (useless or wrong) to 10 (excellent). Judge the content only: the order in which "
-    "the answers appear and their length must not sway you.\n"
-    "Format: the first line holds only the two scores, Assistant 1 first, separated by a "
-    "space (for example: 7 4). From the second line on, explain the grades in a few sentences."
+    "Image account:\n<<<\n{caption}\n>>>\n\n"
+    "Question put to both answerers:\n<<<\n{question}\n>>>\n\n"
+    "Answer A:\n<<<\n{answer1}\n>>>\n\n"
+    "Answer B:\n<<<\n{answer2}\n>>>\n\n"
+    "Give answer A and answer B each a score from 1 to 10: 1 for an answer that is wrong or of no "
+    "use, 10 for one that is correct, complete and to the point. Weigh first whether it agrees "
+    "with the image account, then whether it addresses the question, then how much useful "
+    "pathological detail it offers.\n"
+    "Reply layout: line 1 holds only the two scores, A's then B's, separated by one space "
+    "(such as: 6 9). Lines 2 onward justify them briefly."
 )
 JUDGE_REMINDER = (
-    "Your reply did not start with a line holding exactly two scores. Reply again: the first "
-    "line must be only the two scores from 1 to 10 (Assistant 1, then Assistant 2, separated "
-    "by a space); the explanation follows on the next lines."
+    "Line 1 of that reply was not two scores. Send the review once more, laid out as asked: "
+    "line 1 only the score of answer A and the score of answer B (each 1 to 10, one space "
+    "between), then the justification from line 2 on."
 )
 
 
@@ -83,23 +89,36 @@ def judge_messages(question: str, caption: str, answer1: str, answer2: str) -> l
 
 # --------------------------------------------------------------------------- parsing
 
-_ASSISTANT_LABEL = re.compile(r"assistant\s*[12]\s*[:=-]?", re.IGNORECASE)
+_ANSWER_LABEL = re.compile(
+    r"\b(?:assistant\s*[12]|answer\s*[ab12]|score\s+(?:of\s+|for\s+)?[ab])\b\s*[:=]?|\b[ab]\s*[:=]", re.IGNORECASE)
 _OUT_OF_TEN = re.compile(r"\s*/\s*10\b")
-_NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?![\w.])")
+# A number not glued to a word, a decimal point or a minus sign ("-1" is no score of 1);
+# a trailing full stop is fine ("8 6.").
+_NUMBER = re.compile(r"(?<![\w.\-])\d+(?:\.\d+)?(?!\w|\.\d)")
+SCORE_RANGE = (1.0, 10.0)
+
+
+def valid_score(value: Any) -> bool:
+    """A judge score in 1..10 (LLaVA's review files mark a failed judgement as -1 -1)."""
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and SCORE_RANGE[0] <= value <= SCORE_RANGE[1])
 
 
 def parse_scores(content: str | None) -> tuple[float, float] | None:
-    """The two scores on the first non-empty line of a judge reply, or None.
+    """The two scores (each 1-10) on the first non-empty line of a judge reply, or None.
 
-    Tolerates "8 6", "8, 6", "8/10 6/10", "**8 6**", "Assistant 1: 8, Assistant 2: 6";
-    anything else on that line that is a number makes it ambiguous (None).
+    Tolerates "8 6", "8 6.", "8, 6", "8/10 6/10", "**8 6**", "A: 8, B: 6",
+    "Assistant 1: 8, Assistant 2: 6"; anything else on that line that is a number makes
+    it ambiguous (None), and so does a score outside 1-10 ("0 0", "-1 -1").
     """
     if not content:
         return None
     line = next((ln for ln in content.splitlines() if ln.strip()), "")
-    line = _OUT_OF_TEN.sub(" ", _ASSISTANT_LABEL.sub(" ", line.replace("*", " ")))
+    line = _OUT_OF_TEN.sub(" ", _ANSWER_LABEL.sub(" ", line.replace("*", " ")))
+    if re.search(r"-\s*\d", line):
+        return None  # a negative number: LLaVA's "-1 -1" failure marker, never a score
     numbers = [float(n) for n in _NUMBER.findall(line)]
-    if len(numbers) != 2 or not all(0 <= n <= 10 for n in numbers):
+    if len(numbers) != 2 or not all(valid_score(n) for n in numbers):
         return None
     return numbers[0], numbers[1]
 
@@ -226,7 +245,10 @@ def write_references(
     out_path: str | os.PathLike[str],
     params: dict[str, Any] | None = None,
 ) -> JudgeReport:
-    """Append reference answers ``{question_id, text, model_id}`` for questions not yet in ``out_path``."""
+    """Append reference answers ``{question_id, text, model_id}`` for questions not yet in ``out_path``.
+
+    Each answer is written as soon as it arrives, so a killed run keeps what it had.
+    """
     from quilt_llava.instruct.llm import ChatRequest
 
     report = JudgeReport()
@@ -237,15 +259,19 @@ def write_references(
         return report
     requests = [ChatRequest(q.question_id, reference_messages(q.question, q.caption), dict(params or {}))
                 for q in todo]
-    results = client.run(requests, description="reference answers")
     with JsonlAppender(out_path) as sink:
-        for q, res in zip(todo, results):
+
+        def keep(i: int, res: Any) -> None:
+            q = todo[i]
             if res.ok and res.text.strip():
-                sink.write({"question_id": q.question_id, "text": res.text.strip(),
-                            "model_id": client.config.model})
+                sink.write({"question_id": q.question_id, "text": res.text.strip(), "model_id": client.config.model})
                 report.written += 1
             else:
                 report.failed.append((q.question_id, res.error or "empty reply"))
+
+        client.run(requests, description="reference answers", on_result=keep)
+    order = {q.question_id: k for k, q in enumerate(todo)}
+    report.failed.sort(key=lambda f: order[f[0]])
     return report
 
 
@@ -253,6 +279,14 @@ def _done_ids(path: str | os.PathLike[str], good: Any) -> set[str]:
     if not Path(path).exists():
         return set()
     return {str(row.get("question_id")) for row in iter_jsonl(path) if good(row)}
+
+
+def _scored(row: dict[str, Any]) -> bool:
+    scores = row.get("scores")
+    return isinstance(scores, list) and len(scores) == 2 and all(valid_score(v) for v in scores)
+
+
+JUDGE_PARAMS = {"temperature": 0.2}  # the published judge's temperature
 
 
 def judge_answers(
@@ -266,14 +300,16 @@ def judge_answers(
     retries: int = 2,
     params: dict[str, Any] | None = None,
 ) -> JudgeReport:
-    """Score reference (Assistant 1) and model (Assistant 2) answers; append review rows.
+    """Score reference (answer A) and model (answer B) answers; append review rows.
 
-    Questions already reviewed with scores are skipped (resumable); ones that failed
-    before are tried again and their new row supersedes the old one.
+    A scored review is appended as soon as it arrives; a question still without two
+    scores after ``retries`` reminders gets a failed row at the end. Questions already
+    reviewed with scores are skipped (resumable); ones that failed before are tried
+    again and their new row supersedes the old one.
     """
     from quilt_llava.instruct.llm import ChatRequest
 
-    params = {"temperature": 0.2, **(params or {})}
+    params = {**JUDGE_PARAMS, **(params or {})}
     refs = _answers(references, "references")
     preds = _answers(predictions, "predictions")
     missing = [q.question_id for q in questions if q.question_id not in refs or q.question_id not in preds]
@@ -281,7 +317,7 @@ def judge_answers(
         raise InputError("judge", f"no reference or model answer for questions: {', '.join(missing[:20])}"
                          + (f" ... ({len(missing)} in all)" if len(missing) > 20 else ""))
     report = JudgeReport()
-    done = _done_ids(out_path, lambda row: row.get("scores") is not None)
+    done = _done_ids(out_path, _scored)
     todo = [q for q in questions if q.question_id not in done]
     report.skipped_existing = len(questions) - len(todo)
     if not todo:
@@ -289,55 +325,119 @@ def judge_answers(
 
     conversations = {q.question_id: judge_messages(q.question, q.caption, refs[q.question_id], preds[q.question_id])
                      for q in todo}
-    final: dict[str, tuple[str | None, tuple[float, float] | None, str | None, int]] = {}
-    pending = list(todo)
-    for attempt in range(retries + 1):
-        if not pending:
-            break
-        requests = [ChatRequest(q.question_id, conversations[q.question_id], dict(params)) for q in pending]
-        results = client.run(requests, description="judging" if attempt == 0 else f"judging (retry {attempt})")
-        still = []
-        for q, res in zip(pending, results):
-            scores = parse_scores(res.text) if res.ok else None
-            if scores is not None:
-                final[q.question_id] = (res.text, scores, None, attempt + 1)
-                continue
-            error = res.error or "reply has no line with two scores"
-            final[q.question_id] = (res.text, None, error, attempt + 1)
-            if res.ok:
-                # Show the judge its own reply and ask again (also a new cache key).
-                conversations[q.question_id] = [*conversations[q.question_id],
-                                                {"role": "assistant", "content": res.text},
-                                                {"role": "user", "content": JUDGE_REMINDER}]
-            still.append(q)
-        pending = still
+    last: dict[str, tuple[str | None, str, int]] = {}  # failed so far: (reply, error, attempts)
+
+    def row_for(q: JudgeQuestion, content: str | None, scores: tuple[float, float] | None,
+                error: str | None, attempts: int) -> dict[str, Any]:
+        text = canonical_content(content, scores) if content is not None and scores is not None else (content or "")
+        row: dict[str, Any] = {
+            "question_id": q.question_id,
+            "category": q.category,
+            "content": text,
+            "scores": list(scores) if scores else None,
+            "answer1_id": "reference",
+            "answer2_id": model_id or "model",
+            "judge": client.config.model,
+            "attempts": attempts,
+        }
+        if content is not None and text != content:
+            row["judge_reply"] = content  # as received, before the score line was normalised
+        if error:
+            row["error"] = error
+        for k, v in q.meta.items():
+            row.setdefault(k, v)
+        return row
 
     with JsonlAppender(out_path) as sink:
-        for q in todo:
-            content, scores, error, attempts = final[q.question_id]
-            text = content or ""
-            if scores is not None:
-                text = canonical_content(text, scores)
-            row: dict[str, Any] = {
-                "question_id": q.question_id,
-                "category": q.category,
-                "content": text,
-                "scores": list(scores) if scores else None,
-                "answer1_id": "reference",
-                "answer2_id": model_id or "model",
-                "judge": client.config.model,
-                "attempts": attempts,
-            }
-            if content is not None and text != content:
-                row["judge_reply"] = content  # as received, before the score line was normalised
-            if error:
-                row["error"] = error
-                report.failed.append((q.question_id, error))
-            for k, v in q.meta.items():
-                row.setdefault(k, v)
-            sink.write(row)
+        pending = list(todo)
+        for attempt in range(retries + 1):
+            if not pending:
+                break
+            requests = [ChatRequest(q.question_id, conversations[q.question_id], dict(params)) for q in pending]
+            batch = list(pending)
+            still: list[JudgeQuestion] = []
+
+            def take(i: int, res: Any, batch: list[JudgeQuestion] = batch, attempt: int = attempt,
+                     still: list[JudgeQuestion] = still) -> None:
+                q = batch[i]
+                scores = parse_scores(res.text) if res.ok else None
+                if scores is not None:
+                    sink.write(row_for(q, res.text, scores, None, attempt + 1))  # durable at once
+                    report.written += 1
+                    last.pop(q.question_id, None)
+                    return
+                last[q.question_id] = (res.text, res.error or "reply has no line with two scores from 1 to 10",
+                                       attempt + 1)
+                if res.ok:
+                    # Show the judge its own reply and ask again (also a new cache key).
+                    conversations[q.question_id] = [*conversations[q.question_id],
+                                                    {"role": "assistant", "content": res.text},
+                                                    {"role": "user", "content": JUDGE_REMINDER}]
+                still.append(q)
+
+            client.run(requests, description="judging" if attempt == 0 else f"judging (retry {attempt})",
+                       on_result=take)
+            order = {q.question_id: k for k, q in enumerate(todo)}
+            pending = sorted(still, key=lambda q: order[q.question_id])
+        for q in pending:
+            content, error, attempts = last[q.question_id]
+            sink.write(row_for(q, content, None, error, attempts))
             report.written += 1
+            report.failed.append((q.question_id, error))
     return report
+
+
+def plan_judge(
+    questions: Sequence[JudgeQuestion],
+    references_path: str | os.PathLike[str],
+    predictions: str | os.PathLike[str] | Sequence[dict[str, Any]],
+    out_path: str | os.PathLike[str],
+    ref_client: Any,
+    judge_client: Any,
+    params: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """What :func:`write_references` + :func:`judge_answers` would call, without sending or writing.
+
+    Calls already answered by the response cache are counted apart; a judge prompt
+    whose reference answer does not exist yet is estimated with a reference of
+    ``max_tokens`` tokens. Re-asks after unparseable replies are not foreseen.
+    """
+    from quilt_llava.instruct.llm import estimate_tokens
+
+    params = {**JUDGE_PARAMS, **(params or {})}
+    refs = _answers(references_path, "references") if Path(references_path).exists() else {}
+    preds = _answers(predictions, "predictions")
+    reviewed = _done_ids(out_path, _scored)
+    ref_todo = [q for q in questions if q.question_id not in refs]
+    ref_msgs = [reference_messages(q.question, q.caption) for q in ref_todo]
+    ref_needed = [m for m in ref_msgs if not ref_client.is_cached(m)]
+    judge_todo = [q for q in questions if q.question_id not in reviewed]
+    no_prediction = [q.question_id for q in judge_todo if q.question_id not in preds]
+    placeholder = "x" * 4 * ref_client.config.max_tokens
+    judge_msgs = [judge_messages(q.question, q.caption, refs.get(q.question_id, placeholder),
+                                 preds.get(q.question_id, "")) for q in judge_todo]
+    judge_needed = [m for m, q in zip(judge_msgs, judge_todo)
+                    if q.question_id not in refs or not judge_client.is_cached(m, params)]
+    prompt_tokens = sum(estimate_tokens(m) for m in ref_needed + judge_needed)
+    completion = (len(ref_needed) * ref_client.config.max_tokens
+                  + len(judge_needed) * judge_client.config.max_tokens)
+    plan = {
+        "dry_run": True,
+        "questions": len(questions),
+        "references_done": len(questions) - len(ref_todo),
+        "reference_calls_needed": len(ref_needed),
+        "reference_calls_cached": len(ref_msgs) - len(ref_needed),
+        "reviews_done": len(questions) - len(judge_todo),
+        "judge_calls_needed": len(judge_needed),
+        "judge_calls_cached": len(judge_msgs) - len(judge_needed),
+        "questions_without_prediction": no_prediction,
+        "prompt_tokens_estimate": prompt_tokens,
+        "completion_tokens_at_most": completion,
+    }
+    cfg = judge_client.config
+    if cfg.price_prompt_per_1k is not None or cfg.price_completion_per_1k is not None:
+        plan["cost_usd_at_most"] = round(judge_client.cost(prompt_tokens, completion), 4)
+    return plan
 
 
 # --------------------------------------------------------------------------- summary
@@ -400,8 +500,8 @@ def read_reviews(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
         scores = row.get("scores", row.get("tuple"))
         if scores is None and "content" in row and "scores" not in row:
             scores = parse_scores(row["content"])
-        valid = isinstance(scores, (list, tuple)) and len(scores) == 2 and all(
-            isinstance(v, (int, float)) and v >= 0 for v in scores)
+        # Scores outside 1-10 (LLaVA writes -1 -1 for a judgement it could not read) count as failed.
+        valid = isinstance(scores, (list, tuple)) and len(scores) == 2 and all(valid_score(v) for v in scores)
         latest[str(qid)] = {**row, "scores": list(scores) if valid else None}
     return list(latest.values())
 
