@@ -1,14 +1,16 @@
 """LLaVA-format records to ``input_ids`` and ``labels``: where the loss mask is made.
 
 A record ``{id, image?, conversations: [{from, value}, ...]}`` is rendered with a
-conversation template into :class:`~quilt_llava.model.conversation.Segment` s;
-each segment is tokenized on its own, so the boundary between prompt text (label
--100) and trained text (assistant answers and their end-of-turn token) is exact
-whatever the tokenizer merges across it. ``<image>`` is expanded to the
-processor's number of image tokens (label -100).
+conversation template into one string, with ``<image>`` repeated the processor's
+number of image tokens (exactly what ``LlavaProcessor`` does before tokenizing),
+and that string is tokenized once, with special tokens (BOS) and character
+offsets. Training therefore sees the same ids that inference
+(``processor(text=template.prompt(...))``) produces for the same prompt, also for
+SentencePiece tokenizers whose pieces depend on the surrounding text. A token is
+trained on (label = its id) when its character span lies inside a trainable
+segment (an assistant answer and its end-of-turn token); everything else is -100.
 
-After tokenizing, every trained segment is decoded back and compared with its
-text. A record where that fails (a tokenizer that cannot represent the text, a
+The tokens of every trained span are decoded back and compared with its text. A record where that fails (a tokenizer that cannot represent the text, a
 misaligned template) is *not* trained on: it is returned with ``ok=False`` and a
 reason, and :class:`TokenizeReport` counts it by id; callers stop the run when
 most records fail instead of training on zero loss.
@@ -100,24 +102,45 @@ def record_messages(record: dict[str, Any]) -> list[dict[str, str]]:
     return messages
 
 
-def _encode(tokenizer, text: str) -> list[int]:
-    return list(tokenizer(text, add_special_tokens=False)["input_ids"]) if text else []
+def _render(segments: list[Segment], num_image_tokens: int) -> tuple[str, list[tuple[int, int]]]:
+    """The whole conversation as one string, ``<image>`` expanded as the processor expands it,
+    and the character spans ``[start, end)`` of the trainable text (adjacent segments joined)."""
+    parts: list[str] = []
+    spans: list[tuple[int, int]] = []
+    pos = 0
+    for seg in segments:
+        text = seg.text.replace(IMAGE_TOKEN, IMAGE_TOKEN * num_image_tokens)
+        if seg.trainable and text:
+            if spans and spans[-1][1] == pos:
+                spans[-1] = (spans[-1][0], pos + len(text))
+            else:
+                spans.append((pos, pos + len(text)))
+        parts.append(text)
+        pos += len(text)
+    return "".join(parts), spans
 
 
-def _segment_ids(tokenizer, segment: Segment, image_token_id: int, num_image_tokens: int) -> list[int]:
-    pieces = segment.text.split(IMAGE_TOKEN)
-    ids: list[int] = []
-    for i, piece in enumerate(pieces):
-        if i:
-            ids.extend([image_token_id] * num_image_tokens)
-        ids.extend(_encode(tokenizer, piece))
-    return ids
+def encode_with_offsets(tokenizer, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+    """``text`` tokenized the way the processor tokenizes a prompt (special tokens added, e.g. BOS),
+    with each token's character span."""
+    try:
+        enc = tokenizer(text, add_special_tokens=True, return_offsets_mapping=True)
+    except NotImplementedError:
+        raise QuiltError(
+            f"{type(tokenizer).__name__} cannot report character offsets; training needs a fast "
+            "(Hugging Face `tokenizers`) tokenizer - load it with AutoTokenizer (use_fast=True)"
+        ) from None
+    return list(enc["input_ids"]), [tuple(o) for o in enc["offset_mapping"]]
 
 
 def _decodes_to(tokenizer, ids: list[int], text: str) -> bool:
     got = tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
-    # SentencePiece tokenizers may add or eat one leading space at a boundary.
-    return got == text or got.strip() == text.strip()
+    # SentencePiece decoders drop the leading space of the first piece they decode; nothing else is forgiven.
+    return got == text or (text.startswith(" ") and got == text[1:])
+
+
+def _fail(rid: str, has_image: bool, problem: str) -> TokenizedSample:
+    return TokenizedSample(rid, [], [], has_image, ok=False, problem=problem)
 
 
 def tensorize_record(
@@ -134,46 +157,37 @@ def tensorize_record(
     try:
         segments = template.segments(record_messages(record))
     except ValueError as exc:
-        return TokenizedSample(rid, [], [], has_image, ok=False, problem=str(exc))
-    input_ids: list[int] = []
-    labels: list[int] = []
-    if tokenizer.bos_token_id is not None:
-        input_ids.append(tokenizer.bos_token_id)
-        labels.append(IGNORE_INDEX)
-    image_end = 0
-    for seg in segments:
-        ids = _segment_ids(tokenizer, seg, image_token_id, num_image_tokens)
-        if seg.trainable:
-            if IMAGE_TOKEN in seg.text:
-                return TokenizedSample(rid, [], [], has_image, ok=False, problem="an assistant turn contains <image>")
-            if not _decodes_to(tokenizer, ids, seg.text):
-                return TokenizedSample(rid, [], [], has_image, ok=False,
-                                       problem=f"assistant text does not survive tokenization: {seg.text[:60]!r}")
-            labels.extend(ids)
-        else:
-            labels.extend([IGNORE_INDEX] * len(ids))
-        input_ids.extend(ids)
-        if IMAGE_TOKEN in seg.text:
-            image_end = len(input_ids) - (len(ids) - _last_image_offset(ids, image_token_id))
-    if has_image and image_token_id not in input_ids:
-        return TokenizedSample(rid, [], [], has_image, ok=False, problem="the template dropped the image token")
+        return _fail(rid, has_image, str(exc))
+    if any(seg.trainable and IMAGE_TOKEN in seg.text for seg in segments):
+        return _fail(rid, has_image, "an assistant turn contains <image>")
+    text, spans = _render(segments, num_image_tokens)
+    input_ids, offsets = encode_with_offsets(tokenizer, text)  # (seq,), (seq, 2)
+    labels = [IGNORE_INDEX] * len(input_ids)
+    for start, end in spans:
+        inside = [i for i, (s, e) in enumerate(offsets) if e > s and start <= s and e <= end]
+        for i in inside:
+            labels[i] = input_ids[i]
+        # Tokens must be contiguous and decode back to the span; a token reaching across the
+        # span's edge (merged with prompt text) or an unknown piece makes the record a mismatch.
+        contiguous = bool(inside) and inside == list(range(inside[0], inside[-1] + 1))
+        answer = text[start:end]
+        if not contiguous or not _decodes_to(tokenizer, [input_ids[i] for i in inside], answer):
+            return _fail(rid, has_image, f"assistant text does not survive tokenization: {answer[:60]!r}")
+    n_image = input_ids.count(image_token_id)
+    if n_image != (num_image_tokens if has_image else 0):
+        if has_image and IMAGE_TOKEN not in text:
+            return _fail(rid, has_image, "the template dropped the image token")
+        return _fail(rid, has_image, f"expected {num_image_tokens if has_image else 0} image tokens, the tokenizer "
+                     f"gave {n_image} (is {IMAGE_TOKEN} a special token of this tokenizer?)")
+    image_end = max((i + 1 for i, t in enumerate(input_ids) if t == image_token_id), default=0)
     truncated = False
     if len(input_ids) > max_length:
         if image_end > max_length:
-            return TokenizedSample(rid, [], [], has_image, ok=False,
-                                   problem=f"image tokens end at {image_end} > max_length {max_length}")
+            return _fail(rid, has_image, f"image tokens end at {image_end} > max_length {max_length}")
         input_ids, labels, truncated = input_ids[:max_length], labels[:max_length], True
     if all(label == IGNORE_INDEX for label in labels):
-        return TokenizedSample(rid, [], [], has_image, ok=False, problem="no assistant tokens left to train on")
+        return _fail(rid, has_image, "no assistant tokens left to train on")
     return TokenizedSample(rid, input_ids, labels, has_image, truncated=truncated)
-
-
-def _last_image_offset(ids: list[int], image_token_id: int) -> int:
-    """One past the last image token in ``ids`` (0 if none)."""
-    for i in range(len(ids) - 1, -1, -1):
-        if ids[i] == image_token_id:
-            return i + 1
-    return 0
 
 
 def tensorize_all(
