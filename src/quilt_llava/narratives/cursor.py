@@ -192,6 +192,8 @@ class TemplateCursorLocator:
         self.last_score = 0.0
         self.last_changed = False
         self.last_hit = -1  # frame index of the last hit (emitted or pending) of the track
+        self._blobs_of = -1  # frame index the cached blob boxes belong to
+        self._blobs: list[tuple[int, int, int, int]] = []
         self._ignore_key: np.ndarray | None = None
         self._ignore_keep: np.ndarray | None = None
         self.locked: int | None = None
@@ -209,6 +211,11 @@ class TemplateCursorLocator:
         return int(x - hx - radius), int(y - hy - radius), int(x - hx + radius + 1), int(y - hy + radius + 1)
 
     def _blob_boxes(self, frame: AnalysedFrame) -> list[tuple[int, int, int, int]]:
+        if self._blobs_of != frame.index:
+            self._blobs_of, self._blobs = frame.index, self._find_blobs(frame)
+        return self._blobs
+
+    def _find_blobs(self, frame: AnalysedFrame) -> list[tuple[int, int, int, int]]:
         import cv2
 
         if frame.motion is None:

@@ -311,7 +311,7 @@ def analyse(source: FrameSource, config: ExtractConfig | None = None, name: str 
                 run_small = None
             elif run_small is None or index - run_index >= WEBCAM_REFERENCE_FRAMES:
                 run_small, run_index = small, index
-            else:
+            elif index % 2 == 0 or webcam.frames < 20:  # a frequency: every other frame is plenty, once started
                 webcam.add(cv2.absdiff(small, run_small))
             if analysed % 12 == 0:
                 content.add(small)
