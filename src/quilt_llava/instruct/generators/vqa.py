@@ -33,6 +33,8 @@ Leave out rhetorical questions, questions to the audience that go unanswered, an
 Reply with JSON only: {{"pairs": [{{"source": 1, "question": "...", "answer": "...", "answer_type": "OPEN"}}, ...]}}
 Reply {{"pairs": []}} if no question qualifies."""
 
+# The answer's first word, when it is a bare yes or no ("Normal tissue, yes." starts with neither).
+_LEADING_YES_NO = re.compile(r"^\s*(yes|no)\b", re.IGNORECASE)
 _SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+")
 _WORD = re.compile(r"[a-z][a-z'-]{3,}")
 
@@ -93,9 +95,9 @@ def make_parser(questions: list[dict[str, Any]]):
                 yn = str(p.get("yes_no_answer", "")).strip().lower().rstrip(".")
                 if yn not in ("yes", "no"):
                     raise ReplyError(f"pairs[{i}] is CLOSED and needs yes_no_answer \"yes\" or \"no\"")
-                lead = answer.lower().lstrip()
-                if (lead.startswith("yes") and yn == "no") or (lead.startswith("no") and yn == "yes"):
-                    raise ReplyError(f"pairs[{i}].answer contradicts its yes_no_answer")
+                lead = _LEADING_YES_NO.match(answer)
+                if lead and lead.group(1).lower() != yn:
+                    raise ReplyError(f"pairs[{i}].answer starts with {lead.group(1)!r} but its yes_no_answer is {yn!r}")
                 item["yes_no_answer"] = yn
             out.append(item)
         check_no_leaks([o["answer"] for o in out])
