@@ -27,8 +27,25 @@ from tests.instruct.conftest import make_rows, write_narratives
     "As the narrator explains, this is a tumour.",
     "The region at [0.12, 0.4, 0.5, 0.9] shows nests.",
     "In the bounding box you can see cells.",
-    "The cells near 0.45 across are atypical.",
     "The provided text suggests carcinoma.",
+    # coordinate lists in brackets or parentheses, any number of digits
+    "The nests at (0.1, 0.2, 0.5, 0.6) are atypical.",
+    "Nests lie at (0.12, 0.3).",
+    "Look at [.5, .25, .75, 1].",
+    "Necrosis sits at [0, 0.125, 0.4375, 1].",
+    "The gland (0.123456, 0.5) is dilated.",
+    "Cells at 0.1, 0.2, 0.5, 0.6 are atypical.",
+    # x=/y= positions
+    "The mitosis is at x=0.5, y=0.3.",
+    "Look near x: 0.62.",
+    "Around y0 = 0.2 the stroma thickens.",
+    # the material instead of the image
+    "According to the description, these are glands.",
+    "As described, the nuclei are enlarged.",
+    "As was mentioned, this is a tumour.",
+    "The teaching video shows a carcinoma.",
+    "The lecture points out keratin pearls.",
+    "The given description mentions necrosis.",
 ])
 def test_leaks_are_found(text):
     assert leak_problems(text)
@@ -38,6 +55,16 @@ def test_leaks_are_found(text):
     "Nests of atypical squamous cells fill the upper left of the image.",
     "The nuclei measure about 0.25 mm and the lesion is 1.5 cm wide.",
     "Texture of the stroma is loose; textual descriptions aside, it is oedematous.",
+    # single decimals in prose are measurements, not coordinates
+    "The nuclear-to-cytoplasmic ratio of 0.80 is high.",
+    "The difference was significant (p < 0.05).",
+    "The cells near 0.45 across are atypical.",
+    "Ki-67 labels 0.3 of the nuclei (about 30%).",
+    "Grade 2 (of 3) tumour with a mitotic count of 12 (per 10 HPF).",
+    "Two cell types (1, 2) are seen.",
+    "The index is 1.5, 2.5 and 3 in the three fields.",
+    "The features described above (in my first answer) suggest carcinoma.",  # its own earlier turns
+    "Type x cells, described in many textbooks, line the ducts; a boxer's fracture is unrelated.",
 ])
 def test_clean_answers_pass(text):
     assert leak_problems(text) == []
@@ -139,6 +166,30 @@ def test_vqa_parser_checks_sources_and_types():
                    {"question": "What colour is the sky?"}):
         with pytest.raises(ReplyError):
             parse(json.dumps({"pairs": [{**good, **change}]}))
+
+
+@pytest.mark.parametrize(("answer", "yn", "ok"), [
+    ("Yes.", "yes", True),
+    ("Normal lymph node tissue, yes.", "yes", True),  # starts with "no..." but is no "no"
+    ("Nothing abnormal is seen.", "no", True),
+    ("None are seen.", "no", True),
+    ("Notably, yes.", "yes", True),
+    ("yes, clearly", "yes", True),
+    ("  NO, there are none.", "no", True),
+    ("No.", "yes", False),
+    ("No, not here.", "yes", False),
+    ("Yes, keratin pearls.", "no", False),
+])
+def test_vqa_closed_answer_agrees_with_yes_no_by_its_first_word(answer, yn, ok):
+    qs = [{"text": "Do you see the keratin pearls?", "start": 0, "end": 1}]
+    pair = {"source": 1, "question": "Are keratin pearls present?", "answer": answer, "answer_type": "CLOSED",
+            "yes_no_answer": yn}
+    parse = vqa.make_parser(qs)
+    if ok:
+        assert parse(json.dumps({"pairs": [pair]}))[0]["yes_no_answer"] == yn
+    else:
+        with pytest.raises(ReplyError, match="yes_no_answer"):
+            parse(json.dumps({"pairs": [pair]}))
 
 
 def test_redcircle_cluster_choice():

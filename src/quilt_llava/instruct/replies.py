@@ -20,14 +20,26 @@ class ReplyError(ValueError):
 _FENCE = re.compile(r"^\s*```[a-zA-Z0-9_-]*\s*\n?(.*?)\n?```\s*$", re.DOTALL)
 
 # Answers are written as if looking at the image: nothing may refer to the
-# material the LLM was given instead of the image.
+# material the LLM was given instead of the image. A single decimal in prose
+# ("a ratio of 0.80", "p < 0.05") is fine; lists of them and x=/y= pairs are not.
+_NUM = r"-?(?:\d+\.\d+|\.\d+|\d+)"
+_DEC = r"-?(?:\d+\.\d+|\.\d+)"
 _LEAK_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("mentions a caption", re.compile(r"\bcaptions?\b", re.I)),
     ("mentions 'the text'", re.compile(r"\b(?:the|this|that|given|provided)\s+(?:given\s+|provided\s+)?text\b", re.I)),
-    ("mentions a transcript or narration", re.compile(r"\b(?:transcripts?|narration|narrator|narrated|speaker)\b", re.I)),
+    ("mentions a description it was given", re.compile(
+        r"\b(?:the|this|that|given|provided|above|image|slide)\s+(?:given\s+|provided\s+)?descriptions?\b"
+        r"|\bas\s+(?:(?:was|is|previously|already|just)\s+)?(?:described|stated|mentioned|noted|explained|said)\b",
+        re.I)),
+    ("mentions a transcript or narration", re.compile(
+        r"\b(?:transcripts?|transcribed|narration|narrator|narrated|narrative|speaker|presenter|lecturer)\b", re.I)),
+    ("mentions the video", re.compile(r"\b(?:videos?|lectures?|recording|footage)\b", re.I)),
     ("mentions coordinates or boxes", re.compile(r"\b(?:coordinates?|bounding[- ]box(?:es)?|boxes|box)\b", re.I)),
-    ("contains a coordinate list", re.compile(r"\[\s*-?\d*\.?\d+\s*,\s*-?\d*\.?\d+")),
-    ("contains a fractional coordinate", re.compile(r"(?<![\d.])(?:0?\.\d{2}|1\.00)(?![\d.%])(?!\s*(?:mm|cm|µm|um|nm|micro|mg|ml|%))", re.I)),
+    # [0.1, 0.2, 0.5, 0.6], (0.12, 0.3), [.5, .25]: 2-4 numbers in brackets, at least one a decimal.
+    ("contains a coordinate list", re.compile(
+        rf"[\[(]\s*(?=[^\])]*\d\.\d|[^\])]*\.\d){_NUM}(?:\s*[,;]\s*{_NUM}){{1,3}}\s*[\])]")),
+    ("contains a coordinate list", re.compile(rf"(?<![\w.]){_DEC}(?:\s*,\s*{_DEC}){{2,3}}(?![\w.])")),
+    ("contains x/y coordinates", re.compile(rf"\b[xy][01]?\s*[=:]\s*{_NUM}", re.I)),
 )
 
 
@@ -56,7 +68,7 @@ def parse_json_object(text: str) -> dict[str, Any]:
 
 def leak_problems(text: str) -> list[str]:
     """Reasons ``text`` refers to the source material instead of the image."""
-    return [reason for reason, pattern in _LEAK_PATTERNS if pattern.search(text)]
+    return list(dict.fromkeys(reason for reason, pattern in _LEAK_PATTERNS if pattern.search(text)))
 
 
 def check_no_leaks(texts: Iterable[str], what: str = "answer") -> None:
@@ -65,7 +77,8 @@ def check_no_leaks(texts: Iterable[str], what: str = "answer") -> None:
         if problems:
             raise ReplyError(
                 f"an {what} {', '.join(problems)}; write as if looking at the image, "
-                "with positions in words and no mention of captions, narration, text, boxes or coordinates"
+                "with positions in words and no mention of captions, descriptions, narration, the video, text, "
+                "boxes or coordinates"
             )
 
 
