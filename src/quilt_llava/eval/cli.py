@@ -201,6 +201,9 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json"),
     ) -> None:
         """Answer a question file with batched greedy decoding (resumable)."""
+        from quilt_llava.model.hf import quiet_libraries
+
+        quiet_libraries(quiet or as_json)  # transformers' own "Loading weights" bars
         run_generate(GenerateOptions(model, questions, images, out, fmt, batch_size, max_new_tokens, suffix,
                                      closed_suffix, choice_suffix, draw_box, conv_template, model_id, device,
                                      dtype, limit), Output(quiet=quiet, json=as_json))
@@ -304,8 +307,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Generate answers for a benchmark and score them (results.json + results.md)."""
         from quilt_llava.eval.benchmarks import RunOptions, results_table, run_benchmark
+        from quilt_llava.model.hf import quiet_libraries
 
         out = Output(quiet=quiet, json=as_json)
+        quiet_libraries(quiet or as_json)
         results = run_benchmark(RunOptions(benchmark, model, out_dir, questions, images, data_root, batch_size,
                                            max_new_tokens, device, dtype, model_id, limit, resamples,
                                            allow_missing), output=out)
