@@ -56,6 +56,9 @@ def register(app: typer.Typer) -> None:
             region=_region(region),
             limits=ImageLimits(max_bytes=int(max_image_mb * 2**20), max_pixels=max_pixels),
         )
+        from quilt_llava.model.hf import quiet_libraries
+
+        quiet_libraries(quiet or json_out)  # transformers' own "Loading weights" bars
         errors = run_chat(options, out=Output(quiet=quiet, json=json_out))
         raise typer.Exit(1 if errors else 0)
 
@@ -99,4 +102,7 @@ def register(app: typer.Typer) -> None:
             port=port,
             share=share,
         )
+        from quilt_llava.model.hf import quiet_libraries
+
+        quiet_libraries(quiet)
         run_server(options, out=Output(quiet=quiet))
