@@ -12,6 +12,7 @@ from transformers import LlavaForConditionalGeneration
 from typer.testing import CliRunner
 
 from quilt_llava.cli import make_app
+from quilt_llava.errors import ConfigError
 from quilt_llava.model import build_model_and_processor, conv_template_of
 from quilt_llava.model.tensorize import MaskingError
 from quilt_llava.train import TrainConfig, train
@@ -187,3 +188,33 @@ def test_tiny_model_learns_the_blob_task(tmp_path):
     print(f"held-out accuracy {result['accuracy']:.3f} vs majority baseline {result['majority_baseline']:.3f} "
           f"(n={result['n']})")
     assert result["accuracy"] >= result["majority_baseline"] + 0.25
+
+
+def test_rerun_resumes_and_a_fresh_start_needs_overwrite(task, tmp_path, caplog):
+    out = tmp_path / "rerun"
+    sets = run_paths(task, 1, out) | {"max_steps": 2, "save_steps": 1, "save_total_limit": None,
+                                      "global_batch_size": 4, "per_device_batch_size": 4}
+    first = train(TrainConfig.from_yaml("tiny_stage1.yaml", overrides=sets))
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-1", "checkpoint-2"]
+    with caplog.at_level("INFO", logger="quilt_llava.train.trainer"):
+        again = train(TrainConfig.from_yaml("tiny_stage1.yaml", overrides=sets | {"max_steps": 3}))
+    assert f"resuming from {out / 'checkpoint-2'}" in caplog.text
+    assert [h["loss"] for h in again["log_history"]][:2] == [h["loss"] for h in first["log_history"]]
+    with pytest.raises(ConfigError, match="overwrite_output_dir"):
+        train(TrainConfig.from_yaml("tiny_stage1.yaml", overrides=sets | {"resume_from_checkpoint": "none"}))
+    fresh = train(TrainConfig.from_yaml("tiny_stage1.yaml", overrides=sets | {
+        "resume_from_checkpoint": "none", "overwrite_output_dir": True, "max_steps": 1}))
+    assert fresh["steps"] == 1
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-1"]  # no stale checkpoint-3 left
+
+
+def test_cli_shows_a_training_progress_bar(task, tmp_path):
+    args = ["train", "--config", "tiny_stage1.yaml"]
+    for k, v in (run_paths(task, 1, tmp_path / "bar") | {"max_steps": 2, "global_batch_size": 4,
+                                                        "per_device_batch_size": 4}).items():
+        args += ["--set", f"{k}={v}"]
+    result = CliRunner().invoke(make_app(), args)
+    assert result.exit_code == 0, result.output
+    assert "training" in result.stderr and "2/2" in result.stderr
+    quiet = CliRunner().invoke(make_app(), [*args, "--quiet", "--set", f"output_dir={tmp_path / 'q'}"])
+    assert quiet.exit_code == 0 and "training" not in quiet.stderr

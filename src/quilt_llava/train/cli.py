@@ -29,12 +29,15 @@ def run_train(options: TrainOptions, out: Output) -> dict:
     if options.dry_run:
         cfg.require_run_paths()
         return {"config": cfg.to_dict(), "valid": True}
+    from quilt_llava.model.hf import quiet_libraries
     from quilt_llava.train.trainer import train
+
+    quiet_libraries(out.quiet or out.json)
 
     def show(entry: dict) -> None:
         out.info(f"step {entry['step']}: loss {entry['loss']:.4f} lr {entry.get('learning_rate', 0):.3g}")
 
-    summary = train(cfg, on_log=show)
+    summary = train(cfg, on_log=show, output=out)
     summary.pop("log_history", None)
     return summary
 
@@ -79,8 +82,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Convert an original-layout LLaVA checkpoint (Quilt-LLaVA, LLaVA-Med releases) to the HF layout."""
         from quilt_llava.model.convert import ConvertOptions, convert_llava_checkpoint
+        from quilt_llava.model.hf import quiet_libraries
 
         out = Output(quiet=quiet, json=json_)
+        quiet_libraries(quiet or json_)
         out.result(convert_llava_checkpoint(ConvertOptions(src, dst, vision_tower, conv_template, dtype)))
 
     @group.command("configs")

@@ -75,7 +75,10 @@ class TrainConfig:
     logging_steps: int = 1
     save_steps: int = 500
     save_total_limit: int | None = 2
-    resume_from_checkpoint: str = ""  # "", "auto" (latest in output_dir) or a checkpoint path
+    # "auto": continue from the latest checkpoint-* in output_dir when there is one; "none" (or ""):
+    # start fresh, refused when output_dir holds checkpoints unless overwrite_output_dir; or a checkpoint path
+    resume_from_checkpoint: str = "auto"
+    overwrite_output_dir: bool = False  # with a fresh start: delete output_dir's checkpoint-* first
     report_to: str = "none"
     use_cpu: bool = False
     deepspeed: str = ""  # DeepSpeed JSON (path or shipped name like accelerate/deepspeed_zero3.json), when not set by accelerate

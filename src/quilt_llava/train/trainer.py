@@ -21,6 +21,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from quilt_llava.console import Output
 from quilt_llava.errors import ConfigError
 from quilt_llava.train.config import TrainConfig, resolve_config_path
 
@@ -176,9 +177,14 @@ def make_trainer_class():
     return LlavaTrainer
 
 
-def train(cfg: TrainConfig, on_log: Any = None) -> dict[str, Any]:
-    """Run one training stage; returns a summary (see module doc for what is written)."""
+def train(cfg: TrainConfig, on_log: Any = None, output: Output | None = None) -> dict[str, Any]:
+    """Run one training stage; returns a summary (see module doc for what is written).
+
+    ``on_log`` receives each logged step (rank 0); ``output`` shows a progress bar
+    over the optimizer steps and the resume message (none when ``None``).
+    """
     cfg.require_run_paths()
+    resolve_resume(cfg, output, check_only=True)  # refuse before loading anything
     from transformers import TrainerCallback, TrainingArguments
 
     from quilt_llava.model.conversation import get_template
@@ -206,11 +212,7 @@ def train(cfg: TrainConfig, on_log: Any = None) -> dict[str, Any]:
     model = set_trainable(model, cfg)
     params = count_parameters(model)
 
-    resume: str | bool | None = None
-    if cfg.resume_from_checkpoint == "auto":
-        resume = _latest_checkpoint(cfg.output_dir)
-    elif cfg.resume_from_checkpoint:
-        resume = cfg.resume_from_checkpoint
+    resume = resolve_resume(cfg, output)
 
     args = TrainingArguments(
         output_dir=cfg.output_dir,
@@ -252,7 +254,7 @@ def train(cfg: TrainConfig, on_log: Any = None) -> dict[str, Any]:
         processing_class=processor,  # saved into every checkpoint-N, so each one loads on its own
         group_by=cfg.group_by,
         projector_lr=cfg.projector_lr,
-        callbacks=[_Forward()],
+        callbacks=[_Forward(), make_progress_callback(output)] if output is not None else [_Forward()],
     )
     from transformers.trainer_callback import PrinterCallback
 
@@ -321,3 +323,75 @@ def _latest_checkpoint(output_dir: str) -> str | None:
     from transformers.trainer_utils import get_last_checkpoint
 
     return get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
+
+
+def _checkpoints(output_dir: str) -> list[Path]:
+    root = Path(output_dir)
+    return sorted(p for p in root.glob("checkpoint-*") if p.is_dir()) if root.is_dir() else []
+
+
+def resolve_resume(cfg: TrainConfig, output: Output | None = None, check_only: bool = False) -> str | None:
+    """The checkpoint a run continues from (``None``: a fresh start); see ``TrainConfig.resume_from_checkpoint``.
+
+    A fresh start into an ``output_dir`` that holds ``checkpoint-*`` folders is refused
+    unless ``overwrite_output_dir`` (then those folders are deleted, so a later ``auto``
+    run cannot pick up a stale one).
+    """
+    value = (cfg.resume_from_checkpoint or "").strip()
+    if value == "auto":
+        latest = _latest_checkpoint(cfg.output_dir)
+        if latest and not check_only:
+            log.info("resuming from %s", latest)
+            if output is not None:
+                output.info(f"resuming from {latest} (set resume_from_checkpoint: none to start over)")
+        return latest
+    if value.lower() in ("", "none"):
+        existing = _checkpoints(cfg.output_dir)
+        if existing and not cfg.overwrite_output_dir:
+            raise ConfigError(
+                f"output_dir {cfg.output_dir} holds {len(existing)} checkpoint(s) ({existing[-1].name}, ...) and "
+                "resume_from_checkpoint is none: resume with resume_from_checkpoint: auto, start over with "
+                "overwrite_output_dir: true (deletes them), or choose another output_dir"
+            )
+        if existing and not check_only and is_main_process():
+            import shutil
+
+            for ckpt in existing:
+                shutil.rmtree(ckpt)
+            log.info("deleted %d old checkpoint(s) in %s (overwrite_output_dir)", len(existing), cfg.output_dir)
+        return None
+    if not Path(value).is_dir():
+        raise ConfigError(f"resume_from_checkpoint '{value}' is not a checkpoint folder (or 'auto' / 'none')")
+    return value
+
+
+def make_progress_callback(output: Output):
+    """A ``TrainerCallback`` that drives ``output.progress()`` over ``state.max_steps`` on rank 0."""
+    from transformers import TrainerCallback
+
+    class _Progress(TrainerCallback):
+        def __init__(self) -> None:
+            self.progress = None
+            self.task = None
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            if state.is_world_process_zero and self.progress is None:
+                self.progress = output.progress()
+                self.progress.start()
+                self.task = self.progress.add_task("training", total=state.max_steps, completed=state.global_step)
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if self.progress is not None:
+                self.progress.update(self.task, completed=state.global_step)
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if self.progress is not None and logs and "loss" in logs:
+                self.progress.update(self.task, description=f"training (loss {logs['loss']:.4f})")
+
+        def on_train_end(self, args, state, control, **kwargs):
+            if self.progress is not None:
+                self.progress.update(self.task, completed=state.global_step)
+                self.progress.stop()
+                self.progress = None
+
+    return _Progress()
