@@ -202,3 +202,35 @@ def test_cli_judge_questions(tmp_path):
     assert json.loads(r.stdout)["by_category"] == {"detail": 1}
     (row,) = read_jsonl(out)
     assert row["caption"].startswith("cells") and row["question"] == "Describe."
+
+
+def test_declaration_prompts_and_closed_rules_snapshot():
+    """Every shipped declaration's prompt suffixes and closed rule, values checked against a golden file."""
+    import os
+    from pathlib import Path
+
+    got = {name: {"prompt": load_benchmark(name).prompt, "closed_rule": load_benchmark(name).closed_rule}
+           for name in builtin_benchmarks()}
+    path = Path(__file__).parent / "golden" / "declaration_prompts.json"
+    text = json.dumps(got, indent=1, sort_keys=True) + "\n"
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        path.write_text(text, encoding="utf-8")
+    assert text == path.read_text(encoding="utf-8"), "a declaration's prompt changed; rerun with UPDATE_GOLDEN=1"
+    assert got["slake"]["closed_rule"] == got["vqa_rad"]["closed_rule"] == "answer_in_prediction"
+    assert {got[n]["closed_rule"] for n in ("quilt_vqa", "quilt_vqa_red", "pathvqa", "pmc_vqa_path")} == {"yes_no"}
+    for name in ("slake", "vqa_rad"):  # their closed answers are not all yes/no: do not force one
+        assert "yes or no" not in got[name]["prompt"].get("closed_suffix", "")
+
+
+def test_closed_rule_declaration_errors_and_cli(tmp_path):
+    with pytest.raises(ConfigError, match="closed_rule"):
+        parse_benchmark({"name": "x", "questions": "q.json", "closed_rule": "substring"}, "mine.yaml")
+    q = tmp_path / "q.jsonl"
+    q.write_text(json.dumps({"id": "a", "question": "Which side?", "answer": "Left", "answer_type": "CLOSED"}) + "\n")
+    p = tmp_path / "p.jsonl"
+    p.write_text(json.dumps({"question_id": "a", "text": "the left side"}) + "\n")
+    r = _invoke(["eval", "vqa", "--questions", str(q), "--predictions", str(p), "--resamples", "0", "--json"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["closed_accuracy"] == 0.0 and "--closed-rule" in r.stderr
+    r = _invoke(["eval", "vqa", "--questions", str(q), "--predictions", str(p), "--resamples", "0", "--json",
+                 "--closed-rule", "answer_in_prediction"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["closed_accuracy"] == 100.0

@@ -270,3 +270,40 @@ def test_choice_accuracy_by_hand():
     assert result.summary["choice_accuracy"] == pytest.approx(75.0)
     assert result.summary["n_choice"] == 4 and result.summary["open_recall"] is None
     assert [r["label"] for r in result.per_question] == ["B", "C", None, "A"]
+
+
+# --- closed rule: answer in prediction (SLAKE, VQA-RAD) ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("pred", "answer", "hit"),
+    [
+        ("The left lung.", "Left Lung", True),
+        ("It is in the left lung, lower lobe", "left lung", True),
+        ("right lung", "left lung", False),
+        ("CT", "CT", True),
+        ("This is an MRI", "CT", False),
+        ("Yes", "yes", True),
+        ("normal", "no", False),  # whole words: "no" is not inside "normal"
+        ("No, it is not.", "no", True),
+        ("anything", "", False),
+    ],
+)
+def test_answer_in_prediction_rule(pred, answer, hit):
+    q = EvalQuestion("1", "Where?", answer, "closed")
+    assert closed_correct(pred, q, rule="answer_in_prediction") is hit
+
+
+def test_closed_rule_changes_closed_accuracy_only():
+    qs = [EvalQuestion("a", "Which side?", "Left", "closed"), EvalQuestion("b", "Modality?", "CT", "closed"),
+          EvalQuestion("c", "Is it normal?", "No", "closed"), EvalQuestion("d", "Organ?", "lung", "open")]
+    preds = [{"question_id": "a", "text": "left"}, {"question_id": "b", "text": "a CT scan"},
+             {"question_id": "c", "text": "no"}, {"question_id": "d", "text": "the lung"}]
+    quilt = score_vqa(qs, preds, n_resamples=0)
+    med = score_vqa(qs, preds, n_resamples=0, closed_rule="answer_in_prediction")
+    # Under the yes/no rule "left" and "ct" can never be right (both predictions count as "yes").
+    assert quilt["closed_accuracy"] == pytest.approx(100 / 3, abs=1e-3) and med["closed_accuracy"] == 100.0
+    assert quilt["closed_answers_not_yes_no"] == ["a", "b"] and med["closed_answers_not_yes_no"] == []
+    assert med["closed_rule"] == "answer_in_prediction" and quilt["open_recall"] == med["open_recall"]
+    with pytest.raises(ValueError, match="closed rule"):
+        score_vqa(qs, preds, closed_rule="substring")

@@ -3,7 +3,12 @@
 A declaration names the question file and image folder (relative to a data root, or
 to the declaration file for a user's own benchmark), the question format (see
 :mod:`quilt_llava.eval.questions`), optional row filter and field renames, the
-prompt suffixes and the headline metrics. The shipped declarations live next to
+prompt suffixes, the headline metrics and ``closed_rule``, how closed questions
+are scored: ``yes_no`` (default; Quilt-LLaVA's rule: the prediction's yes/no label
+must equal the reference) or ``answer_in_prediction`` (LLaVA-Med's rule for closed
+sets: the normalised reference must occur, as whole words, in the normalised
+prediction; SLAKE and VQA-RAD use it because many of their closed answers are not
+yes/no, such as "left lung" or "CT", and could never be right under ``yes_no``). The shipped declarations live next to
 this module in ``declarations/*.yaml``; nothing is downloaded: point ``data_root``
 (or explicit ``questions``/``images``) at local copies.
 
@@ -26,13 +31,13 @@ import yaml
 
 from quilt_llava.console import Output
 from quilt_llava.errors import ConfigError, InputError
-from quilt_llava.eval.metrics import HEADLINE_METRICS, METRIC_LABELS, evaluate_vqa
+from quilt_llava.eval.metrics import CLOSED_RULES, HEADLINE_METRICS, METRIC_LABELS, evaluate_vqa
 from quilt_llava.eval.questions import ADAPTERS, load_questions
 from quilt_llava.files import atomic_write_text, read_json, read_jsonl, write_json
 
 DATA_ROOT_ENV = "QUILT_LLAVA_DATA"
 _KNOWN_KEYS = {"name", "description", "source", "format", "questions", "images", "where", "fields",
-               "prompt", "draw_box", "max_new_tokens", "headline", "metric"}
+               "prompt", "draw_box", "max_new_tokens", "headline", "metric", "closed_rule"}
 _PROMPT_KEYS = {"suffix", "closed_suffix", "choice_suffix"}
 
 
@@ -51,6 +56,7 @@ class Benchmark:
     max_new_tokens: int = 128
     headline: list[str] = field(default_factory=lambda: ["open_recall", "closed_accuracy"])
     metric: str = "vqa"
+    closed_rule: str = "yes_no"  # or "answer_in_prediction" (see the module docstring)
     base_dir: str | None = None  # where relative paths of a user's declaration are resolved
 
     def prompt_style(self):
@@ -95,6 +101,9 @@ def parse_benchmark(data: Any, source: str, base_dir: str | None = None) -> Benc
     headline = data.get("headline", ["open_recall", "closed_accuracy"])
     if not isinstance(headline, list) or any(h not in METRIC_LABELS for h in headline):
         problems.append(f"'headline' must list metrics among {sorted(METRIC_LABELS)}")
+    closed_rule = data.get("closed_rule", "yes_no")
+    if closed_rule not in CLOSED_RULES:
+        problems.append(f"'closed_rule' must be one of {', '.join(CLOSED_RULES)}, got {closed_rule!r}")
     mnt = data.get("max_new_tokens", 128)
     if not isinstance(mnt, int) or mnt < 1:
         problems.append("'max_new_tokens' must be a positive integer")
@@ -105,7 +114,7 @@ def parse_benchmark(data: Any, source: str, base_dir: str | None = None) -> Benc
         source=data.get("source", ""), format=fmt, images=data.get("images"),
         where=dict(data.get("where") or {}), fields=dict(data.get("fields") or {}), prompt=dict(prompt),
         draw_box=bool(data.get("draw_box", False)), max_new_tokens=mnt, headline=list(headline),
-        base_dir=base_dir,
+        closed_rule=closed_rule, base_dir=base_dir,
     )
 
 
@@ -191,7 +200,8 @@ def run_benchmark(options: RunOptions, output: Output | None = None,
         partial = True
     wanted = {q.question_id for q in questions}
     predictions = [p for p in predictions if str(p["question_id"]) in wanted]
-    scored = evaluate_vqa(questions, predictions, n_resamples=options.n_resamples, source=str(pred_path))
+    scored = evaluate_vqa(questions, predictions, n_resamples=options.n_resamples, source=str(pred_path),
+                          closed_rule=bench.closed_rule)
     results = {
         "benchmark": bench.name,
         "description": bench.description,
@@ -203,6 +213,7 @@ def run_benchmark(options: RunOptions, output: Output | None = None,
         "generation_failures": [{"question_id": qid, "reason": why} for qid, why in gen.failed],
         "headline": bench.headline,
         "prompt": bench.prompt,
+        "closed_rule": bench.closed_rule,
         "metrics": scored.summary,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }

@@ -44,6 +44,7 @@ class VQAOptions:
     n_resamples: int = 1000
     seed: int = 0
     details: Path | None = None
+    closed_rule: str = "yes_no"
 
 
 @dataclass
@@ -99,7 +100,7 @@ def run_vqa(opts: VQAOptions, out: Output) -> None:
 
     questions = load_questions(opts.questions, fmt=opts.format)
     result = evaluate_vqa(questions, read_records(opts.predictions), n_resamples=opts.n_resamples,
-                          seed=opts.seed, source=str(opts.predictions))
+                          seed=opts.seed, source=str(opts.predictions), closed_rule=opts.closed_rule)
     if opts.details:
         write_jsonl(opts.details, result.per_question)
     s = result.summary
@@ -111,7 +112,8 @@ def run_vqa(opts: VQAOptions, out: Output) -> None:
             lines.append(f"| {label} | {s[key]:.2f} | {lo:.2f} - {hi:.2f} |")
     if s["closed_answers_not_yes_no"]:
         out.warn(f"{len(s['closed_answers_not_yes_no'])} closed questions have a reference that is neither "
-                 f"yes nor no (they can never be right): {', '.join(s['closed_answers_not_yes_no'][:10])}")
+                 f"yes nor no (they can never be right under the yes/no rule; see --closed-rule): "
+                 f"{', '.join(s['closed_answers_not_yes_no'][:10])}")
     if s["answer_types_inferred"]:
         out.warn(f"{s['answer_types_inferred']} questions have no answer_type; inferred from the reference "
                  "(yes/no -> CLOSED, else OPEN)")
@@ -216,11 +218,20 @@ def register(app: typer.Typer) -> None:
         resamples: int = typer.Option(1000, "--resamples", min=0, help="Bootstrap resamples for the 95% CIs."),
         seed: int = typer.Option(0, "--seed"),
         details: Path = typer.Option(None, "--details", help="Also write per-question scores (JSONL)."),
+        closed_rule: str = typer.Option("yes_no", "--closed-rule",
+                                        help="Closed questions: yes_no (Quilt-LLaVA: the yes/no label must match) or "
+                                             "answer_in_prediction (LLaVA-Med: the answer must occur in the prediction)."),
         quiet: bool = typer.Option(False, "--quiet", "-q"),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object (scores x100 and CIs)."),
     ) -> None:
         """Score predictions with the published VQA metrics (x100, with 95% bootstrap CIs)."""
-        run_vqa(VQAOptions(questions, predictions, fmt, resamples, seed, details), Output(quiet=quiet, json=as_json))
+        from quilt_llava.errors import ConfigError
+        from quilt_llava.eval.metrics import CLOSED_RULES
+
+        if closed_rule not in CLOSED_RULES:
+            raise ConfigError(f"--closed-rule must be one of {', '.join(CLOSED_RULES)}, got {closed_rule!r}")
+        run_vqa(VQAOptions(questions, predictions, fmt, resamples, seed, details, closed_rule),
+                Output(quiet=quiet, json=as_json))
 
     @sub.command("judge")
     @with_endpoint_options

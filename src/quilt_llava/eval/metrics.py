@@ -189,7 +189,31 @@ def closed_reference(question: EvalQuestion) -> str:
     return normalize_answer(question.yes_no_answer if question.yes_no_answer is not None else (question.answer or ""))
 
 
-def closed_correct(prediction: str, question: EvalQuestion) -> bool:
+# How a closed question is scored:
+# - "yes_no" (Quilt-LLaVA's rule, the default): the prediction's yes/no label (closed_label)
+#   equals the normalised reference. A reference that is neither yes nor no is never right.
+# - "answer_in_prediction" (the rule LLaVA-Med's evaluation applies to closed sets such as
+#   SLAKE and VQA-RAD, whose closed answers include "left lung", "CT", ...): the normalised
+#   reference occurs in the normalised prediction. Unlike a bare substring test it matches
+#   whole words only, so "no" is not found inside "normal".
+CLOSED_RULES = ("yes_no", "answer_in_prediction")
+
+
+def answer_in_prediction(prediction: str, answer: str) -> bool:
+    """The normalised ``answer`` appears, as whole words, in the normalised ``prediction``."""
+    ans = normalize_answer(answer).replace(",", "").split()
+    pred = normalize_answer(prediction).replace(",", "").split()
+    if not ans:
+        return False
+    return f" {' '.join(ans)} " in f" {' '.join(pred)} "
+
+
+def closed_correct(prediction: str, question: EvalQuestion, rule: str = "yes_no") -> bool:
+    if rule == "answer_in_prediction":
+        ref = question.yes_no_answer if question.yes_no_answer is not None else (question.answer or "")
+        return answer_in_prediction(prediction, ref)
+    if rule != "yes_no":
+        raise ValueError(f"closed rule {rule!r} is not one of {', '.join(CLOSED_RULES)}")
     return closed_label(prediction) == closed_reference(question)
 
 
@@ -302,8 +326,14 @@ def evaluate_vqa(
     seed: int = 0,
     fmt: str = "quilt",
     source: str = "predictions",
+    closed_rule: str = "yes_no",
 ) -> VQAResult:
-    """Score predictions ``{question_id, text}`` against questions (canonical or raw rows)."""
+    """Score predictions ``{question_id, text}`` against questions (canonical or raw rows).
+
+    ``closed_rule`` picks how closed questions are scored (see :data:`CLOSED_RULES`).
+    """
+    if closed_rule not in CLOSED_RULES:
+        raise ValueError(f"closed rule {closed_rule!r} is not one of {', '.join(CLOSED_RULES)}")
     qs = as_questions(questions, fmt=fmt)
     texts = _match(qs, predictions, source)
     per_question: list[dict[str, Any]] = []
@@ -321,10 +351,13 @@ def evaluate_vqa(
                 row[k] = getattr(s, k)
         elif q.answer_type == CLOSED:
             ref = closed_reference(q)
-            if ref not in ("yes", "no"):
-                odd_closed.append(q.question_id)
-            label = closed_label(text)
-            hit = float(label == ref)
+            if closed_rule == "yes_no":
+                if ref not in ("yes", "no"):
+                    odd_closed.append(q.question_id)
+                label = closed_label(text)
+            else:
+                label = normalize_answer(text)
+            hit = float(closed_correct(text, q, closed_rule))
             closed_hits.append(hit)
             row.update(label=label, reference=ref, correct=hit)
         elif q.answer_type == CHOICE:
@@ -354,6 +387,7 @@ def evaluate_vqa(
         put(f"open_{k}", open_rows[k], salt)
     put("closed_accuracy", closed_hits, 100)
     put("choice_accuracy", choice_hits, 200)
+    summary["closed_rule"] = closed_rule
     summary["closed_answers_not_yes_no"] = odd_closed
     summary["answer_types_inferred"] = sum(1 for q in qs if q.extra.get("answer_type_inferred"))
     return VQAResult(summary=summary, per_question=per_question)
@@ -366,6 +400,7 @@ def score_vqa(
     n_resamples: int = 1000,
     seed: int = 0,
     fmt: str = "quilt",
+    closed_rule: str = "yes_no",
 ) -> dict[str, Any]:
     """Summary metrics x100 with ``<name>_ci`` 95% bootstrap intervals.
 
@@ -373,7 +408,8 @@ def score_vqa(
     ``open_precision, open_f1, open_exact_match, open_bleu, open_bleu1..3``;
     ``closed_accuracy``; ``choice_accuracy``; None where no question of that type.
     """
-    return evaluate_vqa(questions, predictions, n_resamples=n_resamples, seed=seed, fmt=fmt).summary
+    return evaluate_vqa(questions, predictions, n_resamples=n_resamples, seed=seed, fmt=fmt,
+                        closed_rule=closed_rule).summary
 
 
 HEADLINE_METRICS = ("open_recall", "closed_accuracy", "choice_accuracy")
