@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from quilt_llava.instruct import build_alignment_records
+from quilt_llava.instruct import BRIEF_REQUESTS, build_alignment_records
 from quilt_llava.instruct.generators import (
     abductive,
     conversation,
@@ -46,11 +46,12 @@ def prompts(tmp_path) -> dict[str, str]:
         "filter": render(medical_filter.messages_for(row)),
         "vqa": render(vqa.messages_for(row, vqa.narrator_questions(row))),
         "repair": REPAIR_INSTRUCTION + "\n",
+        "align_requests": "\n".join(BRIEF_REQUESTS) + "\n",
     }
 
 
 @pytest.mark.parametrize("name", ["conversation", "detail", "diagnosis", "reasoning", "abductive_student",
-                                  "abductive_teacher", "filter", "vqa", "repair"])
+                                  "abductive_teacher", "filter", "vqa", "repair", "align_requests"])
 def test_prompt_snapshot(name, tmp_path):
     text = prompts(tmp_path)[name]
     path = SNAPSHOTS / f"{name}.txt"
@@ -80,3 +81,14 @@ def test_alignment_draw_depends_on_seed_and_segment_only(tmp_path):
     assert any(other[k] != v["conversations"][0]["value"] for k, v in full.items())
     assert all(r["conversations"][1]["value"] == " ".join(u["text"] for u in row["utterances"])
                for r, row in zip(build_alignment_records(rows, seed=0), rows))
+
+
+def test_requests_are_our_own_words():
+    import re
+
+    # LLaVA's "Describe the following image in detail", with or without one word changed.
+    near_llava = re.compile(r"describe (?:the following|this|the)(?: \w+)? (?:image|picture|photo) in detail\.?")
+    for request in detail.DETAIL_REQUESTS + BRIEF_REQUESTS:
+        assert not near_llava.fullmatch(request.lower()), request
+    assert len(set(detail.DETAIL_REQUESTS)) == len(detail.DETAIL_REQUESTS) >= 8
+    assert len(set(BRIEF_REQUESTS)) == len(BRIEF_REQUESTS) >= 8

@@ -9,14 +9,14 @@ from quilt_llava.instruct.generators.base import Generator, Session, Skip, Unit
 from quilt_llava.instruct.generators.shared import SOURCE_NOTE, VOICE_RULES
 from quilt_llava.instruct.replies import ReplyError, check_no_leaks, strip_fences
 
-PROMPT_VERSION = "1"
+PROMPT_VERSION = "2"  # 2: request list reworded in our own words
 
 DETAIL_REQUESTS = (
-    "Describe this histopathology image in detail.",
+    "Report everything this histopathology image shows, from the architecture down to single cells.",
     "Give a thorough description of what this slide shows.",
     "Walk me through the findings in this image, region by region.",
-    "Provide a detailed pathology description of this image.",
-    "Examine this image carefully and describe everything notable.",
+    "How would you write up this field in a pathology report? Cover every feature you see.",
+    "Go over this field carefully and list each notable finding with where it lies.",
     "What can be seen in this microscopy image? Please be thorough.",
     "Write a complete morphological description of this field.",
     "Describe the tissue architecture, cells and staining in this image in detail.",
