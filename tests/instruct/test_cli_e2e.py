@@ -280,6 +280,9 @@ def test_help_shows_the_cache_default_and_endpoint_env_vars():
     assert res.exit_code == 0
     assert "llm_cache.sqlite" in res.stdout  # not eaten as rich markup
     assert "QUILT_LLAVA_LLM_BASE_URL" in res.stdout and "QUILT_LLAVA_LLM_MODEL" in res.stdout
+    for command in (["eval", "judge"], ["demo"]):  # one set of endpoint variables across the project
+        res = CliRunner().invoke(make_app(), [*command, "--help"], env={"COLUMNS": "200"})
+        assert "QUILT_LLAVA_LLM_BASE_URL" in res.stdout and "QUILT_LLAVA_LLM_MODEL" in res.stdout, command
 
 
 def test_endpoint_and_model_from_the_environment(narratives, server, tmp_path):

@@ -19,7 +19,7 @@ def register(app: typer.Typer) -> None:
             os.environ.get("QUILT_LLAVA_LLM_BASE_URL", ""), "--llm-base-url",
             help="OpenAI-compatible endpoint; when set, the LLM generators run too (env QUILT_LLAVA_LLM_BASE_URL).",
         ),
-        llm_model: str = typer.Option("gpt-4", "--llm-model", help="Model name at that endpoint."),
+        llm_model: str = typer.Option("gpt-4", "--llm-model", envvar="QUILT_LLAVA_LLM_MODEL", help="Model name at that endpoint."),
         llm_api_key_env: str = typer.Option("OPENAI_API_KEY", "--llm-api-key-env",
                                             help="Environment variable holding the API key."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="Only errors."),
