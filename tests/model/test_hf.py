@@ -51,4 +51,38 @@ def test_hub_load_names_the_checkpoint_and_suggests_a_local_folder(tmp_path):
     assert "local directory" in str(err.value) and "couldn't connect" in str(err.value)
     with pytest.raises(InputError, match="not a complete vision tower"):
         hub_load("vision tower", tmp_path, offline)
+    with pytest.raises(InputError, match="no LLM folder at this path"):
+        hub_load("LLM", tmp_path / "missing", offline)
     assert hub_load("LLM", "x", lambda: 3) == 3
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+
+
+def test_unfetchable_preset_part_is_an_input_error(offline):
+    from quilt_llava.model.build import build_model_and_processor
+
+    with pytest.raises(InputError) as err:
+        build_model_and_processor("llava-v1.5-7b")
+    assert err.value.source == "openai/clip-vit-large-patch14-336"
+    assert "vision tower" in err.value.reason and "local directory" in err.value.reason
+
+
+def test_unfetchable_vision_tower_in_convert_is_an_input_error(offline, tmp_path):
+    from quilt_llava.model.convert import ConvertOptions, convert_llava_checkpoint
+    from tests.model.test_convert import write_original
+
+    src, *_ = write_original(tmp_path, "linear")  # config names the hub tower wisdomik/QuiltNet-B-32
+    with pytest.raises(InputError, match=r"wisdomik/QuiltNet-B-32.*local directory"):
+        convert_llava_checkpoint(ConvertOptions(str(src), str(tmp_path / "hf")))
+    result = CliRunner().invoke(make_app(), ["train", "--config", "tiny_stage2.yaml", "--quiet",
+                                             "--set", f"model_name_or_path={tmp_path / 'nope'}",
+                                             "--set", f"data_path={src / 'config.json'}",
+                                             "--set", f"output_dir={tmp_path / 'o'}"])
+    assert result.exit_code != 0
+    assert isinstance(result.exception, InputError) and "no model folder" in str(result.exception)

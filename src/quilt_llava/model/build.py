@@ -328,12 +328,14 @@ def _build_from_parts(spec: ModelSpec, dtype: Any):
         SiglipVisionModel,
     )
 
+    from quilt_llava.model.hf import hub_load
+
     tower_cls = CLIPVisionModel if spec.vision_tower_type == "clip" else SiglipVisionModel
-    vision = tower_cls.from_pretrained(spec.vision_tower, dtype=dtype)
-    llm = AutoModelForCausalLM.from_pretrained(spec.llm, dtype=dtype)
-    tokenizer = AutoTokenizer.from_pretrained(spec.llm)
+    vision = hub_load("vision tower", spec.vision_tower, lambda: tower_cls.from_pretrained(spec.vision_tower, dtype=dtype))
+    llm = hub_load("LLM", spec.llm, lambda: AutoModelForCausalLM.from_pretrained(spec.llm, dtype=dtype))
+    tokenizer = hub_load("tokenizer", spec.llm, lambda: AutoTokenizer.from_pretrained(spec.llm))
     image_token_id = add_image_token(tokenizer, spec.image_token)
-    text_config = AutoConfig.from_pretrained(spec.llm)
+    text_config = hub_load("LLM config", spec.llm, lambda: AutoConfig.from_pretrained(spec.llm))
     if getattr(text_config, "pad_token_id", None) is None:
         text_config.pad_token_id = tokenizer.pad_token_id
     vcfg = vision.config
@@ -449,10 +451,12 @@ def load_model_and_processor(
     if load_in_4bit or load_in_8bit:
         kwargs["quantization_config"] = bnb_config(load_in_4bit, kwargs.get("dtype"))
         kwargs["device_map"] = {"": device or "cuda"}
-    model = LlavaForConditionalGeneration.from_pretrained(model_dir, **kwargs)
+    from quilt_llava.model.hf import hub_load
+
+    model = hub_load("model", model_dir, lambda: LlavaForConditionalGeneration.from_pretrained(model_dir, **kwargs))
     if device is not None and not (load_in_4bit or load_in_8bit):
         model = model.to(device)
-    processor = AutoProcessor.from_pretrained(model_dir)
+    processor = hub_load("processor", model_dir, lambda: AutoProcessor.from_pretrained(model_dir))
     meta = _read_meta(model_dir)
     if meta:
         model.config.quilt_llava = meta

@@ -119,6 +119,7 @@ def convert_llava_checkpoint(options: ConvertOptions) -> dict[str, Any]:
         quilt_meta,
         save_model_and_processor,
     )
+    from quilt_llava.model.hf import hub_load
 
     src = Path(options.src)
     cfg = read_json(src / "config.json")
@@ -142,9 +143,9 @@ def convert_llava_checkpoint(options: ConvertOptions) -> dict[str, Any]:
     text_fields = {k: v for k, v in cfg.items()
                    if not k.startswith(MM_KEYS) and k not in ("architectures", "model_type", "transformers_version")}
     text_config = AutoConfig.for_model(ARCHITECTURES[arch], **text_fields)
-    vision_model = CLIPVisionModel.from_pretrained(tower)
+    vision_model = hub_load("vision tower", tower, lambda: CLIPVisionModel.from_pretrained(tower))
     vcfg = vision_model.config
-    tokenizer = AutoTokenizer.from_pretrained(str(src))
+    tokenizer = hub_load("tokenizer", src, lambda: AutoTokenizer.from_pretrained(str(src)))
     image_token_id = add_image_token(tokenizer)
     spec = ModelSpec(
         name=f"converted:{src.name}", vision_tower=tower, llm=str(src), projector_type=projector_type,

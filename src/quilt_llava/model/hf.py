@@ -37,14 +37,16 @@ def hub_load(what: str, checkpoint: str | os.PathLike[str], load: Callable[[], T
         return load()
     except OSError as exc:
         ident = str(checkpoint)
-        local = os.path.isdir(ident)
-        hint = (
-            f"the folder exists but is not a complete {what} checkpoint ({_first_line(exc)})"
-            if local else
-            f"could not load the {what} '{ident}' ({_first_line(exc)}). Without network access (or for a "
-            "gated model), download it once elsewhere (e.g. `huggingface-cli download "
-            f"{ident} --local-dir DIR`) and pass the local directory instead of the hub id"
-        )
+        if os.path.isdir(ident):
+            hint = f"the folder is not a complete {what} checkpoint ({_first_line(exc)})"
+        elif os.path.isabs(ident) or ident.startswith((".", "~")) or ident.count("/") > 1:
+            hint = f"no {what} folder at this path ({_first_line(exc)})"
+        else:
+            hint = (
+                f"could not load the {what} '{ident}' from the Hugging Face hub ({_first_line(exc)}). Without "
+                "network access (or for a gated model), download it once elsewhere (e.g. `huggingface-cli download "
+                f"{ident} --local-dir DIR`) and pass the local directory instead of the hub id"
+            )
         raise InputError(ident, hint) from None
 
 
