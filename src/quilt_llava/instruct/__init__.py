@@ -6,7 +6,10 @@ Python entry points:
 - :func:`quilt_llava.instruct.run.run_generator` with flat
   :class:`~quilt_llava.instruct.run.GenerateOptions`, or :func:`~quilt_llava.instruct.run.run_instruct` with
   :class:`~quilt_llava.instruct.run.InstructOptions` for any generator (what the CLI calls);
-- :class:`quilt_llava.instruct.llm.LLMClient` for direct chat calls.
+- :class:`quilt_llava.instruct.llm.LLMClient` for direct chat calls;
+- :mod:`quilt_llava.instruct.llm_options`: the endpoint flags (``--base-url``/``QUILT_LLAVA_LLM_BASE_URL``,
+  ``--model``/``QUILT_LLAVA_LLM_MODEL``, ``--api-key-env``, ``--api-version``, retries, timeout, cache,
+  prices, ``--dry-run``) shared by ``instruct`` and ``eval judge``.
 """
 
 from __future__ import annotations
