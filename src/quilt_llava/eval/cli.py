@@ -288,14 +288,18 @@ def register(app: typer.Typer) -> None:
 
         out = Output(json=as_json)
         tables, objs = [], {}
+        any_failed = False
         for path in reviews:
             groups = summarize_reviews(read_reviews(path), by=by)
             tables.append(format_summary(str(path), groups))
             objs[str(path)] = [g.as_dict() for g in groups]
             failed = groups[-1].failed
             if failed:
+                any_failed = True
                 out.warn(f"{path}: {failed} reviews without two scores are counted as failed")
         _emit(out, objs, "\n\n".join(tables))
+        if any_failed:
+            raise typer.Exit(1)
 
     @sub.command("run")
     def run_cmd(

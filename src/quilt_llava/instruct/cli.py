@@ -116,34 +116,27 @@ def register(app: typer.Typer) -> None:
     def region_qa(
         narratives: Path = typer.Argument(..., help="narratives.jsonl from `quilt-llava narratives extract`."),
         terms: Path = typer.Option(..., "--terms", help="YAML vocabulary of region labels (keywords, description, closed question)."),
-        out: Path = typer.Option(..., "--out", "-o", help="Output folder: crops/, train.jsonl, align.jsonl, eval_questions.jsonl."),
+        out: Path = typer.Option(..., "--out", "-o", help="Output folder: crops/, segments/, align.jsonl (stage 1), train.jsonl (stage 2), eval_questions.jsonl, held_out.json."),
         seed: int | None = typer.Option(None, "--seed", help="Override the vocabulary file's seed."),
         json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
         quiet: bool = typer.Option(False, "--quiet", "-q"),
     ) -> None:
         """Region Q/A (no LLM): crops of grounded boxes labelled from the narrator's words, split by segment."""
         from quilt_llava.console import Output
-        from quilt_llava.files import write_json, write_jsonl
-        from quilt_llava.instruct.data import load_narratives
-        from quilt_llava.instruct.region_qa import RegionQAConfig, build_region_qa
+        from quilt_llava.instruct.region_qa import RegionQAConfig, write_region_qa
 
         output = Output(quiet=quiet, json=json_out)
         config = RegionQAConfig.from_yaml(terms)
         if seed is not None:
             config.seed = seed
-        rows, problems = load_narratives(narratives)
-        for problem in problems:
+        summary = write_region_qa(narratives, out, config)
+        for problem in summary["problems"]:
             output.warn(f"row left out: {problem}")
-        res = build_region_qa(rows, narratives.parent, out, config)
-        write_jsonl(out / "train.jsonl", res.train_records)
-        write_jsonl(out / "align.jsonl", res.align_records)
-        write_jsonl(out / "eval_questions.jsonl", res.eval_questions)
-        summary = {**res.summary(), "out": str(out), "bad_input_rows": len(problems)}
-        write_json(out / "summary.json", summary)
         output.result(summary, human=(f"region-qa: {summary['train_records']} training records, "
-                                      f"{summary['eval_questions']} evaluation questions, labels "
-                                      f"{summary['label_counts']} -> {out}"))
-        if problems:
+                                      f"{summary['align_records'] + summary['segment_align_records']} "
+                                      f"alignment records, {summary['eval_questions']} evaluation questions, "
+                                      f"labels {summary['label_counts']} -> {out}"))
+        if summary["problems"]:
             raise typer.Exit(1)
 
     app.add_typer(sub, name="instruct")
