@@ -14,23 +14,24 @@ def _raise(msg):
     raise jinja2.exceptions.TemplateError(msg)
 
 
-def render(messages, add_generation_prompt):
+def render(messages, add_generation_prompt, source=VICUNA_V1_CHAT_TEMPLATE):
     env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
     env.globals["raise_exception"] = _raise
-    return env.from_string(VICUNA_V1_CHAT_TEMPLATE).render(messages=messages, add_generation_prompt=add_generation_prompt)
+    return env.from_string(source).render(messages=messages, add_generation_prompt=add_generation_prompt)
 
 
 text = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=30)
 
 
 @settings(max_examples=150, deadline=None)
-@given(turns=st.lists(text, min_size=1, max_size=6), system=st.one_of(st.none(), text), gen=st.booleans())
-def test_jinja_equals_python(turns, system, gen):
+@given(turns=st.lists(text, min_size=1, max_size=6), system=st.one_of(st.none(), text), gen=st.booleans(),
+       name=st.sampled_from(["vicuna_v1", "mistral_instruct"]))
+def test_jinja_equals_python(turns, system, gen, name):
     messages = [{"role": "user" if i % 2 == 0 else "assistant", "content": t} for i, t in enumerate(turns)]
     if system is not None:
         messages = [{"role": "system", "content": system}, *messages]
-    expected = get_template("vicuna_v1").render(messages, add_generation_prompt=gen)
-    assert render(messages, gen) == expected
+    expected = get_template(name).render(messages, add_generation_prompt=gen)
+    assert render(messages, gen, jinja_for(name)) == expected
 
 
 def test_processor_template_and_list_content():

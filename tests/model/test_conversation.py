@@ -45,3 +45,15 @@ def test_bad_roles_are_rejected_with_reason():
         get_template("vicuna_v1").render([{"from": "gpt", "value": "hi"}])
     with pytest.raises(ValueError, match="unknown conversation template"):
         get_template("llama9")
+
+
+def test_mistral_instruct_golden():
+    """LLaVA-Med v1.5's format: [INST] ... [/INST], each answer closed by " </s>", no system text."""
+    template = get_template("mistral_instruct")
+    assert template.render(RECORD) == (
+        "[INST] <image>\nWhat tissue is this? [/INST] Lymph node. </s>[INST] Any tumour? [/INST] No. </s>"
+    )
+    assert template.prompt("Is it benign?") == "[INST] <image>\nIs it benign? [/INST]"
+    assert [s.text for s in template.segments(RECORD) if s.trainable] == [" Lymph node. </s>", " No. </s>"]
+    with_system = template.render([{"role": "system", "content": "Be brief."}, *RECORD[:2]])
+    assert with_system == "[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\n<image>\nWhat tissue is this? [/INST] Lymph node. </s>"

@@ -174,17 +174,19 @@ def make_image_processor(image_size: int, mean: list[float] | None = None, std: 
     return CLIPImageProcessorPil(**kwargs)
 
 
-def make_processor(tokenizer, image_processor, patch_size: int, select_strategy: str, has_cls: bool):
+def make_processor(tokenizer, image_processor, patch_size: int, select_strategy: str, has_cls: bool,
+                   conv_template: str = "vicuna_v1"):
+    """A ``LlavaProcessor`` whose Jinja chat template renders like ``get_template(conv_template)``."""
     from transformers import LlavaProcessor
 
-    from quilt_llava.model.chat_template import VICUNA_V1_CHAT_TEMPLATE
+    from quilt_llava.model.chat_template import chat_template_for
 
     return LlavaProcessor(
         image_processor=image_processor,
         tokenizer=tokenizer,
         patch_size=patch_size,
         vision_feature_select_strategy=select_strategy,
-        chat_template=VICUNA_V1_CHAT_TEMPLATE,
+        chat_template=chat_template_for(conv_template),
         image_token=IMAGE_TOKEN,
         num_additional_image_tokens=1 if has_cls else 0,
     )
@@ -312,7 +314,8 @@ def _build_tiny(spec: ModelSpec, sizes: TinySizes):
     model = LlavaForConditionalGeneration(config)
     if spec.projector_type == "linear":
         init_linear_projector(model)
-    processor = make_processor(tokenizer, make_image_processor(sizes.image_size), sizes.patch_size, strategy, has_cls=True)
+    processor = make_processor(tokenizer, make_image_processor(sizes.image_size), sizes.patch_size, strategy, has_cls=True,
+                               conv_template=spec.conv_template)
     return model, processor
 
 
@@ -359,7 +362,8 @@ def _build_from_parts(spec: ModelSpec, dtype: Any):
     except (OSError, ValueError):
         # Vision repos saved from open_clip may lack a preprocessor config; CLIP defaults then.
         image_processor = make_image_processor(vcfg.image_size)
-    processor = make_processor(tokenizer, image_processor, vcfg.patch_size, spec.select_strategy, has_cls)
+    processor = make_processor(tokenizer, image_processor, vcfg.patch_size, spec.select_strategy, has_cls,
+                               conv_template=spec.conv_template)
     return model, processor
 
 

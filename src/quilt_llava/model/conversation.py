@@ -1,11 +1,13 @@
 """Conversation templates: how a LLaVA-format record becomes a prompt string.
 
-Two templates, matching the formats the published checkpoints were trained with:
+Templates matching the formats the published checkpoints were trained with:
 
 - ``vicuna_v1``: a system sentence, then ``USER: ... ASSISTANT: ...`` turns
   separated by a space, each assistant turn closed by ``</s>``. Used in stage 2,
   evaluation and chat. (The system sentence is FastChat's Vicuna v1.1 text; it is
   part of the input format the released weights expect, so it is kept verbatim.)
+- ``mistral_instruct``: LLaVA-Med v1.5 (Mistral-7B-Instruct base):
+  ``[INST] question [/INST] answer </s>`` per exchange, no system text.
 - ``plain``: stage-1 alignment; the image followed directly by the caption and a
   newline; no system text, no roles, the human instruction is dropped.
 
@@ -46,6 +48,8 @@ class ConversationTemplate:
     assistant_end: str  # closes every assistant turn (trained on)
     answer_lead: str = ""  # between the assistant prefix and the answer (trained on)
     drop_user_text: bool = False  # ``plain``: keep only the image token of the user turn
+    # (open, close): a system text goes inside the first user turn, wrapped (Llama-2 style), not before it
+    system_in_first_turn: tuple[str, str] | None = None
 
     def segments(self, messages: list[dict[str, str]], add_generation_prompt: bool = False) -> list[Segment]:
         """Split a conversation into prompt segments, marking what the loss sees.
@@ -59,7 +63,10 @@ class ConversationTemplate:
             system = msgs[0]["content"]
             msgs = msgs[1:]
         out: list[Segment] = []
-        if system:
+        first_turn_system = ""
+        if system and self.system_in_first_turn is not None:
+            first_turn_system = self.system_in_first_turn[0] + system + self.system_in_first_turn[1]
+        elif system:
             out.append(Segment(system + self.turn_sep, False))
         for i, msg in enumerate(msgs):
             expected = "user" if i % 2 == 0 else "assistant"
@@ -72,6 +79,8 @@ class ConversationTemplate:
                 text = msg["content"]
                 if self.drop_user_text:
                     text = IMAGE_TOKEN if IMAGE_TOKEN in text else ""
+                if i == 0:
+                    text = first_turn_system + text
                 out.append(Segment(self.user_prefix + text + self.turn_sep + self.assistant_prefix, False))
             else:
                 out.append(Segment(self.answer_lead + msg["content"] + self.assistant_end, True))
@@ -117,6 +126,18 @@ TEMPLATES: dict[str, ConversationTemplate] = {
         turn_sep=" ",
         assistant_end="</s>",
         answer_lead=" ",
+    ),
+    # LLaVA-Med v1.5 (Mistral-7B-Instruct): "[INST] question [/INST] answer </s>[INST] ..." with no
+    # system text by default; a given system text goes Llama-2 style inside the first [INST].
+    "mistral_instruct": ConversationTemplate(
+        name="mistral_instruct",
+        system="",
+        user_prefix="[INST] ",
+        assistant_prefix="[/INST]",
+        turn_sep=" ",
+        assistant_end=" </s>",
+        answer_lead=" ",
+        system_in_first_turn=("<<SYS>>\n", "\n<</SYS>>\n\n"),
     ),
     "plain": ConversationTemplate(
         name="plain",

@@ -27,6 +27,7 @@ from typing import Any
 
 from quilt_llava.errors import ConfigError, InputError
 from quilt_llava.files import read_json
+from quilt_llava.model.conversation import TEMPLATES
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,9 @@ ARCHITECTURES = {
     "LlavaMistralForCausalLM": "mistral",
     "LlavaQwen2ForCausalLM": "qwen2",
 }
+# The conversation template each original architecture was released with: LLaVA-Med v1.5
+# (LlavaMistralForCausalLM) uses Mistral-Instruct's [INST] format; the Llama/Vicuna ones vicuna_v1.
+ARCH_TEMPLATES = {"mistral": "mistral_instruct"}
 SELECT_FEATURE = {"patch": "default", "cls_patch": "full"}
 MM_KEYS = ("mm_", "image_aspect_ratio", "image_grid_pinpoints", "tune_mm", "freeze_mm", "unfreeze_mm",
            "use_mm_proj", "mm_use", "tokenizer_padding_side", "tokenizer_model_max_length")
@@ -45,7 +49,7 @@ class ConvertOptions:
     src: str
     dst: str
     vision_tower: str = ""  # local directory overriding config.json's mm_vision_tower
-    conv_template: str = "vicuna_v1"
+    conv_template: str = ""  # "": chosen from the architecture (see ARCH_TEMPLATES)
     dtype: str = "float32"
 
 
@@ -136,6 +140,9 @@ def convert_llava_checkpoint(options: ConvertOptions) -> dict[str, Any]:
     tower = options.vision_tower or cfg.get("mm_vision_tower") or ""
     if not tower:
         problems.append("config has no mm_vision_tower; pass vision_tower")
+    conv_template = options.conv_template or ARCH_TEMPLATES.get(ARCHITECTURES.get(arch, ""), "vicuna_v1")
+    if conv_template not in TEMPLATES:
+        problems.append(f"conv_template '{conv_template}' is not one of {sorted(TEMPLATES)}")
     if problems:
         raise ConfigError(problems, source=str(src / "config.json"))
 
@@ -150,7 +157,7 @@ def convert_llava_checkpoint(options: ConvertOptions) -> dict[str, Any]:
     spec = ModelSpec(
         name=f"converted:{src.name}", vision_tower=tower, llm=str(src), projector_type=projector_type,
         vision_feature_layer=int(cfg.get("mm_vision_select_layer", -2)),
-        vision_feature_select_strategy=SELECT_FEATURE[select], conv_template=options.conv_template,
+        vision_feature_select_strategy=SELECT_FEATURE[select], conv_template=conv_template,
     )
     n_img = _num_image_tokens(vcfg.image_size, vcfg.patch_size, spec.select_strategy, has_cls=True)
     config = _llava_config(vcfg, text_config, spec, image_token_id, n_img)
@@ -178,8 +185,10 @@ def convert_llava_checkpoint(options: ConvertOptions) -> dict[str, Any]:
         image_processor = AutoImageProcessor.from_pretrained(tower)
     except (OSError, ValueError):
         image_processor = make_image_processor(vcfg.image_size)
-    processor = make_processor(tokenizer, image_processor, vcfg.patch_size, spec.select_strategy, has_cls=True)
+    processor = make_processor(tokenizer, image_processor, vcfg.patch_size, spec.select_strategy, has_cls=True,
+                               conv_template=conv_template)
     os.makedirs(options.dst, exist_ok=True)
     save_model_and_processor(model, processor, options.dst)
-    return {"src": str(src), "dst": options.dst, "architecture": arch, "projector_type": projector_type,
+    return {"src": str(src), "dst": options.dst, "architecture": arch, "conv_template": conv_template,
+            "projector_type": projector_type,
             "vision_tower": tower, "image_token_id": image_token_id, "vocab_size": len(tokenizer)}

@@ -72,10 +72,13 @@ def register(app: typer.Typer) -> None:
 
     @group.command("convert-llava")
     def _convert(
-        src: str = typer.Argument(..., help="Checkpoint folder in the original LLaVA layout (LlavaLlamaForCausalLM)."),
+        src: str = typer.Argument(..., help="Checkpoint folder in the original LLaVA layout (LlavaLlamaForCausalLM, "
+                                  "LlavaMistralForCausalLM)."),
         dst: str = typer.Argument(..., help="Output folder (Hugging Face LlavaForConditionalGeneration layout)."),
         vision_tower: str = typer.Option("", "--vision-tower", help="Local vision tower folder instead of mm_vision_tower."),
-        conv_template: str = typer.Option("vicuna_v1", "--conv-template", help="Template the checkpoint expects."),
+        conv_template: str = typer.Option(
+            "", "--conv-template", help="Template the checkpoint expects; default: mistral_instruct for "
+            "LlavaMistralForCausalLM, else vicuna_v1."),
         dtype: str = typer.Option("float32", "--dtype", help="float32, bfloat16 or float16."),
         quiet: bool = typer.Option(False, "--quiet", "-q"),
         json_: bool = typer.Option(False, "--json"),
