@@ -163,10 +163,19 @@ def tensorize_record(
     text, spans = _render(segments, num_image_tokens)
     input_ids, offsets = encode_with_offsets(tokenizer, text)  # (seq,), (seq, 2)
     labels = [IGNORE_INDEX] * len(input_ids)
-    for start, end in spans:
-        inside = [i for i, (s, e) in enumerate(offsets) if e > s and start <= s and e <= end]
-        for i in inside:
+    members: list[list[int]] = [[] for _ in spans]  # token positions inside each span (one pass; offsets ascend)
+    j = 0
+    for i, (s, e) in enumerate(offsets):
+        if e <= s:  # added special tokens (BOS) cover no text
+            continue
+        while j < len(spans) and spans[j][1] <= s:
+            j += 1
+        if j == len(spans):
+            break
+        if spans[j][0] <= s and e <= spans[j][1]:
+            members[j].append(i)
             labels[i] = input_ids[i]
+    for (start, end), inside in zip(spans, members):
         # Tokens must be contiguous and decode back to the span; a token reaching across the
         # span's edge (merged with prompt text) or an unknown piece makes the record a mismatch.
         contiguous = bool(inside) and inside == list(range(inside[0], inside[-1] + 1))
