@@ -11,6 +11,11 @@ Stage 1 and stage 2 differ only in configuration: which of ``train_vision``,
 optimiser settings. The final model is written in the Hugging Face layout
 (``LlavaForConditionalGeneration.from_pretrained`` loads it; LoRA adapters are
 merged first) with the processor, ``quilt_llava.json`` and ``log_history.jsonl``.
+
+Re-running a run continues from the latest ``checkpoint-*`` in ``output_dir``
+(``resume_from_checkpoint: auto``, the default); a fresh start into a folder that
+holds checkpoints must be asked for (``resume_from_checkpoint: none`` with
+``overwrite_output_dir: true``).
 """
 
 from __future__ import annotations
