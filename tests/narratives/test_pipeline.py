@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from quilt_llava.errors import InputError
 from quilt_llava.files import read_jsonl
 from quilt_llava.narratives.pipeline import ExtractConfig, extract_folder, extract_video, median_u8
 from quilt_llava.narratives.synthetic import SyntheticConfig, ViewSpec, make_synthetic_video
+from quilt_llava.narratives.video import Frame, prefetch
 
 av = pytest.importorskip("av")
 
@@ -160,3 +162,40 @@ def test_median_u8_matches_numpy(n):
     rng = np.random.default_rng(n)
     stack = [rng.integers(0, 256, (9, 11, 3), dtype=np.uint8) for _ in range(n)]
     assert np.array_equal(median_u8(stack), np.median(np.stack(stack), axis=0).astype(np.uint8))
+
+
+class _Source:
+    """Frames 0..n-1 of a tiny array, failing after ``fail_after`` when given; records closing."""
+
+    def __init__(self, n: int, fail_after: int | None = None) -> None:
+        self.n, self.fail_after, self.closed = n, fail_after, threading.Event()
+
+    def frames(self):
+        try:
+            for i in range(self.n):
+                if self.fail_after is not None and i == self.fail_after:
+                    raise InputError("clip.mp4", f"video decoding failed after {i} frames")
+                yield Frame(i, i / 25, np.full((4, 4), i % 256, np.uint8))
+        finally:
+            self.closed.set()
+
+
+@pytest.mark.parametrize("depth", [0, 1, 8])
+def test_prefetch_order_errors_and_early_stop(depth):
+    assert [f.index for f in prefetch(_Source(50), depth)] == list(range(50))
+    seen = []
+    with pytest.raises(InputError, match="after 7 frames"):
+        for f in prefetch(_Source(50, fail_after=7), depth):
+            seen.append(f.index)
+    assert seen == list(range(7))  # the frames decoded before the error come first
+    source = _Source(10_000)
+    frames = prefetch(source, depth)
+    assert next(frames).index == 0
+    frames.close()  # the consumer stops: the producer stops and closes the source
+    assert source.closed.wait(5)
+
+
+def test_prefetch_matches_inline_decoding(video, tmp_path):
+    a = extract_video(video.video, video.transcript, tmp_path / "a", ExtractConfig(prefetch=0))
+    b = extract_video(video.video, video.transcript, tmp_path / "b", ExtractConfig(prefetch=4))
+    assert a == b

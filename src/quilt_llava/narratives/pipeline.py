@@ -1,9 +1,10 @@
 """Stage A pipeline: a video and its transcript to segment images and grounded rows.
 
-One decoding pass does everything: each frame is reduced to a small luma image for
+One decoding pass does everything (frames are decoded on a producer thread, a few
+ahead of the analysis): each frame is reduced to a small luma image for
 view-stability and motion analysis, the cursor is located on the full-resolution
-luma plane, a few colour frames per still run are kept for the segment image (their
-median and PNG are made on a worker thread while decoding goes on), and
+luma plane, a few frames per still run are kept for the segment image (their colour
+conversion, median and PNG are made on a worker thread while decoding goes on), and
 content-area statistics are accumulated. After the pass, still runs become
 segments, hits become traces, speech is split over segments and grounded.
 
@@ -44,7 +45,7 @@ from quilt_llava.narratives.cursor import (
 )
 from quilt_llava.narratives.stability import CellDiffStability, Span, StabilityConfig
 from quilt_llava.narratives.transcript import Transcript, Utterance, read_transcript
-from quilt_llava.narratives.video import FrameSource, PyAVSource
+from quilt_llava.narratives.video import FrameSource, PyAVSource, prefetch
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,7 @@ class ExtractConfig:
     clustering: str = "spatiotemporal"  # or "published"
     transcript_slack_s: float = 1.0  # a transcript may run this far past the last frame
     threads: int = 0  # decoder threads (0: FFmpeg decides)
+    prefetch: int = 8  # frames decoded ahead on a producer thread (0: decode on the analysing thread)
     seed: int = 0
     cursor: CursorConfig = field(default_factory=CursorConfig)
     stability: StabilityConfig = field(default_factory=StabilityConfig)
@@ -79,6 +81,8 @@ class ExtractConfig:
             problems.append(f"min_segment_s must be > 0, got {self.min_segment_s}")
         if self.analysis_width < 64:
             problems.append(f"analysis_width must be >= 64, got {self.analysis_width}")
+        if self.prefetch < 0:
+            problems.append(f"prefetch must be >= 0, got {self.prefetch}")
         if self.median_frames < 1:
             problems.append(f"median_frames must be >= 1, got {self.median_frames}")
         if self.clustering not in CLUSTERERS:
@@ -165,17 +169,17 @@ class _RunSamples:
                 self.stride *= 2
         self.count += 1
 
-    def pick(self, first: int, last: int) -> list[tuple[int, np.ndarray]]:
-        """The (at most ``keep``) colour frames in [first, last] the segment image is made of."""
+    def pick(self, first: int, last: int) -> list[tuple[int, Callable[[], np.ndarray]]]:
+        """The (at most ``keep``) frames in [first, last] the segment image is made of, as colour getters."""
         picked = [(i, get) for i, get in self.frames if first <= i <= last]
         if len(picked) > self.keep:
             pick = np.linspace(0, len(picked) - 1, self.keep).round().astype(int)
             picked = [picked[i] for i in pick]
-        return [(i, get()) for i, get in picked]
+        return picked
 
     def median(self, first: int, last: int, pointer: dict[int, tuple[int, int, int, int]] | None = None) -> np.ndarray | None:
         chosen = self.pick(first, last)
-        return segment_median(chosen, pointer) if chosen else None
+        return segment_median([(i, get()) for i, get in chosen], pointer) if chosen else None
 
 
 def segment_median(chosen: list[tuple[int, np.ndarray]], pointer: dict[int, tuple[int, int, int, int]] | None = None) -> np.ndarray:
@@ -194,12 +198,13 @@ def segment_median(chosen: list[tuple[int, np.ndarray]], pointer: dict[int, tupl
     return image
 
 
-def _segment_job(chosen: list[tuple[int, np.ndarray]], pointer: dict[int, tuple[int, int, int, int]],
+def _segment_job(chosen: list[tuple[int, Callable[[], np.ndarray]]], pointer: dict[int, tuple[int, int, int, int]],
                  box: tuple[int, int, int, int], refine: int | None) -> tuple[np.ndarray, tuple[int, int, int, int], bytes]:
-    """Median image, content box (refined on it when ``refine``), PNG of the crop: run off the decoding thread."""
+    """Colour conversion of the chosen frames, median image, content box (refined on it when
+    ``refine``), PNG of the crop: run off the analysing thread."""
     import cv2
 
-    image = segment_median(chosen, pointer)
+    image = segment_median([(i, get()) for i, get in chosen], pointer)
     if refine is not None:
         box = refine_edges(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), box, search=refine)
     return image, box, encode_png(image, box)
@@ -258,8 +263,9 @@ def analyse(source: FrameSource, config: ExtractConfig | None = None, name: str 
         chosen = samples.pick(start_i, end_i)
         if not chosen:
             return
-        # The median and its PNG are made on a worker thread while decoding goes on, cropped to
-        # the content box as known now, refined on the first segment's image as at the end.
+        # The colour frames, their median and its PNG are made on a worker thread while decoding
+        # goes on, cropped to the content box as known now, refined on the first segment's image
+        # as at the end.
         box_now = content.box(scale, size)
         refine: int | None = 2 * scale + 4
         if jobs:
@@ -277,7 +283,7 @@ def analyse(source: FrameSource, config: ExtractConfig | None = None, name: str 
         return gray_cache[0]
 
     try:
-        for frame in source.frames():
+        for frame in prefetch(source, cfg.prefetch):
             if cfg.sample_fps is not None:
                 if frame.t < next_t - 1e-3:
                     continue

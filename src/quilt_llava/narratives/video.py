@@ -4,10 +4,14 @@ A :class:`FrameSource` has one required method, ``frames()``, yielding
 :class:`Frame` objects in presentation order. The PyAV source decodes with
 threading, reads the Y plane of planar YUV frames without a colour conversion, and
 converts to RGB only when asked (for the few frames a segment image is built from).
+:func:`prefetch` runs any source on a producer thread, so decoding (which releases the
+GIL in FFmpeg) overlaps the caller's analysis of earlier frames.
 """
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,6 +155,59 @@ class _RGB:
 
     def to_ndarray(self, format: str = "rgb24") -> np.ndarray:
         return self.img
+
+
+_DONE = object()
+
+
+def prefetch(source: FrameSource, depth: int = 8) -> Iterator[Frame]:
+    """``source.frames()`` decoded on a producer thread, at most ``depth`` frames ahead.
+
+    Frames come out in the same order; an error raised while decoding is re-raised
+    here, after the frames decoded before it. When the caller stops early (breaks
+    or raises), the producer stops too and the source's generator is closed on its
+    own thread. ``depth <= 0`` decodes on the calling thread."""
+    if depth <= 0:
+        yield from source.frames()
+        return
+    items: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                items.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        frames = source.frames()
+        try:
+            for frame in frames:
+                if not put(frame):
+                    break
+        except BaseException as exc:  # handed over to the consumer, which re-raises it
+            put(exc)
+            return
+        finally:
+            frames.close()
+        put(_DONE)
+
+    worker = threading.Thread(target=produce, name="frame-decoder", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = items.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join()
 
 
 FRAME_SOURCES: dict[str, type] = {"pyav": PyAVSource}
