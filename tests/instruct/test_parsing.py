@@ -16,6 +16,7 @@ from quilt_llava.instruct.generators import (
     reasoning,
     vqa,
 )
+from quilt_llava.instruct.generators.base import GeneratorOptions
 from quilt_llava.instruct.generators.redcircle import circled_image_path, pick_cluster
 from quilt_llava.instruct.replies import ReplyError, leak_problems, parse_json_object
 from tests.instruct.conftest import make_rows, write_narratives
@@ -131,7 +132,7 @@ def test_abductive_markers_and_turn_weights():
     assert abductive.parse_teacher("Look again at the borders of the cells.") == ("Look again at the borders of the cells.", False)
     with pytest.raises(ReplyError):
         abductive.parse_student("   ")
-    gen = abductive.AbductiveGenerator(abductive.GeneratorOptions(seed=0))
+    gen = abductive.AbductiveGenerator(GeneratorOptions(seed=0))
     from quilt_llava.instruct.generators.base import Unit
 
     counts = [gen.turns_for(Unit(f"u{i}", "v", [{}])) for i in range(2000)]

@@ -11,13 +11,11 @@ human side and the teacher as the assistant.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
 from typing import Any
 
 from quilt_llava.instruct.data import llava_record, plain_caption
-from quilt_llava.instruct.generators.base import Generator, GeneratorOptions, Session, Skip, Unit
-from quilt_llava.instruct.generators.diagnosis import CaseBook
-from quilt_llava.instruct.generators.reasoning import case_text, segment_units_with_video
+from quilt_llava.instruct.generators.base import Session, Skip, Unit
+from quilt_llava.instruct.generators.reasoning import CaseGenerator, case_text
 from quilt_llava.instruct.replies import ReplyError, check_no_leaks, strip_fences
 
 PROMPT_VERSION = "1"
@@ -92,23 +90,10 @@ def teacher_messages(row: dict[str, Any], case: dict[str, Any], dialogue: list[s
     return msgs
 
 
-class AbductiveGenerator(Generator):
+class AbductiveGenerator(CaseGenerator):
     name = "abductive"
     prompt_version = PROMPT_VERSION
     max_calls_per_unit = max(TURN_CHOICES)
-
-    def __init__(self, options: GeneratorOptions) -> None:
-        super().__init__(options)
-        self.casebook = CaseBook(options.diagnoses_path)
-
-    def units(self, rows: list[dict[str, Any]]) -> list[Unit]:
-        return segment_units_with_video(rows)
-
-    def prepare_plan(self, units: Sequence[Unit]) -> list[list[dict[str, Any]]]:
-        return self.casebook.plan(units)
-
-    async def prepare(self, units: Sequence[Unit], session_factory: Callable[[], Session]) -> dict[str, Any]:
-        return await self.casebook.load(units, session_factory)
 
     def plan(self, unit: Unit) -> list[list[dict[str, Any]]]:
         return [student_messages(unit.row, [])] if visible_text(unit.row) else []

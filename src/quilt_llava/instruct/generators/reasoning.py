@@ -69,9 +69,8 @@ def segment_units_with_video(rows: list[dict[str, Any]]) -> list[Unit]:
     return [Unit(segment_uid(r), str(r["video_id"]), [r], {"video_rows": by_video[str(r["video_id"])]}) for r in rows]
 
 
-class ReasoningGenerator(Generator):
-    name = "reasoning"
-    prompt_version = PROMPT_VERSION
+class CaseGenerator(Generator):
+    """A per-segment generator that needs its video's case (diagnosis and clues) first."""
 
     def __init__(self, options: GeneratorOptions) -> None:
         super().__init__(options)
@@ -85,6 +84,11 @@ class ReasoningGenerator(Generator):
 
     async def prepare(self, units: Sequence[Unit], session_factory: Callable[[], Session]) -> dict[str, Any]:
         return await self.casebook.load(units, session_factory)
+
+
+class ReasoningGenerator(CaseGenerator):
+    name = "reasoning"
+    prompt_version = PROMPT_VERSION
 
     def plan(self, unit: Unit) -> list[list[dict[str, Any]]]:
         # The case is not known before the diagnosis call; a placeholder keeps the size right.
