@@ -143,6 +143,23 @@ def test_stability_ignores_local_change_and_flags_pan():
     assert all(flags[85:93])  # the pan
 
 
+def test_stability_repeated_frames_same_flags():
+    """Identical consecutive frames take a shortcut; a slow drift made of repeated frames must still
+    end the still run exactly where the full comparison ends it."""
+    from quilt_llava.narratives import stability
+
+    slide = cv2.cvtColor(_slide(), cv2.COLOR_RGB2GRAY)
+    frames = [cv2.resize(slide[0:216, dx : dx + 384], (96, 54), interpolation=cv2.INTER_AREA)
+              for dx in [0] * 6 + [k // 3 for k in range(3, 60)] + [40] * 5 + list(range(40, 200, 20)) + [200] * 6]
+    fast, slow = CellDiffStability(), CellDiffStability()
+    got, want = [], []
+    for f in frames:
+        got.append(fast.update(f.copy()))
+        slow._still_with = stability._MOVED  # the full comparison, every frame
+        want.append(slow.update(f.copy()))
+    assert got == want and any(want) and not all(want)
+
+
 def test_locator_reports_nothing_without_a_pointer():
     frames, _ = make_video()
     loc = TemplateCursorLocator(H)

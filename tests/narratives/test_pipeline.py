@@ -182,14 +182,14 @@ class _Source:
 
 @pytest.mark.parametrize("depth", [0, 1, 8])
 def test_prefetch_order_errors_and_early_stop(depth):
-    assert [f.index for f in prefetch(_Source(50), depth)] == list(range(50))
+    assert [f.index for f in prefetch(_Source(50).frames, depth)] == list(range(50))
     seen = []
     with pytest.raises(InputError, match="after 7 frames"):
-        for f in prefetch(_Source(50, fail_after=7), depth):
+        for f in prefetch(_Source(50, fail_after=7).frames, depth):
             seen.append(f.index)
     assert seen == list(range(7))  # the frames decoded before the error come first
     source = _Source(10_000)
-    frames = prefetch(source, depth)
+    frames = prefetch(source.frames, depth)
     assert next(frames).index == 0
     frames.close()  # the consumer stops: the producer stops and closes the source
     assert source.closed.wait(5)

@@ -18,9 +18,11 @@ from every finished video.
 from __future__ import annotations
 
 import logging
+import queue
 import re
+import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,7 +47,7 @@ from quilt_llava.narratives.cursor import (
 )
 from quilt_llava.narratives.stability import CellDiffStability, Span, StabilityConfig
 from quilt_llava.narratives.transcript import Transcript, Utterance, read_transcript
-from quilt_llava.narratives.video import FrameSource, PyAVSource, prefetch
+from quilt_llava.narratives.video import Frame, FrameSource, PyAVSource, prefetch
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +69,8 @@ class ExtractConfig:
     clustering: str = "spatiotemporal"  # or "published"
     transcript_slack_s: float = 1.0  # a transcript may run this far past the last frame
     threads: int = 0  # decoder threads (0: FFmpeg decides)
-    prefetch: int = 8  # frames decoded ahead on a producer thread (0: decode on the analysing thread)
+    prefetch: int = 8  # frames decoded ahead on a producer thread, and queued for the cursor thread
+    # (0: decoding, reduction and cursor search all on the calling thread)
     seed: int = 0
     cursor: CursorConfig = field(default_factory=CursorConfig)
     stability: StabilityConfig = field(default_factory=StabilityConfig)
@@ -214,6 +217,90 @@ def _overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
+class _CursorThread:
+    """Runs the cursor locator on its own thread, frames in order, ``depth`` at most queued.
+
+    The locator sees exactly the frames it would see inline; the caller reads ``hits``
+    (or the locator) only after :meth:`wait`, when every submitted frame is processed,
+    so results do not depend on timing. ``depth <= 0`` runs the locator inline."""
+
+    def __init__(self, locator: TemplateCursorLocator, hits: dict[int, CursorHit], depth: int) -> None:
+        self.locator = locator
+        self.hits = hits
+        self.error: BaseException | None = None
+        self.thread: threading.Thread | None = None
+        if depth > 0:
+            self.queue: queue.Queue[AnalysedFrame | None] = queue.Queue(maxsize=depth)
+            self.thread = threading.Thread(target=self._run, name="cursor-locator", daemon=True)
+            self.thread.start()
+
+    def _process(self, frame: AnalysedFrame) -> None:
+        for hit in self.locator.process(frame):
+            self.hits[hit.index] = hit
+
+    def _run(self) -> None:
+        while True:
+            frame = self.queue.get()
+            try:
+                if frame is None:
+                    return
+                if self.error is None:
+                    self._process(frame)
+            except BaseException as exc:  # re-raised on the analysing thread
+                self.error = exc
+            finally:
+                self.queue.task_done()
+
+    def _check(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def submit(self, frame: AnalysedFrame) -> None:
+        if self.thread is None:
+            self._process(frame)
+            return
+        self._check()
+        self.queue.put(frame)
+
+    def wait(self) -> None:
+        """Block until every submitted frame has been processed."""
+        if self.thread is not None:
+            self.queue.join()
+        self._check()
+
+    def close(self, check: bool = True) -> None:
+        if self.thread is not None:
+            self.queue.put(None)
+            self.thread.join()
+            self.thread = None
+        if check:
+            self._check()
+
+
+def analysis_scale(width: int, analysis_width: int) -> int:
+    """Full-resolution pixels per pixel of the small analysis frames."""
+    return max(1, round(width / analysis_width))
+
+
+def _reduced_frames(source: FrameSource, cfg: ExtractConfig) -> Iterator[tuple[Frame, np.ndarray, np.ndarray]]:
+    """The frames to analyse (all, or ``sample_fps`` of them) with their small (1/scale) and
+    tiny (1/(2 scale)) luma images; run on the producer thread, next to the decoder."""
+    import cv2
+
+    next_t = 0.0
+    for frame in source.frames():
+        if cfg.sample_fps is not None:
+            if frame.t < next_t - 1e-3:
+                continue
+            step = 1.0 / cfg.sample_fps
+            next_t = next_t + step if next_t + step > frame.t else frame.t + step
+        h, w = frame.luma.shape
+        scale = analysis_scale(w, cfg.analysis_width)
+        small = cv2.resize(frame.luma, (w // scale, h // scale), interpolation=cv2.INTER_LINEAR)
+        tiny = cv2.resize(small, (small.shape[1] // 2, small.shape[0] // 2), interpolation=cv2.INTER_AREA)
+        yield frame, small, tiny
+
+
 def analyse(source: FrameSource, config: ExtractConfig | None = None, name: str = "video") -> Analysis:
     """One pass over ``source``: stability, cursor hits, segment images and the content box."""
     import cv2
@@ -227,6 +314,7 @@ def analyse(source: FrameSource, config: ExtractConfig | None = None, name: str 
     content = ContentStats(cfg.content)
     webcam = ChangeFrequency()
     locator: TemplateCursorLocator | None = None
+    cursor: _CursorThread | None = None
     from concurrent.futures import Future, ThreadPoolExecutor
 
     workers = ThreadPoolExecutor(max_workers=1)
@@ -241,7 +329,6 @@ def analyse(source: FrameSource, config: ExtractConfig | None = None, name: str 
     run_start: int | None = None
     size: tuple[int, int] | None = None
     scale = 1
-    next_t = 0.0
     frame_interval = 0.04
     analysed = 0
 
@@ -256,6 +343,8 @@ def analyse(source: FrameSource, config: ExtractConfig | None = None, name: str 
             return
         pointer = {}
         if locator is not None:
+            assert cursor is not None
+            cursor.wait()  # the hits up to the frame just analysed (the sequential order's state)
             for i, _ in samples.frames:
                 hit = hits.get(i)
                 if hit is not None and start_i <= i <= end_i:
@@ -283,22 +372,16 @@ def analyse(source: FrameSource, config: ExtractConfig | None = None, name: str 
         return gray_cache[0]
 
     try:
-        for frame in prefetch(source, cfg.prefetch):
-            if cfg.sample_fps is not None:
-                if frame.t < next_t - 1e-3:
-                    continue
-                step = 1.0 / cfg.sample_fps
-                next_t = next_t + step if next_t + step > frame.t else frame.t + step
+        for frame, small, tiny in prefetch(lambda: _reduced_frames(source, cfg), cfg.prefetch):
             luma = frame.luma
             if size is None:
                 h, w = luma.shape
                 size = (w, h)
-                scale = max(1, round(w / cfg.analysis_width))
+                scale = analysis_scale(w, cfg.analysis_width)
                 locator = TemplateCursorLocator(h, cfg.cursor)
+                cursor = _CursorThread(locator, hits, cfg.prefetch)
             elif luma.shape != (size[1], size[0]):
                 raise InputError(name, f"frame size changed mid-stream at {frame.t:.2f} s")
-            small = cv2.resize(luma, (size[0] // scale, size[1] // scale), interpolation=cv2.INTER_LINEAR)
-            tiny = cv2.resize(small, (small.shape[1] // 2, small.shape[0] // 2), interpolation=cv2.INTER_AREA)
             index = len(times)
             if index == 1:
                 frame_interval = max(1e-3, frame.t - times[0])
@@ -322,9 +405,8 @@ def analyse(source: FrameSource, config: ExtractConfig | None = None, name: str 
             if analysed % 12 == 0:
                 content.add(small)
             analysed += 1
-            assert locator is not None
-            for hit in locator.process(AnalysedFrame(index, frame.t, luma, motion, moving, webcam.mask, scale)):
-                hits[hit.index] = hit
+            assert cursor is not None
+            cursor.submit(AnalysedFrame(index, frame.t, luma, motion, moving, webcam.mask, scale))
             recent.append((index, tiny))
             if moving:
                 # Trim still frames just before the pan where the view had already begun to ease out.
@@ -348,11 +430,14 @@ def analyse(source: FrameSource, config: ExtractConfig | None = None, name: str 
                     samples.reset()
                 samples.offer(index, frame.rgb)
     except BaseException:
+        if cursor is not None:
+            cursor.close(check=False)
         workers.shutdown(wait=False, cancel_futures=True)
         raise
     if size is None:
         raise InputError(name, "the video stream has no decodable frames")
-    assert locator is not None
+    assert locator is not None and cursor is not None
+    cursor.close()
     for hit in locator.finish():
         hits[hit.index] = hit
     close_run(len(times) - 1)

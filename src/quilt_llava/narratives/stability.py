@@ -34,6 +34,9 @@ class StabilityConfig:
     boundary_frames: int = 3  # how many frames next to a pan the fine test may trim
 
 
+_MOVED = object()  # marks "the last frame was moving" (no shortcut for the next one)
+
+
 class CellDiffStability:
     """Grid-of-cells frame differencing against the previous frame and the run's anchor."""
 
@@ -42,6 +45,7 @@ class CellDiffStability:
         self.prev: np.ndarray | None = None
         self.anchor: np.ndarray | None = None
         self._spreads: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._still_with: object = _MOVED
 
     def _spread(self, img: np.ndarray) -> np.ndarray:
         # Frames are compared with the previous one and the anchor: remember each frame's cell spread.
@@ -84,6 +88,11 @@ class CellDiffStability:
         small = self._crop(small)
         if self.prev is None:
             self.prev = self.anchor = small
+            self._still_with = ignore
+            return False
+        if self._still_with is ignore and ignore is not _MOVED and np.array_equal(small, self.prev):
+            # The same pixels as the previous still frame (a static screen decodes to identical
+            # frames): against it nothing changed, against the anchor as much as before.
             return False
         moving = self._changed(small, self.prev, ignore) > self.config.moving_fraction
         if not moving and self.anchor is not None:
@@ -91,6 +100,7 @@ class CellDiffStability:
         self.prev = small
         # A moving frame re-anchors: the next still run is compared with its own first frame.
         self.anchor = None if moving else (self.anchor if self.anchor is not None else small)
+        self._still_with = _MOVED if moving else ignore  # the ignore mask of the last still frame
         return moving
 
 

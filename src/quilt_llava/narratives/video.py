@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -158,17 +158,19 @@ class _RGB:
 
 
 _DONE = object()
+T = TypeVar("T")
 
 
-def prefetch(source: FrameSource, depth: int = 8) -> Iterator[Frame]:
-    """``source.frames()`` decoded on a producer thread, at most ``depth`` frames ahead.
+def prefetch(produce_items: Callable[[], Iterator[T]], depth: int = 8) -> Iterator[T]:
+    """The items of ``produce_items()`` (e.g. ``source.frames``, or a generator that also
+    downscales each frame) made on a producer thread, at most ``depth`` items ahead.
 
-    Frames come out in the same order; an error raised while decoding is re-raised
-    here, after the frames decoded before it. When the caller stops early (breaks
-    or raises), the producer stops too and the source's generator is closed on its
-    own thread. ``depth <= 0`` decodes on the calling thread."""
+    Items come out in the same order; an error raised while producing is re-raised
+    here, after the items made before it. When the caller stops early (breaks or
+    raises), the producer stops too and its generator is closed on its own thread.
+    ``depth <= 0`` produces on the calling thread."""
     if depth <= 0:
-        yield from source.frames()
+        yield from produce_items()
         return
     items: queue.Queue[Any] = queue.Queue(maxsize=depth)
     stop = threading.Event()
@@ -183,19 +185,19 @@ def prefetch(source: FrameSource, depth: int = 8) -> Iterator[Frame]:
         return False
 
     def produce() -> None:
-        frames = source.frames()
+        made = produce_items()
         try:
-            for frame in frames:
-                if not put(frame):
+            for item in made:
+                if not put(item):
                     break
         except BaseException as exc:  # handed over to the consumer, which re-raises it
             put(exc)
             return
         finally:
-            frames.close()
+            made.close()  # type: ignore[attr-defined]
         put(_DONE)
 
-    worker = threading.Thread(target=produce, name="frame-decoder", daemon=True)
+    worker = threading.Thread(target=produce, name="frame-producer", daemon=True)
     worker.start()
     try:
         while True:
