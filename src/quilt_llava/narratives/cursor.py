@@ -136,8 +136,26 @@ def make_templates(scales: tuple[float, ...], frame_height: int) -> list[Templat
 
 
 MIN_SEARCH_HEIGHT = 10  # px a template keeps at half resolution for the whole-frame search
+SMALL_SEARCH_FACTOR = 4  # smaller ones: this many times more half-resolution peaks are rescored
+SMALL_SEARCH_REFINE = 3  # px around each, at full resolution
 COARSE_POSITIONS = 400  # regions with more candidate positions get a coarse unmasked pass first
 COARSE_REFINE = 2  # px around the coarse peak scored with the masked correlation
+
+
+def _flat_peak(luma: np.ndarray, t: Template, x: int, y: int, r: int) -> tuple[float, int, int]:
+    """Best |unmasked NCC| of ``t`` with its top-left within ``r`` px of (x, y): (score, x, y)."""
+    import cv2
+
+    th, tw = t.flat.shape
+    H, W = luma.shape
+    x0, y0 = max(0, x - r), max(0, y - r)
+    x1, y1 = min(W, x + r + tw + 1), min(H, y + r + th + 1)
+    if x1 - x0 < tw or y1 - y0 < th:
+        return 0.0, x, y
+    res = np.abs(cv2.matchTemplate(luma[y0:y1, x0:x1], t.flat, cv2.TM_CCOEFF_NORMED))
+    cv2.patchNaNs(res, 0.0)
+    _, hi, _, loc = cv2.minMaxLoc(res)
+    return float(hi), x0 + loc[0], y0 + loc[1]
 
 
 def match_in(luma: np.ndarray, box: tuple[int, int, int, int], template: Template, min_contrast: float = 0.0) -> tuple[float, float, float]:
@@ -260,21 +278,30 @@ class TemplateCursorLocator:
         peaks: list[tuple[float, int, int]] = []  # (score, top-left x, y) at full resolution
         for k in (range(len(self.templates)) if self.locked is None else [self.locked]):
             t = self.templates[k]
-            if t.image.shape[0] >= 2 * MIN_SEARCH_HEIGHT:
-                if half is None:
-                    half = cv2.resize(luma, (luma.shape[1] // 2, luma.shape[0] // 2), interpolation=cv2.INTER_AREA)
-                image, template, factor = half, t.half, 2
-            else:  # a small pointer would vanish at half resolution
-                image, template, factor = luma, t.flat, 1
-            res = np.abs(cv2.matchTemplate(image, template, cv2.TM_CCOEFF_NORMED))
+            if half is None:
+                half = cv2.resize(luma, (luma.shape[1] // 2, luma.shape[0] // 2), interpolation=cv2.INTER_AREA)
+            small = t.image.shape[0] < 2 * MIN_SEARCH_HEIGHT
+            res = np.abs(cv2.matchTemplate(half, t.half, cv2.TM_CCOEFF_NORMED))
             cv2.patchNaNs(res, 0.0)
             if frame.ignore is not None:
-                ign = cv2.resize(frame.ignore.astype(np.uint8), (image.shape[1], image.shape[0]), interpolation=cv2.INTER_NEAREST)
+                ign = cv2.resize(frame.ignore.astype(np.uint8), (half.shape[1], half.shape[0]), interpolation=cv2.INTER_NEAREST)
                 res[ign[: res.shape[0], : res.shape[1]] > 0] = 0
             local = (res == cv2.dilate(res, np.ones((9, 9), np.uint8))) & (res > 0.3)
             ys, xs = np.nonzero(local)
-            top = np.argsort(-res[ys, xs])[: cfg.search_peaks]
-            peaks += [(float(res[ys[i], xs[i]]), factor * int(xs[i]), factor * int(ys[i])) for i in top]
+            if not small:
+                top = np.argsort(-res[ys, xs])[: cfg.search_peaks]
+                peaks += [(float(res[ys[i], xs[i]]), 2 * int(xs[i]), 2 * int(ys[i])) for i in top]
+                continue
+            # A small pointer blurs at half resolution: many half-resolution peaks are rescored
+            # with the full-resolution template around them (far cheaper than a full-resolution
+            # search of the whole frame).
+            top = np.argsort(-res[ys, xs])[: SMALL_SEARCH_FACTOR * cfg.search_peaks]
+            fine = {}
+            for i in top:
+                score, fx, fy = _flat_peak(luma, t, 2 * int(xs[i]), 2 * int(ys[i]), SMALL_SEARCH_REFINE)
+                if score > 0.3:
+                    fine[fx, fy] = score
+            peaks += sorted(((score, fx, fy) for (fx, fy), score in fine.items()), reverse=True)[: cfg.search_peaks]
         peaks.sort(reverse=True)
         r = 6
         return [(x - r, y - r, x + r, y + r) for _, x, y in peaks[: cfg.search_peaks]]
