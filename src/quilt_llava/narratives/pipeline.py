@@ -516,15 +516,17 @@ def build_rows(analysis: Analysis, video_id: str, transcript: Transcript | None,
 
 
 def encode_png(rgb: np.ndarray, box: tuple[int, int, int, int] | None = None) -> bytes:
-    """PNG bytes of ``rgb`` (cropped to ``box``): fast zlib level with run-length matching,
-    about twice as fast as Pillow's level 1 for a few percent more bytes."""
+    """PNG bytes of ``rgb`` (cropped to ``box``): fast zlib level with run-length matching and
+    the "up" row filter for every row (instead of trying each filter per row): a 1264x648
+    segment image takes ~19 ms instead of ~34 ms (Pillow level 1: ~2x longer) for ~5% more bytes."""
     import cv2
 
     if box is not None:
         x0, y0, x1, y1 = box
         rgb = rgb[y0:y1, x0:x1]
     ok, data = cv2.imencode(".png", cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR),
-                            [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE])
+                            [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE,
+                             cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP])
     if not ok:
         raise ValueError("PNG encoding failed")
     return data.tobytes()
