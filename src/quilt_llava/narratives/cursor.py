@@ -586,6 +586,8 @@ class TemplateCursorLocator:
         """Walk back through this view's earlier frames while the cursor is found near (x, y)."""
         hits = []
         t = self.templates[k]
+        th, tw = t.image.shape
+        last: tuple[tuple[int, int, int, int], np.ndarray, tuple[float, float, float]] | None = None
         for index, luma, confirmed in reversed(self.history):
             if luma is None:
                 break
@@ -593,7 +595,15 @@ class TemplateCursorLocator:
                 pos = self.history_hits.get(index)
                 if ignore is None or pos is None or not _inside(ignore, pos[0], pos[1], scale):
                     break
-            score, bx, by = match_in(luma, self._box_around_tip(x, y, self.config.backfill_radius, t), t, self.config.min_contrast)
+            box = self._box_around_tip(x, y, self.config.backfill_radius, t)
+            # A resting pointer over a still view: the pixels match_in reads are often exactly those
+            # of the frame after, and then so is its result.
+            region = (slice(max(0, box[1]), max(0, box[3] + th)), slice(max(0, box[0]), max(0, box[2] + tw)))
+            if last is not None and last[0] == box and np.array_equal(last[1][region], luma[region]):
+                score, bx, by = last[2]
+            else:
+                score, bx, by = match_in(luma, box, t, self.config.min_contrast)
+            last = (box, luma, (score, bx, by))
             if score < self.config.min_score:
                 break
             hits.append(CursorHit(index, bx, by, score))
