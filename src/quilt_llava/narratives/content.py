@@ -37,7 +37,8 @@ class ContentStats:
 
         f = small.astype(np.float32)
         mean = cv2.blur(f, (5, 5))
-        std = np.sqrt(np.maximum(cv2.blur(f * f, (5, 5)) - mean * mean, 0.0))
+        var = cv2.subtract(cv2.blur(cv2.multiply(f, f), (5, 5)), cv2.multiply(mean, mean))
+        std = cv2.sqrt(cv2.max(var, 0.0))
         if self.texture is None:
             self.texture, self.lo, self.hi = std, small.copy(), small.copy()
         else:
@@ -124,10 +125,13 @@ class ChangeFrequency:
         self.mask: np.ndarray | None = None
 
     def add(self, diff: np.ndarray) -> None:
-        """``diff``: |frame - a recent frame of the current still view| at analysis scale."""
+        """``diff``: (h, w) uint8 |frame - a recent frame of the current still view| at analysis scale."""
+        import cv2
+
         if self.counts is None:
-            self.counts = np.zeros(diff.shape, np.uint32)
-        self.counts += diff > self.threshold
+            self.counts = np.zeros(diff.shape, np.float32)  # whole numbers, exact up to 2**24 frames
+        _, changed = cv2.threshold(diff, self.threshold, 1, cv2.THRESH_BINARY)  # 1 where diff > threshold
+        cv2.accumulate(changed, self.counts)
         self.frames += 1
         if self.frames == self.min_frames or self.frames % 25 == 0:
             self._update_mask()

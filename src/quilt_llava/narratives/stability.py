@@ -85,12 +85,15 @@ class CellDiffStability:
         return img[: h - h % gy, : w - w % gx] if h >= gy and w >= gx else img
 
     def update(self, small: np.ndarray, ignore: np.ndarray | None = None) -> bool:
+        import cv2
+
         small = self._crop(small)
         if self.prev is None:
             self.prev = self.anchor = small
             self._still_with = ignore
             return False
-        if self._still_with is ignore and ignore is not _MOVED and np.array_equal(small, self.prev):
+        if self._still_with is ignore and ignore is not _MOVED and small.shape == self.prev.shape \
+                and cv2.norm(small, self.prev, cv2.NORM_INF) == 0:
             # The same pixels as the previous still frame (a static screen decodes to identical
             # frames): against it nothing changed, against the anchor as much as before.
             return False
