@@ -17,6 +17,7 @@ from every finished video.
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import re
@@ -105,6 +106,13 @@ class Segment:
     image: np.ndarray  # (H, W, 3) uint8 full frame median
     trace: list[tuple[float, float, float]]  # (t, x_px, y_px) full-resolution video pixels
     png: bytes | None = None  # the segment image cropped to the content box, PNG-encoded
+    settle: Callable[[], None] | None = None  # set while image and png are still being made; call to wait
+
+    def ready(self) -> Segment:
+        """Wait until ``image`` and ``png`` are made (see ``analyse(settle=False)``)."""
+        if self.settle is not None:
+            self.settle()
+        return self
 
 
 @dataclass
@@ -185,13 +193,15 @@ class _RunSamples:
         return segment_median([(i, get()) for i, get in chosen], pointer) if chosen else None
 
 
-def segment_median(chosen: list[tuple[int, np.ndarray]], pointer: dict[int, tuple[int, int, int, int]] | None = None) -> np.ndarray:
+def segment_median(chosen: list[tuple[int, np.ndarray]], pointer: dict[int, tuple[int, int, int, int]] | None = None,
+                   plain: np.ndarray | None = None) -> np.ndarray:
     """Per-pixel median of (index, frame) samples.
 
     ``pointer`` maps a frame index to the box the pointer covered in it. A pointer that
     rests for most of the run survives a plain median; under each such box the median
-    is retaken over the samples where the pointer was elsewhere (when there are any)."""
-    image = median_u8([f for _, f in chosen])
+    is retaken over the samples where the pointer was elsewhere (when there are any).
+    ``plain``: the plain median, when already computed (it is then written to)."""
+    image = median_u8([f for _, f in chosen]) if plain is None else plain
     boxes = {pointer[i] for i, _ in chosen if pointer and i in pointer}
     for x0, y0, x1, y1 in boxes:
         clean = [f[y0:y1, x0:x1] for i, f in chosen
@@ -202,12 +212,22 @@ def segment_median(chosen: list[tuple[int, np.ndarray]], pointer: dict[int, tupl
 
 
 def _segment_job(chosen: list[tuple[int, Callable[[], np.ndarray]]], pointer: dict[int, tuple[int, int, int, int]],
-                 box: tuple[int, int, int, int], refine: int | None) -> tuple[np.ndarray, tuple[int, int, int, int], bytes]:
+                 box: tuple[int, int, int, int], refine: int | None, split: bool = False) -> tuple[np.ndarray, tuple[int, int, int, int], bytes]:
     """Colour conversion of the chosen frames, median image, content box (refined on it when
-    ``refine``), PNG of the crop: run off the analysing thread."""
+    ``refine``), PNG of the crop: run off the analysing thread. ``split``: conversions and
+    the median on two threads (for the last segment, made when decoding is over)."""
     import cv2
 
-    image = segment_median([(i, get()) for i, get in chosen], pointer)
+    if split:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            frames = list(pool.map(lambda item: (item[0], item[1]()), chosen))
+            mid = frames[0][1].shape[0] // 2
+            halves = pool.map(lambda rows: median_u8([f[rows] for _, f in frames]), (slice(0, mid), slice(mid, None)))
+            image = segment_median(frames, pointer, np.concatenate(list(halves)))
+    else:
+        image = segment_median([(i, get()) for i, get in chosen], pointer)
     if refine is not None:
         box = refine_edges(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), box, search=refine)
     return image, box, encode_png(image, box)
@@ -301,8 +321,12 @@ def _reduced_frames(source: FrameSource, cfg: ExtractConfig) -> Iterator[tuple[F
         yield frame, small, tiny
 
 
-def analyse(source: FrameSource, config: ExtractConfig | None = None, name: str = "video") -> Analysis:
-    """One pass over ``source``: stability, cursor hits, segment images and the content box."""
+def analyse(source: FrameSource, config: ExtractConfig | None = None, name: str = "video", settle: bool = True) -> Analysis:
+    """One pass over ``source``: stability, cursor hits, segment images and the content box.
+
+    With ``settle=False`` the segment images still being made when decoding ends (the last
+    one, usually) are returned unfinished: call ``Segment.ready()`` before using one, so
+    the caller can do other work (rows, earlier PNG files) meanwhile."""
     import cv2
 
     cfg = config or ExtractConfig()
@@ -332,7 +356,7 @@ def analyse(source: FrameSource, config: ExtractConfig | None = None, name: str 
     frame_interval = 0.04
     analysed = 0
 
-    def close_run(last: int) -> None:
+    def close_run(last: int, final: bool = False) -> None:
         nonlocal run_start
         if run_start is None:
             return
@@ -360,7 +384,7 @@ def analyse(source: FrameSource, config: ExtractConfig | None = None, name: str 
         if jobs:
             box_now = refine_edges(first_gray(), box_now, search=refine)
             refine = None
-        jobs.append((workers.submit(_segment_job, chosen, pointer, box_now, refine), box_now))
+        jobs.append((workers.submit(_segment_job, chosen, pointer, box_now, refine, final), box_now))
         segments.append(Segment(Span(start_i, end_i), times[start_i], times[end_i] + frame_interval, np.empty(0), []))
 
     gray_cache: list[np.ndarray] = []
@@ -440,16 +464,24 @@ def analyse(source: FrameSource, config: ExtractConfig | None = None, name: str 
     cursor.close()
     for hit in locator.finish():
         hits[hit.index] = hit
-    close_run(len(times) - 1)
-    results = [job.result() for job, _ in jobs]
-    workers.shutdown()
+    close_run(len(times) - 1, final=True)
+    workers.shutdown(wait=False)  # the jobs already submitted still run
     box = content.box(scale, size)
     if segments:
         box = refine_edges(first_gray(), box, search=2 * scale + 4)
-    for seg, (image, used_box, png) in zip(segments, results):
+
+    def finish(seg: Segment, job: Future) -> None:
+        image, used_box, png = job.result()
         seg.image = image
         # The box seen at the segment's end is nearly always the final one; else encode again.
         seg.png = png if used_box == box else encode_png(image, box)
+        seg.settle = None
+
+    for seg, (job, _) in zip(segments, jobs):
+        if settle or job.done():
+            finish(seg, job)
+        else:
+            seg.settle = functools.partial(finish, seg, job)
     busy = webcam.mask  # hits made before the webcam was recognised are dropped here
     for seg in segments:
         x0, y0, x1, y1 = box
@@ -545,8 +577,10 @@ def _process_video(video: Path, transcript_path: Path | None, out_dir: Path, cfg
     video = Path(video)
     video_id = video_id_for(video)
     transcript = read_transcript(transcript_path) if transcript_path is not None else None
-    analysis = analyse(source or PyAVSource(video, threads=cfg.threads), cfg, name=str(video))
+    analysis = analyse(source or PyAVSource(video, threads=cfg.threads), cfg, name=str(video), settle=False)
     if transcript is not None and transcript.end > analysis.duration + cfg.transcript_slack_s:
+        for seg in analysis.segments:
+            seg.ready()
         raise InputError(
             str(transcript_path),
             f"the transcript runs to {transcript.end:.1f} s but the video {video.name} is only "
@@ -554,9 +588,17 @@ def _process_video(video: Path, transcript_path: Path | None, out_dir: Path, cfg
         )
     rows = build_rows(analysis, video_id, transcript, cfg.clustering)
     frames_dir = out_dir / video_id / "frames"
-    for row, seg in zip(rows, analysis.segments):
+
+    def write_png(row: dict[str, Any], seg: Segment) -> None:
+        seg.ready()  # the last segment image is usually still being made while rows are built
         png = seg.png if seg.png is not None else encode_png(seg.image, analysis.content_box)
         atomic_write_bytes(frames_dir / f"{row['segment_id']}.png", png)
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=4) as pool:  # each file is fsynced: overlap the waits
+        for done in [pool.submit(write_png, row, seg) for row, seg in zip(rows, analysis.segments)]:
+            done.result()
     # Written last: its presence marks the video as finished.
     write_jsonl(out_dir / video_id / ROWS_FILE, rows)
     return rows
