@@ -28,7 +28,9 @@ def register(app: typer.Typer) -> None:
         """Run the whole chain on the bundled sample (CPU) and write OUT/report.html."""
         from quilt_llava.console import Output
         from quilt_llava.demo.run import DemoConfig, run_demo
+        from quilt_llava.model.hf import quiet_libraries
 
+        quiet_libraries()  # the demo reports its own steps; transformers' load/save bars are noise here
         output = Output(quiet=quiet, json=json_out)
         cfg = DemoConfig(out_dir=out, budget=budget, seed=seed, fresh=fresh,
                          llm_base_url=llm_base_url or None, llm_model=llm_model,
