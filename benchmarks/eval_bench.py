@@ -72,8 +72,12 @@ def load(args: argparse.Namespace) -> tuple[Any, Any, str]:
     if args.model:
         model, processor = load_model_and_processor(args.model, dtype=args.dtype, device=args.device)
         return model, processor, conv_template_of(args.model)
+    import torch
+
     model, processor = build_model_and_processor(args.preset, seed=0)
-    model = model.to(args.device)
+    # Random-init presets are built in float32; --dtype (e.g. bfloat16 on a GPU) applies here.
+    dtype = getattr(torch, args.dtype) if args.dtype and args.dtype != "auto" else None
+    model = model.to(device=args.device, dtype=dtype) if dtype is not None else model.to(args.device)
     return model, processor, "vicuna_v1"
 
 
