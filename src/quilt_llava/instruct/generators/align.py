@@ -9,17 +9,17 @@ from typing import Any
 from quilt_llava.instruct.data import caption_of, llava_record, segment_uid
 from quilt_llava.instruct.generators.base import Generator, Session, Skip, Unit
 
-PROMPT_VERSION = "1"
+PROMPT_VERSION = "2"
 
 BRIEF_REQUESTS = (
-    "Give a short description of this image.",
+    "Which tissue and features does this field show? One or two sentences.",
     "What does this histology image show? Keep it brief.",
-    "Summarize what is visible in this slide in a sentence or two.",
+    "What would you tell a student about this field, in a sentence or two?",
     "Briefly describe the tissue shown here.",
     "In a few words, what are we looking at?",
-    "Offer a concise account of this microscopy image.",
+    "Name the main histological finding in this image, briefly.",
     "Describe the main findings in this image briefly.",
-    "Provide a quick overview of this pathology image.",
+    "Point out what stands out in this section, in a few words.",
     "What is shown in this field of view? Answer briefly.",
     "Write a brief caption for this image.",
     "Sum up the content of this slide image.",
