@@ -31,7 +31,7 @@ SHOWN_METRICS = ("closed_accuracy", "open_recall", "open_f1", "open_exact_match"
 
 def assemble_report(out: Path, cfg: Any, scores: dict[str, Any], timings: dict[str, float],
                     commands: list[tuple[str, str]]) -> Path:
-    from quilt_llava.narratives.show import write_show
+    from quilt_llava.narratives.show import show_image_name, write_show
 
     report = DemoReport(out_dir=out)
     nar_dir = out / "narratives"
@@ -41,9 +41,9 @@ def assemble_report(out: Path, cfg: Any, scores: dict[str, Any], timings: dict[s
     videos = sorted((out / "sample").glob("*.mp4"))
     if videos:
         report.video = os.path.relpath(videos[0], out)
-    for row in rows:
-        drawn = _drawn_image(show_dir, row)
-        image = drawn if drawn is not None else nar_dir / row["image"]
+    for i, row in enumerate(rows):
+        drawn = show_dir / "images" / show_image_name(i, row)  # rows in the order write_show drew them
+        image = drawn if drawn.exists() else nar_dir / row["image"]
         report.segments.append(ReportSegment(
             image=os.path.relpath(image, out), caption=row.get("grounded_caption", ""),
             start=float(row["start"]), end=float(row["end"]),
@@ -100,11 +100,3 @@ def _spread(items: list[dict[str, Any]], k: int) -> list[dict[str, Any]]:
         return [dict(i) for i in items]
     step = len(items) / k
     return [dict(items[int(i * step)]) for i in range(k)]
-
-
-def _drawn_image(show_dir: Path, row: dict[str, Any]) -> Path | None:
-    stem = Path(row["image"]).stem
-    for cand in (show_dir / f"{row['video_id']}_{row['segment_id']}.png", *show_dir.rglob(f"*{stem}*.png")):
-        if cand.exists():
-            return cand
-    return None

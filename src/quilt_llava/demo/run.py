@@ -167,8 +167,9 @@ def run_demo(cfg: DemoConfig, output: Output | None = None) -> DemoResult:
 
         if p.instruct.exists():
             shutil.rmtree(p.instruct)
-        summary = write_region_qa(p.narratives / "narratives.jsonl", p.instruct, region_config(cfg))
-        save_region_terms(cfg, p)
+        region = region_config(cfg)
+        summary = write_region_qa(p.narratives / "narratives.jsonl", p.instruct, region)
+        save_region_terms(region, p)
         if cfg.llm_base_url:
             held = set(read_json(p.instruct / "held_out.json"))
             train_rows = [r for r in read_jsonl(p.narratives / "narratives.jsonl")
@@ -258,7 +259,6 @@ def train_settings(cfg: DemoConfig, p: DemoPaths, stage: int) -> tuple[str, dict
 def equivalent_commands(cfg: DemoConfig, p: DemoPaths) -> list[tuple[str, str]]:
     """The CLI commands that redo each step of this demo run by hand, with its paths."""
     q = shlex.quote
-    region = region_config(cfg)
     terms = p.instruct / "region_terms.yaml"
     cmds = [
         ("Narratives from the sample video:",
@@ -267,7 +267,7 @@ def equivalent_commands(cfg: DemoConfig, p: DemoPaths) -> list[tuple[str, str]]:
         ("Region questions and stage-1 data (the vocabulary with this budget's crop counts is "
          "saved next to the data):",
          f"quilt-llava instruct region-qa {q(str(p.narratives / 'narratives.jsonl'))} --terms {q(str(terms))} "
-         f"--out {q(str(p.instruct))} --seed {region.seed}"),
+         f"--out {q(str(p.instruct))} --seed {cfg.seed}"),
     ]
     for stage in (1, 2):
         config, overrides = train_settings(cfg, p, stage)
@@ -285,11 +285,10 @@ def equivalent_commands(cfg: DemoConfig, p: DemoPaths) -> list[tuple[str, str]]:
     return cmds
 
 
-def save_region_terms(cfg: DemoConfig, p: DemoPaths) -> Path:
+def save_region_terms(region: Any, p: DemoPaths) -> Path:
     """Write the vocabulary with this budget's settings, for the equivalent region-qa command."""
     import yaml
 
-    region = region_config(cfg)
     data = asdict(region)
     path = p.instruct / "region_terms.yaml"
     atomic_write_text(path, yaml.safe_dump(data, sort_keys=False))

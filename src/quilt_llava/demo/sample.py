@@ -75,17 +75,16 @@ class RegionPick:
     dab_negative: float
 
 
-def _stain_maps(view_rgb: np.ndarray, radius_px: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Local means of DAB, haematoxylin and tissue fraction over a disc-sized window."""
+def _stain_maps(view_rgb: np.ndarray, radius_px: int) -> tuple[np.ndarray, np.ndarray]:
+    """Local means of DAB and of the tissue fraction over a disc-sized window."""
     import cv2
     from skimage.color import rgb2hed
 
     hed = rgb2hed(view_rgb)
     k = (2 * radius_px + 1, 2 * radius_px + 1)
     dab = cv2.blur(hed[..., 2].astype(np.float32), k)
-    hema = cv2.blur(hed[..., 0].astype(np.float32), k)
     tissue = cv2.blur((view_rgb.mean(axis=2) < 232).astype(np.float32), k)
-    return dab, hema, tissue
+    return dab, tissue
 
 
 def pick_regions(view_rgb: np.ndarray, radius: float, forbidden: tuple[float, float] | None,
@@ -95,7 +94,7 @@ def pick_regions(view_rgb: np.ndarray, radius: float, forbidden: tuple[float, fl
     scale = 4  # measure on a quarter-size view: fast and smooth enough
     small = view_rgb[::scale, ::scale]
     r_px = max(2, round(radius * h / scale))
-    dab, _hema, tissue = _stain_maps(small, r_px)
+    dab, tissue = _stain_maps(small, r_px)
     sh, sw = dab.shape
     yy, xx = np.mgrid[0:sh, 0:sw]
     nx, ny = xx / (sw - 1), yy / (sh - 1)
@@ -167,11 +166,9 @@ def plan_views(cfg: SampleConfig) -> list[ViewSpec]:
             continue
         i = len(views)
         rx, ry = cfg.region_radius * ch / cw, cfg.region_radius
-        first, second = (pick.positive, pick.negative) if i % 2 == 0 else (pick.negative, pick.positive)
-        first_line = (POSITIVE_LINES[pos_order[i % len(pos_order)]] if first == pick.positive
-                      else NEGATIVE_LINES[neg_order[i % len(neg_order)]])
-        second_line = (POSITIVE_LINES[pos_order[i % len(pos_order)]] if second == pick.positive
-                       else NEGATIVE_LINES[neg_order[i % len(neg_order)]])
+        positive = (pick.positive, POSITIVE_LINES[pos_order[i % len(pos_order)]])
+        negative = (pick.negative, NEGATIVE_LINES[neg_order[i % len(neg_order)]])
+        (first, first_line), (second, second_line) = (positive, negative) if i % 2 == 0 else (negative, positive)
         d = cfg.view_seconds
         start_pt = (float(rng.uniform(0.3, 0.6)), float(rng.uniform(0.3, 0.6)))
         a0, a1 = 0.12 * d, 0.47 * d  # first utterance

@@ -93,6 +93,11 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._")[:80] or "segment"
 
 
+def show_image_name(index: int, row: dict[str, Any]) -> str:
+    """File name (under ``<show>/images/``) of the drawing of row ``index`` of narratives.jsonl."""
+    return f"{index:05d}_{_slug(str(row.get('video_id', '')))}_{_slug(str(row.get('segment_id', index)))}.png"
+
+
 def write_show(narratives_dir: Path | str, out_dir: Path | str | None = None) -> Path:
     """Draw every row of ``narratives_dir/narratives.jsonl``; return the path of the HTML page."""
     narratives_dir = Path(narratives_dir)
@@ -106,7 +111,7 @@ def write_show(narratives_dir: Path | str, out_dir: Path | str | None = None) ->
     images_dir.mkdir(parents=True, exist_ok=True)
     entries: list[ShowEntry] = []
     for i, row in enumerate(iter_jsonl(jsonl)):
-        name = f"{i:05d}_{_slug(str(row.get('video_id', '')))}_{_slug(str(row.get('segment_id', i)))}.png"
+        name = show_image_name(i, row)
         image_rel = row.get("image")
         if not isinstance(image_rel, str):
             entries.append(ShowEntry(row, None, "row has no segment image path"))
