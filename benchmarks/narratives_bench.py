@@ -209,7 +209,16 @@ def run_ours(
 ) -> tuple[list[dict[str, Any]], float]:
     from quilt_llava.narratives import ExtractConfig, extract_video
 
-    config = ExtractConfig(sample_fps=None, **options)
+    config = ExtractConfig(sample_fps=None)
+    for key, value in options.items():
+        # "cursor.backfill_frames=30" sets a field of a nested config.
+        *parents, leaf = key.split(".")
+        target = config
+        for part in parents:
+            target = getattr(target, part)
+        if not hasattr(target, leaf):
+            raise SystemExit(f"--extract-opt: unknown field {key!r}")
+        setattr(target, leaf, value)
     t0 = time.perf_counter()
     rows = extract_video(video, transcript, out_dir, config)
     return rows, time.perf_counter() - t0
@@ -334,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="extra ExtractConfig field (JSON value)",
+        help="extra ExtractConfig field (JSON value); dotted for nested ones, e.g. cursor.min_score=0.7",
     )
     args = ap.parse_args(argv)
 

@@ -189,3 +189,42 @@ def test_segment_image_has_no_resting_pointer():
     image = analysis.segments[0].image
     region = (slice(95, 125), slice(145, 165))
     assert np.abs(image[region].astype(int) - base[region]).max() <= 2
+
+
+def _backfill_history(stride: int, tips: list[tuple[int, int]]) -> tuple[TemplateCursorLocator, list[np.ndarray]]:
+    from quilt_llava.narratives.cursor import CursorConfig
+
+    base = cv2.cvtColor(_slide()[100 : 100 + H, 200 : 200 + W], cv2.COLOR_RGB2GRAY)
+    loc = TemplateCursorLocator(H, CursorConfig(history_stride=stride))
+    frames = []
+    for i, tip in enumerate(tips):
+        rgb = np.dstack([base] * 3)
+        _draw_arrow(rgb, tip)
+        frames.append(np.ascontiguousarray(rgb[..., 0]))
+        loc._remember(i, frames[-1], False)
+    return loc, frames
+
+
+def test_backfill_over_thinned_history_matches_full_history():
+    """Only every n-th held frame keeps its pixels; a resting pointer is still walked back over all of them."""
+    tips = [(150, 100)] * 37
+    k = 4  # the template size that fits the drawn arrow
+    full, _ = _backfill_history(1, tips)
+    thin, _ = _backfill_history(4, tips)
+    assert sum(luma.size > 0 for _, luma, _ in thin.history) <= 37 // 4 + 2  # pixels of few frames held
+    want = full._backfill(150, 100, k)
+    got = thin._backfill(150, 100, k)
+    assert [h.index for h in got] == [h.index for h in want] == list(range(37))
+    assert max(max(abs(a.x - b.x), abs(a.y - b.y)) for a, b in zip(got, want)) <= 1.0
+
+
+def test_backfill_stops_at_a_thinned_gap_the_pointer_moved_across():
+    """Positions are interpolated over dropped frames only for a pointer that barely moved."""
+    tips = [(60 + 6 * i, 100) for i in range(20)]  # 6 px a frame: within reach frame by frame, not across a gap
+    truth = dict(enumerate(tips))
+    every = _backfill_history(1, tips)[0]._backfill(*tips[-1], 4)
+    assert [h.index for h in every] == list(range(20))
+    hits = _backfill_history(4, tips)[0]._backfill(*tips[-1], 4)
+    assert hits, "the newest frames are matched"
+    assert all(abs(h.x - truth[h.index][0]) <= 1.5 and abs(h.y - truth[h.index][1]) <= 1.5 for h in hits)
+    assert hits[0].index > 0  # it does not run back through frames it could not see

@@ -21,7 +21,10 @@ the reported point is the template's hotspot, the arrow tip:
   compression leaves faint "ghosts" of a fast pointer that have its shape but not
   its contrast;
 - when the cursor is first acquired, earlier frames of the same view are searched
-  backwards from that position (a cursor that rested before it first moved);
+  backwards from that position (a cursor that rested before it first moved); only
+  every fourth held frame keeps its pixels (holding a hundred decoded frames costs
+  more memory traffic than the rest of the search), positions in between are
+  interpolated for a pointer that barely moved;
 - where nothing changed around a resting pointer, it is carried over without matching;
 - regions the caller marks as ignored (a webcam box) produce no candidates;
 - nothing is reported below ``min_score`` or ``min_contrast``, so a hidden cursor
@@ -83,6 +86,7 @@ class CursorConfig:
     search_peaks: int = 16  # peaks of the coarse whole-frame search checked at full resolution
     backfill_frames: int = 100  # how far back a fresh acquisition is propagated (frames held)
     backfill_radius: int = 8  # px searched per step when propagating backwards
+    history_stride: int = 4  # of the frames held for backfill, every n-th keeps its pixels (1: all)
     lock_after: int = 15  # verified hits agreeing on one template size before it is locked
     min_change: float = 12.0  # mean |frame - background| under the arrow that proves a pointer
     sure_score: float = 0.9  # an unverified track is kept only at this shape score
@@ -134,6 +138,9 @@ def make_templates(scales: tuple[float, ...], frame_height: int) -> list[Templat
     unit = max(0.5, frame_height / 720)
     return [make_template(s * unit) for s in scales]
 
+
+# Marks a history frame whose pixels were dropped (see ``CursorConfig.history_stride``).
+_THINNED = np.empty((0, 0), np.uint8)
 
 MIN_SEARCH_HEIGHT = 10  # px a template keeps at half resolution for the whole-frame search
 SMALL_SEARCH_FACTOR = 4  # smaller ones: this many times more half-resolution peaks are rescored
@@ -397,9 +404,9 @@ class TemplateCursorLocator:
             self.last_hit = frame.index
             if not self.verified:
                 self.pending.append(hit)
-                self.history.append((frame.index, frame.luma, False))
+                self._remember(frame.index, frame.luma, False)
                 return []
-            self.history.append((frame.index, frame.luma if frame.ignore is None else None, True))
+            self._remember(frame.index, frame.luma if frame.ignore is None else None, True)
             self.history_hits[frame.index] = (x, y)
             return [hit]
         out: list[CursorHit] = self._spot_changed(frame)
@@ -483,7 +490,7 @@ class TemplateCursorLocator:
         # before a webcam is known: a hit there may turn out to be the webcam.
         keep_pixels = not confirmed or frame.ignore is None
         # Frames are not written to after decoding, so a reference is enough (no copy).
-        self.history.append((frame.index, frame.luma if keep_pixels else None, confirmed))
+        self._remember(frame.index, frame.luma if keep_pixels else None, confirmed)
         self.history_hits[frame.index] = (out[-1].x, out[-1].y) if confirmed else None
         return out
 
@@ -583,11 +590,17 @@ class TemplateCursorLocator:
             self.locked = best
 
     def _backfill(self, x: float, y: float, k: int, ignore: np.ndarray | None = None, scale: int = 4) -> list[CursorHit]:
-        """Walk back through this view's earlier frames while the cursor is found near (x, y)."""
-        hits = []
+        """Walk back through this view's earlier frames while the cursor is found near (x, y).
+
+        Frames whose pixels were thinned out (see ``history_stride``) get the position
+        interpolated between the kept frames around them, when the pointer moved no more
+        than ``backfill_radius`` across the gap; otherwise the walk stops there."""
+        hits: list[CursorHit] = []
         t = self.templates[k]
         th, tw = t.image.shape
+        radius = self.config.backfill_radius
         last: tuple[tuple[int, int, int, int], np.ndarray, tuple[float, float, float]] | None = None
+        gap: list[int] = []  # thinned frames passed since the last match (newest first)
         for index, luma, confirmed in reversed(self.history):
             if luma is None:
                 break
@@ -595,7 +608,10 @@ class TemplateCursorLocator:
                 pos = self.history_hits.get(index)
                 if ignore is None or pos is None or not _inside(ignore, pos[0], pos[1], scale):
                     break
-            box = self._box_around_tip(x, y, self.config.backfill_radius, t)
+            if luma is _THINNED:
+                gap.append(index)
+                continue
+            box = self._box_around_tip(x, y, radius, t)
             # A resting pointer over a still view: the pixels match_in reads are often exactly those
             # of the frame after, and then so is its result.
             region = (slice(max(0, box[1]), max(0, box[3] + th)), slice(max(0, box[0]), max(0, box[2] + tw)))
@@ -606,9 +622,28 @@ class TemplateCursorLocator:
             last = (box, luma, (score, bx, by))
             if score < self.config.min_score:
                 break
+            if gap:
+                if not hits or math.hypot(bx - x, by - y) > radius:
+                    break  # moved (or vanished) while no pixels were kept: stop short of the gap
+                later = hits[-1]
+                span = later.index - index
+                for j in gap:
+                    w = (later.index - j) / span
+                    hits.append(CursorHit(j, later.x + w * (bx - later.x), later.y + w * (by - later.y), min(score, later.score)))
+                gap = []
             hits.append(CursorHit(index, bx, by, score))
             x, y = bx, by
         return hits[::-1]
+
+    def _remember(self, index: int, luma: np.ndarray | None, confirmed: bool) -> None:
+        """Add a frame to the view's history; the previous frame's pixels are dropped unless it
+        falls on the ``history_stride`` (holding fewer decoded frames keeps memory traffic down)."""
+        stride = self.config.history_stride
+        if stride > 1 and self.history:
+            i, before, was_confirmed = self.history[-1]
+            if before is not None and i % stride != 0:
+                self.history[-1] = (i, _THINNED, was_confirmed)
+        self.history.append((index, luma, confirmed))
 
 
 def _inside(mask: np.ndarray, x: float, y: float, scale: int) -> bool:
