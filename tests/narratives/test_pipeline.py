@@ -199,3 +199,37 @@ def test_prefetch_matches_inline_decoding(video, tmp_path):
     a = extract_video(video.video, video.transcript, tmp_path / "a", ExtractConfig(prefetch=0))
     b = extract_video(video.video, video.transcript, tmp_path / "b", ExtractConfig(prefetch=4))
     assert a == b
+
+
+def test_colour_sample_converts_like_the_decoder(video):
+    """A frame's 4:2:0 copy (held instead of the decoder's buffer) gives exactly the decoder's RGB."""
+    from quilt_llava.narratives.video import PyAVSource
+
+    for frame in list(PyAVSource(video.video).frames())[::20]:
+        sample = frame.colour()
+        assert sample.i420 == "yuv420p" and sample.size() == (640, 360)
+        assert np.array_equal(sample.rgb(), frame.rgb())
+
+
+def test_segment_median_on_planes_drops_a_resting_pointer():
+    """Medians on Y, U and V planes; under the boxes a pointer covered, only samples without it count."""
+    from quilt_llava.narratives.pipeline import segment_median
+    from quilt_llava.narratives.video import ColourSample
+
+    rng = np.random.default_rng(3)
+    base = rng.integers(0, 256, (96, 64), dtype=np.uint8)  # a 64x64 frame, packed 4:2:0
+    rest, away = (8, 8, 24, 30), (40, 36, 56, 60)  # x0, y0, x1, y1
+    chosen, pointer = [], {}
+    for i in range(5):
+        data = base.copy()
+        x0, y0, x1, y1 = rest if i < 4 else away
+        sample = ColourSample(data, "yuv420p")
+        y, u, v = sample.planes()
+        y[y0:y1, x0:x1] = 0
+        u[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2] = 90
+        v[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2] = 240
+        chosen.append((i, sample))
+        pointer[i] = rest if i < 4 else away
+    image = segment_median(chosen, pointer)
+    assert image.i420 == "yuv420p" and np.array_equal(image.data, base)
+    assert image.rgb().shape == (64, 64, 3)

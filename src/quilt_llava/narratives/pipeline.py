@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import queue
 import re
 import threading
@@ -48,7 +49,7 @@ from quilt_llava.narratives.cursor import (
 )
 from quilt_llava.narratives.stability import CellDiffStability, Span, StabilityConfig
 from quilt_llava.narratives.transcript import Transcript, Utterance, read_transcript
-from quilt_llava.narratives.video import Frame, FrameSource, PyAVSource, prefetch
+from quilt_llava.narratives.video import ColourSample, Frame, FrameSource, PyAVSource, prefetch
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +160,10 @@ def median_u8(stack: list[np.ndarray]) -> np.ndarray:
 
 
 class _RunSamples:
-    """Colour frames of the current still run, thinned so at most ``2 * keep`` are held."""
+    """Colour frames of the current still run, thinned so at most ``2 * keep`` are held.
+
+    Each kept frame is copied (:meth:`Frame.colour`) when it is offered, so no decoder
+    buffer is held for the run's whole length."""
 
     def __init__(self, keep: int, stride: int) -> None:
         self.keep = keep
@@ -167,67 +171,73 @@ class _RunSamples:
         self.reset()
 
     def reset(self) -> None:
-        # (index, colour getter): frames are converted to RGB only if the median uses them.
-        self.frames: list[tuple[int, Callable[[], np.ndarray]]] = []
+        self.frames: list[tuple[int, ColourSample]] = []
         self.stride = self.base_stride
         self.count = 0
 
-    def offer(self, index: int, get_rgb: Callable[[], np.ndarray]) -> None:
+    def offer(self, index: int, colour: Callable[[], ColourSample]) -> None:
         if self.count % self.stride == 0:
-            self.frames.append((index, get_rgb))
+            self.frames.append((index, colour()))
             if len(self.frames) > 2 * self.keep:
                 self.frames = self.frames[::2]
                 self.stride *= 2
         self.count += 1
 
-    def pick(self, first: int, last: int) -> list[tuple[int, Callable[[], np.ndarray]]]:
-        """The (at most ``keep``) frames in [first, last] the segment image is made of, as colour getters."""
-        picked = [(i, get) for i, get in self.frames if first <= i <= last]
+    def pick(self, first: int, last: int) -> list[tuple[int, ColourSample]]:
+        """The (at most ``keep``) frames in [first, last] the segment image is made of."""
+        picked = [(i, sample) for i, sample in self.frames if first <= i <= last]
         if len(picked) > self.keep:
             pick = np.linspace(0, len(picked) - 1, self.keep).round().astype(int)
             picked = [picked[i] for i in pick]
         return picked
 
-    def median(self, first: int, last: int, pointer: dict[int, tuple[int, int, int, int]] | None = None) -> np.ndarray | None:
-        chosen = self.pick(first, last)
-        return segment_median([(i, get()) for i, get in chosen], pointer) if chosen else None
 
-
-def segment_median(chosen: list[tuple[int, np.ndarray]], pointer: dict[int, tuple[int, int, int, int]] | None = None,
-                   plain: np.ndarray | None = None) -> np.ndarray:
-    """Per-pixel median of (index, frame) samples.
+def segment_median(chosen: list[tuple[int, ColourSample]], pointer: dict[int, tuple[int, int, int, int]] | None = None,
+                   plain: np.ndarray | None = None) -> ColourSample:
+    """Per-pixel median of (index, colour sample) pairs, taken on the samples' own planes
+    (4:2:0 samples: Y, U and V, converted to RGB once afterwards by the caller).
 
     ``pointer`` maps a frame index to the box the pointer covered in it. A pointer that
     rests for most of the run survives a plain median; under each such box the median
     is retaken over the samples where the pointer was elsewhere (when there are any).
-    ``plain``: the plain median, when already computed (it is then written to)."""
-    image = median_u8([f for _, f in chosen]) if plain is None else plain
+    ``plain``: the plain median of the samples' data, when already computed (it is then written to)."""
+    first = chosen[0][1]
+    if any(c.i420 != first.i420 or c.data.shape != first.data.shape for _, c in chosen):
+        chosen = [(i, ColourSample(c.rgb())) for i, c in chosen]  # mixed kinds: all as RGB
+        first, plain = chosen[0][1], None
+    data = median_u8([c.data for _, c in chosen]) if plain is None else plain
+    image = ColourSample(data, first.i420, first.colorspace, first.color_range)
+    height = image.size()[1]
     boxes = {pointer[i] for i, _ in chosen if pointer and i in pointer}
     for x0, y0, x1, y1 in boxes:
-        clean = [f[y0:y1, x0:x1] for i, f in chosen
+        clean = [c.planes() for i, c in chosen
                  if not (pointer and i in pointer and _overlap(pointer[i], (x0, y0, x1, y1)))]
-        if clean:
-            image[y0:y1, x0:x1] = np.median(np.stack(clean), axis=0).astype(np.uint8)
+        if not clean:
+            continue
+        for p, plane in enumerate(image.planes()):
+            f = plane.shape[0] / height  # 1, or 1/2 for subsampled chroma
+            px0, py0, px1, py1 = int(x0 * f), int(y0 * f), math.ceil(x1 * f), math.ceil(y1 * f)
+            plane[py0:py1, px0:px1] = np.median(np.stack([c[p][py0:py1, px0:px1] for c in clean]), axis=0).astype(np.uint8)
     return image
 
 
-def _segment_job(chosen: list[tuple[int, Callable[[], np.ndarray]]], pointer: dict[int, tuple[int, int, int, int]],
+def _segment_job(chosen: list[tuple[int, ColourSample]], pointer: dict[int, tuple[int, int, int, int]],
                  box: tuple[int, int, int, int], refine: int | None, split: bool = False) -> tuple[np.ndarray, tuple[int, int, int, int], bytes]:
-    """Colour conversion of the chosen frames, median image, content box (refined on it when
-    ``refine``), PNG of the crop: run off the analysing thread. ``split``: conversions and
-    the median on two threads (for the last segment, made when decoding is over)."""
+    """Median image (RGB), content box (refined on it when ``refine``), PNG of the crop: run
+    off the analysing thread. ``split``: the median on two threads, half the rows each (for
+    the last segment, made when decoding is over)."""
     import cv2
 
-    if split:
+    plain = None
+    datas = [c.data for _, c in chosen]
+    if split and len(datas) > 1 and all(d.shape == datas[0].shape for d in datas):
         from concurrent.futures import ThreadPoolExecutor
 
+        mid = datas[0].shape[0] // 2
         with ThreadPoolExecutor(max_workers=2) as pool:
-            frames = list(pool.map(lambda item: (item[0], item[1]()), chosen))
-            mid = frames[0][1].shape[0] // 2
-            halves = pool.map(lambda rows: median_u8([f[rows] for _, f in frames]), (slice(0, mid), slice(mid, None)))
-            image = segment_median(frames, pointer, np.concatenate(list(halves)))
-    else:
-        image = segment_median([(i, get()) for i, get in chosen], pointer)
+            halves = pool.map(lambda rows: median_u8([d[rows] for d in datas]), (slice(0, mid), slice(mid, None)))
+            plain = np.concatenate(list(halves))
+    image = segment_median(chosen, pointer, plain).rgb()
     if refine is not None:
         box = refine_edges(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), box, search=refine)
     return image, box, encode_png(image, box)
@@ -452,7 +462,7 @@ def analyse(source: FrameSource, config: ExtractConfig | None = None, name: str 
                         rate = 1.0 / frame_interval if cfg.sample_fps is None else cfg.sample_fps
                         samples = _RunSamples(cfg.median_frames, round(rate))  # one colour frame a second
                     samples.reset()
-                samples.offer(index, frame.rgb)
+                samples.offer(index, frame.colour)
     except BaseException:
         if cursor is not None:
             cursor.close(check=False)

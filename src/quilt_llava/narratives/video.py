@@ -10,6 +10,7 @@ GIL in FFmpeg) overlaps the caller's analysis of earlier frames.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from collections.abc import Callable, Iterator
@@ -22,6 +23,7 @@ import numpy as np
 from quilt_llava.errors import InputError, MissingDependencyError
 
 # Pixel formats whose first plane is full-resolution 8-bit luma.
+_I420 = {"yuv420p", "yuvj420p"}  # formats whose planes a ColourSample keeps as they are
 _PLANAR_Y8 = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "nv12", "nv21", "gray"}
 
 
@@ -37,6 +39,60 @@ class Frame:
         if self._source is None:
             return np.repeat(self.luma[..., None], 3, axis=2)
         return self._source.to_ndarray(format="rgb24")
+
+    def colour(self) -> ColourSample:
+        """A copy of this frame's colour that does not hold the decoder's buffer: its 4:2:0
+        planes when the decoder gives them (half the bytes of RGB, no conversion), else RGB."""
+        src = self._source
+        h, w = self.luma.shape
+        fmt = getattr(getattr(src, "format", None), "name", None)
+        if fmt not in _I420 or h % 2 or w % 2:
+            return ColourSample(self.rgb())
+        packed = np.empty((h * 3 // 2, w), np.uint8)
+        packed[:h] = self.luma
+        for k, plane in enumerate(src.planes[1:3]):
+            rows = np.frombuffer(plane, dtype=np.uint8).reshape(h // 2, plane.line_size)[:, : w // 2]
+            packed[h + k * h // 4 : h + (k + 1) * h // 4] = rows.reshape(h // 4, w)
+        return ColourSample(packed, fmt, getattr(src, "colorspace", None), getattr(src, "color_range", None))
+
+
+@dataclass
+class ColourSample:
+    """One frame's colour: packed 4:2:0 planes (``i420`` names the pixel format; rows of Y,
+    then U, then V, shape (h * 3 / 2, w)) or, when ``i420`` is None, (h, w, 3) RGB.
+
+    Per-pixel medians may be taken on ``data`` of same-kind samples directly; :meth:`rgb`
+    converts with the decoder's own colour conversion (PyAV), as :meth:`Frame.rgb` does."""
+
+    data: np.ndarray
+    i420: str | None = None
+    colorspace: Any = None
+    color_range: Any = None
+
+    def size(self) -> tuple[int, int]:
+        """(width, height) in pixels."""
+        h, w = self.data.shape[:2]
+        return (w, h * 2 // 3) if self.i420 else (w, h)
+
+    def planes(self) -> list[np.ndarray]:
+        """Views of the planes: [Y, U, V] for 4:2:0 samples, [RGB] otherwise."""
+        if not self.i420:
+            return [self.data]
+        w, h = self.size()
+        q = h // 4
+        return [self.data[:h], self.data[h : h + q].reshape(h // 2, w // 2), self.data[h + q :].reshape(h // 2, w // 2)]
+
+    def rgb(self) -> np.ndarray:
+        if not self.i420:
+            return self.data
+        av = _import_av()
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(self.data), format=self.i420)
+        for name in ("colorspace", "color_range"):
+            value = getattr(self, name)
+            if value is not None:
+                with contextlib.suppress(AttributeError, TypeError, ValueError):  # older PyAV: read-only
+                    setattr(frame, name, value)
+        return frame.to_ndarray(format="rgb24")
 
 
 @dataclass(frozen=True)
