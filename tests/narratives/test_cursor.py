@@ -228,3 +228,20 @@ def test_backfill_stops_at_a_thinned_gap_the_pointer_moved_across():
     assert hits, "the newest frames are matched"
     assert all(abs(h.x - truth[h.index][0]) <= 1.5 and abs(h.y - truth[h.index][1]) <= 1.5 for h in hits)
     assert hits[0].index > 0  # it does not run back through frames it could not see
+
+
+def test_masked_ncc_matches_opencv():
+    from quilt_llava.narratives.cursor import masked_ncc
+
+    rng = np.random.default_rng(5)
+    for scale in (0.6, 1.0, 1.6):
+        t = make_template(scale)
+        th, tw = t.image.shape
+        roi = rng.integers(0, 256, (th + 6, tw + 4), dtype=np.uint8)
+        roi[3 : 3 + th, 2 : 2 + tw] = np.where(t.mask > 0, t.image, roi[3 : 3 + th, 2 : 2 + tw])  # the arrow at (2, 3)
+        want = cv2.matchTemplate(roi, t.image, cv2.TM_CCOEFF_NORMED, mask=t.mask)
+        got = masked_ncc(roi, t)
+        assert got.shape == want.shape and np.abs(got - want).max() < 1e-3
+        assert np.unravel_index(np.argmax(got), got.shape) == (3, 2) and got[3, 2] > 0.999
+    flat = np.full((th + 4, tw + 4), 77, np.uint8)
+    assert not masked_ncc(flat, t).any()  # no texture, no correlation (OpenCV: NaN)
