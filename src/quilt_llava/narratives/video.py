@@ -175,9 +175,8 @@ class PyAVSource:
         try:
             try:
                 for vf in container.decode(stream):
-                    if vf.pts is not None and vf.time_base is not None:
-                        t = float(vf.pts * vf.time_base)
-                    else:  # no timestamp in the container: fall back to the frame rate
+                    t = vf.time  # pts x time base, as a float (no Fraction arithmetic per frame)
+                    if t is None:  # no timestamp in the container: fall back to the frame rate
                         t = index / fps
                     yield Frame(index, t - offset, luma_of(vf), vf)
                     index += 1
