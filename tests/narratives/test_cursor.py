@@ -245,3 +245,22 @@ def test_masked_ncc_matches_opencv():
         assert np.unravel_index(np.argmax(got), got.shape) == (3, 2) and got[3, 2] > 0.999
     flat = np.full((th + 4, tw + 4), 77, np.uint8)
     assert not masked_ncc(flat, t).any()  # no texture, no correlation (OpenCV: NaN)
+
+
+def test_periodic_search_reuses_peaks_only_while_nothing_changes(monkeypatch):
+    from quilt_llava.narratives.cursor import AnalysedFrame
+
+    base = cv2.cvtColor(_slide()[100 : 100 + H, 200 : 200 + W], cv2.COLOR_RGB2GRAY)
+    quiet = np.zeros((H // 4, W // 4), np.uint8)
+    stirred = quiet.copy()
+    stirred[10:13, 10:13] = 80  # a small change somewhere in the view
+    searched = {}
+    for name, motion in (("quiet", quiet), ("stirred", stirred)):
+        loc = TemplateCursorLocator(H)
+        calls = searched[name] = []
+        original = loc._search_peaks
+        monkeypatch.setattr(loc, "_search_peaks", lambda frame, f=original, calls=calls: calls.append(frame.index) or f(frame))
+        for i in range(60):  # whole-frame searches are due every 25-50 frames while no pointer is verified
+            loc.process(AnalysedFrame(i, i / FPS, base, motion if i else None, False))
+    assert searched["quiet"] == [0]  # the same pixels: the first search's peaks are reused
+    assert searched["stirred"][0] == 0 and len(searched["stirred"]) >= 2

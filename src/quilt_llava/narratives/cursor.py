@@ -10,7 +10,8 @@ the reported point is the template's hotspot, the arrow tip:
 
 - candidate regions come from blobs in the frame-to-frame difference (a moving or
   reappearing cursor), from the last position, and from a whole-frame search at half
-  resolution when a new view starts or nothing is being tracked; large regions get a
+  resolution when a new view starts or nothing is being tracked (a repeat search over
+  frames where nothing changed reuses the last one's peaks); large regions get a
   cheap unmasked correlation first and the masked one only around its peak;
 - a track is *verified* once the pointer is seen to differ from a pointer-free
   background (the last frame, except under the pointer, where the pixels from before
@@ -260,6 +261,11 @@ class TemplateCursorLocator:
         self.locked: int | None = None
         self.votes = np.zeros(len(self.templates), dtype=int)
         self.last_search = -(10**9)
+        # The last whole-frame search's peak boxes, with the template lock and ignore mask it ran
+        # under; reused while every frame since has been quiet (no motion pixel): a repeat
+        # search of the same pixels finds the same peaks.
+        self._peaks: tuple[int | None, np.ndarray | None, list[tuple[int, int, int, int]]] | None = None
+        self._quiet_of = -1  # index of the last frame whose motion image showed no change
         self.new_view = True
         # (index, luma, verified hit emitted) of this view's recent frames
         self.history: deque[tuple[int, np.ndarray | None, bool]] = deque(maxlen=self.config.backfill_frames)
@@ -289,6 +295,7 @@ class TemplateCursorLocator:
                 self._ignore_key = frame.ignore
             moved = cv2.bitwise_and(moved, self._ignore_keep)
         if cv2.countNonZero(moved) == 0:
+            self._quiet_of = frame.index
             return []
         s = frame.scale
         sizes = [self.templates[k].image.shape for k in self._active()]
@@ -440,13 +447,18 @@ class TemplateCursorLocator:
             if not self.verified:
                 self.pending.append(hit)
                 self._remember(frame.index, frame.luma, False)
+                if self._quiet_of != frame.index:
+                    self._peaks = None
                 return []
             self._remember(frame.index, frame.luma if frame.ignore is None else None, True)
             self.history_hits[frame.index] = (x, y)
+            self._peaks = None  # not looked at for motion: a later search starts afresh
             return [hit]
         out: list[CursorHit] = self._spot_changed(frame)
         active = self._active()
         blob_boxes = self._blob_boxes(frame)
+        if self._quiet_of != frame.index:
+            self._peaks = None  # something changed since the last search
         cands = self._allowed(frame, self._candidates(frame.luma, blob_boxes, active)) if blob_boxes else []
         if not self._moved_on(frame, cands):
             # Unless a blob already shows the tracked pointer, moved on, look around its last
@@ -457,7 +469,9 @@ class TemplateCursorLocator:
                 boxes.append(self._box_around_tip(self.track[0], self.track[1], cfg.track_radius, t))
             searched = False
             if (self.track is None or not self.verified) and self._search_due(frame):
-                boxes.extend(self._search_peaks(frame))
+                if self.new_view or self._peaks is None or self._peaks[0] != self.locked or self._peaks[1] is not frame.ignore:
+                    self._peaks = (self.locked, frame.ignore, self._search_peaks(frame))
+                boxes.extend(self._peaks[2])
                 self.last_search = frame.index
                 searched = True
             if boxes:
