@@ -264,3 +264,18 @@ def test_periodic_search_reuses_peaks_only_while_nothing_changes(monkeypatch):
             loc.process(AnalysedFrame(i, i / FPS, base, motion if i else None, False))
     assert searched["quiet"] == [0]  # the same pixels: the first search's peaks are reused
     assert searched["stirred"][0] == 0 and len(searched["stirred"]) >= 2
+
+
+def test_snap_overlay_finds_the_whole_webcam_frame():
+    from quilt_llava.narratives.content import snap_overlay
+
+    gray = cv2.cvtColor(_slide()[:H, :W], cv2.COLOR_RGB2GRAY)
+    box = (300, 150, 420, 240)  # the overlay: a 2 px light frame around a dark, partly moving picture
+    x0, y0, x1, y1 = box
+    gray[y0:y1, x0:x1] = 235
+    gray[y0 + 2 : y1 - 2, x0 + 2 : x1 - 2] = 50
+    changing = (318, 162, 400, 236)  # where frames differed: only part of the picture
+    snapped = snap_overlay(gray, changing)
+    assert all(abs(a - b) <= 1 for a, b in zip(snapped, box)), snapped
+    flat = np.full((H, W), 128, np.uint8)
+    assert snap_overlay(flat, changing) == changing  # no edge anywhere: nothing moves

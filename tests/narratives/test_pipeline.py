@@ -233,3 +233,20 @@ def test_segment_median_on_planes_drops_a_resting_pointer():
     image = segment_median(chosen, pointer)
     assert image.i420 == "yuv420p" and np.array_equal(image.data, base)
     assert image.rgb().shape == (64, 64, 3)
+
+
+def test_webcam_is_painted_out_of_segment_images(video, tmp_path):
+    """The narrator's webcam box is not tissue: segment images show it as one flat colour."""
+    from PIL import Image
+
+    rows = extract_video(video.video, video.transcript, tmp_path / "hidden")
+    kept = extract_video(video.video, video.transcript, tmp_path / "kept", ExtractConfig(hide_webcam=False))
+    wx0, wy0, wx1, wy1 = video.truth["webcam_box"]
+    for row, plain in zip(rows, kept):
+        cx0, cy0 = row["content_box"][:2]
+        inner = (slice(wy0 - cy0, wy1 - cy0), slice(wx0 - cx0, wx1 - cx0))  # the whole box, frame included
+        hidden = np.asarray(Image.open(tmp_path / "hidden" / row["image"]))[inner]
+        shown = np.asarray(Image.open(tmp_path / "kept" / plain["image"]))[inner]
+        assert hidden.reshape(-1, 3).std(axis=0).max() == 0  # one colour
+        assert shown.reshape(-1, 3).std(axis=0).max() > 5  # the narrator, when not hidden
+    assert [r["trace"] for r in rows] == [r["trace"] for r in kept]  # the cursor is untouched

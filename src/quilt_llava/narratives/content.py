@@ -107,6 +107,43 @@ def refine_edges(image: np.ndarray, box: tuple[int, int, int, int], search: int 
     return (nx0, ny0, min(w, nx1), min(h, ny1))
 
 
+def snap_overlay(image: np.ndarray, rect: tuple[int, int, int, int], min_step: float = 8.0) -> tuple[int, int, int, int]:
+    """Grow or shrink each side of ``rect`` (x0, y0, x1, y1) to the outermost straight edge near it
+    in a full-resolution luma ``image``: the frame of an overlay (a webcam box) whose changing
+    part is only what ``rect`` was found from. Each side moves at most a third of the rect's
+    smaller size; a side with no clear edge stays where it is."""
+    x0, y0, x1, y1 = rect
+    h, w = image.shape
+    reach = max(6, min(x1 - x0, y1 - y0) // 3)
+
+    def outermost(profile: np.ndarray, lo: int, hi: int, outward: int) -> int | None:
+        """Index i in [lo, hi) of the outermost strong step between profile[i - 1] and profile[i]."""
+        lo, hi = max(1, lo), min(len(profile), hi)
+        if hi <= lo:
+            return None
+        steps = np.abs(np.diff(profile))[lo - 1 : hi - 1]  # steps[j]: between lo - 1 + j and lo + j
+        if steps.size == 0 or steps.max() < min_step:
+            return None
+        strong = np.flatnonzero(steps >= max(min_step, 0.5 * steps.max()))
+        return lo + int(strong[0] if outward < 0 else strong[-1])
+
+    img = image.astype(np.float32)
+    cols = img[max(0, y0) : min(h, y1)].mean(axis=0)  # one value per column
+    rows = img[:, max(0, x0) : min(w, x1)].mean(axis=1)  # one value per row
+    left = outermost(cols, x0 - reach, x0 + reach, -1)
+    right = outermost(cols, x1 - reach, x1 + reach, +1)
+    top = outermost(rows, y0 - reach, y0 + reach, -1)
+    bottom = outermost(rows, y1 - reach, y1 + reach, +1)
+    # A step at i lies between i - 1 and i: keep one more pixel on the outside (the frame's line).
+    nx0 = max(0, left - 1) if left is not None else x0
+    ny0 = max(0, top - 1) if top is not None else y0
+    nx1 = min(w, right + 1) if right is not None else x1
+    ny1 = min(h, bottom + 1) if bottom is not None else y1
+    if nx1 <= nx0 or ny1 <= ny0:
+        return rect
+    return (nx0, ny0, nx1, ny1)
+
+
 class ChangeFrequency:
     """How often each analysis pixel differs from a recent frame of its still view.
 

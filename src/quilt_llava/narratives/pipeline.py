@@ -40,6 +40,7 @@ from quilt_llava.narratives.content import (
     ContentConfig,
     ContentStats,
     refine_edges,
+    snap_overlay,
 )
 from quilt_llava.narratives.cursor import (
     AnalysedFrame,
@@ -74,6 +75,7 @@ class ExtractConfig:
     prefetch: int = 8  # frames decoded ahead on a producer thread, and queued for the cursor thread
     # (0: decoding, reduction and cursor search all on the calling thread)
     seed: int = 0
+    hide_webcam: bool = True  # paint a detected narrator webcam box in segment images with their mean colour
     cursor: CursorConfig = field(default_factory=CursorConfig)
     stability: StabilityConfig = field(default_factory=StabilityConfig)
     content: ContentConfig = field(default_factory=ContentConfig)
@@ -221,11 +223,48 @@ def segment_median(chosen: list[tuple[int, ColourSample]], pointer: dict[int, tu
     return image
 
 
+Rect = tuple[int, int, int, int]
+
+
+def mask_rects(mask: np.ndarray | None, scale: int, size: tuple[int, int]) -> tuple[Rect, ...]:
+    """Full-resolution rectangles (x0, y0, x1, y1) around the regions of an analysis-scale mask."""
+    import cv2
+
+    if mask is None:
+        return ()
+    width, height = size
+    _, _, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    return tuple((int(x) * scale, int(y) * scale, min(width, int(x + w) * scale), min(height, int(y + h) * scale))
+                 for x, y, w, h, _ in stats[1:])
+
+
+def hide_rects(image: np.ndarray, rects: tuple[Rect, ...], box: Rect) -> None:
+    """Paint ``rects`` (a narrator webcam) in ``image`` with the mean colour of the rest of the content box."""
+    import cv2
+
+    x0, y0, x1, y1 = box
+    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    rects = tuple(snap_overlay(gray, r) for r in rects)  # the whole box, not only its changing part
+    inside = [(max(x0, a), max(y0, b), min(x1, c), min(y1, d)) for a, b, c, d in rects]
+    inside = [(a, b, c, d) for a, b, c, d in inside if c > a and d > b]  # only within the content box
+    if not inside:
+        return
+    keep = np.full((y1 - y0, x1 - x0), 255, np.uint8)
+    for a, b, c, d in inside:
+        keep[b - y0 : d - y0, a - x0 : c - x0] = 0
+    if not keep.any():
+        return
+    colour = np.array(cv2.mean(np.ascontiguousarray(image[y0:y1, x0:x1]), mask=keep)[:3]).round().astype(np.uint8)
+    for a, b, c, d in inside:
+        image[b:d, a:c] = colour
+
+
 def _segment_job(chosen: list[tuple[int, ColourSample]], pointer: dict[int, tuple[int, int, int, int]],
-                 box: tuple[int, int, int, int], refine: int | None, split: bool = False) -> tuple[np.ndarray, tuple[int, int, int, int], bytes]:
-    """Median image (RGB), content box (refined on it when ``refine``), PNG of the crop: run
-    off the analysing thread. ``split``: the median on two threads, half the rows each (for
-    the last segment, made when decoding is over)."""
+                 box: tuple[int, int, int, int], refine: int | None, split: bool = False,
+                 hide: tuple[Rect, ...] = ()) -> tuple[np.ndarray, tuple[int, int, int, int], bytes]:
+    """Median image (RGB), content box (refined on it when ``refine``), ``hide`` painted over,
+    PNG of the crop: run off the analysing thread. ``split``: the median on two threads, half
+    the rows each (for the last segment, made when decoding is over)."""
     import cv2
 
     plain = None
@@ -240,6 +279,7 @@ def _segment_job(chosen: list[tuple[int, ColourSample]], pointer: dict[int, tupl
     image = segment_median(chosen, pointer, plain).rgb()
     if refine is not None:
         box = refine_edges(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), box, search=refine)
+    hide_rects(image, hide, box)  # after refining: a painted box must not look like an edge
     return image, box, encode_png(image, box)
 
 
@@ -352,7 +392,7 @@ def analyse(source: FrameSource, config: ExtractConfig | None = None, name: str 
     from concurrent.futures import Future, ThreadPoolExecutor
 
     workers = ThreadPoolExecutor(max_workers=1)
-    jobs: list[tuple[Future, tuple[int, int, int, int]]] = []
+    jobs: list[tuple[Future, tuple[Rect, ...]]] = []
     samples: _RunSamples | None = None
     prev_small: np.ndarray | None = None
     run_small: np.ndarray | None = None  # reference small frame of the current still view
@@ -394,7 +434,8 @@ def analyse(source: FrameSource, config: ExtractConfig | None = None, name: str 
         if jobs:
             box_now = refine_edges(first_gray(), box_now, search=refine)
             refine = None
-        jobs.append((workers.submit(_segment_job, chosen, pointer, box_now, refine, final), box_now))
+        hide = mask_rects(webcam.mask, scale, size) if cfg.hide_webcam else ()
+        jobs.append((workers.submit(_segment_job, chosen, pointer, box_now, refine, final, hide), hide))
         segments.append(Segment(Span(start_i, end_i), times[start_i], times[end_i] + frame_interval, np.empty(0), []))
 
     gray_cache: list[np.ndarray] = []
@@ -480,18 +521,23 @@ def analyse(source: FrameSource, config: ExtractConfig | None = None, name: str 
     if segments:
         box = refine_edges(first_gray(), box, search=2 * scale + 4)
 
-    def finish(seg: Segment, job: Future) -> None:
+    hide = mask_rects(webcam.mask, scale, size) if cfg.hide_webcam else ()
+
+    def finish(seg: Segment, job: Future, hidden: tuple[Rect, ...]) -> None:
         image, used_box, png = job.result()
         seg.image = image
-        # The box seen at the segment's end is nearly always the final one; else encode again.
-        seg.png = png if used_box == box else encode_png(image, box)
+        # The box and webcam seen at the segment's end are nearly always the final ones; else
+        # paint and encode again.
+        if hidden != hide:
+            hide_rects(image, hide, box)
+        seg.png = png if used_box == box and hidden == hide else encode_png(image, box)
         seg.settle = None
 
-    for seg, (job, _) in zip(segments, jobs):
+    for seg, (job, hidden) in zip(segments, jobs):
         if settle or job.done():
-            finish(seg, job)
+            finish(seg, job, hidden)
         else:
-            seg.settle = functools.partial(finish, seg, job)
+            seg.settle = functools.partial(finish, seg, job, hidden)
     busy = webcam.mask  # hits made before the webcam was recognised are dropped here
     for seg in segments:
         x0, y0, x1, y1 = box
