@@ -157,6 +157,19 @@ def test_cli_single_video(video, tmp_path):
     assert bad.exit_code != 0
 
 
+def test_cli_keep_webcam_reaches_the_extractor(video, tmp_path, monkeypatch):
+    from quilt_llava.narratives import pipeline
+
+    seen = []
+    real = pipeline._process_video
+    monkeypatch.setattr(pipeline, "_process_video", lambda v, t, o, cfg, source=None: seen.append(cfg.hide_webcam) or real(v, t, o, cfg, source))
+    for flag, hidden in (([], True), (["--keep-webcam"], False)):
+        out = tmp_path / str(hidden)
+        result = CliRunner().invoke(make_app(), ["narratives", "extract", str(video.video), "--out", str(out), "--sample-fps", "4", "--quiet", *flag])
+        assert result.exit_code == 0, result.output
+        assert seen[-1] is hidden
+
+
 @pytest.mark.parametrize("n", [1, 3, 5, 7, 9, 11])
 def test_median_u8_matches_numpy(n):
     rng = np.random.default_rng(n)

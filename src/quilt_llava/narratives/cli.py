@@ -25,6 +25,7 @@ class ExtractOptions:
     sample_fps: float | None = None
     min_segment_s: float = 3.0
     clustering: str = "spatiotemporal"
+    keep_webcam: bool = False
 
 
 def run_extract(options: ExtractOptions, out) -> int:
@@ -33,7 +34,7 @@ def run_extract(options: ExtractOptions, out) -> int:
     from quilt_llava.narratives.pipeline import ExtractConfig, extract_folder, list_videos
 
     config = ExtractConfig(sample_fps=options.sample_fps, min_segment_s=options.min_segment_s,
-                           clustering=options.clustering)
+                           clustering=options.clustering, hide_webcam=not options.keep_webcam)
     config.validate()
     if not options.input.exists():
         raise InputError(str(options.input), "no such video file or folder")
@@ -101,9 +102,11 @@ def register(app: typer.Typer) -> None:
                                                help="Transcript of a single video (.srt, .vtt, Whisper .json, or a JSON list of {start, end, text})."),
         asr_model: Path | None = typer.Option(None, "--asr-model", help="Local faster-whisper model folder: transcribe videos that have no transcript."),
         workers: int = typer.Option(1, "--workers", "-w", min=1, help="Videos processed in parallel."),
-        sample_fps: float | None = typer.Option(None, "--sample-fps", help="Analyse this many frames per second [default: every frame]."),
+        sample_fps: float | None = typer.Option(None, "--sample-fps", help="Analyse this many frames per second (default: every frame)."),
         min_segment: float = typer.Option(3.0, "--min-segment", help="Shortest still view kept as a segment, seconds."),
         clustering: str = typer.Option("spatiotemporal", "--clustering", help="spatiotemporal (ours) or published."),
+        keep_webcam: bool = typer.Option(False, "--keep-webcam",
+                                         help="Leave a detected narrator webcam box in segment images (default: painted over)."),
         json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
         quiet: bool = typer.Option(False, "--quiet", "-q"),
     ) -> None:
@@ -111,7 +114,8 @@ def register(app: typer.Typer) -> None:
         from quilt_llava.console import Output
 
         options = ExtractOptions(input=input, out=out, transcript=transcript, asr_model=asr_model, workers=workers,
-                                 sample_fps=sample_fps, min_segment_s=min_segment, clustering=clustering)
+                                 sample_fps=sample_fps, min_segment_s=min_segment, clustering=clustering,
+                                 keep_webcam=keep_webcam)
         code = run_extract(options, Output(quiet=quiet, json=json_out))
         if code:
             raise typer.Exit(code)
@@ -119,7 +123,7 @@ def register(app: typer.Typer) -> None:
     @sub.command("show")
     def show(
         narratives_dir: Path = typer.Argument(..., help="Folder written by `narratives extract`."),
-        out: Path | None = typer.Option(None, "--out", "-o", help="Where to write the page [default: DIR/show]."),
+        out: Path | None = typer.Option(None, "--out", "-o", help="Where to write the page (default: DIR/show)."),
         json_out: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
         quiet: bool = typer.Option(False, "--quiet", "-q"),
     ) -> None:
