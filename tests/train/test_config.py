@@ -95,3 +95,22 @@ def test_all_expected_configs_shipped():
             "tiny_stage2.yaml", "accelerate/ddp.yaml", "accelerate/fsdp.yaml", "accelerate/deepspeed_zero2.yaml",
             "accelerate/deepspeed_zero2.json", "accelerate/deepspeed_zero3.yaml",
             "accelerate/deepspeed_zero3.json"} <= names
+
+
+def test_template_defaults_to_the_checkpoints_own(tmp_path):
+    """An imported LLaVA-Med (Mistral) checkpoint fine-tunes with its own template unless told otherwise;
+    stage 1's training-only "plain" template is not carried into stage 2."""
+
+    def checkpoint(template: str) -> str:
+        path = tmp_path / template
+        path.mkdir()
+        (path / "quilt_llava.json").write_text(json.dumps({"format_version": 1, "conv_template": template}))
+        return str(path)
+
+    assert TrainConfig(model_preset="tiny").template_name() == "vicuna_v1"
+    assert TrainConfig(model_name_or_path=checkpoint("mistral_instruct")).template_name() == "mistral_instruct"
+    assert TrainConfig(model_name_or_path=checkpoint("plain")).template_name() == "vicuna_v1"
+    explicit = TrainConfig(model_name_or_path=str(tmp_path / "mistral_instruct"), conv_template="vicuna_v1")
+    assert explicit.template_name() == "vicuna_v1"
+    assert all("conv_template" not in p for p in TrainConfig(model_preset="tiny", conv_template="mistral_instruct").problems())
+    assert any("conv_template" in p for p in TrainConfig(model_preset="tiny", conv_template="alpaca").problems())

@@ -20,11 +20,11 @@ from typing import Any
 import yaml
 
 from quilt_llava.errors import ConfigError
+from quilt_llava.model.conversation import TEMPLATES
 
 SCHEDULERS = ("cosine", "linear", "constant", "constant_with_warmup")
 GROUPINGS = ("modality_length", "length", "none")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
-TEMPLATES = ("vicuna_v1", "plain")
 PROJECTORS = ("linear", "mlp2x_gelu")
 LLM_LINEAR_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
@@ -41,7 +41,7 @@ class TrainConfig:
     # --- data
     data_path: str = ""
     image_folder: str = ""
-    conv_template: str = "vicuna_v1"
+    conv_template: str = ""  # "": the template recorded in model_name_or_path (vicuna_v1 for presets and after "plain")
     max_length: int = 2048
     group_by: str = "modality_length"
     max_mismatch_fraction: float = 0.5
@@ -117,13 +117,27 @@ class TrainConfig:
             raise ConfigError(problems, source=source)
         return cfg
 
+    def template_name(self) -> str:
+        """The conversation template records are rendered with: ``conv_template`` when set, else
+        the one recorded in the starting checkpoint; a training-only template (``plain``, stage 1)
+        and presets give ``vicuna_v1``."""
+        if self.conv_template:
+            return self.conv_template
+        if self.model_name_or_path:
+            from quilt_llava.model.build import conv_template_of
+
+            recorded = conv_template_of(self.model_name_or_path)
+            if recorded in TEMPLATES and not TEMPLATES[recorded].drop_user_text:
+                return recorded
+        return "vicuna_v1"
+
     # ------------------------------------------------------------------ validation
     def problems(self) -> list[str]:
         p: list[str] = []
         if self.model_name_or_path and self.model_preset:
             p.append("set exactly one of model_name_or_path (a saved checkpoint) and model_preset, not both")
-        if self.conv_template not in TEMPLATES:
-            p.append(f"conv_template '{self.conv_template}' is not one of {list(TEMPLATES)}")
+        if self.conv_template and self.conv_template not in TEMPLATES:
+            p.append(f"conv_template '{self.conv_template}' is not one of {sorted(TEMPLATES)} (or empty: the checkpoint's own)")
         if self.group_by not in GROUPINGS:
             p.append(f"group_by '{self.group_by}' is not one of {list(GROUPINGS)}")
         if self.lr_scheduler_type not in SCHEDULERS:

@@ -58,9 +58,13 @@ def load_for_training(cfg: TrainConfig):
         model, processor = build_model_and_processor(
             cfg.model_preset, seed=cfg.model_seed, projector_type=cfg.projector_type, **overrides
         )
+    from quilt_llava.model.chat_template import chat_template_for
+
+    template = cfg.template_name()
     meta = dict(getattr(model.config, "quilt_llava", None) or {})
-    meta.update({"format_version": 1, "conv_template": cfg.conv_template})
+    meta.update({"format_version": 1, "conv_template": template})
     model.config.quilt_llava = meta
+    processor.chat_template = chat_template_for(template)  # the saved checkpoint chats as it was trained
     return model, processor
 
 
@@ -207,7 +211,7 @@ def train(cfg: TrainConfig, on_log: Any = None, output: Output | None = None) ->
     model, processor = load_for_training(cfg)
     records = load_records(cfg.data_path)
     dataset = LlavaDataset(
-        records, processor, get_template(cfg.conv_template), cfg.max_length,
+        records, processor, get_template(cfg.template_name()), cfg.max_length,
         image_folder=cfg.image_folder or None, max_mismatch_fraction=cfg.max_mismatch_fraction,
     )
     report = dataset.report
