@@ -95,3 +95,27 @@ def test_caption_format():
     assert caption == "text of cluster one [0.43, 0.63, 0.84, 0.69], text of cluster two [0.0, 0.0, 0.83, 1.0]"
     assert grounded_caption([], "just speech ") == "just speech"
     assert format_box((-0.001, 0.5, 0.999, 1)) == "[0.0, 0.5, 1.0, 1.0]"
+
+
+def test_boxes_leave_out_the_pointer_travelling_in_a_pause():
+    """Between two features the pointer crosses the view while nobody speaks; our boxes keep only
+    where it was while each feature was talked about (the published method keeps the path)."""
+    rows = []
+    for t in np.arange(0, 18, 0.1):
+        if t < 8:  # circles A while the first sentence is said
+            cx, cy, phase = 0.2, 0.25, t
+        elif t < 10:  # travels straight to B in the pause
+            f = (t - 8) / 2
+            rows.append([float(t), 0.2 + f * 0.55, 0.25 + f * 0.45])
+            continue
+        else:  # circles B during the second sentence
+            cx, cy, phase = 0.75, 0.7, t
+        rows.append([float(t), cx + 0.08 * np.cos(2 * np.pi * phase / 1.6), cy + 0.08 * np.sin(2 * np.pi * phase / 1.6)])
+    speech = [(0.2, 7.8, "the glands here are crowded with atypical enlarged nuclei"),
+              (10.2, 17.8, "while this loose stroma has only a few spindle cells")]
+    ours = ground(rows, speech, method="spatiotemporal")
+    assert [c.text for c in ours] == [s[2] for s in speech]
+    for c, (cx, cy) in zip(ours, [(0.2, 0.25), (0.75, 0.7)]):
+        assert c.box == pytest.approx((cx - 0.08, cy - 0.08, cx + 0.08, cy + 0.08), abs=0.01)
+    published = ground(rows, speech, method="published")
+    assert any(c.box[2] - c.box[0] > 0.2 for c in published)  # stretched along the path

@@ -11,7 +11,9 @@ merging of clusters with too few words):
   of time weighs like 1/time_scale_s of the image width, with no decay. Each
   utterance goes to the cluster holding most trace points while it is spoken (falling
   back to the nearest cluster in time), which follows the pointer rather than a
-  single instant.
+  single instant. A box is then fitted to the points shown while its own words were
+  spoken (0.3 s either side), so the pointer travelling between two features in a
+  pause stretches neither box.
 
 A :class:`Clusterer` has one required method, ``labels(points, n_words)``.
 """
@@ -138,6 +140,7 @@ class Cluster:
     mean_t: float
     point_times: np.ndarray
     utterances: list[tuple[float, float, str]] = field(default_factory=list)
+    points: np.ndarray | None = None  # (n, 3) [t, x, y] the box was made from
 
     @property
     def text(self) -> str:
@@ -176,7 +179,7 @@ def _build(points: np.ndarray, labels: np.ndarray) -> list[Cluster]:
         if area < MIN_BOX_AREA or area > MAX_BOX_AREA:
             continue
         clusters.append(Cluster((x1, y1, x2, y2), float(pts[:, 0].min()), float(pts[:, 0].max()),
-                                float(pts[:, 0].mean()), pts[:, 0]))
+                                float(pts[:, 0].mean()), pts[:, 0], points=pts))
     clusters.sort(key=lambda c: c.mean_t)
     return clusters
 
@@ -237,4 +240,29 @@ def ground(
         return []
     _map_utterances(clusters, utterances, MAPPINGS[method])
     clusters = _merge_small(clusters)
+    if method == "spatiotemporal":
+        for c in clusters:
+            _fit_to_speech(c)
     return [c for c in clusters if c.text]
+
+
+SPEECH_PAD_S = 0.3  # pointer positions this close to a cluster's words still count for its box
+MIN_SPEECH_POINTS = 5
+
+
+def _fit_to_speech(cluster: Cluster) -> None:
+    """Shrink a cluster's box to the points shown while its own words were spoken: the pointer
+    travelling between two features in a pause belongs to neither. Kept as is when too few
+    points fall inside its speech."""
+    if cluster.points is None or not cluster.utterances:
+        return
+    t = cluster.points[:, 0]
+    during = np.zeros(len(t), bool)
+    for start, end, _ in cluster.utterances:
+        during |= (t >= start - SPEECH_PAD_S) & (t <= end + SPEECH_PAD_S)
+    if during.sum() < MIN_SPEECH_POINTS:
+        return
+    pts = cluster.points[during]
+    x1, y1, x2, y2 = pts[:, 1].min(), pts[:, 2].min(), pts[:, 1].max(), pts[:, 2].max()
+    if (x2 - x1) * (y2 - y1) >= MIN_BOX_AREA:
+        cluster.box = (x1, y1, x2, y2)
