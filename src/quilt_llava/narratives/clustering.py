@@ -221,11 +221,13 @@ def ground(
     utterances: Sequence[tuple[float, float, str]],
     method: str = "spatiotemporal",
     clusterer: Clusterer | None = None,
+    fit_to_speech: bool | None = None,
 ) -> list[Cluster]:
     """Cluster a segment's trace ([t, x, y] rows) and attach the utterances ((start, end, text)) to clusters.
 
     Returns the surviving clusters in time order; an empty list when there is no
-    trace, no speech, or every box was filtered out.
+    trace, no speech, or every box was filtered out. ``fit_to_speech``: fit each box
+    to the points shown while its words were spoken (default: for ``spatiotemporal`` only).
     """
     if method not in MAPPINGS:
         raise ConfigError(f"clustering method {method!r} is unknown; choose one of {', '.join(MAPPINGS)}")
@@ -240,7 +242,7 @@ def ground(
         return []
     _map_utterances(clusters, utterances, MAPPINGS[method])
     clusters = _merge_small(clusters)
-    if method == "spatiotemporal":
+    if method == "spatiotemporal" if fit_to_speech is None else fit_to_speech:
         for c in clusters:
             _fit_to_speech(c)
     return [c for c in clusters if c.text]
