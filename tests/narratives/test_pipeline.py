@@ -263,3 +263,15 @@ def test_webcam_is_painted_out_of_segment_images(video, tmp_path):
         assert hidden.reshape(-1, 3).std(axis=0).max() == 0  # one colour
         assert shown.reshape(-1, 3).std(axis=0).max() > 5  # the narrator, when not hidden
     assert [r["trace"] for r in rows] == [r["trace"] for r in kept]  # the cursor is untouched
+
+
+def test_extract_config_reports_every_problem():
+    from quilt_llava.errors import ConfigError
+    from quilt_llava.narratives.cursor import CursorConfig
+
+    cfg = ExtractConfig(sample_fps=0, median_frames=0, clustering="nope", cursor=CursorConfig(history_stride=0))
+    with pytest.raises(ConfigError) as exc:
+        cfg.validate()
+    text = str(exc.value)
+    for field_name in ("sample_fps", "median_frames", "clustering", "history_stride"):
+        assert field_name in text

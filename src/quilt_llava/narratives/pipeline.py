@@ -92,6 +92,10 @@ class ExtractConfig:
             problems.append(f"prefetch must be >= 0, got {self.prefetch}")
         if self.median_frames < 1:
             problems.append(f"median_frames must be >= 1, got {self.median_frames}")
+        if self.cursor.history_stride < 1:
+            problems.append(f"cursor.history_stride must be >= 1 (1: every held frame keeps its pixels), got {self.cursor.history_stride}")
+        if self.cursor.backfill_frames < 0:
+            problems.append(f"cursor.backfill_frames must be >= 0, got {self.cursor.backfill_frames}")
         if self.clustering not in CLUSTERERS:
             problems.append(f"clustering must be one of {', '.join(CLUSTERERS)}, got {self.clustering!r}")
         if problems:
