@@ -275,3 +275,46 @@ def test_extract_config_reports_every_problem():
     text = str(exc.value)
     for field_name in ("sample_fps", "median_frames", "clustering", "history_stride"):
         assert field_name in text
+
+
+def test_segment_images_beyond_the_held_ones_wait_on_disk(video, tmp_path, monkeypatch):
+    """Long videos keep memory bounded: older segment images wait on disk until the video ends,
+    with byte-identical results, and nothing is left behind."""
+    saved = []
+    real_save = np.save
+    monkeypatch.setattr(np, "save", lambda path, arr: saved.append(Path(path).name) or real_save(path, arr))
+    held = extract_video(video.video, video.transcript, tmp_path / "held", ExtractConfig(held_segments=0))
+    assert saved == []
+    spilled = extract_video(video.video, video.transcript, tmp_path / "spilled", ExtractConfig(held_segments=1))
+    assert saved, "the first segment image went to disk"
+    assert spilled == held
+    for row in held:
+        assert (tmp_path / "spilled" / row["image"]).read_bytes() == (tmp_path / "held" / row["image"]).read_bytes()
+    assert not list((tmp_path / "spilled").rglob("*.npy")) and not list((tmp_path / "spilled").rglob(".segments-pending"))
+
+
+def test_a_segment_image_on_disk_is_redone_when_the_webcam_is_found_later(video, tmp_path, monkeypatch):
+    import io
+
+    from PIL import Image
+
+    from quilt_llava.narratives import pipeline
+
+    real = pipeline.mask_rects
+    calls: list[int] = []
+
+    def late(*args):  # the webcam is not yet known when the first segment is made
+        calls.append(1)
+        return () if len(calls) == 1 else real(*args)
+
+    monkeypatch.setattr(pipeline, "mask_rects", late)
+    outputs = {}
+    for held in (0, 1):
+        calls.clear()
+        rows = extract_video(video.video, video.transcript, tmp_path / str(held), ExtractConfig(held_segments=held))
+        outputs[held] = [(tmp_path / str(held) / r["image"]).read_bytes() for r in rows]
+    assert outputs[0] == outputs[1]
+    wx0, wy0, wx1, wy1 = video.truth["webcam_box"]
+    cx0, cy0 = rows[0]["content_box"][:2]
+    first = np.asarray(Image.open(io.BytesIO(outputs[1][0])))[wy0 - cy0 : wy1 - cy0, wx0 - cx0 : wx1 - cx0]
+    assert first.reshape(-1, 3).std(axis=0).max() == 0  # painted after all

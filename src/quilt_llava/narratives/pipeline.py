@@ -20,8 +20,10 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import os
 import queue
 import re
+import shutil
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -57,6 +59,7 @@ log = logging.getLogger(__name__)
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".ts")
 TRANSCRIPT_SUFFIXES = (".transcript.json", ".json", ".srt", ".vtt")
 ROWS_FILE = "rows.jsonl"
+SPILL_DIR = ".segments-pending"
 NARRATIVES_FILE = "narratives.jsonl"
 WEBCAM_REFERENCE_FRAMES = 50
 
@@ -76,6 +79,7 @@ class ExtractConfig:
     # (0: decoding, reduction and cursor search all on the calling thread)
     seed: int = 0
     hide_webcam: bool = True  # paint a detected narrator webcam box in segment images with their mean colour
+    held_segments: int = 16  # segment images kept in memory (the one being made included); older ones wait on disk (0: all in memory)
     cursor: CursorConfig = field(default_factory=CursorConfig)
     stability: StabilityConfig = field(default_factory=StabilityConfig)
     content: ContentConfig = field(default_factory=ContentConfig)
@@ -90,6 +94,8 @@ class ExtractConfig:
             problems.append(f"analysis_width must be >= 64, got {self.analysis_width}")
         if self.prefetch < 0:
             problems.append(f"prefetch must be >= 0, got {self.prefetch}")
+        if self.held_segments < 0:
+            problems.append(f"held_segments must be >= 0, got {self.held_segments}")
         if self.median_frames < 1:
             problems.append(f"median_frames must be >= 1, got {self.median_frames}")
         if self.cursor.history_stride < 1:
@@ -114,12 +120,22 @@ class Segment:
     trace: list[tuple[float, float, float]]  # (t, x_px, y_px) full-resolution video pixels
     png: bytes | None = None  # the segment image cropped to the content box, PNG-encoded
     settle: Callable[[], None] | None = None  # set while image and png are still being made; call to wait
+    # Set instead of ``image`` / ``png`` for a segment whose image waited on disk (see ``held_segments``).
+    image_file: Path | None = None  # .npy of the full frame median
+    png_file: Path | None = None  # the PNG, ready to be moved into place
 
     def ready(self) -> Segment:
         """Wait until ``image`` and ``png`` are made (see ``analyse(settle=False)``)."""
         if self.settle is not None:
             self.settle()
         return self
+
+    def rgb(self) -> np.ndarray:
+        """The full-frame segment image, from memory or from its file."""
+        self.ready()
+        if self.image.size == 0 and self.image_file is not None:
+            return np.load(self.image_file)
+        return self.image
 
 
 @dataclass
@@ -375,12 +391,17 @@ def _reduced_frames(source: FrameSource, cfg: ExtractConfig) -> Iterator[tuple[F
         yield frame, small, tiny
 
 
-def analyse(source: FrameSource, config: ExtractConfig | None = None, name: str = "video", settle: bool = True) -> Analysis:
+def analyse(source: FrameSource, config: ExtractConfig | None = None, name: str = "video", settle: bool = True,
+            spill_dir: Path | None = None) -> Analysis:
     """One pass over ``source``: stability, cursor hits, segment images and the content box.
 
     With ``settle=False`` the segment images still being made when decoding ends (the last
     one, usually) are returned unfinished: call ``Segment.ready()`` before using one, so
-    the caller can do other work (rows, earlier PNG files) meanwhile."""
+    the caller can do other work (rows, earlier PNG files) meanwhile.
+
+    ``spill_dir``: where finished segment images beyond the ``held_segments`` most recent
+    wait until the video ends (memory stays bounded on long videos); such segments come
+    back with ``image_file`` / ``png_file`` set instead of ``image`` / ``png``."""
     import cv2
 
     cfg = config or ExtractConfig()
@@ -440,9 +461,27 @@ def analyse(source: FrameSource, config: ExtractConfig | None = None, name: str 
             refine = None
         hide = mask_rects(webcam.mask, scale, size) if cfg.hide_webcam else ()
         jobs.append((workers.submit(_segment_job, chosen, pointer, box_now, refine, final, hide), hide))
+        spill_old()
         segments.append(Segment(Span(start_i, end_i), times[start_i], times[end_i] + frame_interval, np.empty(0), []))
 
     gray_cache: list[np.ndarray] = []
+    spilled: dict[int, tuple[Path, Path, tuple[int, int, int, int]]] = {}  # job index -> (npy, png, box used)
+
+    def spill_old() -> None:
+        """Move the oldest finished segment images to disk while more than ``held_segments`` are held."""
+        while spill_dir is not None and cfg.held_segments and len(jobs) - len(spilled) > cfg.held_segments:
+            j = min(i for i in range(len(jobs)) if i not in spilled)
+            if j == 0:
+                first_gray()  # the content box is refined on the first image: keep its grey version
+            image, used_box, png = jobs[j][0].result()
+            spill_dir.mkdir(parents=True, exist_ok=True)
+            npy, png_path = spill_dir / f"{j:05d}.npy", spill_dir / f"{j:05d}.png"
+            np.save(npy, image)
+            png_path.write_bytes(png)
+            spilled[j] = (npy, png_path, used_box)
+            done: Future = Future()
+            done.set_result(None)
+            jobs[j] = (done, jobs[j][1])  # the result is released
 
     def first_gray() -> np.ndarray:
         """Grey version of the first segment's image (the content box is refined on it)."""
@@ -527,6 +566,20 @@ def analyse(source: FrameSource, config: ExtractConfig | None = None, name: str 
 
     hide = mask_rects(webcam.mask, scale, size) if cfg.hide_webcam else ()
 
+    def finish_spilled(seg: Segment, j: int, hidden: tuple[Rect, ...]) -> None:
+        npy, png_path, used_box = spilled[j]
+        seg.image_file = npy
+        if used_box == box and hidden == hide:
+            seg.png_file = png_path
+        else:  # box or webcam changed after it went to disk: made again, one at a time
+            image = np.load(npy)
+            if hidden != hide:
+                hide_rects(image, hide, box)
+                np.save(npy, image)
+            png_path.write_bytes(encode_png(image, box))
+            seg.png_file = png_path
+        seg.settle = None
+
     def finish(seg: Segment, job: Future, hidden: tuple[Rect, ...]) -> None:
         image, used_box, png = job.result()
         seg.image = image
@@ -537,8 +590,10 @@ def analyse(source: FrameSource, config: ExtractConfig | None = None, name: str 
         seg.png = png if used_box == box and hidden == hide else encode_png(image, box)
         seg.settle = None
 
-    for seg, (job, hidden) in zip(segments, jobs):
-        if settle or job.done():
+    for j, (seg, (job, hidden)) in enumerate(zip(segments, jobs)):
+        if j in spilled:
+            finish_spilled(seg, j, hidden)
+        elif settle or job.done():
             finish(seg, job, hidden)
         else:
             seg.settle = functools.partial(finish, seg, job, hidden)
@@ -637,30 +692,46 @@ def _process_video(video: Path, transcript_path: Path | None, out_dir: Path, cfg
     video = Path(video)
     video_id = video_id_for(video)
     transcript = read_transcript(transcript_path) if transcript_path is not None else None
-    analysis = analyse(source or PyAVSource(video, threads=cfg.threads), cfg, name=str(video), settle=False)
-    if transcript is not None and transcript.end > analysis.duration + cfg.transcript_slack_s:
-        for seg in analysis.segments:
-            seg.ready()
-        raise InputError(
-            str(transcript_path),
-            f"the transcript runs to {transcript.end:.1f} s but the video {video.name} is only "
-            f"{analysis.duration:.1f} s long; is it the transcript of another video?",
-        )
-    rows = build_rows(analysis, video_id, transcript, cfg.clustering)
-    frames_dir = out_dir / video_id / "frames"
+    spill_dir = out_dir / video_id / SPILL_DIR  # segment images waiting for the video's end
+    shutil.rmtree(spill_dir, ignore_errors=True)  # left by a killed run
+    try:
+        analysis = analyse(source or PyAVSource(video, threads=cfg.threads), cfg, name=str(video), settle=False,
+                           spill_dir=spill_dir)
+        if transcript is not None and transcript.end > analysis.duration + cfg.transcript_slack_s:
+            for seg in analysis.segments:
+                seg.ready()
+            raise InputError(
+                str(transcript_path),
+                f"the transcript runs to {transcript.end:.1f} s but the video {video.name} is only "
+                f"{analysis.duration:.1f} s long; is it the transcript of another video?",
+            )
+        rows = build_rows(analysis, video_id, transcript, cfg.clustering)
+        frames_dir = out_dir / video_id / "frames"
 
-    def write_png(row: dict[str, Any], seg: Segment) -> None:
-        seg.ready()  # the last segment image is usually still being made while rows are built
-        png = seg.png if seg.png is not None else encode_png(seg.image, analysis.content_box)
-        atomic_write_bytes(frames_dir / f"{row['segment_id']}.png", png)
+        def write_png(row: dict[str, Any], seg: Segment) -> None:
+            seg.ready()  # the last segment image is usually still being made while rows are built
+            target = frames_dir / f"{row['segment_id']}.png"
+            if seg.png_file is not None:  # made while decoding, waited on disk: flushed, then moved in
+                fd = os.open(seg.png_file, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+                frames_dir.mkdir(parents=True, exist_ok=True)
+                os.replace(seg.png_file, target)
+                return
+            png = seg.png if seg.png is not None else encode_png(seg.rgb(), analysis.content_box)
+            atomic_write_bytes(target, png)
 
-    from concurrent.futures import ThreadPoolExecutor
+        from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(max_workers=4) as pool:  # each file is fsynced: overlap the waits
-        for done in [pool.submit(write_png, row, seg) for row, seg in zip(rows, analysis.segments)]:
-            done.result()
-    # Written last: its presence marks the video as finished.
-    write_jsonl(out_dir / video_id / ROWS_FILE, rows)
+        with ThreadPoolExecutor(max_workers=4) as pool:  # each file is fsynced: overlap the waits
+            for done in [pool.submit(write_png, row, seg) for row, seg in zip(rows, analysis.segments)]:
+                done.result()
+        # Written last: its presence marks the video as finished.
+        write_jsonl(out_dir / video_id / ROWS_FILE, rows)
+    finally:
+        shutil.rmtree(spill_dir, ignore_errors=True)
     return rows
 
 
