@@ -318,3 +318,44 @@ def test_a_segment_image_on_disk_is_redone_when_the_webcam_is_found_later(video,
     cx0, cy0 = rows[0]["content_box"][:2]
     first = np.asarray(Image.open(io.BytesIO(outputs[1][0])))[wy0 - cy0 : wy1 - cy0, wx0 - cx0 : wx1 - cx0]
     assert first.reshape(-1, 3).std(axis=0).max() == 0  # painted after all
+
+
+def _panned_frames(size: tuple[int, int], shifts: list[float]) -> np.ndarray:
+    """Grey frames of one slide seen through a window moved ``shifts`` px to the right."""
+    cv2 = pytest.importorskip("cv2")
+    from skimage import data
+
+    w, h = size
+    slide = cv2.resize(cv2.cvtColor(data.immunohistochemistry(), cv2.COLOR_RGB2GRAY), (w + 400, h + 300))
+    return np.stack([cv2.warpAffine(slide, np.float32([[1, 0, -(100 + dx)], [0, 1, -100]]), (w, h), flags=cv2.INTER_LINEAR)
+                     for dx in shifts])
+
+
+@pytest.mark.parametrize("size", [(960, 540), (1920, 1080)])
+def test_a_short_last_view_that_eases_in_is_kept(size):
+    """10 fps, a pan that eases out over a few frames, then 2 s of still view: the run starts
+    where the easing ends and its segment image is made of its own frames (once, samples taken
+    before the corrected start left it with none and the segment was dropped)."""
+    from quilt_llava.narratives.pipeline import analyse
+    from quilt_llava.narratives.video import ArraySource
+
+    shifts = [0.0] * 20 + [1.2, 4, 9, 16, 24, 32, 40, 47, 52, 55, 56.5] + [57.0] * 20
+    analysis = analyse(ArraySource(_panned_frames(size, shifts), fps=10.0), ExtractConfig(min_segment_s=1.5))
+    spans = [(s.span.start, s.span.end) for s in analysis.segments]
+    assert len(spans) == 2 and spans[0] == (0, 19), spans
+    assert 29 <= spans[1][0] <= 31 and spans[1][1] == 50
+
+
+def test_segment_images_sample_one_frame_a_second_at_any_frame_rate(monkeypatch):
+    from quilt_llava.narratives import pipeline
+    from quilt_llava.narratives.video import ArraySource
+
+    picked = []
+    real = pipeline._segment_job
+    monkeypatch.setattr(pipeline, "_segment_job", lambda chosen, *a: picked.append([i for i, _ in chosen]) or real(chosen, *a))
+    frames = _panned_frames((320, 180), [0.0] * 50)
+    for fps in (10.0, 30.0):
+        picked.clear()
+        pipeline.analyse(ArraySource(frames, fps=fps), ExtractConfig(min_segment_s=1.0))
+        step = round(fps)
+        assert picked == [list(range(0, 50, step))], (fps, picked)

@@ -62,6 +62,7 @@ ROWS_FILE = "rows.jsonl"
 SPILL_DIR = ".segments-pending"
 NARRATIVES_FILE = "narratives.jsonl"
 WEBCAM_REFERENCE_FRAMES = 50
+DRIFT_MAX_PX = 8  # coarsest video px per pixel at which easing next to a pan is judged
 
 
 @dataclass
@@ -196,6 +197,10 @@ class _RunSamples:
         self.frames: list[tuple[int, ColourSample]] = []
         self.stride = self.base_stride
         self.count = 0
+
+    def set_stride(self, stride: int) -> None:
+        """A new sampling stride from the next frame on (samples taken so far stay)."""
+        self.base_stride = self.stride = max(1, stride)
 
     def offer(self, index: int, colour: Callable[[], ColourSample]) -> None:
         if self.count % self.stride == 0:
@@ -431,6 +436,11 @@ def analyse(source: FrameSource, config: ExtractConfig | None = None, name: str 
     frame_interval = 0.04
     analysed = 0
 
+    def sample_stride() -> int:
+        """Analysed frames between colour samples: one a second."""
+        rate = 1.0 / frame_interval if cfg.sample_fps is None else cfg.sample_fps
+        return max(1, round(rate))
+
     def close_run(last: int, final: bool = False) -> None:
         nonlocal run_start
         if run_start is None:
@@ -503,6 +513,8 @@ def analyse(source: FrameSource, config: ExtractConfig | None = None, name: str 
             index = len(times)
             if index == 1:
                 frame_interval = max(1e-3, frame.t - times[0])
+                if samples is not None:  # made on the first frame, before the frame rate was known
+                    samples.set_stride(sample_stride())
             times.append(frame.t)
             if webcam.mask is not cells_for:
                 cells_for = webcam.mask
@@ -525,26 +537,30 @@ def analyse(source: FrameSource, config: ExtractConfig | None = None, name: str 
             analysed += 1
             assert cursor is not None
             cursor.submit(AnalysedFrame(index, frame.t, luma, motion, moving, webcam.mask, scale))
-            recent.append((index, tiny))
+            # Drift next to a pan is judged at no coarser than 8 video px per pixel: the tiny frame
+            # up to 720p, the small one above (a 1 px ease at 1080p is invisible at 1/12).
+            recent.append((index, tiny if 2 * scale <= DRIFT_MAX_PX else small))
             if moving:
                 # Trim still frames just before the pan where the view had already begun to ease out.
                 last = index - 1
                 if run_start is not None:
-                    tinies = dict(recent)
-                    while last > run_start and last - 1 in tinies and index - last <= cfg.stability.boundary_frames \
-                            and stability.drifting(tinies[last], tinies[last - 1], ignore_cells):
+                    drift_frames = dict(recent)
+                    while last > run_start and last - 1 in drift_frames and index - last <= cfg.stability.boundary_frames \
+                            and stability.drifting(drift_frames[last], drift_frames[last - 1], ignore_cells):
                         last -= 1
                 close_run(last)
             else:
                 if run_start is not None and index - run_start <= cfg.stability.boundary_frames and index == run_start + 1 \
-                        and stability.drifting(tiny, recent[-2][1], ignore_cells):
-                    # The view was still easing in after the pan: start the run here.
+                        and stability.drifting(recent[-1][1], recent[-2][1], ignore_cells):
+                    # The view was still easing in after the pan: start the run here, and its
+                    # samples too (the frame before still moved).
                     run_start = index
+                    assert samples is not None
+                    samples.reset()
                 if run_start is None:
                     run_start = index
                     if samples is None:
-                        rate = 1.0 / frame_interval if cfg.sample_fps is None else cfg.sample_fps
-                        samples = _RunSamples(cfg.median_frames, round(rate))  # one colour frame a second
+                        samples = _RunSamples(cfg.median_frames, sample_stride())
                     samples.reset()
                 samples.offer(index, frame.colour)
     except BaseException:
