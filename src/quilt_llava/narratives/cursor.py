@@ -89,7 +89,7 @@ class CursorConfig:
     backfill_radius: int = 8  # px searched per step when propagating backwards
     history_stride: int = 4  # of the frames held for backfill, every n-th keeps its pixels (1: all)
     lock_after: int = 15  # verified hits agreeing on one template size before it is locked
-    min_change: float = 12.0  # mean |frame - background| under the arrow that proves a pointer
+    min_change: float = 20.0  # mean |frame - background| under the arrow that proves a pointer (CRF 35 re-sharpening after a pan: 11-13)
     sure_score: float = 0.9  # an unverified track is kept only at this shape score
     prefer_margin: float = 0.12  # how much shape score a verified candidate may give up
     max_step: float = 90.0  # px a pointer may move between frames and stay the same track

@@ -31,6 +31,8 @@ class StabilityConfig:
     moving_fraction: float = 0.3  # share of informative cells that must change
     texture_threshold: float = 2.0  # a cell with less spatial spread carries no motion information
     fine_threshold: float = 1.5  # near a pan, a cell this different means the view is still easing
+    drift_fraction: float = 0.2  # share of informative cells that must differ that finely (still
+    # frames: under 0.03 but for keyframe refreshes; a 3 px step at the start of a 30 fps pan: 0.26)
     boundary_frames: int = 3  # how many frames next to a pan the fine test may trim
 
 
@@ -76,7 +78,7 @@ class CellDiffStability:
 
     def drifting(self, a: np.ndarray, b: np.ndarray, ignore: np.ndarray | None = None) -> bool:
         """A finer test used only next to a detected pan: is the view still easing in or out?"""
-        return self._changed(self._crop(a), self._crop(b), ignore, self.config.fine_threshold) > self.config.moving_fraction
+        return self._changed(self._crop(a), self._crop(b), ignore, self.config.fine_threshold) > self.config.drift_fraction
 
     def _crop(self, img: np.ndarray) -> np.ndarray:
         """Crop to whole cells: cell means are then an exact, fast integer-factor reduction."""
