@@ -107,33 +107,42 @@ def refine_edges(image: np.ndarray, box: tuple[int, int, int, int], search: int 
     return (nx0, ny0, min(w, nx1), min(h, ny1))
 
 
-def snap_overlay(image: np.ndarray, rect: tuple[int, int, int, int], min_step: float = 8.0) -> tuple[int, int, int, int]:
+def snap_overlay(image: np.ndarray, rect: tuple[int, int, int, int], min_step: float = 8.0,
+                 within: tuple[int, int, int, int] | None = None) -> tuple[int, int, int, int]:
     """Grow or shrink each side of ``rect`` (x0, y0, x1, y1) to the outermost straight edge near it
     in a full-resolution luma ``image``: the frame of an overlay (a webcam box) whose changing
-    part is only what ``rect`` was found from. Each side moves at most a third of the rect's
-    smaller size; a side with no clear edge stays where it is."""
+    part is only what ``rect`` was found from. A straight edge is a column (row) where most of
+    the rect's rows (columns) step by ``min_step`` or more; tissue edges are not straight.
+    Edges are looked for up to half the rect's larger size away, inside ``within`` (the content
+    box) but not on its own border; a side with no such edge stays where it is."""
     x0, y0, x1, y1 = rect
     h, w = image.shape
-    reach = max(6, min(x1 - x0, y1 - y0) // 3)
+    bx0, by0, bx1, by1 = within if within is not None else (0, 0, w, h)
+    reach = max(8, max(x1 - x0, y1 - y0) // 2)
+    img = image.astype(np.int16)
 
-    def outermost(profile: np.ndarray, lo: int, hi: int, outward: int) -> int | None:
-        """Index i in [lo, hi) of the outermost strong step between profile[i - 1] and profile[i]."""
-        lo, hi = max(1, lo), min(len(profile), hi)
-        if hi <= lo:
-            return None
-        steps = np.abs(np.diff(profile))[lo - 1 : hi - 1]  # steps[j]: between lo - 1 + j and lo + j
-        if steps.size == 0 or steps.max() < min_step:
-            return None
-        strong = np.flatnonzero(steps >= max(min_step, 0.5 * steps.max()))
-        return lo + int(strong[0] if outward < 0 else strong[-1])
+    def cover(band: np.ndarray) -> np.ndarray:
+        """For each column i of ``band``, the share of rows stepping between columns i - 1 and i."""
+        return (np.abs(np.diff(band, axis=1)) >= min_step).mean(axis=0)
 
-    img = image.astype(np.float32)
-    cols = img[max(0, y0) : min(h, y1)].mean(axis=0)  # one value per column
-    rows = img[:, max(0, x0) : min(w, x1)].mean(axis=1)  # one value per row
-    left = outermost(cols, x0 - reach, x0 + reach, -1)
-    right = outermost(cols, x1 - reach, x1 + reach, +1)
-    top = outermost(rows, y0 - reach, y0 + reach, -1)
-    bottom = outermost(rows, y1 - reach, y1 + reach, +1)
+    def outermost(lo: int, hi: int, rows: slice, outward: int, transpose: bool) -> int | None:
+        """Index in [lo, hi) of the outermost straight edge (a step between index - 1 and index)."""
+        lo, hi = max(lo, 1), hi
+        if hi - lo < 1:
+            return None
+        band = img[rows, lo - 1 : hi] if not transpose else img[lo - 1 : hi, rows].T
+        straight = np.flatnonzero(cover(band) >= 0.6)
+        if straight.size == 0:
+            return None
+        return lo + int(straight[0] if outward < 0 else straight[-1])
+
+    rows = slice(max(0, y0), min(h, y1))
+    cols = slice(max(0, x0), min(w, x1))
+    margin = 3  # the content box's own border is not the overlay's
+    left = outermost(max(bx0 + margin, x0 - reach), min(x1, x0 + reach), rows, -1, False)
+    right = outermost(max(x0, x1 - reach), min(bx1 - margin, x1 + reach), rows, +1, False)
+    top = outermost(max(by0 + margin, y0 - reach), min(y1, y0 + reach), cols, -1, True)
+    bottom = outermost(max(y0, y1 - reach), min(by1 - margin, y1 + reach), cols, +1, True)
     # A step at i lies between i - 1 and i: keep one more pixel on the outside (the frame's line).
     nx0 = max(0, left - 1) if left is not None else x0
     ny0 = max(0, top - 1) if top is not None else y0

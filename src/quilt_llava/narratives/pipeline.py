@@ -263,30 +263,54 @@ def mask_rects(mask: np.ndarray | None, scale: int, size: tuple[int, int]) -> tu
                  for x, y, w, h, _ in stats[1:])
 
 
-def hide_rects(image: np.ndarray, rects: tuple[Rect, ...], box: Rect) -> None:
-    """Paint ``rects`` (a narrator webcam) in ``image`` with the mean colour of the rest of the content box."""
+def overlay_rects(image: np.ndarray, rects: tuple[Rect, ...], box: Rect) -> tuple[Rect, ...]:
+    """``rects`` (where a webcam changed) grown to the overlay frames around them in ``image``
+    and clipped to the content ``box``: the rectangles :func:`hide_rects` paints."""
+    import cv2
+
+    if not rects:
+        return ()
+    x0, y0, x1, y1 = box
+    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    snapped = (snap_overlay(gray, r, within=box) for r in rects)  # the whole box, not only its changing part
+    inside = ((max(x0, a), max(y0, b), min(x1, c), min(y1, d)) for a, b, c, d in snapped)
+    return tuple((a, b, c, d) for a, b, c, d in inside if c > a and d > b)
+
+
+def hide_rects(image: np.ndarray, rects: tuple[Rect, ...], box: Rect) -> tuple[Rect, ...]:
+    """Paint ``rects`` (a narrator webcam) in ``image`` with the mean colour of the rest of the
+    content box; returns the rectangles painted (see :func:`overlay_rects`)."""
     import cv2
 
     x0, y0, x1, y1 = box
-    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-    rects = tuple(snap_overlay(gray, r) for r in rects)  # the whole box, not only its changing part
-    inside = [(max(x0, a), max(y0, b), min(x1, c), min(y1, d)) for a, b, c, d in rects]
-    inside = [(a, b, c, d) for a, b, c, d in inside if c > a and d > b]  # only within the content box
+    inside = overlay_rects(image, rects, box)
     if not inside:
-        return
+        return ()
     keep = np.full((y1 - y0, x1 - x0), 255, np.uint8)
     for a, b, c, d in inside:
         keep[b - y0 : d - y0, a - x0 : c - x0] = 0
     if not keep.any():
-        return
+        return ()
     colour = np.array(cv2.mean(np.ascontiguousarray(image[y0:y1, x0:x1]), mask=keep)[:3]).round().astype(np.uint8)
     for a, b, c, d in inside:
         image[b:d, a:c] = colour
+    return inside
+
+
+def _needs_repaint(image: np.ndarray, painted: tuple[Rect, ...], rects: tuple[Rect, ...], box: Rect) -> bool:
+    """Would painting ``rects`` cover other pixels than ``painted`` did? The webcam estimate
+    moves a little from one update to the next; the overlay frame it grows to does not."""
+    wanted = overlay_rects(image, rects, box)
+    return len(wanted) != len(painted) or any(
+        max(abs(p - q) for p, q in zip(a, b)) > REPAINT_TOLERANCE_PX for a, b in zip(sorted(wanted), sorted(painted)))
+
+
+REPAINT_TOLERANCE_PX = 3  # painted overlay rectangles this close to the final ones are left as they are
 
 
 def _segment_job(chosen: list[tuple[int, ColourSample]], pointer: dict[int, tuple[int, int, int, int]],
                  box: tuple[int, int, int, int], refine: int | None, split: bool = False,
-                 hide: tuple[Rect, ...] = ()) -> tuple[np.ndarray, tuple[int, int, int, int], bytes]:
+                 hide: tuple[Rect, ...] = ()) -> tuple[np.ndarray, tuple[int, int, int, int], bytes, tuple[Rect, ...]]:
     """Median image (RGB), content box (refined on it when ``refine``), ``hide`` painted over,
     PNG of the crop: run off the analysing thread. ``split``: the median on two threads, half
     the rows each (for the last segment, made when decoding is over)."""
@@ -304,8 +328,8 @@ def _segment_job(chosen: list[tuple[int, ColourSample]], pointer: dict[int, tupl
     image = segment_median(chosen, pointer, plain).rgb()
     if refine is not None:
         box = refine_edges(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), box, search=refine)
-    hide_rects(image, hide, box)  # after refining: a painted box must not look like an edge
-    return image, box, encode_png(image, box)
+    painted = hide_rects(image, hide, box)  # after refining: a painted box must not look like an edge
+    return image, box, encode_png(image, box), painted
 
 
 def _overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
@@ -475,7 +499,7 @@ def analyse(source: FrameSource, config: ExtractConfig | None = None, name: str 
         segments.append(Segment(Span(start_i, end_i), times[start_i], times[end_i] + frame_interval, np.empty(0), []))
 
     gray_cache: list[np.ndarray] = []
-    spilled: dict[int, tuple[Path, Path, tuple[int, int, int, int]]] = {}  # job index -> (npy, png, box used)
+    spilled: dict[int, tuple[Path, Path, Rect, tuple[Rect, ...]]] = {}  # job index -> (npy, png, box, painted)
 
     def spill_old() -> None:
         """Move the oldest finished segment images to disk while more than ``held_segments`` are held."""
@@ -483,12 +507,12 @@ def analyse(source: FrameSource, config: ExtractConfig | None = None, name: str 
             j = min(i for i in range(len(jobs)) if i not in spilled)
             if j == 0:
                 first_gray()  # the content box is refined on the first image: keep its grey version
-            image, used_box, png = jobs[j][0].result()
+            image, used_box, png, painted = jobs[j][0].result()
             spill_dir.mkdir(parents=True, exist_ok=True)
             npy, png_path = spill_dir / f"{j:05d}.npy", spill_dir / f"{j:05d}.png"
             np.save(npy, image)
             png_path.write_bytes(png)
-            spilled[j] = (npy, png_path, used_box)
+            spilled[j] = (npy, png_path, used_box, painted)
             done: Future = Future()
             done.set_result(None)
             jobs[j] = (done, jobs[j][1])  # the result is released
@@ -583,27 +607,28 @@ def analyse(source: FrameSource, config: ExtractConfig | None = None, name: str 
     hide = mask_rects(webcam.mask, scale, size) if cfg.hide_webcam else ()
 
     def finish_spilled(seg: Segment, j: int, hidden: tuple[Rect, ...]) -> None:
-        npy, png_path, used_box = spilled[j]
+        npy, png_path, used_box, painted = spilled[j]
         seg.image_file = npy
-        if used_box == box and hidden == hide:
-            seg.png_file = png_path
-        else:  # box or webcam changed after it went to disk: made again, one at a time
-            image = np.load(npy)
-            if hidden != hide:
+        seg.png_file = png_path
+        image = np.load(npy) if used_box != box or hidden != hide else None
+        if image is not None:  # box or webcam estimate changed after it went to disk
+            repaint = hidden != hide and _needs_repaint(image, painted, hide, box)
+            if repaint:
                 hide_rects(image, hide, box)
                 np.save(npy, image)
-            png_path.write_bytes(encode_png(image, box))
-            seg.png_file = png_path
+            if repaint or used_box != box:
+                png_path.write_bytes(encode_png(image, box))
         seg.settle = None
 
     def finish(seg: Segment, job: Future, hidden: tuple[Rect, ...]) -> None:
-        image, used_box, png = job.result()
+        image, used_box, png, painted = job.result()
         seg.image = image
         # The box and webcam seen at the segment's end are nearly always the final ones; else
         # paint and encode again.
-        if hidden != hide:
+        repaint = hidden != hide and _needs_repaint(image, painted, hide, box)
+        if repaint:
             hide_rects(image, hide, box)
-        seg.png = png if used_box == box and hidden == hide else encode_png(image, box)
+        seg.png = png if used_box == box and not repaint else encode_png(image, box)
         seg.settle = None
 
     for j, (seg, (job, hidden)) in enumerate(zip(segments, jobs)):
