@@ -279,3 +279,19 @@ def test_snap_overlay_finds_the_whole_webcam_frame():
     assert all(abs(a - b) <= 1 for a, b in zip(snapped, box)), snapped
     flat = np.full((H, W), 128, np.uint8)
     assert snap_overlay(flat, changing) == changing  # no edge anywhere: nothing moves
+
+
+def test_no_periodic_search_while_holding_an_unmistakable_pointer():
+    from quilt_llava.narratives.cursor import AnalysedFrame
+
+    loc = TemplateCursorLocator(H)
+    frame = AnalysedFrame(100, 10.0, np.zeros((H, W), np.uint8), None, False)
+    loc.new_view, loc.last_search = False, 0
+    assert loc._search_due(frame)  # nothing tracked, 100 frames since the last search
+    loc.track, loc.verified = (50.0, 60.0, 2), False
+    loc.last_score = 0.7  # a candidate that may be tissue: keep looking now and then
+    assert loc._search_due(frame)
+    loc.last_score = 0.95  # the pointer's shape beyond doubt: no need
+    assert not loc._search_due(frame)
+    loc.new_view = True  # a new view is always searched
+    assert loc._search_due(frame)

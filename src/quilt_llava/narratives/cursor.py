@@ -591,9 +591,14 @@ class TemplateCursorLocator:
 
     def _search_due(self, frame: AnalysedFrame) -> bool:
         """A whole-frame search runs when a view starts, then every ``search_every`` frames while
-        nothing is tracked, and half as often while an unverified candidate is held."""
+        nothing is tracked, and half as often while an unverified candidate is held, unless that
+        one matches the pointer's shape beyond doubt (``sure_score``)."""
+        if self.new_view:
+            return True
+        if self.track is not None and self.last_score >= self.config.sure_score:
+            return False
         every = self.config.search_every * (1 if self.track is None else 2)
-        return self.new_view or frame.index - self.last_search >= every
+        return frame.index - self.last_search >= every
 
     def _still_pointer(self, frame: AnalysedFrame) -> bool:
         # A verified pointer must have been seen to differ from its background (not a ghost
