@@ -460,6 +460,10 @@ def analyse(source: FrameSource, config: ExtractConfig | None = None, name: str 
     frame_interval = 0.04
     analysed = 0
 
+    def webcam_rects() -> tuple[Rect, ...]:
+        """What segment images paint over as known now (nothing when ``hide_webcam`` is off)."""
+        return mask_rects(webcam.mask, scale, size) if cfg.hide_webcam and size is not None else ()
+
     def sample_stride() -> int:
         """Analysed frames between colour samples: one a second."""
         rate = 1.0 / frame_interval if cfg.sample_fps is None else cfg.sample_fps
@@ -493,7 +497,7 @@ def analyse(source: FrameSource, config: ExtractConfig | None = None, name: str 
         if jobs:
             box_now = refine_edges(first_gray(), box_now, search=refine)
             refine = None
-        hide = mask_rects(webcam.mask, scale, size) if cfg.hide_webcam else ()
+        hide = webcam_rects()
         jobs.append((workers.submit(_segment_job, chosen, pointer, box_now, refine, final, hide), hide))
         spill_old()
         segments.append(Segment(Span(start_i, end_i), times[start_i], times[end_i] + frame_interval, np.empty(0), []))
@@ -604,31 +608,35 @@ def analyse(source: FrameSource, config: ExtractConfig | None = None, name: str 
     if segments:
         box = refine_edges(first_gray(), box, search=2 * scale + 4)
 
-    hide = mask_rects(webcam.mask, scale, size) if cfg.hide_webcam else ()
+    hide = webcam_rects()
+
+    def bring_up_to_date(image: np.ndarray, used_box: Rect, hidden: tuple[Rect, ...], painted: tuple[Rect, ...]) -> tuple[bool, bool]:
+        """Paint ``image`` again if the webcam estimate moved since it was made; returns (painted
+        again, PNG to encode again). The box and webcam seen at a segment's end are nearly always
+        the final ones."""
+        repaint = hidden != hide and _needs_repaint(image, painted, hide, box)
+        if repaint:
+            hide_rects(image, hide, box)
+        return repaint, repaint or used_box != box
 
     def finish_spilled(seg: Segment, j: int, hidden: tuple[Rect, ...]) -> None:
         npy, png_path, used_box, painted = spilled[j]
         seg.image_file = npy
         seg.png_file = png_path
-        image = np.load(npy) if used_box != box or hidden != hide else None
-        if image is not None:  # box or webcam estimate changed after it went to disk
-            repaint = hidden != hide and _needs_repaint(image, painted, hide, box)
-            if repaint:
-                hide_rects(image, hide, box)
+        if used_box != box or hidden != hide:  # changed after it went to disk: load it to check
+            image = np.load(npy)
+            repainted, reencode = bring_up_to_date(image, used_box, hidden, painted)
+            if repainted:
                 np.save(npy, image)
-            if repaint or used_box != box:
+            if reencode:
                 png_path.write_bytes(encode_png(image, box))
         seg.settle = None
 
     def finish(seg: Segment, job: Future, hidden: tuple[Rect, ...]) -> None:
         image, used_box, png, painted = job.result()
         seg.image = image
-        # The box and webcam seen at the segment's end are nearly always the final ones; else
-        # paint and encode again.
-        repaint = hidden != hide and _needs_repaint(image, painted, hide, box)
-        if repaint:
-            hide_rects(image, hide, box)
-        seg.png = png if used_box == box and not repaint else encode_png(image, box)
+        _, reencode = bring_up_to_date(image, used_box, hidden, painted)
+        seg.png = encode_png(image, box) if reencode else png
         seg.settle = None
 
     for j, (seg, (job, hidden)) in enumerate(zip(segments, jobs)):

@@ -51,8 +51,7 @@ class Frame:
         packed = np.empty((h * 3 // 2, w), np.uint8)
         packed[:h] = self.luma
         for k, plane in enumerate(src.planes[1:3]):
-            rows = np.frombuffer(plane, dtype=np.uint8).reshape(h // 2, plane.line_size)[:, : w // 2]
-            packed[h + k * h // 4 : h + (k + 1) * h // 4] = rows.reshape(h // 4, w)
+            packed[h + k * h // 4 : h + (k + 1) * h // 4] = _plane_pixels(plane, h // 2, w // 2).reshape(h // 4, w)
         return ColourSample(packed, fmt, getattr(src, "colorspace", None), getattr(src, "color_range", None))
 
 
@@ -121,10 +120,13 @@ def _import_av() -> Any:
 def luma_of(frame: Any) -> np.ndarray:
     """The Y plane of a PyAV frame as (height, width) uint8, without colour conversion when possible."""
     if frame.format.name in _PLANAR_Y8:
-        plane = frame.planes[0]
-        rows = np.frombuffer(plane, dtype=np.uint8).reshape(frame.height, plane.line_size)
-        return rows[:, : frame.width]
+        return _plane_pixels(frame.planes[0], frame.height, frame.width)
     return frame.to_ndarray(format="gray")
+
+
+def _plane_pixels(plane: Any, height: int, width: int) -> np.ndarray:
+    """An 8-bit PyAV plane as (height, width) uint8, without copying (rows may be padded)."""
+    return np.frombuffer(plane, dtype=np.uint8).reshape(height, plane.line_size)[:, :width]
 
 
 class PyAVSource:
