@@ -6,8 +6,7 @@ can be used without torch/transformers installed.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from quilt_llava.lazy import lazy_exports
 
 _EXPORTS = {
     "build_model_and_processor": "quilt_llava.model.build",
@@ -27,7 +26,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'quilt_llava.model' has no attribute '{name}'")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

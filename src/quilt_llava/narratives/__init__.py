@@ -8,7 +8,7 @@ Public API (imported lazily so ``quilt_llava.narratives.cli`` stays light)::
 
 from __future__ import annotations
 
-from typing import Any
+from quilt_llava.lazy import lazy_exports
 
 _EXPORTS = {
     "ExtractConfig": "quilt_llava.narratives.pipeline",
@@ -23,9 +23,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        import importlib
-
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'quilt_llava.narratives' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

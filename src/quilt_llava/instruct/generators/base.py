@@ -58,6 +58,14 @@ class Skip(Exception):
     """Nothing to generate for this unit (e.g. no question asked); not an error."""
 
 
+def require_narration(row: dict[str, Any]) -> None:
+    """Skip a segment nobody spoke over: the text generators have nothing to work from."""
+    from quilt_llava.instruct.data import plain_caption
+
+    if not plain_caption(row):
+        raise Skip("segment has no narration")
+
+
 @dataclass
 class GeneratorOptions:
     """Settings shared by generators. Paths are resolved by the runner."""

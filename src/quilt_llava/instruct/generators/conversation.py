@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from quilt_llava.instruct.data import describe_segment, llava_record, plain_caption
-from quilt_llava.instruct.generators.base import Generator, Session, Skip, Unit
+from quilt_llava.instruct.generators.base import Generator, Session, Unit, require_narration
 from quilt_llava.instruct.generators.shared import AI_DISCLAIMER_HINT, SOURCE_NOTE, VOICE_RULES
 from quilt_llava.instruct.replies import ReplyError, check_no_leaks, parse_qa_pairs
 
@@ -50,7 +50,6 @@ class ConversationGenerator(Generator):
         return [messages_for(unit.row)] if plain_caption(unit.row) else []
 
     async def generate(self, unit: Unit, session: Session) -> list[dict[str, Any]]:
-        if not plain_caption(unit.row):
-            raise Skip("segment has no narration")
+        require_narration(unit.row)
         pairs = await session.ask(messages_for(unit.row), parse_reply)
         return [llava_record(f"{unit.id}-conversation", unit.row["image"], pairs, self.provenance(unit))]

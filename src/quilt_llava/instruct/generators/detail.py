@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from quilt_llava.instruct.data import describe_segment, llava_record, plain_caption
-from quilt_llava.instruct.generators.base import Generator, Session, Skip, Unit
+from quilt_llava.instruct.generators.base import Generator, Session, Unit, require_narration
 from quilt_llava.instruct.generators.shared import SOURCE_NOTE, VOICE_RULES
 from quilt_llava.instruct.replies import ReplyError, check_no_leaks, strip_fences
 
@@ -56,8 +56,7 @@ class DetailGenerator(Generator):
         return [messages_for(unit.row)] if plain_caption(unit.row) else []
 
     async def generate(self, unit: Unit, session: Session) -> list[dict[str, Any]]:
-        if not plain_caption(unit.row):
-            raise Skip("segment has no narration")
+        require_narration(unit.row)
         question = self.rng(unit).choice(DETAIL_REQUESTS)
         description = await session.ask(messages_for(unit.row), parse_reply)
         return [llava_record(f"{unit.id}-detail", unit.row["image"], [(question, description)], self.provenance(unit))]

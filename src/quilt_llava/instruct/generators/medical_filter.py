@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from quilt_llava.instruct.data import plain_caption
-from quilt_llava.instruct.generators.base import Generator, Session, Skip, Unit
+from quilt_llava.instruct.generators.base import Generator, Session, Unit, require_narration
 from quilt_llava.instruct.replies import parse_json_object, yes_no
 
 PROMPT_VERSION = "1"
@@ -37,7 +37,6 @@ class FilterGenerator(Generator):
         return [messages_for(unit.row)] if plain_caption(unit.row) else []
 
     async def generate(self, unit: Unit, session: Session) -> list[dict[str, Any]]:
-        if not plain_caption(unit.row):
-            raise Skip("segment has no narration")
+        require_narration(unit.row)
         verdict = await session.ask(messages_for(unit.row), parse_reply)
         return [{"id": f"{unit.id}-filter", "image": unit.row["image"], **verdict, **self.provenance(unit)}]

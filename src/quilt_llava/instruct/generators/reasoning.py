@@ -13,7 +13,13 @@ from quilt_llava.instruct.data import (
     plain_caption,
     segment_uid,
 )
-from quilt_llava.instruct.generators.base import Generator, GeneratorOptions, Session, Skip, Unit
+from quilt_llava.instruct.generators.base import (
+    Generator,
+    GeneratorOptions,
+    Session,
+    Unit,
+    require_narration,
+)
 from quilt_llava.instruct.generators.diagnosis import CaseBook, case_answer_terms
 from quilt_llava.instruct.generators.shared import SOURCE_NOTE, VOICE_RULES
 from quilt_llava.instruct.replies import (
@@ -96,8 +102,7 @@ class ReasoningGenerator(CaseGenerator):
         return [messages_for(unit.row, placeholder)] if plain_caption(unit.row) else []
 
     async def generate(self, unit: Unit, session: Session) -> list[dict[str, Any]]:
-        if not plain_caption(unit.row):
-            raise Skip("segment has no narration")
+        require_narration(unit.row)
         case = self.casebook.case_for(unit.video_id)
         question, answer = await session.ask(messages_for(unit.row, case), make_parser(case))
         return [llava_record(f"{unit.id}-reasoning", unit.row["image"], [(question, answer)], self.provenance(unit))]
