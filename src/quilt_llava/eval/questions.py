@@ -97,6 +97,8 @@ def _answer_type(raw: Any, answer: str | None, choices: list[str] | None, source
     kind = str(raw).strip().lower()
     if kind in ("yes/no", "yes_no", "yesno"):
         kind = CLOSED
+    elif kind == "other":  # the released Quilt-VQA scorer treats "other" as OPEN
+        kind = OPEN
     if kind not in ANSWER_TYPES:
         raise InputError(source, f"answer_type '{raw}' is not one of OPEN, CLOSED, CHOICE")
     return kind
