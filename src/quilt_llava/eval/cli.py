@@ -306,9 +306,15 @@ def register(app: typer.Typer) -> None:
         benchmark: str = typer.Argument(..., help="Benchmark name (see `eval benchmarks`) or a declaration YAML path."),
         model: Path = typer.Option(..., "--model", help="Model directory."),
         out_dir: Path = typer.Option(Path("eval_results"), "--out", help="Results folder."),
-        questions: Path = typer.Option(None, "--questions", help="Local copy of the question file."),
-        images: Path = typer.Option(None, "--images", help="Local copy of the image folder."),
+        questions: str = typer.Option(None, "--questions",
+                                      help="The benchmark's questions in its published layout: a JSON/JSONL or CSV "
+                                           "file, or for Hugging Face datasets a Parquet/Arrow file, a folder of "
+                                           "them, a save_to_disk folder, or a hub id owner/name (online)."),
+        images: Path = typer.Option(None, "--images", help="Image folder or zip archive (extracted once into --cache)."),
         data_root: Path = typer.Option(None, "--data-root", help="Folder holding the benchmarks' files ($QUILT_LLAVA_DATA)."),
+        split: str = typer.Option(None, "--split", help="Split of a Hugging Face dataset (default: the declaration's)."),
+        cache: Path = typer.Option(None, "--cache", help="Where images from datasets and archives are extracted "
+                                                         "(default: $QUILT_LLAVA_CACHE/benchmarks or ~/.cache/quilt_llava/benchmarks)."),
         batch_size: int = typer.Option(8, "--batch-size", min=1),
         max_new_tokens: int = typer.Option(None, "--max-new-tokens", min=1),
         device: str = typer.Option("cpu", "--device"),
@@ -328,7 +334,7 @@ def register(app: typer.Typer) -> None:
         quiet_libraries(quiet or as_json)
         results = run_benchmark(RunOptions(benchmark, model, out_dir, questions, images, data_root, batch_size,
                                            max_new_tokens, device, dtype, model_id, limit, resamples,
-                                           allow_missing), output=out)
+                                           allow_missing, split, cache), output=out)
         _emit(out, results, results_table([results]))
         _fail_if([(f["question_id"], f["reason"]) for f in results["generation_failures"]], out, "questions")
 
