@@ -15,7 +15,8 @@ this module in ``declarations/*.yaml``; nothing is downloaded: point ``data_root
 :func:`run_benchmark` generates answers (resumable) and scores them, writing
 ``predictions.jsonl``, ``results.json`` and ``results.md`` under
 ``out_dir/<benchmark>/<model_id>/``. :func:`results_table` lays several
-``results.json`` side by side.
+``results.json`` side by side in one Markdown table; :mod:`quilt_llava.eval.report`
+builds the fuller report (published rows, CSV, judge scores).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from quilt_llava.errors import ConfigError, InputError
 from quilt_llava.eval.metrics import CLOSED_RULES, HEADLINE_METRICS, METRIC_LABELS, evaluate_vqa
 from quilt_llava.eval.questions import ADAPTERS
 from quilt_llava.eval.sources import LAYOUTS, is_hub_id, load_benchmark_data
-from quilt_llava.files import atomic_write_text, read_json, read_jsonl, write_json
+from quilt_llava.files import atomic_write_text, read_jsonl, write_json
 
 DATA_ROOT_ENV = "QUILT_LLAVA_DATA"
 _KNOWN_KEYS = {"name", "description", "source", "format", "layout", "hub_id", "split", "questions", "images",
@@ -258,16 +259,6 @@ def _cell(metrics: dict[str, Any], key: str) -> str:
         return "-"
     ci = metrics.get(key + "_ci")
     return f"{value:.2f} [{ci[0]:.1f}, {ci[1]:.1f}]" if ci else f"{value:.2f}"
-
-
-def load_results(paths: list[str | os.PathLike[str]]) -> list[dict[str, Any]]:
-    out = []
-    for p in paths:
-        obj = read_json(p)
-        if not isinstance(obj, dict) or "metrics" not in obj or "benchmark" not in obj:
-            raise InputError(str(p), "not a results.json of `quilt-llava eval run` (needs 'benchmark' and 'metrics')")
-        out.append(obj)
-    return out
 
 
 def results_matrix(results: list[dict[str, Any]]) -> dict[str, Any]:
