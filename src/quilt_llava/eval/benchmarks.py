@@ -226,6 +226,11 @@ def run_benchmark(options: RunOptions, output: Output | None = None,
     predictions = [p for p in predictions if str(p["question_id"]) in wanted]
     scored = evaluate_vqa(questions, predictions, n_resamples=options.n_resamples, source=str(pred_path),
                           closed_rule=bench.closed_rule)
+    odd = scored.summary["closed_answers_not_yes_no"]
+    if odd:
+        output.warn(f"{len(odd)} closed questions have a reference that is neither yes nor no and can never be "
+                    f"right under the yes/no rule (first: {', '.join(odd[:5])}); Quilt-VQA's yes/no references are "
+                    "in its 'yes_no_answer' column (the released quiltvqa_test_w_ans.json has it)")
     results = {
         "benchmark": bench.name,
         "description": bench.description,

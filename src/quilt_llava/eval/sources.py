@@ -49,7 +49,7 @@ from quilt_llava.files import atomic_write_bytes
 LAYOUTS = ("json", "csv_zip", "hf_dataset")
 CACHE_ENV = "QUILT_LLAVA_CACHE"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-_SAVE_TO_DISK_MARKERS = ("state.json", "dataset_dict.json", "dataset_info.json")
+_SAVE_TO_DISK_MARKERS = ("state.json", "dataset_dict.json")  # what save_to_disk writes
 
 
 _FILE_SUFFIXES = (".json", ".jsonl", ".csv", ".tsv", ".parquet", ".arrow", ".zip")
