@@ -83,6 +83,9 @@ def test_save_to_disk_folder_images_extracted_once(quilt_saved, tmp_path):
     again = _load(quilt_saved, tmp_path)
     assert (again.images_written, again.images_cached) == (0, 4)
     assert [q.image for q in again.questions] == paths
+    # Only the images of the questions kept are read and written.
+    one = load_benchmark_data(str(quilt_saved), fmt="quilt", cache_dir=tmp_path / "other_cache", limit=1)
+    assert (len(one.questions), one.images_written, one.images_cached) == (1, 1, 0)
 
 
 def test_parquet_file_arrow_file_and_hub_folder(tmp_path):

@@ -135,15 +135,32 @@ def load_hf_dataset(spec: str, split: str | None = None, cache_dir: Path | None 
                      "save_to_disk folder, or a hub id 'owner/name' (needs network access)")
 
 
+@dataclass(frozen=True)
+class DatasetImage:
+    """A dataset's image left where it is until a kept question needs it (row ``index``, ``column``)."""
+
+    dataset: Any
+    column: str
+    index: int
+
+    def load(self) -> Any:
+        return self.dataset[self.index][self.column]
+
+
 def _hf_rows(spec: str, split: str | None, cache_dir: Path) -> tuple[list[dict[str, Any]], list[str]]:
     import datasets
 
     ds = load_hf_dataset(spec, split, cache_dir)
-    for name, feature in ds.features.items():
-        if isinstance(feature, datasets.Image) and feature.decode:
-            # Bytes and original path, not decoded pictures: they are written to the cache as they are.
-            ds = ds.cast_column(name, datasets.Image(decode=False))
-    return [dict(row) for row in ds], list(ds.column_names)
+    image_columns = [name for name, feature in ds.features.items() if isinstance(feature, datasets.Image)]
+    for name in image_columns:
+        # Bytes and original path, not decoded pictures: they are written to the cache as they are.
+        ds = ds.cast_column(name, datasets.Image(decode=False))
+    # The text columns at once; the images row by row, only for the questions kept.
+    rows = (ds.remove_columns(image_columns) if image_columns else ds).to_list()
+    for i, row in enumerate(rows):
+        for name in image_columns:
+            row[name] = DatasetImage(ds, name, i)
+    return rows, list(ds.column_names)
 
 
 def read_table(spec: str, split: str | None = None,
@@ -265,6 +282,8 @@ def _without_payload(row: dict[str, Any]) -> dict[str, Any]:
 
 def _resolve_image(value: Any, cache: ImageCache, images: Path | None) -> str | None:
     """The file a question's image value stands for: a cached copy, or the name as given (for a folder)."""
+    if isinstance(value, DatasetImage):
+        value = value.load()
     if isinstance(value, dict):  # the datasets Image feature without decoding: {bytes, path}
         if value.get("bytes"):
             return str(cache.from_bytes(value["bytes"], value.get("path")))
