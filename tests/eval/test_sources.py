@@ -285,3 +285,20 @@ def test_quilt_vqa_dataset_through_the_cli(tiny_model_dir, quilt_saved, tmp_path
     res = read_json(tmp_path / "res" / "quilt_vqa" / "tiny-eval" / "results.json")
     assert res["layout"] == "hf_dataset" and res["metrics"]["n_open"] == 2 and res["metrics"]["n_closed"] == 2
     assert res["metrics"]["closed_answers_not_yes_no"] == []  # yes_no_answer was used
+
+
+def test_shipped_declarations_name_their_published_layout():
+    from quilt_llava.eval.benchmarks import builtin_benchmarks, load_benchmark
+
+    got = {n: (load_benchmark(n).layout, load_benchmark(n).format, load_benchmark(n).hub_id) for n in builtin_benchmarks()}
+    assert got == {
+        "quilt_vqa": ("hf_dataset", "quilt", "wisdomik/Quilt_VQA"),
+        "quilt_vqa_red": ("hf_dataset", "quilt", "wisdomik/QuiltVQA_RED"),
+        "pmc_vqa_path": ("csv_zip", "pmc_vqa", None),
+        "pathvqa": ("json", "llava_med", None),
+        "slake": ("json", "llava_med", None),
+        "vqa_rad": ("json", "llava_med", None),
+    }
+    assert load_benchmark("pmc_vqa_path").images.endswith(".zip")
+    r = CliRunner().invoke(make_app(), ["eval", "benchmarks", "--json"])
+    assert {d["name"]: d["layout"] for d in json.loads(r.stdout)}["quilt_vqa"] == "hf_dataset"

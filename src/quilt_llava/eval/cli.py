@@ -418,7 +418,7 @@ def register(app: typer.Typer) -> None:
         from quilt_llava.eval.benchmarks import builtin_benchmarks, describe, load_benchmark
 
         decls = [describe(load_benchmark(n)) for n in builtin_benchmarks()]
-        lines = ["| name | format | questions | metrics | source |", "|---|---|---|---|---|"]
-        lines += [f"| {d['name']} | {d['format']} | {d['questions']} | {', '.join(d['headline'])} | {d['source']} |"
-                  for d in decls]
+        lines = ["| name | layout | format | questions | images | metrics | source |", "|---|---|---|---|---|---|---|"]
+        lines += [f"| {d['name']} | {d['layout']} | {d['format']} | {d['questions']} | {d['images'] or '(inside)'} | "
+                  f"{', '.join(d['headline'])} | {d['source']} |" for d in decls]
         _emit(Output(json=as_json), decls, "\n".join(lines))
