@@ -1,16 +1,20 @@
 """Benchmarks as data: a small YAML declaration per benchmark, and one runner for all.
 
-A declaration names the question file and image folder (relative to a data root, or
-to the declaration file for a user's own benchmark), the question format (see
-:mod:`quilt_llava.eval.questions`), optional row filter and field renames, the
+A declaration names where the benchmark is published (``source``, ``hub_id``), the
+layout it is published in (``layout``: ``json``, ``csv_zip`` or ``hf_dataset``, read by
+:mod:`quilt_llava.eval.sources`), the question source and images (relative to a data
+root, or to the declaration file for a user's own benchmark; a dataset split), the
+question format (see :mod:`quilt_llava.eval.questions`), optional row filter and field
+renames, the
 prompt suffixes, the headline metrics and ``closed_rule``, how closed questions
 are scored: ``yes_no`` (default; Quilt-LLaVA's rule: the prediction's yes/no label
 must equal the reference) or ``answer_in_prediction`` (LLaVA-Med's rule for closed
 sets: the normalised reference must occur, as whole words, in the normalised
 prediction; SLAKE and VQA-RAD use it because many of their closed answers are not
 yes/no, such as "left lung" or "CT", and could never be right under ``yes_no``). The shipped declarations live next to
-this module in ``declarations/*.yaml``; nothing is downloaded: point ``data_root``
-(or explicit ``questions``/``images``) at local copies.
+this module in ``declarations/*.yaml``; nothing is downloaded unless a hub id is given
+explicitly as ``questions``: point ``data_root`` (or explicit ``questions``/``images``)
+at local copies.
 
 :func:`run_benchmark` generates answers (resumable) and scores them, writing
 ``predictions.jsonl``, ``results.json`` and ``results.md`` under
