@@ -129,6 +129,17 @@ def test_missing_columns_are_named(tmp_path):
     assert str(path) in msg
 
 
+def test_unreadable_dataset_file_is_named(tmp_path):
+    bad = tmp_path / "broken.parquet"
+    bad.write_bytes(b"PAR1 this is not parquet")
+    with pytest.raises(InputError, match=r"broken\.parquet: cannot read it as a Hugging Face dataset"):
+        _load(bad, tmp_path)
+    empty = tmp_path / "empty_folder"
+    empty.mkdir()
+    with pytest.raises(InputError, match="neither a save_to_disk dataset"):
+        _load(empty, tmp_path)
+
+
 def test_image_names_resolved_in_a_zip(tmp_path):
     # A dataset whose image column holds file names, with the pictures in an archive.
     rows = [{"id": f"q{i}", "question": "Is it benign?", "answer": "yes", "answer_type": "CLOSED",

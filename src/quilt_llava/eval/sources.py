@@ -108,6 +108,16 @@ def _parquet_files(folder: Path, split: str | None) -> list[Path]:
 
 def load_hf_dataset(spec: str, split: str | None = None, cache_dir: Path | None = None) -> Any:
     """A ``datasets.Dataset`` from a local Parquet/Arrow file or folder, a save_to_disk folder, or a hub id."""
+    try:
+        return _load_hf_dataset(spec, split, cache_dir)
+    except InputError:
+        raise
+    except Exception as exc:  # datasets/pyarrow/hub errors: name the source, keep the library's reason
+        where = "from the hub" if is_hub_id(spec) else "as a Hugging Face dataset"
+        raise InputError(spec, f"cannot read it {where}: {type(exc).__name__}: {exc}") from exc
+
+
+def _load_hf_dataset(spec: str, split: str | None, cache_dir: Path | None) -> Any:
     import datasets
 
     path = Path(spec).expanduser()
