@@ -138,6 +138,11 @@ def test_unreadable_dataset_file_is_named(tmp_path):
     empty.mkdir()
     with pytest.raises(InputError, match="neither a save_to_disk dataset"):
         _load(empty, tmp_path)
+    # A downloaded repository with the released JSON and image archive but no Parquet view.
+    (empty / "quiltvqa_test_w_ans.json").write_text("[]")
+    (empty / "quilt_vqa.zip").write_bytes(b"")
+    with pytest.raises(InputError, match=r"it holds quilt_vqa\.zip, quiltvqa_test_w_ans\.json: give the question"):
+        _load(empty, tmp_path)
 
 
 def test_image_names_resolved_in_a_zip(tmp_path):

@@ -131,8 +131,11 @@ def _load_hf_dataset(spec: str, split: str | None, cache_dir: Path | None) -> An
         arrows = sorted(path.rglob("*.arrow"))
         if len(arrows) == 1:
             return datasets.Dataset.from_file(str(arrows[0]))
+        others = sorted(p.name for p in path.iterdir() if p.suffix.lower() in (".json", ".jsonl", ".csv", ".zip"))
+        hint = (f"; it holds {', '.join(others[:6])}: give the question file as --questions and the image "
+                "folder or archive as --images" if others else "")
         raise InputError(spec, "folder holds neither a save_to_disk dataset (state.json / dataset_dict.json) nor "
-                         "Parquet files (nor a single Arrow file)")
+                         f"Parquet files (nor a single Arrow file){hint}")
     if path.is_file():
         if path.suffix == ".parquet":
             return datasets.Dataset.from_parquet(str(path), cache_dir=work)
