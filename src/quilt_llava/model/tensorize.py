@@ -180,12 +180,14 @@ def release_round_labels(template: ConversationTemplate, tokenizer, text: str, i
 
 
 def segment_labels(segments: list[Segment], tokenizer, ids: list[int], image_token_id: int) -> list[int] | None:
-    """Each segment located by tokenizing the prompt up to its end; ``None`` when a prefix's tokens are not a
-    prefix of the whole prompt's (a token reaches across a segment edge)."""
+    """Trainable stretches located by tokenizing the prompt up to each place where trainability changes;
+    ``None`` when such a prefix's tokens are not a prefix of the whole prompt's (a token reaches across)."""
     labels = [IGNORE_INDEX] * len(ids)
     prefix, pos = "", 0
-    for seg in segments:
+    for i, seg in enumerate(segments):
         prefix += seg.text
+        if i + 1 < len(segments) and segments[i + 1].trainable == seg.trainable:
+            continue  # no edge here
         upto = tokenize_prompt(tokenizer, prefix, image_token_id, 1)
         if upto != ids[: len(upto)]:
             return None
