@@ -236,6 +236,13 @@ def test_generation_prompt_ids_are_the_releases(sp, tok):
         want, _ = reference(sp, image_id, [(f"{SYSTEM} USER: <image>\n{q.strip()} ASSISTANT:", False)], n_img=4)
         assert [t for t, m in zip(row, mask) if m] == want
         assert row[: len(row) - len(want)] == [tok.pad_token_id] * (len(row) - len(want))  # left padding
+    # With this tokenizer the stock LlavaProcessor (what vLLM and `processor(text=...)` users run) agrees:
+    # sentencepiece's "▁" goes in front of every run of text between special tokens, <image> included.
+    from PIL import Image
+
+    for q, prompt in zip(questions, prompts):
+        want, _ = reference(sp, image_id, [(f"{SYSTEM} USER: <image>\n{q.strip()} ASSISTANT:", False)], n_img=4)
+        assert processor(images=[Image.new("RGB", (16, 16))], text=[prompt]).input_ids[0] == want
 
 
 # --------------------------------------------------------------------------- a 4.31-era checkpoint, end to end
