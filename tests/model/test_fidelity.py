@@ -375,3 +375,25 @@ def test_converter_lists_every_unexpected_key(llama_vocab, tmp_path):
     (src / "pytorch_model-00002-of-00002.bin").unlink()
     with pytest.raises(InputError, match=re.escape("pytorch_model-00002-of-00002.bin")):
         convert_llava_checkpoint(ConvertOptions(str(src), str(tmp_path / "hf2"), vision_tower=str(tmp_path / "tower")))
+
+
+def test_pieces_are_tokenized_on_their_own_whatever_the_tokenizer(sp, llama_vocab):
+    """The split at <image> is what makes the release's ids, not a property of our tokenizer: with a
+    tokenizer that puts "▁" only at the very start (transformers' newer Llama pipeline, Metaspace
+    prepend_scheme="first"), the whole prompt at once loses the "▁" after the image; piece by piece keeps it."""
+    from tokenizers import Tokenizer, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    from quilt_llava.model.build import add_image_token
+    from quilt_llava.model.prompt import tokenize_prompt
+
+    inner = Tokenizer.from_file(str(llama_vocab / "tokenizer.json"))
+    inner.normalizer = None
+    inner.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first", split=False)
+    first_only = PreTrainedTokenizerFast(tokenizer_object=inner, bos_token="<s>", eos_token="</s>", unk_token="<unk>")
+    image_id = add_image_token(first_only)
+    prompt = f"{SYSTEM} USER: <image>\nWhat does this region show? ASSISTANT:"
+    want, _ = reference(sp, image_id, [(prompt, False)], n_img=N_IMG)
+    assert tokenize_prompt(first_only, prompt, image_id, N_IMG) == want
+    whole = first_only(prompt.replace("<image>", "<image>" * N_IMG)).input_ids
+    assert whole != want  # the "▁" before "<0x0A>" is missing
