@@ -169,3 +169,24 @@ def test_token_across_the_answer_edge_is_a_reported_mismatch():
     assert report.mismatched_ids == ["edge-1", "edge-2"]
     assert "does not line up" in report.problems["edge-1"]
     assert report.summary()["skipped"] == {"unaligned": 2}
+
+
+def test_tokenizer_without_the_end_token_gets_the_segment_mask():
+    """A byte-level BPE where '</s>' is plain text (Qwen-style): the release's round rule does not apply;
+    the per-segment mask trains exactly the answers and their end text, on every turn."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    from quilt_llava.model.tokenizer import corpus_lines
+
+    tk = Tokenizer(models.BPE())
+    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tk.decoder = decoders.ByteLevel()
+    tk.train_from_iterator(corpus_lines(), trainers.BpeTrainer(
+        vocab_size=600, special_tokens=["<|endoftext|>", "<image>"], show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok = PreTrainedTokenizerFast(tokenizer_object=tk, eos_token="<|endoftext|>", pad_token="<|endoftext|>")
+    rec = record(["What is shown?", "Glands and stroma.", "More?", "No."])
+    s = tensorize_record(rec, tok, get_template("vicuna_v1"), 4, tok.convert_tokens_to_ids("<image>"), 1000)
+    assert s.ok, s.problem
+    assert [tok.decode(span) for span in trained_spans(s.labels)] == [" Glands and stroma.</s>", " No.</s>"]

@@ -11,7 +11,8 @@ saw:
   same function evaluation and chat use), then the image placeholder becomes the
   processor's number of image tokens (never trained on);
 - the mask, for templates whose answers end on an end-of-sequence token
-  (``vicuna_v1``, ``mistral_instruct``), is the release's round rule: the prompt is
+  (``vicuna_v1``, ``mistral_instruct``) that is one special token of the tokenizer, is the
+  release's round rule: the prompt is
   split into rounds at ``</s>``, each round at the assistant separator, and the
   instruction's token count (its own tokenization, less BOS and the separator's
   trailing space) is masked; a round count that does not add up to the sequence
@@ -146,6 +147,14 @@ def masked_out_kind(answers: list[str], template: ConversationTemplate, eos_toke
     return ""
 
 
+def uses_round_rule(template: ConversationTemplate, tokenizer) -> bool:
+    """The release's round rule applies when answers end on text that is one special token of this tokenizer
+    (``</s>`` for Llama/Vicuna/Mistral); other tokenizers (e.g. a byte-level BPE without ``</s>``) get the
+    per-segment mask."""
+    end = template.assistant_end.strip()
+    return bool(end) and end in getattr(tokenizer, "all_special_tokens", ())
+
+
 def release_round_labels(template: ConversationTemplate, tokenizer, text: str, ids: list[int], image_token_id: int,
                          max_length: int) -> list[int] | None:
     """The release's round rule (``preprocess_v1``); ``None`` when its counts do not add up (see module doc).
@@ -249,7 +258,7 @@ def tensorize_record(
     text = "".join(seg.text for seg in segments)
     ids = tokenize_prompt(tokenizer, text, image_token_id, 1)  # (seq,) one placeholder per image
     labels = None
-    if not kind and template.assistant_end.strip():
+    if not kind and uses_round_rule(template, tokenizer):
         labels = release_round_labels(template, tokenizer, text, ids, image_token_id, max_length)
         if labels is not None and not _trained_text_matches(tokenizer, ids, labels, segments):
             labels = None
