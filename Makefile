@@ -11,7 +11,7 @@ TORCH_INDEX ?=
 DEMO_OUT ?= demo_output
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint browser clean
+.PHONY: install demo test lint browser speech clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,13 +27,17 @@ install: $(VENV)/.installed
 browser:
 	bash scripts/install_chromium.sh
 
-demo: install
+# espeak-ng voices the demo narration and the speech tests (a Debian package).
+speech:
+	bash scripts/install_espeak.sh
+
+demo: install speech
 	$(BIN)/quilt-llava demo --out $(DEMO_OUT)
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks
 
-test: install browser lint
+test: install browser speech lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:

@@ -13,7 +13,8 @@ General speech recognition turns pathology terms into everyday words and non-wor
 - at least one word of the run must be rare in English (``wordfreq`` Zipf frequency
   below ``common_zipf``), except a lone word that is very close to a term
   (``common_min_score``, "land" -> "gland") and not among the most frequent words
-  (``max_common_zipf``). Runs of ordinary words ("ground", "easy or plastic") are left
+  (``max_common_zipf``), and a run of common words that spells a term when joined
+  ("neo plastic"). Other runs of ordinary words ("ground", "easy or plastic") are left
   alone: without context a misheard common word cannot be told from a correct one (this
   is what the LLM pass is for).
 
@@ -135,7 +136,7 @@ class VocabularyCorrector:
         if not all(norms) or self._holds_term(norms):
             return False, False
         common = all(self._zipf(w) >= self.config.common_zipf for w in norms)
-        if common and (len(norms) > 1 or self._zipf(norms[0]) >= self.config.max_common_zipf):
+        if common and len(norms) == 1 and self._zipf(norms[0]) >= self.config.max_common_zipf:
             return False, True
         return True, common
 
@@ -182,6 +183,8 @@ class VocabularyCorrector:
                     term, score, spelling, sound = best
                     if score < (cfg.common_min_score if common else cfg.min_score) or spelling < cfg.min_spelling:
                         continue
+                    if common and n > 1 and spelling < 1.0:
+                        continue  # ordinary words together change only when they spell the term ("neo plastic")
                     found.append(Edit(ui, i, i + n, " ".join(tokens[i:i + n]), term.canonical, "vocabulary",
                                       round(score, 3), {"spelling": round(spelling, 3), "sound": round(sound, 3)}))
             taken: set[int] = set()
