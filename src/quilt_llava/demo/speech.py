@@ -103,16 +103,22 @@ def hear_sample(video: Path, script: Path, speech_dir: Path, asr_model: str, llm
     return result
 
 
-def side_by_side(script: Any, texts: dict[str, Any], slack_s: float = 0.6) -> list[dict[str, Any]]:
-    """Per scripted utterance: its text and each stage's recognised words spoken in its time."""
-    lines = []
-    for u in script.utterances:
-        row = {"start": round(u.start, 2), "script": u.text}
-        for name, t in texts.items():
-            words = [w.text for x in t.utterances for w in x.words
-                     if u.start - slack_s <= (w.start + w.end) / 2 <= u.end + slack_s]
-            row[name] = " ".join(words)
-        lines.append(row)
+def side_by_side(script: Any, texts: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per scripted utterance: its text and each stage's recognised words, each word given to
+    the utterance whose interval is nearest to the word's middle."""
+    spans = [(u.start, u.end) for u in script.utterances]
+
+    def nearest(t: float) -> int:
+        return min(range(len(spans)), key=lambda i: max(spans[i][0] - t, t - spans[i][1], 0.0))
+
+    lines = [{"start": round(u.start, 2), "script": u.text} for u in script.utterances]
+    for name, t in texts.items():
+        buckets: list[list[str]] = [[] for _ in spans]
+        for x in t.utterances:
+            for w in x.words:
+                buckets[nearest((w.start + w.end) / 2)].append(w.text)
+        for line, words in zip(lines, buckets):
+            line[name] = " ".join(words)
     return lines
 
 

