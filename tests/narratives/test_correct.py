@@ -202,3 +202,22 @@ def test_correct_cli_names_a_bad_transcript(tmp_path):
     bad.write_text("{")
     res = CliRunner().invoke(make_app(), ["narratives", "correct", str(bad), "--out", str(tmp_path / "o.json")])
     assert res.exit_code != 0 and isinstance(res.exception, InputError) and "bad.json" in str(res.exception)
+
+
+def test_speech_modules_import_without_heavy_libraries():
+    """Importing the speech modules loads no model runtime, video or matching library."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import quilt_llava.narratives.asr, quilt_llava.narratives.correct, quilt_llava.narratives.correct_llm\n"
+        "import quilt_llava.narratives.speech, quilt_llava.narratives.speech_metrics, quilt_llava.demo.speech\n"
+        "import quilt_llava.demo.voice, quilt_llava.narratives.cli\n"
+        "heavy = [m for m in ('faster_whisper', 'ctranslate2', 'av', 'torch', 'rapidfuzz', 'jellyfish', 'wordfreq',\n"
+        "                     'numpy') if m in sys.modules]\n"
+        "print(','.join(heavy))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == ""

@@ -10,6 +10,9 @@ General speech recognition turns pathology terms into everyday words and non-wor
 
 - a run that already is a term (in any listed spelling) is never changed, nor any run
   holding a word that is a one-word term (a correct term is not "corrected" into another);
+- a real word that is another form of the term is left alone: the same stem with
+  another ending ("neutrophilic" is not "neutrophil", "granular" not "granuloma") or the
+  term without a prefix that changes its meaning ("typical", "section");
 - at least one word of the run must be rare in English (``wordfreq`` Zipf frequency
   below ``common_zipf``), except a lone word that is very close to a term
   (``common_min_score``, "land" -> "gland") and not among the most frequent words
@@ -39,6 +42,12 @@ from quilt_llava.errors import ConfigError
 from quilt_llava.narratives.transcript import Transcript, Utterance, Word
 from quilt_llava.narratives.vocabulary import Term, Vocabulary, norm_word
 
+# Prefixes that change a word's meaning (typical/atypical, section/resection), and endings
+# that make another form of the same stem (neutrophil/neutrophilic, granular/granuloma).
+MEANING_PREFIXES = ("a", "an", "anti", "de", "dys", "endo", "epi", "hyper", "hypo", "in", "inter", "intra",
+                    "meta", "neo", "non", "para", "peri", "post", "pre", "pro", "re", "sub", "trans", "un")
+FORM_ENDINGS = ("", "s", "es", "e", "ic", "ical", "oid", "al", "ar", "ous", "y", "ia", "oma", "omas", "itis",
+                "osis", "otic", "ity", "ism", "ed", "ing")
 _LEAD = re.compile(r"^[^\w]*")
 _TRAIL = re.compile(r"[^\w]*$")
 _DIGITS = re.compile(r"\d+")
@@ -56,6 +65,8 @@ class CorrectionConfig:
     # and not among the most frequent words of English.
     common_min_score: float = 0.86
     max_common_zipf: float = 5.5
+    # A word at least this frequent is a real word: kept when it is another form of the term.
+    known_zipf: float = 1.0
     candidates: int = 8  # best terms by spelling and by sound looked at per run
 
     def validate(self) -> None:
@@ -92,6 +103,21 @@ class Edit:
             row["start"] = round(span[0].start, 3) if span else round(u.start, 3)
             row["end"] = round(span[-1].end, 3) if span else round(u.end, 3)
         return row
+
+
+def other_form(word: str, term: str) -> bool:
+    """Whether ``word`` is another form of ``term`` (not a mishearing of it): the same stem
+    with another listed ending, or the term with or without a meaning-changing prefix."""
+    if any(term == p + word or word == p + term for p in MEANING_PREFIXES):
+        return True
+    k = 0
+    while k < min(len(word), len(term)) and word[k] == term[k]:
+        k += 1
+    stem = min(k, len(word), len(term))
+    for cut in range(stem, 3, -1):  # try every shared stem of 4 letters or more
+        if word[cut:] in FORM_ENDINGS and term[cut:] in FORM_ENDINGS:
+            return True
+    return False
 
 
 def tokens_of(u: Utterance) -> list[str]:
@@ -154,6 +180,8 @@ class VocabularyCorrector:
         for i in found:
             if set(norms) & set(self._forms[i]):
                 continue  # the run is part of this term ("connective" of "connective tissue"), not a mishearing
+            if len(norms) == 1 and self._zipf(spelled) >= cfg.known_zipf and other_form(spelled, self._spell[i]):
+                continue  # a real word that is another form of the term ("neutrophilic", "typical")
             spelling = fuzz.ratio(spelled, self._spell[i]) / 100
             sound = fuzz.ratio(sounded, self._sound[i]) / 100 if sounded and self._sound[i] else 0.0
             score = (spelling + sound) / 2
