@@ -10,11 +10,11 @@ General speech recognition turns pathology terms into everyday words and non-wor
 
 - a run that already is a term (in any listed spelling) is never changed, nor any run
   holding a word that is a one-word term (a correct term is not "corrected" into another);
-- a real word that is another form of the term is left alone: the same stem with
+- a word that is another form of a term word is left alone: the same stem with
   another ending ("neutrophilic" is not "neutrophil", "granular" not "granuloma") or the
-  term without a prefix that changes its meaning ("typical", "section");
+  word without a prefix that changes its meaning ("typical", "section");
 - at least one word of the run must be rare in English (``wordfreq`` Zipf frequency
-  below ``common_zipf``), except a lone word that is very close to a term
+  below ``common_zipf``, i.e. not a word in ordinary use), except a lone word that is very close to a term
   (``common_min_score``, "land" -> "gland") and not among the most frequent words
   (``max_common_zipf``), and a run of common words that spells a term when joined
   ("neo plastic"). Other runs of ordinary words ("ground", "easy or plastic") are left
@@ -60,13 +60,13 @@ class CorrectionConfig:
     max_ngram: int = 3
     min_score: float = 0.74  # mean of spelling and sound similarity, 0-1
     min_spelling: float = 0.6
-    common_zipf: float = 3.5  # words at least this frequent in English are "common"
+    # Words at least this frequent in English (about once in 10 million words) are real words:
+    # one alone is replaced only when it is very close to a term (common_min_score).
+    common_zipf: float = 2.0
     # A lone common word is changed only when it is very close to a term ("land" -> "gland")
     # and not among the most frequent words of English.
     common_min_score: float = 0.86
     max_common_zipf: float = 5.5
-    # A word at least this frequent is a real word: kept when it is another form of the term.
-    known_zipf: float = 1.0
     candidates: int = 8  # best terms by spelling and by sound looked at per run
 
     def validate(self) -> None:
@@ -180,8 +180,8 @@ class VocabularyCorrector:
         for i in found:
             if set(norms) & set(self._forms[i]):
                 continue  # the run is part of this term ("connective" of "connective tissue"), not a mishearing
-            if len(norms) == 1 and self._zipf(spelled) >= cfg.known_zipf and other_form(spelled, self._spell[i]):
-                continue  # a real word that is another form of the term ("neutrophilic", "typical")
+            if spelled != self._spell[i] and any(other_form(w, t) for w in norms for t in self._forms[i]):
+                continue  # a word of the run is another form of a term word ("neutrophilic", "typical", "centrally")
             spelling = fuzz.ratio(spelled, self._spell[i]) / 100
             sound = fuzz.ratio(sounded, self._sound[i]) / 100 if sounded and self._sound[i] else 0.0
             score = (spelling + sound) / 2
