@@ -221,3 +221,33 @@ def test_speech_modules_import_without_heavy_libraries():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == ""
+
+
+def test_correct_cli_dry_run_sends_and_writes_nothing(tmp_path):
+    src = tmp_path / "raw.json"
+    src.write_text(json.dumps(timed("These tromal cells show ground staining").to_whisper_json()))
+    out = tmp_path / "fixed.json"
+    res = CliRunner().invoke(make_app(), ["narratives", "correct", str(src), "--out", str(out), "--llm",
+                                          "--base-url", "http://127.0.0.1:9/v1", "--dry-run", "--json", "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout.strip().splitlines()[-1]) == {"llm_calls": 1, "dry_run": True}
+    assert not out.exists() and not (tmp_path / "llm_cache.sqlite").exists()
+
+
+def test_llm_prompt_snapshot(tmp_path):
+    """The LLM correction prompt, so wording changes are deliberate (UPDATE_SNAPSHOTS=1 rewrites it)."""
+    import os
+    from pathlib import Path
+
+    from quilt_llava.narratives.correct_llm import messages_for
+
+    terms = tmp_path / "terms.txt"
+    terms.write_text("stroma\nhaematoxylin | hematoxylin\n")
+    messages = messages_for(["the", "tromal", "cells"], Vocabulary.load([terms], builtin=False))
+    text = "\n".join(f"--- {m['role']} ---\n{m['content']}" for m in messages) + "\n"
+    path = Path(__file__).parent / "snapshots" / "correct_llm.txt"
+    if os.environ.get("UPDATE_SNAPSHOTS"):
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    assert path.exists(), f"no snapshot {path}; run with UPDATE_SNAPSHOTS=1"
+    assert text == path.read_text(encoding="utf-8")

@@ -156,6 +156,14 @@ def register(app: typer.Typer) -> None:
 
         assert endpoint is not None  # filled in by with_endpoint_options
         output = Output(quiet=quiet, json=json_out)
+        if llm and endpoint.dry_run:
+            from quilt_llava.narratives.correct_llm import LLMCorrectionConfig, chunks
+            from quilt_llava.narratives.transcript import read_transcript
+
+            n = len(chunks(read_transcript(transcript), LLMCorrectionConfig().chunk_words))
+            output.result({"llm_calls": n, "dry_run": True},
+                          human=f"dry run: the LLM pass would send {n} request(s) (fewer if cached); nothing written")
+            return
         llm_config = endpoint.llm_config(out) if llm else None
         options = CorrectOptions(transcript=transcript, out=out, vocabulary=list(vocabulary),
                                  builtin_vocabulary=not no_builtin, vocabulary_pass=not no_vocabulary_pass, llm=llm_config)
