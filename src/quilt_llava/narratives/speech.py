@@ -97,7 +97,8 @@ def transcribe_missing(videos: list[Path], transcripts: dict[Path, Path | None],
     """
     from quilt_llava.errors import QuiltError
     from quilt_llava.narratives.asr import cached_transcript, load_model, transcribe_to_file
-    from quilt_llava.narratives.pipeline import find_transcript, video_id_for
+    from quilt_llava.narratives.batch import find_transcript
+    from quilt_llava.narratives.rows import video_id_for
 
     result: dict[Path, Path | None] = {}
     failed: dict[Path, str] = {}
