@@ -150,7 +150,7 @@ def test_run_samples_thin_and_pick():
 
 def test_segment_images_spill_and_bring_up_to_date(tmp_path):
     """Images beyond ``held`` go to disk; a final box that differs from the one used re-encodes
-    the PNG (from memory and from disk alike)."""
+    the PNG (from memory and from disk alike); a view that is not tissue keeps its own box."""
     from PIL import Image
 
     from quilt_llava.narratives.segment_images import SegmentImages
@@ -164,17 +164,21 @@ def test_segment_images_spill_and_bring_up_to_date(tmp_path):
         frame = np.zeros((60, 80, 3), np.uint8)
         frame[10:50, 10:70] = rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)
         chosen = [(i, ColourSample(frame)) for i in range(3)]
-        images.submit(chosen, {}, (10, 10, 70, 50), refine=3, hide=())
-        segments.append(Segment(Span(k, k), k, k + 1, np.empty(0), []))
+        tissue = k > 0  # the first view is not tissue: the second one is the reference
+        images.submit(chosen, {}, (10, 10, 70, 50) if tissue else (0, 0, 80, 60), refine=3, hide=(), tissue=tissue)
+        segments.append(Segment(Span(k, k), k, k + 1, np.empty(0), [], is_tissue=tissue))
     images.close()
-    assert sorted(images.spilled) == [0, 1]
+    assert sorted(images.spilled) == [0, 1] and images.reference == 1
     box = images.final_box((12, 12, 68, 48), refine=3)
-    assert box == (10, 10, 70, 50)  # snapped to the content's edges in the first image
-    images.finish(segments, (20, 20, 60, 40), hide=())
+    assert box == (10, 10, 70, 50)  # snapped to the content's edges in the reference image
+    for seg in segments:
+        seg.box = (20, 20, 60, 40) if seg.is_tissue else (0, 0, 80, 60)
+    images.finish(segments, hide=())
     for seg in segments:
         seg.ready()
-    assert segments[0].png_file is not None and segments[2].png is not None
-    assert Image.open(segments[0].png_file).size == (40, 20)
+    assert segments[1].png_file is not None and segments[2].png is not None
+    assert Image.open(segments[1].png_file).size == (40, 20)  # re-encoded to the final box
+    assert Image.open(segments[0].png_file).size == (80, 60)  # its own box
     assert segments[0].rgb().shape == (60, 80, 3)
 
 
