@@ -22,6 +22,8 @@ Figures per variant and method:
   on a view that is not tissue (the ``cuts`` variants cut to a text slide, the presenter's
   camera, a desktop and a blank screen; both must be 0). Boundaries are scored on tissue
   views only; the published method has no tissue filter here;
+- box err px: the largest distance of a row's content box edge from the truth content
+  area (ours; the published method keeps whole frames);
 - speed: extraction fps / decode-only fps.
 
 Run: ``.venv/bin/python benchmarks/narratives_bench.py [--quick] [--json]``.
@@ -212,6 +214,13 @@ def rows_to_points(
     return points, segments
 
 
+def box_error_px(truth: dict[str, Any], rows: list[dict[str, Any]]) -> int | None:
+    """Largest distance (px) of a row's content box edge from the truth content area: segment
+    images hold the tissue area only, no viewer chrome (and none of it is cut off)."""
+    errors = [max(abs(a - b) for a, b in zip(row["content_box"], truth["content_box"])) for row in rows]
+    return max(errors) if errors else None
+
+
 def decode_only_seconds(video: Path) -> tuple[float, int]:
     """Read every frame with the extractor's frame source, touching the luma plane."""
     from quilt_llava.narratives.video import PyAVSource
@@ -294,6 +303,7 @@ def print_table(results: list[dict[str, Any]]) -> None:
         "seg mean s",
         "missed",
         "non-tissue rows",
+        "box err px",
         "pan pts all/moved",
         "fps",
         "x decode",
@@ -315,6 +325,7 @@ def print_table(results: list[dict[str, Any]]) -> None:
                     _fmt(s["seg_err_mean_s"], ".2f"),
                     _fmt(s["segments_missed"]),
                     _fmt(s.get("non_tissue_rows", 0)),
+                    _fmt(s.get("box_err_px")),
                     f"{s['pan_points']}/{s['pan_points_moved']}",
                     _fmt(s["fps"], ".1f"),
                     _fmt(s["speed_ratio"], ".2f"),
@@ -408,6 +419,7 @@ def main(argv: list[str] | None = None) -> int:
                 rows, ext_s = run_ours(sv.video, sv.transcript, out, options)
                 points, segments = rows_to_points(rows)
                 entry["ours"] = score(sv.truth, points, segments).as_dict()
+                entry["ours"]["box_err_px"] = box_error_px(sv.truth, rows)
             base_res = published_cursor_trace(sv.video, BaselineConfig())
             entry["published"] = score(
                 sv.truth,

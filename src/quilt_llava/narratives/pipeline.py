@@ -29,6 +29,7 @@ from every finished video.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -58,6 +59,8 @@ from quilt_llava.narratives.transcript import read_transcript
 from quilt_llava.narratives.video import Frame, FrameSource, PyAVSource, prefetch
 from quilt_llava.narratives.views import StillRuns, drift_image
 from quilt_llava.narratives.webcam import Rect, WebcamWatch
+
+log = logging.getLogger(__name__)
 
 SPILL_DIR = ".segments-pending"
 
@@ -347,6 +350,10 @@ def process_video(video: Path, transcript_path: Path | None, out_dir: Path, cfg:
                          for row, seg in kept]:
                 done.result()
         rows = [row for row, _ in kept]
+        skipped = sum(not seg.is_tissue for seg in analysis.segments)
+        if skipped:
+            log.info("%s: %d of %d still views are not tissue (%s)", video.name, skipped, len(analysis.segments),
+                     "kept, flagged" if cfg.keep_non_tissue else "no rows")
         # Written last: its presence marks the video as finished.
         write_jsonl(out_dir / video_id / ROWS_FILE, rows)
     finally:
