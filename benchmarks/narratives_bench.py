@@ -358,6 +358,9 @@ def main(argv: list[str] | None = None) -> int:
         help=f"comma-separated subset of {', '.join(VARIANTS)}",
     )
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="time ours this many times, alternating with decode-only; the fastest of each counts "
+                         "(for a machine shared with other jobs)")
     ap.add_argument(
         "--work-dir",
         type=Path,
@@ -417,6 +420,11 @@ def main(argv: list[str] | None = None) -> int:
                 if out.exists():
                     shutil.rmtree(out)
                 rows, ext_s = run_ours(sv.video, sv.transcript, out, options)
+                for _ in range(args.repeat - 1):  # decode-only and ours alternately; the fastest of each counts
+                    decode_s = min(decode_s, decode_only_seconds(sv.video)[0])
+                    shutil.rmtree(out)
+                    rows, again = run_ours(sv.video, sv.transcript, out, options)
+                    ext_s = min(ext_s, again)
                 points, segments = rows_to_points(rows)
                 entry["ours"] = score(sv.truth, points, segments).as_dict()
                 entry["ours"]["box_err_px"] = box_error_px(sv.truth, rows)

@@ -262,3 +262,40 @@ def test_run_one_reports_a_bad_video_without_raising(tmp_path):
     bad.write_bytes(b"not a video")
     video, n, error = run_one((bad, None, tmp_path / "out", ExtractConfig()))
     assert video == str(bad) and n is None and "broken.mp4" in error
+
+
+# --------------------------------------------------------------------------- content per view
+
+
+def test_content_stats_merge_keeps_the_tissue_area_of_the_views_merged():
+    """Statistics kept per view: the tissue views merged give the viewer's tissue area; a
+    full-frame slide merged in as well would widen it to the whole frame."""
+    from quilt_llava.narratives.content import ContentStats
+
+    h, w = 90, 160
+    chrome = np.full((h, w), 60, np.uint8)
+
+    def view(seed: int) -> np.ndarray:
+        frame = chrome.copy()
+        frame[10:80, 5:155] = _texture(70, 150, seed)
+        return frame
+
+    tissue = ContentStats()
+    for seed in (1, 2):
+        one = ContentStats()
+        one.add(view(seed))
+        tissue.merge(one)
+    def near(box, truth=(20, 40, 620, 320)):  # the texture window reaches 2 analysis px past an edge
+        return all(abs(a - b) <= 8 for a, b in zip(box, truth))
+
+    assert near(tissue.box(4, (640, 360)))
+    slide = ContentStats()
+    slide.add(_texture(h, w, 9))  # a full-frame screen
+    everything = ContentStats()
+    everything.merge(tissue)
+    everything.merge(slide)
+    assert everything.box(4, (640, 360)) == (0, 0, 640, 360)
+    assert near(tissue.box(4, (640, 360)))  # merging copies, the parts stay as they were
+    empty = ContentStats()
+    empty.merge(ContentStats())
+    assert empty.texture is None and empty.box(4, (640, 360)) == (0, 0, 640, 360)
