@@ -133,6 +133,7 @@ class Analyser:
         self.views = StillRuns(config.stability)
         self.content: ContentStats | None = None  # content statistics of the open still run
         self.view_content: list[ContentStats] = []  # per segment
+        self.tissue_content: ContentStats | None = None  # merged over the tissue views so far
         self.webcam = WebcamWatch(config.stability.grid)
         self.images = SegmentImages(config.held_segments, spill_dir)
         self.locator: TemplateCursorLocator | None = None
@@ -227,6 +228,9 @@ class Analyser:
         own = self.content
         score = self._tissue_score(chosen, own.box(self.scale, self.size))
         is_tissue = score >= self.cfg.tissue.threshold
+        if is_tissue:
+            self.tissue_content = self.tissue_content or ContentStats(self.cfg.content)
+            self.tissue_content.merge(own)
         self.view_content.append(own)
         seg = Segment(span, times[span.start], times[span.end] + self.frame_interval, np.empty(0), [],
                       tissue=score, is_tissue=is_tissue)
@@ -240,24 +244,13 @@ class Analyser:
         x0, y0, x1, y1 = box
         return tissue_score(chosen[len(chosen) // 2][1].rgb()[y0:y1, x0:x1], self.cfg.tissue)
 
-    def _tissue_content(self, upto: int) -> ContentStats | None:
-        """Content statistics of the tissue views among the first ``upto`` segments (None: none)."""
-        merged = None
-        for seg, stats in zip(self.segments[:upto], self.view_content):
-            if seg.is_tissue:
-                merged = merged or ContentStats(self.cfg.content)
-                merged.merge(stats)
-        return merged
-
-    def _view_box(self, k: int, tissue_content: ContentStats | None = None) -> Rect:
+    def _view_box(self, k: int) -> Rect:
         """Segment ``k``'s content box: for a tissue view, the tissue area of the tissue views
-        seen so far (``tissue_content``: of them all); for another view, its own box."""
+        seen so far; for another view, its own box."""
         assert self.size is not None
-        if self.segments[k].is_tissue:
-            stats = tissue_content or self._tissue_content(k + 1)
-            assert stats is not None
-            return stats.box(self.scale, self.size)
-        return self.view_content[k].box(self.scale, self.size)
+        stats = self.tissue_content if self.segments[k].is_tissue else self.view_content[k]
+        assert stats is not None
+        return stats.box(self.scale, self.size)
 
     def _post_process(self, settle: bool) -> Analysis:
         if self.size is None:
@@ -270,11 +263,10 @@ class Analyser:
         if last is not None:
             self._close_run(last, final=True)
         self.images.close()  # the jobs already submitted still run
-        tissue = self._tissue_content(len(self.segments))
         w, h = self.size
         box: Rect = (0, 0, w, h)
-        if tissue is not None:
-            box = self.images.final_box(tissue.box(self.scale, self.size), 2 * self.scale + 4)
+        if self.tissue_content is not None:
+            box = self.images.final_box(self.tissue_content.box(self.scale, self.size), 2 * self.scale + 4)
         for k, seg in enumerate(self.segments):
             seg.box = box if seg.is_tissue else self._view_box(k)
         self.images.finish(self.segments, self._webcam_rects(), settle)
