@@ -55,6 +55,9 @@ def _tissue_views() -> dict[str, np.ndarray]:
     glass = np.full((480, 720, 3), 242, np.uint8)
     glass[60:400, 100:560] = cv2.resize(right, (460, 340), interpolation=cv2.INTER_AREA)
     views["on white glass (45%)"] = _jpeg(glass, 70)
+    overview = np.full((720, 1280, 3), 240, np.uint8)  # a zoomed-out slide: a small piece of tissue
+    overview[300:520, 500:880] = cv2.resize(right, (380, 220), interpolation=cv2.INTER_AREA)
+    views["on white glass (9%)"] = overview
     return views
 
 
