@@ -31,6 +31,7 @@ class ExtractOptions:
     min_segment_s: float = 3.0
     clustering: str = "spatiotemporal"
     keep_webcam: bool = False
+    keep_non_tissue: bool = False
 
 
 def run_extract(options: ExtractOptions, out) -> int:
@@ -40,7 +41,8 @@ def run_extract(options: ExtractOptions, out) -> int:
     from quilt_llava.narratives.pipeline import ExtractConfig
 
     config = ExtractConfig(sample_fps=options.sample_fps, min_segment_s=options.min_segment_s,
-                           clustering=options.clustering, hide_webcam=not options.keep_webcam)
+                           clustering=options.clustering, hide_webcam=not options.keep_webcam,
+                           keep_non_tissue=options.keep_non_tissue)
     config.validate()
     if not options.input.exists():
         raise InputError(str(options.input), "no such video file or folder")
@@ -107,6 +109,9 @@ def register(app: typer.Typer) -> None:
         clustering: str = typer.Option("spatiotemporal", "--clustering", help="spatiotemporal (ours) or published."),
         keep_webcam: bool = typer.Option(False, "--keep-webcam",
                                          help="Leave a detected narrator webcam box in segment images (default: painted over)."),
+        keep_non_tissue: bool = typer.Option(False, "--keep-non-tissue",
+                                             help="Keep rows of views that are not tissue (text slides, camera, desktop, "
+                                                  "blank), flagged \"is_tissue\": false (default: dropped)."),
         json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
         quiet: bool = typer.Option(False, "--quiet", "-q"),
     ) -> None:
@@ -116,7 +121,7 @@ def register(app: typer.Typer) -> None:
         options = ExtractOptions(input=input, out=out, transcript=transcript, asr_model=asr_model, correct=correct,
                                  vocabulary=list(vocabulary), workers=workers,
                                  sample_fps=sample_fps, min_segment_s=min_segment, clustering=clustering,
-                                 keep_webcam=keep_webcam)
+                                 keep_webcam=keep_webcam, keep_non_tissue=keep_non_tissue)
         code = run_extract(options, Output(quiet=quiet, json=json_out))
         if code:
             raise typer.Exit(code)
