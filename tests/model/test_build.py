@@ -13,8 +13,9 @@ from quilt_llava.model import (
     load_model_and_processor,
     prepare_image,
 )
-from quilt_llava.model.build import get_spec, save_model_and_processor
+from quilt_llava.model.checkpoint import save_model_and_processor
 from quilt_llava.model.prompt import encode_prompts
+from quilt_llava.model.spec import get_spec
 from quilt_llava.model.tokenizer import train_tiny_tokenizer
 
 
@@ -131,7 +132,7 @@ def test_assemble_from_local_vision_tower_and_llm(tmp_path, tower_type):
         SiglipVisionModel,
     )
 
-    from quilt_llava.model.build import make_image_processor
+    from quilt_llava.model.processing import make_image_processor
 
     torch.manual_seed(0)
     vkw = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,

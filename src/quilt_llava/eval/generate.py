@@ -28,9 +28,10 @@ from quilt_llava.eval.questions import (
     CLOSED,
     EvalQuestion,
     as_questions,
+    existing_ids,
     load_questions,
 )
-from quilt_llava.files import JsonlAppender, iter_jsonl
+from quilt_llava.files import JsonlAppender
 from quilt_llava.images import draw_region_ellipse, open_image
 
 log = logging.getLogger(__name__)
@@ -76,13 +77,6 @@ class GenerateReport:
     @property
     def ok(self) -> bool:
         return not self.failed
-
-
-def existing_ids(out_path: str | os.PathLike[str]) -> set[str]:
-    path = Path(out_path)
-    if not path.exists():
-        return set()
-    return {str(row["question_id"]) for row in iter_jsonl(path) if "question_id" in row}
 
 
 def _resolve_image(question: EvalQuestion, image_dir: str | os.PathLike[str] | None) -> Path:
@@ -181,7 +175,7 @@ def generate_predictions(
     image is missing or unreadable are reported in ``GenerateReport.failed``; the rest
     go on.
     """
-    from quilt_llava.model import conv_template_of, get_template, load_model_and_processor
+    from quilt_llava.model import get_template, load_model_and_processor, resolve_conv_template
 
     output = output or Output(quiet=True)
     if batch_size < 1:
@@ -211,15 +205,7 @@ def generate_predictions(
                              "Hugging Face Llava checkpoint")
         model, processor = load_model_and_processor(model_dir, dtype=dtype, device=device)
     model.eval()
-    if conv_template is None:
-        meta = getattr(model.config, "quilt_llava", None)
-        if isinstance(meta, dict) and meta.get("conv_template"):
-            conv_template = str(meta["conv_template"])
-        elif model_dir is not None:
-            conv_template = conv_template_of(model_dir)
-        else:
-            conv_template = "vicuna_v1"
-    template = get_template(conv_template)
+    template = get_template(resolve_conv_template(conv_template, model=model, model_dir=model_dir))
     if model_id is None:
         model_id = Path(model_dir).name if model_dir is not None else "model"
 

@@ -149,19 +149,17 @@ def convert_llava_checkpoint(options: ConvertOptions) -> dict[str, Any]:
     )
 
     from quilt_llava.model.build import (
-        ModelSpec,
-        _llava_config,
-        _num_image_tokens,
-        _resolve_dtype,
-        add_image_token,
         init_linear_projector,
-        make_image_processor,
-        make_processor,
+        llava_config,
+        num_image_tokens,
         quilt_meta,
-        save_model_and_processor,
     )
+    from quilt_llava.model.checkpoint import save_model_and_processor
     from quilt_llava.model.hf import hub_load
     from quilt_llava.model.llama_tokenizer import load_tokenizer
+    from quilt_llava.model.precision import resolve_dtype
+    from quilt_llava.model.processing import add_image_token, make_image_processor, make_processor
+    from quilt_llava.model.spec import PROJECTOR_TYPES, ModelSpec
 
     src = Path(options.src)
     cfg = read_json(src / "config.json")
@@ -170,7 +168,7 @@ def convert_llava_checkpoint(options: ConvertOptions) -> dict[str, Any]:
     if arch not in ARCHITECTURES:
         problems.append(f"architecture '{arch}' is not one of {sorted(ARCHITECTURES)}")
     projector_type = cfg.get("mm_projector_type", "linear")
-    if projector_type not in ("linear", "mlp2x_gelu"):
+    if projector_type not in PROJECTOR_TYPES:
         problems.append(f"mm_projector_type '{projector_type}' is not linear or mlp2x_gelu")
     select = cfg.get("mm_vision_select_feature", "patch")
     if select not in SELECT_FEATURE:
@@ -184,7 +182,7 @@ def convert_llava_checkpoint(options: ConvertOptions) -> dict[str, Any]:
     if problems:
         raise ConfigError(problems, source=str(src / "config.json"))
 
-    dtype = _resolve_dtype(options.dtype)
+    dtype = resolve_dtype(options.dtype)
     text_fields = {k: v for k, v in cfg.items()
                    if not k.startswith(MM_KEYS) and k not in ("architectures", "model_type", "transformers_version")}
     text_config = AutoConfig.for_model(ARCHITECTURES[arch], **text_fields)
@@ -197,8 +195,8 @@ def convert_llava_checkpoint(options: ConvertOptions) -> dict[str, Any]:
         vision_feature_layer=int(cfg.get("mm_vision_select_layer", -2)),
         vision_feature_select_strategy=SELECT_FEATURE[select], conv_template=conv_template,
     )
-    n_img = _num_image_tokens(vcfg.image_size, vcfg.patch_size, spec.select_strategy, has_cls=True)
-    config = _llava_config(vcfg, text_config, spec, image_token_id, n_img)
+    n_img = num_image_tokens(vcfg.image_size, vcfg.patch_size, spec.select_strategy, has_cls=True)
+    config = llava_config(vcfg, text_config, spec, image_token_id, n_img)
     model = LlavaForConditionalGeneration(config)
     original = _load_weights(src)
     dropped = sorted(k for k in original if is_dropped_buffer(k))

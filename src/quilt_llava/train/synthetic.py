@@ -104,7 +104,7 @@ def evaluate_task(model_dir: str | Path, test_jsonl: str | Path, image_folder: s
     from quilt_llava.eval.generate import generate_answers
     from quilt_llava.files import iter_jsonl
     from quilt_llava.images import open_image
-    from quilt_llava.model.build import conv_template_of, load_model_and_processor
+    from quilt_llava.model.checkpoint import conv_template_of, load_model_and_processor
     from quilt_llava.model.conversation import get_template
     from quilt_llava.model.processing import prepare_image
 

@@ -45,7 +45,8 @@ def is_main_process() -> bool:
 
 def load_for_training(cfg: TrainConfig):
     """The model and processor a run starts from (a saved checkpoint or an assembled preset)."""
-    from quilt_llava.model.build import build_model_and_processor, load_model_and_processor
+    from quilt_llava.model.build import build_model_and_processor
+    from quilt_llava.model.checkpoint import load_model_and_processor
 
     if cfg.model_name_or_path:
         # QLoRA puts the 4-bit base on this process's GPU; otherwise the Trainer places the model.
@@ -295,7 +296,7 @@ def train(cfg: TrainConfig, on_log: Any = None, output: Output | None = None) ->
 def save_final(trainer, model, processor, cfg: TrainConfig, history: list[dict[str, Any]], report) -> None:
     """Write the HF-layout model (LoRA merged), processor, ``quilt_llava.json`` and ``log_history.jsonl``."""
     from quilt_llava.files import write_json, write_jsonl
-    from quilt_llava.model.build import make_tokenizer_config_portable
+    from quilt_llava.model.checkpoint import make_tokenizer_config_portable
 
     out = Path(cfg.output_dir)
     if cfg.qlora:
@@ -321,7 +322,7 @@ def merge_qlora(peft_model, cfg: TrainConfig, out: Path) -> None:
     import torch
     from peft import PeftModel
 
-    from quilt_llava.model.build import load_model_and_processor
+    from quilt_llava.model.checkpoint import load_model_and_processor
 
     adapter_dir = out / "adapter"
     peft_model.save_pretrained(adapter_dir)
