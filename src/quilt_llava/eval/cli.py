@@ -17,7 +17,7 @@ from quilt_llava.instruct.llm_options import EndpointOptions, with_endpoint_opti
 
 
 @dataclass
-class GenerateOptions:
+class PredictionOptions:
     model: Path
     questions: Path
     images: Path | None
@@ -76,7 +76,7 @@ def _fail_if(failed: list, out: Output, what: str) -> None:
         raise typer.Exit(1)
 
 
-def run_generate(opts: GenerateOptions, out: Output) -> None:
+def run_generate(opts: PredictionOptions, out: Output) -> None:
     from quilt_llava.eval.generate import PromptStyle, generate_predictions
 
     report = generate_predictions(
@@ -247,7 +247,7 @@ def register(app: typer.Typer) -> None:
         from quilt_llava.model.hf import quiet_libraries
 
         quiet_libraries(quiet or as_json)  # transformers' own "Loading weights" bars
-        run_generate(GenerateOptions(model, questions, images, out, fmt, batch_size, max_new_tokens, suffix,
+        run_generate(PredictionOptions(model, questions, images, out, fmt, batch_size, max_new_tokens, suffix,
                                      closed_suffix, choice_suffix, draw_box, conv_template, model_id, device,
                                      dtype, limit), Output(quiet=quiet, json=as_json))
 

@@ -234,6 +234,8 @@ def train(cfg: TrainConfig, on_log: Any = None, output: Output | None = None) ->
         gradient_accumulation_steps=accum,
         learning_rate=cfg.learning_rate,
         weight_decay=cfg.weight_decay,
+        # transformers >= 5 (pinned in pyproject) has no ``warmup_ratio`` argument: ``warmup_steps``
+        # below 1 is read as a fraction of the total steps, and the config holds the ratio in [0, 1).
         warmup_steps=cfg.warmup_ratio,
         lr_scheduler_type=cfg.lr_scheduler_type,
         num_train_epochs=cfg.num_train_epochs,
