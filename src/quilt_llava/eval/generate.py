@@ -175,7 +175,7 @@ def generate_predictions(
     image is missing or unreadable are reported in ``GenerateReport.failed``; the rest
     go on.
     """
-    from quilt_llava.model import get_template, load_model_and_processor, resolve_conv_template
+    from quilt_llava.model import get_template, resolve_conv_template
 
     output = output or Output(quiet=True)
     if batch_size < 1:
@@ -195,15 +195,7 @@ def generate_predictions(
     if not pending:
         return report
 
-    if model_and_processor is not None:
-        model, processor = model_and_processor
-    else:
-        if model_dir is None:
-            raise ConfigError("model_dir is required when no loaded model is given")
-        if not (Path(model_dir) / "config.json").exists():
-            raise InputError(str(model_dir), "not a model directory (no config.json); give a saved or converted "
-                             "Hugging Face Llava checkpoint")
-        model, processor = load_model_and_processor(model_dir, dtype=dtype, device=device)
+    model, processor = model_and_processor or _load_model(model_dir, dtype, device)
     model.eval()
     template = get_template(resolve_conv_template(conv_template, model=model, model_dir=model_dir))
     if model_id is None:
@@ -214,7 +206,29 @@ def generate_predictions(
         # Similar lengths in one batch waste less compute on padding; the output is matched by id.
         pending = sorted(pending, key=lambda q: len(prompts[q.question_id]))
 
-    with JsonlAppender(out_path) as sink, output.progress() as prog:
+    _answer_pending(model, processor, pending, prompts, image_dir, report, output, batch_size=batch_size,
+                    max_new_tokens=max_new_tokens, draw_box=draw_box, model_id=model_id)
+    return report
+
+
+def _load_model(model_dir: str | os.PathLike[str] | None, dtype: str | None, device: str) -> tuple[Any, Any]:
+    """The checkpoint in ``model_dir``, with an error naming it when it is not one."""
+    from quilt_llava.model import load_model_and_processor
+
+    if model_dir is None:
+        raise ConfigError("model_dir is required when no loaded model is given")
+    if not (Path(model_dir) / "config.json").exists():
+        raise InputError(str(model_dir), "not a model directory (no config.json); give a saved or converted "
+                         "Hugging Face Llava checkpoint")
+    return load_model_and_processor(model_dir, dtype=dtype, device=device)
+
+
+def _answer_pending(model: Any, processor: Any, pending: Sequence[EvalQuestion], prompts: dict[str, str],
+                    image_dir: str | os.PathLike[str] | None, report: GenerateReport, output: Output, *,
+                    batch_size: int, max_new_tokens: int, draw_box: bool, model_id: str) -> None:
+    """Answer ``pending`` batch by batch, appending each prediction to ``report.out_path`` as it is
+    made; a question whose image cannot be read goes to ``report.failed`` and the rest go on."""
+    with JsonlAppender(report.out_path) as sink, output.progress() as prog:
         task = prog.add_task("answering", total=len(pending))
         for batch in _batches(pending, batch_size):
             ready, images = [], []
@@ -233,4 +247,3 @@ def generate_predictions(
                                 "text": text, "model_id": model_id})
                     report.written += 1
             prog.advance(task, len(batch))
-    return report

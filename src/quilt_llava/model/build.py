@@ -27,7 +27,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from quilt_llava.model.processing import add_image_token, make_image_processor, make_processor
+from quilt_llava.model.processing import (
+    add_image_token,
+    image_processor_for,
+    make_image_processor,
+    make_processor,
+)
 from quilt_llava.model.spec import ModelSpec, TinySizes, get_spec
 
 
@@ -64,12 +69,17 @@ def build_model_and_processor(
         model, processor = _build_tiny(spec, spec.tiny)
     else:
         model, processor = _build_from_parts(spec, dtype)
-    model.generation_config.pad_token_id = processor.tokenizer.pad_token_id
-    model.generation_config.eos_token_id = processor.tokenizer.eos_token_id
-    model.generation_config.bos_token_id = processor.tokenizer.bos_token_id
+    set_special_token_ids(model, processor.tokenizer)
     # Kept in config.json too, so a plain ``model.save_pretrained`` carries it.
     model.config.quilt_llava = quilt_meta(spec)
     return model, processor
+
+
+def set_special_token_ids(model: Any, tokenizer: Any) -> None:
+    """Generate with the tokenizer's pad / eos / bos ids."""
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.bos_token_id = tokenizer.bos_token_id
 
 
 def quilt_meta(spec: ModelSpec) -> dict[str, Any]:
@@ -147,7 +157,6 @@ def _build_from_parts(spec: ModelSpec, dtype: Any):
     """Load a pretrained vision tower and LLM and join them with a fresh projector."""
     from transformers import (
         AutoConfig,
-        AutoImageProcessor,
         AutoModelForCausalLM,
         CLIPVisionModel,
         LlavaForConditionalGeneration,
@@ -181,12 +190,7 @@ def _build_from_parts(spec: ModelSpec, dtype: Any):
         init_linear_projector(model)
     if len(tokenizer) != model.get_input_embeddings().weight.shape[0]:
         model.resize_token_embeddings(len(tokenizer), mean_resizing=True)
-    try:
-        image_processor = AutoImageProcessor.from_pretrained(spec.vision_tower)
-    except (OSError, ValueError):
-        # Vision repos saved from open_clip may lack a preprocessor config; CLIP defaults then.
-        image_processor = make_image_processor(vcfg.image_size)
-    processor = make_processor(tokenizer, image_processor, vcfg.patch_size, spec.select_strategy, has_cls,
+    processor = make_processor(tokenizer, image_processor_for(spec.vision_tower, vcfg.image_size), vcfg.patch_size, spec.select_strategy, has_cls,
                                conv_template=spec.conv_template)
     return model, processor
 
@@ -198,4 +202,5 @@ __all__ = [
     "llava_config",
     "num_image_tokens",
     "quilt_meta",
+    "set_special_token_ids",
 ]

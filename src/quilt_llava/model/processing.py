@@ -53,6 +53,17 @@ def make_image_processor(image_size: int, mean: list[float] | None = None, std: 
     return CLIPImageProcessorPil(**kwargs)
 
 
+def image_processor_for(vision_tower: str, image_size: int):
+    """The image processor saved with ``vision_tower`` (hub id or directory), else CLIP defaults at
+    ``image_size`` (vision repos saved from open_clip may lack a preprocessor config)."""
+    from transformers import AutoImageProcessor
+
+    try:
+        return AutoImageProcessor.from_pretrained(vision_tower)
+    except (OSError, ValueError):
+        return make_image_processor(image_size)
+
+
 def make_processor(tokenizer, image_processor, patch_size: int, select_strategy: str, has_cls: bool,
                    conv_template: str = DEFAULT_TEMPLATE):
     """A ``LlavaProcessor`` whose Jinja chat template renders like ``get_template(conv_template)``."""
