@@ -9,7 +9,12 @@ one place that decides which conversation template a checkpoint uses.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from quilt_llava.errors import ConfigError
@@ -19,16 +24,40 @@ QUILT_JSON = "quilt_llava.json"
 
 
 def save_model_and_processor(model, processor, out_dir: str | os.PathLike[str], extra_meta: dict[str, Any] | None = None) -> None:
-    """Save weights, processor and ``quilt_llava.json`` in the Hugging Face layout."""
+    """Save weights, processor and ``quilt_llava.json`` in the Hugging Face layout.
+
+    Everything is written into a temporary sibling folder first and each file is then
+    renamed into ``out_dir`` (``quilt_llava.json`` last), so a save that fails or is
+    killed never leaves a half-written weight file behind.
+    """
     from quilt_llava.files import write_json
 
-    os.makedirs(out_dir, exist_ok=True)
-    model.save_pretrained(out_dir)
-    processor.save_pretrained(out_dir)
-    make_tokenizer_config_portable(out_dir)
-    meta = model_meta(model)
-    meta.update(extra_meta or {})
-    write_json(os.path.join(out_dir, QUILT_JSON), meta)
+    with _staged_dir(out_dir, last=QUILT_JSON) as stage:
+        model.save_pretrained(stage)
+        processor.save_pretrained(stage)
+        make_tokenizer_config_portable(stage)
+        meta = model_meta(model)
+        meta.update(extra_meta or {})
+        write_json(stage / QUILT_JSON, meta)
+
+
+@contextlib.contextmanager
+def _staged_dir(out_dir: str | os.PathLike[str], last: str) -> Iterator[Path]:
+    """A temporary folder next to ``out_dir`` to write into; on success every file in it is
+    renamed into ``out_dir`` (atomic per file; ``last`` after the others), then it is removed."""
+    out = Path(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        yield stage
+        out.mkdir(exist_ok=True)
+        files = sorted((p for p in stage.rglob("*") if p.is_file()), key=lambda p: (p.name == last, str(p)))
+        for src in files:
+            dst = out / src.relative_to(stage)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(src, dst)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
 
 
 def make_tokenizer_config_portable(out_dir: str | os.PathLike[str]) -> None:
