@@ -23,9 +23,9 @@ import random
 import time
 from pathlib import Path
 
-from quilt_llava.model.build import add_image_token
 from quilt_llava.model.conversation import get_template
 from quilt_llava.model.llama_tokenizer import load_tokenizer
+from quilt_llava.model.processing import add_image_token
 from quilt_llava.model.tensorize import tensorize_all
 from quilt_llava.model.tokenizer import corpus_lines
 

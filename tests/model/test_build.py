@@ -13,8 +13,9 @@ from quilt_llava.model import (
     load_model_and_processor,
     prepare_image,
 )
-from quilt_llava.model.build import get_spec, save_model_and_processor
+from quilt_llava.model.checkpoint import save_model_and_processor
 from quilt_llava.model.prompt import encode_prompts
+from quilt_llava.model.spec import get_spec
 from quilt_llava.model.tokenizer import train_tiny_tokenizer
 
 
@@ -90,6 +91,26 @@ def test_quilt_json_written_and_read(tiny, tmp_path):
     assert conv_template_of(tmp_path / "missing") == "vicuna_v1"
 
 
+def test_failed_save_leaves_no_partial_checkpoint(tiny, tmp_path, monkeypatch):
+    """A save that dies after the weights are written leaves neither them nor its staging folder."""
+    model, processor = tiny
+    out = tmp_path / "ckpt"
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(processor, "save_pretrained", broken)
+    with pytest.raises(OSError, match="disk full"):
+        save_model_and_processor(model, processor, out)
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+    monkeypatch.undo()
+    save_model_and_processor(model, processor, out)  # a later save over the same folder works
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]
+    assert (out / "quilt_llava.json").exists() and (out / "config.json").exists()
+    assert (out / "model.safetensors").exists() and (out / "tokenizer_config.json").exists()
+    assert load_model_and_processor(out)[0].config.image_token_id == model.config.image_token_id
+
+
 def test_linear_projector_is_one_affine_map_and_reloads(tmp_path):
     model, _ = build_model_and_processor("tiny", seed=0, projector_type="linear")
     proj = model.model.multi_modal_projector
@@ -131,7 +152,7 @@ def test_assemble_from_local_vision_tower_and_llm(tmp_path, tower_type):
         SiglipVisionModel,
     )
 
-    from quilt_llava.model.build import make_image_processor
+    from quilt_llava.model.processing import make_image_processor
 
     torch.manual_seed(0)
     vkw = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,

@@ -39,7 +39,7 @@ def sp(llama_vocab):
 
 @pytest.fixture(scope="module")
 def tok(llama_vocab, tmp_path_factory):
-    from quilt_llava.model.build import add_image_token
+    from quilt_llava.model.processing import add_image_token
 
     folder = tmp_path_factory.mktemp("vicuna_tok")
     (folder / "tokenizer.model").write_bytes((llama_vocab / "tokenizer.model").read_bytes())
@@ -223,7 +223,7 @@ def test_a_mask_that_cannot_be_aligned_is_skipped(tok):
 
 def test_generation_prompt_ids_are_the_releases(sp, tok):
     """Evaluation and chat encode through the same function; the generation prompt is the release's."""
-    from quilt_llava.model.build import make_image_processor, make_processor
+    from quilt_llava.model.processing import make_image_processor, make_processor
     from quilt_llava.model.prompt import encode_prompts
 
     image_id = tok.convert_tokens_to_ids("<image>")
@@ -253,7 +253,7 @@ def write_431_checkpoint(folder, tower_dir, extra_keys=()):
     shards with an index, ``rotary_emb.inv_freq`` buffers in every layer, and only ``tokenizer.model``."""
     from transformers import CLIPVisionConfig, CLIPVisionModel, LlamaConfig, LlamaForCausalLM
 
-    from quilt_llava.model.build import make_image_processor
+    from quilt_llava.model.processing import make_image_processor
 
     torch.manual_seed(0)
     vcfg = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
@@ -317,7 +317,7 @@ def release_pixels(image):
     """SPEC C's pixels: centred on a square canvas of CLIP's mean colour, then the CLIP processor."""
     from PIL import Image
 
-    from quilt_llava.model.build import make_image_processor
+    from quilt_llava.model.processing import make_image_processor
 
     side = max(image.size)
     canvas = Image.new("RGB", (side, side), CLIP_MEAN_RGB)
@@ -384,7 +384,7 @@ def test_pieces_are_tokenized_on_their_own_whatever_the_tokenizer(sp, llama_voca
     from tokenizers import Tokenizer, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    from quilt_llava.model.build import add_image_token
+    from quilt_llava.model.processing import add_image_token
     from quilt_llava.model.prompt import tokenize_prompt
 
     inner = Tokenizer.from_file(str(llama_vocab / "tokenizer.json"))

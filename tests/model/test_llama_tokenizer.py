@@ -82,12 +82,8 @@ def test_saved_checkpoint_keeps_the_exact_tokenizer(llama_vocab, sp, tmp_path):
     """Saving with a processor and loading with AutoProcessor (as eval and chat do) keeps sentencepiece's ids."""
     from transformers import AutoProcessor
 
-    from quilt_llava.model.build import (
-        add_image_token,
-        make_image_processor,
-        make_processor,
-        make_tokenizer_config_portable,
-    )
+    from quilt_llava.model.checkpoint import make_tokenizer_config_portable
+    from quilt_llava.model.processing import add_image_token, make_image_processor, make_processor
 
     shutil.copy(llama_vocab / "tokenizer.model", tmp_path / "tokenizer.model")
     tok = load_tokenizer(tmp_path)

@@ -40,7 +40,7 @@ from __future__ import annotations
 import re
 import warnings
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -256,6 +256,30 @@ def parse_choice(prediction: str, choices: Sequence[str]) -> str | None:
 # Confidence intervals
 
 
+def bootstrap_interval(
+    n: int, statistic: Callable[[np.ndarray], np.ndarray], n_resamples: int = 1000, seed: int = 0,
+    level: float = 0.95,
+) -> tuple[float, float] | None:
+    """Percentile bootstrap interval of a statistic of ``n`` items resampled with replacement.
+
+    ``statistic`` maps a ``(k, n)`` array of resampled indices to ``k`` values; NaN marks
+    a resample where it is undefined and is left out (None when every one is). The
+    one bootstrap of the package: the VQA metrics' means and the judge's relative score.
+    """
+    rng = np.random.default_rng(seed)
+    stats = np.empty(n_resamples)
+    chunk = max(1, 2_000_000 // n)  # bound memory for large question sets
+    for start in range(0, n_resamples, chunk):
+        stop = min(n_resamples, start + chunk)
+        stats[start:stop] = statistic(rng.integers(0, n, size=(stop - start, n)))
+    stats = stats[~np.isnan(stats)]
+    if stats.size == 0:
+        return None
+    alpha = (1 - level) / 2
+    lo, hi = np.quantile(stats, [alpha, 1 - alpha])
+    return (float(lo), float(hi))
+
+
 def bootstrap_ci(
     values: Sequence[float] | np.ndarray, n_resamples: int = 1000, seed: int = 0, level: float = 0.95
 ) -> tuple[float, float] | None:
@@ -266,16 +290,7 @@ def bootstrap_ci(
     if arr.size == 1 or n_resamples <= 0:
         v = float(arr.mean())
         return (v, v)
-    rng = np.random.default_rng(seed)
-    means = np.empty(n_resamples)
-    chunk = max(1, 2_000_000 // arr.size)  # bound memory for large question sets
-    for start in range(0, n_resamples, chunk):
-        stop = min(n_resamples, start + chunk)
-        idx = rng.integers(0, arr.size, size=(stop - start, arr.size))
-        means[start:stop] = arr[idx].mean(axis=1)
-    alpha = (1 - level) / 2
-    lo, hi = np.quantile(means, [alpha, 1 - alpha])
-    return (float(lo), float(hi))
+    return bootstrap_interval(arr.size, lambda idx: arr[idx].mean(axis=1), n_resamples, seed, level)
 
 
 # ---------------------------------------------------------------------------

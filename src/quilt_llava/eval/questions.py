@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from quilt_llava.errors import InputError
-from quilt_llava.files import read_records
+from quilt_llava.files import iter_jsonl, read_records
 
 OPEN, CLOSED, CHOICE = "open", "closed", "choice"
 _ID_KEYS = ("question_id", "id", "qid", "index")
@@ -338,3 +338,11 @@ def load_questions(
 def as_questions(items: Iterable[EvalQuestion | dict[str, Any]], fmt: str = "quilt") -> list[EvalQuestion]:
     """Accept canonical questions or raw rows (Python callers pass either)."""
     return convert_rows(items, fmt=fmt)
+
+
+def existing_ids(path: str | os.PathLike[str], keep: Callable[[dict[str, Any]], bool] | None = None) -> set[str]:
+    """The question ids with a row in the JSONL output ``path`` (that ``keep`` accepts, when given):
+    what a resumed run skips. A missing file has none."""
+    if not Path(path).exists():
+        return set()
+    return {str(row["question_id"]) for row in iter_jsonl(path) if "question_id" in row and (keep is None or keep(row))}

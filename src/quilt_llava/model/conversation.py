@@ -126,6 +126,9 @@ def normalize_message(message: dict[str, str]) -> dict[str, str]:
     return {"role": ROLE_ALIASES[role], "content": content}
 
 
+# The template of checkpoints that record none, of presets, and of chat after a training-only template.
+DEFAULT_TEMPLATE = "vicuna_v1"
+
 TEMPLATES: dict[str, ConversationTemplate] = {
     "vicuna_v1": ConversationTemplate(
         name="vicuna_v1",

@@ -37,7 +37,7 @@ from typing import Any
 
 from quilt_llava.errors import ConfigError, InputError
 from quilt_llava.files import read_json
-from quilt_llava.model.conversation import TEMPLATES
+from quilt_llava.model.conversation import DEFAULT_TEMPLATE, TEMPLATES
 
 log = logging.getLogger(__name__)
 
@@ -139,38 +139,28 @@ def map_original_keys(state: dict[str, Any], projector_type: str) -> tuple[dict[
     return out, vision, unknown
 
 
-def convert_llava_checkpoint(options: ConvertOptions) -> dict[str, Any]:
-    """Convert ``options.src`` (original LLaVA layout) to an HF ``LlavaForConditionalGeneration`` in ``options.dst``."""
-    from transformers import (
-        AutoConfig,
-        AutoImageProcessor,
-        CLIPVisionModel,
-        LlavaForConditionalGeneration,
-    )
+@dataclass(frozen=True)
+class _Original:
+    """What an original checkpoint's ``config.json`` says, checked."""
 
-    from quilt_llava.model.build import (
-        ModelSpec,
-        _llava_config,
-        _num_image_tokens,
-        _resolve_dtype,
-        add_image_token,
-        init_linear_projector,
-        make_image_processor,
-        make_processor,
-        quilt_meta,
-        save_model_and_processor,
-    )
-    from quilt_llava.model.hf import hub_load
-    from quilt_llava.model.llama_tokenizer import load_tokenizer
+    architecture: str
+    projector_type: str
+    select: str
+    tower: str
+    conv_template: str
 
-    src = Path(options.src)
+
+def _read_original_config(src: Path, options: ConvertOptions) -> tuple[dict[str, Any], _Original]:
+    """``config.json`` and its checked LLaVA settings; every problem reported at once."""
+    from quilt_llava.model.spec import PROJECTOR_TYPES
+
     cfg = read_json(src / "config.json")
     problems = []
     arch = (cfg.get("architectures") or ["?"])[0]
     if arch not in ARCHITECTURES:
         problems.append(f"architecture '{arch}' is not one of {sorted(ARCHITECTURES)}")
     projector_type = cfg.get("mm_projector_type", "linear")
-    if projector_type not in ("linear", "mlp2x_gelu"):
+    if projector_type not in PROJECTOR_TYPES:
         problems.append(f"mm_projector_type '{projector_type}' is not linear or mlp2x_gelu")
     select = cfg.get("mm_vision_select_feature", "patch")
     if select not in SELECT_FEATURE:
@@ -178,33 +168,25 @@ def convert_llava_checkpoint(options: ConvertOptions) -> dict[str, Any]:
     tower = options.vision_tower or cfg.get("mm_vision_tower") or ""
     if not tower:
         problems.append("config has no mm_vision_tower; pass vision_tower")
-    conv_template = options.conv_template or ARCH_TEMPLATES.get(ARCHITECTURES.get(arch, ""), "vicuna_v1")
+    conv_template = options.conv_template or ARCH_TEMPLATES.get(ARCHITECTURES.get(arch, ""), DEFAULT_TEMPLATE)
     if conv_template not in TEMPLATES:
         problems.append(f"conv_template '{conv_template}' is not one of {sorted(TEMPLATES)}")
     if problems:
         raise ConfigError(problems, source=str(src / "config.json"))
+    return cfg, _Original(arch, projector_type, select, tower, conv_template)
 
-    dtype = _resolve_dtype(options.dtype)
-    text_fields = {k: v for k, v in cfg.items()
-                   if not k.startswith(MM_KEYS) and k not in ("architectures", "model_type", "transformers_version")}
-    text_config = AutoConfig.for_model(ARCHITECTURES[arch], **text_fields)
-    vision_model = hub_load("vision tower", tower, lambda: CLIPVisionModel.from_pretrained(tower))
-    vcfg = vision_model.config
-    tokenizer = load_tokenizer(src)
-    image_token_id = add_image_token(tokenizer)
-    spec = ModelSpec(
-        name=f"converted:{src.name}", vision_tower=tower, llm=str(src), projector_type=projector_type,
-        vision_feature_layer=int(cfg.get("mm_vision_select_layer", -2)),
-        vision_feature_select_strategy=SELECT_FEATURE[select], conv_template=conv_template,
-    )
-    n_img = _num_image_tokens(vcfg.image_size, vcfg.patch_size, spec.select_strategy, has_cls=True)
-    config = _llava_config(vcfg, text_config, spec, image_token_id, n_img)
-    model = LlavaForConditionalGeneration(config)
+
+def _load_original_weights(model: Any, vision_model: Any, src: Path, projector_type: str) -> int:
+    """Load the original weights (and the tower's) into ``model``; the number of buffers dropped.
+
+    Raises :class:`InputError` naming every missing or unexpected key."""
     original = _load_weights(src)
     dropped = sorted(k for k in original if is_dropped_buffer(k))
     state, vision_state, unknown = map_original_keys(original, projector_type)
     del original
     if projector_type == "linear":
+        from quilt_llava.model.build import init_linear_projector
+
         init_linear_projector(model)
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.startswith("model.vision_tower.")
@@ -223,23 +205,55 @@ def convert_llava_checkpoint(options: ConvertOptions) -> dict[str, Any]:
         raise InputError(str(src), "weights do not match the config: " + "; ".join(parts))
     if dropped:
         log.info("dropped %d non-parameter buffers (%s, ...)", len(dropped), dropped[0])
+    return len(dropped)
+
+
+def convert_llava_checkpoint(options: ConvertOptions) -> dict[str, Any]:
+    """Convert ``options.src`` (original LLaVA layout) to an HF ``LlavaForConditionalGeneration`` in ``options.dst``."""
+    from transformers import AutoConfig, CLIPVisionModel, LlavaForConditionalGeneration
+
+    from quilt_llava.model.build import (
+        llava_config,
+        num_image_tokens,
+        quilt_meta,
+        set_special_token_ids,
+    )
+    from quilt_llava.model.checkpoint import save_model_and_processor
+    from quilt_llava.model.hf import hub_load
+    from quilt_llava.model.llama_tokenizer import load_tokenizer
+    from quilt_llava.model.precision import resolve_dtype
+    from quilt_llava.model.processing import add_image_token, image_processor_for, make_processor
+    from quilt_llava.model.spec import ModelSpec
+
+    src = Path(options.src)
+    cfg, orig = _read_original_config(src, options)
+    dtype = resolve_dtype(options.dtype)
+    text_fields = {k: v for k, v in cfg.items()
+                   if not k.startswith(MM_KEYS) and k not in ("architectures", "model_type", "transformers_version")}
+    text_config = AutoConfig.for_model(ARCHITECTURES[orig.architecture], **text_fields)
+    vision_model = hub_load("vision tower", orig.tower, lambda: CLIPVisionModel.from_pretrained(orig.tower))
+    vcfg = vision_model.config
+    tokenizer = load_tokenizer(src)
+    image_token_id = add_image_token(tokenizer)
+    spec = ModelSpec(
+        name=f"converted:{src.name}", vision_tower=orig.tower, llm=str(src), projector_type=orig.projector_type,
+        vision_feature_layer=int(cfg.get("mm_vision_select_layer", -2)),
+        vision_feature_select_strategy=SELECT_FEATURE[orig.select], conv_template=orig.conv_template,
+    )
+    n_img = num_image_tokens(vcfg.image_size, vcfg.patch_size, spec.select_strategy, has_cls=True)
+    model = LlavaForConditionalGeneration(llava_config(vcfg, text_config, spec, image_token_id, n_img))
+    dropped = _load_original_weights(model, vision_model, src, orig.projector_type)
     if len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
         model.resize_token_embeddings(len(tokenizer), mean_resizing=True)
     model.config.text_config.pad_token_id = tokenizer.pad_token_id
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-    model.generation_config.eos_token_id = tokenizer.eos_token_id
-    model.generation_config.bos_token_id = tokenizer.bos_token_id
-    model.config.quilt_llava = quilt_meta(spec) | {"converted_from": str(src), "original_architecture": arch}
+    set_special_token_ids(model, tokenizer)
+    model.config.quilt_llava = quilt_meta(spec) | {"converted_from": str(src), "original_architecture": orig.architecture}
     model = model.to(dtype)
-    try:
-        image_processor = AutoImageProcessor.from_pretrained(tower)
-    except (OSError, ValueError):
-        image_processor = make_image_processor(vcfg.image_size)
-    processor = make_processor(tokenizer, image_processor, vcfg.patch_size, spec.select_strategy, has_cls=True,
-                               conv_template=conv_template)
+    processor = make_processor(tokenizer, image_processor_for(orig.tower, vcfg.image_size), vcfg.patch_size,
+                               spec.select_strategy, has_cls=True, conv_template=orig.conv_template)
     os.makedirs(options.dst, exist_ok=True)
     save_model_and_processor(model, processor, options.dst)
-    return {"src": str(src), "dst": options.dst, "architecture": arch, "conv_template": conv_template,
-            "projector_type": projector_type,
-            "vision_tower": tower, "image_token_id": image_token_id, "vocab_size": len(tokenizer),
-            "dropped_buffers": len(dropped)}
+    return {"src": str(src), "dst": options.dst, "architecture": orig.architecture,
+            "conv_template": orig.conv_template, "projector_type": orig.projector_type,
+            "vision_tower": orig.tower, "image_token_id": image_token_id, "vocab_size": len(tokenizer),
+            "dropped_buffers": dropped}

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from quilt_llava.errors import ConfigError, InputError, MissingDependencyError
 from quilt_llava.images import ImageLimits, draw_region_ellipse, open_image
 from quilt_llava.model.conversation import IMAGE_TOKEN, ConversationTemplate, get_template
+from quilt_llava.model.precision import DTYPES as MODEL_DTYPES
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Box = tuple[float, float, float, float]
-DTYPES = ("auto", "float32", "float16", "bfloat16")
+DTYPES = ("auto", *MODEL_DTYPES)
 
 
 @dataclass
@@ -132,7 +133,7 @@ class ChatModel:
 
             if importlib.util.find_spec("bitsandbytes") is None:
                 raise MissingDependencyError("bitsandbytes", "quant")
-        from quilt_llava.model import conv_template_of, load_model_and_processor
+        from quilt_llava.model import load_model_and_processor, resolve_conv_template
 
         device = resolve_device(options.device)
         model, processor = load_model_and_processor(
@@ -142,7 +143,7 @@ class ChatModel:
             load_in_4bit=options.load_in_4bit,
             load_in_8bit=options.load_in_8bit,
         )
-        template_name = options.template or conv_template_of(options.model_dir)
+        template_name = resolve_conv_template(options.template, model_dir=options.model_dir)
         return cls(model, processor, get_template(template_name), device)
 
     @property

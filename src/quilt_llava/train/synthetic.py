@@ -15,7 +15,7 @@ from typing import Any
 
 from PIL import Image, ImageDraw
 
-from quilt_llava.files import write_jsonl
+from quilt_llava.files import atomic_open, write_jsonl
 
 COLOURS: dict[str, tuple[int, int, int]] = {
     "purple": (110, 40, 140),
@@ -53,7 +53,8 @@ def make_images(folder: str | Path, n: int, seed: int = 0, prefix: str = "blob")
     for i in range(n):
         colour = names[i % len(names)]
         name = f"{prefix}_{i:05d}.png"
-        draw_blob(colour, rng).save(folder / name)
+        with atomic_open(folder / name, "wb") as fh:
+            draw_blob(colour, rng).save(fh, format="PNG")
         out.append(ShapeSample(f"{prefix}-{i}", name, colour))
     return out
 
@@ -104,7 +105,7 @@ def evaluate_task(model_dir: str | Path, test_jsonl: str | Path, image_folder: s
     from quilt_llava.eval.generate import generate_answers
     from quilt_llava.files import iter_jsonl
     from quilt_llava.images import open_image
-    from quilt_llava.model.build import conv_template_of, load_model_and_processor
+    from quilt_llava.model.checkpoint import conv_template_of, load_model_and_processor
     from quilt_llava.model.conversation import get_template
     from quilt_llava.model.processing import prepare_image
 
