@@ -141,6 +141,8 @@ def test_report_links_resolve_and_renders_in_chromium(demo_run, artifacts_dir):
             assert page.locator("h1").inner_text().startswith("quilt-llava")
             broken = page.evaluate("Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0).length")
             assert broken == 0
+            data = page.evaluate("JSON.parse(document.getElementById('report-data').textContent)")
+            assert data["metrics"] and "name" in data["metrics"][0]
             page.screenshot(path=str(shot), full_page=True)
         finally:
             browser.close()
