@@ -35,7 +35,7 @@ EXTRA_OF_MODULE = {
     "safetensors": "train", "tokenizers": "train", "matplotlib": "train", "pandas": "train",
     "pyarrow": "train", "av": "video", "cv2": "video", "sklearn": "video", "skimage": "video",
     "scipy": "video", "gradio": "serve", "faster_whisper": "asr", "bitsandbytes": "quant",
-    "deepspeed": "deepspeed",
+    "deepspeed": "deepspeed", "ray": "distributed",
 }
 
 
