@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 
 from quilt_llava.cli import make_app
 from quilt_llava.files import read_jsonl
-from quilt_llava.narratives.pipeline import ExtractConfig, extract_folder
+from quilt_llava.narratives.batch import extract_folder
+from quilt_llava.narratives.pipeline import ExtractConfig
 from quilt_llava.narratives.synthetic import SyntheticConfig, ViewSpec, make_synthetic_video
 
 pytest.importorskip("av")

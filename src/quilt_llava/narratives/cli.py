@@ -57,13 +57,14 @@ ENGINES = ("local", "ray")
 def run_extract(options: ExtractOptions, out) -> int:
     """Run an extraction; returns the exit code (0 when every video succeeded)."""
     from quilt_llava.errors import ConfigError, InputError
+    from quilt_llava.narratives.batch import extract_folder, list_videos
     from quilt_llava.narratives.inputs import (
         VideoInputs,
         is_video_list,
         one_folder_per_video,
         read_video_list,
     )
-    from quilt_llava.narratives.pipeline import ExtractConfig, extract_folder, list_videos
+    from quilt_llava.narratives.pipeline import ExtractConfig
 
     options.validate()
     config = ExtractConfig(sample_fps=options.sample_fps, min_segment_s=options.min_segment_s,
@@ -118,8 +119,8 @@ def run_extract(options: ExtractOptions, out) -> int:
 
 
 def _extract_on_ray(videos, options: ExtractOptions, config, transcripts, out):
-    from quilt_llava.narratives.pipeline import ROWS_FILE, video_id_for
     from quilt_llava.narratives.ray_engine import ClusterProgress, RayConfig, extract_folder_ray
+    from quilt_llava.narratives.rows import ROWS_FILE, video_id_for
 
     ray_config = RayConfig(address=options.address, num_cpus=options.workers, max_retries=options.max_retries,
                            cpus_per_task=options.cpus_per_task)
@@ -136,7 +137,8 @@ def _extract_on_ray(videos, options: ExtractOptions, config, transcripts, out):
 def _transcribe_missing(videos, transcripts, options: ExtractOptions, out):
     """ASR for videos without a transcript, written as Whisper JSON next to the output."""
     from quilt_llava.files import write_json
-    from quilt_llava.narratives.pipeline import find_transcript, video_id_for
+    from quilt_llava.narratives.batch import find_transcript
+    from quilt_llava.narratives.rows import video_id_for
     from quilt_llava.narratives.transcript import AsrConfig, transcribe
 
     result = dict(transcripts or {})

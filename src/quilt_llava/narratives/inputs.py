@@ -35,7 +35,7 @@ def is_video_list(path: Path) -> bool:
 
 def read_video_list(path: Path) -> VideoInputs:
     """The videos named in a list file (see the module docstring)."""
-    from quilt_llava.narratives.pipeline import VIDEO_EXTENSIONS
+    from quilt_llava.narratives.batch import VIDEO_EXTENSIONS
 
     inputs = VideoInputs()
     try:
@@ -66,7 +66,7 @@ def read_video_list(path: Path) -> VideoInputs:
 
 def one_folder_per_video(inputs: VideoInputs) -> VideoInputs:
     """Leave out the second and later videos whose output folder (their video id) is already taken."""
-    from quilt_llava.narratives.pipeline import video_id_for
+    from quilt_llava.narratives.rows import video_id_for
 
     owner: dict[str, Path] = {}
     kept = VideoInputs(problems=dict(inputs.problems))

@@ -1,8 +1,8 @@
 """Stage A on a Ray cluster: one Ray task per video, running the per-video function of the local pool.
 
-``extract_folder_ray`` is :func:`~quilt_llava.narratives.pipeline.extract_folder` with Ray as
+``extract_folder_ray`` is :func:`~quilt_llava.narratives.batch.extract_folder` with Ray as
 the scheduler: the same plan (finished videos are skipped), the same per-video function
-(``pipeline._worker``, so both engines write the same rows and segment images), the same
+(``batch.run_one``, which calls ``pipeline.process_video``, so both engines write the same rows and segment images), the same
 ``narratives.jsonl`` rebuilt at the end from every ``<video_id>/rows.jsonl``. What Ray adds:
 
 - placement over every node of a cluster (``ray.init(address=...)``), or a local instance
@@ -36,17 +36,9 @@ from pathlib import Path
 from typing import Any
 
 from quilt_llava.errors import ConfigError, MissingDependencyError
-from quilt_llava.narratives.pipeline import (
-    ROWS_FILE,
-    ExtractConfig,
-    FolderResult,
-    VideoJob,
-    _collect,
-    _worker,
-    plan_folder,
-    rebuild_narratives,
-    video_id_for,
-)
+from quilt_llava.narratives.batch import FolderResult, VideoJob, _collect, plan_folder, run_one
+from quilt_llava.narratives.pipeline import ExtractConfig
+from quilt_llava.narratives.rows import ROWS_FILE, rebuild_narratives, video_id_for
 from quilt_llava.narratives.video import Frame, PyAVSource
 
 
@@ -111,7 +103,7 @@ def extract_task(job: VideoJob, before_task: Callable[[Path], None] | None = Non
         before_task(video)
     source = _CountingSource(video, cfg.threads)
     start = time.perf_counter()
-    name, rows, error = _worker(job, source=source)
+    name, rows, error = run_one(job, source=source)
     return VideoOutcome(name, rows, error, source.count, time.perf_counter() - start, socket.gethostname())
 
 
@@ -169,7 +161,7 @@ def extract_folder_ray(
 ) -> FolderResult:
     """Extract every video not yet finished in ``out_dir``, one Ray task per video.
 
-    Same arguments and result as :func:`~quilt_llava.narratives.pipeline.extract_folder`;
+    Same arguments and result as :func:`~quilt_llava.narratives.batch.extract_folder`;
     ``on_outcome`` is called on this machine as each video finishes (in completion order).
     Paths are made absolute before they are sent to the workers.
     """
