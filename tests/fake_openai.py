@@ -259,8 +259,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Serve the fake chat-completions API (echo replies).")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument("--capacity", type=int, default=None, help="requests worked on at once (default: no limit)")
     args = parser.parse_args()
-    srv = FakeOpenAIServer(latency_s=args.latency, port=args.port).start()
+    srv = FakeOpenAIServer(latency_s=args.latency, port=args.port, capacity=args.capacity).start()
     print(f"serving on {srv.base_url}", flush=True)
     try:
         while True:
