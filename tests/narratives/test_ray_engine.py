@@ -85,9 +85,9 @@ def test_same_rows_and_images_as_the_local_pool_and_a_killed_worker_is_retried(r
     assert local.ok and sorted(local.done) == ["a", "b", "c"]
     logs = tmp_path / "attempts"
     logs.mkdir()
-    seen = []
+    seen, decoded = [], []
     rc = RayConfig(max_retries=2, before_task=functools.partial(_note_attempt, logs, {"b.mp4": 1}))
-    result = extract_folder_ray(folder, tmp_path / "ray", CFG, rc, on_outcome=seen.append)
+    result = extract_folder_ray(folder, tmp_path / "ray", CFG, rc, on_outcome=seen.append, on_frames=decoded.append)
     assert result.ok, result.failed
     assert sorted(result.done) == ["a", "b", "c"] and result.rows == local.rows
     # The worker running b died once; Ray ran b again on a new worker, and nothing else twice.
@@ -101,6 +101,8 @@ def test_same_rows_and_images_as_the_local_pool_and_a_killed_worker_is_retried(r
     assert _images(tmp_path / "ray") == _images(tmp_path / "local")
     assert sorted(Path(o.video).name for o in seen) == ["a.mp4", "b.mp4", "c.mp4"]
     assert all(o.ok and o.frames > 50 for o in seen)
+    # Decoded frames reach the driver while tasks run (reports in flight may arrive after the end).
+    assert decoded == sorted(decoded) and 0 < decoded[-1] <= sum(o.frames for o in seen)
 
 
 def test_a_video_that_kills_every_worker_is_given_up_after_the_retries(ray_cluster, folder, tmp_path):

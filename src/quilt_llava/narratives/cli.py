@@ -131,7 +131,8 @@ def _extract_on_ray(videos, options: ExtractOptions, config, transcripts, out):
             if outcome.error is not None:
                 out.error(outcome.error)
 
-        return extract_folder_ray(videos, options.out, config, ray_config, transcripts=transcripts, on_outcome=report)
+        return extract_folder_ray(videos, options.out, config, ray_config, transcripts=transcripts, on_outcome=report,
+                                  on_frames=progress.decoded)
 
 
 def _transcribe_missing(videos, transcripts, options: ExtractOptions, out):

@@ -83,25 +83,49 @@ class VideoOutcome:
         return self.error is None
 
 
+class FrameTally:
+    """Frames decoded so far by every task of a run; lives as a Ray actor the tasks report to
+    while they decode, so the progress bar moves during long videos, not only at their end."""
+
+    def __init__(self) -> None:
+        self.frames = 0
+
+    def add(self, n: int) -> None:
+        self.frames += n
+
+    def total(self) -> int:
+        return self.frames
+
+
+TALLY_EVERY = 250  # frames between two reports to the tally (10 s of 25 fps video)
+
+
 class _CountingSource:
     """PyAV decoding of one video, counting the frames it hands out (opened on first use,
     so that a missing file or a missing PyAV is the per-video function's failure to report)."""
 
-    def __init__(self, video: Path, threads: int) -> None:
-        self.video, self.threads, self.count = video, threads, 0
+    def __init__(self, video: Path, threads: int, tally: Any = None) -> None:
+        self.video, self.threads, self.count, self.tally = video, threads, 0, tally
 
     def frames(self) -> Iterator[Frame]:
-        for frame in PyAVSource(self.video, threads=self.threads).frames():
-            self.count += 1
-            yield frame
+        try:
+            for frame in PyAVSource(self.video, threads=self.threads).frames():
+                self.count += 1
+                if self.tally is not None and self.count % TALLY_EVERY == 0:
+                    self.tally.add.remote(TALLY_EVERY)  # not waited for
+                yield frame
+        finally:
+            if self.tally is not None and self.count % TALLY_EVERY:
+                self.tally.add.remote(self.count % TALLY_EVERY)
 
 
-def extract_task(job: VideoJob, before_task: Callable[[Path], None] | None = None) -> VideoOutcome:
-    """One video in a Ray worker (also callable directly): the local pool's per-video function."""
+def extract_task(job: VideoJob, before_task: Callable[[Path], None] | None = None, tally: Any = None) -> VideoOutcome:
+    """One video in a Ray worker (also callable directly): the local pool's per-video function.
+    ``tally``: a :class:`FrameTally` actor handle to report decoded frames to."""
     video, _, _, cfg = job
     if before_task is not None:
         before_task(video)
-    source = _CountingSource(video, cfg.threads)
+    source = _CountingSource(video, cfg.threads, tally)
     start = time.perf_counter()
     name, rows, error = run_one(job, source=source)
     return VideoOutcome(name, rows, error, source.count, time.perf_counter() - start, socket.gethostname())
@@ -158,11 +182,13 @@ def extract_folder_ray(
     ray_config: RayConfig | None = None,
     transcripts: dict[Path, Path | None] | None = None,
     on_outcome: Callable[[VideoOutcome], None] | None = None,
+    on_frames: Callable[[int], None] | None = None,
 ) -> FolderResult:
     """Extract every video not yet finished in ``out_dir``, one Ray task per video.
 
     Same arguments and result as :func:`~quilt_llava.narratives.batch.extract_folder`;
-    ``on_outcome`` is called on this machine as each video finishes (in completion order).
+    ``on_outcome`` is called on this machine as each video finishes (in completion order),
+    ``on_frames`` about once a second with the frames decoded so far over all workers.
     Paths are made absolute before they are sent to the workers.
     """
     cfg = config or ExtractConfig()
@@ -180,11 +206,14 @@ def extract_folder_ray(
         with connected(rc) as ray:
             task = ray.remote(extract_task).options(num_cpus=rc.cpus_per_task, max_retries=rc.max_retries,
                                                    retry_exceptions=False)
-            jobs = {task.remote(job, rc.before_task): job for job in todo}
+            tally = ray.remote(FrameTally).options(num_cpus=0).remote() if on_frames is not None else None
+            jobs = {task.remote(job, rc.before_task, tally): job for job in todo}
             pending = list(jobs)
             try:
                 while pending:
-                    ready, pending = ray.wait(pending, num_returns=1)
+                    ready, pending = ray.wait(pending, num_returns=1, timeout=1.0)
+                    if tally is not None:
+                        on_frames(ray.get(tally.total.remote()))
                     for ref in ready:
                         outcome = _outcome(ray, ref, jobs[ref], rc)
                         _collect(result, (outcome.video, outcome.rows, outcome.error), None)
@@ -200,7 +229,8 @@ def extract_folder_ray(
 
 
 class ClusterProgress:
-    """A rich bar for a run: videos done and failed, and frames decoded per second over all workers."""
+    """A rich bar for a run: videos done and failed, and frames decoded per second over all workers
+    (pass :meth:`update` as ``on_outcome`` and :meth:`decoded` as ``on_frames``)."""
 
     def __init__(self, output: Any, total: int) -> None:
         from rich.progress import (
@@ -228,7 +258,11 @@ class ClusterProgress:
         self.bar.stop()
 
     def update(self, outcome: VideoOutcome) -> None:
-        self.frames += outcome.frames
+        """A video finished."""
         self.failed += not outcome.ok
-        elapsed = max(time.perf_counter() - self.start, 1e-9)
-        self.bar.update(self.task, advance=1, failed=self.failed, fps=f"{self.frames / elapsed:.0f}")
+        self.bar.update(self.task, advance=1, failed=self.failed)
+
+    def decoded(self, frames: int) -> None:
+        """Frames decoded so far over all workers."""
+        self.frames = frames
+        self.bar.update(self.task, fps=f"{frames / max(time.perf_counter() - self.start, 1e-9):.0f}")
