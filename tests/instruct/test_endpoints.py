@@ -55,6 +55,9 @@ def test_pool_picks_the_least_busy_endpoint_that_is_up():
     clock.now = 10.5
     assert pool.pick() is a  # none up: the one back soonest
     assert "down 2x" in pool.summary() and "http://b: 1 served" in pool.summary()
+    alone = EndpointPool(["http://a"], clock=clock)
+    assert alone.mark_down(alone.endpoints[0], "x") is False and alone.up() == alone.endpoints
+    assert alone.summary() == ""
 
 
 def test_requests_are_spread_over_two_servers_with_one_cache(tmp_path):

@@ -79,7 +79,10 @@ class EndpointPool:
             endpoint.in_flight -= 1
 
     def mark_down(self, endpoint: Endpoint, reason: str) -> bool:
-        """Leave ``endpoint`` out for the cool-down; returns whether another endpoint is up to take its work."""
+        """Leave ``endpoint`` out for the cool-down; returns whether another endpoint is up to take its work.
+        A lone endpoint is never left out (its failures are retried as they always were)."""
+        if len(self.endpoints) == 1:
+            return False
         if endpoint.down_until <= self.clock():  # first to notice: count it once
             endpoint.failures += 1
             log.warning("endpoint %s is down for %.0f s (%s)", endpoint.url, self.cooldown_s, reason)
