@@ -11,7 +11,7 @@ TORCH_INDEX ?=
 DEMO_OUT ?= demo_output
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint browser clean
+.PHONY: install demo test lint browser llama-vocab clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,14 +27,18 @@ install: $(VENV)/.installed
 browser:
 	bash scripts/install_chromium.sh
 
+# The real LLaMA vocabulary for the released-model fidelity tests (npm llama-tokenizer-js, rebuilt).
+llama-vocab: install
+	bash scripts/llama_vocab.sh $(BIN)/python
+
 demo: install
 	$(BIN)/quilt-llava demo --out $(DEMO_OUT)
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks
 
-test: install browser lint
+test: install browser llama-vocab lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) $(DEMO_OUT) test_artifacts .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(DEMO_OUT) test_artifacts .pytest_cache .ruff_cache .cache/llama-vocab

@@ -33,7 +33,7 @@ STAGE_MODULES = (
 EXTRA_OF_MODULE = {
     "torch": "train", "transformers": "train", "accelerate": "train", "peft": "train",
     "safetensors": "train", "tokenizers": "train", "matplotlib": "train", "pandas": "train",
-    "pyarrow": "train", "av": "video", "cv2": "video", "sklearn": "video", "skimage": "video",
+    "pyarrow": "train", "datasets": "eval", "av": "video", "cv2": "video", "sklearn": "video", "skimage": "video",
     "scipy": "video", "gradio": "serve", "faster_whisper": "asr", "bitsandbytes": "quant",
     "deepspeed": "deepspeed", "ray": "distributed",
 }

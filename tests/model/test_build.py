@@ -14,6 +14,7 @@ from quilt_llava.model import (
     prepare_image,
 )
 from quilt_llava.model.build import get_spec, save_model_and_processor
+from quilt_llava.model.prompt import encode_prompts
 from quilt_llava.model.tokenizer import train_tiny_tokenizer
 
 
@@ -64,10 +65,12 @@ def test_save_reload_generate(tiny, tmp_path):
     processor.save_pretrained(tmp_path)
     assert conv_template_of(tmp_path) == "vicuna_v1"
     model2, processor2 = load_model_and_processor(tmp_path, dtype=None, device="cpu", load_in_4bit=False, load_in_8bit=False)
-    img = prepare_image(Image.new("RGB", (48, 20), (180, 40, 90)))
+    img = prepare_image(Image.new("RGB", (48, 20), (180, 40, 90)), processor2)
     assert img.size == (48, 48)
+    # the release's padding: the image processor's mean colour (CLIP's), not the image's own
+    assert img.getpixel((0, 0)) == (122, 116, 104) and img.getpixel((24, 24)) == (180, 40, 90)
     prompt = get_template("vicuna_v1").prompt("Is the blob red?")
-    inputs = processor2(images=[img], text=[prompt], return_tensors="pt", padding=True)
+    inputs = encode_prompts(processor2, [prompt], [img])
     # 16 patch tokens (32/8)^2, CLS dropped by the "default" strategy.
     assert (inputs["input_ids"] == model2.config.image_token_id).sum().item() == 16
     out = model2.generate(**inputs, max_new_tokens=8, do_sample=False)

@@ -1,4 +1,4 @@
-"""CLI for the eval stage: generate, vqa, judge, judge-summary, run, table, benchmarks.
+"""CLI for the eval stage: generate, vqa, judge, judge-summary, run, table, report, benchmarks.
 
 Each command builds a typed options object and calls the library function a Python
 user would call. Heavy imports (torch, transformers) stay inside the library
@@ -176,6 +176,47 @@ def run_judge(opts: JudgeOptions, out: Output) -> None:
     _fail_if(report.failed, out, "judgements")
 
 
+@dataclass
+class ReportOptions:
+    runs: list[Path]
+    published: bool = False
+    reviews: list[Path] = field(default_factory=list)
+    out_md: Path | None = None
+    out_csv: Path | None = None
+
+
+def run_report(opts: ReportOptions, out: Output) -> None:
+    from rich.console import Console
+
+    from quilt_llava.eval.judge import read_reviews
+    from quilt_llava.eval.report import (
+        find_results,
+        judge_table,
+        load_results,
+        to_csv,
+        to_markdown,
+        to_rich,
+        vqa_table,
+    )
+    from quilt_llava.files import atomic_write_text
+
+    tables = [vqa_table(load_results(find_results(opts.runs)), published=opts.published, output=out)]
+    if opts.reviews or opts.published:
+        tables.append(judge_table({p.stem: read_reviews(p) for p in opts.reviews}, published=opts.published))
+    if opts.out_md:
+        atomic_write_text(opts.out_md, "\n\n".join(to_markdown(t) for t in tables) + "\n")
+    if opts.out_csv:
+        atomic_write_text(opts.out_csv, to_csv(tables[0]))
+        if len(tables) > 1:
+            atomic_write_text(opts.out_csv.with_suffix(".judge.csv"), to_csv(tables[1]))
+    if out.json:
+        out.result([t.as_dict() for t in tables])
+        return
+    console = Console(width=max(120, Console().width))
+    for t in tables:
+        console.print(to_rich(t))
+
+
 def register(app: typer.Typer) -> None:
     sub = typer.Typer(help="Batched inference, VQA metrics, LLM judge and benchmark declarations.",
                       no_args_is_help=True)
@@ -306,9 +347,15 @@ def register(app: typer.Typer) -> None:
         benchmark: str = typer.Argument(..., help="Benchmark name (see `eval benchmarks`) or a declaration YAML path."),
         model: Path = typer.Option(..., "--model", help="Model directory."),
         out_dir: Path = typer.Option(Path("eval_results"), "--out", help="Results folder."),
-        questions: Path = typer.Option(None, "--questions", help="Local copy of the question file."),
-        images: Path = typer.Option(None, "--images", help="Local copy of the image folder."),
+        questions: str = typer.Option(None, "--questions",
+                                      help="The benchmark's questions in its published layout: a JSON/JSONL or CSV "
+                                           "file, or for Hugging Face datasets a Parquet/Arrow file, a folder of "
+                                           "them, a save_to_disk folder, or a hub id owner/name (online)."),
+        images: Path = typer.Option(None, "--images", help="Image folder or zip archive (extracted once into --cache)."),
         data_root: Path = typer.Option(None, "--data-root", help="Folder holding the benchmarks' files ($QUILT_LLAVA_DATA)."),
+        split: str = typer.Option(None, "--split", help="Split of a Hugging Face dataset (default: the declaration's)."),
+        cache: Path = typer.Option(None, "--cache", help="Where images from datasets and archives are extracted "
+                                                         "(default: $QUILT_LLAVA_CACHE/benchmarks or ~/.cache/quilt_llava/benchmarks)."),
         batch_size: int = typer.Option(8, "--batch-size", min=1),
         max_new_tokens: int = typer.Option(None, "--max-new-tokens", min=1),
         device: str = typer.Option("cpu", "--device"),
@@ -328,7 +375,7 @@ def register(app: typer.Typer) -> None:
         quiet_libraries(quiet or as_json)
         results = run_benchmark(RunOptions(benchmark, model, out_dir, questions, images, data_root, batch_size,
                                            max_new_tokens, device, dtype, model_id, limit, resamples,
-                                           allow_missing), output=out)
+                                           allow_missing, split, cache), output=out)
         _emit(out, results, results_table([results]))
         _fail_if([(f["question_id"], f["reason"]) for f in results["generation_failures"]], out, "questions")
 
@@ -339,7 +386,8 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json"),
     ) -> None:
         """Lay several models' benchmark results side by side (Markdown or JSON)."""
-        from quilt_llava.eval.benchmarks import load_results, results_matrix, results_table
+        from quilt_llava.eval.benchmarks import results_matrix, results_table
+        from quilt_llava.eval.report import load_results
         from quilt_llava.files import atomic_write_text
 
         loaded = load_results(list(results))
@@ -348,13 +396,29 @@ def register(app: typer.Typer) -> None:
             atomic_write_text(out_md, table + "\n")
         _emit(Output(json=as_json), results_matrix(loaded), table)
 
+    @sub.command("report")
+    def report_cmd(
+        runs: list[Path] = typer.Argument(..., help="results.json files of `eval run`, or folders holding them "
+                                                    "(e.g. its --out folder)."),
+        published: bool = typer.Option(False, "--published", help="Add the published reference rows (SPEC.md)."),
+        reviews: list[Path] = typer.Option(None, "--reviews", help="Judge review JSONL of a model (repeatable); "
+                                                                   "the model is named after the file."),
+        out_md: Path = typer.Option(None, "--out-md", help="Also write the tables as Markdown here."),
+        out_csv: Path = typer.Option(None, "--out-csv", help="Also write the VQA table as CSV here "
+                                                             "(the judge table next to it, *.judge.csv)."),
+        as_json: bool = typer.Option(False, "--json"),
+    ) -> None:
+        """Headline metrics of several models side by side with 95% intervals, beside the published rows."""
+        run_report(ReportOptions(list(runs), published, list(reviews or []), out_md, out_csv),
+                   Output(json=as_json))
+
     @sub.command("benchmarks")
     def benchmarks_cmd(as_json: bool = typer.Option(False, "--json")) -> None:
         """List the shipped benchmark declarations."""
         from quilt_llava.eval.benchmarks import builtin_benchmarks, describe, load_benchmark
 
         decls = [describe(load_benchmark(n)) for n in builtin_benchmarks()]
-        lines = ["| name | format | questions | metrics | source |", "|---|---|---|---|---|"]
-        lines += [f"| {d['name']} | {d['format']} | {d['questions']} | {', '.join(d['headline'])} | {d['source']} |"
-                  for d in decls]
+        lines = ["| name | layout | format | questions | images | metrics | source |", "|---|---|---|---|---|---|---|"]
+        lines += [f"| {d['name']} | {d['layout']} | {d['format']} | {d['questions']} | {d['images'] or '(inside)'} | "
+                  f"{', '.join(d['headline'])} | {d['source']} |" for d in decls]
         _emit(Output(json=as_json), decls, "\n".join(lines))

@@ -94,14 +94,16 @@ def _resolve_image(question: EvalQuestion, image_dir: str | os.PathLike[str] | N
     return path
 
 
-def load_question_image(question: EvalQuestion, image_dir: str | os.PathLike[str] | None, draw_box: bool = False):
-    """Open the question's image (padded to square), with the region ellipse drawn when asked."""
+def load_question_image(question: EvalQuestion, image_dir: str | os.PathLike[str] | None, processor: Any,
+                        draw_box: bool = False):
+    """Open the question's image, with the region ellipse drawn when asked, padded to a square with
+    ``processor``'s mean colour."""
     from quilt_llava.model import prepare_image
 
     image = open_image(_resolve_image(question, image_dir))
     if draw_box and question.box is not None:
         image = draw_region_ellipse(image, question.box)
-    return prepare_image(image)
+    return prepare_image(image, processor)
 
 
 def _batches(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
@@ -117,25 +119,25 @@ def generate_answers(
     max_new_tokens: int = 128,
     **generate_kwargs: Any,
 ) -> list[str]:
-    """Greedy answers for one batch; prompts already hold the template and ``<image>`` token.
+    """Greedy answers for one batch; prompts already hold the template and ``<image>`` token, images are
+    prepared (:func:`quilt_llava.model.prepare_image`).
 
+    Prompts are tokenized as in training (:func:`quilt_llava.model.prompt.encode_prompts`) and padded
+    on the left, so every row's generated tokens start at the same column.
     ``generate_kwargs`` go to ``model.generate`` (e.g. ``min_new_tokens`` in benchmarks).
     """
     import torch
+
+    from quilt_llava.model.prompt import encode_prompts
 
     tokenizer = processor.tokenizer
     if tokenizer.pad_token is None:
         # Llama-family tokenizers (e.g. in converted LLaVA checkpoints) ship without one;
         # pad positions are masked out, so any existing token serves.
         tokenizer.pad_token = tokenizer.unk_token or tokenizer.eos_token
-    previous_side = tokenizer.padding_side
-    tokenizer.padding_side = "left"  # generated tokens must start at the same column for every row
-    try:
-        inputs = processor(images=list(images), text=list(prompts), return_tensors="pt", padding=True)
-    finally:
-        tokenizer.padding_side = previous_side
+    inputs = encode_prompts(processor, list(prompts), list(images) or None, padding_side="left")
     device = next(model.parameters()).device
-    inputs = inputs.to(device)
+    inputs = {k: v.to(device) for k, v in inputs.items()}
     if "pixel_values" in inputs:
         inputs["pixel_values"] = inputs["pixel_values"].to(model.dtype)
     with torch.inference_mode():
@@ -232,7 +234,7 @@ def generate_predictions(
             ready, images = [], []
             for q in batch:
                 try:
-                    images.append(load_question_image(q, image_dir, draw_box=draw_box))
+                    images.append(load_question_image(q, image_dir, processor, draw_box=draw_box))
                     ready.append(q)
                 except InputError as exc:
                     report.failed.append((q.question_id, str(exc)))

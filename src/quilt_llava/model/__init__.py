@@ -20,6 +20,9 @@ _EXPORTS = {
     "get_template": "quilt_llava.model.conversation",
     "VICUNA_V1_CHAT_TEMPLATE": "quilt_llava.model.chat_template",
     "tensorize_record": "quilt_llava.model.tensorize",
+    "tokenize_prompt": "quilt_llava.model.prompt",
+    "encode_prompts": "quilt_llava.model.prompt",
+    "load_tokenizer": "quilt_llava.model.llama_tokenizer",
     "convert_llava_checkpoint": "quilt_llava.model.convert",
 }
 

@@ -325,18 +325,18 @@ def _build_from_parts(spec: ModelSpec, dtype: Any):
         AutoConfig,
         AutoImageProcessor,
         AutoModelForCausalLM,
-        AutoTokenizer,
         CLIPVisionModel,
         LlavaForConditionalGeneration,
         SiglipVisionModel,
     )
 
     from quilt_llava.model.hf import hub_load
+    from quilt_llava.model.llama_tokenizer import load_tokenizer
 
     tower_cls = CLIPVisionModel if spec.vision_tower_type == "clip" else SiglipVisionModel
     vision = hub_load("vision tower", spec.vision_tower, lambda: tower_cls.from_pretrained(spec.vision_tower, dtype=dtype))
     llm = hub_load("LLM", spec.llm, lambda: AutoModelForCausalLM.from_pretrained(spec.llm, dtype=dtype))
-    tokenizer = hub_load("tokenizer", spec.llm, lambda: AutoTokenizer.from_pretrained(spec.llm))
+    tokenizer = load_tokenizer(spec.llm)
     image_token_id = add_image_token(tokenizer, spec.image_token)
     text_config = hub_load("LLM config", spec.llm, lambda: AutoConfig.from_pretrained(spec.llm))
     if getattr(text_config, "pad_token_id", None) is None:

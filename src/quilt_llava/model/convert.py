@@ -14,7 +14,17 @@ Differences handled here:
   ``<image>`` (and a pad token if missing) is added to the tokenizer and the
   embeddings are resized (new rows get the mean embedding);
 - projector ``.0``/``.2`` become ``linear_1``/``linear_2``; a ``linear`` projector
-  becomes ``linear_1`` with ``linear_2`` the identity (see :mod:`.build`).
+  becomes ``linear_1`` with ``linear_2`` the identity (see :mod:`.build`);
+- checkpoints of the released era (transformers 4.31) store non-parameter buffers
+  (``rotary_emb.inv_freq`` in every layer; cached ``cos``/``sin`` tables and CLIP's
+  ``position_ids`` in some): they are recomputed by the model, so they are dropped
+  (:data:`DROPPED_BUFFERS`) and counted; any other key the model does not take is
+  listed, every one of them, in the error;
+- weights come as ``*.safetensors`` or ``pytorch_model*.bin`` files, sharded with
+  an index (``pytorch_model-00001-of-00002.bin`` + ``pytorch_model.bin.index.json``,
+  as the 4.31-era releases are) or not, in any dtype (fp16 in the releases);
+- the tokenizer is loaded with :func:`quilt_llava.model.llama_tokenizer.load_tokenizer`,
+  which reproduces sentencepiece exactly (a release ships only ``tokenizer.model``).
 """
 
 from __future__ import annotations
@@ -40,6 +50,9 @@ ARCHITECTURES = {
 # (LlavaMistralForCausalLM) uses Mistral-Instruct's [INST] format; the Llama/Vicuna ones vicuna_v1.
 ARCH_TEMPLATES = {"mistral": "mistral_instruct"}
 SELECT_FEATURE = {"patch": "default", "cls_patch": "full"}
+# Buffers older transformers saved with the weights; recomputed at load, never parameters.
+DROPPED_BUFFERS = ("rotary_emb.inv_freq", "rotary_emb.cos_cached", "rotary_emb.sin_cached",
+                   "embeddings.position_ids")
 MM_KEYS = ("mm_", "image_aspect_ratio", "image_grid_pinpoints", "tune_mm", "freeze_mm", "unfreeze_mm",
            "use_mm_proj", "mm_use", "tokenizer_padding_side", "tokenizer_model_max_length")
 
@@ -53,30 +66,54 @@ class ConvertOptions:
     dtype: str = "float32"
 
 
+def weight_files(src: Path) -> list[Path]:
+    """The checkpoint's weight files: those its index names (every one must exist), else every
+    ``*.safetensors`` or, failing those, ``pytorch_model*.bin`` file."""
+    for index_name in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
+        index = src / index_name
+        if index.is_file():
+            weight_map = read_json(index).get("weight_map")
+            if not isinstance(weight_map, dict) or not weight_map:
+                raise InputError(str(index), "has no weight_map")
+            files = sorted({src / name for name in weight_map.values()})
+            missing = [f.name for f in files if not f.is_file()]
+            if missing:
+                raise InputError(str(index), f"names weight files that are not there: {', '.join(missing)}")
+            return files
+    files = sorted(src.glob("*.safetensors")) or sorted(src.glob("pytorch_model*.bin"))
+    if not files:
+        raise InputError(str(src), "no *.safetensors or pytorch_model*.bin weights found")
+    return files
+
+
 def _load_weights(src: Path) -> dict[str, Any]:
     import torch
 
-    files = sorted(src.glob("*.safetensors"))
     state: dict[str, Any] = {}
-    if files:
-        from safetensors.torch import load_file
+    for f in weight_files(src):
+        if f.suffix == ".safetensors":
+            from safetensors.torch import load_file
 
-        for f in files:
             state.update(load_file(str(f)))
-        return state
-    files = sorted(src.glob("pytorch_model*.bin"))
-    if not files:
-        raise InputError(str(src), "no *.safetensors or pytorch_model*.bin weights found")
-    for f in files:
-        state.update(torch.load(f, map_location="cpu", weights_only=True))
+        else:
+            state.update(torch.load(f, map_location="cpu", weights_only=True))
     return state
 
 
-def map_original_keys(state: dict[str, Any], projector_type: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Split original weights into ``(llava_hf_state, vision_state)`` under HF names."""
+def is_dropped_buffer(key: str) -> bool:
+    return key.endswith(DROPPED_BUFFERS)
+
+
+def map_original_keys(state: dict[str, Any], projector_type: str) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+    """Split original weights into ``(llava_hf_state, vision_state, unknown_keys)`` under HF names.
+
+    Buffers in :data:`DROPPED_BUFFERS` are left out; ``unknown_keys`` are keys outside the layout."""
     out: dict[str, Any] = {}
     vision: dict[str, Any] = {}
+    unknown: list[str] = []
     for key, value in state.items():
+        if is_dropped_buffer(key):
+            continue
         if key.startswith("model.mm_projector."):
             rest = key[len("model.mm_projector."):]
             if projector_type == "linear":
@@ -85,7 +122,8 @@ def map_original_keys(state: dict[str, Any], projector_type: str) -> tuple[dict[
                 idx, _, param = rest.partition(".")
                 layer = {"0": "linear_1", "2": "linear_2"}.get(idx)
                 if layer is None:
-                    raise InputError(key, f"unexpected projector layer for {projector_type}")
+                    unknown.append(key)
+                    continue
                 out[f"model.multi_modal_projector.{layer}.{param}"] = value
         elif key.startswith("model.vision_tower."):
             # Saved only when the tower was trained: model.vision_tower.vision_tower.vision_model.*
@@ -97,8 +135,8 @@ def map_original_keys(state: dict[str, Any], projector_type: str) -> tuple[dict[
         elif key.startswith("lm_head."):
             out[key] = value
         else:
-            log.warning("ignoring unexpected weight %s", key)
-    return out, vision
+            unknown.append(key)
+    return out, vision, unknown
 
 
 def convert_llava_checkpoint(options: ConvertOptions) -> dict[str, Any]:
@@ -106,7 +144,6 @@ def convert_llava_checkpoint(options: ConvertOptions) -> dict[str, Any]:
     from transformers import (
         AutoConfig,
         AutoImageProcessor,
-        AutoTokenizer,
         CLIPVisionModel,
         LlavaForConditionalGeneration,
     )
@@ -124,6 +161,7 @@ def convert_llava_checkpoint(options: ConvertOptions) -> dict[str, Any]:
         save_model_and_processor,
     )
     from quilt_llava.model.hf import hub_load
+    from quilt_llava.model.llama_tokenizer import load_tokenizer
 
     src = Path(options.src)
     cfg = read_json(src / "config.json")
@@ -152,7 +190,7 @@ def convert_llava_checkpoint(options: ConvertOptions) -> dict[str, Any]:
     text_config = AutoConfig.for_model(ARCHITECTURES[arch], **text_fields)
     vision_model = hub_load("vision tower", tower, lambda: CLIPVisionModel.from_pretrained(tower))
     vcfg = vision_model.config
-    tokenizer = hub_load("tokenizer", src, lambda: AutoTokenizer.from_pretrained(str(src)))
+    tokenizer = load_tokenizer(src)
     image_token_id = add_image_token(tokenizer)
     spec = ModelSpec(
         name=f"converted:{src.name}", vision_tower=tower, llm=str(src), projector_type=projector_type,
@@ -162,17 +200,29 @@ def convert_llava_checkpoint(options: ConvertOptions) -> dict[str, Any]:
     n_img = _num_image_tokens(vcfg.image_size, vcfg.patch_size, spec.select_strategy, has_cls=True)
     config = _llava_config(vcfg, text_config, spec, image_token_id, n_img)
     model = LlavaForConditionalGeneration(config)
-    state, vision_state = map_original_keys(_load_weights(src), projector_type)
+    original = _load_weights(src)
+    dropped = sorted(k for k in original if is_dropped_buffer(k))
+    state, vision_state, unknown = map_original_keys(original, projector_type)
+    del original
     if projector_type == "linear":
         init_linear_projector(model)
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.startswith("model.vision_tower.")
                and not (projector_type == "linear" and "linear_2" in k)]
-    if missing or unexpected:
-        raise InputError(str(src), f"weights do not match the config: missing {missing[:5]}, unexpected {unexpected[:5]}")
     model.model.vision_tower.load_state_dict(vision_model.state_dict())
     if vision_state:
-        model.model.vision_tower.load_state_dict(vision_state, strict=False)
+        vision_result = model.model.vision_tower.load_state_dict(vision_state, strict=False)
+        unexpected = [*unexpected, *(f"model.vision_tower.{k}" for k in vision_result.unexpected_keys)]
+    unexpected = [*unknown, *unexpected]
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"missing {len(missing)}: {', '.join(missing)}")
+        if unexpected:
+            parts.append(f"unexpected {len(unexpected)} (not known buffers, so not dropped): {', '.join(unexpected)}")
+        raise InputError(str(src), "weights do not match the config: " + "; ".join(parts))
+    if dropped:
+        log.info("dropped %d non-parameter buffers (%s, ...)", len(dropped), dropped[0])
     if len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
         model.resize_token_embeddings(len(tokenizer), mean_resizing=True)
     model.config.text_config.pad_token_id = tokenizer.pad_token_id
@@ -191,4 +241,5 @@ def convert_llava_checkpoint(options: ConvertOptions) -> dict[str, Any]:
     save_model_and_processor(model, processor, options.dst)
     return {"src": str(src), "dst": options.dst, "architecture": arch, "conv_template": conv_template,
             "projector_type": projector_type,
-            "vision_tower": tower, "image_token_id": image_token_id, "vocab_size": len(tokenizer)}
+            "vision_tower": tower, "image_token_id": image_token_id, "vocab_size": len(tokenizer),
+            "dropped_buffers": len(dropped)}

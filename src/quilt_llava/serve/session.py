@@ -156,12 +156,13 @@ class ChatModel:
         return sorted(s for s in stops if s)
 
     def encode(self, prompt: str, image: Image.Image | None) -> dict[str, Any]:
+        """Model inputs for a rendered prompt, tokenized as training and evaluation do
+        (:func:`quilt_llava.model.prompt.encode_prompts`); ``image`` is already prepared."""
         import torch
 
-        if image is not None:
-            batch = self.processor(images=image, text=prompt, return_tensors="pt")
-        else:
-            batch = self.processor(text=prompt, return_tensors="pt")
+        from quilt_llava.model.prompt import encode_prompts
+
+        batch = encode_prompts(self.processor, [prompt], [image] if image is not None else None)
         out: dict[str, Any] = {}
         for key, value in batch.items():
             if isinstance(value, torch.Tensor):
@@ -311,13 +312,14 @@ def parse_region(text: str) -> Box | None:
     return (x0, y0, x1, y1)
 
 
-def prepare_model_image(image: Image.Image, region: Box | None) -> Image.Image:
-    """The picture the model sees: the red ellipse (if any), then padding to a square."""
+def prepare_model_image(image: Image.Image, region: Box | None, processor: Any) -> Image.Image:
+    """The picture the model sees: the red ellipse (if any), then padding to a square with ``processor``'s
+    mean colour."""
     from quilt_llava.model import prepare_image
 
     if region is not None:
         image = draw_region_ellipse(image, region)
-    return prepare_image(image)
+    return prepare_image(image, processor)
 
 
 def load_image(source: str, limits: ImageLimits | None = None, timeout: float = 30.0) -> Image.Image:
@@ -378,7 +380,7 @@ class ChatSession:
         self.trimmed_turns = 0
 
     def model_image(self) -> Image.Image | None:
-        return prepare_model_image(self.image, self.region) if self.image is not None else None
+        return prepare_model_image(self.image, self.region, self.model.processor) if self.image is not None else None
 
     def messages_for(self, question: str) -> list[dict[str, str]]:
         """The conversation so far plus ``question``; the image token leads the first user turn."""

@@ -45,6 +45,9 @@ class TrainConfig:
     max_length: int = 2048
     group_by: str = "modality_length"
     max_mismatch_fraction: float = 0.5
+    # Records the release masks out entirely (empty answer, answer holding </s>, a mask that cannot be
+    # aligned) are counted and skipped; true keeps them with the per-segment mask (model/tensorize.py).
+    keep_masked_out: bool = False
     dataloader_num_workers: int = 0
     # --- what is trained
     train_vision: bool = False

@@ -213,11 +213,15 @@ def train(cfg: TrainConfig, on_log: Any = None, output: Output | None = None) ->
     dataset = LlavaDataset(
         records, processor, get_template(cfg.template_name()), cfg.max_length,
         image_folder=cfg.image_folder or None, max_mismatch_fraction=cfg.max_mismatch_fraction,
+        keep_masked_out=cfg.keep_masked_out,
     )
     report = dataset.report
     if report.mismatched_ids:
-        log.warning("%d of %d records are not trained on (masking failed): %s", len(report.mismatched_ids),
-                    report.total, ", ".join(report.mismatched_ids[:20]))
+        kinds = ", ".join(f"{k}: {n}" for k, n in report.summary()["skipped"].items())
+        log.warning("%d of %d records are not trained on (%s): %s", len(report.mismatched_ids),
+                    report.total, kinds, ", ".join(report.mismatched_ids[:20]))
+    if report.kept_masked_out:
+        log.warning("kept %s records the release masks out (keep_masked_out)", dict(report.kept_masked_out))
     model = set_trainable(model, cfg)
     params = count_parameters(model)
 
