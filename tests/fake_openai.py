@@ -5,6 +5,9 @@ and answers ``POST /v1/chat/completions`` with whatever ``responder(messages, bo
 returns. It can be told to misbehave: fail the next n requests with a status and
 ``Retry-After``, send non-JSON replies, echo the request headers in an error body
 (to test that a client scrubs its key), or be slow (``latency_s`` per request).
+``capacity`` bounds the requests it works on at once (more wait, as on a loaded GPU
+server); ``go_down()`` stops it as a crash would: no new connections, and every request
+in progress or arriving on an open connection is dropped without a reply.
 
     with FakeOpenAIServer(responder=fn, latency_s=0.0) as srv:
         srv.base_url            # "http://127.0.0.1:PORT/v1"
@@ -54,9 +57,12 @@ class _Server(ThreadingHTTPServer):
 
 class FakeOpenAIServer:
     def __init__(self, responder: Responder | None = None, latency_s: float = 0.0,
-                 host: str = "127.0.0.1", port: int = 0) -> None:
+                 host: str = "127.0.0.1", port: int = 0, capacity: int | None = None) -> None:
         self.responder = responder or echo_responder
         self.latency_s = latency_s
+        self._slots = threading.BoundedSemaphore(capacity) if capacity else None
+        self.is_down = False
+        self.answered = 0  # requests answered with 200
         self.requests: list[dict[str, Any]] = []
         self.request_headers: list[dict[str, str]] = []
         self.request_times: list[float] = []  # time.monotonic() at arrival
@@ -104,6 +110,11 @@ class FakeOpenAIServer:
     def slow_next(self, n: int, seconds: float) -> None:
         with self._lock:
             self._faults.extend(("slow", {"seconds": seconds}) for _ in range(n))
+
+    def go_down(self) -> None:
+        """Crash: drop what is in progress, refuse what comes (callable from a responder)."""
+        self.is_down = True
+        threading.Thread(target=self.stop, daemon=True).start()  # shutdown() blocks; not on a handler thread
 
     def start(self) -> FakeOpenAIServer:
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
@@ -179,10 +190,19 @@ class FakeOpenAIServer:
                     server._active += 1
                     server._max_active = max(server._max_active, server._active)
                 try:
-                    self._answer(body)
+                    if server._slots is None:
+                        self._answer(body)
+                    else:
+                        with server._slots:
+                            self._answer(body)
                 finally:
                     with server._lock:
                         server._active -= 1
+
+            def _dropped(self) -> bool:
+                if server.is_down:
+                    self.close_connection = True  # no reply: the client sees the connection end
+                return server.is_down
 
             def _answer(self, body: dict[str, Any]) -> None:
                 fault = server._next_fault()
@@ -191,6 +211,8 @@ class FakeOpenAIServer:
                     delay = fault[1]["seconds"]
                 if delay > 0:
                     time.sleep(delay)
+                if self._dropped():
+                    return
                 if fault and fault[0] == "fail":
                     headers = {}
                     if fault[1]["retry_after"] is not None:
@@ -213,6 +235,10 @@ class FakeOpenAIServer:
                 except Exception as exc:  # a responder bug becomes a 500, as a real server would answer
                     self._json(500, {"error": {"message": f"responder failed: {exc}"}})
                     return
+                if self._dropped():
+                    return
+                with server._lock:
+                    server.answered += 1
                 prompt_tokens = sum(_count_tokens(str(m.get("content", ""))) for m in messages)
                 completion_tokens = _count_tokens(text)
                 self._json(200, {
@@ -233,8 +259,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Serve the fake chat-completions API (echo replies).")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument("--capacity", type=int, default=None, help="requests worked on at once (default: no limit)")
     args = parser.parse_args()
-    srv = FakeOpenAIServer(latency_s=args.latency, port=args.port).start()
+    srv = FakeOpenAIServer(latency_s=args.latency, port=args.port, capacity=args.capacity).start()
     print(f"serving on {srv.base_url}", flush=True)
     try:
         while True:

@@ -38,12 +38,29 @@ def test_core_imports_without_heavy_extras():
         "import quilt_llava.eval.questions, quilt_llava.instruct, quilt_llava.instruct.llm, quilt_llava.train\n"
         "import quilt_llava.train.config, quilt_llava.instruct.region_qa\n"
         "quilt_llava.cli.make_app()\n"
-        "heavy = [m for m in ('torch', 'av', 'cv2', 'gradio', 'transformers', 'sklearn') if m in sys.modules]\n"
+        "heavy = [m for m in ('torch', 'av', 'cv2', 'gradio', 'transformers', 'sklearn', 'ray') if m in sys.modules]\n"
         "print(','.join(heavy))\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "", f"heavy modules imported at CLI start-up: {proc.stdout.strip()}"
+
+
+def test_local_extraction_never_imports_ray(tmp_path):
+    """``narratives extract`` with the local engine runs without loading ray (an optional extra)."""
+    (tmp_path / "broken.mp4").write_bytes(b"\x00" * 512)
+    (tmp_path / "list.txt").write_text("broken.mp4\n")
+    code = (
+        "import sys\n"
+        "from quilt_llava.cli import make_app\n"
+        "from typer.testing import CliRunner\n"
+        f"r = CliRunner().invoke(make_app(), ['narratives', 'extract', {str(tmp_path / 'list.txt')!r}, '--out', "
+        f"{str(tmp_path / 'out')!r}, '--workers', '2', '--quiet'])\n"
+        "print(r.exit_code, 'ray' in sys.modules)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["1", "False"], proc.stdout
 
 
 def test_missing_optional_dependency_names_the_extra():

@@ -35,7 +35,7 @@ EXTRA_OF_MODULE = {
     "safetensors": "train", "tokenizers": "train", "matplotlib": "train",
     "pyarrow": "train", "datasets": "eval", "av": "video", "cv2": "video", "skimage": "video",
     "gradio": "serve", "faster_whisper": "asr", "bitsandbytes": "quant",
-    "deepspeed": "deepspeed",
+    "deepspeed": "deepspeed", "ray": "distributed",
 }
 
 

@@ -139,7 +139,7 @@ def run_judge(opts: JudgeOptions, out: Output) -> None:
 
     ref_client = client(opts.reference_model or endpoint.model)
     if ref_client.config.api_key_env and not ref_client.has_key:
-        out.warn(f"${ref_client.config.api_key_env} is not set: calling {endpoint.base_url} without an API key")
+        out.warn(f"${ref_client.config.api_key_env} is not set: calling {', '.join(endpoint.base_urls())} without an API key")
     if endpoint.dry_run:
         judge_client = client(endpoint.model)
         try:

@@ -9,7 +9,10 @@ llama.cpp server and Ollama. What it adds over a bare HTTP call:
 - a persistent SQLite response cache keyed by a hash of (model, messages,
   parameters), written one reply at a time, so a re-run or a resumed run makes no
   new calls for what it already has;
-- token and cost accounting in :attr:`LLMClient.stats`.
+- token and cost accounting in :attr:`LLMClient.stats`;
+- several endpoints serving the same model (``extra_base_urls``): each request goes to the
+  least busy one, and one that goes down has its requests moved to the others
+  (:mod:`quilt_llava.instruct.endpoints`).
 
 The API key is read from an environment variable when the client is created and
 kept in one private attribute. It is never logged, cached, written, shown in a
@@ -42,6 +45,7 @@ import httpx
 
 from quilt_llava.console import Output
 from quilt_llava.errors import ConfigError
+from quilt_llava.instruct.endpoints import EndpointPool
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +60,9 @@ class LLMConfig:
     """Where and how to call the model. The key itself is never stored here, only its variable."""
 
     base_url: str = "https://api.openai.com/v1"
+    # More endpoints serving the same model; requests are spread over all (see instruct/endpoints.py).
+    extra_base_urls: list[str] = field(default_factory=list)
+    endpoint_cooldown_s: float = 30.0  # how long an endpoint found down gets no requests
     model: str = "gpt-4"
     api_key_env: str | None = "OPENAI_API_KEY"
     temperature: float = 0.0
@@ -80,8 +87,9 @@ class LLMConfig:
 
     def validate(self) -> None:
         problems = []
-        if not self.base_url.startswith(("http://", "https://")):
-            problems.append(f"base_url must start with http:// or https://, got {self.base_url!r}")
+        for url in (self.base_url, *self.extra_base_urls):
+            if not url.startswith(("http://", "https://")):
+                problems.append(f"base_url must start with http:// or https://, got {url!r}")
         if not self.model:
             problems.append("model must not be empty")
         if self.concurrency < 1:
@@ -149,9 +157,10 @@ class _Secret:
 
 
 class _RetryableError(Exception):
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
+    def __init__(self, message: str, retry_after: float | None = None, endpoint_down: bool = False) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.endpoint_down = endpoint_down  # the server, not the request, failed: another endpoint may serve it
 
 
 class _FatalError(Exception):
@@ -251,7 +260,7 @@ class ResponseCache:
 
 
 def _empty_stats() -> dict[str, float]:
-    return {"calls": 0, "cached": 0, "failures": 0, "retries": 0,
+    return {"calls": 0, "cached": 0, "failures": 0, "retries": 0, "failovers": 0,
             "prompt_tokens": 0, "completion_tokens": 0, "cost_usd": 0.0}
 
 
@@ -275,6 +284,7 @@ class LLMClient:
         elif config.cache_path and Path(config.cache_path).is_file():
             self.cache = ResponseCache(config.cache_path, read_only=True)
         self.stats: dict[str, float] = _empty_stats()
+        self.endpoints = EndpointPool([config.base_url, *config.extra_base_urls], config.endpoint_cooldown_s)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._http: httpx.AsyncClient | None = None
         self._sem: asyncio.Semaphore | None = None
@@ -295,7 +305,10 @@ class LLMClient:
 
     @property
     def url(self) -> str:
-        url = self.config.base_url.rstrip("/") + "/chat/completions"
+        return self.url_for(self.config.base_url)
+
+    def url_for(self, base_url: str) -> str:
+        url = base_url.rstrip("/") + "/chat/completions"
         if self.config.api_version:
             url += f"?api-version={self.config.api_version}"
         return url
@@ -412,6 +425,8 @@ class LLMClient:
                 f"{int(s['completion_tokens'])} completion")
         if self.config.price_prompt_per_1k is not None or self.config.price_completion_per_1k is not None:
             line += f"; cost ${s['cost_usd']:.4f}"
+        if len(self.endpoints) > 1:
+            line += f"; {int(s['failovers'])} moved to another endpoint; {self.endpoints.summary()}"
         return line
 
     def redact(self, text: str) -> str:
@@ -428,11 +443,11 @@ class LLMClient:
         if self._loop is not loop:
             # A client reused across asyncio.run() calls gets a fresh session and semaphore.
             self._loop = loop
-            self._sem = asyncio.Semaphore(self.config.concurrency)
+            in_flight = self.config.concurrency * len(self.endpoints)  # concurrency per endpoint
+            self._sem = asyncio.Semaphore(in_flight)
             self._http = httpx.AsyncClient(
                 timeout=httpx.Timeout(self.config.timeout_s),
-                limits=httpx.Limits(max_connections=self.config.concurrency,
-                                    max_keepalive_connections=self.config.concurrency),
+                limits=httpx.Limits(max_connections=in_flight, max_keepalive_connections=in_flight),
             )
             self._inflight = {}
             self._pause_until = 0.0
@@ -469,14 +484,23 @@ class LLMClient:
     async def _call(self, messages: list[dict[str, Any]], params: dict[str, Any], ckey: str) -> ChatResult:
         body = {"model": self.config.model, "messages": messages, **params}
         last_error = "no attempt made"
-        for attempt in range(self.config.max_retries + 1):
+        attempt = failovers = 0
+        while attempt <= self.config.max_retries:
+            endpoint = None
             try:
                 assert self._sem is not None  # set by _bind_loop
                 async with self._sem:
                     await self._wait_for_rate_limit()
-                    text, usage = await self._post(body)
+                    endpoint = self.endpoints.pick()
+                    with self.endpoints.using(endpoint):
+                        text, usage = await self._post(body, endpoint.url)
             except _RetryableError as exc:
                 last_error = self.redact(str(exc))
+                if (exc.endpoint_down and endpoint is not None and self.endpoints.mark_down(endpoint, last_error)
+                        and failovers < 2 * len(self.endpoints)):
+                    failovers += 1  # another endpoint is up: send it there now; not one of the retries
+                    self._bump("failovers")
+                    continue
                 if exc.retry_after is not None:
                     # The server asked everyone to wait: hold back every request, not just this one.
                     loop = asyncio.get_running_loop()
@@ -487,6 +511,7 @@ class LLMClient:
                 self._bump("retries")
                 log.debug("retry %d after %.2fs: %s", attempt + 1, delay, last_error)
                 await self._sleep(delay)
+                attempt += 1
                 continue
             except _FatalError as exc:
                 self._bump("failures")
@@ -502,21 +527,25 @@ class LLMClient:
         self._bump("failures")
         return ChatResult(ckey, None, f"gave up after {self.config.max_retries + 1} attempts: {last_error}")
 
-    async def _post(self, body: dict[str, Any]) -> tuple[str, dict[str, int]]:
+    async def _post(self, body: dict[str, Any], base_url: str | None = None) -> tuple[str, dict[str, int]]:
         assert self._http is not None  # set by _bind_loop
+        base_url = base_url or self.config.base_url
         try:
-            resp = await self._http.post(self.url, json=body, headers=self._headers())
+            resp = await self._http.post(self.url_for(base_url), json=body, headers=self._headers())
         except httpx.TimeoutException as exc:
-            raise _RetryableError(f"timed out after {self.config.timeout_s:g}s ({type(exc).__name__})") from None
+            raise _RetryableError(f"timed out after {self.config.timeout_s:g}s at {base_url} ({type(exc).__name__})",
+                                  endpoint_down=True) from None
         except httpx.TransportError as exc:
             detail = _clip(self.redact(str(exc)), 300)
-            raise _RetryableError(f"connection error to {self.config.base_url}: {type(exc).__name__}: {detail}") from None
+            raise _RetryableError(f"connection error to {base_url}: {type(exc).__name__}: {detail}",
+                                  endpoint_down=True) from None
         if resp.status_code != 200:
             # Scrub the whole text first: clipping first could cut a long key in two and let half escape.
             detail = _clip(self.redact(_error_detail(resp)), 300)
-            message = f"HTTP {resp.status_code} from {self.config.base_url}: {detail}"
+            message = f"HTTP {resp.status_code} from {base_url}: {detail}"
             if resp.status_code in RETRY_STATUSES:
-                raise _RetryableError(message, parse_retry_after(resp.headers.get("retry-after")))
+                raise _RetryableError(message, parse_retry_after(resp.headers.get("retry-after")),
+                                      endpoint_down=resp.status_code >= 500)
             raise _FatalError(message)
         try:
             data = resp.json()

@@ -3,7 +3,8 @@
 One definition of the flags, their defaults and environment variables, so the
 commands cannot drift apart:
 
-- ``--base-url`` (env ``QUILT_LLAVA_LLM_BASE_URL``), ``--model``/``--llm-model`` (env
+- ``--base-url`` (env ``QUILT_LLAVA_LLM_BASE_URL``; repeat it, or list URLs in a file given to
+  ``--endpoints``, to spread requests over several servers of one model), ``--model``/``--llm-model`` (env
   ``QUILT_LLAVA_LLM_MODEL``, default ``gpt-4``), ``--api-key-env`` (default
   ``OPENAI_API_KEY``), ``--api-version`` (Azure OpenAI);
 - ``--temperature``, ``--max-tokens``, ``--concurrency``, ``--max-retries``,
@@ -49,7 +50,8 @@ def default_cache_path(out: str | Path) -> Path:
 class EndpointOptions:
     """The endpoint flags of one command, as parsed (see the module docstring)."""
 
-    base_url: str = DEFAULT_BASE_URL
+    base_url: str | list[str] = DEFAULT_BASE_URL  # several: requests are spread over them
+    endpoints: Path | None = None  # a file of further base URLs, one a line
     model: str = DEFAULT_MODEL
     api_key_env: str | None = DEFAULT_KEY_ENV
     api_version: str | None = None
@@ -65,6 +67,16 @@ class EndpointOptions:
     price_completion: float | None = None
     dry_run: bool = False
 
+    def base_urls(self) -> list[str]:
+        """Every endpoint given: ``--base-url`` (once or more) then the ``--endpoints`` file."""
+        from quilt_llava.instruct.endpoints import read_endpoints
+
+        given = [self.base_url] if isinstance(self.base_url, str) else list(self.base_url)
+        from_file = read_endpoints(self.endpoints) if self.endpoints is not None else []
+        if not given or (from_file and given == [DEFAULT_BASE_URL]):
+            given = []  # the default stands in only when no endpoint is named at all
+        return list(dict.fromkeys(given + from_file)) or [DEFAULT_BASE_URL]
+
     def cache_path(self, out: str | Path) -> Path | None:
         if self.no_cache:
             return None
@@ -77,8 +89,9 @@ class EndpointOptions:
         """
         from quilt_llava.instruct.llm import LLMConfig
 
+        first, *more = self.base_urls()
         return LLMConfig(
-            base_url=self.base_url, model=model or self.model, api_key_env=self.api_key_env or None,
+            base_url=first, extra_base_urls=more, model=model or self.model, api_key_env=self.api_key_env or None,
             temperature=self.temperature, max_tokens=self.max_tokens, concurrency=self.concurrency,
             max_retries=self.max_retries, timeout_s=self.timeout_s, backoff_base_s=self.backoff_s,
             cache_path=self.cache_path(out), cache_read_only=self.dry_run, api_version=self.api_version,
@@ -89,9 +102,13 @@ class EndpointOptions:
 def _params() -> list[tuple[str, Any, Any]]:
     """(field name, annotation, typer option) for every :class:`EndpointOptions` field."""
     return [
-        ("base_url", str, typer.Option(DEFAULT_BASE_URL, "--base-url", envvar=ENV_BASE_URL,
-                                       help="OpenAI-compatible endpoint (OpenAI, Azure deployment URL, vLLM, "
-                                            "Ollama, llama.cpp).")),
+        ("base_url", list[str], typer.Option([DEFAULT_BASE_URL], "--base-url", envvar=ENV_BASE_URL,
+                                             help="OpenAI-compatible endpoint (OpenAI, Azure deployment URL, vLLM, "
+                                                  "Ollama, llama.cpp). Repeat it for several servers of one model: "
+                                                  "each request goes to the least busy one that is up.")),
+        ("endpoints", Path | None, typer.Option(None, "--endpoints",
+                                                help="File of further endpoint base URLs, one a line "
+                                                     "(used with the --base-url ones).")),
         ("model", str, typer.Option(DEFAULT_MODEL, "--model", "--llm-model", envvar=ENV_MODEL,
                                     help="LLM (or Azure deployment) name.")),
         ("api_key_env", str, typer.Option(DEFAULT_KEY_ENV, "--api-key-env",
@@ -101,7 +118,7 @@ def _params() -> list[tuple[str, Any, Any]]:
                                                  help="Azure OpenAI api-version (sends an api-key header).")),
         ("temperature", float, typer.Option(0.0, "--temperature", help="Sampling temperature.")),
         ("max_tokens", int, typer.Option(512, "--max-tokens", min=1, help="Most tokens per reply.")),
-        ("concurrency", int, typer.Option(8, "--concurrency", "-c", min=1, help="Requests in flight at once.")),
+        ("concurrency", int, typer.Option(8, "--concurrency", "-c", min=1, help="Requests in flight at once, per endpoint.")),
         ("max_retries", int, typer.Option(5, "--max-retries", min=0,
                                           help="Retries on rate limits, server errors and timeouts.")),
         ("timeout_s", float, typer.Option(60.0, "--timeout", help="Seconds per request.")),

@@ -16,6 +16,7 @@ from pathlib import Path
 from quilt_llava.errors import QuiltError
 from quilt_llava.narratives.pipeline import ExtractConfig, process_video
 from quilt_llava.narratives.rows import ROWS_FILE, rebuild_narratives, video_id_for
+from quilt_llava.narratives.video import FrameSource
 
 log = logging.getLogger(__name__)
 
@@ -49,19 +50,40 @@ class FolderResult:
 
 
 Outcome = tuple[str, int | None, str | None]  # video path, rows written (None: failed), error message
+VideoJob = tuple[Path, Path | None, Path, ExtractConfig]  # video, transcript, out_dir, config
 
 
-def run_one(args: tuple[Path, Path | None, Path, ExtractConfig]) -> Outcome:
-    """One video of a batch, never raising for a bad video (the others go on)."""
+def run_one(args: VideoJob, source: FrameSource | None = None) -> Outcome:
+    """One video of a batch, as every engine runs it (local pool, Ray task): never raising for a
+    bad video (the others go on). ``source``: the frames, when not decoded from ``video`` here."""
     video, transcript, out_dir, cfg = args
     try:
-        rows = process_video(video, transcript, out_dir, cfg)
+        rows = process_video(video, transcript, out_dir, cfg, source)
         return str(video), len(rows), None
     except QuiltError as exc:
         return str(video), None, str(exc)
     except Exception as exc:  # one bad video must not stop the others
         log.exception("unexpected failure on %s", video)
         return str(video), None, f"{video}: unexpected error ({type(exc).__name__}: {exc})"
+
+
+def plan_folder(videos: Path | list[Path], out_dir: Path, cfg: ExtractConfig,
+                transcripts: dict[Path, Path | None] | None = None) -> tuple[FolderResult, list[VideoJob]]:
+    """The videos still to extract, each with its transcript, and a result listing the finished ones
+    as skipped (a video is finished when ``<video_id>/rows.jsonl`` exists). Creates ``out_dir``."""
+    cfg.validate()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = list_videos(videos) if isinstance(videos, Path) and videos.is_dir() else [Path(v) for v in ([videos] if isinstance(videos, Path) else videos)]
+    result = FolderResult()
+    todo: list[VideoJob] = []
+    for video in paths:
+        vid = video_id_for(video)
+        if (out_dir / vid / ROWS_FILE).is_file():
+            result.skipped.append(vid)
+            continue
+        transcript = transcripts.get(video) if transcripts is not None else find_transcript(video)
+        todo.append((video, transcript, out_dir, cfg))
+    return result, todo
 
 
 def extract_folder(
@@ -78,19 +100,8 @@ def extract_folder(
     :func:`find_transcript`). A failing video is reported in the result; the others go on.
     """
     cfg = config or ExtractConfig()
-    cfg.validate()
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = list_videos(videos) if isinstance(videos, Path) and videos.is_dir() else [Path(v) for v in ([videos] if isinstance(videos, Path) else videos)]
-    result = FolderResult()
-    todo = []
-    for video in paths:
-        vid = video_id_for(video)
-        if (out_dir / vid / ROWS_FILE).is_file():
-            result.skipped.append(vid)
-            continue
-        transcript = transcripts.get(video) if transcripts is not None else find_transcript(video)
-        todo.append((video, transcript, out_dir, cfg))
+    result, todo = plan_folder(videos, out_dir, cfg, transcripts)
     if workers > 1 and len(todo) > 1:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor

@@ -2,6 +2,7 @@
 
     quilt-llava narratives extract VIDEO --transcript FILE --out DIR
     quilt-llava narratives extract VIDEOS_DIR --out DIR --workers 2
+    quilt-llava narratives extract VIDEOS_DIR|LIST.txt --out SHARED_DIR --engine ray --address auto
     quilt-llava narratives show DIR
     quilt-llava narratives correct TRANSCRIPT --out FILE [--vocabulary FILE] [--llm]
 """
@@ -26,28 +27,69 @@ class ExtractOptions:
     asr_model: str | None = None  # a model folder or a faster-whisper model name
     correct: bool = True  # vocabulary correction of recognised speech
     vocabulary: list[Path] | None = None
-    workers: int = 1
+    workers: int | None = None  # local pool size (default 1); with a local Ray instance, its CPUs
     sample_fps: float | None = None
     min_segment_s: float = 3.0
     clustering: str = "spatiotemporal"
     keep_webcam: bool = False
     keep_non_tissue: bool = False
+    engine: str = "local"  # or "ray"
+    address: str | None = None  # Ray cluster address (None: a local Ray instance)
+    max_retries: int = 3  # Ray: re-runs of a video whose worker died
+    cpus_per_task: float = 1.0  # Ray: CPUs reserved per video
+
+    def validate(self) -> None:
+        from quilt_llava.errors import ConfigError
+        from quilt_llava.narratives.inputs import is_url
+
+        problems = []
+        if self.engine not in ENGINES:
+            problems.append(f"--engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
+        if self.engine != "ray" and self.address is not None:
+            problems.append("--address names a Ray cluster; add --engine ray")
+        if self.engine == "ray" and self.address is not None and self.workers is not None:
+            problems.append("--workers sizes the local pool (or a local Ray instance); a cluster places one "
+                            "video per --cpus-per-task CPUs on all its nodes")
+        if is_url(str(self.out)):
+            problems.append(f"--out {self.out}: URLs are not supported; give a folder on a filesystem every worker "
+                            "sees (NFS, Lustre, or a bucket mounted with mountpoint-s3, gcsfuse or s3fs)")
+        if problems:
+            raise ConfigError(problems)
+
+
+ENGINES = ("local", "ray")
 
 
 def run_extract(options: ExtractOptions, out) -> int:
     """Run an extraction; returns the exit code (0 when every video succeeded)."""
     from quilt_llava.errors import ConfigError, InputError
     from quilt_llava.narratives.batch import extract_folder, list_videos
+    from quilt_llava.narratives.inputs import (
+        VideoInputs,
+        is_video_list,
+        one_folder_per_video,
+        read_video_list,
+    )
     from quilt_llava.narratives.pipeline import ExtractConfig
 
+    options.validate()
     config = ExtractConfig(sample_fps=options.sample_fps, min_segment_s=options.min_segment_s,
                            clustering=options.clustering, hide_webcam=not options.keep_webcam,
                            keep_non_tissue=options.keep_non_tissue)
     config.validate()
     if not options.input.exists():
-        raise InputError(str(options.input), "no such video file or folder")
+        raise InputError(str(options.input), "no such video file, folder or list")
     transcripts = None
-    if options.input.is_dir():
+    listed = VideoInputs()
+    if is_video_list(options.input):
+        if options.transcript is not None:
+            raise ConfigError("--transcript names one transcript; for a list put <video stem>.json/.srt/.vtt "
+                              "(or .transcript.json) next to each video")
+        listed = one_folder_per_video(read_video_list(options.input))
+        for problem in listed.problems.values():
+            out.error(problem)
+        videos = listed.videos
+    elif options.input.is_dir():
         if options.transcript is not None:
             raise ConfigError("--transcript names one transcript; for a folder put <video stem>.json/.srt/.vtt "
                               "(or .transcript.json) next to each video")
@@ -68,7 +110,9 @@ def run_extract(options: ExtractOptions, out) -> int:
         for error in asr_failed.values():
             out.error(error)
         videos = [v for v in videos if v not in asr_failed]
-    out.info(f"extracting {len(videos)} video(s) into {options.out}")
+    out.info(f"extracting {len(videos)} video(s) into {options.out}"
+             + (" on Ray" + (f" at {options.address}" if options.address else " (a local instance)")
+                if options.engine == "ray" else ""))
 
     def report(video: str, n: int | None, error: str | None) -> None:
         if error is not None:
@@ -76,8 +120,13 @@ def run_extract(options: ExtractOptions, out) -> int:
         else:
             out.info(f"{video}: {n} segment(s)")
 
-    result = extract_folder(videos, options.out, config, workers=options.workers, transcripts=transcripts, on_done=report)
+    if options.engine == "ray":
+        result = _extract_on_ray(videos, options, config, transcripts, out)
+    else:
+        result = extract_folder(videos, options.out, config, workers=options.workers or 1, transcripts=transcripts,
+                                on_done=report)
     result.failed.update({str(v): e for v, e in asr_failed.items()})
+    result.failed.update(listed.problems)
     summary = {"out": str(options.out), "done": result.done, "skipped": result.skipped,
                "failed": result.failed, "rows": result.rows}
     human = (f"{len(result.done)} extracted, {len(result.skipped)} already done, {len(result.failed)} failed; "
@@ -86,13 +135,31 @@ def run_extract(options: ExtractOptions, out) -> int:
     return 0 if result.ok else 1
 
 
+def _extract_on_ray(videos, options: ExtractOptions, config, transcripts, out):
+    from quilt_llava.narratives.ray_engine import ClusterProgress, RayConfig, extract_folder_ray
+    from quilt_llava.narratives.rows import ROWS_FILE, video_id_for
+
+    ray_config = RayConfig(address=options.address, num_cpus=options.workers, max_retries=options.max_retries,
+                           cpus_per_task=options.cpus_per_task)
+    todo = sum(not (options.out / video_id_for(v) / ROWS_FILE).is_file() for v in videos)
+    with ClusterProgress(out, todo) as progress:
+        def report(outcome) -> None:
+            progress.update(outcome)
+            if outcome.error is not None:
+                out.error(outcome.error)
+
+        return extract_folder_ray(videos, options.out, config, ray_config, transcripts=transcripts, on_outcome=report,
+                                  on_frames=progress.decoded)
+
+
 def register(app: typer.Typer) -> None:
     sub = typer.Typer(help="localized narratives (stable segments, cursor traces, grounded captions) from narrated slide-viewing videos.", no_args_is_help=True)
     app.add_typer(sub, name="narratives")
 
     @sub.command("extract")
     def extract(
-        input: Path = typer.Argument(..., help="A video file, or a folder of videos (with sidecar transcripts)."),
+        input: Path = typer.Argument(..., help="A video file, a folder of videos, or a list file (.txt: one video "
+                                                "path a line) - with sidecar transcripts."),
         out: Path = typer.Option(..., "--out", "-o", help="Output folder: <video_id>/frames/*.png and narratives.jsonl."),
         transcript: Path | None = typer.Option(None, "--transcript", "-t",
                                                help="Transcript of a single video (.srt, .vtt, Whisper .json, or a JSON list of {start, end, text})."),
@@ -103,7 +170,9 @@ def register(app: typer.Typer) -> None:
         correct: bool = typer.Option(True, "--correct/--no-correct",
                                      help="Correct recognised pathology terms against the vocabulary (see `narratives correct`)."),
         vocabulary: list[Path] = typer.Option([], "--vocabulary", help="Extra vocabulary file (one term per line); repeatable."),
-        workers: int = typer.Option(1, "--workers", "-w", min=1, help="Videos processed in parallel."),
+        workers: int | None = typer.Option(None, "--workers", "-w", min=1,
+                                           help="Videos processed in parallel on this machine (default 1; "
+                                                "with --engine ray and no --address: the local instance's CPUs)."),
         sample_fps: float | None = typer.Option(None, "--sample-fps", help="Analyse this many frames per second (default: every frame)."),
         min_segment: float = typer.Option(3.0, "--min-segment", help="Shortest still view kept as a segment, seconds."),
         clustering: str = typer.Option("spatiotemporal", "--clustering", help="spatiotemporal (ours) or published."),
@@ -112,6 +181,13 @@ def register(app: typer.Typer) -> None:
         keep_non_tissue: bool = typer.Option(False, "--keep-non-tissue",
                                              help="Keep rows of views that are not tissue (text slides, camera, desktop, "
                                                   "blank), flagged \"is_tissue\": false (default: dropped)."),
+        engine: str = typer.Option("local", "--engine", help="local (a process pool) or ray (one task per video on a "
+                                                             "Ray cluster; needs quilt-llava[distributed])."),
+        address: str | None = typer.Option(None, "--address", help="Ray cluster to join (auto, HOST:6379, "
+                                                                   "ray://HOST:10001); default: a local instance."),
+        max_retries: int = typer.Option(3, "--max-retries", min=0,
+                                        help="Ray: re-runs of a video whose worker process died."),
+        cpus_per_task: float = typer.Option(1.0, "--cpus-per-task", help="Ray: CPUs reserved for each video."),
         json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
         quiet: bool = typer.Option(False, "--quiet", "-q"),
     ) -> None:
@@ -121,7 +197,8 @@ def register(app: typer.Typer) -> None:
         options = ExtractOptions(input=input, out=out, transcript=transcript, asr_model=asr_model, correct=correct,
                                  vocabulary=list(vocabulary), workers=workers,
                                  sample_fps=sample_fps, min_segment_s=min_segment, clustering=clustering,
-                                 keep_webcam=keep_webcam, keep_non_tissue=keep_non_tissue)
+                                 keep_webcam=keep_webcam, keep_non_tissue=keep_non_tissue, engine=engine,
+                                 address=address, max_retries=max_retries, cpus_per_task=cpus_per_task)
         code = run_extract(options, Output(quiet=quiet, json=json_out))
         if code:
             raise typer.Exit(code)
