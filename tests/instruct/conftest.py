@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from quilt_llava.instruct import structured
 from quilt_llava.instruct.generators import (
     abductive,
     conversation,
@@ -135,6 +136,8 @@ def good_reply(messages: list[dict[str, Any]], body: dict[str, Any]) -> str:
                 pairs.append({"source": int(num), "question": q, "answer": "Flat endothelial cells.",
                               "answer_type": "OPEN"})
         return json.dumps({"pairs": pairs})
+    if messages == structured.PROBE_MESSAGES:
+        return "Liver."  # what a model does when the server ignores the schema
     raise ValueError(f"unscripted prompt: {system[:80]!r}")
 
 

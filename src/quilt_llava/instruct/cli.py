@@ -58,16 +58,23 @@ def _llm_command(name: str, help_text: str):
         medical_filter: Path | None = typer.Option(None, "--medical-filter", help="A `filter` output: keep only segments it judged medical."),
         seed: int = typer.Option(0, "--seed", help="Seed for drawn questions and turn counts."),
         limit: int | None = typer.Option(None, "--limit", help="Only the first N work units."),
+        no_gates: bool = typer.Option(False, "--no-gates", help="Keep records that fail the quality gates (see docs/INSTRUCT.md)."),
+        gates: Path | None = typer.Option(None, "--gates", help="YAML file of quality-gate thresholds (GateConfig fields)."),
+        structured: str = typer.Option("auto", "--structured", help="Send JSON replies' schemas as response_format: auto (probe the endpoint once), on, off."),
         json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
         quiet: bool = typer.Option(False, "--quiet", "-q"),
         endpoint: EndpointOptions | None = None,  # the shared endpoint flags (llm_options)
     ) -> None:
+        from quilt_llava.instruct.gates import GateConfig
         from quilt_llava.instruct.run import InstructOptions
 
         assert endpoint is not None  # filled in by with_endpoint_options
+        gate_config = GateConfig.from_yaml(gates) if gates is not None else GateConfig()
+        if no_gates:
+            gate_config.enabled = False
         options = InstructOptions(generator=name, narratives=narratives, out=out, llm=endpoint.llm_config(out),
                                   seed=seed, diagnoses=diagnoses, limit=limit, dry_run=endpoint.dry_run,
-                                  medical_filter=medical_filter)
+                                  medical_filter=medical_filter, gates=gate_config, structured=structured)
         _run(options, quiet, json_out)
 
     command.__doc__ = help_text
