@@ -106,6 +106,10 @@ def good_reply(messages: list[dict[str, Any]], body: dict[str, Any]) -> str:
     if system == detail.SYSTEM:
         return "The image shows a section of tissue with the features one would expect, arranged in the upper left and centre, with pink cytoplasm throughout."
     if system == diagnosis.SYSTEM:
+        if body.get("response_format"):  # the one object shape of the schema, as a constrained decoder writes it
+            normal = "normal histology of lymph node" if "lymph node" in user else None
+            return json.dumps({"diagnosis": [] if normal else ["squamous cell carcinoma"], "normal": normal,
+                               "clues": ["pale germinal centres"] if normal else ["keratin pearls", "intercellular bridges"]})
         if "lymph node" in user:
             return '{"normal": "normal histology of lymph node", "clues": ["pale germinal centres"]}'
         return "```json\n" + json.dumps({"diagnosis": ["squamous cell carcinoma"],
@@ -134,7 +138,7 @@ def good_reply(messages: list[dict[str, Any]], body: dict[str, Any]) -> str:
                               "answer_type": "CLOSED", "yes_no_answer": yn})
             else:
                 pairs.append({"source": int(num), "question": q, "answer": "Flat endothelial cells.",
-                              "answer_type": "OPEN"})
+                              "answer_type": "OPEN", "yes_no_answer": None})
         return json.dumps({"pairs": pairs})
     if messages == structured.PROBE_MESSAGES:
         return "Liver."  # what a model does when the server ignores the schema

@@ -3,6 +3,7 @@
     quilt-llava instruct align NARRATIVES --out align.json
     quilt-llava instruct conversation NARRATIVES --out conv.jsonl --base-url URL --model gpt-4
     quilt-llava instruct redcircle NARRATIVES --questions vqa.jsonl --out vqa_redcircle.jsonl
+    quilt-llava instruct report conv.jsonl
 
 Every LLM command shares the endpoint options (quilt_llava.instruct.llm_options, the
 same as `eval judge`); the response cache defaults to
@@ -145,5 +146,19 @@ def register(app: typer.Typer) -> None:
                                       f"labels {summary['label_counts']} -> {out}"))
         if summary["problems"]:
             raise typer.Exit(1)
+
+    @sub.command("report")
+    def report_cmd(
+        out: Path = typer.Argument(..., help="A generator's output (.jsonl or .json); its .rejects.jsonl is read too."),
+        json_out: bool = typer.Option(False, "--json", help="Print the statistics as JSON on stdout."),
+        quiet: bool = typer.Option(False, "--quiet", "-q"),
+    ) -> None:
+        """Records, rejects by reason, answer lengths, repetition, vocabulary and position-word use of an output."""
+        from quilt_llava.console import Output
+        from quilt_llava.instruct.report import human_lines, report
+
+        output = Output(quiet=quiet, json=json_out)
+        stats = report(out)
+        output.result(stats, human=human_lines(stats))
 
     app.add_typer(sub, name="instruct")
