@@ -445,6 +445,8 @@ class GenerateOptions:
     medical_filter: Path | None = None
     limit: int | None = None
     dry_run: bool = False
+    gates: GateConfig = field(default_factory=GateConfig)
+    structured: str = "auto"
 
     def to_instruct_options(self) -> InstructOptions:
         out = Path(self.out)
@@ -455,7 +457,7 @@ class GenerateOptions:
         return InstructOptions(generator=self.generator, narratives=Path(self.narratives), out=out, llm=llm,
                                seed=self.seed, caption=self.caption, diagnoses=self.diagnoses,
                                questions=self.questions, limit=self.limit, dry_run=self.dry_run,
-                               medical_filter=self.medical_filter)
+                               medical_filter=self.medical_filter, gates=self.gates, structured=self.structured)
 
 
 def run_generator(options: GenerateOptions | InstructOptions, output: Output | None = None) -> dict[str, Any]:
