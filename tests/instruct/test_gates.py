@@ -44,6 +44,9 @@ def test_a_good_record_passes():
     "The region at [0.12, 0.30, 0.55, 0.80] shows tumour cells with brown membranes.",
     "In the video the stroma stays blue and the tumour cells are clearly brown.",
     "The caption describes brown membranes around every tumour cell in this field.",
+    # what SmolLM2-135M-Instruct wrote for the demo's segments
+    "The pathologist speaking on screen is describing the tissue they are examining in the gland.",
+    "The pathologist examined the tissue sample and found that it was composed of many cells.",
 ])
 def test_mentions_of_the_source_are_rejected(answer):
     assert codes(rec(("What is shown here?", answer))) == ["mentions_source"]

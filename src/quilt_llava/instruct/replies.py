@@ -45,9 +45,10 @@ _LEAK_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("mentions the video", re.compile(r"\b(?:videos?|lectures?|recording|footage)\b", re.I)),
     # "the pathologist spoke to the audience", "as the instructor explains"
     ("mentions the talk or its audience", re.compile(
-        r"\b(?:audience|viewers|listeners|spoke|speaking to)\b"
-        r"|\b(?:pathologist|instructor|teacher|doctor|presenter)\s+(?:says|said|explains|explained|mentions|"
-        r"mentioned|notes|noted|points out|pointed out|describes|described|talks|talked)\b", re.I)),
+        r"\b(?:audience|viewers|listeners|spoke|speaking to|on screen|on the screen)\b"
+        r"|\b(?:pathologist|instructor|teacher|doctor|presenter)\s+(?:(?:is|was)\s+)?(?:says|said|explains|"
+        r"explained|explaining|mentions|mentioned|notes|noted|points|pointed|pointing|describes|described|"
+        r"describing|talks|talked|talking|speaking|shows|showed|showing|examined|examines|observed|found)\b", re.I)),
     ("mentions coordinates or boxes", re.compile(r"\b(?:coordinates?|bounding[- ]box(?:es)?|boxes|box)\b", re.I)),
     # [0.1, 0.2, 0.5, 0.6], (0.12, 0.3), [.5, .25]: 2-4 numbers in brackets, at least one a decimal.
     ("contains a coordinate list", re.compile(
