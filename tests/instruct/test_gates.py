@@ -61,6 +61,15 @@ def test_degenerate_repetition_is_rejected(answer):
     assert "repetition" in codes(rec(("What is shown here?", answer)))
 
 
+def test_turns_copying_each_other_are_repetition():
+    """SmolLM2's abductive dialogue: the student repeats itself and the teacher echoes it."""
+    said = "The image is a clear and detailed image of a stroma, with a clear outline of the epithelium."
+    looping_question = f"{said} The stroma is unstained. {said} {said}"
+    assert codes(rec((looping_question, "The stroma is blue and the glands are brown in this field."))) == ["repetition"]
+    echo = rec((said, said + " It is positive."), (said + " It is positive.", said))
+    assert "repetition" in codes(echo)
+
+
 def test_a_long_varied_answer_is_not_repetition():
     answer = ("The upper half holds glands lined by columnar cells whose membranes stain strongly brown, while the "
               "lower half is loose fibrous stroma with pale blue spindle nuclei and no chromogen at all; between "

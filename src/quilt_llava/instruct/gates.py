@@ -153,6 +153,17 @@ def words(text: str) -> list[str]:
     return [w.lower() for w in _WORD.findall(text)]
 
 
+def repeated_sentence(texts: Iterable[str], config: GateConfig) -> str | None:
+    """A sentence (3 words or more) written more than ``max_same_sentence`` times across ``texts``."""
+    sentences = [s.strip().lower() for text in texts for s in re.split(r"(?<=[.!?])\s+", text)
+                 if len(s.split()) >= 3]
+    if sentences:
+        sentence, top = Counter(sentences).most_common(1)[0]
+        if top > config.max_same_sentence:
+            return f"the sentence '{sentence[:60]}' occurs {top} times"
+    return None
+
+
 def repetition_problem(text: str, config: GateConfig) -> str | None:
     """Why ``text`` looks like a loop, or None."""
     toks = words(text)
@@ -167,12 +178,7 @@ def repetition_problem(text: str, config: GateConfig) -> str | None:
         gram, top = counts.most_common(1)[0]
         if top > config.max_ngram_count:
             return f"'{' '.join(gram)}' occurs {top} times"
-    sentences = [s.strip().lower() for s in re.split(r"(?<=[.!?])\s+", text) if len(s.split()) >= 3]
-    if sentences:
-        sentence, top = Counter(sentences).most_common(1)[0]
-        if top > config.max_same_sentence:
-            return f"the sentence '{sentence[:60]}' occurs {top} times"
-    return None
+    return repeated_sentence([text], config)
 
 
 def guess_language(text: str, config: GateConfig) -> str | None:
@@ -283,10 +289,11 @@ def check_exchanges(
                 problems = _forbidden(text, config)
                 if problems:
                     failures.append(GateFailure(LEAK, f"{what} {', '.join(problems)}"))
-        if REPETITION in on:
-            problem = repetition_problem(ex.answer, config)
-            if problem:
-                failures.append(GateFailure(REPETITION, f"{where}: {problem}"))
+        if REPETITION in on:  # questions too: conversation and abductive questions are LLM-written
+            for text, what in ((ex.answer, where), (ex.question, f"question {k}")):
+                problem = repetition_problem(text, config)
+                if problem:
+                    failures.append(GateFailure(REPETITION, f"{what}: {problem}"))
         if TOO_SHORT in on:
             n = len(words(ex.answer))
             need = config.min_description_words if ex.description else config.min_answer_words
@@ -297,6 +304,11 @@ def check_exchanges(
             got = guess_language(ex.answer, config)
             if got is not None and got != asked:
                 failures.append(GateFailure(LANGUAGE, f"{where} reads as {got}, the question as {asked}"))
+    if REPETITION in on and len(exchanges) > 1:
+        # turns copying each other (a teacher echoing the student, the same answer twice)
+        problem = repeated_sentence([t for ex in exchanges for t in (ex.question, ex.answer)], config)
+        if problem and not any(f.gate == REPETITION for f in failures):
+            failures.append(GateFailure(REPETITION, f"across turns: {problem}"))
     if DUPLICATE_QUESTION in on:
         pair = similar_questions([ex.question for ex in exchanges if ex.question], config)
         if pair:
