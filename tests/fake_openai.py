@@ -9,6 +9,17 @@ returns. It can be told to misbehave: fail the next n requests with a status and
 server); ``go_down()`` stops it as a crash would: no new connections, and every request
 in progress or arriving on an open connection is dropped without a reply.
 
+Structured outputs: every ``response_format`` it is sent is checked (type ``text``,
+``json_object`` or ``json_schema`` with a name, a valid JSON Schema and, when
+``strict``, the strict rules: every object lists all its properties as required and
+forbids others); a bad one gets HTTP 400 naming the problem. What happens next is set
+by ``schemas``:
+- ``"ignore"`` (default, like ``transformers serve``): the field has no effect;
+- ``"honour"`` (like vLLM or OpenAI): the reply must match the schema, else HTTP 500
+  (a responder that breaks its schema is a test bug); a schema with only one valid
+  instance is answered with it, as a constrained decoder would;
+- ``"reject"`` (like a server without the feature): HTTP 400 for any ``response_format``.
+
     with FakeOpenAIServer(responder=fn, latency_s=0.0) as srv:
         srv.base_url            # "http://127.0.0.1:PORT/v1"
         srv.requests            # list of request bodies received (every attempt)
@@ -40,6 +51,71 @@ def echo_responder(messages: list[dict[str, Any]], body: dict[str, Any]) -> str:
     return "echo:"
 
 
+SCHEMA_MODES = ("ignore", "honour", "reject")
+
+
+def response_format_problems(fmt: Any) -> list[str]:
+    """What is wrong with a request's ``response_format`` (empty when it is well-formed)."""
+    import re
+
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import SchemaError
+
+    if not isinstance(fmt, dict) or fmt.get("type") not in ("text", "json_object", "json_schema"):
+        return ["response_format.type must be text, json_object or json_schema"]
+    if fmt["type"] != "json_schema":
+        return []
+    spec = fmt.get("json_schema")
+    if not isinstance(spec, dict):
+        return ["response_format.json_schema must be an object"]
+    problems = []
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", str(spec.get("name", ""))):
+        problems.append("json_schema.name must be 1-64 letters, digits, _ or -")
+    schema = spec.get("schema")
+    if not isinstance(schema, dict):
+        return [*problems, "json_schema.schema must be an object"]
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        problems.append(f"json_schema.schema is not a valid JSON Schema: {exc.message}")
+    if spec.get("strict"):
+        if schema.get("type") != "object":
+            problems.append("a strict schema's root must be an object")
+        problems += _strict_problems(schema, "schema")
+    return problems
+
+
+def _strict_problems(node: Any, where: str) -> list[str]:
+    if not isinstance(node, dict):
+        return []
+    problems = []
+    if "object" in (node.get("type") if isinstance(node.get("type"), list) else [node.get("type")]):
+        props = node.get("properties", {})
+        if node.get("additionalProperties") is not False:
+            problems.append(f"{where}: strict objects need additionalProperties false")
+        if sorted(node.get("required", [])) != sorted(props):
+            problems.append(f"{where}: strict objects must require every property")
+        for name, sub in props.items():
+            problems += _strict_problems(sub, f"{where}.{name}")
+    if "items" in node:
+        problems += _strict_problems(node["items"], f"{where}[]")
+    return problems
+
+
+def forced_instance(schema: dict[str, Any]) -> Any:
+    """The only instance an object schema allows (every property one enum value), or None."""
+    props = schema.get("properties") or {}
+    if schema.get("type") != "object" or not props:
+        return None
+    out = {}
+    for name, sub in props.items():
+        values = sub.get("enum") if isinstance(sub, dict) else None
+        if not values or len(values) != 1:
+            return None
+        out[name] = values[0]
+    return out
+
+
 def _count_tokens(text: str) -> int:
     return max(1, len(text.split()))
 
@@ -57,7 +133,11 @@ class _Server(ThreadingHTTPServer):
 
 class FakeOpenAIServer:
     def __init__(self, responder: Responder | None = None, latency_s: float = 0.0,
-                 host: str = "127.0.0.1", port: int = 0, capacity: int | None = None) -> None:
+                 host: str = "127.0.0.1", port: int = 0, capacity: int | None = None,
+                 schemas: str = "ignore") -> None:
+        if schemas not in SCHEMA_MODES:
+            raise ValueError(f"schemas must be one of {SCHEMA_MODES}, got {schemas!r}")
+        self.schemas = schemas
         self.responder = responder or echo_responder
         self.latency_s = latency_s
         self._slots = threading.BoundedSemaphore(capacity) if capacity else None
@@ -230,24 +310,47 @@ class FakeOpenAIServer:
                         self._json(fault[1]["status"], {"error": {"message": text}})
                     return
                 messages = body.get("messages") or []
+                fmt = body.get("response_format")
+                if fmt is not None:
+                    problems = response_format_problems(fmt)
+                    if problems or server.schemas == "reject":
+                        message = "; ".join(problems) or "response_format is not supported by this server"
+                        self._json(400, {"error": {"message": message, "type": "invalid_request_error"}})
+                        return
+                schema = (fmt.get("json_schema") or {}).get("schema") if fmt and server.schemas == "honour" else None
+                forced = forced_instance(schema) if schema else None
                 try:
-                    text = server.responder(messages, body)
+                    text = json.dumps(forced) if forced is not None else server.responder(messages, body)
                 except Exception as exc:  # a responder bug becomes a 500, as a real server would answer
                     self._json(500, {"error": {"message": f"responder failed: {exc}"}})
                     return
+                if schema:
+                    from jsonschema import Draft202012Validator
+
+                    try:
+                        errors = [e.message for e in Draft202012Validator(schema).iter_errors(json.loads(text))]
+                    except json.JSONDecodeError:
+                        errors = ["the reply is not JSON"]
+                    if errors:
+                        self._json(500, {"error": {"message": f"reply breaks the schema: {errors[0]}"}})
+                        return
                 if self._dropped():
                     return
                 with server._lock:
                     server.answered += 1
                 prompt_tokens = sum(_count_tokens(str(m.get("content", ""))) for m in messages)
                 completion_tokens = _count_tokens(text)
+                finish = "stop"
+                limit = body.get("max_tokens")
+                if isinstance(limit, int) and completion_tokens > limit:  # cut at the limit, as a real server
+                    text, completion_tokens, finish = " ".join(text.split(" ")[:limit]), limit, "length"
                 self._json(200, {
                     "id": f"chatcmpl-fake-{len(server.requests)}",
                     "object": "chat.completion",
                     "created": int(time.time()),
                     "model": body.get("model", "fake-model"),
                     "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                                 "finish_reason": "stop"}],
+                                 "finish_reason": finish}],
                     "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                               "total_tokens": prompt_tokens + completion_tokens},
                 })

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from quilt_llava.instruct import structured
 from quilt_llava.instruct.generators import (
     abductive,
     conversation,
@@ -105,6 +106,10 @@ def good_reply(messages: list[dict[str, Any]], body: dict[str, Any]) -> str:
     if system == detail.SYSTEM:
         return "The image shows a section of tissue with the features one would expect, arranged in the upper left and centre, with pink cytoplasm throughout."
     if system == diagnosis.SYSTEM:
+        if body.get("response_format"):  # the one object shape of the schema, as a constrained decoder writes it
+            normal = "normal histology of lymph node" if "lymph node" in user else None
+            return json.dumps({"diagnosis": [] if normal else ["squamous cell carcinoma"], "normal": normal,
+                               "clues": ["pale germinal centres"] if normal else ["keratin pearls", "intercellular bridges"]})
         if "lymph node" in user:
             return '{"normal": "normal histology of lymph node", "clues": ["pale germinal centres"]}'
         return "```json\n" + json.dumps({"diagnosis": ["squamous cell carcinoma"],
@@ -133,8 +138,10 @@ def good_reply(messages: list[dict[str, Any]], body: dict[str, Any]) -> str:
                               "answer_type": "CLOSED", "yes_no_answer": yn})
             else:
                 pairs.append({"source": int(num), "question": q, "answer": "Flat endothelial cells.",
-                              "answer_type": "OPEN"})
+                              "answer_type": "OPEN", "yes_no_answer": None})
         return json.dumps({"pairs": pairs})
+    if messages == structured.PROBE_MESSAGES:
+        return "Liver."  # what a model does when the server ignores the schema
     raise ValueError(f"unscripted prompt: {system[:80]!r}")
 
 

@@ -112,7 +112,7 @@ def test_repair_then_reject_and_exit_status(narratives, tmp_path):
         res = invoke("conversation", str(narratives), "--out", str(out), *llm_args(srv))
         assert res.exit_code == 0, res.output  # every reply was repaired
         assert summary_of(res)["records"] == 5
-        assert len(srv.requests) == 10  # one repair per unit
+        assert len(srv.requests) == 11  # the structured-output probe, then one repair per unit
 
     with FakeOpenAIServer(responder=lambda m, b: "not json at all") as srv:
         out = tmp_path / "bad" / "conv.jsonl"  # another folder: another cache
@@ -123,6 +123,7 @@ def test_repair_then_reject_and_exit_status(narratives, tmp_path):
         rejects = read_jsonl(tmp_path / "bad" / "conv.rejects.jsonl")
         assert len(rejects) == 5 and rejects[0]["raw"] == "not json at all"
         assert "not a JSON object" in rejects[0]["reason"]
+        assert s["rejects_by_reason"] == {"not_json": 5} and rejects[0]["reason_code"] == "not_json"
         assert out.exists() and out.read_text() == ""
 
 
@@ -195,7 +196,8 @@ def test_reasoning_uses_diagnoses_file(narratives, server, tmp_path):
     assert invoke("diagnosis", str(narratives), "--out", str(diag), *llm_args(server)).exit_code == 0
     n = len(server.requests)
     out = tmp_path / "reason.jsonl"
-    res = invoke("reasoning", str(narratives), "--out", str(out), *llm_args(server, "--diagnoses", str(diag), "--no-cache"))
+    res = invoke("reasoning", str(narratives), "--out", str(out), *llm_args(server, "--diagnoses", str(diag), "--no-cache",
+                                                                                "--structured", "off"))
     assert res.exit_code == 0, res.output
     assert len(server.requests) == n + 5  # no diagnosis calls
     recs = read_jsonl(out)
@@ -214,7 +216,7 @@ def test_flaky_server_still_gives_the_same_output(narratives, tmp_path):
         srv.slow_next(1, seconds=1.5)
         out = tmp_path / "flaky" / "conv.jsonl"
         res = invoke("conversation", str(narratives), "--out", str(out), *llm_args(srv, "--timeout", "0.5"),
-                     "--max-retries", "4")
+                     "--max-retries", "4", "--structured", "off")  # no probe taking the injected faults
         assert res.exit_code == 0, res.output
         assert summary_of(res)["retries"] >= 5
     assert out.read_text() == clean.read_text()

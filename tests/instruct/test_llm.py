@@ -265,3 +265,15 @@ def test_key_with_control_or_non_ascii_characters_is_refused_without_showing_it(
         LLMClient(LLMConfig(api_key_env="QL_TEST_KEY"))
     msg = str(err.value)
     assert "$QL_TEST_KEY" in msg and "abc" not in msg and "def" not in msg
+
+
+def test_finish_reason_is_kept_and_cached(tmp_path):
+    with FakeOpenAIServer(responder=lambda m, b: "one two three four five six") as srv:
+        client = make_client(srv, tmp_path)
+        [cut, whole] = client.run([ChatRequest("a", [{"role": "user", "content": "x"}], {"max_tokens": 3}),
+                                   ChatRequest("b", [{"role": "user", "content": "y"}])])
+        assert (cut.text, cut.finish_reason) == ("one two three", "length") and whole.finish_reason == "stop"
+        again = make_client(srv, tmp_path).run([ChatRequest("a", [{"role": "user", "content": "x"}],
+                                                            {"max_tokens": 3})])[0]
+        assert again.cached and again.finish_reason == "length" and "finish_reason" not in again.usage
+        assert len(srv.requests) == 2

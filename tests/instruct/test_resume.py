@@ -102,7 +102,7 @@ def test_torn_journal_line_and_foreign_journal(tmp_path):
         res = CliRunner().invoke(make_app(), [*args, "--limit", "3"])
         assert res.exit_code == 0
         lines = reference.splitlines()
-        header = {"_header": {"generator": "filter", "prompt_version": "1", "model": "test-model",
+        header = {"_header": {"generator": "filter", "prompt_version": "1", "structured": False, "model": "test-model",
                               "llm_params": {"temperature": 0.0, "max_tokens": 512}, "seed": 0, "caption": "plain",
                               "inputs": {"diagnoses": None, "medical_filter": None, "questions": None}}}
         done = [{"unit": r["id"].removesuffix("-filter"), "status": "ok", "records": [r], "calls": 1, "cached": 0}

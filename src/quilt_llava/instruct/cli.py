@@ -3,6 +3,7 @@
     quilt-llava instruct align NARRATIVES --out align.json
     quilt-llava instruct conversation NARRATIVES --out conv.jsonl --base-url URL --model gpt-4
     quilt-llava instruct redcircle NARRATIVES --questions vqa.jsonl --out vqa_redcircle.jsonl
+    quilt-llava instruct report conv.jsonl
 
 Every LLM command shares the endpoint options (quilt_llava.instruct.llm_options, the
 same as `eval judge`); the response cache defaults to
@@ -58,16 +59,23 @@ def _llm_command(name: str, help_text: str):
         medical_filter: Path | None = typer.Option(None, "--medical-filter", help="A `filter` output: keep only segments it judged medical."),
         seed: int = typer.Option(0, "--seed", help="Seed for drawn questions and turn counts."),
         limit: int | None = typer.Option(None, "--limit", help="Only the first N work units."),
+        no_gates: bool = typer.Option(False, "--no-gates", help="Keep records that fail the quality gates (see docs/INSTRUCT.md)."),
+        gates: Path | None = typer.Option(None, "--gates", help="YAML file of quality-gate thresholds (GateConfig fields)."),
+        structured: str = typer.Option("auto", "--structured", help="Send JSON replies' schemas as response_format: auto (probe the endpoint once), on, off."),
         json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
         quiet: bool = typer.Option(False, "--quiet", "-q"),
         endpoint: EndpointOptions | None = None,  # the shared endpoint flags (llm_options)
     ) -> None:
+        from quilt_llava.instruct.gates import GateConfig
         from quilt_llava.instruct.run import InstructOptions
 
         assert endpoint is not None  # filled in by with_endpoint_options
+        gate_config = GateConfig.from_yaml(gates) if gates is not None else GateConfig()
+        if no_gates:
+            gate_config.enabled = False
         options = InstructOptions(generator=name, narratives=narratives, out=out, llm=endpoint.llm_config(out),
                                   seed=seed, diagnoses=diagnoses, limit=limit, dry_run=endpoint.dry_run,
-                                  medical_filter=medical_filter)
+                                  medical_filter=medical_filter, gates=gate_config, structured=structured)
         _run(options, quiet, json_out)
 
     command.__doc__ = help_text
@@ -138,5 +146,19 @@ def register(app: typer.Typer) -> None:
                                       f"labels {summary['label_counts']} -> {out}"))
         if summary["problems"]:
             raise typer.Exit(1)
+
+    @sub.command("report")
+    def report_cmd(
+        out: Path = typer.Argument(..., help="A generator's output (.jsonl or .json); its .rejects.jsonl is read too."),
+        json_out: bool = typer.Option(False, "--json", help="Print the statistics as JSON on stdout."),
+        quiet: bool = typer.Option(False, "--quiet", "-q"),
+    ) -> None:
+        """Records, rejects by reason, answer lengths, repetition, vocabulary and position-word use of an output."""
+        from quilt_llava.console import Output
+        from quilt_llava.instruct.report import human_lines, report
+
+        output = Output(quiet=quiet, json=json_out)
+        stats = report(out)
+        output.result(stats, human=human_lines(stats))
 
     app.add_typer(sub, name="instruct")

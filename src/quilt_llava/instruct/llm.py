@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529})
 AUTH_MODES = ("auto", "bearer", "api-key", "none")
 REDACTED = "[REDACTED]"
+FINISH_KEY = "finish_reason"  # stored inside a cached reply's usage JSON
 
 
 @dataclass
@@ -127,6 +128,8 @@ class ChatResult:
     error: str | None = None
     cached: bool = False
     usage: dict[str, int] = field(default_factory=dict)
+    # The server's choices[0].finish_reason ("stop", "length", ...), None when it sent none.
+    finish_reason: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -228,7 +231,8 @@ class ResponseCache:
             )
             self._db.commit()
 
-    def get(self, key: str) -> tuple[str, dict[str, int]] | None:
+    def get(self, key: str) -> tuple[str, dict[str, int], str | None] | None:
+        """(text, usage, finish reason); the finish reason is kept in the usage JSON."""
         with self._lock:
             try:
                 row = self._db.execute("SELECT text, usage FROM replies WHERE key = ?", (key,)).fetchone()
@@ -238,11 +242,15 @@ class ResponseCache:
                 row = None  # a read-only look into a file that is no cache (yet)
         if row is None:
             return None
-        return row[0], json.loads(row[1])
+        usage = json.loads(row[1])
+        finish = usage.pop(FINISH_KEY, None)
+        return row[0], usage, finish
 
-    def put(self, key: str, model: str, text: str, usage: dict[str, int]) -> None:
+    def put(self, key: str, model: str, text: str, usage: dict[str, int], finish_reason: str | None = None) -> None:
         if self.read_only:
             return
+        if finish_reason is not None:
+            usage = {**usage, FINISH_KEY: finish_reason}
         with self._lock:
             self._db.execute(
                 "INSERT OR REPLACE INTO replies (key, model, text, usage, created) VALUES (?, ?, ?, ?, ?)",
@@ -336,12 +344,13 @@ class LLMClient:
             hit = self.cache.get(ckey)
             if hit is not None:
                 self._bump("cached")
-                return ChatResult(result_key, hit[0], None, True, hit[1])
+                return ChatResult(result_key, hit[0], None, True, hit[1], hit[2])
         # Identical requests in flight share one HTTP call.
         pending = self._inflight.get(ckey)
         if pending is not None:
             shared = await asyncio.shield(pending)
-            return ChatResult(result_key, shared.text, shared.error, shared.cached, dict(shared.usage))
+            return ChatResult(result_key, shared.text, shared.error, shared.cached, dict(shared.usage),
+                              shared.finish_reason)
         future: asyncio.Future[ChatResult] = asyncio.get_running_loop().create_future()
         self._inflight[ckey] = future
         try:
@@ -353,7 +362,8 @@ class LLMClient:
             raise
         finally:
             self._inflight.pop(ckey, None)
-        return ChatResult(result_key, result.text, result.error, result.cached, dict(result.usage))
+        return ChatResult(result_key, result.text, result.error, result.cached, dict(result.usage),
+                          result.finish_reason)
 
     async def arun(
         self,
@@ -493,7 +503,7 @@ class LLMClient:
                     await self._wait_for_rate_limit()
                     endpoint = self.endpoints.pick()
                     with self.endpoints.using(endpoint):
-                        text, usage = await self._post(body, endpoint.url)
+                        text, usage, finish = await self._post(body, endpoint.url)
             except _RetryableError as exc:
                 last_error = self.redact(str(exc))
                 if (exc.endpoint_down and endpoint is not None and self.endpoints.mark_down(endpoint, last_error)
@@ -522,12 +532,12 @@ class LLMClient:
             self._bump("completion_tokens", ct)
             self._bump("cost_usd", self.cost(pt, ct))
             if self.cache is not None:
-                self.cache.put(ckey, self.config.model, text, usage)
-            return ChatResult(ckey, text, None, False, usage)
+                self.cache.put(ckey, self.config.model, text, usage, finish)
+            return ChatResult(ckey, text, None, False, usage, finish)
         self._bump("failures")
         return ChatResult(ckey, None, f"gave up after {self.config.max_retries + 1} attempts: {last_error}")
 
-    async def _post(self, body: dict[str, Any], base_url: str | None = None) -> tuple[str, dict[str, int]]:
+    async def _post(self, body: dict[str, Any], base_url: str | None = None) -> tuple[str, dict[str, int], str | None]:
         assert self._http is not None  # set by _bind_loop
         base_url = base_url or self.config.base_url
         try:
@@ -549,7 +559,9 @@ class LLMClient:
             raise _FatalError(message)
         try:
             data = resp.json()
-            text = data["choices"][0]["message"]["content"]
+            choice = data["choices"][0]
+            text = choice["message"]["content"]
+            finish = choice.get("finish_reason")
         except (ValueError, KeyError, IndexError, TypeError):
             raise _RetryableError(
                 f"unreadable reply (not a chat completion): {_clip(self.redact(resp.text), 200)!r}") from None
@@ -558,7 +570,7 @@ class LLMClient:
         usage_raw = data.get("usage") or {}
         usage = {k: int(usage_raw[k]) for k in ("prompt_tokens", "completion_tokens", "total_tokens")
                  if isinstance(usage_raw.get(k), (int, float))}
-        return text, usage
+        return text, usage, finish if isinstance(finish, str) else None
 
 
 def _error_detail(resp: httpx.Response) -> str:

@@ -12,9 +12,18 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+# reason codes of a rejected reply (the gates add their own names, see gates.py)
+NOT_JSON = "not_json"
+REPLY_RULE = "reply_rule"
+MENTIONS_SOURCE = "mentions_source"
+
 
 class ReplyError(ValueError):
-    """A reply that does not parse or breaks a content rule."""
+    """A reply that does not parse or breaks a content rule; ``code`` names the kind of failure."""
+
+    def __init__(self, message: str, code: str = REPLY_RULE) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 _FENCE = re.compile(r"^\s*```[a-zA-Z0-9_-]*\s*\n?(.*?)\n?```\s*$", re.DOTALL)
@@ -34,6 +43,12 @@ _LEAK_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("mentions a transcript or narration", re.compile(
         r"\b(?:transcripts?|transcribed|narration|narrator|narrated|narrative|speaker|presenter|lecturer)\b", re.I)),
     ("mentions the video", re.compile(r"\b(?:videos?|lectures?|recording|footage)\b", re.I)),
+    # "the pathologist spoke to the audience", "as the instructor explains"
+    ("mentions the talk or its audience", re.compile(
+        r"\b(?:audience|viewers|listeners|spoke|speaking to|on screen|on the screen)\b"
+        r"|\b(?:pathologist|instructor|teacher|doctor|presenter)\s+(?:(?:is|was)\s+)?(?:says|said|explains|"
+        r"explained|explaining|mentions|mentioned|notes|noted|points|pointed|pointing|describes|described|"
+        r"describing|talks|talked|talking|speaking|shows|showed|showing|examined|examines|observed|found)\b", re.I)),
     ("mentions coordinates or boxes", re.compile(r"\b(?:coordinates?|bounding[- ]box(?:es)?|boxes|box)\b", re.I)),
     # [0.1, 0.2, 0.5, 0.6], (0.12, 0.3), [.5, .25]: 2-4 numbers in brackets, at least one a decimal.
     ("contains a coordinate list", re.compile(
@@ -56,13 +71,13 @@ def parse_json_object(text: str) -> dict[str, Any]:
     except json.JSONDecodeError:
         start, end = body.find("{"), body.rfind("}")
         if start < 0 or end <= start:
-            raise ReplyError("the reply is not a JSON object") from None
+            raise ReplyError("the reply is not a JSON object", NOT_JSON) from None
         try:
             obj = json.loads(body[start:end + 1])
         except json.JSONDecodeError as exc:
-            raise ReplyError(f"the reply is not valid JSON ({exc.msg} at character {exc.pos})") from None
+            raise ReplyError(f"the reply is not valid JSON ({exc.msg} at character {exc.pos})", NOT_JSON) from None
     if not isinstance(obj, dict):
-        raise ReplyError("the reply must be one JSON object")
+        raise ReplyError("the reply must be one JSON object", NOT_JSON)
     return obj
 
 
@@ -78,7 +93,8 @@ def check_no_leaks(texts: Iterable[str], what: str = "answer") -> None:
             raise ReplyError(
                 f"an {what} {', '.join(problems)}; write as if looking at the image, "
                 "with positions in words and no mention of captions, descriptions, narration, the video, text, "
-                "boxes or coordinates"
+                "boxes or coordinates",
+                MENTIONS_SOURCE,
             )
 
 

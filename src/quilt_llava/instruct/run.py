@@ -25,6 +25,7 @@ from quilt_llava.console import Output
 from quilt_llava.errors import ConfigError, InputError, QuiltError
 from quilt_llava.files import JsonlAppender, iter_jsonl, write_json, write_jsonl
 from quilt_llava.instruct.data import CAPTION_MODES, load_narratives
+from quilt_llava.instruct.gates import GateConfig, gate_records
 from quilt_llava.instruct.generators import GENERATORS, Generator, GeneratorOptions
 from quilt_llava.instruct.generators.base import CallFailed, Rejected, Session, Skip, Unit
 from quilt_llava.instruct.llm import LLMClient, LLMConfig, estimate_tokens
@@ -34,6 +35,7 @@ from quilt_llava.instruct.llm_options import (
     DEFAULT_MODEL,
     default_cache_path,
 )
+from quilt_llava.instruct.structured import STRUCTURED_MODES, probe
 
 DONE_STATUSES = ("ok", "rejected", "skipped")
 
@@ -54,6 +56,10 @@ class InstructOptions:
     dry_run: bool = False
     # Keep only segments a `filter` run judged medical (its output file).
     medical_filter: Path | None = None
+    # Quality gates on every LLM-generated record (gates.enabled=False: --no-gates).
+    gates: GateConfig = field(default_factory=GateConfig)
+    # Send JSON replies' schemas as response_format: "auto" (probe the endpoint), "on", "off".
+    structured: str = "auto"
 
     def validate(self) -> None:
         problems = []
@@ -65,6 +71,8 @@ class InstructOptions:
             problems.append(f"limit must be >= 0, got {self.limit}")
         if self.out.suffix not in (".json", ".jsonl"):
             problems.append(f"out must end in .json (LLaVA JSON array) or .jsonl, got {self.out.name!r}")
+        if self.structured not in STRUCTURED_MODES:
+            problems.append(f"structured must be one of {', '.join(STRUCTURED_MODES)}, got {self.structured!r}")
         if self.generator == "redcircle" and self.questions is None:
             problems.append("redcircle needs questions (the output of the vqa generator)")
         if problems:
@@ -113,9 +121,13 @@ def _file_id(path: Path | None) -> dict[str, Any] | None:
     return {"path": str(Path(path).resolve()), "sha256": digest}
 
 
-def _header(options: InstructOptions, gen: Generator) -> dict[str, Any]:
-    """Everything that shapes a unit's result: a journal with another header is not resumed."""
-    return {"generator": gen.name, "prompt_version": gen.prompt_version,
+def _header(options: InstructOptions, gen: Generator, structured: bool) -> dict[str, Any]:
+    """Everything that shapes a unit's result: a journal with another header is not resumed.
+
+    The gates are not in it: they are applied when the output is written, so a re-run
+    with other thresholds (or --no-gates) reuses every finished unit.
+    """
+    return {"generator": gen.name, "prompt_version": gen.prompt_version, "structured": structured,
             "model": options.llm.model if gen.uses_llm else None,
             # temperature, max_tokens and any extra request parameters
             "llm_params": options.llm.default_params() if gen.uses_llm else None,
@@ -177,7 +189,7 @@ def run_instruct(options: InstructOptions, output: Output | None = None) -> dict
     if options.limit is not None:
         units = units[: options.limit]
 
-    header = _header(options, gen)
+    options.gates.validate()
     llm = options.llm
     if options.dry_run and not llm.cache_read_only:
         llm = dataclasses.replace(llm, cache_read_only=True)  # a dry run writes nothing, not even a cache
@@ -186,19 +198,41 @@ def run_instruct(options: InstructOptions, output: Output | None = None) -> dict
         output.warn(f"${options.llm.api_key_env} is not set: calling {options.llm.base_url} without an API key")
     try:
         if options.dry_run:
+            header = _header(options, gen, options.structured == "on")
             summary = _dry_run(options, gen, units, client, header, output, len(bad_rows))
         else:
+            structured, structured_detail = _structured_mode(options, gen, client, bool(units), output)
+            header = _header(options, gen, structured)
             journal = _read_journal(options, header, output)
             done = {u.id for u in units if journal.get(u.id, {}).get("status") in DONE_STATUSES}
             pending = [u for u in units if u.id not in done]
-            prep = asyncio.run(_process(options, gen, pending, client, header, journal, output)) if pending else {}
+            prep = (asyncio.run(_process(options, gen, pending, client, header, journal, output, structured))
+                    if pending else {})
             summary = _finish(options, gen, units, journal, client, prep, len(done), len(bad_rows), output)
+            if gen.uses_llm and gen.wants_json:
+                summary["structured"] = structured_detail
         if options.medical_filter is not None:
             summary["filtered_out_non_medical"] = filtered_out
         return summary
     finally:
         if client is not None:
             client.close()
+
+
+def _structured_mode(
+    options: InstructOptions, gen: Generator, client: LLMClient | None, has_units: bool, output: Output,
+) -> tuple[bool, str]:
+    """Whether this run sends response_format schemas, and why (probing the endpoint in ``auto``)."""
+    if client is None or not gen.wants_json or options.structured == "off":
+        return False, "off"
+    if options.structured == "on":
+        return True, "on (not probed)"
+    if not has_units:
+        return False, "auto: nothing to do, not probed"
+    result = asyncio.run(probe(client))
+    if not result.supported:
+        output.info(f"structured outputs not used: {options.llm.base_url} {result.detail}")
+    return result.supported, f"auto: {result.detail}"
 
 
 async def _process(
@@ -209,19 +243,20 @@ async def _process(
     header: dict[str, Any],
     journal: dict[str, dict[str, Any]],
     output: Output,
+    structured: bool = False,
 ) -> dict[str, Any]:
     appender = JsonlAppender(options.work_path)  # drops a torn last line left by a kill
     try:
         if options.work_path.stat().st_size == 0:
             appender.write({"_header": header})
-        prep = await gen.prepare(pending, lambda: Session(client)) if gen.uses_llm else {}
+        prep = await gen.prepare(pending, lambda: Session(client, structured)) if gen.uses_llm else {}
         limit = asyncio.Semaphore(max(4, 2 * (client.config.concurrency if client else 4)))
         with output.progress() as prog:
             task = prog.add_task(f"{gen.name}", total=len(pending))
 
             async def one(unit: Unit) -> None:
                 async with limit:
-                    entry = await _run_unit(gen, unit, client)
+                    entry = await _run_unit(gen, unit, client, structured)
                 appender.write(entry)  # one line per unit: a kill never splits a unit
                 journal[unit.id] = entry
                 prog.advance(task)
@@ -234,20 +269,24 @@ async def _process(
     return prep
 
 
-async def _run_unit(gen: Generator, unit: Unit, client: LLMClient | None) -> dict[str, Any]:
-    session = Session(client)
+async def _run_unit(gen: Generator, unit: Unit, client: LLMClient | None, structured: bool = False) -> dict[str, Any]:
+    session = Session(client, structured)
     entry: dict[str, Any] = {"unit": unit.id}
     try:
         records = await gen.generate(unit, session)
         entry.update(status="ok", records=records)
+        # Replies cut off by the token limit, for the truncation gate (applied in _finish).
+        cut = [text for text, finish in session.replies if finish == "length"]
+        if cut:
+            entry["cut_replies"] = cut
     except Skip as exc:
         entry.update(status="skipped", reason=str(exc))
     except Rejected as exc:
-        entry.update(status="rejected", reason=exc.reason, raw=exc.raw)
+        entry.update(status="rejected", reason=exc.reason, reason_code=exc.code, raw=exc.raw)
     except CallFailed as exc:
-        entry.update(status="failed", reason=str(exc))
+        entry.update(status="failed", reason=str(exc), reason_code="call_failed")
     except QuiltError as exc:  # bad input for this unit (e.g. an unreadable image)
-        entry.update(status="rejected", reason=str(exc), raw=None)
+        entry.update(status="rejected", reason=str(exc), reason_code="bad_input", raw=None)
     entry.update(calls=session.calls, cached=session.cached)
     return entry
 
@@ -267,18 +306,35 @@ def _finish(
     rejects: list[dict[str, Any]] = []
     status: Counter[str] = Counter()
     skip_reasons: Counter[str] = Counter()
+    by_reason: Counter[str] = Counter()
+    gate_on = gen.uses_llm and options.gates.enabled
+    gated = 0
     for unit in units:
         entry = journal.get(unit.id)
         if entry is None:
             continue
-        status[entry["status"]] += 1
-        if entry["status"] == "ok":
+        unit_status = entry["status"]
+        if unit_status == "ok" and gate_on:
+            kept, failed = gate_records(entry["records"], options.gates, gen.describes, entry.get("cut_replies", ()))
+            for record, failures in failed:
+                gated += 1
+                by_reason[failures[0].gate] += 1
+                rejects.append({"unit": unit.id, "generator": gen.name, "status": "gated",
+                                "reason_code": failures[0].gate, "gates": sorted({f.gate for f in failures}),
+                                "reason": "; ".join(str(f) for f in failures), "record": record})
+            if failed and not kept:
+                unit_status = "rejected"  # every record of the unit failed a gate
+            records.extend(kept)
+        elif unit_status == "ok":
             records.extend(entry["records"])
-        elif entry["status"] == "skipped":
+        status[unit_status] += 1
+        if entry["status"] == "skipped":
             skip_reasons[entry.get("reason", "")] += 1
-        else:
+        elif entry["status"] != "ok":
+            code = entry.get("reason_code") or ("call_failed" if entry["status"] == "failed" else "rejected")
+            by_reason[code] += 1
             rejects.append({"unit": unit.id, "generator": gen.name, "status": entry["status"],
-                            "reason": entry.get("reason"), "raw": entry.get("raw")})
+                            "reason_code": code, "reason": entry.get("reason"), "raw": entry.get("raw")})
     if options.out.suffix == ".json":
         write_json(options.out, records)
     else:
@@ -299,6 +355,9 @@ def _finish(
         "accepted_units": status["ok"],
         "records": len(records),
         "rejected": status["rejected"],
+        "gated_records": gated,
+        "rejects_by_reason": dict(sorted(by_reason.items())),
+        "gates": "on" if gate_on else "off",
         "failed": status["failed"],
         "skipped": status["skipped"],
         "skip_reasons": dict(skip_reasons),
@@ -386,6 +445,8 @@ class GenerateOptions:
     medical_filter: Path | None = None
     limit: int | None = None
     dry_run: bool = False
+    gates: GateConfig = field(default_factory=GateConfig)
+    structured: str = "auto"
 
     def to_instruct_options(self) -> InstructOptions:
         out = Path(self.out)
@@ -396,7 +457,7 @@ class GenerateOptions:
         return InstructOptions(generator=self.generator, narratives=Path(self.narratives), out=out, llm=llm,
                                seed=self.seed, caption=self.caption, diagnoses=self.diagnoses,
                                questions=self.questions, limit=self.limit, dry_run=self.dry_run,
-                               medical_filter=self.medical_filter)
+                               medical_filter=self.medical_filter, gates=self.gates, structured=self.structured)
 
 
 def run_generator(options: GenerateOptions | InstructOptions, output: Output | None = None) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from quilt_llava.instruct.replies import ReplyError
+from quilt_llava.instruct.replies import REPLY_RULE, ReplyError
 
 if TYPE_CHECKING:
     from quilt_llava.instruct.llm import LLMClient
@@ -42,12 +42,13 @@ class Unit:
 
 
 class Rejected(Exception):
-    """The LLM's reply stayed unusable after one repair attempt."""
+    """The LLM's reply stayed unusable after one repair attempt; ``code`` names why (for the summary)."""
 
-    def __init__(self, reason: str, raw: str | None) -> None:
+    def __init__(self, reason: str, raw: str | None, code: str = REPLY_RULE) -> None:
         super().__init__(reason)
         self.reason = reason
         self.raw = raw
+        self.code = code
 
 
 class CallFailed(Exception):
@@ -79,29 +80,44 @@ class GeneratorOptions:
 
 
 class Session:
-    """LLM access for one unit: call, parse, repair once, count."""
+    """LLM access for one unit: call, parse, repair once, count.
 
-    def __init__(self, client: LLMClient | None) -> None:
+    With ``structured`` on, a call given a JSON ``schema`` sends it as the request's
+    ``response_format`` (see :mod:`quilt_llava.instruct.structured`). ``replies``
+    keeps (text, finish reason) of every reply that was used, for the truncation gate.
+    """
+
+    def __init__(self, client: LLMClient | None, structured: bool = False) -> None:
         self.client = client
+        self.structured = structured
         self.calls = 0
         self.cached = 0
+        self.replies: list[tuple[str, str | None]] = []
 
-    async def ask(self, messages: list[dict[str, Any]], parse: Callable[[str], T], **params: Any) -> T:
+    async def ask(self, messages: list[dict[str, Any]], parse: Callable[[str], T],
+                  schema: tuple[str, dict[str, Any]] | None = None, **params: Any) -> T:
+        """``parse`` the reply to ``messages``; ``schema`` is (name, JSON schema) of a JSON reply."""
         if self.client is None:
             raise CallFailed("this generator needs an LLM endpoint")
-        text = await self._chat(messages, params)
+        if schema is not None and self.structured:
+            from quilt_llava.instruct.structured import response_format
+
+            params = {**params, "response_format": response_format(*schema)}
+        text, finish = await self._chat(messages, params)
         try:
-            return parse(text)
+            value = parse(text)
         except ReplyError as first:
             repair = [*messages, {"role": "assistant", "content": text},
                       {"role": "user", "content": REPAIR_INSTRUCTION.format(reason=str(first).rstrip("."))}]
-            text2 = await self._chat(repair, params)
+            text, finish = await self._chat(repair, params)
             try:
-                return parse(text2)
+                value = parse(text)
             except ReplyError as second:
-                raise Rejected(f"{second} (first reply: {first})", text2) from None
+                raise Rejected(f"{second} (first reply: {first})", text, second.code) from None
+        self.replies.append((text, finish))
+        return value
 
-    async def _chat(self, messages: list[dict[str, Any]], params: dict[str, Any]) -> str:
+    async def _chat(self, messages: list[dict[str, Any]], params: dict[str, Any]) -> tuple[str, str | None]:
         assert self.client is not None
         res = await self.client.achat(messages, **params)
         if res.cached:
@@ -110,7 +126,7 @@ class Session:
             self.calls += 1
         if res.error is not None or res.text is None:
             raise CallFailed(res.error or "empty reply")
-        return res.text
+        return res.text, res.finish_reason
 
 
 class Generator:
@@ -120,6 +136,8 @@ class Generator:
     prompt_version: str = "1"
     uses_llm: bool = True
     kind: str = "llava"  # "llava" records, or "table" rows (filter, diagnosis, vqa)
+    wants_json: bool = True  # some reply is JSON (a schema can be sent as response_format)
+    describes: bool = False  # every answer is a description (the too_short gate asks for more words)
     max_calls_per_unit: int = 1  # upper bound without repairs, for --dry-run
 
     def __init__(self, options: GeneratorOptions) -> None:

@@ -9,6 +9,7 @@ from quilt_llava.instruct.data import describe_segment, llava_record, plain_capt
 from quilt_llava.instruct.generators.base import Generator, Session, Unit, require_narration
 from quilt_llava.instruct.generators.shared import AI_DISCLAIMER_HINT, SOURCE_NOTE, VOICE_RULES
 from quilt_llava.instruct.replies import ReplyError, check_no_leaks, parse_qa_pairs
+from quilt_llava.instruct.structured import STRING, strict_object
 
 PROMPT_VERSION = "1"
 
@@ -23,6 +24,10 @@ Write a dialogue of 3 or 4 question/answer pairs between a user and the assistan
 
 Reply with JSON only, in this form:
 {{"pairs": [{{"question": "...", "answer": "..."}}, ...]}}"""
+
+REPLY_SCHEMA = ("conversation", strict_object({"pairs": {
+    "type": "array", "minItems": 3, "maxItems": 4,
+    "items": strict_object({"question": STRING, "answer": STRING})}}))
 
 _AI = re.compile(r"\bAI\b|\bartificial intelligence\b|\blanguage model\b", re.I)
 _NOT_DOCTOR = re.compile(r"\b(?:doctor|physician|pathologist|medical professional|clinician)\b", re.I)
@@ -51,5 +56,5 @@ class ConversationGenerator(Generator):
 
     async def generate(self, unit: Unit, session: Session) -> list[dict[str, Any]]:
         require_narration(unit.row)
-        pairs = await session.ask(messages_for(unit.row), parse_reply)
+        pairs = await session.ask(messages_for(unit.row), parse_reply, REPLY_SCHEMA)
         return [llava_record(f"{unit.id}-conversation", unit.row["image"], pairs, self.provenance(unit))]

@@ -50,6 +50,8 @@ def parse_reply(text: str) -> str:
 
 class DetailGenerator(Generator):
     name = "detail"
+    describes = True
+    wants_json = False
     prompt_version = PROMPT_VERSION
 
     def plan(self, unit: Unit) -> list[list[dict[str, Any]]]:

@@ -18,10 +18,14 @@ from quilt_llava.instruct.generators.base import (
     Unit,
 )
 from quilt_llava.instruct.replies import ReplyError, parse_json_object, require_str_list
+from quilt_llava.instruct.structured import STRING_LIST, strict_object
 
 PROMPT_VERSION = "1"
 NORMAL_PREFIX = "normal histology of "
 MAX_TRANSCRIPT_CHARS = 24_000
+# One object shape covers the three reply forms of the prompt ("normal" null unless normal tissue).
+REPLY_SCHEMA = ("diagnosis", strict_object({"diagnosis": STRING_LIST, "normal": {"type": ["string", "null"]},
+                                            "clues": STRING_LIST}))
 
 SYSTEM = """You read the full transcript of a pathology teaching video and extract the case it presents.
 
@@ -47,6 +51,8 @@ def parse_reply(text: str) -> dict[str, Any]:
     obj = parse_json_object(text)
     clues = require_str_list(obj, "clues")
     normal = obj.get("normal")
+    if isinstance(normal, str) and not normal.strip():
+        normal = None  # the schema's form of "not normal tissue"
     if normal is not None:
         if not isinstance(normal, str) or not normal.strip().lower().startswith(NORMAL_PREFIX):
             raise ReplyError(f"'normal' must read \"{NORMAL_PREFIX}<tissue>\"")
@@ -100,7 +106,7 @@ class DiagnosisGenerator(Generator):
     async def generate(self, unit: Unit, session: Session) -> list[dict[str, Any]]:
         if not video_transcript(unit.rows):
             raise Skip("video has no narration")
-        case = await session.ask(messages_for(unit.rows), parse_reply)
+        case = await session.ask(messages_for(unit.rows), parse_reply, REPLY_SCHEMA)
         prov = self.provenance(unit)
         prov.pop("segment_id")
         return [{"id": f"{unit.id}-diagnosis", **case,
@@ -149,7 +155,7 @@ class CaseBook:
             session = session_factory()
             sessions.append(session)
             try:
-                self.cases[vid] = await session.ask(messages_for(vrows), parse_reply)
+                self.cases[vid] = await session.ask(messages_for(vrows), parse_reply, REPLY_SCHEMA)
             except Rejected as exc:
                 self.problems[vid] = f"diagnosis reply rejected: {exc.reason}"
             except CallFailed as exc:

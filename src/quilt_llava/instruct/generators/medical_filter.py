@@ -8,8 +8,11 @@ from typing import Any
 from quilt_llava.instruct.data import plain_caption
 from quilt_llava.instruct.generators.base import Generator, Session, Unit, require_narration
 from quilt_llava.instruct.replies import parse_json_object, yes_no
+from quilt_llava.instruct.structured import strict_object
 
 PROMPT_VERSION = "1"
+_YES_NO = {"type": "string", "enum": ["yes", "no"]}
+REPLY_SCHEMA = ("medical_filter", strict_object({"medical": _YES_NO, "diagnosis": _YES_NO}))
 
 SYSTEM = """You sort snippets of speech from pathology teaching videos. For the snippet you are given, answer two questions:
 1. "medical": does it talk about medical or pathology content (tissue, cells, organs, disease, stains, specimens, clinical findings), rather than greetings, course logistics, software or other talk?
@@ -38,5 +41,5 @@ class FilterGenerator(Generator):
 
     async def generate(self, unit: Unit, session: Session) -> list[dict[str, Any]]:
         require_narration(unit.row)
-        verdict = await session.ask(messages_for(unit.row), parse_reply)
+        verdict = await session.ask(messages_for(unit.row), parse_reply, REPLY_SCHEMA)
         return [{"id": f"{unit.id}-filter", "image": unit.row["image"], **verdict, **self.provenance(unit)}]

@@ -29,8 +29,10 @@ from quilt_llava.instruct.replies import (
     parse_json_object,
     require_str,
 )
+from quilt_llava.instruct.structured import STRING, strict_object
 
 PROMPT_VERSION = "1"
+REPLY_SCHEMA = ("reasoning", strict_object({"question": STRING, "answer": STRING}))
 
 SYSTEM = f"""You write reasoning exercises for an assistant that answers questions about pathology images.
 {SOURCE_NOTE}
@@ -94,6 +96,7 @@ class CaseGenerator(Generator):
 
 class ReasoningGenerator(CaseGenerator):
     name = "reasoning"
+    describes = True
     prompt_version = PROMPT_VERSION
 
     def plan(self, unit: Unit) -> list[list[dict[str, Any]]]:
@@ -104,5 +107,5 @@ class ReasoningGenerator(CaseGenerator):
     async def generate(self, unit: Unit, session: Session) -> list[dict[str, Any]]:
         require_narration(unit.row)
         case = self.casebook.case_for(unit.video_id)
-        question, answer = await session.ask(messages_for(unit.row, case), make_parser(case))
+        question, answer = await session.ask(messages_for(unit.row, case), make_parser(case), REPLY_SCHEMA)
         return [llava_record(f"{unit.id}-reasoning", unit.row["image"], [(question, answer)], self.provenance(unit))]

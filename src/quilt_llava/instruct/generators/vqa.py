@@ -14,10 +14,16 @@ from quilt_llava.instruct.data import plain_caption
 from quilt_llava.instruct.generators.base import Generator, Session, Skip, Unit
 from quilt_llava.instruct.generators.shared import VOICE_RULES
 from quilt_llava.instruct.replies import ReplyError, check_no_leaks, parse_json_object, require_str
+from quilt_llava.instruct.structured import STRING, strict_object
 
 PROMPT_VERSION = "1"
 OPEN, CLOSED = "OPEN", "CLOSED"
 MIN_QUESTION_WORDS = 3
+REPLY_SCHEMA = ("vqa", strict_object({"pairs": {"type": "array", "items": strict_object({
+    "source": {"type": "integer"}, "question": STRING, "answer": STRING,
+    "answer_type": {"type": "string", "enum": [OPEN, CLOSED]},
+    # null for OPEN questions
+    "yes_no_answer": {"type": ["string", "null"], "enum": ["yes", "no", None]}})}}))
 
 SYSTEM = f"""You build an evaluation set of questions about pathology images. You are given what a pathologist said while one image was on screen in a teaching video, and a numbered list of the questions they asked aloud.
 
@@ -120,7 +126,7 @@ class VQAGenerator(Generator):
         questions = narrator_questions(unit.row)
         if not questions:
             raise Skip("the narrator asked no question here")
-        items = await session.ask(messages_for(unit.row, questions), make_parser(questions))
+        items = await session.ask(messages_for(unit.row, questions), make_parser(questions), REPLY_SCHEMA)
         prov = self.provenance(unit)
         return [{"id": f"{unit.id}-vqa{k}", "question_id": f"{unit.id}-vqa{k}", "image": unit.row["image"],
                  **item, **prov} for k, item in enumerate(items)]
