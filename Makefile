@@ -11,7 +11,7 @@ TORCH_INDEX ?=
 DEMO_OUT ?= demo_output
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint browser clean
+.PHONY: install demo test lint browser cursor-themes clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,13 +27,16 @@ install: $(VENV)/.installed
 browser:
 	bash scripts/install_chromium.sh
 
+cursor-themes:
+	bash scripts/install_cursor_themes.sh
+
 demo: install
 	$(BIN)/quilt-llava demo --out $(DEMO_OUT)
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks
 
-test: install browser lint
+test: install browser cursor-themes lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:

@@ -94,6 +94,7 @@ class CursorConfig:
     prefer_margin: float = 0.12  # how much shape score a verified candidate may give up
     max_step: float = 90.0  # px a pointer may move between frames and stay the same track
     still_threshold: int = 2  # max frame difference around a resting pointer that skips re-matching
+    learn_sprites: bool = True  # learn the video's own pointer sprites from motion (see ``pointer.py``)
 
 
 @dataclass
@@ -105,6 +106,7 @@ class Template:
     flat: np.ndarray = field(repr=False, default_factory=lambda: np.zeros((1, 1), np.uint8))  # unmasked version
     fill: np.ndarray = field(repr=False, default_factory=lambda: np.zeros((1, 1), np.uint8))  # 255: pixels inside the arrow
     ring: np.ndarray = field(repr=False, default_factory=lambda: np.zeros((1, 1), np.uint8))  # 255: pixels of its outline
+    learned: bool = False  # learned from the video (see ``pointer.py``): searched at full resolution
     _masked: dict[int, tuple[np.ndarray, np.ndarray, float]] = field(repr=False, default_factory=dict)
 
     def masked_pixels(self, row_width: int) -> tuple[np.ndarray, np.ndarray, float]:
@@ -245,6 +247,12 @@ class TemplateCursorLocator:
     def __init__(self, frame_height: int, config: CursorConfig | None = None) -> None:
         self.config = config or CursorConfig()
         self.templates = make_templates(self.config.scales, frame_height)
+        self.generic = len(self.templates)  # the first ``generic`` templates are the arrow prior; learned ones follow
+        self.learner = None
+        if self.config.learn_sprites:
+            from quilt_llava.narratives.pointer import SpriteLearner
+
+            self.learner = SpriteLearner(frame_height)
         self.track: tuple[float, float, int] | None = None  # tip x, y and template index
         self.verified = False  # the current track was seen to differ from the background
         self.pending: list[CursorHit] = []  # hits of an unverified track
@@ -326,11 +334,24 @@ class TemplateCursorLocator:
         luma = frame.luma
         half = None
         peaks: list[tuple[float, int, int]] = []  # (score, top-left x, y) at full resolution
-        for k in (range(len(self.templates)) if self.locked is None else [self.locked]):
+        for k in self._active():
             t = self.templates[k]
             if half is None:
                 half = cv2.resize(luma, (luma.shape[1] // 2, luma.shape[0] // 2), interpolation=cv2.INTER_AREA)
             small = t.image.shape[0] < 2 * MIN_SEARCH_HEIGHT
+            if t.learned:
+                # A learned sprite has no outline drawn for half resolution, and a thin one blurs
+                # away there: the unmasked correlation at full resolution (~30 ms at 720p) ranks it.
+                res = np.abs(cv2.matchTemplate(luma, t.flat, cv2.TM_CCOEFF_NORMED))
+                cv2.patchNaNs(res, 0.0)
+                if frame.ignore is not None:
+                    ign = cv2.resize(frame.ignore.astype(np.uint8), (luma.shape[1], luma.shape[0]), interpolation=cv2.INTER_NEAREST)
+                    res[ign[: res.shape[0], : res.shape[1]] > 0] = 0
+                local = (res == cv2.dilate(res, np.ones((9, 9), np.uint8))) & (res > 0.3)
+                ys, xs = np.nonzero(local)
+                top = np.argsort(-res[ys, xs])[: cfg.search_peaks]
+                peaks += [(float(res[ys[i], xs[i]]), int(xs[i]), int(ys[i])) for i in top]
+                continue
             res = np.abs(cv2.matchTemplate(half, t.half, cv2.TM_CCOEFF_NORMED))
             cv2.patchNaNs(res, 0.0)
             if frame.ignore is not None:
@@ -372,7 +393,38 @@ class TemplateCursorLocator:
         return sorted(found, reverse=True)
 
     def _active(self) -> list[int]:
-        return list(range(len(self.templates))) if self.locked is None else [self.locked]
+        """Templates matched now: the locked one, else the learned sprites once there are any
+        (the arrow prior only finds a first pointer), else the arrow prior."""
+        if self.locked is not None:
+            return [self.locked]
+        if len(self.templates) > self.generic:
+            return list(range(self.generic, len(self.templates)))
+        return list(range(self.generic))
+
+    def _learn(self, frame: AnalysedFrame) -> None:
+        """Feed the sprite learner; a newly learned sprite joins the templates and unlocks them."""
+        if self.learner is None:
+            return
+        import cv2
+
+        blobs: list[tuple[int, int, int, int]] = []
+        settled = self.verified and self.track is not None and self.track[2] >= self.generic and self.last_hit == frame.index - 1
+        if frame.motion is not None and not settled:
+            _, moved = cv2.threshold(frame.motion, self.config.motion_threshold, 255, cv2.THRESH_BINARY)
+            if frame.ignore is not None:
+                moved[frame.ignore] = 0
+            if cv2.countNonZero(moved):
+                n, _, stats, _ = cv2.connectedComponentsWithStats(moved, connectivity=8)
+                s = frame.scale
+                order = np.argsort(-stats[1:, cv2.CC_STAT_AREA])[:2] + 1
+                blobs = [(int(stats[i, 0]) * s, int(stats[i, 1]) * s, int(stats[i, 0] + stats[i, 2]) * s, int(stats[i, 1] + stats[i, 3]) * s)
+                         for i in order if stats[i, cv2.CC_STAT_AREA] <= self.config.max_blob_area]
+        for template in self.learner.observe(frame.index, frame.luma, blobs):
+            self.templates.append(template)
+            self.votes = np.append(self.votes, 0)
+            self.locked = None
+            self._peaks = None
+            self.last_search = -(10**9)
 
     def _patch_box(self, x: float, y: float, t: Template) -> tuple[int, int, int, int]:
         th, tw = t.image.shape
@@ -433,12 +485,15 @@ class TemplateCursorLocator:
         cfg = self.config
         if frame.moving:
             out = self._end_track(view_ends=True)
+            if self.learner is not None:
+                self.learner.new_view()
             self.track = None
             self.new_view = True
             self.history.clear()
             self.history_hits.clear()
             self.bg_frame, self.bg_patches = None, []
             return out
+        self._learn(frame)
         if self._still_pointer(frame):
             # Nothing changed around a resting pointer: it is where it was; no matching needed.
             x, y, _k = self.track  # type: ignore[misc]
@@ -625,8 +680,9 @@ class TemplateCursorLocator:
 
     def footprint(self, x: float, y: float, frame_size: tuple[int, int], margin: int = 3) -> tuple[int, int, int, int]:
         """Pixels a pointer with its tip at (x, y) covers (x0, y0, x1, y1), clipped to the frame."""
-        t = self.templates[self.locked if self.locked is not None else len(self.templates) - 1]
-        x0, y0, x1, y1 = self._patch_box(x, y, t)
+        boxes = [self._patch_box(x, y, self.templates[k]) for k in self._active()]
+        x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
+        x1, y1 = max(b[2] for b in boxes), max(b[3] for b in boxes)
         w, h = frame_size
         return max(0, x0 - margin), max(0, y0 - margin), min(w, x1 + margin), min(h, y1 + margin)
 
