@@ -334,6 +334,7 @@ class TemplateCursorLocator:
         luma = frame.luma
         half = None
         peaks: list[tuple[float, int, int]] = []  # (score, top-left x, y) at full resolution
+        learned_peaks: list[tuple[float, int, int]] = []
         for k in self._active():
             t = self.templates[k]
             if half is None:
@@ -350,7 +351,7 @@ class TemplateCursorLocator:
                 local = (res == cv2.dilate(res, np.ones((9, 9), np.uint8))) & (res > 0.3)
                 ys, xs = np.nonzero(local)
                 top = np.argsort(-res[ys, xs])[: cfg.search_peaks]
-                peaks += [(float(res[ys[i], xs[i]]), int(xs[i]), int(ys[i])) for i in top]
+                learned_peaks += [(float(res[ys[i], xs[i]]), int(xs[i]), int(ys[i])) for i in top]
                 continue
             res = np.abs(cv2.matchTemplate(half, t.half, cv2.TM_CCOEFF_NORMED))
             cv2.patchNaNs(res, 0.0)
@@ -375,7 +376,9 @@ class TemplateCursorLocator:
             peaks += sorted(((score, fx, fy) for (fx, fy), score in fine.items()), reverse=True)[: cfg.search_peaks]
         peaks.sort(reverse=True)
         r = 6
-        return [(x - r, y - r, x + r, y + r) for _, x, y in peaks[: cfg.search_peaks]]
+        # Each learned sprite keeps its own best peaks: one that matches tissue loosely everywhere
+        # must not crowd out the others.
+        return [(x - r, y - r, x + r, y + r) for _, x, y in peaks[: cfg.search_peaks] + learned_peaks]
 
     # -- matching ------------------------------------------------------------------------
 
@@ -401,10 +404,11 @@ class TemplateCursorLocator:
             return list(range(self.generic, len(self.templates)))
         return list(range(self.generic))
 
-    def _learn(self, frame: AnalysedFrame) -> None:
-        """Feed the sprite learner; a newly learned sprite joins the templates and unlocks them."""
+    def _learn(self, frame: AnalysedFrame) -> list[CursorHit]:
+        """Feed the sprite learner; a newly learned sprite joins the templates and unlocks them.
+        Returns the hits of where it rested earlier in this view (see :meth:`_recover_rest`)."""
         if self.learner is None:
-            return
+            return []
         import cv2
 
         blobs: list[tuple[int, int, int, int]] = []
@@ -414,17 +418,58 @@ class TemplateCursorLocator:
             if frame.ignore is not None:
                 moved[frame.ignore] = 0
             if cv2.countNonZero(moved):
-                n, _, stats, _ = cv2.connectedComponentsWithStats(moved, connectivity=8)
+                _n, _, stats, _ = cv2.connectedComponentsWithStats(moved, connectivity=8)
                 s = frame.scale
                 order = np.argsort(-stats[1:, cv2.CC_STAT_AREA])[:2] + 1
                 blobs = [(int(stats[i, 0]) * s, int(stats[i, 1]) * s, int(stats[i, 0] + stats[i, 2]) * s, int(stats[i, 1] + stats[i, 3]) * s)
                          for i in order if stats[i, cv2.CC_STAT_AREA] <= self.config.max_blob_area]
+        found: list[CursorHit] = []
         for template in self.learner.observe(frame.index, frame.luma, blobs):
             self.templates.append(template)
             self.votes = np.append(self.votes, 0)
             self.locked = None
             self._peaks = None
             self.last_search = -(10**9)
+            found = self._recover_rest(len(self.templates) - 1)
+        return found
+
+    def _recover_rest(self, k: int) -> list[CursorHit]:
+        """A sprite just learned from motion: where did it rest before it first moved? From the
+        view's oldest held frame (searched whole) forward, while the sprite is found beyond
+        doubt (``sure_score``) near where it was; thinned frames between two sightings of a
+        pointer that stayed within ``backfill_radius`` are interpolated."""
+        import cv2
+
+        cfg = self.config
+        t = self.templates[k]
+        hits: list[CursorHit] = []
+        gap: list[int] = []
+        for index, luma, confirmed in self.history:
+            if confirmed or luma is None:
+                break
+            if luma is _THINNED:
+                gap.append(index)
+                continue
+            if not hits:
+                res = np.abs(cv2.matchTemplate(luma, t.flat, cv2.TM_CCOEFF_NORMED))
+                cv2.patchNaNs(res, 0.0)
+                _, _, _, (px, py) = cv2.minMaxLoc(res)
+                box = (px - 2, py - 2, px + 3, py + 3)
+            else:
+                box = self._box_around_tip(hits[-1].x, hits[-1].y, cfg.backfill_radius, t)
+            score, x, y = match_in(luma, box, t, cfg.min_contrast)
+            if score < cfg.sure_score:
+                break
+            if gap and hits:
+                last = hits[-1]
+                if math.hypot(x - last.x, y - last.y) > cfg.backfill_radius:
+                    break
+                span = index - last.index
+                hits += [CursorHit(j, last.x + (x - last.x) * (j - last.index) / span, last.y + (y - last.y) * (j - last.index) / span,
+                                   min(score, last.score)) for j in gap]
+            gap = []
+            hits.append(CursorHit(index, x, y, score))
+        return hits
 
     def _patch_box(self, x: float, y: float, t: Template) -> tuple[int, int, int, int]:
         th, tw = t.image.shape
@@ -482,7 +527,6 @@ class TemplateCursorLocator:
         return kept
 
     def process(self, frame: AnalysedFrame) -> list[CursorHit]:
-        cfg = self.config
         if frame.moving:
             out = self._end_track(view_ends=True)
             if self.learner is not None:
@@ -493,7 +537,13 @@ class TemplateCursorLocator:
             self.history_hits.clear()
             self.bg_frame, self.bg_patches = None, []
             return out
-        self._learn(frame)
+        recovered = self._learn(frame)
+        if recovered:
+            return recovered + self._process_still(frame)
+        return self._process_still(frame)
+
+    def _process_still(self, frame: AnalysedFrame) -> list[CursorHit]:
+        cfg = self.config
         if self._still_pointer(frame):
             # Nothing changed around a resting pointer: it is where it was; no matching needed.
             x, y, _k = self.track  # type: ignore[misc]

@@ -24,9 +24,10 @@ moves):
    again; a new shape (the arrow turning into a hand) is learned when it moves.
 
 **The hotspot of an unknown shape** (where the pointer points) is decided from the
-sprite's mask alone: a shape that is nearly point-symmetric (its mask rotated by 180°
-about its centre overlaps itself by ``symmetric_iou`` or more: crosshairs, plus signs,
-the four-arrow move cursor) points at its centre; any other shape points with its
+sprite's mask alone: a thin cross (a crosshair, gapped or not, a plus sign) points where
+its arms meet; a shape that is symmetric (its mask turned by 180° and mirrored both
+ways overlaps itself by ``symmetric_iou`` or more: the four-arrow move cursor, a dot or
+ring) points at its centroid; any other shape points with its
 sharpest extreme: of the eight compass directions, the one whose outermost
 ``tip_depth`` of the mask holds the fewest pixels (the arrow's tip, the pointing
 finger's tip, the point of a left-pointing arrow), the hotspot being the mean of the
@@ -87,12 +88,12 @@ def decide_hotspot(mask: np.ndarray, symmetric_iou: float = 0.8, tip_depth: floa
         return 0, 0
     x0, x1, y0, y1 = xs.min(), xs.max(), ys.min(), ys.max()
     box = mask[y0 : y1 + 1, x0 : x1 + 1] > 0
+    cross = _cross_centre(box)
+    if cross is not None:
+        return int(x0 + cross[0]), int(y0 + cross[1])
     if min(_iou(box, box[::-1, ::-1]), _iou(box, box[::-1]), _iou(box, box[:, ::-1])) >= symmetric_iou:
-        # Symmetric: the fullest row and column cross at the centre (a crosshair's arms); their
-        # middles where several rows or columns tie.
-        rows, cols = box.sum(axis=1), box.sum(axis=0)
-        r, c = np.flatnonzero(rows == rows.max()), np.flatnonzero(cols == cols.max())
-        return int(x0 + round(float(c.mean()))), int(y0 + round(float(r.mean())))
+        ys_c, xs_c = np.nonzero(box)
+        return int(x0 + round(float(xs_c.mean()))), int(y0 + round(float(ys_c.mean())))
     extent = max(x1 - x0, y1 - y0) + 1
     depth = max(2.0, tip_depth * extent)
     inset = 1.5 * max(1.0, extent / 24)
@@ -107,7 +108,31 @@ def decide_hotspot(mask: np.ndarray, symmetric_iou: float = 0.8, tip_depth: floa
             ridge = s >= top - 1.0
             best = (count, float(xs[ridge].mean()) - inset * dx, float(ys[ridge].mean()) - inset * dy)
     assert best is not None
-    return int(round(min(max(best[1], x0), x1))), int(round(min(max(best[2], y0), y1)))
+    return round(min(max(best[1], x0), x1)), round(min(max(best[2], y0), y1))
+
+
+def _cross_centre(box: np.ndarray) -> tuple[int, int] | None:
+    """Where the arms of a thin cross (a crosshair, gapped or not, a plus sign) meet, or None
+    when ``box`` (bool, cropped to the shape) is no such cross: its fullest row and column each
+    span most of the box, with a good part of each on both sides of the other, and the shape
+    covers little of its box (an arrow's widest row ends at its fullest column)."""
+    h, w = box.shape
+    if box.mean() > 0.4 or min(h, w) < 5:
+        return None
+    rows, cols = box.sum(axis=1), box.sum(axis=0)
+    r = np.flatnonzero(rows >= rows.max() - 1)
+    c = np.flatnonzero(cols >= cols.max() - 1)
+    row = round(float(r.mean()))
+    col = round(float(c.mean()))
+    along_row = np.flatnonzero(box[r].any(axis=0))
+    along_col = np.flatnonzero(box[:, c].any(axis=1))
+    if along_row.size < 0.6 * w or along_col.size < 0.6 * h:
+        return None
+    left, right = (along_row < col).sum(), (along_row > col).sum()
+    up, down = (along_col < row).sum(), (along_col > row).sum()
+    if min(left, right) < 0.25 * along_row.size or min(up, down) < 0.25 * along_col.size:
+        return None
+    return col, row
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -165,7 +190,7 @@ def common_sprite(a: Candidate, b: Candidate, dx: int, dy: int, tolerance: int =
     agree = inside & (a.mask > 0) & (b_mask > 0) & (np.abs(a.image.astype(int) - b_img.astype(int)) <= tolerance)
     if not agree.any():
         return None
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(agree.astype(np.uint8), connectivity=8)
+    _n, labels, stats, _ = cv2.connectedComponentsWithStats(agree.astype(np.uint8), connectivity=8)
     mask = _fill_holes(((labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))) * 255).astype(np.uint8))
     rows, cols = np.nonzero(mask)
     y0, y1, x0, x1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
@@ -276,10 +301,13 @@ class SpriteLearner:
         return None
 
     def _same(self, cand: Candidate, t: Template) -> bool:
-        if abs(t.image.shape[0] - cand.image.shape[0]) > 4 or abs(t.image.shape[1] - cand.image.shape[1]) > 4:
-            return False
+        """Is ``cand`` a known sprite, or a part of one (a sighting whose outline half matched
+        the tissue), or a known one part of it?"""
         known = Candidate(-1, 0, 0, t.image, t.mask)
-        return _align(known, cand, self.config.agree_offset)[0] >= self.config.same_score
+        small, big = (cand, known) if cand.image.size <= known.image.size else (known, cand)
+        if small.image.shape[0] > big.image.shape[0] + 4 or small.image.shape[1] > big.image.shape[1] + 4:
+            return False
+        return _align(small, big, self.config.agree_offset)[0] >= self.config.same_score
 
 
 def _fill_holes(mask: np.ndarray) -> np.ndarray:

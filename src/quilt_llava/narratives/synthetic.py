@@ -458,7 +458,7 @@ def sprite_box(sprite: CursorSprite, tip: tuple[int, int], size: tuple[int, int]
 
 class PointerSprites:
     """Which sprite is drawn when: a view's shape (``cursor_shapes`` cycled over views, the next
-    one from half-way with ``shape_changes``), the grabbing hand during pans with ``grab_pans``,
+    one from :func:`shape_change_time` on with ``shape_changes``), the grabbing hand during pans with ``grab_pans``,
     or the built-in arrow of ``cursor_style`` when no theme is set."""
 
     def __init__(self, cfg: SyntheticConfig) -> None:
@@ -472,17 +472,26 @@ class PointerSprites:
                                     if cfg.cursor_theme is None else theme_sprite(cfg.cursor_theme, shape, cfg.cursor_size))
         return self._sprites[shape]
 
-    def shape(self, view: int | None, t_rel: float = 0.0, duration: float = 1.0) -> str:
+    def shape(self, view: int | None, spec: ViewSpec | None = None, t_rel: float = 0.0) -> str:
         cfg = self.cfg
         if cfg.cursor_theme is None:
             return cfg.cursor_style
         if view is None:
-            return "grab" if cfg.grab_pans else self.shape(0)
-        k = view + (1 if cfg.shape_changes and t_rel >= duration / 2 else 0)
+            return "grab" if cfg.grab_pans else cfg.cursor_shapes[0]
+        k = view + (1 if cfg.shape_changes and spec is not None and t_rel >= shape_change_time(spec) else 0)
         return cfg.cursor_shapes[k % len(cfg.cursor_shapes)]
 
     def sprite(self, shape: str) -> CursorSprite:
         return self._get("arrow" if self.cfg.cursor_theme is None else shape)
+
+
+def shape_change_time(view: ViewSpec) -> float:
+    """When a view's pointer takes its second shape: half-way through its first move that starts
+    after half the view (a pointer turns into a hand as it moves over a link or a tool, having
+    moved in its first shape), else half-way through its last move, else half the view."""
+    moves = [(ta + tb) / 2 for (ta, xa, ya), (tb, xb, yb) in itertools.pairwise(view.waypoints) if (xa, ya) != (xb, yb)]
+    later = [t for t in moves if t >= view.duration_s / 2]
+    return later[0] if later else moves[-1] if moves else view.duration_s / 2
 
 
 # --------------------------------------------------------------------------- webcam
@@ -798,7 +807,7 @@ def make_synthetic_video(
                 _draw_strokes(frame, view, t_rel, to_px)
                 pos = cursor_at(view, t_rel)
                 pointer = to_px(*pos) if pos is not None else None
-                shape = sprites.shape(vi, t_rel, view.duration_s)
+                shape = sprites.shape(vi, view, t_rel)
             else:
                 # Transition between view k and k+1: ease center and log-zoom together.
                 k = max(j for j, s in enumerate(starts) if s <= t)
