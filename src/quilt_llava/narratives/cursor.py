@@ -107,6 +107,7 @@ class Template:
     fill: np.ndarray = field(repr=False, default_factory=lambda: np.zeros((1, 1), np.uint8))  # 255: pixels inside the arrow
     ring: np.ndarray = field(repr=False, default_factory=lambda: np.zeros((1, 1), np.uint8))  # 255: pixels of its outline
     learned: bool = False  # learned from the video (see ``pointer.py``): searched at full resolution
+    min_contrast: float | None = None  # fill/outline contrast a match needs (None: the config's); a learned sprite's own
     _masked: dict[int, tuple[np.ndarray, np.ndarray, float]] = field(repr=False, default_factory=dict)
 
     def masked_pixels(self, row_width: int) -> tuple[np.ndarray, np.ndarray, float]:
@@ -206,7 +207,8 @@ def match_in(luma: np.ndarray, box: tuple[int, int, int, int], template: Templat
 
     Returns (score, tip_x, tip_y); score 0 when the region is too small, or when the
     fill and outline at the best match differ by less than ``min_contrast`` grey
-    levels (correlation ignores contrast, so faint texture could otherwise match)."""
+    levels (correlation ignores contrast, so faint texture could otherwise match); a
+    template with its own ``min_contrast`` (a learned sprite) uses that instead."""
     import cv2
 
     th, tw = template.image.shape
@@ -236,7 +238,7 @@ def match_in(luma: np.ndarray, box: tuple[int, int, int, int], template: Templat
     if min_contrast > 0:
         patch = roi[loc[1] : loc[1] + th, loc[0] : loc[0] + tw]
         contrast = _fill_ring_contrast(patch, template)
-        if contrast < min_contrast:
+        if contrast < (min_contrast if template.min_contrast is None else template.min_contrast):
             return 0.0, 0.0, 0.0
     return float(best), float(x0 + loc[0] + template.hotspot[0]), float(y0 + loc[1] + template.hotspot[1])
 

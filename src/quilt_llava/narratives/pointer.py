@@ -156,7 +156,10 @@ def template_from_sprite(image: np.ndarray, mask: np.ndarray, hotspot: tuple[int
     mean = round(float(image[inside].mean()))
     flat = np.where(inside, image, mean).astype(np.uint8)
     half = cv2.resize(flat, (max(2, w // 2), max(2, h // 2)), interpolation=cv2.INTER_AREA)
-    return Template(image.copy(), (inside * 255).astype(np.uint8), hotspot, half, flat, fill, ring, learned=True)
+    # A match must show at least half the contrast the sprite showed when it was learned.
+    own = abs(float(image[fill > 0].mean()) - float(image[ring > 0].mean()))
+    return Template(image.copy(), (inside * 255).astype(np.uint8), hotspot, half, flat, fill, ring, learned=True,
+                    min_contrast=max(8.0, 0.5 * own))
 
 
 def _align(a: Candidate, b: Candidate, slack: int) -> tuple[float, int, int]:
