@@ -67,6 +67,7 @@ class SpriteConfig:
     same_score: float = 0.85  # a learned sprite that matches a known one this well is not added
     symmetric_iou: float = 0.8  # mask against itself turned 180 degrees and mirrored both ways: all overlap this much
     tip_depth: float = 0.18  # share of the sprite's extent (at least 2 px) that counts as its extreme
+    inset: float = 1.5  # px per 24 px of sprite size from the extreme pixels inward to the hotspot
     max_sprites: int = 8
     candidates_kept: int = 12
 
@@ -80,7 +81,7 @@ class Candidate:
     mask: np.ndarray  # (h, w) uint8 0/255
 
 
-def decide_hotspot(mask: np.ndarray, symmetric_iou: float = 0.8, tip_depth: float = 0.18) -> tuple[int, int]:
+def decide_hotspot(mask: np.ndarray, symmetric_iou: float = 0.8, tip_depth: float = 0.18, inset: float = 1.5) -> tuple[int, int]:
     """Where an unknown pointer shape points (see the module docstring): its centre when it is
     point-symmetric, else the mean of its pixels at its sharpest extreme."""
     ys, xs = np.nonzero(mask)
@@ -96,7 +97,7 @@ def decide_hotspot(mask: np.ndarray, symmetric_iou: float = 0.8, tip_depth: floa
         return int(x0 + round(float(xs_c.mean()))), int(y0 + round(float(ys_c.mean())))
     extent = max(x1 - x0, y1 - y0) + 1
     depth = max(2.0, tip_depth * extent)
-    inset = 1.5 * max(1.0, extent / 24)
+    inward = inset * max(1.0, extent / 24)
     best: tuple[float, float, float] | None = None
     for dx, dy, weight in DIRECTIONS:
         s = xs * dx + ys * dy
@@ -106,7 +107,7 @@ def decide_hotspot(mask: np.ndarray, symmetric_iou: float = 0.8, tip_depth: floa
             # Cursor files put the hotspot on the fill's point, about one outline width (1.5 px)
             # inside the outermost pixels.
             ridge = s >= top - 1.0
-            best = (count, float(xs[ridge].mean()) - inset * dx, float(ys[ridge].mean()) - inset * dy)
+            best = (count, float(xs[ridge].mean()) - inward * dx, float(ys[ridge].mean()) - inward * dy)
     assert best is not None
     return round(min(max(best[1], x0), x1)), round(min(max(best[2], y0), y1))
 
@@ -300,7 +301,7 @@ class SpriteLearner:
             sprite = Candidate(cand.index, cand.x, cand.y, image, mask)
             if any(self._same(sprite, t) for t in self.learned):
                 return None
-            return template_from_sprite(image, mask, decide_hotspot(mask, cfg.symmetric_iou, cfg.tip_depth))
+            return template_from_sprite(image, mask, decide_hotspot(mask, cfg.symmetric_iou, cfg.tip_depth, cfg.inset))
         return None
 
     def _same(self, cand: Candidate, t: Template) -> bool:

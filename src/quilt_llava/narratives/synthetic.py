@@ -104,6 +104,7 @@ class SyntheticConfig:
     cursor_shapes: tuple[str, ...] = ("arrow",)
     shape_changes: bool = False
     grab_pans: bool = False
+    cursor_tint: tuple[int, int, int] | None = None  # RGB the theme's sprites are multiplied by (/255): an amber or blue arrow
     save_clean_views: bool = False  # also write each view's pointer-free render (``<name>.views/<i>.png``)
     webcam: bool = False
     ui: bool = True
@@ -468,8 +469,13 @@ class PointerSprites:
     def _get(self, shape: str) -> CursorSprite:
         if shape not in self._sprites:
             cfg = self.cfg
-            self._sprites[shape] = (make_cursor_sprite(cfg.cursor_style, scale=max(0.6, cfg.height / 720))
-                                    if cfg.cursor_theme is None else theme_sprite(cfg.cursor_theme, shape, cfg.cursor_size))
+            if cfg.cursor_theme is None:
+                sprite = make_cursor_sprite(cfg.cursor_style, scale=max(0.6, cfg.height / 720))
+            else:
+                sprite = theme_sprite(cfg.cursor_theme, shape, cfg.cursor_size)
+                if cfg.cursor_tint is not None:
+                    sprite.rgb = sprite.rgb * (np.array(cfg.cursor_tint, np.float32) / 255)
+            self._sprites[shape] = sprite
         return self._sprites[shape]
 
     def shape(self, view: int | None, spec: ViewSpec | None = None, t_rel: float = 0.0) -> str:
@@ -879,6 +885,7 @@ def make_synthetic_video(
         "cursor_style": cfg.cursor_style,
         "cursor_theme": cfg.cursor_theme,
         "cursor_size": cfg.cursor_size if cfg.cursor_theme is not None else None,
+        "cursor_tint": list(cfg.cursor_tint) if cfg.cursor_theme is not None and cfg.cursor_tint else None,
         "content_box": list(layout.content_box),
         "webcam_box": list(layout.webcam_box) if layout.webcam_box else None,
         "duration": round(n_frames / float(rate), 6),
