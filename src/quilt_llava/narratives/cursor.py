@@ -250,6 +250,7 @@ class TemplateCursorLocator:
         self.config = config or CursorConfig()
         self.templates = make_templates(self.config.scales, frame_height)
         self.generic = len(self.templates)  # the first ``generic`` templates are the arrow prior; learned ones follow
+        self.last_learned = -1  # template index of the learned sprite last tracked
         self.learner = None
         if self.config.learn_sprites:
             from quilt_llava.narratives.pointer import SpriteLearner
@@ -337,8 +338,17 @@ class TemplateCursorLocator:
         half = None
         peaks: list[tuple[float, int, int]] = []  # (score, top-left x, y) at full resolution
         learned_peaks: list[tuple[float, int, int]] = []
-        for k in self._active():
+        active = self._active()
+        if self.track is not None and self.track[2] in active:  # the shape seen last is the likeliest
+            active.remove(self.track[2])
+            active.insert(0, self.track[2])
+        elif self.last_learned in active:
+            active.remove(self.last_learned)
+            active.insert(0, self.last_learned)
+        for k in active:
             t = self.templates[k]
+            if learned_peaks and learned_peaks[0][0] >= cfg.sure_score:
+                break  # a learned sprite found beyond doubt: the other shapes need no search
             if half is None:
                 half = cv2.resize(luma, (luma.shape[1] // 2, luma.shape[0] // 2), interpolation=cv2.INTER_AREA)
             small = t.image.shape[0] < 2 * MIN_SEARCH_HEIGHT
@@ -354,6 +364,7 @@ class TemplateCursorLocator:
                 ys, xs = np.nonzero(local)
                 top = np.argsort(-res[ys, xs])[: cfg.search_peaks]
                 learned_peaks += [(float(res[ys[i], xs[i]]), int(xs[i]), int(ys[i])) for i in top]
+                learned_peaks.sort(reverse=True)
                 continue
             res = np.abs(cv2.matchTemplate(half, t.half, cv2.TM_CCOEFF_NORMED))
             cv2.patchNaNs(res, 0.0)
@@ -634,6 +645,8 @@ class TemplateCursorLocator:
             else:
                 self.pending.append(hit)
             self.track = (x, y, k)
+            if k >= self.generic:
+                self.last_learned = k
             self.last_score = score
             self.last_hit = frame.index
             # Only a pointer seen to differ from what it covers may be carried over unchanged frames.
