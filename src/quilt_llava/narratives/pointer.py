@@ -148,10 +148,11 @@ def template_from_sprite(image: np.ndarray, mask: np.ndarray, hotspot: tuple[int
 
     h, w = image.shape
     inside = mask > 0
-    level = float(np.median(image[inside]))
+    lo, hi = np.percentile(image[inside], (10, 90))
+    level = (float(lo) + float(hi)) / 2  # between its dark and light parts, however many of each
     fill = ((image <= level) & inside).astype(np.uint8) * 255
     ring = ((image > level) & inside).astype(np.uint8) * 255
-    if not ring.any() or not fill.any():  # a flat sprite: split by distance from the mean instead
+    if not ring.any() or not fill.any():  # a flat sprite: no contrast of its own to ask for
         fill = inside.astype(np.uint8) * 255
         ring = fill
     mean = round(float(image[inside].mean()))
