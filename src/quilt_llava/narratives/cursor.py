@@ -338,7 +338,8 @@ class TemplateCursorLocator:
         half = None
         peaks: list[tuple[float, int, int]] = []  # (score, top-left x, y) at full resolution
         learned_peaks: list[tuple[float, int, int]] = []
-        active = self._active()
+        # Every learned shape, not only a locked one: the pointer may have changed shape while resting.
+        active = self._unlocked() if len(self.templates) > self.generic else self._active()
         if self.track is not None and self.track[2] in active:  # the shape seen last is the likeliest
             active.remove(self.track[2])
             active.insert(0, self.track[2])
@@ -408,14 +409,16 @@ class TemplateCursorLocator:
                 found.append(best)
         return sorted(found, reverse=True)
 
+    def _unlocked(self) -> list[int]:
+        """Every template the lock may have left out: the learned sprites, else the arrow prior."""
+        return list(range(self.generic, len(self.templates))) if len(self.templates) > self.generic else list(range(self.generic))
+
     def _active(self) -> list[int]:
         """Templates matched now: the locked one, else the learned sprites once there are any
         (the arrow prior only finds a first pointer), else the arrow prior."""
         if self.locked is not None:
             return [self.locked]
-        if len(self.templates) > self.generic:
-            return list(range(self.generic, len(self.templates)))
-        return list(range(self.generic))
+        return self._unlocked()
 
     def _learn(self, frame: AnalysedFrame) -> list[CursorHit]:
         """Feed the sprite learner; a newly learned sprite joins the templates and unlocks them.
@@ -439,7 +442,7 @@ class TemplateCursorLocator:
         found: list[CursorHit] = []
         for template in self.learner.observe(frame.index, frame.luma, blobs):
             self.templates.append(template)
-            self.votes = np.append(self.votes, 0)
+            self.votes = np.zeros(len(self.templates), dtype=int)  # a new shape: the lock is earned afresh
             self.locked = None
             self._peaks = None
             self.last_search = -(10**9)
@@ -450,7 +453,8 @@ class TemplateCursorLocator:
         """A sprite just learned from motion: where did it rest before it first moved? From the
         view's oldest held frame (searched whole) forward, while the sprite is found beyond
         doubt (``sure_score``) near where it was; thinned frames between two sightings of a
-        pointer that stayed within ``backfill_radius`` are interpolated."""
+        pointer that stayed within ``backfill_radius`` are interpolated. Then the frames where
+        the learner saw it move, before it was known."""
         import cv2
 
         cfg = self.config
@@ -482,7 +486,17 @@ class TemplateCursorLocator:
                                    min(score, last.score)) for j in gap]
             gap = []
             hits.append(CursorHit(index, x, y, score))
-        return hits
+        # Then where the learner saw it moving, in frames it still holds.
+        done = {h.index for h in hits} | {i for i, _, c in self.history if c}
+        assert self.learner is not None
+        for index, luma, (x0, y0, x1, y1) in self.learner.sightings:
+            if index in done or (hits and index < hits[-1].index):
+                continue
+            th, tw = t.image.shape
+            score, x, y = match_in(luma, (x0 - tw, y0 - th, x1, y1), t, cfg.min_contrast)
+            if score >= cfg.min_score:
+                hits.append(CursorHit(index, x, y, score))
+        return sorted(hits, key=lambda h: h.index)
 
     def _patch_box(self, x: float, y: float, t: Template) -> tuple[int, int, int, int]:
         th, tw = t.image.shape
@@ -578,6 +592,9 @@ class TemplateCursorLocator:
         if self._quiet_of != frame.index:
             self._peaks = None  # something changed since the last search
         cands = self._allowed(frame, self._candidates(frame.luma, blob_boxes, active)) if blob_boxes else []
+        if blob_boxes and not cands and self.locked is not None and len(self.templates) > self.generic:
+            # Motion the locked sprite does not explain: the pointer may have changed shape.
+            cands = self._allowed(frame, self._candidates(frame.luma, blob_boxes, self._unlocked()))
         if not self._moved_on(frame, cands):
             # Unless a blob already shows the tracked pointer, moved on, look around its last
             # position too, and search the whole frame when a view starts or nothing is tracked.
@@ -596,8 +613,9 @@ class TemplateCursorLocator:
                 cands = sorted(cands + self._allowed(frame, self._candidates(frame.luma, boxes, active)), reverse=True)
             boxes += blob_boxes
             if not cands and self.locked is not None and (searched or self.track is None) and boxes:
-                # The locked size may be wrong for this view (zoomed recording); try every size.
-                cands = self._allowed(frame, self._candidates(frame.luma, boxes, list(range(len(self.templates)))))
+                # The locked size (or shape) may be wrong for this view (zoomed recording, a pointer
+            # that changed shape); try every one.
+                cands = self._allowed(frame, self._candidates(frame.luma, boxes, self._unlocked()))
         self.new_view = False
         chosen = None
         strongest = 0.0

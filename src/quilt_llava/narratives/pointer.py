@@ -29,12 +29,14 @@ its arms meet; a shape that is symmetric (its mask turned by 180° and mirrored 
 ways overlaps itself by ``symmetric_iou`` or more: the four-arrow move cursor, a dot or
 ring) points at its centroid; any other shape points with its
 sharpest extreme: of the eight compass directions, the one whose outermost
-``tip_depth`` of the mask holds the fewest pixels (the arrow's tip, the pointing
-finger's tip, the point of a left-pointing arrow), the hotspot being the mean of the
+``tip_depth`` of the mask holds the fewest pixels for how far that extreme reaches from
+the shape's centroid (the arrow's tip, the pointing finger's tip, the point of a
+left-pointing arrow; not the barbs of a wide arrow head), the hotspot being the mean of the
 mask pixels at that extreme, moved one outline width (1.5 px per 24 px of size) inward. Desktop pointers point up and to the left, so an extreme
 pointing right or down must be 2x sharper (up-right, down-left: 1.5x) to win. A drop shadow lies behind the tip, so it does not move it.
 What this does not decide well: shapes whose declared hotspot is neither a tip nor the
-centre (an open hand's palm, an I-beam's middle) get their sharpest corner.
+centre (an open hand's palm, an I-beam's middle) get their sharpest corner, and so does an
+arrow whose barbs are sharper than its tip.
 """
 
 from __future__ import annotations
@@ -99,14 +101,18 @@ def decide_hotspot(mask: np.ndarray, symmetric_iou: float = 0.8, tip_depth: floa
     depth = max(2.0, tip_depth * extent)
     inward = inset * max(1.0, extent / 24)
     best: tuple[float, float, float] | None = None
+    cx, cy = xs.mean(), ys.mean()
+    reach = float(np.hypot(xs - cx, ys - cy).max())
     for dx, dy, weight in DIRECTIONS:
         s = xs * dx + ys * dy
         top = s.max()
-        count = weight * int((s >= top - depth).sum())
+        ridge = s >= top - 1.0
+        # An arrow's tip also reaches out furthest from the shape's middle; its barbs do not.
+        far = float(np.hypot(xs[ridge].mean() - cx, ys[ridge].mean() - cy)) / max(reach, 1e-6)
+        count = weight * int((s >= top - depth).sum()) / max(far, 0.25)
         if best is None or count < best[0]:
             # Cursor files put the hotspot on the fill's point, about one outline width (1.5 px)
             # inside the outermost pixels.
-            ridge = s >= top - 1.0
             best = (count, float(xs[ridge].mean()) - inward * dx, float(ys[ridge].mean()) - inward * dy)
     assert best is not None
     return round(min(max(best[1], x0), x1)), round(min(max(best[2], y0), y1))
@@ -114,13 +120,18 @@ def decide_hotspot(mask: np.ndarray, symmetric_iou: float = 0.8, tip_depth: floa
 
 def _cross_centre(box: np.ndarray) -> tuple[int, int] | None:
     """Where the arms of a thin cross (a crosshair, gapped or not, a plus sign) meet, or None
-    when ``box`` (bool, cropped to the shape) is no such cross: its fullest row and column each
-    span most of the box, with a good part of each on both sides of the other, and the shape
-    covers little of its box (an arrow's widest row ends at its fullest column)."""
+    when ``box`` (bool, cropped to the shape) is no such cross: the shape lies on a thin band of
+    rows and one of columns, its fullest row and column each span most of the box, with a good
+    part of each on both sides of the other (an arrow's widest row ends at its fullest column)."""
     h, w = box.shape
     if box.mean() > 0.4 or min(h, w) < 5:
         return None
     rows, cols = box.sum(axis=1), box.sum(axis=0)
+    band_r, band_c = rows >= 0.5 * rows.max(), cols >= 0.5 * cols.max()
+    if band_r.sum() > 0.3 * h or band_c.sum() > 0.3 * w:
+        return None  # not thin arms: a solid shape (an arrow whose shaft spans it)
+    if (box & (band_r[:, None] | band_c[None, :])).sum() < 0.85 * box.sum():
+        return None  # much of the shape lies off its arms
     r = np.flatnonzero(rows >= rows.max() - 1)
     c = np.flatnonzero(cols >= cols.max() - 1)
     row = round(float(r.mean()))
@@ -216,6 +227,8 @@ class SpriteLearner:
         self.frames: deque[tuple[int, np.ndarray]] = deque(maxlen=self.config.far + 1)
         self.candidates: deque[Candidate] = deque(maxlen=self.config.candidates_kept)
         self.learned: list[Template] = []
+        # (frame index, luma, box) where the sprite learned last was seen, in frames still held
+        self.sightings: list[tuple[int, np.ndarray, tuple[int, int, int, int]]] = []
 
     def new_view(self) -> None:
         self.frames.clear()
@@ -240,6 +253,10 @@ class SpriteLearner:
             if template is not None:
                 self.learned.append(template)
                 added.append(template)
+                # Where it was seen moving in the frames still held (before the locator knew it).
+                held = dict(self.frames)
+                self.sightings = [(c.index, held[c.index], (c.x, c.y, c.x + c.image.shape[1], c.y + c.image.shape[0]))
+                                  for c in self.candidates if c.index in held and c.index != index]
                 self.candidates.clear()
                 break
         return added
