@@ -14,7 +14,9 @@ from typer.testing import CliRunner
 from quilt_llava.cli import make_app
 from quilt_llava.errors import InputError
 from quilt_llava.files import read_jsonl
-from quilt_llava.narratives.pipeline import ExtractConfig, extract_folder, extract_video, median_u8
+from quilt_llava.narratives.batch import extract_folder
+from quilt_llava.narratives.pipeline import ExtractConfig, extract_video
+from quilt_llava.narratives.segment_images import median_u8
 from quilt_llava.narratives.synthetic import SyntheticConfig, ViewSpec, make_synthetic_video
 from quilt_llava.narratives.video import Frame, prefetch
 
@@ -158,11 +160,11 @@ def test_cli_single_video(video, tmp_path):
 
 
 def test_cli_keep_webcam_reaches_the_extractor(video, tmp_path, monkeypatch):
-    from quilt_llava.narratives import pipeline
+    from quilt_llava.narratives import batch
 
     seen = []
-    real = pipeline._process_video
-    monkeypatch.setattr(pipeline, "_process_video", lambda v, t, o, cfg, source=None: seen.append(cfg.hide_webcam) or real(v, t, o, cfg, source))
+    real = batch.process_video
+    monkeypatch.setattr(batch, "process_video", lambda v, t, o, cfg, source=None: seen.append(cfg.hide_webcam) or real(v, t, o, cfg, source))
     for flag, hidden in (([], True), (["--keep-webcam"], False)):
         out = tmp_path / str(hidden)
         result = CliRunner().invoke(make_app(), ["narratives", "extract", str(video.video), "--out", str(out), "--sample-fps", "4", "--quiet", *flag])
@@ -226,7 +228,7 @@ def test_colour_sample_converts_like_the_decoder(video):
 
 def test_segment_median_on_planes_drops_a_resting_pointer():
     """Medians on Y, U and V planes; under the boxes a pointer covered, only samples without it count."""
-    from quilt_llava.narratives.pipeline import segment_median
+    from quilt_llava.narratives.segment_images import segment_median
     from quilt_llava.narratives.video import ColourSample
 
     rng = np.random.default_rng(3)
@@ -298,16 +300,16 @@ def test_a_segment_image_on_disk_is_redone_when_the_webcam_is_found_later(video,
 
     from PIL import Image
 
-    from quilt_llava.narratives import pipeline
+    from quilt_llava.narratives import webcam
 
-    real = pipeline.mask_rects
+    real = webcam.mask_rects
     calls: list[int] = []
 
     def late(*args):  # the webcam is not yet known when the first segment is made
         calls.append(1)
         return () if len(calls) == 1 else real(*args)
 
-    monkeypatch.setattr(pipeline, "mask_rects", late)
+    monkeypatch.setattr(webcam, "mask_rects", late)
     outputs = {}
     for held in (0, 1):
         calls.clear()
@@ -347,12 +349,12 @@ def test_a_short_last_view_that_eases_in_is_kept(size):
 
 
 def test_segment_images_sample_one_frame_a_second_at_any_frame_rate(monkeypatch):
-    from quilt_llava.narratives import pipeline
+    from quilt_llava.narratives import pipeline, segment_images
     from quilt_llava.narratives.video import ArraySource
 
     picked = []
-    real = pipeline._segment_job
-    monkeypatch.setattr(pipeline, "_segment_job", lambda chosen, *a: picked.append([i for i, _ in chosen]) or real(chosen, *a))
+    real = segment_images.segment_job
+    monkeypatch.setattr(segment_images, "segment_job", lambda chosen, *a: picked.append([i for i, _ in chosen]) or real(chosen, *a))
     frames = _panned_frames((320, 180), [0.0] * 50)
     for fps in (10.0, 30.0):
         picked.clear()

@@ -12,9 +12,9 @@ from quilt_llava.lazy import lazy_exports
 
 _EXPORTS = {
     "ExtractConfig": "quilt_llava.narratives.pipeline",
-    "FolderResult": "quilt_llava.narratives.pipeline",
+    "FolderResult": "quilt_llava.narratives.batch",
     "extract_video": "quilt_llava.narratives.pipeline",
-    "extract_folder": "quilt_llava.narratives.pipeline",
+    "extract_folder": "quilt_llava.narratives.batch",
     "analyse": "quilt_llava.narratives.pipeline",
     "read_transcript": "quilt_llava.narratives.transcript",
     "grounded_caption": "quilt_llava.narratives.caption",

@@ -31,7 +31,8 @@ class ExtractOptions:
 def run_extract(options: ExtractOptions, out) -> int:
     """Run an extraction; returns the exit code (0 when every video succeeded)."""
     from quilt_llava.errors import ConfigError, InputError
-    from quilt_llava.narratives.pipeline import ExtractConfig, extract_folder, list_videos
+    from quilt_llava.narratives.batch import extract_folder, list_videos
+    from quilt_llava.narratives.pipeline import ExtractConfig
 
     config = ExtractConfig(sample_fps=options.sample_fps, min_segment_s=options.min_segment_s,
                            clustering=options.clustering, hide_webcam=not options.keep_webcam)
@@ -71,7 +72,8 @@ def run_extract(options: ExtractOptions, out) -> int:
 def _transcribe_missing(videos, transcripts, options: ExtractOptions, out):
     """ASR for videos without a transcript, written as Whisper JSON next to the output."""
     from quilt_llava.files import write_json
-    from quilt_llava.narratives.pipeline import find_transcript, video_id_for
+    from quilt_llava.narratives.batch import find_transcript
+    from quilt_llava.narratives.rows import video_id_for
     from quilt_llava.narratives.transcript import AsrConfig, transcribe
 
     result = dict(transcripts or {})

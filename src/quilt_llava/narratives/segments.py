@@ -1,0 +1,67 @@
+"""Segments: the still views of a video, with their images and cursor traces (the analysis result)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from quilt_llava.narratives.cursor import CursorHit
+from quilt_llava.narratives.stability import Span
+
+Rect = tuple[int, int, int, int]  # x0, y0, x1, y1 (full-resolution pixels, end exclusive)
+
+
+@dataclass
+class Segment:
+    span: Span
+    start: float
+    end: float
+    image: np.ndarray  # (H, W, 3) uint8 full frame median
+    trace: list[tuple[float, float, float]]  # (t, x_px, y_px) full-resolution video pixels
+    png: bytes | None = None  # the segment image cropped to the content box, PNG-encoded
+    settle: Callable[[], None] | None = None  # set while image and png are still being made; call to wait
+    # Set instead of ``image`` / ``png`` for a segment whose image waited on disk (see ``held_segments``).
+    image_file: Path | None = None  # .npy of the full frame median
+    png_file: Path | None = None  # the PNG, ready to be moved into place
+
+    def ready(self) -> Segment:
+        """Wait until ``image`` and ``png`` are made (see ``analyse(settle=False)``)."""
+        if self.settle is not None:
+            self.settle()
+        return self
+
+    def rgb(self) -> np.ndarray:
+        """The full-frame segment image, from memory or from its file."""
+        self.ready()
+        if self.image.size == 0 and self.image_file is not None:
+            return np.load(self.image_file)
+        return self.image
+
+
+@dataclass
+class Analysis:
+    width: int
+    height: int
+    duration: float
+    content_box: Rect
+    times: np.ndarray
+    moving: np.ndarray
+    hits: dict[int, CursorHit]
+    segments: list[Segment]
+
+
+def assign_traces(segments: list[Segment], hits: dict[int, CursorHit], times: list[float], box: Rect,
+                  excluded: Callable[[float, float], bool] | None = None) -> None:
+    """Append to each segment's trace the hits of its frames that lie inside ``box`` and are not
+    ``excluded`` (inside the webcam, say: hits made before it was recognised are dropped here)."""
+    x0, y0, x1, y1 = box
+    for seg in segments:
+        for i in range(seg.span.start, seg.span.end + 1):
+            hit = hits.get(i)
+            if hit is None or (excluded is not None and excluded(hit.x, hit.y)):
+                continue
+            if x0 <= hit.x < x1 and y0 <= hit.y < y1:
+                seg.trace.append((times[i], hit.x, hit.y))

@@ -1,0 +1,80 @@
+"""View stability: analysed frames in, still runs (spans of frames of one still view) out.
+
+The stability detector says, frame by frame, whether the view moves (a pan, a zoom, a
+cut). A still run is a maximal stretch of still frames, with its ends trimmed where the
+view was still easing into or out of a pan: next to a detected pan (``boundary_frames``
+at most), a finer test (:meth:`CellDiffStability.drifting`) is applied to neighbouring
+frames at a resolution no coarser than ``DRIFT_MAX_PX`` video pixels per pixel.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from quilt_llava.narratives.stability import CellDiffStability, Span, StabilityConfig
+
+DRIFT_MAX_PX = 8  # coarsest video px per pixel at which easing next to a pan is judged
+
+
+def drift_image(small: np.ndarray, tiny: np.ndarray, scale: int) -> np.ndarray:
+    """Which reduced frame the easing test uses: the tiny one up to 720p, the small one above
+    (a 1 px ease at 1080p is invisible at 1/12)."""
+    return tiny if 2 * scale <= DRIFT_MAX_PX else small
+
+
+@dataclass(frozen=True)
+class ViewStep:
+    """What one analysed frame did to the still runs."""
+
+    closed: Span | None = None  # the still run that ended before this frame (its end trimmed)
+    started: bool = False  # a still run starts at this frame (earlier samples of it are void)
+
+
+class StillRuns:
+    """Feeds a :class:`CellDiffStability` and turns its verdicts into still runs.
+
+    Per frame: :meth:`moving` (before the frame is used elsewhere), then :meth:`step` with
+    that verdict; at the end of the video :meth:`close` ends the run still open."""
+
+    def __init__(self, config: StabilityConfig | None = None) -> None:
+        self.config = config or StabilityConfig()
+        self.detector = CellDiffStability(self.config)
+        self.recent: deque[tuple[int, np.ndarray]] = deque(maxlen=self.config.boundary_frames + 2)
+        self.start: int | None = None  # first frame of the open still run
+
+    def moving(self, tiny: np.ndarray, ignore: np.ndarray | None = None) -> bool:
+        """Is the view moving at this frame (``ignore``: cells left out, a webcam)?"""
+        return self.detector.update(tiny, ignore)
+
+    def step(self, index: int, moving: bool, drift: np.ndarray, ignore: np.ndarray | None = None) -> ViewStep:
+        """Frame ``index`` with its verdict and its :func:`drift_image`."""
+        self.recent.append((index, drift))
+        boundary = self.config.boundary_frames
+        if moving:
+            # Trim still frames just before the pan where the view had already begun to ease out.
+            last = index - 1
+            if self.start is not None:
+                drifts = dict(self.recent)
+                while last > self.start and last - 1 in drifts and index - last <= boundary \
+                        and self.detector.drifting(drifts[last], drifts[last - 1], ignore):
+                    last -= 1
+            return ViewStep(closed=self.close(last))
+        started = False
+        if self.start is not None and index - self.start <= boundary and index == self.start + 1 \
+                and self.detector.drifting(self.recent[-1][1], self.recent[-2][1], ignore):
+            # The view was still easing in after the pan: the run starts here.
+            self.start, started = index, True
+        if self.start is None:
+            self.start, started = index, True
+        return ViewStep(started=started)
+
+    def close(self, last: int) -> Span | None:
+        """End the open run at frame ``last`` (None when no run is open)."""
+        if self.start is None:
+            return None
+        span = Span(self.start, last)
+        self.start = None
+        return span

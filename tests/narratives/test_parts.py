@@ -1,0 +1,260 @@
+"""The pipeline's parts, each alone: frame reduction, still runs, the webcam watch, segment
+images, traces, rows, the cursor thread and folder batches."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+
+import numpy as np
+import pytest
+
+from quilt_llava.narratives.cursor import AnalysedFrame, CursorHit
+from quilt_llava.narratives.stability import Span, StabilityConfig
+
+cv2 = pytest.importorskip("cv2")
+
+
+def _texture(h: int, w: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return cv2.GaussianBlur(rng.integers(0, 256, (h, w), dtype=np.uint8), (0, 0), 2.0)
+
+
+# --------------------------------------------------------------------------- frames
+
+
+def test_sampled_frames_keep_one_per_tick_at_any_rate():
+    from quilt_llava.narratives.frames import sampled_frames
+    from quilt_llava.narratives.video import Frame
+
+    frames = [Frame(i, i / 30.0, np.zeros((4, 4), np.uint8)) for i in range(90)]  # 3 s at 30 fps
+    assert len(list(sampled_frames(iter(frames), None))) == 90
+    kept = [f.t for f in sampled_frames(iter(frames), 4.0)]
+    assert len(kept) == 12 and kept[0] == 0.0
+    assert all(0.2 <= b - a <= 0.3 + 1e-9 for a, b in itertools.pairwise(kept))
+    gappy = [Frame(i, t, np.zeros((4, 4), np.uint8)) for i, t in enumerate((0.0, 0.1, 1.7, 1.8, 2.0))]  # a gap longer than a tick
+    assert [f.t for f in sampled_frames(iter(gappy), 2.0)] == [0.0, 1.7]  # ticks restart from the late frame
+
+
+@pytest.mark.parametrize("size", [(640, 360), (1280, 720), (1920, 1080), (330, 200)])
+def test_reduce_luma_sizes(size):
+    from quilt_llava.narratives.frames import analysis_scale, reduce_luma
+
+    w, h = size
+    luma = _texture(h, w)
+    small, tiny = reduce_luma(luma, 320)
+    scale = analysis_scale(w, 320)
+    assert small.shape == (h // scale, w // scale) and tiny.shape == (small.shape[0] // 2, small.shape[1] // 2)
+    assert abs(float(small.mean()) - float(luma.mean())) < 2
+
+
+# --------------------------------------------------------------------------- still runs
+
+
+def _shifted(base: np.ndarray, dx: int) -> np.ndarray:
+    return np.roll(base, dx, axis=1)
+
+
+def test_still_runs_close_at_a_pan_and_at_the_end():
+    from quilt_llava.narratives.views import StillRuns
+
+    base = _texture(90, 160, 1)
+    frames = [base] * 10 + [_shifted(base, 12 * k) for k in range(1, 5)] + [_shifted(base, 48)] * 8
+    runs = StillRuns(StabilityConfig())
+    closed, starts = [], []
+    for i, tiny in enumerate(frames):
+        moving = runs.moving(tiny)
+        step = runs.step(i, moving, tiny)
+        if step.closed is not None:
+            closed.append(step.closed)
+        if step.started:
+            starts.append(i)
+    closed.append(runs.close(len(frames) - 1))
+    assert closed == [Span(0, 9), Span(14, 21)]
+    assert starts == [0, 14]
+    assert runs.close(30) is None  # nothing open any more
+
+
+def test_still_runs_start_after_the_easing():
+    """A 1 px ease after a pan (too small for the pan test) moves the run's start on by one frame."""
+    from quilt_llava.narratives.views import StillRuns
+
+    base = _texture(90, 160, 2)
+    frames = [base] * 6 + [_shifted(base, 20), _shifted(base, 40), _shifted(base, 41)] + [_shifted(base, 42)] * 6
+    runs = StillRuns(StabilityConfig())
+    starts, closed = [], []
+    for i, tiny in enumerate(frames):
+        moving = runs.moving(tiny)
+        step = runs.step(i, moving, tiny)
+        starts += [i] if step.started else []
+        closed += [step.closed] if step.closed else []
+    assert closed == [Span(0, 5)]
+    assert starts[0] == 0 and starts[-1] > 7  # the eased frames are not part of the second run
+    assert runs.close(len(frames) - 1).start == starts[-1]
+
+
+# --------------------------------------------------------------------------- webcam
+
+
+def test_webcam_watch_finds_a_box_that_keeps_changing():
+    from quilt_llava.narratives.webcam import WebcamWatch
+
+    rng = np.random.default_rng(0)
+    base = _texture(90, 160, 3)
+    watch = WebcamWatch(grid=(12, 8))
+    assert watch.ignore_cells() is None and watch.rects(4, (640, 360)) == ()
+    for i in range(80):
+        small = base.copy()
+        small[60:85, 120:155] = rng.integers(0, 256, (25, 35), dtype=np.uint8)  # the narrator moves
+        watch.observe(i, small, moving=False)
+    assert watch.mask is not None
+    (x0, y0, x1, y1), = watch.rects(4, (640, 360))
+    assert x0 <= 120 * 4 and y0 <= 60 * 4 and x1 >= 155 * 4 - 4 and y1 >= 85 * 4 - 4
+    assert (x1 - x0) * (y1 - y0) < 0.2 * 640 * 360
+    assert watch.covers(137 * 4, 72 * 4, 4) and not watch.covers(20 * 4, 20 * 4, 4)
+    cells = watch.ignore_cells()
+    assert cells.shape == (8, 12) and cells[-1, -1] and not cells[0, 0]
+    assert watch.ignore_cells() is cells  # made once per mask
+
+
+def test_hide_rects_paints_the_overlay_with_the_content_mean():
+    from quilt_llava.narratives.webcam import hide_rects, needs_repaint
+
+    image = np.full((100, 160, 3), 200, np.uint8)
+    image[60:90, 110:150] = 30  # an overlay box, a straight frame
+    box = (0, 0, 160, 100)
+    original = image.copy()
+    painted = hide_rects(image, ((115, 65, 145, 85),), box)
+    assert painted and image[60:90, 110:150].std() == 0 and abs(int(image[70, 120, 0]) - 200) <= 30
+    assert not needs_repaint(original, painted, ((116, 66, 146, 86),), box)  # the same overlay frame
+    assert needs_repaint(original, painted, ((10, 10, 40, 30),), box)  # elsewhere
+
+
+# --------------------------------------------------------------------------- segment images
+
+
+def test_run_samples_thin_and_pick():
+    from quilt_llava.narratives.segment_images import RunSamples
+    from quilt_llava.narratives.video import ColourSample
+
+    samples = RunSamples(keep=3, stride=2)
+    for i in range(40):
+        samples.offer(i, lambda i=i: ColourSample(np.full((2, 2, 3), i, np.uint8)))
+    assert len(samples.frames) <= 6 and samples.stride > 2
+    picked = samples.pick(0, 39)
+    assert len(picked) == 3 and picked[0][0] == samples.frames[0][0] and picked[-1][0] == samples.frames[-1][0]
+    assert samples.pick(100, 200) == []
+    samples.reset()
+    assert samples.frames == [] and samples.stride == 2
+
+
+def test_segment_images_spill_and_bring_up_to_date(tmp_path):
+    """Images beyond ``held`` go to disk; a final box that differs from the one used re-encodes
+    the PNG (from memory and from disk alike)."""
+    from PIL import Image
+
+    from quilt_llava.narratives.segment_images import SegmentImages
+    from quilt_llava.narratives.segments import Segment
+    from quilt_llava.narratives.video import ColourSample
+
+    rng = np.random.default_rng(5)
+    images = SegmentImages(held=1, spill_dir=tmp_path / "pending")
+    segments = []
+    for k in range(3):
+        frame = np.zeros((60, 80, 3), np.uint8)
+        frame[10:50, 10:70] = rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)
+        chosen = [(i, ColourSample(frame)) for i in range(3)]
+        images.submit(chosen, {}, (10, 10, 70, 50), refine=3, hide=())
+        segments.append(Segment(Span(k, k), k, k + 1, np.empty(0), []))
+    images.close()
+    assert sorted(images.spilled) == [0, 1]
+    box = images.final_box((12, 12, 68, 48), refine=3)
+    assert box == (10, 10, 70, 50)  # snapped to the content's edges in the first image
+    images.finish(segments, (20, 20, 60, 40), hide=())
+    for seg in segments:
+        seg.ready()
+    assert segments[0].png_file is not None and segments[2].png is not None
+    assert Image.open(segments[0].png_file).size == (40, 20)
+    assert segments[0].rgb().shape == (60, 80, 3)
+
+
+# --------------------------------------------------------------------------- traces and rows
+
+
+def test_assign_traces_keeps_hits_of_the_segment_inside_the_box():
+    from quilt_llava.narratives.segments import Segment, assign_traces
+
+    hits = {i: CursorHit(i, 10.0 + i, 20.0, 0.9) for i in range(10)}
+    hits[3] = CursorHit(3, 500.0, 20.0, 0.9)  # outside the box
+    segs = [Segment(Span(1, 4), 0.1, 0.5, np.empty(0), []), Segment(Span(6, 8), 0.6, 0.9, np.empty(0), [])]
+    times = [i / 10 for i in range(10)]
+    assign_traces(segs, hits, times, (0, 0, 100, 100), excluded=lambda x, y: x == 17.0)
+    assert [p[1] for p in segs[0].trace] == [11.0, 12.0, 14.0]
+    assert [p[1] for p in segs[1].trace] == [16.0, 18.0]  # 17 was excluded (a webcam)
+
+
+def test_build_rows_normalises_to_the_content_box():
+    from quilt_llava.narratives.rows import build_rows, segment_utterances
+    from quilt_llava.narratives.segments import Analysis, Segment
+    from quilt_llava.narratives.transcript import Transcript, Utterance, Word
+
+    words = (Word(0.5, 0.9, "brown"), Word(1.0, 1.4, "nuclei"), Word(2.2, 2.6, "stroma"))
+    transcript = Transcript([Utterance(0.5, 2.6, "brown nuclei stroma", words)])
+    seg = Segment(Span(0, 19), 0.0, 2.0, np.empty(0), [(0.5 + k * 0.1, 110.0 + k, 60.0) for k in range(8)])
+    analysis = Analysis(640, 360, 3.0, (100, 50, 300, 150), np.arange(30) / 10, np.zeros(30, bool), {}, [seg])
+    (row,) = build_rows(analysis, "vid", transcript, "spatiotemporal")
+    assert row["segment_id"] == "vid_000" and row["image"] == "vid/frames/vid_000.png"
+    assert (row["width"], row["height"], row["content_box"]) == (200, 100, [100, 50, 300, 150])
+    assert row["trace"][0] == [0.5, 0.05, 0.1]
+    assert [u["text"] for u in row["utterances"]] == ["brown nuclei"]  # "stroma" is spoken after the segment
+    assert [u.text for u in segment_utterances(transcript, 2.0, 3.0)] == ["stroma"]
+
+
+# --------------------------------------------------------------------------- cursor thread
+
+
+class _Recorder:
+    def __init__(self, fail_at: int | None = None) -> None:
+        self.seen: list[int] = []
+        self.threads: set[str] = set()
+        self.fail_at = fail_at
+
+    def process(self, frame: AnalysedFrame) -> list[CursorHit]:
+        if frame.index == self.fail_at:
+            raise RuntimeError("locator broke")
+        self.seen.append(frame.index)
+        self.threads.add(threading.current_thread().name)
+        return [CursorHit(frame.index - 1, 1.0, 2.0, 0.8)] if frame.index else []
+
+
+@pytest.mark.parametrize("depth", [0, 3])
+def test_cursor_thread_keeps_order_and_reraises(depth):
+    from quilt_llava.narratives.cursor_thread import CursorThread
+
+    recorder, hits = _Recorder(), {}
+    thread = CursorThread(recorder, hits, depth)
+    for i in range(20):
+        thread.submit(AnalysedFrame(i, i / 10, np.zeros((4, 4), np.uint8), None, False))
+    thread.wait()
+    assert recorder.seen == list(range(20)) and sorted(hits) == list(range(19))
+    assert recorder.threads == ({"cursor-locator"} if depth else {threading.current_thread().name})
+    thread.close()
+    broken = CursorThread(_Recorder(fail_at=2), {}, depth)
+    with pytest.raises(RuntimeError, match="locator broke"):
+        for i in range(10):
+            broken.submit(AnalysedFrame(i, i / 10, np.zeros((4, 4), np.uint8), None, False))
+        broken.wait()
+    broken.close(check=False)
+
+
+# --------------------------------------------------------------------------- batches
+
+
+def test_run_one_reports_a_bad_video_without_raising(tmp_path):
+    from quilt_llava.narratives.batch import run_one
+    from quilt_llava.narratives.pipeline import ExtractConfig
+
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"not a video")
+    video, n, error = run_one((bad, None, tmp_path / "out", ExtractConfig()))
+    assert video == str(bad) and n is None and "broken.mp4" in error
