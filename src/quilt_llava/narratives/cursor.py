@@ -164,6 +164,7 @@ SMALL_SEARCH_REFINE = 3  # px around each, at full resolution
 COARSE_POSITIONS = 400  # regions with more candidate positions get a coarse unmasked pass first
 COARSE_REFINE = 2  # px around the coarse peak scored with the masked correlation
 DIRECT_POSITIONS = 64  # regions with at most this many positions are correlated by masked_ncc
+LEARNED_HALF_SEARCH = 24  # px: learned sprites at least this tall and wide are searched at half resolution
 
 
 def _flat_peak(luma: np.ndarray, t: Template, x: int, y: int, r: int) -> tuple[float, int, int]:
@@ -353,9 +354,26 @@ class TemplateCursorLocator:
             if half is None:
                 half = cv2.resize(luma, (luma.shape[1] // 2, luma.shape[0] // 2), interpolation=cv2.INTER_AREA)
             small = t.image.shape[0] < 2 * MIN_SEARCH_HEIGHT
+            if t.learned and min(t.image.shape) >= LEARNED_HALF_SEARCH:
+                # A big learned sprite survives half resolution: many peaks there, each rescored
+                # by the unmasked correlation at full resolution around it.
+                res = np.abs(cv2.matchTemplate(half, t.half, cv2.TM_CCOEFF_NORMED))
+                cv2.patchNaNs(res, 0.0)
+                if frame.ignore is not None:
+                    ign = cv2.resize(frame.ignore.astype(np.uint8), (half.shape[1], half.shape[0]), interpolation=cv2.INTER_NEAREST)
+                    res[ign[: res.shape[0], : res.shape[1]] > 0] = 0
+                local = (res == cv2.dilate(res, np.ones((5, 5), np.uint8))) & (res > 0.2)
+                ys, xs = np.nonzero(local)
+                fine = {}
+                for i in np.argsort(-res[ys, xs])[: SMALL_SEARCH_FACTOR * cfg.search_peaks]:
+                    score, fx, fy = _flat_peak(luma, t, 2 * int(xs[i]), 2 * int(ys[i]), SMALL_SEARCH_REFINE)
+                    fine[fx, fy] = max(score, fine.get((fx, fy), 0.0))
+                learned_peaks += sorted(((sc, fx, fy) for (fx, fy), sc in fine.items()), reverse=True)[: cfg.search_peaks]
+                learned_peaks.sort(reverse=True)
+                continue
             if t.learned:
-                # A learned sprite has no outline drawn for half resolution, and a thin one blurs
-                # away there: the unmasked correlation at full resolution (~30 ms at 720p) ranks it.
+                # A small learned sprite has no outline drawn for half resolution and blurs away
+                # there: the unmasked correlation at full resolution (~30 ms at 720p) ranks it.
                 res = np.abs(cv2.matchTemplate(luma, t.flat, cv2.TM_CCOEFF_NORMED))
                 cv2.patchNaNs(res, 0.0)
                 if frame.ignore is not None:
