@@ -1,9 +1,14 @@
 """Narratives benchmark: cursor and segment quality on synthetic videos with ground truth,
 and extraction throughput against decode-only of the same video in the same run.
 
-For each variant (1280x720 H.264: CRF 23, CRF 35, a webcam box with an annotation
-stroke, a small cursor, a white cursor) a synthetic narrated slide-viewing video is
-rendered with ``quilt_llava.narratives.synthetic``. Then, on the same file:
+For each variant a synthetic narrated slide-viewing video is rendered with
+``quilt_llava.narratives.synthetic``: the classic ones (group ``classic``: 1280x720 H.264,
+CRF 23, CRF 35, a webcam box with an annotation stroke, a small cursor, a white cursor,
+30 fps) draw the generator's own arrow; the ``themes`` group draws real X11 cursor themes
+(six Debian themes, 480p-1080p, 25-60 fps, CRF 23-36, 16-64 px, arrow -> hand ->
+crosshair with a shape change during a move in every view and the grabbing hand while the
+slide is dragged), two of them recoloured and never looked at during development
+(``heldout-*``). Then, on the same file:
 
 - decode-only: the extractor's own PyAV frame source reads every frame (fastest of 2);
 - ours: ``extract_video`` analysing every frame (``sample_fps=None``);
@@ -11,16 +16,24 @@ rendered with ``quilt_llava.narratives.synthetic``. Then, on the same file:
 
 Figures per variant and method:
 - recall: share of truth frames with a visible cursor on a stable view that have an
-  estimate within 10 px of the tip (trace points are matched to frames by timestamp,
-  nearest within half a frame interval);
-- precision: share of estimates within 10 px of a visible truth cursor;
-- median error (px) of estimates on frames with a visible cursor;
+  estimate within 10 px of the declared hotspot (16 px for hands; both at 720p, scaled
+  with the frame height; trace points are matched to frames by timestamp, nearest within
+  half a frame interval), also per pointer shape;
+- precision: share of estimates within that distance of a visible truth cursor;
+- median error (px at 720p) of estimates on frames with a visible cursor;
+- pointer residue (ptr MAD): mean |segment image - the generator's pointer-free render|
+  (grey levels) inside the box the pointer covered longest in the segment's view, worst
+  segment; beside it (ctrl) the same over boxes elsewhere in the image, what compression
+  alone leaves;
+- the hotspot rule for unknown shapes against the cursor files' hotspots, per theme and
+  shape, with its two tuned numbers also chosen leave-one-theme-out;
 - segment boundary error: each truth segment against the found segment overlapping it
   most, max and mean of |start| and |end| differences (s); unmatched truth segments count;
 - pan points: estimates on frames where the view moves (must be 0);
 - speed: extraction fps / decode-only fps.
 
-Run: ``.venv/bin/python benchmarks/narratives_bench.py [--quick] [--json]``.
+Run: ``.venv/bin/python benchmarks/narratives_bench.py [--quick] [--json] [--variants classic|themes|NAME,...]``
+(the theme variants need ``scripts/install_cursor_themes.sh``).
 """
 
 from __future__ import annotations

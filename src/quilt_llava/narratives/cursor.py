@@ -4,9 +4,19 @@ The published method subtracts a chunk's median frame and takes the strongest
 response. That fails for a cursor that rests (it is part of the median), reports
 webcam motion and compression noise as the cursor, and gives the centre of the
 change rather than the tip. Here the cursor is found by masked normalised
-cross-correlation with arrow templates (dark fill / light outline; the absolute
-correlation also catches the inverted, white-filled pointer) at a few scales, and
-the reported point is the template's hotspot, the arrow tip:
+cross-correlation with templates, and the reported point is the template's hotspot:
+
+- the templates are the video's own pointer sprites, learned from motion as the
+  video plays (:mod:`quilt_llava.narratives.pointer`: any theme, colour, size or
+  shape, several per video as the shape changes; their hotspot decided from the
+  shape), and, until one is learned, a generic prior: arrow templates (dark fill /
+  light outline; the absolute correlation also catches the inverted, white-filled
+  pointer) at a few scales, hotspot at the tip. Once sprites are learned the prior
+  is no longer matched; a sprite just learned is looked for where it rested earlier
+  in the view, and learned sprites find a pointer that never moves in later views;
+- while one sprite is locked (enough verified hits agree on it), motion it does not
+  explain and every whole-frame search still try every learned shape, so a pointer
+  that turns into a hand stays tracked;
 
 - candidate regions come from blobs in the frame-to-frame difference (a moving or
   reappearing cursor), from the last position, and from a whole-frame search at half
