@@ -193,6 +193,36 @@ def _flat_peak(luma: np.ndarray, t: Template, x: int, y: int, r: int) -> tuple[f
     return float(hi), x0 + loc[0], y0 + loc[1]
 
 
+def _correlation_peaks(image: np.ndarray, template: np.ndarray, ignore: np.ndarray | None, window: int, floor: float,
+                       limit: int) -> list[tuple[float, int, int]]:
+    """The ``limit`` best local maxima (within ``window`` px, above ``floor``) of the |unmasked
+    NCC| of ``template`` over ``image``, none with its top-left in an ``ignore`` region
+    (analysis scale, resized to ``image``): (score, top-left x, y), best first."""
+    import cv2
+
+    res = np.abs(cv2.matchTemplate(image, template, cv2.TM_CCOEFF_NORMED))
+    cv2.patchNaNs(res, 0.0)
+    if ignore is not None:
+        ign = cv2.resize(ignore.astype(np.uint8), (image.shape[1], image.shape[0]), interpolation=cv2.INTER_NEAREST)
+        res[ign[: res.shape[0], : res.shape[1]] > 0] = 0
+    local = (res == cv2.dilate(res, np.ones((window, window), np.uint8))) & (res > floor)
+    ys, xs = np.nonzero(local)
+    top = np.argsort(-res[ys, xs])[:limit]
+    return [(float(res[ys[i], xs[i]]), int(xs[i]), int(ys[i])) for i in top]
+
+
+def _rescored(luma: np.ndarray, t: Template, half_peaks: list[tuple[float, int, int]], limit: int,
+              floor: float) -> list[tuple[float, int, int]]:
+    """Half-resolution peaks rescored at full resolution (best |unmasked NCC| within
+    ``SMALL_SEARCH_REFINE`` px): the ``limit`` best above ``floor``, best first."""
+    fine: dict[tuple[int, int], float] = {}
+    for _, x, y in half_peaks:
+        score, fx, fy = _flat_peak(luma, t, 2 * x, 2 * y, SMALL_SEARCH_REFINE)
+        if score > floor:
+            fine[fx, fy] = score
+    return sorted(((score, fx, fy) for (fx, fy), score in fine.items()), reverse=True)[:limit]
+
+
 def masked_ncc(roi: np.ndarray, t: Template) -> np.ndarray:
     """Masked normalised cross-correlation of ``t`` at every position in ``roi`` (what
     ``cv2.matchTemplate(..., TM_CCOEFF_NORMED, mask=...)`` computes, flat windows 0), by
@@ -357,65 +387,29 @@ class TemplateCursorLocator:
         elif self.last_learned in active:
             active.remove(self.last_learned)
             active.insert(0, self.last_learned)
+        n = cfg.search_peaks
         for k in active:
             t = self.templates[k]
             if learned_peaks and learned_peaks[0][0] >= cfg.sure_score:
                 break  # a learned sprite found beyond doubt: the other shapes need no search
             if half is None:
                 half = cv2.resize(luma, (luma.shape[1] // 2, luma.shape[0] // 2), interpolation=cv2.INTER_AREA)
-            small = t.image.shape[0] < 2 * MIN_SEARCH_HEIGHT
             if t.learned and min(t.image.shape) >= LEARNED_HALF_SEARCH:
                 # A big learned sprite survives half resolution: many peaks there, each rescored
                 # by the unmasked correlation at full resolution around it.
-                res = np.abs(cv2.matchTemplate(half, t.half, cv2.TM_CCOEFF_NORMED))
-                cv2.patchNaNs(res, 0.0)
-                if frame.ignore is not None:
-                    ign = cv2.resize(frame.ignore.astype(np.uint8), (half.shape[1], half.shape[0]), interpolation=cv2.INTER_NEAREST)
-                    res[ign[: res.shape[0], : res.shape[1]] > 0] = 0
-                local = (res == cv2.dilate(res, np.ones((5, 5), np.uint8))) & (res > 0.2)
-                ys, xs = np.nonzero(local)
-                fine = {}
-                for i in np.argsort(-res[ys, xs])[: SMALL_SEARCH_FACTOR * cfg.search_peaks]:
-                    score, fx, fy = _flat_peak(luma, t, 2 * int(xs[i]), 2 * int(ys[i]), SMALL_SEARCH_REFINE)
-                    fine[fx, fy] = max(score, fine.get((fx, fy), 0.0))
-                learned_peaks += sorted(((sc, fx, fy) for (fx, fy), sc in fine.items()), reverse=True)[: cfg.search_peaks]
-                learned_peaks.sort(reverse=True)
-                continue
-            if t.learned:
+                learned_peaks += _rescored(luma, t, _correlation_peaks(half, t.half, frame.ignore, 5, 0.2, SMALL_SEARCH_FACTOR * n), n, 0.0)
+            elif t.learned:
                 # A small learned sprite has no outline drawn for half resolution and blurs away
                 # there: the unmasked correlation at full resolution (~30 ms at 720p) ranks it.
-                res = np.abs(cv2.matchTemplate(luma, t.flat, cv2.TM_CCOEFF_NORMED))
-                cv2.patchNaNs(res, 0.0)
-                if frame.ignore is not None:
-                    ign = cv2.resize(frame.ignore.astype(np.uint8), (luma.shape[1], luma.shape[0]), interpolation=cv2.INTER_NEAREST)
-                    res[ign[: res.shape[0], : res.shape[1]] > 0] = 0
-                local = (res == cv2.dilate(res, np.ones((9, 9), np.uint8))) & (res > 0.3)
-                ys, xs = np.nonzero(local)
-                top = np.argsort(-res[ys, xs])[: cfg.search_peaks]
-                learned_peaks += [(float(res[ys[i], xs[i]]), int(xs[i]), int(ys[i])) for i in top]
-                learned_peaks.sort(reverse=True)
-                continue
-            res = np.abs(cv2.matchTemplate(half, t.half, cv2.TM_CCOEFF_NORMED))
-            cv2.patchNaNs(res, 0.0)
-            if frame.ignore is not None:
-                ign = cv2.resize(frame.ignore.astype(np.uint8), (half.shape[1], half.shape[0]), interpolation=cv2.INTER_NEAREST)
-                res[ign[: res.shape[0], : res.shape[1]] > 0] = 0
-            local = (res == cv2.dilate(res, np.ones((9, 9), np.uint8))) & (res > 0.3)
-            ys, xs = np.nonzero(local)
-            if not small:
-                top = np.argsort(-res[ys, xs])[: cfg.search_peaks]
-                peaks += [(float(res[ys[i], xs[i]]), 2 * int(xs[i]), 2 * int(ys[i])) for i in top]
-                continue
-            # A small pointer blurs at half resolution: many half-resolution peaks are rescored
-            # with the full-resolution template around them (far cheaper than a full-resolution
-            # search of the whole frame).
-            top = np.argsort(-res[ys, xs])[: SMALL_SEARCH_FACTOR * cfg.search_peaks]
-            fine = {}
-            for i in top:
-                score, fx, fy = _flat_peak(luma, t, 2 * int(xs[i]), 2 * int(ys[i]), SMALL_SEARCH_REFINE)
-                if score > 0.3:
-                    fine[fx, fy] = score
-            peaks += sorted(((score, fx, fy) for (fx, fy), score in fine.items()), reverse=True)[: cfg.search_peaks]
+                learned_peaks += _correlation_peaks(luma, t.flat, frame.ignore, 9, 0.3, n)
+            elif t.image.shape[0] >= 2 * MIN_SEARCH_HEIGHT:
+                peaks += [(score, 2 * x, 2 * y) for score, x, y in _correlation_peaks(half, t.half, frame.ignore, 9, 0.3, n)]
+            else:
+                # A small pointer blurs at half resolution: many half-resolution peaks are rescored
+                # with the full-resolution template around them (far cheaper than a full-resolution
+                # search of the whole frame).
+                peaks += _rescored(luma, t, _correlation_peaks(half, t.half, frame.ignore, 9, 0.3, SMALL_SEARCH_FACTOR * n), n, 0.3)
+            learned_peaks.sort(reverse=True)
         peaks.sort(reverse=True)
         r = 6
         # Each learned sprite keeps its own best peaks: one that matches tissue loosely everywhere
