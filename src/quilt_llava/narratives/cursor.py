@@ -174,6 +174,7 @@ SMALL_SEARCH_REFINE = 3  # px around each, at full resolution
 COARSE_POSITIONS = 400  # regions with more candidate positions get a coarse unmasked pass first
 COARSE_REFINE = 2  # px around the coarse peak scored with the masked correlation
 DIRECT_POSITIONS = 64  # regions with at most this many positions are correlated by masked_ncc
+PRIOR_SETTLED_SCORE = 0.8  # an arrow-prior track matching this well is a classic arrow: no sprite is learned meanwhile
 LEARNED_HALF_SEARCH = 24  # px: learned sprites at least this tall and wide are searched at half resolution
 
 
@@ -432,8 +433,9 @@ class TemplateCursorLocator:
         return sorted(found, reverse=True)
 
     def _unlocked(self) -> list[int]:
-        """Every template the lock may have left out: the learned sprites, else the arrow prior."""
-        return list(range(self.generic, len(self.templates))) if len(self.templates) > self.generic else list(range(self.generic))
+        """Every template the lock may have left out: the arrow prior and the learned sprites
+        (a classic arrow keeps matching its exact template, with its exact tip)."""
+        return list(range(len(self.templates)))
 
     def _active(self) -> list[int]:
         """Templates matched now: the locked one, else the learned sprites once there are any
@@ -450,7 +452,10 @@ class TemplateCursorLocator:
         import cv2
 
         blobs: list[tuple[int, int, int, int]] = []
-        settled = self.verified and self.track is not None and self.track[2] >= self.generic and self.last_hit == frame.index - 1
+        # Nothing to learn while a verified track holds the pointer: a learned sprite, or the arrow
+        # prior matching well (a classic arrow keeps its exact template and tip).
+        settled = self.verified and self.track is not None and self.last_hit == frame.index - 1 \
+            and (self.track[2] >= self.generic or self.last_score >= PRIOR_SETTLED_SCORE)
         if frame.motion is not None and not settled:
             _, moved = cv2.threshold(frame.motion, self.config.motion_threshold, 255, cv2.THRESH_BINARY)
             if frame.ignore is not None:

@@ -60,13 +60,13 @@ class SpriteConfig:
     threshold: int = 24  # grey levels a pointer pixel differs from the tissue it covers, in both frames
     near: int = 2  # the two earlier frames the current one is compared with (frames back)
     far: int = 6
-    min_px: int = 6  # sprite extent (px at 720p, scaled with frame height): smaller is noise
+    min_px: int = 10  # sprite extent (px at 720p, scaled with frame height): smaller is noise or a fragment
     max_px: int = 110  # larger is not a pointer (a 64 px HiDPI cursor at 1080p is ~64 px)
     min_area: int = 18  # mask pixels at 720p
     min_shift: float = 6.0  # px two candidates must lie apart to show motion
     agree_score: float = 0.8  # masked correlation of two candidates that makes them one rigid sprite
     agree_offset: int = 3  # px of slack when the two candidates are aligned
-    same_score: float = 0.85  # a learned sprite that matches a known one this well is not added
+    same_score: float = 0.78  # a learned sprite that matches a known one (or a part of one) this well is not added
     symmetric_iou: float = 0.8  # mask against itself turned 180 degrees and mirrored both ways: all overlap this much
     tip_depth: float = 0.18  # share of the sprite's extent (at least 2 px) that counts as its extreme
     inset: float = 1.5  # px per 24 px of sprite size from the extreme pixels inward to the hotspot
@@ -314,8 +314,8 @@ class SpriteLearner:
             if common is None:
                 continue
             image, mask = common
-            if np.count_nonzero(mask) < self.min_area:
-                continue
+            if np.count_nonzero(mask) < max(self.min_area, 0.5 * min(area, other_area)):
+                continue  # the two sightings share only a fragment: not one rigid sprite seen twice
             sprite = Candidate(cand.index, cand.x, cand.y, image, mask)
             if any(self._same(sprite, t) for t in self.learned):
                 return None
