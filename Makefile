@@ -11,7 +11,7 @@ TORCH_INDEX ?=
 DEMO_OUT ?= demo_output
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint browser cursor-themes clean
+.PHONY: install demo test lint browser cursor-themes llama-vocab speech clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,14 +30,22 @@ browser:
 cursor-themes:
 	bash scripts/install_cursor_themes.sh
 
-demo: install
+# The real LLaMA vocabulary for the released-model fidelity tests (npm llama-tokenizer-js, rebuilt).
+llama-vocab: install
+	bash scripts/llama_vocab.sh $(BIN)/python
+
+# espeak-ng voices the demo narration and the speech tests (a Debian package).
+speech:
+	bash scripts/install_espeak.sh
+
+demo: install speech
 	$(BIN)/quilt-llava demo --out $(DEMO_OUT)
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks
 
-test: install browser cursor-themes lint
+test: install browser cursor-themes llama-vocab speech lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) $(DEMO_OUT) test_artifacts .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(DEMO_OUT) test_artifacts .pytest_cache .ruff_cache .cache/llama-vocab

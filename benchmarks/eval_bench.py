@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         isinstance(processor.image_processor.crop_size, dict) else 336
     questions, images = make_inputs(args.questions, max(32, size), seed=0)
     prompts = [template.prompt(q) for q in questions]
-    images = [prepare_image(im) for im in images]
+    images = [prepare_image(im, processor) for im in images]
     extra = {} if args.natural_stop else {"min_new_tokens": args.max_new_tokens}
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
 

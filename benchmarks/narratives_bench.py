@@ -30,6 +30,12 @@ Figures per variant and method:
 - segment boundary error: each truth segment against the found segment overlapping it
   most, max and mean of |start| and |end| differences (s); unmatched truth segments count;
 - pan points: estimates on frames where the view moves (must be 0);
+- missed: tissue views with no found segment; non-tissue rows: found segments lying mostly
+  on a view that is not tissue (the ``cuts`` variants cut to a text slide, the presenter's
+  camera, a desktop and a blank screen; both must be 0). Boundaries are scored on tissue
+  views only; the published method has no tissue filter here;
+- box err px: the largest distance of a row's content box edge from the truth content
+  area (ours; the published method keeps whole frames);
 - speed: extraction fps / decode-only fps.
 
 Run: ``.venv/bin/python benchmarks/narratives_bench.py [--quick] [--json] [--variants classic|themes|NAME,...]``
@@ -66,6 +72,8 @@ TARGETS = {
     "pan_points": 0,
     "speed_ratio": 0.5,
     "residue_mad": 3.0,
+    "segments_missed": 0,  # tissue views without a row
+    "non_tissue_rows": 0,  # rows whose span lies mostly on a view that is not tissue
 }
 
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -77,6 +85,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # 30 fps, heavy compression and a webcam together: the view keeps re-sharpening for a few
     # frames after each pan, which once passed for a pointer (see docs/BENCHMARKS.md)
     "fps30": {"fps": 30.0, "crf": 35, "webcam": True},
+    # Cuts to screens that are not tissue (text slide, presenter camera, desktop, blank screen):
+    # they must give no rows, and the tissue views around them must all be kept.
+    "cuts": {"crf": 28, "webcam": True, "cuts": ("text", "presenter", "desktop", "blank")},
+    "cuts30": {"fps": 30.0, "crf": 35, "cuts": ("presenter", "text")},
 }
 # Real X11 cursor themes (Debian packages; scripts/install_cursor_themes.sh), each with an arrow,
 # a pointing hand and a crosshair (views cycle through them, each view turns into the next shape
@@ -114,6 +126,7 @@ class Scores:
     pan_points_moved: int  # of which on frames whose view moved >= 1 px (truth shift_px)
     points: int
     by_shape: dict[str, dict[str, Any]] = field(default_factory=dict)  # recall and median error per pointer shape
+    non_tissue_rows: int = 0  # found segments lying mostly on a view that is not tissue
     # A few examples of each kind of failure, for diagnosis (times in s, positions in px).
     failures: dict[str, list[Any]] = field(default_factory=dict)
 
@@ -205,7 +218,13 @@ def score(
 
     seg_errs = []
     missed = 0
+    non_tissue = 0
+    for s, e in segments:  # which truth view each found segment lies on most
+        overlap, seg = max(((min(e, t["end"]) - max(s, t["start"]), t) for t in truth["segments"]), key=lambda o: o[0])
+        non_tissue += int(overlap > 0 and not seg.get("tissue", True))
     for seg in truth["segments"]:
+        if not seg.get("tissue", True):  # a screen view: it must give no row (counted above)
+            continue
         overlaps = [(min(e, seg["end"]) - max(s, seg["start"]), s, e) for s, e in segments]
         overlaps = [o for o in overlaps if o[0] > 0]
         if not overlaps:
@@ -224,6 +243,7 @@ def score(
         pan_points=pan_points,
         pan_points_moved=pan_moved,
         points=len(pts),
+        non_tissue_rows=non_tissue,
         failures=failures,
         by_shape=by_shape,
     )
@@ -342,6 +362,13 @@ def hotspot_table() -> list[dict[str, Any]]:
     return table
 
 
+def box_error_px(truth: dict[str, Any], rows: list[dict[str, Any]]) -> int | None:
+    """Largest distance (px) of a row's content box edge from the truth content area: segment
+    images hold the tissue area only, no viewer chrome (and none of it is cut off)."""
+    errors = [max(abs(a - b) for a, b in zip(row["content_box"], truth["content_box"])) for row in rows]
+    return max(errors) if errors else None
+
+
 def decode_only_seconds(video: Path) -> tuple[float, int]:
     """Read every frame with the extractor's frame source, touching the luma plane."""
     from quilt_llava.narratives.video import PyAVSource
@@ -423,8 +450,8 @@ def _print_rows(head: list[str], rows: list[list[str]], left: int = 2) -> None:
 
 
 def print_table(results: list[dict[str, Any]]) -> None:
-    head = ["variant", "method", "recall", "prec", "med px", "seg max s", "seg mean s", "missed", "pan pts all/moved",
-            "ptr MAD (ctrl)", "fps", "x decode"]
+    head = ["variant", "method", "recall", "prec", "med px", "seg max s", "seg mean s", "missed", "non-tissue rows",
+            "box err px", "pan pts all/moved", "ptr MAD (ctrl)", "fps", "x decode"]
     rows = []
     for r in results:
         for method in ("ours", "published"):
@@ -435,7 +462,7 @@ def print_table(results: list[dict[str, Any]]) -> None:
             mad = f"{_fmt(res.get('max_mad'), '.1f')} ({_fmt(res.get('control_mad'), '.1f')})" if res else "-"
             rows.append([r["variant"], method, _fmt(s["recall"]), _fmt(s["precision"]), _fmt(s["median_err_px"], ".2f"),
                          _fmt(s["seg_err_max_s"], ".2f"), _fmt(s["seg_err_mean_s"], ".2f"), _fmt(s["segments_missed"]),
-                         f"{s['pan_points']}/{s['pan_points_moved']}", mad, _fmt(s["fps"], ".1f"), _fmt(s["speed_ratio"], ".2f")])
+                         _fmt(s.get("non_tissue_rows", 0)), _fmt(s.get("box_err_px")), f"{s['pan_points']}/{s['pan_points_moved']}", mad, _fmt(s["fps"], ".1f"), _fmt(s["speed_ratio"], ".2f")])
     _print_rows(head, rows)
 
 
@@ -476,6 +503,9 @@ def main(argv: list[str] | None = None) -> int:
         help=f"comma-separated subset of {', '.join(VARIANTS)}, or the groups classic, themes",
     )
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="time ours this many times, alternating with decode-only; the fastest of each counts "
+                         "(for a machine shared with other jobs)")
     ap.add_argument(
         "--work-dir",
         type=Path,
@@ -536,9 +566,15 @@ def main(argv: list[str] | None = None) -> int:
                 if out.exists():
                     shutil.rmtree(out)
                 rows, ext_s = run_ours(sv.video, sv.transcript, out, options)
+                for _ in range(args.repeat - 1):  # decode-only and ours alternately; the fastest of each counts
+                    decode_s = min(decode_s, decode_only_seconds(sv.video)[0])
+                    shutil.rmtree(out)
+                    rows, again = run_ours(sv.video, sv.transcript, out, options)
+                    ext_s = min(ext_s, again)
                 points, segments = rows_to_points(rows)
                 entry["ours"] = score(sv.truth, points, segments).as_dict()
                 entry["ours"]["residue"] = pointer_residue(sv.truth, rows, out, work / "videos" / f"{name}.views")
+                entry["ours"]["box_err_px"] = box_error_px(sv.truth, rows)
             base_res = published_cursor_trace(sv.video, BaselineConfig())
             entry["published"] = score(
                 sv.truth,
@@ -591,9 +627,9 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"targets (ours, every variant): recall >= {TARGETS['recall']}, precision >= {TARGETS['precision']}, "
             f"median error <= {TARGETS['median_err_px']} px, segment boundaries <= {TARGETS['seg_err_max_s']} s, "
-            f"0 pan points, speed >= {TARGETS['speed_ratio']}x decode-only, pointer residue (ptr MAD) < "
-            f"{TARGETS['residue_mad']} grey levels; ptr MAD: mean |segment image - pointer-free render| in the box the "
-            "pointer covered longest (worst segment), ctrl: the same elsewhere in the image (compression alone)"
+            f"0 pan points, 0 tissue views missed, 0 non-tissue rows, speed >= {TARGETS['speed_ratio']}x decode-only, "
+            f"pointer residue (ptr MAD) < {TARGETS['residue_mad']} grey levels; ptr MAD: mean |segment image - pointer-free "
+            "render| in the box the pointer covered longest (worst segment), ctrl: the same elsewhere in the image (compression alone)"
         )
     return 0
 

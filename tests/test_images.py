@@ -3,15 +3,31 @@ import pytest
 from PIL import Image
 
 from quilt_llava.errors import InputError
-from quilt_llava.images import ImageLimits, draw_region_ellipse, open_image, pad_to_square
+from quilt_llava.images import (
+    ImageLimits,
+    draw_region_ellipse,
+    open_image,
+    pad_to_square,
+    processor_fill,
+)
 
 
-def test_pad_to_square_uses_mean_colour_and_keeps_content():
+def test_pad_to_square_fills_with_the_given_colour_and_keeps_content():
     img = Image.new("RGB", (40, 20), (200, 100, 50))
-    out = pad_to_square(img)
+    out = pad_to_square(img, (1, 2, 3))
     assert out.size == (40, 40)
-    assert out.getpixel((0, 0)) == (200, 100, 50)  # mean of a flat image is the image colour
+    assert out.getpixel((0, 0)) == (1, 2, 3) and out.getpixel((39, 39)) == (1, 2, 3)
     assert out.getpixel((20, 20)) == (200, 100, 50)
+    tall = pad_to_square(Image.new("RGB", (10, 31), (9, 9, 9)), (0, 0, 0))
+    assert tall.size == (31, 31) and tall.getpixel((10, 0)) == (9, 9, 9) and tall.getpixel((9, 0)) == (0, 0, 0)
+
+
+def test_processor_fill_is_the_releases_int_of_mean_times_255():
+    # CLIP's image_mean, written out here: int() truncates (0.48145466 * 255 = 122.77 -> 122)
+    assert processor_fill([0.48145466, 0.4578275, 0.40821073]) == (122, 116, 104)
+    assert processor_fill([0.5, 0.5, 0.5]) == (127, 127, 127)  # SigLIP
+    with pytest.raises(ValueError, match="3 channels"):
+        processor_fill([0.5])
 
 
 def test_open_image_rejects_bad_inputs(tmp_path):

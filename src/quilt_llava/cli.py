@@ -32,9 +32,9 @@ STAGE_MODULES = (
 # Top-level module of an optional dependency -> the extra that installs it.
 EXTRA_OF_MODULE = {
     "torch": "train", "transformers": "train", "accelerate": "train", "peft": "train",
-    "safetensors": "train", "tokenizers": "train", "matplotlib": "train", "pandas": "train",
-    "pyarrow": "train", "av": "video", "cv2": "video", "sklearn": "video", "skimage": "video",
-    "scipy": "video", "gradio": "serve", "faster_whisper": "asr", "bitsandbytes": "quant",
+    "safetensors": "train", "tokenizers": "train", "matplotlib": "train",
+    "pyarrow": "train", "datasets": "eval", "av": "video", "cv2": "video", "skimage": "video",
+    "gradio": "serve", "faster_whisper": "asr", "bitsandbytes": "quant",
     "deepspeed": "deepspeed",
 }
 

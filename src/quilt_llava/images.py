@@ -3,8 +3,10 @@
 - :func:`open_image` opens a user- or dataset-supplied image safely: it checks the
   type, file size and pixel count *before* decoding (decompression bombs are
   rejected) and names the file in every error.
-- :func:`pad_to_square` pads with the image's mean colour (LLaVA-1.5's "pad"
-  aspect mode) so no tissue is cropped away.
+- :func:`pad_to_square` centres an image on a square canvas (LLaVA-1.5's "pad"
+  aspect mode) so no tissue is cropped away; the release fills the canvas with the
+  image processor's mean colour, :func:`processor_fill` (CLIP: 122, 116, 104), not
+  the image's own mean.
 - :func:`draw_region_ellipse` draws the red ellipse of red-circle prompting around
   a normalised box.
 """
@@ -13,10 +15,11 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, ImageDraw, ImageStat
+from PIL import Image, ImageDraw
 
 from quilt_llava.errors import InputError
 
@@ -60,20 +63,22 @@ def open_image(path: str | os.PathLike[str], limits: ImageLimits | None = None) 
     return img.convert("RGB")
 
 
-def mean_color(image: Image.Image) -> tuple[int, int, int]:
-    stat = ImageStat.Stat(image.convert("RGB"))
-    r, g, b = (round(v) for v in stat.mean)
+def processor_fill(image_mean: Sequence[float]) -> tuple[int, int, int]:
+    """The release's padding colour for an image processor's ``image_mean``: ``int(m * 255)`` per channel."""
+    if len(image_mean) != 3:
+        raise ValueError(f"image_mean must have 3 channels, got {list(image_mean)}")
+    r, g, b = (int(m * 255) for m in image_mean)
     return (r, g, b)
 
 
-def pad_to_square(image: Image.Image, fill: tuple[int, int, int] | None = None) -> Image.Image:
-    """Centre ``image`` on a square canvas filled with its mean colour (or ``fill``)."""
+def pad_to_square(image: Image.Image, fill: tuple[int, int, int]) -> Image.Image:
+    """Centre ``image`` on a square canvas filled with ``fill`` (see :func:`processor_fill`)."""
     image = image.convert("RGB")
     w, h = image.size
     if w == h:
         return image
     side = max(w, h)
-    canvas = Image.new("RGB", (side, side), fill if fill is not None else mean_color(image))
+    canvas = Image.new("RGB", (side, side), tuple(fill))
     canvas.paste(image, ((side - w) // 2, (side - h) // 2))
     return canvas
 

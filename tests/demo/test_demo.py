@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -35,6 +36,19 @@ def test_demo_learns_and_writes_every_artifact(demo_run):
     assert result["closed_accuracy"] >= result["majority_baseline_closed_accuracy"] + 20
 
     assert (out / "sample" / "ihc_tour.mp4").stat().st_size > 10_000
+    # The narration was heard: voiced into the video, recognised, corrected, and scored.
+    speech = result["speech"]
+    html = (out / "report.html").read_text()
+    if shutil.which("espeak-ng") is None:  # the fallback: said so, and the script was used
+        assert speech["used"] == "script" and "espeak-ng" in speech["reason"]
+        assert "No speech this run" in html
+    else:
+        assert speech["used"] == "vocabulary", speech
+        raw, fixed = speech["scores"]["raw"], speech["scores"]["vocabulary"]
+        assert fixed["term_recall"] > raw["term_recall"] and fixed["wer"] < raw["wer"]
+        assert speech["right_words_changed"] <= 0.01 * speech["right_words"]
+        assert speech["realtime_factor"] < 1.0
+        assert "id='speech'" in html and "class='err'" in html
     transcript = json.loads((out / "sample" / "ihc_tour.transcript.json").read_text())
     assert transcript["segments"][0]["words"], "the sample transcript has word timings"
 

@@ -76,12 +76,14 @@ def test_prompt_suffixes():
         "Which one?\nA. Fibrosis\nB. Edema\nReply with the letter.")
 
 
-def test_draw_box_marks_region(vqa_set):
+def test_draw_box_marks_region(vqa_set, tiny_loaded):
     questions, images = vqa_set
+    processor = tiny_loaded[1]
     q = next(x for x in load_questions(questions) if x.question_id == "c2")
-    plain = load_question_image(q, images)
-    boxed = load_question_image(q, images, draw_box=True)
+    plain = load_question_image(q, images, processor)
+    boxed = load_question_image(q, images, processor, draw_box=True)
     assert plain.size == boxed.size == (64, 64)  # padded to square
+    assert plain.getpixel((0, 0)) == (122, 116, 104)  # with the image processor's mean colour (CLIP)
     red = [px for px in boxed.getdata() if px == (255, 0, 0)]
     assert red and not [px for px in plain.getdata() if px == (255, 0, 0)]
 

@@ -12,6 +12,8 @@ from quilt_llava.eval.judge import (
     JUDGE_REMINDER,
     JUDGE_SYSTEM,
     REFERENCE_SYSTEM,
+    ajudge_answers,
+    awrite_references,
     judge_answers,
     judge_messages,
     parse_scores,
@@ -109,6 +111,34 @@ def _responder(messages, body):
     if "Describe the image." in user:
         return "**Assistant 1: 9, Assistant 2: 3**\nThe second misses the stroma."
     return "8 6\nThe second answer is less specific."
+
+
+def test_async_steps_run_inside_a_running_event_loop(tmp_path):
+    """The coroutine forms work where the blocking ones cannot (a caller's own event loop),
+    and write the same rows."""
+    import asyncio
+
+    questions = to_judge_questions(QUESTIONS)
+    preds = [{"question_id": q["question_id"], "text": f"model answer {i}"} for i, q in enumerate(QUESTIONS)]
+    refs_path, review = tmp_path / "refs.jsonl", tmp_path / "review.jsonl"
+
+    async def caller(client):
+        assert asyncio.get_running_loop() is not None
+        with pytest.raises(RuntimeError):  # the blocking form refuses to nest an event loop
+            write_references(questions, client, tmp_path / "unused.jsonl")
+        refs = await awrite_references(questions, client, refs_path)
+        reviews = await ajudge_answers(questions, refs_path, preds, client, review, model_id="tiny", retries=1)
+        await client.aclose()
+        return refs, reviews
+
+    with FakeOpenAIServer(responder=_responder) as srv:
+        cfg = LLMConfig(base_url=srv.base_url, model="judge-llm", api_key_env=None, concurrency=2, max_retries=0)
+        refs, reviews = asyncio.run(caller(LLMClient(cfg)))
+    assert refs.written == 4 and not refs.failed
+    assert reviews.written == 4 and [qid for qid, _ in reviews.failed] == ["never"]
+    rows = {r["question_id"]: r for r in read_jsonl(review)}
+    assert rows["q1"]["scores"] == [8.0, 6.0] and rows["bad"]["attempts"] == 2
+    assert not (tmp_path / "unused.jsonl").exists()
 
 
 def test_references_and_judge_end_to_end(tmp_path):

@@ -70,17 +70,21 @@ def test_contractions_expanded_but_capital_keys_never_match():
     assert len(CONTRACTIONS) == 120
 
 
-def test_commas_deleted_after_joining():
+def test_commas_follow_the_punctuation_rule():
+    # "," is one of the 21 characters: deleted when it touches a space, else a space.
     assert normalize_answer("red, blue") == "red blue"
-    assert normalize_answer("red,blue") == "redblue"
+    assert normalize_answer("red,blue") == "red blue"
+    assert normalize_answer("red,blue, green") == "redblue green"
 
 
-def test_number_words_are_not_mapped():
-    assert normalize_answer("two nuclei") == "two nuclei"
+def test_number_words_become_digits():
+    assert normalize_answer("two nuclei") == "2 nuclei"
+    assert normalize_answer("None of the ten") == "0 of 10"
 
 
-def test_other_punctuation_untouched():
-    assert normalize_answer("(benign)!") == "(benign)!"
+def test_brackets_and_exclamation_are_normalised():
+    assert normalize_answer("(benign)!") == "benign"
+    assert normalize_answer("(benign) tumour!") == "benign tumour"
 
 
 # --- open questions -------------------------------------------------------------

@@ -13,7 +13,9 @@ from quilt_llava.model import (
     load_model_and_processor,
     prepare_image,
 )
-from quilt_llava.model.build import get_spec, save_model_and_processor
+from quilt_llava.model.checkpoint import save_model_and_processor
+from quilt_llava.model.prompt import encode_prompts
+from quilt_llava.model.spec import get_spec
 from quilt_llava.model.tokenizer import train_tiny_tokenizer
 
 
@@ -64,10 +66,12 @@ def test_save_reload_generate(tiny, tmp_path):
     processor.save_pretrained(tmp_path)
     assert conv_template_of(tmp_path) == "vicuna_v1"
     model2, processor2 = load_model_and_processor(tmp_path, dtype=None, device="cpu", load_in_4bit=False, load_in_8bit=False)
-    img = prepare_image(Image.new("RGB", (48, 20), (180, 40, 90)))
+    img = prepare_image(Image.new("RGB", (48, 20), (180, 40, 90)), processor2)
     assert img.size == (48, 48)
+    # the release's padding: the image processor's mean colour (CLIP's), not the image's own
+    assert img.getpixel((0, 0)) == (122, 116, 104) and img.getpixel((24, 24)) == (180, 40, 90)
     prompt = get_template("vicuna_v1").prompt("Is the blob red?")
-    inputs = processor2(images=[img], text=[prompt], return_tensors="pt", padding=True)
+    inputs = encode_prompts(processor2, [prompt], [img])
     # 16 patch tokens (32/8)^2, CLS dropped by the "default" strategy.
     assert (inputs["input_ids"] == model2.config.image_token_id).sum().item() == 16
     out = model2.generate(**inputs, max_new_tokens=8, do_sample=False)
@@ -85,6 +89,26 @@ def test_quilt_json_written_and_read(tiny, tmp_path):
     assert meta["conv_template"] == "plain" and meta["projector_type"] == "mlp2x_gelu"
     assert conv_template_of(tmp_path) == "plain"
     assert conv_template_of(tmp_path / "missing") == "vicuna_v1"
+
+
+def test_failed_save_leaves_no_partial_checkpoint(tiny, tmp_path, monkeypatch):
+    """A save that dies after the weights are written leaves neither them nor its staging folder."""
+    model, processor = tiny
+    out = tmp_path / "ckpt"
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(processor, "save_pretrained", broken)
+    with pytest.raises(OSError, match="disk full"):
+        save_model_and_processor(model, processor, out)
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+    monkeypatch.undo()
+    save_model_and_processor(model, processor, out)  # a later save over the same folder works
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]
+    assert (out / "quilt_llava.json").exists() and (out / "config.json").exists()
+    assert (out / "model.safetensors").exists() and (out / "tokenizer_config.json").exists()
+    assert load_model_and_processor(out)[0].config.image_token_id == model.config.image_token_id
 
 
 def test_linear_projector_is_one_affine_map_and_reloads(tmp_path):
@@ -128,7 +152,7 @@ def test_assemble_from_local_vision_tower_and_llm(tmp_path, tower_type):
         SiglipVisionModel,
     )
 
-    from quilt_llava.model.build import make_image_processor
+    from quilt_llava.model.processing import make_image_processor
 
     torch.manual_seed(0)
     vkw = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,

@@ -20,7 +20,9 @@ def render(messages, add_generation_prompt, source=VICUNA_V1_CHAT_TEMPLATE):
     return env.from_string(source).render(messages=messages, add_generation_prompt=add_generation_prompt)
 
 
-text = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=30)
+plain_text = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=30)
+# Turns holding <image> anywhere (and with blanks around it) check the image-first layout too.
+text = plain_text | st.builds(lambda a, b: a + "<image>" + b, plain_text, plain_text)
 
 
 @settings(max_examples=150, deadline=None)

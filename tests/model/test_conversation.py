@@ -57,3 +57,16 @@ def test_mistral_instruct_golden():
     assert [s.text for s in template.segments(RECORD) if s.trainable] == [" Lymph node. </s>", " No. </s>"]
     with_system = template.render([{"role": "system", "content": "Be brief."}, *RECORD[:2]])
     assert with_system == "[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\n<image>\nWhat tissue is this? [/INST] Lymph node. </s>"
+
+
+def test_image_first_layout_is_the_releases():
+    from quilt_llava.model.conversation import image_first
+
+    assert image_first("What is shown?\n<image>") == "<image>\nWhat is shown?"
+    assert image_first("  <image>  Describe.  ") == "<image>\nDescribe."
+    assert image_first("Is <image> red?") == "<image>\nIs  red?"  # the tag removed, inner text kept as is
+    assert image_first("<image>") == "<image>"  # nothing left: no trailing newline
+    assert image_first("  no image  ") == "  no image  "  # turns without the tag are untouched
+    rendered = get_template("vicuna_v1").render([{"role": "user", "content": "Why?\n<image>"},
+                                                 {"role": "assistant", "content": "Because."}])
+    assert "USER: <image>\nWhy? ASSISTANT: Because.</s>" in rendered

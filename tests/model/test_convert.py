@@ -18,9 +18,10 @@ from transformers import (
 )
 
 from quilt_llava.errors import ConfigError
-from quilt_llava.model.build import conv_template_of, make_image_processor
+from quilt_llava.model.checkpoint import conv_template_of
 from quilt_llava.model.conversation import get_template
 from quilt_llava.model.convert import ConvertOptions, convert_llava_checkpoint
+from quilt_llava.model.processing import make_image_processor
 from quilt_llava.model.tokenizer import train_tiny_tokenizer
 
 

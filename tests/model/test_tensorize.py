@@ -5,6 +5,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from quilt_llava.model.conversation import get_template
+from quilt_llava.model.prompt import tokenize_prompt
 from quilt_llava.model.tensorize import IGNORE_INDEX, MaskingError, tensorize_all, tensorize_record
 from quilt_llava.model.tokenizer import train_tiny_tokenizer
 
@@ -103,7 +104,7 @@ def test_unrepresentable_text_is_a_mismatch():
     tok = PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="<unk>", bos_token="<s>", eos_token="</s>")
     tok.add_special_tokens({"additional_special_tokens": ["<image>", "</s>"]})
     s = tensorize_record(record(["hi", "zebra"], image=False), tok, get_template("vicuna_v1"), 4, 3, 512)
-    assert not s.ok and "tokenization" in s.problem
+    assert not s.ok and s.kind == "unaligned" and "does not line up" in s.problem
 
 
 def test_one_image_per_record():
@@ -114,59 +115,8 @@ def test_one_image_per_record():
     assert tensorize_record(one, TOK, get_template("vicuna_v1"), N_IMG, IMG, 512).input_ids.count(IMG) == N_IMG
 
 
-# --------------------------------------------------------------------------- SentencePiece-style tokenizer
-
-
-def sentencepiece_style_tokenizer():
-    """A Llama-like tokenizer built locally: BPE over ``▁``-marked words (Metaspace, ``▁`` prefixed to the
-    text), byte fallback, BOS prepended, a decoder that drops the first piece's leading space."""
-    import json
-
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    from quilt_llava.model.tokenizer import corpus_lines
-
-    tk = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True))
-    tk.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first")
-    trainer = trainers.BpeTrainer(vocab_size=600, special_tokens=["<unk>", "<s>", "</s>", "<image>"],
-                                  show_progress=False)
-    tk.train_from_iterator(corpus_lines(), trainer)
-    spec = json.loads(tk.to_str())
-    vocab = spec["model"]["vocab"]
-    for b in range(256):  # byte pieces, as in Llama's vocabulary
-        vocab.setdefault(f"<0x{b:02X}>", len(vocab))
-    tk = Tokenizer.from_str(json.dumps(spec))
-    tk.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(),
-                                    decoders.Strip(" ", 1, 0)])
-    tk.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B",
-                                                      special_tokens=[("<s>", tk.token_to_id("<s>"))])
-    return PreTrainedTokenizerFast(tokenizer_object=tk, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
-                                   pad_token="<unk>", extra_special_tokens={"image_token": "<image>"},
-                                   clean_up_tokenization_spaces=False)
-
-
-SP = sentencepiece_style_tokenizer()
-SP_IMG = SP.convert_tokens_to_ids("<image>")
-
-
-def test_sentencepiece_style_tokenizer_is_llama_like():
-    """The fixture really has the behaviour that broke per-segment tokenization."""
-    assert SP.convert_ids_to_tokens(SP("x.</s>USER: a").input_ids)[0] == "<s>"
-    assert "▁USER:" not in SP.convert_ids_to_tokens(SP("x.</s>USER: a").input_ids)  # no ▁ after </s>
-    assert "▁USER:" in SP.convert_ids_to_tokens(SP("USER: a", add_special_tokens=False).input_ids)
-    assert SP.decode(SP("é\n漢", add_special_tokens=False).input_ids) == "é\n漢"  # byte fallback
-
-
-def test_reviewer_record_matches_whole_prompt_tokenization():
-    template = get_template("vicuna_v1")
-    rec = record(["What staining does this region show?", "brown staining", "Where?", "here"])
-    s = tensorize_record(rec, SP, template, 4, SP_IMG, 2048)
-    assert s.ok, s.problem
-    first = {"from": "human", "value": "<image>\n" + rec["conversations"][0]["value"]}
-    text = template.render([first, *rec["conversations"][1:]])
-    assert s.input_ids == SP(text.replace("<image>", "<image>" * 4)).input_ids
-    assert [SP.decode(span) for span in trained_spans(s.labels)] == ["brown staining</s>", "here</s>"]
+# --------------------------------------------------------------------------- one path for training and inference
+# (the release's token sequences and masks on the real LLaMA vocabulary: tests/model/test_fidelity.py)
 
 
 def check_train_infer_consistency(tok, img, turns, image, name):
@@ -176,7 +126,7 @@ def check_train_infer_consistency(tok, img, turns, image, name):
     assert sample.ok, sample.problem
     # (a) the unmasked labels decode to exactly the assistant turns (SentencePiece drops one leading space)
     expected = [s.text for s in template.segments(
-        [{"from": "human", "value": ("<image>\n" if image and name != "plain" else "") + turns[0]},
+        [{"from": "human", "value": ("<image>\n" + turns[0].strip() if image and name != "plain" else turns[0])},
          *rec["conversations"][1:]]) if s.trainable]
     got = [tok.decode(span) for span in trained_spans(sample.labels)]
     if name == "plain":  # ``plain`` answers are adjacent: one trained run
@@ -186,19 +136,12 @@ def check_train_infer_consistency(tok, img, turns, image, name):
         assert g == e or (e.startswith(" ") and g == e[1:])
     for i, label in enumerate(sample.labels):
         assert label == IGNORE_INDEX or label == sample.input_ids[i]
-    # (b) training starts with exactly the ids inference gives for the generation prompt
+    # (b) training starts with exactly the ids inference gives for the generation prompt (one code path)
     question = turns[0]
     prompt = template.prompt(question, with_image=image)
-    prompt_ids = tok(prompt.replace("<image>", "<image>" * N_IMG)).input_ids
+    prompt_ids = tokenize_prompt(tok, prompt, img, N_IMG)
     assert sample.input_ids[: len(prompt_ids)] == prompt_ids
     assert all(label == IGNORE_INDEX for label in sample.labels[: len(prompt_ids)])
-
-
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(turns=st.lists(words, min_size=1, max_size=3).map(lambda qs: [x for q in qs for x in (q, q[::-1] + "!")]),
-       image=st.booleans(), name=st.sampled_from(["vicuna_v1", "mistral_instruct", "plain"]))
-def test_train_infer_consistency_sentencepiece(turns, image, name):
-    check_train_infer_consistency(SP, SP_IMG, turns, image, name)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -206,24 +149,6 @@ def test_train_infer_consistency_sentencepiece(turns, image, name):
        image=st.booleans())
 def test_train_infer_consistency_byte_level(turns, image):
     check_train_infer_consistency(TOK, IMG, turns, image, "vicuna_v1")
-
-
-def test_training_prefix_equals_processor_ids():
-    """The real LlavaProcessor (image expansion + tokenizer) gives the ids training starts with."""
-    from PIL import Image
-
-    from quilt_llava.model.build import make_image_processor, make_processor
-
-    processor = make_processor(SP, make_image_processor(32), patch_size=8, select_strategy="default", has_cls=True)
-    n_img = 16  # (32 / 8)^2 patches, CLS dropped
-    template = get_template("vicuna_v1")
-    question = "Is  there\tnecrosis? Answer yes or no."
-    s = tensorize_record(record([question, " Yes, focal."]), SP, template, n_img, SP_IMG, 4096)
-    assert s.ok, s.problem
-    ids = processor(images=Image.new("RGB", (32, 32)), text=template.prompt(question)).input_ids[0]
-    assert s.input_ids[: len(ids)] == list(ids)
-    # trained text "  Yes, focal.</s>" (answer lead + answer); the decoder drops the first leading space
-    assert SP.decode(s.labels[len(ids):]) == " Yes, focal.</s>"
 
 
 def test_token_across_the_answer_edge_is_a_reported_mismatch():
@@ -242,4 +167,26 @@ def test_token_across_the_answer_edge_is_a_reported_mismatch():
     rec = {"id": "edge-1", "conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "yes"}]}
     _, report = tensorize_all([rec, rec | {"id": "edge-2"}], tok, glued, 4, 3, 512, max_mismatch_fraction=1.0)
     assert report.mismatched_ids == ["edge-1", "edge-2"]
-    assert "does not survive tokenization" in report.problems["edge-1"]
+    assert "does not line up" in report.problems["edge-1"]
+    assert report.summary()["skipped"] == {"unaligned": 2}
+
+
+def test_tokenizer_without_the_end_token_gets_the_segment_mask():
+    """A byte-level BPE where '</s>' is plain text (Qwen-style): the release's round rule does not apply;
+    the per-segment mask trains exactly the answers and their end text, on every turn."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    from quilt_llava.model.tokenizer import corpus_lines
+
+    tk = Tokenizer(models.BPE())
+    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tk.decoder = decoders.ByteLevel()
+    tk.train_from_iterator(corpus_lines(), trainers.BpeTrainer(
+        vocab_size=600, special_tokens=["<|endoftext|>", "<image>"], show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok = PreTrainedTokenizerFast(tokenizer_object=tk, eos_token="<|endoftext|>", pad_token="<|endoftext|>")
+    rec = record(["What is shown?", "Glands and stroma.", "More?", "No."])
+    s = tensorize_record(rec, tok, get_template("vicuna_v1"), 4, tok.convert_tokens_to_ids("<image>"), 1000)
+    assert s.ok, s.problem
+    assert [tok.decode(span) for span in trained_spans(s.labels)] == [" Glands and stroma.</s>", " No.</s>"]

@@ -150,7 +150,7 @@ def test_run_samples_thin_and_pick():
 
 def test_segment_images_spill_and_bring_up_to_date(tmp_path):
     """Images beyond ``held`` go to disk; a final box that differs from the one used re-encodes
-    the PNG (from memory and from disk alike)."""
+    the PNG (from memory and from disk alike); a view that is not tissue keeps its own box."""
     from PIL import Image
 
     from quilt_llava.narratives.segment_images import SegmentImages
@@ -164,17 +164,21 @@ def test_segment_images_spill_and_bring_up_to_date(tmp_path):
         frame = np.zeros((60, 80, 3), np.uint8)
         frame[10:50, 10:70] = rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)
         chosen = [(i, ColourSample(frame)) for i in range(3)]
-        images.submit(chosen, {}, (10, 10, 70, 50), refine=3, hide=())
-        segments.append(Segment(Span(k, k), k, k + 1, np.empty(0), []))
+        tissue = k > 0  # the first view is not tissue: the second one is the reference
+        images.submit(chosen, {}, (10, 10, 70, 50) if tissue else (0, 0, 80, 60), refine=3, hide=(), tissue=tissue)
+        segments.append(Segment(Span(k, k), k, k + 1, np.empty(0), [], is_tissue=tissue))
     images.close()
-    assert sorted(images.spilled) == [0, 1]
+    assert sorted(images.spilled) == [0, 1] and images.reference == 1
     box = images.final_box((12, 12, 68, 48), refine=3)
-    assert box == (10, 10, 70, 50)  # snapped to the content's edges in the first image
-    images.finish(segments, (20, 20, 60, 40), hide=())
+    assert box == (10, 10, 70, 50)  # snapped to the content's edges in the reference image
+    for seg in segments:
+        seg.box = (20, 20, 60, 40) if seg.is_tissue else (0, 0, 80, 60)
+    images.finish(segments, hide=())
     for seg in segments:
         seg.ready()
-    assert segments[0].png_file is not None and segments[2].png is not None
-    assert Image.open(segments[0].png_file).size == (40, 20)
+    assert segments[1].png_file is not None and segments[2].png is not None
+    assert Image.open(segments[1].png_file).size == (40, 20)  # re-encoded to the final box
+    assert Image.open(segments[0].png_file).size == (80, 60)  # its own box
     assert segments[0].rgb().shape == (60, 80, 3)
 
 
@@ -258,3 +262,40 @@ def test_run_one_reports_a_bad_video_without_raising(tmp_path):
     bad.write_bytes(b"not a video")
     video, n, error = run_one((bad, None, tmp_path / "out", ExtractConfig()))
     assert video == str(bad) and n is None and "broken.mp4" in error
+
+
+# --------------------------------------------------------------------------- content per view
+
+
+def test_content_stats_merge_keeps_the_tissue_area_of_the_views_merged():
+    """Statistics kept per view: the tissue views merged give the viewer's tissue area; a
+    full-frame slide merged in as well would widen it to the whole frame."""
+    from quilt_llava.narratives.content import ContentStats
+
+    h, w = 90, 160
+    chrome = np.full((h, w), 60, np.uint8)
+
+    def view(seed: int) -> np.ndarray:
+        frame = chrome.copy()
+        frame[10:80, 5:155] = _texture(70, 150, seed)
+        return frame
+
+    tissue = ContentStats()
+    for seed in (1, 2):
+        one = ContentStats()
+        one.add(view(seed))
+        tissue.merge(one)
+    def near(box, truth=(20, 40, 620, 320)):  # the texture window reaches 2 analysis px past an edge
+        return all(abs(a - b) <= 8 for a, b in zip(box, truth))
+
+    assert near(tissue.box(4, (640, 360)))
+    slide = ContentStats()
+    slide.add(_texture(h, w, 9))  # a full-frame screen
+    everything = ContentStats()
+    everything.merge(tissue)
+    everything.merge(slide)
+    assert everything.box(4, (640, 360)) == (0, 0, 640, 360)
+    assert near(tissue.box(4, (640, 360)))  # merging copies, the parts stay as they were
+    empty = ContentStats()
+    empty.merge(ContentStats())
+    assert empty.texture is None and empty.box(4, (640, 360)) == (0, 0, 640, 360)

@@ -361,3 +361,57 @@ def test_segment_images_sample_one_frame_a_second_at_any_frame_rate(monkeypatch)
         pipeline.analyse(ArraySource(frames, fps=fps), ExtractConfig(min_segment_s=1.0))
         step = round(fps)
         assert picked == [list(range(0, 50, step))], (fps, picked)
+
+
+CUT_VIEWS = [
+    VIEWS[0],
+    ViewSpec(center=(0.5, 0.5), zoom=1.0, duration_s=4.0, screen="text",
+             waypoints=[(0.0, 0.3, 0.4), (2.0, 0.3, 0.4), (3.0, 0.6, 0.5), (4.0, 0.6, 0.5)],
+             utterances=[(0.3, 2.5, "the learning objectives for today")]),
+    ViewSpec(center=(0.5, 0.5), zoom=1.0, duration_s=4.0, screen="presenter"),
+    ViewSpec(center=(0.5, 0.5), zoom=1.0, duration_s=4.0, screen="desktop"),
+    VIEWS[1],
+]
+
+
+@pytest.fixture(scope="module")
+def cut_video(tmp_path_factory: pytest.TempPathFactory):
+    out = tmp_path_factory.mktemp("cuts")
+    cfg = SyntheticConfig(name="cuts", width=640, height=360, fps=12.0, crf=28, views=CUT_VIEWS, pan_seconds=1.0, webcam=True)
+    return make_synthetic_video(out, cfg)
+
+
+def _view_of(row, truth):
+    """The truth view a row's span lies on most."""
+    return max(truth["segments"], key=lambda s: min(row["end"], s["end"]) - max(row["start"], s["start"]))
+
+
+def test_non_tissue_cuts_give_no_rows_and_keep_the_tissue_box(cut_video, tmp_path):
+    from PIL import Image
+
+    truth = cut_video.truth
+    rows = extract_video(cut_video.video, cut_video.transcript, tmp_path / "default")
+    assert [_view_of(r, truth)["view"] for r in rows] == [0, 4]  # every tissue view, nothing else
+    assert all(r["is_tissue"] and r["tissue"] >= 0.5 for r in rows)
+    for row in rows:  # the tissue area, not the whole frame the slide and camera filled
+        assert all(abs(a - b) <= 4 for a, b in zip(row["content_box"], truth["content_box"])), row["content_box"]
+        x0, y0, x1, y1 = row["content_box"]
+        assert Image.open(tmp_path / "default" / row["image"]).size == (x1 - x0, y1 - y0)
+    assert len(list((tmp_path / "default" / "cuts" / "frames").iterdir())) == 2
+
+    kept = extract_video(cut_video.video, cut_video.transcript, tmp_path / "kept", ExtractConfig(keep_non_tissue=True))
+    flagged = [r for r in kept if not r["is_tissue"]]
+    assert {_view_of(r, truth)["view"] for r in flagged} == {1, 2, 3}
+    assert all(r["tissue"] < 0.5 for r in flagged)
+    assert all(r["content_box"] == [0, 0, 640, 360] for r in flagged)  # their own box: the whole frame
+    assert [r for r in kept if r["is_tissue"]] == rows  # same ids, boxes and traces as without them
+    assert any("objectives" in u["text"] for r in flagged for u in r["utterances"])
+
+
+def test_cli_keep_non_tissue(cut_video, tmp_path):
+    out = tmp_path / "out"
+    result = CliRunner().invoke(make_app(), ["narratives", "extract", str(cut_video.video), "--transcript", str(cut_video.transcript),
+                                             "--out", str(out), "--sample-fps", "4", "--quiet", "--keep-non-tissue"])
+    assert result.exit_code == 0, result.output
+    rows = read_jsonl(out / "narratives.jsonl")
+    assert sum(not r["is_tissue"] for r in rows) >= 2 and sum(r["is_tissue"] for r in rows) == 2

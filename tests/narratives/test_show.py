@@ -51,6 +51,8 @@ def _make_dir(root: Path) -> Path:
             "utterances": [],
             "clusters": [],
             "grounded_caption": "",
+            "tissue": 0.04,
+            "is_tissue": False,
         },
         {
             "video_id": "vid-1",
@@ -76,6 +78,7 @@ def test_write_show_draws_and_escapes(tmp_path: Path) -> None:
     srcs = [line.split('src="')[1].split('"')[0] for line in text.splitlines() if 'src="' in line]
     assert len(srcs) == 2  # the row with a missing image is listed without one
     assert "cannot read vid-1/frames/missing.png" in text
+    assert text.count("not tissue (score 0.04)") == 1  # a view kept with --keep-non-tissue says so
     for src in srcs:
         assert not src.startswith("/") and (page.parent / src).is_file()
 

@@ -69,8 +69,8 @@ def test_truth_is_consistent(small_video) -> None:
     assert len(pans) == 5  # 0.5 s at 10 fps
     assert all(p["pointer"] is not None for p in pans)  # the cursor is drawn while dragging
     assert truth["segments"] == [
-        {"start": 0.0, "end": 2.0, "view": 0},
-        {"start": 2.5, "end": 4.0, "view": 1},
+        {"start": 0.0, "end": 2.0, "view": 0, "tissue": True},
+        {"start": 2.5, "end": 4.0, "view": 1, "tissue": True},
     ]
     # hidden span of view 0: 1.5 s to 2.0 s
     assert [f["cursor"] for f in frames if 1.5 <= f["t"] < 2.0] == [None] * 5
@@ -241,3 +241,44 @@ def test_shift_px_measures_view_motion(small_video) -> None:
     pan = [f["shift_px"] for f in frames if not f["stable"]]
     assert min(pan) > 0 and max(pan) > 20  # a zoom from 1.0 to 0.5 moves the corners a lot
     assert pan[len(pan) // 2] == max(pan)  # eased: fastest away from both views mid-way
+
+
+def test_cuts_to_screens_have_tissue_truth_and_leave_the_tour_alone(tmp_path: Path) -> None:
+    """A tour with cuts: the same tissue views as without, screens in between with no
+    transition, ``tissue`` false on their frames and segments and no truth cursor there."""
+    base = SyntheticConfig(name="plain", width=160, height=96, fps=5.0, n_views=3, view_seconds=(2.0, 2.5),
+                           pan_seconds=0.4, seed=3)
+    plain = make_synthetic_video(tmp_path / "plain", base).truth
+    cut = make_synthetic_video(tmp_path / "cut", SyntheticConfig(**{**base.__dict__, "name": "cut",
+                                                                    "cuts": ("text", "presenter", "desktop", "blank")})).truth
+    screens = [v["screen"] for v in cut["views"]]
+    assert sorted(s for s in screens if s) == ["blank", "desktop", "presenter", "text"] and screens[0] is None
+    tissue_views = [v for v in cut["views"] if v["screen"] is None]
+    assert [(v["center"], v["zoom"], v["waypoints"]) for v in tissue_views] == \
+        [(v["center"], v["zoom"], v["waypoints"]) for v in plain["views"]]
+    for seg, view in zip(cut["segments"], cut["views"]):
+        assert seg["tissue"] == (view["screen"] is None)
+    for a, b in zip(cut["segments"], cut["segments"][1:]):  # a cut has no transition, a pan has one
+        gap = round(b["start"] - a["end"], 6)
+        assert gap == (0.4 if a["tissue"] and b["tissue"] else 0.0)
+    on_screens = [f for f in cut["frames"] if f["view"] is not None and not f["tissue"]]
+    assert on_screens and all(f["cursor"] is None for f in on_screens)
+    assert any(f["pointer"] is not None for f in on_screens)  # the pointer still moves over the slides
+
+
+def test_screen_views_render_as_described(tmp_path: Path) -> None:
+    """Still screens do not change; the presenter moves a little, never the whole frame."""
+    from quilt_llava.narratives.synthetic import ScreenRenderer
+
+    renderer = ScreenRenderer((320, 180), seed=0)
+    for k, screen in enumerate(("text", "desktop", "blank")):
+        view = ViewSpec(center=(0.5, 0.5), zoom=1.0, duration_s=2.0, screen=screen)
+        assert np.array_equal(renderer.frame(k, view, 0.0), renderer.frame(k, view, 1.5))
+    presenter = ViewSpec(center=(0.5, 0.5), zoom=1.0, duration_s=2.0, screen="presenter")
+    a, b = renderer.frame(9, presenter, 0.0).astype(int), renderer.frame(9, presenter, 1.0).astype(int)
+    changed = np.abs(a - b).max(axis=2) > 20
+    assert 0.005 < changed.mean() < 0.3
+    with pytest.raises(ConfigError, match="screen"):
+        SyntheticConfig(views=[ViewSpec(center=(0.5, 0.5), zoom=1.0, duration_s=1.0, screen="poster")]).validate()
+    with pytest.raises(ConfigError, match="cuts"):
+        SyntheticConfig(cuts=("movie",)).validate()

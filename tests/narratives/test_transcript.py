@@ -88,23 +88,3 @@ def test_errors_name_file_and_entry(tmp_path, name, content, needle):
 def test_overlap_in_records_names_entry():
     with pytest.raises(InputError, match=r"entry\[1\].*overlaps"):
         transcript_from_records([{"start": 0, "end": 2, "text": "a"}, {"start": 1, "end": 3, "text": "b"}])
-
-
-def test_asr_needs_existing_model_dir(tmp_path):
-    from quilt_llava.narratives.transcript import AsrConfig, transcribe
-
-    with pytest.raises(InputError, match="ASR model directory not found"):
-        transcribe(tmp_path / "v.mp4", AsrConfig(model_dir=tmp_path / "missing"))
-
-
-def test_asr_without_faster_whisper_names_the_extra(tmp_path):
-    import importlib.util
-
-    from quilt_llava.errors import MissingDependencyError
-    from quilt_llava.narratives.transcript import AsrConfig, transcribe
-
-    if importlib.util.find_spec("faster_whisper") is not None:
-        pytest.skip("faster-whisper is installed")
-    (tmp_path / "model").mkdir()
-    with pytest.raises(MissingDependencyError, match=r"quilt-llava\[asr\]"):
-        transcribe(tmp_path / "v.mp4", AsrConfig(model_dir=tmp_path / "model"))

@@ -98,11 +98,12 @@ def test_prompt_snapshot(chat_model):
     assert text_only.ask("Hello?")  # no image: a text-only turn still works
 
 
-def test_model_image_draws_the_red_circle_and_pads_to_square(tissue_png):
+def test_model_image_draws_the_red_circle_and_pads_to_square(tissue_png, chat_model):
     image = Image.open(tissue_png).convert("RGB")  # 160 x 120
-    plain = prepare_model_image(image, None)
-    circled = prepare_model_image(image, (0.25, 0.25, 0.75, 0.75))
+    plain = prepare_model_image(image, None, chat_model.processor)
+    circled = prepare_model_image(image, (0.25, 0.25, 0.75, 0.75), chat_model.processor)
     assert plain.size == circled.size == (160, 160)
+    assert plain.getpixel((0, 0)) == circled.getpixel((0, 0)) == (122, 116, 104)  # the processor's mean (CLIP)
     # left edge of the ellipse, vertically centred, shifted by the 20 px top padding
     assert circled.getpixel((40, 80)) == (255, 0, 0)
     assert plain.getpixel((40, 80)) != (255, 0, 0)

@@ -81,6 +81,24 @@ def test_mixed_batch_and_padding(tmp_path, processor):
     assert (batch["input_ids"] == image_id).sum().item() == 16
 
 
+def test_masked_out_records_are_skipped_unless_kept(tmp_path, processor):
+    """An empty answer trains on nothing in the release: counted and skipped; keep_masked_out keeps it."""
+    records = [rec(0), rec(1, answer=""), rec(2, answer="Done.</s> Extra."), rec(3)]
+    ds = LlavaDataset(records, processor, get_template("vicuna_v1"), 256, tmp_path)
+    assert len(ds) == 2 and ds.report.summary()["skipped"] == {"empty_answer": 1, "eos_in_answer": 1}
+    kept = LlavaDataset(records, processor, get_template("vicuna_v1"), 256, tmp_path, keep_masked_out=True)
+    assert len(kept) == 4 and kept.report.kept_masked_out == {"empty_answer": 1, "eos_in_answer": 1}
+
+
+def test_padding_is_the_processor_mean_colour(tmp_path, processor):
+    """A wide image's padded band becomes (almost) zero after CLIP normalisation, as in the release."""
+    Image.new("RGB", (32, 8), (255, 255, 255)).save(tmp_path / "wide.png")
+    records = [rec(0, "wide.png")]
+    pixels = LlavaDataset(records, processor, get_template("vicuna_v1"), 256, tmp_path)[0]["pixel_values"]
+    assert pixels[:, 0, :].abs().max().item() < 0.02  # top rows: padding, mean colour -> ~0
+    assert pixels[:, 16, :].min().item() > 1.0  # the white image in the middle
+
+
 def test_model_accepts_a_mixed_batch(tmp_path):
     model, processor = build_model_and_processor("tiny")
     Image.new("RGB", (32, 32), (20, 100, 150)).save(tmp_path / "a.png")

@@ -80,6 +80,7 @@ def assemble_report(out: Path, cfg: Any, scores: dict[str, Any], timings: dict[s
         report.predictions.append({"image": f"instruct/{q['image']}", "question": q["question"], "answer": q["answer"],
                                    "prediction": preds.get(q["question_id"], "")})
 
+    report.speech = speech_view(out)
     report.commands = [*commands, *GENERAL_COMMANDS]
     report.facts = [
         ("held-out questions", f"{model.get('n', 0)} ({model.get('n_closed', 0)} closed, {model.get('n_open', 0)} open)"),
@@ -100,3 +101,49 @@ def _spread(items: list[dict[str, Any]], k: int) -> list[dict[str, Any]]:
         return [dict(i) for i in items]
     step = len(items) / k
     return [dict(items[int(i * step)]) for i in range(k)]
+
+
+STAGE_TITLES = {"raw": "recognised (raw)", "vocabulary": "after vocabulary correction", "llm": "after LLM correction"}
+
+
+def speech_view(out: Path) -> dict[str, Any]:
+    """The speech section of the report: figures and the side-by-side lines with errors marked."""
+    from quilt_llava.demo.speech import marked
+    from quilt_llava.files import read_json
+
+    status_path, scores_path = out / "speech" / "status.json", out / "speech" / "scores.json"
+    if not status_path.exists():
+        return {}
+    status = read_json(status_path)
+    if status.get("used") == "script" or not scores_path.exists():
+        return {"used": "script", "reason": status.get("reason", "")}
+    from quilt_llava.narratives.vocabulary import Vocabulary
+
+    vocab = Vocabulary.load()
+    data = read_json(scores_path)
+    stages = [name for name in ("raw", "vocabulary", "llm") if name in data["scores"]]
+    scores = data["scores"]
+    figures = [
+        ("word error rate vs the script", [f"{scores[n]['wer']:.3f}" for n in stages]),
+        ("pathology-term recall", [f"{scores[n]['term_recall']:.2f} ({scores[n]['terms_found']}/{scores[n]['terms']})"
+                                   for n in stages]),
+    ]
+    facts = [
+        ("ASR", f"{data['model']}: {data['audio_seconds']:.0f} s of speech recognised in {data['asr_seconds']:.1f} s "
+                f"({data['realtime_factor']:.2f} x real time)"),
+        ("vocabulary changes", f"{data['vocabulary_changes']}; right words changed into wrong ones: "
+                               f"{data['right_words_changed']} of {data['right_words']}"),
+        ("changes made", "; ".join(f"{c['before']} -> {c['after']}" for c in data["changes"]) or "none"),
+    ]
+    lines = []
+    for line in data["lines"]:
+        row: dict[str, Any] = {"start": line["start"]}
+        script_marks = None
+        for name in stages:
+            ref_m, hyp_m = marked(line["script"], line.get(name, ""), vocab)
+            script_marks = script_marks or ref_m  # the script marked against the raw recognition
+            row[name] = hyp_m
+        row["script"] = script_marks or [(w, False) for w in line["script"].split()]
+        lines.append(row)
+    return {"used": status.get("used"), "figures": figures, "figure_columns": [STAGE_TITLES[n] for n in stages],
+            "facts": facts, "stages": stages, "stage_titles": [STAGE_TITLES[n] for n in stages], "lines": lines}

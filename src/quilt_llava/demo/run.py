@@ -40,6 +40,10 @@ class DemoConfig:
     llm_base_url: str | None = None
     llm_model: str = "gpt-4"
     llm_api_key_env: str = "OPENAI_API_KEY"
+    # Voice the narration (espeak-ng), recognise it (faster-whisper) and correct it; without
+    # espeak-ng or the ASR extra, or with speech=False, the scripted transcript is used.
+    speech: bool = True
+    asr_model: str = "tiny.en"
 
     def validate(self) -> None:
         if self.budget not in BUDGETS:
@@ -69,6 +73,8 @@ class DemoPaths:
         self.video = self.sample / "ihc_tour.mp4"
         self.transcript = self.sample / "ihc_tour.transcript.json"
         self.predictions = self.eval / "predictions.jsonl"
+        self.speech = o / "speech"
+        self.speech_status = self.speech / "status.json"
         self.baseline_predictions = self.eval / "majority_predictions.jsonl"
 
 
@@ -79,6 +85,7 @@ class DemoResult:
     metrics: dict[str, Any]
     baseline: dict[str, Any]
     timings: dict[str, float] = field(default_factory=dict)
+    speech: dict[str, Any] = field(default_factory=dict)  # which transcript was used; WER and term recall
 
     @property
     def beats_baseline(self) -> bool:
@@ -146,20 +153,24 @@ def run_demo(cfg: DemoConfig, output: Output | None = None) -> DemoResult:
                               width=sizes["width"], height=sizes["height"], seed=cfg.seed)
 
     # 1. The sample video and its transcript.
-    steps.run("sample", "1/6 building the narrated sample video from ihc.png",
+    steps.run("sample", "1/7 building the narrated sample video from ihc.png",
               lambda: build_sample(p.sample, sample_cfg))
 
-    # 2. Localized narratives.
+    # 2. Speech: the narration voiced into the video, recognised and corrected (or the script).
+    steps.run("speech", "2/7 voicing the narration, recognising and correcting it",
+              lambda: run_speech(cfg, p, output))
+
+    # 3. Localized narratives, from the corrected recognition when there was speech.
     def narratives() -> None:
         from quilt_llava.narratives import ExtractConfig, extract_video
 
         if p.narratives.exists():
             shutil.rmtree(p.narratives)
-        rows = extract_video(p.video, p.transcript, p.narratives, ExtractConfig())
+        rows = extract_video(p.video, narration_transcript(p), p.narratives, ExtractConfig())
         if not rows:
             raise RuntimeError(f"no stable segments were extracted from {p.video}")
 
-    steps.run("narratives", "2/6 extracting localized narratives", narratives)
+    steps.run("narratives", "3/7 extracting localized narratives", narratives)
 
     # 3. Instruction data: stage-1 alignment + region Q/A (no LLM needed), LLM generators if configured.
     def instruct() -> None:
@@ -180,7 +191,7 @@ def run_demo(cfg: DemoConfig, output: Output | None = None) -> DemoResult:
             write_jsonl(p.instruct / "train.jsonl", read_jsonl(p.instruct / "train.jsonl") + llm_records)
             write_json(p.instruct / "summary.json", summary)
 
-    steps.run("instruct", "3/6 building instruction data", instruct)
+    steps.run("instruct", "4/7 building instruction data", instruct)
 
     # 4. Training, stage 1 then stage 2.
     def train_stage(stage: int) -> None:
@@ -192,8 +203,8 @@ def run_demo(cfg: DemoConfig, output: Output | None = None) -> DemoResult:
         config, overrides = train_settings(cfg, p, stage)
         train(TrainConfig.from_yaml(config, overrides=overrides))
 
-    steps.run("stage1", "4/6 training stage 1 (projector alignment)", lambda: train_stage(1))
-    steps.run("stage2", "4/6 training stage 2 (instruction tuning)", lambda: train_stage(2))
+    steps.run("stage1", "5/7 training stage 1 (projector alignment)", lambda: train_stage(1))
+    steps.run("stage2", "5/7 training stage 2 (instruction tuning)", lambda: train_stage(2))
 
     # 5. Evaluation on held-out segments, next to the majority baseline scored the same way.
     def evaluate() -> None:
@@ -212,24 +223,80 @@ def run_demo(cfg: DemoConfig, output: Output | None = None) -> DemoResult:
         baseline = score_vqa(questions, baseline_preds, seed=cfg.seed)
         write_json(p.eval / "metrics.json", {"model": metrics, "majority_baseline": baseline})
 
-    steps.run("eval", "5/6 evaluating on held-out segments", evaluate)
+    steps.run("eval", "6/7 evaluating on held-out segments", evaluate)
 
     # 6. Report.
     from quilt_llava.demo.build_report import assemble_report
 
-    output.info("[bold]▶ 6/6 writing the report[/bold]", markup=True)
+    output.info("[bold]▶ 7/7 writing the report[/bold]", markup=True)
     scores = read_json(p.eval / "metrics.json")
     timings = dict(steps.timings)
     timings["total"] = round(sum(timings.values()), 1)
     report_path = assemble_report(out, cfg, scores, timings, equivalent_commands(cfg, p))
     result = DemoResult(out_dir=out, report=report_path, metrics=scores["model"],
-                        baseline=scores["majority_baseline"], timings=timings)
+                        baseline=scores["majority_baseline"], timings=timings, speech=speech_summary(p))
     write_json(out / "result.json", {
         "report": str(report_path), "metrics": result.metrics, "majority_baseline": result.baseline,
-        "beats_baseline": result.beats_baseline, "timings": timings,
+        "beats_baseline": result.beats_baseline, "timings": timings, "speech": result.speech,
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
     })
     return result
+
+
+def run_speech(cfg: DemoConfig, p: DemoPaths, output: Output) -> None:
+    """Voice, recognise and correct the narration; record which transcript the demo uses and why."""
+    from quilt_llava.demo.speech import hear_sample, speech_unavailable, voice_sample
+
+    if p.speech.exists():
+        shutil.rmtree(p.speech)
+    p.speech.mkdir(parents=True)
+    reason = "turned off (--no-speech)" if not cfg.speech else speech_unavailable(cfg.asr_model)
+    if reason is not None:
+        output.warn(f"speech: {reason}; the demo uses the scripted transcript instead")
+        write_json(p.speech_status, {"used": "script", "reason": reason})
+        return
+    info = voice_sample(p.video, p.transcript, p.speech / "voice.json")
+    output.info(f"  voiced {info['utterances']} lines with espeak-ng ({info['audio_seconds']:.0f} s of audio)")
+    llm = None
+    if cfg.llm_base_url:
+        from quilt_llava.instruct.llm import LLMConfig
+
+        llm = LLMConfig(base_url=cfg.llm_base_url, model=cfg.llm_model, api_key_env=cfg.llm_api_key_env,
+                        cache_path=p.speech / "llm_cache.sqlite")
+    result = hear_sample(p.video, p.transcript, p.speech, cfg.asr_model, llm, output)
+    s = result["scores"]
+    output.info(f"  ASR ({result['model']}): {result['audio_seconds']:.0f} s of speech in {result['asr_seconds']:.1f} s "
+                f"({result['realtime_factor']:.2f} x real time); WER {s['raw']['wer']:.2f} -> "
+                f"{s['vocabulary']['wer']:.2f} after the vocabulary, term recall {s['raw']['term_recall']:.2f} -> "
+                f"{s['vocabulary']['term_recall']:.2f}")
+    used = "llm" if "llm" in s else "vocabulary"
+    write_json(p.speech_status, {"used": used, "reason": "", "transcript": str(p.speech / (
+        "ihc_tour.llm.json" if used == "llm" else "ihc_tour.json"))})
+
+
+def speech_summary(p: DemoPaths) -> dict[str, Any]:
+    """Which transcript the demo used (and why), with the speech figures when there was speech."""
+    try:
+        status = read_json(p.speech_status)
+    except (OSError, ValueError):
+        return {"used": "script", "reason": "no speech step output"}
+    summary = {"used": status.get("used"), "reason": status.get("reason", "")}
+    scores_path = p.speech / "scores.json"
+    if scores_path.exists():
+        scores = read_json(scores_path)
+        summary.update({k: scores[k] for k in ("model", "audio_seconds", "asr_seconds", "realtime_factor",
+                                               "vocabulary_changes", "right_words_changed", "right_words")})
+        summary["scores"] = scores["scores"]
+    return summary
+
+
+def narration_transcript(p: DemoPaths) -> Path:
+    """The transcript the narratives step reads: the corrected recognition, else the script."""
+    try:
+        status = read_json(p.speech_status)
+    except (OSError, ValueError):
+        return p.transcript
+    return Path(status["transcript"]) if status.get("transcript") else p.transcript
 
 
 def region_config(cfg: DemoConfig) -> Any:
@@ -261,8 +328,12 @@ def equivalent_commands(cfg: DemoConfig, p: DemoPaths) -> list[tuple[str, str]]:
     q = shlex.quote
     terms = p.instruct / "region_terms.yaml"
     cmds = [
-        ("Narratives from the sample video:",
-         f"quilt-llava narratives extract {q(str(p.video))} --transcript {q(str(p.transcript))} "
+        ("Speech recognition and term correction of the voiced sample (what `--asr-model` runs inside "
+         "`narratives extract`; add --llm and the endpoint options for the LLM pass):",
+         f"quilt-llava narratives extract {q(str(p.video))} --asr-model {q(cfg.asr_model)} --out /tmp/from_speech\n"
+         f"quilt-llava narratives correct {q(str(p.speech / 'ihc_tour.asr.json'))} --out /tmp/corrected.json"),
+        ("Narratives from the sample video with the demo's transcript:",
+         f"quilt-llava narratives extract {q(str(p.video))} --transcript {q(str(narration_transcript(p)))} "
          f"--out {q(str(p.narratives))}\nquilt-llava narratives show {q(str(p.narratives))}"),
         ("Region questions and stage-1 data (the vocabulary with this budget's crop counts is "
          "saved next to the data):",

@@ -56,7 +56,10 @@ INTRO_LINES = ("Let us look at this field.", "Moving on to the next area.", "Ano
 class SampleConfig:
     name: str = "ihc_tour"
     n_views: int = 14
-    view_seconds: float = 9.0
+    view_seconds: float = 9.0  # the shortest view; a view is longer when its narration needs it
+    # Pace the narration is planned for (words per minute): each line gets the time it takes
+    # to say at this pace, so a voice (espeak-ng, see voice.py) fits it without rushing.
+    speech_wpm: float = 190.0
     pan_seconds: float = 1.0
     width: int = 1280
     height: int = 720
@@ -137,6 +140,12 @@ def _circle(center: tuple[float, float], rx: float, ry: float, t0: float, t1: fl
     return pts
 
 
+def speech_seconds(text: str, wpm: float) -> float:
+    """How long saying ``text`` takes at ``wpm`` words per minute (+ a little for the pauses)."""
+    words = text.split()
+    return len(words) * 60.0 / wpm + 0.12 * text.count(",") + 0.2
+
+
 def plan_views(cfg: SampleConfig) -> list[ViewSpec]:
     rng = np.random.default_rng(cfg.seed)
     syn = SyntheticConfig(width=cfg.width, height=cfg.height, webcam=cfg.webcam)
@@ -169,18 +178,26 @@ def plan_views(cfg: SampleConfig) -> list[ViewSpec]:
         positive = (pick.positive, POSITIVE_LINES[pos_order[i % len(pos_order)]])
         negative = (pick.negative, NEGATIVE_LINES[neg_order[i % len(neg_order)]])
         (first, first_line), (second, second_line) = (positive, negative) if i % 2 == 0 else (negative, positive)
+        intro = INTRO_LINES[(i // 4) % len(INTRO_LINES)] if i % 4 == 0 else None
+        # Every line gets the time it takes to say; the view lasts at least view_seconds,
+        # and the lines keep their places in it (first region ~12-47 %, second ~55-90 %).
+        s_intro = speech_seconds(intro, cfg.speech_wpm) if intro else 0.0
+        s1, s2 = speech_seconds(first_line, cfg.speech_wpm), speech_seconds(second_line, cfg.speech_wpm)
         d = cfg.view_seconds
+        a0 = max(0.12 * d, s_intro + 0.45)
+        a1 = max(0.47 * d, a0 + s1)
+        b0 = max(0.55 * d, a1 + 0.7)
+        b1 = max(0.9 * d, b0 + s2)
+        d = max(d, b1 + 0.9)
         start_pt = (float(rng.uniform(0.3, 0.6)), float(rng.uniform(0.3, 0.6)))
-        a0, a1 = 0.12 * d, 0.47 * d  # first utterance
-        b0, b1 = 0.55 * d, 0.9 * d  # second utterance
-        waypoints = [(0.0, *start_pt), (0.04 * d, *start_pt)]
+        waypoints = [(0.0, *start_pt), (min(0.04 * d, 0.8 * a0), *start_pt)]
         waypoints += _circle(first, rx, ry, a0, a1, rest_at=a0 + 0.4 * (a1 - a0))
         waypoints += _circle(second, rx, ry, b0, d, rest_at=b0 + 0.4 * (b1 - b0))
         utterances = [(a0, a1, first_line), (b0, b1, second_line)]
-        hidden = [(0.93 * d, d)] if i % 3 == 2 else []
-        if i % 4 == 0:
+        hidden = [(d - 0.07 * cfg.view_seconds, d)] if i % 3 == 2 else []
+        if intro:
             # Starts a little after the view settles, so no word straddles the segment start.
-            utterances.insert(0, (0.25, 0.11 * d, INTRO_LINES[(i // 4) % len(INTRO_LINES)]))
+            utterances.insert(0, (0.25, max(0.11 * cfg.view_seconds, 0.25 + s_intro), intro))
         views.append(ViewSpec(center=center, zoom=zoom, duration_s=d, waypoints=waypoints,
                               hidden=hidden, utterances=utterances))
     return views

@@ -10,9 +10,13 @@ Modules (import what you need; only ``generate`` needs torch, and only when call
 - :mod:`.generate`: ``generate_predictions(model_dir, questions, image_dir, out_path,
   batch_size, ...)``, batched greedy and resumable.
 - :mod:`.judge`: reference answers, 1-10 judging with retries, ``summarize_reviews``.
+- :mod:`.sources`: benchmark files in their published layouts (Hugging Face datasets,
+  CSV + image zip, LLaVA-Med JSON), images extracted once into a cache.
 - :mod:`.benchmarks`: YAML declarations (``declarations/*.yaml``), ``run_benchmark``,
   ``results_table``.
+- :mod:`.report`: several models' results side by side with intervals, beside the
+  published rows (``published.yaml``): Markdown, CSV, rich, JSON.
 
 CLI: ``quilt-llava eval generate | vqa | judge-questions | judge | judge-summary | run |
-table | benchmarks``.
+table | report | benchmarks``.
 """

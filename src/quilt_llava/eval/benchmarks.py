@@ -1,21 +1,26 @@
 """Benchmarks as data: a small YAML declaration per benchmark, and one runner for all.
 
-A declaration names the question file and image folder (relative to a data root, or
-to the declaration file for a user's own benchmark), the question format (see
-:mod:`quilt_llava.eval.questions`), optional row filter and field renames, the
+A declaration names where the benchmark is published (``source``, ``hub_id``), the
+layout it is published in (``layout``: ``json``, ``csv_zip`` or ``hf_dataset``, read by
+:mod:`quilt_llava.eval.sources`), the question source and images (relative to a data
+root, or to the declaration file for a user's own benchmark; a dataset split), the
+question format (see :mod:`quilt_llava.eval.questions`), optional row filter and field
+renames, the
 prompt suffixes, the headline metrics and ``closed_rule``, how closed questions
 are scored: ``yes_no`` (default; Quilt-LLaVA's rule: the prediction's yes/no label
 must equal the reference) or ``answer_in_prediction`` (LLaVA-Med's rule for closed
 sets: the normalised reference must occur, as whole words, in the normalised
 prediction; SLAKE and VQA-RAD use it because many of their closed answers are not
 yes/no, such as "left lung" or "CT", and could never be right under ``yes_no``). The shipped declarations live next to
-this module in ``declarations/*.yaml``; nothing is downloaded: point ``data_root``
-(or explicit ``questions``/``images``) at local copies.
+this module in ``declarations/*.yaml``; nothing is downloaded unless a hub id is given
+explicitly as ``questions``: point ``data_root`` (or explicit ``questions``/``images``)
+at local copies.
 
 :func:`run_benchmark` generates answers (resumable) and scores them, writing
 ``predictions.jsonl``, ``results.json`` and ``results.md`` under
 ``out_dir/<benchmark>/<model_id>/``. :func:`results_table` lays several
-``results.json`` side by side.
+``results.json`` side by side in one Markdown table; :mod:`quilt_llava.eval.report`
+builds the fuller report (published rows, CSV, judge scores).
 """
 
 from __future__ import annotations
@@ -32,12 +37,13 @@ import yaml
 from quilt_llava.console import Output
 from quilt_llava.errors import ConfigError, InputError
 from quilt_llava.eval.metrics import CLOSED_RULES, HEADLINE_METRICS, METRIC_LABELS, evaluate_vqa
-from quilt_llava.eval.questions import ADAPTERS, load_questions
-from quilt_llava.files import atomic_write_text, read_json, read_jsonl, write_json
+from quilt_llava.eval.questions import ADAPTERS
+from quilt_llava.eval.sources import LAYOUTS, is_hub_id, load_benchmark_data
+from quilt_llava.files import atomic_write_text, read_jsonl, write_json
 
 DATA_ROOT_ENV = "QUILT_LLAVA_DATA"
-_KNOWN_KEYS = {"name", "description", "source", "format", "questions", "images", "where", "fields",
-               "prompt", "draw_box", "max_new_tokens", "headline", "metric", "closed_rule"}
+_KNOWN_KEYS = {"name", "description", "source", "format", "layout", "hub_id", "split", "questions", "images",
+               "where", "fields", "prompt", "draw_box", "max_new_tokens", "headline", "metric", "closed_rule"}
 _PROMPT_KEYS = {"suffix", "closed_suffix", "choice_suffix"}
 
 
@@ -48,6 +54,9 @@ class Benchmark:
     description: str = ""
     source: str = ""
     format: str = "quilt"
+    layout: str = "json"  # how the files are published: json, csv_zip or hf_dataset (see eval.sources)
+    hub_id: str | None = None  # the Hugging Face dataset id, for hf_dataset benchmarks
+    split: str | None = None  # which split of a Hugging Face dataset holds the questions
     images: str | None = None
     where: dict[str, Any] = field(default_factory=dict)
     fields: dict[str, str] = field(default_factory=dict)
@@ -90,6 +99,12 @@ def parse_benchmark(data: Any, source: str, base_dir: str | None = None) -> Benc
     fmt = data.get("format", "quilt")
     if fmt not in ADAPTERS:
         problems.append(f"format '{fmt}' is not one of {sorted(ADAPTERS)}")
+    layout = data.get("layout", "json")
+    if layout not in LAYOUTS:
+        problems.append(f"layout '{layout}' is not one of {', '.join(LAYOUTS)}")
+    for key in ("hub_id", "split"):
+        if key in data and not isinstance(data[key], str):
+            problems.append(f"'{key}' must be a string")
     if data.get("metric", "vqa") != "vqa":
         problems.append(f"metric '{data.get('metric')}' is not supported; use 'vqa' (open/closed/choice by question type)")
     prompt = data.get("prompt") or {}
@@ -111,7 +126,8 @@ def parse_benchmark(data: Any, source: str, base_dir: str | None = None) -> Benc
         raise ConfigError(problems, source)
     return Benchmark(
         name=data["name"], questions=data["questions"], description=data.get("description", ""),
-        source=data.get("source", ""), format=fmt, images=data.get("images"),
+        source=data.get("source", ""), format=fmt, layout=layout, hub_id=data.get("hub_id"),
+        split=data.get("split"), images=data.get("images"),
         where=dict(data.get("where") or {}), fields=dict(data.get("fields") or {}), prompt=dict(prompt),
         draw_box=bool(data.get("draw_box", False)), max_new_tokens=mnt, headline=list(headline),
         closed_rule=closed_rule, base_dir=base_dir,
@@ -147,7 +163,7 @@ class RunOptions:
     benchmark: str
     model: Path
     out_dir: Path = Path("eval_results")
-    questions: Path | None = None
+    questions: str | os.PathLike[str] | None = None  # a path, or a hub id for hf_dataset benchmarks
     images: Path | None = None
     data_root: Path | None = None
     batch_size: int = 8
@@ -158,6 +174,8 @@ class RunOptions:
     limit: int | None = None
     n_resamples: int = 1000
     allow_missing: bool = False
+    split: str | None = None  # overrides the declaration's split of a Hugging Face dataset
+    cache_dir: Path | None = None  # where images from datasets and archives are extracted (sources.default_cache_dir)
 
 
 def run_benchmark(options: RunOptions, output: Output | None = None,
@@ -167,31 +185,41 @@ def run_benchmark(options: RunOptions, output: Output | None = None,
 
     output = output or Output(quiet=True)
     bench = load_benchmark(options.benchmark)
-    q_path = options.questions or bench.resolve(bench.questions, options.data_root)
-    img_dir = options.images or bench.resolve(bench.images, options.data_root)
-    if not Path(q_path).exists():
-        raise InputError(str(q_path), f"question file of benchmark '{bench.name}' not found; download it from "
-                         f"{bench.source or 'its source'} and pass --questions/--images or --data-root")
-    questions = load_questions(q_path, fmt=bench.format, where=bench.where, fields=bench.fields)
-    if options.limit is not None:
-        questions = questions[: options.limit]
-    if not questions:
-        raise InputError(str(q_path), "no questions left after the declaration's filter")
+    q_path = str(options.questions or bench.resolve(bench.questions, options.data_root))
+    img_path = options.images or bench.resolve(bench.images, options.data_root)
+    if not Path(q_path).exists() and not (bench.layout == "hf_dataset" and is_hub_id(q_path)):
+        hub = (f"; or read it from the hub (online) with --questions {bench.hub_id}" if bench.hub_id else "")
+        raise InputError(q_path, f"questions of benchmark '{bench.name}' not found; download them from "
+                         f"{bench.source or 'its source'} and pass --questions/--images or --data-root{hub}")
+    if bench.images and options.images is None and img_path is not None and not img_path.exists():
+        raise InputError(str(img_path), f"images of benchmark '{bench.name}' not found (the declaration's "
+                         f"'images: {bench.images}'); pass --images or --data-root")
+    data = load_benchmark_data(q_path, fmt=bench.format, images=img_path,
+                               split=options.split or bench.split, where=bench.where, fields=bench.fields,
+                               cache_dir=options.cache_dir, limit=options.limit, output=output)
+    questions = data.questions
+    if not questions and not data.failures:
+        raise InputError(q_path, "no questions left after the declaration's filter")
+    if data.images_written or data.images_cached:
+        output.info(f"images: {data.images_written} extracted, {data.images_cached} already in the cache")
+    for qid, why in data.failures[:10]:
+        output.warn(f"question {qid}: {why}")
     model_id = options.model_id or Path(options.model).name
     run_dir = Path(options.out_dir) / bench.name / model_id
     pred_path = run_dir / "predictions.jsonl"
     output.info(f"{bench.name}: {len(questions)} questions -> {pred_path}")
     gen = generate_predictions(
-        options.model, questions, img_dir, pred_path, batch_size=options.batch_size,
+        options.model, questions, data.image_dir, pred_path, batch_size=options.batch_size,
         max_new_tokens=options.max_new_tokens or bench.max_new_tokens, style=bench.prompt_style(),
         model_id=model_id, device=options.device, dtype=options.dtype, draw_box=bench.draw_box,
         model_and_processor=model_and_processor, output=output,
     )
     predictions = read_jsonl(pred_path)
     answered = {str(p["question_id"]) for p in predictions}
+    failed = [*data.failures, *gen.failed]  # images not found in the source, then generation failures
+    missing = [qid for qid, _ in data.failures] + [q.question_id for q in questions if q.question_id not in answered]
     partial = False
-    if gen.failed or any(q.question_id not in answered for q in questions):
-        missing = [q.question_id for q in questions if q.question_id not in answered]
+    if missing:
         if not options.allow_missing:
             raise InputError(str(pred_path), f"{len(missing)} questions have no prediction "
                              f"(first: {', '.join(missing[:10])}); fix them and re-run (finished answers are "
@@ -202,15 +230,21 @@ def run_benchmark(options: RunOptions, output: Output | None = None,
     predictions = [p for p in predictions if str(p["question_id"]) in wanted]
     scored = evaluate_vqa(questions, predictions, n_resamples=options.n_resamples, source=str(pred_path),
                           closed_rule=bench.closed_rule)
+    odd = scored.summary["closed_answers_not_yes_no"]
+    if odd:
+        output.warn(f"{len(odd)} closed questions have a reference that is neither yes nor no and can never be "
+                    f"right under the yes/no rule (first: {', '.join(odd[:5])}); Quilt-VQA's yes/no references are "
+                    "in its 'yes_no_answer' column (the released quiltvqa_test_w_ans.json has it)")
     results = {
         "benchmark": bench.name,
         "description": bench.description,
         "model_id": model_id,
         "model": str(options.model),
-        "questions": str(q_path),
+        "questions": q_path,
         "n_questions": len(questions),
         "partial": partial,
-        "generation_failures": [{"question_id": qid, "reason": why} for qid, why in gen.failed],
+        "layout": bench.layout,
+        "generation_failures": [{"question_id": qid, "reason": why} for qid, why in failed],
         "headline": bench.headline,
         "prompt": bench.prompt,
         "closed_rule": bench.closed_rule,
@@ -234,16 +268,6 @@ def _cell(metrics: dict[str, Any], key: str) -> str:
         return "-"
     ci = metrics.get(key + "_ci")
     return f"{value:.2f} [{ci[0]:.1f}, {ci[1]:.1f}]" if ci else f"{value:.2f}"
-
-
-def load_results(paths: list[str | os.PathLike[str]]) -> list[dict[str, Any]]:
-    out = []
-    for p in paths:
-        obj = read_json(p)
-        if not isinstance(obj, dict) or "metrics" not in obj or "benchmark" not in obj:
-            raise InputError(str(p), "not a results.json of `quilt-llava eval run` (needs 'benchmark' and 'metrics')")
-        out.append(obj)
-    return out
 
 
 def results_matrix(results: list[dict[str, Any]]) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""CLI for the eval stage: generate, vqa, judge, judge-summary, run, table, benchmarks.
+"""CLI for the eval stage: generate, vqa, judge, judge-summary, run, table, report, benchmarks.
 
 Each command builds a typed options object and calls the library function a Python
 user would call. Heavy imports (torch, transformers) stay inside the library
@@ -17,7 +17,7 @@ from quilt_llava.instruct.llm_options import EndpointOptions, with_endpoint_opti
 
 
 @dataclass
-class GenerateOptions:
+class PredictionOptions:
     model: Path
     questions: Path
     images: Path | None
@@ -76,7 +76,7 @@ def _fail_if(failed: list, out: Output, what: str) -> None:
         raise typer.Exit(1)
 
 
-def run_generate(opts: GenerateOptions, out: Output) -> None:
+def run_generate(opts: PredictionOptions, out: Output) -> None:
     from quilt_llava.eval.generate import PromptStyle, generate_predictions
 
     report = generate_predictions(
@@ -176,185 +176,265 @@ def run_judge(opts: JudgeOptions, out: Output) -> None:
     _fail_if(report.failed, out, "judgements")
 
 
+@dataclass
+class ReportOptions:
+    runs: list[Path]
+    published: bool = False
+    reviews: list[Path] = field(default_factory=list)
+    out_md: Path | None = None
+    out_csv: Path | None = None
+
+
+def run_report(opts: ReportOptions, out: Output) -> None:
+    from rich.console import Console
+
+    from quilt_llava.eval.judge import read_reviews
+    from quilt_llava.eval.report import (
+        find_results,
+        judge_table,
+        load_results,
+        to_csv,
+        to_markdown,
+        to_rich,
+        vqa_table,
+    )
+    from quilt_llava.files import atomic_write_text
+
+    tables = [vqa_table(load_results(find_results(opts.runs)), published=opts.published, output=out)]
+    if opts.reviews or opts.published:
+        tables.append(judge_table({p.stem: read_reviews(p) for p in opts.reviews}, published=opts.published))
+    if opts.out_md:
+        atomic_write_text(opts.out_md, "\n\n".join(to_markdown(t) for t in tables) + "\n")
+    if opts.out_csv:
+        atomic_write_text(opts.out_csv, to_csv(tables[0]))
+        if len(tables) > 1:
+            atomic_write_text(opts.out_csv.with_suffix(".judge.csv"), to_csv(tables[1]))
+    if out.json:
+        out.result([t.as_dict() for t in tables])
+        return
+    console = Console(width=max(120, Console().width))
+    for t in tables:
+        console.print(to_rich(t))
+
+
+def generate_cmd(
+    model: Path = typer.Option(..., "--model", help="Model directory (Hugging Face Llava layout)."),
+    questions: Path = typer.Option(..., "--questions", help="Question file (JSON, JSONL or CSV)."),
+    images: Path = typer.Option(None, "--images", help="Folder the question image paths are relative to."),
+    out: Path = typer.Option(..., "--out", help="Predictions JSONL (appended; existing ids are skipped)."),
+    fmt: str = typer.Option("quilt", "--format", help="quilt, llava_med, slake, vqa_rad or pmc_vqa."),
+    batch_size: int = typer.Option(8, "--batch-size", min=1),
+    max_new_tokens: int = typer.Option(128, "--max-new-tokens", min=1),
+    suffix: str = typer.Option("", "--suffix", help="Text appended to every question (e.g. a red-circle hint)."),
+    closed_suffix: str = typer.Option("", "--closed-suffix", help="Text appended to yes/no questions."),
+    choice_suffix: str = typer.Option("", "--choice-suffix", help="Text after the options of multiple-choice questions."),
+    draw_box: bool = typer.Option(False, "--draw-box", help="Draw a red ellipse around each question's 'box'."),
+    conv_template: str = typer.Option(None, "--conv-template", help="Override the checkpoint's template."),
+    model_id: str = typer.Option(None, "--model-id", help="Name written in each row (default: model folder name)."),
+    device: str = typer.Option("cpu", "--device"),
+    dtype: str = typer.Option(None, "--dtype", help="float32, bfloat16, float16 (default: as saved)."),
+    limit: int = typer.Option(None, "--limit", min=1, help="Only the first N questions."),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Answer a question file with batched greedy decoding (resumable)."""
+    from quilt_llava.model.hf import quiet_libraries
+
+    quiet_libraries(quiet or as_json)  # transformers' own "Loading weights" bars
+    run_generate(PredictionOptions(model, questions, images, out, fmt, batch_size, max_new_tokens, suffix,
+                                 closed_suffix, choice_suffix, draw_box, conv_template, model_id, device,
+                                 dtype, limit), Output(quiet=quiet, json=as_json))
+
+
+def vqa_cmd(
+    questions: Path = typer.Option(..., "--questions", help="Question file with answers."),
+    predictions: Path = typer.Option(..., "--predictions", help="Predictions JSONL {question_id, text}."),
+    fmt: str = typer.Option("quilt", "--format", help="quilt, llava_med, slake, vqa_rad or pmc_vqa."),
+    resamples: int = typer.Option(1000, "--resamples", min=0, help="Bootstrap resamples for the 95% CIs."),
+    seed: int = typer.Option(0, "--seed"),
+    details: Path = typer.Option(None, "--details", help="Also write per-question scores (JSONL)."),
+    closed_rule: str = typer.Option("yes_no", "--closed-rule",
+                                    help="Closed questions: yes_no (Quilt-LLaVA: the yes/no label must match) or "
+                                         "answer_in_prediction (LLaVA-Med: the answer must occur in the prediction)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object (scores x100 and CIs)."),
+) -> None:
+    """Score predictions with the published VQA metrics (x100, with 95% bootstrap CIs)."""
+    from quilt_llava.errors import ConfigError
+    from quilt_llava.eval.metrics import CLOSED_RULES
+
+    if closed_rule not in CLOSED_RULES:
+        raise ConfigError(f"--closed-rule must be one of {', '.join(CLOSED_RULES)}, got {closed_rule!r}")
+    run_vqa(VQAOptions(questions, predictions, fmt, resamples, seed, details, closed_rule),
+            Output(quiet=quiet, json=as_json))
+
+
+@with_endpoint_options
+def judge_cmd(
+    questions: Path = typer.Option(..., "--questions", help="{question_id, question, caption, category} rows."),
+    predictions: Path = typer.Option(..., "--predictions", help="Model answers {question_id, text}."),
+    out: Path = typer.Option(..., "--out", help="Review JSONL (appended row by row; reviewed ids are skipped)."),
+    references: Path = typer.Option(None, "--references",
+                                    help="Reference answers JSONL (written if missing; default: OUT.references.jsonl)."),
+    reference_model: str = typer.Option(None, "--reference-model", help="Model for reference answers (default: --model)."),
+    retries: int = typer.Option(2, "--retries", min=0, help="Re-asks when a reply lacks two scores."),
+    judge_temperature: float = typer.Option(0.2, "--judge-temperature",
+                                            help="The judge's temperature (--temperature is the reference writer's)."),
+    model_id: str = typer.Option(None, "--model-id", help="Name of the judged model (default: predictions file name)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+    as_json: bool = typer.Option(False, "--json"),
+    endpoint: EndpointOptions | None = None,  # the shared endpoint flags (instruct.llm_options)
+) -> None:
+    """Write reference answers from captions, then have an LLM score reference and model answers 1-10."""
+    assert endpoint is not None  # filled in by with_endpoint_options
+    run_judge(JudgeOptions(questions, predictions, out, references, endpoint, reference_model, retries,
+                           judge_temperature, model_id), Output(quiet=quiet, json=as_json))
+
+
+def judge_questions_cmd(
+    records: Path = typer.Option(..., "--records", help="Held-out instruction records (LLaVA format, JSON/JSONL)."),
+    out: Path = typer.Option(..., "--out", help="Judge question JSONL."),
+    narratives: Path = typer.Option(None, "--narratives", help="narratives.jsonl holding the grounded captions."),
+    categories: str = typer.Option("conv,detail", "--categories", help="Comma list to keep, or 'all'."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Turn held-out conversation/detail records into judge questions with their grounded captions."""
+    from quilt_llava.eval.judge import judge_questions_from_records
+    from quilt_llava.files import read_records, write_jsonl
+
+    keep = None if categories.strip() == "all" else [c.strip() for c in categories.split(",") if c.strip()]
+    rows = judge_questions_from_records(read_records(records), read_records(narratives) if narratives else None,
+                                        categories=keep, source=str(records))
+    write_jsonl(out, rows)
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r["category"]] = counts.get(r["category"], 0) + 1
+    Output(json=as_json).result({"out": str(out), "questions": len(rows), "by_category": counts},
+                                human=f"wrote {len(rows)} judge questions to {out} {counts}")
+
+
+def judge_summary_cmd(
+    reviews: list[Path] = typer.Argument(..., help="Review JSONL files (one per judged model)."),
+    by: str = typer.Option(None, "--by", help="Second key to break categories down by (e.g. subspecialty)."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Per category and overall: mean reference and model scores and the relative score."""
+    from quilt_llava.eval.judge import format_summary, read_reviews, summarize_reviews
+
+    out = Output(json=as_json)
+    tables, objs = [], {}
+    any_failed = False
+    for path in reviews:
+        groups = summarize_reviews(read_reviews(path), by=by)
+        tables.append(format_summary(str(path), groups))
+        objs[str(path)] = [g.as_dict() for g in groups]
+        failed = groups[-1].failed
+        if failed:
+            any_failed = True
+            out.warn(f"{path}: {failed} reviews without two scores are counted as failed")
+    _emit(out, objs, "\n\n".join(tables))
+    if any_failed:
+        raise typer.Exit(1)
+
+
+def run_cmd(
+    benchmark: str = typer.Argument(..., help="Benchmark name (see `eval benchmarks`) or a declaration YAML path."),
+    model: Path = typer.Option(..., "--model", help="Model directory."),
+    out_dir: Path = typer.Option(Path("eval_results"), "--out", help="Results folder."),
+    questions: str = typer.Option(None, "--questions",
+                                  help="The benchmark's questions in its published layout: a JSON/JSONL or CSV "
+                                       "file, or for Hugging Face datasets a Parquet/Arrow file, a folder of "
+                                       "them, a save_to_disk folder, or a hub id owner/name (online)."),
+    images: Path = typer.Option(None, "--images", help="Image folder or zip archive (extracted once into --cache)."),
+    data_root: Path = typer.Option(None, "--data-root", help="Folder holding the benchmarks' files ($QUILT_LLAVA_DATA)."),
+    split: str = typer.Option(None, "--split", help="Split of a Hugging Face dataset (default: the declaration's)."),
+    cache: Path = typer.Option(None, "--cache", help="Where images from datasets and archives are extracted "
+                                                     "(default: $QUILT_LLAVA_CACHE/benchmarks or ~/.cache/quilt_llava/benchmarks)."),
+    batch_size: int = typer.Option(8, "--batch-size", min=1),
+    max_new_tokens: int = typer.Option(None, "--max-new-tokens", min=1),
+    device: str = typer.Option("cpu", "--device"),
+    dtype: str = typer.Option(None, "--dtype"),
+    model_id: str = typer.Option(None, "--model-id"),
+    limit: int = typer.Option(None, "--limit", min=1),
+    resamples: int = typer.Option(1000, "--resamples", min=0),
+    allow_missing: bool = typer.Option(False, "--allow-missing", help="Score the answered questions when some failed."),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Generate answers for a benchmark and score them (results.json + results.md)."""
+    from quilt_llava.eval.benchmarks import RunOptions, results_table, run_benchmark
+    from quilt_llava.model.hf import quiet_libraries
+
+    out = Output(quiet=quiet, json=as_json)
+    quiet_libraries(quiet or as_json)
+    results = run_benchmark(RunOptions(benchmark, model, out_dir, questions, images, data_root, batch_size,
+                                       max_new_tokens, device, dtype, model_id, limit, resamples,
+                                       allow_missing, split, cache), output=out)
+    _emit(out, results, results_table([results]))
+    _fail_if([(f["question_id"], f["reason"]) for f in results["generation_failures"]], out, "questions")
+
+
+def table_cmd(
+    results: list[Path] = typer.Argument(..., help="results.json files of `eval run`."),
+    out_md: Path = typer.Option(None, "--out", help="Also write the Markdown table here."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Lay several models' benchmark results side by side (Markdown or JSON)."""
+    from quilt_llava.eval.benchmarks import results_matrix, results_table
+    from quilt_llava.eval.report import load_results
+    from quilt_llava.files import atomic_write_text
+
+    loaded = load_results(list(results))
+    table = results_table(loaded)
+    if out_md:
+        atomic_write_text(out_md, table + "\n")
+    _emit(Output(json=as_json), results_matrix(loaded), table)
+
+
+def report_cmd(
+    runs: list[Path] = typer.Argument(..., help="results.json files of `eval run`, or folders holding them "
+                                                "(e.g. its --out folder)."),
+    published: bool = typer.Option(False, "--published", help="Add the published reference rows (SPEC.md)."),
+    reviews: list[Path] = typer.Option(None, "--reviews", help="Judge review JSONL of a model (repeatable); "
+                                                               "the model is named after the file."),
+    out_md: Path = typer.Option(None, "--out-md", help="Also write the tables as Markdown here."),
+    out_csv: Path = typer.Option(None, "--out-csv", help="Also write the VQA table as CSV here "
+                                                         "(the judge table next to it, *.judge.csv)."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Headline metrics of several models side by side with 95% intervals, beside the published rows."""
+    run_report(ReportOptions(list(runs), published, list(reviews or []), out_md, out_csv),
+               Output(json=as_json))
+
+
+def benchmarks_cmd(as_json: bool = typer.Option(False, "--json")) -> None:
+    """List the shipped benchmark declarations."""
+    from quilt_llava.eval.benchmarks import builtin_benchmarks, describe, load_benchmark
+
+    decls = [describe(load_benchmark(n)) for n in builtin_benchmarks()]
+    lines = ["| name | layout | format | questions | images | metrics | source |", "|---|---|---|---|---|---|---|"]
+    lines += [f"| {d['name']} | {d['layout']} | {d['format']} | {d['questions']} | {d['images'] or '(inside)'} | "
+              f"{', '.join(d['headline'])} | {d['source']} |" for d in decls]
+    _emit(Output(json=as_json), decls, "\n".join(lines))
+
+
+# `quilt-llava eval NAME` -> the function that runs it.
+COMMANDS = {
+    "generate": generate_cmd,
+    "vqa": vqa_cmd,
+    "judge": judge_cmd,
+    "judge-questions": judge_questions_cmd,
+    "judge-summary": judge_summary_cmd,
+    "run": run_cmd,
+    "table": table_cmd,
+    "report": report_cmd,
+    "benchmarks": benchmarks_cmd,
+}
+
+
 def register(app: typer.Typer) -> None:
     sub = typer.Typer(help="Batched inference, VQA metrics, LLM judge and benchmark declarations.",
                       no_args_is_help=True)
     app.add_typer(sub, name="eval")
-
-    @sub.command("generate")
-    def generate_cmd(
-        model: Path = typer.Option(..., "--model", help="Model directory (Hugging Face Llava layout)."),
-        questions: Path = typer.Option(..., "--questions", help="Question file (JSON, JSONL or CSV)."),
-        images: Path = typer.Option(None, "--images", help="Folder the question image paths are relative to."),
-        out: Path = typer.Option(..., "--out", help="Predictions JSONL (appended; existing ids are skipped)."),
-        fmt: str = typer.Option("quilt", "--format", help="quilt, llava_med, slake, vqa_rad or pmc_vqa."),
-        batch_size: int = typer.Option(8, "--batch-size", min=1),
-        max_new_tokens: int = typer.Option(128, "--max-new-tokens", min=1),
-        suffix: str = typer.Option("", "--suffix", help="Text appended to every question (e.g. a red-circle hint)."),
-        closed_suffix: str = typer.Option("", "--closed-suffix", help="Text appended to yes/no questions."),
-        choice_suffix: str = typer.Option("", "--choice-suffix", help="Text after the options of multiple-choice questions."),
-        draw_box: bool = typer.Option(False, "--draw-box", help="Draw a red ellipse around each question's 'box'."),
-        conv_template: str = typer.Option(None, "--conv-template", help="Override the checkpoint's template."),
-        model_id: str = typer.Option(None, "--model-id", help="Name written in each row (default: model folder name)."),
-        device: str = typer.Option("cpu", "--device"),
-        dtype: str = typer.Option(None, "--dtype", help="float32, bfloat16, float16 (default: as saved)."),
-        limit: int = typer.Option(None, "--limit", min=1, help="Only the first N questions."),
-        quiet: bool = typer.Option(False, "--quiet", "-q"),
-        as_json: bool = typer.Option(False, "--json"),
-    ) -> None:
-        """Answer a question file with batched greedy decoding (resumable)."""
-        from quilt_llava.model.hf import quiet_libraries
-
-        quiet_libraries(quiet or as_json)  # transformers' own "Loading weights" bars
-        run_generate(GenerateOptions(model, questions, images, out, fmt, batch_size, max_new_tokens, suffix,
-                                     closed_suffix, choice_suffix, draw_box, conv_template, model_id, device,
-                                     dtype, limit), Output(quiet=quiet, json=as_json))
-
-    @sub.command("vqa")
-    def vqa_cmd(
-        questions: Path = typer.Option(..., "--questions", help="Question file with answers."),
-        predictions: Path = typer.Option(..., "--predictions", help="Predictions JSONL {question_id, text}."),
-        fmt: str = typer.Option("quilt", "--format", help="quilt, llava_med, slake, vqa_rad or pmc_vqa."),
-        resamples: int = typer.Option(1000, "--resamples", min=0, help="Bootstrap resamples for the 95% CIs."),
-        seed: int = typer.Option(0, "--seed"),
-        details: Path = typer.Option(None, "--details", help="Also write per-question scores (JSONL)."),
-        closed_rule: str = typer.Option("yes_no", "--closed-rule",
-                                        help="Closed questions: yes_no (Quilt-LLaVA: the yes/no label must match) or "
-                                             "answer_in_prediction (LLaVA-Med: the answer must occur in the prediction)."),
-        quiet: bool = typer.Option(False, "--quiet", "-q"),
-        as_json: bool = typer.Option(False, "--json", help="Print one JSON object (scores x100 and CIs)."),
-    ) -> None:
-        """Score predictions with the published VQA metrics (x100, with 95% bootstrap CIs)."""
-        from quilt_llava.errors import ConfigError
-        from quilt_llava.eval.metrics import CLOSED_RULES
-
-        if closed_rule not in CLOSED_RULES:
-            raise ConfigError(f"--closed-rule must be one of {', '.join(CLOSED_RULES)}, got {closed_rule!r}")
-        run_vqa(VQAOptions(questions, predictions, fmt, resamples, seed, details, closed_rule),
-                Output(quiet=quiet, json=as_json))
-
-    @sub.command("judge")
-    @with_endpoint_options
-    def judge_cmd(
-        questions: Path = typer.Option(..., "--questions", help="{question_id, question, caption, category} rows."),
-        predictions: Path = typer.Option(..., "--predictions", help="Model answers {question_id, text}."),
-        out: Path = typer.Option(..., "--out", help="Review JSONL (appended row by row; reviewed ids are skipped)."),
-        references: Path = typer.Option(None, "--references",
-                                        help="Reference answers JSONL (written if missing; default: OUT.references.jsonl)."),
-        reference_model: str = typer.Option(None, "--reference-model", help="Model for reference answers (default: --model)."),
-        retries: int = typer.Option(2, "--retries", min=0, help="Re-asks when a reply lacks two scores."),
-        judge_temperature: float = typer.Option(0.2, "--judge-temperature",
-                                                help="The judge's temperature (--temperature is the reference writer's)."),
-        model_id: str = typer.Option(None, "--model-id", help="Name of the judged model (default: predictions file name)."),
-        quiet: bool = typer.Option(False, "--quiet", "-q"),
-        as_json: bool = typer.Option(False, "--json"),
-        endpoint: EndpointOptions | None = None,  # the shared endpoint flags (instruct.llm_options)
-    ) -> None:
-        """Write reference answers from captions, then have an LLM score reference and model answers 1-10."""
-        assert endpoint is not None  # filled in by with_endpoint_options
-        run_judge(JudgeOptions(questions, predictions, out, references, endpoint, reference_model, retries,
-                               judge_temperature, model_id), Output(quiet=quiet, json=as_json))
-
-    @sub.command("judge-questions")
-    def judge_questions_cmd(
-        records: Path = typer.Option(..., "--records", help="Held-out instruction records (LLaVA format, JSON/JSONL)."),
-        out: Path = typer.Option(..., "--out", help="Judge question JSONL."),
-        narratives: Path = typer.Option(None, "--narratives", help="narratives.jsonl holding the grounded captions."),
-        categories: str = typer.Option("conv,detail", "--categories", help="Comma list to keep, or 'all'."),
-        as_json: bool = typer.Option(False, "--json"),
-    ) -> None:
-        """Turn held-out conversation/detail records into judge questions with their grounded captions."""
-        from quilt_llava.eval.judge import judge_questions_from_records
-        from quilt_llava.files import read_records, write_jsonl
-
-        keep = None if categories.strip() == "all" else [c.strip() for c in categories.split(",") if c.strip()]
-        rows = judge_questions_from_records(read_records(records), read_records(narratives) if narratives else None,
-                                            categories=keep, source=str(records))
-        write_jsonl(out, rows)
-        counts: dict[str, int] = {}
-        for r in rows:
-            counts[r["category"]] = counts.get(r["category"], 0) + 1
-        Output(json=as_json).result({"out": str(out), "questions": len(rows), "by_category": counts},
-                                    human=f"wrote {len(rows)} judge questions to {out} {counts}")
-
-    @sub.command("judge-summary")
-    def judge_summary_cmd(
-        reviews: list[Path] = typer.Argument(..., help="Review JSONL files (one per judged model)."),
-        by: str = typer.Option(None, "--by", help="Second key to break categories down by (e.g. subspecialty)."),
-        as_json: bool = typer.Option(False, "--json"),
-    ) -> None:
-        """Per category and overall: mean reference and model scores and the relative score."""
-        from quilt_llava.eval.judge import format_summary, read_reviews, summarize_reviews
-
-        out = Output(json=as_json)
-        tables, objs = [], {}
-        any_failed = False
-        for path in reviews:
-            groups = summarize_reviews(read_reviews(path), by=by)
-            tables.append(format_summary(str(path), groups))
-            objs[str(path)] = [g.as_dict() for g in groups]
-            failed = groups[-1].failed
-            if failed:
-                any_failed = True
-                out.warn(f"{path}: {failed} reviews without two scores are counted as failed")
-        _emit(out, objs, "\n\n".join(tables))
-        if any_failed:
-            raise typer.Exit(1)
-
-    @sub.command("run")
-    def run_cmd(
-        benchmark: str = typer.Argument(..., help="Benchmark name (see `eval benchmarks`) or a declaration YAML path."),
-        model: Path = typer.Option(..., "--model", help="Model directory."),
-        out_dir: Path = typer.Option(Path("eval_results"), "--out", help="Results folder."),
-        questions: Path = typer.Option(None, "--questions", help="Local copy of the question file."),
-        images: Path = typer.Option(None, "--images", help="Local copy of the image folder."),
-        data_root: Path = typer.Option(None, "--data-root", help="Folder holding the benchmarks' files ($QUILT_LLAVA_DATA)."),
-        batch_size: int = typer.Option(8, "--batch-size", min=1),
-        max_new_tokens: int = typer.Option(None, "--max-new-tokens", min=1),
-        device: str = typer.Option("cpu", "--device"),
-        dtype: str = typer.Option(None, "--dtype"),
-        model_id: str = typer.Option(None, "--model-id"),
-        limit: int = typer.Option(None, "--limit", min=1),
-        resamples: int = typer.Option(1000, "--resamples", min=0),
-        allow_missing: bool = typer.Option(False, "--allow-missing", help="Score the answered questions when some failed."),
-        quiet: bool = typer.Option(False, "--quiet", "-q"),
-        as_json: bool = typer.Option(False, "--json"),
-    ) -> None:
-        """Generate answers for a benchmark and score them (results.json + results.md)."""
-        from quilt_llava.eval.benchmarks import RunOptions, results_table, run_benchmark
-        from quilt_llava.model.hf import quiet_libraries
-
-        out = Output(quiet=quiet, json=as_json)
-        quiet_libraries(quiet or as_json)
-        results = run_benchmark(RunOptions(benchmark, model, out_dir, questions, images, data_root, batch_size,
-                                           max_new_tokens, device, dtype, model_id, limit, resamples,
-                                           allow_missing), output=out)
-        _emit(out, results, results_table([results]))
-        _fail_if([(f["question_id"], f["reason"]) for f in results["generation_failures"]], out, "questions")
-
-    @sub.command("table")
-    def table_cmd(
-        results: list[Path] = typer.Argument(..., help="results.json files of `eval run`."),
-        out_md: Path = typer.Option(None, "--out", help="Also write the Markdown table here."),
-        as_json: bool = typer.Option(False, "--json"),
-    ) -> None:
-        """Lay several models' benchmark results side by side (Markdown or JSON)."""
-        from quilt_llava.eval.benchmarks import load_results, results_matrix, results_table
-        from quilt_llava.files import atomic_write_text
-
-        loaded = load_results(list(results))
-        table = results_table(loaded)
-        if out_md:
-            atomic_write_text(out_md, table + "\n")
-        _emit(Output(json=as_json), results_matrix(loaded), table)
-
-    @sub.command("benchmarks")
-    def benchmarks_cmd(as_json: bool = typer.Option(False, "--json")) -> None:
-        """List the shipped benchmark declarations."""
-        from quilt_llava.eval.benchmarks import builtin_benchmarks, describe, load_benchmark
-
-        decls = [describe(load_benchmark(n)) for n in builtin_benchmarks()]
-        lines = ["| name | format | questions | metrics | source |", "|---|---|---|---|---|"]
-        lines += [f"| {d['name']} | {d['format']} | {d['questions']} | {', '.join(d['headline'])} | {d['source']} |"
-                  for d in decls]
-        _emit(Output(json=as_json), decls, "\n".join(lines))
+    for name, command in COMMANDS.items():
+        sub.command(name)(command)

@@ -28,9 +28,10 @@ from quilt_llava.eval.questions import (
     CLOSED,
     EvalQuestion,
     as_questions,
+    existing_ids,
     load_questions,
 )
-from quilt_llava.files import JsonlAppender, iter_jsonl
+from quilt_llava.files import JsonlAppender
 from quilt_llava.images import draw_region_ellipse, open_image
 
 log = logging.getLogger(__name__)
@@ -78,13 +79,6 @@ class GenerateReport:
         return not self.failed
 
 
-def existing_ids(out_path: str | os.PathLike[str]) -> set[str]:
-    path = Path(out_path)
-    if not path.exists():
-        return set()
-    return {str(row["question_id"]) for row in iter_jsonl(path) if "question_id" in row}
-
-
 def _resolve_image(question: EvalQuestion, image_dir: str | os.PathLike[str] | None) -> Path:
     if not question.image:
         raise InputError(f"question {question.question_id}", "has no image")
@@ -94,14 +88,16 @@ def _resolve_image(question: EvalQuestion, image_dir: str | os.PathLike[str] | N
     return path
 
 
-def load_question_image(question: EvalQuestion, image_dir: str | os.PathLike[str] | None, draw_box: bool = False):
-    """Open the question's image (padded to square), with the region ellipse drawn when asked."""
+def load_question_image(question: EvalQuestion, image_dir: str | os.PathLike[str] | None, processor: Any,
+                        draw_box: bool = False):
+    """Open the question's image, with the region ellipse drawn when asked, padded to a square with
+    ``processor``'s mean colour."""
     from quilt_llava.model import prepare_image
 
     image = open_image(_resolve_image(question, image_dir))
     if draw_box and question.box is not None:
         image = draw_region_ellipse(image, question.box)
-    return prepare_image(image)
+    return prepare_image(image, processor)
 
 
 def _batches(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
@@ -117,25 +113,25 @@ def generate_answers(
     max_new_tokens: int = 128,
     **generate_kwargs: Any,
 ) -> list[str]:
-    """Greedy answers for one batch; prompts already hold the template and ``<image>`` token.
+    """Greedy answers for one batch; prompts already hold the template and ``<image>`` token, images are
+    prepared (:func:`quilt_llava.model.prepare_image`).
 
+    Prompts are tokenized as in training (:func:`quilt_llava.model.prompt.encode_prompts`) and padded
+    on the left, so every row's generated tokens start at the same column.
     ``generate_kwargs`` go to ``model.generate`` (e.g. ``min_new_tokens`` in benchmarks).
     """
     import torch
+
+    from quilt_llava.model.prompt import encode_prompts
 
     tokenizer = processor.tokenizer
     if tokenizer.pad_token is None:
         # Llama-family tokenizers (e.g. in converted LLaVA checkpoints) ship without one;
         # pad positions are masked out, so any existing token serves.
         tokenizer.pad_token = tokenizer.unk_token or tokenizer.eos_token
-    previous_side = tokenizer.padding_side
-    tokenizer.padding_side = "left"  # generated tokens must start at the same column for every row
-    try:
-        inputs = processor(images=list(images), text=list(prompts), return_tensors="pt", padding=True)
-    finally:
-        tokenizer.padding_side = previous_side
+    inputs = encode_prompts(processor, list(prompts), list(images) or None, padding_side="left")
     device = next(model.parameters()).device
-    inputs = inputs.to(device)
+    inputs = {k: v.to(device) for k, v in inputs.items()}
     if "pixel_values" in inputs:
         inputs["pixel_values"] = inputs["pixel_values"].to(model.dtype)
     with torch.inference_mode():
@@ -179,7 +175,7 @@ def generate_predictions(
     image is missing or unreadable are reported in ``GenerateReport.failed``; the rest
     go on.
     """
-    from quilt_llava.model import conv_template_of, get_template, load_model_and_processor
+    from quilt_llava.model import get_template, resolve_conv_template
 
     output = output or Output(quiet=True)
     if batch_size < 1:
@@ -199,25 +195,9 @@ def generate_predictions(
     if not pending:
         return report
 
-    if model_and_processor is not None:
-        model, processor = model_and_processor
-    else:
-        if model_dir is None:
-            raise ConfigError("model_dir is required when no loaded model is given")
-        if not (Path(model_dir) / "config.json").exists():
-            raise InputError(str(model_dir), "not a model directory (no config.json); give a saved or converted "
-                             "Hugging Face Llava checkpoint")
-        model, processor = load_model_and_processor(model_dir, dtype=dtype, device=device)
+    model, processor = model_and_processor or _load_model(model_dir, dtype, device)
     model.eval()
-    if conv_template is None:
-        meta = getattr(model.config, "quilt_llava", None)
-        if isinstance(meta, dict) and meta.get("conv_template"):
-            conv_template = str(meta["conv_template"])
-        elif model_dir is not None:
-            conv_template = conv_template_of(model_dir)
-        else:
-            conv_template = "vicuna_v1"
-    template = get_template(conv_template)
+    template = get_template(resolve_conv_template(conv_template, model=model, model_dir=model_dir))
     if model_id is None:
         model_id = Path(model_dir).name if model_dir is not None else "model"
 
@@ -226,13 +206,35 @@ def generate_predictions(
         # Similar lengths in one batch waste less compute on padding; the output is matched by id.
         pending = sorted(pending, key=lambda q: len(prompts[q.question_id]))
 
-    with JsonlAppender(out_path) as sink, output.progress() as prog:
+    _answer_pending(model, processor, pending, prompts, image_dir, report, output, batch_size=batch_size,
+                    max_new_tokens=max_new_tokens, draw_box=draw_box, model_id=model_id)
+    return report
+
+
+def _load_model(model_dir: str | os.PathLike[str] | None, dtype: str | None, device: str) -> tuple[Any, Any]:
+    """The checkpoint in ``model_dir``, with an error naming it when it is not one."""
+    from quilt_llava.model import load_model_and_processor
+
+    if model_dir is None:
+        raise ConfigError("model_dir is required when no loaded model is given")
+    if not (Path(model_dir) / "config.json").exists():
+        raise InputError(str(model_dir), "not a model directory (no config.json); give a saved or converted "
+                         "Hugging Face Llava checkpoint")
+    return load_model_and_processor(model_dir, dtype=dtype, device=device)
+
+
+def _answer_pending(model: Any, processor: Any, pending: Sequence[EvalQuestion], prompts: dict[str, str],
+                    image_dir: str | os.PathLike[str] | None, report: GenerateReport, output: Output, *,
+                    batch_size: int, max_new_tokens: int, draw_box: bool, model_id: str) -> None:
+    """Answer ``pending`` batch by batch, appending each prediction to ``report.out_path`` as it is
+    made; a question whose image cannot be read goes to ``report.failed`` and the rest go on."""
+    with JsonlAppender(report.out_path) as sink, output.progress() as prog:
         task = prog.add_task("answering", total=len(pending))
         for batch in _batches(pending, batch_size):
             ready, images = [], []
             for q in batch:
                 try:
-                    images.append(load_question_image(q, image_dir, draw_box=draw_box))
+                    images.append(load_question_image(q, image_dir, processor, draw_box=draw_box))
                     ready.append(q)
                 except InputError as exc:
                     report.failed.append((q.question_id, str(exc)))
@@ -245,4 +247,3 @@ def generate_predictions(
                                 "text": text, "model_id": model_id})
                     report.written += 1
             prog.advance(task, len(batch))
-    return report

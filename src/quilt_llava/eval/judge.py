@@ -18,20 +18,27 @@ Three steps, each writing plain JSONL:
 Steps 1 and 2 append each finished row to their file as soon as it arrives (fsynced),
 and skip the question ids already there, so a killed run is resumed by running it
 again. :func:`plan_judge` counts the calls a run would make without sending any.
+Steps 1 and 2 are coroutines (:func:`awrite_references`, :func:`ajudge_answers`) usable
+from a running event loop, with blocking wrappers of the plain names. The client is
+anything with the small :class:`ChatClient` protocol.
 
 The prompts are this project's own wording; they are snapshot-tested.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import inspect
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from quilt_llava.errors import InputError
+from quilt_llava.eval.questions import existing_ids
 from quilt_llava.files import JsonlAppender, iter_jsonl, read_records
 
 # --------------------------------------------------------------------------- prompts
@@ -232,6 +239,41 @@ def judge_questions_from_records(
 # --------------------------------------------------------------------------- steps
 
 
+class ChatClient(Protocol):
+    """What the judge steps use of a chat client (:class:`quilt_llava.instruct.llm.LLMClient` has it)."""
+
+    @property
+    def config(self) -> Any:
+        """The client's settings; ``config.model`` names the model in the written rows."""
+        ...
+
+    async def arun(self, requests: Sequence[Any], description: str = ...,
+                   on_result: Callable[[int, Any], None] | None = ...) -> list[Any]:
+        """Send ``requests`` concurrently, calling ``on_result(index, result)`` as each finishes."""
+        ...
+
+    async def aclose(self) -> None:
+        """Close the HTTP session bound to the current event loop."""
+        ...
+
+
+class PlanningClient(Protocol):
+    """What :func:`plan_judge` uses of a chat client: cache look-ups and prices, no calls."""
+
+    @property
+    def config(self) -> Any:
+        """The client's settings (``model``, ``max_tokens``, prices)."""
+        ...
+
+    def is_cached(self, messages: Sequence[dict[str, Any]], params: dict[str, Any] | None = ...) -> bool:
+        """Whether the response cache already answers ``messages``."""
+        ...
+
+    def cost(self, prompt_tokens: float, completion_tokens: float) -> float:
+        """US dollars for that many tokens."""
+        ...
+
+
 @dataclass
 class JudgeReport:
     written: int = 0
@@ -239,22 +281,58 @@ class JudgeReport:
     failed: list[tuple[str, str]] = field(default_factory=list)
 
 
-def write_references(
+def _blocking_form(step: Callable[..., Coroutine[Any, Any, JudgeReport]], name: str) -> Callable[..., JudgeReport]:
+    """The blocking form of an async judge step: it runs the step in its own event loop and
+    closes the client's session at the end (so one client serves several calls)."""
+    signature = inspect.signature(step)
+
+    @functools.wraps(step)
+    def blocking(*args: Any, **kwargs: Any) -> JudgeReport:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            raise RuntimeError(f"{name} cannot run inside an event loop; await {step.__name__} there instead")
+        client = signature.bind(*args, **kwargs).arguments["client"]
+
+        async def main() -> JudgeReport:
+            try:
+                return await step(*args, **kwargs)
+            finally:
+                await client.aclose()
+
+        return asyncio.run(main())
+
+    blocking.__name__ = blocking.__qualname__ = name
+    blocking.__doc__ = f"Blocking form of :func:`{step.__name__}` (runs its own event loop).\n\n{step.__doc__}"
+    return blocking
+
+
+def _pending(questions: Sequence[JudgeQuestion], out_path: str | os.PathLike[str], keep: Callable[[dict[str, Any]], bool],
+             report: JudgeReport) -> list[JudgeQuestion]:
+    """The questions without a finished row in ``out_path`` (counting the others as skipped)."""
+    done = existing_ids(out_path, keep)
+    todo = [q for q in questions if q.question_id not in done]
+    report.skipped_existing = len(questions) - len(todo)
+    return todo
+
+
+async def awrite_references(
     questions: Sequence[JudgeQuestion],
-    client: Any,
+    client: ChatClient,
     out_path: str | os.PathLike[str],
     params: dict[str, Any] | None = None,
 ) -> JudgeReport:
     """Append reference answers ``{question_id, text, model_id}`` for questions not yet in ``out_path``.
 
     Each answer is written as soon as it arrives, so a killed run keeps what it had.
+    Usable from a running event loop; :func:`write_references` is the blocking form.
     """
     from quilt_llava.instruct.llm import ChatRequest
 
     report = JudgeReport()
-    done = _done_ids(out_path, lambda row: isinstance(row.get("text"), str))
-    todo = [q for q in questions if q.question_id not in done]
-    report.skipped_existing = len(questions) - len(todo)
+    todo = _pending(questions, out_path, lambda row: isinstance(row.get("text"), str), report)
     if not todo:
         return report
     requests = [ChatRequest(q.question_id, reference_messages(q.question, q.caption), dict(params or {}))
@@ -269,16 +347,13 @@ def write_references(
             else:
                 report.failed.append((q.question_id, res.error or "empty reply"))
 
-        client.run(requests, description="reference answers", on_result=keep)
+        await client.arun(requests, description="reference answers", on_result=keep)
     order = {q.question_id: k for k, q in enumerate(todo)}
     report.failed.sort(key=lambda f: order[f[0]])
     return report
 
 
-def _done_ids(path: str | os.PathLike[str], good: Any) -> set[str]:
-    if not Path(path).exists():
-        return set()
-    return {str(row.get("question_id")) for row in iter_jsonl(path) if good(row)}
+write_references = _blocking_form(awrite_references, "write_references")
 
 
 def _scored(row: dict[str, Any]) -> bool:
@@ -289,11 +364,95 @@ def _scored(row: dict[str, Any]) -> bool:
 JUDGE_PARAMS = {"temperature": 0.2}  # the published judge's temperature
 
 
-def judge_answers(
+def _require_answers(questions: Sequence[JudgeQuestion], refs: dict[str, str], preds: dict[str, str]) -> None:
+    missing = [q.question_id for q in questions if q.question_id not in refs or q.question_id not in preds]
+    if missing:
+        raise InputError("judge", f"no reference or model answer for questions: {', '.join(missing[:20])}"
+                         + (f" ... ({len(missing)} in all)" if len(missing) > 20 else ""))
+
+
+def review_row(q: JudgeQuestion, content: str | None, scores: tuple[float, float] | None, error: str | None,
+               attempts: int, *, model_id: str, judge: str) -> dict[str, Any]:
+    """One review row (see the module doc); ``content`` is the judge's reply as received."""
+    text = canonical_content(content, scores) if content is not None and scores is not None else (content or "")
+    row: dict[str, Any] = {
+        "question_id": q.question_id,
+        "category": q.category,
+        "content": text,
+        "scores": list(scores) if scores else None,
+        "answer1_id": "reference",
+        "answer2_id": model_id,
+        "judge": judge,
+        "attempts": attempts,
+    }
+    if content is not None and text != content:
+        row["judge_reply"] = content  # as received, before the score line was normalised
+    if error:
+        row["error"] = error
+    for k, v in q.meta.items():
+        row.setdefault(k, v)
+    return row
+
+
+@dataclass
+class _JudgeRun:
+    """The state of one judging run: conversations so far, the last failure of each question."""
+
+    todo: list[JudgeQuestion]
+    conversations: dict[str, list[dict[str, str]]]
+    sink: JsonlAppender
+    report: JudgeReport
+    row: Callable[..., dict[str, Any]]
+    last: dict[str, tuple[str | None, str, int]] = field(default_factory=dict)  # (reply, error, attempts)
+
+    def take(self, q: JudgeQuestion, res: Any, attempt: int) -> bool:
+        """Record one reply; True when it held two scores (its row is then durable at once)."""
+        scores = parse_scores(res.text) if res.ok else None
+        if scores is not None:
+            self.sink.write(self.row(q, res.text, scores, None, attempt + 1))
+            self.report.written += 1
+            self.last.pop(q.question_id, None)
+            return True
+        self.last[q.question_id] = (res.text, res.error or "reply has no line with two scores from 1 to 10",
+                                    attempt + 1)
+        if res.ok:
+            # Show the judge its own reply and ask again (also a new cache key).
+            self.conversations[q.question_id] = [*self.conversations[q.question_id],
+                                                 {"role": "assistant", "content": res.text},
+                                                 {"role": "user", "content": JUDGE_REMINDER}]
+        return False
+
+    async def round(self, client: ChatClient, pending: list[JudgeQuestion], attempt: int,
+                    params: dict[str, Any]) -> list[JudgeQuestion]:
+        """Ask about ``pending`` once; the questions still without scores, in input order."""
+        from quilt_llava.instruct.llm import ChatRequest
+
+        requests = [ChatRequest(q.question_id, self.conversations[q.question_id], dict(params)) for q in pending]
+        still: list[JudgeQuestion] = []
+
+        def on_result(i: int, res: Any) -> None:
+            if not self.take(pending[i], res, attempt):
+                still.append(pending[i])
+
+        await client.arun(requests, description="judging" if attempt == 0 else f"judging (retry {attempt})",
+                          on_result=on_result)
+        order = {q.question_id: k for k, q in enumerate(self.todo)}
+        return sorted(still, key=lambda q: order[q.question_id])
+
+    def give_up(self, pending: list[JudgeQuestion]) -> None:
+        """Failed rows for the questions that never got two scores."""
+        for q in pending:
+            content, error, attempts = self.last[q.question_id]
+            self.sink.write(self.row(q, content, None, error, attempts))
+            self.report.written += 1
+            self.report.failed.append((q.question_id, error))
+
+
+async def ajudge_answers(
     questions: Sequence[JudgeQuestion],
     references: str | os.PathLike[str] | Sequence[dict[str, Any]],
     predictions: str | os.PathLike[str] | Sequence[dict[str, Any]],
-    client: Any,
+    client: ChatClient,
     out_path: str | os.PathLike[str],
     *,
     model_id: str | None = None,
@@ -305,86 +464,32 @@ def judge_answers(
     A scored review is appended as soon as it arrives; a question still without two
     scores after ``retries`` reminders gets a failed row at the end. Questions already
     reviewed with scores are skipped (resumable); ones that failed before are tried
-    again and their new row supersedes the old one.
+    again and their new row supersedes the old one. Usable from a running event loop;
+    :func:`judge_answers` is the blocking form.
     """
-    from quilt_llava.instruct.llm import ChatRequest
-
     params = {**JUDGE_PARAMS, **(params or {})}
     refs = _answers(references, "references")
     preds = _answers(predictions, "predictions")
-    missing = [q.question_id for q in questions if q.question_id not in refs or q.question_id not in preds]
-    if missing:
-        raise InputError("judge", f"no reference or model answer for questions: {', '.join(missing[:20])}"
-                         + (f" ... ({len(missing)} in all)" if len(missing) > 20 else ""))
+    _require_answers(questions, refs, preds)
     report = JudgeReport()
-    done = _done_ids(out_path, _scored)
-    todo = [q for q in questions if q.question_id not in done]
-    report.skipped_existing = len(questions) - len(todo)
+    todo = _pending(questions, out_path, _scored, report)
     if not todo:
         return report
-
     conversations = {q.question_id: judge_messages(q.question, q.caption, refs[q.question_id], preds[q.question_id])
                      for q in todo}
-    last: dict[str, tuple[str | None, str, int]] = {}  # failed so far: (reply, error, attempts)
-
-    def row_for(q: JudgeQuestion, content: str | None, scores: tuple[float, float] | None,
-                error: str | None, attempts: int) -> dict[str, Any]:
-        text = canonical_content(content, scores) if content is not None and scores is not None else (content or "")
-        row: dict[str, Any] = {
-            "question_id": q.question_id,
-            "category": q.category,
-            "content": text,
-            "scores": list(scores) if scores else None,
-            "answer1_id": "reference",
-            "answer2_id": model_id or "model",
-            "judge": client.config.model,
-            "attempts": attempts,
-        }
-        if content is not None and text != content:
-            row["judge_reply"] = content  # as received, before the score line was normalised
-        if error:
-            row["error"] = error
-        for k, v in q.meta.items():
-            row.setdefault(k, v)
-        return row
-
+    row = functools.partial(review_row, model_id=model_id or "model", judge=client.config.model)
     with JsonlAppender(out_path) as sink:
+        run = _JudgeRun(todo, conversations, sink, report, row)
         pending = list(todo)
         for attempt in range(retries + 1):
             if not pending:
                 break
-            requests = [ChatRequest(q.question_id, conversations[q.question_id], dict(params)) for q in pending]
-            batch = list(pending)
-            still: list[JudgeQuestion] = []
-
-            def take(i: int, res: Any, batch: list[JudgeQuestion] = batch, attempt: int = attempt,
-                     still: list[JudgeQuestion] = still) -> None:
-                q = batch[i]
-                scores = parse_scores(res.text) if res.ok else None
-                if scores is not None:
-                    sink.write(row_for(q, res.text, scores, None, attempt + 1))  # durable at once
-                    report.written += 1
-                    last.pop(q.question_id, None)
-                    return
-                last[q.question_id] = (res.text, res.error or "reply has no line with two scores from 1 to 10",
-                                       attempt + 1)
-                if res.ok:
-                    # Show the judge its own reply and ask again (also a new cache key).
-                    conversations[q.question_id] = [*conversations[q.question_id],
-                                                    {"role": "assistant", "content": res.text},
-                                                    {"role": "user", "content": JUDGE_REMINDER}]
-                still.append(q)
-
-            client.run(requests, description="judging" if attempt == 0 else f"judging (retry {attempt})",
-                       on_result=take)
-            order = {q.question_id: k for k, q in enumerate(todo)}
-            pending = sorted(still, key=lambda q: order[q.question_id])
-        for q in pending:
-            content, error, attempts = last[q.question_id]
-            sink.write(row_for(q, content, None, error, attempts))
-            report.written += 1
-            report.failed.append((q.question_id, error))
+            pending = await run.round(client, pending, attempt, params)
+        run.give_up(pending)
     return report
+
+
+judge_answers = _blocking_form(ajudge_answers, "judge_answers")
 
 
 def plan_judge(
@@ -392,8 +497,8 @@ def plan_judge(
     references_path: str | os.PathLike[str],
     predictions: str | os.PathLike[str] | Sequence[dict[str, Any]],
     out_path: str | os.PathLike[str],
-    ref_client: Any,
-    judge_client: Any,
+    ref_client: PlanningClient,
+    judge_client: PlanningClient,
     params: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """What :func:`write_references` + :func:`judge_answers` would call, without sending or writing.
@@ -407,7 +512,7 @@ def plan_judge(
     params = {**JUDGE_PARAMS, **(params or {})}
     refs = _answers(references_path, "references") if Path(references_path).exists() else {}
     preds = _answers(predictions, "predictions")
-    reviewed = _done_ids(out_path, _scored)
+    reviewed = existing_ids(out_path, _scored)
     ref_todo = [q for q in questions if q.question_id not in refs]
     ref_msgs = [reference_messages(q.question, q.caption) for q in ref_todo]
     ref_needed = [m for m in ref_msgs if not ref_client.is_cached(m)]
@@ -463,16 +568,18 @@ def _relative_ci(pairs: list[list[float]], n_resamples: int = 1000, seed: int = 
     """Percentile bootstrap of 100 x mean(model) / mean(reference), resampling questions."""
     import numpy as np
 
+    from quilt_llava.eval.metrics import bootstrap_interval
+
     arr = np.asarray(pairs, dtype=np.float64)  # (n, 2)
     if len(arr) < 2:
         return None
-    idx = np.random.default_rng(seed).integers(0, len(arr), size=(n_resamples, len(arr)))
-    ref, mod = arr[idx, 0].mean(axis=1), arr[idx, 1].mean(axis=1)
-    ok = ref > 0
-    if not ok.any():
-        return None
-    lo, hi = np.quantile(100 * mod[ok] / ref[ok], [0.025, 0.975])
-    return round(float(lo), 1), round(float(hi), 1)
+
+    def relative(idx: np.ndarray) -> np.ndarray:
+        ref, mod = arr[idx, 0].mean(axis=1), arr[idx, 1].mean(axis=1)
+        return np.where(ref > 0, 100 * mod / np.where(ref > 0, ref, 1.0), np.nan)
+
+    ci = bootstrap_interval(len(arr), relative, n_resamples=n_resamples, seed=seed)
+    return None if ci is None else (round(ci[0], 1), round(ci[1], 1))
 
 
 def _group(name: str, rows: list[dict[str, Any]]) -> GroupScore:

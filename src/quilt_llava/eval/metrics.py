@@ -4,14 +4,18 @@ The numbers must be comparable with the published Quilt-LLaVA / LLaVA-Med tables
 the normalisation and scores follow the released evaluation code rule for rule,
 including its oddities (kept on purpose, each one tested):
 
-- Normalisation (:func:`normalize_answer`): lowercase; for each of ``/`` and ``"``:
-  if it touches a space anywhere in the text, or the text holds a digit-comma-digit
-  pattern anywhere, *every* occurrence is deleted, otherwise every occurrence becomes
-  a space; then each ``.`` not followed by a digit is deleted (the release passes
-  ``re.UNICODE`` where ``re.sub`` expects a count, so at most 32 are deleted); split
-  on whitespace; drop ``a``, ``an``, ``the``; expand apostrophe-less contractions
-  with the VQA contraction table (its keys with capitals never match lowercased
-  text); join with spaces; delete commas. Number words stay words.
+- Normalisation (:func:`normalize_answer`): lowercase; for each of the 21 characters
+  of :data:`PUNCTUATION`, in order: if it touches a space anywhere in the (original)
+  text, or the text holds a digit-comma-digit pattern anywhere, *every* occurrence is
+  deleted, otherwise every occurrence becomes a space; then each ``.`` not followed
+  by a digit is deleted (the release passes ``re.UNICODE`` where ``re.sub`` expects a
+  count, so at most 32 are deleted); split on whitespace; number words become digits
+  (``none``/``zero`` -> ``0``, ``one`` -> ``1`` ... ``ten`` -> ``10``); drop ``a``,
+  ``an``, ``the``; expand apostrophe-less contractions with the VQA contraction table
+  (its keys with capitals never match lowercased text); join with spaces; delete
+  commas. Other characters (``'``, ``:``, ``&``, ``%``, ``*``, ``#``, ``|``, ``~``,
+  ``^``, ``$``, non-ASCII) are kept as they are, and only a literal space counts as
+  "touching a space" (a tab or newline next to ``/`` does not).
 - Open questions use unigram counts of the normalised texts. Recall (the headline
   "open" number), precision and F1 are 0 when either text is empty or nothing
   matches. The released "exact match" is the number of *distinct* answer words found
@@ -36,7 +40,7 @@ from __future__ import annotations
 import re
 import warnings
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,7 +59,12 @@ from quilt_llava.eval.questions import (
 # ---------------------------------------------------------------------------
 # Normalisation (fact tables of the released code)
 
-SPACED_PUNCT = ("/", '"')
+# The 21 characters the release's normalisation deletes or turns into spaces, in its order.
+PUNCTUATION = (";", "/", "[", "]", '"', "{", "}", "(", ")", "=", "+", "\\", "_", "-", ">", "<", "@", "`", ",",
+               "?", "!")
+# Number words the release maps to digits (word by word, before articles are dropped).
+NUMBER_WORDS = {"none": "0", "zero": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5",
+                "six": "6", "seven": "7", "eight": "8", "nine": "9", "ten": "10"}
 ARTICLES = frozenset({"a", "an", "the"})
 _PERIOD_STRIP = re.compile(r"(?!<=\d)(\.)(?!\d)")  # the release's look-ahead typo: '.' not followed by a digit
 _DIGIT_COMMA_DIGIT = re.compile(r"(\d)(,)(\d)")
@@ -96,15 +105,15 @@ def normalize_answer(text: str) -> str:
     original = text.lower()
     has_digit_comma = _DIGIT_COMMA_DIGIT.search(original) is not None
     out = original
-    for p in SPACED_PUNCT:
+    for p in PUNCTUATION:
         # The decision looks at the whole (original) text, then applies to every occurrence.
         if (p + " " in original or " " + p in original) or has_digit_comma:
             out = out.replace(p, "")
         else:
             out = out.replace(p, " ")
     out = _PERIOD_STRIP.sub("", out, count=_RELEASE_PERIOD_LIMIT)
-    words = [w for w in out.lower().split() if w not in ARTICLES]
-    words = [CONTRACTIONS.get(w, w) for w in words]
+    words = [NUMBER_WORDS.get(w, w) for w in out.lower().split()]
+    words = [CONTRACTIONS.get(w, w) for w in words if w not in ARTICLES]
     return " ".join(words).replace(",", "")
 
 
@@ -247,6 +256,30 @@ def parse_choice(prediction: str, choices: Sequence[str]) -> str | None:
 # Confidence intervals
 
 
+def bootstrap_interval(
+    n: int, statistic: Callable[[np.ndarray], np.ndarray], n_resamples: int = 1000, seed: int = 0,
+    level: float = 0.95,
+) -> tuple[float, float] | None:
+    """Percentile bootstrap interval of a statistic of ``n`` items resampled with replacement.
+
+    ``statistic`` maps a ``(k, n)`` array of resampled indices to ``k`` values; NaN marks
+    a resample where it is undefined and is left out (None when every one is). The
+    one bootstrap of the package: the VQA metrics' means and the judge's relative score.
+    """
+    rng = np.random.default_rng(seed)
+    stats = np.empty(n_resamples)
+    chunk = max(1, 2_000_000 // n)  # bound memory for large question sets
+    for start in range(0, n_resamples, chunk):
+        stop = min(n_resamples, start + chunk)
+        stats[start:stop] = statistic(rng.integers(0, n, size=(stop - start, n)))
+    stats = stats[~np.isnan(stats)]
+    if stats.size == 0:
+        return None
+    alpha = (1 - level) / 2
+    lo, hi = np.quantile(stats, [alpha, 1 - alpha])
+    return (float(lo), float(hi))
+
+
 def bootstrap_ci(
     values: Sequence[float] | np.ndarray, n_resamples: int = 1000, seed: int = 0, level: float = 0.95
 ) -> tuple[float, float] | None:
@@ -257,16 +290,7 @@ def bootstrap_ci(
     if arr.size == 1 or n_resamples <= 0:
         v = float(arr.mean())
         return (v, v)
-    rng = np.random.default_rng(seed)
-    means = np.empty(n_resamples)
-    chunk = max(1, 2_000_000 // arr.size)  # bound memory for large question sets
-    for start in range(0, n_resamples, chunk):
-        stop = min(n_resamples, start + chunk)
-        idx = rng.integers(0, arr.size, size=(stop - start, arr.size))
-        means[start:stop] = arr[idx].mean(axis=1)
-    alpha = (1 - level) / 2
-    lo, hi = np.quantile(means, [alpha, 1 - alpha])
-    return (float(lo), float(hi))
+    return bootstrap_interval(arr.size, lambda idx: arr[idx].mean(axis=1), n_resamples, seed, level)
 
 
 # ---------------------------------------------------------------------------

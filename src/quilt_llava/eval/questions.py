@@ -29,10 +29,12 @@ from pathlib import Path
 from typing import Any
 
 from quilt_llava.errors import InputError
-from quilt_llava.files import read_records
+from quilt_llava.files import iter_jsonl, read_records
 
 OPEN, CLOSED, CHOICE = "open", "closed", "choice"
 _ID_KEYS = ("question_id", "id", "qid", "index")
+# Where each format keeps the image file name (or, in a Hugging Face dataset, the image).
+IMAGE_KEYS = ("image", "image_path", "img_name", "image_name", "Figure_path")
 ANSWER_TYPES = (OPEN, CLOSED, CHOICE)
 CHOICE_LETTERS = "ABCDEFGH"
 
@@ -97,6 +99,8 @@ def _answer_type(raw: Any, answer: str | None, choices: list[str] | None, source
     kind = str(raw).strip().lower()
     if kind in ("yes/no", "yes_no", "yesno"):
         kind = CLOSED
+    elif kind == "other":  # the released Quilt-VQA scorer treats "other" as OPEN
+        kind = OPEN
     if kind not in ANSWER_TYPES:
         raise InputError(source, f"answer_type '{raw}' is not one of OPEN, CLOSED, CHOICE")
     return kind
@@ -113,7 +117,7 @@ def _from_quilt(row: dict[str, Any], source: str) -> EvalQuestion:
     qid = _first(row, "question_id", "id", "qid")
     if qid is None:
         raise InputError(source, "row has no id (expected 'id' or 'question_id')")
-    conv = row.get("conversations")
+    conv = row.get("conversations", row.get("conversatons"))  # the latter: a key typo in LLaVA-Med files
     question = _first(row, "question", "text")
     answer = _first(row, "answer", "gpt_answer")
     if isinstance(conv, list) and conv:
@@ -137,13 +141,13 @@ def _from_quilt(row: dict[str, Any], source: str) -> EvalQuestion:
     kind = _answer_type(raw_type, answer_text, choices, f"{source} (question {qid})")
     box = row.get("box")
     known = {"question_id", "id", "qid", "question", "text", "answer", "gpt_answer", "answer_type",
-             "conversations", "choices", "options", "image", "yes_no_answer", "box"}
+             "conversations", "conversatons", "choices", "options", "image", "yes_no_answer", "box"}
     return EvalQuestion(
         question_id=str(qid),
         question=_strip_image_tag(str(question)),
         answer=answer_text,
         answer_type=kind,
-        image=_as_text(_first(row, "image", "image_path", "img_name", "image_name")),
+        image=_as_text(_first(row, *IMAGE_KEYS)),
         yes_no_answer=_as_text(row.get("yes_no_answer")),
         choices=list(choices) if choices else None,
         box=[float(v) for v in box] if isinstance(box, list) and len(box) == 4 else None,
@@ -189,7 +193,7 @@ def _from_pmc(row: dict[str, Any], source: str) -> EvalQuestion:
         question=str(question).strip(),
         answer=str(label).strip().upper(),
         answer_type=CHOICE,
-        image=_as_text(_first(row, "Figure_path", "image")),
+        image=_as_text(_first(row, "Figure_path", *IMAGE_KEYS[:4])),
         choices=choices,
         extra={k: v for k, v in row.items() if k not in known},
     )
@@ -202,6 +206,45 @@ ADAPTERS: dict[str, Callable[[dict[str, Any], str], EvalQuestion]] = {
     "vqa_rad": _renamed({"question_id": "qid", "image": "image_name"}),
     "pmc_vqa": _from_pmc,
 }
+
+
+# The columns a scored run needs, per format: each entry lists the names that can
+# supply it (any one is enough) and says what it is for, so an error names both.
+_QUESTION_TEXT = (("question", "text", "conversations", "conversatons"), "the question")
+_ANSWER_TEXT = (("answer", "gpt_answer", "conversations", "conversatons"), "the reference answer")
+_IMAGE = (IMAGE_KEYS[:4], "the image or its file name")
+REQUIRED_COLUMNS: dict[str, list[tuple[tuple[str, ...], str]]] = {
+    "quilt": [_QUESTION_TEXT, _ANSWER_TEXT, _IMAGE],
+    "llava_med": [_QUESTION_TEXT, _ANSWER_TEXT, _IMAGE],
+    "slake": [(("question",), "the question"), (("answer",), "the reference answer"), (("img_name",), "the image file name")],
+    "vqa_rad": [(("question",), "the question"), (("answer",), "the reference answer"),
+                (("image_name",), "the image file name")],
+    "pmc_vqa": [(("Question", "question"), "the question"), (("Figure_path", "image"), "the image file name"),
+                *[((f"Choice {c}", f"choice_{c.lower()}"), f"option {c}") for c in "ABCD"],
+                (("Answer_label", "answer_label", "Answer", "answer"), "the right option (letter or text)")],
+}
+
+
+def missing_columns(columns: Iterable[str], fmt: str, fields: dict[str, str] | None = None) -> list[str]:
+    """Descriptions of the required columns of ``fmt`` that ``columns`` lacks (empty when complete)."""
+    present = set(columns)
+    for ours, theirs in (fields or {}).items():
+        if theirs in present:
+            present.add(ours)
+    out = []
+    for names, what in REQUIRED_COLUMNS.get(fmt, []):
+        if not present & set(names):
+            out.append(f"'{names[0]}' ({what}" + (f"; also accepted: {', '.join(names[1:])})" if len(names) > 1 else ")"))
+    return out
+
+
+def check_columns(columns: Iterable[str], fmt: str, source: str, fields: dict[str, str] | None = None) -> None:
+    """Raise an :class:`InputError` naming every required column of ``fmt`` missing from ``source``."""
+    columns = list(columns)
+    missing = missing_columns(columns, fmt, fields)
+    if missing:
+        raise InputError(source, f"missing column{'s' if len(missing) > 1 else ''} for the '{fmt}' layout: "
+                         f"{'; '.join(missing)}. Columns present: {', '.join(columns) or '(none)'}")
 
 
 _CHOICE_PREFIX = re.compile(r"^\s*[A-H]\s*[:.)]\s*")
@@ -295,3 +338,11 @@ def load_questions(
 def as_questions(items: Iterable[EvalQuestion | dict[str, Any]], fmt: str = "quilt") -> list[EvalQuestion]:
     """Accept canonical questions or raw rows (Python callers pass either)."""
     return convert_rows(items, fmt=fmt)
+
+
+def existing_ids(path: str | os.PathLike[str], keep: Callable[[dict[str, Any]], bool] | None = None) -> set[str]:
+    """The question ids with a row in the JSONL output ``path`` (that ``keep`` accepts, when given):
+    what a resumed run skips. A missing file has none."""
+    if not Path(path).exists():
+        return set()
+    return {str(row["question_id"]) for row in iter_jsonl(path) if "question_id" in row and (keep is None or keep(row))}

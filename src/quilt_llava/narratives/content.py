@@ -5,8 +5,10 @@ spatial texture of sampled frames and the per-pixel range over time. Viewer chro
 (borders, toolbars, status bars) is flat and never changes; the tissue view is
 textured and changes whenever the narrator pans. A row or column belongs to the
 content when most of its pixels are textured or changing; the content box is the
-longest run of such rows by the longest run of such columns. A webcam box inside
-the view is handled separately (see :class:`ChangeFrequency`).
+longest run of such rows by the longest run of such columns. Statistics are kept per
+still view and merged over the views that are tissue (see ``pipeline``), so a cut to a
+full-screen slide or camera does not widen the tissue area. A webcam box inside the view
+is handled separately (see :class:`ChangeFrequency`).
 """
 
 from __future__ import annotations
@@ -45,6 +47,17 @@ class ContentStats:
             np.maximum(self.texture, std, out=self.texture)
             np.minimum(self.lo, small, out=self.lo)
             np.maximum(self.hi, small, out=self.hi)
+
+    def merge(self, other: ContentStats) -> None:
+        """Add what ``other`` saw (frames of another view, say) to these statistics."""
+        if other.texture is None:
+            return
+        if self.texture is None:
+            self.texture, self.lo, self.hi = other.texture.copy(), other.lo.copy(), other.hi.copy()
+            return
+        np.maximum(self.texture, other.texture, out=self.texture)
+        np.minimum(self.lo, other.lo, out=self.lo)
+        np.maximum(self.hi, other.hi, out=self.hi)
 
     def content_map(self) -> np.ndarray | None:
         if self.texture is None:

@@ -9,7 +9,11 @@ the home of one thing that flows through the stage:
 - the webcam (:mod:`.webcam`): the narrator's box, kept out of the other steps;
 - the cursor (:mod:`.cursor`, on its own thread: :mod:`.cursor_thread`): pointer hits on
   the full-resolution luma plane;
-- the content area (:mod:`.content`): where on screen the slide view is;
+- the content area (:mod:`.content`): where on screen the slide view is, from statistics
+  kept per still view;
+- tissue (:mod:`.tissue`): whether a still view shows tissue at all (a cut to a text
+  slide, the presenter's camera, the desktop or a blank screen does not); the tissue area
+  is found from the tissue views only, other views get their own box;
 - segment images (:mod:`.segment_images`): a few colour frames per still run, their
   median and PNG made on a worker thread while decoding goes on.
 
@@ -25,6 +29,7 @@ from every finished video.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -49,10 +54,13 @@ from quilt_llava.narratives.rows import ROWS_FILE, build_rows, rebuild_narrative
 from quilt_llava.narratives.segment_images import RunSamples, SegmentImages, encode_png
 from quilt_llava.narratives.segments import Analysis, Segment, assign_traces
 from quilt_llava.narratives.stability import Span, StabilityConfig
+from quilt_llava.narratives.tissue import TissueConfig, tissue_score
 from quilt_llava.narratives.transcript import read_transcript
 from quilt_llava.narratives.video import Frame, FrameSource, PyAVSource, prefetch
 from quilt_llava.narratives.views import StillRuns, drift_image
 from quilt_llava.narratives.webcam import Rect, WebcamWatch
+
+log = logging.getLogger(__name__)
 
 SPILL_DIR = ".segments-pending"
 
@@ -73,9 +81,11 @@ class ExtractConfig:
     seed: int = 0
     hide_webcam: bool = True  # paint a detected narrator webcam box in segment images with their mean colour
     held_segments: int = 16  # segment images kept in memory (the one being made included); older ones wait on disk (0: all in memory)
+    keep_non_tissue: bool = False  # keep rows of views that are not tissue (slides, camera, desktop), flagged is_tissue: false
     cursor: CursorConfig = field(default_factory=CursorConfig)
     stability: StabilityConfig = field(default_factory=StabilityConfig)
     content: ContentConfig = field(default_factory=ContentConfig)
+    tissue: TissueConfig = field(default_factory=TissueConfig)
 
     def validate(self) -> None:
         problems = []
@@ -95,6 +105,8 @@ class ExtractConfig:
             problems.append(f"cursor.history_stride must be >= 1 (1: every held frame keeps its pixels), got {self.cursor.history_stride}")
         if self.cursor.backfill_frames < 0:
             problems.append(f"cursor.backfill_frames must be >= 0, got {self.cursor.backfill_frames}")
+        if not 0.0 <= self.tissue.threshold <= 1.0:
+            problems.append(f"tissue.threshold must be in [0, 1], got {self.tissue.threshold}")
         if self.clustering not in CLUSTERERS:
             problems.append(f"clustering must be one of {', '.join(CLUSTERERS)}, got {self.clustering!r}")
         if problems:
@@ -119,7 +131,9 @@ class Analyser:
         self.hits: dict[int, CursorHit] = {}
         self.segments: list[Segment] = []
         self.views = StillRuns(config.stability)
-        self.content = ContentStats(config.content)
+        self.content: ContentStats | None = None  # content statistics of the open still run
+        self.view_content: list[ContentStats] = []  # per segment
+        self.tissue_content: ContentStats | None = None  # merged over the tissue views so far
         self.webcam = WebcamWatch(config.stability.grid)
         self.images = SegmentImages(config.held_segments, spill_dir)
         self.locator: TemplateCursorLocator | None = None
@@ -180,8 +194,6 @@ class Analyser:
         motion = cv2.absdiff(small, self.prev_small) if self.prev_small is not None else None
         self.prev_small = small
         self.webcam.observe(index, small, moving)
-        if index % CONTENT_EVERY == 0:
-            self.content.add(small)
         self.cursor.submit(AnalysedFrame(index, frame.t, luma, motion, moving, self.webcam.mask, self.scale))
         step = self.views.step(index, moving, drift_image(small, tiny, self.scale), ignore)
         if step.closed is not None:
@@ -191,8 +203,11 @@ class Analyser:
                 if self.samples is None:
                     self.samples = RunSamples(self.cfg.median_frames, self._sample_stride())
                 self.samples.reset()
-            assert self.samples is not None
+                self.content = ContentStats(self.cfg.content)
+            assert self.samples is not None and self.content is not None
             self.samples.offer(index, frame.colour)
+            if step.started or index % CONTENT_EVERY == 0:
+                self.content.add(small)
 
     def _close_run(self, span: Span, final: bool = False) -> None:
         """A still run ended: a segment when it lasted long enough, its image started."""
@@ -208,12 +223,34 @@ class Analyser:
                 if hit is not None and span.start <= i <= span.end:
                     pointer[i] = self.locator.footprint(hit.x, hit.y, self.size)
         chosen = samples.pick(span.start, span.end)
-        if not chosen:
+        if not chosen or self.content is None:
             return
-        # Cropped to the content box as known now, refined on the first segment's image as at the end.
-        self.images.submit(chosen, pointer, self.content.box(self.scale, self.size), 2 * self.scale + 4,
-                           self._webcam_rects(), split=final)
-        self.segments.append(Segment(span, times[span.start], times[span.end] + self.frame_interval, np.empty(0), []))
+        own = self.content
+        score = self._tissue_score(chosen, own.box(self.scale, self.size))
+        is_tissue = score >= self.cfg.tissue.threshold
+        if is_tissue:
+            self.tissue_content = self.tissue_content or ContentStats(self.cfg.content)
+            self.tissue_content.merge(own)
+        self.view_content.append(own)
+        seg = Segment(span, times[span.start], times[span.end] + self.frame_interval, np.empty(0), [],
+                      tissue=score, is_tissue=is_tissue)
+        self.segments.append(seg)
+        # Cropped to the content box as known now, refined on the first tissue image as at the end.
+        self.images.submit(chosen, pointer, self._view_box(len(self.segments) - 1), 2 * self.scale + 4,
+                           self._webcam_rects(), split=final, tissue=is_tissue)
+
+    def _tissue_score(self, chosen: list, box: Rect) -> float:
+        """The tissue score of the run's middle colour sample, in its own content box."""
+        x0, y0, x1, y1 = box
+        return tissue_score(chosen[len(chosen) // 2][1].rgb()[y0:y1, x0:x1], self.cfg.tissue)
+
+    def _view_box(self, k: int) -> Rect:
+        """Segment ``k``'s content box: for a tissue view, the tissue area of the tissue views
+        seen so far; for another view, its own box."""
+        assert self.size is not None
+        stats = self.tissue_content if self.segments[k].is_tissue else self.view_content[k]
+        assert stats is not None
+        return stats.box(self.scale, self.size)
 
     def _post_process(self, settle: bool) -> Analysis:
         if self.size is None:
@@ -226,8 +263,13 @@ class Analyser:
         if last is not None:
             self._close_run(last, final=True)
         self.images.close()  # the jobs already submitted still run
-        box = self.images.final_box(self.content.box(self.scale, self.size), 2 * self.scale + 4)
-        self.images.finish(self.segments, box, self._webcam_rects(), settle)
+        w, h = self.size
+        box: Rect = (0, 0, w, h)
+        if self.tissue_content is not None:
+            box = self.images.final_box(self.tissue_content.box(self.scale, self.size), 2 * self.scale + 4)
+        for k, seg in enumerate(self.segments):
+            seg.box = box if seg.is_tissue else self._view_box(k)
+        self.images.finish(self.segments, self._webcam_rects(), settle)
         assign_traces(self.segments, self.hits, self.times, box, lambda x, y: self.webcam.covers(x, y, self.scale))
         duration = self.times[-1] + self.frame_interval if self.times else 0.0
         return Analysis(self.size[0], self.size[1], duration, box, np.array(self.times), np.array(self.moving),
@@ -270,7 +312,8 @@ def write_segment_png(seg: Segment, target: Path, box: Rect) -> None:
 def process_video(video: Path, transcript_path: Path | None, out_dir: Path, cfg: ExtractConfig,
                   source: FrameSource | None = None) -> list[dict[str, Any]]:
     """Extract one video into ``out_dir/<video_id>/`` (segment images, then ``rows.jsonl``, last)
-    and return its rows; ``narratives.jsonl`` is left alone. Takes and returns plain picklable
+    and return its rows; ``narratives.jsonl`` is left alone. Views that are not tissue give no
+    row unless ``cfg.keep_non_tissue`` (segment ids count every view, so they are the same either way). Takes and returns plain picklable
     values, so a process pool or a remote task can run it."""
     cfg.validate()
     video = Path(video)
@@ -290,13 +333,19 @@ def process_video(video: Path, transcript_path: Path | None, out_dir: Path, cfg:
                 f"{analysis.duration:.1f} s long; is it the transcript of another video?",
             )
         rows = build_rows(analysis, video_id, transcript, cfg.clustering)
+        kept = [(row, seg) for row, seg in zip(rows, analysis.segments) if seg.is_tissue or cfg.keep_non_tissue]
         frames_dir = out_dir / video_id / "frames"
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(max_workers=4) as pool:  # each file is fsynced: overlap the waits
-            for done in [pool.submit(write_segment_png, seg, frames_dir / f"{row['segment_id']}.png", analysis.content_box)
-                         for row, seg in zip(rows, analysis.segments)]:
+            for done in [pool.submit(write_segment_png, seg, frames_dir / f"{row['segment_id']}.png", seg.box or analysis.content_box)
+                         for row, seg in kept]:
                 done.result()
+        rows = [row for row, _ in kept]
+        skipped = sum(not seg.is_tissue for seg in analysis.segments)
+        if skipped:
+            log.info("%s: %d of %d still views are not tissue (%s)", video.name, skipped, len(analysis.segments),
+                     "kept, flagged" if cfg.keep_non_tissue else "no rows")
         # Written last: its presence marks the video as finished.
         write_jsonl(out_dir / video_id / ROWS_FILE, rows)
     finally:

@@ -33,10 +33,12 @@ def segment_utterances(transcript: Transcript | None, start: float, end: float) 
 
 
 def build_rows(analysis: Analysis, video_id: str, transcript: Transcript | None, method: str) -> list[dict[str, Any]]:
-    x0, y0, x1, y1 = analysis.content_box
-    cw, ch = x1 - x0, y1 - y0
+    """One row per segment, non-tissue views included (flagged: ``is_tissue`` false); trace
+    points are fractions of the segment's own content box."""
     rows = []
     for i, seg in enumerate(analysis.segments):
+        x0, y0, x1, y1 = seg.box or analysis.content_box
+        cw, ch = x1 - x0, y1 - y0
         segment_id = f"{video_id}_{i:03d}"
         trace = [[round(t, 3), round((x - x0) / cw, 4), round((y - y0) / ch, 4)] for t, x, y in seg.trace]
         utterances = segment_utterances(transcript, seg.start, seg.end)
@@ -57,6 +59,8 @@ def build_rows(analysis: Analysis, video_id: str, transcript: Transcript | None,
                 "utterances": [u.to_dict() for u in utterances],
                 "clusters": [c.to_dict() for c in clusters],
                 "grounded_caption": caption,
+                "tissue": round(seg.tissue, 3),
+                "is_tissue": seg.is_tissue,
             }
         )
     return rows

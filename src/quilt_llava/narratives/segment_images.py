@@ -174,8 +174,9 @@ def segment_job(chosen: list[tuple[int, ColourSample]], pointer: dict[int, Rect]
 class SegmentImages:
     """Segment images being made on one worker thread, in order, the oldest waiting on disk.
 
-    The content box is refined on the first segment's image (:meth:`first_gray`): later jobs
-    and the final box use that refinement."""
+    The tissue area is refined on the image of the first tissue view (the reference,
+    :meth:`reference_gray`): later tissue jobs and the final box use that refinement. Views
+    that are not tissue are cropped to their own box, unrefined."""
 
     def __init__(self, held: int = 16, spill_dir: Path | None = None) -> None:
         from concurrent.futures import ThreadPoolExecutor
@@ -185,36 +186,41 @@ class SegmentImages:
         self.workers = ThreadPoolExecutor(max_workers=1)
         self.jobs: list[tuple[Future, tuple[Rect, ...]]] = []  # (job, webcam rectangles it painted)
         self.spilled: dict[int, tuple[Path, Path, Rect, tuple[Rect, ...]]] = {}  # job index -> (npy, png, box, painted)
-        self._first_gray: np.ndarray | None = None
+        self.reference: int | None = None  # the job whose image refines the tissue area
+        self._reference_gray: np.ndarray | None = None
 
     def submit(self, chosen: list[tuple[int, ColourSample]], pointer: dict[int, Rect], box: Rect, refine: int,
-               hide: tuple[Rect, ...], split: bool = False) -> None:
+               hide: tuple[Rect, ...], split: bool = False, tissue: bool = True) -> None:
         """Start the image of the next segment from its samples, the content ``box`` as known
-        now (refined by ``refine`` px on its own image when it is the first) and the webcam ``hide``."""
-        search: int | None = refine
-        if self.jobs:
-            box, search = refine_edges(self.first_gray(), box, search=refine), None
+        now (for a tissue view: refined by ``refine`` px on the reference image, its own when it
+        is the first) and the webcam ``hide``."""
+        search: int | None = None
+        if tissue and self.reference is None:
+            self.reference, search = len(self.jobs), refine
+        elif tissue:
+            box = refine_edges(self.reference_gray(), box, search=refine)
         self.jobs.append((self.workers.submit(segment_job, chosen, pointer, box, search, split, hide), hide))
         self._spill_old()
 
-    def first_gray(self) -> np.ndarray:
-        """Grey version of the first segment's image (the content box is refined on it)."""
+    def reference_gray(self) -> np.ndarray:
+        """Grey version of the reference image (the tissue area is refined on it)."""
         import cv2
 
-        if self._first_gray is None:
-            self._first_gray = cv2.cvtColor(self.jobs[0][0].result()[0], cv2.COLOR_RGB2GRAY)
-        return self._first_gray
+        assert self.reference is not None
+        if self._reference_gray is None:
+            self._reference_gray = cv2.cvtColor(self.jobs[self.reference][0].result()[0], cv2.COLOR_RGB2GRAY)
+        return self._reference_gray
 
     def final_box(self, box: Rect, refine: int) -> Rect:
-        """``box`` refined on the first image (unchanged when there is none)."""
-        return refine_edges(self.first_gray(), box, search=refine) if self.jobs else box
+        """``box`` refined on the reference image (unchanged when there is none)."""
+        return refine_edges(self.reference_gray(), box, search=refine) if self.reference is not None else box
 
     def _spill_old(self) -> None:
         """Move the oldest finished segment images to disk while more than ``held`` are held."""
         while self.spill_dir is not None and self.held and len(self.jobs) - len(self.spilled) > self.held:
             j = min(i for i in range(len(self.jobs)) if i not in self.spilled)
-            if j == 0:
-                self.first_gray()  # the content box is refined on the first image: keep its grey version
+            if j == self.reference:
+                self.reference_gray()  # the tissue area is refined on it: keep its grey version
             image, used_box, png, painted = self.jobs[j][0].result()
             self.spill_dir.mkdir(parents=True, exist_ok=True)
             npy, png_path = self.spill_dir / f"{j:05d}.npy", self.spill_dir / f"{j:05d}.png"
@@ -232,16 +238,17 @@ class SegmentImages:
     def abort(self) -> None:
         self.workers.shutdown(wait=False, cancel_futures=True)
 
-    def finish(self, segments: list[Segment], box: Rect, hide: tuple[Rect, ...], settle: bool = True) -> None:
-        """Give each segment its image, up to date with the final ``box`` and webcam ``hide``;
+    def finish(self, segments: list[Segment], hide: tuple[Rect, ...], settle: bool = True) -> None:
+        """Give each segment its image, up to date with its final ``box`` and the webcam ``hide``;
         without ``settle``, images still being made are finished when ``Segment.ready()`` is called."""
         for j, (seg, (job, hidden)) in enumerate(zip(segments, self.jobs)):
+            assert seg.box is not None
             if j in self.spilled:
-                self._finish_spilled(seg, j, hidden, box, hide)
+                self._finish_spilled(seg, j, hidden, seg.box, hide)
             elif settle or job.done():
-                _finish(seg, job, hidden, box, hide)
+                _finish(seg, job, hidden, seg.box, hide)
             else:
-                seg.settle = functools.partial(_finish, seg, job, hidden, box, hide)
+                seg.settle = functools.partial(_finish, seg, job, hidden, seg.box, hide)
 
     def _finish_spilled(self, seg: Segment, j: int, hidden: tuple[Rect, ...], box: Rect, hide: tuple[Rect, ...]) -> None:
         npy, png_path, used_box, painted = self.spilled[j]

@@ -26,6 +26,9 @@ class Segment:
     # Set instead of ``image`` / ``png`` for a segment whose image waited on disk (see ``held_segments``).
     image_file: Path | None = None  # .npy of the full frame median
     png_file: Path | None = None  # the PNG, ready to be moved into place
+    box: Rect | None = None  # the view's content (tissue) area; the PNG holds only this crop
+    tissue: float = 1.0  # tissue score of the view (see ``tissue.tissue_score``)
+    is_tissue: bool = True  # the score reaches the configured threshold
 
     def ready(self) -> Segment:
         """Wait until ``image`` and ``png`` are made (see ``analyse(settle=False)``)."""
@@ -55,10 +58,11 @@ class Analysis:
 
 def assign_traces(segments: list[Segment], hits: dict[int, CursorHit], times: list[float], box: Rect,
                   excluded: Callable[[float, float], bool] | None = None) -> None:
-    """Append to each segment's trace the hits of its frames that lie inside ``box`` and are not
-    ``excluded`` (inside the webcam, say: hits made before it was recognised are dropped here)."""
-    x0, y0, x1, y1 = box
+    """Append to each segment's trace the hits of its frames that lie inside its box (``box``
+    for a segment without one) and are not ``excluded`` (inside the webcam, say: hits made
+    before it was recognised are dropped here)."""
     for seg in segments:
+        x0, y0, x1, y1 = seg.box or box
         for i in range(seg.span.start, seg.span.end + 1):
             hit = hits.get(i)
             if hit is None or (excluded is not None and excluded(hit.x, hit.y)):

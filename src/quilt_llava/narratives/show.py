@@ -168,6 +168,8 @@ def render_html(entries: list[ShowEntry], title: str) -> str:
             f" &middot; {_fmt_time(row.get('start'))} - {_fmt_time(row.get('end'))}"
             f" &middot; {len(row.get('trace') or [])} trace points"
         )
+        if row.get("is_tissue") is False:  # kept with --keep-non-tissue
+            head += f" &middot; not tissue (score {float(row.get('tissue', 0.0)):.2f})"
         parts.append('<div class="seg">')
         if entry.png is not None:
             parts.append(

@@ -4,8 +4,10 @@ A real tissue image (scikit-image's ``ihc.png`` by default) is mirror-tiled into
 large "slide". A viewer frame shows part of that slide inside a UI (border, toolbar,
 status bar); the view pans and zooms between a list of views, an arrow cursor moves
 along waypoints (resting still for seconds, sometimes hidden), a narrator webcam box
-animates in a corner, and annotation strokes may be drawn. The result is encoded to
-H.264 with PyAV, together with a Whisper-style transcript and ``truth.json``.
+animates in a corner, and annotation strokes may be drawn. A tour may cut to full-frame screens
+that are not tissue (``cuts``: a text slide, the presenter's camera, a desktop, a blank
+screen; see :func:`insert_cuts`). The result is encoded to H.264 with PyAV, together with a
+Whisper-style transcript and ``truth.json``.
 
 The pointer is either the built-in drawn arrow (``cursor_style``) or a real X11 cursor
 theme installed from Debian packages (``cursor_theme``; ``scripts/install_cursor_themes.sh``)
@@ -16,10 +18,11 @@ Per written frame, ``truth.json`` holds ``t`` (the container timestamp), ``curso
 (the tip, i.e. hotspot, in video pixels; null when hidden or while the view moves),
 ``pointer`` (where the cursor is drawn, also during pans), ``shape`` and ``pointer_box``
 (the drawn sprite's shape and the video pixels it covers), ``stable`` and ``view``
-(null during a transition), and ``shift_px`` (how far, in screen pixels, the frame's
+(null during a transition), ``tissue`` (false on a screen view; ``cursor`` is then null),
+and ``shift_px`` (how far, in screen pixels, the frame's
 view is from the nearest still view: 0 on stable frames, small at the eased start and
 end of a pan). It also holds ``content_box`` and ``webcam_box`` (video px), the
-``segments`` (one per view, ``end`` = start of the next transition), the utterances
+``segments`` (one per view, ``end`` = start of the next transition, ``tissue``), the utterances
 and the view specs.
 
 Rendering is cheap on purpose: the slide is prepared once (with a small pyramid for
@@ -43,6 +46,7 @@ from quilt_llava.errors import ConfigError
 from quilt_llava.files import atomic_open, write_json
 
 CURSOR_STYLES = ("arrow", "white", "small")
+SCREENS = ("text", "presenter", "desktop", "blank")  # full-frame views that are not tissue
 BACKGROUND_RGB = (236, 236, 236)  # what viewers show outside the slide
 
 
@@ -67,7 +71,8 @@ class ViewSpec:
     pixel (1.0 = native). ``waypoints`` are ``(t_rel, x, y)`` with x, y normalised to the
     content area; repeating a position makes the cursor rest there. ``hidden`` lists
     ``(t_rel_start, t_rel_end)`` spans with no cursor on screen. ``utterances`` are
-    ``(t_rel_start, t_rel_end, text)``.
+    ``(t_rel_start, t_rel_end, text)``. ``screen`` (one of ``SCREENS``) makes the view a cut
+    to a full-frame screen that is not tissue (``center`` and ``zoom`` are then unused).
     """
 
     center: tuple[float, float]
@@ -77,6 +82,7 @@ class ViewSpec:
     hidden: list[tuple[float, float]] = field(default_factory=list)
     utterances: list[tuple[float, float, str]] = field(default_factory=list)
     strokes: list[Stroke] = field(default_factory=list)
+    screen: str | None = None
 
 
 @dataclass
@@ -111,6 +117,7 @@ class SyntheticConfig:
     annotations: bool = False  # random tours: draw one stroke in one view
     source_image: str | None = None  # path to an RGB image; None: skimage ihc.png
     slide_tiles: int = 6  # the slide is (tiles x tiles) mirrored copies of the source
+    cuts: tuple[str, ...] = ()  # random tours: full-frame screens (SCREENS) cut to between views, in this order
 
     def validate(self) -> None:
         problems = []
@@ -130,6 +137,9 @@ class SyntheticConfig:
                 problems.append(f"cursor_size must be in [8, 128] video px, got {self.cursor_size}")
         if self.pan_seconds < 0:
             problems.append(f"pan_seconds must be >= 0, got {self.pan_seconds}")
+        bad = [c for c in self.cuts if c not in SCREENS]
+        if bad:
+            problems.append(f"cuts must be among {', '.join(SCREENS)}, got {bad}")
         if self.slide_tiles < 1:
             problems.append(f"slide_tiles must be >= 1, got {self.slide_tiles}")
         if self.views is not None:
@@ -138,6 +148,8 @@ class SyntheticConfig:
             for i, v in enumerate(self.views):
                 if v.duration_s <= 0:
                     problems.append(f"views[{i}].duration_s must be > 0")
+                if v.screen is not None and v.screen not in SCREENS:
+                    problems.append(f"views[{i}].screen must be one of {', '.join(SCREENS)} or None, got {v.screen!r}")
                 if v.zoom <= 0:
                     problems.append(f"views[{i}].zoom must be > 0")
                 times = [w[0] for w in v.waypoints]
@@ -659,6 +671,78 @@ def random_tour(
     return views
 
 
+# --------------------------------------------------------------------------- cuts to screens
+
+
+_SCREEN_PHRASES = {
+    "text": "let us go over the learning objectives first",
+    "presenter": "before we look at the next slide a few words about the case",
+    "desktop": "I will open the next slide from this folder",
+    "blank": "give me a second to switch slides",
+}
+
+
+def insert_cuts(views: list[ViewSpec], cuts: tuple[str, ...], cfg: SyntheticConfig) -> list[ViewSpec]:
+    """``views`` with a full-frame screen view per entry of ``cuts``, spread between them (never
+    first). Uses its own random stream, so a tour is the same with and without cuts."""
+    rng = np.random.default_rng(cfg.seed + 7919)
+    out = list(views)
+    for k, screen in enumerate(cuts):
+        dur = float(rng.uniform(*cfg.view_seconds))
+        waypoints: list[tuple[float, float, float]] = []
+        if screen in ("text", "desktop"):  # the pointer rests on the slide, then moves once
+            x, y = float(rng.uniform(0.2, 0.8)), float(rng.uniform(0.2, 0.8))
+            waypoints = [(0.0, x, y), (0.4 * dur, x, y), (0.6 * dur, 1 - x, y), (dur, 1 - x, y)]
+        text = _SCREEN_PHRASES[screen]
+        start = float(rng.uniform(0.2, 0.6))
+        utterances = [(start, min(dur - 0.2, start + 0.32 * len(text.split())), text)]
+        at = min(len(out), max(1, round((k + 1) * (len(views) + len(cuts)) / (len(cuts) + 1))))
+        out.insert(at, ViewSpec(center=(0.5, 0.5), zoom=1.0, duration_s=dur, waypoints=waypoints,
+                                utterances=utterances, screen=screen))
+    return out
+
+
+def transition_seconds(a: ViewSpec, b: ViewSpec, cfg: SyntheticConfig) -> float:
+    """A pan between two slide views; a cut (no transition) to or from a screen."""
+    return 0.0 if a.screen is not None or b.screen is not None else cfg.pan_seconds
+
+
+class ScreenRenderer:
+    """Frames of screen views: text slides, desktops and blank screens are still; the presenter
+    (scikit-image's astronaut photo, full frame) bobs the head and has sensor noise."""
+
+    def __init__(self, size: tuple[int, int], seed: int) -> None:
+        self.size = size
+        self.seed = seed
+        self._still: dict[int, np.ndarray] = {}
+
+    def frame(self, index: int, view: ViewSpec, t_rel: float) -> np.ndarray:
+        from quilt_llava.narratives import screens
+
+        if index not in self._still:
+            rng = np.random.default_rng(self.seed * 31 + index)
+            if view.screen == "presenter":
+                from skimage import data
+
+                self._still[index] = screens.presenter(self.size, data.astronaut())
+            else:
+                draw = {"text": screens.text_slide, "desktop": screens.desktop, "blank": screens.blank}[str(view.screen)]
+                self._still[index] = draw(self.size, rng)
+        frame = self._still[index].copy()
+        if view.screen == "presenter":
+            self._move_head(frame, self._still[index], t_rel, index)
+        return frame
+
+    def _move_head(self, frame: np.ndarray, still: np.ndarray, t: float, index: int) -> None:
+        w, h = self.size
+        x0, x1, y1 = round(0.3 * w), round(0.7 * w), round(0.55 * h)
+        dx, dy = round(0.006 * w * math.sin(1.3 * t)), round(0.005 * h * math.sin(2.1 * t))
+        frame[:y1, x0:x1] = np.roll(still[:y1, x0:x1], (dy, dx), axis=(0, 1))
+        rng = np.random.default_rng(int(t * 1000) + index)
+        noisy = frame.astype(np.int16) + rng.normal(0, 1.5, frame.shape).astype(np.int16)
+        frame[:] = np.clip(noisy, 0, 255).astype(np.uint8)
+
+
 def view_shift_px(
     center_a: tuple[float, float],
     zoom_a: float,
@@ -739,7 +823,8 @@ def make_synthetic_video(
     rng = np.random.default_rng(cfg.seed)
     layout = make_layout(cfg)
     renderer = SlideRenderer(make_slide(load_source_image(cfg.source_image), cfg.slide_tiles))
-    views = cfg.views if cfg.views is not None else random_tour(cfg, layout, renderer.size, rng)
+    views = cfg.views if cfg.views is not None else insert_cuts(random_tour(cfg, layout, renderer.size, rng), cfg.cuts, cfg)
+    screen_renderer = ScreenRenderer((cfg.width, cfg.height), cfg.seed)
     sprites = PointerSprites(cfg)
     rate = _rate(cfg.fps)
     cx0, cy0, cx1, cy1 = layout.content_box
@@ -750,7 +835,7 @@ def make_synthetic_video(
     t = 0.0
     for i, v in enumerate(views):
         if i:
-            t += cfg.pan_seconds
+            t += transition_seconds(views[i - 1], v, cfg)
         starts.append(t)
         t += v.duration_s
     total = t
@@ -773,7 +858,7 @@ def make_synthetic_video(
 
     frames_truth: list[dict[str, Any]] = []
     segments = [
-        {"start": round(s, 6), "end": round(s + v.duration_s, 6), "view": i}
+        {"start": round(s, 6), "end": round(s + v.duration_s, 6), "view": i, "tissue": v.screen is None}
         for i, (s, v) in enumerate(zip(starts, views))
     ]
     utterances = []
@@ -803,12 +888,15 @@ def make_synthetic_video(
             shift = 0.0
             if vi is not None:
                 view = views[vi]
-                if vi not in base_cache:
+                if view.screen is not None:
+                    frame = screen_renderer.frame(vi, view, t - starts[vi])
+                elif vi not in base_cache:
                     base_cache.clear()
                     base_cache[vi] = view_base(view.center, view.zoom)
                     if cfg.save_clean_views:
                         _save_clean_view(out_dir / f"{cfg.name}.views" / f"{vi}.png", base_cache[vi])
-                frame = base_cache[vi].copy()
+                if view.screen is None:
+                    frame = base_cache[vi].copy()
                 t_rel = t - starts[vi]
                 _draw_strokes(frame, view, t_rel, to_px)
                 pos = cursor_at(view, t_rel)
@@ -843,12 +931,13 @@ def make_synthetic_video(
             frames_truth.append(
                 {
                     "t": round(t, 6),
-                    "cursor": list(pointer) if (vi is not None and pointer is not None) else None,
+                    "cursor": list(pointer) if (vi is not None and pointer is not None and views[vi].screen is None) else None,
                     "pointer": list(pointer) if pointer is not None else None,
                     "shape": shape if pointer is not None else None,
                     "pointer_box": sprite_box(sprites.sprite(shape), pointer, (cfg.width, cfg.height)) if pointer is not None else None,
                     "stable": vi is not None,
                     "view": vi,
+                    "tissue": vi is None or views[vi].screen is None,
                     "shift_px": round(shift, 3),
                 }
             )

@@ -3,7 +3,7 @@
 Every reader returns a :class:`Transcript` (utterances in time order, with word
 timings when the source has them) or raises :class:`InputError` naming the file and
 the entry that is wrong: a malformed time, an end before its start, or two entries
-that overlap. Optional speech recognition with faster-whisper is imported lazily.
+that overlap. Speech recognition lives in :mod:`quilt_llava.narratives.asr`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from quilt_llava.errors import InputError, MissingDependencyError
+from quilt_llava.errors import InputError
 
 # Consecutive entries may touch; a tiny overlap is rounding in the writer, not an error.
 OVERLAP_TOLERANCE_S = 0.05
@@ -53,6 +53,13 @@ class Transcript:
 
     def text(self) -> str:
         return " ".join(u.text for u in self.utterances).strip()
+
+    def to_whisper_json(self) -> dict[str, Any]:
+        """The Whisper JSON layout (``segments[].words[]``) that :func:`read_transcript` reads back."""
+        return {"segments": [
+            {"start": u.start, "end": u.end, "text": u.text,
+             "words": [{"start": w.start, "end": w.end, "word": w.text} for w in u.words]}
+            for u in self.utterances]}
 
 
 def _clean(text: str) -> str:
@@ -219,33 +226,3 @@ def read_transcript(path: str | Path) -> Transcript:
 def transcript_from_records(records: list[dict[str, Any]], source: str = "<records>") -> Transcript:
     """Build a transcript from in-memory ``{start, end, text[, words]}`` dicts (validated like a file)."""
     return _read_json_transcript(Path(source), records)
-
-
-# --------------------------------------------------------------------------- ASR
-
-
-@dataclass(frozen=True)
-class AsrConfig:
-    model_dir: Path
-    device: str = "cpu"
-    compute_type: str = "int8"
-    language: str | None = None
-    beam_size: int = 5
-
-
-def transcribe(media: str | Path, config: AsrConfig) -> Transcript:
-    """Speech recognition with faster-whisper from a *local* model directory (no downloads)."""
-    model_dir = Path(config.model_dir)
-    if not model_dir.is_dir():
-        raise InputError(str(model_dir), "ASR model directory not found (a local faster-whisper/CTranslate2 model is needed)")
-    try:
-        from faster_whisper import WhisperModel
-    except ImportError:
-        raise MissingDependencyError("faster-whisper", "asr") from None
-    model = WhisperModel(str(model_dir), device=config.device, compute_type=config.compute_type, local_files_only=True)
-    segments, _info = model.transcribe(str(media), language=config.language, beam_size=config.beam_size, word_timestamps=True)
-    records = []
-    for seg in segments:
-        words = [{"start": w.start, "end": w.end, "word": w.word} for w in (seg.words or [])]
-        records.append({"start": seg.start, "end": seg.end, "text": seg.text, "words": words})
-    return transcript_from_records(records, f"{media} (ASR)")

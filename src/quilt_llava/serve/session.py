@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from quilt_llava.errors import ConfigError, InputError, MissingDependencyError
 from quilt_llava.images import ImageLimits, draw_region_ellipse, open_image
 from quilt_llava.model.conversation import IMAGE_TOKEN, ConversationTemplate, get_template
+from quilt_llava.model.precision import DTYPES as MODEL_DTYPES
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Box = tuple[float, float, float, float]
-DTYPES = ("auto", "float32", "float16", "bfloat16")
+DTYPES = ("auto", *MODEL_DTYPES)
 
 
 @dataclass
@@ -132,7 +133,7 @@ class ChatModel:
 
             if importlib.util.find_spec("bitsandbytes") is None:
                 raise MissingDependencyError("bitsandbytes", "quant")
-        from quilt_llava.model import conv_template_of, load_model_and_processor
+        from quilt_llava.model import load_model_and_processor, resolve_conv_template
 
         device = resolve_device(options.device)
         model, processor = load_model_and_processor(
@@ -142,7 +143,7 @@ class ChatModel:
             load_in_4bit=options.load_in_4bit,
             load_in_8bit=options.load_in_8bit,
         )
-        template_name = options.template or conv_template_of(options.model_dir)
+        template_name = resolve_conv_template(options.template, model_dir=options.model_dir)
         return cls(model, processor, get_template(template_name), device)
 
     @property
@@ -156,12 +157,13 @@ class ChatModel:
         return sorted(s for s in stops if s)
 
     def encode(self, prompt: str, image: Image.Image | None) -> dict[str, Any]:
+        """Model inputs for a rendered prompt, tokenized as training and evaluation do
+        (:func:`quilt_llava.model.prompt.encode_prompts`); ``image`` is already prepared."""
         import torch
 
-        if image is not None:
-            batch = self.processor(images=image, text=prompt, return_tensors="pt")
-        else:
-            batch = self.processor(text=prompt, return_tensors="pt")
+        from quilt_llava.model.prompt import encode_prompts
+
+        batch = encode_prompts(self.processor, [prompt], [image] if image is not None else None)
         out: dict[str, Any] = {}
         for key, value in batch.items():
             if isinstance(value, torch.Tensor):
@@ -311,13 +313,14 @@ def parse_region(text: str) -> Box | None:
     return (x0, y0, x1, y1)
 
 
-def prepare_model_image(image: Image.Image, region: Box | None) -> Image.Image:
-    """The picture the model sees: the red ellipse (if any), then padding to a square."""
+def prepare_model_image(image: Image.Image, region: Box | None, processor: Any) -> Image.Image:
+    """The picture the model sees: the red ellipse (if any), then padding to a square with ``processor``'s
+    mean colour."""
     from quilt_llava.model import prepare_image
 
     if region is not None:
         image = draw_region_ellipse(image, region)
-    return prepare_image(image)
+    return prepare_image(image, processor)
 
 
 def load_image(source: str, limits: ImageLimits | None = None, timeout: float = 30.0) -> Image.Image:
@@ -378,7 +381,7 @@ class ChatSession:
         self.trimmed_turns = 0
 
     def model_image(self) -> Image.Image | None:
-        return prepare_model_image(self.image, self.region) if self.image is not None else None
+        return prepare_model_image(self.image, self.region, self.model.processor) if self.image is not None else None
 
     def messages_for(self, question: str) -> list[dict[str, str]]:
         """The conversation so far plus ``question``; the image token leads the first user turn."""

@@ -159,7 +159,7 @@ class ChatHandlers:
         state = WebState(image=image, name=name)
         editor = {"background": image, "layers": [], "composite": image}
         status = f"Loaded **{name}** ({image.width}x{image.height}). Paint over a region or type one, then ask."
-        return state, editor, prepare_model_image(image, None), [], status
+        return state, editor, prepare_model_image(image, None, self.model.processor), [], status
 
     def reset(self, state: WebState | None) -> tuple[WebState, list, str]:
         state = state or WebState()

@@ -21,11 +21,11 @@ import yaml
 
 from quilt_llava.errors import ConfigError
 from quilt_llava.model.conversation import TEMPLATES
+from quilt_llava.model.spec import PROJECTOR_TYPES
 
 SCHEDULERS = ("cosine", "linear", "constant", "constant_with_warmup")
 GROUPINGS = ("modality_length", "length", "none")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
-PROJECTORS = ("linear", "mlp2x_gelu")
 LLM_LINEAR_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
@@ -45,6 +45,9 @@ class TrainConfig:
     max_length: int = 2048
     group_by: str = "modality_length"
     max_mismatch_fraction: float = 0.5
+    # Records the release masks out entirely (empty answer, answer holding </s>, a mask that cannot be
+    # aligned) are counted and skipped; true keeps them with the per-segment mask (model/tensorize.py).
+    keep_masked_out: bool = False
     dataloader_num_workers: int = 0
     # --- what is trained
     train_vision: bool = False
@@ -121,15 +124,9 @@ class TrainConfig:
         """The conversation template records are rendered with: ``conv_template`` when set, else
         the one recorded in the starting checkpoint; a training-only template (``plain``, stage 1)
         and presets give ``vicuna_v1``."""
-        if self.conv_template:
-            return self.conv_template
-        if self.model_name_or_path:
-            from quilt_llava.model.build import conv_template_of
+        from quilt_llava.model.checkpoint import resolve_conv_template
 
-            recorded = conv_template_of(self.model_name_or_path)
-            if recorded in TEMPLATES and not TEMPLATES[recorded].drop_user_text:
-                return recorded
-        return "vicuna_v1"
+        return resolve_conv_template(self.conv_template, model_dir=self.model_name_or_path or None, chat_only=True)
 
     # ------------------------------------------------------------------ validation
     def problems(self) -> list[str]:
@@ -144,8 +141,8 @@ class TrainConfig:
             p.append(f"lr_scheduler_type '{self.lr_scheduler_type}' is not one of {list(SCHEDULERS)}")
         if self.precision not in PRECISIONS:
             p.append(f"precision '{self.precision}' is not one of {list(PRECISIONS)}")
-        if self.projector_type not in PROJECTORS:
-            p.append(f"projector_type '{self.projector_type}' is not one of {list(PROJECTORS)}")
+        if self.projector_type not in PROJECTOR_TYPES:
+            p.append(f"projector_type '{self.projector_type}' is not one of {list(PROJECTOR_TYPES)}")
         if not (self.train_vision or self.train_projector or self.train_llm):
             p.append("nothing to train: set at least one of train_vision, train_projector, train_llm")
         if (self.lora or self.qlora) and not self.train_llm:

@@ -5,7 +5,7 @@
 - :func:`resolve_image_path` keeps every image path inside the image folder.
 - :class:`LlavaDataset` tokenizes every record up front (exact lengths for
   grouping, the masking report before any step runs) and opens images lazily,
-  padded to a square with the mean colour (:func:`quilt_llava.model.prepare_image`).
+  padded to a square with the image processor's mean colour (:func:`quilt_llava.model.prepare_image`).
 - :class:`Collator` pads a batch; text-only samples mix with image samples (only
   the images present are stacked into ``pixel_values``).
 - :class:`GroupedSampler` builds batches of similar length and one modality, like
@@ -29,6 +29,7 @@ from quilt_llava.files import iter_jsonl, read_json
 from quilt_llava.images import ImageLimits, open_image
 from quilt_llava.model.conversation import ConversationTemplate
 from quilt_llava.model.processing import prepare_image
+from quilt_llava.model.prompt import image_token_count
 from quilt_llava.model.tensorize import IGNORE_INDEX, TokenizeReport, tensorize_all
 
 GROUPINGS = ("modality_length", "length", "none")
@@ -98,15 +99,17 @@ class LlavaDataset(torch.utils.data.Dataset):
         max_mismatch_fraction: float = 0.5,
         check_images: bool = True,
         limits: ImageLimits | None = None,
+        keep_masked_out: bool = False,
     ) -> None:
         tokenizer = processor.tokenizer
         self.processor = processor
         self.image_folder = image_folder
         self.limits = limits or ImageLimits()
-        self.num_image_tokens = num_image_tokens if num_image_tokens is not None else processor_image_tokens(processor)
+        self.num_image_tokens = num_image_tokens if num_image_tokens is not None else image_token_count(processor)
         image_token_id = tokenizer.convert_tokens_to_ids(processor.image_token)
         samples, self.report = tensorize_all(
-            records, tokenizer, template, self.num_image_tokens, image_token_id, max_length, max_mismatch_fraction
+            records, tokenizer, template, self.num_image_tokens, image_token_id, max_length, max_mismatch_fraction,
+            keep_masked_out=keep_masked_out,
         )
         kept = [(s, r) for s, r in zip(samples, records) if s.ok]
         self.samples = [s for s, _ in kept]
@@ -143,7 +146,7 @@ class LlavaDataset(torch.utils.data.Dataset):
             image = open_image(path, self.limits)
         except InputError as exc:
             raise InputError(f"record {self.samples[index].id}", exc.reason + f" ({path})") from None
-        pixels = self.processor.image_processor(images=[prepare_image(image)], return_tensors="pt")["pixel_values"]
+        pixels = self.processor.image_processor(images=[prepare_image(image, self.processor)], return_tensors="pt")["pixel_values"]
         return pixels[0]  # (3, H, W)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
@@ -155,16 +158,6 @@ class LlavaDataset(torch.utils.data.Dataset):
         if s.has_image:
             item["pixel_values"] = self.load_pixels(index)
         return item
-
-
-def processor_image_tokens(processor) -> int:
-    """How many ``<image>`` tokens the processor puts in for one image."""
-    crop = processor.image_processor.crop_size
-    h, w = (crop["height"], crop["width"]) if isinstance(crop, dict) else (crop.height, crop.width)
-    n = (h // processor.patch_size) * (w // processor.patch_size) + processor.num_additional_image_tokens
-    if processor.vision_feature_select_strategy == "default":
-        n -= 1
-    return n
 
 
 @dataclass
@@ -256,6 +249,5 @@ __all__ = [
     "TokenizeReport",
     "load_records",
     "padding_share",
-    "processor_image_tokens",
     "resolve_image_path",
 ]

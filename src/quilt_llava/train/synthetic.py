@@ -15,7 +15,7 @@ from typing import Any
 
 from PIL import Image, ImageDraw
 
-from quilt_llava.files import write_jsonl
+from quilt_llava.files import atomic_open, write_jsonl
 
 COLOURS: dict[str, tuple[int, int, int]] = {
     "purple": (110, 40, 140),
@@ -53,7 +53,8 @@ def make_images(folder: str | Path, n: int, seed: int = 0, prefix: str = "blob")
     for i in range(n):
         colour = names[i % len(names)]
         name = f"{prefix}_{i:05d}.png"
-        draw_blob(colour, rng).save(folder / name)
+        with atomic_open(folder / name, "wb") as fh:
+            draw_blob(colour, rng).save(fh, format="PNG")
         out.append(ShapeSample(f"{prefix}-{i}", name, colour))
     return out
 
@@ -101,9 +102,10 @@ def evaluate_task(model_dir: str | Path, test_jsonl: str | Path, image_folder: s
     """Greedy answers to the held-out questions: accuracy (first word, case-insensitive) and the majority baseline."""
     from collections import Counter
 
+    from quilt_llava.eval.generate import generate_answers
     from quilt_llava.files import iter_jsonl
     from quilt_llava.images import open_image
-    from quilt_llava.model.build import conv_template_of, load_model_and_processor
+    from quilt_llava.model.checkpoint import conv_template_of, load_model_and_processor
     from quilt_llava.model.conversation import get_template
     from quilt_llava.model.processing import prepare_image
 
@@ -111,16 +113,13 @@ def evaluate_task(model_dir: str | Path, test_jsonl: str | Path, image_folder: s
     model, processor = load_model_and_processor(model_dir)
     model.eval()
     template = get_template(conv_template_of(model_dir))
-    processor.tokenizer.padding_side = "left"  # batched generation continues from the right edge
     correct = 0
     for start in range(0, len(rows), batch_size):
         batch = rows[start:start + batch_size]
-        images = [prepare_image(open_image(Path(image_folder) / r["image"])) for r in batch]
+        images = [prepare_image(open_image(Path(image_folder) / r["image"]), processor) for r in batch]
         prompts = [template.prompt(r["conversations"][0]["value"].replace("<image>\n", "")) for r in batch]
-        inputs = processor(images=images, text=prompts, return_tensors="pt", padding=True)
-        out = model.generate(**inputs, max_new_tokens=4, do_sample=False)
-        for row, ids in zip(batch, out[:, inputs["input_ids"].shape[1]:]):
-            words = processor.tokenizer.decode(ids, skip_special_tokens=True).strip().lower().split()
+        for row, text in zip(batch, generate_answers(model, processor, prompts, images, max_new_tokens=4)):
+            words = text.lower().split()
             correct += bool(words) and words[0].strip(".,!") == row["answer"]
     majority = Counter(r["answer"] for r in rows).most_common(1)[0][1] if rows else 0
     n = max(1, len(rows))

@@ -45,7 +45,8 @@ def is_main_process() -> bool:
 
 def load_for_training(cfg: TrainConfig):
     """The model and processor a run starts from (a saved checkpoint or an assembled preset)."""
-    from quilt_llava.model.build import build_model_and_processor, load_model_and_processor
+    from quilt_llava.model.build import build_model_and_processor
+    from quilt_llava.model.checkpoint import load_model_and_processor
 
     if cfg.model_name_or_path:
         # QLoRA puts the 4-bit base on this process's GPU; otherwise the Trainer places the model.
@@ -186,49 +187,49 @@ def make_trainer_class():
     return LlavaTrainer
 
 
-def train(cfg: TrainConfig, on_log: Any = None, output: Output | None = None) -> dict[str, Any]:
-    """Run one training stage; returns a summary (see module doc for what is written).
-
-    ``on_log`` receives each logged step (rank 0); ``output`` shows a progress bar
-    over the optimizer steps and the resume message (none when ``None``).
-    """
-    cfg.require_run_paths()
-    resolve_resume(cfg, output, check_only=True)  # refuse before loading anything
-    from transformers import TrainerCallback, TrainingArguments
-
-    from quilt_llava.model.conversation import get_template
-    from quilt_llava.train.data import Collator, LlavaDataset, load_records
-
-    ws = world_size()
+def gradient_accumulation(cfg: TrainConfig, ws: int) -> int:
+    """Steps accumulated so that ``ws`` processes make one ``global_batch_size`` step."""
     per_step = cfg.per_device_batch_size * ws
     if cfg.global_batch_size % per_step:
         raise ConfigError(
             f"global_batch_size {cfg.global_batch_size} is not divisible by per_device_batch_size "
             f"{cfg.per_device_batch_size} x {ws} processes"
         )
-    accum = cfg.global_batch_size // per_step
+    return cfg.global_batch_size // per_step
 
-    model, processor = load_for_training(cfg)
-    records = load_records(cfg.data_path)
+
+def training_dataset(cfg: TrainConfig, processor: Any):
+    """The tokenized dataset of ``cfg.data_path``, logging the records it does not train on."""
+    from quilt_llava.model.conversation import get_template
+    from quilt_llava.train.data import LlavaDataset, load_records
+
     dataset = LlavaDataset(
-        records, processor, get_template(cfg.template_name()), cfg.max_length,
+        load_records(cfg.data_path), processor, get_template(cfg.template_name()), cfg.max_length,
         image_folder=cfg.image_folder or None, max_mismatch_fraction=cfg.max_mismatch_fraction,
+        keep_masked_out=cfg.keep_masked_out,
     )
     report = dataset.report
     if report.mismatched_ids:
-        log.warning("%d of %d records are not trained on (masking failed): %s", len(report.mismatched_ids),
-                    report.total, ", ".join(report.mismatched_ids[:20]))
-    model = set_trainable(model, cfg)
-    params = count_parameters(model)
+        kinds = ", ".join(f"{k}: {n}" for k, n in report.summary()["skipped"].items())
+        log.warning("%d of %d records are not trained on (%s): %s", len(report.mismatched_ids),
+                    report.total, kinds, ", ".join(report.mismatched_ids[:20]))
+    if report.kept_masked_out:
+        log.warning("kept %s records the release masks out (keep_masked_out)", dict(report.kept_masked_out))
+    return dataset
 
-    resume = resolve_resume(cfg, output)
 
-    args = TrainingArguments(
+def training_arguments(cfg: TrainConfig, accum: int, all_have_images: bool):
+    """``TrainingArguments`` for ``cfg`` (``ddp_find_unused_parameters`` when some records have no image)."""
+    from transformers import TrainingArguments
+
+    return TrainingArguments(
         output_dir=cfg.output_dir,
         per_device_train_batch_size=cfg.per_device_batch_size,
         gradient_accumulation_steps=accum,
         learning_rate=cfg.learning_rate,
         weight_decay=cfg.weight_decay,
+        # transformers >= 5 (pinned in pyproject) has no ``warmup_ratio`` argument: ``warmup_steps``
+        # below 1 is read as a fraction of the total steps, and the config holds the ratio in [0, 1).
         warmup_steps=cfg.warmup_ratio,
         lr_scheduler_type=cfg.lr_scheduler_type,
         num_train_epochs=cfg.num_train_epochs,
@@ -243,18 +244,49 @@ def train(cfg: TrainConfig, on_log: Any = None, output: Output | None = None) ->
         dataloader_num_workers=cfg.dataloader_num_workers,
         remove_unused_columns=False,
         report_to=[] if cfg.report_to == "none" else [cfg.report_to],
-        ddp_find_unused_parameters=not all(dataset.has_image) or None,
+        ddp_find_unused_parameters=not all_have_images or None,
         use_cpu=cfg.use_cpu,
         deepspeed=str(resolve_config_path(cfg.deepspeed)) if cfg.deepspeed else None,
         disable_tqdm=True,
         **_precision_flags(cfg.precision),
     )
 
+
+def _log_forwarder(on_log: Any):
+    """A callback passing each logged step with a loss to ``on_log`` (rank 0)."""
+    from transformers import TrainerCallback
+
     class _Forward(TrainerCallback):
         def on_log(self, args, state, control, logs=None, **kwargs):
             if on_log is not None and logs and "loss" in logs and state.is_world_process_zero:
                 on_log({"step": state.global_step, **logs})
 
+    return _Forward()
+
+
+def train(cfg: TrainConfig, on_log: Any = None, output: Output | None = None) -> dict[str, Any]:
+    """Run one training stage; returns a summary (see module doc for what is written).
+
+    ``on_log`` receives each logged step (rank 0); ``output`` shows a progress bar
+    over the optimizer steps and the resume message (none when ``None``).
+    """
+    cfg.require_run_paths()
+    resolve_resume(cfg, output, check_only=True)  # refuse before loading anything
+    from transformers.trainer_callback import PrinterCallback
+
+    from quilt_llava.train.data import Collator
+
+    ws = world_size()
+    accum = gradient_accumulation(cfg, ws)
+    model, processor = load_for_training(cfg)
+    dataset = training_dataset(cfg, processor)
+    report = dataset.report
+    model = set_trainable(model, cfg)
+    params = count_parameters(model)
+
+    resume = resolve_resume(cfg, output)
+    args = training_arguments(cfg, accum, all(dataset.has_image))
+    callbacks = [_log_forwarder(on_log)] + ([make_progress_callback(output)] if output is not None else [])
     trainer = make_trainer_class()(
         model=model,
         args=args,
@@ -263,10 +295,8 @@ def train(cfg: TrainConfig, on_log: Any = None, output: Output | None = None) ->
         processing_class=processor,  # saved into every checkpoint-N, so each one loads on its own
         group_by=cfg.group_by,
         projector_lr=cfg.projector_lr,
-        callbacks=[_Forward(), make_progress_callback(output)] if output is not None else [_Forward()],
+        callbacks=callbacks,
     )
-    from transformers.trainer_callback import PrinterCallback
-
     trainer.remove_callback(PrinterCallback)  # progress goes through on_log / log_history.jsonl
     result = trainer.train(resume_from_checkpoint=resume)
     history = [
@@ -291,7 +321,7 @@ def train(cfg: TrainConfig, on_log: Any = None, output: Output | None = None) ->
 def save_final(trainer, model, processor, cfg: TrainConfig, history: list[dict[str, Any]], report) -> None:
     """Write the HF-layout model (LoRA merged), processor, ``quilt_llava.json`` and ``log_history.jsonl``."""
     from quilt_llava.files import write_json, write_jsonl
-    from quilt_llava.model.build import make_tokenizer_config_portable
+    from quilt_llava.model.checkpoint import make_tokenizer_config_portable
 
     out = Path(cfg.output_dir)
     if cfg.qlora:
@@ -317,7 +347,7 @@ def merge_qlora(peft_model, cfg: TrainConfig, out: Path) -> None:
     import torch
     from peft import PeftModel
 
-    from quilt_llava.model.build import load_model_and_processor
+    from quilt_llava.model.checkpoint import load_model_and_processor
 
     adapter_dir = out / "adapter"
     peft_model.save_pretrained(adapter_dir)

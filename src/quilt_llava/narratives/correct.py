@@ -1,0 +1,279 @@
+"""Correcting recognised speech against a pathology vocabulary, keeping word timings.
+
+General speech recognition turns pathology terms into everyday words and non-words
+("haematoxylin" -> "hematoxelin", "fibroblasts" -> "fibrodless", "neoplastic" ->
+"nucleastic"). :class:`VocabularyCorrector` looks at every run of one to
+``max_ngram`` recognised words and compares it with every vocabulary term on spelling
+(normalised Indel similarity, ``rapidfuzz``) and on sound (Metaphone keys from
+``jellyfish``, compared the same way). A run is replaced when its combined score clears
+``min_score`` and it is safe to touch:
+
+- a run that already is a term (in any listed spelling) is never changed, nor any run
+  holding a word that is a one-word term (a correct term is not "corrected" into another);
+- a word that is another form of a term word is left alone: the same stem with
+  another ending ("neutrophilic" is not "neutrophil", "granular" not "granuloma") or the
+  word without a prefix that changes its meaning ("typical", "section");
+- at least one word of the run must be rare in English (``wordfreq`` Zipf frequency
+  below ``common_zipf``, i.e. not a word in ordinary use), except a lone word that is very close to a term
+  (``common_min_score``, "land" -> "gland") and not among the most frequent words
+  (``max_common_zipf``), and a run of common words that spells a term when joined
+  ("neo plastic"). Other runs of ordinary words ("ground", "easy or plastic") are left
+  alone: without context a misheard common word cannot be told from a correct one (this
+  is what the LLM pass is for).
+
+Every change is an :class:`Edit` (utterance, word range, before, after, scores) that
+:func:`apply_edits` turns into a new transcript: the new words share the time span of
+the words they replace, split by length, so word timings stay inside the original
+interval. The LLM pass (:mod:`quilt_llava.narratives.correct_llm`) produces the same
+edits after checking them.
+
+Not handled: a term split across a misrecognised word boundary in a way no run of
+whole words matches ("stromover" for "stroma over"), a term heard as another real term
+("chromatin" for "chromogen"), and a misheard common word ("ground" for "brown").
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from quilt_llava.errors import ConfigError
+from quilt_llava.narratives.transcript import Transcript, Utterance, Word
+from quilt_llava.narratives.vocabulary import Term, Vocabulary, norm_word
+
+# Prefixes that change a word's meaning (typical/atypical, section/resection), and endings
+# that make another form of the same stem (neutrophil/neutrophilic, granular/granuloma).
+MEANING_PREFIXES = ("a", "an", "anti", "de", "dys", "endo", "epi", "hyper", "hypo", "in", "inter", "intra",
+                    "meta", "neo", "non", "para", "peri", "post", "pre", "pro", "re", "sub", "trans", "un")
+FORM_ENDINGS = ("", "s", "es", "e", "ic", "ical", "oid", "al", "ar", "ous", "y", "ia", "oma", "omas", "itis",
+                "osis", "otic", "ity", "ism", "ed", "ing")
+_LEAD = re.compile(r"^[^\w]*")
+_TRAIL = re.compile(r"[^\w]*$")
+_DIGITS = re.compile(r"\d+")
+
+
+@dataclass
+class CorrectionConfig:
+    """Thresholds of the vocabulary pass (set on the demo narration; see docs/BENCHMARKS.md)."""
+
+    max_ngram: int = 3
+    min_score: float = 0.74  # mean of spelling and sound similarity, 0-1
+    min_spelling: float = 0.6
+    # Words at least this frequent in English (about once in 10 million words) are real words:
+    # one alone is replaced only when it is very close to a term (common_min_score).
+    common_zipf: float = 2.0
+    # A lone common word is changed only when it is very close to a term ("land" -> "gland")
+    # and not among the most frequent words of English.
+    common_min_score: float = 0.86
+    max_common_zipf: float = 5.5
+    candidates: int = 8  # best terms by spelling and by sound looked at per run
+
+    def validate(self) -> None:
+        problems = []
+        if not 1 <= self.max_ngram <= 5:
+            problems.append(f"max_ngram must be 1-5, got {self.max_ngram}")
+        for name in ("min_score", "min_spelling", "common_min_score"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                problems.append(f"{name} must be within 0-1, got {getattr(self, name)}")
+        if self.candidates < 1:
+            problems.append(f"candidates must be >= 1, got {self.candidates}")
+        if problems:
+            raise ConfigError(problems)
+
+
+@dataclass(frozen=True)
+class Edit:
+    """Replace words ``first:last`` (end exclusive) of utterance ``utterance`` by ``after``."""
+
+    utterance: int
+    first: int
+    last: int
+    before: str
+    after: str
+    method: str  # "vocabulary" or "llm"
+    score: float = 1.0
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self, transcript: Transcript | None = None) -> dict[str, Any]:
+        row = asdict(self)
+        if transcript is not None:
+            u = transcript.utterances[self.utterance]
+            span = u.words[self.first:self.last] if u.words else ()
+            row["start"] = round(span[0].start, 3) if span else round(u.start, 3)
+            row["end"] = round(span[-1].end, 3) if span else round(u.end, 3)
+        return row
+
+
+def other_form(word: str, term: str) -> bool:
+    """Whether ``word`` is another form of ``term`` (not a mishearing of it): the same stem
+    with another listed ending, or the term with or without a meaning-changing prefix."""
+    if any(term == p + word or word == p + term for p in MEANING_PREFIXES):
+        return True
+    k = 0
+    while k < min(len(word), len(term)) and word[k] == term[k]:
+        k += 1
+    stem = min(k, len(word), len(term))
+    for cut in range(stem, 3, -1):  # try every shared stem of 4 letters or more
+        if word[cut:] in FORM_ENDINGS and term[cut:] in FORM_ENDINGS:
+            return True
+    return False
+
+
+def tokens_of(u: Utterance) -> list[str]:
+    """The words of an utterance: its timed words, or its text split on spaces."""
+    return [w.text for w in u.words] if u.words else u.text.split()
+
+
+def sound_key(words: tuple[str, ...] | list[str]) -> str:
+    """Metaphone of each word (digits kept: CD3 and CD20 must differ), joined."""
+    import jellyfish
+
+    return "".join(jellyfish.metaphone(w) + "".join(_DIGITS.findall(w)) for w in words if w)
+
+
+class VocabularyCorrector:
+    """Finds :class:`Edit` s that put vocabulary terms back (see the module docstring)."""
+
+    def __init__(self, vocabulary: Vocabulary, config: CorrectionConfig | None = None) -> None:
+        self.config = config or CorrectionConfig()
+        self.config.validate()
+        self.vocabulary = vocabulary
+        self._index = vocabulary.index()
+        self._single_terms = {v[0] for v in self._index if len(v) == 1}
+        self._forms = list(self._index)  # compared forms, one per spelling
+        self._spell = ["".join(v) for v in self._forms]
+        self._sound = [sound_key(v) for v in self._forms]
+        self._zipf_cache: dict[str, float] = {}
+
+    def _zipf(self, word: str) -> float:
+        if word not in self._zipf_cache:
+            from wordfreq import zipf_frequency
+
+            self._zipf_cache[word] = zipf_frequency(word, "en")
+        return self._zipf_cache[word]
+
+    def _holds_term(self, norms: tuple[str, ...]) -> bool:
+        n = len(norms)
+        return any(norms[i:j] in self._index for i in range(n) for j in range(i + 1, n + 1))
+
+    def _touchable(self, norms: tuple[str, ...]) -> tuple[bool, bool]:
+        """(may be changed, holds only common words)."""
+        if not all(norms) or self._holds_term(norms):
+            return False, False
+        common = all(self._zipf(w) >= self.config.common_zipf for w in norms)
+        if common and len(norms) == 1 and self._zipf(norms[0]) >= self.config.max_common_zipf:
+            return False, True
+        return True, common
+
+    def best_term(self, norms: tuple[str, ...]) -> tuple[Term, float, float, float] | None:
+        """(term, score, spelling, sound) of the closest term to a run of compared words, or None."""
+        from rapidfuzz import fuzz, process
+
+        cfg = self.config
+        spelled, sounded = "".join(norms), sound_key(norms)
+        found: set[int] = set()
+        for query, choices in ((spelled, self._spell), (sounded, self._sound)):
+            if query:
+                found.update(i for _, _, i in process.extract(query, choices, scorer=fuzz.ratio, limit=cfg.candidates))
+        best = None
+        for i in found:
+            if set(norms) & set(self._forms[i]):
+                continue  # the run is part of this term ("connective" of "connective tissue"), not a mishearing
+            if spelled != self._spell[i] and any(other_form(w, t) for w in norms for t in self._forms[i]):
+                continue  # a word of the run is another form of a term word ("neutrophilic", "typical", "centrally")
+            spelling = fuzz.ratio(spelled, self._spell[i]) / 100
+            sound = fuzz.ratio(sounded, self._sound[i]) / 100 if sounded and self._sound[i] else 0.0
+            score = (spelling + sound) / 2
+            if best is None or score > best[1]:
+                best = (self._index[self._forms[i]], score, spelling, sound)
+        return best
+
+    def edits(self, transcript: Transcript) -> list[Edit]:
+        """Every accepted edit, at most one per word, best-scoring runs first."""
+        cfg = self.config
+        chosen: list[Edit] = []
+        for ui, u in enumerate(transcript.utterances):
+            tokens = tokens_of(u)
+            norms = [norm_word(t) for t in tokens]
+            found: list[Edit] = []
+            for i in range(len(tokens)):
+                for n in range(1, cfg.max_ngram + 1):
+                    run = tuple(norms[i:i + n])
+                    if len(run) < n:
+                        continue
+                    touchable, common = self._touchable(run)
+                    if not touchable:
+                        continue
+                    best = self.best_term(run)
+                    if best is None:
+                        continue
+                    term, score, spelling, sound = best
+                    if score < (cfg.common_min_score if common else cfg.min_score) or spelling < cfg.min_spelling:
+                        continue
+                    if common and n > 1 and spelling < 1.0:
+                        continue  # ordinary words together change only when they spell the term ("neo plastic")
+                    found.append(Edit(ui, i, i + n, " ".join(tokens[i:i + n]), term.canonical, "vocabulary",
+                                      round(score, 3), {"spelling": round(spelling, 3), "sound": round(sound, 3)}))
+            taken: set[int] = set()
+            for e in sorted(found, key=lambda e: (-e.score, -(e.last - e.first), e.first)):
+                span = set(range(e.first, e.last))
+                if not span & taken:
+                    taken |= span
+                    chosen.append(e)
+        return sorted(chosen, key=lambda e: (e.utterance, e.first))
+
+
+def _respell(before: list[str], after: str) -> list[str]:
+    """``after`` as words, with the punctuation around ``before`` (not its own) and its leading capital."""
+    words = after.split()
+    words[0] = _LEAD.sub("", words[0]) or words[0]
+    words[-1] = _TRAIL.sub("", words[-1]) or words[-1]
+    lead = _LEAD.match(before[0]).group(0)  # type: ignore[union-attr]
+    trail = _TRAIL.search(before[-1]).group(0)  # type: ignore[union-attr]
+    core = before[0][len(lead):]
+    if core[:1].isupper() and words[0][:1].islower():
+        words[0] = words[0][0].upper() + words[0][1:]
+    words[0] = lead + words[0]
+    words[-1] = words[-1] + trail
+    return words
+
+
+def _timed(span: tuple[Word, ...], words: list[str]) -> list[Word]:
+    """``words`` spread over the time of ``span``, each in proportion to its length."""
+    start, end = span[0].start, span[-1].end
+    weights = [len(w) + 1 for w in words]
+    total, t, out = sum(weights), start, []
+    for w, weight in zip(words, weights):
+        nxt = t + (end - start) * weight / total
+        out.append(Word(round(t, 3), round(nxt, 3), w))
+        t = nxt
+    return out
+
+
+def apply_edits(transcript: Transcript, edits: list[Edit]) -> Transcript:
+    """A new transcript with ``edits`` applied (non-overlapping; utterance times unchanged)."""
+    by_utt: dict[int, list[Edit]] = {}
+    for e in edits:
+        by_utt.setdefault(e.utterance, []).append(e)
+    utterances = []
+    for ui, u in enumerate(transcript.utterances):
+        todo = sorted(by_utt.get(ui, []), key=lambda e: e.first, reverse=True)
+        if not todo:
+            utterances.append(u)
+            continue
+        tokens = tokens_of(u)
+        words = list(u.words)
+        for e in todo:  # from the end, so earlier indices stay valid
+            new = _respell(tokens[e.first:e.last], e.after)
+            tokens[e.first:e.last] = new
+            if words:
+                words[e.first:e.last] = _timed(tuple(words[e.first:e.last]), new)
+        utterances.append(Utterance(u.start, u.end, " ".join(tokens), tuple(words)))
+    return Transcript(utterances, transcript.source)
+
+
+def correct_with_vocabulary(transcript: Transcript, vocabulary: Vocabulary,
+                            config: CorrectionConfig | None = None) -> tuple[Transcript, list[Edit]]:
+    edits = VocabularyCorrector(vocabulary, config).edits(transcript)
+    return apply_edits(transcript, edits), edits

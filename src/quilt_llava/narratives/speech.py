@@ -1,0 +1,137 @@
+"""From a video's voice to a corrected transcript file: what ``narratives extract
+--asr-model`` and ``narratives correct`` run.
+
+Files, for a video with id ``ID`` under ``OUT/transcripts/``:
+
+- ``ID.asr.json``: the raw recognition (Whisper JSON with word timings and an ``asr``
+  block); kept, so a re-run with the same video and settings does not transcribe again;
+- ``ID.json``: the transcript after vocabulary correction (what extraction reads);
+- ``ID.changes.jsonl``: one line per change, with before/after, word range and times.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from quilt_llava.files import read_json, write_json, write_jsonl
+from quilt_llava.narratives.correct import CorrectionConfig, Edit, correct_with_vocabulary
+from quilt_llava.narratives.transcript import Transcript, read_transcript
+from quilt_llava.narratives.vocabulary import Vocabulary
+
+
+@dataclass
+class CorrectOptions:
+    """What ``narratives correct`` was asked to do."""
+
+    transcript: Path
+    out: Path
+    vocabulary: list[Path] = field(default_factory=list)
+    builtin_vocabulary: bool = True
+    vocabulary_pass: bool = True
+    llm: Any = None  # an LLMConfig: run the LLM pass after the vocabulary pass
+
+    @property
+    def changes_path(self) -> Path:
+        return changes_path(self.out)
+
+
+def changes_path(out: Path) -> Path:
+    name = out.name[:-5] if out.name.endswith(".json") else out.name
+    return out.with_name(name + ".changes.jsonl")
+
+
+def correct_transcript(transcript: Transcript, options: CorrectOptions, output: Any = None) -> tuple[Transcript, list[dict[str, Any]]]:
+    """Vocabulary pass, then the LLM pass if configured; returns the result and the change log rows."""
+    vocab = Vocabulary.load(options.vocabulary, builtin=options.builtin_vocabulary)
+    log: list[dict[str, Any]] = []
+    current = transcript
+    if options.vocabulary_pass:
+        fixed, edits = correct_with_vocabulary(current, vocab, CorrectionConfig())
+        log += _rows(current, edits)
+        current = fixed
+    if options.llm is not None:
+        from quilt_llava.narratives.correct_llm import correct_with_llm
+
+        fixed, edits, rejected = correct_with_llm(current, vocab, options.llm, output=output)
+        log += _rows(current, edits) + [r.to_dict() for r in rejected]
+        current = fixed
+    return current, log
+
+
+def _rows(transcript: Transcript, edits: list[Edit]) -> list[dict[str, Any]]:
+    return [e.to_dict(transcript) for e in edits]
+
+
+def correct_file(options: CorrectOptions, output: Any = None) -> dict[str, Any]:
+    """Correct ``options.transcript`` into ``options.out`` (+ the change log); returns a summary."""
+    transcript = read_transcript(options.transcript)
+    fixed, log = correct_transcript(transcript, options, output)
+    data = fixed.to_whisper_json()
+    try:
+        source = read_json(options.transcript) if options.transcript.suffix.lower() == ".json" else {}
+    except ValueError:
+        source = {}
+    if isinstance(source, dict) and "asr" in source:
+        data["asr"] = source["asr"]
+    changes = [r for r in log if not r.get("rejected")]
+    data["correction"] = {"source": str(options.transcript), "changes": len(changes),
+                          "builtin_vocabulary": options.builtin_vocabulary,
+                          "vocabulary_files": [str(p) for p in options.vocabulary],
+                          "llm": getattr(options.llm, "model", None)}
+    write_json(options.out, data)
+    write_jsonl(options.changes_path, log)
+    return {"out": str(options.out), "changes": len(changes), "rejected": len(log) - len(changes),
+            "log": str(options.changes_path)}
+
+
+def transcribe_missing(videos: list[Path], transcripts: dict[Path, Path | None], out_dir: Path,
+                       asr: Any, correct: bool = True, vocabulary: list[Path] | None = None,
+                       output: Any = None) -> tuple[dict[Path, Path | None], dict[Path, str]]:
+    """ASR (+ vocabulary correction) for the videos without a transcript.
+
+    Returns (video -> transcript path, video -> error text); a video that failed (no
+    audio track, corrupt audio) is left out of the first mapping so the caller reports
+    it and goes on with the rest. The model is loaded once, and only if some video needs it.
+    """
+    from quilt_llava.errors import QuiltError
+    from quilt_llava.narratives.asr import cached_transcript, load_model, transcribe_to_file
+    from quilt_llava.narratives.batch import find_transcript
+    from quilt_llava.narratives.rows import video_id_for
+
+    result: dict[Path, Path | None] = {}
+    failed: dict[Path, str] = {}
+    model = None
+    for video in videos:
+        existing = transcripts[video] if video in transcripts else find_transcript(video)
+        if existing is not None:
+            result[video] = existing
+            continue
+        folder = out_dir / "transcripts"
+        raw = folder / f"{video_id_for(video)}.asr.json"
+        try:
+            if cached_transcript(video, raw, asr):
+                _say(output, f"{video}: speech already recognised ({raw})")
+            else:
+                _say(output, f"{video}: recognising speech with {asr.model}")
+                model = model or load_model(asr)
+                transcribe_to_file(video, raw, asr, model)
+                meta = read_json(raw)["asr"]
+                _say(output, f"  {meta['audio_seconds']:.0f} s of audio in {meta['seconds']:.1f} s "
+                             f"({meta['realtime_factor']:.2f} x real time)")
+            if correct:
+                fixed = folder / f"{video_id_for(video)}.json"
+                summary = correct_file(CorrectOptions(transcript=raw, out=fixed, vocabulary=list(vocabulary or [])))
+                _say(output, f"  {summary['changes']} term correction(s), logged in {summary['log']}")
+                result[video] = fixed
+            else:
+                result[video] = raw
+        except QuiltError as exc:
+            failed[video] = str(exc)
+    return result, failed
+
+
+def _say(output: Any, text: str) -> None:
+    if output is not None:
+        output.info(text)

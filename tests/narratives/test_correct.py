@@ -1,0 +1,253 @@
+"""Term correction with known mistakes: vocabulary pass, checked LLM edits, the CLI, the scores."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from quilt_llava.cli import make_app
+from quilt_llava.errors import InputError
+from quilt_llava.files import read_jsonl
+from quilt_llava.narratives.correct import apply_edits, correct_with_vocabulary
+from quilt_llava.narratives.transcript import Transcript, transcript_from_records
+from quilt_llava.narratives.vocabulary import Vocabulary
+
+pytest.importorskip("rapidfuzz")
+pytest.importorskip("jellyfish")
+pytest.importorskip("wordfreq")
+
+
+def timed(text: str, start: float = 0.0, step: float = 0.4) -> Transcript:
+    words = [{"start": round(start + i * step, 3), "end": round(start + (i + 1) * step - 0.05, 3), "word": w}
+             for i, w in enumerate(text.split())]
+    return transcript_from_records([{"start": start, "end": words[-1]["end"], "text": text, "words": words}])
+
+
+@pytest.fixture(scope="module")
+def vocab() -> Vocabulary:
+    return Vocabulary.load()
+
+
+def test_known_mistakes_are_fixed_with_timings_kept(vocab):
+    raw = timed("These tromal cells show hematoxilin counterstain, only blue nuclei of fibroblests.")
+    fixed, edits = correct_with_vocabulary(raw, vocab)
+    assert fixed.text() == "These stromal cells show haematoxylin counterstain, only blue nuclei of fibroblasts."
+    assert [(e.before, e.after) for e in edits] == [("tromal", "stromal"), ("hematoxilin", "haematoxylin"),
+                                                    ("fibroblests.", "fibroblasts")]
+    before, after = raw.utterances[0].words, fixed.utterances[0].words
+    assert len(before) == len(after)
+    for b, a in zip(before, after):  # one word for one: the same interval
+        assert (a.start, a.end) == (b.start, b.end)
+
+
+def test_a_run_of_words_becomes_one_term_inside_their_interval(vocab):
+    raw = timed("the neo plastic cells")
+    fixed, _ = correct_with_vocabulary(raw, vocab)
+    assert fixed.text() == "the neoplastic cells"
+    [w] = [w for w in fixed.utterances[0].words if w.text == "neoplastic"]
+    old = raw.utterances[0].words
+    assert (w.start, w.end) == (old[1].start, old[2].end)
+
+
+def test_correct_and_common_words_are_left_alone(vocab):
+    text = ("The stroma is blue and the tumour glands show strong brown staining; the ground is round, "
+            "the nuclei look normal and chromatin is fine.")
+    fixed, edits = correct_with_vocabulary(timed(text), vocab)
+    assert edits == [] and fixed.text() == text
+
+
+def test_capital_and_punctuation_survive(vocab):
+    fixed, _ = correct_with_vocabulary(timed("Tromal, areas"), vocab)
+    assert fixed.text() == "Stromal, areas"
+
+
+def test_text_without_word_timings(vocab):
+    raw = transcript_from_records([{"start": 0, "end": 3, "text": "the tromal area"}])
+    fixed, edits = correct_with_vocabulary(raw, vocab)
+    assert fixed.text() == "the stromal area" and not fixed.has_words and len(edits) == 1
+
+
+def test_user_vocabulary_adds_terms(tmp_path):
+    raw = timed("a emperipolisis here")
+    assert correct_with_vocabulary(raw, Vocabulary.load())[0].text() == "a emperipolisis here"
+    extra = tmp_path / "mine.txt"
+    extra.write_text("# my terms\nemperipolesis\n")
+    fixed, _ = correct_with_vocabulary(raw, Vocabulary.load([extra]))
+    assert fixed.text() == "a emperipolesis here"
+    only = Vocabulary.load([extra], builtin=False)
+    assert [t.canonical for t in only.terms] == ["emperipolesis"]
+
+
+def test_bad_vocabulary_files_are_named(tmp_path):
+    with pytest.raises(InputError, match="not found"):
+        Vocabulary.load([tmp_path / "none.txt"])
+    bad = tmp_path / "bad.txt"
+    bad.write_text("stroma\nnecrosis | \n")
+    with pytest.raises(InputError, match=r"bad.txt:2"):
+        Vocabulary.load([bad])
+
+
+def test_scores_match_an_independent_wer(vocab):
+    jiwer = pytest.importorskip("jiwer")
+    from quilt_llava.narratives.speech_metrics import score
+
+    ref = "the stroma stays blue and negative with haematoxylin"
+    hyp = "the strongest stays blue negative with hematoxylin and"
+    s = score(ref, hyp, vocab)
+    # hematoxylin is a listed spelling of haematoxylin: the same word for both tools.
+    assert s.wer == pytest.approx(jiwer.wer(ref, hyp.replace("hematoxylin", "haematoxylin")))
+    assert (s.terms_found, s.terms) == (1, 2)  # haematoxylin found, stroma not
+
+
+def test_damage_counts_right_words_changed(vocab):
+    from quilt_llava.narratives.speech_metrics import damage
+
+    ref = "the stroma is blue"
+    raw = ["the", "trauma", "is", "blue"]
+    assert damage(ref, raw, [(1, 2, "stroma")], vocab) == (0, 3)
+    assert damage(ref, raw, [(2, 4, "stromal")], vocab) == (2, 3)
+
+
+# --------------------------------------------------------------------------- LLM pass
+
+
+def llm_reply(edits):
+    return lambda messages, body: json.dumps({"edits": edits})
+
+
+def test_llm_edits_are_checked_before_they_apply(vocab, tmp_path):
+    from quilt_llava.instruct.llm import LLMConfig
+    from quilt_llava.narratives.correct_llm import correct_with_llm
+    from tests.fake_openai import FakeOpenAIServer
+
+    raw = timed("here the tumor land shows strong ground staining and blue stroma")
+    edits = [
+        {"first": 3, "last": 3, "old": "land", "new": "gland"},  # good
+        {"first": 6, "last": 6, "old": "ground", "new": "brown"},  # good (sounds alike)
+        {"first": 9, "last": 9, "old": "blue", "new": "strongly eosinophilic"},  # a rewrite
+        {"first": 4, "last": 4, "old": "strong", "new": "weak"},  # a rewrite
+        {"first": 2, "last": 2, "old": "tumour gland", "new": "tumour"},  # old is not what is there
+        {"first": 40, "last": 41, "old": "x", "new": "y"},  # outside
+        {"first": 3, "last": 3, "old": "land", "new": "glands"},  # overlaps
+    ]
+    cfg = LLMConfig(base_url="", model="m", api_key_env=None, cache_path=tmp_path / "cache.sqlite", backoff_base_s=0.01)
+    with FakeOpenAIServer(responder=llm_reply(edits)) as srv:
+        cfg.base_url = srv.base_url
+        fixed, applied, rejected = correct_with_llm(raw, vocab, cfg)
+        assert fixed.text() == "here the tumor gland shows strong brown staining and blue stroma"
+        assert [(e.before, e.after, e.method) for e in applied] == [("land", "gland", "llm"), ("ground", "brown", "llm")]
+        reasons = " | ".join(r.reason for r in rejected)
+        assert len(rejected) == 5
+        for part in ("do not sound alike", "is not the words there", "outside", "overlaps"):
+            assert part in reasons
+        prompt = srv.requests[0]["messages"][1]["content"]
+        assert "[3] land" in prompt and "haematoxylin" in prompt
+        n = len(srv.requests)
+        again, _, _ = correct_with_llm(raw, vocab, cfg)  # resumed/re-run: from the cache
+        assert again.text() == fixed.text() and len(srv.requests) == n
+    w = fixed.utterances[0].words[3]
+    assert (w.start, w.end) == (raw.utterances[0].words[3].start, raw.utterances[0].words[3].end)
+
+
+def test_llm_unreadable_reply_leaves_text_alone(vocab):
+    from quilt_llava.instruct.llm import LLMConfig
+    from quilt_llava.narratives.correct_llm import correct_with_llm
+    from tests.fake_openai import FakeOpenAIServer
+
+    raw = timed("the tumor land")
+    with FakeOpenAIServer(responder=lambda m, b: "I think it is fine.") as srv:
+        cfg = LLMConfig(base_url=srv.base_url, model="m", api_key_env=None, cache_path=None, max_retries=0)
+        fixed, applied, rejected = correct_with_llm(raw, vocab, cfg)
+    assert fixed.text() == "the tumor land" and not applied
+    assert "unreadable reply" in rejected[0].reason
+
+
+def test_apply_edits_rejects_nothing_silently(vocab):
+    from quilt_llava.narratives.correct import Edit
+
+    raw = timed("a b c d")
+    out = apply_edits(raw, [Edit(0, 1, 3, "b c", "x y z", "llm")])
+    assert out.text() == "a x y z d"
+    ws = out.utterances[0].words
+    assert ws[1].start == raw.utterances[0].words[1].start and ws[3].end == raw.utterances[0].words[2].end
+
+
+def test_correct_cli_writes_transcript_and_log(tmp_path):
+    from tests.fake_openai import FakeOpenAIServer
+
+    src = tmp_path / "raw.json"
+    src.write_text(json.dumps(timed("These tromal cells show ground staining").to_whisper_json()))
+    out = tmp_path / "fixed.json"
+    with FakeOpenAIServer(responder=llm_reply([{"first": 4, "last": 4, "old": "ground", "new": "brown"}])) as srv:
+        res = CliRunner().invoke(make_app(), [
+            "narratives", "correct", str(src), "--out", str(out), "--llm", "--base-url", srv.base_url,
+            "--model", "m", "--api-key-env", "", "--json", "--quiet"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout.strip().splitlines()[-1])
+    assert summary["changes"] == 2
+    data = json.loads(out.read_text())
+    assert data["segments"][0]["text"] == "These stromal cells show brown staining"
+    assert data["segments"][0]["words"][1]["word"] == "stromal"
+    log = read_jsonl(tmp_path / "fixed.changes.jsonl")
+    assert [(r["method"], r["before"], r["after"]) for r in log] == [("vocabulary", "tromal", "stromal"),
+                                                                    ("llm", "ground", "brown")]
+    assert all("start" in r and "end" in r for r in log)
+    assert (tmp_path / "llm_cache.sqlite").exists()
+
+
+def test_correct_cli_names_a_bad_transcript(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{")
+    res = CliRunner().invoke(make_app(), ["narratives", "correct", str(bad), "--out", str(tmp_path / "o.json")])
+    assert res.exit_code != 0 and isinstance(res.exception, InputError) and "bad.json" in str(res.exception)
+
+
+def test_speech_modules_import_without_heavy_libraries():
+    """Importing the speech modules loads no model runtime, video or matching library."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import quilt_llava.narratives.asr, quilt_llava.narratives.correct, quilt_llava.narratives.correct_llm\n"
+        "import quilt_llava.narratives.speech, quilt_llava.narratives.speech_metrics, quilt_llava.demo.speech\n"
+        "import quilt_llava.demo.voice, quilt_llava.narratives.cli\n"
+        "heavy = [m for m in ('faster_whisper', 'ctranslate2', 'av', 'torch', 'rapidfuzz', 'jellyfish', 'wordfreq',\n"
+        "                     'numpy') if m in sys.modules]\n"
+        "print(','.join(heavy))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == ""
+
+
+def test_correct_cli_dry_run_sends_and_writes_nothing(tmp_path):
+    src = tmp_path / "raw.json"
+    src.write_text(json.dumps(timed("These tromal cells show ground staining").to_whisper_json()))
+    out = tmp_path / "fixed.json"
+    res = CliRunner().invoke(make_app(), ["narratives", "correct", str(src), "--out", str(out), "--llm",
+                                          "--base-url", "http://127.0.0.1:9/v1", "--dry-run", "--json", "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout.strip().splitlines()[-1]) == {"llm_calls": 1, "dry_run": True}
+    assert not out.exists() and not (tmp_path / "llm_cache.sqlite").exists()
+
+
+def test_llm_prompt_snapshot(tmp_path):
+    """The LLM correction prompt, so wording changes are deliberate (UPDATE_SNAPSHOTS=1 rewrites it)."""
+    import os
+    from pathlib import Path
+
+    from quilt_llava.narratives.correct_llm import messages_for
+
+    terms = tmp_path / "terms.txt"
+    terms.write_text("stroma\nhaematoxylin | hematoxylin\n")
+    messages = messages_for(["the", "tromal", "cells"], Vocabulary.load([terms], builtin=False))
+    text = "\n".join(f"--- {m['role']} ---\n{m['content']}" for m in messages) + "\n"
+    path = Path(__file__).parent / "snapshots" / "correct_llm.txt"
+    if os.environ.get("UPDATE_SNAPSHOTS"):
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    assert path.exists(), f"no snapshot {path}; run with UPDATE_SNAPSHOTS=1"
+    assert text == path.read_text(encoding="utf-8")

@@ -1,0 +1,124 @@
+"""The tissue rule on images it was not tuned on (see benchmarks/tissue_bench.py for the figures).
+
+The rule's limits were set on the left half of ``ihc.png``, text slides from
+``narratives.screens`` and scikit-image's astronaut. Here: the right half of ``ihc.png``,
+the same tissue re-stained as H&E and shown on white glass (tissue); slides and desktops
+drawn here with Pillow (not with ``screens``), blank screens and scikit-image photos (not
+tissue)."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pytest
+
+from quilt_llava.narratives.tissue import TissueConfig, tissue_features, tissue_score
+
+cv2 = pytest.importorskip("cv2")
+data = pytest.importorskip("skimage.data")
+
+THRESHOLD = TissueConfig().threshold
+
+
+def _ihc_right() -> np.ndarray:
+    ihc = data.immunohistochemistry()[..., :3]
+    return np.ascontiguousarray(ihc[:, ihc.shape[1] // 2 :])
+
+
+def _jpeg(rgb: np.ndarray, quality: int = 60) -> np.ndarray:
+    _, buf = cv2.imencode(".jpg", np.ascontiguousarray(rgb[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return np.ascontiguousarray(cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1])
+
+
+def _he(rgb: np.ndarray) -> np.ndarray:
+    """H&E-like colours: haematoxylin kept, DAB turned into eosin (colour deconvolution)."""
+    from skimage.color import hed2rgb, rgb2hed
+
+    hed = rgb2hed(rgb)
+    out = np.zeros_like(hed)
+    out[..., 0] = hed[..., 0]
+    out[..., 1] = hed[..., 2] + 0.01
+    return (np.clip(hed2rgb(out), 0, 1) * 255).astype(np.uint8)
+
+
+@functools.cache
+def _tissue_views() -> dict[str, np.ndarray]:
+    right = _ihc_right()
+    h, w = right.shape[:2]
+    views = {
+        "ihc right half": right,
+        "ihc right, 1.5x, JPEG 40": _jpeg(cv2.resize(right[: h // 2, : w // 2], None, fx=1.5, fy=1.5), 40),
+        "ihc right as 720p view": cv2.resize(right, (1280, 720)),
+        "H&E re-stained": _he(right),
+    }
+    glass = np.full((480, 720, 3), 242, np.uint8)
+    glass[60:400, 100:560] = cv2.resize(right, (460, 340), interpolation=cv2.INTER_AREA)
+    views["on white glass (45%)"] = _jpeg(glass, 70)
+    overview = np.full((720, 1280, 3), 240, np.uint8)  # a zoomed-out slide: a small piece of tissue
+    overview[300:520, 500:880] = cv2.resize(right, (380, 220), interpolation=cv2.INTER_AREA)
+    views["on white glass (9%)"] = overview
+    return views
+
+
+def _text_slide(bg: tuple[int, int, int], ink: tuple[int, int, int], title: tuple[int, int, int]) -> np.ndarray:
+    from PIL import Image, ImageDraw, ImageFont
+
+    img = Image.new("RGB", (1024, 576), bg)
+    draw = ImageDraw.Draw(img)
+    font = ImageFont.load_default(28)
+    draw.text((60, 40), "Case 3: a mass in the sigmoid colon", fill=title, font=ImageFont.load_default(44))
+    for i, line in enumerate(["clinical history", "gross findings", "microscopy: what to look for", "differential diagnosis"]):
+        draw.text((90, 150 + 70 * i), f"- {line}", fill=ink, font=font)
+    return _jpeg(np.asarray(img), 75)
+
+
+def _screenshot() -> np.ndarray:
+    from PIL import Image, ImageDraw, ImageFont
+
+    img = Image.new("RGB", (1280, 720), (58, 110, 165))
+    draw = ImageDraw.Draw(img)
+    draw.rectangle((0, 690, 1280, 720), fill=(20, 20, 24))
+    draw.rectangle((200, 80, 1000, 600), fill=(255, 255, 255), outline=(120, 120, 120))
+    draw.rectangle((200, 80, 1000, 110), fill=(225, 225, 230))
+    font = ImageFont.load_default(16)
+    for i in range(20):
+        draw.text((220, 125 + 23 * i), f"slide_{i:04d}.svs    {1 + i * 37 % 900} MB    2026-11-{1 + i:02d}", fill=(10, 10, 10), font=font)
+    return np.asarray(img)
+
+
+@functools.cache
+def _not_tissue_views() -> dict[str, np.ndarray]:
+    views = {
+        "white slide, black text": _text_slide((255, 255, 255), (0, 0, 0), (160, 20, 40)),
+        "dark slide, light text": _text_slide((25, 30, 60), (235, 235, 235), (250, 200, 60)),
+        "cream slide, brown text": _text_slide((248, 240, 220), (90, 50, 30), (140, 30, 30)),
+        "file-manager screenshot": _screenshot(),
+        "black screen": np.zeros((360, 640, 3), np.uint8),
+        "white screen": np.full((360, 640, 3), 255, np.uint8),
+        "blue screen": np.full((360, 640, 3), (30, 60, 170), np.uint8),
+    }
+    for name in ("coffee", "rocket", "camera", "page", "text", "grass", "gravel", "hubble_deep_field", "retina",
+                 "logo", "colorwheel", "coins", "moon"):
+        img = getattr(data, name)()
+        img = np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img[..., :3]
+        views[f"photo {name}"] = np.ascontiguousarray(img.astype(np.uint8))
+    return views
+
+
+@pytest.mark.parametrize("name", list(_tissue_views()))
+def test_held_out_tissue_is_tissue(name):
+    assert tissue_score(_tissue_views()[name]) >= THRESHOLD
+
+
+@pytest.mark.parametrize("name", list(_not_tissue_views()))
+def test_held_out_screens_and_photos_are_not_tissue(name):
+    assert tissue_score(_not_tissue_views()[name]) < THRESHOLD
+
+
+def test_score_is_a_probability_like_value_and_bad_input_is_named():
+    scores = [tissue_score(v) for v in (*_tissue_views().values(), *_not_tissue_views().values())]
+    assert all(0.0 <= s <= 1.0 for s in scores)
+    assert set(tissue_features(_ihc_right())) == {"stain_texture", "textured_area", "flat", "grey_texture", "off_stain", "foreground"}
+    with pytest.raises(ValueError, match="RGB image"):
+        tissue_score(np.zeros((10, 10), np.uint8))
