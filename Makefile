@@ -11,7 +11,7 @@ TORCH_INDEX ?=
 DEMO_OUT ?= demo_output
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint browser llama-vocab speech clean
+.PHONY: install demo test lint browser cursor-themes llama-vocab speech clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,9 @@ install: $(VENV)/.installed
 browser:
 	bash scripts/install_chromium.sh
 
+cursor-themes:
+	bash scripts/install_cursor_themes.sh
+
 # The real LLaMA vocabulary for the released-model fidelity tests (npm llama-tokenizer-js, rebuilt).
 llama-vocab: install
 	bash scripts/llama_vocab.sh $(BIN)/python
@@ -41,7 +44,7 @@ demo: install speech
 lint: install
 	$(BIN)/ruff check src tests benchmarks
 
-test: install browser llama-vocab speech lint
+test: install browser cursor-themes llama-vocab speech lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:

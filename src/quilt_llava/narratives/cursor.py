@@ -4,9 +4,19 @@ The published method subtracts a chunk's median frame and takes the strongest
 response. That fails for a cursor that rests (it is part of the median), reports
 webcam motion and compression noise as the cursor, and gives the centre of the
 change rather than the tip. Here the cursor is found by masked normalised
-cross-correlation with arrow templates (dark fill / light outline; the absolute
-correlation also catches the inverted, white-filled pointer) at a few scales, and
-the reported point is the template's hotspot, the arrow tip:
+cross-correlation with templates, and the reported point is the template's hotspot:
+
+- the templates are the video's own pointer sprites, learned from motion as the
+  video plays (:mod:`quilt_llava.narratives.pointer`: any theme, colour, size or
+  shape, several per video as the shape changes; their hotspot decided from the
+  shape), and, until one is learned, a generic prior: arrow templates (dark fill /
+  light outline; the absolute correlation also catches the inverted, white-filled
+  pointer) at a few scales, hotspot at the tip. Once sprites are learned the prior
+  is no longer matched; a sprite just learned is looked for where it rested earlier
+  in the view, and learned sprites find a pointer that never moves in later views;
+- while one sprite is locked (enough verified hits agree on it), motion it does not
+  explain and every whole-frame search still try every learned shape, so a pointer
+  that turns into a hand stays tracked;
 
 - candidate regions come from blobs in the frame-to-frame difference (a moving or
   reappearing cursor), from the last position, and from a whole-frame search at half
@@ -94,6 +104,7 @@ class CursorConfig:
     prefer_margin: float = 0.12  # how much shape score a verified candidate may give up
     max_step: float = 90.0  # px a pointer may move between frames and stay the same track
     still_threshold: int = 2  # max frame difference around a resting pointer that skips re-matching
+    learn_sprites: bool = True  # learn the video's own pointer sprites from motion (see ``pointer.py``)
 
 
 @dataclass
@@ -105,6 +116,8 @@ class Template:
     flat: np.ndarray = field(repr=False, default_factory=lambda: np.zeros((1, 1), np.uint8))  # unmasked version
     fill: np.ndarray = field(repr=False, default_factory=lambda: np.zeros((1, 1), np.uint8))  # 255: pixels inside the arrow
     ring: np.ndarray = field(repr=False, default_factory=lambda: np.zeros((1, 1), np.uint8))  # 255: pixels of its outline
+    learned: bool = False  # learned from the video (see ``pointer.py``): searched at full resolution
+    min_contrast: float | None = None  # fill/outline contrast a match needs (None: the config's); a learned sprite's own
     _masked: dict[int, tuple[np.ndarray, np.ndarray, float]] = field(repr=False, default_factory=dict)
 
     def masked_pixels(self, row_width: int) -> tuple[np.ndarray, np.ndarray, float]:
@@ -161,6 +174,8 @@ SMALL_SEARCH_REFINE = 3  # px around each, at full resolution
 COARSE_POSITIONS = 400  # regions with more candidate positions get a coarse unmasked pass first
 COARSE_REFINE = 2  # px around the coarse peak scored with the masked correlation
 DIRECT_POSITIONS = 64  # regions with at most this many positions are correlated by masked_ncc
+PRIOR_SETTLED_SCORE = 0.8  # an arrow-prior track matching this well is a classic arrow: no sprite is learned meanwhile
+LEARNED_HALF_SEARCH = 24  # px: learned sprites at least this tall and wide are searched at half resolution
 
 
 def _flat_peak(luma: np.ndarray, t: Template, x: int, y: int, r: int) -> tuple[float, int, int]:
@@ -177,6 +192,36 @@ def _flat_peak(luma: np.ndarray, t: Template, x: int, y: int, r: int) -> tuple[f
     cv2.patchNaNs(res, 0.0)
     _, hi, _, loc = cv2.minMaxLoc(res)
     return float(hi), x0 + loc[0], y0 + loc[1]
+
+
+def _correlation_peaks(image: np.ndarray, template: np.ndarray, ignore: np.ndarray | None, window: int, floor: float,
+                       limit: int) -> list[tuple[float, int, int]]:
+    """The ``limit`` best local maxima (within ``window`` px, above ``floor``) of the |unmasked
+    NCC| of ``template`` over ``image``, none with its top-left in an ``ignore`` region
+    (analysis scale, resized to ``image``): (score, top-left x, y), best first."""
+    import cv2
+
+    res = np.abs(cv2.matchTemplate(image, template, cv2.TM_CCOEFF_NORMED))
+    cv2.patchNaNs(res, 0.0)
+    if ignore is not None:
+        ign = cv2.resize(ignore.astype(np.uint8), (image.shape[1], image.shape[0]), interpolation=cv2.INTER_NEAREST)
+        res[ign[: res.shape[0], : res.shape[1]] > 0] = 0
+    local = (res == cv2.dilate(res, np.ones((window, window), np.uint8))) & (res > floor)
+    ys, xs = np.nonzero(local)
+    top = np.argsort(-res[ys, xs])[:limit]
+    return [(float(res[ys[i], xs[i]]), int(xs[i]), int(ys[i])) for i in top]
+
+
+def _rescored(luma: np.ndarray, t: Template, half_peaks: list[tuple[float, int, int]], limit: int,
+              floor: float) -> list[tuple[float, int, int]]:
+    """Half-resolution peaks rescored at full resolution (best |unmasked NCC| within
+    ``SMALL_SEARCH_REFINE`` px): the ``limit`` best above ``floor``, best first."""
+    fine: dict[tuple[int, int], float] = {}
+    for _, x, y in half_peaks:
+        score, fx, fy = _flat_peak(luma, t, 2 * x, 2 * y, SMALL_SEARCH_REFINE)
+        if score > floor:
+            fine[fx, fy] = score
+    return sorted(((score, fx, fy) for (fx, fy), score in fine.items()), reverse=True)[:limit]
 
 
 def masked_ncc(roi: np.ndarray, t: Template) -> np.ndarray:
@@ -204,7 +249,8 @@ def match_in(luma: np.ndarray, box: tuple[int, int, int, int], template: Templat
 
     Returns (score, tip_x, tip_y); score 0 when the region is too small, or when the
     fill and outline at the best match differ by less than ``min_contrast`` grey
-    levels (correlation ignores contrast, so faint texture could otherwise match)."""
+    levels (correlation ignores contrast, so faint texture could otherwise match); a
+    template with its own ``min_contrast`` (a learned sprite) uses that instead."""
     import cv2
 
     th, tw = template.image.shape
@@ -234,7 +280,7 @@ def match_in(luma: np.ndarray, box: tuple[int, int, int, int], template: Templat
     if min_contrast > 0:
         patch = roi[loc[1] : loc[1] + th, loc[0] : loc[0] + tw]
         contrast = _fill_ring_contrast(patch, template)
-        if contrast < min_contrast:
+        if contrast < (min_contrast if template.min_contrast is None else template.min_contrast):
             return 0.0, 0.0, 0.0
     return float(best), float(x0 + loc[0] + template.hotspot[0]), float(y0 + loc[1] + template.hotspot[1])
 
@@ -245,6 +291,13 @@ class TemplateCursorLocator:
     def __init__(self, frame_height: int, config: CursorConfig | None = None) -> None:
         self.config = config or CursorConfig()
         self.templates = make_templates(self.config.scales, frame_height)
+        self.generic = len(self.templates)  # the first ``generic`` templates are the arrow prior; learned ones follow
+        self.last_learned = -1  # template index of the learned sprite last tracked
+        self.learner = None
+        if self.config.learn_sprites:
+            from quilt_llava.narratives.pointer import SpriteLearner
+
+            self.learner = SpriteLearner(frame_height)
         self.track: tuple[float, float, int] | None = None  # tip x, y and template index
         self.verified = False  # the current track was seen to differ from the background
         self.pending: list[CursorHit] = []  # hits of an unverified track
@@ -326,35 +379,43 @@ class TemplateCursorLocator:
         luma = frame.luma
         half = None
         peaks: list[tuple[float, int, int]] = []  # (score, top-left x, y) at full resolution
-        for k in (range(len(self.templates)) if self.locked is None else [self.locked]):
+        learned_peaks: list[tuple[float, int, int]] = []
+        # Every learned shape, not only a locked one: the pointer may have changed shape while resting.
+        active = self._unlocked() if len(self.templates) > self.generic else self._active()
+        if self.track is not None and self.track[2] in active:  # the shape seen last is the likeliest
+            active.remove(self.track[2])
+            active.insert(0, self.track[2])
+        elif self.last_learned in active:
+            active.remove(self.last_learned)
+            active.insert(0, self.last_learned)
+        n = cfg.search_peaks
+        for k in active:
             t = self.templates[k]
+            if learned_peaks and learned_peaks[0][0] >= cfg.sure_score:
+                break  # a learned sprite found beyond doubt: the other shapes need no search
             if half is None:
                 half = cv2.resize(luma, (luma.shape[1] // 2, luma.shape[0] // 2), interpolation=cv2.INTER_AREA)
-            small = t.image.shape[0] < 2 * MIN_SEARCH_HEIGHT
-            res = np.abs(cv2.matchTemplate(half, t.half, cv2.TM_CCOEFF_NORMED))
-            cv2.patchNaNs(res, 0.0)
-            if frame.ignore is not None:
-                ign = cv2.resize(frame.ignore.astype(np.uint8), (half.shape[1], half.shape[0]), interpolation=cv2.INTER_NEAREST)
-                res[ign[: res.shape[0], : res.shape[1]] > 0] = 0
-            local = (res == cv2.dilate(res, np.ones((9, 9), np.uint8))) & (res > 0.3)
-            ys, xs = np.nonzero(local)
-            if not small:
-                top = np.argsort(-res[ys, xs])[: cfg.search_peaks]
-                peaks += [(float(res[ys[i], xs[i]]), 2 * int(xs[i]), 2 * int(ys[i])) for i in top]
-                continue
-            # A small pointer blurs at half resolution: many half-resolution peaks are rescored
-            # with the full-resolution template around them (far cheaper than a full-resolution
-            # search of the whole frame).
-            top = np.argsort(-res[ys, xs])[: SMALL_SEARCH_FACTOR * cfg.search_peaks]
-            fine = {}
-            for i in top:
-                score, fx, fy = _flat_peak(luma, t, 2 * int(xs[i]), 2 * int(ys[i]), SMALL_SEARCH_REFINE)
-                if score > 0.3:
-                    fine[fx, fy] = score
-            peaks += sorted(((score, fx, fy) for (fx, fy), score in fine.items()), reverse=True)[: cfg.search_peaks]
+            if t.learned and min(t.image.shape) >= LEARNED_HALF_SEARCH:
+                # A big learned sprite survives half resolution: many peaks there, each rescored
+                # by the unmasked correlation at full resolution around it.
+                learned_peaks += _rescored(luma, t, _correlation_peaks(half, t.half, frame.ignore, 5, 0.2, SMALL_SEARCH_FACTOR * n), n, 0.0)
+            elif t.learned:
+                # A small learned sprite has no outline drawn for half resolution and blurs away
+                # there: the unmasked correlation at full resolution (~30 ms at 720p) ranks it.
+                learned_peaks += _correlation_peaks(luma, t.flat, frame.ignore, 9, 0.3, n)
+            elif t.image.shape[0] >= 2 * MIN_SEARCH_HEIGHT:
+                peaks += [(score, 2 * x, 2 * y) for score, x, y in _correlation_peaks(half, t.half, frame.ignore, 9, 0.3, n)]
+            else:
+                # A small pointer blurs at half resolution: many half-resolution peaks are rescored
+                # with the full-resolution template around them (far cheaper than a full-resolution
+                # search of the whole frame).
+                peaks += _rescored(luma, t, _correlation_peaks(half, t.half, frame.ignore, 9, 0.3, SMALL_SEARCH_FACTOR * n), n, 0.3)
+            learned_peaks.sort(reverse=True)
         peaks.sort(reverse=True)
         r = 6
-        return [(x - r, y - r, x + r, y + r) for _, x, y in peaks[: cfg.search_peaks]]
+        # Each learned sprite keeps its own best peaks: one that matches tissue loosely everywhere
+        # must not crowd out the others.
+        return [(x - r, y - r, x + r, y + r) for _, x, y in peaks[: cfg.search_peaks] + learned_peaks]
 
     # -- matching ------------------------------------------------------------------------
 
@@ -371,8 +432,98 @@ class TemplateCursorLocator:
                 found.append(best)
         return sorted(found, reverse=True)
 
+    def _unlocked(self) -> list[int]:
+        """Every template the lock may have left out: the arrow prior and the learned sprites
+        (a classic arrow keeps matching its exact template, with its exact tip)."""
+        return list(range(len(self.templates)))
+
     def _active(self) -> list[int]:
-        return list(range(len(self.templates))) if self.locked is None else [self.locked]
+        """Templates matched now: the locked one, else the learned sprites once there are any
+        (the arrow prior only finds a first pointer), else the arrow prior."""
+        if self.locked is not None:
+            return [self.locked]
+        return self._unlocked()
+
+    def _learn(self, frame: AnalysedFrame) -> list[CursorHit]:
+        """Feed the sprite learner; a newly learned sprite joins the templates and unlocks them.
+        Returns the hits of where it rested earlier in this view (see :meth:`_recover_rest`)."""
+        if self.learner is None:
+            return []
+        import cv2
+
+        blobs: list[tuple[int, int, int, int]] = []
+        # Nothing to learn while a verified track holds the pointer: a learned sprite, or the arrow
+        # prior matching well (a classic arrow keeps its exact template and tip).
+        settled = self.verified and self.track is not None and self.last_hit == frame.index - 1 \
+            and (self.track[2] >= self.generic or self.last_score >= PRIOR_SETTLED_SCORE)
+        if frame.motion is not None and not settled:
+            _, moved = cv2.threshold(frame.motion, self.config.motion_threshold, 255, cv2.THRESH_BINARY)
+            if frame.ignore is not None:
+                moved[frame.ignore] = 0
+            if cv2.countNonZero(moved):
+                _n, _, stats, _ = cv2.connectedComponentsWithStats(moved, connectivity=8)
+                s = frame.scale
+                order = np.argsort(-stats[1:, cv2.CC_STAT_AREA])[:2] + 1
+                blobs = [(int(stats[i, 0]) * s, int(stats[i, 1]) * s, int(stats[i, 0] + stats[i, 2]) * s, int(stats[i, 1] + stats[i, 3]) * s)
+                         for i in order if stats[i, cv2.CC_STAT_AREA] <= self.config.max_blob_area]
+        found: list[CursorHit] = []
+        for template in self.learner.observe(frame.index, frame.luma, blobs):
+            self.templates.append(template)
+            self.votes = np.zeros(len(self.templates), dtype=int)  # a new shape: the lock is earned afresh
+            self.locked = None
+            self._peaks = None
+            self.last_search = -(10**9)
+            found = self._recover_rest(len(self.templates) - 1)
+        return found
+
+    def _recover_rest(self, k: int) -> list[CursorHit]:
+        """A sprite just learned from motion: where did it rest before it first moved? From the
+        view's oldest held frame (searched whole) forward, while the sprite is found beyond
+        doubt (``sure_score``) near where it was; thinned frames between two sightings of a
+        pointer that stayed within ``backfill_radius`` are interpolated. Then the frames where
+        the learner saw it move, before it was known."""
+        import cv2
+
+        cfg = self.config
+        t = self.templates[k]
+        hits: list[CursorHit] = []
+        gap: list[int] = []
+        for index, luma, confirmed in self.history:
+            if confirmed or luma is None:
+                break
+            if luma is _THINNED:
+                gap.append(index)
+                continue
+            if not hits:
+                res = np.abs(cv2.matchTemplate(luma, t.flat, cv2.TM_CCOEFF_NORMED))
+                cv2.patchNaNs(res, 0.0)
+                _, _, _, (px, py) = cv2.minMaxLoc(res)
+                box = (px - 2, py - 2, px + 3, py + 3)
+            else:
+                box = self._box_around_tip(hits[-1].x, hits[-1].y, cfg.backfill_radius, t)
+            score, x, y = match_in(luma, box, t, cfg.min_contrast)
+            if score < cfg.sure_score:
+                break
+            if gap and hits:
+                last = hits[-1]
+                if math.hypot(x - last.x, y - last.y) > cfg.backfill_radius:
+                    break
+                span = index - last.index
+                hits += [CursorHit(j, last.x + (x - last.x) * (j - last.index) / span, last.y + (y - last.y) * (j - last.index) / span,
+                                   min(score, last.score)) for j in gap]
+            gap = []
+            hits.append(CursorHit(index, x, y, score))
+        # Then where the learner saw it moving, in frames it still holds.
+        done = {h.index for h in hits} | {i for i, _, c in self.history if c}
+        assert self.learner is not None
+        for index, luma, (x0, y0, x1, y1) in self.learner.sightings:
+            if index in done or (hits and index < hits[-1].index):
+                continue
+            th, tw = t.image.shape
+            score, x, y = match_in(luma, (x0 - tw, y0 - th, x1, y1), t, cfg.min_contrast)
+            if score >= cfg.min_score:
+                hits.append(CursorHit(index, x, y, score))
+        return sorted(hits, key=lambda h: h.index)
 
     def _patch_box(self, x: float, y: float, t: Template) -> tuple[int, int, int, int]:
         th, tw = t.image.shape
@@ -430,15 +581,23 @@ class TemplateCursorLocator:
         return kept
 
     def process(self, frame: AnalysedFrame) -> list[CursorHit]:
-        cfg = self.config
         if frame.moving:
             out = self._end_track(view_ends=True)
+            if self.learner is not None:
+                self.learner.new_view()
             self.track = None
             self.new_view = True
             self.history.clear()
             self.history_hits.clear()
             self.bg_frame, self.bg_patches = None, []
             return out
+        recovered = self._learn(frame)
+        if recovered:
+            return recovered + self._process_still(frame)
+        return self._process_still(frame)
+
+    def _process_still(self, frame: AnalysedFrame) -> list[CursorHit]:
+        cfg = self.config
         if self._still_pointer(frame):
             # Nothing changed around a resting pointer: it is where it was; no matching needed.
             x, y, _k = self.track  # type: ignore[misc]
@@ -460,6 +619,9 @@ class TemplateCursorLocator:
         if self._quiet_of != frame.index:
             self._peaks = None  # something changed since the last search
         cands = self._allowed(frame, self._candidates(frame.luma, blob_boxes, active)) if blob_boxes else []
+        if blob_boxes and not cands and self.locked is not None and len(self.templates) > self.generic:
+            # Motion the locked sprite does not explain: the pointer may have changed shape.
+            cands = self._allowed(frame, self._candidates(frame.luma, blob_boxes, self._unlocked()))
         if not self._moved_on(frame, cands):
             # Unless a blob already shows the tracked pointer, moved on, look around its last
             # position too, and search the whole frame when a view starts or nothing is tracked.
@@ -478,8 +640,9 @@ class TemplateCursorLocator:
                 cands = sorted(cands + self._allowed(frame, self._candidates(frame.luma, boxes, active)), reverse=True)
             boxes += blob_boxes
             if not cands and self.locked is not None and (searched or self.track is None) and boxes:
-                # The locked size may be wrong for this view (zoomed recording); try every size.
-                cands = self._allowed(frame, self._candidates(frame.luma, boxes, list(range(len(self.templates)))))
+                # The locked size (or shape) may be wrong for this view (zoomed recording, a pointer
+            # that changed shape); try every one.
+                cands = self._allowed(frame, self._candidates(frame.luma, boxes, self._unlocked()))
         self.new_view = False
         chosen = None
         strongest = 0.0
@@ -527,6 +690,8 @@ class TemplateCursorLocator:
             else:
                 self.pending.append(hit)
             self.track = (x, y, k)
+            if k >= self.generic:
+                self.last_learned = k
             self.last_score = score
             self.last_hit = frame.index
             # Only a pointer seen to differ from what it covers may be carried over unchanged frames.
@@ -625,8 +790,9 @@ class TemplateCursorLocator:
 
     def footprint(self, x: float, y: float, frame_size: tuple[int, int], margin: int = 3) -> tuple[int, int, int, int]:
         """Pixels a pointer with its tip at (x, y) covers (x0, y0, x1, y1), clipped to the frame."""
-        t = self.templates[self.locked if self.locked is not None else len(self.templates) - 1]
-        x0, y0, x1, y1 = self._patch_box(x, y, t)
+        boxes = [self._patch_box(x, y, self.templates[k]) for k in self._active()]
+        x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
+        x1, y1 = max(b[2] for b in boxes), max(b[3] for b in boxes)
         w, h = frame_size
         return max(0, x0 - margin), max(0, y0 - margin), min(w, x1 + margin), min(h, y1 + margin)
 

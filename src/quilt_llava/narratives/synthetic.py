@@ -9,9 +9,15 @@ that are not tissue (``cuts``: a text slide, the presenter's camera, a desktop, 
 screen; see :func:`insert_cuts`). The result is encoded to H.264 with PyAV, together with a
 Whisper-style transcript and ``truth.json``.
 
+The pointer is either the built-in drawn arrow (``cursor_style``) or a real X11 cursor
+theme installed from Debian packages (``cursor_theme``; ``scripts/install_cursor_themes.sh``)
+read with :mod:`quilt_llava.narratives.xcursor`: arrows, pointing hands, crosshairs, and the
+grabbing hand while the slide is dragged, at the hotspots the cursor files declare.
+
 Per written frame, ``truth.json`` holds ``t`` (the container timestamp), ``cursor``
 (the tip, i.e. hotspot, in video pixels; null when hidden or while the view moves),
-``pointer`` (where the cursor is drawn, also during pans), ``stable`` and ``view``
+``pointer`` (where the cursor is drawn, also during pans), ``shape`` and ``pointer_box``
+(the drawn sprite's shape and the video pixels it covers), ``stable`` and ``view``
 (null during a transition), ``tissue`` (false on a screen view; ``cursor`` is then null),
 and ``shift_px`` (how far, in screen pixels, the frame's
 view is from the nearest still view: 0 on stable frames, small at the eased start and
@@ -93,7 +99,19 @@ class SyntheticConfig:
     n_views: int = 4
     view_seconds: tuple[float, float] = (8.0, 12.0)  # duration range of random views
     pan_seconds: float = 1.5  # transition (pan and/or zoom) between consecutive views
-    cursor_style: str = "arrow"
+    cursor_style: str = "arrow"  # the built-in drawn arrow; ignored when ``cursor_theme`` is set
+    # A real X11 cursor theme (e.g. "DMZ-White", "Adwaita", "redglass"; see ``xcursor.installed_themes``)
+    # drawn with the hotspots its files declare, ``cursor_size`` video px nominal (HiDPI 2x: twice
+    # the usual 24-32). Views cycle through ``cursor_shapes`` (see ``SHAPE_CURSORS``); with
+    # ``shape_changes`` each view switches to the next shape half-way; with ``grab_pans`` the
+    # pointer is the theme's grabbing hand while it drags the slide between views.
+    cursor_theme: str | None = None
+    cursor_size: int = 32
+    cursor_shapes: tuple[str, ...] = ("arrow",)
+    shape_changes: bool = False
+    grab_pans: bool = False
+    cursor_tint: tuple[int, int, int] | None = None  # RGB the theme's sprites are multiplied by (/255): an amber or blue arrow
+    save_clean_views: bool = False  # also write each view's pointer-free render (``<name>.views/<i>.png``)
     webcam: bool = False
     ui: bool = True
     annotations: bool = False  # random tours: draw one stroke in one view
@@ -113,6 +131,10 @@ class SyntheticConfig:
             problems.append(
                 f"cursor_style must be one of {', '.join(CURSOR_STYLES)}, got {self.cursor_style!r}"
             )
+        if self.cursor_theme is not None:
+            problems.extend(theme_problems(self.cursor_theme, self.cursor_shapes, self.grab_pans))
+            if not 8 <= self.cursor_size <= 128:
+                problems.append(f"cursor_size must be in [8, 128] video px, got {self.cursor_size}")
         if self.pan_seconds < 0:
             problems.append(f"pan_seconds must be >= 0, got {self.pan_seconds}")
         bad = [c for c in self.cuts if c not in SCREENS]
@@ -378,6 +400,116 @@ def _blend(frame: np.ndarray, rgb: np.ndarray, alpha: np.ndarray, x: int, y: int
 
 def draw_cursor(frame: np.ndarray, sprite: CursorSprite, tip: tuple[int, int]) -> None:
     _blend(frame, sprite.rgb, sprite.alpha, tip[0] - sprite.hotspot[0], tip[1] - sprite.hotspot[1])
+
+
+# --------------------------------------------------------------------------- X11 cursor themes
+
+# Shape -> cursor names to try in a theme, first found wins (themes name the same shape
+# differently: DMZ has no "openhand", the glass themes no "grabbing").
+SHAPE_CURSORS: dict[str, tuple[str, ...]] = {
+    "arrow": ("left_ptr", "default", "arrow"),
+    "hand": ("hand2", "pointer", "hand1", "hand"),
+    "grab": ("grabbing", "closedhand", "fleur", "all-scroll", "move"),
+    "crosshair": ("crosshair", "cross", "tcross"),
+}
+
+
+def theme_problems(theme: str, shapes: tuple[str, ...], grab: bool) -> list[str]:
+    """What is wrong with drawing ``shapes`` (and the grabbing hand when ``grab``) from ``theme``."""
+    from quilt_llava.narratives.xcursor import cursor_path, installed_themes
+
+    installed = installed_themes()
+    if theme not in installed:
+        have = ", ".join(installed) or "none; run scripts/install_cursor_themes.sh"
+        return [f"cursor_theme {theme!r} is not installed (installed: {have})"]
+    problems = []
+    if not shapes:
+        problems.append("cursor_shapes is empty")
+    for shape in (*shapes, *(("grab",) if grab else ())):
+        if shape not in SHAPE_CURSORS:
+            problems.append(f"cursor shape {shape!r} is not one of {', '.join(SHAPE_CURSORS)}")
+        elif not any(cursor_path(theme, n) for n in SHAPE_CURSORS[shape]):
+            problems.append(f"cursor theme {theme!r} has no {shape} cursor (looked for {', '.join(SHAPE_CURSORS[shape])})")
+    return problems
+
+
+def theme_sprite(theme: str, shape: str, size: int) -> CursorSprite:
+    """The ``shape`` cursor of an installed X11 ``theme`` at ``size`` video px nominal: the
+    file's image of the nearest nominal size, resampled by size / nominal (premultiplied, so
+    edges do not darken), with its declared hotspot scaled alike."""
+    import cv2
+
+    from quilt_llava.narratives.xcursor import cursor_path, pick_image, read_xcursor
+
+    path = next((p for p in (cursor_path(theme, n) for n in SHAPE_CURSORS[shape]) if p is not None), None)
+    if path is None:
+        raise ConfigError(f"cursor theme {theme!r} has no {shape} cursor")
+    image = pick_image(read_xcursor(path), size)
+    rgba = image.rgba.astype(np.float32) / 255
+    premult = np.concatenate([rgba[..., :3] * rgba[..., 3:], rgba[..., 3:]], axis=-1)
+    f = size / image.nominal
+    hx, hy = image.hotspot
+    if abs(f - 1) > 1e-3:
+        h, w = rgba.shape[:2]
+        out = (max(1, round(w * f)), max(1, round(h * f)))
+        premult = cv2.resize(premult, out, interpolation=cv2.INTER_AREA if f < 1 else cv2.INTER_LINEAR)
+        # Pixel centres scale about the image origin: hotspot pixel centre (hx + 0.5) * f - 0.5.
+        hx, hy = round((hx + 0.5) * f - 0.5), round((hy + 0.5) * f - 0.5)
+    alpha = np.clip(premult[..., 3:], 0, 1)
+    rgb = 255 * premult[..., :3] / np.maximum(alpha, 1e-6)
+    return CursorSprite(rgb=np.clip(rgb, 0, 255).astype(np.float32), alpha=alpha.astype(np.float32),
+                        hotspot=(max(0, hx), max(0, hy)))
+
+
+def sprite_box(sprite: CursorSprite, tip: tuple[int, int], size: tuple[int, int]) -> list[int]:
+    """Video px (x0, y0, x1, y1) the sprite covers (alpha > 0) with its hotspot at ``tip``, clipped."""
+    ys, xs = np.nonzero(sprite.alpha[..., 0] > 1 / 255)
+    x0, y0 = tip[0] - sprite.hotspot[0], tip[1] - sprite.hotspot[1]
+    w, h = size
+    return [max(0, x0 + int(xs.min())), max(0, y0 + int(ys.min())), min(w, x0 + int(xs.max()) + 1), min(h, y0 + int(ys.max()) + 1)]
+
+
+class PointerSprites:
+    """Which sprite is drawn when: a view's shape (``cursor_shapes`` cycled over views, the next
+    one from :func:`shape_change_time` on with ``shape_changes``), the grabbing hand during pans with ``grab_pans``,
+    or the built-in arrow of ``cursor_style`` when no theme is set."""
+
+    def __init__(self, cfg: SyntheticConfig) -> None:
+        self.cfg = cfg
+        self._sprites: dict[str, CursorSprite] = {}
+
+    def _get(self, shape: str) -> CursorSprite:
+        if shape not in self._sprites:
+            cfg = self.cfg
+            if cfg.cursor_theme is None:
+                sprite = make_cursor_sprite(cfg.cursor_style, scale=max(0.6, cfg.height / 720))
+            else:
+                sprite = theme_sprite(cfg.cursor_theme, shape, cfg.cursor_size)
+                if cfg.cursor_tint is not None:
+                    sprite.rgb = sprite.rgb * (np.array(cfg.cursor_tint, np.float32) / 255)
+            self._sprites[shape] = sprite
+        return self._sprites[shape]
+
+    def shape(self, view: int | None, spec: ViewSpec | None = None, t_rel: float = 0.0) -> str:
+        cfg = self.cfg
+        if cfg.cursor_theme is None:
+            return cfg.cursor_style
+        if view is None:
+            return "grab" if cfg.grab_pans else cfg.cursor_shapes[0]
+        k = view + (1 if cfg.shape_changes and spec is not None and t_rel >= shape_change_time(spec) else 0)
+        return cfg.cursor_shapes[k % len(cfg.cursor_shapes)]
+
+    def sprite(self, shape: str) -> CursorSprite:
+        return self._get("arrow" if self.cfg.cursor_theme is None else shape)
+
+
+def shape_change_time(view: ViewSpec) -> float:
+    """When a view's pointer takes its second shape: half-way through its first move that starts
+    after half the view (a pointer turns into a hand as it moves over a link or a tool, having
+    moved in its first shape), else half-way through its last move, else half the view."""
+    moves = [(ta + tb) / 2 for (ta, xa, ya), (tb, xb, yb) in itertools.pairwise(view.waypoints) if (xa, ya) != (xb, yb)]
+    later = [t for t in moves if t >= view.duration_s / 2]
+    return later[0] if later else moves[-1] if moves else view.duration_s / 2
 
 
 # --------------------------------------------------------------------------- webcam
@@ -693,7 +825,7 @@ def make_synthetic_video(
     renderer = SlideRenderer(make_slide(load_source_image(cfg.source_image), cfg.slide_tiles))
     views = cfg.views if cfg.views is not None else insert_cuts(random_tour(cfg, layout, renderer.size, rng), cfg.cuts, cfg)
     screen_renderer = ScreenRenderer((cfg.width, cfg.height), cfg.seed)
-    sprite = make_cursor_sprite(cfg.cursor_style, scale=max(0.6, cfg.height / 720))
+    sprites = PointerSprites(cfg)
     rate = _rate(cfg.fps)
     cx0, cy0, cx1, cy1 = layout.content_box
     cw, ch = layout.content_size
@@ -761,12 +893,15 @@ def make_synthetic_video(
                 elif vi not in base_cache:
                     base_cache.clear()
                     base_cache[vi] = view_base(view.center, view.zoom)
+                    if cfg.save_clean_views:
+                        _save_clean_view(out_dir / f"{cfg.name}.views" / f"{vi}.png", base_cache[vi])
                 if view.screen is None:
                     frame = base_cache[vi].copy()
                 t_rel = t - starts[vi]
                 _draw_strokes(frame, view, t_rel, to_px)
                 pos = cursor_at(view, t_rel)
                 pointer = to_px(*pos) if pos is not None else None
+                shape = sprites.shape(vi, view, t_rel)
             else:
                 # Transition between view k and k+1: ease center and log-zoom together.
                 k = max(j for j, s in enumerate(starts) if s <= t)
@@ -785,18 +920,21 @@ def make_synthetic_video(
                     view_shift_px(a.center, a.zoom, center, zoom, renderer.size, (cw, ch)),
                     view_shift_px(b.center, b.zoom, center, zoom, renderer.size, (cw, ch)),
                 )
+                shape = sprites.shape(None)
                 pa = cursor_at(a, a.duration_s) or (0.5, 0.5)
                 pb = cursor_at(b, 0.0) or pa
                 pointer = to_px(pa[0] + s * (pb[0] - pa[0]), pa[1] + s * (pb[1] - pa[1]))
             if layout.webcam_box is not None:
                 draw_webcam(frame, layout.webcam_box, t, cfg.seed)
             if pointer is not None:
-                draw_cursor(frame, sprite, pointer)
+                draw_cursor(frame, sprites.sprite(shape), pointer)
             frames_truth.append(
                 {
                     "t": round(t, 6),
                     "cursor": list(pointer) if (vi is not None and pointer is not None and views[vi].screen is None) else None,
                     "pointer": list(pointer) if pointer is not None else None,
+                    "shape": shape if pointer is not None else None,
+                    "pointer_box": sprite_box(sprites.sprite(shape), pointer, (cfg.width, cfg.height)) if pointer is not None else None,
                     "stable": vi is not None,
                     "view": vi,
                     "tissue": vi is None or views[vi].screen is None,
@@ -834,6 +972,9 @@ def make_synthetic_video(
         "fps": float(rate),
         "crf": cfg.crf,
         "cursor_style": cfg.cursor_style,
+        "cursor_theme": cfg.cursor_theme,
+        "cursor_size": cfg.cursor_size if cfg.cursor_theme is not None else None,
+        "cursor_tint": list(cfg.cursor_tint) if cfg.cursor_theme is not None and cfg.cursor_tint else None,
         "content_box": list(layout.content_box),
         "webcam_box": list(layout.webcam_box) if layout.webcam_box else None,
         "duration": round(n_frames / float(rate), 6),
@@ -863,6 +1004,19 @@ def _draw_strokes(frame: np.ndarray, view: ViewSpec, t_rel: float, to_px: Any) -
         n = max(2, round(frac * len(stroke.points)))
         pts = np.array([to_px(x, y) for x, y in stroke.points[:n]], np.int32)
         cv2.polylines(frame, [pts], False, stroke.color, stroke.thickness, cv2.LINE_AA)
+
+
+def _save_clean_view(path: Path, rgb: np.ndarray) -> None:
+    """A view's pointer-free render (viewer chrome and tissue; no webcam, strokes or pointer)."""
+    import cv2
+
+    from quilt_llava.files import atomic_write_bytes
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ok, png = cv2.imencode(".png", np.ascontiguousarray(rgb[..., ::-1]))
+    if not ok:
+        raise OSError(f"PNG encoding failed for {path}")
+    atomic_write_bytes(path, png.tobytes())
 
 
 def _view_json(v: ViewSpec) -> dict[str, Any]:

@@ -1,0 +1,343 @@
+"""Learning a video's own pointer from the video: the small rigid sprite that moves over a
+still view.
+
+Real recordings show whatever pointer the narrator's system drew: an arrow of any theme,
+colour and size (HiDPI 2x included), with or without a shadow, a pointing hand, a
+crosshair, and the shape changes mid-video. No fixed template bank covers that, so the
+locator learns each video's sprites from motion and then matches them like any template
+(where the pointer rests too, before it first moves, and in later views where it never
+moves):
+
+1. **Where the pointer is now.** On a still view, the pixels of frame ``t`` that differ
+   from *two* earlier frames of the same view (``t - near`` and ``t - far``) are the
+   pointer's pixels at ``t``: where it was before, frame ``t`` shows the tissue again,
+   which one of the two earlier frames shows as well (the pointer was elsewhere then).
+   Compression noise rarely exceeds the threshold in both differences.
+2. **A candidate sprite** is the largest such region around a motion blob, of pointer
+   size (``min_px``..``max_px``, scaled with the frame height), closed and hole-filled:
+   its luma pixels and mask.
+3. **Verified by motion and rigidity.** A candidate becomes a sprite only when a
+   candidate from another frame, at least ``min_shift`` px away, has the same shape
+   (masked correlation >= ``agree_score`` at the best small offset, similar area).
+   A growing annotation stroke, a webcam and a re-sharpening view are not rigid.
+4. **Several sprites per video.** A sprite that matches one already known is not added
+   again; a new shape (the arrow turning into a hand) is learned when it moves.
+
+**The hotspot of an unknown shape** (where the pointer points) is decided from the
+sprite's mask alone: a thin cross (a crosshair, gapped or not, a plus sign) points where
+its arms meet; a shape that is symmetric (its mask turned by 180° and mirrored both
+ways overlaps itself by ``symmetric_iou`` or more: the four-arrow move cursor, a dot or
+ring) points at its centroid; any other shape points with its
+sharpest extreme: of the eight compass directions, the one whose outermost
+``tip_depth`` of the mask holds the fewest pixels for how far that extreme reaches from
+the shape's centroid (the arrow's tip, the pointing finger's tip, the point of a
+left-pointing arrow; not the barbs of a wide arrow head), the hotspot being the mean of the
+mask pixels at that extreme, moved one outline width (1.5 px per 24 px of size) inward. Desktop pointers point up and to the left, so an extreme
+pointing right or down must be 2x sharper (up-right, down-left: 1.5x) to win. A drop shadow lies behind the tip, so it does not move it.
+What this does not decide well: shapes whose declared hotspot is neither a tip nor the
+centre (an open hand's palm, an I-beam's middle) get their sharpest corner, and so does an
+arrow whose barbs are sharper than its tip.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from quilt_llava.narratives.cursor import Template, masked_ncc
+
+# The eight compass directions (x right, y down) and how much sharper than an up/left extreme
+# an extreme elsewhere must be to count as the tip: desktop pointers point up and to the left.
+DIRECTIONS = [(math.cos(a), math.sin(a), w) for a, w in zip(np.deg2rad([225, 270, 180, 315, 135, 0, 90, 45]),
+                                                            (1.0, 1.0, 1.0, 1.5, 1.5, 2.0, 2.0, 2.0))]
+
+
+@dataclass
+class SpriteConfig:
+    threshold: int = 24  # grey levels a pointer pixel differs from the tissue it covers, in both frames
+    near: int = 2  # the two earlier frames the current one is compared with (frames back)
+    far: int = 6
+    min_px: int = 10  # sprite extent (px at 720p, scaled with frame height): smaller is noise or a fragment
+    max_px: int = 110  # larger is not a pointer (a 64 px HiDPI cursor at 1080p is ~64 px)
+    min_area: int = 18  # mask pixels at 720p
+    min_shift: float = 6.0  # px two candidates must lie apart to show motion
+    agree_score: float = 0.8  # masked correlation of two candidates that makes them one rigid sprite
+    agree_offset: int = 3  # px of slack when the two candidates are aligned
+    same_score: float = 0.78  # a learned sprite that matches a known one (or a part of one) this well is not added
+    symmetric_iou: float = 0.8  # mask against itself turned 180 degrees and mirrored both ways: all overlap this much
+    tip_depth: float = 0.18  # share of the sprite's extent (at least 2 px) that counts as its extreme
+    inset: float = 1.5  # px per 24 px of sprite size from the extreme pixels inward to the hotspot
+    max_sprites: int = 8
+    candidates_kept: int = 12
+
+
+@dataclass
+class Candidate:
+    index: int
+    x: int  # top-left, video px
+    y: int
+    image: np.ndarray  # (h, w) uint8 luma
+    mask: np.ndarray  # (h, w) uint8 0/255
+
+
+def decide_hotspot(mask: np.ndarray, symmetric_iou: float = 0.8, tip_depth: float = 0.18, inset: float = 1.5) -> tuple[int, int]:
+    """Where an unknown pointer shape points (see the module docstring): its centre when it is
+    point-symmetric, else the mean of its pixels at its sharpest extreme."""
+    ys, xs = np.nonzero(mask)
+    if xs.size == 0:
+        return 0, 0
+    x0, x1, y0, y1 = xs.min(), xs.max(), ys.min(), ys.max()
+    box = mask[y0 : y1 + 1, x0 : x1 + 1] > 0
+    cross = _cross_centre(box)
+    if cross is not None:
+        return int(x0 + cross[0]), int(y0 + cross[1])
+    if min(_iou(box, box[::-1, ::-1]), _iou(box, box[::-1]), _iou(box, box[:, ::-1])) >= symmetric_iou:
+        ys_c, xs_c = np.nonzero(box)
+        return int(x0 + round(float(xs_c.mean()))), int(y0 + round(float(ys_c.mean())))
+    extent = max(x1 - x0, y1 - y0) + 1
+    depth = max(2.0, tip_depth * extent)
+    inward = inset * max(1.0, extent / 24)
+    best: tuple[float, float, float] | None = None
+    cx, cy = xs.mean(), ys.mean()
+    reach = float(np.hypot(xs - cx, ys - cy).max())
+    for dx, dy, weight in DIRECTIONS:
+        s = xs * dx + ys * dy
+        top = s.max()
+        ridge = s >= top - 1.0
+        # An arrow's tip also reaches out furthest from the shape's middle; its barbs do not.
+        far = float(np.hypot(xs[ridge].mean() - cx, ys[ridge].mean() - cy)) / max(reach, 1e-6)
+        count = weight * int((s >= top - depth).sum()) / max(far, 0.25)
+        if best is None or count < best[0]:
+            # Cursor files put the hotspot on the fill's point, about one outline width (1.5 px)
+            # inside the outermost pixels.
+            best = (count, float(xs[ridge].mean()) - inward * dx, float(ys[ridge].mean()) - inward * dy)
+    assert best is not None
+    return round(min(max(best[1], x0), x1)), round(min(max(best[2], y0), y1))
+
+
+def _cross_centre(box: np.ndarray) -> tuple[int, int] | None:
+    """Where the arms of a thin cross (a crosshair, gapped or not, a plus sign) meet, or None
+    when ``box`` (bool, cropped to the shape) is no such cross: the shape lies on a thin band of
+    rows and one of columns, its fullest row and column each span most of the box, with a good
+    part of each on both sides of the other (an arrow's widest row ends at its fullest column)."""
+    h, w = box.shape
+    if box.mean() > 0.4 or min(h, w) < 5:
+        return None
+    rows, cols = box.sum(axis=1), box.sum(axis=0)
+    band_r, band_c = rows >= 0.5 * rows.max(), cols >= 0.5 * cols.max()
+    if band_r.sum() > 0.3 * h or band_c.sum() > 0.3 * w:
+        return None  # not thin arms: a solid shape (an arrow whose shaft spans it)
+    if (box & (band_r[:, None] | band_c[None, :])).sum() < 0.85 * box.sum():
+        return None  # much of the shape lies off its arms
+    r = np.flatnonzero(rows >= rows.max() - 1)
+    c = np.flatnonzero(cols >= cols.max() - 1)
+    row = round(float(r.mean()))
+    col = round(float(c.mean()))
+    along_row = np.flatnonzero(box[r].any(axis=0))
+    along_col = np.flatnonzero(box[:, c].any(axis=1))
+    if along_row.size < 0.6 * w or along_col.size < 0.6 * h:
+        return None
+    left, right = (along_row < col).sum(), (along_row > col).sum()
+    up, down = (along_col < row).sum(), (along_col > row).sum()
+    if min(left, right) < 0.25 * along_row.size or min(up, down) < 0.25 * along_col.size:
+        return None
+    return col, row
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.logical_or(a, b).sum()
+    return float(np.logical_and(a, b).sum() / union) if union else 0.0
+
+
+def template_from_sprite(image: np.ndarray, mask: np.ndarray, hotspot: tuple[int, int]) -> Template:
+    """A :class:`Template` from a learned sprite: its luma and mask as seen in the video; its darker
+    and lighter halves stand for the fill and outline of the contrast check."""
+    import cv2
+
+    h, w = image.shape
+    inside = mask > 0
+    lo, hi = np.percentile(image[inside], (10, 90))
+    level = (float(lo) + float(hi)) / 2  # between its dark and light parts, however many of each
+    fill = ((image <= level) & inside).astype(np.uint8) * 255
+    ring = ((image > level) & inside).astype(np.uint8) * 255
+    if not ring.any() or not fill.any():  # a flat sprite: no contrast of its own to ask for
+        fill = inside.astype(np.uint8) * 255
+        ring = fill
+    mean = round(float(image[inside].mean()))
+    flat = np.where(inside, image, mean).astype(np.uint8)
+    half = cv2.resize(flat, (max(2, w // 2), max(2, h // 2)), interpolation=cv2.INTER_AREA)
+    # A match must show at least half the contrast the sprite showed when it was learned.
+    own = abs(float(image[fill > 0].mean()) - float(image[ring > 0].mean()))
+    return Template(image.copy(), (inside * 255).astype(np.uint8), hotspot, half, flat, fill, ring, learned=True,
+                    min_contrast=max(8.0, 0.5 * own))
+
+
+def _align(a: Candidate, b: Candidate, slack: int) -> tuple[float, int, int]:
+    """Best masked correlation of ``a``'s sprite over ``b``'s patch, with ``a``'s top-left
+    within ``slack`` px of ``b``'s (grown for a size difference): (score, dx, dy), where
+    ``a``'s pixel (x, y) lies on ``b``'s pixel (x + dx, y + dy)."""
+    h, w = a.image.shape
+    pad = slack + max(0, h - b.image.shape[0], w - b.image.shape[1])
+    padded = np.pad(b.image, pad, mode="edge")
+    res = np.abs(masked_ncc(padded, template_from_sprite(a.image, a.mask, (0, 0))))
+    if res.size == 0:
+        return 0.0, 0, 0
+    y, x = np.unravel_index(int(np.argmax(res)), res.shape)
+    return float(res[y, x]), int(x) - pad, int(y) - pad
+
+
+def common_sprite(a: Candidate, b: Candidate, dx: int, dy: int, tolerance: int = 24) -> tuple[np.ndarray, np.ndarray] | None:
+    """The rigid part two sightings share, on ``a``'s grid: pixels in both masks whose luma agrees
+    within ``tolerance`` (tissue caught in one mask, or a translucent shadow over other tissue,
+    differs between the two), their largest connected piece. Returns (image, mask) cropped to
+    the mask, or None if empty."""
+    import cv2
+
+    h, w = a.image.shape
+    bh, bw = b.image.shape
+    ys, xs = np.mgrid[0:h, 0:w]
+    bx, by = xs + dx, ys + dy
+    inside = (bx >= 0) & (by >= 0) & (bx < bw) & (by < bh)
+    bxc, byc = np.clip(bx, 0, bw - 1), np.clip(by, 0, bh - 1)
+    b_img, b_mask = b.image[byc, bxc], b.mask[byc, bxc]
+    agree = inside & (a.mask > 0) & (b_mask > 0) & (np.abs(a.image.astype(int) - b_img.astype(int)) <= tolerance)
+    if not agree.any():
+        return None
+    _n, labels, stats, _ = cv2.connectedComponentsWithStats(agree.astype(np.uint8), connectivity=8)
+    mask = _fill_holes(((labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))) * 255).astype(np.uint8))
+    rows, cols = np.nonzero(mask)
+    y0, y1, x0, x1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+    return a.image[y0:y1, x0:x1].copy(), mask[y0:y1, x0:x1]
+
+
+class SpriteLearner:
+    """Watches a video's still frames and learns its pointer sprites (see the module docstring).
+
+    ``observe(frame)`` returns the templates verified on this frame (usually none)."""
+
+    def __init__(self, frame_height: int, config: SpriteConfig | None = None) -> None:
+        self.config = config or SpriteConfig()
+        unit = max(0.5, frame_height / 720)
+        self.min_px = max(4, round(self.config.min_px * unit))
+        self.max_px = round(self.config.max_px * unit)
+        self.min_area = max(8, round(self.config.min_area * unit * unit))
+        self.frames: deque[tuple[int, np.ndarray]] = deque(maxlen=self.config.far + 1)
+        self.candidates: deque[Candidate] = deque(maxlen=self.config.candidates_kept)
+        self.learned: list[Template] = []
+        # (frame index, luma, box) where the sprite learned last was seen, in frames still held
+        self.sightings: list[tuple[int, np.ndarray, tuple[int, int, int, int]]] = []
+
+    def new_view(self) -> None:
+        self.frames.clear()
+
+    def observe(self, index: int, luma: np.ndarray, blobs: list[tuple[int, int, int, int]]) -> list[Template]:
+        """``blobs``: full-resolution boxes (x0, y0, x1, y1) where this frame changed from the last."""
+        cfg = self.config
+        self.frames.append((index, luma))
+        if len(self.learned) >= cfg.max_sprites or not blobs:
+            return []
+        older = {i: f for i, f in self.frames}
+        near, far = older.get(index - cfg.near), older.get(index - cfg.far)
+        if near is None or far is None:
+            return []
+        added = []
+        for box in blobs[:2]:
+            cand = self._candidate(index, luma, near, far, box)
+            if cand is None:
+                continue
+            template = self._verify(cand)
+            self.candidates.append(cand)
+            if template is not None:
+                self.learned.append(template)
+                added.append(template)
+                # Where it was seen moving in the frames still held (before the locator knew it).
+                held = dict(self.frames)
+                self.sightings = [(c.index, held[c.index], (c.x, c.y, c.x + c.image.shape[1], c.y + c.image.shape[0]))
+                                  for c in self.candidates if c.index in held and c.index != index]
+                self.candidates.clear()
+                break
+        return added
+
+    def _candidate(self, index: int, luma: np.ndarray, near: np.ndarray, far: np.ndarray,
+                   box: tuple[int, int, int, int]) -> Candidate | None:
+        import cv2
+
+        H, W = luma.shape
+        m = 4
+        x0, y0, x1, y1 = max(0, box[0] - m), max(0, box[1] - m), min(W, box[2] + m), min(H, box[3] + m)
+        if x1 - x0 < self.min_px or y1 - y0 < self.min_px or (x1 - x0) * (y1 - y0) > 16 * self.max_px * self.max_px:
+            return None
+        now = luma[y0:y1, x0:x1]
+        t = self.config.threshold
+        changed = cv2.bitwise_and(cv2.threshold(cv2.absdiff(now, near[y0:y1, x0:x1]), t, 255, cv2.THRESH_BINARY)[1],
+                                  cv2.threshold(cv2.absdiff(now, far[y0:y1, x0:x1]), t, 255, cv2.THRESH_BINARY)[1])
+        changed = cv2.morphologyEx(changed, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(changed, connectivity=8)
+        if n < 2:
+            return None
+        # The biggest piece, with the pieces close to it (an outline broken where it matches the tissue).
+        k = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+        bx, by, bw, bh, _ = stats[k]
+        grow = 3
+        keep = np.zeros_like(changed)
+        for j in range(1, n):
+            jx, jy, jw, jh, _ = stats[j]
+            if jx <= bx + bw + grow and bx <= jx + jw + grow and jy <= by + bh + grow and by <= jy + jh + grow:
+                keep[labels == j] = 255
+        ys, xs = np.nonzero(keep)
+        sx0, sx1, sy0, sy1 = int(xs.min()), int(xs.max()) + 1, int(ys.min()), int(ys.max()) + 1
+        if len(xs) < self.min_area or max(sx1 - sx0, sy1 - sy0) < self.min_px or max(sx1 - sx0, sy1 - sy0) > self.max_px:
+            return None
+        if sx0 == 0 or sy0 == 0 or sx1 == x1 - x0 or sy1 == y1 - y0:
+            return None  # runs off the changed area: not the whole of something
+        mask = _fill_holes(keep[sy0:sy1, sx0:sx1])
+        return Candidate(index, x0 + sx0, y0 + sy0, now[sy0:sy1, sx0:sx1].copy(), mask)
+
+    def _verify(self, cand: Candidate) -> Template | None:
+        cfg = self.config
+        area = int(np.count_nonzero(cand.mask))
+        for other in reversed(self.candidates):
+            if other.index >= cand.index - 1 or math.hypot(other.x - cand.x, other.y - cand.y) < cfg.min_shift:
+                continue
+            other_area = int(np.count_nonzero(other.mask))
+            if not 0.6 <= area / max(1, other_area) <= 1.6:
+                continue
+            if abs(other.image.shape[0] - cand.image.shape[0]) > 4 or abs(other.image.shape[1] - cand.image.shape[1]) > 4:
+                continue
+            score, dx, dy = _align(cand, other, cfg.agree_offset)
+            if score < cfg.agree_score:
+                continue
+            common = common_sprite(cand, other, dx, dy)
+            if common is None:
+                continue
+            image, mask = common
+            if np.count_nonzero(mask) < max(self.min_area, 0.5 * min(area, other_area)):
+                continue  # the two sightings share only a fragment: not one rigid sprite seen twice
+            sprite = Candidate(cand.index, cand.x, cand.y, image, mask)
+            if any(self._same(sprite, t) for t in self.learned):
+                return None
+            return template_from_sprite(image, mask, decide_hotspot(mask, cfg.symmetric_iou, cfg.tip_depth, cfg.inset))
+        return None
+
+    def _same(self, cand: Candidate, t: Template) -> bool:
+        """Is ``cand`` a known sprite, or a part of one (a sighting whose outline half matched
+        the tissue), or a known one part of it?"""
+        known = Candidate(-1, 0, 0, t.image, t.mask)
+        small, big = (cand, known) if cand.image.size <= known.image.size else (known, cand)
+        if small.image.shape[0] > big.image.shape[0] + 4 or small.image.shape[1] > big.image.shape[1] + 4:
+            return False
+        return _align(small, big, self.config.agree_offset)[0] >= self.config.same_score
+
+
+def _fill_holes(mask: np.ndarray) -> np.ndarray:
+    """``mask`` (uint8 0/255) with enclosed holes filled (a pointer's fill that matched the tissue)."""
+    import cv2
+
+    h, w = mask.shape
+    flood = np.pad(mask, 1)
+    seeds = np.zeros((h + 4, w + 4), np.uint8)
+    cv2.floodFill(flood, seeds, (0, 0), 128)
+    return np.where(flood[1:-1, 1:-1] == 128, 0, 255).astype(np.uint8)
