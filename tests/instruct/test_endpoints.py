@@ -140,3 +140,25 @@ def test_cli_repeated_base_url_uses_both_servers(narratives, tmp_path):
         summary = json.loads(res.stdout.strip().splitlines()[-1])
         assert summary["failed"] == 0 and summary["records"] == 5
         assert a.requests and b.requests
+
+
+def test_request_defaults_have_one_home():
+    """LLMConfig, EndpointOptions, the CLI flags and GenerateOptions share instruct.defaults."""
+    import dataclasses
+
+    from quilt_llava.instruct import defaults
+    from quilt_llava.instruct.llm import LLMConfig
+    from quilt_llava.instruct.llm_options import _params
+    from quilt_llava.instruct.run import GenerateOptions
+
+    expected = {"temperature": defaults.TEMPERATURE, "max_tokens": defaults.MAX_TOKENS,
+                "concurrency": defaults.CONCURRENCY, "max_retries": defaults.MAX_RETRIES,
+                "timeout_s": defaults.TIMEOUT_S, "model": defaults.MODEL, "api_key_env": defaults.KEY_ENV}
+    llm, endpoint = LLMConfig(), EndpointOptions()
+    flat = {f.name: f.default for f in dataclasses.fields(GenerateOptions)}
+    flags = {name: option.default for name, _, option in _params()}
+    for name, value in expected.items():
+        assert getattr(llm, name) == value and getattr(endpoint, name) == value and flat[name] == value, name
+        assert flags[name] == value, name
+    assert llm.base_url == endpoint.base_url == flat["base_url"] == defaults.BASE_URL
+    assert llm.backoff_base_s == endpoint.backoff_s == flags["backoff_s"] == defaults.BACKOFF_S

@@ -45,6 +45,7 @@ import httpx
 
 from quilt_llava.console import Output
 from quilt_llava.errors import ConfigError
+from quilt_llava.instruct import defaults
 from quilt_llava.instruct.endpoints import EndpointPool
 
 log = logging.getLogger(__name__)
@@ -60,17 +61,17 @@ FINISH_KEY = "finish_reason"  # stored inside a cached reply's usage JSON
 class LLMConfig:
     """Where and how to call the model. The key itself is never stored here, only its variable."""
 
-    base_url: str = "https://api.openai.com/v1"
+    base_url: str = defaults.BASE_URL
     # More endpoints serving the same model; requests are spread over all (see instruct/endpoints.py).
     extra_base_urls: list[str] = field(default_factory=list)
     endpoint_cooldown_s: float = 30.0  # how long an endpoint found down gets no requests
-    model: str = "gpt-4"
-    api_key_env: str | None = "OPENAI_API_KEY"
-    temperature: float = 0.0
-    max_tokens: int = 512
-    concurrency: int = 8
-    max_retries: int = 5
-    timeout_s: float = 60.0
+    model: str = defaults.MODEL
+    api_key_env: str | None = defaults.KEY_ENV
+    temperature: float = defaults.TEMPERATURE
+    max_tokens: int = defaults.MAX_TOKENS
+    concurrency: int = defaults.CONCURRENCY
+    max_retries: int = defaults.MAX_RETRIES
+    timeout_s: float = defaults.TIMEOUT_S
     cache_path: str | Path | None = None
     # Only read the cache, and only if it exists (dry runs write nothing).
     cache_read_only: bool = False
@@ -78,7 +79,7 @@ class LLMConfig:
     api_version: str | None = None
     # "auto": "api-key" header when api_version is set (Azure), else "Authorization: Bearer".
     auth: str = "auto"
-    backoff_base_s: float = 1.0
+    backoff_base_s: float = defaults.BACKOFF_S
     backoff_max_s: float = 60.0
     retry_after_max_s: float = 300.0
     # Optional USD prices per 1,000 tokens, for the cost line of the run summary.

@@ -30,14 +30,16 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from quilt_llava.instruct import defaults
+
 if TYPE_CHECKING:
     from quilt_llava.instruct.llm import LLMConfig
 
 ENV_BASE_URL = "QUILT_LLAVA_LLM_BASE_URL"
 ENV_MODEL = "QUILT_LLAVA_LLM_MODEL"
-DEFAULT_BASE_URL = "https://api.openai.com/v1"
-DEFAULT_MODEL = "gpt-4"
-DEFAULT_KEY_ENV = "OPENAI_API_KEY"
+DEFAULT_BASE_URL = defaults.BASE_URL
+DEFAULT_MODEL = defaults.MODEL
+DEFAULT_KEY_ENV = defaults.KEY_ENV
 CACHE_NAME = "llm_cache.sqlite"
 
 
@@ -55,12 +57,12 @@ class EndpointOptions:
     model: str = DEFAULT_MODEL
     api_key_env: str | None = DEFAULT_KEY_ENV
     api_version: str | None = None
-    temperature: float = 0.0
-    max_tokens: int = 512
-    concurrency: int = 8
-    max_retries: int = 5
-    timeout_s: float = 60.0
-    backoff_s: float = 1.0
+    temperature: float = defaults.TEMPERATURE
+    max_tokens: int = defaults.MAX_TOKENS
+    concurrency: int = defaults.CONCURRENCY
+    max_retries: int = defaults.MAX_RETRIES
+    timeout_s: float = defaults.TIMEOUT_S
+    backoff_s: float = defaults.BACKOFF_S
     cache: Path | None = None  # None: default_cache_path(out)
     no_cache: bool = False
     price_prompt: float | None = None
@@ -116,13 +118,13 @@ def _params() -> list[tuple[str, Any, Any]]:
                                                "('' for none).")),
         ("api_version", str | None, typer.Option(None, "--api-version",
                                                  help="Azure OpenAI api-version (sends an api-key header).")),
-        ("temperature", float, typer.Option(0.0, "--temperature", help="Sampling temperature.")),
-        ("max_tokens", int, typer.Option(512, "--max-tokens", min=1, help="Most tokens per reply.")),
-        ("concurrency", int, typer.Option(8, "--concurrency", "-c", min=1, help="Requests in flight at once, per endpoint.")),
-        ("max_retries", int, typer.Option(5, "--max-retries", min=0,
+        ("temperature", float, typer.Option(defaults.TEMPERATURE, "--temperature", help="Sampling temperature.")),
+        ("max_tokens", int, typer.Option(defaults.MAX_TOKENS, "--max-tokens", min=1, help="Most tokens per reply.")),
+        ("concurrency", int, typer.Option(defaults.CONCURRENCY, "--concurrency", "-c", min=1, help="Requests in flight at once, per endpoint.")),
+        ("max_retries", int, typer.Option(defaults.MAX_RETRIES, "--max-retries", min=0,
                                           help="Retries on rate limits, server errors and timeouts.")),
-        ("timeout_s", float, typer.Option(60.0, "--timeout", help="Seconds per request.")),
-        ("backoff_s", float, typer.Option(1.0, "--backoff", help="First retry delay in seconds (doubles each retry).")),
+        ("timeout_s", float, typer.Option(defaults.TIMEOUT_S, "--timeout", help="Seconds per request.")),
+        ("backoff_s", float, typer.Option(defaults.BACKOFF_S, "--backoff", help="First retry delay in seconds (doubles each retry).")),
         # No square brackets here: rich help would read "[default: ...]" as markup and drop it.
         ("cache", Path | None, typer.Option(None, "--cache", help=f"SQLite response cache (default: {CACHE_NAME} "
                                                                   "in the output's folder).")),

@@ -24,17 +24,13 @@ from typing import Any
 from quilt_llava.console import Output
 from quilt_llava.errors import ConfigError, InputError, QuiltError
 from quilt_llava.files import JsonlAppender, iter_jsonl, write_json, write_jsonl
+from quilt_llava.instruct import defaults
 from quilt_llava.instruct.data import CAPTION_MODES, load_narratives
 from quilt_llava.instruct.gates import GateConfig, gate_records
 from quilt_llava.instruct.generators import GENERATORS, Generator, GeneratorOptions
 from quilt_llava.instruct.generators.base import CallFailed, Rejected, Session, Skip, Unit
 from quilt_llava.instruct.llm import LLMClient, LLMConfig, estimate_tokens
-from quilt_llava.instruct.llm_options import (
-    DEFAULT_BASE_URL,
-    DEFAULT_KEY_ENV,
-    DEFAULT_MODEL,
-    default_cache_path,
-)
+from quilt_llava.instruct.llm_options import default_cache_path
 from quilt_llava.instruct.structured import STRUCTURED_MODES, probe
 
 DONE_STATUSES = ("ok", "rejected", "skipped")
@@ -429,15 +425,15 @@ class GenerateOptions:
     generator: str
     narratives: Path
     out: Path
-    base_url: str = DEFAULT_BASE_URL
-    model: str = DEFAULT_MODEL
-    api_key_env: str | None = DEFAULT_KEY_ENV
+    base_url: str = defaults.BASE_URL
+    model: str = defaults.MODEL
+    api_key_env: str | None = defaults.KEY_ENV
     cache: Path | None = None  # default: llm_cache.sqlite next to ``out`` (llm_options.default_cache_path)
-    concurrency: int = 8
-    temperature: float = 0.0
-    max_tokens: int = 512
-    max_retries: int = 5
-    timeout_s: float = 60.0
+    concurrency: int = defaults.CONCURRENCY
+    temperature: float = defaults.TEMPERATURE
+    max_tokens: int = defaults.MAX_TOKENS
+    max_retries: int = defaults.MAX_RETRIES
+    timeout_s: float = defaults.TIMEOUT_S
     seed: int = 0
     caption: str = "plain"
     diagnoses: Path | None = None
