@@ -30,6 +30,7 @@ from typing import Any
 from PIL import Image, ImageOps
 
 from quilt_llava.errors import ConfigError, InputError
+from quilt_llava.files import atomic_open
 
 OPEN_TYPE = "OPEN"
 CLOSED_TYPE = "CLOSED"
@@ -178,89 +179,108 @@ def build_region_qa(
     """Write crops under ``out_dir/crops`` and return records (image paths relative to ``out_dir``)."""
     config.validate()
     narratives_dir, out_dir = Path(narratives_dir), Path(out_dir)
-    crops_dir = out_dir / "crops"
-    crops_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "crops").mkdir(parents=True, exist_ok=True)
     rng = random.Random(config.seed)
     held_out = split_segments(rows, config.eval_fraction, config.seed)
     result = RegionQAResult(eval_segments=sorted(held_out))
     counts: Counter[str] = Counter()
-    label_by_name = {lab.name: lab for lab in config.labels}
-
     for row in rows:
-        key = segment_key(row)
-        is_eval = key in held_out
-        clusters = row.get("clusters") or []
-        if not clusters:
-            continue
-        image_path = narratives_dir / row["image"]
-        try:
-            with Image.open(image_path) as im:
-                image = im.convert("RGB")
-        except (OSError, ValueError) as exc:
-            raise InputError(str(image_path), f"segment image of {key} is unreadable ({exc})") from None
-        w, h = image.size
-        for ci, cluster in enumerate(clusters):
-            label = label_text(cluster.get("text", ""), config.labels)
-            if label is None:
-                result.skipped_clusters.append({"segment": key, "cluster": str(ci), "reason": "no unique label in text"})
-                continue
-            x0, y0, x1, y1 = cluster["box"]
-            box_px = (round(x0 * w), round(y0 * h), round(x1 * w), round(y1 * h))
-            if box_px[2] - box_px[0] < 4 or box_px[3] - box_px[1] < 4:
-                result.skipped_clusters.append({"segment": key, "cluster": str(ci), "reason": "box too small"})
-                continue
-            counts[label] += 1
-            n = config.eval_crops_per_cluster if is_eval else config.crops_per_cluster
-            for k, crop in enumerate(_crop_boxes(box_px, n, config, rng)):
-                patch = image.crop(crop)
-                if not is_eval and rng.random() < 0.5:
-                    patch = ImageOps.mirror(patch)
-                if config.max_saved_side and max(patch.size) > config.max_saved_side:
-                    patch.thumbnail((config.max_saved_side, config.max_saved_side), Image.Resampling.BILINEAR)
-                stem = f"{row['video_id']}_{row['segment_id']}_c{ci}_{k}".replace("/", "_")
-                rel = f"crops/{stem}.png"
-                patch.save(out_dir / rel)
-                provenance = {
-                    "video_id": row["video_id"],
-                    "segment_id": row["segment_id"],
-                    "cluster": ci,
-                    "label": label,
-                    "box": cluster["box"],
-                    "generator": "region_qa",
-                }
-                questions = [(config.open_question, label_by_name[label].description, OPEN_TYPE, None)]
-                for lab in config.labels:
-                    if lab.closed_question:
-                        yn = "yes" if lab.name == label else "no"
-                        questions.append((lab.closed_question, f"{yn.capitalize()}.", CLOSED_TYPE, yn))
-                if is_eval:
-                    for qi, (q, a, qtype, yn) in enumerate(questions):
-                        item = {"question_id": f"{stem}_q{qi}", "image": rel, "question": q,
-                                "answer": a, "answer_type": qtype, **provenance}
-                        if yn is not None:
-                            item["yes_no_answer"] = yn
-                        result.eval_questions.append(item)
-                else:
-                    result.align_records.append({
-                        "id": f"{stem}_align", "image": rel,
-                        "conversations": [
-                            {"from": "human", "value": "<image>\nDescribe this region briefly."},
-                            {"from": "gpt", "value": cluster["text"].strip()},
-                        ],
-                        **provenance,
-                    })
-                    for qi, (q, a, qtype, _) in enumerate(questions):
-                        result.train_records.append({
-                            "id": f"{stem}_q{qi}", "image": rel,
-                            "conversations": [
-                                {"from": "human", "value": f"<image>\n{q}"},
-                                {"from": "gpt", "value": a},
-                            ],
-                            "answer_type": qtype,
-                            **provenance,
-                        })
+        if row.get("clusters"):
+            _add_segment(row, narratives_dir, out_dir, segment_key(row) in held_out, config, rng, result, counts)
     result.label_counts = dict(sorted(counts.items()))
     return result
+
+
+def _add_segment(row: dict[str, Any], narratives_dir: Path, out_dir: Path, is_eval: bool, config: RegionQAConfig,
+                 rng: random.Random, result: RegionQAResult, counts: Counter[str]) -> None:
+    """Crops and records of one segment's labelled clusters (``rng`` is drawn in a fixed order)."""
+    key = segment_key(row)
+    image_path = narratives_dir / row["image"]
+    try:
+        with Image.open(image_path) as im:
+            image = im.convert("RGB")
+    except (OSError, ValueError) as exc:
+        raise InputError(str(image_path), f"segment image of {key} is unreadable ({exc})") from None
+    w, h = image.size
+    for ci, cluster in enumerate(row["clusters"]):
+        label = label_text(cluster.get("text", ""), config.labels)
+        if label is None:
+            result.skipped_clusters.append({"segment": key, "cluster": str(ci), "reason": "no unique label in text"})
+            continue
+        x0, y0, x1, y1 = cluster["box"]
+        box_px = (round(x0 * w), round(y0 * h), round(x1 * w), round(y1 * h))
+        if box_px[2] - box_px[0] < 4 or box_px[3] - box_px[1] < 4:
+            result.skipped_clusters.append({"segment": key, "cluster": str(ci), "reason": "box too small"})
+            continue
+        counts[label] += 1
+        provenance = {"video_id": row["video_id"], "segment_id": row["segment_id"], "cluster": ci,
+                      "label": label, "box": cluster["box"], "generator": "region_qa"}
+        questions = _questions_for(label, config)
+        n = config.eval_crops_per_cluster if is_eval else config.crops_per_cluster
+        for k, crop in enumerate(_crop_boxes(box_px, n, config, rng)):
+            stem = f"{row['video_id']}_{row['segment_id']}_c{ci}_{k}".replace("/", "_")
+            rel = f"crops/{stem}.png"
+            _save_patch(image.crop(crop), out_dir / rel, mirror=not is_eval and rng.random() < 0.5,
+                        max_side=config.max_saved_side)
+            if is_eval:
+                result.eval_questions.extend(_eval_items(stem, rel, questions, provenance))
+            else:
+                _add_training_records(result, stem, rel, cluster["text"].strip(), questions, provenance)
+
+
+def _questions_for(label: str, config: RegionQAConfig) -> list[tuple[str, str, str, str | None]]:
+    """(question, answer, answer type, yes/no or None): the open question, then each closed one."""
+    description = {lab.name: lab for lab in config.labels}[label].description
+    questions: list[tuple[str, str, str, str | None]] = [(config.open_question, description, OPEN_TYPE, None)]
+    for lab in config.labels:
+        if lab.closed_question:
+            yn = "yes" if lab.name == label else "no"
+            questions.append((lab.closed_question, f"{yn.capitalize()}.", CLOSED_TYPE, yn))
+    return questions
+
+
+def _save_patch(patch: Image.Image, path: Path, mirror: bool, max_side: int | None) -> None:
+    """Mirror and shrink as asked, then write the PNG atomically."""
+    if mirror:
+        patch = ImageOps.mirror(patch)
+    if max_side and max(patch.size) > max_side:
+        patch.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
+    with atomic_open(path, "wb") as fh:
+        patch.save(fh, format="PNG")
+
+
+def _eval_items(stem: str, rel: str, questions: list[tuple[str, str, str, str | None]],
+                provenance: dict[str, Any]) -> list[dict[str, Any]]:
+    items = []
+    for qi, (q, a, qtype, yn) in enumerate(questions):
+        item = {"question_id": f"{stem}_q{qi}", "image": rel, "question": q, "answer": a, "answer_type": qtype,
+                **provenance}
+        if yn is not None:
+            item["yes_no_answer"] = yn
+        items.append(item)
+    return items
+
+
+def _add_training_records(result: RegionQAResult, stem: str, rel: str, words: str,
+                          questions: list[tuple[str, str, str, str | None]], provenance: dict[str, Any]) -> None:
+    result.align_records.append({
+        "id": f"{stem}_align", "image": rel,
+        "conversations": [
+            {"from": "human", "value": "<image>\nDescribe this region briefly."},
+            {"from": "gpt", "value": words},
+        ],
+        **provenance,
+    })
+    for qi, (q, a, qtype, _) in enumerate(questions):
+        result.train_records.append({
+            "id": f"{stem}_q{qi}", "image": rel,
+            "conversations": [
+                {"from": "human", "value": f"<image>\n{q}"},
+                {"from": "gpt", "value": a},
+            ],
+            "answer_type": qtype,
+            **provenance,
+        })
 
 
 def majority_predictions(train_records: list[dict[str, Any]], eval_questions: list[dict[str, Any]]) -> list[dict[str, str]]:
@@ -289,9 +309,7 @@ def write_region_qa(narratives: str | Path, out_dir: str | Path, config: RegionQ
     - ``eval_questions.jsonl`` (Quilt-VQA form) on held-out segments, ``held_out.json``;
     - ``summary.json``. Bad narrative rows are left out and counted (``bad_input_rows``).
     """
-    import shutil
-
-    from quilt_llava.files import write_json, write_jsonl
+    from quilt_llava.files import atomic_write_bytes, write_json, write_jsonl
     from quilt_llava.instruct.data import load_narratives
     from quilt_llava.instruct.generators.align import build_alignment_records
 
@@ -302,9 +320,7 @@ def write_region_qa(narratives: str | Path, out_dir: str | Path, config: RegionQ
     train_rows = [r for r in rows if segment_key(r) not in held]
     segment_align = build_alignment_records(train_rows, seed=config.seed if seed is None else seed)
     for rec in segment_align:
-        target = out_dir / "segments" / rec["image"]
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(narratives.parent / rec["image"], target)
+        atomic_write_bytes(out_dir / "segments" / rec["image"], (narratives.parent / rec["image"]).read_bytes())
         rec["image"] = f"segments/{rec['image']}"
     write_jsonl(out_dir / "align.jsonl", segment_align + res.align_records)
     write_jsonl(out_dir / "train.jsonl", res.train_records)
