@@ -152,90 +152,91 @@ def run_demo(cfg: DemoConfig, output: Output | None = None) -> DemoResult:
     sample_cfg = SampleConfig(n_views=sizes["n_views"], view_seconds=sizes["view_seconds"],
                               width=sizes["width"], height=sizes["height"], seed=cfg.seed)
 
-    # 1. The sample video and its transcript.
     steps.run("sample", "1/7 building the narrated sample video from ihc.png",
               lambda: build_sample(p.sample, sample_cfg))
-
-    # 2. Speech: the narration voiced into the video, recognised and corrected (or the script).
     steps.run("speech", "2/7 voicing the narration, recognising and correcting it",
               lambda: run_speech(cfg, p, output))
-
-    # 3. Localized narratives, from the corrected recognition when there was speech.
-    def narratives() -> None:
-        from quilt_llava.narratives import ExtractConfig, extract_video
-
-        if p.narratives.exists():
-            shutil.rmtree(p.narratives)
-        rows = extract_video(p.video, narration_transcript(p), p.narratives, ExtractConfig())
-        if not rows:
-            raise RuntimeError(f"no stable segments were extracted from {p.video}")
-
-    steps.run("narratives", "3/7 extracting localized narratives", narratives)
-
-    # 3. Instruction data: stage-1 alignment + region Q/A (no LLM needed), LLM generators if configured.
-    def instruct() -> None:
-        from quilt_llava.instruct.region_qa import write_region_qa
-
-        if p.instruct.exists():
-            shutil.rmtree(p.instruct)
-        region = region_config(cfg)
-        summary = write_region_qa(p.narratives / "narratives.jsonl", p.instruct, region)
-        save_region_terms(region, p)
-        if cfg.llm_base_url:
-            held = set(read_json(p.instruct / "held_out.json"))
-            train_rows = [r for r in read_jsonl(p.narratives / "narratives.jsonl")
-                          if f"{r['video_id']}/{r['segment_id']}" not in held]
-            llm_records, summary["llm"] = _run_llm_generators(cfg, train_rows, p.instruct, output)
-            for rec in llm_records:  # segment images were copied under segments/ by region-qa
-                rec["image"] = f"segments/{rec['image']}"
-            write_jsonl(p.instruct / "train.jsonl", read_jsonl(p.instruct / "train.jsonl") + llm_records)
-            write_json(p.instruct / "summary.json", summary)
-
-    steps.run("instruct", "4/7 building instruction data", instruct)
-
-    # 4. Training, stage 1 then stage 2.
-    def train_stage(stage: int) -> None:
-        from quilt_llava.train import TrainConfig, train
-
-        target = p.stage1 if stage == 1 else p.stage2
-        if target.exists():
-            shutil.rmtree(target)
-        config, overrides = train_settings(cfg, p, stage)
-        train(TrainConfig.from_yaml(config, overrides=overrides))
-
-    steps.run("stage1", "5/7 training stage 1 (projector alignment)", lambda: train_stage(1))
-    steps.run("stage2", "5/7 training stage 2 (instruction tuning)", lambda: train_stage(2))
-
-    # 5. Evaluation on held-out segments, next to the majority baseline scored the same way.
-    def evaluate() -> None:
-        from quilt_llava.eval.generate import generate_predictions
-        from quilt_llava.eval.metrics import score_vqa
-        from quilt_llava.instruct.region_qa import majority_predictions
-
-        if p.eval.exists():
-            shutil.rmtree(p.eval)
-        questions = read_jsonl(p.instruct / "eval_questions.jsonl")
-        generate_predictions(p.stage2, questions, p.instruct, p.predictions, batch_size=16,
-                             max_new_tokens=24, model_id="quilt-llava-tiny-demo")
-        metrics = score_vqa(questions, read_jsonl(p.predictions), seed=cfg.seed)
-        baseline_preds = majority_predictions(read_jsonl(p.instruct / "train.jsonl"), questions)
-        write_jsonl(p.baseline_predictions, baseline_preds)
-        baseline = score_vqa(questions, baseline_preds, seed=cfg.seed)
-        write_json(p.eval / "metrics.json", {"model": metrics, "majority_baseline": baseline})
-
-    steps.run("eval", "6/7 evaluating on held-out segments", evaluate)
-
-    # 6. Report.
-    from quilt_llava.demo.build_report import assemble_report
+    steps.run("narratives", "3/7 extracting localized narratives", lambda: extract_narratives(p))
+    steps.run("instruct", "4/7 building instruction data", lambda: build_instruction_data(cfg, p, output))
+    steps.run("stage1", "5/7 training stage 1 (projector alignment)", lambda: train_stage(cfg, p, 1))
+    steps.run("stage2", "5/7 training stage 2 (instruction tuning)", lambda: train_stage(cfg, p, 2))
+    steps.run("eval", "6/7 evaluating on held-out segments", lambda: evaluate(cfg, p))
 
     output.info("[bold]▶ 7/7 writing the report[/bold]", markup=True)
+    return write_result(cfg, p, steps.timings)
+
+
+def extract_narratives(p: DemoPaths) -> None:
+    """Localized narratives of the sample, from the corrected recognition when there was speech."""
+    from quilt_llava.narratives import ExtractConfig, extract_video
+
+    if p.narratives.exists():
+        shutil.rmtree(p.narratives)
+    rows = extract_video(p.video, narration_transcript(p), p.narratives, ExtractConfig())
+    if not rows:
+        raise RuntimeError(f"no stable segments were extracted from {p.video}")
+
+
+def build_instruction_data(cfg: DemoConfig, p: DemoPaths, output: Output) -> None:
+    """Stage-1 alignment and region Q/A records (no LLM), plus the LLM generators when configured."""
+    from quilt_llava.instruct.region_qa import write_region_qa
+
+    if p.instruct.exists():
+        shutil.rmtree(p.instruct)
+    region = region_config(cfg)
+    summary = write_region_qa(p.narratives / "narratives.jsonl", p.instruct, region)
+    save_region_terms(region, p)
+    if cfg.llm_base_url:
+        held = set(read_json(p.instruct / "held_out.json"))
+        train_rows = [r for r in read_jsonl(p.narratives / "narratives.jsonl")
+                      if f"{r['video_id']}/{r['segment_id']}" not in held]
+        llm_records, summary["llm"] = _run_llm_generators(cfg, train_rows, p.instruct, output)
+        for rec in llm_records:  # segment images were copied under segments/ by region-qa
+            rec["image"] = f"segments/{rec['image']}"
+        write_jsonl(p.instruct / "train.jsonl", read_jsonl(p.instruct / "train.jsonl") + llm_records)
+        write_json(p.instruct / "summary.json", summary)
+
+
+def train_stage(cfg: DemoConfig, p: DemoPaths, stage: int) -> None:
+    """Train stage 1 (projector alignment) or stage 2 (instruction tuning) of the tiny model."""
+    from quilt_llava.train import TrainConfig, train
+
+    target = p.stage1 if stage == 1 else p.stage2
+    if target.exists():
+        shutil.rmtree(target)
+    config, overrides = train_settings(cfg, p, stage)
+    train(TrainConfig.from_yaml(config, overrides=overrides))
+
+
+def evaluate(cfg: DemoConfig, p: DemoPaths) -> None:
+    """Answer the held-out questions and score them next to the majority baseline, scored the same way."""
+    from quilt_llava.eval.generate import generate_predictions
+    from quilt_llava.eval.metrics import score_vqa
+    from quilt_llava.instruct.region_qa import majority_predictions
+
+    if p.eval.exists():
+        shutil.rmtree(p.eval)
+    questions = read_jsonl(p.instruct / "eval_questions.jsonl")
+    generate_predictions(p.stage2, questions, p.instruct, p.predictions, batch_size=16,
+                         max_new_tokens=24, model_id="quilt-llava-tiny-demo")
+    metrics = score_vqa(questions, read_jsonl(p.predictions), seed=cfg.seed)
+    baseline_preds = majority_predictions(read_jsonl(p.instruct / "train.jsonl"), questions)
+    write_jsonl(p.baseline_predictions, baseline_preds)
+    baseline = score_vqa(questions, baseline_preds, seed=cfg.seed)
+    write_json(p.eval / "metrics.json", {"model": metrics, "majority_baseline": baseline})
+
+
+def write_result(cfg: DemoConfig, p: DemoPaths, step_timings: dict[str, float]) -> DemoResult:
+    """The report and ``result.json`` (scores, timings, speech figures, machine)."""
+    from quilt_llava.demo.build_report import assemble_report
+
     scores = read_json(p.eval / "metrics.json")
-    timings = dict(steps.timings)
+    timings = dict(step_timings)
     timings["total"] = round(sum(timings.values()), 1)
-    report_path = assemble_report(out, cfg, scores, timings, equivalent_commands(cfg, p))
-    result = DemoResult(out_dir=out, report=report_path, metrics=scores["model"],
+    report_path = assemble_report(p.out, cfg, scores, timings, equivalent_commands(cfg, p))
+    result = DemoResult(out_dir=p.out, report=report_path, metrics=scores["model"],
                         baseline=scores["majority_baseline"], timings=timings, speech=speech_summary(p))
-    write_json(out / "result.json", {
+    write_json(p.out / "result.json", {
         "report": str(report_path), "metrics": result.metrics, "majority_baseline": result.baseline,
         "beats_baseline": result.beats_baseline, "timings": timings, "speech": result.speech,
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
