@@ -287,6 +287,49 @@ async def _run_unit(gen: Generator, unit: Unit, client: LLMClient | None, struct
     return entry
 
 
+@dataclass
+class _Tally:
+    """What a run's journal adds up to: accepted records, rejects with reasons, counts."""
+
+    generator: str
+    gates: GateConfig | None  # None: no gates (off, or a generator that calls no LLM)
+    describes: bool = False
+    records: list[dict[str, Any]] = field(default_factory=list)
+    rejects: list[dict[str, Any]] = field(default_factory=list)
+    status: Counter[str] = field(default_factory=Counter)
+    skip_reasons: Counter[str] = field(default_factory=Counter)
+    by_reason: Counter[str] = field(default_factory=Counter)
+    gated: int = 0
+
+    def add(self, unit_id: str, entry: dict[str, Any]) -> None:
+        unit_status = entry["status"]
+        if unit_status == "ok" and self.gates is not None:
+            unit_status = self._add_gated(unit_id, entry)
+        elif unit_status == "ok":
+            self.records.extend(entry["records"])
+        self.status[unit_status] += 1
+        if entry["status"] == "skipped":
+            self.skip_reasons[entry.get("reason", "")] += 1
+        elif entry["status"] != "ok":
+            code = entry.get("reason_code") or ("call_failed" if entry["status"] == "failed" else "rejected")
+            self.by_reason[code] += 1
+            self.rejects.append({"unit": unit_id, "generator": self.generator, "status": entry["status"],
+                                 "reason_code": code, "reason": entry.get("reason"), "raw": entry.get("raw")})
+
+    def _add_gated(self, unit_id: str, entry: dict[str, Any]) -> str:
+        """Keep the records that pass the gates; the unit counts as rejected if none does."""
+        assert self.gates is not None
+        kept, failed = gate_records(entry["records"], self.gates, self.describes, entry.get("cut_replies", ()))
+        for record, failures in failed:
+            self.gated += 1
+            self.by_reason[failures[0].gate] += 1
+            self.rejects.append({"unit": unit_id, "generator": self.generator, "status": "gated",
+                                 "reason_code": failures[0].gate, "gates": sorted({f.gate for f in failures}),
+                                 "reason": "; ".join(str(f) for f in failures), "record": record})
+        self.records.extend(kept)
+        return "rejected" if failed and not kept else "ok"
+
+
 def _finish(
     options: InstructOptions,
     gen: Generator,
@@ -298,39 +341,13 @@ def _finish(
     bad_rows: int,
     output: Output,
 ) -> dict[str, Any]:
-    records: list[dict[str, Any]] = []
-    rejects: list[dict[str, Any]] = []
-    status: Counter[str] = Counter()
-    skip_reasons: Counter[str] = Counter()
-    by_reason: Counter[str] = Counter()
     gate_on = gen.uses_llm and options.gates.enabled
-    gated = 0
+    tally = _Tally(gen.name, options.gates if gate_on else None, gen.describes)
     for unit in units:
         entry = journal.get(unit.id)
-        if entry is None:
-            continue
-        unit_status = entry["status"]
-        if unit_status == "ok" and gate_on:
-            kept, failed = gate_records(entry["records"], options.gates, gen.describes, entry.get("cut_replies", ()))
-            for record, failures in failed:
-                gated += 1
-                by_reason[failures[0].gate] += 1
-                rejects.append({"unit": unit.id, "generator": gen.name, "status": "gated",
-                                "reason_code": failures[0].gate, "gates": sorted({f.gate for f in failures}),
-                                "reason": "; ".join(str(f) for f in failures), "record": record})
-            if failed and not kept:
-                unit_status = "rejected"  # every record of the unit failed a gate
-            records.extend(kept)
-        elif unit_status == "ok":
-            records.extend(entry["records"])
-        status[unit_status] += 1
-        if entry["status"] == "skipped":
-            skip_reasons[entry.get("reason", "")] += 1
-        elif entry["status"] != "ok":
-            code = entry.get("reason_code") or ("call_failed" if entry["status"] == "failed" else "rejected")
-            by_reason[code] += 1
-            rejects.append({"unit": unit.id, "generator": gen.name, "status": entry["status"],
-                            "reason_code": code, "reason": entry.get("reason"), "raw": entry.get("raw")})
+        if entry is not None:
+            tally.add(unit.id, entry)
+    records, rejects, status = tally.records, tally.rejects, tally.status
     if options.out.suffix == ".json":
         write_json(options.out, records)
     else:
@@ -351,12 +368,12 @@ def _finish(
         "accepted_units": status["ok"],
         "records": len(records),
         "rejected": status["rejected"],
-        "gated_records": gated,
-        "rejects_by_reason": dict(sorted(by_reason.items())),
+        "gated_records": tally.gated,
+        "rejects_by_reason": dict(sorted(tally.by_reason.items())),
         "gates": "on" if gate_on else "off",
         "failed": status["failed"],
         "skipped": status["skipped"],
-        "skip_reasons": dict(skip_reasons),
+        "skip_reasons": dict(tally.skip_reasons),
         "bad_input_rows": bad_rows,
         "calls": int(stats.get("calls", 0)),
         "cached": int(stats.get("cached", 0)),
