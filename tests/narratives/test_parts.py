@@ -299,3 +299,18 @@ def test_content_stats_merge_keeps_the_tissue_area_of_the_views_merged():
     empty = ContentStats()
     empty.merge(ContentStats())
     assert empty.texture is None and empty.box(4, (640, 360)) == (0, 0, 640, 360)
+
+
+def test_build_rows_seeds_the_clusterer(monkeypatch):
+    """ExtractConfig.seed reaches the KMeans of the clusterer (it used to stop at the config)."""
+    from quilt_llava.narratives import rows as rows_module
+    from quilt_llava.narratives.pipeline import ExtractConfig
+    from quilt_llava.narratives.segments import Analysis
+
+    seen = []
+    real = rows_module.make_clusterer
+    monkeypatch.setattr(rows_module, "make_clusterer", lambda method, seed=0: seen.append(seed) or real(method, seed))
+    analysis = Analysis(640, 360, 3.0, (0, 0, 640, 360), np.arange(3) / 10, np.zeros(3, bool), {}, [])
+    rows_module.build_rows(analysis, "vid", None, ExtractConfig().clustering, seed=7)
+    assert seen == [7]
+    assert rows_module.make_clusterer("spatiotemporal", seed=7).seed == 7

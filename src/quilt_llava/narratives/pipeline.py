@@ -78,7 +78,7 @@ class ExtractConfig:
     threads: int = 0  # decoder threads (0: FFmpeg decides)
     prefetch: int = 8  # frames decoded ahead on a producer thread, and queued for the cursor thread
     # (0: decoding, reduction and cursor search all on the calling thread)
-    seed: int = 0
+    seed: int = 0  # the clusterer's KMeans seed
     hide_webcam: bool = True  # paint a detected narrator webcam box in segment images with their mean colour
     held_segments: int = 16  # segment images kept in memory (the one being made included); older ones wait on disk (0: all in memory)
     keep_non_tissue: bool = False  # keep rows of views that are not tissue (slides, camera, desktop), flagged is_tissue: false
@@ -332,7 +332,7 @@ def process_video(video: Path, transcript_path: Path | None, out_dir: Path, cfg:
                 f"the transcript runs to {transcript.end:.1f} s but the video {video.name} is only "
                 f"{analysis.duration:.1f} s long; is it the transcript of another video?",
             )
-        rows = build_rows(analysis, video_id, transcript, cfg.clustering)
+        rows = build_rows(analysis, video_id, transcript, cfg.clustering, seed=cfg.seed)
         kept = [(row, seg) for row, seg in zip(rows, analysis.segments) if seg.is_tissue or cfg.keep_non_tissue]
         frames_dir = out_dir / video_id / "frames"
         from concurrent.futures import ThreadPoolExecutor

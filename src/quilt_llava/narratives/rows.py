@@ -8,7 +8,7 @@ from typing import Any
 
 from quilt_llava.files import iter_jsonl, write_jsonl
 from quilt_llava.narratives.caption import grounded_caption
-from quilt_llava.narratives.clustering import ground
+from quilt_llava.narratives.clustering import ground, make_clusterer
 from quilt_llava.narratives.segments import Analysis
 from quilt_llava.narratives.transcript import Transcript, Utterance
 
@@ -32,9 +32,11 @@ def segment_utterances(transcript: Transcript | None, start: float, end: float) 
     return out
 
 
-def build_rows(analysis: Analysis, video_id: str, transcript: Transcript | None, method: str) -> list[dict[str, Any]]:
+def build_rows(analysis: Analysis, video_id: str, transcript: Transcript | None, method: str,
+               seed: int = 0) -> list[dict[str, Any]]:
     """One row per segment, non-tissue views included (flagged: ``is_tissue`` false); trace
-    points are fractions of the segment's own content box."""
+    points are fractions of the segment's own content box. ``seed`` seeds the clusterer's KMeans."""
+    clusterer = make_clusterer(method, seed=seed)
     rows = []
     for i, seg in enumerate(analysis.segments):
         x0, y0, x1, y1 = seg.box or analysis.content_box
@@ -43,7 +45,7 @@ def build_rows(analysis: Analysis, video_id: str, transcript: Transcript | None,
         trace = [[round(t, 3), round((x - x0) / cw, 4), round((y - y0) / ch, 4)] for t, x, y in seg.trace]
         utterances = segment_utterances(transcript, seg.start, seg.end)
         spoken = [(u.start, u.end, u.text) for u in utterances]
-        clusters = ground(trace, spoken, method=method)
+        clusters = ground(trace, spoken, method=method, clusterer=clusterer)
         caption = grounded_caption([(c.text, c.box) for c in clusters], " ".join(u.text for u in utterances))
         rows.append(
             {
