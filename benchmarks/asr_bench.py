@@ -82,17 +82,24 @@ def run_set(name: str, model: Any, asr: AsrConfig, vocab: Vocabulary, tmp: Path,
     for u in raw.utterances:
         offsets.append(n)
         n += len(tokens_of(u))
-    hurt, right = damage(script, flat, [(offsets[e.utterance] + e.first, offsets[e.utterance] + e.last, e.after)
-                                        for e in edits], vocab)
+    hurt, right = damage(
+        script, flat, [(offsets[e.utterance] + e.first, offsets[e.utterance] + e.last, e.after) for e in edits], vocab
+    )
     out: dict[str, Any] = {
-        "set": name, "sentences": len(lines), "audio_s": round(result.duration_s, 1),
-        "asr_s": round(result.seconds, 2), "realtime_factor": round(result.realtime_factor, 3),
+        "set": name,
+        "sentences": len(lines),
+        "audio_s": round(result.duration_s, 1),
+        "asr_s": round(result.seconds, 2),
+        "realtime_factor": round(result.realtime_factor, 3),
         "raw": score(script, raw.text(), vocab).to_dict(),
         "vocabulary": score(script, fixed.text(), vocab).to_dict(),
-        "changes": len(edits), "right_words_changed": hurt, "right_words": right,
+        "changes": len(edits),
+        "right_words_changed": hurt,
+        "right_words": right,
         "damage": round(hurt / max(1, right), 4),
         "edits": [f"{e.before} -> {e.after}" for e in edits],
-        "raw_text": raw.text(), "corrected_text": fixed.text(),
+        "raw_text": raw.text(),
+        "corrected_text": fixed.text(),
     }
     if llm is not None:
         from quilt_llava.narratives.correct_llm import correct_with_llm
@@ -126,26 +133,43 @@ def main(argv: list[str] | None = None) -> int:
     names = SETS if args.set == "all" else (args.set,)
     with tempfile.TemporaryDirectory() as tmp:
         results = [run_set(n, model, asr, vocab, Path(tmp), llm) for n in names]
-    report = {"model": args.model, "beam_size": args.beam_size, "model_load_s": round(load_s, 2),
-              "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
-                          "omp_threads": os.environ.get("OMP_NUM_THREADS")},
-              "goals": GOALS, "sets": results}
+    report = {
+        "model": args.model,
+        "beam_size": args.beam_size,
+        "model_load_s": round(load_s, 2),
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "omp_threads": os.environ.get("OMP_NUM_THREADS"),
+        },
+        "goals": GOALS,
+        "sets": results,
+    }
     if args.json:
         print(json.dumps(report))
         return 0
-    print(f"model {args.model} (beam {args.beam_size}), loaded in {load_s:.1f} s; {platform.platform()}, "
-          f"{os.cpu_count()} CPUs, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}")
+    print(
+        f"model {args.model} (beam {args.beam_size}), loaded in {load_s:.1f} s; {platform.platform()}, "
+        f"{os.cpu_count()} CPUs, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}"
+    )
     head = f"{'set':8} {'stage':11} {'WER':>6} {'terms':>9} {'recall':>7}"
     for r in results:
-        print(f"\n{r['set']}: {r['sentences']} sentences, {r['audio_s']} s of speech, ASR {r['asr_s']} s "
-              f"= {r['realtime_factor']:.3f} x real time")
+        print(
+            f"\n{r['set']}: {r['sentences']} sentences, {r['audio_s']} s of speech, ASR {r['asr_s']} s "
+            f"= {r['realtime_factor']:.3f} x real time"
+        )
         print(head)
         for stage in ("raw", "vocabulary", "llm"):
             if stage in r:
                 s = r[stage]
-                print(f"{r['set']:8} {stage:11} {s['wer']:6.3f} {s['terms_found']:>4}/{s['terms']:<4} {s['term_recall']:7.3f}")
-        print(f"vocabulary changes: {r['changes']}; right words changed into wrong ones: "
-              f"{r['right_words_changed']}/{r['right_words']} = {100 * r['damage']:.2f} % (goal <= 1 %)")
+                print(
+                    f"{r['set']:8} {stage:11} {s['wer']:6.3f} {s['terms_found']:>4}/{s['terms']:<4} "
+                    f"{s['term_recall']:7.3f}"
+                )
+        print(
+            f"vocabulary changes: {r['changes']}; right words changed into wrong ones: "
+            f"{r['right_words_changed']}/{r['right_words']} = {100 * r['damage']:.2f} % (goal <= 1 %)"
+        )
         print("  " + "; ".join(r["edits"]))
     return 0
 

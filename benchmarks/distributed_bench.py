@@ -43,8 +43,17 @@ def make_videos(folder: Path, n: int, seconds: float, width: int, height: int) -
     frames = 0
     n_views = max(1, round(seconds / 11.5))
     for i in range(n):
-        cfg = SyntheticConfig(name=f"video{i:02d}", width=width, height=height, fps=25.0, crf=23, seed=100 + i,
-                              n_views=n_views, webcam=i % 2 == 1, annotations=i % 3 == 0)
+        cfg = SyntheticConfig(
+            name=f"video{i:02d}",
+            width=width,
+            height=height,
+            fps=25.0,
+            crf=23,
+            seed=100 + i,
+            n_views=n_views,
+            webcam=i % 2 == 1,
+            annotations=i % 3 == 0,
+        )
         video = make_synthetic_video(folder, cfg)
         video.truth_path.unlink()
         total_s += video.truth["duration"]
@@ -94,18 +103,29 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         shutil.rmtree(tmp, ignore_errors=True)
     best = {k: min(v) for k, v in times.items()}
     return {
-        "machine": {"cpu": _cpu(), "cores": os.cpu_count(), "python": platform.python_version(),
-                    "ray": ray.__version__},
-        "videos": args.videos, "video_seconds": round(video_s, 1), "frames": frames,
-        "size": f"{args.width}x{args.height}", "workers": args.workers, "repeats": args.repeats,
-        "ray_niceness": args.ray_niceness, "load_average": os.getloadavg(),
-        "render_s": round(render_s, 1), "ray_start_s": round(ray_start_s, 2),
+        "machine": {
+            "cpu": _cpu(),
+            "cores": os.cpu_count(),
+            "python": platform.python_version(),
+            "ray": ray.__version__,
+        },
+        "videos": args.videos,
+        "video_seconds": round(video_s, 1),
+        "frames": frames,
+        "size": f"{args.width}x{args.height}",
+        "workers": args.workers,
+        "repeats": args.repeats,
+        "ray_niceness": args.ray_niceness,
+        "load_average": os.getloadavg(),
+        "render_s": round(render_s, 1),
+        "ray_start_s": round(ray_start_s, 2),
         "wall_s": {k: [round(t, 2) for t in v] for k, v in times.items()},
         "videos_per_min": {k: round(60 * args.videos / t, 2) for k, t in best.items()},
         "frames_per_s": {k: round(frames / t, 1) for k, t in best.items()},
         "ratio_ray_over_local": round(best["local"] / best["ray"], 3),
         "cpu_s_per_video_s": {k: round(t * args.workers / video_s, 4) for k, t in best.items()},
-        "identical_rows": same_rows, "identical_images": same_images,
+        "identical_rows": same_rows,
+        "identical_images": same_images,
     }
 
 
@@ -134,16 +154,25 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(res))
     else:
-        print(f"{res['videos']} videos, {res['video_seconds']} s of video, {res['frames']} frames, {res['size']}, "
-              f"{res['workers']} workers; {res['machine']['cpu']}, {res['machine']['cores']} cores, ray {res['machine']['ray']}")
-        print(f"ray instance start: {res['ray_start_s']} s (once per command; not in the figures below); "
-              f"ray worker niceness {res['ray_niceness']}; load average after the run "
-              f"{', '.join(f'{x:.1f}' for x in res['load_average'])}")
+        print(
+            f"{res['videos']} videos, {res['video_seconds']} s of video, {res['frames']} frames, {res['size']}, "
+            f"{res['workers']} workers; {res['machine']['cpu']}, {res['machine']['cores']} cores, ray "
+            f"{res['machine']['ray']}"
+        )
+        print(
+            f"ray instance start: {res['ray_start_s']} s (once per command; not in the figures below); "
+            f"ray worker niceness {res['ray_niceness']}; load average after the run "
+            f"{', '.join(f'{x:.1f}' for x in res['load_average'])}"
+        )
         for k in ("local", "ray"):
-            print(f"  {k:5s}: {res['videos_per_min'][k]:7.2f} videos/min  {res['frames_per_s'][k]:7.1f} frames/s  "
-                  f"{res['cpu_s_per_video_s'][k]:.4f} CPU s per video s  (wall {res['wall_s'][k]})")
-        print(f"  ray / local throughput: x{res['ratio_ray_over_local']}; identical rows: {res['identical_rows']}, "
-              f"identical images: {res['identical_images']}")
+            print(
+                f"  {k:5s}: {res['videos_per_min'][k]:7.2f} videos/min  {res['frames_per_s'][k]:7.1f} frames/s  "
+                f"{res['cpu_s_per_video_s'][k]:.4f} CPU s per video s  (wall {res['wall_s'][k]})"
+            )
+        print(
+            f"  ray / local throughput: x{res['ratio_ray_over_local']}; identical rows: {res['identical_rows']}, "
+            f"identical images: {res['identical_images']}"
+        )
     return 0 if res["identical_rows"] and res["identical_images"] else 1
 
 

@@ -38,8 +38,23 @@ from quilt_llava.instruct.llm import ChatRequest, LLMClient, LLMConfig  # noqa: 
 
 def start_server(latency: float, capacity: int) -> tuple[subprocess.Popen, str]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen([sys.executable, "-m", "tests.fake_openai", "--port", "0", "--latency", str(latency),
-                             "--capacity", str(capacity)], stdout=subprocess.PIPE, text=True, env=env, cwd=REPO_ROOT)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.fake_openai",
+            "--port",
+            "0",
+            "--latency",
+            str(latency),
+            "--capacity",
+            str(capacity),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=REPO_ROOT,
+    )
     line = proc.stdout.readline().strip() if proc.stdout else ""
     if not line.startswith("serving on "):
         proc.kill()
@@ -47,11 +62,22 @@ def start_server(latency: float, capacity: int) -> tuple[subprocess.Popen, str]:
     return proc, line.removeprefix("serving on ")
 
 
-def _run(urls: list[str], requests: list[ChatRequest], concurrency: int, cache: Path,
-         on_result=None) -> tuple[float, LLMClient]:
-    client = LLMClient(LLMConfig(base_url=urls[0], extra_base_urls=urls[1:], model="bench", api_key_env=None,
-                                 concurrency=concurrency, cache_path=cache, backoff_base_s=0.05, timeout_s=30.0),
-                       output=Output(quiet=True))
+def _run(
+    urls: list[str], requests: list[ChatRequest], concurrency: int, cache: Path, on_result=None
+) -> tuple[float, LLMClient]:
+    client = LLMClient(
+        LLMConfig(
+            base_url=urls[0],
+            extra_base_urls=urls[1:],
+            model="bench",
+            api_key_env=None,
+            concurrency=concurrency,
+            cache_path=cache,
+            backoff_base_s=0.05,
+            timeout_s=30.0,
+        ),
+        output=Output(quiet=True),
+    )
     t0 = time.perf_counter()
     results = client.run(requests, on_result=on_result)
     elapsed = time.perf_counter() - t0
@@ -69,7 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--concurrency", type=int, default=16, help="client requests in flight per endpoint")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
-    reqs = [ChatRequest(f"r{i}", [{"role": "user", "content": f"request {i} " + "tissue " * 40}]) for i in range(args.n)]
+    reqs = [
+        ChatRequest(f"r{i}", [{"role": "user", "content": f"request {i} " + "tissue " * 40}]) for i in range(args.n)
+    ]
     servers = [start_server(args.latency, args.capacity) for _ in range(2)]
     (_, url_a), (proc_b, url_b) = servers
     try:
@@ -90,24 +118,44 @@ def main(argv: list[str] | None = None) -> int:
             proc.kill()
             proc.wait()
     res = {
-        "n": args.n, "latency_s": args.latency, "capacity": args.capacity, "concurrency": args.concurrency,
-        "python": platform.python_version(), "cores": os.cpu_count(),
-        "one_s": round(t_one, 3), "two_s": round(t_two, 3), "two_b_killed_s": round(t_dies, 3),
-        "speedup_two": round(t_one / t_two, 3), "speedup_two_b_killed": round(t_one / t_dies, 3),
+        "n": args.n,
+        "latency_s": args.latency,
+        "capacity": args.capacity,
+        "concurrency": args.concurrency,
+        "python": platform.python_version(),
+        "cores": os.cpu_count(),
+        "one_s": round(t_one, 3),
+        "two_s": round(t_two, 3),
+        "two_b_killed_s": round(t_dies, 3),
+        "speedup_two": round(t_one / t_two, 3),
+        "speedup_two_b_killed": round(t_one / t_dies, 3),
         "ideal_one_s": round(args.n * args.latency / args.capacity, 3),
-        "served_a_b": spread, "b_killed_served_a_b": [e.served for e in dies.endpoints.endpoints],
-        "b_killed_failovers": int(dies.stats["failovers"]), "b_killed_failures": int(dies.stats["failures"]),
+        "served_a_b": spread,
+        "b_killed_served_a_b": [e.served for e in dies.endpoints.endpoints],
+        "b_killed_failovers": int(dies.stats["failovers"]),
+        "b_killed_failures": int(dies.stats["failures"]),
     }
     if args.json:
         print(json.dumps(res))
     else:
-        print(f"N={args.n} requests, latency {args.latency * 1000:.0f} ms, server capacity {args.capacity}, "
-              f"client concurrency {args.concurrency} per endpoint")
-        print(f"  one endpoint (baseline)  : {t_one:.2f} s  ({args.n / t_one:.1f} req/s; ideal {res['ideal_one_s']:.2f} s)")
-        print(f"  two endpoints            : {t_two:.2f} s  -> x{res['speedup_two']:.2f} (goal >= 1.8; served A/B {spread})")
-        print(f"  two, B killed at N/4     : {t_dies:.2f} s  -> x{res['speedup_two_b_killed']:.2f}; all {args.n} answered, "
-              f"served A/B {res['b_killed_served_a_b']}, {res['b_killed_failovers']} requests moved to A, "
-              f"{res['b_killed_failures']} failed")
+        print(
+            f"N={args.n} requests, latency {args.latency * 1000:.0f} ms, server capacity {args.capacity}, "
+            f"client concurrency {args.concurrency} per endpoint"
+        )
+        print(
+            f"  one endpoint (baseline)  : {t_one:.2f} s  ({args.n / t_one:.1f} req/s; ideal {res['ideal_one_s']:.2f} "
+            "s)"
+        )
+        print(
+            f"  two endpoints            : {t_two:.2f} s  -> x{res['speedup_two']:.2f} (goal >= 1.8; served A/B "
+            f"{spread})"
+        )
+        print(
+            f"  two, B killed at N/4     : {t_dies:.2f} s  -> x{res['speedup_two_b_killed']:.2f}; all {args.n} "
+            "answered, "
+            f"served A/B {res['b_killed_served_a_b']}, {res['b_killed_failovers']} requests moved to A, "
+            f"{res['b_killed_failures']} failed"
+        )
     return 0 if res["speedup_two"] >= 1.8 else 1
 
 

@@ -117,8 +117,11 @@ def main(argv: list[str] | None = None) -> int:
     model, processor, template_name = load(args)
     model.eval()
     template = get_template(template_name)
-    size = processor.image_processor.crop_size["height"] if hasattr(processor.image_processor, "crop_size") and \
-        isinstance(processor.image_processor.crop_size, dict) else 336
+    size = (
+        processor.image_processor.crop_size["height"]
+        if hasattr(processor.image_processor, "crop_size") and isinstance(processor.image_processor.crop_size, dict)
+        else 336
+    )
     questions, images = make_inputs(args.questions, max(32, size), seed=0)
     prompts = [template.prompt(q) for q in questions]
     images = [prepare_image(im, processor) for im in images]
@@ -126,15 +129,18 @@ def main(argv: list[str] | None = None) -> int:
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
 
     def one_by_one() -> list[str]:
-        return [generate_answers(model, processor, [p], [im], args.max_new_tokens, **extra)[0]
-                for p, im in zip(prompts, images)]
+        return [
+            generate_answers(model, processor, [p], [im], args.max_new_tokens, **extra)[0]
+            for p, im in zip(prompts, images)
+        ]
 
     def batched() -> list[str]:
         out: list[str | None] = [None] * len(prompts)
         for s in range(0, len(order), args.batch_size):
             idx = order[s : s + args.batch_size]
-            texts = generate_answers(model, processor, [prompts[i] for i in idx], [images[i] for i in idx],
-                                     args.max_new_tokens, **extra)
+            texts = generate_answers(
+                model, processor, [prompts[i] for i in idx], [images[i] for i in idx], args.max_new_tokens, **extra
+            )
             for i, t in zip(idx, texts):
                 out[i] = t
         return [t or "" for t in out]
@@ -169,11 +175,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"model {result['model']} on {args.device}, {args.questions} questions, "
-              f"{args.max_new_tokens} new tokens{' (forced)' if not args.natural_stop else ''}")
+        print(
+            f"model {result['model']} on {args.device}, {args.questions} questions, "
+            f"{args.max_new_tokens} new tokens{' (forced)' if not args.natural_stop else ''}"
+        )
         print(f"{'one by one (baseline)':<24} {result['one_by_one_qps']:>8.2f} questions/s   1.00x")
-        print(f"{f'batched (size {args.batch_size})':<24} {result['batched_qps']:>8.2f} questions/s   "
-              f"{result['speedup_batched_vs_one_by_one']:.2f}x")
+        print(
+            f"{f'batched (size {args.batch_size})':<24} {result['batched_qps']:>8.2f} questions/s   "
+            f"{result['speedup_batched_vs_one_by_one']:.2f}x"
+        )
         print(f"greedy outputs identical: {'yes' if not differ else f'no, {len(differ)} differ: {differ[:10]}'}")
     return 0
 

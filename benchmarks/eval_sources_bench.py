@@ -59,12 +59,24 @@ def build(root: Path, n_images: int, n_questions: int, size: int, seed: int) -> 
     for i in range(n_questions):
         k = i if i < n_images else rng.randrange(n_images)  # every image used, some by several questions
         closed = i % 3 == 0
-        rows.append({"question": f"Question {i}?", "answer": "yes" if closed else f"answer {i}",
-                     "answer_type": "CLOSED" if closed else "OPEN", "context": "",
-                     "image": {"bytes": pics[k], "path": f"img_{k:05d}.jpg"}})
-    feats = datasets.Features({"question": datasets.Value("string"), "answer": datasets.Value("string"),
-                               "answer_type": datasets.Value("string"), "context": datasets.Value("string"),
-                               "image": datasets.Image()})
+        rows.append(
+            {
+                "question": f"Question {i}?",
+                "answer": "yes" if closed else f"answer {i}",
+                "answer_type": "CLOSED" if closed else "OPEN",
+                "context": "",
+                "image": {"bytes": pics[k], "path": f"img_{k:05d}.jpg"},
+            }
+        )
+    feats = datasets.Features(
+        {
+            "question": datasets.Value("string"),
+            "answer": datasets.Value("string"),
+            "answer_type": datasets.Value("string"),
+            "context": datasets.Value("string"),
+            "image": datasets.Image(),
+        }
+    )
     hf = root / "quilt_vqa"
     datasets.Dataset.from_list(rows, features=feats).save_to_disk(str(hf))
     csv_path, zip_path = root / "pmc.csv", root / "pmc_images.zip"
@@ -107,18 +119,27 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="sources_bench_"))
     try:
         hf, csv_path, zip_path = build(work, args.images, args.questions, args.size, args.seed)
-        res: dict[str, Any] = {"images": args.images, "questions": args.questions, "size": args.size,
-                               "python": platform.python_version(), "machine": platform.machine()}
+        res: dict[str, Any] = {
+            "images": args.images,
+            "questions": args.questions,
+            "size": args.size,
+            "python": platform.python_version(),
+            "machine": platform.machine(),
+        }
         base, _ = timed(lambda: decode_all(hf))
-        for name, kw in (("hf_dataset", {"fmt": "quilt"}),
-                         ("csv_zip", {"fmt": "pmc_vqa", "images": zip_path})):
+        for name, kw in (("hf_dataset", {"fmt": "quilt"}), ("csv_zip", {"fmt": "pmc_vqa", "images": zip_path})):
             spec = str(hf if name == "hf_dataset" else csv_path)
             cache = work / f"cache_{name}"
             cold, first = timed(lambda spec=spec, cache=cache, kw=kw: load_benchmark_data(spec, cache_dir=cache, **kw))
             warm, second = timed(lambda spec=spec, cache=cache, kw=kw: load_benchmark_data(spec, cache_dir=cache, **kw))
-            res[name] = {"cold_s": round(cold, 3), "cached_s": round(warm, 3), "cached_over_cold": round(warm / cold, 3),
-                         "written_cold": first.images_written, "written_cached": second.images_written,
-                         "questions": len(second.questions)}
+            res[name] = {
+                "cold_s": round(cold, 3),
+                "cached_s": round(warm, 3),
+                "cached_over_cold": round(warm / cold, 3),
+                "written_cold": first.images_written,
+                "written_cached": second.images_written,
+                "questions": len(second.questions),
+            }
         res["baseline_decode_s"] = round(base, 3)
         res["hf_dataset"]["cached_over_baseline"] = round(res["hf_dataset"]["cached_s"] / base, 3)
     finally:
@@ -131,8 +152,10 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("hf_dataset", "csv_zip"):
         r = res[name]
         print(f"  {name:10s} cold (extracts {r['written_cold']:4d} images)  : {r['cold_s']:.2f} s")
-        print(f"  {name:10s} cached (writes {r['written_cached']:4d} images) : {r['cached_s']:.2f} s"
-              f"  -> cached/cold x{r['cached_over_cold']:.2f}")
+        print(
+            f"  {name:10s} cached (writes {r['written_cached']:4d} images) : {r['cached_s']:.2f} s"
+            f"  -> cached/cold x{r['cached_over_cold']:.2f}"
+        )
     print(f"  hf_dataset cached / baseline decode: x{res['hf_dataset']['cached_over_baseline']:.2f}")
     return 0
 

@@ -39,9 +39,11 @@ def records(n: int, seed: int, stage: int) -> list[dict]:
     words = [w for w in " ".join(corpus_lines()).split() if w not in ("USER:", "ASSISTANT:")]
     out = []
     for i in range(n):
+
         def text(lo: int, hi: int) -> str:
             start = rng.randrange(len(words))
-            return " ".join(words[start:start + rng.randint(lo, hi)])
+            return " ".join(words[start : start + rng.randint(lo, hi)])
+
         rounds = 1 if stage == 1 else rng.randint(1, 3)
         conv = []
         for r in range(rounds):
@@ -92,11 +94,17 @@ def main(argv: list[str] | None = None) -> int:
         samples, report = tensorize_all(recs, tok, template, N_IMG, image_id, max_length=100_000)
         ours = time.perf_counter() - t0
         # the rendering (image-first layout) is tested in tests/model/test_fidelity.py; here: the tokens
-        same = sum(s.input_ids == sentencepiece_reference(sp, template.render(r["conversations"]), image_id)
-                   for s, r in zip(samples, recs) if s.ok)
+        same = sum(
+            s.input_ids == sentencepiece_reference(sp, template.render(r["conversations"]), image_id)
+            for s, r in zip(samples, recs)
+            if s.ok
+        )
         result["stages"][name] = {
-            "whole_prompt_records_per_s": len(recs) / base, "release_records_per_s": len(recs) / ours,
-            "slowdown": ours / base, "kept": report.kept, "ids_equal_reference": same,
+            "whole_prompt_records_per_s": len(recs) / base,
+            "release_records_per_s": len(recs) / ours,
+            "slowdown": ours / base,
+            "kept": report.kept,
+            "ids_equal_reference": same,
             "mean_tokens": sum(s.length for s in samples) / max(1, len(samples)),
         }
     if args.json:
@@ -104,9 +112,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     print(f"{args.records} records per stage, LLaMA vocabulary, {N_IMG} image tokens")
     for name, r in result["stages"].items():
-        print(f"  {name:10s} whole prompt (baseline) {r['whole_prompt_records_per_s']:8.0f} rec/s | release ids+mask "
-              f"{r['release_records_per_s']:8.0f} rec/s (x{r['slowdown']:.2f} the time) | kept {r['kept']}, ids equal "
-              f"to the sentencepiece reference {r['ids_equal_reference']}/{r['kept']} | mean {r['mean_tokens']:.0f} tokens")
+        print(
+            f"  {name:10s} whole prompt (baseline) {r['whole_prompt_records_per_s']:8.0f} rec/s | release ids+mask "
+            f"{r['release_records_per_s']:8.0f} rec/s (x{r['slowdown']:.2f} the time) | kept {r['kept']}, ids equal "
+            f"to the sentencepiece reference {r['ids_equal_reference']}/{r['kept']} | mean {r['mean_tokens']:.0f} "
+            "tokens"
+        )
     return 0
 
 

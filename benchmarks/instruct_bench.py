@@ -35,8 +35,17 @@ from quilt_llava.instruct.llm import ChatRequest, LLMClient, LLMConfig  # noqa: 
 
 
 def _client(srv: FakeOpenAIServer, concurrency: int, cache: Path | None) -> LLMClient:
-    return LLMClient(LLMConfig(base_url=srv.base_url, model="bench", api_key_env=None, concurrency=concurrency,
-                               cache_path=cache, backoff_base_s=0.01), output=Output(quiet=True))
+    return LLMClient(
+        LLMConfig(
+            base_url=srv.base_url,
+            model="bench",
+            api_key_env=None,
+            concurrency=concurrency,
+            cache_path=cache,
+            backoff_base_s=0.01,
+        ),
+        output=Output(quiet=True),
+    )
 
 
 def _timed_run(client: LLMClient, requests: list[ChatRequest]) -> float:
@@ -50,16 +59,24 @@ def _timed_run(client: LLMClient, requests: list[ChatRequest]) -> float:
 
 
 def bench_client(n: int, concurrency: int, latency: float, tmp: Path) -> dict[str, float]:
-    reqs = [ChatRequest(f"r{i}", [{"role": "user", "content": f"request number {i} " + "tissue " * 50}]) for i in range(n)]
+    reqs = [
+        ChatRequest(f"r{i}", [{"role": "user", "content": f"request number {i} " + "tissue " * 50}]) for i in range(n)
+    ]
     with FakeOpenAIServer(latency_s=latency) as srv:
         t_seq = _timed_run(_client(srv, 1, None), reqs)
         cache = tmp / "bench_cache.sqlite"
         t_conc = _timed_run(_client(srv, concurrency, cache), reqs)
         t_cached = _timed_run(_client(srv, concurrency, cache), reqs)
         max_seen = srv.max_concurrent
-    return {"sequential_s": t_seq, "concurrent_s": t_conc, "cached_s": t_cached,
-            "speedup_concurrent": t_seq / t_conc, "speedup_cached": t_seq / t_cached,
-            "efficiency": (t_seq / t_conc) / concurrency, "server_max_in_flight": max_seen}
+    return {
+        "sequential_s": t_seq,
+        "concurrent_s": t_conc,
+        "cached_s": t_cached,
+        "speedup_concurrent": t_seq / t_conc,
+        "speedup_cached": t_seq / t_cached,
+        "efficiency": (t_seq / t_conc) / concurrency,
+        "server_max_in_flight": max_seen,
+    }
 
 
 def bench_generator(n: int, concurrency: int, latency: float, tmp: Path) -> dict[str, float]:
@@ -89,8 +106,11 @@ def bench_generator(n: int, concurrency: int, latency: float, tmp: Path) -> dict
             times[c] = time.perf_counter() - t0
             if summary["records"] != n:
                 raise SystemExit(f"generator run produced {summary['records']} records, expected {n}")
-    return {"generator_sequential_s": times[1], "generator_concurrent_s": times[concurrency],
-            "generator_speedup": times[1] / times[concurrency]}
+    return {
+        "generator_sequential_s": times[1],
+        "generator_concurrent_s": times[concurrency],
+        "generator_speedup": times[1] / times[concurrency],
+    }
 
 
 def main() -> None:
@@ -104,8 +124,13 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        result: dict[str, object] = {"n": args.n, "concurrency": args.concurrency, "latency_s": args.latency,
-                                     "python": platform.python_version(), "machine": platform.processor() or platform.machine()}
+        result: dict[str, object] = {
+            "n": args.n,
+            "concurrency": args.concurrency,
+            "latency_s": args.latency,
+            "python": platform.python_version(),
+            "machine": platform.processor() or platform.machine(),
+        }
         result.update(bench_client(args.n, args.concurrency, args.latency, tmp))
         if not args.skip_generator:
             result.update(bench_generator(args.n, args.concurrency, args.latency, tmp))
@@ -114,12 +139,18 @@ def main() -> None:
         return
     print(f"N={args.n} requests, latency {args.latency * 1000:.0f} ms, concurrency {args.concurrency}")
     print(f"  client, sequential (baseline) : {result['sequential_s']:.2f} s")
-    print(f"  client, concurrent            : {result['concurrent_s']:.2f} s  -> x{result['speedup_concurrent']:.2f} "
-          f"(ideal x{args.concurrency}, efficiency {result['efficiency']:.0%}, max in flight {result['server_max_in_flight']})")
+    print(
+        f"  client, concurrent            : {result['concurrent_s']:.2f} s  -> x{result['speedup_concurrent']:.2f} "
+        f"(ideal x{args.concurrency}, efficiency {result['efficiency']:.0%}, max in flight "
+        f"{result['server_max_in_flight']})"
+    )
     print(f"  client, cached re-run         : {result['cached_s']:.3f} s  -> x{result['speedup_cached']:.1f}")
     if "generator_speedup" in result:
         print(f"  conversation generator c=1    : {result['generator_sequential_s']:.2f} s")
-        print(f"  conversation generator c={args.concurrency}    : {result['generator_concurrent_s']:.2f} s  -> x{result['generator_speedup']:.2f}")
+        print(
+            f"  conversation generator c={args.concurrency}    : {result['generator_concurrent_s']:.2f} s  -> "
+            f"x{result['generator_speedup']:.2f}"
+        )
 
 
 if __name__ == "__main__":

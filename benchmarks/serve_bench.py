@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             out = chat_model.model.generate(**inputs, **chat_model_kwargs, min_new_tokens=n, pad_token_id=pad_id)
         elapsed = time.perf_counter() - start
         # out: (1, prompt + new tokens)
-        return elapsed, tok.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+        return elapsed, tok.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True).strip()
 
     class ForcedLength(DecodingOptions):
         """The session's decoding with the answer length fixed, as in the baseline."""
@@ -139,11 +139,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"model {result['model']} on {result['device']} ({result['threads']} thread(s)), "
-              f"prompt {result['prompt_tokens']} tokens, {result['new_tokens']} new tokens, median of {result['repeats']}")
+        print(
+            f"model {result['model']} on {result['device']} ({result['threads']} thread(s)), "
+            f"prompt {result['prompt_tokens']} tokens, {result['new_tokens']} new tokens, median of {result['repeats']}"
+        )
         print(f"  generate, no streaming (baseline): {result['baseline_generate_s']:.3f} s")
-        print(f"  ChatSession.stream, whole answer : {result['streamed_total_s']:.3f} s  -> x{result['streaming_overhead_ratio']:.3f} of baseline")
-        print(f"  ChatSession.stream, first piece  : {result['streamed_first_piece_s']:.3f} s  -> {100 * result['first_piece_share_of_wait']:.1f}% of the baseline wait")
+        print(
+            f"  ChatSession.stream, whole answer : {result['streamed_total_s']:.3f} s  -> "
+            f"x{result['streaming_overhead_ratio']:.3f} of baseline"
+        )
+        print(
+            f"  ChatSession.stream, first piece  : {result['streamed_first_piece_s']:.3f} s  -> "
+            f"{100 * result['first_piece_share_of_wait']:.1f}% of the baseline wait"
+        )
         print(f"  same text: {'yes' if result['same_text'] else 'NO'}")
     return 0 if result["same_text"] else 1
 

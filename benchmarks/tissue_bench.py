@@ -33,8 +33,28 @@ import numpy as np
 from quilt_llava.narratives import screens
 from quilt_llava.narratives.tissue import TissueConfig, tissue_score
 
-PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "stereo_motorcycle", "horse", "coins", "camera", "page", "text",
-          "brick", "grass", "gravel", "moon", "hubble_deep_field", "retina", "logo", "colorwheel", "cell", "clock")
+PHOTOS = (
+    "astronaut",
+    "coffee",
+    "chelsea",
+    "rocket",
+    "stereo_motorcycle",
+    "horse",
+    "coins",
+    "camera",
+    "page",
+    "text",
+    "brick",
+    "grass",
+    "gravel",
+    "moon",
+    "hubble_deep_field",
+    "retina",
+    "logo",
+    "colorwheel",
+    "cell",
+    "clock",
+)
 
 
 def _rgb(image: np.ndarray | tuple) -> np.ndarray:
@@ -107,17 +127,42 @@ def sources() -> dict[str, tuple[int, Callable[[np.random.Generator], np.ndarray
         "ihc-right": (1, lambda rng: _view(right, rng)),
         "he-restained": (1, lambda rng: _view(he[float(rng.choice(list(he)))], rng)),
         "ihc-on-glass": (1, lambda rng: _on_glass(_view(ihc, rng), rng)),
-        "text-slides": (0, lambda rng: _jpeg(screens.text_slide((int(rng.integers(320, 960)), int(rng.integers(240, 540))), rng), int(rng.integers(30, 96)))),
-        "desktops": (0, lambda rng: _jpeg(screens.desktop((int(rng.integers(320, 960)), int(rng.integers(240, 540))), rng), int(rng.integers(30, 96)))),
-        "blank-screens": (0, lambda rng: _jpeg(screens.blank((int(rng.integers(320, 960)), int(rng.integers(240, 540))), rng), int(rng.integers(30, 96)))),
+        "text-slides": (
+            0,
+            lambda rng: _jpeg(
+                screens.text_slide((int(rng.integers(320, 960)), int(rng.integers(240, 540))), rng),
+                int(rng.integers(30, 96)),
+            ),
+        ),
+        "desktops": (
+            0,
+            lambda rng: _jpeg(
+                screens.desktop((int(rng.integers(320, 960)), int(rng.integers(240, 540))), rng),
+                int(rng.integers(30, 96)),
+            ),
+        ),
+        "blank-screens": (
+            0,
+            lambda rng: _jpeg(
+                screens.blank((int(rng.integers(320, 960)), int(rng.integers(240, 540))), rng),
+                int(rng.integers(30, 96)),
+            ),
+        ),
     }
     for name in PHOTOS:
         photo = _rgb(getattr(data, name)())
-        out[f"photo-{name}"] = (0, lambda rng, photo=photo: _view(photo, rng) if rng.random() < 0.7 else _jpeg(photo, 80))
+        out[f"photo-{name}"] = (
+            0,
+            lambda rng, photo=photo: _view(photo, rng) if rng.random() < 0.7 else _jpeg(photo, 80),
+        )
     return out
 
 
-TUNING = ("ihc-left", "text-slides", "photo-astronaut")  # the sources the rule's limits were set on; every other one is held out
+TUNING = (
+    "ihc-left",
+    "text-slides",
+    "photo-astronaut",
+)  # the sources the rule's limits were set on; every other one is held out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -139,27 +184,41 @@ def main(argv: list[str] | None = None) -> int:
             seconds += time.perf_counter() - t0
             n += 1
         flags = np.array(scores) >= cfg.threshold
-        results[name] = {"label": label, "tuning": name in TUNING, "accuracy": float((flags == bool(label)).mean()),
-                         "mean_score": float(np.mean(scores))}
+        results[name] = {
+            "label": label,
+            "tuning": name in TUNING,
+            "accuracy": float((flags == bool(label)).mean()),
+            "mean_score": float(np.mean(scores)),
+        }
     held = {k: v for k, v in results.items() if not v["tuning"]}
     tissue = [v["accuracy"] for v in held.values() if v["label"]]
     other = [v["accuracy"] for v in held.values() if not v["label"]]
     screens_only = [v["accuracy"] for k, v in held.items() if k in ("desktops", "blank-screens")]
-    summary = {"views": n, "per_source": args.per_source, "score_ms": round(1000 * seconds / n, 2),
-               "held_out_tissue_accuracy": float(np.mean(tissue)), "held_out_non_tissue_accuracy": float(np.mean(other)),
-               "held_out_screens_accuracy": float(np.mean(screens_only)),
-               "worst_held_out_source": min(held, key=lambda k: held[k]["accuracy"]), "sources": results}
+    summary = {
+        "views": n,
+        "per_source": args.per_source,
+        "score_ms": round(1000 * seconds / n, 2),
+        "held_out_tissue_accuracy": float(np.mean(tissue)),
+        "held_out_non_tissue_accuracy": float(np.mean(other)),
+        "held_out_screens_accuracy": float(np.mean(screens_only)),
+        "worst_held_out_source": min(held, key=lambda k: held[k]["accuracy"]),
+        "sources": results,
+    }
     if args.json:
         print(json.dumps(summary, indent=1))
         return 0
     print(f"{n} views, {args.per_source} per source; {summary['score_ms']:.1f} ms per view")
     print(f"{'source':24s} {'label':>6s} {'set':>8s} {'accuracy':>8s} {'mean score':>10s}")
     for name, v in results.items():
-        print(f"{name:24s} {('tissue' if v['label'] else 'not'):>6s} {('tuning' if v['tuning'] else 'held-out'):>8s} "
-              f"{v['accuracy']:8.3f} {v['mean_score']:10.3f}")
-    print(f"held-out accuracy: tissue {summary['held_out_tissue_accuracy']:.3f}, not tissue "
-          f"{summary['held_out_non_tissue_accuracy']:.3f} (desktops and blank screens: "
-          f"{summary['held_out_screens_accuracy']:.3f}); worst held-out source: {summary['worst_held_out_source']}")
+        print(
+            f"{name:24s} {('tissue' if v['label'] else 'not'):>6s} {('tuning' if v['tuning'] else 'held-out'):>8s} "
+            f"{v['accuracy']:8.3f} {v['mean_score']:10.3f}"
+        )
+    print(
+        f"held-out accuracy: tissue {summary['held_out_tissue_accuracy']:.3f}, not tissue "
+        f"{summary['held_out_non_tissue_accuracy']:.3f} (desktops and blank screens: "
+        f"{summary['held_out_screens_accuracy']:.3f}); worst held-out source: {summary['worst_held_out_source']}"
+    )
     return 0
 
 

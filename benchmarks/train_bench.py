@@ -53,9 +53,17 @@ def synthetic_records(n: int, seed: int, image_share: float, max_words: int) -> 
     return rows
 
 
-def run(order: list[int], ds: LlavaDataset, model, collate, batch_size: int, steps: int, device: str,
-        dtype: torch.dtype | None) -> dict:
-    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+def run(
+    order: list[int],
+    ds: LlavaDataset,
+    model,
+    collate,
+    batch_size: int,
+    steps: int,
+    device: str,
+    dtype: torch.dtype | None,
+) -> dict:
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     # Same records in both modes: time a whole epoch (plus one warm-up batch) unless --steps limits it.
     batches = [batches[-1], *batches] if steps <= 0 else batches[: steps + 1]
     params = [p for p in model.parameters() if p.requires_grad]
@@ -131,11 +139,18 @@ def main() -> None:
         results[mode] = run(order, ds, model, collate, a.batch_size, a.steps, a.device, dtype)
     base, grouped = results["none"], results["modality_length"]
     out = {
-        "preset": a.preset, "device": a.device, "dtype": a.dtype, "params": n_params,
-        "batch_size": a.batch_size, "records": len(ds), "mean_length": statistics.mean(ds.lengths),
-        "random_batches": base, "grouped_batches": grouped,
+        "preset": a.preset,
+        "device": a.device,
+        "dtype": a.dtype,
+        "params": n_params,
+        "batch_size": a.batch_size,
+        "records": len(ds),
+        "mean_length": statistics.mean(ds.lengths),
+        "random_batches": base,
+        "grouped_batches": grouped,
         "speedup_tokens_per_s": grouped["tokens_per_s"] / base["tokens_per_s"],
-        "torch": torch.__version__, "python": platform.python_version(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
     }
     if a.peak_tflops:
         for key in ("random_batches", "grouped_batches"):
@@ -143,13 +158,17 @@ def main() -> None:
     if a.json:
         print(json.dumps(out))
         return
-    print(f"preset {a.preset} ({n_params / 1e6:.2f} M params) on {a.device} {a.dtype}; batch {a.batch_size}, "
-          f"{len(ds)} records, mean length {out['mean_length']:.0f} tokens, {base['steps']} timed steps per mode")
+    print(
+        f"preset {a.preset} ({n_params / 1e6:.2f} M params) on {a.device} {a.dtype}; batch {a.batch_size}, "
+        f"{len(ds)} records, mean length {out['mean_length']:.0f} tokens, {base['steps']} timed steps per mode"
+    )
     for label, key in (("random batches (baseline)", "random_batches"), ("modality+length grouped", "grouped_batches")):
         r = out[key]
         mfu = f", MFU {r['mfu']:.1%}" if "mfu" in r else ""
-        print(f"  {label:27s}: {r['tokens_per_s']:9.0f} tokens/s, padding {r['padding_share']:.1%} "
-              f"(all batches {r['padding_share_all_batches']:.1%}){mfu}")
+        print(
+            f"  {label:27s}: {r['tokens_per_s']:9.0f} tokens/s, padding {r['padding_share']:.1%} "
+            f"(all batches {r['padding_share_all_batches']:.1%}){mfu}"
+        )
     print(f"  grouped / random tokens/s: x{out['speedup_tokens_per_s']:.2f}")
 
 

@@ -109,14 +109,21 @@ def write_sentencepiece(vocab: list[str], merges: list[tuple[int, int]], out: Pa
 def write_tokenizer_json(vocab: list[str], merges: list[tuple[int, int]], out: Path) -> None:
     from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, processors
 
-    bpe = models.BPE(vocab={p: i for i, p in enumerate(vocab)}, merges=[(vocab[a], vocab[b]) for a, b in merges],
-                     unk_token="<unk>", fuse_unk=True, byte_fallback=True)
+    bpe = models.BPE(
+        vocab={p: i for i, p in enumerate(vocab)},
+        merges=[(vocab[a], vocab[b]) for a, b in merges],
+        unk_token="<unk>",
+        fuse_unk=True,
+        byte_fallback=True,
+    )
     tok = Tokenizer(bpe)
     tok.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
-    tok.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(),
-                                     decoders.Strip(" ", 1, 0)])
-    tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B",
-                                                       special_tokens=[("<s>", 1)])
+    tok.decoder = decoders.Sequence(
+        [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
+    )
+    tok.post_processor = processors.TemplateProcessing(
+        single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", 1)]
+    )
     tok.add_special_tokens([AddedToken(t, normalized=False, special=True) for t in ("<unk>", "<s>", "</s>")])
     tok.save(str(out))
 
@@ -128,8 +135,13 @@ def node_ids(js_path: Path, sentences: list[str]) -> list[list[int]]:
         "process.stdin.on('end', () => { const s = JSON.parse(data);\n"
         "  process.stdout.write(JSON.stringify(s.map(x => tok.encode(x)))); });\n"
     )
-    done = subprocess.run(["node", "--input-type=module", "-e", script], input=json.dumps(sentences),
-                          capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        ["node", "--input-type=module", "-e", script],
+        input=json.dumps(sentences),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(done.stdout)
 
 
@@ -152,12 +164,15 @@ def main(argv: list[str]) -> int:
         for s, e, got in bad:
             print(f"rebuild differs from the package's encoder on {s!r}:\n  node {e}\n  sp   {got}", file=sys.stderr)
         return 1
-    (out_dir / "check.json").write_text(json.dumps([{"text": s, "ids": e} for s, e in zip(CHECK_SENTENCES, expected)],
-                                                   ensure_ascii=False, indent=1))
+    (out_dir / "check.json").write_text(
+        json.dumps([{"text": s, "ids": e} for s, e in zip(CHECK_SENTENCES, expected)], ensure_ascii=False, indent=1)
+    )
     (out_dir / "tokenizer.model.tmp").replace(out_dir / "tokenizer.model")
     (out_dir / "tokenizer.json.tmp").replace(out_dir / "tokenizer.json")
-    print(f"rebuilt tokenizer.model and tokenizer.json ({len(vocab)} pieces, {len(merges)} merges); "
-          f"sentencepiece agrees with node on {len(expected)} sentences")
+    print(
+        f"rebuilt tokenizer.model and tokenizer.json ({len(vocab)} pieces, {len(merges)} merges); "
+        f"sentencepiece agrees with node on {len(expected)} sentences"
+    )
     return 0
 
 

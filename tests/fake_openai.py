@@ -132,9 +132,15 @@ class _Server(ThreadingHTTPServer):
 
 
 class FakeOpenAIServer:
-    def __init__(self, responder: Responder | None = None, latency_s: float = 0.0,
-                 host: str = "127.0.0.1", port: int = 0, capacity: int | None = None,
-                 schemas: str = "ignore") -> None:
+    def __init__(
+        self,
+        responder: Responder | None = None,
+        latency_s: float = 0.0,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        capacity: int | None = None,
+        schemas: str = "ignore",
+    ) -> None:
         if schemas not in SCHEMA_MODES:
             raise ValueError(f"schemas must be one of {SCHEMA_MODES}, got {schemas!r}")
         self.schemas = schemas
@@ -231,8 +237,13 @@ class FakeOpenAIServer:
             def log_message(self, format: str, *args: Any) -> None:  # quiet
                 return
 
-            def _send(self, status: int, payload: bytes, content_type: str = "application/json",
-                      headers: dict[str, str] | None = None) -> None:
+            def _send(
+                self,
+                status: int,
+                payload: bytes,
+                content_type: str = "application/json",
+                headers: dict[str, str] | None = None,
+            ) -> None:
                 with server._lock:
                     server.reply_log.append((time.monotonic(), status))
                 self.send_response(status)
@@ -344,16 +355,23 @@ class FakeOpenAIServer:
                 limit = body.get("max_tokens")
                 if isinstance(limit, int) and completion_tokens > limit:  # cut at the limit, as a real server
                     text, completion_tokens, finish = " ".join(text.split(" ")[:limit]), limit, "length"
-                self._json(200, {
-                    "id": f"chatcmpl-fake-{len(server.requests)}",
-                    "object": "chat.completion",
-                    "created": int(time.time()),
-                    "model": body.get("model", "fake-model"),
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                                 "finish_reason": finish}],
-                    "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                              "total_tokens": prompt_tokens + completion_tokens},
-                })
+                self._json(
+                    200,
+                    {
+                        "id": f"chatcmpl-fake-{len(server.requests)}",
+                        "object": "chat.completion",
+                        "created": int(time.time()),
+                        "model": body.get("model", "fake-model"),
+                        "choices": [
+                            {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}
+                        ],
+                        "usage": {
+                            "prompt_tokens": prompt_tokens,
+                            "completion_tokens": completion_tokens,
+                            "total_tokens": prompt_tokens + completion_tokens,
+                        },
+                    },
+                )
 
         return Handler
 

@@ -130,8 +130,21 @@ class TransformersServe:
         exe = shutil.which("transformers", path=str(Path(sys.executable).parent)) or shutil.which("transformers")
         if exe is None:
             raise ModelUnavailable("the `transformers` command is not installed")
-        cmd = [exe, "serve", self.model, "--host", "127.0.0.1", "--port", str(self.port), "--device", "cpu",
-               "--dtype", "float32", "--log-level", "warning"]
+        cmd = [
+            exe,
+            "serve",
+            self.model,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--device",
+            "cpu",
+            "--dtype",
+            "float32",
+            "--log-level",
+            "warning",
+        ]
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
         self._log = open(self.log_path, "wb")  # noqa: SIM115 (open while the server runs)
         self._proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env)
@@ -139,16 +152,19 @@ class TransformersServe:
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
                 self._log.close()
-                raise RuntimeError(f"transformers serve exited with {self._proc.returncode}: "
-                                   f"{self.log_path.read_text(errors='replace')[-800:]}")
+                raise RuntimeError(
+                    f"transformers serve exited with {self._proc.returncode}: "
+                    f"{self.log_path.read_text(errors='replace')[-800:]}"
+                )
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=1):
                     return self  # it listens only once the model is loaded
             except OSError:
                 time.sleep(0.5)
         self.stop()
-        raise RuntimeError(f"transformers serve did not start within {self.startup_timeout_s:g}s "
-                           f"(log: {self.log_path})")
+        raise RuntimeError(
+            f"transformers serve did not start within {self.startup_timeout_s:g}s (log: {self.log_path})"
+        )
 
     def stop(self) -> None:
         if self._proc is not None and self._proc.poll() is None:

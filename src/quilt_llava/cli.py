@@ -31,11 +31,23 @@ STAGE_MODULES = (
 
 # Top-level module of an optional dependency -> the extra that installs it.
 EXTRA_OF_MODULE = {
-    "torch": "train", "transformers": "train", "accelerate": "train", "peft": "train",
-    "safetensors": "train", "tokenizers": "train", "matplotlib": "train",
-    "pyarrow": "train", "datasets": "eval", "av": "video", "cv2": "video", "skimage": "video",
-    "gradio": "serve", "faster_whisper": "asr", "bitsandbytes": "quant",
-    "deepspeed": "deepspeed", "ray": "distributed",
+    "torch": "train",
+    "transformers": "train",
+    "accelerate": "train",
+    "peft": "train",
+    "safetensors": "train",
+    "tokenizers": "train",
+    "matplotlib": "train",
+    "pyarrow": "train",
+    "datasets": "eval",
+    "av": "video",
+    "cv2": "video",
+    "skimage": "video",
+    "gradio": "serve",
+    "faster_whisper": "asr",
+    "bitsandbytes": "quant",
+    "deepspeed": "deepspeed",
+    "ray": "distributed",
 }
 
 
@@ -63,8 +75,9 @@ def make_app() -> typer.Typer:
 
     @app.callback()
     def _root(
-        version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                     help="Print the version and exit."),
+        version: bool = typer.Option(
+            False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
         verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
     ) -> None:
         logging.basicConfig(

@@ -35,6 +35,5 @@ class MissingDependencyError(QuiltError):
 
     def __init__(self, module: str, extra: str) -> None:
         super().__init__(
-            f"this feature needs the '{module}' package; install it with "
-            f"`pip install 'quilt-llava[{extra}]'`"
+            f"this feature needs the '{module}' package; install it with `pip install 'quilt-llava[{extra}]'`"
         )

@@ -42,7 +42,9 @@ def open_image(path: str | os.PathLike[str], limits: ImageLimits | None = None) 
     except FileNotFoundError:
         raise InputError(str(path), "image file not found") from None
     if size > limits.max_bytes:
-        raise InputError(str(path), f"image file is {size / 2**20:.1f} MiB; the limit is {limits.max_bytes / 2**20:.1f} MiB")
+        raise InputError(
+            str(path), f"image file is {size / 2**20:.1f} MiB; the limit is {limits.max_bytes / 2**20:.1f} MiB"
+        )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

@@ -88,9 +88,18 @@ def test_report_commands_reproduce_the_demo_scores(demo_run):
     html = (out / "report.html").read_text()
     assert "quilt-llava instruct region-qa" in html and "quilt-llava train --config tiny_stage2.yaml" in html
     metrics = json.loads((out / "eval" / "metrics.json").read_text())["model"]
-    result = CliRunner().invoke(make_app(), [
-        "eval", "vqa", "--questions", str(out / "instruct" / "eval_questions.jsonl"),
-        "--predictions", str(out / "eval" / "predictions.jsonl"), "--json"])
+    result = CliRunner().invoke(
+        make_app(),
+        [
+            "eval",
+            "vqa",
+            "--questions",
+            str(out / "instruct" / "eval_questions.jsonl"),
+            "--predictions",
+            str(out / "eval" / "predictions.jsonl"),
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     again = json.loads(result.stdout.strip().splitlines()[-1])
     assert again["closed_accuracy"] == metrics["closed_accuracy"]
@@ -119,8 +128,13 @@ def test_report_links_resolve_and_renders_in_chromium(demo_run, artifacts_dir):
     assert proc.returncode == 0, proc.stderr[-4000:]
     report = out / "report.html"
     html = report.read_text()
-    for needle in ("Held-out evaluation", "Localized narratives", "Training loss", "majority baseline",
-                   "quilt-llava narratives extract"):
+    for needle in (
+        "Held-out evaluation",
+        "Localized narratives",
+        "Training loss",
+        "majority baseline",
+        "quilt-llava narratives extract",
+    ):
         assert needle in html
     import re
 
@@ -139,7 +153,9 @@ def test_report_links_resolve_and_renders_in_chromium(demo_run, artifacts_dir):
             page.goto(report.as_uri())
             page.wait_for_load_state("load")
             assert page.locator("h1").inner_text().startswith("quilt-llava")
-            broken = page.evaluate("Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0).length")
+            broken = page.evaluate(
+                "Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0).length"
+            )
             assert broken == 0
             data = page.evaluate("JSON.parse(document.getElementById('report-data').textContent)")
             assert data["metrics"] and "name" in data["metrics"][0]

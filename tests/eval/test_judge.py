@@ -39,8 +39,10 @@ def _render(messages: list[dict[str, str]]) -> str:
     ("name", "messages"),
     [
         ("reference_prompt.txt", reference_messages("What pattern do the cells form?", CAPTION)),
-        ("judge_prompt.txt", judge_messages("What pattern do the cells form?", CAPTION,
-                                            "The cells form nests.", "They form sheets.")),
+        (
+            "judge_prompt.txt",
+            judge_messages("What pattern do the cells form?", CAPTION, "The cells form nests.", "They form sheets."),
+        ),
         ("judge_reminder.txt", [{"role": "user", "content": JUDGE_REMINDER}]),
     ],
 )
@@ -49,7 +51,9 @@ def test_prompt_snapshots(name, messages):
     path = GOLDEN / name
     if os.environ.get("UPDATE_GOLDEN") == "1":
         path.write_text(text, encoding="utf-8")
-    assert text == path.read_text(encoding="utf-8"), f"prompt changed; if deliberate, rerun with UPDATE_GOLDEN=1 ({name})"
+    assert text == path.read_text(encoding="utf-8"), (
+        f"prompt changed; if deliberate, rerun with UPDATE_GOLDEN=1 ({name})"
+    )
 
 
 @pytest.mark.parametrize(
@@ -88,9 +92,20 @@ def test_parse_scores(content, scores):
 
 
 QUESTIONS = [
-    {"question_id": "q1", "question": "What pattern?", "caption": CAPTION, "category": "conv", "subspecialty": "breast"},
-    {"question_id": "q2", "question": "Describe the image.", "caption": CAPTION, "category": "detail",
-     "subspecialty": "lung"},
+    {
+        "question_id": "q1",
+        "question": "What pattern?",
+        "caption": CAPTION,
+        "category": "conv",
+        "subspecialty": "breast",
+    },
+    {
+        "question_id": "q2",
+        "question": "Describe the image.",
+        "caption": CAPTION,
+        "category": "detail",
+        "subspecialty": "lung",
+    },
     {"question_id": "bad", "question": "Any necrosis?", "caption": CAPTION, "category": "conv", "subspecialty": "lung"},
     {"question_id": "never", "question": "Grade?", "caption": CAPTION, "category": "conv", "subspecialty": "breast"},
 ]
@@ -208,8 +223,12 @@ def test_summary_by_hand_and_second_key(tmp_path):
 
 def test_last_review_row_wins(tmp_path):
     path = tmp_path / "r.jsonl"
-    path.write_text(json.dumps({"question_id": "a", "category": "conv", "content": "x", "scores": None}) + "\n"
-                    + json.dumps({"question_id": "a", "category": "conv", "content": "5 5", "scores": [5, 5]}) + "\n")
+    path.write_text(
+        json.dumps({"question_id": "a", "category": "conv", "content": "x", "scores": None})
+        + "\n"
+        + json.dumps({"question_id": "a", "category": "conv", "content": "5 5", "scores": [5, 5]})
+        + "\n"
+    )
     (row,) = read_reviews(path)
     assert row["scores"] == [5, 5]
 
@@ -218,19 +237,46 @@ def test_judge_questions_from_records():
     from quilt_llava.eval.judge import judge_questions_from_records
 
     records = [
-        {"id": "v1__s0-conv", "image": "v1/s0.png", "generator": "conversation", "video_id": "v1", "segment_id": "s0",
-         "conversations": [{"from": "human", "value": "<image>\nWhat is seen?"}, {"from": "gpt", "value": "Nests."},
-                           {"from": "human", "value": "Where?"}, {"from": "gpt", "value": "Upper left."}]},
-        {"id": "v1__s0-detail", "image": "v1/s0.png", "generator": "detail", "video_id": "v1", "segment_id": "s0",
-         "conversations": [{"from": "human", "value": "Describe the image.\n<image>"}, {"from": "gpt", "value": "..."}]},
-        {"id": "v1__s0-align", "image": "v1/s0.png", "generator": "align", "video_id": "v1", "segment_id": "s0",
-         "conversations": [{"from": "human", "value": "<image>"}, {"from": "gpt", "value": "caption"}]},
+        {
+            "id": "v1__s0-conv",
+            "image": "v1/s0.png",
+            "generator": "conversation",
+            "video_id": "v1",
+            "segment_id": "s0",
+            "conversations": [
+                {"from": "human", "value": "<image>\nWhat is seen?"},
+                {"from": "gpt", "value": "Nests."},
+                {"from": "human", "value": "Where?"},
+                {"from": "gpt", "value": "Upper left."},
+            ],
+        },
+        {
+            "id": "v1__s0-detail",
+            "image": "v1/s0.png",
+            "generator": "detail",
+            "video_id": "v1",
+            "segment_id": "s0",
+            "conversations": [
+                {"from": "human", "value": "Describe the image.\n<image>"},
+                {"from": "gpt", "value": "..."},
+            ],
+        },
+        {
+            "id": "v1__s0-align",
+            "image": "v1/s0.png",
+            "generator": "align",
+            "video_id": "v1",
+            "segment_id": "s0",
+            "conversations": [{"from": "human", "value": "<image>"}, {"from": "gpt", "value": "caption"}],
+        },
     ]
     narratives = [{"video_id": "v1", "segment_id": "s0", "grounded_caption": CAPTION}]
     rows = judge_questions_from_records(records, narratives)
     assert [(r["question_id"], r["category"], r["question"]) for r in rows] == [
-        ("v1__s0-conv_t0", "conv", "What is seen?"), ("v1__s0-conv_t1", "conv", "Where?"),
-        ("v1__s0-detail_t0", "detail", "Describe the image.")]
+        ("v1__s0-conv_t0", "conv", "What is seen?"),
+        ("v1__s0-conv_t1", "conv", "Where?"),
+        ("v1__s0-detail_t0", "detail", "Describe the image."),
+    ]
     assert all(r["caption"] == CAPTION for r in rows)
     assert len(to_judge_questions(rows)) == 3
     with pytest.raises(Exception, match="no caption"):
@@ -239,9 +285,11 @@ def test_judge_questions_from_records():
 
 def test_failed_judgements_in_llava_layout_count_as_failed(tmp_path):
     path = tmp_path / "r.jsonl"
-    rows = [{"question_id": 1, "category": "conv", "content": "-1 -1\n", "tuple": [-1, -1]},
-            {"question_id": 2, "category": "conv", "content": "0 0\n"},
-            {"question_id": 3, "category": "conv", "content": "8 6.\nfine"}]
+    rows = [
+        {"question_id": 1, "category": "conv", "content": "-1 -1\n", "tuple": [-1, -1]},
+        {"question_id": 2, "category": "conv", "content": "0 0\n"},
+        {"question_id": 3, "category": "conv", "content": "8 6.\nfine"},
+    ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     got = {r["question_id"]: r["scores"] for r in read_reviews(path)}
     assert got == {1: None, 2: None, 3: [8.0, 6.0]}

@@ -23,12 +23,20 @@ CAPTION = "Nests of atypical cells [0.12, 0.3, 0.55, 0.71] in a desmoplastic str
 
 def write_inputs(folder, n: int):
     folder.mkdir(parents=True, exist_ok=True)
-    qs = [{"question_id": f"q{i:02d}", "question": f"What is seen in field {i}?", "caption": f"{CAPTION} {i}",
-           "category": ("conv", "detail")[i % 2]} for i in range(n)]
+    qs = [
+        {
+            "question_id": f"q{i:02d}",
+            "question": f"What is seen in field {i}?",
+            "caption": f"{CAPTION} {i}",
+            "category": ("conv", "detail")[i % 2],
+        }
+        for i in range(n)
+    ]
     qfile, preds = folder / "questions.jsonl", folder / "tiny.jsonl"
     qfile.write_text("".join(json.dumps(q) + "\n" for q in qs))
-    preds.write_text("".join(json.dumps({"question_id": q["question_id"], "text": f"nests {i}"}) + "\n"
-                             for i, q in enumerate(qs)))
+    preds.write_text(
+        "".join(json.dumps({"question_id": q["question_id"], "text": f"nests {i}"}) + "\n" for i, q in enumerate(qs))
+    )
     return qfile, preds
 
 
@@ -40,8 +48,23 @@ def responder(messages, body):
 
 
 def judge_args(qfile, preds, out, srv, *extra):
-    return ["eval", "judge", "--questions", str(qfile), "--predictions", str(preds), "--out", str(out),
-            "--base-url", srv.base_url, "--llm-model", "judge-llm", "--api-key-env", "QL_JUDGE_KEY", *extra]
+    return [
+        "eval",
+        "judge",
+        "--questions",
+        str(qfile),
+        "--predictions",
+        str(preds),
+        "--out",
+        str(out),
+        "--base-url",
+        srv.base_url,
+        "--llm-model",
+        "judge-llm",
+        "--api-key-env",
+        "QL_JUDGE_KEY",
+        *extra,
+    ]
 
 
 def invoke(args, **env):
@@ -58,8 +81,24 @@ def test_judge_uses_shared_endpoint_options_and_caches_next_to_out(tmp_path, mon
     out = tmp_path / "res" / "review.jsonl"
     with FakeOpenAIServer(responder=responder) as srv:
         srv.fail_next(1, status=500, retry_after=None)
-        opts = ["--api-version", "2024-06-01", "--max-retries", "1", "--backoff", "0.01", "--timeout", "5",
-                "--max-tokens", "77", "--temperature", "0.1", "--price-prompt", "0.01", "--price-completion", "0.03"]
+        opts = [
+            "--api-version",
+            "2024-06-01",
+            "--max-retries",
+            "1",
+            "--backoff",
+            "0.01",
+            "--timeout",
+            "5",
+            "--max-tokens",
+            "77",
+            "--temperature",
+            "0.1",
+            "--price-prompt",
+            "0.01",
+            "--price-completion",
+            "0.03",
+        ]
         res = invoke(judge_args(qfile, preds, out, srv, *opts, "--json", "-q"))
         assert res.exit_code == 0, res.output
         assert srv.request_headers[0].get("api-key") == "sk-judge"  # Azure header with --api-version
@@ -81,9 +120,23 @@ def test_judge_uses_shared_endpoint_options_and_caches_next_to_out(tmp_path, mon
 def test_judge_endpoint_and_model_from_the_environment(tmp_path):
     qfile, preds = write_inputs(tmp_path / "in", 2)
     with FakeOpenAIServer(responder=responder) as srv:
-        res = invoke(["eval", "judge", "--questions", str(qfile), "--predictions", str(preds),
-                      "--out", str(tmp_path / "r.jsonl"), "--api-key-env", "", "-q"],
-                     QUILT_LLAVA_LLM_BASE_URL=srv.base_url, QUILT_LLAVA_LLM_MODEL="env-judge")
+        res = invoke(
+            [
+                "eval",
+                "judge",
+                "--questions",
+                str(qfile),
+                "--predictions",
+                str(preds),
+                "--out",
+                str(tmp_path / "r.jsonl"),
+                "--api-key-env",
+                "",
+                "-q",
+            ],
+            QUILT_LLAVA_LLM_BASE_URL=srv.base_url,
+            QUILT_LLAVA_LLM_MODEL="env-judge",
+        )
         assert res.exit_code == 0, res.output
         assert {b["model"] for b in srv.requests} == {"env-judge"}
 
@@ -99,8 +152,20 @@ def test_judge_dry_run_sends_and_writes_nothing(tmp_path):
         assert srv.requests == [] and not out.parent.exists()
         assert invoke(judge_args(qfile, preds, out, srv, "--api-key-env", "", "-q")).exit_code == 0
         files = sorted(p.name for p in out.parent.iterdir())
-        res = invoke(judge_args(qfile, preds, tmp_path / "res" / "other.jsonl", srv, "--dry-run", "--json",
-                                "--api-key-env", "", "--references", str(out.with_name("review.references.jsonl"))))
+        res = invoke(
+            judge_args(
+                qfile,
+                preds,
+                tmp_path / "res" / "other.jsonl",
+                srv,
+                "--dry-run",
+                "--json",
+                "--api-key-env",
+                "",
+                "--references",
+                str(out.with_name("review.references.jsonl")),
+            )
+        )
         plan = json.loads(res.stdout.strip().splitlines()[-1])
         assert plan["references_done"] == 4 and plan["reference_calls_needed"] == 0
         assert plan["judge_calls_needed"] == 0 and plan["judge_calls_cached"] == 4
@@ -115,8 +180,13 @@ def test_killed_judge_run_resumes_without_redoing_finished_reviews(tmp_path):
     with FakeOpenAIServer(responder=responder, latency_s=0.05) as srv:
         args = judge_args(qfile, preds, out, srv, "--concurrency", "1", "--no-cache", "--api-key-env", "", "-q")
         env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "src")}
-        proc = subprocess.Popen([sys.executable, "-m", "quilt_llava", *args], env=env, cwd=REPO_ROOT,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "quilt_llava", *args],
+            env=env,
+            cwd=REPO_ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         deadline = time.monotonic() + 60
 
         def rows(path):

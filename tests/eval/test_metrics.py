@@ -268,8 +268,12 @@ def test_nan_free_when_no_overlap():
 def test_choice_accuracy_by_hand():
     choices = ["Fibrosis", "Edema", "Granuloma", "Necrosis"]
     qs = [EvalQuestion(str(i), "Which?", letter, "choice", choices=choices) for i, letter in enumerate("BCDA")]
-    preds = [{"question_id": "0", "text": "B"}, {"question_id": "1", "text": "The answer is C."},
-             {"question_id": "2", "text": "A tumor"}, {"question_id": "3", "text": "(A) Fibrosis"}]
+    preds = [
+        {"question_id": "0", "text": "B"},
+        {"question_id": "1", "text": "The answer is C."},
+        {"question_id": "2", "text": "A tumor"},
+        {"question_id": "3", "text": "(A) Fibrosis"},
+    ]
     result = evaluate_vqa(qs, preds, n_resamples=100)
     assert result.summary["choice_accuracy"] == pytest.approx(75.0)
     assert result.summary["n_choice"] == 4 and result.summary["open_recall"] is None
@@ -299,10 +303,18 @@ def test_answer_in_prediction_rule(pred, answer, hit):
 
 
 def test_closed_rule_changes_closed_accuracy_only():
-    qs = [EvalQuestion("a", "Which side?", "Left", "closed"), EvalQuestion("b", "Modality?", "CT", "closed"),
-          EvalQuestion("c", "Is it normal?", "No", "closed"), EvalQuestion("d", "Organ?", "lung", "open")]
-    preds = [{"question_id": "a", "text": "left"}, {"question_id": "b", "text": "a CT scan"},
-             {"question_id": "c", "text": "no"}, {"question_id": "d", "text": "the lung"}]
+    qs = [
+        EvalQuestion("a", "Which side?", "Left", "closed"),
+        EvalQuestion("b", "Modality?", "CT", "closed"),
+        EvalQuestion("c", "Is it normal?", "No", "closed"),
+        EvalQuestion("d", "Organ?", "lung", "open"),
+    ]
+    preds = [
+        {"question_id": "a", "text": "left"},
+        {"question_id": "b", "text": "a CT scan"},
+        {"question_id": "c", "text": "no"},
+        {"question_id": "d", "text": "the lung"},
+    ]
     quilt = score_vqa(qs, preds, n_resamples=0)
     med = score_vqa(qs, preds, n_resamples=0, closed_rule="answer_in_prediction")
     # Under the yes/no rule "left" and "ct" can never be right (both predictions count as "yes").

@@ -18,12 +18,37 @@ from quilt_llava.eval.metrics import PUNCTUATION, closed_label, normalize_answer
 # --- the rules, transcribed from SPEC.md -------------------------------------------
 
 # "for each of the 21 characters ; / [ ] " { } ( ) = + \ _ - > < @ ` , ? !, in that order"
-SPEC_CHARACTERS = [";", "/", "[", "]", '"', "{", "}", "(", ")", "=", "+", "\\", "_", "-", ">", "<", "@", "`", ",",
-                   "?", "!"]
+SPEC_CHARACTERS = [
+    ";",
+    "/",
+    "[",
+    "]",
+    '"',
+    "{",
+    "}",
+    "(",
+    ")",
+    "=",
+    "+",
+    "\\",
+    "_",
+    "-",
+    ">",
+    "<",
+    "@",
+    "`",
+    ",",
+    "?",
+    "!",
+]
 # "none and zero -> 0, one -> 1, two -> 2, ..., ten -> 10"
 SPEC_NUMBERS = {"none": "0", "zero": "0"}
-SPEC_NUMBERS.update({w: str(i) for i, w in enumerate(
-    ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"], start=1)})
+SPEC_NUMBERS.update(
+    {
+        w: str(i)
+        for i, w in enumerate(["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"], start=1)
+    }
+)
 SPEC_ARTICLES = ("a", "an", "the")
 # A few entries of the standard VQA contraction map (apostrophe-less form -> expansion),
 # including one whose key has a capital letter and so can never match lowercased text.
@@ -32,8 +57,7 @@ PERIOD_LIMIT = 32
 
 
 def _has_digit_comma_digit(text: str) -> bool:
-    return any(text[i] == "," and text[i - 1].isdecimal() and text[i + 1].isdecimal()
-               for i in range(1, len(text) - 1))
+    return any(text[i] == "," and text[i - 1].isdecimal() and text[i + 1].isdecimal() for i in range(1, len(text) - 1))
 
 
 def spec_normalize(text: str) -> str:
@@ -170,8 +194,31 @@ def test_contractions_and_articles():
 
 # --- generated texts -----------------------------------------------------------------
 
-WORDS = ["a", "an", "the", "none", "zero", "one", "two", "ten", "eleven", "no", "not", "yes", "dont", "isnt", "im",
-         "cell", "Tumor", "NO", "Two", "3", "1,000", "2.5", "x"]
+WORDS = [
+    "a",
+    "an",
+    "the",
+    "none",
+    "zero",
+    "one",
+    "two",
+    "ten",
+    "eleven",
+    "no",
+    "not",
+    "yes",
+    "dont",
+    "isnt",
+    "im",
+    "cell",
+    "Tumor",
+    "NO",
+    "Two",
+    "3",
+    "1,000",
+    "2.5",
+    "x",
+]
 PIECES = st.one_of(
     st.sampled_from(WORDS),
     st.sampled_from(SPEC_CHARACTERS),

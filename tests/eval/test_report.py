@@ -28,8 +28,15 @@ def _result(bench: str, model: str, metrics: dict[str, float], partial: bool = F
     for k, v in metrics.items():
         full[k] = v
         full[k + "_ci"] = [round(v - 5.5, 4), round(v + 4.25, 4)]
-    return {"benchmark": bench, "description": decl.description, "model_id": model, "headline": decl.headline,
-            "partial": partial, "metrics": full, "created": "2026-12-06T03:00:00+00:00"}
+    return {
+        "benchmark": bench,
+        "description": decl.description,
+        "model_id": model,
+        "headline": decl.headline,
+        "partial": partial,
+        "metrics": full,
+        "created": "2026-12-06T03:00:00+00:00",
+    }
 
 
 @pytest.fixture
@@ -49,16 +56,28 @@ def runs(tmp_path):
 
 def test_layout_like_the_published_tables(runs):
     table = vqa_table(load_results(find_results([runs])), published=True)
-    assert [c.key for c in table.columns] == ["quilt_vqa/open_recall", "quilt_vqa/closed_accuracy",
-                                              "pathvqa/open_recall", "pathvqa/closed_accuracy",
-                                              "pmc_vqa_path/choice_accuracy"]
-    assert [(c.group, c.label) for c in table.columns][:3] == [("Quilt-VQA", "open"), ("Quilt-VQA", "closed"),
-                                                               ("PathVQA", "open")]
+    assert [c.key for c in table.columns] == [
+        "quilt_vqa/open_recall",
+        "quilt_vqa/closed_accuracy",
+        "pathvqa/open_recall",
+        "pathvqa/closed_accuracy",
+        "pmc_vqa_path/choice_accuracy",
+    ]
+    assert [(c.group, c.label) for c in table.columns][:3] == [
+        ("Quilt-VQA", "open"),
+        ("Quilt-VQA", "closed"),
+        ("PathVQA", "open"),
+    ]
     assert [r.model for r in table.rows] == ["mine-7b", "baseline", "Quilt-LLaVA (published, 1+1 epochs)"]
     md = to_markdown(table).splitlines()
-    assert md[2] == ("| model | Quilt-VQA open | Quilt-VQA closed | PathVQA open | PathVQA closed | "
-                     "PMC-VQA pathology subset accuracy |")
-    assert md[4] == "| mine-7b | 55.00 (49.5-59.2) | 70.00 (64.5-74.2) | 12.50 (7.0-16.8) | 60.25 (54.8-64.5) | 41.00 (35.5-45.2) |"
+    assert md[2] == (
+        "| model | Quilt-VQA open | Quilt-VQA closed | PathVQA open | PathVQA closed | "
+        "PMC-VQA pathology subset accuracy |"
+    )
+    assert (
+        md[4] == "| mine-7b | 55.00 (49.5-59.2) | 70.00 (64.5-74.2) | 12.50 (7.0-16.8) | 60.25 (54.8-64.5) "
+        "| 41.00 (35.5-45.2) |"
+    )
     assert md[5] == "| baseline | 30.00 (24.5-34.2) * | 50.00 (44.5-54.2) * | - | - | - |"
     assert md[6] == "| Quilt-LLaVA (published, 1+1 epochs) | 59.82 | 64.43 | 14.24 | 58.42 | - |"
     assert "answered questions only" in md[-1]
@@ -67,8 +86,10 @@ def test_layout_like_the_published_tables(runs):
 def test_published_rows_are_the_spec_figures():
     pub = published_results()
     (quilt,) = pub["vqa"]
-    assert quilt["results"] == {"quilt_vqa": {"open_recall": 59.82, "closed_accuracy": 64.43},
-                                "pathvqa": {"open_recall": 14.24, "closed_accuracy": 58.42}}
+    assert quilt["results"] == {
+        "quilt_vqa": {"open_recall": 59.82, "closed_accuracy": 64.43},
+        "pathvqa": {"open_recall": 14.24, "closed_accuracy": 58.42},
+    }
     judge = {r["model"]: r["results"] for r in pub["judge"]}
     assert judge["LLaVA (published)"] == {"conv": 61.4, "detail": 36.5, "overall": 55.7}
     assert judge["LLaVA-Med (published)"] == {"conv": 70.1, "detail": 46.9, "overall": 64.8}
@@ -77,11 +98,29 @@ def test_published_rows_are_the_spec_figures():
 
 def test_cli_report_writes_markdown_csv_and_judge(runs, tmp_path):
     reviews = tmp_path / "mine-7b.jsonl"
-    write_jsonl(reviews, [{"question_id": str(i), "category": "conv" if i < 3 else "detail", "scores": [8, s]}
-                          for i, s in enumerate([6, 8, 4, 2, 4])])
+    write_jsonl(
+        reviews,
+        [
+            {"question_id": str(i), "category": "conv" if i < 3 else "detail", "scores": [8, s]}
+            for i, s in enumerate([6, 8, 4, 2, 4])
+        ],
+    )
     md, csv_path = tmp_path / "report.md", tmp_path / "report.csv"
-    r = CliRunner().invoke(make_app(), ["eval", "report", str(runs), "--published", "--reviews", str(reviews),
-                                        "--out-md", str(md), "--out-csv", str(csv_path)])
+    r = CliRunner().invoke(
+        make_app(),
+        [
+            "eval",
+            "report",
+            str(runs),
+            "--published",
+            "--reviews",
+            str(reviews),
+            "--out-md",
+            str(md),
+            "--out-csv",
+            str(csv_path),
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert "Quilt-VQA" in r.stdout and "59.82" in r.stdout and "GPT-4" in r.stdout
     text = md.read_text()
@@ -95,8 +134,9 @@ def test_cli_report_writes_markdown_csv_and_judge(runs, tmp_path):
     assert rows[2]["pathvqa/closed_accuracy ci_low"] == ""
     judge_rows = list(csv.DictReader(io.StringIO(csv_path.with_suffix(".judge.csv").read_text())))
     assert judge_rows[0]["judge/overall"] == "60.0" and len(judge_rows) == 4
-    r = CliRunner().invoke(make_app(), ["eval", "report", str(runs / "quilt_vqa" / "baseline" / "results.json"),
-                                        "--json"])
+    r = CliRunner().invoke(
+        make_app(), ["eval", "report", str(runs / "quilt_vqa" / "baseline" / "results.json"), "--json"]
+    )
     (vqa,) = json.loads(r.stdout)
     assert vqa["columns"] == ["quilt_vqa/open_recall", "quilt_vqa/closed_accuracy"]
     assert vqa["rows"][0]["cells"]["quilt_vqa/open_recall"] == {"value": 30.0, "ci": [24.5, 34.25], "partial": True}

@@ -37,21 +37,52 @@ def _png(colour: tuple[int, int, int], size: tuple[int, int] = (24, 20), fmt: st
 # Quilt-VQA's published columns: question, answer, answer_type, context, image (+ yes_no_answer
 # in the released JSON). Two questions share one image, as in the real set (1,283 Q on 985 images).
 QUILT_ROWS = [
-    {"question": "What cells are seen?", "answer": "Red cells.", "answer_type": "OPEN", "context": "c1",
-     "yes_no_answer": None, "image": {"bytes": _png((200, 40, 60)), "path": "a.png"}},
-    {"question": "Is it malignant?", "answer": "Yes, it is.", "answer_type": "CLOSED", "context": "c2",
-     "yes_no_answer": "yes", "image": {"bytes": _png((200, 40, 60)), "path": "a.png"}},
-    {"question": "Is there necrosis?", "answer": "No necrosis is seen", "answer_type": "CLOSED", "context": "c3",
-     "yes_no_answer": "no", "image": {"bytes": _png((30, 120, 90), (40, 32), "JPEG"), "path": "b.jpg"}},
-    {"question": "Which stain?", "answer": "H&E", "answer_type": "OPEN", "context": "c4", "yes_no_answer": None,
-     "image": {"bytes": _png((90, 30, 160), (16, 48)), "path": None}},
+    {
+        "question": "What cells are seen?",
+        "answer": "Red cells.",
+        "answer_type": "OPEN",
+        "context": "c1",
+        "yes_no_answer": None,
+        "image": {"bytes": _png((200, 40, 60)), "path": "a.png"},
+    },
+    {
+        "question": "Is it malignant?",
+        "answer": "Yes, it is.",
+        "answer_type": "CLOSED",
+        "context": "c2",
+        "yes_no_answer": "yes",
+        "image": {"bytes": _png((200, 40, 60)), "path": "a.png"},
+    },
+    {
+        "question": "Is there necrosis?",
+        "answer": "No necrosis is seen",
+        "answer_type": "CLOSED",
+        "context": "c3",
+        "yes_no_answer": "no",
+        "image": {"bytes": _png((30, 120, 90), (40, 32), "JPEG"), "path": "b.jpg"},
+    },
+    {
+        "question": "Which stain?",
+        "answer": "H&E",
+        "answer_type": "OPEN",
+        "context": "c4",
+        "yes_no_answer": None,
+        "image": {"bytes": _png((90, 30, 160), (16, 48)), "path": None},
+    },
 ]
 
 
 def _quilt_dataset(rows=QUILT_ROWS):
-    features = datasets.Features({"question": datasets.Value("string"), "answer": datasets.Value("string"),
-                                  "answer_type": datasets.Value("string"), "context": datasets.Value("string"),
-                                  "yes_no_answer": datasets.Value("string"), "image": datasets.Image()})
+    features = datasets.Features(
+        {
+            "question": datasets.Value("string"),
+            "answer": datasets.Value("string"),
+            "answer_type": datasets.Value("string"),
+            "context": datasets.Value("string"),
+            "yes_no_answer": datasets.Value("string"),
+            "image": datasets.Image(),
+        }
+    )
     return datasets.Dataset.from_list(rows, features=features)
 
 
@@ -147,8 +178,10 @@ def test_unreadable_dataset_file_is_named(tmp_path):
 
 def test_image_names_resolved_in_a_zip(tmp_path):
     # A dataset whose image column holds file names, with the pictures in an archive.
-    rows = [{"id": f"q{i}", "question": "Is it benign?", "answer": "yes", "answer_type": "CLOSED",
-             "image": name} for i, name in enumerate(["x.png", "sub/y.png", "missing.png"])]
+    rows = [
+        {"id": f"q{i}", "question": "Is it benign?", "answer": "yes", "answer_type": "CLOSED", "image": name}
+        for i, name in enumerate(["x.png", "sub/y.png", "missing.png"])
+    ]
     path = tmp_path / "names.parquet"
     datasets.Dataset.from_list(rows).to_parquet(str(path))
     archive = tmp_path / "pics.zip"
@@ -163,8 +196,17 @@ def test_image_names_resolved_in_a_zip(tmp_path):
 
 # --- PMC-VQA: CSV + image archive -------------------------------------------------------
 
-PMC_HEADER = ["Figure_path", "Question", "Answer", "Choice A", "Choice B", "Choice C", "Choice D", "Caption",
-              "in_quilt"]
+PMC_HEADER = [
+    "Figure_path",
+    "Question",
+    "Answer",
+    "Choice A",
+    "Choice B",
+    "Choice C",
+    "Choice D",
+    "Caption",
+    "in_quilt",
+]
 
 
 def _pmc(tmp_path, rows, members, header=PMC_HEADER):
@@ -181,10 +223,28 @@ def _pmc(tmp_path, rows, members, header=PMC_HEADER):
 
 
 PMC_ROWS = [
-    ["PMC1_f1.jpg", "What is shown?", " B:Granuloma", "A:Fibrosis", " B:Granuloma", " C:Edema", " D:Necrosis", "cap",
-     "False"],
-    ["PMC2_f3.jpg", "Which pattern?", "A:Solid", "A:Solid", "B:Cribriform", "C:Papillary", "D:Micropapillary", "cap",
-     "True"],  # also in Quilt: left out, as the release does
+    [
+        "PMC1_f1.jpg",
+        "What is shown?",
+        " B:Granuloma",
+        "A:Fibrosis",
+        " B:Granuloma",
+        " C:Edema",
+        " D:Necrosis",
+        "cap",
+        "False",
+    ],
+    [
+        "PMC2_f3.jpg",
+        "Which pattern?",
+        "A:Solid",
+        "A:Solid",
+        "B:Cribriform",
+        "C:Papillary",
+        "D:Micropapillary",
+        "cap",
+        "True",
+    ],  # also in Quilt: left out, as the release does
     ["PMC3_f2.jpg", "Which stain?", " D:PAS", "A:H&E", "B:Trichrome", "C:Reticulin", "D:PAS", "cap", "False"],
     ["PMC4_f9.jpg", "Which organ?", "C:Liver", "A:Lung", "B:Kidney", "C:Liver", "D:Skin", "cap", "False"],
 ]
@@ -192,8 +252,22 @@ PMC_ROWS = [
 
 def test_pmc_csv_and_zip_through_the_cli(tiny_model_dir, tmp_path):
     _pmc(tmp_path, PMC_ROWS, ["images/PMC1_f1.jpg", "images/PMC2_f3.jpg", "images/PMC3_f2.jpg"])
-    args = ["eval", "run", "pmc_vqa_path", "--model", str(tiny_model_dir), "--data-root", str(tmp_path / "data"),
-            "--out", str(tmp_path / "res"), "--cache", str(tmp_path / "cache"), "--resamples", "20", "-q"]
+    args = [
+        "eval",
+        "run",
+        "pmc_vqa_path",
+        "--model",
+        str(tiny_model_dir),
+        "--data-root",
+        str(tmp_path / "data"),
+        "--out",
+        str(tmp_path / "res"),
+        "--cache",
+        str(tmp_path / "cache"),
+        "--resamples",
+        "20",
+        "-q",
+    ]
     r = CliRunner().invoke(make_app(), args)
     # PMC4_f9.jpg is not in the archive: named, the rest still answered, exit status non-zero.
     assert r.exit_code != 0
@@ -204,8 +278,10 @@ def test_pmc_csv_and_zip_through_the_cli(tiny_model_dir, tmp_path):
     assert res["layout"] == "csv_zip" and res["partial"] and res["n_questions"] == 2
     assert [f["question_id"] for f in res["generation_failures"]] == ["3"]
     assert "not in the archive" in res["generation_failures"][0]["reason"]
-    prompts = {p["question_id"]: p["prompt"] for p in read_jsonl(tmp_path / "res" / "pmc_vqa_path" / "tiny-eval"
-                                                                   / "predictions.jsonl")}
+    prompts = {
+        p["question_id"]: p["prompt"]
+        for p in read_jsonl(tmp_path / "res" / "pmc_vqa_path" / "tiny-eval" / "predictions.jsonl")
+    }
     assert set(prompts) == {"0", "2"} and "Granuloma" in prompts["0"]
     extracted = sorted(p.name for p in (tmp_path / "cache").rglob("*.jpg"))
     assert extracted == ["PMC1_f1.jpg", "PMC3_f2.jpg"]  # only what the kept questions need
@@ -237,12 +313,35 @@ def test_llava_med_json_layout_through_the_cli(tiny_model_dir, tmp_path):
     for i, (answer, kind) in enumerate([("yes", "CLOSED"), ("no", "CLOSED"), ("fibrin", "OPEN")]):
         Image.new("RGB", (28 + i * 8, 28), (50 * i, 90, 120)).save(pvqa / "images" / "test" / f"test_{i:04d}.jpg")
         conv_key = "conversatons" if i == 2 else "conversations"  # a key typo found in LLaVA-Med files
-        rows.append({"id": 100 + i, "image": f"test_{i:04d}.jpg", "answer_type": kind,
-                     conv_key: [{"from": "human", "value": f"<image>\nQuestion {i}?"}, {"from": "gpt", "value": answer}]})
+        rows.append(
+            {
+                "id": 100 + i,
+                "image": f"test_{i:04d}.jpg",
+                "answer_type": kind,
+                conv_key: [{"from": "human", "value": f"<image>\nQuestion {i}?"}, {"from": "gpt", "value": answer}],
+            }
+        )
     (pvqa / "test.json").write_text(json.dumps(rows))
-    r = CliRunner().invoke(make_app(), ["eval", "run", "pathvqa", "--model", str(tiny_model_dir), "--data-root",
-                                        str(tmp_path / "data"), "--out", str(tmp_path / "res"), "--cache",
-                                        str(tmp_path / "cache"), "--resamples", "20", "-q", "--json"])
+    r = CliRunner().invoke(
+        make_app(),
+        [
+            "eval",
+            "run",
+            "pathvqa",
+            "--model",
+            str(tiny_model_dir),
+            "--data-root",
+            str(tmp_path / "data"),
+            "--out",
+            str(tmp_path / "res"),
+            "--cache",
+            str(tmp_path / "cache"),
+            "--resamples",
+            "20",
+            "-q",
+            "--json",
+        ],
+    )
     assert r.exit_code == 0, r.output
     res = read_json(tmp_path / "res" / "pathvqa" / "tiny-eval" / "results.json")
     assert res["layout"] == "json" and res["metrics"]["n_closed"] == 2 and res["metrics"]["n_open"] == 1
@@ -254,16 +353,42 @@ def test_llava_med_json_layout_through_the_cli(tiny_model_dir, tmp_path):
 def test_slake_filter_and_missing_image_folder(tmp_path, tiny_model_dir):
     root = tmp_path / "data" / "Slake1.0"
     (root / "imgs").mkdir(parents=True)
-    rows = [{"qid": 1, "img_name": "xmlab1/source.jpg", "question": "Is the lung healthy?", "answer": "No",
-             "answer_type": "CLOSED", "q_lang": "en"},
-            {"qid": 2, "img_name": "xmlab1/source.jpg", "question": "肺健康吗?", "answer": "否", "answer_type": "CLOSED",
-             "q_lang": "zh"}]
+    rows = [
+        {
+            "qid": 1,
+            "img_name": "xmlab1/source.jpg",
+            "question": "Is the lung healthy?",
+            "answer": "No",
+            "answer_type": "CLOSED",
+            "q_lang": "en",
+        },
+        {
+            "qid": 2,
+            "img_name": "xmlab1/source.jpg",
+            "question": "肺健康吗?",
+            "answer": "否",
+            "answer_type": "CLOSED",
+            "q_lang": "zh",
+        },
+    ]
     (root / "test.json").write_text(json.dumps(rows, ensure_ascii=False))
     data = _load(root / "test.json", tmp_path, fmt="llava_med", where={"q_lang": "en"}, images=root / "imgs")
     assert [q.question_id for q in data.questions] == ["1"] and data.image_dir == root / "imgs"
     (root / "imgs").rmdir()
-    r = CliRunner().invoke(make_app(), ["eval", "run", "slake", "--model", str(tiny_model_dir), "--data-root",
-                                        str(tmp_path / "data"), "--out", str(tmp_path / "res")])
+    r = CliRunner().invoke(
+        make_app(),
+        [
+            "eval",
+            "run",
+            "slake",
+            "--model",
+            str(tiny_model_dir),
+            "--data-root",
+            str(tmp_path / "data"),
+            "--out",
+            str(tmp_path / "res"),
+        ],
+    )
     assert r.exit_code != 0 and "imgs" in str(r.exception) and "--images" in str(r.exception)
 
 
@@ -286,17 +411,35 @@ def test_hub_ids_and_local_paths(tmp_path):
 
 
 def test_quilt_declaration_without_local_copy_points_at_the_hub(tiny_model_dir, tmp_path):
-    r = CliRunner().invoke(make_app(), ["eval", "run", "quilt_vqa", "--model", str(tiny_model_dir), "--data-root",
-                                        str(tmp_path)])
+    r = CliRunner().invoke(
+        make_app(), ["eval", "run", "quilt_vqa", "--model", str(tiny_model_dir), "--data-root", str(tmp_path)]
+    )
     assert r.exit_code != 0
     msg = str(r.exception)
     assert "--questions wisdomik/Quilt_VQA" in msg and "huggingface.co/datasets/wisdomik/Quilt_VQA" in msg
 
 
 def test_quilt_vqa_dataset_through_the_cli(tiny_model_dir, quilt_saved, tmp_path):
-    r = CliRunner().invoke(make_app(), ["eval", "run", "quilt_vqa", "--model", str(tiny_model_dir), "--questions",
-                                        str(quilt_saved), "--out", str(tmp_path / "res"), "--cache",
-                                        str(tmp_path / "cache"), "--resamples", "20", "-q", "--json"])
+    r = CliRunner().invoke(
+        make_app(),
+        [
+            "eval",
+            "run",
+            "quilt_vqa",
+            "--model",
+            str(tiny_model_dir),
+            "--questions",
+            str(quilt_saved),
+            "--out",
+            str(tmp_path / "res"),
+            "--cache",
+            str(tmp_path / "cache"),
+            "--resamples",
+            "20",
+            "-q",
+            "--json",
+        ],
+    )
     assert r.exit_code == 0, r.output
     res = read_json(tmp_path / "res" / "quilt_vqa" / "tiny-eval" / "results.json")
     assert res["layout"] == "hf_dataset" and res["metrics"]["n_open"] == 2 and res["metrics"]["n_closed"] == 2
@@ -306,7 +449,9 @@ def test_quilt_vqa_dataset_through_the_cli(tiny_model_dir, quilt_saved, tmp_path
 def test_shipped_declarations_name_their_published_layout():
     from quilt_llava.eval.benchmarks import builtin_benchmarks, load_benchmark
 
-    got = {n: (load_benchmark(n).layout, load_benchmark(n).format, load_benchmark(n).hub_id) for n in builtin_benchmarks()}
+    got = {
+        n: (load_benchmark(n).layout, load_benchmark(n).format, load_benchmark(n).hub_id) for n in builtin_benchmarks()
+    }
     assert got == {
         "quilt_vqa": ("hf_dataset", "quilt", "wisdomik/Quilt_VQA"),
         "quilt_vqa_red": ("hf_dataset", "quilt", "wisdomik/QuiltVQA_RED"),

@@ -33,9 +33,18 @@ def test_align_writes_llava_json_without_llm(narratives, tmp_path):
     assert records[0]["image"] == "vidA/frames/seg000.png" and records[0]["generator"] == "align"
 
 
-@pytest.mark.parametrize("generator,expected_records", [
-    ("conversation", 5), ("detail", 5), ("diagnosis", 2), ("filter", 5), ("vqa", 3), ("reasoning", 5), ("abductive", 5),
-])
+@pytest.mark.parametrize(
+    "generator,expected_records",
+    [
+        ("conversation", 5),
+        ("detail", 5),
+        ("diagnosis", 2),
+        ("filter", 5),
+        ("vqa", 3),
+        ("reasoning", 5),
+        ("abductive", 5),
+    ],
+)
 def test_llm_generators_end_to_end(generator, expected_records, narratives, server, tmp_path):
     out = tmp_path / "out" / f"{generator}.jsonl"
     res = invoke(generator, str(narratives), "--out", str(out), *llm_args(server))
@@ -171,7 +180,9 @@ def test_dry_run_counts_calls_and_sends_nothing(narratives, server, tmp_path):
     invoke("conversation", str(narratives), "--out", str(out), *llm_args(server), "--limit", "2")
     s = summary_of(invoke("conversation", str(narratives), "--out", str(out), *llm_args(server), "--dry-run"))
     assert s["calls_needed"] == 3 and s["calls_cached"] == 2
-    s = summary_of(invoke("reasoning", str(narratives), "--out", str(tmp_path / "r.jsonl"), *llm_args(server), "--dry-run"))
+    s = summary_of(
+        invoke("reasoning", str(narratives), "--out", str(tmp_path / "r.jsonl"), *llm_args(server), "--dry-run")
+    )
     assert s["calls_needed"] == 5 + 2  # one per segment plus one diagnosis per video
 
 
@@ -196,8 +207,13 @@ def test_reasoning_uses_diagnoses_file(narratives, server, tmp_path):
     assert invoke("diagnosis", str(narratives), "--out", str(diag), *llm_args(server)).exit_code == 0
     n = len(server.requests)
     out = tmp_path / "reason.jsonl"
-    res = invoke("reasoning", str(narratives), "--out", str(out), *llm_args(server, "--diagnoses", str(diag), "--no-cache",
-                                                                                "--structured", "off"))
+    res = invoke(
+        "reasoning",
+        str(narratives),
+        "--out",
+        str(out),
+        *llm_args(server, "--diagnoses", str(diag), "--no-cache", "--structured", "off"),
+    )
     assert res.exit_code == 0, res.output
     assert len(server.requests) == n + 5  # no diagnosis calls
     recs = read_jsonl(out)
@@ -215,8 +231,17 @@ def test_flaky_server_still_gives_the_same_output(narratives, tmp_path):
         srv.fail_next(1, status=500, retry_after=None)
         srv.slow_next(1, seconds=1.5)
         out = tmp_path / "flaky" / "conv.jsonl"
-        res = invoke("conversation", str(narratives), "--out", str(out), *llm_args(srv, "--timeout", "0.5"),
-                     "--max-retries", "4", "--structured", "off")  # no probe taking the injected faults
+        res = invoke(
+            "conversation",
+            str(narratives),
+            "--out",
+            str(out),
+            *llm_args(srv, "--timeout", "0.5"),
+            "--max-retries",
+            "4",
+            "--structured",
+            "off",
+        )  # no probe taking the injected faults
         assert res.exit_code == 0, res.output
         assert summary_of(res)["retries"] >= 5
     assert out.read_text() == clean.read_text()
@@ -248,13 +273,28 @@ def test_medical_filter_restricts_other_generators_and_python_api(narratives, se
 
     filt = tmp_path / "filter.jsonl"
     assert invoke("filter", str(narratives), "--out", str(filt), *llm_args(server)).exit_code == 0
-    res = invoke("detail", str(narratives), "--out", str(tmp_path / "detail.jsonl"), *llm_args(server),
-                 "--medical-filter", str(filt))
+    res = invoke(
+        "detail",
+        str(narratives),
+        "--out",
+        str(tmp_path / "detail.jsonl"),
+        *llm_args(server),
+        "--medical-filter",
+        str(filt),
+    )
     s = summary_of(res)
     assert res.exit_code == 0 and s["records"] == 4 and s["filtered_out_non_medical"] == 1
 
-    summary = run_generator(GenerateOptions(generator="detail", narratives=narratives, out=tmp_path / "py" / "d.json",
-                                            base_url=server.base_url, model="test-model", api_key_env="QL_INSTRUCT_TEST_KEY"))
+    summary = run_generator(
+        GenerateOptions(
+            generator="detail",
+            narratives=narratives,
+            out=tmp_path / "py" / "d.json",
+            base_url=server.base_url,
+            model="test-model",
+            api_key_env="QL_INSTRUCT_TEST_KEY",
+        )
+    )
     assert summary["records"] == 5 and summary["complete"]
     assert (tmp_path / "py" / "llm_cache.sqlite").exists()
     assert len(read_json(tmp_path / "py" / "d.json")) == 5
@@ -264,9 +304,12 @@ def test_region_qa_command(narratives, tmp_path):
     terms = tmp_path / "terms.yaml"
     terms.write_text(
         "labels:\n"
-        "  - {name: tumour, keywords: [tumour, atypical, nests], description: tumour nests, closed_question: 'Is this tumour?'}\n"
+        "  - {name: tumour, keywords: [tumour, atypical, nests], description: tumour nests, closed_question: 'Is this "
+        "tumour?'}\n"
         "  - {name: benign, keywords: [normal, follicles, capsule], description: benign tissue}\n"
-        "crops_per_cluster: 2\neval_crops_per_cluster: 1\neval_fraction: 0.4\n", encoding="utf-8")
+        "crops_per_cluster: 2\neval_crops_per_cluster: 1\neval_fraction: 0.4\n",
+        encoding="utf-8",
+    )
     out = tmp_path / "rqa"
     res = invoke("region-qa", str(narratives), "--terms", str(terms), "--out", str(out))
     assert res.exit_code == 0, res.output
@@ -290,7 +333,9 @@ def test_help_shows_the_cache_default_and_endpoint_env_vars():
 def test_endpoint_and_model_from_the_environment(narratives, server, tmp_path):
     out = tmp_path / "detail.jsonl"
     res = CliRunner().invoke(
-        make_app(), ["instruct", "detail", str(narratives), "--out", str(out), "--api-key-env", KEY_ENV, "--quiet"],
-        env={"QUILT_LLAVA_LLM_BASE_URL": server.base_url, "QUILT_LLAVA_LLM_MODEL": "env-model"})
+        make_app(),
+        ["instruct", "detail", str(narratives), "--out", str(out), "--api-key-env", KEY_ENV, "--quiet"],
+        env={"QUILT_LLAVA_LLM_BASE_URL": server.base_url, "QUILT_LLAVA_LLM_MODEL": "env-model"},
+    )
     assert res.exit_code == 0, res.output
     assert len(server.requests) == 5 and {b["model"] for b in server.requests} == {"env-model"}

@@ -21,8 +21,17 @@ def _requests(n: int) -> list[ChatRequest]:
 
 
 def _client(urls: list[str], tmp_path, concurrency: int = 4, **kw) -> LLMClient:
-    cfg = LLMConfig(base_url=urls[0], extra_base_urls=urls[1:], model="m", api_key_env=None, concurrency=concurrency,
-                    cache_path=tmp_path / "cache.sqlite", backoff_base_s=0.01, timeout_s=5.0, **kw)
+    cfg = LLMConfig(
+        base_url=urls[0],
+        extra_base_urls=urls[1:],
+        model="m",
+        api_key_env=None,
+        concurrency=concurrency,
+        cache_path=tmp_path / "cache.sqlite",
+        backoff_base_s=0.01,
+        timeout_s=5.0,
+        **kw,
+    )
     return LLMClient(cfg, output=Output(quiet=True))
 
 
@@ -129,13 +138,33 @@ def test_cli_repeated_base_url_uses_both_servers(narratives, tmp_path):
     from quilt_llava.cli import make_app
     from tests.instruct.conftest import good_reply
 
-    with FakeOpenAIServer(responder=good_reply, latency_s=0.05) as a, \
-            FakeOpenAIServer(responder=good_reply, latency_s=0.05) as b:
+    with (
+        FakeOpenAIServer(responder=good_reply, latency_s=0.05) as a,
+        FakeOpenAIServer(responder=good_reply, latency_s=0.05) as b,
+    ):
         out = tmp_path / "conv.jsonl"
-        res = CliRunner().invoke(make_app(), [
-            "instruct", "conversation", str(narratives), "--out", str(out), "--base-url", a.base_url,
-            "--base-url", b.base_url, "--model", "test-model", "--api-key-env", "", "--concurrency", "1",
-            "--json", "--quiet"])
+        res = CliRunner().invoke(
+            make_app(),
+            [
+                "instruct",
+                "conversation",
+                str(narratives),
+                "--out",
+                str(out),
+                "--base-url",
+                a.base_url,
+                "--base-url",
+                b.base_url,
+                "--model",
+                "test-model",
+                "--api-key-env",
+                "",
+                "--concurrency",
+                "1",
+                "--json",
+                "--quiet",
+            ],
+        )
         assert res.exit_code == 0, res.output
         summary = json.loads(res.stdout.strip().splitlines()[-1])
         assert summary["failed"] == 0 and summary["records"] == 5
@@ -151,9 +180,15 @@ def test_request_defaults_have_one_home():
     from quilt_llava.instruct.llm_options import _params
     from quilt_llava.instruct.run import GenerateOptions
 
-    expected = {"temperature": defaults.TEMPERATURE, "max_tokens": defaults.MAX_TOKENS,
-                "concurrency": defaults.CONCURRENCY, "max_retries": defaults.MAX_RETRIES,
-                "timeout_s": defaults.TIMEOUT_S, "model": defaults.MODEL, "api_key_env": defaults.KEY_ENV}
+    expected = {
+        "temperature": defaults.TEMPERATURE,
+        "max_tokens": defaults.MAX_TOKENS,
+        "concurrency": defaults.CONCURRENCY,
+        "max_retries": defaults.MAX_RETRIES,
+        "timeout_s": defaults.TIMEOUT_S,
+        "model": defaults.MODEL,
+        "api_key_env": defaults.KEY_ENV,
+    }
     llm, endpoint = LLMConfig(), EndpointOptions()
     flat = {f.name: f.default for f in dataclasses.fields(GenerateOptions)}
     flags = {name: option.default for name, _, option in _params()}

@@ -25,9 +25,17 @@ SECRET = "sk-test-7f3a9c-DO-NOT-LEAK"
 
 
 def make_client(srv: FakeOpenAIServer, tmp_path=None, **over) -> LLMClient:
-    cfg = dict(base_url=srv.base_url, model="gpt-4", api_key_env="QL_TEST_KEY", concurrency=4,
-               max_retries=3, timeout_s=5.0, backoff_base_s=0.01, backoff_max_s=0.05,
-               cache_path=(tmp_path / "cache.sqlite") if tmp_path is not None else None)
+    cfg = dict(
+        base_url=srv.base_url,
+        model="gpt-4",
+        api_key_env="QL_TEST_KEY",
+        concurrency=4,
+        max_retries=3,
+        timeout_s=5.0,
+        backoff_base_s=0.01,
+        backoff_max_s=0.05,
+        cache_path=(tmp_path / "cache.sqlite") if tmp_path is not None else None,
+    )
     cfg.update(over)
     return LLMClient(LLMConfig(**cfg), output=Output(quiet=True))
 
@@ -187,8 +195,18 @@ def test_api_key_never_leaks(tmp_path, caplog):
         [good] = client.run([ChatRequest("y", [{"role": "user", "content": "fine"}])])
     # the server really did echo the key back...
     assert "headers were" in bad.error and "Bearer" in bad.error
-    texts = [bad.error, retried_bad.error, repr(client), repr(client.config), str(client.stats),
-             caplog.text, repr(bad), repr(good), repr(vars(client)), str(vars(client))]
+    texts = [
+        bad.error,
+        retried_bad.error,
+        repr(client),
+        repr(client.config),
+        str(client.stats),
+        caplog.text,
+        repr(bad),
+        repr(good),
+        repr(vars(client)),
+        str(vars(client)),
+    ]
     for text in texts:
         assert SECRET not in text
     assert "[REDACTED]" in bad.error
@@ -236,7 +254,7 @@ LONG_SECRET = "sk-proj-" + "Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z" * 5
 
 def key_fragments(text: str, key: str = LONG_SECRET, size: int = 16) -> list[str]:
     """Pieces of ``key`` (``size`` characters or more) found in ``text``."""
-    return [key[i:i + size] for i in range(len(key) - size + 1) if key[i:i + size] in text]
+    return [key[i : i + size] for i in range(len(key) - size + 1) if key[i : i + size] in text]
 
 
 @pytest.mark.parametrize(("status", "raw"), [(401, False), (500, False), (200, True), (400, True)])
@@ -270,10 +288,15 @@ def test_key_with_control_or_non_ascii_characters_is_refused_without_showing_it(
 def test_finish_reason_is_kept_and_cached(tmp_path):
     with FakeOpenAIServer(responder=lambda m, b: "one two three four five six") as srv:
         client = make_client(srv, tmp_path)
-        [cut, whole] = client.run([ChatRequest("a", [{"role": "user", "content": "x"}], {"max_tokens": 3}),
-                                   ChatRequest("b", [{"role": "user", "content": "y"}])])
+        [cut, whole] = client.run(
+            [
+                ChatRequest("a", [{"role": "user", "content": "x"}], {"max_tokens": 3}),
+                ChatRequest("b", [{"role": "user", "content": "y"}]),
+            ]
+        )
         assert (cut.text, cut.finish_reason) == ("one two three", "length") and whole.finish_reason == "stop"
-        again = make_client(srv, tmp_path).run([ChatRequest("a", [{"role": "user", "content": "x"}],
-                                                            {"max_tokens": 3})])[0]
+        again = make_client(srv, tmp_path).run(
+            [ChatRequest("a", [{"role": "user", "content": "x"}], {"max_tokens": 3})]
+        )[0]
         assert again.cached and again.finish_reason == "length" and "finish_reason" not in again.usage
         assert len(srv.requests) == 2

@@ -50,8 +50,21 @@ def prompts(tmp_path) -> dict[str, str]:
     }
 
 
-@pytest.mark.parametrize("name", ["conversation", "detail", "diagnosis", "reasoning", "abductive_student",
-                                  "abductive_teacher", "filter", "vqa", "repair", "align_requests"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "conversation",
+        "detail",
+        "diagnosis",
+        "reasoning",
+        "abductive_student",
+        "abductive_teacher",
+        "filter",
+        "vqa",
+        "repair",
+        "align_requests",
+    ],
+)
 def test_prompt_snapshot(name, tmp_path):
     text = prompts(tmp_path)[name]
     path = SNAPSHOTS / f"{name}.txt"
@@ -64,7 +77,9 @@ def test_prompt_snapshot(name, tmp_path):
 
 def test_alignment_records_golden(tmp_path):
     rows = make_rows(tmp_path)
-    records = build_alignment_records(rows, seed=3, use_grounded=False) + build_alignment_records(rows[:2], seed=3, use_grounded=True)
+    records = build_alignment_records(rows, seed=3, use_grounded=False) + build_alignment_records(
+        rows[:2], seed=3, use_grounded=True
+    )
     path = SNAPSHOTS / "align_golden.json"
     text = json.dumps(records, indent=1, ensure_ascii=False) + "\n"
     if os.environ.get("UPDATE_SNAPSHOTS"):
@@ -79,8 +94,10 @@ def test_alignment_draw_depends_on_seed_and_segment_only(tmp_path):
     assert all(full[r["id"]] == r for r in part)
     other = {r["id"]: r["conversations"][0]["value"] for r in build_alignment_records(rows, seed=2)}
     assert any(other[k] != v["conversations"][0]["value"] for k, v in full.items())
-    assert all(r["conversations"][1]["value"] == " ".join(u["text"] for u in row["utterances"])
-               for r, row in zip(build_alignment_records(rows, seed=0), rows))
+    assert all(
+        r["conversations"][1]["value"] == " ".join(u["text"] for u in row["utterances"])
+        for r, row in zip(build_alignment_records(rows, seed=0), rows)
+    )
 
 
 def test_requests_are_our_own_words():

@@ -56,10 +56,34 @@ def test_every_generator_survives_a_real_model(real_server, tmp_path):
     problems = []
     for gen in GENERATORS:
         out = tmp_path / "out" / f"{gen}.jsonl"
-        res = CliRunner().invoke(make_app(), [
-            "instruct", gen, str(narratives), "--out", str(out), "--base-url", real_server.base_url,
-            "--model", real_server.model, "--api-key-env", "", "--max-tokens", "32", "--limit", "1",
-            "--timeout", "600", "--max-retries", "1", "--concurrency", "1", "--json", "--quiet"])
+        res = CliRunner().invoke(
+            make_app(),
+            [
+                "instruct",
+                gen,
+                str(narratives),
+                "--out",
+                str(out),
+                "--base-url",
+                real_server.base_url,
+                "--model",
+                real_server.model,
+                "--api-key-env",
+                "",
+                "--max-tokens",
+                "32",
+                "--limit",
+                "1",
+                "--timeout",
+                "600",
+                "--max-retries",
+                "1",
+                "--concurrency",
+                "1",
+                "--json",
+                "--quiet",
+            ],
+        )
         assert res.exception is None or isinstance(res.exception, SystemExit), (gen, res.exception)
         assert res.exit_code in (0, 1), (gen, res.output)
         summary = json.loads(res.stdout.strip().splitlines()[-1])

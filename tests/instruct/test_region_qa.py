@@ -41,14 +41,18 @@ def _rows(tmp_path, n=6):
         img[:, :60] = (150, 90, 40)  # left half brown
         img[:, 60:] = (90, 110, 200)  # right half blue
         Image.fromarray(img).save(tmp_path / "nar" / f"s{i}.png")
-        rows.append({
-            "video_id": "vid", "segment_id": i, "image": f"s{i}.png",
-            "clusters": [
-                {"box": [0.0, 0.0, 0.5, 1.0], "text": "these glands are brown and positive", "start": 0, "end": 1},
-                {"box": [0.5, 0.0, 1.0, 1.0], "text": "the stroma stays blue", "start": 1, "end": 2},
-                {"box": [0.1, 0.1, 0.2, 0.2], "text": "hello there", "start": 2, "end": 3},
-            ],
-        })
+        rows.append(
+            {
+                "video_id": "vid",
+                "segment_id": i,
+                "image": f"s{i}.png",
+                "clusters": [
+                    {"box": [0.0, 0.0, 0.5, 1.0], "text": "these glands are brown and positive", "start": 0, "end": 1},
+                    {"box": [0.5, 0.0, 1.0, 1.0], "text": "the stroma stays blue", "start": 1, "end": 2},
+                    {"box": [0.1, 0.1, 0.2, 0.2], "text": "hello there", "start": 2, "end": 3},
+                ],
+            }
+        )
     return rows
 
 
@@ -78,7 +82,9 @@ def test_build_region_qa_crops_follow_boxes_and_labels(tmp_path):
 
 def test_config_errors_are_reported_together():
     with pytest.raises(ConfigError) as err:
-        RegionQAConfig.from_dict({"labels": [{"name": "a", "keywords": [], "description": "x"}], "eval_fraction": 2, "bogus": 1})
+        RegionQAConfig.from_dict(
+            {"labels": [{"name": "a", "keywords": [], "description": "x"}], "eval_fraction": 2, "bogus": 1}
+        )
     assert "bogus" in str(err.value)
     with pytest.raises(ConfigError) as err:
         RegionQAConfig.from_dict({"labels": [{"name": "a", "keywords": [], "description": "x"}], "eval_fraction": 2})
@@ -93,8 +99,16 @@ def test_write_region_qa_keeps_every_image_under_out(tmp_path):
 
     rows = _rows(tmp_path)
     for r in rows:
-        r.update(start=0.0, end=1.0, width=120, height=60, content_box=[0, 0, 120, 60], trace=[[0.0, 0.5, 0.5]],
-                 utterances=[{"start": 0.0, "end": 1.0, "text": "brown glands"}], grounded_caption="x")
+        r.update(
+            start=0.0,
+            end=1.0,
+            width=120,
+            height=60,
+            content_box=[0, 0, 120, 60],
+            trace=[[0.0, 0.5, 0.5]],
+            utterances=[{"start": 0.0, "end": 1.0, "text": "brown glands"}],
+            grounded_caption="x",
+        )
     nar = tmp_path / "nar" / "narratives.jsonl"
     nar.write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"video_id": "broken"}\n')
     cfg = RegionQAConfig(labels=LABELS, crops_per_cluster=2, eval_crops_per_cluster=1, eval_fraction=0.34)

@@ -14,8 +14,12 @@ from quilt_llava.instruct.report import report
 
 def _records():
     return [
-        llava_record("a", "x.png", [("Describe the image.", "Brown glands sit in the upper left corner."),
-                                    ("Is the stroma stained?", "No.")], {}),
+        llava_record(
+            "a",
+            "x.png",
+            [("Describe the image.", "Brown glands sit in the upper left corner."), ("Is the stroma stained?", "No.")],
+            {},
+        ),
         llava_record("b", "y.png", [("What is shown?", "Tumour cells " + "and more tumour cells " * 6)], {}),
     ]
 
@@ -23,11 +27,14 @@ def _records():
 def test_report_counts_by_hand(tmp_path):
     out = tmp_path / "conv.jsonl"
     write_jsonl(out, _records())
-    write_jsonl(tmp_path / "conv.rejects.jsonl", [
-        {"unit": "u1", "status": "gated", "reason_code": "repetition", "reason": "..."},
-        {"unit": "u2", "status": "rejected", "reason_code": "not_json", "reason": "..."},
-        {"unit": "u3", "status": "gated", "reason_code": "repetition", "reason": "..."},
-    ])
+    write_jsonl(
+        tmp_path / "conv.rejects.jsonl",
+        [
+            {"unit": "u1", "status": "gated", "reason_code": "repetition", "reason": "..."},
+            {"unit": "u2", "status": "rejected", "reason_code": "not_json", "reason": "..."},
+            {"unit": "u3", "status": "gated", "reason_code": "repetition", "reason": "..."},
+        ],
+    )
     stats = report(out)
     assert stats["records"] == 2 and stats["answers"] == 3 and stats["questions"] == 3
     assert stats["rejects"] == 3 and stats["rejects_by_reason"] == {"not_json": 1, "repetition": 2}
@@ -41,8 +48,13 @@ def test_report_counts_by_hand(tmp_path):
 
 def test_report_cli_on_json_and_table_rows(tmp_path):
     out = tmp_path / "vqa.json"
-    write_json(out, [{"question": "Is it positive?", "answer": "Yes, on the right side."},
-                     {"question": "What colour?", "answer": "Brown."}])
+    write_json(
+        out,
+        [
+            {"question": "Is it positive?", "answer": "Yes, on the right side."},
+            {"question": "What colour?", "answer": "Brown."},
+        ],
+    )
     res = CliRunner().invoke(make_app(), ["instruct", "report", str(out), "--json"])
     assert res.exit_code == 0, res.output
     stats = json.loads(res.stdout)

@@ -50,16 +50,28 @@ def test_killed_run_resumes_to_identical_output(tmp_path):
     with FakeOpenAIServer(responder=good_reply, latency_s=0.02) as srv:
         # Reference: one uninterrupted run.
         ref = tmp_path / "ref" / "abductive.jsonl"
-        res = CliRunner().invoke(make_app(), ["instruct", "abductive", str(nar), "--out", str(ref),
-                                              *llm_args(srv, "--concurrency", "2"), "--quiet"])
+        res = CliRunner().invoke(
+            make_app(),
+            ["instruct", "abductive", str(nar), "--out", str(ref), *llm_args(srv, "--concurrency", "2"), "--quiet"],
+        )
         assert res.exit_code == 0, res.output
         full_calls = len(srv.requests)
 
         # Same job in a subprocess, killed once some units are journalled.
         out = tmp_path / "run" / "abductive.jsonl"
         work = out.with_name(f".{out.name}.work.jsonl")
-        cmd = [sys.executable, "-m", "quilt_llava", "instruct", "abductive", str(nar), "--out", str(out),
-               *llm_args(srv, "--concurrency", "2"), "--quiet"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "quilt_llava",
+            "instruct",
+            "abductive",
+            str(nar),
+            "--out",
+            str(out),
+            *llm_args(srv, "--concurrency", "2"),
+            "--quiet",
+        ]
         env = {**os.environ, KEY_ENV: SECRET, "PYTHONPATH": str(REPO_ROOT / "src")}
         proc = subprocess.Popen(cmd, env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 60
@@ -74,8 +86,19 @@ def test_killed_run_resumes_to_identical_output(tmp_path):
         assert not out.exists()  # no half output: it is written only at the end
 
         before = len(srv.requests)
-        res = CliRunner().invoke(make_app(), ["instruct", "abductive", str(nar), "--out", str(out),
-                                              *llm_args(srv, "--concurrency", "2"), "--quiet", "--json"])
+        res = CliRunner().invoke(
+            make_app(),
+            [
+                "instruct",
+                "abductive",
+                str(nar),
+                "--out",
+                str(out),
+                *llm_args(srv, "--concurrency", "2"),
+                "--quiet",
+                "--json",
+            ],
+        )
         assert res.exit_code == 0, res.output
         summary = json.loads(res.stdout.strip().splitlines()[-1])
         resumed_calls = len(srv.requests) - before
@@ -102,19 +125,34 @@ def test_torn_journal_line_and_foreign_journal(tmp_path):
         res = CliRunner().invoke(make_app(), [*args, "--limit", "3"])
         assert res.exit_code == 0
         lines = reference.splitlines()
-        header = {"_header": {"generator": "filter", "prompt_version": "1", "structured": False, "model": "test-model",
-                              "llm_params": {"temperature": 0.0, "max_tokens": 512}, "seed": 0, "caption": "plain",
-                              "inputs": {"diagnoses": None, "medical_filter": None, "questions": None}}}
-        done = [{"unit": r["id"].removesuffix("-filter"), "status": "ok", "records": [r], "calls": 1, "cached": 0}
-                for r in map(json.loads, lines[:2])]
-        work.write_text(json.dumps(header) + "\n" + "".join(json.dumps(d) + "\n" for d in done) + '{"unit": "vidA__2", "sta')
+        header = {
+            "_header": {
+                "generator": "filter",
+                "prompt_version": "1",
+                "structured": False,
+                "model": "test-model",
+                "llm_params": {"temperature": 0.0, "max_tokens": 512},
+                "seed": 0,
+                "caption": "plain",
+                "inputs": {"diagnoses": None, "medical_filter": None, "questions": None},
+            }
+        }
+        done = [
+            {"unit": r["id"].removesuffix("-filter"), "status": "ok", "records": [r], "calls": 1, "cached": 0}
+            for r in map(json.loads, lines[:2])
+        ]
+        work.write_text(
+            json.dumps(header) + "\n" + "".join(json.dumps(d) + "\n" for d in done) + '{"unit": "vidA__2", "sta'
+        )
         res = CliRunner().invoke(make_app(), args)
         assert res.exit_code == 0, res.output
         assert json.loads(res.stdout.strip().splitlines()[-1])["previously_done"] == 2
         assert out.read_text() == reference
 
         # A journal from another job (another model) is not trusted.
-        work.write_text(json.dumps({"_header": {**header["_header"], "model": "other"}}) + "\n" + json.dumps(done[0]) + "\n")
+        work.write_text(
+            json.dumps({"_header": {**header["_header"], "model": "other"}}) + "\n" + json.dumps(done[0]) + "\n"
+        )
         res = CliRunner().invoke(make_app(), args)
         assert res.exit_code == 0
         assert json.loads(res.stdout.strip().splitlines()[-1])["previously_done"] == 0
@@ -134,8 +172,20 @@ def test_changed_llm_settings_or_inputs_invalidate_the_journal(tmp_path):
     work = out.with_name(f".{out.name}.work.jsonl")
 
     def run(srv, *extra):
-        args = ["instruct", "detail", str(nar), "--out", str(out), *llm_args(srv, "--max-retries", "0"),
-                "--concurrency", "1", "--no-cache", "--quiet", "--json", *extra]
+        args = [
+            "instruct",
+            "detail",
+            str(nar),
+            "--out",
+            str(out),
+            *llm_args(srv, "--max-retries", "0"),
+            "--concurrency",
+            "1",
+            "--no-cache",
+            "--quiet",
+            "--json",
+            *extra,
+        ]
         res = CliRunner().invoke(make_app(), args)
         return res, json.loads(res.stdout.strip().splitlines()[-1])
 
@@ -155,8 +205,12 @@ def test_changed_llm_settings_or_inputs_invalidate_the_journal(tmp_path):
 
         # A changed --medical-filter file also starts over.
         filt = tmp_path / "filter.jsonl"
-        filt.write_text("".join(json.dumps({"video_id": v, "segment_id": i, "medical": True}) + "\n"
-                                for v, i in [("vidA", 0), ("vidA", 1), ("vidA", 2), ("vidB", 0)]))
+        filt.write_text(
+            "".join(
+                json.dumps({"video_id": v, "segment_id": i, "medical": True}) + "\n"
+                for v, i in [("vidA", 0), ("vidA", 1), ("vidA", 2), ("vidB", 0)]
+            )
+        )
         srv.fail_next(1, status=500, retry_after=None)
         res, s = run(srv, "--medical-filter", str(filt))
         assert s["failed"] == 1 and work.exists()
@@ -191,5 +245,6 @@ def test_dry_run_writes_nothing_and_does_not_trust_a_foreign_journal(tmp_path):
         s = json.loads(res.stdout.strip().splitlines()[-1])
         assert s["previously_done"] == 0 and s["calls_needed"] == 5 and "different job" in res.stderr
         assert work.read_bytes() == journal and cache.read_bytes() == cache_bytes
-        assert sorted(p.name for p in out.parent.iterdir()) == sorted([work.name, cache.name, "detail.rejects.jsonl",
-                                                                         "detail.jsonl"])
+        assert sorted(p.name for p in out.parent.iterdir()) == sorted(
+            [work.name, cache.name, "detail.rejects.jsonl", "detail.jsonl"]
+        )

@@ -65,7 +65,9 @@ def test_save_reload_generate(tiny, tmp_path):
     model.save_pretrained(tmp_path)
     processor.save_pretrained(tmp_path)
     assert conv_template_of(tmp_path) == "vicuna_v1"
-    model2, processor2 = load_model_and_processor(tmp_path, dtype=None, device="cpu", load_in_4bit=False, load_in_8bit=False)
+    model2, processor2 = load_model_and_processor(
+        tmp_path, dtype=None, device="cpu", load_in_4bit=False, load_in_8bit=False
+    )
     img = prepare_image(Image.new("RGB", (48, 20), (180, 40, 90)), processor2)
     assert img.size == (48, 48)
     # the release's padding: the image processor's mean colour (CLIP's), not the image's own
@@ -155,29 +157,55 @@ def test_assemble_from_local_vision_tower_and_llm(tmp_path, tower_type):
     from quilt_llava.model.processing import make_image_processor
 
     torch.manual_seed(0)
-    vkw = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
-           "image_size": 32, "patch_size": 8}
-    tower = CLIPVisionModel(CLIPVisionConfig(**vkw)) if tower_type == "clip" else SiglipVisionModel(SiglipVisionConfig(**vkw))
+    vkw = {
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "image_size": 32,
+        "patch_size": 8,
+    }
+    tower = (
+        CLIPVisionModel(CLIPVisionConfig(**vkw))
+        if tower_type == "clip"
+        else SiglipVisionModel(SiglipVisionConfig(**vkw))
+    )
     tower.save_pretrained(tmp_path / "tower")
     make_image_processor(32).save_pretrained(tmp_path / "tower")
     tok = train_tiny_tokenizer(with_image_token=False)
-    llm = LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                                       num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=256))
+    llm = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=len(tok),
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=4,
+            max_position_embeddings=256,
+        )
+    )
     llm.save_pretrained(tmp_path / "llm")
     tok.save_pretrained(tmp_path / "llm")
     model, processor = build_model_and_processor(
-        "llava-v1.5-7b", vision_tower=str(tmp_path / "tower"), llm=str(tmp_path / "llm"), vision_tower_type=tower_type)
+        "llava-v1.5-7b", vision_tower=str(tmp_path / "tower"), llm=str(tmp_path / "llm"), vision_tower_type=tower_type
+    )
     assert len(processor.tokenizer) == len(tok) + 1 == model.get_input_embeddings().weight.shape[0]
     torch.testing.assert_close(model.get_input_embeddings().weight[: len(tok)], llm.get_input_embeddings().weight)
     torch.testing.assert_close(model.lm_head.weight[: len(tok)], llm.lm_head.weight)
     strategy = "default" if tower_type == "clip" else "full"
     assert model.config.vision_feature_select_strategy == strategy
-    inputs = processor(images=[Image.new("RGB", (32, 32), (10, 200, 30))],
-                       text=[get_template("vicuna_v1").prompt("What is it?")], return_tensors="pt")
+    inputs = processor(
+        images=[Image.new("RGB", (32, 32), (10, 200, 30))],
+        text=[get_template("vicuna_v1").prompt("What is it?")],
+        return_tensors="pt",
+    )
     assert (inputs["input_ids"] == model.config.image_token_id).sum().item() == 16
     with torch.no_grad():
         assert torch.isfinite(model(**inputs).logits).all()
     save_model_and_processor(model, processor, tmp_path / "out")
-    assert json.loads((tmp_path / "out" / "tokenizer_config.json").read_text())["tokenizer_class"] == "PreTrainedTokenizerFast"
+    assert (
+        json.loads((tmp_path / "out" / "tokenizer_config.json").read_text())["tokenizer_class"]
+        == "PreTrainedTokenizerFast"
+    )
     again, _ = load_model_and_processor(tmp_path / "out")
     assert again.config.vision_feature_select_strategy == strategy

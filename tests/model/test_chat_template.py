@@ -26,8 +26,12 @@ text = plain_text | st.builds(lambda a, b: a + "<image>" + b, plain_text, plain_
 
 
 @settings(max_examples=150, deadline=None)
-@given(turns=st.lists(text, min_size=1, max_size=6), system=st.one_of(st.none(), text), gen=st.booleans(),
-       name=st.sampled_from(["vicuna_v1", "mistral_instruct"]))
+@given(
+    turns=st.lists(text, min_size=1, max_size=6),
+    system=st.one_of(st.none(), text),
+    gen=st.booleans(),
+    name=st.sampled_from(["vicuna_v1", "mistral_instruct"]),
+)
 def test_jinja_equals_python(turns, system, gen, name):
     messages = [{"role": "user" if i % 2 == 0 else "assistant", "content": t} for i, t in enumerate(turns)]
     if system is not None:
@@ -40,12 +44,17 @@ def test_processor_template_and_list_content():
     from quilt_llava.model import build_model_and_processor
 
     _, processor = build_model_and_processor("tiny")
-    msgs = [{"role": "user", "content": "<image>\nWhat stain is this?"}, {"role": "assistant", "content": "H&E."},
-            {"role": "user", "content": "Any tumour?"}]
+    msgs = [
+        {"role": "user", "content": "<image>\nWhat stain is this?"},
+        {"role": "assistant", "content": "H&E."},
+        {"role": "user", "content": "Any tumour?"},
+    ]
     want = get_template("vicuna_v1").render(msgs, add_generation_prompt=True)
     assert processor.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False) == want
-    parts = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "What stain is this?"}]},
-             *msgs[1:]]
+    parts = [
+        {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "What stain is this?"}]},
+        *msgs[1:],
+    ]
     assert processor.apply_chat_template(parts, add_generation_prompt=True, tokenize=False) == want
 
 

@@ -17,20 +17,19 @@ RECORD = [
 def test_vicuna_v1_golden():
     text = get_template("vicuna_v1").render(RECORD)
     assert text == (
-        SYSTEM + " USER: <image>\nWhat tissue is this? ASSISTANT: Lymph node.</s>"
-        "USER: Any tumour? ASSISTANT: No.</s>"
+        SYSTEM + " USER: <image>\nWhat tissue is this? ASSISTANT: Lymph node.</s>USER: Any tumour? ASSISTANT: No.</s>"
     )
 
 
 def test_vicuna_generation_prompt():
-    assert get_template("vicuna_v1").prompt("Is it benign?") == (
-        SYSTEM + " USER: <image>\nIs it benign? ASSISTANT:"
-    )
+    assert get_template("vicuna_v1").prompt("Is it benign?") == (SYSTEM + " USER: <image>\nIs it benign? ASSISTANT:")
 
 
 def test_plain_keeps_only_image_and_caption():
-    record = [{"from": "human", "value": "Describe the image briefly.\n<image>"},
-              {"from": "gpt", "value": "Granulomas in a lymph node."}]
+    record = [
+        {"from": "human", "value": "Describe the image briefly.\n<image>"},
+        {"from": "gpt", "value": "Granulomas in a lymph node."},
+    ]
     assert get_template("plain").render(record) == "<image>Granulomas in a lymph node.\n"
 
 
@@ -56,7 +55,9 @@ def test_mistral_instruct_golden():
     assert template.prompt("Is it benign?") == "[INST] <image>\nIs it benign? [/INST]"
     assert [s.text for s in template.segments(RECORD) if s.trainable] == [" Lymph node. </s>", " No. </s>"]
     with_system = template.render([{"role": "system", "content": "Be brief."}, *RECORD[:2]])
-    assert with_system == "[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\n<image>\nWhat tissue is this? [/INST] Lymph node. </s>"
+    assert (
+        with_system == "[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\n<image>\nWhat tissue is this? [/INST] Lymph node. </s>"
+    )
 
 
 def test_image_first_layout_is_the_releases():
@@ -67,6 +68,7 @@ def test_image_first_layout_is_the_releases():
     assert image_first("Is <image> red?") == "<image>\nIs  red?"  # the tag removed, inner text kept as is
     assert image_first("<image>") == "<image>"  # nothing left: no trailing newline
     assert image_first("  no image  ") == "  no image  "  # turns without the tag are untouched
-    rendered = get_template("vicuna_v1").render([{"role": "user", "content": "Why?\n<image>"},
-                                                 {"role": "assistant", "content": "Because."}])
+    rendered = get_template("vicuna_v1").render(
+        [{"role": "user", "content": "Why?\n<image>"}, {"role": "assistant", "content": "Because."}]
+    )
     assert "USER: <image>\nWhy? ASSISTANT: Because.</s>" in rendered

@@ -28,8 +28,15 @@ from quilt_llava.model.tokenizer import train_tiny_tokenizer
 def write_original(tmp_path, projector_type, arch="llama"):
     torch.manual_seed(0)
     tower_dir, src = tmp_path / "tower", tmp_path / "orig"
-    vcfg = CLIPVisionConfig(hidden_size=48, intermediate_size=96, num_hidden_layers=3, num_attention_heads=4,
-                            image_size=32, patch_size=8, projection_dim=48)
+    vcfg = CLIPVisionConfig(
+        hidden_size=48,
+        intermediate_size=96,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        image_size=32,
+        patch_size=8,
+        projection_dim=48,
+    )
     tower = CLIPVisionModel(vcfg).eval()
     tower.save_pretrained(tower_dir)
     make_image_processor(32).save_pretrained(tower_dir)
@@ -37,9 +44,18 @@ def write_original(tmp_path, projector_type, arch="llama"):
     tok = train_tiny_tokenizer(with_image_token=False)
     tok.save_pretrained(src)
     config_cls, lm_cls = (LlamaConfig, LlamaForCausalLM) if arch == "llama" else (MistralConfig, MistralForCausalLM)
-    lcfg = config_cls(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, tie_word_embeddings=False)
+    lcfg = config_cls(
+        vocab_size=len(tok),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        tie_word_embeddings=False,
+    )
     llm = lm_cls(lcfg)
     state = {k: v.clone() for k, v in llm.state_dict().items()}  # model.*, lm_head.*
     if projector_type == "mlp2x_gelu":
@@ -54,9 +70,14 @@ def write_original(tmp_path, projector_type, arch="llama"):
     config = lcfg.to_dict() | {
         "architectures": ["LlavaLlamaForCausalLM" if arch == "llama" else "LlavaMistralForCausalLM"],
         "model_type": f"llava_{arch}",
-        "mm_vision_tower": "wisdomik/QuiltNet-B-32", "mm_projector_type": projector_type, "mm_hidden_size": 48,
-        "mm_vision_select_layer": -2, "mm_vision_select_feature": "patch", "mm_use_im_start_end": False,
-        "mm_use_im_patch_token": False, "image_aspect_ratio": "pad",
+        "mm_vision_tower": "wisdomik/QuiltNet-B-32",
+        "mm_projector_type": projector_type,
+        "mm_hidden_size": 48,
+        "mm_vision_select_layer": -2,
+        "mm_vision_select_feature": "patch",
+        "mm_use_im_start_end": False,
+        "mm_use_im_patch_token": False,
+        "image_aspect_ratio": "pad",
     }
     (src / "config.json").write_text(json.dumps(config))
     return src, tower_dir, tower, lcfg, state, tok
@@ -106,8 +127,15 @@ def test_converted_logits_equal_reference(tmp_path, projector_type):
 def test_bad_original_config_lists_all_problems(tmp_path):
     src = tmp_path / "bad"
     src.mkdir()
-    (src / "config.json").write_text(json.dumps({"architectures": ["LlavaMptForCausalLM"],
-                                                 "mm_projector_type": "mlp3x_gelu", "mm_vision_select_feature": "x"}))
+    (src / "config.json").write_text(
+        json.dumps(
+            {
+                "architectures": ["LlavaMptForCausalLM"],
+                "mm_projector_type": "mlp3x_gelu",
+                "mm_vision_select_feature": "x",
+            }
+        )
+    )
     with pytest.raises(ConfigError) as err:
         convert_llava_checkpoint(ConvertOptions(str(src), str(tmp_path / "out")))
     assert len(err.value.problems) == 4
@@ -129,7 +157,9 @@ def test_mistral_checkpoint_converts_with_mistral_instruct(tmp_path):
     processor = AutoProcessor.from_pretrained(dst)
     msgs = [{"role": "user", "content": "<image>\nWhat is shown?"}]
     prompt = processor.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False)
-    assert prompt == get_template("mistral_instruct").prompt("What is shown?") == "[INST] <image>\nWhat is shown? [/INST]"
+    assert (
+        prompt == get_template("mistral_instruct").prompt("What is shown?") == "[INST] <image>\nWhat is shown? [/INST]"
+    )
     image = Image.new("RGB", (32, 32), (120, 30, 160))
     inputs = processor(images=[image], text=[prompt], return_tensors="pt")
     with torch.no_grad():
@@ -137,5 +167,7 @@ def test_mistral_checkpoint_converts_with_mistral_instruct(tmp_path):
     want = reference_logits(state, lcfg, tower, tok, prompt, inputs["pixel_values"], "mlp2x_gelu")
     torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
     forced = tmp_path / "forced"
-    convert_llava_checkpoint(ConvertOptions(str(src), str(forced), vision_tower=str(tower_dir), conv_template="vicuna_v1"))
+    convert_llava_checkpoint(
+        ConvertOptions(str(src), str(forced), vision_tower=str(tower_dir), conv_template="vicuna_v1")
+    )
     assert conv_template_of(forced) == "vicuna_v1"

@@ -26,8 +26,10 @@ from quilt_llava.model.tensorize import IGNORE_INDEX, tensorize_all, tensorize_r
 
 spm = pytest.importorskip("sentencepiece", reason="sentencepiece is in the train extra")
 
-SYSTEM = ("A chat between a curious user and an artificial intelligence assistant. "
-          "The assistant gives helpful, detailed, and polite answers to the user's questions.")
+SYSTEM = (
+    "A chat between a curious user and an artificial intelligence assistant. "
+    "The assistant gives helpful, detailed, and polite answers to the user's questions."
+)
 N_IMG = 3  # image tokens per image in these tests (the HF model's expansion of the release's one placeholder)
 CLIP_MEAN_RGB = (122, 116, 104)  # SPEC C: tuple(int(m * 255) for m in CLIP's image_mean)
 
@@ -97,13 +99,13 @@ def reference(sp, image_id: int, chunks: list[tuple[str, bool]], n_img: int = N_
             if not run:
                 continue
             run_ids = sp.encode(run)
-            flags = trainable[pos:pos + len(run)]
+            flags = trainable[pos : pos + len(run)]
             start = flags.index(True) if True in flags else len(run)
             assert all(flags[start:]), "a trainable stretch ends inside a run of text"
             head = sp.encode(run[:start]) if start else []
-            assert run_ids[:len(head)] == head, f"no token boundary where the answer starts in {run!r}"
+            assert run_ids[: len(head)] == head, f"no token boundary where the answer starts in {run!r}"
             ids += run_ids
-            labels += [IGNORE_INDEX] * len(head) + run_ids[len(head):]
+            labels += [IGNORE_INDEX] * len(head) + run_ids[len(head) :]
             pos += len(run)
     return ids, labels
 
@@ -133,14 +135,42 @@ def vicuna_records():
     out = []
     for i, q in enumerate(QUESTIONS):
         a = ANSWERS[i]
-        out.append((f"v{i}", {"id": f"v{i}", "image": "a.png", "conversations": [
-            {"from": "human", "value": q}, {"from": "gpt", "value": a}]}, [q, a]))
+        out.append(
+            (
+                f"v{i}",
+                {
+                    "id": f"v{i}",
+                    "image": "a.png",
+                    "conversations": [{"from": "human", "value": q}, {"from": "gpt", "value": a}],
+                },
+                [q, a],
+            )
+        )
     multi = ["<image>\nWhat is shown?", "Glands.", "Any mitoses?", "A few, 2 per HPF.", "Grade?", "Grade 2."]
-    out.append(("multi", {"id": "multi", "image": "a.png", "conversations": [
-        {"from": "human" if i % 2 == 0 else "gpt", "value": t} for i, t in enumerate(multi)]}, multi))
+    out.append(
+        (
+            "multi",
+            {
+                "id": "multi",
+                "image": "a.png",
+                "conversations": [{"from": "human" if i % 2 == 0 else "gpt", "value": t} for i, t in enumerate(multi)],
+            },
+            multi,
+        )
+    )
     text_only = ["What is a granuloma?", "A nodular collection of epithelioid histiocytes.", "Caseating?", "Sometimes."]
-    out.append(("text", {"id": "text", "conversations": [
-        {"from": "human" if i % 2 == 0 else "gpt", "value": t} for i, t in enumerate(text_only)]}, text_only))
+    out.append(
+        (
+            "text",
+            {
+                "id": "text",
+                "conversations": [
+                    {"from": "human" if i % 2 == 0 else "gpt", "value": t} for i, t in enumerate(text_only)
+                ],
+            },
+            text_only,
+        )
+    )
     return out
 
 
@@ -158,20 +188,33 @@ def test_conversation_ids_and_labels_are_the_releases(sp, tok, name, chunks_of):
 def test_text_after_the_image_starts_a_fresh_piece(sp, tok):
     """SPEC C's example: the tokens after the image are '▁', '<0x0A>', ... rather than '<0x0A>', ..."""
     image_id = tok.convert_tokens_to_ids("<image>")
-    rec = {"id": "x", "image": "a.png", "conversations": [{"from": "human", "value": "<image>\nWhat is shown?"},
-                                                          {"from": "gpt", "value": "Glands."}]}
+    rec = {
+        "id": "x",
+        "image": "a.png",
+        "conversations": [{"from": "human", "value": "<image>\nWhat is shown?"}, {"from": "gpt", "value": "Glands."}],
+    }
     sample = tensorize_record(rec, tok, get_template("vicuna_v1"), N_IMG, image_id, 4096)
-    after = sample.input_ids[sample.input_ids.index(image_id) + N_IMG:]
+    after = sample.input_ids[sample.input_ids.index(image_id) + N_IMG :]
     assert [sp.id_to_piece(i) for i in after[:2]] == ["▁", "<0x0A>"]
 
 
 def test_plain_captions_are_the_releases(sp, tok):
     image_id = tok.convert_tokens_to_ids("<image>")
-    captions = ["Tumour glands with brown membranous staining [0.43, 0.63, 0.84, 0.69].",
-                "  leading blanks and a\nnewline", "naïve café — 细胞核", "x"]
+    captions = [
+        "Tumour glands with brown membranous staining [0.43, 0.63, 0.84, 0.69].",
+        "  leading blanks and a\nnewline",
+        "naïve café — 细胞核",
+        "x",
+    ]
     for i, caption in enumerate(captions):
-        rec = {"id": f"p{i}", "image": "a.png", "conversations": [
-            {"from": "human", "value": "Describe the image briefly.\n<image>"}, {"from": "gpt", "value": caption}]}
+        rec = {
+            "id": f"p{i}",
+            "image": "a.png",
+            "conversations": [
+                {"from": "human", "value": "Describe the image briefly.\n<image>"},
+                {"from": "gpt", "value": caption},
+            ],
+        }
         sample = tensorize_record(rec, tok, get_template("plain"), N_IMG, image_id, 4096)
         assert sample.ok, sample.problem
         want_ids, want_labels = reference(sp, image_id, plain_chunks(["<image>", caption]))
@@ -184,11 +227,19 @@ def test_records_the_release_masks_out_are_counted_and_skipped(tok):
     image_id = tok.convert_tokens_to_ids("<image>")
 
     def rec(rid, answer):
-        return {"id": rid, "image": "a.png", "conversations": [{"from": "human", "value": "<image>\nWhat?"},
-                                                               {"from": "gpt", "value": answer}]}
+        return {
+            "id": rid,
+            "image": "a.png",
+            "conversations": [{"from": "human", "value": "<image>\nWhat?"}, {"from": "gpt", "value": answer}],
+        }
 
-    records = [rec("ok", "Glands."), rec("empty", ""), rec("blank", "   "), rec("eos", "Yes.</s> And more."),
-               rec("ok2", "Stroma.")]
+    records = [
+        rec("ok", "Glands."),
+        rec("empty", ""),
+        rec("blank", "   "),
+        rec("eos", "Yes.</s> And more."),
+        rec("ok2", "Stroma."),
+    ]
     template = get_template("vicuna_v1")
     samples, report = tensorize_all(records, tok, template, N_IMG, image_id, 4096, max_mismatch_fraction=1.0)
     assert [s.id for s in samples if s.ok] == ["ok", "ok2"]
@@ -200,8 +251,9 @@ def test_records_the_release_masks_out_are_counted_and_skipped(tok):
     # kept: trained on the end of the (empty) turn alone, " </s>" = '▁' and </s>
     assert [t for t in empty.labels if t != IGNORE_INDEX] == [tok.convert_tokens_to_ids("▁"), 2]
     # plain (stage 1) follows the same policy
-    _, report = tensorize_all([rec("e", "")], tok, get_template("plain"), N_IMG, image_id, 4096,
-                              max_mismatch_fraction=1.0)
+    _, report = tensorize_all(
+        [rec("e", "")], tok, get_template("plain"), N_IMG, image_id, 4096, max_mismatch_fraction=1.0
+    )
     assert report.summary()["skipped"] == {"empty_answer": 1}
 
 
@@ -209,8 +261,14 @@ def test_a_mask_that_cannot_be_aligned_is_skipped(tok):
     """An answer holding the assistant separator splits the release's round in three: the release masks
     the whole record out (its counts do not add up); we count and skip it."""
     image_id = tok.convert_tokens_to_ids("<image>")
-    rec = {"id": "sep", "image": "a.png", "conversations": [
-        {"from": "human", "value": "<image>\nWhat?"}, {"from": "gpt", "value": "Then ASSISTANT: said so."}]}
+    rec = {
+        "id": "sep",
+        "image": "a.png",
+        "conversations": [
+            {"from": "human", "value": "<image>\nWhat?"},
+            {"from": "gpt", "value": "Then ASSISTANT: said so."},
+        ],
+    }
     sample = tensorize_record(rec, tok, get_template("vicuna_v1"), N_IMG, image_id, 4096)
     assert not sample.ok and sample.kind == "unaligned"
     kept = tensorize_record(rec, tok, get_template("vicuna_v1"), N_IMG, image_id, 4096, keep_masked_out=True)
@@ -227,8 +285,9 @@ def test_generation_prompt_ids_are_the_releases(sp, tok):
     from quilt_llava.model.prompt import encode_prompts
 
     image_id = tok.convert_tokens_to_ids("<image>")
-    processor = make_processor(tok, make_image_processor(16), patch_size=8, select_strategy="default",
-                               has_cls=True)  # (16 / 8)^2 = 4 patch tokens (CLS dropped)
+    processor = make_processor(
+        tok, make_image_processor(16), patch_size=8, select_strategy="default", has_cls=True
+    )  # (16 / 8)^2 = 4 patch tokens (CLS dropped)
     questions = ["What does this region show?", "Is there necrosis? Answer yes or no.", "  Wie?  "]
     prompts = [get_template("vicuna_v1").prompt(q.strip()) for q in questions]
     batch = encode_prompts(processor, prompts, None, padding_side="left")
@@ -256,14 +315,30 @@ def write_431_checkpoint(folder, tower_dir, extra_keys=()):
     from quilt_llava.model.processing import make_image_processor
 
     torch.manual_seed(0)
-    vcfg = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                            image_size=16, patch_size=8, projection_dim=32)
+    vcfg = CLIPVisionConfig(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        image_size=16,
+        patch_size=8,
+        projection_dim=32,
+    )
     tower = CLIPVisionModel(vcfg).eval()
     tower.save_pretrained(tower_dir)
     make_image_processor(16).save_pretrained(tower_dir)
-    lcfg = LlamaConfig(vocab_size=32000, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                       num_attention_heads=2, max_position_embeddings=512, bos_token_id=1, eos_token_id=2,
-                       pad_token_id=0, tie_word_embeddings=False)
+    lcfg = LlamaConfig(
+        vocab_size=32000,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        max_position_embeddings=512,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=0,
+        tie_word_embeddings=False,
+    )
     llm = LlamaForCausalLM(lcfg)
     state = {k: v.to(torch.float16).clone() for k, v in llm.state_dict().items()}
     state["model.mm_projector.0.weight"] = (torch.randn(32, 32) * 0.2).half()
@@ -276,20 +351,33 @@ def write_431_checkpoint(folder, tower_dir, extra_keys=()):
     for key in extra_keys:
         state[key] = torch.zeros(2)
     keys = sorted(state)
-    shards = {"pytorch_model-00001-of-00002.bin": keys[: len(keys) // 2],
-              "pytorch_model-00002-of-00002.bin": keys[len(keys) // 2:]}
+    shards = {
+        "pytorch_model-00001-of-00002.bin": keys[: len(keys) // 2],
+        "pytorch_model-00002-of-00002.bin": keys[len(keys) // 2 :],
+    }
     folder.mkdir(parents=True)
     for name, names in shards.items():
         torch.save({k: state[k] for k in names}, folder / name)
-    index = {"metadata": {"total_size": sum(v.numel() * v.element_size() for v in state.values())},
-             "weight_map": {k: name for name, names in shards.items() for k in names}}
+    index = {
+        "metadata": {"total_size": sum(v.numel() * v.element_size() for v in state.values())},
+        "weight_map": {k: name for name, names in shards.items() for k in names},
+    }
     (folder / "pytorch_model.bin.index.json").write_text(json.dumps(index))
     config = lcfg.to_dict() | {
-        "architectures": ["LlavaLlamaForCausalLM"], "model_type": "llava", "torch_dtype": "float16",
-        "transformers_version": "4.31.0", "mm_vision_tower": "wisdomik/QuiltNet-B-32",
-        "mm_projector_type": "mlp2x_gelu", "mm_hidden_size": 32, "mm_vision_select_layer": -2,
-        "mm_vision_select_feature": "patch", "mm_use_im_start_end": False, "mm_use_im_patch_token": False,
-        "image_aspect_ratio": "pad", "tune_mm_mlp_adapter": False, "freeze_mm_mlp_adapter": False,
+        "architectures": ["LlavaLlamaForCausalLM"],
+        "model_type": "llava",
+        "torch_dtype": "float16",
+        "transformers_version": "4.31.0",
+        "mm_vision_tower": "wisdomik/QuiltNet-B-32",
+        "mm_projector_type": "mlp2x_gelu",
+        "mm_hidden_size": 32,
+        "mm_vision_select_layer": -2,
+        "mm_vision_select_feature": "patch",
+        "mm_use_im_start_end": False,
+        "mm_use_im_patch_token": False,
+        "image_aspect_ratio": "pad",
+        "tune_mm_mlp_adapter": False,
+        "freeze_mm_mlp_adapter": False,
     }
     (folder / "config.json").write_text(json.dumps(config))
     return tower, lcfg, state
@@ -307,7 +395,7 @@ def original_logits(state, lcfg, tower, ids, image_id, pixel_values):
         img = (h @ s["model.mm_projector.2.weight"].T + s["model.mm_projector.2.bias"])[0]  # (4, 32)
         at = ids.index(image_id)
         emb = s["model.embed_tokens.weight"]
-        embeds = torch.cat([emb[ids[:at]], img, emb[ids[at + 1:]]])[None]  # (1, seq, 32)
+        embeds = torch.cat([emb[ids[:at]], img, emb[ids[at + 1 :]]])[None]  # (1, seq, 32)
         llm = LlamaForCausalLM(lcfg)
         llm.load_state_dict({k: v for k, v in s.items() if "mm_projector" not in k})
         return llm.eval()(inputs_embeds=embeds).logits
@@ -362,8 +450,12 @@ def test_converter_lists_every_unexpected_key(llama_vocab, tmp_path):
     from quilt_llava.model.convert import ConvertOptions, convert_llava_checkpoint
 
     src = tmp_path / "orig"
-    extra = ["model.layers.0.self_attn.rope_scale", "model.layers.1.mlp.extra_bias", "vision_resampler.w",
-             "model.mm_projector.4.weight"]
+    extra = [
+        "model.layers.0.self_attn.rope_scale",
+        "model.layers.1.mlp.extra_bias",
+        "vision_resampler.w",
+        "model.mm_projector.4.weight",
+    ]
     write_431_checkpoint(src, tmp_path / "tower", extra_keys=extra)
     (src / "tokenizer.model").write_bytes((llama_vocab / "tokenizer.model").read_bytes())
     with pytest.raises(InputError) as err:

@@ -23,14 +23,34 @@ def test_quiet_libraries(bars_on):
     assert not hf_logging.is_progress_bar_enabled()
 
 
-@pytest.mark.parametrize("args", [
-    ["train", "--config", "tiny_stage1.yaml", "--quiet", "--set", "data_path=/nonexistent/d.json",
-     "--set", "output_dir=/nonexistent/o"],
-    ["eval", "generate", "--model", "/nonexistent/m", "--questions", "/nonexistent/q.jsonl", "--out", "/nonexistent/p.jsonl",
-     "--json"],
-    ["eval", "run", "quilt-vqa", "--model", "/nonexistent/m", "--quiet"],
-    ["chat", "--model", "/nonexistent/m", "--json"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        [
+            "train",
+            "--config",
+            "tiny_stage1.yaml",
+            "--quiet",
+            "--set",
+            "data_path=/nonexistent/d.json",
+            "--set",
+            "output_dir=/nonexistent/o",
+        ],
+        [
+            "eval",
+            "generate",
+            "--model",
+            "/nonexistent/m",
+            "--questions",
+            "/nonexistent/q.jsonl",
+            "--out",
+            "/nonexistent/p.jsonl",
+            "--json",
+        ],
+        ["eval", "run", "quilt-vqa", "--model", "/nonexistent/m", "--quiet"],
+        ["chat", "--model", "/nonexistent/m", "--json"],
+    ],
+)
 def test_quiet_and_json_commands_silence_transformers_bars(bars_on, args):
     CliRunner().invoke(make_app(), args, input="/quit\n")  # fails on the missing paths; the bars are off before
     assert not hf_logging.is_progress_bar_enabled(), args
@@ -80,9 +100,20 @@ def test_unfetchable_vision_tower_in_convert_is_an_input_error(offline, tmp_path
     src, *_ = write_original(tmp_path, "linear")  # config names the hub tower wisdomik/QuiltNet-B-32
     with pytest.raises(InputError, match=r"wisdomik/QuiltNet-B-32.*local directory"):
         convert_llava_checkpoint(ConvertOptions(str(src), str(tmp_path / "hf")))
-    result = CliRunner().invoke(make_app(), ["train", "--config", "tiny_stage2.yaml", "--quiet",
-                                             "--set", f"model_name_or_path={tmp_path / 'nope'}",
-                                             "--set", f"data_path={src / 'config.json'}",
-                                             "--set", f"output_dir={tmp_path / 'o'}"])
+    result = CliRunner().invoke(
+        make_app(),
+        [
+            "train",
+            "--config",
+            "tiny_stage2.yaml",
+            "--quiet",
+            "--set",
+            f"model_name_or_path={tmp_path / 'nope'}",
+            "--set",
+            f"data_path={src / 'config.json'}",
+            "--set",
+            f"output_dir={tmp_path / 'o'}",
+        ],
+    )
     assert result.exit_code != 0
     assert isinstance(result.exception, InputError) and "no model folder" in str(result.exception)

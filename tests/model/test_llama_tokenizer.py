@@ -21,9 +21,24 @@ spm = pytest.importorskip("sentencepiece", reason="sentencepiece is in the train
 SPECIAL = {"<unk>": 0, "<s>": 1, "</s>": 2}
 
 TRICKY = [
-    "  two leading spaces", " one", "\nstarts with a newline", "a  b   c", "   ", "", "x\u00a0y", "🔬🧫",
-    "ÿ þ", "A</s>USER: hi", "x <s> y", "<unk>", "end </s>", "USER: <image>\nWhat is shown? ASSISTANT:",
-    "Is there necrosis?  Answer yes or no.", "HER2 3+, Ki-67 ~40%\t(high)", "1234567890", "ok\n\n\n",
+    "  two leading spaces",
+    " one",
+    "\nstarts with a newline",
+    "a  b   c",
+    "   ",
+    "",
+    "x\u00a0y",
+    "🔬🧫",
+    "ÿ þ",
+    "A</s>USER: hi",
+    "x <s> y",
+    "<unk>",
+    "end </s>",
+    "USER: <image>\nWhat is shown? ASSISTANT:",
+    "Is there necrosis?  Answer yes or no.",
+    "HER2 3+, Ki-67 ~40%\t(high)",
+    "1234567890",
+    "ok\n\n\n",
 ]
 
 
@@ -36,7 +51,7 @@ def sentences(vocab_dir, n_random=400):
     rng = random.Random(0)
     for _ in range(n_random):
         i = rng.randrange(len(text))
-        out.append(text[i:i + rng.randrange(1, 120)])
+        out.append(text[i : i + rng.randrange(1, 120)])
     return out
 
 

@@ -13,8 +13,11 @@ TOK = train_tiny_tokenizer()
 IMG = TOK.convert_tokens_to_ids("<image>")
 N_IMG = 16
 
-words = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs", "Cc"]) | st.sampled_from(["\n", " "]),
-                min_size=1, max_size=25).filter(lambda s: "<image>" not in s and "</s>" not in s)
+words = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_categories=["Cs", "Cc"]) | st.sampled_from(["\n", " "]),
+    min_size=1,
+    max_size=25,
+).filter(lambda s: "<image>" not in s and "</s>" not in s)
 
 
 def trained_spans(labels):
@@ -38,8 +41,11 @@ def record(turns, image=True):
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(turns=st.lists(words, min_size=1, max_size=3).map(lambda qs: [x for q in qs for x in (q, q[::-1] + "!")]),
-       image=st.booleans(), name=st.sampled_from(["vicuna_v1", "plain"]))
+@given(
+    turns=st.lists(words, min_size=1, max_size=3).map(lambda qs: [x for q in qs for x in (q, q[::-1] + "!")]),
+    image=st.booleans(),
+    name=st.sampled_from(["vicuna_v1", "plain"]),
+)
 def test_unmasked_labels_decode_to_assistant_turns(turns, image, name):
     template = get_template(name)
     sample = tensorize_record(record(turns, image), TOK, template, N_IMG, IMG, max_length=10_000)
@@ -47,8 +53,13 @@ def test_unmasked_labels_decode_to_assistant_turns(turns, image, name):
     assert len(sample.input_ids) == len(sample.labels)
     expected = [s.text for s in template.segments(record(turns, image)["conversations"]) if s.trainable]
     if image and name == "vicuna_v1":
-        expected = [s.text for s in template.segments(
-            [{"from": "human", "value": "<image>\n" + turns[0]}, *record(turns)["conversations"][1:]]) if s.trainable]
+        expected = [
+            s.text
+            for s in template.segments(
+                [{"from": "human", "value": "<image>\n" + turns[0]}, *record(turns)["conversations"][1:]]
+            )
+            if s.trainable
+        ]
     got = [TOK.decode(span) for span in trained_spans(sample.labels)]
     assert "".join(got) == "".join(expected)
     if name == "vicuna_v1":  # ``plain`` drops user text, so its answers can be adjacent and merge
@@ -60,14 +71,18 @@ def test_unmasked_labels_decode_to_assistant_turns(turns, image, name):
 
 
 def test_golden_vicuna_labels():
-    rec = {"id": "g", "image": "x.png", "conversations": [
-        {"from": "human", "value": "Is the blob red?"}, {"from": "gpt", "value": "Yes."}]}
+    rec = {
+        "id": "g",
+        "image": "x.png",
+        "conversations": [{"from": "human", "value": "Is the blob red?"}, {"from": "gpt", "value": "Yes."}],
+    }
     s = tensorize_record(rec, TOK, get_template("vicuna_v1"), 2, IMG, 512)
     labelled = TOK.decode([label for label in s.labels if label != IGNORE_INDEX])
     assert labelled == " Yes.</s>"
     assert TOK.decode(s.input_ids) == (
         "<s>A chat between a curious user and an artificial intelligence assistant. The assistant gives helpful, "
-        "detailed, and polite answers to the user's questions. USER: <image><image>\nIs the blob red? ASSISTANT: Yes.</s>"
+        "detailed, and polite answers to the user's questions. USER: <image><image>\nIs the blob red? ASSISTANT: "
+        "Yes.</s>"
     )
     assert s.labels[-1] == TOK.eos_token_id
 
@@ -85,9 +100,13 @@ def test_truncation_keeps_image_tokens():
 def test_mismatches_are_reported_and_most_mismatched_stops():
     good = record(["Hi", "Hello."], image=False)
     bad = {"id": "bad-1", "conversations": [{"from": "gpt", "value": "x"}]}
-    image_in_text_only = {"id": "bad-2", "conversations": [{"from": "human", "value": "<image>"}, {"from": "gpt", "value": "y"}]}
-    _, report = tensorize_all([good, bad, good, good, image_in_text_only], TOK, get_template("vicuna_v1"),
-                                    N_IMG, IMG, 512)
+    image_in_text_only = {
+        "id": "bad-2",
+        "conversations": [{"from": "human", "value": "<image>"}, {"from": "gpt", "value": "y"}],
+    }
+    _, report = tensorize_all(
+        [good, bad, good, good, image_in_text_only], TOK, get_template("vicuna_v1"), N_IMG, IMG, 512
+    )
     assert report.mismatched_ids == ["bad-1", "bad-2"]
     assert report.summary()["mismatched"] == 2 and report.kept == 3
     with pytest.raises(MaskingError, match="3 of 4 records"):
@@ -125,9 +144,16 @@ def check_train_infer_consistency(tok, img, turns, image, name):
     sample = tensorize_record(rec, tok, template, N_IMG, img, max_length=10_000)
     assert sample.ok, sample.problem
     # (a) the unmasked labels decode to exactly the assistant turns (SentencePiece drops one leading space)
-    expected = [s.text for s in template.segments(
-        [{"from": "human", "value": ("<image>\n" + turns[0].strip() if image and name != "plain" else turns[0])},
-         *rec["conversations"][1:]]) if s.trainable]
+    expected = [
+        s.text
+        for s in template.segments(
+            [
+                {"from": "human", "value": ("<image>\n" + turns[0].strip() if image and name != "plain" else turns[0])},
+                *rec["conversations"][1:],
+            ]
+        )
+        if s.trainable
+    ]
     got = [tok.decode(span) for span in trained_spans(sample.labels)]
     if name == "plain":  # ``plain`` answers are adjacent: one trained run
         expected = ["".join(expected)]
@@ -145,8 +171,10 @@ def check_train_infer_consistency(tok, img, turns, image, name):
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(turns=st.lists(words, min_size=1, max_size=2).map(lambda qs: [x for q in qs for x in (q, q + ".")]),
-       image=st.booleans())
+@given(
+    turns=st.lists(words, min_size=1, max_size=2).map(lambda qs: [x for q in qs for x in (q, q + ".")]),
+    image=st.booleans(),
+)
 def test_train_infer_consistency_byte_level(turns, image):
     check_train_infer_consistency(TOK, IMG, turns, image, "vicuna_v1")
 
@@ -182,9 +210,15 @@ def test_tokenizer_without_the_end_token_gets_the_segment_mask():
     tk = Tokenizer(models.BPE())
     tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tk.decoder = decoders.ByteLevel()
-    tk.train_from_iterator(corpus_lines(), trainers.BpeTrainer(
-        vocab_size=600, special_tokens=["<|endoftext|>", "<image>"], show_progress=False,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tk.train_from_iterator(
+        corpus_lines(),
+        trainers.BpeTrainer(
+            vocab_size=600,
+            special_tokens=["<|endoftext|>", "<image>"],
+            show_progress=False,
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        ),
+    )
     tok = PreTrainedTokenizerFast(tokenizer_object=tk, eos_token="<|endoftext|>", pad_token="<|endoftext|>")
     rec = record(["What is shown?", "Glands and stroma.", "More?", "No."])
     s = tensorize_record(rec, tok, get_template("vicuna_v1"), 4, tok.convert_tokens_to_ids("<image>"), 1000)

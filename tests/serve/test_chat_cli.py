@@ -16,18 +16,21 @@ def _chat(args: list[str], script: str):
 
 
 def test_scripted_chat_streams_answers_and_runs_commands(tiny_model_dir, tissue_png, chat_model):
-    script = "\n".join(
-        [
-            "What tissue is this?",
-            "/region 0.2, 0.2, 0.8, 0.8",
-            "And inside the circle?",
-            "/reset",
-            "/help",
-            "What tissue is this?",
-            "/quit",
-            "never asked",
-        ]
-    ) + "\n"
+    script = (
+        "\n".join(
+            [
+                "What tissue is this?",
+                "/region 0.2, 0.2, 0.8, 0.8",
+                "And inside the circle?",
+                "/reset",
+                "/help",
+                "What tissue is this?",
+                "/quit",
+                "never asked",
+            ]
+        )
+        + "\n"
+    )
     result = _chat(["--model", str(tiny_model_dir), "--image", str(tissue_png), "--max-new-tokens", "8"], script)
     assert result.exit_code == 0, result.output
 
@@ -50,7 +53,19 @@ def test_scripted_chat_streams_answers_and_runs_commands(tiny_model_dir, tissue_
 def test_json_turns_and_failed_commands_set_the_exit_status(tiny_model_dir, tissue_png, png_bomb):
     script = f"/image {png_bomb}\n/region 2, 2, 3\n/bogus\nDescribe the image.\n"
     result = _chat(
-        ["--model", str(tiny_model_dir), "--image", str(tissue_png), "--max-new-tokens", "4", "--json", "--temperature", "0.9", "--seed", "1"],
+        [
+            "--model",
+            str(tiny_model_dir),
+            "--image",
+            str(tissue_png),
+            "--max-new-tokens",
+            "4",
+            "--json",
+            "--temperature",
+            "0.9",
+            "--seed",
+            "1",
+        ],
         script,
     )
     assert result.exit_code == 1, result.output  # three bad commands, but the chat went on

@@ -63,7 +63,9 @@ def test_decoding_options_report_every_problem():
 
 
 def test_load_options_name_the_problems(tmp_path):
-    problems = LoadOptions(tmp_path / "nope", dtype="int3", load_in_4bit=True, load_in_8bit=True, template="chatml").problems()
+    problems = LoadOptions(
+        tmp_path / "nope", dtype="int3", load_in_4bit=True, load_in_8bit=True, template="chatml"
+    ).problems()
     text = "\n".join(problems)
     assert "does not exist" in text and "int3" in text and "at most one" in text and "chatml" in text
     (tmp_path / "empty").mkdir()
@@ -212,7 +214,10 @@ def test_long_conversations_drop_the_oldest_exchanges_to_fit_the_context(chat_mo
     session.set_image(Image.open(tissue_png))
     filler = " ".join(["the glands are lined by columnar epithelium"] * 12)
     for i in range(12):
-        session.history += [{"role": "user", "content": f"question {i}: {filler}"}, {"role": "assistant", "content": filler}]
+        session.history += [
+            {"role": "user", "content": f"question {i}: {filler}"},
+            {"role": "assistant", "content": filler},
+        ]
     assert session.ask("And now?")
     assert session.trimmed_turns > 0
     kept = session.history

@@ -60,7 +60,10 @@ def test_example_images(tmp_path):
 
 @pytest.fixture()
 def handlers(chat_model):
-    options = WebOptions(decoding=DecodingOptions(max_new_tokens=6), limits=ImageLimits(max_bytes=200_000, max_pixels=100_000, formats=WEB_LIMITS.formats))
+    options = WebOptions(
+        decoding=DecodingOptions(max_new_tokens=6),
+        limits=ImageLimits(max_bytes=200_000, max_pixels=100_000, formats=WEB_LIMITS.formats),
+    )
     return ChatHandlers(chat_model, options, [("ihc.png", Image.open(bundled_example()).convert("RGB"))])
 
 
@@ -96,7 +99,9 @@ def test_ask_streams_into_the_chat_and_keeps_history(handlers, chat_model):
     assert question_box == "" and "region [0.2, 0.2, 0.8, 0.8]" in status
     assert final_state.history == final_chat and len(final_chat) == 2
 
-    expected = ChatSession(chat_model, DecodingOptions(max_new_tokens=6), image=state.image, region=(0.2, 0.2, 0.8, 0.8))
+    expected = ChatSession(
+        chat_model, DecodingOptions(max_new_tokens=6), image=state.image, region=(0.2, 0.2, 0.8, 0.8)
+    )
     assert final_chat[1]["content"] == expected.ask("What is shown?")
 
     steps = list(handlers.ask("Anything else?", final_state, None, "", 0.0, 1.0, 6))
@@ -127,7 +132,9 @@ def test_serve_cli_rejects_bad_inputs_before_listening(tiny_model_dir, tmp_path)
     assert isinstance(result.exception, ConfigError) and "does not exist" in str(result.exception)
     result = runner.invoke(make_app(), ["serve", "--model", str(tiny_model_dir), "--port", "70000"])
     assert isinstance(result.exception, ConfigError) and "port" in str(result.exception)
-    result = runner.invoke(make_app(), ["serve", "--model", str(tiny_model_dir), "--examples", str(tmp_path / "none"), "--port", "0"])
+    result = runner.invoke(
+        make_app(), ["serve", "--model", str(tiny_model_dir), "--examples", str(tmp_path / "none"), "--port", "0"]
+    )
     assert isinstance(result.exception, InputError) and "examples directory not found" in str(result.exception)
 
 

@@ -117,11 +117,11 @@ def test_grouped_sampler_is_deterministic_pure_and_pads_less():
     assert sorted(order) == list(range(300)) and order == list(GroupedSampler(lengths, has_image, 8, seed=1))
     s.set_epoch(1)
     assert list(s) != order
-    batches = [order[i:i + 8] for i in range(0, 300, 8)]
+    batches = [order[i : i + 8] for i in range(0, 300, 8)]
     full = [b for b in batches if len(b) == 8]
     mixed = [b for b in full if len({has_image[i] for i in b}) > 1]
     assert len(mixed) <= 1  # at most the one batch where partial groups meet
     plain = list(GroupedSampler(lengths, has_image, 8, mode="none", seed=1))
     share_grouped = padding_share(batches, lengths)
-    share_plain = padding_share([plain[i:i + 8] for i in range(0, 300, 8)], lengths)
+    share_plain = padding_share([plain[i : i + 8] for i in range(0, 300, 8)], lengths)
     assert share_grouped < share_plain / 2

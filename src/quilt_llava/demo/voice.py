@@ -50,7 +50,9 @@ def synthesize(text: str, config: VoiceConfig | None = None, rate: int | None = 
     cmd = [exe, "-v", config.voice, "-s", str(rate or config.rate), "-a", str(config.amplitude), "--stdout", text]
     proc = subprocess.run(cmd, capture_output=True, check=False)
     if proc.returncode != 0 or not proc.stdout:
-        raise InputError(f"{ESPEAK} -v {config.voice}", f"speech synthesis failed: {proc.stderr.decode(errors='replace')[-300:]}")
+        raise InputError(
+            f"{ESPEAK} -v {config.voice}", f"speech synthesis failed: {proc.stderr.decode(errors='replace')[-300:]}"
+        )
     with wave.open(io.BytesIO(proc.stdout)) as wav:
         sr, width = wav.getframerate(), wav.getsampwidth()
         frames = wav.readframes(wav.getnframes())
@@ -68,11 +70,12 @@ def _trim(samples: Any, sr: int, threshold: float = 0.01) -> Any:
     if loud.size == 0:
         return samples[:0]
     pad = int(0.01 * sr)
-    return samples[max(0, loud[0] - pad): loud[-1] + pad]
+    return samples[max(0, loud[0] - pad) : loud[-1] + pad]
 
 
-def speak_utterances(utterances: list[tuple[float, float, str]], duration_s: float,
-                     config: VoiceConfig | None = None) -> tuple[Any, int, list[tuple[float, float, str]]]:
+def speak_utterances(
+    utterances: list[tuple[float, float, str]], duration_s: float, config: VoiceConfig | None = None
+) -> tuple[Any, int, list[tuple[float, float, str]]]:
     """Speak each ``(start, end, text)`` from its start; returns (audio, rate, spoken intervals).
 
     A line longer than its interval is re-spoken faster (up to ``max_rate``); what still
@@ -95,13 +98,14 @@ def speak_utterances(utterances: list[tuple[float, float, str]], duration_s: flo
     spoken = []
     for start, audio, text in pieces:
         i = int(start * sr)
-        track[i:i + len(audio)] += audio
+        track[i : i + len(audio)] += audio
         spoken.append((start, start + len(audio) / sr, text))
     return np.clip(track, -1.0, 1.0), sr, spoken
 
 
-def speak_words(words: list[str], gap_s: float = 0.25, lead_s: float = 0.3,
-                config: VoiceConfig | None = None) -> tuple[Any, int, list[tuple[float, float, str]]]:
+def speak_words(
+    words: list[str], gap_s: float = 0.25, lead_s: float = 0.3, config: VoiceConfig | None = None
+) -> tuple[Any, int, list[tuple[float, float, str]]]:
     """Speak ``words`` one at a time with ``gap_s`` of silence between: (audio, rate, word intervals)."""
     import numpy as np
 
@@ -150,7 +154,7 @@ def mux_audio(video: str | Path, audio: Any, sr: int, out: str | Path, bitrate: 
         pcm = np.asarray(audio, np.float32).reshape(1, -1)
         step = 1024 * 16
         for i in range(0, pcm.shape[1], step):
-            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(pcm[:, i:i + step]), format="fltp", layout="mono")
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(pcm[:, i : i + step]), format="fltp", layout="mono")
             frame.sample_rate = sr
             frame.pts = i
             for packet in aout.encode(frame):

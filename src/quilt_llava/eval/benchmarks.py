@@ -42,8 +42,25 @@ from quilt_llava.eval.sources import LAYOUTS, is_hub_id, load_benchmark_data
 from quilt_llava.files import atomic_write_text, read_jsonl, write_json
 
 DATA_ROOT_ENV = "QUILT_LLAVA_DATA"
-_KNOWN_KEYS = {"name", "description", "source", "format", "layout", "hub_id", "split", "questions", "images",
-               "where", "fields", "prompt", "draw_box", "max_new_tokens", "headline", "metric", "closed_rule"}
+_KNOWN_KEYS = {
+    "name",
+    "description",
+    "source",
+    "format",
+    "layout",
+    "hub_id",
+    "split",
+    "questions",
+    "images",
+    "where",
+    "fields",
+    "prompt",
+    "draw_box",
+    "max_new_tokens",
+    "headline",
+    "metric",
+    "closed_rule",
+}
 _PROMPT_KEYS = {"suffix", "closed_suffix", "choice_suffix"}
 
 
@@ -106,7 +123,9 @@ def parse_benchmark(data: Any, source: str, base_dir: str | None = None) -> Benc
         if key in data and not isinstance(data[key], str):
             problems.append(f"'{key}' must be a string")
     if data.get("metric", "vqa") != "vqa":
-        problems.append(f"metric '{data.get('metric')}' is not supported; use 'vqa' (open/closed/choice by question type)")
+        problems.append(
+            f"metric '{data.get('metric')}' is not supported; use 'vqa' (open/closed/choice by question type)"
+        )
     prompt = data.get("prompt") or {}
     if not isinstance(prompt, dict) or set(prompt) - _PROMPT_KEYS:
         problems.append(f"'prompt' must be a mapping with keys among {sorted(_PROMPT_KEYS)}")
@@ -125,12 +144,23 @@ def parse_benchmark(data: Any, source: str, base_dir: str | None = None) -> Benc
     if problems:
         raise ConfigError(problems, source)
     return Benchmark(
-        name=data["name"], questions=data["questions"], description=data.get("description", ""),
-        source=data.get("source", ""), format=fmt, layout=layout, hub_id=data.get("hub_id"),
-        split=data.get("split"), images=data.get("images"),
-        where=dict(data.get("where") or {}), fields=dict(data.get("fields") or {}), prompt=dict(prompt),
-        draw_box=bool(data.get("draw_box", False)), max_new_tokens=mnt, headline=list(headline),
-        closed_rule=closed_rule, base_dir=base_dir,
+        name=data["name"],
+        questions=data["questions"],
+        description=data.get("description", ""),
+        source=data.get("source", ""),
+        format=fmt,
+        layout=layout,
+        hub_id=data.get("hub_id"),
+        split=data.get("split"),
+        images=data.get("images"),
+        where=dict(data.get("where") or {}),
+        fields=dict(data.get("fields") or {}),
+        prompt=dict(prompt),
+        draw_box=bool(data.get("draw_box", False)),
+        max_new_tokens=mnt,
+        headline=list(headline),
+        closed_rule=closed_rule,
+        base_dir=base_dir,
     )
 
 
@@ -178,8 +208,9 @@ class RunOptions:
     cache_dir: Path | None = None  # where images from datasets and archives are extracted (sources.default_cache_dir)
 
 
-def run_benchmark(options: RunOptions, output: Output | None = None,
-                  model_and_processor: tuple[Any, Any] | None = None) -> dict[str, Any]:
+def run_benchmark(
+    options: RunOptions, output: Output | None = None, model_and_processor: tuple[Any, Any] | None = None
+) -> dict[str, Any]:
     """Generate answers for a benchmark and score them; returns the results object."""
     from quilt_llava.eval.generate import generate_predictions
 
@@ -188,15 +219,29 @@ def run_benchmark(options: RunOptions, output: Output | None = None,
     q_path = str(options.questions or bench.resolve(bench.questions, options.data_root))
     img_path = options.images or bench.resolve(bench.images, options.data_root)
     if not Path(q_path).exists() and not (bench.layout == "hf_dataset" and is_hub_id(q_path)):
-        hub = (f"; or read it from the hub (online) with --questions {bench.hub_id}" if bench.hub_id else "")
-        raise InputError(q_path, f"questions of benchmark '{bench.name}' not found; download them from "
-                         f"{bench.source or 'its source'} and pass --questions/--images or --data-root{hub}")
+        hub = f"; or read it from the hub (online) with --questions {bench.hub_id}" if bench.hub_id else ""
+        raise InputError(
+            q_path,
+            f"questions of benchmark '{bench.name}' not found; download them from "
+            f"{bench.source or 'its source'} and pass --questions/--images or --data-root{hub}",
+        )
     if bench.images and options.images is None and img_path is not None and not img_path.exists():
-        raise InputError(str(img_path), f"images of benchmark '{bench.name}' not found (the declaration's "
-                         f"'images: {bench.images}'); pass --images or --data-root")
-    data = load_benchmark_data(q_path, fmt=bench.format, images=img_path,
-                               split=options.split or bench.split, where=bench.where, fields=bench.fields,
-                               cache_dir=options.cache_dir, limit=options.limit, output=output)
+        raise InputError(
+            str(img_path),
+            f"images of benchmark '{bench.name}' not found (the declaration's "
+            f"'images: {bench.images}'); pass --images or --data-root",
+        )
+    data = load_benchmark_data(
+        q_path,
+        fmt=bench.format,
+        images=img_path,
+        split=options.split or bench.split,
+        where=bench.where,
+        fields=bench.fields,
+        cache_dir=options.cache_dir,
+        limit=options.limit,
+        output=output,
+    )
     questions = data.questions
     if not questions and not data.failures:
         raise InputError(q_path, "no questions left after the declaration's filter")
@@ -209,10 +254,19 @@ def run_benchmark(options: RunOptions, output: Output | None = None,
     pred_path = run_dir / "predictions.jsonl"
     output.info(f"{bench.name}: {len(questions)} questions -> {pred_path}")
     gen = generate_predictions(
-        options.model, questions, data.image_dir, pred_path, batch_size=options.batch_size,
-        max_new_tokens=options.max_new_tokens or bench.max_new_tokens, style=bench.prompt_style(),
-        model_id=model_id, device=options.device, dtype=options.dtype, draw_box=bench.draw_box,
-        model_and_processor=model_and_processor, output=output,
+        options.model,
+        questions,
+        data.image_dir,
+        pred_path,
+        batch_size=options.batch_size,
+        max_new_tokens=options.max_new_tokens or bench.max_new_tokens,
+        style=bench.prompt_style(),
+        model_id=model_id,
+        device=options.device,
+        dtype=options.dtype,
+        draw_box=bench.draw_box,
+        model_and_processor=model_and_processor,
+        output=output,
     )
     predictions = read_jsonl(pred_path)
     answered = {str(p["question_id"]) for p in predictions}
@@ -221,20 +275,26 @@ def run_benchmark(options: RunOptions, output: Output | None = None,
     partial = False
     if missing:
         if not options.allow_missing:
-            raise InputError(str(pred_path), f"{len(missing)} questions have no prediction "
-                             f"(first: {', '.join(missing[:10])}); fix them and re-run (finished answers are "
-                             "kept), or pass --allow-missing to score the rest")
+            raise InputError(
+                str(pred_path),
+                f"{len(missing)} questions have no prediction "
+                f"(first: {', '.join(missing[:10])}); fix them and re-run (finished answers are "
+                "kept), or pass --allow-missing to score the rest",
+            )
         questions = [q for q in questions if q.question_id in answered]
         partial = True
     wanted = {q.question_id for q in questions}
     predictions = [p for p in predictions if str(p["question_id"]) in wanted]
-    scored = evaluate_vqa(questions, predictions, n_resamples=options.n_resamples, source=str(pred_path),
-                          closed_rule=bench.closed_rule)
+    scored = evaluate_vqa(
+        questions, predictions, n_resamples=options.n_resamples, source=str(pred_path), closed_rule=bench.closed_rule
+    )
     odd = scored.summary["closed_answers_not_yes_no"]
     if odd:
-        output.warn(f"{len(odd)} closed questions have a reference that is neither yes nor no and can never be "
-                    f"right under the yes/no rule (first: {', '.join(odd[:5])}); Quilt-VQA's yes/no references are "
-                    "in its 'yes_no_answer' column (the released quiltvqa_test_w_ans.json has it)")
+        output.warn(
+            f"{len(odd)} closed questions have a reference that is neither yes nor no and can never be "
+            f"right under the yes/no rule (first: {', '.join(odd[:5])}); Quilt-VQA's yes/no references are "
+            "in its 'yes_no_answer' column (the released quiltvqa_test_w_ans.json has it)"
+        )
     results = {
         "benchmark": bench.name,
         "description": bench.description,
@@ -289,9 +349,12 @@ def results_matrix(results: list[dict[str, Any]]) -> dict[str, Any]:
                 continue
             for bench, metric in columns:
                 if bench == r["benchmark"]:
-                    cells[f"{bench}/{metric}"] = {"value": r["metrics"].get(metric),
-                                                  "ci": r["metrics"].get(metric + "_ci"),
-                                                  "n": r.get("n_questions"), "partial": r.get("partial", False)}
+                    cells[f"{bench}/{metric}"] = {
+                        "value": r["metrics"].get(metric),
+                        "ci": r["metrics"].get(metric + "_ci"),
+                        "n": r.get("n_questions"),
+                        "partial": r.get("partial", False),
+                    }
         rows.append({"model_id": m, "cells": cells})
     return {"columns": [f"{b}/{m}" for b, m in columns], "rows": rows}
 
@@ -299,8 +362,9 @@ def results_matrix(results: list[dict[str, Any]]) -> dict[str, Any]:
 def results_table(results: list[dict[str, Any]]) -> str:
     """A Markdown table (value x100 and 95% interval per headline metric), one row per model."""
     matrix = results_matrix(results)
-    head = ["model"] + [f"{c.split('/')[0]} {METRIC_LABELS.get(c.split('/')[1], c.split('/')[1])}"
-                        for c in matrix["columns"]]
+    head = ["model"] + [
+        f"{c.split('/')[0]} {METRIC_LABELS.get(c.split('/')[1], c.split('/')[1])}" for c in matrix["columns"]
+    ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" + "---:|" * len(matrix["columns"])]
     for row in matrix["rows"]:
         cells = []

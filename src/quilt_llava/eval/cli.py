@@ -80,16 +80,33 @@ def run_generate(opts: PredictionOptions, out: Output) -> None:
     from quilt_llava.eval.generate import PromptStyle, generate_predictions
 
     report = generate_predictions(
-        opts.model, opts.questions, opts.images, opts.out, batch_size=opts.batch_size,
-        max_new_tokens=opts.max_new_tokens, fmt=opts.format,
+        opts.model,
+        opts.questions,
+        opts.images,
+        opts.out,
+        batch_size=opts.batch_size,
+        max_new_tokens=opts.max_new_tokens,
+        fmt=opts.format,
         style=PromptStyle(opts.suffix, opts.closed_suffix, opts.choice_suffix),
-        conv_template=opts.conv_template, model_id=opts.model_id, device=opts.device, dtype=opts.dtype,
-        draw_box=opts.draw_box, limit=opts.limit, output=out,
+        conv_template=opts.conv_template,
+        model_id=opts.model_id,
+        device=opts.device,
+        dtype=opts.dtype,
+        draw_box=opts.draw_box,
+        limit=opts.limit,
+        output=out,
     )
-    summary = {"out": report.out_path, "written": report.written, "skipped_existing": report.skipped_existing,
-               "failed": [{"question_id": q, "reason": r} for q, r in report.failed]}
-    out.result(summary, human=f"wrote {report.written} predictions to {report.out_path} "
-               f"({report.skipped_existing} already there, {len(report.failed)} failed)")
+    summary = {
+        "out": report.out_path,
+        "written": report.written,
+        "skipped_existing": report.skipped_existing,
+        "failed": [{"question_id": q, "reason": r} for q, r in report.failed],
+    }
+    out.result(
+        summary,
+        human=f"wrote {report.written} predictions to {report.out_path} "
+        f"({report.skipped_existing} already there, {len(report.failed)} failed)",
+    )
     _fail_if(report.failed, out, "questions")
 
 
@@ -99,24 +116,38 @@ def run_vqa(opts: VQAOptions, out: Output) -> None:
     from quilt_llava.files import read_records, write_jsonl
 
     questions = load_questions(opts.questions, fmt=opts.format)
-    result = evaluate_vqa(questions, read_records(opts.predictions), n_resamples=opts.n_resamples,
-                          seed=opts.seed, source=str(opts.predictions), closed_rule=opts.closed_rule)
+    result = evaluate_vqa(
+        questions,
+        read_records(opts.predictions),
+        n_resamples=opts.n_resamples,
+        seed=opts.seed,
+        source=str(opts.predictions),
+        closed_rule=opts.closed_rule,
+    )
     if opts.details:
         write_jsonl(opts.details, result.per_question)
     s = result.summary
-    lines = [f"questions: {s['n']} (open {s['n_open']}, closed {s['n_closed']}, choice {s['n_choice']})",
-             "", "| metric | score | 95% CI |", "|---|---:|---:|"]
+    lines = [
+        f"questions: {s['n']} (open {s['n_open']}, closed {s['n_closed']}, choice {s['n_choice']})",
+        "",
+        "| metric | score | 95% CI |",
+        "|---|---:|---:|",
+    ]
     for key, label in METRIC_LABELS.items():
         if s.get(key) is not None:
             lo, hi = s[key + "_ci"]
             lines.append(f"| {label} | {s[key]:.2f} | {lo:.2f} - {hi:.2f} |")
     if s["closed_answers_not_yes_no"]:
-        out.warn(f"{len(s['closed_answers_not_yes_no'])} closed questions have a reference that is neither "
-                 f"yes nor no (they can never be right under the yes/no rule; see --closed-rule): "
-                 f"{', '.join(s['closed_answers_not_yes_no'][:10])}")
+        out.warn(
+            f"{len(s['closed_answers_not_yes_no'])} closed questions have a reference that is neither "
+            f"yes nor no (they can never be right under the yes/no rule; see --closed-rule): "
+            f"{', '.join(s['closed_answers_not_yes_no'][:10])}"
+        )
     if s["answer_types_inferred"]:
-        out.warn(f"{s['answer_types_inferred']} questions have no answer_type; inferred from the reference "
-                 "(yes/no -> CLOSED, else OPEN)")
+        out.warn(
+            f"{s['answer_types_inferred']} questions have no answer_type; inferred from the reference "
+            "(yes/no -> CLOSED, else OPEN)"
+        )
     _emit(out, s, "\n".join(lines))
 
 
@@ -139,7 +170,9 @@ def run_judge(opts: JudgeOptions, out: Output) -> None:
 
     ref_client = client(opts.reference_model or endpoint.model)
     if ref_client.config.api_key_env and not ref_client.has_key:
-        out.warn(f"${ref_client.config.api_key_env} is not set: calling {', '.join(endpoint.base_urls())} without an API key")
+        out.warn(
+            f"${ref_client.config.api_key_env} is not set: calling {', '.join(endpoint.base_urls())} without an API key"
+        )
     if endpoint.dry_run:
         judge_client = client(endpoint.model)
         try:
@@ -147,10 +180,15 @@ def run_judge(opts: JudgeOptions, out: Output) -> None:
         finally:
             ref_client.close()
             judge_client.close()
-        out.result(plan, human=(f"dry run: {plan['reference_calls_needed']} reference calls "
-                                f"({plan['reference_calls_cached']} cached), {plan['judge_calls_needed']} judge calls "
-                                f"({plan['judge_calls_cached']} cached); about {plan['prompt_tokens_estimate']} prompt "
-                                f"tokens, at most {plan['completion_tokens_at_most']} completion tokens"))
+        out.result(
+            plan,
+            human=(
+                f"dry run: {plan['reference_calls_needed']} reference calls "
+                f"({plan['reference_calls_cached']} cached), {plan['judge_calls_needed']} judge calls "
+                f"({plan['judge_calls_cached']} cached); about {plan['prompt_tokens_estimate']} prompt "
+                f"tokens, at most {plan['completion_tokens_at_most']} completion tokens"
+            ),
+        )
         return
     try:
         refs = write_references(questions, ref_client, refs_path)
@@ -160,19 +198,34 @@ def run_judge(opts: JudgeOptions, out: Output) -> None:
     _fail_if(refs.failed, out, "reference answers")
     judge_client = client(endpoint.model)
     try:
-        report = judge_answers(questions, refs_path, opts.predictions, judge_client, opts.out,
-                               model_id=opts.model_id or opts.predictions.stem, retries=opts.retries,
-                               params=params)
+        report = judge_answers(
+            questions,
+            refs_path,
+            opts.predictions,
+            judge_client,
+            opts.out,
+            model_id=opts.model_id or opts.predictions.stem,
+            retries=opts.retries,
+            params=params,
+        )
         stats = dict(judge_client.stats)
         summary_line = judge_client.summary_line()
     finally:
         judge_client.close()
     out.info(f"judge LLM: {summary_line}")
-    out.result({"out": str(opts.out), "references": str(refs_path), "written": report.written,
-                "skipped_existing": report.skipped_existing, "failed": len(report.failed), "llm": stats,
-                "reference_llm": ref_stats},
-               human=f"wrote {report.written} reviews to {opts.out} ({report.skipped_existing} already there, "
-                     f"{len(report.failed)} without two scores); summarise with `quilt-llava eval judge-summary`")
+    out.result(
+        {
+            "out": str(opts.out),
+            "references": str(refs_path),
+            "written": report.written,
+            "skipped_existing": report.skipped_existing,
+            "failed": len(report.failed),
+            "llm": stats,
+            "reference_llm": ref_stats,
+        },
+        human=f"wrote {report.written} reviews to {opts.out} ({report.skipped_existing} already there, "
+        f"{len(report.failed)} without two scores); summarise with `quilt-llava eval judge-summary`",
+    )
     _fail_if(report.failed, out, "judgements")
 
 
@@ -227,7 +280,9 @@ def generate_cmd(
     max_new_tokens: int = typer.Option(128, "--max-new-tokens", min=1),
     suffix: str = typer.Option("", "--suffix", help="Text appended to every question (e.g. a red-circle hint)."),
     closed_suffix: str = typer.Option("", "--closed-suffix", help="Text appended to yes/no questions."),
-    choice_suffix: str = typer.Option("", "--choice-suffix", help="Text after the options of multiple-choice questions."),
+    choice_suffix: str = typer.Option(
+        "", "--choice-suffix", help="Text after the options of multiple-choice questions."
+    ),
     draw_box: bool = typer.Option(False, "--draw-box", help="Draw a red ellipse around each question's 'box'."),
     conv_template: str = typer.Option(None, "--conv-template", help="Override the checkpoint's template."),
     model_id: str = typer.Option(None, "--model-id", help="Name written in each row (default: model folder name)."),
@@ -241,9 +296,27 @@ def generate_cmd(
     from quilt_llava.model.hf import quiet_libraries
 
     quiet_libraries(quiet or as_json)  # transformers' own "Loading weights" bars
-    run_generate(PredictionOptions(model, questions, images, out, fmt, batch_size, max_new_tokens, suffix,
-                                 closed_suffix, choice_suffix, draw_box, conv_template, model_id, device,
-                                 dtype, limit), Output(quiet=quiet, json=as_json))
+    run_generate(
+        PredictionOptions(
+            model,
+            questions,
+            images,
+            out,
+            fmt,
+            batch_size,
+            max_new_tokens,
+            suffix,
+            closed_suffix,
+            choice_suffix,
+            draw_box,
+            conv_template,
+            model_id,
+            device,
+            dtype,
+            limit,
+        ),
+        Output(quiet=quiet, json=as_json),
+    )
 
 
 def vqa_cmd(
@@ -253,9 +326,12 @@ def vqa_cmd(
     resamples: int = typer.Option(1000, "--resamples", min=0, help="Bootstrap resamples for the 95% CIs."),
     seed: int = typer.Option(0, "--seed"),
     details: Path = typer.Option(None, "--details", help="Also write per-question scores (JSONL)."),
-    closed_rule: str = typer.Option("yes_no", "--closed-rule",
-                                    help="Closed questions: yes_no (Quilt-LLaVA: the yes/no label must match) or "
-                                         "answer_in_prediction (LLaVA-Med: the answer must occur in the prediction)."),
+    closed_rule: str = typer.Option(
+        "yes_no",
+        "--closed-rule",
+        help="Closed questions: yes_no (Quilt-LLaVA: the yes/no label must match) or "
+        "answer_in_prediction (LLaVA-Med: the answer must occur in the prediction).",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (scores x100 and CIs)."),
 ) -> None:
@@ -265,8 +341,10 @@ def vqa_cmd(
 
     if closed_rule not in CLOSED_RULES:
         raise ConfigError(f"--closed-rule must be one of {', '.join(CLOSED_RULES)}, got {closed_rule!r}")
-    run_vqa(VQAOptions(questions, predictions, fmt, resamples, seed, details, closed_rule),
-            Output(quiet=quiet, json=as_json))
+    run_vqa(
+        VQAOptions(questions, predictions, fmt, resamples, seed, details, closed_rule),
+        Output(quiet=quiet, json=as_json),
+    )
 
 
 @with_endpoint_options
@@ -274,12 +352,16 @@ def judge_cmd(
     questions: Path = typer.Option(..., "--questions", help="{question_id, question, caption, category} rows."),
     predictions: Path = typer.Option(..., "--predictions", help="Model answers {question_id, text}."),
     out: Path = typer.Option(..., "--out", help="Review JSONL (appended row by row; reviewed ids are skipped)."),
-    references: Path = typer.Option(None, "--references",
-                                    help="Reference answers JSONL (written if missing; default: OUT.references.jsonl)."),
-    reference_model: str = typer.Option(None, "--reference-model", help="Model for reference answers (default: --model)."),
+    references: Path = typer.Option(
+        None, "--references", help="Reference answers JSONL (written if missing; default: OUT.references.jsonl)."
+    ),
+    reference_model: str = typer.Option(
+        None, "--reference-model", help="Model for reference answers (default: --model)."
+    ),
     retries: int = typer.Option(2, "--retries", min=0, help="Re-asks when a reply lacks two scores."),
-    judge_temperature: float = typer.Option(0.2, "--judge-temperature",
-                                            help="The judge's temperature (--temperature is the reference writer's)."),
+    judge_temperature: float = typer.Option(
+        0.2, "--judge-temperature", help="The judge's temperature (--temperature is the reference writer's)."
+    ),
     model_id: str = typer.Option(None, "--model-id", help="Name of the judged model (default: predictions file name)."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
     as_json: bool = typer.Option(False, "--json"),
@@ -287,8 +369,12 @@ def judge_cmd(
 ) -> None:
     """Write reference answers from captions, then have an LLM score reference and model answers 1-10."""
     assert endpoint is not None  # filled in by with_endpoint_options
-    run_judge(JudgeOptions(questions, predictions, out, references, endpoint, reference_model, retries,
-                           judge_temperature, model_id), Output(quiet=quiet, json=as_json))
+    run_judge(
+        JudgeOptions(
+            questions, predictions, out, references, endpoint, reference_model, retries, judge_temperature, model_id
+        ),
+        Output(quiet=quiet, json=as_json),
+    )
 
 
 def judge_questions_cmd(
@@ -303,14 +389,17 @@ def judge_questions_cmd(
     from quilt_llava.files import read_records, write_jsonl
 
     keep = None if categories.strip() == "all" else [c.strip() for c in categories.split(",") if c.strip()]
-    rows = judge_questions_from_records(read_records(records), read_records(narratives) if narratives else None,
-                                        categories=keep, source=str(records))
+    rows = judge_questions_from_records(
+        read_records(records), read_records(narratives) if narratives else None, categories=keep, source=str(records)
+    )
     write_jsonl(out, rows)
     counts: dict[str, int] = {}
     for r in rows:
         counts[r["category"]] = counts.get(r["category"], 0) + 1
-    Output(json=as_json).result({"out": str(out), "questions": len(rows), "by_category": counts},
-                                human=f"wrote {len(rows)} judge questions to {out} {counts}")
+    Output(json=as_json).result(
+        {"out": str(out), "questions": len(rows), "by_category": counts},
+        human=f"wrote {len(rows)} judge questions to {out} {counts}",
+    )
 
 
 def judge_summary_cmd(
@@ -341,15 +430,24 @@ def run_cmd(
     benchmark: str = typer.Argument(..., help="Benchmark name (see `eval benchmarks`) or a declaration YAML path."),
     model: Path = typer.Option(..., "--model", help="Model directory."),
     out_dir: Path = typer.Option(Path("eval_results"), "--out", help="Results folder."),
-    questions: str = typer.Option(None, "--questions",
-                                  help="The benchmark's questions in its published layout: a JSON/JSONL or CSV "
-                                       "file, or for Hugging Face datasets a Parquet/Arrow file, a folder of "
-                                       "them, a save_to_disk folder, or a hub id owner/name (online)."),
+    questions: str = typer.Option(
+        None,
+        "--questions",
+        help="The benchmark's questions in its published layout: a JSON/JSONL or CSV "
+        "file, or for Hugging Face datasets a Parquet/Arrow file, a folder of "
+        "them, a save_to_disk folder, or a hub id owner/name (online).",
+    ),
     images: Path = typer.Option(None, "--images", help="Image folder or zip archive (extracted once into --cache)."),
-    data_root: Path = typer.Option(None, "--data-root", help="Folder holding the benchmarks' files ($QUILT_LLAVA_DATA)."),
+    data_root: Path = typer.Option(
+        None, "--data-root", help="Folder holding the benchmarks' files ($QUILT_LLAVA_DATA)."
+    ),
     split: str = typer.Option(None, "--split", help="Split of a Hugging Face dataset (default: the declaration's)."),
-    cache: Path = typer.Option(None, "--cache", help="Where images from datasets and archives are extracted "
-                                                     "(default: $QUILT_LLAVA_CACHE/benchmarks or ~/.cache/quilt_llava/benchmarks)."),
+    cache: Path = typer.Option(
+        None,
+        "--cache",
+        help="Where images from datasets and archives are extracted "
+        "(default: $QUILT_LLAVA_CACHE/benchmarks or ~/.cache/quilt_llava/benchmarks).",
+    ),
     batch_size: int = typer.Option(8, "--batch-size", min=1),
     max_new_tokens: int = typer.Option(None, "--max-new-tokens", min=1),
     device: str = typer.Option("cpu", "--device"),
@@ -367,9 +465,27 @@ def run_cmd(
 
     out = Output(quiet=quiet, json=as_json)
     quiet_libraries(quiet or as_json)
-    results = run_benchmark(RunOptions(benchmark, model, out_dir, questions, images, data_root, batch_size,
-                                       max_new_tokens, device, dtype, model_id, limit, resamples,
-                                       allow_missing, split, cache), output=out)
+    results = run_benchmark(
+        RunOptions(
+            benchmark,
+            model,
+            out_dir,
+            questions,
+            images,
+            data_root,
+            batch_size,
+            max_new_tokens,
+            device,
+            dtype,
+            model_id,
+            limit,
+            resamples,
+            allow_missing,
+            split,
+            cache,
+        ),
+        output=out,
+    )
     _emit(out, results, results_table([results]))
     _fail_if([(f["question_id"], f["reason"]) for f in results["generation_failures"]], out, "questions")
 
@@ -392,19 +508,21 @@ def table_cmd(
 
 
 def report_cmd(
-    runs: list[Path] = typer.Argument(..., help="results.json files of `eval run`, or folders holding them "
-                                                "(e.g. its --out folder)."),
+    runs: list[Path] = typer.Argument(
+        ..., help="results.json files of `eval run`, or folders holding them (e.g. its --out folder)."
+    ),
     published: bool = typer.Option(False, "--published", help="Add the published reference rows (SPEC.md)."),
-    reviews: list[Path] = typer.Option(None, "--reviews", help="Judge review JSONL of a model (repeatable); "
-                                                               "the model is named after the file."),
+    reviews: list[Path] = typer.Option(
+        None, "--reviews", help="Judge review JSONL of a model (repeatable); the model is named after the file."
+    ),
     out_md: Path = typer.Option(None, "--out-md", help="Also write the tables as Markdown here."),
-    out_csv: Path = typer.Option(None, "--out-csv", help="Also write the VQA table as CSV here "
-                                                         "(the judge table next to it, *.judge.csv)."),
+    out_csv: Path = typer.Option(
+        None, "--out-csv", help="Also write the VQA table as CSV here (the judge table next to it, *.judge.csv)."
+    ),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Headline metrics of several models side by side with 95% intervals, beside the published rows."""
-    run_report(ReportOptions(list(runs), published, list(reviews or []), out_md, out_csv),
-               Output(json=as_json))
+    run_report(ReportOptions(list(runs), published, list(reviews or []), out_md, out_csv), Output(json=as_json))
 
 
 def benchmarks_cmd(as_json: bool = typer.Option(False, "--json")) -> None:
@@ -413,8 +531,11 @@ def benchmarks_cmd(as_json: bool = typer.Option(False, "--json")) -> None:
 
     decls = [describe(load_benchmark(n)) for n in builtin_benchmarks()]
     lines = ["| name | layout | format | questions | images | metrics | source |", "|---|---|---|---|---|---|---|"]
-    lines += [f"| {d['name']} | {d['layout']} | {d['format']} | {d['questions']} | {d['images'] or '(inside)'} | "
-              f"{', '.join(d['headline'])} | {d['source']} |" for d in decls]
+    lines += [
+        f"| {d['name']} | {d['layout']} | {d['format']} | {d['questions']} | {d['images'] or '(inside)'} | "
+        f"{', '.join(d['headline'])} | {d['source']} |"
+        for d in decls
+    ]
     _emit(Output(json=as_json), decls, "\n".join(lines))
 
 
@@ -433,8 +554,9 @@ COMMANDS = {
 
 
 def register(app: typer.Typer) -> None:
-    sub = typer.Typer(help="Batched inference, VQA metrics, LLM judge and benchmark declarations.",
-                      no_args_is_help=True)
+    sub = typer.Typer(
+        help="Batched inference, VQA metrics, LLM judge and benchmark declarations.", no_args_is_help=True
+    )
     app.add_typer(sub, name="eval")
     for name, command in COMMANDS.items():
         sub.command(name)(command)

@@ -88,8 +88,9 @@ def _resolve_image(question: EvalQuestion, image_dir: str | os.PathLike[str] | N
     return path
 
 
-def load_question_image(question: EvalQuestion, image_dir: str | os.PathLike[str] | None, processor: Any,
-                        draw_box: bool = False):
+def load_question_image(
+    question: EvalQuestion, image_dir: str | os.PathLike[str] | None, processor: Any, draw_box: bool = False
+):
     """Open the question's image, with the region ellipse drawn when asked, padded to a square with
     ``processor``'s mean colour."""
     from quilt_llava.model import prepare_image
@@ -206,8 +207,19 @@ def generate_predictions(
         # Similar lengths in one batch waste less compute on padding; the output is matched by id.
         pending = sorted(pending, key=lambda q: len(prompts[q.question_id]))
 
-    _answer_pending(model, processor, pending, prompts, image_dir, report, output, batch_size=batch_size,
-                    max_new_tokens=max_new_tokens, draw_box=draw_box, model_id=model_id)
+    _answer_pending(
+        model,
+        processor,
+        pending,
+        prompts,
+        image_dir,
+        report,
+        output,
+        batch_size=batch_size,
+        max_new_tokens=max_new_tokens,
+        draw_box=draw_box,
+        model_id=model_id,
+    )
     return report
 
 
@@ -218,14 +230,27 @@ def _load_model(model_dir: str | os.PathLike[str] | None, dtype: str | None, dev
     if model_dir is None:
         raise ConfigError("model_dir is required when no loaded model is given")
     if not (Path(model_dir) / "config.json").exists():
-        raise InputError(str(model_dir), "not a model directory (no config.json); give a saved or converted "
-                         "Hugging Face Llava checkpoint")
+        raise InputError(
+            str(model_dir),
+            "not a model directory (no config.json); give a saved or converted Hugging Face Llava checkpoint",
+        )
     return load_model_and_processor(model_dir, dtype=dtype, device=device)
 
 
-def _answer_pending(model: Any, processor: Any, pending: Sequence[EvalQuestion], prompts: dict[str, str],
-                    image_dir: str | os.PathLike[str] | None, report: GenerateReport, output: Output, *,
-                    batch_size: int, max_new_tokens: int, draw_box: bool, model_id: str) -> None:
+def _answer_pending(
+    model: Any,
+    processor: Any,
+    pending: Sequence[EvalQuestion],
+    prompts: dict[str, str],
+    image_dir: str | os.PathLike[str] | None,
+    report: GenerateReport,
+    output: Output,
+    *,
+    batch_size: int,
+    max_new_tokens: int,
+    draw_box: bool,
+    model_id: str,
+) -> None:
     """Answer ``pending`` batch by batch, appending each prediction to ``report.out_path`` as it is
     made; a question whose image cannot be read goes to ``report.failed`` and the rest go on."""
     with JsonlAppender(report.out_path) as sink, output.progress() as prog:
@@ -240,10 +265,17 @@ def _answer_pending(model: Any, processor: Any, pending: Sequence[EvalQuestion],
                     report.failed.append((q.question_id, str(exc)))
                     output.error(f"question {q.question_id}: {exc}")
             if ready:
-                texts = generate_answers(model, processor, [prompts[q.question_id] for q in ready], images,
-                                         max_new_tokens=max_new_tokens)
+                texts = generate_answers(
+                    model, processor, [prompts[q.question_id] for q in ready], images, max_new_tokens=max_new_tokens
+                )
                 for q, text in zip(ready, texts):
-                    sink.write({"question_id": q.question_id, "prompt": prompts[q.question_id],
-                                "text": text, "model_id": model_id})
+                    sink.write(
+                        {
+                            "question_id": q.question_id,
+                            "prompt": prompts[q.question_id],
+                            "text": text,
+                            "model_id": model_id,
+                        }
+                    )
                     report.written += 1
             prog.advance(task, len(batch))

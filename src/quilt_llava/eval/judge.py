@@ -89,15 +89,17 @@ def reference_messages(question: str, caption: str) -> list[dict[str, str]]:
 
 
 def judge_messages(question: str, caption: str, answer1: str, answer2: str) -> list[dict[str, str]]:
-    user = JUDGE_USER.format(caption=caption.strip(), question=question.strip(),
-                             answer1=answer1.strip(), answer2=answer2.strip())
+    user = JUDGE_USER.format(
+        caption=caption.strip(), question=question.strip(), answer1=answer1.strip(), answer2=answer2.strip()
+    )
     return [{"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": user}]
 
 
 # --------------------------------------------------------------------------- parsing
 
 _ANSWER_LABEL = re.compile(
-    r"\b(?:assistant\s*[12]|answer\s*[ab12]|score\s+(?:of\s+|for\s+)?[ab])\b\s*[:=]?|\b[ab]\s*[:=]", re.IGNORECASE)
+    r"\b(?:assistant\s*[12]|answer\s*[ab12]|score\s+(?:of\s+|for\s+)?[ab])\b\s*[:=]?|\b[ab]\s*[:=]", re.IGNORECASE
+)
 _OUT_OF_TEN = re.compile(r"\s*/\s*10\b")
 # A number not glued to a word, a decimal point or a minus sign ("-1" is no score of 1);
 # a trailing full stop is fine ("8 6.").
@@ -107,8 +109,7 @@ SCORE_RANGE = (1.0, 10.0)
 
 def valid_score(value: Any) -> bool:
     """A judge score in 1..10 (LLaVA's review files mark a failed judgement as -1 -1)."""
-    return (isinstance(value, (int, float)) and not isinstance(value, bool)
-            and SCORE_RANGE[0] <= value <= SCORE_RANGE[1])
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and SCORE_RANGE[0] <= value <= SCORE_RANGE[1]
 
 
 def parse_scores(content: str | None) -> tuple[float, float] | None:
@@ -151,8 +152,19 @@ class JudgeQuestion:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-_CORE_KEYS = {"question_id", "id", "question", "text", "caption", "grounded_caption", "fig_caption",
-              "context", "category", "type", "conversations"}
+_CORE_KEYS = {
+    "question_id",
+    "id",
+    "question",
+    "text",
+    "caption",
+    "grounded_caption",
+    "fig_caption",
+    "context",
+    "category",
+    "type",
+    "conversations",
+}
 
 
 def to_judge_questions(rows: Sequence[dict[str, Any]], source: str = "questions") -> list[JudgeQuestion]:
@@ -162,16 +174,26 @@ def to_judge_questions(rows: Sequence[dict[str, Any]], source: str = "questions"
         where = f"{source} row {i}"
         qid = row.get("question_id", row.get("id"))
         question = row.get("question", row.get("text"))
-        caption = next((row[k] for k in ("caption", "grounded_caption", "fig_caption", "context")
-                        if isinstance(row.get(k), str) and row[k].strip()), None)
+        caption = next(
+            (
+                row[k]
+                for k in ("caption", "grounded_caption", "fig_caption", "context")
+                if isinstance(row.get(k), str) and row[k].strip()
+            ),
+            None,
+        )
         category = row.get("category", row.get("type"))
-        problems = [name for name, v in (("question_id", qid), ("question", question), ("caption", caption),
-                                         ("category", category)) if v is None]
+        problems = [
+            name
+            for name, v in (("question_id", qid), ("question", question), ("caption", caption), ("category", category))
+            if v is None
+        ]
         if problems:
             raise InputError(where, f"missing {', '.join(problems)}")
         meta = {k: v for k, v in row.items() if k not in _CORE_KEYS and isinstance(v, (str, int, float, bool))}
-        out.append(JudgeQuestion(str(qid), str(question).replace("<image>", "").strip(), str(caption),
-                                 str(category), meta))
+        out.append(
+            JudgeQuestion(str(qid), str(question).replace("<image>", "").strip(), str(caption), str(category), meta)
+        )
     return out
 
 
@@ -191,8 +213,7 @@ def _answers(path_or_rows: str | os.PathLike[str] | Sequence[dict[str, Any]], so
 
 
 # Instruction generators (their ``generator`` provenance) -> judge categories.
-GENERATOR_CATEGORIES = {"conversation": "conv", "detail": "detail", "reasoning": "reasoning",
-                        "abductive": "abductive"}
+GENERATOR_CATEGORIES = {"conversation": "conv", "detail": "detail", "reasoning": "reasoning", "abductive": "abductive"}
 
 
 def judge_questions_from_records(
@@ -209,29 +230,43 @@ def judge_questions_from_records(
     else the grounded caption of its ``(video_id, segment_id)`` in ``narratives``.
     ``categories`` keeps only those (None keeps all).
     """
-    captions = {(str(n.get("video_id")), str(n.get("segment_id"))): n.get("grounded_caption")
-                for n in (narratives or [])}
+    captions = {
+        (str(n.get("video_id")), str(n.get("segment_id"))): n.get("grounded_caption") for n in (narratives or [])
+    }
     out = []
     for i, rec in enumerate(records, start=1):
         where = f"{source} row {i}"
         category = GENERATOR_CATEGORIES.get(str(rec.get("generator")), rec.get("category") or rec.get("generator"))
         if categories is not None and category not in categories:
             continue
-        caption = rec.get("grounded_caption") or rec.get("caption") or captions.get(
-            (str(rec.get("video_id")), str(rec.get("segment_id"))))
+        caption = (
+            rec.get("grounded_caption")
+            or rec.get("caption")
+            or captions.get((str(rec.get("video_id")), str(rec.get("segment_id"))))
+        )
         if not caption:
-            raise InputError(where, f"no caption for record {rec.get('id')} (no 'grounded_caption' and no narrative "
-                             f"row for video {rec.get('video_id')!r}, segment {rec.get('segment_id')!r})")
+            raise InputError(
+                where,
+                f"no caption for record {rec.get('id')} (no 'grounded_caption' and no narrative "
+                f"row for video {rec.get('video_id')!r}, segment {rec.get('segment_id')!r})",
+            )
         turns = rec.get("conversations")
         if not isinstance(turns, list) or rec.get("id") is None:
             raise InputError(where, "expected a LLaVA record {id, image, conversations}")
         k = 0
         for turn in turns:
             if turn.get("from") in ("human", "user"):
-                out.append({"question_id": f"{rec['id']}_t{k}", "image": rec.get("image"),
-                            "question": str(turn.get("value", "")).replace("<image>", "").strip(),
-                            "caption": caption, "category": category, "video_id": rec.get("video_id"),
-                            "segment_id": rec.get("segment_id")})
+                out.append(
+                    {
+                        "question_id": f"{rec['id']}_t{k}",
+                        "image": rec.get("image"),
+                        "question": str(turn.get("value", "")).replace("<image>", "").strip(),
+                        "caption": caption,
+                        "category": category,
+                        "video_id": rec.get("video_id"),
+                        "segment_id": rec.get("segment_id"),
+                    }
+                )
                 k += 1
     return out
 
@@ -247,8 +282,9 @@ class ChatClient(Protocol):
         """The client's settings; ``config.model`` names the model in the written rows."""
         ...
 
-    async def arun(self, requests: Sequence[Any], description: str = ...,
-                   on_result: Callable[[int, Any], None] | None = ...) -> list[Any]:
+    async def arun(
+        self, requests: Sequence[Any], description: str = ..., on_result: Callable[[int, Any], None] | None = ...
+    ) -> list[Any]:
         """Send ``requests`` concurrently, calling ``on_result(index, result)`` as each finishes."""
         ...
 
@@ -309,8 +345,12 @@ def _blocking_form(step: Callable[..., Coroutine[Any, Any, JudgeReport]], name: 
     return blocking
 
 
-def _pending(questions: Sequence[JudgeQuestion], out_path: str | os.PathLike[str], keep: Callable[[dict[str, Any]], bool],
-             report: JudgeReport) -> list[JudgeQuestion]:
+def _pending(
+    questions: Sequence[JudgeQuestion],
+    out_path: str | os.PathLike[str],
+    keep: Callable[[dict[str, Any]], bool],
+    report: JudgeReport,
+) -> list[JudgeQuestion]:
     """The questions without a finished row in ``out_path`` (counting the others as skipped)."""
     done = existing_ids(out_path, keep)
     todo = [q for q in questions if q.question_id not in done]
@@ -335,8 +375,7 @@ async def awrite_references(
     todo = _pending(questions, out_path, lambda row: isinstance(row.get("text"), str), report)
     if not todo:
         return report
-    requests = [ChatRequest(q.question_id, reference_messages(q.question, q.caption), dict(params or {}))
-                for q in todo]
+    requests = [ChatRequest(q.question_id, reference_messages(q.question, q.caption), dict(params or {})) for q in todo]
     with JsonlAppender(out_path) as sink:
 
         def keep(i: int, res: Any) -> None:
@@ -367,12 +406,23 @@ JUDGE_PARAMS = {"temperature": 0.2}  # the published judge's temperature
 def _require_answers(questions: Sequence[JudgeQuestion], refs: dict[str, str], preds: dict[str, str]) -> None:
     missing = [q.question_id for q in questions if q.question_id not in refs or q.question_id not in preds]
     if missing:
-        raise InputError("judge", f"no reference or model answer for questions: {', '.join(missing[:20])}"
-                         + (f" ... ({len(missing)} in all)" if len(missing) > 20 else ""))
+        raise InputError(
+            "judge",
+            f"no reference or model answer for questions: {', '.join(missing[:20])}"
+            + (f" ... ({len(missing)} in all)" if len(missing) > 20 else ""),
+        )
 
 
-def review_row(q: JudgeQuestion, content: str | None, scores: tuple[float, float] | None, error: str | None,
-               attempts: int, *, model_id: str, judge: str) -> dict[str, Any]:
+def review_row(
+    q: JudgeQuestion,
+    content: str | None,
+    scores: tuple[float, float] | None,
+    error: str | None,
+    attempts: int,
+    *,
+    model_id: str,
+    judge: str,
+) -> dict[str, Any]:
     """One review row (see the module doc); ``content`` is the judge's reply as received."""
     text = canonical_content(content, scores) if content is not None and scores is not None else (content or "")
     row: dict[str, Any] = {
@@ -413,17 +463,23 @@ class _JudgeRun:
             self.report.written += 1
             self.last.pop(q.question_id, None)
             return True
-        self.last[q.question_id] = (res.text, res.error or "reply has no line with two scores from 1 to 10",
-                                    attempt + 1)
+        self.last[q.question_id] = (
+            res.text,
+            res.error or "reply has no line with two scores from 1 to 10",
+            attempt + 1,
+        )
         if res.ok:
             # Show the judge its own reply and ask again (also a new cache key).
-            self.conversations[q.question_id] = [*self.conversations[q.question_id],
-                                                 {"role": "assistant", "content": res.text},
-                                                 {"role": "user", "content": JUDGE_REMINDER}]
+            self.conversations[q.question_id] = [
+                *self.conversations[q.question_id],
+                {"role": "assistant", "content": res.text},
+                {"role": "user", "content": JUDGE_REMINDER},
+            ]
         return False
 
-    async def round(self, client: ChatClient, pending: list[JudgeQuestion], attempt: int,
-                    params: dict[str, Any]) -> list[JudgeQuestion]:
+    async def round(
+        self, client: ChatClient, pending: list[JudgeQuestion], attempt: int, params: dict[str, Any]
+    ) -> list[JudgeQuestion]:
         """Ask about ``pending`` once; the questions still without scores, in input order."""
         from quilt_llava.instruct.llm import ChatRequest
 
@@ -434,8 +490,9 @@ class _JudgeRun:
             if not self.take(pending[i], res, attempt):
                 still.append(pending[i])
 
-        await client.arun(requests, description="judging" if attempt == 0 else f"judging (retry {attempt})",
-                          on_result=on_result)
+        await client.arun(
+            requests, description="judging" if attempt == 0 else f"judging (retry {attempt})", on_result=on_result
+        )
         order = {q.question_id: k for k, q in enumerate(self.todo)}
         return sorted(still, key=lambda q: order[q.question_id])
 
@@ -475,8 +532,9 @@ async def ajudge_answers(
     todo = _pending(questions, out_path, _scored, report)
     if not todo:
         return report
-    conversations = {q.question_id: judge_messages(q.question, q.caption, refs[q.question_id], preds[q.question_id])
-                     for q in todo}
+    conversations = {
+        q.question_id: judge_messages(q.question, q.caption, refs[q.question_id], preds[q.question_id]) for q in todo
+    }
     row = functools.partial(review_row, model_id=model_id or "model", judge=client.config.model)
     with JsonlAppender(out_path) as sink:
         run = _JudgeRun(todo, conversations, sink, report, row)
@@ -519,13 +577,15 @@ def plan_judge(
     judge_todo = [q for q in questions if q.question_id not in reviewed]
     no_prediction = [q.question_id for q in judge_todo if q.question_id not in preds]
     placeholder = "x" * 4 * ref_client.config.max_tokens
-    judge_msgs = [judge_messages(q.question, q.caption, refs.get(q.question_id, placeholder),
-                                 preds.get(q.question_id, "")) for q in judge_todo]
-    judge_needed = [m for m, q in zip(judge_msgs, judge_todo)
-                    if q.question_id not in refs or not judge_client.is_cached(m, params)]
+    judge_msgs = [
+        judge_messages(q.question, q.caption, refs.get(q.question_id, placeholder), preds.get(q.question_id, ""))
+        for q in judge_todo
+    ]
+    judge_needed = [
+        m for m, q in zip(judge_msgs, judge_todo) if q.question_id not in refs or not judge_client.is_cached(m, params)
+    ]
     prompt_tokens = sum(estimate_tokens(m) for m in ref_needed + judge_needed)
-    completion = (len(ref_needed) * ref_client.config.max_tokens
-                  + len(judge_needed) * judge_client.config.max_tokens)
+    completion = len(ref_needed) * ref_client.config.max_tokens + len(judge_needed) * judge_client.config.max_tokens
     plan = {
         "dry_run": True,
         "questions": len(questions),
@@ -559,9 +619,15 @@ class GroupScore:
     relative_ci: tuple[float, float] | None = None  # 95% bootstrap over questions
 
     def as_dict(self) -> dict[str, Any]:
-        return {"group": self.name, "n": self.n, "failed": self.failed, "reference": self.reference,
-                "model": self.model, "relative": self.relative,
-                "relative_ci": list(self.relative_ci) if self.relative_ci else None}
+        return {
+            "group": self.name,
+            "n": self.n,
+            "failed": self.failed,
+            "reference": self.reference,
+            "model": self.model,
+            "relative": self.relative,
+            "relative_ci": list(self.relative_ci) if self.relative_ci else None,
+        }
 
 
 def _relative_ci(pairs: list[list[float]], n_resamples: int = 1000, seed: int = 0) -> tuple[float, float] | None:
@@ -636,8 +702,12 @@ def format_summary(name: str, groups: Sequence[GroupScore]) -> str:
     def f(v: float | None) -> str:
         return "-" if v is None else f"{v:.1f}"
 
-    lines = [f"### {name}", "", "| group | n | failed | reference | model | relative | 95% CI |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"### {name}",
+        "",
+        "| group | n | failed | reference | model | relative | 95% CI |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for g in groups:
         ci = f"{g.relative_ci[0]:.1f} - {g.relative_ci[1]:.1f}" if g.relative_ci else "-"
         lines.append(f"| {g.name} | {g.n} | {g.failed} | {f(g.reference)} | {f(g.model)} | {f(g.relative)} | {ci} |")

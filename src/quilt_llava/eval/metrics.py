@@ -60,11 +60,22 @@ from quilt_llava.eval.questions import (
 # Normalisation (fact tables of the released code)
 
 # The 21 characters the release's normalisation deletes or turns into spaces, in its order.
-PUNCTUATION = (";", "/", "[", "]", '"', "{", "}", "(", ")", "=", "+", "\\", "_", "-", ">", "<", "@", "`", ",",
-               "?", "!")
+PUNCTUATION = (";", "/", "[", "]", '"', "{", "}", "(", ")", "=", "+", "\\", "_", "-", ">", "<", "@", "`", ",", "?", "!")
 # Number words the release maps to digits (word by word, before articles are dropped).
-NUMBER_WORDS = {"none": "0", "zero": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5",
-                "six": "6", "seven": "7", "eight": "8", "nine": "9", "ten": "10"}
+NUMBER_WORDS = {
+    "none": "0",
+    "zero": "0",
+    "one": "1",
+    "two": "2",
+    "three": "3",
+    "four": "4",
+    "five": "5",
+    "six": "6",
+    "seven": "7",
+    "eight": "8",
+    "nine": "9",
+    "ten": "10",
+}
 ARTICLES = frozenset({"a", "an", "the"})
 _PERIOD_STRIP = re.compile(r"(?!<=\d)(\.)(?!\d)")  # the release's look-ahead typo: '.' not followed by a digit
 _DIGIT_COMMA_DIGIT = re.compile(r"(\d)(,)(\d)")
@@ -257,7 +268,10 @@ def parse_choice(prediction: str, choices: Sequence[str]) -> str | None:
 
 
 def bootstrap_interval(
-    n: int, statistic: Callable[[np.ndarray], np.ndarray], n_resamples: int = 1000, seed: int = 0,
+    n: int,
+    statistic: Callable[[np.ndarray], np.ndarray],
+    n_resamples: int = 1000,
+    seed: int = 0,
     level: float = 0.95,
 ) -> tuple[float, float] | None:
     """Percentile bootstrap interval of a statistic of ``n`` items resampled with replacement.
@@ -300,11 +314,16 @@ def bootstrap_ci(
 class IdMismatchError(InputError):
     """Questions and predictions do not match one to one."""
 
-    def __init__(self, missing: list[str], extra: list[str], duplicates: list[str], source: str = "predictions") -> None:
+    def __init__(
+        self, missing: list[str], extra: list[str], duplicates: list[str], source: str = "predictions"
+    ) -> None:
         self.missing, self.extra, self.duplicates = missing, extra, duplicates
         parts = []
-        for label, ids in (("questions without a prediction", missing), ("predictions for unknown questions", extra),
-                           ("duplicate prediction ids", duplicates)):
+        for label, ids in (
+            ("questions without a prediction", missing),
+            ("predictions for unknown questions", extra),
+            ("duplicate prediction ids", duplicates),
+        ):
             if ids:
                 shown = ", ".join(ids[:20]) + (f" ... ({len(ids)} in all)" if len(ids) > 20 else "")
                 parts.append(f"{label}: {shown}")
@@ -432,8 +451,9 @@ def score_vqa(
     ``open_precision, open_f1, open_exact_match, open_bleu, open_bleu1..3``;
     ``closed_accuracy``; ``choice_accuracy``; None where no question of that type.
     """
-    return evaluate_vqa(questions, predictions, n_resamples=n_resamples, seed=seed, fmt=fmt,
-                        closed_rule=closed_rule).summary
+    return evaluate_vqa(
+        questions, predictions, n_resamples=n_resamples, seed=seed, fmt=fmt, closed_rule=closed_rule
+    ).summary
 
 
 HEADLINE_METRICS = ("open_recall", "closed_accuracy", "choice_accuracy")

@@ -140,8 +140,23 @@ def _from_quilt(row: dict[str, Any], source: str) -> EvalQuestion:
         raw_type = CLOSED if (answer_text or "").strip().lower().rstrip(".") in ("yes", "no") else OPEN
     kind = _answer_type(raw_type, answer_text, choices, f"{source} (question {qid})")
     box = row.get("box")
-    known = {"question_id", "id", "qid", "question", "text", "answer", "gpt_answer", "answer_type",
-             "conversations", "conversatons", "choices", "options", "image", "yes_no_answer", "box"}
+    known = {
+        "question_id",
+        "id",
+        "qid",
+        "question",
+        "text",
+        "answer",
+        "gpt_answer",
+        "answer_type",
+        "conversations",
+        "conversatons",
+        "choices",
+        "options",
+        "image",
+        "yes_no_answer",
+        "box",
+    }
     return EvalQuestion(
         question_id=str(qid),
         question=_strip_image_tag(str(question)),
@@ -151,8 +166,10 @@ def _from_quilt(row: dict[str, Any], source: str) -> EvalQuestion:
         yes_no_answer=_as_text(row.get("yes_no_answer")),
         choices=list(choices) if choices else None,
         box=[float(v) for v in box] if isinstance(box, list) and len(box) == 4 else None,
-        extra={**{k: v for k, v in row.items() if k not in known},
-               **({"answer_type_inferred": True} if inferred else {})},
+        extra={
+            **{k: v for k, v in row.items() if k not in known},
+            **({"answer_type_inferred": True} if inferred else {}),
+        },
     )
 
 
@@ -182,12 +199,29 @@ def _from_pmc(row: dict[str, Any], source: str) -> EvalQuestion:
         answer = _first(row, "Answer", "answer")
         label = choice_letter_of(str(answer), choices) if answer is not None else None
     if label is None or str(label).strip().upper() not in CHOICE_LETTERS[: len(choices)]:
-        raise InputError(source, f"question {qid}: no answer letter A-D ('Answer_label' or an answer equal to a choice)")
+        raise InputError(
+            source, f"question {qid}: no answer letter A-D ('Answer_label' or an answer equal to a choice)"
+        )
     question = _first(row, "Question", "question")
     if question is None:
         raise InputError(source, f"question {qid}: no 'Question'")
-    known = {"question_id", "id", "index", "Question", "question", "Answer", "answer", "Answer_label",
-             "answer_label", "Figure_path", "image", "Choice A", "Choice B", "Choice C", "Choice D"}
+    known = {
+        "question_id",
+        "id",
+        "index",
+        "Question",
+        "question",
+        "Answer",
+        "answer",
+        "Answer_label",
+        "answer_label",
+        "Figure_path",
+        "image",
+        "Choice A",
+        "Choice B",
+        "Choice C",
+        "Choice D",
+    }
     return EvalQuestion(
         question_id=str(qid),
         question=str(question).strip(),
@@ -216,12 +250,22 @@ _IMAGE = (IMAGE_KEYS[:4], "the image or its file name")
 REQUIRED_COLUMNS: dict[str, list[tuple[tuple[str, ...], str]]] = {
     "quilt": [_QUESTION_TEXT, _ANSWER_TEXT, _IMAGE],
     "llava_med": [_QUESTION_TEXT, _ANSWER_TEXT, _IMAGE],
-    "slake": [(("question",), "the question"), (("answer",), "the reference answer"), (("img_name",), "the image file name")],
-    "vqa_rad": [(("question",), "the question"), (("answer",), "the reference answer"),
-                (("image_name",), "the image file name")],
-    "pmc_vqa": [(("Question", "question"), "the question"), (("Figure_path", "image"), "the image file name"),
-                *[((f"Choice {c}", f"choice_{c.lower()}"), f"option {c}") for c in "ABCD"],
-                (("Answer_label", "answer_label", "Answer", "answer"), "the right option (letter or text)")],
+    "slake": [
+        (("question",), "the question"),
+        (("answer",), "the reference answer"),
+        (("img_name",), "the image file name"),
+    ],
+    "vqa_rad": [
+        (("question",), "the question"),
+        (("answer",), "the reference answer"),
+        (("image_name",), "the image file name"),
+    ],
+    "pmc_vqa": [
+        (("Question", "question"), "the question"),
+        (("Figure_path", "image"), "the image file name"),
+        *[((f"Choice {c}", f"choice_{c.lower()}"), f"option {c}") for c in "ABCD"],
+        (("Answer_label", "answer_label", "Answer", "answer"), "the right option (letter or text)"),
+    ],
 }
 
 
@@ -234,7 +278,9 @@ def missing_columns(columns: Iterable[str], fmt: str, fields: dict[str, str] | N
     out = []
     for names, what in REQUIRED_COLUMNS.get(fmt, []):
         if not present & set(names):
-            out.append(f"'{names[0]}' ({what}" + (f"; also accepted: {', '.join(names[1:])})" if len(names) > 1 else ")"))
+            out.append(
+                f"'{names[0]}' ({what}" + (f"; also accepted: {', '.join(names[1:])})" if len(names) > 1 else ")")
+            )
     return out
 
 
@@ -243,8 +289,11 @@ def check_columns(columns: Iterable[str], fmt: str, source: str, fields: dict[st
     columns = list(columns)
     missing = missing_columns(columns, fmt, fields)
     if missing:
-        raise InputError(source, f"missing column{'s' if len(missing) > 1 else ''} for the '{fmt}' layout: "
-                         f"{'; '.join(missing)}. Columns present: {', '.join(columns) or '(none)'}")
+        raise InputError(
+            source,
+            f"missing column{'s' if len(missing) > 1 else ''} for the '{fmt}' layout: "
+            f"{'; '.join(missing)}. Columns present: {', '.join(columns) or '(none)'}",
+        )
 
 
 _CHOICE_PREFIX = re.compile(r"^\s*[A-H]\s*[:.)]\s*")

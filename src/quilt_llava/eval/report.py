@@ -74,10 +74,21 @@ class Table:
         return ["model", *[f"{c.group} {c.label}" for c in self.columns]]
 
     def as_dict(self) -> dict[str, Any]:
-        return {"title": self.title, "columns": [c.key for c in self.columns],
-                "rows": [{"model": r.model, "published": r.published,
-                          "cells": {k: {"value": c.value, "ci": list(c.ci) if c.ci else None, "partial": c.partial}
-                                    for k, c in r.cells.items()}} for r in self.rows]}
+        return {
+            "title": self.title,
+            "columns": [c.key for c in self.columns],
+            "rows": [
+                {
+                    "model": r.model,
+                    "published": r.published,
+                    "cells": {
+                        k: {"value": c.value, "ci": list(c.ci) if c.ci else None, "partial": c.partial}
+                        for k, c in r.cells.items()
+                    },
+                }
+                for r in self.rows
+            ],
+        }
 
 
 # --------------------------------------------------------------------------- inputs
@@ -142,13 +153,16 @@ def vqa_table(results: list[dict[str, Any]], published: bool = False, output: Ou
             if m not in wanted and r["metrics"].get(m) is not None:
                 wanted.append(m)
         if (bench, model) in seen:
-            output.warn(f"{model} on {bench} appears twice ({seen[bench, model]}, {r.get('created', '?')}); "
-                        "the later file given wins")
+            output.warn(
+                f"{model} on {bench} appears twice ({seen[bench, model]}, {r.get('created', '?')}); "
+                "the later file given wins"
+            )
         seen[bench, model] = str(r.get("created", "?"))
         row = rows.setdefault(model, Row(model))
         for m in wanted:
-            row.cells[f"{bench}/{m}"] = Cell(r["metrics"].get(m), _ci(r["metrics"].get(m + "_ci")),
-                                             bool(r.get("partial")))
+            row.cells[f"{bench}/{m}"] = Cell(
+                r["metrics"].get(m), _ci(r["metrics"].get(m + "_ci")), bool(r.get("partial"))
+            )
     out_rows = list(rows.values())
     if published:
         for entry in published_results().get("vqa", []):
@@ -162,8 +176,11 @@ def vqa_table(results: list[dict[str, Any]], published: bool = False, output: Ou
                     row.cells[f"{bench}/{m}"] = Cell(float(v))
             out_rows.append(row)
     order = [b for b in BENCHMARK_ORDER if b in metrics] + [b for b in metrics if b not in BENCHMARK_ORDER]
-    columns = [Column(f"{b}/{m}", titles[b], SHORT_LABELS.get(m, METRIC_LABELS.get(m, m)))
-               for b in order for m in sorted(metrics[b], key=_metric_rank)]
+    columns = [
+        Column(f"{b}/{m}", titles[b], SHORT_LABELS.get(m, METRIC_LABELS.get(m, m)))
+        for b in order
+        for m in sorted(metrics[b], key=_metric_rank)
+    ]
     return Table("VQA benchmarks (x100, 95% bootstrap interval)", columns, out_rows)
 
 
@@ -188,12 +205,25 @@ def judge_table(reviews: dict[str, list[dict[str, Any]]], published: bool = Fals
     rows = []
     for model, review_rows in reviews.items():
         groups = {g.name: g for g in summarize_reviews(review_rows)}
-        rows.append(Row(model, {f"judge/{name}": Cell(groups[name].relative, groups[name].relative_ci)
-                                for name in JUDGE_GROUPS if name in groups}))
+        rows.append(
+            Row(
+                model,
+                {
+                    f"judge/{name}": Cell(groups[name].relative, groups[name].relative_ci)
+                    for name in JUDGE_GROUPS
+                    if name in groups
+                },
+            )
+        )
     if published:
         for entry in published_results().get("judge", []):
-            rows.append(Row(str(entry["model"]), {f"judge/{g}": Cell(float(v)) for g, v in entry["results"].items()},
-                            published=True))
+            rows.append(
+                Row(
+                    str(entry["model"]),
+                    {f"judge/{g}": Cell(float(v)) for g, v in entry["results"].items()},
+                    published=True,
+                )
+            )
     title = "LLM judge: relative score (100 x model / reference, 95% bootstrap interval)"
     return Table(title + ("; published rows: GPT-4 judge" if published else ""), columns, rows, digits=1)
 
@@ -202,8 +232,7 @@ def judge_table(reviews: dict[str, list[dict[str, Any]]], published: bool = Fals
 
 
 def to_markdown(table: Table) -> str:
-    lines = [f"**{table.title}**", "", "| " + " | ".join(table.header()) + " |",
-             "|---|" + "---:|" * len(table.columns)]
+    lines = [f"**{table.title}**", "", "| " + " | ".join(table.header()) + " |", "|---|" + "---:|" * len(table.columns)]
     for row in table.rows:
         cells = [row.cells.get(c.key, Cell(None)).text(table.digits) for c in table.columns]
         name = f"{row.model} (published)" if row.published and "published" not in row.model else row.model

@@ -57,8 +57,7 @@ _FILE_SUFFIXES = (".json", ".jsonl", ".csv", ".tsv", ".parquet", ".arrow", ".zip
 
 def is_hub_id(spec: str) -> bool:
     """``owner/name`` that is not a local path nor a file name we read."""
-    return (bool(_HUB_ID.match(spec)) and not Path(spec).exists()
-            and not spec.lower().endswith(_FILE_SUFFIXES))
+    return bool(_HUB_ID.match(spec)) and not Path(spec).exists() and not spec.lower().endswith(_FILE_SUFFIXES)
 
 
 def default_cache_dir() -> Path:
@@ -93,8 +92,10 @@ def _pick_split(ds: Any, split: str | None, source: str) -> Any:
         return ds[split]
     if len(names) == 1:
         return ds[names[0]]
-    raise InputError(source, f"the dataset has several splits ({', '.join(names)}); name one with `split:` "
-                     "in the declaration or --split")
+    raise InputError(
+        source,
+        f"the dataset has several splits ({', '.join(names)}); name one with `split:` in the declaration or --split",
+    )
 
 
 def _parquet_files(folder: Path, split: str | None) -> list[Path]:
@@ -132,10 +133,17 @@ def _load_hf_dataset(spec: str, split: str | None, cache_dir: Path | None) -> An
         if len(arrows) == 1:
             return datasets.Dataset.from_file(str(arrows[0]))
         others = sorted(p.name for p in path.iterdir() if p.suffix.lower() in (".json", ".jsonl", ".csv", ".zip"))
-        hint = (f"; it holds {', '.join(others[:6])}: give the question file as --questions and the image "
-                "folder or archive as --images" if others else "")
-        raise InputError(spec, "folder holds neither a save_to_disk dataset (state.json / dataset_dict.json) nor "
-                         f"Parquet files (nor a single Arrow file){hint}")
+        hint = (
+            f"; it holds {', '.join(others[:6])}: give the question file as --questions and the image "
+            "folder or archive as --images"
+            if others
+            else ""
+        )
+        raise InputError(
+            spec,
+            "folder holds neither a save_to_disk dataset (state.json / dataset_dict.json) nor "
+            f"Parquet files (nor a single Arrow file){hint}",
+        )
     if path.is_file():
         if path.suffix == ".parquet":
             return datasets.Dataset.from_parquet(str(path), cache_dir=work)
@@ -144,8 +152,11 @@ def _load_hf_dataset(spec: str, split: str | None, cache_dir: Path | None) -> An
         raise InputError(spec, "a Hugging Face dataset file must be .parquet or .arrow (or give the folder)")
     if is_hub_id(spec):
         return _pick_split(datasets.load_dataset(spec), split, spec)
-    raise InputError(spec, "not found: give a local Parquet or Arrow file, a folder of Parquet files, a "
-                     "save_to_disk folder, or a hub id 'owner/name' (needs network access)")
+    raise InputError(
+        spec,
+        "not found: give a local Parquet or Arrow file, a folder of Parquet files, a "
+        "save_to_disk folder, or a hub id 'owner/name' (needs network access)",
+    )
 
 
 @dataclass(frozen=True)
@@ -176,8 +187,9 @@ def _hf_rows(spec: str, split: str | None, cache_dir: Path) -> tuple[list[dict[s
     return rows, list(ds.column_names)
 
 
-def read_table(spec: str, split: str | None = None,
-               cache_dir: Path | None = None) -> tuple[list[dict[str, Any]], list[str]]:
+def read_table(
+    spec: str, split: str | None = None, cache_dir: Path | None = None
+) -> tuple[list[dict[str, Any]], list[str]]:
     """Raw rows and column names of a question source, by what it is.
 
     A folder, a ``.parquet``/``.arrow`` file or a hub id is read as a Hugging Face dataset;
@@ -198,8 +210,14 @@ def read_table(spec: str, split: str | None = None,
 # --------------------------------------------------------------------------- images
 
 
-_MAGIC = ((b"\x89PNG", ".png"), (b"\xff\xd8", ".jpg"), (b"GIF8", ".gif"), (b"BM", ".bmp"), (b"II*\x00", ".tif"),
-          (b"MM\x00*", ".tif"))
+_MAGIC = (
+    (b"\x89PNG", ".png"),
+    (b"\xff\xd8", ".jpg"),
+    (b"GIF8", ".gif"),
+    (b"BM", ".bmp"),
+    (b"II*\x00", ".tif"),
+    (b"MM\x00*", ".tif"),
+)
 
 
 def _extension(data: bytes, name: str | None) -> str:
@@ -268,8 +286,10 @@ class ImageCache:
             if len(bases) == 1:
                 member = bases[0]
             elif len(bases) > 1:
-                raise KeyError(f"image '{name}' matches {len(bases)} members of {archive.name}: "
-                               f"{', '.join(bases[:3])}; give the path as it is in the archive")
+                raise KeyError(
+                    f"image '{name}' matches {len(bases)} members of {archive.name}: "
+                    f"{', '.join(bases[:3])}; give the path as it is in the archive"
+                )
         if member is None:
             raise KeyError(f"image '{name}' is not in the archive {archive}")
         parts = [p for p in PurePosixPath(member).parts if p not in ("", ".", "..", "/")]
@@ -336,13 +356,18 @@ def load_benchmark_data(
     check_columns(columns, fmt, questions, fields)
     absent = [k for k in (where or {}) if k not in columns]
     if absent:
-        raise InputError(questions, f"the declaration filters on column{'s' if len(absent) > 1 else ''} "
-                         f"{', '.join(repr(k) for k in absent)} (its 'where'), which the file lacks. "
-                         f"Columns present: {', '.join(columns)}")
+        raise InputError(
+            questions,
+            f"the declaration filters on column{'s' if len(absent) > 1 else ''} "
+            f"{', '.join(repr(k) for k in absent)} (its 'where'), which the file lacks. "
+            f"Columns present: {', '.join(columns)}",
+        )
     # Ids first (the row's place in the whole table, as load_questions gives id-less rows),
     # then the filter, so each converted question lines up with its raw row and its image.
-    rows = [row if any(row.get(k) is not None for k in _ID_KEYS) else {**row, "question_id": i}
-            for i, row in enumerate(rows)]
+    rows = [
+        row if any(row.get(k) is not None for k in _ID_KEYS) else {**row, "question_id": i}
+        for i, row in enumerate(rows)
+    ]
     rows = [row for row in rows if not where or _keep(row, where)]
     if limit is not None:
         rows = rows[:limit]
@@ -368,4 +393,3 @@ def load_benchmark_data(
         cache.close()
     image_dir = images if images is not None and images.is_dir() else None
     return BenchmarkData(ready, image_dir, questions, failures, cache.written, cache.cached)
-

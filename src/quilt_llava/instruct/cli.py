@@ -38,10 +38,12 @@ def _run(options, quiet: bool, json_out: bool) -> None:
     summary = run_instruct(options, out)
     human = None
     if not summary.get("dry_run"):
-        human = (f"{summary['generator']}: {summary['records']} records from {summary['accepted_units']} units "
-                 f"({summary['previously_done']} done before); rejected {summary['rejected']}, "
-                 f"failed {summary['failed']}, skipped {summary['skipped']}; "
-                 f"{summary['calls']} calls, {summary['cached']} cached -> {summary['out']}")
+        human = (
+            f"{summary['generator']}: {summary['records']} records from {summary['accepted_units']} units "
+            f"({summary['previously_done']} done before); rejected {summary['rejected']}, "
+            f"failed {summary['failed']}, skipped {summary['skipped']}; "
+            f"{summary['calls']} calls, {summary['cached']} cached -> {summary['out']}"
+        )
         if summary["rejects"]:
             human += f"\nrejects: {summary['rejects']}"
     out.result(summary, human=human)
@@ -55,13 +57,25 @@ def _llm_command(name: str, help_text: str):
     def command(
         narratives: Path = typer.Argument(..., help="narratives.jsonl from `quilt-llava narratives extract`."),
         out: Path = typer.Option(..., "--out", "-o", help="Output file: .jsonl, or .json for one JSON array."),
-        diagnoses: Path | None = typer.Option(None, "--diagnoses", help="reasoning/abductive: a `diagnosis` output to use instead of asking."),
-        medical_filter: Path | None = typer.Option(None, "--medical-filter", help="A `filter` output: keep only segments it judged medical."),
+        diagnoses: Path | None = typer.Option(
+            None, "--diagnoses", help="reasoning/abductive: a `diagnosis` output to use instead of asking."
+        ),
+        medical_filter: Path | None = typer.Option(
+            None, "--medical-filter", help="A `filter` output: keep only segments it judged medical."
+        ),
         seed: int = typer.Option(0, "--seed", help="Seed for drawn questions and turn counts."),
         limit: int | None = typer.Option(None, "--limit", help="Only the first N work units."),
-        no_gates: bool = typer.Option(False, "--no-gates", help="Keep records that fail the quality gates (see docs/INSTRUCT.md)."),
-        gates: Path | None = typer.Option(None, "--gates", help="YAML file of quality-gate thresholds (GateConfig fields)."),
-        structured: str = typer.Option("auto", "--structured", help="Send JSON replies' schemas as response_format: auto (probe the endpoint once), on, off."),
+        no_gates: bool = typer.Option(
+            False, "--no-gates", help="Keep records that fail the quality gates (see docs/INSTRUCT.md)."
+        ),
+        gates: Path | None = typer.Option(
+            None, "--gates", help="YAML file of quality-gate thresholds (GateConfig fields)."
+        ),
+        structured: str = typer.Option(
+            "auto",
+            "--structured",
+            help="Send JSON replies' schemas as response_format: auto (probe the endpoint once), on, off.",
+        ),
         json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
         quiet: bool = typer.Option(False, "--quiet", "-q"),
         endpoint: EndpointOptions | None = None,  # the shared endpoint flags (llm_options)
@@ -73,9 +87,19 @@ def _llm_command(name: str, help_text: str):
         gate_config = GateConfig.from_yaml(gates) if gates is not None else GateConfig()
         if no_gates:
             gate_config.enabled = False
-        options = InstructOptions(generator=name, narratives=narratives, out=out, llm=endpoint.llm_config(out),
-                                  seed=seed, diagnoses=diagnoses, limit=limit, dry_run=endpoint.dry_run,
-                                  medical_filter=medical_filter, gates=gate_config, structured=structured)
+        options = InstructOptions(
+            generator=name,
+            narratives=narratives,
+            out=out,
+            llm=endpoint.llm_config(out),
+            seed=seed,
+            diagnoses=diagnoses,
+            limit=limit,
+            dry_run=endpoint.dry_run,
+            medical_filter=medical_filter,
+            gates=gate_config,
+            structured=structured,
+        )
         _run(options, quiet, json_out)
 
     command.__doc__ = help_text
@@ -83,14 +107,18 @@ def _llm_command(name: str, help_text: str):
 
 
 def register(app: typer.Typer) -> None:
-    sub = typer.Typer(help="Instruction-tuning and evaluation data generated from narratives (LLM via an OpenAI-compatible API).",
-                      no_args_is_help=True)
+    sub = typer.Typer(
+        help="Instruction-tuning and evaluation data generated from narratives (LLM via an OpenAI-compatible API).",
+        no_args_is_help=True,
+    )
 
     @sub.command("align")
     def align(
         narratives: Path = typer.Argument(..., help="narratives.jsonl from `quilt-llava narratives extract`."),
         out: Path = typer.Option(..., "--out", "-o", help="Output file: .jsonl, or .json for one JSON array."),
-        caption: str = typer.Option("plain", "--caption", help="Answer text: plain (utterances) or grounded (with boxes)."),
+        caption: str = typer.Option(
+            "plain", "--caption", help="Answer text: plain (utterances) or grounded (with boxes)."
+        ),
         seed: int = typer.Option(0, "--seed", help="Seed for the drawn instruction."),
         limit: int | None = typer.Option(None, "--limit", help="Only the first N segments."),
         json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
@@ -99,8 +127,11 @@ def register(app: typer.Typer) -> None:
         """Stage-1 alignment data (no LLM): each image with its narration as the answer."""
         from quilt_llava.instruct.run import InstructOptions
 
-        _run(InstructOptions(generator="align", narratives=narratives, out=out, seed=seed, caption=caption,
-                             limit=limit), quiet, json_out)
+        _run(
+            InstructOptions(generator="align", narratives=narratives, out=out, seed=seed, caption=caption, limit=limit),
+            quiet,
+            json_out,
+        )
 
     for name, help_text in LLM_GENERATORS.items():
         sub.command(name)(_llm_command(name, help_text))
@@ -117,14 +148,25 @@ def register(app: typer.Typer) -> None:
         """The same questions on images with a red ellipse around the grounded region (no LLM)."""
         from quilt_llava.instruct.run import InstructOptions
 
-        _run(InstructOptions(generator="redcircle", narratives=narratives, out=out, questions=questions,
-                             limit=limit), quiet, json_out)
+        _run(
+            InstructOptions(generator="redcircle", narratives=narratives, out=out, questions=questions, limit=limit),
+            quiet,
+            json_out,
+        )
 
     @sub.command("region-qa")
     def region_qa(
         narratives: Path = typer.Argument(..., help="narratives.jsonl from `quilt-llava narratives extract`."),
-        terms: Path = typer.Option(..., "--terms", help="YAML vocabulary of region labels (keywords, description, closed question)."),
-        out: Path = typer.Option(..., "--out", "-o", help="Output folder: crops/, segments/, align.jsonl (stage 1), train.jsonl (stage 2), eval_questions.jsonl, held_out.json."),
+        terms: Path = typer.Option(
+            ..., "--terms", help="YAML vocabulary of region labels (keywords, description, closed question)."
+        ),
+        out: Path = typer.Option(
+            ...,
+            "--out",
+            "-o",
+            help="Output folder: crops/, segments/, align.jsonl (stage 1), train.jsonl (stage 2), "
+            "eval_questions.jsonl, held_out.json.",
+        ),
         seed: int | None = typer.Option(None, "--seed", help="Override the vocabulary file's seed."),
         json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
         quiet: bool = typer.Option(False, "--quiet", "-q"),
@@ -140,10 +182,15 @@ def register(app: typer.Typer) -> None:
         summary = write_region_qa(narratives, out, config)
         for problem in summary["problems"]:
             output.warn(f"row left out: {problem}")
-        output.result(summary, human=(f"region-qa: {summary['train_records']} training records, "
-                                      f"{summary['align_records'] + summary['segment_align_records']} "
-                                      f"alignment records, {summary['eval_questions']} evaluation questions, "
-                                      f"labels {summary['label_counts']} -> {out}"))
+        output.result(
+            summary,
+            human=(
+                f"region-qa: {summary['train_records']} training records, "
+                f"{summary['align_records'] + summary['segment_align_records']} "
+                f"alignment records, {summary['eval_questions']} evaluation questions, "
+                f"labels {summary['label_counts']} -> {out}"
+            ),
+        )
         if summary["problems"]:
             raise typer.Exit(1)
 

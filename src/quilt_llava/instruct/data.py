@@ -93,7 +93,10 @@ def describe_segment(row: dict[str, Any]) -> str:
     lines = ["Narration spoken while this image was on screen:", plain_caption(row) or "(nothing was said)"]
     clusters = [c for c in row.get("clusters") or [] if str(c.get("text", "")).strip()]
     if clusters:
-        lines += ["", "Regions pointed at while speaking (box = [left, top, right, bottom], fractions of the image size):"]
+        lines += [
+            "",
+            "Regions pointed at while speaking (box = [left, top, right, bottom], fractions of the image size):",
+        ]
         for i, c in enumerate(clusters, start=1):
             lines.append(f"{i}. box {format_box(c['box'])}: {str(c['text']).strip()}")
     return "\n".join(lines)

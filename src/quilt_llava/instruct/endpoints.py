@@ -93,8 +93,9 @@ class EndpointPool:
         """``url: N served[, down K times]`` for each endpoint (for the run summary), or "" with one endpoint."""
         if len(self.endpoints) == 1:
             return ""
-        return "; ".join(f"{e.url}: {e.served} served" + (f", down {e.failures}x" if e.failures else "")
-                         for e in self.endpoints)
+        return "; ".join(
+            f"{e.url}: {e.served} served" + (f", down {e.failures}x" if e.failures else "") for e in self.endpoints
+        )
 
 
 def read_endpoints(path: str | Path) -> list[str]:

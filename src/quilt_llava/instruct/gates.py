@@ -42,20 +42,191 @@ GATE_NAMES = (LEAK, REPETITION, TRUNCATED, TOO_SHORT, DUPLICATE_QUESTION, LANGUA
 # Questions that ask for a description (an answer of one word cannot be one).
 _DESCRIBE = re.compile(
     r"\b(?:describe|description|explain|walk me through|write up|account|report|discuss|elaborate|"
-    r"what (?:can|do) (?:be seen|you see)|what does .{0,40}\bshow|tell me about|how would you)\b", re.I)
+    r"what (?:can|do) (?:be seen|you see)|what does .{0,40}\bshow|tell me about|how would you)\b",
+    re.I,
+)
 _WORD = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*", re.UNICODE)
 _END_OF_SENTENCE = re.compile(r"[.!?…)\]\"'”’»:;*]\s*$")
 
 # A few frequent function words per language: enough to tell English answers from
 # answers in the other languages a small model drifts into. Our own short lists.
 _FUNCTION_WORDS: dict[str, frozenset[str]] = {
-    "en": frozenset(["the", "and", "of", "to", "in", "is", "are", "with", "this", "that", "it", "for", "as", "on", "be", "by", "an", "or", "which", "these", "there", "its", "from", "at", "not"]),
-    "fr": frozenset(["le", "la", "les", "des", "une", "est", "et", "dans", "du", "avec", "que", "qui", "sont", "pour", "sur", "ce", "cette", "au", "aux", "pas", "par", "il", "elle"]),
-    "de": frozenset(["der", "die", "das", "und", "ist", "mit", "den", "ein", "eine", "nicht", "im", "sich", "des", "dem", "zu", "auf", "sind", "auch", "von", "wird", "werden"]),
-    "es": frozenset(["el", "la", "los", "las", "y", "es", "en", "con", "del", "una", "que", "por", "para", "se", "son", "como", "al", "más", "este", "esta", "lo"]),
-    "it": frozenset(["il", "la", "le", "di", "e", "è", "con", "una", "che", "per", "sono", "nel", "della", "dei", "delle", "del", "gli", "questo", "questa", "anche"]),
-    "pt": frozenset(["o", "a", "os", "as", "e", "é", "com", "uma", "que", "para", "são", "no", "na", "do", "da", "dos", "das", "em", "este", "esta", "não"]),
-    "nl": frozenset(["de", "het", "en", "is", "een", "van", "met", "in", "zijn", "dat", "die", "op", "voor", "niet", "deze", "ook", "wordt"]),
+    "en": frozenset(
+        [
+            "the",
+            "and",
+            "of",
+            "to",
+            "in",
+            "is",
+            "are",
+            "with",
+            "this",
+            "that",
+            "it",
+            "for",
+            "as",
+            "on",
+            "be",
+            "by",
+            "an",
+            "or",
+            "which",
+            "these",
+            "there",
+            "its",
+            "from",
+            "at",
+            "not",
+        ]
+    ),
+    "fr": frozenset(
+        [
+            "le",
+            "la",
+            "les",
+            "des",
+            "une",
+            "est",
+            "et",
+            "dans",
+            "du",
+            "avec",
+            "que",
+            "qui",
+            "sont",
+            "pour",
+            "sur",
+            "ce",
+            "cette",
+            "au",
+            "aux",
+            "pas",
+            "par",
+            "il",
+            "elle",
+        ]
+    ),
+    "de": frozenset(
+        [
+            "der",
+            "die",
+            "das",
+            "und",
+            "ist",
+            "mit",
+            "den",
+            "ein",
+            "eine",
+            "nicht",
+            "im",
+            "sich",
+            "des",
+            "dem",
+            "zu",
+            "auf",
+            "sind",
+            "auch",
+            "von",
+            "wird",
+            "werden",
+        ]
+    ),
+    "es": frozenset(
+        [
+            "el",
+            "la",
+            "los",
+            "las",
+            "y",
+            "es",
+            "en",
+            "con",
+            "del",
+            "una",
+            "que",
+            "por",
+            "para",
+            "se",
+            "son",
+            "como",
+            "al",
+            "más",
+            "este",
+            "esta",
+            "lo",
+        ]
+    ),
+    "it": frozenset(
+        [
+            "il",
+            "la",
+            "le",
+            "di",
+            "e",
+            "è",
+            "con",
+            "una",
+            "che",
+            "per",
+            "sono",
+            "nel",
+            "della",
+            "dei",
+            "delle",
+            "del",
+            "gli",
+            "questo",
+            "questa",
+            "anche",
+        ]
+    ),
+    "pt": frozenset(
+        [
+            "o",
+            "a",
+            "os",
+            "as",
+            "e",
+            "é",
+            "com",
+            "uma",
+            "que",
+            "para",
+            "são",
+            "no",
+            "na",
+            "do",
+            "da",
+            "dos",
+            "das",
+            "em",
+            "este",
+            "esta",
+            "não",
+        ]
+    ),
+    "nl": frozenset(
+        [
+            "de",
+            "het",
+            "en",
+            "is",
+            "een",
+            "van",
+            "met",
+            "in",
+            "zijn",
+            "dat",
+            "die",
+            "op",
+            "voor",
+            "niet",
+            "deze",
+            "ook",
+            "wordt",
+        ]
+    ),
 }
 
 
@@ -102,8 +273,9 @@ class GateConfig:
             if not 0.0 <= value <= 1.0:
                 problems.append(f"{name} must be within [0, 1], got {value}")
         if self.expected_language not in _FUNCTION_WORDS:
-            problems.append(f"expected_language must be one of {', '.join(_FUNCTION_WORDS)}, "
-                            f"got {self.expected_language!r}")
+            problems.append(
+                f"expected_language must be one of {', '.join(_FUNCTION_WORDS)}, got {self.expected_language!r}"
+            )
         if problems:
             raise ConfigError(problems)
 
@@ -120,7 +292,6 @@ class GateConfig:
         config = cls(**values)
         config.validate()
         return config
-
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> GateConfig:
@@ -155,8 +326,7 @@ def words(text: str) -> list[str]:
 
 def repeated_sentence(texts: Iterable[str], config: GateConfig) -> str | None:
     """A sentence (3 words or more) written more than ``max_same_sentence`` times across ``texts``."""
-    sentences = [s.strip().lower() for text in texts for s in re.split(r"(?<=[.!?])\s+", text)
-                 if len(s.split()) >= 3]
+    sentences = [s.strip().lower() for text in texts for s in re.split(r"(?<=[.!?])\s+", text) if len(s.split()) >= 3]
     if sentences:
         sentence, top = Counter(sentences).most_common(1)[0]
         if top > config.max_same_sentence:
@@ -169,7 +339,7 @@ def repetition_problem(text: str, config: GateConfig) -> str | None:
     toks = words(text)
     if len(toks) >= config.min_words_for_repeat:
         n = config.repeat_ngram
-        grams = [tuple(toks[i:i + n]) for i in range(len(toks) - n + 1)]
+        grams = [tuple(toks[i : i + n]) for i in range(len(toks) - n + 1)]
         counts = Counter(grams)
         repeated = sum(c - 1 for c in counts.values())
         share = repeated / max(1, len(grams))
@@ -241,8 +411,11 @@ def similar_questions(questions: list[str], config: GateConfig) -> tuple[str, st
 def _forbidden(text: str, config: GateConfig) -> list[str]:
     found = leak_problems(text)
     lowered = text.lower()
-    found += [f"mentions '{p}'" for p in config.extra_forbidden
-              if re.search(r"(?<!\w)" + re.escape(p.lower()) + r"(?!\w)", lowered)]
+    found += [
+        f"mentions '{p}'"
+        for p in config.extra_forbidden
+        if re.search(r"(?<!\w)" + re.escape(p.lower()) + r"(?!\w)", lowered)
+    ]
     return found
 
 
@@ -275,7 +448,9 @@ def exchanges_of(record: dict[str, Any], description_answers: bool = False) -> l
 
 
 def check_exchanges(
-    exchanges: list[Exchange], config: GateConfig, finish_reasons: Iterable[tuple[str, str | None]] = (),
+    exchanges: list[Exchange],
+    config: GateConfig,
+    finish_reasons: Iterable[tuple[str, str | None]] = (),
 ) -> list[GateFailure]:
     """Every gate failure of one unit's exchanges; ``finish_reasons`` pairs a reply's text with its finish reason."""
     if not config.enabled:
@@ -323,7 +498,10 @@ def check_exchanges(
 
 
 def gate_records(
-    records: list[dict[str, Any]], config: GateConfig, describes: bool = False, cut_replies: Iterable[str] = (),
+    records: list[dict[str, Any]],
+    config: GateConfig,
+    describes: bool = False,
+    cut_replies: Iterable[str] = (),
 ) -> tuple[list[dict[str, Any]], list[tuple[dict[str, Any], list[GateFailure]]]]:
     """Split one unit's records into (kept, [(rejected record, its failures)]).
 

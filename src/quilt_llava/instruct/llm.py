@@ -173,8 +173,12 @@ class _FatalError(Exception):
 
 def cache_key(model: str, messages: Sequence[dict[str, Any]], params: dict[str, Any]) -> str:
     """Stable hash of what determines a reply."""
-    blob = json.dumps({"model": model, "messages": list(messages), "params": params},
-                      sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    blob = json.dumps(
+        {"model": model, "messages": list(messages), "params": params},
+        sort_keys=True,
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
@@ -269,8 +273,16 @@ class ResponseCache:
 
 
 def _empty_stats() -> dict[str, float]:
-    return {"calls": 0, "cached": 0, "failures": 0, "retries": 0, "failovers": 0,
-            "prompt_tokens": 0, "completion_tokens": 0, "cost_usd": 0.0}
+    return {
+        "calls": 0,
+        "cached": 0,
+        "failures": 0,
+        "retries": 0,
+        "failovers": 0,
+        "prompt_tokens": 0,
+        "completion_tokens": 0,
+        "cost_usd": 0.0,
+    }
 
 
 class LLMClient:
@@ -303,8 +315,10 @@ class LLMClient:
 
     def __repr__(self) -> str:
         c = self.config
-        return (f"LLMClient(base_url={c.base_url!r}, model={c.model!r}, api_key_env={c.api_key_env!r}, "
-                f"key_set={bool(self._key)}, concurrency={c.concurrency})")
+        return (
+            f"LLMClient(base_url={c.base_url!r}, model={c.model!r}, api_key_env={c.api_key_env!r}, "
+            f"key_set={bool(self._key)}, concurrency={c.concurrency})"
+        )
 
     # -- public API ---------------------------------------------------------------
 
@@ -350,8 +364,9 @@ class LLMClient:
         pending = self._inflight.get(ckey)
         if pending is not None:
             shared = await asyncio.shield(pending)
-            return ChatResult(result_key, shared.text, shared.error, shared.cached, dict(shared.usage),
-                              shared.finish_reason)
+            return ChatResult(
+                result_key, shared.text, shared.error, shared.cached, dict(shared.usage), shared.finish_reason
+            )
         future: asyncio.Future[ChatResult] = asyncio.get_running_loop().create_future()
         self._inflight[ckey] = future
         try:
@@ -363,8 +378,9 @@ class LLMClient:
             raise
         finally:
             self._inflight.pop(ckey, None)
-        return ChatResult(result_key, result.text, result.error, result.cached, dict(result.usage),
-                          result.finish_reason)
+        return ChatResult(
+            result_key, result.text, result.error, result.cached, dict(result.usage), result.finish_reason
+        )
 
     async def arun(
         self,
@@ -427,13 +443,17 @@ class LLMClient:
 
     def cost(self, prompt_tokens: float, completion_tokens: float) -> float:
         c = self.config
-        return ((c.price_prompt_per_1k or 0.0) * prompt_tokens + (c.price_completion_per_1k or 0.0) * completion_tokens) / 1000.0
+        return (
+            (c.price_prompt_per_1k or 0.0) * prompt_tokens + (c.price_completion_per_1k or 0.0) * completion_tokens
+        ) / 1000.0
 
     def summary_line(self) -> str:
         s = self.stats
-        line = (f"{int(s['calls'])} calls, {int(s['cached'])} cached, {int(s['failures'])} failed, "
-                f"{int(s['retries'])} retries; tokens: {int(s['prompt_tokens'])} prompt + "
-                f"{int(s['completion_tokens'])} completion")
+        line = (
+            f"{int(s['calls'])} calls, {int(s['cached'])} cached, {int(s['failures'])} failed, "
+            f"{int(s['retries'])} retries; tokens: {int(s['prompt_tokens'])} prompt + "
+            f"{int(s['completion_tokens'])} completion"
+        )
         if self.config.price_prompt_per_1k is not None or self.config.price_completion_per_1k is not None:
             line += f"; cost ${s['cost_usd']:.4f}"
         if len(self.endpoints) > 1:
@@ -482,7 +502,7 @@ class LLMClient:
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
             return min(retry_after, self.config.retry_after_max_s) * random.uniform(1.0, 1.1)
-        ceiling = min(self.config.backoff_max_s, self.config.backoff_base_s * 2 ** attempt)
+        ceiling = min(self.config.backoff_max_s, self.config.backoff_base_s * 2**attempt)
         return random.uniform(0.5, 1.0) * ceiling  # jitter spreads out synchronized retries
 
     async def _wait_for_rate_limit(self) -> None:
@@ -507,15 +527,21 @@ class LLMClient:
                         text, usage, finish = await self._post(body, endpoint.url)
             except _RetryableError as exc:
                 last_error = self.redact(str(exc))
-                if (exc.endpoint_down and endpoint is not None and self.endpoints.mark_down(endpoint, last_error)
-                        and failovers < 2 * len(self.endpoints)):
+                if (
+                    exc.endpoint_down
+                    and endpoint is not None
+                    and self.endpoints.mark_down(endpoint, last_error)
+                    and failovers < 2 * len(self.endpoints)
+                ):
                     failovers += 1  # another endpoint is up: send it there now; not one of the retries
                     self._bump("failovers")
                     continue
                 if exc.retry_after is not None:
                     # The server asked everyone to wait: hold back every request, not just this one.
                     loop = asyncio.get_running_loop()
-                    self._pause_until = max(self._pause_until, loop.time() + min(exc.retry_after, self.config.retry_after_max_s))
+                    self._pause_until = max(
+                        self._pause_until, loop.time() + min(exc.retry_after, self.config.retry_after_max_s)
+                    )
                 if attempt >= self.config.max_retries:
                     break
                 delay = self._backoff(attempt, exc.retry_after)
@@ -544,19 +570,22 @@ class LLMClient:
         try:
             resp = await self._http.post(self.url_for(base_url), json=body, headers=self._headers())
         except httpx.TimeoutException as exc:
-            raise _RetryableError(f"timed out after {self.config.timeout_s:g}s at {base_url} ({type(exc).__name__})",
-                                  endpoint_down=True) from None
+            raise _RetryableError(
+                f"timed out after {self.config.timeout_s:g}s at {base_url} ({type(exc).__name__})", endpoint_down=True
+            ) from None
         except httpx.TransportError as exc:
             detail = _clip(self.redact(str(exc)), 300)
-            raise _RetryableError(f"connection error to {base_url}: {type(exc).__name__}: {detail}",
-                                  endpoint_down=True) from None
+            raise _RetryableError(
+                f"connection error to {base_url}: {type(exc).__name__}: {detail}", endpoint_down=True
+            ) from None
         if resp.status_code != 200:
             # Scrub the whole text first: clipping first could cut a long key in two and let half escape.
             detail = _clip(self.redact(_error_detail(resp)), 300)
             message = f"HTTP {resp.status_code} from {base_url}: {detail}"
             if resp.status_code in RETRY_STATUSES:
-                raise _RetryableError(message, parse_retry_after(resp.headers.get("retry-after")),
-                                      endpoint_down=resp.status_code >= 500)
+                raise _RetryableError(
+                    message, parse_retry_after(resp.headers.get("retry-after")), endpoint_down=resp.status_code >= 500
+                )
             raise _FatalError(message)
         try:
             data = resp.json()
@@ -565,12 +594,16 @@ class LLMClient:
             finish = choice.get("finish_reason")
         except (ValueError, KeyError, IndexError, TypeError):
             raise _RetryableError(
-                f"unreadable reply (not a chat completion): {_clip(self.redact(resp.text), 200)!r}") from None
+                f"unreadable reply (not a chat completion): {_clip(self.redact(resp.text), 200)!r}"
+            ) from None
         if not isinstance(text, str):
             raise _RetryableError("reply has no text content")
         usage_raw = data.get("usage") or {}
-        usage = {k: int(usage_raw[k]) for k in ("prompt_tokens", "completion_tokens", "total_tokens")
-                 if isinstance(usage_raw.get(k), (int, float))}
+        usage = {
+            k: int(usage_raw[k])
+            for k in ("prompt_tokens", "completion_tokens", "total_tokens")
+            if isinstance(usage_raw.get(k), (int, float))
+        }
         return text, usage, finish if isinstance(finish, str) else None
 
 
@@ -600,8 +633,13 @@ def read_api_key(env_var: str | None) -> str:
     key = os.environ.get(env_var, "").strip()
     bad = [c for c in key if ord(c) < 0x20 or ord(c) == 0x7F or ord(c) > 0x7E]
     if bad:
-        kinds = sorted({"control characters" if ord(c) < 0x20 or ord(c) == 0x7F else "non-ASCII characters"
-                        for c in bad})
-        raise ConfigError([f"the API key in ${env_var} contains {' and '.join(kinds)} "
-                           f"(a stray quote, line break or typographic character?); set it again to the plain key"])
+        kinds = sorted(
+            {"control characters" if ord(c) < 0x20 or ord(c) == 0x7F else "non-ASCII characters" for c in bad}
+        )
+        raise ConfigError(
+            [
+                f"the API key in ${env_var} contains {' and '.join(kinds)} "
+                f"(a stray quote, line break or typographic character?); set it again to the plain key"
+            ]
+        )
     return key

@@ -93,48 +93,115 @@ class EndpointOptions:
 
         first, *more = self.base_urls()
         return LLMConfig(
-            base_url=first, extra_base_urls=more, model=model or self.model, api_key_env=self.api_key_env or None,
-            temperature=self.temperature, max_tokens=self.max_tokens, concurrency=self.concurrency,
-            max_retries=self.max_retries, timeout_s=self.timeout_s, backoff_base_s=self.backoff_s,
-            cache_path=self.cache_path(out), cache_read_only=self.dry_run, api_version=self.api_version,
-            price_prompt_per_1k=self.price_prompt, price_completion_per_1k=self.price_completion,
+            base_url=first,
+            extra_base_urls=more,
+            model=model or self.model,
+            api_key_env=self.api_key_env or None,
+            temperature=self.temperature,
+            max_tokens=self.max_tokens,
+            concurrency=self.concurrency,
+            max_retries=self.max_retries,
+            timeout_s=self.timeout_s,
+            backoff_base_s=self.backoff_s,
+            cache_path=self.cache_path(out),
+            cache_read_only=self.dry_run,
+            api_version=self.api_version,
+            price_prompt_per_1k=self.price_prompt,
+            price_completion_per_1k=self.price_completion,
         )
 
 
 def _params() -> list[tuple[str, Any, Any]]:
     """(field name, annotation, typer option) for every :class:`EndpointOptions` field."""
     return [
-        ("base_url", list[str], typer.Option([DEFAULT_BASE_URL], "--base-url", envvar=ENV_BASE_URL,
-                                             help="OpenAI-compatible endpoint (OpenAI, Azure deployment URL, vLLM, "
-                                                  "Ollama, llama.cpp). Repeat it for several servers of one model: "
-                                                  "each request goes to the least busy one that is up.")),
-        ("endpoints", Path | None, typer.Option(None, "--endpoints",
-                                                help="File of further endpoint base URLs, one a line "
-                                                     "(used with the --base-url ones).")),
-        ("model", str, typer.Option(DEFAULT_MODEL, "--model", "--llm-model", envvar=ENV_MODEL,
-                                    help="LLM (or Azure deployment) name.")),
-        ("api_key_env", str, typer.Option(DEFAULT_KEY_ENV, "--api-key-env",
-                                          help="Name of the environment variable holding the API key "
-                                               "('' for none).")),
-        ("api_version", str | None, typer.Option(None, "--api-version",
-                                                 help="Azure OpenAI api-version (sends an api-key header).")),
+        (
+            "base_url",
+            list[str],
+            typer.Option(
+                [DEFAULT_BASE_URL],
+                "--base-url",
+                envvar=ENV_BASE_URL,
+                help="OpenAI-compatible endpoint (OpenAI, Azure deployment URL, vLLM, "
+                "Ollama, llama.cpp). Repeat it for several servers of one model: "
+                "each request goes to the least busy one that is up.",
+            ),
+        ),
+        (
+            "endpoints",
+            Path | None,
+            typer.Option(
+                None,
+                "--endpoints",
+                help="File of further endpoint base URLs, one a line (used with the --base-url ones).",
+            ),
+        ),
+        (
+            "model",
+            str,
+            typer.Option(
+                DEFAULT_MODEL, "--model", "--llm-model", envvar=ENV_MODEL, help="LLM (or Azure deployment) name."
+            ),
+        ),
+        (
+            "api_key_env",
+            str,
+            typer.Option(
+                DEFAULT_KEY_ENV,
+                "--api-key-env",
+                help="Name of the environment variable holding the API key ('' for none).",
+            ),
+        ),
+        (
+            "api_version",
+            str | None,
+            typer.Option(None, "--api-version", help="Azure OpenAI api-version (sends an api-key header)."),
+        ),
         ("temperature", float, typer.Option(defaults.TEMPERATURE, "--temperature", help="Sampling temperature.")),
         ("max_tokens", int, typer.Option(defaults.MAX_TOKENS, "--max-tokens", min=1, help="Most tokens per reply.")),
-        ("concurrency", int, typer.Option(defaults.CONCURRENCY, "--concurrency", "-c", min=1, help="Requests in flight at once, per endpoint.")),
-        ("max_retries", int, typer.Option(defaults.MAX_RETRIES, "--max-retries", min=0,
-                                          help="Retries on rate limits, server errors and timeouts.")),
+        (
+            "concurrency",
+            int,
+            typer.Option(
+                defaults.CONCURRENCY, "--concurrency", "-c", min=1, help="Requests in flight at once, per endpoint."
+            ),
+        ),
+        (
+            "max_retries",
+            int,
+            typer.Option(
+                defaults.MAX_RETRIES, "--max-retries", min=0, help="Retries on rate limits, server errors and timeouts."
+            ),
+        ),
         ("timeout_s", float, typer.Option(defaults.TIMEOUT_S, "--timeout", help="Seconds per request.")),
-        ("backoff_s", float, typer.Option(defaults.BACKOFF_S, "--backoff", help="First retry delay in seconds (doubles each retry).")),
+        (
+            "backoff_s",
+            float,
+            typer.Option(defaults.BACKOFF_S, "--backoff", help="First retry delay in seconds (doubles each retry)."),
+        ),
         # No square brackets here: rich help would read "[default: ...]" as markup and drop it.
-        ("cache", Path | None, typer.Option(None, "--cache", help=f"SQLite response cache (default: {CACHE_NAME} "
-                                                                  "in the output's folder).")),
+        (
+            "cache",
+            Path | None,
+            typer.Option(
+                None, "--cache", help=f"SQLite response cache (default: {CACHE_NAME} in the output's folder)."
+            ),
+        ),
         ("no_cache", bool, typer.Option(False, "--no-cache", help="Do not read or write a response cache.")),
-        ("price_prompt", float | None, typer.Option(None, "--price-prompt",
-                                                    help="USD per 1k prompt tokens, for the cost line.")),
-        ("price_completion", float | None, typer.Option(None, "--price-completion",
-                                                        help="USD per 1k completion tokens.")),
-        ("dry_run", bool, typer.Option(False, "--dry-run",
-                                       help="Report the calls and tokens needed; send nothing, write nothing.")),
+        (
+            "price_prompt",
+            float | None,
+            typer.Option(None, "--price-prompt", help="USD per 1k prompt tokens, for the cost line."),
+        ),
+        (
+            "price_completion",
+            float | None,
+            typer.Option(None, "--price-completion", help="USD per 1k completion tokens."),
+        ),
+        (
+            "dry_run",
+            bool,
+            typer.Option(False, "--dry-run", help="Report the calls and tokens needed; send nothing, write nothing."),
+        ),
     ]
 
 
@@ -148,8 +215,10 @@ def with_endpoint_options(func: Callable[..., Any]) -> Callable[..., Any]:
     prefix = "llm_opt_"  # keeps the added parameter names clear of the command's own
     sig = inspect.signature(func)
     own = [p for p in sig.parameters.values() if p.name != "endpoint"]
-    added = [inspect.Parameter(prefix + name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=ann)
-             for name, ann, option in specs]
+    added = [
+        inspect.Parameter(prefix + name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=ann)
+        for name, ann, option in specs
+    ]
     own_kw = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own]
 
     @functools.wraps(func)

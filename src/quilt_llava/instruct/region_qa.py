@@ -156,7 +156,9 @@ def split_segments(rows: list[dict[str, Any]], eval_fraction: float, seed: int) 
     return set(keys[:n_eval])
 
 
-def _crop_boxes(box_px: tuple[int, int, int, int], n: int, cfg: RegionQAConfig, rng: random.Random) -> list[tuple[int, int, int, int]]:
+def _crop_boxes(
+    box_px: tuple[int, int, int, int], n: int, cfg: RegionQAConfig, rng: random.Random
+) -> list[tuple[int, int, int, int]]:
     x0, y0, x1, y1 = box_px
     bw, bh = x1 - x0, y1 - y0
     short = min(bw, bh)
@@ -191,8 +193,16 @@ def build_region_qa(
     return result
 
 
-def _add_segment(row: dict[str, Any], narratives_dir: Path, out_dir: Path, is_eval: bool, config: RegionQAConfig,
-                 rng: random.Random, result: RegionQAResult, counts: Counter[str]) -> None:
+def _add_segment(
+    row: dict[str, Any],
+    narratives_dir: Path,
+    out_dir: Path,
+    is_eval: bool,
+    config: RegionQAConfig,
+    rng: random.Random,
+    result: RegionQAResult,
+    counts: Counter[str],
+) -> None:
     """Crops and records of one segment's labelled clusters (``rng`` is drawn in a fixed order)."""
     key = segment_key(row)
     image_path = narratives_dir / row["image"]
@@ -213,15 +223,25 @@ def _add_segment(row: dict[str, Any], narratives_dir: Path, out_dir: Path, is_ev
             result.skipped_clusters.append({"segment": key, "cluster": str(ci), "reason": "box too small"})
             continue
         counts[label] += 1
-        provenance = {"video_id": row["video_id"], "segment_id": row["segment_id"], "cluster": ci,
-                      "label": label, "box": cluster["box"], "generator": "region_qa"}
+        provenance = {
+            "video_id": row["video_id"],
+            "segment_id": row["segment_id"],
+            "cluster": ci,
+            "label": label,
+            "box": cluster["box"],
+            "generator": "region_qa",
+        }
         questions = _questions_for(label, config)
         n = config.eval_crops_per_cluster if is_eval else config.crops_per_cluster
         for k, crop in enumerate(_crop_boxes(box_px, n, config, rng)):
             stem = f"{row['video_id']}_{row['segment_id']}_c{ci}_{k}".replace("/", "_")
             rel = f"crops/{stem}.png"
-            _save_patch(image.crop(crop), out_dir / rel, mirror=not is_eval and rng.random() < 0.5,
-                        max_side=config.max_saved_side)
+            _save_patch(
+                image.crop(crop),
+                out_dir / rel,
+                mirror=not is_eval and rng.random() < 0.5,
+                max_side=config.max_saved_side,
+            )
             if is_eval:
                 result.eval_questions.extend(_eval_items(stem, rel, questions, provenance))
             else:
@@ -249,41 +269,62 @@ def _save_patch(patch: Image.Image, path: Path, mirror: bool, max_side: int | No
         patch.save(fh, format="PNG")
 
 
-def _eval_items(stem: str, rel: str, questions: list[tuple[str, str, str, str | None]],
-                provenance: dict[str, Any]) -> list[dict[str, Any]]:
+def _eval_items(
+    stem: str, rel: str, questions: list[tuple[str, str, str, str | None]], provenance: dict[str, Any]
+) -> list[dict[str, Any]]:
     items = []
     for qi, (q, a, qtype, yn) in enumerate(questions):
-        item = {"question_id": f"{stem}_q{qi}", "image": rel, "question": q, "answer": a, "answer_type": qtype,
-                **provenance}
+        item = {
+            "question_id": f"{stem}_q{qi}",
+            "image": rel,
+            "question": q,
+            "answer": a,
+            "answer_type": qtype,
+            **provenance,
+        }
         if yn is not None:
             item["yes_no_answer"] = yn
         items.append(item)
     return items
 
 
-def _add_training_records(result: RegionQAResult, stem: str, rel: str, words: str,
-                          questions: list[tuple[str, str, str, str | None]], provenance: dict[str, Any]) -> None:
-    result.align_records.append({
-        "id": f"{stem}_align", "image": rel,
-        "conversations": [
-            {"from": "human", "value": "<image>\nDescribe this region briefly."},
-            {"from": "gpt", "value": words},
-        ],
-        **provenance,
-    })
-    for qi, (q, a, qtype, _) in enumerate(questions):
-        result.train_records.append({
-            "id": f"{stem}_q{qi}", "image": rel,
+def _add_training_records(
+    result: RegionQAResult,
+    stem: str,
+    rel: str,
+    words: str,
+    questions: list[tuple[str, str, str, str | None]],
+    provenance: dict[str, Any],
+) -> None:
+    result.align_records.append(
+        {
+            "id": f"{stem}_align",
+            "image": rel,
             "conversations": [
-                {"from": "human", "value": f"<image>\n{q}"},
-                {"from": "gpt", "value": a},
+                {"from": "human", "value": "<image>\nDescribe this region briefly."},
+                {"from": "gpt", "value": words},
             ],
-            "answer_type": qtype,
             **provenance,
-        })
+        }
+    )
+    for qi, (q, a, qtype, _) in enumerate(questions):
+        result.train_records.append(
+            {
+                "id": f"{stem}_q{qi}",
+                "image": rel,
+                "conversations": [
+                    {"from": "human", "value": f"<image>\n{q}"},
+                    {"from": "gpt", "value": a},
+                ],
+                "answer_type": qtype,
+                **provenance,
+            }
+        )
 
 
-def majority_predictions(train_records: list[dict[str, Any]], eval_questions: list[dict[str, Any]]) -> list[dict[str, str]]:
+def majority_predictions(
+    train_records: list[dict[str, Any]], eval_questions: list[dict[str, Any]]
+) -> list[dict[str, str]]:
     """The majority baseline as predictions: for each evaluation question, the answer given
     most often to the same question text in training (score them like a model's)."""
     per_question: dict[str, Counter[str]] = {}
@@ -299,8 +340,9 @@ def majority_predictions(train_records: list[dict[str, Any]], eval_questions: li
     return preds
 
 
-def write_region_qa(narratives: str | Path, out_dir: str | Path, config: RegionQAConfig,
-                    seed: int | None = None) -> dict[str, Any]:
+def write_region_qa(
+    narratives: str | Path, out_dir: str | Path, config: RegionQAConfig, seed: int | None = None
+) -> dict[str, Any]:
     """Everything a two-stage run needs, under ``out_dir`` (all image paths relative to it):
 
     - ``align.jsonl``: stage-1 records, the training segments' images (copied to
@@ -326,7 +368,12 @@ def write_region_qa(narratives: str | Path, out_dir: str | Path, config: RegionQ
     write_jsonl(out_dir / "train.jsonl", res.train_records)
     write_jsonl(out_dir / "eval_questions.jsonl", res.eval_questions)
     write_json(out_dir / "held_out.json", sorted(held))
-    summary = {**res.summary(), "segment_align_records": len(segment_align), "out": str(out_dir),
-               "bad_input_rows": len(problems), "problems": problems}
+    summary = {
+        **res.summary(),
+        "segment_align_records": len(segment_align),
+        "out": str(out_dir),
+        "bad_input_rows": len(problems),
+        "problems": problems,
+    }
     write_json(out_dir / "summary.json", summary)
     return summary

@@ -36,23 +36,38 @@ _DEC = r"-?(?:\d+\.\d+|\.\d+)"
 _LEAK_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("mentions a caption", re.compile(r"\bcaptions?\b", re.I)),
     ("mentions 'the text'", re.compile(r"\b(?:the|this|that|given|provided)\s+(?:given\s+|provided\s+)?text\b", re.I)),
-    ("mentions a description it was given", re.compile(
-        r"\b(?:the|this|that|given|provided|above|image|slide)\s+(?:given\s+|provided\s+)?descriptions?\b"
-        r"|\bas\s+(?:(?:was|is|previously|already|just)\s+)?(?:described|stated|mentioned|noted|explained|said)\b",
-        re.I)),
-    ("mentions a transcript or narration", re.compile(
-        r"\b(?:transcripts?|transcribed|narration|narrator|narrated|narrative|speaker|presenter|lecturer)\b", re.I)),
+    (
+        "mentions a description it was given",
+        re.compile(
+            r"\b(?:the|this|that|given|provided|above|image|slide)\s+(?:given\s+|provided\s+)?descriptions?\b"
+            r"|\bas\s+(?:(?:was|is|previously|already|just)\s+)?(?:described|stated|mentioned|noted|explained|said)\b",
+            re.I,
+        ),
+    ),
+    (
+        "mentions a transcript or narration",
+        re.compile(
+            r"\b(?:transcripts?|transcribed|narration|narrator|narrated|narrative|speaker|presenter|lecturer)\b", re.I
+        ),
+    ),
     ("mentions the video", re.compile(r"\b(?:videos?|lectures?|recording|footage)\b", re.I)),
     # "the pathologist spoke to the audience", "as the instructor explains"
-    ("mentions the talk or its audience", re.compile(
-        r"\b(?:audience|viewers|listeners|spoke|speaking to|on screen|on the screen)\b"
-        r"|\b(?:pathologist|instructor|teacher|doctor|presenter)\s+(?:(?:is|was)\s+)?(?:says|said|explains|"
-        r"explained|explaining|mentions|mentioned|notes|noted|points|pointed|pointing|describes|described|"
-        r"describing|talks|talked|talking|speaking|shows|showed|showing|examined|examines|observed|found)\b", re.I)),
+    (
+        "mentions the talk or its audience",
+        re.compile(
+            r"\b(?:audience|viewers|listeners|spoke|speaking to|on screen|on the screen)\b"
+            r"|\b(?:pathologist|instructor|teacher|doctor|presenter)\s+(?:(?:is|was)\s+)?(?:says|said|explains|"
+            r"explained|explaining|mentions|mentioned|notes|noted|points|pointed|pointing|describes|described|"
+            r"describing|talks|talked|talking|speaking|shows|showed|showing|examined|examines|observed|found)\b",
+            re.I,
+        ),
+    ),
     ("mentions coordinates or boxes", re.compile(r"\b(?:coordinates?|bounding[- ]box(?:es)?|boxes|box)\b", re.I)),
     # [0.1, 0.2, 0.5, 0.6], (0.12, 0.3), [.5, .25]: 2-4 numbers in brackets, at least one a decimal.
-    ("contains a coordinate list", re.compile(
-        rf"[\[(]\s*(?=[^\])]*\d\.\d|[^\])]*\.\d){_NUM}(?:\s*[,;]\s*{_NUM}){{1,3}}\s*[\])]")),
+    (
+        "contains a coordinate list",
+        re.compile(rf"[\[(]\s*(?=[^\])]*\d\.\d|[^\])]*\.\d){_NUM}(?:\s*[,;]\s*{_NUM}){{1,3}}\s*[\])]"),
+    ),
     ("contains a coordinate list", re.compile(rf"(?<![\w.]){_DEC}(?:\s*,\s*{_DEC}){{2,3}}(?![\w.])")),
     ("contains x/y coordinates", re.compile(rf"\b[xy][01]?\s*[=:]\s*{_NUM}", re.I)),
 )
@@ -73,7 +88,7 @@ def parse_json_object(text: str) -> dict[str, Any]:
         if start < 0 or end <= start:
             raise ReplyError("the reply is not a JSON object", NOT_JSON) from None
         try:
-            obj = json.loads(body[start:end + 1])
+            obj = json.loads(body[start : end + 1])
         except json.JSONDecodeError as exc:
             raise ReplyError(f"the reply is not valid JSON ({exc.msg} at character {exc.pos})", NOT_JSON) from None
     if not isinstance(obj, dict):
@@ -122,7 +137,7 @@ def yes_no(value: Any, key: str) -> bool:
         return value
     if isinstance(value, str) and value.strip().lower().rstrip(".") in ("yes", "no"):
         return value.strip().lower().startswith("y")
-    raise ReplyError(f"'{key}' must be \"yes\" or \"no\"")
+    raise ReplyError(f'\'{key}\' must be "yes" or "no"')
 
 
 def parse_qa_pairs(text: str, min_pairs: int, max_pairs: int) -> list[tuple[str, str]]:

@@ -22,7 +22,41 @@ from quilt_llava.instruct.gates import GateConfig, exchanges_of, repetition_prob
 
 # Words that place something in the image (the grounding the cursor boxes stand for).
 POSITION_WORDS = frozenset(
-    ["left", "right", "upper", "lower", "top", "bottom", "centre", "center", "central", "middle", "corner", "edge", "edges", "periphery", "peripheral", "side", "sides", "above", "below", "beneath", "near", "adjacent", "next", "surrounding", "around", "between", "across", "along", "border", "margin", "quadrant", "half"])
+    [
+        "left",
+        "right",
+        "upper",
+        "lower",
+        "top",
+        "bottom",
+        "centre",
+        "center",
+        "central",
+        "middle",
+        "corner",
+        "edge",
+        "edges",
+        "periphery",
+        "peripheral",
+        "side",
+        "sides",
+        "above",
+        "below",
+        "beneath",
+        "near",
+        "adjacent",
+        "next",
+        "surrounding",
+        "around",
+        "between",
+        "across",
+        "along",
+        "border",
+        "margin",
+        "quadrant",
+        "half",
+    ]
+)
 PERCENTILES = (0, 10, 25, 50, 75, 90, 100)
 
 
@@ -68,7 +102,7 @@ def report(out: str | Path, gates: GateConfig | None = None) -> dict[str, Any]:
     trigram_shares = []
     for a in answers:
         toks = words(a)
-        grams = [tuple(toks[i:i + 3]) for i in range(len(toks) - 2)]
+        grams = [tuple(toks[i : i + 3]) for i in range(len(toks) - 2)]
         if grams:
             trigram_shares.append(1 - len(set(grams)) / len(grams))
     looping = sum(1 for a in answers if repetition_problem(a, gates))
@@ -111,8 +145,8 @@ def human_lines(stats: dict[str, Any]) -> str:
         f"{stats['file']}: {stats['records']} records, {stats['answers']} answers, "
         f"{stats['distinct_questions']}/{stats['questions']} distinct questions",
         f"rejects: {stats['rejects']} ({reasons})",
-        "answer words: mean {mean}".format(**lw) + (
-            ", " + ", ".join(f"{k} {v}" for k, v in lw.items() if k != "mean") if len(lw) > 1 else ""),
+        "answer words: mean {mean}".format(**lw)
+        + (", " + ", ".join(f"{k} {v}" for k, v in lw.items() if k != "mean") if len(lw) > 1 else ""),
         f"repetition: mean repeated-trigram share {rep['mean_repeated_trigram_share']}, "
         f"max {rep['max_repeated_trigram_share']}, {rep['answers_failing_repetition_gate']} answers fail the gate",
         f"vocabulary: {voc['distinct_words']} distinct words of {voc['tokens']} "

@@ -123,18 +123,28 @@ def _header(options: InstructOptions, gen: Generator, structured: bool) -> dict[
     The gates are not in it: they are applied when the output is written, so a re-run
     with other thresholds (or --no-gates) reuses every finished unit.
     """
-    return {"generator": gen.name, "prompt_version": gen.prompt_version, "structured": structured,
-            "model": options.llm.model if gen.uses_llm else None,
-            # temperature, max_tokens and any extra request parameters
-            "llm_params": options.llm.default_params() if gen.uses_llm else None,
-            "seed": options.seed, "caption": options.caption,
-            "inputs": {"diagnoses": _file_id(options.diagnoses),
-                       "medical_filter": _file_id(options.medical_filter),
-                       "questions": _file_id(options.questions)}}
+    return {
+        "generator": gen.name,
+        "prompt_version": gen.prompt_version,
+        "structured": structured,
+        "model": options.llm.model if gen.uses_llm else None,
+        # temperature, max_tokens and any extra request parameters
+        "llm_params": options.llm.default_params() if gen.uses_llm else None,
+        "seed": options.seed,
+        "caption": options.caption,
+        "inputs": {
+            "diagnoses": _file_id(options.diagnoses),
+            "medical_filter": _file_id(options.medical_filter),
+            "questions": _file_id(options.questions),
+        },
+    }
 
 
 def _read_journal(
-    options: InstructOptions, header: dict[str, Any], output: Output, discard_foreign: bool = True,
+    options: InstructOptions,
+    header: dict[str, Any],
+    output: Output,
+    discard_foreign: bool = True,
 ) -> dict[str, dict[str, Any]]:
     """Finished units from an earlier run of the same job (last line per unit wins).
 
@@ -150,8 +160,11 @@ def _read_journal(
         if first:
             first = False
             if row.get("_header") != header:
-                changed = sorted(k for k in set(header) | set(row.get("_header") or {})
-                                 if header.get(k) != (row.get("_header") or {}).get(k))
+                changed = sorted(
+                    k
+                    for k in set(header) | set(row.get("_header") or {})
+                    if header.get(k) != (row.get("_header") or {}).get(k)
+                )
                 action = "starting over" if discard_foreign else "a real run would start over"
                 output.warn(f"{path} is from a different job (changed: {', '.join(changed) or 'header'}); {action}")
                 if discard_foreign:
@@ -202,8 +215,11 @@ def run_instruct(options: InstructOptions, output: Output | None = None) -> dict
             journal = _read_journal(options, header, output)
             done = {u.id for u in units if journal.get(u.id, {}).get("status") in DONE_STATUSES}
             pending = [u for u in units if u.id not in done]
-            prep = (asyncio.run(_process(options, gen, pending, client, header, journal, output, structured))
-                    if pending else {})
+            prep = (
+                asyncio.run(_process(options, gen, pending, client, header, journal, output, structured))
+                if pending
+                else {}
+            )
             summary = _finish(options, gen, units, journal, client, prep, len(done), len(bad_rows), output)
             if gen.uses_llm and gen.wants_json:
                 summary["structured"] = structured_detail
@@ -216,7 +232,11 @@ def run_instruct(options: InstructOptions, output: Output | None = None) -> dict
 
 
 def _structured_mode(
-    options: InstructOptions, gen: Generator, client: LLMClient | None, has_units: bool, output: Output,
+    options: InstructOptions,
+    gen: Generator,
+    client: LLMClient | None,
+    has_units: bool,
+    output: Output,
 ) -> tuple[bool, str]:
     """Whether this run sends response_format schemas, and why (probing the endpoint in ``auto``)."""
     if client is None or not gen.wants_json or options.structured == "off":
@@ -313,8 +333,16 @@ class _Tally:
         elif entry["status"] != "ok":
             code = entry.get("reason_code") or ("call_failed" if entry["status"] == "failed" else "rejected")
             self.by_reason[code] += 1
-            self.rejects.append({"unit": unit_id, "generator": self.generator, "status": entry["status"],
-                                 "reason_code": code, "reason": entry.get("reason"), "raw": entry.get("raw")})
+            self.rejects.append(
+                {
+                    "unit": unit_id,
+                    "generator": self.generator,
+                    "status": entry["status"],
+                    "reason_code": code,
+                    "reason": entry.get("reason"),
+                    "raw": entry.get("raw"),
+                }
+            )
 
     def _add_gated(self, unit_id: str, entry: dict[str, Any]) -> str:
         """Keep the records that pass the gates; the unit counts as rejected if none does."""
@@ -323,9 +351,17 @@ class _Tally:
         for record, failures in failed:
             self.gated += 1
             self.by_reason[failures[0].gate] += 1
-            self.rejects.append({"unit": unit_id, "generator": self.generator, "status": "gated",
-                                 "reason_code": failures[0].gate, "gates": sorted({f.gate for f in failures}),
-                                 "reason": "; ".join(str(f) for f in failures), "record": record})
+            self.rejects.append(
+                {
+                    "unit": unit_id,
+                    "generator": self.generator,
+                    "status": "gated",
+                    "reason_code": failures[0].gate,
+                    "gates": sorted({f.gate for f in failures}),
+                    "reason": "; ".join(str(f) for f in failures),
+                    "record": record,
+                }
+            )
         self.records.extend(kept)
         return "rejected" if failed and not kept else "ok"
 
@@ -423,8 +459,9 @@ def _dry_run(
         "bad_input_rows": bad_rows,
     }
     if client is not None and (options.llm.price_prompt_per_1k or options.llm.price_completion_per_1k):
-        summary["cost_usd_at_most"] = round(client.cost(prompt_tokens * (1 + (extra / max(1, len(needed)))),
-                                                        summary["completion_tokens_at_most"]), 4)
+        summary["cost_usd_at_most"] = round(
+            client.cost(prompt_tokens * (1 + (extra / max(1, len(needed)))), summary["completion_tokens_at_most"]), 4
+        )
     return summary
 
 
@@ -463,14 +500,32 @@ class GenerateOptions:
 
     def to_instruct_options(self) -> InstructOptions:
         out = Path(self.out)
-        llm = LLMConfig(base_url=self.base_url, model=self.model, api_key_env=self.api_key_env,
-                        temperature=self.temperature, max_tokens=self.max_tokens, concurrency=self.concurrency,
-                        max_retries=self.max_retries, timeout_s=self.timeout_s,
-                        cache_path=self.cache if self.cache is not None else default_cache_path(out))
-        return InstructOptions(generator=self.generator, narratives=Path(self.narratives), out=out, llm=llm,
-                               seed=self.seed, caption=self.caption, diagnoses=self.diagnoses,
-                               questions=self.questions, limit=self.limit, dry_run=self.dry_run,
-                               medical_filter=self.medical_filter, gates=self.gates, structured=self.structured)
+        llm = LLMConfig(
+            base_url=self.base_url,
+            model=self.model,
+            api_key_env=self.api_key_env,
+            temperature=self.temperature,
+            max_tokens=self.max_tokens,
+            concurrency=self.concurrency,
+            max_retries=self.max_retries,
+            timeout_s=self.timeout_s,
+            cache_path=self.cache if self.cache is not None else default_cache_path(out),
+        )
+        return InstructOptions(
+            generator=self.generator,
+            narratives=Path(self.narratives),
+            out=out,
+            llm=llm,
+            seed=self.seed,
+            caption=self.caption,
+            diagnoses=self.diagnoses,
+            questions=self.questions,
+            limit=self.limit,
+            dry_run=self.dry_run,
+            medical_filter=self.medical_filter,
+            gates=self.gates,
+            structured=self.structured,
+        )
 
 
 def run_generator(options: GenerateOptions | InstructOptions, output: Output | None = None) -> dict[str, Any]:

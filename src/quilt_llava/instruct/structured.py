@@ -28,8 +28,10 @@ PROBE_NAME = "quilt_llava_probe"
 PROBE_VALUE = {"probe": "quilt-llava-schema-check", "n": 417}
 PROBE_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "properties": {"probe": {"type": "string", "enum": [PROBE_VALUE["probe"]]},
-                   "n": {"type": "integer", "enum": [PROBE_VALUE["n"]]}},
+    "properties": {
+        "probe": {"type": "string", "enum": [PROBE_VALUE["probe"]]},
+        "n": {"type": "integer", "enum": [PROBE_VALUE["n"]]},
+    },
     "required": ["probe", "n"],
     "additionalProperties": False,
 }
@@ -43,8 +45,7 @@ def response_format(name: str, schema: dict[str, Any]) -> dict[str, Any]:
 
 def strict_object(properties: dict[str, Any]) -> dict[str, Any]:
     """An object schema in the strict form (every property required, no others allowed)."""
-    return {"type": "object", "properties": properties, "required": list(properties),
-            "additionalProperties": False}
+    return {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
 
 
 STRING = {"type": "string"}
@@ -80,8 +81,9 @@ async def _probe_request(client: LLMClient) -> ProbeResult:
     from quilt_llava.instruct.llm import LLMClient
 
     # No cache (the answer belongs to this server, not to the model name) and few retries.
-    config = dataclasses.replace(client.config, cache_path=None, max_retries=min(1, client.config.max_retries),
-                                 max_tokens=32, temperature=0.0)
+    config = dataclasses.replace(
+        client.config, cache_path=None, max_retries=min(1, client.config.max_retries), max_tokens=32, temperature=0.0
+    )
     probe_client = LLMClient(config, output=client.output, sleep=client._sleep)
     try:
         res = await probe_client.achat(PROBE_MESSAGES, response_format=response_format(PROBE_NAME, PROBE_SCHEMA))

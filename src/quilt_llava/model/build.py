@@ -148,8 +148,14 @@ def _build_tiny(spec: ModelSpec, sizes: TinySizes):
     model = LlavaForConditionalGeneration(config)
     if spec.projector_type == "linear":
         init_linear_projector(model)
-    processor = make_processor(tokenizer, make_image_processor(sizes.image_size), sizes.patch_size, strategy, has_cls=True,
-                               conv_template=spec.conv_template)
+    processor = make_processor(
+        tokenizer,
+        make_image_processor(sizes.image_size),
+        sizes.patch_size,
+        strategy,
+        has_cls=True,
+        conv_template=spec.conv_template,
+    )
     return model, processor
 
 
@@ -167,7 +173,9 @@ def _build_from_parts(spec: ModelSpec, dtype: Any):
     from quilt_llava.model.llama_tokenizer import load_tokenizer
 
     tower_cls = CLIPVisionModel if spec.vision_tower_type == "clip" else SiglipVisionModel
-    vision = hub_load("vision tower", spec.vision_tower, lambda: tower_cls.from_pretrained(spec.vision_tower, dtype=dtype))
+    vision = hub_load(
+        "vision tower", spec.vision_tower, lambda: tower_cls.from_pretrained(spec.vision_tower, dtype=dtype)
+    )
     llm = hub_load("LLM", spec.llm, lambda: AutoModelForCausalLM.from_pretrained(spec.llm, dtype=dtype))
     tokenizer = load_tokenizer(spec.llm)
     image_token_id = add_image_token(tokenizer, spec.image_token)
@@ -190,10 +198,15 @@ def _build_from_parts(spec: ModelSpec, dtype: Any):
         init_linear_projector(model)
     if len(tokenizer) != model.get_input_embeddings().weight.shape[0]:
         model.resize_token_embeddings(len(tokenizer), mean_resizing=True)
-    processor = make_processor(tokenizer, image_processor_for(spec.vision_tower, vcfg.image_size), vcfg.patch_size, spec.select_strategy, has_cls,
-                               conv_template=spec.conv_template)
+    processor = make_processor(
+        tokenizer,
+        image_processor_for(spec.vision_tower, vcfg.image_size),
+        vcfg.patch_size,
+        spec.select_strategy,
+        has_cls,
+        conv_template=spec.conv_template,
+    )
     return model, processor
-
 
 
 __all__ = [

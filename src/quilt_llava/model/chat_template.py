@@ -20,7 +20,8 @@ _CONTENT_MACRO = (
     "{%- macro content_of(m) -%}"
     "{%- if m['content'] is string -%}{{ m['content'] }}"
     "{%- else -%}"
-    "{%- for part in m['content'] if part['type'] == 'image' or part['type'] == 'image_url' -%}{{ '<image>\\n' }}{%- endfor -%}"
+    "{%- for part in m['content'] if part['type'] == 'image' or part['type'] == 'image_url' -%}{{ '<image>\\n' }}{%- "
+    "endfor -%}"
     "{%- for part in m['content'] if part['type'] == 'text' -%}{{ part['text'] }}{%- endfor -%}"
     "{%- endif -%}"
     "{%- endmacro -%}"
@@ -32,8 +33,15 @@ _CONTENT_MACRO = (
 )
 
 
-def _vicuna_like(system: str, user_prefix: str, assistant_prefix: str, turn_sep: str, answer_lead: str,
-                 assistant_end: str, system_in_first_turn: tuple[str, str] | None = None) -> str:
+def _vicuna_like(
+    system: str,
+    user_prefix: str,
+    assistant_prefix: str,
+    turn_sep: str,
+    answer_lead: str,
+    assistant_end: str,
+    system_in_first_turn: tuple[str, str] | None = None,
+) -> str:
     q = _quote
     if system_in_first_turn is None:
         system_part = f"{{%- if system -%}}{{{{ system }}}}{{{{ {q(turn_sep)} }}}}{{%- endif -%}}"
@@ -43,16 +51,12 @@ def _vicuna_like(system: str, user_prefix: str, assistant_prefix: str, turn_sep:
         system_part = ""
         first_turn = f"{{%- set ns.first = ({q(open_)} + system + {q(close)}) if system else '' -%}}"
     return (
-        _CONTENT_MACRO
-        + "{%- if messages and messages[0]['role'] == 'system' -%}"
+        _CONTENT_MACRO + "{%- if messages and messages[0]['role'] == 'system' -%}"
         "{%- set system = content_of(messages[0]) -%}{%- set turns = messages[1:] -%}"
         "{%- else -%}"
         f"{{%- set system = {q(system)} -%}}{{%- set turns = messages -%}}"
         "{%- endif -%}"
-        "{%- set ns = namespace(first='') -%}"
-        + first_turn
-        + system_part
-        + "{%- for m in turns -%}"
+        "{%- set ns = namespace(first='') -%}" + first_turn + system_part + "{%- for m in turns -%}"
         "{%- set expected = 'user' if loop.index0 % 2 == 0 else 'assistant' -%}"
         "{%- if m['role'] != expected -%}"
         "{{ raise_exception('conversation roles must alternate user/assistant starting with user') }}"
@@ -80,8 +84,9 @@ def jinja_for(name: str) -> str:
     t = TEMPLATES[name]
     if t.drop_user_text:
         raise ValueError(f"template '{name}' drops user text and is for training only; it has no chat form")
-    return _vicuna_like(t.system, t.user_prefix, t.assistant_prefix, t.turn_sep, t.answer_lead, t.assistant_end,
-                        t.system_in_first_turn)
+    return _vicuna_like(
+        t.system, t.user_prefix, t.assistant_prefix, t.turn_sep, t.answer_lead, t.assistant_end, t.system_in_first_turn
+    )
 
 
 def chat_template_for(name: str) -> str:

@@ -23,7 +23,9 @@ from quilt_llava.model.conversation import DEFAULT_TEMPLATE, TEMPLATES
 QUILT_JSON = "quilt_llava.json"
 
 
-def save_model_and_processor(model, processor, out_dir: str | os.PathLike[str], extra_meta: dict[str, Any] | None = None) -> None:
+def save_model_and_processor(
+    model, processor, out_dir: str | os.PathLike[str], extra_meta: dict[str, Any] | None = None
+) -> None:
     """Save weights, processor and ``quilt_llava.json`` in the Hugging Face layout.
 
     Everything is written into a temporary sibling folder first and each file is then
@@ -136,7 +138,6 @@ def load_model_and_processor(
     if processor.tokenizer.pad_token_id is not None and model.generation_config.pad_token_id is None:
         model.generation_config.pad_token_id = processor.tokenizer.pad_token_id
     return model, processor
-
 
 
 def resolve_conv_template(

@@ -51,10 +51,19 @@ ARCHITECTURES = {
 ARCH_TEMPLATES = {"mistral": "mistral_instruct"}
 SELECT_FEATURE = {"patch": "default", "cls_patch": "full"}
 # Buffers older transformers saved with the weights; recomputed at load, never parameters.
-DROPPED_BUFFERS = ("rotary_emb.inv_freq", "rotary_emb.cos_cached", "rotary_emb.sin_cached",
-                   "embeddings.position_ids")
-MM_KEYS = ("mm_", "image_aspect_ratio", "image_grid_pinpoints", "tune_mm", "freeze_mm", "unfreeze_mm",
-           "use_mm_proj", "mm_use", "tokenizer_padding_side", "tokenizer_model_max_length")
+DROPPED_BUFFERS = ("rotary_emb.inv_freq", "rotary_emb.cos_cached", "rotary_emb.sin_cached", "embeddings.position_ids")
+MM_KEYS = (
+    "mm_",
+    "image_aspect_ratio",
+    "image_grid_pinpoints",
+    "tune_mm",
+    "freeze_mm",
+    "unfreeze_mm",
+    "use_mm_proj",
+    "mm_use",
+    "tokenizer_padding_side",
+    "tokenizer_model_max_length",
+)
 
 
 @dataclass
@@ -115,7 +124,7 @@ def map_original_keys(state: dict[str, Any], projector_type: str) -> tuple[dict[
         if is_dropped_buffer(key):
             continue
         if key.startswith("model.mm_projector."):
-            rest = key[len("model.mm_projector."):]
+            rest = key[len("model.mm_projector.") :]
             if projector_type == "linear":
                 out[f"model.multi_modal_projector.linear_1.{rest}"] = value
             else:
@@ -127,11 +136,11 @@ def map_original_keys(state: dict[str, Any], projector_type: str) -> tuple[dict[
                 out[f"model.multi_modal_projector.{layer}.{param}"] = value
         elif key.startswith("model.vision_tower."):
             # Saved only when the tower was trained: model.vision_tower.vision_tower.vision_model.*
-            rest = key[len("model.vision_tower."):]
+            rest = key[len("model.vision_tower.") :]
             rest = rest.removeprefix("vision_tower.").removeprefix("vision_model.")
             vision[rest] = value
         elif key.startswith("model."):
-            out["model.language_model." + key[len("model."):]] = value
+            out["model.language_model." + key[len("model.") :]] = value
         elif key.startswith("lm_head."):
             out[key] = value
         else:
@@ -189,8 +198,11 @@ def _load_original_weights(model: Any, vision_model: Any, src: Path, projector_t
 
         init_linear_projector(model)
     missing, unexpected = model.load_state_dict(state, strict=False)
-    missing = [k for k in missing if not k.startswith("model.vision_tower.")
-               and not (projector_type == "linear" and "linear_2" in k)]
+    missing = [
+        k
+        for k in missing
+        if not k.startswith("model.vision_tower.") and not (projector_type == "linear" and "linear_2" in k)
+    ]
     model.model.vision_tower.load_state_dict(vision_model.state_dict())
     if vision_state:
         vision_result = model.model.vision_tower.load_state_dict(vision_state, strict=False)
@@ -228,17 +240,24 @@ def convert_llava_checkpoint(options: ConvertOptions) -> dict[str, Any]:
     src = Path(options.src)
     cfg, orig = _read_original_config(src, options)
     dtype = resolve_dtype(options.dtype)
-    text_fields = {k: v for k, v in cfg.items()
-                   if not k.startswith(MM_KEYS) and k not in ("architectures", "model_type", "transformers_version")}
+    text_fields = {
+        k: v
+        for k, v in cfg.items()
+        if not k.startswith(MM_KEYS) and k not in ("architectures", "model_type", "transformers_version")
+    }
     text_config = AutoConfig.for_model(ARCHITECTURES[orig.architecture], **text_fields)
     vision_model = hub_load("vision tower", orig.tower, lambda: CLIPVisionModel.from_pretrained(orig.tower))
     vcfg = vision_model.config
     tokenizer = load_tokenizer(src)
     image_token_id = add_image_token(tokenizer)
     spec = ModelSpec(
-        name=f"converted:{src.name}", vision_tower=orig.tower, llm=str(src), projector_type=orig.projector_type,
+        name=f"converted:{src.name}",
+        vision_tower=orig.tower,
+        llm=str(src),
+        projector_type=orig.projector_type,
         vision_feature_layer=int(cfg.get("mm_vision_select_layer", -2)),
-        vision_feature_select_strategy=SELECT_FEATURE[orig.select], conv_template=orig.conv_template,
+        vision_feature_select_strategy=SELECT_FEATURE[orig.select],
+        conv_template=orig.conv_template,
     )
     n_img = num_image_tokens(vcfg.image_size, vcfg.patch_size, spec.select_strategy, has_cls=True)
     model = LlavaForConditionalGeneration(llava_config(vcfg, text_config, spec, image_token_id, n_img))
@@ -247,13 +266,29 @@ def convert_llava_checkpoint(options: ConvertOptions) -> dict[str, Any]:
         model.resize_token_embeddings(len(tokenizer), mean_resizing=True)
     model.config.text_config.pad_token_id = tokenizer.pad_token_id
     set_special_token_ids(model, tokenizer)
-    model.config.quilt_llava = quilt_meta(spec) | {"converted_from": str(src), "original_architecture": orig.architecture}
+    model.config.quilt_llava = quilt_meta(spec) | {
+        "converted_from": str(src),
+        "original_architecture": orig.architecture,
+    }
     model = model.to(dtype)
-    processor = make_processor(tokenizer, image_processor_for(orig.tower, vcfg.image_size), vcfg.patch_size,
-                               spec.select_strategy, has_cls=True, conv_template=orig.conv_template)
+    processor = make_processor(
+        tokenizer,
+        image_processor_for(orig.tower, vcfg.image_size),
+        vcfg.patch_size,
+        spec.select_strategy,
+        has_cls=True,
+        conv_template=orig.conv_template,
+    )
     os.makedirs(options.dst, exist_ok=True)
     save_model_and_processor(model, processor, options.dst)
-    return {"src": str(src), "dst": options.dst, "architecture": orig.architecture,
-            "conv_template": orig.conv_template, "projector_type": orig.projector_type,
-            "vision_tower": orig.tower, "image_token_id": image_token_id, "vocab_size": len(tokenizer),
-            "dropped_buffers": dropped}
+    return {
+        "src": str(src),
+        "dst": options.dst,
+        "architecture": orig.architecture,
+        "conv_template": orig.conv_template,
+        "projector_type": orig.projector_type,
+        "vision_tower": orig.tower,
+        "image_token_id": image_token_id,
+        "vocab_size": len(tokenizer),
+        "dropped_buffers": dropped,
+    }

@@ -56,4 +56,3 @@ def _first_line(exc: BaseException) -> str:
 
 
 __all__ = ["hub_load", "quiet_libraries"]
-

@@ -67,9 +67,18 @@ def _local_folder(source: str | os.PathLike[str]) -> Path | None:
     try:  # a hub id: fetch (or find in the cache) only the tokenizer files
         from huggingface_hub import snapshot_download
 
-        return Path(snapshot_download(str(source), allow_patterns=[
-            "tokenizer.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-            "added_tokens.json"]))
+        return Path(
+            snapshot_download(
+                str(source),
+                allow_patterns=[
+                    "tokenizer.model",
+                    "tokenizer.json",
+                    "tokenizer_config.json",
+                    "special_tokens_map.json",
+                    "added_tokens.json",
+                ],
+            )
+        )
     except Exception:
         return None
 
@@ -119,12 +128,16 @@ def tokenizer_from_sentencepiece(model_file: str | os.PathLike[str], special: di
     proto.ParseFromString(Path(model_file).read_bytes())
     problems = []
     if proto.trainer_spec.model_type != pb.TrainerSpec.BPE:
-        problems.append("only sentencepiece BPE models are supported (Llama, Vicuna, Mistral); this one is "
-                        f"{pb.TrainerSpec.ModelType.Name(proto.trainer_spec.model_type)}")
+        problems.append(
+            "only sentencepiece BPE models are supported (Llama, Vicuna, Mistral); this one is "
+            f"{pb.TrainerSpec.ModelType.Name(proto.trainer_spec.model_type)}"
+        )
     norm = proto.normalizer_spec
     if norm.remove_extra_whitespaces or not norm.add_dummy_prefix or norm.name not in ("identity", ""):
-        problems.append(f"normaliser '{norm.name}' (remove_extra_whitespaces={norm.remove_extra_whitespaces}, "
-                        f"add_dummy_prefix={norm.add_dummy_prefix}) differs from Llama's; not supported")
+        problems.append(
+            f"normaliser '{norm.name}' (remove_extra_whitespaces={norm.remove_extra_whitespaces}, "
+            f"add_dummy_prefix={norm.add_dummy_prefix}) differs from Llama's; not supported"
+        )
     if problems:
         raise InputError(str(model_file), "; ".join(problems))
     pieces = [(p.piece, p.score, p.type) for p in proto.pieces]
@@ -138,8 +151,15 @@ def tokenizer_from_sentencepiece(model_file: str | os.PathLike[str], special: di
         "eos_token": pieces[proto.trainer_spec.eos_id][0] if proto.trainer_spec.eos_id >= 0 else None,
         "unk_token": unk,
     }
-    return _assemble(vocab, merges, unk, controls, defaults | _given(special), (special or {}).get("added", {}),
-                     byte_fallback=proto.trainer_spec.byte_fallback)
+    return _assemble(
+        vocab,
+        merges,
+        unk,
+        controls,
+        defaults | _given(special),
+        (special or {}).get("added", {}),
+        byte_fallback=proto.trainer_spec.byte_fallback,
+    )
 
 
 def _merges_from_scores(pieces, vocab: dict[str, int], normal_type: int) -> list[tuple[str, str]]:
@@ -161,8 +181,11 @@ def _merges_from_scores(pieces, vocab: dict[str, int], normal_type: int) -> list
 
 def _is_sentencepiece_json(path: Path) -> bool:
     model = json.loads(path.read_text("utf-8")).get("model", {})
-    return model.get("type") == "BPE" and bool(model.get("byte_fallback")) and any(
-        SPIECE_UNDERLINE in k for k in list(model.get("vocab", {}))[:2000])
+    return (
+        model.get("type") == "BPE"
+        and bool(model.get("byte_fallback"))
+        and any(SPIECE_UNDERLINE in k for k in list(model.get("vocab", {}))[:2000])
+    )
 
 
 def tokenizer_from_sentencepiece_json(path: str | os.PathLike[str], special: dict[str, Any] | None = None):
@@ -172,39 +195,62 @@ def tokenizer_from_sentencepiece_json(path: str | os.PathLike[str], special: dic
     merges = [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in model.get("merges", [])]
     controls = [t["content"] for t in data.get("added_tokens", []) if t.get("special")]
     defaults = {"bos_token": "<s>", "eos_token": "</s>", "unk_token": model.get("unk_token") or "<unk>"}
-    return _assemble(model["vocab"], merges, model.get("unk_token"), controls, defaults | _given(special),
-                     (special or {}).get("added", {}), byte_fallback=True)
+    return _assemble(
+        model["vocab"],
+        merges,
+        model.get("unk_token"),
+        controls,
+        defaults | _given(special),
+        (special or {}).get("added", {}),
+        byte_fallback=True,
+    )
 
 
 def _given(special: dict[str, Any] | None) -> dict[str, str]:
     return {k: v for k, v in (special or {}).items() if k != "added" and isinstance(v, str)}
 
 
-def _assemble(vocab: dict[str, int], merges: list[tuple[str, str]], unk: str | None, controls: list[str],
-              names: dict[str, str | None], added: dict[int, str], byte_fallback: bool):
+def _assemble(
+    vocab: dict[str, int],
+    merges: list[tuple[str, str]],
+    unk: str | None,
+    controls: list[str],
+    names: dict[str, str | None],
+    added: dict[int, str],
+    byte_fallback: bool,
+):
     from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, processors
     from transformers import PreTrainedTokenizerFast
 
-    tok = Tokenizer(models.BPE(vocab=dict(vocab), merges=list(merges), unk_token=unk, fuse_unk=True,
-                               byte_fallback=byte_fallback))
+    tok = Tokenizer(
+        models.BPE(vocab=dict(vocab), merges=list(merges), unk_token=unk, fuse_unk=True, byte_fallback=byte_fallback)
+    )
     # sentencepiece's normaliser: a dummy "▁" before every text run, spaces escaped to "▁"; no pre-splitting.
-    tok.normalizer = normalizers.Sequence([normalizers.Prepend(SPIECE_UNDERLINE),
-                                           normalizers.Replace(" ", SPIECE_UNDERLINE)])
+    tok.normalizer = normalizers.Sequence(
+        [normalizers.Prepend(SPIECE_UNDERLINE), normalizers.Replace(" ", SPIECE_UNDERLINE)]
+    )
     tok.pre_tokenizer = None
-    tok.decoder = decoders.Sequence([decoders.Replace(SPIECE_UNDERLINE, " "), decoders.ByteFallback(),
-                                     decoders.Fuse(), decoders.Strip(" ", 1, 0)])
+    tok.decoder = decoders.Sequence(
+        [decoders.Replace(SPIECE_UNDERLINE, " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
+    )
     bos = names.get("bos_token")
     if bos is not None and bos in vocab:
-        tok.post_processor = processors.TemplateProcessing(single=f"{bos} $A", pair=f"{bos} $A {bos} $B",
-                                                           special_tokens=[(bos, vocab[bos])])
+        tok.post_processor = processors.TemplateProcessing(
+            single=f"{bos} $A", pair=f"{bos} $A {bos} $B", special_tokens=[(bos, vocab[bos])]
+        )
     tok.add_special_tokens([AddedToken(t, normalized=False, special=True) for t in controls])
     extra = [content for index, content in sorted(added.items()) if content not in vocab]
     if extra:
         tok.add_special_tokens([AddedToken(t, normalized=False, special=True) for t in extra])
     pad = names.get("pad_token")
     return PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token=bos, eos_token=names.get("eos_token"), unk_token=names.get("unk_token"),
-        pad_token=pad if pad else None, padding_side="right", clean_up_tokenization_spaces=False,
+        tokenizer_object=tok,
+        bos_token=bos,
+        eos_token=names.get("eos_token"),
+        unk_token=names.get("unk_token"),
+        pad_token=pad if pad else None,
+        padding_side="right",
+        clean_up_tokenization_spaces=False,
         add_prefix_space=None,
     )
 

@@ -49,4 +49,3 @@ def resolve_dtype(dtype: Any):
     if dtype not in names:
         raise ConfigError(f"unknown dtype '{dtype}'; choose one of {sorted(names)} or 'auto'")
     return getattr(torch, names[dtype])
-

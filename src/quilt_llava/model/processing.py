@@ -64,8 +64,14 @@ def image_processor_for(vision_tower: str, image_size: int):
         return make_image_processor(image_size)
 
 
-def make_processor(tokenizer, image_processor, patch_size: int, select_strategy: str, has_cls: bool,
-                   conv_template: str = DEFAULT_TEMPLATE):
+def make_processor(
+    tokenizer,
+    image_processor,
+    patch_size: int,
+    select_strategy: str,
+    has_cls: bool,
+    conv_template: str = DEFAULT_TEMPLATE,
+):
     """A ``LlavaProcessor`` whose Jinja chat template renders like ``get_template(conv_template)``."""
     from transformers import LlavaProcessor
 
@@ -84,8 +90,11 @@ def make_processor(tokenizer, image_processor, patch_size: int, select_strategy:
 
 def add_image_token(tokenizer, image_token: str = IMAGE_TOKEN) -> int:
     """Ensure ``image_token`` is a special token and a pad token exists; return its id."""
-    added = tokenizer.add_special_tokens({"additional_special_tokens": [image_token]},
-                                         replace_extra_special_tokens=False) if image_token not in tokenizer.get_vocab() else 0
+    added = (
+        tokenizer.add_special_tokens({"additional_special_tokens": [image_token]}, replace_extra_special_tokens=False)
+        if image_token not in tokenizer.get_vocab()
+        else 0
+    )
     if added:
         log.info("added %s to the tokenizer", image_token)
     if tokenizer.pad_token is None:

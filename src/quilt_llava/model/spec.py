@@ -70,7 +70,8 @@ class ModelSpec:
             problems.append(f"vision_tower_type '{self.vision_tower_type}' is not one of {list(VISION_TOWER_TYPES)}")
         if self.vision_feature_select_strategy not in (None, *SELECT_STRATEGIES):
             problems.append(
-                f"vision_feature_select_strategy '{self.vision_feature_select_strategy}' is not one of {list(SELECT_STRATEGIES)}"
+                f"vision_feature_select_strategy '{self.vision_feature_select_strategy}' is not one of "
+                f"{list(SELECT_STRATEGIES)}"
             )
         if self.conv_template not in TEMPLATES:
             problems.append(f"conv_template '{self.conv_template}' is not one of {sorted(TEMPLATES)}")
@@ -98,9 +99,20 @@ PRESETS: dict[str, ModelSpec] = {
     # and a TinyLlama-1.1B-sized LLM (the small local tokenizer keeps the vocabulary at 1024).
     "bench-1b": ModelSpec(
         name="bench-1b",
-        tiny=TinySizes(image_size=336, patch_size=14, vision_hidden=1024, vision_layers=24, vision_heads=16,
-                       vision_intermediate=4096, text_hidden=2048, text_layers=22, text_heads=32, text_kv_heads=4,
-                       text_intermediate=5632, max_positions=4096),
+        tiny=TinySizes(
+            image_size=336,
+            patch_size=14,
+            vision_hidden=1024,
+            vision_layers=24,
+            vision_heads=16,
+            vision_intermediate=4096,
+            text_hidden=2048,
+            text_layers=22,
+            text_heads=32,
+            text_kv_heads=4,
+            text_intermediate=5632,
+            max_positions=4096,
+        ),
         description="Random-init benchmark model: ViT-L/14-336-sized tower + 1.1B Llama-style LLM.",
     ),
     "quilt-llava-v1.5-7b": ModelSpec(
@@ -135,4 +147,3 @@ def get_spec(name: str, **overrides: Any) -> ModelSpec:
     spec = replace(PRESETS[name], **{k: v for k, v in overrides.items() if v is not None})
     spec.validate()
     return spec
-

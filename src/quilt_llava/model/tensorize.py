@@ -155,8 +155,9 @@ def uses_round_rule(template: ConversationTemplate, tokenizer) -> bool:
     return bool(end) and end in getattr(tokenizer, "all_special_tokens", ())
 
 
-def release_round_labels(template: ConversationTemplate, tokenizer, text: str, ids: list[int], image_token_id: int,
-                         max_length: int) -> list[int] | None:
+def release_round_labels(
+    template: ConversationTemplate, tokenizer, text: str, ids: list[int], image_token_id: int, max_length: int
+) -> list[int] | None:
     """The release's round rule (``preprocess_v1``); ``None`` when its counts do not add up (see module doc).
 
     ``ids`` are ``tokenize_prompt(text)`` with one placeholder per image, as in the release."""
@@ -180,7 +181,7 @@ def release_round_labels(template: ConversationTemplate, tokenizer, text: str, i
             break
         # the instruction alone, less its BOS and the token of the separator's trailing space (the release's "- 2")
         instruction = max(0, count(parts[0] + sep) - bos - 1)
-        labels[cur: cur + instruction] = [IGNORE_INDEX] * len(labels[cur: cur + instruction])
+        labels[cur : cur + instruction] = [IGNORE_INDEX] * len(labels[cur : cur + instruction])
         cur += count(rou) - bos + 1  # the round's tokens and its end token (the release counts the round's BOS)
     labels[cur:] = [IGNORE_INDEX] * max(0, len(labels) - cur)
     if cur < max_length and cur != total:
@@ -201,7 +202,7 @@ def segment_labels(segments: list[Segment], tokenizer, ids: list[int], image_tok
         if upto != ids[: len(upto)]:
             return None
         if seg.trainable:
-            labels[pos: len(upto)] = ids[pos: len(upto)]
+            labels[pos : len(upto)] = ids[pos : len(upto)]
         pos = len(upto)
     return labels
 
@@ -253,8 +254,9 @@ def tensorize_record(
     kind = masked_out_kind(_answers(messages), template, getattr(tokenizer, "eos_token", None))
     if kind and not keep_masked_out:
         what = "an empty answer" if kind == EMPTY_ANSWER else "an answer holding the end-of-sequence text"
-        return _fail(rid, has_image, f"{what}: the release masks such records out; skipped "
-                     "(keep_masked_out keeps them)", kind)
+        return _fail(
+            rid, has_image, f"{what}: the release masks such records out; skipped (keep_masked_out keeps them)", kind
+        )
     text = "".join(seg.text for seg in segments)
     ids = tokenize_prompt(tokenizer, text, image_token_id, 1)  # (seq,) one placeholder per image
     labels = None
@@ -264,8 +266,13 @@ def tensorize_record(
             labels = None
         if labels is None and not keep_masked_out:
             answer = next((seg.text for seg in segments if seg.trainable), "")
-            return _fail(rid, has_image, "the loss mask does not line up with the tokens (the release masks such "
-                         f"records out; keep_masked_out keeps them): {answer[:60]!r}", UNALIGNED)
+            return _fail(
+                rid,
+                has_image,
+                "the loss mask does not line up with the tokens (the release masks such "
+                f"records out; keep_masked_out keeps them): {answer[:60]!r}",
+                UNALIGNED,
+            )
         if labels is None:
             kind = UNALIGNED
     if labels is None:
@@ -278,8 +285,12 @@ def tensorize_record(
     if n_image != (num_image_tokens if has_image else 0):
         if has_image and IMAGE_TOKEN not in text:
             return _fail(rid, has_image, "the template dropped the image token")
-        return _fail(rid, has_image, f"expected {num_image_tokens if has_image else 0} image tokens, the tokenizer "
-                     f"gave {n_image} (is {IMAGE_TOKEN} a special token of this tokenizer?)")
+        return _fail(
+            rid,
+            has_image,
+            f"expected {num_image_tokens if has_image else 0} image tokens, the tokenizer "
+            f"gave {n_image} (is {IMAGE_TOKEN} a special token of this tokenizer?)",
+        )
     image_end = max((i + 1 for i, t in enumerate(input_ids) if t == image_token_id), default=0)
     truncated = False
     if len(input_ids) > max_length:
@@ -305,8 +316,9 @@ def tensorize_all(
     report = TokenizeReport()
     samples = []
     for record in records:
-        sample = tensorize_record(record, tokenizer, template, num_image_tokens, image_token_id, max_length,
-                                  keep_masked_out=keep_masked_out)
+        sample = tensorize_record(
+            record, tokenizer, template, num_image_tokens, image_token_id, max_length, keep_masked_out=keep_masked_out
+        )
         report.add(sample)
         samples.append(sample)
     if report.total and report.mismatch_fraction > max_mismatch_fraction:

@@ -35,13 +35,23 @@ def chat(
     seed: int | None = typer.Option(None, help="Seed for sampled decoding.", rich_help_panel=_DEC_HELP),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1, mps ...", rich_help_panel=_LOAD_HELP),
     dtype: str = typer.Option("auto", help=", ".join(("auto", *DTYPES)) + ".", rich_help_panel=_LOAD_HELP),
-    load_4bit: bool = typer.Option(False, "--load-4bit", help="Quantize to 4 bits (needs bitsandbytes).", rich_help_panel=_LOAD_HELP),
-    load_8bit: bool = typer.Option(False, "--load-8bit", help="Quantize to 8 bits (needs bitsandbytes).", rich_help_panel=_LOAD_HELP),
-    template: str | None = typer.Option(None, help="Conversation template; default: the checkpoint's.", rich_help_panel=_LOAD_HELP),
+    load_4bit: bool = typer.Option(
+        False, "--load-4bit", help="Quantize to 4 bits (needs bitsandbytes).", rich_help_panel=_LOAD_HELP
+    ),
+    load_8bit: bool = typer.Option(
+        False, "--load-8bit", help="Quantize to 8 bits (needs bitsandbytes).", rich_help_panel=_LOAD_HELP
+    ),
+    template: str | None = typer.Option(
+        None, help="Conversation template; default: the checkpoint's.", rich_help_panel=_LOAD_HELP
+    ),
     max_image_mb: float = typer.Option(32.0, help="Largest image file.", rich_help_panel=_LIMIT_HELP),
-    max_pixels: int = typer.Option(64_000_000, help="Largest image, in pixels (decompression bombs are refused).", rich_help_panel=_LIMIT_HELP),
+    max_pixels: int = typer.Option(
+        64_000_000, help="Largest image, in pixels (decompression bombs are refused).", rich_help_panel=_LIMIT_HELP
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No notices on stderr."),
-    json_out: bool = typer.Option(False, "--json", help="One JSON line {question, answer} per turn instead of streaming."),
+    json_out: bool = typer.Option(
+        False, "--json", help="One JSON line {question, answer} per turn instead of streaming."
+    ),
 ) -> None:
     """Chat with a model in the terminal: streamed answers, /image PATH, /region, /reset, /quit."""
     from quilt_llava.console import Output
@@ -50,7 +60,9 @@ def chat(
     from quilt_llava.serve.terminal import ChatOptions, run_chat
 
     options = ChatOptions(
-        load=LoadOptions(model, device=device, dtype=dtype, load_in_4bit=load_4bit, load_in_8bit=load_8bit, template=template),
+        load=LoadOptions(
+            model, device=device, dtype=dtype, load_in_4bit=load_4bit, load_in_8bit=load_8bit, template=template
+        ),
         decoding=DecodingOptions(max_new_tokens, temperature, top_p, repetition_penalty, seed),
         image=image,
         region=_region(region),
@@ -80,7 +92,9 @@ def serve(
     load_8bit: bool = typer.Option(False, "--load-8bit", rich_help_panel=_LOAD_HELP),
     template: str | None = typer.Option(None, rich_help_panel=_LOAD_HELP),
     max_upload_mb: float = typer.Option(16.0, help="Largest upload.", rich_help_panel=_LIMIT_HELP),
-    max_pixels: int = typer.Option(40_000_000, help="Largest upload, in pixels (decompression bombs are refused).", rich_help_panel=_LIMIT_HELP),
+    max_pixels: int = typer.Option(
+        40_000_000, help="Largest upload, in pixels (decompression bombs are refused).", rich_help_panel=_LIMIT_HELP
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Serve a chat web page (Gradio): upload, circle a region, ask, read streamed answers."""
@@ -92,7 +106,9 @@ def serve(
     from quilt_llava.serve.web import serve as run_server
 
     options = ServeOptions(
-        load=LoadOptions(model, device=device, dtype=dtype, load_in_4bit=load_4bit, load_in_8bit=load_8bit, template=template),
+        load=LoadOptions(
+            model, device=device, dtype=dtype, load_in_4bit=load_4bit, load_in_8bit=load_8bit, template=template
+        ),
         web=WebOptions(
             decoding=DecodingOptions(max_new_tokens, temperature, top_p, repetition_penalty, seed),
             limits=replace(WEB_LIMITS, max_bytes=int(max_upload_mb * 2**20), max_pixels=max_pixels),

@@ -346,7 +346,9 @@ def _fetch_image(url: str, limits: ImageLimits, timeout: float) -> Image.Image:
                     for chunk in response.iter_bytes():
                         size += len(chunk)
                         if size > limits.max_bytes:
-                            raise InputError(url, f"download is larger than the {limits.max_bytes / 2**20:.1f} MiB limit")
+                            raise InputError(
+                                url, f"download is larger than the {limits.max_bytes / 2**20:.1f} MiB limit"
+                            )
                         fh.write(chunk)
         except httpx.HTTPError as exc:
             raise InputError(url, f"could not download the image ({exc})") from None

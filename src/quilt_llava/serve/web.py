@@ -38,7 +38,9 @@ if TYPE_CHECKING:
 EXAMPLE_SUFFIXES = (".png", ".jpg", ".jpeg")
 MAX_EXAMPLES = 12
 # Web uploads get tighter limits than local files: this is what a stranger can send.
-WEB_LIMITS = ImageLimits(max_bytes=16 * 1024 * 1024, max_pixels=40_000_000, formats=("PNG", "JPEG", "WEBP", "TIFF", "BMP"))
+WEB_LIMITS = ImageLimits(
+    max_bytes=16 * 1024 * 1024, max_pixels=40_000_000, formats=("PNG", "JPEG", "WEBP", "TIFF", "BMP")
+)
 
 
 @dataclass
@@ -109,7 +111,11 @@ def region_from_layers(layers: list["Image.Image"] | None) -> Box | None:
         if bbox is None:
             continue
         size = layer.size
-        box = bbox if box is None else (min(box[0], bbox[0]), min(box[1], bbox[1]), max(box[2], bbox[2]), max(box[3], bbox[3]))
+        box = (
+            bbox
+            if box is None
+            else (min(box[0], bbox[0]), min(box[1], bbox[1]), max(box[2], bbox[2]), max(box[3], bbox[3]))
+        )
     if box is None or size is None:
         return None
     w, h = size
@@ -219,7 +225,9 @@ class ChatHandlers:
             yield list(state.history), state, question, _keep(), f"**Could not answer** - {exc}"
             return
         state.history = session.history
-        done = f"Done ({where})." if answer.strip() else f"Done ({where}); the model produced no text for this question."
+        done = (
+            f"Done ({where})." if answer.strip() else f"Done ({where}); the model produced no text for this question."
+        )
         if session.trimmed_turns:
             done += f" The oldest {session.trimmed_turns} exchange(s) were dropped to fit the model's context."
         yield list(state.history), state, "", _keep(), done
@@ -265,7 +273,11 @@ def build_demo(model: ChatModel, options: WebOptions, out: Output | None = None)
                     brush=gr.Brush(colors=["#ff0000"], color_mode="fixed"),
                     elem_id="editor",
                 )
-                region_box = gr.Textbox(label="...or type a region: x0, y0, x1, y1 (0-1)", placeholder="0.25, 0.25, 0.75, 0.75", elem_id="region")
+                region_box = gr.Textbox(
+                    label="...or type a region: x0, y0, x1, y1 (0-1)",
+                    placeholder="0.25, 0.25, 0.75, 0.75",
+                    elem_id="region",
+                )
                 gallery = gr.Gallery(
                     value=[(img, name) for name, img in examples],
                     label="Examples (click one)",
@@ -288,7 +300,9 @@ def build_demo(model: ChatModel, options: WebOptions, out: Output | None = None)
                     d = options.decoding
                     temperature = gr.Slider(0.0, 1.5, value=d.temperature, step=0.05, label="Temperature (0 = greedy)")
                     top_p = gr.Slider(0.05, 1.0, value=d.top_p, step=0.05, label="Top-p")
-                    max_tokens = gr.Slider(1, max(1024, d.max_new_tokens), value=d.max_new_tokens, step=1, label="Max new tokens")
+                    max_tokens = gr.Slider(
+                        1, max(1024, d.max_new_tokens), value=d.max_new_tokens, step=1, label="Max new tokens"
+                    )
 
         image_outputs = [state, editor, preview, chatbot, status]
         # Empty the file box after every attempt so the next image can be dropped straight in.

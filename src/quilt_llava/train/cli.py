@@ -43,14 +43,18 @@ def run_train(options: TrainOptions, out: Output) -> dict:
 
 
 def register(app: typer.Typer) -> None:
-    group = typer.Typer(help="Train a LLaVA-style model (stage 1 alignment, stage 2 instruction tuning).",
-                        invoke_without_command=True, no_args_is_help=False)
+    group = typer.Typer(
+        help="Train a LLaVA-style model (stage 1 alignment, stage 2 instruction tuning).",
+        invoke_without_command=True,
+        no_args_is_help=False,
+    )
 
     @group.callback()
     def _train(
         ctx: typer.Context,
         config: str | None = typer.Option(
-            None, "--config", "-c", help="YAML config: a path or a shipped name (stage1.yaml, stage2.yaml, ...)."),
+            None, "--config", "-c", help="YAML config: a path or a shipped name (stage1.yaml, stage2.yaml, ...)."
+        ),
         set_: list[str] = typer.Option([], "--set", help="Override a setting: key=value (repeatable)."),
         dry_run: bool = typer.Option(False, "--dry-run", help="Validate the config and print it; do not train."),
         quiet: bool = typer.Option(False, "--quiet", "-q"),
@@ -72,13 +76,19 @@ def register(app: typer.Typer) -> None:
 
     @group.command("convert-llava")
     def _convert(
-        src: str = typer.Argument(..., help="Checkpoint folder in the original LLaVA layout (LlavaLlamaForCausalLM, "
-                                  "LlavaMistralForCausalLM)."),
+        src: str = typer.Argument(
+            ..., help="Checkpoint folder in the original LLaVA layout (LlavaLlamaForCausalLM, LlavaMistralForCausalLM)."
+        ),
         dst: str = typer.Argument(..., help="Output folder (Hugging Face LlavaForConditionalGeneration layout)."),
-        vision_tower: str = typer.Option("", "--vision-tower", help="Local vision tower folder instead of mm_vision_tower."),
+        vision_tower: str = typer.Option(
+            "", "--vision-tower", help="Local vision tower folder instead of mm_vision_tower."
+        ),
         conv_template: str = typer.Option(
-            "", "--conv-template", help="Template the checkpoint expects; default: mistral_instruct for "
-            "LlavaMistralForCausalLM, else vicuna_v1."),
+            "",
+            "--conv-template",
+            help="Template the checkpoint expects; default: mistral_instruct for "
+            "LlavaMistralForCausalLM, else vicuna_v1.",
+        ),
         dtype: str = typer.Option("float32", "--dtype", help="float32, bfloat16 or float16."),
         quiet: bool = typer.Option(False, "--quiet", "-q"),
         json_: bool = typer.Option(False, "--json"),
@@ -92,7 +102,9 @@ def register(app: typer.Typer) -> None:
         out.result(convert_llava_checkpoint(ConvertOptions(src, dst, vision_tower, conv_template, dtype)))
 
     @group.command("configs")
-    def _configs(paths: bool = typer.Option(False, "--paths", help="Print full paths (for accelerate --config_file).")) -> None:
+    def _configs(
+        paths: bool = typer.Option(False, "--paths", help="Print full paths (for accelerate --config_file)."),
+    ) -> None:
         """List the shipped training and accelerate configs."""
         from quilt_llava.train.config import resolve_config_path, shipped_configs
 

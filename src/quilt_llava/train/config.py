@@ -84,7 +84,9 @@ class TrainConfig:
     overwrite_output_dir: bool = False  # with a fresh start: delete output_dir's checkpoint-* first
     report_to: str = "none"
     use_cpu: bool = False
-    deepspeed: str = ""  # DeepSpeed JSON (path or shipped name like accelerate/deepspeed_zero3.json), when not set by accelerate
+    deepspeed: str = (
+        ""  # DeepSpeed JSON (path or shipped name like accelerate/deepspeed_zero3.json), when not set by accelerate
+    )
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -134,7 +136,10 @@ class TrainConfig:
         if self.model_name_or_path and self.model_preset:
             p.append("set exactly one of model_name_or_path (a saved checkpoint) and model_preset, not both")
         if self.conv_template and self.conv_template not in TEMPLATES:
-            p.append(f"conv_template '{self.conv_template}' is not one of {sorted(TEMPLATES)} (or empty: the checkpoint's own)")
+            p.append(
+                f"conv_template '{self.conv_template}' is not one of {sorted(TEMPLATES)} (or empty: the checkpoint's "
+                "own)"
+            )
         if self.group_by not in GROUPINGS:
             p.append(f"group_by '{self.group_by}' is not one of {list(GROUPINGS)}")
         if self.lr_scheduler_type not in SCHEDULERS:
@@ -149,8 +154,15 @@ class TrainConfig:
             p.append("lora/qlora adapt the LLM: set train_llm: true")
         if self.qlora and not self.model_name_or_path:
             p.append("qlora loads a saved checkpoint in 4 bit: set model_name_or_path")
-        for name in ("learning_rate", "max_length", "global_batch_size", "per_device_batch_size",
-                     "logging_steps", "save_steps", "num_train_epochs"):
+        for name in (
+            "learning_rate",
+            "max_length",
+            "global_batch_size",
+            "per_device_batch_size",
+            "logging_steps",
+            "save_steps",
+            "num_train_epochs",
+        ):
             if getattr(self, name) <= 0:
                 p.append(f"{name} must be > 0 (got {getattr(self, name)})")
         if self.projector_lr is not None and self.projector_lr <= 0:
@@ -177,7 +189,9 @@ class TrainConfig:
 
     def require_run_paths(self) -> None:
         """Paths a run needs but a shipped config template leaves empty."""
-        p = [f"{name} is required for a training run" for name in ("data_path", "output_dir") if not getattr(self, name)]
+        p = [
+            f"{name} is required for a training run" for name in ("data_path", "output_dir") if not getattr(self, name)
+        ]
         if not (self.model_name_or_path or self.model_preset):
             p.append("set model_name_or_path (e.g. the stage-1 output directory) or model_preset")
         if p:

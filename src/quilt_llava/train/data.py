@@ -42,8 +42,11 @@ def load_records(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
         try:
             import datasets
         except ImportError:
-            raise InputError(str(path), "a saved Hugging Face dataset folder needs the `datasets` package "
-                             "(pip install datasets); or give the data as .parquet, .jsonl or .json") from None
+            raise InputError(
+                str(path),
+                "a saved Hugging Face dataset folder needs the `datasets` package "
+                "(pip install datasets); or give the data as .parquet, .jsonl or .json",
+            ) from None
         return [dict(r) for r in datasets.load_from_disk(str(path))]
     if not path.exists():
         raise InputError(str(path), "data file not found")
@@ -108,7 +111,13 @@ class LlavaDataset(torch.utils.data.Dataset):
         self.num_image_tokens = num_image_tokens if num_image_tokens is not None else image_token_count(processor)
         image_token_id = tokenizer.convert_tokens_to_ids(processor.image_token)
         samples, self.report = tensorize_all(
-            records, tokenizer, template, self.num_image_tokens, image_token_id, max_length, max_mismatch_fraction,
+            records,
+            tokenizer,
+            template,
+            self.num_image_tokens,
+            image_token_id,
+            max_length,
+            max_mismatch_fraction,
             keep_masked_out=keep_masked_out,
         )
         kept = [(s, r) for s, r in zip(samples, records) if s.ok]
@@ -146,7 +155,9 @@ class LlavaDataset(torch.utils.data.Dataset):
             image = open_image(path, self.limits)
         except InputError as exc:
             raise InputError(f"record {self.samples[index].id}", exc.reason + f" ({path})") from None
-        pixels = self.processor.image_processor(images=[prepare_image(image, self.processor)], return_tensors="pt")["pixel_values"]
+        pixels = self.processor.image_processor(images=[prepare_image(image, self.processor)], return_tensors="pt")[
+            "pixel_values"
+        ]
         return pixels[0]  # (3, H, W)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
@@ -191,8 +202,9 @@ class GroupedSampler(torch.utils.data.Sampler[int]):
     every optimizer step sees one group; groups are shuffled. Deterministic for (seed, epoch).
     """
 
-    def __init__(self, lengths: list[int], has_image: list[bool], group_size: int, mode: str = "modality_length",
-                 seed: int = 0) -> None:
+    def __init__(
+        self, lengths: list[int], has_image: list[bool], group_size: int, mode: str = "modality_length", seed: int = 0
+    ) -> None:
         if mode not in GROUPINGS:
             raise ValueError(f"grouping '{mode}' is not one of {GROUPINGS}")
         self.lengths, self.has_image = lengths, has_image
@@ -211,8 +223,8 @@ class GroupedSampler(torch.utils.data.Sampler[int]):
         window = self.group_size * 50
         groups: list[list[int]] = []
         for start in range(0, len(indices), window):
-            chunk = sorted(indices[start:start + window], key=lambda i: -self.lengths[i])
-            groups.extend(chunk[j:j + self.group_size] for j in range(0, len(chunk), self.group_size))
+            chunk = sorted(indices[start : start + window], key=lambda i: -self.lengths[i])
+            groups.extend(chunk[j : j + self.group_size] for j in range(0, len(chunk), self.group_size))
         return groups
 
     def __iter__(self) -> Iterator[int]:

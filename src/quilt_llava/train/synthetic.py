@@ -61,10 +61,14 @@ def make_images(folder: str | Path, n: int, seed: int = 0, prefix: str = "blob")
 
 def caption_records(samples: list[ShapeSample]) -> list[dict[str, Any]]:
     return [
-        {"id": s.id, "image": s.image, "conversations": [
-            {"from": "human", "value": "<image>\nDescribe the image briefly."},
-            {"from": "gpt", "value": f"A {s.colour} blob."},
-        ]}
+        {
+            "id": s.id,
+            "image": s.image,
+            "conversations": [
+                {"from": "human", "value": "<image>\nDescribe the image briefly."},
+                {"from": "gpt", "value": f"A {s.colour} blob."},
+            ],
+        }
         for s in samples
     ]
 
@@ -80,8 +84,15 @@ def qa_records(samples: list[ShapeSample], seed: int = 0) -> list[dict[str, Any]
         else:
             asked = s.colour if rng.random() < 0.5 else rng.choice([c for c in names if c != s.colour])
             q, a, kind = f"Is the blob {asked}? Answer yes or no.", "yes" if asked == s.colour else "no", "closed"
-        rows.append({"id": f"{s.id}-q", "image": s.image, "answer": a, "answer_type": kind,
-                     "conversations": [{"from": "human", "value": f"<image>\n{q}"}, {"from": "gpt", "value": a}]})
+        rows.append(
+            {
+                "id": f"{s.id}-q",
+                "image": s.image,
+                "answer": a,
+                "answer_type": kind,
+                "conversations": [{"from": "human", "value": f"<image>\n{q}"}, {"from": "gpt", "value": a}],
+            }
+        )
     return rows
 
 
@@ -90,15 +101,21 @@ def write_task(folder: str | Path, n_train: int, n_test: int, seed: int = 0) -> 
     folder = Path(folder)
     train = make_images(folder / "images", n_train, seed, prefix="train")
     test = make_images(folder / "images", n_test, seed + 1, prefix="test")
-    paths = {"images": folder / "images", "stage1": folder / "stage1.jsonl", "stage2": folder / "stage2.jsonl",
-             "test": folder / "test.jsonl"}
+    paths = {
+        "images": folder / "images",
+        "stage1": folder / "stage1.jsonl",
+        "stage2": folder / "stage2.jsonl",
+        "test": folder / "test.jsonl",
+    }
     write_jsonl(paths["stage1"], caption_records(train))
     write_jsonl(paths["stage2"], qa_records(train, seed))
     write_jsonl(paths["test"], qa_records(test, seed + 1))
     return paths
 
 
-def evaluate_task(model_dir: str | Path, test_jsonl: str | Path, image_folder: str | Path, batch_size: int = 32) -> dict[str, Any]:
+def evaluate_task(
+    model_dir: str | Path, test_jsonl: str | Path, image_folder: str | Path, batch_size: int = 32
+) -> dict[str, Any]:
     """Greedy answers to the held-out questions: accuracy (first word, case-insensitive) and the majority baseline."""
     from collections import Counter
 
@@ -115,7 +132,7 @@ def evaluate_task(model_dir: str | Path, test_jsonl: str | Path, image_folder: s
     template = get_template(conv_template_of(model_dir))
     correct = 0
     for start in range(0, len(rows), batch_size):
-        batch = rows[start:start + batch_size]
+        batch = rows[start : start + batch_size]
         images = [prepare_image(open_image(Path(image_folder) / r["image"]), processor) for r in batch]
         prompts = [template.prompt(r["conversations"][0]["value"].replace("<image>\n", "")) for r in batch]
         for row, text in zip(batch, generate_answers(model, processor, prompts, images, max_new_tokens=4)):

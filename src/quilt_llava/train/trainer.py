@@ -135,8 +135,9 @@ def make_trainer_class():
     class LlavaTrainer(Trainer):
         """Adds modality/length-grouped sampling and a separate projector learning rate."""
 
-        def __init__(self, *args: Any, group_by: str = "modality_length", projector_lr: float | None = None,
-                     **kwargs: Any) -> None:
+        def __init__(
+            self, *args: Any, group_by: str = "modality_length", projector_lr: float | None = None, **kwargs: Any
+        ) -> None:
             self.group_by = group_by
             self.projector_lr = projector_lr
             super().__init__(*args, **kwargs)
@@ -204,15 +205,24 @@ def training_dataset(cfg: TrainConfig, processor: Any):
     from quilt_llava.train.data import LlavaDataset, load_records
 
     dataset = LlavaDataset(
-        load_records(cfg.data_path), processor, get_template(cfg.template_name()), cfg.max_length,
-        image_folder=cfg.image_folder or None, max_mismatch_fraction=cfg.max_mismatch_fraction,
+        load_records(cfg.data_path),
+        processor,
+        get_template(cfg.template_name()),
+        cfg.max_length,
+        image_folder=cfg.image_folder or None,
+        max_mismatch_fraction=cfg.max_mismatch_fraction,
         keep_masked_out=cfg.keep_masked_out,
     )
     report = dataset.report
     if report.mismatched_ids:
         kinds = ", ".join(f"{k}: {n}" for k, n in report.summary()["skipped"].items())
-        log.warning("%d of %d records are not trained on (%s): %s", len(report.mismatched_ids),
-                    report.total, kinds, ", ".join(report.mismatched_ids[:20]))
+        log.warning(
+            "%d of %d records are not trained on (%s): %s",
+            len(report.mismatched_ids),
+            report.total,
+            kinds,
+            ", ".join(report.mismatched_ids[:20]),
+        )
     if report.kept_masked_out:
         log.warning("kept %s records the release masks out (keep_masked_out)", dict(report.kept_masked_out))
     return dataset
@@ -301,7 +311,8 @@ def train(cfg: TrainConfig, on_log: Any = None, output: Output | None = None) ->
     result = trainer.train(resume_from_checkpoint=resume)
     history = [
         {"step": e["step"], "loss": e["loss"], "learning_rate": e.get("learning_rate"), "epoch": e.get("epoch")}
-        for e in trainer.state.log_history if "loss" in e
+        for e in trainer.state.log_history
+        if "loss" in e
     ]
     save_final(trainer, model, processor, cfg, history, report)
     return {
@@ -337,7 +348,10 @@ def save_final(trainer, model, processor, cfg: TrainConfig, history: list[dict[s
         processor.save_pretrained(out)
         make_tokenizer_config_portable(out)
         meta = dict(getattr(model.config, "quilt_llava", None) or {})
-        meta["trained"] = {"config": cfg.to_dict(), "data": report.summary() | {"mismatched_ids": report.mismatched_ids[:1000]}}
+        meta["trained"] = {
+            "config": cfg.to_dict(),
+            "data": report.summary() | {"mismatched_ids": report.mismatched_ids[:1000]},
+        }
         write_json(out / "quilt_llava.json", meta)
         write_jsonl(out / "log_history.jsonl", history)
 

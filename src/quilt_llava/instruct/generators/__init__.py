@@ -15,8 +15,17 @@ from quilt_llava.instruct.generators.vqa import VQAGenerator
 
 GENERATORS: dict[str, type[Generator]] = {
     g.name: g
-    for g in (AlignGenerator, ConversationGenerator, DetailGenerator, DiagnosisGenerator, ReasoningGenerator,
-              AbductiveGenerator, FilterGenerator, VQAGenerator, RedCircleGenerator)
+    for g in (
+        AlignGenerator,
+        ConversationGenerator,
+        DetailGenerator,
+        DiagnosisGenerator,
+        ReasoningGenerator,
+        AbductiveGenerator,
+        FilterGenerator,
+        VQAGenerator,
+        RedCircleGenerator,
+    )
 }
 
 __all__ = ["GENERATORS", "Generator", "GeneratorOptions"]

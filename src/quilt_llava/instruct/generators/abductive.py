@@ -73,8 +73,10 @@ def parse_teacher(text: str) -> tuple[str, bool]:
 
 def student_messages(row: dict[str, Any], dialogue: list[str]) -> list[dict[str, str]]:
     """The student's view: its own messages are 'assistant', the teacher's are 'user'."""
-    msgs = [{"role": "system", "content": STUDENT_SYSTEM.format(visible=visible_text(row))},
-            {"role": "user", "content": OPENING}]
+    msgs = [
+        {"role": "system", "content": STUDENT_SYSTEM.format(visible=visible_text(row))},
+        {"role": "user", "content": OPENING},
+    ]
     for i, text in enumerate(dialogue):
         msgs.append({"role": "assistant" if i % 2 == 0 else "user", "content": text})
     return msgs
@@ -82,8 +84,12 @@ def student_messages(row: dict[str, Any], dialogue: list[str]) -> list[dict[str,
 
 def teacher_messages(row: dict[str, Any], case: dict[str, Any], dialogue: list[str]) -> list[dict[str, str]]:
     """The teacher's view: student messages are 'user', its own are 'assistant'."""
-    system = TEACHER_SYSTEM.format(visible=visible_text(row), case=case_text(case).replace(" (do not name it)", ""),
-                                   confirm=CONFIRM_MARK, end=END_MARK)
+    system = TEACHER_SYSTEM.format(
+        visible=visible_text(row),
+        case=case_text(case).replace(" (do not name it)", ""),
+        confirm=CONFIRM_MARK,
+        end=END_MARK,
+    )
     msgs = [{"role": "system", "content": system}]
     for i, text in enumerate(dialogue):
         msgs.append({"role": "user" if i % 2 == 0 else "assistant", "content": text})
@@ -118,6 +124,10 @@ class AbductiveGenerator(CaseGenerator):
                     stopped = "teacher"
                     break
         pairs = [(dialogue[i], dialogue[i + 1]) for i in range(0, len(dialogue) - 1, 2)]
-        prov = {**self.provenance(unit), "max_turns": max_turns, "turns": len(dialogue),
-                "stopped_early": stopped is not None and len(dialogue) < max_turns}
+        prov = {
+            **self.provenance(unit),
+            "max_turns": max_turns,
+            "turns": len(dialogue),
+            "stopped_early": stopped is not None and len(dialogue) < max_turns,
+        }
         return [llava_record(f"{unit.id}-abductive", unit.row["image"], pairs, prov)]

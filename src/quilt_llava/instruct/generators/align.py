@@ -37,12 +37,20 @@ def alignment_record(row: dict[str, Any], rng: random.Random, caption: str) -> d
         f"{uid}-align",
         row["image"],
         [(question, text)],
-        {"video_id": row["video_id"], "segment_id": row.get("segment_id"), "generator": "align",
-         "prompt_version": PROMPT_VERSION, "model": None, "caption": caption},
+        {
+            "video_id": row["video_id"],
+            "segment_id": row.get("segment_id"),
+            "generator": "align",
+            "prompt_version": PROMPT_VERSION,
+            "model": None,
+            "caption": caption,
+        },
     )
 
 
-def build_alignment_records(rows: list[dict[str, Any]], seed: int = 0, use_grounded: bool = False) -> list[dict[str, Any]]:
+def build_alignment_records(
+    rows: list[dict[str, Any]], seed: int = 0, use_grounded: bool = False
+) -> list[dict[str, Any]]:
     """Stage-1 LLaVA records for ``rows`` (segments with no narration are left out).
 
     The request drawn for a segment depends only on ``seed`` and the segment id, so

@@ -94,8 +94,13 @@ class Session:
         self.cached = 0
         self.replies: list[tuple[str, str | None]] = []
 
-    async def ask(self, messages: list[dict[str, Any]], parse: Callable[[str], T],
-                  schema: tuple[str, dict[str, Any]] | None = None, **params: Any) -> T:
+    async def ask(
+        self,
+        messages: list[dict[str, Any]],
+        parse: Callable[[str], T],
+        schema: tuple[str, dict[str, Any]] | None = None,
+        **params: Any,
+    ) -> T:
         """``parse`` the reply to ``messages``; ``schema`` is (name, JSON schema) of a JSON reply."""
         if self.client is None:
             raise CallFailed("this generator needs an LLM endpoint")
@@ -107,8 +112,11 @@ class Session:
         try:
             value = parse(text)
         except ReplyError as first:
-            repair = [*messages, {"role": "assistant", "content": text},
-                      {"role": "user", "content": REPAIR_INSTRUCTION.format(reason=str(first).rstrip("."))}]
+            repair = [
+                *messages,
+                {"role": "assistant", "content": text},
+                {"role": "user", "content": REPAIR_INSTRUCTION.format(reason=str(first).rstrip("."))},
+            ]
             text, finish = await self._chat(repair, params)
             try:
                 value = parse(text)

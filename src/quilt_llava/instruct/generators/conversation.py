@@ -25,9 +25,19 @@ Write a dialogue of 3 or 4 question/answer pairs between a user and the assistan
 Reply with JSON only, in this form:
 {{"pairs": [{{"question": "...", "answer": "..."}}, ...]}}"""
 
-REPLY_SCHEMA = ("conversation", strict_object({"pairs": {
-    "type": "array", "minItems": 3, "maxItems": 4,
-    "items": strict_object({"question": STRING, "answer": STRING})}}))
+REPLY_SCHEMA = (
+    "conversation",
+    strict_object(
+        {
+            "pairs": {
+                "type": "array",
+                "minItems": 3,
+                "maxItems": 4,
+                "items": strict_object({"question": STRING, "answer": STRING}),
+            }
+        }
+    ),
+)
 
 _AI = re.compile(r"\bAI\b|\bartificial intelligence\b|\blanguage model\b", re.I)
 _NOT_DOCTOR = re.compile(r"\b(?:doctor|physician|pathologist|medical professional|clinician)\b", re.I)

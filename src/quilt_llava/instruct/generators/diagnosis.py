@@ -24,8 +24,10 @@ PROMPT_VERSION = "1"
 NORMAL_PREFIX = "normal histology of "
 MAX_TRANSCRIPT_CHARS = 24_000
 # One object shape covers the three reply forms of the prompt ("normal" null unless normal tissue).
-REPLY_SCHEMA = ("diagnosis", strict_object({"diagnosis": STRING_LIST, "normal": {"type": ["string", "null"]},
-                                            "clues": STRING_LIST}))
+REPLY_SCHEMA = (
+    "diagnosis",
+    strict_object({"diagnosis": STRING_LIST, "normal": {"type": ["string", "null"]}, "clues": STRING_LIST}),
+)
 
 SYSTEM = """You read the full transcript of a pathology teaching video and extract the case it presents.
 
@@ -56,7 +58,7 @@ def parse_reply(text: str) -> dict[str, Any]:
     if normal is not None:
         if not isinstance(normal, str) or not normal.strip().lower().startswith(NORMAL_PREFIX):
             raise ReplyError(f"'normal' must read \"{NORMAL_PREFIX}<tissue>\"")
-        tissue = normal.strip()[len(NORMAL_PREFIX):].strip(" .")
+        tissue = normal.strip()[len(NORMAL_PREFIX) :].strip(" .")
         if not tissue:
             raise ReplyError("'normal' must name the tissue")
         return {"diagnosis": [], "normal": NORMAL_PREFIX + tissue, "clues": clues}
@@ -87,8 +89,11 @@ def load_diagnoses(path: str | Path) -> dict[str, dict[str, Any]]:
     for i, row in enumerate(iter_jsonl(path), start=1):
         if "video_id" not in row or not isinstance(row.get("clues", []), list):
             raise InputError(f"{path}:{i}", "not a diagnosis record (needs video_id, diagnosis/normal, clues)")
-        out[str(row["video_id"])] = {"diagnosis": row.get("diagnosis") or [], "normal": row.get("normal"),
-                                     "clues": row.get("clues") or []}
+        out[str(row["video_id"])] = {
+            "diagnosis": row.get("diagnosis") or [],
+            "normal": row.get("normal"),
+            "clues": row.get("clues") or [],
+        }
     return out
 
 
@@ -109,8 +114,7 @@ class DiagnosisGenerator(Generator):
         case = await session.ask(messages_for(unit.rows), parse_reply, REPLY_SCHEMA)
         prov = self.provenance(unit)
         prov.pop("segment_id")
-        return [{"id": f"{unit.id}-diagnosis", **case,
-                 "segments": [r.get("segment_id") for r in unit.rows], **prov}]
+        return [{"id": f"{unit.id}-diagnosis", **case, "segments": [r.get("segment_id") for r in unit.rows], **prov}]
 
 
 class CaseBook:
@@ -163,8 +167,12 @@ class CaseBook:
                 self.failed.add(vid)
 
         await asyncio.gather(*(one(v, r) for v, r in videos.items()))
-        return {"diagnosis_calls": sum(s.calls for s in sessions), "diagnosis_cached": sum(s.cached for s in sessions),
-                "videos": len(videos), "videos_without_case": len(self.problems)}
+        return {
+            "diagnosis_calls": sum(s.calls for s in sessions),
+            "diagnosis_cached": sum(s.cached for s in sessions),
+            "videos": len(videos),
+            "videos_without_case": len(self.problems),
+        }
 
     def case_for(self, video_id: str) -> dict[str, Any]:
         case = self.cases.get(str(video_id))

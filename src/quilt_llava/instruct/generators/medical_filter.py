@@ -27,8 +27,10 @@ def messages_for(row: dict[str, Any]) -> list[dict[str, str]]:
 
 def parse_reply(text: str) -> dict[str, bool]:
     obj = parse_json_object(text)
-    return {"medical": yes_no(obj.get("medical"), "medical"),
-            "diagnosis_discernible": yes_no(obj.get("diagnosis"), "diagnosis")}
+    return {
+        "medical": yes_no(obj.get("medical"), "medical"),
+        "diagnosis_discernible": yes_no(obj.get("diagnosis"), "diagnosis"),
+    }
 
 
 class FilterGenerator(Generator):

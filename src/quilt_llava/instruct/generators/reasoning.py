@@ -51,8 +51,10 @@ def case_text(case: dict[str, Any]) -> str:
 
 
 def messages_for(row: dict[str, Any], case: dict[str, Any]) -> list[dict[str, str]]:
-    return [{"role": "system", "content": SYSTEM},
-            {"role": "user", "content": f"{describe_segment(row)}\n\n{case_text(case)}"}]
+    return [
+        {"role": "system", "content": SYSTEM},
+        {"role": "user", "content": f"{describe_segment(row)}\n\n{case_text(case)}"},
+    ]
 
 
 def make_parser(case: dict[str, Any]) -> Callable[[str], tuple[str, str]]:

@@ -60,8 +60,14 @@ class RedCircleGenerator(Generator):
         for q in iter_jsonl(self.options.questions_path):
             qid = str(q.get("question_id") or q.get("id") or "")
             row = by_segment.get((str(q.get("video_id")), str(q.get("segment_id"))))
-            units.append(Unit(_safe(qid) if qid else f"line{len(units) + 1}", str(q.get("video_id")),
-                              [row] if row else [], {"question": q}))
+            units.append(
+                Unit(
+                    _safe(qid) if qid else f"line{len(units) + 1}",
+                    str(q.get("video_id")),
+                    [row] if row else [],
+                    {"question": q},
+                )
+            )
         return units
 
     async def generate(self, unit: Unit, session: Session) -> list[dict[str, Any]]:
@@ -83,6 +89,17 @@ class RedCircleGenerator(Generator):
             with atomic_open(dest, "wb") as fh:
                 draw_region_ellipse(image, box).save(fh, format="PNG")
         qid = f"{q.get('question_id') or unit.id}-redcircle"
-        return [{**q, "id": qid, "question_id": qid, "image": rel, "source_image": row["image"],
-                 "red_circle_box": box, "red_circle_cluster": ci, "source_question_id": q.get("question_id"),
-                 "generator": self.name, "prompt_version": self.prompt_version}]
+        return [
+            {
+                **q,
+                "id": qid,
+                "question_id": qid,
+                "image": rel,
+                "source_image": row["image"],
+                "red_circle_box": box,
+                "red_circle_cluster": ci,
+                "source_question_id": q.get("question_id"),
+                "generator": self.name,
+                "prompt_version": self.prompt_version,
+            }
+        ]

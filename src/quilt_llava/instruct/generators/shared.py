@@ -18,6 +18,5 @@ VOICE_RULES = (
 )
 
 AI_DISCLAIMER_HINT = (
-    "remind the user that you are an AI and not a doctor, and that a pathologist should confirm "
-    "any diagnosis"
+    "remind the user that you are an AI and not a doctor, and that a pathologist should confirm any diagnosis"
 )

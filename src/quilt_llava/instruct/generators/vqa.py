@@ -19,11 +19,26 @@ from quilt_llava.instruct.structured import STRING, strict_object
 PROMPT_VERSION = "1"
 OPEN, CLOSED = "OPEN", "CLOSED"
 MIN_QUESTION_WORDS = 3
-REPLY_SCHEMA = ("vqa", strict_object({"pairs": {"type": "array", "items": strict_object({
-    "source": {"type": "integer"}, "question": STRING, "answer": STRING,
-    "answer_type": {"type": "string", "enum": [OPEN, CLOSED]},
-    # null for OPEN questions
-    "yes_no_answer": {"type": ["string", "null"], "enum": ["yes", "no", None]}})}}))
+REPLY_SCHEMA = (
+    "vqa",
+    strict_object(
+        {
+            "pairs": {
+                "type": "array",
+                "items": strict_object(
+                    {
+                        "source": {"type": "integer"},
+                        "question": STRING,
+                        "answer": STRING,
+                        "answer_type": {"type": "string", "enum": [OPEN, CLOSED]},
+                        # null for OPEN questions
+                        "yes_no_answer": {"type": ["string", "null"], "enum": ["yes", "no", None]},
+                    }
+                ),
+            }
+        }
+    ),
+)
 
 SYSTEM = f"""You build an evaluation set of questions about pathology images. You are given what a pathologist said while one image was on screen in a teaching video, and a numbered list of the questions they asked aloud.
 
@@ -95,12 +110,17 @@ def make_parser(questions: list[dict[str, Any]]):
             qtype = str(p.get("answer_type", "")).strip().upper()
             if qtype not in (OPEN, CLOSED):
                 raise ReplyError(f"pairs[{i}].answer_type must be OPEN or CLOSED")
-            item = {"question": question, "answer": answer, "answer_type": qtype,
-                    "narrator_question": source["text"], "narrator_time": [source["start"], source["end"]]}
+            item = {
+                "question": question,
+                "answer": answer,
+                "answer_type": qtype,
+                "narrator_question": source["text"],
+                "narrator_time": [source["start"], source["end"]],
+            }
             if qtype == CLOSED:
                 yn = str(p.get("yes_no_answer", "")).strip().lower().rstrip(".")
                 if yn not in ("yes", "no"):
-                    raise ReplyError(f"pairs[{i}] is CLOSED and needs yes_no_answer \"yes\" or \"no\"")
+                    raise ReplyError(f'pairs[{i}] is CLOSED and needs yes_no_answer "yes" or "no"')
                 lead = _LEADING_YES_NO.match(answer)
                 if lead and lead.group(1).lower() != yn:
                     raise ReplyError(f"pairs[{i}].answer starts with {lead.group(1)!r} but its yes_no_answer is {yn!r}")
@@ -128,5 +148,7 @@ class VQAGenerator(Generator):
             raise Skip("the narrator asked no question here")
         items = await session.ask(messages_for(unit.row, questions), make_parser(questions), REPLY_SCHEMA)
         prov = self.provenance(unit)
-        return [{"id": f"{unit.id}-vqa{k}", "question_id": f"{unit.id}-vqa{k}", "image": unit.row["image"],
-                 **item, **prov} for k, item in enumerate(items)]
+        return [
+            {"id": f"{unit.id}-vqa{k}", "question_id": f"{unit.id}-vqa{k}", "image": unit.row["image"], **item, **prov}
+            for k, item in enumerate(items)
+        ]
