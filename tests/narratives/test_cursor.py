@@ -326,3 +326,17 @@ def test_learned_peak_box_is_matched_with_its_own_sprite_only(monkeypatch):
     calls.clear()
     locator._candidates(luma, [(*box, k)], [0])
     assert calls == [locator.templates[0]]
+
+
+def test_stability_still_view_resharpening_is_not_a_pan():
+    """A still view whose compression catches up in steps (fine detail sharpening; each step
+    small against the previous frame, all together large against the run's first frame) stays
+    one still run; the same steps of a real drift still end it."""
+    slide = cv2.resize(cv2.cvtColor(_slide(), cv2.COLOR_RGB2GRAY)[0:216, 0:384], (160, 90), interpolation=cv2.INTER_AREA)
+    soft = [cv2.GaussianBlur(slide, (0, 0), s) if s > 0 else slide for s in [1.6] * 5 + list(np.linspace(1.6, 0.0, 12)) + [0.0] * 10]
+    det = CellDiffStability()
+    assert not any(det.update(f.copy()) for f in soft)
+    big = cv2.resize(cv2.cvtColor(_slide(), cv2.COLOR_RGB2GRAY), (640, 360), interpolation=cv2.INTER_AREA)
+    drift = [cv2.resize(big[0:216, dx: dx + 384], (160, 90), interpolation=cv2.INTER_AREA) for dx in [0] * 5 + list(range(0, 24, 2))]
+    det = CellDiffStability()
+    assert any(det.update(f.copy()) for f in drift)
