@@ -295,3 +295,48 @@ def test_no_periodic_search_while_holding_an_unmistakable_pointer():
     assert not loc._search_due(frame)
     loc.new_view = True  # a new view is always searched
     assert loc._search_due(frame)
+
+
+def test_learned_peak_box_is_matched_with_its_own_sprite_only(monkeypatch):
+    """A whole-frame search peak of a learned sprite carries the sprite's index: checking it
+    runs one match (that sprite), not one per template; an untagged box tries every one."""
+    from quilt_llava.narratives import cursor
+    from quilt_llava.narratives.pointer import template_from_sprite
+
+    rng = np.random.default_rng(3)
+    luma = rng.integers(90, 110, size=(360, 640), dtype=np.uint8)
+    sprite = np.full((14, 10), 250, np.uint8)
+    sprite[2:12, 2:8] = 10
+    mask = np.full(sprite.shape, 255, np.uint8)
+    luma[100:114, 200:210] = sprite
+    locator = TemplateCursorLocator(360)
+    locator.templates.append(template_from_sprite(sprite, mask, (0, 0)))
+    k = len(locator.templates) - 1
+    calls = []
+    real = cursor.match_in
+    monkeypatch.setattr(cursor, "match_in", lambda *a, **kw: calls.append(a[2]) or real(*a, **kw))
+    box = (194, 94, 206, 106)
+    found = locator._candidates(luma, [(*box, k)], locator._unlocked())
+    assert len(calls) == 1 and calls[0] is locator.templates[k]
+    assert found and found[0][3] == k and abs(found[0][1] - 200) <= 1 and abs(found[0][2] - 100) <= 1
+    calls.clear()
+    locator._candidates(luma, [box], locator._unlocked())
+    assert len(calls) == len(locator.templates)
+    # Locked to another shape: the tagged box is matched with the locked template.
+    calls.clear()
+    locator._candidates(luma, [(*box, k)], [0])
+    assert calls == [locator.templates[0]]
+
+
+def test_stability_still_view_resharpening_is_not_a_pan():
+    """A still view whose compression catches up in steps (fine detail sharpening; each step
+    small against the previous frame, all together large against the run's first frame) stays
+    one still run; the same steps of a real drift still end it."""
+    slide = cv2.resize(cv2.cvtColor(_slide(), cv2.COLOR_RGB2GRAY)[0:216, 0:384], (160, 90), interpolation=cv2.INTER_AREA)
+    soft = [cv2.GaussianBlur(slide, (0, 0), s) if s > 0 else slide for s in [1.6] * 5 + list(np.linspace(1.6, 0.0, 12)) + [0.0] * 10]
+    det = CellDiffStability()
+    assert not any(det.update(f.copy()) for f in soft)
+    big = cv2.resize(cv2.cvtColor(_slide(), cv2.COLOR_RGB2GRAY), (640, 360), interpolation=cv2.INTER_AREA)
+    drift = [cv2.resize(big[0:216, dx: dx + 384], (160, 90), interpolation=cv2.INTER_AREA) for dx in [0] * 5 + list(range(0, 24, 2))]
+    det = CellDiffStability()
+    assert any(det.update(f.copy()) for f in drift)

@@ -317,7 +317,7 @@ class TemplateCursorLocator:
         # The last whole-frame search's peak boxes, with the template lock and ignore mask it ran
         # under; reused while every frame since has been quiet (no motion pixel): a repeat
         # search of the same pixels finds the same peaks.
-        self._peaks: tuple[int | None, np.ndarray | None, list[tuple[int, int, int, int]]] | None = None
+        self._peaks: tuple[int | None, np.ndarray | None, list[tuple[int, ...]]] | None = None
         self._quiet_of = -1  # index of the last frame whose motion image showed no change
         self.new_view = True
         # (index, luma, verified hit emitted) of this view's recent frames
@@ -370,7 +370,7 @@ class TemplateCursorLocator:
                 break
         return boxes
 
-    def _search_peaks(self, frame: AnalysedFrame) -> list[tuple[int, int, int, int]]:
+    def _search_peaks(self, frame: AnalysedFrame) -> list[tuple[int, ...]]:
         """Whole-frame search (half resolution for pointers big enough to survive it); boxes
         around the best peaks, which are then scored at full resolution."""
         import cv2
@@ -379,7 +379,7 @@ class TemplateCursorLocator:
         luma = frame.luma
         half = None
         peaks: list[tuple[float, int, int]] = []  # (score, top-left x, y) at full resolution
-        learned_peaks: list[tuple[float, int, int]] = []
+        learned_peaks: list[tuple[float, int, int, int]] = []  # (score, x, y, template index)
         # Every learned shape, not only a locked one: the pointer may have changed shape while resting.
         active = self._unlocked() if len(self.templates) > self.generic else self._active()
         if self.track is not None and self.track[2] in active:  # the shape seen last is the likeliest
@@ -398,11 +398,12 @@ class TemplateCursorLocator:
             if t.learned and min(t.image.shape) >= LEARNED_HALF_SEARCH:
                 # A big learned sprite survives half resolution: many peaks there, each rescored
                 # by the unmasked correlation at full resolution around it.
-                learned_peaks += _rescored(luma, t, _correlation_peaks(half, t.half, frame.ignore, 5, 0.2, SMALL_SEARCH_FACTOR * n), n, 0.0)
+                learned_peaks += [(score, x, y, k) for score, x, y in
+                                  _rescored(luma, t, _correlation_peaks(half, t.half, frame.ignore, 5, 0.2, SMALL_SEARCH_FACTOR * n), n, 0.0)]
             elif t.learned:
                 # A small learned sprite has no outline drawn for half resolution and blurs away
                 # there: the unmasked correlation at full resolution (~30 ms at 720p) ranks it.
-                learned_peaks += _correlation_peaks(luma, t.flat, frame.ignore, 9, 0.3, n)
+                learned_peaks += [(score, x, y, k) for score, x, y in _correlation_peaks(luma, t.flat, frame.ignore, 9, 0.3, n)]
             elif t.image.shape[0] >= 2 * MIN_SEARCH_HEIGHT:
                 peaks += [(score, 2 * x, 2 * y) for score, x, y in _correlation_peaks(half, t.half, frame.ignore, 9, 0.3, n)]
             else:
@@ -414,17 +415,23 @@ class TemplateCursorLocator:
         peaks.sort(reverse=True)
         r = 6
         # Each learned sprite keeps its own best peaks: one that matches tissue loosely everywhere
-        # must not crowd out the others.
-        return [(x - r, y - r, x + r, y + r) for _, x, y in peaks[: cfg.search_peaks] + learned_peaks]
+        # must not crowd out the others. A learned sprite's peak box carries the sprite's index:
+        # it is matched with that sprite only (the other shapes have peaks of their own), which
+        # divides the cost of checking the peaks by the number of shapes.
+        return [(x - r, y - r, x + r, y + r) for _, x, y in peaks[: cfg.search_peaks]] + \
+            [(x - r, y - r, x + r, y + r, k) for _, x, y, k in learned_peaks]
 
     # -- matching ------------------------------------------------------------------------
 
-    def _candidates(self, luma: np.ndarray, boxes: list[tuple[int, int, int, int]], templates: list[int]) -> list[tuple[float, float, float, int, int]]:
-        """Best match per box: (score, x, y, template, box index), strongest first."""
+    def _candidates(self, luma: np.ndarray, boxes: list[tuple[int, ...]], templates: list[int]) -> list[tuple[float, float, float, int, int]]:
+        """Best match per box: (score, x, y, template, box index), strongest first. A box with
+        a fifth entry (a learned sprite's search peak) is matched with that template alone
+        when it is among ``templates``."""
         found = []
         for b, box in enumerate(boxes):
             best = (0.0, 0.0, 0.0, -1, b)
-            for k in templates:
+            own = box[4] if len(box) > 4 else -1
+            for k in ((own,) if own in templates else templates):
                 score, x, y = match_in(luma, box, self.templates[k], self.config.min_contrast)
                 if score > best[0]:
                     best = (score, x, y, k, b)
@@ -625,7 +632,7 @@ class TemplateCursorLocator:
         if not self._moved_on(frame, cands):
             # Unless a blob already shows the tracked pointer, moved on, look around its last
             # position too, and search the whole frame when a view starts or nothing is tracked.
-            boxes: list[tuple[int, int, int, int]] = []
+            boxes: list[tuple[int, ...]] = []
             if self.track is not None:
                 t = self.templates[self.track[2]]
                 boxes.append(self._box_around_tip(self.track[0], self.track[1], cfg.track_radius, t))

@@ -36,6 +36,9 @@ class StabilityConfig:
     boundary_frames: int = 3  # how many frames next to a pan the fine test may trim
 
 
+# Blur (px of the compared frame) before a change against the run's first frame, with none
+# against the previous frame, counts as motion.
+BLUR_SIGMA = 1.5
 _MOVED = object()  # marks "the last frame was moving" (no shortcut for the next one)
 
 
@@ -48,6 +51,7 @@ class CellDiffStability:
         self.anchor: np.ndarray | None = None
         self._spreads: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._still_with: object = _MOVED
+        self.vetoed = False  # the last frame changed since the run's first frame in fine detail only
 
     def _spread(self, img: np.ndarray) -> np.ndarray:
         # Frames are compared with the previous one and the anchor: remember each frame's cell spread.
@@ -99,14 +103,29 @@ class CellDiffStability:
             # The same pixels as the previous still frame (a static screen decodes to identical
             # frames): against it nothing changed, against the anchor as much as before.
             return False
+        self.vetoed = False
         moving = self._changed(small, self.prev, ignore) > self.config.moving_fraction
-        if not moving and self.anchor is not None:
-            moving = self._changed(small, self.anchor, ignore) > self.config.moving_fraction
+        if not moving and self.anchor is not None and self._changed(small, self.anchor, ignore) > self.config.moving_fraction:
+            # Changed since the run's first frame, not since the last one: a slow drift, or
+            # compression alone (the view re-sharpening over the seconds after a pan, then a
+            # keyframe refresh). That changes fine detail; a drift moves the coarse structure
+            # too, which survives a blur.
+            moving = self._changed(_blurred(small), _blurred(self.anchor), ignore) > self.config.moving_fraction
+            # Undecided either way: the first, eased steps of a pan change fine detail only too.
+            # :class:`~quilt_llava.narratives.views.StillRuns` trims such frames next to a pan.
+            self.vetoed = not moving
         self.prev = small
         # A moving frame re-anchors: the next still run is compared with its own first frame.
         self.anchor = None if moving else (self.anchor if self.anchor is not None else small)
         self._still_with = _MOVED if moving else ignore  # the ignore mask of the last still frame
         return moving
+
+
+def _blurred(img: np.ndarray) -> np.ndarray:
+    """``img`` without its finest detail (what compression changes on a still view)."""
+    import cv2
+
+    return cv2.GaussianBlur(img, (0, 0), BLUR_SIGMA)
 
 
 def _cell_spread(img: np.ndarray, grid: tuple[int, int]) -> np.ndarray:

@@ -45,8 +45,11 @@ class StillRuns:
     def __init__(self, config: StabilityConfig | None = None) -> None:
         self.config = config or StabilityConfig()
         self.detector = CellDiffStability(self.config)
-        self.recent: deque[tuple[int, np.ndarray]] = deque(maxlen=self.config.boundary_frames + 2)
+        self.recent: deque[tuple[int, np.ndarray]] = deque(maxlen=2 * self.config.boundary_frames + 2)
         self.start: int | None = None  # first frame of the open still run
+        # Recent frames the detector left undecided (changed since the run's first frame in fine
+        # detail only: compression, or the eased start of a pan, which the trim then finds).
+        self.vetoed: deque[int] = deque(maxlen=2 * self.config.boundary_frames + 2)
 
     def moving(self, tiny: np.ndarray, ignore: np.ndarray | None = None) -> bool:
         """Is the view moving at this frame (``ignore``: cells left out, a webcam)?"""
@@ -55,13 +58,19 @@ class StillRuns:
     def step(self, index: int, moving: bool, drift: np.ndarray, ignore: np.ndarray | None = None) -> ViewStep:
         """Frame ``index`` with its verdict and its :func:`drift_image`."""
         self.recent.append((index, drift))
+        if getattr(self.detector, "vetoed", False):
+            self.vetoed.append(index)
         boundary = self.config.boundary_frames
         if moving:
-            # Trim still frames just before the pan where the view had already begun to ease out.
+            # Trim still frames just before the pan where the view had already begun to ease out
+            # (within ``boundary`` frames of it, not counting undecided ones).
             last = index - 1
             if self.start is not None:
                 drifts = dict(self.recent)
-                while last > self.start and last - 1 in drifts and index - last <= boundary \
+                reach = index
+                while reach - 1 in self.vetoed:
+                    reach -= 1
+                while last > self.start and last - 1 in drifts and reach - last <= boundary \
                         and self.detector.drifting(drifts[last], drifts[last - 1], ignore):
                     last -= 1
             return ViewStep(closed=self.close(last))
