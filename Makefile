@@ -42,7 +42,8 @@ demo: install speech
 	$(BIN)/quilt-llava demo --out $(DEMO_OUT)
 
 lint: install
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/ruff format --check src tests benchmarks scripts
 
 test: install browser cursor-themes llama-vocab speech lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -63,9 +63,11 @@ def truth_boxes(truth: dict[str, Any], segment: dict[str, Any]) -> dict[str, lis
 
 def true_trace(truth: dict[str, Any], start: float, end: float) -> list[list[float]]:
     x0, y0, x1, y1 = truth["content_box"]
-    return [[f["t"], (f["cursor"][0] - x0) / (x1 - x0), (f["cursor"][1] - y0) / (y1 - y0)]
-            for f in truth["frames"]
-            if f["cursor"] is not None and f["stable"] and start <= f["t"] < end]
+    return [
+        [f["t"], (f["cursor"][0] - x0) / (x1 - x0), (f["cursor"][1] - y0) / (y1 - y0)]
+        for f in truth["frames"]
+        if f["cursor"] is not None and f["stable"] and start <= f["t"] < end
+    ]
 
 
 def score(rows: list[dict[str, Any]], truth: dict[str, Any], use_truth_trace: bool) -> dict[str, dict[str, Any]]:
@@ -124,13 +126,18 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result, indent=1))
         return 0
     print(f"demo sample: {result['sample']['views']} views, {result['sample']['segments_found']} segments found")
-    print(f"{'trace':16s} {'method':22s} {'scored':>7s} {'mean IoU':>9s} {'median':>7s} {'IoU>=.5':>8s} {'x published':>12s}")
+    print(
+        f"{'trace':16s} {'method':22s} {'scored':>7s} {'mean IoU':>9s} {'median':>7s} {'IoU>=.5':>8s} "
+        f"{'x published':>12s}"
+    )
     for trace in ("extracted trace", "true trace"):
         base = result[trace]["published"]["mean_iou"]
         for name, r in result[trace].items():
             ratio = r["mean_iou"] / base if base else float("nan")
-            print(f"{trace:16s} {name:22s} {r['clusters_scored']:>3d}/{r['region_sentences']:<3d} {r['mean_iou']:9.3f} "
-                  f"{r['median_iou']:7.3f} {r['iou_ge_0.5']:8.2f} {ratio:12.2f}")
+            print(
+                f"{trace:16s} {name:22s} {r['clusters_scored']:>3d}/{r['region_sentences']:<3d} {r['mean_iou']:9.3f} "
+                f"{r['median_iou']:7.3f} {r['iou_ge_0.5']:8.2f} {ratio:12.2f}"
+            )
     return 0
 
 

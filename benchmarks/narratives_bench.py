@@ -97,15 +97,52 @@ VARIANTS: dict[str, dict[str, Any]] = {
 _SHAPES = {"cursor_shapes": ("arrow", "hand", "crosshair"), "shape_changes": True, "grab_pans": True}
 THEME_VARIANTS: dict[str, dict[str, Any]] = {
     "dmz-white": {"cursor_theme": "DMZ-White", "cursor_size": 24, "crf": 23, **_SHAPES},
-    "dmz-black-1080p": {"cursor_theme": "DMZ-Black", "cursor_size": 32, "width": 1920, "height": 1080, "fps": 30.0, "crf": 28, **_SHAPES},
+    "dmz-black-1080p": {
+        "cursor_theme": "DMZ-Black",
+        "cursor_size": 32,
+        "width": 1920,
+        "height": 1080,
+        "fps": 30.0,
+        "crf": 28,
+        **_SHAPES,
+    },
     "adwaita-2x-60fps": {"cursor_theme": "Adwaita", "cursor_size": 48, "fps": 60.0, "crf": 30, **_SHAPES},
     "redglass-crf36": {"cursor_theme": "redglass", "cursor_size": 32, "fps": 30.0, "crf": 36, **_SHAPES},
-    "whiteglass-480p": {"cursor_theme": "whiteglass", "cursor_size": 24, "width": 854, "height": 480, "crf": 26, "webcam": True, **_SHAPES},
-    "handhelds-480p": {"cursor_theme": "handhelds", "cursor_size": 16, "width": 854, "height": 480, "crf": 33, **_SHAPES},
+    "whiteglass-480p": {
+        "cursor_theme": "whiteglass",
+        "cursor_size": 24,
+        "width": 854,
+        "height": 480,
+        "crf": 26,
+        "webcam": True,
+        **_SHAPES,
+    },
+    "handhelds-480p": {
+        "cursor_theme": "handhelds",
+        "cursor_size": 16,
+        "width": 854,
+        "height": 480,
+        "crf": 33,
+        **_SHAPES,
+    },
     # Never looked at while the extractor was developed (held out): recoloured themes.
-    "heldout-amber-64": {"cursor_theme": "whiteglass", "cursor_tint": (255, 176, 40), "cursor_size": 64, "width": 1920, "height": 1080,
-                         "fps": 25.0, "crf": 30, **_SHAPES},
-    "heldout-blue-crf36": {"cursor_theme": "DMZ-White", "cursor_tint": (60, 110, 255), "cursor_size": 32, "crf": 36, **_SHAPES},
+    "heldout-amber-64": {
+        "cursor_theme": "whiteglass",
+        "cursor_tint": (255, 176, 40),
+        "cursor_size": 64,
+        "width": 1920,
+        "height": 1080,
+        "fps": 25.0,
+        "crf": 30,
+        **_SHAPES,
+    },
+    "heldout-blue-crf36": {
+        "cursor_theme": "DMZ-White",
+        "cursor_tint": (60, 110, 255),
+        "cursor_size": 32,
+        "crf": 36,
+        **_SHAPES,
+    },
 }
 VARIANTS.update(THEME_VARIANTS)
 # Arrows and crosshairs must be found within 10 px, hands (a broad shape whose declared hotspot
@@ -158,9 +195,7 @@ def score(
     idx = match_frames(truth_times, pts[:, 0], fps)
     visible = np.array([f["cursor"] is not None for f in frames])
     stable = np.array([bool(f["stable"]) for f in frames])
-    cursor = np.array(
-        [f["cursor"] if f["cursor"] is not None else (np.nan, np.nan) for f in frames], dtype=float
-    )
+    cursor = np.array([f["cursor"] if f["cursor"] is not None else (np.nan, np.nan) for f in frames], dtype=float)
 
     unit = float(truth.get("height", 720)) / 720
     shapes = np.array([f.get("shape") or "arrow" for f in frames])
@@ -204,14 +239,16 @@ def score(
     for sh in sorted(set(shapes[visible & stable])):
         sel = visible & stable & (shapes == sh)
         found = best[sel][np.isfinite(best[sel])]
-        by_shape[str(sh)] = {"frames": int(sel.sum()), "recall": float((best[sel] <= tol[sel]).mean()),
-                             "median_err_px": float(np.median(found) / unit) if found.size else None}
+        by_shape[str(sh)] = {
+            "frames": int(sel.sum()),
+            "recall": float((best[sel] <= tol[sel]).mean()),
+            "median_err_px": float(np.median(found) / unit) if found.size else None,
+        }
     precision = good / len(pts) if len(pts) else 1.0
     for i in np.flatnonzero(visible & (best > tol)):
         failures["missed"].append([frames[i]["t"], frames[i]["cursor"]])
     failures = {
-        k: v[:MAX_FAILURES]
-        + ([f"... {len(v) - MAX_FAILURES} more"] if len(v) > MAX_FAILURES else [])
+        k: v[:MAX_FAILURES] + ([f"... {len(v) - MAX_FAILURES} more"] if len(v) > MAX_FAILURES else [])
         for k, v in failures.items()
         if v
     }
@@ -262,7 +299,9 @@ def rows_to_points(
     return points, segments
 
 
-def pointer_residue(truth: dict[str, Any], rows: list[dict[str, Any]], out_dir: Path, views_dir: Path) -> dict[str, Any]:
+def pointer_residue(
+    truth: dict[str, Any], rows: list[dict[str, Any]], out_dir: Path, views_dir: Path
+) -> dict[str, Any]:
     """Pointer pixels left in segment images. Per segment: the box the pointer covered longest in
     its view (where a median could keep it), mean |grey(segment image) - grey(the generator's
     pointer-free render)| inside it; beside it the same over boxes of that size elsewhere in the
@@ -274,12 +313,17 @@ def pointer_residue(truth: dict[str, Any], rows: list[dict[str, Any]], out_dir: 
     frames = truth["frames"]
     worst, control_worst, values, controls = 0.0, 0.0, [], []
     for row in rows:
-        overlaps = [(min(row["end"], sg["end"]) - max(row["start"], sg["start"]), sg["view"]) for sg in truth["segments"]]
+        overlaps = [
+            (min(row["end"], sg["end"]) - max(row["start"], sg["start"]), sg["view"]) for sg in truth["segments"]
+        ]
         overlap, view = max(overlaps)
         if overlap <= 0:
             continue
-        rests = Counter(tuple(f["pointer_box"]) for f in frames
-                        if f["view"] == view and f.get("pointer_box") and row["start"] <= f["t"] < row["end"])
+        rests = Counter(
+            tuple(f["pointer_box"])
+            for f in frames
+            if f["view"] == view and f.get("pointer_box") and row["start"] <= f["t"] < row["end"]
+        )
         clean_path = views_dir / f"{view}.png"
         if not rests or not clean_path.exists():
             continue
@@ -296,18 +340,35 @@ def pointer_residue(truth: dict[str, Any], rows: list[dict[str, Any]], out_dir: 
             continue
         mad = float(diff[by0:by1, bx0:bx1].mean())
         bw, bh = bx1 - bx0, by1 - by0
-        avoid = [(bx0, by0, bx1, by1)] + ([(truth["webcam_box"][0] - cx0, truth["webcam_box"][1] - cy0, truth["webcam_box"][2] - cx0,
-                                            truth["webcam_box"][3] - cy0)] if truth.get("webcam_box") else [])
-        ctrl = [float(diff[y : y + bh, x : x + bw].mean())
-                for x in np.linspace(0, w - bw, 6).astype(int) for y in np.linspace(0, h - bh, 4).astype(int)
-                if not any(x < a1 and a0 < x + bw and y < b1 and b0 < y + bh for a0, b0, a1, b1 in avoid)]
+        avoid = [(bx0, by0, bx1, by1)] + (
+            [
+                (
+                    truth["webcam_box"][0] - cx0,
+                    truth["webcam_box"][1] - cy0,
+                    truth["webcam_box"][2] - cx0,
+                    truth["webcam_box"][3] - cy0,
+                )
+            ]
+            if truth.get("webcam_box")
+            else []
+        )
+        ctrl = [
+            float(diff[y : y + bh, x : x + bw].mean())
+            for x in np.linspace(0, w - bw, 6).astype(int)
+            for y in np.linspace(0, h - bh, 4).astype(int)
+            if not any(x < a1 and a0 < x + bw and y < b1 and b0 < y + bh for a0, b0, a1, b1 in avoid)
+        ]
         control = float(np.median(ctrl)) if ctrl else 0.0
         values.append(mad)
         controls.append(control)
         worst, control_worst = max(worst, mad), max(control_worst, control)
-    return {"segments": len(values), "max_mad": worst if values else None, "mean_mad": float(np.mean(values)) if values else None,
-            "control_mad": control_worst if values else None,
-            "max_excess": max((v - c for v, c in zip(values, controls)), default=None)}
+    return {
+        "segments": len(values),
+        "max_mad": worst if values else None,
+        "mean_mad": float(np.mean(values)) if values else None,
+        "control_mad": control_worst if values else None,
+        "max_excess": max((v - c for v, c in zip(values, controls)), default=None),
+    }
 
 
 HOTSPOT_SIZES = (16, 24, 32, 48, 64)
@@ -348,17 +409,27 @@ def hotspot_table() -> list[dict[str, Any]]:
     table = []
     for theme, items in masks.items():
         others = [it for t, its in masks.items() if t != theme for it in its]
-        depth, inset = min(product(HOTSPOT_GRID["tip_depth"], HOTSPOT_GRID["inset"]),
-                           key=lambda p: float(np.mean(errors(others, *p))))
+        depth, inset = min(
+            product(HOTSPOT_GRID["tip_depth"], HOTSPOT_GRID["inset"]), key=lambda p: float(np.mean(errors(others, *p)))
+        )
         for shape in shapes:
             mine = [it for it in items if it[0] == shape]
             if not mine:
                 continue
             e_ship = errors(mine, shipped.tip_depth, shipped.inset)
             e_loto = errors(mine, depth, inset)
-            table.append({"theme": theme, "shape": shape, "sizes": len(mine), "median_px": float(np.median(e_ship)),
-                          "max_px": max(e_ship), "loto_median_px": float(np.median(e_loto)), "loto_max_px": max(e_loto),
-                          "loto_params": [depth, inset]})
+            table.append(
+                {
+                    "theme": theme,
+                    "shape": shape,
+                    "sizes": len(mine),
+                    "median_px": float(np.median(e_ship)),
+                    "max_px": max(e_ship),
+                    "loto_median_px": float(np.median(e_loto)),
+                    "loto_max_px": max(e_loto),
+                    "loto_params": [depth, inset],
+                }
+            )
     return table
 
 
@@ -450,8 +521,22 @@ def _print_rows(head: list[str], rows: list[list[str]], left: int = 2) -> None:
 
 
 def print_table(results: list[dict[str, Any]]) -> None:
-    head = ["variant", "method", "recall", "prec", "med px", "seg max s", "seg mean s", "missed", "non-tissue rows",
-            "box err px", "pan pts all/moved", "ptr MAD (ctrl)", "fps", "x decode"]
+    head = [
+        "variant",
+        "method",
+        "recall",
+        "prec",
+        "med px",
+        "seg max s",
+        "seg mean s",
+        "missed",
+        "non-tissue rows",
+        "box err px",
+        "pan pts all/moved",
+        "ptr MAD (ctrl)",
+        "fps",
+        "x decode",
+    ]
     rows = []
     for r in results:
         for method in ("ours", "published"):
@@ -460,9 +545,24 @@ def print_table(results: list[dict[str, Any]]) -> None:
                 continue
             res = s.get("residue") or {}
             mad = f"{_fmt(res.get('max_mad'), '.1f')} ({_fmt(res.get('control_mad'), '.1f')})" if res else "-"
-            rows.append([r["variant"], method, _fmt(s["recall"]), _fmt(s["precision"]), _fmt(s["median_err_px"], ".2f"),
-                         _fmt(s["seg_err_max_s"], ".2f"), _fmt(s["seg_err_mean_s"], ".2f"), _fmt(s["segments_missed"]),
-                         _fmt(s.get("non_tissue_rows", 0)), _fmt(s.get("box_err_px")), f"{s['pan_points']}/{s['pan_points_moved']}", mad, _fmt(s["fps"], ".1f"), _fmt(s["speed_ratio"], ".2f")])
+            rows.append(
+                [
+                    r["variant"],
+                    method,
+                    _fmt(s["recall"]),
+                    _fmt(s["precision"]),
+                    _fmt(s["median_err_px"], ".2f"),
+                    _fmt(s["seg_err_max_s"], ".2f"),
+                    _fmt(s["seg_err_mean_s"], ".2f"),
+                    _fmt(s["segments_missed"]),
+                    _fmt(s.get("non_tissue_rows", 0)),
+                    _fmt(s.get("box_err_px")),
+                    f"{s['pan_points']}/{s['pan_points_moved']}",
+                    mad,
+                    _fmt(s["fps"], ".1f"),
+                    _fmt(s["speed_ratio"], ".2f"),
+                ]
+            )
     _print_rows(head, rows)
 
 
@@ -474,16 +574,35 @@ def print_shape_table(results: list[dict[str, Any]]) -> None:
         ours, pub = r.get("ours", {}).get("by_shape", {}), r.get("published", {}).get("by_shape", {})
         for shape in sorted(set(ours) | set(pub)):
             o, p = ours.get(shape, {}), pub.get(shape, {})
-            rows.append([r["variant"], shape, _fmt(o.get("frames", p.get("frames"))), _fmt(o.get("recall")),
-                         _fmt(o.get("median_err_px"), ".2f"), _fmt(p.get("recall")), _fmt(p.get("median_err_px"), ".2f")])
+            rows.append(
+                [
+                    r["variant"],
+                    shape,
+                    _fmt(o.get("frames", p.get("frames"))),
+                    _fmt(o.get("recall")),
+                    _fmt(o.get("median_err_px"), ".2f"),
+                    _fmt(p.get("recall")),
+                    _fmt(p.get("median_err_px"), ".2f"),
+                ]
+            )
     _print_rows(head, rows)
 
 
 def print_hotspot_table(table: list[dict[str, Any]]) -> None:
     head = ["theme", "shape", "sizes", "med px", "max px", "LOTO med px", "LOTO max px", "LOTO tip_depth, inset"]
-    rows = [[t["theme"], t["shape"], str(t["sizes"]), _fmt(t["median_px"], ".2f"), _fmt(t["max_px"], ".2f"),
-             _fmt(t["loto_median_px"], ".2f"), _fmt(t["loto_max_px"], ".2f"), ", ".join(str(v) for v in t["loto_params"])]
-            for t in table]
+    rows = [
+        [
+            t["theme"],
+            t["shape"],
+            str(t["sizes"]),
+            _fmt(t["median_px"], ".2f"),
+            _fmt(t["max_px"], ".2f"),
+            _fmt(t["loto_median_px"], ".2f"),
+            _fmt(t["loto_max_px"], ".2f"),
+            ", ".join(str(v) for v in t["loto_params"]),
+        ]
+        for t in table
+    ]
     _print_rows(head, rows)
 
 
@@ -491,30 +610,28 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument(
-        "--quick", action="store_true", help="short videos (2 views of 5-6 s) for a fast check"
-    )
-    ap.add_argument(
-        "--json", action="store_true", help="print one JSON object instead of the table"
-    )
+    ap.add_argument("--quick", action="store_true", help="short videos (2 views of 5-6 s) for a fast check")
+    ap.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     ap.add_argument(
         "--variants",
         default=",".join(VARIANTS),
         help=f"comma-separated subset of {', '.join(VARIANTS)}, or the groups classic, themes",
     )
     ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--repeat", type=int, default=1,
-                    help="time ours this many times, alternating with decode-only; the fastest of each counts "
-                         "(for a machine shared with other jobs)")
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="time ours this many times, alternating with decode-only; the fastest of each counts "
+        "(for a machine shared with other jobs)",
+    )
     ap.add_argument(
         "--work-dir",
         type=Path,
         default=None,
         help="keep videos and outputs here (default: a temporary folder)",
     )
-    ap.add_argument(
-        "--details", action="store_true", help="also print examples of each failure kind"
-    )
+    ap.add_argument("--details", action="store_true", help="also print examples of each failure kind")
     ap.add_argument(
         "--skip-ours",
         action="store_true",
@@ -535,9 +652,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         ap.error(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")
     options = _parse_options(args.extract_opt)
-    base = SyntheticConfig(
-        width=1280, height=720, fps=25.0, seed=args.seed, n_views=4, view_seconds=(8.0, 12.0)
-    )
+    base = SyntheticConfig(width=1280, height=720, fps=25.0, seed=args.seed, n_views=4, view_seconds=(8.0, 12.0))
     if args.quick:
         base = replace(base, n_views=2, view_seconds=(5.0, 6.0))
 
@@ -628,8 +743,10 @@ def main(argv: list[str] | None = None) -> int:
             f"targets (ours, every variant): recall >= {TARGETS['recall']}, precision >= {TARGETS['precision']}, "
             f"median error <= {TARGETS['median_err_px']} px, segment boundaries <= {TARGETS['seg_err_max_s']} s, "
             f"0 pan points, 0 tissue views missed, 0 non-tissue rows, speed >= {TARGETS['speed_ratio']}x decode-only, "
-            f"pointer residue (ptr MAD) < {TARGETS['residue_mad']} grey levels; ptr MAD: mean |segment image - pointer-free "
-            "render| in the box the pointer covered longest (worst segment), ctrl: the same elsewhere in the image (compression alone)"
+            f"pointer residue (ptr MAD) < {TARGETS['residue_mad']} grey levels; ptr MAD: mean |segment image - "
+            "pointer-free "
+            "render| in the box the pointer covered longest (worst segment), ctrl: the same elsewhere in the image "
+            "(compression alone)"
         )
     return 0
 

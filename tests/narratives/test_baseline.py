@@ -50,18 +50,12 @@ def test_chunks_split_on_change_and_short_chunks_dropped() -> None:
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory: pytest.TempPathFactory):
-    moving = [
-        (t * 0.25, 0.2 + 0.15 * (i % 4), 0.3 + 0.1 * (i % 3)) for i, t in enumerate(range(15))
-    ]
+    moving = [(t * 0.25, 0.2 + 0.15 * (i % 4), 0.3 + 0.1 * (i % 3)) for i, t in enumerate(range(15))]
     views = [
         ViewSpec(center=(0.35, 0.4), zoom=1.0, duration_s=3.5, waypoints=moving),
-        ViewSpec(
-            center=(0.6, 0.6), zoom=0.7, duration_s=3.5, waypoints=[(0.0, 0.5, 0.5)]
-        ),  # rests all along
+        ViewSpec(center=(0.6, 0.6), zoom=0.7, duration_s=3.5, waypoints=[(0.0, 0.5, 0.5)]),  # rests all along
     ]
-    cfg = SyntheticConfig(
-        name="clip", width=320, height=180, fps=10.0, views=views, pan_seconds=0.6, ui=False
-    )
+    cfg = SyntheticConfig(name="clip", width=320, height=180, fps=10.0, views=views, pan_seconds=0.6, ui=False)
     return make_synthetic_video(tmp_path_factory.mktemp("base"), cfg)
 
 
@@ -77,11 +71,7 @@ def test_published_method_on_synthetic_clip(clip) -> None:
     for s, e in res.segments:
         assert any(v["start"] - 0.15 <= s and e <= v["end"] + 0.15 for v in views), (s, e)
     kept = [
-        sum(
-            min(e, v["end"]) - max(s, v["start"])
-            for s, e in res.segments
-            if s < v["end"] and e > v["start"]
-        )
+        sum(min(e, v["end"]) - max(s, v["start"]) for s, e in res.segments if s < v["end"] and e > v["start"])
         for v in views
     ]
     assert kept[0] > 0  # the moving cursor splits view 0 into chunks, some are kept

@@ -71,7 +71,10 @@ def test_golden_assignments_and_caption():
 
 def test_merge_small_cluster_into_neighbour():
     trace = two_region_trace()
-    utterances = [(1.0, 15.0, "one two three four five six seven eight nine ten eleven twelve"), (25.0, 30.0, "tiny bit")]
+    utterances = [
+        (1.0, 15.0, "one two three four five six seven eight nine ten eleven twelve"),
+        (25.0, 30.0, "tiny bit"),
+    ]
     clusters = ground(trace, utterances, method="spatiotemporal")
     assert len(clusters) == 1
     assert clusters[0].text.endswith("tiny bit")
@@ -90,8 +93,10 @@ def test_empty_inputs():
 
 
 def test_caption_format():
-    caption = grounded_caption([("text of cluster one", (0.431, 0.629, 0.8449, 0.69)),
-                                ("text of cluster two", (-0.2, 0.0, 0.83, 1.4))], "plain")
+    caption = grounded_caption(
+        [("text of cluster one", (0.431, 0.629, 0.8449, 0.69)), ("text of cluster two", (-0.2, 0.0, 0.83, 1.4))],
+        "plain",
+    )
     assert caption == "text of cluster one [0.43, 0.63, 0.84, 0.69], text of cluster two [0.0, 0.0, 0.83, 1.0]"
     assert grounded_caption([], "just speech ") == "just speech"
     assert format_box((-0.001, 0.5, 0.999, 1)) == "[0.0, 0.5, 1.0, 1.0]"
@@ -110,9 +115,13 @@ def test_boxes_leave_out_the_pointer_travelling_in_a_pause():
             continue
         else:  # circles B during the second sentence
             cx, cy, phase = 0.75, 0.7, t
-        rows.append([float(t), cx + 0.08 * np.cos(2 * np.pi * phase / 1.6), cy + 0.08 * np.sin(2 * np.pi * phase / 1.6)])
-    speech = [(0.2, 7.8, "the glands here are crowded with atypical enlarged nuclei"),
-              (10.2, 17.8, "while this loose stroma has only a few spindle cells")]
+        rows.append(
+            [float(t), cx + 0.08 * np.cos(2 * np.pi * phase / 1.6), cy + 0.08 * np.sin(2 * np.pi * phase / 1.6)]
+        )
+    speech = [
+        (0.2, 7.8, "the glands here are crowded with atypical enlarged nuclei"),
+        (10.2, 17.8, "while this loose stroma has only a few spindle cells"),
+    ]
     ours = ground(rows, speech, method="spatiotemporal")
     assert [c.text for c in ours] == [s[2] for s in speech]
     for c, (cx, cy) in zip(ours, [(0.2, 0.25), (0.75, 0.7)]):

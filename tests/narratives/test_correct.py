@@ -20,8 +20,10 @@ pytest.importorskip("wordfreq")
 
 
 def timed(text: str, start: float = 0.0, step: float = 0.4) -> Transcript:
-    words = [{"start": round(start + i * step, 3), "end": round(start + (i + 1) * step - 0.05, 3), "word": w}
-             for i, w in enumerate(text.split())]
+    words = [
+        {"start": round(start + i * step, 3), "end": round(start + (i + 1) * step - 0.05, 3), "word": w}
+        for i, w in enumerate(text.split())
+    ]
     return transcript_from_records([{"start": start, "end": words[-1]["end"], "text": text, "words": words}])
 
 
@@ -34,8 +36,11 @@ def test_known_mistakes_are_fixed_with_timings_kept(vocab):
     raw = timed("These tromal cells show hematoxilin counterstain, only blue nuclei of fibroblests.")
     fixed, edits = correct_with_vocabulary(raw, vocab)
     assert fixed.text() == "These stromal cells show haematoxylin counterstain, only blue nuclei of fibroblasts."
-    assert [(e.before, e.after) for e in edits] == [("tromal", "stromal"), ("hematoxilin", "haematoxylin"),
-                                                    ("fibroblests.", "fibroblasts")]
+    assert [(e.before, e.after) for e in edits] == [
+        ("tromal", "stromal"),
+        ("hematoxilin", "haematoxylin"),
+        ("fibroblests.", "fibroblasts"),
+    ]
     before, after = raw.utterances[0].words, fixed.utterances[0].words
     assert len(before) == len(after)
     for b, a in zip(before, after):  # one word for one: the same interval
@@ -52,8 +57,10 @@ def test_a_run_of_words_becomes_one_term_inside_their_interval(vocab):
 
 
 def test_correct_and_common_words_are_left_alone(vocab):
-    text = ("The stroma is blue and the tumour glands show strong brown staining; the ground is round, "
-            "the nuclei look normal and chromatin is fine.")
+    text = (
+        "The stroma is blue and the tumour glands show strong brown staining; the ground is round, "
+        "the nuclei look normal and chromatin is fine."
+    )
     fixed, edits = correct_with_vocabulary(timed(text), vocab)
     assert edits == [] and fixed.text() == text
 
@@ -137,7 +144,10 @@ def test_llm_edits_are_checked_before_they_apply(vocab, tmp_path):
         cfg.base_url = srv.base_url
         fixed, applied, rejected = correct_with_llm(raw, vocab, cfg)
         assert fixed.text() == "here the tumor gland shows strong brown staining and blue stroma"
-        assert [(e.before, e.after, e.method) for e in applied] == [("land", "gland", "llm"), ("ground", "brown", "llm")]
+        assert [(e.before, e.after, e.method) for e in applied] == [
+            ("land", "gland", "llm"),
+            ("ground", "brown", "llm"),
+        ]
         reasons = " | ".join(r.reason for r in rejected)
         assert len(rejected) == 5
         for part in ("do not sound alike", "is not the words there", "outside", "overlaps"):
@@ -181,9 +191,25 @@ def test_correct_cli_writes_transcript_and_log(tmp_path):
     src.write_text(json.dumps(timed("These tromal cells show ground staining").to_whisper_json()))
     out = tmp_path / "fixed.json"
     with FakeOpenAIServer(responder=llm_reply([{"first": 4, "last": 4, "old": "ground", "new": "brown"}])) as srv:
-        res = CliRunner().invoke(make_app(), [
-            "narratives", "correct", str(src), "--out", str(out), "--llm", "--base-url", srv.base_url,
-            "--model", "m", "--api-key-env", "", "--json", "--quiet"])
+        res = CliRunner().invoke(
+            make_app(),
+            [
+                "narratives",
+                "correct",
+                str(src),
+                "--out",
+                str(out),
+                "--llm",
+                "--base-url",
+                srv.base_url,
+                "--model",
+                "m",
+                "--api-key-env",
+                "",
+                "--json",
+                "--quiet",
+            ],
+        )
     assert res.exit_code == 0, res.output
     summary = json.loads(res.stdout.strip().splitlines()[-1])
     assert summary["changes"] == 2
@@ -191,8 +217,10 @@ def test_correct_cli_writes_transcript_and_log(tmp_path):
     assert data["segments"][0]["text"] == "These stromal cells show brown staining"
     assert data["segments"][0]["words"][1]["word"] == "stromal"
     log = read_jsonl(tmp_path / "fixed.changes.jsonl")
-    assert [(r["method"], r["before"], r["after"]) for r in log] == [("vocabulary", "tromal", "stromal"),
-                                                                    ("llm", "ground", "brown")]
+    assert [(r["method"], r["before"], r["after"]) for r in log] == [
+        ("vocabulary", "tromal", "stromal"),
+        ("llm", "ground", "brown"),
+    ]
     assert all("start" in r and "end" in r for r in log)
     assert (tmp_path / "llm_cache.sqlite").exists()
 
@@ -227,8 +255,22 @@ def test_correct_cli_dry_run_sends_and_writes_nothing(tmp_path):
     src = tmp_path / "raw.json"
     src.write_text(json.dumps(timed("These tromal cells show ground staining").to_whisper_json()))
     out = tmp_path / "fixed.json"
-    res = CliRunner().invoke(make_app(), ["narratives", "correct", str(src), "--out", str(out), "--llm",
-                                          "--base-url", "http://127.0.0.1:9/v1", "--dry-run", "--json", "--quiet"])
+    res = CliRunner().invoke(
+        make_app(),
+        [
+            "narratives",
+            "correct",
+            str(src),
+            "--out",
+            str(out),
+            "--llm",
+            "--base-url",
+            "http://127.0.0.1:9/v1",
+            "--dry-run",
+            "--json",
+            "--quiet",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout.strip().splitlines()[-1]) == {"llm_calls": 1, "dry_run": True}
     assert not out.exists() and not (tmp_path / "llm_cache.sqlite").exists()

@@ -138,7 +138,10 @@ def test_flat_or_faint_regions_give_no_match():
 def test_stability_ignores_local_change_and_flags_pan():
     frames, _ = make_video()
     det = CellDiffStability()
-    flags = [det.update(cv2.resize(cv2.cvtColor(f, cv2.COLOR_RGB2GRAY), (W // 8, H // 8), interpolation=cv2.INTER_AREA)) for f in frames]
+    flags = [
+        det.update(cv2.resize(cv2.cvtColor(f, cv2.COLOR_RGB2GRAY), (W // 8, H // 8), interpolation=cv2.INTER_AREA))
+        for f in frames
+    ]
     assert not any(flags[:85])  # cursor and webcam only
     assert all(flags[85:93])  # the pan
 
@@ -149,8 +152,10 @@ def test_stability_repeated_frames_same_flags():
     from quilt_llava.narratives import stability
 
     slide = cv2.cvtColor(_slide(), cv2.COLOR_RGB2GRAY)
-    frames = [cv2.resize(slide[0:216, dx : dx + 384], (96, 54), interpolation=cv2.INTER_AREA)
-              for dx in [0] * 6 + [k // 3 for k in range(3, 60)] + [40] * 5 + list(range(40, 200, 20)) + [200] * 6]
+    frames = [
+        cv2.resize(slide[0:216, dx : dx + 384], (96, 54), interpolation=cv2.INTER_AREA)
+        for dx in [0] * 6 + [k // 3 for k in range(3, 60)] + [40] * 5 + list(range(40, 200, 20)) + [200] * 6
+    ]
     fast, slow = CellDiffStability(), CellDiffStability()
     got, want = [], []
     for f in frames:
@@ -259,7 +264,9 @@ def test_periodic_search_reuses_peaks_only_while_nothing_changes(monkeypatch):
         loc = TemplateCursorLocator(H)
         calls = searched[name] = []
         original = loc._search_peaks
-        monkeypatch.setattr(loc, "_search_peaks", lambda frame, f=original, calls=calls: calls.append(frame.index) or f(frame))
+        monkeypatch.setattr(
+            loc, "_search_peaks", lambda frame, f=original, calls=calls: calls.append(frame.index) or f(frame)
+        )
         for i in range(60):  # whole-frame searches are due every 25-50 frames while no pointer is verified
             loc.process(AnalysedFrame(i, i / FPS, base, motion if i else None, False))
     assert searched["quiet"] == [0]  # the same pixels: the first search's peaks are reused
@@ -332,11 +339,19 @@ def test_stability_still_view_resharpening_is_not_a_pan():
     """A still view whose compression catches up in steps (fine detail sharpening; each step
     small against the previous frame, all together large against the run's first frame) stays
     one still run; the same steps of a real drift still end it."""
-    slide = cv2.resize(cv2.cvtColor(_slide(), cv2.COLOR_RGB2GRAY)[0:216, 0:384], (160, 90), interpolation=cv2.INTER_AREA)
-    soft = [cv2.GaussianBlur(slide, (0, 0), s) if s > 0 else slide for s in [1.6] * 5 + list(np.linspace(1.6, 0.0, 12)) + [0.0] * 10]
+    slide = cv2.resize(
+        cv2.cvtColor(_slide(), cv2.COLOR_RGB2GRAY)[0:216, 0:384], (160, 90), interpolation=cv2.INTER_AREA
+    )
+    soft = [
+        cv2.GaussianBlur(slide, (0, 0), s) if s > 0 else slide
+        for s in [1.6] * 5 + list(np.linspace(1.6, 0.0, 12)) + [0.0] * 10
+    ]
     det = CellDiffStability()
     assert not any(det.update(f.copy()) for f in soft)
     big = cv2.resize(cv2.cvtColor(_slide(), cv2.COLOR_RGB2GRAY), (640, 360), interpolation=cv2.INTER_AREA)
-    drift = [cv2.resize(big[0:216, dx: dx + 384], (160, 90), interpolation=cv2.INTER_AREA) for dx in [0] * 5 + list(range(0, 24, 2))]
+    drift = [
+        cv2.resize(big[0:216, dx : dx + 384], (160, 90), interpolation=cv2.INTER_AREA)
+        for dx in [0] * 5 + list(range(0, 24, 2))
+    ]
     det = CellDiffStability()
     assert any(det.update(f.copy()) for f in drift)

@@ -32,7 +32,9 @@ def test_sampled_frames_keep_one_per_tick_at_any_rate():
     kept = [f.t for f in sampled_frames(iter(frames), 4.0)]
     assert len(kept) == 12 and kept[0] == 0.0
     assert all(0.2 <= b - a <= 0.3 + 1e-9 for a, b in itertools.pairwise(kept))
-    gappy = [Frame(i, t, np.zeros((4, 4), np.uint8)) for i, t in enumerate((0.0, 0.1, 1.7, 1.8, 2.0))]  # a gap longer than a tick
+    gappy = [
+        Frame(i, t, np.zeros((4, 4), np.uint8)) for i, t in enumerate((0.0, 0.1, 1.7, 1.8, 2.0))
+    ]  # a gap longer than a tick
     assert [f.t for f in sampled_frames(iter(gappy), 2.0)] == [0.0, 1.7]  # ticks restart from the late frame
 
 
@@ -108,7 +110,7 @@ def test_webcam_watch_finds_a_box_that_keeps_changing():
         small[60:85, 120:155] = rng.integers(0, 256, (25, 35), dtype=np.uint8)  # the narrator moves
         watch.observe(i, small, moving=False)
     assert watch.mask is not None
-    (x0, y0, x1, y1), = watch.rects(4, (640, 360))
+    ((x0, y0, x1, y1),) = watch.rects(4, (640, 360))
     assert x0 <= 120 * 4 and y0 <= 60 * 4 and x1 >= 155 * 4 - 4 and y1 >= 85 * 4 - 4
     assert (x1 - x0) * (y1 - y0) < 0.2 * 640 * 360
     assert watch.covers(137 * 4, 72 * 4, 4) and not watch.covers(20 * 4, 20 * 4, 4)
@@ -285,6 +287,7 @@ def test_content_stats_merge_keeps_the_tissue_area_of_the_views_merged():
         one = ContentStats()
         one.add(view(seed))
         tissue.merge(one)
+
     def near(box, truth=(20, 40, 620, 320)):  # the texture window reaches 2 analysis px past an edge
         return all(abs(a - b) <= 8 for a, b in zip(box, truth))
 

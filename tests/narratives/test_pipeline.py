@@ -23,20 +23,37 @@ from quilt_llava.narratives.video import Frame, prefetch
 av = pytest.importorskip("av")
 
 VIEWS = [
-    ViewSpec(center=(0.35, 0.4), zoom=1.0, duration_s=4.0,
-             waypoints=[(0.0, 0.3, 0.3), (1.5, 0.3, 0.3), (2.3, 0.7, 0.6), (3.2, 0.7, 0.6), (3.6, 0.5, 0.4), (4.0, 0.5, 0.4)],
-             utterances=[(0.2, 1.6, "look at these brown nuclei"), (2.0, 3.8, "and the loose stroma over here")]),
-    ViewSpec(center=(0.6, 0.55), zoom=0.6, duration_s=4.0,
-             waypoints=[(0.0, 0.6, 0.5), (1.0, 0.6, 0.5), (2.0, 0.2, 0.3), (4.0, 0.2, 0.3)],
-             hidden=[(2.5, 3.2)],
-             utterances=[(0.3, 3.5, "a zoomed out view of the whole field with many glands")]),
+    ViewSpec(
+        center=(0.35, 0.4),
+        zoom=1.0,
+        duration_s=4.0,
+        waypoints=[
+            (0.0, 0.3, 0.3),
+            (1.5, 0.3, 0.3),
+            (2.3, 0.7, 0.6),
+            (3.2, 0.7, 0.6),
+            (3.6, 0.5, 0.4),
+            (4.0, 0.5, 0.4),
+        ],
+        utterances=[(0.2, 1.6, "look at these brown nuclei"), (2.0, 3.8, "and the loose stroma over here")],
+    ),
+    ViewSpec(
+        center=(0.6, 0.55),
+        zoom=0.6,
+        duration_s=4.0,
+        waypoints=[(0.0, 0.6, 0.5), (1.0, 0.6, 0.5), (2.0, 0.2, 0.3), (4.0, 0.2, 0.3)],
+        hidden=[(2.5, 3.2)],
+        utterances=[(0.3, 3.5, "a zoomed out view of the whole field with many glands")],
+    ),
 ]
 
 
 @pytest.fixture(scope="module")
 def video(tmp_path_factory: pytest.TempPathFactory):
     out = tmp_path_factory.mktemp("videos")
-    cfg = SyntheticConfig(name="tour", width=640, height=360, fps=12.0, crf=28, views=VIEWS, pan_seconds=1.0, webcam=True)
+    cfg = SyntheticConfig(
+        name="tour", width=640, height=360, fps=12.0, crf=28, views=VIEWS, pan_seconds=1.0, webcam=True
+    )
     return make_synthetic_video(out, cfg)
 
 
@@ -139,7 +156,9 @@ def test_cli_extract_folder_workers_and_show(video, tmp_path):
     (folder / "broken.mp4").write_bytes(b"\x00" * 1000)
     out = tmp_path / "out"
     app = make_app()
-    result = CliRunner().invoke(app, ["narratives", "extract", str(folder), "--out", str(out), "--workers", "2", "--json", "--sample-fps", "4"])
+    result = CliRunner().invoke(
+        app, ["narratives", "extract", str(folder), "--out", str(out), "--workers", "2", "--json", "--sample-fps", "4"]
+    )
     assert result.exit_code == 1, result.output
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert sorted(summary["done"]) == ["a", "b"] and summary["rows"] == 4
@@ -151,11 +170,26 @@ def test_cli_extract_folder_workers_and_show(video, tmp_path):
 
 def test_cli_single_video(video, tmp_path):
     out = tmp_path / "out"
-    result = CliRunner().invoke(make_app(), ["narratives", "extract", str(video.video), "--transcript", str(video.transcript),
-                                             "--out", str(out), "--sample-fps", "4", "--quiet"])
+    result = CliRunner().invoke(
+        make_app(),
+        [
+            "narratives",
+            "extract",
+            str(video.video),
+            "--transcript",
+            str(video.transcript),
+            "--out",
+            str(out),
+            "--sample-fps",
+            "4",
+            "--quiet",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert len(read_jsonl(out / "narratives.jsonl")) == 2
-    bad = CliRunner().invoke(make_app(), ["narratives", "extract", str(video.video), "--out", str(out), "--clustering", "nope"])
+    bad = CliRunner().invoke(
+        make_app(), ["narratives", "extract", str(video.video), "--out", str(out), "--clustering", "nope"]
+    )
     assert bad.exit_code != 0
 
 
@@ -164,10 +198,17 @@ def test_cli_keep_webcam_reaches_the_extractor(video, tmp_path, monkeypatch):
 
     seen = []
     real = batch.process_video
-    monkeypatch.setattr(batch, "process_video", lambda v, t, o, cfg, source=None: seen.append(cfg.hide_webcam) or real(v, t, o, cfg, source))
+    monkeypatch.setattr(
+        batch,
+        "process_video",
+        lambda v, t, o, cfg, source=None: seen.append(cfg.hide_webcam) or real(v, t, o, cfg, source),
+    )
     for flag, hidden in (([], True), (["--keep-webcam"], False)):
         out = tmp_path / str(hidden)
-        result = CliRunner().invoke(make_app(), ["narratives", "extract", str(video.video), "--out", str(out), "--sample-fps", "4", "--quiet", *flag])
+        result = CliRunner().invoke(
+            make_app(),
+            ["narratives", "extract", str(video.video), "--out", str(out), "--sample-fps", "4", "--quiet", *flag],
+        )
         assert result.exit_code == 0, result.output
         assert seen[-1] is hidden
 
@@ -292,7 +333,9 @@ def test_segment_images_beyond_the_held_ones_wait_on_disk(video, tmp_path, monke
     assert spilled == held
     for row in held:
         assert (tmp_path / "spilled" / row["image"]).read_bytes() == (tmp_path / "held" / row["image"]).read_bytes()
-    assert not list((tmp_path / "spilled").rglob("*.npy")) and not list((tmp_path / "spilled").rglob(".segments-pending"))
+    assert not list((tmp_path / "spilled").rglob("*.npy")) and not list(
+        (tmp_path / "spilled").rglob(".segments-pending")
+    )
 
 
 def test_a_segment_image_on_disk_is_redone_when_the_webcam_is_found_later(video, tmp_path, monkeypatch):
@@ -329,8 +372,12 @@ def _panned_frames(size: tuple[int, int], shifts: list[float]) -> np.ndarray:
 
     w, h = size
     slide = cv2.resize(cv2.cvtColor(data.immunohistochemistry(), cv2.COLOR_RGB2GRAY), (w + 400, h + 300))
-    return np.stack([cv2.warpAffine(slide, np.float32([[1, 0, -(100 + dx)], [0, 1, -100]]), (w, h), flags=cv2.INTER_LINEAR)
-                     for dx in shifts])
+    return np.stack(
+        [
+            cv2.warpAffine(slide, np.float32([[1, 0, -(100 + dx)], [0, 1, -100]]), (w, h), flags=cv2.INTER_LINEAR)
+            for dx in shifts
+        ]
+    )
 
 
 @pytest.mark.parametrize("size", [(960, 540), (1920, 1080)])
@@ -354,7 +401,9 @@ def test_segment_images_sample_one_frame_a_second_at_any_frame_rate(monkeypatch)
 
     picked = []
     real = segment_images.segment_job
-    monkeypatch.setattr(segment_images, "segment_job", lambda chosen, *a: picked.append([i for i, _ in chosen]) or real(chosen, *a))
+    monkeypatch.setattr(
+        segment_images, "segment_job", lambda chosen, *a: picked.append([i for i, _ in chosen]) or real(chosen, *a)
+    )
     frames = _panned_frames((320, 180), [0.0] * 50)
     for fps in (10.0, 30.0):
         picked.clear()
@@ -365,9 +414,14 @@ def test_segment_images_sample_one_frame_a_second_at_any_frame_rate(monkeypatch)
 
 CUT_VIEWS = [
     VIEWS[0],
-    ViewSpec(center=(0.5, 0.5), zoom=1.0, duration_s=4.0, screen="text",
-             waypoints=[(0.0, 0.3, 0.4), (2.0, 0.3, 0.4), (3.0, 0.6, 0.5), (4.0, 0.6, 0.5)],
-             utterances=[(0.3, 2.5, "the learning objectives for today")]),
+    ViewSpec(
+        center=(0.5, 0.5),
+        zoom=1.0,
+        duration_s=4.0,
+        screen="text",
+        waypoints=[(0.0, 0.3, 0.4), (2.0, 0.3, 0.4), (3.0, 0.6, 0.5), (4.0, 0.6, 0.5)],
+        utterances=[(0.3, 2.5, "the learning objectives for today")],
+    ),
     ViewSpec(center=(0.5, 0.5), zoom=1.0, duration_s=4.0, screen="presenter"),
     ViewSpec(center=(0.5, 0.5), zoom=1.0, duration_s=4.0, screen="desktop"),
     VIEWS[1],
@@ -377,7 +431,9 @@ CUT_VIEWS = [
 @pytest.fixture(scope="module")
 def cut_video(tmp_path_factory: pytest.TempPathFactory):
     out = tmp_path_factory.mktemp("cuts")
-    cfg = SyntheticConfig(name="cuts", width=640, height=360, fps=12.0, crf=28, views=CUT_VIEWS, pan_seconds=1.0, webcam=True)
+    cfg = SyntheticConfig(
+        name="cuts", width=640, height=360, fps=12.0, crf=28, views=CUT_VIEWS, pan_seconds=1.0, webcam=True
+    )
     return make_synthetic_video(out, cfg)
 
 
@@ -410,8 +466,22 @@ def test_non_tissue_cuts_give_no_rows_and_keep_the_tissue_box(cut_video, tmp_pat
 
 def test_cli_keep_non_tissue(cut_video, tmp_path):
     out = tmp_path / "out"
-    result = CliRunner().invoke(make_app(), ["narratives", "extract", str(cut_video.video), "--transcript", str(cut_video.transcript),
-                                             "--out", str(out), "--sample-fps", "4", "--quiet", "--keep-non-tissue"])
+    result = CliRunner().invoke(
+        make_app(),
+        [
+            "narratives",
+            "extract",
+            str(cut_video.video),
+            "--transcript",
+            str(cut_video.transcript),
+            "--out",
+            str(out),
+            "--sample-fps",
+            "4",
+            "--quiet",
+            "--keep-non-tissue",
+        ],
+    )
     assert result.exit_code == 0, result.output
     rows = read_jsonl(out / "narratives.jsonl")
     assert sum(not r["is_tissue"] for r in rows) >= 2 and sum(r["is_tissue"] for r in rows) == 2

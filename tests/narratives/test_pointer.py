@@ -60,7 +60,11 @@ def test_xcursor_reader_sizes_hotspots_and_straight_alpha(tmp_path: Path) -> Non
 
 @pytest.mark.parametrize(
     "data, needle",
-    [(b"GIF89a", "no 'Xcur' magic"), (struct.pack("<4sIII", b"Xcur", 16, 1, 50), "truncated"), (struct.pack("<4sIII", b"Xcur", 16, 1, 0), "no image")],
+    [
+        (b"GIF89a", "no 'Xcur' magic"),
+        (struct.pack("<4sIII", b"Xcur", 16, 1, 50), "truncated"),
+        (struct.pack("<4sIII", b"Xcur", 16, 1, 0), "no image"),
+    ],
 )
 def test_xcursor_bad_file_names_it(tmp_path: Path, data: bytes, needle: str) -> None:
     path = tmp_path / "broken"
@@ -124,9 +128,22 @@ def test_hotspot_rule_on_every_installed_theme() -> None:
 def test_theme_video_truth(tmp_path: Path) -> None:
     from quilt_llava.narratives.synthetic import SyntheticConfig, make_synthetic_video
 
-    cfg = SyntheticConfig(name="t", width=320, height=180, fps=8.0, n_views=2, view_seconds=(4.0, 4.5), pan_seconds=0.5,
-                          cursor_theme="DMZ-Black", cursor_size=24, cursor_shapes=("arrow", "hand"), shape_changes=True,
-                          grab_pans=True, save_clean_views=True, seed=2)
+    cfg = SyntheticConfig(
+        name="t",
+        width=320,
+        height=180,
+        fps=8.0,
+        n_views=2,
+        view_seconds=(4.0, 4.5),
+        pan_seconds=0.5,
+        cursor_theme="DMZ-Black",
+        cursor_size=24,
+        cursor_shapes=("arrow", "hand"),
+        shape_changes=True,
+        grab_pans=True,
+        save_clean_views=True,
+        seed=2,
+    )
     truth = make_synthetic_video(tmp_path, cfg).truth
     frames = truth["frames"]
     assert {f["shape"] for f in frames if not f["stable"] and f["pointer"]} == {"grab"}
@@ -171,8 +188,9 @@ def _recall(tmp_path: Path, **kw) -> tuple[dict[str, float], dict]:
         found.setdefault(f["shape"], []).append(ok)
         found.setdefault(f"view{f['view']}", []).append(ok)
     for i, f in enumerate(sv.truth["frames"]):
-        assert f["stable"] or i not in analysis.hits or not any(
-            s.span.start <= i <= s.span.end for s in analysis.segments), "a trace point on a moving view"
+        assert (
+            f["stable"] or i not in analysis.hits or not any(s.span.start <= i <= s.span.end for s in analysis.segments)
+        ), "a trace point on a moving view"
     return {k: float(np.mean(v)) for k, v in found.items()}, sv.truth
 
 
@@ -184,16 +202,32 @@ def _views(n: int, rest_all_of: int | None = None):
         if i == rest_all_of:
             waypoints = [(0.0, 0.3, 0.4), (5.0, 0.3, 0.4)]  # never moves in this view
         else:
-            waypoints = [(0.0, 0.2, 0.3), (1.2, 0.2, 0.3), (2.0, 0.6, 0.5), (2.6, 0.6, 0.5), (3.4, 0.4, 0.7), (5.0, 0.4, 0.7)]
-        views.append(ViewSpec(center=(0.3 + 0.2 * i, 0.4 + 0.1 * i), zoom=1.0 - 0.2 * i, duration_s=5.0, waypoints=waypoints))
+            waypoints = [
+                (0.0, 0.2, 0.3),
+                (1.2, 0.2, 0.3),
+                (2.0, 0.6, 0.5),
+                (2.6, 0.6, 0.5),
+                (3.4, 0.4, 0.7),
+                (5.0, 0.4, 0.7),
+            ]
+        views.append(
+            ViewSpec(center=(0.3 + 0.2 * i, 0.4 + 0.1 * i), zoom=1.0 - 0.2 * i, duration_s=5.0, waypoints=waypoints)
+        )
     return views
 
 
 @needs_themes
 def test_shape_change_mid_view(tmp_path: Path) -> None:
     """An arrow that turns into a pointing hand as it moves: both shapes are learned and tracked."""
-    recall, _ = _recall(tmp_path, views=_views(2), cursor_theme="DMZ-Black", cursor_size=24,
-                        cursor_shapes=("arrow", "hand"), shape_changes=True, grab_pans=True)
+    recall, _ = _recall(
+        tmp_path,
+        views=_views(2),
+        cursor_theme="DMZ-Black",
+        cursor_size=24,
+        cursor_shapes=("arrow", "hand"),
+        shape_changes=True,
+        grab_pans=True,
+    )
     assert recall["arrow"] >= 0.9 and recall["hand"] >= 0.9, recall
 
 
@@ -201,8 +235,9 @@ def test_shape_change_mid_view(tmp_path: Path) -> None:
 def test_never_moving_pointer_found_by_a_sprite_learned_earlier(tmp_path: Path) -> None:
     """The crosshair moves in the first view; in the second it rests the whole view (it is in
     every frame's median and never differs from it): the sprite learned in view 0 finds it."""
-    recall, _ = _recall(tmp_path, views=_views(2, rest_all_of=1), cursor_theme="Adwaita", cursor_size=24,
-                        cursor_shapes=("crosshair",))
+    recall, _ = _recall(
+        tmp_path, views=_views(2, rest_all_of=1), cursor_theme="Adwaita", cursor_size=24, cursor_shapes=("crosshair",)
+    )
     assert recall["view1"] >= 0.9, recall
 
 
@@ -217,6 +252,12 @@ def test_hidpi_pointer(tmp_path: Path) -> None:
 @needs_themes
 def test_unknown_theme_held_out(tmp_path: Path) -> None:
     """A theme nothing was tuned on: whiteglass recoloured amber (a translucent, shadowed arrow)."""
-    recall, _ = _recall(tmp_path, views=_views(2), cursor_theme="whiteglass", cursor_tint=(255, 170, 40), cursor_size=32,
-                        cursor_shapes=("arrow",))
+    recall, _ = _recall(
+        tmp_path,
+        views=_views(2),
+        cursor_theme="whiteglass",
+        cursor_tint=(255, 170, 40),
+        cursor_size=32,
+        cursor_shapes=("arrow",),
+    )
     assert recall["arrow"] >= 0.9, recall

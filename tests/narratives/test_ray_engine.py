@@ -29,12 +29,20 @@ CFG = ExtractConfig(sample_fps=5.0)
 
 def _views(shift: float) -> list[ViewSpec]:
     return [
-        ViewSpec(center=(0.3 + shift, 0.4), zoom=1.0, duration_s=3.5,
-                 waypoints=[(0.0, 0.3, 0.3), (1.2, 0.3, 0.3), (2.0, 0.7, 0.6), (3.5, 0.7, 0.6)],
-                 utterances=[(0.2, 1.4, "these brown nuclei"), (1.8, 3.3, "and the stroma here")]),
-        ViewSpec(center=(0.6, 0.5 + shift), zoom=0.7, duration_s=3.5,
-                 waypoints=[(0.0, 0.6, 0.5), (1.5, 0.6, 0.5), (2.5, 0.2, 0.3), (3.5, 0.2, 0.3)],
-                 utterances=[(0.3, 3.0, "a wider field with glands")]),
+        ViewSpec(
+            center=(0.3 + shift, 0.4),
+            zoom=1.0,
+            duration_s=3.5,
+            waypoints=[(0.0, 0.3, 0.3), (1.2, 0.3, 0.3), (2.0, 0.7, 0.6), (3.5, 0.7, 0.6)],
+            utterances=[(0.2, 1.4, "these brown nuclei"), (1.8, 3.3, "and the stroma here")],
+        ),
+        ViewSpec(
+            center=(0.6, 0.5 + shift),
+            zoom=0.7,
+            duration_s=3.5,
+            waypoints=[(0.0, 0.6, 0.5), (1.5, 0.6, 0.5), (2.5, 0.2, 0.3), (3.5, 0.2, 0.3)],
+            utterances=[(0.3, 3.0, "a wider field with glands")],
+        ),
     ]
 
 
@@ -42,11 +50,24 @@ def _views(shift: float) -> list[ViewSpec]:
 def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Three short videos that differ in size, frame rate, cursor and webcam."""
     out = tmp_path_factory.mktemp("ray_videos")
-    for i, (w, h, fps, style, webcam) in enumerate([(640, 360, 10.0, "arrow", False), (512, 288, 12.0, "white", True),
-                                                   (640, 360, 8.0, "arrow", True)]):
-        make_synthetic_video(out, SyntheticConfig(name="abc"[i], width=w, height=h, fps=fps, crf=30, seed=i,
-                                                  cursor_style=style, webcam=webcam, views=_views(0.05 * i),
-                                                  pan_seconds=0.6))
+    for i, (w, h, fps, style, webcam) in enumerate(
+        [(640, 360, 10.0, "arrow", False), (512, 288, 12.0, "white", True), (640, 360, 8.0, "arrow", True)]
+    ):
+        make_synthetic_video(
+            out,
+            SyntheticConfig(
+                name="abc"[i],
+                width=w,
+                height=h,
+                fps=fps,
+                crf=30,
+                seed=i,
+                cursor_style=style,
+                webcam=webcam,
+                views=_views(0.05 * i),
+                pan_seconds=0.6,
+            ),
+        )
     for extra in out.glob("*.truth.json"):
         extra.unlink()
     return out
@@ -111,7 +132,7 @@ def test_a_video_that_kills_every_worker_is_given_up_after_the_retries(ray_clust
     rc = RayConfig(max_retries=1, before_task=functools.partial(_note_attempt, logs, {"a.mp4": 99}))
     result = extract_folder_ray([folder / "a.mp4", folder / "c.mp4"], tmp_path / "out", CFG, rc)
     assert result.done == ["c"] and _attempts(logs, "a.mp4") == 2
-    (video, reason), = result.failed.items()
+    ((video, reason),) = result.failed.items()
     assert video.endswith("a.mp4") and "worker died on all 2 attempts" in reason
     assert [r["video_id"] for r in read_jsonl(tmp_path / "out" / "narratives.jsonl")] == ["c", "c"]
 

@@ -104,10 +104,7 @@ def test_video_round_trip(small_video) -> None:
     with av.open(str(small_video.video)) as container:
         stream = container.streams.video[0]
         assert (stream.codec_context.width, stream.codec_context.height) == (320, 180)
-        decoded = [
-            (float(f.pts * f.time_base), f.to_ndarray(format="gray"))
-            for f in container.decode(stream)
-        ]
+        decoded = [(float(f.pts * f.time_base), f.to_ndarray(format="gray")) for f in container.decode(stream)]
     assert [t for t, _ in decoded] == pytest.approx([f["t"] for f in truth["frames"]], abs=1e-3)
     # The black arrow is visible just below-right of the tip while the cursor rests,
     # and gone at the same place once it is hidden (same view, same background).
@@ -187,9 +184,7 @@ def test_white_cursor_renders_bright(tmp_path: Path) -> None:
     v = ViewSpec(center=(0.5, 0.5), zoom=1.0, duration_s=0.4, waypoints=[(0, 0.5, 0.5)])
     sv = make_synthetic_video(
         tmp_path,
-        SyntheticConfig(
-            name="w", width=160, height=96, fps=5, crf=10, views=[v], cursor_style="white", ui=False
-        ),
+        SyntheticConfig(name="w", width=160, height=96, fps=5, crf=10, views=[v], cursor_style="white", ui=False),
     )
     x, y = sv.truth["frames"][0]["cursor"]
     with av.open(str(sv.video)) as c:
@@ -228,9 +223,7 @@ def test_same_seed_same_video_truth(tmp_path: Path) -> None:
     )
     one = make_synthetic_video(tmp_path / "one", cfg).truth
     two = make_synthetic_video(tmp_path / "two", cfg).truth
-    other = make_synthetic_video(
-        tmp_path / "three", SyntheticConfig(**{**cfg.__dict__, "seed": 12})
-    ).truth
+    other = make_synthetic_video(tmp_path / "three", SyntheticConfig(**{**cfg.__dict__, "seed": 12})).truth
     assert one["frames"] == two["frames"] and one["utterances"] == two["utterances"]
     assert one["frames"] != other["frames"]
 
@@ -246,16 +239,20 @@ def test_shift_px_measures_view_motion(small_video) -> None:
 def test_cuts_to_screens_have_tissue_truth_and_leave_the_tour_alone(tmp_path: Path) -> None:
     """A tour with cuts: the same tissue views as without, screens in between with no
     transition, ``tissue`` false on their frames and segments and no truth cursor there."""
-    base = SyntheticConfig(name="plain", width=160, height=96, fps=5.0, n_views=3, view_seconds=(2.0, 2.5),
-                           pan_seconds=0.4, seed=3)
+    base = SyntheticConfig(
+        name="plain", width=160, height=96, fps=5.0, n_views=3, view_seconds=(2.0, 2.5), pan_seconds=0.4, seed=3
+    )
     plain = make_synthetic_video(tmp_path / "plain", base).truth
-    cut = make_synthetic_video(tmp_path / "cut", SyntheticConfig(**{**base.__dict__, "name": "cut",
-                                                                    "cuts": ("text", "presenter", "desktop", "blank")})).truth
+    cut = make_synthetic_video(
+        tmp_path / "cut",
+        SyntheticConfig(**{**base.__dict__, "name": "cut", "cuts": ("text", "presenter", "desktop", "blank")}),
+    ).truth
     screens = [v["screen"] for v in cut["views"]]
     assert sorted(s for s in screens if s) == ["blank", "desktop", "presenter", "text"] and screens[0] is None
     tissue_views = [v for v in cut["views"] if v["screen"] is None]
-    assert [(v["center"], v["zoom"], v["waypoints"]) for v in tissue_views] == \
-        [(v["center"], v["zoom"], v["waypoints"]) for v in plain["views"]]
+    assert [(v["center"], v["zoom"], v["waypoints"]) for v in tissue_views] == [
+        (v["center"], v["zoom"], v["waypoints"]) for v in plain["views"]
+    ]
     for seg, view in zip(cut["segments"], cut["views"]):
         assert seg["tissue"] == (view["screen"] is None)
     for a, b in zip(cut["segments"], cut["segments"][1:]):  # a cut has no transition, a pan has one

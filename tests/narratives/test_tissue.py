@@ -68,7 +68,9 @@ def _text_slide(bg: tuple[int, int, int], ink: tuple[int, int, int], title: tupl
     draw = ImageDraw.Draw(img)
     font = ImageFont.load_default(28)
     draw.text((60, 40), "Case 3: a mass in the sigmoid colon", fill=title, font=ImageFont.load_default(44))
-    for i, line in enumerate(["clinical history", "gross findings", "microscopy: what to look for", "differential diagnosis"]):
+    for i, line in enumerate(
+        ["clinical history", "gross findings", "microscopy: what to look for", "differential diagnosis"]
+    ):
         draw.text((90, 150 + 70 * i), f"- {line}", fill=ink, font=font)
     return _jpeg(np.asarray(img), 75)
 
@@ -83,7 +85,12 @@ def _screenshot() -> np.ndarray:
     draw.rectangle((200, 80, 1000, 110), fill=(225, 225, 230))
     font = ImageFont.load_default(16)
     for i in range(20):
-        draw.text((220, 125 + 23 * i), f"slide_{i:04d}.svs    {1 + i * 37 % 900} MB    2026-11-{1 + i:02d}", fill=(10, 10, 10), font=font)
+        draw.text(
+            (220, 125 + 23 * i),
+            f"slide_{i:04d}.svs    {1 + i * 37 % 900} MB    2026-11-{1 + i:02d}",
+            fill=(10, 10, 10),
+            font=font,
+        )
     return np.asarray(img)
 
 
@@ -98,8 +105,21 @@ def _not_tissue_views() -> dict[str, np.ndarray]:
         "white screen": np.full((360, 640, 3), 255, np.uint8),
         "blue screen": np.full((360, 640, 3), (30, 60, 170), np.uint8),
     }
-    for name in ("coffee", "rocket", "camera", "page", "text", "grass", "gravel", "hubble_deep_field", "retina",
-                 "logo", "colorwheel", "coins", "moon"):
+    for name in (
+        "coffee",
+        "rocket",
+        "camera",
+        "page",
+        "text",
+        "grass",
+        "gravel",
+        "hubble_deep_field",
+        "retina",
+        "logo",
+        "colorwheel",
+        "coins",
+        "moon",
+    ):
         img = getattr(data, name)()
         img = np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img[..., :3]
         views[f"photo {name}"] = np.ascontiguousarray(img.astype(np.uint8))
@@ -119,6 +139,13 @@ def test_held_out_screens_and_photos_are_not_tissue(name):
 def test_score_is_a_probability_like_value_and_bad_input_is_named():
     scores = [tissue_score(v) for v in (*_tissue_views().values(), *_not_tissue_views().values())]
     assert all(0.0 <= s <= 1.0 for s in scores)
-    assert set(tissue_features(_ihc_right())) == {"stain_texture", "textured_area", "flat", "grey_texture", "off_stain", "foreground"}
+    assert set(tissue_features(_ihc_right())) == {
+        "stain_texture",
+        "textured_area",
+        "flat",
+        "grey_texture",
+        "off_stain",
+        "foreground",
+    }
     with pytest.raises(ValueError, match="RGB image"):
         tissue_score(np.zeros((10, 10), np.uint8))

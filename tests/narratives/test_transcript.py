@@ -46,9 +46,17 @@ def test_vtt_matches_srt(tmp_path):
 
 
 def test_whisper_json_with_words(tmp_path):
-    data = {"text": "hello there", "segments": [
-        {"start": 0.5, "end": 1.5, "text": " hello there",
-         "words": [{"start": 0.5, "end": 0.9, "word": " hello"}, {"start": 1.0, "end": 1.5, "word": " there"}]}]}
+    data = {
+        "text": "hello there",
+        "segments": [
+            {
+                "start": 0.5,
+                "end": 1.5,
+                "text": " hello there",
+                "words": [{"start": 0.5, "end": 0.9, "word": " hello"}, {"start": 1.0, "end": 1.5, "word": " there"}],
+            }
+        ],
+    }
     path = tmp_path / "w.json"
     path.write_text(json.dumps(data))
     t = read_transcript(path)

@@ -107,8 +107,11 @@ def read_audio(media: str | Path, sample_rate: int = SAMPLE_RATE) -> tuple[Any, 
     bad = total = 0
     with container:
         if not container.streams.audio:
-            raise InputError(media, "the video has no audio track: give a transcript (--transcript or a sidecar "
-                                    "<stem>.srt/.vtt/.json) instead of --asr-model")
+            raise InputError(
+                media,
+                "the video has no audio track: give a transcript (--transcript or a sidecar "
+                "<stem>.srt/.vtt/.json) instead of --asr-model",
+            )
         stream = container.streams.audio[0]
         resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
         try:
@@ -156,9 +159,14 @@ def transcribe(media: str | Path, config: AsrConfig, model: Any = None) -> AsrRe
     audio, bad = read_audio(media)
     model = model if model is not None else load_model(config)
     t0 = time.perf_counter()
-    segments, _info = model.transcribe(audio, language=config.language, beam_size=config.beam_size,
-                                       word_timestamps=True, vad_filter=config.vad_filter,
-                                       hotwords=config.hotwords or None)
+    segments, _info = model.transcribe(
+        audio,
+        language=config.language,
+        beam_size=config.beam_size,
+        word_timestamps=True,
+        vad_filter=config.vad_filter,
+        hotwords=config.hotwords or None,
+    )
     records = []
     for seg in segments:  # a generator: recognition happens while iterating
         words = [{"start": w.start, "end": w.end, "word": w.word} for w in (seg.words or [])]
@@ -192,9 +200,13 @@ def transcribe_to_file(media: str | Path, path: str | Path, config: AsrConfig, m
     result = transcribe(media, config, model)
     data = result.transcript.to_whisper_json()
     data["asr"] = {
-        "model": result.model, "settings": config.settings(), "video": _video_stamp(Path(media)),
-        "audio_seconds": round(result.duration_s, 3), "seconds": round(result.seconds, 3),
-        "realtime_factor": round(result.realtime_factor, 4), "bad_packets": result.bad_packets,
+        "model": result.model,
+        "settings": config.settings(),
+        "video": _video_stamp(Path(media)),
+        "audio_seconds": round(result.duration_s, 3),
+        "seconds": round(result.seconds, 3),
+        "realtime_factor": round(result.realtime_factor, 4),
+        "bad_packets": result.bad_packets,
     }
     write_json(path, data)
     return True

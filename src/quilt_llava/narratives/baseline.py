@@ -84,16 +84,10 @@ def crop_ssim(a: np.ndarray, b: np.ndarray, rng: np.random.Generator, size: int)
     size = min(size, h, w)
     y = int(rng.integers(0, h - size + 1))
     x = int(rng.integers(0, w - size + 1))
-    return float(
-        structural_similarity(
-            a[y : y + size, x : x + size], b[y : y + size, x : x + size], data_range=255
-        )
-    )
+    return float(structural_similarity(a[y : y + size, x : x + size], b[y : y + size, x : x + size], data_range=255))
 
 
-def cursor_from_difference(
-    frame: np.ndarray, background: np.ndarray, threshold: int
-) -> tuple[int, int] | None:
+def cursor_from_difference(frame: np.ndarray, background: np.ndarray, threshold: int) -> tuple[int, int] | None:
     """Strongest thresholded response of ``|frame - background|`` as (x, y), or None."""
     diff = np.abs(frame.astype(np.int16) - background.astype(np.int16))
     diff[diff < threshold] = 0
@@ -104,9 +98,7 @@ def cursor_from_difference(
     return x, y
 
 
-def run_published(
-    frames: Iterable[tuple[float, np.ndarray]], config: BaselineConfig | None = None
-) -> BaselineResult:
+def run_published(frames: Iterable[tuple[float, np.ndarray]], config: BaselineConfig | None = None) -> BaselineResult:
     """Apply the published method to ``(t, luma)`` frames in display order."""
     cfg = config or BaselineConfig()
     rng = np.random.default_rng(cfg.seed)
@@ -128,9 +120,7 @@ def run_published(
         pick = np.linspace(0, n - 1, min(n, cfg.max_median_frames)).round().astype(int)
         background = np.median(np.stack([chunk[i] for i in pick]), axis=0).astype(np.uint8)
         for i, frame in enumerate(chunk):
-            result.cursor[chunk_start + i] = cursor_from_difference(
-                frame, background, cfg.diff_threshold
-            )
+            result.cursor[chunk_start + i] = cursor_from_difference(frame, background, cfg.diff_threshold)
 
     prev: np.ndarray | None = None
     for t, luma in frames:
@@ -147,9 +137,7 @@ def run_published(
     return result
 
 
-def published_cursor_trace(
-    video: Path | str, config: BaselineConfig | None = None
-) -> BaselineResult:
+def published_cursor_trace(video: Path | str, config: BaselineConfig | None = None) -> BaselineResult:
     """Run the published method on a video file; cursor positions are in video pixels."""
     t0 = time.perf_counter()
     result = run_published(iter_luma(video), config)

@@ -67,13 +67,18 @@ def run_one(args: VideoJob, source: FrameSource | None = None) -> Outcome:
         return str(video), None, f"{video}: unexpected error ({type(exc).__name__}: {exc})"
 
 
-def plan_folder(videos: Path | list[Path], out_dir: Path, cfg: ExtractConfig,
-                transcripts: dict[Path, Path | None] | None = None) -> tuple[FolderResult, list[VideoJob]]:
+def plan_folder(
+    videos: Path | list[Path], out_dir: Path, cfg: ExtractConfig, transcripts: dict[Path, Path | None] | None = None
+) -> tuple[FolderResult, list[VideoJob]]:
     """The videos still to extract, each with its transcript, and a result listing the finished ones
     as skipped (a video is finished when ``<video_id>/rows.jsonl`` exists). Creates ``out_dir``."""
     cfg.validate()
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = list_videos(videos) if isinstance(videos, Path) and videos.is_dir() else [Path(v) for v in ([videos] if isinstance(videos, Path) else videos)]
+    paths = (
+        list_videos(videos)
+        if isinstance(videos, Path) and videos.is_dir()
+        else [Path(v) for v in ([videos] if isinstance(videos, Path) else videos)]
+    )
     result = FolderResult()
     todo: list[VideoJob] = []
     for video in paths:
@@ -116,7 +121,9 @@ def extract_folder(
     return result
 
 
-def _collect(result: FolderResult, outcome: Outcome, on_done: Callable[[str, int | None, str | None], None] | None) -> None:
+def _collect(
+    result: FolderResult, outcome: Outcome, on_done: Callable[[str, int | None, str | None], None] | None
+) -> None:
     video, n, error = outcome
     if error is not None:
         result.failed[video] = error

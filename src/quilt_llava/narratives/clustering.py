@@ -178,8 +178,16 @@ def _build(points: np.ndarray, labels: np.ndarray) -> list[Cluster]:
         area = (x2 - x1) * (y2 - y1)
         if area < MIN_BOX_AREA or area > MAX_BOX_AREA:
             continue
-        clusters.append(Cluster((x1, y1, x2, y2), float(pts[:, 0].min()), float(pts[:, 0].max()),
-                                float(pts[:, 0].mean()), pts[:, 0], points=pts))
+        clusters.append(
+            Cluster(
+                (x1, y1, x2, y2),
+                float(pts[:, 0].min()),
+                float(pts[:, 0].max()),
+                float(pts[:, 0].mean()),
+                pts[:, 0],
+                points=pts,
+            )
+        )
     clusters.sort(key=lambda c: c.mean_t)
     return clusters
 

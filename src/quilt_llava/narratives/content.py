@@ -120,8 +120,12 @@ def refine_edges(image: np.ndarray, box: tuple[int, int, int, int], search: int 
     return (nx0, ny0, min(w, nx1), min(h, ny1))
 
 
-def snap_overlay(image: np.ndarray, rect: tuple[int, int, int, int], min_step: float = 8.0,
-                 within: tuple[int, int, int, int] | None = None) -> tuple[int, int, int, int]:
+def snap_overlay(
+    image: np.ndarray,
+    rect: tuple[int, int, int, int],
+    min_step: float = 8.0,
+    within: tuple[int, int, int, int] | None = None,
+) -> tuple[int, int, int, int]:
     """Grow or shrink each side of ``rect`` (x0, y0, x1, y1) to the outermost straight edge near it
     in a full-resolution luma ``image``: the frame of an overlay (a webcam box) whose changing
     part is only what ``rect`` was found from. A straight edge is a column (row) where most of

@@ -44,10 +44,55 @@ from quilt_llava.narratives.vocabulary import Term, Vocabulary, norm_word
 
 # Prefixes that change a word's meaning (typical/atypical, section/resection), and endings
 # that make another form of the same stem (neutrophil/neutrophilic, granular/granuloma).
-MEANING_PREFIXES = ("a", "an", "anti", "de", "dys", "endo", "epi", "hyper", "hypo", "in", "inter", "intra",
-                    "meta", "neo", "non", "para", "peri", "post", "pre", "pro", "re", "sub", "trans", "un")
-FORM_ENDINGS = ("", "s", "es", "e", "ic", "ical", "oid", "al", "ar", "ous", "y", "ia", "oma", "omas", "itis",
-                "osis", "otic", "ity", "ism", "ed", "ing")
+MEANING_PREFIXES = (
+    "a",
+    "an",
+    "anti",
+    "de",
+    "dys",
+    "endo",
+    "epi",
+    "hyper",
+    "hypo",
+    "in",
+    "inter",
+    "intra",
+    "meta",
+    "neo",
+    "non",
+    "para",
+    "peri",
+    "post",
+    "pre",
+    "pro",
+    "re",
+    "sub",
+    "trans",
+    "un",
+)
+FORM_ENDINGS = (
+    "",
+    "s",
+    "es",
+    "e",
+    "ic",
+    "ical",
+    "oid",
+    "al",
+    "ar",
+    "ous",
+    "y",
+    "ia",
+    "oma",
+    "omas",
+    "itis",
+    "osis",
+    "otic",
+    "ity",
+    "ism",
+    "ed",
+    "ing",
+)
 _LEAD = re.compile(r"^[^\w]*")
 _TRAIL = re.compile(r"[^\w]*$")
 _DIGITS = re.compile(r"\d+")
@@ -99,7 +144,7 @@ class Edit:
         row = asdict(self)
         if transcript is not None:
             u = transcript.utterances[self.utterance]
-            span = u.words[self.first:self.last] if u.words else ()
+            span = u.words[self.first : self.last] if u.words else ()
             row["start"] = round(span[0].start, 3) if span else round(u.start, 3)
             row["end"] = round(span[-1].end, 3) if span else round(u.end, 3)
         return row
@@ -114,10 +159,8 @@ def other_form(word: str, term: str) -> bool:
     while k < min(len(word), len(term)) and word[k] == term[k]:
         k += 1
     stem = min(k, len(word), len(term))
-    for cut in range(stem, 3, -1):  # try every shared stem of 4 letters or more
-        if word[cut:] in FORM_ENDINGS and term[cut:] in FORM_ENDINGS:
-            return True
-    return False
+    # try every shared stem of 4 letters or more
+    return any(word[cut:] in FORM_ENDINGS and term[cut:] in FORM_ENDINGS for cut in range(stem, 3, -1))
 
 
 def tokens_of(u: Utterance) -> list[str]:
@@ -199,7 +242,7 @@ class VocabularyCorrector:
             found: list[Edit] = []
             for i in range(len(tokens)):
                 for n in range(1, cfg.max_ngram + 1):
-                    run = tuple(norms[i:i + n])
+                    run = tuple(norms[i : i + n])
                     if len(run) < n:
                         continue
                     touchable, common = self._touchable(run)
@@ -213,8 +256,18 @@ class VocabularyCorrector:
                         continue
                     if common and n > 1 and spelling < 1.0:
                         continue  # ordinary words together change only when they spell the term ("neo plastic")
-                    found.append(Edit(ui, i, i + n, " ".join(tokens[i:i + n]), term.canonical, "vocabulary",
-                                      round(score, 3), {"spelling": round(spelling, 3), "sound": round(sound, 3)}))
+                    found.append(
+                        Edit(
+                            ui,
+                            i,
+                            i + n,
+                            " ".join(tokens[i : i + n]),
+                            term.canonical,
+                            "vocabulary",
+                            round(score, 3),
+                            {"spelling": round(spelling, 3), "sound": round(sound, 3)},
+                        )
+                    )
             taken: set[int] = set()
             for e in sorted(found, key=lambda e: (-e.score, -(e.last - e.first), e.first)):
                 span = set(range(e.first, e.last))
@@ -231,7 +284,7 @@ def _respell(before: list[str], after: str) -> list[str]:
     words[-1] = _TRAIL.sub("", words[-1]) or words[-1]
     lead = _LEAD.match(before[0]).group(0)  # type: ignore[union-attr]
     trail = _TRAIL.search(before[-1]).group(0)  # type: ignore[union-attr]
-    core = before[0][len(lead):]
+    core = before[0][len(lead) :]
     if core[:1].isupper() and words[0][:1].islower():
         words[0] = words[0][0].upper() + words[0][1:]
     words[0] = lead + words[0]
@@ -265,15 +318,16 @@ def apply_edits(transcript: Transcript, edits: list[Edit]) -> Transcript:
         tokens = tokens_of(u)
         words = list(u.words)
         for e in todo:  # from the end, so earlier indices stay valid
-            new = _respell(tokens[e.first:e.last], e.after)
-            tokens[e.first:e.last] = new
+            new = _respell(tokens[e.first : e.last], e.after)
+            tokens[e.first : e.last] = new
             if words:
-                words[e.first:e.last] = _timed(tuple(words[e.first:e.last]), new)
+                words[e.first : e.last] = _timed(tuple(words[e.first : e.last]), new)
         utterances.append(Utterance(u.start, u.end, " ".join(tokens), tuple(words)))
     return Transcript(utterances, transcript.source)
 
 
-def correct_with_vocabulary(transcript: Transcript, vocabulary: Vocabulary,
-                            config: CorrectionConfig | None = None) -> tuple[Transcript, list[Edit]]:
+def correct_with_vocabulary(
+    transcript: Transcript, vocabulary: Vocabulary, config: CorrectionConfig | None = None
+) -> tuple[Transcript, list[Edit]]:
     edits = VocabularyCorrector(vocabulary, config).edits(transcript)
     return apply_edits(transcript, edits), edits

@@ -75,8 +75,10 @@ def chunks(transcript: Transcript, chunk_words: int) -> list[list[tuple[int, int
 def messages_for(words: list[str], vocabulary: Vocabulary) -> list[dict[str, str]]:
     terms = ", ".join(t.canonical for t in vocabulary.terms)
     numbered = " ".join(f"[{i}] {w}" for i, w in enumerate(words))
-    return [{"role": "system", "content": SYSTEM_PROMPT},
-            {"role": "user", "content": USER_TEMPLATE.format(terms=terms, numbered=numbered)}]
+    return [
+        {"role": "system", "content": SYSTEM_PROMPT},
+        {"role": "user", "content": USER_TEMPLATE.format(terms=terms, numbered=numbered)},
+    ]
 
 
 def parse_reply(text: str) -> list[Any]:
@@ -91,7 +93,9 @@ def parse_reply(text: str) -> list[Any]:
     return data["edits"]
 
 
-def check_edits(raw: list[Any], words: list[str], cfg: LLMCorrectionConfig) -> tuple[list[tuple[int, int, str]], list[tuple[Any, str]]]:
+def check_edits(
+    raw: list[Any], words: list[str], cfg: LLMCorrectionConfig
+) -> tuple[list[tuple[int, int, str]], list[tuple[Any, str]]]:
     """(accepted (first, last exclusive, new), rejected (edit, reason)) for one chunk."""
     from rapidfuzz import fuzz
 
@@ -111,8 +115,8 @@ def check_edits(raw: list[Any], words: list[str], cfg: LLMCorrectionConfig) -> t
             rejected.append((edit, f"spans more than {cfg.max_span} words"))
         elif not isinstance(old, str) or not isinstance(new, str) or not norm_words(new):
             rejected.append((edit, "old and new must be non-empty strings"))
-        elif norm_words(old) != tuple(norm_word(w) for w in words[first:last + 1] if norm_word(w)):
-            rejected.append((edit, f"old {old!r} is not the words there ({' '.join(words[first:last + 1])!r})"))
+        elif norm_words(old) != tuple(norm_word(w) for w in words[first : last + 1] if norm_word(w)):
+            rejected.append((edit, f"old {old!r} is not the words there ({' '.join(words[first : last + 1])!r})"))
         elif len(new.split()) > cfg.max_span + 1:
             rejected.append((edit, f"new text longer than {cfg.max_span + 1} words"))
         elif set(range(first, last + 1)) & taken:
@@ -124,15 +128,22 @@ def check_edits(raw: list[Any], words: list[str], cfg: LLMCorrectionConfig) -> t
             spelling = fuzz.ratio("".join(a), "".join(b)) / 100
             sound = fuzz.ratio(sound_key(a), sound_key(b)) / 100
             if max(spelling, sound) < cfg.min_similarity:
-                rejected.append((edit, f"old and new do not sound alike ({max(spelling, sound):.2f}); not a recognition error"))
+                rejected.append(
+                    (edit, f"old and new do not sound alike ({max(spelling, sound):.2f}); not a recognition error")
+                )
                 continue
             taken.update(range(first, last + 1))
             accepted.append((first, last + 1, new.strip()))
     return accepted, rejected
 
 
-def correct_with_llm(transcript: Transcript, vocabulary: Vocabulary, llm_config: Any,
-                     config: LLMCorrectionConfig | None = None, output: Any = None) -> tuple[Transcript, list[Edit], list[Rejected]]:
+def correct_with_llm(
+    transcript: Transcript,
+    vocabulary: Vocabulary,
+    llm_config: Any,
+    config: LLMCorrectionConfig | None = None,
+    output: Any = None,
+) -> tuple[Transcript, list[Edit], list[Rejected]]:
     """Ask the LLM for edits chunk by chunk, check them, apply the accepted ones.
 
     A chunk whose call failed or whose reply did not parse is reported in the rejected
@@ -169,8 +180,9 @@ def correct_with_llm(transcript: Transcript, vocabulary: Vocabulary, llm_config:
         for first, last, new in accepted:
             positions = group[first:last]
             if len({ui for ui, _ in positions}) > 1:
-                rejected.append(Rejected(ci, {"first": first, "last": last - 1, "new": new},
-                                         "crosses an utterance boundary"))
+                rejected.append(
+                    Rejected(ci, {"first": first, "last": last - 1, "new": new}, "crosses an utterance boundary")
+                )
                 continue
             ui = positions[0][0]
             edits.append(Edit(ui, positions[0][1], positions[-1][1] + 1, " ".join(words[first:last]), new, "llm"))

@@ -99,7 +99,8 @@ class CursorConfig:
     backfill_radius: int = 8  # px searched per step when propagating backwards
     history_stride: int = 4  # of the frames held for backfill, every n-th keeps its pixels (1: all)
     lock_after: int = 15  # verified hits agreeing on one template size before it is locked
-    min_change: float = 20.0  # mean |frame - background| under the arrow that proves a pointer (CRF 35 re-sharpening after a pan: 11-13)
+    # mean |frame - background| under the arrow that proves a pointer (CRF 35 re-sharpening after a pan: 11-13)
+    min_change: float = 20.0
     sure_score: float = 0.9  # an unverified track is kept only at this shape score
     prefer_margin: float = 0.12  # how much shape score a verified candidate may give up
     max_step: float = 90.0  # px a pointer may move between frames and stay the same track
@@ -114,10 +115,16 @@ class Template:
     hotspot: tuple[int, int]  # (x, y) of the tip pixel
     half: np.ndarray = field(repr=False, default_factory=lambda: np.zeros((1, 1), np.uint8))  # half-resolution image
     flat: np.ndarray = field(repr=False, default_factory=lambda: np.zeros((1, 1), np.uint8))  # unmasked version
-    fill: np.ndarray = field(repr=False, default_factory=lambda: np.zeros((1, 1), np.uint8))  # 255: pixels inside the arrow
-    ring: np.ndarray = field(repr=False, default_factory=lambda: np.zeros((1, 1), np.uint8))  # 255: pixels of its outline
+    fill: np.ndarray = field(
+        repr=False, default_factory=lambda: np.zeros((1, 1), np.uint8)
+    )  # 255: pixels inside the arrow
+    ring: np.ndarray = field(
+        repr=False, default_factory=lambda: np.zeros((1, 1), np.uint8)
+    )  # 255: pixels of its outline
     learned: bool = False  # learned from the video (see ``pointer.py``): searched at full resolution
-    min_contrast: float | None = None  # fill/outline contrast a match needs (None: the config's); a learned sprite's own
+    min_contrast: float | None = (
+        None  # fill/outline contrast a match needs (None: the config's); a learned sprite's own
+    )
     _masked: dict[int, tuple[np.ndarray, np.ndarray, float]] = field(repr=False, default_factory=dict)
 
     def masked_pixels(self, row_width: int) -> tuple[np.ndarray, np.ndarray, float]:
@@ -150,7 +157,9 @@ def make_template(scale: float, outline: float = 1.0, supersample: int = 8) -> T
     # Dark fill, light outline: 0 inside, 255 on the ring.
     image = np.clip(255 * (a_out - a_fill) / np.maximum(a_out, 1e-6), 0, 255).astype(np.uint8)
     mask = ((a_out > 0.35) * 255).astype(np.uint8)
-    half = cv2.resize(np.where(mask > 0, image, 128).astype(np.uint8), (max(2, w // 2), max(2, h // 2)), interpolation=cv2.INTER_AREA)
+    half = cv2.resize(
+        np.where(mask > 0, image, 128).astype(np.uint8), (max(2, w // 2), max(2, h // 2)), interpolation=cv2.INTER_AREA
+    )
     fill_px = (((a_fill > 0.9) & (mask > 0)) * 255).astype(np.uint8)
     ring_px = (((a_fill < 0.1) & (a_out > 0.6)) * 255).astype(np.uint8)
     # Outside the mask, the template's own mean: those pixels then add nothing to the correlation.
@@ -194,8 +203,9 @@ def _flat_peak(luma: np.ndarray, t: Template, x: int, y: int, r: int) -> tuple[f
     return float(hi), x0 + loc[0], y0 + loc[1]
 
 
-def _correlation_peaks(image: np.ndarray, template: np.ndarray, ignore: np.ndarray | None, window: int, floor: float,
-                       limit: int) -> list[tuple[float, int, int]]:
+def _correlation_peaks(
+    image: np.ndarray, template: np.ndarray, ignore: np.ndarray | None, window: int, floor: float, limit: int
+) -> list[tuple[float, int, int]]:
     """The ``limit`` best local maxima (within ``window`` px, above ``floor``) of the |unmasked
     NCC| of ``template`` over ``image``, none with its top-left in an ``ignore`` region
     (analysis scale, resized to ``image``): (score, top-left x, y), best first."""
@@ -212,8 +222,9 @@ def _correlation_peaks(image: np.ndarray, template: np.ndarray, ignore: np.ndarr
     return [(float(res[ys[i], xs[i]]), int(xs[i]), int(ys[i])) for i in top]
 
 
-def _rescored(luma: np.ndarray, t: Template, half_peaks: list[tuple[float, int, int]], limit: int,
-              floor: float) -> list[tuple[float, int, int]]:
+def _rescored(
+    luma: np.ndarray, t: Template, half_peaks: list[tuple[float, int, int]], limit: int, floor: float
+) -> list[tuple[float, int, int]]:
     """Half-resolution peaks rescored at full resolution (best |unmasked NCC| within
     ``SMALL_SEARCH_REFINE`` px): the ``limit`` best above ``floor``, best first."""
     fine: dict[tuple[int, int], float] = {}
@@ -244,7 +255,9 @@ def masked_ncc(roi: np.ndarray, t: Template) -> np.ndarray:
     return res.reshape(ny, nx).astype(np.float32)
 
 
-def match_in(luma: np.ndarray, box: tuple[int, int, int, int], template: Template, min_contrast: float = 0.0) -> tuple[float, float, float]:
+def match_in(
+    luma: np.ndarray, box: tuple[int, int, int, int], template: Template, min_contrast: float = 0.0
+) -> tuple[float, float, float]:
     """Best |masked NCC| of ``template`` with its top-left inside ``box`` (x0, y0, x1, y1).
 
     Returns (score, tip_x, tip_y); score 0 when the region is too small, or when the
@@ -398,19 +411,29 @@ class TemplateCursorLocator:
             if t.learned and min(t.image.shape) >= LEARNED_HALF_SEARCH:
                 # A big learned sprite survives half resolution: many peaks there, each rescored
                 # by the unmasked correlation at full resolution around it.
-                learned_peaks += [(score, x, y, k) for score, x, y in
-                                  _rescored(luma, t, _correlation_peaks(half, t.half, frame.ignore, 5, 0.2, SMALL_SEARCH_FACTOR * n), n, 0.0)]
+                learned_peaks += [
+                    (score, x, y, k)
+                    for score, x, y in _rescored(
+                        luma, t, _correlation_peaks(half, t.half, frame.ignore, 5, 0.2, SMALL_SEARCH_FACTOR * n), n, 0.0
+                    )
+                ]
             elif t.learned:
                 # A small learned sprite has no outline drawn for half resolution and blurs away
                 # there: the unmasked correlation at full resolution (~30 ms at 720p) ranks it.
-                learned_peaks += [(score, x, y, k) for score, x, y in _correlation_peaks(luma, t.flat, frame.ignore, 9, 0.3, n)]
+                learned_peaks += [
+                    (score, x, y, k) for score, x, y in _correlation_peaks(luma, t.flat, frame.ignore, 9, 0.3, n)
+                ]
             elif t.image.shape[0] >= 2 * MIN_SEARCH_HEIGHT:
-                peaks += [(score, 2 * x, 2 * y) for score, x, y in _correlation_peaks(half, t.half, frame.ignore, 9, 0.3, n)]
+                peaks += [
+                    (score, 2 * x, 2 * y) for score, x, y in _correlation_peaks(half, t.half, frame.ignore, 9, 0.3, n)
+                ]
             else:
                 # A small pointer blurs at half resolution: many half-resolution peaks are rescored
                 # with the full-resolution template around them (far cheaper than a full-resolution
                 # search of the whole frame).
-                peaks += _rescored(luma, t, _correlation_peaks(half, t.half, frame.ignore, 9, 0.3, SMALL_SEARCH_FACTOR * n), n, 0.3)
+                peaks += _rescored(
+                    luma, t, _correlation_peaks(half, t.half, frame.ignore, 9, 0.3, SMALL_SEARCH_FACTOR * n), n, 0.3
+                )
             learned_peaks.sort(reverse=True)
         peaks.sort(reverse=True)
         r = 6
@@ -418,12 +441,15 @@ class TemplateCursorLocator:
         # must not crowd out the others. A learned sprite's peak box carries the sprite's index:
         # it is matched with that sprite only (the other shapes have peaks of their own), which
         # divides the cost of checking the peaks by the number of shapes.
-        return [(x - r, y - r, x + r, y + r) for _, x, y in peaks[: cfg.search_peaks]] + \
-            [(x - r, y - r, x + r, y + r, k) for _, x, y, k in learned_peaks]
+        return [(x - r, y - r, x + r, y + r) for _, x, y in peaks[: cfg.search_peaks]] + [
+            (x - r, y - r, x + r, y + r, k) for _, x, y, k in learned_peaks
+        ]
 
     # -- matching ------------------------------------------------------------------------
 
-    def _candidates(self, luma: np.ndarray, boxes: list[tuple[int, ...]], templates: list[int]) -> list[tuple[float, float, float, int, int]]:
+    def _candidates(
+        self, luma: np.ndarray, boxes: list[tuple[int, ...]], templates: list[int]
+    ) -> list[tuple[float, float, float, int, int]]:
         """Best match per box: (score, x, y, template, box index), strongest first. A box with
         a fifth entry (a learned sprite's search peak) is matched with that template alone
         when it is among ``templates``."""
@@ -431,7 +457,7 @@ class TemplateCursorLocator:
         for b, box in enumerate(boxes):
             best = (0.0, 0.0, 0.0, -1, b)
             own = box[4] if len(box) > 4 else -1
-            for k in ((own,) if own in templates else templates):
+            for k in (own,) if own in templates else templates:
                 score, x, y = match_in(luma, box, self.templates[k], self.config.min_contrast)
                 if score > best[0]:
                     best = (score, x, y, k, b)
@@ -461,8 +487,12 @@ class TemplateCursorLocator:
         blobs: list[tuple[int, int, int, int]] = []
         # Nothing to learn while a verified track holds the pointer: a learned sprite, or the arrow
         # prior matching well (a classic arrow keeps its exact template and tip).
-        settled = self.verified and self.track is not None and self.last_hit == frame.index - 1 \
+        settled = (
+            self.verified
+            and self.track is not None
+            and self.last_hit == frame.index - 1
             and (self.track[2] >= self.generic or self.last_score >= PRIOR_SETTLED_SCORE)
+        )
         if frame.motion is not None and not settled:
             _, moved = cv2.threshold(frame.motion, self.config.motion_threshold, 255, cv2.THRESH_BINARY)
             if frame.ignore is not None:
@@ -471,8 +501,16 @@ class TemplateCursorLocator:
                 _n, _, stats, _ = cv2.connectedComponentsWithStats(moved, connectivity=8)
                 s = frame.scale
                 order = np.argsort(-stats[1:, cv2.CC_STAT_AREA])[:2] + 1
-                blobs = [(int(stats[i, 0]) * s, int(stats[i, 1]) * s, int(stats[i, 0] + stats[i, 2]) * s, int(stats[i, 1] + stats[i, 3]) * s)
-                         for i in order if stats[i, cv2.CC_STAT_AREA] <= self.config.max_blob_area]
+                blobs = [
+                    (
+                        int(stats[i, 0]) * s,
+                        int(stats[i, 1]) * s,
+                        int(stats[i, 0] + stats[i, 2]) * s,
+                        int(stats[i, 1] + stats[i, 3]) * s,
+                    )
+                    for i in order
+                    if stats[i, cv2.CC_STAT_AREA] <= self.config.max_blob_area
+                ]
         found: list[CursorHit] = []
         for template in self.learner.observe(frame.index, frame.luma, blobs):
             self.templates.append(template)
@@ -516,8 +554,15 @@ class TemplateCursorLocator:
                 if math.hypot(x - last.x, y - last.y) > cfg.backfill_radius:
                     break
                 span = index - last.index
-                hits += [CursorHit(j, last.x + (x - last.x) * (j - last.index) / span, last.y + (y - last.y) * (j - last.index) / span,
-                                   min(score, last.score)) for j in gap]
+                hits += [
+                    CursorHit(
+                        j,
+                        last.x + (x - last.x) * (j - last.index) / span,
+                        last.y + (y - last.y) * (j - last.index) / span,
+                        min(score, last.score),
+                    )
+                    for j in gap
+                ]
             gap = []
             hits.append(CursorHit(index, x, y, score))
         # Then where the learner saw it moving, in frames it still holds.
@@ -638,7 +683,12 @@ class TemplateCursorLocator:
                 boxes.append(self._box_around_tip(self.track[0], self.track[1], cfg.track_radius, t))
             searched = False
             if (self.track is None or not self.verified) and self._search_due(frame):
-                if self.new_view or self._peaks is None or self._peaks[0] != self.locked or self._peaks[1] is not frame.ignore:
+                if (
+                    self.new_view
+                    or self._peaks is None
+                    or self._peaks[0] != self.locked
+                    or self._peaks[1] is not frame.ignore
+                ):
                     self._peaks = (self.locked, frame.ignore, self._search_peaks(frame))
                 boxes.extend(self._peaks[2])
                 self.last_search = frame.index
@@ -648,7 +698,7 @@ class TemplateCursorLocator:
             boxes += blob_boxes
             if not cands and self.locked is not None and (searched or self.track is None) and boxes:
                 # The locked size (or shape) may be wrong for this view (zoomed recording, a pointer
-            # that changed shape); try every one.
+                # that changed shape); try every one.
                 cands = self._allowed(frame, self._candidates(frame.luma, boxes, self._unlocked()))
         self.new_view = False
         chosen = None
@@ -665,7 +715,9 @@ class TemplateCursorLocator:
         if chosen is None and cands:
             # Nothing verified: rank by shape and by contrast. Pointers are drawn black on white
             # (or the reverse); tissue that happens to look like an arrow is far less contrasted.
-            score, x, y, k, b = max(cands, key=lambda c: c[0] + 0.5 * min(1.0, self._contrast(frame.luma, c[1], c[2], c[3]) / 120))
+            score, x, y, k, b = max(
+                cands, key=lambda c: c[0] + 0.5 * min(1.0, self._contrast(frame.luma, c[1], c[2], c[3]) / 120)
+            )
             chosen = (score, x, y, k, b, False)
         keep: list[tuple[float, float, int]] = []
         if self.track is not None:
@@ -683,7 +735,9 @@ class TemplateCursorLocator:
                 self.pending = self._backfill(x, y, k, frame.ignore, frame.scale)
                 if self.dormant and abs(self.dormant[-1].x - x) <= 4 and abs(self.dormant[-1].y - y) <= 4:
                     # The same resting pointer, lost for a moment: its earlier hits rejoin this track.
-                    self.pending = [h for h in self.dormant if h.index < (self.pending[0].index if self.pending else frame.index)] + self.pending
+                    self.pending = [
+                        h for h in self.dormant if h.index < (self.pending[0].index if self.pending else frame.index)
+                    ] + self.pending
                 self.dormant = []
             hit = CursorHit(frame.index, x, y, score)
             if changed or (continues and self.verified):
@@ -757,9 +811,12 @@ class TemplateCursorLocator:
         if self.track is None or not self.verified or not cands:
             return False
         tx, ty, _ = self.track
-        return any(math.hypot(x - tx, y - ty) <= self.config.max_step and score >= cands[0][0] - self.config.prefer_margin
-                   and self._change(frame.luma, x, y, k) >= self.config.min_change
-                   for score, x, y, k, _ in cands)
+        return any(
+            math.hypot(x - tx, y - ty) <= self.config.max_step
+            and score >= cands[0][0] - self.config.prefer_margin
+            and self._change(frame.luma, x, y, k) >= self.config.min_change
+            for score, x, y, k, _ in cands
+        )
 
     def _search_due(self, frame: AnalysedFrame) -> bool:
         """A whole-frame search runs when a view starts, then every ``search_every`` frames while
@@ -775,8 +832,12 @@ class TemplateCursorLocator:
     def _still_pointer(self, frame: AnalysedFrame) -> bool:
         # A verified pointer must have been seen to differ from its background (not a ghost
         # left on static tissue); an unverified one stays pending either way.
-        if self.track is None or (self.verified and not self.last_changed) or frame.motion is None \
-                or self.last_hit != frame.index - 1:
+        if (
+            self.track is None
+            or (self.verified and not self.last_changed)
+            or frame.motion is None
+            or self.last_hit != frame.index - 1
+        ):
             return False
         x, y, k = self.track
         if frame.ignore is not None and _inside(frame.ignore, x, y, frame.scale):
@@ -814,7 +875,9 @@ class TemplateCursorLocator:
         if self.votes[best] >= self.config.lock_after and self.votes[best] >= 0.75 * self.votes.sum():
             self.locked = best
 
-    def _backfill(self, x: float, y: float, k: int, ignore: np.ndarray | None = None, scale: int = 4) -> list[CursorHit]:
+    def _backfill(
+        self, x: float, y: float, k: int, ignore: np.ndarray | None = None, scale: int = 4
+    ) -> list[CursorHit]:
         """Walk back through this view's earlier frames while the cursor is found near (x, y).
 
         Frames whose pixels were thinned out (see ``history_stride``) get the position
@@ -854,7 +917,11 @@ class TemplateCursorLocator:
                 span = later.index - index
                 for j in gap:
                     w = (later.index - j) / span
-                    hits.append(CursorHit(j, later.x + w * (bx - later.x), later.y + w * (by - later.y), min(score, later.score)))
+                    hits.append(
+                        CursorHit(
+                            j, later.x + w * (bx - later.x), later.y + w * (by - later.y), min(score, later.score)
+                        )
+                    )
                 gap = []
             hits.append(CursorHit(index, bx, by, score))
             x, y = bx, by
@@ -889,6 +956,3 @@ def _inside(mask: np.ndarray, x: float, y: float, scale: int) -> bool:
     """Is full-resolution (x, y) inside an analysis-scale boolean ``mask``?"""
     h, w = mask.shape
     return bool(mask[min(h - 1, max(0, int(y // scale))), min(w - 1, max(0, int(x // scale)))])
-
-
-CURSOR_LOCATORS: dict[str, type] = {"template": TemplateCursorLocator}

@@ -43,7 +43,9 @@ def reduce_luma(luma: np.ndarray, analysis_width: int) -> tuple[np.ndarray, np.n
     return small, tiny
 
 
-def reduced_frames(source: FrameSource, sample_fps: float | None, analysis_width: int) -> Iterator[tuple[Frame, np.ndarray, np.ndarray]]:
+def reduced_frames(
+    source: FrameSource, sample_fps: float | None, analysis_width: int
+) -> Iterator[tuple[Frame, np.ndarray, np.ndarray]]:
     """The frames to analyse with their small and tiny luma images (see :func:`reduce_luma`)."""
     for frame in sampled_frames(source.frames(), sample_fps):
         small, tiny = reduce_luma(frame.luma, analysis_width)

@@ -48,8 +48,10 @@ def read_video_list(path: Path) -> VideoInputs:
             continue
         where = f"{path}:{lineno}"
         if _URL.match(entry):
-            inputs.problems[where] = (f"{entry}: URLs are not supported; list paths on a filesystem that every "
-                                      "worker sees (copy or mount the videos first)")
+            inputs.problems[where] = (
+                f"{entry}: URLs are not supported; list paths on a filesystem that every "
+                "worker sees (copy or mount the videos first)"
+            )
             continue
         video = Path(entry).expanduser()
         video = (video if video.is_absolute() else path.parent / video).resolve()
@@ -76,8 +78,10 @@ def one_folder_per_video(inputs: VideoInputs) -> VideoInputs:
         if first == video and video not in kept.videos:
             kept.videos.append(video)
         elif first != video:
-            kept.problems[str(video)] = (f"{video}: its output folder {vid}/ is already that of {first}; "
-                                         "rename one of them (the video id is the file name without extension)")
+            kept.problems[str(video)] = (
+                f"{video}: its output folder {vid}/ is already that of {first}; "
+                "rename one of them (the video id is the file name without extension)"
+            )
     return kept
 
 

@@ -80,8 +80,12 @@ class ExtractConfig:
     # (0: decoding, reduction and cursor search all on the calling thread)
     seed: int = 0  # the clusterer's KMeans seed
     hide_webcam: bool = True  # paint a detected narrator webcam box in segment images with their mean colour
-    held_segments: int = 16  # segment images kept in memory (the one being made included); older ones wait on disk (0: all in memory)
-    keep_non_tissue: bool = False  # keep rows of views that are not tissue (slides, camera, desktop), flagged is_tissue: false
+    held_segments: int = (
+        16  # segment images kept in memory (the one being made included); older ones wait on disk (0: all in memory)
+    )
+    keep_non_tissue: bool = (
+        False  # keep rows of views that are not tissue (slides, camera, desktop), flagged is_tissue: false
+    )
     cursor: CursorConfig = field(default_factory=CursorConfig)
     stability: StabilityConfig = field(default_factory=StabilityConfig)
     content: ContentConfig = field(default_factory=ContentConfig)
@@ -102,7 +106,10 @@ class ExtractConfig:
         if self.median_frames < 1:
             problems.append(f"median_frames must be >= 1, got {self.median_frames}")
         if self.cursor.history_stride < 1:
-            problems.append(f"cursor.history_stride must be >= 1 (1: every held frame keeps its pixels), got {self.cursor.history_stride}")
+            problems.append(
+                "cursor.history_stride must be >= 1 (1: every held frame keeps its pixels), got "
+                f"{self.cursor.history_stride}"
+            )
         if self.cursor.backfill_frames < 0:
             problems.append(f"cursor.backfill_frames must be >= 0, got {self.cursor.backfill_frames}")
         if not 0.0 <= self.tissue.threshold <= 1.0:
@@ -147,7 +154,9 @@ class Analyser:
     def run(self, source: FrameSource, settle: bool = True) -> Analysis:
         cfg = self.cfg
         try:
-            for frame, small, tiny in prefetch(lambda: reduced_frames(source, cfg.sample_fps, cfg.analysis_width), cfg.prefetch):
+            for frame, small, tiny in prefetch(
+                lambda: reduced_frames(source, cfg.sample_fps, cfg.analysis_width), cfg.prefetch
+            ):
                 self._process_frame(frame, small, tiny)
         except BaseException:
             if self.cursor is not None:
@@ -232,12 +241,26 @@ class Analyser:
             self.tissue_content = self.tissue_content or ContentStats(self.cfg.content)
             self.tissue_content.merge(own)
         self.view_content.append(own)
-        seg = Segment(span, times[span.start], times[span.end] + self.frame_interval, np.empty(0), [],
-                      tissue=score, is_tissue=is_tissue)
+        seg = Segment(
+            span,
+            times[span.start],
+            times[span.end] + self.frame_interval,
+            np.empty(0),
+            [],
+            tissue=score,
+            is_tissue=is_tissue,
+        )
         self.segments.append(seg)
         # Cropped to the content box as known now, refined on the first tissue image as at the end.
-        self.images.submit(chosen, pointer, self._view_box(len(self.segments) - 1), 2 * self.scale + 4,
-                           self._webcam_rects(), split=final, tissue=is_tissue)
+        self.images.submit(
+            chosen,
+            pointer,
+            self._view_box(len(self.segments) - 1),
+            2 * self.scale + 4,
+            self._webcam_rects(),
+            split=final,
+            tissue=is_tissue,
+        )
 
     def _tissue_score(self, chosen: list, box: Rect) -> float:
         """The tissue score of the run's middle colour sample, in its own content box."""
@@ -272,12 +295,25 @@ class Analyser:
         self.images.finish(self.segments, self._webcam_rects(), settle)
         assign_traces(self.segments, self.hits, self.times, box, lambda x, y: self.webcam.covers(x, y, self.scale))
         duration = self.times[-1] + self.frame_interval if self.times else 0.0
-        return Analysis(self.size[0], self.size[1], duration, box, np.array(self.times), np.array(self.moving),
-                        self.hits, self.segments)
+        return Analysis(
+            self.size[0],
+            self.size[1],
+            duration,
+            box,
+            np.array(self.times),
+            np.array(self.moving),
+            self.hits,
+            self.segments,
+        )
 
 
-def analyse(source: FrameSource, config: ExtractConfig | None = None, name: str = "video", settle: bool = True,
-            spill_dir: Path | None = None) -> Analysis:
+def analyse(
+    source: FrameSource,
+    config: ExtractConfig | None = None,
+    name: str = "video",
+    settle: bool = True,
+    spill_dir: Path | None = None,
+) -> Analysis:
     """One pass over ``source``: stability, cursor hits, segment images and the content box.
 
     With ``settle=False`` the segment images still being made when decoding ends (the last
@@ -309,12 +345,13 @@ def write_segment_png(seg: Segment, target: Path, box: Rect) -> None:
     atomic_write_bytes(target, png)
 
 
-def process_video(video: Path, transcript_path: Path | None, out_dir: Path, cfg: ExtractConfig,
-                  source: FrameSource | None = None) -> list[dict[str, Any]]:
+def process_video(
+    video: Path, transcript_path: Path | None, out_dir: Path, cfg: ExtractConfig, source: FrameSource | None = None
+) -> list[dict[str, Any]]:
     """Extract one video into ``out_dir/<video_id>/`` (segment images, then ``rows.jsonl``, last)
     and return its rows; ``narratives.jsonl`` is left alone. Views that are not tissue give no
-    row unless ``cfg.keep_non_tissue`` (segment ids count every view, so they are the same either way). Takes and returns plain picklable
-    values, so a process pool or a remote task can run it."""
+    row unless ``cfg.keep_non_tissue`` (segment ids count every view, so they are the same either
+    way). Takes and returns plain picklable values, so a process pool or a remote task can run it."""
     cfg.validate()
     video = Path(video)
     video_id = video_id_for(video)
@@ -322,8 +359,9 @@ def process_video(video: Path, transcript_path: Path | None, out_dir: Path, cfg:
     spill_dir = out_dir / video_id / SPILL_DIR  # segment images waiting for the video's end
     shutil.rmtree(spill_dir, ignore_errors=True)  # left by a killed run
     try:
-        analysis = analyse(source or PyAVSource(video, threads=cfg.threads), cfg, name=str(video), settle=False,
-                           spill_dir=spill_dir)
+        analysis = analyse(
+            source or PyAVSource(video, threads=cfg.threads), cfg, name=str(video), settle=False, spill_dir=spill_dir
+        )
         if transcript is not None and transcript.end > analysis.duration + cfg.transcript_slack_s:
             for seg in analysis.segments:
                 seg.ready()
@@ -338,14 +376,23 @@ def process_video(video: Path, transcript_path: Path | None, out_dir: Path, cfg:
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(max_workers=4) as pool:  # each file is fsynced: overlap the waits
-            for done in [pool.submit(write_segment_png, seg, frames_dir / f"{row['segment_id']}.png", seg.box or analysis.content_box)
-                         for row, seg in kept]:
+            for done in [
+                pool.submit(
+                    write_segment_png, seg, frames_dir / f"{row['segment_id']}.png", seg.box or analysis.content_box
+                )
+                for row, seg in kept
+            ]:
                 done.result()
         rows = [row for row, _ in kept]
         skipped = sum(not seg.is_tissue for seg in analysis.segments)
         if skipped:
-            log.info("%s: %d of %d still views are not tissue (%s)", video.name, skipped, len(analysis.segments),
-                     "kept, flagged" if cfg.keep_non_tissue else "no rows")
+            log.info(
+                "%s: %d of %d still views are not tissue (%s)",
+                video.name,
+                skipped,
+                len(analysis.segments),
+                "kept, flagged" if cfg.keep_non_tissue else "no rows",
+            )
         # Written last: its presence marks the video as finished.
         write_jsonl(out_dir / video_id / ROWS_FILE, rows)
     finally:
@@ -353,9 +400,13 @@ def process_video(video: Path, transcript_path: Path | None, out_dir: Path, cfg:
     return rows
 
 
-def extract_video(video: Path, transcript: Path | None, out_dir: Path, config: ExtractConfig | None = None) -> list[dict[str, Any]]:
+def extract_video(
+    video: Path, transcript: Path | None, out_dir: Path, config: ExtractConfig | None = None
+) -> list[dict[str, Any]]:
     """Extract one video into ``out_dir`` (segment images + rows) and rebuild ``narratives.jsonl``."""
     out_dir = Path(out_dir)
-    rows = process_video(Path(video), Path(transcript) if transcript is not None else None, out_dir, config or ExtractConfig())
+    rows = process_video(
+        Path(video), Path(transcript) if transcript is not None else None, out_dir, config or ExtractConfig()
+    )
     rebuild_narratives(out_dir)
     return rows

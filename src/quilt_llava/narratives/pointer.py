@@ -32,8 +32,10 @@ sharpest extreme: of the eight compass directions, the one whose outermost
 ``tip_depth`` of the mask holds the fewest pixels for how far that extreme reaches from
 the shape's centroid (the arrow's tip, the pointing finger's tip, the point of a
 left-pointing arrow; not the barbs of a wide arrow head), the hotspot being the mean of the
-mask pixels at that extreme, moved one outline width (1.5 px per 24 px of size) inward. Desktop pointers point up and to the left, so an extreme
-pointing right or down must be 2x sharper (up-right, down-left: 1.5x) to win. A drop shadow lies behind the tip, so it does not move it.
+mask pixels at that extreme, moved one outline width (1.5 px per 24 px of size) inward.
+Desktop pointers point up and to the left, so an extreme pointing right or down must be 2x
+sharper (up-right, down-left: 1.5x) to win. A drop shadow lies behind the tip, so it does not
+move it.
 What this does not decide well: shapes whose declared hotspot is neither a tip nor the
 centre (an open hand's palm, an I-beam's middle) get their sharpest corner, and so does an
 arrow whose barbs are sharper than its tip.
@@ -51,8 +53,10 @@ from quilt_llava.narratives.cursor import Template, masked_ncc
 
 # The eight compass directions (x right, y down) and how much sharper than an up/left extreme
 # an extreme elsewhere must be to count as the tip: desktop pointers point up and to the left.
-DIRECTIONS = [(math.cos(a), math.sin(a), w) for a, w in zip(np.deg2rad([225, 270, 180, 315, 135, 0, 90, 45]),
-                                                            (1.0, 1.0, 1.0, 1.5, 1.5, 2.0, 2.0, 2.0))]
+DIRECTIONS = [
+    (math.cos(a), math.sin(a), w)
+    for a, w in zip(np.deg2rad([225, 270, 180, 315, 135, 0, 90, 45]), (1.0, 1.0, 1.0, 1.5, 1.5, 2.0, 2.0, 2.0))
+]
 
 
 @dataclass
@@ -83,7 +87,9 @@ class Candidate:
     mask: np.ndarray  # (h, w) uint8 0/255
 
 
-def decide_hotspot(mask: np.ndarray, symmetric_iou: float = 0.8, tip_depth: float = 0.18, inset: float = 1.5) -> tuple[int, int]:
+def decide_hotspot(
+    mask: np.ndarray, symmetric_iou: float = 0.8, tip_depth: float = 0.18, inset: float = 1.5
+) -> tuple[int, int]:
     """Where an unknown pointer shape points (see the module docstring): its centre when it is
     point-symmetric, else the mean of its pixels at its sharpest extreme."""
     ys, xs = np.nonzero(mask)
@@ -171,8 +177,17 @@ def template_from_sprite(image: np.ndarray, mask: np.ndarray, hotspot: tuple[int
     half = cv2.resize(flat, (max(2, w // 2), max(2, h // 2)), interpolation=cv2.INTER_AREA)
     # A match must show at least half the contrast the sprite showed when it was learned.
     own = abs(float(image[fill > 0].mean()) - float(image[ring > 0].mean()))
-    return Template(image.copy(), (inside * 255).astype(np.uint8), hotspot, half, flat, fill, ring, learned=True,
-                    min_contrast=max(8.0, 0.5 * own))
+    return Template(
+        image.copy(),
+        (inside * 255).astype(np.uint8),
+        hotspot,
+        half,
+        flat,
+        fill,
+        ring,
+        learned=True,
+        min_contrast=max(8.0, 0.5 * own),
+    )
 
 
 def _align(a: Candidate, b: Candidate, slack: int) -> tuple[float, int, int]:
@@ -189,7 +204,9 @@ def _align(a: Candidate, b: Candidate, slack: int) -> tuple[float, int, int]:
     return float(res[y, x]), int(x) - pad, int(y) - pad
 
 
-def common_sprite(a: Candidate, b: Candidate, dx: int, dy: int, tolerance: int = 24) -> tuple[np.ndarray, np.ndarray] | None:
+def common_sprite(
+    a: Candidate, b: Candidate, dx: int, dy: int, tolerance: int = 24
+) -> tuple[np.ndarray, np.ndarray] | None:
     """The rigid part two sightings share, on ``a``'s grid: pixels in both masks whose luma agrees
     within ``tolerance`` (tissue caught in one mask, or a translucent shadow over other tissue,
     differs between the two), their largest connected piece. Returns (image, mask) cropped to
@@ -255,14 +272,18 @@ class SpriteLearner:
                 added.append(template)
                 # Where it was seen moving in the frames still held (before the locator knew it).
                 held = dict(self.frames)
-                self.sightings = [(c.index, held[c.index], (c.x, c.y, c.x + c.image.shape[1], c.y + c.image.shape[0]))
-                                  for c in self.candidates if c.index in held and c.index != index]
+                self.sightings = [
+                    (c.index, held[c.index], (c.x, c.y, c.x + c.image.shape[1], c.y + c.image.shape[0]))
+                    for c in self.candidates
+                    if c.index in held and c.index != index
+                ]
                 self.candidates.clear()
                 break
         return added
 
-    def _candidate(self, index: int, luma: np.ndarray, near: np.ndarray, far: np.ndarray,
-                   box: tuple[int, int, int, int]) -> Candidate | None:
+    def _candidate(
+        self, index: int, luma: np.ndarray, near: np.ndarray, far: np.ndarray, box: tuple[int, int, int, int]
+    ) -> Candidate | None:
         import cv2
 
         H, W = luma.shape
@@ -272,8 +293,10 @@ class SpriteLearner:
             return None
         now = luma[y0:y1, x0:x1]
         t = self.config.threshold
-        changed = cv2.bitwise_and(cv2.threshold(cv2.absdiff(now, near[y0:y1, x0:x1]), t, 255, cv2.THRESH_BINARY)[1],
-                                  cv2.threshold(cv2.absdiff(now, far[y0:y1, x0:x1]), t, 255, cv2.THRESH_BINARY)[1])
+        changed = cv2.bitwise_and(
+            cv2.threshold(cv2.absdiff(now, near[y0:y1, x0:x1]), t, 255, cv2.THRESH_BINARY)[1],
+            cv2.threshold(cv2.absdiff(now, far[y0:y1, x0:x1]), t, 255, cv2.THRESH_BINARY)[1],
+        )
         changed = cv2.morphologyEx(changed, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
         n, labels, stats, _ = cv2.connectedComponentsWithStats(changed, connectivity=8)
         if n < 2:
@@ -289,7 +312,11 @@ class SpriteLearner:
                 keep[labels == j] = 255
         ys, xs = np.nonzero(keep)
         sx0, sx1, sy0, sy1 = int(xs.min()), int(xs.max()) + 1, int(ys.min()), int(ys.max()) + 1
-        if len(xs) < self.min_area or max(sx1 - sx0, sy1 - sy0) < self.min_px or max(sx1 - sx0, sy1 - sy0) > self.max_px:
+        if (
+            len(xs) < self.min_area
+            or max(sx1 - sx0, sy1 - sy0) < self.min_px
+            or max(sx1 - sx0, sy1 - sy0) > self.max_px
+        ):
             return None
         if sx0 == 0 or sy0 == 0 or sx1 == x1 - x0 or sy1 == y1 - y0:
             return None  # runs off the changed area: not the whole of something
@@ -305,7 +332,10 @@ class SpriteLearner:
             other_area = int(np.count_nonzero(other.mask))
             if not 0.6 <= area / max(1, other_area) <= 1.6:
                 continue
-            if abs(other.image.shape[0] - cand.image.shape[0]) > 4 or abs(other.image.shape[1] - cand.image.shape[1]) > 4:
+            if (
+                abs(other.image.shape[0] - cand.image.shape[0]) > 4
+                or abs(other.image.shape[1] - cand.image.shape[1]) > 4
+            ):
                 continue
             score, dx, dy = _align(cand, other, cfg.agree_offset)
             if score < cfg.agree_score:

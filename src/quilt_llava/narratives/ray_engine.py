@@ -2,7 +2,8 @@
 
 ``extract_folder_ray`` is :func:`~quilt_llava.narratives.batch.extract_folder` with Ray as
 the scheduler: the same plan (finished videos are skipped), the same per-video function
-(``batch.run_one``, which calls ``pipeline.process_video``, so both engines write the same rows and segment images), the same
+(``batch.run_one``, which calls ``pipeline.process_video``, so both engines write the same
+rows and segment images), the same
 ``narratives.jsonl`` rebuilt at the end from every ``<video_id>/rows.jsonl``. What Ray adds:
 
 - placement over every node of a cluster (``ray.init(address=...)``), or a local instance
@@ -166,11 +167,16 @@ def _outcome(ray: Any, ref: Any, job: VideoJob, config: RayConfig) -> VideoOutco
         return VideoOutcome(str(video), None, f"{video}: the task failed ({type(exc.cause).__name__}: {exc.cause})")
     except ray.exceptions.RayError as exc:  # the worker died (crash, OOM kill, lost node) on every attempt
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return VideoOutcome(str(video), None, f"{video}: its worker died on all {config.max_retries + 1} attempts "
-                                              f"({type(exc).__name__}: {reason})")
+        return VideoOutcome(
+            str(video),
+            None,
+            f"{video}: its worker died on all {config.max_retries + 1} attempts ({type(exc).__name__}: {reason})",
+        )
     if outcome.ok and not (job[2] / video_id_for(video) / ROWS_FILE).is_file():
-        outcome.error = (f"{video}: node {outcome.node} extracted it, but its {video_id_for(video)}/{ROWS_FILE} "
-                         f"is not visible here; is {job[2]} on a filesystem shared by every node, at the same path?")
+        outcome.error = (
+            f"{video}: node {outcome.node} extracted it, but its {video_id_for(video)}/{ROWS_FILE} "
+            f"is not visible here; is {job[2]} on a filesystem shared by every node, at the same path?"
+        )
         outcome.rows = None
     return outcome
 
@@ -200,12 +206,15 @@ def extract_folder_ray(
     else:
         videos = [Path(v).resolve() for v in videos]
     if transcripts is not None:
-        transcripts = {Path(k).resolve(): (Path(v).resolve() if v is not None else None) for k, v in transcripts.items()}
+        transcripts = {
+            Path(k).resolve(): (Path(v).resolve() if v is not None else None) for k, v in transcripts.items()
+        }
     result, todo = plan_folder(videos, out_dir, cfg, transcripts)
     if todo:
         with connected(rc) as ray:
-            task = ray.remote(extract_task).options(num_cpus=rc.cpus_per_task, max_retries=rc.max_retries,
-                                                   retry_exceptions=False)
+            task = ray.remote(extract_task).options(
+                num_cpus=rc.cpus_per_task, max_retries=rc.max_retries, retry_exceptions=False
+            )
             tally = ray.remote(FrameTally).options(num_cpus=0).remote() if on_frames is not None else None
             jobs = {task.remote(job, rc.before_task, tally): job for job in todo}
             pending = list(jobs)
@@ -245,9 +254,15 @@ class ClusterProgress:
         self.failed = 0
         self.start = time.perf_counter()
         self.bar = Progress(
-            TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[failed]} failed"), TextColumn("{task.fields[fps]} frames/s"),
-            TimeElapsedColumn(), console=output.err, disable=output.quiet or output.json)
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[failed]} failed"),
+            TextColumn("{task.fields[fps]} frames/s"),
+            TimeElapsedColumn(),
+            console=output.err,
+            disable=output.quiet or output.json,
+        )
         self.task = self.bar.add_task("videos", total=total, failed=0, fps="-")
 
     def __enter__(self) -> ClusterProgress:

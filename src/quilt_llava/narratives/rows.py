@@ -32,8 +32,9 @@ def segment_utterances(transcript: Transcript | None, start: float, end: float) 
     return out
 
 
-def build_rows(analysis: Analysis, video_id: str, transcript: Transcript | None, method: str,
-               seed: int = 0) -> list[dict[str, Any]]:
+def build_rows(
+    analysis: Analysis, video_id: str, transcript: Transcript | None, method: str, seed: int = 0
+) -> list[dict[str, Any]]:
     """One row per segment, non-tissue views included (flagged: ``is_tissue`` false); trace
     points are fractions of the segment's own content box. ``seed`` seeds the clusterer's KMeans."""
     clusterer = make_clusterer(method, seed=seed)

@@ -15,9 +15,36 @@ import numpy as np
 _FONT_FILES = ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSerif.ttf", "DejaVuSansMono.ttf", "DejaVuSerif-Bold.ttf")
 _FONT_DIRS = ("/usr/share/fonts/truetype/dejavu", "/usr/share/fonts/TTF", "/usr/share/fonts/dejavu")
 
-_WORDS = ("tumour", "gland", "stroma", "nuclei", "grade", "invasion", "margin", "necrosis", "mitoses", "pattern",
-          "diagnosis", "differential", "lecture", "case", "review", "staining", "membrane", "biopsy", "colon",
-          "breast", "lymph", "node", "atypia", "architecture", "features", "summary", "objectives", "today")
+_WORDS = (
+    "tumour",
+    "gland",
+    "stroma",
+    "nuclei",
+    "grade",
+    "invasion",
+    "margin",
+    "necrosis",
+    "mitoses",
+    "pattern",
+    "diagnosis",
+    "differential",
+    "lecture",
+    "case",
+    "review",
+    "staining",
+    "membrane",
+    "biopsy",
+    "colon",
+    "breast",
+    "lymph",
+    "node",
+    "atypia",
+    "architecture",
+    "features",
+    "summary",
+    "objectives",
+    "today",
+)
 
 THEMES = (  # (background, title, text)
     ((255, 255, 255), (20, 40, 110), (30, 30, 30)),
@@ -96,8 +123,10 @@ def desktop(size: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
     bar = max(12, h // 22)
     draw.rectangle((0, h - bar, w, h), fill=(32, 34, 40))
     for k in range(int(rng.integers(3, 9))):
-        draw.rectangle((bar // 4 + k * bar, h - bar + bar // 5, bar // 4 + k * bar + 3 * bar // 4, h - bar // 5),
-                       fill=tuple(int(c) for c in rng.integers(60, 250, 3)))
+        draw.rectangle(
+            (bar // 4 + k * bar, h - bar + bar // 5, bar // 4 + k * bar + 3 * bar // 4, h - bar // 5),
+            fill=tuple(int(c) for c in rng.integers(60, 250, 3)),
+        )
     icon = max(16, h // 16)
     for k in range(int(rng.integers(2, 8))):
         y0 = icon // 2 + k * icon * 3 // 2
@@ -127,7 +156,9 @@ def blank(size: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
     return np.clip(frame, 0, 255).astype(np.uint8)
 
 
-def presenter(size: tuple[int, int], photo: np.ndarray, zoom: float = 1.0, shift: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
+def presenter(
+    size: tuple[int, int], photo: np.ndarray, zoom: float = 1.0, shift: tuple[float, float] = (0.0, 0.0)
+) -> np.ndarray:
     """A camera view filling the frame: ``photo`` (RGB) cropped to the frame's aspect (its top
     kept: that is where a presenter's face is), ``zoom`` times closer, moved by ``shift``
     (fractions of the frame)."""
@@ -137,4 +168,6 @@ def presenter(size: tuple[int, int], photo: np.ndarray, zoom: float = 1.0, shift
     ph, pw = photo.shape[:2]
     scale = max(w / pw, h / ph) * zoom
     m = np.float32([[scale, 0, (w - pw * scale) / 2 + shift[0] * w], [0, scale, shift[1] * h]])
-    return cv2.warpAffine(np.ascontiguousarray(photo[..., :3]), m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    return cv2.warpAffine(
+        np.ascontiguousarray(photo[..., :3]), m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
+    )

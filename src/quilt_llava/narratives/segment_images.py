@@ -30,8 +30,27 @@ if TYPE_CHECKING:
 # Compare-exchange networks that leave the median of 9 (19 steps) or 7 (13 steps) values in
 # the middle slot (Paeth; Devillard, "Fast median search"), instead of a full sort.
 _MEDIAN_NETWORKS = {
-    9: ((1, 2), (4, 5), (7, 8), (0, 1), (3, 4), (6, 7), (1, 2), (4, 5), (7, 8), (0, 3), (5, 8), (4, 7),
-        (3, 6), (1, 4), (2, 5), (4, 7), (4, 2), (6, 4), (4, 2)),
+    9: (
+        (1, 2),
+        (4, 5),
+        (7, 8),
+        (0, 1),
+        (3, 4),
+        (6, 7),
+        (1, 2),
+        (4, 5),
+        (7, 8),
+        (0, 3),
+        (5, 8),
+        (4, 7),
+        (3, 6),
+        (1, 4),
+        (2, 5),
+        (4, 7),
+        (4, 2),
+        (6, 4),
+        (4, 2),
+    ),
     7: ((0, 5), (0, 3), (1, 6), (2, 4), (0, 1), (3, 5), (2, 6), (2, 3), (3, 6), (4, 5), (1, 4), (1, 3), (3, 4)),
 }
 
@@ -95,8 +114,9 @@ class RunSamples:
         return picked
 
 
-def segment_median(chosen: list[tuple[int, ColourSample]], pointer: dict[int, Rect] | None = None,
-                   plain: np.ndarray | None = None) -> ColourSample:
+def segment_median(
+    chosen: list[tuple[int, ColourSample]], pointer: dict[int, Rect] | None = None, plain: np.ndarray | None = None
+) -> ColourSample:
     """Per-pixel median of (index, colour sample) pairs, taken on the samples' own planes
     (4:2:0 samples: Y, U and V, converted to RGB once afterwards by the caller).
 
@@ -113,14 +133,17 @@ def segment_median(chosen: list[tuple[int, ColourSample]], pointer: dict[int, Re
     height = image.size()[1]
     boxes = {pointer[i] for i, _ in chosen if pointer and i in pointer}
     for x0, y0, x1, y1 in boxes:
-        clean = [c.planes() for i, c in chosen
-                 if not (pointer and i in pointer and _overlap(pointer[i], (x0, y0, x1, y1)))]
+        clean = [
+            c.planes() for i, c in chosen if not (pointer and i in pointer and _overlap(pointer[i], (x0, y0, x1, y1)))
+        ]
         if not clean:
             continue
         for p, plane in enumerate(image.planes()):
             f = plane.shape[0] / height  # 1, or 1/2 for subsampled chroma
             px0, py0, px1, py1 = int(x0 * f), int(y0 * f), math.ceil(x1 * f), math.ceil(y1 * f)
-            plane[py0:py1, px0:px1] = np.median(np.stack([c[p][py0:py1, px0:px1] for c in clean]), axis=0).astype(np.uint8)
+            plane[py0:py1, px0:px1] = np.median(np.stack([c[p][py0:py1, px0:px1] for c in clean]), axis=0).astype(
+                np.uint8
+            )
     return image
 
 
@@ -137,9 +160,18 @@ def encode_png(rgb: np.ndarray, box: Rect | None = None) -> bytes:
     if box is not None:
         x0, y0, x1, y1 = box
         rgb = rgb[y0:y1, x0:x1]
-    ok, data = cv2.imencode(".png", cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR),
-                            [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE,
-                             cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP])
+    ok, data = cv2.imencode(
+        ".png",
+        cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR),
+        [
+            cv2.IMWRITE_PNG_COMPRESSION,
+            1,
+            cv2.IMWRITE_PNG_STRATEGY,
+            cv2.IMWRITE_PNG_STRATEGY_RLE,
+            cv2.IMWRITE_PNG_FILTER,
+            cv2.IMWRITE_PNG_FILTER_UP,
+        ],
+    )
     if not ok:
         raise ValueError("PNG encoding failed")
     return data.tobytes()
@@ -148,8 +180,14 @@ def encode_png(rgb: np.ndarray, box: Rect | None = None) -> bytes:
 ImageJob = tuple[np.ndarray, Rect, bytes, tuple[Rect, ...]]  # median RGB, box used, PNG, rectangles painted
 
 
-def segment_job(chosen: list[tuple[int, ColourSample]], pointer: dict[int, Rect], box: Rect, refine: int | None,
-                split: bool = False, hide: tuple[Rect, ...] = ()) -> ImageJob:
+def segment_job(
+    chosen: list[tuple[int, ColourSample]],
+    pointer: dict[int, Rect],
+    box: Rect,
+    refine: int | None,
+    split: bool = False,
+    hide: tuple[Rect, ...] = (),
+) -> ImageJob:
     """Median image (RGB), content box (refined on it when ``refine``), ``hide`` painted over,
     PNG of the crop: run off the analysing thread. ``split``: the median on two threads, half
     the rows each (for the last segment, made when decoding is over)."""
@@ -189,8 +227,16 @@ class SegmentImages:
         self.reference: int | None = None  # the job whose image refines the tissue area
         self._reference_gray: np.ndarray | None = None
 
-    def submit(self, chosen: list[tuple[int, ColourSample]], pointer: dict[int, Rect], box: Rect, refine: int,
-               hide: tuple[Rect, ...], split: bool = False, tissue: bool = True) -> None:
+    def submit(
+        self,
+        chosen: list[tuple[int, ColourSample]],
+        pointer: dict[int, Rect],
+        box: Rect,
+        refine: int,
+        hide: tuple[Rect, ...],
+        split: bool = False,
+        tissue: bool = True,
+    ) -> None:
         """Start the image of the next segment from its samples, the content ``box`` as known
         now (for a tissue view: refined by ``refine`` px on the reference image, its own when it
         is the first) and the webcam ``hide``."""
@@ -250,7 +296,9 @@ class SegmentImages:
             else:
                 seg.settle = functools.partial(_finish, seg, job, hidden, seg.box, hide)
 
-    def _finish_spilled(self, seg: Segment, j: int, hidden: tuple[Rect, ...], box: Rect, hide: tuple[Rect, ...]) -> None:
+    def _finish_spilled(
+        self, seg: Segment, j: int, hidden: tuple[Rect, ...], box: Rect, hide: tuple[Rect, ...]
+    ) -> None:
         npy, png_path, used_box, painted = self.spilled[j]
         seg.image_file = npy
         seg.png_file = png_path
@@ -272,8 +320,14 @@ def _finish(seg: Segment, job: Future, hidden: tuple[Rect, ...], box: Rect, hide
     seg.settle = None
 
 
-def _bring_up_to_date(image: np.ndarray, used_box: Rect, hidden: tuple[Rect, ...], painted: tuple[Rect, ...],
-                      box: Rect, hide: tuple[Rect, ...]) -> tuple[bool, bool]:
+def _bring_up_to_date(
+    image: np.ndarray,
+    used_box: Rect,
+    hidden: tuple[Rect, ...],
+    painted: tuple[Rect, ...],
+    box: Rect,
+    hide: tuple[Rect, ...],
+) -> tuple[bool, bool]:
     """Paint ``image`` again if the webcam estimate moved since it was made; returns (painted
     again, PNG to encode again). The box and webcam seen at a segment's end are nearly always
     the final ones."""

@@ -56,8 +56,13 @@ class Analysis:
     segments: list[Segment]
 
 
-def assign_traces(segments: list[Segment], hits: dict[int, CursorHit], times: list[float], box: Rect,
-                  excluded: Callable[[float, float], bool] | None = None) -> None:
+def assign_traces(
+    segments: list[Segment],
+    hits: dict[int, CursorHit],
+    times: list[float],
+    box: Rect,
+    excluded: Callable[[float, float], bool] | None = None,
+) -> None:
     """Append to each segment's trace the hits of its frames that lie inside its box (``box``
     for a segment without one) and are not ``excluded`` (inside the webcam, say: hits made
     before it was recognised are dropped here)."""

@@ -52,16 +52,12 @@ def time_colors(n: int) -> np.ndarray:
     return bgr[:, ::-1].copy()
 
 
-def draw_segment(
-    image: Image.Image, trace: list[list[float]], clusters: list[dict[str, Any]]
-) -> Image.Image:
+def draw_segment(image: Image.Image, trace: list[list[float]], clusters: list[dict[str, Any]]) -> Image.Image:
     """Return a copy of ``image`` with the trace (colour = time) and numbered cluster boxes."""
     img = image.convert("RGB")
     if img.width < MIN_DRAW_WIDTH:
         scale = MIN_DRAW_WIDTH / img.width
-        img = img.resize(
-            (MIN_DRAW_WIDTH, max(1, round(img.height * scale))), Image.Resampling.BICUBIC
-        )
+        img = img.resize((MIN_DRAW_WIDTH, max(1, round(img.height * scale))), Image.Resampling.BICUBIC)
     w, h = img.size
     draw = ImageDraw.Draw(img)
     lw = max(2, round(min(w, h) / 250))
@@ -103,9 +99,7 @@ def write_show(narratives_dir: Path | str, out_dir: Path | str | None = None) ->
     narratives_dir = Path(narratives_dir)
     jsonl = narratives_dir / "narratives.jsonl"
     if not jsonl.is_file():
-        raise InputError(
-            str(jsonl), "no narratives.jsonl here; run `quilt-llava narratives extract` first"
-        )
+        raise InputError(str(jsonl), "no narratives.jsonl here; run `quilt-llava narratives extract` first")
     out = Path(out_dir) if out_dir is not None else narratives_dir / "show"
     images_dir = out / "images"
     images_dir.mkdir(parents=True, exist_ok=True)
@@ -151,8 +145,7 @@ def render_html(entries: list[ShowEntry], title: str) -> str:
         "border-radius:6px;padding:1em;margin-bottom:1.2em}",
         ".seg img{max-width:60vw;height:auto;border:1px solid #ccc}",
         ".meta{color:#666;font-size:.9em}.caption{font-size:1.05em;line-height:1.45}",
-        ".chip{display:inline-block;width:.9em;height:.9em;border-radius:2px;margin-right:.4em;"
-        "vertical-align:middle}",
+        ".chip{display:inline-block;width:.9em;height:.9em;border-radius:2px;margin-right:.4em;vertical-align:middle}",
         ".legend{height:.8em;width:16em;display:inline-block;vertical-align:middle;"
         "background:linear-gradient(to right,#440154,#3b528b,#21918c,#5ec962,#fde725)}",
         ".problem{color:#b00}",
@@ -172,9 +165,7 @@ def render_html(entries: list[ShowEntry], title: str) -> str:
             head += f" &middot; not tissue (score {float(row.get('tissue', 0.0)):.2f})"
         parts.append('<div class="seg">')
         if entry.png is not None:
-            parts.append(
-                f'<a href="{e(entry.png)}"><img src="{e(entry.png)}" alt="segment image"></a>'
-            )
+            parts.append(f'<a href="{e(entry.png)}"><img src="{e(entry.png)}" alt="segment image"></a>')
         parts.append("<div>")
         parts.append(f'<div class="meta">{head}</div>')
         if entry.problem:

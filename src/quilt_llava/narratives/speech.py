@@ -42,7 +42,9 @@ def changes_path(out: Path) -> Path:
     return out.with_name(name + ".changes.jsonl")
 
 
-def correct_transcript(transcript: Transcript, options: CorrectOptions, output: Any = None) -> tuple[Transcript, list[dict[str, Any]]]:
+def correct_transcript(
+    transcript: Transcript, options: CorrectOptions, output: Any = None
+) -> tuple[Transcript, list[dict[str, Any]]]:
     """Vocabulary pass, then the LLM pass if configured; returns the result and the change log rows."""
     vocab = Vocabulary.load(options.vocabulary, builtin=options.builtin_vocabulary)
     log: list[dict[str, Any]] = []
@@ -76,19 +78,32 @@ def correct_file(options: CorrectOptions, output: Any = None) -> dict[str, Any]:
     if isinstance(source, dict) and "asr" in source:
         data["asr"] = source["asr"]
     changes = [r for r in log if not r.get("rejected")]
-    data["correction"] = {"source": str(options.transcript), "changes": len(changes),
-                          "builtin_vocabulary": options.builtin_vocabulary,
-                          "vocabulary_files": [str(p) for p in options.vocabulary],
-                          "llm": getattr(options.llm, "model", None)}
+    data["correction"] = {
+        "source": str(options.transcript),
+        "changes": len(changes),
+        "builtin_vocabulary": options.builtin_vocabulary,
+        "vocabulary_files": [str(p) for p in options.vocabulary],
+        "llm": getattr(options.llm, "model", None),
+    }
     write_json(options.out, data)
     write_jsonl(options.changes_path, log)
-    return {"out": str(options.out), "changes": len(changes), "rejected": len(log) - len(changes),
-            "log": str(options.changes_path)}
+    return {
+        "out": str(options.out),
+        "changes": len(changes),
+        "rejected": len(log) - len(changes),
+        "log": str(options.changes_path),
+    }
 
 
-def transcribe_missing(videos: list[Path], transcripts: dict[Path, Path | None], out_dir: Path,
-                       asr: Any, correct: bool = True, vocabulary: list[Path] | None = None,
-                       output: Any = None) -> tuple[dict[Path, Path | None], dict[Path, str]]:
+def transcribe_missing(
+    videos: list[Path],
+    transcripts: dict[Path, Path | None],
+    out_dir: Path,
+    asr: Any,
+    correct: bool = True,
+    vocabulary: list[Path] | None = None,
+    output: Any = None,
+) -> tuple[dict[Path, Path | None], dict[Path, str]]:
     """ASR (+ vocabulary correction) for the videos without a transcript.
 
     Returns (video -> transcript path, video -> error text); a video that failed (no
@@ -118,8 +133,11 @@ def transcribe_missing(videos: list[Path], transcripts: dict[Path, Path | None],
                 model = model or load_model(asr)
                 transcribe_to_file(video, raw, asr, model)
                 meta = read_json(raw)["asr"]
-                _say(output, f"  {meta['audio_seconds']:.0f} s of audio in {meta['seconds']:.1f} s "
-                             f"({meta['realtime_factor']:.2f} x real time)")
+                _say(
+                    output,
+                    f"  {meta['audio_seconds']:.0f} s of audio in {meta['seconds']:.1f} s "
+                    f"({meta['realtime_factor']:.2f} x real time)",
+                )
             if correct:
                 fixed = folder / f"{video_id_for(video)}.json"
                 summary = correct_file(CorrectOptions(transcript=raw, out=fixed, vocabulary=list(vocabulary or [])))

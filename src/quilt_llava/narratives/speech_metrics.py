@@ -45,7 +45,7 @@ def term_counts(words: list[str], vocabulary: Vocabulary) -> dict[str, int]:
     counts: dict[str, int] = {}
     for i in range(len(words)):
         for n in range(1, longest + 1):
-            run = tuple(words[i:i + n])
+            run = tuple(words[i : i + n])
             if len(run) == n and run in canon:
                 key = " ".join(canon[run])
                 counts[key] = counts.get(key, 0) + 1
@@ -63,8 +63,10 @@ def aligned(reference: list[str], hypothesis: list[str]) -> list[tuple[str, list
     """(tag, reference words, hypothesis words) runs; tag is equal, replace, insert or delete."""
     from rapidfuzz.distance import Levenshtein
 
-    return [(op.tag, reference[op.src_start:op.src_end], hypothesis[op.dest_start:op.dest_end])
-            for op in Levenshtein.opcodes(reference, hypothesis)]
+    return [
+        (op.tag, reference[op.src_start : op.src_end], hypothesis[op.dest_start : op.dest_end])
+        for op in Levenshtein.opcodes(reference, hypothesis)
+    ]
 
 
 def correct_positions(reference: list[str], hypothesis: list[str]) -> set[int]:
@@ -90,8 +92,13 @@ class SpeechScores:
         return self.terms_found / self.terms if self.terms else 1.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"words": self.words, "wer": round(self.wer, 4), "terms": self.terms,
-                "terms_found": self.terms_found, "term_recall": round(self.term_recall, 4)}
+        return {
+            "words": self.words,
+            "wer": round(self.wer, 4),
+            "terms": self.terms,
+            "terms_found": self.terms_found,
+            "term_recall": round(self.term_recall, 4),
+        }
 
 
 def score(reference: str, hypothesis: str, vocabulary: Vocabulary) -> SpeechScores:
@@ -100,8 +107,9 @@ def score(reference: str, hypothesis: str, vocabulary: Vocabulary) -> SpeechScor
     return SpeechScores(len(ref), word_errors(ref, normalise(hypothesis, vocabulary)) / max(1, len(ref)), found, total)
 
 
-def damage(reference: str, raw_tokens: list[str], changed: list[tuple[int, int, str]],
-           vocabulary: Vocabulary) -> tuple[int, int]:
+def damage(
+    reference: str, raw_tokens: list[str], changed: list[tuple[int, int, str]], vocabulary: Vocabulary
+) -> tuple[int, int]:
     """(right words changed into other words, right words) for edits on ``raw_tokens``.
 
     ``changed`` holds (first, last, replacement) ranges over ``raw_tokens`` (end exclusive).

@@ -63,7 +63,9 @@ class CellDiffStability:
                 self._spreads = {k: v for k, v in self._spreads.items() if k in live}
         return self._spreads[key][1]
 
-    def _changed(self, a: np.ndarray, b: np.ndarray, ignore: np.ndarray | None, threshold: float | None = None) -> float:
+    def _changed(
+        self, a: np.ndarray, b: np.ndarray, ignore: np.ndarray | None, threshold: float | None = None
+    ) -> float:
         """Share of informative cells whose mean |a - b| exceeds ``threshold`` (default: the config's)."""
         import cv2
 
@@ -82,7 +84,9 @@ class CellDiffStability:
 
     def drifting(self, a: np.ndarray, b: np.ndarray, ignore: np.ndarray | None = None) -> bool:
         """A finer test used only next to a detected pan: is the view still easing in or out?"""
-        return self._changed(self._crop(a), self._crop(b), ignore, self.config.fine_threshold) > self.config.drift_fraction
+        return (
+            self._changed(self._crop(a), self._crop(b), ignore, self.config.fine_threshold) > self.config.drift_fraction
+        )
 
     def _crop(self, img: np.ndarray) -> np.ndarray:
         """Crop to whole cells: cell means are then an exact, fast integer-factor reduction."""
@@ -98,14 +102,22 @@ class CellDiffStability:
             self.prev = self.anchor = small
             self._still_with = ignore
             return False
-        if self._still_with is ignore and ignore is not _MOVED and small.shape == self.prev.shape \
-                and cv2.norm(small, self.prev, cv2.NORM_INF) == 0:
+        if (
+            self._still_with is ignore
+            and ignore is not _MOVED
+            and small.shape == self.prev.shape
+            and cv2.norm(small, self.prev, cv2.NORM_INF) == 0
+        ):
             # The same pixels as the previous still frame (a static screen decodes to identical
             # frames): against it nothing changed, against the anchor as much as before.
             return False
         self.vetoed = False
         moving = self._changed(small, self.prev, ignore) > self.config.moving_fraction
-        if not moving and self.anchor is not None and self._changed(small, self.anchor, ignore) > self.config.moving_fraction:
+        if (
+            not moving
+            and self.anchor is not None
+            and self._changed(small, self.anchor, ignore) > self.config.moving_fraction
+        ):
             # Changed since the run's first frame, not since the last one: a slow drift, or
             # compression alone (the view re-sharpening over the seconds after a pan, then a
             # keyframe refresh). That changes fine detail; a drift moves the coarse structure

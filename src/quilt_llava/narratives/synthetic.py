@@ -110,7 +110,9 @@ class SyntheticConfig:
     cursor_shapes: tuple[str, ...] = ("arrow",)
     shape_changes: bool = False
     grab_pans: bool = False
-    cursor_tint: tuple[int, int, int] | None = None  # RGB the theme's sprites are multiplied by (/255): an amber or blue arrow
+    cursor_tint: tuple[int, int, int] | None = (
+        None  # RGB the theme's sprites are multiplied by (/255): an amber or blue arrow
+    )
     save_clean_views: bool = False  # also write each view's pointer-free render (``<name>.views/<i>.png``)
     webcam: bool = False
     ui: bool = True
@@ -128,9 +130,7 @@ class SyntheticConfig:
         if not 0 <= self.crf <= 51:
             problems.append(f"crf must be in [0, 51], got {self.crf}")
         if self.cursor_style not in CURSOR_STYLES:
-            problems.append(
-                f"cursor_style must be one of {', '.join(CURSOR_STYLES)}, got {self.cursor_style!r}"
-            )
+            problems.append(f"cursor_style must be one of {', '.join(CURSOR_STYLES)}, got {self.cursor_style!r}")
         if self.cursor_theme is not None:
             problems.extend(theme_problems(self.cursor_theme, self.cursor_shapes, self.grab_pans))
             if not 8 <= self.cursor_size <= 128:
@@ -306,9 +306,7 @@ class SlideRenderer:
         h, w = self.levels[0].shape[:2]
         return w, h
 
-    def render(
-        self, center: tuple[float, float], zoom: float, out_size: tuple[int, int]
-    ) -> np.ndarray:
+    def render(self, center: tuple[float, float], zoom: float, out_size: tuple[int, int]) -> np.ndarray:
         import cv2
 
         sw, sh = self.size
@@ -372,15 +370,11 @@ def make_cursor_sprite(style: str, scale: float = 1.0) -> CursorSprite:
     cv2.fillPoly(big_inner, [np.round((pts + pad) * ss).astype(np.int32)], 255, cv2.LINE_AA)
     # The outline is the fill grown by edge_px; the fill's tip is the hotspot.
     r = max(1, round(edge_px * ss))
-    big_outer = cv2.dilate(
-        big_inner, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
-    )
+    big_outer = cv2.dilate(big_inner, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
     a_out = cv2.resize(big_outer, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
     a_in = cv2.resize(big_inner, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
     a_out = np.maximum(a_out, a_in)
-    rgb = a_in[..., None] * np.array(fill, np.float32) + (a_out - a_in)[..., None] * np.array(
-        edge, np.float32
-    )
+    rgb = a_in[..., None] * np.array(fill, np.float32) + (a_out - a_in)[..., None] * np.array(edge, np.float32)
     rgb = rgb / np.maximum(a_out, 1e-6)[..., None]
     return CursorSprite(rgb=rgb, alpha=a_out[..., None], hotspot=(pad, pad))
 
@@ -429,7 +423,9 @@ def theme_problems(theme: str, shapes: tuple[str, ...], grab: bool) -> list[str]
         if shape not in SHAPE_CURSORS:
             problems.append(f"cursor shape {shape!r} is not one of {', '.join(SHAPE_CURSORS)}")
         elif not any(cursor_path(theme, n) for n in SHAPE_CURSORS[shape]):
-            problems.append(f"cursor theme {theme!r} has no {shape} cursor (looked for {', '.join(SHAPE_CURSORS[shape])})")
+            problems.append(
+                f"cursor theme {theme!r} has no {shape} cursor (looked for {', '.join(SHAPE_CURSORS[shape])})"
+            )
     return problems
 
 
@@ -457,8 +453,9 @@ def theme_sprite(theme: str, shape: str, size: int) -> CursorSprite:
         hx, hy = round((hx + 0.5) * f - 0.5), round((hy + 0.5) * f - 0.5)
     alpha = np.clip(premult[..., 3:], 0, 1)
     rgb = 255 * premult[..., :3] / np.maximum(alpha, 1e-6)
-    return CursorSprite(rgb=np.clip(rgb, 0, 255).astype(np.float32), alpha=alpha.astype(np.float32),
-                        hotspot=(max(0, hx), max(0, hy)))
+    return CursorSprite(
+        rgb=np.clip(rgb, 0, 255).astype(np.float32), alpha=alpha.astype(np.float32), hotspot=(max(0, hx), max(0, hy))
+    )
 
 
 def sprite_box(sprite: CursorSprite, tip: tuple[int, int], size: tuple[int, int]) -> list[int]:
@@ -466,7 +463,12 @@ def sprite_box(sprite: CursorSprite, tip: tuple[int, int], size: tuple[int, int]
     ys, xs = np.nonzero(sprite.alpha[..., 0] > 1 / 255)
     x0, y0 = tip[0] - sprite.hotspot[0], tip[1] - sprite.hotspot[1]
     w, h = size
-    return [max(0, x0 + int(xs.min())), max(0, y0 + int(ys.min())), min(w, x0 + int(xs.max()) + 1), min(h, y0 + int(ys.max()) + 1)]
+    return [
+        max(0, x0 + int(xs.min())),
+        max(0, y0 + int(ys.min())),
+        min(w, x0 + int(xs.max()) + 1),
+        min(h, y0 + int(ys.max()) + 1),
+    ]
 
 
 class PointerSprites:
@@ -541,14 +543,10 @@ def draw_webcam(frame: np.ndarray, box: tuple[int, int, int, int], t: float, see
         -1,
         cv2.LINE_AA,
     )
-    cv2.ellipse(
-        cam, (hx, hy), (int(w * 0.17), int(h * 0.25)), 0, 0, 360, (150, 180, 215), -1, cv2.LINE_AA
-    )
+    cv2.ellipse(cam, (hx, hy), (int(w * 0.17), int(h * 0.25)), 0, 0, 360, (150, 180, 215), -1, cv2.LINE_AA)
     eye = max(1, w // 60)
     for dx in (-1, 1):
-        cv2.circle(
-            cam, (hx + dx * int(w * 0.06), hy - int(h * 0.05)), eye, (40, 30, 30), -1, cv2.LINE_AA
-        )
+        cv2.circle(cam, (hx + dx * int(w * 0.06), hy - int(h * 0.05)), eye, (40, 30, 30), -1, cv2.LINE_AA)
     mouth = max(1, int(h * 0.04 * (0.5 + 0.5 * math.sin(11 * t))))
     cv2.ellipse(
         cam,
@@ -624,9 +622,7 @@ def random_tour(
         rest_done = False
         while t < dur:
             if not rest_done or rng.random() < 0.35:  # every view has a long rest
-                rest = (
-                    float(rng.uniform(2.0, 3.5)) if not rest_done else float(rng.uniform(0.5, 2.0))
-                )
+                rest = float(rng.uniform(2.0, 3.5)) if not rest_done else float(rng.uniform(0.5, 2.0))
                 rest_done = True
                 t = min(dur, t + rest)
                 waypoints.append((t, *p))
@@ -642,10 +638,7 @@ def random_tour(
         if cfg.annotations and i == min(2, cfg.n_views - 1):
             sx, sy = point()
             r = 0.06
-            pts = [
-                (sx + r * math.cos(a), sy + r * 1.6 * math.sin(a))
-                for a in np.linspace(0, 2 * math.pi, 24)
-            ]
+            pts = [(sx + r * math.cos(a), sy + r * 1.6 * math.sin(a)) for a in np.linspace(0, 2 * math.pi, 24)]
             strokes.append(Stroke(start=0.3 * dur, end=0.3 * dur + 1.5, points=pts))
         utterances = []
         u = float(rng.uniform(0.2, 0.8))
@@ -697,8 +690,12 @@ def insert_cuts(views: list[ViewSpec], cuts: tuple[str, ...], cfg: SyntheticConf
         start = float(rng.uniform(0.2, 0.6))
         utterances = [(start, min(dur - 0.2, start + 0.32 * len(text.split())), text)]
         at = min(len(out), max(1, round((k + 1) * (len(views) + len(cuts)) / (len(cuts) + 1))))
-        out.insert(at, ViewSpec(center=(0.5, 0.5), zoom=1.0, duration_s=dur, waypoints=waypoints,
-                                utterances=utterances, screen=screen))
+        out.insert(
+            at,
+            ViewSpec(
+                center=(0.5, 0.5), zoom=1.0, duration_s=dur, waypoints=waypoints, utterances=utterances, screen=screen
+            ),
+        )
     return out
 
 
@@ -726,7 +723,9 @@ class ScreenRenderer:
 
                 self._still[index] = screens.presenter(self.size, data.astronaut())
             else:
-                draw = {"text": screens.text_slide, "desktop": screens.desktop, "blank": screens.blank}[str(view.screen)]
+                draw = {"text": screens.text_slide, "desktop": screens.desktop, "blank": screens.blank}[
+                    str(view.screen)
+                ]
                 self._still[index] = draw(self.size, rng)
         frame = self._still[index].copy()
         if view.screen == "presenter":
@@ -809,9 +808,7 @@ def _rate(fps: float) -> Fraction:
     return Fraction(fps).limit_denominator(1001)
 
 
-def make_synthetic_video(
-    out_dir: Path | str, config: SyntheticConfig | None = None
-) -> SyntheticVideo:
+def make_synthetic_video(out_dir: Path | str, config: SyntheticConfig | None = None) -> SyntheticVideo:
     """Render, encode and describe one synthetic video; see the module docstring."""
     import av
     import cv2
@@ -823,7 +820,9 @@ def make_synthetic_video(
     rng = np.random.default_rng(cfg.seed)
     layout = make_layout(cfg)
     renderer = SlideRenderer(make_slide(load_source_image(cfg.source_image), cfg.slide_tiles))
-    views = cfg.views if cfg.views is not None else insert_cuts(random_tour(cfg, layout, renderer.size, rng), cfg.cuts, cfg)
+    views = (
+        cfg.views if cfg.views is not None else insert_cuts(random_tour(cfg, layout, renderer.size, rng), cfg.cuts, cfg)
+    )
     screen_renderer = ScreenRenderer((cfg.width, cfg.height), cfg.seed)
     sprites = PointerSprites(cfg)
     rate = _rate(cfg.fps)
@@ -931,10 +930,14 @@ def make_synthetic_video(
             frames_truth.append(
                 {
                     "t": round(t, 6),
-                    "cursor": list(pointer) if (vi is not None and pointer is not None and views[vi].screen is None) else None,
+                    "cursor": list(pointer)
+                    if (vi is not None and pointer is not None and views[vi].screen is None)
+                    else None,
                     "pointer": list(pointer) if pointer is not None else None,
                     "shape": shape if pointer is not None else None,
-                    "pointer_box": sprite_box(sprites.sprite(shape), pointer, (cfg.width, cfg.height)) if pointer is not None else None,
+                    "pointer_box": sprite_box(sprites.sprite(shape), pointer, (cfg.width, cfg.height))
+                    if pointer is not None
+                    else None,
                     "stable": vi is not None,
                     "view": vi,
                     "tissue": vi is None or views[vi].screen is None,
@@ -985,9 +988,7 @@ def make_synthetic_video(
     }
     truth_path = out_dir / f"{cfg.name}.truth.json"
     write_json(truth_path, truth, indent=None)
-    return SyntheticVideo(
-        video=video_path, transcript=transcript_path, truth_path=truth_path, truth=truth
-    )
+    return SyntheticVideo(video=video_path, transcript=transcript_path, truth_path=truth_path, truth=truth)
 
 
 def _draw_strokes(frame: np.ndarray, view: ViewSpec, t_rel: float, to_px: Any) -> None:
@@ -996,11 +997,7 @@ def _draw_strokes(frame: np.ndarray, view: ViewSpec, t_rel: float, to_px: Any) -
     for stroke in view.strokes:
         if t_rel < stroke.start or len(stroke.points) < 2:
             continue
-        frac = (
-            1.0
-            if stroke.end <= stroke.start
-            else min(1.0, (t_rel - stroke.start) / (stroke.end - stroke.start))
-        )
+        frac = 1.0 if stroke.end <= stroke.start else min(1.0, (t_rel - stroke.start) / (stroke.end - stroke.start))
         n = max(2, round(frac * len(stroke.points)))
         pts = np.array([to_px(x, y) for x, y in stroke.points[:n]], np.int32)
         cv2.polylines(frame, [pts], False, stroke.color, stroke.thickness, cv2.LINE_AA)

@@ -22,9 +22,10 @@ Each feature passes through a linear ramp between two limits (:class:`TissueConf
 score is their product, in [0, 1]. The limits were set on crops of ``ihc.png`` (the left
 half), rendered text slides and scikit-image's astronaut (a person) only;
 ``benchmarks/tissue_bench.py`` reports accuracy on everything else (the right half, an H&E
-re-staining, tissue on glass, desktops, blank screens and nineteen other photos). What it does not handle (see the README): grey-
-scale images (unstained or fluorescence) are not tissue to it, and close photos of brown,
-orange or pink textured things (fur, food, wood) can pass as tissue.
+re-staining, tissue on glass, desktops, blank screens and nineteen other photos). What it
+does not handle (see the README): greyscale images (unstained or fluorescence) are not tissue
+to it, and close photos of brown, orange or pink textured things (fur, food, wood) can pass as
+tissue.
 """
 
 from __future__ import annotations
@@ -103,10 +104,14 @@ def _ramp(value: float, lo: float, hi: float) -> float:
 def score_features(features: dict[str, float], config: TissueConfig | None = None) -> float:
     """The tissue score of :func:`tissue_features`' output."""
     cfg = config or TissueConfig()
-    return (_ramp(features["stain_texture"], *cfg.stain_texture) * _ramp(features["foreground"], *cfg.foreground)
-            * _ramp(features["textured_area"], *cfg.textured_area)
-            * (1 - _ramp(features["flat"], *cfg.flat)) * (1 - _ramp(features["grey_texture"], *cfg.grey_texture))
-            * (1 - _ramp(features["off_stain"], *cfg.off_stain)))
+    return (
+        _ramp(features["stain_texture"], *cfg.stain_texture)
+        * _ramp(features["foreground"], *cfg.foreground)
+        * _ramp(features["textured_area"], *cfg.textured_area)
+        * (1 - _ramp(features["flat"], *cfg.flat))
+        * (1 - _ramp(features["grey_texture"], *cfg.grey_texture))
+        * (1 - _ramp(features["off_stain"], *cfg.off_stain))
+    )
 
 
 def tissue_score(rgb: np.ndarray, config: TissueConfig | None = None) -> float:

@@ -56,10 +56,17 @@ class Transcript:
 
     def to_whisper_json(self) -> dict[str, Any]:
         """The Whisper JSON layout (``segments[].words[]``) that :func:`read_transcript` reads back."""
-        return {"segments": [
-            {"start": u.start, "end": u.end, "text": u.text,
-             "words": [{"start": w.start, "end": w.end, "word": w.text} for w in u.words]}
-            for u in self.utterances]}
+        return {
+            "segments": [
+                {
+                    "start": u.start,
+                    "end": u.end,
+                    "text": u.text,
+                    "words": [{"start": w.start, "end": w.end, "word": w.text} for w in u.words],
+                }
+                for u in self.utterances
+            ]
+        }
 
 
 def _clean(text: str) -> str:
@@ -119,7 +126,7 @@ def _read_cues(path: Path, text: str, *, vtt: bool) -> Transcript:
         end_token = right.strip().split()[0] if right.strip() else ""
         start, end = _parse_clock(left, where), _parse_clock(end_token, where)
         _check_interval(start, end, where)
-        body = _clean(_TAG.sub("", " ".join(lines[arrow + 1:])))
+        body = _clean(_TAG.sub("", " ".join(lines[arrow + 1 :])))
         if body:
             utterances.append(Utterance(start, end, body))
             wheres.append(where)

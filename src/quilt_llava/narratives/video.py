@@ -163,7 +163,9 @@ class PyAVSource:
                 duration = float(stream.duration * stream.time_base)
             elif container.duration is not None:
                 duration = container.duration / 1_000_000
-            return VideoInfo(stream.codec_context.width, stream.codec_context.height, fps, duration, stream.frames or None)
+            return VideoInfo(
+                stream.codec_context.width, stream.codec_context.height, fps, duration, stream.frames or None
+            )
         finally:
             container.close()
 

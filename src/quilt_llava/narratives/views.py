@@ -70,13 +70,21 @@ class StillRuns:
                 reach = index
                 while reach - 1 in self.vetoed:
                     reach -= 1
-                while last > self.start and last - 1 in drifts and reach - last <= boundary \
-                        and self.detector.drifting(drifts[last], drifts[last - 1], ignore):
+                while (
+                    last > self.start
+                    and last - 1 in drifts
+                    and reach - last <= boundary
+                    and self.detector.drifting(drifts[last], drifts[last - 1], ignore)
+                ):
                     last -= 1
             return ViewStep(closed=self.close(last))
         started = False
-        if self.start is not None and index - self.start <= boundary and index == self.start + 1 \
-                and self.detector.drifting(self.recent[-1][1], self.recent[-2][1], ignore):
+        if (
+            self.start is not None
+            and index - self.start <= boundary
+            and index == self.start + 1
+            and self.detector.drifting(self.recent[-1][1], self.recent[-2][1], ignore)
+        ):
             # The view was still easing in after the pan: the run starts here.
             self.start, started = index, True
         if self.start is None:

@@ -40,8 +40,11 @@ class WebcamWatch:
 
         if self.changes.mask is not self._cells_for:
             self._cells_for = self.changes.mask
-            self._cells = None if self._cells_for is None else \
-                cv2.resize(self._cells_for.astype(np.uint8), self.grid, interpolation=cv2.INTER_AREA) > 0
+            self._cells = (
+                None
+                if self._cells_for is None
+                else cv2.resize(self._cells_for.astype(np.uint8), self.grid, interpolation=cv2.INTER_AREA) > 0
+            )
         return self._cells
 
     def observe(self, index: int, small: np.ndarray, moving: bool) -> None:
@@ -76,8 +79,10 @@ def mask_rects(mask: np.ndarray | None, scale: int, size: tuple[int, int]) -> tu
         return ()
     width, height = size
     _, _, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-    return tuple((int(x) * scale, int(y) * scale, min(width, int(x + w) * scale), min(height, int(y + h) * scale))
-                 for x, y, w, h, _ in stats[1:])
+    return tuple(
+        (int(x) * scale, int(y) * scale, min(width, int(x + w) * scale), min(height, int(y + h) * scale))
+        for x, y, w, h, _ in stats[1:]
+    )
 
 
 def overlay_rects(image: np.ndarray, rects: tuple[Rect, ...], box: Rect) -> tuple[Rect, ...]:
@@ -119,4 +124,5 @@ def needs_repaint(image: np.ndarray, painted: tuple[Rect, ...], rects: tuple[Rec
     moves a little from one update to the next; the overlay frame it grows to does not."""
     wanted = overlay_rects(image, rects, box)
     return len(wanted) != len(painted) or any(
-        max(abs(p - q) for p, q in zip(a, b)) > REPAINT_TOLERANCE_PX for a, b in zip(sorted(wanted), sorted(painted)))
+        max(abs(p - q) for p, q in zip(a, b)) > REPAINT_TOLERANCE_PX for a, b in zip(sorted(wanted), sorted(painted))
+    )
