@@ -11,8 +11,9 @@ cross-correlation with templates, and the reported point is the template's hotsp
   shape, several per video as the shape changes; their hotspot decided from the
   shape), and, until one is learned, a generic prior: arrow templates (dark fill /
   light outline; the absolute correlation also catches the inverted, white-filled
-  pointer) at a few scales, hotspot at the tip. Once sprites are learned the prior
-  is no longer matched; a sprite just learned is looked for where it rested earlier
+  pointer) at a few scales, hotspot at the tip. The prior stays matched beside the
+  learned sprites (a classic arrow keeps its exact template and tip); a sprite just
+  learned is looked for where it rested earlier
   in the view, and learned sprites find a pointer that never moves in later views;
 - while one sprite is locked (enough verified hits agree on it), motion it does not
   explain and every whole-frame search still try every learned shape, so a pointer
@@ -471,8 +472,8 @@ class TemplateCursorLocator:
         return list(range(len(self.templates)))
 
     def _active(self) -> list[int]:
-        """Templates matched now: the locked one, else the learned sprites once there are any
-        (the arrow prior only finds a first pointer), else the arrow prior."""
+        """Templates matched now: the locked one, else every template (the arrow prior and the
+        learned sprites, see :meth:`_unlocked`)."""
         if self.locked is not None:
             return [self.locked]
         return self._unlocked()
