@@ -250,24 +250,17 @@ PMC_ROWS = [
 ]
 
 
+def _run_args(benchmark: str, model_dir, tmp_path, *source: str) -> list[str]:
+    """`eval run BENCHMARK` on the tiny model: results under tmp_path/res, image cache under tmp_path/cache."""
+    return [
+        "eval", "run", benchmark, "--model", str(model_dir), *source,
+        "--out", str(tmp_path / "res"), "--cache", str(tmp_path / "cache"), "--resamples", "20", "-q",
+    ]  # fmt: skip
+
+
 def test_pmc_csv_and_zip_through_the_cli(tiny_model_dir, tmp_path):
     _pmc(tmp_path, PMC_ROWS, ["images/PMC1_f1.jpg", "images/PMC2_f3.jpg", "images/PMC3_f2.jpg"])
-    args = [
-        "eval",
-        "run",
-        "pmc_vqa_path",
-        "--model",
-        str(tiny_model_dir),
-        "--data-root",
-        str(tmp_path / "data"),
-        "--out",
-        str(tmp_path / "res"),
-        "--cache",
-        str(tmp_path / "cache"),
-        "--resamples",
-        "20",
-        "-q",
-    ]
+    args = _run_args("pmc_vqa_path", tiny_model_dir, tmp_path, "--data-root", str(tmp_path / "data"))
     r = CliRunner().invoke(make_app(), args)
     # PMC4_f9.jpg is not in the archive: named, the rest still answered, exit status non-zero.
     assert r.exit_code != 0
@@ -323,24 +316,7 @@ def test_llava_med_json_layout_through_the_cli(tiny_model_dir, tmp_path):
         )
     (pvqa / "test.json").write_text(json.dumps(rows))
     r = CliRunner().invoke(
-        make_app(),
-        [
-            "eval",
-            "run",
-            "pathvqa",
-            "--model",
-            str(tiny_model_dir),
-            "--data-root",
-            str(tmp_path / "data"),
-            "--out",
-            str(tmp_path / "res"),
-            "--cache",
-            str(tmp_path / "cache"),
-            "--resamples",
-            "20",
-            "-q",
-            "--json",
-        ],
+        make_app(), [*_run_args("pathvqa", tiny_model_dir, tmp_path, "--data-root", str(tmp_path / "data")), "--json"]
     )
     assert r.exit_code == 0, r.output
     res = read_json(tmp_path / "res" / "pathvqa" / "tiny-eval" / "results.json")
@@ -421,24 +397,7 @@ def test_quilt_declaration_without_local_copy_points_at_the_hub(tiny_model_dir, 
 
 def test_quilt_vqa_dataset_through_the_cli(tiny_model_dir, quilt_saved, tmp_path):
     r = CliRunner().invoke(
-        make_app(),
-        [
-            "eval",
-            "run",
-            "quilt_vqa",
-            "--model",
-            str(tiny_model_dir),
-            "--questions",
-            str(quilt_saved),
-            "--out",
-            str(tmp_path / "res"),
-            "--cache",
-            str(tmp_path / "cache"),
-            "--resamples",
-            "20",
-            "-q",
-            "--json",
-        ],
+        make_app(), [*_run_args("quilt_vqa", tiny_model_dir, tmp_path, "--questions", str(quilt_saved)), "--json"]
     )
     assert r.exit_code == 0, r.output
     res = read_json(tmp_path / "res" / "quilt_vqa" / "tiny-eval" / "results.json")
