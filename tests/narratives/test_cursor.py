@@ -355,3 +355,95 @@ def test_stability_still_view_resharpening_is_not_a_pan():
     ]
     det = CellDiffStability()
     assert any(det.update(f.copy()) for f in drift)
+
+
+# A still arrow-like shape that is not the pointer: faint and bent (the arrow prior matches it at
+# about 0.68, between ``min_score`` and ``sure_score``), like tissue that happens to look like one.
+LOOKALIKE = SPRITE + np.array([[0, 0], [0, 0], [0, 0], [2, -2], [1.5, -2], [0, 0], [0, 0]])
+
+
+def _pointer_frames(tips: list[tuple[int, int] | None], lookalike: tuple[int, int]) -> list[np.ndarray]:
+    """Luma frames of one still view with the lookalike at a fixed spot and the pointer at ``tips``."""
+    base = cv2.cvtColor(_slide()[100 : 100 + H, 200 : 200 + W], cv2.COLOR_RGB2GRAY)
+    pts = np.round(LOOKALIKE + np.array(lookalike)).astype(np.int32)
+    cv2.polylines(base, [pts], True, 150, 2, cv2.LINE_8)
+    cv2.fillPoly(base, [pts], 70, cv2.LINE_8)
+    frames = []
+    for tip in tips:
+        rgb = np.dstack([base] * 3)
+        if tip is not None:
+            _draw_arrow(rgb, tip)
+        frames.append(np.ascontiguousarray(rgb[..., 0]))
+    return frames
+
+
+def _locate(frames: list[np.ndarray]) -> dict[int, tuple[float, float]]:
+    """Every hit of a locator fed ``frames`` (with their motion images, as the pipeline makes them)."""
+    from quilt_llava.narratives.cursor import AnalysedFrame
+
+    loc = TemplateCursorLocator(H)
+    hits, prev = {}, None
+    for i, luma in enumerate(frames):
+        small = cv2.resize(luma, (W // 4, H // 4), interpolation=cv2.INTER_AREA)
+        motion = None if prev is None else cv2.absdiff(small, prev)
+        prev = small
+        for h in loc.process(AnalysedFrame(i, i / FPS, luma, motion, False)):
+            hits[h.index] = (h.x, h.y)
+    for h in loc.finish():
+        hits[h.index] = (h.x, h.y)
+    return hits
+
+
+def test_pointer_appearing_beside_a_lookalike_does_not_verify_it():
+    """A still lookalike is held as an unverified track; the pointer then appears 40 px away and
+    moves off. The lookalike never moved (its spot did not change), so its held-back hits are
+    not the pointer's: no hit lies on it, and the pointer is found from where it appeared."""
+    fake = (200, 120)
+    tips = [None] * 20 + [(230, 145)] * 5 + [(230 + 12 * i, 145 + 4 * i) for i in range(1, 12)]
+    hits = _locate(_pointer_frames(tips, fake))
+    on_fake = [i for i, (x, y) in hits.items() if abs(x - fake[0]) <= 3 and abs(y - fake[1]) <= 3]
+    assert on_fake == [], on_fake
+    found = [i for i, tip in enumerate(tips) if tip and i in hits and np.hypot(*np.subtract(hits[i], tip)) <= 3]
+    assert len(found) >= 0.9 * sum(t is not None for t in tips), (found, hits)
+
+
+def test_pointer_vanishing_beside_a_lookalike_is_not_continued_there():
+    """A verified, moving pointer vanishes 12 px from a still lookalike: the track does not jump
+    onto the lookalike (it matches there but does not differ from what it covers)."""
+    fake = (200, 120)
+    tips = [(320 - 12 * i, 160 - 4 * i) for i in range(10)] + [None] * 25
+    assert np.hypot(tips[9][0] - fake[0], tips[9][1] - fake[1]) <= 14
+    hits = _locate(_pointer_frames(tips, fake))
+    assert all(i in hits for i in range(1, 10)), hits
+    after = sorted(i for i in hits if i >= 10)
+    assert after == [], after
+
+
+def test_tracked_shape_is_matched_though_the_lock_is_on_another():
+    """The lock (the template size or shape most verified hits agreed on) may be left on an
+    earlier shape (a crosshair locked in an earlier view, an arrow now): around the track, the
+    shape being tracked is still matched, so a resting pointer whose surroundings flicker a
+    little (compression catching up) is not lost."""
+    from quilt_llava.narratives.cursor import AnalysedFrame
+    from quilt_llava.narratives.pointer import template_from_sprite
+
+    rng = np.random.default_rng(5)
+    luma0 = rng.integers(90, 110, size=(360, 640), dtype=np.uint8)
+    sprite = np.full((14, 10), 250, np.uint8)
+    sprite[2:12, 2:8] = 10
+    luma0[100:114, 200:210] = sprite
+    loc = TemplateCursorLocator(360)
+    loc.templates.append(template_from_sprite(sprite, np.full(sprite.shape, 255, np.uint8), (0, 0)))
+    k = len(loc.templates) - 1
+    loc.votes = np.zeros(len(loc.templates), dtype=int)
+    loc.locked = 0  # the arrow prior's smallest size, which does not match this shape
+    loc.track, loc.verified, loc.last_changed, loc.last_hit, loc.last_score = (200.0, 100.0, k), True, True, 0, 0.99
+    loc.new_view, loc.last_search, loc.bg_frame = False, 1, luma0
+    luma1 = luma0.copy()
+    luma1[90:124, 190:220] = np.clip(luma1[90:124, 190:220].astype(int) + 6, 0, 255)  # a little brighter there
+    small = [cv2.resize(x, (160, 90), interpolation=cv2.INTER_AREA) for x in (luma0, luma1)]
+    motion = cv2.absdiff(small[1], small[0])
+    assert 2 < motion.max() < loc.config.motion_threshold  # flicker: not still, but no moving blob
+    hits = loc.process(AnalysedFrame(1, 0.1, luma1, motion, False))
+    assert [(h.index, round(h.x), round(h.y)) for h in hits] == [(1, 200, 100)]
+    assert loc.track is not None and loc.track[2] == k

@@ -668,6 +668,8 @@ class TemplateCursorLocator:
             return [hit]
         out: list[CursorHit] = self._spot_changed(frame)
         active = self._active()
+        if self.track is not None and self.track[2] not in active:
+            active = [*active, self.track[2]]  # the shape tracked now, though the lock is on another
         blob_boxes = self._blob_boxes(frame)
         if self._quiet_of != frame.index:
             self._peaks = None  # something changed since the last search
@@ -731,6 +733,12 @@ class TemplateCursorLocator:
             # Consecutive hits this close belong to one pointer, even when a blob rather than the
             # tracking window found it (a pointer that starts to move fast).
             continues = self.track is not None and math.hypot(x - self.track[0], y - self.track[1]) <= cfg.max_step
+            if continues and not self.verified and not self._track_left(frame, x, y):
+                continues = False  # what the unverified track held is still there: not this pointer
+            if continues and self.verified and not changed and math.hypot(x - self.track[0], y - self.track[1]) > 4:
+                # A pointer that moved differs from what it now covers; an unchanged match some way
+                # off (tissue beside a pointer that vanished) starts a track of its own.
+                continues = False
             if not continues:
                 out.extend(self._end_track())
                 self.pending = self._backfill(x, y, k, frame.ignore, frame.scale)
@@ -791,6 +799,27 @@ class TemplateCursorLocator:
         hits, self.pending = self.pending, []
         self.track = None
         return hits
+
+    def _track_left(self, frame: AnalysedFrame, x: float, y: float) -> bool:
+        """May a hit at (x, y) continue the unverified track? Only if it lies on the track's spot,
+        or that spot changed since the track's last hit (the resting pointer moved away from
+        it): tissue that looks like a pointer stays where it is when the real pointer appears
+        nearby, and its held-back hits must not be taken for the pointer's."""
+        assert self.track is not None
+        tx, ty, k = self.track
+        if math.hypot(x - tx, y - ty) <= 4 or not self.pending:
+            return True
+        last = self.pending[-1].index
+        before = next((luma for i, luma, _ in reversed(self.history) if i == last), None)
+        if before is None or before.size == 0:
+            return True  # no pixels kept to compare with
+        t = self.templates[k]
+        x0, y0, x1, y1 = self._patch_box(tx, ty, t)
+        H, W = frame.luma.shape
+        if x0 < 0 or y0 < 0 or x1 > W or y1 > H:
+            return True
+        diff = _masked_mean_diff(frame.luma[y0:y1, x0:x1], before[y0:y1, x0:x1], t.mask)
+        return diff >= 0.5 * self.config.min_change
 
     def _contrast(self, luma: np.ndarray, x: float, y: float, k: int) -> float:
         """|mean(fill) - mean(outline)| of the arrow with its tip at (x, y)."""
