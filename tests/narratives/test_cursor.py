@@ -362,8 +362,11 @@ def test_stability_still_view_resharpening_is_not_a_pan():
 LOOKALIKE = SPRITE + np.array([[0, 0], [0, 0], [0, 0], [2, -2], [1.5, -2], [0, 0], [0, 0]])
 
 
-def _pointer_frames(tips: list[tuple[int, int] | None], lookalike: tuple[int, int]) -> list[np.ndarray]:
-    """Luma frames of one still view with the lookalike at a fixed spot and the pointer at ``tips``."""
+def _pointer_frames(
+    tips: list[tuple[int, int] | None], lookalike: tuple[int, int], disk: bool = False
+) -> list[np.ndarray]:
+    """Luma frames of one still view with the lookalike at a fixed spot and the pointer at
+    ``tips`` (an arrow, or with ``disk`` a dark round blot that no template matches)."""
     base = cv2.cvtColor(_slide()[100 : 100 + H, 200 : 200 + W], cv2.COLOR_RGB2GRAY)
     pts = np.round(LOOKALIKE + np.array(lookalike)).astype(np.int32)
     cv2.polylines(base, [pts], True, 150, 2, cv2.LINE_8)
@@ -371,7 +374,9 @@ def _pointer_frames(tips: list[tuple[int, int] | None], lookalike: tuple[int, in
     frames = []
     for tip in tips:
         rgb = np.dstack([base] * 3)
-        if tip is not None:
+        if tip is not None and disk:
+            cv2.circle(rgb, tip, 9, (20, 20, 20), -1)
+        elif tip is not None:
             _draw_arrow(rgb, tip)
         frames.append(np.ascontiguousarray(rgb[..., 0]))
     return frames
@@ -447,3 +452,28 @@ def test_tracked_shape_is_matched_though_the_lock_is_on_another():
     hits = loc.process(AnalysedFrame(1, 0.1, luma1, motion, False))
     assert [(h.index, round(h.x), round(h.y)) for h in hits] == [(1, 200, 100)]
     assert loc.track is not None and loc.track[2] == k
+
+
+def test_spot_a_pointer_passed_over_does_not_verify_a_lookalike_there():
+    """A pointer that is not tracked (a shape no template matches yet, here a round blot)
+    passes over a still lookalike and moves on. The lookalike's spot then differs from the last
+    frame (the pointer just left it), which alone would verify a track there, but not from the
+    frames before the pointer came (``_new_here``); a new spot of a pointer differs from both."""
+    from quilt_llava.narratives.cursor import AnalysedFrame, CursorConfig
+
+    fake = (200, 120)
+    tips = [(80, 200)] * 12 + [(150, 124), (175, 124), (204, 124), (240, 124)]  # over the lookalike, then off
+    frames = _pointer_frames(tips, fake, disk=True)
+    loc = TemplateCursorLocator(H, CursorConfig(learn_sprites=False))
+    prev = None
+    for i, luma in enumerate(frames):
+        small = cv2.resize(luma, (W // 4, H // 4), interpolation=cv2.INTER_AREA)
+        frame = AnalysedFrame(i, i / FPS, luma, None if prev is None else cv2.absdiff(small, prev), False)
+        prev = small
+        if i < len(frames) - 1:
+            loc.process(frame)
+    k = 4  # the prior's size that matches the lookalike best
+    assert loc._change(frame.luma, *fake, k) >= loc.config.min_change  # the pointer just left the spot
+    assert not loc._new_here(frame, *fake, k)
+    arrived = _pointer_frames([(300, 60)], fake)[0]  # an arrow that was not there before
+    assert loc._new_here(AnalysedFrame(len(frames), 0.0, arrived, None, False), 300, 60, k)
