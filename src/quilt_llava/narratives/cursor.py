@@ -28,7 +28,11 @@ cross-correlation with templates, and the reported point is the template's hotsp
   background (the last frame, except under the pointer, where the pixels from before
   it arrived are kept). Tissue that merely looks like an arrow never differs from
   itself, so an unverified track is held back: its hits are emitted when it is
-  verified (the resting pointer starts to move) and dropped otherwise;
+  verified (the resting pointer starts to move) and dropped otherwise. A spot the
+  pointer has just left differs from the last frame too, so verifying also needs a
+  difference from a frame ~8 back; a held-back track takes over a pointer appearing
+  beside it only if its own spot changed; a verified track moves onto a match only if
+  that match differs from the background (a pointer that vanished leaves tissue);
 - among candidates, a verified one is preferred, and among those the most visible:
   compression leaves faint "ghosts" of a fast pointer that have its shape but not
   its contrast;
