@@ -196,6 +196,7 @@ class Analyser:
         index = len(self.times)
         if index == 1:
             self.frame_interval = max(1e-3, frame.t - self.times[0])
+            self.views.set_frame_rate(1.0 / self.frame_interval)
             if self.samples is not None:  # made on the first frame, before the frame rate was known
                 self.samples.set_stride(self._sample_stride())
         self.times.append(frame.t)
