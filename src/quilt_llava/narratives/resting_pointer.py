@@ -52,6 +52,7 @@ class RestingPointerConfig:
     uncovered: float = 20.0  # mean |sample - median| under the shape that shows a sample without the pointer
     peaks: int = 6  # correlation peaks per template rescored with the masked correlation
     grow: int = 2  # px the shape's mask is dilated before inpainting (compression rings around it)
+    min_side: int = 6  # px: a shape thinner than this is not looked for (a thin sprite matches tissue edges)
     # A spot where every sample with the pointer seen elsewhere differs from the median (see
     # :func:`leftover_spots`): its size range (px at 720p, scaled with the frame height) and most spots per image.
     spot_min_px: int = 8
@@ -118,6 +119,8 @@ def find_resting_pointer(
     half = None
     for t in templates:
         th, tw = t.image.shape
+        if min(th, tw) < config.min_side:
+            continue
         if min(th, tw) >= HALF_SEARCH_PX:
             if half is None:
                 half = cv2.resize(roi, (roi.shape[1] // 2, roi.shape[0] // 2), interpolation=cv2.INTER_AREA)

@@ -233,7 +233,8 @@ def remove_resting_pointer(
     1. spots where the samples in which the locator saw the pointer elsewhere all show
        something else (:func:`.resting_pointer.leftover_spots`): retaken from those samples;
     2. the locator's shapes matched in the median (in ``box`` when the locator missed the
-       pointer in most samples; in the boxes of hits whose pointer never left them): retaken
+       pointer in most samples; in the boxes of its hits, where a pointer that never left
+       survives the retake): retaken
        from the samples that show the spot uncovered, or, for a pointer that never moved,
        returned as (box, mask) to inpaint on the RGB image.
 
@@ -249,8 +250,9 @@ def remove_resting_pointer(
     regions: list[tuple[Rect, bool]] = []  # (where, the locator found a pointer there)
     if search.whole:
         regions.append((region, False))
-    stuck = {pointer[i] for i, _ in chosen if i in pointer}  # hit boxes no sample shows without the pointer
-    regions += [(b, True) for b in stuck if not _away_from(chosen, pointer, b)]
+    # Where the locator saw the pointer: retaken above, unless no sample showed the spot without it
+    # (or a missed hit let one with the pointer count as clean); still there, it is the pointer.
+    regions += [(b, True) for b in sorted({pointer[i] for i, _ in chosen if i in pointer})]
     if not regions:
         return removed, []
     luma = median_luma(image)
