@@ -307,7 +307,7 @@ class Analyser:
             box = self.images.final_box(self.tissue_content.box(self.scale, self.size), 2 * self.scale + 4)
         for k, seg in enumerate(self.segments):
             seg.box = box if seg.is_tissue else self._view_box(k)
-        self.images.finish(self.segments, self._webcam_rects(), settle)
+        self.images.finish(self.segments, self._webcam_rects(), settle, tuple(self.locator.templates))
         assign_traces(self.segments, self.hits, self.times, box, lambda x, y: self.webcam.covers(x, y, self.scale))
         duration = self.times[-1] + self.frame_interval if self.times else 0.0
         return Analysis(

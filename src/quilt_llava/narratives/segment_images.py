@@ -11,6 +11,7 @@ content box and webcam (:meth:`SegmentImages.finish`).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Callable
@@ -278,6 +279,26 @@ def remove_resting_pointer(
     return removed, [(grown, mask)] if fill == "inpaint" else []
 
 
+def remove_late_pointer(
+    image: np.ndarray, box: Rect, search: PointerSearch, hide: tuple[Rect, ...] = ()
+) -> RemovedPointer | None:
+    """A pointer that never moved in a view, whose shape the locator learned only later in the
+    video: ``search.templates`` (those later shapes) matched in the finished RGB ``image``
+    (written to), inpainted on a sure match (the view's samples are gone by then)."""
+    import cv2
+
+    cfg = search.config
+    luma = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    h, w = luma.shape
+    region = (max(0, box[0]), max(0, box[1]), min(w, box[2]), min(h, box[3]))
+    found = find_resting_pointer(luma, search.templates, region, cfg, cfg.moved_score, search.min_contrast)
+    if found is None or any(_overlap(found.box, r) for r in hide) or fill_for(found, [], False, cfg) != "inpaint":
+        return None
+    grown, mask = grown_mask(found, (w, h), cfg.grow)
+    inpaint(image, grown, mask)
+    return RemovedPointer(grown, round(found.score, 3), "inpaint")
+
+
 def segment_job(
     chosen: list[tuple[int, ColourSample]],
     pointer: dict[int, Rect],
@@ -330,6 +351,7 @@ class SegmentImages:
         self.jobs: list[tuple[Future, tuple[Rect, ...]]] = []  # (job, webcam rectangles it painted)
         # job index -> (npy, png, box, painted, pointer removed)
         self.spilled: dict[int, tuple[Path, Path, Rect, tuple[Rect, ...], tuple[RemovedPointer, ...]]] = {}
+        self.searches: list[PointerSearch | None] = []  # what each job looked for a pointer left in it with
         self.reference: int | None = None  # the job whose image refines the tissue area
         self._reference_gray: np.ndarray | None = None
 
@@ -353,6 +375,7 @@ class SegmentImages:
         elif tissue:
             box = refine_edges(self.reference_gray(), box, search=refine)
         self.jobs.append((self.workers.submit(segment_job, chosen, pointer, box, refine_by, split, hide, search), hide))
+        self.searches.append(search)
         self._spill_old()
 
     def reference_gray(self) -> np.ndarray:
@@ -391,39 +414,79 @@ class SegmentImages:
     def abort(self) -> None:
         self.workers.shutdown(wait=False, cancel_futures=True)
 
-    def finish(self, segments: list[Segment], hide: tuple[Rect, ...], settle: bool = True) -> None:
+    def finish(
+        self, segments: list[Segment], hide: tuple[Rect, ...], settle: bool = True, shapes: tuple[Template, ...] = ()
+    ) -> None:
         """Give each segment its image, up to date with its final ``box`` and the webcam ``hide``;
-        without ``settle``, images still being made are finished when ``Segment.ready()`` is called."""
+        without ``settle``, images still being made are finished when ``Segment.ready()`` is called.
+        ``shapes``: the locator's shapes at the end of the video; those learned after a view whose
+        pointer the locator missed are looked for in its image (:func:`remove_late_pointer`)."""
         for j, (seg, (job, hidden)) in enumerate(zip(segments, self.jobs)):
             assert seg.box is not None
+            late = self._late_search(j, shapes)
             if j in self.spilled:
-                self._finish_spilled(seg, j, hidden, seg.box, hide)
+                self._finish_spilled(seg, j, hidden, seg.box, hide, late)
             elif settle or job.done():
-                _finish(seg, job, hidden, seg.box, hide)
+                _finish(seg, job, hidden, seg.box, hide, late)
             else:
-                seg.settle = functools.partial(_finish, seg, job, hidden, seg.box, hide)
+                seg.settle = functools.partial(_finish, seg, job, hidden, seg.box, hide, late)
+
+    def _late_search(self, j: int, shapes: tuple[Template, ...]) -> PointerSearch | None:
+        """Job ``j``'s whole-image search with only the shapes learned after it, if any."""
+        search = self.searches[j] if j < len(self.searches) else None
+        if search is None or not search.whole:
+            return None
+        later = tuple(t for t in shapes if not any(t is u for u in search.templates))
+        return dataclasses.replace(search, templates=later) if later else None
 
     def _finish_spilled(
-        self, seg: Segment, j: int, hidden: tuple[Rect, ...], box: Rect, hide: tuple[Rect, ...]
+        self,
+        seg: Segment,
+        j: int,
+        hidden: tuple[Rect, ...],
+        box: Rect,
+        hide: tuple[Rect, ...],
+        late: PointerSearch | None = None,
     ) -> None:
         npy, png_path, used_box, painted, seg.removed = self.spilled[j]
         seg.image_file = npy
         seg.png_file = png_path
-        if used_box != box or hidden != hide:  # changed after it went to disk: load it to check
-            image = np.load(npy)
+        if used_box != box or hidden != hide or (late is not None and not seg.removed):
+            image = np.load(npy)  # changed after it went to disk, or a later shape to look for: load it
+            found = _remove_late(seg, image, box, hide, late)
             repainted, reencode = _bring_up_to_date(image, used_box, hidden, painted, box, hide)
-            if repainted:
+            if repainted or found:
                 np.save(npy, image)
-            if reencode:
+            if reencode or found:
                 png_path.write_bytes(encode_png(image, box))
         seg.settle = None
 
 
-def _finish(seg: Segment, job: Future, hidden: tuple[Rect, ...], box: Rect, hide: tuple[Rect, ...]) -> None:
+def _remove_late(
+    seg: Segment, image: np.ndarray, box: Rect, hide: tuple[Rect, ...], late: PointerSearch | None
+) -> bool:
+    """:func:`remove_late_pointer` on a segment image nothing was taken out of yet."""
+    if late is None or seg.removed:
+        return False
+    removed = remove_late_pointer(image, box, late, hide)
+    if removed is not None:
+        seg.removed = (removed,)
+    return removed is not None
+
+
+def _finish(
+    seg: Segment,
+    job: Future,
+    hidden: tuple[Rect, ...],
+    box: Rect,
+    hide: tuple[Rect, ...],
+    late: PointerSearch | None = None,
+) -> None:
     image, used_box, png, painted, seg.removed = job.result()
     seg.image = image
+    found = _remove_late(seg, image, box, hide, late)
     _, reencode = _bring_up_to_date(image, used_box, hidden, painted, box, hide)
-    seg.png = encode_png(image, box) if reencode else png
+    seg.png = encode_png(image, box) if reencode or found else png
     seg.settle = None
 
 

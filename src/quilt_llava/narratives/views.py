@@ -3,7 +3,7 @@
 The stability detector says, frame by frame, whether the view moves (a pan, a zoom, a
 cut). A still run is a maximal stretch of still frames, with its ends trimmed where the
 view was still easing into or out of a pan: next to a detected pan (within
-``StabilityConfig.boundary_s``, in frames of the analysed frame rate), a finer test
+``StabilityConfig.boundary_s``, at least ``boundary_min_frames``), a finer test
 (:meth:`CellDiffStability.drifting`) is applied to neighbouring frames at a resolution no
 coarser than ``DRIFT_MAX_PX`` video pixels per pixel.
 """
@@ -30,9 +30,10 @@ def drift_image(small: np.ndarray, tiny: np.ndarray, scale: int) -> np.ndarray:
     return tiny if 2 * scale <= DRIFT_MAX_PX else small
 
 
-def boundary_frames(boundary_s: float, fps: float) -> int:
-    """Frames next to a pan the easing test may trim: ``boundary_s`` at ``fps``, rounded up, at least 1."""
-    return max(1, math.ceil(round(boundary_s * fps, 6)))
+def boundary_frames(config: StabilityConfig, fps: float) -> int:
+    """Frames next to a pan the easing test may trim: ``boundary_s`` at ``fps``, rounded up, at
+    least ``boundary_min_frames``."""
+    return max(config.boundary_min_frames, 1, math.ceil(round(config.boundary_s * fps, 6)))
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ class StillRuns:
 
     def set_frame_rate(self, fps: float) -> None:
         """The analysed frame rate: how many frames ``boundary_s`` spans (frames held so far stay)."""
-        self.boundary = boundary_frames(self.config.boundary_s, fps)
+        self.boundary = boundary_frames(self.config, fps)
         self.recent = deque(self.recent, maxlen=2 * self.boundary + 2)
         self.vetoed = deque(self.vetoed, maxlen=2 * self.boundary + 2)
 
