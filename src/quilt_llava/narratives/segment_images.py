@@ -249,7 +249,7 @@ def remove_resting_pointer(
         retake(image, [c for c, b in free if not _overlap(b, spot)], spot)
         removed.append(RemovedPointer(spot, None, "samples"))
     regions: list[tuple[Rect, bool]] = []  # (where, the locator found a pointer there)
-    if search.whole:
+    if search.whole and not removed:  # (a median keeps one pointer at most: the spot was it)
         regions.append((region, False))
     # Where the locator saw the pointer: retaken above, unless no sample showed the spot without it
     # (or a missed hit let one with the pointer count as clean); still there, it is the pointer.
