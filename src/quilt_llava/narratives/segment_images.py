@@ -235,9 +235,8 @@ def remove_resting_pointer(
        something else (:func:`.resting_pointer.leftover_spots`): retaken from those samples;
     2. the locator's shapes matched in the median (in ``box`` when the locator missed the
        pointer in most samples; in the boxes of its hits, where a pointer that never left
-       survives the retake): retaken
-       from the samples that show the spot uncovered, or, for a pointer that never moved,
-       returned as (box, mask) to inpaint on the RGB image.
+       survives the retake): retaken from the samples that show the spot uncovered, or, for
+       a pointer that never moved, returned as (box, mask) to inpaint on the RGB image.
 
     Returns (what was removed, what to inpaint)."""
     cfg = search.config
@@ -252,8 +251,10 @@ def remove_resting_pointer(
     if search.whole and not removed:  # (a median keeps one pointer at most: the spot was it)
         regions.append((region, False))
     # Where the locator saw the pointer: retaken above, unless no sample showed the spot without it
-    # (or a missed hit let one with the pointer count as clean); still there, it is the pointer.
-    regions += [(b, True) for b in sorted({pointer[i] for i, _ in chosen if i in pointer})]
+    # (then a match there is the pointer: "located") or a missed hit let one with the pointer count
+    # as clean (then, as anywhere, only a sure match counts).
+    hit_boxes = sorted({pointer[i] for i, _ in chosen if i in pointer})
+    regions += [(b, not _away_from(chosen, pointer, b)) for b in hit_boxes]
     if not regions:
         return removed, []
     luma = median_luma(image)
