@@ -52,7 +52,7 @@ class RestingPointerConfig:
     uncovered: float = 20.0  # mean |sample - median| under the shape that shows a sample without the pointer
     peaks: int = 6  # correlation peaks per template rescored with the masked correlation
     grow: int = 2  # px the shape's mask is dilated before inpainting (compression rings around it)
-    min_side: int = 6  # px: a shape thinner than this is not looked for (a thin sprite matches tissue edges)
+    min_side: int = 8  # px: a shape thinner than this is not looked for (a thin sprite matches tissue edges)
     # A spot where every sample with the pointer seen elsewhere differs from the median (see
     # :func:`leftover_spots`): its size range (px at 720p, scaled with the frame height) and most spots per image.
     spot_min_px: int = 8
@@ -236,8 +236,9 @@ def leftover_spots(
     be pointer-free there do not show. ``free``: samples in which the locator saw the pointer,
     with the box it covered; elsewhere such a sample shows the view as it is. A still view's
     tissue does not change, so where every one of them (at least two) differs from the median
-    by ``uncovered`` grey levels or more, and they agree with each other, the median kept a
-    pointer that rested there (or something else that came and went: the size range keeps
+    by ``uncovered`` grey levels or more (twice that in a core of some pixels: a compression
+    refresh changes fine detail by 20-40 levels), and they agree with each other, the median
+    kept a pointer that rested there (or something else that came and went: the size range keeps
     out annotation strokes and cuts). Spots overlapping ``avoid`` (a webcam) are left alone.
     Returns spot boxes (video px), grown by ``grow`` px, biggest first."""
     import cv2
@@ -248,11 +249,13 @@ def leftover_spots(
     here = median_luma(median)[y0:y1, x0:x1]
     lumas = [_luma_patch(s, region) for s, _ in free]
     changed = np.full(here.shape, 255, np.uint8)
+    strong = changed.copy()  # pixels twice as different: a pointer's, not a compression refresh's
     for luma, (_, (px0, py0, px1, py1)) in zip(lumas, free):
-        diff = cv2.threshold(cv2.absdiff(luma, here), config.uncovered - 1, 255, cv2.THRESH_BINARY)[1]
+        diff = cv2.absdiff(luma, here)
         g = 2 * config.grow  # the sample's own pointer is no evidence either way
         diff[max(0, py0 - y0 - g) : max(0, py1 - y0 + g), max(0, px0 - x0 - g) : max(0, px1 - x0 + g)] = 0
-        changed = cv2.bitwise_and(changed, diff)
+        changed = cv2.bitwise_and(changed, cv2.threshold(diff, config.uncovered - 1, 255, cv2.THRESH_BINARY)[1])
+        strong = cv2.bitwise_and(strong, cv2.threshold(diff, 2 * config.uncovered - 1, 255, cv2.THRESH_BINARY)[1])
     for a, b in itertools.pairwise(lumas):  # the pointer-free samples must show the same thing there
         changed[cv2.absdiff(a, b) >= config.uncovered] = 0
     changed = cv2.morphologyEx(changed, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
@@ -265,6 +268,8 @@ def leftover_spots(
         sx, sy, sw, sh, area = (int(v) for v in stats[k])
         if not lo <= max(sw, sh) <= hi or area < lo * lo / 4:
             continue
+        if cv2.countNonZero(strong[sy : sy + sh, sx : sx + sw]) < max(8, lo * lo / 4):
+            continue  # a keyframe refresh changes fine detail by 20-40 levels; a pointer covers tissue
         g = config.grow
         box = (max(0, x0 + sx - g), max(0, y0 + sy - g), min(w, x0 + sx + sw + g), min(h, y0 + sy + sh + g))
         if any(_overlaps(box, a) for a in avoid):
