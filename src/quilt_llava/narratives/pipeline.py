@@ -263,7 +263,8 @@ class Analyser:
             self._webcam_rects(),
             split=final,
             tissue=is_tissue,
-            search=self._pointer_search(chosen, pointer),
+            # (a view that is not tissue gives no row unless kept: no pointer to look for in its image)
+            search=self._pointer_search(chosen, pointer) if is_tissue or self.cfg.keep_non_tissue else None,
         )
 
     def _pointer_search(self, chosen: list, pointer: dict[int, Rect]) -> PointerSearch | None:
