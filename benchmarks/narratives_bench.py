@@ -757,7 +757,8 @@ def main(argv: list[str] | None = None) -> int:
             f"pointer residue (ptr MAD) < {TARGETS['residue_mad']} grey levels; ptr MAD: mean |segment image - "
             "pointer-free "
             "render| in the box the pointer covered longest (worst segment), ctrl: the same elsewhere in the image "
-            "(compression alone)"
+            "(compression alone); ptr out (false): segment images a pointer was taken out of (where no pointer was: "
+            "must be 0)"
         )
     return 0
 
