@@ -21,8 +21,8 @@ Before any shape is matched, :func:`leftover_spots` finds a resting pointer of a
 from the samples alone: where every sample in which the locator saw the pointer elsewhere
 shows something other than the median.
 
-At most one pointer is removed per image (a median keeps the one spot where the pointer
-rested longest). What it does not do: a pointer whose shape the locator never held (not
+A median keeps the pointer where it rested longest, so little is removed per image: at most
+``max_spots`` spots and one shape match. What it does not do: a pointer whose shape the locator never held (not
 an arrow, never seen moving) stays; inpainting over a pointer that never moved invents
 the few pixels under it from their surroundings (smooth, not the real texture).
 """
@@ -36,8 +36,7 @@ import numpy as np
 
 from quilt_llava.narratives.cursor import Template, match_in
 from quilt_llava.narratives.video import ColourSample
-
-Rect = tuple[int, int, int, int]
+from quilt_llava.narratives.webcam import Rect
 
 HALF_SEARCH_PX = 24  # templates at least this tall and wide are searched at half resolution first
 
