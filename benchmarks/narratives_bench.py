@@ -24,7 +24,8 @@ Figures per variant and method:
 - pointer residue (ptr MAD): mean |segment image - the generator's pointer-free render|
   (grey levels) inside the box the pointer covered longest in the segment's view, worst
   segment; beside it (ctrl) the same over boxes elsewhere in the image, what compression
-  alone leaves;
+  alone leaves; ptr out (false): segment images a pointer left in the median was taken out
+  of (``pointer_removed`` in the rows), and of those, how many where no pointer was in the view;
 - the hotspot rule for unknown shapes against the cursor files' hotspots, per theme and
   shape, with its two tuned numbers also chosen leave-one-theme-out;
 - segment boundary error: each truth segment against the found segment overlapping it
@@ -312,6 +313,7 @@ def pointer_residue(
 
     frames = truth["frames"]
     worst, control_worst, values, controls = 0.0, 0.0, [], []
+    removed = false_removed = 0
     for row in rows:
         overlaps = [
             (min(row["end"], sg["end"]) - max(row["start"], sg["start"]), sg["view"]) for sg in truth["segments"]
@@ -324,6 +326,10 @@ def pointer_residue(
             for f in frames
             if f["view"] == view and f.get("pointer_box") and row["start"] <= f["t"] < row["end"]
         )
+        for rx0, ry0, rx1, ry1 in row.get("pointer_removed") or []:
+            # A removal is false unless the pointer covered that spot in some frame of the row's view.
+            removed += 1
+            false_removed += not any(rx0 < b[2] and b[0] < rx1 and ry0 < b[3] and b[1] < ry1 for b in rests)
         clean_path = views_dir / f"{view}.png"
         if not rests or not clean_path.exists():
             continue
@@ -368,6 +374,8 @@ def pointer_residue(
         "mean_mad": float(np.mean(values)) if values else None,
         "control_mad": control_worst if values else None,
         "max_excess": max((v - c for v, c in zip(values, controls)), default=None),
+        "removed": removed,
+        "false_removed": false_removed,
     }
 
 
@@ -534,6 +542,7 @@ def print_table(results: list[dict[str, Any]]) -> None:
         "box err px",
         "pan pts all/moved",
         "ptr MAD (ctrl)",
+        "ptr out (false)",
         "fps",
         "x decode",
     ]
@@ -545,6 +554,7 @@ def print_table(results: list[dict[str, Any]]) -> None:
                 continue
             res = s.get("residue") or {}
             mad = f"{_fmt(res.get('max_mad'), '.1f')} ({_fmt(res.get('control_mad'), '.1f')})" if res else "-"
+            out = f"{res['removed']} ({res['false_removed']})" if res else "-"
             rows.append(
                 [
                     r["variant"],
@@ -559,6 +569,7 @@ def print_table(results: list[dict[str, Any]]) -> None:
                     _fmt(s.get("box_err_px")),
                     f"{s['pan_points']}/{s['pan_points_moved']}",
                     mad,
+                    out,
                     _fmt(s["fps"], ".1f"),
                     _fmt(s["speed_ratio"], ".2f"),
                 ]
@@ -746,7 +757,8 @@ def main(argv: list[str] | None = None) -> int:
             f"pointer residue (ptr MAD) < {TARGETS['residue_mad']} grey levels; ptr MAD: mean |segment image - "
             "pointer-free "
             "render| in the box the pointer covered longest (worst segment), ctrl: the same elsewhere in the image "
-            "(compression alone)"
+            "(compression alone); ptr out (false): segment images a pointer was taken out of (where no pointer was: "
+            "must be 0)"
         )
     return 0
 

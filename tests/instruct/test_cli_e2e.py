@@ -339,3 +339,64 @@ def test_endpoint_and_model_from_the_environment(narratives, server, tmp_path):
     )
     assert res.exit_code == 0, res.output
     assert len(server.requests) == 5 and {b["model"] for b in server.requests} == {"env-model"}
+
+
+def _flag_non_tissue(tmp_path, segments: set[tuple[str, int]]):
+    """Narratives as `narratives extract --keep-non-tissue` writes them: every row flagged, these not tissue."""
+    from tests.instruct.conftest import make_rows, write_narratives
+
+    folder = tmp_path / "flagged"
+    folder.mkdir()
+    rows = make_rows(folder)
+    for row in rows:
+        row["is_tissue"] = (row["video_id"], row["segment_id"]) not in segments
+        row["tissue"] = 0.9 if row["is_tissue"] else 0.1
+    return write_narratives(folder, rows), rows
+
+
+def test_rows_that_are_not_tissue_are_left_out_and_counted_unless_included(tmp_path, server):
+    path, rows = _flag_non_tissue(tmp_path, {("vidA", 1)})
+    not_tissue = [r["segment_id"] for r in rows if not r["is_tissue"]]
+    assert len(not_tissue) == 1 and len(rows) == 5
+    out = tmp_path / "align.jsonl"
+    res = invoke("align", str(path), "--out", str(out))
+    assert res.exit_code == 0, res.output  # left out on purpose: not an error
+    s = summary_of(res)
+    assert s["non_tissue_skipped"] == 1 and s["units"] == 4 and s["records"] == 4
+    assert all(not r["image"].endswith("seg001.png") or r["video_id"] != "vidA" for r in read_jsonl(out))
+    res = invoke("align", str(path), "--out", str(out), "--include-non-tissue")
+    assert summary_of(res)["non_tissue_skipped"] == 0 and summary_of(res)["records"] == 5
+    # LLM generators too: no prompt is sent about a view that is not tissue.
+    conv = tmp_path / "conv.jsonl"
+    res = invoke("conversation", str(path), "--out", str(conv), *llm_args(server))
+    assert res.exit_code == 0, res.output
+    assert summary_of(res)["non_tissue_skipped"] == 1 and summary_of(res)["records"] == 4
+    said = next(r for r in rows if not r["is_tissue"])["utterances"][0]["text"]
+    assert any("invasive tumour" in json.dumps(req) for req in server.requests)  # the requests hold the narration
+    assert not any(json.dumps(said)[1:-1] in json.dumps(req) for req in server.requests)
+    # Rows without the flag (another tool's data) are all tissue.
+    from quilt_llava.instruct.data import drop_non_tissue
+
+    assert drop_non_tissue([{"a": 1}, {"is_tissue": True}, {"is_tissue": False}]) == (
+        [{"a": 1}, {"is_tissue": True}],
+        1,
+    )
+
+
+def test_region_qa_leaves_out_rows_that_are_not_tissue(tmp_path):
+    from quilt_llava.instruct.region_qa import RegionQAConfig, write_region_qa
+
+    path, _ = _flag_non_tissue(tmp_path, {("vidA", 0), ("vidB", 0)})
+    terms = tmp_path / "terms.yaml"
+    terms.write_text(
+        "labels:\n  - {name: tumour, keywords: [tumour, atypical, nests], description: tumour nests}\n"
+        "  - {name: benign, keywords: [normal, follicles, capsule], description: benign tissue}\n",
+        encoding="utf-8",
+    )
+    config = RegionQAConfig.from_yaml(terms)
+    skipped = write_region_qa(path, tmp_path / "a", config)
+    kept = write_region_qa(path, tmp_path / "b", config, include_non_tissue=True)
+    assert skipped["non_tissue_skipped"] == 2 and kept["non_tissue_skipped"] == 0
+    used = {r["image"] for r in read_jsonl(tmp_path / "a" / "align.jsonl")}
+    assert not any(name.endswith(("vidA/frames/seg000.png", "vidB/frames/seg000.png")) for name in used)
+    assert kept["segment_align_records"] > skipped["segment_align_records"]

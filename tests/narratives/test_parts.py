@@ -95,6 +95,29 @@ def test_still_runs_start_after_the_easing():
     assert runs.close(len(frames) - 1).start == starts[-1]
 
 
+@pytest.mark.parametrize("fps,trimmed", [(10.0, 3), (24.0, 3), (25.0, 3), (30.0, 3), (29.97, 3), (50.0, 5), (60.0, 6)])
+def test_the_easing_trim_spans_the_same_time_at_any_frame_rate(fps, trimmed):
+    """Where every frame before a pan still eases, the trim reaches back 0.1 s, at least 3 frames:
+    3 at up to 30 fps (as when it was set in frames), 6 at 60 fps; the analyser passes the rate on."""
+    from quilt_llava.narratives.views import StillRuns
+
+    runs = StillRuns(StabilityConfig(), fps=fps)
+    # Frames 20-29 ease toward the pan (each differs finely from the one before); earlier ones are still.
+    runs.detector.drifting = lambda now, before, *_: int(now[0, 0]) >= 20  # type: ignore[method-assign]
+    closed = [runs.step(i, i == 30, np.full((4, 4), i, np.uint8)).closed for i in range(31)]
+    assert closed[-1] == Span(0, 29 - trimmed) and not any(closed[:-1])
+
+
+@pytest.mark.parametrize("fps", [25.0, 60.0])
+def test_the_analyser_tells_the_still_runs_its_frame_rate(fps):
+    from quilt_llava.narratives.pipeline import Analyser, ExtractConfig
+    from quilt_llava.narratives.video import ArraySource
+
+    analyser = Analyser(ExtractConfig(min_segment_s=1.0))
+    analyser.run(ArraySource(np.zeros((12, 72, 128), np.uint8), fps=fps))
+    assert analyser.views.boundary == (6 if fps == 60.0 else 3)
+
+
 # --------------------------------------------------------------------------- webcam
 
 

@@ -30,6 +30,17 @@ LLM_GENERATORS = {
 }
 
 
+# One flag for every generator that reads narratives rows.
+INCLUDE_NON_TISSUE_HELP = (
+    "Also use rows flagged is_tissue: false (views that are not tissue, kept by "
+    "`narratives extract --keep-non-tissue`); by default they are left out and counted."
+)
+
+
+def _include_non_tissue_option():
+    return typer.Option(False, "--include-non-tissue", help=INCLUDE_NON_TISSUE_HELP)
+
+
 def _run(options, quiet: bool, json_out: bool) -> None:
     from quilt_llava.console import Output
     from quilt_llava.instruct.run import exit_code, run_instruct
@@ -46,6 +57,8 @@ def _run(options, quiet: bool, json_out: bool) -> None:
         )
         if summary["rejects"]:
             human += f"\nrejects: {summary['rejects']}"
+        if summary.get("non_tissue_skipped"):
+            human += f"\n{summary['non_tissue_skipped']} non-tissue rows left out (--include-non-tissue to use them)"
     out.result(summary, human=human)
     code = exit_code(summary)
     if code:
@@ -63,6 +76,7 @@ def _llm_command(name: str, help_text: str):
         medical_filter: Path | None = typer.Option(
             None, "--medical-filter", help="A `filter` output: keep only segments it judged medical."
         ),
+        include_non_tissue: bool = _include_non_tissue_option(),
         seed: int = typer.Option(0, "--seed", help="Seed for drawn questions and turn counts."),
         limit: int | None = typer.Option(None, "--limit", help="Only the first N work units."),
         no_gates: bool = typer.Option(
@@ -97,6 +111,7 @@ def _llm_command(name: str, help_text: str):
             limit=limit,
             dry_run=endpoint.dry_run,
             medical_filter=medical_filter,
+            include_non_tissue=include_non_tissue,
             gates=gate_config,
             structured=structured,
         )
@@ -121,17 +136,23 @@ def register(app: typer.Typer) -> None:
         ),
         seed: int = typer.Option(0, "--seed", help="Seed for the drawn instruction."),
         limit: int | None = typer.Option(None, "--limit", help="Only the first N segments."),
+        include_non_tissue: bool = _include_non_tissue_option(),
         json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
         quiet: bool = typer.Option(False, "--quiet", "-q"),
     ) -> None:
         """Stage-1 alignment data (no LLM): each image with its narration as the answer."""
         from quilt_llava.instruct.run import InstructOptions
 
-        _run(
-            InstructOptions(generator="align", narratives=narratives, out=out, seed=seed, caption=caption, limit=limit),
-            quiet,
-            json_out,
+        options = InstructOptions(
+            generator="align",
+            narratives=narratives,
+            out=out,
+            seed=seed,
+            caption=caption,
+            limit=limit,
+            include_non_tissue=include_non_tissue,
         )
+        _run(options, quiet, json_out)
 
     for name, help_text in LLM_GENERATORS.items():
         sub.command(name)(_llm_command(name, help_text))
@@ -142,17 +163,22 @@ def register(app: typer.Typer) -> None:
         questions: Path = typer.Option(..., "--questions", help="Output of `quilt-llava instruct vqa`."),
         out: Path = typer.Option(..., "--out", "-o", help="Output questions (.jsonl or .json)."),
         limit: int | None = typer.Option(None, "--limit", help="Only the first N questions."),
+        include_non_tissue: bool = _include_non_tissue_option(),
         json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
         quiet: bool = typer.Option(False, "--quiet", "-q"),
     ) -> None:
         """The same questions on images with a red ellipse around the grounded region (no LLM)."""
         from quilt_llava.instruct.run import InstructOptions
 
-        _run(
-            InstructOptions(generator="redcircle", narratives=narratives, out=out, questions=questions, limit=limit),
-            quiet,
-            json_out,
+        options = InstructOptions(
+            generator="redcircle",
+            narratives=narratives,
+            out=out,
+            questions=questions,
+            limit=limit,
+            include_non_tissue=include_non_tissue,
         )
+        _run(options, quiet, json_out)
 
     @sub.command("region-qa")
     def region_qa(
@@ -168,6 +194,7 @@ def register(app: typer.Typer) -> None:
             "eval_questions.jsonl, held_out.json.",
         ),
         seed: int | None = typer.Option(None, "--seed", help="Override the vocabulary file's seed."),
+        include_non_tissue: bool = _include_non_tissue_option(),
         json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
         quiet: bool = typer.Option(False, "--quiet", "-q"),
     ) -> None:
@@ -179,7 +206,7 @@ def register(app: typer.Typer) -> None:
         config = RegionQAConfig.from_yaml(terms)
         if seed is not None:
             config.seed = seed
-        summary = write_region_qa(narratives, out, config)
+        summary = write_region_qa(narratives, out, config, include_non_tissue=include_non_tissue)
         for problem in summary["problems"]:
             output.warn(f"row left out: {problem}")
         output.result(

@@ -3,7 +3,8 @@
 A narratives row (stage A) is one stable segment of a video:
 ``{video_id, segment_id, start, end, image, width, height, content_box, trace,
 utterances: [{start, end, text}], clusters: [{box, start, end, text}], grounded_caption}``
-with ``image`` relative to the folder holding ``narratives.jsonl``. LLaVA records
+with ``image`` relative to the folder holding ``narratives.jsonl``; rows kept with
+``narratives extract --keep-non-tissue`` also carry ``is_tissue: false``. LLaVA records
 written here reference images the same way, so that folder is the image folder
 for training.
 """
@@ -64,6 +65,14 @@ def load_narratives(path: str | Path) -> tuple[list[dict[str, Any]], list[str]]:
             continue
         rows.append(row)
     return rows, problems
+
+
+def drop_non_tissue(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+    """Rows of tissue views and how many were left out: a row flagged ``is_tissue: false`` (a
+    title slide, the presenter's camera, the desktop, kept by ``--keep-non-tissue``) teaches
+    nothing about pathology. A row without the flag (another tool's data) counts as tissue."""
+    kept = [row for row in rows if row.get("is_tissue") is not False]
+    return kept, len(rows) - len(kept)
 
 
 def plain_caption(row: dict[str, Any]) -> str:

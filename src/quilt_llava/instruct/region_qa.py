@@ -341,7 +341,11 @@ def majority_predictions(
 
 
 def write_region_qa(
-    narratives: str | Path, out_dir: str | Path, config: RegionQAConfig, seed: int | None = None
+    narratives: str | Path,
+    out_dir: str | Path,
+    config: RegionQAConfig,
+    seed: int | None = None,
+    include_non_tissue: bool = False,
 ) -> dict[str, Any]:
     """Everything a two-stage run needs, under ``out_dir`` (all image paths relative to it):
 
@@ -349,14 +353,18 @@ def write_region_qa(
       ``segments/``) with their narration, plus each training crop with its cluster's words;
     - ``train.jsonl``: stage-2 region questions on training crops;
     - ``eval_questions.jsonl`` (Quilt-VQA form) on held-out segments, ``held_out.json``;
-    - ``summary.json``. Bad narrative rows are left out and counted (``bad_input_rows``).
+    - ``summary.json``. Bad narrative rows are left out and counted (``bad_input_rows``), and so
+      are rows flagged ``is_tissue: false`` unless ``include_non_tissue`` (``non_tissue_skipped``).
     """
     from quilt_llava.files import atomic_write_bytes, write_json, write_jsonl
-    from quilt_llava.instruct.data import load_narratives
+    from quilt_llava.instruct.data import drop_non_tissue, load_narratives
     from quilt_llava.instruct.generators.align import build_alignment_records
 
     narratives, out_dir = Path(narratives), Path(out_dir)
     rows, problems = load_narratives(narratives)
+    non_tissue = 0
+    if not include_non_tissue:
+        rows, non_tissue = drop_non_tissue(rows)
     res = build_region_qa(rows, narratives.parent, out_dir, config)
     held = set(res.eval_segments)
     train_rows = [r for r in rows if segment_key(r) not in held]
@@ -373,6 +381,7 @@ def write_region_qa(
         "segment_align_records": len(segment_align),
         "out": str(out_dir),
         "bad_input_rows": len(problems),
+        "non_tissue_skipped": non_tissue,
         "problems": problems,
     }
     write_json(out_dir / "summary.json", summary)

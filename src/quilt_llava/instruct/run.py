@@ -25,7 +25,7 @@ from quilt_llava.console import Output
 from quilt_llava.errors import ConfigError, InputError, QuiltError
 from quilt_llava.files import JsonlAppender, iter_jsonl, write_json, write_jsonl
 from quilt_llava.instruct import defaults
-from quilt_llava.instruct.data import CAPTION_MODES, load_narratives
+from quilt_llava.instruct.data import CAPTION_MODES, drop_non_tissue, load_narratives
 from quilt_llava.instruct.gates import GateConfig, gate_records
 from quilt_llava.instruct.generators import GENERATORS, Generator, GeneratorOptions
 from quilt_llava.instruct.generators.base import CallFailed, Rejected, Session, Skip, Unit
@@ -52,6 +52,8 @@ class InstructOptions:
     dry_run: bool = False
     # Keep only segments a `filter` run judged medical (its output file).
     medical_filter: Path | None = None
+    # Also use rows flagged ``is_tissue: false`` (kept by ``narratives extract --keep-non-tissue``).
+    include_non_tissue: bool = False
     # Quality gates on every LLM-generated record (gates.enabled=False: --no-gates).
     gates: GateConfig = field(default_factory=GateConfig)
     # Send JSON replies' schemas as response_format: "auto" (probe the endpoint), "on", "off".
@@ -184,6 +186,11 @@ def run_instruct(options: InstructOptions, output: Output | None = None) -> dict
     rows, bad_rows = load_narratives(options.narratives)
     for problem in bad_rows:
         output.warn(f"row left out: {problem}")
+    non_tissue = 0
+    if not options.include_non_tissue:
+        rows, non_tissue = drop_non_tissue(rows)
+        if non_tissue:
+            output.info(f"{non_tissue} rows of views that are not tissue left out (--include-non-tissue uses them)")
     filtered_out = 0
     if options.medical_filter is not None:
         keep = medical_segments(options.medical_filter)
@@ -225,6 +232,7 @@ def run_instruct(options: InstructOptions, output: Output | None = None) -> dict
                 summary["structured"] = structured_detail
         if options.medical_filter is not None:
             summary["filtered_out_non_medical"] = filtered_out
+        summary["non_tissue_skipped"] = non_tissue
         return summary
     finally:
         if client is not None:
@@ -493,6 +501,7 @@ class GenerateOptions:
     diagnoses: Path | None = None
     questions: Path | None = None
     medical_filter: Path | None = None
+    include_non_tissue: bool = False
     limit: int | None = None
     dry_run: bool = False
     gates: GateConfig = field(default_factory=GateConfig)
@@ -523,6 +532,7 @@ class GenerateOptions:
             limit=self.limit,
             dry_run=self.dry_run,
             medical_filter=self.medical_filter,
+            include_non_tissue=self.include_non_tissue,
             gates=self.gates,
             structured=self.structured,
         )

@@ -50,8 +50,9 @@ from quilt_llava.narratives.cursor import (
 )
 from quilt_llava.narratives.cursor_thread import CursorThread
 from quilt_llava.narratives.frames import analysis_scale, reduced_frames
+from quilt_llava.narratives.resting_pointer import RestingPointerConfig
 from quilt_llava.narratives.rows import ROWS_FILE, build_rows, rebuild_narratives, video_id_for
-from quilt_llava.narratives.segment_images import RunSamples, SegmentImages, encode_png
+from quilt_llava.narratives.segment_images import PointerSearch, RunSamples, SegmentImages, encode_png
 from quilt_llava.narratives.segments import Analysis, Segment, assign_traces
 from quilt_llava.narratives.stability import Span, StabilityConfig
 from quilt_llava.narratives.tissue import TissueConfig, tissue_score
@@ -90,6 +91,7 @@ class ExtractConfig:
     stability: StabilityConfig = field(default_factory=StabilityConfig)
     content: ContentConfig = field(default_factory=ContentConfig)
     tissue: TissueConfig = field(default_factory=TissueConfig)
+    resting_pointer: RestingPointerConfig = field(default_factory=RestingPointerConfig)
 
     def validate(self) -> None:
         problems = []
@@ -194,6 +196,7 @@ class Analyser:
         index = len(self.times)
         if index == 1:
             self.frame_interval = max(1e-3, frame.t - self.times[0])
+            self.views.set_frame_rate(1.0 / self.frame_interval)
             if self.samples is not None:  # made on the first frame, before the frame rate was known
                 self.samples.set_stride(self._sample_stride())
         self.times.append(frame.t)
@@ -260,6 +263,19 @@ class Analyser:
             self._webcam_rects(),
             split=final,
             tissue=is_tissue,
+            # (a view that is not tissue gives no row unless kept: no pointer to look for in its image)
+            search=self._pointer_search(chosen, pointer) if is_tissue or self.cfg.keep_non_tissue else None,
+        )
+
+    def _pointer_search(self, chosen: list, pointer: dict[int, Rect]) -> PointerSearch | None:
+        """What the view's median is searched with for a pointer left in it: the locator's shapes
+        now; the whole content box when the locator missed the pointer in most samples."""
+        cfg = self.cfg.resting_pointer
+        if not cfg.remove or self.locator is None:
+            return None
+        missed = sum(i not in pointer for i, _ in chosen)
+        return PointerSearch(
+            tuple(self.locator.templates), cfg, self.cfg.cursor.min_contrast, whole=2 * missed > len(chosen)
         )
 
     def _tissue_score(self, chosen: list, box: Rect) -> float:
@@ -292,7 +308,7 @@ class Analyser:
             box = self.images.final_box(self.tissue_content.box(self.scale, self.size), 2 * self.scale + 4)
         for k, seg in enumerate(self.segments):
             seg.box = box if seg.is_tissue else self._view_box(k)
-        self.images.finish(self.segments, self._webcam_rects(), settle)
+        self.images.finish(self.segments, self._webcam_rects(), settle, tuple(self.locator.templates))
         assign_traces(self.segments, self.hits, self.times, box, lambda x, y: self.webcam.covers(x, y, self.scale))
         duration = self.times[-1] + self.frame_interval if self.times else 0.0
         return Analysis(
@@ -383,7 +399,17 @@ def process_video(
                 for row, seg in kept
             ]:
                 done.result()
+        for row, seg in kept:  # each image is made now: what was taken out of it
+            row["pointer_removed"] = [list(r.box) for r in seg.removed]
         rows = [row for row, _ in kept]
+        removed = [(row["segment_id"], r) for row, seg in kept for r in seg.removed]
+        if removed:
+            log.info(
+                "%s: pointers left in the median taken out of segment images (%d): %s",
+                video.name,
+                len(removed),
+                ", ".join(f"{sid} {r.box} ({r.fill}, score {r.score})" for sid, r in removed),
+            )
         skipped = sum(not seg.is_tissue for seg in analysis.segments)
         if skipped:
             log.info(

@@ -64,6 +64,9 @@ def build_rows(
                 "grounded_caption": caption,
                 "tissue": round(seg.tissue, 3),
                 "is_tissue": seg.is_tissue,
+                # boxes (video px) of a pointer left in the view's median and taken out of the image;
+                # known once the image is made (``Segment.ready()``): see ``pipeline.process_video``
+                "pointer_removed": [list(r.box) for r in seg.removed],
             }
         )
     return rows

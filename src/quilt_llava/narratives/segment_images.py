@@ -11,16 +11,31 @@ content box and webcam (:meth:`SegmentImages.finish`).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Callable
 from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from quilt_llava.narratives.content import refine_edges
+from quilt_llava.narratives.cursor import Template
+from quilt_llava.narratives.resting_pointer import (
+    Found,
+    RemovedPointer,
+    RestingPointerConfig,
+    fill_for,
+    find_resting_pointer,
+    grown_mask,
+    inpaint,
+    leftover_spots,
+    median_luma,
+    uncovered_samples,
+)
 from quilt_llava.narratives.video import ColourSample
 from quilt_llava.narratives.webcam import Rect, hide_rects, needs_repaint
 
@@ -124,27 +139,42 @@ def segment_median(
     rests for most of the run survives a plain median; under each such box the median
     is retaken over the samples where the pointer was elsewhere (when there are any).
     ``plain``: the plain median of the samples' data, when already computed (it is then written to)."""
+    same = _same_kind(chosen)
+    if same is not chosen:  # mixed kinds: all as RGB
+        chosen, plain = same, None
     first = chosen[0][1]
-    if any(c.i420 != first.i420 or c.data.shape != first.data.shape for _, c in chosen):
-        chosen = [(i, ColourSample(c.rgb())) for i, c in chosen]  # mixed kinds: all as RGB
-        first, plain = chosen[0][1], None
     data = median_u8([c.data for _, c in chosen]) if plain is None else plain
     image = ColourSample(data, first.i420, first.colorspace, first.color_range)
-    height = image.size()[1]
-    boxes = {pointer[i] for i, _ in chosen if pointer and i in pointer}
-    for x0, y0, x1, y1 in boxes:
-        clean = [
-            c.planes() for i, c in chosen if not (pointer and i in pointer and _overlap(pointer[i], (x0, y0, x1, y1)))
-        ]
-        if not clean:
-            continue
-        for p, plane in enumerate(image.planes()):
-            f = plane.shape[0] / height  # 1, or 1/2 for subsampled chroma
-            px0, py0, px1, py1 = int(x0 * f), int(y0 * f), math.ceil(x1 * f), math.ceil(y1 * f)
-            plane[py0:py1, px0:px1] = np.median(np.stack([c[p][py0:py1, px0:px1] for c in clean]), axis=0).astype(
-                np.uint8
-            )
+    for box in {pointer[i] for i, _ in chosen if pointer and i in pointer}:
+        clean = _away_from(chosen, pointer or {}, box)
+        if clean:
+            retake(image, clean, box)
     return image
+
+
+def _same_kind(chosen: list[tuple[int, ColourSample]]) -> list[tuple[int, ColourSample]]:
+    """``chosen``, all as RGB when its samples are of mixed kinds or sizes."""
+    first = chosen[0][1]
+    if any(c.i420 != first.i420 or c.data.shape != first.data.shape for _, c in chosen):
+        return [(i, ColourSample(c.rgb())) for i, c in chosen]
+    return chosen
+
+
+def _away_from(chosen: list[tuple[int, ColourSample]], pointer: dict[int, Rect], box: Rect) -> list[ColourSample]:
+    """The samples whose pointer box (if any) does not overlap ``box``."""
+    return [c for i, c in chosen if not (i in pointer and _overlap(pointer[i], box))]
+
+
+def retake(image: ColourSample, clean: list[ColourSample], box: Rect) -> None:
+    """Under ``box`` (video px), ``image`` becomes the median of the ``clean`` samples (same kind and size)."""
+    x0, y0, x1, y1 = box
+    height = image.size()[1]
+    for p, plane in enumerate(image.planes()):
+        f = plane.shape[0] / height  # 1, or 1/2 for subsampled chroma
+        px0, py0, px1, py1 = int(x0 * f), int(y0 * f), math.ceil(x1 * f), math.ceil(y1 * f)
+        plane[py0:py1, px0:px1] = np.median(np.stack([c.planes()[p][py0:py1, px0:px1] for c in clean]), axis=0).astype(
+            np.uint8
+        )
 
 
 def _overlap(a: Rect, b: Rect) -> bool:
@@ -177,7 +207,97 @@ def encode_png(rgb: np.ndarray, box: Rect | None = None) -> bytes:
     return data.tobytes()
 
 
-ImageJob = tuple[np.ndarray, Rect, bytes, tuple[Rect, ...]]  # median RGB, box used, PNG, rectangles painted
+ImageJob = tuple[np.ndarray, Rect, bytes, tuple[Rect, ...], tuple[RemovedPointer, ...]]
+# median RGB, box used, PNG, rectangles painted, the pointer taken out
+
+
+@dataclass(frozen=True)
+class PointerSearch:
+    """What a segment image is searched with for a pointer left in it (see :mod:`.resting_pointer`)."""
+
+    templates: tuple[Template, ...]  # the locator's shapes when the view ended
+    config: RestingPointerConfig
+    min_contrast: float  # the arrow prior's fill/outline contrast (the locator's)
+    whole: bool  # the locator missed the pointer in most samples: the whole content box is searched
+
+
+def remove_resting_pointer(
+    image: ColourSample,
+    chosen: list[tuple[int, ColourSample]],
+    pointer: dict[int, Rect],
+    box: Rect,
+    search: PointerSearch,
+    hide: tuple[Rect, ...] = (),
+) -> tuple[list[RemovedPointer], list[tuple[Rect, np.ndarray]]]:
+    """Take a pointer left in the median ``image`` out of it (``image`` is written to):
+
+    1. spots where the samples in which the locator saw the pointer elsewhere all show
+       something else (:func:`.resting_pointer.leftover_spots`): retaken from those samples;
+    2. the locator's shapes matched in the median (in ``box`` when the locator missed the
+       pointer in most samples; in the boxes of its hits, where a pointer that never left
+       survives the retake): retaken from the samples that show the spot uncovered, or, for
+       a pointer that never moved, returned as (box, mask) to inpaint on the RGB image.
+
+    Returns (what was removed, what to inpaint)."""
+    cfg = search.config
+    w, h = image.size()
+    region = (max(0, box[0]), max(0, box[1]), min(w, box[2]), min(h, box[3]))
+    free = [(c, pointer[i]) for i, c in chosen if i in pointer and c.data.shape == image.data.shape]
+    removed = []
+    for spot in leftover_spots(image, free, region, cfg, hide):
+        retake(image, [c for c, b in free if not _overlap(b, spot)], spot)
+        removed.append(RemovedPointer(spot, None, "samples"))
+    regions: list[tuple[Rect, bool]] = []  # (where, the locator found a pointer there)
+    if search.whole and not removed:  # (a median keeps one pointer at most: the spot was it)
+        regions.append((region, False))
+    # Where the locator saw the pointer: retaken above, unless no sample showed the spot without it
+    # (then a match there is the pointer: "located") or a missed hit let one with the pointer count
+    # as clean (then, as anywhere, only a sure match counts).
+    hit_boxes = sorted({pointer[i] for i, _ in chosen if i in pointer})
+    regions += [(b, not _away_from(chosen, pointer, b)) for b in hit_boxes]
+    if not regions:
+        return removed, []
+    luma = median_luma(image)
+    best: tuple[Found, bool] | None = None
+    taken = hide + tuple(r.box for r in removed)
+    for where, located in regions:
+        found = find_resting_pointer(luma, search.templates, where, cfg, cfg.moved_score, search.min_contrast)
+        if found is None or any(_overlap(found.box, r) for r in taken):
+            continue
+        if best is None or found.score > best[0].score:
+            best = (found, located)
+    if best is None:
+        return removed, []
+    found, located = best
+    grown, mask = grown_mask(found, (w, h), cfg.grow)
+    uncovered = uncovered_samples(image, [(c, pointer.get(i)) for i, c in chosen], found, cfg)
+    fill = fill_for(found, uncovered, located, cfg)
+    if fill is None:
+        return removed, []
+    if fill == "samples":
+        retake(image, uncovered, grown)
+    removed.append(RemovedPointer(grown, round(found.score, 3), fill))
+    return removed, [(grown, mask)] if fill == "inpaint" else []
+
+
+def remove_late_pointer(
+    image: np.ndarray, box: Rect, search: PointerSearch, hide: tuple[Rect, ...] = ()
+) -> RemovedPointer | None:
+    """A pointer that never moved in a view, whose shape the locator learned only later in the
+    video: ``search.templates`` (those later shapes) matched in the finished RGB ``image``
+    (written to), inpainted on a sure match (the view's samples are gone by then)."""
+    import cv2
+
+    cfg = search.config
+    luma = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    h, w = luma.shape
+    region = (max(0, box[0]), max(0, box[1]), min(w, box[2]), min(h, box[3]))
+    found = find_resting_pointer(luma, search.templates, region, cfg, cfg.moved_score, search.min_contrast)
+    if found is None or any(_overlap(found.box, r) for r in hide) or fill_for(found, [], False, cfg) != "inpaint":
+        return None
+    grown, mask = grown_mask(found, (w, h), cfg.grow)
+    inpaint(image, grown, mask)
+    return RemovedPointer(grown, round(found.score, 3), "inpaint")
 
 
 def segment_job(
@@ -187,26 +307,33 @@ def segment_job(
     refine: int | None,
     split: bool = False,
     hide: tuple[Rect, ...] = (),
+    search: PointerSearch | None = None,
 ) -> ImageJob:
-    """Median image (RGB), content box (refined on it when ``refine``), ``hide`` painted over,
-    PNG of the crop: run off the analysing thread. ``split``: the median on two threads, half
-    the rows each (for the last segment, made when decoding is over)."""
+    """Median image (RGB), a pointer left in it taken out (with ``search``), content box
+    (refined on it when ``refine``), ``hide`` painted over, PNG of the crop: run off the
+    analysing thread. ``split``: the median on two threads, half the rows each (for the last
+    segment, made when decoding is over)."""
     import cv2
 
     plain = None
+    chosen = _same_kind(chosen)
     datas = [c.data for _, c in chosen]
-    if split and len(datas) > 1 and all(d.shape == datas[0].shape for d in datas):
+    if split and len(datas) > 1:
         from concurrent.futures import ThreadPoolExecutor
 
         mid = datas[0].shape[0] // 2
         with ThreadPoolExecutor(max_workers=2) as pool:
             halves = pool.map(lambda rows: median_u8([d[rows] for d in datas]), (slice(0, mid), slice(mid, None)))
             plain = np.concatenate(list(halves))
-    image = segment_median(chosen, pointer, plain).rgb()
+    median = segment_median(chosen, pointer, plain)
+    removed, fills = remove_resting_pointer(median, chosen, pointer, box, search, hide) if search else ([], [])
+    image = median.rgb()
+    for fill in fills:
+        inpaint(image, *fill)
     if refine is not None:
         box = refine_edges(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), box, search=refine)
     painted = hide_rects(image, hide, box)  # after refining: a painted box must not look like an edge
-    return image, box, encode_png(image, box), painted
+    return image, box, encode_png(image, box), painted, tuple(removed)
 
 
 class SegmentImages:
@@ -223,7 +350,9 @@ class SegmentImages:
         self.spill_dir = spill_dir
         self.workers = ThreadPoolExecutor(max_workers=1)
         self.jobs: list[tuple[Future, tuple[Rect, ...]]] = []  # (job, webcam rectangles it painted)
-        self.spilled: dict[int, tuple[Path, Path, Rect, tuple[Rect, ...]]] = {}  # job index -> (npy, png, box, painted)
+        # job index -> (npy, png, box, painted, pointer removed)
+        self.spilled: dict[int, tuple[Path, Path, Rect, tuple[Rect, ...], tuple[RemovedPointer, ...]]] = {}
+        self.searches: list[PointerSearch | None] = []  # what each job looked for a pointer left in it with
         self.reference: int | None = None  # the job whose image refines the tissue area
         self._reference_gray: np.ndarray | None = None
 
@@ -236,16 +365,18 @@ class SegmentImages:
         hide: tuple[Rect, ...],
         split: bool = False,
         tissue: bool = True,
+        search: PointerSearch | None = None,
     ) -> None:
         """Start the image of the next segment from its samples, the content ``box`` as known
         now (for a tissue view: refined by ``refine`` px on the reference image, its own when it
-        is the first) and the webcam ``hide``."""
-        search: int | None = None
+        is the first), the webcam ``hide`` and what a pointer left in it is searched with."""
+        refine_by: int | None = None
         if tissue and self.reference is None:
-            self.reference, search = len(self.jobs), refine
+            self.reference, refine_by = len(self.jobs), refine
         elif tissue:
             box = refine_edges(self.reference_gray(), box, search=refine)
-        self.jobs.append((self.workers.submit(segment_job, chosen, pointer, box, search, split, hide), hide))
+        self.jobs.append((self.workers.submit(segment_job, chosen, pointer, box, refine_by, split, hide, search), hide))
+        self.searches.append(search)
         self._spill_old()
 
     def reference_gray(self) -> np.ndarray:
@@ -267,12 +398,12 @@ class SegmentImages:
             j = min(i for i in range(len(self.jobs)) if i not in self.spilled)
             if j == self.reference:
                 self.reference_gray()  # the tissue area is refined on it: keep its grey version
-            image, used_box, png, painted = self.jobs[j][0].result()
+            image, used_box, png, painted, removed = self.jobs[j][0].result()
             self.spill_dir.mkdir(parents=True, exist_ok=True)
             npy, png_path = self.spill_dir / f"{j:05d}.npy", self.spill_dir / f"{j:05d}.png"
             np.save(npy, image)
             png_path.write_bytes(png)
-            self.spilled[j] = (npy, png_path, used_box, painted)
+            self.spilled[j] = (npy, png_path, used_box, painted, removed)
             done: Future = Future()
             done.set_result(None)
             self.jobs[j] = (done, self.jobs[j][1])  # the result is released
@@ -284,39 +415,79 @@ class SegmentImages:
     def abort(self) -> None:
         self.workers.shutdown(wait=False, cancel_futures=True)
 
-    def finish(self, segments: list[Segment], hide: tuple[Rect, ...], settle: bool = True) -> None:
+    def finish(
+        self, segments: list[Segment], hide: tuple[Rect, ...], settle: bool = True, shapes: tuple[Template, ...] = ()
+    ) -> None:
         """Give each segment its image, up to date with its final ``box`` and the webcam ``hide``;
-        without ``settle``, images still being made are finished when ``Segment.ready()`` is called."""
+        without ``settle``, images still being made are finished when ``Segment.ready()`` is called.
+        ``shapes``: the locator's shapes at the end of the video; those learned after a view whose
+        pointer the locator missed are looked for in its image (:func:`remove_late_pointer`)."""
         for j, (seg, (job, hidden)) in enumerate(zip(segments, self.jobs)):
             assert seg.box is not None
+            late = self._late_search(j, shapes)
             if j in self.spilled:
-                self._finish_spilled(seg, j, hidden, seg.box, hide)
+                self._finish_spilled(seg, j, hidden, seg.box, hide, late)
             elif settle or job.done():
-                _finish(seg, job, hidden, seg.box, hide)
+                _finish(seg, job, hidden, seg.box, hide, late)
             else:
-                seg.settle = functools.partial(_finish, seg, job, hidden, seg.box, hide)
+                seg.settle = functools.partial(_finish, seg, job, hidden, seg.box, hide, late)
+
+    def _late_search(self, j: int, shapes: tuple[Template, ...]) -> PointerSearch | None:
+        """Job ``j``'s whole-image search with only the shapes learned after it, if any."""
+        search = self.searches[j] if j < len(self.searches) else None
+        if search is None or not search.whole:
+            return None
+        later = tuple(t for t in shapes if not any(t is u for u in search.templates))
+        return dataclasses.replace(search, templates=later) if later else None
 
     def _finish_spilled(
-        self, seg: Segment, j: int, hidden: tuple[Rect, ...], box: Rect, hide: tuple[Rect, ...]
+        self,
+        seg: Segment,
+        j: int,
+        hidden: tuple[Rect, ...],
+        box: Rect,
+        hide: tuple[Rect, ...],
+        late: PointerSearch | None = None,
     ) -> None:
-        npy, png_path, used_box, painted = self.spilled[j]
+        npy, png_path, used_box, painted, seg.removed = self.spilled[j]
         seg.image_file = npy
         seg.png_file = png_path
-        if used_box != box or hidden != hide:  # changed after it went to disk: load it to check
-            image = np.load(npy)
+        if used_box != box or hidden != hide or (late is not None and not seg.removed):
+            image = np.load(npy)  # changed after it went to disk, or a later shape to look for: load it
+            found = _remove_late(seg, image, box, hide, late)
             repainted, reencode = _bring_up_to_date(image, used_box, hidden, painted, box, hide)
-            if repainted:
+            if repainted or found:
                 np.save(npy, image)
-            if reencode:
+            if reencode or found:
                 png_path.write_bytes(encode_png(image, box))
         seg.settle = None
 
 
-def _finish(seg: Segment, job: Future, hidden: tuple[Rect, ...], box: Rect, hide: tuple[Rect, ...]) -> None:
-    image, used_box, png, painted = job.result()
+def _remove_late(
+    seg: Segment, image: np.ndarray, box: Rect, hide: tuple[Rect, ...], late: PointerSearch | None
+) -> bool:
+    """:func:`remove_late_pointer` on a segment image nothing was taken out of yet."""
+    if late is None or seg.removed:
+        return False
+    removed = remove_late_pointer(image, box, late, hide)
+    if removed is not None:
+        seg.removed = (removed,)
+    return removed is not None
+
+
+def _finish(
+    seg: Segment,
+    job: Future,
+    hidden: tuple[Rect, ...],
+    box: Rect,
+    hide: tuple[Rect, ...],
+    late: PointerSearch | None = None,
+) -> None:
+    image, used_box, png, painted, seg.removed = job.result()
     seg.image = image
+    found = _remove_late(seg, image, box, hide, late)
     _, reencode = _bring_up_to_date(image, used_box, hidden, painted, box, hide)
-    seg.png = encode_png(image, box) if reencode else png
+    seg.png = encode_png(image, box) if reencode or found else png
     seg.settle = None
 
 

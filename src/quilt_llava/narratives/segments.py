@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from quilt_llava.narratives.cursor import CursorHit
+from quilt_llava.narratives.resting_pointer import RemovedPointer
 from quilt_llava.narratives.stability import Span
 
 Rect = tuple[int, int, int, int]  # x0, y0, x1, y1 (full-resolution pixels, end exclusive)
@@ -29,6 +30,7 @@ class Segment:
     box: Rect | None = None  # the view's content (tissue) area; the PNG holds only this crop
     tissue: float = 1.0  # tissue score of the view (see ``tissue.tissue_score``)
     is_tissue: bool = True  # the score reaches the configured threshold
+    removed: tuple[RemovedPointer, ...] = ()  # pointers left in the median and taken out of the image
 
     def ready(self) -> Segment:
         """Wait until ``image`` and ``png`` are made (see ``analyse(settle=False)``)."""

@@ -33,7 +33,11 @@ class StabilityConfig:
     fine_threshold: float = 1.5  # near a pan, a cell this different means the view is still easing
     drift_fraction: float = 0.2  # share of informative cells that must differ that finely (still
     # frames: under 0.03 but for keyframe refreshes; a 3 px step at the start of a 30 fps pan: 0.26)
-    boundary_frames: int = 3  # how many frames next to a pan the fine test may trim
+    # How far next to a pan the fine test may trim: ceil(boundary_s x the analysed frame rate)
+    # frames, at least boundary_min_frames (3 at up to 30 fps, 5 at 50, 6 at 60): a pan eases over
+    # about the same time at any rate; at low rates (10 fps) its eased steps still span 2-3 frames.
+    boundary_s: float = 0.1
+    boundary_min_frames: int = 3
 
 
 # Blur (px of the compared frame) before a change against the run's first frame, with none

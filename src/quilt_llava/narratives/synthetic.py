@@ -808,11 +808,237 @@ def _rate(fps: float) -> Fraction:
     return Fraction(fps).limit_denominator(1001)
 
 
-def make_synthetic_video(out_dir: Path | str, config: SyntheticConfig | None = None) -> SyntheticVideo:
-    """Render, encode and describe one synthetic video; see the module docstring."""
+@dataclass(frozen=True)
+class Timeline:
+    """When each view starts (s): view 0, a transition, view 1, ...; the video's frame count."""
+
+    starts: list[float]
+    total: float
+    rate: Fraction
+    n_frames: int
+
+    @classmethod
+    def of(cls, views: list[ViewSpec], cfg: SyntheticConfig) -> Timeline:
+        starts = []
+        t = 0.0
+        for i, v in enumerate(views):
+            if i:
+                t += transition_seconds(views[i - 1], v, cfg)
+            starts.append(t)
+            t += v.duration_s
+        rate = _rate(cfg.fps)
+        return cls(starts, t, rate, max(1, round(t * rate)))
+
+    def view_at(self, t: float, views: list[ViewSpec]) -> int | None:
+        """The view shown at ``t``, or None during a transition."""
+        for k, (s, v) in enumerate(zip(self.starts, views)):
+            if s - 1e-9 <= t < s + v.duration_s - 1e-9:
+                return k
+        return None
+
+
+class FramePainter:
+    """Each frame of the video (RGB) and its truth row: a still view (its slide render made once
+    and reused, or a screen), or a transition easing centre and log-zoom between two views; then
+    the webcam and the pointer on top."""
+
+    def __init__(
+        self,
+        cfg: SyntheticConfig,
+        layout: Layout,
+        renderer: SlideRenderer,
+        views: list[ViewSpec],
+        timeline: Timeline,
+        out_dir: Path,
+    ) -> None:
+        self.cfg, self.layout, self.renderer, self.views, self.timeline = cfg, layout, renderer, views, timeline
+        self.out_dir = out_dir
+        self.screens = ScreenRenderer((cfg.width, cfg.height), cfg.seed)
+        self.sprites = PointerSprites(cfg)
+        self.chrome = np.empty((cfg.height, cfg.width, 3), np.uint8)
+        self.chrome[:] = BACKGROUND_RGB
+        if cfg.ui:
+            _draw_ui(self.chrome, layout)
+        self.base_cache: dict[int, np.ndarray] = {}
+
+    def view_base(self, center: tuple[float, float], zoom: float) -> np.ndarray:
+        cx0, cy0, cx1, cy1 = self.layout.content_box
+        frame = self.chrome.copy()
+        frame[cy0:cy1, cx0:cx1] = self.renderer.render(center, zoom, self.layout.content_size)
+        return frame
+
+    def to_px(self, x: float, y: float) -> tuple[int, int]:
+        cx0, cy0, _, _ = self.layout.content_box
+        cw, ch = self.layout.content_size
+        px = cx0 + min(max(x, 0.0), 1.0) * (cw - 1)
+        py = cy0 + min(max(y, 0.0), 1.0) * (ch - 1)
+        return round(px), round(py)
+
+    def paint(self, i: int) -> tuple[np.ndarray, dict[str, Any]]:
+        """Frame ``i`` and its truth row."""
+        t = float(i / self.timeline.rate)
+        vi = self.timeline.view_at(t, self.views)
+        if vi is not None:
+            frame, pointer, shape, shift = self._still(vi, t)
+        else:
+            frame, pointer, shape, shift = self._transition(t)
+        if self.layout.webcam_box is not None:
+            draw_webcam(frame, self.layout.webcam_box, t, self.cfg.seed)
+        if pointer is not None:
+            draw_cursor(frame, self.sprites.sprite(shape), pointer)
+        return frame, self._truth_row(t, vi, pointer, shape, shift)
+
+    def _still(self, vi: int, t: float) -> tuple[np.ndarray, tuple[int, int] | None, str, float]:
+        view = self.views[vi]
+        if view.screen is not None:
+            frame = self.screens.frame(vi, view, t - self.timeline.starts[vi])
+        else:
+            if vi not in self.base_cache:
+                self.base_cache.clear()
+                self.base_cache[vi] = self.view_base(view.center, view.zoom)
+                if self.cfg.save_clean_views:
+                    _save_clean_view(self.out_dir / f"{self.cfg.name}.views" / f"{vi}.png", self.base_cache[vi])
+            frame = self.base_cache[vi].copy()
+        t_rel = t - self.timeline.starts[vi]
+        _draw_strokes(frame, view, t_rel, self.to_px)
+        pos = cursor_at(view, t_rel)
+        pointer = self.to_px(*pos) if pos is not None else None
+        return frame, pointer, self.sprites.shape(vi, view, t_rel), 0.0
+
+    def _transition(self, t: float) -> tuple[np.ndarray, tuple[int, int] | None, str, float]:
+        """A frame between view k and k + 1: centre and log-zoom eased together."""
+        starts, views, cfg = self.timeline.starts, self.views, self.cfg
+        k = max(j for j, s in enumerate(starts) if s <= t)
+        a, b = views[k], views[k + 1]
+        # Offset by one frame so neither the first nor the last transition frame
+        # shows a still view: every non-stable frame really has moved.
+        dt = float(1 / self.timeline.rate)
+        s = _smoothstep((t - starts[k] - a.duration_s + dt) / (cfg.pan_seconds + dt))
+        center = (
+            a.center[0] + s * (b.center[0] - a.center[0]),
+            a.center[1] + s * (b.center[1] - a.center[1]),
+        )
+        zoom = math.exp(math.log(a.zoom) + s * (math.log(b.zoom) - math.log(a.zoom)))
+        frame = self.view_base(center, zoom)
+        size, content = self.renderer.size, self.layout.content_size
+        shift = min(
+            view_shift_px(a.center, a.zoom, center, zoom, size, content),
+            view_shift_px(b.center, b.zoom, center, zoom, size, content),
+        )
+        shape = self.sprites.shape(None)
+        pa = cursor_at(a, a.duration_s) or (0.5, 0.5)
+        pb = cursor_at(b, 0.0) or pa
+        pointer = self.to_px(pa[0] + s * (pb[0] - pa[0]), pa[1] + s * (pb[1] - pa[1]))
+        return frame, pointer, shape, shift
+
+    def _truth_row(
+        self, t: float, vi: int | None, pointer: tuple[int, int] | None, shape: str, shift: float
+    ) -> dict[str, Any]:
+        cfg = self.cfg
+        on_tissue = vi is None or self.views[vi].screen is None
+        return {
+            "t": round(t, 6),
+            "cursor": list(pointer) if (vi is not None and pointer is not None and on_tissue) else None,
+            "pointer": list(pointer) if pointer is not None else None,
+            "shape": shape if pointer is not None else None,
+            "pointer_box": sprite_box(self.sprites.sprite(shape), pointer, (cfg.width, cfg.height))
+            if pointer is not None
+            else None,
+            "stable": vi is not None,
+            "view": vi,
+            "tissue": on_tissue,
+            "shift_px": round(shift, 3),
+        }
+
+
+def encode_frames(video_path: Path, cfg: SyntheticConfig, painter: FramePainter) -> list[dict[str, Any]]:
+    """Paint and encode every frame to H.264 (written atomically); returns the truth rows."""
     import av
     import cv2
 
+    rate = painter.timeline.rate
+    frames_truth = []
+    with atomic_open(video_path, "wb") as fh:
+        container = av.open(fh, "w", format="mp4")
+        stream = container.add_stream("libx264", rate=rate)
+        stream.width, stream.height, stream.pix_fmt = cfg.width, cfg.height, "yuv420p"
+        stream.time_base = 1 / rate
+        stream.options = {"crf": str(cfg.crf), "preset": cfg.preset}
+        stream.codec_context.thread_count = cfg.encoder_threads
+        for i in range(painter.timeline.n_frames):
+            frame, row = painter.paint(i)
+            frames_truth.append(row)
+            vf = av.VideoFrame.from_ndarray(cv2.cvtColor(frame, cv2.COLOR_RGB2YUV_I420), format="yuv420p")
+            vf.pts = i
+            vf.time_base = 1 / rate
+            for packet in stream.encode(vf):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+        container.close()
+    return frames_truth
+
+
+def tour_utterances(views: list[ViewSpec], starts: list[float]) -> list[dict[str, Any]]:
+    """Every view's utterances on the video's clock, in time order."""
+    utterances = []
+    for s, v in zip(starts, views):
+        for a, b, text in v.utterances:
+            utterances.append({"start": round(s + a, 3), "end": round(s + b, 3), "text": text})
+    utterances.sort(key=lambda u: u["start"])
+    return utterances
+
+
+def write_transcript(path: Path, utterances: list[dict[str, Any]]) -> None:
+    """A Whisper-style transcript: segments with word timings."""
+    segs_out = []
+    for u in utterances:
+        segs_out.append(
+            {"start": u["start"], "end": u["end"], "text": u["text"], "words": _words(u["start"], u["end"], u["text"])}
+        )
+    transcript = {
+        "text": " ".join(u["text"] for u in utterances),
+        "segments": segs_out,
+        "language": "en",
+    }
+    write_json(path, transcript)
+
+
+def video_truth(
+    cfg: SyntheticConfig,
+    layout: Layout,
+    views: list[ViewSpec],
+    timeline: Timeline,
+    frames_truth: list[dict[str, Any]],
+    utterances: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """``truth.json`` (see the module docstring)."""
+    segments = [
+        {"start": round(s, 6), "end": round(s + v.duration_s, 6), "view": i, "tissue": v.screen is None}
+        for i, (s, v) in enumerate(zip(timeline.starts, views))
+    ]
+    return {
+        "name": cfg.name,
+        "width": cfg.width,
+        "height": cfg.height,
+        "fps": float(timeline.rate),
+        "crf": cfg.crf,
+        "cursor_style": cfg.cursor_style,
+        "cursor_theme": cfg.cursor_theme,
+        "cursor_size": cfg.cursor_size if cfg.cursor_theme is not None else None,
+        "cursor_tint": list(cfg.cursor_tint) if cfg.cursor_theme is not None and cfg.cursor_tint else None,
+        "content_box": list(layout.content_box),
+        "webcam_box": list(layout.webcam_box) if layout.webcam_box else None,
+        "duration": round(timeline.n_frames / float(timeline.rate), 6),
+        "frames": frames_truth,
+        "segments": segments,
+        "utterances": utterances,
+        "views": [_view_json(v) for v in views],
+    }
+
+
+def make_synthetic_video(out_dir: Path | str, config: SyntheticConfig | None = None) -> SyntheticVideo:
+    """Render, encode and describe one synthetic video; see the module docstring."""
     cfg = config or SyntheticConfig()
     cfg.validate()
     out_dir = Path(out_dir)
@@ -823,169 +1049,13 @@ def make_synthetic_video(out_dir: Path | str, config: SyntheticConfig | None = N
     views = (
         cfg.views if cfg.views is not None else insert_cuts(random_tour(cfg, layout, renderer.size, rng), cfg.cuts, cfg)
     )
-    screen_renderer = ScreenRenderer((cfg.width, cfg.height), cfg.seed)
-    sprites = PointerSprites(cfg)
-    rate = _rate(cfg.fps)
-    cx0, cy0, cx1, cy1 = layout.content_box
-    cw, ch = layout.content_size
-
-    # Timeline: view 0, transition, view 1, ... (times in seconds)
-    starts = []
-    t = 0.0
-    for i, v in enumerate(views):
-        if i:
-            t += transition_seconds(views[i - 1], v, cfg)
-        starts.append(t)
-        t += v.duration_s
-    total = t
-    n_frames = max(1, round(total * rate))
-
-    chrome = np.empty((cfg.height, cfg.width, 3), np.uint8)
-    chrome[:] = BACKGROUND_RGB
-    if cfg.ui:
-        _draw_ui(chrome, layout)
-
-    def view_base(center: tuple[float, float], zoom: float) -> np.ndarray:
-        frame = chrome.copy()
-        frame[cy0:cy1, cx0:cx1] = renderer.render(center, zoom, (cw, ch))
-        return frame
-
-    def to_px(x: float, y: float) -> tuple[int, int]:
-        px = cx0 + min(max(x, 0.0), 1.0) * (cw - 1)
-        py = cy0 + min(max(y, 0.0), 1.0) * (ch - 1)
-        return round(px), round(py)
-
-    frames_truth: list[dict[str, Any]] = []
-    segments = [
-        {"start": round(s, 6), "end": round(s + v.duration_s, 6), "view": i, "tissue": v.screen is None}
-        for i, (s, v) in enumerate(zip(starts, views))
-    ]
-    utterances = []
-    for s, v in zip(starts, views):
-        for a, b, text in v.utterances:
-            utterances.append({"start": round(s + a, 3), "end": round(s + b, 3), "text": text})
-    utterances.sort(key=lambda u: u["start"])
-
+    timeline = Timeline.of(views, cfg)
     video_path = out_dir / f"{cfg.name}.mp4"
-    base_cache: dict[int, np.ndarray] = {}
-    with atomic_open(video_path, "wb") as fh:
-        container = av.open(fh, "w", format="mp4")
-        stream = container.add_stream("libx264", rate=rate)
-        stream.width, stream.height, stream.pix_fmt = cfg.width, cfg.height, "yuv420p"
-        stream.time_base = 1 / rate
-        stream.options = {"crf": str(cfg.crf), "preset": cfg.preset}
-        stream.codec_context.thread_count = cfg.encoder_threads
-        for i in range(n_frames):
-            t = float(i / rate)
-            # Which view (or transition) this frame belongs to.
-            vi = None
-            for k, (s, v) in enumerate(zip(starts, views)):
-                if s - 1e-9 <= t < s + v.duration_s - 1e-9:
-                    vi = k
-                    break
-            pointer = None
-            shift = 0.0
-            if vi is not None:
-                view = views[vi]
-                if view.screen is not None:
-                    frame = screen_renderer.frame(vi, view, t - starts[vi])
-                elif vi not in base_cache:
-                    base_cache.clear()
-                    base_cache[vi] = view_base(view.center, view.zoom)
-                    if cfg.save_clean_views:
-                        _save_clean_view(out_dir / f"{cfg.name}.views" / f"{vi}.png", base_cache[vi])
-                if view.screen is None:
-                    frame = base_cache[vi].copy()
-                t_rel = t - starts[vi]
-                _draw_strokes(frame, view, t_rel, to_px)
-                pos = cursor_at(view, t_rel)
-                pointer = to_px(*pos) if pos is not None else None
-                shape = sprites.shape(vi, view, t_rel)
-            else:
-                # Transition between view k and k+1: ease center and log-zoom together.
-                k = max(j for j, s in enumerate(starts) if s <= t)
-                a, b = views[k], views[k + 1]
-                # Offset by one frame so neither the first nor the last transition frame
-                # shows a still view: every non-stable frame really has moved.
-                dt = float(1 / rate)
-                s = _smoothstep((t - starts[k] - a.duration_s + dt) / (cfg.pan_seconds + dt))
-                center = (
-                    a.center[0] + s * (b.center[0] - a.center[0]),
-                    a.center[1] + s * (b.center[1] - a.center[1]),
-                )
-                zoom = math.exp(math.log(a.zoom) + s * (math.log(b.zoom) - math.log(a.zoom)))
-                frame = view_base(center, zoom)
-                shift = min(
-                    view_shift_px(a.center, a.zoom, center, zoom, renderer.size, (cw, ch)),
-                    view_shift_px(b.center, b.zoom, center, zoom, renderer.size, (cw, ch)),
-                )
-                shape = sprites.shape(None)
-                pa = cursor_at(a, a.duration_s) or (0.5, 0.5)
-                pb = cursor_at(b, 0.0) or pa
-                pointer = to_px(pa[0] + s * (pb[0] - pa[0]), pa[1] + s * (pb[1] - pa[1]))
-            if layout.webcam_box is not None:
-                draw_webcam(frame, layout.webcam_box, t, cfg.seed)
-            if pointer is not None:
-                draw_cursor(frame, sprites.sprite(shape), pointer)
-            frames_truth.append(
-                {
-                    "t": round(t, 6),
-                    "cursor": list(pointer)
-                    if (vi is not None and pointer is not None and views[vi].screen is None)
-                    else None,
-                    "pointer": list(pointer) if pointer is not None else None,
-                    "shape": shape if pointer is not None else None,
-                    "pointer_box": sprite_box(sprites.sprite(shape), pointer, (cfg.width, cfg.height))
-                    if pointer is not None
-                    else None,
-                    "stable": vi is not None,
-                    "view": vi,
-                    "tissue": vi is None or views[vi].screen is None,
-                    "shift_px": round(shift, 3),
-                }
-            )
-            yuv = cv2.cvtColor(frame, cv2.COLOR_RGB2YUV_I420)
-            vf = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
-            vf.pts = i
-            vf.time_base = 1 / rate
-            for packet in stream.encode(vf):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-        container.close()
-
-    words_total = []
-    segs_out = []
-    for u in utterances:
-        words = _words(u["start"], u["end"], u["text"])
-        words_total.extend(words)
-        segs_out.append({"start": u["start"], "end": u["end"], "text": u["text"], "words": words})
-    transcript = {
-        "text": " ".join(u["text"] for u in utterances),
-        "segments": segs_out,
-        "language": "en",
-    }
+    frames_truth = encode_frames(video_path, cfg, FramePainter(cfg, layout, renderer, views, timeline, out_dir))
+    utterances = tour_utterances(views, timeline.starts)
     transcript_path = out_dir / f"{cfg.name}.transcript.json"
-    write_json(transcript_path, transcript)
-
-    truth = {
-        "name": cfg.name,
-        "width": cfg.width,
-        "height": cfg.height,
-        "fps": float(rate),
-        "crf": cfg.crf,
-        "cursor_style": cfg.cursor_style,
-        "cursor_theme": cfg.cursor_theme,
-        "cursor_size": cfg.cursor_size if cfg.cursor_theme is not None else None,
-        "cursor_tint": list(cfg.cursor_tint) if cfg.cursor_theme is not None and cfg.cursor_tint else None,
-        "content_box": list(layout.content_box),
-        "webcam_box": list(layout.webcam_box) if layout.webcam_box else None,
-        "duration": round(n_frames / float(rate), 6),
-        "frames": frames_truth,
-        "segments": segments,
-        "utterances": utterances,
-        "views": [_view_json(v) for v in views],
-    }
+    write_transcript(transcript_path, utterances)
+    truth = video_truth(cfg, layout, views, timeline, frames_truth, utterances)
     truth_path = out_dir / f"{cfg.name}.truth.json"
     write_json(truth_path, truth, indent=None)
     return SyntheticVideo(video=video_path, transcript=transcript_path, truth_path=truth_path, truth=truth)

@@ -2,13 +2,15 @@
 
 The stability detector says, frame by frame, whether the view moves (a pan, a zoom, a
 cut). A still run is a maximal stretch of still frames, with its ends trimmed where the
-view was still easing into or out of a pan: next to a detected pan (``boundary_frames``
-at most), a finer test (:meth:`CellDiffStability.drifting`) is applied to neighbouring
-frames at a resolution no coarser than ``DRIFT_MAX_PX`` video pixels per pixel.
+view was still easing into or out of a pan: next to a detected pan (within
+``StabilityConfig.boundary_s``, at least ``boundary_min_frames``), a finer test
+(:meth:`CellDiffStability.drifting`) is applied to neighbouring frames at a resolution no
+coarser than ``DRIFT_MAX_PX`` video pixels per pixel.
 """
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass
 
@@ -28,6 +30,12 @@ def drift_image(small: np.ndarray, tiny: np.ndarray, scale: int) -> np.ndarray:
     return tiny if 2 * scale <= DRIFT_MAX_PX else small
 
 
+def boundary_frames(config: StabilityConfig, fps: float) -> int:
+    """Frames next to a pan the easing test may trim: ``boundary_s`` at ``fps``, rounded up, at
+    least ``boundary_min_frames``."""
+    return max(config.boundary_min_frames, 1, math.ceil(round(config.boundary_s * fps, 6)))
+
+
 @dataclass(frozen=True)
 class ViewStep:
     """What one analysed frame did to the still runs."""
@@ -40,16 +48,24 @@ class StillRuns:
     """Feeds a :class:`CellDiffStability` and turns its verdicts into still runs.
 
     Per frame: :meth:`moving` (before the frame is used elsewhere), then :meth:`step` with
-    that verdict; at the end of the video :meth:`close` ends the run still open."""
+    that verdict; at the end of the video :meth:`close` ends the run still open. ``fps``: the
+    analysed frame rate (:meth:`set_frame_rate` once it is known)."""
 
-    def __init__(self, config: StabilityConfig | None = None) -> None:
+    def __init__(self, config: StabilityConfig | None = None, fps: float = 25.0) -> None:
         self.config = config or StabilityConfig()
         self.detector = CellDiffStability(self.config)
-        self.recent: deque[tuple[int, np.ndarray]] = deque(maxlen=2 * self.config.boundary_frames + 2)
         self.start: int | None = None  # first frame of the open still run
+        self.recent: deque[tuple[int, np.ndarray]] = deque()
         # Recent frames the detector left undecided (changed since the run's first frame in fine
         # detail only: compression, or the eased start of a pan, which the trim then finds).
-        self.vetoed: deque[int] = deque(maxlen=2 * self.config.boundary_frames + 2)
+        self.vetoed: deque[int] = deque()
+        self.set_frame_rate(fps)
+
+    def set_frame_rate(self, fps: float) -> None:
+        """The analysed frame rate: how many frames ``boundary_s`` spans (frames held so far stay)."""
+        self.boundary = boundary_frames(self.config, fps)
+        self.recent = deque(self.recent, maxlen=2 * self.boundary + 2)
+        self.vetoed = deque(self.vetoed, maxlen=2 * self.boundary + 2)
 
     def moving(self, tiny: np.ndarray, ignore: np.ndarray | None = None) -> bool:
         """Is the view moving at this frame (``ignore``: cells left out, a webcam)?"""
@@ -60,7 +76,7 @@ class StillRuns:
         self.recent.append((index, drift))
         if getattr(self.detector, "vetoed", False):
             self.vetoed.append(index)
-        boundary = self.config.boundary_frames
+        boundary = self.boundary
         if moving:
             # Trim still frames just before the pan where the view had already begun to ease out
             # (within ``boundary`` frames of it, not counting undecided ones).
