@@ -113,6 +113,10 @@ class CorrectionConfig:
     common_min_score: float = 0.86
     max_common_zipf: float = 5.5
     candidates: int = 8  # best terms by spelling and by sound looked at per run
+    # A non-word split at a misplaced boundary: each piece has at least min_piece letters, and the
+    # piece that is not the term must be an everyday word (Zipf >= glue_zipf: "over", "in").
+    min_piece: int = 3
+    glue_zipf: float = 5.5
 
     def validate(self) -> None:
         problems = []
@@ -188,6 +192,12 @@ class VocabularyCorrector:
         self._spell = ["".join(v) for v in self._forms]
         self._sound = [sound_key(v) for v in self._forms]
         self._zipf_cache: dict[str, float] = {}
+        # word -> (form, position) of every several-word spelling holding it, for anchored matches
+        self._anchors: dict[str, list[tuple[tuple[str, ...], int]]] = {}
+        for form in self._forms:
+            if len(form) > 1:
+                for k, w in enumerate(form):
+                    self._anchors.setdefault(w, []).append((form, k))
 
     def _zipf(self, word: str) -> float:
         if word not in self._zipf_cache:
@@ -232,42 +242,119 @@ class VocabularyCorrector:
                 best = (self._index[self._forms[i]], score, spelling, sound)
         return best
 
+    def _run_edits(self, ui: int, tokens: list[str], norms: list[str]) -> list[Edit]:
+        """Runs of 1 to ``max_ngram`` words that sound or read like a term."""
+        cfg = self.config
+        found: list[Edit] = []
+        for i in range(len(tokens)):
+            for n in range(1, cfg.max_ngram + 1):
+                run = tuple(norms[i : i + n])
+                if len(run) < n:
+                    continue
+                touchable, common = self._touchable(run)
+                if not touchable:
+                    continue
+                best = self.best_term(run)
+                if best is None:
+                    continue
+                term, score, spelling, sound = best
+                if score < (cfg.common_min_score if common else cfg.min_score) or spelling < cfg.min_spelling:
+                    continue
+                if common and n > 1 and spelling < 1.0:
+                    continue  # ordinary words together change only when they spell the term ("neo plastic")
+                found.append(self._edit(ui, i, i + n, tokens, term.canonical, score, spelling, sound))
+        return found
+
+    def _anchored_edits(self, ui: int, tokens: list[str], norms: list[str]) -> list[Edit]:
+        """Several-word terms of which some words were heard right and the others sound alike
+        ("perinoral invasion" -> "perineural invasion"): only the other words are compared."""
+        from rapidfuzz import fuzz
+
+        cfg = self.config
+        found: list[Edit] = []
+        seen: set[tuple[int, tuple[str, ...]]] = set()
+        for i, w in enumerate(norms):
+            for form, k in self._anchors.get(w, ()):
+                start = i - k
+                run = tuple(norms[start : start + len(form)]) if start >= 0 else ()
+                if len(run) != len(form) or run in self._index or (start, form) in seen:
+                    continue
+                seen.add((start, form))
+                heard = tuple(r for r, f in zip(run, form) if r != f)
+                meant = tuple(f for r, f in zip(run, form) if r != f)
+                touchable, common = self._touchable(heard)
+                if not touchable or any(other_form(h, m) for h in heard for m in meant):
+                    continue
+                spelling = fuzz.ratio("".join(heard), "".join(meant)) / 100
+                sound = fuzz.ratio(sound_key(heard), sound_key(meant)) / 100
+                score = (spelling + sound) / 2
+                if score < (cfg.common_min_score if common else cfg.min_score) or spelling < cfg.min_spelling:
+                    continue
+                term = self._index[form]
+                found.append(self._edit(ui, start, start + len(form), tokens, term.canonical, score, spelling, sound))
+        return found
+
+    def _resegmented_edits(self, ui: int, tokens: list[str], norms: list[str]) -> list[Edit]:
+        """Terms hidden by a misplaced word boundary: a non-word that is a term and an everyday
+        word run together ("stromover" -> "stroma over"), or a non-word that is a real word
+        once its last letters start the next word ("cellulars trauma" -> "cellular stroma")."""
+        cfg = self.config
+        found: list[Edit] = []
+
+        def term_of(piece: str) -> tuple[Term, float, float, float] | None:
+            if len(piece) < cfg.min_piece or (piece,) in self._index:
+                return None
+            best = self.best_term((piece,))
+            return best if best and best[1] >= cfg.min_score and best[2] >= cfg.min_spelling else None
+
+        for i, word in enumerate(norms):
+            if not word or self._holds_term((word,)) or self._zipf(word) >= cfg.common_zipf or word.isdigit():
+                continue
+            # one non-word -> term + everyday word, or everyday word + term, when the piece
+            # matches a term better than the whole word does
+            whole = self.best_term((word,))
+            for cut in range(cfg.min_piece, len(word) - cfg.min_piece + 1):
+                left, right = word[:cut], word[cut:]
+                for piece, rest, rest_first in ((left, right, False), (right, left, True)):
+                    if self._zipf(rest) < cfg.glue_zipf or (best := term_of(piece)) is None:
+                        continue
+                    if whole is not None and whole[1] >= best[1]:
+                        continue
+                    term, score, spelling, sound = best
+                    after = f"{rest} {term.canonical}" if rest_first else f"{term.canonical} {rest}"
+                    found.append(self._edit(ui, i, i + 1, tokens, after, score, spelling, sound))
+            # non-word + next word -> real word + term, moving one or two letters over the boundary
+            if i + 1 < len(norms) and norms[i + 1] and not self._holds_term((norms[i + 1],)):
+                if tokens[i] != tokens[i].rstrip(".,;:!?"):
+                    continue  # a pause was heard there: the boundary is real
+                for k in (1, 2):
+                    head, tail = word[:-k], word[-k:] + norms[i + 1]
+                    if len(head) <= cfg.min_piece or self._zipf(head) < cfg.common_zipf:
+                        continue
+                    if (best := term_of(tail)) is None:
+                        continue
+                    term, score, spelling, sound = best
+                    after = f"{head} {term.canonical}"
+                    found.append(self._edit(ui, i, i + 2, tokens, after, score, spelling, sound))
+        return found
+
+    def _edit(
+        self, ui: int, first: int, last: int, tokens: list[str], after: str, score: float, spelling: float, sound: float
+    ) -> Edit:
+        detail = {"spelling": round(spelling, 3), "sound": round(sound, 3)}
+        return Edit(ui, first, last, " ".join(tokens[first:last]), after, "vocabulary", round(score, 3), detail)
+
     def edits(self, transcript: Transcript) -> list[Edit]:
         """Every accepted edit, at most one per word, best-scoring runs first."""
-        cfg = self.config
         chosen: list[Edit] = []
         for ui, u in enumerate(transcript.utterances):
             tokens = tokens_of(u)
             norms = [norm_word(t) for t in tokens]
-            found: list[Edit] = []
-            for i in range(len(tokens)):
-                for n in range(1, cfg.max_ngram + 1):
-                    run = tuple(norms[i : i + n])
-                    if len(run) < n:
-                        continue
-                    touchable, common = self._touchable(run)
-                    if not touchable:
-                        continue
-                    best = self.best_term(run)
-                    if best is None:
-                        continue
-                    term, score, spelling, sound = best
-                    if score < (cfg.common_min_score if common else cfg.min_score) or spelling < cfg.min_spelling:
-                        continue
-                    if common and n > 1 and spelling < 1.0:
-                        continue  # ordinary words together change only when they spell the term ("neo plastic")
-                    found.append(
-                        Edit(
-                            ui,
-                            i,
-                            i + n,
-                            " ".join(tokens[i : i + n]),
-                            term.canonical,
-                            "vocabulary",
-                            round(score, 3),
-                            {"spelling": round(spelling, 3), "sound": round(sound, 3)},
-                        )
-                    )
+            found = (
+                self._run_edits(ui, tokens, norms)
+                + self._anchored_edits(ui, tokens, norms)
+                + self._resegmented_edits(ui, tokens, norms)
+            )
             taken: set[int] = set()
             for e in sorted(found, key=lambda e: (-e.score, -(e.last - e.first), e.first)):
                 span = set(range(e.first, e.last))
