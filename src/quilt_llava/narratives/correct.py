@@ -112,6 +112,9 @@ class CorrectionConfig:
     # and not among the most frequent words of English.
     common_min_score: float = 0.86
     max_common_zipf: float = 5.5
+    # The bar rises from min_score to common_min_score over this many Zipf steps above
+    # common_zipf: a rare real word ("highline", Zipf 2.3) is a likelier mishearing than a frequent one.
+    common_ramp_zipf: float = 0.5
     candidates: int = 8  # best terms by spelling and by sound looked at per run
     # A non-word split at a misplaced boundary: each piece has at least min_piece letters, and the
     # piece that is not the term must be an everyday word (Zipf >= glue_zipf: "over", "in").
@@ -219,6 +222,18 @@ class VocabularyCorrector:
             return False, True
         return True, common
 
+    def _bar(self, norms: tuple[str, ...], common: bool) -> float:
+        """The score a run must reach: min_score, rising for real words with their frequency."""
+        cfg = self.config
+        if not common:
+            return cfg.min_score
+        if cfg.common_ramp_zipf <= 0:
+            return cfg.common_min_score
+        above = max(self._zipf(w) for w in norms) - cfg.common_zipf
+        return min(
+            cfg.common_min_score, cfg.min_score + (cfg.common_min_score - cfg.min_score) * above / cfg.common_ramp_zipf
+        )
+
     def best_term(self, norms: tuple[str, ...]) -> tuple[Term, float, float, float] | None:
         """(term, score, spelling, sound) of the closest term to a run of compared words, or None."""
         from rapidfuzz import fuzz, process
@@ -258,7 +273,7 @@ class VocabularyCorrector:
                 if best is None:
                     continue
                 term, score, spelling, sound = best
-                if score < (cfg.common_min_score if common else cfg.min_score) or spelling < cfg.min_spelling:
+                if score < self._bar(run, common) or spelling < cfg.min_spelling:
                     continue
                 if common and n > 1 and spelling < 1.0:
                     continue  # ordinary words together change only when they spell the term ("neo plastic")
@@ -288,7 +303,7 @@ class VocabularyCorrector:
                 spelling = fuzz.ratio("".join(heard), "".join(meant)) / 100
                 sound = fuzz.ratio(sound_key(heard), sound_key(meant)) / 100
                 score = (spelling + sound) / 2
-                if score < (cfg.common_min_score if common else cfg.min_score) or spelling < cfg.min_spelling:
+                if score < self._bar(heard, common) or spelling < cfg.min_spelling:
                     continue
                 term = self._index[form]
                 found.append(self._edit(ui, start, start + len(form), tokens, term.canonical, score, spelling, sound))

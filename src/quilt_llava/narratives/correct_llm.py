@@ -42,7 +42,7 @@ USER_TEMPLATE = """Pathology terms that may occur: {terms}
 Numbered words of the transcript:
 {numbered}
 
-Return {{"edits": [...]}} where each edit is {{"first": N, "last": M, "old": "the words numbered N to M as given", "new": "what was most likely said"}} (N and M inclusive). Return {{"edits": []}} if nothing was misheard."""
+Answer {{"edits": [...]}}. Each edit is one misheard stretch: "first" and "last" are the numbers of its first and last word (the same number for one word), "old" repeats those words exactly, "new" is what was most likely said. Answer {{"edits": []}} if nothing was misheard."""
 
 # One worked exchange sent before the real chunk: small models copy the answer's form from it.
 # The sentence is made up for this purpose (it is in no benchmark set).
