@@ -89,6 +89,33 @@ def test_a_misplaced_word_boundary_is_moved(vocab):
         assert correct_with_vocabulary(timed(text), vocab)[0].text() == text
 
 
+def test_context_cues_choose_between_sound_alike_terms(vocab):
+    fixed, edits = correct_with_vocabulary(timed("strong membrane staining and the DAB chromatin is dark"), vocab)
+    assert fixed.text() == "strong membranous staining and the DAB chromogen is dark"
+    assert all(e.detail.get("context") for e in edits)
+    for text in (
+        "the coarse chromatin of the DAB stained cell",  # chromatin's own cue beside it: kept
+        "the cell membrane. Staining is weak",  # the cue is in the next sentence
+        "this tumour is lined by flat cells",  # a real word needs the cue right beside it
+        "a thin membrane with no staining",  # the cue is two words away from a real term
+    ):
+        assert correct_with_vocabulary(timed(text), vocab)[0].text() == text, text
+
+
+def test_context_cues_are_read_from_vocabulary_files(tmp_path):
+    terms = tmp_path / "terms.txt"
+    terms.write_text("stroma @ desmoplastic, loose\nteratoma\n")
+    vocab = Vocabulary.load([terms], builtin=False)
+    assert [sorted(t.cues) for t in vocab.terms] == [["desmoplastic", "loose"], []]
+    fixed, _ = correct_with_vocabulary(timed("a desmoplastic trauma"), vocab)
+    assert fixed.text() == "a desmoplastic stroma"  # teratoma reads closer, but has no cue here
+    assert correct_with_vocabulary(timed("a severe trauma"), vocab)[0].text() == "a severe trauma"
+    bad = tmp_path / "bad.txt"
+    bad.write_text("stroma @ \n")
+    with pytest.raises(InputError, match=r"bad.txt:1.*after '@'"):
+        Vocabulary.load([bad], builtin=False)
+
+
 def test_capital_and_punctuation_survive(vocab):
     fixed, _ = correct_with_vocabulary(timed("Tromal, areas"), vocab)
     assert fixed.text() == "Stromal, areas"

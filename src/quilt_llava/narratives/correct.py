@@ -35,7 +35,7 @@ whole words matches ("stromover" for "stroma over"), a term heard as another rea
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from quilt_llava.errors import ConfigError
@@ -120,6 +120,12 @@ class CorrectionConfig:
     # piece that is not the term must be an everyday word (Zipf >= glue_zipf: "over", "in").
     min_piece: int = 3
     glue_zipf: float = 5.5
+    # A word next to one of a term's context cues (vocabulary "@" lists; within cue_window words
+    # either side in the same sentence for a non-word, right beside it for a real word or another
+    # term without cues of its own there) may become that term at this lower bar
+    # ("membrane staining" -> "membranous staining").
+    cue_window: int = 3
+    cue_min_score: float = 0.7
 
     def validate(self) -> None:
         problems = []
@@ -195,6 +201,7 @@ class VocabularyCorrector:
         self._spell = ["".join(v) for v in self._forms]
         self._sound = [sound_key(v) for v in self._forms]
         self._zipf_cache: dict[str, float] = {}
+        self._cued = [(form, t) for form, t in self._index.items() if t.cues and len(form) == 1]
         # word -> (form, position) of every several-word spelling holding it, for anchored matches
         self._anchors: dict[str, list[tuple[tuple[str, ...], int]]] = {}
         for form in self._forms:
@@ -353,6 +360,47 @@ class VocabularyCorrector:
                     found.append(self._edit(ui, i, i + 2, tokens, after, score, spelling, sound))
         return found
 
+    def _context_edits(self, ui: int, tokens: list[str], norms: list[str]) -> list[Edit]:
+        """Words that sound like a term one of whose context cues is said nearby."""
+        from rapidfuzz import fuzz
+
+        cfg = self.config
+        found: list[Edit] = []
+        ends = [t.rstrip("\"')").endswith((".", "?", "!", ";")) for t in tokens]
+        for i, word in enumerate(norms):
+            if not word or word.isdigit() or self._zipf(word) >= cfg.max_common_zipf:
+                continue
+            heard = self._index.get((word,))
+            # a real word or another term needs the cue right beside it; a non-word, nearby
+            reach = 1 if heard is not None or self._zipf(word) >= cfg.common_zipf else cfg.cue_window
+            window = set()
+            for j in range(i - 1, max(-1, i - 1 - reach), -1):  # back to the previous sentence end
+                if ends[j]:
+                    break
+                window.add(norms[j])
+            for j in range(i + 1, min(len(norms), i + 1 + reach)):
+                if ends[j - 1]:
+                    break
+                window.add(norms[j])
+            if heard is not None and heard.cues & window:
+                continue  # a term that its own context supports
+            best: tuple[Term, float, float, float] | None = None
+            for (form,), term in self._cued:
+                if term is heard or not term.cues & window:
+                    continue
+                if any(form == p + word or word == p + form for p in MEANING_PREFIXES):
+                    continue  # typical / atypical: a different meaning, not a mishearing
+                spelling = fuzz.ratio(word, form) / 100
+                sound = fuzz.ratio(sound_key((word,)), sound_key((form,))) / 100
+                score = (spelling + sound) / 2
+                if score >= cfg.cue_min_score and spelling >= cfg.min_spelling and (best is None or score > best[1]):
+                    best = (term, score, spelling, sound)
+            if best is not None:
+                term, score, spelling, sound = best
+                edit = self._edit(ui, i, i + 1, tokens, term.canonical, score, spelling, sound)
+                found.append(replace(edit, detail={**edit.detail, "context": True}))
+        return found
+
     def _edit(
         self, ui: int, first: int, last: int, tokens: list[str], after: str, score: float, spelling: float, sound: float
     ) -> Edit:
@@ -369,6 +417,7 @@ class VocabularyCorrector:
                 self._run_edits(ui, tokens, norms)
                 + self._anchored_edits(ui, tokens, norms)
                 + self._resegmented_edits(ui, tokens, norms)
+                + self._context_edits(ui, tokens, norms)
             )
             taken: set[int] = set()
             for e in sorted(found, key=lambda e: (-e.score, -(e.last - e.first), e.first)):
