@@ -9,17 +9,35 @@ General speech recognition turns pathology terms into everyday words and non-wor
 ``min_score`` and it is safe to touch:
 
 - a run that already is a term (in any listed spelling) is never changed, nor any run
-  holding a word that is a one-word term (a correct term is not "corrected" into another);
+  holding a word that is a one-word term (a correct term is not "corrected" into another,
+  unless a context cue says so, below);
 - a word that is another form of a term word is left alone: the same stem with
   another ending ("neutrophilic" is not "neutrophil", "granular" not "granuloma") or the
   word without a prefix that changes its meaning ("typical", "section");
 - at least one word of the run must be rare in English (``wordfreq`` Zipf frequency
   below ``common_zipf``, i.e. not a word in ordinary use), except a lone word that is very close to a term
-  (``common_min_score``, "land" -> "gland") and not among the most frequent words
+  (``common_min_score``, "land" -> "gland"; the bar rises to it from ``min_score`` over
+  ``common_ramp_zipf`` Zipf steps, so a rare word needs less) and not among the most frequent words
   (``max_common_zipf``), and a run of common words that spells a term when joined
   ("neo plastic"). Other runs of ordinary words ("ground", "easy or plastic") are left
   alone: without context a misheard common word cannot be told from a correct one (this
   is what the LLM pass is for).
+
+Three more kinds of candidate use what is around a word:
+
+- **anchored several-word terms**: where some words of a several-word term were heard
+  right, only the others are compared ("perinoral invasion" -> "perineural invasion");
+- **misplaced word boundaries**: a non-word that is a term and an everyday word run
+  together ("stromover" -> "stroma over"), or a non-word that becomes a real word once its
+  last letters start the next word ("cellulars trauma" -> "cellular stroma");
+- **context cues**: a vocabulary line may list words often said next to the term
+  (``membranous @ staining, pattern``). A word that sounds like a cued term with one of its
+  cues beside it (a non-word: within ``cue_window`` words of the same sentence) becomes the
+  term at the lower bar ``cue_min_score``, even a real word or another term that has no
+  cue of its own there ("membrane staining" -> "membranous staining", "DAB chromatin" ->
+  "DAB chromogen"; "coarse chromatin" stays).
+
+All candidates compete: at most one edit per word, the best-scoring first.
 
 Every change is an :class:`Edit` (utterance, word range, before, after, scores) that
 :func:`apply_edits` turns into a new transcript: the new words share the time span of
@@ -27,9 +45,11 @@ the words they replace, split by length, so word timings stay inside the origina
 interval. The LLM pass (:mod:`quilt_llava.narratives.correct_llm`) produces the same
 edits after checking them.
 
-Not handled: a term split across a misrecognised word boundary in a way no run of
-whole words matches ("stromover" for "stroma over"), a term heard as another real term
-("chromatin" for "chromogen"), and a misheard common word ("ground" for "brown").
+Not handled: a term heard as ordinary words with no cue nearby ("looking at oxygen" for
+"haematoxylin", "ground" for "brown"), a term heard as another real term with no cue
+("chromatin" for "chromogen" in "crisp brown chromogen" when "brown" itself was misheard),
+a term whose cues are not in the vocabulary file, and words a term was split into that
+no whole-word run or single moved boundary recovers ("an neoplastic" for "a desmoplastic").
 """
 
 from __future__ import annotations
