@@ -53,6 +53,7 @@ from quilt_llava.demo.voice import VoiceConfig, speak_utterances, write_wav
 from quilt_llava.files import read_json, write_json
 from quilt_llava.narratives.asr import AsrConfig, load_model, transcribe
 from quilt_llava.narratives.correct import Edit, correct_with_vocabulary, tokens_of
+from quilt_llava.narratives.correct_llm import LLMCorrectionConfig, correct_with_llm
 from quilt_llava.narratives.speech_metrics import damage, score
 from quilt_llava.narratives.transcript import Transcript, transcript_from_records
 from quilt_llava.narratives.vocabulary import Vocabulary
@@ -115,7 +116,14 @@ def kept_recognition(
 
 
 def run_set(
-    name: str, model: Any, asr: AsrConfig, vocab: Vocabulary, tmp: Path, llm: Any, keep: Path | None = None
+    name: str,
+    model: Any,
+    asr: AsrConfig,
+    vocab: Vocabulary,
+    tmp: Path,
+    llm: Any,
+    keep: Path | None = None,
+    llm_options: LLMCorrectionConfig | None = None,
 ) -> dict[str, Any]:
     lines = sentences(name)
     raw, timing = kept_recognition(name, lines, model, asr, tmp, keep)
@@ -137,10 +145,8 @@ def run_set(
         "corrected_text": fixed.text(),
     }
     if llm is not None:
-        from quilt_llava.narratives.correct_llm import correct_with_llm
-
         t0 = time.perf_counter()
-        corrected, llm_edits, rejected = correct_with_llm(fixed, vocab, llm)
+        corrected, llm_edits, rejected = correct_with_llm(fixed, vocab, llm, llm_options)
         llm_hurt, llm_right = damage_of(script, fixed, llm_edits, vocab)
         out["llm"] = score(script, corrected.text(), vocab).to_dict()
         out["llm_s"] = round(time.perf_counter() - t0, 1)
@@ -199,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--llm-cache", type=Path, help="SQLite cache of LLM replies (a re-run sends only new chunks)")
     ap.add_argument("--llm-max-tokens", type=int, default=512)
+    ap.add_argument("--llm-no-example", action="store_true", help="send no worked example before each chunk")
+    ap.add_argument("--llm-hint-terms", type=int, help="terms named in the prompt (0: the whole vocabulary)")
     ap.add_argument(
         "--keep",
         type=Path,
@@ -235,7 +243,10 @@ def main(argv: list[str] | None = None) -> int:
                 timeout_s=600.0,
                 concurrency=1,
             )
-        results = [run_set(n, model, asr, vocab, Path(tmp), llm, args.keep) for n in names]
+        llm_options = LLMCorrectionConfig(example=not args.llm_no_example)
+        if args.llm_hint_terms is not None:
+            llm_options.hint_terms = args.llm_hint_terms
+        results = [run_set(n, model, asr, vocab, Path(tmp), llm, args.keep, llm_options) for n in names]
     report = {
         "model": args.model,
         "beam_size": args.beam_size,
@@ -246,6 +257,7 @@ def main(argv: list[str] | None = None) -> int:
             "omp_threads": os.environ.get("OMP_NUM_THREADS"),
         },
         "llm": args.llm_model if args.llm_base_url else None,
+        "llm_options": {"example": not args.llm_no_example, "hint_terms": args.llm_hint_terms},
         "goals": GOALS,
         "sets": results,
     }
