@@ -234,6 +234,16 @@ def test_llm_prompt_hint_and_example(vocab):
     assert len(full[-1]["content"].splitlines()[0].split(", ")) == len(vocab.terms)
 
 
+def test_a_reply_cut_off_at_the_token_limit_keeps_its_whole_edits():
+    from quilt_llava.narratives.correct_llm import parse_reply
+
+    cut = '{"edits": [{"first": 3, "last": 3, "old": "land", "new": "gland"}, {"first": 6, "la'
+    assert parse_reply(cut) == [{"first": 3, "last": 3, "old": "land", "new": "gland"}]
+    for bad in ('{"edits": [{"fi', "I think it is fine.", '{"changes": [{"first": 1}]'):
+        with pytest.raises(ValueError):
+            parse_reply(bad)
+
+
 def test_llm_unreadable_reply_leaves_text_alone(vocab):
     from quilt_llava.instruct.llm import LLMConfig
     from quilt_llava.narratives.correct_llm import correct_with_llm

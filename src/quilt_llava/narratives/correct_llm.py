@@ -129,15 +129,40 @@ def messages_for(
 
 
 def parse_reply(text: str) -> list[Any]:
-    """The ``edits`` list of a reply (tolerates a fenced code block), or ValueError."""
+    """The ``edits`` list of a reply (tolerates a fenced code block), or ValueError.
+
+    A reply cut off mid-list (the token limit) gives the edits that were complete.
+    """
     body = text.strip()
     fenced = re.search(r"```(?:json)?\s*(.*?)```", body, re.S)
     if fenced:
         body = fenced.group(1)
-    data = json.loads(body)
+    try:
+        data = json.loads(body)
+    except json.JSONDecodeError as exc:
+        complete = _complete_edits(body)
+        if complete is None:
+            raise ValueError(str(exc)) from None
+        return complete
     if not isinstance(data, dict) or not isinstance(data.get("edits"), list):
         raise ValueError("expected a JSON object with an 'edits' list")
     return data["edits"]
+
+
+def _complete_edits(body: str) -> list[Any] | None:
+    """The whole objects at the start of a cut-off ``{"edits": [...`` reply, or None if none."""
+    opening = re.match(r'\s*\{\s*"edits"\s*:\s*\[', body)
+    if opening is None:
+        return None
+    decoder, pos, found = json.JSONDecoder(), opening.end(), []
+    while True:
+        pos = len(body) - len(body[pos:].lstrip(" \n\t,"))
+        try:
+            item, pos = decoder.raw_decode(body, pos)
+        except json.JSONDecodeError:
+            break
+        found.append(item)
+    return found or None
 
 
 def check_edits(
