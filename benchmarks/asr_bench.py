@@ -171,7 +171,8 @@ def reason_kind(reason: str) -> str:
         "longer than",
         "overlaps",
         "changes nothing",
-        "must be",
+        "must be word numbers",
+        "must be non-empty strings",
         "crosses an utterance",
         "not an object",
     ):
