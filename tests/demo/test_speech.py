@@ -80,7 +80,7 @@ def test_llm_pass_runs_when_an_endpoint_is_configured(tmp_path):
     p = scripted_sample(tmp_path, [{"start": 0.5, "end": 3.5, "text": "The stroma stays blue."}], 4.0)
 
     def reply(messages, body):
-        words = [w.split("] ", 1)[1] for w in messages[1]["content"].split("\n")[3].split(" [")]
+        words = [w.split("] ", 1)[1] for w in messages[-1]["content"].split("\n")[3].split(" [")]
         return json.dumps(
             {"edits": [{"first": len(words) - 1, "last": len(words) - 1, "old": words[-1], "new": "blues."}]}
         )

@@ -65,6 +65,57 @@ def test_correct_and_common_words_are_left_alone(vocab):
     assert edits == [] and fixed.text() == text
 
 
+def test_a_term_heard_in_part_is_completed_from_the_words_heard_right(vocab):
+    # "invasion" was heard right; the other word of "perineural invasion" alone is no term
+    fixed, edits = correct_with_vocabulary(timed("there is perinoral invasion here"), vocab)
+    assert fixed.text() == "there is perineural invasion here"
+    assert [(e.before, e.after) for e in edits] == [("perinoral invasion", "perineural invasion")]
+    # an everyday word beside a term word is not turned into a several-word term
+    text = "the blast cells and the red cells"
+    assert correct_with_vocabulary(timed(text), vocab)[0].text() == text
+
+
+def test_a_misplaced_word_boundary_is_moved(vocab):
+    raw = timed("the stromover here and the cellulars trauma there")
+    fixed, _ = correct_with_vocabulary(raw, vocab)
+    assert fixed.text() == "the stroma over here and the cellular stroma there"
+    # the new words share the interval of the words they replace
+    w = fixed.utterances[0].words
+    old = raw.utterances[0].words
+    assert (w[1].start, w[2].end) == (old[1].start, old[1].end)
+    assert (w[6].start, w[7].end) == (old[5].start, old[6].end)
+    # real words are not split or shifted, nor is a boundary at a pause
+    for text in ("the nuclei show it", "a carcinoma over there", "cellulars. trauma"):
+        assert correct_with_vocabulary(timed(text), vocab)[0].text() == text
+
+
+def test_context_cues_choose_between_sound_alike_terms(vocab):
+    fixed, edits = correct_with_vocabulary(timed("strong membrane staining and the DAB chromatin is dark"), vocab)
+    assert fixed.text() == "strong membranous staining and the DAB chromogen is dark"
+    assert all(e.detail.get("context") for e in edits)
+    for text in (
+        "the coarse chromatin of the DAB stained cell",  # chromatin's own cue beside it: kept
+        "the cell membrane. Staining is weak",  # the cue is in the next sentence
+        "this tumour is lined by flat cells",  # a real word needs the cue right beside it
+        "a thin membrane with no staining",  # the cue is two words away from a real term
+    ):
+        assert correct_with_vocabulary(timed(text), vocab)[0].text() == text, text
+
+
+def test_context_cues_are_read_from_vocabulary_files(tmp_path):
+    terms = tmp_path / "terms.txt"
+    terms.write_text("stroma @ desmoplastic, loose\nteratoma\n")
+    vocab = Vocabulary.load([terms], builtin=False)
+    assert [sorted(t.cues) for t in vocab.terms] == [["desmoplastic", "loose"], []]
+    fixed, _ = correct_with_vocabulary(timed("a desmoplastic trauma"), vocab)
+    assert fixed.text() == "a desmoplastic stroma"  # teratoma reads closer, but has no cue here
+    assert correct_with_vocabulary(timed("a severe trauma"), vocab)[0].text() == "a severe trauma"
+    bad = tmp_path / "bad.txt"
+    bad.write_text("stroma @ \n")
+    with pytest.raises(InputError, match=r"bad.txt:1.*after '@'"):
+        Vocabulary.load([bad], builtin=False)
+
+
 def test_capital_and_punctuation_survive(vocab):
     fixed, _ = correct_with_vocabulary(timed("Tromal, areas"), vocab)
     assert fixed.text() == "Stromal, areas"
@@ -152,13 +203,45 @@ def test_llm_edits_are_checked_before_they_apply(vocab, tmp_path):
         assert len(rejected) == 5
         for part in ("do not sound alike", "is not the words there", "outside", "overlaps"):
             assert part in reasons
-        prompt = srv.requests[0]["messages"][1]["content"]
-        assert "[3] land" in prompt and "haematoxylin" in prompt
+        prompt = srv.requests[0]["messages"][-1]["content"]
+        hint = prompt.splitlines()[0]
+        assert "[3] land" in prompt
+        # the hint names terms close to the chunk's words, not the whole vocabulary
+        assert "gland" in hint and "stroma" in hint and "haematoxylin" not in hint
         n = len(srv.requests)
         again, _, _ = correct_with_llm(raw, vocab, cfg)  # resumed/re-run: from the cache
         assert again.text() == fixed.text() and len(srv.requests) == n
     w = fixed.utterances[0].words[3]
     assert (w.start, w.end) == (raw.utterances[0].words[3].start, raw.utterances[0].words[3].end)
+
+
+def test_llm_prompt_hint_and_example(vocab):
+    from quilt_llava.narratives.correct_llm import EXAMPLE_REPLY, EXAMPLE_WORDS, LLMCorrectionConfig, messages_for
+
+    words = ["the", "tromal", "cells", "show", "hematoxelin"]
+    short = messages_for(words, vocab)
+    assert [m["role"] for m in short] == ["system", "user", "assistant", "user"]
+    hint = short[-1]["content"].splitlines()[0]
+    assert "stromal" in hint and "haematoxylin" in hint and "carcinoma" not in hint
+    assert len(hint.split(", ")) <= LLMCorrectionConfig().hint_terms
+    # the worked example's reply is itself an edit list the checks accept
+    from quilt_llava.narratives.correct_llm import check_edits, parse_reply
+
+    accepted, rejected = check_edits(parse_reply(EXAMPLE_REPLY), EXAMPLE_WORDS, LLMCorrectionConfig())
+    assert len(accepted) == 2 and not rejected
+    full = messages_for(words, vocab, LLMCorrectionConfig(hint_terms=0, example=False))
+    assert [m["role"] for m in full] == ["system", "user"]
+    assert len(full[-1]["content"].splitlines()[0].split(", ")) == len(vocab.terms)
+
+
+def test_a_reply_cut_off_at_the_token_limit_keeps_its_whole_edits():
+    from quilt_llava.narratives.correct_llm import parse_reply
+
+    cut = '{"edits": [{"first": 3, "last": 3, "old": "land", "new": "gland"}, {"first": 6, "la'
+    assert parse_reply(cut) == [{"first": 3, "last": 3, "old": "land", "new": "gland"}]
+    for bad in ('{"edits": [{"fi', "I think it is fine.", '{"changes": [{"first": 1}]'):
+        with pytest.raises(ValueError):
+            parse_reply(bad)
 
 
 def test_llm_unreadable_reply_leaves_text_alone(vocab):

@@ -9,17 +9,35 @@ General speech recognition turns pathology terms into everyday words and non-wor
 ``min_score`` and it is safe to touch:
 
 - a run that already is a term (in any listed spelling) is never changed, nor any run
-  holding a word that is a one-word term (a correct term is not "corrected" into another);
+  holding a word that is a one-word term (a correct term is not "corrected" into another,
+  unless a context cue says so, below);
 - a word that is another form of a term word is left alone: the same stem with
   another ending ("neutrophilic" is not "neutrophil", "granular" not "granuloma") or the
   word without a prefix that changes its meaning ("typical", "section");
 - at least one word of the run must be rare in English (``wordfreq`` Zipf frequency
   below ``common_zipf``, i.e. not a word in ordinary use), except a lone word that is very close to a term
-  (``common_min_score``, "land" -> "gland") and not among the most frequent words
+  (``common_min_score``, "land" -> "gland"; the bar rises to it from ``min_score`` over
+  ``common_ramp_zipf`` Zipf steps, so a rare word needs less) and not among the most frequent words
   (``max_common_zipf``), and a run of common words that spells a term when joined
   ("neo plastic"). Other runs of ordinary words ("ground", "easy or plastic") are left
   alone: without context a misheard common word cannot be told from a correct one (this
   is what the LLM pass is for).
+
+Three more kinds of candidate use what is around a word:
+
+- **anchored several-word terms**: where some words of a several-word term were heard
+  right, only the others are compared ("perinoral invasion" -> "perineural invasion");
+- **misplaced word boundaries**: a non-word that is a term and an everyday word run
+  together ("stromover" -> "stroma over"), or a non-word that becomes a real word once its
+  last letters start the next word ("cellulars trauma" -> "cellular stroma");
+- **context cues**: a vocabulary line may list words often said next to the term
+  (``membranous @ staining, pattern``). A word that sounds like a cued term with one of its
+  cues beside it (a non-word: within ``cue_window`` words of the same sentence) becomes the
+  term at the lower bar ``cue_min_score``, even a real word or another term that has no
+  cue of its own there ("membrane staining" -> "membranous staining", "DAB chromatin" ->
+  "DAB chromogen"; "coarse chromatin" stays).
+
+All candidates compete: at most one edit per word, the best-scoring first.
 
 Every change is an :class:`Edit` (utterance, word range, before, after, scores) that
 :func:`apply_edits` turns into a new transcript: the new words share the time span of
@@ -27,15 +45,17 @@ the words they replace, split by length, so word timings stay inside the origina
 interval. The LLM pass (:mod:`quilt_llava.narratives.correct_llm`) produces the same
 edits after checking them.
 
-Not handled: a term split across a misrecognised word boundary in a way no run of
-whole words matches ("stromover" for "stroma over"), a term heard as another real term
-("chromatin" for "chromogen"), and a misheard common word ("ground" for "brown").
+Not handled: a term heard as ordinary words with no cue nearby ("looking at oxygen" for
+"haematoxylin", "ground" for "brown"), a term heard as another real term with no cue
+("chromatin" for "chromogen" in "crisp brown chromogen" when "brown" itself was misheard),
+a term whose cues are not in the vocabulary file, and words a term was split into that
+no whole-word run or single moved boundary recovers ("an neoplastic" for "a desmoplastic").
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from quilt_llava.errors import ConfigError
@@ -112,7 +132,20 @@ class CorrectionConfig:
     # and not among the most frequent words of English.
     common_min_score: float = 0.86
     max_common_zipf: float = 5.5
+    # The bar rises from min_score to common_min_score over this many Zipf steps above
+    # common_zipf: a rare real word ("highline", Zipf 2.3) is a likelier mishearing than a frequent one.
+    common_ramp_zipf: float = 0.5
     candidates: int = 8  # best terms by spelling and by sound looked at per run
+    # A non-word split at a misplaced boundary: each piece has at least min_piece letters, and the
+    # piece that is not the term must be an everyday word (Zipf >= glue_zipf: "over", "in").
+    min_piece: int = 3
+    glue_zipf: float = 5.5
+    # A word next to one of a term's context cues (vocabulary "@" lists; within cue_window words
+    # either side in the same sentence for a non-word, right beside it for a real word or another
+    # term without cues of its own there) may become that term at this lower bar
+    # ("membrane staining" -> "membranous staining").
+    cue_window: int = 3
+    cue_min_score: float = 0.7
 
     def validate(self) -> None:
         problems = []
@@ -188,6 +221,13 @@ class VocabularyCorrector:
         self._spell = ["".join(v) for v in self._forms]
         self._sound = [sound_key(v) for v in self._forms]
         self._zipf_cache: dict[str, float] = {}
+        self._cued = [(form, t) for form, t in self._index.items() if t.cues and len(form) == 1]
+        # word -> (form, position) of every several-word spelling holding it, for anchored matches
+        self._anchors: dict[str, list[tuple[tuple[str, ...], int]]] = {}
+        for form in self._forms:
+            if len(form) > 1:
+                for k, w in enumerate(form):
+                    self._anchors.setdefault(w, []).append((form, k))
 
     def _zipf(self, word: str) -> float:
         if word not in self._zipf_cache:
@@ -208,6 +248,18 @@ class VocabularyCorrector:
         if common and len(norms) == 1 and self._zipf(norms[0]) >= self.config.max_common_zipf:
             return False, True
         return True, common
+
+    def _bar(self, norms: tuple[str, ...], common: bool) -> float:
+        """The score a run must reach: min_score, rising for real words with their frequency."""
+        cfg = self.config
+        if not common:
+            return cfg.min_score
+        if cfg.common_ramp_zipf <= 0:
+            return cfg.common_min_score
+        above = max(self._zipf(w) for w in norms) - cfg.common_zipf
+        return min(
+            cfg.common_min_score, cfg.min_score + (cfg.common_min_score - cfg.min_score) * above / cfg.common_ramp_zipf
+        )
 
     def best_term(self, norms: tuple[str, ...]) -> tuple[Term, float, float, float] | None:
         """(term, score, spelling, sound) of the closest term to a run of compared words, or None."""
@@ -232,42 +284,161 @@ class VocabularyCorrector:
                 best = (self._index[self._forms[i]], score, spelling, sound)
         return best
 
+    def _run_edits(self, ui: int, tokens: list[str], norms: list[str]) -> list[Edit]:
+        """Runs of 1 to ``max_ngram`` words that sound or read like a term."""
+        cfg = self.config
+        found: list[Edit] = []
+        for i in range(len(tokens)):
+            for n in range(1, cfg.max_ngram + 1):
+                run = tuple(norms[i : i + n])
+                if len(run) < n:
+                    continue
+                touchable, common = self._touchable(run)
+                if not touchable:
+                    continue
+                best = self.best_term(run)
+                if best is None:
+                    continue
+                term, score, spelling, sound = best
+                if score < self._bar(run, common) or spelling < cfg.min_spelling:
+                    continue
+                if common and n > 1 and spelling < 1.0:
+                    continue  # ordinary words together change only when they spell the term ("neo plastic")
+                found.append(self._edit(ui, i, i + n, tokens, term.canonical, score, spelling, sound))
+        return found
+
+    def _anchored_edits(self, ui: int, tokens: list[str], norms: list[str]) -> list[Edit]:
+        """Several-word terms of which some words were heard right and the others sound alike
+        ("perinoral invasion" -> "perineural invasion"): only the other words are compared."""
+        from rapidfuzz import fuzz
+
+        cfg = self.config
+        found: list[Edit] = []
+        seen: set[tuple[int, tuple[str, ...]]] = set()
+        for i, w in enumerate(norms):
+            for form, k in self._anchors.get(w, ()):
+                start = i - k
+                run = tuple(norms[start : start + len(form)]) if start >= 0 else ()
+                if len(run) != len(form) or run in self._index or (start, form) in seen:
+                    continue
+                seen.add((start, form))
+                heard = tuple(r for r, f in zip(run, form) if r != f)
+                meant = tuple(f for r, f in zip(run, form) if r != f)
+                touchable, common = self._touchable(heard)
+                if not touchable or any(other_form(h, m) for h in heard for m in meant):
+                    continue
+                spelling = fuzz.ratio("".join(heard), "".join(meant)) / 100
+                sound = fuzz.ratio(sound_key(heard), sound_key(meant)) / 100
+                score = (spelling + sound) / 2
+                if score < self._bar(heard, common) or spelling < cfg.min_spelling:
+                    continue
+                term = self._index[form]
+                found.append(self._edit(ui, start, start + len(form), tokens, term.canonical, score, spelling, sound))
+        return found
+
+    def _resegmented_edits(self, ui: int, tokens: list[str], norms: list[str]) -> list[Edit]:
+        """Terms hidden by a misplaced word boundary: a non-word that is a term and an everyday
+        word run together ("stromover" -> "stroma over"), or a non-word that is a real word
+        once its last letters start the next word ("cellulars trauma" -> "cellular stroma")."""
+        cfg = self.config
+        found: list[Edit] = []
+
+        def term_of(piece: str) -> tuple[Term, float, float, float] | None:
+            if len(piece) < cfg.min_piece or (piece,) in self._index:
+                return None
+            best = self.best_term((piece,))
+            return best if best and best[1] >= cfg.min_score and best[2] >= cfg.min_spelling else None
+
+        for i, word in enumerate(norms):
+            if not word or self._holds_term((word,)) or self._zipf(word) >= cfg.common_zipf or word.isdigit():
+                continue
+            # one non-word -> term + everyday word, or everyday word + term, when the piece
+            # matches a term better than the whole word does
+            whole = self.best_term((word,))
+            for cut in range(cfg.min_piece, len(word) - cfg.min_piece + 1):
+                left, right = word[:cut], word[cut:]
+                for piece, rest, rest_first in ((left, right, False), (right, left, True)):
+                    if self._zipf(rest) < cfg.glue_zipf or (best := term_of(piece)) is None:
+                        continue
+                    if whole is not None and whole[1] >= best[1]:
+                        continue
+                    term, score, spelling, sound = best
+                    after = f"{rest} {term.canonical}" if rest_first else f"{term.canonical} {rest}"
+                    found.append(self._edit(ui, i, i + 1, tokens, after, score, spelling, sound))
+            # non-word + next word -> real word + term, moving one or two letters over the boundary
+            if i + 1 < len(norms) and norms[i + 1] and not self._holds_term((norms[i + 1],)):
+                if tokens[i] != tokens[i].rstrip(".,;:!?"):
+                    continue  # a pause was heard there: the boundary is real
+                for k in (1, 2):
+                    head, tail = word[:-k], word[-k:] + norms[i + 1]
+                    if len(head) <= cfg.min_piece or self._zipf(head) < cfg.common_zipf:
+                        continue
+                    if (best := term_of(tail)) is None:
+                        continue
+                    term, score, spelling, sound = best
+                    after = f"{head} {term.canonical}"
+                    found.append(self._edit(ui, i, i + 2, tokens, after, score, spelling, sound))
+        return found
+
+    def _context_edits(self, ui: int, tokens: list[str], norms: list[str]) -> list[Edit]:
+        """Words that sound like a term one of whose context cues is said nearby."""
+        from rapidfuzz import fuzz
+
+        cfg = self.config
+        found: list[Edit] = []
+        ends = [t.rstrip("\"')").endswith((".", "?", "!", ";")) for t in tokens]
+        for i, word in enumerate(norms):
+            if not word or word.isdigit() or self._zipf(word) >= cfg.max_common_zipf:
+                continue
+            heard = self._index.get((word,))
+            # a real word or another term needs the cue right beside it; a non-word, nearby
+            reach = 1 if heard is not None or self._zipf(word) >= cfg.common_zipf else cfg.cue_window
+            window = set()
+            for j in range(i - 1, max(-1, i - 1 - reach), -1):  # back to the previous sentence end
+                if ends[j]:
+                    break
+                window.add(norms[j])
+            for j in range(i + 1, min(len(norms), i + 1 + reach)):
+                if ends[j - 1]:
+                    break
+                window.add(norms[j])
+            if heard is not None and heard.cues & window:
+                continue  # a term that its own context supports
+            best: tuple[Term, float, float, float] | None = None
+            for (form,), term in self._cued:
+                if term is heard or not term.cues & window:
+                    continue
+                if any(form == p + word or word == p + form for p in MEANING_PREFIXES):
+                    continue  # typical / atypical: a different meaning, not a mishearing
+                spelling = fuzz.ratio(word, form) / 100
+                sound = fuzz.ratio(sound_key((word,)), sound_key((form,))) / 100
+                score = (spelling + sound) / 2
+                if score >= cfg.cue_min_score and spelling >= cfg.min_spelling and (best is None or score > best[1]):
+                    best = (term, score, spelling, sound)
+            if best is not None:
+                term, score, spelling, sound = best
+                edit = self._edit(ui, i, i + 1, tokens, term.canonical, score, spelling, sound)
+                found.append(replace(edit, detail={**edit.detail, "context": True}))
+        return found
+
+    def _edit(
+        self, ui: int, first: int, last: int, tokens: list[str], after: str, score: float, spelling: float, sound: float
+    ) -> Edit:
+        detail = {"spelling": round(spelling, 3), "sound": round(sound, 3)}
+        return Edit(ui, first, last, " ".join(tokens[first:last]), after, "vocabulary", round(score, 3), detail)
+
     def edits(self, transcript: Transcript) -> list[Edit]:
         """Every accepted edit, at most one per word, best-scoring runs first."""
-        cfg = self.config
         chosen: list[Edit] = []
         for ui, u in enumerate(transcript.utterances):
             tokens = tokens_of(u)
             norms = [norm_word(t) for t in tokens]
-            found: list[Edit] = []
-            for i in range(len(tokens)):
-                for n in range(1, cfg.max_ngram + 1):
-                    run = tuple(norms[i : i + n])
-                    if len(run) < n:
-                        continue
-                    touchable, common = self._touchable(run)
-                    if not touchable:
-                        continue
-                    best = self.best_term(run)
-                    if best is None:
-                        continue
-                    term, score, spelling, sound = best
-                    if score < (cfg.common_min_score if common else cfg.min_score) or spelling < cfg.min_spelling:
-                        continue
-                    if common and n > 1 and spelling < 1.0:
-                        continue  # ordinary words together change only when they spell the term ("neo plastic")
-                    found.append(
-                        Edit(
-                            ui,
-                            i,
-                            i + n,
-                            " ".join(tokens[i : i + n]),
-                            term.canonical,
-                            "vocabulary",
-                            round(score, 3),
-                            {"spelling": round(spelling, 3), "sound": round(sound, 3)},
-                        )
-                    )
+            found = (
+                self._run_edits(ui, tokens, norms)
+                + self._anchored_edits(ui, tokens, norms)
+                + self._resegmented_edits(ui, tokens, norms)
+                + self._context_edits(ui, tokens, norms)
+            )
             taken: set[int] = set()
             for e in sorted(found, key=lambda e: (-e.score, -(e.last - e.first), e.first)):
                 span = set(range(e.first, e.last))

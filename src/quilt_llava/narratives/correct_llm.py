@@ -26,7 +26,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from quilt_llava.narratives.correct import Edit, apply_edits, sound_key, tokens_of
+from quilt_llava.narratives.correct import Edit, VocabularyCorrector, apply_edits, sound_key, tokens_of
 from quilt_llava.narratives.transcript import Transcript
 from quilt_llava.narratives.vocabulary import Vocabulary, norm_word, norm_words
 
@@ -42,12 +42,29 @@ USER_TEMPLATE = """Pathology terms that may occur: {terms}
 Numbered words of the transcript:
 {numbered}
 
-Return {{"edits": [...]}} where each edit is {{"first": N, "last": M, "old": "the words numbered N to M as given", "new": "what was most likely said"}} (N and M inclusive). Return {{"edits": []}} if nothing was misheard."""
+Answer {{"edits": [...]}}. Each edit is one misheard stretch: "first" and "last" are the numbers of its first and last word (the same number for one word), "old" repeats those words exactly, "new" is what was most likely said. Answer {{"edits": []}} if nothing was misheard."""
+
+# One worked exchange sent before the real chunk: small models copy the answer's form from it.
+# The sentence is made up for this purpose (it is in no benchmark set).
+EXAMPLE_WORDS = tuple(
+    ["the", "biopsy", "shows", "a", "dense", "lymph", "of", "site", "infiltrate", "around", "the", "small", "ducked"]
+)
+EXAMPLE_TERMS = ("lymphocyte", "lymphocytic", "infiltrate", "ducts", "duct", "biopsy")
+EXAMPLE_REPLY = (
+    '{"edits": [{"first": 5, "last": 7, "old": "lymph of site", "new": "lymphocytic"}, '
+    '{"first": 12, "last": 12, "old": "ducked", "new": "duct"}]}'
+)
 
 
 @dataclass
 class LLMCorrectionConfig:
-    chunk_words: int = 120
+    # Short chunks and a short term list keep the prompt within what a small model follows.
+    chunk_words: int = 60
+    # Terms named in the prompt: the ones closest in sound or spelling to the chunk's words
+    # (0: every term of the vocabulary, as a large model can take).
+    hint_terms: int = 30
+    hint_min_score: float = 0.5  # how close (spelling and sound, 0-1) a hinted term must be to some words
+    example: bool = True  # send one worked exchange before the chunk (see EXAMPLE_WORDS)
     max_span: int = 4
     min_similarity: float = 0.45  # best of spelling and sound similarity between old and new
 
@@ -72,25 +89,80 @@ def chunks(transcript: Transcript, chunk_words: int) -> list[list[tuple[int, int
     return [g for g in groups if g]
 
 
-def messages_for(words: list[str], vocabulary: Vocabulary) -> list[dict[str, str]]:
-    terms = ", ".join(t.canonical for t in vocabulary.terms)
-    numbered = " ".join(f"[{i}] {w}" for i, w in enumerate(words))
-    return [
-        {"role": "system", "content": SYSTEM_PROMPT},
-        {"role": "user", "content": USER_TEMPLATE.format(terms=terms, numbered=numbered)},
-    ]
+def hint_terms(words: list[str], corrector: VocabularyCorrector, limit: int, min_score: float = 0.5) -> list[str]:
+    """Up to ``limit`` terms, closest first, to the runs of one or two of ``words`` (0: every term)."""
+    if limit <= 0:
+        return [t.canonical for t in corrector.vocabulary.terms]
+    norms = [norm_word(w) for w in words]
+    best: dict[str, float] = {}
+    for i in range(len(norms)):
+        for n in (1, 2):
+            run = tuple(norms[i : i + n])
+            if len(run) < n or not all(run):
+                continue
+            if run in corrector._index:  # a term already heard stays in the hint
+                found = (corrector._index[run], 1.0)
+            else:
+                match = corrector.best_term(run)
+                found = (match[0], match[1]) if match else None
+            if found and found[1] >= min_score and found[1] > best.get(found[0].canonical, 0.0):
+                best[found[0].canonical] = found[1]
+    return sorted(best, key=lambda t: -best[t])[:limit]
+
+
+def _numbered(words: list[str]) -> str:
+    return " ".join(f"[{i}] {w}" for i, w in enumerate(words))
+
+
+def messages_for(
+    words: list[str], vocabulary: Vocabulary, config: LLMCorrectionConfig | None = None, corrector: Any = None
+) -> list[dict[str, str]]:
+    cfg = config or LLMCorrectionConfig()
+    corrector = corrector or VocabularyCorrector(vocabulary)
+    terms = ", ".join(hint_terms(words, corrector, cfg.hint_terms, cfg.hint_min_score))
+    messages = [{"role": "system", "content": SYSTEM_PROMPT}]
+    if cfg.example:
+        example = USER_TEMPLATE.format(terms=", ".join(EXAMPLE_TERMS), numbered=_numbered(EXAMPLE_WORDS))
+        messages += [{"role": "user", "content": example}, {"role": "assistant", "content": EXAMPLE_REPLY}]
+    messages.append({"role": "user", "content": USER_TEMPLATE.format(terms=terms, numbered=_numbered(words))})
+    return messages
 
 
 def parse_reply(text: str) -> list[Any]:
-    """The ``edits`` list of a reply (tolerates a fenced code block), or ValueError."""
+    """The ``edits`` list of a reply (tolerates a fenced code block), or ValueError.
+
+    A reply cut off mid-list (the token limit) gives the edits that were complete.
+    """
     body = text.strip()
     fenced = re.search(r"```(?:json)?\s*(.*?)```", body, re.S)
     if fenced:
         body = fenced.group(1)
-    data = json.loads(body)
+    try:
+        data = json.loads(body)
+    except json.JSONDecodeError as exc:
+        complete = _complete_edits(body)
+        if complete is None:
+            raise ValueError(str(exc)) from None
+        return complete
     if not isinstance(data, dict) or not isinstance(data.get("edits"), list):
         raise ValueError("expected a JSON object with an 'edits' list")
     return data["edits"]
+
+
+def _complete_edits(body: str) -> list[Any] | None:
+    """The whole objects at the start of a cut-off ``{"edits": [...`` reply, or None if none."""
+    opening = re.match(r'\s*\{\s*"edits"\s*:\s*\[', body)
+    if opening is None:
+        return None
+    decoder, pos, found = json.JSONDecoder(), opening.end(), []
+    while True:
+        pos = len(body) - len(body[pos:].lstrip(" \n\t,"))
+        try:
+            item, pos = decoder.raw_decode(body, pos)
+        except json.JSONDecodeError:
+            break
+        found.append(item)
+    return found or None
 
 
 def check_edits(
@@ -155,9 +227,10 @@ def correct_with_llm(
     groups = chunks(transcript, cfg.chunk_words)
     token_lists = [tokens_of(u) for u in transcript.utterances]
     requests = []
+    corrector = VocabularyCorrector(vocabulary)
     for ci, group in enumerate(groups):
         words = [token_lists[ui][wi] for ui, wi in group]
-        requests.append(ChatRequest(key=str(ci), messages=messages_for(words, vocabulary)))
+        requests.append(ChatRequest(key=str(ci), messages=messages_for(words, vocabulary, cfg, corrector)))
     client = LLMClient(llm_config, output=output)
     try:
         results = client.run(requests)

@@ -2,7 +2,10 @@
 
 File format (``vocabulary/pathology.txt`` is the shipped one): one term per line, spelling
 variants of one term on the same line separated by ``|`` (the first is the form written
-into corrected text), ``#`` starts a comment line. Terms may be several words.
+into corrected text), ``#`` starts a comment line. Terms may be several words. A line may
+end with ``@`` and words often said next to the term (``membranous @ staining, pattern``):
+these context cues let the corrector choose the term where the sound alone does not
+(see :mod:`quilt_llava.narratives.correct`).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ def norm_words(text: str) -> tuple[str, ...]:
 class Term:
     canonical: str  # as written into corrected text
     variants: tuple[tuple[str, ...], ...]  # compared forms of every spelling, canonical first
+    cues: frozenset[str] = frozenset()  # compared forms of words often said next to the term
 
 
 @dataclass
@@ -58,13 +62,17 @@ class Vocabulary:
             line = line.strip()
             if not line or line.startswith("#"):
                 continue
+            line, at, cue_text = line.partition("@")
             spellings = [s.strip() for s in line.split("|")]
             variants = tuple(norm_words(s) for s in spellings)
             if not all(variants):
                 raise InputError(f"{path}:{lineno}", f"empty spelling in {line!r} (variants are separated by '|')")
+            cues = frozenset(norm_words(cue_text.replace(",", " ")))
+            if at and not cues:
+                raise InputError(f"{path}:{lineno}", "no context words after '@'")
             if variants[0] in seen:
                 continue  # a user file may repeat a shipped term
-            term = Term(spellings[0], variants)
+            term = Term(spellings[0], variants, cues)
             self.terms.append(term)
             for v in variants:
                 seen[v] = term
