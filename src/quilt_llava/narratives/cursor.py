@@ -122,7 +122,9 @@ class Template:
     ring: np.ndarray = field(
         repr=False, default_factory=lambda: np.zeros((1, 1), np.uint8)
     )  # 255: pixels of its outline
-    learned: bool = False  # learned from the video (see ``pointer.py``): searched at full resolution
+    learned: bool = False  # learned from the video (see ``pointer.py``)
+    # a learned sprite the whole-frame search finds at half resolution (see ``TemplateCursorLocator._learn``)
+    coarse: bool = False
     min_contrast: float | None = (
         None  # fill/outline contrast a match needs (None: the config's); a learned sprite's own
     )
@@ -186,6 +188,14 @@ COARSE_REFINE = 2  # px around the coarse peak scored with the masked correlatio
 DIRECT_POSITIONS = 64  # regions with at most this many positions are correlated by masked_ncc
 PRIOR_SETTLED_SCORE = 0.8  # an arrow-prior track matching this well is a classic arrow: no sprite is learned meanwhile
 LEARNED_HALF_SEARCH = 24  # px: learned sprites at least this tall and wide are searched at half resolution
+# Learned sprites that look this alike (``twin_score``) are one shape learned twice (a translucent or tiny
+# pointer seen over different tissue): the whole-frame search runs for the first one only, and its peaks
+# are checked with each of them. An arrow, a hand and a crosshair of one theme score < 0.5.
+TWIN_SCORE = 0.65
+COARSE_TRIALS = 3  # sightings a small learned sprite must be found in at half resolution to be searched there
+# Verified hits of learned sprites, with none of the arrow prior's since the first sprite was learned,
+# after which the prior is no longer matched: the video's own sprites explain its pointer.
+PRIOR_RETIRE_AFTER = 30
 
 
 def _flat_peak(luma: np.ndarray, t: Template, x: int, y: int, r: int) -> tuple[float, int, int]:
@@ -236,6 +246,28 @@ def _rescored(
     return sorted(((score, fx, fy) for (fx, fy), score in fine.items()), reverse=True)[:limit]
 
 
+def _learned_peaks(
+    luma: np.ndarray, half: np.ndarray, t: Template, ignore: np.ndarray | None, n: int, coarse: bool | None = None
+) -> list[tuple[float, int, int]]:
+    """The ``n`` best whole-frame peaks of a learned sprite: (score, top-left x, y), best first.
+
+    A sprite that survives half resolution (``t.coarse``: big enough, or found there where it
+    was seen; ``coarse`` overrides it) is searched at half resolution, the sprite downscaled the
+    same way; many peaks there, each rescored by the unmasked correlation at full resolution around
+    it (a small sprite keeps more: it ranks lower among tissue there). Any other, by the unmasked
+    correlation at full resolution (30-100 ms at 720p against a few ms)."""
+    if not (t.coarse if coarse is None else coarse):
+        return _correlation_peaks(luma, t.flat, ignore, 9, 0.3, n)
+    factor = SMALL_SEARCH_FACTOR * (1 if min(t.image.shape) >= LEARNED_HALF_SEARCH else 2)
+    return _rescored(luma, t, _correlation_peaks(half, t.half, ignore, 5, 0.2, factor * n), n, 0.0)
+
+
+def _half(luma: np.ndarray) -> np.ndarray:
+    import cv2
+
+    return cv2.resize(luma, (luma.shape[1] // 2, luma.shape[0] // 2), interpolation=cv2.INTER_AREA)
+
+
 def masked_ncc(roi: np.ndarray, t: Template) -> np.ndarray:
     """Masked normalised cross-correlation of ``t`` at every position in ``roi`` (what
     ``cv2.matchTemplate(..., TM_CCOEFF_NORMED, mask=...)`` computes, flat windows 0), by
@@ -254,6 +286,25 @@ def masked_ncc(roi: np.ndarray, t: Template) -> np.ndarray:
     res = (windows @ centred) / (np.sqrt(np.where(flat, 1.0, spread)) * max(norm, 1e-12))
     res[flat] = 0.0
     return res.reshape(ny, nx).astype(np.float32)
+
+
+def twin_score(a: Template, b: Template, slack: int = 3) -> tuple[float, int, int]:
+    """How alike two sprites look: the best |masked NCC| of the smaller over the larger (padded by
+    ``slack`` px), and where ``b``'s top-left then lies from ``a``'s (dx, dy); score 0 when their
+    sizes differ by more than a quarter."""
+    small, big = (a, b) if a.image.size <= b.image.size else (b, a)
+    (sh, sw), (bh, bw) = small.image.shape, big.image.shape
+    if sh < 0.75 * bh or sw < 0.75 * bw or sh > bh + slack or sw > bw + slack:
+        return 0.0, 0, 0
+    pad = slack + max(0, sh - bh, sw - bw)
+    res = np.abs(masked_ncc(np.pad(big.image, pad, mode="edge"), small))
+    if res.size == 0:
+        return 0.0, 0, 0
+    y, x = np.unravel_index(int(np.argmax(res)), res.shape)
+    dx, dy = int(x) - pad, int(y) - pad  # the small one's top-left on the big one's grid
+    if small is a:
+        dx, dy = -dx, -dy
+    return float(res[y, x]), dx, dy
 
 
 def match_in(
@@ -327,12 +378,16 @@ class TemplateCursorLocator:
         self._ignore_keep: np.ndarray | None = None
         self.locked: int | None = None
         self.votes = np.zeros(len(self.templates), dtype=int)
+        # Verified hits since the first sprite was learned: (of learned sprites, of the arrow prior).
+        self.wins = [0, 0]
         self.last_search = -(10**9)
         # The last whole-frame search's peak boxes, with the template lock and ignore mask it ran
         # under; reused while every frame since has been quiet (no motion pixel): a repeat
         # search of the same pixels finds the same peaks.
         self._peaks: tuple[int | None, np.ndarray | None, list[tuple[int, ...]]] | None = None
         self._quiet_of = -1  # index of the last frame whose motion image showed no change
+        self._twins_of = -1  # number of templates the twin map below was made for
+        self._twin_map: dict[int, tuple[int, int, int]] = {}
         self.new_view = True
         # (index, luma, verified hit emitted) of this view's recent frames
         self.history: deque[tuple[int, np.ndarray | None, bool]] = deque(maxlen=self.config.backfill_frames)
@@ -387,8 +442,6 @@ class TemplateCursorLocator:
     def _search_peaks(self, frame: AnalysedFrame) -> list[tuple[int, ...]]:
         """Whole-frame search (half resolution for pointers big enough to survive it); boxes
         around the best peaks, which are then scored at full resolution."""
-        import cv2
-
         cfg = self.config
         luma = frame.luma
         half = None
@@ -403,27 +456,20 @@ class TemplateCursorLocator:
             active.remove(self.last_learned)
             active.insert(0, self.last_learned)
         n = cfg.search_peaks
+        twins = self._twins()
+        searched: set[int] = set()
         for k in active:
-            t = self.templates[k]
             if learned_peaks and learned_peaks[0][0] >= cfg.sure_score:
                 break  # a learned sprite found beyond doubt: the other shapes need no search
+            k = twins[k][0] if k in twins else k  # a shape learned twice is searched once
+            if k in searched:
+                continue
+            searched.add(k)
+            t = self.templates[k]
             if half is None:
-                half = cv2.resize(luma, (luma.shape[1] // 2, luma.shape[0] // 2), interpolation=cv2.INTER_AREA)
-            if t.learned and min(t.image.shape) >= LEARNED_HALF_SEARCH:
-                # A big learned sprite survives half resolution: many peaks there, each rescored
-                # by the unmasked correlation at full resolution around it.
-                learned_peaks += [
-                    (score, x, y, k)
-                    for score, x, y in _rescored(
-                        luma, t, _correlation_peaks(half, t.half, frame.ignore, 5, 0.2, SMALL_SEARCH_FACTOR * n), n, 0.0
-                    )
-                ]
-            elif t.learned:
-                # A small learned sprite has no outline drawn for half resolution and blurs away
-                # there: the unmasked correlation at full resolution (~30 ms at 720p) ranks it.
-                learned_peaks += [
-                    (score, x, y, k) for score, x, y in _correlation_peaks(luma, t.flat, frame.ignore, 9, 0.3, n)
-                ]
+                half = _half(luma)
+            if t.learned:
+                learned_peaks += [(score, x, y, k) for score, x, y in _learned_peaks(luma, half, t, frame.ignore, n)]
             elif t.image.shape[0] >= 2 * MIN_SEARCH_HEIGHT:
                 peaks += [
                     (score, 2 * x, 2 * y) for score, x, y in _correlation_peaks(half, t.half, frame.ignore, 9, 0.3, n)
@@ -442,9 +488,32 @@ class TemplateCursorLocator:
         # must not crowd out the others. A learned sprite's peak box carries the sprite's index:
         # it is matched with that sprite only (the other shapes have peaks of their own), which
         # divides the cost of checking the peaks by the number of shapes.
+        # A twin's peaks are its first sprite's, moved by where the two align.
+        members: dict[int, list[tuple[int, int, int]]] = {k: [(k, 0, 0)] for k in searched}
+        for k, (first, dx, dy) in twins.items():
+            if first in members and k in active:
+                members[first].append((k, dx, dy))
         return [(x - r, y - r, x + r, y + r) for _, x, y in peaks[: cfg.search_peaks]] + [
-            (x - r, y - r, x + r, y + r, k) for _, x, y, k in learned_peaks
+            (x + dx - r, y + dy - r, x + dx + r, y + dy + r, j)
+            for _, x, y, k in learned_peaks
+            for j, dx, dy in members[k]
         ]
+
+    def _twins(self) -> dict[int, tuple[int, int, int]]:
+        """Learned sprites that are twins of an earlier one (``TWIN_SCORE``): index -> (that sprite's
+        index, where this one's top-left lies from its top-left)."""
+        if self._twins_of != len(self.templates):
+            self._twins_of, self._twin_map = len(self.templates), {}
+            firsts: list[int] = []
+            for k in range(self.generic, len(self.templates)):
+                for first in firsts:
+                    score, dx, dy = twin_score(self.templates[first], self.templates[k])
+                    if score >= TWIN_SCORE:
+                        self._twin_map[k] = (first, dx, dy)
+                        break
+                else:
+                    firsts.append(k)
+        return self._twin_map
 
     # -- matching ------------------------------------------------------------------------
 
@@ -468,8 +537,20 @@ class TemplateCursorLocator:
 
     def _unlocked(self) -> list[int]:
         """Every template the lock may have left out: the arrow prior and the learned sprites
-        (a classic arrow keeps matching its exact template, with its exact tip)."""
-        return list(range(len(self.templates)))
+        (a classic arrow keeps matching its exact template, with its exact tip), or the learned
+        sprites alone once the prior is retired (see :meth:`_prior_retired`)."""
+        return list(range(self.generic if self._prior_retired() else 0, len(self.templates)))
+
+    def _prior_retired(self) -> bool:
+        """Is the arrow prior no longer matched? Once learned sprites have given ``PRIOR_RETIRE_AFTER``
+        verified hits and the prior none since the first sprite was learned, the video's pointer is
+        its own sprites: matching the prior beside them costs more than all of them together."""
+        return self.wins[0] >= PRIOR_RETIRE_AFTER and self.wins[1] == 0
+
+    def _credit(self, k: int) -> None:
+        """Count a verified hit of template ``k`` (see :meth:`_prior_retired`)."""
+        if len(self.templates) > self.generic:
+            self.wins[0 if k >= self.generic else 1] += 1
 
     def _active(self) -> list[int]:
         """Templates matched now: the locked one, else every template (the arrow prior and the
@@ -514,6 +595,7 @@ class TemplateCursorLocator:
                 ]
         found: list[CursorHit] = []
         for template in self.learner.observe(frame.index, frame.luma, blobs):
+            template.coarse = min(template.image.shape) >= LEARNED_HALF_SEARCH or self._coarse_finds(template)
             self.templates.append(template)
             self.votes = np.zeros(len(self.templates), dtype=int)  # a new shape: the lock is earned afresh
             self.locked = None
@@ -521,6 +603,26 @@ class TemplateCursorLocator:
             self.last_search = -(10**9)
             found = self._recover_rest(len(self.templates) - 1)
         return found
+
+    def _coarse_finds(self, t: Template) -> bool:
+        """Does the half-resolution whole-frame search find a small sprite just learned where the
+        learner saw it (``COARSE_TRIALS`` sightings, the latest)? A sprite with little structure of
+        its own (a white fill whose outline was not learned, a 12 px hand) blurs into the tissue
+        there and is searched at full resolution."""
+        assert self.learner is not None
+        cfg = self.config
+        th, tw = t.image.shape
+        tried = 0
+        for _index, luma, (x0, y0, x1, y1) in self.learner.sightings[-COARSE_TRIALS:]:
+            score, x, y = match_in(luma, (x0 - tw, y0 - th, x1, y1), t, cfg.min_contrast)
+            if score < cfg.min_score:
+                continue
+            tx, ty = x - t.hotspot[0], y - t.hotspot[1]
+            peaks = _learned_peaks(luma, _half(luma), t, None, cfg.search_peaks, coarse=True)
+            if not any(abs(px - tx) <= 2 and abs(py - ty) <= 2 for _, px, py in peaks):
+                return False
+            tried += 1
+        return tried > 0
 
     def _recover_rest(self, k: int) -> list[CursorHit]:
         """A sprite just learned from motion: where did it rest before it first moved? From the
@@ -745,6 +847,7 @@ class TemplateCursorLocator:
                 # Seen to differ from the background: this track is the pointer.
                 if self.locked is None:
                     self._vote(k)
+                self._credit(k)
                 out.extend(self.pending)
                 self.pending = []
                 self.verified = True
