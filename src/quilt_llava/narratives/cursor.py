@@ -177,6 +177,11 @@ def make_templates(scales: tuple[float, ...], frame_height: int) -> list[Templat
     return [make_template(s * unit) for s in scales]
 
 
+# A template's best match in a region: (score, tip x, tip y, template index, region index); and the one
+# chosen as the pointer, with whether it was seen to differ from the background.
+Match = tuple[float, float, float, int, int]
+Choice = tuple[float, float, float, int, int, bool]
+
 # Marks a history frame whose pixels were dropped (see ``CursorConfig.history_stride``).
 _THINNED = np.empty((0, 0), np.uint8)
 
@@ -752,23 +757,42 @@ class TemplateCursorLocator:
         return self._process_still(frame)
 
     def _process_still(self, frame: AnalysedFrame) -> list[CursorHit]:
-        cfg = self.config
+        """One frame of a still view: a resting pointer is carried over; otherwise candidates are
+        gathered, one is chosen, the track follows it, and the frame is kept for later steps."""
         if self._still_pointer(frame):
-            # Nothing changed around a resting pointer: it is where it was; no matching needed.
-            x, y, _k = self.track  # type: ignore[misc]
-            hit = CursorHit(frame.index, x, y, self.last_score)
-            self.last_hit = frame.index
-            if not self.verified:
-                self.pending.append(hit)
-                self._remember(frame.index, frame.luma, False)
-                if self._quiet_of != frame.index:
-                    self._peaks = None
-                return []
-            self._remember(frame.index, frame.luma if frame.ignore is None else None, True)
-            self.history_hits[frame.index] = (x, y)
-            self._peaks = None  # not looked at for motion: a later search starts afresh
-            return [hit]
+            return self._carry_still(frame)
         out: list[CursorHit] = self._spot_changed(frame)
+        cands = self._gather(frame)
+        self.new_view = False
+        chosen = self._choose(frame, cands)
+        keep: list[tuple[float, float, int]] = [] if self.track is None else [self.track]
+        out += self._follow(frame, chosen)
+        if self.track is not None and chosen is not None:
+            keep.append(self.track)
+        self._settle(frame, out, keep)
+        return out
+
+    def _carry_still(self, frame: AnalysedFrame) -> list[CursorHit]:
+        """Nothing changed around a resting pointer: it is where it was; no matching needed."""
+        x, y, _k = self.track  # type: ignore[misc]
+        hit = CursorHit(frame.index, x, y, self.last_score)
+        self.last_hit = frame.index
+        if not self.verified:
+            self.pending.append(hit)
+            self._remember(frame.index, frame.luma, False)
+            if self._quiet_of != frame.index:
+                self._peaks = None
+            return []
+        self._remember(frame.index, frame.luma if frame.ignore is None else None, True)
+        self.history_hits[frame.index] = (x, y)
+        self._peaks = None  # not looked at for motion: a later search starts afresh
+        return [hit]
+
+    def _gather(self, frame: AnalysedFrame) -> list[Match]:
+        """Candidates of this frame (see :meth:`_candidates`): in the moving blobs; unless one of
+        them continues the verified track, also around the track's last position and at the peaks
+        of a whole-frame search when one is due."""
+        cfg = self.config
         active = self._active()
         blob_boxes = self._blob_boxes(frame)
         if self._quiet_of != frame.index:
@@ -777,33 +801,36 @@ class TemplateCursorLocator:
         if blob_boxes and not cands and self.locked is not None and len(self.templates) > self.generic:
             # Motion the locked sprite does not explain: the pointer may have changed shape.
             cands = self._allowed(frame, self._candidates(frame.luma, blob_boxes, self._unlocked()))
-        if not self._moved_on(frame, cands):
-            # Unless a blob already shows the tracked pointer, moved on, look around its last
-            # position too, and search the whole frame when a view starts or nothing is tracked.
-            boxes: list[tuple[int, ...]] = []
-            if self.track is not None:
-                t = self.templates[self.track[2]]
-                boxes.append(self._box_around_tip(self.track[0], self.track[1], cfg.track_radius, t))
-            searched = False
-            if (self.track is None or not self.verified) and self._search_due(frame):
-                if (
-                    self.new_view
-                    or self._peaks is None
-                    or self._peaks[0] != self.locked
-                    or self._peaks[1] is not frame.ignore
-                ):
-                    self._peaks = (self.locked, frame.ignore, self._search_peaks(frame))
-                boxes.extend(self._peaks[2])
-                self.last_search = frame.index
-                searched = True
-            if boxes:
-                cands = sorted(cands + self._allowed(frame, self._candidates(frame.luma, boxes, active)), reverse=True)
-            boxes += blob_boxes
-            if not cands and self.locked is not None and (searched or self.track is None) and boxes:
-                # The locked size (or shape) may be wrong for this view (zoomed recording, a pointer
-                # that changed shape); try every one.
-                cands = self._allowed(frame, self._candidates(frame.luma, boxes, self._unlocked()))
-        self.new_view = False
+        if self._moved_on(frame, cands):
+            return cands
+        boxes: list[tuple[int, ...]] = []
+        if self.track is not None:
+            t = self.templates[self.track[2]]
+            boxes.append(self._box_around_tip(self.track[0], self.track[1], cfg.track_radius, t))
+        searched = False
+        if (self.track is None or not self.verified) and self._search_due(frame):
+            if (
+                self.new_view
+                or self._peaks is None
+                or self._peaks[0] != self.locked
+                or self._peaks[1] is not frame.ignore
+            ):
+                self._peaks = (self.locked, frame.ignore, self._search_peaks(frame))
+            boxes.extend(self._peaks[2])
+            self.last_search = frame.index
+            searched = True
+        if boxes:
+            cands = sorted(cands + self._allowed(frame, self._candidates(frame.luma, boxes, active)), reverse=True)
+        boxes += blob_boxes
+        if not cands and self.locked is not None and (searched or self.track is None) and boxes:
+            # The locked size (or shape) may be wrong for this view (zoomed recording, a pointer
+            # that changed shape); try every one.
+            cands = self._allowed(frame, self._candidates(frame.luma, boxes, self._unlocked()))
+        return cands
+
+    def _choose(self, frame: AnalysedFrame, cands: list[Match]) -> Choice | None:
+        """The candidate taken as the pointer, and whether it was seen to differ from the background."""
+        cfg = self.config
         chosen = None
         strongest = 0.0
         for score, x, y, k, b in cands:
@@ -822,56 +849,62 @@ class TemplateCursorLocator:
                 cands, key=lambda c: c[0] + 0.5 * min(1.0, self._contrast(frame.luma, c[1], c[2], c[3]) / 120)
             )
             chosen = (score, x, y, k, b, False)
-        keep: list[tuple[float, float, int]] = []
-        if self.track is not None:
-            keep.append(self.track)
+        return chosen
+
+    def _follow(self, frame: AnalysedFrame, chosen: Choice | None) -> list[CursorHit]:
+        """The track follows the chosen candidate (or ends without one); returns the hits it emits:
+        a verified track's hit, with the held-back ones of the track before it was verified."""
+        cfg = self.config
+        out: list[CursorHit] = []
         if chosen is None:
             out.extend(self._end_track())
             self.track = None
+            return out
+        score, x, y, k, _b, changed = chosen
+        # Consecutive hits this close belong to one pointer, even when a blob rather than the
+        # tracking window found it (a pointer that starts to move fast).
+        continues = self.track is not None and math.hypot(x - self.track[0], y - self.track[1]) <= cfg.max_step
+        if not continues:
+            out.extend(self._end_track())
+            self.pending = self._backfill(x, y, k, frame.ignore, frame.scale)
+            if self.dormant and abs(self.dormant[-1].x - x) <= 4 and abs(self.dormant[-1].y - y) <= 4:
+                # The same resting pointer, lost for a moment: its earlier hits rejoin this track.
+                self.pending = [
+                    h for h in self.dormant if h.index < (self.pending[0].index if self.pending else frame.index)
+                ] + self.pending
+            self.dormant = []
+        hit = CursorHit(frame.index, x, y, score)
+        if changed or (continues and self.verified):
+            # Seen to differ from the background: this track is the pointer.
+            if self.locked is None:
+                self._vote(k)
+            self._credit(k)
+            out.extend(self.pending)
+            self.pending = []
+            self.verified = True
+            out.append(hit)
         else:
-            score, x, y, k, b, changed = chosen
-            # Consecutive hits this close belong to one pointer, even when a blob rather than the
-            # tracking window found it (a pointer that starts to move fast).
-            continues = self.track is not None and math.hypot(x - self.track[0], y - self.track[1]) <= cfg.max_step
-            if not continues:
-                out.extend(self._end_track())
-                self.pending = self._backfill(x, y, k, frame.ignore, frame.scale)
-                if self.dormant and abs(self.dormant[-1].x - x) <= 4 and abs(self.dormant[-1].y - y) <= 4:
-                    # The same resting pointer, lost for a moment: its earlier hits rejoin this track.
-                    self.pending = [
-                        h for h in self.dormant if h.index < (self.pending[0].index if self.pending else frame.index)
-                    ] + self.pending
-                self.dormant = []
-            hit = CursorHit(frame.index, x, y, score)
-            if changed or (continues and self.verified):
-                # Seen to differ from the background: this track is the pointer.
-                if self.locked is None:
-                    self._vote(k)
-                self._credit(k)
-                out.extend(self.pending)
-                self.pending = []
-                self.verified = True
-                out.append(hit)
-            else:
-                self.pending.append(hit)
-            self.track = (x, y, k)
-            if k >= self.generic:
-                self.last_learned = k
-            self.last_score = score
-            self.last_hit = frame.index
-            # Only a pointer seen to differ from what it covers may be carried over unchanged frames.
-            self.last_changed = changed or self._change(frame.luma, x, y, k) >= cfg.min_change
-            keep.append(self.track)
+            self.pending.append(hit)
+        self.track = (x, y, k)
+        if k >= self.generic:
+            self.last_learned = k
+        self.last_score = score
+        self.last_hit = frame.index
+        # Only a pointer seen to differ from what it covers may be carried over unchanged frames.
+        self.last_changed = changed or self._change(frame.luma, x, y, k) >= cfg.min_change
+        return out
+
+    def _settle(self, frame: AnalysedFrame, out: list[CursorHit], keep: list[tuple[float, float, int]]) -> None:
+        """After a frame's matching: the pointer-free background, and the frame kept in the view's
+        history (``keep``: where the pointer was before and is now)."""
         self._update_background(frame.luma, keep)
         confirmed = bool(out) and out[-1].index == frame.index
-        # Backfill never walks past a confirmed frame, so its pixels need not be kept.
         # Backfill never walks past a confirmed frame, so its pixels need not be kept, except
         # before a webcam is known: a hit there may turn out to be the webcam.
         keep_pixels = not confirmed or frame.ignore is None
         # Frames are not written to after decoding, so a reference is enough (no copy).
         self._remember(frame.index, frame.luma if keep_pixels else None, confirmed)
         self.history_hits[frame.index] = (out[-1].x, out[-1].y) if confirmed else None
-        return out
 
     def _spot_changed(self, frame: AnalysedFrame) -> list[CursorHit]:
         """Did the spot of an unverified track change since the previous frame? Tissue under a
