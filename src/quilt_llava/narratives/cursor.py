@@ -198,8 +198,8 @@ LEARNED_HALF_SEARCH = 24  # px: learned sprites at least this tall and wide are 
 # are checked with each of them. An arrow, a hand and a crosshair of one theme score < 0.5.
 TWIN_SCORE = 0.65
 COARSE_TRIALS = 3  # sightings a small learned sprite must be found in at half resolution to be searched there
-# Verified hits of learned sprites, with none of the arrow prior's since the first sprite was learned,
-# after which the prior is no longer matched: the video's own sprites explain its pointer.
+# Verified hits of learned sprites after which the sizes of the arrow prior that gave none since the
+# first sprite was learned are no longer matched: the video's own sprites explain its pointer.
 PRIOR_RETIRE_AFTER = 30
 
 
@@ -383,8 +383,8 @@ class TemplateCursorLocator:
         self._ignore_keep: np.ndarray | None = None
         self.locked: int | None = None
         self.votes = np.zeros(len(self.templates), dtype=int)
-        # Verified hits since the first sprite was learned: (of learned sprites, of the arrow prior).
-        self.wins = [0, 0]
+        # Verified hits of each template since the first sprite was learned.
+        self.wins: list[int] = []
         self.last_search = -(10**9)
         # The last whole-frame search's peak boxes, with the template lock and ignore mask it ran
         # under; reused while every frame since has been quiet (no motion pixel): a repeat
@@ -542,20 +542,26 @@ class TemplateCursorLocator:
 
     def _unlocked(self) -> list[int]:
         """Every template the lock may have left out: the arrow prior and the learned sprites
-        (a classic arrow keeps matching its exact template, with its exact tip), or the learned
-        sprites alone once the prior is retired (see :meth:`_prior_retired`)."""
-        return list(range(self.generic if self._prior_retired() else 0, len(self.templates)))
+        (a classic arrow keeps matching its exact template, with its exact tip), less the
+        prior's sizes that are retired (see :meth:`_retired`)."""
+        retired = self._retired()
+        return [k for k in range(len(self.templates)) if k not in retired]
 
-    def _prior_retired(self) -> bool:
-        """Is the arrow prior no longer matched? Once learned sprites have given ``PRIOR_RETIRE_AFTER``
-        verified hits and the prior none since the first sprite was learned, the video's pointer is
-        its own sprites: matching the prior beside them costs more than all of them together."""
-        return self.wins[0] >= PRIOR_RETIRE_AFTER and self.wins[1] == 0
+    def _retired(self) -> set[int]:
+        """Arrow-prior templates no longer matched: once learned sprites have given
+        ``PRIOR_RETIRE_AFTER`` verified hits, every size of the prior that has given none since
+        the first sprite was learned (a pointer keeps its size through a recording; the video's
+        own sprites explain it, and matching the whole prior beside them costs more than all of
+        them together). A size that keeps finding the pointer (a classic arrow) stays."""
+        if sum(self.wins[self.generic :]) < PRIOR_RETIRE_AFTER:
+            return set()
+        return {k for k in range(self.generic) if self.wins[k] == 0}
 
     def _credit(self, k: int) -> None:
-        """Count a verified hit of template ``k`` (see :meth:`_prior_retired`)."""
+        """Count a verified hit of template ``k`` once a sprite is learned (see :meth:`_retired`)."""
         if len(self.templates) > self.generic:
-            self.wins[0 if k >= self.generic else 1] += 1
+            self.wins += [0] * (len(self.templates) - len(self.wins))
+            self.wins[k] += 1
 
     def _active(self) -> list[int]:
         """Templates matched now: the locked one, else every template (the arrow prior and the
