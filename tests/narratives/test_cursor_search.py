@@ -144,3 +144,42 @@ def test_arrow_prior_retired_once_learned_sprites_explain_the_pointer():
     for _ in range(2 * PRIOR_RETIRE_AFTER):
         kept._credit(k)
     assert kept._unlocked() == [2, k]
+
+
+def test_repeat_search_redoes_only_where_the_frame_changed(monkeypatch):
+    """A repeat whole-frame search in a still view correlates only the tiles around what changed
+    since the last one (a pointer that appeared there), keeps the last search's peaks elsewhere,
+    and finds the same peaks as a search of the whole frame."""
+    image, mask = _hand()
+    tissue = _tissue()
+    scale = 4
+    located = TemplateCursorLocator(H)
+    k = _learned(located, image, mask, coarse=True)
+    first = AnalysedFrame(0, 0.0, tissue, None, False, scale=scale)
+    located._note_change(first)
+    located._peaks = (None, None, located._search_peaks(first))  # a new view: the whole frame
+    located.new_view = False
+    x, y = 402, 198
+    luma = _paste(tissue, image, mask, x, y)
+    motion = np.zeros((H // scale, W // scale), np.uint8)
+    motion[y // scale : (y + 14) // scale + 1, x // scale : (x + 14) // scale + 1] = 90
+    later = AnalysedFrame(1, 0.1, luma, motion, False, scale=scale)
+    located._note_change(later)
+    assert located._search_stale(later)
+    regions = located._search_regions(later)
+    assert regions and sum((x1 - x0) * (y1 - y0) for x0, y0, x1, y1 in regions) < 0.3 * H * W
+    shapes = []
+    real = cursor._learned_peaks
+    monkeypatch.setattr(cursor, "_learned_peaks", lambda *a, **kw: shapes.append(a[0].shape) or real(*a, **kw))
+    located._search_peaks(later)
+    assert shapes and all(s[0] * s[1] < 0.3 * H * W for s in shapes)  # crops, not the frame
+    fresh = TemplateCursorLocator(H)
+    fresh.templates.append(located.templates[k])
+    monkeypatch.setattr(cursor, "_learned_peaks", real)
+    fresh._search_peaks(later)
+    assert located._raw[k][0][1:] == fresh._raw[k][0][1:] == (x, y)
+    # The same peaks (scores equal to float rounding: a crop is correlated apart from the frame).
+    assert [p[1:] for p in located._raw[k]] == [p[1:] for p in fresh._raw[k]]
+    assert np.allclose([p[0] for p in located._raw[k]], [p[0] for p in fresh._raw[k]], atol=1e-4)
+    located._note_change(AnalysedFrame(2, 0.2, luma, np.zeros_like(motion), False, scale=scale))
+    assert not located._search_stale(later)  # nothing changed since: the peaks stand

@@ -197,6 +197,9 @@ LEARNED_HALF_SEARCH = 24  # px: learned sprites at least this tall and wide are 
 # pointer seen over different tissue): the whole-frame search runs for the first one only, and its peaks
 # are checked with each of them. An arrow, a hand and a crosshair of one theme score < 0.5.
 TWIN_SCORE = 0.65
+PARTIAL_SEARCH_SHARE = 0.3  # a repeat search redoes only the changed regions while they cover at most this share
+PARTIAL_SEARCH_TILE = 16  # analysis px: changed regions are whole tiles of this size
+PARTIAL_SEARCH_MARGIN = 12  # px around a changed region beyond the largest template (peak windows, rescoring)
 COARSE_TRIALS = 3  # sightings a small learned sprite must be found in at half resolution to be searched there
 # Verified hits of learned sprites after which the sizes of the arrow prior that gave none since the
 # first sprite was learned are no longer matched: the video's own sprites explain its pointer.
@@ -390,7 +393,14 @@ class TemplateCursorLocator:
         # under; reused while every frame since has been quiet (no motion pixel): a repeat
         # search of the same pixels finds the same peaks.
         self._peaks: tuple[int | None, np.ndarray | None, list[tuple[int, ...]]] | None = None
-        self._quiet_of = -1  # index of the last frame whose motion image showed no change
+        # Where frames of this view changed since the last search (analysis scale, 1: motion), and
+        # each template's peaks then (score, top-left x, y): a repeat search (also one for a new lock
+        # or a sprite just learned) redoes only the changed regions (``PARTIAL_SEARCH_SHARE``) for
+        # the templates it has peaks of; the rest of the frame has the same peaks.
+        self._dirty: np.ndarray | None = None
+        self._dirty_known = False  # False: a frame came without a motion image since that search
+        self._raw: dict[int, list[tuple[float, int, int]]] = {}
+        self._raw_ignore: np.ndarray | None = None  # the ignore mask they were found under
         self._twins_of = -1  # number of templates the twin map below was made for
         self._twin_map: dict[int, tuple[int, int, int]] = {}
         self.new_view = True
@@ -422,7 +432,6 @@ class TemplateCursorLocator:
                 self._ignore_key = frame.ignore
             moved = cv2.bitwise_and(moved, self._ignore_keep)
         if cv2.countNonZero(moved) == 0:
-            self._quiet_of = frame.index
             return []
         s = frame.scale
         sizes = [self.templates[k].image.shape for k in self._active()]
@@ -460,8 +469,9 @@ class TemplateCursorLocator:
         elif self.last_learned in active:
             active.remove(self.last_learned)
             active.insert(0, self.last_learned)
-        n = cfg.search_peaks
         twins = self._twins()
+        regions = self._search_regions(frame)
+        raw: dict[int, list[tuple[float, int, int]]] = {}
         searched: set[int] = set()
         for k in active:
             if learned_peaks and learned_peaks[0][0] >= cfg.sure_score:
@@ -470,23 +480,20 @@ class TemplateCursorLocator:
             if k in searched:
                 continue
             searched.add(k)
-            t = self.templates[k]
             if half is None:
                 half = _half(luma)
-            if t.learned:
-                learned_peaks += [(score, x, y, k) for score, x, y in _learned_peaks(luma, half, t, frame.ignore, n)]
-            elif t.image.shape[0] >= 2 * MIN_SEARCH_HEIGHT:
-                peaks += [
-                    (score, 2 * x, 2 * y) for score, x, y in _correlation_peaks(half, t.half, frame.ignore, 9, 0.3, n)
-                ]
+            if regions is None or k not in self._raw:
+                found = self._template_peaks(k, luma, half, frame.ignore)
             else:
-                # A small pointer blurs at half resolution: many half-resolution peaks are rescored
-                # with the full-resolution template around them (far cheaper than a full-resolution
-                # search of the whole frame).
-                peaks += _rescored(
-                    luma, t, _correlation_peaks(half, t.half, frame.ignore, 9, 0.3, SMALL_SEARCH_FACTOR * n), n, 0.3
-                )
-            learned_peaks.sort(reverse=True)
+                found = self._patched_peaks(k, luma, half, frame, regions)
+            raw[k] = found
+            if self.templates[k].learned:
+                learned_peaks += [(score, x, y, k) for score, x, y in found]
+                learned_peaks.sort(reverse=True)
+            else:
+                peaks += found
+        self._raw, self._raw_ignore = raw, frame.ignore
+        self._dirty, self._dirty_known = None, True
         peaks.sort(reverse=True)
         r = 6
         # Each learned sprite keeps its own best peaks: one that matches tissue loosely everywhere
@@ -503,6 +510,107 @@ class TemplateCursorLocator:
             for _, x, y, k in learned_peaks
             for j, dx, dy in members[k]
         ]
+
+    def _template_peaks(
+        self, k: int, luma: np.ndarray, half: np.ndarray, ignore: np.ndarray | None
+    ) -> list[tuple[float, int, int]]:
+        """The best whole-frame peaks of template ``k`` in ``luma`` (``half``: it at half resolution):
+        (score, top-left x, y) at full resolution, best first."""
+        t = self.templates[k]
+        n = self.config.search_peaks
+        if t.learned:
+            return _learned_peaks(luma, half, t, ignore, n)
+        if t.image.shape[0] >= 2 * MIN_SEARCH_HEIGHT:
+            return [(score, 2 * x, 2 * y) for score, x, y in _correlation_peaks(half, t.half, ignore, 9, 0.3, n)]
+        # A small pointer blurs at half resolution: many half-resolution peaks are rescored with the
+        # full-resolution template around them (far cheaper than a full-resolution search of the whole frame).
+        return _rescored(luma, t, _correlation_peaks(half, t.half, ignore, 9, 0.3, SMALL_SEARCH_FACTOR * n), n, 0.3)
+
+    def _patched_peaks(
+        self,
+        k: int,
+        luma: np.ndarray,
+        half: np.ndarray,
+        frame: AnalysedFrame,
+        regions: list[tuple[int, int, int, int]],
+    ) -> list[tuple[float, int, int]]:
+        """Template ``k``'s peaks of the last search where nothing changed since, with those of a
+        search of each changed region (x0, y0, x1, y1; even x0 and y0) in their place."""
+        th, tw = self.templates[k].image.shape
+        found = {
+            (x, y): score
+            for score, x, y in self._raw[k]
+            if not any(x0 <= x <= x1 - tw and y0 <= y <= y1 - th for x0, y0, x1, y1 in regions)
+        }
+        for x0, y0, x1, y1 in regions:
+            if x1 - x0 < tw or y1 - y0 < th:
+                continue
+            crop, half_crop = luma[y0:y1, x0:x1], half[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2]
+            for score, x, y in self._template_peaks(k, crop, half_crop, None):
+                x, y = int(x0 + x), int(y0 + y)  # regions overlap: a peak may be found twice
+                ignored = frame.ignore is not None and _inside(frame.ignore, x, y, frame.scale)
+                if not ignored and score > found.get((x, y), -1.0):
+                    found[x, y] = score
+        return sorted(((score, x, y) for (x, y), score in found.items()), reverse=True)[: self.config.search_peaks]
+
+    def _note_change(self, frame: AnalysedFrame) -> None:
+        """Add this still frame's motion (outside ignored regions) to what changed since the last search."""
+        import cv2
+
+        if frame.motion is None:
+            self._dirty_known = False  # no previous frame to compare with: the next search covers the frame
+            return
+        _, moved = cv2.threshold(frame.motion, self.config.motion_threshold, 1, cv2.THRESH_BINARY)
+        if frame.ignore is not None:
+            moved[frame.ignore] = 0
+        if self._dirty is None or self._dirty.shape != moved.shape:
+            self._dirty = moved
+        else:
+            cv2.bitwise_or(self._dirty, moved, dst=self._dirty)
+
+    def _search_stale(self, frame: AnalysedFrame) -> bool:
+        """Must a due whole-frame search run again, or do the last one's peaks stand (nothing changed
+        since, under the same lock and ignored regions)?"""
+        import cv2
+
+        return (
+            self.new_view
+            or self._peaks is None
+            or self._peaks[0] != self.locked
+            or self._peaks[1] is not frame.ignore
+            or not self._dirty_known
+            or (self._dirty is not None and cv2.countNonZero(self._dirty) > 0)
+        )
+
+    def _search_regions(self, frame: AnalysedFrame) -> list[tuple[int, int, int, int]] | None:
+        """The regions (full resolution, x0, y0, x1, y1) a repeat search must redo: runs of tiles
+        where frames changed since the last search (compression flicker scatters changes), grown
+        by the largest template and a margin; None when the whole frame must be searched (a new
+        view, another ignore mask, change near more than ``PARTIAL_SEARCH_SHARE`` of the frame)."""
+        if self.new_view or not self._dirty_known or not self._raw or self._raw_ignore is not frame.ignore:
+            return None
+        if self._dirty is None:
+            return []
+        import cv2
+
+        T = PARTIAL_SEARCH_TILE
+        h, w = self._dirty.shape
+        tiles = np.pad(self._dirty, ((0, -h % T), (0, -w % T)))
+        tiles = tiles.reshape(tiles.shape[0] // T, T, tiles.shape[1] // T, T).max(axis=(1, 3))
+        H, W = frame.luma.shape
+        side = T * frame.scale  # full-resolution px of a tile
+        size = max(max(t.image.shape) for t in self.templates)
+        grow = -(-(size + PARTIAL_SEARCH_MARGIN) // side)  # tiles around a change a template may overlap it from
+        tiles = cv2.dilate(tiles, np.ones((2 * grow + 1, 2 * grow + 1), np.uint8))
+        if tiles.mean() > PARTIAL_SEARCH_SHARE:
+            return None
+        regions = []
+        for row, cols in enumerate(tiles):
+            on = np.flatnonzero(np.diff(np.concatenate(([0], cols > 0, [0])).astype(np.int8)))
+            for c0, c1 in zip(on[::2], on[1::2]):
+                # A tile row's top-left positions, with room below and right for the template.
+                regions.append((c0 * side, row * side, min(W, c1 * side + size), min(H, (row + 1) * side + size)))
+        return regions
 
     def _twins(self) -> dict[int, tuple[int, int, int]]:
         """Learned sprites that are twins of an earlier one (``TWIN_SCORE``): index -> (that sprite's
@@ -757,6 +865,7 @@ class TemplateCursorLocator:
             self.history_hits.clear()
             self.bg_frame, self.bg_patches = None, []
             return out
+        self._note_change(frame)
         recovered = self._learn(frame)
         if recovered:
             return recovered + self._process_still(frame)
@@ -786,12 +895,9 @@ class TemplateCursorLocator:
         if not self.verified:
             self.pending.append(hit)
             self._remember(frame.index, frame.luma, False)
-            if self._quiet_of != frame.index:
-                self._peaks = None
             return []
         self._remember(frame.index, frame.luma if frame.ignore is None else None, True)
         self.history_hits[frame.index] = (x, y)
-        self._peaks = None  # not looked at for motion: a later search starts afresh
         return [hit]
 
     def _gather(self, frame: AnalysedFrame) -> list[Match]:
@@ -801,8 +907,6 @@ class TemplateCursorLocator:
         cfg = self.config
         active = self._active()
         blob_boxes = self._blob_boxes(frame)
-        if self._quiet_of != frame.index:
-            self._peaks = None  # something changed since the last search
         cands = self._allowed(frame, self._candidates(frame.luma, blob_boxes, active)) if blob_boxes else []
         if blob_boxes and not cands and self.locked is not None and len(self.templates) > self.generic:
             # Motion the locked sprite does not explain: the pointer may have changed shape.
@@ -815,12 +919,7 @@ class TemplateCursorLocator:
             boxes.append(self._box_around_tip(self.track[0], self.track[1], cfg.track_radius, t))
         searched = False
         if (self.track is None or not self.verified) and self._search_due(frame):
-            if (
-                self.new_view
-                or self._peaks is None
-                or self._peaks[0] != self.locked
-                or self._peaks[1] is not frame.ignore
-            ):
+            if self._search_stale(frame):
                 self._peaks = (self.locked, frame.ignore, self._search_peaks(frame))
             boxes.extend(self._peaks[2])
             self.last_search = frame.index
