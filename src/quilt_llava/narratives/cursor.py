@@ -190,7 +190,9 @@ SMALL_SEARCH_FACTOR = 4  # smaller ones: this many times more half-resolution pe
 SMALL_SEARCH_REFINE = 3  # px around each, at full resolution
 COARSE_POSITIONS = 400  # regions with more candidate positions get a coarse unmasked pass first
 COARSE_REFINE = 2  # px around the coarse peak scored with the masked correlation
-DIRECT_POSITIONS = 64  # regions with at most this many positions are correlated by masked_ncc
+# Regions whose positions x masked template pixels are at most this are correlated by masked_ncc, larger
+# ones by OpenCV (whose cost hardly grows with the template; break-even measured at 35-45 thousand).
+DIRECT_WORK = 32_000
 PRIOR_SETTLED_SCORE = 0.8  # an arrow-prior track matching this well is a classic arrow: no sprite is learned meanwhile
 LEARNED_HALF_SEARCH = 24  # px: learned sprites at least this tall and wide are searched at half resolution
 # Learned sprites that look this alike (``twin_score``) are one shape learned twice (a translucent or tiny
@@ -343,7 +345,7 @@ def match_in(
         x0, y0 = x0 + max(0, cx - r), y0 + max(0, cy - r)
         x1, y1 = min(x1, x0 + 2 * r + tw + 1), min(y1, y0 + 2 * r + th + 1)
     roi = luma[y0:y1, x0:x1]
-    if (x1 - x0 - tw + 1) * (y1 - y0 - th + 1) <= DIRECT_POSITIONS:
+    if (x1 - x0 - tw + 1) * (y1 - y0 - th + 1) * template.masked_pixels(tw)[0].size <= DIRECT_WORK:
         res = masked_ncc(roi, template)
     else:
         res = cv2.matchTemplate(roi, template.image, cv2.TM_CCOEFF_NORMED, mask=template.mask)
