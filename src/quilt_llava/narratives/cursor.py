@@ -12,18 +12,26 @@ cross-correlation with templates, and the reported point is the template's hotsp
   shape), and, until one is learned, a generic prior: arrow templates (dark fill /
   light outline; the absolute correlation also catches the inverted, white-filled
   pointer) at a few scales, hotspot at the tip. The prior stays matched beside the
-  learned sprites (a classic arrow keeps its exact template and tip); a sprite just
-  learned is looked for where it rested earlier
-  in the view, and learned sprites find a pointer that never moves in later views;
+  learned sprites (a classic arrow keeps its exact template and tip) until learned
+  sprites have found the pointer 30 times: then each size of the prior that has not
+  found it once since the first sprite was learned is retired (a pointer keeps its
+  size through a recording); a sprite just learned is looked for where it rested
+  earlier in the view, and learned sprites find a pointer that never moves in later views;
 - while one sprite is locked (enough verified hits agree on it), motion it does not
   explain and every whole-frame search still try every learned shape, so a pointer
   that turns into a hand stays tracked;
 
 - candidate regions come from blobs in the frame-to-frame difference (a moving or
-  reappearing cursor), from the last position, and from a whole-frame search at half
-  resolution when a new view starts or nothing is being tracked (a repeat search over
-  frames where nothing changed reuses the last one's peaks); large regions get a
-  cheap unmasked correlation first and the masked one only around its peak;
+  reappearing cursor), from the last position, and from a whole-frame search when a
+  view starts or nothing is being tracked; large regions get a cheap unmasked
+  correlation first and the masked one only around its peak;
+- the whole-frame search runs at half resolution, its many peaks rescored at full
+  resolution: for the prior, and for a learned sprite that survives it (24 px or more,
+  or found there where the learner saw it; a sprite with little structure of its own
+  is searched at full resolution, 30-100 ms at 720p). A shape learned twice (sprites
+  that look alike, ``TWIN_SCORE``) is searched once and its peaks checked with both.
+  A repeat search redoes only the tiles near what changed since the last one, and
+  none at all when nothing changed;
 - a track is *verified* once the pointer is seen to differ from a pointer-free
   background (the last frame, except under the pointer, where the pixels from before
   it arrived are kept). Tissue that merely looks like an arrow never differs from
