@@ -183,3 +183,16 @@ def test_repeat_search_redoes_only_where_the_frame_changed(monkeypatch):
     assert np.allclose([p[0] for p in located._raw[k]], [p[0] for p in fresh._raw[k]], atol=1e-4)
     located._note_change(AnalysedFrame(2, 0.2, luma, np.zeros_like(motion), False, scale=scale))
     assert not located._search_stale(later)  # nothing changed since: the peaks stand
+
+
+def test_retired_prior_still_widens_the_pointer_footprint():
+    """What segment images retake around a found pointer does not shrink when the prior is no
+    longer matched: a learned sprite may miss a shadow the prior's wider boxes cover."""
+    locator = TemplateCursorLocator(H)
+    image, mask = _hand()
+    k = _learned(locator, image, mask, coarse=True)
+    before = locator.footprint(300.0, 200.0, (W, H))
+    for _ in range(PRIOR_RETIRE_AFTER):
+        locator._credit(k)
+    assert locator._unlocked() == [k]
+    assert locator.footprint(300.0, 200.0, (W, H)) == before
