@@ -1110,10 +1110,9 @@ class TemplateCursorLocator:
 
     def footprint(self, x: float, y: float, frame_size: tuple[int, int], margin: int = 3) -> tuple[int, int, int, int]:
         """Pixels a pointer with its tip at (x, y) covers (x0, y0, x1, y1), clipped to the frame: the
-        locked template's box, else the union of every template's (retired sizes of the prior included:
-        a learned sprite may miss a shadow or a translucent edge that the wider union still covers)."""
-        shapes = [self.locked] if self.locked is not None else range(len(self.templates))
-        boxes = [self._patch_box(x, y, self.templates[k]) for k in shapes]
+        union of every template's box (retired sizes of the prior and unlocked shapes included: a
+        learned sprite may miss a shadow or a translucent edge that the wider union still covers)."""
+        boxes = [self._patch_box(x, y, t) for t in self.templates]
         x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
         x1, y1 = max(b[2] for b in boxes), max(b[3] for b in boxes)
         w, h = frame_size
