@@ -12,18 +12,26 @@ cross-correlation with templates, and the reported point is the template's hotsp
   shape), and, until one is learned, a generic prior: arrow templates (dark fill /
   light outline; the absolute correlation also catches the inverted, white-filled
   pointer) at a few scales, hotspot at the tip. The prior stays matched beside the
-  learned sprites (a classic arrow keeps its exact template and tip); a sprite just
-  learned is looked for where it rested earlier
-  in the view, and learned sprites find a pointer that never moves in later views;
+  learned sprites (a classic arrow keeps its exact template and tip) until learned
+  sprites have found the pointer 30 times: then each size of the prior that has not
+  found it once since the first sprite was learned is retired (a pointer keeps its
+  size through a recording); a sprite just learned is looked for where it rested
+  earlier in the view, and learned sprites find a pointer that never moves in later views;
 - while one sprite is locked (enough verified hits agree on it), motion it does not
   explain and every whole-frame search still try every learned shape, so a pointer
   that turns into a hand stays tracked;
 
 - candidate regions come from blobs in the frame-to-frame difference (a moving or
-  reappearing cursor), from the last position, and from a whole-frame search at half
-  resolution when a new view starts or nothing is being tracked (a repeat search over
-  frames where nothing changed reuses the last one's peaks); large regions get a
-  cheap unmasked correlation first and the masked one only around its peak;
+  reappearing cursor), from the last position, and from a whole-frame search when a
+  view starts or nothing is being tracked; large regions get a cheap unmasked
+  correlation first and the masked one only around its peak;
+- the whole-frame search runs at half resolution, its many peaks rescored at full
+  resolution: for the prior, and for a learned sprite that survives it (24 px or more,
+  or found there where the learner saw it; a sprite with little structure of its own
+  is searched at full resolution, 30-100 ms at 720p). A shape learned twice (sprites
+  that look alike, ``TWIN_SCORE``) is searched once and its peaks checked with both.
+  A repeat search redoes only the tiles near what changed since the last one, and
+  none at all when nothing changed;
 - a track is *verified* once the pointer is seen to differ from a pointer-free
   background (the last frame, except under the pointer, where the pixels from before
   it arrived are kept). Tissue that merely looks like an arrow never differs from
@@ -126,7 +134,9 @@ class Template:
     ring: np.ndarray = field(
         repr=False, default_factory=lambda: np.zeros((1, 1), np.uint8)
     )  # 255: pixels of its outline
-    learned: bool = False  # learned from the video (see ``pointer.py``): searched at full resolution
+    learned: bool = False  # learned from the video (see ``pointer.py``)
+    # a learned sprite the whole-frame search finds at half resolution (see ``TemplateCursorLocator._learn``)
+    coarse: bool = False
     min_contrast: float | None = (
         None  # fill/outline contrast a match needs (None: the config's); a learned sprite's own
     )
@@ -179,6 +189,11 @@ def make_templates(scales: tuple[float, ...], frame_height: int) -> list[Templat
     return [make_template(s * unit) for s in scales]
 
 
+# A template's best match in a region: (score, tip x, tip y, template index, region index); and the one
+# chosen as the pointer, with whether it was seen to differ from the background.
+Match = tuple[float, float, float, int, int]
+Choice = tuple[float, float, float, int, int, bool]
+
 # Marks a history frame whose pixels were dropped (see ``CursorConfig.history_stride``).
 _THINNED = np.empty((0, 0), np.uint8)
 
@@ -187,9 +202,22 @@ SMALL_SEARCH_FACTOR = 4  # smaller ones: this many times more half-resolution pe
 SMALL_SEARCH_REFINE = 3  # px around each, at full resolution
 COARSE_POSITIONS = 400  # regions with more candidate positions get a coarse unmasked pass first
 COARSE_REFINE = 2  # px around the coarse peak scored with the masked correlation
-DIRECT_POSITIONS = 64  # regions with at most this many positions are correlated by masked_ncc
+# Regions whose positions x masked template pixels are at most this are correlated by masked_ncc, larger
+# ones by OpenCV (whose cost hardly grows with the template; break-even measured at 35-45 thousand).
+DIRECT_WORK = 32_000
 PRIOR_SETTLED_SCORE = 0.8  # an arrow-prior track matching this well is a classic arrow: no sprite is learned meanwhile
 LEARNED_HALF_SEARCH = 24  # px: learned sprites at least this tall and wide are searched at half resolution
+# Learned sprites that look this alike (``twin_score``) are one shape learned twice (a translucent or tiny
+# pointer seen over different tissue): the whole-frame search runs for the first one only, and its peaks
+# are checked with each of them. An arrow, a hand and a crosshair of one theme score < 0.5.
+TWIN_SCORE = 0.65
+PARTIAL_SEARCH_SHARE = 0.3  # a repeat search redoes only the changed regions while they cover at most this share
+PARTIAL_SEARCH_TILE = 16  # analysis px: changed regions are whole tiles of this size
+PARTIAL_SEARCH_MARGIN = 12  # px around a changed region beyond the largest template (peak windows, rescoring)
+COARSE_TRIALS = 3  # sightings a small learned sprite must be found in at half resolution to be searched there
+# Verified hits of learned sprites after which the sizes of the arrow prior that gave none since the
+# first sprite was learned are no longer matched: the video's own sprites explain its pointer.
+PRIOR_RETIRE_AFTER = 30
 
 
 def _flat_peak(luma: np.ndarray, t: Template, x: int, y: int, r: int) -> tuple[float, int, int]:
@@ -240,6 +268,28 @@ def _rescored(
     return sorted(((score, fx, fy) for (fx, fy), score in fine.items()), reverse=True)[:limit]
 
 
+def _learned_peaks(
+    luma: np.ndarray, half: np.ndarray, t: Template, ignore: np.ndarray | None, n: int, coarse: bool | None = None
+) -> list[tuple[float, int, int]]:
+    """The ``n`` best whole-frame peaks of a learned sprite: (score, top-left x, y), best first.
+
+    A sprite that survives half resolution (``t.coarse``: big enough, or found there where it
+    was seen; ``coarse`` overrides it) is searched at half resolution, the sprite downscaled the
+    same way; many peaks there, each rescored by the unmasked correlation at full resolution around
+    it (a small sprite keeps more: it ranks lower among tissue there). Any other, by the unmasked
+    correlation at full resolution (30-100 ms at 720p against a few ms)."""
+    if not (t.coarse if coarse is None else coarse):
+        return _correlation_peaks(luma, t.flat, ignore, 9, 0.3, n)
+    factor = SMALL_SEARCH_FACTOR * (1 if min(t.image.shape) >= LEARNED_HALF_SEARCH else 2)
+    return _rescored(luma, t, _correlation_peaks(half, t.half, ignore, 5, 0.2, factor * n), n, 0.0)
+
+
+def _half(luma: np.ndarray) -> np.ndarray:
+    import cv2
+
+    return cv2.resize(luma, (luma.shape[1] // 2, luma.shape[0] // 2), interpolation=cv2.INTER_AREA)
+
+
 def masked_ncc(roi: np.ndarray, t: Template) -> np.ndarray:
     """Masked normalised cross-correlation of ``t`` at every position in ``roi`` (what
     ``cv2.matchTemplate(..., TM_CCOEFF_NORMED, mask=...)`` computes, flat windows 0), by
@@ -258,6 +308,25 @@ def masked_ncc(roi: np.ndarray, t: Template) -> np.ndarray:
     res = (windows @ centred) / (np.sqrt(np.where(flat, 1.0, spread)) * max(norm, 1e-12))
     res[flat] = 0.0
     return res.reshape(ny, nx).astype(np.float32)
+
+
+def twin_score(a: Template, b: Template, slack: int = 3) -> tuple[float, int, int]:
+    """How alike two sprites look: the best |masked NCC| of the smaller over the larger (padded by
+    ``slack`` px), and where ``b``'s top-left then lies from ``a``'s (dx, dy); score 0 when their
+    sizes differ by more than a quarter."""
+    small, big = (a, b) if a.image.size <= b.image.size else (b, a)
+    (sh, sw), (bh, bw) = small.image.shape, big.image.shape
+    if sh < 0.75 * bh or sw < 0.75 * bw or sh > bh + slack or sw > bw + slack:
+        return 0.0, 0, 0
+    pad = slack + max(0, sh - bh, sw - bw)
+    res = np.abs(masked_ncc(np.pad(big.image, pad, mode="edge"), small))
+    if res.size == 0:
+        return 0.0, 0, 0
+    y, x = np.unravel_index(int(np.argmax(res)), res.shape)
+    dx, dy = int(x) - pad, int(y) - pad  # the small one's top-left on the big one's grid
+    if small is a:
+        dx, dy = -dx, -dy
+    return float(res[y, x]), dx, dy
 
 
 def match_in(
@@ -288,7 +357,7 @@ def match_in(
         x0, y0 = x0 + max(0, cx - r), y0 + max(0, cy - r)
         x1, y1 = min(x1, x0 + 2 * r + tw + 1), min(y1, y0 + 2 * r + th + 1)
     roi = luma[y0:y1, x0:x1]
-    if (x1 - x0 - tw + 1) * (y1 - y0 - th + 1) <= DIRECT_POSITIONS:
+    if (x1 - x0 - tw + 1) * (y1 - y0 - th + 1) * template.masked_pixels(tw)[0].size <= DIRECT_WORK:
         res = masked_ncc(roi, template)
     else:
         res = cv2.matchTemplate(roi, template.image, cv2.TM_CCOEFF_NORMED, mask=template.mask)
@@ -331,12 +400,23 @@ class TemplateCursorLocator:
         self._ignore_keep: np.ndarray | None = None
         self.locked: int | None = None
         self.votes = np.zeros(len(self.templates), dtype=int)
+        # Verified hits of each template since the first sprite was learned.
+        self.wins: list[int] = []
         self.last_search = -(10**9)
         # The last whole-frame search's peak boxes, with the template lock and ignore mask it ran
         # under; reused while every frame since has been quiet (no motion pixel): a repeat
         # search of the same pixels finds the same peaks.
         self._peaks: tuple[int | None, np.ndarray | None, list[tuple[int, ...]]] | None = None
-        self._quiet_of = -1  # index of the last frame whose motion image showed no change
+        # Where frames of this view changed since the last search (analysis scale, 1: motion), and
+        # each template's peaks then (score, top-left x, y): a repeat search (also one for a new lock
+        # or a sprite just learned) redoes only the changed regions (``PARTIAL_SEARCH_SHARE``) for
+        # the templates it has peaks of; the rest of the frame has the same peaks.
+        self._dirty: np.ndarray | None = None
+        self._dirty_known = False  # False: a frame came without a motion image since that search
+        self._raw: dict[int, list[tuple[float, int, int]]] = {}
+        self._raw_ignore: np.ndarray | None = None  # the ignore mask they were found under
+        self._twins_of = -1  # number of templates the twin map below was made for
+        self._twin_map: dict[int, tuple[int, int, int]] = {}
         self.new_view = True
         # (index, luma, verified hit emitted) of this view's recent frames
         self.history: deque[tuple[int, np.ndarray | None, bool]] = deque(maxlen=self.config.backfill_frames)
@@ -366,7 +446,6 @@ class TemplateCursorLocator:
                 self._ignore_key = frame.ignore
             moved = cv2.bitwise_and(moved, self._ignore_keep)
         if cv2.countNonZero(moved) == 0:
-            self._quiet_of = frame.index
             return []
         s = frame.scale
         sizes = [self.templates[k].image.shape for k in self._active()]
@@ -391,8 +470,6 @@ class TemplateCursorLocator:
     def _search_peaks(self, frame: AnalysedFrame) -> list[tuple[int, ...]]:
         """Whole-frame search (half resolution for pointers big enough to survive it); boxes
         around the best peaks, which are then scored at full resolution."""
-        import cv2
-
         cfg = self.config
         luma = frame.luma
         half = None
@@ -406,49 +483,164 @@ class TemplateCursorLocator:
         elif self.last_learned in active:
             active.remove(self.last_learned)
             active.insert(0, self.last_learned)
-        n = cfg.search_peaks
+        twins = self._twins()
+        regions = self._search_regions(frame)
+        raw: dict[int, list[tuple[float, int, int]]] = {}
+        searched: set[int] = set()
         for k in active:
-            t = self.templates[k]
             if learned_peaks and learned_peaks[0][0] >= cfg.sure_score:
                 break  # a learned sprite found beyond doubt: the other shapes need no search
+            k = twins[k][0] if k in twins else k  # a shape learned twice is searched once
+            if k in searched:
+                continue
+            searched.add(k)
             if half is None:
-                half = cv2.resize(luma, (luma.shape[1] // 2, luma.shape[0] // 2), interpolation=cv2.INTER_AREA)
-            if t.learned and min(t.image.shape) >= LEARNED_HALF_SEARCH:
-                # A big learned sprite survives half resolution: many peaks there, each rescored
-                # by the unmasked correlation at full resolution around it.
-                learned_peaks += [
-                    (score, x, y, k)
-                    for score, x, y in _rescored(
-                        luma, t, _correlation_peaks(half, t.half, frame.ignore, 5, 0.2, SMALL_SEARCH_FACTOR * n), n, 0.0
-                    )
-                ]
-            elif t.learned:
-                # A small learned sprite has no outline drawn for half resolution and blurs away
-                # there: the unmasked correlation at full resolution (~30 ms at 720p) ranks it.
-                learned_peaks += [
-                    (score, x, y, k) for score, x, y in _correlation_peaks(luma, t.flat, frame.ignore, 9, 0.3, n)
-                ]
-            elif t.image.shape[0] >= 2 * MIN_SEARCH_HEIGHT:
-                peaks += [
-                    (score, 2 * x, 2 * y) for score, x, y in _correlation_peaks(half, t.half, frame.ignore, 9, 0.3, n)
-                ]
+                half = _half(luma)
+            if regions is None or k not in self._raw:
+                found = self._template_peaks(k, luma, half, frame.ignore)
             else:
-                # A small pointer blurs at half resolution: many half-resolution peaks are rescored
-                # with the full-resolution template around them (far cheaper than a full-resolution
-                # search of the whole frame).
-                peaks += _rescored(
-                    luma, t, _correlation_peaks(half, t.half, frame.ignore, 9, 0.3, SMALL_SEARCH_FACTOR * n), n, 0.3
-                )
-            learned_peaks.sort(reverse=True)
+                found = self._patched_peaks(k, luma, half, frame, regions)
+            raw[k] = found
+            if self.templates[k].learned:
+                learned_peaks += [(score, x, y, k) for score, x, y in found]
+                learned_peaks.sort(reverse=True)
+            else:
+                peaks += found
+        self._raw, self._raw_ignore = raw, frame.ignore
+        self._dirty, self._dirty_known = None, True
         peaks.sort(reverse=True)
         r = 6
         # Each learned sprite keeps its own best peaks: one that matches tissue loosely everywhere
         # must not crowd out the others. A learned sprite's peak box carries the sprite's index:
         # it is matched with that sprite only (the other shapes have peaks of their own), which
         # divides the cost of checking the peaks by the number of shapes.
+        # A twin's peaks are its first sprite's, moved by where the two align.
+        members: dict[int, list[tuple[int, int, int]]] = {k: [(k, 0, 0)] for k in searched}
+        for k, (first, dx, dy) in twins.items():
+            if first in members and k in active:
+                members[first].append((k, dx, dy))
         return [(x - r, y - r, x + r, y + r) for _, x, y in peaks[: cfg.search_peaks]] + [
-            (x - r, y - r, x + r, y + r, k) for _, x, y, k in learned_peaks
+            (x + dx - r, y + dy - r, x + dx + r, y + dy + r, j)
+            for _, x, y, k in learned_peaks
+            for j, dx, dy in members[k]
         ]
+
+    def _template_peaks(
+        self, k: int, luma: np.ndarray, half: np.ndarray, ignore: np.ndarray | None
+    ) -> list[tuple[float, int, int]]:
+        """The best whole-frame peaks of template ``k`` in ``luma`` (``half``: it at half resolution):
+        (score, top-left x, y) at full resolution, best first."""
+        t = self.templates[k]
+        n = self.config.search_peaks
+        if t.learned:
+            return _learned_peaks(luma, half, t, ignore, n)
+        if t.image.shape[0] >= 2 * MIN_SEARCH_HEIGHT:
+            return [(score, 2 * x, 2 * y) for score, x, y in _correlation_peaks(half, t.half, ignore, 9, 0.3, n)]
+        # A small pointer blurs at half resolution: many half-resolution peaks are rescored with the
+        # full-resolution template around them (far cheaper than a full-resolution search of the whole frame).
+        return _rescored(luma, t, _correlation_peaks(half, t.half, ignore, 9, 0.3, SMALL_SEARCH_FACTOR * n), n, 0.3)
+
+    def _patched_peaks(
+        self,
+        k: int,
+        luma: np.ndarray,
+        half: np.ndarray,
+        frame: AnalysedFrame,
+        regions: list[tuple[int, int, int, int]],
+    ) -> list[tuple[float, int, int]]:
+        """Template ``k``'s peaks of the last search where nothing changed since, with those of a
+        search of each changed region (x0, y0, x1, y1; even x0 and y0) in their place."""
+        th, tw = self.templates[k].image.shape
+        found = {
+            (x, y): score
+            for score, x, y in self._raw[k]
+            if not any(x0 <= x <= x1 - tw and y0 <= y <= y1 - th for x0, y0, x1, y1 in regions)
+        }
+        for x0, y0, x1, y1 in regions:
+            if x1 - x0 < tw or y1 - y0 < th:
+                continue
+            crop, half_crop = luma[y0:y1, x0:x1], half[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2]
+            for score, x, y in self._template_peaks(k, crop, half_crop, None):
+                x, y = int(x0 + x), int(y0 + y)  # regions overlap: a peak may be found twice
+                ignored = frame.ignore is not None and _inside(frame.ignore, x, y, frame.scale)
+                if not ignored and score > found.get((x, y), -1.0):
+                    found[x, y] = score
+        return sorted(((score, x, y) for (x, y), score in found.items()), reverse=True)[: self.config.search_peaks]
+
+    def _note_change(self, frame: AnalysedFrame) -> None:
+        """Add this still frame's motion (outside ignored regions) to what changed since the last search."""
+        import cv2
+
+        if frame.motion is None:
+            self._dirty_known = False  # no previous frame to compare with: the next search covers the frame
+            return
+        _, moved = cv2.threshold(frame.motion, self.config.motion_threshold, 1, cv2.THRESH_BINARY)
+        if frame.ignore is not None:
+            moved[frame.ignore] = 0
+        if self._dirty is None or self._dirty.shape != moved.shape:
+            self._dirty = moved
+        else:
+            cv2.bitwise_or(self._dirty, moved, dst=self._dirty)
+
+    def _search_stale(self, frame: AnalysedFrame) -> bool:
+        """Must a due whole-frame search run again, or do the last one's peaks stand (nothing changed
+        since, under the same lock and ignored regions)?"""
+        import cv2
+
+        return (
+            self.new_view
+            or self._peaks is None
+            or self._peaks[0] != self.locked
+            or self._peaks[1] is not frame.ignore
+            or not self._dirty_known
+            or (self._dirty is not None and cv2.countNonZero(self._dirty) > 0)
+        )
+
+    def _search_regions(self, frame: AnalysedFrame) -> list[tuple[int, int, int, int]] | None:
+        """The regions (full resolution, x0, y0, x1, y1) a repeat search must redo: runs of tiles
+        where frames changed since the last search (compression flicker scatters changes), grown
+        by the largest template and a margin; None when the whole frame must be searched (a new
+        view, another ignore mask, change near more than ``PARTIAL_SEARCH_SHARE`` of the frame)."""
+        if self.new_view or not self._dirty_known or not self._raw or self._raw_ignore is not frame.ignore:
+            return None
+        if self._dirty is None:
+            return []
+        import cv2
+
+        T = PARTIAL_SEARCH_TILE
+        h, w = self._dirty.shape
+        tiles = np.pad(self._dirty, ((0, -h % T), (0, -w % T)))
+        tiles = tiles.reshape(tiles.shape[0] // T, T, tiles.shape[1] // T, T).max(axis=(1, 3))
+        H, W = frame.luma.shape
+        side = T * frame.scale  # full-resolution px of a tile
+        size = max(max(t.image.shape) for t in self.templates)
+        grow = -(-(size + PARTIAL_SEARCH_MARGIN) // side)  # tiles around a change a template may overlap it from
+        tiles = cv2.dilate(tiles, np.ones((2 * grow + 1, 2 * grow + 1), np.uint8))
+        if tiles.mean() > PARTIAL_SEARCH_SHARE:
+            return None
+        regions = []
+        for row, cols in enumerate(tiles):
+            on = np.flatnonzero(np.diff(np.concatenate(([0], cols > 0, [0])).astype(np.int8)))
+            for c0, c1 in zip(on[::2], on[1::2]):
+                # A tile row's top-left positions, with room below and right for the template.
+                regions.append((c0 * side, row * side, min(W, c1 * side + size), min(H, (row + 1) * side + size)))
+        return regions
+
+    def _twins(self) -> dict[int, tuple[int, int, int]]:
+        """Learned sprites that are twins of an earlier one (``TWIN_SCORE``): index -> (that sprite's
+        index, where this one's top-left lies from its top-left)."""
+        if self._twins_of != len(self.templates):
+            self._twins_of, self._twin_map = len(self.templates), {}
+            firsts: list[int] = []
+            for k in range(self.generic, len(self.templates)):
+                for first in firsts:
+                    score, dx, dy = twin_score(self.templates[first], self.templates[k])
+                    if score >= TWIN_SCORE:
+                        self._twin_map[k] = (first, dx, dy)
+                        break
+                else:
+                    firsts.append(k)
+        return self._twin_map
 
     # -- matching ------------------------------------------------------------------------
 
@@ -472,8 +664,26 @@ class TemplateCursorLocator:
 
     def _unlocked(self) -> list[int]:
         """Every template the lock may have left out: the arrow prior and the learned sprites
-        (a classic arrow keeps matching its exact template, with its exact tip)."""
-        return list(range(len(self.templates)))
+        (a classic arrow keeps matching its exact template, with its exact tip), less the
+        prior's sizes that are retired (see :meth:`_retired`)."""
+        retired = self._retired()
+        return [k for k in range(len(self.templates)) if k not in retired]
+
+    def _retired(self) -> set[int]:
+        """Arrow-prior templates no longer matched: once learned sprites have given
+        ``PRIOR_RETIRE_AFTER`` verified hits, every size of the prior that has given none since
+        the first sprite was learned (a pointer keeps its size through a recording; the video's
+        own sprites explain it, and matching the whole prior beside them costs more than all of
+        them together). A size that keeps finding the pointer (a classic arrow) stays."""
+        if sum(self.wins[self.generic :]) < PRIOR_RETIRE_AFTER:
+            return set()
+        return {k for k in range(self.generic) if self.wins[k] == 0}
+
+    def _credit(self, k: int) -> None:
+        """Count a verified hit of template ``k`` once a sprite is learned (see :meth:`_retired`)."""
+        if len(self.templates) > self.generic:
+            self.wins += [0] * (len(self.templates) - len(self.wins))
+            self.wins[k] += 1
 
     def _active(self) -> list[int]:
         """Templates matched now: the locked one, else every template (the arrow prior and the
@@ -518,6 +728,7 @@ class TemplateCursorLocator:
                 ]
         found: list[CursorHit] = []
         for template in self.learner.observe(frame.index, frame.luma, blobs):
+            template.coarse = min(template.image.shape) >= LEARNED_HALF_SEARCH or self._coarse_finds(template)
             self.templates.append(template)
             self.votes = np.zeros(len(self.templates), dtype=int)  # a new shape: the lock is earned afresh
             self.locked = None
@@ -525,6 +736,26 @@ class TemplateCursorLocator:
             self.last_search = -(10**9)
             found = self._recover_rest(len(self.templates) - 1)
         return found
+
+    def _coarse_finds(self, t: Template) -> bool:
+        """Does the half-resolution whole-frame search find a small sprite just learned where the
+        learner saw it (``COARSE_TRIALS`` sightings, the latest)? A sprite with little structure of
+        its own (a white fill whose outline was not learned, a 12 px hand) blurs into the tissue
+        there and is searched at full resolution."""
+        assert self.learner is not None
+        cfg = self.config
+        th, tw = t.image.shape
+        tried = 0
+        for _index, luma, (x0, y0, x1, y1) in self.learner.sightings[-COARSE_TRIALS:]:
+            score, x, y = match_in(luma, (x0 - tw, y0 - th, x1, y1), t, cfg.min_contrast)
+            if score < cfg.min_score:
+                continue
+            tx, ty = x - t.hotspot[0], y - t.hotspot[1]
+            peaks = _learned_peaks(luma, _half(luma), t, None, cfg.search_peaks, coarse=True)
+            if not any(abs(px - tx) <= 2 and abs(py - ty) <= 2 for _, px, py in peaks):
+                return False
+            tried += 1
+        return tried > 0
 
     def _recover_rest(self, k: int) -> list[CursorHit]:
         """A sprite just learned from motion: where did it rest before it first moved? From the
@@ -648,66 +879,79 @@ class TemplateCursorLocator:
             self.history_hits.clear()
             self.bg_frame, self.bg_patches = None, []
             return out
+        self._note_change(frame)
         recovered = self._learn(frame)
         if recovered:
             return recovered + self._process_still(frame)
         return self._process_still(frame)
 
     def _process_still(self, frame: AnalysedFrame) -> list[CursorHit]:
-        cfg = self.config
+        """One frame of a still view: a resting pointer is carried over; otherwise candidates are
+        gathered, one is chosen, the track follows it, and the frame is kept for later steps."""
         if self._still_pointer(frame):
-            # Nothing changed around a resting pointer: it is where it was; no matching needed.
-            x, y, _k = self.track  # type: ignore[misc]
-            hit = CursorHit(frame.index, x, y, self.last_score)
-            self.last_hit = frame.index
-            if not self.verified:
-                self.pending.append(hit)
-                self._remember(frame.index, frame.luma, False)
-                if self._quiet_of != frame.index:
-                    self._peaks = None
-                return []
-            self._remember(frame.index, frame.luma if frame.ignore is None else None, True)
-            self.history_hits[frame.index] = (x, y)
-            self._peaks = None  # not looked at for motion: a later search starts afresh
-            return [hit]
+            return self._carry_still(frame)
         out: list[CursorHit] = self._spot_changed(frame)
+        cands = self._gather(frame)
+        self.new_view = False
+        chosen = self._choose(frame, cands)
+        keep: list[tuple[float, float, int]] = [] if self.track is None else [self.track]
+        out += self._follow(frame, chosen)
+        if self.track is not None and chosen is not None:
+            keep.append(self.track)
+        self._settle(frame, out, keep)
+        return out
+
+    def _carry_still(self, frame: AnalysedFrame) -> list[CursorHit]:
+        """Nothing changed around a resting pointer: it is where it was; no matching needed."""
+        x, y, _k = self.track  # type: ignore[misc]
+        hit = CursorHit(frame.index, x, y, self.last_score)
+        self.last_hit = frame.index
+        if not self.verified:
+            self.pending.append(hit)
+            self._remember(frame.index, frame.luma, False)
+            return []
+        self._remember(frame.index, frame.luma if frame.ignore is None else None, True)
+        self.history_hits[frame.index] = (x, y)
+        return [hit]
+
+    def _gather(self, frame: AnalysedFrame) -> list[Match]:
+        """Candidates of this frame (see :meth:`_candidates`): in the moving blobs; unless one of
+        them continues the verified track, also around the track's last position and at the peaks
+        of a whole-frame search when one is due."""
+        cfg = self.config
         active = self._active()
         if self.track is not None and self.track[2] not in active:
             active = [*active, self.track[2]]  # the shape tracked now, though the lock is on another
         blob_boxes = self._blob_boxes(frame)
-        if self._quiet_of != frame.index:
-            self._peaks = None  # something changed since the last search
         cands = self._allowed(frame, self._candidates(frame.luma, blob_boxes, active)) if blob_boxes else []
         if blob_boxes and not cands and self.locked is not None and len(self.templates) > self.generic:
             # Motion the locked sprite does not explain: the pointer may have changed shape.
             cands = self._allowed(frame, self._candidates(frame.luma, blob_boxes, self._unlocked()))
-        if not self._moved_on(frame, cands):
-            # Unless a blob already shows the tracked pointer, moved on, look around its last
-            # position too, and search the whole frame when a view starts or nothing is tracked.
-            boxes: list[tuple[int, ...]] = []
-            if self.track is not None:
-                t = self.templates[self.track[2]]
-                boxes.append(self._box_around_tip(self.track[0], self.track[1], cfg.track_radius, t))
-            searched = False
-            if (self.track is None or not self.verified) and self._search_due(frame):
-                if (
-                    self.new_view
-                    or self._peaks is None
-                    or self._peaks[0] != self.locked
-                    or self._peaks[1] is not frame.ignore
-                ):
-                    self._peaks = (self.locked, frame.ignore, self._search_peaks(frame))
-                boxes.extend(self._peaks[2])
-                self.last_search = frame.index
-                searched = True
-            if boxes:
-                cands = sorted(cands + self._allowed(frame, self._candidates(frame.luma, boxes, active)), reverse=True)
-            boxes += blob_boxes
-            if not cands and self.locked is not None and (searched or self.track is None) and boxes:
-                # The locked size (or shape) may be wrong for this view (zoomed recording, a pointer
-                # that changed shape); try every one.
-                cands = self._allowed(frame, self._candidates(frame.luma, boxes, self._unlocked()))
-        self.new_view = False
+        if self._moved_on(frame, cands):
+            return cands
+        boxes: list[tuple[int, ...]] = []
+        if self.track is not None:
+            t = self.templates[self.track[2]]
+            boxes.append(self._box_around_tip(self.track[0], self.track[1], cfg.track_radius, t))
+        searched = False
+        if (self.track is None or not self.verified) and self._search_due(frame):
+            if self._search_stale(frame):
+                self._peaks = (self.locked, frame.ignore, self._search_peaks(frame))
+            boxes.extend(self._peaks[2])
+            self.last_search = frame.index
+            searched = True
+        if boxes:
+            cands = sorted(cands + self._allowed(frame, self._candidates(frame.luma, boxes, active)), reverse=True)
+        boxes += blob_boxes
+        if not cands and self.locked is not None and (searched or self.track is None) and boxes:
+            # The locked size (or shape) may be wrong for this view (zoomed recording, a pointer
+            # that changed shape); try every one.
+            cands = self._allowed(frame, self._candidates(frame.luma, boxes, self._unlocked()))
+        return cands
+
+    def _choose(self, frame: AnalysedFrame, cands: list[Match]) -> Choice | None:
+        """The candidate taken as the pointer, and whether it was seen to differ from the background."""
+        cfg = self.config
         chosen = None
         strongest = 0.0
         for score, x, y, k, b in cands:
@@ -726,63 +970,70 @@ class TemplateCursorLocator:
                 cands, key=lambda c: c[0] + 0.5 * min(1.0, self._contrast(frame.luma, c[1], c[2], c[3]) / 120)
             )
             chosen = (score, x, y, k, b, False)
-        keep: list[tuple[float, float, int]] = []
-        if self.track is not None:
-            keep.append(self.track)
+        return chosen
+
+    def _follow(self, frame: AnalysedFrame, chosen: Choice | None) -> list[CursorHit]:
+        """The track follows the chosen candidate (or ends without one); returns the hits it emits:
+        a verified track's hit, with the held-back ones of the track before it was verified."""
+        cfg = self.config
+        out: list[CursorHit] = []
         if chosen is None:
             out.extend(self._end_track())
             self.track = None
+            return out
+        score, x, y, k, _b, changed = chosen
+        # Consecutive hits this close belong to one pointer, even when a blob rather than the
+        # tracking window found it (a pointer that starts to move fast).
+        continues = self.track is not None and math.hypot(x - self.track[0], y - self.track[1]) <= cfg.max_step
+        if continues and not self.verified and not self._track_left(frame, x, y):
+            continues = False  # what the unverified track held is still there: not this pointer
+        if continues and self.verified and not changed and math.hypot(x - self.track[0], y - self.track[1]) > 4:
+            # A pointer that moved differs from what it now covers; an unchanged match some way
+            # off (tissue beside a pointer that vanished) starts a track of its own.
+            continues = False
+        if changed and not (continues and self.verified) and not self._new_here(frame, x, y, k):
+            changed = False  # a spot the pointer just passed over: what shows there now was there before
+        if not continues:
+            out.extend(self._end_track())
+            self.pending = self._backfill(x, y, k, frame.ignore, frame.scale)
+            if self.dormant and abs(self.dormant[-1].x - x) <= 4 and abs(self.dormant[-1].y - y) <= 4:
+                # The same resting pointer, lost for a moment: its earlier hits rejoin this track.
+                self.pending = [
+                    h for h in self.dormant if h.index < (self.pending[0].index if self.pending else frame.index)
+                ] + self.pending
+            self.dormant = []
+        hit = CursorHit(frame.index, x, y, score)
+        if changed or (continues and self.verified):
+            # Seen to differ from the background: this track is the pointer.
+            if self.locked is None:
+                self._vote(k)
+            self._credit(k)
+            out.extend(self.pending)
+            self.pending = []
+            self.verified = True
+            out.append(hit)
         else:
-            score, x, y, k, b, changed = chosen
-            # Consecutive hits this close belong to one pointer, even when a blob rather than the
-            # tracking window found it (a pointer that starts to move fast).
-            continues = self.track is not None and math.hypot(x - self.track[0], y - self.track[1]) <= cfg.max_step
-            if continues and not self.verified and not self._track_left(frame, x, y):
-                continues = False  # what the unverified track held is still there: not this pointer
-            if continues and self.verified and not changed and math.hypot(x - self.track[0], y - self.track[1]) > 4:
-                # A pointer that moved differs from what it now covers; an unchanged match some way
-                # off (tissue beside a pointer that vanished) starts a track of its own.
-                continues = False
-            if changed and not (continues and self.verified) and not self._new_here(frame, x, y, k):
-                changed = False  # a spot the pointer just passed over: what shows there now was there before
-            if not continues:
-                out.extend(self._end_track())
-                self.pending = self._backfill(x, y, k, frame.ignore, frame.scale)
-                if self.dormant and abs(self.dormant[-1].x - x) <= 4 and abs(self.dormant[-1].y - y) <= 4:
-                    # The same resting pointer, lost for a moment: its earlier hits rejoin this track.
-                    self.pending = [
-                        h for h in self.dormant if h.index < (self.pending[0].index if self.pending else frame.index)
-                    ] + self.pending
-                self.dormant = []
-            hit = CursorHit(frame.index, x, y, score)
-            if changed or (continues and self.verified):
-                # Seen to differ from the background: this track is the pointer.
-                if self.locked is None:
-                    self._vote(k)
-                out.extend(self.pending)
-                self.pending = []
-                self.verified = True
-                out.append(hit)
-            else:
-                self.pending.append(hit)
-            self.track = (x, y, k)
-            if k >= self.generic:
-                self.last_learned = k
-            self.last_score = score
-            self.last_hit = frame.index
-            # Only a pointer seen to differ from what it covers may be carried over unchanged frames.
-            self.last_changed = changed or self._change(frame.luma, x, y, k) >= cfg.min_change
-            keep.append(self.track)
+            self.pending.append(hit)
+        self.track = (x, y, k)
+        if k >= self.generic:
+            self.last_learned = k
+        self.last_score = score
+        self.last_hit = frame.index
+        # Only a pointer seen to differ from what it covers may be carried over unchanged frames.
+        self.last_changed = changed or self._change(frame.luma, x, y, k) >= cfg.min_change
+        return out
+
+    def _settle(self, frame: AnalysedFrame, out: list[CursorHit], keep: list[tuple[float, float, int]]) -> None:
+        """After a frame's matching: the pointer-free background, and the frame kept in the view's
+        history (``keep``: where the pointer was before and is now)."""
         self._update_background(frame.luma, keep)
         confirmed = bool(out) and out[-1].index == frame.index
-        # Backfill never walks past a confirmed frame, so its pixels need not be kept.
         # Backfill never walks past a confirmed frame, so its pixels need not be kept, except
         # before a webcam is known: a hit there may turn out to be the webcam.
         keep_pixels = not confirmed or frame.ignore is None
         # Frames are not written to after decoding, so a reference is enough (no copy).
         self._remember(frame.index, frame.luma if keep_pixels else None, confirmed)
         self.history_hits[frame.index] = (out[-1].x, out[-1].y) if confirmed else None
-        return out
 
     def _spot_changed(self, frame: AnalysedFrame) -> list[CursorHit]:
         """Did the spot of an unverified track change since the previous frame? Tissue under a
@@ -912,8 +1163,10 @@ class TemplateCursorLocator:
         return True
 
     def footprint(self, x: float, y: float, frame_size: tuple[int, int], margin: int = 3) -> tuple[int, int, int, int]:
-        """Pixels a pointer with its tip at (x, y) covers (x0, y0, x1, y1), clipped to the frame."""
-        boxes = [self._patch_box(x, y, self.templates[k]) for k in self._active()]
+        """Pixels a pointer with its tip at (x, y) covers (x0, y0, x1, y1), clipped to the frame: the
+        union of every template's box (retired sizes of the prior and unlocked shapes included: a
+        learned sprite may miss a shadow or a translucent edge that the wider union still covers)."""
+        boxes = [self._patch_box(x, y, t) for t in self.templates]
         x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
         x1, y1 = max(b[2] for b in boxes), max(b[3] for b in boxes)
         w, h = frame_size

@@ -1,0 +1,198 @@
+"""What the cursor locator's whole-frame search costs and what it still finds: learned sprites at
+half resolution, a shape learned twice searched once, the arrow prior retired."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from quilt_llava.narratives import cursor
+from quilt_llava.narratives.cursor import (
+    PRIOR_RETIRE_AFTER,
+    TWIN_SCORE,
+    AnalysedFrame,
+    TemplateCursorLocator,
+    twin_score,
+)
+
+from .test_cursor import _slide
+
+cv2 = pytest.importorskip("cv2")
+H, W = 360, 640
+
+
+def _tissue() -> np.ndarray:
+    return cv2.cvtColor(cv2.resize(_slide(), (W, H), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
+
+
+def _hand(size: int = 14) -> tuple[np.ndarray, np.ndarray]:
+    """A small pointer drawn here (not by the extractor): a dark glove with a light outline."""
+    img = np.full((size, size), 250, np.uint8)
+    mask = np.zeros((size, size), np.uint8)
+    cv2.rectangle(mask, (3, 0), (6, size - 1), 255, -1)  # the finger
+    cv2.rectangle(mask, (1, size // 2), (size - 2, size - 1), 255, -1)  # the palm
+    inner = cv2.erode(mask, np.ones((3, 3), np.uint8))
+    img[inner > 0] = 20
+    return img, mask
+
+
+def _learned(locator: TemplateCursorLocator, image: np.ndarray, mask: np.ndarray, coarse: bool) -> int:
+    from quilt_llava.narratives.pointer import template_from_sprite
+
+    t = template_from_sprite(image, mask, (4, 0))
+    t.coarse = coarse
+    locator.templates.append(t)
+    return len(locator.templates) - 1
+
+
+def _paste(luma: np.ndarray, image: np.ndarray, mask: np.ndarray, x: int, y: int) -> np.ndarray:
+    out = luma.copy()
+    h, w = image.shape
+    region = out[y : y + h, x : x + w]
+    region[mask > 0] = image[mask > 0]
+    return out
+
+
+def test_small_sprite_found_at_half_resolution():
+    """A 14 px learned sprite with an outline of its own: the half-resolution search (its peaks
+    rescored at full resolution) finds it where the full-resolution search does."""
+    image, mask = _hand()
+    luma = _paste(_tissue(), image, mask, 301, 157)
+    locator = TemplateCursorLocator(H)
+    k = _learned(locator, image, mask, coarse=True)
+    half = cursor._half(luma)
+    n = locator.config.search_peaks
+    coarse = cursor._learned_peaks(luma, half, locator.templates[k], None, n)
+    full = cursor._learned_peaks(luma, half, locator.templates[k], None, n, coarse=False)
+    assert coarse[0][1:] == full[0][1:] == (301, 157)
+
+
+def test_sprite_without_structure_stays_at_full_resolution():
+    """Where the learner saw it, the half-resolution search must find a small sprite, or it is
+    searched at full resolution: a white fill whose outline was not learned blurs into bright
+    tissue at half resolution; a sprite with its outline does not."""
+    tissue = _tissue()
+    locator = TemplateCursorLocator(H)
+    assert locator.learner is not None
+    image, mask = _hand()
+    hand = _learned(locator, image, mask, coarse=False)
+    fill = cv2.erode(mask, np.ones((3, 3), np.uint8))
+    bright = int(np.percentile(tissue, 95))
+    plain = _learned(locator, np.where(fill > 0, bright, 0).astype(np.uint8), fill, coarse=False)
+    results = {}
+    for k in (hand, plain):
+        t = locator.templates[k]
+        sightings = []
+        for i, (x, y) in enumerate([(120, 80), (400, 200), (520, 60)]):
+            luma = _paste(tissue, t.image, t.mask, x, y)
+            th, tw = t.image.shape
+            sightings.append((i, luma, (x, y, x + tw, y + th)))
+        locator.learner.sightings = sightings
+        results[k] = locator._coarse_finds(t)
+    assert results == {hand: True, plain: False}
+    locator.learner.sightings = []
+    assert not locator._coarse_finds(locator.templates[hand])  # never seen: full resolution
+
+
+def test_shape_learned_twice_is_searched_once(monkeypatch):
+    """Two learned sprites of one shape (the second a pixel smaller, its contrast lower: the same
+    pointer seen over other tissue) are twins: one whole-frame search, whose peaks are checked
+    with both; another shape keeps its own search."""
+    image, mask = _hand()
+    other = cv2.addWeighted(image[1:, 1:], 0.8, np.full_like(image[1:, 1:], 128), 0.2, 0)
+    cross = np.full((15, 15), 250, np.uint8)
+    cross_mask = np.zeros((15, 15), np.uint8)
+    cross_mask[6:9, :] = cross_mask[:, 6:9] = 255
+    cross[7, :] = cross[:, 7] = 10
+    luma = _paste(_tissue(), other, mask[1:, 1:], 211, 95)
+    locator = TemplateCursorLocator(H)
+    locator.config.sure_score = 1.01  # search every shape (none found "beyond doubt" ends the search)
+    first = _learned(locator, image, mask, coarse=True)
+    twin = _learned(locator, other, mask[1:, 1:], coarse=True)
+    crosshair = _learned(locator, cross, cross_mask, coarse=True)
+    assert twin_score(locator.templates[first], locator.templates[twin])[0] >= TWIN_SCORE
+    assert twin_score(locator.templates[first], locator.templates[crosshair])[0] < TWIN_SCORE
+    assert locator._twins() == {twin: (first, 1, 1)}  # its top-left lies 1 px right and down of the first's
+    searched = []
+    real = cursor._learned_peaks
+    monkeypatch.setattr(cursor, "_learned_peaks", lambda *a, **kw: searched.append(a[2]) or real(*a, **kw))
+    boxes = locator._search_peaks(AnalysedFrame(0, 0.0, luma, None, False))
+    assert searched == [locator.templates[first], locator.templates[crosshair]]
+    tags = [b[4] for b in boxes if len(b) > 4]
+    assert tags.count(first) == tags.count(twin) > 0
+    found = locator._candidates(luma, boxes, locator._unlocked())
+    assert found[0][3] == twin and abs(found[0][1] - (211 + 4)) <= 1 and abs(found[0][2] - 95) <= 1
+
+
+def test_arrow_prior_retired_once_learned_sprites_explain_the_pointer():
+    """Once learned sprites have found the pointer ``PRIOR_RETIRE_AFTER`` times, the sizes of the
+    arrow prior that found it not once since the first sprite was learned are no longer matched;
+    a size that did (a classic arrow beside a learned hand) stays."""
+    locator = TemplateCursorLocator(H)
+    prior = list(range(locator.generic))
+    locator._credit(0)  # before any sprite is learned: not counted
+    image, mask = _hand()
+    k = _learned(locator, image, mask, coarse=True)
+    for _ in range(PRIOR_RETIRE_AFTER - 1):
+        locator._credit(k)
+    assert locator._unlocked() == [*prior, k]
+    locator._credit(k)
+    assert locator._unlocked() == [k]  # the video's own sprite explains its pointer
+    kept = TemplateCursorLocator(H)
+    k = _learned(kept, image, mask, coarse=True)
+    kept._credit(2)  # the prior's middle size found the pointer once since
+    for _ in range(2 * PRIOR_RETIRE_AFTER):
+        kept._credit(k)
+    assert kept._unlocked() == [2, k]
+
+
+def test_repeat_search_redoes_only_where_the_frame_changed(monkeypatch):
+    """A repeat whole-frame search in a still view correlates only the tiles around what changed
+    since the last one (a pointer that appeared there), keeps the last search's peaks elsewhere,
+    and finds the same peaks as a search of the whole frame."""
+    image, mask = _hand()
+    tissue = _tissue()
+    scale = 4
+    located = TemplateCursorLocator(H)
+    k = _learned(located, image, mask, coarse=True)
+    first = AnalysedFrame(0, 0.0, tissue, None, False, scale=scale)
+    located._note_change(first)
+    located._peaks = (None, None, located._search_peaks(first))  # a new view: the whole frame
+    located.new_view = False
+    x, y = 402, 198
+    luma = _paste(tissue, image, mask, x, y)
+    motion = np.zeros((H // scale, W // scale), np.uint8)
+    motion[y // scale : (y + 14) // scale + 1, x // scale : (x + 14) // scale + 1] = 90
+    later = AnalysedFrame(1, 0.1, luma, motion, False, scale=scale)
+    located._note_change(later)
+    assert located._search_stale(later)
+    regions = located._search_regions(later)
+    assert regions and sum((x1 - x0) * (y1 - y0) for x0, y0, x1, y1 in regions) < 0.3 * H * W
+    shapes = []
+    real = cursor._learned_peaks
+    monkeypatch.setattr(cursor, "_learned_peaks", lambda *a, **kw: shapes.append(a[0].shape) or real(*a, **kw))
+    located._search_peaks(later)
+    assert shapes and all(s[0] * s[1] < 0.3 * H * W for s in shapes)  # crops, not the frame
+    fresh = TemplateCursorLocator(H)
+    fresh.templates.append(located.templates[k])
+    monkeypatch.setattr(cursor, "_learned_peaks", real)
+    fresh._search_peaks(later)
+    assert located._raw[k][0][1:] == fresh._raw[k][0][1:] == (x, y)
+    # The same peaks (scores equal to float rounding: a crop is correlated apart from the frame).
+    assert [p[1:] for p in located._raw[k]] == [p[1:] for p in fresh._raw[k]]
+    assert np.allclose([p[0] for p in located._raw[k]], [p[0] for p in fresh._raw[k]], atol=1e-4)
+    located._note_change(AnalysedFrame(2, 0.2, luma, np.zeros_like(motion), False, scale=scale))
+    assert not located._search_stale(later)  # nothing changed since: the peaks stand
+
+
+def test_retired_prior_still_widens_the_pointer_footprint():
+    """What segment images retake around a found pointer does not shrink when the prior is no
+    longer matched: a learned sprite may miss a shadow the prior's wider boxes cover."""
+    locator = TemplateCursorLocator(H)
+    image, mask = _hand()
+    k = _learned(locator, image, mask, coarse=True)
+    before = locator.footprint(300.0, 200.0, (W, H))
+    for _ in range(PRIOR_RETIRE_AFTER):
+        locator._credit(k)
+    assert locator._unlocked() == [k]
+    assert locator.footprint(300.0, 200.0, (W, H)) == before
