@@ -196,3 +196,48 @@ def test_retired_prior_still_widens_the_pointer_footprint():
         locator._credit(k)
     assert locator._unlocked() == [k]
     assert locator.footprint(300.0, 200.0, (W, H)) == before
+
+
+def test_masked_ncc_window_cache_gives_the_same_scores():
+    """The cached window indices (``Template.window_index``) change nothing: region shapes beyond the
+    cache's size, and ones seen again after being dropped, score exactly as a fresh template does."""
+    from quilt_llava.narratives.cursor import WINDOW_CACHE, make_template, masked_ncc
+
+    rng = np.random.default_rng(3)
+    t = make_template(1.0)
+    th, tw = t.image.shape
+    shapes = [(th + 1 + i % 5, tw + 1 + i) for i in range(WINDOW_CACHE + 3)] * 2
+    for h, w in shapes:
+        roi = rng.integers(0, 256, (h + 3, w + 2), dtype=np.uint8)[2 : 2 + h, 1 : 1 + w]  # a strided view
+        fresh = make_template(1.0)
+        assert np.array_equal(masked_ncc(roi, t), masked_ncc(roi, fresh))
+    assert len(t._windows) <= WINDOW_CACHE
+
+
+def test_box_matched_once_per_frame(monkeypatch):
+    """A frame's candidate rounds share boxes: each (box, template) pair is matched once per frame,
+    with the very result a fresh match gives; a new frame is matched afresh."""
+    loc = TemplateCursorLocator(H)
+    calls = []
+    real = cursor.match_in
+
+    def counting(luma, box, template, min_contrast=0.0):
+        calls.append((tuple(box), id(template)))
+        return real(luma, box, template, min_contrast)
+
+    monkeypatch.setattr(cursor, "match_in", counting)
+    image, mask = _hand(20)
+    luma = _paste(_tissue(), image, mask, 200, 120)
+    boxes = [(180, 100, 215, 135), (400, 200, 420, 220)]
+    every = list(range(len(loc.templates)))
+    first = loc._candidates(luma, boxes, every[:2])
+    assert len(calls) == 2 * 2
+    again = loc._candidates(luma, boxes, every)
+    assert len(calls) == 2 * len(every)  # only the templates not matched yet
+    assert first == loc._candidates(luma, boxes, every[:2]) and len(calls) == 2 * len(every)
+    fresh = TemplateCursorLocator(H)
+    monkeypatch.setattr(cursor, "match_in", real)
+    assert again and again == fresh._candidates(luma, boxes, every)
+    monkeypatch.setattr(cursor, "match_in", counting)
+    loc._candidates(luma.copy(), boxes, every[:1])  # another frame
+    assert len(calls) == 2 * len(every) + 2

@@ -141,6 +141,7 @@ class Template:
         None  # fill/outline contrast a match needs (None: the config's); a learned sprite's own
     )
     _masked: dict[int, tuple[np.ndarray, np.ndarray, float]] = field(repr=False, default_factory=dict)
+    _windows: dict[tuple[int, int, int], np.ndarray] = field(repr=False, default_factory=dict)
 
     def masked_pixels(self, row_width: int) -> tuple[np.ndarray, np.ndarray, float]:
         """Offsets of the masked pixels in a region ``row_width`` wide, their centred template
@@ -151,6 +152,22 @@ class Template:
             values = self.image[ys, xs].astype(np.float64)
             centred = values - values.mean()
             found = self._masked[row_width] = (ys * row_width + xs, centred, float(np.sqrt(centred @ centred)))
+        return found
+
+    def window_index(self, row_width: int, ny: int, nx: int) -> np.ndarray:
+        """Flat indices of the masked pixels of every window (one row per top-left, ``ny`` by ``nx``
+        of them) in a region ``row_width`` wide: what :func:`masked_ncc` gathers. Kept for the last
+        ``WINDOW_CACHE`` region shapes (a refined match always has the same one), so repeat matches
+        skip building it."""
+        key = (row_width, ny, nx)
+        found = self._windows.get(key)
+        if found is None:
+            offsets = self.masked_pixels(row_width)[0]
+            starts = (np.arange(ny) * row_width)[:, None] + np.arange(nx)
+            found = starts.reshape(-1, 1) + offsets
+            if len(self._windows) >= WINDOW_CACHE:
+                del self._windows[next(iter(self._windows))]  # the oldest shape
+            self._windows[key] = found
         return found
 
 
@@ -205,6 +222,7 @@ COARSE_REFINE = 2  # px around the coarse peak scored with the masked correlatio
 # Regions whose positions x masked template pixels are at most this are correlated by masked_ncc, larger
 # ones by OpenCV (whose cost hardly grows with the template; break-even measured at 35-45 thousand).
 DIRECT_WORK = 32_000
+WINDOW_CACHE = 8  # region shapes per template whose window indices are kept (see ``Template.window_index``)
 PRIOR_SETTLED_SCORE = 0.8  # an arrow-prior track matching this well is a classic arrow: no sprite is learned meanwhile
 LEARNED_HALF_SEARCH = 24  # px: learned sprites at least this tall and wide are searched at half resolution
 # Learned sprites that look this alike (``twin_score``) are one shape learned twice (a translucent or tiny
@@ -298,10 +316,9 @@ def masked_ncc(roi: np.ndarray, t: Template) -> np.ndarray:
     th, tw = t.image.shape
     h, w = roi.shape
     ny, nx = h - th + 1, w - tw + 1
-    offsets, centred, norm = t.masked_pixels(w)
-    starts = (np.arange(ny) * w)[:, None] + np.arange(nx)
-    windows = np.ascontiguousarray(roi).ravel()[starts.reshape(-1, 1) + offsets].astype(np.float64)
-    n = offsets.size
+    _offsets, centred, norm = t.masked_pixels(w)
+    windows = np.ascontiguousarray(roi).ravel()[t.window_index(w, ny, nx)].astype(np.float64)
+    n = centred.size
     sums = windows.sum(axis=1)
     spread = np.einsum("ij,ij->i", windows, windows) - sums * sums / n  # n * variance of each window
     flat = spread <= 1e-6 * n
@@ -396,6 +413,9 @@ class TemplateCursorLocator:
         self.last_hit = -1  # frame index of the last hit (emitted or pending) of the track
         self._blobs_of = -1  # frame index the cached blob boxes belong to
         self._blobs: list[tuple[int, int, int, int]] = []
+        # This frame's matches so far, (box, template index) -> match_in's result (see ``_match``).
+        self._matched_luma: np.ndarray | None = None
+        self._matched: dict[tuple[int, int, int, int, int], tuple[float, float, float]] = {}
         self._ignore_key: np.ndarray | None = None
         self._ignore_keep: np.ndarray | None = None
         self.locked: int | None = None
@@ -655,12 +675,24 @@ class TemplateCursorLocator:
             best = (0.0, 0.0, 0.0, -1, b)
             own = box[4] if len(box) > 4 else -1
             for k in (own,) if own in templates else templates:
-                score, x, y = match_in(luma, box, self.templates[k], self.config.min_contrast)
+                score, x, y = self._match(luma, box, k)
                 if score > best[0]:
                     best = (score, x, y, k, b)
             if best[0] >= self.config.min_score:
                 found.append(best)
         return sorted(found, reverse=True)
+
+    def _match(self, luma: np.ndarray, box: tuple[int, ...], k: int) -> tuple[float, float, float]:
+        """``match_in`` of template ``k`` in ``box``, each pair matched once per frame: a frame's
+        candidates are gathered in several rounds (the active templates, then every one; the blobs,
+        then the tracking window and search peaks with the blobs again) that share boxes."""
+        if self._matched_luma is not luma:
+            self._matched_luma, self._matched = luma, {}
+        key = (box[0], box[1], box[2], box[3], k)
+        found = self._matched.get(key)
+        if found is None:
+            found = self._matched[key] = match_in(luma, box, self.templates[k], self.config.min_contrast)
+        return found
 
     def _unlocked(self) -> list[int]:
         """Every template the lock may have left out: the arrow prior and the learned sprites
@@ -919,6 +951,7 @@ class TemplateCursorLocator:
         them continues the verified track, also around the track's last position and at the peaks
         of a whole-frame search when one is due."""
         cfg = self.config
+        self._matched_luma = None  # matches are shared by this frame's rounds only (see ``_match``)
         active = self._active()
         if self.track is not None and self.track[2] not in active:
             active = [*active, self.track[2]]  # the shape tracked now, though the lock is on another
