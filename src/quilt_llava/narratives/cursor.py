@@ -1078,13 +1078,8 @@ class TemplateCursorLocator:
         index, before, _ = self.history[-1]
         if before is None or index != frame.index - 1 or self.pending[-1].index != index:
             return []
-        x, y, k = self.track
-        t = self.templates[k]
-        x0, y0, x1, y1 = self._patch_box(x, y, t)
-        H, W = frame.luma.shape
-        if x0 < 0 or y0 < 0 or x1 > W or y1 > H:
-            return []
-        if _masked_mean_diff(frame.luma[y0:y1, x0:x1], before[y0:y1, x0:x1], t.mask) < self.config.min_change:
+        diff = self._spot_diff(frame.luma, before, *self.track)
+        if diff is None or diff < self.config.min_change:
             return []
         hits, self.pending = self.pending, []
         self.track = None
@@ -1103,13 +1098,8 @@ class TemplateCursorLocator:
         before = next((luma for i, luma, _ in reversed(self.history) if i == last), None)
         if before is None or before.size == 0:
             return True  # no pixels kept to compare with
-        t = self.templates[k]
-        x0, y0, x1, y1 = self._patch_box(tx, ty, t)
-        H, W = frame.luma.shape
-        if x0 < 0 or y0 < 0 or x1 > W or y1 > H:
-            return True
-        diff = _masked_mean_diff(frame.luma[y0:y1, x0:x1], before[y0:y1, x0:x1], t.mask)
-        return diff >= 0.5 * self.config.min_change
+        diff = self._spot_diff(frame.luma, before, tx, ty, k)
+        return diff is None or diff >= 0.5 * self.config.min_change
 
     def _new_here(self, frame: AnalysedFrame, x: float, y: float, k: int, back: int = 8) -> bool:
         """Is what matches at (x, y) new there? A spot differs from the background (the last frame)
@@ -1122,13 +1112,19 @@ class TemplateCursorLocator:
         held = [(i, luma) for i, luma, _ in self.history if luma is not None and luma.size]
         if not held:
             return True
+        older = next((luma for i, luma in held if i >= frame.index - back), held[-1][1])
+        diff = self._spot_diff(frame.luma, older, x, y, k)
+        return diff is None or diff >= 0.5 * self.config.min_change
+
+    def _spot_diff(self, luma: np.ndarray, other: np.ndarray, x: float, y: float, k: int) -> float | None:
+        """Mean |luma - other| over template ``k``'s pixels with its hotspot at (x, y); None when
+        the template does not fit in the frame there."""
         t = self.templates[k]
         x0, y0, x1, y1 = self._patch_box(x, y, t)
-        H, W = frame.luma.shape
+        H, W = luma.shape
         if x0 < 0 or y0 < 0 or x1 > W or y1 > H:
-            return True
-        older = next((luma for i, luma in held if i >= frame.index - back), held[-1][1])
-        return _masked_mean_diff(frame.luma[y0:y1, x0:x1], older[y0:y1, x0:x1], t.mask) >= 0.5 * self.config.min_change
+            return None
+        return _masked_mean_diff(luma[y0:y1, x0:x1], other[y0:y1, x0:x1], t.mask)
 
     def _contrast(self, luma: np.ndarray, x: float, y: float, k: int) -> float:
         """|mean(fill) - mean(outline)| of the arrow with its tip at (x, y)."""
