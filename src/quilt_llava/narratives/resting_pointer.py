@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from quilt_llava.narratives.cursor import Template, match_in
+from quilt_llava.narratives.cursor import Template, _correlation_peaks, _fill_ring_contrast, _half, match_in
 from quilt_llava.narratives.video import ColourSample
 from quilt_llava.narratives.webcam import Rect
 
@@ -84,18 +84,11 @@ class Found:
 
 
 def _peaks(image: np.ndarray, template: np.ndarray, limit: int) -> list[tuple[int, int]]:
-    """Top-left positions of the ``limit`` best local maxima of |unmasked NCC|."""
-    import cv2
-
+    """Top-left positions of the ``limit`` best local maxima of |unmasked NCC| (within 5 px, above 0.3)."""
     th, tw = template.shape
     if image.shape[0] < th or image.shape[1] < tw:
         return []
-    res = np.abs(cv2.matchTemplate(image, template, cv2.TM_CCOEFF_NORMED))
-    cv2.patchNaNs(res, 0.0)
-    local = res == cv2.dilate(res, np.ones((5, 5), np.uint8))
-    ys, xs = np.nonzero(local & (res > 0.3))
-    order = np.argsort(-res[ys, xs])[:limit]
-    return [(int(xs[i]), int(ys[i])) for i in order]
+    return [(x, y) for _, x, y in _correlation_peaks(image, template, None, 5, 0.3, limit)]
 
 
 def find_resting_pointer(
@@ -110,7 +103,6 @@ def find_resting_pointer(
     image) at ``floor`` or above: unmasked correlation peaks (at half resolution for big
     shapes), each scored with the masked correlation and the fill/outline contrast check
     (``min_contrast`` grey levels for the arrow prior, a learned sprite's own otherwise)."""
-    import cv2
 
     x0, y0, x1, y1 = region
     roi = luma[y0:y1, x0:x1]
@@ -122,7 +114,7 @@ def find_resting_pointer(
             continue
         if min(th, tw) >= HALF_SEARCH_PX:
             if half is None:
-                half = cv2.resize(roi, (roi.shape[1] // 2, roi.shape[0] // 2), interpolation=cv2.INTER_AREA)
+                half = _half(roi)
             spots = [(2 * x, 2 * y, 3) for x, y in _peaks(half, t.half, config.peaks)]
         else:
             spots = [(x, y, 1) for x, y in _peaks(roi, t.flat, config.peaks)]
@@ -132,11 +124,7 @@ def find_resting_pointer(
             if score >= floor and (best is None or score > best.score):
                 fx, fy = round(tip_x) - t.hotspot[0], round(tip_y) - t.hotspot[1]
                 patch = luma[max(0, fy) : fy + th, max(0, fx) : fx + tw]
-                contrast = (
-                    abs(cv2.mean(patch, mask=t.fill)[0] - cv2.mean(patch, mask=t.ring)[0])
-                    if patch.shape == t.fill.shape
-                    else 0.0
-                )
+                contrast = _fill_ring_contrast(patch, t) if patch.shape == t.fill.shape else 0.0
                 best = Found(score, fx, fy, t, contrast)
     return best
 
