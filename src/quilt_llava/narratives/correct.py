@@ -229,7 +229,7 @@ class VocabularyCorrector:
                 for k, w in enumerate(form):
                     self._anchors.setdefault(w, []).append((form, k))
 
-    def _zipf(self, word: str) -> float:
+    def zipf(self, word: str) -> float:
         if word not in self._zipf_cache:
             from wordfreq import zipf_frequency
 
@@ -237,26 +237,52 @@ class VocabularyCorrector:
         return self._zipf_cache[word]
 
     def _holds_term(self, norms: tuple[str, ...]) -> bool:
+        return bool(self.terms_in(norms))
+
+    def terms_in(self, norms: tuple[str, ...]) -> set[str]:
+        """Canonical spellings of the terms that some run of ``norms`` spells."""
         n = len(norms)
-        return any(norms[i:j] in self._index for i in range(n) for j in range(i + 1, n + 1))
+        runs = (norms[i:j] for i in range(n) for j in range(i + 1, n + 1))
+        return {self._index[run].canonical for run in runs if run in self._index}
+
+    def near_terms(self, norms: list[str], min_score: float) -> dict[str, float]:
+        """Terms that a run of up to ``max_ngram`` of ``norms`` spells (score 1) or reads and
+        sounds like (its best score, at least ``min_score``): what the recogniser is asked to
+        listen for in a second pass (:mod:`quilt_llava.narratives.asr_second_pass`)."""
+        found: dict[str, float] = {}
+        for i in range(len(norms)):
+            for n in range(1, self.config.max_ngram + 1):
+                run = tuple(norms[i : i + n])
+                if len(run) < n or not all(run):
+                    continue
+                if run in self._index:
+                    found[self._index[run].canonical] = 1.0
+                    continue
+                if n == 1 and self.zipf(run[0]) >= self.config.max_common_zipf:
+                    continue  # "the", "and": never a mishearing worth listening for
+                best = self.best_term(run)
+                if best is not None and best[1] >= min_score:
+                    name = best[0].canonical
+                    found[name] = max(found.get(name, 0.0), best[1])
+        return found
 
     def _touchable(self, norms: tuple[str, ...]) -> tuple[bool, bool]:
         """(may be changed, holds only common words)."""
         if not all(norms) or self._holds_term(norms):
             return False, False
-        common = all(self._zipf(w) >= self.config.common_zipf for w in norms)
-        if common and len(norms) == 1 and self._zipf(norms[0]) >= self.config.max_common_zipf:
+        common = all(self.zipf(w) >= self.config.common_zipf for w in norms)
+        if common and len(norms) == 1 and self.zipf(norms[0]) >= self.config.max_common_zipf:
             return False, True
         return True, common
 
-    def _bar(self, norms: tuple[str, ...], common: bool) -> float:
+    def bar(self, norms: tuple[str, ...], common: bool) -> float:
         """The score a run must reach: min_score, rising for real words with their frequency."""
         cfg = self.config
         if not common:
             return cfg.min_score
         if cfg.common_ramp_zipf <= 0:
             return cfg.common_min_score
-        above = max(self._zipf(w) for w in norms) - cfg.common_zipf
+        above = max(self.zipf(w) for w in norms) - cfg.common_zipf
         return min(
             cfg.common_min_score, cfg.min_score + (cfg.common_min_score - cfg.min_score) * above / cfg.common_ramp_zipf
         )
@@ -300,7 +326,7 @@ class VocabularyCorrector:
                 if best is None:
                     continue
                 term, score, spelling, sound = best
-                if score < self._bar(run, common) or spelling < cfg.min_spelling:
+                if score < self.bar(run, common) or spelling < cfg.min_spelling:
                     continue
                 if common and n > 1 and spelling < 1.0:
                     continue  # ordinary words together change only when they spell the term ("neo plastic")
@@ -330,7 +356,7 @@ class VocabularyCorrector:
                 spelling = fuzz.ratio("".join(heard), "".join(meant)) / 100
                 sound = fuzz.ratio(sound_key(heard), sound_key(meant)) / 100
                 score = (spelling + sound) / 2
-                if score < self._bar(heard, common) or spelling < cfg.min_spelling:
+                if score < self.bar(heard, common) or spelling < cfg.min_spelling:
                     continue
                 term = self._index[form]
                 found.append(self._edit(ui, start, start + len(form), tokens, term.canonical, score, spelling, sound))
@@ -350,7 +376,7 @@ class VocabularyCorrector:
             return best if best and best[1] >= cfg.min_score and best[2] >= cfg.min_spelling else None
 
         for i, word in enumerate(norms):
-            if not word or self._holds_term((word,)) or self._zipf(word) >= cfg.common_zipf or word.isdigit():
+            if not word or self._holds_term((word,)) or self.zipf(word) >= cfg.common_zipf or word.isdigit():
                 continue
             # one non-word -> term + everyday word, or everyday word + term, when the piece
             # matches a term better than the whole word does
@@ -358,7 +384,7 @@ class VocabularyCorrector:
             for cut in range(cfg.min_piece, len(word) - cfg.min_piece + 1):
                 left, right = word[:cut], word[cut:]
                 for piece, rest, rest_first in ((left, right, False), (right, left, True)):
-                    if self._zipf(rest) < cfg.glue_zipf or (best := term_of(piece)) is None:
+                    if self.zipf(rest) < cfg.glue_zipf or (best := term_of(piece)) is None:
                         continue
                     if whole is not None and whole[1] >= best[1]:
                         continue
@@ -371,7 +397,7 @@ class VocabularyCorrector:
                     continue  # a pause was heard there: the boundary is real
                 for k in (1, 2):
                     head, tail = word[:-k], word[-k:] + norms[i + 1]
-                    if len(head) <= cfg.min_piece or self._zipf(head) < cfg.common_zipf:
+                    if len(head) <= cfg.min_piece or self.zipf(head) < cfg.common_zipf:
                         continue
                     if (best := term_of(tail)) is None:
                         continue
@@ -388,11 +414,11 @@ class VocabularyCorrector:
         found: list[Edit] = []
         ends = [t.rstrip("\"')").endswith((".", "?", "!", ";")) for t in tokens]
         for i, word in enumerate(norms):
-            if not word or word.isdigit() or self._zipf(word) >= cfg.max_common_zipf:
+            if not word or word.isdigit() or self.zipf(word) >= cfg.max_common_zipf:
                 continue
             heard = self._index.get((word,))
             # a real word or another term needs the cue right beside it; a non-word, nearby
-            reach = 1 if heard is not None or self._zipf(word) >= cfg.common_zipf else cfg.cue_window
+            reach = 1 if heard is not None or self.zipf(word) >= cfg.common_zipf else cfg.cue_window
             window = set()
             for j in range(i - 1, max(-1, i - 1 - reach), -1):  # back to the previous sentence end
                 if ends[j]:
@@ -448,7 +474,7 @@ class VocabularyCorrector:
         return sorted(chosen, key=lambda e: (e.utterance, e.first))
 
 
-def _respell(before: list[str], after: str) -> list[str]:
+def respell(before: list[str], after: str) -> list[str]:
     """``after`` as words, with the punctuation around ``before`` (not its own) and its leading capital."""
     words = after.split()
     words[0] = _LEAD.sub("", words[0]) or words[0]
@@ -489,7 +515,7 @@ def apply_edits(transcript: Transcript, edits: list[Edit]) -> Transcript:
         tokens = tokens_of(u)
         words = list(u.words)
         for e in todo:  # from the end, so earlier indices stay valid
-            new = _respell(tokens[e.first : e.last], e.after)
+            new = respell(tokens[e.first : e.last], e.after)
             tokens[e.first : e.last] = new
             if words:
                 words[e.first : e.last] = _timed(tuple(words[e.first : e.last]), new)

@@ -86,6 +86,13 @@ class Vocabulary:
         """Spelling -> the canonical spelling's compared form (for variant-blind scoring)."""
         return {v: t.variants[0] for t in self.terms for v in t.variants}
 
+    def fingerprint(self) -> str:
+        """A short hash of every term, spelling and cue: whether two vocabularies are the same."""
+        import hashlib
+
+        text = "\n".join("|".join(" ".join(v) for v in t.variants) + "@" + ",".join(sorted(t.cues)) for t in self.terms)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
     @property
     def words(self) -> frozenset[str]:
         """Every single word that occurs in some term."""
