@@ -58,7 +58,7 @@ from quilt_llava.files import read_json, write_json
 from quilt_llava.narratives.asr import AsrConfig, load_model, transcribe
 from quilt_llava.narratives.correct import Edit, correct_with_vocabulary, tokens_of
 from quilt_llava.narratives.correct_llm import LLMCorrectionConfig, correct_with_llm
-from quilt_llava.narratives.speech_metrics import damage, score
+from quilt_llava.narratives.speech_metrics import damage, right_lost, score
 from quilt_llava.narratives.transcript import Transcript, transcript_from_records
 from quilt_llava.narratives.vocabulary import Vocabulary
 
@@ -66,6 +66,7 @@ DATA = Path(__file__).with_name("data")
 HELDOUT = {name: DATA / f"asr_{name}_sentences.txt" for name in ("heldout", *(f"heldout{i}" for i in range(2, 6)))}
 SETS = ("demo", *HELDOUT)
 GOALS = {"term_recall": 0.85, "damage": 0.01}
+DEFAULT_MODEL = "tiny.en"
 
 
 def sentences(name: str) -> list[str]:
@@ -75,7 +76,9 @@ def sentences(name: str) -> list[str]:
     return [ln.strip() for ln in lines if ln.strip() and not ln.startswith("#")]
 
 
-def recognise(name: str, lines: list[str], model: Any, asr: AsrConfig, tmp: Path) -> dict[str, Any]:
+def recognise(
+    name: str, lines: list[str], model: Any, asr: AsrConfig, tmp: Path, vocab: Vocabulary | None = None
+) -> dict[str, Any]:
     """Voice ``lines`` with espeak-ng and recognise them: Whisper JSON plus timing figures."""
     utterances, t = [], 0.3
     for line in lines:  # intervals are placeholders: each line is spoken whole, then a pause
@@ -90,21 +93,26 @@ def recognise(name: str, lines: list[str], model: Any, asr: AsrConfig, tmp: Path
         t += (s1 - s0) + 0.6
     audio, sr, spoken = speak_utterances(placed, t, voice)
     wav = write_wav(tmp / f"{name}.wav", audio, sr)
-    result = transcribe(wav, asr, model)
+    result = transcribe(wav, asr, model, vocab)
     data = result.transcript.to_whisper_json()
     data["bench"] = {
         "audio_s": round(result.duration_s, 1),
         "asr_s": round(result.seconds, 2),
         "realtime_factor": round(result.realtime_factor, 3),
+        "second_pass_s": round(result.second_pass_seconds, 2),
+        "second_pass_clips": result.second_pass_clips,
+        "second_pass_changes": [f"{c['before']} -> {c['after']}" for c in result.second_pass_changes],
+        "first_pass_text": result.first_pass.text() if result.first_pass is not None else None,
     }
     return data
 
 
 def kept_recognition(
-    name: str, lines: list[str], model: Any, asr: AsrConfig, tmp: Path, keep: Path | None
+    name: str, lines: list[str], model: Any, asr: AsrConfig, tmp: Path, keep: Path | None, vocab: Vocabulary
 ) -> tuple[Transcript, dict[str, Any]]:
     """The recognition of a set, from ``keep`` when it holds one for these lines and settings."""
-    stamp = {"settings": asr.settings(), "lines": hashlib.sha256("\n".join(lines).encode()).hexdigest()}
+    settings = {**asr.settings(), "vocabulary": vocab.fingerprint()} if asr.second_pass else asr.settings()
+    stamp = {"settings": settings, "lines": hashlib.sha256("\n".join(lines).encode()).hexdigest()}
     path = keep / f"{name}.json" if keep else None
     data = None
     if path is not None and path.is_file():
@@ -112,7 +120,7 @@ def kept_recognition(
         if data.get("stamp") != stamp:
             data = None
     if data is None:
-        data = recognise(name, lines, model, asr, tmp)
+        data = recognise(name, lines, model, asr, tmp, vocab)
         data["stamp"] = stamp
         if path is not None:
             write_json(path, data)
@@ -130,7 +138,7 @@ def run_set(
     llm_options: LLMCorrectionConfig | None = None,
 ) -> dict[str, Any]:
     lines = sentences(name)
-    raw, timing = kept_recognition(name, lines, model, asr, tmp, keep)
+    raw, timing = kept_recognition(name, lines, model, asr, tmp, keep, vocab)
     script = " ".join(lines)
     fixed, edits = correct_with_vocabulary(raw, vocab)
     hurt, right = damage_of(script, raw, edits, vocab)
@@ -139,12 +147,20 @@ def run_set(
         "sentences": len(lines),
         **timing,
         "raw": score(script, raw.text(), vocab).to_dict(),
+        **(
+            {"first_pass": score(script, timing["first_pass_text"], vocab).to_dict()}
+            if timing.get("first_pass_text")
+            else {}
+        ),
         "vocabulary": score(script, fixed.text(), vocab).to_dict(),
         "changes": len(edits),
         "right_words_changed": hurt,
         "right_words": right,
         "damage": round(hurt / max(1, right), 4),
         "edits": [f"{e.before} -> {e.after}" for e in edits],
+        # the whole chain's damage: words the first pass had right that the second pass and
+        # the correction together made wrong (= right_words_changed without a second pass)
+        "right_words_lost": right_lost(script, timing.get("first_pass_text") or raw.text(), fixed.text(), vocab),
         "raw_text": raw.text(),
         "corrected_text": fixed.text(),
     }
@@ -199,8 +215,17 @@ def damage_of(script: str, raw: Transcript, edits: list[Edit], vocab: Vocabulary
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--set", choices=(*SETS, "all"), action="append", help="a set to run (repeatable; default all)")
-    ap.add_argument("--model", default="tiny.en", help="ASR model folder or name (default: the bundled tiny.en).")
-    ap.add_argument("--beam-size", type=int, default=5)
+    ap.add_argument("--model", default=DEFAULT_MODEL, help="ASR model folder or name (default: the bundled tiny.en).")
+    defaults = AsrConfig(model=DEFAULT_MODEL)
+    ap.add_argument("--beam-size", type=int, default=defaults.beam_size)
+    ap.add_argument(
+        "--second-pass",
+        action=argparse.BooleanOptionalAction,
+        default=defaults.second_pass,
+        help="the vocabulary-informed second ASR pass (AsrConfig.second_pass)",
+    )
+    ap.add_argument("--prompt", help="a Whisper initial prompt for the whole audio (AsrConfig.initial_prompt)")
+    ap.add_argument("--hotwords", help="faster-whisper hotwords for the whole audio (AsrConfig.hotwords)")
     ap.add_argument("--llm-base-url", default=os.environ.get("QUILT_LLAVA_LLM_BASE_URL", ""))
     ap.add_argument("--llm-model", default=os.environ.get("QUILT_LLAVA_LLM_MODEL", "gpt-4"))
     ap.add_argument(
@@ -220,7 +245,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
 
-    asr = AsrConfig(model=args.model, beam_size=args.beam_size)
+    asr = AsrConfig(
+        model=args.model,
+        beam_size=args.beam_size,
+        second_pass=args.second_pass,
+        initial_prompt=args.prompt,
+        hotwords=args.hotwords,
+    )
     vocab = Vocabulary.load()
     t0 = time.perf_counter()
     model = load_model(asr)
@@ -254,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
         results = [run_set(n, model, asr, vocab, Path(tmp), llm, args.keep, llm_options) for n in names]
     report = {
         "model": args.model,
-        "beam_size": args.beam_size,
+        "asr_settings": asr.settings(),
         "model_load_s": round(load_s, 2),
         "machine": {
             "platform": platform.platform(),
@@ -270,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(report))
         return 0
     print(
-        f"model {args.model} (beam {args.beam_size}), loaded in {load_s:.1f} s; {platform.platform()}, "
+        f"model {args.model} ({asr.settings()}), loaded in {load_s:.1f} s; {platform.platform()}, "
         f"{os.cpu_count()} CPUs, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}"
     )
     head = f"{'set':8} {'stage':11} {'WER':>6} {'terms':>9} {'recall':>7}"
@@ -278,9 +309,15 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"\n{r['set']}: {r['sentences']} sentences, {r['audio_s']} s of speech, ASR {r['asr_s']} s "
             f"= {r['realtime_factor']:.3f} x real time"
+            + (
+                f" (second pass {r['second_pass_s']} s over {r['second_pass_clips']} clip(s), "
+                f"{len(r['second_pass_changes'])} change(s): {'; '.join(r['second_pass_changes'])})"
+                if asr.second_pass
+                else ""
+            )
         )
         print(head)
-        for stage in ("raw", "vocabulary", "llm"):
+        for stage in ("first_pass", "raw", "vocabulary", "llm"):
             if stage in r:
                 s = r[stage]
                 print(
@@ -289,7 +326,8 @@ def main(argv: list[str] | None = None) -> int:
                 )
         print(
             f"vocabulary changes: {r['changes']}; right words changed into wrong ones: "
-            f"{r['right_words_changed']}/{r['right_words']} = {100 * r['damage']:.2f} % (goal <= 1 %)"
+            f"{r['right_words_changed']}/{r['right_words']} = {100 * r['damage']:.2f} % (goal <= 1 %); "
+            "right words of the first pass lost by the whole chain: {}/{}".format(*r["right_words_lost"])
         )
         print("  " + "; ".join(r["edits"]))
         if "llm" in r:

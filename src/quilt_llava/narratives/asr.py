@@ -94,6 +94,7 @@ class AsrResult:
     second_pass_seconds: float = 0.0  # of ``seconds``, the second pass's
     second_pass_clips: int = 0  # clips decoded again
     second_pass_changes: tuple[dict[str, Any], ...] = ()  # where its words were taken (before/after)
+    first_pass: Transcript | None = None  # the recognition before the second pass, when it ran
 
     @property
     def realtime_factor(self) -> float:
@@ -216,7 +217,9 @@ def transcribe(
     first = time.perf_counter() - t0
     changes: list[dict[str, Any]] = []
     clips = 0
+    first_pass = None
     if config.second_pass and records:
+        first_pass = transcript_from_records(records, f"{media} (ASR first pass)")
         from quilt_llava.narratives.asr_second_pass import SecondPass
         from quilt_llava.narratives.correct import VocabularyCorrector
 
@@ -226,7 +229,15 @@ def transcribe(
     seconds = time.perf_counter() - t0
     transcript = transcript_from_records(records, f"{media} (ASR)")
     return AsrResult(
-        transcript, str(config.model), len(audio) / SAMPLE_RATE, seconds, bad, seconds - first, clips, tuple(changes)
+        transcript,
+        str(config.model),
+        len(audio) / SAMPLE_RATE,
+        seconds,
+        bad,
+        seconds - first,
+        clips,
+        tuple(changes),
+        first_pass,
     )
 
 

