@@ -66,12 +66,14 @@ def wav(tmp_path):
 
 def test_prompt_and_hotwords_reach_faster_whisper(wav):
     model = ScriptedModel([segment("the stroma stays blue", 0.5)])
-    cfg = AsrConfig("tiny.en", hotwords="stroma eosin", initial_prompt="A slide of stroma.", beam_size=3)
+    cfg = AsrConfig(
+        "tiny.en", hotwords="stroma eosin", initial_prompt="A slide of stroma.", beam_size=3, second_pass=False
+    )
     transcribe(wav, cfg, model)
     call = model.calls[0]
     assert call["hotwords"] == "stroma eosin" and call["initial_prompt"] == "A slide of stroma."
     assert call["beam_size"] == 3 and call["word_timestamps"] is True
-    assert len(model.calls) == 1  # no second pass unless asked
+    assert len(model.calls) == 1  # no second pass when it is off
 
 
 def test_second_pass_asks_for_the_candidate_terms_and_keeps_timings_inside(wav):
@@ -133,14 +135,14 @@ def test_cache_records_the_decoding_settings(wav, tmp_path):
     def model():
         return ScriptedModel([segment("the stroma stays blue", 0.5)])
 
-    plain = AsrConfig("tiny.en")
+    plain = AsrConfig("tiny.en", second_pass=False)
     assert transcribe_to_file(wav, out, plain, model()) is True
     assert cached_transcript(wav, out, plain)
     assert not cached_transcript(wav, out, AsrConfig("tiny.en", second_pass=True))
-    assert not cached_transcript(wav, out, AsrConfig("tiny.en", hotwords="stroma"))
-    assert not cached_transcript(wav, out, AsrConfig("tiny.en", initial_prompt="Histology."))
+    assert not cached_transcript(wav, out, AsrConfig("tiny.en", second_pass=False, hotwords="stroma"))
+    assert not cached_transcript(wav, out, AsrConfig("tiny.en", second_pass=False, initial_prompt="Histology."))
     # second-pass settings only matter when the pass runs
-    assert cached_transcript(wav, out, AsrConfig("tiny.en", second_pass_terms=3))
+    assert cached_transcript(wav, out, AsrConfig("tiny.en", second_pass=False, second_pass_terms=3))
     two = AsrConfig("tiny.en", second_pass=True)
     assert transcribe_to_file(wav, out, two, model()) is True
     meta = json.loads(out.read_text())["asr"]
