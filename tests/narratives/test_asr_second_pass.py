@@ -162,3 +162,24 @@ def test_invalid_settings_are_listed_together(wav):
     with pytest.raises(ConfigError) as err:
         transcribe(wav, cfg, ScriptedModel([]))
     assert len(err.value.problems) == 4
+
+
+def test_extract_options_carry_the_decoding_settings(tmp_path):
+    from quilt_llava.narratives.cli import ExtractOptions
+
+    opts = ExtractOptions(
+        input=tmp_path / "v.mp4",
+        out=tmp_path / "out",
+        asr_model="tiny.en",
+        asr_second_pass=False,
+        asr_beam_size=2,
+        asr_prompt="Histology of the colon.",
+        asr_hotwords="crypts goblet",
+    )
+    cfg = opts.asr_config()
+    assert (cfg.model, cfg.second_pass, cfg.beam_size) == ("tiny.en", False, 2)
+    assert (cfg.initial_prompt, cfg.hotwords) == ("Histology of the colon.", "crypts goblet")
+    assert ExtractOptions(input=tmp_path, out=tmp_path).asr_second_pass is AsrConfig("x").second_pass
+    opts.asr_beam_size = 0
+    with pytest.raises(ConfigError, match="beam_size"):
+        opts.validate()
