@@ -102,7 +102,7 @@ def recognise(
         "second_pass_s": round(result.second_pass_seconds, 2),
         "second_pass_clips": result.second_pass_clips,
         "second_pass_changes": [f"{c['before']} -> {c['after']}" for c in result.second_pass_changes],
-        "first_pass_text": result.first_pass.text() if result.first_pass is not None else None,
+        "first_pass": result.first_pass.to_whisper_json()["segments"] if result.first_pass is not None else None,
     }
     return data
 
@@ -140,6 +140,7 @@ def run_set(
     lines = sentences(name)
     raw, timing = kept_recognition(name, lines, model, asr, tmp, keep, vocab)
     script = " ".join(lines)
+    first = transcript_from_records(timing["first_pass"], f"{name} (1st pass)") if timing.get("first_pass") else None
     fixed, edits = correct_with_vocabulary(raw, vocab)
     hurt, right = damage_of(script, raw, edits, vocab)
     out: dict[str, Any] = {
@@ -147,11 +148,7 @@ def run_set(
         "sentences": len(lines),
         **timing,
         "raw": score(script, raw.text(), vocab).to_dict(),
-        **(
-            {"first_pass": score(script, timing["first_pass_text"], vocab).to_dict()}
-            if timing.get("first_pass_text")
-            else {}
-        ),
+        **(paired(script, timing["first_pass"], vocab) if timing.get("first_pass") else {}),
         "vocabulary": score(script, fixed.text(), vocab).to_dict(),
         "changes": len(edits),
         "right_words_changed": hurt,
@@ -160,7 +157,7 @@ def run_set(
         "edits": [f"{e.before} -> {e.after}" for e in edits],
         # the whole chain's damage: words the first pass had right that the second pass and
         # the correction together made wrong (= right_words_changed without a second pass)
-        "right_words_lost": right_lost(script, timing.get("first_pass_text") or raw.text(), fixed.text(), vocab),
+        "right_words_lost": right_lost(script, first.text() if first else raw.text(), fixed.text(), vocab),
         "raw_text": raw.text(),
         "corrected_text": fixed.text(),
     }
@@ -177,6 +174,19 @@ def run_set(
         out["llm_rejected_edits"] = [f"{r.edit}: {r.reason}" for r in rejected]
         out["llm_text"] = corrected.text()
     return out
+
+
+def paired(script: str, first_pass: list[dict[str, Any]], vocab: Vocabulary) -> dict[str, Any]:
+    """Scores of the first pass alone and corrected alone: the same recognition without the second
+    pass (the recogniser's sampling fallback makes two runs differ, so compare within one run)."""
+    first = transcript_from_records(first_pass, "first pass")
+    fixed, edits = correct_with_vocabulary(first, vocab)
+    hurt, right = damage_of(script, first, edits, vocab)
+    return {
+        "first_pass": score(script, first.text(), vocab).to_dict(),
+        "first_pass_vocabulary": score(script, fixed.text(), vocab).to_dict(),
+        "first_pass_vocabulary_damage": [hurt, right],
+    }
 
 
 def reason_kind(reason: str) -> str:
@@ -304,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
         f"model {args.model} ({asr.settings()}), loaded in {load_s:.1f} s; {platform.platform()}, "
         f"{os.cpu_count()} CPUs, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}"
     )
-    head = f"{'set':8} {'stage':11} {'WER':>6} {'terms':>9} {'recall':>7}"
+    head = f"{'set':8} {'stage':21} {'WER':>6} {'terms':>9} {'recall':>7}"
     for r in results:
         print(
             f"\n{r['set']}: {r['sentences']} sentences, {r['audio_s']} s of speech, ASR {r['asr_s']} s "
@@ -317,11 +327,11 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
         print(head)
-        for stage in ("first_pass", "raw", "vocabulary", "llm"):
+        for stage in ("first_pass", "first_pass_vocabulary", "raw", "vocabulary", "llm"):
             if stage in r:
                 s = r[stage]
                 print(
-                    f"{r['set']:8} {stage:11} {s['wer']:6.3f} {s['terms_found']:>4}/{s['terms']:<4} "
+                    f"{r['set']:8} {stage:21} {s['wer']:6.3f} {s['terms_found']:>4}/{s['terms']:<4} "
                     f"{s['term_recall']:7.3f}"
                 )
         print(
