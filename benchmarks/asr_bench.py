@@ -33,6 +33,11 @@ changed into wrong ones (goal <= 1 %); the LLM edits applied and rejected by the
 by reason; goal term recall >= 0.85.
 Speed: recognition time over audio time (the baseline is real time: < 1 is faster).
 
+Decoding settings (``AsrConfig``): ``--no-second-pass`` (the vocabulary-informed second pass is on
+by default; with it on, each set is also scored on its first pass alone, corrected and not, so the
+two are compared on the same recognition), ``--second-pass-terms/-min-score/-clip-s``,
+``--prompt TEXT`` and ``--hotwords TEXT`` (for the whole audio), ``--beam-size``.
+
 Run: ``OMP_NUM_THREADS=2 .venv/bin/python benchmarks/asr_bench.py [--set NAME ...] [--keep DIR] [--json]``
 (``--llm-local`` or ``--llm-base-url URL --llm-model NAME`` add the LLM pass).
 """
@@ -234,6 +239,9 @@ def main(argv: list[str] | None = None) -> int:
         default=defaults.second_pass,
         help="the vocabulary-informed second ASR pass (AsrConfig.second_pass)",
     )
+    for name in ("terms", "min_score", "clip_s"):
+        default = getattr(defaults, f"second_pass_{name}")
+        ap.add_argument(f"--second-pass-{name.replace('_', '-')}", type=type(default), default=default)
     ap.add_argument("--prompt", help="a Whisper initial prompt for the whole audio (AsrConfig.initial_prompt)")
     ap.add_argument("--hotwords", help="faster-whisper hotwords for the whole audio (AsrConfig.hotwords)")
     ap.add_argument("--llm-base-url", default=os.environ.get("QUILT_LLAVA_LLM_BASE_URL", ""))
@@ -259,6 +267,9 @@ def main(argv: list[str] | None = None) -> int:
         model=args.model,
         beam_size=args.beam_size,
         second_pass=args.second_pass,
+        second_pass_terms=args.second_pass_terms,
+        second_pass_min_score=args.second_pass_min_score,
+        second_pass_clip_s=args.second_pass_clip_s,
         initial_prompt=args.prompt,
         hotwords=args.hotwords,
     )
