@@ -183,3 +183,15 @@ def test_extract_options_carry_the_decoding_settings(tmp_path):
     opts.asr_beam_size = 0
     with pytest.raises(ConfigError, match="beam_size"):
         opts.validate()
+
+
+def test_a_clip_without_audio_of_its_own_is_not_decoded(corrector):
+    recs = [
+        {"start": 0.0, "end": 2.0, "words": timed("the tumour land", 0.0)},
+        {"start": 1.95, "end": 1.97, "words": timed("land", 1.95, 0.05)},
+        {"start": 1.96, "end": 3.0, "words": timed("stays blue", 1.96)},
+    ]
+    model = ScriptedModel([])
+    sp = SecondPass(model, AsrConfig("tiny.en", second_pass=True), corrector)
+    assert sp._decode(np.zeros(3 * SR, np.float32), recs, [1], ["gland"]) == []
+    assert model.calls == []

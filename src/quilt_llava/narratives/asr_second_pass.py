@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 
 SAMPLE_RATE = 16_000
 CLIP_MARGIN_S = 0.3  # audio kept either side of a clip's segments (not past a neighbour)
+MIN_CLIP_S = 0.2
 MIN_KEPT_WORDS = 0.5  # a segment whose second pass has fewer words than this share of the first is not merged
 
 
@@ -118,6 +119,8 @@ class SecondPass:
         hi = records[last]["end"] + CLIP_MARGIN_S
         if last + 1 < len(records):
             hi = min(hi, records[last + 1]["start"])
+        if hi - lo < MIN_CLIP_S:
+            return []  # overlapping neighbours left no audio of its own: keep the first pass
         clip = audio[int(lo * SAMPLE_RATE) : int(hi * SAMPLE_RATE)]
         segments, _info = self.model.transcribe(
             clip,
