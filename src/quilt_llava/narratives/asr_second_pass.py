@@ -23,7 +23,7 @@ and in order.
 
 Measured (docs/BENCHMARKS.md, Speech): decoding the whole audio with a domain prompt or
 hotwords makes the tiny model drop and merge sentences (term recall falls); this
-segment-wise pass with a guarded merge is what helped (term recall after correction +1 to
+segment-wise pass with a guarded merge is what helped (term recall after correction 0 to
 +5 terms per set, e.g. 0.73 -> 0.75 on a clean held-out set). It costs a second decode of
 the clips that have candidates: the whole recognition takes about 2 x as long.
 
