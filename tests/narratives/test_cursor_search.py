@@ -239,5 +239,34 @@ def test_box_matched_once_per_frame(monkeypatch):
     monkeypatch.setattr(cursor, "match_in", real)
     assert again and again == fresh._candidates(luma, boxes, every)
     monkeypatch.setattr(cursor, "match_in", counting)
-    loc._candidates(luma.copy(), boxes, every[:1])  # another frame
-    assert len(calls) == 2 * len(every) + 2
+    loc._candidates(luma.copy(), boxes, every)  # another frame, the same pixels: nothing matched again
+    assert len(calls) == 2 * len(every)
+    moved = _paste(_tissue(), image, mask, 203, 121)  # the pointer moved within the first box only
+    after = loc._candidates(moved, boxes, every)
+    assert len(calls) == 3 * len(every)  # the second box's pixels are those of the frame before
+    monkeypatch.setattr(cursor, "match_in", real)
+    assert after == TemplateCursorLocator(H)._candidates(moved, boxes, every)
+
+
+def test_correlation_peaks_are_those_of_a_plain_reading():
+    """The whole-frame search's peaks: local maxima of |NCC| within ``window`` above ``floor``, best
+    first, computed here with numpy from the definition (ties and flat, NaN windows included)."""
+    from quilt_llava.narratives.cursor import _correlation_peaks, make_template
+
+    rng = np.random.default_rng(5)
+    for trial in range(6):
+        image = cv2.GaussianBlur(rng.integers(0, 256, (120, 200), dtype=np.uint8), (0, 0), 0.8 + 0.4 * trial)
+        image[80:, : 40 * trial + 10] = 128  # a flat area: windows there have no correlation
+        t = make_template(0.6 + 0.2 * trial)
+        res = np.abs(cv2.matchTemplate(image, t.half, cv2.TM_CCOEFF_NORMED))
+        res[~np.isfinite(res)] = 0
+        pad = np.pad(res, 4, constant_values=-1)
+        window_max = np.max(
+            [pad[dy : dy + res.shape[0], dx : dx + res.shape[1]] for dy in range(9) for dx in range(9)], 0
+        )
+        ys, xs = np.nonzero((res == window_max) & (res > 0.3))
+        expected = sorted(zip(-res[ys, xs], ys, xs))[:16]
+        found = _correlation_peaks(image, t.half, None, 9, 0.3, 16)
+        assert len(found) == len(expected) > 0
+        assert [(x, y) for _, x, y in found] == [(int(x), int(y)) for _, y, x in expected]
+        assert np.allclose([score for score, _, _ in found], [-float(s) for s, _, _ in expected])
