@@ -231,6 +231,9 @@ LEARNED_HALF_SEARCH = 24  # px: learned sprites at least this tall and wide are 
 TWIN_SCORE = 0.65
 PARTIAL_SEARCH_SHARE = 0.3  # a repeat search redoes only the changed regions while they cover at most this share
 PARTIAL_SEARCH_TILE = 16  # analysis px: changed regions are whole tiles of this size
+# A template whose half-resolution peaks are rescored redoes at most this many changed regions; more
+# cost more than its whole-frame search (about 2.5 ms a region against 7-9 ms a frame at 720p).
+PATCH_RESCORED_REGIONS = 3
 PARTIAL_SEARCH_MARGIN = 12  # px around a changed region beyond the largest template (peak windows, rescoring)
 COARSE_TRIALS = 3  # sightings a small learned sprite must be found in at half resolution to be searched there
 # Verified hits of learned sprites after which the sizes of the arrow prior that gave none since the
@@ -554,7 +557,7 @@ class TemplateCursorLocator:
             searched.add(k)
             if half is None:
                 half = _half(luma)
-            if regions is None or k not in self._raw:
+            if regions is None or k not in self._raw or not self._patch_pays(k, regions):
                 found = self._template_peaks(k, luma, half, frame.ignore)
             else:
                 found = self._patched_peaks(k, luma, half, frame, regions)
@@ -597,6 +600,15 @@ class TemplateCursorLocator:
         # A small pointer blurs at half resolution: many half-resolution peaks are rescored with the
         # full-resolution template around them (far cheaper than a full-resolution search of the whole frame).
         return _rescored(luma, t, _correlation_peaks(half, t.half, ignore, 9, 0.3, SMALL_SEARCH_FACTOR * n), n, 0.3)
+
+    def _patch_pays(self, k: int, regions: list[tuple[int, int, int, int]]) -> bool:
+        """Is redoing ``regions`` cheaper than a whole-frame search for template ``k``? Not for a
+        template whose half-resolution peaks are rescored at full resolution (a small prior size, a
+        learned sprite searched at half resolution) in more than ``PATCH_RESCORED_REGIONS`` regions:
+        each region rescores up to as many peaks as the whole frame does."""
+        t = self.templates[k]
+        rescored = t.coarse if t.learned else t.image.shape[0] < 2 * MIN_SEARCH_HEIGHT
+        return not rescored or len(regions) <= PATCH_RESCORED_REGIONS
 
     def _patched_peaks(
         self,
