@@ -327,11 +327,17 @@ def test_learned_peak_box_is_matched_with_its_own_sprite_only(monkeypatch):
     assert len(calls) == 1 and calls[0] is locator.templates[k]
     assert found and found[0][3] == k and abs(found[0][1] - 200) <= 1 and abs(found[0][2] - 100) <= 1
     calls.clear()
-    locator._candidates(luma.copy(), [box], locator._unlocked())  # another frame: nothing matched yet
+
+    def another_frame(value: int) -> np.ndarray:  # other pixels in the box (the same ones reuse the matches)
+        other = luma.copy()
+        other[96, 196] = value
+        return other
+
+    locator._candidates(another_frame(0), [box], locator._unlocked())  # nothing matched yet
     assert len(calls) == len(locator.templates)
     # Locked to another shape: the tagged box is matched with the locked template.
     calls.clear()
-    locator._candidates(luma.copy(), [(*box, k)], [0])
+    locator._candidates(another_frame(255), [(*box, k)], [0])
     assert calls == [locator.templates[0]]
 
 

@@ -146,6 +146,19 @@ def test_arrow_prior_retired_once_learned_sprites_explain_the_pointer():
     assert kept._unlocked() == [2, k]
 
 
+def _searched_once(
+    tissue: np.ndarray, image: np.ndarray, mask: np.ndarray, scale: int
+) -> tuple[TemplateCursorLocator, int]:
+    """A locator with a learned sprite (searched at half resolution) after a new view's whole-frame search."""
+    located = TemplateCursorLocator(H)
+    k = _learned(located, image, mask, coarse=True)
+    first = AnalysedFrame(0, 0.0, tissue, None, False, scale=scale)
+    located._note_change(first)
+    located._peaks = (None, None, located._search_peaks(first))  # a new view: the whole frame
+    located.new_view = False
+    return located, k
+
+
 def test_repeat_search_redoes_only_where_the_frame_changed(monkeypatch):
     """A repeat whole-frame search in a still view correlates only the tiles around what changed
     since the last one (a pointer that appeared there), keeps the last search's peaks elsewhere,
@@ -153,12 +166,7 @@ def test_repeat_search_redoes_only_where_the_frame_changed(monkeypatch):
     image, mask = _hand()
     tissue = _tissue()
     scale = 4
-    located = TemplateCursorLocator(H)
-    k = _learned(located, image, mask, coarse=True)
-    first = AnalysedFrame(0, 0.0, tissue, None, False, scale=scale)
-    located._note_change(first)
-    located._peaks = (None, None, located._search_peaks(first))  # a new view: the whole frame
-    located.new_view = False
+    located, k = _searched_once(tissue, image, mask, scale)
     x, y = 402, 198
     luma = _paste(tissue, image, mask, x, y)
     motion = np.zeros((H // scale, W // scale), np.uint8)
@@ -239,5 +247,67 @@ def test_box_matched_once_per_frame(monkeypatch):
     monkeypatch.setattr(cursor, "match_in", real)
     assert again and again == fresh._candidates(luma, boxes, every)
     monkeypatch.setattr(cursor, "match_in", counting)
-    loc._candidates(luma.copy(), boxes, every[:1])  # another frame
-    assert len(calls) == 2 * len(every) + 2
+    loc._candidates(luma.copy(), boxes, every)  # another frame, the same pixels: nothing matched again
+    assert len(calls) == 2 * len(every)
+    moved = _paste(_tissue(), image, mask, 203, 121)  # the pointer moved within the first box only
+    after = loc._candidates(moved, boxes, every)
+    assert len(calls) == 3 * len(every)  # the second box's pixels are those of the frame before
+    monkeypatch.setattr(cursor, "match_in", real)
+    assert after == TemplateCursorLocator(H)._candidates(moved, boxes, every)
+
+
+def test_correlation_peaks_are_those_of_a_plain_reading():
+    """The whole-frame search's peaks: local maxima of |NCC| within ``window`` above ``floor``, best
+    first, computed here with numpy from the definition (ties and flat, NaN windows included)."""
+    from quilt_llava.narratives.cursor import _correlation_peaks, make_template
+
+    rng = np.random.default_rng(5)
+    for trial in range(6):
+        image = cv2.GaussianBlur(rng.integers(0, 256, (120, 200), dtype=np.uint8), (0, 0), 0.8 + 0.4 * trial)
+        image[80:, : 40 * trial + 10] = 128  # a flat area: windows there have no correlation
+        t = make_template(0.6 + 0.2 * trial)
+        res = np.abs(cv2.matchTemplate(image, t.half, cv2.TM_CCOEFF_NORMED))
+        res[~np.isfinite(res)] = 0
+        pad = np.pad(res, 4, constant_values=-1)
+        window_max = np.max(
+            [pad[dy : dy + res.shape[0], dx : dx + res.shape[1]] for dy in range(9) for dx in range(9)], 0
+        )
+        ys, xs = np.nonzero((res == window_max) & (res > 0.3))
+        expected = sorted(zip(-res[ys, xs], ys, xs))[:16]
+        found = _correlation_peaks(image, t.half, None, 9, 0.3, 16)
+        assert len(found) == len(expected) > 0
+        assert [(x, y) for _, x, y in found] == [(int(x), int(y)) for _, y, x in expected]
+        assert np.allclose([score for score, _, _ in found], [-float(s) for s, _, _ in expected])
+
+
+def test_repeat_search_over_many_changed_regions_searches_the_whole_frame(monkeypatch):
+    """A learned sprite searched at half resolution rescores as many peaks per changed region as
+    over the whole frame: with changes scattered over more than ``PATCH_RESCORED_REGIONS`` tile rows
+    (compression flicker) the repeat search is one whole-frame search, which finds the same peaks;
+    a sprite searched at full resolution, or the big prior sizes, still redo the regions alone."""
+    from quilt_llava.narratives.cursor import PATCH_RESCORED_REGIONS
+
+    image, mask = _hand()
+    tissue = _tissue()
+    scale = 4
+    located, k = _searched_once(tissue, image, mask, scale)
+    x, y = 402, 198
+    luma = _paste(tissue, image, mask, x, y)
+    motion = np.zeros((H // scale, W // scale), np.uint8)
+    for row in range(PATCH_RESCORED_REGIONS + 1):  # flicker spots on rows of tiles far apart
+        motion[row * 22 + 1, 3] = 90
+    later = AnalysedFrame(1, 0.1, luma, motion, False, scale=scale)
+    located._note_change(later)
+    regions = located._search_regions(later)
+    assert regions is not None and len(regions) > PATCH_RESCORED_REGIONS
+    assert not located._patch_pays(k, regions) and located._patch_pays(k, regions[:PATCH_RESCORED_REGIONS])
+    assert located._patch_pays(4, regions)  # the biggest prior size: half resolution, nothing rescored
+    shapes = []
+    real = cursor._learned_peaks
+    monkeypatch.setattr(cursor, "_learned_peaks", lambda *a, **kw: shapes.append(a[0].shape) or real(*a, **kw))
+    located._search_peaks(later)
+    assert shapes == [(H, W)]  # one whole-frame search
+    fresh = TemplateCursorLocator(H)
+    fresh.templates.append(located.templates[k])
+    fresh._search_peaks(later)
+    assert located._raw[k] == fresh._raw[k] and located._raw[k][0][1:] == (x, y)
