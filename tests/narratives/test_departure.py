@@ -101,3 +101,26 @@ def test_change_larger_than_a_pointer_is_not_a_spot():
     later = base.copy()
     later[20:120, 30:150] = 255 - later[20:120, 30:150]
     assert _find([base.copy() for _ in range(12)], later, [t]) == {}
+
+
+def test_rest_longer_than_the_held_frames_reaches_back_to_the_view_start():
+    """Only the last frames are held; the view's first frame is kept too. A pointer at the spot
+    in both rested in between (frames 0-40 here, of which 20-40 are held)."""
+    t = make_template(1.0)
+    base = _texture(5)
+    frames = [_with_pointer(base, REST, t) for _ in range(41)] + [base.copy() for _ in range(4)]
+    held = _history(frames)[20:]
+    hits = rest_before_move(held, base.copy(), (0, 0, 0, 0), [t], [0], None, 0.62, 25.0, 20.0, first=(0, frames[0]))
+    assert [h.index for h in hits] == list(range(41))
+    without_first = rest_before_move(held, base.copy(), (0, 0, 0, 0), [t], [0], None, 0.62, 25.0, 20.0)
+    assert [h.index for h in without_first] == list(range(20, 41))
+
+
+def test_view_start_without_the_pointer_is_not_joined_to_a_later_rest():
+    """The pointer arrived after the view's first frame: the rest starts at the held frames."""
+    t = make_template(1.0)
+    base = _texture(6)
+    frames = [base.copy() for _ in range(10)] + [_with_pointer(base, REST, t) for _ in range(31)] + [base.copy()] * 4
+    held = _history(frames)[20:]
+    hits = rest_before_move(held, base.copy(), (0, 0, 0, 0), [t], [0], None, 0.62, 25.0, 20.0, first=(0, frames[0]))
+    assert [h.index for h in hits] == list(range(20, 41))

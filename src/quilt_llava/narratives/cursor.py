@@ -446,6 +446,7 @@ class TemplateCursorLocator:
         self.rest_sought = False  # the view's first verified hit looked for where the pointer rested before
         self.rest_tried = -(10**9)  # frame index of the last such look while nothing was verified
         self.rest_moved = False  # a frame since that look had motion
+        self.view_first: tuple[int, np.ndarray] | None = None  # (index, luma) of the view's first still frame
         # (index, luma, verified hit emitted) of this view's recent frames
         self.history: deque[tuple[int, np.ndarray | None, bool]] = deque(maxlen=self.config.backfill_frames)
         self.history_hits: dict[int, tuple[float, float] | None] = {}
@@ -883,6 +884,7 @@ class TemplateCursorLocator:
             cfg.min_score,
             cfg.min_contrast,
             cfg.min_change,
+            self.view_first,
         )
         first = min([h.index for h in self.pending if k >= 0] + [frame.index])  # the verified track's own come first
         hits = [h for h in hits if h.index < first]
@@ -962,10 +964,13 @@ class TemplateCursorLocator:
             self.track = None
             self.new_view = True
             self.rest_sought = self.rest_moved = False
+            self.view_first = None
             self.history.clear()
             self.history_hits.clear()
             self.bg_frame, self.bg_patches = None, []
             return out
+        if self.view_first is None:
+            self.view_first = (frame.index, frame.luma)  # a reference: frames are not written to
         self._note_change(frame)
         recovered = self._learn(frame)
         if recovered:
@@ -1343,6 +1348,14 @@ class TemplateCursorLocator:
                 gap = []
             hits.append(CursorHit(index, bx, by, score))
             x, y = bx, by
+        else:
+            if hits and self.view_first is not None and len(self.history) == self.history.maxlen:
+                # Walked back past every held frame: a rest longer than they span began at the view's start
+                # if the pointer is there in its first frame.
+                from quilt_llava.narratives.departure import since_first
+
+                cfg = self.config
+                hits += since_first(self.view_first, hits[-1], t, None, cfg.min_score, cfg.min_contrast, cfg.min_change)
         return hits[::-1]
 
     def _remember(self, index: int, luma: np.ndarray | None, confirmed: bool) -> None:

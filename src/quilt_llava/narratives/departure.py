@@ -23,9 +23,15 @@ verified hit:
    differs from the new frame; frames whose pixels were not kept are interpolated between two
    such sightings.
 
+The view's first frame is kept too: a rest that began before the oldest held frame is taken
+to have lasted from the view's start when the pointer is at the spot in the first frame as
+well (the frames between are not held, so a pointer that left and came back in between is
+not told apart).
+
 What this does not find: a pointer that arrived at its resting spot after the view's oldest
-held frame (it moved then, and the backfill covers it), and one that left by vanishing
-before any track was verified in the view.
+held frame (it moved then, and the backfill covers it), and a rest whose first frame is still
+settling from a pan (the first frame is then not matched, and the rest is found back to the
+oldest held frame only).
 """
 
 from __future__ import annotations
@@ -86,17 +92,24 @@ def rest_before_move(
     min_score: float,
     min_contrast: float,
     min_change: float,
+    first: tuple[int, np.ndarray] | None = None,
 ) -> list[CursorHit]:
     """Hits of a pointer that rested from the view's oldest held frame on, at a spot it has left
     by the frame ``new`` (see the module docstring). ``history``: (index, luma, verified hit
     emitted) of the view's frames, oldest first, luma None or empty where not kept; ``away``:
-    the box the pointer covers in ``new``; ``shapes``: indices of ``templates`` to try."""
+    the box the pointer covers in ``new``; ``shapes``: indices of ``templates`` to try;
+    ``first``: (index, luma) of the view's first frame, when it is older than the held ones: a
+    pointer followed back to the oldest held frame that also rested there in the first frame is
+    taken to have rested in between (no pixels are held to check the frames between; a pointer
+    that left and came back to the same spot is the one case this gets wrong)."""
     held = list(history)
     start = next((j for j, (_, luma, _) in enumerate(held) if luma is not None and luma.size), None)
     if start is None or not shapes:
         return []
     old = held[start][1]
     assert old is not None
+    if first is not None and first[0] >= held[start][0]:
+        first = None
     size = (max(templates[k].image.shape[0] for k in shapes), max(templates[k].image.shape[1] for k in shapes))
     # A spot the pointer left differs under a good part of its shape (a quarter of the smallest one's pixels).
     least = min(int(np.count_nonzero(templates[k].mask)) for k in shapes)
@@ -156,7 +169,41 @@ def rest_before_move(
         gap = []
         hits.append(CursorHit(index, bx, by, score))
         x, y = bx, by
+    if first is not None and hits and hits[-1].index == held[start][0]:
+        hits += since_first(first, hits[-1], t, new, min_score, min_contrast, min_change)
     return hits[::-1] if len(hits) >= MIN_SIGHTINGS else []
+
+
+def since_first(
+    first: tuple[int, np.ndarray],
+    oldest: CursorHit,
+    t: Template,
+    new: np.ndarray | None,
+    min_score: float,
+    min_contrast: float,
+    min_change: float,
+) -> list[CursorHit]:
+    """The frames from the view's first one up to the oldest held sighting ``oldest`` of shape
+    ``t``, newest first, when the pointer was at that spot in the first frame too (and, with
+    ``new``, not in ``new``); else none."""
+    index, luma = first
+    if index >= oldest.index:
+        return []
+    hx, hy = t.hotspot
+    x, y = round(oldest.x) - hx, round(oldest.y) - hy
+    score, bx, by = match_in(luma, (x - DRIFT_PX, y - DRIFT_PX, x + DRIFT_PX + 1, y + DRIFT_PX + 1), t, min_contrast)
+    if score < min_score or (new is not None and not _left(luma, new, bx, by, t, min_change)):
+        return []
+    span = oldest.index - index
+    return [
+        CursorHit(
+            j,
+            bx + (oldest.x - bx) * (j - index) / span,
+            by + (oldest.y - by) * (j - index) / span,
+            min(score, oldest.score),
+        )
+        for j in range(oldest.index - 1, index - 1, -1)
+    ]
 
 
 def _covering(x0: int, y0: int, x1: int, y1: int, tw: int, th: int, slack: int = 4) -> tuple[int, int, int, int]:
