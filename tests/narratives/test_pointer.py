@@ -264,11 +264,14 @@ def test_unknown_theme_held_out(tmp_path: Path) -> None:
 
 
 @needs_themes
-def test_tiny_pointer_resting_before_it_moves_and_before_it_vanishes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("shapes", [("arrow",), ("arrow", "hand")])
+def test_tiny_pointer_resting_before_it_moves_and_before_it_vanishes(tmp_path: Path, shapes: tuple[str, ...]) -> None:
     """A 16 px pointer at 480p, CRF 33: its sprites and the arrow prior match it at 0.65-0.85
     where it rests, tissue elsewhere as well, so the whole-frame search may hold a lookalike.
     In view 0 it rests 2.4 s and then moves; in view 1 it rests 3 s and then vanishes. Both
-    rests are found from the spot the pointer left."""
+    rests are found from the spot the pointer left. With two shapes the arrow turns into a
+    pointing hand during the move, and the hand rests in view 1 (turning back into the arrow
+    half-way, as the generator changes shape in a view without moves)."""
     from quilt_llava.narratives.synthetic import ViewSpec
 
     moves = [(0.0, 0.3, 0.4), (2.4, 0.3, 0.4), (3.2, 0.65, 0.55), (5.0, 0.65, 0.55)]
@@ -291,6 +294,7 @@ def test_tiny_pointer_resting_before_it_moves_and_before_it_vanishes(tmp_path: P
         crf=33,
         cursor_theme="DMZ-Black",
         cursor_size=16,
-        cursor_shapes=("arrow",),
+        cursor_shapes=shapes,
+        shape_changes=len(shapes) > 1,
     )
     assert recall["view0"] >= 0.9 and recall["view1"] >= 0.9, recall

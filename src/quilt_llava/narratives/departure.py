@@ -69,16 +69,19 @@ def rest_spots(
     if ignore is not None:
         diff[cv2.resize(ignore.astype(np.uint8), (W, H), interpolation=cv2.INTER_NEAREST) > 0] = 0
     diff = cv2.morphologyEx(diff, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
-    _n, _, stats, _ = cv2.connectedComponentsWithStats(diff, connectivity=8)
+    # Outlines, not labelled components: labelling a whole frame costs ~12 ms at 720p, tracing the
+    # few changed places' outlines a fraction of a millisecond.
+    contours, _ = cv2.findContours(diff, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     th, tw = size
-    spots = []
-    for i in np.argsort(-stats[1:, cv2.CC_STAT_AREA]) + 1:
-        x, y, w, h, area = (int(v) for v in stats[i])
-        if w > 2 * tw or h > 2 * th or area < min_area:
-            continue  # larger than a pointer (the view changed there), or a speck of compression noise
-        spots.append((x, y, x + w, y + h))
-        if len(spots) >= MAX_SPOTS:
-            break
+    found = []
+    for c in contours:
+        x, y, w, h = cv2.boundingRect(c)
+        if w > 2 * tw or h > 2 * th:
+            continue  # larger than a pointer: the view changed there (or compression did)
+        area = cv2.countNonZero(diff[y : y + h, x : x + w])
+        if area >= min_area:  # else a speck of compression noise
+            found.append((-area, y, x, w, h))
+    spots = [(x, y, x + w, y + h) for _, y, x, w, h in sorted(found)[:MAX_SPOTS]]
     return spots
 
 
