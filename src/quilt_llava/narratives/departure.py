@@ -10,8 +10,9 @@ rests, and tissue elsewhere as well).
 
 The spot the pointer left is known from the frames alone: the view's oldest held frame and the
 frame that verified the track differ where the pointer was then and where it is now, and
-nowhere else (the view is still; a webcam is masked out). So, once per view, on the first
-verified hit:
+nowhere else (the view is still; a webcam is masked out). So, on the view's first verified
+hit (and, while none is verified, on a quiet frame after something moved: a pointer that
+rested and then vanished; see ``TemplateCursorLocator._vanished``):
 
 1. the pointer-sized places where the two frames differ, away from where the pointer is now;
 2. at each, the pointer's shapes matched in the old frame (``min_score``, the shape's
