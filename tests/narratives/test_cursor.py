@@ -235,6 +235,27 @@ def test_backfill_stops_at_a_thinned_gap_the_pointer_moved_across():
     assert hits[0].index > 0  # it does not run back through frames it could not see
 
 
+def test_backfill_reaches_the_view_start_when_the_rest_outlasts_the_held_frames():
+    """The locator holds the view's last ``backfill_frames`` frames and its first one: a pointer
+    resting at one spot in the oldest held frame and in the first frame rested in between."""
+    from quilt_llava.narratives.cursor import CursorConfig
+
+    tips = [(150, 100)] * 60
+    loc, frames = _backfill_history(4, tips)
+    held = TemplateCursorLocator(H, CursorConfig(backfill_frames=24))
+    for entry in loc.history:
+        held.history.append(entry)
+    assert held.history[0][0] == 36  # frames 0-35 are no longer held
+    assert [h.index for h in held._backfill(150, 100, 4)] == list(range(36, 60))
+    held.view_first = (0, frames[0])
+    hits = held._backfill(150, 100, 4)
+    assert [h.index for h in hits] == list(range(60))
+    assert all(abs(h.x - 150) <= 1 and abs(h.y - 100) <= 1 for h in hits)
+    moved = _backfill_history(4, [(80, 60), *tips[1:]])[1][0]  # the view started with the pointer elsewhere
+    held.view_first = (0, moved)
+    assert [h.index for h in held._backfill(150, 100, 4)] == list(range(36, 60))
+
+
 def test_masked_ncc_matches_opencv():
     from quilt_llava.narratives.cursor import masked_ncc
 

@@ -174,7 +174,7 @@ def _recall(tmp_path: Path, **kw) -> tuple[dict[str, float], dict]:
     from quilt_llava.narratives.synthetic import SyntheticConfig, make_synthetic_video
     from quilt_llava.narratives.video import PyAVSource
 
-    cfg = SyntheticConfig(name="v", width=640, height=360, fps=15.0, pan_seconds=0.8, **kw)
+    cfg = SyntheticConfig(**{"name": "v", "width": 640, "height": 360, "fps": 15.0, "pan_seconds": 0.8, **kw})
     sv = make_synthetic_video(tmp_path, cfg)
     analysis = analyse(PyAVSource(sv.video), ExtractConfig(min_segment_s=2.0))
     unit = cfg.height / 720
@@ -261,3 +261,40 @@ def test_unknown_theme_held_out(tmp_path: Path) -> None:
         cursor_shapes=("arrow",),
     )
     assert recall["arrow"] >= 0.9, recall
+
+
+@needs_themes
+@pytest.mark.parametrize("shapes", [("arrow",), ("arrow", "hand")])
+def test_tiny_pointer_resting_before_it_moves_and_before_it_vanishes(tmp_path: Path, shapes: tuple[str, ...]) -> None:
+    """A 16 px pointer at 480p, CRF 33: its sprites and the arrow prior match it at 0.65-0.85
+    where it rests, tissue elsewhere as well, so the whole-frame search may hold a lookalike.
+    In view 0 it rests 2.4 s and then moves; in view 1 it rests 3 s and then vanishes. Both
+    rests are found from the spot the pointer left. With two shapes the arrow turns into a
+    pointing hand during the move, and the hand rests in view 1 (turning back into the arrow
+    half-way, as the generator changes shape in a view without moves)."""
+    from quilt_llava.narratives.synthetic import ViewSpec
+
+    moves = [(0.0, 0.3, 0.4), (2.4, 0.3, 0.4), (3.2, 0.65, 0.55), (5.0, 0.65, 0.55)]
+    views = [
+        ViewSpec(center=(0.35, 0.4), zoom=1.0, duration_s=5.0, waypoints=moves),
+        ViewSpec(
+            center=(0.6, 0.55),
+            zoom=0.8,
+            duration_s=5.0,
+            waypoints=[(0.0, 0.55, 0.35), (5.0, 0.55, 0.35)],
+            hidden=[(3.0, 5.0)],
+        ),
+    ]
+    recall, _ = _recall(
+        tmp_path,
+        views=views,
+        width=854,
+        height=480,
+        fps=25.0,
+        crf=33,
+        cursor_theme="DMZ-Black",
+        cursor_size=16,
+        cursor_shapes=shapes,
+        shape_changes=len(shapes) > 1,
+    )
+    assert recall["view0"] >= 0.9 and recall["view1"] >= 0.9, recall

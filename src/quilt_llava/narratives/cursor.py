@@ -49,6 +49,10 @@ cross-correlation with templates, and the reported point is the template's hotsp
   every fourth held frame keeps its pixels (holding a hundred decoded frames costs
   more memory traffic than the rest of the search), positions in between are
   interpolated for a pointer that barely moved;
+- a pointer that rested from a view's start and then left (moved away fast, or vanished)
+  is found from the spot it left (:mod:`quilt_llava.narratives.departure`): the view's
+  oldest held frame and a later one differ where it was; looked for at the view's first
+  verified hit, and, while none is verified, on quiet frames after something moved;
 - where nothing changed around a resting pointer, it is carried over without matching;
 - regions the caller marks as ignored (a webcam box) produce no candidates;
 - nothing is reported below ``min_score`` or ``min_contrast``, so a hidden cursor
@@ -239,6 +243,7 @@ COARSE_TRIALS = 3  # sightings a small learned sprite must be found in at half r
 # Verified hits of learned sprites after which the sizes of the arrow prior that gave none since the
 # first sprite was learned are no longer matched: the video's own sprites explain its pointer.
 PRIOR_RETIRE_AFTER = 30
+REST_CHECK_EVERY = 8  # frames between looks for a spot a resting pointer left, while none is verified in a view
 
 
 def _flat_peak(luma: np.ndarray, t: Template, x: int, y: int, r: int) -> tuple[float, int, int]:
@@ -459,6 +464,10 @@ class TemplateCursorLocator:
         self._twins_of = -1  # number of templates the twin map below was made for
         self._twin_map: dict[int, tuple[int, int, int]] = {}
         self.new_view = True
+        self.rest_sought = False  # the view's first verified hit looked for where the pointer rested before
+        self.rest_tried = -(10**9)  # frame index of the last such look while nothing was verified
+        self.rest_moved = False  # a frame since that look had motion
+        self.view_first: tuple[int, np.ndarray] | None = None  # (index, luma) of the view's first still frame
         # (index, luma, verified hit emitted) of this view's recent frames
         self.history: deque[tuple[int, np.ndarray | None, bool]] = deque(maxlen=self.config.backfill_frames)
         self.history_hits: dict[int, tuple[float, float] | None] = {}
@@ -895,6 +904,53 @@ class TemplateCursorLocator:
                 hits.append(CursorHit(index, x, y, score))
         return sorted(hits, key=lambda h: h.index)
 
+    def _rest_before(self, frame: AnalysedFrame, x: float, y: float, k: int) -> list[CursorHit]:
+        """Hits of where the pointer, verified at (x, y) now with template ``k`` (-1: not found,
+        the current track if any is left out), rested since the view's oldest held frame and has
+        left (:mod:`quilt_llava.narratives.departure`), before the hits this track already holds."""
+        from quilt_llava.narratives.departure import rest_before_move
+
+        if any(confirmed for _, _, confirmed in self.history):
+            return []
+        cfg = self.config
+        # The verified shape first, then the shape tracked last, the learned ones, the prior.
+        order = [k, self.last_learned, *range(len(self.templates) - 1, self.generic - 1, -1), *range(self.generic)]
+        unlocked = set(self._unlocked())
+        shapes = [j for j in dict.fromkeys(order) if j in unlocked]
+        size = (frame.luma.shape[1], frame.luma.shape[0])
+        if k >= 0:
+            away = self.footprint(x, y, size)
+        elif self.track is not None:
+            away = self.footprint(self.track[0], self.track[1], size)
+        else:
+            away = (0, 0, 0, 0)
+        hits = rest_before_move(
+            self.history,
+            frame.luma,
+            away,
+            self.templates,
+            shapes,
+            frame.ignore,
+            cfg.min_score,
+            cfg.min_contrast,
+            cfg.min_change,
+            self.view_first,
+        )
+        first = min([h.index for h in self.pending if k >= 0] + [frame.index])  # the verified track's own come first
+        hits = [h for h in hits if h.index < first]
+        self._confirm(hits)
+        return hits
+
+    def _confirm(self, hits: list[CursorHit]) -> None:
+        """Mark the held frames of hits emitted for earlier frames as verified, so that a later
+        track's backfill does not walk over them."""
+        done = {h.index: (h.x, h.y) for h in hits}
+        if done:
+            self.history = deque(
+                ((i, luma, confirmed or i in done) for i, luma, confirmed in self.history), maxlen=self.history.maxlen
+            )
+            self.history_hits.update(done)
+
     def _patch_box(self, x: float, y: float, t: Template) -> tuple[int, int, int, int]:
         th, tw = t.image.shape
         x0, y0 = round(x) - t.hotspot[0], round(y) - t.hotspot[1]
@@ -957,10 +1013,14 @@ class TemplateCursorLocator:
                 self.learner.new_view()
             self.track = None
             self.new_view = True
+            self.rest_sought = self.rest_moved = False
+            self.view_first = None
             self.history.clear()
             self.history_hits.clear()
             self.bg_frame, self.bg_patches = None, []
             return out
+        if self.view_first is None:
+            self.view_first = (frame.index, frame.luma)  # a reference: frames are not written to
         self._note_change(frame)
         recovered = self._learn(frame)
         if recovered:
@@ -970,9 +1030,10 @@ class TemplateCursorLocator:
     def _process_still(self, frame: AnalysedFrame) -> list[CursorHit]:
         """One frame of a still view: a resting pointer is carried over; otherwise candidates are
         gathered, one is chosen, the track follows it, and the frame is kept for later steps."""
+        rested = self._vanished(frame)
         if self._still_pointer(frame):
-            return self._carry_still(frame)
-        out: list[CursorHit] = self._spot_changed(frame)
+            return rested + self._carry_still(frame)
+        out: list[CursorHit] = rested + self._spot_changed(frame)
         cands = self._gather(frame)
         self.new_view = False
         chosen = self._choose(frame, cands)
@@ -982,6 +1043,26 @@ class TemplateCursorLocator:
             keep.append(self.track)
         self._settle(frame, out, keep)
         return out
+
+    def _vanished(self, frame: AnalysedFrame) -> list[CursorHit]:
+        """While no pointer is verified in a view and nothing moves, after something moved (at most
+        every ``REST_CHECK_EVERY`` frames): hits of a pointer that rested since the view's start and
+        then vanished, found by the spot it left (:meth:`_rest_before`). One that moved on is
+        verified soon, and its first verified hit looks for that spot with its own shape."""
+        if self.rest_sought or self.verified or frame.motion is None:
+            return []
+        if self._blob_boxes(frame):
+            self.rest_moved = True  # something changed since the last look: look again once it is quiet
+            return []
+        if not self.rest_moved or frame.index - self.rest_tried < REST_CHECK_EVERY:
+            return []
+        self.rest_tried, self.rest_moved = frame.index, False
+        rested = self._rest_before(frame, 0.0, 0.0, -1)
+        if rested:
+            # The pointer was elsewhere: what the unverified track held is not it.
+            self.rest_sought = True
+            self.track, self.pending, self.dormant = None, [], []
+        return rested
 
     def _carry_still(self, frame: AnalysedFrame) -> list[CursorHit]:
         """Nothing changed around a resting pointer: it is where it was; no matching needed."""
@@ -1090,6 +1171,9 @@ class TemplateCursorLocator:
             if self.locked is None:
                 self._vote(k)
             self._credit(k)
+            if not self.rest_sought:  # the view's first verified hit: where did the pointer rest before?
+                self.rest_sought = True
+                out.extend(self._rest_before(frame, x, y, k))
             out.extend(self.pending)
             self.pending = []
             self.verified = True
@@ -1132,6 +1216,8 @@ class TemplateCursorLocator:
             return []
         hits, self.pending = self.pending, []
         self.track = None
+        # Unmistakable ones stand: a later track's backfill (tissue found once the pointer left) does not replace them.
+        self._confirm([h for h in hits if h.score >= self.config.sure_score])
         return hits
 
     def _track_left(self, frame: AnalysedFrame, x: float, y: float) -> bool:
@@ -1311,6 +1397,14 @@ class TemplateCursorLocator:
                 gap = []
             hits.append(CursorHit(index, bx, by, score))
             x, y = bx, by
+        else:
+            if hits and self.view_first is not None and len(self.history) == self.history.maxlen:
+                # Walked back past every held frame: a rest longer than they span began at the view's start
+                # if the pointer is there in its first frame.
+                from quilt_llava.narratives.departure import since_first
+
+                cfg = self.config
+                hits += since_first(self.view_first, hits[-1], t, None, cfg.min_score, cfg.min_contrast, cfg.min_change)
         return hits[::-1]
 
     def _remember(self, index: int, luma: np.ndarray | None, confirmed: bool) -> None:
