@@ -37,10 +37,13 @@ cross-correlation with templates, and the reported point is the template's hotsp
   it arrived are kept). Tissue that merely looks like an arrow never differs from
   itself, so an unverified track is held back: its hits are emitted when it is
   verified (the resting pointer starts to move) and dropped otherwise. A spot the
-  pointer has just left differs from the last frame too, so verifying also needs a
-  difference from a frame ~8 back; a held-back track takes over a pointer appearing
-  beside it only if its own spot changed; a verified track moves onto a match only if
-  that match differs from the background (a pointer that vanished leaves tissue);
+  pointer has just left differs from the last frame too, so verifying, and a verified
+  track moving on, also need a difference from a frame ~8 back *in the template's
+  pattern* (heavy compression re-codes the block a pointer passed, which then differs
+  from before until the next keyframe, but not in the pointer's shape); a held-back
+  track takes over a pointer appearing beside it only if its own spot changed; a
+  verified track moves onto a match only if that match differs from the background (a
+  pointer that vanished leaves tissue);
 - among candidates, a verified one is preferred, and among those the most visible:
   compression leaves faint "ghosts" of a fast pointer that have its shape but not
   its contrast;
@@ -236,6 +239,11 @@ COARSE_TRIALS = 3  # sightings a small learned sprite must be found in at half r
 # Verified hits of learned sprites after which the sizes of the arrow prior that gave none since the
 # first sprite was learned are no longer matched: the video's own sprites explain its pointer.
 PRIOR_RETIRE_AFTER = 30
+# A spot that would verify a track must differ from the view some frames back in the template's pattern
+# (``_new_here``, ``_shaped_diff``): the signed difference correlates with the template at least this
+# much. Measured: 0.2-0.98 where a pointer arrived (redglass-crf36, handhelds-480p), 0.05 on a block
+# that CRF 36 re-coded where the pointer had passed (it keeps that look until the next keyframe).
+SHAPED_CHANGE = 0.15
 
 
 def _flat_peak(luma: np.ndarray, t: Template, x: int, y: int, r: int) -> tuple[float, int, int]:
@@ -994,7 +1002,7 @@ class TemplateCursorLocator:
             if score < cands[0][0] - cfg.prefer_margin:
                 break
             change = self._change(frame.luma, x, y, k)
-            if change >= cfg.min_change and change > strongest:
+            if change >= cfg.min_change and change > strongest and self._fresh(frame, x, y, k):
                 chosen, strongest = (score, x, y, k, b, True), change
         if chosen is None and cands:
             # Nothing verified: rank by shape and by contrast. Pointers are drawn black on white
@@ -1004,6 +1012,16 @@ class TemplateCursorLocator:
             )
             chosen = (score, x, y, k, b, False)
         return chosen
+
+    def _fresh(self, frame: AnalysedFrame, x: float, y: float, k: int) -> bool:
+        """May a candidate at (x, y) that differs from the background count as seen to differ? Yes
+        where the verified track rests (within 4 px); else only when it is new there
+        (``_new_here``): the spot a pointer has just left differs from the last frame, and a track
+        that moved onto it keeps the passing pointer in its background, so what lies there then
+        differs from that background every frame."""
+        if self.verified and self.track is not None and math.hypot(x - self.track[0], y - self.track[1]) <= 4:
+            return True
+        return self._new_here(frame, x, y, k)
 
     def _follow(self, frame: AnalysedFrame, chosen: Choice | None) -> list[CursorHit]:
         """The track follows the chosen candidate (or ends without one); returns the hits it emits:
@@ -1024,7 +1042,7 @@ class TemplateCursorLocator:
             # A pointer that moved differs from what it now covers; an unchanged match some way
             # off (tissue beside a pointer that vanished) starts a track of its own.
             continues = False
-        if changed and not (continues and self.verified) and not self._new_here(frame, x, y, k):
+        if changed and not self._fresh(frame, x, y, k):
             changed = False  # a spot the pointer just passed over: what shows there now was there before
         if not continues:
             out.extend(self._end_track())
@@ -1113,17 +1131,22 @@ class TemplateCursorLocator:
         if not held:
             return True
         older = next((luma for i, luma in held if i >= frame.index - back), held[-1][1])
-        diff = self._spot_diff(frame.luma, older, x, y, k)
+        diff = self._spot_diff(frame.luma, older, x, y, k, shaped=True)
         return diff is None or diff >= 0.5 * self.config.min_change
 
-    def _spot_diff(self, luma: np.ndarray, other: np.ndarray, x: float, y: float, k: int) -> float | None:
-        """Mean |luma - other| over template ``k``'s pixels with its hotspot at (x, y); None when
-        the template does not fit in the frame there."""
+    def _spot_diff(
+        self, luma: np.ndarray, other: np.ndarray, x: float, y: float, k: int, shaped: bool = False
+    ) -> float | None:
+        """Mean |luma - other| over template ``k``'s pixels with its hotspot at (x, y) (``shaped``: 0
+        unless the difference has the template's pattern, see :func:`_shaped_diff`); None when the
+        template does not fit in the frame there."""
         t = self.templates[k]
         x0, y0, x1, y1 = self._patch_box(x, y, t)
         H, W = luma.shape
         if x0 < 0 or y0 < 0 or x1 > W or y1 > H:
             return None
+        if shaped:
+            return _shaped_diff(luma[y0:y1, x0:x1], other[y0:y1, x0:x1], t)
         return _masked_mean_diff(luma[y0:y1, x0:x1], other[y0:y1, x0:x1], t.mask)
 
     def _contrast(self, luma: np.ndarray, x: float, y: float, k: int) -> float:
@@ -1287,6 +1310,25 @@ def _masked_mean_diff(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
     import cv2
 
     return float(cv2.mean(cv2.absdiff(a, b), mask=mask)[0])
+
+
+def _shaped_diff(patch: np.ndarray, background: np.ndarray, t: Template) -> float:
+    """Mean |patch - background| over ``t``'s pixels, or 0 when that difference does not have the
+    template's shape (|correlation| of the signed difference with the template's pixels under
+    ``SHAPED_CHANGE``): a pointer over any tissue, see-through or not, changes the pixels it covers
+    in its own pattern; a heavily compressed block re-coded where the pointer passed changes them
+    in a pattern of its own (a "ghost" that stays until the next keyframe)."""
+    m = t.mask > 0
+    d = patch[m].astype(np.float32) - background[m].astype(np.float32)
+    mean = float(np.abs(d).mean()) if d.size else 0.0
+    if mean == 0.0:
+        return 0.0
+    _offsets, centred, norm = t.masked_pixels(t.image.shape[1])
+    d -= d.mean()
+    spread = float(np.sqrt(d @ d))
+    if norm <= 1e-6 or spread <= 1e-6:
+        return mean  # a flat template or an even shift: nothing to tell the shape by
+    return mean if abs(float(d @ centred.astype(np.float32))) / (spread * norm) >= SHAPED_CHANGE else 0.0
 
 
 def _inside(mask: np.ndarray, x: float, y: float, scale: int) -> bool:
