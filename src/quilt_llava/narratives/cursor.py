@@ -52,6 +52,10 @@ cross-correlation with templates, and the reported point is the template's hotsp
   every fourth held frame keeps its pixels (holding a hundred decoded frames costs
   more memory traffic than the rest of the search), positions in between are
   interpolated for a pointer that barely moved;
+- once the pointer has left the spot where a verified track began, the frames before the
+  track in which it rested there are found by its departure (:mod:`rest_probe`): the spot
+  differs from the frame after it in the pointer's pattern. A see-through or heavily
+  compressed pointer matches its sprite at rest too weakly to be believed by shape alone;
 - where nothing changed around a resting pointer, it is carried over without matching;
 - regions the caller marks as ignored (a webcam box) produce no candidates;
 - nothing is reported below ``min_score`` or ``min_contrast``, so a hidden cursor
@@ -68,6 +72,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
+
+from quilt_llava.narratives.rest_probe import RestProbe, rest_before
 
 # A classic arrow pointer, tip at (0, 0), about 19 px tall at scale 1.
 ARROW_POLYGON = np.array(
@@ -239,6 +245,10 @@ COARSE_TRIALS = 3  # sightings a small learned sprite must be found in at half r
 # Verified hits of learned sprites after which the sizes of the arrow prior that gave none since the
 # first sprite was learned are no longer matched: the video's own sprites explain its pointer.
 PRIOR_RETIRE_AFTER = 30
+# A verified track's start is probed for an earlier rest (``_probe_rest``) no sooner than this many frames
+# later, and only frames whose match scores at least ``REST_FLOOR`` count (the departure verifies them).
+REST_PROBE_WAIT = 3
+REST_FLOOR = 0.45
 # A spot that would verify a track must differ from the view some frames back in the template's pattern
 # (``_new_here``, ``_shaped_diff``): the signed difference correlates with the template at least this
 # much. Measured: 0.2-0.98 where a pointer arrived (redglass-crf36, handhelds-480p), 0.05 on a block
@@ -449,6 +459,7 @@ class TemplateCursorLocator:
         # (index, luma, verified hit emitted) of this view's recent frames
         self.history: deque[tuple[int, np.ndarray | None, bool]] = deque(maxlen=self.config.backfill_frames)
         self.history_hits: dict[int, tuple[float, float] | None] = {}
+        self.probe: RestProbe | None = None  # where the last verified track began, until its rest is settled
 
     # -- candidate regions (top-left search boxes, full resolution) ----------------------
 
@@ -916,6 +927,7 @@ class TemplateCursorLocator:
             self.track = None
             self.new_view = True
             self.history.clear()
+            self.probe = None
             self.history_hits.clear()
             self.bg_frame, self.bg_patches = None, []
             return out
@@ -938,8 +950,49 @@ class TemplateCursorLocator:
         out += self._follow(frame, chosen)
         if self.track is not None and chosen is not None:
             keep.append(self.track)
+        out = self._probe_rest(frame) + out
         self._settle(frame, out, keep)
         return out
+
+    def _probe_rest(self, frame: AnalysedFrame) -> list[CursorHit]:
+        """Once the pointer has left the spot where its verified track began (the track is more than
+        the template's size away, or gone for ``REST_PROBE_WAIT`` frames), the frames before the
+        track where it rested there (:func:`rest_probe.rest_before`): the template matched near the
+        spot at ``REST_FLOOR`` or better, and the spot differing from this frame in the pointer's
+        pattern. Those frames get hits and count as verified."""
+        probe = self.probe
+        if probe is None or frame.index < probe.index + REST_PROBE_WAIT:
+            return []
+        t = self.templates[probe.k]
+        if (
+            self.track is not None
+            and math.hypot(self.track[0] - probe.x, self.track[1] - probe.y)
+            <= max(t.image.shape) + self.config.backfill_radius
+        ):
+            if self.history and self.history[0][0] >= probe.index - 1:
+                self.probe = None  # no frame before it is held any more: no rest left to find
+            return []
+        self.probe = None
+        radius = self.config.backfill_radius
+        ref = frame.luma
+
+        def match(luma: np.ndarray, x: float, y: float) -> tuple[float, float, float]:
+            return match_in(luma, self._box_around_tip(x, y, radius, t), t)
+
+        def differs(luma: np.ndarray, x: float, y: float) -> bool:
+            diff = self._spot_diff(luma, ref, x, y, probe.k, shaped=True)
+            return diff is not None and diff >= self.config.min_change
+
+        found = rest_before(probe, self.history, match, differs, REST_FLOOR, radius)
+        if not found:
+            return []
+        done = {i for i, *_ in found}
+        self.history = deque(
+            ((i, luma, confirmed or i in done) for i, luma, confirmed in self.history), maxlen=self.history.maxlen
+        )
+        for i, x, y, _score in found:
+            self.history_hits[i] = (x, y)
+        return [CursorHit(i, x, y, score) for i, x, y, score in found]
 
     def _carry_still(self, frame: AnalysedFrame) -> list[CursorHit]:
         """Nothing changed around a resting pointer: it is where it was; no matching needed."""
@@ -1059,6 +1112,9 @@ class TemplateCursorLocator:
             if self.locked is None:
                 self._vote(k)
             self._credit(k)
+            if not self.verified:  # where the track began: did the pointer rest there before? (see ``_probe_rest``)
+                first = self.pending[0] if self.pending else hit
+                self.probe = RestProbe(first.index, first.x, first.y, k)
             out.extend(self.pending)
             self.pending = []
             self.verified = True
