@@ -80,20 +80,23 @@ def test_rest_before_finds_nothing_on_a_still_lookalike_or_past_a_verified_frame
     assert [i for i, *_ in _walk(history, moved, RestProbe(10, 150, 100, 0), t)] == [7, 8, 9]
 
 
-def test_locator_reports_the_rest_once_the_pointer_left_the_spot():
-    """The locator's side: a track verified at frame 12 keeps the spot as a probe; once the
-    pointer is far from it, the frames of the rest before 12 get hits and count as verified."""
+@pytest.mark.parametrize("rest_frames", [12, 150])
+def test_locator_reports_the_rest_once_the_pointer_left_the_spot(rest_frames):
+    """The locator's side: a track verified after a rest keeps the spot as a probe; once the
+    pointer is far from it, the frames of the rest get hits and count as verified, a rest of
+    6 s at 25 fps (150 frames) whole."""
     tissue = _tissue()
     rest, away = (150, 100), (280, 200)
     loc = TemplateCursorLocator(H, CursorConfig(learn_sprites=False))
     k = 2  # the prior's 720p-size arrow, drawn see-through below
     scale = loc.templates[k].image.shape[0] / make_template(1.0).image.shape[0]
     rested = _with_glass_arrow(tissue, rest, scale, 0.55)
-    for i in range(12):
+    for i in range(rest_frames):
         loc._remember(i, rested, False)
-    loc.probe = RestProbe(12, *rest, k)
+    loc.probe = RestProbe(rest_frames, *rest, k)
     loc.track = (float(away[0]), float(away[1]), k)
-    hits = loc._probe_rest(AnalysedFrame(16, 1.6, _with_glass_arrow(tissue, away, scale, 0.55), None, False))
-    assert [h.index for h in hits] == list(range(0, 12))
+    frame = AnalysedFrame(rest_frames + 4, 0.0, _with_glass_arrow(tissue, away, scale, 0.55), None, False)
+    hits = loc._probe_rest(frame)
+    assert [h.index for h in hits] == list(range(0, rest_frames))
     assert all(abs(h.x - rest[0]) <= 1 and abs(h.y - rest[1]) <= 1 for h in hits)
     assert loc.probe is None and all(confirmed for _, _, confirmed in loc.history)

@@ -117,7 +117,9 @@ class CursorConfig:
     max_blob_area: int = 900  # analysis px; bigger changes are not a cursor
     search_every: int = 25  # frames between whole-frame searches while nothing is tracked
     search_peaks: int = 16  # peaks of the coarse whole-frame search checked at full resolution
-    backfill_frames: int = 100  # how far back a fresh acquisition is propagated (frames held)
+    # how far back a fresh acquisition is propagated, and a rest looked for (frames held; every
+    # ``history_stride``-th keeps its pixels: 50 luma frames, ~46 MB at 720p, ~100 MB at 1080p)
+    backfill_frames: int = 200
     backfill_radius: int = 8  # px searched per step when propagating backwards
     history_stride: int = 4  # of the frames held for backfill, every n-th keeps its pixels (1: all)
     lock_after: int = 15  # verified hits agreeing on one template size before it is locked
