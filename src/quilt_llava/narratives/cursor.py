@@ -48,9 +48,9 @@ cross-correlation with templates, and the reported point is the template's hotsp
   compression leaves faint "ghosts" of a fast pointer that have its shape but not
   its contrast;
 - when the cursor is first acquired, earlier frames of the same view are searched
-  backwards from that position (a cursor that rested before it first moved); only
-  every fourth held frame keeps its pixels (holding a hundred decoded frames costs
-  more memory traffic than the rest of the search), positions in between are
+  backwards from that position (a cursor that rested before it first moved; the view's
+  last 200 frames are held); only every fourth held frame keeps its pixels (holding
+  every decoded frame costs more memory traffic than the rest of the search), positions in between are
   interpolated for a pointer that barely moved;
 - once the pointer has left the spot where a verified track began, the frames before the
   track in which it rested there are found by its departure (:mod:`rest_probe`): the spot
@@ -1185,10 +1185,17 @@ class TemplateCursorLocator:
         none). A pointer that took longer than that to pass over the spot is not caught (the
         view's oldest frame would catch it, but also refuses a pointer returning to where it
         was: recall on redglass-crf36 0.522 -> 0.508)."""
-        held = [(i, luma) for i, luma, _ in self.history if luma is not None and luma.size]
-        if not held:
+        older = newest = None  # the oldest held frame within ``back``, else the newest held one
+        for i, luma, _ in reversed(self.history):
+            if luma is None or not luma.size:
+                continue
+            newest = luma if newest is None else newest
+            if i < frame.index - back:
+                break
+            older = luma
+        older = newest if older is None else older
+        if older is None:
             return True
-        older = next((luma for i, luma in held if i >= frame.index - back), held[-1][1])
         diff = self._spot_diff(frame.luma, older, x, y, k, shaped=True)
         return diff is None or diff >= 0.5 * self.config.min_change
 
