@@ -37,22 +37,29 @@ cross-correlation with templates, and the reported point is the template's hotsp
   it arrived are kept). Tissue that merely looks like an arrow never differs from
   itself, so an unverified track is held back: its hits are emitted when it is
   verified (the resting pointer starts to move) and dropped otherwise. A spot the
-  pointer has just left differs from the last frame too, so verifying also needs a
-  difference from a frame ~8 back; a held-back track takes over a pointer appearing
-  beside it only if its own spot changed; a verified track moves onto a match only if
-  that match differs from the background (a pointer that vanished leaves tissue);
+  pointer has just left differs from the last frame too, so verifying, and a verified
+  track moving on, also need a difference from a frame ~8 back *in the template's
+  pattern* (heavy compression re-codes the block a pointer passed, which then differs
+  from before until the next keyframe, but not in the pointer's shape); a held-back
+  track takes over a pointer appearing beside it only if its own spot changed; a
+  verified track moves onto a match only if that match differs from the background (a
+  pointer that vanished leaves tissue);
 - among candidates, a verified one is preferred, and among those the most visible:
   compression leaves faint "ghosts" of a fast pointer that have its shape but not
   its contrast;
 - when the cursor is first acquired, earlier frames of the same view are searched
-  backwards from that position (a cursor that rested before it first moved); only
-  every fourth held frame keeps its pixels (holding a hundred decoded frames costs
-  more memory traffic than the rest of the search), positions in between are
+  backwards from that position (a cursor that rested before it first moved; the view's
+  last 200 frames are held); only every fourth held frame keeps its pixels (holding
+  every decoded frame costs more memory traffic than the rest of the search), positions in between are
   interpolated for a pointer that barely moved;
 - a pointer that rested from a view's start and then left (moved away fast, or vanished)
   is found from the spot it left (:mod:`quilt_llava.narratives.departure`): the view's
   oldest held frame and a later one differ where it was; looked for at the view's first
   verified hit, and, while none is verified, on quiet frames after something moved;
+- once the pointer has left the spot where a verified track began, the frames before the
+  track in which it rested there are found by its departure (:mod:`rest_probe`): the spot
+  differs from the frame after it in the pointer's pattern. A see-through or heavily
+  compressed pointer matches its sprite at rest too weakly to be believed by shape alone;
 - where nothing changed around a resting pointer, it is carried over without matching;
 - regions the caller marks as ignored (a webcam box) produce no candidates;
 - nothing is reported below ``min_score`` or ``min_contrast``, so a hidden cursor
@@ -69,6 +76,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
+
+from quilt_llava.narratives.rest_probe import RestProbe, rest_before
 
 # A classic arrow pointer, tip at (0, 0), about 19 px tall at scale 1.
 ARROW_POLYGON = np.array(
@@ -112,7 +121,9 @@ class CursorConfig:
     max_blob_area: int = 900  # analysis px; bigger changes are not a cursor
     search_every: int = 25  # frames between whole-frame searches while nothing is tracked
     search_peaks: int = 16  # peaks of the coarse whole-frame search checked at full resolution
-    backfill_frames: int = 100  # how far back a fresh acquisition is propagated (frames held)
+    # how far back a fresh acquisition is propagated, and a rest looked for (frames held; every
+    # ``history_stride``-th keeps its pixels: 50 luma frames, ~46 MB at 720p, ~100 MB at 1080p)
+    backfill_frames: int = 200
     backfill_radius: int = 8  # px searched per step when propagating backwards
     history_stride: int = 4  # of the frames held for backfill, every n-th keeps its pixels (1: all)
     lock_after: int = 15  # verified hits agreeing on one template size before it is locked
@@ -244,6 +255,15 @@ COARSE_TRIALS = 3  # sightings a small learned sprite must be found in at half r
 # first sprite was learned are no longer matched: the video's own sprites explain its pointer.
 PRIOR_RETIRE_AFTER = 30
 REST_CHECK_EVERY = 8  # frames between looks for a spot a resting pointer left, while none is verified in a view
+# A verified track's start is probed for an earlier rest (``_probe_rest``) no sooner than this many frames
+# later, and only frames whose match scores at least ``REST_FLOOR`` count (the departure verifies them).
+REST_PROBE_WAIT = 3
+REST_FLOOR = 0.45
+# A spot that would verify a track must differ from the view some frames back in the template's pattern
+# (``_new_here``, ``_shaped_diff``): the signed difference correlates with the template at least this
+# much. Measured: 0.2-0.98 where a pointer arrived (redglass-crf36, handhelds-480p), 0.05 on a block
+# that CRF 36 re-coded where the pointer had passed (it keeps that look until the next keyframe).
+SHAPED_CHANGE = 0.15
 
 
 def _flat_peak(luma: np.ndarray, t: Template, x: int, y: int, r: int) -> tuple[float, int, int]:
@@ -471,6 +491,7 @@ class TemplateCursorLocator:
         # (index, luma, verified hit emitted) of this view's recent frames
         self.history: deque[tuple[int, np.ndarray | None, bool]] = deque(maxlen=self.config.backfill_frames)
         self.history_hits: dict[int, tuple[float, float] | None] = {}
+        self.probe: RestProbe | None = None  # where the last verified track began, until its rest is settled
 
     # -- candidate regions (top-left search boxes, full resolution) ----------------------
 
@@ -1016,6 +1037,7 @@ class TemplateCursorLocator:
             self.rest_sought = self.rest_moved = False
             self.view_first = None
             self.history.clear()
+            self.probe = None
             self.history_hits.clear()
             self.bg_frame, self.bg_patches = None, []
             return out
@@ -1041,6 +1063,7 @@ class TemplateCursorLocator:
         out += self._follow(frame, chosen)
         if self.track is not None and chosen is not None:
             keep.append(self.track)
+        out = self._probe_rest(frame) + out
         self._settle(frame, out, keep)
         return out
 
@@ -1063,6 +1086,45 @@ class TemplateCursorLocator:
             self.rest_sought = True
             self.track, self.pending, self.dormant = None, [], []
         return rested
+    def _probe_rest(self, frame: AnalysedFrame) -> list[CursorHit]:
+        """Once the pointer has left the spot where its verified track began (the track is more than
+        the template's size away, or gone for ``REST_PROBE_WAIT`` frames), the frames before the
+        track where it rested there (:func:`rest_probe.rest_before`): the template matched near the
+        spot at ``REST_FLOOR`` or better, and the spot differing from this frame in the pointer's
+        pattern. Those frames get hits and count as verified."""
+        probe = self.probe
+        if probe is None or frame.index < probe.index + REST_PROBE_WAIT:
+            return []
+        t = self.templates[probe.k]
+        if (
+            self.track is not None
+            and math.hypot(self.track[0] - probe.x, self.track[1] - probe.y)
+            <= max(t.image.shape) + self.config.backfill_radius
+        ):
+            if self.history and self.history[0][0] >= probe.index - 1:
+                self.probe = None  # no frame before it is held any more: no rest left to find
+            return []
+        self.probe = None
+        radius = self.config.backfill_radius
+        ref = frame.luma
+
+        def match(luma: np.ndarray, x: float, y: float) -> tuple[float, float, float]:
+            return match_in(luma, self._box_around_tip(x, y, radius, t), t)
+
+        def differs(luma: np.ndarray, x: float, y: float) -> bool:
+            diff = self._spot_diff(luma, ref, x, y, probe.k, shaped=True)
+            return diff is not None and diff >= self.config.min_change
+
+        found = rest_before(probe, self.history, match, differs, REST_FLOOR, radius)
+        if not found:
+            return []
+        done = {i for i, *_ in found}
+        self.history = deque(
+            ((i, luma, confirmed or i in done) for i, luma, confirmed in self.history), maxlen=self.history.maxlen
+        )
+        for i, x, y, _score in found:
+            self.history_hits[i] = (x, y)
+        return [CursorHit(i, x, y, score) for i, x, y, score in found]
 
     def _carry_still(self, frame: AnalysedFrame) -> list[CursorHit]:
         """Nothing changed around a resting pointer: it is where it was; no matching needed."""
@@ -1124,7 +1186,7 @@ class TemplateCursorLocator:
             if score < cands[0][0] - cfg.prefer_margin:
                 break
             change = self._change(frame.luma, x, y, k)
-            if change >= cfg.min_change and change > strongest:
+            if change >= cfg.min_change and change > strongest and self._fresh(frame, x, y, k):
                 chosen, strongest = (score, x, y, k, b, True), change
         if chosen is None and cands:
             # Nothing verified: rank by shape and by contrast. Pointers are drawn black on white
@@ -1134,6 +1196,16 @@ class TemplateCursorLocator:
             )
             chosen = (score, x, y, k, b, False)
         return chosen
+
+    def _fresh(self, frame: AnalysedFrame, x: float, y: float, k: int) -> bool:
+        """May a candidate at (x, y) that differs from the background count as seen to differ? Yes
+        where the verified track rests (within 4 px); else only when it is new there
+        (``_new_here``): the spot a pointer has just left differs from the last frame, and a track
+        that moved onto it keeps the passing pointer in its background, so what lies there then
+        differs from that background every frame."""
+        if self.verified and self.track is not None and math.hypot(x - self.track[0], y - self.track[1]) <= 4:
+            return True
+        return self._new_here(frame, x, y, k)
 
     def _follow(self, frame: AnalysedFrame, chosen: Choice | None) -> list[CursorHit]:
         """The track follows the chosen candidate (or ends without one); returns the hits it emits:
@@ -1154,7 +1226,7 @@ class TemplateCursorLocator:
             # A pointer that moved differs from what it now covers; an unchanged match some way
             # off (tissue beside a pointer that vanished) starts a track of its own.
             continues = False
-        if changed and not (continues and self.verified) and not self._new_here(frame, x, y, k):
+        if changed and not self._fresh(frame, x, y, k):
             changed = False  # a spot the pointer just passed over: what shows there now was there before
         if not continues:
             out.extend(self._end_track())
@@ -1174,6 +1246,9 @@ class TemplateCursorLocator:
             if not self.rest_sought:  # the view's first verified hit: where did the pointer rest before?
                 self.rest_sought = True
                 out.extend(self._rest_before(frame, x, y, k))
+            if not self.verified:  # where the track began: did the pointer rest there before? (see ``_probe_rest``)
+                first = self.pending[0] if self.pending else hit
+                self.probe = RestProbe(first.index, first.x, first.y, k)
             out.extend(self.pending)
             self.pending = []
             self.verified = True
@@ -1244,21 +1319,33 @@ class TemplateCursorLocator:
         none). A pointer that took longer than that to pass over the spot is not caught (the
         view's oldest frame would catch it, but also refuses a pointer returning to where it
         was: recall on redglass-crf36 0.522 -> 0.508)."""
-        held = [(i, luma) for i, luma, _ in self.history if luma is not None and luma.size]
-        if not held:
+        older = newest = None  # the oldest held frame within ``back``, else the newest held one
+        for i, luma, _ in reversed(self.history):
+            if luma is None or not luma.size:
+                continue
+            newest = luma if newest is None else newest
+            if i < frame.index - back:
+                break
+            older = luma
+        older = newest if older is None else older
+        if older is None:
             return True
-        older = next((luma for i, luma in held if i >= frame.index - back), held[-1][1])
-        diff = self._spot_diff(frame.luma, older, x, y, k)
+        diff = self._spot_diff(frame.luma, older, x, y, k, shaped=True)
         return diff is None or diff >= 0.5 * self.config.min_change
 
-    def _spot_diff(self, luma: np.ndarray, other: np.ndarray, x: float, y: float, k: int) -> float | None:
-        """Mean |luma - other| over template ``k``'s pixels with its hotspot at (x, y); None when
-        the template does not fit in the frame there."""
+    def _spot_diff(
+        self, luma: np.ndarray, other: np.ndarray, x: float, y: float, k: int, shaped: bool = False
+    ) -> float | None:
+        """Mean |luma - other| over template ``k``'s pixels with its hotspot at (x, y) (``shaped``: 0
+        unless the difference has the template's pattern, see :func:`_shaped_diff`); None when the
+        template does not fit in the frame there."""
         t = self.templates[k]
         x0, y0, x1, y1 = self._patch_box(x, y, t)
         H, W = luma.shape
         if x0 < 0 or y0 < 0 or x1 > W or y1 > H:
             return None
+        if shaped:
+            return _shaped_diff(luma[y0:y1, x0:x1], other[y0:y1, x0:x1], t)
         return _masked_mean_diff(luma[y0:y1, x0:x1], other[y0:y1, x0:x1], t.mask)
 
     def _contrast(self, luma: np.ndarray, x: float, y: float, k: int) -> float:
@@ -1440,6 +1527,25 @@ def _masked_mean_diff(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
     import cv2
 
     return float(cv2.mean(cv2.absdiff(a, b), mask=mask)[0])
+
+
+def _shaped_diff(patch: np.ndarray, background: np.ndarray, t: Template) -> float:
+    """Mean |patch - background| over ``t``'s pixels, or 0 when that difference does not have the
+    template's shape (|correlation| of the signed difference with the template's pixels under
+    ``SHAPED_CHANGE``): a pointer over any tissue, see-through or not, changes the pixels it covers
+    in its own pattern; a heavily compressed block re-coded where the pointer passed changes them
+    in a pattern of its own (a "ghost" that stays until the next keyframe)."""
+    m = t.mask > 0
+    d = patch[m].astype(np.float32) - background[m].astype(np.float32)
+    mean = float(np.abs(d).mean()) if d.size else 0.0
+    if mean == 0.0:
+        return 0.0
+    _offsets, centred, norm = t.masked_pixels(t.image.shape[1])
+    d -= d.mean()
+    spread = float(np.sqrt(d @ d))
+    if norm <= 1e-6 or spread <= 1e-6:
+        return mean  # a flat template or an even shift: nothing to tell the shape by
+    return mean if abs(float(d @ centred.astype(np.float32))) / (spread * norm) >= SHAPED_CHANGE else 0.0
 
 
 def _inside(mask: np.ndarray, x: float, y: float, scale: int) -> bool:
