@@ -64,7 +64,8 @@ from quilt_llava.demo.sample import INTRO_LINES, NEGATIVE_LINES, POSITIVE_LINES
 from quilt_llava.demo.voice import VoiceConfig, speak_utterances, write_wav
 from quilt_llava.files import read_json, write_json
 from quilt_llava.narratives.asr import AsrConfig, load_model, transcribe
-from quilt_llava.narratives.correct import Edit, correct_with_vocabulary, tokens_of
+from quilt_llava.narratives.asr_second_pass import SecondPass
+from quilt_llava.narratives.correct import Edit, VocabularyCorrector, correct_with_vocabulary, tokens_of
 from quilt_llava.narratives.correct_llm import LLMCorrectionConfig, correct_with_llm
 from quilt_llava.narratives.speech_metrics import damage, right_lost, score
 from quilt_llava.narratives.transcript import Transcript, transcript_from_records
@@ -111,6 +112,7 @@ def recognise(
         "second_pass_clips": result.second_pass_clips,
         "second_pass_changes": [f"{c['before']} -> {c['after']}" for c in result.second_pass_changes],
         "first_pass": result.first_pass.to_whisper_json()["segments"] if result.first_pass is not None else None,
+        "second_pass_heard": {str(k): ws for k, ws in (result.second_pass_heard or {}).items()},
     }
     return data
 
@@ -132,7 +134,15 @@ def kept_recognition(
         data["stamp"] = stamp
         if path is not None:
             write_json(path, data)
-    return transcript_from_records(data["segments"], f"{name} (ASR)"), data["bench"]
+    bench = data["bench"]
+    if bench.get("second_pass_heard") and bench.get("first_pass"):
+        # merge the kept second-pass words again with the current merge rules (same recognition)
+        second = SecondPass(model, asr, VocabularyCorrector(vocab))
+        heard = {int(k): ws for k, ws in bench["second_pass_heard"].items()}
+        records, taken = second.merge_heard(bench["first_pass"], heard)
+        bench = {**bench, "second_pass_changes": [f"{t.before} -> {t.after}" for t in taken]}
+        return transcript_from_records(records, f"{name} (ASR)"), bench
+    return transcript_from_records(data["segments"], f"{name} (ASR)"), bench
 
 
 def run_set(

@@ -85,7 +85,10 @@ class SecondPass:
         self._canon = {v[0]: c[0] for v, c in vocab.canonical_form().items() if len(v) == 1 and len(c) == 1}
 
     def run(self, audio: Any, records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[Taken], int]:
-        """(records with the merged words, what was taken, clips decoded)."""
+        """(records with the merged words, what was taken, clips decoded).
+
+        What the second pass heard, per segment, is left in ``self.heard`` (segment -> words),
+        so a later :meth:`merge_heard` can weigh the same recognition again."""
         from quilt_llava.narratives.vocabulary import norm_word
 
         cands = [
@@ -93,8 +96,7 @@ class SecondPass:
             for r in records
         ]
         wanted = [any(s < 1.0 for s in c.values()) for c in cands]  # some term not heard exactly
-        out = list(records)
-        taken: list[Taken] = []
+        self.heard: dict[int, list[dict]] = {}
         groups = clips(records, wanted, self.config.second_pass_clip_s)
         for group in groups:
             best: dict[str, float] = {}
@@ -104,14 +106,24 @@ class SecondPass:
             terms = sorted(best, key=lambda t: -best[t])[: self.config.second_pass_terms]
             words = self._decode(audio, records, group, terms)
             for k in group:
-                mine = self._words_of(words, records, group, k)
-                if len(mine) < MIN_KEPT_WORDS * len(records[k]["words"]):
-                    continue
-                merged, got = self.merge(records[k]["words"], mine)
-                if got:
-                    out[k] = {**records[k], "words": merged, "text": "".join(w["word"] for w in merged)}
-                    taken += [Taken(k, b, a, s) for b, a, s in got]
+                self.heard[k] = self._words_of(words, records, group, k)
+        out, taken = self.merge_heard(records, self.heard)
         return out, taken, len(groups)
+
+    def merge_heard(
+        self, records: list[dict[str, Any]], heard: dict[int, list[dict]]
+    ) -> tuple[list[dict[str, Any]], list[Taken]]:
+        """``records`` with each segment's second-pass words (``heard``) merged in: (records, taken)."""
+        out = list(records)
+        taken: list[Taken] = []
+        for k, mine in sorted(heard.items()):
+            if len(mine) < MIN_KEPT_WORDS * len(records[k]["words"]):
+                continue
+            merged, got = self.merge(records[k]["words"], mine)
+            if got:
+                out[k] = {**records[k], "words": merged, "text": " ".join(w["word"].strip() for w in merged)}
+                taken += [Taken(k, b, a, s) for b, a, s in got]
+        return out, taken
 
     def _decode(self, audio: Any, records: list[dict[str, Any]], group: list[int], terms: list[str]) -> list[dict]:
         first, last = group[0], group[-1]
@@ -170,7 +182,7 @@ class SecondPass:
                 out += old[s0:s1]
                 continue
             out += self._placed(old[s0:s1], new[d0:d1])
-            before, after = ("".join(w["word"] for w in ws).strip() for ws in (old[s0:s1], new[d0:d1]))
+            before, after = (" ".join(w["word"].strip() for w in ws) for ws in (old[s0:s1], new[d0:d1]))
             got.append((before, after, score))
         return out, got
 
