@@ -13,7 +13,10 @@ recogniser can, if it is told which words to expect. This pass:
 3. merges the two recognitions word by word: where they differ, the second pass's words
    are taken only when they hold a term the first did not, drop no term the first had,
    and read and sound like the words they replace (the corrector's bar, which rises for
-   everyday words: "stays" does not become "stains"). Everything else keeps the first
+   everyday words: "stays" does not become "stains"; a code is compared on spelling alone,
+   "C4D" does not become "CD4 knee"; several words that become more words need the bar
+   of a lone common word, "argue against cataricinoma" does not become "are new again to
+   carcinoma"). Everything else keeps the first
    pass's words, so a second pass that rambles (a hotword list read out, a dropped
    sentence) changes nothing.
 
@@ -188,9 +191,7 @@ class SecondPass:
 
     def _gain(self, on: list[str], nn: list[str], s0: int, s1: int, d0: int, d1: int) -> float | None:
         """The score of taking ``nn[d0:d1]`` for ``on[s0:s1]``, or None when it is not taken."""
-        from rapidfuzz import fuzz
-
-        from quilt_llava.narratives.correct import sound_key
+        from quilt_llava.narratives.correct import similarity
 
         c = self.corrector
         heard, meant = tuple(w for w in on[s0:s1] if w), tuple(w for w in nn[d0:d1] if w)
@@ -200,11 +201,9 @@ class SecondPass:
         lost = c.terms_in(heard) - c.terms_in(tuple(nn[max(0, d0 - 1) : d1 + 1]))
         if not gained or lost:
             return None
-        spelling = fuzz.ratio("".join(heard), "".join(meant)) / 100
-        sound = fuzz.ratio(sound_key(heard), sound_key(meant)) / 100
-        score = (spelling + sound) / 2
+        score = similarity(heard, meant)[0]
         common = all(c.zipf(w) >= c.config.common_zipf for w in heard)
-        bar = c.bar(heard, common) if common else self.config.second_pass_min_score
+        bar = c.rewrite_bar(heard, meant, c.bar(heard, common) if common else self.config.second_pass_min_score)
         return score if score >= bar else None
 
     def _placed(self, old: list[dict], new: list[dict]) -> list[dict]:
