@@ -195,3 +195,37 @@ def test_a_clip_without_audio_of_its_own_is_not_decoded(corrector):
     sp = SecondPass(model, AsrConfig("tiny.en", second_pass=True), corrector)
     assert sp._decode(np.zeros(3 * SR, np.float32), recs, [1], ["gland"]) == []
     assert model.calls == []
+
+
+def test_merge_refuses_long_rewrites_that_add_words_and_code_swaps(corrector):
+    # second-pass runs seen on the tuning sets that turned right words into wrong ones
+    sp = SecondPass(None, AsrConfig("tiny.en", second_pass=True), corrector)
+    for first, second in (
+        ("argue against cataricinoma.", "are new again to carcinoma"),  # 3 words -> 5, score 0.81
+        ("The aridic acid keeps changing here", "Here we are decasid skin-staining here"),
+        ("C4D staining is positive", "CD4 knee staining is positive"),  # a code read in another order
+    ):
+        old = timed(first, 0.0)
+        assert sp.merge(old, timed(second, 0.0)) == (old, []), first
+    # right fixes that shrink a run or split one word are still taken
+    for first, second, after in (
+        ("In testinal metoplasia is seen", "intestinal metaplasia is seen", "intestinal metaplasia"),
+        ("the Chondoride stain", "the Congo red stain", "Congo red"),
+    ):
+        _, got = sp.merge(timed(first, 0.0), timed(second, 0.0))
+        assert [a for _, a, _ in got] == [after], first
+
+
+def test_merge_heard_weighs_kept_words_again_with_spaced_text(corrector):
+    sp = SecondPass(None, AsrConfig("tiny.en", second_pass=True), corrector)
+    kept = [{"word": w["word"].strip(), "start": w["start"], "end": w["end"]} for w in timed("the tumour land is", 0.0)]
+    records = [{"start": 0.0, "end": 1.6, "text": "the tumour land is", "words": kept}]
+    heard = {
+        0: [
+            {"word": w["word"].strip(), "start": w["start"], "end": w["end"]} for w in timed("the tumour gland is", 0.0)
+        ]
+    }
+    out, taken = sp.merge_heard(records, heard)
+    assert out[0]["text"] == "the tumour gland is"  # words stored without their leading space
+    assert [(t.before, t.after) for t in taken] == [("land", "gland")]
+    assert sp.merge_heard(records, {0: heard[0][:1]}) == (records, [])  # too few words: not merged

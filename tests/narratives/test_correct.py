@@ -376,3 +376,28 @@ def test_llm_prompt_snapshot(tmp_path):
         path.write_text(text, encoding="utf-8")
     assert path.exists(), f"no snapshot {path}; run with UPDATE_SNAPSHOTS=1"
     assert text == path.read_text(encoding="utf-8")
+
+
+def test_a_code_is_compared_on_spelling_not_on_sound(vocab):
+    # Metaphone drops where the digits sit: "C4d" (a stain, not in the vocabulary) sounded
+    # exactly like "CD4" and was changed into it; a near code with the same order still is fixed.
+    raw = timed("C4D staining is positive along the capillaries, the Kai67 index is low")
+    fixed, edits = correct_with_vocabulary(raw, vocab)
+    assert fixed.text() == "C4D staining is positive along the capillaries, the Ki67 index is low"
+    assert [(e.before, e.after) for e in edits] == [("Kai67", "Ki67")]
+    assert edits[0].detail == {"spelling": 0.889, "sound": 0.889}
+
+
+def test_several_words_into_more_words_need_the_higher_bar(vocab):
+    from quilt_llava.narratives.correct import VocabularyCorrector
+
+    c = VocabularyCorrector(vocab)
+    cfg = c.config
+    # a phrase rewritten into a longer one: the bar a lone common word needs
+    assert c.rewrite_bar(("argue", "against"), ("are", "new", "again"), cfg.min_score) == cfg.common_min_score
+    # one word into several ("Chondoride" -> "Congo red") and runs that shrink keep their bar
+    assert c.rewrite_bar(("chondoride",), ("congo", "red"), 0.5) == 0.5
+    assert c.rewrite_bar(("in", "testinal", "metoplasia"), ("intestinal", "metaplasia"), 0.5) == 0.5
+    # the right fix of a several-word term from fewer heard words is still made
+    fixed, _ = correct_with_vocabulary(timed("the neo plastic cells"), vocab)
+    assert fixed.text() == "the neoplastic cells"

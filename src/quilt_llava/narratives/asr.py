@@ -97,6 +97,7 @@ class AsrResult:
     second_pass_clips: int = 0  # clips decoded again
     second_pass_changes: tuple[dict[str, Any], ...] = ()  # where its words were taken (before/after)
     first_pass: Transcript | None = None  # the recognition before the second pass, when it ran
+    second_pass_heard: dict[int, list[dict[str, Any]]] | None = None  # its words per segment decoded again
 
     @property
     def realtime_factor(self) -> float:
@@ -220,13 +221,16 @@ def transcribe(
     changes: list[dict[str, Any]] = []
     clips = 0
     first_pass = None
+    heard = None
     if config.second_pass and records:
         first_pass = transcript_from_records(records, f"{media} (ASR first pass)")
         from quilt_llava.narratives.asr_second_pass import SecondPass
         from quilt_llava.narratives.correct import VocabularyCorrector
 
         corrector = VocabularyCorrector(vocabulary if vocabulary is not None else Vocabulary.load())
-        records, taken, clips = SecondPass(model, config, corrector).run(audio, records)
+        second = SecondPass(model, config, corrector)
+        records, taken, clips = second.run(audio, records)
+        heard = second.heard
         changes = [t.to_dict() for t in taken]
     seconds = time.perf_counter() - t0
     transcript = transcript_from_records(records, f"{media} (ASR)")
@@ -240,6 +244,7 @@ def transcribe(
         clips,
         tuple(changes),
         first_pass,
+        heard,
     )
 
 

@@ -13,7 +13,10 @@ recogniser can, if it is told which words to expect. This pass:
 3. merges the two recognitions word by word: where they differ, the second pass's words
    are taken only when they hold a term the first did not, drop no term the first had,
    and read and sound like the words they replace (the corrector's bar, which rises for
-   everyday words: "stays" does not become "stains"). Everything else keeps the first
+   everyday words: "stays" does not become "stains"; a code is compared on spelling alone,
+   "C4D" does not become "CD4 knee"; several words that become more words need the bar
+   of a lone common word, "argue against cataricinoma" does not become "are new again to
+   carcinoma"). Everything else keeps the first
    pass's words, so a second pass that rambles (a hotword list read out, a dropped
    sentence) changes nothing.
 
@@ -85,7 +88,10 @@ class SecondPass:
         self._canon = {v[0]: c[0] for v, c in vocab.canonical_form().items() if len(v) == 1 and len(c) == 1}
 
     def run(self, audio: Any, records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[Taken], int]:
-        """(records with the merged words, what was taken, clips decoded)."""
+        """(records with the merged words, what was taken, clips decoded).
+
+        What the second pass heard, per segment, is left in ``self.heard`` (segment -> words),
+        so a later :meth:`merge_heard` can weigh the same recognition again."""
         from quilt_llava.narratives.vocabulary import norm_word
 
         cands = [
@@ -93,8 +99,7 @@ class SecondPass:
             for r in records
         ]
         wanted = [any(s < 1.0 for s in c.values()) for c in cands]  # some term not heard exactly
-        out = list(records)
-        taken: list[Taken] = []
+        self.heard: dict[int, list[dict]] = {}
         groups = clips(records, wanted, self.config.second_pass_clip_s)
         for group in groups:
             best: dict[str, float] = {}
@@ -104,14 +109,24 @@ class SecondPass:
             terms = sorted(best, key=lambda t: -best[t])[: self.config.second_pass_terms]
             words = self._decode(audio, records, group, terms)
             for k in group:
-                mine = self._words_of(words, records, group, k)
-                if len(mine) < MIN_KEPT_WORDS * len(records[k]["words"]):
-                    continue
-                merged, got = self.merge(records[k]["words"], mine)
-                if got:
-                    out[k] = {**records[k], "words": merged, "text": "".join(w["word"] for w in merged)}
-                    taken += [Taken(k, b, a, s) for b, a, s in got]
+                self.heard[k] = self._words_of(words, records, group, k)
+        out, taken = self.merge_heard(records, self.heard)
         return out, taken, len(groups)
+
+    def merge_heard(
+        self, records: list[dict[str, Any]], heard: dict[int, list[dict]]
+    ) -> tuple[list[dict[str, Any]], list[Taken]]:
+        """``records`` with each segment's second-pass words (``heard``) merged in: (records, taken)."""
+        out = list(records)
+        taken: list[Taken] = []
+        for k, mine in sorted(heard.items()):
+            if len(mine) < MIN_KEPT_WORDS * len(records[k]["words"]):
+                continue
+            merged, got = self.merge(records[k]["words"], mine)
+            if got:
+                out[k] = {**records[k], "words": merged, "text": " ".join(w["word"].strip() for w in merged)}
+                taken += [Taken(k, b, a, s) for b, a, s in got]
+        return out, taken
 
     def _decode(self, audio: Any, records: list[dict[str, Any]], group: list[int], terms: list[str]) -> list[dict]:
         first, last = group[0], group[-1]
@@ -170,15 +185,13 @@ class SecondPass:
                 out += old[s0:s1]
                 continue
             out += self._placed(old[s0:s1], new[d0:d1])
-            before, after = ("".join(w["word"] for w in ws).strip() for ws in (old[s0:s1], new[d0:d1]))
+            before, after = (" ".join(w["word"].strip() for w in ws) for ws in (old[s0:s1], new[d0:d1]))
             got.append((before, after, score))
         return out, got
 
     def _gain(self, on: list[str], nn: list[str], s0: int, s1: int, d0: int, d1: int) -> float | None:
         """The score of taking ``nn[d0:d1]`` for ``on[s0:s1]``, or None when it is not taken."""
-        from rapidfuzz import fuzz
-
-        from quilt_llava.narratives.correct import sound_key
+        from quilt_llava.narratives.correct import similarity
 
         c = self.corrector
         heard, meant = tuple(w for w in on[s0:s1] if w), tuple(w for w in nn[d0:d1] if w)
@@ -188,11 +201,9 @@ class SecondPass:
         lost = c.terms_in(heard) - c.terms_in(tuple(nn[max(0, d0 - 1) : d1 + 1]))
         if not gained or lost:
             return None
-        spelling = fuzz.ratio("".join(heard), "".join(meant)) / 100
-        sound = fuzz.ratio(sound_key(heard), sound_key(meant)) / 100
-        score = (spelling + sound) / 2
+        score = similarity(heard, meant)[0]
         common = all(c.zipf(w) >= c.config.common_zipf for w in heard)
-        bar = c.bar(heard, common) if common else self.config.second_pass_min_score
+        bar = c.rewrite_bar(heard, meant, c.bar(heard, common) if common else self.config.second_pass_min_score)
         return score if score >= bar else None
 
     def _placed(self, old: list[dict], new: list[dict]) -> list[dict]:

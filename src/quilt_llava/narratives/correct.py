@@ -39,6 +39,12 @@ Three more kinds of candidate use what is around a word:
 
 All candidates compete: at most one edit per word, the best-scoring first.
 
+Two guards against rewrites that change right words (measured in docs/BENCHMARKS.md, Speech):
+a code with digits is compared on spelling alone (:func:`similarity`: Metaphone drops where
+the digits sit, so "C4d" sounded exactly like "CD4"), and several words that would become
+more words need ``common_min_score`` (:meth:`VocabularyCorrector.rewrite_bar`), the bar of a
+lone common word; the second-pass merge uses both.
+
 Every change is an :class:`Edit` (utterance, word range, before, after, scores) that
 :func:`apply_edits` turns into a new transcript: the new words share the time span of
 the words they replace, split by length, so word timings stay inside the original
@@ -208,6 +214,21 @@ def sound_key(words: tuple[str, ...] | list[str]) -> str:
     return "".join(jellyfish.metaphone(w) + "".join(_DIGITS.findall(w)) for w in words if w)
 
 
+def similarity(heard: tuple[str, ...], meant: tuple[str, ...]) -> tuple[float, float, float]:
+    """(score, spelling, sound) of words ``heard`` against words ``meant``: the mean of the
+    spelling and sound similarities (0-1). For a code with digits ("C4d", "CD4") the spelling
+    alone counts: Metaphone drops the digits' place, so "C4d" and "CD4" would sound the same."""
+    from rapidfuzz import fuzz
+
+    spelled, target = "".join(heard), "".join(meant)
+    spelling = fuzz.ratio(spelled, target) / 100
+    if _DIGITS.search(spelled) or _DIGITS.search(target):
+        return spelling, spelling, spelling
+    a, b = sound_key(heard), sound_key(meant)
+    sound = fuzz.ratio(a, b) / 100 if a and b else 0.0
+    return (spelling + sound) / 2, spelling, sound
+
+
 class VocabularyCorrector:
     """Finds :class:`Edit` s that put vocabulary terms back (see the module docstring)."""
 
@@ -287,6 +308,16 @@ class VocabularyCorrector:
             cfg.common_min_score, cfg.min_score + (cfg.common_min_score - cfg.min_score) * above / cfg.common_ramp_zipf
         )
 
+    def rewrite_bar(self, heard: tuple[str, ...] | list[str], meant: tuple[str, ...] | list[str], bar: float) -> float:
+        """The score that replacing words ``heard`` by words ``meant`` must reach: ``bar``, raised
+        to ``common_min_score`` when several words become more words. Such a rewrite of a whole
+        phrase ("argue against cataricinoma" -> "are new again to carcinoma") changes right words
+        far more often than it restores a term; one word becoming several ("Chondoride" ->
+        "Congo red") keeps the usual bar."""
+        if len(heard) >= 2 and len(meant) > len(heard):
+            return max(bar, self.config.common_min_score)
+        return bar
+
     def best_term(self, norms: tuple[str, ...]) -> tuple[Term, float, float, float] | None:
         """(term, score, spelling, sound) of the closest term to a run of compared words, or None."""
         from rapidfuzz import fuzz, process
@@ -303,9 +334,7 @@ class VocabularyCorrector:
                 continue  # the run is part of this term ("connective" of "connective tissue"), not a mishearing
             if spelled != self._spell[i] and any(other_form(w, t) for w in norms for t in self._forms[i]):
                 continue  # a word of the run is another form of a term word ("neutrophilic", "typical", "centrally")
-            spelling = fuzz.ratio(spelled, self._spell[i]) / 100
-            sound = fuzz.ratio(sounded, self._sound[i]) / 100 if sounded and self._sound[i] else 0.0
-            score = (spelling + sound) / 2
+            score, spelling, sound = similarity(norms, self._forms[i])
             if best is None or score > best[1]:
                 best = (self._index[self._forms[i]], score, spelling, sound)
         return best
@@ -326,7 +355,9 @@ class VocabularyCorrector:
                 if best is None:
                     continue
                 term, score, spelling, sound = best
-                if score < self.bar(run, common) or spelling < cfg.min_spelling:
+                if score < self.rewrite_bar(run, term.canonical.split(), self.bar(run, common)):
+                    continue
+                if spelling < cfg.min_spelling:
                     continue
                 if common and n > 1 and spelling < 1.0:
                     continue  # ordinary words together change only when they spell the term ("neo plastic")
@@ -336,7 +367,6 @@ class VocabularyCorrector:
     def _anchored_edits(self, ui: int, tokens: list[str], norms: list[str]) -> list[Edit]:
         """Several-word terms of which some words were heard right and the others sound alike
         ("perinoral invasion" -> "perineural invasion"): only the other words are compared."""
-        from rapidfuzz import fuzz
 
         cfg = self.config
         found: list[Edit] = []
@@ -353,9 +383,7 @@ class VocabularyCorrector:
                 touchable, common = self._touchable(heard)
                 if not touchable or any(other_form(h, m) for h in heard for m in meant):
                     continue
-                spelling = fuzz.ratio("".join(heard), "".join(meant)) / 100
-                sound = fuzz.ratio(sound_key(heard), sound_key(meant)) / 100
-                score = (spelling + sound) / 2
+                score, spelling, sound = similarity(heard, meant)
                 if score < self.bar(heard, common) or spelling < cfg.min_spelling:
                     continue
                 term = self._index[form]
@@ -408,7 +436,6 @@ class VocabularyCorrector:
 
     def _context_edits(self, ui: int, tokens: list[str], norms: list[str]) -> list[Edit]:
         """Words that sound like a term one of whose context cues is said nearby."""
-        from rapidfuzz import fuzz
 
         cfg = self.config
         found: list[Edit] = []
@@ -436,9 +463,7 @@ class VocabularyCorrector:
                     continue
                 if any(form == p + word or word == p + form for p in MEANING_PREFIXES):
                     continue  # typical / atypical: a different meaning, not a mishearing
-                spelling = fuzz.ratio(word, form) / 100
-                sound = fuzz.ratio(sound_key((word,)), sound_key((form,))) / 100
-                score = (spelling + sound) / 2
+                score, spelling, sound = similarity((word,), (form,))
                 if score >= cfg.cue_min_score and spelling >= cfg.min_spelling and (best is None or score > best[1]):
                     best = (term, score, spelling, sound)
             if best is not None:
