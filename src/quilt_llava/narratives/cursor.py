@@ -1086,6 +1086,7 @@ class TemplateCursorLocator:
             self.rest_sought = True
             self.track, self.pending, self.dormant = None, [], []
         return rested
+
     def _probe_rest(self, frame: AnalysedFrame) -> list[CursorHit]:
         """Once the pointer has left the spot where its verified track began (the track is more than
         the template's size away, or gone for ``REST_PROBE_WAIT`` frames), the frames before the
