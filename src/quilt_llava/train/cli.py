@@ -30,7 +30,7 @@ def run_train(options: TrainOptions, out: Output) -> dict:
         cfg.require_run_paths()
         return {"config": cfg.to_dict(), "valid": True}
     from quilt_llava.model.hf import quiet_libraries
-    from quilt_llava.train.trainer import train
+    from quilt_llava.train.trainer import close_process_group, train
 
     quiet_libraries(out.quiet or out.json)
 
@@ -38,6 +38,7 @@ def run_train(options: TrainOptions, out: Output) -> dict:
         out.info(f"step {entry['step']}: loss {entry['loss']:.4f} lr {entry.get('learning_rate', 0):.3g}")
 
     summary = train(cfg, on_log=show, output=out)
+    close_process_group()  # a launched run ends here: leave no gloo/NCCL threads to interpreter shutdown
     summary.pop("log_history", None)
     return summary
 

@@ -43,6 +43,18 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
+def close_process_group() -> None:
+    """After a launched run (``accelerate launch``/``torchrun``): every rank waits for the others,
+    then the process group is destroyed. Left to interpreter shutdown, gloo's threads can abort a
+    rank ("terminate called without an active exception", SIGABRT) after its work is done, which
+    fails the launch. A no-op in a single process."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def load_for_training(cfg: TrainConfig):
     """The model and processor a run starts from (a saved checkpoint or an assembled preset)."""
     from quilt_llava.model.build import build_model_and_processor
