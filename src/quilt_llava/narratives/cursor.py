@@ -104,6 +104,18 @@ class CursorHit:
     score: float
 
 
+def interpolated(gap: list[int], newer: CursorHit, index: int, x: float, y: float, score: float) -> list[CursorHit]:
+    """Hits for the frames ``gap`` whose pixels were not kept (thinned), lying between a sighting at
+    frame ``index`` ((x, y), ``score``) and a ``newer`` one: on the line between the two, at the
+    lower score."""
+    span = newer.index - index
+    out = []
+    for j in gap:
+        w = (newer.index - j) / span
+        out.append(CursorHit(j, newer.x + w * (x - newer.x), newer.y + w * (y - newer.y), min(score, newer.score)))
+    return out
+
+
 class CursorLocator(Protocol):
     def process(self, frame: AnalysedFrame) -> list[CursorHit]:
         """Consume the next frame; return cursor hits (for this frame and possibly earlier ones)."""
@@ -901,16 +913,7 @@ class TemplateCursorLocator:
                 last = hits[-1]
                 if math.hypot(x - last.x, y - last.y) > cfg.backfill_radius:
                     break
-                span = index - last.index
-                hits += [
-                    CursorHit(
-                        j,
-                        last.x + (x - last.x) * (j - last.index) / span,
-                        last.y + (y - last.y) * (j - last.index) / span,
-                        min(score, last.score),
-                    )
-                    for j in gap
-                ]
+                hits += interpolated(gap, CursorHit(index, x, y, score), last.index, last.x, last.y, last.score)
             gap = []
             hits.append(CursorHit(index, x, y, score))
         # Then where the learner saw it moving, in frames it still holds.
@@ -1473,15 +1476,7 @@ class TemplateCursorLocator:
             if gap:
                 if not hits or math.hypot(bx - x, by - y) > radius:
                     break  # moved (or vanished) while no pixels were kept: stop short of the gap
-                later = hits[-1]
-                span = later.index - index
-                for j in gap:
-                    w = (later.index - j) / span
-                    hits.append(
-                        CursorHit(
-                            j, later.x + w * (bx - later.x), later.y + w * (by - later.y), min(score, later.score)
-                        )
-                    )
+                hits += interpolated(gap, hits[-1], index, bx, by, score)
                 gap = []
             hits.append(CursorHit(index, bx, by, score))
             x, y = bx, by

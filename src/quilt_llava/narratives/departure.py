@@ -41,7 +41,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from quilt_llava.narratives.cursor import CursorHit, Template, _masked_mean_diff, match_in
+from quilt_llava.narratives.cursor import CursorHit, Template, _masked_mean_diff, interpolated, match_in
 
 MAX_SPOTS = 4  # places where the two frames differ that are matched, largest first
 DRIFT_PX = 2  # px a resting pointer may drift between two kept frames and stay the same rest
@@ -159,17 +159,7 @@ def rest_before_move(
             gap = []
             continue
         if gap and hits:
-            later = hits[-1]
-            span = later.index - index
-            hits += [
-                CursorHit(
-                    j,
-                    bx + (later.x - bx) * (j - index) / span,
-                    by + (later.y - by) * (j - index) / span,
-                    min(score, later.score),
-                )
-                for j in gap
-            ]
+            hits += interpolated(gap, hits[-1], index, bx, by, score)
         gap = []
         hits.append(CursorHit(index, bx, by, score))
         x, y = bx, by
@@ -198,16 +188,7 @@ def since_first(
     score, bx, by = match_in(luma, (x - DRIFT_PX, y - DRIFT_PX, x + DRIFT_PX + 1, y + DRIFT_PX + 1), t, min_contrast)
     if score < min_score or (new is not None and not _left(luma, new, bx, by, t, min_change)):
         return []
-    span = oldest.index - index
-    return [
-        CursorHit(
-            j,
-            bx + (oldest.x - bx) * (j - index) / span,
-            by + (oldest.y - by) * (j - index) / span,
-            min(score, oldest.score),
-        )
-        for j in range(oldest.index - 1, index - 1, -1)
-    ]
+    return interpolated(list(range(oldest.index - 1, index - 1, -1)), oldest, index, bx, by, score)
 
 
 def _covering(x0: int, y0: int, x1: int, y1: int, tw: int, th: int, slack: int = 4) -> tuple[int, int, int, int]:

@@ -57,6 +57,8 @@ def rest_before(
     in the template's pattern? A frame counts when its match scores at least ``floor`` and
     differs; thinned frames between two that count are interpolated when the pointer moved at
     most ``radius`` px across them."""
+    from quilt_llava.narratives.cursor import CursorHit, interpolated  # cursor imports this module
+
     found: list[tuple[int, float, float, float]] = []
     x, y = probe.x, probe.y
     gap: list[int] = []
@@ -72,11 +74,8 @@ def rest_before(
         if gap:
             if math.hypot(mx - x, my - y) > radius:
                 break
-            later = found[-1] if found else (probe.index, probe.x, probe.y, score)
-            span = later[0] - index
-            for j in gap:
-                w = (later[0] - j) / span
-                found.append((j, later[1] + w * (mx - later[1]), later[2] + w * (my - later[2]), min(score, later[3])))
+            later = CursorHit(*found[-1]) if found else CursorHit(probe.index, probe.x, probe.y, score)
+            found += [(h.index, h.x, h.y, h.score) for h in interpolated(gap, later, index, mx, my, score)]
             gap = []
         found.append((index, mx, my, score))
         x, y = mx, my
