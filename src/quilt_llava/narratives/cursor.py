@@ -116,6 +116,23 @@ def interpolated(gap: list[int], newer: CursorHit, index: int, x: float, y: floa
     return out
 
 
+def spot_diff(
+    luma: np.ndarray, other: np.ndarray, x: float, y: float, t: Template, shaped: bool = False
+) -> float | None:
+    """Mean |luma - other| over template ``t``'s pixels with its hotspot at (x, y) (``shaped``: 0
+    unless the difference has the template's pattern, see :func:`_shaped_diff`); None when the
+    template does not fit in the frame there."""
+    th, tw = t.image.shape
+    x0, y0 = round(x) - t.hotspot[0], round(y) - t.hotspot[1]
+    x1, y1 = x0 + tw, y0 + th
+    H, W = luma.shape
+    if x0 < 0 or y0 < 0 or x1 > W or y1 > H:
+        return None
+    if shaped:
+        return _shaped_diff(luma[y0:y1, x0:x1], other[y0:y1, x0:x1], t)
+    return _masked_mean_diff(luma[y0:y1, x0:x1], other[y0:y1, x0:x1], t.mask)
+
+
 class CursorLocator(Protocol):
     def process(self, frame: AnalysedFrame) -> list[CursorHit]:
         """Consume the next frame; return cursor hits (for this frame and possibly earlier ones)."""
@@ -1340,17 +1357,8 @@ class TemplateCursorLocator:
     def _spot_diff(
         self, luma: np.ndarray, other: np.ndarray, x: float, y: float, k: int, shaped: bool = False
     ) -> float | None:
-        """Mean |luma - other| over template ``k``'s pixels with its hotspot at (x, y) (``shaped``: 0
-        unless the difference has the template's pattern, see :func:`_shaped_diff`); None when the
-        template does not fit in the frame there."""
-        t = self.templates[k]
-        x0, y0, x1, y1 = self._patch_box(x, y, t)
-        H, W = luma.shape
-        if x0 < 0 or y0 < 0 or x1 > W or y1 > H:
-            return None
-        if shaped:
-            return _shaped_diff(luma[y0:y1, x0:x1], other[y0:y1, x0:x1], t)
-        return _masked_mean_diff(luma[y0:y1, x0:x1], other[y0:y1, x0:x1], t.mask)
+        """:func:`spot_diff` of template ``k``."""
+        return spot_diff(luma, other, x, y, self.templates[k], shaped)
 
     def _contrast(self, luma: np.ndarray, x: float, y: float, k: int) -> float:
         """|mean(fill) - mean(outline)| of the arrow with its tip at (x, y)."""

@@ -41,7 +41,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from quilt_llava.narratives.cursor import CursorHit, Template, _masked_mean_diff, interpolated, match_in
+from quilt_llava.narratives.cursor import CursorHit, Template, interpolated, match_in, spot_diff
 
 MAX_SPOTS = 4  # places where the two frames differ that are matched, largest first
 DRIFT_PX = 2  # px a resting pointer may drift between two kept frames and stay the same rest
@@ -206,11 +206,5 @@ def _left(old: np.ndarray, new: np.ndarray, x: float, y: float, t: Template, min
     """Does ``old`` differ from ``new`` under shape ``t`` with its hotspot at (x, y) (the pointer
     was there in ``old`` and is not in ``new``)? Half of ``min_change`` suffices: part of a
     small pointer's mask is its faint outline."""
-    x0, y0 = round(x) - t.hotspot[0], round(y) - t.hotspot[1]
-    th, tw = t.image.shape
-    H, W = old.shape
-    if x0 < 0 or y0 < 0 or x0 + tw > W or y0 + th > H:
-        return False
-    return (
-        _masked_mean_diff(old[y0 : y0 + th, x0 : x0 + tw], new[y0 : y0 + th, x0 : x0 + tw], t.mask) >= 0.5 * min_change
-    )
+    diff = spot_diff(old, new, x, y, t)
+    return diff is not None and diff >= 0.5 * min_change
