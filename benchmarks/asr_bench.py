@@ -59,13 +59,15 @@ import tempfile
 import time
 from collections import Counter
 from contextlib import ExitStack
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from quilt_llava.demo.sample import INTRO_LINES, NEGATIVE_LINES, POSITIVE_LINES
 from quilt_llava.demo.voice import VoiceConfig, speak_utterances, write_wav
 from quilt_llava.files import read_json, write_json
-from quilt_llava.narratives.asr import AsrConfig, load_model, transcribe
+from quilt_llava.narratives.acoustic_check import AcousticCheck, AcousticConfig, correct_heard
+from quilt_llava.narratives.asr import AsrConfig, load_model, read_audio, transcribe
 from quilt_llava.narratives.asr_second_pass import SecondPass
 from quilt_llava.narratives.correct import Edit, VocabularyCorrector, correct_with_vocabulary, tokens_of
 from quilt_llava.narratives.correct_llm import LLMCorrectionConfig, correct_with_llm
@@ -87,10 +89,13 @@ def sentences(name: str) -> list[str]:
     return [ln.strip() for ln in lines if ln.strip() and not ln.startswith("#")]
 
 
-def recognise(
-    name: str, lines: list[str], model: Any, asr: AsrConfig, tmp: Path, vocab: Vocabulary | None = None
-) -> dict[str, Any]:
-    """Voice ``lines`` with espeak-ng and recognise them: Whisper JSON plus timing figures."""
+def voiced(name: str, lines: list[str], folder: Path) -> Path:
+    """``folder``/``name``.wav: ``lines`` spoken by espeak-ng one after another (kept when there)."""
+    wav = folder / f"{name}.wav"
+    stamp = folder / f"{name}.wav.sha256"
+    digest = hashlib.sha256("\n".join(lines).encode()).hexdigest()
+    if wav.is_file() and stamp.is_file() and stamp.read_text() == digest:
+        return wav
     utterances, t = [], 0.3
     for line in lines:  # intervals are placeholders: each line is spoken whole, then a pause
         utterances.append((t, t + 0.1, line))
@@ -103,8 +108,16 @@ def recognise(
         placed.append((t, t + (s1 - s0), line))
         t += (s1 - s0) + 0.6
     audio, sr, spoken = speak_utterances(placed, t, voice)
-    wav = write_wav(tmp / f"{name}.wav", audio, sr)
-    result = transcribe(wav, asr, model, vocab)
+    write_wav(wav, audio, sr)
+    stamp.write_text(digest)
+    return wav
+
+
+def recognise(
+    name: str, lines: list[str], model: Any, asr: AsrConfig, tmp: Path, vocab: Vocabulary | None = None
+) -> dict[str, Any]:
+    """Voice ``lines`` with espeak-ng and recognise them: Whisper JSON plus timing figures."""
+    result = transcribe(voiced(name, lines, tmp), asr, model, vocab)
     data = result.transcript.to_whisper_json()
     data["bench"] = {
         "audio_s": round(result.duration_s, 1),
@@ -132,7 +145,7 @@ def kept_recognition(
         if data.get("stamp") != stamp:
             data = None
     if data is None:
-        data = recognise(name, lines, model, asr, tmp, vocab)
+        data = recognise(name, lines, model, asr, keep or tmp, vocab)
         data["stamp"] = stamp
         if path is not None:
             write_json(path, data)
@@ -156,6 +169,7 @@ def run_set(
     llm: Any,
     keep: Path | None = None,
     llm_options: LLMCorrectionConfig | None = None,
+    check: AcousticCheck | None = None,
 ) -> dict[str, Any]:
     lines = sentences(name)
     raw, timing = kept_recognition(name, lines, model, asr, tmp, keep, vocab)
@@ -163,6 +177,12 @@ def run_set(
     first = transcript_from_records(timing["first_pass"], f"{name} (1st pass)") if timing.get("first_pass") else None
     fixed, edits = correct_with_vocabulary(raw, vocab)
     hurt, right = damage_of(script, raw, edits, vocab)
+    heard = None
+    if check is not None:
+        audio, _bad = read_audio(voiced(name, lines, keep or tmp))
+        heard = {"raw": judged(script, raw, audio, check, vocab, first)}
+        if first is not None:
+            heard["first_pass"] = judged(script, first, audio, check, vocab, first)
     out: dict[str, Any] = {
         "set": name,
         "sentences": len(lines),
@@ -181,6 +201,8 @@ def run_set(
         "raw_text": raw.text(),
         "corrected_text": fixed.text(),
     }
+    if heard is not None:
+        out["acoustic"] = heard
     if llm is not None:
         t0 = time.perf_counter()
         corrected, llm_edits, rejected = correct_with_llm(fixed, vocab, llm, llm_options)
@@ -194,6 +216,30 @@ def run_set(
         out["llm_rejected_edits"] = [f"{r.edit}: {r.reason}" for r in rejected]
         out["llm_text"] = corrected.text()
     return out
+
+
+def judged(
+    script: str, raw: Transcript, audio: Any, check: AcousticCheck, vocab: Vocabulary, first: Transcript | None
+) -> dict[str, Any]:
+    """Scores of ``raw`` corrected with the acoustic check: terms, WER, damage, refusals, time."""
+    s0, w0, t0 = check.seconds, check.windows, check.texts
+    fixed, edits, refused = correct_heard(raw, vocab, audio, check)
+    hurt, right = damage_of(script, raw, edits, vocab)
+    return {
+        "scores": score(script, fixed.text(), vocab).to_dict(),
+        "changes": len(edits),
+        "loose_changes": sum(1 for e in edits if not e.detail["acoustic"].get("strict", True)),
+        "refused": len(refused),
+        "right_words_changed": hurt,
+        "right_words": right,
+        "right_words_lost": right_lost(script, (first or raw).text(), fixed.text(), vocab),
+        "seconds": round(check.seconds - s0, 2),
+        "clips": check.windows - w0,
+        "texts": check.texts - t0,
+        "edits": [f"{e.before} -> {e.after}" for e in edits],
+        "refused_edits": [f"{r['before']} -> {r['after']}" for r in refused],
+        "text": fixed.text(),
+    }
 
 
 def paired(script: str, first_pass: list[dict[str, Any]], vocab: Vocabulary) -> dict[str, Any]:
@@ -257,6 +303,15 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("terms", "min_score", "clip_s"):
         default = getattr(defaults, f"second_pass_{name}")
         ap.add_argument(f"--second-pass-{name.replace('_', '-')}", type=type(default), default=default)
+    acoustic = AcousticConfig()
+    ap.add_argument(
+        "--acoustic-check",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also score the correction judged by the audio (narratives.acoustic_check; default: on)",
+    )
+    ap.add_argument("--acoustic-margin", type=float, default=acoustic.margin)
+    ap.add_argument("--acoustic-veto", type=float, default=acoustic.veto)
     ap.add_argument("--prompt", help="a Whisper initial prompt for the whole audio (AsrConfig.initial_prompt)")
     ap.add_argument("--hotwords", help="faster-whisper hotwords for the whole audio (AsrConfig.hotwords)")
     ap.add_argument("--llm-base-url", default=os.environ.get("QUILT_LLAVA_LLM_BASE_URL", ""))
@@ -318,7 +373,10 @@ def main(argv: list[str] | None = None) -> int:
         llm_options = LLMCorrectionConfig(example=not args.llm_no_example)
         if args.llm_hint_terms is not None:
             llm_options.hint_terms = args.llm_hint_terms
-        results = [run_set(n, model, asr, vocab, Path(tmp), llm, args.keep, llm_options) for n in names]
+        check = None
+        if args.acoustic_check:
+            check = AcousticCheck(model, vocab, AcousticConfig(margin=args.acoustic_margin, veto=args.acoustic_veto))
+        results = [run_set(n, model, asr, vocab, Path(tmp), llm, args.keep, llm_options, check) for n in names]
     report = {
         "model": args.model,
         "asr_settings": asr.settings(),
@@ -331,6 +389,7 @@ def main(argv: list[str] | None = None) -> int:
         "llm": args.llm_model if args.llm_base_url else None,
         "llm_options": {"example": not args.llm_no_example, "hint_terms": args.llm_hint_terms},
         "goals": GOALS,
+        "acoustic": asdict(check.config) if check is not None else None,
         "sets": results,
     }
     if args.json:
@@ -366,6 +425,16 @@ def main(argv: list[str] | None = None) -> int:
             "right words of the first pass lost by the whole chain: {}/{}".format(*r["right_words_lost"])
         )
         print("  " + "; ".join(r["edits"]))
+        for base, a in r.get("acoustic", {}).items():
+            sc = a["scores"]
+            print(
+                f"{r['set']:8} {base + ' + heard':21} {sc['wer']:6.3f} {sc['terms_found']:>4}/{sc['terms']:<4} "
+                f"{sc['term_recall']:7.3f}  changes {a['changes']} ({a['loose_changes']} at the looser bars), "
+                f"refused {a['refused']}, right words changed {a['right_words_changed']}/{a['right_words']}, "
+                "lost {}/{}".format(*a["right_words_lost"])
+                + f"; check {a['seconds']} s ({a['clips']} clips, {a['texts']} texts, "
+                f"{a['seconds'] / max(1e-9, r['audio_s']):.3f} x real time)"
+            )
         if "llm" in r:
             print(
                 f"LLM pass ({r['llm_s']} s): {r['llm_changes']} edits applied, {r['llm_rejected']} rejected "

@@ -74,7 +74,7 @@ def hear_sample(
 ) -> dict[str, Any]:
     """ASR -> vocabulary correction (-> LLM correction) of ``video``; scores and side-by-side lines.
     ``asr``: the recogniser's settings, or a model folder or name with the default settings."""
-    from quilt_llava.narratives.asr import AsrConfig, transcribe_to_file
+    from quilt_llava.narratives.asr import AsrConfig, load_model, transcribe_to_file
     from quilt_llava.narratives.correct import tokens_of
     from quilt_llava.narratives.speech import CorrectOptions, changes_path, correct_file
     from quilt_llava.narratives.speech_metrics import damage, score
@@ -83,8 +83,11 @@ def hear_sample(
 
     speech_dir.mkdir(parents=True, exist_ok=True)
     raw_path, vocab_path, llm_path = speech_dir / RAW, speech_dir / VOCAB, speech_dir / LLM
-    transcribe_to_file(video, raw_path, asr if isinstance(asr, AsrConfig) else AsrConfig(model=asr))
-    correct_file(CorrectOptions(transcript=raw_path, out=vocab_path), output)
+    asr = asr if isinstance(asr, AsrConfig) else AsrConfig(model=asr)
+    model = load_model(asr)  # once, for the recognition and the acoustic check of the correction
+    transcribe_to_file(video, raw_path, asr, model)
+    # the correction is judged by the audio it was heard from (narratives.acoustic_check)
+    correct_file(CorrectOptions(transcript=raw_path, out=vocab_path, audio=video, model=model), output)
     stages = {"raw": raw_path, "vocabulary": vocab_path}
     if llm is not None:
         summary = correct_file(
@@ -104,7 +107,7 @@ def hear_sample(
     for u in raw.utterances:
         offsets.append(n)
         n += len(tokens_of(u))
-    changes = read_jsonl(changes_path(vocab_path))
+    changes = [c for c in read_jsonl(changes_path(vocab_path)) if not c.get("rejected")]  # refused by the audio
     hurt, right = damage(
         reference,
         flat,

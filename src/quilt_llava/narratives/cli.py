@@ -4,7 +4,7 @@ quilt-llava narratives extract VIDEO --transcript FILE --out DIR
 quilt-llava narratives extract VIDEOS_DIR --out DIR --workers 2
 quilt-llava narratives extract VIDEOS_DIR|LIST.txt --out SHARED_DIR --engine ray --address auto
 quilt-llava narratives show DIR
-quilt-llava narratives correct TRANSCRIPT --out FILE [--vocabulary FILE] [--llm]
+quilt-llava narratives correct TRANSCRIPT --out FILE [--vocabulary FILE] [--audio MEDIA --asr-model DIR] [--llm]
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 import typer
 
 from quilt_llava.instruct.llm_options import EndpointOptions, with_endpoint_options
+from quilt_llava.narratives.acoustic_check import ACOUSTIC_CHECK
 from quilt_llava.narratives.asr import AsrConfig
 
 _ASR_DEFAULTS = AsrConfig(model="")
@@ -34,6 +35,7 @@ class ExtractOptions:
     asr_prompt: str | None = None
     asr_hotwords: str | None = None
     correct: bool = True  # vocabulary correction of recognised speech
+    acoustic_check: bool = ACOUSTIC_CHECK  # the correction judged by the audio (narratives.acoustic_check)
     vocabulary: list[Path] | None = None
     workers: int | None = None  # local pool size (default 1); with a local Ray instance, its CPUs
     sample_fps: float | None = None
@@ -146,6 +148,7 @@ def run_extract(options: ExtractOptions, out) -> int:
             options.correct,
             options.vocabulary,
             out,
+            options.acoustic_check,
         )
         for error in asr_failed.values():
             out.error(error)
@@ -258,6 +261,12 @@ def extract_command(
         "--correct/--no-correct",
         help="Correct recognised pathology terms against the vocabulary (see `narratives correct`).",
     ),
+    acoustic_check: bool = typer.Option(
+        ACOUSTIC_CHECK,
+        "--acoustic-check/--no-acoustic-check",
+        help="Let the recogniser judge each term correction against the audio (refuses what it did "
+        "not hear, and lets looser candidates through when it did).",
+    ),
     vocabulary: list[Path] = typer.Option(
         [], "--vocabulary", help="Extra vocabulary file (one term per line); repeatable."
     ),
@@ -311,6 +320,7 @@ def extract_command(
         asr_prompt=asr_prompt,
         asr_hotwords=asr_hotwords,
         correct=correct,
+        acoustic_check=acoustic_check,
         vocabulary=list(vocabulary),
         workers=workers,
         sample_fps=sample_fps,
@@ -359,6 +369,18 @@ def correct_command(
     no_builtin: bool = typer.Option(False, "--no-builtin-vocabulary", help="Use only the --vocabulary files."),
     llm: bool = typer.Option(False, "--llm", help="After the vocabulary pass, ask the LLM endpoint for checked edits."),
     no_vocabulary_pass: bool = typer.Option(False, "--no-vocabulary-pass", help="Skip the vocabulary pass (LLM only)."),
+    audio: Path | None = typer.Option(
+        None, "--audio", help="The recording the transcript was made from (video or audio), for the acoustic check."
+    ),
+    asr_model: str | None = typer.Option(
+        None, "--asr-model", help="The recogniser that judges corrections against --audio (folder or name, as extract)."
+    ),
+    acoustic_check: bool = typer.Option(
+        ACOUSTIC_CHECK,
+        "--acoustic-check/--no-acoustic-check",
+        help="With --audio and --asr-model: keep only term corrections the audio supports "
+        "(without them the correction is text-only, and says so).",
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
     endpoint: EndpointOptions | None = None,  # the shared endpoint flags (llm_options)
@@ -387,11 +409,14 @@ def correct_command(
         builtin_vocabulary=not no_builtin,
         vocabulary_pass=not no_vocabulary_pass,
         llm=llm_config,
+        acoustic_check=acoustic_check,
+        audio=audio,
+        asr_model=asr_model,
     )
     summary = correct_file(options, output)
     output.result(
         summary,
-        human=f"{summary['changes']} change(s) ({summary['rejected']} LLM edit(s) rejected); "
+        human=f"{summary['changes']} change(s) ({summary['rejected']} edit(s) rejected); "
         f"wrote {summary['out']}, log {summary['log']}",
     )
 

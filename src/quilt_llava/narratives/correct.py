@@ -152,12 +152,16 @@ class CorrectionConfig:
     # ("membrane staining" -> "membranous staining").
     cue_window: int = 3
     cue_min_score: float = 0.7
+    # Several everyday words are replaced only when their joined spelling is at least this close
+    # to the term (1.0: they must spell it, "neo plastic"); lower only with a check that hears
+    # the audio (narratives.acoustic_check), which refuses what was not said.
+    common_run_min_spelling: float = 1.0
 
     def validate(self) -> None:
         problems = []
         if not 1 <= self.max_ngram <= 5:
             problems.append(f"max_ngram must be 1-5, got {self.max_ngram}")
-        for name in ("min_score", "min_spelling", "common_min_score"):
+        for name in ("min_score", "min_spelling", "common_min_score", "cue_min_score", "common_run_min_spelling"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 problems.append(f"{name} must be within 0-1, got {getattr(self, name)}")
         if self.candidates < 1:
@@ -359,7 +363,7 @@ class VocabularyCorrector:
                     continue
                 if spelling < cfg.min_spelling:
                     continue
-                if common and n > 1 and spelling < 1.0:
+                if common and n > 1 and spelling < cfg.common_run_min_spelling:
                     continue  # ordinary words together change only when they spell the term ("neo plastic")
                 found.append(self._edit(ui, i, i + n, tokens, term.canonical, score, spelling, sound))
         return found

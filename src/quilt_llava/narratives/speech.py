@@ -6,7 +6,12 @@ Files, for a video with id ``ID`` under ``OUT/transcripts/``:
 - ``ID.asr.json``: the raw recognition (Whisper JSON with word timings and an ``asr``
   block); kept, so a re-run with the same video and settings does not transcribe again;
 - ``ID.json``: the transcript after vocabulary correction (what extraction reads);
-- ``ID.changes.jsonl``: one line per change, with before/after, word range and times.
+- ``ID.changes.jsonl``: one line per change, with before/after, word range and times (and,
+  when the audio judged the changes, its scores; edits it refused are logged as rejected).
+
+The vocabulary pass is judged by the audio (:mod:`quilt_llava.narratives.acoustic_check`)
+when the recording and a recogniser are at hand (``extract --asr-model``, or ``correct
+--audio FILE --asr-model DIR``); a bare transcript is corrected on its text alone.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from quilt_llava.files import read_json, write_json, write_jsonl
+from quilt_llava.narratives.acoustic_check import ACOUSTIC_CHECK
 from quilt_llava.narratives.correct import CorrectionConfig, Edit, correct_with_vocabulary
 from quilt_llava.narratives.transcript import Transcript, read_transcript
 from quilt_llava.narratives.vocabulary import Vocabulary
@@ -31,6 +37,12 @@ class CorrectOptions:
     builtin_vocabulary: bool = True
     vocabulary_pass: bool = True
     llm: Any = None  # an LLMConfig: run the LLM pass after the vocabulary pass
+    # The acoustic check of the vocabulary pass: the recording the transcript was made from and
+    # the recogniser (a loaded faster-whisper model, or a folder or name to load).
+    acoustic_check: bool = ACOUSTIC_CHECK
+    audio: Path | None = None
+    asr_model: str | None = None
+    model: Any = None
 
     @property
     def changes_path(self) -> Path:
@@ -50,8 +62,22 @@ def correct_transcript(
     log: list[dict[str, Any]] = []
     current = transcript
     if options.vocabulary_pass:
-        fixed, edits = correct_with_vocabulary(current, vocab, CorrectionConfig())
-        log += _rows(current, edits)
+        check = _acoustic_check(options, vocab, output)
+        if check is None:
+            fixed, edits = correct_with_vocabulary(current, vocab, CorrectionConfig())
+            log += _rows(current, edits)
+        else:
+            from quilt_llava.narratives.acoustic_check import correct_heard
+            from quilt_llava.narratives.asr import read_audio
+
+            audio, _bad = read_audio(options.audio)  # type: ignore[arg-type]
+            fixed, edits, refused = correct_heard(current, vocab, audio, check, CorrectionConfig())
+            log += _rows(current, edits) + refused
+            _say(
+                output,
+                f"  acoustic check: {len(edits)} change(s) heard in the audio, {len(refused)} refused "
+                f"({check.windows} clip(s), {check.texts} text(s) scored in {check.seconds:.1f} s)",
+            )
         current = fixed
     if options.llm is not None:
         from quilt_llava.narratives.correct_llm import correct_with_llm
@@ -60,6 +86,25 @@ def correct_transcript(
         log += _rows(current, edits) + [r.to_dict() for r in rejected]
         current = fixed
     return current, log
+
+
+def _acoustic_check(options: CorrectOptions, vocab: Vocabulary, output: Any) -> Any:
+    """The :class:`AcousticCheck` to judge the vocabulary pass with, or None (text only, and why)."""
+    if not options.acoustic_check:
+        return None
+    missing = []
+    if options.audio is None:
+        missing.append("no recording (--audio)")
+    if options.model is None and not options.asr_model:
+        missing.append("no recogniser (--asr-model)")
+    if missing:
+        _say(output, f"  text-only term correction: {' and '.join(missing)} for the acoustic check")
+        return None
+    from quilt_llava.narratives.acoustic_check import AcousticCheck
+    from quilt_llava.narratives.asr import AsrConfig, load_model
+
+    model = options.model if options.model is not None else load_model(AsrConfig(model=options.asr_model or ""))
+    return AcousticCheck(model, vocab)
 
 
 def _rows(transcript: Transcript, edits: list[Edit]) -> list[dict[str, Any]]:
@@ -84,6 +129,7 @@ def correct_file(options: CorrectOptions, output: Any = None) -> dict[str, Any]:
         "builtin_vocabulary": options.builtin_vocabulary,
         "vocabulary_files": [str(p) for p in options.vocabulary],
         "llm": getattr(options.llm, "model", None),
+        "acoustic_check": any("acoustic" in r.get("detail", {}) for r in log),
     }
     write_json(options.out, data)
     write_jsonl(options.changes_path, log)
@@ -103,6 +149,7 @@ def transcribe_missing(
     correct: bool = True,
     vocabulary: list[Path] | None = None,
     output: Any = None,
+    acoustic_check: bool = ACOUSTIC_CHECK,
 ) -> tuple[dict[Path, Path | None], dict[Path, str]]:
     """ASR (+ vocabulary correction) for the videos without a transcript.
 
@@ -148,7 +195,17 @@ def transcribe_missing(
                 )
             if correct:
                 fixed = folder / f"{video_id_for(video)}.json"
-                summary = correct_file(CorrectOptions(transcript=raw, out=fixed, vocabulary=list(vocabulary or [])))
+                if acoustic_check:
+                    model = model or load_model(asr)
+                options = CorrectOptions(
+                    transcript=raw,
+                    out=fixed,
+                    vocabulary=list(vocabulary or []),
+                    acoustic_check=acoustic_check,
+                    audio=video,
+                    model=model,
+                )
+                summary = correct_file(options, output)
                 _say(output, f"  {summary['changes']} term correction(s), logged in {summary['log']}")
                 result[video] = fixed
             else:

@@ -35,6 +35,7 @@ class Term:
     canonical: str  # as written into corrected text
     variants: tuple[tuple[str, ...], ...]  # compared forms of every spelling, canonical first
     cues: frozenset[str] = frozenset()  # compared forms of words often said next to the term
+    spellings: tuple[str, ...] = ()  # every spelling as written in the file, canonical first
 
 
 @dataclass
@@ -72,7 +73,7 @@ class Vocabulary:
                 raise InputError(f"{path}:{lineno}", "no context words after '@'")
             if variants[0] in seen:
                 continue  # a user file may repeat a shipped term
-            term = Term(spellings[0], variants, cues)
+            term = Term(spellings[0], variants, cues, tuple(spellings))
             self.terms.append(term)
             for v in variants:
                 seen[v] = term

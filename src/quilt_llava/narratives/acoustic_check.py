@@ -1,0 +1,347 @@
+"""Let the recogniser judge a term correction: is the corrected text what the audio says?
+
+The vocabulary corrector (:mod:`quilt_llava.narratives.correct`) reads text only, so it cannot
+tell a mishearing ("human lands" for "tumour glands") from a right word that happens to look
+like a term ("fibrocystic", which it would turn into "fibrocyte"). The recogniser can: Whisper
+gives every text a probability under the audio when the text is forced through its decoder
+(CTranslate2's ``Whisper.align`` returns each forced token's probability).
+
+For each utterance that has proposed edits, :class:`AcousticCheck`
+
+1. cuts the utterance's audio from its first to its last word (plus ``pad_s``, never into the
+   neighbouring utterances' words), encodes it once (one Whisper window; an utterance longer
+   than ``max_clip_s`` is cut into word-timed pieces around the edits);
+2. forces, in one batch, the words as heard and, for every edit, the same words with that one
+   edit applied (each listed spelling of the term: "tumour" and "tumor" are both tried, the
+   best counts), and sums the log-probabilities of their tokens;
+3. accepts an edit when its text scores at least the heard text minus ``margin`` (natural
+   log units over the whole utterance). The margin is needed because the first pass's beam
+   search already preferred the words as heard: a right correction usually scores somewhat
+   below them (the recogniser's language prior favours everyday words), a wrong one far below.
+
+Every verdict keeps both scores, so the change log shows why an edit was made or refused.
+
+Not handled: an edit in a transcript without word timings and an utterance without usable
+audio (no words in the clip) are left unchecked (the text-only decision stands, and the log
+says so); LLM edits are not checked. The check costs one encoder window per utterance with
+edits plus one forced decode per candidate spelling (docs/BENCHMARKS.md, Speech).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from quilt_llava.errors import ConfigError
+from quilt_llava.narratives.correct import CorrectionConfig
+
+if TYPE_CHECKING:
+    from quilt_llava.narratives.correct import Edit
+    from quilt_llava.narratives.transcript import Transcript
+    from quilt_llava.narratives.vocabulary import Vocabulary
+
+# Whether term corrections are judged by the audio when the recording and the recogniser are at
+# hand (extract --asr-model, the demo, correct --audio): on, see docs/BENCHMARKS.md, Speech.
+ACOUSTIC_CHECK = True
+SAMPLE_RATE = 16_000
+WINDOW_S = 30.0  # one Whisper encoder window
+
+
+@dataclass
+class AcousticConfig:
+    """How the recogniser judges a correction (margin set on the tuning sets, docs/BENCHMARKS.md)."""
+
+    # Edits are weighed by how much the audio prefers them: (log P(edited | audio) - log P(heard |
+    # audio)) per token of the edit and a word either side. An edit that only the looser bars
+    # below find is kept when that is at least -margin; an edit the corrector's own bars accept
+    # is refused only below -veto (None: never).
+    margin: float = 1.0
+    veto: float | None = None
+    # The looser candidate bars (CorrectionConfig fields) whose extra edits the audio must support.
+    loose: dict[str, float] = field(
+        default_factory=lambda: {
+            "min_score": 0.66,
+            "min_spelling": 0.5,
+            "common_min_score": 0.78,
+            "cue_min_score": 0.62,
+            "common_run_min_spelling": 0.8,
+        }
+    )
+    pad_s: float = 0.3  # audio kept either side of the utterance's words
+    max_clip_s: float = 28.0  # longer utterances are scored in word-timed pieces of at most this
+    batch: int = 16  # texts forced through the decoder per call
+    language: str = "en"  # for a multilingual model
+
+    def validate(self) -> None:
+        problems = []
+        if self.margin < 0:
+            problems.append(f"margin must be >= 0, got {self.margin}")
+        if self.veto is not None and self.veto < 0:
+            problems.append(f"veto must be >= 0 or None, got {self.veto}")
+        if not 0 <= self.pad_s <= 2:
+            problems.append(f"pad_s must be within 0-2 s, got {self.pad_s}")
+        if not 1 <= self.max_clip_s <= WINDOW_S - 2 * self.pad_s:
+            problems.append(f"max_clip_s must be within 1-{WINDOW_S - 2 * self.pad_s:g} s, got {self.max_clip_s}")
+        if self.batch < 1:
+            problems.append(f"batch must be >= 1, got {self.batch}")
+        if problems:
+            raise ConfigError(problems)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the recogniser said about one edit."""
+
+    edit: Edit
+    accepted: bool
+    heard: float | None = None  # summed log-probability of the words as heard
+    edited: float | None = None  # the same with the edit applied (best spelling)
+    spelling: str = ""  # the edit's text as scored best
+    tokens: int = 0  # tokens of the edit and a word either side (the longer of heard and edited)
+    note: str = ""  # why it was not checked
+    strict: bool = True  # the edit passes the corrector's own bars (not only the looser ones)
+
+    @property
+    def per_token(self) -> float | None:
+        """(edited - heard) log-probability per token of the edit and a word either side."""
+        if self.heard is None or self.edited is None:
+            return None
+        return (self.edited - self.heard) / max(1, self.tokens)
+
+    def judged(self, config: AcousticConfig) -> Verdict:
+        """This verdict with ``accepted`` set by ``config``'s bar for its kind of edit (an edit
+        that could not be scored stands only when the corrector's own bars accept it)."""
+        gain = self.per_token
+        if gain is None:
+            return replace(self, accepted=self.strict)
+        bar = config.veto if self.strict else config.margin
+        return replace(self, accepted=bar is None or gain >= -bar)
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.heard is None or self.edited is None:
+            return {"checked": False, "note": self.note}
+        return {
+            "checked": True,
+            "heard_logprob": round(self.heard, 3),
+            "edited_logprob": round(self.edited, 3),
+            "delta": round(self.edited - self.heard, 3),
+            "tokens": self.tokens,
+            "delta_per_token": round(self.per_token or 0.0, 3),
+            "strict": self.strict,
+            "spelling": self.spelling,
+            "accepted": self.accepted,
+        }
+
+
+class AcousticCheck:
+    """Scores edits against the audio with a faster-whisper model (see the module docstring)."""
+
+    def __init__(self, model: Any, vocabulary: Vocabulary, config: AcousticConfig | None = None) -> None:
+        from faster_whisper.tokenizer import Tokenizer
+
+        self.config = config or AcousticConfig()
+        self.config.validate()
+        self.model = model
+        multilingual = model.model.is_multilingual
+        self.tokenizer = Tokenizer(
+            model.hf_tokenizer,
+            multilingual,
+            task="transcribe",
+            language=self.config.language if multilingual else None,
+        )
+        self._start = [*self.tokenizer.sot_sequence, self.tokenizer.no_timestamps]
+        self._spellings = {t.canonical: t.spellings or (t.canonical,) for t in vocabulary.terms}
+        self.seconds = 0.0  # time spent judging
+        self.windows = 0  # audio windows encoded
+        self.texts = 0  # texts forced through the decoder
+
+    def judge(
+        self, audio: Any, transcript: Transcript, edits: list[Edit], strict: list[bool] | None = None
+    ) -> list[Verdict]:
+        """One verdict per edit, in the order given; ``audio``: mono float32 at 16 kHz; ``strict``:
+        per edit, whether the corrector's own bars accept it (default: all)."""
+        import time
+
+        t0 = time.perf_counter()
+        verdicts: dict[int, Verdict] = {}
+        by_piece: dict[tuple[int, int, int], list[int]] = {}
+        for k, e in enumerate(edits):
+            u = transcript.utterances[e.utterance]
+            if not u.words:
+                verdicts[k] = Verdict(e, True, note="no word timings: not checked")
+                continue
+            a, b = self._piece(u, e)
+            by_piece.setdefault((e.utterance, a, b), []).append(k)
+        for (ui, a, b), ks in by_piece.items():
+            for k, v in zip(ks, self._judge_piece(audio, transcript, ui, a, b, [edits[k] for k in ks])):
+                verdicts[k] = v
+        self.seconds += time.perf_counter() - t0
+        flags = strict if strict is not None else [True] * len(edits)
+        return [replace(verdicts[k], strict=flags[k]).judged(self.config) for k in range(len(edits))]
+
+    def _piece(self, u: Any, e: Edit) -> tuple[int, int]:
+        """Words ``a:b`` of the utterance scored for ``e``: all of them when they fit one window,
+        else those around the edit that fit ``max_clip_s`` (grown one word at a time, both sides)."""
+        words = u.words
+        limit = self.config.max_clip_s
+        if words[-1].end - words[0].start <= limit:
+            return 0, len(words)
+        a, b = e.first, e.last
+        grew = True
+        while grew:
+            grew = False
+            if a > 0 and words[b - 1].end - words[a - 1].start <= limit:
+                a, grew = a - 1, True
+            if b < len(words) and words[b].end - words[a].start <= limit:
+                b, grew = b + 1, True
+        return a, b
+
+    def _clip(self, audio: Any, transcript: Transcript, ui: int, a: int, b: int) -> Any:
+        u = transcript.utterances[ui]
+        lo = u.words[a].start - self.config.pad_s
+        hi = u.words[b - 1].end + self.config.pad_s
+        before = u.words[a - 1].end if a > 0 else _last_end(transcript, ui)
+        after = u.words[b].start if b < len(u.words) else _next_start(transcript, ui)
+        lo = max(lo, before if before is not None else 0.0, 0.0)
+        hi = min(hi, after if after is not None else hi, len(audio) / SAMPLE_RATE)
+        return audio[int(lo * SAMPLE_RATE) : max(int(lo * SAMPLE_RATE) + 1, int(hi * SAMPLE_RATE))]
+
+    def _judge_piece(
+        self, audio: Any, transcript: Transcript, ui: int, a: int, b: int, edits: list[Edit]
+    ) -> list[Verdict]:
+        from quilt_llava.narratives.correct import respell, tokens_of
+
+        tokens = tokens_of(transcript.utterances[ui])
+        heard = " ".join(tokens[a:b])
+        texts = [heard]
+        owners: list[tuple[int, str]] = []  # (edit, spelling) of each text after the first
+        for k, e in enumerate(edits):
+            for after in self._spelled(e.after):
+                new = tokens[a : e.first] + respell(tokens[e.first : e.last], after) + tokens[e.last : b]
+                texts.append(" ".join(new))
+                owners.append((k, after))
+        scores = self.logprobs(self._clip(audio, transcript, ui, a, b), texts)
+        best: dict[int, tuple[float, str]] = {}
+        for (k, after), s in zip(owners, scores[1:]):
+            if k not in best or s > best[k][0]:
+                best[k] = (s, after)
+        out = []
+        for k, e in enumerate(edits):
+            s, after = best[k]
+            lo, hi = max(a, e.first - 1), min(b, e.last + 1)  # the edit and a word either side
+            span = max(
+                self._count(tokens[lo:hi]),
+                self._count(tokens[lo : e.first] + respell(tokens[e.first : e.last], after) + tokens[e.last : hi]),
+            )
+            out.append(Verdict(e, False, scores[0], s, after, span).judged(self.config))
+        return out
+
+    def _count(self, words: list[str]) -> int:
+        return len(self.tokenizer.encode(" " + " ".join(words)))
+
+    def _spelled(self, after: str) -> list[str]:
+        """``after`` with its term in each listed spelling ("tumour glands", "tumor glands")."""
+        out = [after]
+        for canonical, spellings in self._spellings.items():
+            if len(spellings) > 1 and f" {canonical} " in f" {after} ":
+                out += [f" {after} ".replace(f" {canonical} ", f" {s} ").strip() for s in spellings[1:]]
+        return list(dict.fromkeys(out))
+
+    def logprobs(self, clip: Any, texts: list[str]) -> list[float]:
+        """Summed log-probability of each text's tokens when forced through the decoder over ``clip``."""
+        import ctranslate2
+        import numpy as np
+        from faster_whisper.audio import pad_or_trim
+
+        fe = self.model.feature_extractor
+        features = fe(clip)  # (n_mels, frames)
+        frames = min(features.shape[-1], fe.nb_max_frames)
+        features = pad_or_trim(features, fe.nb_max_frames)
+        encoded = np.array(self.model.model.encode(ctranslate2.StorageView.from_array(features[None]), to_cpu=True))
+        self.windows += 1
+        out: list[float] = []
+        for i in range(0, len(texts), self.config.batch):
+            chunk = [self.tokenizer.encode(" " + t.strip()) for t in texts[i : i + self.config.batch]]
+            batch = ctranslate2.StorageView.from_array(np.repeat(encoded, len(chunk), axis=0))
+            results = self.model.model.align(batch, self._start, chunk, [frames] * len(chunk))
+            for r in results:
+                p = np.asarray(r.text_token_probs, dtype=np.float64)
+                out.append(float(np.log(np.maximum(p, 1e-12)).sum()))
+            self.texts += len(chunk)
+        return out
+
+
+def _last_end(transcript: Transcript, ui: int) -> float | None:
+    for u in reversed(transcript.utterances[:ui]):
+        if u.words:
+            return u.words[-1].end
+    return None
+
+
+def _next_start(transcript: Transcript, ui: int) -> float | None:
+    for u in transcript.utterances[ui + 1 :]:
+        if u.words:
+            return u.words[0].start
+    return None
+
+
+def correct_heard(
+    transcript: Transcript,
+    vocabulary: Vocabulary,
+    audio: Any,
+    check: AcousticCheck,
+    config: CorrectionConfig | None = None,
+) -> tuple[Transcript, list[Edit], list[dict[str, Any]]]:
+    """Vocabulary correction judged by the audio: (corrected transcript, edits made, log rows of
+    the edits the audio refused).
+
+    Candidates come from the corrector at its own bars (``config``) and at the looser bars of
+    ``check.config.loose``; the edits only the looser bars find need the audio's support
+    (``margin``), the others are refused only when it contradicts them (``veto``)."""
+    from quilt_llava.narratives.correct import VocabularyCorrector, apply_edits
+
+    base = config or CorrectionConfig()
+    strict = VocabularyCorrector(vocabulary, base).edits(transcript)
+    keys = {_key(e) for e in strict}
+    loose = VocabularyCorrector(vocabulary, replace(base, **check.config.loose)).edits(transcript)
+    extra = [e for e in loose if _key(e) not in keys]
+    verdicts = check.judge(audio, transcript, strict + extra, [True] * len(strict) + [False] * len(extra))
+    kept, refused = checked(verdicts, transcript, check.config)
+    taken: set[tuple[int, int]] = set()
+    chosen: list[Edit] = []
+    for e in kept:  # strict edits first: a looser edit fills only words no strict edit changed
+        span = {(e.utterance, i) for i in range(e.first, e.last)}
+        if not span & taken:
+            taken |= span
+            chosen.append(e)
+    chosen.sort(key=lambda e: (e.utterance, e.first))
+    return apply_edits(transcript, chosen), chosen, refused
+
+
+def _key(e: Edit) -> tuple[int, int, int, str]:
+    return e.utterance, e.first, e.last, e.after
+
+
+def checked(
+    verdicts: list[Verdict], transcript: Transcript, config: AcousticConfig
+) -> tuple[list[Edit], list[dict[str, Any]]]:
+    """(the accepted edits with their scores in ``detail["acoustic"]``, change-log rows of the refused)."""
+    kept: list[Edit] = []
+    refused: list[dict[str, Any]] = []
+    for v in verdicts:
+        e = replace(v.edit, detail={**v.edit.detail, "acoustic": v.to_dict()})
+        if v.accepted:
+            kept.append(e)
+            continue
+        row = e.to_dict(transcript)
+        row["rejected"] = True
+        if v.per_token is None:
+            row["reason"] = f"found only at the looser bars and {v.note}"
+        else:
+            bar = config.veto if v.strict else config.margin
+            row["reason"] = (
+                f"the audio does not support it: {v.per_token:+.2f} log-probability per token against the words "
+                f"as heard (kept from -{bar:g})"
+            )
+        refused.append(row)
+    return kept, refused
