@@ -51,7 +51,10 @@ the words they replace, split by length, so word timings stay inside the origina
 interval. The LLM pass (:mod:`quilt_llava.narratives.correct_llm`) produces the same
 edits after checking them.
 
-Not handled: a term heard as ordinary words with no cue nearby ("looking at oxygen" for
+Where the audio is at hand, :mod:`quilt_llava.narratives.acoustic_check` runs this corrector
+at its bars and at looser ones and lets the recogniser judge the looser finds.
+
+Not handled (text alone): a term heard as ordinary words with no cue nearby ("looking at oxygen" for
 "haematoxylin", "ground" for "brown"), a term heard as another real term with no cue
 ("chromatin" for "chromogen" in "crisp brown chromogen" when "brown" itself was misheard),
 a term whose cues are not in the vocabulary file, and words a term was split into that
