@@ -146,9 +146,51 @@ def test_an_utterance_without_word_timings_is_not_checked(heard):
     assert all("no word timings" in r["reason"] for r in refused)  # looser finds need the audio
 
 
+def test_long_utterances_are_scored_in_pieces_and_every_spelling_is_tried(heard):
+    from quilt_llava.narratives.acoustic_check import AcousticCheck, AcousticConfig
+    from quilt_llava.narratives.correct import Edit
+    from quilt_llava.narratives.transcript import Utterance, Word
+
+    _wav, model, _transcript, vocab, _audio = heard
+    check = AcousticCheck(model, vocab, AcousticConfig(max_clip_s=5.0))
+    long = Utterance(0.0, 20.0, "", tuple(Word(i * 1.0, i * 1.0 + 0.8, f"w{i}") for i in range(20)))
+    a, b = check._piece(long, Edit(0, 10, 12, "w10 w11", "x", "vocabulary"))
+    assert a <= 10 and b >= 12 and long.words[b - 1].end - long.words[a].start <= 5.0
+    assert (a, b) == (8, 13)  # grown a word at a time on both sides while it fits
+    assert check._piece(long, Edit(0, 0, 1, "w0", "x", "vocabulary"))[0] == 0
+    short = Utterance(0.0, 4.0, "", long.words[:4])
+    assert check._piece(short, Edit(0, 1, 2, "w1", "x", "vocabulary")) == (0, 4)
+    assert set(check._spelled("tumour glands")) == {"tumour glands", "tumor glands"}
+    assert check._spelled("stroma") == ["stroma"]
+
+
+def test_past_the_end_timings_are_not_checked(heard):
+    from quilt_llava.narratives.acoustic_check import AcousticCheck
+    from quilt_llava.narratives.correct import Edit
+    from quilt_llava.narratives.transcript import Transcript, Utterance, Word
+
+    _wav, model, _transcript, vocab, audio = heard
+    end = len(audio) / 16_000
+    late = Transcript(
+        [
+            Utterance(
+                end + 5,
+                end + 6,
+                "a tromal core",
+                tuple(Word(end + 5 + i * 0.3, end + 5.25 + i * 0.3, w) for i, w in enumerate(["a", "tromal", "core"])),
+            )
+        ],
+        "late",
+    )
+    (v,) = AcousticCheck(model, vocab).judge(audio, late, [Edit(0, 1, 2, "tromal", "stromal", "vocabulary")])
+    assert v.accepted and v.to_dict() == {"checked": False, "note": "no audio at its words: not checked"}
+
+
 def test_config_errors_are_listed_together():
     from quilt_llava.narratives.acoustic_check import AcousticConfig
 
     with pytest.raises(ConfigError) as err:
-        AcousticConfig(margin=-1, veto=-2, max_clip_s=40, batch=0).validate()
-    assert len(err.value.problems) == 4
+        AcousticConfig(margin=-1, veto=-2, max_clip_s=40, batch=0, loose={"min_scor": 0.5}).validate()
+    assert len(err.value.problems) == 5 and "'min_scor' is not a CorrectionConfig field" in str(err.value)
+    with pytest.raises(ConfigError, match="loose: min_score"):
+        AcousticConfig(loose={"min_score": 2.0}).validate()

@@ -55,6 +55,7 @@ if TYPE_CHECKING:
 ACOUSTIC_CHECK = True
 SAMPLE_RATE = 16_000
 WINDOW_S = 30.0  # one Whisper encoder window
+MIN_CLIP_S = 0.1  # less audio than this at an utterance's words (timings past the end): not checked
 
 
 @dataclass
@@ -94,6 +95,14 @@ class AcousticConfig:
             problems.append(f"max_clip_s must be within 1-{WINDOW_S - 2 * self.pad_s:g} s, got {self.max_clip_s}")
         if self.batch < 1:
             problems.append(f"batch must be >= 1, got {self.batch}")
+        fields = CorrectionConfig.__dataclass_fields__
+        for name in sorted(set(self.loose) - set(fields)):
+            problems.append(f"loose: {name!r} is not a CorrectionConfig field ({', '.join(fields)})")
+        if not set(self.loose) - set(fields):
+            try:
+                replace(CorrectionConfig(), **self.loose).validate()
+            except ConfigError as exc:
+                problems += [f"loose: {p}" for p in exc.problems]
         if problems:
             raise ConfigError(problems)
 
@@ -230,7 +239,10 @@ class AcousticCheck:
                 new = tokens[a : e.first] + respell(tokens[e.first : e.last], after) + tokens[e.last : b]
                 texts.append(" ".join(new))
                 owners.append((k, after))
-        scores = self.logprobs(self._clip(audio, transcript, ui, a, b), texts)
+        clip = self._clip(audio, transcript, ui, a, b)
+        if len(clip) < MIN_CLIP_S * SAMPLE_RATE:
+            return [Verdict(e, False, note="no audio at its words: not checked") for e in edits]
+        scores = self.logprobs(clip, texts)
         best: dict[int, tuple[float, str]] = {}
         for (k, after), s in zip(owners, scores[1:]):
             if k not in best or s > best[k][0]:
