@@ -70,6 +70,8 @@ def test_voiced_script_is_heard_and_scored(tmp_path):
     scores = json.loads((p.speech / "scores.json").read_text())
     assert [line["script"] for line in scores["lines"]] == [s["text"] for s in script]
     assert "positive" in scores["lines"][1]["raw"].lower() and "positive" not in scores["lines"][0]["raw"].lower()
+    # the demo's correction is judged by the sample's own audio
+    assert scores["acoustic_check"] is not None and scores["acoustic_check"]["config"]["margin"] > 0
 
 
 @needs_speech

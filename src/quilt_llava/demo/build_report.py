@@ -170,6 +170,10 @@ def speech_view(out: Path) -> dict[str, Any]:
         ),
         ("changes made", "; ".join(f"{c['before']} -> {c['after']}" for c in data["changes"]) or "none"),
     ]
+    if heard := data.get("acoustic_check"):
+        facts.append(
+            ("acoustic check", f"{heard['refused']} proposed change(s) refused by the audio ({heard['seconds']} s)")
+        )
     lines = []
     for line in data["lines"]:
         row: dict[str, Any] = {"start": line["start"]}

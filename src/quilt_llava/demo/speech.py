@@ -121,6 +121,8 @@ def hear_sample(
         "asr_seconds": asr_meta["seconds"],
         "realtime_factor": asr_meta["realtime_factor"],
         "second_pass": asr_meta.get("second_pass"),  # its time and the words it changed, when it ran
+        # what the acoustic check of the vocabulary pass did (None: text only)
+        "acoustic_check": read_json(vocab_path)["correction"].get("acoustic_check"),
         "scores": scores,
         "vocabulary_changes": len(changes),
         "right_words_changed": hurt,
