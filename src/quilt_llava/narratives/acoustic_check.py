@@ -255,7 +255,7 @@ class AcousticCheck:
                 self._count(tokens[lo:hi]),
                 self._count(tokens[lo : e.first] + respell(tokens[e.first : e.last], after) + tokens[e.last : hi]),
             )
-            out.append(Verdict(e, False, scores[0], s, after, span).judged(self.config))
+            out.append(Verdict(e, False, scores[0], s, after, span))  # judged by judge(), which knows its kind
         return out
 
     def _count(self, words: list[str]) -> int:
