@@ -78,6 +78,15 @@ from typing import Protocol
 import numpy as np
 
 from quilt_llava.narratives.rest_probe import RestProbe, rest_before
+from quilt_llava.narratives.track_motion import (
+    Course,
+    MotionChain,
+    MotionConfig,
+    Sighting,
+    continued,
+    footprint_now,
+    placements,
+)
 
 # A classic arrow pointer, tip at (0, 0), about 19 px tall at scale 1.
 ARROW_POLYGON = np.array(
@@ -293,6 +302,7 @@ REST_FLOOR = 0.45
 # much. Measured: 0.2-0.98 where a pointer arrived (redglass-crf36, handhelds-480p), 0.05 on a block
 # that CRF 36 re-coded where the pointer had passed (it keeps that look until the next keyframe).
 SHAPED_CHANGE = 0.15
+MOTION = MotionConfig()  # a moving pointer followed where its shape scores too low (``_coast``)
 
 
 def _flat_peak(luma: np.ndarray, t: Template, x: int, y: int, r: int) -> tuple[float, int, int]:
@@ -521,6 +531,8 @@ class TemplateCursorLocator:
         self.history: deque[tuple[int, np.ndarray | None, bool]] = deque(maxlen=self.config.backfill_frames)
         self.history_hits: dict[int, tuple[float, float] | None] = {}
         self.probe: RestProbe | None = None  # where the last verified track began, until its rest is settled
+        self.course = Course(MOTION)  # where the pointer was in the last frames (see ``_coast``)
+        self.chain = MotionChain(MOTION)  # weak sightings of a moving pointer no track holds
 
     # -- candidate regions (top-left search boxes, full resolution) ----------------------
 
@@ -1058,6 +1070,8 @@ class TemplateCursorLocator:
             self.view_first = None
             self.history.clear()
             self.probe = None
+            self.course.reset()
+            self.chain.reset()
             self.history_hits.clear()
             self.bg_frame, self.bg_patches = None, []
             return out
@@ -1084,8 +1098,9 @@ class TemplateCursorLocator:
         if self.track is not None and chosen is not None:
             keep.append(self.track)
         out = self._probe_rest(frame) + out
+        coasted = self._coast(frame, out)
         self._settle(frame, out, keep)
-        return out
+        return out + coasted
 
     def _vanished(self, frame: AnalysedFrame) -> list[CursorHit]:
         """While no pointer is verified in a view and nothing moves, after something moved (at most
@@ -1217,6 +1232,69 @@ class TemplateCursorLocator:
             )
             chosen = (score, x, y, k, b, False)
         return chosen
+
+    def _coast(self, frame: AnalysedFrame, out: list[CursorHit]) -> list[CursorHit]:
+        """Hits for a frame where the locator found no verified pointer, from its motion
+        (:mod:`quilt_llava.narratives.track_motion`): the pointer followed on its course at a lower
+        shape score, or weak sightings in the moving blobs that move along one course for a few
+        frames. The locator's state is left as it is (a hit of its own for the frame, emitted later,
+        replaces one from here)."""
+        mine = [h for h in out if h.index == frame.index]
+        if mine:
+            self.chain.reset()
+            if self.track is not None:
+                self.course.seen(frame.index, mine[-1].x, mine[-1].y, self.track[2])
+            return []
+        expect = self.course.expect(frame.index)
+        if expect is not None:
+            x, y, k = expect
+            t = self.templates[k]
+            found = continued(
+                frame.luma,
+                (x, y),
+                lambda luma, box: self._match(luma, box, k),
+                t.hotspot,
+                lambda x, y: self._new_there(frame, x, y, k),
+                MOTION,
+            )
+            if found is not None:
+                self.course.seen(frame.index, found[1], found[2], k)
+                return [CursorHit(frame.index, found[1], found[2], found[0])]
+        links = self.chain.offer(self._sightings(frame))
+        if links is None:
+            return []
+        for s in links:
+            self.course.seen(s.index, s.x, s.y, s.k)
+        return [CursorHit(s.index, s.x, s.y, s.score) for s in links]
+
+    def _new_there(self, frame: AnalysedFrame, x: float, y: float, k: int) -> bool:
+        """Does a pointer of shape ``k`` with its tip at (x, y) cover something new: it differs from
+        the background, and from the view some frames back in the template's pattern?"""
+        if frame.ignore is not None and _inside(frame.ignore, x, y, frame.scale):
+            return False
+        return self._change(frame.luma, x, y, k) >= self.config.min_change and self._new_here(frame, x, y, k)
+
+    def _sightings(self, frame: AnalysedFrame) -> list[Sighting]:
+        """Weak matches (``MOTION.chain_floor`` and up) of the active shapes where something in a
+        moving blob is now (:func:`track_motion.footprint_now`), each new where it lies."""
+        if self.learner is None:
+            return []
+        held = dict(self.learner.frames)
+        near = held.get(frame.index - self.learner.config.near)
+        far = held.get(frame.index - self.learner.config.far)
+        if near is None or far is None:
+            return []
+        found = []
+        for blob in self._blob_boxes(frame):
+            now = footprint_now(frame.luma, near, far, blob, self.learner.config.threshold)
+            if now is None:
+                continue
+            for k in self._active():
+                box = placements(now, self.templates[k].image.shape, MOTION.slack)
+                score, x, y = self._match(frame.luma, box, k)
+                if score >= MOTION.chain_floor and self._new_there(frame, x, y, k):
+                    found.append(Sighting(frame.index, x, y, k, score))
+        return found
 
     def _fresh(self, frame: AnalysedFrame, x: float, y: float, k: int) -> bool:
         """May a candidate at (x, y) that differs from the background count as seen to differ? Yes

@@ -1,0 +1,206 @@
+"""Following a verified pointer through its motion, where its shape alone scores too low.
+
+A moving pointer looks less like its learned sprite than a resting one: compression smears
+it, and a see-through pointer shows different tissue through its fill in every frame, so its
+sprite matches it at 0.45-0.6 where the same sprite finds it at rest at 0.7-0.9. Judged one
+frame at a time against ``min_score``, such a pointer drops out for most of its motion.
+
+A track that was verified in the frame before and carries on along its course is judged over
+several frames instead: the pointer is looked for, with the shape it was tracked with, around
+the position the track's last step predicts (the last position plus the last step), and a
+match there counts at a lower shape score (``floor``) when the spot is *new*: it differs from
+the pointer-free background (the pointer covers it now) and from the view a few frames back in
+the template's pattern (the spot was not the pointer's then; a spot the pointer has just left
+shows the same tissue as before it came, so it fails this). A lookalike on still tissue never
+differs from itself, so neither test passes there, however well its shape matches.
+
+What this does not do: start a track (the first sighting must reach ``min_score`` and be
+verified as before), follow a pointer that jumps further from the prediction than ``slack``
+(a track that lost the pointer for a frame falls back to the usual search), or judge a
+shape it was not tracked with (a pointer turning into a hand mid-move is found by the
+learned hand's own score).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+SPECK_PX = 3  # changed pieces smaller than this are compression noise, not a pointer's part
+
+
+@dataclass(frozen=True)
+class MotionConfig:
+    floor: float = 0.45  # shape score a continued track's match needs (``min_score`` otherwise)
+    chain_floor: float = 0.6  # shape score of each sighting in a chain that starts a track
+    chain_length: int = 3  # consecutive frames a chain of weak sightings must move along one course
+    chains: int = 4  # chains started per frame (the best sightings)
+    slack: int = 6  # px searched around the predicted position (the step may change this much)
+    max_speed: float = 90.0  # px a frame; a longer last step is not a course to predict from
+
+
+def predicted(
+    hits: dict[int, tuple[float, float] | None], index: int, max_speed: float, min_step: float = 1.0
+) -> tuple[float, float] | None:
+    """Where the moving pointer should be at frame ``index``, from the track's verified positions
+    in the two frames before (``hits``: frame index -> (x, y), None where none was verified): the
+    last position plus the last step. None unless both are known and the track moved between
+    them (at least ``min_step``, at most ``max_speed`` px): a resting pointer that stops
+    matching has vanished or changed shape, it does not carry on."""
+    last, before = hits.get(index - 1), hits.get(index - 2)
+    if last is None or before is None:
+        return None
+    vx, vy = last[0] - before[0], last[1] - before[1]
+    if not min_step <= math.hypot(vx, vy) <= max_speed:
+        return None
+    return last[0] + vx, last[1] + vy
+
+
+def continued(
+    luma: np.ndarray,
+    at: tuple[float, float],
+    match: Callable[[np.ndarray, tuple[int, int, int, int]], tuple[float, float, float]],
+    hotspot: tuple[int, int],
+    new_there: Callable[[float, float], bool],
+    config: MotionConfig,
+) -> tuple[float, float, float] | None:
+    """The continued track's match around the predicted tip ``at``: (score, x, y), or None.
+
+    ``match(luma, box)`` scores the tracked template with its top-left anywhere in ``box``
+    (x0, y0, x1, y1) and returns (score, tip x, tip y); ``hotspot`` is the template's; and
+    ``new_there(x, y)`` says whether the spot with the tip at (x, y) is new (see the module
+    docstring)."""
+    r = config.slack
+    x0, y0 = round(at[0]) - hotspot[0] - r, round(at[1]) - hotspot[1] - r
+    score, x, y = match(luma, (x0, y0, x0 + 2 * r + 1, y0 + 2 * r + 1))
+    if score < config.floor or not new_there(x, y):
+        return None
+    return score, x, y
+
+
+@dataclass(frozen=True)
+class Sighting:
+    index: int  # frame
+    x: float  # tip, video px
+    y: float
+    k: int  # template
+    score: float
+
+
+class MotionChain:
+    """Weak sightings of a moving pointer on consecutive frames, judged together.
+
+    Before a track is verified, a moving see-through or blurred pointer may match its sprite
+    only at ``chain_floor``..``min_score`` on every frame, below a lookalike on still tissue.
+    Each such sighting that is new where it lies (see the module docstring) is offered here. A
+    chain is extended by a sighting that lies where its last step predicts (within ``slack``
+    px; the second one anywhere from 1 to ``max_speed`` px away); every sighting also starts a
+    chain of its own, so a compression ghost beside the pointer does not break the pointer's.
+    ``chain_length`` links in a row moving along one course, each new where it lies: that is
+    the pointer, and the chain is returned. Tissue does not differ from itself, and the trail a
+    pointer leaves does not move on."""
+
+    def __init__(self, config: MotionConfig) -> None:
+        self.config = config
+        self.chains: list[list[Sighting]] = []
+
+    def reset(self) -> None:
+        self.chains = []
+
+    def offer(self, sightings: list[Sighting]) -> list[Sighting] | None:
+        """This frame's weak sightings (all of one frame, each new where it lies; none: every
+        chain breaks). Returns a chain once one is ``chain_length`` long (and starts afresh)."""
+        cfg = self.config
+        grown: list[list[Sighting]] = []
+        for links in self.chains:
+            last = links[-1]
+            fits: list[tuple[float, Sighting]] = []
+            for s in sightings:
+                if last.index != s.index - 1:
+                    continue
+                if len(links) >= 2:
+                    before = links[-2]
+                    d = math.hypot(s.x - (2 * last.x - before.x), s.y - (2 * last.y - before.y))
+                    ok = d <= cfg.slack
+                else:
+                    d = math.hypot(s.x - last.x, s.y - last.y)
+                    ok = 1.0 <= d <= cfg.max_speed  # the second link must have moved
+                if ok:
+                    fits.append((d - s.score, s))
+            if fits:
+                chain = [*links, min(fits, key=lambda f: f[0])[1]]
+                if len(chain) >= cfg.chain_length:
+                    self.chains = []
+                    return chain
+                grown.append(chain)
+        starts = sorted(sightings, key=lambda s: -s.score)[: cfg.chains]
+        self.chains = (grown + [[s] for s in starts])[: 2 * cfg.chains]
+        return None
+
+
+def footprint_now(
+    luma: np.ndarray, near: np.ndarray, far: np.ndarray, box: tuple[int, int, int, int], threshold: int
+) -> tuple[int, int, int, int] | None:
+    """Where inside ``box`` (x0, y0, x1, y1) something moving is *now*: the pixels that differ by
+    more than ``threshold`` from two earlier frames (``near`` and ``far`` frames back; where
+    the pointer was before, this frame shows the tissue again, which one of the two earlier
+    frames shows as well), as their bounding box in video px; None when there are none. A
+    see-through pointer's outline differs from what it covers, whatever shows through its fill."""
+    import cv2
+
+    H, W = luma.shape
+    x0, y0, x1, y1 = max(0, box[0]), max(0, box[1]), min(W, box[2]), min(H, box[3])
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return None
+    now = luma[y0:y1, x0:x1]
+    changed = cv2.bitwise_and(
+        cv2.threshold(cv2.absdiff(now, near[y0:y1, x0:x1]), threshold, 255, cv2.THRESH_BINARY)[1],
+        cv2.threshold(cv2.absdiff(now, far[y0:y1, x0:x1]), threshold, 255, cv2.THRESH_BINARY)[1],
+    )
+    n, _labels, stats, _ = cv2.connectedComponentsWithStats(changed, connectivity=8)
+    pieces = stats[1:][stats[1:, cv2.CC_STAT_AREA] >= SPECK_PX]  # not single pixels of compression noise
+    if n < 2 or not len(pieces):
+        return None
+    bx0, by0 = int(pieces[:, 0].min()), int(pieces[:, 1].min())
+    bx1, by1 = int((pieces[:, 0] + pieces[:, 2]).max()), int((pieces[:, 1] + pieces[:, 3]).max())
+    return x0 + bx0, y0 + by0, x0 + bx1, y0 + by1
+
+
+def placements(footprint: tuple[int, int, int, int], size: tuple[int, int], margin: int) -> tuple[int, int, int, int]:
+    """Top-left positions (x0, y0, x1, y1, as ``match_in`` takes them) of a template of ``size``
+    (h, w) that covers the ``footprint`` box, or lies on it where the footprint is the larger
+    (a smeared pointer), give or take ``margin`` px."""
+    fx0, fy0, fx1, fy1 = footprint
+    th, tw = size
+    lo_x, hi_x = sorted((fx0, fx1 - tw))
+    lo_y, hi_y = sorted((fy0, fy1 - th))
+    return lo_x - margin, lo_y - margin, hi_x + margin + 1, hi_y + margin + 1
+
+
+class Course:
+    """Where the pointer was in the last frames (from the locator's own hits and from hits
+    continued here), to predict where it moves next."""
+
+    def __init__(self, config: MotionConfig) -> None:
+        self.config = config
+        self.known: dict[int, tuple[float, float, int]] = {}  # frame -> tip x, y and template
+
+    def reset(self) -> None:
+        self.known.clear()
+
+    def seen(self, index: int, x: float, y: float, k: int) -> None:
+        self.known[index] = (x, y, k)
+        for old in [i for i in self.known if i < index - 2]:
+            del self.known[old]
+
+    def expect(self, index: int) -> tuple[float, float, int] | None:
+        """Predicted tip and the template it was seen with at frame ``index`` (see :func:`predicted`)."""
+        last = self.known.get(index - 1)
+        if last is None:
+            return None
+        positions = {i: (x, y) for i, (x, y, _k) in self.known.items()}
+        at = predicted(positions, index, self.config.max_speed)
+        return None if at is None else (at[0], at[1], last[2])
