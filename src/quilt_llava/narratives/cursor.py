@@ -82,9 +82,10 @@ from quilt_llava.narratives.track_motion import (
     Course,
     MotionChain,
     MotionConfig,
+    RecentFrames,
     Sighting,
     continued,
-    footprint_now,
+    lags,
     placements,
 )
 
@@ -533,6 +534,7 @@ class TemplateCursorLocator:
         self.probe: RestProbe | None = None  # where the last verified track began, until its rest is settled
         self.course = Course(MOTION)  # where the pointer was in the last frames (see ``_coast``)
         self.chain = MotionChain(MOTION)  # weak sightings of a moving pointer no track holds
+        self.recent = RecentFrames(MOTION)  # the view's last frames, to tell what moves in them
 
     # -- candidate regions (top-left search boxes, full resolution) ----------------------
 
@@ -1072,11 +1074,13 @@ class TemplateCursorLocator:
             self.probe = None
             self.course.reset()
             self.chain.reset()
+            self.recent.clear()
             self.history_hits.clear()
             self.bg_frame, self.bg_patches = None, []
             return out
         if self.view_first is None:
             self.view_first = (frame.index, frame.luma)  # a reference: frames are not written to
+        self.recent.add(frame.index, frame.luma)
         self._note_change(frame)
         recovered = self._learn(frame)
         if recovered:
@@ -1098,9 +1102,9 @@ class TemplateCursorLocator:
         if self.track is not None and chosen is not None:
             keep.append(self.track)
         out = self._probe_rest(frame) + out
-        coasted = self._coast(frame, out)
+        shown = self._coast(frame, out)
         self._settle(frame, out, keep)
-        return out + coasted
+        return shown
 
     def _vanished(self, frame: AnalysedFrame) -> list[CursorHit]:
         """While no pointer is verified in a view and nothing moves, after something moved (at most
@@ -1234,17 +1238,38 @@ class TemplateCursorLocator:
         return chosen
 
     def _coast(self, frame: AnalysedFrame, out: list[CursorHit]) -> list[CursorHit]:
-        """Hits for a frame where the locator found no verified pointer, from its motion
-        (:mod:`quilt_llava.narratives.track_motion`): the pointer followed on its course at a lower
-        shape score, or weak sightings in the moving blobs that move along one course for a few
-        frames. The locator's state is left as it is (a hit of its own for the frame, emitted later,
-        replaces one from here)."""
+        """The hits ``out`` of this frame as shown, judged by the pointer's motion
+        (:mod:`quilt_llava.narratives.track_motion`): this frame's own hit is left out where what
+        moves now lies off it (a compression ghost of where the pointer was); where the frame has
+        no hit, the pointer followed on its course at a lower shape score, or weak sightings in the
+        moving blobs that move along one course for a few frames. The locator's state is left as
+        it is (a hit of its own for the frame, emitted later, replaces one from here)."""
+        if self.track is not None:
+            k = self.track[2]
+            out = [h for h in out if not self._lags(h, k)]
         mine = [h for h in out if h.index == frame.index]
         if mine:
             self.chain.reset()
             if self.track is not None:
                 self.course.seen(frame.index, mine[-1].x, mine[-1].y, self.track[2])
-            return []
+            return out
+        return out + self._coasted(frame)
+
+    def _lags(self, hit: CursorHit, k: int) -> bool:
+        """Does what moves in the hit's frame near ``hit`` (template ``k``) lie off it
+        (:func:`track_motion.lags`)? False for a match beyond doubt (``sure_score``: what moves
+        may also be the spot a pointer that rested has just left) and where the frames to tell
+        are not held."""
+        if hit.score >= self.config.sure_score:
+            return False
+        t = self.templates[k]
+        x0, y0, x1, y1 = self._patch_box(hit.x, hit.y, t)
+        m = max(t.image.shape)
+        now = self.recent.now_box(hit.index, (x0 - m, y0 - m, x1 + m, y1 + m))
+        return now is not None and lags((x0, y0, x1, y1), now)
+
+    def _coasted(self, frame: AnalysedFrame) -> list[CursorHit]:
+        """Hits from the pointer's motion for a frame without one of the locator's own."""
         expect = self.course.expect(frame.index)
         if expect is not None:
             x, y, k = expect
@@ -1277,16 +1302,9 @@ class TemplateCursorLocator:
     def _sightings(self, frame: AnalysedFrame) -> list[Sighting]:
         """Weak matches (``MOTION.chain_floor`` and up) of the active shapes where something in a
         moving blob is now (:func:`track_motion.footprint_now`), each new where it lies."""
-        if self.learner is None:
-            return []
-        held = dict(self.learner.frames)
-        near = held.get(frame.index - self.learner.config.near)
-        far = held.get(frame.index - self.learner.config.far)
-        if near is None or far is None:
-            return []
         found = []
         for blob in self._blob_boxes(frame):
-            now = footprint_now(frame.luma, near, far, blob, self.learner.config.threshold)
+            now = self.recent.now_box(frame.index, blob)
             if now is None:
                 continue
             for k in self._active():

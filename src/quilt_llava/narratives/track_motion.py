@@ -24,11 +24,14 @@ learned hand's own score).
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
+OVERLAP = 0.5  # share of a hit's box or of what moves now that the two must share (``lags``)
+FOOTPRINT_SPAN = 2.0  # what moves now spans more than this many times a hit's box: ``lags`` cannot tell
 SPECK_PX = 3  # changed pieces smaller than this are compression noise, not a pointer's part
 
 
@@ -38,6 +41,12 @@ class MotionConfig:
     chain_floor: float = 0.6  # shape score of each sighting in a chain that starts a track
     chain_length: int = 3  # consecutive frames a chain of weak sightings must move along one course
     chains: int = 4  # chains started per frame (the best sightings)
+    # What moves now (``footprint_now``): pixels of a frame that differ by ``threshold`` grey levels from
+    # both the frame ``near`` and the frame ``far`` back (as the sprite learner finds a moving pointer).
+    near: int = 2
+    far: int = 6
+    threshold: int = 24
+    held: int = 16  # recent frames held for it (references): hits up to ``held - far`` frames back are judged
     slack: int = 6  # px searched around the predicted position (the step may change this much)
     max_speed: float = 90.0  # px a frame; a longer last step is not a course to predict from
 
@@ -204,3 +213,49 @@ class Course:
         positions = {i: (x, y) for i, (x, y, _k) in self.known.items()}
         at = predicted(positions, index, self.config.max_speed)
         return None if at is None else (at[0], at[1], last[2])
+
+
+def lags(box: tuple[int, int, int, int], now: tuple[int, int, int, int]) -> bool:
+    """Does what moves ``now`` (:func:`footprint_now` around a hit) lie off the hit's template
+    ``box``: its middle outside the box, or the two overlapping by less than half of either?
+    Then the pointer has moved on and the hit lies where it was (at heavy compression the block
+    a fast pointer just left keeps a ghost of it for a frame or two, which has its shape and
+    differs from the frame before), or the hit is another shape laid across part of the pointer.
+    A template smaller than the pointer, or a pointer smeared beyond it, overlaps it by more
+    than half of the template's box, with the footprint's middle inside. Where more moves than
+    one pointer (the footprint spans over ``FOOTPRINT_SPAN`` times the box: the spot a pointer
+    that rested in both earlier frames has just left is in it too), nothing is decided."""
+    box_area, now_area = (box[2] - box[0]) * (box[3] - box[1]), (now[2] - now[0]) * (now[3] - now[1])
+    if now_area > FOOTPRINT_SPAN * box_area:
+        return False  # more moves than one pointer (and a spot it just left): nothing to tell by
+    cx, cy = (now[0] + now[2]) / 2, (now[1] + now[3]) / 2
+    if not (box[0] <= cx <= box[2] and box[1] <= cy <= box[3]):
+        return True
+    inter = max(0, min(box[2], now[2]) - max(box[0], now[0])) * max(0, min(box[3], now[3]) - max(box[1], now[1]))
+    return inter < OVERLAP * box_area and inter < OVERLAP * now_area
+
+
+class RecentFrames:
+    """The view's last few frames (references, never written to), to find what moves in them."""
+
+    def __init__(self, config: MotionConfig) -> None:
+        self.config = config
+        self.frames: deque[tuple[int, np.ndarray]] = deque(maxlen=config.held)
+
+    def add(self, index: int, luma: np.ndarray) -> None:
+        self.frames.append((index, luma))
+
+    def clear(self) -> None:
+        self.frames.clear()
+
+    def now_box(self, index: int, region: tuple[int, int, int, int]) -> tuple[int, int, int, int] | None:
+        """:func:`footprint_now` of frame ``index`` in ``region``; None when it or the frames it is
+        compared with are not held."""
+        cfg = self.config
+        if not self.frames or index - cfg.far < self.frames[0][0]:
+            return None
+        held = dict(self.frames)
+        luma, near, far = held.get(index), held.get(index - cfg.near), held.get(index - cfg.far)
+        if luma is None or near is None or far is None:
+            return None
+        return footprint_now(luma, near, far, region, cfg.threshold)
