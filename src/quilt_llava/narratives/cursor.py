@@ -1303,11 +1303,14 @@ class TemplateCursorLocator:
         """Weak matches (``MOTION.chain_floor`` and up) of the active shapes where something in a
         moving blob is now (:func:`track_motion.footprint_now`), each new where it lies."""
         found = []
+        active = self._active()
+        # The video's own sprites once there are some (the arrow prior finds a classic arrow beyond doubt).
+        shapes = [k for k in active if k >= self.generic] or active
         for blob in self._blob_boxes(frame):
             now = self.recent.now_box(frame.index, blob)
             if now is None:
                 continue
-            for k in self._active():
+            for k in shapes:
                 box = placements(now, self.templates[k].image.shape, MOTION.slack)
                 score, x, y = self._match(frame.luma, box, k)
                 if score >= MOTION.chain_floor and self._new_there(frame, x, y, k):

@@ -38,7 +38,7 @@ SPECK_PX = 3  # changed pieces smaller than this are compression noise, not a po
 @dataclass(frozen=True)
 class MotionConfig:
     floor: float = 0.45  # shape score a continued track's match needs (``min_score`` otherwise)
-    chain_floor: float = 0.6  # shape score of each sighting in a chain that starts a track
+    chain_floor: float = 0.5  # shape score of each sighting in a chain that starts a track
     chain_length: int = 3  # consecutive frames a chain of weak sightings must move along one course
     chains: int = 4  # chains started per frame (the best sightings)
     # What moves now (``footprint_now``): pixels of a frame that differ by ``threshold`` grey levels from
