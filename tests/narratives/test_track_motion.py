@@ -18,6 +18,7 @@ from quilt_llava.narratives.track_motion import (
     continued,
     footprint_now,
     lags,
+    moved_elsewhere,
     placements,
     predicted,
 )
@@ -122,6 +123,19 @@ def test_hit_off_what_moves_now_lags():
     assert frames.now_box(7, (0, 0, 100, 100)) is None  # frame 1 is no longer held
     frames.clear()
     assert frames.now_box(9, (0, 0, 100, 100)) is None
+
+
+def test_a_pointer_moving_elsewhere_is_not_resting_at_the_hit():
+    """A late hit (a held-back track's) is contradicted by a pointer-sized thing moving away from
+    it in its frame; not by motion at the hit, by nothing moving, by flicker or by a big change."""
+    box = (100, 100, 114, 120)  # 14x20 px
+    assert moved_elsewhere(box, [(200, 150, 213, 168)], 14)
+    assert not moved_elsewhere(box, [(200, 150, 213, 168), (110, 112, 122, 130)], 14)  # it moves at the hit too
+    assert not moved_elsewhere(box, [(120, 125, 133, 143)], 14)  # within a pointer's size of it
+    assert not moved_elsewhere(box, [], 14)
+    assert not moved_elsewhere(box, [(200, 150, 203, 154)], 14)  # a few pixels of flicker
+    assert not moved_elsewhere(box, [(200, 150, 203, 186)], 14)  # a sliver: an edge flickering
+    assert not moved_elsewhere(box, [(200, 150, 300, 250)], 14)  # a change bigger than a pointer
 
 
 def _tissue(seed: int = 2) -> np.ndarray:

@@ -86,6 +86,7 @@ from quilt_llava.narratives.track_motion import (
     Sighting,
     continued,
     lags,
+    moved_elsewhere,
     placements,
 )
 
@@ -535,6 +536,7 @@ class TemplateCursorLocator:
         self.course = Course(MOTION)  # where the pointer was in the last frames (see ``_coast``)
         self.chain = MotionChain(MOTION)  # weak sightings of a moving pointer no track holds
         self.recent = RecentFrames(MOTION)  # the view's last frames, to tell what moves in them
+        self.moves: dict[int, list[tuple[int, int, int, int]]] = {}  # frame -> what moved in it (``_coast``)
 
     # -- candidate regions (top-left search boxes, full resolution) ----------------------
 
@@ -1075,6 +1077,7 @@ class TemplateCursorLocator:
             self.course.reset()
             self.chain.reset()
             self.recent.clear()
+            self.moves.clear()
             self.history_hits.clear()
             self.bg_frame, self.bg_patches = None, []
             return out
@@ -1244,9 +1247,13 @@ class TemplateCursorLocator:
         no hit, the pointer followed on its course at a lower shape score, or weak sightings in the
         moving blobs that move along one course for a few frames. The locator's state is left as
         it is (a hit of its own for the frame, emitted later, replaces one from here)."""
+        moved = (self.recent.now_box(frame.index, b) for b in self._blob_boxes(frame))
+        self.moves[frame.index] = [m for m in moved if m is not None]
+        for old in [i for i in self.moves if i <= frame.index - self.config.backfill_frames]:
+            del self.moves[old]
         if self.track is not None:
             k = self.track[2]
-            out = [h for h in out if not self._lags(h, k)]
+            out = [h for h in out if not self._lags(h, k) and not self._elsewhere(h, k, frame)]
         mine = [h for h in out if h.index == frame.index]
         if mine:
             self.chain.reset()
@@ -1254,6 +1261,24 @@ class TemplateCursorLocator:
                 self.course.seen(frame.index, mine[-1].x, mine[-1].y, self.track[2])
             return out
         return out + self._coasted(frame)
+
+    def _elsewhere(self, hit: CursorHit, k: int, frame: AnalysedFrame) -> bool:
+        """Was the pointer moving elsewhere in the frame of a hit emitted for it later (a held-back
+        track's hits, a backfill): something of a pointer's size moved in that frame, all of it
+        away from the hit (:func:`track_motion.moved_elsewhere`), not touching what is now known to
+        be a webcam? A pointer does not rest at one spot while it moves at another."""
+        if hit.index >= frame.index:
+            return False
+        moves = self.moves.get(hit.index, [])
+        if frame.ignore is not None:
+            s = frame.scale
+            moves = [
+                m
+                for m in moves
+                if not any(_inside(frame.ignore, x, y, s) for x in (m[0], m[2] - 1) for y in (m[1], m[3] - 1))
+            ]
+        t = self.templates[k]
+        return moved_elsewhere(self._patch_box(hit.x, hit.y, t), moves, max(t.image.shape))
 
     def _lags(self, hit: CursorHit, k: int) -> bool:
         """Does what moves in the hit's frame near ``hit`` (template ``k``) lie off it

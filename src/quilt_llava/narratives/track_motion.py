@@ -32,6 +32,7 @@ import numpy as np
 
 OVERLAP = 0.5  # share of a hit's box or of what moves now that the two must share (``lags``)
 FOOTPRINT_SPAN = 2.0  # what moves now spans more than this many times a hit's box: ``lags`` cannot tell
+FOOTPRINT_LEAST = 0.25  # less than this share of a hit's box is flicker, not a pointer (``moved_elsewhere``)
 SPECK_PX = 3  # changed pieces smaller than this are compression noise, not a pointer's part
 
 
@@ -233,6 +234,26 @@ def lags(box: tuple[int, int, int, int], now: tuple[int, int, int, int]) -> bool
         return True
     inter = max(0, min(box[2], now[2]) - max(box[0], now[0])) * max(0, min(box[3], now[3]) - max(box[1], now[1]))
     return inter < OVERLAP * box_area and inter < OVERLAP * now_area
+
+
+def moved_elsewhere(box: tuple[int, int, int, int], moves: list[tuple[int, int, int, int]], margin: int) -> bool:
+    """Did something of a pointer's size move in a frame (``moves``: :func:`footprint_now` boxes),
+    all of it more than ``margin`` px away from a hit's template ``box``? (Larger changes are
+    not a pointer, smaller ones and slivers are flicker at an edge; they tell nothing.)"""
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    least = 0.5 * min(box[2] - box[0], box[3] - box[1])  # a sliver (an edge flickering) is no pointer either
+    sized = [
+        m
+        for m in moves
+        if FOOTPRINT_LEAST * area <= (m[2] - m[0]) * (m[3] - m[1]) <= FOOTPRINT_SPAN * area
+        and min(m[2] - m[0], m[3] - m[1]) >= least
+    ]
+    near = [
+        m
+        for m in sized
+        if m[0] < box[2] + margin and box[0] - margin < m[2] and m[1] < box[3] + margin and box[1] - margin < m[3]
+    ]
+    return bool(sized) and not near
 
 
 class RecentFrames:
