@@ -70,25 +70,35 @@ def _s(i: int, x: float, y: float, score: float = 0.6) -> Sighting:
 def test_chain_of_sightings_on_one_course_is_returned():
     """Three frames in a row on one course (with a ghost beside it each frame) give the chain."""
     chain = MotionChain(MotionConfig(slack=4, chain_length=3))
-    assert chain.offer([_s(1, 100, 100), _s(1, 40, 40, 0.9)]) is None
-    assert chain.offer([_s(2, 40, 40, 0.9), _s(2, 110, 104)]) is None
-    links = chain.offer([_s(3, 40, 40, 0.9), _s(3, 121, 107)])
+    assert chain.offer(1, [_s(1, 100, 100), _s(1, 40, 40, 0.9)]) is None
+    assert chain.offer(2, [_s(2, 40, 40, 0.9), _s(2, 110, 104)]) is None
+    links = chain.offer(3, [_s(3, 40, 40, 0.9), _s(3, 121, 107)])
     assert links is not None and [(s.index, s.x, s.y) for s in links] == [(1, 100, 100), (2, 110, 104), (3, 121, 107)]
     assert chain.chains == []
 
 
-def test_chain_breaks_off_course_still_or_with_a_gap():
+def test_chain_may_skip_one_frame_on_its_course():
+    chain = MotionChain(MotionConfig(slack=4, chain_length=3))
+    assert chain.offer(1, [_s(1, 100, 100)]) is None
+    assert chain.offer(2, [_s(2, 110, 104)]) is None
+    assert chain.offer(3, []) is None  # matched too weakly here
+    links = chain.offer(4, [_s(4, 131, 111)])  # two steps on
+    assert links is not None and [s.index for s in links] == [1, 2, 4]
+
+
+def test_chain_breaks_off_course_still_or_with_a_longer_gap():
     chain = MotionChain(MotionConfig(slack=4, chain_length=3))
     for i, x in enumerate([100, 110, 135]):  # the third step is off course
-        assert chain.offer([_s(i, x, 100)]) is None
+        assert chain.offer(i, [_s(i, x, 100)]) is None
     chain.reset()
     for i in range(6):  # a spot that does not move is tissue, not a pointer
-        assert chain.offer([_s(i, 100, 100)]) is None
+        assert chain.offer(i, [_s(i, 100, 100)]) is None
     chain.reset()
-    assert chain.offer([_s(1, 100, 100)]) is None
-    assert chain.offer([_s(2, 110, 100)]) is None
-    assert chain.offer([]) is None  # a frame without sightings breaks every chain
-    assert chain.offer([_s(4, 130, 100)]) is None
+    assert chain.offer(1, [_s(1, 100, 100)]) is None
+    assert chain.offer(2, [_s(2, 110, 100)]) is None
+    assert chain.offer(3, []) is None
+    assert chain.offer(4, []) is None  # two frames without a sighting: the chain is gone
+    assert chain.offer(5, [_s(5, 140, 100)]) is None
 
 
 def test_footprint_is_where_the_moving_thing_is_now():

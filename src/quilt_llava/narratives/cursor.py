@@ -61,6 +61,11 @@ cross-correlation with templates, and the reported point is the template's hotsp
   differs from the frame after it in the pointer's pattern. A see-through or heavily
   compressed pointer matches its sprite at rest too weakly to be believed by shape alone;
 - where nothing changed around a resting pointer, it is carried over without matching;
+- the pointer's motion is judged over several frames (:mod:`track_motion`): where the locator
+  has no hit of its own, a moving pointer is followed on its course, or found by weak matches
+  that move along one course for a few frames; a hit that lies off what moves now in its frame
+  (a compression ghost of where the pointer was), or that claims a rest while a pointer-sized
+  thing moved elsewhere, is left out. The locator's own state is not changed by it;
 - regions the caller marks as ignored (a webcam box) produce no candidates;
 - nothing is reported below ``min_score`` or ``min_contrast``, so a hidden cursor
   yields no points.
@@ -1310,7 +1315,7 @@ class TemplateCursorLocator:
             if found is not None:
                 self.course.seen(frame.index, found[1], found[2], k)
                 return [CursorHit(frame.index, found[1], found[2], found[0])]
-        links = self.chain.offer(self._sightings(frame))
+        links = self.chain.offer(frame.index, self._sightings(frame))
         if links is None:
             return []
         for s in links:

@@ -1,24 +1,40 @@
-"""Following a verified pointer through its motion, where its shape alone scores too low.
+"""Judging a moving pointer over several frames, where its shape alone scores too low.
 
 A moving pointer looks less like its learned sprite than a resting one: compression smears
 it, and a see-through pointer shows different tissue through its fill in every frame, so its
 sprite matches it at 0.45-0.6 where the same sprite finds it at rest at 0.7-0.9. Judged one
-frame at a time against ``min_score``, such a pointer drops out for most of its motion.
+frame at a time against ``min_score``, such a pointer drops out for most of its motion, and a
+lookalike on still tissue or a compression ghost of where it was is taken instead. The
+locator (:meth:`~quilt_llava.narratives.cursor.TemplateCursorLocator._coast`) adds four
+judgements from the pointer's motion to its own; it leaves its own state as it is and only
+changes which hits are shown:
 
-A track that was verified in the frame before and carries on along its course is judged over
-several frames instead: the pointer is looked for, with the shape it was tracked with, around
-the position the track's last step predicts (the last position plus the last step), and a
-match there counts at a lower shape score (``floor``) when the spot is *new*: it differs from
-the pointer-free background (the pointer covers it now) and from the view a few frames back in
-the template's pattern (the spot was not the pointer's then; a spot the pointer has just left
-shows the same tissue as before it came, so it fails this). A lookalike on still tissue never
-differs from itself, so neither test passes there, however well its shape matches.
+- **On its course.** A pointer seen in the two frames before (by the locator or here) and
+  moving is looked for, with the shape it was seen with, near where its last step leads
+  (:func:`predicted`, :func:`continued`); a match counts at ``floor`` when the spot is *new*:
+  it differs from the pointer-free background (the pointer covers it now) and from the view a
+  few frames back in the template's pattern (a spot the pointer has just left shows the same
+  tissue as before it came, so it fails this). A lookalike on still tissue never differs from
+  itself, so neither test passes there, however well its shape matches.
+- **A chain of weak sightings** (:class:`MotionChain`) starts one: where something in a
+  moving blob is *now* (:func:`footprint_now`: pixels differing from two earlier frames, as
+  the sprite learner finds a moving pointer; a see-through pointer's outline differs from
+  what it covers, whatever shows through its fill), the sprites are matched around it; matches
+  at ``chain_floor`` or better, new where they lie, on ``chain_length`` frames along one course
+  are the pointer.
+- **Ghosts** (:func:`lags`): a hit whose box does not hold what moves now in its frame lies
+  where the pointer was (a heavily compressed block keeps a ghost of a fast pointer for a
+  frame or two) or is another shape laid across part of it; it is left out.
+- **Elsewhere** (:func:`moved_elsewhere`): a hit emitted later for an earlier frame (a
+  held-back track's hits, a backfill) is left out where something of a pointer's size moved
+  in that frame away from it: a pointer does not rest at one spot while it moves at another.
 
-What this does not do: start a track (the first sighting must reach ``min_score`` and be
-verified as before), follow a pointer that jumps further from the prediction than ``slack``
-(a track that lost the pointer for a frame falls back to the usual search), or judge a
-shape it was not tracked with (a pointer turning into a hand mid-move is found by the
-learned hand's own score).
+What this does not do: follow a pointer that jumps further from its course than ``slack`` px
+a frame, judge a shape it was not seen with (a pointer turning into a hand mid-move is found
+by the hand's own sprite), or tell a pointer from anything else of its size that moves in a
+still view outside a known webcam (an annotation being drawn, a video playing in a slide).
+Where the sprite itself is wrong (a thin see-through crosshair learned late, a sprite whose
+decided hotspot lies off the pointer's), none of this helps.
 """
 
 from __future__ import annotations
@@ -107,8 +123,9 @@ class MotionChain:
     only at ``chain_floor``..``min_score`` on every frame, below a lookalike on still tissue.
     Each such sighting that is new where it lies (see the module docstring) is offered here. A
     chain is extended by a sighting that lies where its last step predicts (within ``slack``
-    px; the second one anywhere from 1 to ``max_speed`` px away); every sighting also starts a
-    chain of its own, so a compression ghost beside the pointer does not break the pointer's.
+    px a frame; the second one anywhere from 1 to ``max_speed`` px a frame away), also after
+    one frame without a fitting sighting; every sighting also starts a chain of its own, so a
+    compression ghost beside the pointer does not break the pointer's.
     ``chain_length`` links in a row moving along one course, each new where it lies: that is
     the pointer, and the chain is returned. Tissue does not differ from itself, and the trail a
     pointer leaves does not move on."""
@@ -120,24 +137,28 @@ class MotionChain:
     def reset(self) -> None:
         self.chains = []
 
-    def offer(self, sightings: list[Sighting]) -> list[Sighting] | None:
-        """This frame's weak sightings (all of one frame, each new where it lies; none: every
-        chain breaks). Returns a chain once one is ``chain_length`` long (and starts afresh)."""
+    def offer(self, index: int, sightings: list[Sighting]) -> list[Sighting] | None:
+        """Frame ``index``'s weak sightings (each new where it lies). Returns a chain once one is
+        ``chain_length`` long (and starts afresh). A chain may skip one frame (the pointer
+        matched too weakly there): it is then extended where two of its steps lead."""
         cfg = self.config
         grown: list[list[Sighting]] = []
         for links in self.chains:
             last = links[-1]
+            gap = index - last.index
             fits: list[tuple[float, Sighting]] = []
             for s in sightings:
-                if last.index != s.index - 1:
-                    continue
                 if len(links) >= 2:
                     before = links[-2]
-                    d = math.hypot(s.x - (2 * last.x - before.x), s.y - (2 * last.y - before.y))
-                    ok = d <= cfg.slack
+                    step = (
+                        (last.x - before.x) / (last.index - before.index),
+                        (last.y - before.y) / (last.index - before.index),
+                    )
+                    d = math.hypot(s.x - (last.x + gap * step[0]), s.y - (last.y + gap * step[1]))
+                    ok = d <= cfg.slack * gap
                 else:
                     d = math.hypot(s.x - last.x, s.y - last.y)
-                    ok = 1.0 <= d <= cfg.max_speed  # the second link must have moved
+                    ok = 1.0 <= d <= cfg.max_speed * gap  # the second link must have moved
                 if ok:
                     fits.append((d - s.score, s))
             if fits:
@@ -146,6 +167,8 @@ class MotionChain:
                     self.chains = []
                     return chain
                 grown.append(chain)
+            elif gap < 2:
+                grown.append(links)  # may skip this frame
         starts = sorted(sightings, key=lambda s: -s.score)[: cfg.chains]
         self.chains = (grown + [[s] for s in starts])[: 2 * cfg.chains]
         return None
