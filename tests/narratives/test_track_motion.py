@@ -108,8 +108,8 @@ def test_footprint_is_where_the_moving_thing_is_now():
     far[10:20, 10:18] = 20
     near[30:40, 30:38] = 20
     now[50:60, 50:58] = 20
-    assert footprint_now(now, near, far, (0, 0, 100, 100), 24) == (50, 50, 58, 60)
-    assert footprint_now(base, base, base, (0, 0, 100, 100), 24) is None
+    assert footprint_now(now, [near, far], (0, 0, 100, 100), 24) == (50, 50, 58, 60)
+    assert footprint_now(base, [base, base], (0, 0, 100, 100), 24) is None
     # A template of 12x10 px covering it, give or take 2 px.
     assert placements((50, 50, 58, 60), (12, 10), 2) == (46, 46, 53, 53)
 
@@ -123,7 +123,7 @@ def test_hit_off_what_moves_now_lags():
     assert not lags((122, 112, 137, 133), now)  # the arrow prior, smaller than the pointer, on it
     assert lags((101, 93, 123, 127), now)  # where it was 19 px left and 17 px up
     assert lags((95, 118, 133, 141), now)  # a wide shape over its left part only
-    frames = RecentFrames(MotionConfig(near=2, far=6, held=8))
+    frames = RecentFrames(MotionConfig(back=(2, 6), held=8))
     base = np.full((100, 100), 128, np.uint8)
     for i in range(10):
         luma = base.copy()

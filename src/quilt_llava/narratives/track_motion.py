@@ -59,11 +59,11 @@ class MotionConfig:
     chain_length: int = 3  # consecutive frames a chain of weak sightings must move along one course
     chains: int = 4  # chains started per frame (the best sightings)
     # What moves now (``footprint_now``): pixels of a frame that differ by ``threshold`` grey levels from
-    # both the frame ``near`` and the frame ``far`` back (as the sprite learner finds a moving pointer).
-    near: int = 2
-    far: int = 6
+    # each of the frames this many back (as the sprite learner finds a moving pointer, from 2 and 6 back;
+    # with the frame just before, the spot a pointer that rested until then has left is not counted).
+    back: tuple[int, ...] = (1, 2, 6)
     threshold: int = 24
-    held: int = 16  # recent frames held for it (references): hits up to ``held - far`` frames back are judged
+    held: int = 16  # recent frames held for it (references): hits up to ``held - max(back)`` frames back are judged
     slack: int = 6  # px searched around the predicted position (the step may change this much)
     max_speed: float = 90.0  # px a frame; a longer last step is not a course to predict from
 
@@ -175,13 +175,14 @@ class MotionChain:
 
 
 def footprint_now(
-    luma: np.ndarray, near: np.ndarray, far: np.ndarray, box: tuple[int, int, int, int], threshold: int
+    luma: np.ndarray, earlier: list[np.ndarray], box: tuple[int, int, int, int], threshold: int
 ) -> tuple[int, int, int, int] | None:
     """Where inside ``box`` (x0, y0, x1, y1) something moving is *now*: the pixels that differ by
-    more than ``threshold`` from two earlier frames (``near`` and ``far`` frames back; where
-    the pointer was before, this frame shows the tissue again, which one of the two earlier
-    frames shows as well), as their bounding box in video px; None when there are none. A
-    see-through pointer's outline differs from what it covers, whatever shows through its fill."""
+    more than ``threshold`` from every one of some ``earlier`` frames (where the pointer was
+    before, this frame shows the tissue again, which one of the earlier frames shows as well;
+    with the frame just before among them, also where it rested until a frame ago), as their
+    bounding box in video px; None when there are none. A see-through pointer's outline
+    differs from what it covers, whatever shows through its fill."""
     import cv2
 
     H, W = luma.shape
@@ -189,10 +190,12 @@ def footprint_now(
     if x1 - x0 < 2 or y1 - y0 < 2:
         return None
     now = luma[y0:y1, x0:x1]
-    changed = cv2.bitwise_and(
-        cv2.threshold(cv2.absdiff(now, near[y0:y1, x0:x1]), threshold, 255, cv2.THRESH_BINARY)[1],
-        cv2.threshold(cv2.absdiff(now, far[y0:y1, x0:x1]), threshold, 255, cv2.THRESH_BINARY)[1],
-    )
+    changed = None
+    for other in earlier:
+        differs = cv2.threshold(cv2.absdiff(now, other[y0:y1, x0:x1]), threshold, 255, cv2.THRESH_BINARY)[1]
+        changed = differs if changed is None else cv2.bitwise_and(changed, differs)
+    if changed is None:
+        return None
     n, _labels, stats, _ = cv2.connectedComponentsWithStats(changed, connectivity=8)
     pieces = stats[1:][stats[1:, cv2.CC_STAT_AREA] >= SPECK_PX]  # not single pixels of compression noise
     if n < 2 or not len(pieces):
@@ -241,20 +244,17 @@ class Course:
 
 def lags(box: tuple[int, int, int, int], now: tuple[int, int, int, int]) -> bool:
     """Does what moves ``now`` (:func:`footprint_now` around a hit) lie off the hit's template
-    ``box``: its middle outside the box, or the two overlapping by less than half of either?
-    Then the pointer has moved on and the hit lies where it was (at heavy compression the block
-    a fast pointer just left keeps a ghost of it for a frame or two, which has its shape and
-    differs from the frame before), or the hit is another shape laid across part of the pointer.
-    A template smaller than the pointer, or a pointer smeared beyond it, overlaps it by more
-    than half of the template's box, with the footprint's middle inside. Where more moves than
-    one pointer (the footprint spans over ``FOOTPRINT_SPAN`` times the box: the spot a pointer
-    that rested in both earlier frames has just left is in it too), nothing is decided."""
+    ``box``: the two share less than half of either? Then the pointer has moved on and the hit
+    lies where it was (at heavy compression the block a fast pointer just left keeps a ghost of
+    it for a frame or two, which has its shape and differs from the frame before), or the hit is
+    another shape laid across part of the pointer. A template smaller than the pointer lies
+    mostly inside its footprint; a pointer smeared beyond its template covers most of it. Where
+    more moves than one pointer (the footprint spans over ``FOOTPRINT_SPAN`` times the box: the
+    spot a pointer that rested until a frame ago has just left is in it too), nothing is
+    decided."""
     box_area, now_area = (box[2] - box[0]) * (box[3] - box[1]), (now[2] - now[0]) * (now[3] - now[1])
     if now_area > FOOTPRINT_SPAN * box_area:
         return False  # more moves than one pointer (and a spot it just left): nothing to tell by
-    cx, cy = (now[0] + now[2]) / 2, (now[1] + now[3]) / 2
-    if not (box[0] <= cx <= box[2] and box[1] <= cy <= box[3]):
-        return True
     inter = max(0, min(box[2], now[2]) - max(box[0], now[0])) * max(0, min(box[3], now[3]) - max(box[1], now[1]))
     return inter < OVERLAP * box_area and inter < OVERLAP * now_area
 
@@ -293,13 +293,13 @@ class RecentFrames:
         self.frames.clear()
 
     def now_box(self, index: int, region: tuple[int, int, int, int]) -> tuple[int, int, int, int] | None:
-        """:func:`footprint_now` of frame ``index`` in ``region``; None when it or the frames it is
-        compared with are not held."""
-        cfg = self.config
-        if not self.frames or index - cfg.far < self.frames[0][0]:
+        """:func:`footprint_now` of frame ``index`` in ``region`` against the frames ``config.back``
+        before it; None when it or they are not held."""
+        back = self.config.back
+        if not self.frames or index - max(back) < self.frames[0][0]:
             return None
         held = dict(self.frames)
-        luma, near, far = held.get(index), held.get(index - cfg.near), held.get(index - cfg.far)
-        if luma is None or near is None or far is None:
+        luma, earlier = held.get(index), [held.get(index - b) for b in back]
+        if luma is None or any(e is None for e in earlier):
             return None
-        return footprint_now(luma, near, far, region, cfg.threshold)
+        return footprint_now(luma, earlier, region, self.config.threshold)
