@@ -1252,10 +1252,6 @@ class TemplateCursorLocator:
         no hit, the pointer followed on its course at a lower shape score, or weak sightings in the
         moving blobs that move along one course for a few frames. The locator's state is left as
         it is (a hit of its own for the frame, emitted later, replaces one from here)."""
-        moved = (self.recent.now_box(frame.index, b) for b in self._blob_boxes(frame))
-        self.moves[frame.index] = [m for m in moved if m is not None]
-        for old in [i for i in self.moves if i <= frame.index - self.config.backfill_frames]:
-            del self.moves[old]
         if self.track is not None:
             k = self.track[2]
             out = [h for h in out if not self._lags(h, k) and not self._elsewhere(h, k, frame)]
@@ -1265,6 +1261,12 @@ class TemplateCursorLocator:
             if self.track is not None:
                 self.course.seen(frame.index, mine[-1].x, mine[-1].y, self.track[2])
             return out
+        # What moves in a frame without a hit: a later hit for it (a backfill never walks past a
+        # frame with one) is judged by it, and the chains' sightings are looked for in it.
+        moved = (self.recent.now_box(frame.index, b) for b in self._blob_boxes(frame))
+        self.moves[frame.index] = [m for m in moved if m is not None]
+        if len(self.moves) > self.config.backfill_frames:
+            self.moves = {i: m for i, m in self.moves.items() if i > frame.index - self.config.backfill_frames}
         return out + self._coasted(frame)
 
     def _elsewhere(self, hit: CursorHit, k: int, frame: AnalysedFrame) -> bool:
@@ -1336,10 +1338,7 @@ class TemplateCursorLocator:
         active = self._active()
         # The video's own sprites once there are some (the arrow prior finds a classic arrow beyond doubt).
         shapes = [k for k in active if k >= self.generic] or active
-        for blob in self._blob_boxes(frame):
-            now = self.recent.now_box(frame.index, blob)
-            if now is None:
-                continue
+        for now in self.moves.get(frame.index, []):
             for k in shapes:
                 box = placements(now, self.templates[k].image.shape, MOTION.slack)
                 score, x, y = self._match(frame.luma, box, k)
