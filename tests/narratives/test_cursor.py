@@ -413,10 +413,11 @@ def _locate(frames: list[np.ndarray], config: CursorConfig | None = None) -> dic
     """Every hit of a locator fed ``frames`` (with their motion images, as the pipeline makes them)."""
     from quilt_llava.narratives.cursor import AnalysedFrame
 
-    loc = TemplateCursorLocator(H, config)
+    height, width = frames[0].shape
+    loc = TemplateCursorLocator(height, config)
     hits, prev = {}, None
     for i, luma in enumerate(frames):
-        small = cv2.resize(luma, (W // 4, H // 4), interpolation=cv2.INTER_AREA)
+        small = cv2.resize(luma, (width // 4, height // 4), interpolation=cv2.INTER_AREA)
         motion = None if prev is None else cv2.absdiff(small, prev)
         prev = small
         for h in loc.process(AnalysedFrame(i, i / FPS, luma, motion, False)):

@@ -61,6 +61,11 @@ cross-correlation with templates, and the reported point is the template's hotsp
   differs from the frame after it in the pointer's pattern. A see-through or heavily
   compressed pointer matches its sprite at rest too weakly to be believed by shape alone;
 - where nothing changed around a resting pointer, it is carried over without matching;
+- the pointer's motion is judged over several frames (:mod:`track_motion`): where the locator
+  has no hit of its own, a moving pointer is followed on its course, or found by weak matches
+  that move along one course for a few frames; a hit that lies off what moves now in its frame
+  (a compression ghost of where the pointer was), or that claims a rest while a pointer-sized
+  thing moved elsewhere, is left out. The locator's own state is not changed by it;
 - regions the caller marks as ignored (a webcam box) produce no candidates;
 - nothing is reported below ``min_score`` or ``min_contrast``, so a hidden cursor
   yields no points.
@@ -78,6 +83,17 @@ from typing import Protocol
 import numpy as np
 
 from quilt_llava.narratives.rest_probe import RestProbe, rest_before
+from quilt_llava.narratives.track_motion import (
+    Course,
+    MotionChain,
+    MotionConfig,
+    RecentFrames,
+    Sighting,
+    continued,
+    lags,
+    moved_elsewhere,
+    placements,
+)
 
 # A classic arrow pointer, tip at (0, 0), about 19 px tall at scale 1.
 ARROW_POLYGON = np.array(
@@ -293,6 +309,7 @@ REST_FLOOR = 0.45
 # much. Measured: 0.2-0.98 where a pointer arrived (redglass-crf36, handhelds-480p), 0.05 on a block
 # that CRF 36 re-coded where the pointer had passed (it keeps that look until the next keyframe).
 SHAPED_CHANGE = 0.15
+MOTION = MotionConfig()  # a moving pointer followed where its shape scores too low (``_coast``)
 
 
 def _flat_peak(luma: np.ndarray, t: Template, x: int, y: int, r: int) -> tuple[float, int, int]:
@@ -521,6 +538,10 @@ class TemplateCursorLocator:
         self.history: deque[tuple[int, np.ndarray | None, bool]] = deque(maxlen=self.config.backfill_frames)
         self.history_hits: dict[int, tuple[float, float] | None] = {}
         self.probe: RestProbe | None = None  # where the last verified track began, until its rest is settled
+        self.course = Course(MOTION)  # where the pointer was in the last frames (see ``_coast``)
+        self.chain = MotionChain(MOTION)  # weak sightings of a moving pointer no track holds
+        self.recent = RecentFrames(MOTION)  # the view's last frames, to tell what moves in them
+        self.moves: dict[int, list[tuple[int, int, int, int]]] = {}  # frame -> what moved in it (``_coast``)
 
     # -- candidate regions (top-left search boxes, full resolution) ----------------------
 
@@ -1058,11 +1079,16 @@ class TemplateCursorLocator:
             self.view_first = None
             self.history.clear()
             self.probe = None
+            self.course.reset()
+            self.chain.reset()
+            self.recent.clear()
+            self.moves.clear()
             self.history_hits.clear()
             self.bg_frame, self.bg_patches = None, []
             return out
         if self.view_first is None:
             self.view_first = (frame.index, frame.luma)  # a reference: frames are not written to
+        self.recent.add(frame.index, frame.luma)
         self._note_change(frame)
         recovered = self._learn(frame)
         if recovered:
@@ -1084,8 +1110,9 @@ class TemplateCursorLocator:
         if self.track is not None and chosen is not None:
             keep.append(self.track)
         out = self._probe_rest(frame) + out
+        shown = self._coast(frame, out)
         self._settle(frame, out, keep)
-        return out
+        return shown
 
     def _vanished(self, frame: AnalysedFrame) -> list[CursorHit]:
         """While no pointer is verified in a view and nothing moves, after something moved (at most
@@ -1217,6 +1244,107 @@ class TemplateCursorLocator:
             )
             chosen = (score, x, y, k, b, False)
         return chosen
+
+    def _coast(self, frame: AnalysedFrame, out: list[CursorHit]) -> list[CursorHit]:
+        """The hits ``out`` of this frame as shown, judged by the pointer's motion
+        (:mod:`quilt_llava.narratives.track_motion`): this frame's own hit is left out where what
+        moves now lies off it (a compression ghost of where the pointer was); where the frame has
+        no hit, the pointer followed on its course at a lower shape score, or weak sightings in the
+        moving blobs that move along one course for a few frames. The locator's state is left as
+        it is (a hit of its own for the frame, emitted later, replaces one from here)."""
+        if self.track is not None:
+            k = self.track[2]
+            out = [h for h in out if not self._lags(h, k) and not self._elsewhere(h, k, frame)]
+        mine = [h for h in out if h.index == frame.index]
+        if mine:
+            self.chain.reset()
+            if self.track is not None:
+                self.course.seen(frame.index, mine[-1].x, mine[-1].y, self.track[2])
+            return out
+        # What moves in a frame without a hit: a later hit for it (a backfill never walks past a
+        # frame with one) is judged by it, and the chains' sightings are looked for in it.
+        moved = (self.recent.now_box(frame.index, b) for b in self._blob_boxes(frame))
+        self.moves[frame.index] = [m for m in moved if m is not None]
+        if len(self.moves) > self.config.backfill_frames:
+            self.moves = {i: m for i, m in self.moves.items() if i > frame.index - self.config.backfill_frames}
+        return out + self._coasted(frame)
+
+    def _elsewhere(self, hit: CursorHit, k: int, frame: AnalysedFrame) -> bool:
+        """Was the pointer moving elsewhere in the frame of a hit emitted for it later (a held-back
+        track's hits, a backfill): something of a pointer's size moved in that frame, all of it
+        away from the hit (:func:`track_motion.moved_elsewhere`), not touching what is now known to
+        be a webcam? A pointer does not rest at one spot while it moves at another."""
+        if hit.index >= frame.index:
+            return False
+        moves = self.moves.get(hit.index, [])
+        if frame.ignore is not None:
+            s = frame.scale
+            moves = [
+                m
+                for m in moves
+                if not any(_inside(frame.ignore, x, y, s) for x in (m[0], m[2] - 1) for y in (m[1], m[3] - 1))
+            ]
+        t = self.templates[k]
+        return moved_elsewhere(self._patch_box(hit.x, hit.y, t), moves, max(t.image.shape))
+
+    def _lags(self, hit: CursorHit, k: int) -> bool:
+        """Does what moves in the hit's frame near ``hit`` (template ``k``) lie off it
+        (:func:`track_motion.lags`)? False for a match beyond doubt (``sure_score``: what moves
+        may also be the spot a pointer that rested has just left) and where the frames to tell
+        are not held."""
+        if hit.score >= self.config.sure_score:
+            return False
+        t = self.templates[k]
+        x0, y0, x1, y1 = self._patch_box(hit.x, hit.y, t)
+        m = max(t.image.shape)
+        now = self.recent.now_box(hit.index, (x0 - m, y0 - m, x1 + m, y1 + m))
+        return now is not None and lags((x0, y0, x1, y1), now)
+
+    def _coasted(self, frame: AnalysedFrame) -> list[CursorHit]:
+        """Hits from the pointer's motion for a frame without one of the locator's own."""
+        expect = self.course.expect(frame.index)
+        if expect is not None:
+            x, y, k = expect
+            t = self.templates[k]
+            found = continued(
+                frame.luma,
+                (x, y),
+                lambda luma, box: self._match(luma, box, k),
+                t.hotspot,
+                lambda x, y: self._new_there(frame, x, y, k),
+                MOTION,
+            )
+            if found is not None:
+                self.course.seen(frame.index, found[1], found[2], k)
+                return [CursorHit(frame.index, found[1], found[2], found[0])]
+        links = self.chain.offer(frame.index, self._sightings(frame))
+        if links is None:
+            return []
+        for s in links:
+            self.course.seen(s.index, s.x, s.y, s.k)
+        return [CursorHit(s.index, s.x, s.y, s.score) for s in links]
+
+    def _new_there(self, frame: AnalysedFrame, x: float, y: float, k: int) -> bool:
+        """Does a pointer of shape ``k`` with its tip at (x, y) cover something new: it differs from
+        the background, and from the view some frames back in the template's pattern?"""
+        if frame.ignore is not None and _inside(frame.ignore, x, y, frame.scale):
+            return False
+        return self._change(frame.luma, x, y, k) >= self.config.min_change and self._new_here(frame, x, y, k)
+
+    def _sightings(self, frame: AnalysedFrame) -> list[Sighting]:
+        """Weak matches (``MOTION.chain_floor`` and up) of the active shapes where something in a
+        moving blob is now (:func:`track_motion.footprint_now`), each new where it lies."""
+        found = []
+        active = self._active()
+        # The video's own sprites once there are some (the arrow prior finds a classic arrow beyond doubt).
+        shapes = [k for k in active if k >= self.generic] or active
+        for now in self.moves.get(frame.index, []):
+            for k in shapes:
+                box = placements(now, self.templates[k].image.shape, MOTION.slack)
+                score, x, y = self._match(frame.luma, box, k)
+                if score >= MOTION.chain_floor and self._new_there(frame, x, y, k):
+                    found.append(Sighting(frame.index, x, y, k, score))
+        return found
 
     def _fresh(self, frame: AnalysedFrame, x: float, y: float, k: int) -> bool:
         """May a candidate at (x, y) that differs from the background count as seen to differ? Yes
