@@ -112,6 +112,8 @@ class ExtractConfig:
                 "cursor.history_stride must be >= 1 (1: every held frame keeps its pixels), got "
                 f"{self.cursor.history_stride}"
             )
+        if self.cursor.match_threads < 1:
+            problems.append(f"cursor.match_threads must be >= 1, got {self.cursor.match_threads}")
         if self.cursor.backfill_frames < 0:
             problems.append(f"cursor.backfill_frames must be >= 0, got {self.cursor.backfill_frames}")
         if not 0.0 <= self.tissue.threshold <= 1.0:
