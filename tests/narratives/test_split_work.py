@@ -129,3 +129,22 @@ def test_locator_with_a_helper_thread_finds_exactly_what_one_thread_finds(tmp_pa
             assert {"match_in@split-work", "_correlation_peaks@split-work"} <= helper, threads
     assert len(results[0][0]) > 50
     assert results[0] == results[1]
+
+
+def test_sprite_aligned_with_several_sightings_through_one_template():
+    """The learner aligns a candidate with every earlier sighting through one template made from
+    it: the same scores and offsets as a template made for each alignment."""
+    from quilt_llava.narratives.pointer import Candidate, _align, template_from_sprite
+
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 255, (14, 11), dtype=np.uint8)
+    mask = np.zeros((14, 11), np.uint8)
+    mask[2:12, 1:9] = 255
+    cand = Candidate(9, 0, 0, image, mask)
+    own = template_from_sprite(image, mask, (0, 0))
+    for shift in range(3):
+        other_img = rng.integers(0, 255, (16, 13), dtype=np.uint8)
+        other_img[shift : shift + 14, 1 : 1 + 11] = image
+        other = Candidate(3, 5, 5, other_img, np.full((16, 13), 255, np.uint8))
+        assert _align(cand, other, 3, own) == _align(cand, other, 3)
+        assert _align(cand, other, 3)[1:] == (1, shift)
