@@ -148,3 +148,22 @@ def test_sprite_aligned_with_several_sightings_through_one_template():
         other = Candidate(3, 5, 5, other_img, np.full((16, 13), 255, np.uint8))
         assert _align(cand, other, 3, own) == _align(cand, other, 3)
         assert _align(cand, other, 3)[1:] == (1, shift)
+
+
+@pytest.mark.parametrize("size", [0, 6, 12, 20, 40, 80])
+def test_pairs_shared_with_the_helper_are_those_matched_in_opencv(size, monkeypatch):
+    """``_in_opencv`` tells which matches ``match_in`` hands to OpenCV (the ones worth another
+    thread), on small and large regions, for a prior template and a bigger one."""
+    cv2 = pytest.importorskip("cv2")
+    from quilt_llava.narratives import cursor
+
+    luma = np.random.default_rng(0).integers(0, 255, (360, 640), dtype=np.uint8)
+    calls = []
+    real = cv2.matchTemplate
+    monkeypatch.setattr(cv2, "matchTemplate", lambda *a, **k: calls.append(1) or real(*a, **k))
+    for t in cursor.make_templates((0.6, 1.6), 720):
+        for x, y in ((300, 150), (630 - size, 350 - size), (-5, -5)):
+            box = (x, y, x + size, y + size)
+            calls.clear()
+            cursor.match_in(luma, box, t)
+            assert cursor._in_opencv(luma.shape, box, t) == bool(calls), (box, t.image.shape)

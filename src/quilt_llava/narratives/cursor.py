@@ -298,6 +298,9 @@ REST_FLOOR = 0.45
 # much. Measured: 0.2-0.98 where a pointer arrived (redglass-crf36, handhelds-480p), 0.05 on a block
 # that CRF 36 re-coded where the pointer had passed (it keeps that look until the next keyframe).
 SHAPED_CHANGE = 0.15
+# A frame's matches are shared with the helper thread (``CursorConfig.match_threads``) only from this
+# many (box, template) pairs: handing a few over (~0.1 ms each time) costs more than it saves.
+SPLIT_MIN_PAIRS = 6
 
 
 def _flat_peak(luma: np.ndarray, t: Template, x: int, y: int, r: int) -> tuple[float, int, int]:
@@ -414,6 +417,19 @@ def twin_score(a: Template, b: Template, slack: int = 3) -> tuple[float, int, in
     if small is a:
         dx, dy = -dx, -dy
     return float(res[y, x]), dx, dy
+
+
+def _in_opencv(shape: tuple[int, ...], box: tuple[int, ...], template: Template) -> bool:
+    """Does :func:`match_in` of ``template`` in ``box`` (on a frame of ``shape``) correlate with
+    OpenCV (a large region's coarse pass, or a masked correlation too big for :func:`masked_ncc`),
+    which releases the GIL, rather than with numpy in small steps?"""
+    th, tw = template.image.shape
+    H, W = shape[:2]
+    nx = min(W, box[2] + tw) - max(0, box[0]) - tw + 1
+    ny = min(H, box[3] + th) - max(0, box[1]) - th + 1
+    if nx < 1 or ny < 1:
+        return False
+    return nx * ny > COARSE_POSITIONS or nx * ny * template.masked_pixels(tw)[0].size > DIRECT_WORK
 
 
 def match_in(
@@ -855,16 +871,23 @@ class TemplateCursorLocator:
         return found
 
     def _match_all(self, luma: np.ndarray, pairs: list[tuple[tuple[int, ...], int]]) -> None:
-        """Match every (box, template) pair not yet known (see :meth:`_match`), the templates shared
-        between this thread and a helper (``CursorConfig.match_threads``): each template's pairs on
-        one thread (a template builds caches as it matches), results recorded as :meth:`_match`
-        would."""
+        """Match every (box, template) pair not yet known (see :meth:`_match`) whose match runs mostly
+        in OpenCV (:func:`_in_opencv`), the templates shared between this thread and a helper
+        (``CursorConfig.match_threads``): each template's pairs on one thread (a template builds
+        caches as it matches), results recorded as :meth:`_match` would. The others (a few dozen
+        positions, correlated with numpy in small steps that hold the GIL) are matched as they are
+        read: shared, they cost more CPU than they save time."""
         todo: dict[int, list[tuple[int, ...]]] = {}
         for box, k in pairs:
-            if self._known_match(luma, box, k) is None and box[:4] not in todo.setdefault(k, []):
+            if (
+                _in_opencv(luma.shape, box, self.templates[k])
+                and self._known_match(luma, box, k) is None
+                and box[:4] not in todo.setdefault(k, [])
+            ):
                 todo[k].append(box[:4])
-        if len(todo) < 2:
-            return  # one template (or none): matched one by one as they are read
+        todo = {k: boxes for k, boxes in todo.items() if boxes}
+        if len(todo) < 2 or sum(map(len, todo.values())) < SPLIT_MIN_PAIRS:
+            return  # one template, or a few pairs (handing over costs more): matched as they are read
         min_contrast = self.config.min_contrast
         groups = [
             [functools.partial(match_in, luma, box, self.templates[k], min_contrast) for box in boxes]
