@@ -215,7 +215,8 @@ class Template:
             starts = (np.arange(ny) * row_width)[:, None] + np.arange(nx)
             found = starts.reshape(-1, 1) + offsets
             if len(self._windows) >= WINDOW_CACHE:
-                del self._windows[next(iter(self._windows))]  # the oldest shape
+                # the oldest shape (pop: a segment-image worker may match this template meanwhile)
+                self._windows.pop(next(iter(self._windows)), None)
             self._windows[key] = found
         return found
 
