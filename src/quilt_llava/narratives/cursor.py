@@ -75,6 +75,7 @@ A :class:`CursorLocator` has one required method, ``process(frame)``.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import deque
 from dataclasses import dataclass, field
@@ -83,6 +84,7 @@ from typing import Protocol
 import numpy as np
 
 from quilt_llava.narratives.rest_probe import RestProbe, rest_before
+from quilt_llava.narratives.split_work import SplitRunner
 from quilt_llava.narratives.track_motion import (
     Course,
     MotionChain,
@@ -179,6 +181,9 @@ class CursorConfig:
     max_step: float = 90.0  # px a pointer may move between frames and stay the same track
     still_threshold: int = 2  # max frame difference around a resting pointer that skips re-matching
     learn_sprites: bool = True  # learn the video's own pointer sprites from motion (see ``pointer.py``)
+    # threads matching a frame's (box, template) pairs: the locator's own and, with 2, a helper for
+    # part of the templates (the same results; OpenCV releases the GIL while it correlates)
+    match_threads: int = 2
 
 
 @dataclass
@@ -226,7 +231,8 @@ class Template:
             starts = (np.arange(ny) * row_width)[:, None] + np.arange(nx)
             found = starts.reshape(-1, 1) + offsets
             if len(self._windows) >= WINDOW_CACHE:
-                del self._windows[next(iter(self._windows))]  # the oldest shape
+                # the oldest shape (pop: a segment-image worker may match this template meanwhile)
+                self._windows.pop(next(iter(self._windows)), None)
             self._windows[key] = found
         return found
 
@@ -310,6 +316,9 @@ REST_FLOOR = 0.45
 # that CRF 36 re-coded where the pointer had passed (it keeps that look until the next keyframe).
 SHAPED_CHANGE = 0.15
 MOTION = MotionConfig()  # a moving pointer followed where its shape scores too low (``_coast``)
+# A frame's matches are shared with the helper thread (``CursorConfig.match_threads``) only from this
+# many (box, template) pairs: handing a few over (~0.1 ms each time) costs more than it saves.
+SPLIT_MIN_PAIRS = 6
 
 
 def _flat_peak(luma: np.ndarray, t: Template, x: int, y: int, r: int) -> tuple[float, int, int]:
@@ -428,6 +437,19 @@ def twin_score(a: Template, b: Template, slack: int = 3) -> tuple[float, int, in
     return float(res[y, x]), dx, dy
 
 
+def _in_opencv(shape: tuple[int, ...], box: tuple[int, ...], template: Template) -> bool:
+    """Does :func:`match_in` of ``template`` in ``box`` (on a frame of ``shape``) correlate with
+    OpenCV (a large region's coarse pass, or a masked correlation too big for :func:`masked_ncc`),
+    which releases the GIL, rather than with numpy in small steps?"""
+    th, tw = template.image.shape
+    H, W = shape[:2]
+    nx = min(W, box[2] + tw) - max(0, box[0]) - tw + 1
+    ny = min(H, box[3] + th) - max(0, box[1]) - th + 1
+    if nx < 1 or ny < 1:
+        return False
+    return nx * ny > COARSE_POSITIONS or nx * ny * template.masked_pixels(tw)[0].size > DIRECT_WORK
+
+
 def match_in(
     luma: np.ndarray, box: tuple[int, int, int, int], template: Template, min_contrast: float = 0.0
 ) -> tuple[float, float, float]:
@@ -484,6 +506,7 @@ class TemplateCursorLocator:
             from quilt_llava.narratives.pointer import SpriteLearner
 
             self.learner = SpriteLearner(frame_height)
+        self._split = SplitRunner(self.config.match_threads > 1)
         self.track: tuple[float, float, int] | None = None  # tip x, y and template index
         self.verified = False  # the current track was seen to differ from the background
         self.pending: list[CursorHit] = []  # hits of an unverified track
@@ -628,6 +651,12 @@ class TemplateCursorLocator:
         regions = self._search_regions(frame)
         raw: dict[int, list[tuple[float, int, int]]] = {}
         searched: set[int] = set()
+        # Each shape's peaks are found up front, shared between this thread and the helper (they do
+        # not depend on each other); the loop below reads them in order, as it would have made them.
+        order = list(dict.fromkeys(twins[k][0] if k in twins else k for k in active))
+        if order:
+            half = _half(luma)
+        made = dict(zip(order, self._all_peaks(order, luma, half, frame, regions)))
         for k in active:
             if learned_peaks and learned_peaks[0][0] >= cfg.sure_score:
                 break  # a learned sprite found beyond doubt: the other shapes need no search
@@ -635,12 +664,7 @@ class TemplateCursorLocator:
             if k in searched:
                 continue
             searched.add(k)
-            if half is None:
-                half = _half(luma)
-            if regions is None or k not in self._raw or not self._patch_pays(k, regions):
-                found = self._template_peaks(k, luma, half, frame.ignore)
-            else:
-                found = self._patched_peaks(k, luma, half, frame, regions)
+            found = made[k]
             raw[k] = found
             if self.templates[k].learned:
                 learned_peaks += [(score, x, y, k) for score, x, y in found]
@@ -665,6 +689,29 @@ class TemplateCursorLocator:
             for _, x, y, k in learned_peaks
             for j, dx, dy in members[k]
         ]
+
+    def _all_peaks(
+        self,
+        order: list[int],
+        luma: np.ndarray,
+        half: np.ndarray | None,
+        frame: AnalysedFrame,
+        regions: list[tuple[int, int, int, int]] | None,
+    ) -> list[list[tuple[float, int, int]]]:
+        """The peaks of each template in ``order`` (see :meth:`_search_peaks`): a whole-frame search,
+        or the last one's peaks with the changed ``regions`` redone; templates shared between this
+        thread and the helper (``CursorConfig.match_threads``)."""
+        assert half is not None or not order
+
+        def peaks_of(k: int) -> list[tuple[float, int, int]]:
+            assert half is not None
+            if regions is None or k not in self._raw or not self._patch_pays(k, regions):
+                return self._template_peaks(k, luma, half, frame.ignore)
+            return self._patched_peaks(k, luma, half, frame, regions)
+
+        # A learned sprite searched at full resolution costs several half-resolution searches.
+        costs = [6.0 if self.templates[k].learned and not self.templates[k].coarse else 1.0 for k in order]
+        return [found for (found,) in self._split.run([[functools.partial(peaks_of, k)] for k in order], costs)]
 
     def _template_peaks(
         self, k: int, luma: np.ndarray, half: np.ndarray, ignore: np.ndarray | None
@@ -798,11 +845,12 @@ class TemplateCursorLocator:
         """Best match per box: (score, x, y, template, box index), strongest first. A box with
         a fifth entry (a learned sprite's search peak) is matched with that template alone
         when it is among ``templates``."""
+        pairs = [(box, k) for box in boxes for k in self._box_templates(box, templates)]
+        self._match_all(luma, pairs)
         found = []
         for b, box in enumerate(boxes):
             best = (0.0, 0.0, 0.0, -1, b)
-            own = box[4] if len(box) > 4 else -1
-            for k in (own,) if own in templates else templates:
+            for k in self._box_templates(box, templates):
                 score, x, y = self._match(luma, box, k)
                 if score > best[0]:
                     best = (score, x, y, k, b)
@@ -810,10 +858,16 @@ class TemplateCursorLocator:
                 found.append(best)
         return sorted(found, reverse=True)
 
-    def _match(self, luma: np.ndarray, box: tuple[int, ...], k: int) -> tuple[float, float, float]:
-        """``match_in`` of template ``k`` in ``box``, each pair matched once per frame: a frame's
-        candidates are gathered in several rounds (the active templates, then every one; the blobs,
-        then the tracking window and search peaks with the blobs again) that share boxes."""
+    @staticmethod
+    def _box_templates(box: tuple[int, ...], templates: list[int]) -> tuple[int, ...] | list[int]:
+        """The templates a box is matched with: a search peak's own (fifth entry) when it is among
+        ``templates``, else all of them."""
+        own = box[4] if len(box) > 4 else -1
+        return (own,) if own in templates else templates
+
+    def _known_match(self, luma: np.ndarray, box: tuple[int, ...], k: int) -> tuple[float, float, float] | None:
+        """``match_in`` of template ``k`` in ``box`` when already known: matched in this frame, or in
+        the frame matched before with the same pixels there (then recorded for this frame)."""
         if self._matched_luma is not luma:
             if self._matched_luma is not None:
                 self._earlier_luma, self._earlier = self._matched_luma, self._matched
@@ -823,9 +877,48 @@ class TemplateCursorLocator:
         if found is None:
             found = self._earlier.get(key)
             if found is None or not _same_region(luma, self._earlier_luma, box, self.templates[k]):
-                found = match_in(luma, box, self.templates[k], self.config.min_contrast)
+                return None
             self._matched[key] = found
         return found
+
+    def _match(self, luma: np.ndarray, box: tuple[int, ...], k: int) -> tuple[float, float, float]:
+        """``match_in`` of template ``k`` in ``box``, each pair matched once per frame: a frame's
+        candidates are gathered in several rounds (the active templates, then every one; the blobs,
+        then the tracking window and search peaks with the blobs again) that share boxes."""
+        found = self._known_match(luma, box, k)
+        if found is None:
+            found = self._matched[box[0], box[1], box[2], box[3], k] = match_in(
+                luma, box, self.templates[k], self.config.min_contrast
+            )
+        return found
+
+    def _match_all(self, luma: np.ndarray, pairs: list[tuple[tuple[int, ...], int]]) -> None:
+        """Match every (box, template) pair not yet known (see :meth:`_match`) whose match runs mostly
+        in OpenCV (:func:`_in_opencv`), the templates shared between this thread and a helper
+        (``CursorConfig.match_threads``): each template's pairs on one thread (a template builds
+        caches as it matches), results recorded as :meth:`_match` would. The others (a few dozen
+        positions, correlated with numpy in small steps that hold the GIL) are matched as they are
+        read: shared, they cost more CPU than they save time."""
+        todo: dict[int, list[tuple[int, ...]]] = {}
+        for box, k in pairs:
+            if (
+                _in_opencv(luma.shape, box, self.templates[k])
+                and self._known_match(luma, box, k) is None
+                and box[:4] not in todo.setdefault(k, [])
+            ):
+                todo[k].append(box[:4])
+        todo = {k: boxes for k, boxes in todo.items() if boxes}
+        if len(todo) < 2 or sum(map(len, todo.values())) < SPLIT_MIN_PAIRS:
+            return  # one template, or a few pairs (handing over costs more): matched as they are read
+        min_contrast = self.config.min_contrast
+        groups = [
+            [functools.partial(match_in, luma, box, self.templates[k], min_contrast) for box in boxes]
+            for k, boxes in todo.items()
+        ]
+        costs = [len(boxes) * self.templates[k].image.size for k, boxes in todo.items()]
+        for (k, boxes), results in zip(todo.items(), self._split.run(groups, costs)):
+            for box, found in zip(boxes, results):
+                self._matched[(*box, k)] = found
 
     def _unlocked(self) -> list[int]:
         """Every template the lock may have left out: the arrow prior and the learned sprites
@@ -1564,7 +1657,8 @@ class TemplateCursorLocator:
         return max(0, x0 - margin), max(0, y0 - margin), min(w, x1 + margin), min(h, y1 + margin)
 
     def finish(self) -> list[CursorHit]:
-        """Call after the last frame: settles the open track."""
+        """Call after the last frame: settles the open track (and ends the matching helper)."""
+        self._split.close()
         return self._end_track(view_ends=True)
 
     def _vote(self, k: int) -> None:

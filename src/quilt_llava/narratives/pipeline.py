@@ -7,8 +7,9 @@ the home of one thing that flows through the stage:
 - frame reduction (:mod:`.frames`): small and tiny luma images of each analysed frame;
 - view stability (:mod:`.views`): still runs, their ends trimmed where a pan eases;
 - the webcam (:mod:`.webcam`): the narrator's box, kept out of the other steps;
-- the cursor (:mod:`.cursor`, on its own thread: :mod:`.cursor_thread`): pointer hits on
-  the full-resolution luma plane;
+- the cursor (:mod:`.cursor`, on its own thread: :mod:`.cursor_thread`, which shares each
+  frame's template matches and whole-frame searches with a helper: :mod:`.split_work`):
+  pointer hits on the full-resolution luma plane;
 - the content area (:mod:`.content`): where on screen the slide view is, from statistics
   kept per still view;
 - tissue (:mod:`.tissue`): whether a still view shows tissue at all (a cut to a text
@@ -112,6 +113,8 @@ class ExtractConfig:
                 "cursor.history_stride must be >= 1 (1: every held frame keeps its pixels), got "
                 f"{self.cursor.history_stride}"
             )
+        if self.cursor.match_threads < 1:
+            problems.append(f"cursor.match_threads must be >= 1, got {self.cursor.match_threads}")
         if self.cursor.backfill_frames < 0:
             problems.append(f"cursor.backfill_frames must be >= 0, got {self.cursor.backfill_frames}")
         if not 0.0 <= self.tissue.threshold <= 1.0:

@@ -190,14 +190,16 @@ def template_from_sprite(image: np.ndarray, mask: np.ndarray, hotspot: tuple[int
     )
 
 
-def _align(a: Candidate, b: Candidate, slack: int) -> tuple[float, int, int]:
+def _align(a: Candidate, b: Candidate, slack: int, a_template: Template | None = None) -> tuple[float, int, int]:
     """Best masked correlation of ``a``'s sprite over ``b``'s patch, with ``a``'s top-left
     within ``slack`` px of ``b``'s (grown for a size difference): (score, dx, dy), where
-    ``a``'s pixel (x, y) lies on ``b``'s pixel (x + dx, y + dy)."""
+    ``a``'s pixel (x, y) lies on ``b``'s pixel (x + dx, y + dy). ``a_template``: ``a``'s
+    :func:`template_from_sprite`, when the caller aligns ``a`` with several others."""
     h, w = a.image.shape
     pad = slack + max(0, h - b.image.shape[0], w - b.image.shape[1])
     padded = np.pad(b.image, pad, mode="edge")
-    res = np.abs(masked_ncc(padded, template_from_sprite(a.image, a.mask, (0, 0))))
+    t = a_template if a_template is not None else template_from_sprite(a.image, a.mask, (0, 0))
+    res = np.abs(masked_ncc(padded, t))
     if res.size == 0:
         return 0.0, 0, 0
     y, x = np.unravel_index(int(np.argmax(res)), res.shape)
@@ -326,6 +328,7 @@ class SpriteLearner:
     def _verify(self, cand: Candidate) -> Template | None:
         cfg = self.config
         area = int(np.count_nonzero(cand.mask))
+        own: Template | None = None  # the candidate as a template, made once for every sighting it is aligned with
         for other in reversed(self.candidates):
             if other.index >= cand.index - 1 or math.hypot(other.x - cand.x, other.y - cand.y) < cfg.min_shift:
                 continue
@@ -337,7 +340,9 @@ class SpriteLearner:
                 or abs(other.image.shape[1] - cand.image.shape[1]) > 4
             ):
                 continue
-            score, dx, dy = _align(cand, other, cfg.agree_offset)
+            if own is None:
+                own = template_from_sprite(cand.image, cand.mask, (0, 0))
+            score, dx, dy = _align(cand, other, cfg.agree_offset, own)
             if score < cfg.agree_score:
                 continue
             common = common_sprite(cand, other, dx, dy)
