@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from quilt_llava.narratives.cursor import make_template
 from quilt_llava.narratives.departure import rest_before_move
+from quilt_llava.narratives.templates import make_template
 
 cv2 = pytest.importorskip("cv2")
 

@@ -5,15 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from quilt_llava.narratives.cursor import (
-    AnalysedFrame,
-    CursorConfig,
-    TemplateCursorLocator,
-    _shaped_diff,
-    make_template,
-    match_in,
-)
+from quilt_llava.narratives.cursor import AnalysedFrame, CursorConfig, TemplateCursorLocator
 from quilt_llava.narratives.rest_probe import RestProbe, rest_before
+from quilt_llava.narratives.templates import _shaped_diff, make_template, match_in
 
 cv2 = pytest.importorskip("cv2")
 

@@ -41,7 +41,8 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from quilt_llava.narratives.cursor import CursorHit, Template, interpolated, match_in, spot_diff
+from quilt_llava.narratives.cursor import CursorHit, interpolated
+from quilt_llava.narratives.templates import Template, match_in, spot_diff
 
 MAX_SPOTS = 4  # places where the two frames differ that are matched, largest first
 DRIFT_PX = 2  # px a resting pointer may drift between two kept frames and stay the same rest
