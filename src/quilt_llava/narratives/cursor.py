@@ -54,11 +54,11 @@ reported point is the template's hotspot:
   every decoded frame costs more memory traffic than the rest of the search), positions in between are
   interpolated for a pointer that barely moved;
 - a pointer that rested from a view's start and then left (moved away fast, or vanished)
-  is found from the spot it left (:mod:`quilt_llava.narratives.departure`): the view's
+  is found from the spot it left (:mod:`quilt_llava.narratives.rest_recovery`): the view's
   oldest held frame and a later one differ where it was; looked for at the view's first
   verified hit, and, while none is verified, on quiet frames after something moved;
 - once the pointer has left the spot where a verified track began, the frames before the
-  track in which it rested there are found by its departure (:mod:`rest_probe`): the spot
+  track in which it rested there are found by its departure (:mod:`rest_recovery`): the spot
   differs from the frame after it in the pointer's pattern. A see-through or heavily
   compressed pointer matches its sprite at rest too weakly to be believed by shape alone;
 - where nothing changed around a resting pointer, it is carried over without matching;
@@ -84,7 +84,7 @@ from typing import Protocol
 
 import numpy as np
 
-from quilt_llava.narratives.rest_probe import RestProbe, rest_before
+from quilt_llava.narratives.rest_recovery import RestProbe, rest_before, rest_before_move, since_first
 from quilt_llava.narratives.split_work import SplitRunner
 from quilt_llava.narratives.templates import (
     LEARNED_HALF_SEARCH,
@@ -786,9 +786,7 @@ class TemplateCursorLocator:
     def _rest_before(self, frame: AnalysedFrame, x: float, y: float, k: int) -> list[CursorHit]:
         """Hits of where the pointer, verified at (x, y) now with template ``k`` (-1: not found,
         the current track if any is left out), rested since the view's oldest held frame and has
-        left (:mod:`quilt_llava.narratives.departure`), before the hits this track already holds."""
-        from quilt_llava.narratives.departure import rest_before_move
-
+        left (:mod:`quilt_llava.narratives.rest_recovery`), before the hits this track already holds."""
         if any(confirmed for _, _, confirmed in self.history):
             return []
         cfg = self.config
@@ -954,7 +952,7 @@ class TemplateCursorLocator:
     def _probe_rest(self, frame: AnalysedFrame) -> list[CursorHit]:
         """Once the pointer has left the spot where its verified track began (the track is more than
         the template's size away, or gone for ``REST_PROBE_WAIT`` frames), the frames before the
-        track where it rested there (:func:`rest_probe.rest_before`): the template matched near the
+        track where it rested there (:func:`rest_recovery.rest_before`): the template matched near the
         spot at ``REST_FLOOR`` or better, and the spot differing from this frame in the pointer's
         pattern. Those frames get hits and count as verified."""
         probe = self.probe
@@ -1438,8 +1436,6 @@ class TemplateCursorLocator:
             if hits and self.view_first is not None and len(self.history) == self.history.maxlen:
                 # Walked back past every held frame: a rest longer than they span began at the view's start
                 # if the pointer is there in its first frame.
-                from quilt_llava.narratives.departure import since_first
-
                 cfg = self.config
                 hits += since_first(self.view_first, hits[-1], t, None, cfg.min_score, cfg.min_contrast, cfg.min_change)
         return hits[::-1]
