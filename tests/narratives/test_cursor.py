@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from quilt_llava.narratives.cursor import CursorConfig, TemplateCursorLocator, make_template, match_in
+from quilt_llava.narratives.cursor import CursorConfig, TemplateCursorLocator
 from quilt_llava.narratives.pipeline import ExtractConfig, analyse
 from quilt_llava.narratives.stability import CellDiffStability
+from quilt_llava.narratives.templates import make_template, match_in
 from quilt_llava.narratives.video import ArraySource
 
 cv2 = pytest.importorskip("cv2")
@@ -257,7 +258,7 @@ def test_backfill_reaches_the_view_start_when_the_rest_outlasts_the_held_frames(
 
 
 def test_masked_ncc_matches_opencv():
-    from quilt_llava.narratives.cursor import masked_ncc
+    from quilt_llava.narratives.templates import masked_ncc
 
     rng = np.random.default_rng(5)
     for scale in (0.6, 1.0, 1.6):
@@ -511,7 +512,7 @@ def test_shaped_diff_tells_a_pointer_from_a_re_coded_block():
     """A pointer changes the pixels it covers in its own pattern, over any tissue and when it is
     see-through; heavy compression re-coding a block where the pointer passed changes them by as
     much in a pattern of its own, which must not count as the pointer (``_shaped_diff``)."""
-    from quilt_llava.narratives.cursor import _masked_mean_diff, _shaped_diff, make_template
+    from quilt_llava.narratives.templates import _masked_mean_diff, _shaped_diff, make_template
 
     t = make_template(1.0)
     rng = np.random.default_rng(3)

@@ -6,14 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from quilt_llava.narratives import cursor
+from quilt_llava.narratives import cursor, templates
 from quilt_llava.narratives.cursor import (
     PRIOR_RETIRE_AFTER,
     TWIN_SCORE,
     AnalysedFrame,
     TemplateCursorLocator,
-    twin_score,
 )
+from quilt_llava.narratives.templates import twin_score
 
 from .test_cursor import _slide
 
@@ -60,10 +60,10 @@ def test_small_sprite_found_at_half_resolution():
     luma = _paste(_tissue(), image, mask, 301, 157)
     locator = TemplateCursorLocator(H)
     k = _learned(locator, image, mask, coarse=True)
-    half = cursor._half(luma)
+    half = templates._half(luma)
     n = locator.config.search_peaks
-    coarse = cursor._learned_peaks(luma, half, locator.templates[k], None, n)
-    full = cursor._learned_peaks(luma, half, locator.templates[k], None, n, coarse=False)
+    coarse = templates._learned_peaks(luma, half, locator.templates[k], None, n)
+    full = templates._learned_peaks(luma, half, locator.templates[k], None, n, coarse=False)
     assert coarse[0][1:] == full[0][1:] == (301, 157)
 
 
@@ -210,7 +210,7 @@ def test_retired_prior_still_widens_the_pointer_footprint():
 def test_masked_ncc_window_cache_gives_the_same_scores():
     """The cached window indices (``Template.window_index``) change nothing: region shapes beyond the
     cache's size, and ones seen again after being dropped, score exactly as a fresh template does."""
-    from quilt_llava.narratives.cursor import WINDOW_CACHE, make_template, masked_ncc
+    from quilt_llava.narratives.templates import WINDOW_CACHE, make_template, masked_ncc
 
     rng = np.random.default_rng(3)
     t = make_template(1.0)
@@ -260,7 +260,7 @@ def test_box_matched_once_per_frame(monkeypatch):
 def test_correlation_peaks_are_those_of_a_plain_reading():
     """The whole-frame search's peaks: local maxima of |NCC| within ``window`` above ``floor``, best
     first, computed here with numpy from the definition (ties and flat, NaN windows included)."""
-    from quilt_llava.narratives.cursor import _correlation_peaks, make_template
+    from quilt_llava.narratives.templates import _correlation_peaks, make_template
 
     rng = np.random.default_rng(5)
     for trial in range(6):

@@ -1,13 +1,13 @@
 """Where a pointer rested before it moved or vanished, found from the spot it left
-(``narratives/departure.py``), on textured frames with exact truth."""
+(``narratives/rest_recovery.py``), on textured frames with exact truth."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from quilt_llava.narratives.cursor import make_template
-from quilt_llava.narratives.departure import rest_before_move
+from quilt_llava.narratives.rest_recovery import rest_before_move
+from quilt_llava.narratives.templates import make_template
 
 cv2 = pytest.importorskip("cv2")
 

@@ -1,19 +1,13 @@
-"""The rest of a pointer before its track began, told by its departure (``narratives/rest_probe.py``)."""
+"""The rest of a pointer before its track began, told by its departure (``narratives/rest_recovery.py``)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from quilt_llava.narratives.cursor import (
-    AnalysedFrame,
-    CursorConfig,
-    TemplateCursorLocator,
-    _shaped_diff,
-    make_template,
-    match_in,
-)
-from quilt_llava.narratives.rest_probe import RestProbe, rest_before
+from quilt_llava.narratives.cursor import AnalysedFrame, CursorConfig, TemplateCursorLocator
+from quilt_llava.narratives.rest_recovery import RestProbe, rest_before
+from quilt_llava.narratives.templates import _shaped_diff, make_template, match_in
 
 cv2 = pytest.importorskip("cv2")
 
@@ -100,3 +94,17 @@ def test_locator_reports_the_rest_once_the_pointer_left_the_spot(rest_frames):
     assert [h.index for h in hits] == list(range(0, rest_frames))
     assert all(abs(h.x - rest[0]) <= 1 and abs(h.y - rest[1]) <= 1 for h in hits)
     assert loc.probe is None and all(confirmed for _, _, confirmed in loc.history)
+
+
+def test_both_rest_walks_see_the_kept_frames_with_the_thinned_ones_between():
+    """``_kept_back`` (shared by ``rest_before`` and ``rest_before_move``): kept frames newest first,
+    each with the thinned frames since the one before; it stops at a verified frame or one without
+    pixels, and thinned frames after the last kept one are not reported."""
+    from quilt_llava.narratives.rest_recovery import _kept_back
+
+    kept, thinned = np.zeros((2, 2), np.uint8), np.empty((0, 0), np.uint8)
+    held = [(9, kept, False), (8, thinned, False), (7, thinned, False), (6, kept, False), (5, kept, False)]
+    walk = [(i, gap) for i, _, gap in _kept_back([*held, (4, thinned, False), (3, kept, True), (2, kept, False)])]
+    assert walk == [(9, []), (6, [8, 7]), (5, [])]
+    assert [i for i, _, _ in _kept_back([*held[:3], (6, None, False), (5, kept, False)])] == [9]
+    assert list(_kept_back([])) == []

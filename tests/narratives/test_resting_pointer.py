@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from quilt_llava.narratives.cursor import CursorConfig, make_templates
+from quilt_llava.narratives.cursor import CursorConfig
 from quilt_llava.narratives.pipeline import ExtractConfig, extract_video
 from quilt_llava.narratives.pointer import template_from_sprite
 from quilt_llava.narratives.resting_pointer import RestingPointerConfig
@@ -18,6 +18,7 @@ from quilt_llava.narratives.synthetic import (
     make_cursor_sprite,
     make_synthetic_video,
 )
+from quilt_llava.narratives.templates import make_templates
 from quilt_llava.narratives.video import ColourSample
 
 pytest.importorskip("av")
@@ -73,7 +74,7 @@ def _job(samples, pointer, search):
 
 def _shape_left(rgb: np.ndarray, template, box) -> float:
     """How well the pointer's shape still matches around its spot (masked correlation)."""
-    from quilt_llava.narratives.cursor import match_in
+    from quilt_llava.narratives.templates import match_in
 
     luma = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
     return match_in(luma, box, template)[0]

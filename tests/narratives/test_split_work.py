@@ -155,15 +155,15 @@ def test_pairs_shared_with_the_helper_are_those_matched_in_opencv(size, monkeypa
     """``_in_opencv`` tells which matches ``match_in`` hands to OpenCV (the ones worth another
     thread), on small and large regions, for a prior template and a bigger one."""
     cv2 = pytest.importorskip("cv2")
-    from quilt_llava.narratives import cursor
+    from quilt_llava.narratives import templates
 
     luma = np.random.default_rng(0).integers(0, 255, (360, 640), dtype=np.uint8)
     calls = []
     real = cv2.matchTemplate
     monkeypatch.setattr(cv2, "matchTemplate", lambda *a, **k: calls.append(1) or real(*a, **k))
-    for t in cursor.make_templates((0.6, 1.6), 720):
+    for t in templates.make_templates((0.6, 1.6), 720):
         for x, y in ((300, 150), (630 - size, 350 - size), (-5, -5)):
             box = (x, y, x + size, y + size)
             calls.clear()
-            cursor.match_in(luma, box, t)
-            assert cursor._in_opencv(luma.shape, box, t) == bool(calls), (box, t.image.shape)
+            templates.match_in(luma, box, t)
+            assert templates._in_opencv(luma.shape, box, t) == bool(calls), (box, t.image.shape)

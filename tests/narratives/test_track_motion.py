@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import quilt_llava.narratives.cursor as cursor
-from quilt_llava.narratives.cursor import make_template
+from quilt_llava.narratives.templates import make_template
 from quilt_llava.narratives.track_motion import (
     Course,
     MotionChain,

@@ -49,7 +49,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from quilt_llava.narratives.cursor import Template, masked_ncc
+from quilt_llava.narratives.templates import Template, masked_ncc
 
 # The eight compass directions (x right, y down) and how much sharper than an up/left extreme
 # an extreme elsewhere must be to count as the tip: desktop pointers point up and to the left.

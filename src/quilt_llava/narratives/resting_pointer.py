@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from quilt_llava.narratives.cursor import Template, _correlation_peaks, _fill_ring_contrast, _half, match_in
+from quilt_llava.narratives.templates import Template, _correlation_peaks, _fill_ring_contrast, _half, match_in
 from quilt_llava.narratives.video import ColourSample
 from quilt_llava.narratives.webcam import Rect
 

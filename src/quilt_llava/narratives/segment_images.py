@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from quilt_llava.narratives.content import refine_edges
-from quilt_llava.narratives.cursor import Template
 from quilt_llava.narratives.resting_pointer import (
     Found,
     RemovedPointer,
@@ -36,6 +35,7 @@ from quilt_llava.narratives.resting_pointer import (
     median_luma,
     uncovered_samples,
 )
+from quilt_llava.narratives.templates import Template
 from quilt_llava.narratives.video import ColourSample
 from quilt_llava.narratives.webcam import Rect, hide_rects, needs_repaint
 

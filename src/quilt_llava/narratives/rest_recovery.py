@@ -1,5 +1,12 @@
-"""Where a pointer rested before it first moved in a view: found from the spot it left.
+"""A pointer's rest recovered from its departure: the spot it left shows what it covered.
 
+A resting pointer is the hardest to believe by its shape alone: it never differs from the frame
+before, and a see-through, small or heavily compressed one matches its sprite at rest about as
+well as tissue elsewhere does. Once it has left, the spot it rested on differs from the frames
+in which it was there, in the pointer's own pattern; tissue that merely looks like a pointer
+never differs from itself. Two cases use this, both walking the locator's held frames back:
+
+**A rest from the view's start** (:func:`rest_before_move`, :func:`since_first`).
 The locator verifies a track once the pointer is seen to differ from what lay under it, which
 happens when it moves. Its hits before that, while it rested, come from walking back from the
 verified spot (:meth:`~quilt_llava.narratives.cursor.TemplateCursorLocator._backfill`), which
@@ -33,15 +40,44 @@ What this does not find: a pointer that arrived at its resting spot after the vi
 held frame (it moved then, and the backfill covers it), and a rest whose first frame is still
 settling from a pan (the first frame is then not matched, and the rest is found back to the
 oldest held frame only).
+
+**A rest before a verified track** (:class:`RestProbe`, :func:`rest_before`).
+A learned sprite is seen while the pointer moves; where the pointer *rests* over other
+tissue, a see-through or heavily compressed pointer may match that sprite too weakly to be
+believed (a redglass arrow at CRF 36 scores 0.5-0.7 at rest, as tissue does). Its departure
+settles it: once the pointer has moved away from the spot where its track began, that spot
+shows the tissue it covered, and every earlier frame in which the pointer still rested there
+differs from it *in the pointer's pattern* (see ``templates._shaped_diff``), whatever the tissue
+and however translucent the pointer. Tissue that merely looks like a pointer never differs
+from itself, so nothing is recovered where no pointer was.
+
+:class:`RestProbe` is the spot a verified track began at; :func:`rest_before` walks the view's
+held frames back from there while the template is found near the spot and the spot differs
+from the frame after the departure. Frames whose pixels were not kept (thinned) in between two
+sightings get the position interpolated; the walk stops at a frame that already has a
+verified hit, at a frame without pixels, or where the pointer was not there.
+
+What this does not recover: a rest whose spot the pointer came back to before the probe was
+settled (the reference shows the pointer again), and rests older than the frames the locator
+holds (``CursorConfig.backfill_frames``).
+
+Both walks share :func:`_kept_back` (the held frames newest first, with the thinned frames
+between them).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import math
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from quilt_llava.narratives.cursor import CursorHit, Template, interpolated, match_in, spot_diff
+from quilt_llava.narratives.templates import Template, match_in, spot_diff
+
+if TYPE_CHECKING:
+    from quilt_llava.narratives.cursor import CursorHit
 
 MAX_SPOTS = 4  # places where the two frames differ that are matched, largest first
 DRIFT_PX = 2  # px a resting pointer may drift between two kept frames and stay the same rest
@@ -106,6 +142,8 @@ def rest_before_move(
     pointer followed back to the oldest held frame that also rested there in the first frame is
     taken to have rested in between (no pixels are held to check the frames between; a pointer
     that left and came back to the same spot is the one case this gets wrong)."""
+    from quilt_llava.narratives.cursor import CursorHit, interpolated  # cursor imports this module
+
     held = list(history)
     start = next((j for j, (_, luma, _) in enumerate(held) if luma is not None and luma.size), None)
     if start is None or not shapes:
@@ -138,13 +176,7 @@ def rest_before_move(
     t = templates[k]
     # Newest first: skip the frames after it left, then follow it back while it stays.
     hits: list[CursorHit] = []
-    gap: list[int] = []
-    for index, luma, confirmed in reversed(held[start:]):
-        if confirmed or luma is None:
-            break
-        if not luma.size:
-            gap.append(index)
-            continue
+    for index, luma, gap in _kept_back(reversed(held[start:])):
         hx, hy = t.hotspot
         box = (
             round(x) - hx - DRIFT_PX,
@@ -156,11 +188,9 @@ def rest_before_move(
         if score < min_score or not _left(luma, new, bx, by, t, min_change):
             if hits:
                 break
-            gap = []
             continue
         if gap and hits:
             hits += interpolated(gap, hits[-1], index, bx, by, score)
-        gap = []
         hits.append(CursorHit(index, bx, by, score))
         x, y = bx, by
     if first is not None and hits and hits[-1].index == held[start][0]:
@@ -180,6 +210,8 @@ def since_first(
     """The frames from the view's first one up to the oldest held sighting ``oldest`` of shape
     ``t``, newest first, when the pointer was at that spot in the first frame too (and, with
     ``new``, not in ``new``); else none."""
+    from quilt_llava.narratives.cursor import interpolated  # cursor imports this module
+
     index, luma = first
     if index >= oldest.index:
         return []
@@ -208,3 +240,66 @@ def _left(old: np.ndarray, new: np.ndarray, x: float, y: float, t: Template, min
     small pointer's mask is its faint outline."""
     diff = spot_diff(old, new, x, y, t)
     return diff is not None and diff >= 0.5 * min_change
+
+
+@dataclass(frozen=True)
+class RestProbe:
+    index: int  # frame of the track's first hit
+    x: float  # its hotspot, full resolution
+    y: float
+    k: int  # template index
+
+
+# (index, luma or None (pixels not kept) or an empty array (thinned), has a verified hit)
+History = Iterable[tuple[int, "np.ndarray | None", bool]]
+
+
+def rest_before(
+    probe: RestProbe,
+    history: History,
+    match: Callable[[np.ndarray, float, float], tuple[float, float, float]],
+    differs: Callable[[np.ndarray, float, float], bool],
+    floor: float,
+    radius: float,
+) -> list[tuple[int, float, float, float]]:
+    """Frames before ``probe.index`` where the pointer rested near the probe's spot, newest first
+    walked, returned oldest first: (index, x, y, score).
+
+    ``match(luma, x, y)``: the template's best match near (x, y) in a held frame, (score, x, y);
+    ``differs(luma, x, y)``: does that frame differ from the frame after the departure at (x, y)
+    in the template's pattern? A frame counts when its match scores at least ``floor`` and
+    differs; thinned frames between two that count are interpolated when the pointer moved at
+    most ``radius`` px across them."""
+    from quilt_llava.narratives.cursor import CursorHit, interpolated  # cursor imports this module
+
+    found: list[tuple[int, float, float, float]] = []
+    x, y = probe.x, probe.y
+    for index, luma, gap in _kept_back(sorted((h for h in history if h[0] < probe.index), key=lambda h: -h[0])):
+        score, mx, my = match(luma, x, y)
+        if score < floor or not differs(luma, mx, my):
+            break
+        if gap:
+            if math.hypot(mx - x, my - y) > radius:
+                break
+            later = CursorHit(*found[-1]) if found else CursorHit(probe.index, probe.x, probe.y, score)
+            found += [(h.index, h.x, h.y, h.score) for h in interpolated(gap, later, index, mx, my, score)]
+        found.append((index, mx, my, score))
+        x, y = mx, my
+    return found[::-1]
+
+
+def _kept_back(
+    held_newest_first: Iterable[tuple[int, np.ndarray | None, bool]],
+) -> Iterator[tuple[int, np.ndarray, list[int]]]:
+    """The held frames that kept their pixels, newest first, each with the indices of the thinned
+    frames (pixels not kept) between it and the one yielded before (newest first); stops at a frame
+    that already has a verified hit or that holds no pixels at all (None)."""
+    gap: list[int] = []
+    for index, luma, confirmed in held_newest_first:
+        if confirmed or luma is None:
+            return
+        if not luma.size:
+            gap.append(index)
+            continue
+        yield index, luma, gap
+        gap = []
