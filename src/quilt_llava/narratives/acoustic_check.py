@@ -354,7 +354,11 @@ def correct_heard(
         from quilt_llava.narratives.phonemes import phoneme_edits
 
         t0 = time.perf_counter()
-        sounded = phoneme_edits(transcript, looser, check.phonemes, check.config.phoneme_min)
+        try:
+            sounded = phoneme_edits(transcript, looser, check.phonemes, check.config.phoneme_min)
+        except ConfigError as exc:  # espeak-ng failed here: the other candidates still count
+            log.warning("no phoneme candidates for %s: %s", transcript.source, "; ".join(exc.problems))
+            sounded = []
         check.phoneme_seconds += time.perf_counter() - t0
         spans = {(e.utterance, e.first, e.last, e.after) for e in loose}
         loose += sorted((e for e in sounded if _key(e) not in spans), key=lambda e: -e.score)
