@@ -227,7 +227,7 @@ def judged(
     script: str, raw: Transcript, audio: Any, check: AcousticCheck, vocab: Vocabulary, first: Transcript | None
 ) -> dict[str, Any]:
     """Scores of ``raw`` corrected with the acoustic check: terms, WER, damage, refusals, time."""
-    s0, w0, t0 = check.seconds, check.windows, check.texts
+    s0, w0, t0, p0 = check.seconds, check.windows, check.texts, check.phoneme_seconds
     fixed, edits, refused = correct_heard(raw, vocab, audio, check)
     hurt, right = damage_of(script, raw, edits, vocab)
     return {
@@ -239,6 +239,9 @@ def judged(
         "right_words": right,
         "right_words_lost": right_lost(script, (first or raw).text(), fixed.text(), vocab),
         "seconds": round(check.seconds - s0, 2),
+        "phoneme_seconds": round(check.phoneme_seconds - p0, 2),
+        "phoneme_changes": sum(1 for e in edits if "phonemes" in e.detail),
+        "phoneme_edits": [f"{e.before} -> {e.after} ({e.detail['phonemes']})" for e in edits if "phonemes" in e.detail],
         "clips": check.windows - w0,
         "texts": check.texts - t0,
         "edits": [f"{e.before} -> {e.after}" for e in edits],
@@ -317,6 +320,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--acoustic-margin", type=float, default=acoustic.margin)
     ap.add_argument("--acoustic-veto", type=float, default=acoustic.veto)
+    ap.add_argument(
+        "--acoustic-phonemes",
+        type=float,
+        default=acoustic.phoneme_min,
+        help="phoneme similarity bar of the espeak-ng sound-alike candidates (0: none)",
+    )
     ap.add_argument("--prompt", help="a Whisper initial prompt for the whole audio (AsrConfig.initial_prompt)")
     ap.add_argument("--hotwords", help="faster-whisper hotwords for the whole audio (AsrConfig.hotwords)")
     ap.add_argument("--llm-base-url", default=os.environ.get("QUILT_LLAVA_LLM_BASE_URL", ""))
@@ -380,7 +389,13 @@ def main(argv: list[str] | None = None) -> int:
             llm_options.hint_terms = args.llm_hint_terms
         check = None
         if args.acoustic_check:
-            check = AcousticCheck(model, vocab, AcousticConfig(margin=args.acoustic_margin, veto=args.acoustic_veto))
+            check = AcousticCheck(
+                model,
+                vocab,
+                AcousticConfig(
+                    margin=args.acoustic_margin, veto=args.acoustic_veto, phoneme_min=args.acoustic_phonemes or None
+                ),
+            )
         results = [run_set(n, model, asr, vocab, Path(tmp), llm, args.keep, llm_options, check) for n in names]
     report = {
         "model": args.model,

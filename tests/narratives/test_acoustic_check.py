@@ -194,3 +194,35 @@ def test_config_errors_are_listed_together():
     assert len(err.value.problems) == 5 and "'min_scor' is not a CorrectionConfig field" in str(err.value)
     with pytest.raises(ConfigError, match="loose: min_score"):
         AcousticConfig(loose={"min_score": 2.0}).validate()
+
+
+def test_without_espeak_the_check_proposes_no_phoneme_candidates(heard, monkeypatch, caplog):
+    import logging
+
+    import quilt_llava.narratives.phonemes as phonemes
+    from quilt_llava.narratives.acoustic_check import AcousticCheck, AcousticConfig, correct_heard
+
+    _wav, model, transcript, vocab, audio = heard
+    monkeypatch.setattr(phonemes, "PROGRAM", "espeak-ng-that-is-not-here")
+    with caplog.at_level(logging.INFO, logger="quilt_llava.narratives.acoustic_check"):
+        check = AcousticCheck(model, vocab)
+    assert check.phonemes is None and "espeak-ng not found" in caplog.text
+    fixed, edits, _refused = correct_heard(transcript, vocab, audio, check)
+    off = AcousticCheck(model, vocab, AcousticConfig(phoneme_min=None))
+    assert fixed.text() == correct_heard(transcript, vocab, audio, off)[0].text()
+    assert not any("phonemes" in e.detail for e in edits) and check.phoneme_seconds == 0
+
+
+def test_a_failing_espeak_costs_the_phoneme_candidates_only(heard, monkeypatch, caplog):
+    import quilt_llava.narratives.phonemes as phonemes
+    from quilt_llava.narratives.acoustic_check import AcousticCheck, AcousticConfig, correct_heard
+
+    _wav, model, transcript, vocab, audio = heard
+    check = AcousticCheck(model, vocab)
+    if check.phonemes is None:
+        pytest.skip("espeak-ng is not installed")
+    monkeypatch.setattr(phonemes, "PROGRAM", "espeak-ng-that-is-not-here")
+    fixed, _edits, _refused = correct_heard(transcript, vocab, audio, check)
+    off = AcousticCheck(model, vocab, AcousticConfig(phoneme_min=None))
+    assert fixed.text() == correct_heard(transcript, vocab, audio, off)[0].text()
+    assert "no phoneme candidates for" in caplog.text and "espeak-ng-that-is-not-here failed" in caplog.text

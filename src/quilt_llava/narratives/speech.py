@@ -81,12 +81,16 @@ def correct_transcript(
                 "clips": check.windows,
                 "texts": check.texts,
                 "seconds": round(check.seconds, 2),
+                # espeak-ng sound-alike candidates (narratives.phonemes): off where it is not installed
+                "phoneme_candidates": check.phonemes is not None,
+                "phoneme_seconds": round(check.phoneme_seconds, 2),
                 "config": asdict(check.config),
             }
             _say(
                 output,
                 f"  acoustic check: {len(edits)} change(s) heard in the audio, {len(refused)} refused "
-                f"({check.windows} clip(s), {check.texts} text(s) scored in {check.seconds:.1f} s)",
+                f"({check.windows} clip(s), {check.texts} text(s) scored in {check.seconds:.1f} s; "
+                f"{_phoneme_note(check)})",
             )
         current = fixed
     if options.llm is not None:
@@ -228,3 +232,11 @@ def transcribe_missing(
 def _say(output: Any, text: str) -> None:
     if output is not None:
         output.info(text)
+
+
+def _phoneme_note(check: Any) -> str:
+    if check.phonemes is not None:
+        return f"phoneme candidates from espeak-ng in {check.phoneme_seconds:.1f} s"
+    if check.config.phoneme_min is None:
+        return "phoneme candidates off"
+    return "no phoneme candidates: espeak-ng not found"
