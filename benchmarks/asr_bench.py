@@ -324,7 +324,8 @@ def main(argv: list[str] | None = None) -> int:
         "--acoustic-phonemes",
         type=float,
         default=acoustic.phoneme_min,
-        help="phoneme similarity bar of the espeak-ng sound-alike candidates (0: none)",
+        help="phoneme similarity bar of the espeak-ng sound-alike candidates (0 or unset: none, the default; "
+        "0.7: the calibrated bar, --acoustic-phonemes on the CLI)",
     )
     ap.add_argument("--prompt", help="a Whisper initial prompt for the whole audio (AsrConfig.initial_prompt)")
     ap.add_argument("--hotwords", help="faster-whisper hotwords for the whole audio (AsrConfig.hotwords)")

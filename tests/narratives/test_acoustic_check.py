@@ -200,12 +200,12 @@ def test_without_espeak_the_check_proposes_no_phoneme_candidates(heard, monkeypa
     import logging
 
     import quilt_llava.narratives.phonemes as phonemes
-    from quilt_llava.narratives.acoustic_check import AcousticCheck, AcousticConfig, correct_heard
+    from quilt_llava.narratives.acoustic_check import PHONEME_BAR, AcousticCheck, AcousticConfig, correct_heard
 
     _wav, model, transcript, vocab, audio = heard
     monkeypatch.setattr(phonemes, "PROGRAM", "espeak-ng-that-is-not-here")
     with caplog.at_level(logging.INFO, logger="quilt_llava.narratives.acoustic_check"):
-        check = AcousticCheck(model, vocab)
+        check = AcousticCheck(model, vocab, AcousticConfig(phoneme_min=PHONEME_BAR))
     assert check.phonemes is None and "espeak-ng not found" in caplog.text
     fixed, edits, _refused = correct_heard(transcript, vocab, audio, check)
     off = AcousticCheck(model, vocab, AcousticConfig(phoneme_min=None))
@@ -215,10 +215,10 @@ def test_without_espeak_the_check_proposes_no_phoneme_candidates(heard, monkeypa
 
 def test_a_failing_espeak_costs_the_phoneme_candidates_only(heard, monkeypatch, caplog):
     import quilt_llava.narratives.phonemes as phonemes
-    from quilt_llava.narratives.acoustic_check import AcousticCheck, AcousticConfig, correct_heard
+    from quilt_llava.narratives.acoustic_check import PHONEME_BAR, AcousticCheck, AcousticConfig, correct_heard
 
     _wav, model, transcript, vocab, audio = heard
-    check = AcousticCheck(model, vocab)
+    check = AcousticCheck(model, vocab, AcousticConfig(phoneme_min=PHONEME_BAR))
     if check.phonemes is None:
         pytest.skip("espeak-ng is not installed")
     monkeypatch.setattr(phonemes, "PROGRAM", "espeak-ng-that-is-not-here")
@@ -226,3 +226,24 @@ def test_a_failing_espeak_costs_the_phoneme_candidates_only(heard, monkeypatch, 
     off = AcousticCheck(model, vocab, AcousticConfig(phoneme_min=None))
     assert fixed.text() == correct_heard(transcript, vocab, audio, off)[0].text()
     assert "no phoneme candidates for" in caplog.text and "espeak-ng-that-is-not-here failed" in caplog.text
+
+
+def test_phoneme_candidates_are_off_by_default_and_on_with_the_option(monkeypatch, tmp_path):
+    # on the clean held-out sets they took right words changed past 1 % (docs/BENCHMARKS.md,
+    # Speech): off unless asked for (--acoustic-phonemes -> CorrectOptions.phonemes)
+    import quilt_llava.narratives.acoustic_check as acoustic_check
+    from quilt_llava.narratives.speech import CorrectOptions, _acoustic_check
+
+    assert acoustic_check.AcousticConfig().phoneme_min is None
+    seen = []
+    monkeypatch.setattr(acoustic_check, "AcousticCheck", lambda model, vocab, config: seen.append(config.phoneme_min))
+    for phonemes in (False, True):
+        options = CorrectOptions(
+            transcript=tmp_path / "t.json",
+            out=tmp_path / "o.json",
+            audio=tmp_path / "a.wav",
+            model=object(),
+            phonemes=phonemes,
+        )
+        _acoustic_check(options, None, None)
+    assert seen == [None, acoustic_check.PHONEME_BAR]

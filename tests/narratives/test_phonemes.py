@@ -40,13 +40,14 @@ def test_sound_alikes_letters_miss_become_candidates():
     # tiny.en on espeak-ng speech (heldout, heldout2, heldout3): "myopsy" for "biopsy" (spelling and
     # Metaphone point at "myocyte"), "tube use" for "tubules" (two everyday words), "cytidical" for
     # "atypical"; the acoustic check kept all three
-    from quilt_llava.narratives.acoustic_check import AcousticConfig
 
     c = corrector()
     text = said(
         "This myopsy shows a tumour.", "The seminiferous tube use show arrest.", "Complex cytidical hyperplasia."
     )
-    bar = AcousticConfig().phoneme_min
+    from quilt_llava.narratives.acoustic_check import PHONEME_BAR
+
+    bar = PHONEME_BAR
     found = {(e.before, e.after): e for e in phoneme_edits(text, c, Phonemes(), bar)}
     assert {("myopsy", "biopsy"), ("tube use", "tubules"), ("cytidical", "atypical")} <= set(found)
     by_letters = {(e.before, e.after) for e in c.edits(text)}

@@ -36,6 +36,7 @@ class ExtractOptions:
     asr_hotwords: str | None = None
     correct: bool = True  # vocabulary correction of recognised speech
     acoustic_check: bool = ACOUSTIC_CHECK  # the correction judged by the audio (narratives.acoustic_check)
+    acoustic_phonemes: bool = False  # also espeak-ng sound-alike candidates for the check
     vocabulary: list[Path] | None = None
     workers: int | None = None  # local pool size (default 1); with a local Ray instance, its CPUs
     sample_fps: float | None = None
@@ -149,6 +150,7 @@ def run_extract(options: ExtractOptions, out) -> int:
             options.vocabulary,
             out,
             options.acoustic_check,
+            options.acoustic_phonemes,
         )
         for error in asr_failed.values():
             out.error(error)
@@ -267,6 +269,12 @@ def extract_command(
         help="Let the recogniser judge each term correction against the audio (refuses what it did "
         "not hear, and lets looser candidates through when it did).",
     ),
+    acoustic_phonemes: bool = typer.Option(
+        False,
+        "--acoustic-phonemes",
+        help="Also propose terms that sound like the heard words by their espeak-ng phonemes, for the "
+        "acoustic check to judge (off by default: a few more terms, slightly more right words changed).",
+    ),
     vocabulary: list[Path] = typer.Option(
         [], "--vocabulary", help="Extra vocabulary file (one term per line); repeatable."
     ),
@@ -321,6 +329,7 @@ def extract_command(
         asr_hotwords=asr_hotwords,
         correct=correct,
         acoustic_check=acoustic_check,
+        acoustic_phonemes=acoustic_phonemes,
         vocabulary=list(vocabulary),
         workers=workers,
         sample_fps=sample_fps,
@@ -381,6 +390,12 @@ def correct_command(
         help="With --audio and --asr-model: keep only term corrections the audio supports "
         "(without them the correction is text-only, and says so).",
     ),
+    acoustic_phonemes: bool = typer.Option(
+        False,
+        "--acoustic-phonemes",
+        help="Also propose terms that sound like the heard words by their espeak-ng phonemes, for the "
+        "acoustic check to judge (off by default: a few more terms, slightly more right words changed).",
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
     endpoint: EndpointOptions | None = None,  # the shared endpoint flags (llm_options)
@@ -410,6 +425,7 @@ def correct_command(
         vocabulary_pass=not no_vocabulary_pass,
         llm=llm_config,
         acoustic_check=acoustic_check,
+        phonemes=acoustic_phonemes,
         audio=audio,
         asr_model=asr_model,
     )

@@ -40,6 +40,7 @@ class CorrectOptions:
     # The acoustic check of the vocabulary pass: the recording the transcript was made from and
     # the recogniser (a loaded faster-whisper model, or a folder or name to load).
     acoustic_check: bool = ACOUSTIC_CHECK
+    phonemes: bool = False  # also espeak-ng sound-alike candidates, judged by the audio (PHONEME_BAR)
     audio: Path | None = None
     asr_model: str | None = None
     model: Any = None
@@ -114,11 +115,11 @@ def _acoustic_check(options: CorrectOptions, vocab: Vocabulary, output: Any) -> 
     if missing:
         _say(output, f"  text-only term correction: {' and '.join(missing)} for the acoustic check")
         return None
-    from quilt_llava.narratives.acoustic_check import AcousticCheck
+    from quilt_llava.narratives.acoustic_check import PHONEME_BAR, AcousticCheck, AcousticConfig
     from quilt_llava.narratives.asr import AsrConfig, load_model
 
     model = options.model if options.model is not None else load_model(AsrConfig(model=options.asr_model or ""))
-    return AcousticCheck(model, vocab)
+    return AcousticCheck(model, vocab, AcousticConfig(phoneme_min=PHONEME_BAR if options.phonemes else None))
 
 
 def _rows(transcript: Transcript, edits: list[Edit]) -> list[dict[str, Any]]:
@@ -164,6 +165,7 @@ def transcribe_missing(
     vocabulary: list[Path] | None = None,
     output: Any = None,
     acoustic_check: bool = ACOUSTIC_CHECK,
+    phonemes: bool = False,
 ) -> tuple[dict[Path, Path | None], dict[Path, str]]:
     """ASR (+ vocabulary correction) for the videos without a transcript.
 
@@ -216,6 +218,7 @@ def transcribe_missing(
                     out=fixed,
                     vocabulary=list(vocabulary or []),
                     acoustic_check=acoustic_check,
+                    phonemes=phonemes,
                     audio=video,
                     model=model,
                 )
