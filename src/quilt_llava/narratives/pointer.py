@@ -50,6 +50,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from quilt_llava.narratives.templates import Template, masked_ncc
+from quilt_llava.narratives.track_motion import differs_from_all
 
 # The eight compass directions (x right, y down) and how much sharper than an up/left extreme
 # an extreme elsewhere must be to count as the tip: desktop pointers point up and to the left.
@@ -295,10 +296,7 @@ class SpriteLearner:
             return None
         now = luma[y0:y1, x0:x1]
         t = self.config.threshold
-        changed = cv2.bitwise_and(
-            cv2.threshold(cv2.absdiff(now, near[y0:y1, x0:x1]), t, 255, cv2.THRESH_BINARY)[1],
-            cv2.threshold(cv2.absdiff(now, far[y0:y1, x0:x1]), t, 255, cv2.THRESH_BINARY)[1],
-        )
+        changed = differs_from_all(now, [near[y0:y1, x0:x1], far[y0:y1, x0:x1]], t)
         changed = cv2.morphologyEx(changed, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
         n, labels, stats, _ = cv2.connectedComponentsWithStats(changed, connectivity=8)
         if n < 2:

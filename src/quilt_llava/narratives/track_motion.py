@@ -174,6 +174,20 @@ class MotionChain:
         return None
 
 
+def differs_from_all(now: np.ndarray, earlier: list[np.ndarray], threshold: int) -> np.ndarray | None:
+    """255 where ``now`` differs by more than ``threshold`` grey levels from every one of the
+    ``earlier`` crops of the same place, 0 elsewhere; None without earlier crops. Where a moving
+    pointer was before, the frame shows what one of the earlier frames shows too, so only where
+    it is now stays."""
+    import cv2
+
+    changed = None
+    for other in earlier:
+        differs = cv2.threshold(cv2.absdiff(now, other), threshold, 255, cv2.THRESH_BINARY)[1]
+        changed = differs if changed is None else cv2.bitwise_and(changed, differs)
+    return changed
+
+
 def footprint_now(
     luma: np.ndarray, earlier: list[np.ndarray], box: tuple[int, int, int, int], threshold: int
 ) -> tuple[int, int, int, int] | None:
@@ -189,11 +203,7 @@ def footprint_now(
     x0, y0, x1, y1 = max(0, box[0]), max(0, box[1]), min(W, box[2]), min(H, box[3])
     if x1 - x0 < 2 or y1 - y0 < 2:
         return None
-    now = luma[y0:y1, x0:x1]
-    changed = None
-    for other in earlier:
-        differs = cv2.threshold(cv2.absdiff(now, other[y0:y1, x0:x1]), threshold, 255, cv2.THRESH_BINARY)[1]
-        changed = differs if changed is None else cv2.bitwise_and(changed, differs)
+    changed = differs_from_all(luma[y0:y1, x0:x1], [other[y0:y1, x0:x1] for other in earlier], threshold)
     if changed is None:
         return None
     n, _labels, stats, _ = cv2.connectedComponentsWithStats(changed, connectivity=8)
