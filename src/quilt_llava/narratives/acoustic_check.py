@@ -49,6 +49,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from quilt_llava.errors import ConfigError
+from quilt_llava.narratives.asr import SAMPLE_RATE
 from quilt_llava.narratives.correct import CorrectionConfig
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,6 @@ if TYPE_CHECKING:
 ACOUSTIC_CHECK = True
 # The phoneme bar calibrated on the tuning sets (lowest above every harmful find), for --acoustic-phonemes.
 PHONEME_BAR = 0.7
-SAMPLE_RATE = 16_000
 WINDOW_S = 30.0  # one Whisper encoder window
 MIN_CLIP_S = 0.1  # less audio than this at an utterance's words (timings past the end): not checked
 
@@ -365,8 +365,8 @@ def correct_heard(
             log.warning("no phoneme candidates for %s: %s", transcript.source, "; ".join(exc.problems))
             sounded = []
         check.phoneme_seconds += time.perf_counter() - t0
-        spans = {(e.utterance, e.first, e.last, e.after) for e in loose}
-        loose += sorted((e for e in sounded if _key(e) not in spans), key=lambda e: -e.score)
+        found = {_key(e) for e in loose}
+        loose += sorted((e for e in sounded if _key(e) not in found), key=lambda e: -e.score)
     extra = [e for e in loose if _key(e) not in keys]
     verdicts = check.judge(audio, transcript, strict + extra, [True] * len(strict) + [False] * len(extra))
     kept, refused = checked(verdicts, transcript, check.config)

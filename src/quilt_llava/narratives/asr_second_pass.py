@@ -40,11 +40,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from quilt_llava.narratives.asr import SAMPLE_RATE
+
 if TYPE_CHECKING:
     from quilt_llava.narratives.asr import AsrConfig
     from quilt_llava.narratives.correct import VocabularyCorrector
 
-SAMPLE_RATE = 16_000
 CLIP_MARGIN_S = 0.3  # audio kept either side of a clip's segments (not past a neighbour)
 MIN_CLIP_S = 0.2
 MIN_KEPT_WORDS = 0.5  # a segment whose second pass has fewer words than this share of the first is not merged
