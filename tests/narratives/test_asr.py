@@ -154,3 +154,11 @@ def test_extract_cli_transcribes_corrects_and_reports_bad_videos(videos, tmp_pat
     res = CliRunner().invoke(make_app(), args)
     assert "already recognised" in res.output
     assert (out / "transcripts" / "talk.asr.json").stat().st_mtime_ns == stamp
+
+
+def test_clip_bounds_pad_without_reaching_the_neighbours():
+    from quilt_llava.narratives.asr import clip_bounds
+
+    assert clip_bounds(1.0, 2.0, 0.3, None, None) == (0.7, 2.3)
+    assert clip_bounds(0.1, 2.0, 0.3, None, 2.1) == (0.0, 2.1)  # never before 0, not into the next words
+    assert clip_bounds(1.0, 2.0, 0.3, 0.9, None) == (0.9, 2.3)  # not into the words before

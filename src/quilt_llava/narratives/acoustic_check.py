@@ -49,7 +49,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from quilt_llava.errors import ConfigError
-from quilt_llava.narratives.asr import SAMPLE_RATE
+from quilt_llava.narratives.asr import SAMPLE_RATE, clip_bounds
 from quilt_llava.narratives.correct import CorrectionConfig
 
 log = logging.getLogger(__name__)
@@ -243,12 +243,10 @@ class AcousticCheck:
 
     def _clip(self, audio: Any, transcript: Transcript, ui: int, a: int, b: int) -> Any:
         u = transcript.utterances[ui]
-        lo = u.words[a].start - self.config.pad_s
-        hi = u.words[b - 1].end + self.config.pad_s
         before = u.words[a - 1].end if a > 0 else _last_end(transcript, ui)
         after = u.words[b].start if b < len(u.words) else _next_start(transcript, ui)
-        lo = max(lo, before if before is not None else 0.0, 0.0)
-        hi = min(hi, after if after is not None else hi, len(audio) / SAMPLE_RATE)
+        lo, hi = clip_bounds(u.words[a].start, u.words[b - 1].end, self.config.pad_s, before, after)
+        hi = min(hi, len(audio) / SAMPLE_RATE)
         return audio[int(lo * SAMPLE_RATE) : max(int(lo * SAMPLE_RATE) + 1, int(hi * SAMPLE_RATE))]
 
     def _judge_piece(

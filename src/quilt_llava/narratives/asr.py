@@ -130,6 +130,15 @@ def resolve_model(model: str | Path) -> tuple[str, bool]:
     return text, False
 
 
+def clip_bounds(start: float, end: float, pad: float, before: float | None, after: float | None) -> tuple[float, float]:
+    """Seconds (lo, hi) of the audio to take for speech from ``start`` to ``end``: ``pad`` either
+    side, but not into the neighbouring speech (``before``: where it ends, ``after``: where it
+    starts; None where there is none) nor before 0."""
+    lo = max(0.0, start - pad, before if before is not None else 0.0)
+    hi = end + pad if after is None else min(end + pad, after)
+    return lo, hi
+
+
 def read_audio(media: str | Path, sample_rate: int = SAMPLE_RATE) -> tuple[Any, int]:
     """The first audio track of ``media`` as mono float32 at ``sample_rate``, and its bad-packet count.
 

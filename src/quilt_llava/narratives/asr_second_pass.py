@@ -40,7 +40,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from quilt_llava.narratives.asr import SAMPLE_RATE
+from quilt_llava.narratives.asr import SAMPLE_RATE, clip_bounds
 
 if TYPE_CHECKING:
     from quilt_llava.narratives.asr import AsrConfig
@@ -131,10 +131,13 @@ class SecondPass:
 
     def _decode(self, audio: Any, records: list[dict[str, Any]], group: list[int], terms: list[str]) -> list[dict]:
         first, last = group[0], group[-1]
-        lo = max(0.0, records[first]["start"] - CLIP_MARGIN_S, records[first - 1]["end"] if first else 0.0)
-        hi = records[last]["end"] + CLIP_MARGIN_S
-        if last + 1 < len(records):
-            hi = min(hi, records[last + 1]["start"])
+        lo, hi = clip_bounds(
+            records[first]["start"],
+            records[last]["end"],
+            CLIP_MARGIN_S,
+            records[first - 1]["end"] if first else None,
+            records[last + 1]["start"] if last + 1 < len(records) else None,
+        )
         if hi - lo < MIN_CLIP_S:
             return []  # overlapping neighbours left no audio of its own: keep the first pass
         clip = audio[int(lo * SAMPLE_RATE) : int(hi * SAMPLE_RATE)]
