@@ -511,8 +511,8 @@ def test_spot_a_pointer_passed_over_does_not_verify_a_lookalike_there():
 def test_shaped_diff_tells_a_pointer_from_a_re_coded_block():
     """A pointer changes the pixels it covers in its own pattern, over any tissue and when it is
     see-through; heavy compression re-coding a block where the pointer passed changes them by as
-    much in a pattern of its own, which must not count as the pointer (``_shaped_diff``)."""
-    from quilt_llava.narratives.templates import _masked_mean_diff, _shaped_diff, make_template
+    much in a pattern of its own, which must not count as the pointer (``shaped_diff``)."""
+    from quilt_llava.narratives.templates import make_template, masked_mean_diff, shaped_diff
 
     t = make_template(1.0)
     rng = np.random.default_rng(3)
@@ -520,12 +520,12 @@ def test_shaped_diff_tells_a_pointer_from_a_re_coded_block():
     for alpha in (1.0, 0.5):  # opaque and see-through
         over = np.clip(alpha * t.image + (1 - alpha) * tissue.astype(float), 0, 255).astype(np.uint8)
         covered = np.where(t.mask > 0, over, tissue)
-        assert _shaped_diff(covered, tissue, t) == pytest.approx(_masked_mean_diff(covered, tissue, t.mask))
-        assert _masked_mean_diff(covered, tissue, t.mask) > 20
+        assert shaped_diff(covered, tissue, t) == pytest.approx(masked_mean_diff(covered, tissue, t.mask))
+        assert masked_mean_diff(covered, tissue, t.mask) > 20
     recoded = np.clip(tissue.astype(int) + rng.choice([-30, 30], size=tissue.shape), 0, 255).astype(np.uint8)
-    assert _masked_mean_diff(recoded, tissue, t.mask) > 20
-    assert _shaped_diff(recoded, tissue, t) == 0.0
-    assert _shaped_diff(tissue, tissue, t) == 0.0
+    assert masked_mean_diff(recoded, tissue, t.mask) > 20
+    assert shaped_diff(recoded, tissue, t) == 0.0
+    assert shaped_diff(tissue, tissue, t) == 0.0
 
 
 def test_ghost_left_by_a_passing_pointer_is_not_tracked():

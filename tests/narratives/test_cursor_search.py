@@ -60,10 +60,10 @@ def test_small_sprite_found_at_half_resolution():
     luma = _paste(_tissue(), image, mask, 301, 157)
     locator = TemplateCursorLocator(H)
     k = _learned(locator, image, mask, coarse=True)
-    half = templates._half(luma)
+    half = templates.halved(luma)
     n = locator.config.search_peaks
-    coarse = templates._learned_peaks(luma, half, locator.templates[k], None, n)
-    full = templates._learned_peaks(luma, half, locator.templates[k], None, n, coarse=False)
+    coarse = templates.learned_peaks(luma, half, locator.templates[k], None, n)
+    full = templates.learned_peaks(luma, half, locator.templates[k], None, n, coarse=False)
     assert coarse[0][1:] == full[0][1:] == (301, 157)
 
 
@@ -114,8 +114,8 @@ def test_shape_learned_twice_is_searched_once(monkeypatch):
     assert twin_score(locator.templates[first], locator.templates[crosshair])[0] < TWIN_SCORE
     assert locator._twins() == {twin: (first, 1, 1)}  # its top-left lies 1 px right and down of the first's
     searched = []
-    real = cursor._learned_peaks
-    monkeypatch.setattr(cursor, "_learned_peaks", lambda *a, **kw: searched.append(a[2]) or real(*a, **kw))
+    real = cursor.learned_peaks
+    monkeypatch.setattr(cursor, "learned_peaks", lambda *a, **kw: searched.append(a[2]) or real(*a, **kw))
     boxes = locator._search_peaks(AnalysedFrame(0, 0.0, luma, None, False))
     # (the shapes are searched on two threads: in either order)
     assert sorted(map(id, searched)) == sorted([id(locator.templates[first]), id(locator.templates[crosshair])])
@@ -178,13 +178,13 @@ def test_repeat_search_redoes_only_where_the_frame_changed(monkeypatch):
     regions = located._search_regions(later)
     assert regions and sum((x1 - x0) * (y1 - y0) for x0, y0, x1, y1 in regions) < 0.3 * H * W
     shapes = []
-    real = cursor._learned_peaks
-    monkeypatch.setattr(cursor, "_learned_peaks", lambda *a, **kw: shapes.append(a[0].shape) or real(*a, **kw))
+    real = cursor.learned_peaks
+    monkeypatch.setattr(cursor, "learned_peaks", lambda *a, **kw: shapes.append(a[0].shape) or real(*a, **kw))
     located._search_peaks(later)
     assert shapes and all(s[0] * s[1] < 0.3 * H * W for s in shapes)  # crops, not the frame
     fresh = TemplateCursorLocator(H)
     fresh.templates.append(located.templates[k])
-    monkeypatch.setattr(cursor, "_learned_peaks", real)
+    monkeypatch.setattr(cursor, "learned_peaks", real)
     fresh._search_peaks(later)
     assert located._raw[k][0][1:] == fresh._raw[k][0][1:] == (x, y)
     # The same peaks (scores equal to float rounding: a crop is correlated apart from the frame).
@@ -260,7 +260,7 @@ def test_box_matched_once_per_frame(monkeypatch):
 def test_correlation_peaks_are_those_of_a_plain_reading():
     """The whole-frame search's peaks: local maxima of |NCC| within ``window`` above ``floor``, best
     first, computed here with numpy from the definition (ties and flat, NaN windows included)."""
-    from quilt_llava.narratives.templates import _correlation_peaks, make_template
+    from quilt_llava.narratives.templates import correlation_peaks, make_template
 
     rng = np.random.default_rng(5)
     for trial in range(6):
@@ -275,7 +275,7 @@ def test_correlation_peaks_are_those_of_a_plain_reading():
         )
         ys, xs = np.nonzero((res == window_max) & (res > 0.3))
         expected = sorted(zip(-res[ys, xs], ys, xs))[:16]
-        found = _correlation_peaks(image, t.half, None, 9, 0.3, 16)
+        found = correlation_peaks(image, t.half, None, 9, 0.3, 16)
         assert len(found) == len(expected) > 0
         assert [(x, y) for _, x, y in found] == [(int(x), int(y)) for _, y, x in expected]
         assert np.allclose([score for score, _, _ in found], [-float(s) for s, _, _ in expected])
@@ -304,8 +304,8 @@ def test_repeat_search_over_many_changed_regions_searches_the_whole_frame(monkey
     assert not located._patch_pays(k, regions) and located._patch_pays(k, regions[:PATCH_RESCORED_REGIONS])
     assert located._patch_pays(4, regions)  # the biggest prior size: half resolution, nothing rescored
     shapes = []
-    real = cursor._learned_peaks
-    monkeypatch.setattr(cursor, "_learned_peaks", lambda *a, **kw: shapes.append(a[0].shape) or real(*a, **kw))
+    real = cursor.learned_peaks
+    monkeypatch.setattr(cursor, "learned_peaks", lambda *a, **kw: shapes.append(a[0].shape) or real(*a, **kw))
     located._search_peaks(later)
     assert shapes == [(H, W)]  # one whole-frame search
     fresh = TemplateCursorLocator(H)

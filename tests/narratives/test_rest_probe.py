@@ -7,7 +7,7 @@ import pytest
 
 from quilt_llava.narratives.cursor import AnalysedFrame, CursorConfig, TemplateCursorLocator
 from quilt_llava.narratives.rest_recovery import RestProbe, rest_before
-from quilt_llava.narratives.templates import _shaped_diff, make_template, match_in
+from quilt_llava.narratives.templates import make_template, match_in, shaped_diff
 
 cv2 = pytest.importorskip("cv2")
 
@@ -41,7 +41,7 @@ def _walk(history, ref, probe, t, floor=0.45, min_change=20.0):
     def differs(luma, x, y):
         x0, y0 = round(x) - t.hotspot[0], round(y) - t.hotspot[1]
         h, w = t.image.shape
-        return _shaped_diff(luma[y0 : y0 + h, x0 : x0 + w], ref[y0 : y0 + h, x0 : x0 + w], t) >= min_change
+        return shaped_diff(luma[y0 : y0 + h, x0 : x0 + w], ref[y0 : y0 + h, x0 : x0 + w], t) >= min_change
 
     return rest_before(probe, history, match, differs, floor, 8)
 

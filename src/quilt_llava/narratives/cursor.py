@@ -90,16 +90,16 @@ from quilt_llava.narratives.templates import (
     LEARNED_HALF_SEARCH,
     SMALL_SEARCH_FACTOR,
     Template,
-    _correlation_peaks,
-    _fill_ring_contrast,
-    _half,
-    _in_opencv,
-    _learned_peaks,
-    _masked_mean_diff,
-    _rescored,
-    _same_region,
+    correlation_peaks,
+    fill_ring_contrast,
+    halved,
+    in_opencv,
+    learned_peaks,
     make_templates,
+    masked_mean_diff,
     match_in,
+    rescored,
+    same_region,
     spot_diff,
     twin_score,
 )
@@ -379,7 +379,7 @@ class TemplateCursorLocator:
         # not depend on each other); the loop below reads them in order, as it would have made them.
         order = list(dict.fromkeys(twins[k][0] if k in twins else k for k in active))
         if order:
-            half = _half(luma)
+            half = halved(luma)
         made = dict(zip(order, self._all_peaks(order, luma, half, frame, regions)))
         for k in active:
             if learned_peaks and learned_peaks[0][0] >= cfg.sure_score:
@@ -445,12 +445,12 @@ class TemplateCursorLocator:
         t = self.templates[k]
         n = self.config.search_peaks
         if t.learned:
-            return _learned_peaks(luma, half, t, ignore, n)
+            return learned_peaks(luma, half, t, ignore, n)
         if t.image.shape[0] >= 2 * MIN_SEARCH_HEIGHT:
-            return [(score, 2 * x, 2 * y) for score, x, y in _correlation_peaks(half, t.half, ignore, 9, 0.3, n)]
+            return [(score, 2 * x, 2 * y) for score, x, y in correlation_peaks(half, t.half, ignore, 9, 0.3, n)]
         # A small pointer blurs at half resolution: many half-resolution peaks are rescored with the
         # full-resolution template around them (far cheaper than a full-resolution search of the whole frame).
-        return _rescored(luma, t, _correlation_peaks(half, t.half, ignore, 9, 0.3, SMALL_SEARCH_FACTOR * n), n, 0.3)
+        return rescored(luma, t, correlation_peaks(half, t.half, ignore, 9, 0.3, SMALL_SEARCH_FACTOR * n), n, 0.3)
 
     def _patch_pays(self, k: int, regions: list[tuple[int, int, int, int]]) -> bool:
         """Is redoing ``regions`` cheaper than a whole-frame search for template ``k``? Not for a
@@ -458,8 +458,8 @@ class TemplateCursorLocator:
         learned sprite searched at half resolution) in more than ``PATCH_RESCORED_REGIONS`` regions:
         each region rescores up to as many peaks as the whole frame does."""
         t = self.templates[k]
-        rescored = t.coarse if t.learned else t.image.shape[0] < 2 * MIN_SEARCH_HEIGHT
-        return not rescored or len(regions) <= PATCH_RESCORED_REGIONS
+        by_rescoring = t.coarse if t.learned else t.image.shape[0] < 2 * MIN_SEARCH_HEIGHT
+        return not by_rescoring or len(regions) <= PATCH_RESCORED_REGIONS
 
     def _patched_peaks(
         self,
@@ -600,7 +600,7 @@ class TemplateCursorLocator:
         found = self._matched.get(key)
         if found is None:
             found = self._earlier.get(key)
-            if found is None or not _same_region(luma, self._earlier_luma, box, self.templates[k]):
+            if found is None or not same_region(luma, self._earlier_luma, box, self.templates[k]):
                 return None
             self._matched[key] = found
         return found
@@ -618,7 +618,7 @@ class TemplateCursorLocator:
 
     def _match_all(self, luma: np.ndarray, pairs: list[tuple[tuple[int, ...], int]]) -> None:
         """Match every (box, template) pair not yet known (see :meth:`_match`) whose match runs mostly
-        in OpenCV (:func:`_in_opencv`), the templates shared between this thread and a helper
+        in OpenCV (:func:`in_opencv`), the templates shared between this thread and a helper
         (``CursorConfig.match_threads``): each template's pairs on one thread (a template builds
         caches as it matches), results recorded as :meth:`_match` would. The others (a few dozen
         positions, correlated with numpy in small steps that hold the GIL) are matched as they are
@@ -626,7 +626,7 @@ class TemplateCursorLocator:
         todo: dict[int, list[tuple[int, ...]]] = {}
         for box, k in pairs:
             if (
-                _in_opencv(luma.shape, box, self.templates[k])
+                in_opencv(luma.shape, box, self.templates[k])
                 and self._known_match(luma, box, k) is None
                 and box[:4] not in todo.setdefault(k, [])
             ):
@@ -730,7 +730,7 @@ class TemplateCursorLocator:
             if score < cfg.min_score:
                 continue
             tx, ty = x - t.hotspot[0], y - t.hotspot[1]
-            peaks = _learned_peaks(luma, _half(luma), t, None, cfg.search_peaks, coarse=True)
+            peaks = learned_peaks(luma, halved(luma), t, None, cfg.search_peaks, coarse=True)
             if not any(abs(px - tx) <= 2 and abs(py - ty) <= 2 for _, px, py in peaks):
                 return False
             tried += 1
@@ -852,7 +852,7 @@ class TemplateCursorLocator:
         H, W = luma.shape
         if x0 < 0 or y0 < 0 or x1 > W or y1 > H:
             return 0.0
-        return _masked_mean_diff(luma[y0:y1, x0:x1], self._background_region(x0, y0, x1, y1), t.mask)
+        return masked_mean_diff(luma[y0:y1, x0:x1], self._background_region(x0, y0, x1, y1), t.mask)
 
     def _update_background(self, luma: np.ndarray, keep: list[tuple[float, float, int]]) -> None:
         """Background = this frame, except under the pointer (kept from before it arrived).
@@ -1310,7 +1310,7 @@ class TemplateCursorLocator:
         H, W = luma.shape
         if x0 < 0 or y0 < 0 or x1 > W or y1 > H:
             return 0.0
-        return _fill_ring_contrast(luma[y0:y1, x0:x1], t)
+        return fill_ring_contrast(luma[y0:y1, x0:x1], t)
 
     def _allowed(self, frame: AnalysedFrame, cands: list) -> list:
         """Nothing inside an ignored region (a webcam) is a pointer, a track that wandered there included."""

@@ -47,7 +47,7 @@ tissue, a see-through or heavily compressed pointer may match that sprite too we
 believed (a redglass arrow at CRF 36 scores 0.5-0.7 at rest, as tissue does). Its departure
 settles it: once the pointer has moved away from the spot where its track began, that spot
 shows the tissue it covered, and every earlier frame in which the pointer still rested there
-differs from it *in the pointer's pattern* (see ``templates._shaped_diff``), whatever the tissue
+differs from it *in the pointer's pattern* (see ``templates.shaped_diff``), whatever the tissue
 and however translucent the pointer. Tissue that merely looks like a pointer never differs
 from itself, so nothing is recovered where no pointer was.
 
