@@ -72,7 +72,7 @@ def test_locator_with_a_helper_thread_finds_exactly_what_one_thread_finds(tmp_pa
     """A pointer that changes shape (several learned sprites matched in every moving blob, each
     searched over the whole frame): hits and segments identical with one matching thread and two,
     and the helper thread did part of the matching and searching."""
-    from quilt_llava.narratives import cursor
+    from quilt_llava.narratives import box_matches, whole_frame_search
     from quilt_llava.narratives.pipeline import ExtractConfig, analyse
     from quilt_llava.narratives.synthetic import SyntheticConfig, make_synthetic_video
     from quilt_llava.narratives.video import PyAVSource
@@ -97,7 +97,9 @@ def test_locator_with_a_helper_thread_finds_exactly_what_one_thread_finds(tmp_pa
         ),
     )
     threads: dict[str, int] = {}
-    real = {name: getattr(cursor, name) for name in ("match_in", "correlation_peaks")}
+    # where the helper thread's work calls them: matching boxes, the whole-frame search
+    modules = {"match_in": box_matches, "correlation_peaks": whole_frame_search}
+    real = {name: getattr(module, name) for name, module in modules.items()}
 
     def counted(name: str):
         def call(*args, **kwargs):
@@ -107,8 +109,8 @@ def test_locator_with_a_helper_thread_finds_exactly_what_one_thread_finds(tmp_pa
 
         return call
 
-    for name in real:
-        monkeypatch.setattr(cursor, name, counted(name))
+    for name, module in modules.items():
+        monkeypatch.setattr(module, name, counted(name))
     results = []
     for match_threads in (1, 2):
         threads.clear()

@@ -70,14 +70,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from quilt_llava.narratives.cursor_hits import CursorHit, interpolated
 from quilt_llava.narratives.templates import Template, match_in, spot_diff
-
-if TYPE_CHECKING:
-    from quilt_llava.narratives.cursor import CursorHit
 
 MAX_SPOTS = 4  # places where the two frames differ that are matched, largest first
 DRIFT_PX = 2  # px a resting pointer may drift between two kept frames and stay the same rest
@@ -142,8 +139,6 @@ def rest_before_move(
     pointer followed back to the oldest held frame that also rested there in the first frame is
     taken to have rested in between (no pixels are held to check the frames between; a pointer
     that left and came back to the same spot is the one case this gets wrong)."""
-    from quilt_llava.narratives.cursor import CursorHit, interpolated  # cursor imports this module
-
     held = list(history)
     start = next((j for j, (_, luma, _) in enumerate(held) if luma is not None and luma.size), None)
     if start is None or not shapes:
@@ -210,8 +205,6 @@ def since_first(
     """The frames from the view's first one up to the oldest held sighting ``oldest`` of shape
     ``t``, newest first, when the pointer was at that spot in the first frame too (and, with
     ``new``, not in ``new``); else none."""
-    from quilt_llava.narratives.cursor import interpolated  # cursor imports this module
-
     index, luma = first
     if index >= oldest.index:
         return []
@@ -270,8 +263,6 @@ def rest_before(
     in the template's pattern? A frame counts when its match scores at least ``floor`` and
     differs; thinned frames between two that count are interpolated when the pointer moved at
     most ``radius`` px across them."""
-    from quilt_llava.narratives.cursor import CursorHit, interpolated  # cursor imports this module
-
     found: list[tuple[int, float, float, float]] = []
     x, y = probe.x, probe.y
     for index, luma, gap in _kept_back(sorted((h for h in history if h[0] < probe.index), key=lambda h: -h[0])):

@@ -318,6 +318,20 @@ def match_in(
     return float(best), float(x0 + loc[0] + template.hotspot[0]), float(y0 + loc[1] + template.hotspot[1])
 
 
+def box_around_tip(x: float, y: float, radius: int, t: Template) -> tuple[int, int, int, int]:
+    """Top-left positions (x0, y0, x1, y1) from which template ``t`` puts its hotspot within
+    ``radius`` px of (x, y): the box :func:`match_in` searches for a pointer near there."""
+    hx, hy = t.hotspot
+    return int(x - hx - radius), int(y - hy - radius), int(x - hx + radius + 1), int(y - hy + radius + 1)
+
+
+def patch_box(x: float, y: float, t: Template) -> tuple[int, int, int, int]:
+    """Pixels (x0, y0, x1, y1) template ``t`` covers with its hotspot at (x, y)."""
+    th, tw = t.image.shape
+    x0, y0 = round(x) - t.hotspot[0], round(y) - t.hotspot[1]
+    return x0, y0, x0 + tw, y0 + th
+
+
 def spot_diff(
     luma: np.ndarray, other: np.ndarray, x: float, y: float, t: Template, shaped: bool = False
 ) -> float | None:
