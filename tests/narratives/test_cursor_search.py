@@ -84,10 +84,10 @@ def test_sprite_without_structure_stays_at_full_resolution():
             th, tw = t.image.shape
             sightings.append((i, luma, (x, y, x + tw, y + th)))
         locator.learner.sightings = sightings
-        results[k] = locator._coarse_finds(t)
+        results[k] = locator.intake.coarse_finds(t)
     assert results == {hand: True, plain: False}
     locator.learner.sightings = []
-    assert not locator._coarse_finds(locator.templates[hand])  # never seen: full resolution
+    assert not locator.intake.coarse_finds(locator.templates[hand])  # never seen: full resolution
 
 
 def test_shape_learned_twice_is_searched_once(monkeypatch):

@@ -87,13 +87,13 @@ def test_locator_reports_the_rest_once_the_pointer_left_the_spot(rest_frames):
     rested = _with_glass_arrow(tissue, rest, scale, 0.55)
     for i in range(rest_frames):
         loc.history.remember(i, rested, False)
-    loc.probe = RestProbe(rest_frames, *rest, k)
+    loc.rests.probe = RestProbe(rest_frames, *rest, k)
     loc.track = (float(away[0]), float(away[1]), k)
     frame = AnalysedFrame(rest_frames + 4, 0.0, _with_glass_arrow(tissue, away, scale, 0.55), None, False)
-    hits = loc._probe_rest(frame)
+    hits = loc.rests.probe_rest(frame, loc.track)
     assert [h.index for h in hits] == list(range(0, rest_frames))
     assert all(abs(h.x - rest[0]) <= 1 and abs(h.y - rest[1]) <= 1 for h in hits)
-    assert loc.probe is None and all(confirmed for _, _, confirmed in loc.history.frames)
+    assert loc.rests.probe is None and all(confirmed for _, _, confirmed in loc.history.frames)
 
 
 def test_both_rest_walks_see_the_kept_frames_with_the_thinned_ones_between():

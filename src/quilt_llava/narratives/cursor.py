@@ -85,7 +85,6 @@ import numpy as np
 from quilt_llava.narratives.background import PointerFreeBackground
 from quilt_llava.narratives.box_matches import BoxMatcher
 from quilt_llava.narratives.cursor_hits import (
-    THINNED,
     AnalysedFrame,
     Choice,
     CursorHit,
@@ -93,33 +92,21 @@ from quilt_llava.narratives.cursor_hits import (
     inside,
     interpolated,
 )
+from quilt_llava.narratives.earlier_rests import EarlierRests
 from quilt_llava.narratives.frame_motion import FrameMotion
-from quilt_llava.narratives.rest_recovery import RestProbe, rest_before, rest_before_move
+from quilt_llava.narratives.motion_judge import MotionJudge
+from quilt_llava.narratives.rest_recovery import RestProbe
 from quilt_llava.narratives.split_work import SplitRunner
+from quilt_llava.narratives.sprite_intake import SpriteIntake
 from quilt_llava.narratives.sprite_set import SpriteSet
 from quilt_llava.narratives.templates import (
-    LEARNED_HALF_SEARCH,
-    Template,
     box_around_tip,
     fill_ring_contrast,
-    halved,
-    learned_peaks,
     make_templates,
-    match_in,
     patch_box,
     spot_diff,
 )
-from quilt_llava.narratives.track_motion import (
-    Course,
-    MotionChain,
-    MotionConfig,
-    RecentFrames,
-    Sighting,
-    continued,
-    lags,
-    moved_elsewhere,
-    placements,
-)
+from quilt_llava.narratives.track_motion import MotionConfig
 from quilt_llava.narratives.view_history import ViewHistory
 from quilt_llava.narratives.whole_frame_search import WholeFrameSearch
 
@@ -162,13 +149,7 @@ class CursorConfig:
 
 
 PRIOR_SETTLED_SCORE = 0.8  # an arrow-prior track matching this well is a classic arrow: no sprite is learned meanwhile
-COARSE_TRIALS = 3  # sightings a small learned sprite must be found in at half resolution to be searched there
-REST_CHECK_EVERY = 8  # frames between looks for a spot a resting pointer left, while none is verified in a view
-# A verified track's start is probed for an earlier rest (``_probe_rest``) no sooner than this many frames
-# later, and only frames whose match scores at least ``REST_FLOOR`` count (the departure verifies them).
-REST_PROBE_WAIT = 3
-REST_FLOOR = 0.45
-MOTION = MotionConfig()  # a moving pointer followed where its shape scores too low (``_coast``)
+MOTION = MotionConfig()  # a moving pointer followed where its shape scores too low (``MotionJudge``)
 
 
 class TemplateCursorLocator:
@@ -178,17 +159,19 @@ class TemplateCursorLocator:
         self.config = config or CursorConfig()
         self.sprites = SpriteSet(make_templates(self.config.scales, frame_height), self.config)
         self.templates = self.sprites.templates  # the arrow prior, then the learned sprites (one list)
-        self.learner = None
-        if self.config.learn_sprites:
-            from quilt_llava.narratives.pointer import SpriteLearner
-
-            self.learner = SpriteLearner(frame_height)
         self._split = SplitRunner(self.config.match_threads > 1)
         self.matcher = BoxMatcher(self.templates, self.config, self._split)
         self.search = WholeFrameSearch(self.sprites, self.config, self._split)
         self.motion = FrameMotion(self.config)
         self.background = PointerFreeBackground()
         self.history = ViewHistory(self.config)
+        self.learner = None
+        self.intake: SpriteIntake | None = None  # feeds the learner, takes in what it learns
+        if self.config.learn_sprites:
+            from quilt_llava.narratives.pointer import SpriteLearner
+
+            self.learner = SpriteLearner(frame_height)
+            self.intake = SpriteIntake(self.learner, self.sprites, self.search, self.history, self.config)
         self.track: tuple[float, float, int] | None = None  # tip x, y and template index
         self.verified = False  # the current track was seen to differ from the background
         self.pending: list[CursorHit] = []  # hits of an unverified track
@@ -197,14 +180,8 @@ class TemplateCursorLocator:
         self.last_changed = False
         self.last_hit = -1  # frame index of the last hit (emitted or pending) of the track
         self.new_view = True
-        self.rest_sought = False  # the view's first verified hit looked for where the pointer rested before
-        self.rest_tried = -(10**9)  # frame index of the last such look while nothing was verified
-        self.rest_moved = False  # a frame since that look had motion
-        self.probe: RestProbe | None = None  # where the last verified track began, until its rest is settled
-        self.course = Course(MOTION)  # where the pointer was in the last frames (see ``_coast``)
-        self.chain = MotionChain(MOTION)  # weak sightings of a moving pointer no track holds
-        self.recent = RecentFrames(MOTION)  # the view's last frames, to tell what moves in them
-        self.moves: dict[int, list[tuple[int, int, int, int]]] = {}  # frame -> what moved in it (``_coast``)
+        self.rests = EarlierRests(self.sprites, self.history, self.config)  # where the pointer rested before
+        self.judge = MotionJudge(self.sprites, self.matcher, self.config, MOTION)  # hits judged by motion
 
     def _blob_boxes(self, frame: AnalysedFrame) -> list[tuple[int, int, int, int]]:
         """Search boxes around this frame's moving blobs, for the templates matched now."""
@@ -215,9 +192,9 @@ class TemplateCursorLocator:
         return self.background.change(luma, x, y, self.templates[k])
 
     def _learn(self, frame: AnalysedFrame) -> list[CursorHit]:
-        """Feed the sprite learner; a newly learned sprite joins the templates and unlocks them.
-        Returns the hits of where it rested earlier in this view (see :meth:`_recover_rest`)."""
-        if self.learner is None:
+        """Feed the sprite learner (:class:`SpriteIntake`); returns the hits of where a sprite just
+        learned rested earlier in this view."""
+        if self.intake is None:
             return []
         # Nothing to learn while a verified track holds the pointer: a learned sprite, or the arrow
         # prior matching well (a classic arrow keeps its exact template and tip).
@@ -228,120 +205,7 @@ class TemplateCursorLocator:
             and (self.track[2] >= self.sprites.generic or self.last_score >= PRIOR_SETTLED_SCORE)
         )
         blobs = [] if settled else self.motion.largest_blobs(frame, 2)
-        found: list[CursorHit] = []
-        for template in self.learner.observe(frame.index, frame.luma, blobs):
-            template.coarse = min(template.image.shape) >= LEARNED_HALF_SEARCH or self._coarse_finds(template)
-            k = self.sprites.add(template)  # a new shape: the lock is earned afresh
-            self.search.forget()
-            found = self._recover_rest(k)
-        return found
-
-    def _coarse_finds(self, t: Template) -> bool:
-        """Does the half-resolution whole-frame search find a small sprite just learned where the
-        learner saw it (``COARSE_TRIALS`` sightings, the latest)? A sprite with little structure of
-        its own (a white fill whose outline was not learned, a 12 px hand) blurs into the tissue
-        there and is searched at full resolution."""
-        assert self.learner is not None
-        cfg = self.config
-        th, tw = t.image.shape
-        tried = 0
-        for _index, luma, (x0, y0, x1, y1) in self.learner.sightings[-COARSE_TRIALS:]:
-            score, x, y = match_in(luma, (x0 - tw, y0 - th, x1, y1), t, cfg.min_contrast)
-            if score < cfg.min_score:
-                continue
-            tx, ty = x - t.hotspot[0], y - t.hotspot[1]
-            peaks = learned_peaks(luma, halved(luma), t, None, cfg.search_peaks, coarse=True)
-            if not any(abs(px - tx) <= 2 and abs(py - ty) <= 2 for _, px, py in peaks):
-                return False
-            tried += 1
-        return tried > 0
-
-    def _recover_rest(self, k: int) -> list[CursorHit]:
-        """A sprite just learned from motion: where did it rest before it first moved? From the
-        view's oldest held frame (searched whole) forward, while the sprite is found beyond
-        doubt (``sure_score``) near where it was; thinned frames between two sightings of a
-        pointer that stayed within ``backfill_radius`` are interpolated. Then the frames where
-        the learner saw it move, before it was known."""
-        import cv2
-
-        cfg = self.config
-        t = self.templates[k]
-        hits: list[CursorHit] = []
-        gap: list[int] = []
-        for index, luma, confirmed in self.history.frames:
-            if confirmed or luma is None:
-                break
-            if luma is THINNED:
-                gap.append(index)
-                continue
-            if not hits:
-                res = np.abs(cv2.matchTemplate(luma, t.flat, cv2.TM_CCOEFF_NORMED))
-                cv2.patchNaNs(res, 0.0)
-                _, _, _, (px, py) = cv2.minMaxLoc(res)
-                box = (px - 2, py - 2, px + 3, py + 3)
-            else:
-                box = box_around_tip(hits[-1].x, hits[-1].y, cfg.backfill_radius, t)
-            score, x, y = match_in(luma, box, t, cfg.min_contrast)
-            if score < cfg.sure_score:
-                break
-            if gap and hits:
-                last = hits[-1]
-                if math.hypot(x - last.x, y - last.y) > cfg.backfill_radius:
-                    break
-                hits += interpolated(gap, CursorHit(index, x, y, score), last.index, last.x, last.y, last.score)
-            gap = []
-            hits.append(CursorHit(index, x, y, score))
-        # Then where the learner saw it moving, in frames it still holds.
-        done = {h.index for h in hits} | {i for i, _, c in self.history.frames if c}
-        assert self.learner is not None
-        for index, luma, (x0, y0, x1, y1) in self.learner.sightings:
-            if index in done or (hits and index < hits[-1].index):
-                continue
-            th, tw = t.image.shape
-            score, x, y = match_in(luma, (x0 - tw, y0 - th, x1, y1), t, cfg.min_contrast)
-            if score >= cfg.min_score:
-                hits.append(CursorHit(index, x, y, score))
-        return sorted(hits, key=lambda h: h.index)
-
-    def _rest_before(self, frame: AnalysedFrame, x: float, y: float, k: int) -> list[CursorHit]:
-        """Hits of where the pointer, verified at (x, y) now with template ``k`` (-1: not found,
-        the current track if any is left out), rested since the view's oldest held frame and has
-        left (:mod:`quilt_llava.narratives.rest_recovery`), before the hits this track already holds."""
-        if self.history.any_confirmed():
-            return []
-        cfg = self.config
-        # The verified shape first, then the shape tracked last, the learned ones, the prior.
-        order = [
-            k,
-            self.sprites.last_learned,
-            *range(len(self.templates) - 1, self.sprites.generic - 1, -1),
-            *range(self.sprites.generic),
-        ]
-        unlocked = set(self.sprites.unlocked())
-        shapes = [j for j in dict.fromkeys(order) if j in unlocked]
-        size = (frame.luma.shape[1], frame.luma.shape[0])
-        if k >= 0:
-            away = self.footprint(x, y, size)
-        elif self.track is not None:
-            away = self.footprint(self.track[0], self.track[1], size)
-        else:
-            away = (0, 0, 0, 0)
-        hits = rest_before_move(
-            self.history.frames,
-            frame.luma,
-            away,
-            self.templates,
-            shapes,
-            frame.ignore,
-            cfg.min_score,
-            cfg.min_contrast,
-            cfg.min_change,
-            self.history.first,
-        )
-        first = min([h.index for h in self.pending if k >= 0] + [frame.index])  # the verified track's own come first
-        hits = [h for h in hits if h.index < first]
-        self.history.confirm(hits)
-        return hits
+        return self.intake.observe(frame, blobs)
 
     def _end_track(self, view_ends: bool = False) -> list[CursorHit]:
         """A track ends. Its unverified hits wait (dormant) for the same spot to be re-acquired and
@@ -363,18 +227,14 @@ class TemplateCursorLocator:
                 self.learner.new_view()
             self.track = None
             self.new_view = True
-            self.rest_sought = self.rest_moved = False
+            self.rests.clear()
             self.history.clear()
-            self.probe = None
-            self.course.reset()
-            self.chain.reset()
-            self.recent.clear()
-            self.moves.clear()
+            self.judge.clear()
             self.background.clear()
             return out
         if self.history.first is None:
             self.history.first = (frame.index, frame.luma)  # a reference: frames are not written to
-        self.recent.add(frame.index, frame.luma)
+        self.judge.add(frame)
         self.search.note_change(self.motion.moved(frame))
         recovered = self._learn(frame)
         if recovered:
@@ -384,7 +244,9 @@ class TemplateCursorLocator:
     def _process_still(self, frame: AnalysedFrame) -> list[CursorHit]:
         """One frame of a still view: a resting pointer is carried over; otherwise candidates are
         gathered, one is chosen, the track follows it, and the frame is kept for later steps."""
-        rested = self._vanished(frame)
+        rested = self.rests.vanished(frame, self.verified, self.track, lambda: self._blob_boxes(frame))
+        if rested:
+            self.track, self.pending, self.dormant = None, [], []  # the pointer was elsewhere
         if self._still_pointer(frame):
             return rested + self._carry_still(frame)
         out: list[CursorHit] = rested + self._spot_changed(frame)
@@ -395,66 +257,12 @@ class TemplateCursorLocator:
         out += self._follow(frame, chosen)
         if self.track is not None and chosen is not None:
             keep.append(self.track)
-        out = self._probe_rest(frame) + out
-        shown = self._coast(frame, out)
+        out = self.rests.probe_rest(frame, self.track) + out
+        shown = self.judge.shown(
+            frame, out, None if self.track is None else self.track[2], lambda: self._blob_boxes(frame), self._new_there
+        )
         self._settle(frame, out, keep)
         return shown
-
-    def _vanished(self, frame: AnalysedFrame) -> list[CursorHit]:
-        """While no pointer is verified in a view and nothing moves, after something moved (at most
-        every ``REST_CHECK_EVERY`` frames): hits of a pointer that rested since the view's start and
-        then vanished, found by the spot it left (:meth:`_rest_before`). One that moved on is
-        verified soon, and its first verified hit looks for that spot with its own shape."""
-        if self.rest_sought or self.verified or frame.motion is None:
-            return []
-        if self._blob_boxes(frame):
-            self.rest_moved = True  # something changed since the last look: look again once it is quiet
-            return []
-        if not self.rest_moved or frame.index - self.rest_tried < REST_CHECK_EVERY:
-            return []
-        self.rest_tried, self.rest_moved = frame.index, False
-        rested = self._rest_before(frame, 0.0, 0.0, -1)
-        if rested:
-            # The pointer was elsewhere: what the unverified track held is not it.
-            self.rest_sought = True
-            self.track, self.pending, self.dormant = None, [], []
-        return rested
-
-    def _probe_rest(self, frame: AnalysedFrame) -> list[CursorHit]:
-        """Once the pointer has left the spot where its verified track began (the track is more than
-        the template's size away, or gone for ``REST_PROBE_WAIT`` frames), the frames before the
-        track where it rested there (:func:`rest_recovery.rest_before`): the template matched near the
-        spot at ``REST_FLOOR`` or better, and the spot differing from this frame in the pointer's
-        pattern. Those frames get hits and count as verified."""
-        probe = self.probe
-        if probe is None or frame.index < probe.index + REST_PROBE_WAIT:
-            return []
-        t = self.templates[probe.k]
-        if (
-            self.track is not None
-            and math.hypot(self.track[0] - probe.x, self.track[1] - probe.y)
-            <= max(t.image.shape) + self.config.backfill_radius
-        ):
-            if self.history.frames and self.history.frames[0][0] >= probe.index - 1:
-                self.probe = None  # no frame before it is held any more: no rest left to find
-            return []
-        self.probe = None
-        radius = self.config.backfill_radius
-        ref = frame.luma
-
-        def match(luma: np.ndarray, x: float, y: float) -> tuple[float, float, float]:
-            return match_in(luma, box_around_tip(x, y, radius, t), t)
-
-        def differs(luma: np.ndarray, x: float, y: float) -> bool:
-            diff = self._spot_diff(luma, ref, x, y, probe.k, shaped=True)
-            return diff is not None and diff >= self.config.min_change
-
-        found = rest_before(probe, self.history.frames, match, differs, REST_FLOOR, radius)
-        if not found:
-            return []
-        hits = [CursorHit(i, x, y, score) for i, x, y, score in found]
-        self.history.confirm(hits)
-        return hits
 
     def _carry_still(self, frame: AnalysedFrame) -> list[CursorHit]:
         """Nothing changed around a resting pointer: it is where it was; no matching needed."""
@@ -526,106 +334,12 @@ class TemplateCursorLocator:
             chosen = (score, x, y, k, b, False)
         return chosen
 
-    def _coast(self, frame: AnalysedFrame, out: list[CursorHit]) -> list[CursorHit]:
-        """The hits ``out`` of this frame as shown, judged by the pointer's motion
-        (:mod:`quilt_llava.narratives.track_motion`): this frame's own hit is left out where what
-        moves now lies off it (a compression ghost of where the pointer was); where the frame has
-        no hit, the pointer followed on its course at a lower shape score, or weak sightings in the
-        moving blobs that move along one course for a few frames. The locator's state is left as
-        it is (a hit of its own for the frame, emitted later, replaces one from here)."""
-        if self.track is not None:
-            k = self.track[2]
-            out = [h for h in out if not self._lags(h, k) and not self._elsewhere(h, k, frame)]
-        mine = [h for h in out if h.index == frame.index]
-        if mine:
-            self.chain.reset()
-            if self.track is not None:
-                self.course.seen(frame.index, mine[-1].x, mine[-1].y, self.track[2])
-            return out
-        # What moves in a frame without a hit: a later hit for it (a backfill never walks past a
-        # frame with one) is judged by it, and the chains' sightings are looked for in it.
-        moved = (self.recent.now_box(frame.index, b) for b in self._blob_boxes(frame))
-        self.moves[frame.index] = [m for m in moved if m is not None]
-        if len(self.moves) > self.config.backfill_frames:
-            self.moves = {i: m for i, m in self.moves.items() if i > frame.index - self.config.backfill_frames}
-        return out + self._coasted(frame)
-
-    def _elsewhere(self, hit: CursorHit, k: int, frame: AnalysedFrame) -> bool:
-        """Was the pointer moving elsewhere in the frame of a hit emitted for it later (a held-back
-        track's hits, a backfill): something of a pointer's size moved in that frame, all of it
-        away from the hit (:func:`track_motion.moved_elsewhere`), not touching what is now known to
-        be a webcam? A pointer does not rest at one spot while it moves at another."""
-        if hit.index >= frame.index:
-            return False
-        moves = self.moves.get(hit.index, [])
-        if frame.ignore is not None:
-            s = frame.scale
-            moves = [
-                m
-                for m in moves
-                if not any(inside(frame.ignore, x, y, s) for x in (m[0], m[2] - 1) for y in (m[1], m[3] - 1))
-            ]
-        t = self.templates[k]
-        return moved_elsewhere(patch_box(hit.x, hit.y, t), moves, max(t.image.shape))
-
-    def _lags(self, hit: CursorHit, k: int) -> bool:
-        """Does what moves in the hit's frame near ``hit`` (template ``k``) lie off it
-        (:func:`track_motion.lags`)? False for a match beyond doubt (``sure_score``: what moves
-        may also be the spot a pointer that rested has just left) and where the frames to tell
-        are not held."""
-        if hit.score >= self.config.sure_score:
-            return False
-        t = self.templates[k]
-        x0, y0, x1, y1 = patch_box(hit.x, hit.y, t)
-        m = max(t.image.shape)
-        now = self.recent.now_box(hit.index, (x0 - m, y0 - m, x1 + m, y1 + m))
-        return now is not None and lags((x0, y0, x1, y1), now)
-
-    def _coasted(self, frame: AnalysedFrame) -> list[CursorHit]:
-        """Hits from the pointer's motion for a frame without one of the locator's own."""
-        expect = self.course.expect(frame.index)
-        if expect is not None:
-            x, y, k = expect
-            t = self.templates[k]
-            found = continued(
-                frame.luma,
-                (x, y),
-                lambda luma, box: self.matcher.match(luma, box, k),
-                t.hotspot,
-                lambda x, y: self._new_there(frame, x, y, k),
-                MOTION,
-            )
-            if found is not None:
-                self.course.seen(frame.index, found[1], found[2], k)
-                return [CursorHit(frame.index, found[1], found[2], found[0])]
-        links = self.chain.offer(frame.index, self._sightings(frame))
-        if links is None:
-            return []
-        for s in links:
-            self.course.seen(s.index, s.x, s.y, s.k)
-        return [CursorHit(s.index, s.x, s.y, s.score) for s in links]
-
     def _new_there(self, frame: AnalysedFrame, x: float, y: float, k: int) -> bool:
         """Does a pointer of shape ``k`` with its tip at (x, y) cover something new: it differs from
         the background, and from the view some frames back in the template's pattern?"""
         if frame.ignore is not None and inside(frame.ignore, x, y, frame.scale):
             return False
         return self._change(frame.luma, x, y, k) >= self.config.min_change and self._new_here(frame, x, y, k)
-
-    def _sightings(self, frame: AnalysedFrame) -> list[Sighting]:
-        """Weak matches (``MOTION.chain_floor`` and up) of the active shapes where something in a
-        moving blob is now (:func:`track_motion.footprint_now`), each new where it lies."""
-        found = []
-        active = self.sprites.active()
-        # The video's own sprites once there are some (the arrow prior finds a classic arrow beyond doubt).
-        shapes = [k for k in active if k >= self.sprites.generic] or active
-        for now in self.moves.get(frame.index, []):
-            for k in shapes:
-                box = placements(now, self.templates[k].image.shape, MOTION.slack)
-                score, x, y = self.matcher.match(frame.luma, box, k)
-                if score >= MOTION.chain_floor and self._new_there(frame, x, y, k):
-                    found.append(Sighting(frame.index, x, y, k, score))
-        return found
 
     def _fresh(self, frame: AnalysedFrame, x: float, y: float, k: int) -> bool:
         """May a candidate at (x, y) that differs from the background count as seen to differ? Yes
@@ -673,12 +387,10 @@ class TemplateCursorLocator:
             if self.sprites.locked is None:
                 self.sprites.vote(k)
             self.sprites.credit(k)
-            if not self.rest_sought:  # the view's first verified hit: where did the pointer rest before?
-                self.rest_sought = True
-                out.extend(self._rest_before(frame, x, y, k))
-            if not self.verified:  # where the track began: did the pointer rest there before? (see ``_probe_rest``)
+            out.extend(self.rests.first_verified(frame, x, y, k, self.pending))  # where it rested before
+            if not self.verified:  # where the track began: did the pointer rest there before? (``probe_rest``)
                 first = self.pending[0] if self.pending else hit
-                self.probe = RestProbe(first.index, first.x, first.y, k)
+                self.rests.probe = RestProbe(first.index, first.x, first.y, k)
             out.extend(self.pending)
             self.pending = []
             self.verified = True
