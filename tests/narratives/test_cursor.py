@@ -507,10 +507,10 @@ def test_spot_a_pointer_passed_over_does_not_verify_a_lookalike_there():
         if i < len(frames) - 1:
             loc.process(frame)
     k = 4  # the prior's size that matches the lookalike best
-    assert loc._change(frame.luma, *fake, k) >= loc.config.min_change  # the pointer just left the spot
-    assert not loc._new_here(frame, *fake, k)
+    assert loc.evidence.change(frame.luma, *fake, k) >= loc.config.min_change  # the pointer just left the spot
+    assert not loc.evidence.new_here(frame, *fake, k)
     arrived = _pointer_frames([(300, 60)], fake)[0]  # an arrow that was not there before
-    assert loc._new_here(AnalysedFrame(len(frames), 0.0, arrived, None, False), 300, 60, k)
+    assert loc.evidence.new_here(AnalysedFrame(len(frames), 0.0, arrived, None, False), 300, 60, k)
 
 
 def test_shaped_diff_tells_a_pointer_from_a_re_coded_block():

@@ -80,8 +80,6 @@ import math
 from dataclasses import dataclass
 from typing import Protocol
 
-import numpy as np
-
 from quilt_llava.narratives.background import PointerFreeBackground
 from quilt_llava.narratives.box_matches import BoxMatcher
 from quilt_llava.narratives.cursor_hits import (
@@ -95,16 +93,14 @@ from quilt_llava.narratives.cursor_hits import (
 from quilt_llava.narratives.earlier_rests import EarlierRests
 from quilt_llava.narratives.frame_motion import FrameMotion
 from quilt_llava.narratives.motion_judge import MotionJudge
+from quilt_llava.narratives.pointer_evidence import PointerEvidence
 from quilt_llava.narratives.rest_recovery import RestProbe
 from quilt_llava.narratives.split_work import SplitRunner
 from quilt_llava.narratives.sprite_intake import SpriteIntake
 from quilt_llava.narratives.sprite_set import SpriteSet
 from quilt_llava.narratives.templates import (
     box_around_tip,
-    fill_ring_contrast,
     make_templates,
-    patch_box,
-    spot_diff,
 )
 from quilt_llava.narratives.track_motion import MotionConfig
 from quilt_llava.narratives.view_history import ViewHistory
@@ -165,6 +161,7 @@ class TemplateCursorLocator:
         self.motion = FrameMotion(self.config)
         self.background = PointerFreeBackground()
         self.history = ViewHistory(self.config)
+        self.evidence = PointerEvidence(self.templates, self.background, self.history, self.config)
         self.learner = None
         self.intake: SpriteIntake | None = None  # feeds the learner, takes in what it learns
         if self.config.learn_sprites:
@@ -186,10 +183,6 @@ class TemplateCursorLocator:
     def _blob_boxes(self, frame: AnalysedFrame) -> list[tuple[int, int, int, int]]:
         """Search boxes around this frame's moving blobs, for the templates matched now."""
         return self.motion.blob_boxes(frame, lambda: [self.templates[k].image.shape for k in self.sprites.active()])
-
-    def _change(self, luma: np.ndarray, x: float, y: float, k: int) -> float:
-        """Mean |frame - background| over the arrow's pixels at (x, y): a pointer differs from what it covers."""
-        return self.background.change(luma, x, y, self.templates[k])
 
     def _learn(self, frame: AnalysedFrame) -> list[CursorHit]:
         """Feed the sprite learner (:class:`SpriteIntake`); returns the hits of where a sprite just
@@ -259,7 +252,11 @@ class TemplateCursorLocator:
             keep.append(self.track)
         out = self.rests.probe_rest(frame, self.track) + out
         shown = self.judge.shown(
-            frame, out, None if self.track is None else self.track[2], lambda: self._blob_boxes(frame), self._new_there
+            frame,
+            out,
+            None if self.track is None else self.track[2],
+            lambda: self._blob_boxes(frame),
+            self.evidence.new_there,
         )
         self._settle(frame, out, keep)
         return shown
@@ -322,34 +319,27 @@ class TemplateCursorLocator:
             # pointer has the shape but not the contrast).
             if score < cands[0][0] - cfg.prefer_margin:
                 break
-            change = self._change(frame.luma, x, y, k)
+            change = self.evidence.change(frame.luma, x, y, k)
             if change >= cfg.min_change and change > strongest and self._fresh(frame, x, y, k):
                 chosen, strongest = (score, x, y, k, b, True), change
         if chosen is None and cands:
             # Nothing verified: rank by shape and by contrast. Pointers are drawn black on white
             # (or the reverse); tissue that happens to look like an arrow is far less contrasted.
             score, x, y, k, b = max(
-                cands, key=lambda c: c[0] + 0.5 * min(1.0, self._contrast(frame.luma, c[1], c[2], c[3]) / 120)
+                cands, key=lambda c: c[0] + 0.5 * min(1.0, self.evidence.contrast(frame.luma, c[1], c[2], c[3]) / 120)
             )
             chosen = (score, x, y, k, b, False)
         return chosen
 
-    def _new_there(self, frame: AnalysedFrame, x: float, y: float, k: int) -> bool:
-        """Does a pointer of shape ``k`` with its tip at (x, y) cover something new: it differs from
-        the background, and from the view some frames back in the template's pattern?"""
-        if frame.ignore is not None and inside(frame.ignore, x, y, frame.scale):
-            return False
-        return self._change(frame.luma, x, y, k) >= self.config.min_change and self._new_here(frame, x, y, k)
-
     def _fresh(self, frame: AnalysedFrame, x: float, y: float, k: int) -> bool:
         """May a candidate at (x, y) that differs from the background count as seen to differ? Yes
         where the verified track rests (within 4 px); else only when it is new there
-        (``_new_here``): the spot a pointer has just left differs from the last frame, and a track
+        (:meth:`PointerEvidence.new_here`): the spot a pointer has just left differs from the last frame, and a track
         that moved onto it keeps the passing pointer in its background, so what lies there then
         differs from that background every frame."""
         if self.verified and self.track is not None and math.hypot(x - self.track[0], y - self.track[1]) <= 4:
             return True
-        return self._new_here(frame, x, y, k)
+        return self.evidence.new_here(frame, x, y, k)
 
     def _follow(self, frame: AnalysedFrame, chosen: Choice | None) -> list[CursorHit]:
         """The track follows the chosen candidate (or ends without one); returns the hits it emits:
@@ -403,7 +393,7 @@ class TemplateCursorLocator:
         self.last_score = score
         self.last_hit = frame.index
         # Only a pointer seen to differ from what it covers may be carried over unchanged frames.
-        self.last_changed = changed or self._change(frame.luma, x, y, k) >= cfg.min_change
+        self.last_changed = changed or self.evidence.change(frame.luma, x, y, k) >= cfg.min_change
         return out
 
     def _settle(self, frame: AnalysedFrame, out: list[CursorHit], keep: list[tuple[float, float, int]]) -> None:
@@ -428,7 +418,7 @@ class TemplateCursorLocator:
         index, before, _ = self.history.frames[-1]
         if before is None or index != frame.index - 1 or self.pending[-1].index != index:
             return []
-        diff = self._spot_diff(frame.luma, before, *self.track)
+        diff = self.evidence.spot_diff(frame.luma, before, *self.track)
         if diff is None or diff < self.config.min_change:
             return []
         hits, self.pending = self.pending, []
@@ -450,37 +440,8 @@ class TemplateCursorLocator:
         before = self.history.pixels_of(last)
         if before is None or before.size == 0:
             return True  # no pixels kept to compare with
-        diff = self._spot_diff(frame.luma, before, tx, ty, k)
+        diff = self.evidence.spot_diff(frame.luma, before, tx, ty, k)
         return diff is None or diff >= 0.5 * self.config.min_change
-
-    def _new_here(self, frame: AnalysedFrame, x: float, y: float, k: int, back: int = 8) -> bool:
-        """Is what matches at (x, y) new there? A spot differs from the background (the last frame)
-        both where the pointer arrives and where it has just left; in the second case the spot
-        shows what it showed before the pointer passed. So a match that would verify a track must
-        also differ from the view's oldest held frame at most ``back`` frames earlier (True when
-        none). A pointer that took longer than that to pass over the spot is not caught (the
-        view's oldest frame would catch it, but also refuses a pointer returning to where it
-        was: recall on redglass-crf36 0.522 -> 0.508)."""
-        older = self.history.older(frame.index, back)
-        if older is None:
-            return True
-        diff = self._spot_diff(frame.luma, older, x, y, k, shaped=True)
-        return diff is None or diff >= 0.5 * self.config.min_change
-
-    def _spot_diff(
-        self, luma: np.ndarray, other: np.ndarray, x: float, y: float, k: int, shaped: bool = False
-    ) -> float | None:
-        """:func:`spot_diff` of template ``k``."""
-        return spot_diff(luma, other, x, y, self.templates[k], shaped)
-
-    def _contrast(self, luma: np.ndarray, x: float, y: float, k: int) -> float:
-        """|mean(fill) - mean(outline)| of the arrow with its tip at (x, y)."""
-        t = self.templates[k]
-        x0, y0, x1, y1 = patch_box(x, y, t)
-        H, W = luma.shape
-        if x0 < 0 or y0 < 0 or x1 > W or y1 > H:
-            return 0.0
-        return fill_ring_contrast(luma[y0:y1, x0:x1], t)
 
     def _allowed(self, frame: AnalysedFrame, cands: list) -> list:
         """Nothing inside an ignored region (a webcam) is a pointer, a track that wandered there included."""
@@ -496,7 +457,7 @@ class TemplateCursorLocator:
         return any(
             math.hypot(x - tx, y - ty) <= self.config.max_step
             and score >= cands[0][0] - self.config.prefer_margin
-            and self._change(frame.luma, x, y, k) >= self.config.min_change
+            and self.evidence.change(frame.luma, x, y, k) >= self.config.min_change
             for score, x, y, k, _ in cands
         )
 
