@@ -159,3 +159,33 @@ def test_frame_motion_boxes_around_moving_blobs():
     masked = FrameMotion(cfg).blob_boxes(AnalysedFrame(3, 0.0, luma, motion, False, ignore, s), lambda: sizes)
     assert (60 * s - 12, 40 * s - 20, 63 * s + 1, 43 * s + 1) not in masked and len(masked) == 1
     assert FrameMotion(cfg).blob_boxes(AnalysedFrame(4, 0.0, luma, None, False, scale=s), lambda: sizes) == []
+
+
+def test_the_locator_and_its_parts_import_nothing_heavy():
+    """OpenCV is imported where a part first correlates, not when the locator's modules load."""
+    import subprocess
+    import sys
+
+    parts = [
+        "cursor",
+        "cursor_hits",
+        "sprite_set",
+        "frame_motion",
+        "whole_frame_search",
+        "box_matches",
+        "background",
+        "pointer_evidence",
+        "view_history",
+        "earlier_rests",
+        "sprite_intake",
+        "motion_judge",
+    ]
+    code = (
+        "import importlib, sys\n"
+        f"for name in {parts!r}:\n"
+        "    importlib.import_module('quilt_llava.narratives.' + name)\n"
+        "print(','.join(m for m in ('cv2', 'av', 'torch') if m in sys.modules))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == ""

@@ -72,6 +72,20 @@ reported point is the template's hotspot:
   yields no points.
 
 A :class:`CursorLocator` has one required method, ``process(frame)``.
+
+:class:`TemplateCursorLocator` keeps the track (candidates gathered, one chosen, followed,
+verified or held back, carried over while it rests) and hands the rest to small parts, each
+named after what flows through it: :mod:`~quilt_llava.narratives.cursor_hits` (the frame in,
+the hits out), :mod:`~quilt_llava.narratives.sprite_set` (the shapes matched now: lock,
+retired prior, twins, footprint), :mod:`~quilt_llava.narratives.frame_motion` (motion mask and
+blob boxes), :mod:`~quilt_llava.narratives.whole_frame_search` (peak boxes over the frame),
+:mod:`~quilt_llava.narratives.box_matches` (boxes matched with templates, once per frame),
+:mod:`~quilt_llava.narratives.background` and :mod:`~quilt_llava.narratives.pointer_evidence`
+(does a match differ from what it covers, and is it new there),
+:mod:`~quilt_llava.narratives.view_history` (held frames, backfill),
+:mod:`~quilt_llava.narratives.earlier_rests` (where the pointer rested before),
+:mod:`~quilt_llava.narratives.sprite_intake` (sprites learned from the video taken in) and
+:mod:`~quilt_llava.narratives.motion_judge` (the hits as shown, judged by motion).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ never differs from itself. Two cases use this, both walking the locator's held f
 **A rest from the view's start** (:func:`rest_before_move`, :func:`since_first`).
 The locator verifies a track once the pointer is seen to differ from what lay under it, which
 happens when it moves. Its hits before that, while it rested, come from walking back from the
-verified spot (:meth:`~quilt_llava.narratives.cursor.TemplateCursorLocator._backfill`), which
+verified spot (:meth:`~quilt_llava.narratives.view_history.ViewHistory.backfill`), which
 stops where the pointer moved fast across frames whose pixels were not kept, or from the
 whole-frame search, whose best match for a small or weakly learned pointer is often tissue that
 happens to look like it (a 16 px pointer at 480p matches its own sprite at 0.7-0.85 where it
@@ -19,7 +19,7 @@ The spot the pointer left is known from the frames alone: the view's oldest held
 frame that verified the track differ where the pointer was then and where it is now, and
 nowhere else (the view is still; a webcam is masked out). So, on the view's first verified
 hit (and, while none is verified, on a quiet frame after something moved: a pointer that
-rested and then vanished; see ``TemplateCursorLocator._vanished``):
+rested and then vanished; see ``EarlierRests.vanished`` in ``earlier_rests.py``):
 
 1. the pointer-sized places where the two frames differ, away from where the pointer is now;
 2. at each, the pointer's shapes matched in the old frame (``min_score``, the shape's

@@ -41,9 +41,9 @@ ARROW_POLYGON = np.array(
     [(0.0, 0.0), (0.0, 16.5), (4.0, 12.8), (6.9, 19.2), (9.3, 18.2), (6.4, 12.0), (11.6, 12.0)], dtype=np.float64
 )
 
-# Prior templates shorter than ``cursor.MIN_SEARCH_HEIGHT`` at half resolution, and learned sprites searched
-# there: this many times more half-resolution peaks are rescored (twice that for a sprite under
-# ``LEARNED_HALF_SEARCH``)
+# Prior templates shorter than ``whole_frame_search.MIN_SEARCH_HEIGHT`` at half resolution, and learned
+# sprites searched there: this many times more half-resolution peaks are rescored (twice that for a
+# sprite under ``LEARNED_HALF_SEARCH``)
 SMALL_SEARCH_FACTOR = 4
 SMALL_SEARCH_REFINE = 3  # px around each, at full resolution
 COARSE_POSITIONS = 400  # regions with more candidate positions get a coarse unmasked pass first
@@ -74,7 +74,7 @@ class Template:
         repr=False, default_factory=lambda: np.zeros((1, 1), np.uint8)
     )  # 255: pixels of its outline
     learned: bool = False  # learned from the video (see ``pointer.py``)
-    # a learned sprite the whole-frame search finds at half resolution (see ``TemplateCursorLocator._learn``)
+    # a learned sprite the whole-frame search finds at half resolution (see ``SpriteIntake.coarse_finds``)
     coarse: bool = False
     min_contrast: float | None = (
         None  # fill/outline contrast a match needs (None: the config's); a learned sprite's own
