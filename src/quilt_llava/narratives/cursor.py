@@ -289,7 +289,7 @@ class TemplateCursorLocator:
         return [hit]
 
     def _gather(self, frame: AnalysedFrame) -> list[Match]:
-        """Candidates of this frame (see :meth:`_candidates`): in the moving blobs; unless one of
+        """Candidates of this frame (see :meth:`BoxMatcher.candidates`): in the moving blobs; unless one of
         them continues the verified track, also around the track's last position and at the peaks
         of a whole-frame search when one is due."""
         cfg = self.config
