@@ -16,6 +16,8 @@ two checkouts can be compared on the same files::
     PYTHONPATH=src python benchmarks/locator_hits_hash.py --work-dir /tmp/hits
     PYTHONPATH=/path/to/other/src python benchmarks/locator_hits_hash.py --work-dir /tmp/hits
 
+``--alone N`` also times a fresh locator N times on the analysed frames held in memory (no
+decoding, no pipeline): CPU of the process (both matching threads) and of the calling thread.
 ``--json`` prints one object per variant instead of the table. The exit status is 1 when
 ``--expect FILE`` (a former ``--json`` output) names a variant whose hash differs.
 """
@@ -50,18 +52,27 @@ class _Record:
         self.n_hits = 0
         self.n_footprints = 0
         self.cpu_s = 0.0
+        self.frames: list = []  # the analysed frames, kept with ``--alone``
+        self.keep_frames = False
+        self.setup: tuple = ()  # the locator's (frame height, config)
 
 
 def _recording_locator(record: _Record) -> type:
     from quilt_llava.narratives.cursor import TemplateCursorLocator
 
     class RecordingLocator(TemplateCursorLocator):
+        def __init__(self, frame_height, config=None):  # type: ignore[no-untyped-def]
+            super().__init__(frame_height, config)
+            record.setup = (frame_height, config)
+
         def _add(self, hits: list) -> None:
             for h in hits:
                 record.hits.update(struct.pack("<qddd", h.index, h.x, h.y, h.score))
             record.n_hits += len(hits)
 
         def process(self, frame):  # type: ignore[no-untyped-def]
+            if record.keep_frames:
+                record.frames.append(frame)
             t0 = time.thread_time()
             hits = super().process(frame)
             record.cpu_s += time.thread_time() - t0
@@ -84,7 +95,24 @@ def _recording_locator(record: _Record) -> type:
     return RecordingLocator
 
 
-def run_variant(name: str, work: Path, quick: bool, seed: int) -> dict[str, Any]:
+def alone(record: _Record, runs: int) -> list[tuple[float, float]]:
+    """CPU seconds (the process: both matching threads; the calling thread) of a fresh locator
+    processing the recorded frames, ``runs`` times: the locator without decoding or the rest of
+    the pipeline."""
+    from quilt_llava.narratives.cursor import TemplateCursorLocator
+
+    out = []
+    for _ in range(runs):
+        locator = TemplateCursorLocator(*record.setup)
+        c0, t0 = time.process_time(), time.thread_time()
+        for frame in record.frames:
+            locator.process(frame)
+        locator.finish()
+        out.append((round(time.process_time() - c0, 3), round(time.thread_time() - t0, 3)))
+    return out
+
+
+def run_variant(name: str, work: Path, quick: bool, seed: int, runs_alone: int = 0) -> dict[str, Any]:
     from quilt_llava.narratives import ExtractConfig, extract_video, pipeline
 
     base = SyntheticConfig(width=1280, height=720, fps=25.0, seed=seed, n_views=4, view_seconds=(8.0, 12.0))
@@ -98,6 +126,7 @@ def run_variant(name: str, work: Path, quick: bool, seed: int) -> dict[str, Any]
         sv = make_synthetic_video(videos, cfg)
         video, transcript = sv.video, sv.transcript
     record = _Record()
+    record.keep_frames = runs_alone > 0
     original = pipeline.TemplateCursorLocator
     pipeline.TemplateCursorLocator = _recording_locator(record)  # type: ignore[misc]
     out = work / "out" / name
@@ -108,7 +137,7 @@ def run_variant(name: str, work: Path, quick: bool, seed: int) -> dict[str, Any]
         wall = time.perf_counter() - t0
     finally:
         pipeline.TemplateCursorLocator = original  # type: ignore[misc]
-    return {
+    result = {
         "variant": name,
         "hits": record.n_hits,
         "hits_sha256": record.hits.hexdigest()[:16],
@@ -118,6 +147,9 @@ def run_variant(name: str, work: Path, quick: bool, seed: int) -> dict[str, Any]
         "locator_cpu_s": round(record.cpu_s, 3),
         "extract_wall_s": round(wall, 2),
     }
+    if runs_alone:
+        result["alone_cpu_s"] = alone(record, runs_alone)  # [(process, thread), ...]
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -127,6 +159,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--full", action="store_true", help="the benchmark's full lengths (default: --quick lengths)")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument(
+        "--alone",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also time a fresh locator N times on the frames held in memory (process and thread CPU)",
+    )
     ap.add_argument("--expect", type=Path, help="a former --json output: exit 1 where a hash differs")
     args = ap.parse_args(argv)
     names = [v for v in args.variants.split(",") if v]
@@ -139,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     differs = []
     for name in names:
-        r = run_variant(name, args.work_dir, not args.full, args.seed)
+        r = run_variant(name, args.work_dir, not args.full, args.seed, args.alone)
         results.append(r)
         old = expected.get(name)
         if old is not None and (old["hits_sha256"], old["footprints_sha256"]) != (
@@ -151,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
             mark = "" if old is None else ("  DIFFERS" if name in differs else "  same")
             print(
                 f"{name:18s} hits {r['hits']:5d} {r['hits_sha256']}  footprints {r['footprints']:4d} "
-                f"{r['footprints_sha256']}  locator cpu {r['locator_cpu_s']:6.2f} s{mark}",
+                f"{r['footprints_sha256']}  locator cpu {r['locator_cpu_s']:6.2f} s{mark}"
+                + (f"  alone (process, thread) {r['alone_cpu_s']}" if args.alone else ""),
                 flush=True,
             )
     if args.json:
