@@ -298,7 +298,7 @@ class TemplateCursorLocator:
             active = [*active, self.track[2]]  # the shape tracked now, though the lock is on another
         blob_boxes = self._blob_boxes(frame)
         cands = self._allowed(frame, self.matcher.candidates(frame.luma, blob_boxes, active)) if blob_boxes else []
-        if blob_boxes and not cands and self.sprites.locked is not None and len(self.templates) > self.sprites.generic:
+        if blob_boxes and not cands and self.sprites.locked is not None and self.sprites.learned_any:
             # Motion the locked sprite does not explain: the pointer may have changed shape.
             cands = self._allowed(frame, self.matcher.candidates(frame.luma, blob_boxes, self.sprites.unlocked()))
         if self._moved_on(frame, cands):

@@ -54,6 +54,7 @@ class SpriteSet:
 
     @property
     def learned_any(self) -> bool:
+        """Has a sprite been learned from the video (beside the arrow prior)?"""
         return len(self.templates) > self.generic
 
     def add(self, template: Template) -> int:
@@ -82,7 +83,7 @@ class SpriteSet:
 
     def credit(self, k: int) -> None:
         """Count a verified hit of template ``k`` once a sprite is learned (see :meth:`retired`)."""
-        if len(self.templates) > self.generic:
+        if self.learned_any:
             self.wins += [0] * (len(self.templates) - len(self.wins))
             self.wins[k] += 1
 

@@ -87,7 +87,7 @@ class WholeFrameSearch:
         peaks: list[tuple[float, int, int]] = []  # (score, top-left x, y) at full resolution
         sprite_peaks: list[tuple[float, int, int, int]] = []  # (score, x, y, template index)
         # Every learned shape, not only a locked one: the pointer may have changed shape while resting.
-        active = sprites.unlocked() if len(self.templates) > sprites.generic else sprites.active()
+        active = sprites.unlocked() if sprites.learned_any else sprites.active()
         if shape_now is not None and shape_now in active:  # the shape seen last is the likeliest
             active.remove(shape_now)
             active.insert(0, shape_now)
