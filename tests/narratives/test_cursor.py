@@ -207,8 +207,13 @@ def _backfill_history(stride: int, tips: list[tuple[int, int]]) -> tuple[Templat
         rgb = np.dstack([base] * 3)
         _draw_arrow(rgb, tip)
         frames.append(np.ascontiguousarray(rgb[..., 0]))
-        loc._remember(i, frames[-1], False)
+        loc.history.remember(i, frames[-1], False)
     return loc, frames
+
+
+def _backfill(loc: TemplateCursorLocator, x: float, y: float, k: int) -> list:
+    """The locator's walk back from a pointer found at (x, y) with template ``k``."""
+    return loc.history.backfill(x, y, loc.templates[k])
 
 
 def test_backfill_over_thinned_history_matches_full_history():
@@ -217,9 +222,9 @@ def test_backfill_over_thinned_history_matches_full_history():
     k = 4  # the template size that fits the drawn arrow
     full, _ = _backfill_history(1, tips)
     thin, _ = _backfill_history(4, tips)
-    assert sum(luma.size > 0 for _, luma, _ in thin.history) <= 37 // 4 + 2  # pixels of few frames held
-    want = full._backfill(150, 100, k)
-    got = thin._backfill(150, 100, k)
+    assert sum(luma.size > 0 for _, luma, _ in thin.history.frames) <= 37 // 4 + 2  # pixels of few frames held
+    want = _backfill(full, 150, 100, k)
+    got = _backfill(thin, 150, 100, k)
     assert [h.index for h in got] == [h.index for h in want] == list(range(37))
     assert max(max(abs(a.x - b.x), abs(a.y - b.y)) for a, b in zip(got, want)) <= 1.0
 
@@ -228,9 +233,9 @@ def test_backfill_stops_at_a_thinned_gap_the_pointer_moved_across():
     """Positions are interpolated over dropped frames only for a pointer that barely moved."""
     tips = [(60 + 6 * i, 100) for i in range(20)]  # 6 px a frame: within reach frame by frame, not across a gap
     truth = dict(enumerate(tips))
-    every = _backfill_history(1, tips)[0]._backfill(*tips[-1], 4)
+    every = _backfill(_backfill_history(1, tips)[0], *tips[-1], 4)
     assert [h.index for h in every] == list(range(20))
-    hits = _backfill_history(4, tips)[0]._backfill(*tips[-1], 4)
+    hits = _backfill(_backfill_history(4, tips)[0], *tips[-1], 4)
     assert hits, "the newest frames are matched"
     assert all(abs(h.x - truth[h.index][0]) <= 1.5 and abs(h.y - truth[h.index][1]) <= 1.5 for h in hits)
     assert hits[0].index > 0  # it does not run back through frames it could not see
@@ -244,17 +249,17 @@ def test_backfill_reaches_the_view_start_when_the_rest_outlasts_the_held_frames(
     tips = [(150, 100)] * 60
     loc, frames = _backfill_history(4, tips)
     held = TemplateCursorLocator(H, CursorConfig(backfill_frames=24))
-    for entry in loc.history:
-        held.history.append(entry)
-    assert held.history[0][0] == 36  # frames 0-35 are no longer held
-    assert [h.index for h in held._backfill(150, 100, 4)] == list(range(36, 60))
-    held.view_first = (0, frames[0])
-    hits = held._backfill(150, 100, 4)
+    for entry in loc.history.frames:
+        held.history.frames.append(entry)
+    assert held.history.frames[0][0] == 36  # frames 0-35 are no longer held
+    assert [h.index for h in held.history.backfill(150, 100, held.templates[4])] == list(range(36, 60))
+    held.history.first = (0, frames[0])
+    hits = held.history.backfill(150, 100, held.templates[4])
     assert [h.index for h in hits] == list(range(60))
     assert all(abs(h.x - 150) <= 1 and abs(h.y - 100) <= 1 for h in hits)
     moved = _backfill_history(4, [(80, 60), *tips[1:]])[1][0]  # the view started with the pointer elsewhere
-    held.view_first = (0, moved)
-    assert [h.index for h in held._backfill(150, 100, 4)] == list(range(36, 60))
+    held.history.first = (0, moved)
+    assert [h.index for h in held.history.backfill(150, 100, held.templates[4])] == list(range(36, 60))
 
 
 def test_masked_ncc_matches_opencv():
@@ -285,9 +290,9 @@ def test_periodic_search_reuses_peaks_only_while_nothing_changes(monkeypatch):
     for name, motion in (("quiet", quiet), ("stirred", stirred)):
         loc = TemplateCursorLocator(H)
         calls = searched[name] = []
-        original = loc._search_peaks
+        original = loc.search.search
         monkeypatch.setattr(
-            loc, "_search_peaks", lambda frame, f=original, calls=calls: calls.append(frame.index) or f(frame)
+            loc.search, "search", lambda frame, *a, f=original, calls=calls: calls.append(frame.index) or f(frame, *a)
         )
         for i in range(60):  # whole-frame searches are due every 25-50 frames while no pointer is verified
             loc.process(AnalysedFrame(i, i / FPS, base, motion if i else None, False))
@@ -315,7 +320,7 @@ def test_no_periodic_search_while_holding_an_unmistakable_pointer():
 
     loc = TemplateCursorLocator(H)
     frame = AnalysedFrame(100, 10.0, np.zeros((H, W), np.uint8), None, False)
-    loc.new_view, loc.last_search = False, 0
+    loc.new_view, loc.search.last_search = False, 0
     assert loc._search_due(frame)  # nothing tracked, 100 frames since the last search
     loc.track, loc.verified = (50.0, 60.0, 2), False
     loc.last_score = 0.7  # a candidate that may be tissue: keep looking now and then
@@ -329,7 +334,7 @@ def test_no_periodic_search_while_holding_an_unmistakable_pointer():
 def test_learned_peak_box_is_matched_with_its_own_sprite_only(monkeypatch):
     """A whole-frame search peak of a learned sprite carries the sprite's index: checking it
     runs one match (that sprite), not one per template; an untagged box tries every one."""
-    from quilt_llava.narratives import cursor
+    from quilt_llava.narratives import box_matches
     from quilt_llava.narratives.pointer import template_from_sprite
 
     rng = np.random.default_rng(3)
@@ -342,10 +347,10 @@ def test_learned_peak_box_is_matched_with_its_own_sprite_only(monkeypatch):
     locator.templates.append(template_from_sprite(sprite, mask, (0, 0)))
     k = len(locator.templates) - 1
     calls = []
-    real = cursor.match_in
-    monkeypatch.setattr(cursor, "match_in", lambda *a, **kw: calls.append(a[2]) or real(*a, **kw))
+    real = box_matches.match_in
+    monkeypatch.setattr(box_matches, "match_in", lambda *a, **kw: calls.append(a[2]) or real(*a, **kw))
     box = (194, 94, 206, 106)
-    found = locator._candidates(luma, [(*box, k)], locator._unlocked())
+    found = locator.matcher.candidates(luma, [(*box, k)], locator.sprites.unlocked())
     assert len(calls) == 1 and calls[0] is locator.templates[k]
     assert found and found[0][3] == k and abs(found[0][1] - 200) <= 1 and abs(found[0][2] - 100) <= 1
     calls.clear()
@@ -355,11 +360,11 @@ def test_learned_peak_box_is_matched_with_its_own_sprite_only(monkeypatch):
         other[96, 196] = value
         return other
 
-    locator._candidates(another_frame(0), [box], locator._unlocked())  # nothing matched yet
+    locator.matcher.candidates(another_frame(0), [box], locator.sprites.unlocked())  # nothing matched yet
     assert len(calls) == len(locator.templates)
     # Locked to another shape: the tagged box is matched with the locked template.
     calls.clear()
-    locator._candidates(another_frame(255), [(*box, k)], [0])
+    locator.matcher.candidates(another_frame(255), [(*box, k)], [0])
     assert calls == [locator.templates[0]]
 
 
@@ -469,10 +474,10 @@ def test_tracked_shape_is_matched_though_the_lock_is_on_another():
     loc = TemplateCursorLocator(360)
     loc.templates.append(template_from_sprite(sprite, np.full(sprite.shape, 255, np.uint8), (0, 0)))
     k = len(loc.templates) - 1
-    loc.votes = np.zeros(len(loc.templates), dtype=int)
-    loc.locked = 0  # the arrow prior's smallest size, which does not match this shape
+    loc.sprites.votes = np.zeros(len(loc.templates), dtype=int)
+    loc.sprites.locked = 0  # the arrow prior's smallest size, which does not match this shape
     loc.track, loc.verified, loc.last_changed, loc.last_hit, loc.last_score = (200.0, 100.0, k), True, True, 0, 0.99
-    loc.new_view, loc.last_search, loc.bg_frame = False, 1, luma0
+    loc.new_view, loc.search.last_search, loc.background.frame = False, 1, luma0
     luma1 = luma0.copy()
     luma1[90:124, 190:220] = np.clip(luma1[90:124, 190:220].astype(int) + 6, 0, 255)  # a little brighter there
     small = [cv2.resize(x, (160, 90), interpolation=cv2.INTER_AREA) for x in (luma0, luma1)]
@@ -502,17 +507,17 @@ def test_spot_a_pointer_passed_over_does_not_verify_a_lookalike_there():
         if i < len(frames) - 1:
             loc.process(frame)
     k = 4  # the prior's size that matches the lookalike best
-    assert loc._change(frame.luma, *fake, k) >= loc.config.min_change  # the pointer just left the spot
-    assert not loc._new_here(frame, *fake, k)
+    assert loc.evidence.change(frame.luma, *fake, k) >= loc.config.min_change  # the pointer just left the spot
+    assert not loc.evidence.new_here(frame, *fake, k)
     arrived = _pointer_frames([(300, 60)], fake)[0]  # an arrow that was not there before
-    assert loc._new_here(AnalysedFrame(len(frames), 0.0, arrived, None, False), 300, 60, k)
+    assert loc.evidence.new_here(AnalysedFrame(len(frames), 0.0, arrived, None, False), 300, 60, k)
 
 
 def test_shaped_diff_tells_a_pointer_from_a_re_coded_block():
     """A pointer changes the pixels it covers in its own pattern, over any tissue and when it is
     see-through; heavy compression re-coding a block where the pointer passed changes them by as
-    much in a pattern of its own, which must not count as the pointer (``_shaped_diff``)."""
-    from quilt_llava.narratives.templates import _masked_mean_diff, _shaped_diff, make_template
+    much in a pattern of its own, which must not count as the pointer (``shaped_diff``)."""
+    from quilt_llava.narratives.templates import make_template, masked_mean_diff, shaped_diff
 
     t = make_template(1.0)
     rng = np.random.default_rng(3)
@@ -520,12 +525,12 @@ def test_shaped_diff_tells_a_pointer_from_a_re_coded_block():
     for alpha in (1.0, 0.5):  # opaque and see-through
         over = np.clip(alpha * t.image + (1 - alpha) * tissue.astype(float), 0, 255).astype(np.uint8)
         covered = np.where(t.mask > 0, over, tissue)
-        assert _shaped_diff(covered, tissue, t) == pytest.approx(_masked_mean_diff(covered, tissue, t.mask))
-        assert _masked_mean_diff(covered, tissue, t.mask) > 20
+        assert shaped_diff(covered, tissue, t) == pytest.approx(masked_mean_diff(covered, tissue, t.mask))
+        assert masked_mean_diff(covered, tissue, t.mask) > 20
     recoded = np.clip(tissue.astype(int) + rng.choice([-30, 30], size=tissue.shape), 0, 255).astype(np.uint8)
-    assert _masked_mean_diff(recoded, tissue, t.mask) > 20
-    assert _shaped_diff(recoded, tissue, t) == 0.0
-    assert _shaped_diff(tissue, tissue, t) == 0.0
+    assert masked_mean_diff(recoded, tissue, t.mask) > 20
+    assert shaped_diff(recoded, tissue, t) == 0.0
+    assert shaped_diff(tissue, tissue, t) == 0.0
 
 
 def test_ghost_left_by_a_passing_pointer_is_not_tracked():

@@ -6,13 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from quilt_llava.narratives import cursor, templates
-from quilt_llava.narratives.cursor import (
-    PRIOR_RETIRE_AFTER,
-    TWIN_SCORE,
-    AnalysedFrame,
-    TemplateCursorLocator,
-)
+from quilt_llava.narratives import box_matches, templates, whole_frame_search
+from quilt_llava.narratives.cursor import AnalysedFrame, TemplateCursorLocator
+from quilt_llava.narratives.sprite_set import PRIOR_RETIRE_AFTER, TWIN_SCORE
 from quilt_llava.narratives.templates import twin_score
 
 from .test_cursor import _slide
@@ -60,10 +56,10 @@ def test_small_sprite_found_at_half_resolution():
     luma = _paste(_tissue(), image, mask, 301, 157)
     locator = TemplateCursorLocator(H)
     k = _learned(locator, image, mask, coarse=True)
-    half = templates._half(luma)
+    half = templates.halved(luma)
     n = locator.config.search_peaks
-    coarse = templates._learned_peaks(luma, half, locator.templates[k], None, n)
-    full = templates._learned_peaks(luma, half, locator.templates[k], None, n, coarse=False)
+    coarse = templates.learned_peaks(luma, half, locator.templates[k], None, n)
+    full = templates.learned_peaks(luma, half, locator.templates[k], None, n, coarse=False)
     assert coarse[0][1:] == full[0][1:] == (301, 157)
 
 
@@ -88,10 +84,10 @@ def test_sprite_without_structure_stays_at_full_resolution():
             th, tw = t.image.shape
             sightings.append((i, luma, (x, y, x + tw, y + th)))
         locator.learner.sightings = sightings
-        results[k] = locator._coarse_finds(t)
+        results[k] = locator.intake.coarse_finds(t)
     assert results == {hand: True, plain: False}
     locator.learner.sightings = []
-    assert not locator._coarse_finds(locator.templates[hand])  # never seen: full resolution
+    assert not locator.intake.coarse_finds(locator.templates[hand])  # never seen: full resolution
 
 
 def test_shape_learned_twice_is_searched_once(monkeypatch):
@@ -112,16 +108,16 @@ def test_shape_learned_twice_is_searched_once(monkeypatch):
     crosshair = _learned(locator, cross, cross_mask, coarse=True)
     assert twin_score(locator.templates[first], locator.templates[twin])[0] >= TWIN_SCORE
     assert twin_score(locator.templates[first], locator.templates[crosshair])[0] < TWIN_SCORE
-    assert locator._twins() == {twin: (first, 1, 1)}  # its top-left lies 1 px right and down of the first's
+    assert locator.sprites.twins() == {twin: (first, 1, 1)}  # its top-left lies 1 px right and down of the first's
     searched = []
-    real = cursor._learned_peaks
-    monkeypatch.setattr(cursor, "_learned_peaks", lambda *a, **kw: searched.append(a[2]) or real(*a, **kw))
-    boxes = locator._search_peaks(AnalysedFrame(0, 0.0, luma, None, False))
+    real = whole_frame_search.learned_peaks
+    monkeypatch.setattr(whole_frame_search, "learned_peaks", lambda *a, **kw: searched.append(a[2]) or real(*a, **kw))
+    boxes = locator.search.search(AnalysedFrame(0, 0.0, luma, None, False), locator.new_view)
     # (the shapes are searched on two threads: in either order)
     assert sorted(map(id, searched)) == sorted([id(locator.templates[first]), id(locator.templates[crosshair])])
     tags = [b[4] for b in boxes if len(b) > 4]
     assert tags.count(first) == tags.count(twin) > 0
-    found = locator._candidates(luma, boxes, locator._unlocked())
+    found = locator.matcher.candidates(luma, boxes, locator.sprites.unlocked())
     assert found[0][3] == twin and abs(found[0][1] - (211 + 4)) <= 1 and abs(found[0][2] - 95) <= 1
 
 
@@ -130,21 +126,21 @@ def test_arrow_prior_retired_once_learned_sprites_explain_the_pointer():
     arrow prior that found it not once since the first sprite was learned are no longer matched;
     a size that did (a classic arrow beside a learned hand) stays."""
     locator = TemplateCursorLocator(H)
-    prior = list(range(locator.generic))
-    locator._credit(0)  # before any sprite is learned: not counted
+    prior = list(range(locator.sprites.generic))
+    locator.sprites.credit(0)  # before any sprite is learned: not counted
     image, mask = _hand()
     k = _learned(locator, image, mask, coarse=True)
     for _ in range(PRIOR_RETIRE_AFTER - 1):
-        locator._credit(k)
-    assert locator._unlocked() == [*prior, k]
-    locator._credit(k)
-    assert locator._unlocked() == [k]  # the video's own sprite explains its pointer
+        locator.sprites.credit(k)
+    assert locator.sprites.unlocked() == [*prior, k]
+    locator.sprites.credit(k)
+    assert locator.sprites.unlocked() == [k]  # the video's own sprite explains its pointer
     kept = TemplateCursorLocator(H)
     k = _learned(kept, image, mask, coarse=True)
-    kept._credit(2)  # the prior's middle size found the pointer once since
+    kept.sprites.credit(2)  # the prior's middle size found the pointer once since
     for _ in range(2 * PRIOR_RETIRE_AFTER):
-        kept._credit(k)
-    assert kept._unlocked() == [2, k]
+        kept.sprites.credit(k)
+    assert kept.sprites.unlocked() == [2, k]
 
 
 def _searched_once(
@@ -154,8 +150,8 @@ def _searched_once(
     located = TemplateCursorLocator(H)
     k = _learned(located, image, mask, coarse=True)
     first = AnalysedFrame(0, 0.0, tissue, None, False, scale=scale)
-    located._note_change(first)
-    located._peaks = (None, None, located._search_peaks(first))  # a new view: the whole frame
+    located.search.note_change(located.motion.moved(first))
+    located.search.peaks = (None, None, located.search.search(first, located.new_view))  # a new view: the whole frame
     located.new_view = False
     return located, k
 
@@ -173,25 +169,29 @@ def test_repeat_search_redoes_only_where_the_frame_changed(monkeypatch):
     motion = np.zeros((H // scale, W // scale), np.uint8)
     motion[y // scale : (y + 14) // scale + 1, x // scale : (x + 14) // scale + 1] = 90
     later = AnalysedFrame(1, 0.1, luma, motion, False, scale=scale)
-    located._note_change(later)
-    assert located._search_stale(later)
-    regions = located._search_regions(later)
+    located.search.note_change(located.motion.moved(later))
+    assert located.search.stale(later, located.new_view)
+    regions = located.search.regions(later, located.new_view)
     assert regions and sum((x1 - x0) * (y1 - y0) for x0, y0, x1, y1 in regions) < 0.3 * H * W
     shapes = []
-    real = cursor._learned_peaks
-    monkeypatch.setattr(cursor, "_learned_peaks", lambda *a, **kw: shapes.append(a[0].shape) or real(*a, **kw))
-    located._search_peaks(later)
+    real = whole_frame_search.learned_peaks
+    monkeypatch.setattr(
+        whole_frame_search, "learned_peaks", lambda *a, **kw: shapes.append(a[0].shape) or real(*a, **kw)
+    )
+    located.search.search(later, located.new_view)
     assert shapes and all(s[0] * s[1] < 0.3 * H * W for s in shapes)  # crops, not the frame
     fresh = TemplateCursorLocator(H)
     fresh.templates.append(located.templates[k])
-    monkeypatch.setattr(cursor, "_learned_peaks", real)
-    fresh._search_peaks(later)
-    assert located._raw[k][0][1:] == fresh._raw[k][0][1:] == (x, y)
+    monkeypatch.setattr(whole_frame_search, "learned_peaks", real)
+    fresh.search.search(later, fresh.new_view)
+    assert located.search.raw[k][0][1:] == fresh.search.raw[k][0][1:] == (x, y)
     # The same peaks (scores equal to float rounding: a crop is correlated apart from the frame).
-    assert [p[1:] for p in located._raw[k]] == [p[1:] for p in fresh._raw[k]]
-    assert np.allclose([p[0] for p in located._raw[k]], [p[0] for p in fresh._raw[k]], atol=1e-4)
-    located._note_change(AnalysedFrame(2, 0.2, luma, np.zeros_like(motion), False, scale=scale))
-    assert not located._search_stale(later)  # nothing changed since: the peaks stand
+    assert [p[1:] for p in located.search.raw[k]] == [p[1:] for p in fresh.search.raw[k]]
+    assert np.allclose([p[0] for p in located.search.raw[k]], [p[0] for p in fresh.search.raw[k]], atol=1e-4)
+    located.search.note_change(
+        located.motion.moved(AnalysedFrame(2, 0.2, luma, np.zeros_like(motion), False, scale=scale))
+    )
+    assert not located.search.stale(later, located.new_view)  # nothing changed since: the peaks stand
 
 
 def test_retired_prior_still_widens_the_pointer_footprint():
@@ -202,8 +202,8 @@ def test_retired_prior_still_widens_the_pointer_footprint():
     k = _learned(locator, image, mask, coarse=True)
     before = locator.footprint(300.0, 200.0, (W, H))
     for _ in range(PRIOR_RETIRE_AFTER):
-        locator._credit(k)
-    assert locator._unlocked() == [k]
+        locator.sprites.credit(k)
+    assert locator.sprites.unlocked() == [k]
     assert locator.footprint(300.0, 200.0, (W, H)) == before
 
 
@@ -228,39 +228,39 @@ def test_box_matched_once_per_frame(monkeypatch):
     with the very result a fresh match gives; a new frame is matched afresh."""
     loc = TemplateCursorLocator(H)
     calls = []
-    real = cursor.match_in
+    real = box_matches.match_in
 
     def counting(luma, box, template, min_contrast=0.0):
         calls.append((tuple(box), id(template)))
         return real(luma, box, template, min_contrast)
 
-    monkeypatch.setattr(cursor, "match_in", counting)
+    monkeypatch.setattr(box_matches, "match_in", counting)
     image, mask = _hand(20)
     luma = _paste(_tissue(), image, mask, 200, 120)
     boxes = [(180, 100, 215, 135), (400, 200, 420, 220)]
     every = list(range(len(loc.templates)))
-    first = loc._candidates(luma, boxes, every[:2])
+    first = loc.matcher.candidates(luma, boxes, every[:2])
     assert len(calls) == 2 * 2
-    again = loc._candidates(luma, boxes, every)
+    again = loc.matcher.candidates(luma, boxes, every)
     assert len(calls) == 2 * len(every)  # only the templates not matched yet
-    assert first == loc._candidates(luma, boxes, every[:2]) and len(calls) == 2 * len(every)
+    assert first == loc.matcher.candidates(luma, boxes, every[:2]) and len(calls) == 2 * len(every)
     fresh = TemplateCursorLocator(H)
-    monkeypatch.setattr(cursor, "match_in", real)
-    assert again and again == fresh._candidates(luma, boxes, every)
-    monkeypatch.setattr(cursor, "match_in", counting)
-    loc._candidates(luma.copy(), boxes, every)  # another frame, the same pixels: nothing matched again
+    monkeypatch.setattr(box_matches, "match_in", real)
+    assert again and again == fresh.matcher.candidates(luma, boxes, every)
+    monkeypatch.setattr(box_matches, "match_in", counting)
+    loc.matcher.candidates(luma.copy(), boxes, every)  # another frame, the same pixels: nothing matched again
     assert len(calls) == 2 * len(every)
     moved = _paste(_tissue(), image, mask, 203, 121)  # the pointer moved within the first box only
-    after = loc._candidates(moved, boxes, every)
+    after = loc.matcher.candidates(moved, boxes, every)
     assert len(calls) == 3 * len(every)  # the second box's pixels are those of the frame before
-    monkeypatch.setattr(cursor, "match_in", real)
-    assert after == TemplateCursorLocator(H)._candidates(moved, boxes, every)
+    monkeypatch.setattr(box_matches, "match_in", real)
+    assert after == TemplateCursorLocator(H).matcher.candidates(moved, boxes, every)
 
 
 def test_correlation_peaks_are_those_of_a_plain_reading():
     """The whole-frame search's peaks: local maxima of |NCC| within ``window`` above ``floor``, best
     first, computed here with numpy from the definition (ties and flat, NaN windows included)."""
-    from quilt_llava.narratives.templates import _correlation_peaks, make_template
+    from quilt_llava.narratives.templates import correlation_peaks, make_template
 
     rng = np.random.default_rng(5)
     for trial in range(6):
@@ -275,7 +275,7 @@ def test_correlation_peaks_are_those_of_a_plain_reading():
         )
         ys, xs = np.nonzero((res == window_max) & (res > 0.3))
         expected = sorted(zip(-res[ys, xs], ys, xs))[:16]
-        found = _correlation_peaks(image, t.half, None, 9, 0.3, 16)
+        found = correlation_peaks(image, t.half, None, 9, 0.3, 16)
         assert len(found) == len(expected) > 0
         assert [(x, y) for _, x, y in found] == [(int(x), int(y)) for _, y, x in expected]
         assert np.allclose([score for score, _, _ in found], [-float(s) for s, _, _ in expected])
@@ -286,7 +286,7 @@ def test_repeat_search_over_many_changed_regions_searches_the_whole_frame(monkey
     over the whole frame: with changes scattered over more than ``PATCH_RESCORED_REGIONS`` tile rows
     (compression flicker) the repeat search is one whole-frame search, which finds the same peaks;
     a sprite searched at full resolution, or the big prior sizes, still redo the regions alone."""
-    from quilt_llava.narratives.cursor import PATCH_RESCORED_REGIONS
+    from quilt_llava.narratives.whole_frame_search import PATCH_RESCORED_REGIONS
 
     image, mask = _hand()
     tissue = _tissue()
@@ -298,17 +298,19 @@ def test_repeat_search_over_many_changed_regions_searches_the_whole_frame(monkey
     for row in range(PATCH_RESCORED_REGIONS + 1):  # flicker spots on rows of tiles far apart
         motion[row * 22 + 1, 3] = 90
     later = AnalysedFrame(1, 0.1, luma, motion, False, scale=scale)
-    located._note_change(later)
-    regions = located._search_regions(later)
+    located.search.note_change(located.motion.moved(later))
+    regions = located.search.regions(later, located.new_view)
     assert regions is not None and len(regions) > PATCH_RESCORED_REGIONS
-    assert not located._patch_pays(k, regions) and located._patch_pays(k, regions[:PATCH_RESCORED_REGIONS])
-    assert located._patch_pays(4, regions)  # the biggest prior size: half resolution, nothing rescored
+    assert not located.search.patch_pays(k, regions) and located.search.patch_pays(k, regions[:PATCH_RESCORED_REGIONS])
+    assert located.search.patch_pays(4, regions)  # the biggest prior size: half resolution, nothing rescored
     shapes = []
-    real = cursor._learned_peaks
-    monkeypatch.setattr(cursor, "_learned_peaks", lambda *a, **kw: shapes.append(a[0].shape) or real(*a, **kw))
-    located._search_peaks(later)
+    real = whole_frame_search.learned_peaks
+    monkeypatch.setattr(
+        whole_frame_search, "learned_peaks", lambda *a, **kw: shapes.append(a[0].shape) or real(*a, **kw)
+    )
+    located.search.search(later, located.new_view)
     assert shapes == [(H, W)]  # one whole-frame search
     fresh = TemplateCursorLocator(H)
     fresh.templates.append(located.templates[k])
-    fresh._search_peaks(later)
-    assert located._raw[k] == fresh._raw[k] and located._raw[k][0][1:] == (x, y)
+    fresh.search.search(later, fresh.new_view)
+    assert located.search.raw[k] == fresh.search.raw[k] and located.search.raw[k][0][1:] == (x, y)

@@ -7,7 +7,7 @@ import pytest
 
 from quilt_llava.narratives.cursor import AnalysedFrame, CursorConfig, TemplateCursorLocator
 from quilt_llava.narratives.rest_recovery import RestProbe, rest_before
-from quilt_llava.narratives.templates import _shaped_diff, make_template, match_in
+from quilt_llava.narratives.templates import make_template, match_in, shaped_diff
 
 cv2 = pytest.importorskip("cv2")
 
@@ -41,7 +41,7 @@ def _walk(history, ref, probe, t, floor=0.45, min_change=20.0):
     def differs(luma, x, y):
         x0, y0 = round(x) - t.hotspot[0], round(y) - t.hotspot[1]
         h, w = t.image.shape
-        return _shaped_diff(luma[y0 : y0 + h, x0 : x0 + w], ref[y0 : y0 + h, x0 : x0 + w], t) >= min_change
+        return shaped_diff(luma[y0 : y0 + h, x0 : x0 + w], ref[y0 : y0 + h, x0 : x0 + w], t) >= min_change
 
     return rest_before(probe, history, match, differs, floor, 8)
 
@@ -86,14 +86,14 @@ def test_locator_reports_the_rest_once_the_pointer_left_the_spot(rest_frames):
     scale = loc.templates[k].image.shape[0] / make_template(1.0).image.shape[0]
     rested = _with_glass_arrow(tissue, rest, scale, 0.55)
     for i in range(rest_frames):
-        loc._remember(i, rested, False)
-    loc.probe = RestProbe(rest_frames, *rest, k)
+        loc.history.remember(i, rested, False)
+    loc.rests.probe = RestProbe(rest_frames, *rest, k)
     loc.track = (float(away[0]), float(away[1]), k)
     frame = AnalysedFrame(rest_frames + 4, 0.0, _with_glass_arrow(tissue, away, scale, 0.55), None, False)
-    hits = loc._probe_rest(frame)
+    hits = loc.rests.probe_rest(frame, loc.track)
     assert [h.index for h in hits] == list(range(0, rest_frames))
     assert all(abs(h.x - rest[0]) <= 1 and abs(h.y - rest[1]) <= 1 for h in hits)
-    assert loc.probe is None and all(confirmed for _, _, confirmed in loc.history)
+    assert loc.rests.probe is None and all(confirmed for _, _, confirmed in loc.history.frames)
 
 
 def test_both_rest_walks_see_the_kept_frames_with_the_thinned_ones_between():

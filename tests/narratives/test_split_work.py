@@ -72,7 +72,7 @@ def test_locator_with_a_helper_thread_finds_exactly_what_one_thread_finds(tmp_pa
     """A pointer that changes shape (several learned sprites matched in every moving blob, each
     searched over the whole frame): hits and segments identical with one matching thread and two,
     and the helper thread did part of the matching and searching."""
-    from quilt_llava.narratives import cursor
+    from quilt_llava.narratives import box_matches, whole_frame_search
     from quilt_llava.narratives.pipeline import ExtractConfig, analyse
     from quilt_llava.narratives.synthetic import SyntheticConfig, make_synthetic_video
     from quilt_llava.narratives.video import PyAVSource
@@ -97,7 +97,9 @@ def test_locator_with_a_helper_thread_finds_exactly_what_one_thread_finds(tmp_pa
         ),
     )
     threads: dict[str, int] = {}
-    real = {name: getattr(cursor, name) for name in ("match_in", "_correlation_peaks")}
+    # where the helper thread's work calls them: matching boxes, the whole-frame search
+    modules = {"match_in": box_matches, "correlation_peaks": whole_frame_search}
+    real = {name: getattr(module, name) for name, module in modules.items()}
 
     def counted(name: str):
         def call(*args, **kwargs):
@@ -107,8 +109,8 @@ def test_locator_with_a_helper_thread_finds_exactly_what_one_thread_finds(tmp_pa
 
         return call
 
-    for name in real:
-        monkeypatch.setattr(cursor, name, counted(name))
+    for name, module in modules.items():
+        monkeypatch.setattr(module, name, counted(name))
     results = []
     for match_threads in (1, 2):
         threads.clear()
@@ -126,7 +128,7 @@ def test_locator_with_a_helper_thread_finds_exactly_what_one_thread_finds(tmp_pa
         if match_threads == 1:
             assert not helper
         else:
-            assert {"match_in@split-work", "_correlation_peaks@split-work"} <= helper, threads
+            assert {"match_in@split-work", "correlation_peaks@split-work"} <= helper, threads
     assert len(results[0][0]) > 50
     assert results[0] == results[1]
 
@@ -152,7 +154,7 @@ def test_sprite_aligned_with_several_sightings_through_one_template():
 
 @pytest.mark.parametrize("size", [0, 6, 12, 20, 40, 80])
 def test_pairs_shared_with_the_helper_are_those_matched_in_opencv(size, monkeypatch):
-    """``_in_opencv`` tells which matches ``match_in`` hands to OpenCV (the ones worth another
+    """``in_opencv`` tells which matches ``match_in`` hands to OpenCV (the ones worth another
     thread), on small and large regions, for a prior template and a bigger one."""
     cv2 = pytest.importorskip("cv2")
     from quilt_llava.narratives import templates
@@ -166,4 +168,4 @@ def test_pairs_shared_with_the_helper_are_those_matched_in_opencv(size, monkeypa
             box = (x, y, x + size, y + size)
             calls.clear()
             templates.match_in(luma, box, t)
-            assert templates._in_opencv(luma.shape, box, t) == bool(calls), (box, t.image.shape)
+            assert templates.in_opencv(luma.shape, box, t) == bool(calls), (box, t.image.shape)

@@ -9,7 +9,7 @@ never differs from itself. Two cases use this, both walking the locator's held f
 **A rest from the view's start** (:func:`rest_before_move`, :func:`since_first`).
 The locator verifies a track once the pointer is seen to differ from what lay under it, which
 happens when it moves. Its hits before that, while it rested, come from walking back from the
-verified spot (:meth:`~quilt_llava.narratives.cursor.TemplateCursorLocator._backfill`), which
+verified spot (:meth:`~quilt_llava.narratives.view_history.ViewHistory.backfill`), which
 stops where the pointer moved fast across frames whose pixels were not kept, or from the
 whole-frame search, whose best match for a small or weakly learned pointer is often tissue that
 happens to look like it (a 16 px pointer at 480p matches its own sprite at 0.7-0.85 where it
@@ -19,7 +19,7 @@ The spot the pointer left is known from the frames alone: the view's oldest held
 frame that verified the track differ where the pointer was then and where it is now, and
 nowhere else (the view is still; a webcam is masked out). So, on the view's first verified
 hit (and, while none is verified, on a quiet frame after something moved: a pointer that
-rested and then vanished; see ``TemplateCursorLocator._vanished``):
+rested and then vanished; see ``EarlierRests.vanished`` in ``earlier_rests.py``):
 
 1. the pointer-sized places where the two frames differ, away from where the pointer is now;
 2. at each, the pointer's shapes matched in the old frame (``min_score``, the shape's
@@ -47,7 +47,7 @@ tissue, a see-through or heavily compressed pointer may match that sprite too we
 believed (a redglass arrow at CRF 36 scores 0.5-0.7 at rest, as tissue does). Its departure
 settles it: once the pointer has moved away from the spot where its track began, that spot
 shows the tissue it covered, and every earlier frame in which the pointer still rested there
-differs from it *in the pointer's pattern* (see ``templates._shaped_diff``), whatever the tissue
+differs from it *in the pointer's pattern* (see ``templates.shaped_diff``), whatever the tissue
 and however translucent the pointer. Tissue that merely looks like a pointer never differs
 from itself, so nothing is recovered where no pointer was.
 
@@ -70,14 +70,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from quilt_llava.narratives.cursor_hits import CursorHit, interpolated
 from quilt_llava.narratives.templates import Template, match_in, spot_diff
-
-if TYPE_CHECKING:
-    from quilt_llava.narratives.cursor import CursorHit
 
 MAX_SPOTS = 4  # places where the two frames differ that are matched, largest first
 DRIFT_PX = 2  # px a resting pointer may drift between two kept frames and stay the same rest
@@ -142,8 +139,6 @@ def rest_before_move(
     pointer followed back to the oldest held frame that also rested there in the first frame is
     taken to have rested in between (no pixels are held to check the frames between; a pointer
     that left and came back to the same spot is the one case this gets wrong)."""
-    from quilt_llava.narratives.cursor import CursorHit, interpolated  # cursor imports this module
-
     held = list(history)
     start = next((j for j, (_, luma, _) in enumerate(held) if luma is not None and luma.size), None)
     if start is None or not shapes:
@@ -210,8 +205,6 @@ def since_first(
     """The frames from the view's first one up to the oldest held sighting ``oldest`` of shape
     ``t``, newest first, when the pointer was at that spot in the first frame too (and, with
     ``new``, not in ``new``); else none."""
-    from quilt_llava.narratives.cursor import interpolated  # cursor imports this module
-
     index, luma = first
     if index >= oldest.index:
         return []
@@ -270,8 +263,6 @@ def rest_before(
     in the template's pattern? A frame counts when its match scores at least ``floor`` and
     differs; thinned frames between two that count are interpolated when the pointer moved at
     most ``radius`` px across them."""
-    from quilt_llava.narratives.cursor import CursorHit, interpolated  # cursor imports this module
-
     found: list[tuple[int, float, float, float]] = []
     x, y = probe.x, probe.y
     for index, luma, gap in _kept_back(sorted((h for h in history if h[0] < probe.index), key=lambda h: -h[0])):

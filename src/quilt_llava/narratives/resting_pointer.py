@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from quilt_llava.narratives.templates import Template, _correlation_peaks, _fill_ring_contrast, _half, match_in
+from quilt_llava.narratives.templates import Template, correlation_peaks, fill_ring_contrast, halved, match_in
 from quilt_llava.narratives.video import ColourSample
 from quilt_llava.narratives.webcam import Rect
 
@@ -88,7 +88,7 @@ def _peaks(image: np.ndarray, template: np.ndarray, limit: int) -> list[tuple[in
     th, tw = template.shape
     if image.shape[0] < th or image.shape[1] < tw:
         return []
-    return [(x, y) for _, x, y in _correlation_peaks(image, template, None, 5, 0.3, limit)]
+    return [(x, y) for _, x, y in correlation_peaks(image, template, None, 5, 0.3, limit)]
 
 
 def find_resting_pointer(
@@ -114,7 +114,7 @@ def find_resting_pointer(
             continue
         if min(th, tw) >= HALF_SEARCH_PX:
             if half is None:
-                half = _half(roi)
+                half = halved(roi)
             spots = [(2 * x, 2 * y, 3) for x, y in _peaks(half, t.half, config.peaks)]
         else:
             spots = [(x, y, 1) for x, y in _peaks(roi, t.flat, config.peaks)]
@@ -124,7 +124,7 @@ def find_resting_pointer(
             if score >= floor and (best is None or score > best.score):
                 fx, fy = round(tip_x) - t.hotspot[0], round(tip_y) - t.hotspot[1]
                 patch = luma[max(0, fy) : fy + th, max(0, fx) : fx + tw]
-                contrast = _fill_ring_contrast(patch, t) if patch.shape == t.fill.shape else 0.0
+                contrast = fill_ring_contrast(patch, t) if patch.shape == t.fill.shape else 0.0
                 best = Found(score, fx, fy, t, contrast)
     return best
 

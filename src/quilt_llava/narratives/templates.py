@@ -15,14 +15,14 @@ regions are correlated by :func:`masked_ncc` (gathering each window's masked pix
 larger ones by OpenCV, whichever is cheaper (``DIRECT_WORK``). A match whose fill and outline
 differ by too little contrast is rejected, since correlation alone ignores contrast.
 
-The whole-frame search (:func:`_correlation_peaks`, :func:`_learned_peaks`) lists the best local
+The whole-frame search (:func:`correlation_peaks`, :func:`learned_peaks`) lists the best local
 maxima of the unmasked correlation; at half resolution its peaks are rescored at full resolution
-around each (:func:`_rescored`). :func:`twin_score` tells two learned sprites that are one shape
+around each (:func:`rescored`). :func:`twin_score` tells two learned sprites that are one shape
 learned twice.
 
 Patch tests used to verify a pointer: :func:`spot_diff` (how much a frame differs from another
 under a template placed at a point; with ``shaped``, only a difference in the template's own
-pattern counts, see :func:`_shaped_diff`) and :func:`_same_region` (a region read by
+pattern counts, see :func:`shaped_diff`) and :func:`same_region` (a region read by
 :func:`match_in` unchanged between two frames, so its match can be reused).
 
 Not handled: a pointer drawn rotated, or scaled other than at the template sizes given; a flat
@@ -41,9 +41,9 @@ ARROW_POLYGON = np.array(
     [(0.0, 0.0), (0.0, 16.5), (4.0, 12.8), (6.9, 19.2), (9.3, 18.2), (6.4, 12.0), (11.6, 12.0)], dtype=np.float64
 )
 
-# Prior templates shorter than ``cursor.MIN_SEARCH_HEIGHT`` at half resolution, and learned sprites searched
-# there: this many times more half-resolution peaks are rescored (twice that for a sprite under
-# ``LEARNED_HALF_SEARCH``)
+# Prior templates shorter than ``whole_frame_search.MIN_SEARCH_HEIGHT`` at half resolution, and learned
+# sprites searched there: this many times more half-resolution peaks are rescored (twice that for a
+# sprite under ``LEARNED_HALF_SEARCH``)
 SMALL_SEARCH_FACTOR = 4
 SMALL_SEARCH_REFINE = 3  # px around each, at full resolution
 COARSE_POSITIONS = 400  # regions with more candidate positions get a coarse unmasked pass first
@@ -54,7 +54,7 @@ DIRECT_WORK = 32_000
 WINDOW_CACHE = 8  # region shapes per template whose window indices are kept (see ``Template.window_index``)
 LEARNED_HALF_SEARCH = 24  # px: learned sprites at least this tall and wide are searched at half resolution
 # A spot that would verify a track must differ from the view some frames back in the template's pattern
-# (the locator's ``_new_here``, ``_shaped_diff``): the signed difference correlates with the template at least this
+# (the locator's ``_new_here``, ``shaped_diff``): the signed difference correlates with the template at least this
 # much. Measured: 0.2-0.98 where a pointer arrived (redglass-crf36, handhelds-480p), 0.05 on a block
 # that CRF 36 re-coded where the pointer had passed (it keeps that look until the next keyframe).
 SHAPED_CHANGE = 0.15
@@ -74,7 +74,7 @@ class Template:
         repr=False, default_factory=lambda: np.zeros((1, 1), np.uint8)
     )  # 255: pixels of its outline
     learned: bool = False  # learned from the video (see ``pointer.py``)
-    # a learned sprite the whole-frame search finds at half resolution (see ``TemplateCursorLocator._learn``)
+    # a learned sprite the whole-frame search finds at half resolution (see ``SpriteIntake.coarse_finds``)
     coarse: bool = False
     min_contrast: float | None = (
         None  # fill/outline contrast a match needs (None: the config's); a learned sprite's own
@@ -162,7 +162,7 @@ def _flat_peak(luma: np.ndarray, t: Template, x: int, y: int, r: int) -> tuple[f
     return float(hi), x0 + loc[0], y0 + loc[1]
 
 
-def _correlation_peaks(
+def correlation_peaks(
     image: np.ndarray, template: np.ndarray, ignore: np.ndarray | None, window: int, floor: float, limit: int
 ) -> list[tuple[float, int, int]]:
     """The ``limit`` best local maxima (within ``window`` px, above ``floor``) of the |unmasked
@@ -189,7 +189,7 @@ def _correlation_peaks(
     return [(float(values[i]), int(xs[i]), int(ys[i])) for i in top]
 
 
-def _rescored(
+def rescored(
     luma: np.ndarray, t: Template, half_peaks: list[tuple[float, int, int]], limit: int, floor: float
 ) -> list[tuple[float, int, int]]:
     """Half-resolution peaks rescored at full resolution (best |unmasked NCC| within
@@ -202,7 +202,7 @@ def _rescored(
     return sorted(((score, fx, fy) for (fx, fy), score in fine.items()), reverse=True)[:limit]
 
 
-def _learned_peaks(
+def learned_peaks(
     luma: np.ndarray, half: np.ndarray, t: Template, ignore: np.ndarray | None, n: int, coarse: bool | None = None
 ) -> list[tuple[float, int, int]]:
     """The ``n`` best whole-frame peaks of a learned sprite: (score, top-left x, y), best first.
@@ -213,12 +213,12 @@ def _learned_peaks(
     it (a small sprite keeps more: it ranks lower among tissue there). Any other, by the unmasked
     correlation at full resolution (30-100 ms at 720p against a few ms)."""
     if not (t.coarse if coarse is None else coarse):
-        return _correlation_peaks(luma, t.flat, ignore, 9, 0.3, n)
+        return correlation_peaks(luma, t.flat, ignore, 9, 0.3, n)
     factor = SMALL_SEARCH_FACTOR * (1 if min(t.image.shape) >= LEARNED_HALF_SEARCH else 2)
-    return _rescored(luma, t, _correlation_peaks(half, t.half, ignore, 5, 0.2, factor * n), n, 0.0)
+    return rescored(luma, t, correlation_peaks(half, t.half, ignore, 5, 0.2, factor * n), n, 0.0)
 
 
-def _half(luma: np.ndarray) -> np.ndarray:
+def halved(luma: np.ndarray) -> np.ndarray:
     import cv2
 
     return cv2.resize(luma, (luma.shape[1] // 2, luma.shape[0] // 2), interpolation=cv2.INTER_AREA)
@@ -262,7 +262,7 @@ def twin_score(a: Template, b: Template, slack: int = 3) -> tuple[float, int, in
     return float(res[y, x]), dx, dy
 
 
-def _in_opencv(shape: tuple[int, ...], box: tuple[int, ...], template: Template) -> bool:
+def in_opencv(shape: tuple[int, ...], box: tuple[int, ...], template: Template) -> bool:
     """Does :func:`match_in` of ``template`` in ``box`` (on a frame of ``shape``) correlate with
     OpenCV (a large region's coarse pass, or a masked correlation too big for :func:`masked_ncc`),
     which releases the GIL, rather than with numpy in small steps?"""
@@ -312,17 +312,31 @@ def match_in(
     best, loc = (hi, hi_loc) if hi >= -lo else (-lo, lo_loc)
     if min_contrast > 0:
         patch = roi[loc[1] : loc[1] + th, loc[0] : loc[0] + tw]
-        contrast = _fill_ring_contrast(patch, template)
+        contrast = fill_ring_contrast(patch, template)
         if contrast < (min_contrast if template.min_contrast is None else template.min_contrast):
             return 0.0, 0.0, 0.0
     return float(best), float(x0 + loc[0] + template.hotspot[0]), float(y0 + loc[1] + template.hotspot[1])
+
+
+def box_around_tip(x: float, y: float, radius: int, t: Template) -> tuple[int, int, int, int]:
+    """Top-left positions (x0, y0, x1, y1) from which template ``t`` puts its hotspot within
+    ``radius`` px of (x, y): the box :func:`match_in` searches for a pointer near there."""
+    hx, hy = t.hotspot
+    return int(x - hx - radius), int(y - hy - radius), int(x - hx + radius + 1), int(y - hy + radius + 1)
+
+
+def patch_box(x: float, y: float, t: Template) -> tuple[int, int, int, int]:
+    """Pixels (x0, y0, x1, y1) template ``t`` covers with its hotspot at (x, y)."""
+    th, tw = t.image.shape
+    x0, y0 = round(x) - t.hotspot[0], round(y) - t.hotspot[1]
+    return x0, y0, x0 + tw, y0 + th
 
 
 def spot_diff(
     luma: np.ndarray, other: np.ndarray, x: float, y: float, t: Template, shaped: bool = False
 ) -> float | None:
     """Mean |luma - other| over template ``t``'s pixels with its hotspot at (x, y) (``shaped``: 0
-    unless the difference has the template's pattern, see :func:`_shaped_diff`); None when the
+    unless the difference has the template's pattern, see :func:`shaped_diff`); None when the
     template does not fit in the frame there."""
     th, tw = t.image.shape
     x0, y0 = round(x) - t.hotspot[0], round(y) - t.hotspot[1]
@@ -331,11 +345,11 @@ def spot_diff(
     if x0 < 0 or y0 < 0 or x1 > W or y1 > H:
         return None
     if shaped:
-        return _shaped_diff(luma[y0:y1, x0:x1], other[y0:y1, x0:x1], t)
-    return _masked_mean_diff(luma[y0:y1, x0:x1], other[y0:y1, x0:x1], t.mask)
+        return shaped_diff(luma[y0:y1, x0:x1], other[y0:y1, x0:x1], t)
+    return masked_mean_diff(luma[y0:y1, x0:x1], other[y0:y1, x0:x1], t.mask)
 
 
-def _same_region(luma: np.ndarray, other: np.ndarray | None, box: tuple[int, ...], t: Template) -> bool:
+def same_region(luma: np.ndarray, other: np.ndarray | None, box: tuple[int, ...], t: Template) -> bool:
     """Are the pixels ``match_in`` reads for ``t`` in ``box`` the same in ``luma`` and ``other``?"""
     if other is None or other.shape != luma.shape:
         return False
@@ -345,21 +359,21 @@ def _same_region(luma: np.ndarray, other: np.ndarray | None, box: tuple[int, ...
     return bool(np.array_equal(luma[y0:y1, x0:x1], other[y0:y1, x0:x1]))
 
 
-def _fill_ring_contrast(patch: np.ndarray, t: Template) -> float:
+def fill_ring_contrast(patch: np.ndarray, t: Template) -> float:
     """|mean(fill) - mean(outline)| of a template-sized patch."""
     import cv2
 
     return abs(cv2.mean(patch, mask=t.fill)[0] - cv2.mean(patch, mask=t.ring)[0])
 
 
-def _masked_mean_diff(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
+def masked_mean_diff(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
     """Mean |a - b| over the pixels where ``mask`` (uint8) is set."""
     import cv2
 
     return float(cv2.mean(cv2.absdiff(a, b), mask=mask)[0])
 
 
-def _shaped_diff(patch: np.ndarray, background: np.ndarray, t: Template) -> float:
+def shaped_diff(patch: np.ndarray, background: np.ndarray, t: Template) -> float:
     """Mean |patch - background| over ``t``'s pixels, or 0 when that difference does not have the
     template's shape (|correlation| of the signed difference with the template's pixels under
     ``SHAPED_CHANGE``): a pointer over any tissue, see-through or not, changes the pixels it covers

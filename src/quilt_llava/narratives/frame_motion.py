@@ -1,0 +1,123 @@
+"""What moved in a frame, for the cursor locator's parts that read it.
+
+In: an :class:`~quilt_llava.narratives.cursor_hits.AnalysedFrame` (its motion image: the
+|difference| to the previous frame at analysis scale, and the ignored regions). Out, made once
+per frame and shared (never written to): the motion pixels outside ignored regions
+(:meth:`FrameMotion.moved`), their connected components (:meth:`FrameMotion.components`) and
+the search boxes of the moving blobs (:meth:`FrameMotion.blob_boxes`: top-left positions, full
+resolution, from which a template of the sizes given overlaps a changed area). The change
+record of the whole-frame search, the blob candidates and the sprite learner all read them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from quilt_llava.narratives.cursor import CursorConfig
+    from quilt_llava.narratives.cursor_hits import AnalysedFrame
+
+
+class FrameMotion:
+    """Per-frame caches of the motion mask, its components and its blob boxes."""
+
+    def __init__(self, config: CursorConfig) -> None:
+        self.config = config
+        self._blobs_of = -1  # frame index the cached blob boxes belong to
+        self._blobs: list[tuple[int, int, int, int]] = []
+        self._ignore_key: np.ndarray | None = None
+        self._ignore_keep: np.ndarray | None = None
+        self._moved_of = -1
+        self._moved_mask: np.ndarray | None = None
+        self._components_of = -1
+        self._component_stats: np.ndarray | None = None
+
+    def blob_boxes(
+        self, frame: AnalysedFrame, sizes: Callable[[], list[tuple[int, ...]]]
+    ) -> list[tuple[int, int, int, int]]:
+        """Search boxes around this frame's moving blobs (made once per frame); ``sizes``: the
+        (height, width) of the templates matched now, asked for when the boxes are made."""
+        if self._blobs_of != frame.index:
+            self._blobs_of, self._blobs = frame.index, self._find_blobs(frame, sizes)
+        return self._blobs
+
+    def moved(self, frame: AnalysedFrame) -> np.ndarray | None:
+        """This frame's motion pixels (1) outside ignored regions, at analysis scale (None without a
+        motion image); made once per frame, never written to."""
+        import cv2
+
+        if self._moved_of != frame.index:
+            moved = None
+            if frame.motion is not None:
+                _, moved = cv2.threshold(frame.motion, self.config.motion_threshold, 1, cv2.THRESH_BINARY)
+                if frame.ignore is not None:
+                    if self._ignore_key is not frame.ignore:
+                        self._ignore_keep = (~frame.ignore).astype(np.uint8)
+                        self._ignore_key = frame.ignore
+                    moved = cv2.bitwise_and(moved, self._ignore_keep)
+            self._moved_of, self._moved_mask = frame.index, moved
+        return self._moved_mask
+
+    def components(self, frame: AnalysedFrame, moved: np.ndarray) -> np.ndarray:
+        """``cv2.connectedComponentsWithStats`` stats of this frame's :meth:`moved` (8-connected)."""
+        import cv2
+
+        if self._components_of != frame.index:
+            self._components_of = frame.index
+            self._component_stats = cv2.connectedComponentsWithStats(moved, connectivity=8)[2]
+        assert self._component_stats is not None
+        return self._component_stats
+
+    def _find_blobs(
+        self, frame: AnalysedFrame, template_sizes: Callable[[], list[tuple[int, ...]]]
+    ) -> list[tuple[int, int, int, int]]:
+        import cv2
+
+        moved = self.moved(frame)
+        if moved is None or cv2.countNonZero(moved) == 0:
+            return []
+        cfg = self.config
+        s = frame.scale
+        sizes = template_sizes()
+        th, tw = max(h for h, _ in sizes), max(w for _, w in sizes)
+        bx, by, bw, bh = cv2.boundingRect(moved)
+        if bw * s <= 3 * tw and bh * s <= 3 * th:
+            # One compact change (the usual moving pointer): no need to label components.
+            return [(bx * s - tw, by * s - th, (bx + bw) * s + 1, (by + bh) * s + 1)]
+        stats = self.components(frame, moved)
+        order = np.argsort(-stats[1:, cv2.CC_STAT_AREA])[: cfg.max_blobs * 3] + 1
+        boxes = []
+        for i in order:
+            x, y, w, h, area = stats[i]
+            if area > cfg.max_blob_area:
+                continue
+            # Any top-left from which the template overlaps the changed area.
+            boxes.append((x * s - tw, y * s - th, (x + w) * s + 1, (y + h) * s + 1))
+            if len(boxes) >= cfg.max_blobs:
+                break
+        return boxes
+
+    def largest_blobs(self, frame: AnalysedFrame, n: int) -> list[tuple[int, int, int, int]]:
+        """The ``n`` largest moving blobs of this frame no larger than ``max_blob_area`` (x0, y0,
+        x1, y1, full resolution): what the sprite learner looks at."""
+        import cv2
+
+        moved = self.moved(frame)
+        if moved is None or not cv2.countNonZero(moved):
+            return []
+        stats = self.components(frame, moved)
+        s = frame.scale
+        order = np.argsort(-stats[1:, cv2.CC_STAT_AREA])[:n] + 1
+        return [
+            (
+                int(stats[i, 0]) * s,
+                int(stats[i, 1]) * s,
+                int(stats[i, 0] + stats[i, 2]) * s,
+                int(stats[i, 1] + stats[i, 3]) * s,
+            )
+            for i in order
+            if stats[i, cv2.CC_STAT_AREA] <= self.config.max_blob_area
+        ]

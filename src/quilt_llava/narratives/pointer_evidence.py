@@ -1,0 +1,83 @@
+"""Is a match at a spot the pointer? What the frames say beyond its shape.
+
+In: a frame, a hotspot (x, y) and a template index; the pointer-free background
+(:class:`~quilt_llava.narratives.background.PointerFreeBackground`) and the view's held frames
+(:class:`~quilt_llava.narratives.view_history.ViewHistory`). Out: the evidence the locator
+weighs, each a number or a yes/no:
+
+- :meth:`PointerEvidence.change`: how much the spot differs from the background under the
+  template (a pointer differs from what it covers; tissue that looks like a pointer does not);
+- :meth:`PointerEvidence.new_here`: whether it also differs from the view a few frames back in
+  the template's pattern (the spot a pointer has just left differs from the last frame too, but
+  shows what it showed before the pointer passed);
+- :meth:`PointerEvidence.new_there`: both, outside ignored regions;
+- :meth:`PointerEvidence.spot_diff`: the spot compared with any other frame;
+- :meth:`PointerEvidence.contrast`: the fill/outline contrast there (pointers are drawn black
+  on white or the reverse; tissue is far less contrasted).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from quilt_llava.narratives.background import PointerFreeBackground
+from quilt_llava.narratives.cursor_hits import AnalysedFrame, inside
+from quilt_llava.narratives.templates import Template, fill_ring_contrast, patch_box, spot_diff
+from quilt_llava.narratives.view_history import ViewHistory
+
+if TYPE_CHECKING:
+    from quilt_llava.narratives.cursor import CursorConfig
+
+
+class PointerEvidence:
+    """Tests of a match against the background and the view's held frames."""
+
+    def __init__(
+        self, templates: list[Template], background: PointerFreeBackground, history: ViewHistory, config: CursorConfig
+    ) -> None:
+        self.templates = templates
+        self.background = background
+        self.history = history
+        self.config = config
+
+    def change(self, luma: np.ndarray, x: float, y: float, k: int) -> float:
+        """Mean |frame - background| over the arrow's pixels at (x, y): a pointer differs from what it covers."""
+        return self.background.change(luma, x, y, self.templates[k])
+
+    def new_there(self, frame: AnalysedFrame, x: float, y: float, k: int) -> bool:
+        """Does a pointer of shape ``k`` with its tip at (x, y) cover something new: it differs from
+        the background, and from the view some frames back in the template's pattern?"""
+        if frame.ignore is not None and inside(frame.ignore, x, y, frame.scale):
+            return False
+        return self.change(frame.luma, x, y, k) >= self.config.min_change and self.new_here(frame, x, y, k)
+
+    def new_here(self, frame: AnalysedFrame, x: float, y: float, k: int, back: int = 8) -> bool:
+        """Is what matches at (x, y) new there? A spot differs from the background (the last frame)
+        both where the pointer arrives and where it has just left; in the second case the spot
+        shows what it showed before the pointer passed. So a match that would verify a track must
+        also differ from the view's oldest held frame at most ``back`` frames earlier (True when
+        none). A pointer that took longer than that to pass over the spot is not caught (the
+        view's oldest frame would catch it, but also refuses a pointer returning to where it
+        was: recall on redglass-crf36 0.522 -> 0.508)."""
+        older = self.history.older(frame.index, back)
+        if older is None:
+            return True
+        diff = self.spot_diff(frame.luma, older, x, y, k, shaped=True)
+        return diff is None or diff >= 0.5 * self.config.min_change
+
+    def spot_diff(
+        self, luma: np.ndarray, other: np.ndarray, x: float, y: float, k: int, shaped: bool = False
+    ) -> float | None:
+        """:func:`~quilt_llava.narratives.templates.spot_diff` of template ``k``."""
+        return spot_diff(luma, other, x, y, self.templates[k], shaped)
+
+    def contrast(self, luma: np.ndarray, x: float, y: float, k: int) -> float:
+        """|mean(fill) - mean(outline)| of the arrow with its tip at (x, y)."""
+        t = self.templates[k]
+        x0, y0, x1, y1 = patch_box(x, y, t)
+        H, W = luma.shape
+        if x0 < 0 or y0 < 0 or x1 > W or y1 > H:
+            return 0.0
+        return fill_ring_contrast(luma[y0:y1, x0:x1], t)

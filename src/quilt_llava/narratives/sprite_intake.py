@@ -1,0 +1,133 @@
+"""Sprites the learner finds in the video, taken into the locator's shapes, with where they rested.
+
+In: each still frame's largest moving blobs, fed to the sprite learner
+(:class:`~quilt_llava.narratives.pointer.SpriteLearner`), and the view's held frames
+(:class:`~quilt_llava.narratives.view_history.ViewHistory`). Out: each sprite just learned
+joins the :class:`~quilt_llava.narratives.sprite_set.SpriteSet` (unlocking it; the next
+whole-frame search is due at once), marked ``coarse`` when the half-resolution search finds it
+(``COARSE_TRIALS``); and the hits of where it was before it was known
+(:meth:`SpriteIntake.observe`): where it rested from the view's oldest held frame forward while
+it is found beyond doubt (``sure_score``), then where the learner saw it move.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from quilt_llava.narratives.cursor_hits import THINNED, AnalysedFrame, CursorHit, interpolated
+from quilt_llava.narratives.sprite_set import SpriteSet
+from quilt_llava.narratives.templates import (
+    LEARNED_HALF_SEARCH,
+    Template,
+    box_around_tip,
+    halved,
+    learned_peaks,
+    match_in,
+)
+from quilt_llava.narratives.view_history import ViewHistory
+from quilt_llava.narratives.whole_frame_search import WholeFrameSearch
+
+if TYPE_CHECKING:
+    from quilt_llava.narratives.cursor import CursorConfig
+    from quilt_llava.narratives.pointer import SpriteLearner
+
+COARSE_TRIALS = 3  # sightings a small learned sprite must be found in at half resolution to be searched there
+
+
+class SpriteIntake:
+    """Feeds the sprite learner and takes what it learns into the locator's shapes."""
+
+    def __init__(
+        self,
+        learner: SpriteLearner,
+        sprites: SpriteSet,
+        search: WholeFrameSearch,
+        history: ViewHistory,
+        config: CursorConfig,
+    ) -> None:
+        self.learner = learner
+        self.sprites = sprites
+        self.templates = sprites.templates
+        self.search = search
+        self.history = history
+        self.config = config
+
+    def observe(self, frame: AnalysedFrame, blobs: list[tuple[int, int, int, int]]) -> list[CursorHit]:
+        """Feed the learner this frame's moving ``blobs``; a newly learned sprite joins the
+        templates and unlocks them. Returns the hits of where it rested earlier in this view
+        (see :meth:`recover_rest`)."""
+        found: list[CursorHit] = []
+        for template in self.learner.observe(frame.index, frame.luma, blobs):
+            template.coarse = min(template.image.shape) >= LEARNED_HALF_SEARCH or self.coarse_finds(template)
+            k = self.sprites.add(template)  # a new shape: the lock is earned afresh
+            self.search.forget()
+            found = self.recover_rest(k)
+        return found
+
+    def coarse_finds(self, t: Template) -> bool:
+        """Does the half-resolution whole-frame search find a small sprite just learned where the
+        learner saw it (``COARSE_TRIALS`` sightings, the latest)? A sprite with little structure of
+        its own (a white fill whose outline was not learned, a 12 px hand) blurs into the tissue
+        there and is searched at full resolution."""
+        cfg = self.config
+        th, tw = t.image.shape
+        tried = 0
+        for _index, luma, (x0, y0, x1, y1) in self.learner.sightings[-COARSE_TRIALS:]:
+            score, x, y = match_in(luma, (x0 - tw, y0 - th, x1, y1), t, cfg.min_contrast)
+            if score < cfg.min_score:
+                continue
+            tx, ty = x - t.hotspot[0], y - t.hotspot[1]
+            peaks = learned_peaks(luma, halved(luma), t, None, cfg.search_peaks, coarse=True)
+            if not any(abs(px - tx) <= 2 and abs(py - ty) <= 2 for _, px, py in peaks):
+                return False
+            tried += 1
+        return tried > 0
+
+    def recover_rest(self, k: int) -> list[CursorHit]:
+        """A sprite just learned from motion: where did it rest before it first moved? From the
+        view's oldest held frame (searched whole) forward, while the sprite is found beyond
+        doubt (``sure_score``) near where it was; thinned frames between two sightings of a
+        pointer that stayed within ``backfill_radius`` are interpolated. Then the frames where
+        the learner saw it move, before it was known."""
+        import cv2
+
+        cfg = self.config
+        t = self.templates[k]
+        hits: list[CursorHit] = []
+        gap: list[int] = []
+        for index, luma, confirmed in self.history.frames:
+            if confirmed or luma is None:
+                break
+            if luma is THINNED:
+                gap.append(index)
+                continue
+            if not hits:
+                res = np.abs(cv2.matchTemplate(luma, t.flat, cv2.TM_CCOEFF_NORMED))
+                cv2.patchNaNs(res, 0.0)
+                _, _, _, (px, py) = cv2.minMaxLoc(res)
+                box = (px - 2, py - 2, px + 3, py + 3)
+            else:
+                box = box_around_tip(hits[-1].x, hits[-1].y, cfg.backfill_radius, t)
+            score, x, y = match_in(luma, box, t, cfg.min_contrast)
+            if score < cfg.sure_score:
+                break
+            if gap and hits:
+                last = hits[-1]
+                if math.hypot(x - last.x, y - last.y) > cfg.backfill_radius:
+                    break
+                hits += interpolated(gap, CursorHit(index, x, y, score), last.index, last.x, last.y, last.score)
+            gap = []
+            hits.append(CursorHit(index, x, y, score))
+        # Then where the learner saw it moving, in frames it still holds.
+        done = {h.index for h in hits} | {i for i, _, c in self.history.frames if c}
+        for index, luma, (x0, y0, x1, y1) in self.learner.sightings:
+            if index in done or (hits and index < hits[-1].index):
+                continue
+            th, tw = t.image.shape
+            score, x, y = match_in(luma, (x0 - tw, y0 - th, x1, y1), t, cfg.min_contrast)
+            if score >= cfg.min_score:
+                hits.append(CursorHit(index, x, y, score))
+        return sorted(hits, key=lambda h: h.index)

@@ -1,0 +1,191 @@
+"""The cursor locator's collaborators, each alone: the sprite set, the view's held frames, the
+pointer-free background and the frame's motion blobs (``narratives/sprite_set.py``,
+``view_history.py``, ``background.py``, ``frame_motion.py``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from quilt_llava.narratives.background import PointerFreeBackground
+from quilt_llava.narratives.cursor import CursorConfig
+from quilt_llava.narratives.cursor_hits import THINNED, AnalysedFrame, CursorHit
+from quilt_llava.narratives.frame_motion import FrameMotion
+from quilt_llava.narratives.sprite_set import PRIOR_RETIRE_AFTER, SpriteSet
+from quilt_llava.narratives.templates import make_template, make_templates
+from quilt_llava.narratives.view_history import ViewHistory
+
+cv2 = pytest.importorskip("cv2")
+
+
+def _texture(h: int = 120, w: int = 160, seed: int = 0) -> np.ndarray:
+    """Smooth grey tissue-like texture (no arrow-like structure)."""
+    rng = np.random.default_rng(seed)
+    noise = rng.integers(0, 256, (h // 8, w // 8), dtype=np.uint8)
+    return cv2.resize(noise, (w, h), interpolation=cv2.INTER_CUBIC)
+
+
+def _with_pointer(luma: np.ndarray, tip: tuple[int, int], t) -> np.ndarray:
+    """``luma`` with template ``t`` pasted (its mask) so that its hotspot lies at ``tip``."""
+    out = luma.copy()
+    th, tw = t.image.shape
+    x0, y0 = tip[0] - t.hotspot[0], tip[1] - t.hotspot[1]
+    region = out[y0 : y0 + th, x0 : x0 + tw]
+    region[t.mask > 0] = t.image[t.mask > 0]
+    return out
+
+
+def test_sprite_set_locks_on_three_quarters_of_the_votes_and_a_new_sprite_unlocks():
+    sprites = SpriteSet(make_templates((0.8, 1.0, 1.25), 720), CursorConfig(lock_after=4))
+    assert sprites.active() == [0, 1, 2]
+    for k in (1, 1, 2, 2, 2, 2):  # size 2 has 4 votes, but only 4 of 6
+        sprites.vote(k)
+    assert sprites.locked is None and sprites.active() == [0, 1, 2]
+    sprites.vote(2)
+    sprites.vote(2)  # 6 of 8: three quarters
+    assert sprites.locked == 2 and sprites.active() == [2]
+    k = sprites.add(make_template(1.1))
+    assert k == 3 and sprites.generic == 3 and sprites.learned_any
+    assert sprites.locked is None and sprites.active() == [0, 1, 2, 3]
+    assert sprites.votes.tolist() == [0, 0, 0, 0]  # the lock is earned afresh
+
+
+def test_sprite_set_retires_the_prior_sizes_that_never_found_the_pointer():
+    sprites = SpriteSet(make_templates((0.8, 1.0, 1.25), 720), CursorConfig())
+    sprites.credit(0)  # before a sprite is learned: not counted
+    k = sprites.add(make_template(1.1))
+    sprites.credit(1)  # the middle size found it once since
+    for _ in range(PRIOR_RETIRE_AFTER - 1):
+        sprites.credit(k)
+    assert sprites.retired() == set() and sprites.unlocked() == [0, 1, 2, 3]
+    sprites.credit(k)
+    assert sprites.retired() == {0, 2} and sprites.unlocked() == [1, 3]
+
+
+def test_sprite_set_footprint_is_the_union_of_every_template_box_clipped_to_the_frame():
+    templates = make_templates((0.6, 1.6), 720)
+    sprites = SpriteSet(templates, CursorConfig())
+    # Every template's hotspot is (2, 2) from its top-left: the union spans the largest one.
+    big = templates[1].image.shape
+    assert sprites.footprint(100.0, 50.0, (640, 360)) == (100 - 2 - 3, 50 - 2 - 3, 98 + big[1] + 3, 48 + big[0] + 3)
+    assert sprites.footprint(1.0, 1.0, (20, 20), margin=0) == (0, 0, 20, 20)
+
+
+def test_view_history_keeps_pixels_of_every_nth_frame_and_the_newest():
+    history = ViewHistory(CursorConfig(history_stride=4, backfill_frames=6))
+    frames = [np.full((4, 4), i, np.uint8) for i in range(10)]
+    for i, luma in enumerate(frames):
+        history.remember(i, luma, False)
+    held = list(history.frames)
+    assert [i for i, _, _ in held] == [4, 5, 6, 7, 8, 9]  # at most backfill_frames
+    kept = [i for i, luma, _ in held if luma is not THINNED]
+    assert kept == [4, 8, 9]
+    assert history.pixels_of(8) is frames[8] and history.pixels_of(5) is THINNED and history.pixels_of(2) is None
+    # The oldest frame with pixels at most 3 back (frame 8 from 11, frame 9 from 12), else the newest one.
+    assert history.older(11, 3) is frames[8] and history.older(12, 3) is frames[9]
+    assert history.older(20, 3) is frames[9]
+
+
+def test_view_history_confirm_marks_frames_and_backfill_stops_there():
+    t = make_template(1.0)
+    base = _texture()
+    history = ViewHistory(CursorConfig(history_stride=1))
+    tip = (60, 40)
+    for i in range(8):
+        history.remember(i, _with_pointer(base, tip, t), False)
+    walked = history.backfill(60.0, 40.0, t)
+    assert [h.index for h in walked] == list(range(8))
+    assert all(abs(h.x - 60) <= 1 and abs(h.y - 40) <= 1 for h in walked)
+    history.confirm([CursorHit(3, 60.0, 40.0, 0.95)])
+    assert [c for _, _, c in history.frames] == [i == 3 for i in range(8)]
+    assert history.hits == {3: (60.0, 40.0)} and history.any_confirmed()
+    assert [h.index for h in history.backfill(60.0, 40.0, t)] == [4, 5, 6, 7]  # a verified hit is not walked over
+    history.clear()
+    assert not history.frames and not history.hits and history.first is None
+
+
+def test_background_keeps_what_the_pointer_covers():
+    t = make_template(1.0)
+    empty = _texture(seed=1)
+    tip = (70, 50)
+    covered = _with_pointer(empty, tip, t)
+    mask = t.mask > 0
+    th, tw = t.image.shape
+    x0, y0 = tip[0] - t.hotspot[0], tip[1] - t.hotspot[1]
+    expected = np.abs(covered[y0 : y0 + th, x0 : x0 + tw].astype(int) - empty[y0 : y0 + th, x0 : x0 + tw])[mask].mean()
+    background = PointerFreeBackground()
+    assert background.change(covered, *tip, t) == 0.0  # nothing to compare with yet
+    background.update(empty, [])
+    assert background.change(covered, *tip, t) == pytest.approx(expected, abs=0.01)
+    assert expected > 20
+    # The pointer stays: under it, the pixels from before it arrived are kept.
+    background.update(covered, [(tip[0], tip[1], t)])
+    assert background.frame is covered
+    assert background.change(covered, *tip, t) == pytest.approx(expected, abs=0.01)
+    # Nothing kept: the background is the last frame, pointer included.
+    background.update(covered, [])
+    assert background.change(covered, *tip, t) == 0.0
+    assert background.change(covered, 1.0, 1.0, t) == 0.0  # the template leaves the frame
+    background.clear()
+    assert background.frame is None and background.patches == []
+
+
+def test_frame_motion_boxes_around_moving_blobs():
+    cfg = CursorConfig(motion_threshold=14, max_blob_area=50, max_blobs=4)
+    s = 4
+    motion = np.zeros((60, 80), np.uint8)
+    motion[10:13, 10:14] = 40  # a pointer-sized change
+    luma = np.zeros((240, 320), np.uint8)
+    sizes = [(20, 12)]  # (height, width) of the templates matched now
+
+    one = FrameMotion(cfg).blob_boxes(AnalysedFrame(1, 0.0, luma, motion, False, scale=s), lambda: sizes)
+    # Every top-left from which a 12 x 20 template overlaps the changed area.
+    assert one == [(10 * s - 12, 10 * s - 20, 14 * s + 1, 13 * s + 1)]
+
+    motion[40:43, 60:63] = 40  # a second one far away
+    motion[30:40, 30:45] = 40  # and a large change (150 px): not a pointer
+    motion[0:2, 0:2] = 10  # below the motion threshold
+    frame = AnalysedFrame(2, 0.0, luma, motion, False, scale=s)
+    found = FrameMotion(cfg)
+    boxes = found.blob_boxes(frame, lambda: sizes)
+    assert sorted(boxes) == sorted(
+        [(10 * s - 12, 10 * s - 20, 14 * s + 1, 13 * s + 1), (60 * s - 12, 40 * s - 20, 63 * s + 1, 43 * s + 1)]
+    )
+    assert found.blob_boxes(frame, lambda: [(99, 99)]) is boxes  # made once per frame
+    assert found.largest_blobs(frame, 1) == []  # the largest one is too large to be a pointer
+
+    ignore = np.zeros((60, 80), bool)
+    ignore[35:50, 55:70] = True  # a webcam over the second one
+    masked = FrameMotion(cfg).blob_boxes(AnalysedFrame(3, 0.0, luma, motion, False, ignore, s), lambda: sizes)
+    assert (60 * s - 12, 40 * s - 20, 63 * s + 1, 43 * s + 1) not in masked and len(masked) == 1
+    assert FrameMotion(cfg).blob_boxes(AnalysedFrame(4, 0.0, luma, None, False, scale=s), lambda: sizes) == []
+
+
+def test_the_locator_and_its_parts_import_nothing_heavy():
+    """OpenCV is imported where a part first correlates, not when the locator's modules load."""
+    import subprocess
+    import sys
+
+    parts = [
+        "cursor",
+        "cursor_hits",
+        "sprite_set",
+        "frame_motion",
+        "whole_frame_search",
+        "box_matches",
+        "background",
+        "pointer_evidence",
+        "view_history",
+        "earlier_rests",
+        "sprite_intake",
+        "motion_judge",
+    ]
+    code = (
+        "import importlib, sys\n"
+        f"for name in {parts!r}:\n"
+        "    importlib.import_module('quilt_llava.narratives.' + name)\n"
+        "print(','.join(m for m in ('cv2', 'av', 'torch') if m in sys.modules))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == ""
