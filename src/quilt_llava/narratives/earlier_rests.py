@@ -93,6 +93,7 @@ class EarlierRests:
         rested = self.before(frame, 0.0, 0.0, -1, track, [])
         if rested:
             self.sought = True
+            self.history.guessed(rested)  # a verified track that matches better there replaces them
         return rested
 
     def before(

@@ -38,12 +38,15 @@ class ViewHistory:
         self.frames: deque[tuple[int, np.ndarray | None, bool]] = deque(maxlen=config.backfill_frames)
         self.hits: dict[int, tuple[float, float] | None] = {}
         self.first: tuple[int, np.ndarray] | None = None  # (index, luma) of the view's first still frame
+        # frame -> score of a hit given while no pointer was verified (a guess, see ``guessed``)
+        self.guesses: dict[int, float] = {}
 
     def clear(self) -> None:
         """The view ended."""
         self.first = None
         self.frames.clear()
         self.hits.clear()
+        self.guesses.clear()
 
     def remember(self, index: int, luma: np.ndarray | None, confirmed: bool) -> None:
         """Add a frame to the view's history; the previous frame's pixels are dropped unless it
@@ -64,6 +67,11 @@ class ViewHistory:
                 ((i, luma, confirmed or i in done) for i, luma, confirmed in self.frames), maxlen=self.frames.maxlen
             )
             self.hits.update(done)
+
+    def guessed(self, hits: list[CursorHit]) -> None:
+        """Hits emitted while no pointer was verified (a rest found by the spot something left):
+        :meth:`backfill` of a verified track walks over them where it matches better."""
+        self.guesses.update((h.index, h.score) for h in hits)
 
     def any_confirmed(self) -> bool:
         return any(confirmed for _, _, confirmed in self.frames)
@@ -102,7 +110,10 @@ class ViewHistory:
         for index, luma, confirmed in reversed(self.frames):
             if luma is None:
                 break
-            if confirmed:  # never overwrite a verified hit, unless it lies in what is now known to be a webcam
+            # Never overwrite a verified hit, unless it lies in what is now known to be a webcam
+            # (or was a guess this match beats, below).
+            guess = self.guesses.get(index)
+            if confirmed and guess is None:
                 pos = self.hits.get(index)
                 if ignore is None or pos is None or not inside(ignore, pos[0], pos[1], scale):
                     break
@@ -118,7 +129,7 @@ class ViewHistory:
             else:
                 score, bx, by = match_in(luma, box, t, self.config.min_contrast)
             last = (box, luma, (score, bx, by))
-            if score < self.config.min_score:
+            if score < self.config.min_score or (guess is not None and score <= guess):
                 break
             if gap:
                 if not hits or math.hypot(bx - x, by - y) > radius:
