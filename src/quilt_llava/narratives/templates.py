@@ -338,9 +338,7 @@ def spot_diff(
     """Mean |luma - other| over template ``t``'s pixels with its hotspot at (x, y) (``shaped``: 0
     unless the difference has the template's pattern, see :func:`shaped_diff`); None when the
     template does not fit in the frame there."""
-    th, tw = t.image.shape
-    x0, y0 = round(x) - t.hotspot[0], round(y) - t.hotspot[1]
-    x1, y1 = x0 + tw, y0 + th
+    x0, y0, x1, y1 = patch_box(x, y, t)
     H, W = luma.shape
     if x0 < 0 or y0 < 0 or x1 > W or y1 > H:
         return None
