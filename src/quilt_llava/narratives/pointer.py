@@ -75,7 +75,7 @@ class SpriteConfig:
     symmetric_iou: float = 0.8  # mask against itself turned 180 degrees and mirrored both ways: all overlap this much
     tip_depth: float = 0.18  # share of the sprite's extent (at least 2 px) that counts as its extreme
     inset: float = 1.5  # px per 24 px of sprite size from the extreme pixels inward to the hotspot
-    max_sprites: int = 8
+    max_sprites: int = 12
     candidates_kept: int = 12
 
 
