@@ -24,7 +24,7 @@ moves):
    of its sightings may match that well: it is also verified where ``agree_many`` earlier
    sightings each match the candidate at ``agree_many_score`` (lower), the sprite being
    the part it shares with the best of them, provided that part spans most of both
-   sightings (``extent_keep``; a crosshair with an arm cut off would get its centre wrong)
+   sightings (``extent_keep``; less is a fragment of the shape, seen cut on one side)
    and the sightings have ``agree_many_area`` mask pixels or more (over fewer, a tiny
    compressed pointer's fragments match each other at that score by chance).
 4. **Several sprites per video.** A sprite that matches one already known is not added
@@ -385,7 +385,7 @@ class SpriteLearner:
         h = min(cand.image.shape[0], other.image.shape[0])
         w = min(cand.image.shape[1], other.image.shape[1])
         if whole and (image.shape[0] < cfg.extent_keep * h or image.shape[1] < cfg.extent_keep * w):
-            return False, None  # a part cut off one side (half of a crosshair): its decided hotspot is off
+            return False, None  # a fragment, cut on one side: the sightings are not of one whole shape
         sprite = Candidate(cand.index, cand.x, cand.y, image, mask)
         if any(self._same(sprite, t) for t in self.learned):
             return True, None
