@@ -20,6 +20,13 @@ moves):
    candidate from another frame, at least ``min_shift`` px away, has the same shape
    (masked correlation >= ``agree_score`` at the best small offset, similar area).
    A growing annotation stroke, a webcam and a re-sharpening view are not rigid.
+   A see-through pointer shows other tissue through its fill at every sighting, so no two
+   of its sightings may match that well: it is also verified where ``agree_many`` earlier
+   sightings each match the candidate at ``agree_many_score`` (lower), the sprite being
+   the part it shares with the best of them, provided that part spans most of both
+   sightings (``extent_keep``; less is a fragment of the shape, seen cut on one side)
+   and the sightings have ``agree_many_area`` mask pixels or more (over fewer, a tiny
+   compressed pointer's fragments match each other at that score by chance).
 4. **Several sprites per video.** A sprite that matches one already known is not added
    again; a new shape (the arrow turning into a hand) is learned when it moves.
 
@@ -71,11 +78,16 @@ class SpriteConfig:
     min_shift: float = 6.0  # px two candidates must lie apart to show motion
     agree_score: float = 0.8  # masked correlation of two candidates that makes them one rigid sprite
     agree_offset: int = 3  # px of slack when the two candidates are aligned
+    # ... or this many earlier sightings that each match it at ``agree_many_score`` (a see-through pointer),
+    agree_many: int = 2
+    agree_many_score: float = 0.72
+    agree_many_area: int = 200  # mask px (not scaled: chance correlation depends on the pixel count) both have
+    extent_keep: float = 0.75  # and what they share spans this share of both sightings' height and width
     same_score: float = 0.78  # a learned sprite that matches a known one (or a part of one) this well is not added
     symmetric_iou: float = 0.8  # mask against itself turned 180 degrees and mirrored both ways: all overlap this much
     tip_depth: float = 0.18  # share of the sprite's extent (at least 2 px) that counts as its extreme
     inset: float = 1.5  # px per 24 px of sprite size from the extreme pixels inward to the hotspot
-    max_sprites: int = 8
+    max_sprites: int = 12
     candidates_kept: int = 12
 
 
@@ -324,14 +336,18 @@ class SpriteLearner:
         return Candidate(index, x0 + sx0, y0 + sy0, now[sy0:sy1, sx0:sx1].copy(), mask)
 
     def _verify(self, cand: Candidate) -> Template | None:
+        """A sprite from ``cand`` and an earlier sighting of the same rigid shape elsewhere: one
+        that matches it at ``agree_score``, else, where ``agree_many`` sightings or more match it
+        at ``agree_many_score`` (a see-through pointer shows other tissue through its fill at
+        every sighting, so no two of its sightings match that well), the best of them."""
         cfg = self.config
         area = int(np.count_nonzero(cand.mask))
         own: Template | None = None  # the candidate as a template, made once for every sighting it is aligned with
+        weaker: list[tuple[float, int, int, Candidate]] = []
         for other in reversed(self.candidates):
             if other.index >= cand.index - 1 or math.hypot(other.x - cand.x, other.y - cand.y) < cfg.min_shift:
                 continue
-            other_area = int(np.count_nonzero(other.mask))
-            if not 0.6 <= area / max(1, other_area) <= 1.6:
+            if not 0.6 <= area / max(1, int(np.count_nonzero(other.mask))) <= 1.6:
                 continue
             if (
                 abs(other.image.shape[0] - cand.image.shape[0]) > 4
@@ -341,19 +357,40 @@ class SpriteLearner:
             if own is None:
                 own = template_from_sprite(cand.image, cand.mask, (0, 0))
             score, dx, dy = _align(cand, other, cfg.agree_offset, own)
-            if score < cfg.agree_score:
-                continue
-            common = common_sprite(cand, other, dx, dy)
-            if common is None:
-                continue
-            image, mask = common
-            if np.count_nonzero(mask) < max(self.min_area, 0.5 * min(area, other_area)):
-                continue  # the two sightings share only a fragment: not one rigid sprite seen twice
-            sprite = Candidate(cand.index, cand.x, cand.y, image, mask)
-            if any(self._same(sprite, t) for t in self.learned):
-                return None
-            return template_from_sprite(image, mask, decide_hotspot(mask, cfg.symmetric_iou, cfg.tip_depth, cfg.inset))
+            if score >= cfg.agree_score:
+                decided, template = self._shared(cand, other, dx, dy, whole=False)
+                if decided:
+                    return template
+            elif score >= cfg.agree_many_score and min(area, np.count_nonzero(other.mask)) >= cfg.agree_many_area:
+                weaker.append((score, dx, dy, other))
+        if len(weaker) < cfg.agree_many:
+            return None
+        for _score, dx, dy, other in sorted(weaker, key=lambda w: -w[0]):
+            decided, template = self._shared(cand, other, dx, dy, whole=True)
+            if decided:
+                return template
         return None
+
+    def _shared(self, cand: Candidate, other: Candidate, dx: int, dy: int, whole: bool) -> tuple[bool, Template | None]:
+        """The sprite two aligned sightings share: (True, it), (True, None) where it is a known
+        sprite, (False, None) where they share only a fragment (other sightings may do better)."""
+        cfg = self.config
+        common = common_sprite(cand, other, dx, dy)
+        if common is None:
+            return False, None
+        image, mask = common
+        smaller = min(np.count_nonzero(cand.mask), np.count_nonzero(other.mask))
+        if np.count_nonzero(mask) < max(self.min_area, 0.5 * smaller):
+            return False, None  # the two sightings share only a fragment: not one rigid sprite seen twice
+        h = min(cand.image.shape[0], other.image.shape[0])
+        w = min(cand.image.shape[1], other.image.shape[1])
+        if whole and (image.shape[0] < cfg.extent_keep * h or image.shape[1] < cfg.extent_keep * w):
+            return False, None  # a fragment, cut on one side: the sightings are not of one whole shape
+        sprite = Candidate(cand.index, cand.x, cand.y, image, mask)
+        if any(self._same(sprite, t) for t in self.learned):
+            return True, None
+        hotspot = decide_hotspot(mask, cfg.symmetric_iou, cfg.tip_depth, cfg.inset)
+        return True, template_from_sprite(image, mask, hotspot)
 
     def _same(self, cand: Candidate, t: Template) -> bool:
         """Is ``cand`` a known sprite, or a part of one (a sighting whose outline half matched
