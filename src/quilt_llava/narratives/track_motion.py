@@ -5,7 +5,7 @@ it, and a see-through pointer shows different tissue through its fill in every f
 sprite matches it at 0.45-0.6 where the same sprite finds it at rest at 0.7-0.9. Judged one
 frame at a time against ``min_score``, such a pointer drops out for most of its motion, and a
 lookalike on still tissue or a compression ghost of where it was is taken instead. The
-locator (:meth:`~quilt_llava.narratives.cursor.TemplateCursorLocator._coast`) adds four
+locator (:meth:`~quilt_llava.narratives.motion_judge.MotionJudge.shown`) adds four
 judgements from the pointer's motion to its own; it leaves its own state as it is and only
 changes which hits are shown:
 
