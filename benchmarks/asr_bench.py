@@ -237,6 +237,7 @@ def judged(
         "scores": score(script, fixed.text(), vocab).to_dict(),
         "changes": len(edits),
         "loose_changes": sum(1 for e in edits if not e.detail["acoustic"].get("strict", True)),
+        "far_changes": sum(1 for e in edits if e.detail["acoustic"].get("tier") == "far"),
         "refused": len(refused),
         "right_words_changed": hurt,
         "right_words": right,
@@ -249,6 +250,11 @@ def judged(
         "texts": check.texts - t0,
         "edits": [f"{e.before} -> {e.after}" for e in edits],
         "refused_edits": [f"{r['before']} -> {r['after']}" for r in refused],
+        "edit_verdicts": [
+            f"{e.before} -> {e.after} ({e.detail['acoustic'].get('tier', 'own')}, text {e.score:.2f}, "
+            f"audio {e.detail['acoustic'].get('delta_per_token', '-')}, mean {e.detail['acoustic'].get('mean_gain')})"
+            for e in edits
+        ],
         "text": fixed.text(),
     }
 
@@ -324,6 +330,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--acoustic-margin", type=float, default=acoustic.margin)
     ap.add_argument("--acoustic-veto", type=float, default=acoustic.veto)
     ap.add_argument(
+        "--acoustic-far",
+        action=argparse.BooleanOptionalAction,
+        default=bool(acoustic.far),
+        help="the far tier of candidates (AcousticConfig.far), kept only when the audio scores them at least "
+        "--acoustic-far-gain per token above the heard words",
+    )
+    ap.add_argument("--acoustic-far-gain", type=float, default=acoustic.far_gain)
+    ap.add_argument(
+        "--acoustic-audio-chooses",
+        action=argparse.BooleanOptionalAction,
+        default=acoustic.audio_chooses,
+        help="between overlapping accepted candidates the audio's favourite is made (else the corrector's own first)",
+    )
+    ap.add_argument(
         "--acoustic-phonemes",
         type=float,
         default=acoustic.phoneme_min,
@@ -397,7 +417,12 @@ def main(argv: list[str] | None = None) -> int:
                 model,
                 vocab,
                 AcousticConfig(
-                    margin=args.acoustic_margin, veto=args.acoustic_veto, phoneme_min=args.acoustic_phonemes or None
+                    margin=args.acoustic_margin,
+                    veto=args.acoustic_veto,
+                    phoneme_min=args.acoustic_phonemes or None,
+                    far=acoustic.far if args.acoustic_far else None,
+                    far_gain=args.acoustic_far_gain,
+                    audio_chooses=args.acoustic_audio_chooses,
                 ),
             )
         results = [run_set(n, model, asr, vocab, Path(tmp), llm, args.keep, llm_options, check) for n in names]

@@ -44,9 +44,14 @@ _UNSAFE = re.compile(r"[^\w ]+")
 _DIGITS = re.compile(r"\d")
 
 
+def espeak_path() -> str | None:
+    """Where the espeak-ng program is (None: not installed); the demo's voice uses it too."""
+    return shutil.which(PROGRAM)
+
+
 def available() -> bool:
     """Whether espeak-ng can be run here."""
-    return shutil.which(PROGRAM) is not None
+    return espeak_path() is not None
 
 
 class Phonemes:
@@ -66,7 +71,7 @@ class Phonemes:
         if ask:
             try:
                 done = subprocess.run(
-                    [PROGRAM, "-q", "--ipa", "-v", self.voice],
+                    [espeak_path() or PROGRAM, "-q", "--ipa", "-v", self.voice],
                     input="\n".join(ask) + "\n",
                     capture_output=True,
                     text=True,
@@ -101,7 +106,7 @@ def phoneme_edits(
 
     if not 0 < min_similarity <= 1:
         raise ConfigError([f"min_similarity must be within 0-1, got {min_similarity}"])
-    forms = [f for f in corrector._forms if not any(_DIGITS.search(w) for w in f)]
+    forms = [f for f in corrector.forms if not any(_DIGITS.search(w) for w in f)]
     terms = phonemes.of([" ".join(f) for f in forms])
     runs: list[tuple[int, int, int, tuple[str, ...]]] = []
     for ui, u in enumerate(transcript.utterances):
@@ -109,7 +114,7 @@ def phoneme_edits(
         for i in range(len(norms)):
             for n in range(1, corrector.config.max_ngram + 1):
                 run = tuple(norms[i : i + n])
-                if len(run) < n or any(_DIGITS.search(w) for w in run) or not corrector._touchable(run)[0]:
+                if len(run) < n or any(_DIGITS.search(w) for w in run) or not corrector.touchable(run)[0]:
                     continue
                 runs.append((ui, i, i + n, run))
     heard = phonemes.of([" ".join(r[3]) for r in runs])
@@ -128,8 +133,10 @@ def phoneme_edits(
             best = (k, sim)
         if best is None:
             continue
-        term = corrector._index[forms[best[0]]]
+        term = corrector.term_of(forms[best[0]])
+        if term is None:  # not reached: the forms are the corrector's own
+            continue
         tokens = tokens_of(transcript.utterances[ui])
-        edit = corrector._edit(ui, a, b, tokens, term.canonical, best[1], 0.0, best[1])
+        edit = corrector.edit(ui, a, b, tokens, term.canonical, best[1], 0.0, best[1])
         found.append(replace(edit, detail={"phonemes": round(best[1], 3)}))
     return found
