@@ -1,7 +1,8 @@
 """Why the spoken terms that the corrected recognition still misses are missed, and why right words
 were damaged: the diagnosis table of the speech benchmark (docs/BENCHMARKS.md, Speech).
 
-For each set, on the recognition that ``asr_bench.py --keep DIR`` kept (same lines and settings,
+For each set, on the first pass (the default recognition; ``--second-pass``: the merged text) of
+the recognition that ``asr_bench.py --keep DIR`` kept (same lines and settings,
 else it recognises again and keeps it), the recognition is corrected with the acoustic check as the
 benchmark does, and every vocabulary term of the script that the result lacks is put in one class:
 
@@ -44,7 +45,7 @@ from quilt_llava.narratives.acoustic_check import AcousticCheck, AcousticConfig,
 from quilt_llava.narratives.asr import AsrConfig, load_model, read_audio
 from quilt_llava.narratives.correct import CorrectionConfig, Edit, VocabularyCorrector, tokens_of
 from quilt_llava.narratives.speech_metrics import normalise, term_counts
-from quilt_llava.narratives.transcript import Transcript
+from quilt_llava.narratives.transcript import Transcript, transcript_from_records
 from quilt_llava.narratives.vocabulary import Vocabulary
 
 TUNING = ("demo", "heldout", "heldout2", "heldout3")
@@ -99,12 +100,16 @@ def into(e: Edit, term: str, vocab: Vocabulary) -> bool:
     return term in term_counts(normalise(e.after, vocab), vocab)
 
 
-def diagnose(name: str, model: Any, vocab: Vocabulary, keep: Path, check: AcousticCheck, tmp: Path) -> dict[str, Any]:
+def diagnose(
+    name: str, model: Any, vocab: Vocabulary, keep: Path, check: AcousticCheck, tmp: Path, second_pass: bool = False
+) -> dict[str, Any]:
     from quilt_llava.narratives.phonemes import Phonemes, available, phoneme_edits
 
     asr = AsrConfig(model=DEFAULT_MODEL, second_pass=True)
     lines = sentences(name)
-    raw, _timing = kept_recognition(name, lines, model, asr, tmp, keep, vocab)
+    raw, timing = kept_recognition(name, lines, model, asr, tmp, keep, vocab)
+    if not second_pass and timing.get("first_pass"):  # the default recognition: one pass
+        raw = transcript_from_records(timing["first_pass"], f"{name} (1st pass)")
     audio, _bad = read_audio(voiced(name, lines, keep))
     fixed, chosen, refused = correct_heard(raw, vocab, audio, check)
     script = " ".join(lines)
@@ -246,14 +251,29 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--set", choices=TUNING, action="append", help="a tuning set (repeatable; default all four)")
     ap.add_argument("--keep", type=Path, required=True, help="asr_bench.py --keep folder")
-    ap.add_argument("--acoustic-phonemes", type=float, default=None)
+    ap.add_argument(
+        "--acoustic-phonemes", type=float, default=AcousticConfig().phoneme_min, help="phoneme bar (0: none)"
+    )
+    ap.add_argument(
+        "--sixth-pass",
+        action="store_true",
+        help="the check as the sixth pass left it: no far tier, no phonemes, the corrector's own edits first",
+    )
+    ap.add_argument(
+        "--second-pass", action="store_true", help="diagnose the second pass's merged text (default: the first pass)"
+    )
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     vocab = Vocabulary.load()
     model = load_model(AsrConfig(model=DEFAULT_MODEL))
-    check = AcousticCheck(model, vocab, AcousticConfig(phoneme_min=args.acoustic_phonemes))
+    config = AcousticConfig(phoneme_min=args.acoustic_phonemes or None)
+    if args.sixth_pass:
+        config = AcousticConfig(phoneme_min=None, far=None, audio_chooses=False)
+    check = AcousticCheck(model, vocab, config)
     with tempfile.TemporaryDirectory() as tmp:
-        results = [diagnose(n, model, vocab, args.keep, check, Path(tmp)) for n in (args.set or TUNING)]
+        results = [
+            diagnose(n, model, vocab, args.keep, check, Path(tmp), args.second_pass) for n in (args.set or TUNING)
+        ]
     if args.json:
         print(json.dumps(results))
         return 0
