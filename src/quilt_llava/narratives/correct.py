@@ -10,7 +10,8 @@ General speech recognition turns pathology terms into everyday words and non-wor
 
 - a run that already is a term (in any listed spelling) is never changed, nor any run
   holding a word that is a one-word term (a correct term is not "corrected" into another,
-  unless a context cue says so, below);
+  unless a context cue says so, below), except words that spell one longer term exactly when
+  joined ("pseudo inclusions" -> "pseudoinclusions", where "inclusions" is a term too);
 - a word that is another form of a term word is left alone: the same stem with
   another ending ("neutrophilic" is not "neutrophil", "granular" not "granuloma") or the
   word without a prefix that changes its meaning ("typical", "section");
