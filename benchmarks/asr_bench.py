@@ -74,7 +74,7 @@ from typing import Any
 from quilt_llava.demo.sample import INTRO_LINES, NEGATIVE_LINES, POSITIVE_LINES
 from quilt_llava.demo.voice import VoiceConfig, speak_utterances, write_wav
 from quilt_llava.files import read_json, write_json
-from quilt_llava.narratives.acoustic_check import AcousticCheck, AcousticConfig, correct_heard
+from quilt_llava.narratives.acoustic_check import FAR_BARS, AcousticCheck, AcousticConfig, correct_heard
 from quilt_llava.narratives.asr import AsrConfig, load_model, read_audio, transcribe
 from quilt_llava.narratives.asr_second_pass import SecondPass
 from quilt_llava.narratives.correct import Edit, VocabularyCorrector, correct_with_vocabulary, tokens_of
@@ -333,8 +333,8 @@ def main(argv: list[str] | None = None) -> int:
         "--acoustic-far",
         action=argparse.BooleanOptionalAction,
         default=bool(acoustic.far),
-        help="the far tier of candidates (AcousticConfig.far), kept only when the audio scores them at least "
-        "--acoustic-far-gain per token above the heard words",
+        help="the far tier's text candidates (AcousticConfig.far = FAR_BARS; phoneme candidates are far "
+        "anyway), kept only when the audio scores them at least --acoustic-far-gain per token above the heard words",
     )
     ap.add_argument("--acoustic-far-gain", type=float, default=acoustic.far_gain)
     ap.add_argument(
@@ -420,7 +420,7 @@ def main(argv: list[str] | None = None) -> int:
                     margin=args.acoustic_margin,
                     veto=args.acoustic_veto,
                     phoneme_min=args.acoustic_phonemes or None,
-                    far=acoustic.far if args.acoustic_far else None,
+                    far=FAR_BARS if args.acoustic_far else None,
                     far_gain=args.acoustic_far_gain,
                     audio_chooses=args.acoustic_audio_chooses,
                 ),

@@ -57,7 +57,7 @@ def norms(transcript) -> list[str]:
 
 def test_a_far_candidate_the_audio_prefers_is_made_and_only_with_the_far_tier(heard):
     # "abithelian" is 0.6 like "epithelium" by spelling and Metaphone (below the looser bars) and
-    # 0.7 or more by espeak-ng phonemes: both far-tier sources; the audio prefers the term
+    # 0.7 or more by espeak-ng phonemes (a far-tier candidate); the audio prefers the term
     from quilt_llava.narratives.acoustic_check import AcousticCheck, AcousticConfig, correct_heard
 
     model, transcript, vocab, audio = heard
@@ -133,3 +133,13 @@ def test_each_tier_has_its_bar(tier, per_token, mean, accepted):
     )
     assert v.judged(AcousticConfig()).accepted is accepted
     assert v.strict is (tier == "own")
+
+
+def test_the_far_text_bars_are_checked_like_the_loose_ones():
+    from quilt_llava.errors import ConfigError
+    from quilt_llava.narratives.acoustic_check import FAR_BARS, AcousticConfig
+
+    AcousticConfig(far=FAR_BARS).validate()
+    with pytest.raises(ConfigError) as err:
+        AcousticConfig(far={"min_scor": 0.5}, loose={"min_score": 2.0}).validate()
+    assert "far: 'min_scor' is not a CorrectionConfig field" in str(err.value) and "loose: min_score" in str(err.value)

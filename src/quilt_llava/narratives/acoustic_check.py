@@ -30,12 +30,12 @@ text match, the better the audio must like it:
 - **loose**: the corrector's best edit per word at looser bars (``loose``: fuzzier
   sound-alikes, everyday words, runs of garbled words), kept when its summed score is no more
   than ``margin`` per token below the heard words;
-- **far**: every candidate of still looser bars (``far``) and, where espeak-ng is installed,
-  runs whose phonemes are at least ``phoneme_min`` like a term's
+- **far**: where espeak-ng is installed, runs whose phonemes are at least ``phoneme_min`` like a term's
   (:mod:`quilt_llava.narratives.phonemes`: "myopsy" -> "biopsy", "tube use" -> "tubules", which
-  letter-based keys miss; without espeak-ng none, and the log says so), kept only when the
-  audio scores them at least ``far_gain`` (0: at least as well as the heard words) by both
-  measures.
+  letter-based keys miss; without espeak-ng none, and the log says so) and, when ``far`` is
+  set (``FAR_BARS``; off by default: no term more on the tuning sets for 2-3 x the time), every
+  candidate of still looser text bars; kept only when the audio scores them at least
+  ``far_gain`` (0: at least as well as the heard words) by both measures.
 
 Where accepted candidates overlap, the one the audio prefers most (highest ``per_token``) is
 made, whatever its tier (``audio_chooses``): "hyper pleasure" becomes "hyperplasia" (far) rather
@@ -84,6 +84,14 @@ ACOUSTIC_CHECK = True
 # well as the heard words: the far tier; docs/BENCHMARKS.md, Speech).
 PHONEME_BAR = 0.7
 ACOUSTIC_PHONEMES = True
+# Text bars of the far tier (AcousticConfig.far) where it is asked for (benchmark --acoustic-far).
+FAR_BARS = {
+    "min_score": 0.55,
+    "min_spelling": 0.3,
+    "common_min_score": 0.7,
+    "cue_min_score": 0.55,
+    "common_run_min_spelling": 0.5,
+}
 WINDOW_S = 30.0  # one Whisper encoder window
 MIN_CLIP_S = 0.1  # less audio than this at an utterance's words (timings past the end): not checked
 
@@ -108,18 +116,12 @@ class AcousticConfig:
             "common_run_min_spelling": 0.8,
         }
     )
-    # The far tier: candidates found only at these still looser bars must score at least ``far_gain``
-    # per token against the heard words (the looser the text match, the better the audio must
-    # like it; None or {}: no far tier).
-    far: dict[str, float] | None = field(
-        default_factory=lambda: {
-            "min_score": 0.55,
-            "min_spelling": 0.3,
-            "common_min_score": 0.7,
-            "cue_min_score": 0.55,
-            "common_run_min_spelling": 0.5,
-        }
-    )
+    # The far tier (phoneme sound-alikes below, and every candidate of the still looser text bars
+    # ``far``, e.g. FAR_BARS) must score at least ``far_gain`` per token against the heard words by
+    # both measures (the looser the match, the better the audio must like it). ``far`` is None by
+    # default: on the tuning sets FAR_BARS found no term the phonemes did not, for 2-3 x the check's
+    # time (docs/BENCHMARKS.md, Speech, eighth pass); it stands in where espeak-ng is missing.
+    far: dict[str, float] | None = None
     far_gain: float = 0.0
     # Overlapping candidates that the audio accepts: the one it prefers (highest gain per token)
     # is made, whatever its tier; False: the corrector's own edits first, as before the eighth pass.
