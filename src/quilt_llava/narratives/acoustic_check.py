@@ -431,9 +431,11 @@ def correct_heard(
     """Vocabulary correction judged by the audio: (corrected transcript, edits made, log rows of
     the edits the audio refused).
 
-    Candidates come from the corrector at its own bars (``config``) and at the looser bars of
-    ``check.config.loose``; the edits only the looser bars find need the audio's support
-    (``margin``), the others are refused only when it contradicts them (``veto``)."""
+    Candidates come in tiers (module docstring): the corrector's own (``config``; refused only
+    when the audio contradicts them, ``veto``), its best per word at the looser bars of
+    ``check.config.loose`` (``margin``), and the far tier (phoneme sound-alikes, and the text
+    bars of ``check.config.far`` when set; ``far_gain``). Of overlapping accepted edits the audio's
+    favourite is made (``audio_chooses``), else the corrector's own first."""
     from quilt_llava.narratives.correct import VocabularyCorrector, apply_edits
 
     cfg = check.config
