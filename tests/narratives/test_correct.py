@@ -56,6 +56,19 @@ def test_a_run_of_words_becomes_one_term_inside_their_interval(vocab):
     assert (w.start, w.end) == (old[1].start, old[2].end)
 
 
+def test_a_term_heard_split_around_a_term_is_joined_again(vocab):
+    # "inclusions" is a term itself, which kept the run from being touched before the eighth pass
+    raw = timed("intranuclear pseudo inclusions and inclusions in a gall bladder")
+    fixed, edits = correct_with_vocabulary(raw, vocab)
+    assert fixed.text() == "intranuclear pseudoinclusions and inclusions in a gallbladder", fixed.text()
+    assert [(e.before, e.after, e.score) for e in edits] == [
+        ("pseudo inclusions", "pseudoinclusions", 1.0),
+        ("gall bladder", "gallbladder", 1.0),
+    ]
+    for text in ("basement membrane", "the plasma cells and the neo", "a cell block"):  # joined, no term
+        assert correct_with_vocabulary(timed(text), vocab)[1] == []
+
+
 def test_correct_and_common_words_are_left_alone(vocab):
     text = (
         "The stroma is blue and the tumour glands show strong brown staining; the ground is round, "

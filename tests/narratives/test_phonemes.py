@@ -74,3 +74,11 @@ def test_without_espeak_there_are_no_candidates_and_no_error(monkeypatch):
 def test_a_bad_bar_is_an_error():
     with pytest.raises(ConfigError, match="min_similarity"):
         phoneme_edits(said("x"), corrector(), Phonemes(), 0.0)
+
+
+def test_the_demo_voice_finds_espeak_ng_the_same_way():
+    from quilt_llava.demo import voice
+    from quilt_llava.narratives import phonemes
+
+    assert voice.espeak_path is phonemes.espeak_path and voice.ESPEAK == phonemes.PROGRAM
+    assert phonemes.available() is (phonemes.espeak_path() is not None)

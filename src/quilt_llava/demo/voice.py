@@ -11,7 +11,6 @@ gives every word's true interval.
 from __future__ import annotations
 
 import io
-import shutil
 import subprocess
 import wave
 from dataclasses import dataclass
@@ -19,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from quilt_llava.errors import InputError, QuiltError
-
-ESPEAK = "espeak-ng"
+from quilt_llava.narratives.phonemes import PROGRAM as ESPEAK
+from quilt_llava.narratives.phonemes import espeak_path
 
 
 class VoiceUnavailable(QuiltError):
@@ -33,10 +32,6 @@ class VoiceConfig:
     rate: int = 160  # words per minute, espeak-ng's -s
     max_rate: int = 230  # a line that does not fit its interval is spoken at most this fast
     amplitude: int = 120  # espeak-ng's -a (0-200)
-
-
-def espeak_path() -> str | None:
-    return shutil.which(ESPEAK)
 
 
 def synthesize(text: str, config: VoiceConfig | None = None, rate: int | None = None) -> tuple[Any, int]:

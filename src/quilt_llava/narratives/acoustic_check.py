@@ -14,32 +14,49 @@ For each utterance that has proposed edits, :class:`AcousticCheck`
 2. forces, in one batch, the words as heard and, for every edit, the same words with that one
    edit applied (each listed spelling of the term: "tumour" and "tumor" are both tried, the
    best counts), and sums the log-probabilities of their tokens;
-3. compares the edited words with the heard ones per token of the edit and a word either
-   side. The first pass's beam search already preferred the heard words, so a right
-   correction usually scores somewhat below them (the decoder's language prior favours
-   everyday words) and a wrong one further below. Candidates come from the corrector at its
-   own bars and at looser ones (``loose``: fuzzier sound-alikes, everyday words, runs of
-   garbled words) and, when ``phoneme_min`` is set (off by default: ``PHONEME_BAR`` crossed
-   the 1 % damage goal on the clean sets) and espeak-ng is installed, runs whose phonemes are
-   at least ``phoneme_min`` like a term's (:mod:`quilt_llava.narratives.phonemes`: "myopsy" -> "biopsy",
-   "tube use" -> "tubules", which letter-based keys miss; without espeak-ng none, and the log
-   says so); one found only at the looser bars is kept when it scores no more than
-   ``margin`` per token below the heard words; the corrector's own edits stand unless they
-   fall below ``veto`` (off: on the tuning sets no veto separated the corrector's one
-   harmful edit, "fibrocystic" -> "fibrocyte", from its helpful ones).
+3. compares the edited words with the heard ones over the edit and a word either side, two
+   ways: the summed log-probability per token (``per_token``) and the difference of the mean
+   log-probability per token (``mean_gain``, length-neutral: a sum rises when words are
+   dropped, so "ulcerative" -> "ulcer" would "gain"). The first pass's beam search already
+   preferred the heard words, so a right correction usually scores somewhat below them (the
+   decoder's language prior favours everyday words) and a wrong one further below.
 
-Measured (docs/BENCHMARKS.md, Speech, sixth pass): on four clean held-out sets together, term
+Candidates come in three tiers, each with its bar (:meth:`AcousticConfig.bar`); the looser the
+text match, the better the audio must like it:
+
+- **own**: the corrector's edits at its own bars; they stand unless they fall below ``veto``
+  (off: on the tuning sets no veto separated the corrector's one harmful edit, "fibrocystic" ->
+  "fibrocyte", from its helpful ones);
+- **loose**: the corrector's best edit per word at looser bars (``loose``: fuzzier
+  sound-alikes, everyday words, runs of garbled words), kept when its summed score is no more
+  than ``margin`` per token below the heard words;
+- **far**: where espeak-ng is installed, runs whose phonemes are at least ``phoneme_min`` like a term's
+  (:mod:`quilt_llava.narratives.phonemes`: "myopsy" -> "biopsy", "tube use" -> "tubules", which
+  letter-based keys miss; without espeak-ng none, and the log says so) and, when ``far`` is
+  set (``FAR_BARS``; off by default: no term more on the tuning sets for 2-3 x the time), every
+  candidate of still looser text bars; kept only when the audio scores them at least
+  ``far_gain`` (0: at least as well as the heard words) by both measures.
+
+Where accepted candidates overlap, the one the audio prefers most (highest ``per_token``) is
+made, whatever its tier (``audio_chooses``): "hyper pleasure" becomes "hyperplasia" (far) rather
+than the corrector's "hyperplasia sure".
+
+Measured (docs/BENCHMARKS.md, Speech): sixth pass, on four clean held-out sets together, term
 recall 0.70 -> 0.73 and right words changed 0.66 % -> 0.88 % (one set 1.9 %); 0.06-0.16 x real
-time on top of the recognition. The phoneme candidates (seventh pass): 0.733 -> 0.750 and 0.88 % -> 1.02 %,
-0.003-0.005 x real time plus 9-17 % more checking.
+time on top of the recognition. Seventh pass (phonemes at the loose tier's margin): 0.733 ->
+0.750 and 0.88 % -> 1.02 %. Eighth pass (the far tier, phonemes in it, the audio choosing):
+see the Speech section for the figures per set.
 
 Every verdict keeps both scores, so the change log shows why an edit was made or refused.
 
 Not handled: a transcript without word timings (SRT, WebVTT) is not checked: the corrector's
 own edits stand and the looser finds are refused, and the log says so; LLM edits are not
 checked; the scores are those of the loaded model (calibrated with tiny.en on espeak-ng
-speech: another model or voice may want another ``margin``). The check costs one encoder window per utterance with
-edits plus one forced decode per candidate spelling (docs/BENCHMARKS.md, Speech).
+speech: another model or voice may want another ``margin`` or ``far_gain``); the audio cannot tell a
+word's forms apart well enough to choose between them ("nuclei"/"nucleus", "typical"/"atypical":
+offering such rivals at the far bar changed right words, so they are not offered). The check
+costs one encoder window per utterance with edits plus one forced decode per candidate spelling
+(the far tier triples the decodes; docs/BENCHMARKS.md, Speech).
 """
 
 from __future__ import annotations
@@ -62,8 +79,19 @@ if TYPE_CHECKING:
 # Whether term corrections are judged by the audio when the recording and the recogniser are at
 # hand (extract --asr-model, the demo, correct --audio): on, see docs/BENCHMARKS.md, Speech.
 ACOUSTIC_CHECK = True
-# The phoneme bar calibrated on the tuning sets (lowest above every harmful find), for --acoustic-phonemes.
+# The phoneme bar calibrated on the tuning sets (lowest above every harmful find), and whether its
+# candidates are proposed by default (on since the eighth pass, where they must score at least as
+# well as the heard words: the far tier; docs/BENCHMARKS.md, Speech).
 PHONEME_BAR = 0.7
+ACOUSTIC_PHONEMES = True
+# Text bars of the far tier (AcousticConfig.far) where it is asked for (benchmark --acoustic-far).
+FAR_BARS = {
+    "min_score": 0.55,
+    "min_spelling": 0.3,
+    "common_min_score": 0.7,
+    "cue_min_score": 0.55,
+    "common_run_min_spelling": 0.5,
+}
 WINDOW_S = 30.0  # one Whisper encoder window
 MIN_CLIP_S = 0.1  # less audio than this at an utterance's words (timings past the end): not checked
 
@@ -88,15 +116,34 @@ class AcousticConfig:
             "common_run_min_spelling": 0.8,
         }
     )
+    # The far tier (phoneme sound-alikes below, and every candidate of the still looser text bars
+    # ``far``, e.g. FAR_BARS) must score at least ``far_gain`` per token against the heard words by
+    # both measures (the looser the match, the better the audio must like it). ``far`` is None by
+    # default: on the tuning sets FAR_BARS found no term the phonemes did not, for 2-3 x the check's
+    # time (docs/BENCHMARKS.md, Speech, eighth pass); it stands in where espeak-ng is missing.
+    far: dict[str, float] | None = None
+    far_gain: float = 0.0
+    # Overlapping candidates that the audio accepts: the one it prefers (highest gain per token)
+    # is made, whatever its tier; False: the corrector's own edits first, as before the eighth pass.
+    audio_chooses: bool = True
     # Runs whose espeak-ng phonemes are at least this like a term's (narratives.phonemes) are also
-    # looser candidates ("myopsy" -> "biopsy"); None: off (the default: on the clean held-out sets
-    # PHONEME_BAR added 7 of 412 terms but took right words changed from 0.88 % to 1.02 %, past
-    # the 1 % the correction may damage; docs/BENCHMARKS.md, Speech). Only where espeak-ng runs.
-    phoneme_min: float | None = None
+    # candidates of the far tier ("myopsy" -> "biopsy"); None: off. Judged at the looser tier's
+    # margin they took right words changed past 1 % on the clean sets (sixth pass); at the far
+    # tier's bar they changed none on the tuning sets. Only where espeak-ng runs.
+    phoneme_min: float | None = PHONEME_BAR if ACOUSTIC_PHONEMES else None
     pad_s: float = 0.3  # audio kept either side of the utterance's words
     max_clip_s: float = 28.0  # longer utterances are scored in word-timed pieces of at most this
     batch: int = 16  # texts forced through the decoder per call
     language: str = "en"  # for a multilingual model
+
+    def bar(self, tier: str) -> float | None:
+        """The least gain per token (edited minus heard log-probability) that an edit of ``tier``
+        needs (None: any)."""
+        if tier == "own":
+            return None if self.veto is None else -self.veto
+        if tier == "far":
+            return self.far_gain
+        return -self.margin
 
     def validate(self) -> None:
         problems = []
@@ -112,14 +159,16 @@ class AcousticConfig:
             problems.append(f"phoneme_min must be within 0-1 or None, got {self.phoneme_min}")
         if self.batch < 1:
             problems.append(f"batch must be >= 1, got {self.batch}")
+
         fields = CorrectionConfig.__dataclass_fields__
-        for name in sorted(set(self.loose) - set(fields)):
-            problems.append(f"loose: {name!r} is not a CorrectionConfig field ({', '.join(fields)})")
-        if not set(self.loose) - set(fields):
-            try:
-                replace(CorrectionConfig(), **self.loose).validate()
-            except ConfigError as exc:
-                problems += [f"loose: {p}" for p in exc.problems]
+        for tier, bars in (("loose", self.loose), ("far", self.far or {})):
+            for name in sorted(set(bars) - set(fields)):
+                problems.append(f"{tier}: {name!r} is not a CorrectionConfig field ({', '.join(fields)})")
+            if not set(bars) - set(fields):
+                try:
+                    replace(CorrectionConfig(), **bars).validate()
+                except ConfigError as exc:
+                    problems += [f"{tier}: {p}" for p in exc.problems]
         if problems:
             raise ConfigError(problems)
 
@@ -135,7 +184,19 @@ class Verdict:
     spelling: str = ""  # the edit's text as scored best
     tokens: int = 0  # tokens of the edit and a word either side (the longer of heard and edited)
     note: str = ""  # why it was not checked
-    strict: bool = True  # the edit passes the corrector's own bars (not only the looser ones)
+    # which bars found the edit: "own" (the corrector's), "loose" (AcousticConfig.loose, or
+    # phonemes) or "far" (AcousticConfig.far); each tier has its own bar for the audio
+    tier: str = "own"
+    # mean log-probability per token of the edit and a word either side, heard and edited: a
+    # length-neutral comparison for the far tier (a sum favours texts with fewer tokens, so
+    # dropping words "gains")
+    heard_mean: float | None = None
+    edited_mean: float | None = None
+
+    @property
+    def strict(self) -> bool:
+        """Whether the edit passes the corrector's own bars (not only the looser ones)."""
+        return self.tier == "own"
 
     @property
     def per_token(self) -> float | None:
@@ -144,14 +205,23 @@ class Verdict:
             return None
         return (self.edited - self.heard) / max(1, self.tokens)
 
+    @property
+    def mean_gain(self) -> float | None:
+        """Edited minus heard mean log-probability per token over the edit and a word either side."""
+        if self.heard_mean is None or self.edited_mean is None:
+            return None
+        return self.edited_mean - self.heard_mean
+
     def judged(self, config: AcousticConfig) -> Verdict:
         """This verdict with ``accepted`` set by ``config``'s bar for its kind of edit (an edit
         that could not be scored stands only when the corrector's own bars accept it)."""
         gain = self.per_token
         if gain is None:
             return replace(self, accepted=self.strict)
-        bar = config.veto if self.strict else config.margin
-        return replace(self, accepted=bar is None or gain >= -bar)
+        bar = config.bar(self.tier)
+        if self.tier == "far" and self.mean_gain is not None:  # both: the sum's gain and the length-neutral one
+            gain = min(gain, self.mean_gain)
+        return replace(self, accepted=bar is None or gain >= bar)
 
     def to_dict(self) -> dict[str, Any]:
         if self.heard is None or self.edited is None:
@@ -163,7 +233,9 @@ class Verdict:
             "delta": round(self.edited - self.heard, 3),
             "tokens": self.tokens,
             "delta_per_token": round(self.per_token or 0.0, 3),
+            "mean_gain": None if self.mean_gain is None else round(self.mean_gain, 3),
             "strict": self.strict,
+            "tier": self.tier,
             "spelling": self.spelling,
             "accepted": self.accepted,
         }
@@ -201,10 +273,10 @@ class AcousticCheck:
         self.texts = 0  # texts forced through the decoder
 
     def judge(
-        self, audio: Any, transcript: Transcript, edits: list[Edit], strict: list[bool] | None = None
+        self, audio: Any, transcript: Transcript, edits: list[Edit], tiers: list[str] | None = None
     ) -> list[Verdict]:
-        """One verdict per edit, in the order given; ``audio``: mono float32 at 16 kHz; ``strict``:
-        per edit, whether the corrector's own bars accept it (default: all)."""
+        """One verdict per edit, in the order given; ``audio``: mono float32 at 16 kHz; ``tiers``:
+        per edit, which bars found it (``Verdict.tier``; default: all the corrector's own)."""
         import time
 
         t0 = time.perf_counter()
@@ -221,8 +293,8 @@ class AcousticCheck:
             for k, v in zip(ks, self._judge_piece(audio, transcript, ui, a, b, [edits[k] for k in ks])):
                 verdicts[k] = v
         self.seconds += time.perf_counter() - t0
-        flags = strict if strict is not None else [True] * len(edits)
-        return [replace(verdicts[k], strict=flags[k]).judged(self.config) for k in range(len(edits))]
+        kinds = tiers if tiers is not None else ["own"] * len(edits)
+        return [replace(verdicts[k], tier=kinds[k]).judged(self.config) for k in range(len(edits))]
 
     def _piece(self, u: Any, e: Edit) -> tuple[int, int]:
         """Words ``a:b`` of the utterance scored for ``e``: all of them when they fit one window,
@@ -266,20 +338,34 @@ class AcousticCheck:
         clip = self._clip(audio, transcript, ui, a, b)
         if len(clip) < MIN_CLIP_S * SAMPLE_RATE:
             return [Verdict(e, False, note="no audio at its words: not checked") for e in edits]
-        scores = self.logprobs(clip, texts)
-        best: dict[int, tuple[float, str]] = {}
-        for (k, after), s in zip(owners, scores[1:]):
+        per_token = self.token_logprobs(clip, texts)
+        scores = [float(p.sum()) for p in per_token]
+        best: dict[int, tuple[float, str, int]] = {}
+        for i, ((k, after), s) in enumerate(zip(owners, scores[1:]), start=1):
             if k not in best or s > best[k][0]:
-                best[k] = (s, after)
+                best[k] = (s, after, i)
         out = []
         for k, e in enumerate(edits):
-            s, after = best[k]
+            s, after, i = best[k]
             lo, hi = max(a, e.first - 1), min(b, e.last + 1)  # the edit and a word either side
-            span = max(
-                self._count(tokens[lo:hi]),
-                self._count(tokens[lo : e.first] + respell(tokens[e.first : e.last], after) + tokens[e.last : hi]),
+            before_edit = tokens[lo:hi]
+            edited = tokens[lo : e.first] + respell(tokens[e.first : e.last], after) + tokens[e.last : hi]
+            lead = self._count(tokens[a:lo]) if lo > a else 0  # tokens before the region, the same in both
+            n_heard, n_edited = self._count(before_edit), self._count(edited)
+            heard_mean = float(per_token[0][lead : lead + n_heard].mean()) if n_heard else None
+            edited_mean = float(per_token[i][lead : lead + n_edited].mean()) if n_edited else None
+            out.append(  # judged by judge(), which knows its tier
+                Verdict(
+                    e,
+                    False,
+                    scores[0],
+                    s,
+                    after,
+                    max(n_heard, n_edited),
+                    heard_mean=heard_mean,
+                    edited_mean=edited_mean,
+                )
             )
-            out.append(Verdict(e, False, scores[0], s, after, span))  # judged by judge(), which knows its kind
         return out
 
     def _count(self, words: list[str]) -> int:
@@ -295,6 +381,10 @@ class AcousticCheck:
 
     def logprobs(self, clip: Any, texts: list[str]) -> list[float]:
         """Summed log-probability of each text's tokens when forced through the decoder over ``clip``."""
+        return [float(p.sum()) for p in self.token_logprobs(clip, texts)]
+
+    def token_logprobs(self, clip: Any, texts: list[str]) -> list[Any]:
+        """Log-probability of each of each text's tokens (float64 arrays) forced through the decoder over ``clip``."""
         import ctranslate2
         import numpy as np
         from faster_whisper.audio import pad_or_trim
@@ -305,14 +395,14 @@ class AcousticCheck:
         features = pad_or_trim(features, fe.nb_max_frames)
         encoded = np.array(self.model.model.encode(ctranslate2.StorageView.from_array(features[None]), to_cpu=True))
         self.windows += 1
-        out: list[float] = []
+        out: list[Any] = []
         for i in range(0, len(texts), self.config.batch):
             chunk = [self.tokenizer.encode(" " + t.strip()) for t in texts[i : i + self.config.batch]]
             batch = ctranslate2.StorageView.from_array(np.repeat(encoded, len(chunk), axis=0))
             results = self.model.model.align(batch, self._start, chunk, [frames] * len(chunk))
             for r in results:
                 p = np.asarray(r.text_token_probs, dtype=np.float64)
-                out.append(float(np.log(np.maximum(p, 1e-12)).sum()))
+                out.append(np.log(np.maximum(p, 1e-12)))
             self.texts += len(chunk)
         return out
 
@@ -341,42 +431,70 @@ def correct_heard(
     """Vocabulary correction judged by the audio: (corrected transcript, edits made, log rows of
     the edits the audio refused).
 
-    Candidates come from the corrector at its own bars (``config``) and at the looser bars of
-    ``check.config.loose``; the edits only the looser bars find need the audio's support
-    (``margin``), the others are refused only when it contradicts them (``veto``)."""
+    Candidates come in tiers (module docstring): the corrector's own (``config``; refused only
+    when the audio contradicts them, ``veto``), its best per word at the looser bars of
+    ``check.config.loose`` (``margin``), and the far tier (phoneme sound-alikes, and the text
+    bars of ``check.config.far`` when set; ``far_gain``). Of overlapping accepted edits the audio's
+    favourite is made (``audio_chooses``), else the corrector's own first."""
     from quilt_llava.narratives.correct import VocabularyCorrector, apply_edits
 
+    cfg = check.config
     base = config or CorrectionConfig()
-    strict = VocabularyCorrector(vocabulary, base).edits(transcript)
-    keys = {_key(e) for e in strict}
-    looser = VocabularyCorrector(vocabulary, replace(base, **check.config.loose))
-    loose = looser.edits(transcript)
-    if check.phonemes is not None and check.config.phoneme_min is not None:
+    tiers: dict[tuple[int, int, int, str], tuple[str, Edit]] = {}  # first tier that finds an edit keeps it
+    for e in VocabularyCorrector(vocabulary, base).edits(transcript):
+        tiers.setdefault(_key(e), ("own", e))
+    looser = VocabularyCorrector(vocabulary, replace(base, **cfg.loose))
+    for e in looser.edits(transcript):  # its best edit per word (all of its candidates let wrong ones in)
+        tiers.setdefault(_key(e), ("loose", e))
+    if check.phonemes is not None and cfg.phoneme_min is not None:
         import time
 
         from quilt_llava.narratives.phonemes import phoneme_edits
 
         t0 = time.perf_counter()
         try:
-            sounded = phoneme_edits(transcript, looser, check.phonemes, check.config.phoneme_min)
+            sounded = phoneme_edits(transcript, looser, check.phonemes, cfg.phoneme_min)
         except ConfigError as exc:  # espeak-ng failed here: the other candidates still count
             log.warning("no phoneme candidates for %s: %s", transcript.source, "; ".join(exc.problems))
             sounded = []
         check.phoneme_seconds += time.perf_counter() - t0
-        found = {_key(e) for e in loose}
-        loose += sorted((e for e in sounded if _key(e) not in found), key=lambda e: -e.score)
-    extra = [e for e in loose if _key(e) not in keys]
-    verdicts = check.judge(audio, transcript, strict + extra, [True] * len(strict) + [False] * len(extra))
-    kept, refused = checked(verdicts, transcript, check.config)
+        for e in sorted(sounded, key=lambda e: -e.score):  # sound-alikes by phonemes: as far as the far tier
+            tiers.setdefault(_key(e), ("far", e))
+    if cfg.far:
+        far = VocabularyCorrector(vocabulary, replace(base, **cfg.far))
+        for e in _ranked(far.candidates(transcript)):
+            tiers.setdefault(_key(e), ("far", e))
+    listed = list(tiers.values())
+    verdicts = check.judge(audio, transcript, [e for _, e in listed], [t for t, _ in listed])
+    kept, refused = checked(verdicts, transcript, cfg)
     taken: set[tuple[int, int]] = set()
     chosen: list[Edit] = []
-    for e in kept:  # strict edits first: a looser edit fills only words no strict edit changed
+    for e in sorted(kept, key=_preference if cfg.audio_chooses else _own_first):
+        # one edit per word: the audio's favourite (or the corrector's own edits first)
         span = {(e.utterance, i) for i in range(e.first, e.last)}
         if not span & taken:
             taken |= span
             chosen.append(e)
     chosen.sort(key=lambda e: (e.utterance, e.first))
     return apply_edits(transcript, chosen), chosen, refused
+
+
+def _ranked(candidates: list[list[Edit]]) -> list[Edit]:
+    """Every utterance's candidates, best text score first (the audio decides between them)."""
+    return [e for found in candidates for e in sorted(found, key=lambda e: (-e.score, -(e.last - e.first), e.first))]
+
+
+def _gain(e: Edit) -> float:
+    g = e.detail["acoustic"].get("delta_per_token")
+    return float("inf") if g is None else g  # not scored: an own edit that stands
+
+
+def _preference(e: Edit) -> tuple[float, float]:
+    return -_gain(e), -e.score
+
+
+def _own_first(e: Edit) -> bool:
+    return not e.detail["acoustic"].get("strict", True)
 
 
 def _key(e: Edit) -> tuple[int, int, int, str]:
@@ -399,10 +517,9 @@ def checked(
         if v.per_token is None:
             row["reason"] = f"found only at the looser bars and {v.note}"
         else:
-            bar = config.veto if v.strict else config.margin
             row["reason"] = (
                 f"the audio does not support it: {v.per_token:+.2f} log-probability per token against the words "
-                f"as heard (kept from -{bar:g})"
+                f"as heard (kept from {config.bar(v.tier):+g} for the {v.tier} bars)"
             )
         refused.append(row)
     return kept, refused

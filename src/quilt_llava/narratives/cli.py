@@ -15,7 +15,7 @@ from pathlib import Path
 import typer
 
 from quilt_llava.instruct.llm_options import EndpointOptions, with_endpoint_options
-from quilt_llava.narratives.acoustic_check import ACOUSTIC_CHECK
+from quilt_llava.narratives.acoustic_check import ACOUSTIC_CHECK, ACOUSTIC_PHONEMES
 from quilt_llava.narratives.asr import AsrConfig
 
 _ASR_DEFAULTS = AsrConfig(model="")
@@ -36,7 +36,7 @@ class ExtractOptions:
     asr_hotwords: str | None = None
     correct: bool = True  # vocabulary correction of recognised speech
     acoustic_check: bool = ACOUSTIC_CHECK  # the correction judged by the audio (narratives.acoustic_check)
-    acoustic_phonemes: bool = False  # also espeak-ng sound-alike candidates for the check
+    acoustic_phonemes: bool = ACOUSTIC_PHONEMES  # also espeak-ng sound-alike candidates for the check
     vocabulary: list[Path] | None = None
     workers: int | None = None  # local pool size (default 1); with a local Ray instance, its CPUs
     sample_fps: float | None = None
@@ -270,10 +270,10 @@ def extract_command(
         "not hear, and lets looser candidates through when it did).",
     ),
     acoustic_phonemes: bool = typer.Option(
-        False,
-        "--acoustic-phonemes",
-        help="Also propose terms that sound like the heard words by their espeak-ng phonemes, for the "
-        "acoustic check to judge (off by default: a few more terms, slightly more right words changed).",
+        ACOUSTIC_PHONEMES,
+        "--acoustic-phonemes/--no-acoustic-phonemes",
+        help="Also propose terms that sound like the heard words by their espeak-ng phonemes (where it is "
+        "installed), kept only when the audio scores them at least as well as the heard words.",
     ),
     vocabulary: list[Path] = typer.Option(
         [], "--vocabulary", help="Extra vocabulary file (one term per line); repeatable."
@@ -391,10 +391,10 @@ def correct_command(
         "(without them the correction is text-only, and says so).",
     ),
     acoustic_phonemes: bool = typer.Option(
-        False,
-        "--acoustic-phonemes",
-        help="Also propose terms that sound like the heard words by their espeak-ng phonemes, for the "
-        "acoustic check to judge (off by default: a few more terms, slightly more right words changed).",
+        ACOUSTIC_PHONEMES,
+        "--acoustic-phonemes/--no-acoustic-phonemes",
+        help="Also propose terms that sound like the heard words by their espeak-ng phonemes (where it is "
+        "installed), kept only when the audio scores them at least as well as the heard words.",
     ),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),

@@ -10,7 +10,8 @@ General speech recognition turns pathology terms into everyday words and non-wor
 
 - a run that already is a term (in any listed spelling) is never changed, nor any run
   holding a word that is a one-word term (a correct term is not "corrected" into another,
-  unless a context cue says so, below);
+  unless a context cue says so, below), except words that spell one longer term exactly when
+  joined ("pseudo inclusions" -> "pseudoinclusions", where "inclusions" is a term too);
 - a word that is another form of a term word is left alone: the same stem with
   another ending ("neutrophilic" is not "neutrophil", "granular" not "granuloma") or the
   word without a prefix that changes its meaning ("typical", "section");
@@ -257,6 +258,15 @@ class VocabularyCorrector:
                 for k, w in enumerate(form):
                     self._anchors.setdefault(w, []).append((form, k))
 
+    @property
+    def forms(self) -> list[tuple[str, ...]]:
+        """Every compared form of the vocabulary (one per listed spelling), as normalised words."""
+        return self._forms
+
+    def term_of(self, form: tuple[str, ...]) -> Term | None:
+        """The term that normalised words ``form`` spell (in any listed spelling), or None."""
+        return self._index.get(form)
+
     def zipf(self, word: str) -> float:
         if word not in self._zipf_cache:
             from wordfreq import zipf_frequency
@@ -294,8 +304,9 @@ class VocabularyCorrector:
                     found[name] = max(found.get(name, 0.0), best[1])
         return found
 
-    def _touchable(self, norms: tuple[str, ...]) -> tuple[bool, bool]:
-        """(may be changed, holds only common words)."""
+    def touchable(self, norms: tuple[str, ...]) -> tuple[bool, bool]:
+        """(may be changed, holds only common words) for a run of normalised words: not when it
+        holds a term or is one of the most frequent words alone."""
         if not all(norms) or self._holds_term(norms):
             return False, False
         common = all(self.zipf(w) >= self.config.common_zipf for w in norms)
@@ -355,7 +366,13 @@ class VocabularyCorrector:
                 run = tuple(norms[i : i + n])
                 if len(run) < n:
                     continue
-                touchable, common = self._touchable(run)
+                joined = self._index.get(("".join(run),)) if n > 1 and all(run) else None
+                if joined is not None and run not in self._index:
+                    # a term heard split into words, one of which may be a term itself ("pseudo
+                    # inclusions" -> "pseudoinclusions"): the joined spelling is the term exactly
+                    found.append(self.edit(ui, i, i + n, tokens, joined.canonical, 1.0, 1.0, 1.0))
+                    continue
+                touchable, common = self.touchable(run)
                 if not touchable:
                     continue
                 best = self.best_term(run)
@@ -368,7 +385,7 @@ class VocabularyCorrector:
                     continue
                 if common and n > 1 and spelling < cfg.common_run_min_spelling:
                     continue  # ordinary words together change only when they spell the term ("neo plastic")
-                found.append(self._edit(ui, i, i + n, tokens, term.canonical, score, spelling, sound))
+                found.append(self.edit(ui, i, i + n, tokens, term.canonical, score, spelling, sound))
         return found
 
     def _anchored_edits(self, ui: int, tokens: list[str], norms: list[str]) -> list[Edit]:
@@ -387,14 +404,14 @@ class VocabularyCorrector:
                 seen.add((start, form))
                 heard = tuple(r for r, f in zip(run, form) if r != f)
                 meant = tuple(f for r, f in zip(run, form) if r != f)
-                touchable, common = self._touchable(heard)
+                touchable, common = self.touchable(heard)
                 if not touchable or any(other_form(h, m) for h in heard for m in meant):
                     continue
                 score, spelling, sound = similarity(heard, meant)
                 if score < self.bar(heard, common) or spelling < cfg.min_spelling:
                     continue
                 term = self._index[form]
-                found.append(self._edit(ui, start, start + len(form), tokens, term.canonical, score, spelling, sound))
+                found.append(self.edit(ui, start, start + len(form), tokens, term.canonical, score, spelling, sound))
         return found
 
     def _resegmented_edits(self, ui: int, tokens: list[str], norms: list[str]) -> list[Edit]:
@@ -425,7 +442,7 @@ class VocabularyCorrector:
                         continue
                     term, score, spelling, sound = best
                     after = f"{rest} {term.canonical}" if rest_first else f"{term.canonical} {rest}"
-                    found.append(self._edit(ui, i, i + 1, tokens, after, score, spelling, sound))
+                    found.append(self.edit(ui, i, i + 1, tokens, after, score, spelling, sound))
             # non-word + next word -> real word + term, moving one or two letters over the boundary
             if i + 1 < len(norms) and norms[i + 1] and not self._holds_term((norms[i + 1],)):
                 if tokens[i] != tokens[i].rstrip(".,;:!?"):
@@ -438,7 +455,7 @@ class VocabularyCorrector:
                         continue
                     term, score, spelling, sound = best
                     after = f"{head} {term.canonical}"
-                    found.append(self._edit(ui, i, i + 2, tokens, after, score, spelling, sound))
+                    found.append(self.edit(ui, i, i + 2, tokens, after, score, spelling, sound))
         return found
 
     def _context_edits(self, ui: int, tokens: list[str], norms: list[str]) -> list[Edit]:
@@ -475,28 +492,35 @@ class VocabularyCorrector:
                     best = (term, score, spelling, sound)
             if best is not None:
                 term, score, spelling, sound = best
-                edit = self._edit(ui, i, i + 1, tokens, term.canonical, score, spelling, sound)
+                edit = self.edit(ui, i, i + 1, tokens, term.canonical, score, spelling, sound)
                 found.append(replace(edit, detail={**edit.detail, "context": True}))
         return found
 
-    def _edit(
+    def edit(
         self, ui: int, first: int, last: int, tokens: list[str], after: str, score: float, spelling: float, sound: float
     ) -> Edit:
+        """An :class:`Edit` of words ``first:last`` of utterance ``ui`` into ``after``, with its scores."""
         detail = {"spelling": round(spelling, 3), "sound": round(sound, 3)}
         return Edit(ui, first, last, " ".join(tokens[first:last]), after, "vocabulary", round(score, 3), detail)
 
-    def edits(self, transcript: Transcript) -> list[Edit]:
-        """Every accepted edit, at most one per word, best-scoring runs first."""
-        chosen: list[Edit] = []
+    def candidates(self, transcript: Transcript) -> list[list[Edit]]:
+        """Per utterance, every edit that clears the bars, overlapping ones included."""
+        out = []
         for ui, u in enumerate(transcript.utterances):
             tokens = tokens_of(u)
             norms = [norm_word(t) for t in tokens]
-            found = (
+            out.append(
                 self._run_edits(ui, tokens, norms)
                 + self._anchored_edits(ui, tokens, norms)
                 + self._resegmented_edits(ui, tokens, norms)
                 + self._context_edits(ui, tokens, norms)
             )
+        return out
+
+    def edits(self, transcript: Transcript) -> list[Edit]:
+        """Every accepted edit, at most one per word, best-scoring runs first."""
+        chosen: list[Edit] = []
+        for found in self.candidates(transcript):
             taken: set[int] = set()
             for e in sorted(found, key=lambda e: (-e.score, -(e.last - e.first), e.first)):
                 span = set(range(e.first, e.last))

@@ -100,8 +100,8 @@ def hint_terms(words: list[str], corrector: VocabularyCorrector, limit: int, min
             run = tuple(norms[i : i + n])
             if len(run) < n or not all(run):
                 continue
-            if run in corrector._index:  # a term already heard stays in the hint
-                found = (corrector._index[run], 1.0)
+            if (heard := corrector.term_of(run)) is not None:  # a term already heard stays in the hint
+                found = (heard, 1.0)
             else:
                 match = corrector.best_term(run)
                 found = (match[0], match[1]) if match else None

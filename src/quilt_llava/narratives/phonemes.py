@@ -7,16 +7,17 @@ phoneme strings by espeak-ng (``espeak-ng -q --ipa``: one process per batch, one
 string on stdin; the terms' strings are cached once per :class:`Phonemes`), stress marks and
 word gaps dropped, and compared with rapidfuzz's normalised Levenshtein similarity
 ("myopsy" /maɪɑːpsi/ and "biopsy" /baɪɑːpsi/: 0.875; spelling and Metaphone point at
-"myocyte"). A run that clears ``min_similarity`` becomes a looser candidate of
-:func:`quilt_llava.narratives.acoustic_check.correct_heard`: the audio decides, as for the
-corrector's looser bars.
+"myocyte"). A run that clears ``min_similarity`` becomes a far-tier candidate of
+:func:`quilt_llava.narratives.acoustic_check.correct_heard`: kept only when the audio scores it at
+least as well as the heard words (on by default since the eighth pass, docs/BENCHMARKS.md, Speech).
 
 Only where the ``espeak-ng`` program is on the path (``scripts/install_espeak.sh``); without it
 :func:`available` is false and no phoneme candidates are proposed (the check says so in its log).
 
-Calibrated on the tuning sets (docs/BENCHMARKS.md, Speech, seventh pass): at 0.7 the audio kept
-6 finds (+5 terms) and no right word was changed; below it the audio also let right words go
-("fibrinoid" -> "carcinoid" at 0.6, "gliosis" -> "mitosis" at 0.67).
+Calibrated on the tuning sets (docs/BENCHMARKS.md, Speech, seventh pass, judged then at the looser
+tier's margin): at 0.7 the audio kept 6 finds (+5 terms) and no right word was changed; below it
+the audio also let right words go ("fibrinoid" -> "carcinoid" at 0.6, "gliosis" -> "mitosis" at
+0.67).
 
 Not handled: the issue's "human lands" for "tumour glands": "lands" -> "glands" is found, but
 "human" and "tumour" are 0.43 alike as phoneme strings, far below any usable bar. espeak-ng's
@@ -44,9 +45,14 @@ _UNSAFE = re.compile(r"[^\w ]+")
 _DIGITS = re.compile(r"\d")
 
 
+def espeak_path() -> str | None:
+    """Where the espeak-ng program is (None: not installed); the demo's voice uses it too."""
+    return shutil.which(PROGRAM)
+
+
 def available() -> bool:
     """Whether espeak-ng can be run here."""
-    return shutil.which(PROGRAM) is not None
+    return espeak_path() is not None
 
 
 class Phonemes:
@@ -66,7 +72,7 @@ class Phonemes:
         if ask:
             try:
                 done = subprocess.run(
-                    [PROGRAM, "-q", "--ipa", "-v", self.voice],
+                    [espeak_path() or PROGRAM, "-q", "--ipa", "-v", self.voice],
                     input="\n".join(ask) + "\n",
                     capture_output=True,
                     text=True,
@@ -101,7 +107,7 @@ def phoneme_edits(
 
     if not 0 < min_similarity <= 1:
         raise ConfigError([f"min_similarity must be within 0-1, got {min_similarity}"])
-    forms = [f for f in corrector._forms if not any(_DIGITS.search(w) for w in f)]
+    forms = [f for f in corrector.forms if not any(_DIGITS.search(w) for w in f)]
     terms = phonemes.of([" ".join(f) for f in forms])
     runs: list[tuple[int, int, int, tuple[str, ...]]] = []
     for ui, u in enumerate(transcript.utterances):
@@ -109,7 +115,7 @@ def phoneme_edits(
         for i in range(len(norms)):
             for n in range(1, corrector.config.max_ngram + 1):
                 run = tuple(norms[i : i + n])
-                if len(run) < n or any(_DIGITS.search(w) for w in run) or not corrector._touchable(run)[0]:
+                if len(run) < n or any(_DIGITS.search(w) for w in run) or not corrector.touchable(run)[0]:
                     continue
                 runs.append((ui, i, i + n, run))
     heard = phonemes.of([" ".join(r[3]) for r in runs])
@@ -128,8 +134,10 @@ def phoneme_edits(
             best = (k, sim)
         if best is None:
             continue
-        term = corrector._index[forms[best[0]]]
+        term = corrector.term_of(forms[best[0]])
+        if term is None:  # not reached: the forms are the corrector's own
+            continue
         tokens = tokens_of(transcript.utterances[ui])
-        edit = corrector._edit(ui, a, b, tokens, term.canonical, best[1], 0.0, best[1])
+        edit = corrector.edit(ui, a, b, tokens, term.canonical, best[1], 0.0, best[1])
         found.append(replace(edit, detail={"phonemes": round(best[1], 3)}))
     return found

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from quilt_llava.files import read_json, write_json, write_jsonl
-from quilt_llava.narratives.acoustic_check import ACOUSTIC_CHECK
+from quilt_llava.narratives.acoustic_check import ACOUSTIC_CHECK, ACOUSTIC_PHONEMES
 from quilt_llava.narratives.correct import CorrectionConfig, Edit, correct_with_vocabulary
 from quilt_llava.narratives.transcript import Transcript, read_transcript
 from quilt_llava.narratives.vocabulary import Vocabulary
@@ -40,7 +40,7 @@ class CorrectOptions:
     # The acoustic check of the vocabulary pass: the recording the transcript was made from and
     # the recogniser (a loaded faster-whisper model, or a folder or name to load).
     acoustic_check: bool = ACOUSTIC_CHECK
-    phonemes: bool = False  # also espeak-ng sound-alike candidates, judged by the audio (PHONEME_BAR)
+    phonemes: bool = ACOUSTIC_PHONEMES  # also espeak-ng sound-alike candidates, judged by the audio (PHONEME_BAR)
     audio: Path | None = None
     asr_model: str | None = None
     model: Any = None
@@ -165,7 +165,7 @@ def transcribe_missing(
     vocabulary: list[Path] | None = None,
     output: Any = None,
     acoustic_check: bool = ACOUSTIC_CHECK,
-    phonemes: bool = False,
+    phonemes: bool = ACOUSTIC_PHONEMES,
 ) -> tuple[dict[Path, Path | None], dict[Path, str]]:
     """ASR (+ vocabulary correction) for the videos without a transcript.
 
