@@ -379,6 +379,9 @@ class TemplateCursorLocator:
         if not continues:
             out.extend(self._end_track())
             self.pending = self.history.backfill(x, y, self.templates[k], frame.ignore, frame.scale)
+            # Where the walk back went onto tissue that looked the same while the pointer was
+            # verified elsewhere (a lookalike beside which the pointer arrives), it is not the pointer's.
+            self.pending = self.pending[self.evidence.there_before(self.pending, k) :]
             if self.dormant and abs(self.dormant[-1].x - x) <= 4 and abs(self.dormant[-1].y - y) <= 4:
                 # The same resting pointer, lost for a moment: its earlier hits rejoin this track.
                 self.pending = [
