@@ -7,7 +7,8 @@ joins the :class:`~quilt_llava.narratives.sprite_set.SpriteSet` (unlocking it; t
 whole-frame search is due at once), marked ``coarse`` when the half-resolution search finds it
 (``COARSE_TRIALS``); and the hits of where it was before it was known
 (:meth:`SpriteIntake.observe`): where it rested from the view's oldest held frame forward while
-it is found beyond doubt (``sure_score``), then where the learner saw it move.
+it is found beyond doubt (``sure_score``), then where the learner saw it move (on the sighting's
+box, :func:`on_sighting`: a smeared sighting can match the sprite half its size off).
 """
 
 from __future__ import annotations
