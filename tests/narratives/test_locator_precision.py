@@ -120,6 +120,11 @@ def test_a_walk_back_onto_tissue_that_showed_the_same_while_the_pointer_was_else
     assert _evidence_with(frames, {**confirmed, 5: (202.0, 121.0)}).there_before(on_fake, k) == 0
     # Nothing verified before the walk: nothing to tell.
     assert _evidence_with(frames, {}).there_before(on_fake, k) == 0
+    # A walk from a pointer resting at (150, 150) in frames 8-9 that went onto the lookalike
+    # before: only its part on the lookalike is cut.
+    arrived = _pointer_frames(tips[:8] + [(150, 150)] * 2, fake)
+    mixed = on_fake[:2] + [CursorHit(i, 150.0, 150.0, 0.9) for i in (8, 9)]
+    assert _evidence_with(arrived, confirmed).there_before(mixed, k) == 2
     # A real pointer that came to rest at the spot in frame 6: frame 5 showed tissue there.
     real = (120, 60)
     rested = _pointer_frames(tips[:6] + [real] * 4, fake)
