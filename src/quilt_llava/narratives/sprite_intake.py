@@ -137,8 +137,12 @@ class SpriteIntake:
             score, x, y = match_in(luma, (x0 - tw, y0 - th, x1, y1), t, cfg.min_contrast)
             if score < cfg.sure_score and not on_sighting(x, y, t, box):
                 # Not beyond doubt and off where the learner saw it (a smeared sighting matched
-                # at an offset): the best match that lies on the sighting, if any.
-                score, x, y = match_in(luma, sighting_box(t, box), t, cfg.min_contrast)
+                # at an offset): the best match that lies on the sighting, if any. Where nothing
+                # there has the sprite's contrast, the box says nothing of where it lies (a part
+                # of the pointer that moved, a fragment), and the match around it stands.
+                on = match_in(luma, sighting_box(t, box), t, cfg.min_contrast)
+                if on[0] > 0.0:
+                    score, x, y = on
             if score >= cfg.min_score:
                 hits.append(CursorHit(index, x, y, score))
         return sorted(hits, key=lambda h: h.index)
