@@ -130,3 +130,21 @@ def test_a_walk_back_onto_tissue_that_showed_the_same_while_the_pointer_was_else
     rested = _pointer_frames(tips[:6] + [real] * 4, fake)
     walk = [CursorHit(i, float(real[0]), float(real[1]), 0.9) for i in range(6, 10)]
     assert _evidence_with(rested, confirmed).there_before(walk, k) == 0
+
+
+def test_a_sighting_with_nothing_of_the_sprites_contrast_does_not_veto_the_match_beside_it() -> None:
+    """The learner's box may be a part of the pointer that moved (a fragment) lying on flat
+    ground: nothing there has the sprite's contrast, so the box says nothing of where the sprite
+    lies, and the match around it stands."""
+    t = make_template(1.0)
+    th, tw = t.image.shape
+    tip = (80, 60)
+    x0, y0 = tip[0] - t.hotspot[0], tip[1] - t.hotspot[1]
+    luma = _texture(160, 200, 3)
+    luma[y0 - 8 : y0 + th + 8, x0 + tw + 1 : x0 + 3 * tw + 20] = 128  # flat, right of the pointer
+    frame = _smeared(_with_pointer(luma, tip, t), (60, 40, 120, 110), 5)
+    beside = (x0 + tw, y0, x0 + 2 * tw + 9, y0 + th)
+    intake, k = _intake(t, [(10, frame, beside)])
+    hits = intake.recover_rest(k)
+    assert len(hits) == 1 and abs(hits[0].x - tip[0]) <= 1 and abs(hits[0].y - tip[1]) <= 1
+    assert hits[0].score < CursorConfig().sure_score and not on_sighting(hits[0].x, hits[0].y, t, beside)
