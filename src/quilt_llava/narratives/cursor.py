@@ -52,7 +52,9 @@ reported point is the template's hotspot:
   backwards from that position (a cursor that rested before it first moved; the view's
   last 200 frames are held); only every fourth held frame keeps its pixels (holding
   every decoded frame costs more memory traffic than the rest of the search), positions in between are
-  interpolated for a pointer that barely moved;
+  interpolated for a pointer that barely moved; the walk is cut where it reaches a spot that showed
+  the same in a frame where the pointer was verified elsewhere (tissue that looks like a pointer,
+  beside which the pointer arrives: :meth:`PointerEvidence.there_before`);
 - a pointer that rested from a view's start and then left (moved away fast, or vanished)
   is found from the spot it left (:mod:`quilt_llava.narratives.rest_recovery`): the view's
   oldest held frame and a later one differ where it was; looked for at the view's first
@@ -379,6 +381,9 @@ class TemplateCursorLocator:
         if not continues:
             out.extend(self._end_track())
             self.pending = self.history.backfill(x, y, self.templates[k], frame.ignore, frame.scale)
+            # Where the walk back went onto tissue that looked the same while the pointer was
+            # verified elsewhere (a lookalike beside which the pointer arrives), it is not the pointer's.
+            self.pending = self.pending[self.evidence.there_before(self.pending, k) :]
             if self.dormant and abs(self.dormant[-1].x - x) <= 4 and abs(self.dormant[-1].y - y) <= 4:
                 # The same resting pointer, lost for a moment: its earlier hits rejoin this track.
                 self.pending = [

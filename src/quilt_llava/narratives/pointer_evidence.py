@@ -11,6 +11,8 @@ weighs, each a number or a yes/no:
   the template's pattern (the spot a pointer has just left differs from the last frame too, but
   shows what it showed before the pointer passed);
 - :meth:`PointerEvidence.new_there`: both, outside ignored regions;
+- :meth:`PointerEvidence.there_before`: how much of a walk back lies on a spot that showed the
+  same in an earlier frame where the pointer was verified somewhere else (then it is the tissue);
 - :meth:`PointerEvidence.spot_diff`: the spot compared with any other frame;
 - :meth:`PointerEvidence.contrast`: the fill/outline contrast there (pointers are drawn black
   on white or the reverse; tissue is far less contrasted).
@@ -18,12 +20,13 @@ weighs, each a number or a yes/no:
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from quilt_llava.narratives.background import PointerFreeBackground
-from quilt_llava.narratives.cursor_hits import AnalysedFrame, inside
+from quilt_llava.narratives.cursor_hits import AnalysedFrame, CursorHit, inside
 from quilt_llava.narratives.templates import Template, fill_ring_contrast, patch_box, spot_diff
 from quilt_llava.narratives.view_history import ViewHistory
 
@@ -66,6 +69,34 @@ class PointerEvidence:
             return True
         diff = self.spot_diff(frame.luma, older, x, y, k, shaped=True)
         return diff is None or diff >= 0.5 * self.config.min_change
+
+    def there_before(self, hits: list[CursorHit], k: int) -> int:
+        """How many of the oldest of ``hits`` (a walk back from a new track, oldest first, shape
+        ``k``) lie on a spot that showed the same (within half of ``min_change``) in the latest
+        earlier frame held with its pixels that had a verified hit, that hit lying clear of the
+        spot (farther than the shape's size)? The pointer cannot be in two places: what matched
+        there then is the tissue (a lookalike beside which the pointer arrives), and the walk from
+        the newest of them back is not the pointer's. 0 when no such frame is held."""
+        if not hits:
+            return 0
+        pixels = {i: luma for i, luma, _ in self.history.frames if luma is not None and luma.size}
+        ref = next(
+            (i for i, _, confirmed in reversed(self.history.frames) if confirmed and i < hits[0].index and i in pixels),
+            None,
+        )
+        pos = None if ref is None else self.history.hits.get(ref)
+        if ref not in pixels or pos is None:
+            return 0
+        reach = max(self.templates[k].image.shape)
+        for n in range(len(hits), 0, -1):
+            h = hits[n - 1]
+            now = pixels.get(h.index)
+            if now is None or math.hypot(pos[0] - h.x, pos[1] - h.y) <= reach:
+                continue
+            diff = self.spot_diff(now, pixels[ref], h.x, h.y, k)
+            if diff is not None and diff < 0.5 * self.config.min_change:
+                return n
+        return 0
 
     def spot_diff(
         self, luma: np.ndarray, other: np.ndarray, x: float, y: float, k: int, shaped: bool = False

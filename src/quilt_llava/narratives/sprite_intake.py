@@ -7,7 +7,8 @@ joins the :class:`~quilt_llava.narratives.sprite_set.SpriteSet` (unlocking it; t
 whole-frame search is due at once), marked ``coarse`` when the half-resolution search finds it
 (``COARSE_TRIALS``); and the hits of where it was before it was known
 (:meth:`SpriteIntake.observe`): where it rested from the view's oldest held frame forward while
-it is found beyond doubt (``sure_score``), then where the learner saw it move.
+it is found beyond doubt (``sure_score``), then where the learner saw it move (on the sighting's
+box, :func:`on_sighting`: a smeared sighting can match the sprite half its size off).
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ if TYPE_CHECKING:
     from quilt_llava.narratives.cursor import CursorConfig
     from quilt_llava.narratives.pointer import SpriteLearner
 
+# how far (a share of the sprite's width and height) a hit recovered where the learner saw the
+# pointer move may lie from that sighting's centre (``on_sighting``)
+SIGHTING_AGREE = 0.25
 COARSE_TRIALS = 3  # sightings a small learned sprite must be found in at half resolution to be searched there
 
 
@@ -91,7 +95,9 @@ class SpriteIntake:
         view's oldest held frame (searched whole) forward, while the sprite is found beyond
         doubt (``sure_score``) near where it was; thinned frames between two sightings of a
         pointer that stayed within ``backfill_radius`` are interpolated. Then the frames where
-        the learner saw it move, before it was known."""
+        the learner saw it move, before it was known: the best match around the sighting
+        where it is beyond doubt or lies on the sighting (:func:`on_sighting`), else the best
+        match on the sighting."""
         import cv2
 
         cfg = self.config
@@ -123,11 +129,41 @@ class SpriteIntake:
             hits.append(CursorHit(index, x, y, score))
         # Then where the learner saw it moving, in frames it still holds.
         done = {h.index for h in hits} | {i for i, _, c in self.history.frames if c}
-        for index, luma, (x0, y0, x1, y1) in self.learner.sightings:
+        for index, luma, box in self.learner.sightings:
             if index in done or (hits and index < hits[-1].index):
                 continue
             th, tw = t.image.shape
+            x0, y0, x1, y1 = box
             score, x, y = match_in(luma, (x0 - tw, y0 - th, x1, y1), t, cfg.min_contrast)
+            if score < cfg.sure_score and not on_sighting(x, y, t, box):
+                # Not beyond doubt and off where the learner saw it (a smeared sighting matched
+                # at an offset): the best match that lies on the sighting, if any. Where nothing
+                # there has the sprite's contrast, the box says nothing of where it lies (a part
+                # of the pointer that moved, a fragment), and the match around it stands.
+                on = match_in(luma, sighting_box(t, box), t, cfg.min_contrast)
+                if on[0] > 0.0:
+                    score, x, y = on
             if score >= cfg.min_score:
                 hits.append(CursorHit(index, x, y, score))
         return sorted(hits, key=lambda h: h.index)
+
+
+def sighting_box(t: Template, box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    """Top-left positions (for :func:`match_in`) that put template ``t`` on the sighting ``box``
+    (:func:`on_sighting`)."""
+    th, tw = t.image.shape
+    ax, ay = max(2, int(SIGHTING_AGREE * tw)), max(2, int(SIGHTING_AGREE * th))
+    x, y = round((box[0] + box[2] - tw) / 2), round((box[1] + box[3] - th) / 2)
+    return x - ax, y - ay, x + ax, y + ay
+
+
+def on_sighting(x: float, y: float, t: Template, box: tuple[int, int, int, int]) -> bool:
+    """Does template ``t`` with its hotspot at (x, y) lie where the learner saw the pointer (``box``:
+    the part of that frame that differed from the frames before and after)? Its centre must be
+    within ``SIGHTING_AGREE`` of the sprite's width and height from the box's centre. The search
+    around a sighting spans a whole sprite on every side; a pointer smeared by motion (or by
+    compression) can match its sprite there at an offset of half its size, off the pointer."""
+    th, tw = t.image.shape
+    cx, cy = x - t.hotspot[0] + tw / 2, y - t.hotspot[1] + th / 2
+    bx, by = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    return abs(cx - bx) <= max(2.0, SIGHTING_AGREE * tw) and abs(cy - by) <= max(2.0, SIGHTING_AGREE * th)

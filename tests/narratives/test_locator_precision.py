@@ -1,0 +1,150 @@
+"""False hits the locator must not emit (issue #16, precision pass): a weak match some way off
+where the sprite learner saw the pointer move, and tissue that looks like a pointer beside
+which the real pointer comes to rest."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from quilt_llava.narratives.cursor import CursorConfig
+from quilt_llava.narratives.sprite_intake import SpriteIntake, on_sighting
+from quilt_llava.narratives.sprite_set import SpriteSet
+from quilt_llava.narratives.templates import make_template
+from quilt_llava.narratives.view_history import ViewHistory
+
+cv2 = pytest.importorskip("cv2")
+
+
+def _texture(h: int, w: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    noise = rng.integers(0, 256, (h // 8, w // 8), dtype=np.uint8)
+    return cv2.resize(noise, (w, h), interpolation=cv2.INTER_CUBIC)
+
+
+def _with_pointer(luma: np.ndarray, tip: tuple[int, int], t) -> np.ndarray:
+    out = luma.copy()
+    th, tw = t.image.shape
+    x0, y0 = tip[0] - t.hotspot[0], tip[1] - t.hotspot[1]
+    region = out[y0 : y0 + th, x0 : x0 + tw]
+    region[t.mask > 0] = t.image[t.mask > 0]
+    return out
+
+
+def _smeared(luma: np.ndarray, box: tuple[int, int, int, int], length: int) -> np.ndarray:
+    """``luma`` blurred along x inside ``box`` (a pointer smeared by its motion)."""
+    out = luma.copy()
+    x0, y0, x1, y1 = box
+    out[y0:y1, x0:x1] = cv2.blur(luma[y0:y1, x0:x1], (length, 1))
+    return out
+
+
+def _intake(t, sightings: list) -> tuple[SpriteIntake, int]:
+    config = CursorConfig()
+    sprites = SpriteSet([make_template(1.0)], config)
+    k = sprites.add(t)
+    learner = SimpleNamespace(sightings=sightings)
+    return SpriteIntake(learner, sprites, None, ViewHistory(config), config), k  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_weak_match_off_the_learners_sighting_is_not_recovered(seed: int) -> None:
+    t = make_template(1.0)
+    th, tw = t.image.shape
+    tip = (80, 60)
+    footprint = (tip[0] - t.hotspot[0], tip[1] - t.hotspot[1], tip[0] - t.hotspot[0] + tw, tip[1] - t.hotspot[1] + th)
+    frame = _smeared(_with_pointer(_texture(160, 200, seed), tip, t), (60, 40, 120, 110), 5)
+    config = CursorConfig()
+    intake, k = _intake(t, [])
+    from quilt_llava.narratives.templates import match_in
+
+    score, *_ = match_in(frame, (footprint[0] - tw, footprint[1] - th, footprint[2], footprint[3]), t, 25.0)
+    assert config.min_score <= score < config.sure_score  # a smeared sighting: found, not beyond doubt
+    # The learner saw it where it lies: recovered.
+    intake.learner.sightings = [(10, frame, footprint)]
+    hits = intake.recover_rest(k)
+    assert len(hits) == 1 and hits[0].index == 10 and abs(hits[0].x - 80) <= 1 and abs(hits[0].y - 60) <= 1
+    # The learner saw the pointer half a sprite away: that weak match is not it.
+    off = (footprint[0] + tw // 2, footprint[1] + th // 2, footprint[2] + tw // 2, footprint[3] + th // 2)
+    intake.learner.sightings = [(10, frame, off)]
+    assert intake.recover_rest(k) == []
+    # A match beyond doubt stands wherever the sighting's box was drawn.
+    sharp = _with_pointer(_texture(160, 200, seed), tip, t)
+    intake.learner.sightings = [(10, sharp, off)]
+    hits = intake.recover_rest(k)
+    assert len(hits) == 1 and hits[0].score >= config.sure_score and (hits[0].x, hits[0].y) == (80.0, 60.0)
+
+
+def test_on_sighting_allows_a_quarter_of_the_sprite_on_each_axis() -> None:
+    t = make_template(1.0)  # 17 x 25, hotspot (2, 2)
+    th, tw = t.image.shape
+    box = (100, 100, 100 + tw, 100 + th)
+    assert on_sighting(102, 102, t, box)
+    assert on_sighting(102 + tw // 4, 102 - th // 4, t, box)
+    assert not on_sighting(102 + tw // 4 + 1, 102, t, box)
+    assert not on_sighting(102, 102 + th // 4 + 1, t, box)
+
+
+def _evidence_with(frames: list[np.ndarray], confirmed: dict[int, tuple[float, float]]):
+    from quilt_llava.narratives.background import PointerFreeBackground
+    from quilt_llava.narratives.pointer_evidence import PointerEvidence
+    from quilt_llava.narratives.templates import make_templates
+
+    config = CursorConfig(history_stride=1)
+    history = ViewHistory(config)
+    for i, luma in enumerate(frames):
+        history.remember(i, luma, i in confirmed)
+        history.hits[i] = confirmed.get(i)
+    templates = make_templates(config.scales, frames[0].shape[0])
+    return PointerEvidence(templates, PointerFreeBackground(), history, config)
+
+
+def test_a_walk_back_onto_tissue_that_showed_the_same_while_the_pointer_was_elsewhere_is_refused() -> None:
+    """The spot a track's walk back found (frames 6-9) showed the same in frame 5, where the
+    pointer was verified 100 px away: it is tissue that looks like a pointer (a lookalike beside
+    which the pointer arrives), not where the pointer rested. Where the pointer was verified on the
+    spot, or the spot showed something else then (the pointer arrived there), the walk stands."""
+    from quilt_llava.narratives.cursor_hits import CursorHit
+    from tests.narratives.test_cursor import _pointer_frames
+
+    fake = (200, 120)
+    tips = [(330 - 5 * i, 190) for i in range(6)] + [None] * 4
+    frames = _pointer_frames(tips, fake)
+    k = 4  # a prior size that matches the lookalike
+    on_fake = [CursorHit(i, float(fake[0]), float(fake[1]), 0.7) for i in range(6, 10)]
+    confirmed = {i: (float(x), float(y)) for i, (x, y) in enumerate(tips[:6])}
+    assert _evidence_with(frames, confirmed).there_before(on_fake, k) == 4
+    # The pointer verified on the spot itself in frame 5: no evidence against the walk.
+    assert _evidence_with(frames, {**confirmed, 5: (202.0, 121.0)}).there_before(on_fake, k) == 0
+    # Nothing verified before the walk: nothing to tell.
+    assert _evidence_with(frames, {}).there_before(on_fake, k) == 0
+    # A walk from a pointer resting at (150, 150) in frames 8-9 that went onto the lookalike
+    # before: only its part on the lookalike is cut.
+    arrived = _pointer_frames(tips[:8] + [(150, 150)] * 2, fake)
+    mixed = on_fake[:2] + [CursorHit(i, 150.0, 150.0, 0.9) for i in (8, 9)]
+    assert _evidence_with(arrived, confirmed).there_before(mixed, k) == 2
+    # A real pointer that came to rest at the spot in frame 6: frame 5 showed tissue there.
+    real = (120, 60)
+    rested = _pointer_frames(tips[:6] + [real] * 4, fake)
+    walk = [CursorHit(i, float(real[0]), float(real[1]), 0.9) for i in range(6, 10)]
+    assert _evidence_with(rested, confirmed).there_before(walk, k) == 0
+
+
+def test_a_sighting_with_nothing_of_the_sprites_contrast_does_not_veto_the_match_beside_it() -> None:
+    """The learner's box may be a part of the pointer that moved (a fragment) lying on flat
+    ground: nothing there has the sprite's contrast, so the box says nothing of where the sprite
+    lies, and the match around it stands."""
+    t = make_template(1.0)
+    th, tw = t.image.shape
+    tip = (80, 60)
+    x0, y0 = tip[0] - t.hotspot[0], tip[1] - t.hotspot[1]
+    luma = _texture(160, 200, 3)
+    luma[y0 - 8 : y0 + th + 8, x0 + tw + 1 : x0 + 3 * tw + 20] = 128  # flat, right of the pointer
+    frame = _smeared(_with_pointer(luma, tip, t), (60, 40, 120, 110), 5)
+    beside = (x0 + tw, y0, x0 + 2 * tw + 9, y0 + th)
+    intake, k = _intake(t, [(10, frame, beside)])
+    hits = intake.recover_rest(k)
+    assert len(hits) == 1 and abs(hits[0].x - tip[0]) <= 1 and abs(hits[0].y - tip[1]) <= 1
+    assert hits[0].score < CursorConfig().sure_score and not on_sighting(hits[0].x, hits[0].y, t, beside)
