@@ -228,8 +228,10 @@ def test_sprite_set_locks_on_a_prior_size_and_its_learned_twin_splitting_the_vot
         sprites.vote(2)
         sprites.vote(k)
     assert sprites.locked is None  # 14 votes of one pointer: not yet
-    sprites.vote(k)  # 15, split 7 / 8: the lock goes to the one with more votes; the other is left out
-    assert sprites.locked == k and sprites.active() == [k]
+    sprites.vote(k)  # 15, split 7 / 8: locked; the other is left out
+    # The twin with more votes is locked; a part of the arrow gives way to the whole arrow.
+    locked = 2 if part == "tip end" else k
+    assert sprites.locked == locked and sprites.active() == [locked]
     assert sorted(sprites.unlocked()) == [0, 1, 2, 3, 4, k, other]  # what the locator tries when it finds nothing
     assert sprites.add(_crosshair(15)) == other + 1 and sprites.locked is None  # a sprite just learned unlocks
 
@@ -246,3 +248,15 @@ def test_sprite_set_does_not_lock_on_a_prior_size_and_another_shape_splitting_th
     for _ in range(20):
         sprites.vote(other)
     assert sprites.locked == other  # 30 of 40: the crosshair alone
+
+
+def test_sprite_set_locks_on_a_part_of_the_arrow_when_the_whole_found_nothing():
+    templates = make_templates((0.8, 1.0, 1.25), 720)
+    sprites = SpriteSet(templates, CursorConfig(lock_after=4))
+    arrow = templates[1]
+    h, w = arrow.image.shape
+    k = sprites.add(_learned(arrow.image[: h * 3 // 5, : w * 3 // 4], arrow.mask[: h * 3 // 5, : w * 3 // 4], (2, 2)))
+    assert sprites.kin().tolist()[k] == sprites.kin().tolist()[1]
+    for _ in range(4):
+        sprites.vote(k)
+    assert sprites.locked == k

@@ -70,6 +70,7 @@ class SpriteSet:
         self._twin_map: dict[int, tuple[int, int, int]] = {}
         self._kin_of = -1  # number of templates the kin array below was made for
         self._kin = np.arange(len(templates))
+        self._parts: set[int] = set()  # learned sprites of a shape only as a part of it (``PART_SCORE``)
 
     @property
     def learned_any(self) -> bool:
@@ -116,13 +117,17 @@ class SpriteSet:
     def vote(self, k: int) -> None:
         """Lock the template once verified pointer hits agree on it: ``lock_after`` hits and three
         quarters of the votes, the votes of templates that are one shape (:meth:`kin`) counted
-        together; the lock goes to the one of them with the most votes."""
+        together; the lock goes to the one of them with the most votes, a whole shape before a
+        sprite that is only a part of it."""
         self.votes[k] += 1
         kin = self.kin()
         together = np.bincount(kin, weights=self.votes, minlength=len(self.templates))
         best = int(np.argmax(together))
         if together[best] >= self.config.lock_after and together[best] >= 0.75 * self.votes.sum():
             members = np.flatnonzero(kin == best)
+            wholes = [m for m in members if m not in self._parts and self.votes[m] > 0]
+            if wholes:  # a part matches more than its whole shape does (tissue edges): the whole is locked
+                members = np.array(wholes)
             self.locked = int(members[np.argmax(self.votes[members])])
 
     def kin(self) -> np.ndarray:
@@ -133,13 +138,21 @@ class SpriteSet:
         two such templates splits its votes between them, and no lock would form alone."""
         if self._kin_of != len(self.templates):
             self._kin_of, kin = len(self.templates), np.arange(len(self.templates))
+            self._parts = set()
             for k in range(self.generic, len(self.templates)):
-                sprite = self.templates[k]
+                sprite, twin = self.templates[k], False
                 for i in range(k):
                     other = self.templates[i]
-                    if twin_score(other, sprite)[0] >= TWIN_SCORE or part_score(sprite, other) >= PART_SCORE:
-                        low, high = sorted((int(kin[i]), int(kin[k])))
-                        kin[kin == high] = low
+                    if twin_score(other, sprite)[0] >= TWIN_SCORE:
+                        twin = True
+                    elif part_score(sprite, other) < PART_SCORE:
+                        continue
+                    else:
+                        self._parts.add(k)
+                    low, high = sorted((int(kin[i]), int(kin[k])))
+                    kin[kin == high] = low
+                if twin:
+                    self._parts.discard(k)
             self._kin = kin
         return self._kin
 
