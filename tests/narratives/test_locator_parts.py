@@ -229,9 +229,8 @@ def test_sprite_set_locks_on_a_prior_size_and_its_learned_twin_splitting_the_vot
         sprites.vote(k)
     assert sprites.locked is None  # 14 votes of one pointer: not yet
     sprites.vote(k)  # 15, split 7 / 8: locked; the other is left out
-    # The twin with more votes is locked; a part of the arrow gives way to the whole arrow.
-    locked = 2 if part == "tip end" else k
-    assert sprites.locked == locked and sprites.active() == [locked]
+    # The prior size is locked (its exact tip), though the sprite learned from the arrow has more votes.
+    assert sprites.locked == 2 and sprites.active() == [2]
     assert sorted(sprites.unlocked()) == [0, 1, 2, 3, 4, k, other]  # what the locator tries when it finds nothing
     assert sprites.add(_crosshair(15)) == other + 1 and sprites.locked is None  # a sprite just learned unlocks
 

@@ -10,8 +10,8 @@ In: the arrow prior (the first ``generic`` templates), each sprite the learner a
   quarters of the votes), only it is matched; a sprite just learned unlocks (the lock is earned
   afresh). Templates that are one shape (:meth:`SpriteSet.kin`: a learned sprite that is a twin
   of a prior size or of an earlier sprite, or a part of one, the tip end of a classic arrow) vote
-  together, and the lock goes to the one of them with the most votes: the others are left out
-  while it holds.
+  together, and the lock goes to one of them (a size of the prior before a sprite learned from
+  it, a whole shape before a part, then the most votes): the others are left out while it holds.
 - **The retired prior.** Once learned sprites have given ``PRIOR_RETIRE_AFTER`` verified hits,
   every size of the arrow prior that has given none since the first sprite was learned is no
   longer matched (a pointer keeps its size through a recording). A size that keeps finding the
@@ -117,18 +117,20 @@ class SpriteSet:
     def vote(self, k: int) -> None:
         """Lock the template once verified pointer hits agree on it: ``lock_after`` hits and three
         quarters of the votes, the votes of templates that are one shape (:meth:`kin`) counted
-        together; the lock goes to the one of them with the most votes, a whole shape before a
-        sprite that is only a part of it."""
+        together. The lock goes to one of them that found the pointer: a size of the arrow prior
+        before a sprite learned from it, a whole shape before a part of it, then the most votes."""
         self.votes[k] += 1
         kin = self.kin()
         together = np.bincount(kin, weights=self.votes, minlength=len(self.templates))
         best = int(np.argmax(together))
         if together[best] >= self.config.lock_after and together[best] >= 0.75 * self.votes.sum():
-            members = np.flatnonzero(kin == best)
-            wholes = [m for m in members if m not in self._parts and self.votes[m] > 0]
-            if wholes:  # a part matches more than its whole shape does (tissue edges): the whole is locked
-                members = np.array(wholes)
-            self.locked = int(members[np.argmax(self.votes[members])])
+            # A size of the arrow prior that found the pointer before a sprite learned from it (the
+            # exact drawing, with its exact tip; a learned sprite's hotspot is guessed), a whole shape
+            # before a sprite that is only a part of it (a part matches more tissue), then the votes.
+            self.locked = max(
+                (int(m) for m in np.flatnonzero(kin == best) if self.votes[m] > 0),
+                key=lambda m: (m < self.generic, m not in self._parts, self.votes[m]),
+            )
 
     def kin(self) -> np.ndarray:
         """For each template, the first template of its shape: a learned sprite that is a twin of an
