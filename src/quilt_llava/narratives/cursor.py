@@ -20,7 +20,7 @@ reported point is the template's hotspot:
   earlier in the view, and learned sprites find a pointer that never moves in later views;
 - while one sprite is locked (enough verified hits agree on it; templates of one shape, a
   learned sprite and the prior size it is a twin or a part of, count their votes together and
-  the one with more is locked), motion it does not
+  the prior size is locked before the sprite), motion it does not
   explain and every whole-frame search still try every learned shape, so a pointer
   that turns into a hand stays tracked;
 

@@ -12,6 +12,8 @@ In: the arrow prior (the first ``generic`` templates), each sprite the learner a
   of a prior size or of an earlier sprite, or a part of one, the tip end of a classic arrow) vote
   together, and the lock goes to one of them (a size of the prior before a sprite learned from
   it, a whole shape before a part, then the most votes): the others are left out while it holds.
+  Not handled: a learned sliver of texture (it matches any edge, so it is nobody's kin) still
+  takes votes of its own, and the lock waits until the pointer's shape has three quarters again.
 - **The retired prior.** Once learned sprites have given ``PRIOR_RETIRE_AFTER`` verified hits,
   every size of the arrow prior that has given none since the first sprite was learned is no
   longer matched (a pointer keeps its size through a recording). A size that keeps finding the
