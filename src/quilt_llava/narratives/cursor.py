@@ -18,9 +18,7 @@ reported point is the template's hotspot:
   found it once since the first sprite was learned is retired (a pointer keeps its
   size through a recording); a sprite just learned is looked for where it rested
   earlier in the view, and learned sprites find a pointer that never moves in later views;
-- while one sprite is locked (enough verified hits agree on it; templates of one shape, a
-  learned sprite and the prior size it is a twin or a part of, count their votes together and
-  the prior size is locked before the sprite), motion it does not
+- while one sprite is locked (enough verified hits agree on it), motion it does not
   explain and every whole-frame search still try every learned shape, so a pointer
   that turns into a hand stays tracked;
 

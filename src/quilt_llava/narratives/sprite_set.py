@@ -8,12 +8,7 @@ In: the arrow prior (the first ``generic`` templates), each sprite the learner a
 
 - **The lock.** Once ``lock_after`` verified hits agree on one template (and it has three
   quarters of the votes), only it is matched; a sprite just learned unlocks (the lock is earned
-  afresh). Templates that are one shape (:meth:`SpriteSet.kin`: a learned sprite that is a twin
-  of a prior size or of an earlier sprite, or a part of one, the tip end of a classic arrow) vote
-  together, and the lock goes to one of them (a size of the prior before a sprite learned from
-  it, a whole shape before a part, then the most votes): the others are left out while it holds.
-  Not handled: a learned sliver of texture (it matches any edge, so it is nobody's kin) still
-  takes votes of its own, and the lock waits until the pointer's shape has three quarters again.
+  afresh).
 - **The retired prior.** Once learned sprites have given ``PRIOR_RETIRE_AFTER`` verified hits,
   every size of the arrow prior that has given none since the first sprite was learned is no
   longer matched (a pointer keeps its size through a recording). A size that keeps finding the
@@ -28,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from quilt_llava.narratives.templates import Template, masked_ncc, patch_box, twin_score
+from quilt_llava.narratives.templates import Template, patch_box, twin_score
 
 if TYPE_CHECKING:
     from quilt_llava.narratives.cursor import CursorConfig
@@ -40,20 +35,6 @@ PRIOR_RETIRE_AFTER = 30
 # pointer seen over different tissue): the whole-frame search runs for the first one only, and its peaks
 # are checked with each of them. An arrow, a hand and a crosshair of one theme score < 0.5.
 TWIN_SCORE = 0.65
-# A learned sprite smaller than a template that matches inside it this well (``part_score``) is a part of
-# that shape (a learner that kept the tip end of a classic arrow): the two vote as one shape for the lock.
-# The same sprites inside other shapes and slivers of texture that match any edge score < 0.8.
-PART_SCORE = 0.8
-
-
-def part_score(part: Template, whole: Template, slack: int = 3) -> float:
-    """How well ``part`` matches somewhere inside ``whole`` (padded by ``slack`` px): the best |masked
-    NCC|; 0 when ``part`` is not smaller than ``whole`` in both directions."""
-    (ph, pw), (wh, ww) = part.image.shape, whole.image.shape
-    if ph > wh or pw > ww or (ph, pw) == (wh, ww):
-        return 0.0
-    res = np.abs(masked_ncc(np.pad(whole.image, slack, mode="edge"), part))
-    return float(res.max()) if res.size else 0.0
 
 
 class SpriteSet:
@@ -70,9 +51,6 @@ class SpriteSet:
         self.wins: list[int] = []
         self._twins_of = -1  # number of templates the twin map below was made for
         self._twin_map: dict[int, tuple[int, int, int]] = {}
-        self._kin_of = -1  # number of templates the kin array below was made for
-        self._kin = np.arange(len(templates))
-        self._parts: set[int] = set()  # learned sprites of a shape only as a part of it (``PART_SCORE``)
 
     @property
     def learned_any(self) -> bool:
@@ -117,48 +95,11 @@ class SpriteSet:
         return self.unlocked()
 
     def vote(self, k: int) -> None:
-        """Lock the template once verified pointer hits agree on it: ``lock_after`` hits and three
-        quarters of the votes, the votes of templates that are one shape (:meth:`kin`) counted
-        together. The lock goes to one of them that found the pointer: a size of the arrow prior
-        before a sprite learned from it, a whole shape before a part of it, then the most votes."""
+        """Lock the template size once verified pointer hits agree on it."""
         self.votes[k] += 1
-        kin = self.kin()
-        together = np.bincount(kin, weights=self.votes, minlength=len(self.templates))
-        best = int(np.argmax(together))
-        if together[best] >= self.config.lock_after and together[best] >= 0.75 * self.votes.sum():
-            # A size of the arrow prior that found the pointer before a sprite learned from it (the
-            # exact drawing, with its exact tip; a learned sprite's hotspot is guessed), a whole shape
-            # before a sprite that is only a part of it (a part matches more tissue), then the votes.
-            self.locked = max(
-                (int(m) for m in np.flatnonzero(kin == best) if self.votes[m] > 0),
-                key=lambda m: (m < self.generic, m not in self._parts, self.votes[m]),
-            )
-
-    def kin(self) -> np.ndarray:
-        """For each template, the first template of its shape: a learned sprite that is a twin of an
-        earlier template (a size of the arrow prior or a learned sprite; ``TWIN_SCORE``) or a part of
-        one (``PART_SCORE``) is of that template's shape, and so is everything of its shape (a part
-        of the arrow inside three of the prior's sizes joins the three). One pointer explained by
-        two such templates splits its votes between them, and no lock would form alone."""
-        if self._kin_of != len(self.templates):
-            self._kin_of, kin = len(self.templates), np.arange(len(self.templates))
-            self._parts = set()
-            for k in range(self.generic, len(self.templates)):
-                sprite, twin = self.templates[k], False
-                for i in range(k):
-                    other = self.templates[i]
-                    if twin_score(other, sprite)[0] >= TWIN_SCORE:
-                        twin = True
-                    elif part_score(sprite, other) < PART_SCORE:
-                        continue
-                    else:
-                        self._parts.add(k)
-                    low, high = sorted((int(kin[i]), int(kin[k])))
-                    kin[kin == high] = low
-                if twin:
-                    self._parts.discard(k)
-            self._kin = kin
-        return self._kin
+        best = int(np.argmax(self.votes))
+        if self.votes[best] >= self.config.lock_after and self.votes[best] >= 0.75 * self.votes.sum():
+            self.locked = best
 
     def twins(self) -> dict[int, tuple[int, int, int]]:
         """Learned sprites that are twins of an earlier one (``TWIN_SCORE``): index -> (that sprite's
