@@ -14,25 +14,9 @@ from quilt_llava.narratives.frame_motion import FrameMotion
 from quilt_llava.narratives.sprite_set import PRIOR_RETIRE_AFTER, SpriteSet
 from quilt_llava.narratives.templates import make_template, make_templates
 from quilt_llava.narratives.view_history import ViewHistory
+from tests.narratives.scenes import texture, with_pointer
 
 cv2 = pytest.importorskip("cv2")
-
-
-def _texture(h: int = 120, w: int = 160, seed: int = 0) -> np.ndarray:
-    """Smooth grey tissue-like texture (no arrow-like structure)."""
-    rng = np.random.default_rng(seed)
-    noise = rng.integers(0, 256, (h // 8, w // 8), dtype=np.uint8)
-    return cv2.resize(noise, (w, h), interpolation=cv2.INTER_CUBIC)
-
-
-def _with_pointer(luma: np.ndarray, tip: tuple[int, int], t) -> np.ndarray:
-    """``luma`` with template ``t`` pasted (its mask) so that its hotspot lies at ``tip``."""
-    out = luma.copy()
-    th, tw = t.image.shape
-    x0, y0 = tip[0] - t.hotspot[0], tip[1] - t.hotspot[1]
-    region = out[y0 : y0 + th, x0 : x0 + tw]
-    region[t.mask > 0] = t.image[t.mask > 0]
-    return out
 
 
 def test_sprite_set_locks_on_three_quarters_of_the_votes_and_a_new_sprite_unlocks():
@@ -88,11 +72,11 @@ def test_view_history_keeps_pixels_of_every_nth_frame_and_the_newest():
 
 def test_view_history_confirm_marks_frames_and_backfill_stops_there():
     t = make_template(1.0)
-    base = _texture()
+    base = texture()
     history = ViewHistory(CursorConfig(history_stride=1))
     tip = (60, 40)
     for i in range(8):
-        history.remember(i, _with_pointer(base, tip, t), False)
+        history.remember(i, with_pointer(base, tip, t), False)
     walked = history.backfill(60.0, 40.0, t)
     assert [h.index for h in walked] == list(range(8))
     assert all(abs(h.x - 60) <= 1 and abs(h.y - 40) <= 1 for h in walked)
@@ -106,9 +90,9 @@ def test_view_history_confirm_marks_frames_and_backfill_stops_there():
 
 def test_background_keeps_what_the_pointer_covers():
     t = make_template(1.0)
-    empty = _texture(seed=1)
+    empty = texture(seed=1)
     tip = (70, 50)
-    covered = _with_pointer(empty, tip, t)
+    covered = with_pointer(empty, tip, t)
     mask = t.mask > 0
     th, tw = t.image.shape
     x0, y0 = tip[0] - t.hotspot[0], tip[1] - t.hotspot[1]

@@ -14,23 +14,9 @@ from quilt_llava.narratives.sprite_intake import SpriteIntake, on_sighting
 from quilt_llava.narratives.sprite_set import SpriteSet
 from quilt_llava.narratives.templates import make_template
 from quilt_llava.narratives.view_history import ViewHistory
+from tests.narratives.scenes import texture, with_pointer
 
 cv2 = pytest.importorskip("cv2")
-
-
-def _texture(h: int, w: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    noise = rng.integers(0, 256, (h // 8, w // 8), dtype=np.uint8)
-    return cv2.resize(noise, (w, h), interpolation=cv2.INTER_CUBIC)
-
-
-def _with_pointer(luma: np.ndarray, tip: tuple[int, int], t) -> np.ndarray:
-    out = luma.copy()
-    th, tw = t.image.shape
-    x0, y0 = tip[0] - t.hotspot[0], tip[1] - t.hotspot[1]
-    region = out[y0 : y0 + th, x0 : x0 + tw]
-    region[t.mask > 0] = t.image[t.mask > 0]
-    return out
 
 
 def _smeared(luma: np.ndarray, box: tuple[int, int, int, int], length: int) -> np.ndarray:
@@ -55,7 +41,7 @@ def test_a_weak_match_off_the_learners_sighting_is_not_recovered(seed: int) -> N
     th, tw = t.image.shape
     tip = (80, 60)
     footprint = (tip[0] - t.hotspot[0], tip[1] - t.hotspot[1], tip[0] - t.hotspot[0] + tw, tip[1] - t.hotspot[1] + th)
-    frame = _smeared(_with_pointer(_texture(160, 200, seed), tip, t), (60, 40, 120, 110), 5)
+    frame = _smeared(with_pointer(texture(160, 200, seed), tip, t), (60, 40, 120, 110), 5)
     config = CursorConfig()
     intake, k = _intake(t, [])
     from quilt_llava.narratives.templates import match_in
@@ -71,7 +57,7 @@ def test_a_weak_match_off_the_learners_sighting_is_not_recovered(seed: int) -> N
     intake.learner.sightings = [(10, frame, off)]
     assert intake.recover_rest(k) == []
     # A match beyond doubt stands wherever the sighting's box was drawn.
-    sharp = _with_pointer(_texture(160, 200, seed), tip, t)
+    sharp = with_pointer(texture(160, 200, seed), tip, t)
     intake.learner.sightings = [(10, sharp, off)]
     hits = intake.recover_rest(k)
     assert len(hits) == 1 and hits[0].score >= config.sure_score and (hits[0].x, hits[0].y) == (80.0, 60.0)
@@ -140,9 +126,9 @@ def test_a_sighting_with_nothing_of_the_sprites_contrast_does_not_veto_the_match
     th, tw = t.image.shape
     tip = (80, 60)
     x0, y0 = tip[0] - t.hotspot[0], tip[1] - t.hotspot[1]
-    luma = _texture(160, 200, 3)
+    luma = texture(160, 200, 3)
     luma[y0 - 8 : y0 + th + 8, x0 + tw + 1 : x0 + 3 * tw + 20] = 128  # flat, right of the pointer
-    frame = _smeared(_with_pointer(luma, tip, t), (60, 40, 120, 110), 5)
+    frame = _smeared(with_pointer(luma, tip, t), (60, 40, 120, 110), 5)
     beside = (x0 + tw, y0, x0 + 2 * tw + 9, y0 + th)
     intake, k = _intake(t, [(10, frame, beside)])
     hits = intake.recover_rest(k)

@@ -1,0 +1,25 @@
+"""Small still scenes for the pointer locator's parts: a smooth tissue-like texture and a
+template pasted on it with its hotspot at a given tip."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def texture(h: int = 120, w: int = 160, seed: int = 0) -> np.ndarray:
+    """Smooth grey tissue-like texture (no arrow-like structure)."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    noise = rng.integers(0, 256, (h // 8, w // 8), dtype=np.uint8)
+    return cv2.resize(noise, (w, h), interpolation=cv2.INTER_CUBIC)
+
+
+def with_pointer(luma: np.ndarray, tip: tuple[int, int], t) -> np.ndarray:
+    """``luma`` with template ``t`` pasted (its mask) so that its hotspot lies at ``tip``."""
+    out = luma.copy()
+    th, tw = t.image.shape
+    x0, y0 = tip[0] - t.hotspot[0], tip[1] - t.hotspot[1]
+    region = out[y0 : y0 + th, x0 : x0 + tw]
+    region[t.mask > 0] = t.image[t.mask > 0]
+    return out
