@@ -19,6 +19,10 @@ from quilt_llava.narratives.acoustic_check import ACOUSTIC_CHECK, ACOUSTIC_PHONE
 from quilt_llava.narratives.asr import AsrConfig
 
 _ASR_DEFAULTS = AsrConfig(model="")
+_PHONEMES_HELP = (
+    "Also propose terms that sound like the heard words by their espeak-ng phonemes (where it is "
+    "installed), kept only when the audio scores them at least as well as the heard words."
+)
 
 
 @dataclass
@@ -270,10 +274,7 @@ def extract_command(
         "not hear, and lets looser candidates through when it did).",
     ),
     acoustic_phonemes: bool = typer.Option(
-        ACOUSTIC_PHONEMES,
-        "--acoustic-phonemes/--no-acoustic-phonemes",
-        help="Also propose terms that sound like the heard words by their espeak-ng phonemes (where it is "
-        "installed), kept only when the audio scores them at least as well as the heard words.",
+        ACOUSTIC_PHONEMES, "--acoustic-phonemes/--no-acoustic-phonemes", help=_PHONEMES_HELP
     ),
     vocabulary: list[Path] = typer.Option(
         [], "--vocabulary", help="Extra vocabulary file (one term per line); repeatable."
@@ -391,10 +392,7 @@ def correct_command(
         "(without them the correction is text-only, and says so).",
     ),
     acoustic_phonemes: bool = typer.Option(
-        ACOUSTIC_PHONEMES,
-        "--acoustic-phonemes/--no-acoustic-phonemes",
-        help="Also propose terms that sound like the heard words by their espeak-ng phonemes (where it is "
-        "installed), kept only when the audio scores them at least as well as the heard words.",
+        ACOUSTIC_PHONEMES, "--acoustic-phonemes/--no-acoustic-phonemes", help=_PHONEMES_HELP
     ),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
