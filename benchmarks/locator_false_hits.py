@@ -1,0 +1,146 @@
+"""Pointer locator's false hits on a benchmark video, each with the part that produced it.
+
+Every hit ``TemplateCursorLocator.process`` and ``finish`` return on a synthetic video of
+``benchmarks/narratives_bench.py`` is compared with the truth at its frame (the benchmark's
+per-shape tolerances); each one farther off, or on a frame with no visible pointer, is printed
+with the frame it was emitted at, the part of the locator that first produced it (``track``:
+the candidate chosen in a frame; ``backfill``: a walk back from a new candidate;
+``rests.*``: where the pointer rested; ``learn``: the sprite learner's recovered sightings;
+``carry``: a resting pointer carried over; ``spot_changed`` / ``end_track``: a held-back
+track's hits released or kept; ``judge``: the motion judge's course and weak-sighting
+chains). The parts are found by wrapping the locator's methods at
+run time; nothing in the package changes. Videos are rendered into ``--work-dir`` once and
+reused (the same folder ``narratives_bench.py --work-dir`` uses)::
+
+    PYTHONPATH=src python benchmarks/locator_false_hits.py --work-dir /tmp/narr --variant handhelds-480p
+
+A hit for a frame emitted later replaces an earlier one in the pipeline's output, so a listed
+hit may not be counted by the benchmark; ``--all`` also lists the hits within tolerance.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from narratives_bench import SHAPE_TOLERANCE_PX, TOLERANCE_PX, VARIANTS
+from quilt_llava.narratives.synthetic import SyntheticConfig, make_synthetic_video
+
+
+def _tagging_locator(emitted: list[tuple[int, Any, str]]) -> type:
+    """A locator that records each hit it returns with the part that first produced it."""
+    from quilt_llava.narratives.cursor import TemplateCursorLocator
+
+    tags: dict[int, str] = {}
+    alive: list[Any] = []  # keeps tagged hits alive so their ids stay unique
+
+    def wrap(obj: Any, name: str, tag: str) -> None:
+        inner = getattr(obj, name)
+
+        def tagged(*args: Any, **kwargs: Any) -> Any:
+            result = inner(*args, **kwargs)
+            if isinstance(result, list):
+                for h in result:
+                    if hasattr(h, "index") and id(h) not in tags:
+                        tags[id(h)] = tag
+                        alive.append(h)
+            return result
+
+        setattr(obj, name, tagged)
+
+    class TaggingLocator(TemplateCursorLocator):
+        def __init__(self, frame_height, config=None):  # type: ignore[no-untyped-def]
+            super().__init__(frame_height, config)
+            wrap(self.history, "backfill", "backfill")
+            for name in ("first_verified", "vanished", "probe_rest"):
+                wrap(self.rests, name, f"rests.{name}")
+            if self.intake is not None:
+                wrap(self.intake, "observe", "learn")
+            own = (("_carry_still", "carry"), ("_spot_changed", "spot_changed"), ("_end_track", "end_track"))
+            for name, tag in own:
+                wrap(self, name, tag)
+            wrap(self, "_follow", "track")
+            wrap(self.judge, "shown", "judge")
+
+        def process(self, frame):  # type: ignore[no-untyped-def]
+            hits = super().process(frame)
+            emitted.extend((frame.index, h, tags.get(id(h), "?")) for h in hits)
+            return hits
+
+        def finish(self):  # type: ignore[no-untyped-def]
+            hits = super().finish()
+            emitted.extend((-1, h, tags.get(id(h), "finish")) for h in hits)
+            return hits
+
+    return TaggingLocator
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--variant", default="handhelds-480p", help="one benchmark variant")
+    ap.add_argument("--work-dir", type=Path, required=True, help="rendered videos are kept (and reused) here")
+    ap.add_argument("--quick", action="store_true", help="the benchmark's --quick lengths (default: full length)")
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--all", action="store_true", help="also list the hits within tolerance")
+    args = ap.parse_args(argv)
+    if args.variant not in VARIANTS:
+        ap.error(f"unknown variant {args.variant!r}; choose from {', '.join(VARIANTS)}")
+    from quilt_llava.narratives import ExtractConfig, extract_video, pipeline
+
+    base = SyntheticConfig(width=1280, height=720, fps=25.0, seed=args.seed, n_views=4, view_seconds=(8.0, 12.0))
+    if args.quick:
+        base = replace(base, n_views=2, view_seconds=(5.0, 6.0))
+    cfg = replace(base, name=args.variant, **VARIANTS[args.variant])
+    videos = args.work_dir / ("quick" if args.quick else "videos")
+    video = videos / f"{args.variant}.mp4"
+    transcript = videos / f"{args.variant}.transcript.json"
+    if not (video.exists() and transcript.exists()):
+        sv = make_synthetic_video(videos, cfg)
+        video, transcript = sv.video, sv.transcript
+    truth = json.loads((videos / f"{args.variant}.truth.json").read_text())
+    emitted: list[tuple[int, Any, str]] = []
+    original = pipeline.TemplateCursorLocator
+    pipeline.TemplateCursorLocator = _tagging_locator(emitted)  # type: ignore[misc]
+    out = args.work_dir / "false_hits_out" / args.variant
+    shutil.rmtree(out, ignore_errors=True)
+    try:
+        extract_video(video, transcript, out, ExtractConfig(sample_fps=None))
+    finally:
+        pipeline.TemplateCursorLocator = original  # type: ignore[misc]
+    unit = float(truth.get("height", 720)) / 720
+    frames = truth["frames"]
+    false = 0
+    print(f"{'frame':>5}  {'emitted':>7}  {'part':18s}  {'x':>7}  {'y':>7}  score  truth          shape      px")
+    for at, h, tag in emitted:
+        f = frames[h.index]
+        if not f["stable"]:
+            continue
+        if f["cursor"] is None:
+            verdict, d, shape = "no pointer", math.inf, "-"
+        else:
+            shape = f.get("shape") or "arrow"
+            tol = SHAPE_TOLERANCE_PX.get(shape, TOLERANCE_PX) * unit
+            d = math.hypot(h.x - f["cursor"][0], h.y - f["cursor"][1])
+            verdict = "FALSE" if d > tol else ""
+        if verdict:
+            false += 1
+        if verdict or args.all:
+            at_s = "finish" if at < 0 else str(at)
+            print(
+                f"{h.index:5d}  {at_s:>7}  {tag:18s}  {h.x:7.1f}  {h.y:7.1f}  {h.score:5.2f}  "
+                f"{f['cursor']!s:13s}  {shape:9s}  {d:5.1f}  {verdict}"
+            )
+    print(f"{false} of {len(emitted)} hits false (frames counted once per hit; a later hit may replace one)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
