@@ -347,7 +347,8 @@ class SpriteLearner:
         for other in reversed(self.candidates):
             if other.index >= cand.index - 1 or math.hypot(other.x - cand.x, other.y - cand.y) < cfg.min_shift:
                 continue
-            if not 0.6 <= area / max(1, int(np.count_nonzero(other.mask))) <= 1.6:
+            other_area = int(np.count_nonzero(other.mask))
+            if not 0.6 <= area / max(1, other_area) <= 1.6:
                 continue
             if (
                 abs(other.image.shape[0] - cand.image.shape[0]) > 4
@@ -361,7 +362,7 @@ class SpriteLearner:
                 decided, template = self._shared(cand, other, dx, dy, whole=False)
                 if decided:
                     return template
-            elif score >= cfg.agree_many_score and min(area, np.count_nonzero(other.mask)) >= cfg.agree_many_area:
+            elif score >= cfg.agree_many_score and min(area, other_area) >= cfg.agree_many_area:
                 weaker.append((score, dx, dy, other))
         if len(weaker) < cfg.agree_many:
             return None
