@@ -88,6 +88,22 @@ def test_view_history_confirm_marks_frames_and_backfill_stops_there():
     assert not history.frames and not history.hits and history.first is None
 
 
+def test_view_history_guesses_are_walked_over_where_matched_better_then_settled():
+    t = make_template(1.0)
+    base = texture()
+    history = ViewHistory(CursorConfig(history_stride=1))
+    for i in range(6):
+        history.remember(i, with_pointer(base, (60, 40), t), False)
+    guess = [CursorHit(i, 120.0, 90.0, 0.65) for i in range(3)]  # a lookalike taken for a rest
+    history.confirm(guess)
+    history.guessed(guess)
+    assert [h.index for h in history.backfill(60.0, 40.0, t)] == list(range(6))  # the pointer matches better
+    history.replaced(history.backfill(60.0, 40.0, t))  # the verified track emitted them
+    assert not history.guesses
+    assert all(abs(history.hits[i][0] - 60) <= 1 and abs(history.hits[i][1] - 40) <= 1 for i in range(3))
+    assert [h.index for h in history.backfill(60.0, 40.0, t)] == [3, 4, 5]  # now verified: not walked over
+
+
 def test_background_keeps_what_the_pointer_covers():
     t = make_template(1.0)
     empty = texture(seed=1)

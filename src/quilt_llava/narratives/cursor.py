@@ -401,6 +401,7 @@ class TemplateCursorLocator:
                 first = self.pending[0] if self.pending else hit
                 self.rests.probe = RestProbe(first.index, first.x, first.y, k)
             out.extend(self.pending)
+            self.history.replaced(self.pending)
             self.pending = []
             self.verified = True
             out.append(hit)

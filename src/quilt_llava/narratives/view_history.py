@@ -73,6 +73,13 @@ class ViewHistory:
         :meth:`backfill` of a verified track walks over them where it matches better."""
         self.guesses.update((h.index, h.score) for h in hits)
 
+    def replaced(self, hits: list[CursorHit]) -> None:
+        """A verified track emitted ``hits``: where they replace guesses (:meth:`guessed`), the
+        frames' verified positions are theirs now, and no longer guesses to walk over."""
+        for h in hits:
+            if self.guesses.pop(h.index, None) is not None:
+                self.hits[h.index] = (h.x, h.y)
+
     def any_confirmed(self) -> bool:
         return any(confirmed for _, _, confirmed in self.frames)
 
