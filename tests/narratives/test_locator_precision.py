@@ -134,3 +134,22 @@ def test_a_sighting_with_nothing_of_the_sprites_contrast_does_not_veto_the_match
     hits = intake.recover_rest(k)
     assert len(hits) == 1 and abs(hits[0].x - tip[0]) <= 1 and abs(hits[0].y - tip[1]) <= 1
     assert hits[0].score < CursorConfig().sure_score and not on_sighting(hits[0].x, hits[0].y, t, beside)
+
+
+@pytest.mark.parametrize("arrive", [(206, 126), (208, 122)])
+def test_a_lookalike_whose_spot_the_arriving_pointer_changes_is_not_released(arrive: tuple[int, int]) -> None:
+    """The pointer is verified moving, then hidden for 40 frames: the whole-frame search takes a
+    still lookalike as an unverified track and holds its hits. The pointer then appears beside it,
+    covering part of its spot, which changes that spot from the frame before: a held-back track's
+    hits are released as the pointer's there (``_spot_changed``), but the spot showed the same in
+    the last frame where the pointer was verified 80 px away, so it is tissue, and none of the
+    held hits may be emitted (handhelds-480p frames 992-993 were such hits)."""
+    from tests.narratives.test_cursor import _locate, _pointer_frames
+
+    fake = (200, 120)
+    tips = [(330 - 6 * i, 190) for i in range(10)] + [None] * 40 + [arrive] * 6
+    hits = _locate(_pointer_frames(tips, fake))
+    on_fake = sorted(i for i, (x, y) in hits.items() if abs(x - fake[0]) <= 3 and abs(y - fake[1]) <= 3)
+    assert on_fake == [], on_fake
+    assert all(i in hits for i in range(1, 10)) and all(i in hits for i in range(50, 56)), sorted(hits)
+    assert all(np.hypot(*np.subtract(hits[i], tips[i])) <= 3 for i in range(50, 56))

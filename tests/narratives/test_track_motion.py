@@ -202,3 +202,22 @@ def test_see_through_pointer_at_crf36_is_followed_through_its_motion(monkeypatch
     found_alone, far_alone = scored(_locate(lumas))
     assert found >= found_alone + 5, (found, found_alone)
     assert far <= far_alone, (far, far_alone)
+
+
+def test_chain_keeps_to_its_sprite_where_one_of_it_fits():
+    """Sprites put their tips at different places of the pointer (another shape's sprite may match
+    a part of it): where a sighting of the sprite the chain was seen with fits the course, it is
+    taken over a better-fitting one of another sprite; another sprite only where none of its own
+    fits (a pointer that changes shape). handhelds-480p frame 1097: a hand's chain that switched
+    sprites put its tip 10.8 px off."""
+    chain = MotionChain(MotionConfig(slack=4, chain_length=3))
+    assert chain.offer(1, [_s(1, 100, 100)]) is None
+    assert chain.offer(2, [_s(2, 110, 104)]) is None
+    other = Sighting(3, 120, 108, 7, 0.7)  # on the predicted spot, another sprite
+    links = chain.offer(3, [other, _s(3, 122, 111)])  # its own sprite, 3.6 px off the course
+    assert links is not None and [(s.k, s.x, s.y) for s in links][-1] == (5, 122, 111)
+    chain.reset()
+    assert chain.offer(1, [_s(1, 100, 100)]) is None
+    assert chain.offer(2, [_s(2, 110, 104)]) is None
+    links = chain.offer(3, [other, _s(3, 130, 120)])  # its own sprite off the course: the other one
+    assert links is not None and links[-1] == other

@@ -441,7 +441,8 @@ class TemplateCursorLocator:
         diff = self.evidence.spot_diff(frame.luma, before, *self.track)
         if diff is None or diff < self.config.min_change:
             return []
-        hits, self.pending = self.pending, []
+        # Held on tissue that showed the same while the pointer was verified elsewhere: a lookalike.
+        hits, self.pending = self.pending[self.evidence.there_before(self.pending, self.track[2]) :], []
         self.track = None
         # Unmistakable ones stand: a later track's backfill (tissue found once the pointer left) does not replace them.
         self.history.confirm([h for h in hits if h.score >= self.config.sure_score])

@@ -11,8 +11,9 @@ weighs, each a number or a yes/no:
   the template's pattern (the spot a pointer has just left differs from the last frame too, but
   shows what it showed before the pointer passed);
 - :meth:`PointerEvidence.new_there`: both, outside ignored regions;
-- :meth:`PointerEvidence.there_before`: how much of a walk back lies on a spot that showed the
-  same in an earlier frame where the pointer was verified somewhere else (then it is the tissue);
+- :meth:`PointerEvidence.there_before`: how much of a walk back, or of a held-back track's hits,
+  lies on a spot that showed the same in an earlier frame where the pointer was verified
+  somewhere else (then it is the tissue);
 - :meth:`PointerEvidence.spot_diff`: the spot compared with any other frame;
 - :meth:`PointerEvidence.contrast`: the fill/outline contrast there (pointers are drawn black
   on white or the reverse; tissue is far less contrasted).
@@ -71,12 +72,13 @@ class PointerEvidence:
         return diff is None or diff >= 0.5 * self.config.min_change
 
     def there_before(self, hits: list[CursorHit], k: int) -> int:
-        """How many of the oldest of ``hits`` (a walk back from a new track, oldest first, shape
-        ``k``) lie on a spot that showed the same (within half of ``min_change``) in the latest
-        earlier frame held with its pixels that had a verified hit, that hit lying clear of the
-        spot (farther than the shape's size)? The pointer cannot be in two places: what matched
-        there then is the tissue (a lookalike beside which the pointer arrives), and the walk from
-        the newest of them back is not the pointer's. 0 when no such frame is held."""
+        """How many of the oldest of ``hits`` (a walk back from a new track, or the held-back hits of
+        an unverified track released because its spot changed; oldest first, shape ``k``) lie on
+        a spot that showed the same (within half of ``min_change``) in the latest earlier frame
+        held with its pixels that had a verified hit, that hit lying clear of the spot (farther
+        than the shape's size)? The pointer cannot be in two places: what matched there then is
+        the tissue (a lookalike beside which the pointer arrives), and the hits from the newest
+        of them back are not the pointer's. 0 when no such frame is held."""
         if not hits:
             return 0
         pixels = {i: luma for i, luma, _ in self.history.frames if luma is not None and luma.size}

@@ -124,8 +124,11 @@ class MotionChain:
     Each such sighting that is new where it lies (see the module docstring) is offered here. A
     chain is extended by a sighting that lies where its last step predicts (within ``slack``
     px a frame; the second one anywhere from 1 to ``max_speed`` px a frame away), also after
-    one frame without a fitting sighting; every sighting also starts a chain of its own, so a
-    compression ghost beside the pointer does not break the pointer's.
+    one frame without a fitting sighting; among the sightings that fit, one of the sprite the
+    chain's last link was seen with is taken (another sprite only where none of it fits: a
+    pointer that changes shape, a hand whose pieces were learned apart); every sighting also
+    starts a chain of its own, so a compression ghost beside the pointer does not break the
+    pointer's.
     ``chain_length`` links in a row moving along one course, each new where it lies: that is
     the pointer, and the chain is returned. Tissue does not differ from itself, and the trail a
     pointer leaves does not move on."""
@@ -162,6 +165,10 @@ class MotionChain:
                 if ok:
                     fits.append((d - s.score, s))
             if fits:
+                # A sighting of the sprite the chain was last seen with, where one fits: sprites
+                # put their tips at different places of the pointer (another shape's sprite may
+                # match a part of it), so a switch of sprite moves the tip off the course.
+                fits = [f for f in fits if f[1].k == last.k] or fits
                 chain = [*links, min(fits, key=lambda f: f[0])[1]]
                 if len(chain) >= cfg.chain_length:
                     self.chains = []
