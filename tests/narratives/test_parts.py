@@ -276,6 +276,40 @@ def test_cursor_thread_keeps_order_and_reraises(depth):
     broken.close(check=False)
 
 
+@pytest.mark.parametrize("depth", [0, 2, 48])
+def test_cursor_thread_call_sees_the_state_after_the_frames_before_it(depth):
+    """A function handed to ``call`` runs once the frames submitted before it are processed (on the
+    locator's thread when there is one) and sees what ``wait`` would, without the caller waiting."""
+    from quilt_llava.narratives.cursor_thread import CursorThread
+
+    recorder, hits = _Recorder(), {}
+    thread = CursorThread(recorder, hits, depth)
+    seen = []
+    for i in range(30):
+        thread.submit(AnalysedFrame(i, i / 10, np.zeros((4, 4), np.uint8), None, False))
+        if i % 7 == 3:
+            seen.append((i, thread.call(lambda: (list(recorder.seen), sorted(hits), threading.current_thread().name))))
+    thread.close()
+    for i, future in seen:
+        frames, hit_frames, name = future.result()
+        assert frames == list(range(i + 1)) and hit_frames == list(range(i))
+        assert name == ("cursor-locator" if depth else threading.current_thread().name)
+    if depth:  # a call queued behind a frame the locator failed on is not run on the broken locator
+        broken = CursorThread(_Recorder(fail_at=2), {}, depth)
+        for i in range(3):
+            broken.submit(AnalysedFrame(i, i / 10, np.zeros((4, 4), np.uint8), None, False))
+        try:
+            late = broken.call(lambda: "read after a failure")
+        except RuntimeError:
+            late = None  # the failure was already seen
+        with pytest.raises(RuntimeError, match="locator broke"):
+            broken.wait()
+        broken.close(check=False)
+        if late is not None:
+            with pytest.raises(RuntimeError, match="locator broke"):
+                late.result(timeout=5)
+
+
 # --------------------------------------------------------------------------- batches
 
 
