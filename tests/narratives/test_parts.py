@@ -57,6 +57,31 @@ def _shifted(base: np.ndarray, dx: int) -> np.ndarray:
     return np.roll(base, dx, axis=1)
 
 
+def test_stability_blurs_a_runs_anchor_once(monkeypatch):
+    """Frames that keep differing from the run's first frame in fine detail only are compared with
+    it blurred: the anchor is blurred once per run, with the verdicts of blurring it every time."""
+    from quilt_llava.narratives import stability
+    from quilt_llava.narratives.stability import CellDiffStability
+
+    base = _texture(90, 160, 4).astype(np.int16)
+    checker = (np.indices(base.shape).sum(axis=0) % 2) * 2 - 1  # finest detail: gone once blurred
+    # A still view re-sharpening a little each frame (as compression does), a pan, a still view.
+    frames = [np.clip(base + 3 * k * checker, 0, 255).astype(np.uint8) for k in range(12)]
+    frames += [np.roll(frames[-1], 20 * k, axis=1) for k in range(1, 4)] + [np.roll(frames[-1], 60, axis=1)] * 5
+    real = stability._blurred
+    calls = []
+    monkeypatch.setattr(stability, "_blurred", lambda img: calls.append(1) or real(img))
+    cached = CellDiffStability()
+    got = [(cached.update(f), cached.vetoed) for f in frames]
+    blurred_once = len(calls)
+    monkeypatch.setattr(CellDiffStability, "_blurred_anchor", lambda self: stability._blurred(self.anchor))
+    again = CellDiffStability()
+    assert [(again.update(f), again.vetoed) for f in frames] == got
+    compared = blurred_once - 1  # one run's anchor, blurred once
+    assert compared >= 5 and sum(v for _, v in got) >= 5  # frames undecided by the blurred comparison
+    assert len(calls) - blurred_once == 2 * compared  # blurring the anchor each time: twice the blurs
+
+
 def test_still_runs_close_at_a_pan_and_at_the_end():
     from quilt_llava.narratives.views import StillRuns
 
