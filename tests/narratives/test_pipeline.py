@@ -312,11 +312,13 @@ def test_extract_config_reports_every_problem():
     from quilt_llava.errors import ConfigError
     from quilt_llava.narratives.cursor import CursorConfig
 
-    cfg = ExtractConfig(sample_fps=0, median_frames=0, clustering="nope", cursor=CursorConfig(history_stride=0))
+    cfg = ExtractConfig(
+        sample_fps=0, median_frames=0, clustering="nope", locator_queue=0, cursor=CursorConfig(history_stride=0)
+    )
     with pytest.raises(ConfigError) as exc:
         cfg.validate()
     text = str(exc.value)
-    for field_name in ("sample_fps", "median_frames", "clustering", "history_stride"):
+    for field_name in ("sample_fps", "median_frames", "clustering", "locator_queue", "history_stride"):
         assert field_name in text
 
 
