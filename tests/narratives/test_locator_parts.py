@@ -161,6 +161,31 @@ def test_frame_motion_boxes_around_moving_blobs():
     assert FrameMotion(cfg).blob_boxes(AnalysedFrame(4, 0.0, luma, None, False, scale=s), lambda: sizes) == []
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_frame_motion_components_are_those_of_the_whole_mask(seed):
+    """Components labelled within the box around the motion are the whole mask's, in the same order
+    (scattered specks, blobs touching the frame's edges, one pixel)."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    motion = np.zeros((90, 160), np.uint8)
+    if seed == 0:
+        motion[44, 77] = 50
+    else:
+        y0, x0 = rng.integers(0, 60), rng.integers(0, 120)
+        patch = rng.random((int(rng.integers(5, 30)), int(rng.integers(5, 40)))) < 0.2 * seed
+        motion[y0 : y0 + patch.shape[0], x0 : x0 + patch.shape[1]][patch] = 60
+        if seed % 2:
+            motion[0, :5] = motion[-3:, -1] = 60  # at the edges
+    frame = AnalysedFrame(seed, 0.0, np.zeros((360, 640), np.uint8), motion, False, scale=4)
+    parts = FrameMotion(CursorConfig(motion_threshold=14))
+    moved = parts.moved(frame)
+    whole = cv2.connectedComponentsWithStats(moved, connectivity=8)[2]
+    got = parts.components(frame, moved)
+    assert np.array_equal(got[1:], whole[1:]) and len(got) > 1
+    assert parts.components(frame, moved) is got  # made once per frame
+
+
 def test_the_locator_and_its_parts_import_nothing_heavy():
     """OpenCV is imported where a part first correlates, not when the locator's modules load."""
     import subprocess

@@ -57,6 +57,31 @@ def _shifted(base: np.ndarray, dx: int) -> np.ndarray:
     return np.roll(base, dx, axis=1)
 
 
+def test_stability_blurs_a_runs_anchor_once(monkeypatch):
+    """Frames that keep differing from the run's first frame in fine detail only are compared with
+    it blurred: the anchor is blurred once per run, with the verdicts of blurring it every time."""
+    from quilt_llava.narratives import stability
+    from quilt_llava.narratives.stability import CellDiffStability
+
+    base = _texture(90, 160, 4).astype(np.int16)
+    checker = (np.indices(base.shape).sum(axis=0) % 2) * 2 - 1  # finest detail: gone once blurred
+    # A still view re-sharpening a little each frame (as compression does), a pan, a still view.
+    frames = [np.clip(base + 3 * k * checker, 0, 255).astype(np.uint8) for k in range(12)]
+    frames += [np.roll(frames[-1], 20 * k, axis=1) for k in range(1, 4)] + [np.roll(frames[-1], 60, axis=1)] * 5
+    real = stability._blurred
+    calls = []
+    monkeypatch.setattr(stability, "_blurred", lambda img: calls.append(1) or real(img))
+    cached = CellDiffStability()
+    got = [(cached.update(f), cached.vetoed) for f in frames]
+    blurred_once = len(calls)
+    monkeypatch.setattr(CellDiffStability, "_blurred_anchor", lambda self: stability._blurred(self.anchor))
+    again = CellDiffStability()
+    assert [(again.update(f), again.vetoed) for f in frames] == got
+    compared = blurred_once - 1  # one run's anchor, blurred once
+    assert compared >= 5 and sum(v for _, v in got) >= 5  # frames undecided by the blurred comparison
+    assert len(calls) - blurred_once == 2 * compared  # blurring the anchor each time: twice the blurs
+
+
 def test_still_runs_close_at_a_pan_and_at_the_end():
     from quilt_llava.narratives.views import StillRuns
 
@@ -274,6 +299,40 @@ def test_cursor_thread_keeps_order_and_reraises(depth):
             broken.submit(AnalysedFrame(i, i / 10, np.zeros((4, 4), np.uint8), None, False))
         broken.wait()
     broken.close(check=False)
+
+
+@pytest.mark.parametrize("depth", [0, 2, 48])
+def test_cursor_thread_call_sees_the_state_after_the_frames_before_it(depth):
+    """A function handed to ``call`` runs once the frames submitted before it are processed (on the
+    locator's thread when there is one) and sees what ``wait`` would, without the caller waiting."""
+    from quilt_llava.narratives.cursor_thread import CursorThread
+
+    recorder, hits = _Recorder(), {}
+    thread = CursorThread(recorder, hits, depth)
+    seen = []
+    for i in range(30):
+        thread.submit(AnalysedFrame(i, i / 10, np.zeros((4, 4), np.uint8), None, False))
+        if i % 7 == 3:
+            seen.append((i, thread.call(lambda: (list(recorder.seen), sorted(hits), threading.current_thread().name))))
+    thread.close()
+    for i, future in seen:
+        frames, hit_frames, name = future.result()
+        assert frames == list(range(i + 1)) and hit_frames == list(range(i))
+        assert name == ("cursor-locator" if depth else threading.current_thread().name)
+    if depth:  # a call queued behind a frame the locator failed on is not run on the broken locator
+        broken = CursorThread(_Recorder(fail_at=2), {}, depth)
+        for i in range(3):
+            broken.submit(AnalysedFrame(i, i / 10, np.zeros((4, 4), np.uint8), None, False))
+        try:
+            late = broken.call(lambda: "read after a failure")
+        except RuntimeError:
+            late = None  # the failure was already seen
+        with pytest.raises(RuntimeError, match="locator broke"):
+            broken.wait()
+        broken.close(check=False)
+        if late is not None:
+            with pytest.raises(RuntimeError, match="locator broke"):
+                late.result(timeout=5)
 
 
 # --------------------------------------------------------------------------- batches

@@ -312,11 +312,13 @@ def test_extract_config_reports_every_problem():
     from quilt_llava.errors import ConfigError
     from quilt_llava.narratives.cursor import CursorConfig
 
-    cfg = ExtractConfig(sample_fps=0, median_frames=0, clustering="nope", cursor=CursorConfig(history_stride=0))
+    cfg = ExtractConfig(
+        sample_fps=0, median_frames=0, clustering="nope", locator_queue=0, cursor=CursorConfig(history_stride=0)
+    )
     with pytest.raises(ConfigError) as exc:
         cfg.validate()
     text = str(exc.value)
-    for field_name in ("sample_fps", "median_frames", "clustering", "history_stride"):
+    for field_name in ("sample_fps", "median_frames", "clustering", "locator_queue", "history_stride"):
         assert field_name in text
 
 
@@ -485,3 +487,28 @@ def test_cli_keep_non_tissue(cut_video, tmp_path):
     assert result.exit_code == 0, result.output
     rows = read_jsonl(out / "narratives.jsonl")
     assert sum(not r["is_tissue"] for r in rows) >= 2 and sum(r["is_tissue"] for r in rows) == 2
+
+
+def test_extract_profile_benchmark_times_every_part(video):
+    """``benchmarks/extract_profile.py`` (run as a script: it wraps the analysis's functions) gives
+    each part's CPU, the locator's parts inside the locator's and all inside the process's."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root / "src"), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run(
+        [sys.executable, str(root / "benchmarks" / "extract_profile.py"), str(video.video), "--repeat", "1", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    row = json.loads(done.stdout)
+    assert row["video"] == video.video.name and row["frames"] > 0
+    for part in ("frame reduction", "view stability", "locator, all", "segment images (worker thread)"):
+        assert row[part] > 0, part
+    searched = row["  whole-frame searches"] + row["  box matches"]
+    assert searched <= row["locator, all"] <= row["analysing thread, all"] <= row["process, all"]

@@ -34,6 +34,8 @@ class FrameMotion:
         self._moved_mask: np.ndarray | None = None
         self._components_of = -1
         self._component_stats: np.ndarray | None = None
+        self._bounds_of = -1
+        self._bounds = (0, 0, 0, 0)
 
     def blob_boxes(
         self, frame: AnalysedFrame, sizes: Callable[[], list[tuple[int, ...]]]
@@ -61,13 +63,31 @@ class FrameMotion:
             self._moved_of, self._moved_mask = frame.index, moved
         return self._moved_mask
 
+    def bounds(self, frame: AnalysedFrame, moved: np.ndarray) -> tuple[int, int, int, int]:
+        """``cv2.boundingRect`` of this frame's :meth:`moved` (x, y, w, h), made once per frame."""
+        import cv2
+
+        if self._bounds_of != frame.index:
+            self._bounds_of, self._bounds = frame.index, cv2.boundingRect(moved)
+        return self._bounds
+
     def components(self, frame: AnalysedFrame, moved: np.ndarray) -> np.ndarray:
-        """``cv2.connectedComponentsWithStats`` stats of this frame's :meth:`moved` (8-connected)."""
+        """``cv2.connectedComponentsWithStats`` stats of this frame's :meth:`moved` (8-connected),
+        labelled within the box around its motion pixels (the same components, in the same
+        order: both scan rows top-down); rows 1 on are in frame coordinates, row 0 (background)
+        describes the box only."""
         import cv2
 
         if self._components_of != frame.index:
             self._components_of = frame.index
-            self._component_stats = cv2.connectedComponentsWithStats(moved, connectivity=8)[2]
+            x, y, w, h = self.bounds(frame, moved)
+            if w and h:
+                stats = cv2.connectedComponentsWithStats(moved[y : y + h, x : x + w], connectivity=8)[2]
+                stats[1:, cv2.CC_STAT_LEFT] += x
+                stats[1:, cv2.CC_STAT_TOP] += y
+            else:
+                stats = cv2.connectedComponentsWithStats(moved, connectivity=8)[2]
+            self._component_stats = stats
         assert self._component_stats is not None
         return self._component_stats
 
@@ -83,7 +103,7 @@ class FrameMotion:
         s = frame.scale
         sizes = template_sizes()
         th, tw = max(h for h, _ in sizes), max(w for _, w in sizes)
-        bx, by, bw, bh = cv2.boundingRect(moved)
+        bx, by, bw, bh = self.bounds(frame, moved)
         if bw * s <= 3 * tw and bh * s <= 3 * th:
             # One compact change (the usual moving pointer): no need to label components.
             return [(bx * s - tw, by * s - th, (bx + bw) * s + 1, (by + bh) * s + 1)]

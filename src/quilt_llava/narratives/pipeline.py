@@ -9,7 +9,10 @@ the home of one thing that flows through the stage:
 - the webcam (:mod:`.webcam`): the narrator's box, kept out of the other steps;
 - the cursor (:mod:`.cursor`, on its own thread: :mod:`.cursor_thread`, which shares each
   frame's template matches and whole-frame searches with a helper: :mod:`.split_work`):
-  pointer hits on the full-resolution luma plane;
+  pointer hits on the full-resolution luma plane. Its frames wait in a deep queue
+  (``ExtractConfig.locator_queue``): its cost per frame is very uneven, and decoding goes on
+  while it works through a whole-frame search; a still run's end does not wait for it either
+  (what the segment image needs from it is read on its thread, :meth:`.CursorThread.call`);
 - the content area (:mod:`.content`): where on screen the slide view is, from statistics
   kept per still view;
 - tissue (:mod:`.tissue`): whether a still view shows tissue at all (a cut to a text
@@ -30,9 +33,11 @@ from every finished video.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import shutil
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,8 +83,12 @@ class ExtractConfig:
     clustering: str = "spatiotemporal"  # or "published"
     transcript_slack_s: float = 1.0  # a transcript may run this far past the last frame
     threads: int = 0  # decoder threads (0: FFmpeg decides)
-    prefetch: int = 8  # frames decoded ahead on a producer thread, and queued for the cursor thread
+    prefetch: int = 8  # frames decoded ahead on a producer thread
     # (0: decoding, reduction and cursor search all on the calling thread)
+    # analysed frames queued for the cursor thread (with ``prefetch`` > 0): decoding and the view analysis
+    # run ahead while the locator works through a whole-frame search (20-90 ms at 720p, against 0.02 ms
+    # for the median frame); each holds its decoded frame (~1.4 MB at 720p, ~3 MB at 1080p)
+    locator_queue: int = 48
     seed: int = 0  # the clusterer's KMeans seed
     hide_webcam: bool = True  # paint a detected narrator webcam box in segment images with their mean colour
     held_segments: int = (
@@ -104,6 +113,8 @@ class ExtractConfig:
             problems.append(f"analysis_width must be >= 64, got {self.analysis_width}")
         if self.prefetch < 0:
             problems.append(f"prefetch must be >= 0, got {self.prefetch}")
+        if self.locator_queue < 1:
+            problems.append(f"locator_queue must be >= 1, got {self.locator_queue}")
         if self.held_segments < 0:
             problems.append(f"held_segments must be >= 0, got {self.held_segments}")
         if self.median_frames < 1:
@@ -176,7 +187,7 @@ class Analyser:
         self.size = (w, h)
         self.scale = analysis_scale(w, self.cfg.analysis_width)
         self.locator = TemplateCursorLocator(h, self.cfg.cursor)
-        self.cursor = CursorThread(self.locator, self.hits, self.cfg.prefetch)
+        self.cursor = CursorThread(self.locator, self.hits, self.cfg.locator_queue if self.cfg.prefetch else 0)
 
     def _sample_stride(self) -> int:
         """Analysed frames between colour samples: one a second."""
@@ -229,14 +240,11 @@ class Analyser:
         times, samples = self.times, self.samples
         if times[span.end] - times[span.start] + self.frame_interval < self.cfg.min_segment_s or samples is None:
             return
-        assert self.size is not None
-        pointer = {}
-        if self.locator is not None and self.cursor is not None:
-            self.cursor.wait()  # the hits up to the frame just analysed (the sequential order's state)
-            for i, _ in samples.frames:
-                hit = self.hits.get(i)
-                if hit is not None and span.start <= i <= span.end:
-                    pointer[i] = self.locator.footprint(hit.x, hit.y, self.size)
+        assert self.size is not None and self.cursor is not None
+        # Where the pointer was in the run's colour samples: read on the locator's thread once it has
+        # processed the frame just analysed (the sequential order's state), while analysis goes on.
+        held = [i for i, _ in samples.frames if span.start <= i <= span.end]
+        pointer = self.cursor.call(functools.partial(self._footprints, held))
         chosen = samples.pick(span.start, span.end)
         if not chosen or self.content is None:
             return
@@ -267,16 +275,32 @@ class Analyser:
             split=final,
             tissue=is_tissue,
             # (a view that is not tissue gives no row unless kept: no pointer to look for in its image)
-            search=self._pointer_search(chosen, pointer) if is_tissue or self.cfg.keep_non_tissue else None,
+            search=(
+                self.cursor.call(functools.partial(self._pointer_search, [i for i, _ in chosen], pointer))
+                if (is_tissue or self.cfg.keep_non_tissue) and self.cfg.resting_pointer.remove
+                else None
+            ),
         )
 
-    def _pointer_search(self, chosen: list, pointer: dict[int, Rect]) -> PointerSearch | None:
+    def _footprints(self, frames: list[int]) -> dict[int, Rect]:
+        """What the pointer covered in each of ``frames`` that has a hit (run on the locator's thread)."""
+        assert self.locator is not None and self.size is not None
+        pointer = {}
+        for i in frames:
+            hit = self.hits.get(i)
+            if hit is not None:
+                pointer[i] = self.locator.footprint(hit.x, hit.y, self.size)
+        return pointer
+
+    def _pointer_search(self, chosen: list[int], pointer: Future[dict[int, Rect]]) -> PointerSearch | None:
         """What the view's median is searched with for a pointer left in it: the locator's shapes
-        now; the whole content box when the locator missed the pointer in most samples."""
+        now; the whole content box when the locator missed the pointer in most samples (``chosen``:
+        the frames of the samples; run on the locator's thread after ``pointer`` is known)."""
         cfg = self.cfg.resting_pointer
         if not cfg.remove or self.locator is None:
             return None
-        missed = sum(i not in pointer for i, _ in chosen)
+        found = pointer.result()
+        missed = sum(i not in found for i in chosen)
         return PointerSearch(
             tuple(self.locator.templates), cfg, self.cfg.cursor.min_contrast, whole=2 * missed > len(chosen)
         )

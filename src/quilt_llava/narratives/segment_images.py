@@ -18,7 +18,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
@@ -41,6 +41,8 @@ from quilt_llava.narratives.webcam import Rect, hide_rects, needs_repaint
 
 if TYPE_CHECKING:
     from quilt_llava.narratives.segments import Segment
+
+T = TypeVar("T")
 
 # Compare-exchange networks that leave the median of 9 (19 steps) or 7 (13 steps) values in
 # the middle slot (Paeth; Devillard, "Fast median search"), instead of a full sort.
@@ -300,21 +302,28 @@ def remove_late_pointer(
     return RemovedPointer(grown, round(found.score, 3), "inpaint")
 
 
+def resolved(value: T | Future[T]) -> T:
+    """``value``, or its result when it is a future (waited for)."""
+    return value.result() if isinstance(value, Future) else value
+
+
 def segment_job(
     chosen: list[tuple[int, ColourSample]],
-    pointer: dict[int, Rect],
+    pointer: dict[int, Rect] | Future[dict[int, Rect]],
     box: Rect,
     refine: int | None,
     split: bool = False,
     hide: tuple[Rect, ...] = (),
-    search: PointerSearch | None = None,
+    search: PointerSearch | Future[PointerSearch | None] | None = None,
 ) -> ImageJob:
     """Median image (RGB), a pointer left in it taken out (with ``search``), content box
     (refined on it when ``refine``), ``hide`` painted over, PNG of the crop: run off the
     analysing thread. ``split``: the median on two threads, half the rows each (for the last
-    segment, made when decoding is over)."""
+    segment, made when decoding is over). ``pointer`` and ``search`` may come as futures (the
+    cursor locator's thread makes them when it gets to the run's end)."""
     import cv2
 
+    pointer, search = resolved(pointer), resolved(search)
     plain = None
     chosen = _same_kind(chosen)
     datas = [c.data for _, c in chosen]
@@ -352,24 +361,26 @@ class SegmentImages:
         self.jobs: list[tuple[Future, tuple[Rect, ...]]] = []  # (job, webcam rectangles it painted)
         # job index -> (npy, png, box, painted, pointer removed)
         self.spilled: dict[int, tuple[Path, Path, Rect, tuple[Rect, ...], tuple[RemovedPointer, ...]]] = {}
-        self.searches: list[PointerSearch | None] = []  # what each job looked for a pointer left in it with
+        # what each job looked for a pointer left in it with (or the future of it)
+        self.searches: list[PointerSearch | Future[PointerSearch | None] | None] = []
         self.reference: int | None = None  # the job whose image refines the tissue area
         self._reference_gray: np.ndarray | None = None
 
     def submit(
         self,
         chosen: list[tuple[int, ColourSample]],
-        pointer: dict[int, Rect],
+        pointer: dict[int, Rect] | Future[dict[int, Rect]],
         box: Rect,
         refine: int,
         hide: tuple[Rect, ...],
         split: bool = False,
         tissue: bool = True,
-        search: PointerSearch | None = None,
+        search: PointerSearch | Future[PointerSearch | None] | None = None,
     ) -> None:
         """Start the image of the next segment from its samples, the content ``box`` as known
         now (for a tissue view: refined by ``refine`` px on the reference image, its own when it
-        is the first), the webcam ``hide`` and what a pointer left in it is searched with."""
+        is the first), the webcam ``hide`` and what a pointer left in it is searched with
+        (``pointer`` and ``search``: values, or futures the job waits for)."""
         refine_by: int | None = None
         if tissue and self.reference is None:
             self.reference, refine_by = len(self.jobs), refine
@@ -434,7 +445,7 @@ class SegmentImages:
 
     def _late_search(self, j: int, shapes: tuple[Template, ...]) -> PointerSearch | None:
         """Job ``j``'s whole-image search with only the shapes learned after it, if any."""
-        search = self.searches[j] if j < len(self.searches) else None
+        search = resolved(self.searches[j]) if j < len(self.searches) else None
         if search is None or not search.whole:
             return None
         later = tuple(t for t in shapes if not any(t is u for u in search.templates))

@@ -53,6 +53,7 @@ class CellDiffStability:
         self.config = config or StabilityConfig()
         self.prev: np.ndarray | None = None
         self.anchor: np.ndarray | None = None
+        self._anchor_blurred: tuple[np.ndarray, np.ndarray] | None = None  # (anchor, it blurred): made once a run
         self._spreads: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._still_with: object = _MOVED
         self.vetoed = False  # the last frame changed since the run's first frame in fine detail only
@@ -63,7 +64,8 @@ class CellDiffStability:
         if key not in self._spreads:
             self._spreads[key] = (img, _cell_spread(img, self.config.grid))
             if len(self._spreads) > 8:
-                live = {id(x) for x in (img, self.prev, self.anchor) if x is not None}
+                kept = (img, self.prev, self.anchor, self._anchor_blurred[1] if self._anchor_blurred else None)
+                live = {id(x) for x in kept if x is not None}
                 self._spreads = {k: v for k, v in self._spreads.items() if k in live}
         return self._spreads[key][1]
 
@@ -98,6 +100,14 @@ class CellDiffStability:
         h, w = img.shape
         return img[: h - h % gy, : w - w % gx] if h >= gy and w >= gx else img
 
+    def _blurred_anchor(self) -> np.ndarray:
+        """The run's anchor blurred (see :func:`_blurred`), made once per anchor: a run whose frames
+        keep differing from it in fine detail only compares each of them with it blurred."""
+        assert self.anchor is not None
+        if self._anchor_blurred is None or self._anchor_blurred[0] is not self.anchor:
+            self._anchor_blurred = (self.anchor, _blurred(self.anchor))
+        return self._anchor_blurred[1]
+
     def update(self, small: np.ndarray, ignore: np.ndarray | None = None) -> bool:
         import cv2
 
@@ -126,7 +136,7 @@ class CellDiffStability:
             # compression alone (the view re-sharpening over the seconds after a pan, then a
             # keyframe refresh). That changes fine detail; a drift moves the coarse structure
             # too, which survives a blur.
-            moving = self._changed(_blurred(small), _blurred(self.anchor), ignore) > self.config.moving_fraction
+            moving = self._changed(_blurred(small), self._blurred_anchor(), ignore) > self.config.moving_fraction
             # Undecided either way: the first, eased steps of a pan change fine detail only too.
             # :class:`~quilt_llava.narratives.views.StillRuns` trims such frames next to a pan.
             self.vetoed = not moving

@@ -1,0 +1,120 @@
+"""Where an extraction's time goes: CPU per part of the narratives analysis on one video.
+
+The whole analysis runs inline on the calling thread (``prefetch=0``, ``cursor.match_threads=1``),
+so each part is one thread's CPU (``time.thread_time`` around the part's calls); the segment
+images run on their worker thread and are timed there. Also printed: decode-only process CPU of
+the same file (FFmpeg's threads), the analysing thread in all, and the process in all. Each
+figure is the lowest of ``--repeat`` runs (a machine shared with other jobs inflates CPU too)::
+
+    PYTHONPATH=src python benchmarks/extract_profile.py video.mp4 [more.mp4 ...] --repeat 2
+
+Parts nest: the locator's rows (whole-frame searches, box matches, sprite learner, motion judge)
+are inside "locator, all"; the first rows are inside "analysing thread, all".
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+PARTS = (
+    ("frame reduction", "frames", None, "reduce_luma"),
+    ("view stability", "views", "StillRuns", "moving"),
+    ("view stability", "views", "StillRuns", "step"),
+    ("webcam, content area, samples", "webcam", "WebcamWatch", "observe"),
+    ("webcam, content area, samples", "content", "ContentStats", "add"),
+    ("webcam, content area, samples", "segment_images", "RunSamples", "offer"),
+    ("locator, all", "cursor_thread", "CursorThread", "submit"),
+    ("  whole-frame searches", "whole_frame_search", "WholeFrameSearch", "peak_boxes"),
+    ("  box matches", "box_matches", "BoxMatcher", "candidates"),
+    ("  sprite learner", "sprite_intake", "SpriteIntake", "observe"),
+    ("  motion judge", "motion_judge", "MotionJudge", "shown"),
+    ("run ends (tissue test, image job)", "pipeline", "Analyser", "_close_run"),
+    ("segment images (worker thread)", "segment_images", None, "segment_job"),
+)
+
+
+def _timed(fn: Callable[..., Any], label: str, spent: dict[str, float]) -> Callable[..., Any]:
+    def call(*args: Any, **kwargs: Any) -> Any:
+        t0 = time.thread_time()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            spent[label] += time.thread_time() - t0
+
+    return call
+
+
+def instrument(spent: dict[str, float]) -> None:
+    """Wrap each part's function (module attributes are looked up at call time)."""
+    import importlib
+
+    for label, module, owner, name in PARTS:
+        target = importlib.import_module(f"quilt_llava.narratives.{module}")
+        if owner is not None:
+            target = getattr(target, owner)
+        setattr(target, name, _timed(getattr(target, name), label, spent))
+
+
+def profile(video: Path, repeat: int, spent: dict[str, float]) -> dict[str, Any]:
+    from quilt_llava.narratives.pipeline import ExtractConfig, analyse
+    from quilt_llava.narratives.video import PyAVSource
+
+    best: dict[str, float] = {}
+    frames = 0
+    for _ in range(repeat):
+        c0 = time.process_time()
+        for _frame in PyAVSource(video).frames():
+            pass
+        decode = time.process_time() - c0
+        spent.clear()
+        config = ExtractConfig(sample_fps=None, prefetch=0)
+        config.cursor.match_threads = 1
+        t0, c0 = time.thread_time(), time.process_time()
+        analysis = analyse(PyAVSource(video), config)
+        run = {**spent, "analysing thread, all": time.thread_time() - t0, "process, all": time.process_time() - c0}
+        run["decode only (process)"] = decode
+        frames = len(analysis.times)
+        for k, v in run.items():
+            best[k] = min(best.get(k, float("inf")), v)
+    return {"video": video.name, "frames": frames, **{k: round(v, 3) for k, v in best.items()}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("videos", nargs="+", type=Path)
+    ap.add_argument("--repeat", type=int, default=2, help="runs per video; the lowest CPU of each part counts")
+    ap.add_argument("--json", action="store_true", help="one JSON object per video instead of the table")
+    args = ap.parse_args(argv)
+    missing = [str(v) for v in args.videos if not v.is_file()]
+    if missing:
+        ap.error(f"no such video: {', '.join(missing)}")
+    spent: dict[str, float] = collections.defaultdict(float)
+    instrument(spent)
+    results = [profile(v, args.repeat, spent) for v in args.videos]
+    if args.json:
+        for r in results:
+            print(json.dumps(r))
+        return 0
+    order = [
+        "frames",
+        "decode only (process)",
+        *dict.fromkeys(p[0] for p in PARTS),
+        "analysing thread, all",
+        "process, all",
+    ]
+    width = max(len(k) for k in order)
+    print(f"{'part (CPU s)':{width}s}  " + "  ".join(f"{r['video'][:16]:>16s}" for r in results))
+    for k in order:
+        print(f"{k:{width}s}  " + "  ".join(f"{r.get(k, 0):>16}" for r in results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
