@@ -160,6 +160,9 @@ class CursorConfig:
     match_threads: int = 2
 
 
+# Two learned sprites whose matches at one place score within this of each other are tied (tiny
+# sprites match each other's shapes at 0.58-0.78, so the higher score does not tell which shape shows).
+SPRITE_TIE = 0.02
 PRIOR_SETTLED_SCORE = 0.8  # an arrow-prior track matching this well is a classic arrow: no sprite is learned meanwhile
 MOTION = MotionConfig()  # a moving pointer followed where its shape scores too low (``MotionJudge``)
 
@@ -345,7 +348,44 @@ class TemplateCursorLocator:
                 cands, key=lambda c: c[0] + 0.5 * min(1.0, self.evidence.contrast(frame.luma, c[1], c[2], c[3]) / 120)
             )
             chosen = (score, x, y, k, b, False)
-        return chosen
+        return self._tie_broken(frame, chosen)
+
+    def _tie_broken(self, frame: AnalysedFrame, chosen: Choice | None) -> Choice | None:
+        """A learned sprite's match, or another learned sprite's at the same place when that one scores
+        within ``SPRITE_TIE`` of it and puts the tip elsewhere (a sprite of one shape of the pointer
+        matches another shape too, its tip some px off): the sprite the verified track follows there,
+        else the one with the most verified hits. A rival that is not seen to differ where the chosen
+        one is stays out."""
+        if chosen is None or chosen[3] < self.sprites.generic:
+            return chosen
+        score, x, y, k, b, changed = chosen
+        track_k = -1  # the verified track's sprite, where this match continues it
+        if (
+            self.verified
+            and self.track is not None
+            and self.last_hit == frame.index - 1
+            and math.hypot(x - self.track[0], y - self.track[1]) <= self.config.max_step
+        ):
+            track_k = self.track[2]
+        wins = self.sprites.wins
+
+        def rank(j: int) -> tuple[bool, int]:
+            return j == track_k, wins[j] if j < len(wins) else 0
+
+        best, best_rank = chosen, rank(k)
+        for j in self.sprites.unlocked():
+            if j == k or j < self.sprites.generic:
+                continue
+            t = self.templates[j]
+            s, rx, ry = self.matcher.match(frame.luma, box_around_tip(x, y, self.config.track_radius, t), j)
+            if s < score - SPRITE_TIE or math.hypot(rx - x, ry - y) <= 4 or rank(j) <= best_rank:
+                continue
+            seen = self.evidence.change(frame.luma, rx, ry, j) >= self.config.min_change
+            seen = seen and self._fresh(frame, rx, ry, j)
+            if changed and not seen:
+                continue
+            best, best_rank = (s, rx, ry, j, b, seen), rank(j)
+        return best
 
     def _fresh(self, frame: AnalysedFrame, x: float, y: float, k: int) -> bool:
         """May a candidate at (x, y) that differs from the background count as seen to differ? Yes
