@@ -374,11 +374,11 @@ class TemplateCursorLocator:
 
         best, best_rank = chosen, rank(k)
         for j in self.sprites.unlocked():
-            if j == k or j < self.sprites.generic:
-                continue
+            if j == k or j < self.sprites.generic or rank(j) <= best_rank:
+                continue  # (matched only where it would win the tie: most frames match none)
             t = self.templates[j]
             s, rx, ry = self.matcher.match(frame.luma, box_around_tip(x, y, self.config.track_radius, t), j)
-            if s < score - SPRITE_TIE or math.hypot(rx - x, ry - y) <= 4 or rank(j) <= best_rank:
+            if s < score - SPRITE_TIE or math.hypot(rx - x, ry - y) <= 4:
                 continue
             seen = self.evidence.change(frame.luma, rx, ry, j) >= self.config.min_change
             seen = seen and self._fresh(frame, rx, ry, j)
