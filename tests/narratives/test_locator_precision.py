@@ -180,24 +180,23 @@ def _two_sprites_of_one_pointer(seed: int):
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_a_tied_sprite_of_another_shape_gives_way_to_the_tracks_sprite(seed: int) -> None:
-    loc, frame, k_whole, _, cand = _two_sprites_of_one_pointer(seed)
+    loc, frame, k_whole, k_piece, cand = _two_sprites_of_one_pointer(seed)
     # The verified track followed the whole sprite to the previous frame, 3 px away.
     loc.track, loc.verified, loc.last_hit = (97.0, 79.0, k_whole), True, frame.index - 1
-    loc.sprites.wins = [0] * len(loc.templates)
+    loc.seen_at = {k_whole: 7, k_piece: 8}  # the track's sprite outranks one verified more recently
     chosen = loc._choose(frame, [cand])
     assert chosen is not None and chosen[3] == k_whole and (chosen[1], chosen[2]) == (100, 80)
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-def test_a_tied_sprite_gives_way_to_the_one_with_more_verified_hits(seed: int) -> None:
+def test_a_tied_sprite_gives_way_to_the_one_verified_last(seed: int) -> None:
     loc, frame, k_whole, k_piece, cand = _two_sprites_of_one_pointer(seed)
-    wins = [0] * len(loc.templates)
-    wins[k_whole], wins[k_piece] = 40, 3
-    loc.sprites.wins = wins
+    # No track here; the whole sprite had a verified hit more recently than the piece.
+    loc.seen_at = {k_whole: 300, k_piece: 120}
     chosen = loc._choose(frame, [cand])
     assert chosen is not None and chosen[3] == k_whole and (chosen[1], chosen[2]) == (100, 80)
-    # The piece seen more often stays: the rule prefers what was seen, not a shape.
-    wins[k_whole], wins[k_piece] = 3, 40
+    # The piece verified last stays: the rule prefers the shape the pointer showed last, not a shape.
+    loc.seen_at = {k_whole: 120, k_piece: 300}
     chosen = loc._choose(frame, [cand])
     assert chosen is not None and chosen[3] == k_piece and (chosen[1], chosen[2]) == (100, 89)
 
@@ -211,8 +210,6 @@ def test_a_clearly_better_sprite_is_not_overruled_by_the_tracks() -> None:
     ring[3:10, 3:10] = 20
     k_ring = loc.sprites.add(template_from_sprite(ring, np.full((13, 13), 255, np.uint8), (6, 6)))
     loc.track, loc.verified, loc.last_hit = (98.0, 86.0, k_ring), True, frame.index - 1
-    wins = [0] * len(loc.templates)
-    wins[k_ring] = 40
-    loc.sprites.wins = wins
+    loc.seen_at = {k_ring: 9}
     chosen = loc._choose(frame, [cand])
     assert chosen is not None and chosen[3] == k_piece and (chosen[1], chosen[2]) == (100, 89)

@@ -195,6 +195,7 @@ class TemplateCursorLocator:
         self.last_score = 0.0
         self.last_changed = False
         self.last_hit = -1  # frame index of the last hit (emitted or pending) of the track
+        self.seen_at: dict[int, int] = {}  # template index -> frame of its last verified hit
         self.new_view = True
         self.rests = EarlierRests(self.sprites, self.history, self.config)  # where the pointer rested before
         self.judge = MotionJudge(self.sprites, self.matcher, self.config, MOTION)  # hits judged by motion
@@ -354,8 +355,8 @@ class TemplateCursorLocator:
         """A learned sprite's match, or another learned sprite's at the same place when that one scores
         within ``SPRITE_TIE`` of it and puts the tip elsewhere (a sprite of one shape of the pointer
         matches another shape too, its tip some px off): the sprite the verified track follows there,
-        else the one with the most verified hits. A rival that is not seen to differ where the chosen
-        one is stays out."""
+        else the one verified last (the shape the pointer showed last; one verified more often may be
+        an earlier shape). A rival that is not seen to differ where the chosen one is stays out."""
         if chosen is None or chosen[3] < self.sprites.generic:
             return chosen
         score, x, y, k, b, changed = chosen
@@ -367,10 +368,9 @@ class TemplateCursorLocator:
             and math.hypot(x - self.track[0], y - self.track[1]) <= self.config.max_step
         ):
             track_k = self.track[2]
-        wins = self.sprites.wins
 
         def rank(j: int) -> tuple[bool, int]:
-            return j == track_k, wins[j] if j < len(wins) else 0
+            return j == track_k, self.seen_at.get(j, -1)
 
         best, best_rank = chosen, rank(k)
         for j in self.sprites.unlocked():
@@ -436,6 +436,7 @@ class TemplateCursorLocator:
             if self.sprites.locked is None:
                 self.sprites.vote(k)
             self.sprites.credit(k)
+            self.seen_at[k] = frame.index
             out.extend(self.rests.first_verified(frame, x, y, k, self.pending))  # where it rested before
             if not self.verified:  # where the track began: did the pointer rest there before? (``probe_rest``)
                 first = self.pending[0] if self.pending else hit
