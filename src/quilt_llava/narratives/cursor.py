@@ -47,7 +47,9 @@ reported point is the template's hotspot:
   pointer that vanished leaves tissue);
 - among candidates, a verified one is preferred, and among those the most visible:
   compression leaves faint "ghosts" of a fast pointer that have its shape but not
-  its contrast;
+  its contrast; where another learned sprite matches the chosen place as well (within
+  ``SPRITE_TIE``) with the tip elsewhere, the verified track's sprite, else the one verified
+  last, is taken (a sprite of one shape of the pointer matches another shape, its tip off);
 - when the cursor is first acquired, earlier frames of the same view are searched
   backwards from that position (a cursor that rested before it first moved; the view's
   last 200 frames are held); only every fourth held frame keeps its pixels (holding
