@@ -153,3 +153,63 @@ def test_a_lookalike_whose_spot_the_arriving_pointer_changes_is_not_released(arr
     assert on_fake == [], on_fake
     assert all(i in hits for i in range(1, 10)) and all(i in hits for i in range(50, 56)), sorted(hits)
     assert all(np.hypot(*np.subtract(hits[i], tips[i])) <= 3 for i in range(50, 56))
+
+
+def _two_sprites_of_one_pointer(seed: int):
+    """A locator with two learned sprites of one pointer: the whole of it (tip at its tip) and a
+    piece of its lower part whose declared tip lies ``drop`` px below the pointer's (a sprite of one
+    shape matching part of another); a frame with the pointer at (100, 80) on tissue; the piece's
+    match there (a candidate)."""
+    from quilt_llava.narratives.cursor import TemplateCursorLocator
+    from quilt_llava.narratives.cursor_hits import AnalysedFrame
+    from quilt_llava.narratives.pointer import template_from_sprite
+    from quilt_llava.narratives.templates import box_around_tip
+
+    arrow = make_template(1.0)
+    whole = template_from_sprite(arrow.image, arrow.mask, arrow.hotspot)
+    drop = 9
+    piece = template_from_sprite(arrow.image[drop:, :], arrow.mask[drop:, :], arrow.hotspot)
+    loc = TemplateCursorLocator(720, CursorConfig(learn_sprites=False, match_threads=1))
+    k_whole, k_piece = loc.sprites.add(whole), loc.sprites.add(piece)
+    luma = with_pointer(texture(200, 240, seed), (100, 80), arrow)
+    frame = AnalysedFrame(index=10, t=0.4, luma=luma, motion=None, moving=False)
+    score, x, y = loc.matcher.match(luma, box_around_tip(100, 80 + drop, 6, piece), k_piece)
+    assert score >= 0.95 and (x, y) == (100, 80 + drop)  # the piece matches as well as the whole, its tip off
+    return loc, frame, k_whole, k_piece, (score, x, y, k_piece, 0)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_tied_sprite_of_another_shape_gives_way_to_the_tracks_sprite(seed: int) -> None:
+    loc, frame, k_whole, k_piece, cand = _two_sprites_of_one_pointer(seed)
+    # The verified track followed the whole sprite to the previous frame, 3 px away.
+    loc.track, loc.verified, loc.last_hit = (97.0, 79.0, k_whole), True, frame.index - 1
+    loc.seen_at = {k_whole: 7, k_piece: 8}  # the track's sprite outranks one verified more recently
+    chosen = loc._choose(frame, [cand])
+    assert chosen is not None and chosen[3] == k_whole and (chosen[1], chosen[2]) == (100, 80)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_tied_sprite_gives_way_to_the_one_verified_last(seed: int) -> None:
+    loc, frame, k_whole, k_piece, cand = _two_sprites_of_one_pointer(seed)
+    # No track here; the whole sprite had a verified hit more recently than the piece.
+    loc.seen_at = {k_whole: 300, k_piece: 120}
+    chosen = loc._choose(frame, [cand])
+    assert chosen is not None and chosen[3] == k_whole and (chosen[1], chosen[2]) == (100, 80)
+    # The piece verified last stays: the rule prefers the shape the pointer showed last, not a shape.
+    loc.seen_at = {k_whole: 120, k_piece: 300}
+    chosen = loc._choose(frame, [cand])
+    assert chosen is not None and chosen[3] == k_piece and (chosen[1], chosen[2]) == (100, 89)
+
+
+def test_a_clearly_better_sprite_is_not_overruled_by_the_tracks() -> None:
+    loc, frame, _, k_piece, cand = _two_sprites_of_one_pointer(0)
+    from quilt_llava.narratives.pointer import template_from_sprite
+
+    # The track's sprite is another shape (a plain ring) that scores far lower here.
+    ring = np.full((13, 13), 230, np.uint8)
+    ring[3:10, 3:10] = 20
+    k_ring = loc.sprites.add(template_from_sprite(ring, np.full((13, 13), 255, np.uint8), (6, 6)))
+    loc.track, loc.verified, loc.last_hit = (98.0, 86.0, k_ring), True, frame.index - 1
+    loc.seen_at = {k_ring: 9}
+    chosen = loc._choose(frame, [cand])
+    assert chosen is not None and chosen[3] == k_piece and (chosen[1], chosen[2]) == (100, 89)

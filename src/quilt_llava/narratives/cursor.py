@@ -47,7 +47,9 @@ reported point is the template's hotspot:
   pointer that vanished leaves tissue);
 - among candidates, a verified one is preferred, and among those the most visible:
   compression leaves faint "ghosts" of a fast pointer that have its shape but not
-  its contrast;
+  its contrast; where another learned sprite matches the chosen place as well (within
+  ``SPRITE_TIE``) with the tip elsewhere, the verified track's sprite, else the one verified
+  last, is taken (a sprite of one shape of the pointer matches another shape, its tip off);
 - when the cursor is first acquired, earlier frames of the same view are searched
   backwards from that position (a cursor that rested before it first moved; the view's
   last 200 frames are held); only every fourth held frame keeps its pixels (holding
@@ -160,6 +162,9 @@ class CursorConfig:
     match_threads: int = 2
 
 
+# Two learned sprites whose matches at one place score within this of each other are tied (tiny
+# sprites match each other's shapes at 0.58-0.78, so the higher score does not tell which shape shows).
+SPRITE_TIE = 0.02
 PRIOR_SETTLED_SCORE = 0.8  # an arrow-prior track matching this well is a classic arrow: no sprite is learned meanwhile
 MOTION = MotionConfig()  # a moving pointer followed where its shape scores too low (``MotionJudge``)
 
@@ -192,6 +197,7 @@ class TemplateCursorLocator:
         self.last_score = 0.0
         self.last_changed = False
         self.last_hit = -1  # frame index of the last hit (emitted or pending) of the track
+        self.seen_at: dict[int, int] = {}  # template index -> frame of its last verified hit
         self.new_view = True
         self.rests = EarlierRests(self.sprites, self.history, self.config)  # where the pointer rested before
         self.judge = MotionJudge(self.sprites, self.matcher, self.config, MOTION)  # hits judged by motion
@@ -345,7 +351,43 @@ class TemplateCursorLocator:
                 cands, key=lambda c: c[0] + 0.5 * min(1.0, self.evidence.contrast(frame.luma, c[1], c[2], c[3]) / 120)
             )
             chosen = (score, x, y, k, b, False)
-        return chosen
+        return self._tie_broken(frame, chosen)
+
+    def _tie_broken(self, frame: AnalysedFrame, chosen: Choice | None) -> Choice | None:
+        """A learned sprite's match, or another learned sprite's at the same place when that one scores
+        within ``SPRITE_TIE`` of it and puts the tip elsewhere (a sprite of one shape of the pointer
+        matches another shape too, its tip some px off): the sprite the verified track follows there,
+        else the one verified last (the shape the pointer showed last; one verified more often may be
+        an earlier shape). A rival that is not seen to differ where the chosen one is stays out."""
+        if chosen is None or chosen[3] < self.sprites.generic:
+            return chosen
+        score, x, y, k, b, changed = chosen
+        track_k = -1  # the verified track's sprite, where this match continues it
+        if (
+            self.verified
+            and self.track is not None
+            and self.last_hit == frame.index - 1
+            and math.hypot(x - self.track[0], y - self.track[1]) <= self.config.max_step
+        ):
+            track_k = self.track[2]
+
+        def rank(j: int) -> tuple[bool, int]:
+            return j == track_k, self.seen_at.get(j, -1)
+
+        best, best_rank = chosen, rank(k)
+        for j in self.sprites.unlocked():
+            if j == k or j < self.sprites.generic or rank(j) <= best_rank:
+                continue  # (matched only where it would win the tie: most frames match none)
+            t = self.templates[j]
+            s, rx, ry = self.matcher.match(frame.luma, box_around_tip(x, y, self.config.track_radius, t), j)
+            if s < score - SPRITE_TIE or math.hypot(rx - x, ry - y) <= 4:
+                continue
+            seen = self.evidence.change(frame.luma, rx, ry, j) >= self.config.min_change
+            seen = seen and self._fresh(frame, rx, ry, j)
+            if changed and not seen:
+                continue
+            best, best_rank = (s, rx, ry, j, b, seen), rank(j)
+        return best
 
     def _fresh(self, frame: AnalysedFrame, x: float, y: float, k: int) -> bool:
         """May a candidate at (x, y) that differs from the background count as seen to differ? Yes
@@ -396,6 +438,7 @@ class TemplateCursorLocator:
             if self.sprites.locked is None:
                 self.sprites.vote(k)
             self.sprites.credit(k)
+            self.seen_at[k] = frame.index
             out.extend(self.rests.first_verified(frame, x, y, k, self.pending))  # where it rested before
             if not self.verified:  # where the track began: did the pointer rest there before? (``probe_rest``)
                 first = self.pending[0] if self.pending else hit
