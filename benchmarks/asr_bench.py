@@ -78,6 +78,7 @@ from quilt_llava.demo.voice import VoiceConfig, speak_utterances, write_wav
 from quilt_llava.files import read_json, write_json
 from quilt_llava.narratives.acoustic_check import FAR_BARS, AcousticCheck, AcousticConfig, correct_heard
 from quilt_llava.narratives.asr import AsrConfig, load_model, read_audio, transcribe
+from quilt_llava.narratives.asr_alternatives import AlternativesConfig
 from quilt_llava.narratives.asr_second_pass import SecondPass
 from quilt_llava.narratives.correct import Edit, VocabularyCorrector, correct_with_vocabulary, tokens_of
 from quilt_llava.narratives.correct_llm import LLMCorrectionConfig, correct_with_llm
@@ -233,7 +234,9 @@ def judged(
 ) -> dict[str, Any]:
     """Scores of ``raw`` corrected with the acoustic check: terms, WER, damage, refusals, time."""
     s0, w0, t0, p0 = check.seconds, check.windows, check.texts, check.phoneme_seconds
+    a0, d0, c0 = check.alternative_seconds, check.decodes, time.perf_counter()
     fixed, edits, refused = correct_heard(raw, vocab, audio, check)
+    wall = time.perf_counter() - c0
     hurt, right = damage_of(script, raw, edits, vocab)
     return {
         "scores": score(script, fixed.text(), vocab).to_dict(),
@@ -246,6 +249,13 @@ def judged(
         "right_words_lost": right_lost(script, (first or raw).text(), fixed.text(), vocab),
         "seconds": round(check.seconds - s0, 2),
         "phoneme_seconds": round(check.phoneme_seconds - p0, 2),
+        "alternative_seconds": round(check.alternative_seconds - a0, 2),
+        "alternative_decodes": check.decodes - d0,
+        "alternative_changes": sum(1 for e in edits if "alternative" in e.detail),
+        "alternative_edits": [
+            f"{e.before} -> {e.after} ({e.detail['alternative']})" for e in edits if "alternative" in e.detail
+        ],
+        "wall_seconds": round(wall, 2),  # the whole correction, candidates included
         "phoneme_changes": sum(1 for e in edits if "phonemes" in e.detail),
         "phoneme_edits": [f"{e.before} -> {e.after} ({e.detail['phonemes']})" for e in edits if "phonemes" in e.detail],
         "clips": check.windows - w0,
@@ -352,6 +362,22 @@ def main(argv: list[str] | None = None) -> int:
         help="phoneme similarity bar of the espeak-ng sound-alike candidates (0 or unset: none, the default; "
         "0.7: the calibrated bar, --acoustic-phonemes on the CLI)",
     )
+    alt = AlternativesConfig()
+    ap.add_argument(
+        "--acoustic-alternatives",
+        type=int,
+        default=acoustic.alternatives.hypotheses if acoustic.alternatives else 0,
+        help="N: unsure utterances decoded again and the terms of their N best hypotheses offered to the check "
+        "at the far tier (narratives.asr_alternatives; 0: none)",
+    )
+    ap.add_argument("--acoustic-alternatives-beam", type=int, default=alt.beam_size)
+    ap.add_argument("--acoustic-alternatives-min-score", type=float, default=alt.unsure_min_score)
+    ap.add_argument(
+        "--acoustic-alternatives-context",
+        action=argparse.BooleanOptionalAction,
+        default=alt.context,
+        help="prompt each re-decode with the preceding utterance's words",
+    )
     ap.add_argument("--prompt", help="a Whisper initial prompt for the whole audio (AsrConfig.initial_prompt)")
     ap.add_argument("--hotwords", help="faster-whisper hotwords for the whole audio (AsrConfig.hotwords)")
     ap.add_argument("--llm-base-url", default=os.environ.get("QUILT_LLAVA_LLM_BASE_URL", ""))
@@ -425,6 +451,14 @@ def main(argv: list[str] | None = None) -> int:
                     far=FAR_BARS if args.acoustic_far else None,
                     far_gain=args.acoustic_far_gain,
                     audio_chooses=args.acoustic_audio_chooses,
+                    alternatives=AlternativesConfig(
+                        hypotheses=args.acoustic_alternatives,
+                        beam_size=args.acoustic_alternatives_beam,
+                        unsure_min_score=args.acoustic_alternatives_min_score,
+                        context=args.acoustic_alternatives_context,
+                    )
+                    if args.acoustic_alternatives > 0
+                    else None,
                 ),
             )
         results = [run_set(n, model, asr, vocab, Path(tmp), llm, args.keep, llm_options, check) for n in names]
