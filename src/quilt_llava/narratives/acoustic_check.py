@@ -87,6 +87,9 @@ ACOUSTIC_CHECK = True
 # well as the heard words: the far tier; docs/BENCHMARKS.md, Speech).
 PHONEME_BAR = 0.7
 ACOUSTIC_PHONEMES = True
+# Whether the recogniser's other hypotheses are candidates by default (narratives.asr_alternatives;
+# ninth pass, docs/BENCHMARKS.md, Speech).
+ACOUSTIC_ALTERNATIVES = True
 # Text bars of the far tier (AcousticConfig.far) where it is asked for (benchmark --acoustic-far).
 FAR_BARS = {
     "min_score": 0.55,
@@ -136,7 +139,9 @@ class AcousticConfig:
     phoneme_min: float | None = PHONEME_BAR if ACOUSTIC_PHONEMES else None
     # The recogniser's other hypotheses (narratives.asr_alternatives): unsure utterances decoded
     # again with a beam, the terms its N best readings hold offered as far-tier candidates; None: off.
-    alternatives: AlternativesConfig | None = None
+    alternatives: AlternativesConfig | None = field(
+        default_factory=lambda: AlternativesConfig() if ACOUSTIC_ALTERNATIVES else None
+    )
     pad_s: float = 0.3  # audio kept either side of the utterance's words
     max_clip_s: float = 28.0  # longer utterances are scored in word-timed pieces of at most this
     batch: int = 16  # texts forced through the decoder per call

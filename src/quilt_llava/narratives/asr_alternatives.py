@@ -55,7 +55,7 @@ class AlternativesConfig:
     hypotheses: int = 5  # N best of a beam of max(beam_size, N)
     beam_size: int = 5
     # an utterance is re-decoded when a run of its words is at least this like a term it does not hold
-    unsure_min_score: float = 0.5
+    unsure_min_score: float = 0.66
     context: bool = False  # prompt the re-decode with the preceding utterance's words
     max_words: int = 4  # longest run of first-pass words one hypothesis may replace
     max_length: int = 224  # tokens per hypothesis (one Whisper window holds at most 224)
