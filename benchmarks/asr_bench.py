@@ -44,9 +44,11 @@ by reason; goal term recall >= 0.85.
 Speed: recognition time over audio time (the baseline is real time: < 1 is faster).
 
 The acoustic check (``narratives.acoustic_check``, ``--no-acoustic-check`` skips it;
-``--acoustic-margin``, ``--acoustic-veto``): each set's first pass and final recognition are also
-corrected with the recogniser judging every correction against the set's audio (kept as
-``NAME.wav`` beside the recognition with ``--keep``), scored the same way, with its time.
+``--acoustic-margin``, ``--acoustic-veto``, ``--acoustic-alternatives N`` (the recogniser's N best
+re-decodings of each utterance as candidates; 0: none), ``--acoustic-alternatives-context``): each
+set's first pass and final recognition are also corrected with the recogniser judging every
+correction against the set's audio (kept as ``NAME.wav`` beside the recognition with ``--keep``), scored the
+same way, with its time.
 
 Decoding settings (``AsrConfig``): ``--no-second-pass`` (the vocabulary-informed second pass, off in
 ``AsrConfig``, is on here by default; with it on, each set is also scored on its first pass

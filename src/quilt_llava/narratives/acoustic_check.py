@@ -37,6 +37,10 @@ text match, the better the audio must like it:
   candidate of still looser text bars; kept only when the audio scores them at least
   ``far_gain`` (0: at least as well as the heard words) by both measures.
 
+- **far**, too: the terms of the recogniser's other readings of the utterance (``alternatives``,
+  on by default since the ninth pass: :mod:`quilt_llava.narratives.asr_alternatives`, the N best
+  hypotheses of a beam search over the same clip, whose encoding the forced decodes reuse).
+
 Where accepted candidates overlap, the one the audio prefers most (highest ``per_token``) is
 made, whatever its tier (``audio_chooses``): "hyper pleasure" becomes "hyperplasia" (far) rather
 than the corrector's "hyperplasia sure".

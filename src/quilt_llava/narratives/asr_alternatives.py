@@ -4,31 +4,40 @@ The corrector (:mod:`quilt_llava.narratives.correct`) and the phoneme sound-alik
 (:mod:`quilt_llava.narratives.phonemes`) only reach terms that the first pass's *words* resemble.
 When the recogniser heard everyday words far from the term ("looking at oxygen" for
 "haematoxylin"), or another term ("chromatin" for "chromogen"), nothing in the text points back.
-The recogniser itself often does: decoding the utterance's audio again and keeping the ``N`` best
+The recogniser itself sometimes does: decoding the utterance's audio again and keeping the ``N`` best
 beam hypotheses (CTranslate2 ``Whisper.generate(num_hypotheses=N)``) gives other readings of
 the unsure stretches ("around the AB chromogen" beside "ground DAB chromatin").
 
 For each utterance that is unsure (a run of its words reads or sounds like a term it does not
-hold, the second pass's test at ``unsure_min_score``), :func:`alternative_edits`
+hold at ``unsure_min_score``, the looser tier's bar; in pathology narration that is nearly every
+utterance: 112 of 117 pieces of the tuning sets), :func:`alternative_edits`
 
 1. re-decodes its audio (the clip the acoustic check scores, encoded once for both) with a beam of
    ``N`` and keeps the ``N`` hypotheses, optionally after the preceding utterance's words as a
    prompt (``context``: Whisper's previous-text conditioning);
 2. runs the corrector over each hypothesis (its own bars), so a hypothesis that is one edit away
    from a term counts too;
-3. aligns each hypothesis with the first pass's words (Levenshtein opcodes over compared words)
-   and, where they differ over at most ``max_words`` words, offers the hypothesis's words as an
-   edit when they hold a term that the first pass's words there do not, and lose none it held
-   (another term may replace a term: "chromatin" -> "chromogen"; another *form* of a word heard,
-   "nuclei" -> "nucleus", is never offered: the audio cannot tell forms apart, eighth pass).
+3. for every term a hypothesis spells, finds the fewest first-pass words that say the same
+   stretch (:func:`covering`: the two readings' space-joined words aligned character by
+   character, so "testinal metoplasia" / "testing all metaplasia" gives "metoplasia" ->
+   "metaplasia" and leaves the neighbour alone) and offers them, changed into the hypothesis's
+   words there, as an edit, unless the first pass holds the term there already, a term it heard
+   would be lost (tried: letting "chromatin" become "chromogen" found two terms on the demo and
+   changed a right "teratoma" into "tumour" elsewhere, no term more in all), a word heard is
+   another form of the term ("nuclei" -> "nucleus": the audio cannot tell forms apart, eighth
+   pass), or more than ``max_words`` words change.
 
 The edits are far-tier candidates of :func:`quilt_llava.narratives.acoustic_check.correct_heard`:
 kept only when the forced decoding scores them at least as well as the words as heard, by the
 sum and by the mean per token. No rule names a word or a sentence; the audio decides.
 
-Not handled: a term no hypothesis holds (a beam of 5 on tiny.en often repeats one reading);
-words dropped at an utterance's edge; utterances longer than one window are cut into pieces.
-Measured in docs/BENCHMARKS.md (Speech, ninth pass).
+Measured (docs/BENCHMARKS.md, Speech, ninth pass): on the tuning sets 251 -> 258 of 302 terms with
+no right word more changed, for one beam decode per utterance (the check's time about doubles);
+prompting with the preceding words (``context``) and 8 hypotheses found as many terms, other ones.
+
+Not handled: a term no hypothesis holds (a beam of 5 on tiny.en often repeats one reading, and
+the re-decode hears mostly what the first pass heard); a term heard as another term or as
+another form of one; words dropped at an utterance's edge with no neighbour both readings share.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ import typer
 from quilt_llava.instruct.llm_options import EndpointOptions, with_endpoint_options
 from quilt_llava.narratives.acoustic_check import ACOUSTIC_ALTERNATIVES, ACOUSTIC_CHECK, ACOUSTIC_PHONEMES
 from quilt_llava.narratives.asr import AsrConfig
+from quilt_llava.narratives.asr_alternatives import AlternativesConfig
 
 _ASR_DEFAULTS = AsrConfig(model="")
 _PHONEMES_HELP = (
@@ -24,8 +25,9 @@ _PHONEMES_HELP = (
     "installed), kept only when the audio scores them at least as well as the heard words."
 )
 _ALTERNATIVES_HELP = (
-    "Also decode unsure utterances again and propose the terms of the recogniser's 5 best readings, "
-    "kept only when the audio scores them at least as well as the heard words."
+    f"Also decode unsure utterances again and propose the terms of the recogniser's "
+    f"{AlternativesConfig().hypotheses} best readings, kept only when the audio scores them at least as "
+    "well as the heard words."
 )
 
 
