@@ -60,7 +60,9 @@ speech: another model or voice may want another ``margin`` or ``far_gain``); the
 word's forms apart well enough to choose between them ("nuclei"/"nucleus", "typical"/"atypical":
 offering such rivals at the far bar changed right words, so they are not offered). The check
 costs one encoder window per utterance with edits plus one forced decode per candidate spelling
-(the far tier triples the decodes; docs/BENCHMARKS.md, Speech).
+(the far text bars triple the decodes); the alternatives add a window for the unsure utterances
+without edits and one beam search of 5 per unsure utterance (about 1.9 x the check's time;
+docs/BENCHMARKS.md, Speech).
 """
 
 from __future__ import annotations
