@@ -49,10 +49,27 @@ def test_a_hypothesis_holding_a_term_becomes_an_edit_of_the_words_it_replaces(co
 
 
 @pytest.mark.parametrize(
+    ("heard", "hypothesis", "want"),
+    [
+        # a term heard goes for a term that reads and sounds like it (0.73 >= 0.66)
+        ("the brown chromatin here", "the brown chromogen here", ("chromatin", "chromogen")),
+        # the term in its own spelling
+        ("with pseudo inclusions", "with pseudo-inclusions", ("pseudo inclusions", "pseudoinclusions")),
+    ],
+)
+def test_a_term_is_offered_in_its_own_spelling_and_may_replace_a_term_like_it(corrector, heard, hypothesis, want):
+    from quilt_llava.narratives.asr_alternatives import hypothesis_edits
+
+    tokens = heard.split()
+    (edit,) = hypothesis_edits(0, tokens, 0, len(tokens), hypothesis.split(), corrector, 4)
+    assert (edit.before, edit.after) == want
+
+
+@pytest.mark.parametrize(
     ("heard", "hypothesis"),
     [
         ("the nuclei are blue", "the nucleus are blue"),  # another form of a word heard: never offered
-        ("the chromatin is brown", "the chromogen is brown"),  # a term heard would be lost
+        ("the teratoma is here", "the tumour is here"),  # a term heard, lost for one unlike it
         ("the gland is here", "the gland is here"),  # nothing new
         ("one two three four five six", "eosinophilic"),  # more words than max_words
     ],
