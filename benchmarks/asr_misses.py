@@ -268,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     model = load_model(AsrConfig(model=DEFAULT_MODEL))
     config = AcousticConfig(phoneme_min=args.acoustic_phonemes or None)
     if args.sixth_pass:
-        config = AcousticConfig(phoneme_min=None, far=None, audio_chooses=False)
+        config = AcousticConfig(phoneme_min=None, far=None, audio_chooses=False, alternatives=None)
     check = AcousticCheck(model, vocab, config)
     with tempfile.TemporaryDirectory() as tmp:
         results = [

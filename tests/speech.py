@@ -36,3 +36,42 @@ def spoken_and_heard(lines: tuple[str, ...], folder, length_s: float, step_s: fl
     model = load_model(config)
     transcript = transcribe(wav, config, model).transcript
     return wav, model, transcript, Vocabulary.load(), read_audio(wav)[0]
+
+
+def misheard(transcript, right: str, wrong: str):
+    """``transcript`` with the word holding ``right`` heard as ``wrong`` (same timing)."""
+    from quilt_llava.narratives.transcript import Transcript, Utterance, Word
+
+    found = False
+    utterances = []
+    for u in transcript.utterances:
+        words = []
+        for w in u.words:
+            if right in w.text and not found:
+                found = True
+                words.append(Word(w.start, w.end, w.text.replace(right, wrong)))
+            else:
+                words.append(w)
+        utterances.append(Utterance(u.start, u.end, " ".join(w.text for w in words), tuple(words)))
+    assert found, f"{right!r} not recognised: {transcript.text()}"
+    return Transcript(utterances, transcript.source)
+
+
+def norms(transcript) -> list[str]:
+    from quilt_llava.narratives.speech_metrics import normalise
+
+    return normalise(transcript.text())
+
+
+def acoustic_configs(monkeypatch, tmp_path, option: str, values: tuple) -> list:
+    """The AcousticConfig that ``narratives correct`` builds for each value of ``CorrectOptions.option``
+    (the check itself is not built)."""
+    import quilt_llava.narratives.acoustic_check as acoustic_check
+    from quilt_llava.narratives.speech import CorrectOptions, _acoustic_check
+
+    seen: list = []
+    monkeypatch.setattr(acoustic_check, "AcousticCheck", lambda model, vocab, config: seen.append(config))
+    for value in values:
+        paths = {"transcript": tmp_path / "t.json", "out": tmp_path / "o.json", "audio": tmp_path / "a.wav"}
+        _acoustic_check(CorrectOptions(**paths, model=object(), **{option: value}), None, None)
+    return seen

@@ -219,19 +219,10 @@ def test_phoneme_candidates_are_on_by_default_and_off_with_the_option(monkeypatc
     # judged at the far tier's bar since the eighth pass (docs/BENCHMARKS.md, Speech): on unless
     # turned off (--no-acoustic-phonemes -> CorrectOptions.phonemes)
     import quilt_llava.narratives.acoustic_check as acoustic_check
-    from quilt_llava.narratives.speech import CorrectOptions, _acoustic_check
+    from quilt_llava.narratives.speech import CorrectOptions
+    from tests.speech import acoustic_configs
 
     assert acoustic_check.AcousticConfig().phoneme_min == acoustic_check.PHONEME_BAR
-    seen = []
-    monkeypatch.setattr(acoustic_check, "AcousticCheck", lambda model, vocab, config: seen.append(config.phoneme_min))
     assert CorrectOptions(transcript=tmp_path / "t.json", out=tmp_path / "o.json").phonemes
-    for phonemes in (False, True):
-        options = CorrectOptions(
-            transcript=tmp_path / "t.json",
-            out=tmp_path / "o.json",
-            audio=tmp_path / "a.wav",
-            model=object(),
-            phonemes=phonemes,
-        )
-        _acoustic_check(options, None, None)
-    assert seen == [None, acoustic_check.PHONEME_BAR]
+    configs = acoustic_configs(monkeypatch, tmp_path, "phonemes", (False, True))
+    assert [c.phoneme_min for c in configs] == [None, acoustic_check.PHONEME_BAR]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.speech import REAL_ASR, spoken_and_heard
+from tests.speech import REAL_ASR, misheard, norms, spoken_and_heard
 
 pytestmark = REAL_ASR
 
@@ -30,31 +30,6 @@ def heard(tmp_path_factory):
     return spoken_and_heard(LINES, tmp_path_factory.mktemp("tiers"), 5.5, 6.2)[1:]
 
 
-def misheard(transcript, right: str, wrong: str):
-    """``transcript`` with the word holding ``right`` heard as ``wrong`` (same timing)."""
-    from quilt_llava.narratives.transcript import Transcript, Utterance, Word
-
-    found = False
-    utterances = []
-    for u in transcript.utterances:
-        words = []
-        for w in u.words:
-            if right in w.text and not found:
-                found = True
-                words.append(Word(w.start, w.end, w.text.replace(right, wrong)))
-            else:
-                words.append(w)
-        utterances.append(Utterance(u.start, u.end, " ".join(w.text for w in words), tuple(words)))
-    assert found, f"{right!r} not recognised: {transcript.text()}"
-    return Transcript(utterances, transcript.source)
-
-
-def norms(transcript) -> list[str]:
-    from quilt_llava.narratives.speech_metrics import normalise
-
-    return normalise(transcript.text())
-
-
 def test_a_far_candidate_the_audio_prefers_is_made_and_only_with_the_far_tier(heard):
     # "abithelian" is 0.6 like "epithelium" by spelling and Metaphone (below the looser bars) and
     # 0.7 or more by espeak-ng phonemes (a far-tier candidate); the audio prefers the term
@@ -67,7 +42,7 @@ def test_a_far_candidate_the_audio_prefers_is_made_and_only_with_the_far_tier(he
     (edit,) = [e for e in edits if e.after == "epithelium"]
     scores = edit.detail["acoustic"]
     assert scores["tier"] == "far" and scores["delta_per_token"] >= 0 and scores["mean_gain"] >= 0
-    no_far = AcousticCheck(model, vocab, AcousticConfig(far=None, phoneme_min=None))
+    no_far = AcousticCheck(model, vocab, AcousticConfig(far=None, phoneme_min=None, alternatives=None))
     without, _, _ = correct_heard(wrong, vocab, audio, no_far)
     assert "abithelian" in norms(without), without.text()
 

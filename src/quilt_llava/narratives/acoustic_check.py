@@ -37,6 +37,10 @@ text match, the better the audio must like it:
   candidate of still looser text bars; kept only when the audio scores them at least
   ``far_gain`` (0: at least as well as the heard words) by both measures.
 
+- **far**, too: the terms of the recogniser's other readings of the utterance (``alternatives``,
+  on by default since the ninth pass: :mod:`quilt_llava.narratives.asr_alternatives`, the N best
+  hypotheses of a beam search over the same clip, whose encoding the forced decodes reuse).
+
 Where accepted candidates overlap, the one the audio prefers most (highest ``per_token``) is
 made, whatever its tier (``audio_chooses``): "hyper pleasure" becomes "hyperplasia" (far) rather
 than the corrector's "hyperplasia sure".
@@ -56,17 +60,22 @@ speech: another model or voice may want another ``margin`` or ``far_gain``); the
 word's forms apart well enough to choose between them ("nuclei"/"nucleus", "typical"/"atypical":
 offering such rivals at the far bar changed right words, so they are not offered). The check
 costs one encoder window per utterance with edits plus one forced decode per candidate spelling
-(the far tier triples the decodes; docs/BENCHMARKS.md, Speech).
+(the far text bars triple the decodes); the alternatives add a window for the unsure utterances
+without edits and one beam search of 5 per unsure utterance (about 1.9 x the check's time;
+docs/BENCHMARKS.md, Speech).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from quilt_llava.errors import ConfigError
 from quilt_llava.narratives.asr import SAMPLE_RATE, clip_bounds
+from quilt_llava.narratives.asr_alternatives import AlternativesConfig
 from quilt_llava.narratives.correct import CorrectionConfig
 
 log = logging.getLogger(__name__)
@@ -84,6 +93,9 @@ ACOUSTIC_CHECK = True
 # well as the heard words: the far tier; docs/BENCHMARKS.md, Speech).
 PHONEME_BAR = 0.7
 ACOUSTIC_PHONEMES = True
+# Whether the recogniser's other hypotheses are candidates by default (narratives.asr_alternatives;
+# ninth pass, docs/BENCHMARKS.md, Speech).
+ACOUSTIC_ALTERNATIVES = True
 # Text bars of the far tier (AcousticConfig.far) where it is asked for (benchmark --acoustic-far).
 FAR_BARS = {
     "min_score": 0.55,
@@ -131,6 +143,11 @@ class AcousticConfig:
     # margin they took right words changed past 1 % on the clean sets (sixth pass); at the far
     # tier's bar they changed none on the tuning sets. Only where espeak-ng runs.
     phoneme_min: float | None = PHONEME_BAR if ACOUSTIC_PHONEMES else None
+    # The recogniser's other hypotheses (narratives.asr_alternatives): unsure utterances decoded
+    # again with a beam, the terms its N best readings hold offered as far-tier candidates; None: off.
+    alternatives: AlternativesConfig | None = field(
+        default_factory=lambda: AlternativesConfig() if ACOUSTIC_ALTERNATIVES else None
+    )
     pad_s: float = 0.3  # audio kept either side of the utterance's words
     max_clip_s: float = 28.0  # longer utterances are scored in word-timed pieces of at most this
     batch: int = 16  # texts forced through the decoder per call
@@ -159,6 +176,11 @@ class AcousticConfig:
             problems.append(f"phoneme_min must be within 0-1 or None, got {self.phoneme_min}")
         if self.batch < 1:
             problems.append(f"batch must be >= 1, got {self.batch}")
+        if self.alternatives is not None:
+            try:
+                self.alternatives.validate()
+            except ConfigError as exc:
+                problems += [f"alternatives: {p}" for p in exc.problems]
 
         fields = CorrectionConfig.__dataclass_fields__
         for tier, bars in (("loose", self.loose), ("far", self.far or {})):
@@ -271,6 +293,9 @@ class AcousticCheck:
         self.phoneme_seconds = 0.0  # time spent finding phoneme candidates
         self.windows = 0  # audio windows encoded
         self.texts = 0  # texts forced through the decoder
+        self.decodes = 0  # clips decoded again for alternative hypotheses
+        self.alternative_seconds = 0.0  # time spent on those decodes (and their encodings)
+        self._encoded: dict[tuple[int, int], tuple[Any, int]] | None = None  # see reusing_encodings
 
     def judge(
         self, audio: Any, transcript: Transcript, edits: list[Edit], tiers: list[str] | None = None
@@ -313,13 +338,25 @@ class AcousticCheck:
                 b, grew = b + 1, True
         return a, b
 
-    def _clip(self, audio: Any, transcript: Transcript, ui: int, a: int, b: int) -> Any:
+    def pieces(self, u: Any) -> list[tuple[int, int]]:
+        """Words ``a:b`` of a timed utterance cut into runs that each fit ``max_clip_s``."""
+        out, a = [], 0
+        for b in range(1, len(u.words) + 1):
+            if b == len(u.words) or u.words[b].end - u.words[a].start > self.config.max_clip_s:
+                out.append((a, b))
+                a = b
+        return out
+
+    def clip(self, audio: Any, transcript: Transcript, ui: int, a: int, b: int) -> Any | None:
+        """The audio of words ``a:b`` of utterance ``ui`` (``pad_s`` either side, not into the
+        neighbouring words), or None where less than ``MIN_CLIP_S`` of it is there."""
         u = transcript.utterances[ui]
         before = u.words[a - 1].end if a > 0 else _last_end(transcript, ui)
         after = u.words[b].start if b < len(u.words) else _next_start(transcript, ui)
         lo, hi = clip_bounds(u.words[a].start, u.words[b - 1].end, self.config.pad_s, before, after)
         hi = min(hi, len(audio) / SAMPLE_RATE)
-        return audio[int(lo * SAMPLE_RATE) : max(int(lo * SAMPLE_RATE) + 1, int(hi * SAMPLE_RATE))]
+        clip = audio[int(lo * SAMPLE_RATE) : max(int(lo * SAMPLE_RATE) + 1, int(hi * SAMPLE_RATE))]
+        return clip if len(clip) >= MIN_CLIP_S * SAMPLE_RATE else None
 
     def _judge_piece(
         self, audio: Any, transcript: Transcript, ui: int, a: int, b: int, edits: list[Edit]
@@ -335,8 +372,8 @@ class AcousticCheck:
                 new = tokens[a : e.first] + respell(tokens[e.first : e.last], after) + tokens[e.last : b]
                 texts.append(" ".join(new))
                 owners.append((k, after))
-        clip = self._clip(audio, transcript, ui, a, b)
-        if len(clip) < MIN_CLIP_S * SAMPLE_RATE:
+        clip = self.clip(audio, transcript, ui, a, b)
+        if clip is None:
             return [Verdict(e, False, note="no audio at its words: not checked") for e in edits]
         per_token = self.token_logprobs(clip, texts)
         scores = [float(p.sum()) for p in per_token]
@@ -387,14 +424,8 @@ class AcousticCheck:
         """Log-probability of each of each text's tokens (float64 arrays) forced through the decoder over ``clip``."""
         import ctranslate2
         import numpy as np
-        from faster_whisper.audio import pad_or_trim
 
-        fe = self.model.feature_extractor
-        features = fe(clip)  # (n_mels, frames)
-        frames = min(features.shape[-1], fe.nb_max_frames)
-        features = pad_or_trim(features, fe.nb_max_frames)
-        encoded = np.array(self.model.model.encode(ctranslate2.StorageView.from_array(features[None]), to_cpu=True))
-        self.windows += 1
+        encoded, frames = self.encode(clip)
         out: list[Any] = []
         for i in range(0, len(texts), self.config.batch):
             chunk = [self.tokenizer.encode(" " + t.strip()) for t in texts[i : i + self.config.batch]]
@@ -405,6 +436,63 @@ class AcousticCheck:
                 out.append(np.log(np.maximum(p, 1e-12)))
             self.texts += len(chunk)
         return out
+
+    def encode(self, clip: Any) -> tuple[Any, int]:
+        """(the encoder's output for ``clip``, (1, frames, width), the clip's feature frames); within
+        :meth:`reusing_encodings` a clip encoded before is not encoded again."""
+        import ctranslate2
+        import numpy as np
+        from faster_whisper.audio import pad_or_trim
+
+        key = (len(clip), hash(clip.tobytes())) if self._encoded is not None else None
+        if key is not None and key in self._encoded:
+            return self._encoded[key]
+        fe = self.model.feature_extractor
+        features = fe(clip)  # (n_mels, frames)
+        frames = min(features.shape[-1], fe.nb_max_frames)
+        features = pad_or_trim(features, fe.nb_max_frames)
+        encoded = np.array(self.model.model.encode(ctranslate2.StorageView.from_array(features[None]), to_cpu=True))
+        self.windows += 1
+        if key is not None:
+            self._encoded[key] = (encoded, frames)
+        return encoded, frames
+
+    @contextmanager
+    def reusing_encodings(self) -> Iterator[None]:
+        """Clips encoded inside the block are kept for the block (the alternatives' decode and the
+        forced decodes of one utterance share its encoding)."""
+        self._encoded = {}
+        try:
+            yield
+        finally:
+            self._encoded = None
+
+    def hypotheses(self, clip: Any, config: AlternativesConfig, context: str = "") -> list[str]:
+        """The ``config.hypotheses`` best texts of a beam search over ``clip`` (best first), decoded
+        after the words ``context`` where given (Whisper's previous-text prompt)."""
+        import time
+
+        import ctranslate2
+
+        t0 = time.perf_counter()
+        encoded, _frames = self.encode(clip)
+        prompt = list(self._start)
+        if context.strip():
+            before = self.tokenizer.encode(" " + context.strip())[-(config.max_length // 2 - 1) :]
+            prompt = [self.tokenizer.sot_prev, *before, *prompt]
+        result = self.model.model.generate(
+            ctranslate2.StorageView.from_array(encoded),
+            [prompt],
+            beam_size=max(config.beam_size, config.hypotheses),
+            num_hypotheses=config.hypotheses,
+            max_length=config.max_length,
+            return_scores=True,
+        )[0]
+        self.decodes += 1
+        self.alternative_seconds += time.perf_counter() - t0
+        return [
+            self.tokenizer.decode([t for t in ids if t < self.tokenizer.eot]).strip() for ids in result.sequences_ids
+        ]
 
 
 def _last_end(transcript: Transcript, ui: int) -> float | None:
@@ -464,8 +552,15 @@ def correct_heard(
         far = VocabularyCorrector(vocabulary, replace(base, **cfg.far))
         for e in _ranked(far.candidates(transcript)):
             tiers.setdefault(_key(e), ("far", e))
-    listed = list(tiers.values())
-    verdicts = check.judge(audio, transcript, [e for _, e in listed], [t for t, _ in listed])
+    with check.reusing_encodings():  # an utterance decoded again is encoded once for both
+        if cfg.alternatives is not None:
+            from quilt_llava.narratives.asr_alternatives import alternative_edits
+
+            corrector = VocabularyCorrector(vocabulary, base)
+            for e in alternative_edits(transcript, audio, check, corrector, cfg.alternatives):
+                tiers.setdefault(_key(e), ("far", e))  # the recogniser's other readings: as far as the far tier
+        listed = list(tiers.values())
+        verdicts = check.judge(audio, transcript, [e for _, e in listed], [t for t, _ in listed])
     kept, refused = checked(verdicts, transcript, cfg)
     taken: set[tuple[int, int]] = set()
     chosen: list[Edit] = []

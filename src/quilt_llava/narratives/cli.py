@@ -15,13 +15,19 @@ from pathlib import Path
 import typer
 
 from quilt_llava.instruct.llm_options import EndpointOptions, with_endpoint_options
-from quilt_llava.narratives.acoustic_check import ACOUSTIC_CHECK, ACOUSTIC_PHONEMES
+from quilt_llava.narratives.acoustic_check import ACOUSTIC_ALTERNATIVES, ACOUSTIC_CHECK, ACOUSTIC_PHONEMES
 from quilt_llava.narratives.asr import AsrConfig
+from quilt_llava.narratives.asr_alternatives import AlternativesConfig
 
 _ASR_DEFAULTS = AsrConfig(model="")
 _PHONEMES_HELP = (
     "Also propose terms that sound like the heard words by their espeak-ng phonemes (where it is "
     "installed), kept only when the audio scores them at least as well as the heard words."
+)
+_ALTERNATIVES_HELP = (
+    f"Also decode unsure utterances again and propose the terms of the recogniser's "
+    f"{AlternativesConfig().hypotheses} best readings, kept only when the audio scores them at least as "
+    "well as the heard words."
 )
 
 
@@ -41,6 +47,7 @@ class ExtractOptions:
     correct: bool = True  # vocabulary correction of recognised speech
     acoustic_check: bool = ACOUSTIC_CHECK  # the correction judged by the audio (narratives.acoustic_check)
     acoustic_phonemes: bool = ACOUSTIC_PHONEMES  # also espeak-ng sound-alike candidates for the check
+    acoustic_alternatives: bool = ACOUSTIC_ALTERNATIVES  # also the recogniser's other hypotheses
     vocabulary: list[Path] | None = None
     workers: int | None = None  # local pool size (default 1); with a local Ray instance, its CPUs
     sample_fps: float | None = None
@@ -155,6 +162,7 @@ def run_extract(options: ExtractOptions, out) -> int:
             out,
             options.acoustic_check,
             options.acoustic_phonemes,
+            options.acoustic_alternatives,
         )
         for error in asr_failed.values():
             out.error(error)
@@ -276,6 +284,9 @@ def extract_command(
     acoustic_phonemes: bool = typer.Option(
         ACOUSTIC_PHONEMES, "--acoustic-phonemes/--no-acoustic-phonemes", help=_PHONEMES_HELP
     ),
+    acoustic_alternatives: bool = typer.Option(
+        ACOUSTIC_ALTERNATIVES, "--acoustic-alternatives/--no-acoustic-alternatives", help=_ALTERNATIVES_HELP
+    ),
     vocabulary: list[Path] = typer.Option(
         [], "--vocabulary", help="Extra vocabulary file (one term per line); repeatable."
     ),
@@ -331,6 +342,7 @@ def extract_command(
         correct=correct,
         acoustic_check=acoustic_check,
         acoustic_phonemes=acoustic_phonemes,
+        acoustic_alternatives=acoustic_alternatives,
         vocabulary=list(vocabulary),
         workers=workers,
         sample_fps=sample_fps,
@@ -394,6 +406,9 @@ def correct_command(
     acoustic_phonemes: bool = typer.Option(
         ACOUSTIC_PHONEMES, "--acoustic-phonemes/--no-acoustic-phonemes", help=_PHONEMES_HELP
     ),
+    acoustic_alternatives: bool = typer.Option(
+        ACOUSTIC_ALTERNATIVES, "--acoustic-alternatives/--no-acoustic-alternatives", help=_ALTERNATIVES_HELP
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
     endpoint: EndpointOptions | None = None,  # the shared endpoint flags (llm_options)
@@ -424,6 +439,7 @@ def correct_command(
         llm=llm_config,
         acoustic_check=acoustic_check,
         phonemes=acoustic_phonemes,
+        alternatives=acoustic_alternatives,
         audio=audio,
         asr_model=asr_model,
     )

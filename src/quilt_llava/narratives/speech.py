@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from quilt_llava.files import read_json, write_json, write_jsonl
-from quilt_llava.narratives.acoustic_check import ACOUSTIC_CHECK, ACOUSTIC_PHONEMES
+from quilt_llava.narratives.acoustic_check import ACOUSTIC_ALTERNATIVES, ACOUSTIC_CHECK, ACOUSTIC_PHONEMES
 from quilt_llava.narratives.correct import CorrectionConfig, Edit, correct_with_vocabulary
 from quilt_llava.narratives.transcript import Transcript, read_transcript
 from quilt_llava.narratives.vocabulary import Vocabulary
@@ -41,6 +41,7 @@ class CorrectOptions:
     # the recogniser (a loaded faster-whisper model, or a folder or name to load).
     acoustic_check: bool = ACOUSTIC_CHECK
     phonemes: bool = ACOUSTIC_PHONEMES  # also espeak-ng sound-alike candidates, judged by the audio (PHONEME_BAR)
+    alternatives: bool = ACOUSTIC_ALTERNATIVES  # also terms of the recogniser's other hypotheses (asr_alternatives)
     audio: Path | None = None
     asr_model: str | None = None
     model: Any = None
@@ -85,6 +86,8 @@ def correct_transcript(
                 # espeak-ng sound-alike candidates (narratives.phonemes): off where it is not installed
                 "phoneme_candidates": check.phonemes is not None,
                 "phoneme_seconds": round(check.phoneme_seconds, 2),
+                "alternative_decodes": check.decodes,  # utterances decoded again (asr_alternatives)
+                "alternative_seconds": round(check.alternative_seconds, 2),
                 "config": asdict(check.config),
             }
             _say(
@@ -117,9 +120,14 @@ def _acoustic_check(options: CorrectOptions, vocab: Vocabulary, output: Any) -> 
         return None
     from quilt_llava.narratives.acoustic_check import PHONEME_BAR, AcousticCheck, AcousticConfig
     from quilt_llava.narratives.asr import AsrConfig, load_model
+    from quilt_llava.narratives.asr_alternatives import AlternativesConfig
 
     model = options.model if options.model is not None else load_model(AsrConfig(model=options.asr_model or ""))
-    return AcousticCheck(model, vocab, AcousticConfig(phoneme_min=PHONEME_BAR if options.phonemes else None))
+    config = AcousticConfig(
+        phoneme_min=PHONEME_BAR if options.phonemes else None,
+        alternatives=AlternativesConfig() if options.alternatives else None,
+    )
+    return AcousticCheck(model, vocab, config)
 
 
 def _rows(transcript: Transcript, edits: list[Edit]) -> list[dict[str, Any]]:
@@ -166,6 +174,7 @@ def transcribe_missing(
     output: Any = None,
     acoustic_check: bool = ACOUSTIC_CHECK,
     phonemes: bool = ACOUSTIC_PHONEMES,
+    alternatives: bool = ACOUSTIC_ALTERNATIVES,
 ) -> tuple[dict[Path, Path | None], dict[Path, str]]:
     """ASR (+ vocabulary correction) for the videos without a transcript.
 
@@ -219,6 +228,7 @@ def transcribe_missing(
                     vocabulary=list(vocabulary or []),
                     acoustic_check=acoustic_check,
                     phonemes=phonemes,
+                    alternatives=alternatives,
                     audio=video,
                     model=model,
                 )
