@@ -45,7 +45,7 @@ Where accepted candidates overlap, the one the audio prefers most (highest ``per
 made, whatever its tier (``audio_chooses``): "hyper pleasure" becomes "hyperplasia" (far) rather
 than the corrector's "hyperplasia sure".
 
-Measured (docs/BENCHMARKS.md, Speech): sixth pass, on four clean held-out sets together, term
+Measured (docs/BENCHMARKS_HISTORY.md, Speech): sixth pass, on four clean held-out sets together, term
 recall 0.70 -> 0.73 and right words changed 0.66 % -> 0.88 % (one set 1.9 %); 0.06-0.16 x real
 time on top of the recognition. Seventh pass (phonemes at the loose tier's margin): 0.733 ->
 0.750 and 0.88 % -> 1.02 %. Eighth pass (the far tier, phonemes in it, the audio choosing):

@@ -14,7 +14,7 @@ least as well as the heard words (on by default since the eighth pass, docs/BENC
 Only where the ``espeak-ng`` program is on the path (``scripts/install_espeak.sh``); without it
 :func:`available` is false and no phoneme candidates are proposed (the check says so in its log).
 
-Calibrated on the tuning sets (docs/BENCHMARKS.md, Speech, seventh pass, judged then at the looser
+Calibrated on the tuning sets (docs/BENCHMARKS_HISTORY.md, Speech, seventh pass, judged then at the looser
 tier's margin): at 0.7 the audio kept 6 finds (+5 terms) and no right word was changed; below it
 the audio also let right words go ("fibrinoid" -> "carcinoid" at 0.6, "gliosis" -> "mitosis" at
 0.67).
