@@ -216,7 +216,7 @@ def test_a_failing_espeak_costs_the_phoneme_candidates_only(heard, monkeypatch, 
 
 
 def test_phoneme_candidates_are_on_by_default_and_off_with_the_option(monkeypatch, tmp_path):
-    # judged at the far tier's bar since the eighth pass (docs/BENCHMARKS.md, Speech): on unless
+    # judged at the far tier's bar since the eighth pass (docs/BENCHMARKS_HISTORY.md, Speech): on unless
     # turned off (--no-acoustic-phonemes -> CorrectOptions.phonemes)
     import quilt_llava.narratives.acoustic_check as acoustic_check
     from quilt_llava.narratives.speech import CorrectOptions

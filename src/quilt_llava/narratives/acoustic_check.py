@@ -132,7 +132,7 @@ class AcousticConfig:
     # ``far``, e.g. FAR_BARS) must score at least ``far_gain`` per token against the heard words by
     # both measures (the looser the match, the better the audio must like it). ``far`` is None by
     # default: on the tuning sets FAR_BARS found no term the phonemes did not, for 2-3 x the check's
-    # time (docs/BENCHMARKS.md, Speech, eighth pass); it stands in where espeak-ng is missing.
+    # time (docs/BENCHMARKS_HISTORY.md, Speech, eighth pass); it stands in where espeak-ng is missing.
     far: dict[str, float] | None = None
     far_gain: float = 0.0
     # Overlapping candidates that the audio accepts: the one it prefers (highest gain per token)

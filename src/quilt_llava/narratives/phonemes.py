@@ -9,7 +9,7 @@ word gaps dropped, and compared with rapidfuzz's normalised Levenshtein similari
 ("myopsy" /maɪɑːpsi/ and "biopsy" /baɪɑːpsi/: 0.875; spelling and Metaphone point at
 "myocyte"). A run that clears ``min_similarity`` becomes a far-tier candidate of
 :func:`quilt_llava.narratives.acoustic_check.correct_heard`: kept only when the audio scores it at
-least as well as the heard words (on by default since the eighth pass, docs/BENCHMARKS.md, Speech).
+least as well as the heard words (on by default since the eighth pass, docs/BENCHMARKS_HISTORY.md, Speech).
 
 Only where the ``espeak-ng`` program is on the path (``scripts/install_espeak.sh``); without it
 :func:`available` is false and no phoneme candidates are proposed (the check says so in its log).
