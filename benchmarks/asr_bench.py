@@ -519,8 +519,10 @@ def main(argv: list[str] | None = None) -> int:
                 f"{sc['term_recall']:7.3f}  changes {a['changes']} ({a['loose_changes']} at the looser bars), "
                 f"refused {a['refused']}, right words changed {a['right_words_changed']}/{a['right_words']}, "
                 "lost {}/{}".format(*a["right_words_lost"])
-                + f"; check {a['seconds']} s ({a['clips']} clips, {a['texts']} texts, "
-                f"{a['seconds'] / max(1e-9, r['audio_s']):.3f} x real time)"
+                + f"; correction {a['wall_seconds']} s in all, "
+                f"{a['wall_seconds'] / max(1e-9, r['audio_s']):.3f} x real time (forced scoring {a['seconds']} s: "
+                f"{a['clips']} clips, {a['texts']} texts; alternatives {a['alternative_seconds']} s: "
+                f"{a['alternative_decodes']} re-decodes and their encodings; phonemes {a['phoneme_seconds']} s)"
             )
         if "llm" in r:
             print(
