@@ -104,3 +104,16 @@ def test_alternatives_are_on_by_default_and_off_with_the_option(monkeypatch, tmp
     assert CorrectOptions(transcript=tmp_path / "t.json", out=tmp_path / "o.json").alternatives
     configs = acoustic_configs(monkeypatch, tmp_path, "alternatives", (False, True))
     assert [c.alternatives for c in configs] == [None, AlternativesConfig()]
+
+
+def test_the_speech_report_names_the_re_decodes_and_their_time():
+    # the check's own seconds leave the re-decodes out; the report must say what they cost
+    from types import SimpleNamespace
+
+    from quilt_llava.narratives.acoustic_check import AcousticConfig
+    from quilt_llava.narratives.speech import _alternatives_note
+
+    on = SimpleNamespace(config=AcousticConfig(), decodes=28, alternative_seconds=15.42)
+    assert _alternatives_note(on) == "28 utterance(s) decoded again for other hypotheses in 15.4 s"
+    off = SimpleNamespace(config=AcousticConfig(alternatives=None), decodes=0, alternative_seconds=0.0)
+    assert "off" in _alternatives_note(off)

@@ -94,7 +94,7 @@ def correct_transcript(
                 output,
                 f"  acoustic check: {len(edits)} change(s) heard in the audio, {len(refused)} refused "
                 f"({check.windows} clip(s), {check.texts} text(s) scored in {check.seconds:.1f} s; "
-                f"{_phoneme_note(check)})",
+                f"{_alternatives_note(check)}; {_phoneme_note(check)})",
             )
         current = fixed
     if options.llm is not None:
@@ -245,6 +245,12 @@ def transcribe_missing(
 def _say(output: Any, text: str) -> None:
     if output is not None:
         output.info(text)
+
+
+def _alternatives_note(check: Any) -> str:
+    if check.config.alternatives is None:
+        return "the recogniser's other hypotheses off"
+    return f"{check.decodes} utterance(s) decoded again for other hypotheses in {check.alternative_seconds:.1f} s"
 
 
 def _phoneme_note(check: Any) -> str:
