@@ -361,8 +361,8 @@ def main(argv: list[str] | None = None) -> int:
         "--acoustic-phonemes",
         type=float,
         default=acoustic.phoneme_min,
-        help="phoneme similarity bar of the espeak-ng sound-alike candidates (0 or unset: none, the default; "
-        "0.7: the calibrated bar, --acoustic-phonemes on the CLI)",
+        help="phoneme similarity bar of the espeak-ng sound-alike candidates (0: none; the default, 0.7, is the "
+        "calibrated bar, --acoustic-phonemes on the CLI)",
     )
     alt = AlternativesConfig()
     ap.add_argument(

@@ -75,7 +75,7 @@ from typing import TYPE_CHECKING, Any
 
 from quilt_llava.errors import ConfigError
 from quilt_llava.narratives.asr import SAMPLE_RATE, clip_bounds
-from quilt_llava.narratives.asr_alternatives import AlternativesConfig
+from quilt_llava.narratives.asr_alternatives import AlternativesConfig, alternative_edits
 from quilt_llava.narratives.correct import CorrectionConfig
 
 log = logging.getLogger(__name__)
@@ -554,8 +554,6 @@ def correct_heard(
             tiers.setdefault(_key(e), ("far", e))
     with check.reusing_encodings():  # an utterance decoded again is encoded once for both
         if cfg.alternatives is not None:
-            from quilt_llava.narratives.asr_alternatives import alternative_edits
-
             corrector = VocabularyCorrector(vocabulary, base)
             for e in alternative_edits(transcript, audio, check, corrector, cfg.alternatives):
                 tiers.setdefault(_key(e), ("far", e))  # the recogniser's other readings: as far as the far tier

@@ -295,14 +295,17 @@ class Analyser:
     def _pointer_search(self, chosen: list[int], pointer: Future[dict[int, Rect]]) -> PointerSearch | None:
         """What the view's median is searched with for a pointer left in it: the locator's shapes
         now; the whole content box when the locator missed the pointer in most samples (``chosen``:
-        the frames of the samples; run on the locator's thread after ``pointer`` is known)."""
-        cfg = self.cfg.resting_pointer
-        if not cfg.remove or self.locator is None:
+        the frames of the samples; run on the locator's thread after ``pointer`` is known; asked for
+        only where ``resting_pointer.remove`` is on)."""
+        if self.locator is None:
             return None
         found = pointer.result()
         missed = sum(i not in found for i in chosen)
         return PointerSearch(
-            tuple(self.locator.templates), cfg, self.cfg.cursor.min_contrast, whole=2 * missed > len(chosen)
+            tuple(self.locator.templates),
+            self.cfg.resting_pointer,
+            self.cfg.cursor.min_contrast,
+            whole=2 * missed > len(chosen),
         )
 
     def _tissue_score(self, chosen: list, box: Rect) -> float:
