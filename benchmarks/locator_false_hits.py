@@ -23,20 +23,16 @@ hit may not be counted by the benchmark; ``--all`` also lists the hits within to
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import shutil
 import sys
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from narratives_bench import SHAPE_TOLERANCE_PX, TOLERANCE_PX, VARIANTS
-from quilt_llava.narratives.synthetic import SyntheticConfig, make_synthetic_video
+from narratives_bench import SHAPE_TOLERANCE_PX, TOLERANCE_PX, reused_video, video_options
 
 
 def _tagging_locator(emitted: list[tuple[int, Any, str, int]], learned: list[tuple[int, int, Any]]) -> type:
@@ -106,28 +102,12 @@ def _tagging_locator(emitted: list[tuple[int, Any, str, int]], learned: list[tup
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--variant", default="handhelds-480p", help="one benchmark variant")
-    ap.add_argument("--work-dir", type=Path, required=True, help="rendered videos are kept (and reused) here")
-    ap.add_argument("--quick", action="store_true", help="the benchmark's --quick lengths (default: full length)")
-    ap.add_argument("--seed", type=int, default=7)
+    ap = video_options(__doc__.split("\n\n")[0])
     ap.add_argument("--all", action="store_true", help="also list the hits within tolerance")
     args = ap.parse_args(argv)
-    if args.variant not in VARIANTS:
-        ap.error(f"unknown variant {args.variant!r}; choose from {', '.join(VARIANTS)}")
     from quilt_llava.narratives import ExtractConfig, extract_video, pipeline
 
-    base = SyntheticConfig(width=1280, height=720, fps=25.0, seed=args.seed, n_views=4, view_seconds=(8.0, 12.0))
-    if args.quick:
-        base = replace(base, n_views=2, view_seconds=(5.0, 6.0))
-    cfg = replace(base, name=args.variant, **VARIANTS[args.variant])
-    videos = args.work_dir / ("quick" if args.quick else "videos")
-    video = videos / f"{args.variant}.mp4"
-    transcript = videos / f"{args.variant}.transcript.json"
-    if not (video.exists() and transcript.exists()):
-        sv = make_synthetic_video(videos, cfg)
-        video, transcript = sv.video, sv.transcript
-    truth = json.loads((videos / f"{args.variant}.truth.json").read_text())
+    video, transcript, truth = reused_video(args.work_dir, args.variant, args.quick, args.seed)
     emitted: list[tuple[int, Any, str, int]] = []
     learned: list[tuple[int, int, Any]] = []
     original = pipeline.TemplateCursorLocator

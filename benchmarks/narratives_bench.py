@@ -461,6 +461,35 @@ def decode_only_seconds(video: Path) -> tuple[float, int]:
     return time.perf_counter() - t0, n
 
 
+def bench_config(seed: int, quick: bool) -> SyntheticConfig:
+    """The generator's settings every variant starts from (``quick``: two short views)."""
+    base = SyntheticConfig(width=1280, height=720, fps=25.0, seed=seed, n_views=4, view_seconds=(8.0, 12.0))
+    return replace(base, n_views=2, view_seconds=(5.0, 6.0)) if quick else base
+
+
+def video_options(description: str) -> argparse.ArgumentParser:
+    """The options of a per-frame tool that looks at one variant's video (``reused_video``)."""
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--variant", default="handhelds-480p", choices=list(VARIANTS), help="one benchmark variant")
+    ap.add_argument("--work-dir", type=Path, required=True, help="rendered videos are kept (and reused) here")
+    ap.add_argument("--quick", action="store_true", help="the benchmark's --quick lengths (default: full length)")
+    ap.add_argument("--seed", type=int, default=7)
+    return ap
+
+
+def reused_video(work_dir: Path, variant: str, quick: bool = False, seed: int = 7) -> tuple[Path, Path, dict[str, Any]]:
+    """A variant's video, transcript and truth as this benchmark renders them, rendered into
+    ``work_dir/videos`` (``quick``: ``work_dir/quick``) once and reused after (the per-frame tools
+    ``locator_false_hits.py`` and ``locator_misses.py`` look at the files a benchmark run made)."""
+    base = bench_config(seed, quick)
+    videos = work_dir / ("quick" if quick else "videos")
+    video, transcript = videos / f"{variant}.mp4", videos / f"{variant}.transcript.json"
+    if not (video.exists() and transcript.exists()):
+        sv = make_synthetic_video(videos, replace(base, name=variant, **VARIANTS[variant]))
+        video, transcript = sv.video, sv.transcript
+    return video, transcript, json.loads((videos / f"{variant}.truth.json").read_text())
+
+
 def run_ours(
     video: Path, transcript: Path, out_dir: Path, options: dict[str, Any]
 ) -> tuple[list[dict[str, Any]], float]:
@@ -663,9 +692,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         ap.error(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")
     options = _parse_options(args.extract_opt)
-    base = SyntheticConfig(width=1280, height=720, fps=25.0, seed=args.seed, n_views=4, view_seconds=(8.0, 12.0))
-    if args.quick:
-        base = replace(base, n_views=2, view_seconds=(5.0, 6.0))
+    base = bench_config(args.seed, args.quick)
 
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="narr_bench_"))
     work.mkdir(parents=True, exist_ok=True)

@@ -23,3 +23,18 @@ def with_pointer(luma: np.ndarray, tip: tuple[int, int], t) -> np.ndarray:
     region = out[y0 : y0 + th, x0 : x0 + tw]
     region[t.mask > 0] = t.image[t.mask > 0]
     return out
+
+
+def with_cursor(luma: np.ndarray, theme: str, shape: str, size: int, tip: tuple[int, int]) -> np.ndarray:
+    """``luma`` with an installed X11 cursor theme's ``shape`` cursor at ``size`` px drawn (alpha
+    blended, as the generator draws it) with its declared hotspot at ``tip``."""
+    from quilt_llava.narratives.synthetic import theme_sprite
+
+    s = theme_sprite(theme, shape, size)
+    grey = s.rgb @ np.array([0.299, 0.587, 0.114], np.float32)
+    alpha = s.alpha[..., 0]
+    out = luma.astype(np.float32)
+    h, w = grey.shape
+    x0, y0 = tip[0] - s.hotspot[0], tip[1] - s.hotspot[1]
+    out[y0 : y0 + h, x0 : x0 + w] = (1 - alpha) * out[y0 : y0 + h, x0 : x0 + w] + alpha * grey
+    return np.clip(np.round(out), 0, 255).astype(np.uint8)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ import quilt_llava.narratives.cursor as cursor
 from quilt_llava.narratives.templates import make_template
 from quilt_llava.narratives.track_motion import (
     Course,
+    GapBridge,
     MotionChain,
     MotionConfig,
     RecentFrames,
@@ -22,6 +24,8 @@ from quilt_llava.narratives.track_motion import (
     placements,
     predicted,
 )
+from quilt_llava.narratives.xcursor import installed_themes
+from tests.narratives.scenes import texture, with_cursor
 from tests.narratives.test_cursor import _locate
 
 cv2 = pytest.importorskip("cv2")
@@ -221,3 +225,70 @@ def test_chain_keeps_to_its_sprite_where_one_of_it_fits():
     assert chain.offer(2, [_s(2, 110, 104)]) is None
     links = chain.offer(3, [other, _s(3, 130, 120)])  # its own sprite off the course: the other one
     assert links is not None and links[-1] == other
+
+
+def _shown(i: int, x: float, y: float, score: float = 0.8) -> SimpleNamespace:
+    return SimpleNamespace(index=i, x=x, y=y, score=score)
+
+
+@pytest.mark.parametrize("gap", [1, 2, 3])
+@pytest.mark.parametrize("step", [(0.0, 0.0), (7.0, -3.0), (-12.0, 5.0)])
+def test_a_short_gap_on_one_course_is_bridged(gap: int, step: tuple[float, float]) -> None:
+    """Hits that stop for 1-3 frames and start again on the same course (or at the same rest): the
+    frames between get hits on the line between the two sides, at the lower score, once."""
+    bridge = GapBridge(MotionConfig())
+    dx, dy = step
+    before = [_shown(i, 100 + dx * i, 80 + dy * i) for i in range(4)]
+    b = 4 + gap
+    assert bridge.add(before, 3) == []
+    assert bridge.add([_shown(b, 100 + dx * b, 80 + dy * b, 0.7)], b) == []  # the step out is not known yet
+    filled = bridge.add([_shown(b + 1, 100 + dx * (b + 1), 80 + dy * (b + 1))], b + 1)
+    assert [f[0] for f in filled] == list(range(4, b))
+    for i, x, y, score in filled:
+        assert (x, y, score) == pytest.approx((100 + dx * i, 80 + dy * i, 0.7))
+    assert bridge.add([_shown(b + 2, 100 + dx * (b + 2), 80 + dy * (b + 2))], b + 2) == []  # filled once
+
+
+def test_a_gap_is_not_bridged_off_course_too_long_or_without_its_steps() -> None:
+    config = MotionConfig()
+    line = lambda i: _shown(i, 100 + 8 * i, 80.0)  # noqa: E731
+    # Longer than ``bridge`` frames: the pointer may have gone anywhere.
+    bridge = GapBridge(config)
+    n = config.bridge + 1
+    bridge.add([line(0), line(1)], 1)
+    assert bridge.add([line(2 + n), line(3 + n)], 3 + n) == []
+    # A turn: the step into the gap leads elsewhere than where the hits start again.
+    bridge = GapBridge(config)
+    bridge.add([line(0), line(1)], 1)
+    turned = [_shown(i, 116.0, 80 + 8 * (i - 2)) for i in (4, 5)]
+    assert bridge.add(turned, 5) == []
+    # Without the frame before the gap's first side, the step into it is not known.
+    bridge = GapBridge(config)
+    bridge.add([line(1)], 1)
+    assert bridge.add([line(3), line(4)], 4) == []
+    # A new view starts afresh.
+    bridge = GapBridge(config)
+    bridge.add([line(0), line(1)], 1)
+    bridge.reset()
+    assert bridge.add([line(3), line(4)], 4) == []
+
+
+@pytest.mark.skipif(
+    not {"Adwaita", "DMZ-White"} <= set(installed_themes()),
+    reason="cursor themes missing: run scripts/install_cursor_themes.sh (make test does)",
+)
+@pytest.mark.parametrize(("theme", "shape", "size"), [("Adwaita", "arrow", 24), ("DMZ-White", "hand", 32)])
+def test_a_pointer_the_encoder_erased_for_two_frames_is_bridged(monkeypatch, theme, shape, size):
+    """A real cursor moving 7-8 px a frame over tissue vanishes for two frames of its course (a
+    small pointer at heavy compression is largely erased in some frames of its motion): the
+    locator gives those frames hits on its course; without the bridge, none."""
+    tips = [(60 + 8 * i, 90 + 3 * i) for i in range(26)]
+    erased = {16, 17}
+    base = texture(H, W, 4)
+    frames = [base if i in erased else with_cursor(base, theme, shape, size, tip) for i, tip in enumerate(tips)]
+    hits = _locate(frames)
+    near = [i for i in range(len(tips)) if i in hits and np.hypot(*np.subtract(hits[i], tips[i])) <= 6]
+    # Once the locator has it (it learns the cursor as it first moves), every frame, the erased two too.
+    assert set(range(8, len(tips))) <= set(near), (near, hits)
+    monkeypatch.setattr(cursor, "MOTION", MotionConfig(bridge=0))
+    assert not erased & set(_locate(frames))

@@ -120,7 +120,7 @@ from quilt_llava.narratives.templates import (
     box_around_tip,
     make_templates,
 )
-from quilt_llava.narratives.track_motion import MotionConfig
+from quilt_llava.narratives.track_motion import GapBridge, MotionConfig
 from quilt_llava.narratives.view_history import ViewHistory
 from quilt_llava.narratives.whole_frame_search import WholeFrameSearch
 
@@ -201,6 +201,7 @@ class TemplateCursorLocator:
         self.new_view = True
         self.rests = EarlierRests(self.sprites, self.history, self.config)  # where the pointer rested before
         self.judge = MotionJudge(self.sprites, self.matcher, self.config, MOTION)  # hits judged by motion
+        self.bridge = GapBridge(MOTION)  # short gaps in the hits shown, on one course
 
     def _blob_boxes(self, frame: AnalysedFrame) -> list[tuple[int, int, int, int]]:
         """Search boxes around this frame's moving blobs, for the templates matched now."""
@@ -245,16 +246,17 @@ class TemplateCursorLocator:
             self.rests.clear()
             self.history.clear()
             self.judge.clear()
+            self.bridge.reset()
             self.background.clear()
             return out
         if self.history.first is None:
             self.history.first = (frame.index, frame.luma)  # a reference: frames are not written to
         self.judge.add(frame)
         self.search.note_change(self.motion.moved(frame))
-        recovered = self._learn(frame)
-        if recovered:
-            return recovered + self._process_still(frame)
-        return self._process_still(frame)
+        out = self._learn(frame)
+        out += self._process_still(frame)
+        # A short gap in the hits shown, on one course: the frames between (``GapBridge``).
+        return out + [CursorHit(i, x, y, s) for i, x, y, s in self.bridge.add(out, frame.index)]
 
     def _process_still(self, frame: AnalysedFrame) -> list[CursorHit]:
         """One frame of a still view: a resting pointer is carried over; otherwise candidates are
