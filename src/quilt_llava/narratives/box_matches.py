@@ -106,7 +106,7 @@ class BoxMatcher:
                     _pixels(before, key, self.templates[key[4]]),
                     self._matched[key],
                 )
-            if self._frame_no % EARLIER_FRAMES == 0:
+            if self._frame_no % (EARLIER_FRAMES // 6) == 0:  # (12 MB at most on redglass-crf36, 720p)
                 oldest = self._frame_no - EARLIER_FRAMES
                 self._earlier = {key: e for key, e in self._earlier.items() if e[0] > oldest}
         self._matched_luma, self._matched, self._computed = luma, {}, []
