@@ -9,7 +9,10 @@ figure is the lowest of ``--repeat`` runs (a machine shared with other jobs infl
     PYTHONPATH=src python benchmarks/extract_profile.py video.mp4 [more.mp4 ...] --repeat 2
 
 Parts nest: the locator's rows (whole-frame searches, box matches, sprite learner, motion judge)
-are inside "locator, all"; the first rows are inside "analysing thread, all".
+are inside "locator, all"; the first rows are inside "analysing thread, all". Below them, calls
+counted in the last run (``COUNTS``): whole-frame searches run (not their peaks reused), template
+matches made (``match_in``, not those reused), footprints asked for, and frames the locator
+gathered candidates in (the rest carried a resting pointer over, or were moving).
 """
 
 from __future__ import annotations
@@ -39,6 +42,22 @@ PARTS = (
     ("segment images (worker thread)", "segment_images", None, "segment_job"),
 )
 
+# (label, module, owner, function): calls counted
+COUNTS = (
+    ("whole-frame searches run", "whole_frame_search", "WholeFrameSearch", "search"),
+    ("template matches made", "box_matches", None, "match_in"),
+    ("frames with candidates gathered", "cursor", "TemplateCursorLocator", "_gather"),
+    ("footprints", "cursor", "TemplateCursorLocator", "footprint"),
+)
+
+
+def _counted(fn: Callable[..., Any], label: str, counts: dict[str, float]) -> Callable[..., Any]:
+    def call(*args: Any, **kwargs: Any) -> Any:
+        counts[label] += 1
+        return fn(*args, **kwargs)
+
+    return call
+
 
 def _timed(fn: Callable[..., Any], label: str, spent: dict[str, float]) -> Callable[..., Any]:
     def call(*args: Any, **kwargs: Any) -> Any:
@@ -51,18 +70,19 @@ def _timed(fn: Callable[..., Any], label: str, spent: dict[str, float]) -> Calla
     return call
 
 
-def instrument(spent: dict[str, float]) -> None:
+def instrument(spent: dict[str, float], counts: dict[str, float]) -> None:
     """Wrap each part's function (module attributes are looked up at call time)."""
     import importlib
 
-    for label, module, owner, name in PARTS:
-        target = importlib.import_module(f"quilt_llava.narratives.{module}")
-        if owner is not None:
-            target = getattr(target, owner)
-        setattr(target, name, _timed(getattr(target, name), label, spent))
+    for wrap, parts, into in ((_timed, PARTS, spent), (_counted, COUNTS, counts)):
+        for label, module, owner, name in parts:
+            target = importlib.import_module(f"quilt_llava.narratives.{module}")
+            if owner is not None:
+                target = getattr(target, owner)
+            setattr(target, name, wrap(getattr(target, name), label, into))
 
 
-def profile(video: Path, repeat: int, spent: dict[str, float]) -> dict[str, Any]:
+def profile(video: Path, repeat: int, spent: dict[str, float], counts: dict[str, float]) -> dict[str, Any]:
     from quilt_llava.narratives.pipeline import ExtractConfig, analyse
     from quilt_llava.narratives.video import PyAVSource
 
@@ -74,6 +94,7 @@ def profile(video: Path, repeat: int, spent: dict[str, float]) -> dict[str, Any]
             pass
         decode = time.process_time() - c0
         spent.clear()
+        counts.clear()
         config = ExtractConfig(sample_fps=None, prefetch=0)
         config.cursor.match_threads = 1
         t0, c0 = time.thread_time(), time.process_time()
@@ -83,7 +104,12 @@ def profile(video: Path, repeat: int, spent: dict[str, float]) -> dict[str, Any]
         frames = len(analysis.times)
         for k, v in run.items():
             best[k] = min(best.get(k, float("inf")), v)
-    return {"video": video.name, "frames": frames, **{k: round(v, 3) for k, v in best.items()}}
+    return {
+        "video": video.name,
+        "frames": frames,
+        **{k: round(v, 3) for k, v in best.items()},
+        **{label: int(counts[label]) for label, *_ in COUNTS},
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,8 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         ap.error(f"no such video: {', '.join(missing)}")
     spent: dict[str, float] = collections.defaultdict(float)
-    instrument(spent)
-    results = [profile(v, args.repeat, spent) for v in args.videos]
+    counts: dict[str, float] = collections.defaultdict(float)
+    instrument(spent, counts)
+    results = [profile(v, args.repeat, spent, counts) for v in args.videos]
     if args.json:
         for r in results:
             print(json.dumps(r))
@@ -108,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         *dict.fromkeys(p[0] for p in PARTS),
         "analysing thread, all",
         "process, all",
+        *(label for label, *_ in COUNTS),
     ]
     width = max(len(k) for k in order)
     print(f"{'part (CPU s)':{width}s}  " + "  ".join(f"{r['video'][:16]:>16s}" for r in results))

@@ -223,10 +223,8 @@ def test_masked_ncc_window_cache_gives_the_same_scores():
     assert len(t._windows) <= WINDOW_CACHE
 
 
-def test_box_matched_once_per_frame(monkeypatch):
-    """A frame's candidate rounds share boxes: each (box, template) pair is matched once per frame,
-    with the very result a fresh match gives; a new frame is matched afresh."""
-    loc = TemplateCursorLocator(H)
+def _counting_matches(monkeypatch):
+    """``box_matches.match_in`` replaced by one that records each call: (calls, the real one, the counting one)."""
     calls = []
     real = box_matches.match_in
 
@@ -235,6 +233,14 @@ def test_box_matched_once_per_frame(monkeypatch):
         return real(luma, box, template, min_contrast)
 
     monkeypatch.setattr(box_matches, "match_in", counting)
+    return calls, real, counting
+
+
+def test_box_matched_once_per_frame(monkeypatch):
+    """A frame's candidate rounds share boxes: each (box, template) pair is matched once per frame,
+    with the very result a fresh match gives; a new frame is matched afresh."""
+    loc = TemplateCursorLocator(H)
+    calls, real, counting = _counting_matches(monkeypatch)
     image, mask = _hand(20)
     luma = _paste(_tissue(), image, mask, 200, 120)
     boxes = [(180, 100, 215, 135), (400, 200, 420, 220)]
@@ -255,6 +261,41 @@ def test_box_matched_once_per_frame(monkeypatch):
     assert len(calls) == 3 * len(every)  # the second box's pixels are those of the frame before
     monkeypatch.setattr(box_matches, "match_in", real)
     assert after == TemplateCursorLocator(H).matcher.candidates(moved, boxes, every)
+
+
+def test_box_match_kept_for_later_frames_with_the_same_pixels(monkeypatch):
+    """A pair's result is reused in a later frame (not only the next one) whose pixels in its region
+    are those it was matched on, up to ``EARLIER_FRAMES`` matched frames on; pixels that differ in
+    the region by one grey level, or a result that old, are matched afresh; every result is what a
+    fresh matcher gives."""
+    from quilt_llava.narratives.box_matches import EARLIER_FRAMES
+
+    loc = TemplateCursorLocator(H)
+    calls, real, _ = _counting_matches(monkeypatch)
+    image, mask = _hand(20)
+    base = _paste(_tissue(), image, mask, 200, 120)
+    box, other = (180, 100, 215, 135), (400, 200, 420, 220)
+    every = list(range(len(loc.templates)))
+    first = loc.matcher.candidates(base, [box], every)
+    assert len(calls) == len(every)
+    rng = np.random.default_rng(11)
+    for _ in range(EARLIER_FRAMES // 2):  # frames in between match another box only, its pixels new each time
+        frame = base.copy()
+        frame[190:260, 380:460] = rng.integers(0, 256, (70, 80), dtype=np.uint8)
+        loc.matcher.candidates(frame, [other], every)
+    n = len(calls)
+    assert loc.matcher.candidates(base.copy(), [box], every) == first and len(calls) == n  # reused
+    changed = base.copy()
+    changed[box[1] + 5, box[0] + 5] ^= 1  # one grey level, inside what the box's matches read
+    after = loc.matcher.candidates(changed, [box], every)
+    assert len(calls) == n + len(every)
+    for _ in range(2 * EARLIER_FRAMES + 1):  # the box is not matched: its result grows old and is dropped
+        loc.matcher.candidates(base.copy(), [other], every[:1])
+    n = len(calls)
+    loc.matcher.candidates(changed.copy(), [box], every)
+    assert len(calls) == n + len(every)
+    monkeypatch.setattr(box_matches, "match_in", real)
+    assert after == TemplateCursorLocator(H).matcher.candidates(changed, [box], every)
 
 
 def test_correlation_peaks_are_those_of_a_plain_reading():

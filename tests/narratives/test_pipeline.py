@@ -512,3 +512,6 @@ def test_extract_profile_benchmark_times_every_part(video):
         assert row[part] > 0, part
     searched = row["  whole-frame searches"] + row["  box matches"]
     assert searched <= row["locator, all"] <= row["analysing thread, all"] <= row["process, all"]
+    # calls counted: a view start always runs a whole-frame search, whose peaks are matched
+    assert 1 <= row["whole-frame searches run"] <= row["frames with candidates gathered"] <= row["frames"]
+    assert row["template matches made"] >= 1 and row["footprints"] >= 0

@@ -7,8 +7,9 @@ first, none under ``min_score``) from :meth:`BoxMatcher.candidates`, or one pair
 :func:`~quilt_llava.narratives.templates.match_in` result from :meth:`BoxMatcher.match`.
 
 A frame's candidates are gathered in several rounds that share boxes, so each (box, template)
-pair is matched once per frame; a pair whose pixels are the same as in the frame matched before
-(a still view often decodes to identical pixels) keeps that frame's result. Pairs matched mostly
+pair is matched once per frame; a pair whose pixels are the same as when it was last matched, up
+to ``EARLIER_FRAMES`` matched frames back (a still view often decodes to identical pixels, and a
+whole-frame search's peak boxes come back 25 or 50 frames later), keeps that result. Pairs matched mostly
 in OpenCV are shared between the calling thread and a helper
 (:class:`~quilt_llava.narratives.split_work.SplitRunner`) when there are enough of them.
 """
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from quilt_llava.narratives.split_work import SplitRunner
-from quilt_llava.narratives.templates import Template, in_opencv, match_in, same_region
+from quilt_llava.narratives.templates import Template, in_opencv, match_in
 
 if TYPE_CHECKING:
     from quilt_llava.narratives.cursor import CursorConfig
@@ -30,6 +31,10 @@ if TYPE_CHECKING:
 # A frame's matches are shared with the helper thread (``CursorConfig.match_threads``) only from this
 # many (box, template) pairs: handing a few over (~0.1 ms each time) costs more than it saves.
 SPLIT_MIN_PAIRS = 6
+# A pair's last result is kept for this many matched frames, with the pixels it was matched on (the
+# bytes of its region, a few kB): the peak boxes of a repeat search 25 or 50 frames on are matched again, and
+# in a compressed still view most of them read the very same pixels.
+EARLIER_FRAMES = 60
 
 
 class BoxMatcher:
@@ -42,10 +47,11 @@ class BoxMatcher:
         # This frame's matches so far, (box, template index) -> match_in's result (see ``match``).
         self._matched_luma: np.ndarray | None = None
         self._matched: dict[tuple[int, int, int, int, int], tuple[float, float, float]] = {}
-        # The matches of the last frame matched before this one: a (box, template) pair whose pixels
-        # are the same in this frame (a still view often decodes to identical pixels) has the same result.
-        self._earlier_luma: np.ndarray | None = None
-        self._earlier: dict[tuple[int, int, int, int, int], tuple[float, float, float]] = {}
+        # Each pair's last result in an earlier frame: (frame number, the region's pixels, result); a
+        # pair whose pixels are the same in this frame has the same result (``EARLIER_FRAMES``).
+        self._frame_no = 0  # frames matched so far
+        self._earlier: dict[tuple[int, int, int, int, int], tuple[int, bytes, tuple[float, float, float]]] = {}
+        self._computed: list[tuple[int, int, int, int, int]] = []  # pairs matched afresh in this frame
 
     def candidates(self, luma: np.ndarray, boxes: list[tuple[int, ...]], templates: list[int]) -> list[Match]:
         """Best match per box: (score, x, y, template, box index), strongest first. A box with
@@ -73,19 +79,37 @@ class BoxMatcher:
 
     def _known_match(self, luma: np.ndarray, box: tuple[int, ...], k: int) -> tuple[float, float, float] | None:
         """``match_in`` of template ``k`` in ``box`` when already known: matched in this frame, or in
-        the frame matched before with the same pixels there (then recorded for this frame)."""
+        an earlier frame with the same pixels there (``EARLIER_FRAMES``; then recorded for this frame)."""
         if self._matched_luma is not luma:
-            if self._matched_luma is not None:
-                self._earlier_luma, self._earlier = self._matched_luma, self._matched
-            self._matched_luma, self._matched = luma, {}
+            self._next_frame(luma)
         key = (box[0], box[1], box[2], box[3], k)
         found = self._matched.get(key)
         if found is None:
-            found = self._earlier.get(key)
-            if found is None or not same_region(luma, self._earlier_luma, box, self.templates[k]):
+            earlier = self._earlier.get(key)
+            if earlier is None or _pixels(luma, box, self.templates[k]) != earlier[1]:
                 return None
-            self._matched[key] = found
+            found = self._matched[key] = earlier[2]
+            self._earlier[key] = (self._frame_no + 1, earlier[1], found)  # read in this frame: kept as long again
         return found
+
+    def _next_frame(self, luma: np.ndarray) -> None:
+        """Matching moves on to ``luma``: the pairs matched afresh in the frame before are kept with
+        their pixels; results older than ``EARLIER_FRAMES`` matched frames are dropped."""
+        before = self._matched_luma
+        if before is not None and before.shape != luma.shape:
+            self._earlier, before = {}, None  # another frame size: the same bytes are other pixels
+        if before is not None:
+            self._frame_no += 1
+            for key in self._computed:
+                self._earlier[key] = (
+                    self._frame_no,
+                    _pixels(before, key, self.templates[key[4]]),
+                    self._matched[key],
+                )
+            if self._frame_no % (EARLIER_FRAMES // 6) == 0:  # (12 MB at most on redglass-crf36, 720p)
+                oldest = self._frame_no - EARLIER_FRAMES
+                self._earlier = {key: e for key, e in self._earlier.items() if e[0] > oldest}
+        self._matched_luma, self._matched, self._computed = luma, {}, []
 
     def match(self, luma: np.ndarray, box: tuple[int, ...], k: int) -> tuple[float, float, float]:
         """``match_in`` of template ``k`` in ``box``, each pair matched once per frame: a frame's
@@ -93,9 +117,9 @@ class BoxMatcher:
         then the tracking window and search peaks with the blobs again) that share boxes."""
         found = self._known_match(luma, box, k)
         if found is None:
-            found = self._matched[box[0], box[1], box[2], box[3], k] = match_in(
-                luma, box, self.templates[k], self.config.min_contrast
-            )
+            key = (box[0], box[1], box[2], box[3], k)
+            found = self._matched[key] = match_in(luma, box, self.templates[k], self.config.min_contrast)
+            self._computed.append(key)
         return found
 
     def _match_all(self, luma: np.ndarray, pairs: list[tuple[tuple[int, ...], int]]) -> None:
@@ -125,3 +149,10 @@ class BoxMatcher:
         for (k, boxes), results in zip(todo.items(), self._split.run(groups, costs)):
             for box, found in zip(boxes, results):
                 self._matched[(*box, k)] = found
+                self._computed.append((*box, k))
+
+
+def _pixels(luma: np.ndarray, box: tuple[int, ...], t: Template) -> bytes:
+    """The pixels :func:`match_in` reads for template ``t`` in ``box`` (bytes: compared faster than arrays)."""
+    th, tw = t.image.shape
+    return luma[max(0, box[1]) : box[3] + th, max(0, box[0]) : box[2] + tw].tobytes()
