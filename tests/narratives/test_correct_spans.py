@@ -102,3 +102,24 @@ def test_config_errors_are_listed_together():
     with pytest.raises(ConfigError) as err:
         SpanConfig(max_words=1, min_score=0, per_run=0, shift=9).validate()
     assert len(err.value.problems) == 4
+
+
+def test_spans_are_on_by_default_and_off_with_the_option(monkeypatch, tmp_path):
+    # on since the tenth pass (docs/BENCHMARKS.md, Speech): --no-acoustic-spans -> CorrectOptions.spans
+    # -> AcousticConfig.spans None; the CLI of narratives correct and extract has the option
+    from typer.testing import CliRunner
+
+    from quilt_llava.cli import make_app
+    from quilt_llava.narratives.acoustic_check import AcousticConfig
+    from quilt_llava.narratives.correct_spans import SpanConfig
+    from quilt_llava.narratives.speech import CorrectOptions
+    from tests.speech import acoustic_configs
+
+    assert AcousticConfig().spans == SpanConfig()
+    assert CorrectOptions(transcript=tmp_path / "t.json", out=tmp_path / "o.json").spans
+    configs = acoustic_configs(monkeypatch, tmp_path, "spans", (False, True))
+    assert [c.spans for c in configs] == [None, SpanConfig()]
+    monkeypatch.setenv("COLUMNS", "200")  # rich wraps the help at the terminal's width
+    for command in ("correct", "extract"):
+        shown = CliRunner().invoke(make_app(), ["narratives", command, "--help"]).output
+        assert "--no-acoustic-spans" in shown, shown
