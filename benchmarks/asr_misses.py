@@ -231,7 +231,21 @@ def gate(
     score, spelling, _ = similarity(run, form)
     why = ""
     touchable, common = corrector.touchable(run)
-    if len(run) > cfg.max_ngram:
+    if set(run) & set(form) and len(run) == len(form):  # the anchored match compares the other words only
+        heard = tuple(r for r, f in zip(run, form) if r != f)
+        meant = tuple(f for r, f in zip(run, form) if r != f)
+        touchable, common = corrector.touchable(heard)
+        score, spelling, _ = similarity(heard, meant)
+        if not touchable:
+            why = f"anchored: {' '.join(heard)!r} holds a term or is one of the most frequent words"
+        elif any(other_form(h, m) for h in heard for m in meant):
+            why = "anchored: another form of a term word, or a meaning prefix"
+        elif score < corrector.bar(heard, common) or spelling < cfg.min_spelling:
+            why = f"anchored: {' '.join(heard)!r} ~ {' '.join(meant)!r} {score:.2f} below its bar (common: {common})"
+        else:
+            why = "anchored: offered at these bars, yet not over these words"
+        score, spelling, _ = similarity(run, form)
+    elif len(run) > cfg.max_ngram:
         why = f"longer than max_ngram ({len(run)} words)"
     elif not touchable:
         held = sorted(corrector.terms_in(run))

@@ -40,6 +40,10 @@ text match, the better the audio must like it:
 - **far**, too: the terms of the recogniser's other readings of the utterance (``alternatives``,
   on by default since the ninth pass: :mod:`quilt_llava.narratives.asr_alternatives`, the N best
   hypotheses of a beam search over the same clip, whose encoding the forced decodes reuse).
+- **span**: runs of heard words that the corrector's rules never compare with a term, re-joined
+  ("reed stern nerve cells" -> "Reed Sternberg cells") or with a boundary moved by a letter or two
+  (``spans``, on by default since the tenth pass: :mod:`quilt_llava.narratives.correct_spans`), judged
+  as the far tier is, by both measures, at ``SpanConfig.gain`` (0, the far tier's bar, by default).
 
 Where accepted candidates overlap, the one the audio prefers most (highest ``per_token``) is
 made, whatever its tier (``audio_chooses``): "hyper pleasure" becomes "hyperplasia" (far) rather
