@@ -1,4 +1,5 @@
-"""Cost of the recogniser's alternative hypotheses in the acoustic check, timed interleaved.
+"""Cost of the recogniser's alternative hypotheses (or, ``--source spans``, of the re-joined and
+re-cut runs of ``narratives.correct_spans``) in the acoustic check, timed interleaved.
 
 The acoustic check (``narratives.acoustic_check.correct_heard``) is run on each set's kept
 first-pass recognition (``benchmarks/asr_bench.py --keep DIR`` writes them) with the alternatives
@@ -7,7 +8,7 @@ other jobs on a shared machine falls on both alike. Prints each run and the tota
 time, and the ratio on / off (the baseline), plus encoder windows, forced texts and re-decodes.
 
 Run: ``OMP_NUM_THREADS=1 .venv/bin/python benchmarks/asr_alternatives_timing.py --keep DIR
-[--set NAME ...] [--rounds 2]``
+[--set NAME ...] [--rounds 2] [--source alternatives|spans]`` (the other source stays as the default has it)
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from quilt_llava.files import read_json
 from quilt_llava.narratives.acoustic_check import AcousticCheck, AcousticConfig, correct_heard
 from quilt_llava.narratives.asr import SAMPLE_RATE, AsrConfig, load_model, read_audio
 from quilt_llava.narratives.asr_alternatives import AlternativesConfig
+from quilt_llava.narratives.correct_spans import SpanConfig
 from quilt_llava.narratives.transcript import transcript_from_records
 from quilt_llava.narratives.vocabulary import Vocabulary
 
@@ -34,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", type=Path, required=True, help="the folder asr_bench.py --keep wrote")
     ap.add_argument("--set", action="append", help="a set to time (repeatable; default: the tuning sets)")
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--source", choices=("alternatives", "spans"), default="alternatives", help="the source timed")
     args = ap.parse_args(argv)
     names = args.set or list(TUNING)
     missing = [n for n in names if not (args.keep / f"{n}.json").is_file() or not (args.keep / f"{n}.wav").is_file()]
@@ -46,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     vocab = Vocabulary.load()
     on = AcousticConfig()
     on = on if on.alternatives is not None else replace(on, alternatives=AlternativesConfig())
-    modes = {"off": replace(on, alternatives=None), "on": on}
+    on = on if on.spans is not None else replace(on, spans=SpanConfig())
+    modes = {"off": replace(on, **{args.source: None}), "on": on}
     sets = {}
     for name in names:
         data = read_json(args.keep / f"{name}.json")

@@ -47,7 +47,9 @@ Speed: recognition time over audio time (the baseline is real time: < 1 is faste
 
 The acoustic check (``narratives.acoustic_check``, ``--no-acoustic-check`` skips it;
 ``--acoustic-margin``, ``--acoustic-veto``, ``--acoustic-alternatives N`` (the recogniser's N best
-re-decodings of each utterance as candidates; 0: none), ``--acoustic-alternatives-context``): each
+re-decodings of each utterance as candidates; 0: none), ``--acoustic-alternatives-context``,
+``--no-acoustic-spans`` (no re-joined or re-cut runs of heard words as candidates),
+``--acoustic-spans-min-score``, ``--acoustic-spans-meaning-prefixes``): each
 set's first pass and final recognition are also corrected with the recogniser judging every
 correction against the set's audio (kept as ``NAME.wav`` beside the recognition with ``--keep``), scored the
 same way, with its time.
@@ -86,6 +88,7 @@ from quilt_llava.narratives.asr_alternatives import AlternativesConfig
 from quilt_llava.narratives.asr_second_pass import SecondPass
 from quilt_llava.narratives.correct import Edit, VocabularyCorrector, correct_with_vocabulary, tokens_of
 from quilt_llava.narratives.correct_llm import LLMCorrectionConfig, correct_with_llm
+from quilt_llava.narratives.correct_spans import SpanConfig
 from quilt_llava.narratives.speech_metrics import damage, right_lost, score
 from quilt_llava.narratives.transcript import Transcript, transcript_from_records
 from quilt_llava.narratives.vocabulary import Vocabulary
@@ -246,7 +249,7 @@ def judged(
         "scores": score(script, fixed.text(), vocab).to_dict(),
         "changes": len(edits),
         "loose_changes": sum(1 for e in edits if not e.detail["acoustic"].get("strict", True)),
-        "far_changes": sum(1 for e in edits if e.detail["acoustic"].get("tier") == "far"),
+        "far_changes": sum(1 for e in edits if e.detail["acoustic"].get("tier") in ("far", "span")),
         "refused": len(refused),
         "right_words_changed": hurt,
         "right_words": right,
@@ -258,6 +261,15 @@ def judged(
         "alternative_changes": sum(1 for e in edits if "alternative" in e.detail),
         "alternative_edits": [
             f"{e.before} -> {e.after} ({e.detail['alternative']})" for e in edits if "alternative" in e.detail
+        ],
+        # re-joined and re-cut runs of heard words (narratives.correct_spans): made, and refused by the audio
+        "span_changes": sum(1 for e in edits if "span" in e.detail),
+        "span_edits": [f"{e.before} -> {e.after} ({e.detail['span']})" for e in edits if "span" in e.detail],
+        "span_refused": [
+            f"{r['before']} -> {r['after']} ({r['detail']['span']}, audio "
+            f"{r['detail']['acoustic'].get('delta_per_token')}, mean {r['detail']['acoustic'].get('mean_gain')})"
+            for r in refused
+            if "span" in r["detail"]
         ],
         "wall_seconds": round(wall, 2),  # the whole correction, candidates included
         "phoneme_changes": sum(1 for e in edits if "phonemes" in e.detail),
@@ -382,6 +394,28 @@ def main(argv: list[str] | None = None) -> int:
         default=alt.context,
         help="prompt each re-decode with the preceding utterance's words",
     )
+    spans = SpanConfig()
+    ap.add_argument(
+        "--acoustic-spans",
+        action=argparse.BooleanOptionalAction,
+        default=acoustic.spans is not None,
+        help="runs of heard words the corrector's rules never look at, re-joined or re-cut into a term, offered "
+        "to the check at the far tier (narratives.correct_spans)",
+    )
+    ap.add_argument("--acoustic-spans-min-score", type=float, default=spans.min_score)
+    ap.add_argument("--acoustic-spans-max-words", type=int, default=spans.max_words)
+    ap.add_argument(
+        "--acoustic-spans-gain",
+        type=float,
+        default=spans.gain,
+        help="least gain per token, by the sum and the mean, the audio must give them (0: the far tier's bar)",
+    )
+    ap.add_argument(
+        "--acoustic-spans-meaning-prefixes",
+        action=argparse.BooleanOptionalAction,
+        default=spans.meaning_prefixes,
+        help="also offer a word with or without a meaning-changing prefix ('typical' -> 'atypical')",
+    )
     ap.add_argument("--prompt", help="a Whisper initial prompt for the whole audio (AsrConfig.initial_prompt)")
     ap.add_argument("--hotwords", help="faster-whisper hotwords for the whole audio (AsrConfig.hotwords)")
     ap.add_argument("--llm-base-url", default=os.environ.get("QUILT_LLAVA_LLM_BASE_URL", ""))
@@ -462,6 +496,14 @@ def main(argv: list[str] | None = None) -> int:
                         context=args.acoustic_alternatives_context,
                     )
                     if args.acoustic_alternatives > 0
+                    else None,
+                    spans=SpanConfig(
+                        min_score=args.acoustic_spans_min_score,
+                        max_words=args.acoustic_spans_max_words,
+                        gain=args.acoustic_spans_gain,
+                        meaning_prefixes=args.acoustic_spans_meaning_prefixes,
+                    )
+                    if args.acoustic_spans
                     else None,
                 ),
             )

@@ -9,7 +9,10 @@ benchmark does, and every vocabulary term of the script that the result lacks is
 - ``heard``: the recognition already had it and a correction took it away (damage);
 - ``a`` no candidate: no edit into the term over the words aligned with it, neither from the
   corrector at a very loose bar (``PROBE``, looser than the check's) nor from espeak-ng phonemes at
-  ``PHONEME_PROBE``;
+  ``PHONEME_PROBE`` nor, where the check offers them, from re-joined or re-cut runs
+  (``narratives.correct_spans``); ``gate`` names the corrector's rule that refused the closest run
+  of those words (alone or with a neighbour) at the ``PROBE`` bars, and ``spans`` what the span
+  source said about it (:func:`gate`);
 - ``a'`` looser only: candidates exist only past the check's bars (the audio's verdict on them is
   printed: would loosening generation help?);
 - ``b`` refused: a candidate the check looked at and the audio refused (its score against the heard
@@ -44,6 +47,7 @@ from asr_bench import DEFAULT_MODEL, kept_recognition, sentences, voiced
 from quilt_llava.narratives.acoustic_check import AcousticCheck, AcousticConfig, correct_heard
 from quilt_llava.narratives.asr import AsrConfig, load_model, read_audio
 from quilt_llava.narratives.correct import CorrectionConfig, Edit, VocabularyCorrector, tokens_of
+from quilt_llava.narratives.correct_spans import SpanConfig, span_edits
 from quilt_llava.narratives.speech_metrics import normalise, term_counts
 from quilt_llava.narratives.transcript import Transcript, transcript_from_records
 from quilt_llava.narratives.vocabulary import Vocabulary
@@ -126,6 +130,10 @@ def diagnose(
         check_cands += [e for es in far.candidates(raw) for e in es]
     probe = VocabularyCorrector(vocab, replace(CorrectionConfig(), **PROBE))
     probe_cands = [e for es in probe.candidates(raw) for e in es]
+    if check.config.spans is not None:
+        spanned = span_edits(raw, VocabularyCorrector(vocab), check.config.spans)
+        check_cands += spanned
+        probe_cands += spanned
     if available():
         probe_cands += phoneme_edits(raw, probe, Phonemes(), PHONEME_PROBE)
     refused_rows = {(r["utterance"], r["first"], r["last"], r["after"]): r for r in refused}
@@ -175,6 +183,7 @@ def diagnose(
         elif not mine:
             row["class"] = "a"
             row["other"] = sorted({f"{e.before} -> {e.after}" for e in over})[:4]
+            row["gate"], row["spans"] = gate(probe, [w for _, _, w in words], lo, hi, term, check.config.spans)
         else:
             judged = [e for e in mine if any(_same(e, c) for c in check_cands) or _key(e) in strict_keys]
             ref_rows = [refused_rows[_key(e)] for e in mine if _key(e) in refused_rows]
@@ -200,6 +209,67 @@ def diagnose(
         misses.append(row)
     damaged = damaged_words(script, raw, chosen, vocab, strict_keys)
     return {"set": name, "terms": len(occurrences), "misses": misses, "damaged": damaged}
+
+
+def gate(
+    corrector: VocabularyCorrector, hyp: list[str], lo: int, hi: int, term: str, spans: SpanConfig | None
+) -> tuple[str, str]:
+    """(the corrector's rule that refuses the closest run of ``hyp[lo:hi]`` (alone, or with one
+    neighbour either side) becoming ``term``, what the span source says about that run)."""
+    from quilt_llava.narratives.correct import other_form, similarity
+    from quilt_llava.narratives.correct_spans import refusal
+
+    cfg = corrector.config
+    forms = [f for f in corrector.forms if corrector.term_of(f).canonical.lower() == term.lower()]  # type: ignore[union-attr]
+    if not forms:
+        forms = [f for f in corrector.forms if " ".join(f) == term]
+    runs = {(a, b) for a in (lo - 1, lo) for b in (hi, hi + 1) if 0 <= a < b <= len(hyp)}
+    scored = [(similarity(tuple(hyp[a:b]), f)[0], tuple(hyp[a:b]), f) for a, b in runs for f in forms]
+    if not scored:
+        return "no words aligned", ""
+    _score, run, form = max(scored)
+    score, spelling, _ = similarity(run, form)
+    why = ""
+    touchable, common = corrector.touchable(run)
+    if set(run) & set(form) and len(run) == len(form):  # the anchored match compares the other words only
+        heard = tuple(r for r, f in zip(run, form) if r != f)
+        meant = tuple(f for r, f in zip(run, form) if r != f)
+        touchable, common = corrector.touchable(heard)
+        score, spelling, _ = similarity(heard, meant)
+        if not touchable:
+            why = f"anchored: {' '.join(heard)!r} holds a term or is one of the most frequent words"
+        elif any(other_form(h, m) for h in heard for m in meant):
+            why = "anchored: another form of a term word, or a meaning prefix"
+        elif score < corrector.bar(heard, common) or spelling < cfg.min_spelling:
+            why = f"anchored: {' '.join(heard)!r} ~ {' '.join(meant)!r} {score:.2f} below its bar (common: {common})"
+        else:
+            why = "anchored: offered at these bars, yet not over these words"
+        score, spelling, _ = similarity(run, form)
+    elif len(run) > cfg.max_ngram:
+        why = f"longer than max_ngram ({len(run)} words)"
+    elif not touchable:
+        held = sorted(corrector.terms_in(run))
+        why = f"holds the heard term(s) {held}" if held else "one of the most frequent words"
+    elif set(run) & set(form) and len(run) != len(form):
+        why = "shares a word with the term, other word count (no anchored match)"
+    elif any(other_form(w, t) for w in run for t in form):
+        why = "another form of a term word, or a meaning prefix"
+    elif all(f != form for f, *_ in corrector.nearest(run)) and not set(run) & set(form):
+        why = "not among the closest forms"
+    elif score < corrector.rewrite_bar(run, form, corrector.bar(run, common)):
+        why = f"score {score:.2f} below its bar (common words: {common})"
+    elif spelling < cfg.min_spelling:
+        why = f"spelling {spelling:.2f} below {cfg.min_spelling}"
+    elif common and len(run) > 1 and spelling < cfg.common_run_min_spelling:
+        why = f"everyday words whose spelling ({spelling:.2f}) does not spell the term"
+    else:
+        why = "word boundaries: the closest run is not one the corrector compares"
+    said = f"{' '.join(run)!r} ~ {' '.join(form)!r} {score:.2f}: {why}"
+    if spans is None:
+        return said, "off"
+    if score < spans.min_score or spelling < spans.min_spelling:
+        return said, f"below its bars ({score:.2f}, spelling {spelling:.2f})"
+    return said, refusal(run, form, corrector, spans) or "offered (another run or term ranked first)"
 
 
 def _key(e: Edit) -> tuple[int, int, int, str]:
@@ -262,13 +332,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--second-pass", action="store_true", help="diagnose the second pass's merged text (default: the first pass)"
     )
+    ap.add_argument(
+        "--no-spans", action="store_true", help="the check without re-joined or re-cut runs (as before the tenth pass)"
+    )
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     vocab = Vocabulary.load()
     model = load_model(AsrConfig(model=DEFAULT_MODEL))
     config = AcousticConfig(phoneme_min=args.acoustic_phonemes or None)
+    if args.no_spans:
+        config = replace(config, spans=None)
     if args.sixth_pass:
-        config = AcousticConfig(phoneme_min=None, far=None, audio_chooses=False, alternatives=None)
+        config = AcousticConfig(phoneme_min=None, far=None, audio_chooses=False, alternatives=None, spans=None)
     check = AcousticCheck(model, vocab, config)
     with tempfile.TemporaryDirectory() as tmp:
         results = [

@@ -40,6 +40,10 @@ text match, the better the audio must like it:
 - **far**, too: the terms of the recogniser's other readings of the utterance (``alternatives``,
   on by default since the ninth pass: :mod:`quilt_llava.narratives.asr_alternatives`, the N best
   hypotheses of a beam search over the same clip, whose encoding the forced decodes reuse).
+- **span**: runs of heard words that the corrector's rules never compare with a term, re-joined
+  ("reed stern nerve cells" -> "Reed Sternberg cells") or with a boundary moved by a letter or two
+  (``spans``, on by default since the tenth pass: :mod:`quilt_llava.narratives.correct_spans`), judged
+  as the far tier is, by both measures, at ``SpanConfig.gain`` (0, the far tier's bar, by default).
 
 Where accepted candidates overlap, the one the audio prefers most (highest ``per_token``) is
 made, whatever its tier (``audio_chooses``): "hyper pleasure" becomes "hyperplasia" (far) rather
@@ -77,6 +81,7 @@ from quilt_llava.errors import ConfigError
 from quilt_llava.narratives.asr import SAMPLE_RATE, clip_bounds
 from quilt_llava.narratives.asr_alternatives import AlternativesConfig, alternative_edits
 from quilt_llava.narratives.correct import CorrectionConfig
+from quilt_llava.narratives.correct_spans import SpanConfig, span_edits
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +101,9 @@ ACOUSTIC_PHONEMES = True
 # Whether the recogniser's other hypotheses are candidates by default (narratives.asr_alternatives;
 # ninth pass, docs/BENCHMARKS.md, Speech).
 ACOUSTIC_ALTERNATIVES = True
+# Whether runs of heard words that the corrector's rules never look at (re-joined, re-cut) are
+# candidates by default (narratives.correct_spans; tenth pass, docs/BENCHMARKS.md, Speech).
+ACOUSTIC_SPANS = True
 # Text bars of the far tier (AcousticConfig.far) where it is asked for (benchmark --acoustic-far).
 FAR_BARS = {
     "min_score": 0.55,
@@ -148,6 +156,10 @@ class AcousticConfig:
     alternatives: AlternativesConfig | None = field(
         default_factory=lambda: AlternativesConfig() if ACOUSTIC_ALTERNATIVES else None
     )
+    # Runs of heard words the corrector's rules never look at, re-joined or re-cut into a term
+    # (narratives.correct_spans), judged as the far tier is, by both measures, at their own bar
+    # (``SpanConfig.gain``, the far tier's 0 by default); None: off.
+    spans: SpanConfig | None = field(default_factory=lambda: SpanConfig() if ACOUSTIC_SPANS else None)
     pad_s: float = 0.3  # audio kept either side of the utterance's words
     max_clip_s: float = 28.0  # longer utterances are scored in word-timed pieces of at most this
     batch: int = 16  # texts forced through the decoder per call
@@ -160,6 +172,8 @@ class AcousticConfig:
             return None if self.veto is None else -self.veto
         if tier == "far":
             return self.far_gain
+        if tier == "span":
+            return self.spans.gain if self.spans is not None else self.far_gain
         return -self.margin
 
     def validate(self) -> None:
@@ -191,6 +205,11 @@ class AcousticConfig:
                     replace(CorrectionConfig(), **bars).validate()
                 except ConfigError as exc:
                     problems += [f"{tier}: {p}" for p in exc.problems]
+        if self.spans is not None:
+            try:
+                self.spans.validate()
+            except ConfigError as exc:
+                problems += [f"spans: {p}" for p in exc.problems]
         if problems:
             raise ConfigError(problems)
 
@@ -241,7 +260,9 @@ class Verdict:
         if gain is None:
             return replace(self, accepted=self.strict)
         bar = config.bar(self.tier)
-        if self.tier == "far" and self.mean_gain is not None:  # both: the sum's gain and the length-neutral one
+        if (
+            self.tier in ("far", "span") and self.mean_gain is not None
+        ):  # both: the sum's gain and the length-neutral one
             gain = min(gain, self.mean_gain)
         return replace(self, accepted=bar is None or gain >= bar)
 
@@ -557,6 +578,9 @@ def correct_heard(
             corrector = VocabularyCorrector(vocabulary, base)
             for e in alternative_edits(transcript, audio, check, corrector, cfg.alternatives):
                 tiers.setdefault(_key(e), ("far", e))  # the recogniser's other readings: as far as the far tier
+        if cfg.spans is not None:  # runs the corrector's rules never look at, where no other source found them
+            for e in span_edits(transcript, VocabularyCorrector(vocabulary, base), cfg.spans):
+                tiers.setdefault(_key(e), ("span", e))
         listed = list(tiers.values())
         verdicts = check.judge(audio, transcript, [e for _, e in listed], [t for t, _ in listed])
     kept, refused = checked(verdicts, transcript, cfg)

@@ -56,7 +56,7 @@ if TYPE_CHECKING:
     from quilt_llava.narratives.transcript import Transcript
 
 _EDGE = re.compile(r"^[^\w]+|[^\w]+$")
-_PLURALS = (("us", "i"), ("um", "a"), ("on", "a"), ("is", "es"), ("a", "ae"), ("ex", "ices"), ("ix", "ices"))
+PLURALS = (("us", "i"), ("um", "a"), ("on", "a"), ("is", "es"), ("a", "ae"), ("ex", "ices"), ("ix", "ices"))
 
 
 @dataclass(frozen=True)
@@ -98,14 +98,14 @@ def unsure(corrector: VocabularyCorrector, norms: list[str], min_score: float) -
     return any(s < 1.0 for s in corrector.near_terms(norms, min_score).values())
 
 
-def _forms_alike(word: str, term: str) -> bool:
+def forms_alike(word: str, term: str) -> bool:
     """Whether ``word`` is another form of ``term``: the corrector's rule, or a Latin or Greek
     plural ("nuclei"/"nucleus", "bacteria"/"bacterium", "mitoses"/"mitosis")."""
     from quilt_llava.narratives.correct import other_form
 
     if other_form(word, term):
         return True
-    for one, many in _PLURALS:
+    for one, many in PLURALS:
         for a, b in ((word, term), (term, word)):
             stem = a[: len(a) - len(one)]
             if len(stem) >= 3 and a.endswith(one) and b.endswith(many) and stem == b[: len(b) - len(many)]:
@@ -208,7 +208,7 @@ def hypothesis_edits(
             lost = corrector.terms_in(heard) - corrector.terms_in(tuple(nn[max(0, p - 1) : q + 1]))
             if lost and score < rival_min_score:
                 continue  # a term heard goes only for a term that reads and sounds like it
-            if any(_forms_alike(w, f) for v in term.variants for f in v for w in heard):
+            if any(forms_alike(w, f) for v in term.variants for f in v for w in heard):
                 continue  # another form of a word heard ("nuclei" -> "nucleus"): the audio cannot tell
             # the term in its own spelling ("pseudo-inclusions" -> "pseudoinclusions"), else the stretch
             after = term.canonical if (p, q) == (p0, q0) else " ".join(words[p:q])

@@ -15,7 +15,12 @@ from pathlib import Path
 import typer
 
 from quilt_llava.instruct.llm_options import EndpointOptions, with_endpoint_options
-from quilt_llava.narratives.acoustic_check import ACOUSTIC_ALTERNATIVES, ACOUSTIC_CHECK, ACOUSTIC_PHONEMES
+from quilt_llava.narratives.acoustic_check import (
+    ACOUSTIC_ALTERNATIVES,
+    ACOUSTIC_CHECK,
+    ACOUSTIC_PHONEMES,
+    ACOUSTIC_SPANS,
+)
 from quilt_llava.narratives.asr import AsrConfig
 from quilt_llava.narratives.asr_alternatives import AlternativesConfig
 
@@ -29,6 +34,7 @@ _ALTERNATIVES_HELP = (
     f"{AlternativesConfig().hypotheses} best readings, kept only when the audio scores them at least as "
     "well as the heard words."
 )
+_SPANS_HELP = "Also propose terms for runs of heard words re-joined or re-cut, kept only when the audio prefers them."
 
 
 @dataclass
@@ -48,6 +54,7 @@ class ExtractOptions:
     acoustic_check: bool = ACOUSTIC_CHECK  # the correction judged by the audio (narratives.acoustic_check)
     acoustic_phonemes: bool = ACOUSTIC_PHONEMES  # also espeak-ng sound-alike candidates for the check
     acoustic_alternatives: bool = ACOUSTIC_ALTERNATIVES  # also the recogniser's other hypotheses
+    acoustic_spans: bool = ACOUSTIC_SPANS  # also re-joined and re-cut runs of heard words
     vocabulary: list[Path] | None = None
     workers: int | None = None  # local pool size (default 1); with a local Ray instance, its CPUs
     sample_fps: float | None = None
@@ -163,6 +170,7 @@ def run_extract(options: ExtractOptions, out) -> int:
             options.acoustic_check,
             options.acoustic_phonemes,
             options.acoustic_alternatives,
+            options.acoustic_spans,
         )
         for error in asr_failed.values():
             out.error(error)
@@ -287,6 +295,7 @@ def extract_command(
     acoustic_alternatives: bool = typer.Option(
         ACOUSTIC_ALTERNATIVES, "--acoustic-alternatives/--no-acoustic-alternatives", help=_ALTERNATIVES_HELP
     ),
+    acoustic_spans: bool = typer.Option(ACOUSTIC_SPANS, "--acoustic-spans/--no-acoustic-spans", help=_SPANS_HELP),
     vocabulary: list[Path] = typer.Option(
         [], "--vocabulary", help="Extra vocabulary file (one term per line); repeatable."
     ),
@@ -343,6 +352,7 @@ def extract_command(
         acoustic_check=acoustic_check,
         acoustic_phonemes=acoustic_phonemes,
         acoustic_alternatives=acoustic_alternatives,
+        acoustic_spans=acoustic_spans,
         vocabulary=list(vocabulary),
         workers=workers,
         sample_fps=sample_fps,
@@ -409,6 +419,7 @@ def correct_command(
     acoustic_alternatives: bool = typer.Option(
         ACOUSTIC_ALTERNATIVES, "--acoustic-alternatives/--no-acoustic-alternatives", help=_ALTERNATIVES_HELP
     ),
+    acoustic_spans: bool = typer.Option(ACOUSTIC_SPANS, "--acoustic-spans/--no-acoustic-spans", help=_SPANS_HELP),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
     endpoint: EndpointOptions | None = None,  # the shared endpoint flags (llm_options)
@@ -440,6 +451,7 @@ def correct_command(
         acoustic_check=acoustic_check,
         phonemes=acoustic_phonemes,
         alternatives=acoustic_alternatives,
+        spans=acoustic_spans,
         audio=audio,
         asr_model=asr_model,
     )

@@ -336,26 +336,31 @@ class VocabularyCorrector:
             return max(bar, self.config.common_min_score)
         return bar
 
-    def best_term(self, norms: tuple[str, ...]) -> tuple[Term, float, float, float] | None:
-        """(term, score, spelling, sound) of the closest term to a run of compared words, or None."""
+    def nearest(self, norms: tuple[str, ...]) -> list[tuple[tuple[str, ...], float, float, float]]:
+        """(form, score, spelling, sound) of the ``candidates`` closest forms by spelling and by sound
+        to a run of compared words, best score first, with no rule applied (see :meth:`best_term`)."""
         from rapidfuzz import fuzz, process
 
-        cfg = self.config
         spelled, sounded = "".join(norms), sound_key(norms)
         found: set[int] = set()
         for query, choices in ((spelled, self._spell), (sounded, self._sound)):
             if query:
-                found.update(i for _, _, i in process.extract(query, choices, scorer=fuzz.ratio, limit=cfg.candidates))
-        best = None
-        for i in found:
-            if set(norms) & set(self._forms[i]):
+                found.update(
+                    i for _, _, i in process.extract(query, choices, scorer=fuzz.ratio, limit=self.config.candidates)
+                )
+        scored = [(self._forms[i], *similarity(norms, self._forms[i])) for i in sorted(found)]
+        return sorted(scored, key=lambda f: -f[1])
+
+    def best_term(self, norms: tuple[str, ...]) -> tuple[Term, float, float, float] | None:
+        """(term, score, spelling, sound) of the closest term to a run of compared words, or None."""
+        spelled = "".join(norms)
+        for form, score, spelling, sound in self.nearest(norms):
+            if set(norms) & set(form):
                 continue  # the run is part of this term ("connective" of "connective tissue"), not a mishearing
-            if spelled != self._spell[i] and any(other_form(w, t) for w in norms for t in self._forms[i]):
+            if spelled != "".join(form) and any(other_form(w, t) for w in norms for t in form):
                 continue  # a word of the run is another form of a term word ("neutrophilic", "typical", "centrally")
-            score, spelling, sound = similarity(norms, self._forms[i])
-            if best is None or score > best[1]:
-                best = (self._index[self._forms[i]], score, spelling, sound)
-        return best
+            return self._index[form], score, spelling, sound
+        return None
 
     def _run_edits(self, ui: int, tokens: list[str], norms: list[str]) -> list[Edit]:
         """Runs of 1 to ``max_ngram`` words that sound or read like a term."""

@@ -21,7 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from quilt_llava.files import read_json, write_json, write_jsonl
-from quilt_llava.narratives.acoustic_check import ACOUSTIC_ALTERNATIVES, ACOUSTIC_CHECK, ACOUSTIC_PHONEMES
+from quilt_llava.narratives.acoustic_check import (
+    ACOUSTIC_ALTERNATIVES,
+    ACOUSTIC_CHECK,
+    ACOUSTIC_PHONEMES,
+    ACOUSTIC_SPANS,
+)
 from quilt_llava.narratives.correct import CorrectionConfig, Edit, correct_with_vocabulary
 from quilt_llava.narratives.transcript import Transcript, read_transcript
 from quilt_llava.narratives.vocabulary import Vocabulary
@@ -42,6 +47,7 @@ class CorrectOptions:
     acoustic_check: bool = ACOUSTIC_CHECK
     phonemes: bool = ACOUSTIC_PHONEMES  # also espeak-ng sound-alike candidates, judged by the audio (PHONEME_BAR)
     alternatives: bool = ACOUSTIC_ALTERNATIVES  # also terms of the recogniser's other hypotheses (asr_alternatives)
+    spans: bool = ACOUSTIC_SPANS  # also re-joined and re-cut runs of heard words (correct_spans)
     audio: Path | None = None
     asr_model: str | None = None
     model: Any = None
@@ -121,11 +127,13 @@ def _acoustic_check(options: CorrectOptions, vocab: Vocabulary, output: Any) -> 
     from quilt_llava.narratives.acoustic_check import PHONEME_BAR, AcousticCheck, AcousticConfig
     from quilt_llava.narratives.asr import AsrConfig, load_model
     from quilt_llava.narratives.asr_alternatives import AlternativesConfig
+    from quilt_llava.narratives.correct_spans import SpanConfig
 
     model = options.model if options.model is not None else load_model(AsrConfig(model=options.asr_model or ""))
     config = AcousticConfig(
         phoneme_min=PHONEME_BAR if options.phonemes else None,
         alternatives=AlternativesConfig() if options.alternatives else None,
+        spans=SpanConfig() if options.spans else None,
     )
     return AcousticCheck(model, vocab, config)
 
@@ -175,6 +183,7 @@ def transcribe_missing(
     acoustic_check: bool = ACOUSTIC_CHECK,
     phonemes: bool = ACOUSTIC_PHONEMES,
     alternatives: bool = ACOUSTIC_ALTERNATIVES,
+    spans: bool = ACOUSTIC_SPANS,
 ) -> tuple[dict[Path, Path | None], dict[Path, str]]:
     """ASR (+ vocabulary correction) for the videos without a transcript.
 
@@ -229,6 +238,7 @@ def transcribe_missing(
                     acoustic_check=acoustic_check,
                     phonemes=phonemes,
                     alternatives=alternatives,
+                    spans=spans,
                     audio=video,
                     model=model,
                 )
