@@ -8,6 +8,9 @@ figure is the lowest of ``--repeat`` runs (a machine shared with other jobs infl
 
     PYTHONPATH=src python benchmarks/extract_profile.py video.mp4 [more.mp4 ...] --repeat 2
 
+``--cursor-opt KEY=VALUE`` sets a field of the locator's config (``CursorConfig``; JSON value),
+e.g. ``--cursor-opt search_every=12`` (a value that is not JSON is a string).
+
 Parts nest: the locator's rows (whole-frame searches, box matches, sprite learner, motion judge)
 are inside "locator, all"; the first rows are inside "analysing thread, all". Below them, calls
 counted in the last run (``COUNTS``): whole-frame searches run (not their peaks reused), template
@@ -82,7 +85,9 @@ def instrument(spent: dict[str, float], counts: dict[str, float]) -> None:
             setattr(target, name, wrap(getattr(target, name), label, into))
 
 
-def profile(video: Path, repeat: int, spent: dict[str, float], counts: dict[str, float]) -> dict[str, Any]:
+def profile(
+    video: Path, repeat: int, spent: dict[str, float], counts: dict[str, float], cursor: dict[str, Any] | None = None
+) -> dict[str, Any]:
     from quilt_llava.narratives.pipeline import ExtractConfig, analyse
     from quilt_llava.narratives.video import PyAVSource
 
@@ -97,6 +102,8 @@ def profile(video: Path, repeat: int, spent: dict[str, float], counts: dict[str,
         counts.clear()
         config = ExtractConfig(sample_fps=None, prefetch=0)
         config.cursor.match_threads = 1
+        for key, value in (cursor or {}).items():
+            setattr(config.cursor, key, value)
         t0, c0 = time.thread_time(), time.process_time()
         analysis = analyse(PyAVSource(video), config)
         run = {**spent, "analysing thread, all": time.thread_time() - t0, "process, all": time.process_time() - c0}
@@ -117,14 +124,32 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("videos", nargs="+", type=Path)
     ap.add_argument("--repeat", type=int, default=2, help="runs per video; the lowest CPU of each part counts")
     ap.add_argument("--json", action="store_true", help="one JSON object per video instead of the table")
+    ap.add_argument(
+        "--cursor-opt",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a CursorConfig field (JSON value), e.g. search_every=12; may be repeated",
+    )
     args = ap.parse_args(argv)
+    cursor = {}
+    for item in args.cursor_opt:
+        key, _, value = item.partition("=")
+        from quilt_llava.narratives.cursor import CursorConfig
+
+        if key not in CursorConfig.__dataclass_fields__:
+            ap.error(f"--cursor-opt: CursorConfig has no field {key!r}")
+        try:
+            cursor[key] = json.loads(value)
+        except json.JSONDecodeError:
+            cursor[key] = value
     missing = [str(v) for v in args.videos if not v.is_file()]
     if missing:
         ap.error(f"no such video: {', '.join(missing)}")
     spent: dict[str, float] = collections.defaultdict(float)
     counts: dict[str, float] = collections.defaultdict(float)
     instrument(spent, counts)
-    results = [profile(v, args.repeat, spent, counts) for v in args.videos]
+    results = [profile(v, args.repeat, spent, counts, cursor) for v in args.videos]
     if args.json:
         for r in results:
             print(json.dumps(r))
