@@ -99,7 +99,7 @@ ACOUSTIC_CHECK = True
 PHONEME_BAR = 0.7
 ACOUSTIC_PHONEMES = True
 # Whether the recogniser's other hypotheses are candidates by default (narratives.asr_alternatives;
-# ninth pass, docs/BENCHMARKS.md, Speech).
+# ninth pass, docs/BENCHMARKS_HISTORY.md, Speech).
 ACOUSTIC_ALTERNATIVES = True
 # Whether runs of heard words that the corrector's rules never look at (re-joined, re-cut) are
 # candidates by default (narratives.correct_spans; tenth pass, docs/BENCHMARKS.md, Speech).

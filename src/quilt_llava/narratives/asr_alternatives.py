@@ -32,7 +32,7 @@ The edits are far-tier candidates of :func:`quilt_llava.narratives.acoustic_chec
 kept only when the forced decoding scores them at least as well as the words as heard, by the
 sum and by the mean per token. No rule names a word or a sentence; the audio decides.
 
-Measured (docs/BENCHMARKS.md, Speech, ninth pass): on the tuning sets 251 -> 260 of 302 terms with
+Measured (docs/BENCHMARKS_HISTORY.md, Speech, ninth pass): on the tuning sets 251 -> 260 of 302 terms with
 no right word more changed (the demo narration 30 -> 32 of 37), for one beam decode per utterance
 (the check's time about 1.9 x);
 prompting with the preceding words (``context``) and 8 hypotheses found as many terms, other ones.
@@ -61,7 +61,7 @@ PLURALS = (("us", "i"), ("um", "a"), ("on", "a"), ("is", "es"), ("a", "ae"), ("e
 
 @dataclass(frozen=True)
 class AlternativesConfig:
-    """How the recogniser's other hypotheses are asked for (docs/BENCHMARKS.md, Speech, ninth pass)."""
+    """How the recogniser's other hypotheses are asked for (docs/BENCHMARKS_HISTORY.md, Speech, ninth pass)."""
 
     hypotheses: int = 5  # N best of a beam of max(beam_size, N)
     beam_size: int = 5
