@@ -22,8 +22,7 @@ learned twice.
 
 Patch tests used to verify a pointer: :func:`spot_diff` (how much a frame differs from another
 under a template placed at a point; with ``shaped``, only a difference in the template's own
-pattern counts, see :func:`shaped_diff`) and :func:`same_region` (a region read by
-:func:`match_in` unchanged between two frames, so its match can be reused).
+pattern counts, see :func:`shaped_diff`).
 
 Not handled: a pointer drawn rotated, or scaled other than at the template sizes given; a flat
 (single-grey) template matches nothing.
@@ -345,16 +344,6 @@ def spot_diff(
     if shaped:
         return shaped_diff(luma[y0:y1, x0:x1], other[y0:y1, x0:x1], t)
     return masked_mean_diff(luma[y0:y1, x0:x1], other[y0:y1, x0:x1], t.mask)
-
-
-def same_region(luma: np.ndarray, other: np.ndarray | None, box: tuple[int, ...], t: Template) -> bool:
-    """Are the pixels ``match_in`` reads for ``t`` in ``box`` the same in ``luma`` and ``other``?"""
-    if other is None or other.shape != luma.shape:
-        return False
-    th, tw = t.image.shape
-    H, W = luma.shape
-    x0, y0, x1, y1 = max(0, box[0]), max(0, box[1]), min(W, box[2] + tw), min(H, box[3] + th)
-    return bool(np.array_equal(luma[y0:y1, x0:x1], other[y0:y1, x0:x1]))
 
 
 def fill_ring_contrast(patch: np.ndarray, t: Template) -> float:
