@@ -40,7 +40,9 @@ Figures per variant and method:
 - speed: extraction fps / decode-only fps.
 
 Run: ``.venv/bin/python benchmarks/narratives_bench.py [--quick] [--json] [--variants classic|themes|NAME,...]``
-(the theme variants need ``scripts/install_cursor_themes.sh``).
+(the theme variants need ``scripts/install_cursor_themes.sh``). With ``--work-dir DIR --reuse-videos``
+a later run reuses the videos an earlier one rendered there when the generator's settings and source
+are the same (a key beside each video); without it every run renders its videos again.
 """
 
 from __future__ import annotations
@@ -59,8 +61,9 @@ from typing import Any
 
 import numpy as np
 
+from quilt_llava.files import atomic_write_text, read_json
 from quilt_llava.narratives.baseline import BaselineConfig, published_cursor_trace
-from quilt_llava.narratives.synthetic import SyntheticConfig, make_synthetic_video
+from quilt_llava.narratives.synthetic import SyntheticConfig, SyntheticVideo, make_synthetic_video
 from quilt_llava.narratives.xcursor import installed_themes
 
 TOLERANCE_PX = 10.0
@@ -490,6 +493,34 @@ def reused_video(work_dir: Path, variant: str, quick: bool = False, seed: int = 
     return video, transcript, json.loads((videos / f"{variant}.truth.json").read_text())
 
 
+def render_key(cfg: SyntheticConfig) -> str:
+    """What a rendered video depends on: the generator's settings and the source of the modules that
+    draw it (a changed generator renders again)."""
+    import hashlib
+    from dataclasses import asdict
+
+    from quilt_llava.narratives import synthetic, xcursor
+
+    digest = hashlib.sha256(json.dumps(asdict(cfg), sort_keys=True, default=str).encode())
+    for module in (synthetic, xcursor):
+        digest.update(Path(module.__file__).read_bytes())
+    return digest.hexdigest()
+
+
+def rendered(videos: Path, cfg: SyntheticConfig, reuse: bool) -> tuple[SyntheticVideo, bool]:
+    """The video of ``cfg`` in ``videos``: rendered now, or (``reuse``) the one an earlier run rendered
+    with the same :func:`render_key`, when its files are all there. Returns it and whether it was reused."""
+    video, transcript, truth = (videos / f"{cfg.name}{ext}" for ext in (".mp4", ".transcript.json", ".truth.json"))
+    stamp, key = videos / f"{cfg.name}.render-key", render_key(cfg)
+    needed = [video, transcript, truth] + ([videos / f"{cfg.name}.views"] if cfg.save_clean_views else [])
+    if reuse and stamp.is_file() and stamp.read_text() == key and all(p.exists() for p in needed):
+        return SyntheticVideo(video, transcript, truth, read_json(truth)), True
+    stamp.unlink(missing_ok=True)
+    sv = make_synthetic_video(videos, cfg)
+    atomic_write_text(stamp, key)
+    return sv, False
+
+
 def run_ours(
     video: Path, transcript: Path, out_dir: Path, options: dict[str, Any]
 ) -> tuple[list[dict[str, Any]], float]:
@@ -671,6 +702,12 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="keep videos and outputs here (default: a temporary folder)",
     )
+    ap.add_argument(
+        "--reuse-videos",
+        action="store_true",
+        help="with --work-dir: reuse the videos an earlier run rendered there with the same generator settings "
+        "and generator source (a key beside each video says which), instead of rendering them again",
+    )
     ap.add_argument("--details", action="store_true", help="also print examples of each failure kind")
     ap.add_argument(
         "--skip-ours",
@@ -701,7 +738,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in names:
             cfg = replace(base, name=name, save_clean_views=True, **VARIANTS[name])
             t0 = time.perf_counter()
-            sv = make_synthetic_video(work / "videos", cfg)
+            sv, reused = rendered(work / "videos", cfg, args.reuse_videos and args.work_dir is not None)
             gen_s = time.perf_counter() - t0
             n_truth = len(sv.truth["frames"])
             # Decode-only runs before and after the two extractors; the faster one counts,
@@ -712,6 +749,7 @@ def main(argv: list[str] | None = None) -> int:
                 "frames": n_truth,
                 "duration_s": sv.truth["duration"],
                 "generate_s": round(gen_s, 2),
+                "video_reused": reused,
             }
             ext_s = None
             if not args.skip_ours:
@@ -743,10 +781,8 @@ def main(argv: list[str] | None = None) -> int:
                     entry[method]["speed_ratio"] = entry[method]["fps"] / decode_fps
             results.append(entry)
             if not args.json:
-                print(
-                    f"[{name}] {n_truth} frames, {sv.truth['duration']:.1f} s; generated in {gen_s:.1f} s",
-                    file=sys.stderr,
-                )
+                made = "reused from an earlier run" if reused else f"generated in {gen_s:.1f} s"
+                print(f"[{name}] {n_truth} frames, {sv.truth['duration']:.1f} s; {made}", file=sys.stderr)
     finally:
         if args.work_dir is None:
             shutil.rmtree(work, ignore_errors=True)

@@ -1,0 +1,58 @@
+"""The narratives benchmark's ``--reuse-videos``: a video rendered by an earlier run is reused only
+when its generator settings and the generator's source are the same and its files are all there."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+@pytest.fixture()
+def bench(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import narratives_bench
+
+    yield narratives_bench
+    sys.modules.pop("narratives_bench", None)
+
+
+def test_rendered_reuses_only_the_same_settings(bench, tmp_path, monkeypatch):
+    from quilt_llava.files import write_json
+    from quilt_llava.narratives.synthetic import SyntheticVideo
+
+    renders: list[int] = []
+
+    def fake_render(out_dir, cfg):  # writes the files a real render writes, with the seed as truth
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        renders.append(cfg.seed)
+        paths = [out_dir / f"{cfg.name}{ext}" for ext in (".mp4", ".transcript.json", ".truth.json")]
+        paths[0].write_bytes(b"video")
+        paths[1].write_text("{}")
+        write_json(paths[2], {"seed": cfg.seed})
+        (out_dir / f"{cfg.name}.views").mkdir(exist_ok=True)
+        return SyntheticVideo(paths[0], paths[1], paths[2], {"seed": cfg.seed})
+
+    monkeypatch.setattr(bench, "make_synthetic_video", fake_render)
+    cfg = replace(bench.bench_config(7, quick=True), name="crf23", save_clean_views=True)
+    videos = tmp_path / "videos"
+
+    sv, reused = bench.rendered(videos, cfg, reuse=True)
+    assert not reused and renders == [7]
+    sv, reused = bench.rendered(videos, cfg, reuse=True)
+    assert reused and renders == [7] and sv.truth == {"seed": 7}
+    # not asked to reuse: rendered again
+    assert bench.rendered(videos, cfg, reuse=False)[1] is False and renders == [7, 7]
+    # other settings: rendered again, and the key follows them
+    other = replace(cfg, seed=8)
+    assert bench.render_key(other) != bench.render_key(cfg)
+    sv, reused = bench.rendered(videos, other, reuse=True)
+    assert not reused and sv.truth == {"seed": 8} and renders == [7, 7, 8]
+    # a file missing (the pointer-free views): rendered again
+    (videos / "crf23.views").rmdir()
+    assert bench.rendered(videos, other, reuse=True)[1] is False and renders == [7, 7, 8, 8]
