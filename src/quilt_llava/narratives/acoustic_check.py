@@ -190,11 +190,6 @@ class AcousticConfig:
             problems.append(f"phoneme_min must be within 0-1 or None, got {self.phoneme_min}")
         if self.batch < 1:
             problems.append(f"batch must be >= 1, got {self.batch}")
-        if self.alternatives is not None:
-            try:
-                self.alternatives.validate()
-            except ConfigError as exc:
-                problems += [f"alternatives: {p}" for p in exc.problems]
 
         fields = CorrectionConfig.__dataclass_fields__
         for tier, bars in (("loose", self.loose), ("far", self.far or {})):
@@ -205,11 +200,12 @@ class AcousticConfig:
                     replace(CorrectionConfig(), **bars).validate()
                 except ConfigError as exc:
                     problems += [f"{tier}: {p}" for p in exc.problems]
-        if self.spans is not None:
-            try:
-                self.spans.validate()
-            except ConfigError as exc:
-                problems += [f"spans: {p}" for p in exc.problems]
+        for name, sub in (("alternatives", self.alternatives), ("spans", self.spans)):
+            if sub is not None:
+                try:
+                    sub.validate()
+                except ConfigError as exc:
+                    problems += [f"{name}: {p}" for p in exc.problems]
         if problems:
             raise ConfigError(problems)
 
@@ -260,10 +256,8 @@ class Verdict:
         if gain is None:
             return replace(self, accepted=self.strict)
         bar = config.bar(self.tier)
-        if (
-            self.tier in ("far", "span") and self.mean_gain is not None
-        ):  # both: the sum's gain and the length-neutral one
-            gain = min(gain, self.mean_gain)
+        if self.tier in ("far", "span") and self.mean_gain is not None:
+            gain = min(gain, self.mean_gain)  # both: the sum's gain and the length-neutral one
         return replace(self, accepted=bar is None or gain >= bar)
 
     def to_dict(self) -> dict[str, Any]:
@@ -550,7 +544,8 @@ def correct_heard(
     cfg = check.config
     base = config or CorrectionConfig()
     tiers: dict[tuple[int, int, int, str], tuple[str, Edit]] = {}  # first tier that finds an edit keeps it
-    for e in VocabularyCorrector(vocabulary, base).edits(transcript):
+    own = VocabularyCorrector(vocabulary, base)  # also reads the alternatives and the spans
+    for e in own.edits(transcript):
         tiers.setdefault(_key(e), ("own", e))
     looser = VocabularyCorrector(vocabulary, replace(base, **cfg.loose))
     for e in looser.edits(transcript):  # its best edit per word (all of its candidates let wrong ones in)
@@ -575,11 +570,10 @@ def correct_heard(
             tiers.setdefault(_key(e), ("far", e))
     with check.reusing_encodings():  # an utterance decoded again is encoded once for both
         if cfg.alternatives is not None:
-            corrector = VocabularyCorrector(vocabulary, base)
-            for e in alternative_edits(transcript, audio, check, corrector, cfg.alternatives):
+            for e in alternative_edits(transcript, audio, check, own, cfg.alternatives):
                 tiers.setdefault(_key(e), ("far", e))  # the recogniser's other readings: as far as the far tier
         if cfg.spans is not None:  # runs the corrector's rules never look at, where no other source found them
-            for e in span_edits(transcript, VocabularyCorrector(vocabulary, base), cfg.spans):
+            for e in span_edits(transcript, own, cfg.spans):
                 tiers.setdefault(_key(e), ("span", e))
         listed = list(tiers.values())
         verdicts = check.judge(audio, transcript, [e for _, e in listed], [t for t, _ in listed])
