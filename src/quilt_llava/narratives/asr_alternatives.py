@@ -103,12 +103,16 @@ def forms_alike(word: str, term: str) -> bool:
     plural ("nuclei"/"nucleus", "bacteria"/"bacterium", "mitoses"/"mitosis")."""
     from quilt_llava.narratives.correct import other_form
 
-    if other_form(word, term):
-        return True
-    for one, many in PLURALS:
-        for a, b in ((word, term), (term, word)):
-            stem = a[: len(a) - len(one)]
-            if len(stem) >= 3 and a.endswith(one) and b.endswith(many) and stem == b[: len(b) - len(many)]:
+    return other_form(word, term) or swapped_ending(word, term, PLURALS)
+
+
+def swapped_ending(a: str, b: str, endings: tuple[tuple[str, str], ...]) -> bool:
+    """Whether ``a`` and ``b`` are one stem (of 3 letters or more) with the two ``endings`` of a pair,
+    either way round ("nucleus"/"nuclei" with ("us", "i"))."""
+    for one, many in endings:
+        for x, y in ((a, b), (b, a)):
+            stem = x[: len(x) - len(one)]
+            if len(stem) >= 3 and x.endswith(one) and y.endswith(many) and stem == y[: len(y) - len(many)]:
                 return True
     return False
 

@@ -100,14 +100,9 @@ def _changed(heard: tuple[str, ...], meant: tuple[str, ...]) -> tuple[list[str],
 def number_form(a: str, b: str) -> bool:
     """Whether ``a`` and ``b`` are one word in the singular and the plural ("cell"/"cells",
     "nucleus"/"nuclei")."""
-    from quilt_llava.narratives.asr_alternatives import PLURALS
+    from quilt_llava.narratives.asr_alternatives import PLURALS, swapped_ending
 
-    for one, many in (("", "s"), ("", "es"), *PLURALS):
-        for x, y in ((a, b), (b, a)):
-            stem = x[: len(x) - len(one)]
-            if len(stem) >= 3 and x.endswith(one) and y.endswith(many) and stem == y[: len(y) - len(many)]:
-                return True
-    return False
+    return swapped_ending(a, b, (("", "s"), ("", "es"), *PLURALS))
 
 
 def refusal(
@@ -160,7 +155,7 @@ def rejoined_edits(
     for i in range(len(norms)):
         for n in range(2, config.max_words + 1):
             run = tuple(norms[i : i + n])
-            if len(run) < n or not all(run) or run in corrector.forms:
+            if len(run) < n or not all(run) or corrector.term_of(run) is not None:
                 continue
             if any(t != t.rstrip(_PAUSE) for t in tokens[i : i + n - 1]):
                 break  # a pause was heard inside the run: its boundaries are real
