@@ -38,23 +38,49 @@ def spoken_and_heard(lines: tuple[str, ...], folder, length_s: float, step_s: fl
     return wav, model, transcript, Vocabulary.load(), read_audio(wav)[0]
 
 
-def misheard(transcript, right: str, wrong: str):
-    """``transcript`` with the word holding ``right`` heard as ``wrong`` (same timing)."""
-    from quilt_llava.narratives.transcript import Transcript, Utterance, Word
+def _reheard(transcript, picked, heard_as):
+    """``transcript`` with its first word that ``picked`` accepts replaced by the words ``heard_as``
+    makes of it, or None when no word is picked."""
+    from quilt_llava.narratives.transcript import Transcript, Utterance
 
     found = False
     utterances = []
     for u in transcript.utterances:
         words = []
         for w in u.words:
-            if right in w.text and not found:
+            if picked(w) and not found:
                 found = True
-                words.append(Word(w.start, w.end, w.text.replace(right, wrong)))
+                words += heard_as(w)
             else:
                 words.append(w)
         utterances.append(Utterance(u.start, u.end, " ".join(w.text for w in words), tuple(words)))
-    assert found, f"{right!r} not recognised: {transcript.text()}"
-    return Transcript(utterances, transcript.source)
+    return Transcript(utterances, transcript.source) if found else None
+
+
+def misheard(transcript, right: str, wrong: str):
+    """``transcript`` with the word holding ``right`` heard as ``wrong`` (same timing)."""
+    from quilt_llava.narratives.transcript import Word
+
+    def wrongly(w):
+        return [Word(w.start, w.end, w.text.replace(right, wrong))]
+
+    out = _reheard(transcript, lambda w: right in w.text, wrongly)
+    assert out is not None, f"{right!r} not recognised: {transcript.text()}"
+    return out
+
+
+def split_heard(transcript, start: str, parts: list[str]):
+    """``transcript`` with the first word starting with ``start`` heard as the words ``parts``,
+    sharing its time."""
+    from quilt_llava.narratives.transcript import Word
+
+    def pieces(w):
+        step = (w.end - w.start) / len(parts)
+        return [Word(w.start + k * step, w.start + (k + 1) * step, p) for k, p in enumerate(parts)]
+
+    out = _reheard(transcript, lambda w: w.text.lower().startswith(start), pieces)
+    assert out is not None, f"no word starting with {start!r}: {transcript.text()}"
+    return out
 
 
 def norms(transcript) -> list[str]:

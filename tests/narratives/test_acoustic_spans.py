@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.speech import REAL_ASR, norms, spoken_and_heard
+from tests.speech import REAL_ASR, norms, split_heard, spoken_and_heard
 
 pytestmark = REAL_ASR
 
@@ -28,27 +28,6 @@ LINES = (
 def heard(tmp_path_factory):
     """(model, recognised transcript, vocabulary, audio)."""
     return spoken_and_heard(LINES, tmp_path_factory.mktemp("spans"), 5.0, 5.7)[1:]
-
-
-def split_heard(transcript, start: str, parts: list[str]):
-    """``transcript`` with the first word starting with ``start`` heard as the words ``parts``,
-    sharing its time."""
-    from quilt_llava.narratives.transcript import Transcript, Utterance, Word
-
-    found = False
-    utterances = []
-    for u in transcript.utterances:
-        words = []
-        for w in u.words:
-            if w.text.lower().startswith(start) and not found:
-                found = True
-                step = (w.end - w.start) / len(parts)
-                words += [Word(w.start + k * step, w.start + (k + 1) * step, p) for k, p in enumerate(parts)]
-            else:
-                words.append(w)
-        utterances.append(Utterance(u.start, u.end, " ".join(w.text for w in words), tuple(words)))
-    assert found, f"no word starting with {start!r}: {transcript.text()}"
-    return Transcript(utterances, transcript.source)
 
 
 def test_a_term_only_a_rejoined_run_offers_is_accepted_by_the_audio(heard):
