@@ -132,17 +132,14 @@ def main(argv: list[str] | None = None) -> int:
         help="a CursorConfig field (JSON value), e.g. search_every=12; may be repeated",
     )
     args = ap.parse_args(argv)
-    cursor = {}
-    for item in args.cursor_opt:
-        key, _, value = item.partition("=")
-        from quilt_llava.narratives.cursor import CursorConfig
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from narratives_bench import parse_options
+    from quilt_llava.narratives.cursor import CursorConfig
 
-        if key not in CursorConfig.__dataclass_fields__:
-            ap.error(f"--cursor-opt: CursorConfig has no field {key!r}")
-        try:
-            cursor[key] = json.loads(value)
-        except json.JSONDecodeError:
-            cursor[key] = value
+    cursor = parse_options(args.cursor_opt)
+    unknown = [key for key in cursor if key not in CursorConfig.__dataclass_fields__]
+    if unknown:
+        ap.error(f"--cursor-opt: CursorConfig has no field {unknown[0]!r}")
     missing = [str(v) for v in args.videos if not v.is_file()]
     if missing:
         ap.error(f"no such video: {', '.join(missing)}")

@@ -560,7 +560,8 @@ def machine() -> dict[str, Any]:
     }
 
 
-def _parse_options(items: list[str]) -> dict[str, Any]:
+def parse_options(items: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` items as a dict; a value that is not JSON is a string."""
     options: dict[str, Any] = {}
     for item in items:
         key, _, value = item.partition("=")
@@ -728,7 +729,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [v for v in names if v not in VARIANTS]
     if unknown:
         ap.error(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")
-    options = _parse_options(args.extract_opt)
+    options = parse_options(args.extract_opt)
     base = bench_config(args.seed, args.quick)
 
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="narr_bench_"))
