@@ -481,16 +481,13 @@ def video_options(description: str) -> argparse.ArgumentParser:
 
 
 def reused_video(work_dir: Path, variant: str, quick: bool = False, seed: int = 7) -> tuple[Path, Path, dict[str, Any]]:
-    """A variant's video, transcript and truth as this benchmark renders them, rendered into
-    ``work_dir/videos`` (``quick``: ``work_dir/quick``) once and reused after (the per-frame tools
-    ``locator_false_hits.py`` and ``locator_misses.py`` look at the files a benchmark run made)."""
-    base = bench_config(seed, quick)
-    videos = work_dir / ("quick" if quick else "videos")
-    video, transcript = videos / f"{variant}.mp4", videos / f"{variant}.transcript.json"
-    if not (video.exists() and transcript.exists()):
-        sv = make_synthetic_video(videos, replace(base, name=variant, **VARIANTS[variant]))
-        video, transcript = sv.video, sv.transcript
-    return video, transcript, json.loads((videos / f"{variant}.truth.json").read_text())
+    """A variant's video, transcript and truth as this benchmark renders them, in ``work_dir/videos``
+    (``quick``: ``work_dir/quick``): the ones a benchmark run made there, or an earlier call, when
+    their :func:`render_key` matches, else rendered now (the per-frame tools ``locator_false_hits.py``
+    and ``locator_misses.py`` look at the files a benchmark run made)."""
+    cfg = replace(bench_config(seed, quick), name=variant, save_clean_views=True, **VARIANTS[variant])
+    sv, _ = rendered(work_dir / ("quick" if quick else "videos"), cfg, reuse=True)
+    return sv.video, sv.transcript, sv.truth
 
 
 def render_key(cfg: SyntheticConfig) -> str:
