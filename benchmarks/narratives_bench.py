@@ -5,10 +5,11 @@ For each variant a synthetic narrated slide-viewing video is rendered with
 ``quilt_llava.narratives.synthetic``: the classic ones (group ``classic``: 1280x720 H.264,
 CRF 23, CRF 35, a webcam box with an annotation stroke, a small cursor, a white cursor,
 30 fps) draw the generator's own arrow; the ``themes`` group draws real X11 cursor themes
-(six Debian themes, 480p-1080p, 25-60 fps, CRF 23-36, 16-64 px, arrow -> hand ->
+(six Debian themes, 360p-1080p, 24-60 fps, CRF 23-38, 16-64 px, arrow -> hand ->
 crosshair with a shape change during a move in every view and the grabbing hand while the
-slide is dragged), two of them recoloured and never looked at during development
-(``heldout-*``). Then, on the same file:
+slide is dragged), four of them recoloured: two tuned on (``tinted-*``, held out through the
+ninth pass) and two never looked at during development (``heldout-*``, from the tenth pass
+on). Then, on the same file:
 
 - decode-only: the extractor's own PyAV frame source reads every frame (fastest of 2);
 - ours: ``extract_video`` analysing every frame (``sample_fps=None``);
@@ -129,8 +130,9 @@ THEME_VARIANTS: dict[str, dict[str, Any]] = {
         "crf": 33,
         **_SHAPES,
     },
-    # Never looked at while the extractor was developed (held out): recoloured themes.
-    "heldout-amber-64": {
+    # Recoloured themes. Held out through the ninth pass (then named heldout-amber-64 and
+    # heldout-blue-crf36, scored once per pass); tuning variants from the tenth pass on.
+    "tinted-amber-64": {
         "cursor_theme": "whiteglass",
         "cursor_tint": (255, 176, 40),
         "cursor_size": 64,
@@ -140,11 +142,31 @@ THEME_VARIANTS: dict[str, dict[str, Any]] = {
         "crf": 30,
         **_SHAPES,
     },
-    "heldout-blue-crf36": {
+    "tinted-blue-crf36": {
         "cursor_theme": "DMZ-White",
         "cursor_tint": (60, 110, 255),
         "cursor_size": 32,
         "crf": 36,
+        **_SHAPES,
+    },
+    # Never looked at while the extractor is developed (held out, from the tenth pass on):
+    # recoloured themes at a resolution, frame rate and compression no other variant has.
+    "heldout-green-360p": {
+        "cursor_theme": "Adwaita",
+        "cursor_tint": (70, 200, 110),
+        "cursor_size": 24,
+        "width": 640,
+        "height": 360,
+        "fps": 24.0,
+        "crf": 32,
+        **_SHAPES,
+    },
+    "heldout-violet-crf38": {
+        "cursor_theme": "whiteglass",
+        "cursor_tint": (170, 90, 230),
+        "cursor_size": 40,
+        "fps": 50.0,
+        "crf": 38,
         **_SHAPES,
     },
 }
