@@ -119,6 +119,7 @@ from quilt_llava.narratives.sprite_set import SpriteSet
 from quilt_llava.narratives.templates import (
     box_around_tip,
     make_templates,
+    match_in,
 )
 from quilt_llava.narratives.track_motion import GapBridge, MotionConfig
 from quilt_llava.narratives.view_history import ViewHistory
@@ -416,6 +417,8 @@ class TemplateCursorLocator:
         continues = self.track is not None and math.hypot(x - self.track[0], y - self.track[1]) <= cfg.max_step
         if continues and not self.verified and not self._track_left(frame, x, y):
             continues = False  # what the unverified track held is still there: not this pointer
+        if continues and not self.verified and changed and not self._held_alike(k):
+            continues = False  # another shape passing over what the track held (a lookalike): not its hits
         if continues and self.verified and not changed and math.hypot(x - self.track[0], y - self.track[1]) > 4:
             # A pointer that moved differs from what it now covers; an unchanged match some way
             # off (tissue beside a pointer that vanished) starts a track of its own.
@@ -486,6 +489,10 @@ class TemplateCursorLocator:
         diff = self.evidence.spot_diff(frame.luma, before, *self.track)
         if diff is None or diff < self.config.min_change:
             return []
+        if self._other_shape_arrived(frame):
+            # Not what the track held leaving: another shape of the pointer arriving on a lookalike.
+            self.pending, self.track = [], None
+            return []
         # Held on tissue that showed the same while the pointer was verified elsewhere: a lookalike.
         hits, self.pending = self.pending[self.evidence.there_before(self.pending, self.track[2]) :], []
         self.track = None
@@ -508,6 +515,43 @@ class TemplateCursorLocator:
             return True  # no pixels kept to compare with
         diff = self.evidence.spot_diff(frame.luma, before, tx, ty, k)
         return diff is None or diff >= 0.5 * self.config.min_change
+
+    def _other_shape_arrived(self, frame: AnalysedFrame) -> bool:
+        """Did the held-back track's spot change because a pointer arrived on it rather than because
+        what the track held left? Yes where a learned sprite other than the track's matches there now
+        (``min_score``), differs from the background, and does not look like what the track held
+        (:meth:`_held_alike`)."""
+        assert self.track is not None
+        cfg = self.config
+        tx, ty, held = self.track
+        for j in self.sprites.unlocked():
+            if j == held or j < self.sprites.generic:
+                continue
+            t = self.templates[j]
+            s, x, y = self.matcher.match(frame.luma, box_around_tip(tx, ty, cfg.track_radius, t), j)
+            seen = s >= cfg.min_score and self.evidence.change(frame.luma, x, y, j) >= cfg.min_change
+            if seen and not self._held_alike(j):
+                return True
+        return False
+
+    def _held_alike(self, k: int) -> bool:
+        """May a match of template ``k`` that is seen to differ from the background verify the held-back
+        track (and release its hits)? Only if what the track held looks like the pointer seen now:
+        ``k`` matches the track's spot, in the newest held frame with pixels of its hits, at
+        ``min_score``. Tissue that looks like one shape (held by it, unverified) does not look like
+        another shape of the pointer that passes over it; a pointer that rested there before it
+        moved looks like itself, whichever sprite matched it then. The same template as the
+        track's is not checked again (its hits matched it)."""
+        assert self.track is not None
+        tx, ty, held = self.track
+        if k == held or not self.pending:
+            return True
+        pixels = self.history.kept_pixels(self.pending[-1].index)
+        if pixels is None:
+            return True  # nothing kept to compare with
+        t = self.templates[k]
+        score, _, _ = match_in(pixels, box_around_tip(tx, ty, self.config.track_radius, t), t, self.config.min_contrast)
+        return score >= self.config.min_score
 
     def _allowed(self, frame: AnalysedFrame, cands: list) -> list:
         """Nothing inside an ignored region (a webcam) is a pointer, a track that wandered there included."""
