@@ -14,7 +14,8 @@ from quilt_llava.narratives.sprite_intake import SpriteIntake, on_sighting
 from quilt_llava.narratives.sprite_set import SpriteSet
 from quilt_llava.narratives.templates import make_template
 from quilt_llava.narratives.view_history import ViewHistory
-from tests.narratives.scenes import texture, with_pointer
+from quilt_llava.narratives.xcursor import installed_themes
+from tests.narratives.scenes import texture, with_cursor, with_pointer
 
 cv2 = pytest.importorskip("cv2")
 
@@ -213,3 +214,98 @@ def test_a_clearly_better_sprite_is_not_overruled_by_the_tracks() -> None:
     loc.seen_at = {k_ring: 9}
     chosen = loc._choose(frame, [cand])
     assert chosen is not None and chosen[3] == k_piece and (chosen[1], chosen[2]) == (100, 89)
+
+
+needs_themes = pytest.mark.skipif(
+    not {"Adwaita", "DMZ-White", "whiteglass"} <= set(installed_themes()),
+    reason="cursor themes missing: run scripts/install_cursor_themes.sh (make test does)",
+)
+
+
+def _theme_template(theme: str, shape: str, size: int):
+    """A sprite of an installed cursor theme's ``shape`` as the learner takes one in: its luma where
+    it covers (alpha > 0.5), cropped to that, with the declared hotspot."""
+    from quilt_llava.narratives.pointer import template_from_sprite
+    from quilt_llava.narratives.synthetic import theme_sprite
+
+    s = theme_sprite(theme, shape, size)
+    grey = np.clip(np.round(s.rgb @ np.array([0.299, 0.587, 0.114], np.float32)), 0, 255).astype(np.uint8)
+    mask = (s.alpha[..., 0] > 0.5).astype(np.uint8) * 255
+    ys, xs = np.nonzero(mask)
+    y0, x0 = int(ys.min()), int(xs.min())
+    crop = (slice(y0, int(ys.max()) + 1), slice(x0, int(xs.max()) + 1))
+    return template_from_sprite(grey[crop], mask[crop], (s.hotspot[0] - x0, s.hotspot[1] - y0))
+
+
+def _run(frames: list[np.ndarray], sprites: list) -> dict[int, tuple[float, float]]:
+    """Every hit of a locator (learning off, ``sprites`` taken in as learned) fed ``frames``."""
+    from quilt_llava.narratives.cursor import TemplateCursorLocator
+    from quilt_llava.narratives.cursor_hits import AnalysedFrame
+
+    height, width = frames[0].shape
+    loc = TemplateCursorLocator(height, CursorConfig(learn_sprites=False, match_threads=1))
+    for t in sprites:
+        loc.sprites.add(t)
+    hits, prev = {}, None
+    for i, luma in enumerate(frames):
+        small = cv2.resize(luma, (width // 4, height // 4), interpolation=cv2.INTER_AREA)
+        motion = None if prev is None else cv2.absdiff(small, prev)
+        prev = small
+        for h in loc.process(AnalysedFrame(i, i / 25, luma, motion, False)):
+            hits[h.index] = (h.x, h.y)
+    for h in loc.finish():
+        hits[h.index] = (h.x, h.y)
+    return hits
+
+
+@needs_themes
+@pytest.mark.parametrize(
+    ("theme", "size", "onto"),
+    [("DMZ-White", 32, (1, -8)), ("Adwaita", 32, (5, -5)), ("whiteglass", 32, (0, -6)), ("DMZ-Black", 32, (-6, 2))],
+)
+def test_another_shape_arriving_on_a_held_lookalike_does_not_release_its_hits(theme, size, onto) -> None:
+    """Nothing shows of the pointer for 30 frames: the whole-frame search takes a still arrow-shaped
+    lookalike for an unverified track and holds its hits. Then the pointer, another shape (a real
+    theme's crosshair, its sprite learned earlier), shows up on that spot, a few px off it, and
+    moves away: it is verified there, and the held-back track would be too (its spot changed). The
+    crosshair does not match what was held, and the lookalike still shows beside it, so none of
+    the held hits may be emitted (tinted-blue-crf36 frames 356-447: 92 false hits of one
+    lookalike, released by a crosshair passing over it). Each case fails without the rule."""
+    from tests.narratives.test_cursor import _pointer_frames
+
+    fake = (200, 120)
+    base = _pointer_frames([None], fake)[0]
+    arrive = (fake[0] + onto[0], fake[1] + onto[1])
+    tips = [None] * 30 + [arrive] * 3 + [(arrive[0] + 9 * i, arrive[1] + 4 * i) for i in range(1, 12)]
+    frames = [base if tip is None else with_cursor(base, theme, "crosshair", size, tip) for tip in tips]
+    hits = _run(frames, [_theme_template(theme, "crosshair", size)])
+    assert not [i for i in range(30) if i in hits], sorted(hits)
+    found = [i for i in range(30, len(tips)) if i in hits and np.hypot(*np.subtract(hits[i], tips[i])) <= 3]
+    assert len(found) >= 0.9 * (len(tips) - 30), (found, hits)
+
+
+@needs_themes
+@pytest.mark.parametrize(
+    ("theme", "rest", "then", "size", "onto"),
+    [
+        ("DMZ-White", "arrow", "crosshair", 32, (4, 6)),
+        ("Adwaita", "arrow", "crosshair", 24, (8, 8)),
+        ("DMZ-Black", "arrow", "hand", 32, (0, 0)),
+    ],
+)
+def test_a_pointer_that_changes_shape_where_it_rested_keeps_its_rest(theme, rest, then, size, onto) -> None:
+    """The pointer rests from the view's start (never seen to move: an unverified track holds it),
+    then turns into another shape on the spot and moves away. The new shape's sprite does not match
+    what was held, but what was held does not show beside it any more: it was the pointer, and the
+    rest's 30 frames are its hits."""
+    from tests.narratives.test_cursor import _pointer_frames
+
+    base = _pointer_frames([None], (330, 200))[0]  # the lookalike lies far off
+    spot = (150, 100)
+    moved = (spot[0] + onto[0], spot[1] + onto[1])
+    shown = (
+        [(rest, spot)] * 30 + [(then, moved)] * 3 + [(then, (moved[0] + 9 * i, moved[1] + 4 * i)) for i in range(1, 12)]
+    )
+    frames = [with_cursor(base, theme, shape, size, tip) for shape, tip in shown]
+    hits = _run(frames, [_theme_template(theme, then, size)])
+    assert all(i in hits and np.hypot(*np.subtract(hits[i], spot)) <= 6 for i in range(30)), sorted(hits)

@@ -42,7 +42,9 @@ reported point is the template's hotspot:
   track moving on, also need a difference from a frame ~8 back *in the template's
   pattern* (heavy compression re-codes the block a pointer passed, which then differs
   from before until the next keyframe, but not in the pointer's shape); a held-back
-  track takes over a pointer appearing beside it only if its own spot changed; a
+  track takes over a pointer appearing beside it only if its own spot changed, and not
+  when another shape arrived over what it held (:meth:`TemplateCursorLocator._arrived_over`:
+  a crosshair passing over an arrow-like spot; its hits are dropped); a
   verified track moves onto a match only if that match differs from the background (a
   pointer that vanished leaves tissue);
 - among candidates, a verified one is preferred, and among those the most visible:
@@ -119,6 +121,7 @@ from quilt_llava.narratives.sprite_set import SpriteSet
 from quilt_llava.narratives.templates import (
     box_around_tip,
     make_templates,
+    match_in,
 )
 from quilt_llava.narratives.track_motion import GapBridge, MotionConfig
 from quilt_llava.narratives.view_history import ViewHistory
@@ -416,6 +419,8 @@ class TemplateCursorLocator:
         continues = self.track is not None and math.hypot(x - self.track[0], y - self.track[1]) <= cfg.max_step
         if continues and not self.verified and not self._track_left(frame, x, y):
             continues = False  # what the unverified track held is still there: not this pointer
+        if continues and not self.verified and changed and self._arrived_over(frame, x, y, k):
+            continues = False  # another shape passing over what the track held (a lookalike): not its hits
         if continues and self.verified and not changed and math.hypot(x - self.track[0], y - self.track[1]) > 4:
             # A pointer that moved differs from what it now covers; an unchanged match some way
             # off (tissue beside a pointer that vanished) starts a track of its own.
@@ -486,6 +491,10 @@ class TemplateCursorLocator:
         diff = self.evidence.spot_diff(frame.luma, before, *self.track)
         if diff is None or diff < self.config.min_change:
             return []
+        if self._other_shape_arrived(frame):
+            # Not what the track held leaving: another shape of the pointer arriving on a lookalike.
+            self.pending, self.track = [], None
+            return []
         # Held on tissue that showed the same while the pointer was verified elsewhere: a lookalike.
         hits, self.pending = self.pending[self.evidence.there_before(self.pending, self.track[2]) :], []
         self.track = None
@@ -508,6 +517,52 @@ class TemplateCursorLocator:
             return True  # no pixels kept to compare with
         diff = self.evidence.spot_diff(frame.luma, before, tx, ty, k)
         return diff is None or diff >= 0.5 * self.config.min_change
+
+    def _other_shape_arrived(self, frame: AnalysedFrame) -> bool:
+        """Did the held-back track's spot change because another shape of the pointer arrived on it,
+        rather than because what the track held left? Yes where a learned sprite matches there now
+        (``min_score``), differs from the background, and arrived over what was held
+        (:meth:`_arrived_over`)."""
+        assert self.track is not None
+        cfg = self.config
+        tx, ty, held = self.track
+        for j in self.sprites.unlocked():
+            if j == held or j < self.sprites.generic:
+                continue
+            t = self.templates[j]
+            s, x, y = self.matcher.match(frame.luma, box_around_tip(tx, ty, cfg.track_radius, t), j)
+            seen = s >= cfg.min_score and self.evidence.change(frame.luma, x, y, j) >= cfg.min_change
+            if seen and self._arrived_over(frame, x, y, j):
+                return True
+        return False
+
+    def _arrived_over(self, frame: AnalysedFrame, x: float, y: float, k: int) -> bool:
+        """Is a match of template ``k`` at (x, y), on or beside the held-back track's spot, another
+        shape that arrived over what the track held, rather than the held pointer itself (moved, or
+        changed shape where it rested)? Yes when both hold, in the newest held frame with pixels of
+        the track's hits: ``k`` does not match the track's spot there at ``min_score`` (tissue that
+        looks like one shape does not look like another shape of the pointer; a pointer that rested
+        there looks like itself, whichever template matched it then), and what the track's
+        template covered there, outside the new shape, shows the same now (within half of
+        ``min_change``: a lookalike stays where it is; a pointer that moved or changed shape leaves
+        tissue behind). Where the new shape covers most of what was held (a hand over a small
+        arrow), that is not told: the held hits are released as before (a pointer that changed
+        shape where it rested keeps its rest). The track's own template is never taken for
+        another shape."""
+        assert self.track is not None
+        cfg = self.config
+        tx, ty, held = self.track
+        if k == held or not self.pending:
+            return False
+        pixels = self.history.kept_pixels(self.pending[-1].index)
+        if pixels is None:
+            return False  # nothing kept to compare with
+        t = self.templates[k]
+        score, _, _ = match_in(pixels, box_around_tip(tx, ty, cfg.track_radius, t), t, cfg.min_contrast)
+        if score >= cfg.min_score:
+            return False
+        diff = self.evidence.uncovered_diff(frame.luma, pixels, (tx, ty, held), (x, y, k))
+        return diff is not None and diff < 0.5 * cfg.min_change  # (None: mostly covered, or off the frame)
 
     def _allowed(self, frame: AnalysedFrame, cands: list) -> list:
         """Nothing inside an ignored region (a webcam) is a pointer, a track that wandered there included."""

@@ -15,6 +15,8 @@ weighs, each a number or a yes/no:
   lies on a spot that showed the same in an earlier frame where the pointer was verified
   somewhere else (then it is the tissue);
 - :meth:`PointerEvidence.spot_diff`: the spot compared with any other frame;
+- :meth:`PointerEvidence.uncovered_diff`: the same over the part of one shape's spot another
+  shape placed beside it does not cover (does what lay there still show?);
 - :meth:`PointerEvidence.contrast`: the fill/outline contrast there (pointers are drawn black
   on white or the reverse; tissue is far less contrasted).
 """
@@ -28,7 +30,7 @@ import numpy as np
 
 from quilt_llava.narratives.background import PointerFreeBackground
 from quilt_llava.narratives.cursor_hits import AnalysedFrame, CursorHit, inside
-from quilt_llava.narratives.templates import Template, fill_ring_contrast, patch_box, spot_diff
+from quilt_llava.narratives.templates import Template, fill_ring_contrast, masked_mean_diff, patch_box, spot_diff
 from quilt_llava.narratives.view_history import ViewHistory
 
 if TYPE_CHECKING:
@@ -99,6 +101,39 @@ class PointerEvidence:
             if diff is not None and diff < 0.5 * self.config.min_change:
                 return n
         return 0
+
+    def uncovered_diff(
+        self,
+        luma: np.ndarray,
+        other: np.ndarray,
+        was: tuple[float, float, int],
+        now: tuple[float, float, int],
+        grow: int = 2,
+    ) -> float | None:
+        """Mean |luma - other| over the pixels template ``was[2]`` covers with its tip at ``was[:2]``
+        that template ``now[2]`` at ``now[:2]`` (grown by ``grow`` px: its compression halo) does not
+        cover: does what lay there in ``other`` still show beside what is there now? None when the
+        first does not fit in the frame or less than a quarter of it is left uncovered."""
+        import cv2
+
+        t_was, t_now = self.templates[was[2]], self.templates[now[2]]
+        x0, y0, x1, y1 = patch_box(was[0], was[1], t_was)
+        H, W = luma.shape
+        if x0 < 0 or y0 < 0 or x1 > W or y1 > H:
+            return None
+        left = (t_was.mask > 0).astype(np.uint8)
+        nx0, ny0, nx1, ny1 = patch_box(now[0], now[1], t_now)
+        cover = np.zeros((y1 - y0 + 2 * grow, x1 - x0 + 2 * grow), np.uint8)  # the patch, grown on each side
+        ox, oy = nx0 - x0 + grow, ny0 - y0 + grow  # the new template's top-left in ``cover``
+        ch, cw = cover.shape
+        sx0, sy0, sx1, sy1 = max(0, ox), max(0, oy), min(cw, ox + nx1 - nx0), min(ch, oy + ny1 - ny0)
+        if sx0 < sx1 and sy0 < sy1:
+            cover[sy0:sy1, sx0:sx1] = t_now.mask[sy0 - oy : sy1 - oy, sx0 - ox : sx1 - ox] > 0
+            cover = cv2.dilate(cover, np.ones((2 * grow + 1, 2 * grow + 1), np.uint8))
+        left &= 1 - cover[grow : grow + y1 - y0, grow : grow + x1 - x0]
+        if left.sum() < 0.25 * (t_was.mask > 0).sum():
+            return None
+        return masked_mean_diff(luma[y0:y1, x0:x1], other[y0:y1, x0:x1], left * 255)
 
     def spot_diff(
         self, luma: np.ndarray, other: np.ndarray, x: float, y: float, k: int, shaped: bool = False

@@ -87,6 +87,11 @@ class ViewHistory:
         """The held pixels of frame ``index`` (None: not held or not kept; empty: thinned)."""
         return next((luma for i, luma, _ in reversed(self.frames) if i == index), None)
 
+    def kept_pixels(self, index: int) -> np.ndarray | None:
+        """The pixels of the newest held frame at or before frame ``index`` that kept them (None: none)."""
+        kept = (luma for i, luma, _ in reversed(self.frames) if i <= index and luma is not None and luma.size)
+        return next(kept, None)
+
     def older(self, index: int, back: int) -> np.ndarray | None:
         """The oldest held frame with pixels at most ``back`` frames before frame ``index``, else
         the newest held one with pixels (None: none)."""
