@@ -39,6 +39,7 @@ import numpy as np
 from quilt_llava.errors import ConfigError
 
 TISSUES = ("he", "dark", "pale", "procedural", "gray")
+GLASS = (242, 240, 244)  # an empty slide, and what lies beyond its edges
 CHROMES = {  # panel, bar, text, accent
     "light": ((236, 236, 238), (214, 215, 220), (40, 40, 46), (60, 120, 200)),
     "dark": ((38, 40, 46), (28, 29, 33), (220, 222, 228), (250, 170, 40)),
@@ -220,7 +221,7 @@ def _procedural(width: int, height: int, rng: np.random.Generator, unit: float) 
     tissue = density > -0.6  # empty glass where the density is low
     stain = np.clip(0.55 + 0.12 * fibres + 0.1 * density, 0, 1)[..., None]
     pink = np.array([0.93, 0.62, 0.76], np.float32)
-    rgb = np.where(tissue[..., None], 1 - stain * (1 - pink), np.array([0.95, 0.94, 0.96], np.float32))
+    rgb = np.where(tissue[..., None], 1 - stain * (1 - pink), np.array(GLASS, np.float32) / 255)
     canvas = (rgb * 255).astype(np.uint8)
     for _ in range(int(width * height / (120_000 * unit * unit))):  # gland lumens lined with nuclei
         cx, cy = int(rng.integers(0, width)), int(rng.integers(0, height))
@@ -990,8 +991,13 @@ class Painter:
             (self.d.vw, self.d.vh),
             flags=cv2.INTER_LINEAR,
             borderMode=cv2.BORDER_CONSTANT,
-            borderValue=(242, 240, 244),
+            borderValue=GLASS,
         )
+
+    def glass_share(self, view: View) -> float:
+        """Share of the tissue area's pixels within 14 grey levels of the glass colour in every channel."""
+        area = self.tissue_area(view).astype(np.int16)
+        return float((np.abs(area - np.array(GLASS, np.int16)).max(axis=-1) <= 14).mean())
 
     def view_frame(self, view: View) -> np.ndarray:
         import cv2
@@ -1109,8 +1115,11 @@ def transcript(duration: float, rng: np.random.Generator) -> list[dict[str, Any]
     return out
 
 
-def truth_of(cfg: VideoConfig, director: Director, plans: list[FramePlan]) -> dict[str, Any]:
-    """Per-frame and per-view truth as JSON-ready values (times are frame index / frame rate)."""
+def truth_of(
+    cfg: VideoConfig, director: Director, plans: list[FramePlan], painter: Painter | None = None
+) -> dict[str, Any]:
+    """Per-frame and per-view truth as JSON-ready values (times are frame index / frame rate); with
+    ``painter``, each tissue view also says how much of its tissue area is empty glass."""
     rate = _rate(cfg.fps)
     box = director.layout.viewport
     frames = []
@@ -1144,6 +1153,8 @@ def truth_of(cfg: VideoConfig, director: Director, plans: list[FramePlan]) -> di
                     "screen": p.background[1] if p.background[0] == "screen" else None,
                 }
             )
+            if painter is not None and p.tissue:
+                segments[-1]["glass_share"] = round(painter.glass_share(p.background[1]), 3)
         segments[-1]["end"] = round(float((i + 1) / rate), 6)
     return {
         "name": cfg.name,
@@ -1184,7 +1195,7 @@ def render(cfg: VideoConfig, out_dir: Path, reuse: bool = True) -> Rendered:
     plans = director.build()
     painter = Painter(director)
     encode(video, cfg, (painter.paint(p, i) for i, p in enumerate(plans)))
-    truth = truth_of(cfg, director, plans)
+    truth = truth_of(cfg, director, plans, painter)
     write_json(words, transcript(truth["duration"], np.random.default_rng(cfg.seed + 2)))
     write_json(truth_file, truth, indent=None)
     atomic_write_text(stamp, key)

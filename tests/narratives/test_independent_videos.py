@@ -205,3 +205,5 @@ def test_scorer_full_marks_for_the_truth_and_none_20px_off(iv, bench):
     worse, _ = bench.score_video(truth, rows)
     assert worse["non_tissue_rows"] == 1 and worse["tissue_views_lost"] == 1 and worse["pan_points"] == 1
     assert worse["recall"] < 1.0 and worse["precision"] < 1.0
+    assert worse["recall_kept"] == 1.0  # every view that gave a row has its pointer
+    assert [v["view"] for v in worse["lost_views"]] == [truth["segments"][-1]["view"]]
