@@ -207,3 +207,29 @@ def test_scorer_full_marks_for_the_truth_and_none_20px_off(iv, bench):
     assert worse["recall"] < 1.0 and worse["precision"] < 1.0
     assert worse["recall_kept"] == 1.0  # every view that gave a row has its pointer
     assert [v["view"] for v in worse["lost_views"]] == [truth["segments"][-1]["view"]]
+
+
+def test_hand_strokes_tremor_and_circles(iv):
+    rng = np.random.default_rng(3)
+    hand = iv.Hand(rng, 50.0, 1.0, (0, 0, 1280, 720), [], (200.0, 200.0))
+    path = np.array(hand.stroke(np.array([600.0, 400.0])))
+    assert np.allclose(path[-1], (600, 400)) and np.all(np.diff(path[:, 0]) >= 0)  # min-jerk: no going back
+    speed = np.hypot(*np.diff(path, axis=0).T)
+    assert speed.argmax() in range(len(speed) // 4, 3 * len(speed) // 4 + 1)  # fastest mid-stroke
+    rest = np.array(hand.dwell(2.0))
+    wobble = np.hypot(*(rest - rest.mean(axis=0)).T)
+    assert 0.1 < wobble.max() <= 1.6 and np.allclose(rest.mean(axis=0), (600, 400), atol=0.5)
+    assert np.ptp(np.array(hand.still(1.0)), axis=0).max() == 0  # a hand off the mouse: no tremor
+    ring = np.array(hand.circle())
+    centre = ring.mean(axis=0)
+    assert np.hypot(*(ring[-20:] - centre).T).min() > 5  # it goes round, not through, the spot
+
+
+def test_bench_runs_the_extractor_on_a_small_video(iv, bench, tmp_path):
+    """End to end through the real extractor: a 320x240 video with a cut to a text slide."""
+    cfg = small(iv, name="e2e", plan=("text", "drag"), pointers=("drawn:mac",), shape_change=False, fps=15.0)
+    scores, misses = bench.run_video(cfg, tmp_path, reuse=False)
+    assert scores["tissue_views"] == 3 and scores["frames"] == len(iv.render(cfg, tmp_path / "videos").truth["frames"])
+    assert scores["non_tissue_rows"] == 0  # the text slide gives no row
+    assert scores["speed_ratio"] > 0 and scores["eligible_frames"] > 0
+    assert len(misses) == round((1 - scores["recall"]) * scores["eligible_frames"])
