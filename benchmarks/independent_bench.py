@@ -21,6 +21,9 @@ its rows against the generator's truth with the definitions of ``narratives_benc
 - non-tissue rows: rows lying mostly on a view that is not tissue (text slide, camera,
   desktop, blank screen); content-box error: the largest distance (px) of a row's content
   box edge from the truth tissue area;
+- pointer residue (ptr MAD): mean |segment image - the generator's pointer-free render of the
+  view| (grey levels) in a box of twice the pointer's size around the spot where the pointer
+  stayed longest, worst row; beside it (ctrl) the same over the rest of the image (compression);
 - speed: extraction fps / decode-only fps of the same file in the same run (the extractor's
   own PyAV frame source reading every frame; the faster of two decode runs counts).
 
@@ -37,7 +40,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -218,8 +221,11 @@ def _ratio(hits: int, total: int) -> float | None:
     return hits / total if total else None
 
 
-def score_video(truth: dict[str, Any], rows: list[dict[str, Any]]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Scores of one video's rows against its truth, and the frames whose pointer was missed."""
+def score_video(
+    truth: dict[str, Any], rows: list[dict[str, Any]], images: tuple[Path, Path] | None = None
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Scores of one video's rows against its truth, and the frames whose pointer was missed; with
+    ``images`` (the extraction's output folder, the render's clean views), the pointer residue too."""
     frames = truth["frames"]
     fps = float(truth["fps"])
     unit = float(truth["height"]) / 720
@@ -309,7 +315,58 @@ def score_video(truth: dict[str, Any], rows: list[dict[str, Any]]) -> tuple[dict
         "box_err_px": max(box_errs) if box_errs else None,
         "by": groups,
     }
+    if images is not None:
+        scores["residue"] = pointer_residue(truth, rows, on_view, *images)
     return scores, misses
+
+
+def pointer_residue(
+    truth: dict[str, Any], rows: list[dict[str, Any]], on_view: list[int], out_dir: Path, views: Path
+) -> dict[str, Any]:
+    """Pointer left in segment images: mean |segment image - the view's pointer-free render| (grey
+    levels, over RGB) in a box of twice the pointer's size around the spot the pointer held longest
+    in the view, and (ctrl) over the rest of the image, what compression alone leaves. Worst row."""
+    import cv2
+
+    size = int(truth["config"]["pointer_px"])
+    per_row = []
+    for row, k in zip(rows, on_view):
+        if k < 0:
+            continue
+        view = truth["segments"][k]["view"]
+        spots = Counter(
+            (2 * round(f["cursor"][0] / 2), 2 * round(f["cursor"][1] / 2))
+            for f in truth["frames"]
+            if f["view"] == view and f["on_content"]
+        )
+        image = cv2.imread(str(out_dir / row["image"]))
+        clean = cv2.imread(str(views / f"view-{view:03d}.png"))
+        if not spots or image is None or clean is None:
+            continue
+        (hx, hy), held = spots.most_common(1)[0]
+        x0, y0, x1, y1 = row["content_box"]
+        clean = clean[y0:y1, x0:x1]
+        if image.shape != clean.shape:  # a segment image that is not the content box's crop
+            per_row.append({"segment_id": row["segment_id"], "shape": [image.shape, clean.shape]})
+            continue
+        diff = np.abs(image.astype(np.int16) - clean).mean(axis=-1)
+        box = np.zeros(diff.shape, bool)
+        box[max(hy - size - y0, 0) : max(hy + size - y0, 0), max(hx - size - x0, 0) : max(hx + size - x0, 0)] = True
+        per_row.append(
+            {
+                "segment_id": row["segment_id"],
+                "held_frames": held,
+                "ptr_mad": round(float(diff[box].mean()), 2),
+                "ctrl_mad": round(float(diff[~box].mean()), 2),
+            }
+        )
+    scored = [r for r in per_row if "ptr_mad" in r]
+    worst = max(scored, key=lambda r: r["ptr_mad"], default=None)
+    return {
+        "ptr_mad": worst["ptr_mad"] if worst else None,
+        "ctrl_mad": worst["ctrl_mad"] if worst else None,
+        "rows": per_row,
+    }
 
 
 # --------------------------------------------------------------------------- running
@@ -347,7 +404,9 @@ def run_video(cfg: VideoConfig, work: Path, reuse: bool) -> tuple[dict[str, Any]
         shutil.rmtree(out)
     rows, extract_s = run_ours(made.video, made.transcript, out, {})
     decode_s = min(decode_s, decode_only_seconds(made.video)[0])
-    scores, misses = score_video(made.truth, rows)
+    scores, misses = score_video(made.truth, rows, (out, made.views))
+    scores["residue_mad"] = scores["residue"]["ptr_mad"]
+    scores["residue_ctrl"] = scores["residue"]["ctrl_mad"]
     scores.update(
         {
             "video": cfg.name,
@@ -381,6 +440,8 @@ COLUMNS = (  # header, key, format, worst is the larger
     ("box err px", "box_err_px", "d", True),
     ("pan pts", "pan_points", "d", True),
     ("moved", "pan_points_moved", "d", True),
+    ("ptr MAD", "residue_mad", ".2f", True),
+    ("ctrl", "residue_ctrl", ".2f", True),
     ("x decode", "speed_ratio", ".2f", False),
 )
 
@@ -491,7 +552,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"\ntargets (issue #16, every video): recall >= {TARGETS['recall']}, precision >= {TARGETS['precision']}, "
         f"median error <= {TARGETS['median_err_px']} px, boundaries <= {TARGETS['seg_err_max_s']} s, 0 lost, "
-        f"0 non-tissue rows, 0 pan points, speed >= {TARGETS['speed_ratio']}x decode-only"
+        f"0 non-tissue rows, 0 pan points, pointer residue (ptr MAD) < {TARGETS['residue_mad']} grey levels, "
+        f"speed >= {TARGETS['speed_ratio']}x decode-only"
     )
     return 0
 

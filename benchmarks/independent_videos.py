@@ -1176,27 +1176,49 @@ class Rendered:
     transcript: Path
     truth: dict[str, Any]
     reused: bool
+    views: Path  # view-NNN.png: each still tissue view's frame without the pointer, before encoding
+
+
+def save_clean_views(painter: Painter, plans: list[FramePlan], folder: Path) -> None:
+    """The pointer-free frame of every still tissue view, as PNG (RGB), written atomically."""
+    import cv2
+
+    from quilt_llava.files import atomic_write_bytes
+
+    folder.mkdir(parents=True, exist_ok=True)
+    done: set[int] = set()
+    for i, p in enumerate(plans):
+        if p.view is None or not p.tissue or p.view in done:
+            continue
+        done.add(p.view)
+        ok, png = cv2.imencode(".png", painter.background(p, i)[..., ::-1])
+        if not ok:
+            raise RuntimeError(f"could not encode the clean frame of view {p.view} as PNG")
+        atomic_write_bytes(folder / f"view-{p.view:03d}.png", png.tobytes())
 
 
 def render(cfg: VideoConfig, out_dir: Path, reuse: bool = True) -> Rendered:
-    """Render ``cfg`` into ``out_dir`` (NAME.mp4, NAME.transcript.json, NAME.truth.json, NAME.key), or reuse
-    the files an earlier render left there when its key (settings + this file's source) is the same."""
+    """Render ``cfg`` into ``out_dir`` (NAME.mp4, NAME.transcript.json, NAME.truth.json, NAME.views/, NAME.key),
+    or reuse the files an earlier render left there when its key (settings + this file's source) is the same."""
     from quilt_llava.files import atomic_write_text, read_json, write_json
 
     out_dir.mkdir(parents=True, exist_ok=True)
     video, words, truth_file, stamp = (
         out_dir / f"{cfg.name}{ext}" for ext in (".mp4", ".transcript.json", ".truth.json", ".key")
     )
+    views = out_dir / f"{cfg.name}.views"
     key = cfg.key()
-    if reuse and stamp.is_file() and stamp.read_text() == key and all(p.is_file() for p in (video, words, truth_file)):
-        return Rendered(video, words, read_json(truth_file), True)
+    made = all(p.is_file() for p in (video, words, truth_file)) and views.is_dir()
+    if reuse and stamp.is_file() and stamp.read_text() == key and made:
+        return Rendered(video, words, read_json(truth_file), True, views)
     stamp.unlink(missing_ok=True)
     director = Director(cfg)
     plans = director.build()
     painter = Painter(director)
     encode(video, cfg, (painter.paint(p, i) for i, p in enumerate(plans)))
     truth = truth_of(cfg, director, plans, painter)
+    save_clean_views(painter, plans, views)
     write_json(words, transcript(truth["duration"], np.random.default_rng(cfg.seed + 2)))
     write_json(truth_file, truth, indent=None)
     atomic_write_text(stamp, key)
-    return Rendered(video, words, truth, False)
+    return Rendered(video, words, truth, False, views)

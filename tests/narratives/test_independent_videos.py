@@ -233,3 +233,6 @@ def test_bench_runs_the_extractor_on_a_small_video(iv, bench, tmp_path):
     assert scores["non_tissue_rows"] == 0  # the text slide gives no row
     assert scores["speed_ratio"] > 0 and scores["eligible_frames"] > 0
     assert len(misses) == round((1 - scores["recall"]) * scores["eligible_frames"])
+    residue = scores["residue"]
+    assert residue["rows"] and all("ptr_mad" in r for r in residue["rows"])  # images are crops of the content box
+    assert 0 <= residue["ctrl_mad"] < 6  # compression alone, away from the pointer
