@@ -342,21 +342,29 @@ def _draw_vector(name: str, size: int, fx: float, fy: float) -> tuple[np.ndarray
     n = (2 * pad + size) * SS
     hi = np.zeros((n, n, 4), np.float32)  # premultiplied
 
-    def P(pts: list[tuple[float, float]]) -> np.ndarray:  # sprite units (hotspot at 0, 0) to supersampled pixels
-        return np.array([[(pad + fx + x * size) * SS, (pad + fy + y * size) * SS] for x, y in pts], np.int32)
+    # Pixel j of the result is drawn on frame pixel (hotspot's whole part - pad + j), whose centre is a
+    # whole frame coordinate, so the hotspot lies at pad + (fx, fy) in result pixel-centre units; the
+    # supersampled pixel k has its centre at (k + 0.5) / SS - 0.5 in those units.
+    def fine(v: float) -> float:  # result pixel-centre units to supersampled pixel-centre units
+        return (v + 0.5) * SS - 0.5
+
+    def P(pts: list[tuple[float, float]]) -> np.ndarray:  # sprite units (hotspot at 0, 0), in 1/4 fine pixels
+        return np.array([[fine(pad + fx + x * size) * 4, fine(pad + fy + y * size) * 4] for x, y in pts]).round()
+
+    def mask_of(poly: np.ndarray) -> np.ndarray:
+        mask = np.zeros((n, n), np.uint8)
+        cv2.fillPoly(mask, [poly.astype(np.int32)], 255, cv2.LINE_8, shift=2)
+        return mask
 
     def fill(poly: np.ndarray, rgb: tuple[float, float, float], alpha: float = 1.0) -> None:
-        mask = np.zeros((n, n), np.uint8)
-        cv2.fillPoly(mask, [poly], 255)
-        a = (mask.astype(np.float32) / 255 * alpha)[..., None]
+        a = (mask_of(poly).astype(np.float32) / 255 * alpha)[..., None]
         hi[:] = hi * (1 - a) + np.concatenate([np.array(rgb, np.float32) * a, a], axis=-1)
 
     arrow = [(0, 0), (0, 0.78), (0.2, 0.6), (0.33, 0.9), (0.45, 0.85), (0.32, 0.56), (0.57, 0.56)]
     if name in ("mac", "win"):  # the outline's tip is the hotspot; the white fill lies inside it
         fill_poly = [(0.035 + 0.86 * x, 0.075 + 0.86 * y) for x, y in arrow]
         if name == "win":  # a soft shadow down and right
-            shadow = np.zeros((n, n), np.uint8)
-            cv2.fillPoly(shadow, [P([(x + 0.06, y + 0.06) for x, y in arrow])], 255)
+            shadow = mask_of(P([(x + 0.06, y + 0.06) for x, y in arrow]))
             shadow = cv2.GaussianBlur(shadow, (0, 0), size * SS * 0.05).astype(np.float32) / 255 * 0.45
             hi[..., 3] = shadow
         fill(P(arrow), (0.0, 0.0, 0.0) if name == "mac" else (0.05, 0.05, 0.05))
@@ -391,7 +399,7 @@ def _draw_vector(name: str, size: int, fx: float, fy: float) -> tuple[np.ndarray
         fill(P([(-t, -t), (t, -t), (t, t), (-t, t)]), (0.05, 0.05, 0.05))  # the centre dot
     elif name in ("laser", "ring"):
         yy, xx = np.mgrid[0:n, 0:n].astype(np.float32)
-        r = np.hypot(xx / SS - pad - fx - 0.5 / SS * 0, yy / SS - pad - fy) / size
+        r = np.hypot((xx + 0.5) / SS - 0.5 - pad - fx, (yy + 0.5) / SS - 0.5 - pad - fy) / size
         if name == "laser":  # a red dot with a soft glow
             core = np.clip((0.16 - r) / 0.04 + 0.5, 0, 1)
             glow = 0.55 * np.exp(-((r / 0.3) ** 2))

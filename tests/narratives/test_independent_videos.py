@@ -96,6 +96,21 @@ def test_pointer_pixels_cover_the_hotspot_at_sub_pixel_positions(iv):
             assert 0.05 <= centroids[2][1] - centroids[0][1] <= 0.45, (spec, size, centroids)
 
 
+def test_symmetric_pointers_are_centred_on_their_hotspot(iv):
+    """The laser dot, ring and I-beam are symmetric about their hotspot: their coverage's centroid must
+    lie on it, at any quarter-pixel position (a half-pixel bias of the drawing would show here)."""
+    yy, xx = np.mgrid[:100, :100]
+    for name in ("laser", "ring", "ibeam", "cross"):
+        sprite = iv.load_sprite(f"drawn:{name}", 24)
+        for x, y in ((50.0, 40.0), (50.25, 40.5), (50.75, 40.25)):
+            over = [np.full((100, 100, 3), v, np.uint8) for v in (0, 255)]
+            for canvas in over:
+                iv.composite(canvas, sprite, x, y)
+            w = 1 - (over[1].astype(float) - over[0]).mean(axis=-1) / 255
+            centre = ((w * xx).sum() / w.sum(), (w * yy).sum() / w.sum())
+            assert np.hypot(centre[0] - x, centre[1] - y) < 0.15, (name, x, y, centre)
+
+
 def test_still_views_are_identical_but_for_the_pointer(iv):
     director = iv.Director(small(iv))
     plans = director.build()
