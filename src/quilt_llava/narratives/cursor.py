@@ -110,6 +110,7 @@ from quilt_llava.narratives.cursor_hits import (
 )
 from quilt_llava.narratives.earlier_rests import EarlierRests
 from quilt_llava.narratives.frame_motion import FrameMotion
+from quilt_llava.narratives.gap_track import GapTrackConfig, GapTracker
 from quilt_llava.narratives.motion_judge import MotionJudge
 from quilt_llava.narratives.pointer_evidence import PointerEvidence
 from quilt_llava.narratives.rest_recovery import RestProbe
@@ -167,6 +168,7 @@ class CursorConfig:
 SPRITE_TIE = 0.02
 PRIOR_SETTLED_SCORE = 0.8  # an arrow-prior track matching this well is a classic arrow: no sprite is learned meanwhile
 MOTION = MotionConfig()  # a moving pointer followed where its shape scores too low (``MotionJudge``)
+GAPS = GapTrackConfig()  # a long gap between sure sightings followed through by the pointer's trace (``GapTracker``)
 
 
 class TemplateCursorLocator:
@@ -202,6 +204,7 @@ class TemplateCursorLocator:
         self.rests = EarlierRests(self.sprites, self.history, self.config)  # where the pointer rested before
         self.judge = MotionJudge(self.sprites, self.matcher, self.config, MOTION)  # hits judged by motion
         self.bridge = GapBridge(MOTION)  # short gaps in the hits shown, on one course
+        self.gaps = GapTracker(GAPS)  # long gaps between two pairs of sure sightings, followed through
 
     def _blob_boxes(self, frame: AnalysedFrame) -> list[tuple[int, int, int, int]]:
         """Search boxes around this frame's moving blobs, for the templates matched now."""
@@ -247,6 +250,7 @@ class TemplateCursorLocator:
             self.history.clear()
             self.judge.clear()
             self.bridge.reset()
+            self.gaps.reset()
             self.background.clear()
             return out
         if self.history.first is None:
@@ -256,7 +260,9 @@ class TemplateCursorLocator:
         out = self._learn(frame)
         out += self._process_still(frame)
         # A short gap in the hits shown, on one course: the frames between (``GapBridge``).
-        return out + [CursorHit(i, x, y, s) for i, x, y, s in self.bridge.add(out, frame.index)]
+        out += [CursorHit(i, x, y, s) for i, x, y, s in self.bridge.add(out, frame.index)]
+        # A long one between two pairs of sure sightings: the pointer's faint trace followed (``GapTracker``).
+        return out + self.gaps.add(frame.index, frame.luma, out, self.templates[self.sprites.generic :])
 
     def _process_still(self, frame: AnalysedFrame) -> list[CursorHit]:
         """One frame of a still view: a resting pointer is carried over; otherwise candidates are

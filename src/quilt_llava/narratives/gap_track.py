@@ -1,0 +1,415 @@
+"""A moving pointer followed through a long gap between two sure sightings (track before detect).
+
+In: each still frame's luma and the hits shown for it (:meth:`GapTracker.add`). Out: hits for the
+frames of a gap that the pointer's faint trace across them supports.
+
+A small pointer at heavy compression is largely erased by the encoder while it moves: in most
+frames of a move, under a fifth of its box differs from the tissue by more than 24 grey levels,
+so no template matches it there, and the locator's hits stop for 20-40 frames and start again
+where the move ends. Each such frame still holds a weak trace of the pointer. Where the hits shown
+stop at frame ``a`` (position A, two hits in a row) and start again at frame ``b`` (position B,
+two in a row) in one still view, the pointer went from A to B over the frames between, and:
+
+- the view's pixels without the pointer are known: the per-pixel median of the gap's frames (a
+  moving pointer covers any one pixel in a few of them), kept as small crops of the corridor
+  the pointer can have crossed (:func:`corridor_box`), not whole frames;
+- in each frame, the evidence of the pointer with its tip at p is the mean |frame - background|
+  over the sprite's mask placed there (a matched filter; the sprites of the two anchors, the
+  better of the two), scored against what the same filter gives over the corridor (its median
+  and spread: the compression noise of this view in this frame);
+- the most likely course from A to B is found by dynamic programming (:func:`course`, a Viterbi
+  pass over a grid of positions): each step costs its departure from the mean step (B - A) / n,
+  a step may not exceed the speed seen at the anchors (and (B - A) / n) by more than half, and
+  no position lies further from A or B than that speed allows;
+- a frame gets a hit only where the evidence on the course stands out of its frame's noise
+  (``min_z`` spreads and ``min_levels`` grey levels above the corridor's median) and no position
+  of the corridor away from the course scores as high: a course drawn through noise is not
+  emitted. Its hits score ``score`` (below the locator's ``min_score``); a hit the locator emits
+  later for the same frame replaces it.
+
+What this does not do: fill a gap without a sure sighting on each side (the pointer's first
+appearance, a view's end, a pointer that vanished: unanchored, a course there is a guess), a
+gap across a view change (the frames held are dropped when the view moves), a gap longer than
+``max_gap`` frames, or a pointer that rests inside the gap for more than a few frames (its spot
+is then part of the median, and no evidence shows there: those frames get no hit).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from quilt_llava.narratives.cursor_hits import CursorHit
+from quilt_llava.narratives.templates import Template
+
+NEG = -1e9  # a position the course cannot take
+RING_PX = 2  # width of the ring around a sprite's mask that its evidence is taken against
+NEXT = 3  # frames within which a sure sighting's neighbour (its step: the speed seen) is looked for
+
+
+@dataclass(frozen=True)
+class GapTrackConfig:
+    min_gap: int = 4  # shorter gaps are ``GapBridge``'s (straight line between two pairs of hits)
+    max_gap: int = 48  # longer gaps are not filled (and no frames beyond these are held)
+    anchor_score: float = 0.45  # hits scoring less are not sure sightings (the motion judge's ``floor``)
+    step_px: int = 2  # grid of tip positions the course is found on (full-resolution px)
+    slack: float = 6.0  # px a step may differ from the mean step at a cost of ``min_levels`` of evidence
+    speed_margin: float = 1.5  # the fastest step allowed, x the speed seen at the anchors
+    min_z: float = 4.0  # noise spreads the evidence on the course must stand above the corridor's median
+    min_levels: float = 8.0  # grey levels it must stand above it
+    clip_levels: float = (
+        40.0  # grey levels of evidence counted at most per frame (one bright blotch does not pull the course)
+    )
+    score: float = 0.4  # score of the hits given here (below the locator's own)
+
+
+@dataclass(frozen=True)
+class Anchor:
+    index: int
+    x: float
+    y: float
+
+
+def corridor_box(
+    a: tuple[float, float], b: tuple[float, float], reach: float, templates: list[Template], size: tuple[int, int]
+) -> tuple[int, int, int, int]:
+    """Pixels (x0, y0, x1, y1) the pointer can have covered between tips ``a`` and ``b`` when its course
+    is at most ``reach`` px long: the ellipse with foci ``a``, ``b`` and that length, its box grown by
+    the sprites' extents around their hotspots, clipped to the frame ``size`` (w, h)."""
+    d = math.dist(a, b)
+    half_major = max(reach, d) / 2
+    half_minor = math.sqrt(max(0.0, half_major**2 - (d / 2) ** 2))
+    cx, cy = (a[0] + b[0]) / 2, (a[1] + b[1]) / 2
+    if d > 0:
+        ux, uy = (b[0] - a[0]) / d, (b[1] - a[1]) / d
+    else:
+        ux, uy = 1.0, 0.0
+    ex = math.hypot(half_major * ux, half_minor * uy)
+    ey = math.hypot(half_major * uy, half_minor * ux)
+    left = max(t.hotspot[0] for t in templates)
+    up = max(t.hotspot[1] for t in templates)
+    right = max(t.image.shape[1] - t.hotspot[0] for t in templates)
+    down = max(t.image.shape[0] - t.hotspot[1] for t in templates)
+    w, h = size
+    return (
+        max(0, int(cx - ex) - right - 1),
+        max(0, int(cy - ey) - down - 1),
+        min(w, math.ceil(cx + ex) + left + 2),
+        min(h, math.ceil(cy + ey) + up + 2),
+    )
+
+
+def evidence(diff: np.ndarray, t: Template) -> np.ndarray:
+    """Mean of ``diff`` over ``t``'s mask placed with its hotspot at each pixel, less its mean over a
+    ring 2 px wide around the mask (same shape as ``diff``): the trace of a moving pointer spreads
+    past its sprite (the encoder smears it, a ghost of where it was lingers), and the mask's plain
+    mean peaks at the middle of the spread; less the ring, where the sprite's outline fits it."""
+    import cv2
+
+    pad = RING_PX
+    mask = np.pad((t.mask > 0).astype(np.uint8), pad)
+    grown = cv2.dilate(mask, np.ones((2 * pad + 1, 2 * pad + 1), np.uint8))
+    ring = ((grown > 0) & (mask == 0)).astype(np.float32)
+    inner = mask.astype(np.float32)
+    kernel = inner / max(1.0, float(inner.sum())) - ring / max(1.0, float(ring.sum()))
+    anchor = (t.hotspot[0] + pad, t.hotspot[1] + pad)
+    return cv2.filter2D(diff, cv2.CV_32F, kernel, anchor=anchor, borderType=cv2.BORDER_REPLICATE)
+
+
+def course(
+    z: np.ndarray, start: tuple[int, int], end: tuple[int, int], mean_step: tuple[float, float], reach: int, cost: float
+) -> list[tuple[int, int]] | None:
+    """The best course over a grid: ``z`` (n + 1, h, w) is each frame's evidence per cell (frame 0 is
+    the start's, frame n the end's; ``NEG`` where the course cannot be), ``start`` and ``end`` cells
+    (row, col). A step from cell q to p costs ``cost`` x |p - q - mean_step|^2 (cells) and may not
+    exceed ``reach`` cells from q + mean_step. Returns the cell of each frame, or None when the end
+    cannot be reached."""
+    import cv2
+
+    n, h, w = z.shape[0] - 1, z.shape[1], z.shape[2]
+    totals = np.full((n + 1, h, w), NEG, np.float32)
+    totals[0][start] = 0.0
+    shifts = [
+        (
+            round((j + 1) * mean_step[0]) - round(j * mean_step[0]),
+            round((j + 1) * mean_step[1]) - round(j * mean_step[1]),
+        )
+        for j in range(n)
+    ]
+    kernels = [cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)) for r in range(reach + 1)]
+    for j in range(n):
+        moved = _shifted(totals[j], *shifts[j])
+        best = moved.copy()
+        for r in range(1, reach + 1):
+            np.maximum(best, cv2.dilate(moved, kernels[r]) - cost * r * r, out=best)
+        best[best < NEG / 2] = NEG
+        totals[j + 1] = np.where(z[j + 1] > NEG / 2, best + z[j + 1], NEG)
+    if totals[n][end] < NEG / 2:
+        return None
+    cells = [end]
+    for j in range(n, 0, -1):
+        r0, c0 = cells[-1][0] - shifts[j - 1][0], cells[-1][1] - shifts[j - 1][1]
+        best_v, best_q = NEG, None
+        for dr in range(-reach, reach + 1):
+            for dc in range(-reach, reach + 1):
+                d2 = dr * dr + dc * dc
+                r, c = r0 + dr, c0 + dc
+                if d2 > (reach + 0.5) ** 2 or not (0 <= r < h and 0 <= c < w):
+                    continue
+                v = totals[j - 1][r, c] - cost * math.ceil(math.sqrt(d2)) ** 2
+                if v > best_v:
+                    best_v, best_q = v, (r, c)
+        if best_q is None:
+            return None
+        cells.append(best_q)
+    return cells[::-1]
+
+
+def _shifted(a: np.ndarray, dr: int, dc: int) -> np.ndarray:
+    """``a`` moved by (dr, dc) cells, ``NEG`` where nothing moved in."""
+    out = np.full_like(a, NEG)
+    h, w = a.shape
+    if abs(dr) >= h or abs(dc) >= w:
+        return out
+    out[max(0, dr) : h + min(0, dr), max(0, dc) : w + min(0, dc)] = a[
+        max(0, -dr) : h - max(0, dr), max(0, -dc) : w - max(0, dc)
+    ]
+    return out
+
+
+def track_gap(
+    frames: list[np.ndarray],
+    first: tuple[Anchor, Anchor],
+    last: tuple[Anchor, Anchor],
+    sprites: list[Template],
+    config: GapTrackConfig,
+) -> list[tuple[int, float, float]]:
+    """Hits (frame, x, y) for the frames strictly between ``first[1]`` and ``last[0]``: ``frames`` are
+    the full-resolution lumas of frames ``first[1].index`` .. ``last[0].index``; ``first`` a sure
+    sighting shortly before the gap and its last one, ``last`` its first one after it and one shortly
+    after that; ``sprites`` the pointer's sprites learned from the video. See the module docstring."""
+    (a0, a), (b, b1) = first, last
+    n = b.index - a.index
+    if n < 2 or not sprites or len(frames) != n + 1:
+        return []  # no sprite learned yet: the pointer's shape is not known
+    mean = ((b.x - a.x) / n, (b.y - a.y) / n)
+    seen = max(
+        math.hypot(a.x - a0.x, a.y - a0.y) / (a.index - a0.index),
+        math.hypot(b1.x - b.x, b1.y - b.y) / (b1.index - b.index),
+        math.hypot(*mean),
+    )
+    vmax = config.speed_margin * seen + config.step_px
+    reach = min(vmax * n, math.dist((a.x, a.y), (b.x, b.y)) + 2 * vmax * math.sqrt(n))
+    h, w = frames[0].shape
+    x0, y0, x1, y1 = corridor_box((a.x, a.y), (b.x, b.y), reach, sprites, (w, h))
+    stack = np.stack([f[y0:y1, x0:x1] for f in frames]).astype(np.float32)  # (n + 1, ch, cw)
+    background = np.median(stack, axis=0)
+    # The trace is looked for with the sprites that fit the two sightings best: placed at each one's tip,
+    # the most of what differs there from the view without the pointer lies under its mask.
+    templates = list(
+        {
+            id(t): t
+            for t in (
+                _fitting(stack[0], background, a, sprites, (x0, y0)),
+                _fitting(stack[n], background, b, sprites, (x0, y0)),
+            )
+        }.values()
+    )
+    g = config.step_px
+    rows = np.arange(y0, y1, g, dtype=np.float32)
+    cols = np.arange(x0, x1, g, dtype=np.float32)
+    ys, xs = np.meshgrid(rows, cols, indexing="ij")
+    start = (round((a.y - y0) / g), round((a.x - x0) / g))
+    end = (round((b.y - y0) / g), round((b.x - x0) / g))
+    if not (
+        0 <= start[0] < len(rows) and 0 <= start[1] < len(cols) and 0 <= end[0] < len(rows) and 0 <= end[1] < len(cols)
+    ):
+        return []
+    z = np.full((n + 1, len(rows), len(cols)), NEG, np.float32)
+    scored: list[tuple[np.ndarray, float, float, np.ndarray]] = []  # per frame: evidence, median, spread, allowed
+    # the corridor: where the course can lie at all; its evidence in a frame is that frame's noise
+    corridor = (
+        np.hypot(xs - a.x, ys - a.y) + np.hypot(xs - b.x, ys - b.y) <= max(reach, math.dist((a.x, a.y), (b.x, b.y))) + g
+    )
+    for j in range(n + 1):
+        ev = np.max([evidence(np.abs(stack[j] - background), t) for t in templates], axis=0)
+        grid = ev[::g, ::g]
+        allowed = (np.hypot(xs - a.x, ys - a.y) <= vmax * max(j, 1) + g) & (
+            np.hypot(xs - b.x, ys - b.y) <= vmax * max(n - j, 1) + g
+        )
+        if not allowed.any():
+            return []
+        vals = grid[corridor]
+        med = float(np.median(vals))
+        spread = max(0.5, 1.4826 * float(np.median(np.abs(vals - med))))
+        z[j] = np.where(allowed, np.clip(grid - med, -config.clip_levels, config.clip_levels), NEG)
+        scored.append((ev, med, spread, allowed))
+    origin = (x0, y0, xs, ys)
+    # Each anchor must stand out in its own frame as the gap's frames do: a sure sighting that does not
+    # differ from the view without the pointer is a lookalike, and a course to it is wrong.
+    if not (_stands(scored[0], (a.x, a.y), origin, config) and _stands(scored[n], (b.x, b.y), origin, config)):
+        return []
+    z[0] = NEG
+    z[n] = NEG
+    z[0][start] = 0.0
+    z[n][end] = 0.0
+    # a step off the mean by ``slack`` px, or by the speed seen where faster, costs ``min_levels`` of evidence
+    cost = config.min_levels * (g / max(config.slack, seen)) ** 2
+    cells = course(z, start, end, (mean[1] / g, mean[0] / g), max(1, math.ceil(vmax / g)), cost)
+    if cells is None:
+        return []
+    out = []
+    near = max(max(t.image.shape) for t in templates)
+    at = [(float(c * g + x0), float(r * g + y0)) for r, c in cells]
+    at[0], at[n] = (a.x, a.y), (b.x, b.y)
+    for j in range(1, n):
+        # A course that steps aside for one frame and back (a blotch of noise it passed) is not followed there.
+        mid = ((at[j - 1][0] + at[j + 1][0]) / 2, (at[j - 1][1] + at[j + 1][1]) / 2)
+        if math.dist(at[j], mid) > config.slack:
+            continue
+        tip = _standing(scored[j], at[j], origin, near, config)
+        if tip is not None:
+            out.append((a.index + j, *tip))
+    return out
+
+
+def _fitting(
+    crop: np.ndarray, background: np.ndarray, at: Anchor, sprites: list[Template], origin: tuple[int, int]
+) -> Template:
+    """The sprite whose mask, with its hotspot on the sighting's tip, covers the most difference from
+    the background there."""
+    diff = np.abs(crop - background)
+    x, y = round(at.x) - origin[0], round(at.y) - origin[1]
+    h, w = diff.shape
+
+    def covered(t: Template) -> float:
+        hx, hy = t.hotspot
+        th, tw = t.mask.shape
+        ys0, xs0 = y - hy, x - hx
+        cy0, cx0 = max(0, ys0), max(0, xs0)
+        cy1, cx1 = min(h, ys0 + th), min(w, xs0 + tw)
+        if cy1 <= cy0 or cx1 <= cx0:
+            return -1.0
+        m = t.mask[cy0 - ys0 : cy1 - ys0, cx0 - xs0 : cx1 - xs0] > 0
+        return float(diff[cy0:cy1, cx0:cx1][m].mean()) if m.any() else -1.0
+
+    return max(sprites, key=covered)
+
+
+def _stands(
+    scored: tuple[np.ndarray, float, float, np.ndarray],
+    at: tuple[float, float],
+    origin: tuple[int, int, np.ndarray, np.ndarray],
+    config: GapTrackConfig,
+) -> bool:
+    """Does the evidence within one grid step of ``at`` stand out of the frame's noise?"""
+    ev, med, spread, _ = scored
+    x0, y0 = origin[0], origin[1]
+    r = config.step_px
+    xx, yy = round(at[0]) - x0, round(at[1]) - y0
+    win = ev[max(0, yy - r) : yy + r + 1, max(0, xx - r) : xx + r + 1]
+    return win.size > 0 and float(win.max()) - med >= max(config.min_levels, config.min_z * spread)
+
+
+def _standing(
+    scored: tuple[np.ndarray, float, float, np.ndarray],
+    at: tuple[float, float],
+    origin: tuple[int, int, np.ndarray, np.ndarray],
+    near: float,
+    config: GapTrackConfig,
+) -> tuple[float, float] | None:
+    """The tip near ``at`` (the strongest evidence within one grid step) where it stands out of the
+    frame's noise (``min_z`` spreads, ``min_levels`` grey levels) and no position of the corridor
+    further than ``near`` px from it (a sprite's size: the trace a moving pointer leaves spreads over
+    about that) scores as high; None otherwise."""
+    ev, med, spread, allowed = scored
+    x0, y0, xs, ys = origin
+    g = config.step_px
+    xx, yy = round(at[0]) - x0, round(at[1]) - y0
+    h, w = ev.shape
+    if not (0 <= xx < w and 0 <= yy < h):
+        return None
+    wy0, wx0 = max(0, yy - g), max(0, xx - g)
+    win = ev[wy0 : yy + g + 1, wx0 : xx + g + 1]
+    dy, dx = np.unravel_index(int(np.argmax(win)), win.shape)
+    py, px = wy0 + int(dy), wx0 + int(dx)
+    value = float(ev[py, px])
+    if value - med < max(config.min_levels, config.min_z * spread):
+        return None
+    far = allowed & (np.hypot(xs - (px + x0), ys - (py + y0)) > near)
+    if far.any() and float(ev[::g, ::g][far].max()) >= value:
+        return None
+    return float(px + x0), float(py + y0)
+
+
+class GapTracker:
+    """The frames of a still view since its hits last came two in a row, and the hits shown; a gap
+    between two pairs of sure sightings is followed through (see the module docstring)."""
+
+    def __init__(self, config: GapTrackConfig | None = None) -> None:
+        self.config = config or GapTrackConfig()
+        self.frames: dict[int, np.ndarray] = {}  # frame -> luma (references; frames are not written to)
+        self.sure: dict[int, Anchor] = {}  # frame -> a sure sighting shown for it
+        self.shown: set[int] = set()  # frames with any hit shown
+        self.done: set[tuple[int, int]] = set()  # gaps (a, b) already followed
+
+    def reset(self) -> None:
+        """The view moved: nothing held carries over."""
+        self.frames.clear()
+        self.sure.clear()
+        self.shown.clear()
+        self.done.clear()
+
+    def add(self, index: int, luma: np.ndarray, hits: list[CursorHit], sprites: list[Template]) -> list[CursorHit]:
+        """Frame ``index``'s luma and the hits shown now (``sprites``: the pointer's sprites learned so
+        far); returns hits for the frames of a gap closed by them."""
+        cfg = self.config
+        self.frames[index] = luma
+        for h in hits:
+            self.shown.add(h.index)
+            if h.score >= cfg.anchor_score:
+                self.sure[h.index] = Anchor(h.index, h.x, h.y)
+        out: list[CursorHit] = []
+        for first, last in self._closed(index):
+            frames = [self.frames[j] for j in range(first[1].index, last[0].index + 1)]
+            for j, x, y in track_gap(frames, first, last, sprites, cfg):
+                if j not in self.shown:
+                    out.append(CursorHit(j, x, y, cfg.score))
+        self._prune(index)
+        return out
+
+    def _closed(self, now: int) -> list[tuple[tuple[Anchor, Anchor], tuple[Anchor, Anchor]]]:
+        """Gaps: no hit shown strictly between two sure sightings ``a`` and ``b``, each with another sure
+        sighting at most ``NEXT`` frames beyond it (before ``a``, after ``b``), every frame held."""
+        cfg = self.config
+        ends = sorted(self.sure)
+        out = []
+        for a, b in itertools.pairwise(ends):
+            if not cfg.min_gap + 1 <= b - a <= cfg.max_gap + 1 or (a, b) in self.done:
+                continue
+            before = next((self.sure[i] for i in range(a - 1, a - NEXT - 1, -1) if i in self.sure), None)
+            after = next((self.sure[i] for i in range(b + 1, b + NEXT + 1) if i in self.sure and i <= now), None)
+            if before is None or after is None:
+                continue
+            self.done.add((a, b))
+            if any(j in self.shown for j in range(a + 1, b)) or not all(j in self.frames for j in range(a, b + 1)):
+                continue
+            out.append(((before, self.sure[a]), (self.sure[b], after)))
+        return out
+
+    def _prune(self, now: int) -> None:
+        """Frames are held from the last sure sighting with another just before it on (where a gap may
+        begin), at most ``max_gap`` + 3 of them."""
+        pairs = [i for i in self.sure if any(i - k in self.sure for k in range(1, NEXT + 1))]
+        keep_from = max(pairs) if pairs else -1
+        keep_from = max(keep_from, now - self.config.max_gap - 2)
+        for j in [j for j in self.frames if j < keep_from]:
+            del self.frames[j]
+        if len(self.sure) > 4 * self.config.max_gap:
+            old = now - 2 * self.config.max_gap
+            self.sure = {i: v for i, v in self.sure.items() if i >= old}
+            self.shown = {i for i in self.shown if i >= old}
+            self.done = {d for d in self.done if d[1] >= old}
