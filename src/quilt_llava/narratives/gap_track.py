@@ -47,12 +47,12 @@ from quilt_llava.narratives.templates import Template
 
 NEG = -1e9  # a position the course cannot take
 RING_PX = 2  # width of the ring around a sprite's mask that its evidence is taken against
-NEXT = 3  # frames within which a sure sighting's neighbour (its step: the speed seen) is looked for
+NEXT = 5  # frames within which a sure sighting's neighbour (its step: the speed seen) is looked for
 
 
 @dataclass(frozen=True)
 class GapTrackConfig:
-    min_gap: int = 4  # shorter gaps are ``GapBridge``'s (straight line between two pairs of hits)
+    min_gap: int = 2  # frames; a single missing frame is left to ``GapBridge``
     max_gap: int = 48  # longer gaps are not filled (and no frames beyond these are held)
     anchor_score: float = 0.45  # hits scoring less are not sure sightings (the motion judge's ``floor``)
     step_px: int = 2  # grid of tip positions the course is found on (full-resolution px)
@@ -95,10 +95,10 @@ def corridor_box(
     down = max(t.image.shape[0] - t.hotspot[1] for t in templates)
     w, h = size
     return (
-        max(0, int(cx - ex) - right - 1),
-        max(0, int(cy - ey) - down - 1),
-        min(w, math.ceil(cx + ex) + left + 2),
-        min(h, math.ceil(cy + ey) + up + 2),
+        max(0, int(cx - ex) - left - 1),
+        max(0, int(cy - ey) - up - 1),
+        min(w, math.ceil(cx + ex) + right + 2),
+        min(h, math.ceil(cy + ey) + down + 2),
     )
 
 
