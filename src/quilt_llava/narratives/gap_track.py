@@ -46,6 +46,7 @@ from quilt_llava.narratives.cursor_hits import CursorHit
 from quilt_llava.narratives.templates import Template
 
 NEG = -1e9  # a position the course cannot take
+BACKGROUND_FRAMES = 9  # frames of a gap whose median is the view without the pointer
 RING_PX = 2  # width of the ring around a sprite's mask that its evidence is taken against
 NEXT = 5  # frames within which a sure sighting's neighbour (its step: the speed seen) is looked for
 
@@ -55,7 +56,8 @@ class GapTrackConfig:
     min_gap: int = 2  # frames; a single missing frame is left to ``GapBridge``
     max_gap: int = 48  # longer gaps are not filled (and no frames beyond these are held)
     anchor_score: float = 0.45  # hits scoring less are not sure sightings (the motion judge's ``floor``)
-    step_px: int = 2  # grid of tip positions the course is found on (full-resolution px)
+    step_px: int = 2  # grid of tip positions the course is found on (full-resolution px), at least
+    cells: int = 20000  # at most about this many grid cells: a larger corridor gets a coarser grid
     slack: float = 6.0  # px a step may differ from the mean step at a cost of ``min_levels`` of evidence
     speed_margin: float = 1.5  # the fastest step allowed, x the speed seen at the anchors
     min_z: float = 4.0  # noise spreads the evidence on the course must stand above the corridor's median
@@ -64,6 +66,11 @@ class GapTrackConfig:
         40.0  # grey levels of evidence counted at most per frame (one bright blotch does not pull the course)
     )
     score: float = 0.4  # score of the hits given here (below the locator's own)
+
+
+# A frame's evidence at full resolution, on the course's grid, its median and spread over the corridor,
+# and the grid cells where the course can lie in it.
+Scored = tuple[np.ndarray, np.ndarray, float, float, np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -125,12 +132,11 @@ def course(
     """The best course over a grid: ``z`` (n + 1, h, w) is each frame's evidence per cell (frame 0 is
     the start's, frame n the end's; ``NEG`` where the course cannot be), ``start`` and ``end`` cells
     (row, col). A step from cell q to p costs ``cost`` x |p - q - mean_step|^2 (cells) and may not
-    exceed ``reach`` cells from q + mean_step. Returns the cell of each frame, or None when the end
-    cannot be reached."""
-    import cv2
-
-    n, h, w = z.shape[0] - 1, z.shape[1], z.shape[2]
-    totals = np.full((n + 1, h, w), NEG, np.float32)
+    exceed ``reach`` cells from q + mean_step in either direction. Returns the cell of each frame, or
+    None when the end cannot be reached. (The cost is separable, so each frame's best predecessors
+    are two passes of ``2 reach + 1`` shifts, one per axis.)"""
+    n = z.shape[0] - 1
+    totals = np.full(z.shape, NEG, np.float32)
     totals[0][start] = 0.0
     shifts = [
         (
@@ -139,33 +145,50 @@ def course(
         )
         for j in range(n)
     ]
-    kernels = [cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)) for r in range(reach + 1)]
+    back_r = np.zeros(z.shape, np.int8)  # per frame and cell: the row offset of the best predecessor
+    back_c = np.zeros(z.shape, np.int8)  # and, in the row pass's source, its column offset
+    live = z > NEG / 2  # (n + 1, h, w): where the course can be in each frame
     for j in range(n):
-        moved = _shifted(totals[j], *shifts[j])
-        best = moved.copy()
-        for r in range(1, reach + 1):
-            np.maximum(best, cv2.dilate(moved, kernels[r]) - cost * r * r, out=best)
+        # Only the cells the course can come from or go to, and those within a step of them, are worked on.
+        rs, cs = np.nonzero(live[j] | live[j + 1])
+        pad = reach + max(abs(shifts[j][0]), abs(shifts[j][1])) + 1
+        r0, r1 = max(0, int(rs.min()) - pad), min(z.shape[1], int(rs.max()) + pad + 1)
+        c0, c1 = max(0, int(cs.min()) - pad), min(z.shape[2], int(cs.max()) + pad + 1)
+        moved = _shifted(totals[j, r0:r1, c0:c1], *shifts[j])
+        across, back_c[j + 1, r0:r1, c0:c1] = _max_plus(moved, reach, cost, axis=1)
+        best, back_r[j + 1, r0:r1, c0:c1] = _max_plus(across, reach, cost, axis=0)
         best[best < NEG / 2] = NEG
-        totals[j + 1] = np.where(z[j + 1] > NEG / 2, best + z[j + 1], NEG)
+        zj = z[j + 1, r0:r1, c0:c1]
+        totals[j + 1, r0:r1, c0:c1] = np.where(zj > NEG / 2, best + zj, NEG)
     if totals[n][end] < NEG / 2:
         return None
     cells = [end]
     for j in range(n, 0, -1):
-        r0, c0 = cells[-1][0] - shifts[j - 1][0], cells[-1][1] - shifts[j - 1][1]
-        best_v, best_q = NEG, None
-        for dr in range(-reach, reach + 1):
-            for dc in range(-reach, reach + 1):
-                d2 = dr * dr + dc * dc
-                r, c = r0 + dr, c0 + dc
-                if d2 > (reach + 0.5) ** 2 or not (0 <= r < h and 0 <= c < w):
-                    continue
-                v = totals[j - 1][r, c] - cost * math.ceil(math.sqrt(d2)) ** 2
-                if v > best_v:
-                    best_v, best_q = v, (r, c)
-        if best_q is None:
-            return None
-        cells.append(best_q)
+        r, c = cells[-1]
+        r -= int(back_r[j][r, c])
+        c -= int(back_c[j][r, c])
+        cells.append((r - shifts[j - 1][0], c - shifts[j - 1][1]))
     return cells[::-1]
+
+
+def _max_plus(a: np.ndarray, reach: int, cost: float, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """Along ``axis``: out[i] = max over |d| <= reach of a[i - d] - cost d^2, and the d taken."""
+    out = a.copy()
+    arg = np.zeros(a.shape, np.int8)
+    size = a.shape[axis]
+    for d in range(-reach, reach + 1):
+        if d == 0 or abs(d) >= size:
+            continue
+        src = [slice(None), slice(None)]
+        dst = [slice(None), slice(None)]
+        src[axis] = slice(max(0, -d), size - max(0, d))
+        dst[axis] = slice(max(0, d), size - max(0, -d))
+        cand = a[tuple(src)] - cost * d * d
+        view, args = out[tuple(dst)], arg[tuple(dst)]
+        better = cand > view
+        view[better] = cand[better]
+        args[better] = d
+    return out, arg
 
 
 def _shifted(a: np.ndarray, dr: int, dc: int) -> np.ndarray:
@@ -205,49 +228,69 @@ def track_gap(
     reach = min(vmax * n, math.dist((a.x, a.y), (b.x, b.y)) + 2 * vmax * math.sqrt(n))
     h, w = frames[0].shape
     x0, y0, x1, y1 = corridor_box((a.x, a.y), (b.x, b.y), reach, sprites, (w, h))
-    stack = np.stack([f[y0:y1, x0:x1] for f in frames]).astype(np.float32)  # (n + 1, ch, cw)
-    background = np.median(stack, axis=0)
+    import cv2
+
+    crops = [f[y0:y1, x0:x1] for f in frames]  # views, no copies
+    # The view without the pointer: the median of up to ``BACKGROUND_FRAMES`` frames spread over the gap
+    # (a moving pointer covers a pixel in few of them).
+    picked = np.unique(np.linspace(0, n, min(n + 1, BACKGROUND_FRAMES)).round().astype(int))
+    background = np.median(np.stack([crops[i] for i in picked]), axis=0).astype(np.uint8)
     # The trace is looked for with the sprites that fit the two sightings best: placed at each one's tip,
     # the most of what differs there from the view without the pointer lies under its mask.
     templates = list(
         {
             id(t): t
             for t in (
-                _fitting(stack[0], background, a, sprites, (x0, y0)),
-                _fitting(stack[n], background, b, sprites, (x0, y0)),
+                _fitting(crops[0], background, a, sprites, (x0, y0)),
+                _fitting(crops[n], background, b, sprites, (x0, y0)),
             )
         }.values()
     )
-    g = config.step_px
-    rows = np.arange(y0, y1, g, dtype=np.float32)
-    cols = np.arange(x0, x1, g, dtype=np.float32)
+    # The course's grid: cells of ``step_px``, or larger where the corridor is large (a long or fast gap),
+    # each holding the best evidence inside it; the tip is then found at full resolution.
+    g = max(config.step_px, math.ceil(math.sqrt((x1 - x0) * (y1 - y0) / config.cells)))
+    rows = y0 + np.arange(math.ceil((y1 - y0) / g), dtype=np.float32) * g + (g - 1) / 2
+    cols = x0 + np.arange(math.ceil((x1 - x0) / g), dtype=np.float32) * g + (g - 1) / 2
     ys, xs = np.meshgrid(rows, cols, indexing="ij")
-    start = (round((a.y - y0) / g), round((a.x - x0) / g))
-    end = (round((b.y - y0) / g), round((b.x - x0) / g))
+    start = (int((a.y - y0) // g), int((a.x - x0) // g))
+    end = (int((b.y - y0) // g), int((b.x - x0) // g))
     if not (
         0 <= start[0] < len(rows) and 0 <= start[1] < len(cols) and 0 <= end[0] < len(rows) and 0 <= end[1] < len(cols)
     ):
         return []
     z = np.full((n + 1, len(rows), len(cols)), NEG, np.float32)
-    scored: list[tuple[np.ndarray, float, float, np.ndarray]] = []  # per frame: evidence, median, spread, allowed
+    scored: list[Scored] = []
     # the corridor: where the course can lie at all; its evidence in a frame is that frame's noise
     corridor = (
         np.hypot(xs - a.x, ys - a.y) + np.hypot(xs - b.x, ys - b.y) <= max(reach, math.dist((a.x, a.y), (b.x, b.y))) + g
     )
+    margin = max(max(t.image.shape) for t in templates) + RING_PX + 1
     for j in range(n + 1):
-        ev = np.max([evidence(np.abs(stack[j] - background), t) for t in templates], axis=0)
-        grid = ev[::g, ::g]
         allowed = (np.hypot(xs - a.x, ys - a.y) <= vmax * max(j, 1) + g) & (
             np.hypot(xs - b.x, ys - b.y) <= vmax * max(n - j, 1) + g
         )
         if not allowed.any():
             return []
-        vals = grid[corridor]
+        # Evidence where this frame's course can lie (the whole corridor in an anchor's frame, whose
+        # noise is taken from it): the rest stays 0, never looked at.
+        where = corridor if j in (0, n) else allowed
+        rs, cs = np.nonzero(where)
+        py0, py1 = int(rs.min()) * g, int(rs.max()) * g + 1
+        px0, px1 = int(cs.min()) * g, int(cs.max()) * g + 1
+        sy0, sx0 = max(0, py0 - margin), max(0, px0 - margin)
+        sy1, sx1 = py1 + margin, px1 + margin
+        diff = cv2.absdiff(crops[j][sy0:sy1, sx0:sx1], background[sy0:sy1, sx0:sx1])
+        ev = np.zeros(background.shape, np.float32)
+        ev[py0:py1, px0:px1] = np.max([evidence(diff, t) for t in templates], axis=0)[
+            py0 - sy0 : py1 - sy0, px0 - sx0 : px1 - sx0
+        ]
+        grid = _pooled(ev, g, xs.shape)
+        vals = grid[where][::4]  # the noise's median and spread: every fourth cell tells them
         med = float(np.median(vals))
         spread = max(0.5, 1.4826 * float(np.median(np.abs(vals - med))))
         z[j] = np.where(allowed, np.clip(grid - med, -config.clip_levels, config.clip_levels), NEG)
-        scored.append((ev, med, spread, allowed))
-    origin = (x0, y0, xs, ys)
+        scored.append((ev, grid, med, spread, allowed))
+    origin = (x0, y0, xs, ys, g)
     # Each anchor must stand out in its own frame as the gap's frames do: a sure sighting that does not
     # differ from the view without the pointer is a lookalike, and a course to it is wrong.
     if not (_stands(scored[0], (a.x, a.y), origin, config) and _stands(scored[n], (b.x, b.y), origin, config)):
@@ -263,7 +306,7 @@ def track_gap(
         return []
     out = []
     near = max(max(t.image.shape) for t in templates)
-    at = [(float(c * g + x0), float(r * g + y0)) for r, c in cells]
+    at = [(float(cols[c]), float(rows[r])) for r, c in cells]
     at[0], at[n] = (a.x, a.y), (b.x, b.y)
     for j in range(1, n):
         # A course that steps aside for one frame and back (a blotch of noise it passed) is not followed there.
@@ -276,12 +319,26 @@ def track_gap(
     return out
 
 
+def _pooled(ev: np.ndarray, g: int, cells: tuple[int, int]) -> np.ndarray:
+    """The highest of ``ev`` in each g x g cell of a grid ``cells`` (rows, cols) over it."""
+    import cv2
+
+    if g == 1:
+        return ev
+    rows, cols = cells
+    full = np.full((rows * g, cols * g), NEG, np.float32)
+    full[: ev.shape[0], : ev.shape[1]] = ev
+    return cv2.dilate(full, np.ones((g, g), np.uint8), anchor=(0, 0))[::g, ::g]
+
+
 def _fitting(
     crop: np.ndarray, background: np.ndarray, at: Anchor, sprites: list[Template], origin: tuple[int, int]
 ) -> Template:
     """The sprite whose mask, with its hotspot on the sighting's tip, covers the most difference from
     the background there."""
-    diff = np.abs(crop - background)
+    import cv2
+
+    diff = cv2.absdiff(crop, background)
     x, y = round(at.x) - origin[0], round(at.y) - origin[1]
     h, w = diff.shape
 
@@ -294,20 +351,21 @@ def _fitting(
         if cy1 <= cy0 or cx1 <= cx0:
             return -1.0
         m = t.mask[cy0 - ys0 : cy1 - ys0, cx0 - xs0 : cx1 - xs0] > 0
-        return float(diff[cy0:cy1, cx0:cx1][m].mean()) if m.any() else -1.0
+        return float(diff[cy0:cy1, cx0:cx1][m].mean()) if m.any() else -1.0  # (uint8 mean: no overflow)
 
     return max(sprites, key=covered)
 
 
 def _stands(
-    scored: tuple[np.ndarray, float, float, np.ndarray],
+    scored: Scored,
     at: tuple[float, float],
-    origin: tuple[int, int, np.ndarray, np.ndarray],
+    origin: tuple[int, int, np.ndarray, np.ndarray, int],
     config: GapTrackConfig,
 ) -> bool:
-    """Does the evidence within one grid step of ``at`` stand out of the frame's noise?"""
-    ev, med, spread, _ = scored
-    x0, y0 = origin[0], origin[1]
+    """Does the evidence within ``step_px`` of ``at`` stand out of the frame's noise? (A sighting the
+    locator made is as precise as its matches: a few px.)"""
+    ev, _, med, spread, _ = scored
+    x0, y0, _, _, _ = origin
     r = config.step_px
     xx, yy = round(at[0]) - x0, round(at[1]) - y0
     win = ev[max(0, yy - r) : yy + r + 1, max(0, xx - r) : xx + r + 1]
@@ -315,9 +373,9 @@ def _stands(
 
 
 def _standing(
-    scored: tuple[np.ndarray, float, float, np.ndarray],
+    scored: Scored,
     at: tuple[float, float],
-    origin: tuple[int, int, np.ndarray, np.ndarray],
+    origin: tuple[int, int, np.ndarray, np.ndarray, int],
     near: float,
     config: GapTrackConfig,
 ) -> tuple[float, float] | None:
@@ -325,9 +383,8 @@ def _standing(
     frame's noise (``min_z`` spreads, ``min_levels`` grey levels) and no position of the corridor
     further than ``near`` px from it (a sprite's size: the trace a moving pointer leaves spreads over
     about that) scores as high; None otherwise."""
-    ev, med, spread, allowed = scored
-    x0, y0, xs, ys = origin
-    g = config.step_px
+    ev, grid, med, spread, allowed = scored
+    x0, y0, xs, ys, g = origin
     xx, yy = round(at[0]) - x0, round(at[1]) - y0
     h, w = ev.shape
     if not (0 <= xx < w and 0 <= yy < h):
@@ -340,7 +397,7 @@ def _standing(
     if value - med < max(config.min_levels, config.min_z * spread):
         return None
     far = allowed & (np.hypot(xs - (px + x0), ys - (py + y0)) > near)
-    if far.any() and float(ev[::g, ::g][far].max()) >= value:
+    if far.any() and float(grid[far].max()) >= value:
         return None
     return float(px + x0), float(py + y0)
 
@@ -355,6 +412,7 @@ class GapTracker:
         self.sure: dict[int, Anchor] = {}  # frame -> a sure sighting shown for it
         self.shown: set[int] = set()  # frames with any hit shown
         self.done: set[tuple[int, int]] = set()  # gaps (a, b) already followed
+        self.begins = -1  # the last sure sighting with another shortly before it: where a gap may begin
 
     def reset(self) -> None:
         """The view moved: nothing held carries over."""
@@ -362,6 +420,7 @@ class GapTracker:
         self.sure.clear()
         self.shown.clear()
         self.done.clear()
+        self.begins = -1
 
     def add(self, index: int, luma: np.ndarray, hits: list[CursorHit], sprites: list[Template]) -> list[CursorHit]:
         """Frame ``index``'s luma and the hits shown now (``sprites``: the pointer's sprites learned so
@@ -372,6 +431,9 @@ class GapTracker:
             self.shown.add(h.index)
             if h.score >= cfg.anchor_score:
                 self.sure[h.index] = Anchor(h.index, h.x, h.y)
+                for k in range(-NEXT, NEXT + 1):
+                    if k and h.index + k in self.sure:
+                        self.begins = max(self.begins, h.index, h.index + k)
         out: list[CursorHit] = []
         for first, last in self._closed(index):
             frames = [self.frames[j] for j in range(first[1].index, last[0].index + 1)]
@@ -403,9 +465,7 @@ class GapTracker:
     def _prune(self, now: int) -> None:
         """Frames are held from the last sure sighting with another just before it on (where a gap may
         begin), at most ``max_gap`` + 3 of them."""
-        pairs = [i for i in self.sure if any(i - k in self.sure for k in range(1, NEXT + 1))]
-        keep_from = max(pairs) if pairs else -1
-        keep_from = max(keep_from, now - self.config.max_gap - 2)
+        keep_from = max(self.begins, now - self.config.max_gap - 2)
         for j in [j for j in self.frames if j < keep_from]:
             del self.frames[j]
         if len(self.sure) > 4 * self.config.max_gap:
