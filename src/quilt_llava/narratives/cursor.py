@@ -71,6 +71,11 @@ reported point is the template's hotspot:
   that move along one course for a few frames; a hit that lies off what moves now in its frame
   (a compression ghost of where the pointer was), or that claims a rest while a pointer-sized
   thing moved elsewhere, is left out. The locator's own state is not changed by it;
+- where the hits shown stop for 2-48 frames of a still view and start again, with sure
+  sightings on both sides, the pointer's faint trace across the frames between is followed from
+  the one to the other (:mod:`quilt_llava.narratives.gap_track`, track before detect: the
+  encoder erases most of a small moving pointer, not all of it); hits there score below
+  ``min_score`` and any hit of the locator's own for the frame replaces them;
 - regions the caller marks as ignored (a webcam box) produce no candidates;
 - nothing is reported below ``min_score`` or ``min_contrast``, so a hidden cursor
   yields no points.
@@ -88,8 +93,9 @@ blob boxes), :mod:`~quilt_llava.narratives.whole_frame_search` (peak boxes over 
 (does a match differ from what it covers, and is it new there),
 :mod:`~quilt_llava.narratives.view_history` (held frames, backfill),
 :mod:`~quilt_llava.narratives.earlier_rests` (where the pointer rested before),
-:mod:`~quilt_llava.narratives.sprite_intake` (sprites learned from the video taken in) and
-:mod:`~quilt_llava.narratives.motion_judge` (the hits as shown, judged by motion).
+:mod:`~quilt_llava.narratives.sprite_intake` (sprites learned from the video taken in),
+:mod:`~quilt_llava.narratives.motion_judge` (the hits as shown, judged by motion) and
+:mod:`~quilt_llava.narratives.gap_track` (a long gap between sure sightings, followed through).
 """
 
 from __future__ import annotations
