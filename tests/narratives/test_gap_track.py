@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 
 import quilt_llava.narratives.cursor as cursor
 from quilt_llava.narratives.cursor_hits import CursorHit
-from quilt_llava.narratives.gap_track import GapTrackConfig, GapTracker, corridor_box
+from quilt_llava.narratives.gap_track import NEG, GapTrackConfig, GapTracker, corridor_box, course
 from quilt_llava.narratives.templates import make_template
 from quilt_llava.narratives.xcursor import installed_themes
 from tests.narratives.scenes import texture, with_cursor
@@ -170,3 +171,43 @@ def test_a_real_cursor_faded_mid_course_is_followed_through_by_the_locator(monke
     near = {i for i, p in hits.items() if i in faded and math.dist(p, tips[i]) <= 6}
     assert len(near) >= len(alone) + 6, (sorted(near), sorted(alone))
     assert all(math.dist(hits[i], tips[i]) <= 6 for i in faded if i in hits)
+
+
+def test_course_is_the_best_path_a_brute_force_finds():
+    """The Viterbi course (two separable passes per frame) against every path on a small grid, scored
+    by the stated rule: evidence summed, less cost x |step - mean step|^2, steps within ``reach`` on
+    each axis of the mean step."""
+    rng = np.random.default_rng(4)
+    n, h, w, reach, cost = 4, 4, 5, 2, 0.7
+    z = rng.normal(0, 3, (n + 1, h, w)).astype(np.float32)
+    z[:, 0, 4] = NEG  # a cell the course cannot take
+    z[0] = NEG
+    z[n] = NEG
+    start, end = (0, 0), (3, 4)
+    z[0][start] = 0.0
+    z[n][end] = 0.0
+    mean = ((end[0] - start[0]) / n, (end[1] - start[1]) / n)
+    shifts = [
+        (round((j + 1) * mean[0]) - round(j * mean[0]), round((j + 1) * mean[1]) - round(j * mean[1])) for j in range(n)
+    ]
+
+    def score(path):
+        total = 0.0
+        for j in range(1, n + 1):
+            dr = path[j][0] - path[j - 1][0] - shifts[j - 1][0]
+            dc = path[j][1] - path[j - 1][1] - shifts[j - 1][1]
+            if abs(dr) > reach or abs(dc) > reach or z[j][path[j]] < NEG / 2:
+                return None
+            total += float(z[j][path[j]]) - cost * (dr * dr + dc * dc)
+        return total
+
+    cells = [(r, c) for r in range(h) for c in range(w)]
+    best = max(
+        (v, p)
+        for mid in itertools.product(cells, repeat=n - 1)
+        if (v := score([start, *mid, end])) is not None
+        for p in [[start, *mid, end]]
+    )
+    found = course(z, start, end, mean, reach, cost)
+    assert found is not None
+    assert score(found) == pytest.approx(best[0], abs=1e-3)

@@ -5,33 +5,41 @@ frames of a gap that the pointer's faint trace across them supports.
 
 A small pointer at heavy compression is largely erased by the encoder while it moves: in most
 frames of a move, under a fifth of its box differs from the tissue by more than 24 grey levels,
-so no template matches it there, and the locator's hits stop for 20-40 frames and start again
-where the move ends. Each such frame still holds a weak trace of the pointer. Where the hits shown
-stop at frame ``a`` (position A, two hits in a row) and start again at frame ``b`` (position B,
-two in a row) in one still view, the pointer went from A to B over the frames between, and:
+so no template matches it there, and the locator's hits stop for 5-45 frames and start again
+where the move ends. Each such frame still holds a trace of the pointer: many pixels that differ
+by less (a mean of 10-45 grey levels under its mask on the two hardest benchmark videos). Where
+the hits shown stop at frame ``a`` (tip A) and start again at frame ``b`` (tip B) in one still
+view, each a sure sighting with another within ``NEXT`` frames beyond it (the speed seen), the
+pointer went from A to B over the frames between, and:
 
-- the view's pixels without the pointer are known: the per-pixel median of the gap's frames (a
-  moving pointer covers any one pixel in a few of them), kept as small crops of the corridor
-  the pointer can have crossed (:func:`corridor_box`), not whole frames;
+- the view's pixels without the pointer are the per-pixel median of frames spread over the gap
+  (a moving pointer covers any one pixel in few of them), in a crop of the corridor the pointer
+  can have crossed (:func:`corridor_box`: the speed seen bounds the course's length);
+- the sprite looked for is, at each end, the learned sprite that covers the most difference at
+  the sighting's tip (no sprite learned yet: no gap is followed);
 - in each frame, the evidence of the pointer with its tip at p is the mean |frame - background|
-  over the sprite's mask placed there (a matched filter; the sprites of the two anchors, the
-  better of the two), scored against what the same filter gives over the corridor (its median
-  and spread: the compression noise of this view in this frame);
+  under the sprite's mask placed there, less its mean over a ring around the mask
+  (:func:`evidence`, a matched filter);
+- each sighting must itself stand out of the view without the pointer under the sprite (a
+  lookalike taken for the pointer does not, and no course is drawn to it);
 - the most likely course from A to B is found by dynamic programming (:func:`course`, a Viterbi
-  pass over a grid of positions): each step costs its departure from the mean step (B - A) / n,
-  a step may not exceed the speed seen at the anchors (and (B - A) / n) by more than half, and
-  no position lies further from A or B than that speed allows;
-- a frame gets a hit only where the evidence on the course stands out of its frame's noise
-  (``min_z`` spreads and ``min_levels`` grey levels above the corridor's median) and no position
-  of the corridor away from the course scores as high: a course drawn through noise is not
-  emitted. Its hits score ``score`` (below the locator's ``min_score``); a hit the locator emits
-  later for the same frame replaces it.
+  pass over a grid of positions): a step costs its departure from the mean step (B - A) / n,
+  squared, may depart from it by no more than the speed allows, and no position lies further
+  from A or B than that speed allows;
+- a frame gets a hit only where the evidence on the course, refined at full resolution, stands
+  out of the frame's noise (``min_levels`` grey levels and ``min_z`` spreads above the
+  corridor's median), no position of the corridor further than a sprite's size from it scores
+  as high, and the course does not step aside for that one frame: a course drawn through noise
+  is not emitted. Its hits score ``score`` (below the locator's ``min_score``); a hit the
+  locator emits later for the same frame replaces it.
 
 What this does not do: fill a gap without a sure sighting on each side (the pointer's first
 appearance, a view's end, a pointer that vanished: unanchored, a course there is a guess), a
-gap across a view change (the frames held are dropped when the view moves), a gap longer than
-``max_gap`` frames, or a pointer that rests inside the gap for more than a few frames (its spot
-is then part of the median, and no evidence shows there: those frames get no hit).
+gap whose sighting at one end is alone (no other within ``NEXT`` frames), a gap across a view
+change (the frames held are dropped when the view moves), a gap longer than ``max_gap`` frames,
+or a pointer that rests inside the gap for more than a few frames (its spot is then part of the
+median, and no evidence shows there: those frames get no hit). The frames of an open gap are
+held (references to the decoded frames, at most ``max_gap`` + 3: about 100 MB at 1080p).
 """
 
 from __future__ import annotations
@@ -62,9 +70,8 @@ class GapTrackConfig:
     speed_margin: float = 1.5  # the fastest step allowed, x the speed seen at the anchors
     min_z: float = 4.0  # noise spreads the evidence on the course must stand above the corridor's median
     min_levels: float = 8.0  # grey levels it must stand above it
-    clip_levels: float = (
-        40.0  # grey levels of evidence counted at most per frame (one bright blotch does not pull the course)
-    )
+    # grey levels of evidence counted at most per frame (one bright blotch does not pull the course)
+    clip_levels: float = 40.0
     score: float = 0.4  # score of the hits given here (below the locator's own)
 
 
@@ -403,8 +410,9 @@ def _standing(
 
 
 class GapTracker:
-    """The frames of a still view since its hits last came two in a row, and the hits shown; a gap
-    between two pairs of sure sightings is followed through (see the module docstring)."""
+    """The frames of a still view since a gap may have begun, and the hits shown; a gap between two
+    sure sightings, each with another shortly beyond it, is followed through (see the module
+    docstring)."""
 
     def __init__(self, config: GapTrackConfig | None = None) -> None:
         self.config = config or GapTrackConfig()
