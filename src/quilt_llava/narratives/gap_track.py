@@ -435,15 +435,17 @@ class GapTracker:
         far); returns hits for the frames of a gap closed by them."""
         cfg = self.config
         self.frames[index] = luma
+        new = []
         for h in hits:
             self.shown.add(h.index)
             if h.score >= cfg.anchor_score:
                 self.sure[h.index] = Anchor(h.index, h.x, h.y)
+                new.append(h.index)
                 for k in range(-NEXT, NEXT + 1):
                     if k and h.index + k in self.sure:
                         self.begins = max(self.begins, h.index, h.index + k)
         out: list[CursorHit] = []
-        for first, last in self._closed(index):
+        for first, last in self._closed(new):
             frames = [self.frames[j] for j in range(first[1].index, last[0].index + 1)]
             for j, x, y in track_gap(frames, first, last, sprites, cfg):
                 if j not in self.shown:
@@ -451,17 +453,26 @@ class GapTracker:
         self._prune(index)
         return out
 
-    def _closed(self, now: int) -> list[tuple[tuple[Anchor, Anchor], tuple[Anchor, Anchor]]]:
-        """Gaps: no hit shown strictly between two sure sightings ``a`` and ``b``, each with another sure
-        sighting at most ``NEXT`` frames beyond it (before ``a``, after ``b``), every frame held."""
+    def _closed(self, new: list[int]) -> list[tuple[tuple[Anchor, Anchor], tuple[Anchor, Anchor]]]:
+        """Gaps that the sure sightings ``new`` close: no hit shown strictly between two sure sightings
+        ``a`` and ``b``, each with another sure sighting at most ``NEXT`` frames beyond it (before
+        ``a``, after ``b``), every frame held. Only gaps ``new`` can end or border are looked at: one
+        it ends, one whose sighting after it is one of them, one a late sighting begins."""
         cfg = self.config
-        ends = sorted(self.sure)
+        ends: set[int] = set()
+        for i in new:
+            ends.add(i)
+            ends.update(j for j in range(i - NEXT, i) if j in self.sure)
+            ends.update(itertools.islice((j for j in range(i + 1, i + cfg.max_gap + 2) if j in self.sure), 1))
         out = []
-        for a, b in itertools.pairwise(ends):
-            if not cfg.min_gap + 1 <= b - a <= cfg.max_gap + 1 or (a, b) in self.done:
+        for b in sorted(ends):
+            if b - 1 in self.shown:
+                continue  # no gap ends at b
+            a = next((j for j in range(b - 1, b - cfg.max_gap - 2, -1) if j in self.sure), None)
+            if a is None or b - a < cfg.min_gap + 1 or (a, b) in self.done:
                 continue
             before = next((self.sure[i] for i in range(a - 1, a - NEXT - 1, -1) if i in self.sure), None)
-            after = next((self.sure[i] for i in range(b + 1, b + NEXT + 1) if i in self.sure and i <= now), None)
+            after = next((self.sure[i] for i in range(b + 1, b + NEXT + 1) if i in self.sure), None)
             if before is None or after is None:
                 continue
             self.done.add((a, b))
