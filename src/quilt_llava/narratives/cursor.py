@@ -73,6 +73,11 @@ reported point is the template's hotspot:
   that move along one course for a few frames; a hit that lies off what moves now in its frame
   (a compression ghost of where the pointer was), or that claims a rest while a pointer-sized
   thing moved elsewhere, is left out. The locator's own state is not changed by it;
+- where the hits shown stop for 2-48 frames of a still view and start again, with sure
+  sightings on both sides, the pointer's faint trace across the frames between is followed from
+  the one to the other (:mod:`quilt_llava.narratives.gap_track`, track before detect: the
+  encoder erases most of a small moving pointer, not all of it); hits there score below
+  ``min_score`` and any hit of the locator's own for the frame replaces them;
 - regions the caller marks as ignored (a webcam box) produce no candidates;
 - nothing is reported below ``min_score`` or ``min_contrast``, so a hidden cursor
   yields no points.
@@ -90,8 +95,9 @@ blob boxes), :mod:`~quilt_llava.narratives.whole_frame_search` (peak boxes over 
 (does a match differ from what it covers, and is it new there),
 :mod:`~quilt_llava.narratives.view_history` (held frames, backfill),
 :mod:`~quilt_llava.narratives.earlier_rests` (where the pointer rested before),
-:mod:`~quilt_llava.narratives.sprite_intake` (sprites learned from the video taken in) and
-:mod:`~quilt_llava.narratives.motion_judge` (the hits as shown, judged by motion).
+:mod:`~quilt_llava.narratives.sprite_intake` (sprites learned from the video taken in),
+:mod:`~quilt_llava.narratives.motion_judge` (the hits as shown, judged by motion) and
+:mod:`~quilt_llava.narratives.gap_track` (a long gap between sure sightings, followed through).
 """
 
 from __future__ import annotations
@@ -112,6 +118,7 @@ from quilt_llava.narratives.cursor_hits import (
 )
 from quilt_llava.narratives.earlier_rests import EarlierRests
 from quilt_llava.narratives.frame_motion import FrameMotion
+from quilt_llava.narratives.gap_track import GapTrackConfig, GapTracker
 from quilt_llava.narratives.motion_judge import MotionJudge
 from quilt_llava.narratives.pointer_evidence import PointerEvidence
 from quilt_llava.narratives.rest_recovery import RestProbe
@@ -170,6 +177,7 @@ class CursorConfig:
 SPRITE_TIE = 0.02
 PRIOR_SETTLED_SCORE = 0.8  # an arrow-prior track matching this well is a classic arrow: no sprite is learned meanwhile
 MOTION = MotionConfig()  # a moving pointer followed where its shape scores too low (``MotionJudge``)
+GAPS = GapTrackConfig()  # a long gap between sure sightings followed through by the pointer's trace (``GapTracker``)
 
 
 class TemplateCursorLocator:
@@ -205,6 +213,7 @@ class TemplateCursorLocator:
         self.rests = EarlierRests(self.sprites, self.history, self.config)  # where the pointer rested before
         self.judge = MotionJudge(self.sprites, self.matcher, self.config, MOTION)  # hits judged by motion
         self.bridge = GapBridge(MOTION)  # short gaps in the hits shown, on one course
+        self.gaps = GapTracker(GAPS)  # long gaps between two pairs of sure sightings, followed through
 
     def _blob_boxes(self, frame: AnalysedFrame) -> list[tuple[int, int, int, int]]:
         """Search boxes around this frame's moving blobs, for the templates matched now."""
@@ -250,6 +259,7 @@ class TemplateCursorLocator:
             self.history.clear()
             self.judge.clear()
             self.bridge.reset()
+            self.gaps.reset()
             self.background.clear()
             return out
         if self.history.first is None:
@@ -259,7 +269,9 @@ class TemplateCursorLocator:
         out = self._learn(frame)
         out += self._process_still(frame)
         # A short gap in the hits shown, on one course: the frames between (``GapBridge``).
-        return out + [CursorHit(i, x, y, s) for i, x, y, s in self.bridge.add(out, frame.index)]
+        out += [CursorHit(i, x, y, s) for i, x, y, s in self.bridge.add(out, frame.index)]
+        # A long one between two pairs of sure sightings: the pointer's faint trace followed (``GapTracker``).
+        return out + self.gaps.add(frame.index, frame.luma, out, self.templates[self.sprites.generic :])
 
     def _process_still(self, frame: AnalysedFrame) -> list[CursorHit]:
         """One frame of a still view: a resting pointer is carried over; otherwise candidates are
