@@ -130,6 +130,10 @@ class ExtractConfig:
             problems.append(f"cursor.backfill_frames must be >= 0, got {self.cursor.backfill_frames}")
         if not 0.0 <= self.tissue.threshold <= 1.0:
             problems.append(f"tissue.threshold must be in [0, 1], got {self.tissue.threshold}")
+        if not 0.0 < self.tissue.min_contrast <= 1.0:
+            problems.append(f"tissue.min_contrast must be in (0, 1], got {self.tissue.min_contrast}")
+        if self.tissue.contrast_reference <= 0:
+            problems.append(f"tissue.contrast_reference must be > 0 grey levels, got {self.tissue.contrast_reference}")
         if self.clustering not in CLUSTERERS:
             problems.append(f"clustering must be one of {', '.join(CLUSTERERS)}, got {self.clustering!r}")
         if problems:
@@ -250,8 +254,14 @@ class Analyser:
             return
         own = self.content
         score = self._tissue_score(chosen, own.box(self.scale, self.size))
+        own_box_holds = score >= self.cfg.tissue.threshold
+        if not own_box_holds and self.tissue_content is not None:
+            # A view's own box can miss its tissue (empty glass or faint texture splits the rows
+            # and columns it is found from, or it falls back to the whole frame with the chrome):
+            # the same image inside the tissue area of the tissue views so far is judged too.
+            score = max(score, self._tissue_score(chosen, self.tissue_content.box(self.scale, self.size)))
         is_tissue = score >= self.cfg.tissue.threshold
-        if is_tissue:
+        if own_box_holds:  # the tissue area is learnt from views whose own box held their tissue
             self.tissue_content = self.tissue_content or ContentStats(self.cfg.content)
             self.tissue_content.merge(own)
         self.view_content.append(own)

@@ -7,7 +7,7 @@ still view, any size) reduced to 256 px and measures, over its foreground (what 
 white glass nor black):
 
 - ``stain_texture``: the share that is textured (local spread of the luma over 3 grey
-  levels) *and* has a stain hue (haematoxylin blue-purple, eosin pink, DAB brown: from blue
+  levels at full contrast; see below) *and* has a stain hue (haematoxylin blue-purple, eosin pink, DAB brown: from blue
   through magenta and red to orange in CIELAB). Tissue is textured in stain colours nearly
   everywhere; slides, desktops and screens are flat or textured in grey;
 - ``textured_area``: the share of 16 px blocks (of the foreground) that are mostly textured.
@@ -18,14 +18,24 @@ white glass nor black):
 - ``foreground``: how much of the view is not white or black (a blank screen has none; a
   zoomed-out slide shows white glass around the tissue, which is fine).
 
+Texture is relative to the view's own contrast: a faded stain or a washed-out scan has weaker
+texture in proportion to its weaker contrast, so the spreads that count as texture and as flat are
+scaled by the foreground's luma range (5th to 95th percentile) over that of stained tissue at full
+contrast (``contrast_reference``), down to ``min_contrast`` of their value and never up. A
+washed-out text slide gains nothing from it (its flat parts stay flat, its text stays grey); a
+view of pale tissue at 35-60% of the contrast counts as tissue.
+
 Each feature passes through a linear ramp between two limits (:class:`TissueConfig`) and the
 score is their product, in [0, 1]. The limits were set on crops of ``ihc.png`` (the left
-half), rendered text slides and scikit-image's astronaut (a person) only;
+half; its pale H&E re-staining for the contrast scaling), rendered text slides and
+scikit-image's astronaut (a person) only;
 ``benchmarks/tissue_bench.py`` reports accuracy on everything else (the right half, an H&E
-re-staining, tissue on glass, desktops, blank screens and nineteen other photos). What it
-does not handle (see the README): greyscale images (unstained or fluorescence) are not tissue
-to it, and close photos of brown, orange or pink textured things (fur, food, wood) can pass as
-tissue.
+re-staining, tissue on glass, pale, faded and glass-rich H&E, desktops, blank screens and
+nineteen other photos). What it
+does not handle (see the README): greyscale images (unstained, electron micrographs,
+fluorescence) are not tissue to it, smooth stroma with sparse nuclei (a high zoom, heavy
+compression) is smooth in most of its blocks and fails ``textured_area``, and close photos of
+brown, orange or pink textured things (fur, food, wood) can pass as tissue.
 """
 
 from __future__ import annotations
@@ -48,6 +58,14 @@ class TissueConfig:
     foreground: tuple[float, float] = (0.02, 0.08)  # ramp up (a zoomed-out view: tissue on 8% of it counts fully)
     textured_area: tuple[float, float] = (0.6, 0.8)  # ramp up
     side: int = 256  # the view is reduced to this many px on its longer side
+    # Texture is measured relative to the view's own contrast: the local spread that counts as
+    # texture (and the one under which a pixel is flat) is scaled by the foreground's luma range
+    # (5th to 95th percentile) over ``contrast_reference``, never up, and down to ``min_contrast``
+    # at most (a faded stain, a pale scan: its texture is as much weaker as its contrast).
+    texture_spread: float = 3.0  # grey levels of local spread that count as texture at full contrast
+    flat_spread: float = 1.5  # grey levels of local spread under which a pixel is flat at full contrast
+    contrast_reference: float = 70.0  # luma range (grey levels) of stained tissue at full contrast
+    min_contrast: float = 0.5  # the smallest scale of the spreads above
 
 
 def _reduced(rgb: np.ndarray, side: int) -> np.ndarray:
@@ -60,9 +78,12 @@ def _reduced(rgb: np.ndarray, side: int) -> np.ndarray:
     return cv2.resize(rgb, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
 
 
-def tissue_features(rgb: np.ndarray, side: int = 256) -> dict[str, float]:
+def tissue_features(rgb: np.ndarray, config: TissueConfig | None = None) -> dict[str, float]:
     """The rule's features (see the module docstring) of an (H, W, 3) uint8 RGB view image."""
     import cv2
+
+    cfg = config or TissueConfig()
+    side = cfg.side
 
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.size == 0:
         raise ValueError(f"expected an (H, W, 3) RGB image, got shape {rgb.shape}")
@@ -76,7 +97,8 @@ def tissue_features(rgb: np.ndarray, side: int = 256) -> dict[str, float]:
     g = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.float32)
     mean = cv2.blur(g, (3, 3))
     spread = np.sqrt(np.maximum(cv2.blur(g * g, (3, 3)) - mean * mean, 0.0))
-    textured = (spread > 3) & foreground
+    scale = _contrast_scale(g[foreground], cfg)
+    textured = (spread > cfg.texture_spread * scale) & foreground
     stain = (chroma > 4) & (hue > -130) & (hue < 75)
     coloured = (chroma > 8) & foreground
     n_fg = max(1, int(foreground.sum()))
@@ -90,11 +112,19 @@ def tissue_features(rgb: np.ndarray, side: int = 256) -> dict[str, float]:
     return {
         "textured_area": textured_area,
         "stain_texture": float((textured & stain).sum() / n_fg),
-        "flat": float(((spread < 1.5) & foreground).sum() / n_fg),
+        "flat": float(((spread < cfg.flat_spread * scale) & foreground).sum() / n_fg),
         "grey_texture": float((textured & (chroma <= 4)).sum() / max(1, int(textured.sum()))),
         "off_stain": float((coloured & ~stain).sum() / max(1, int(coloured.sum()))),
         "foreground": float(foreground.mean()),
     }
+
+
+def _contrast_scale(luma: np.ndarray, cfg: TissueConfig) -> float:
+    """How much weaker than full contrast the foreground's luma range is, in [min_contrast, 1]."""
+    if luma.size < 16:
+        return 1.0
+    lo, hi = np.percentile(luma, [5, 95])
+    return float(min(1.0, max(cfg.min_contrast, (hi - lo) / cfg.contrast_reference)))
 
 
 def _ramp(value: float, lo: float, hi: float) -> float:
@@ -117,4 +147,4 @@ def score_features(features: dict[str, float], config: TissueConfig | None = Non
 def tissue_score(rgb: np.ndarray, config: TissueConfig | None = None) -> float:
     """How much a view image looks like stained tissue, in [0, 1] (see the module docstring)."""
     cfg = config or TissueConfig()
-    return score_features(tissue_features(rgb, cfg.side), cfg)
+    return score_features(tissue_features(rgb, cfg), cfg)
