@@ -352,6 +352,9 @@ def pointer_residue(
         diff = np.abs(image.astype(np.int16) - clean).mean(axis=-1)
         box = np.zeros(diff.shape, bool)
         box[max(hy - size - y0, 0) : max(hy + size - y0, 0), max(hx - size - x0, 0) : max(hx + size - x0, 0)] = True
+        if not box.any() or box.all():  # the spot lies outside the row's box (a wrong content box): nothing to compare
+            per_row.append({"segment_id": row["segment_id"], "spot_outside_box": [hx, hy]})
+            continue
         per_row.append(
             {
                 "segment_id": row["segment_id"],
