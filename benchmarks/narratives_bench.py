@@ -279,22 +279,7 @@ def score(
         if v
     }
 
-    seg_errs = []
-    missed = 0
-    non_tissue = 0
-    for s, e in segments:  # which truth view each found segment lies on most
-        overlap, seg = max(((min(e, t["end"]) - max(s, t["start"]), t) for t in truth["segments"]), key=lambda o: o[0])
-        non_tissue += int(overlap > 0 and not seg.get("tissue", True))
-    for seg in truth["segments"]:
-        if not seg.get("tissue", True):  # a screen view: it must give no row (counted above)
-            continue
-        overlaps = [(min(e, seg["end"]) - max(s, seg["start"]), s, e) for s, e in segments]
-        overlaps = [o for o in overlaps if o[0] > 0]
-        if not overlaps:
-            missed += 1
-            continue
-        _, s, e = max(overlaps)
-        seg_errs += [abs(s - seg["start"]), abs(e - seg["end"])]
+    seg_errs, missed, on_view = segment_errors(truth["segments"], segments)
     return Scores(
         recall=recall,
         precision=precision,
@@ -306,10 +291,38 @@ def score(
         pan_points=pan_points,
         pan_points_moved=pan_moved,
         points=len(pts),
-        non_tissue_rows=non_tissue,
+        non_tissue_rows=on_view.count(-1),
         failures=failures,
         by_shape=by_shape,
     )
+
+
+def segment_errors(
+    views: list[dict[str, Any]], segments: list[tuple[float, float]]
+) -> tuple[list[float], int, list[int]]:
+    """Found segments ``(start, end)`` against the truth views (``start``, ``end``, ``tissue``): the
+    |start| and |end| differences of each tissue view from the segment overlapping it most, the
+    tissue views no segment overlaps, and for each found segment the index of the view it lies on
+    most, or -1 where that view is not tissue (a screen view must give no row)."""
+    seg_errs: list[float] = []
+    missed = 0
+    on_view = []
+    for s, e in segments:  # which truth view each found segment lies on most
+        overlaps = [min(e, t["end"]) - max(s, t["start"]) for t in views]
+        k = max(range(len(views)), key=overlaps.__getitem__)  # the first on a tie
+        overlap = overlaps[k]
+        on_view.append(-1 if overlap > 0 and not views[k].get("tissue", True) else k)
+    for seg in views:
+        if not seg.get("tissue", True):  # a screen view: it must give no row (counted above)
+            continue
+        overlaps = [(min(e, seg["end"]) - max(s, seg["start"]), s, e) for s, e in segments]
+        overlaps = [o for o in overlaps if o[0] > 0]
+        if not overlaps:
+            missed += 1
+            continue
+        _, s, e = max(overlaps)
+        seg_errs += [abs(s - seg["start"]), abs(e - seg["end"])]
+    return seg_errs, missed, on_view
 
 
 def rows_to_points(
