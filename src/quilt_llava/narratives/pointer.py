@@ -27,6 +27,10 @@ moves):
    sightings (``extent_keep``; less is a fragment of the shape, seen cut on one side)
    and the sightings have ``agree_many_area`` mask pixels or more (over fewer, a tiny
    compressed pointer's fragments match each other at that score by chance).
+   Two sightings lie at different sub-pixel positions: a line one or two pixels wide (a thin
+   crosshair, an I-beam) falls on neighbouring pixels in the two, so where the shared part
+   is short of both sightings' extent and the shape is drawn in thin lines (``thin_fill``),
+   a pixel also agrees with the other sighting's pointer pixel next to it.
 4. **Several sprites per video.** A sprite that matches one already known is not added
    again; a new shape (the arrow turning into a hand) is learned when it moves.
 
@@ -34,7 +38,9 @@ moves):
 sprite's mask alone: a thin cross (a crosshair, gapped or not, a plus sign) points where
 its arms meet; a shape that is symmetric (its mask turned by 180° and mirrored both
 ways overlaps itself by ``symmetric_iou`` or more: the four-arrow move cursor, a dot or
-ring) points at its centroid; any other shape points with its
+ring) points at its centroid; so does a shape covering at most half its box that does so
+about a point up to 1 px off its box's middle (a crosshair learned with one arm thicker than
+the other, or a corner lost), at that point; any other shape points with its
 sharpest extreme: of the eight compass directions, the one whose outermost
 ``tip_depth`` of the mask holds the fewest pixels for how far that extreme reaches from
 the shape's centroid (the arrow's tip, the pointing finger's tip, the point of a
@@ -89,8 +95,9 @@ class SpriteConfig:
     inset: float = 1.5  # px per 24 px of sprite size from the extreme pixels inward to the hotspot
     max_sprites: int = 12
     # A shape drawn in thin lines (a crosshair, an I-beam) covers at most this share of its box;
-    # only such a shape's sightings are joined across a pixel (see ``common_sprite``).
-    thin_fill: float = 0.3
+    # only such a shape's sightings are joined across a pixel (see ``common_sprite``); at 0.3 a
+    # translucent red crosshair at CRF 36 (redglass-crf36) was joined with tissue and lost.
+    thin_fill: float = 0.2
     candidates_kept: int = 12
 
 
