@@ -27,6 +27,10 @@ moves):
    sightings (``extent_keep``; less is a fragment of the shape, seen cut on one side)
    and the sightings have ``agree_many_area`` mask pixels or more (over fewer, a tiny
    compressed pointer's fragments match each other at that score by chance).
+   Two sightings lie at different sub-pixel positions: a line one or two pixels wide (a thin
+   crosshair, an I-beam) falls on neighbouring pixels in the two, so where the shared part
+   is short of both sightings' extent and the shape is drawn in thin lines (``thin_fill``),
+   a pixel also agrees with the other sighting's pointer pixel next to it.
 4. **Several sprites per video.** A sprite that matches one already known is not added
    again; a new shape (the arrow turning into a hand) is learned when it moves.
 
@@ -34,7 +38,9 @@ moves):
 sprite's mask alone: a thin cross (a crosshair, gapped or not, a plus sign) points where
 its arms meet; a shape that is symmetric (its mask turned by 180° and mirrored both
 ways overlaps itself by ``symmetric_iou`` or more: the four-arrow move cursor, a dot or
-ring) points at its centroid; any other shape points with its
+ring) points at its centroid; so does a shape covering at most half its box that does so
+about a point up to 1 px off its box's middle (a crosshair learned with one arm thicker than
+the other, or a corner lost), at that point; any other shape points with its
 sharpest extreme: of the eight compass directions, the one whose outermost
 ``tip_depth`` of the mask holds the fewest pixels for how far that extreme reaches from
 the shape's centroid (the arrow's tip, the pointing finger's tip, the point of a
@@ -88,6 +94,10 @@ class SpriteConfig:
     tip_depth: float = 0.18  # share of the sprite's extent (at least 2 px) that counts as its extreme
     inset: float = 1.5  # px per 24 px of sprite size from the extreme pixels inward to the hotspot
     max_sprites: int = 12
+    # A shape drawn in thin lines (a crosshair, an I-beam) covers at most this share of its box;
+    # only such a shape's sightings are joined across a pixel (see ``common_sprite``); at 0.3 a
+    # translucent red crosshair at CRF 36 (redglass-crf36) was joined with tissue and lost.
+    thin_fill: float = 0.2
     candidates_kept: int = 12
 
 
@@ -116,6 +126,9 @@ def decide_hotspot(
     if min(_iou(box, box[::-1, ::-1]), _iou(box, box[::-1]), _iou(box, box[:, ::-1])) >= symmetric_iou:
         ys_c, xs_c = np.nonzero(box)
         return int(x0 + round(float(xs_c.mean()))), int(y0 + round(float(ys_c.mean())))
+    near = _near_symmetric_centre(box, symmetric_iou) if box.mean() <= 0.5 else None
+    if near is not None:
+        return round(x0 + near[0]), round(y0 + near[1])
     extent = max(x1 - x0, y1 - y0) + 1
     depth = max(2.0, tip_depth * extent)
     inward = inset * max(1.0, extent / 24)
@@ -164,6 +177,28 @@ def _cross_centre(box: np.ndarray) -> tuple[int, int] | None:
     if min(left, right) < 0.25 * along_row.size or min(up, down) < 0.25 * along_col.size:
         return None
     return col, row
+
+
+def _near_symmetric_centre(box: np.ndarray, min_iou: float, slack: int = 1) -> tuple[float, float] | None:
+    """The centre of a shape that a half turn and both mirrors map onto itself about a point up to
+    ``slack`` px from its box's middle (a crosshair or I-beam as learned from a video: one arm or
+    end a pixel thicker or longer than the other, a shadow's edge kept on one side), or None when
+    any of the three, at its best such point, overlaps the shape by less than ``min_iou``."""
+    h, w = box.shape
+    pad = np.pad(box, slack)
+    centre = [0.0, 0.0]
+    for turned, axes in ((box[::-1, ::-1], (0, 1)), (box[::-1], (1,)), (box[:, ::-1], (0,))):
+        best, where = 0.0, (0, 0)
+        for sy in range(-slack, slack + 1):
+            for sx in range(-slack, slack + 1):
+                iou = _iou(pad[slack + sy : slack + sy + h, slack + sx : slack + sx + w], turned)
+                if iou > best:
+                    best, where = iou, (sx, sy)
+        if best < min_iou:
+            return None
+        if axes == (0, 1):  # box(x + sx) = box(w - 1 - x): symmetric about x = (w - 1 + sx) / 2
+            centre = [(w - 1 + where[0]) / 2, (h - 1 + where[1]) / 2]
+    return centre[0], centre[1]
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -220,26 +255,55 @@ def _align(a: Candidate, b: Candidate, slack: int, a_template: Template | None =
 
 
 def common_sprite(
-    a: Candidate, b: Candidate, dx: int, dy: int, tolerance: int = 24
+    a: Candidate, b: Candidate, dx: int, dy: int, tolerance: int = 24, beside: bool = False
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """The rigid part two sightings share, on ``a``'s grid: pixels in both masks whose luma agrees
     within ``tolerance`` (tissue caught in one mask, or a translucent shadow over other tissue,
     differs between the two), their largest connected piece. Returns (image, mask) cropped to
-    the mask, or None if empty."""
+    the mask, or None if empty.
+
+    ``beside``: a pixel of ``a``'s mask also agrees with a pixel of ``b``'s mask one pixel away
+    (its 8 neighbours), and the pieces within 3 px of the largest are kept with it. Two sightings
+    lie at different sub-pixel positions, so a line one or two pixels wide (a thin crosshair's
+    arm, an I-beam's stem) falls on neighbouring pixels in the two, and asking for the same
+    pixel breaks such a shape into pieces (a crosshair learned as three arms, its hotspot put at
+    an arm's end). The caller asks for this only where the strict rule keeps a fragment: it
+    also lets a pixel of tissue beside the pointer pass, which costs a tiny pointer's sprite."""
     import cv2
 
     h, w = a.image.shape
     bh, bw = b.image.shape
     ys, xs = np.mgrid[0:h, 0:w]
-    bx, by = xs + dx, ys + dy
-    inside = (bx >= 0) & (by >= 0) & (bx < bw) & (by < bh)
-    bxc, byc = np.clip(bx, 0, bw - 1), np.clip(by, 0, bh - 1)
-    b_img, b_mask = b.image[byc, bxc], b.mask[byc, bxc]
-    agree = inside & (a.mask > 0) & (b_mask > 0) & (np.abs(a.image.astype(int) - b_img.astype(int)) <= tolerance)
+    a_img = a.image.astype(int)
+    agree = np.zeros((h, w), bool)
+    shifts = [(0, 0)] + ([(sx, sy) for sy in (-1, 0, 1) for sx in (-1, 0, 1) if sx or sy] if beside else [])
+    off_b = np.ones((h, w), bool)  # where b's mask does not cover a's pixel itself
+    for sx, sy in shifts:
+        bx, by = xs + dx + sx, ys + dy + sy
+        inside = (bx >= 0) & (by >= 0) & (bx < bw) & (by < bh)
+        bxc, byc = np.clip(bx, 0, bw - 1), np.clip(by, 0, bh - 1)
+        b_img, b_mask = b.image[byc, bxc], b.mask[byc, bxc]
+        here = inside & (b_mask > 0)
+        if sx == 0 and sy == 0:
+            off_b = ~here
+            agree |= here & (np.abs(a_img - b_img.astype(int)) <= tolerance)
+        else:
+            # only where b's line lies beside this pixel, not on it
+            agree |= off_b & here & (np.abs(a_img - b_img.astype(int)) <= tolerance)
+    agree &= a.mask > 0
     if not agree.any():
         return None
-    _n, labels, stats, _ = cv2.connectedComponentsWithStats(agree.astype(np.uint8), connectivity=8)
-    mask = _fill_holes(((labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))) * 255).astype(np.uint8))
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(agree.astype(np.uint8), connectivity=8)
+    k = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    keep = labels == k
+    if beside:
+        kx, ky, kw, kh, _ = stats[k]
+        grow = 3
+        for j in range(1, n):
+            jx, jy, jw, jh, _ = stats[j]
+            if jx <= kx + kw + grow and kx <= jx + jw + grow and jy <= ky + kh + grow and ky <= jy + jh + grow:
+                keep |= labels == j
+    mask = _fill_holes((keep * 255).astype(np.uint8))
     rows, cols = np.nonzero(mask)
     y0, y1, x0, x1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
     return a.image[y0:y1, x0:x1].copy(), mask[y0:y1, x0:x1]
@@ -380,11 +444,21 @@ class SpriteLearner:
         if common is None:
             return False, None
         image, mask = common
+        h = min(cand.image.shape[0], other.image.shape[0])
+        w = min(cand.image.shape[1], other.image.shape[1])
+        if image.shape[0] < cfg.extent_keep * h or image.shape[1] < cfg.extent_keep * w:
+            # A piece of the shape only: thin lines at two sub-pixel phases (see common_sprite).
+            wider = common_sprite(cand, other, dx, dy, beside=True)
+            if (
+                wider is not None
+                and wider[0].shape[0] >= cfg.extent_keep * h
+                and wider[0].shape[1] >= cfg.extent_keep * w
+                and np.count_nonzero(wider[1]) <= cfg.thin_fill * wider[1].size
+            ):
+                image, mask = wider
         smaller = min(np.count_nonzero(cand.mask), np.count_nonzero(other.mask))
         if np.count_nonzero(mask) < max(self.min_area, 0.5 * smaller):
             return False, None  # the two sightings share only a fragment: not one rigid sprite seen twice
-        h = min(cand.image.shape[0], other.image.shape[0])
-        w = min(cand.image.shape[1], other.image.shape[1])
         if whole and (image.shape[0] < cfg.extent_keep * h or image.shape[1] < cfg.extent_keep * w):
             return False, None  # a fragment, cut on one side: the sightings are not of one whole shape
         sprite = Candidate(cand.index, cand.x, cand.y, image, mask)
