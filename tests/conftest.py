@@ -10,6 +10,21 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture()
+def benchmark_module(monkeypatch):
+    """Import a script of ``benchmarks/`` by name, with that folder on ``sys.path`` for this test
+    only; every module loaded from the folder is dropped again afterwards."""
+    import importlib
+    import sys
+
+    folder = REPO_ROOT / "benchmarks"
+    monkeypatch.syspath_prepend(str(folder))
+    yield importlib.import_module
+    for name, module in list(sys.modules.items()):
+        if Path(getattr(module, "__file__", None) or "/").parent == folder:
+            sys.modules.pop(name, None)
+
+
 @pytest.fixture(scope="session")
 def artifacts_dir() -> Path:
     path = REPO_ROOT / "test_artifacts"

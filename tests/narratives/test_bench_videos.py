@@ -3,22 +3,15 @@ when its generator settings and the generator's source are the same and its file
 
 from __future__ import annotations
 
-import sys
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
-
 
 @pytest.fixture()
-def bench(monkeypatch):
-    monkeypatch.syspath_prepend(str(BENCHMARKS))
-    import narratives_bench
-
-    yield narratives_bench
-    sys.modules.pop("narratives_bench", None)
+def bench(benchmark_module):
+    return benchmark_module("narratives_bench")
 
 
 def test_rendered_reuses_only_the_same_settings(bench, tmp_path, monkeypatch):

@@ -4,34 +4,22 @@ gives a perfect answer full marks and a wrong one none."""
 
 from __future__ import annotations
 
-import sys
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from quilt_llava.errors import ConfigError
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+@pytest.fixture()
+def iv(benchmark_module):
+    return benchmark_module("independent_videos")
 
 
 @pytest.fixture()
-def iv(monkeypatch):
-    monkeypatch.syspath_prepend(str(BENCHMARKS))
-    import independent_videos
-
-    yield independent_videos
-    sys.modules.pop("independent_videos", None)
-
-
-@pytest.fixture()
-def bench(iv):
-    import independent_bench
-
-    yield independent_bench
-    sys.modules.pop("independent_bench", None)
-    sys.modules.pop("narratives_bench", None)
+def bench(iv, benchmark_module):
+    return benchmark_module("independent_bench")
 
 
 def small(iv, **kw):
