@@ -52,8 +52,10 @@ from narratives_bench import (
     TARGETS,
     TOLERANCE_PX,
     decode_only_seconds,
+    fmt,
     machine,
     match_frames,
+    print_rows,
     rows_to_points,
     run_ours,
     segment_errors,
@@ -426,12 +428,6 @@ def run_video(cfg: VideoConfig, work: Path, reuse: bool) -> tuple[dict[str, Any]
     return scores, misses
 
 
-def _fmt(v: Any, spec: str = ".3f") -> str:
-    if v is None:
-        return "-"
-    return format(v, spec) if isinstance(v, float) else str(v)
-
-
 COLUMNS = (  # header, key, format, worst is the larger
     ("recall", "recall", ".3f", False),
     ("recall kept", "recall_kept", ".3f", False),
@@ -449,12 +445,6 @@ COLUMNS = (  # header, key, format, worst is the larger
 )
 
 
-def _print(head: list[str], rows: list[list[str]]) -> None:
-    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
-    for r in [head, *rows]:
-        print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))))
-
-
 def worst(results: list[dict[str, Any]], key: str, larger: bool) -> Any:
     values = [r[key] for r in results if r.get(key) is not None]
     if not values:
@@ -464,16 +454,15 @@ def worst(results: list[dict[str, Any]], key: str, larger: bool) -> Any:
 
 def print_tables(results: list[dict[str, Any]]) -> None:
     head = ["video", *[c[0] for c in COLUMNS]]
-    rows = [[r["video"], *[_fmt(r[k], f) for _, k, f, _ in COLUMNS]] for r in results]
-    rows.append(["worst", *[_fmt(worst(results, k, larger), f) for _, k, f, larger in COLUMNS]])
-    _print(head, rows)
+    rows = [[r["video"], *[fmt(r[k], f) for _, k, f, _ in COLUMNS]] for r in results]
+    rows.append(["worst", *[fmt(worst(results, k, larger), f) for _, k, f, larger in COLUMNS]])
+    print_rows(head, rows, left=1)
     print("\nvideos (tissue; layout (chrome); pointers size; encoding; shots after the first view):")
     for r in results:
         print(f"  {r['video']}: {r['axes']}; {r['frames']} frames, {r['duration_s']:.1f} s")
         if r["lost_views"]:
             lost = ", ".join(
-                f"{v['start']:.1f}-{v['end']:.1f} s (glass {_fmt(v.get('glass_share'), '.0%')})"
-                for v in r["lost_views"]
+                f"{v['start']:.1f}-{v['end']:.1f} s (glass {fmt(v.get('glass_share'), '.0%')})" for v in r["lost_views"]
             )
             print(f"    tissue views lost: {lost}")
     for field, title in (("pointer", "pointer kind"), ("category", "pointer category"), ("motion", "hand's motion")):
@@ -495,11 +484,11 @@ def print_tables(results: list[dict[str, Any]]) -> None:
                     str(n),
                     f"{rec:.3f}",
                     f"{ws['recall']:.3f} ({wv})",
-                    _fmt(max(meds) if meds else None, ".2f"),
-                    _fmt(min(precs) if precs else None),
+                    fmt(max(meds) if meds else None, ".2f"),
+                    fmt(min(precs) if precs else None),
                 ]
             )
-        _print([title, "frames", "recall", "worst video", "worst med px", "worst prec"], table)
+        print_rows([title, "frames", "recall", "worst video", "worst med px", "worst prec"], table, left=1)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -604,7 +604,8 @@ def parse_options(items: list[str]) -> dict[str, Any]:
     return options
 
 
-def _fmt(v: Any, spec: str = ".3f") -> str:
+def fmt(v: Any, spec: str = ".3f") -> str:
+    """A table cell: "-" for None, floats by ``spec``."""
     if v is None:
         return "-"
     if isinstance(v, float):
@@ -612,7 +613,9 @@ def _fmt(v: Any, spec: str = ".3f") -> str:
     return str(v)
 
 
-def _print_rows(head: list[str], rows: list[list[str]], left: int = 2) -> None:
+def print_rows(head: list[str], rows: list[list[str]], left: int = 2) -> None:
+    """A plain-text table: the first ``left`` columns left-aligned, the rest right-aligned, a rule
+    under the header."""
     lines = [head, *rows]
     widths = [max(len(row[i]) for row in lines) for i in range(len(head))]
     for k, row in enumerate(lines):
@@ -646,28 +649,28 @@ def print_table(results: list[dict[str, Any]]) -> None:
             if s is None:
                 continue
             res = s.get("residue") or {}
-            mad = f"{_fmt(res.get('max_mad'), '.1f')} ({_fmt(res.get('control_mad'), '.1f')})" if res else "-"
+            mad = f"{fmt(res.get('max_mad'), '.1f')} ({fmt(res.get('control_mad'), '.1f')})" if res else "-"
             out = f"{res['removed']} ({res['false_removed']})" if res else "-"
             rows.append(
                 [
                     r["variant"],
                     method,
-                    _fmt(s["recall"]),
-                    _fmt(s["precision"]),
-                    _fmt(s["median_err_px"], ".2f"),
-                    _fmt(s["seg_err_max_s"], ".2f"),
-                    _fmt(s["seg_err_mean_s"], ".2f"),
-                    _fmt(s["segments_missed"]),
-                    _fmt(s.get("non_tissue_rows", 0)),
-                    _fmt(s.get("box_err_px")),
+                    fmt(s["recall"]),
+                    fmt(s["precision"]),
+                    fmt(s["median_err_px"], ".2f"),
+                    fmt(s["seg_err_max_s"], ".2f"),
+                    fmt(s["seg_err_mean_s"], ".2f"),
+                    fmt(s["segments_missed"]),
+                    fmt(s.get("non_tissue_rows", 0)),
+                    fmt(s.get("box_err_px")),
                     f"{s['pan_points']}/{s['pan_points_moved']}",
                     mad,
                     out,
-                    _fmt(s["fps"], ".1f"),
-                    _fmt(s["speed_ratio"], ".2f"),
+                    fmt(s["fps"], ".1f"),
+                    fmt(s["speed_ratio"], ".2f"),
                 ]
             )
-    _print_rows(head, rows)
+    print_rows(head, rows)
 
 
 def print_shape_table(results: list[dict[str, Any]]) -> None:
@@ -682,14 +685,14 @@ def print_shape_table(results: list[dict[str, Any]]) -> None:
                 [
                     r["variant"],
                     shape,
-                    _fmt(o.get("frames", p.get("frames"))),
-                    _fmt(o.get("recall")),
-                    _fmt(o.get("median_err_px"), ".2f"),
-                    _fmt(p.get("recall")),
-                    _fmt(p.get("median_err_px"), ".2f"),
+                    fmt(o.get("frames", p.get("frames"))),
+                    fmt(o.get("recall")),
+                    fmt(o.get("median_err_px"), ".2f"),
+                    fmt(p.get("recall")),
+                    fmt(p.get("median_err_px"), ".2f"),
                 ]
             )
-    _print_rows(head, rows)
+    print_rows(head, rows)
 
 
 def print_hotspot_table(table: list[dict[str, Any]]) -> None:
@@ -699,15 +702,15 @@ def print_hotspot_table(table: list[dict[str, Any]]) -> None:
             t["theme"],
             t["shape"],
             str(t["sizes"]),
-            _fmt(t["median_px"], ".2f"),
-            _fmt(t["max_px"], ".2f"),
-            _fmt(t["loto_median_px"], ".2f"),
-            _fmt(t["loto_max_px"], ".2f"),
+            fmt(t["median_px"], ".2f"),
+            fmt(t["max_px"], ".2f"),
+            fmt(t["loto_median_px"], ".2f"),
+            fmt(t["loto_max_px"], ".2f"),
             ", ".join(str(v) for v in t["loto_params"]),
         ]
         for t in table
     ]
-    _print_rows(head, rows)
+    print_rows(head, rows)
 
 
 def main(argv: list[str] | None = None) -> int:
