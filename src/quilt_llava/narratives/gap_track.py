@@ -363,6 +363,12 @@ def _fitting(
     return max(sprites, key=covered)
 
 
+def _bar(spread: float, config: GapTrackConfig) -> float:
+    """How far above a frame's noise median evidence must stand: ``min_levels`` grey levels and
+    ``min_z`` noise spreads."""
+    return max(config.min_levels, config.min_z * spread)
+
+
 def _stands(
     scored: Scored,
     at: tuple[float, float],
@@ -376,7 +382,7 @@ def _stands(
     r = config.step_px
     xx, yy = round(at[0]) - x0, round(at[1]) - y0
     win = ev[max(0, yy - r) : yy + r + 1, max(0, xx - r) : xx + r + 1]
-    return win.size > 0 and float(win.max()) - med >= max(config.min_levels, config.min_z * spread)
+    return win.size > 0 and float(win.max()) - med >= _bar(spread, config)
 
 
 def _standing(
@@ -401,7 +407,7 @@ def _standing(
     dy, dx = np.unravel_index(int(np.argmax(win)), win.shape)
     py, px = wy0 + int(dy), wx0 + int(dx)
     value = float(ev[py, px])
-    if value - med < max(config.min_levels, config.min_z * spread):
+    if value - med < _bar(spread, config):
         return None
     far = allowed & (np.hypot(xs - (px + x0), ys - (py + y0)) > near)
     if far.any() and float(grid[far].max()) >= value:

@@ -446,20 +446,20 @@ class SpriteLearner:
         image, mask = common
         h = min(cand.image.shape[0], other.image.shape[0])
         w = min(cand.image.shape[1], other.image.shape[1])
-        if image.shape[0] < cfg.extent_keep * h or image.shape[1] < cfg.extent_keep * w:
+
+        def spans(shared: np.ndarray) -> bool:
+            """Does the shared part reach across ``extent_keep`` of both sightings' extent?"""
+            return shared.shape[0] >= cfg.extent_keep * h and shared.shape[1] >= cfg.extent_keep * w
+
+        if not spans(image):
             # A piece of the shape only: thin lines at two sub-pixel phases (see common_sprite).
             wider = common_sprite(cand, other, dx, dy, beside=True)
-            if (
-                wider is not None
-                and wider[0].shape[0] >= cfg.extent_keep * h
-                and wider[0].shape[1] >= cfg.extent_keep * w
-                and np.count_nonzero(wider[1]) <= cfg.thin_fill * wider[1].size
-            ):
+            if wider is not None and spans(wider[0]) and np.count_nonzero(wider[1]) <= cfg.thin_fill * wider[1].size:
                 image, mask = wider
         smaller = min(np.count_nonzero(cand.mask), np.count_nonzero(other.mask))
         if np.count_nonzero(mask) < max(self.min_area, 0.5 * smaller):
             return False, None  # the two sightings share only a fragment: not one rigid sprite seen twice
-        if whole and (image.shape[0] < cfg.extent_keep * h or image.shape[1] < cfg.extent_keep * w):
+        if whole and not spans(image):
             return False, None  # a fragment, cut on one side: the sightings are not of one whole shape
         sprite = Candidate(cand.index, cand.x, cand.y, image, mask)
         if any(self._same(sprite, t) for t in self.learned):
