@@ -5,7 +5,20 @@ spatial texture of sampled frames and the per-pixel range over time. Viewer chro
 (borders, toolbars, status bars) is flat and never changes; the tissue view is
 textured and changes whenever the narrator pans. A row or column belongs to the
 content when most of its pixels are textured or changing; the content box is the
-longest run of such rows by the longest run of such columns. Statistics are kept per
+longest run of such rows by the longest run of such columns, joined across gaps to
+further long runs. Two things make that judgement relative to the view itself:
+
+- what counts as texture is scaled by the view's own strongest texture (its 90th
+  percentile of local spread): a pale or faded stain has fainter texture in proportion,
+  and at the absolute spread of stained tissue at full contrast its rows and columns
+  fell apart into pieces of the view (or the whole frame, chrome and all);
+- empty glass between tissue fragments is flat too, so rows and columns crossing a large
+  piece of glass fall below the share that makes them content and split the view; a run
+  beyond such a gap joins the box when it is at least as long as the gap and a tenth of
+  the frame. Chrome bars (toolbars, title and status bars) are thinner than that, so a
+  textured bar beyond a flat gap stays out.
+
+Statistics are kept per
 still view and merged over the views that are tissue (see ``pipeline``), so a cut to a
 full-screen slide or camera does not widen the tissue area. A webcam box inside the view
 is handled separately (see :class:`ChangeFrequency`).
@@ -20,9 +33,15 @@ import numpy as np
 
 @dataclass
 class ContentConfig:
-    texture_threshold: float = 3.0  # local std (grey levels) that counts as texture
+    texture_threshold: float = 3.0  # local std (grey levels) that counts as texture, at most
+    # ... and at least this share of the view's strong texture (90th percentile of the local std over
+    # the frame: ~15-45 grey levels for stained tissue at full contrast, ~11 for pale H&E), never under
+    # ``min_texture_threshold`` (flat chrome and glass under compression stay under 1)
+    relative_texture: float = 0.1
+    min_texture_threshold: float = 1.0
     range_threshold: float = 20.0  # temporal max-min that counts as changing content
     line_fraction: float = 0.5  # share of a row/column that must be content
+    join_run: float = 0.1  # a run of content lines beyond a gap joins the box when this share of the frame long
 
 
 class ContentStats:
@@ -64,7 +83,16 @@ class ContentStats:
             return None
         cfg = self.config
         changing = (self.hi.astype(np.int16) - self.lo.astype(np.int16)) > cfg.range_threshold
-        return (self.texture > cfg.texture_threshold) | changing
+        return (self.texture > self.texture_threshold()) | changing
+
+    def texture_threshold(self) -> float:
+        """The local spread that counts as texture in this view: ``relative_texture`` of its strong
+        texture, between ``min_texture_threshold`` and ``texture_threshold``."""
+        cfg = self.config
+        if self.texture is None:
+            return cfg.texture_threshold
+        strong = float(np.percentile(self.texture, 90))
+        return min(cfg.texture_threshold, max(cfg.min_texture_threshold, cfg.relative_texture * strong))
 
     def box(self, scale: float, frame_size: tuple[int, int]) -> tuple[int, int, int, int]:
         """Content box (x0, y0, x1, y1) in full-resolution pixels; the whole frame when undecidable."""
@@ -72,8 +100,8 @@ class ContentStats:
         cmap = self.content_map()
         if cmap is None:
             return (0, 0, width, height)
-        rows = _longest_run(cmap.mean(axis=1) >= self.config.line_fraction)
-        cols = _longest_run(cmap.mean(axis=0) >= self.config.line_fraction)
+        rows = _joined_run(cmap.mean(axis=1) >= self.config.line_fraction, self.config.join_run)
+        cols = _joined_run(cmap.mean(axis=0) >= self.config.line_fraction, self.config.join_run)
         if rows is None or cols is None:
             return (0, 0, width, height)
         x0, x1 = round(cols[0] * scale), min(width, round((cols[1] + 1) * scale))
@@ -83,17 +111,38 @@ class ContentStats:
         return (x0, y0, x1, y1)
 
 
-def _longest_run(flags: np.ndarray) -> tuple[int, int] | None:
-    best: tuple[int, int] | None = None
-    start = None
+def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
+    """(first, last) index of each run of true ``flags``, in order."""
+    runs, start = [], None
     for i, f in enumerate([*list(flags), False]):
         if f and start is None:
             start = i
         elif not f and start is not None:
-            if best is None or i - 1 - start > best[1] - best[0]:
-                best = (start, i - 1)
+            runs.append((start, i - 1))
             start = None
-    return best
+    return runs
+
+
+def _joined_run(flags: np.ndarray, join: float) -> tuple[int, int] | None:
+    """The longest run of true ``flags`` (the first of equal ones), joined with the runs beyond
+    each end while the next one is at least as long as the gap before it and ``join`` of all lines
+    (a view split by empty glass, not a chrome bar beyond a gap)."""
+    runs = _runs(flags)
+    if not runs:
+        return None
+    lo = hi = max(range(len(runs)), key=lambda k: (runs[k][1] - runs[k][0], -k))
+    least = join * len(flags)
+
+    def joins(run: tuple[int, int], gap: int) -> bool:
+        return run[1] - run[0] + 1 >= max(gap, least)
+
+    while True:
+        if lo > 0 and joins(runs[lo - 1], runs[lo][0] - runs[lo - 1][1] - 1):
+            lo -= 1
+        elif hi < len(runs) - 1 and joins(runs[hi + 1], runs[hi + 1][0] - runs[hi][1] - 1):
+            hi += 1
+        else:
+            return runs[lo][0], runs[hi][1]
 
 
 def refine_edges(image: np.ndarray, box: tuple[int, int, int, int], search: int = 6) -> tuple[int, int, int, int]:
