@@ -84,3 +84,18 @@ def test_a_textured_bar_beyond_a_flat_gap_stays_out():
     frame[160:172] = _texture(12, W, 1.0, seed=3)
     box = _box(frame)
     assert _near(box, (0, TOP * SCALE, W * SCALE, 150 * SCALE))
+
+
+def test_a_half_textured_side_panel_beside_the_view_stays_out():
+    """A side panel whose columns are just over half content (an overview thumbnail on top, a
+    list of text below) right beside the view: the box ends where the view's full columns end."""
+    frame = _viewer(_texture(H - TOP, W, 1.0))
+    panel = W - 40
+    frame[TOP:, panel:] = 40
+    frame[TOP : TOP + 67, panel + 4 : W - 4] = _texture(67, 32, 1.0, seed=4)  # the thumbnail
+    for y in range(TOP + 80, H - 4, 24):  # lines of text
+        frame[y, panel + 4 : W - 6 : 3] = 200
+    box = _box(frame)
+    assert _near(box, (0, TOP * SCALE, panel * SCALE, H * SCALE))
+    no_trim = ContentConfig(edge_fraction=0.0)  # the ends of the run kept, as before
+    assert not _near(_box(frame, no_trim), (0, TOP * SCALE, panel * SCALE, H * SCALE))

@@ -6,7 +6,7 @@ spatial texture of sampled frames and the per-pixel range over time. Viewer chro
 textured and changes whenever the narrator pans. A row or column belongs to the
 content when most of its pixels are textured or changing; the content box is the
 longest run of such rows by the longest run of such columns, joined across gaps to
-further long runs. Two things make that judgement relative to the view itself:
+further long runs. Three things make that judgement relative to the view itself:
 
 - what counts as texture is scaled by the view's own strongest texture (its 90th
   percentile of local spread): a pale or faded stain has fainter texture in proportion,
@@ -16,7 +16,11 @@ further long runs. Two things make that judgement relative to the view itself:
   piece of glass fall below the share that makes them content and split the view; a run
   beyond such a gap joins the box when it is at least as long as the gap and a tenth of
   the frame. Chrome bars (toolbars, title and status bars) are thinner than that, so a
-  textured bar beyond a flat gap stays out.
+  textured bar beyond a flat gap stays out;
+- chrome right beside the view can be half content too (a side panel's overview thumbnail
+  and text, a toolbar's buttons crossed by the pointer's path): the run's end lines are
+  dropped while their share is under ``edge_fraction`` of the run's median share (the
+  view's own lines are fuller than that, glass and all).
 
 Statistics are kept per
 still view and merged over the views that are tissue (see ``pipeline``), so a cut to a
@@ -42,6 +46,7 @@ class ContentConfig:
     range_threshold: float = 20.0  # temporal max-min that counts as changing content
     line_fraction: float = 0.5  # share of a row/column that must be content
     join_run: float = 0.1  # a run of content lines beyond a gap joins the box when this share of the frame long
+    edge_fraction: float = 0.6  # the box's end lines hold at least this share of its median line's content
 
 
 class ContentStats:
@@ -100,8 +105,8 @@ class ContentStats:
         cmap = self.content_map()
         if cmap is None:
             return (0, 0, width, height)
-        rows = _joined_run(cmap.mean(axis=1) >= self.config.line_fraction, self.config.join_run)
-        cols = _joined_run(cmap.mean(axis=0) >= self.config.line_fraction, self.config.join_run)
+        rows = _line_span(cmap.mean(axis=1), self.config)
+        cols = _line_span(cmap.mean(axis=0), self.config)
         if rows is None or cols is None:
             return (0, 0, width, height)
         x0, x1 = round(cols[0] * scale), min(width, round((cols[1] + 1) * scale))
@@ -109,6 +114,21 @@ class ContentStats:
         if (x1 - x0) * (y1 - y0) < 0.1 * width * height:
             return (0, 0, width, height)
         return (x0, y0, x1, y1)
+
+
+def _line_span(shares: np.ndarray, cfg: ContentConfig) -> tuple[int, int] | None:
+    """First and last content line (by each line's share of content pixels): the joined run of
+    lines over ``line_fraction``, less end lines under ``edge_fraction`` of its median share."""
+    run = _joined_run(shares >= cfg.line_fraction, cfg.join_run)
+    if run is None:
+        return None
+    first, last = run
+    least = cfg.edge_fraction * float(np.median(shares[first : last + 1]))
+    while first < last and shares[first] < least:
+        first += 1
+    while last > first and shares[last] < least:
+        last -= 1
+    return first, last
 
 
 def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
