@@ -99,3 +99,37 @@ def test_a_half_textured_side_panel_beside_the_view_stays_out():
     assert _near(box, (0, TOP * SCALE, panel * SCALE, H * SCALE))
     no_trim = ContentConfig(edge_fraction=0.0)  # the ends of the run kept, as before
     assert not _near(_box(frame, no_trim), (0, TOP * SCALE, panel * SCALE, H * SCALE))
+
+
+def test_chrome_that_follows_the_view_stays_out_of_the_merged_tissue_area():
+    """An overview thumbnail in a side panel, shaded where the view is: it changes with every pan
+    (from one view to the next, as the tissue does) but not within a view. The tissue area merged
+    over views holds what each view changed *within* it, so the panel stays out."""
+    panel = 60
+    merged = ContentStats()
+    for k in range(3):
+        frame = np.full((H, W), 60, np.uint8)
+        frame[:, panel:] = _texture(H, W - panel, 1.0, seed=10 + k)
+        frame[6:174, 4:46] = 100 + 40 * k  # a tall thumbnail, shaded where the view is: another grey in each view
+        view = ContentStats()
+        for _ in range(3):
+            view.add(frame)
+        merged.merge(view)
+    assert _near(merged.box(SCALE, SIZE), (panel * SCALE, 0, W * SCALE, H * SCALE))
+
+
+def test_a_box_edge_on_the_frame_border_stays_beside_an_overlay():
+    """An overview overlay in the view's top-right corner (a bright frame around a thumbnail) is the
+    strongest step near the frame's right border, but it crosses a part of the box's rows only:
+    the right edge stays on the border. A chrome border along the whole side still snaps it."""
+    from quilt_llava.narratives.content import refine_edges
+
+    rng = np.random.default_rng(5)
+    h, w, top = 720, 1280, 40
+    image = np.full((h, w), 50, np.uint8)
+    image[top:] = cv2.GaussianBlur(rng.integers(90, 200, (h - top, w), dtype=np.uint8), (0, 0), 3)
+    image[60:240, 1040:1268] = 235  # the overlay's frame...
+    image[64:236, 1044:1264] = 120  # ... around its thumbnail
+    assert refine_edges(image, (0, top, w, h), search=16) == (0, top, w, h)
+    image[top:, w - 10 :] = 30  # a dark window border along the whole right side
+    assert refine_edges(image, (0, top, w, h), search=16)[2] == w - 10

@@ -24,7 +24,11 @@ further long runs. Three things make that judgement relative to the view itself:
 
 Statistics are kept per
 still view and merged over the views that are tissue (see ``pipeline``), so a cut to a
-full-screen slide or camera does not widen the tissue area. A webcam box inside the view
+full-screen slide or camera does not widen the tissue area; a pixel is content there when it
+was content in at least a third of those views (chrome that follows the view, an overview
+thumbnail's view rectangle, is content in one view here and in the next there, and changes with
+every pan as the tissue does). The box is snapped to the
+steps of a full-resolution image (:func:`refine_edges`). A webcam box inside the view
 is handled separately (see :class:`ChangeFrequency`).
 """
 
@@ -47,16 +51,22 @@ class ContentConfig:
     line_fraction: float = 0.5  # share of a row/column that must be content
     join_run: float = 0.1  # a run of content lines beyond a gap joins the box when this share of the frame long
     edge_fraction: float = 0.6  # the box's end lines hold at least this share of its median line's content
+    # a pixel is content of merged views when content in this share of them (a third: two of four or
+    # five views; one of two or three)
+    merge_share: float = 1 / 3
 
 
 class ContentStats:
-    """Accumulates texture and temporal range of sampled analysis frames."""
+    """Accumulates texture and temporal range of sampled analysis frames (one view's), and the
+    content of views merged in (:meth:`merge`)."""
 
     def __init__(self, config: ContentConfig | None = None) -> None:
         self.config = config or ContentConfig()
         self.texture: np.ndarray | None = None
         self.lo: np.ndarray | None = None
         self.hi: np.ndarray | None = None
+        self.votes: np.ndarray | None = None  # per pixel, in how many of the views merged in it was content
+        self.voters = 0  # views merged in
 
     def add(self, small: np.ndarray) -> None:
         import cv2
@@ -73,22 +83,30 @@ class ContentStats:
             np.maximum(self.hi, small, out=self.hi)
 
     def merge(self, other: ContentStats) -> None:
-        """Add what ``other`` saw (frames of another view, say) to these statistics."""
-        if other.texture is None:
+        """Add another view to these statistics (one vote; views merged in ``other`` count as one):
+        a pixel is content of the merged views where it was content in ``merge_share`` of them.
+        Chrome that follows the view (an overview thumbnail's view rectangle, the pointer's path
+        over a toolbar) is content in one view here and in the next one there, and changes from
+        one view to the next as the tissue does; tissue is content wherever it shows, and empty
+        glass in one view is tissue in another."""
+        cmap = other.content_map()
+        if cmap is None:
             return
-        if self.texture is None:
-            self.texture, self.lo, self.hi = other.texture.copy(), other.lo.copy(), other.hi.copy()
-            return
-        np.maximum(self.texture, other.texture, out=self.texture)
-        np.minimum(self.lo, other.lo, out=self.lo)
-        np.maximum(self.hi, other.hi, out=self.hi)
+        if self.votes is None:
+            self.votes = np.zeros(cmap.shape, np.float32)
+        self.votes += cmap
+        self.voters += 1
 
     def content_map(self) -> np.ndarray | None:
-        if self.texture is None:
-            return None
         cfg = self.config
-        changing = (self.hi.astype(np.int16) - self.lo.astype(np.int16)) > cfg.range_threshold
-        return (self.texture > self.texture_threshold()) | changing
+        own = None
+        if self.texture is not None and self.lo is not None and self.hi is not None:
+            changing = (self.hi.astype(np.int16) - self.lo.astype(np.int16)) > cfg.range_threshold
+            own = (self.texture > self.texture_threshold()) | changing
+        if self.votes is None:
+            return own
+        merged = self.votes >= cfg.merge_share * self.voters - 1e-6
+        return merged if own is None else merged | own
 
     def texture_threshold(self) -> float:
         """The local spread that counts as texture in this view: ``relative_texture`` of its strong
@@ -166,24 +184,39 @@ def _joined_run(flags: np.ndarray, join: float) -> tuple[int, int] | None:
 
 
 def refine_edges(image: np.ndarray, box: tuple[int, int, int, int], search: int = 6) -> tuple[int, int, int, int]:
-    """Snap each edge of ``box`` to the strongest step in a full-resolution luma ``image`` within ``search`` px."""
+    """Snap each edge of ``box`` to the strongest step in a full-resolution luma ``image`` within
+    ``search`` px. An edge on the frame's border moves only to a step that crosses at least half of
+    the box (a chrome border along it): an overlay inside the view near the border (an overview
+    thumbnail in its corner) steps across a part of it only, and the frame's border is the view's."""
     x0, y0, x1, y1 = box
     img = image.astype(np.float32)
     h, w = img.shape
 
-    def snap(profile: np.ndarray, pos: int) -> int:
+    def snap(profile: np.ndarray, pos: int, cover: np.ndarray | None) -> int:
         lo, hi = max(1, pos - search), min(len(profile) - 1, pos + search)
         if hi <= lo:
             return pos
         steps = np.abs(np.diff(profile))[lo - 1 : hi]
+        if cover is not None:  # on the frame's border: steps along the box's whole side only
+            steps = np.where(cover[lo - 1 : hi] >= 0.5, steps, 0.0)
         if steps.size == 0 or steps.max() < 8:
             return pos
         return lo + int(np.argmax(steps))
 
-    rows = img[y0:y1].mean(axis=0) if y1 > y0 else img.mean(axis=0)
-    cols = img[:, x0:x1].mean(axis=1) if x1 > x0 else img.mean(axis=1)
-    nx0, nx1 = snap(rows, x0), snap(rows, x1)
-    ny0, ny1 = snap(cols, y0), snap(cols, y1)
+    band_x = img[y0:y1] if y1 > y0 else img  # the box's rows (for its left and right edges)
+    band_y = img[:, x0:x1] if x1 > x0 else img
+    rows, cols = band_x.mean(axis=0), band_y.mean(axis=1)
+
+    def cover(band: np.ndarray, axis: int) -> np.ndarray:
+        """Per step along ``axis``, the share of the band's lines that step by 8 grey levels or more."""
+        return (np.abs(np.diff(band, axis=axis)) >= 8).mean(axis=1 - axis)
+
+    cover_x = cover(band_x, 1) if x0 <= 0 or x1 >= w else None
+    cover_y = cover(band_y, 0) if y0 <= 0 or y1 >= h else None
+    nx0 = snap(rows, x0, cover_x if x0 <= 0 else None)
+    nx1 = snap(rows, x1, cover_x if x1 >= w else None)
+    ny0 = snap(cols, y0, cover_y if y0 <= 0 else None)
+    ny1 = snap(cols, y1, cover_y if y1 >= h else None)
     if nx1 - nx0 < (x1 - x0) // 2 or ny1 - ny0 < (y1 - y0) // 2:
         return box
     return (nx0, ny0, min(w, nx1), min(h, ny1))
