@@ -219,3 +219,29 @@ def test_faint_texture_counts_only_relative_to_a_faint_view():
     fixed = TissueConfig(min_contrast=1.0)  # the spreads never scaled: the rule before
     assert pale["textured_area"] >= cfg.textured_area[1] > tissue_features(_washed(he, 0.45), fixed)["textured_area"]
     assert abs(full["textured_area"] - tissue_features(he, fixed)["textured_area"]) < 0.05
+
+
+def _smooth_stroma(fibre: float, seed: int = 0) -> np.ndarray:
+    """Pink stroma with faint fibres (``fibre`` grey levels of spread) between sparse dark nuclei
+    (6% of the view), as a drawn tissue, a high zoom or a low bit rate shows it: the nuclei give
+    the view the full luma range of stained tissue, its middle half spans a few grey levels."""
+    rng = np.random.default_rng(seed)
+    h, w = 576, 1024
+    fibres = cv2.GaussianBlur(rng.standard_normal((h, w)).astype(np.float32), (0, 0), 8, sigmaY=1.2)
+    fibres /= fibres.std()
+    pink = np.array([236, 168, 200], np.float32)
+    img = np.clip(pink + fibre * fibres[..., None] * np.array([0.4, 1.0, 0.7], np.float32), 0, 255).astype(np.uint8)
+    for _ in range(700):
+        x, y, r = int(rng.integers(0, w)), int(rng.integers(0, h)), float(rng.uniform(3, 6))
+        axes = (int(r), int(r * rng.uniform(0.6, 1)))
+        cv2.ellipse(img, (x, y), axes, float(rng.uniform(0, 180)), 0, 360, (90, 50, 135), -1, cv2.LINE_AA)
+    return _jpeg(cv2.GaussianBlur(img, (0, 0), 0.8), 70)
+
+
+def test_smooth_stroma_between_sparse_nuclei_is_tissue():
+    """The contrast that scales texture is the lower of the luma range and the middle half's spread:
+    the nuclei give smooth stroma a full range, so its fibres were flat at full contrast's spread."""
+    view = _smooth_stroma(4.0)
+    assert tissue_score(view) >= THRESHOLD
+    range_only = TissueConfig(middle_reference=1e-9)  # the middle half's spread never the lower: the rule before
+    assert tissue_score(view, range_only) < THRESHOLD

@@ -88,7 +88,8 @@ def test_without_a_tissue_view_before_it_the_view_is_judged_in_its_own_box_only(
 
 
 def test_contrast_settings_are_checked():
-    cfg = ExtractConfig(tissue=TissueConfig(min_contrast=0.0, contrast_reference=-1.0))
+    cfg = ExtractConfig(tissue=TissueConfig(min_contrast=0.0, contrast_reference=-1.0, middle_reference=0.0))
     with pytest.raises(ConfigError) as exc:
         cfg.validate()
-    assert "tissue.min_contrast" in str(exc.value) and "tissue.contrast_reference" in str(exc.value)
+    for name in ("min_contrast", "contrast_reference", "middle_reference"):
+        assert f"tissue.{name}" in str(exc.value)

@@ -132,8 +132,9 @@ class ExtractConfig:
             problems.append(f"tissue.threshold must be in [0, 1], got {self.tissue.threshold}")
         if not 0.0 < self.tissue.min_contrast <= 1.0:
             problems.append(f"tissue.min_contrast must be in (0, 1], got {self.tissue.min_contrast}")
-        if self.tissue.contrast_reference <= 0:
-            problems.append(f"tissue.contrast_reference must be > 0 grey levels, got {self.tissue.contrast_reference}")
+        for name in ("contrast_reference", "middle_reference"):
+            if getattr(self.tissue, name) <= 0:
+                problems.append(f"tissue.{name} must be > 0 grey levels, got {getattr(self.tissue, name)}")
         if self.clustering not in CLUSTERERS:
             problems.append(f"clustering must be one of {', '.join(CLUSTERERS)}, got {self.clustering!r}")
         if problems:

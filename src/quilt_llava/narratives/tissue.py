@@ -23,7 +23,12 @@ texture in proportion to its weaker contrast, so the spreads that count as textu
 scaled by the foreground's luma range (5th to 95th percentile) over that of stained tissue at full
 contrast (``contrast_reference``), down to ``min_contrast`` of their value and never up. A
 washed-out text slide gains nothing from it (its flat parts stay flat, its text stays grey); a
-view of pale tissue at 35-60% of the contrast counts as tissue.
+view of pale tissue at 35-60% of the contrast counts as tissue. The luma spread of the
+foreground's middle half (25th to 75th percentile, over ``middle_reference``) is a second
+measure of the contrast, and the lower one counts: smooth stroma between sparse dark nuclei
+(a drawn tissue, a high zoom, a low bit rate) has the full range of stained tissue from its
+nuclei, but most of it is as faint as pale tissue (a middle spread of 12-17 grey levels against
+40-75 for ``ihc.png``), and its fibres were flat at full contrast's 3 grey levels.
 
 Each feature passes through a linear ramp between two limits (:class:`TissueConfig`) and the
 score is their product, in [0, 1]. The limits were set on crops of ``ihc.png`` (the left
@@ -33,9 +38,8 @@ scikit-image's astronaut (a person) only;
 re-staining, tissue on glass, pale, faded and glass-rich H&E, desktops, blank screens and
 nineteen other photos). What it
 does not handle (see the README): greyscale images (unstained, electron micrographs,
-fluorescence) are not tissue to it, smooth stroma with sparse nuclei (a high zoom, heavy
-compression) is smooth in most of its blocks and fails ``textured_area``, and close photos of
-brown, orange or pink textured things (fur, food, wood) can pass as tissue.
+fluorescence) are not tissue to it, and close photos of brown, orange or pink textured things
+(fur, food, wood) can pass as tissue.
 """
 
 from __future__ import annotations
@@ -60,11 +64,13 @@ class TissueConfig:
     side: int = 256  # the view is reduced to this many px on its longer side
     # Texture is measured relative to the view's own contrast: the local spread that counts as
     # texture (and the one under which a pixel is flat) is scaled by the foreground's luma range
-    # (5th to 95th percentile) over ``contrast_reference``, never up, and down to ``min_contrast``
-    # at most (a faded stain, a pale scan: its texture is as much weaker as its contrast).
+    # (5th to 95th percentile) over ``contrast_reference`` or by the spread of its middle half over
+    # ``middle_reference``, the lower, never up, and down to ``min_contrast`` at most (a faded
+    # stain, a pale scan, smooth stroma between sparse nuclei: texture as much weaker as contrast).
     texture_spread: float = 3.0  # grey levels of local spread that count as texture at full contrast
     flat_spread: float = 1.5  # grey levels of local spread under which a pixel is flat at full contrast
     contrast_reference: float = 70.0  # luma range (grey levels) of stained tissue at full contrast
+    middle_reference: float = 30.0  # luma spread of its middle half (25th to 75th percentile) at full contrast
     min_contrast: float = 0.5  # the smallest scale of the spreads above
 
 
@@ -120,11 +126,13 @@ def tissue_features(rgb: np.ndarray, config: TissueConfig | None = None) -> dict
 
 
 def _contrast_scale(luma: np.ndarray, cfg: TissueConfig) -> float:
-    """How much weaker than full contrast the foreground's luma range is, in [min_contrast, 1]."""
+    """How much weaker than full contrast the foreground's luma is, in [min_contrast, 1]: its range
+    (5th to 95th percentile) or the spread of its middle half, whichever is the weaker."""
     if luma.size < 16:
         return 1.0
-    lo, hi = np.percentile(luma, [5, 95])
-    return float(min(1.0, max(cfg.min_contrast, (hi - lo) / cfg.contrast_reference)))
+    lo, q1, q3, hi = np.percentile(luma, [5, 25, 75, 95])
+    contrast = min((hi - lo) / cfg.contrast_reference, (q3 - q1) / cfg.middle_reference)
+    return float(min(1.0, max(cfg.min_contrast, contrast)))
 
 
 def _ramp(value: float, lo: float, hi: float) -> float:
