@@ -40,7 +40,11 @@ its arms meet; a shape that is symmetric (its mask turned by 180° and mirrored 
 ways overlaps itself by ``symmetric_iou`` or more: the four-arrow move cursor, a dot or
 ring) points at its centroid; so does a shape covering at most half its box that does so
 about a point up to 1 px off its box's middle (a crosshair learned with one arm thicker than
-the other, or a corner lost), at that point; any other shape points with its
+the other, or a corner lost), at that point; so does a line drawing (its thickest stroke at most
+half its box's narrow side) whose *outline* the half turn and both mirrors map to within a
+pixel of itself (a thin crosshair or I-beam learned from two sub-pixel phases and compression:
+a line a pixel off for part of its length, one arm longer), at the mirrors' axes; any other
+shape points with its
 sharpest extreme: of the eight compass directions, the one whose outermost
 ``tip_depth`` of the mask holds the fewest pixels for how far that extreme reaches from
 the shape's centroid (the arrow's tip, the pointing finger's tip, the point of a
@@ -50,8 +54,9 @@ Desktop pointers point up and to the left, so an extreme pointing right or down 
 sharper (up-right, down-left: 1.5x) to win. A drop shadow lies behind the tip, so it does not
 move it.
 What this does not decide well: shapes whose declared hotspot is neither a tip nor the
-centre (an open hand's palm, an I-beam's middle) get their sharpest corner, and so does an
-arrow whose barbs are sharper than its tip.
+centre (an open hand's palm) get their sharpest corner, and so does an arrow whose barbs are
+sharper than its tip, and a symmetric shape learned with one end lost (an I-beam whose shared
+part lacks a serif).
 """
 
 from __future__ import annotations
