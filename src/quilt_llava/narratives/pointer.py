@@ -73,9 +73,9 @@ from quilt_llava.narratives.track_motion import differs_from_all
 # A shape whose thickest stroke (twice the largest distance from a mask pixel to the outside) is at
 # most this share of its box's narrow side is drawn in lines (crosshairs and I-beams of the six
 # Debian themes and as learned from the independent corpus: 0.07-0.47), and its centre is found by
-# its outline's symmetry (``_outline_symmetric_centre``). Solid shapes: 0.69-0.94 (the hands of
-# handhelds and redglass, lens-shaped with outlines as symmetric: 0.80-0.86); learned arrows and
-# hands 0.56-0.62.
+# its outline's symmetry (``_outline_symmetric_centre``). Theme arrows and hands: 0.69-0.93 (the
+# hands of handhelds and redglass, lens-shaped with outlines as symmetric: 0.80-0.86); learned
+# arrows and hands 0.56-0.62.
 LINE_STROKE = 0.5
 
 # The eight compass directions (x right, y down) and how much sharper than an up/left extreme
@@ -216,9 +216,7 @@ def _near_symmetric_centre(box: np.ndarray, min_iou: float, slack: int = 1) -> t
     return centre[0], centre[1]
 
 
-def _outline_symmetric_centre(
-    box: np.ndarray, min_cover: float = 0.9, slack: int = 2
-) -> tuple[float, float] | None:
+def _outline_symmetric_centre(box: np.ndarray, min_cover: float = 0.9, slack: int = 2) -> tuple[float, float] | None:
     """The centre of a line drawing (a crosshair or I-beam as learned from a compressed video)
     whose *outline* a half turn and both mirrors map onto itself to within a pixel, or None.
 
