@@ -111,6 +111,54 @@ def test_hotspot_of_drawn_shapes() -> None:
     assert abs(x - 13) <= 1 and abs(y - 14) <= 1, (x, y)
 
 
+# An I-beam as the learner kept it from a 24 px drawn I-beam at CRF 23 (independent corpus): the
+# stem's two outline lines, serifs of different widths and raggedness at the two ends.
+LEARNED_IBEAM = """
+..#######.#
+..#########
+..########.
+.###.######
+.....#.....
+.....#.....
+.....#.#...
+.....#.#...
+.....#.#...
+.....#.#...
+.....#.#...
+.....#.#...
+.....#.#...
+.....#.#...
+.....#.#...
+.....#.#...
+.....#.#...
+.....#.#...
+.....#.#...
+####.#.####
+#.########.
+#.########.
+...########
+"""
+
+
+def test_hotspot_of_ragged_line_drawings() -> None:
+    """Thin-line shapes as a learner keeps them from compressed video, where two sightings at
+    different sub-pixel phases leave the lines a pixel off for part of their length: no mirror
+    image overlaps such a mask by 0.8, yet its outline is symmetric to within a pixel, and it
+    points at its centre (the independent corpus: the thin crosshair's hotspot was put at an
+    arm's end, 15 px off, and the I-beam's at its top, 10 px off)."""
+    cross = np.zeros((38, 37), np.uint8)
+    cross[0:17, 17] = 255  # the upper arm on one column, the lower on the next
+    cross[19:38, 18] = 255
+    cross[18, 0:16] = 255  # the left arm on one row, the right on the row above
+    cross[17, 21:37] = 255
+    cross[17:19, 17:19] = 255  # the centre dot
+    x, y = decide_hotspot(cross)
+    assert abs(x - 17.5) <= 1 and abs(y - 17.5) <= 1, (x, y)
+    ibeam = np.array([[c == "#" for c in row] for row in LEARNED_IBEAM.split()], np.uint8) * 255
+    x, y = decide_hotspot(ibeam)
+    assert abs(x - 5) <= 1 and abs(y - 11) <= 1, (x, y)  # where the drawing's hotspot fell on it
+
+
 @needs_themes
 def test_hotspot_rule_on_every_installed_theme() -> None:
     """The rule, with its defaults, lands near the hotspot each cursor file declares (arrows and

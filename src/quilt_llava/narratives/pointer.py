@@ -40,7 +40,11 @@ its arms meet; a shape that is symmetric (its mask turned by 180° and mirrored 
 ways overlaps itself by ``symmetric_iou`` or more: the four-arrow move cursor, a dot or
 ring) points at its centroid; so does a shape covering at most half its box that does so
 about a point up to 1 px off its box's middle (a crosshair learned with one arm thicker than
-the other, or a corner lost), at that point; any other shape points with its
+the other, or a corner lost), at that point; so does a line drawing (its thickest stroke at most
+half its box's narrow side) whose *outline* the half turn and both mirrors map to within a
+pixel of itself (a thin crosshair or I-beam learned from two sub-pixel phases and compression:
+a line a pixel off for part of its length, one arm longer), at the mirrors' axes; any other
+shape points with its
 sharpest extreme: of the eight compass directions, the one whose outermost
 ``tip_depth`` of the mask holds the fewest pixels for how far that extreme reaches from
 the shape's centroid (the arrow's tip, the pointing finger's tip, the point of a
@@ -50,8 +54,9 @@ Desktop pointers point up and to the left, so an extreme pointing right or down 
 sharper (up-right, down-left: 1.5x) to win. A drop shadow lies behind the tip, so it does not
 move it.
 What this does not decide well: shapes whose declared hotspot is neither a tip nor the
-centre (an open hand's palm, an I-beam's middle) get their sharpest corner, and so does an
-arrow whose barbs are sharper than its tip.
+centre (an open hand's palm) get their sharpest corner, and so does an arrow whose barbs are
+sharper than its tip, and a symmetric shape learned with one end lost (an I-beam whose shared
+part lacks a serif).
 """
 
 from __future__ import annotations
@@ -64,6 +69,14 @@ import numpy as np
 
 from quilt_llava.narratives.templates import Template, masked_ncc
 from quilt_llava.narratives.track_motion import differs_from_all
+
+# A shape whose thickest stroke (twice the largest distance from a mask pixel to the outside) is at
+# most this share of its box's narrow side is drawn in lines (crosshairs and I-beams of the six
+# Debian themes and as learned from the independent corpus: 0.07-0.47), and its centre is found by
+# its outline's symmetry (``_outline_symmetric_centre``). Theme arrows and hands: 0.69-0.93 (the
+# hands of handhelds and redglass, lens-shaped with outlines as symmetric: 0.80-0.86); learned
+# arrows and hands 0.56-0.62.
+LINE_STROKE = 0.5
 
 # The eight compass directions (x right, y down) and how much sharper than an up/left extreme
 # an extreme elsewhere must be to count as the tip: desktop pointers point up and to the left.
@@ -127,6 +140,8 @@ def decide_hotspot(
         ys_c, xs_c = np.nonzero(box)
         return int(x0 + round(float(xs_c.mean()))), int(y0 + round(float(ys_c.mean())))
     near = _near_symmetric_centre(box, symmetric_iou) if box.mean() <= 0.5 else None
+    if near is None:
+        near = _outline_symmetric_centre(box)
     if near is not None:
         return round(x0 + near[0]), round(y0 + near[1])
     extent = max(x1 - x0, y1 - y0) + 1
@@ -199,6 +214,54 @@ def _near_symmetric_centre(box: np.ndarray, min_iou: float, slack: int = 1) -> t
         if axes == (0, 1):  # box(x + sx) = box(w - 1 - x): symmetric about x = (w - 1 + sx) / 2
             centre = [(w - 1 + where[0]) / 2, (h - 1 + where[1]) / 2]
     return centre[0], centre[1]
+
+
+def _outline_symmetric_centre(box: np.ndarray, min_cover: float = 0.9, slack: int = 2) -> tuple[float, float] | None:
+    """The centre of a line drawing (a crosshair or I-beam as learned from a compressed video)
+    whose *outline* a half turn and both mirrors map onto itself to within a pixel, or None.
+
+    Two sightings at different sub-pixel phases and the encoder leave a thin line's mask ragged:
+    an arm a pixel off its line for half its length, one arm two pixels longer, a serif a pixel
+    wider on one side. The mask then overlaps its mirror images by far less than
+    ``symmetric_iou`` (a 1 px line moved by a pixel does not overlap itself at all), yet every
+    pixel of its outline lands within a pixel of the outline. Asked of the outline (not the
+    area, which a solid blob's mirror image always mostly covers) and only of line drawings
+    (``LINE_STROKE``): a lens-shaped hand's outline is as symmetric as that (``handhelds``), and
+    it points with a finger. The axes are put where the mirrored mask
+    overlaps the mask most, ``slack`` px either way of the box's middle (a piece of tissue or
+    an arm's extra pixels on one side moves the box, not the shape's centre)."""
+    import cv2
+
+    h, w = box.shape
+    b8 = np.pad(box.astype(np.uint8), 1)
+    if min(h, w) < 5 or 2 * float(cv2.distanceTransform(b8, cv2.DIST_L2, 3).max()) > LINE_STROKE * min(h, w):
+        return None  # too small to tell, or not a line drawing
+    edge = box & ~(cv2.erode(b8, np.ones((3, 3), np.uint8))[1:-1, 1:-1] > 0)
+    count = int(edge.sum())
+    pad = slack + 1
+    near_edge = cv2.dilate(np.pad(edge, pad).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    area = np.pad(box, pad)
+    mirrors = (  # (flip, shifts along x, along y): left-right, up-down, half turn
+        ((slice(None), slice(None, None, -1)), True, False),
+        ((slice(None, None, -1), slice(None)), False, True),
+        ((slice(None, None, -1), slice(None, None, -1)), True, True),
+    )
+    axes = []
+    for flip, along_x, along_y in mirrors:
+        best, where = -1, (0, 0)  # the areas' overlap where the outline holds, and its shift
+        for sy in range(-slack, slack + 1) if along_y else (0,):
+            for sx in range(-slack, slack + 1) if along_x else (0,):
+                window = (slice(pad + sy, pad + sy + h), slice(pad + sx, pad + sx + w))
+                if near_edge[window][edge[flip]].sum() < min_cover * count:
+                    continue
+                overlap = int(area[window][box[flip]].sum())
+                if overlap > best:
+                    best, where = overlap, (sx, sy)
+        if best < 0:
+            return None
+        axes.append(where)
+    # the left-right mirror's axis gives x, the up-down mirror's y; the half turn only has to hold
+    return (w - 1 + axes[0][0]) / 2, (h - 1 + axes[1][1]) / 2
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
