@@ -54,7 +54,8 @@ class SpriteSet:
         # Verified hits of each template since the first sprite was learned.
         self.wins: list[int] = []
         self.suspended: set[int] = set()  # learned sprites not matched until seen moving again
-        self._twins_of: tuple[int, frozenset[int]] | None = None  # (templates, suspended) the twin map below was made for
+        # (templates, suspended sprites) the twin map below was made for
+        self._twins_of: tuple[int, frozenset[int]] | None = None
         self._twin_map: dict[int, tuple[int, int, int]] = {}
 
     @property
