@@ -550,3 +550,50 @@ def test_ghost_left_by_a_passing_pointer_is_not_tracked():
     hits = _locate(frames, CursorConfig(learn_sprites=False))
     on_fake = [i for i, (x, y) in hits.items() if i >= 15 and abs(x - fake[0]) <= 12 and abs(y - fake[1]) <= 12]
     assert on_fake == []
+
+
+def _corner_frames(steps: int, rest: int) -> list[np.ndarray]:
+    """Luma frames of a still view with a dark corner of a rectangle (a piece of an overview
+    thumbnail's view rectangle, dark lines 4 px wide with a light edge) moving 16 px a frame for ``steps`` frames, then
+    resting for ``rest`` frames."""
+    from tests.narratives.scenes import texture
+
+    base = texture(H, W, seed=4)
+    frames = []
+    for i in range(steps + rest):
+        x = 60 + 16 * min(i, steps - 1)
+        luma = base.copy()
+        luma[79:85, x - 1 : x + 23] = 235  # a light edge
+        luma[79:101, x - 1 : x + 5] = 235
+        luma[80:84, x : x + 22] = 20
+        luma[80:100, x : x + 4] = 20
+        frames.append(luma)
+    return frames
+
+
+@pytest.mark.parametrize("rest, suspended", [(1, True), (12, False)])
+def test_a_sprite_seen_moving_just_before_the_view_moves_is_suspended(rest, suspended):
+    """What moves visibly at the first sub-pixel steps of a pan, while the stability test still
+    calls the view still, is whatever moves with the view at its own scale (an overview thumbnail's
+    view rectangle): a sprite learned then is suspended when the view moves within ``SUSPECT_S``,
+    and not matched (nor are its held hits kept) until the learner sees it move over a still view
+    again; one that rested longer before the view moved is kept."""
+    from quilt_llava.narratives.cursor import AnalysedFrame
+    from quilt_llava.narratives.sprite_intake import SUSPECT_S
+
+    fps = 25.0
+    assert 2 / fps < SUSPECT_S < 12 / fps  # the view moves 2 frames after the last step, or 13
+    frames = _corner_frames(10, rest)
+    loc = TemplateCursorLocator(H)
+    prev = None
+    for i, luma in enumerate(frames):
+        small = cv2.resize(luma, (W // 4, H // 4), interpolation=cv2.INTER_AREA)
+        loc.process(AnalysedFrame(i, i / fps, luma, None if prev is None else cv2.absdiff(small, prev), False))
+        prev = small
+    learned = list(range(loc.sprites.generic, len(loc.templates)))
+    assert learned and not loc.sprites.suspended
+    n = len(frames)
+    loc.process(AnalysedFrame(n, n / fps, frames[-1], None, True))  # the view starts to move
+    assert bool(loc.sprites.suspended) == suspended
+    if suspended:
+        assert not set(learned) & set(loc.sprites.unlocked()) and loc.learner.suspect
