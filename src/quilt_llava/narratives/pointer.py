@@ -99,6 +99,15 @@ class SpriteConfig:
     # translucent red crosshair at CRF 36 (redglass-crf36) was joined with tissue and lost.
     thin_fill: float = 0.2
     candidates_kept: int = 12
+    # A pointer that drifts slowly (under a pixel a frame: a laser dot held by hand) differs from
+    # the frames ``near`` and ``far`` back only at its edge. Where that gives no candidate, the
+    # candidate is cut against the median of frames held every ``slow_stride`` frames (up to
+    # ``slow_frames`` of them, ``slow_min`` at least: the spot without the pointer once it has
+    # drifted its own size), in the blob's box grown by ``slow_grow`` x ``min_px``.
+    slow_stride: int = 8
+    slow_frames: int = 9
+    slow_min: int = 5
+    slow_grow: float = 2.0
 
 
 @dataclass
@@ -321,6 +330,8 @@ class SpriteLearner:
         self.max_px = round(self.config.max_px * unit)
         self.min_area = max(8, round(self.config.min_area * unit * unit))
         self.frames: deque[tuple[int, np.ndarray]] = deque(maxlen=self.config.far + 1)
+        # every ``slow_stride``-th frame of the view (references, not copies), for a slow pointer
+        self.slow: deque[np.ndarray] = deque(maxlen=self.config.slow_frames)
         self.candidates: deque[Candidate] = deque(maxlen=self.config.candidates_kept)
         self.learned: list[Template] = []
         # (frame index, luma, box) where the sprite learned last was seen, in frames still held
@@ -328,11 +339,14 @@ class SpriteLearner:
 
     def new_view(self) -> None:
         self.frames.clear()
+        self.slow.clear()
 
     def observe(self, index: int, luma: np.ndarray, blobs: list[tuple[int, int, int, int]]) -> list[Template]:
         """``blobs``: full-resolution boxes (x0, y0, x1, y1) where this frame changed from the last."""
         cfg = self.config
         self.frames.append((index, luma))
+        if index % cfg.slow_stride == 0:
+            self.slow.append(luma)
         if len(self.learned) >= cfg.max_sprites or not blobs:
             return []
         older = {i: f for i, f in self.frames}
@@ -341,7 +355,7 @@ class SpriteLearner:
             return []
         added = []
         for box in blobs[:2]:
-            cand = self._candidate(index, luma, near, far, box)
+            cand = self._candidate(index, luma, [near, far], box) or self._slow_candidate(index, luma, box)
             if cand is None:
                 continue
             template = self._verify(cand)
@@ -360,19 +374,40 @@ class SpriteLearner:
                 break
         return added
 
+    def _slow_candidate(self, index: int, luma: np.ndarray, box: tuple[int, int, int, int]) -> Candidate | None:
+        """A candidate cut against the median of the view's sparse held frames (see ``slow_stride``),
+        in the blob's box grown by ``slow_grow`` x ``min_px``: a pointer drifting slowly shows only
+        its edge as motion, and is absent from most held frames at the spot where it is now."""
+        if len(self.slow) < self.config.slow_min:
+            return None
+        g = round(self.config.slow_grow * self.min_px)
+        H, W = luma.shape
+        x0, y0, x1, y1 = max(0, box[0] - g), max(0, box[1] - g), min(W, box[2] + g), min(H, box[3] + g)
+        median = np.median(np.stack([f[y0:y1, x0:x1] for f in self.slow]), axis=0).astype(np.uint8)
+        return self._candidate(index, luma, [median], (x0, y0, x1, y1), margin=0, origin=(x0, y0))
+
     def _candidate(
-        self, index: int, luma: np.ndarray, near: np.ndarray, far: np.ndarray, box: tuple[int, int, int, int]
+        self,
+        index: int,
+        luma: np.ndarray,
+        earlier: list[np.ndarray],
+        box: tuple[int, int, int, int],
+        margin: int = 4,
+        origin: tuple[int, int] = (0, 0),
     ) -> Candidate | None:
+        """The pointer-sized region around ``box`` (grown by ``margin``) where ``luma`` differs from
+        every one of ``earlier`` (full frames, or crops whose top-left lies at ``origin``)."""
         import cv2
 
         H, W = luma.shape
-        m = 4
+        m = margin
         x0, y0, x1, y1 = max(0, box[0] - m), max(0, box[1] - m), min(W, box[2] + m), min(H, box[3] + m)
         if x1 - x0 < self.min_px or y1 - y0 < self.min_px or (x1 - x0) * (y1 - y0) > 16 * self.max_px * self.max_px:
             return None
         now = luma[y0:y1, x0:x1]
         t = self.config.threshold
-        changed = differs_from_all(now, [near[y0:y1, x0:x1], far[y0:y1, x0:x1]], t)
+        ox, oy = origin
+        changed = differs_from_all(now, [e[y0 - oy : y1 - oy, x0 - ox : x1 - ox] for e in earlier], t)
         changed = cv2.morphologyEx(changed, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
         n, labels, stats, _ = cv2.connectedComponentsWithStats(changed, connectivity=8)
         if n < 2:
