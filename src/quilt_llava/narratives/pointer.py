@@ -384,7 +384,25 @@ class SpriteLearner:
         H, W = luma.shape
         x0, y0, x1, y1 = max(0, box[0] - g), max(0, box[1] - g), min(W, box[2] + g), min(H, box[3] + g)
         median = np.median(np.stack([f[y0:y1, x0:x1] for f in self.slow]), axis=0).astype(np.uint8)
-        return self._candidate(index, luma, [median], (x0, y0, x1, y1), margin=0, origin=(x0, y0))
+        cand = self._candidate(index, luma, [median], (x0, y0, x1, y1), margin=0, origin=(x0, y0))
+        if cand is None or not self._left_behind(cand, self.slow[0][y0:y1, x0:x1], (x0, y0)):
+            return None
+        return cand
+
+    def _left_behind(self, cand: Candidate, oldest: np.ndarray, origin: tuple[int, int]) -> bool:
+        """Did the pointer cut against the median drift at least its own size since the oldest held
+        frame? Where it moved less, the median holds part of it and the cut is a piece (an arrow's
+        outline without its tip): the cut, matched in that frame (``agree_many_score``), lies
+        less than its extent from where it is now."""
+        h, w = cand.mask.shape
+        pad = max(h, w)  # (a pointer then partly outside the box is matched on its edge pixels)
+        res = np.abs(masked_ncc(np.pad(oldest, pad, mode="edge"), template_from_sprite(cand.image, cand.mask, (0, 0))))
+        if res.size == 0:
+            return True
+        y, x = np.unravel_index(int(np.argmax(res)), res.shape)
+        if res[y, x] < self.config.agree_many_score:
+            return True  # not there: it came from outside the box
+        return math.hypot(x - pad - (cand.x - origin[0]), y - pad - (cand.y - origin[1])) >= pad
 
     def _candidate(
         self,
