@@ -108,6 +108,7 @@ class SpriteConfig:
     slow_frames: int = 9
     slow_min: int = 5
     slow_grow: float = 2.0
+    slow_extent_keep: float = 0.9  # what a slow sighting shares with one beside it spans this share of both
 
 
 @dataclass
@@ -117,6 +118,7 @@ class Candidate:
     y: int
     image: np.ndarray  # (h, w) uint8 luma
     mask: np.ndarray  # (h, w) uint8 0/255
+    slow: bool = False  # cut against the median of the sparse held frames (``SpriteLearner._slow_candidate``)
 
 
 def decide_hotspot(
@@ -387,6 +389,7 @@ class SpriteLearner:
         cand = self._candidate(index, luma, [median], (x0, y0, x1, y1), margin=0, origin=(x0, y0))
         if cand is None or not self._left_behind(cand, self.slow[0][y0:y1, x0:x1], (x0, y0)):
             return None
+        cand.slow = True
         return cand
 
     def _left_behind(self, cand: Candidate, oldest: np.ndarray, origin: tuple[int, int]) -> bool:
@@ -500,9 +503,16 @@ class SpriteLearner:
         h = min(cand.image.shape[0], other.image.shape[0])
         w = min(cand.image.shape[1], other.image.shape[1])
 
+        # A slow sighting is cut against a median that may hold an edge of the pointer's recent past,
+        # and two of a pointer dwelling in one spot (less than the sighting's extent apart) lose the
+        # same edge (an arrow's tip): what they share must then span nearly all of both
+        # (``slow_extent_keep``). Sightings clear of each other do not share such a loss.
+        dwelling = math.hypot(other.x - cand.x, other.y - cand.y) < max(cand.image.shape)
+        keep = cfg.slow_extent_keep if (cand.slow or other.slow) and dwelling else cfg.extent_keep
+
         def spans(shared: np.ndarray) -> bool:
-            """Does the shared part reach across ``extent_keep`` of both sightings' extent?"""
-            return shared.shape[0] >= cfg.extent_keep * h and shared.shape[1] >= cfg.extent_keep * w
+            """Does the shared part reach across ``keep`` of both sightings' extent?"""
+            return shared.shape[0] >= keep * h and shared.shape[1] >= keep * w
 
         if not spans(image):
             # A piece of the shape only: thin lines at two sub-pixel phases (see common_sprite).
@@ -512,7 +522,7 @@ class SpriteLearner:
         smaller = min(np.count_nonzero(cand.mask), np.count_nonzero(other.mask))
         if np.count_nonzero(mask) < max(self.min_area, 0.5 * smaller):
             return False, None  # the two sightings share only a fragment: not one rigid sprite seen twice
-        if whole and not spans(image):
+        if (whole or keep > cfg.extent_keep) and not spans(image):
             return False, None  # a fragment, cut on one side: the sightings are not of one whole shape
         sprite = Candidate(cand.index, cand.x, cand.y, image, mask)
         if any(self._same(sprite, t) for t in self.learned):
