@@ -312,3 +312,22 @@ def test_an_arrow_that_barely_drifts_is_not_learned_as_a_piece() -> None:
 
     for _t, hot, truth in _drifting(arrow, 0.2, 150):
         assert np.hypot(hot[0] - truth[0], hot[1] - truth[1]) <= 4.0, (hot, truth)
+
+
+@pytest.mark.parametrize(("apart", "learned"), [(6, False), (40, True)])
+def test_a_slow_sighting_beside_another_must_share_nearly_all_of_it(apart: int, learned: bool) -> None:
+    """Two sightings of a pointer dwelling in one spot, one cut against the median of the held
+    frames (slow), lose the same edge to it (he-full-mac-720p draw 2: an arrow learned without its
+    tip, its hotspot put at its tail; recall 0.997 -> 0.861): beside each other (less than their
+    extent apart) they must share 0.9 of both; sightings clear of each other, 0.75 as before."""
+    mask, fill, _ = _sprite()
+    image = _texture(28, 20, seed=2)
+    image[mask] = np.where(fill, 30, 235)[mask]
+    whole = np.where(mask, 255, 0).astype(np.uint8)
+    cut = whole.copy()
+    cut[:, :3] = 0  # the tip's side lost to the median
+    learner = SpriteLearner(720)
+    slow = Candidate(50, 100, 100, image, cut, slow=True)
+    other = Candidate(30, 100 + apart, 100, image.copy(), whole)
+    decided, template = learner._shared(slow, other, 0, 0, whole=False)
+    assert decided == learned and (template is not None) == learned

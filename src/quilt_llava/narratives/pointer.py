@@ -13,6 +13,13 @@ moves):
    pointer's pixels at ``t``: where it was before, frame ``t`` shows the tissue again,
    which one of the two earlier frames shows as well (the pointer was elsewhere then).
    Compression noise rarely exceeds the threshold in both differences.
+   A pointer that drifts slowly (under a pixel a frame: a laser dot held by hand) differs from
+   those two frames only at its edge; where they give no candidate, frame ``t`` is compared
+   with the median of the view's frames held every ``slow_stride`` frames (the spot as it was
+   before the pointer came: it is elsewhere in most of them), in the motion blob's box grown
+   by twice ``min_px``. Such a *slow* candidate is kept only where the pointer has moved at
+   least its own size since the oldest of those frames (the cut, matched there, lies that far
+   away): where it moved less, the median holds part of it and the cut is a piece.
 2. **A candidate sprite** is the largest such region around a motion blob, of pointer
    size (``min_px``..``max_px``, scaled with the frame height), closed and hole-filled:
    its luma pixels and mask.
@@ -31,6 +38,9 @@ moves):
    crosshair, an I-beam) falls on neighbouring pixels in the two, so where the shared part
    is short of both sightings' extent and the shape is drawn in thin lines (``thin_fill``),
    a pixel also agrees with the other sighting's pointer pixel next to it.
+   Two sightings of a pointer dwelling in one spot, one of them slow, lose the same edge to
+   the median (an arrow's tip), so where they lie less than the sighting's extent apart what
+   they share must span ``slow_extent_keep`` (0.9) of both.
 4. **Several sprites per video.** A sprite that matches one already known is not added
    again; a new shape (the arrow turning into a hand) is learned when it moves.
 
