@@ -19,7 +19,9 @@ moves):
    before the pointer came: it is elsewhere in most of them), in the motion blob's box grown
    by twice ``min_px``. Such a *slow* candidate is kept only where the pointer has moved at
    least its own size since the oldest of those frames (the cut, matched there, lies that far
-   away): where it moved less, the median holds part of it and the cut is a piece.
+   away): where it moved less, the median holds part of it and the cut is a piece. The median
+   cut is used only while no sprite is known (a pointer seen moving has its shape from
+   motion; cuts of it dwelling added worse ones: whiteglass-480p's crosshair, 10 px off).
 2. **A candidate sprite** is the largest such region around a motion blob, of pointer
    size (``min_px``..``max_px``, scaled with the frame height), closed and hole-filled:
    its luma pixels and mask.
@@ -367,7 +369,11 @@ class SpriteLearner:
             return []
         added = []
         for box in blobs[:2]:
-            cand = self._candidate(index, luma, [near, far], box) or self._slow_candidate(index, luma, box)
+            cand = self._candidate(index, luma, [near, far], box)
+            if cand is None and not self.learned:
+                # (only while no shape is known: a pointer seen moving has its sprite from motion,
+                # and a slow cut of it dwelling can only add a worse one)
+                cand = self._slow_candidate(index, luma, box)
             if cand is None:
                 continue
             template = self._verify(cand)
