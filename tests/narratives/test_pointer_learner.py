@@ -284,12 +284,12 @@ def test_a_slowly_drifting_glowing_dot_is_learned_with_its_centre() -> None:
     its edge differs, so no sighting was whole and it was never learned (the independent corpus's
     laser over pale tissue: recall 0.04). Cut against the median of the view's sparse held frames
     it is whole, and learned with its centre as the hotspot."""
-    found = _drifting(_glowing_dot, 0.4, 120)
+    found = _drifting(_glowing_dot, 0.4, 120, SpriteConfig(slow_cut=True))
     assert found, "the drifting dot was never learned"
     _t, hot, truth = found[0]
     assert np.hypot(hot[0] - truth[0], hot[1] - truth[1]) <= 2.0, (hot, truth)
-    # Without the median cut (never enough sparse frames held), nothing is learned.
-    assert _drifting(_glowing_dot, 0.4, 120, SpriteConfig(slow_min=10**6)) == []
+    # Without the median cut (off by default), nothing is learned.
+    assert _drifting(_glowing_dot, 0.4, 120) == []
 
 
 def test_the_median_cut_is_used_only_while_no_shape_is_known() -> None:
@@ -297,7 +297,7 @@ def test_the_median_cut_is_used_only_while_no_shape_is_known() -> None:
     worse one (whiteglass-480p's crosshair learned again from such cuts, its hotspot 10 px off:
     recall 0.997 -> 0.720), so the median cut stops."""
     known = template_from_sprite(np.full((12, 12), 90, np.uint8), np.full((12, 12), 255, np.uint8), (0, 0))
-    assert _drifting(_glowing_dot, 0.4, 120, known=[known]) == []
+    assert _drifting(_glowing_dot, 0.4, 120, SpriteConfig(slow_cut=True), known=[known]) == []
 
 
 def test_an_arrow_that_barely_drifts_is_not_learned_as_a_piece() -> None:
@@ -319,7 +319,7 @@ def test_an_arrow_that_barely_drifts_is_not_learned_as_a_piece() -> None:
         g = cv2.warpAffine(grey * alpha, m, (60, 60), flags=cv2.INTER_LINEAR)
         return a, np.where(a > 1e-3, g / np.maximum(a, 1e-3), 0)
 
-    for _t, hot, truth in _drifting(arrow, 0.2, 150):
+    for _t, hot, truth in _drifting(arrow, 0.2, 150, SpriteConfig(slow_cut=True)):
         assert np.hypot(hot[0] - truth[0], hot[1] - truth[1]) <= 4.0, (hot, truth)
 
 

@@ -21,7 +21,8 @@ moves):
    least its own size since the oldest of those frames (the cut, matched there, lies that far
    away): where it moved less, the median holds part of it and the cut is a piece. The median
    cut is used only while no sprite is known (a pointer seen moving has its shape from
-   motion; cuts of it dwelling added worse ones: whiteglass-480p's crosshair, 10 px off).
+   motion; cuts of it dwelling added worse ones: whiteglass-480p's crosshair, 10 px off), and
+   only with ``slow_cut`` (off by default: see ``SpriteConfig.slow_cut``).
 2. **A candidate sprite** is the largest such region around a motion blob, of pointer
    size (``min_px``..``max_px``, scaled with the frame height), closed and hole-filled:
    its luma pixels and mask.
@@ -116,6 +117,10 @@ class SpriteConfig:
     # candidate is cut against the median of frames held every ``slow_stride`` frames (up to
     # ``slow_frames`` of them, ``slow_min`` at least: the spot without the pointer once it has
     # drifted its own size), in the blob's box grown by ``slow_grow`` x ``min_px``.
+    # Off by default: with it, a 16 px pointer resting at 480p CRF 33 before its first move was
+    # lost (test_pointer.py's tiny-pointer test, view 0: 0.09) and a classic arrow lost its tip
+    # in a held-out draw of the independent corpus (docs/BENCHMARKS.md, eleventh pass).
+    slow_cut: bool = False
     slow_stride: int = 8
     slow_frames: int = 9
     slow_min: int = 5
@@ -370,7 +375,7 @@ class SpriteLearner:
         added = []
         for box in blobs[:2]:
             cand = self._candidate(index, luma, [near, far], box)
-            if cand is None and not self.learned:
+            if cand is None and cfg.slow_cut and not self.learned:
                 # (only while no shape is known: a pointer seen moving has its sprite from motion,
                 # and a slow cut of it dwelling can only add a worse one)
                 cand = self._slow_candidate(index, luma, box)
