@@ -211,3 +211,36 @@ def test_a_shape_learned_later_in_the_video_takes_the_pointer_out_of_earlier_vie
     png = segments[0].png if segments[0].png is not None else segments[0].png_file.read_bytes()
     decoded = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)[..., ::-1]
     assert np.array_equal(decoded, segments[0].rgb())  # the PNG was made again
+
+
+def test_a_pointer_found_by_a_later_shape_gives_its_never_moving_view_trace_points(tmp_path):
+    """View 0's pointer never moved and the locator had no hit there; its shape, learned later, finds
+    it in the view's image: every frame of the view gets a hit at its hotspot, before rows are built
+    (``settle=False``: the image is finished at once). A view where the locator had a hit of its
+    own keeps its hits alone (the DMZ-White arrow at CRF 40 resting through the first view of the
+    independent corpus: 174 frames missed)."""
+    from quilt_llava.narratives.cursor import CursorHit
+    from quilt_llava.narratives.segment_images import SegmentImages
+    from quilt_llava.narratives.segments import Segment, late_rest_hits
+    from quilt_llava.narratives.stability import Span
+
+    sprite = make_cursor_sprite("arrow", 1.6)
+    tip = (150, 100)
+    images = SegmentImages(held=1, spill_dir=tmp_path / "pending")
+    segments = []
+    for k, tissue in enumerate([_tissue(3), _tissue(4)]):  # the pointer rests in both views
+        frames = [_with_pointer(tissue, sprite, tip)] * 7
+        images.submit(_samples(frames), {}, (0, 0, W, H), refine=2, hide=(), search=_search([]))
+        segments.append(Segment(Span(10 * k, 10 * k + 9), k, k + 1, np.empty(0), []))
+        segments[-1].box = (0, 0, W, H)
+    images.close()
+    images.finish(segments, hide=(), settle=False, shapes=(_learned(sprite),))
+    assert all(s.settle is None and len(s.removed) == 1 for s in segments)  # finished without ready()
+    x, y = segments[0].removed[0].tip
+    assert abs(x - tip[0]) <= 2 and abs(y - tip[1]) <= 2, (x, y)
+    own = CursorHit(15, 40.0, 30.0, 0.9)  # view 1: the locator saw the pointer elsewhere once
+    hits = {15: own}
+    late_rest_hits(segments, hits)
+    assert sorted(hits) == list(range(10)) + [15]
+    assert all((h.x, h.y) == (x, y) for i, h in hits.items() if i < 10)
+    assert hits[15] is own

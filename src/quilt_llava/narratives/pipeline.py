@@ -59,7 +59,7 @@ from quilt_llava.narratives.frames import analysis_scale, reduced_frames
 from quilt_llava.narratives.resting_pointer import RestingPointerConfig
 from quilt_llava.narratives.rows import ROWS_FILE, build_rows, rebuild_narratives, video_id_for
 from quilt_llava.narratives.segment_images import PointerSearch, RunSamples, SegmentImages, encode_png
-from quilt_llava.narratives.segments import Analysis, Segment, assign_traces
+from quilt_llava.narratives.segments import Analysis, Segment, assign_traces, late_rest_hits
 from quilt_llava.narratives.stability import Span, StabilityConfig
 from quilt_llava.narratives.tissue import TissueConfig, tissue_score
 from quilt_llava.narratives.transcript import read_transcript
@@ -350,6 +350,7 @@ class Analyser:
         for k, seg in enumerate(self.segments):
             seg.box = box if seg.is_tissue else self._view_box(k)
         self.images.finish(self.segments, self._webcam_rects(), settle, tuple(self.locator.templates))
+        late_rest_hits(self.segments, self.hits)  # a pointer that never moved, found by a later shape
         assign_traces(self.segments, self.hits, self.times, box, lambda x, y: self.webcam.covers(x, y, self.scale))
         duration = self.times[-1] + self.frame_interval if self.times else 0.0
         return Analysis(

@@ -13,6 +13,16 @@ moves):
    pointer's pixels at ``t``: where it was before, frame ``t`` shows the tissue again,
    which one of the two earlier frames shows as well (the pointer was elsewhere then).
    Compression noise rarely exceeds the threshold in both differences.
+   A pointer that drifts slowly (under a pixel a frame: a laser dot held by hand) differs from
+   those two frames only at its edge; where they give no candidate, frame ``t`` is compared
+   with the median of the view's frames held every ``slow_stride`` frames (the spot as it was
+   before the pointer came: it is elsewhere in most of them), in the motion blob's box grown
+   by twice ``min_px``. Such a *slow* candidate is kept only where the pointer has moved at
+   least its own size since the oldest of those frames (the cut, matched there, lies that far
+   away): where it moved less, the median holds part of it and the cut is a piece. The median
+   cut is used only while no sprite is known (a pointer seen moving has its shape from
+   motion; cuts of it dwelling added worse ones: whiteglass-480p's crosshair, 10 px off), and
+   only with ``slow_cut`` (off by default: see ``SpriteConfig.slow_cut``).
 2. **A candidate sprite** is the largest such region around a motion blob, of pointer
    size (``min_px``..``max_px``, scaled with the frame height), closed and hole-filled:
    its luma pixels and mask.
@@ -31,6 +41,9 @@ moves):
    crosshair, an I-beam) falls on neighbouring pixels in the two, so where the shared part
    is short of both sightings' extent and the shape is drawn in thin lines (``thin_fill``),
    a pixel also agrees with the other sighting's pointer pixel next to it.
+   Two sightings of a pointer dwelling in one spot, one of them slow, lose the same edge to
+   the median (an arrow's tip), so where they lie less than the sighting's extent apart what
+   they share must span ``slow_extent_keep`` (0.9) of both.
 4. **Several sprites per video.** A sprite that matches one already known is not added
    again; a new shape (the arrow turning into a hand) is learned when it moves. A known sprite
    the locator suspects (seen moving just before the view moved: a piece of an overview
@@ -115,6 +128,20 @@ class SpriteConfig:
     # translucent red crosshair at CRF 36 (redglass-crf36) was joined with tissue and lost.
     thin_fill: float = 0.2
     candidates_kept: int = 12
+    # A pointer that drifts slowly (under a pixel a frame: a laser dot held by hand) differs from
+    # the frames ``near`` and ``far`` back only at its edge. Where that gives no candidate, the
+    # candidate is cut against the median of frames held every ``slow_stride`` frames (up to
+    # ``slow_frames`` of them, ``slow_min`` at least: the spot without the pointer once it has
+    # drifted its own size), in the blob's box grown by ``slow_grow`` x ``min_px``.
+    # Off by default: with it, a 16 px pointer resting at 480p CRF 33 before its first move was
+    # lost (test_pointer.py's tiny-pointer test, view 0: 0.09) and a classic arrow lost its tip
+    # in a held-out draw of the independent corpus (docs/BENCHMARKS.md, eleventh pass).
+    slow_cut: bool = False
+    slow_stride: int = 8
+    slow_frames: int = 9
+    slow_min: int = 5
+    slow_grow: float = 2.0
+    slow_extent_keep: float = 0.9  # what a slow sighting shares with one beside it spans this share of both
 
 
 @dataclass
@@ -124,6 +151,7 @@ class Candidate:
     y: int
     image: np.ndarray  # (h, w) uint8 luma
     mask: np.ndarray  # (h, w) uint8 0/255
+    slow: bool = False  # cut against the median of the sparse held frames (``SpriteLearner._slow_candidate``)
 
 
 def decide_hotspot(
@@ -389,6 +417,8 @@ class SpriteLearner:
         self.max_px = round(self.config.max_px * unit)
         self.min_area = max(8, round(self.config.min_area * unit * unit))
         self.frames: deque[tuple[int, np.ndarray]] = deque(maxlen=self.config.far + 1)
+        # every ``slow_stride``-th frame of the view (references, not copies), for a slow pointer
+        self.slow: deque[np.ndarray] = deque(maxlen=self.config.slow_frames)
         self.candidates: deque[Candidate] = deque(maxlen=self.config.candidates_kept)
         self.learned: list[Template] = []
         # (frame index, luma, box) where the sprite learned last was seen, in frames still held
@@ -400,12 +430,15 @@ class SpriteLearner:
 
     def new_view(self) -> None:
         self.frames.clear()
+        self.slow.clear()
 
     def observe(self, index: int, luma: np.ndarray, blobs: list[tuple[int, int, int, int]]) -> list[Template]:
         """``blobs``: full-resolution boxes (x0, y0, x1, y1) where this frame changed from the last."""
         cfg = self.config
         self.frames.append((index, luma))
         self.seen_again = []
+        if index % cfg.slow_stride == 0:
+            self.slow.append(luma)
         if len(self.learned) >= cfg.max_sprites or not blobs:
             return []
         older = {i: f for i, f in self.frames}
@@ -414,7 +447,11 @@ class SpriteLearner:
             return []
         added = []
         for box in blobs[:2]:
-            cand = self._candidate(index, luma, near, far, box)
+            cand = self._candidate(index, luma, [near, far], box)
+            if cand is None and cfg.slow_cut and not self.learned:
+                # (only while no shape is known: a pointer seen moving has its sprite from motion,
+                # and a slow cut of it dwelling can only add a worse one)
+                cand = self._slow_candidate(index, luma, box)
             if cand is None:
                 continue
             template = self._verify(cand)
@@ -433,19 +470,59 @@ class SpriteLearner:
                 break
         return added
 
+    def _slow_candidate(self, index: int, luma: np.ndarray, box: tuple[int, int, int, int]) -> Candidate | None:
+        """A candidate cut against the median of the view's sparse held frames (see ``slow_stride``),
+        in the blob's box grown by ``slow_grow`` x ``min_px``: a pointer drifting slowly shows only
+        its edge as motion, and is absent from most held frames at the spot where it is now."""
+        if len(self.slow) < self.config.slow_min:
+            return None
+        g = round(self.config.slow_grow * self.min_px)
+        H, W = luma.shape
+        x0, y0, x1, y1 = max(0, box[0] - g), max(0, box[1] - g), min(W, box[2] + g), min(H, box[3] + g)
+        median = np.median(np.stack([f[y0:y1, x0:x1] for f in self.slow]), axis=0).astype(np.uint8)
+        cand = self._candidate(index, luma, [median], (x0, y0, x1, y1), margin=0, origin=(x0, y0))
+        if cand is None or not self._left_behind(cand, self.slow[0][y0:y1, x0:x1], (x0, y0)):
+            return None
+        cand.slow = True
+        return cand
+
+    def _left_behind(self, cand: Candidate, oldest: np.ndarray, origin: tuple[int, int]) -> bool:
+        """Did the pointer cut against the median drift at least its own size since the oldest held
+        frame? Where it moved less, the median holds part of it and the cut is a piece (an arrow's
+        outline without its tip): the cut, matched in that frame (``agree_many_score``), lies
+        less than its extent from where it is now."""
+        h, w = cand.mask.shape
+        pad = max(h, w)  # (a pointer then partly outside the box is matched on its edge pixels)
+        res = np.abs(masked_ncc(np.pad(oldest, pad, mode="edge"), template_from_sprite(cand.image, cand.mask, (0, 0))))
+        if res.size == 0:
+            return True
+        y, x = np.unravel_index(int(np.argmax(res)), res.shape)
+        if res[y, x] < self.config.agree_many_score:
+            return True  # not there: it came from outside the box
+        return math.hypot(x - pad - (cand.x - origin[0]), y - pad - (cand.y - origin[1])) >= pad
+
     def _candidate(
-        self, index: int, luma: np.ndarray, near: np.ndarray, far: np.ndarray, box: tuple[int, int, int, int]
+        self,
+        index: int,
+        luma: np.ndarray,
+        earlier: list[np.ndarray],
+        box: tuple[int, int, int, int],
+        margin: int = 4,
+        origin: tuple[int, int] = (0, 0),
     ) -> Candidate | None:
+        """The pointer-sized region around ``box`` (grown by ``margin``) where ``luma`` differs from
+        every one of ``earlier`` (full frames, or crops whose top-left lies at ``origin``)."""
         import cv2
 
         H, W = luma.shape
-        m = 4
+        m = margin
         x0, y0, x1, y1 = max(0, box[0] - m), max(0, box[1] - m), min(W, box[2] + m), min(H, box[3] + m)
         if x1 - x0 < self.min_px or y1 - y0 < self.min_px or (x1 - x0) * (y1 - y0) > 16 * self.max_px * self.max_px:
             return None
         now = luma[y0:y1, x0:x1]
         t = self.config.threshold
-        changed = differs_from_all(now, [near[y0:y1, x0:x1], far[y0:y1, x0:x1]], t)
+        ox, oy = origin
+        changed = differs_from_all(now, [e[y0 - oy : y1 - oy, x0 - ox : x1 - ox] for e in earlier], t)
         changed = cv2.morphologyEx(changed, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
         n, labels, stats, _ = cv2.connectedComponentsWithStats(changed, connectivity=8)
         if n < 2:
@@ -520,9 +597,16 @@ class SpriteLearner:
         h = min(cand.image.shape[0], other.image.shape[0])
         w = min(cand.image.shape[1], other.image.shape[1])
 
+        # A slow sighting is cut against a median that may hold an edge of the pointer's recent past,
+        # and two of a pointer dwelling in one spot (less than the sighting's extent apart) lose the
+        # same edge (an arrow's tip): what they share must then span nearly all of both
+        # (``slow_extent_keep``). Sightings clear of each other do not share such a loss.
+        dwelling = math.hypot(other.x - cand.x, other.y - cand.y) < max(cand.image.shape)
+        keep = cfg.slow_extent_keep if (cand.slow or other.slow) and dwelling else cfg.extent_keep
+
         def spans(shared: np.ndarray) -> bool:
-            """Does the shared part reach across ``extent_keep`` of both sightings' extent?"""
-            return shared.shape[0] >= cfg.extent_keep * h and shared.shape[1] >= cfg.extent_keep * w
+            """Does the shared part reach across ``keep`` of both sightings' extent?"""
+            return shared.shape[0] >= keep * h and shared.shape[1] >= keep * w
 
         if not spans(image):
             # A piece of the shape only: thin lines at two sub-pixel phases (see common_sprite).
@@ -532,7 +616,7 @@ class SpriteLearner:
         smaller = min(np.count_nonzero(cand.mask), np.count_nonzero(other.mask))
         if np.count_nonzero(mask) < max(self.min_area, 0.5 * smaller):
             return False, None  # the two sightings share only a fragment: not one rigid sprite seen twice
-        if whole and not spans(image):
+        if (whole or keep > cfg.extent_keep) and not spans(image):
             return False, None  # a fragment, cut on one side: the sightings are not of one whole shape
         sprite = Candidate(cand.index, cand.x, cand.y, image, mask)
         # A known sprite stands for it, but a suspect one only at its own size (a suspect piece of a

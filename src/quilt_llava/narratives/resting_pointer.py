@@ -67,6 +67,9 @@ class RemovedPointer:
     box: Rect
     score: float | None  # the shape match; None for a spot found by the samples alone
     fill: str
+    # Where a pointer found by a shape learned after its view points (the shape's hotspot, video
+    # px): it never moved while the view lasted (see ``segments.late_rest_hits``); None otherwise.
+    tip: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)

@@ -299,7 +299,8 @@ def remove_late_pointer(
         return None
     grown, mask = grown_mask(found, (w, h), cfg.grow)
     inpaint(image, grown, mask)
-    return RemovedPointer(grown, round(found.score, 3), "inpaint")
+    hx, hy = found.template.hotspot
+    return RemovedPointer(grown, round(found.score, 3), "inpaint", (float(found.x0 + hx), float(found.y0 + hy)))
 
 
 def resolved(value: T | Future[T]) -> T:
@@ -438,7 +439,9 @@ class SegmentImages:
             late = self._late_search(j, shapes)
             if j in self.spilled:
                 self._finish_spilled(seg, j, hidden, seg.box, hide, late)
-            elif settle or job.done():
+            elif settle or job.done() or late is not None:
+                # (a view searched with later shapes is finished now: a pointer found there gives
+                # the view's trace points, which rows are built from; see ``late_rest_hits``)
                 _finish(seg, job, hidden, seg.box, hide, late)
             else:
                 seg.settle = functools.partial(_finish, seg, job, hidden, seg.box, hide, late)

@@ -58,6 +58,23 @@ class Analysis:
     segments: list[Segment]
 
 
+def late_rest_hits(segments: list[Segment], hits: dict[int, CursorHit]) -> None:
+    """Hits for the frames of views where the locator had none, and a shape it learned only after
+    the view was found in the view's image (:func:`.segment_images.remove_late_pointer`): a pointer
+    that never moved while the view lasted (nothing moved there to learn it from, and no shape
+    known then matched it), at rest where the median shows it, at that match's score. A view with
+    a hit of its own keeps its hits alone (the pointer was seen to be elsewhere there)."""
+    for seg in segments:
+        found = [r for r in seg.removed if r.tip is not None]
+        frames = range(seg.span.start, seg.span.end + 1)
+        if not found or any(i in hits for i in frames):
+            continue
+        x, y = found[0].tip
+        score = found[0].score or 0.0
+        for i in frames:
+            hits[i] = CursorHit(i, x, y, score)
+
+
 def assign_traces(
     segments: list[Segment],
     hits: dict[int, CursorHit],
