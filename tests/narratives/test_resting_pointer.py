@@ -241,6 +241,6 @@ def test_a_pointer_found_by_a_later_shape_gives_its_never_moving_view_trace_poin
     own = CursorHit(15, 40.0, 30.0, 0.9)  # view 1: the locator saw the pointer elsewhere once
     hits = {15: own}
     late_rest_hits(segments, hits)
-    assert sorted(hits) == list(range(10)) + [15]
+    assert sorted(hits) == [*range(10), 15]
     assert all((h.x, h.y) == (x, y) for i, h in hits.items() if i < 10)
     assert hits[15] is own
