@@ -46,20 +46,6 @@ def test_sprite_set_retires_the_prior_sizes_that_never_found_the_pointer():
     assert sprites.retired() == {0, 2} and sprites.unlocked() == [1, 3]
 
 
-def test_sprite_set_leaves_a_suspended_sprite_out_until_it_is_restored():
-    sprites = SpriteSet(make_templates((0.8, 1.0), 720), CursorConfig(lock_after=2))
-    a, b = sprites.add(make_template(1.1)), sprites.add(make_template(1.1))  # b: a twin of a
-    assert sprites.twins() == {b: (a, 0, 0)}
-    sprites.vote(a)
-    sprites.vote(a)
-    assert sprites.locked == a
-    sprites.suspend(a)
-    assert sprites.locked is None and sprites.unlocked() == [0, 1, b] and sprites.active() == [0, 1, b]
-    assert sprites.twins() == {}  # b is searched on its own
-    sprites.restore(a)
-    assert sprites.unlocked() == [0, 1, a, b] and sprites.twins() == {b: (a, 0, 0)}
-
-
 def test_sprite_set_footprint_is_the_union_of_every_template_box_clipped_to_the_frame():
     templates = make_templates((0.6, 1.6), 720)
     sprites = SpriteSet(templates, CursorConfig())

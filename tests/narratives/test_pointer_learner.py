@@ -27,12 +27,13 @@ def _sprite() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return mask > 0, fill, (mask > 0) & ~fill
 
 
-def _moving_pointer_frames(frames: int):
-    """(index, frame, blob box) of an opaque pointer (dark fill, light outline) moving 12 px a frame
-    over tissue-like texture."""
+def _moving_pointer_learned(learner: SpriteLearner, frames: int = 24) -> list:
+    """Feed ``learner`` an opaque pointer (dark fill, light outline) moving 12 px a frame over
+    tissue-like texture; returns the sprites it learned."""
     mask, fill, _ = _sprite()
     background = _texture(360, 640, seed=3)
     h, w = mask.shape
+    learned = []
     last = None
     for i in range(frames):
         x, y = 60 + 11 * i, 80 + 5 * i
@@ -43,13 +44,6 @@ def _moving_pointer_frames(frames: int):
         if last is not None:
             box = (min(box[0], last[0]), min(box[1], last[1]), max(box[2], last[2]), max(box[3], last[3]))
         last = (x, y, x + w, y + h)
-        yield i, frame, box
-
-
-def _moving_pointer_learned(learner: SpriteLearner, frames: int = 24) -> list:
-    """Feed ``learner`` the moving pointer of :func:`_moving_pointer_frames`; returns the sprites it learned."""
-    learned = []
-    for i, frame, box in _moving_pointer_frames(frames):
         learned += learner.observe(i, frame, [box])
     return learned
 
@@ -73,31 +67,6 @@ def test_a_new_shape_is_learned_after_many_sprites_of_one_translucent_pointer() 
         patch = rng.integers(0, 256, (20, 16)).astype(np.uint8)
         learner.learned.append(template_from_sprite(patch, np.full(patch.shape, 255, np.uint8), (0, 0)))
     assert len(_moving_pointer_learned(learner)) == 1
-
-
-def test_a_suspect_sprite_stands_for_a_sighting_of_its_own_size_only() -> None:
-    """A known sprite that is a part of a new sighting stands for it (an outline half-matched by
-    the tissue is no new shape), unless the locator suspects it (learned as the view began to
-    move: a piece of a thumbnail's view rectangle): then the whole shape is learned. Seen again
-    at its own size, a suspect sprite is noted in ``seen_again``."""
-    mask, fill, _ = _sprite()
-    drawn = np.where(fill, 30, 235).astype(np.uint8)
-    part = template_from_sprite(drawn[:14], mask[:14].astype(np.uint8) * 255, (0, 0))  # the arrow's top half
-    learner = SpriteLearner(720)
-    learner.learned.append(part)
-    assert _moving_pointer_learned(learner) == []  # the part stands for the whole
-    learner = SpriteLearner(720)
-    learner.learned.append(part)
-    learner.suspect.add(0)
-    assert len(_moving_pointer_learned(learner)) == 1  # a suspect part does not
-    again = SpriteLearner(720)
-    again.learned += learner.learned[1:]  # the whole arrow, suspect, moves again
-    again.suspect.add(0)
-    seen = []
-    for i, frame, box in _moving_pointer_frames(24):
-        again.observe(i, frame, [box])
-        seen += again.seen_again
-    assert len(again.learned) == 1 and 0 in seen
 
 
 def test_the_cap_on_sprites_still_holds() -> None:

@@ -18,11 +18,6 @@ reported point is the template's hotspot:
   found it once since the first sprite was learned is retired (a pointer keeps its
   size through a recording); a sprite just learned is looked for where it rested
   earlier in the view, and learned sprites find a pointer that never moves in later views;
-  a sprite last seen moving within ``SUSPECT_S`` before the view starts to move is suspended
-  (not matched, its held hits not kept) until the learner sees it move over a still view again
-  (:meth:`SpriteIntake.view_moved`): at the first sub-pixel steps of a pan the view still counts
-  as still, and what visibly moves then moves with the view (an overview thumbnail's view
-  rectangle, whose straight pieces match every straight edge of the chrome beyond doubt);
 - while one sprite is locked (enough verified hits agree on it), motion it does not
   explain and every whole-frame search still try every learned shape, so a pointer
   that turns into a hand stays tracked;
@@ -255,10 +250,6 @@ class TemplateCursorLocator:
 
     def process(self, frame: AnalysedFrame) -> list[CursorHit]:
         if frame.moving:
-            if self.intake is not None:
-                self.intake.view_moved(frame.t)  # a sprite seen moving just before may move with the view
-                if self.track is not None and self.track[2] in self.sprites.suspended and not self.verified:
-                    self.pending = []  # held on a sprite now suspect: not kept as unmistakable
             out = self._end_track(view_ends=True)
             if self.learner is not None:
                 self.learner.new_view()

@@ -45,10 +45,7 @@ moves):
    the median (an arrow's tip), so where they lie less than the sighting's extent apart what
    they share must span ``slow_extent_keep`` (0.9) of both.
 4. **Several sprites per video.** A sprite that matches one already known is not added
-   again; a new shape (the arrow turning into a hand) is learned when it moves. A known sprite
-   the locator suspects (seen moving just before the view moved: a piece of an overview
-   thumbnail's view rectangle, say) stands only for a sighting of its own size, not for a larger
-   shape it is a part of (``suspect``); seen again at its own size it is noted (``seen_again``).
+   again; a new shape (the arrow turning into a hand) is learned when it moves.
 
 **The hotspot of an unknown shape** (where the pointer points) is decided from the
 sprite's mask alone: a thin cross (a crosshair, gapped or not, a plus sign) points where
@@ -406,9 +403,7 @@ def common_sprite(
 class SpriteLearner:
     """Watches a video's still frames and learns its pointer sprites (see the module docstring).
 
-    ``observe(frame)`` returns the templates verified on this frame (usually none); a known sprite
-    verified again is noted in ``seen_again``. A sprite the locator suspects (``suspect``) is
-    seen again only at its own size: one that is a part of a new sighting does not stand for it."""
+    ``observe(frame)`` returns the templates verified on this frame (usually none)."""
 
     def __init__(self, frame_height: int, config: SpriteConfig | None = None) -> None:
         self.config = config or SpriteConfig()
@@ -423,10 +418,6 @@ class SpriteLearner:
         self.learned: list[Template] = []
         # (frame index, luma, box) where the sprite learned last was seen, in frames still held
         self.sightings: list[tuple[int, np.ndarray, tuple[int, int, int, int]]] = []
-        # learned sprites (indices into ``learned``) seen moving again on the frame last observed
-        self.seen_again: list[int] = []
-        # learned sprites (indices into ``learned``) the locator suspects (``SpriteIntake.view_moved``)
-        self.suspect: set[int] = set()
 
     def new_view(self) -> None:
         self.frames.clear()
@@ -436,7 +427,6 @@ class SpriteLearner:
         """``blobs``: full-resolution boxes (x0, y0, x1, y1) where this frame changed from the last."""
         cfg = self.config
         self.frames.append((index, luma))
-        self.seen_again = []
         if index % cfg.slow_stride == 0:
             self.slow.append(luma)
         if len(self.learned) >= cfg.max_sprites or not blobs:
@@ -619,18 +609,7 @@ class SpriteLearner:
         if (whole or keep > cfg.extent_keep) and not spans(image):
             return False, None  # a fragment, cut on one side: the sightings are not of one whole shape
         sprite = Candidate(cand.index, cand.x, cand.y, image, mask)
-        # A known sprite stands for it, but a suspect one only at its own size (a suspect piece of a
-        # rectangle that is a part of this one does not: this is a new shape).
-        known = next(
-            (
-                j
-                for j, t in enumerate(self.learned)
-                if (j not in self.suspect or _like_sized(image, t.image)) and self._same(sprite, t)
-            ),
-            None,
-        )
-        if known is not None:
-            self.seen_again.append(known)
+        if any(self._same(sprite, t) for t in self.learned):
             return True, None
         hotspot = decide_hotspot(mask, cfg.symmetric_iou, cfg.tip_depth, cfg.inset)
         return True, template_from_sprite(image, mask, hotspot)
@@ -643,11 +622,6 @@ class SpriteLearner:
         if small.image.shape[0] > big.image.shape[0] + 4 or small.image.shape[1] > big.image.shape[1] + 4:
             return False
         return _align(small, big, self.config.agree_offset)[0] >= self.config.same_score
-
-
-def _like_sized(a: np.ndarray, b: np.ndarray, slack: int = 4) -> bool:
-    """Are two sprite images of about one size (within ``slack`` px in height and width)?"""
-    return abs(a.shape[0] - b.shape[0]) <= slack and abs(a.shape[1] - b.shape[1]) <= slack
 
 
 def _fill_holes(mask: np.ndarray) -> np.ndarray:

@@ -39,8 +39,6 @@ if TYPE_CHECKING:
 # pointer move may lie from that sighting's centre (``on_sighting``)
 SIGHTING_AGREE = 0.25
 COARSE_TRIALS = 3  # sightings a small learned sprite must be found in at half resolution to be searched there
-# A sprite last seen moving this shortly (s) before the view starts to move is suspended (``view_moved``).
-SUSPECT_S = 0.25
 
 
 class SpriteIntake:
@@ -60,7 +58,6 @@ class SpriteIntake:
         self.search = search
         self.history = history
         self.config = config
-        self.seen_moving: dict[int, float] = {}  # learned sprite -> when the learner last saw it move (s)
 
     def observe(self, frame: AnalysedFrame, blobs: list[tuple[int, int, int, int]]) -> list[CursorHit]:
         """Feed the learner this frame's moving ``blobs``; a newly learned sprite joins the
@@ -72,29 +69,7 @@ class SpriteIntake:
             k = self.sprites.add(template)  # a new shape: the lock is earned afresh
             self.search.forget()
             found = self.recover_rest(k)
-            self.seen_moving[k] = frame.t
-        for j in self.learner.seen_again:
-            k = self.sprites.generic + j  # the learner's sprites join the templates in order
-            self.seen_moving[k] = frame.t
-            if k in self.sprites.suspended:
-                self.sprites.restore(k)
-                self.learner.suspect.discard(j)
-                self.search.forget()
         return found
-
-    def view_moved(self, t: float) -> None:
-        """The view starts to move at time ``t``: a sprite last seen moving within ``SUSPECT_S`` before
-        it is suspended (:meth:`SpriteSet.suspend`) until the learner sees it move over a still view
-        again. At the first sub-pixel steps of a pan the stability test still calls the view still,
-        and what moves visibly then is whatever moves with the view at its own scale: an overview
-        thumbnail's view rectangle, a sharp edge of the slide; such a sprite, a straight piece of a
-        rectangle, matches every straight edge of the chrome beyond doubt. A pointer learned just
-        before the narrator drags is suspended too, until it moves again."""
-        for k, seen in self.seen_moving.items():
-            if t - seen <= SUSPECT_S and k not in self.sprites.suspended:
-                self.sprites.suspend(k)
-                self.learner.suspect.add(k - self.sprites.generic)
-                self.search.forget()
 
     def coarse_finds(self, t: Template) -> bool:
         """Does the half-resolution whole-frame search find a small sprite just learned where the

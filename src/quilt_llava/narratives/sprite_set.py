@@ -13,10 +13,6 @@ In: the arrow prior (the first ``generic`` templates), each sprite the learner a
   every size of the arrow prior that has given none since the first sprite was learned is no
   longer matched (a pointer keeps its size through a recording). A size that keeps finding the
   pointer (a classic arrow) stays.
-- **Suspended sprites.** A sprite learned just before the view starts to move
-  (``SpriteIntake.view_moved``) may be something that moves with the view (an overview
-  thumbnail's view rectangle at the first sub-pixel steps of a pan): it is not matched until
-  the learner sees it move again in a still view (:meth:`SpriteSet.suspend`, :meth:`SpriteSet.restore`).
 - **Twins.** Learned sprites that look alike (``TWIN_SCORE``) are searched once; the whole-frame
   search checks the first one's peaks with each of them.
 """
@@ -53,9 +49,7 @@ class SpriteSet:
         self.votes = np.zeros(len(templates), dtype=int)
         # Verified hits of each template since the first sprite was learned.
         self.wins: list[int] = []
-        self.suspended: set[int] = set()  # learned sprites not matched until seen moving again
-        # (templates, suspended sprites) the twin map below was made for
-        self._twins_of: tuple[int, frozenset[int]] | None = None
+        self._twins_of = -1  # number of templates the twin map below was made for
         self._twin_map: dict[int, tuple[int, int, int]] = {}
 
     @property
@@ -73,9 +67,9 @@ class SpriteSet:
     def unlocked(self) -> list[int]:
         """Every template the lock may have left out: the arrow prior and the learned sprites
         (a classic arrow keeps matching its exact template, with its exact tip), less the
-        prior's sizes that are retired (see :meth:`retired`) and the suspended sprites."""
-        left_out = self.retired() | self.suspended
-        return [k for k in range(len(self.templates)) if k not in left_out]
+        prior's sizes that are retired (see :meth:`retired`)."""
+        retired = self.retired()
+        return [k for k in range(len(self.templates)) if k not in retired]
 
     def retired(self) -> set[int]:
         """Arrow-prior templates no longer matched: once learned sprites have given
@@ -86,16 +80,6 @@ class SpriteSet:
         if sum(self.wins[self.generic :]) < PRIOR_RETIRE_AFTER:
             return set()
         return {k for k in range(self.generic) if self.wins[k] == 0}
-
-    def suspend(self, k: int) -> None:
-        """Stop matching learned sprite ``k`` (it may move with the view, not over it); a lock on it ends."""
-        self.suspended.add(k)
-        if self.locked == k:
-            self.locked = None
-
-    def restore(self, k: int) -> None:
-        """Match learned sprite ``k`` again (the learner saw it move over a still view once more)."""
-        self.suspended.discard(k)
 
     def credit(self, k: int) -> None:
         """Count a verified hit of template ``k`` once a sprite is learned (see :meth:`retired`)."""
@@ -120,13 +104,10 @@ class SpriteSet:
     def twins(self) -> dict[int, tuple[int, int, int]]:
         """Learned sprites that are twins of an earlier one (``TWIN_SCORE``): index -> (that sprite's
         index, where this one's top-left lies from its top-left)."""
-        key = (len(self.templates), frozenset(self.suspended))
-        if self._twins_of != key:
-            self._twins_of, self._twin_map = key, {}
+        if self._twins_of != len(self.templates):
+            self._twins_of, self._twin_map = len(self.templates), {}
             firsts: list[int] = []
             for k in range(self.generic, len(self.templates)):
-                if k in self.suspended:
-                    continue
                 for first in firsts:
                     score, dx, dy = twin_score(self.templates[first], self.templates[k])
                     if score >= TWIN_SCORE:
