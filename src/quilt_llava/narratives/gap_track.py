@@ -191,10 +191,11 @@ def _max_plus(a: np.ndarray, reach: int, cost: float, axis: int) -> tuple[np.nda
         src[axis] = slice(max(0, -d), size - max(0, d))
         dst[axis] = slice(max(0, d), size - max(0, -d))
         cand = a[tuple(src)] - cost * d * d
-        view, args = out[tuple(dst)], arg[tuple(dst)]
+        view = out[tuple(dst)]
         better = cand > view
-        view[better] = cand[better]
-        args[better] = d
+        # (in place, where better: as ``view[better] = cand[better]``, without gathering either)
+        np.copyto(view, cand, where=better)
+        np.copyto(arg[tuple(dst)], d, where=better)
     return out, arg
 
 
@@ -266,16 +267,16 @@ def track_gap(
     ):
         return []
     z = np.full((n + 1, len(rows), len(cols)), NEG, np.float32)
-    scored: list[Scored] = []
+    origin = (x0, y0, xs, ys, g)
     # the corridor: where the course can lie at all; its evidence in a frame is that frame's noise
-    corridor = (
-        np.hypot(xs - a.x, ys - a.y) + np.hypot(xs - b.x, ys - b.y) <= max(reach, math.dist((a.x, a.y), (b.x, b.y))) + g
-    )
+    from_a, from_b = np.hypot(xs - a.x, ys - a.y), np.hypot(xs - b.x, ys - b.y)
+    corridor = from_a + from_b <= max(reach, math.dist((a.x, a.y), (b.x, b.y))) + g
     margin = max(max(t.image.shape) for t in templates) + RING_PX + 1
-    for j in range(n + 1):
-        allowed = (np.hypot(xs - a.x, ys - a.y) <= vmax * max(j, 1) + g) & (
-            np.hypot(xs - b.x, ys - b.y) <= vmax * max(n - j, 1) + g
-        )
+    scored: dict[int, Scored] = {}
+    # The anchors' frames first: a gap whose anchor does not stand out (below) is given up before the
+    # evidence of the frames between is worked out (each frame's evidence is its own: the same either way).
+    for j in (0, n, *range(1, n)):
+        allowed = (from_a <= vmax * max(j, 1) + g) & (from_b <= vmax * max(n - j, 1) + g)
         if not allowed.any():
             return []
         # Evidence where this frame's course can lie (the whole corridor in an anchor's frame, whose
@@ -296,12 +297,13 @@ def track_gap(
         med = float(np.median(vals))
         spread = max(0.5, 1.4826 * float(np.median(np.abs(vals - med))))
         z[j] = np.where(allowed, np.clip(grid - med, -config.clip_levels, config.clip_levels), NEG)
-        scored.append((ev, grid, med, spread, allowed))
-    origin = (x0, y0, xs, ys, g)
-    # Each anchor must stand out in its own frame as the gap's frames do: a sure sighting that does not
-    # differ from the view without the pointer is a lookalike, and a course to it is wrong.
-    if not (_stands(scored[0], (a.x, a.y), origin, config) and _stands(scored[n], (b.x, b.y), origin, config)):
-        return []
+        scored[j] = (ev, grid, med, spread, allowed)
+        # Each anchor must stand out in its own frame as the gap's frames do: a sure sighting that does
+        # not differ from the view without the pointer is a lookalike, and a course to it is wrong.
+        if j == n and not (
+            _stands(scored[0], (a.x, a.y), origin, config) and _stands(scored[n], (b.x, b.y), origin, config)
+        ):
+            return []
     z[0] = NEG
     z[n] = NEG
     z[0][start] = 0.0
