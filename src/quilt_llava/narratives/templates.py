@@ -232,7 +232,7 @@ def halved(luma: np.ndarray) -> np.ndarray:
 
 
 def masked_ncc(roi: np.ndarray, t: Template) -> np.ndarray:
-    """Masked normalised cross-correlation of ``t`` at every position in ``roi`` (what
+    """Masked normalised cross-correlation of ``t`` at every position in ``roi`` (uint8 grey levels; what
     ``cv2.matchTemplate(..., TM_CCOEFF_NORMED, mask=...)`` computes, flat windows 0), by
     gathering the masked pixels of each window: for a few dozen positions several times
     cheaper than OpenCV's, which sets up whole-region correlations for any size."""
@@ -250,8 +250,11 @@ def masked_ncc(roi: np.ndarray, t: Template) -> np.ndarray:
     sums = windows @ ones
     spread = (windows * windows) @ ones - sums * sums / n  # n * variance of each window
     flat = spread <= 1e-6 * n
-    res = (windows @ centred) / (np.sqrt(np.where(flat, 1.0, spread)) * max(norm, 1e-12))
-    res[flat] = 0.0
+    if flat.any():
+        res = (windows @ centred) / (np.sqrt(np.where(flat, 1.0, spread)) * max(norm, 1e-12))
+        res[flat] = 0.0
+    else:  # (no flat window, the usual case: the same division without the two passes over the mask)
+        res = (windows @ centred) / (np.sqrt(spread) * max(norm, 1e-12))
     return res.reshape(ny, nx).astype(np.float32)
 
 
