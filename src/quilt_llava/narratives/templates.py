@@ -283,8 +283,10 @@ def in_opencv(shape: tuple[int, ...], box: tuple[int, ...], template: Template) 
     which releases the GIL, rather than with numpy in small steps?"""
     th, tw = template.image.shape
     H, W = shape[:2]
-    nx = min(W, box[2] + tw) - max(0, box[0]) - tw + 1
-    ny = min(H, box[3] + th) - max(0, box[1]) - th + 1
+    # (conditionals rather than ``min``/``max``: the same ints, this is called for every pair)
+    x0, y0, x1, y1 = box[0], box[1], box[2] + tw, box[3] + th
+    nx = (x1 if x1 < W else W) - (x0 if x0 > 0 else 0) - tw + 1
+    ny = (y1 if y1 < H else H) - (y0 if y0 > 0 else 0) - th + 1
     if nx < 1 or ny < 1:
         return False
     return nx * ny > COARSE_POSITIONS or nx * ny * template.masked_pixels(tw)[0].size > DIRECT_WORK
@@ -303,8 +305,9 @@ def match_in(
 
     th, tw = template.image.shape
     H, W = luma.shape
-    x0, y0 = max(0, box[0]), max(0, box[1])
-    x1, y1 = min(W, box[2] + tw), min(H, box[3] + th)
+    x0, y0, x1, y1 = box[0], box[1], box[2] + tw, box[3] + th
+    x0, y0 = (x0 if x0 > 0 else 0), (y0 if y0 > 0 else 0)  # (as ``max``/``min``: the same ints, faster)
+    x1, y1 = (x1 if x1 < W else W), (y1 if y1 < H else H)
     if x1 - x0 < tw or y1 - y0 < th:
         return 0.0, 0.0, 0.0
     if (x1 - x0 - tw + 1) * (y1 - y0 - th + 1) > COARSE_POSITIONS:
