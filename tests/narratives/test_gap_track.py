@@ -253,3 +253,35 @@ def test_max_plus_is_the_brute_force_maximum_with_the_first_shift_on_ties():
                 if cand > best:
                     best, taken = cand, d
             assert out[i, j] == best and arg[i, j] == taken, (axis, i, j)
+
+
+@pytest.mark.parametrize("count", range(1, 10))
+def test_median_frames_is_numpys_median_cast_to_grey_levels(count):
+    """The gap's view without the pointer: the sorting-network median of 1-9 frames (strided crops)
+    equals ``np.median`` along the stacked axis cast to uint8, for odd and even counts."""
+    from quilt_llava.narratives.gap_track import median_frames
+
+    rng = np.random.default_rng(count)
+    for _ in range(3):
+        frames = [rng.integers(0, 256, (40, 50), dtype=np.uint8)[2:37, 3:45] for _ in range(count)]
+        frames[0][:5] = 255  # ties and extremes
+        expected = np.median(np.stack(frames), axis=0).astype(np.uint8)
+        before = [f.copy() for f in frames]
+        got = median_frames(frames)
+        assert got.dtype == np.uint8 and np.array_equal(got, expected)
+        assert all(np.array_equal(f, b) for f, b in zip(frames, before))  # the frames are not written to
+
+
+def test_evidence_kernel_is_made_once_per_sprite_and_is_the_masks_mean_less_the_rings():
+    """A gap's frames share their sprite's evidence kernel (made once, not per frame); it sums to 0
+    (the mask's mean less the ring's), and a sprite made afresh gets its own."""
+    from quilt_llava.narratives.gap_track import _evidence_kernel
+
+    kernel, anchor = _evidence_kernel(SPRITE)
+    again, _ = _evidence_kernel(SPRITE)
+    assert again is kernel
+    assert anchor == (SPRITE.hotspot[0] + 2, SPRITE.hotspot[1] + 2)
+    assert abs(float(kernel.sum())) < 1e-5 and kernel.max() > 0 > kernel.min()
+    other = make_template(1.0)
+    assert _evidence_kernel(other)[0] is not kernel
+    assert np.array_equal(_evidence_kernel(other)[0], kernel)
