@@ -223,6 +223,39 @@ def test_masked_ncc_window_cache_gives_the_same_scores():
     assert len(t._windows) <= WINDOW_CACHE
 
 
+def test_masked_ncc_gives_the_very_bits_of_the_plain_formula():
+    """``masked_ncc`` sums a window's grey levels and their squares by products with ones (whole
+    numbers: exact in any order) and skips the flat-window passes where none is flat: the scores are
+    bit for bit those of the plain formula (gathered as uint8, ``sum``, ``einsum``), flat windows 0."""
+    from quilt_llava.narratives.templates import make_template, masked_ncc
+
+    def plain(roi, t):
+        th, tw = t.image.shape
+        h, w = roi.shape
+        ny, nx = h - th + 1, w - tw + 1
+        _offsets, centred, norm = t.masked_pixels(w)
+        windows = np.ascontiguousarray(roi).ravel()[t.window_index(w, ny, nx)].astype(np.float64)
+        n = centred.size
+        sums = windows.sum(axis=1)
+        spread = np.einsum("ij,ij->i", windows, windows) - sums * sums / n
+        flat = spread <= 1e-6 * n
+        res = (windows @ centred) / (np.sqrt(np.where(flat, 1.0, spread)) * max(norm, 1e-12))
+        res[flat] = 0.0
+        return res.reshape(ny, nx).astype(np.float32)
+
+    rng = np.random.default_rng(5)
+    for scale in (0.5, 1.0, 2.2, 3.3):
+        t = make_template(scale)
+        th, tw = t.image.shape
+        for k in range(30):
+            big = rng.integers(0, 256, (th + 12, tw + 12), dtype=np.uint8)
+            if k % 3 == 0:
+                big[: th + 3, :] = 200  # flat windows among textured ones
+            y, x, dh, dw = rng.integers(0, 6, 4)
+            roi = big[y : y + th + dh, x : x + tw + dw]
+            assert masked_ncc(roi, t).tobytes() == plain(roi, t).tobytes(), (scale, k)
+
+
 def _counting_matches(monkeypatch):
     """``box_matches.match_in`` replaced by one that records each call: (calls, the real one, the counting one)."""
     calls = []

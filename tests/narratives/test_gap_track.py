@@ -211,3 +211,77 @@ def test_course_is_the_best_path_a_brute_force_finds():
     found = course(z, start, end, mean, reach, cost)
     assert found is not None
     assert score(found) == pytest.approx(best[0], abs=1e-3)
+
+
+def test_a_gap_to_a_lookalike_is_given_up_before_the_frames_between_are_scored(monkeypatch):
+    """The anchors' frames are scored first: where an anchor does not stand out (a lookalike), the
+    evidence of the frames between is never worked out (the answer is the same: no hits)."""
+    import quilt_llava.narratives.gap_track as gap_track
+
+    tips = _course()
+    base = texture(H, W, 3)
+    look = (tips[26][0] + 30, tips[26][1] - 20)
+    base = _drawn(base, look, 80.0)
+    faded = set(range(6, 30))
+    sure = {i: tips[i] for i in range(6)} | {26: look, 27: (look[0] + 1, look[1])}
+    scored = []
+    original = gap_track.evidence
+    monkeypatch.setattr(gap_track, "evidence", lambda diff, t: scored.append(diff.shape) or original(diff, t))
+    assert _run(_video(tips, faded, 30.0, base=base), sure) == {}
+    assert len(scored) == 2  # the two anchors' frames (one sprite), not all 22, frames 5 to 26
+
+
+def test_max_plus_is_the_brute_force_maximum_with_the_first_shift_on_ties():
+    """The in-place max-plus pass: out[i] = max over |d| <= reach of a[i - d] - cost d^2, the shift
+    taken the first one (from -reach up, 0 first of all) that scores strictly higher."""
+    from quilt_llava.narratives.gap_track import _max_plus
+
+    rng = np.random.default_rng(2)
+    a = rng.integers(-3, 4, (6, 7)).astype(np.float32)  # whole numbers: many ties
+    a[2, 3] = NEG
+    reach, cost = 2, 0.5
+    for axis in (0, 1):
+        out, arg = _max_plus(a, reach, cost, axis)
+        size = a.shape[axis]
+        for i, j in np.ndindex(a.shape):
+            best, taken = a[i, j], 0
+            for d in range(-reach, reach + 1):
+                k = (i - d, j) if axis == 0 else (i, j - d)
+                if d == 0 or not 0 <= k[axis] < size:
+                    continue
+                cand = np.float32(a[k] - np.float32(cost * d * d))
+                if cand > best:
+                    best, taken = cand, d
+            assert out[i, j] == best and arg[i, j] == taken, (axis, i, j)
+
+
+@pytest.mark.parametrize("count", range(1, 10))
+def test_median_frames_is_numpys_median_cast_to_grey_levels(count):
+    """The gap's view without the pointer: the sorting-network median of 1-9 frames (strided crops)
+    equals ``np.median`` along the stacked axis cast to uint8, for odd and even counts."""
+    from quilt_llava.narratives.gap_track import median_frames
+
+    rng = np.random.default_rng(count)
+    for _ in range(3):
+        frames = [rng.integers(0, 256, (40, 50), dtype=np.uint8)[2:37, 3:45] for _ in range(count)]
+        frames[0][:5] = 255  # ties and extremes
+        expected = np.median(np.stack(frames), axis=0).astype(np.uint8)
+        before = [f.copy() for f in frames]
+        got = median_frames(frames)
+        assert got.dtype == np.uint8 and np.array_equal(got, expected)
+        assert all(np.array_equal(f, b) for f, b in zip(frames, before))  # the frames are not written to
+
+
+def test_evidence_kernel_is_made_once_per_sprite_and_is_the_masks_mean_less_the_rings():
+    """A gap's frames share their sprite's evidence kernel (made once, not per frame); it sums to 0
+    (the mask's mean less the ring's), and a sprite made afresh gets its own."""
+    from quilt_llava.narratives.gap_track import _evidence_kernel
+
+    kernel, anchor = _evidence_kernel(SPRITE)
+    again, _ = _evidence_kernel(SPRITE)
+    assert again is kernel
+    assert anchor == (SPRITE.hotspot[0] + 2, SPRITE.hotspot[1] + 2)
+    assert abs(float(kernel.sum())) < 1e-5 and kernel.max() > 0 > kernel.min()
+    other = make_template(1.0)
+    assert _evidence_kernel(other)[0] is not kernel
+    assert np.array_equal(_evidence_kernel(other)[0], kernel)

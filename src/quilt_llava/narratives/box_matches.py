@@ -155,4 +155,5 @@ class BoxMatcher:
 def _pixels(luma: np.ndarray, box: tuple[int, ...], t: Template) -> bytes:
     """The pixels :func:`match_in` reads for template ``t`` in ``box`` (bytes: compared faster than arrays)."""
     th, tw = t.image.shape
-    return luma[max(0, box[1]) : box[3] + th, max(0, box[0]) : box[2] + tw].tobytes()
+    x0, y0 = box[0], box[1]
+    return luma[(y0 if y0 > 0 else 0) : box[3] + th, (x0 if x0 > 0 else 0) : box[2] + tw].tobytes()

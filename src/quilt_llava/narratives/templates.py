@@ -80,6 +80,7 @@ class Template:
     )
     _masked: dict[int, tuple[np.ndarray, np.ndarray, float]] = field(repr=False, default_factory=dict)
     _windows: dict[tuple[int, int, int], np.ndarray] = field(repr=False, default_factory=dict)
+    _ones: np.ndarray | None = field(repr=False, default=None)
 
     def masked_pixels(self, row_width: int) -> tuple[np.ndarray, np.ndarray, float]:
         """Offsets of the masked pixels in a region ``row_width`` wide, their centred template
@@ -90,6 +91,13 @@ class Template:
             values = self.image[ys, xs].astype(np.float64)
             centred = values - values.mean()
             found = self._masked[row_width] = (ys * row_width + xs, centred, float(np.sqrt(centred @ centred)))
+        return found
+
+    def ones(self, n: int) -> np.ndarray:
+        """``n`` ones (float64), kept: what :func:`masked_ncc` sums a window's pixels with."""
+        found = self._ones
+        if found is None or found.size != n:
+            found = self._ones = np.ones(n)
         return found
 
     def window_index(self, row_width: int, ny: int, nx: int) -> np.ndarray:
@@ -224,7 +232,7 @@ def halved(luma: np.ndarray) -> np.ndarray:
 
 
 def masked_ncc(roi: np.ndarray, t: Template) -> np.ndarray:
-    """Masked normalised cross-correlation of ``t`` at every position in ``roi`` (what
+    """Masked normalised cross-correlation of ``t`` at every position in ``roi`` (uint8 grey levels; what
     ``cv2.matchTemplate(..., TM_CCOEFF_NORMED, mask=...)`` computes, flat windows 0), by
     gathering the masked pixels of each window: for a few dozen positions several times
     cheaper than OpenCV's, which sets up whole-region correlations for any size."""
@@ -232,13 +240,21 @@ def masked_ncc(roi: np.ndarray, t: Template) -> np.ndarray:
     h, w = roi.shape
     ny, nx = h - th + 1, w - tw + 1
     _offsets, centred, norm = t.masked_pixels(w)
-    windows = np.ascontiguousarray(roi).ravel()[t.window_index(w, ny, nx)].astype(np.float64)
+    # The region in float64 first, then gathered (the same values, one small conversion instead of
+    # one per gathered pixel; ``np.take`` gathers faster than indexing). Window sums and sums of
+    # squares are of whole grey levels: exact in float64 in any order of adding, so a product with
+    # ones (faster than ``sum``/``einsum``) gives the very same values.
+    windows = np.take(roi.astype(np.float64).ravel(), t.window_index(w, ny, nx))
     n = centred.size
-    sums = windows.sum(axis=1)
-    spread = np.einsum("ij,ij->i", windows, windows) - sums * sums / n  # n * variance of each window
+    ones = t.ones(n)
+    sums = windows @ ones
+    spread = (windows * windows) @ ones - sums * sums / n  # n * variance of each window
     flat = spread <= 1e-6 * n
-    res = (windows @ centred) / (np.sqrt(np.where(flat, 1.0, spread)) * max(norm, 1e-12))
-    res[flat] = 0.0
+    if flat.any():
+        res = (windows @ centred) / (np.sqrt(np.where(flat, 1.0, spread)) * max(norm, 1e-12))
+        res[flat] = 0.0
+    else:  # (no flat window, the usual case: the same division without the two passes over the mask)
+        res = (windows @ centred) / (np.sqrt(spread) * max(norm, 1e-12))
     return res.reshape(ny, nx).astype(np.float32)
 
 
@@ -267,8 +283,10 @@ def in_opencv(shape: tuple[int, ...], box: tuple[int, ...], template: Template) 
     which releases the GIL, rather than with numpy in small steps?"""
     th, tw = template.image.shape
     H, W = shape[:2]
-    nx = min(W, box[2] + tw) - max(0, box[0]) - tw + 1
-    ny = min(H, box[3] + th) - max(0, box[1]) - th + 1
+    # (conditionals rather than ``min``/``max``: the same ints, this is called for every pair)
+    x0, y0, x1, y1 = box[0], box[1], box[2] + tw, box[3] + th
+    nx = (x1 if x1 < W else W) - (x0 if x0 > 0 else 0) - tw + 1
+    ny = (y1 if y1 < H else H) - (y0 if y0 > 0 else 0) - th + 1
     if nx < 1 or ny < 1:
         return False
     return nx * ny > COARSE_POSITIONS or nx * ny * template.masked_pixels(tw)[0].size > DIRECT_WORK
@@ -287,8 +305,9 @@ def match_in(
 
     th, tw = template.image.shape
     H, W = luma.shape
-    x0, y0 = max(0, box[0]), max(0, box[1])
-    x1, y1 = min(W, box[2] + tw), min(H, box[3] + th)
+    x0, y0, x1, y1 = box[0], box[1], box[2] + tw, box[3] + th
+    x0, y0 = (x0 if x0 > 0 else 0), (y0 if y0 > 0 else 0)  # (as ``max``/``min``: the same ints, faster)
+    x1, y1 = (x1 if x1 < W else W), (y1 if y1 < H else H)
     if x1 - x0 < tw or y1 - y0 < th:
         return 0.0, 0.0, 0.0
     if (x1 - x0 - tw + 1) * (y1 - y0 - th + 1) > COARSE_POSITIONS:
