@@ -341,6 +341,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--set", choices=(*SETS, "all"), action="append", help="a set to run (repeatable; default all)")
     ap.add_argument("--model", default=DEFAULT_MODEL, help="ASR model folder or name (default: the bundled tiny.en).")
+    ap.add_argument(
+        "--judge-model",
+        help="a second model that judges the corrections in the acoustic check (default: the recogniser itself)",
+    )
     defaults = AsrConfig(model=DEFAULT_MODEL)
     ap.add_argument("--beam-size", type=int, default=defaults.beam_size)
     ap.add_argument(
@@ -483,8 +487,9 @@ def main(argv: list[str] | None = None) -> int:
             llm_options.hint_terms = args.llm_hint_terms
         check = None
         if args.acoustic_check:
+            judge = load_model(AsrConfig(model=args.judge_model)) if args.judge_model else model
             check = AcousticCheck(
-                model,
+                judge,
                 vocab,
                 AcousticConfig(
                     margin=args.acoustic_margin,
@@ -516,6 +521,7 @@ def main(argv: list[str] | None = None) -> int:
         results = [run_set(n, model, asr, vocab, Path(tmp), llm, args.keep, llm_options, check) for n in names]
     report = {
         "model": args.model,
+        "judge_model": args.judge_model or args.model,
         "asr_settings": asr.settings(),
         "model_load_s": round(load_s, 2),
         "machine": {
