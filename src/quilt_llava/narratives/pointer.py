@@ -139,6 +139,14 @@ class SpriteConfig:
     slow_min: int = 5
     slow_grow: float = 2.0
     slow_extent_keep: float = 0.9  # what a slow sighting shares with one beside it spans this share of both
+    # A flat-filled pointer moving less than its own size between the frames compared shows only
+    # its moved edges (crescents, slivers): with ``fill_grow``, the candidate is the flat region
+    # (within ``fill_tol`` grey levels of one value) those edges bound, where it holds the plain
+    # candidate and has ``fill_gain`` times its area (see ``SpriteLearner._filled_candidate``).
+    fill_grow: bool = True
+    fill_tol: int = 12
+    fill_gain: float = 1.5
+    fill_band: float = 2.0  # px (at 720p) of what lies around a flat region kept with it, flattened
 
 
 @dataclass
@@ -438,6 +446,10 @@ class SpriteLearner:
         added = []
         for box in blobs[:2]:
             cand = self._candidate(index, luma, [near, far], box)
+            if cfg.fill_grow:
+                whole = self._filled_candidate(index, luma, [near, far], box)
+                if whole is not None and (cand is None or _holds(whole, cand, cfg.fill_gain)):
+                    cand = whole
             if cand is None and cfg.slow_cut and not self.learned:
                 # (only while no shape is known: a pointer seen moving has its sprite from motion,
                 # and a slow cut of it dwelling can only add a worse one)
@@ -539,6 +551,99 @@ class SpriteLearner:
         mask = _fill_holes(keep[sy0:sy1, sx0:sx1])
         return Candidate(index, x0 + sx0, y0 + sy0, now[sy0:sy1, sx0:sx1].copy(), mask)
 
+    def _filled_candidate(
+        self, index: int, luma: np.ndarray, earlier: list[np.ndarray], box: tuple[int, int, int, int]
+    ) -> Candidate | None:
+        """The whole of a flat-filled pointer whose motion shows only its edges (see
+        ``SpriteConfig.fill_grow``): the pieces of ``luma`` around ``box`` that differ from every
+        one of ``earlier`` (as in :meth:`_candidate`) are the edges it moved; the pointer is the
+        flat region of ``luma`` (within ``fill_tol`` of one value) that touches the most of them,
+        with them, searched in ``box`` grown by ``max_px``. None where no such region is of pointer
+        size and closed (it runs to the searched box's edge: tissue or a flat background)."""
+        import cv2
+
+        cfg = self.config
+        H, W = luma.shape
+        m = 4
+        bx0, by0, bx1, by1 = max(0, box[0] - m), max(0, box[1] - m), min(W, box[2] + m), min(H, box[3] + m)
+        if bx1 - bx0 < self.min_px or by1 - by0 < self.min_px or (bx1 - bx0) * (by1 - by0) > 16 * self.max_px**2:
+            return None
+        g = self.max_px
+        x0, y0, x1, y1 = max(0, bx0 - g), max(0, by0 - g), min(W, bx1 + g), min(H, by1 + g)
+        now = luma[y0:y1, x0:x1]
+        changed = differs_from_all(now, [e[y0:y1, x0:x1] for e in earlier], cfg.threshold)
+        changed = cv2.morphologyEx(changed, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
+        seeds = np.zeros_like(changed)
+        seeds[by0 - y0 : by1 - y0, bx0 - x0 : bx1 - x0] = changed[by0 - y0 : by1 - y0, bx0 - x0 : bx1 - x0]
+        if np.count_nonzero(seeds) < self.min_area:
+            return None
+        near_seeds = cv2.dilate(seeds, np.ones((5, 5), np.uint8))
+        ys, xs = np.nonzero(near_seeds)
+        values = now[ys, xs].astype(np.int32)
+        h, w = now.shape
+        best: tuple[int, int, np.ndarray] | None = None
+        tried: list[int] = []
+        for q in (10, 30, 50, 70, 90):
+            v = int(np.percentile(values, q))
+            if any(abs(v - t) <= cfg.fill_tol // 2 for t in tried):
+                continue
+            tried.append(v)
+            k = int(np.argmin(np.abs(values - v)))
+            flood = np.zeros((h + 2, w + 2), np.uint8)
+            flags = 8 | cv2.FLOODFILL_MASK_ONLY | cv2.FLOODFILL_FIXED_RANGE | (255 << 8)
+            cv2.floodFill(now, flood, (int(xs[k]), int(ys[k])), 0, cfg.fill_tol, cfg.fill_tol, flags)
+            region = flood[1:-1, 1:-1]
+            rys, rxs = np.nonzero(region)
+            if (
+                rxs.min() == 0
+                or rys.min() == 0
+                or rxs.max() == w - 1
+                or rys.max() == h - 1
+                or max(rxs.max() - rxs.min(), rys.max() - rys.min()) + 1 > self.max_px
+            ):
+                continue  # runs to the edge of the searched box, or larger than a pointer: not closed
+            touched = int(np.count_nonzero(seeds & cv2.dilate(region, np.ones((5, 5), np.uint8))))
+            if best is None or (touched, len(rxs)) > best[:2]:
+                best = (touched, len(rxs), region)
+        if best is None or best[0] < 0.5 * np.count_nonzero(seeds):
+            return None  # the moved edges are not those of one flat region
+        region = best[2]
+        # The region with the moved pieces that touch it (its outline, a shadow's edge).
+        n, labels = cv2.connectedComponents(seeds, connectivity=8)
+        near_region = cv2.dilate(region, np.ones((5, 5), np.uint8))
+        keep = region.copy()
+        for j in range(1, n):
+            piece = labels == j
+            if np.any(near_region[piece]):
+                keep[piece] = 255
+        keep = cv2.morphologyEx(keep, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
+        ys, xs = np.nonzero(keep)
+        sx0, sx1, sy0, sy1 = int(xs.min()), int(xs.max()) + 1, int(ys.min()), int(ys.max()) + 1
+        if (
+            len(xs) < self.min_area
+            or max(sx1 - sx0, sy1 - sy0) < self.min_px
+            or max(sx1 - sx0, sy1 - sy0) > self.max_px
+            or sx0 == 0
+            or sy0 == 0
+            or sx1 == w
+            or sy1 == h
+        ):
+            return None
+        # A flat fill has no structure of its own to match: its shape is its edge against what lies
+        # around it, so the sprite keeps a band of ``fill_band`` px around the region, flattened to
+        # that band's median (the tissue there is not the pointer's: only its level is).
+        r = max(1, round(cfg.fill_band * self.min_px / 10))
+        sx0, sy0, sx1, sy1 = sx0 - r, sy0 - r, sx1 + r, sy1 + r
+        if sx0 < 0 or sy0 < 0 or sx1 > w or sy1 > h:
+            return None
+        inner = np.zeros((sy1 - sy0, sx1 - sx0), np.uint8)
+        inner[r:-r, r:-r] = _fill_holes(keep[sy0 + r : sy1 - r, sx0 + r : sx1 - r])
+        mask = cv2.dilate(inner, np.ones((2 * r + 1, 2 * r + 1), np.uint8))
+        image = now[sy0:sy1, sx0:sx1].copy()
+        band = (mask > 0) & (inner == 0)
+        image[band] = np.uint8(np.median(image[band]))
+        return Candidate(index, x0 + sx0, y0 + sy0, image, mask)
+
     def _verify(self, cand: Candidate) -> Template | None:
         """A sprite from ``cand`` and an earlier sighting of the same rigid shape elsewhere: one
         that matches it at ``agree_score``, else, where ``agree_many`` sightings or more match it
@@ -622,6 +727,20 @@ class SpriteLearner:
         if small.image.shape[0] > big.image.shape[0] + 4 or small.image.shape[1] > big.image.shape[1] + 4:
             return False
         return _align(small, big, self.config.agree_offset)[0] >= self.config.same_score
+
+
+def _holds(whole: Candidate, part: Candidate, gain: float) -> bool:
+    """Does ``whole`` hold nearly all of ``part``'s mask and have ``gain`` times its area (``part``
+    a crescent of it)?"""
+    px0, py0 = part.x - whole.x, part.y - whole.y
+    ph, pw = part.mask.shape
+    wh, ww = whole.mask.shape
+    x0, y0, x1, y1 = max(0, px0), max(0, py0), min(ww, px0 + pw), min(wh, py0 + ph)
+    part_area = int(np.count_nonzero(part.mask))
+    if x1 <= x0 or y1 <= y0 or np.count_nonzero(whole.mask) < gain * part_area:
+        return False
+    inside = np.count_nonzero(part.mask[y0 - py0 : y1 - py0, x0 - px0 : x1 - px0] & whole.mask[y0:y1, x0:x1])
+    return inside >= 0.8 * part_area
 
 
 def _fill_holes(mask: np.ndarray) -> np.ndarray:
