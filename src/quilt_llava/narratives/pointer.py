@@ -157,6 +157,7 @@ class Candidate:
     image: np.ndarray  # (h, w) uint8 luma
     mask: np.ndarray  # (h, w) uint8 0/255
     slow: bool = False  # cut against the median of the sparse held frames (``SpriteLearner._slow_candidate``)
+    band: int = 0  # px of flattened surroundings kept around a flat region (``SpriteLearner._filled_candidate``)
 
 
 def decide_hotspot(
@@ -642,7 +643,7 @@ class SpriteLearner:
         image = now[sy0:sy1, sx0:sx1].copy()
         band = (mask > 0) & (inner == 0)
         image[band] = np.uint8(np.median(image[band]))
-        return Candidate(index, x0 + sx0, y0 + sy0, image, mask)
+        return Candidate(index, x0 + sx0, y0 + sy0, image, mask, band=r)
 
     def _verify(self, cand: Candidate) -> Template | None:
         """A sprite from ``cand`` and an earlier sighting of the same rigid shape elsewhere: one
@@ -716,7 +717,15 @@ class SpriteLearner:
         sprite = Candidate(cand.index, cand.x, cand.y, image, mask)
         if any(self._same(sprite, t) for t in self.learned):
             return True, None
-        hotspot = decide_hotspot(mask, cfg.symmetric_iou, cfg.tip_depth, cfg.inset)
+        shape = mask
+        if cand.band:
+            # the band around a flat region is not the pointer's shape: its tip is decided without it
+            import cv2
+
+            r = cand.band
+            inner = cv2.erode(np.pad(mask, r), np.ones((2 * r + 1, 2 * r + 1), np.uint8))[r:-r, r:-r]
+            shape = inner if np.count_nonzero(inner) >= self.min_area else mask
+        hotspot = decide_hotspot(shape, cfg.symmetric_iou, cfg.tip_depth, cfg.inset)
         return True, template_from_sprite(image, mask, hotspot)
 
     def _same(self, cand: Candidate, t: Template) -> bool:
