@@ -720,10 +720,7 @@ class SpriteLearner:
         shape = mask
         if cand.band:
             # the band around a flat region is not the pointer's shape: its tip is decided without it
-            import cv2
-
-            r = cand.band
-            inner = cv2.erode(np.pad(mask, r), np.ones((2 * r + 1, 2 * r + 1), np.uint8))[r:-r, r:-r]
+            inner = _inner(mask, cand.band)
             shape = inner if np.count_nonzero(inner) >= self.min_area else mask
         hotspot = decide_hotspot(shape, cfg.symmetric_iou, cfg.tip_depth, cfg.inset)
         return True, template_from_sprite(image, mask, hotspot)
@@ -738,15 +735,24 @@ class SpriteLearner:
         return _align(small, big, self.config.agree_offset)[0] >= self.config.same_score
 
 
+def _inner(mask: np.ndarray, band: int) -> np.ndarray:
+    """``mask`` without the ``band`` px at its edge (the surroundings kept around a flat region)."""
+    import cv2
+
+    r = band
+    return cv2.erode(np.pad(mask, r), np.ones((2 * r + 1, 2 * r + 1), np.uint8))[r:-r, r:-r]
+
+
 def _holds(whole: Candidate, part: Candidate, gain: float) -> bool:
-    """Does ``whole`` hold nearly all of ``part``'s mask and have ``gain`` times its area (``part``
-    a crescent of it)?"""
+    """Does ``whole`` hold nearly all of ``part``'s mask and, without its band, have ``gain`` times
+    its area (``part`` a crescent of it)?"""
     px0, py0 = part.x - whole.x, part.y - whole.y
     ph, pw = part.mask.shape
     wh, ww = whole.mask.shape
     x0, y0, x1, y1 = max(0, px0), max(0, py0), min(ww, px0 + pw), min(wh, py0 + ph)
     part_area = int(np.count_nonzero(part.mask))
-    if x1 <= x0 or y1 <= y0 or np.count_nonzero(whole.mask) < gain * part_area:
+    whole_area = np.count_nonzero(_inner(whole.mask, whole.band) if whole.band else whole.mask)
+    if x1 <= x0 or y1 <= y0 or whole_area < gain * part_area:
         return False
     inside = np.count_nonzero(part.mask[y0 - py0 : y1 - py0, x0 - px0 : x1 - px0] & whole.mask[y0:y1, x0:x1])
     return inside >= 0.8 * part_area
