@@ -608,6 +608,8 @@ class SpriteLearner:
                 best = (touched, len(rxs), region)
         if best is None or best[0] < 0.5 * np.count_nonzero(seeds):
             return None  # the moved edges are not those of one flat region
+        if best[1] < cfg.fill_gain * np.count_nonzero(seeds):
+            return None  # no flat interior to speak of: the moved pixels are the sighting (``_candidate``)
         region = best[2]
         # The region with the moved pieces that touch it (its outline, a shadow's edge).
         n, labels = cv2.connectedComponents(seeds, connectivity=8)
@@ -642,7 +644,12 @@ class SpriteLearner:
         mask = cv2.dilate(inner, np.ones((2 * r + 1, 2 * r + 1), np.uint8))
         image = now[sy0:sy1, sx0:sx1].copy()
         band = (mask > 0) & (inner == 0)
-        image[band] = np.uint8(np.median(image[band]))
+        level = np.median(image[band])
+        if abs(float(np.median(image[inner > 0])) - float(level)) <= cfg.threshold:
+            # Its moved edges differ from the frames before by ``threshold``: so must the fill from
+            # what lies around it (a patch of tissue shifting under a slow zoom does not).
+            return None
+        image[band] = np.uint8(level)
         return Candidate(index, x0 + sx0, y0 + sy0, image, mask, band=r)
 
     def _verify(self, cand: Candidate) -> Template | None:
