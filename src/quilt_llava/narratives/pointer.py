@@ -146,6 +146,7 @@ class SpriteConfig:
     fill_grow: bool = True
     fill_tol: int = 12
     fill_gain: float = 1.5
+    fill_known: float = 0.9  # share of a flat region a known sprite's mask holds: it is that sprite
     fill_band: float = 2.0  # px (at 720p) of what lies around a flat region kept with it, flattened
 
 
@@ -424,6 +425,8 @@ class SpriteLearner:
         # every ``slow_stride``-th frame of the view (references, not copies), for a slow pointer
         self.slow: deque[np.ndarray] = deque(maxlen=self.config.slow_frames)
         self.candidates: deque[Candidate] = deque(maxlen=self.config.candidates_kept)
+        # sightings of flat fills (``_filled_candidate``), verified among themselves
+        self.filled: deque[Candidate] = deque(maxlen=self.config.candidates_kept)
         self.learned: list[Template] = []
         # (frame index, luma, box) where the sprite learned last was seen, in frames still held
         self.sightings: list[tuple[int, np.ndarray, tuple[int, int, int, int]]] = []
@@ -447,18 +450,27 @@ class SpriteLearner:
         added = []
         for box in blobs[:2]:
             cand = self._candidate(index, luma, [near, far], box)
-            if cfg.fill_grow:
-                whole = self._filled_candidate(index, luma, [near, far], box)
-                if whole is not None and (cand is None or _holds(whole, cand, cfg.fill_gain)):
-                    cand = whole
             if cand is None and cfg.slow_cut and not self.learned:
                 # (only while no shape is known: a pointer seen moving has its sprite from motion,
                 # and a slow cut of it dwelling can only add a worse one)
                 cand = self._slow_candidate(index, luma, box)
-            if cand is None:
-                continue
-            template = self._verify(cand)
-            self.candidates.append(cand)
+            template = None
+            if cand is not None:
+                template = self._verify(cand)
+                self.candidates.append(cand)
+            pool = self.candidates
+            if template is None and cfg.fill_grow:
+                # Not learned from the pixels that moved: are they the moved edges of a flat fill?
+                # Its sightings are kept and verified apart, so the plain ones stay as they were.
+                whole = self._filled_candidate(index, luma, [near, far], box)
+                if (
+                    whole is not None
+                    and (cand is None or _holds(whole, cand, cfg.fill_gain))
+                    and not self._known_whole(whole)
+                ):
+                    template = self._verify(whole, self.filled)
+                    self.filled.append(whole)
+                    pool = self.filled
             if template is not None:
                 self.learned.append(template)
                 added.append(template)
@@ -466,10 +478,11 @@ class SpriteLearner:
                 held = dict(self.frames)
                 self.sightings = [
                     (c.index, held[c.index], (c.x, c.y, c.x + c.image.shape[1], c.y + c.image.shape[0]))
-                    for c in self.candidates
+                    for c in pool
                     if c.index in held and c.index != index
                 ]
                 self.candidates.clear()
+                self.filled.clear()
                 break
         return added
 
@@ -652,7 +665,29 @@ class SpriteLearner:
         image[band] = np.uint8(level)
         return Candidate(index, x0 + sx0, y0 + sy0, image, mask, band=r)
 
-    def _verify(self, cand: Candidate) -> Template | None:
+    def _known_whole(self, whole: Candidate) -> bool:
+        """Is the flat region ``whole`` the shape of a sprite already known: does a known sprite's
+        mask (grown by a pixel) hold ``fill_known`` of the region (without its band) at some offset,
+        the region covering at least half of it? A see-through pointer learned from its moved pixels
+        does not match its flat sighting by luma, but has its shape; a known piece of the region
+        (a sliver learned earlier) is smaller than the region and does not count."""
+        import cv2
+
+        inner = _inner(whole.mask, whole.band) if whole.band else whole.mask
+        region = (inner > 0).astype(np.float32)
+        area = float(region.sum())
+        h, w = region.shape
+        for t in self.learned:
+            known = cv2.dilate(t.mask, np.ones((3, 3), np.uint8))
+            if area < 0.5 * np.count_nonzero(t.mask):
+                continue
+            padded = np.pad((known > 0).astype(np.float32), ((h, h), (w, w)))
+            overlap = cv2.matchTemplate(padded, region, cv2.TM_CCORR)
+            if float(overlap.max()) >= self.config.fill_known * area:
+                return True
+        return False
+
+    def _verify(self, cand: Candidate, candidates: deque[Candidate] | None = None) -> Template | None:
         """A sprite from ``cand`` and an earlier sighting of the same rigid shape elsewhere: one
         that matches it at ``agree_score``, else, where ``agree_many`` sightings or more match it
         at ``agree_many_score`` (a see-through pointer shows other tissue through its fill at
@@ -661,7 +696,7 @@ class SpriteLearner:
         area = int(np.count_nonzero(cand.mask))
         own: Template | None = None  # the candidate as a template, made once for every sighting it is aligned with
         weaker: list[tuple[float, int, int, Candidate]] = []
-        for other in reversed(self.candidates):
+        for other in reversed(self.candidates if candidates is None else candidates):
             if other.index >= cand.index - 1 or math.hypot(other.x - cand.x, other.y - cand.y) < cfg.min_shift:
                 continue
             other_area = int(np.count_nonzero(other.mask))
