@@ -147,6 +147,7 @@ class SpriteConfig:
     fill_tol: int = 12
     fill_gain: float = 1.5
     fill_known: float = 0.9  # share of a flat region a known sprite's mask holds: it is that sprite
+    fill_seen: float = 0.5  # a plain sighting this share of a flat region's area: the plain path learns it
     fill_band: float = 2.0  # px (at 720p) of what lies around a flat region kept with it, flattened
 
 
@@ -467,6 +468,7 @@ class SpriteLearner:
                     whole is not None
                     and (cand is None or _holds(whole, cand, cfg.fill_gain))
                     and not self._known_whole(whole)
+                    and not self._seen_whole(whole)
                 ):
                     template = self._verify(whole, self.filled)
                     self.filled.append(whole)
@@ -664,6 +666,16 @@ class SpriteLearner:
             return None
         image[band] = np.uint8(level)
         return Candidate(index, x0 + sx0, y0 + sy0, image, mask, band=r)
+
+    def _seen_whole(self, whole: Candidate) -> bool:
+        """Has the plain learner seen a pointer of the flat region's size lately: a sighting in its
+        pool (``_candidate``) with ``fill_seen`` of the region's area (without its band)? Then its
+        pixels that moved show a pointer whole (it moves its own size between the frames compared),
+        and that path learns it, with the edges and tip the flat region may lack (a see-through
+        pointer's fill is flat only roughly)."""
+        inner = _inner(whole.mask, whole.band) if whole.band else whole.mask
+        area = np.count_nonzero(inner)
+        return any(np.count_nonzero(c.mask) >= self.config.fill_seen * area for c in self.candidates)
 
     def _known_whole(self, whole: Candidate) -> bool:
         """Is the flat region ``whole`` the shape of a sprite already known: does a known sprite's
