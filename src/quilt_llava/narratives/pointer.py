@@ -436,8 +436,16 @@ class SpriteLearner:
         self.frames.clear()
         self.slow.clear()
 
-    def observe(self, index: int, luma: np.ndarray, blobs: list[tuple[int, int, int, int]]) -> list[Template]:
-        """``blobs``: full-resolution boxes (x0, y0, x1, y1) where this frame changed from the last."""
+    def observe(
+        self,
+        index: int,
+        luma: np.ndarray,
+        blobs: list[tuple[int, int, int, int]],
+        ignore: np.ndarray | None = None,
+        scale: int = 1,
+    ) -> list[Template]:
+        """``blobs``: full-resolution boxes (x0, y0, x1, y1) where this frame changed from the last;
+        ``ignore``: where a webcam is (True, at 1 / ``scale`` of the frame), if known."""
         cfg = self.config
         self.frames.append((index, luma))
         if index % cfg.slow_stride == 0:
@@ -468,6 +476,7 @@ class SpriteLearner:
                     whole is not None
                     and (cand is None or _holds(whole, cand, cfg.fill_gain))
                     and not self._known_whole(whole)
+                    and not _touches(whole, ignore, scale)
                     and not self._seen_whole(whole)
                 ):
                     template = self._verify(whole, self.filled)
@@ -787,6 +796,17 @@ class SpriteLearner:
         if small.image.shape[0] > big.image.shape[0] + 4 or small.image.shape[1] > big.image.shape[1] + 4:
             return False
         return _align(small, big, self.config.agree_offset)[0] >= self.config.same_score
+
+
+def _touches(cand: Candidate, ignore: np.ndarray | None, scale: int) -> bool:
+    """Does ``cand``'s box, grown by a cell, reach into the ignored region (a webcam: its flat
+    shapes move too, and only its busiest pixels are marked)?"""
+    if ignore is None:
+        return False
+    h, w = cand.mask.shape
+    x0, y0 = max(0, cand.x // scale - 1), max(0, cand.y // scale - 1)
+    x1, y1 = (cand.x + w) // scale + 2, (cand.y + h) // scale + 2
+    return bool(ignore[y0:y1, x0:x1].any())
 
 
 def _inner(mask: np.ndarray, band: int) -> np.ndarray:
