@@ -148,6 +148,7 @@ class SpriteConfig:
     fill_gain: float = 1.5
     fill_known: float = 0.9  # share of a flat region a known sprite's mask holds: it is that sprite
     fill_seen: float = 0.5  # a plain sighting this share of a flat region's area: the plain path learns it
+    fill_extent: float = 4.0  # x ``min_px``: the least extent of a flat region learned this way
     fill_band: float = 2.0  # px (at 720p) of what lies around a flat region kept with it, flattened
 
 
@@ -635,6 +636,9 @@ class SpriteLearner:
         if best[1] < cfg.fill_gain * np.count_nonzero(seeds):
             return None  # no flat interior to speak of: the moved pixels are the sighting (``_candidate``)
         region = best[2]
+        rys, rxs = np.nonzero(region)
+        if max(rxs.max() - rxs.min(), rys.max() - rys.min()) + 1 < cfg.fill_extent * self.min_px:
+            return None  # a small flat region: no crescent (the plain path sees it), and a blob matches tissue
         # The region with the moved pieces that touch it (its outline, a shadow's edge).
         n, labels = cv2.connectedComponents(seeds, connectivity=8)
         near_region = cv2.dilate(region, np.ones((5, 5), np.uint8))
