@@ -23,6 +23,14 @@ moves):
    cut is used only while no sprite is known (a pointer seen moving has its shape from
    motion; cuts of it dwelling added worse ones: whiteglass-480p's crosshair, 10 px off), and
    only with ``slow_cut`` (off by default: see ``SpriteConfig.slow_cut``).
+   A large pointer with a flat fill that moves less than its own size in ``far`` frames is the
+   same in all three frames but for the edges it moved (slivers, crescents). Where the plain
+   candidate learns nothing, the flat region of frame ``t`` (one luma within ``fill_tol``) that
+   those edges bound is tried (``fill_grow``, :meth:`SpriteLearner._filled_candidate`): closed, of
+   pointer size (at least ``fill_extent`` x ``min_px``), standing out from what lies around it,
+   outside a known webcam, and not a shape the plain path saw whole lately or a known sprite's.
+   Its sprite keeps a band around it flattened to the band's median (a flat fill's shape is its
+   edge against its surroundings), and such sightings are verified only among themselves.
 2. **A candidate sprite** is the largest such region around a motion blob, of pointer
    size (``min_px``..``max_px``, scaled with the frame height), closed and hole-filled:
    its luma pixels and mask.
