@@ -385,3 +385,37 @@ def test_the_moved_edge_of_a_flat_area_larger_than_a_pointer_is_not_a_sprite() -
     flat panel sliding over the tissue bounds a region larger than any pointer."""
     found = _drifting(lambda fx, fy: _flat_arrow(fx, fy, size=150), 2.0, 30, slope=0.0)
     assert all(max(t.image.shape) <= SpriteLearner(720).max_px for t, _h, _tr in found)
+
+
+def test_a_flat_filled_pointer_is_learned_once_and_not_beside_a_webcam() -> None:
+    """Learned whole, the flat pointer is learned once over a long drift (later flat sightings are
+    the known sprite); and a flat region whose box reaches into the known webcam region is not
+    learned at all (a synthetic webcam's flat shapes move rigidly too, and only its busiest cells
+    are marked): what is learned then is the plain path's slivers."""
+    found = _drifting(_flat_arrow, 2.0, 70, slope=0.0)
+    assert len(found) == 1, [t.image.shape for t, _h, _tr in found]
+
+    import cv2
+
+    learner = SpriteLearner(720)
+    background = (_texture(240, 320, seed=7).astype(np.float32) * 0.4 + 130).astype(np.float32)
+    ignore = np.zeros((60, 80), bool)
+    ignore[14, 20:76] = True  # busy cells of a webcam's edge just above the pointer's path
+    learned, previous = [], None
+    for i in range(50):
+        px, py = 100 + 2.0 * i, 80.0
+        alpha, grey = _flat_arrow(px - int(px) + 30, py - int(py) + 30)
+        h, w = alpha.shape
+        frame = background.copy()
+        x0, y0 = int(px) - 30, int(py) - 30
+        frame[y0 : y0 + h, x0 : x0 + w] = (1 - alpha) * frame[y0 : y0 + h, x0 : x0 + w] + alpha * grey
+        luma = np.clip(np.round(frame), 0, 255).astype(np.uint8)
+        small = cv2.resize(luma, (80, 60), interpolation=cv2.INTER_AREA).astype(int)
+        blobs = []
+        if previous is not None:
+            ys, xs = np.nonzero(np.abs(small - previous) > 8)
+            if xs.size:
+                blobs = [(4 * int(xs.min()), 4 * int(ys.min()), 4 * int(xs.max()) + 4, 4 * int(ys.max()) + 4)]
+        previous = small
+        learned += learner.observe(i, luma, blobs, ignore, 4)
+    assert all(t.image.shape[1] < 32 for t in learned), [t.image.shape for t in learned]
