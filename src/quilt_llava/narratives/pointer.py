@@ -23,6 +23,14 @@ moves):
    cut is used only while no sprite is known (a pointer seen moving has its shape from
    motion; cuts of it dwelling added worse ones: whiteglass-480p's crosshair, 10 px off), and
    only with ``slow_cut`` (off by default: see ``SpriteConfig.slow_cut``).
+   A large pointer with a flat fill that moves less than its own size in ``far`` frames is the
+   same in all three frames but for the edges it moved (slivers, crescents). Where the plain
+   candidate learns nothing, the flat region of frame ``t`` (one luma within ``fill_tol``) that
+   those edges bound is tried (``fill_grow``, :meth:`SpriteLearner._filled_candidate`): closed, of
+   pointer size (at least ``fill_extent`` x ``min_px``), standing out from what lies around it,
+   outside a known webcam, and not a shape the plain path saw whole lately or a known sprite's.
+   Its sprite keeps a band around it flattened to the band's median (a flat fill's shape is its
+   edge against its surroundings), and such sightings are verified only among themselves.
 2. **A candidate sprite** is the largest such region around a motion blob, of pointer
    size (``min_px``..``max_px``, scaled with the frame height), closed and hole-filled:
    its luma pixels and mask.
@@ -139,6 +147,17 @@ class SpriteConfig:
     slow_min: int = 5
     slow_grow: float = 2.0
     slow_extent_keep: float = 0.9  # what a slow sighting shares with one beside it spans this share of both
+    # A flat-filled pointer moving less than its own size between the frames compared shows only
+    # its moved edges (crescents, slivers): with ``fill_grow``, the candidate is the flat region
+    # (within ``fill_tol`` grey levels of one value) those edges bound, where it holds the plain
+    # candidate and has ``fill_gain`` times its area (see ``SpriteLearner._filled_candidate``).
+    fill_grow: bool = True
+    fill_tol: int = 12
+    fill_gain: float = 1.5
+    fill_known: float = 0.9  # share of a flat region a known sprite's mask holds: it is that sprite
+    fill_seen: float = 0.5  # a plain sighting this share of a flat region's area: the plain path learns it
+    fill_extent: float = 4.0  # x ``min_px``: the least extent of a flat region learned this way
+    fill_band: float = 2.0  # px (at 720p) of what lies around a flat region kept with it, flattened
 
 
 @dataclass
@@ -149,6 +168,7 @@ class Candidate:
     image: np.ndarray  # (h, w) uint8 luma
     mask: np.ndarray  # (h, w) uint8 0/255
     slow: bool = False  # cut against the median of the sparse held frames (``SpriteLearner._slow_candidate``)
+    band: int = 0  # px of flattened surroundings kept around a flat region (``SpriteLearner._filled_candidate``)
 
 
 def decide_hotspot(
@@ -415,6 +435,8 @@ class SpriteLearner:
         # every ``slow_stride``-th frame of the view (references, not copies), for a slow pointer
         self.slow: deque[np.ndarray] = deque(maxlen=self.config.slow_frames)
         self.candidates: deque[Candidate] = deque(maxlen=self.config.candidates_kept)
+        # sightings of flat fills (``_filled_candidate``), verified among themselves
+        self.filled: deque[Candidate] = deque(maxlen=self.config.candidates_kept)
         self.learned: list[Template] = []
         # (frame index, luma, box) where the sprite learned last was seen, in frames still held
         self.sightings: list[tuple[int, np.ndarray, tuple[int, int, int, int]]] = []
@@ -423,8 +445,16 @@ class SpriteLearner:
         self.frames.clear()
         self.slow.clear()
 
-    def observe(self, index: int, luma: np.ndarray, blobs: list[tuple[int, int, int, int]]) -> list[Template]:
-        """``blobs``: full-resolution boxes (x0, y0, x1, y1) where this frame changed from the last."""
+    def observe(
+        self,
+        index: int,
+        luma: np.ndarray,
+        blobs: list[tuple[int, int, int, int]],
+        ignore: np.ndarray | None = None,
+        scale: int = 1,
+    ) -> list[Template]:
+        """``blobs``: full-resolution boxes (x0, y0, x1, y1) where this frame changed from the last;
+        ``ignore``: where a webcam is (True, at 1 / ``scale`` of the frame), if known."""
         cfg = self.config
         self.frames.append((index, luma))
         if index % cfg.slow_stride == 0:
@@ -442,10 +472,25 @@ class SpriteLearner:
                 # (only while no shape is known: a pointer seen moving has its sprite from motion,
                 # and a slow cut of it dwelling can only add a worse one)
                 cand = self._slow_candidate(index, luma, box)
-            if cand is None:
-                continue
-            template = self._verify(cand)
-            self.candidates.append(cand)
+            template = None
+            if cand is not None:
+                template = self._verify(cand)
+                self.candidates.append(cand)
+            pool = self.candidates
+            if template is None and cfg.fill_grow:
+                # Not learned from the pixels that moved: are they the moved edges of a flat fill?
+                # Its sightings are kept and verified apart, so the plain ones stay as they were.
+                whole = self._filled_candidate(index, luma, [near, far], box)
+                if (
+                    whole is not None
+                    and (cand is None or _holds(whole, cand, cfg.fill_gain))
+                    and not self._known_whole(whole)
+                    and not _touches(whole, ignore, scale)
+                    and not self._seen_whole(whole)
+                ):
+                    template = self._verify(whole, self.filled)
+                    self.filled.append(whole)
+                    pool = self.filled
             if template is not None:
                 self.learned.append(template)
                 added.append(template)
@@ -453,10 +498,11 @@ class SpriteLearner:
                 held = dict(self.frames)
                 self.sightings = [
                     (c.index, held[c.index], (c.x, c.y, c.x + c.image.shape[1], c.y + c.image.shape[0]))
-                    for c in self.candidates
+                    for c in pool
                     if c.index in held and c.index != index
                 ]
                 self.candidates.clear()
+                self.filled.clear()
                 break
         return added
 
@@ -539,7 +585,142 @@ class SpriteLearner:
         mask = _fill_holes(keep[sy0:sy1, sx0:sx1])
         return Candidate(index, x0 + sx0, y0 + sy0, now[sy0:sy1, sx0:sx1].copy(), mask)
 
-    def _verify(self, cand: Candidate) -> Template | None:
+    def _filled_candidate(
+        self, index: int, luma: np.ndarray, earlier: list[np.ndarray], box: tuple[int, int, int, int]
+    ) -> Candidate | None:
+        """The whole of a flat-filled pointer whose motion shows only its edges (see
+        ``SpriteConfig.fill_grow``): the pieces of ``luma`` around ``box`` that differ from every
+        one of ``earlier`` (as in :meth:`_candidate`) are the edges it moved; the pointer is the
+        flat region of ``luma`` (within ``fill_tol`` of one value) that touches the most of them,
+        with them, searched in ``box`` grown by ``max_px``. None where no such region is of pointer
+        size and closed (it runs to the searched box's edge: tissue or a flat background)."""
+        import cv2
+
+        cfg = self.config
+        H, W = luma.shape
+        m = 4
+        bx0, by0, bx1, by1 = max(0, box[0] - m), max(0, box[1] - m), min(W, box[2] + m), min(H, box[3] + m)
+        if bx1 - bx0 < self.min_px or by1 - by0 < self.min_px or (bx1 - bx0) * (by1 - by0) > 16 * self.max_px**2:
+            return None
+        g = self.max_px
+        x0, y0, x1, y1 = max(0, bx0 - g), max(0, by0 - g), min(W, bx1 + g), min(H, by1 + g)
+        now = luma[y0:y1, x0:x1]
+        changed = differs_from_all(now, [e[y0:y1, x0:x1] for e in earlier], cfg.threshold)
+        changed = cv2.morphologyEx(changed, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
+        seeds = np.zeros_like(changed)
+        seeds[by0 - y0 : by1 - y0, bx0 - x0 : bx1 - x0] = changed[by0 - y0 : by1 - y0, bx0 - x0 : bx1 - x0]
+        if np.count_nonzero(seeds) < self.min_area:
+            return None
+        near_seeds = cv2.dilate(seeds, np.ones((5, 5), np.uint8))
+        ys, xs = np.nonzero(near_seeds)
+        values = now[ys, xs].astype(np.int32)
+        h, w = now.shape
+        best: tuple[int, int, np.ndarray] | None = None
+        tried: list[int] = []
+        for q in (10, 30, 50, 70, 90):
+            v = int(np.percentile(values, q))
+            if any(abs(v - t) <= cfg.fill_tol // 2 for t in tried):
+                continue
+            tried.append(v)
+            k = int(np.argmin(np.abs(values - v)))
+            flood = np.zeros((h + 2, w + 2), np.uint8)
+            flags = 8 | cv2.FLOODFILL_MASK_ONLY | cv2.FLOODFILL_FIXED_RANGE | (255 << 8)
+            cv2.floodFill(now, flood, (int(xs[k]), int(ys[k])), 0, cfg.fill_tol, cfg.fill_tol, flags)
+            region = flood[1:-1, 1:-1]
+            rys, rxs = np.nonzero(region)
+            if (
+                rxs.min() == 0
+                or rys.min() == 0
+                or rxs.max() == w - 1
+                or rys.max() == h - 1
+                or max(rxs.max() - rxs.min(), rys.max() - rys.min()) + 1 > self.max_px
+            ):
+                continue  # runs to the edge of the searched box, or larger than a pointer: not closed
+            touched = int(np.count_nonzero(seeds & cv2.dilate(region, np.ones((5, 5), np.uint8))))
+            if best is None or (touched, len(rxs)) > best[:2]:
+                best = (touched, len(rxs), region)
+        if best is None or best[0] < 0.5 * np.count_nonzero(seeds):
+            return None  # the moved edges are not those of one flat region
+        if best[1] < cfg.fill_gain * np.count_nonzero(seeds):
+            return None  # no flat interior to speak of: the moved pixels are the sighting (``_candidate``)
+        region = best[2]
+        rys, rxs = np.nonzero(region)
+        if max(rxs.max() - rxs.min(), rys.max() - rys.min()) + 1 < cfg.fill_extent * self.min_px:
+            return None  # a small flat region: no crescent (the plain path sees it), and a blob matches tissue
+        # The region with the moved pieces that touch it (its outline, a shadow's edge).
+        n, labels = cv2.connectedComponents(seeds, connectivity=8)
+        near_region = cv2.dilate(region, np.ones((5, 5), np.uint8))
+        keep = region.copy()
+        for j in range(1, n):
+            piece = labels == j
+            if np.any(near_region[piece]):
+                keep[piece] = 255
+        keep = cv2.morphologyEx(keep, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
+        ys, xs = np.nonzero(keep)
+        sx0, sx1, sy0, sy1 = int(xs.min()), int(xs.max()) + 1, int(ys.min()), int(ys.max()) + 1
+        if (
+            len(xs) < self.min_area
+            or max(sx1 - sx0, sy1 - sy0) < self.min_px
+            or max(sx1 - sx0, sy1 - sy0) > self.max_px
+            or sx0 == 0
+            or sy0 == 0
+            or sx1 == w
+            or sy1 == h
+        ):
+            return None
+        # A flat fill has no structure of its own to match: its shape is its edge against what lies
+        # around it, so the sprite keeps a band of ``fill_band`` px around the region, flattened to
+        # that band's median (the tissue there is not the pointer's: only its level is).
+        r = max(1, round(cfg.fill_band * self.min_px / 10))
+        sx0, sy0, sx1, sy1 = sx0 - r, sy0 - r, sx1 + r, sy1 + r
+        if sx0 < 0 or sy0 < 0 or sx1 > w or sy1 > h:
+            return None
+        inner = np.zeros((sy1 - sy0, sx1 - sx0), np.uint8)
+        inner[r:-r, r:-r] = _fill_holes(keep[sy0 + r : sy1 - r, sx0 + r : sx1 - r])
+        mask = cv2.dilate(inner, np.ones((2 * r + 1, 2 * r + 1), np.uint8))
+        image = now[sy0:sy1, sx0:sx1].copy()
+        band = (mask > 0) & (inner == 0)
+        level = np.median(image[band])
+        if abs(float(np.median(image[inner > 0])) - float(level)) <= cfg.threshold:
+            # Its moved edges differ from the frames before by ``threshold``: so must the fill from
+            # what lies around it (a patch of tissue shifting under a slow zoom does not).
+            return None
+        image[band] = np.uint8(level)
+        return Candidate(index, x0 + sx0, y0 + sy0, image, mask, band=r)
+
+    def _seen_whole(self, whole: Candidate) -> bool:
+        """Has the plain learner seen a pointer of the flat region's size lately: a sighting in its
+        pool (``_candidate``) with ``fill_seen`` of the region's area (without its band)? Then its
+        pixels that moved show a pointer whole (it moves its own size between the frames compared),
+        and that path learns it, with the edges and tip the flat region may lack (a see-through
+        pointer's fill is flat only roughly)."""
+        inner = _inner(whole.mask, whole.band) if whole.band else whole.mask
+        area = np.count_nonzero(inner)
+        return any(np.count_nonzero(c.mask) >= self.config.fill_seen * area for c in self.candidates)
+
+    def _known_whole(self, whole: Candidate) -> bool:
+        """Is the flat region ``whole`` the shape of a sprite already known: does a known sprite's
+        mask (grown by a pixel) hold ``fill_known`` of the region (without its band) at some offset,
+        the region covering at least half of it? A see-through pointer learned from its moved pixels
+        does not match its flat sighting by luma, but has its shape; a known piece of the region
+        (a sliver learned earlier) is smaller than the region and does not count."""
+        import cv2
+
+        inner = _inner(whole.mask, whole.band) if whole.band else whole.mask
+        region = (inner > 0).astype(np.float32)
+        area = float(region.sum())
+        h, w = region.shape
+        for t in self.learned:
+            known = cv2.dilate(t.mask, np.ones((3, 3), np.uint8))
+            if area < 0.5 * np.count_nonzero(t.mask):
+                continue
+            padded = np.pad((known > 0).astype(np.float32), ((h, h), (w, w)))
+            overlap = cv2.matchTemplate(padded, region, cv2.TM_CCORR)
+            if float(overlap.max()) >= self.config.fill_known * area:
+                return True
+        return False
+
+    def _verify(self, cand: Candidate, candidates: deque[Candidate] | None = None) -> Template | None:
         """A sprite from ``cand`` and an earlier sighting of the same rigid shape elsewhere: one
         that matches it at ``agree_score``, else, where ``agree_many`` sightings or more match it
         at ``agree_many_score`` (a see-through pointer shows other tissue through its fill at
@@ -548,7 +729,7 @@ class SpriteLearner:
         area = int(np.count_nonzero(cand.mask))
         own: Template | None = None  # the candidate as a template, made once for every sighting it is aligned with
         weaker: list[tuple[float, int, int, Candidate]] = []
-        for other in reversed(self.candidates):
+        for other in reversed(self.candidates if candidates is None else candidates):
             if other.index >= cand.index - 1 or math.hypot(other.x - cand.x, other.y - cand.y) < cfg.min_shift:
                 continue
             other_area = int(np.count_nonzero(other.mask))
@@ -611,7 +792,12 @@ class SpriteLearner:
         sprite = Candidate(cand.index, cand.x, cand.y, image, mask)
         if any(self._same(sprite, t) for t in self.learned):
             return True, None
-        hotspot = decide_hotspot(mask, cfg.symmetric_iou, cfg.tip_depth, cfg.inset)
+        shape = mask
+        if cand.band:
+            # the band around a flat region is not the pointer's shape: its tip is decided without it
+            inner = _inner(mask, cand.band)
+            shape = inner if np.count_nonzero(inner) >= self.min_area else mask
+        hotspot = decide_hotspot(shape, cfg.symmetric_iou, cfg.tip_depth, cfg.inset)
         return True, template_from_sprite(image, mask, hotspot)
 
     def _same(self, cand: Candidate, t: Template) -> bool:
@@ -622,6 +808,40 @@ class SpriteLearner:
         if small.image.shape[0] > big.image.shape[0] + 4 or small.image.shape[1] > big.image.shape[1] + 4:
             return False
         return _align(small, big, self.config.agree_offset)[0] >= self.config.same_score
+
+
+def _touches(cand: Candidate, ignore: np.ndarray | None, scale: int) -> bool:
+    """Does ``cand``'s box, grown by a cell, reach into the ignored region (a webcam: its flat
+    shapes move too, and only its busiest pixels are marked)?"""
+    if ignore is None:
+        return False
+    h, w = cand.mask.shape
+    x0, y0 = max(0, cand.x // scale - 1), max(0, cand.y // scale - 1)
+    x1, y1 = (cand.x + w) // scale + 2, (cand.y + h) // scale + 2
+    return bool(ignore[y0:y1, x0:x1].any())
+
+
+def _inner(mask: np.ndarray, band: int) -> np.ndarray:
+    """``mask`` without the ``band`` px at its edge (the surroundings kept around a flat region)."""
+    import cv2
+
+    r = band
+    return cv2.erode(np.pad(mask, r), np.ones((2 * r + 1, 2 * r + 1), np.uint8))[r:-r, r:-r]
+
+
+def _holds(whole: Candidate, part: Candidate, gain: float) -> bool:
+    """Does ``whole`` hold nearly all of ``part``'s mask and, without its band, have ``gain`` times
+    its area (``part`` a crescent of it)?"""
+    px0, py0 = part.x - whole.x, part.y - whole.y
+    ph, pw = part.mask.shape
+    wh, ww = whole.mask.shape
+    x0, y0, x1, y1 = max(0, px0), max(0, py0), min(ww, px0 + pw), min(wh, py0 + ph)
+    part_area = int(np.count_nonzero(part.mask))
+    whole_area = np.count_nonzero(_inner(whole.mask, whole.band) if whole.band else whole.mask)
+    if x1 <= x0 or y1 <= y0 or whole_area < gain * part_area:
+        return False
+    inside = np.count_nonzero(part.mask[y0 - py0 : y1 - py0, x0 - px0 : x1 - px0] & whole.mask[y0:y1, x0:x1])
+    return inside >= 0.8 * part_area
 
 
 def _fill_holes(mask: np.ndarray) -> np.ndarray:

@@ -64,7 +64,7 @@ class SpriteIntake:
         templates and unlocks them. Returns the hits of where it rested earlier in this view
         (see :meth:`recover_rest`)."""
         found: list[CursorHit] = []
-        for template in self.learner.observe(frame.index, frame.luma, blobs):
+        for template in self.learner.observe(frame.index, frame.luma, blobs, frame.ignore, frame.scale):
             template.coarse = min(template.image.shape) >= LEARNED_HALF_SEARCH or self.coarse_finds(template)
             k = self.sprites.add(template)  # a new shape: the lock is earned afresh
             self.search.forget()
