@@ -105,16 +105,21 @@ def test_an_unanchored_run_is_not_filled():
     assert _run(frames, {**{i: tips[i] for i in range(6)}, 26: tips[26]}) == {}
 
 
-def test_a_gap_to_a_lookalike_is_not_filled():
-    """Where the sighting after the gap is tissue that looks like the pointer (it shows the same in
-    every frame, it does not stand out of the view without the pointer), no course is drawn to it."""
+def _lookalike_gap():
+    """A pointer faded from frame 6 on, whose sightings after the gap are a lookalike drawn into
+    the tissue: (the video, its sure sightings)."""
     tips = _course()
     base = texture(H, W, 3)
     look = (tips[26][0] + 30, tips[26][1] - 20)
     base = _drawn(base, look, 80.0)
-    faded = set(range(6, 30))
     sure = {i: tips[i] for i in range(6)} | {26: look, 27: (look[0] + 1, look[1])}
-    assert _run(_video(tips, faded, 30.0, base=base), sure) == {}
+    return _video(tips, set(range(6, 30)), 30.0, base=base), sure
+
+
+def test_a_gap_to_a_lookalike_is_not_filled():
+    """Where the sighting after the gap is tissue that looks like the pointer (it shows the same in
+    every frame, it does not stand out of the view without the pointer), no course is drawn to it."""
+    assert _run(*_lookalike_gap()) == {}
 
 
 def test_lookalike_texture_and_noise_beside_the_course_give_no_hits_off_it():
@@ -218,16 +223,11 @@ def test_a_gap_to_a_lookalike_is_given_up_before_the_frames_between_are_scored(m
     evidence of the frames between is never worked out (the answer is the same: no hits)."""
     import quilt_llava.narratives.gap_track as gap_track
 
-    tips = _course()
-    base = texture(H, W, 3)
-    look = (tips[26][0] + 30, tips[26][1] - 20)
-    base = _drawn(base, look, 80.0)
-    faded = set(range(6, 30))
-    sure = {i: tips[i] for i in range(6)} | {26: look, 27: (look[0] + 1, look[1])}
+    frames, sure = _lookalike_gap()
     scored = []
     original = gap_track.evidence
     monkeypatch.setattr(gap_track, "evidence", lambda diff, t: scored.append(diff.shape) or original(diff, t))
-    assert _run(_video(tips, faded, 30.0, base=base), sure) == {}
+    assert _run(frames, sure) == {}
     assert len(scored) == 2  # the two anchors' frames (one sprite), not all 22, frames 5 to 26
 
 

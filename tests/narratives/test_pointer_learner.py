@@ -249,13 +249,15 @@ def _drifting(
     config: SpriteConfig | None = None,
     known: list | None = None,
     slope: float = 0.7,
+    ignore: np.ndarray | None = None,
 ) -> list:
     """Feed a learner a pointer drifting ``speed`` px a frame (right and ``slope`` x that down, at
     sub-pixel positions) over pale tissue-like texture, with the frame-to-frame blobs the locator would pass
     (the box of what changed by more than 8 grey levels at a quarter of the size: the
     locator's motion image, with a little compression noise); ``draw(fx, fy)`` gives (alpha, grey)
     with the hotspot at (fx, fy) of the patch. Returns (learned template, where its hotspot fell,
-    where the pointer's hotspot was) for each sprite learned."""
+    where the pointer's hotspot was) for each sprite learned. ``ignore``: a webcam's cells (at a
+    quarter of the frame), passed on to the learner."""
     import cv2
 
     from quilt_llava.narratives.templates import masked_ncc
@@ -279,7 +281,8 @@ def _drifting(
             if xs.size:
                 blobs = [(4 * int(xs.min()), 4 * int(ys.min()), 4 * int(xs.max()) + 4, 4 * int(ys.max()) + 4)]
         previous = small
-        for t in learner.observe(i, luma, blobs):
+        learned = learner.observe(i, luma, blobs) if ignore is None else learner.observe(i, luma, blobs, ignore, 4)
+        for t in learned:
             res = masked_ncc(luma, t)
             y, x = np.unravel_index(int(np.argmax(res)), res.shape)
             found.append((t, (x + t.hotspot[0], y + t.hotspot[1]), (px, py)))
@@ -395,27 +398,7 @@ def test_a_flat_filled_pointer_is_learned_once_and_not_beside_a_webcam() -> None
     found = _drifting(_flat_arrow, 2.0, 70, slope=0.0)
     assert len(found) == 1, [t.image.shape for t, _h, _tr in found]
 
-    import cv2
-
-    learner = SpriteLearner(720)
-    background = (_texture(240, 320, seed=7).astype(np.float32) * 0.4 + 130).astype(np.float32)
     ignore = np.zeros((60, 80), bool)
     ignore[14, 20:76] = True  # busy cells of a webcam's edge just above the pointer's path
-    learned, previous = [], None
-    for i in range(50):
-        px, py = 100 + 2.0 * i, 80.0
-        alpha, grey = _flat_arrow(px - int(px) + 30, py - int(py) + 30)
-        h, w = alpha.shape
-        frame = background.copy()
-        x0, y0 = int(px) - 30, int(py) - 30
-        frame[y0 : y0 + h, x0 : x0 + w] = (1 - alpha) * frame[y0 : y0 + h, x0 : x0 + w] + alpha * grey
-        luma = np.clip(np.round(frame), 0, 255).astype(np.uint8)
-        small = cv2.resize(luma, (80, 60), interpolation=cv2.INTER_AREA).astype(int)
-        blobs = []
-        if previous is not None:
-            ys, xs = np.nonzero(np.abs(small - previous) > 8)
-            if xs.size:
-                blobs = [(4 * int(xs.min()), 4 * int(ys.min()), 4 * int(xs.max()) + 4, 4 * int(ys.max()) + 4)]
-        previous = small
-        learned += learner.observe(i, luma, blobs, ignore, 4)
+    learned = [t for t, _h, _tr in _drifting(_flat_arrow, 2.0, 50, slope=0.0, ignore=ignore)]
     assert all(t.image.shape[1] < 32 for t in learned), [t.image.shape for t in learned]

@@ -445,6 +445,10 @@ class SpriteLearner:
         self.frames.clear()
         self.slow.clear()
 
+    def _pointer_sized(self, area: int, width: int, height: int) -> bool:
+        """Whether a candidate of ``area`` px in a ``width`` x ``height`` box could be a pointer."""
+        return area >= self.min_area and self.min_px <= max(width, height) <= self.max_px
+
     def observe(
         self,
         index: int,
@@ -574,11 +578,7 @@ class SpriteLearner:
                 keep[labels == j] = 255
         ys, xs = np.nonzero(keep)
         sx0, sx1, sy0, sy1 = int(xs.min()), int(xs.max()) + 1, int(ys.min()), int(ys.max()) + 1
-        if (
-            len(xs) < self.min_area
-            or max(sx1 - sx0, sy1 - sy0) < self.min_px
-            or max(sx1 - sx0, sy1 - sy0) > self.max_px
-        ):
+        if not self._pointer_sized(len(xs), sx1 - sx0, sy1 - sy0):
             return None
         if sx0 == 0 or sy0 == 0 or sx1 == x1 - x0 or sy1 == y1 - y0:
             return None  # runs off the changed area: not the whole of something
@@ -658,15 +658,7 @@ class SpriteLearner:
         keep = cv2.morphologyEx(keep, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
         ys, xs = np.nonzero(keep)
         sx0, sx1, sy0, sy1 = int(xs.min()), int(xs.max()) + 1, int(ys.min()), int(ys.max()) + 1
-        if (
-            len(xs) < self.min_area
-            or max(sx1 - sx0, sy1 - sy0) < self.min_px
-            or max(sx1 - sx0, sy1 - sy0) > self.max_px
-            or sx0 == 0
-            or sy0 == 0
-            or sx1 == w
-            or sy1 == h
-        ):
+        if not self._pointer_sized(len(xs), sx1 - sx0, sy1 - sy0) or sx0 == 0 or sy0 == 0 or sx1 == w or sy1 == h:
             return None
         # A flat fill has no structure of its own to match: its shape is its edge against what lies
         # around it, so the sprite keeps a band of ``fill_band`` px around the region, flattened to
