@@ -617,28 +617,24 @@ class SpriteLearner:
         h, w = now.shape
         best: tuple[int, int, np.ndarray] | None = None
         tried: list[int] = []
-        for q in (10, 30, 50, 70, 90):
-            v = int(np.percentile(values, q))
+        for quantile in np.percentile(values, (10, 30, 50, 70, 90)):
+            v = int(quantile)
             if any(abs(v - t) <= cfg.fill_tol // 2 for t in tried):
                 continue
             tried.append(v)
             k = int(np.argmin(np.abs(values - v)))
             flood = np.zeros((h + 2, w + 2), np.uint8)
             flags = 8 | cv2.FLOODFILL_MASK_ONLY | cv2.FLOODFILL_FIXED_RANGE | (255 << 8)
-            cv2.floodFill(now, flood, (int(xs[k]), int(ys[k])), 0, cfg.fill_tol, cfg.fill_tol, flags)
-            region = flood[1:-1, 1:-1]
-            rys, rxs = np.nonzero(region)
-            if (
-                rxs.min() == 0
-                or rys.min() == 0
-                or rxs.max() == w - 1
-                or rys.max() == h - 1
-                or max(rxs.max() - rxs.min(), rys.max() - rys.min()) + 1 > self.max_px
-            ):
+            # (the fill's pixel count and bounding box, as OpenCV returns them: no scan of the mask)
+            filled, _, _, (rx, ry, rw, rh) = cv2.floodFill(
+                now, flood, (int(xs[k]), int(ys[k])), 0, cfg.fill_tol, cfg.fill_tol, flags
+            )
+            if rx == 0 or ry == 0 or rx + rw == w or ry + rh == h or max(rw, rh) > self.max_px:
                 continue  # runs to the edge of the searched box, or larger than a pointer: not closed
+            region = flood[1:-1, 1:-1]
             touched = int(np.count_nonzero(seeds & cv2.dilate(region, np.ones((5, 5), np.uint8))))
-            if best is None or (touched, len(rxs)) > best[:2]:
-                best = (touched, len(rxs), region)
+            if best is None or (touched, filled) > best[:2]:
+                best = (touched, filled, region)
         if best is None or best[0] < 0.5 * np.count_nonzero(seeds):
             return None  # the moved edges are not those of one flat region
         if best[1] < cfg.fill_gain * np.count_nonzero(seeds):
