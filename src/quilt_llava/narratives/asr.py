@@ -115,7 +115,8 @@ class AsrResult:
 
 
 def resolve_model(model: str | Path) -> tuple[str, bool]:
-    """(what to load, whether it is local). Folders first, then bundled names, then hub names."""
+    """(what to load, whether it is local). Folders first, then bundled names, then names put
+    together from split packages (:data:`SPLIT_MODELS`), then hub names."""
     text = str(model)
     path = Path(text).expanduser()
     if path.is_dir():

@@ -644,13 +644,11 @@ class SpriteLearner:
         if max(rxs.max() - rxs.min(), rys.max() - rys.min()) + 1 < cfg.fill_extent * self.min_px:
             return None  # a small flat region: no crescent (the plain path sees it), and a blob matches tissue
         # The region with the moved pieces that touch it (its outline, a shadow's edge).
-        n, labels = cv2.connectedComponents(seeds, connectivity=8)
+        _n, labels = cv2.connectedComponents(seeds, connectivity=8)
         near_region = cv2.dilate(region, np.ones((5, 5), np.uint8))
+        touching = np.unique(labels[(near_region > 0) & (labels > 0)])
         keep = region.copy()
-        for j in range(1, n):
-            piece = labels == j
-            if np.any(near_region[piece]):
-                keep[piece] = 255
+        keep[np.isin(labels, touching)] = 255
         keep = cv2.morphologyEx(keep, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
         ys, xs = np.nonzero(keep)
         sx0, sx1, sy0, sy1 = int(xs.min()), int(xs.max()) + 1, int(ys.min()), int(ys.max()) + 1

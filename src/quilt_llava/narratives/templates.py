@@ -250,11 +250,12 @@ def masked_ncc(roi: np.ndarray, t: Template) -> np.ndarray:
     sums = windows @ ones
     spread = (windows * windows) @ ones - sums * sums / n  # n * variance of each window
     flat = spread <= 1e-6 * n
-    if flat.any():
-        res = (windows @ centred) / (np.sqrt(np.where(flat, 1.0, spread)) * max(norm, 1e-12))
+    any_flat = bool(flat.any())  # (rare: the passes over the mask are skipped without one)
+    if any_flat:
+        spread = np.where(flat, 1.0, spread)
+    res = (windows @ centred) / (np.sqrt(spread) * max(norm, 1e-12))
+    if any_flat:
         res[flat] = 0.0
-    else:  # (no flat window, the usual case: the same division without the two passes over the mask)
-        res = (windows @ centred) / (np.sqrt(spread) * max(norm, 1e-12))
     return res.reshape(ny, nx).astype(np.float32)
 
 
