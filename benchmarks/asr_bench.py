@@ -92,7 +92,13 @@ from quilt_llava.narratives.acoustic_check import FAR_BARS, AcousticCheck, Acous
 from quilt_llava.narratives.asr import AsrConfig, load_model, read_audio, transcribe
 from quilt_llava.narratives.asr_alternatives import AlternativesConfig
 from quilt_llava.narratives.asr_second_pass import SecondPass
-from quilt_llava.narratives.correct import Edit, VocabularyCorrector, correct_with_vocabulary, tokens_of
+from quilt_llava.narratives.correct import (
+    CorrectionConfig,
+    Edit,
+    VocabularyCorrector,
+    correct_with_vocabulary,
+    tokens_of,
+)
 from quilt_llava.narratives.correct_llm import LLMCorrectionConfig, correct_with_llm
 from quilt_llava.narratives.correct_spans import SpanConfig
 from quilt_llava.narratives.speech_metrics import damage, right_lost, score
@@ -103,6 +109,8 @@ DATA = Path(__file__).with_name("data")
 HELDOUT = {name: DATA / f"asr_{name}_sentences.txt" for name in ("heldout", *(f"heldout{i}" for i in range(2, 14)))}
 SETS = ("demo", *HELDOUT)
 GOALS = {"term_recall": 0.85, "damage": 0.01}
+# The vocabulary corrector's settings for every correction of a run (``--form-min-zipf``).
+CORRECTION = CorrectionConfig()
 DEFAULT_MODEL = "tiny.en"
 
 
@@ -176,7 +184,7 @@ def kept_recognition(
     bench = data["bench"]
     if bench.get("second_pass_heard") and bench.get("first_pass"):
         # merge the kept second-pass words again with the current merge rules (same recognition)
-        second = SecondPass(model, asr, VocabularyCorrector(vocab))
+        second = SecondPass(model, asr, VocabularyCorrector(vocab, CORRECTION))
         heard = {int(k): ws for k, ws in bench["second_pass_heard"].items()}
         records, taken = second.merge_heard(bench["first_pass"], heard)
         bench = {**bench, "second_pass_changes": [f"{t.before} -> {t.after}" for t in taken]}
@@ -199,7 +207,7 @@ def run_set(
     raw, timing = kept_recognition(name, lines, model, asr, tmp, keep, vocab)
     script = " ".join(lines)
     first = transcript_from_records(timing["first_pass"], f"{name} (1st pass)") if timing.get("first_pass") else None
-    fixed, edits = correct_with_vocabulary(raw, vocab)
+    fixed, edits = correct_with_vocabulary(raw, vocab, CORRECTION)
     hurt, right = damage_of(script, raw, edits, vocab)
     heard = None
     if check is not None:
@@ -248,7 +256,7 @@ def judged(
     """Scores of ``raw`` corrected with the acoustic check: terms, WER, damage, refusals, time."""
     s0, w0, t0, p0 = check.seconds, check.windows, check.texts, check.phoneme_seconds
     a0, d0, c0 = check.alternative_seconds, check.decodes, time.perf_counter()
-    fixed, edits, refused = correct_heard(raw, vocab, audio, check)
+    fixed, edits, refused = correct_heard(raw, vocab, audio, check, CORRECTION)
     wall = time.perf_counter() - c0
     hurt, right = damage_of(script, raw, edits, vocab)
     return {
@@ -297,7 +305,7 @@ def paired(script: str, first_pass: list[dict[str, Any]], vocab: Vocabulary) -> 
     """Scores of the first pass alone and corrected alone: the same recognition without the second
     pass (the recogniser's sampling fallback makes two runs differ, so compare within one run)."""
     first = transcript_from_records(first_pass, "first pass")
-    fixed, edits = correct_with_vocabulary(first, vocab)
+    fixed, edits = correct_with_vocabulary(first, vocab, CORRECTION)
     hurt, right = damage_of(script, first, edits, vocab)
     return {
         "first_pass": score(script, first.text(), vocab).to_dict(),
@@ -426,6 +434,11 @@ def main(argv: list[str] | None = None) -> int:
         default=spans.meaning_prefixes,
         help="also offer a word with or without a meaning-changing prefix ('typical' -> 'atypical')",
     )
+    ap.add_argument(
+        "--form-min-zipf",
+        default=str(CorrectionConfig().form_min_zipf),
+        help="CorrectionConfig.form_min_zipf: heard pathology words left alone ('off': as before the twelfth pass)",
+    )
     ap.add_argument("--prompt", help="a Whisper initial prompt for the whole audio (AsrConfig.initial_prompt)")
     ap.add_argument("--hotwords", help="faster-whisper hotwords for the whole audio (AsrConfig.hotwords)")
     ap.add_argument("--llm-base-url", default=os.environ.get("QUILT_LLAVA_LLM_BASE_URL", ""))
@@ -446,6 +459,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
+    CORRECTION.form_min_zipf = None if args.form_min_zipf == "off" else float(args.form_min_zipf)
 
     asr = AsrConfig(
         model=args.model,
@@ -525,6 +539,7 @@ def main(argv: list[str] | None = None) -> int:
         "model": args.model,
         "judge_model": args.judge_model or args.model,
         "asr_settings": asr.settings(),
+        "correction": {"form_min_zipf": CORRECTION.form_min_zipf},
         "model_load_s": round(load_s, 2),
         "machine": {
             "platform": platform.platform(),

@@ -414,3 +414,28 @@ def test_several_words_into_more_words_need_the_higher_bar(vocab):
     # the right fix of a several-word term from fewer heard words is still made
     fixed, _ = correct_with_vocabulary(timed("the neo plastic cells"), vocab)
     assert fixed.text() == "the neoplastic cells"
+
+
+def test_a_heard_pathology_word_is_not_turned_into_a_sibling_term(vocab):
+    from dataclasses import replace
+
+    from quilt_llava.narratives.correct import CorrectionConfig, VocabularyCorrector
+
+    # Right words the corrector used to rewrite into another term of the same stem (the twelfth
+    # speech pass's tuning sets): a term with a plural ending, other real forms of a term's stem.
+    text = (
+        "the fibrocytes lie between the fibres, the epithelioid histiocytes gather, "
+        "the proliferating cells crowd and the endometrial glands are ulcerated"
+    )
+    fixed, edits = correct_with_vocabulary(timed(text), vocab)
+    assert edits == [] and fixed.text() == text
+    c = VocabularyCorrector(vocab)
+    assert c.pathology_word("fibrocytes") and c.pathology_word("epithelioid") and c.pathology_word("ulcerated")
+    assert not c.pathology_word("fibrodenoma") and not c.pathology_word("histocytes") and not c.pathology_word("round")
+    # without the rule the same words are rewritten (what the rule prevents)
+    off = VocabularyCorrector(vocab, replace(CorrectionConfig(), form_min_zipf=None))
+    assert not off.pathology_word("fibrocytes")
+    assert {(e.before, e.after) for e in off.edits(timed(text))} >= {("fibrocytes", "fibrosis")}
+    # misheard non-words next to such a stem are still corrected
+    fixed, _ = correct_with_vocabulary(timed("the histocytes and the fibrodenoma"), vocab)
+    assert fixed.text() == "the histiocytes and the fibroadenoma"

@@ -15,6 +15,10 @@ General speech recognition turns pathology terms into everyday words and non-wor
 - a word that is another form of a term word is left alone: the same stem with
   another ending ("neutrophilic" is not "neutrophil", "granular" not "granuloma") or the
   word without a prefix that changes its meaning ("typical", "section");
+- a heard word that already is a pathology word is not rewritten into another term
+  (``form_min_zipf``): a term with a plural ending ("fibrocytes" stays, not "fibrosis") or a
+  word of English that is another form of a term's stem ("epithelioid", "mucosal",
+  "ulcerated", "proliferating"); only a context cue (below) may still change it;
 - at least one word of the run must be rare in English (``wordfreq`` Zipf frequency
   below ``common_zipf``, i.e. not a word in ordinary use), except a lone word that is very close to a term
   (``common_min_score``, "land" -> "gland"; the bar rises to it from ``min_score`` over
@@ -123,6 +127,10 @@ FORM_ENDINGS = (
     "ed",
     "ing",
 )
+# More endings that make another form of a term's stem, used only to tell whether a heard word is
+# itself a pathology word (:meth:`VocabularyCorrector.pathology_word`): mucosa/mucosal,
+# epithelium/epithelioid, ulcer/ulcerated, proliferation/proliferating.
+WORD_FORM_ENDINGS = (*FORM_ENDINGS, "a", "um", "ated", "ion")
 _LEAD = re.compile(r"^[^\w]*")
 _TRAIL = re.compile(r"[^\w]*$")
 _DIGITS = re.compile(r"\d+")
@@ -160,6 +168,12 @@ class CorrectionConfig:
     # to the term (1.0: they must spell it, "neo plastic"); lower only with a check that hears
     # the audio (narratives.acoustic_check), which refuses what was not said.
     common_run_min_spelling: float = 1.0
+    # A heard word that is already a pathology word is not rewritten into another term by spelling
+    # and sound (context cues still may): a term, a term with a plural ending ("fibrocytes"), or a
+    # word of English at least this frequent (Zipf) that is another form of a term's stem
+    # ("epithelioid", "mucosal", "ulcerated", "proliferating"). Such a word was heard right far more
+    # often than it hides a mishearing (docs/BENCHMARKS.md, Speech, twelfth pass). None: off.
+    form_min_zipf: float | None = 1.5
 
     def validate(self) -> None:
         problems = []
@@ -202,12 +216,16 @@ def other_form(word: str, term: str) -> bool:
     with another listed ending, or the term with or without a meaning-changing prefix."""
     if any(term == p + word or word == p + term for p in MEANING_PREFIXES):
         return True
+    return _same_stem(word, term, FORM_ENDINGS)
+
+
+def _same_stem(word: str, term: str, endings: tuple[str, ...]) -> bool:
+    """Whether the two words share a stem of 4 letters or more and each goes on with one of ``endings``."""
     k = 0
     while k < min(len(word), len(term)) and word[k] == term[k]:
         k += 1
     stem = min(k, len(word), len(term))
-    # try every shared stem of 4 letters or more
-    return any(word[cut:] in FORM_ENDINGS and term[cut:] in FORM_ENDINGS for cut in range(stem, 3, -1))
+    return any(word[cut:] in endings and term[cut:] in endings for cut in range(stem, 3, -1))
 
 
 def tokens_of(u: Utterance) -> list[str]:
@@ -251,6 +269,10 @@ class VocabularyCorrector:
         self._sound = [sound_key(v) for v in self._forms]
         self._zipf_cache: dict[str, float] = {}
         self._cued = [(form, t) for form, t in self._index.items() if t.cues and len(form) == 1]
+        # one-word term spellings by their first four letters, for pathology_word
+        self._by_stem: dict[str, list[str]] = {}
+        for word in self._single_terms:
+            self._by_stem.setdefault(word[:4], []).append(word)
         # word -> (form, position) of every several-word spelling holding it, for anchored matches
         self._anchors: dict[str, list[tuple[tuple[str, ...], int]]] = {}
         for form in self._forms:
@@ -304,10 +326,23 @@ class VocabularyCorrector:
                     found[name] = max(found.get(name, 0.0), best[1])
         return found
 
+    def pathology_word(self, word: str) -> bool:
+        """Whether a normalised heard word is already a pathology word (``form_min_zipf``): a
+        one-word term, one with a plural ending, or a real word that is another form of one."""
+        if self.config.form_min_zipf is None or len(word) < 4:
+            return False
+        near = self._by_stem.get(word[:4], ())
+        if word in near or any(word in (t + "s", t + "es") for t in near):
+            return True
+        if self.zipf(word) < self.config.form_min_zipf:
+            return False
+        return any(_same_stem(word, t, WORD_FORM_ENDINGS) for t in near)
+
     def touchable(self, norms: tuple[str, ...]) -> tuple[bool, bool]:
         """(may be changed, holds only common words) for a run of normalised words: not when it
-        holds a term or is one of the most frequent words alone."""
-        if not all(norms) or self._holds_term(norms):
+        holds a term or a pathology word (:meth:`pathology_word`), or is one of the most frequent
+        words alone."""
+        if not all(norms) or self._holds_term(norms) or any(self.pathology_word(w) for w in norms):
             return False, False
         common = all(self.zipf(w) >= self.config.common_zipf for w in norms)
         if common and len(norms) == 1 and self.zipf(norms[0]) >= self.config.max_common_zipf:
