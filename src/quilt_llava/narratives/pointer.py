@@ -729,6 +729,8 @@ class SpriteLearner:
             if own is None:
                 own = template_from_sprite(cand.image, cand.mask, (0, 0))
             score, dx, dy = _align(cand, other, cfg.agree_offset, own)
+            if math.hypot(other.x + dx - cand.x, other.y + dy - cand.y) < cfg.min_shift:
+                continue  # aligned, the two lie on the same spot: the pointer did not move between them
             if score >= cfg.agree_score:
                 decided, template = self._shared(cand, other, dx, dy, whole=False)
                 if decided:
