@@ -38,6 +38,12 @@ moves):
    candidate from another frame, at least ``min_shift`` px away, has the same shape
    (masked correlation >= ``agree_score`` at the best small offset, similar area).
    A growing annotation stroke, a webcam and a re-sharpening view are not rigid.
+   The distance that counts is the one between the two sightings as aligned, not between
+   their boxes: a pointer that dwells (a hand's tremor of a pixel or two) gives sightings cut
+   differently (each loses where it overlaps where it was, and keeps pixels the encoder
+   changed around it), whose boxes lie ``min_shift`` apart while the shape lies on one spot,
+   over the same tissue; what two such sightings share is a piece of the shape with tissue
+   (a symmetric shape with one end lost, its hotspot put at the other).
    A see-through pointer shows other tissue through its fill at every sighting, so no two
    of its sightings may match that well: it is also verified where ``agree_many`` earlier
    sightings each match the candidate at ``agree_many_score`` (lower), the sprite being
@@ -115,7 +121,7 @@ class SpriteConfig:
     min_px: int = 10  # sprite extent (px at 720p, scaled with frame height): smaller is noise or a fragment
     max_px: int = 110  # larger is not a pointer (a 64 px HiDPI cursor at 1080p is ~64 px)
     min_area: int = 18  # mask pixels at 720p
-    min_shift: float = 6.0  # px two candidates must lie apart to show motion
+    min_shift: float = 6.0  # px two candidates, aligned, must lie apart to show motion
     agree_score: float = 0.8  # masked correlation of two candidates that makes them one rigid sprite
     agree_offset: int = 3  # px of slack when the two candidates are aligned
     # ... or this many earlier sightings that each match it at ``agree_many_score`` (a see-through pointer),
@@ -729,6 +735,8 @@ class SpriteLearner:
             if own is None:
                 own = template_from_sprite(cand.image, cand.mask, (0, 0))
             score, dx, dy = _align(cand, other, cfg.agree_offset, own)
+            if math.hypot(other.x + dx - cand.x, other.y + dy - cand.y) < cfg.min_shift:
+                continue  # aligned, the two lie on the same spot: the pointer did not move between them
             if score >= cfg.agree_score:
                 decided, template = self._shared(cand, other, dx, dy, whole=False)
                 if decided:
