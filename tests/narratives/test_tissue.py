@@ -148,8 +148,6 @@ def test_score_is_a_probability_like_value_and_bad_input_is_named():
         "grey_texture",
         "off_stain",
         "foreground",
-        "coloured",
-        "grey_detail",
     }
     with pytest.raises(ValueError, match="RGB image"):
         tissue_score(np.zeros((10, 10), np.uint8))

@@ -62,7 +62,6 @@ class ExtractOptions:
     clustering: str = "spatiotemporal"
     keep_webcam: bool = False
     keep_non_tissue: bool = False
-    grey_tissue: bool = False  # also judge views without colour by texture alone (grey-scale microscopy)
     engine: str = "local"  # or "ray"
     address: str | None = None  # Ray cluster address (None: a local Ray instance)
     max_retries: int = 3  # Ray: re-runs of a video whose worker died
@@ -120,7 +119,6 @@ def run_extract(options: ExtractOptions, out) -> int:
         read_video_list,
     )
     from quilt_llava.narratives.pipeline import ExtractConfig
-    from quilt_llava.narratives.tissue import TissueConfig
 
     options.validate()
     config = ExtractConfig(
@@ -129,7 +127,6 @@ def run_extract(options: ExtractOptions, out) -> int:
         clustering=options.clustering,
         hide_webcam=not options.keep_webcam,
         keep_non_tissue=options.keep_non_tissue,
-        tissue=TissueConfig(grey=options.grey_tissue),
     )
     config.validate()
     if not options.input.exists():
@@ -324,12 +321,6 @@ def extract_command(
         help="Keep rows of views that are not tissue (text slides, camera, desktop, "
         'blank), flagged "is_tissue": false (default: dropped).',
     ),
-    grey_tissue: bool = typer.Option(
-        False,
-        "--grey-tissue",
-        help="Also keep views without colour whose texture is tissue-like (grey-scale scans, electron "
-        "micrographs); off by default: it admits some grey photos of fur and gravel too.",
-    ),
     engine: str = typer.Option(
         "local",
         "--engine",
@@ -369,7 +360,6 @@ def extract_command(
         clustering=clustering,
         keep_webcam=keep_webcam,
         keep_non_tissue=keep_non_tissue,
-        grey_tissue=grey_tissue,
         engine=engine,
         address=address,
         max_retries=max_retries,

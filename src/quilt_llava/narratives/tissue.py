@@ -48,16 +48,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-FEATURES = (
-    "stain_texture",
-    "textured_area",
-    "flat",
-    "grey_texture",
-    "off_stain",
-    "foreground",
-    "coloured",
-    "grey_detail",
-)
+FEATURES = ("stain_texture", "textured_area", "flat", "grey_texture", "off_stain", "foreground")
 BLOCK = 16  # px of the reduced view per block of ``textured_area``
 
 
@@ -81,18 +72,6 @@ class TissueConfig:
     contrast_reference: float = 70.0  # luma range (grey levels) of stained tissue at full contrast
     middle_reference: float = 30.0  # luma spread of its middle half (25th to 75th percentile) at full contrast
     min_contrast: float = 0.5  # the smallest scale of the spreads above
-    # Off by default: a view without colour (a grey-scale scan, an electron micrograph, a
-    # monochrome camera) may also be judged by texture alone (``grey_score``): textured nearly
-    # everywhere, almost nothing flat, and edges of tissue's steepness for its contrast (text and
-    # line art are steeper, smooth photos gentler, grass and gravel rougher). It admits grey photos
-    # of fur and gravel too (docs/BENCHMARKS.md, thirteenth pass), so it is for videos known to
-    # show grey-scale microscopy.
-    grey: bool = False
-    grey_colour: float = 0.02  # a view is grey when at most this share of its foreground has colour
-    grey_textured_area: tuple[float, float] = (0.8, 0.9)  # ramp up
-    grey_flat: tuple[float, float] = (0.1, 0.2)  # ramp down
-    grey_detail_low: tuple[float, float] = (0.4, 0.5)  # ramp up
-    grey_detail_high: tuple[float, float] = (0.9, 1.05)  # ramp down
 
 
 def _reduced(rgb: np.ndarray, side: int) -> np.ndarray:
@@ -143,22 +122,7 @@ def tissue_features(rgb: np.ndarray, config: TissueConfig | None = None) -> dict
         "grey_texture": float((textured & (chroma <= 4)).sum() / max(1, int(textured.sum()))),
         "off_stain": float((coloured & ~stain).sum() / max(1, int(coloured.sum()))),
         "foreground": float(foreground.mean()),
-        "coloured": float(((chroma > 4) & foreground).sum() / n_fg),
-        "grey_detail": _grey_detail(g, foreground),
     }
-
-
-def _grey_detail(g: np.ndarray, foreground: np.ndarray) -> float:
-    """The median edge strength (Sobel gradient magnitude) over the foreground, relative to its luma
-    range (5th to 95th percentile): how steep the view's edges are for its own contrast."""
-    import cv2
-
-    luma = g[foreground]
-    if luma.size < 16:
-        return 0.0
-    lo, hi = np.percentile(luma, [5, 95])
-    magnitude = np.hypot(cv2.Sobel(g, cv2.CV_32F, 1, 0), cv2.Sobel(g, cv2.CV_32F, 0, 1))[foreground]
-    return float(np.median(magnitude) / max(1.0, hi - lo))
 
 
 def _contrast_scale(luma: np.ndarray, cfg: TissueConfig) -> float:
@@ -176,31 +140,15 @@ def _ramp(value: float, lo: float, hi: float) -> float:
 
 
 def score_features(features: dict[str, float], config: TissueConfig | None = None) -> float:
-    """The tissue score of :func:`tissue_features`' output: the colour rule's, or for a view without
-    colour the higher of it and the grey rule's (:func:`grey_score`)."""
+    """The tissue score of :func:`tissue_features`' output."""
     cfg = config or TissueConfig()
-    colour = (
+    return (
         _ramp(features["stain_texture"], *cfg.stain_texture)
         * _ramp(features["foreground"], *cfg.foreground)
         * _ramp(features["textured_area"], *cfg.textured_area)
         * (1 - _ramp(features["flat"], *cfg.flat))
         * (1 - _ramp(features["grey_texture"], *cfg.grey_texture))
         * (1 - _ramp(features["off_stain"], *cfg.off_stain))
-    )
-    if not cfg.grey or features["coloured"] > cfg.grey_colour:
-        return colour
-    return max(colour, grey_score(features, cfg))
-
-
-def grey_score(features: dict[str, float], config: TissueConfig | None = None) -> float:
-    """How much a view looks like grey-scale tissue by colour-free texture alone, in [0, 1]."""
-    cfg = config or TissueConfig()
-    return (
-        _ramp(features["foreground"], *cfg.foreground)
-        * _ramp(features["textured_area"], *cfg.grey_textured_area)
-        * (1 - _ramp(features["flat"], *cfg.grey_flat))
-        * _ramp(features["grey_detail"], *cfg.grey_detail_low)
-        * (1 - _ramp(features["grey_detail"], *cfg.grey_detail_high))
     )
 
 
