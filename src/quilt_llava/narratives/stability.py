@@ -43,8 +43,8 @@ class StabilityConfig:
     # ``cell_threshold``: when the 75th percentile of the textured cells' spread (in either frame)
     # is under ``faint_spread``, the cell threshold is scaled by it over ``faint_spread``, down to
     # ``faint_floor`` (still frames of such a view differ by 0-2 grey levels). On the tiny frames
-    # the detector sees, stained tissue spreads 17-35 grey levels, some 720p H&E views 9-11 (their
-    # threshold drops to 4.5-5.5); the grey corpus video 4-9.
+    # the detector sees, most tissue views of the tuning videos spread well over 12 grey levels;
+    # some 720p H&E views spread 9-11 (their threshold drops to 4.5-5.5), the grey corpus video 4-9.
     faint_spread: float = 12.0
     faint_floor: float = 2.5
 
