@@ -38,6 +38,15 @@ class StabilityConfig:
     # about the same time at any rate; at low rates (10 fps) its eased steps still span 2-3 frames.
     boundary_s: float = 0.1
     boundary_min_frames: int = 3
+    # A faint view (an empty grey field, a washed-out grey scan at a high CRF: its textured cells
+    # spread a few grey levels) changes each cell by about its spread when it moves, under
+    # ``cell_threshold``: when the 75th percentile of the textured cells' spread (in either frame)
+    # is under ``faint_spread``, the cell threshold is scaled by it over ``faint_spread``, down to
+    # ``faint_floor`` (still frames of such a view differ by 0-2 grey levels). On the tiny frames
+    # the detector sees, most tissue views of the tuning videos spread well over 12 grey levels;
+    # some 720p H&E views spread 9-11 (their threshold drops to 4.5-5.5), the grey corpus video 4-9.
+    faint_spread: float = 12.0
+    faint_floor: float = 2.5
 
 
 # Blur (px of the compared frame) before a change against the run's first frame, with none
@@ -80,7 +89,12 @@ class CellDiffStability:
         diff = cv2.resize(cv2.absdiff(a, b).astype(np.float32), cfg.grid, interpolation=cv2.INTER_AREA)
         # Informative cells: textured in either frame, or changed at all.
         spread = np.maximum(self._spread(a), self._spread(b))
-        informative = (spread > cfg.texture_threshold) | (diff > threshold)
+        textured = spread > cfg.texture_threshold
+        if threshold > cfg.faint_floor and textured.any():
+            faint = float(np.percentile(spread[textured], 75))
+            if faint < cfg.faint_spread:  # a faint view: its motion is judged against its own contrast
+                threshold = max(cfg.faint_floor, threshold * faint / cfg.faint_spread)
+        informative = textured | (diff > threshold)
         if ignore is not None:
             informative &= ~ignore
         n = int(informative.sum())
