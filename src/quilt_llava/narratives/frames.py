@@ -44,9 +44,19 @@ def reduce_luma(luma: np.ndarray, analysis_width: int) -> tuple[np.ndarray, np.n
 
 
 def reduced_frames(
-    source: FrameSource, sample_fps: float | None, analysis_width: int
-) -> Iterator[tuple[Frame, np.ndarray, np.ndarray]]:
-    """The frames to analyse with their small and tiny luma images (see :func:`reduce_luma`)."""
+    source: FrameSource, sample_fps: float | None, analysis_width: int, chroma_gain: int = 0
+) -> Iterator[tuple[Frame, np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]]:
+    """The frames to analyse with their small and tiny luma images (see :func:`reduce_luma`) and,
+    with ``chroma_gain`` > 0, their chroma plane (:func:`.chroma_pointer.chroma_plane`) at full
+    resolution and reduced to the small size (None for a frame without colour)."""
+    from quilt_llava.narratives.chroma_pointer import chroma_plane
+
     for frame in sampled_frames(source.frames(), sample_fps):
         small, tiny = reduce_luma(frame.luma, analysis_width)
-        yield frame, small, tiny
+        chroma = None
+        if chroma_gain > 0:
+            dist = frame.chroma()
+            if dist is not None:
+                plane = chroma_plane(dist, chroma_gain)
+                chroma = (plane, reduce_luma(plane, analysis_width)[0])
+        yield frame, small, tiny, chroma

@@ -46,6 +46,7 @@ import numpy as np
 
 from quilt_llava.errors import ConfigError, InputError
 from quilt_llava.files import atomic_write_bytes, write_jsonl
+from quilt_llava.narratives.chroma_pointer import ChromaConfig, ChromaPointer
 from quilt_llava.narratives.clustering import CLUSTERERS
 from quilt_llava.narratives.content import ContentConfig, ContentStats
 from quilt_llava.narratives.cursor import (
@@ -98,6 +99,7 @@ class ExtractConfig:
         False  # keep rows of views that are not tissue (slides, camera, desktop), flagged is_tissue: false
     )
     cursor: CursorConfig = field(default_factory=CursorConfig)
+    chroma: ChromaConfig = field(default_factory=ChromaConfig)  # a pointer seen in colour only
     stability: StabilityConfig = field(default_factory=StabilityConfig)
     content: ContentConfig = field(default_factory=ContentConfig)
     tissue: TissueConfig = field(default_factory=TissueConfig)
@@ -166,6 +168,7 @@ class Analyser:
         self.images = SegmentImages(config.held_segments, spill_dir)
         self.locator: TemplateCursorLocator | None = None
         self.cursor: CursorThread | None = None
+        self.chroma: ChromaPointer | None = None  # a second locator on the chroma plane (``chroma_pointer``)
         self.samples: RunSamples | None = None  # colour frames of the open still run
         self.prev_small: np.ndarray | None = None
         self.size: tuple[int, int] | None = None  # (width, height)
@@ -175,13 +178,16 @@ class Analyser:
     def run(self, source: FrameSource, settle: bool = True) -> Analysis:
         cfg = self.cfg
         try:
-            for frame, small, tiny in prefetch(
-                lambda: reduced_frames(source, cfg.sample_fps, cfg.analysis_width), cfg.prefetch
+            gain = cfg.chroma.gain if cfg.chroma.enabled else 0
+            for frame, small, tiny, chroma in prefetch(
+                lambda: reduced_frames(source, cfg.sample_fps, cfg.analysis_width, gain), cfg.prefetch
             ):
-                self._process_frame(frame, small, tiny)
+                self._process_frame(frame, small, tiny, chroma)
         except BaseException:
             if self.cursor is not None:
                 self.cursor.close(check=False)
+            if self.chroma is not None:
+                self.chroma.close(check=False)
             self.images.abort()
             raise
         return self._post_process(settle)
@@ -203,7 +209,13 @@ class Analyser:
         """What segment images paint over as known now (nothing when ``hide_webcam`` is off)."""
         return self.webcam.rects(self.scale, self.size) if self.cfg.hide_webcam and self.size is not None else ()
 
-    def _process_frame(self, frame: Frame, small: np.ndarray, tiny: np.ndarray) -> None:
+    def _process_frame(
+        self,
+        frame: Frame,
+        small: np.ndarray,
+        tiny: np.ndarray,
+        chroma: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> None:
         import cv2
 
         luma = frame.luma
@@ -226,6 +238,11 @@ class Analyser:
         self.prev_small = small
         self.webcam.observe(index, small, moving)
         self.cursor.submit(AnalysedFrame(index, frame.t, luma, motion, moving, self.webcam.mask, self.scale))
+        if chroma is not None:
+            if self.chroma is None and index == 0:
+                self.chroma = ChromaPointer(luma.shape[0], self.cfg.chroma, self.cfg.locator_queue if self.cfg.prefetch else 0)
+            if self.chroma is not None:
+                self.chroma.submit(index, frame.t, chroma[0], chroma[1], moving, self.webcam.mask, self.scale)
         step = self.views.step(index, moving, drift_image(small, tiny, self.scale), ignore)
         if step.closed is not None:
             self._close_run(step.closed)
@@ -351,6 +368,9 @@ class Analyser:
             seg.box = box if seg.is_tissue else self._view_box(k)
         self.images.finish(self.segments, self._webcam_rects(), settle, tuple(self.locator.templates))
         late_rest_hits(self.segments, self.hits)  # a pointer that never moved, found by a later shape
+        if self.chroma is not None:  # views with no hit: a pointer seen in colour only, if any
+            self.chroma.close()
+            self.chroma.fill(self.segments, self.hits)
         assign_traces(self.segments, self.hits, self.times, box, lambda x, y: self.webcam.covers(x, y, self.scale))
         duration = self.times[-1] + self.frame_interval if self.times else 0.0
         return Analysis(

@@ -126,6 +126,10 @@ class SpriteConfig:
     same_score: float = 0.78  # a learned sprite that matches a known one (or a part of one) this well is not added
     symmetric_iou: float = 0.8  # mask against itself turned 180 degrees and mirrored both ways: all overlap this much
     tip_depth: float = 0.18  # share of the sprite's extent (at least 2 px) that counts as its extreme
+    # a shape whose sharpest extreme (weighted pixel count, see ``decide_hotspot``) is at least this
+    # share of the median direction's is blunt: no tip, it points at its centroid (classic arrows of
+    # 10-36 px: 0.23-0.25; a disc 0.57; a ring learned filled from a blocky chroma plane 0.47)
+    blunt: float = 0.4
     inset: float = 1.5  # px per 24 px of sprite size from the extreme pixels inward to the hotspot
     max_sprites: int = 12
     # A shape drawn in thin lines (a crosshair, an I-beam) covers at most this share of its box;
@@ -172,7 +176,7 @@ class Candidate:
 
 
 def decide_hotspot(
-    mask: np.ndarray, symmetric_iou: float = 0.8, tip_depth: float = 0.18, inset: float = 1.5
+    mask: np.ndarray, symmetric_iou: float = 0.8, tip_depth: float = 0.18, inset: float = 1.5, blunt: float = 0.4
 ) -> tuple[int, int]:
     """Where an unknown pointer shape points (see the module docstring): its centre when it is
     point-symmetric, else the mean of its pixels at its sharpest extreme."""
@@ -198,6 +202,7 @@ def decide_hotspot(
     best: tuple[float, float, float] | None = None
     cx, cy = xs.mean(), ys.mean()
     reach = float(np.hypot(xs - cx, ys - cy).max())
+    counts = []
     for dx, dy, weight in DIRECTIONS:
         s = xs * dx + ys * dy
         top = s.max()
@@ -205,11 +210,16 @@ def decide_hotspot(
         # An arrow's tip also reaches out furthest from the shape's middle; its barbs do not.
         far = float(np.hypot(xs[ridge].mean() - cx, ys[ridge].mean() - cy)) / max(reach, 1e-6)
         count = weight * int((s >= top - depth).sum()) / max(far, 0.25)
+        counts.append(count)
         if best is None or count < best[0]:
             # Cursor files put the hotspot on the fill's point, about one outline width (1.5 px)
             # inside the outermost pixels.
             best = (count, float(xs[ridge].mean()) - inward * dx, float(ys[ridge].mean()) - inward * dy)
     assert best is not None
+    if best[0] >= blunt * float(np.median(counts)):
+        # No extreme much sharper than the others: a blunt blob (a disc, a ring learned filled, a
+        # round highlight with a ragged edge) has no tip; it points at its middle.
+        return int(round(float(cx))), int(round(float(cy)))
     return round(min(max(best[1], x0), x1)), round(min(max(best[2], y0), y1))
 
 
@@ -783,7 +793,7 @@ class SpriteLearner:
             # the band around a flat region is not the pointer's shape: its tip is decided without it
             inner = _inner(mask, cand.band)
             shape = inner if np.count_nonzero(inner) >= self.min_area else mask
-        hotspot = decide_hotspot(shape, cfg.symmetric_iou, cfg.tip_depth, cfg.inset)
+        hotspot = decide_hotspot(shape, cfg.symmetric_iou, cfg.tip_depth, cfg.inset, cfg.blunt)
         return True, template_from_sprite(image, mask, hotspot)
 
     def _same(self, cand: Candidate, t: Template) -> bool:

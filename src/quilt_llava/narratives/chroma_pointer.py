@@ -1,0 +1,111 @@
+"""A pointer whose contrast lies in colour, not brightness, found on a chroma plane.
+
+The locator (:mod:`.cursor`), the sprite learner (:mod:`.pointer`) and the motion blobs read the
+decoded luma plane alone. A pointer drawn in a colour of about the brightness of the tissue it
+covers (a translucent coloured highlight, a coloured circle or marker) changes the luma there by
+less than the learner's threshold, and is never seen moving. Its chroma changes more: each
+pixel's distance from neutral grey (``|U - 128| + |V - 128|``, :meth:`.video.Frame.chroma`,
+scaled by ``gain``) is a plane on which such a pointer moves over a still background like any
+other pointer over tissue.
+
+:class:`ChromaPointer` runs a second, unchanged :class:`.cursor.TemplateCursorLocator` on that
+plane (at full resolution, so sizes, scales and hotspot rules are the luma locator's), on its
+own thread, with its own hits. Its hits are taken only for still views where the luma locator
+has hits on few frames (under ``sparse_share``; :func:`sparse_views`), after the late-rest search
+(:func:`.segments.late_rest_hits`), and only on frames without a luma hit: a view where the luma
+locator tracked the pointer keeps its hits alone, so a pointer the luma locator tracks is traced as
+before. The chroma plane sees luma pointers too (a dark
+arrow over coloured tissue hides the tissue's colour); in a view the luma locator left empty it
+may find them where luma failed, with the same rules of shape, motion and verification.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from quilt_llava.narratives.cursor import CursorConfig, CursorHit, TemplateCursorLocator
+from quilt_llava.narratives.cursor_hits import AnalysedFrame
+from quilt_llava.narratives.cursor_thread import CursorThread
+from quilt_llava.narratives.segments import Segment
+
+
+@dataclass
+class ChromaConfig:
+    enabled: bool = True  # run the chroma locator beside the luma one (one more locator thread)
+    # chroma distance (|U - 128| + |V - 128|) x gain: a translucent highlight changes the distance
+    # by 12-39 levels over tissue, under the learner's 24-level threshold for most of it at x1
+    gain: int = 2
+    # a still view whose frames have luma hits on fewer than this share takes the chroma locator's
+    # hits on its other frames (a few luma hits where a colour-only pointer first moved, 2-3 % of a
+    # view; a view the luma locator tracks has hits on most frames)
+    sparse_share: float = 0.2
+    cursor: CursorConfig = field(default_factory=CursorConfig)
+
+
+def chroma_plane(chroma: np.ndarray, gain: int) -> np.ndarray:
+    """``chroma`` (uint8 distance from neutral) times ``gain``, saturating at 255."""
+    import cv2
+
+    out = chroma
+    for _ in range(gain - 1):
+        out = cv2.add(out, chroma)
+    return out
+
+
+class ChromaPointer:
+    """The chroma plane's locator, on its own thread (see the module docstring)."""
+
+    def __init__(self, frame_height: int, config: ChromaConfig, queue_depth: int) -> None:
+        self.config = config
+        self.hits: dict[int, CursorHit] = {}
+        self.locator = TemplateCursorLocator(frame_height, config.cursor)
+        self.thread = CursorThread(self.locator, self.hits, queue_depth)
+        self.prev_small: np.ndarray | None = None
+
+    def submit(
+        self,
+        index: int,
+        t: float,
+        plane: np.ndarray,
+        small: np.ndarray,
+        moving: bool,
+        ignore: np.ndarray | None,
+        scale: int,
+    ) -> None:
+        """One analysed frame: its chroma ``plane`` (full resolution) and that plane reduced to the
+        analysis scale (``small``), whether the view moves, the webcam's cells."""
+        import cv2
+
+        motion = cv2.absdiff(small, self.prev_small) if self.prev_small is not None else None
+        self.prev_small = small
+        self.thread.submit(AnalysedFrame(index, t, plane, motion, moving, ignore, scale))
+
+    def close(self, check: bool = True) -> None:
+        self.thread.close(check=check)
+        if check:
+            for hit in self.locator.finish():
+                self.hits[hit.index] = hit
+
+    def fill(self, segments: list[Segment], hits: dict[int, CursorHit]) -> int:
+        """Add this locator's hits to ``hits`` in the segments where ``hits`` covers fewer than
+        ``sparse_share`` of the frames (:func:`sparse_views`), on the frames without a hit of their
+        own; returns how many hits were added."""
+        added = 0
+        for seg in sparse_views(segments, hits, self.config.sparse_share):
+            for i in range(seg.span.start, seg.span.end + 1):
+                if i in self.hits and i not in hits:
+                    hits[i] = self.hits[i]
+                    added += 1
+        return added
+
+
+def sparse_views(segments: list[Segment], hits: dict[int, CursorHit], share: float) -> list[Segment]:
+    """The segments fewer than ``share`` of whose frames have a hit in ``hits``."""
+    out = []
+    for s in segments:
+        frames = range(s.span.start, s.span.end + 1)
+        if sum(i in hits for i in frames) < share * len(frames):
+            out.append(s)
+    return out
