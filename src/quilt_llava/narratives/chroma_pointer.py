@@ -34,9 +34,13 @@ from quilt_llava.narratives.segments import Segment
 @dataclass
 class ChromaConfig:
     enabled: bool = True  # run the chroma locator beside the luma one (one more locator thread)
-    # chroma distance (|U - 128| + |V - 128|) x gain: a translucent highlight changes the distance
-    # by 12-39 levels over tissue, under the learner's 24-level threshold for most of it at x1
-    gain: int = 2
+    # the chroma distance (|U - 128| + |V - 128|) is multiplied by a whole gain that brings its
+    # 99th percentile in the video's first frame to about ``span`` grey levels (at most ``max_gain``,
+    # at least 1): a translucent highlight changes the distance by 12-39 levels over tissue, under
+    # the locator's thresholds (learner 24, ``min_change`` 20 as a mean over the shape) unless
+    # stretched; stretched by a fixed gain, H&E's colour (distance 50-73) saturates
+    span: int = 160
+    max_gain: int = 8
     # a still view whose frames have luma hits on fewer than this share takes the chroma locator's
     # hits on its other frames (a few luma hits where a colour-only pointer first moved, 2-3 % of a
     # view; a view the luma locator tracks has hits on most frames)
@@ -44,14 +48,17 @@ class ChromaConfig:
     cursor: CursorConfig = field(default_factory=CursorConfig)
 
 
+def chroma_gain(chroma: np.ndarray, config: ChromaConfig) -> int:
+    """The gain for a video whose first frame's chroma distance is ``chroma`` (see ``ChromaConfig.span``)."""
+    top = float(np.percentile(chroma[::4, ::4], 99))
+    return int(max(1, min(config.max_gain, config.span // max(top, 1.0))))
+
+
 def chroma_plane(chroma: np.ndarray, gain: int) -> np.ndarray:
     """``chroma`` (uint8 distance from neutral) times ``gain``, saturating at 255."""
     import cv2
 
-    out = chroma
-    for _ in range(gain - 1):
-        out = cv2.add(out, chroma)
-    return out
+    return chroma if gain == 1 else cv2.multiply(chroma, gain)
 
 
 class ChromaPointer:

@@ -178,11 +178,11 @@ class Analyser:
     def run(self, source: FrameSource, settle: bool = True) -> Analysis:
         cfg = self.cfg
         try:
-            gain = cfg.chroma.gain if cfg.chroma.enabled else 0
-            for frame, small, tiny, chroma in prefetch(
-                lambda: reduced_frames(source, cfg.sample_fps, cfg.analysis_width, gain), cfg.prefetch
+            chroma = cfg.chroma if cfg.chroma.enabled else None
+            for frame, small, tiny, planes in prefetch(
+                lambda: reduced_frames(source, cfg.sample_fps, cfg.analysis_width, chroma), cfg.prefetch
             ):
-                self._process_frame(frame, small, tiny, chroma)
+                self._process_frame(frame, small, tiny, planes)
         except BaseException:
             if self.cursor is not None:
                 self.cursor.close(check=False)

@@ -45,7 +45,7 @@ class Frame:
     def chroma(self) -> np.ndarray | None:
         """(height, width) uint8: each pixel's chroma distance from neutral grey, ``|U - 128| +
         |V - 128|`` (saturating), read from the decoder's U and V planes where it gives them
-        (no colour conversion; 4:2:0 planes are scaled up 2x, nearest), else from RGB. None for
+        (no colour conversion; 4:2:0 planes are scaled up 2x, bilinear), else from RGB. None for
         a frame without colour (grey-scale input). A pointer whose contrast lies in colour, not
         brightness, stands out here (see ``pipeline.ChromaPointer``)."""
         import cv2
@@ -64,7 +64,7 @@ class Frame:
             v = np.clip(128 + 0.5 * r - 0.4187 * g - 0.0813 * b, 0, 255).astype(np.uint8)
         dist = cv2.add(cv2.absdiff(u, 128), cv2.absdiff(v, 128))
         if dist.shape != (h, w):
-            dist = cv2.resize(dist, (w, h), interpolation=cv2.INTER_NEAREST)
+            dist = cv2.resize(dist, (w, h), interpolation=cv2.INTER_LINEAR)
         return dist
 
     def colour(self) -> ColourSample:
