@@ -108,14 +108,14 @@ def test_chroma_hits_fill_only_views_the_luma_locator_left_nearly_empty() -> Non
     tracked, sparse, empty = _segment(0, 99), _segment(100, 199), _segment(200, 299)
     luma = {i: CursorHit(i, 1.0, 1.0, 0.9) for i in [*range(0, 90), 100, 101, 102]}
     chroma = ChromaPointer(720, ChromaConfig(), 0)
-    chroma.hits.update({i: CursorHit(i, 5.0, 5.0, 0.7) for i in range(0, 300)})
+    chroma.hits.update({i: CursorHit(i, 5.0 + i % 40, 5.0, 0.7) for i in range(0, 300)})
     assert sparse_views([tracked, sparse, empty], luma, 0.2) == [sparse, empty]
     hits = dict(luma)
     added = chroma.fill([tracked, sparse, empty], hits)
     assert added == 97 + 100
     assert all(hits[i].x == 1.0 for i in range(0, 90))  # a tracked view keeps its own hits alone
     assert all(i not in hits for i in range(90, 100))
-    assert hits[100].x == 1.0 and hits[150].x == 5.0 and hits[250].x == 5.0
+    assert hits[100].x == 1.0 and hits[150].x == 5.0 + 150 % 40 and hits[250].x == 5.0 + 250 % 40
 
 
 def test_a_blunt_ragged_blob_points_at_its_middle() -> None:
@@ -146,3 +146,20 @@ def test_an_arrow_still_points_with_its_tip() -> None:
 
     for t in make_templates((0.6, 1.0, 1.6), 720):
         assert decide_hotspot(t.mask > 0) == pytest.approx(t.hotspot, abs=2)
+
+
+def test_chroma_hits_that_never_travel_are_not_taken() -> None:
+    view = _segment(0, 99)
+    chroma = ChromaPointer(720, ChromaConfig(), 0)
+    chroma.hits.update({i: CursorHit(i, 300.0 + (i % 3), 200.0, 0.91) for i in range(0, 100)})
+    hits: dict[int, CursorHit] = {}
+    assert chroma.fill([view], hits) == 0 and not hits
+
+
+def test_a_still_run_beside_a_moving_one_is_left_out() -> None:
+    view = _segment(0, 199)
+    chroma = ChromaPointer(720, ChromaConfig(), 0)
+    chroma.hits.update({i: CursorHit(i, 1000.0, 200.0, 0.91) for i in range(0, 150)})  # never moves
+    chroma.hits.update({i: CursorHit(i, 300.0 + 3 * (i - 150), 100.0, 0.8) for i in range(150, 200)})
+    hits: dict[int, CursorHit] = {}
+    assert chroma.fill([view], hits) == 50 and min(hits) == 150

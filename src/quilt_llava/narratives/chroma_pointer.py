@@ -21,6 +21,7 @@ may find them where luma failed, with the same rules of shape, motion and verifi
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -45,6 +46,11 @@ class ChromaConfig:
     # hits on its other frames (a few luma hits where a colour-only pointer first moved, 2-3 % of a
     # view; a view the luma locator tracks has hits on most frames)
     sparse_share: float = 0.2
+    # a run of a view's chroma hits (``runs``) is taken only where it travels at least this far (px
+    # at 720p, scaled with the frame height): motion is what shows a pointer, and a colour plane's
+    # static structure can match a shape for a whole view (a hit that never moved, at 0.91, for 170
+    # frames of a view where the luma locator had few)
+    min_travel: float = 20.0
     cursor: CursorConfig = field(default_factory=CursorConfig)
 
 
@@ -66,6 +72,8 @@ class ChromaPointer:
 
     def __init__(self, frame_height: int, config: ChromaConfig, queue_depth: int) -> None:
         self.config = config
+        self.travel = config.min_travel * frame_height / 720
+        self.step = config.cursor.max_step  # px one track moves between frames at most
         self.hits: dict[int, CursorHit] = {}
         self.locator = TemplateCursorLocator(frame_height, config.cursor)
         self.thread = CursorThread(self.locator, self.hits, queue_depth)
@@ -98,14 +106,40 @@ class ChromaPointer:
     def fill(self, segments: list[Segment], hits: dict[int, CursorHit]) -> int:
         """Add this locator's hits to ``hits`` in the segments where ``hits`` covers fewer than
         ``sparse_share`` of the frames (:func:`sparse_views`), on the frames without a hit of their
-        own; returns how many hits were added."""
+        own, run by run (:func:`runs`): a run whose hits stay within ``min_travel`` of each other
+        is left out. Returns how many hits were added."""
         added = 0
         for seg in sparse_views(segments, hits, self.config.sparse_share):
-            for i in range(seg.span.start, seg.span.end + 1):
-                if i in self.hits and i not in hits:
-                    hits[i] = self.hits[i]
-                    added += 1
+            own = [self.hits[i] for i in range(seg.span.start, seg.span.end + 1) if i in self.hits]
+            for run in runs(own, self.step):
+                if travel(run) < self.travel:
+                    continue
+                for hit in run:
+                    if hit.index not in hits:
+                        hits[hit.index] = hit
+                        added += 1
         return added
+
+
+def runs(hits: list[CursorHit], step: float) -> list[list[CursorHit]]:
+    """``hits`` (in frame order) cut where a hit lies more than ``step`` px from the one before:
+    each piece one track of one thing (frames without a hit between two hits do not cut it: a
+    pointer rests, is lost for a while, and is found again where it went)."""
+    out: list[list[CursorHit]] = []
+    for h in hits:
+        if out and math.hypot(h.x - out[-1][-1].x, h.y - out[-1][-1].y) <= step:
+            out[-1].append(h)
+        else:
+            out.append([h])
+    return out
+
+
+def travel(hits: list[CursorHit]) -> float:
+    """How far ``hits`` spread (their bounding box's diagonal)."""
+    if not hits:
+        return 0.0
+    xs, ys = [h.x for h in hits], [h.y for h in hits]
+    return float(math.hypot(max(xs) - min(xs), max(ys) - min(ys)))
 
 
 def sparse_views(segments: list[Segment], hits: dict[int, CursorHit], share: float) -> list[Segment]:
