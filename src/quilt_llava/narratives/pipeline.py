@@ -239,8 +239,9 @@ class Analyser:
         self.webcam.observe(index, small, moving)
         self.cursor.submit(AnalysedFrame(index, frame.t, luma, motion, moving, self.webcam.mask, self.scale))
         if chroma is not None:
-            if self.chroma is None and index == 0:
-                self.chroma = ChromaPointer(luma.shape[0], self.cfg.chroma, self.cfg.locator_queue if self.cfg.prefetch else 0)
+            if self.chroma is None and index == 0:  # (a video whose first frame has no colour has no plane)
+                depth = self.cfg.locator_queue if self.cfg.prefetch else 0
+                self.chroma = ChromaPointer(luma.shape[0], self.cfg.chroma, depth)
             if self.chroma is not None:
                 self.chroma.submit(index, frame.t, chroma[0], chroma[1], moving, self.webcam.mask, self.scale)
         step = self.views.step(index, moving, drift_image(small, tiny, self.scale), ignore)

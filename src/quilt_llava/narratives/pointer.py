@@ -219,7 +219,7 @@ def decide_hotspot(
     if best[0] >= blunt * float(np.median(counts)):
         # No extreme much sharper than the others: a blunt blob (a disc, a ring learned filled, a
         # round highlight with a ragged edge) has no tip; it points at its middle.
-        return int(round(float(cx))), int(round(float(cy)))
+        return round(float(cx)), round(float(cy))
     return round(min(max(best[1], x0), x1)), round(min(max(best[2], y0), y1))
 
 
