@@ -70,7 +70,10 @@ sharpest extreme: of the eight compass directions, the one whose outermost
 ``tip_depth`` of the mask holds the fewest pixels for how far that extreme reaches from
 the shape's centroid (the arrow's tip, the pointing finger's tip, the point of a
 left-pointing arrow; not the barbs of a wide arrow head), the hotspot being the mean of the
-mask pixels at that extreme, moved one outline width (1.5 px per 24 px of size) inward.
+mask pixels at that extreme, moved one outline width (1.5 px per 24 px of size) inward; but a
+blunt shape, whose sharpest extreme counts at least ``blunt`` of the median direction's (a dot, a
+ring learned filled with a ragged edge from a half-resolution chroma plane), has no tip and points
+at its centroid.
 Desktop pointers point up and to the left, so an extreme pointing right or down must be 2x
 sharper (up-right, down-left: 1.5x) to win. A drop shadow lies behind the tip, so it does not
 move it.
