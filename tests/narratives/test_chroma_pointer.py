@@ -136,7 +136,7 @@ def test_a_blunt_ragged_blob_points_at_its_middle() -> None:
         "..##...##....",
     ]
     mask = np.array([[c == "#" for c in r] for r in rows])
-    x, y = decide_hotspot(mask)
+    x, y = decide_hotspot(mask, blunt=ChromaConfig().sprite.blunt)
     ys, xs = np.nonzero(mask)
     assert abs(x - xs.mean()) <= 0.5 and abs(y - ys.mean()) <= 0.5
 
@@ -145,7 +145,7 @@ def test_an_arrow_still_points_with_its_tip() -> None:
     from quilt_llava.narratives.templates import make_templates
 
     for t in make_templates((0.6, 1.0, 1.6), 720):
-        assert decide_hotspot(t.mask > 0) == pytest.approx(t.hotspot, abs=2)
+        assert decide_hotspot(t.mask > 0, blunt=ChromaConfig().sprite.blunt) == pytest.approx(t.hotspot, abs=2)
 
 
 def test_chroma_hits_that_never_travel_are_not_taken() -> None:

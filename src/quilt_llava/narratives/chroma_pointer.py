@@ -29,6 +29,7 @@ import numpy as np
 from quilt_llava.narratives.cursor import CursorConfig, CursorHit, TemplateCursorLocator
 from quilt_llava.narratives.cursor_hits import AnalysedFrame
 from quilt_llava.narratives.cursor_thread import CursorThread
+from quilt_llava.narratives.pointer import SpriteConfig
 from quilt_llava.narratives.segments import Segment
 
 
@@ -52,6 +53,9 @@ class ChromaConfig:
     # frames of a view where the luma locator had few)
     min_travel: float = 20.0
     cursor: CursorConfig = field(default_factory=CursorConfig)
+    # the learner's, with blunt shapes pointing at their centroid (a colour-only pointer is a
+    # highlight, a dot or a marker far more often than a hand; see ``SpriteConfig.blunt``)
+    sprite: SpriteConfig = field(default_factory=lambda: SpriteConfig(blunt=0.4))
 
 
 def chroma_gain(chroma: np.ndarray, config: ChromaConfig) -> int:
@@ -75,7 +79,7 @@ class ChromaPointer:
         self.travel = config.min_travel * frame_height / 720
         self.step = config.cursor.max_step  # px one track moves between frames at most
         self.hits: dict[int, CursorHit] = {}
-        self.locator = TemplateCursorLocator(frame_height, config.cursor)
+        self.locator = TemplateCursorLocator(frame_height, config.cursor, config.sprite)
         self.thread = CursorThread(self.locator, self.hits, queue_depth)
         self.prev_small: np.ndarray | None = None
 

@@ -70,10 +70,11 @@ sharpest extreme: of the eight compass directions, the one whose outermost
 ``tip_depth`` of the mask holds the fewest pixels for how far that extreme reaches from
 the shape's centroid (the arrow's tip, the pointing finger's tip, the point of a
 left-pointing arrow; not the barbs of a wide arrow head), the hotspot being the mean of the
-mask pixels at that extreme, moved one outline width (1.5 px per 24 px of size) inward; but a
-blunt shape, whose sharpest extreme counts at least ``blunt`` of the median direction's (a dot, a
-ring learned filled with a ragged edge from a half-resolution chroma plane), has no tip and points
-at its centroid.
+mask pixels at that extreme, moved one outline width (1.5 px per 24 px of size) inward. With
+``blunt`` set (the chroma locator's learner, :mod:`.chroma_pointer`), a blunt shape, whose sharpest
+extreme counts at least ``blunt`` of the median direction's (a dot, a ring learned filled with a
+ragged edge), has no tip and points at its centroid; a large pointing hand is as blunt, so the
+luma locator's learner leaves it off.
 Desktop pointers point up and to the left, so an extreme pointing right or down must be 2x
 sharper (up-right, down-left: 1.5x) to win. A drop shadow lies behind the tip, so it does not
 move it.
@@ -131,8 +132,10 @@ class SpriteConfig:
     tip_depth: float = 0.18  # share of the sprite's extent (at least 2 px) that counts as its extreme
     # a shape whose sharpest extreme (weighted pixel count, see ``decide_hotspot``) is at least this
     # share of the median direction's is blunt: no tip, it points at its centroid (classic arrows of
-    # 10-36 px: 0.23-0.25; a disc 0.57; a ring learned filled from a blocky chroma plane 0.47)
-    blunt: float = 0.4
+    # 10-36 px: 0.23-0.25; a disc 0.57; a ring learned filled from a chroma plane 0.47). Off (None)
+    # for the luma locator: a large pointing hand is as blunt (handhelds' 64 px hand, draw 2: its
+    # centroid 41 px from the fingertip); on for the chroma locator's sprites (``chroma_pointer``)
+    blunt: float | None = None
     inset: float = 1.5  # px per 24 px of sprite size from the extreme pixels inward to the hotspot
     max_sprites: int = 12
     # A shape drawn in thin lines (a crosshair, an I-beam) covers at most this share of its box;
@@ -179,7 +182,11 @@ class Candidate:
 
 
 def decide_hotspot(
-    mask: np.ndarray, symmetric_iou: float = 0.8, tip_depth: float = 0.18, inset: float = 1.5, blunt: float = 0.4
+    mask: np.ndarray,
+    symmetric_iou: float = 0.8,
+    tip_depth: float = 0.18,
+    inset: float = 1.5,
+    blunt: float | None = None,
 ) -> tuple[int, int]:
     """Where an unknown pointer shape points (see the module docstring): its centre when it is
     point-symmetric, else the mean of its pixels at its sharpest extreme."""
@@ -219,7 +226,7 @@ def decide_hotspot(
             # inside the outermost pixels.
             best = (count, float(xs[ridge].mean()) - inward * dx, float(ys[ridge].mean()) - inward * dy)
     assert best is not None
-    if best[0] >= blunt * float(np.median(counts)):
+    if blunt is not None and best[0] >= blunt * float(np.median(counts)):
         # No extreme much sharper than the others: a blunt blob (a disc, a ring learned filled, a
         # round highlight with a ragged edge) has no tip; it points at its middle.
         return round(float(cx)), round(float(cy))
