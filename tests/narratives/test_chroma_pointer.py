@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from quilt_llava.narratives.chroma_pointer import ChromaConfig, ChromaPointer, chroma_gain, sparse_views
-from quilt_llava.narratives.cursor import CursorHit
+from quilt_llava.narratives.cursor import CursorConfig, CursorHit
 from quilt_llava.narratives.pipeline import ExtractConfig, analyse
 from quilt_llava.narratives.pointer import decide_hotspot
 from quilt_llava.narratives.segments import Segment
@@ -107,7 +107,7 @@ def _segment(start: int, end: int) -> Segment:
 def test_chroma_hits_fill_only_views_the_luma_locator_left_nearly_empty() -> None:
     tracked, sparse, empty = _segment(0, 99), _segment(100, 199), _segment(200, 299)
     luma = {i: CursorHit(i, 1.0, 1.0, 0.9) for i in [*range(0, 90), 100, 101, 102]}
-    chroma = ChromaPointer(720, ChromaConfig(), 0)
+    chroma = ChromaPointer(720, ChromaConfig(), CursorConfig(), 0)
     chroma.hits.update({i: CursorHit(i, 5.0 + i % 40, 5.0, 0.7) for i in range(0, 300)})
     assert sparse_views([tracked, sparse, empty], luma, 0.2) == [sparse, empty]
     hits = dict(luma)
@@ -150,7 +150,7 @@ def test_an_arrow_still_points_with_its_tip() -> None:
 
 def test_chroma_hits_that_never_travel_are_not_taken() -> None:
     view = _segment(0, 99)
-    chroma = ChromaPointer(720, ChromaConfig(), 0)
+    chroma = ChromaPointer(720, ChromaConfig(), CursorConfig(), 0)
     chroma.hits.update({i: CursorHit(i, 300.0 + (i % 3), 200.0, 0.91) for i in range(0, 100)})
     hits: dict[int, CursorHit] = {}
     assert chroma.fill([view], hits) == 0 and not hits
@@ -158,7 +158,7 @@ def test_chroma_hits_that_never_travel_are_not_taken() -> None:
 
 def test_a_still_run_beside_a_moving_one_is_left_out() -> None:
     view = _segment(0, 199)
-    chroma = ChromaPointer(720, ChromaConfig(), 0)
+    chroma = ChromaPointer(720, ChromaConfig(), CursorConfig(), 0)
     chroma.hits.update({i: CursorHit(i, 1000.0, 200.0, 0.91) for i in range(0, 150)})  # never moves
     chroma.hits.update({i: CursorHit(i, 300.0 + 3 * (i - 150), 100.0, 0.8) for i in range(150, 200)})
     hits: dict[int, CursorHit] = {}

@@ -52,7 +52,6 @@ class ChromaConfig:
     # static structure can match a shape for a whole view (a hit that never moved, at 0.91, for 170
     # frames of a view where the luma locator had few)
     min_travel: float = 20.0
-    cursor: CursorConfig = field(default_factory=CursorConfig)
     # the learner's, with blunt shapes pointing at their centroid (a colour-only pointer is a
     # highlight, a dot or a marker far more often than a hand; see ``SpriteConfig.blunt``)
     sprite: SpriteConfig = field(default_factory=lambda: SpriteConfig(blunt=0.4))
@@ -74,12 +73,14 @@ def chroma_plane(chroma: np.ndarray, gain: int) -> np.ndarray:
 class ChromaPointer:
     """The chroma plane's locator, on its own thread (see the module docstring)."""
 
-    def __init__(self, frame_height: int, config: ChromaConfig, queue_depth: int) -> None:
+    def __init__(self, frame_height: int, config: ChromaConfig, cursor: CursorConfig, queue_depth: int) -> None:
+        """``cursor``: the luma locator's settings, used as they are (thresholds in grey levels of
+        the stretched plane, see ``ChromaConfig.span``)."""
         self.config = config
         self.travel = config.min_travel * frame_height / 720
-        self.step = config.cursor.max_step  # px one track moves between frames at most
+        self.step = cursor.max_step  # px one track moves between frames at most
         self.hits: dict[int, CursorHit] = {}
-        self.locator = TemplateCursorLocator(frame_height, config.cursor, config.sprite)
+        self.locator = TemplateCursorLocator(frame_height, cursor, config.sprite)
         self.thread = CursorThread(self.locator, self.hits, queue_depth)
         self.prev_small: np.ndarray | None = None
 

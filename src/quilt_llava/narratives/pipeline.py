@@ -243,7 +243,7 @@ class Analyser:
         if chroma is not None:
             if self.chroma is None and index == 0:  # (a video whose first frame has no colour has no plane)
                 depth = self.cfg.locator_queue if self.cfg.prefetch else 0
-                self.chroma = ChromaPointer(luma.shape[0], self.cfg.chroma, depth)
+                self.chroma = ChromaPointer(luma.shape[0], self.cfg.chroma, self.cfg.cursor, depth)
             if self.chroma is not None:
                 self.chroma.submit(index, frame.t, chroma[0], chroma[1], moving, self.webcam.mask, self.scale)
         step = self.views.step(index, moving, drift_image(small, tiny, self.scale), ignore)
