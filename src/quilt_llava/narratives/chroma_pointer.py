@@ -12,9 +12,10 @@ other pointer over tissue.
 plane (at full resolution, so sizes, scales and hotspot rules are the luma locator's), on its
 own thread, with its own hits. Its hits are taken only for still views where the luma locator
 has hits on few frames (under ``sparse_share``; :func:`sparse_views`), after the late-rest search
-(:func:`.segments.late_rest_hits`), and only on frames without a luma hit: a view where the luma
-locator tracked the pointer keeps its hits alone, so a pointer the luma locator tracks is traced as
-before. The chroma plane sees luma pointers too (a dark
+(:func:`.segments.late_rest_hits`), only on frames without a luma hit, and only runs of them that
+travel ``min_travel`` or more (:func:`runs`, :func:`travel`: a colour plane's static structure can
+match a shape for a whole view): a view where the luma locator tracked the pointer keeps its hits
+alone, so a pointer the luma locator tracks is traced as before. The chroma plane sees luma pointers too (a dark
 arrow over coloured tissue hides the tissue's colour); in a view the luma locator left empty it
 may find them where luma failed, with the same rules of shape, motion and verification.
 """
