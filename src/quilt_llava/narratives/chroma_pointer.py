@@ -18,12 +18,23 @@ match a shape for a whole view): a view where the luma locator tracked the point
 alone, so a pointer the luma locator tracks is traced as before. The chroma plane sees luma pointers too (a dark
 arrow over coloured tissue hides the tissue's colour); in a view the luma locator left empty it
 may find them where luma failed, with the same rules of shape, motion and verification.
+
+Its hits cannot be used in a view the luma locator tracks, so it does not run there
+(:class:`LumaGate`): in each still view it runs until the luma locator has hits on ``hold_share``
+of the view's frames so far (over ``hold_s`` or more, known ``gate_lag`` frames later), and then
+skips the rest of the view; the plane itself is made only for the frames it runs on
+(:meth:`ChromaPointer.offer`). A view where the luma locator has few hits is searched on every
+frame, as before.
 """
 
 from __future__ import annotations
 
 import math
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -32,6 +43,11 @@ from quilt_llava.narratives.cursor_hits import AnalysedFrame
 from quilt_llava.narratives.cursor_thread import CursorThread
 from quilt_llava.narratives.pointer import SpriteConfig
 from quilt_llava.narratives.segments import Segment
+
+if TYPE_CHECKING:
+    from quilt_llava.narratives.video import Frame
+
+_NO_PLANE = np.zeros((0, 0), np.uint8)  # what a moving frame carries: the locator only resets on it
 
 
 @dataclass
@@ -56,6 +72,16 @@ class ChromaConfig:
     # the learner's, with blunt shapes pointing at their centroid (a colour-only pointer is a
     # highlight, a dot or a marker far more often than a hand; see ``SpriteConfig.blunt``)
     sprite: SpriteConfig = field(default_factory=lambda: SpriteConfig(blunt=0.4))
+    # the locator stops for the rest of a still view once the luma locator has hits on at least
+    # ``hold_share`` of the view's frames so far, over ``hold_s`` seconds or more: such a view is
+    # not left sparse (``sparse_share``) unless it goes on more than twice as long without a luma
+    # hit. The luma hits are counted every ``gate_every`` frames on the luma locator's thread and
+    # read ``gate_lag`` frames later (a multiple of ``gate_every``), so the analysis does not wait
+    # on that thread and the answer does not depend on timing
+    hold_share: float = 0.5
+    hold_s: float = 1.0
+    gate_every: int = 8
+    gate_lag: int = 24
 
 
 def chroma_gain(chroma: np.ndarray, config: ChromaConfig) -> int:
@@ -71,13 +97,63 @@ def chroma_plane(chroma: np.ndarray, gain: int) -> np.ndarray:
     return chroma if gain == 1 else cv2.multiply(chroma, gain)
 
 
+class LumaGate:
+    """Is the chroma locator still wanted in the open still view? (See ``ChromaConfig.hold_share``.)
+
+    ``count(start, j)`` returns a future of (frames of ``start..j`` with a luma hit, frames), run
+    once the luma locator has processed frame ``j`` (``CursorThread.call``): what it sees does not
+    depend on timing, and it is read ``gate_lag`` frames later, when it is done (the luma
+    locator's queue is shorter than that)."""
+
+    def __init__(self, config: ChromaConfig, count: Callable[[int, int], Future[tuple[int, int]]]) -> None:
+        self.config = config
+        self.count = count
+        self.start: int | None = None  # the open still view's first frame
+        self.closed = False  # the rest of the view is skipped
+        self.asked: deque[tuple[int, Future[tuple[int, int]]]] = deque()
+
+    def wanted(self, index: int, start: int | None, frame_interval: float) -> bool:
+        """Frame ``index``, in the still view that began at ``start`` (None: the view moves)."""
+        cfg = self.config
+        if start != self.start:
+            self.start, self.closed = start, False
+            self.asked.clear()
+        if start is None:
+            return True  # a moving frame: the locator ends its view there
+        if self.closed:
+            return False
+        if (index - start) % cfg.gate_every == 0:
+            self.asked.append((index, self.count(start, index)))
+        while self.asked and self.asked[0][0] <= index - cfg.gate_lag:
+            _, answer = self.asked.popleft()
+            hits, frames = answer.result()
+            if frames * frame_interval >= cfg.hold_s and hits >= cfg.hold_share * frames:
+                self.closed = True
+                self.asked.clear()
+                return False
+        return True
+
+
 class ChromaPointer:
     """The chroma plane's locator, on its own thread (see the module docstring)."""
 
-    def __init__(self, frame_height: int, config: ChromaConfig, cursor: CursorConfig, queue_depth: int) -> None:
+    def __init__(
+        self,
+        frame_height: int,
+        config: ChromaConfig,
+        cursor: CursorConfig,
+        queue_depth: int,
+        gain: int = 1,
+        analysis_width: int = 640,
+    ) -> None:
         """``cursor``: the luma locator's settings, used as they are (thresholds in grey levels of
-        the stretched plane, see ``ChromaConfig.span``)."""
+        the stretched plane, see ``ChromaConfig.span``); ``gain``: the plane's (:func:`chroma_gain`
+        on the video's first frame); ``analysis_width``: the extraction's (the plane reduced to it
+        gives the locator its motion)."""
         self.config = config
+        self.gain = gain
+        self.analysis_width = analysis_width
+        self.last: tuple[int, Frame] | None = None  # the frame offered before, its plane not made
         self.travel = config.min_travel * frame_height / 720
         self.step = cursor.max_step  # px one track moves between frames at most
         self.hits: dict[int, CursorHit] = {}
@@ -102,6 +178,34 @@ class ChromaPointer:
         motion = cv2.absdiff(small, self.prev_small) if self.prev_small is not None else None
         self.prev_small = small
         self.thread.submit(AnalysedFrame(index, t, plane, motion, moving, ignore, scale))
+
+    def _small(self, plane: np.ndarray) -> np.ndarray:
+        from quilt_llava.narratives.frames import reduce_luma
+
+        return reduce_luma(plane, self.analysis_width)[0]
+
+    def offer(
+        self, index: int, frame: Frame, moving: bool, ignore: np.ndarray | None, scale: int, wanted: bool
+    ) -> None:
+        """One analysed frame: its plane made and submitted where ``wanted`` (:class:`LumaGate`) and
+        the view is still; a moving frame is submitted without one (the locator ends its view on
+        it); a frame not wanted is skipped. The motion of a frame submitted after one that was not
+        is made from that one's plane, made then: the locator sees the motion it would have seen."""
+        if moving:
+            self.thread.submit(AnalysedFrame(index, frame.t, _NO_PLANE, None, True, ignore, scale))
+        if moving or not wanted:
+            self.last, self.prev_small = (index, frame), None
+            return
+        dist = frame.chroma()
+        if dist is None:  # a frame without colour
+            self.last, self.prev_small = None, None
+            return
+        if self.prev_small is None and self.last is not None and self.last[0] == index - 1:
+            before = self.last[1].chroma()
+            self.prev_small = None if before is None else self._small(chroma_plane(before, self.gain))
+        self.last = None
+        plane = chroma_plane(dist, self.gain)
+        self.submit(index, frame.t, plane, self._small(plane), moving, ignore, scale)
 
     def close(self, check: bool = True) -> None:
         self.thread.close(check=check)

@@ -9,14 +9,10 @@ on the producer thread, next to the decoder (see :func:`video.prefetch`).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from quilt_llava.narratives.video import Frame, FrameSource
-
-if TYPE_CHECKING:
-    from quilt_llava.narratives.chroma_pointer import ChromaConfig
 
 
 def analysis_scale(width: int, analysis_width: int) -> int:
@@ -48,22 +44,10 @@ def reduce_luma(luma: np.ndarray, analysis_width: int) -> tuple[np.ndarray, np.n
 
 
 def reduced_frames(
-    source: FrameSource, sample_fps: float | None, analysis_width: int, chroma: ChromaConfig | None = None
-) -> Iterator[tuple[Frame, np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]]:
-    """The frames to analyse with their small and tiny luma images (see :func:`reduce_luma`) and,
-    with ``chroma`` given, their chroma plane (:func:`.chroma_pointer.chroma_plane`, the gain
-    decided on the first frame with colour) at full resolution and reduced to the small size (None
-    for a frame without colour)."""
-    from quilt_llava.narratives.chroma_pointer import chroma_gain, chroma_plane
-
-    gain = 0
+    source: FrameSource, sample_fps: float | None, analysis_width: int
+) -> Iterator[tuple[Frame, np.ndarray, np.ndarray]]:
+    """The frames to analyse with their small and tiny luma images (see :func:`reduce_luma`). (The
+    chroma locator's plane is made later, for the frames it runs on: ``ChromaPointer.offer``.)"""
     for frame in sampled_frames(source.frames(), sample_fps):
         small, tiny = reduce_luma(frame.luma, analysis_width)
-        planes = None
-        if chroma is not None:
-            dist = frame.chroma()
-            if dist is not None:
-                gain = gain or chroma_gain(dist, chroma)
-                plane = chroma_plane(dist, gain)
-                planes = (plane, reduce_luma(plane, analysis_width)[0])
-        yield frame, small, tiny, planes
+        yield frame, small, tiny

@@ -48,7 +48,7 @@ import numpy as np
 
 from quilt_llava.errors import ConfigError, InputError
 from quilt_llava.files import atomic_write_bytes, write_jsonl
-from quilt_llava.narratives.chroma_pointer import ChromaConfig, ChromaPointer
+from quilt_llava.narratives.chroma_pointer import ChromaConfig, ChromaPointer, LumaGate, chroma_gain
 from quilt_llava.narratives.clustering import CLUSTERERS
 from quilt_llava.narratives.content import ContentConfig, ContentStats
 from quilt_llava.narratives.cursor import (
@@ -171,6 +171,7 @@ class Analyser:
         self.locator: TemplateCursorLocator | None = None
         self.cursor: CursorThread | None = None
         self.chroma: ChromaPointer | None = None  # a second locator on the chroma plane (``chroma_pointer``)
+        self.chroma_gate: LumaGate | None = None  # where it runs (not in views the luma locator tracks)
         self.samples: RunSamples | None = None  # colour frames of the open still run
         self.prev_small: np.ndarray | None = None
         self.size: tuple[int, int] | None = None  # (width, height)
@@ -180,11 +181,10 @@ class Analyser:
     def run(self, source: FrameSource, settle: bool = True) -> Analysis:
         cfg = self.cfg
         try:
-            chroma = cfg.chroma if cfg.chroma.enabled else None
-            for frame, small, tiny, planes in prefetch(
-                lambda: reduced_frames(source, cfg.sample_fps, cfg.analysis_width, chroma), cfg.prefetch
+            for frame, small, tiny in prefetch(
+                lambda: reduced_frames(source, cfg.sample_fps, cfg.analysis_width), cfg.prefetch
             ):
-                self._process_frame(frame, small, tiny, planes)
+                self._process_frame(frame, small, tiny)
         except BaseException:
             if self.cursor is not None:
                 self.cursor.close(check=False)
@@ -202,6 +202,25 @@ class Analyser:
         self.locator = TemplateCursorLocator(h, self.cfg.cursor)
         self.cursor = CursorThread(self.locator, self.hits, self.cfg.locator_queue if self.cfg.prefetch else 0)
 
+    def _start_chroma(self, frame: Frame) -> None:
+        """The chroma locator, with its gain from the first frame (none for a first frame without colour)."""
+        dist = frame.chroma()
+        if dist is None:
+            return
+        cfg = self.cfg
+        depth = cfg.locator_queue if cfg.prefetch else 0
+        gain = chroma_gain(dist, cfg.chroma)
+        self.chroma = ChromaPointer(frame.luma.shape[0], cfg.chroma, cfg.cursor, depth, gain, cfg.analysis_width)
+        assert self.cursor is not None
+        cursor = self.cursor
+        self.chroma_gate = LumaGate(
+            cfg.chroma, lambda start, j: cursor.call(functools.partial(self._luma_cover, start, j))
+        )
+
+    def _luma_cover(self, start: int, end: int) -> tuple[int, int]:
+        """(frames of ``start..end`` with a luma hit, frames): run on the luma locator's thread."""
+        return sum(i in self.hits for i in range(start, end + 1)), end - start + 1
+
     def _sample_stride(self) -> int:
         """Analysed frames between colour samples: one a second."""
         rate = 1.0 / self.frame_interval if self.cfg.sample_fps is None else self.cfg.sample_fps
@@ -216,7 +235,6 @@ class Analyser:
         frame: Frame,
         small: np.ndarray,
         tiny: np.ndarray,
-        chroma: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> None:
         import cv2
 
@@ -240,13 +258,13 @@ class Analyser:
         self.prev_small = small
         self.webcam.observe(index, small, moving)
         self.cursor.submit(AnalysedFrame(index, frame.t, luma, motion, moving, self.webcam.mask, self.scale))
-        if chroma is not None:
-            if self.chroma is None and index == 0:  # (a video whose first frame has no colour has no plane)
-                depth = self.cfg.locator_queue if self.cfg.prefetch else 0
-                self.chroma = ChromaPointer(luma.shape[0], self.cfg.chroma, self.cfg.cursor, depth)
-            if self.chroma is not None:
-                self.chroma.submit(index, frame.t, chroma[0], chroma[1], moving, self.webcam.mask, self.scale)
+        if index == 0 and self.cfg.chroma.enabled:
+            self._start_chroma(frame)
         step = self.views.step(index, moving, drift_image(small, tiny, self.scale), ignore)
+        if self.chroma is not None and self.chroma_gate is not None:
+            # (after the step: the still view's start as known at this frame)
+            wanted = self.chroma_gate.wanted(index, None if moving else self.views.start, self.frame_interval)
+            self.chroma.offer(index, frame, moving, self.webcam.mask, self.scale, wanted)
         if step.closed is not None:
             self._close_run(step.closed)
         if not moving:
