@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from quilt_llava.narratives.chroma_pointer import ChromaConfig, ChromaPointer, chroma_gain, sparse_views
+from quilt_llava.narratives.chroma_pointer import ChromaConfig, ChromaPointer, LumaGate, chroma_gain, sparse_views
 from quilt_llava.narratives.cursor import CursorConfig, CursorHit
 from quilt_llava.narratives.pipeline import ExtractConfig, analyse
 from quilt_llava.narratives.pointer import decide_hotspot
@@ -163,3 +163,96 @@ def test_a_still_run_beside_a_moving_one_is_left_out() -> None:
     chroma.hits.update({i: CursorHit(i, 300.0 + 3 * (i - 150), 100.0, 0.8) for i in range(150, 200)})
     hits: dict[int, CursorHit] = {}
     assert chroma.fill([view], hits) == 50 and min(hits) == 150
+
+
+def _arrow_clip(n: int = 200, seed: int = 3) -> tuple[np.ndarray, list[tuple[float, float]]]:
+    """The ring clip's tissue with a dark arrow (luma contrast) on the same course, longer."""
+    import cv2
+
+    from quilt_llava.narratives.synthetic import draw_cursor, make_cursor_sprite
+
+    rng = np.random.default_rng(seed)
+    noise = cv2.GaussianBlur(rng.normal(0, 1, (H, W)).astype(np.float32), (0, 0), 3)
+    tissue = _yuv_to_rgb(
+        170 + 25 * noise / noise.std(), 140 + 4 * noise / noise.std() + 0 * noise, 160 + 4 * noise / noise.std()
+    )
+    path = [(250 + 110 * np.cos(i * 0.04), 140 + 70 * np.sin(i * 0.04)) for i in range(n)]
+    sprite = make_cursor_sprite("arrow")
+    frames = np.empty((n, H, W, 3), np.uint8)
+    for i, (x, y) in enumerate(path):
+        frames[i] = tissue
+        draw_cursor(frames[i], sprite, (round(x), round(y)))
+    return frames, path
+
+
+def test_the_chroma_locator_stops_in_a_view_the_luma_locator_tracks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dark arrow the luma locator tracks: the chroma locator runs on the view's first second
+    and a bit (``hold_s``, read ``gate_lag`` frames later), not on its other frames; its plane is
+    not made for them either; the luma locator's hits are the same as without it."""
+    frames, path = _arrow_clip()
+    seen: list[int] = []
+    planes: list[int] = []
+    real_submit, real_chroma = ChromaPointer.submit, Frame.chroma
+
+    def submit(self: ChromaPointer, index: int, *args: object) -> None:
+        seen.append(index)
+        real_submit(self, index, *args)  # type: ignore[arg-type]
+
+    def chroma(self: Frame) -> np.ndarray | None:
+        planes.append(self.index)
+        return real_chroma(self)
+
+    monkeypatch.setattr(ChromaPointer, "submit", submit)
+    monkeypatch.setattr(Frame, "chroma", chroma)
+    for prefetch in (0, 8):  # inline and threaded: the same frames
+        seen.clear()
+        cfg = ExtractConfig(min_segment_s=2.0, prefetch=prefetch)
+        result = analyse(ArraySource(frames, fps=FPS), cfg)
+        assert _found(result.hits, path, 3.0) > 0.9
+        assert 0 < len(seen) <= FPS * cfg.chroma.hold_s + cfg.chroma.gate_lag + cfg.chroma.gate_every, seen
+        assert seen == list(range(len(seen)))
+        if prefetch == 0:
+            first = list(seen)
+        else:
+            assert seen == first
+    assert len(planes) <= 2 * (len(seen) + 1)  # (the first frame's twice: the gain, the plane)
+    cfg = ExtractConfig(min_segment_s=2.0, prefetch=0)
+    cfg.chroma = ChromaConfig(enabled=False)
+    assert analyse(ArraySource(frames, fps=FPS), cfg).hits == result.hits
+
+
+def test_the_chroma_locator_runs_on_every_frame_of_a_view_the_luma_locator_leaves_empty(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    frames, _ = _clip()
+    seen: list[int] = []
+    real_submit = ChromaPointer.submit
+
+    def submit(self: ChromaPointer, index: int, *args: object) -> None:
+        seen.append(index)
+        real_submit(self, index, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ChromaPointer, "submit", submit)
+    analyse(ArraySource(frames, fps=FPS), ExtractConfig(min_segment_s=2.0, prefetch=0))
+    assert seen == list(range(len(frames)))
+
+
+def test_the_luma_gate_reads_its_counts_late_and_per_view() -> None:
+    from concurrent.futures import Future
+
+    asked: list[tuple[int, int]] = []
+
+    def count(start: int, end: int) -> Future[tuple[int, int]]:
+        asked.append((start, end))
+        f: Future[tuple[int, int]] = Future()
+        f.set_result((end - start + 1 if start < 100 else 0, end - start + 1))  # view 0 tracked, view 100 not
+        return f
+
+    cfg = ChromaConfig(hold_s=1.0, gate_every=8, gate_lag=24)
+    gate = LumaGate(cfg, count)
+    wanted = [gate.wanted(i, 0, 1 / FPS) for i in range(100)]
+    # the count at frame 24 (25 frames, a second) is read at frame 48
+    assert all(wanted[:48]) and not any(wanted[48:])
+    assert asked[-1] == (0, 48)  # no more counts once the view is skipped
+    assert gate.wanted(100, None, 1 / FPS)  # a moving frame
+    assert all(gate.wanted(i, 101, 1 / FPS) for i in range(101, 400))  # a view the luma locator leaves empty
