@@ -218,8 +218,14 @@ class Analyser:
         )
 
     def _luma_cover(self, start: int, end: int) -> tuple[int, int]:
-        """(frames of ``start..end`` with a luma hit, frames): run on the luma locator's thread."""
-        return sum(i in self.hits for i in range(start, end + 1)), end - start + 1
+        """(frames of ``start..end`` with a luma hit, shown or held back on the open track at a
+        score the locator keeps them at whatever comes (``CursorConfig.sure_score``), frames): run
+        on the luma locator's thread. (A pointer resting where a view begins is held back until it
+        moves, and shown then; a lookalike held back below that score is not counted.)"""
+        assert self.locator is not None
+        sure = self.cfg.cursor.sure_score
+        held = {h.index for h in self.locator.pending if h.score >= sure}
+        return sum(i in self.hits or i in held for i in range(start, end + 1)), end - start + 1
 
     def _sample_stride(self) -> int:
         """Analysed frames between colour samples: one a second."""
