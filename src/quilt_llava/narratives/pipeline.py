@@ -13,8 +13,9 @@ the home of one thing that flows through the stage:
   (``ExtractConfig.locator_queue``): its cost per frame is very uneven, and decoding goes on
   while it works through a whole-frame search; a still run's end does not wait for it either
   (what the segment image needs from it is read on its thread, :meth:`.CursorThread.call`);
-- a pointer seen in colour only (:mod:`.chroma_pointer`): a second locator on each frame's chroma
-  plane, on a thread of its own, whose hits fill the views the luma locator left nearly empty;
+- a pointer seen in colour only (:mod:`.chroma_pointer`): a second locator on the frames' chroma
+  plane, on a thread of its own, whose hits fill the views the luma locator left nearly empty
+  (it stops in a view once the luma locator has hits on half its frames: ``LumaGate``);
 - the content area (:mod:`.content`): where on screen the slide view is, from statistics
   kept per still view;
 - tissue (:mod:`.tissue`): whether a still view shows tissue at all (a cut to a text
