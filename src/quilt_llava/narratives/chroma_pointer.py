@@ -76,8 +76,8 @@ class ChromaConfig:
     # ``hold_share`` of the view's frames so far, over ``hold_s`` seconds or more: such a view is
     # not left sparse (``sparse_share``) unless it goes on more than twice as long without a luma
     # hit. The luma hits are counted every ``gate_every`` frames on the luma locator's thread and
-    # read ``gate_lag`` frames later (a multiple of ``gate_every``), so the analysis does not wait
-    # on that thread and the answer does not depend on timing
+    # read ``gate_lag`` frames later (a multiple of ``gate_every``): the answer does not depend on
+    # timing, and the analysis waits on that thread only where it is further behind than that
     hold_share: float = 0.5
     hold_s: float = 1.0
     gate_every: int = 8
@@ -102,8 +102,8 @@ class LumaGate:
 
     ``count(start, j)`` returns a future of (frames of ``start..j`` with a luma hit, frames), run
     once the luma locator has processed frame ``j`` (``CursorThread.call``): what it sees does not
-    depend on timing, and it is read ``gate_lag`` frames later, when it is done (the luma
-    locator's queue is shorter than that)."""
+    depend on timing, and it is read ``gate_lag`` frames later (mostly done by then; the caller
+    waits for it where the luma locator is further behind)."""
 
     def __init__(self, config: ChromaConfig, count: Callable[[int, int], Future[tuple[int, int]]]) -> None:
         self.config = config
