@@ -8,6 +8,9 @@ figure is the lowest of ``--repeat`` runs (a machine shared with other jobs infl
 
     PYTHONPATH=src python benchmarks/extract_profile.py video.mp4 [more.mp4 ...] --repeat 2
 
+The locator's rows count both locators, the luma one and the chroma one
+(``quilt_llava.narratives.chroma_pointer``); ``--no-chroma`` runs the luma locator alone.
+
 ``--cursor-opt KEY=VALUE`` sets a field of the locator's config (``CursorConfig``; JSON value),
 e.g. ``--cursor-opt search_every=12`` (a value that is not JSON is a string).
 
@@ -86,7 +89,12 @@ def instrument(spent: dict[str, float], counts: dict[str, float]) -> None:
 
 
 def profile(
-    video: Path, repeat: int, spent: dict[str, float], counts: dict[str, float], cursor: dict[str, Any] | None = None
+    video: Path,
+    repeat: int,
+    spent: dict[str, float],
+    counts: dict[str, float],
+    cursor: dict[str, Any] | None = None,
+    chroma: bool = True,
 ) -> dict[str, Any]:
     from quilt_llava.narratives.pipeline import ExtractConfig, analyse
     from quilt_llava.narratives.video import PyAVSource
@@ -102,6 +110,7 @@ def profile(
         counts.clear()
         config = ExtractConfig(sample_fps=None, prefetch=0)
         config.cursor.match_threads = 1
+        config.chroma.enabled = chroma
         for key, value in (cursor or {}).items():
             setattr(config.cursor, key, value)
         t0, c0 = time.thread_time(), time.process_time()
@@ -131,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         metavar="KEY=VALUE",
         help="a CursorConfig field (JSON value), e.g. search_every=12; may be repeated",
     )
+    ap.add_argument("--no-chroma", action="store_true", help="without the chroma locator (the luma locator alone)")
     args = ap.parse_args(argv)
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from narratives_bench import parse_options
@@ -146,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     spent: dict[str, float] = collections.defaultdict(float)
     counts: dict[str, float] = collections.defaultdict(float)
     instrument(spent, counts)
-    results = [profile(v, args.repeat, spent, counts, cursor) for v in args.videos]
+    results = [profile(v, args.repeat, spent, counts, cursor, not args.no_chroma) for v in args.videos]
     if args.json:
         for r in results:
             print(json.dumps(r))

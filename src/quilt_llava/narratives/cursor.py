@@ -104,7 +104,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from quilt_llava.narratives.background import PointerFreeBackground
 from quilt_llava.narratives.box_matches import BoxMatcher
@@ -133,6 +133,9 @@ from quilt_llava.narratives.templates import (
 from quilt_llava.narratives.track_motion import GapBridge, MotionConfig
 from quilt_llava.narratives.view_history import ViewHistory
 from quilt_llava.narratives.whole_frame_search import WholeFrameSearch
+
+if TYPE_CHECKING:
+    from quilt_llava.narratives.pointer import SpriteConfig
 
 __all__ = ["AnalysedFrame", "CursorConfig", "CursorHit", "CursorLocator", "TemplateCursorLocator", "interpolated"]
 
@@ -183,7 +186,9 @@ GAPS = GapTrackConfig()  # a long gap between sure sightings followed through by
 class TemplateCursorLocator:
     """Shape-based cursor tracker; see the module docstring."""
 
-    def __init__(self, frame_height: int, config: CursorConfig | None = None) -> None:
+    def __init__(
+        self, frame_height: int, config: CursorConfig | None = None, sprite_config: SpriteConfig | None = None
+    ) -> None:
         self.config = config or CursorConfig()
         self.sprites = SpriteSet(make_templates(self.config.scales, frame_height), self.config)
         self.templates = self.sprites.templates  # the arrow prior, then the learned sprites (one list)
@@ -199,7 +204,7 @@ class TemplateCursorLocator:
         if self.config.learn_sprites:
             from quilt_llava.narratives.pointer import SpriteLearner
 
-            self.learner = SpriteLearner(frame_height)
+            self.learner = SpriteLearner(frame_height, sprite_config)
             self.intake = SpriteIntake(self.learner, self.sprites, self.search, self.history, self.config)
         self.track: tuple[float, float, int] | None = None  # tip x, y and template index
         self.verified = False  # the current track was seen to differ from the background

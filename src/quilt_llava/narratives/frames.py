@@ -46,7 +46,8 @@ def reduce_luma(luma: np.ndarray, analysis_width: int) -> tuple[np.ndarray, np.n
 def reduced_frames(
     source: FrameSource, sample_fps: float | None, analysis_width: int
 ) -> Iterator[tuple[Frame, np.ndarray, np.ndarray]]:
-    """The frames to analyse with their small and tiny luma images (see :func:`reduce_luma`)."""
+    """The frames to analyse with their small and tiny luma images (see :func:`reduce_luma`). (The
+    chroma locator's plane is made later, for the frames it runs on: ``ChromaPointer.offer``.)"""
     for frame in sampled_frames(source.frames(), sample_fps):
         small, tiny = reduce_luma(frame.luma, analysis_width)
         yield frame, small, tiny

@@ -13,6 +13,9 @@ the home of one thing that flows through the stage:
   (``ExtractConfig.locator_queue``): its cost per frame is very uneven, and decoding goes on
   while it works through a whole-frame search; a still run's end does not wait for it either
   (what the segment image needs from it is read on its thread, :meth:`.CursorThread.call`);
+- a pointer seen in colour only (:mod:`.chroma_pointer`): a second locator on the frames' chroma
+  plane, on a thread of its own, whose hits fill the views the luma locator left nearly empty
+  (it stops in a view once the luma locator has hits on half its frames: ``LumaGate``);
 - the content area (:mod:`.content`): where on screen the slide view is, from statistics
   kept per still view;
 - tissue (:mod:`.tissue`): whether a still view shows tissue at all (a cut to a text
@@ -46,6 +49,7 @@ import numpy as np
 
 from quilt_llava.errors import ConfigError, InputError
 from quilt_llava.files import atomic_write_bytes, write_jsonl
+from quilt_llava.narratives.chroma_pointer import ChromaConfig, ChromaPointer, LumaGate, chroma_gain
 from quilt_llava.narratives.clustering import CLUSTERERS
 from quilt_llava.narratives.content import ContentConfig, ContentStats
 from quilt_llava.narratives.cursor import (
@@ -98,6 +102,7 @@ class ExtractConfig:
         False  # keep rows of views that are not tissue (slides, camera, desktop), flagged is_tissue: false
     )
     cursor: CursorConfig = field(default_factory=CursorConfig)
+    chroma: ChromaConfig = field(default_factory=ChromaConfig)  # a pointer seen in colour only
     stability: StabilityConfig = field(default_factory=StabilityConfig)
     content: ContentConfig = field(default_factory=ContentConfig)
     tissue: TissueConfig = field(default_factory=TissueConfig)
@@ -166,6 +171,8 @@ class Analyser:
         self.images = SegmentImages(config.held_segments, spill_dir)
         self.locator: TemplateCursorLocator | None = None
         self.cursor: CursorThread | None = None
+        self.chroma: ChromaPointer | None = None  # a second locator on the chroma plane (``chroma_pointer``)
+        self.chroma_gate: LumaGate | None = None  # where it runs (not in views the luma locator tracks)
         self.samples: RunSamples | None = None  # colour frames of the open still run
         self.prev_small: np.ndarray | None = None
         self.size: tuple[int, int] | None = None  # (width, height)
@@ -182,6 +189,8 @@ class Analyser:
         except BaseException:
             if self.cursor is not None:
                 self.cursor.close(check=False)
+            if self.chroma is not None:
+                self.chroma.close(check=False)
             self.images.abort()
             raise
         return self._post_process(settle)
@@ -194,6 +203,31 @@ class Analyser:
         self.locator = TemplateCursorLocator(h, self.cfg.cursor)
         self.cursor = CursorThread(self.locator, self.hits, self.cfg.locator_queue if self.cfg.prefetch else 0)
 
+    def _start_chroma(self, frame: Frame) -> None:
+        """The chroma locator, with its gain from the first frame (none for a first frame without colour)."""
+        dist = frame.chroma()
+        if dist is None:
+            return
+        cfg = self.cfg
+        depth = cfg.locator_queue if cfg.prefetch else 0
+        gain = chroma_gain(dist, cfg.chroma)
+        self.chroma = ChromaPointer(frame.luma.shape[0], cfg.chroma, cfg.cursor, depth, gain, cfg.analysis_width)
+        assert self.cursor is not None
+        cursor = self.cursor
+        self.chroma_gate = LumaGate(
+            cfg.chroma, lambda start, j: cursor.call(functools.partial(self._luma_cover, start, j))
+        )
+
+    def _luma_cover(self, start: int, end: int) -> tuple[int, int]:
+        """(frames of ``start..end`` with a luma hit, shown or held back on the open track at a
+        score the locator keeps them at whatever comes (``CursorConfig.sure_score``), frames): run
+        on the luma locator's thread. (A pointer resting where a view begins is held back until it
+        moves, and shown then; a lookalike held back below that score is not counted.)"""
+        assert self.locator is not None
+        sure = self.cfg.cursor.sure_score
+        held = {h.index for h in self.locator.pending if h.score >= sure}
+        return sum(i in self.hits or i in held for i in range(start, end + 1)), end - start + 1
+
     def _sample_stride(self) -> int:
         """Analysed frames between colour samples: one a second."""
         rate = 1.0 / self.frame_interval if self.cfg.sample_fps is None else self.cfg.sample_fps
@@ -203,7 +237,12 @@ class Analyser:
         """What segment images paint over as known now (nothing when ``hide_webcam`` is off)."""
         return self.webcam.rects(self.scale, self.size) if self.cfg.hide_webcam and self.size is not None else ()
 
-    def _process_frame(self, frame: Frame, small: np.ndarray, tiny: np.ndarray) -> None:
+    def _process_frame(
+        self,
+        frame: Frame,
+        small: np.ndarray,
+        tiny: np.ndarray,
+    ) -> None:
         import cv2
 
         luma = frame.luma
@@ -226,7 +265,13 @@ class Analyser:
         self.prev_small = small
         self.webcam.observe(index, small, moving)
         self.cursor.submit(AnalysedFrame(index, frame.t, luma, motion, moving, self.webcam.mask, self.scale))
+        if index == 0 and self.cfg.chroma.enabled:
+            self._start_chroma(frame)
         step = self.views.step(index, moving, drift_image(small, tiny, self.scale), ignore)
+        if self.chroma is not None and self.chroma_gate is not None:
+            # (after the step: the still view's start as known at this frame)
+            wanted = self.chroma_gate.wanted(index, None if moving else self.views.start, self.frame_interval)
+            self.chroma.offer(index, frame, moving, self.webcam.mask, self.scale, wanted)
         if step.closed is not None:
             self._close_run(step.closed)
         if not moving:
@@ -351,6 +396,9 @@ class Analyser:
             seg.box = box if seg.is_tissue else self._view_box(k)
         self.images.finish(self.segments, self._webcam_rects(), settle, tuple(self.locator.templates))
         late_rest_hits(self.segments, self.hits)  # a pointer that never moved, found by a later shape
+        if self.chroma is not None:  # views with no hit: a pointer seen in colour only, if any
+            self.chroma.close()
+            self.chroma.fill(self.segments, self.hits)
         assign_traces(self.segments, self.hits, self.times, box, lambda x, y: self.webcam.covers(x, y, self.scale))
         duration = self.times[-1] + self.frame_interval if self.times else 0.0
         return Analysis(

@@ -76,7 +76,11 @@ sharpest extreme: of the eight compass directions, the one whose outermost
 ``tip_depth`` of the mask holds the fewest pixels for how far that extreme reaches from
 the shape's centroid (the arrow's tip, the pointing finger's tip, the point of a
 left-pointing arrow; not the barbs of a wide arrow head), the hotspot being the mean of the
-mask pixels at that extreme, moved one outline width (1.5 px per 24 px of size) inward.
+mask pixels at that extreme, moved one outline width (1.5 px per 24 px of size) inward. With
+``blunt`` set (the chroma locator's learner, :mod:`.chroma_pointer`), a blunt shape, whose sharpest
+extreme counts at least ``blunt`` of the median direction's (a dot, a ring learned filled with a
+ragged edge), has no tip and points at its centroid; a large pointing hand is as blunt, so the
+luma locator's learner leaves it off.
 Desktop pointers point up and to the left, so an extreme pointing right or down must be 2x
 sharper (up-right, down-left: 1.5x) to win. A drop shadow lies behind the tip, so it does not
 move it.
@@ -132,6 +136,12 @@ class SpriteConfig:
     same_score: float = 0.78  # a learned sprite that matches a known one (or a part of one) this well is not added
     symmetric_iou: float = 0.8  # mask against itself turned 180 degrees and mirrored both ways: all overlap this much
     tip_depth: float = 0.18  # share of the sprite's extent (at least 2 px) that counts as its extreme
+    # a shape whose sharpest extreme (weighted pixel count, see ``decide_hotspot``) is at least this
+    # share of the median direction's is blunt: no tip, it points at its centroid (classic arrows of
+    # 10-36 px: 0.23-0.25; a disc 0.57; a ring learned filled from a chroma plane 0.47). Off (None)
+    # for the luma locator: a large pointing hand is as blunt (handhelds' 64 px hand, draw 2: its
+    # centroid 41 px from the fingertip); on for the chroma locator's sprites (``chroma_pointer``)
+    blunt: float | None = None
     inset: float = 1.5  # px per 24 px of sprite size from the extreme pixels inward to the hotspot
     max_sprites: int = 12
     # A shape drawn in thin lines (a crosshair, an I-beam) covers at most this share of its box;
@@ -178,7 +188,11 @@ class Candidate:
 
 
 def decide_hotspot(
-    mask: np.ndarray, symmetric_iou: float = 0.8, tip_depth: float = 0.18, inset: float = 1.5
+    mask: np.ndarray,
+    symmetric_iou: float = 0.8,
+    tip_depth: float = 0.18,
+    inset: float = 1.5,
+    blunt: float | None = None,
 ) -> tuple[int, int]:
     """Where an unknown pointer shape points (see the module docstring): its centre when it is
     point-symmetric, else the mean of its pixels at its sharpest extreme."""
@@ -204,6 +218,7 @@ def decide_hotspot(
     best: tuple[float, float, float] | None = None
     cx, cy = xs.mean(), ys.mean()
     reach = float(np.hypot(xs - cx, ys - cy).max())
+    counts = []
     for dx, dy, weight in DIRECTIONS:
         s = xs * dx + ys * dy
         top = s.max()
@@ -211,11 +226,16 @@ def decide_hotspot(
         # An arrow's tip also reaches out furthest from the shape's middle; its barbs do not.
         far = float(np.hypot(xs[ridge].mean() - cx, ys[ridge].mean() - cy)) / max(reach, 1e-6)
         count = weight * int((s >= top - depth).sum()) / max(far, 0.25)
+        counts.append(count)
         if best is None or count < best[0]:
             # Cursor files put the hotspot on the fill's point, about one outline width (1.5 px)
             # inside the outermost pixels.
             best = (count, float(xs[ridge].mean()) - inward * dx, float(ys[ridge].mean()) - inward * dy)
     assert best is not None
+    if blunt is not None and best[0] >= blunt * float(np.median(counts)):
+        # No extreme much sharper than the others: a blunt blob (a disc, a ring learned filled, a
+        # round highlight with a ragged edge) has no tip; it points at its middle.
+        return round(float(cx)), round(float(cy))
     return round(min(max(best[1], x0), x1)), round(min(max(best[2], y0), y1))
 
 
@@ -791,7 +811,7 @@ class SpriteLearner:
             # the band around a flat region is not the pointer's shape: its tip is decided without it
             inner = _inner(mask, cand.band)
             shape = inner if np.count_nonzero(inner) >= self.min_area else mask
-        hotspot = decide_hotspot(shape, cfg.symmetric_iou, cfg.tip_depth, cfg.inset)
+        hotspot = decide_hotspot(shape, cfg.symmetric_iou, cfg.tip_depth, cfg.inset, cfg.blunt)
         return True, template_from_sprite(image, mask, hotspot)
 
     def _same(self, cand: Candidate, t: Template) -> bool:

@@ -24,6 +24,8 @@ from quilt_llava.errors import InputError, MissingDependencyError
 
 # Pixel formats whose first plane is full-resolution 8-bit luma.
 _I420 = {"yuv420p", "yuvj420p"}  # formats whose planes a ColourSample keeps as they are
+# Planar YUV formats whose second and third planes are U and V, 8 bits each.
+_PLANAR_UV = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p"}
 _PLANAR_Y8 = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "nv12", "nv21", "gray"}
 
 
@@ -39,6 +41,31 @@ class Frame:
         if self._source is None:
             return np.repeat(self.luma[..., None], 3, axis=2)
         return self._source.to_ndarray(format="rgb24")
+
+    def chroma(self) -> np.ndarray | None:
+        """(height, width) uint8: each pixel's chroma distance from neutral grey, ``|U - 128| +
+        |V - 128|`` (saturating), read from the decoder's U and V planes where it gives them
+        (no colour conversion; 4:2:0 planes are scaled up 2x, bilinear), else from RGB. None for
+        a frame without colour (grey-scale input). A pointer whose contrast lies in colour, not
+        brightness, stands out here (see ``pipeline.ChromaPointer``)."""
+        import cv2
+
+        src = self._source
+        h, w = self.luma.shape
+        fmt = getattr(getattr(src, "format", None), "name", None)
+        if src is None or fmt == "gray":
+            return None
+        if fmt in _PLANAR_UV:
+            u, v = (_plane_pixels(p, p.height, p.width) for p in src.planes[1:3])
+        else:
+            rgb = self.rgb().astype(np.float32)
+            r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+            u = np.clip(128 - 0.1687 * r - 0.3313 * g + 0.5 * b, 0, 255).astype(np.uint8)
+            v = np.clip(128 + 0.5 * r - 0.4187 * g - 0.0813 * b, 0, 255).astype(np.uint8)
+        dist = cv2.add(cv2.absdiff(u, 128), cv2.absdiff(v, 128))
+        if dist.shape != (h, w):
+            dist = cv2.resize(dist, (w, h), interpolation=cv2.INTER_LINEAR)
+        return dist
 
     def colour(self) -> ColourSample:
         """A copy of this frame's colour that does not hold the decoder's buffer: its 4:2:0

@@ -1,0 +1,262 @@
+"""A pointer whose contrast lies in colour, not brightness, found on a chroma plane.
+
+The locator (:mod:`.cursor`), the sprite learner (:mod:`.pointer`) and the motion blobs read the
+decoded luma plane alone. A pointer drawn in a colour of about the brightness of the tissue it
+covers (a translucent coloured highlight, a coloured circle or marker) changes the luma there by
+less than the learner's threshold, and is never seen moving. Its chroma changes more: each
+pixel's distance from neutral grey (``|U - 128| + |V - 128|``, :meth:`.video.Frame.chroma`,
+scaled by ``gain``) is a plane on which such a pointer moves over a still background like any
+other pointer over tissue.
+
+:class:`ChromaPointer` runs a second, unchanged :class:`.cursor.TemplateCursorLocator` on that
+plane (at full resolution, so sizes, scales and hotspot rules are the luma locator's), on its
+own thread, with its own hits. Its hits are taken only for still views where the luma locator
+has hits on few frames (under ``sparse_share``; :func:`sparse_views`), after the late-rest search
+(:func:`.segments.late_rest_hits`), only on frames without a luma hit, and only runs of them that
+travel ``min_travel`` or more (:func:`runs`, :func:`travel`: a colour plane's static structure can
+match a shape for a whole view): a view where the luma locator tracked the pointer keeps its hits
+alone, so a pointer the luma locator tracks is traced as before. The chroma plane sees luma pointers too (a dark
+arrow over coloured tissue hides the tissue's colour); in a view the luma locator left empty it
+may find them where luma failed, with the same rules of shape, motion and verification.
+
+Its hits cannot be used in a view the luma locator tracks, so it does not run there
+(:class:`LumaGate`): in each still view it runs until the luma locator has hits on ``hold_share``
+of the view's frames so far (over ``hold_s`` or more, known ``gate_lag`` frames later), and then
+skips the rest of the view; the plane itself is made only for the frames it runs on
+(:meth:`ChromaPointer.offer`). A view where the luma locator has few hits is searched on every
+frame, as before.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from quilt_llava.narratives.cursor import CursorConfig, CursorHit, TemplateCursorLocator
+from quilt_llava.narratives.cursor_hits import AnalysedFrame
+from quilt_llava.narratives.cursor_thread import CursorThread
+from quilt_llava.narratives.pointer import SpriteConfig
+from quilt_llava.narratives.segments import Segment
+
+if TYPE_CHECKING:
+    from quilt_llava.narratives.video import Frame
+
+_NO_PLANE = np.zeros((0, 0), np.uint8)  # what a moving frame carries: the locator only resets on it
+
+
+@dataclass
+class ChromaConfig:
+    enabled: bool = True  # run the chroma locator beside the luma one (one more locator thread)
+    # the chroma distance (|U - 128| + |V - 128|) is multiplied by a whole gain that brings its
+    # 99th percentile in the video's first frame to about ``span`` grey levels (at most ``max_gain``,
+    # at least 1): a translucent highlight changes the distance by 12-39 levels over tissue, under
+    # the locator's thresholds (learner 24, ``min_change`` 20 as a mean over the shape) unless
+    # stretched; stretched by a fixed gain, H&E's colour (distance 50-73) saturates
+    span: int = 160
+    max_gain: int = 8
+    # a still view whose frames have luma hits on fewer than this share takes the chroma locator's
+    # hits on its other frames (a few luma hits where a colour-only pointer first moved, 2-3 % of a
+    # view; a view the luma locator tracks has hits on most frames)
+    sparse_share: float = 0.2
+    # a run of a view's chroma hits (``runs``) is taken only where it travels at least this far (px
+    # at 720p, scaled with the frame height): motion is what shows a pointer, and a colour plane's
+    # static structure can match a shape for a whole view (a hit that never moved, at 0.91, for 170
+    # frames of a view where the luma locator had few)
+    min_travel: float = 20.0
+    # the learner's, with blunt shapes pointing at their centroid (a colour-only pointer is a
+    # highlight, a dot or a marker far more often than a hand; see ``SpriteConfig.blunt``)
+    sprite: SpriteConfig = field(default_factory=lambda: SpriteConfig(blunt=0.4))
+    # the locator stops for the rest of a still view once the luma locator has hits on at least
+    # ``hold_share`` of the view's frames so far, over ``hold_s`` seconds or more: such a view is
+    # not left sparse (``sparse_share``) unless it goes on more than twice as long without a luma
+    # hit. The luma hits are counted every ``gate_every`` frames on the luma locator's thread and
+    # read ``gate_lag`` frames later (a multiple of ``gate_every``): the answer does not depend on
+    # timing, and the analysis waits on that thread only where it is further behind than that
+    hold_share: float = 0.5
+    hold_s: float = 1.0
+    gate_every: int = 8
+    gate_lag: int = 24
+
+
+def chroma_gain(chroma: np.ndarray, config: ChromaConfig) -> int:
+    """The gain for a video whose first frame's chroma distance is ``chroma`` (see ``ChromaConfig.span``)."""
+    top = float(np.percentile(chroma[::4, ::4], 99))
+    return int(max(1, min(config.max_gain, config.span // max(top, 1.0))))
+
+
+def chroma_plane(chroma: np.ndarray, gain: int) -> np.ndarray:
+    """``chroma`` (uint8 distance from neutral) times ``gain``, saturating at 255."""
+    import cv2
+
+    return chroma if gain == 1 else cv2.multiply(chroma, gain)
+
+
+class LumaGate:
+    """Is the chroma locator still wanted in the open still view? (See ``ChromaConfig.hold_share``.)
+
+    ``count(start, j)`` returns a future of (frames of ``start..j`` with a luma hit, frames), run
+    once the luma locator has processed frame ``j`` (``CursorThread.call``): what it sees does not
+    depend on timing, and it is read ``gate_lag`` frames later (mostly done by then; the caller
+    waits for it where the luma locator is further behind)."""
+
+    def __init__(self, config: ChromaConfig, count: Callable[[int, int], Future[tuple[int, int]]]) -> None:
+        self.config = config
+        self.count = count
+        self.start: int | None = None  # the open still view's first frame
+        self.closed = False  # the rest of the view is skipped
+        self.asked: deque[tuple[int, Future[tuple[int, int]]]] = deque()
+
+    def wanted(self, index: int, start: int | None, frame_interval: float) -> bool:
+        """Frame ``index``, in the still view that began at ``start`` (None: the view moves)."""
+        cfg = self.config
+        if start != self.start:
+            self.start, self.closed = start, False
+            self.asked.clear()
+        if start is None:
+            return True  # a moving frame: the locator ends its view there
+        if self.closed:
+            return False
+        if (index - start) % cfg.gate_every == 0:
+            self.asked.append((index, self.count(start, index)))
+        while self.asked and self.asked[0][0] <= index - cfg.gate_lag:
+            _, answer = self.asked.popleft()
+            hits, frames = answer.result()
+            if frames * frame_interval >= cfg.hold_s and hits >= cfg.hold_share * frames:
+                self.closed = True
+                self.asked.clear()
+                return False
+        return True
+
+
+class ChromaPointer:
+    """The chroma plane's locator, on its own thread (see the module docstring)."""
+
+    def __init__(
+        self,
+        frame_height: int,
+        config: ChromaConfig,
+        cursor: CursorConfig,
+        queue_depth: int,
+        gain: int = 1,
+        analysis_width: int = 640,
+    ) -> None:
+        """``cursor``: the luma locator's settings, used as they are (thresholds in grey levels of
+        the stretched plane, see ``ChromaConfig.span``); ``gain``: the plane's (:func:`chroma_gain`
+        on the video's first frame); ``analysis_width``: the extraction's (the plane reduced to it
+        gives the locator its motion)."""
+        self.config = config
+        self.gain = gain
+        self.analysis_width = analysis_width
+        self.last: tuple[int, Frame] | None = None  # the frame offered before, its plane not made
+        self.travel = config.min_travel * frame_height / 720
+        self.step = cursor.max_step  # px one track moves between frames at most
+        self.hits: dict[int, CursorHit] = {}
+        self.locator = TemplateCursorLocator(frame_height, cursor, config.sprite)
+        self.thread = CursorThread(self.locator, self.hits, queue_depth)
+        self.prev_small: np.ndarray | None = None
+
+    def submit(
+        self,
+        index: int,
+        t: float,
+        plane: np.ndarray,
+        small: np.ndarray,
+        moving: bool,
+        ignore: np.ndarray | None,
+        scale: int,
+    ) -> None:
+        """One analysed frame: its chroma ``plane`` (full resolution) and that plane reduced to the
+        analysis scale (``small``), whether the view moves, the webcam's cells."""
+        import cv2
+
+        motion = cv2.absdiff(small, self.prev_small) if self.prev_small is not None else None
+        self.prev_small = small
+        self.thread.submit(AnalysedFrame(index, t, plane, motion, moving, ignore, scale))
+
+    def _small(self, plane: np.ndarray) -> np.ndarray:
+        from quilt_llava.narratives.frames import reduce_luma
+
+        return reduce_luma(plane, self.analysis_width)[0]
+
+    def offer(
+        self, index: int, frame: Frame, moving: bool, ignore: np.ndarray | None, scale: int, wanted: bool
+    ) -> None:
+        """One analysed frame: its plane made and submitted where ``wanted`` (:class:`LumaGate`) and
+        the view is still; a moving frame is submitted without one (the locator ends its view on
+        it); a frame not wanted is skipped. The motion of a frame submitted after one that was not
+        is made from that one's plane, made then: the locator sees the motion it would have seen."""
+        if moving:
+            self.thread.submit(AnalysedFrame(index, frame.t, _NO_PLANE, None, True, ignore, scale))
+        if moving or not wanted:
+            self.last, self.prev_small = (index, frame), None
+            return
+        dist = frame.chroma()
+        if dist is None:  # a frame without colour
+            self.last, self.prev_small = None, None
+            return
+        if self.prev_small is None and self.last is not None and self.last[0] == index - 1:
+            before = self.last[1].chroma()
+            self.prev_small = None if before is None else self._small(chroma_plane(before, self.gain))
+        self.last = None
+        plane = chroma_plane(dist, self.gain)
+        self.submit(index, frame.t, plane, self._small(plane), moving, ignore, scale)
+
+    def close(self, check: bool = True) -> None:
+        self.thread.close(check=check)
+        if check:
+            for hit in self.locator.finish():
+                self.hits[hit.index] = hit
+
+    def fill(self, segments: list[Segment], hits: dict[int, CursorHit]) -> int:
+        """Add this locator's hits to ``hits`` in the segments where ``hits`` covers fewer than
+        ``sparse_share`` of the frames (:func:`sparse_views`), on the frames without a hit of their
+        own, run by run (:func:`runs`): a run whose hits stay within ``min_travel`` of each other
+        is left out. Returns how many hits were added."""
+        added = 0
+        for seg in sparse_views(segments, hits, self.config.sparse_share):
+            own = [self.hits[i] for i in range(seg.span.start, seg.span.end + 1) if i in self.hits]
+            for run in runs(own, self.step):
+                if travel(run) < self.travel:
+                    continue
+                for hit in run:
+                    if hit.index not in hits:
+                        hits[hit.index] = hit
+                        added += 1
+        return added
+
+
+def runs(hits: list[CursorHit], step: float) -> list[list[CursorHit]]:
+    """``hits`` (in frame order) cut where a hit lies more than ``step`` px from the one before:
+    each piece one track of one thing (frames without a hit between two hits do not cut it: a
+    pointer rests, is lost for a while, and is found again where it went)."""
+    out: list[list[CursorHit]] = []
+    for h in hits:
+        if out and math.hypot(h.x - out[-1][-1].x, h.y - out[-1][-1].y) <= step:
+            out[-1].append(h)
+        else:
+            out.append([h])
+    return out
+
+
+def travel(hits: list[CursorHit]) -> float:
+    """How far ``hits`` spread (their bounding box's diagonal)."""
+    if not hits:
+        return 0.0
+    xs, ys = [h.x for h in hits], [h.y for h in hits]
+    return float(math.hypot(max(xs) - min(xs), max(ys) - min(ys)))
+
+
+def sparse_views(segments: list[Segment], hits: dict[int, CursorHit], share: float) -> list[Segment]:
+    """The segments fewer than ``share`` of whose frames have a hit in ``hits``."""
+    out = []
+    for s in segments:
+        frames = range(s.span.start, s.span.end + 1)
+        if sum(i in hits for i in frames) < share * len(frames):
+            out.append(s)
+    return out
