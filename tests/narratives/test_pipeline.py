@@ -492,6 +492,18 @@ def test_cli_keep_non_tissue(cut_video, tmp_path):
     assert sum(not r["is_tissue"] for r in rows) >= 2 and sum(r["is_tissue"] for r in rows) == 2
 
 
+def test_cli_no_chroma_turns_the_chroma_locator_off(tmp_path, monkeypatch):
+    from quilt_llava.narratives import cli as narratives_cli
+
+    seen = []
+    monkeypatch.setattr(narratives_cli, "run_extract", lambda options, out: seen.append(options) or 0)
+    for flag, enabled in (([], True), (["--no-chroma"], False)):
+        args = ["narratives", "extract", str(tmp_path), "--out", str(tmp_path / "out"), "--quiet", *flag]
+        result = CliRunner().invoke(make_app(), args)
+        assert result.exit_code == 0, result.output
+        assert narratives_cli.extract_config(seen[-1]).chroma.enabled is enabled
+
+
 def test_extract_profile_benchmark_times_every_part(video):
     """``benchmarks/extract_profile.py`` (run as a script: it wraps the analysis's functions) gives
     each part's CPU, the locator's parts inside the locator's and all inside the process's."""
