@@ -24,9 +24,9 @@ from quilt_llava.errors import InputError, MissingDependencyError
 
 # Pixel formats whose first plane is full-resolution 8-bit luma.
 _I420 = {"yuv420p", "yuvj420p"}  # formats whose planes a ColourSample keeps as they are
-# Planar YUV formats whose second and third planes are U and V, 8 bits each.
-_PLANAR_UV = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p"}
 _PLANAR_Y8 = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "nv12", "nv21", "gray"}
+# Planar YUV formats whose second and third planes are U and V, 8 bits each (NV12/NV21 interleave them).
+_PLANAR_UV = _PLANAR_Y8 - {"nv12", "nv21", "gray"}
 
 
 @dataclass
