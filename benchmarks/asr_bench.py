@@ -111,7 +111,8 @@ DATA = Path(__file__).with_name("data")
 HELDOUT = {name: DATA / f"asr_{name}_sentences.txt" for name in ("heldout", *(f"heldout{i}" for i in range(2, 15)))}
 SETS = ("demo", *HELDOUT)
 GOALS = {"term_recall": 0.85, "damage": 0.01}
-# The vocabulary corrector's settings for every correction of a run (``--form-min-zipf``).
+# The vocabulary corrector's settings for every correction of a run (``--form-min-zipf``,
+# ``--number-agreement``).
 CORRECTION = CorrectionConfig()
 DEFAULT_MODEL = "tiny.en"
 
@@ -441,6 +442,12 @@ def main(argv: list[str] | None = None) -> int:
         default=str(CorrectionConfig().form_min_zipf),
         help="CorrectionConfig.form_min_zipf: heard pathology words left alone ('off': as before the twelfth pass)",
     )
+    ap.add_argument(
+        "--number-agreement",
+        action=argparse.BooleanOptionalAction,
+        default=CorrectionConfig().number_agreement,
+        help="CorrectionConfig.number_agreement: a term heard singular where the sentence wants the plural",
+    )
     ap.add_argument("--prompt", help="a Whisper initial prompt for the whole audio (AsrConfig.initial_prompt)")
     ap.add_argument("--hotwords", help="faster-whisper hotwords for the whole audio (AsrConfig.hotwords)")
     ap.add_argument("--llm-base-url", default=os.environ.get("QUILT_LLAVA_LLM_BASE_URL", ""))
@@ -462,6 +469,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     CORRECTION.form_min_zipf = None if args.form_min_zipf == "off" else float(args.form_min_zipf)
+    CORRECTION.number_agreement = args.number_agreement
 
     asr = AsrConfig(
         model=args.model,
@@ -541,7 +549,7 @@ def main(argv: list[str] | None = None) -> int:
         "model": args.model,
         "judge_model": args.judge_model or args.model,
         "asr_settings": asr.settings(),
-        "correction": {"form_min_zipf": CORRECTION.form_min_zipf},
+        "correction": {"form_min_zipf": CORRECTION.form_min_zipf, "number_agreement": CORRECTION.number_agreement},
         "model_load_s": round(load_s, 2),
         "machine": {
             "platform": platform.platform(),

@@ -439,3 +439,25 @@ def test_a_heard_pathology_word_is_not_turned_into_a_sibling_term(vocab):
     # misheard non-words next to such a stem are still corrected
     fixed, _ = correct_with_vocabulary(timed("the histocytes and the fibrodenoma"), vocab)
     assert fixed.text() == "the histiocytes and the fibroadenoma"
+
+
+def test_a_term_heard_in_the_singular_where_the_sentence_wants_the_plural_becomes_the_plural(vocab):
+    from dataclasses import replace
+
+    from quilt_llava.narratives.correct import CorrectionConfig, VocabularyCorrector
+
+    # The recogniser cannot hear "-sis" from "-ses"; the verb or a counting word says which.
+    text = "The mitosis are frequent, and many nucleus lie in two gland of the cortex."
+    fixed, edits = correct_with_vocabulary(timed(text), vocab)
+    assert fixed.text() == "The mitoses are frequent, and many nuclei lie in two glands of the cortex."
+    assert all(e.detail.get("number") for e in edits)
+    # the singular stays where the sentence wants it, and across a pause the verb is not its verb
+    for kept in ("The mitosis is atypical.", "Look at this mitosis. Are there more?", "One nucleus."):
+        assert correct_with_vocabulary(timed(kept), vocab)[1] == [], kept
+    # a term whose plural is not a term of its own is left alone ("cell" is not a one-word term)
+    c = VocabularyCorrector(vocab)
+    assert c.plural_of("mitosis") == "mitoses" and c.plural_of("nucleus") == "nuclei"
+    assert c.plural_of("mitoses") is None and c.plural_of("ordinary") is None
+    # off: as before
+    off = replace(CorrectionConfig(), number_agreement=False)
+    assert correct_with_vocabulary(timed(text), vocab, off)[1] == []

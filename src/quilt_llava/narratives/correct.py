@@ -28,7 +28,7 @@ General speech recognition turns pathology terms into everyday words and non-wor
   alone: without context a misheard common word cannot be told from a correct one (this
   is what the LLM pass is for).
 
-Three more kinds of candidate use what is around a word:
+Four more kinds of candidate use what is around a word:
 
 - **anchored several-word terms**: where some words of a several-word term were heard
   right, only the others are compared ("perinoral invasion" -> "perineural invasion");
@@ -40,7 +40,12 @@ Three more kinds of candidate use what is around a word:
   cues beside it (a non-word: within ``cue_window`` words of the same sentence) becomes the
   term at the lower bar ``cue_min_score``, even a real word or another term that has no
   cue of its own there ("membrane staining" -> "membranous staining", "DAB chromatin" ->
-  "DAB chromogen"; "coarse chromatin" stays).
+  "DAB chromogen"; "coarse chromatin" stays);
+- **number agreement** (``number_agreement``): a one-word term heard in the singular right
+  before "are"/"were" or right after a word that counts several ("many", "two", "these")
+  becomes its plural where the vocabulary lists that plural as a term ("the mitosis are
+  frequent" -> "the mitoses are frequent"): the recogniser cannot hear "-sis" from "-ses",
+  the sentence can. A pause (punctuation) between the words stops it.
 
 All candidates compete: at most one edit per word, the best-scoring first.
 
@@ -131,6 +136,13 @@ FORM_ENDINGS = (
 # itself a pathology word (:meth:`VocabularyCorrector.pathology_word`): mucosa/mucosal,
 # epithelium/epithelioid, ulcer/ulcerated, proliferation/proliferating.
 WORD_FORM_ENDINGS = (*FORM_ENDINGS, "a", "um", "ated", "ion")
+# Words after which a noun is plural ("are", "were") and words before which it is ("many nucleus").
+PLURAL_VERBS = frozenset({"are", "were"})
+PLURAL_COUNTS = frozenset(
+    {"many", "several", "numerous", "multiple", "few", "two", "three", "four", "five", "these", "those", "both"}
+)
+# Singular endings and their plurals: Latin and Greek ones first, then English -s/-es/-ies.
+PLURAL_ENDINGS = (("sis", "ses"), ("us", "i"), ("um", "a"), ("on", "a"), ("a", "ae"), ("ex", "ices"), ("ix", "ices"))
 _LEAD = re.compile(r"^[^\w]*")
 _TRAIL = re.compile(r"[^\w]*$")
 _DIGITS = re.compile(r"\d+")
@@ -174,6 +186,11 @@ class CorrectionConfig:
     # ("epithelioid", "mucosal", "ulcerated", "proliferating"). Such a word was heard right far more
     # often than it hides a mishearing (docs/BENCHMARKS.md, Speech, twelfth pass). None: off.
     form_min_zipf: float | None = 1.5
+    # A one-word term heard in the singular where English grammar wants the plural becomes the
+    # plural that the vocabulary lists as a term: followed by "are"/"were", or after a word that
+    # counts several ("the mitosis are frequent" -> "the mitoses are frequent", "many nucleus" ->
+    # "many nuclei"). The recogniser cannot hear "-sis" from "-ses"; the sentence can.
+    number_agreement: bool = True
 
     def validate(self) -> None:
         problems = []
@@ -536,6 +553,34 @@ class VocabularyCorrector:
                 found.append(replace(edit, detail={**edit.detail, "context": True}))
         return found
 
+    def plural_of(self, word: str) -> str | None:
+        """The vocabulary's plural of a one-word term (another one-word term), or None."""
+        if (word,) not in self._index:
+            return None
+        options = [word[: -len(one)] + many for one, many in PLURAL_ENDINGS if word.endswith(one)]
+        options += [word + "s", word + "es"] + ([word[:-1] + "ies"] if word.endswith("y") else [])
+        for option in options:
+            term = self._index.get((option,))
+            if term is not None and term is not self._index[(word,)]:
+                return option
+        return None
+
+    def _number_edits(self, ui: int, tokens: list[str], norms: list[str]) -> list[Edit]:
+        """Terms heard in the singular where the sentence wants the plural (``number_agreement``)."""
+        if not self.config.number_agreement:
+            return []
+        ends = [t.rstrip("\"')").endswith((".", "?", "!", ";", ",", ":")) for t in tokens]
+        found: list[Edit] = []
+        for i, word in enumerate(norms):
+            after = i + 1 < len(norms) and not ends[i] and norms[i + 1] in PLURAL_VERBS
+            before = i > 0 and not ends[i - 1] and norms[i - 1] in PLURAL_COUNTS
+            plural = self.plural_of(word) if word and (after or before) else None
+            if plural is None:
+                continue
+            edit = self.edit(ui, i, i + 1, tokens, self._index[(plural,)].canonical, 1.0, 1.0, 1.0)
+            found.append(replace(edit, detail={**edit.detail, "number": True}))
+        return found
+
     def edit(
         self, ui: int, first: int, last: int, tokens: list[str], after: str, score: float, spelling: float, sound: float
     ) -> Edit:
@@ -554,6 +599,7 @@ class VocabularyCorrector:
                 + self._anchored_edits(ui, tokens, norms)
                 + self._resegmented_edits(ui, tokens, norms)
                 + self._context_edits(ui, tokens, norms)
+                + self._number_edits(ui, tokens, norms)
             )
         return out
 
