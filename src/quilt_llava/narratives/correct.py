@@ -42,7 +42,8 @@ Four more kinds of candidate use what is around a word:
   cue of its own there ("membrane staining" -> "membranous staining", "DAB chromatin" ->
   "DAB chromogen"; "coarse chromatin" stays);
 - **number agreement** (``number_agreement``): a one-word term heard in the singular right
-  before "are"/"were" or right after a word that counts several ("many", "two", "these")
+  heading the subject before "are"/"were" ("the X are", not "of the X are") or right after a
+  word that counts several ("many", "two", "these")
   becomes its plural where the vocabulary lists that plural as a term ("the mitosis are
   frequent" -> "the mitoses are frequent"): the recogniser cannot hear "-sis" from "-ses",
   the sentence can. A pause (punctuation) between the words stops it.
@@ -141,6 +142,11 @@ PLURAL_VERBS = frozenset({"are", "were"})
 PLURAL_COUNTS = frozenset(
     {"many", "several", "numerous", "multiple", "few", "two", "three", "four", "five", "these", "those", "both"}
 )
+# Before "are"/"were" the term must head the subject: right after "the" (or a counting word), and
+# that not inside a phrase ("the adipocytes of this lobule are": the verb is the adipocytes').
+PLURAL_HEADS = frozenset({"the", "some", "all"})
+_PREPOSITIONS = "of in on at with from by around within beside between near under over into for to across through along"
+PREPOSITIONS = frozenset(f"{_PREPOSITIONS} among about without inside".split())
 # Singular endings and their plurals: Latin and Greek ones first, then English -s/-es/-ies.
 PLURAL_ENDINGS = (("sis", "ses"), ("us", "i"), ("um", "a"), ("on", "a"), ("a", "ae"), ("ex", "ices"), ("ix", "ices"))
 _LEAD = re.compile(r"^[^\w]*")
@@ -572,8 +578,15 @@ class VocabularyCorrector:
         ends = [t.rstrip("\"')").endswith((".", "?", "!", ";", ",", ":")) for t in tokens]
         found: list[Edit] = []
         for i, word in enumerate(norms):
-            after = i + 1 < len(norms) and not ends[i] and norms[i + 1] in PLURAL_VERBS
             before = i > 0 and not ends[i - 1] and norms[i - 1] in PLURAL_COUNTS
+            after = (
+                i + 1 < len(norms)
+                and not ends[i]
+                and norms[i + 1] in PLURAL_VERBS
+                and i > 0
+                and (norms[i - 1] in PLURAL_HEADS or before)
+                and (i < 2 or ends[i - 2] or norms[i - 2] not in PREPOSITIONS)
+            )
             plural = self.plural_of(word) if word and (after or before) else None
             if plural is None:
                 continue
