@@ -472,6 +472,9 @@ class SpriteLearner:
         self.candidates: deque[Candidate] = deque(maxlen=self.config.candidates_kept)
         # sightings of flat fills (``_filled_candidate``), verified among themselves
         self.filled: deque[Candidate] = deque(maxlen=self.config.candidates_kept)
+        # sightings cut where a move came to rest (``_settled``): verified against these and the
+        # plain ones, kept apart so that they never push a plain sighting out of its pool
+        self.settled: deque[Candidate] = deque(maxlen=self.config.candidates_kept)
         self.learned: list[Template] = []
         # (frame index, luma, box) where the sprite learned last was seen, in frames still held
         self.sightings: list[tuple[int, np.ndarray, tuple[int, int, int, int]]] = []
@@ -520,7 +523,8 @@ class SpriteLearner:
                 cand = self._slow_candidate(index, luma, box)
             template = None
             if cand is not None:
-                template = self._verify(cand)
+                # (against the sightings cut at rests too, while there are any: see ``_settled``)
+                template = self._verify(cand, deque([*self.candidates, *self.settled]) if self.settled else None)
                 self.candidates.append(cand)
             pool = self.candidates
             if template is None and cfg.fill_grow:
@@ -549,6 +553,7 @@ class SpriteLearner:
                 ]
                 self.candidates.clear()
                 self.filled.clear()
+                self.settled.clear()
                 break
         return added
 
@@ -567,27 +572,36 @@ class SpriteLearner:
         self.last_move = None
         older = dict(self.frames)
         near, far = older.get(moved - cfg.near), older.get(moved - cfg.far)
-        if near is None or far is None:
+        recent = older.get(index - cfg.near)
+        if near is None or far is None or recent is None:
             return []
         # A blob of what moved last is a part of the pointer (the half-resolution motion of a small
         # one): the region cut is grown as for a slow candidate (``slow_grow`` x ``min_px``).
         grow = round(cfg.slow_grow * self.min_px)
+        cut: set[tuple[int, int, tuple[int, ...]]] = set()
         for box in boxes:
             cand = self._candidate(index, luma, [near, far], box, margin=grow)
-            if cand is None:
-                continue
-            template = self._verify(cand)
-            self.candidates.append(cand)
+            if cand is None or (cand.x, cand.y, cand.mask.shape) in cut:
+                continue  # (two blobs of one pointer give the same cut)
+            h, w = cand.mask.shape
+            since = np.abs(cand.image.astype(int) - recent[cand.y : cand.y + h, cand.x : cand.x + w].astype(int))
+            if np.count_nonzero((since > cfg.threshold) & (cand.mask > 0)) >= self.min_area:
+                continue  # it still changes (a pointer drifting slower than the motion shows): not at rest
+            cut.add((cand.x, cand.y, cand.mask.shape))
+            pool = deque([*self.candidates, *self.settled])
+            template = self._verify(cand, pool)
+            self.settled.append(cand)
             if template is not None:
                 self.learned.append(template)
                 held = dict(self.frames)
                 self.sightings = [
                     (c.index, held[c.index], (c.x, c.y, c.x + c.image.shape[1], c.y + c.image.shape[0]))
-                    for c in self.candidates
+                    for c in pool
                     if c.index in held and c.index != index
                 ]
                 self.candidates.clear()
                 self.filled.clear()
+                self.settled.clear()
                 return [template]
         return []
 
