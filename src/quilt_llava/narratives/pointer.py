@@ -31,6 +31,12 @@ moves):
    outside a known webcam, and not a shape the plain path saw whole lately or a known sprite's.
    Its sprite keeps a band around it flattened to the band's median (a flat fill's shape is its
    edge against its surroundings), and such sightings are verified only among themselves.
+   Heavy compression smears a small pointer while it moves, so that no two of its moving
+   sightings agree, and codes it whole once it rests. While no sprite is known, a move that came
+   to rest (``settle`` frames in which the learner was shown no motion, and the spot no longer
+   changes) is cut again there, against the frames ``near`` and ``far`` before that move
+   (:meth:`SpriteLearner._settled`); such sightings are kept in a pool of their own (they never
+   push a plain sighting out) and verified against both pools, as the others are.
 2. **A candidate sprite** is the largest such region around a motion blob, of pointer
    size (``min_px``..``max_px``, scaled with the frame height), closed and hole-filled:
    its luma pixels and mask.
@@ -175,7 +181,7 @@ class SpriteConfig:
     fill_extent: float = 4.0  # x ``min_px``: the least extent of a flat region learned this way
     fill_band: float = 2.0  # px (at 720p) of what lies around a flat region kept with it, flattened
     # A pointer that comes to rest is cut again ``settle`` frames after its last move, where nothing
-    # moved since, against the frames ``near`` and ``far`` before that move (``_settled_candidate``):
+    # moved since, against the frames ``near`` and ``far`` before that move (``SpriteLearner._settled``):
     # heavy compression smears a small pointer while it moves (no two sightings agree) and codes it
     # whole once it rests. Only while no sprite is known; 0 turns it off.
     settle: int = 6
@@ -465,7 +471,7 @@ class SpriteLearner:
         # (references, not copies; ``settle`` more for the frames before a move that came to rest)
         self.frames: deque[tuple[int, np.ndarray]] = deque(maxlen=self.config.far + 1 + self.config.settle)
         # the last frame whose moving blobs the learner was shown, and those blobs, while every
-        # frame after it was seen to be quiet (``_settled_candidate``)
+        # frame after it was seen to be quiet (``SpriteLearner._settled``)
         self.last_move: tuple[int, list[tuple[int, int, int, int]]] | None = None
         # every ``slow_stride``-th frame of the view (references, not copies), for a slow pointer
         self.slow: deque[np.ndarray] = deque(maxlen=self.config.slow_frames)
