@@ -490,6 +490,11 @@ class SpriteLearner:
         self.slow.clear()
         self.last_move = None
 
+    def _held(self) -> dict[int, np.ndarray]:
+        """The frames whose sightings are handed on with a sprite just learned (``sightings``): the
+        last ``far`` + 1 (the older ones held for ``_settled`` are not)."""
+        return dict(list(self.frames)[-(self.config.far + 1) :])
+
     def _pointer_sized(self, area: int, width: int, height: int) -> bool:
         """Whether a candidate of ``area`` px in a ``width`` x ``height`` box could be a pointer."""
         return area >= self.min_area and self.min_px <= max(width, height) <= self.max_px
@@ -551,7 +556,7 @@ class SpriteLearner:
                 self.learned.append(template)
                 added.append(template)
                 # Where it was seen moving in the frames still held (before the locator knew it).
-                held = dict(self.frames)
+                held = self._held()
                 self.sightings = [
                     (c.index, held[c.index], (c.x, c.y, c.x + c.image.shape[1], c.y + c.image.shape[0]))
                     for c in pool
@@ -599,7 +604,7 @@ class SpriteLearner:
             self.settled.append(cand)
             if template is not None:
                 self.learned.append(template)
-                held = dict(self.frames)
+                held = self._held()
                 self.sightings = [
                     (c.index, held[c.index], (c.x, c.y, c.x + c.image.shape[1], c.y + c.image.shape[0]))
                     for c in pool
