@@ -237,7 +237,8 @@ class TemplateCursorLocator:
             and self.last_hit == frame.index - 1
             and (self.track[2] >= self.sprites.generic or self.last_score >= PRIOR_SETTLED_SCORE)
         )
-        blobs = [] if settled else self.motion.largest_blobs(frame, 2)
+        # (None while settled: the learner is not told whether anything moved)
+        blobs = None if settled else self.motion.largest_blobs(frame, 2)
         return self.intake.observe(frame, blobs)
 
     def _end_track(self, view_ends: bool = False) -> list[CursorHit]:

@@ -31,6 +31,12 @@ moves):
    outside a known webcam, and not a shape the plain path saw whole lately or a known sprite's.
    Its sprite keeps a band around it flattened to the band's median (a flat fill's shape is its
    edge against its surroundings), and such sightings are verified only among themselves.
+   Heavy compression smears a small pointer while it moves, so that no two of its moving
+   sightings agree, and codes it whole once it rests. While no sprite is known, a move that came
+   to rest (``settle`` frames in which the learner was shown no motion, and the spot no longer
+   changes) is cut again there, against the frames ``near`` and ``far`` before that move
+   (:meth:`SpriteLearner._settled`); such sightings are kept in a pool of their own (they never
+   push a plain sighting out) and verified against both pools, as the others are.
 2. **A candidate sprite** is the largest such region around a motion blob, of pointer
    size (``min_px``..``max_px``, scaled with the frame height), closed and hole-filled:
    its luma pixels and mask.
@@ -174,6 +180,11 @@ class SpriteConfig:
     fill_seen: float = 0.5  # a plain sighting this share of a flat region's area: the plain path learns it
     fill_extent: float = 4.0  # x ``min_px``: the least extent of a flat region learned this way
     fill_band: float = 2.0  # px (at 720p) of what lies around a flat region kept with it, flattened
+    # A pointer that comes to rest is cut again ``settle`` frames after its last move, where nothing
+    # moved since, against the frames ``near`` and ``far`` before that move (``SpriteLearner._settled``):
+    # heavy compression smears a small pointer while it moves (no two sightings agree) and codes it
+    # whole once it rests. Only while no sprite is known; 0 turns it off.
+    settle: int = 6
 
 
 @dataclass
@@ -457,12 +468,19 @@ class SpriteLearner:
         self.min_px = max(4, round(self.config.min_px * unit))
         self.max_px = round(self.config.max_px * unit)
         self.min_area = max(8, round(self.config.min_area * unit * unit))
-        self.frames: deque[tuple[int, np.ndarray]] = deque(maxlen=self.config.far + 1)
+        # (references, not copies; ``settle`` more for the frames before a move that came to rest)
+        self.frames: deque[tuple[int, np.ndarray]] = deque(maxlen=self.config.far + 1 + self.config.settle)
+        # the last frame whose moving blobs the learner was shown, and those blobs, while every
+        # frame after it was seen to be quiet (``SpriteLearner._settled``)
+        self.last_move: tuple[int, list[tuple[int, int, int, int]]] | None = None
         # every ``slow_stride``-th frame of the view (references, not copies), for a slow pointer
         self.slow: deque[np.ndarray] = deque(maxlen=self.config.slow_frames)
         self.candidates: deque[Candidate] = deque(maxlen=self.config.candidates_kept)
         # sightings of flat fills (``_filled_candidate``), verified among themselves
         self.filled: deque[Candidate] = deque(maxlen=self.config.candidates_kept)
+        # sightings cut where a move came to rest (``_settled``): verified against these and the
+        # plain ones, kept apart so that they never push a plain sighting out of its pool
+        self.settled: deque[Candidate] = deque(maxlen=self.config.candidates_kept)
         self.learned: list[Template] = []
         # (frame index, luma, box) where the sprite learned last was seen, in frames still held
         self.sightings: list[tuple[int, np.ndarray, tuple[int, int, int, int]]] = []
@@ -470,6 +488,12 @@ class SpriteLearner:
     def new_view(self) -> None:
         self.frames.clear()
         self.slow.clear()
+        self.last_move = None
+
+    def _held(self) -> dict[int, np.ndarray]:
+        """The frames whose sightings are handed on with a sprite just learned (``sightings``): the
+        last ``far`` + 1 (the older ones held for ``_settled`` are not)."""
+        return dict(list(self.frames)[-(self.config.far + 1) :])
 
     def _pointer_sized(self, area: int, width: int, height: int) -> bool:
         """Whether a candidate of ``area`` px in a ``width`` x ``height`` box could be a pointer."""
@@ -479,17 +503,23 @@ class SpriteLearner:
         self,
         index: int,
         luma: np.ndarray,
-        blobs: list[tuple[int, int, int, int]],
+        blobs: list[tuple[int, int, int, int]] | None,
         ignore: np.ndarray | None = None,
         scale: int = 1,
     ) -> list[Template]:
-        """``blobs``: full-resolution boxes (x0, y0, x1, y1) where this frame changed from the last;
-        ``ignore``: where a webcam is (True, at 1 / ``scale`` of the frame), if known."""
+        """``blobs``: full-resolution boxes (x0, y0, x1, y1) where this frame changed from the last
+        (None: not looked at); ``ignore``: where a webcam is (True, at 1 / ``scale`` of the frame), if known."""
         cfg = self.config
         self.frames.append((index, luma))
         if index % cfg.slow_stride == 0:
             self.slow.append(luma)
-        if len(self.learned) >= cfg.max_sprites or not blobs:
+        if blobs is None:
+            self.last_move = None  # whether anything moved is not known: no rest can be told
+            return []
+        if not blobs:
+            return self._settled(index, luma)
+        self.last_move = (index, blobs[:2])
+        if len(self.learned) >= cfg.max_sprites:
             return []
         older = {i: f for i, f in self.frames}
         near, far = older.get(index - cfg.near), older.get(index - cfg.far)
@@ -504,7 +534,8 @@ class SpriteLearner:
                 cand = self._slow_candidate(index, luma, box)
             template = None
             if cand is not None:
-                template = self._verify(cand)
+                # (against the sightings cut at rests too, while there are any: see ``_settled``)
+                template = self._verify(cand, deque([*self.candidates, *self.settled]) if self.settled else None)
                 self.candidates.append(cand)
             pool = self.candidates
             if template is None and cfg.fill_grow:
@@ -525,7 +556,7 @@ class SpriteLearner:
                 self.learned.append(template)
                 added.append(template)
                 # Where it was seen moving in the frames still held (before the locator knew it).
-                held = dict(self.frames)
+                held = self._held()
                 self.sightings = [
                     (c.index, held[c.index], (c.x, c.y, c.x + c.image.shape[1], c.y + c.image.shape[0]))
                     for c in pool
@@ -533,8 +564,57 @@ class SpriteLearner:
                 ]
                 self.candidates.clear()
                 self.filled.clear()
+                self.settled.clear()
                 break
         return added
+
+    def _settled(self, index: int, luma: np.ndarray) -> list[Template]:
+        """A quiet frame: where the last move came to rest ``settle`` frames ago (nothing moved
+        since), the pointer is cut there again, now that the encoder has coded it at rest: the
+        pixels of this frame in that move's blobs that differ from both frames compared then
+        (``near`` and ``far`` before it, when the pointer was elsewhere). Such a sighting joins
+        the others and is verified as they are (the same shape at another place)."""
+        cfg = self.config
+        if self.last_move is None or cfg.settle <= 0 or self.learned:
+            return []
+        moved, boxes = self.last_move
+        if index - moved < cfg.settle:
+            return []
+        self.last_move = None
+        older = dict(self.frames)
+        near, far = older.get(moved - cfg.near), older.get(moved - cfg.far)
+        recent = older.get(index - cfg.near)
+        if near is None or far is None or recent is None:
+            return []
+        # A blob of what moved last is a part of the pointer (the half-resolution motion of a small
+        # one): the region cut is grown as for a slow candidate (``slow_grow`` x ``min_px``).
+        grow = round(cfg.slow_grow * self.min_px)
+        cut: set[tuple[int, int, tuple[int, ...]]] = set()
+        for box in boxes:
+            cand = self._candidate(index, luma, [near, far], box, margin=grow)
+            if cand is None or (cand.x, cand.y, cand.mask.shape) in cut:
+                continue  # (two blobs of one pointer give the same cut)
+            h, w = cand.mask.shape
+            since = np.abs(cand.image.astype(int) - recent[cand.y : cand.y + h, cand.x : cand.x + w].astype(int))
+            if np.count_nonzero((since > cfg.threshold) & (cand.mask > 0)) >= self.min_area:
+                continue  # it still changes (a pointer drifting slower than the motion shows): not at rest
+            cut.add((cand.x, cand.y, cand.mask.shape))
+            pool = deque([*self.candidates, *self.settled])
+            template = self._verify(cand, pool)
+            self.settled.append(cand)
+            if template is not None:
+                self.learned.append(template)
+                held = self._held()
+                self.sightings = [
+                    (c.index, held[c.index], (c.x, c.y, c.x + c.image.shape[1], c.y + c.image.shape[0]))
+                    for c in pool
+                    if c.index in held and c.index != index
+                ]
+                self.candidates.clear()
+                self.filled.clear()
+                self.settled.clear()
+                return [template]
+        return []
 
     def _slow_candidate(self, index: int, luma: np.ndarray, box: tuple[int, int, int, int]) -> Candidate | None:
         """A candidate cut against the median of the view's sparse held frames (see ``slow_stride``),

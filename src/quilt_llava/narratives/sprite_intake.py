@@ -59,8 +59,8 @@ class SpriteIntake:
         self.history = history
         self.config = config
 
-    def observe(self, frame: AnalysedFrame, blobs: list[tuple[int, int, int, int]]) -> list[CursorHit]:
-        """Feed the learner this frame's moving ``blobs``; a newly learned sprite joins the
+    def observe(self, frame: AnalysedFrame, blobs: list[tuple[int, int, int, int]] | None) -> list[CursorHit]:
+        """Feed the learner this frame's moving ``blobs`` (None: not looked at); a newly learned sprite joins the
         templates and unlocks them. Returns the hits of where it rested earlier in this view
         (see :meth:`recover_rest`)."""
         found: list[CursorHit] = []
