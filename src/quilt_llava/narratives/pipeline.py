@@ -270,8 +270,9 @@ class Analyser:
         step = self.views.step(index, moving, drift_image(small, tiny, self.scale), ignore)
         if self.chroma is not None and self.chroma_gate is not None:
             # (after the step: the still view's start as known at this frame)
-            wanted = self.chroma_gate.wanted(index, None if moving else self.views.start, self.frame_interval)
-            self.chroma.offer(index, frame, moving, self.webcam.mask, self.scale, wanted)
+            start = None if moving else self.views.start
+            verdict = self.chroma_gate.wanted(index, start, self.frame_interval)
+            self.chroma.offer(index, frame, moving, self.webcam.mask, self.scale, verdict, start)
         if step.closed is not None:
             self._close_run(step.closed)
         if not moving:
