@@ -235,10 +235,18 @@ def test_the_chroma_locator_does_not_run_in_a_view_the_luma_locator_tracks(monke
     assert analyse(ArraySource(frames, fps=FPS), cfg).hits == result.hits
 
 
-def test_held_frames_are_run_as_they_were_when_every_frame_ran(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The ring (no luma hit): the frames held before the gate decides are run once it decides
-    to run the view, with the same planes and motion, in the same order, as when every frame of
-    the view ran at once (the gate answering ``RUN`` to every frame); so are its hits."""
+@pytest.mark.parametrize(
+    ("release_s", "held_mb"),
+    [(8.0, 64.0), (2.0, 64.0), (8.0, 0.0)],
+    ids=["released-at-the-end", "released-after-2s", "too-much-to-hold"],
+)
+def test_held_frames_are_run_as_they_were_when_every_frame_ran(
+    monkeypatch: pytest.MonkeyPatch, release_s: float, held_mb: float
+) -> None:
+    """The ring (no luma hit, a 5.2 s view): the frames held are run when the video ends, or
+    once the view has lasted ``release_s``, or as they come when ``held_mb`` cannot hold them,
+    with the same planes and motion, in the same order, as when every frame ran as it came (the
+    gate answering ``RUN`` to every frame); so are the hits."""
     from quilt_llava.narratives import chroma_pointer
 
     frames, _ = _clip()
@@ -252,6 +260,7 @@ def test_held_frames_are_run_as_they_were_when_every_frame_ran(monkeypatch: pyte
 
     monkeypatch.setattr(ChromaPointer, "submit", submit)
     cfg = ExtractConfig(min_segment_s=2.0, prefetch=0)
+    cfg.chroma.release_s, cfg.chroma.held_mb = release_s, held_mb
     gated = analyse(ArraySource(frames, fps=FPS), cfg).hits
     runs = list(record)
     record.clear()
@@ -295,4 +304,4 @@ def test_the_luma_gate_reads_its_counts_late_and_per_view() -> None:
     assert asked[-1] == (0, 48)  # no more counts once the view is skipped
     assert gate.wanted(100, None, 1 / FPS) == RUN  # a moving frame
     wanted = [gate.wanted(i, 101, 1 / FPS) for i in range(101, 400)]  # a view the luma locator leaves empty
-    assert wanted == [HOLD] * 48 + [RUN] * (299 - 48)
+    assert wanted == [HOLD] * round(cfg.release_s * FPS) + [RUN] * (299 - round(cfg.release_s * FPS))

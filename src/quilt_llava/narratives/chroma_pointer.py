@@ -84,6 +84,15 @@ class ChromaConfig:
     hold_s: float = 1.0
     gate_every: int = 8
     gate_lag: int = 24
+    # a still view's frames are held, not run (their chroma distance kept, a quarter of the
+    # plane's pixels for 4:2:0), until the gate closes the view (they are dropped: the locator
+    # never runs there) or the view has lasted ``release_s`` (they are run, and the view's other
+    # frames as they come, until the gate closes it) or ends. The luma locator holds a pointer
+    # resting where a view begins back until it moves (often 3-6 s), and the gate counts only
+    # the hits it shows or holds at ``sure_score``. ``held_bytes``: the most held at once (MB);
+    # past it the held frames are run, as after ``release_s``
+    release_s: float = 8.0
+    held_mb: float = 64.0
 
 
 def chroma_gain(chroma: np.ndarray, config: ChromaConfig) -> int:
@@ -115,14 +124,14 @@ class LumaGate:
         self.count = count
         self.start: int | None = None  # the open still view's first frame
         self.closed = False  # the rest of the view is skipped
-        self.decided = False  # a count over ``hold_s`` or more has been read in the open view
+        self.decided = False  # the open view has lasted ``release_s`` without being closed
         self.asked: deque[tuple[int, Future[tuple[int, int]]]] = deque()
 
     def wanted(self, index: int, start: int | None, frame_interval: float) -> str:
         """Frame ``index``, in the still view that began at ``start`` (None: the view moves):
-        ``RUN`` (a moving frame, or a view the first count over ``hold_s`` did not close),
-        ``HOLD`` (a still view's frame before that count is read: the gate may yet close on
-        them) or ``SKIP`` (the view is closed)."""
+        ``RUN`` (a moving frame, or a view that has lasted ``release_s`` unclosed), ``HOLD``
+        (a still view's frame before that: the gate may yet close the view) or ``SKIP`` (the
+        view is closed)."""
         cfg = self.config
         if start != self.start:
             self.start, self.closed, self.decided = start, False, False
@@ -136,12 +145,12 @@ class LumaGate:
         while self.asked and self.asked[0][0] <= index - cfg.gate_lag:
             _, answer = self.asked.popleft()
             hits, frames = answer.result()
-            if frames * frame_interval >= cfg.hold_s:
-                self.decided = True
-                if hits >= cfg.hold_share * frames:
-                    self.closed = True
-                    self.asked.clear()
-                    return SKIP
+            if frames * frame_interval >= cfg.hold_s and hits >= cfg.hold_share * frames:
+                self.closed = True
+                self.asked.clear()
+                return SKIP
+        if (index - start) * frame_interval >= cfg.release_s:
+            self.decided = True
         return RUN if self.decided else HOLD
 
 
@@ -181,6 +190,8 @@ class ChromaPointer:
         self.last: tuple[int, Frame] | None = None  # the frame offered before, its plane not made
         self.held: list[_Held] = []  # the open view's frames not run yet (``HOLD``)
         self.held_view: int | None = None  # the view they belong to
+        self.held_bytes = 0
+        self.spilled: int | None = None  # a view whose frames were too many to hold (see ``offer``)
         self.shape: tuple[int, int] = (0, 0)  # the frames' (height, width)
         self.travel = config.min_travel * frame_height / 720
         self.step = cursor.max_step  # px one track moves between frames at most
@@ -229,20 +240,22 @@ class ChromaPointer:
         view: int | None = None,
     ) -> None:
         """One analysed frame, in the still view that began at ``view``, with the gate's
-        ``verdict`` (:meth:`LumaGate.wanted`): ``RUN``: its plane made and submitted; ``HOLD``:
-        kept (its chroma distance, a quarter of the plane's pixels for 4:2:0), to be run once
-        the gate decides to run the view, or the view ends undecided; ``SKIP``: not run, and the
-        frames held in its view dropped. A moving frame is submitted without a plane (the locator
-        ends its view on it). The motion of a frame run after one that was not is made from that
-        one's plane, made then: the locator sees the frames, and the motion, it saw when every
-        frame of a view was run until the gate closed."""
+        ``verdict`` (:meth:`LumaGate.wanted`): ``RUN``: its plane made and submitted (after the
+        frames held); ``HOLD``: kept (its chroma distance, a quarter of the plane's pixels for
+        4:2:0), to be run once the gate says ``RUN``, the view ends unclosed, or more than
+        ``held_mb`` is held (the rest of that view then runs as it comes); ``SKIP``: not run, and
+        the frames held in its view dropped. A moving frame is submitted without a plane (the
+        locator ends its view on it). The motion of a frame run after one that was not is made
+        from that one's plane, made then. So the locator sees the frames, and the motion, it saw
+        when each frame of a view ran as it came until the gate closed the view, but for the
+        views the gate closes while their frames are held: it sees none of those."""
         self.shape = frame.luma.shape[:2]
         if moving or verdict == SKIP:
             if moving:
-                self._release()  # a view that ended undecided: its frames run, as they always did
+                self._release()  # a view that ended unclosed: its frames run, as they always did
                 self.thread.submit(AnalysedFrame(index, frame.t, _NO_PLANE, None, True, ignore, scale))
             else:
-                self.held.clear()
+                self._drop()
             self.last, self.prev_small = (index, frame), None
             return
         if self.held and self.held_view != view:
@@ -255,10 +268,14 @@ class ChromaPointer:
             before = self.last[1].chroma_distance()
         self.last = None
         held = _Held(index, frame.t, dist, before, ignore, scale)
-        if verdict == HOLD:
+        size = sum(a.nbytes for a in (dist, before) if a is not None)
+        if verdict == HOLD and view != self.spilled and self.held_bytes + size <= self.config.held_mb * 2**20:
             self.held.append(held)
             self.held_view = view
+            self.held_bytes += size
             return
+        if verdict == HOLD:
+            self.spilled = view  # too much to hold: this view runs as it comes
         self._release()
         self._run(held)
 
@@ -266,7 +283,11 @@ class ChromaPointer:
         """Run the frames held so far, in order."""
         for held in self.held:
             self._run(held)
+        self._drop()
+
+    def _drop(self) -> None:
         self.held.clear()
+        self.held_bytes = 0
 
     def _run(self, held: _Held) -> None:
         if held.dist is None:  # a frame without colour
@@ -279,8 +300,8 @@ class ChromaPointer:
 
     def close(self, check: bool = True) -> None:
         if check:
-            self._release()  # the last view, undecided
-        self.held.clear()
+            self._release()  # the last view, unclosed
+        self._drop()
         self.thread.close(check=check)
         if check:
             for hit in self.locator.finish():
