@@ -22,7 +22,11 @@ may find them where luma failed, with the same rules of shape, motion and verifi
 Its hits cannot be used in a view the luma locator tracks, so it does not run there
 (:class:`LumaGate`): in each still view it runs until the luma locator has hits on ``hold_share``
 of the view's frames so far (over ``hold_s`` or more, known ``gate_lag`` frames later), and then
-skips the rest of the view; the plane itself is made only for the frames it runs on
+skips the rest of the view. It does not run on a view's first frames as they come either: they
+are held (their chroma distance at the U and V planes' size, :meth:`.video.Frame.chroma_distance`)
+until the gate closes the view (dropped: the locator never sees that view) or the view has
+lasted ``release_s`` or ends (run then, in order, with the motion they had; the rest of the
+view as it comes). The plane itself is made only for the frames it runs on
 (:meth:`ChromaPointer.offer`). A view where the luma locator has few hits is searched on every
 frame, as before.
 """

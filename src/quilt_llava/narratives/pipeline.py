@@ -15,7 +15,8 @@ the home of one thing that flows through the stage:
   (what the segment image needs from it is read on its thread, :meth:`.CursorThread.call`);
 - a pointer seen in colour only (:mod:`.chroma_pointer`): a second locator on the frames' chroma
   plane, on a thread of its own, whose hits fill the views the luma locator left nearly empty
-  (it stops in a view once the luma locator has hits on half its frames: ``LumaGate``);
+  (it stops in a view once the luma locator has hits on half its frames: ``LumaGate``; a view's
+  frames are held until then, for up to ``ChromaConfig.release_s``, and dropped if it stops);
 - the content area (:mod:`.content`): where on screen the slide view is, from statistics
   kept per still view;
 - tissue (:mod:`.tissue`): whether a still view shows tissue at all (a cut to a text
