@@ -5,7 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from quilt_llava.narratives.chroma_pointer import ChromaConfig, ChromaPointer, LumaGate, chroma_gain, sparse_views
+from quilt_llava.narratives.chroma_pointer import (
+    HOLD,
+    RUN,
+    SKIP,
+    ChromaConfig,
+    ChromaPointer,
+    LumaGate,
+    chroma_gain,
+    sparse_views,
+)
 from quilt_llava.narratives.cursor import CursorConfig, CursorHit
 from quilt_llava.narratives.pipeline import ExtractConfig, analyse
 from quilt_llava.narratives.pointer import decide_hotspot
@@ -185,14 +194,16 @@ def _arrow_clip(n: int = 200, seed: int = 3) -> tuple[np.ndarray, list[tuple[flo
     return frames, path
 
 
-def test_the_chroma_locator_stops_in_a_view_the_luma_locator_tracks(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A dark arrow the luma locator tracks: the chroma locator runs on the view's first second
-    and a bit (``hold_s``, read ``gate_lag`` frames later), not on its other frames; its plane is
-    not made for them either; the luma locator's hits are the same as without it."""
+def test_the_chroma_locator_does_not_run_in_a_view_the_luma_locator_tracks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dark arrow the luma locator tracks: the chroma locator holds the view's first second and
+    a bit (``hold_s``, read ``gate_lag`` frames later) and, once the gate closes, drops them: it
+    runs on no frame, and no full-size plane is made but the first frame's (its gain); the luma
+    locator's hits are the same as without it."""
     frames, path = _arrow_clip()
     seen: list[int] = []
     planes: list[int] = []
-    real_submit, real_chroma = ChromaPointer.submit, Frame.chroma
+    held: list[int] = []
+    real_submit, real_chroma, real_distance = ChromaPointer.submit, Frame.chroma, Frame.chroma_distance
 
     def submit(self: ChromaPointer, index: int, *args: object) -> None:
         seen.append(index)
@@ -202,23 +213,60 @@ def test_the_chroma_locator_stops_in_a_view_the_luma_locator_tracks(monkeypatch:
         planes.append(self.index)
         return real_chroma(self)
 
+    def distance(self: Frame) -> np.ndarray | None:
+        held.append(self.index)
+        return real_distance(self)
+
     monkeypatch.setattr(ChromaPointer, "submit", submit)
     monkeypatch.setattr(Frame, "chroma", chroma)
+    monkeypatch.setattr(Frame, "chroma_distance", distance)
     for prefetch in (0, 8):  # inline and threaded: the same frames
         seen.clear()
+        held.clear()
         cfg = ExtractConfig(min_segment_s=2.0, prefetch=prefetch)
         result = analyse(ArraySource(frames, fps=FPS), cfg)
         assert _found(result.hits, path, 3.0) > 0.9
-        assert 0 < len(seen) <= FPS * cfg.chroma.hold_s + cfg.chroma.gate_lag + cfg.chroma.gate_every, seen
-        assert seen == list(range(len(seen)))
-        if prefetch == 0:
-            first = list(seen)
-        else:
-            assert seen == first
-    assert len(planes) <= 2 * (len(seen) + 1)  # (the first frame's twice: the gain, the plane)
+        assert seen == []
+        # the frames held: those before the count over ``hold_s`` (at frame 24: 25 frames) is read
+        assert set(held) == set(range(24 + cfg.chroma.gate_lag)), held
+    assert planes == [0, 0]  # the gain's, inline and threaded
     cfg = ExtractConfig(min_segment_s=2.0, prefetch=0)
     cfg.chroma = ChromaConfig(enabled=False)
     assert analyse(ArraySource(frames, fps=FPS), cfg).hits == result.hits
+
+
+@pytest.mark.parametrize(
+    ("release_s", "held_mb"),
+    [(8.0, 64.0), (2.0, 64.0), (8.0, 0.0)],
+    ids=["released-at-the-end", "released-after-2s", "too-much-to-hold"],
+)
+def test_held_frames_are_run_as_they_were_when_every_frame_ran(
+    monkeypatch: pytest.MonkeyPatch, release_s: float, held_mb: float
+) -> None:
+    """The ring (no luma hit, a 5.2 s view): the frames held are run when the video ends, or
+    once the view has lasted ``release_s``, or as they come when ``held_mb`` cannot hold them,
+    with the same planes and motion, in the same order, as when every frame ran as it came (the
+    gate answering ``RUN`` to every frame); so are the hits."""
+    from quilt_llava.narratives import chroma_pointer
+
+    frames, _ = _clip()
+    record: list[tuple[int, bytes, bytes | None]] = []
+    real_submit = ChromaPointer.submit
+
+    def submit(self: ChromaPointer, index: int, t: float, plane: np.ndarray, small: np.ndarray, *args: object) -> None:
+        before = None if self.prev_small is None else self.prev_small.tobytes()
+        record.append((index, plane.tobytes(), before))
+        real_submit(self, index, t, plane, small, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ChromaPointer, "submit", submit)
+    cfg = ExtractConfig(min_segment_s=2.0, prefetch=0)
+    cfg.chroma.release_s, cfg.chroma.held_mb = release_s, held_mb
+    gated = analyse(ArraySource(frames, fps=FPS), cfg).hits
+    runs = list(record)
+    record.clear()
+    monkeypatch.setattr(LumaGate, "wanted", lambda self, index, start, interval: chroma_pointer.RUN)
+    assert analyse(ArraySource(frames, fps=FPS), cfg).hits == gated
+    assert record == runs and len(runs) == len(frames)
 
 
 def test_the_chroma_locator_runs_on_every_frame_of_a_view_the_luma_locator_leaves_empty(
@@ -251,8 +299,9 @@ def test_the_luma_gate_reads_its_counts_late_and_per_view() -> None:
     cfg = ChromaConfig(hold_s=1.0, gate_every=8, gate_lag=24)
     gate = LumaGate(cfg, count)
     wanted = [gate.wanted(i, 0, 1 / FPS) for i in range(100)]
-    # the count at frame 24 (25 frames, a second) is read at frame 48
-    assert all(wanted[:48]) and not any(wanted[48:])
+    # the count at frame 24 (25 frames, a second) is read at frame 48; the frames before it are held
+    assert wanted == [HOLD] * 48 + [SKIP] * 52
     assert asked[-1] == (0, 48)  # no more counts once the view is skipped
-    assert gate.wanted(100, None, 1 / FPS)  # a moving frame
-    assert all(gate.wanted(i, 101, 1 / FPS) for i in range(101, 400))  # a view the luma locator leaves empty
+    assert gate.wanted(100, None, 1 / FPS) == RUN  # a moving frame
+    wanted = [gate.wanted(i, 101, 1 / FPS) for i in range(101, 400)]  # a view the luma locator leaves empty
+    assert wanted == [HOLD] * round(cfg.release_s * FPS) + [RUN] * (299 - round(cfg.release_s * FPS))

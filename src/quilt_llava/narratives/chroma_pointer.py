@@ -22,7 +22,11 @@ may find them where luma failed, with the same rules of shape, motion and verifi
 Its hits cannot be used in a view the luma locator tracks, so it does not run there
 (:class:`LumaGate`): in each still view it runs until the luma locator has hits on ``hold_share``
 of the view's frames so far (over ``hold_s`` or more, known ``gate_lag`` frames later), and then
-skips the rest of the view; the plane itself is made only for the frames it runs on
+skips the rest of the view. It does not run on a view's first frames as they come either: they
+are held (their chroma distance at the U and V planes' size, :meth:`.video.Frame.chroma_distance`)
+until the gate closes the view (dropped: the locator never sees that view) or the view has
+lasted ``release_s`` or ends (run then, in order, with the motion they had; the rest of the
+view as it comes). The plane itself is made only for the frames it runs on
 (:meth:`ChromaPointer.offer`). A view where the luma locator has few hits is searched on every
 frame, as before.
 """
@@ -41,8 +45,10 @@ import numpy as np
 from quilt_llava.narratives.cursor import CursorConfig, CursorHit, TemplateCursorLocator
 from quilt_llava.narratives.cursor_hits import AnalysedFrame
 from quilt_llava.narratives.cursor_thread import CursorThread
+from quilt_llava.narratives.frames import analysis_scale
 from quilt_llava.narratives.pointer import SpriteConfig
 from quilt_llava.narratives.segments import Segment
+from quilt_llava.narratives.video import full_size
 
 if TYPE_CHECKING:
     from quilt_llava.narratives.video import Frame
@@ -82,6 +88,15 @@ class ChromaConfig:
     hold_s: float = 1.0
     gate_every: int = 8
     gate_lag: int = 24
+    # a still view's frames are held, not run (their chroma distance kept, a quarter of the
+    # plane's pixels for 4:2:0), until the gate closes the view (they are dropped: the locator
+    # never runs there) or the view has lasted ``release_s`` (they are run, and the view's other
+    # frames as they come, until the gate closes it) or ends. The luma locator holds a pointer
+    # resting where a view begins back until it moves (often 3-6 s), and the gate counts only
+    # the hits it shows or holds at ``sure_score``. ``held_bytes``: the most held at once (MB);
+    # past it the held frames are run, as after ``release_s``
+    release_s: float = 8.0
+    held_mb: float = 64.0
 
 
 def chroma_gain(chroma: np.ndarray, config: ChromaConfig) -> int:
@@ -97,6 +112,9 @@ def chroma_plane(chroma: np.ndarray, gain: int) -> np.ndarray:
     return chroma if gain == 1 else cv2.multiply(chroma, gain)
 
 
+RUN, HOLD, SKIP = "run", "hold", "skip"  # what :meth:`LumaGate.wanted` says of a frame
+
+
 class LumaGate:
     """Is the chroma locator still wanted in the open still view? (See ``ChromaConfig.hold_share``.)
 
@@ -110,18 +128,22 @@ class LumaGate:
         self.count = count
         self.start: int | None = None  # the open still view's first frame
         self.closed = False  # the rest of the view is skipped
+        self.decided = False  # the open view has lasted ``release_s`` without being closed
         self.asked: deque[tuple[int, Future[tuple[int, int]]]] = deque()
 
-    def wanted(self, index: int, start: int | None, frame_interval: float) -> bool:
-        """Frame ``index``, in the still view that began at ``start`` (None: the view moves)."""
+    def wanted(self, index: int, start: int | None, frame_interval: float) -> str:
+        """Frame ``index``, in the still view that began at ``start`` (None: the view moves):
+        ``RUN`` (a moving frame, or a view that has lasted ``release_s`` unclosed), ``HOLD``
+        (a still view's frame before that: the gate may yet close the view) or ``SKIP`` (the
+        view is closed)."""
         cfg = self.config
         if start != self.start:
-            self.start, self.closed = start, False
+            self.start, self.closed, self.decided = start, False, False
             self.asked.clear()
         if start is None:
-            return True  # a moving frame: the locator ends its view there
+            return RUN  # a moving frame: the locator ends its view there
         if self.closed:
-            return False
+            return SKIP
         if (index - start) % cfg.gate_every == 0:
             self.asked.append((index, self.count(start, index)))
         while self.asked and self.asked[0][0] <= index - cfg.gate_lag:
@@ -130,8 +152,24 @@ class LumaGate:
             if frames * frame_interval >= cfg.hold_s and hits >= cfg.hold_share * frames:
                 self.closed = True
                 self.asked.clear()
-                return False
-        return True
+                return SKIP
+        if (index - start) * frame_interval >= cfg.release_s:
+            self.decided = True
+        return RUN if self.decided else HOLD
+
+
+@dataclass
+class _Held:
+    """A still frame the chroma locator may yet run on (``HOLD``): its chroma distance at the U
+    and V planes' size (None: no colour) and, for a frame whose motion comes from the frame before
+    it, that frame's."""
+
+    index: int
+    t: float
+    dist: np.ndarray | None
+    before: np.ndarray | None
+    ignore: np.ndarray | None
+    scale: int
 
 
 class ChromaPointer:
@@ -154,6 +192,11 @@ class ChromaPointer:
         self.gain = gain
         self.analysis_width = analysis_width
         self.last: tuple[int, Frame] | None = None  # the frame offered before, its plane not made
+        self.held: list[_Held] = []  # the open view's frames not run yet (``HOLD``)
+        self.held_view: int | None = None  # the view they belong to
+        self.held_bytes = 0
+        self.spilled: int | None = None  # a view whose frames were too many to hold (see ``offer``)
+        self.shape: tuple[int, int] = (0, 0)  # the frames' (height, width)
         self.travel = config.min_travel * frame_height / 720
         self.step = cursor.max_step  # px one track moves between frames at most
         self.hits: dict[int, CursorHit] = {}
@@ -179,35 +222,90 @@ class ChromaPointer:
         self.prev_small = small
         self.thread.submit(AnalysedFrame(index, t, plane, motion, moving, ignore, scale))
 
-    def _small(self, plane: np.ndarray) -> np.ndarray:
-        from quilt_llava.narratives.frames import reduce_luma
+    def _plane(self, dist: np.ndarray) -> np.ndarray:
+        return chroma_plane(full_size(dist, self.shape), self.gain)
 
-        return reduce_luma(plane, self.analysis_width)[0]
+    def _small(self, plane: np.ndarray) -> np.ndarray:
+        """``plane`` at the analysis scale (the small image of :func:`.frames.reduce_luma`)."""
+        import cv2
+
+        h, w = plane.shape
+        scale = analysis_scale(w, self.analysis_width)
+        return cv2.resize(plane, (w // scale, h // scale), interpolation=cv2.INTER_LINEAR)
 
     def offer(
-        self, index: int, frame: Frame, moving: bool, ignore: np.ndarray | None, scale: int, wanted: bool
+        self,
+        index: int,
+        frame: Frame,
+        moving: bool,
+        ignore: np.ndarray | None,
+        scale: int,
+        verdict: str,
+        view: int | None = None,
     ) -> None:
-        """One analysed frame: its plane made and submitted where ``wanted`` (:class:`LumaGate`) and
-        the view is still; a moving frame is submitted without one (the locator ends its view on
-        it); a frame not wanted is skipped. The motion of a frame submitted after one that was not
-        is made from that one's plane, made then: the locator sees the motion it would have seen."""
-        if moving:
-            self.thread.submit(AnalysedFrame(index, frame.t, _NO_PLANE, None, True, ignore, scale))
-        if moving or not wanted:
+        """One analysed frame, in the still view that began at ``view``, with the gate's
+        ``verdict`` (:meth:`LumaGate.wanted`): ``RUN``: its plane made and submitted (after the
+        frames held); ``HOLD``: kept (its chroma distance, a quarter of the plane's pixels for
+        4:2:0), to be run once the gate says ``RUN``, the view ends unclosed, or more than
+        ``held_mb`` is held (the rest of that view then runs as it comes); ``SKIP``: not run, and
+        the frames held in its view dropped. A moving frame is submitted without a plane (the
+        locator ends its view on it). The motion of a frame run after one that was not is made
+        from that one's plane, made then. So the locator sees the frames, and the motion, it saw
+        when each frame of a view ran as it came until the gate closed the view, but for the
+        views the gate closes while their frames are held: it sees none of those."""
+        self.shape = frame.luma.shape[:2]
+        if moving or verdict == SKIP:
+            if moving:
+                self._release()  # a view that ended unclosed: its frames run, as they always did
+                self.thread.submit(AnalysedFrame(index, frame.t, _NO_PLANE, None, True, ignore, scale))
+            else:
+                self._drop()
             self.last, self.prev_small = (index, frame), None
             return
-        dist = frame.chroma()
-        if dist is None:  # a frame without colour
-            self.last, self.prev_small = None, None
-            return
-        if self.prev_small is None and self.last is not None and self.last[0] == index - 1:
-            before = self.last[1].chroma()
-            self.prev_small = None if before is None else self._small(chroma_plane(before, self.gain))
+        if self.held and self.held_view != view:
+            self._release()
+        dist = frame.chroma_distance()
+        before = None
+        follows = not self.held and self.prev_small is None and self.last is not None and self.last[0] == index - 1
+        if dist is not None and follows:
+            assert self.last is not None
+            before = self.last[1].chroma_distance()
         self.last = None
-        plane = chroma_plane(dist, self.gain)
-        self.submit(index, frame.t, plane, self._small(plane), moving, ignore, scale)
+        held = _Held(index, frame.t, dist, before, ignore, scale)
+        size = sum(a.nbytes for a in (dist, before) if a is not None)
+        if verdict == HOLD and view != self.spilled and self.held_bytes + size <= self.config.held_mb * 2**20:
+            self.held.append(held)
+            self.held_view = view
+            self.held_bytes += size
+            return
+        if verdict == HOLD:
+            self.spilled = view  # too much to hold: this view runs as it comes
+        self._release()
+        self._run(held)
+
+    def _release(self) -> None:
+        """Run the frames held so far, in order."""
+        for held in self.held:
+            self._run(held)
+        self._drop()
+
+    def _drop(self) -> None:
+        self.held.clear()
+        self.held_bytes = 0
+
+    def _run(self, held: _Held) -> None:
+        if held.dist is None:  # a frame without colour
+            self.prev_small = None
+            return
+        if self.prev_small is None and held.before is not None:
+            self.prev_small = self._small(self._plane(held.before))
+        plane = self._plane(held.dist)
+        self.submit(held.index, held.t, plane, self._small(plane), False, held.ignore, held.scale)
 
     def close(self, check: bool = True) -> None:
+        if check:
+            self._release()  # the last view, unclosed
+        self._drop()
         self.thread.close(check=check)
         if check:
             for hit in self.locator.finish():

@@ -15,7 +15,8 @@ the home of one thing that flows through the stage:
   (what the segment image needs from it is read on its thread, :meth:`.CursorThread.call`);
 - a pointer seen in colour only (:mod:`.chroma_pointer`): a second locator on the frames' chroma
   plane, on a thread of its own, whose hits fill the views the luma locator left nearly empty
-  (it stops in a view once the luma locator has hits on half its frames: ``LumaGate``);
+  (it stops in a view once the luma locator has hits on half its frames: ``LumaGate``; a view's
+  frames are held until then, for up to ``ChromaConfig.release_s``, and dropped if it stops);
 - the content area (:mod:`.content`): where on screen the slide view is, from statistics
   kept per still view;
 - tissue (:mod:`.tissue`): whether a still view shows tissue at all (a cut to a text
@@ -270,8 +271,9 @@ class Analyser:
         step = self.views.step(index, moving, drift_image(small, tiny, self.scale), ignore)
         if self.chroma is not None and self.chroma_gate is not None:
             # (after the step: the still view's start as known at this frame)
-            wanted = self.chroma_gate.wanted(index, None if moving else self.views.start, self.frame_interval)
-            self.chroma.offer(index, frame, moving, self.webcam.mask, self.scale, wanted)
+            start = None if moving else self.views.start
+            verdict = self.chroma_gate.wanted(index, start, self.frame_interval)
+            self.chroma.offer(index, frame, moving, self.webcam.mask, self.scale, verdict, start)
         if step.closed is not None:
             self._close_run(step.closed)
         if not moving:

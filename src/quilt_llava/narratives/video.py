@@ -48,10 +48,16 @@ class Frame:
         (no colour conversion; 4:2:0 planes are scaled up 2x, bilinear), else from RGB. None for
         a frame without colour (grey-scale input). A pointer whose contrast lies in colour, not
         brightness, stands out here (see ``pipeline.ChromaPointer``)."""
+        dist = self.chroma_distance()
+        return None if dist is None else full_size(dist, self.luma.shape)
+
+    def chroma_distance(self) -> np.ndarray | None:
+        """:meth:`chroma` at the size of the decoder's U and V planes (half of each side for
+        4:2:0; the frame's size from RGB): :func:`full_size` scales it up. Small enough to keep
+        for a while (``ChromaPointer`` holds a view's first frames' until it knows it wants them)."""
         import cv2
 
         src = self._source
-        h, w = self.luma.shape
         fmt = getattr(getattr(src, "format", None), "name", None)
         if src is None or fmt == "gray":
             return None
@@ -62,10 +68,7 @@ class Frame:
             r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
             u = np.clip(128 - 0.1687 * r - 0.3313 * g + 0.5 * b, 0, 255).astype(np.uint8)
             v = np.clip(128 + 0.5 * r - 0.4187 * g - 0.0813 * b, 0, 255).astype(np.uint8)
-        dist = cv2.add(cv2.absdiff(u, 128), cv2.absdiff(v, 128))
-        if dist.shape != (h, w):
-            dist = cv2.resize(dist, (w, h), interpolation=cv2.INTER_LINEAR)
-        return dist
+        return cv2.add(cv2.absdiff(u, 128), cv2.absdiff(v, 128))
 
     def colour(self) -> ColourSample:
         """A copy of this frame's colour that does not hold the decoder's buffer: its 4:2:0
@@ -149,6 +152,15 @@ def luma_of(frame: Any) -> np.ndarray:
     if frame.format.name in _PLANAR_Y8:
         return _plane_pixels(frame.planes[0], frame.height, frame.width)
     return frame.to_ndarray(format="gray")
+
+
+def full_size(dist: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """A chroma distance plane (:meth:`Frame.chroma_distance`) at the frame's (height, width): as
+    it is when it has that size, else scaled up (bilinear)."""
+    import cv2
+
+    h, w = shape[:2]
+    return dist if dist.shape == (h, w) else cv2.resize(dist, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
 def _plane_pixels(plane: Any, height: int, width: int) -> np.ndarray:
