@@ -94,8 +94,11 @@ class ChromaConfig:
     # frames as they come, until the gate closes it) or ends. The luma locator holds a pointer
     # resting where a view begins back until it moves (often 3-6 s), and the gate counts only
     # the hits it shows or holds at ``sure_score``. ``held_bytes``: the most held at once (MB);
-    # past it the held frames are run, as after ``release_s``
-    release_s: float = 8.0
+    # past it the held frames are run, as after ``release_s``. 2 s, not longer: held longer (8 s), a
+    # ring view of the tuning draws lost what the locator learned from its first seconds (draw 2
+    # pale-window 0.843 -> 0.800); at 2 s draws 2 and 6 are main's and draw 1's ring view gains
+    # (docs/BENCHMARKS.md, s14-speed)
+    release_s: float = 2.0
     held_mb: float = 64.0
 
 
