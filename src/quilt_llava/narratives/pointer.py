@@ -163,6 +163,12 @@ class SpriteConfig:
     slow_min: int = 5
     slow_grow: float = 2.0
     slow_extent_keep: float = 0.9  # what a slow sighting shares with one beside it spans this share of both
+    # A sprite just learned is checked against the whole pointer (the frame cut against that median,
+    # ``SpriteLearner._completed``): where the whole points more than this many px (at 720p) from
+    # where the sprite does, the sprite was a piece of it (an end lost to its own overlap) and the
+    # whole becomes the sprite.
+    complete: bool = True
+    complete_px: float = 4.0
     # A flat-filled pointer moving less than its own size between the frames compared shows only
     # its moved edges (crescents, slivers): with ``fill_grow``, the candidate is the flat region
     # (within ``fill_tol`` grey levels of one value) those edges bound, where it holds the plain
@@ -522,6 +528,8 @@ class SpriteLearner:
                     self.filled.append(whole)
                     pool = self.filled
             if template is not None:
+                if pool is self.candidates and cand is not None and not cand.slow and cfg.complete:
+                    template = self._completed(template, cand, luma)
                 self.learned.append(template)
                 added.append(template)
                 # Where it was seen moving in the frames still held (before the locator knew it).
@@ -536,10 +544,14 @@ class SpriteLearner:
                 break
         return added
 
-    def _slow_candidate(self, index: int, luma: np.ndarray, box: tuple[int, int, int, int]) -> Candidate | None:
+    def _slow_candidate(
+        self, index: int, luma: np.ndarray, box: tuple[int, int, int, int], left_behind: bool = True
+    ) -> Candidate | None:
         """A candidate cut against the median of the view's sparse held frames (see ``slow_stride``),
         in the blob's box grown by ``slow_grow`` x ``min_px``: a pointer drifting slowly shows only
-        its edge as motion, and is absent from most held frames at the spot where it is now."""
+        its edge as motion, and is absent from most held frames at the spot where it is now.
+        ``left_behind``: kept only where the pointer moved its own size since the oldest of them
+        (``_left_behind``; :meth:`_completed` checks the cut against a verified sighting instead)."""
         if len(self.slow) < self.config.slow_min:
             return None
         g = round(self.config.slow_grow * self.min_px)
@@ -547,10 +559,41 @@ class SpriteLearner:
         x0, y0, x1, y1 = max(0, box[0] - g), max(0, box[1] - g), min(W, box[2] + g), min(H, box[3] + g)
         median = np.median(np.stack([f[y0:y1, x0:x1] for f in self.slow]), axis=0).astype(np.uint8)
         cand = self._candidate(index, luma, [median], (x0, y0, x1, y1), margin=0, origin=(x0, y0))
-        if cand is None or not self._left_behind(cand, self.slow[0][y0:y1, x0:x1], (x0, y0)):
+        if cand is None or (left_behind and not self._left_behind(cand, self.slow[0][y0:y1, x0:x1], (x0, y0))):
             return None
         cand.slow = True
         return cand
+
+    def _completed(self, template: Template, cand: Candidate, luma: np.ndarray) -> Template:
+        """The sprite just learned, or the whole pointer it is a piece of, where the two disagree on
+        where the pointer points.
+
+        Two sightings of a pointer moving less than its own size between the frames compared both
+        lose the part that overlaps where it just was (for a pointer moving down, the end above),
+        and what they share is the shape without that end: its sharpest extreme is then a corner
+        of the cut, not the tip (an arrow learned without its tail points with the stub of its
+        left edge). Frame ``t`` cut against the median of the view's sparse held frames (the spot
+        without the pointer, where it has moved about: ``_slow_candidate``, which checks that it
+        moved its own size) shows the whole pointer. Where that cut holds the sighting
+        (``_holds``) and is larger, its hotspot is decided; if it lies more than ``complete_px``
+        (scaled) from the learned one's, the whole cut is the sprite. Where the two agree, the
+        verified sprite stays as it is."""
+        h, w = cand.mask.shape
+        whole = self._slow_candidate(cand.index, luma, (cand.x, cand.y, cand.x + w, cand.y + h), left_behind=False)
+        if whole is None or not _holds(whole, cand, 1.0 + 1e-6):
+            return template
+        cfg = self.config
+        hx, hy = decide_hotspot(whole.mask, cfg.symmetric_iou, cfg.tip_depth, cfg.inset, cfg.blunt)
+        # where the learned sprite (a crop of the sighting's grid) lies in the frame
+        import cv2
+
+        th, tw = template.image.shape
+        at = cv2.matchTemplate(cand.image, template.image, cv2.TM_SQDIFF)
+        _, _, (ox, oy), _ = cv2.minMaxLoc(at)
+        learned_tip = (cand.x + ox + template.hotspot[0], cand.y + oy + template.hotspot[1])
+        if math.hypot(whole.x + hx - learned_tip[0], whole.y + hy - learned_tip[1]) <= cfg.complete_px * self.min_px / 10:
+            return template
+        return template_from_sprite(whole.image, whole.mask, (hx, hy))
 
     def _left_behind(self, cand: Candidate, oldest: np.ndarray, origin: tuple[int, int]) -> bool:
         """Did the pointer cut against the median drift at least its own size since the oldest held
