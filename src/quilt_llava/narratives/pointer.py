@@ -460,6 +460,7 @@ class SpriteLearner:
     def __init__(self, frame_height: int, config: SpriteConfig | None = None) -> None:
         self.config = config or SpriteConfig()
         unit = max(0.5, frame_height / 720)
+        self.unit = unit
         self.min_px = max(4, round(self.config.min_px * unit))
         self.max_px = round(self.config.max_px * unit)
         self.min_area = max(8, round(self.config.min_area * unit * unit))
@@ -584,14 +585,12 @@ class SpriteLearner:
             return template
         cfg = self.config
         hx, hy = decide_hotspot(whole.mask, cfg.symmetric_iou, cfg.tip_depth, cfg.inset, cfg.blunt)
-        # where the learned sprite (a crop of the sighting's grid) lies in the frame
         import cv2
 
-        th, tw = template.image.shape
-        at = cv2.matchTemplate(cand.image, template.image, cv2.TM_SQDIFF)
-        _, _, (ox, oy), _ = cv2.minMaxLoc(at)
-        learned_tip = (cand.x + ox + template.hotspot[0], cand.y + oy + template.hotspot[1])
-        if math.hypot(whole.x + hx - learned_tip[0], whole.y + hy - learned_tip[1]) <= cfg.complete_px * self.min_px / 10:
+        # where the learned sprite (a crop of the sighting, ``common_sprite``) lies in the frame
+        _, _, (ox, oy), _ = cv2.minMaxLoc(cv2.matchTemplate(cand.image, template.image, cv2.TM_SQDIFF))
+        tip_x, tip_y = cand.x + ox + template.hotspot[0], cand.y + oy + template.hotspot[1]
+        if math.hypot(whole.x + hx - tip_x, whole.y + hy - tip_y) <= cfg.complete_px * self.unit:
             return template
         return template_from_sprite(whole.image, whole.mask, (hx, hy))
 
