@@ -205,19 +205,10 @@ def decide_hotspot(
     ys, xs = np.nonzero(mask)
     if xs.size == 0:
         return 0, 0
+    centre = symmetric_centre(mask, symmetric_iou)
+    if centre is not None:
+        return centre
     x0, x1, y0, y1 = xs.min(), xs.max(), ys.min(), ys.max()
-    box = mask[y0 : y1 + 1, x0 : x1 + 1] > 0
-    cross = _cross_centre(box)
-    if cross is not None:
-        return int(x0 + cross[0]), int(y0 + cross[1])
-    if min(_iou(box, box[::-1, ::-1]), _iou(box, box[::-1]), _iou(box, box[:, ::-1])) >= symmetric_iou:
-        ys_c, xs_c = np.nonzero(box)
-        return int(x0 + round(float(xs_c.mean()))), int(y0 + round(float(ys_c.mean())))
-    near = _near_symmetric_centre(box, symmetric_iou) if box.mean() <= 0.5 else None
-    if near is None:
-        near = _outline_symmetric_centre(box)
-    if near is not None:
-        return round(x0 + near[0]), round(y0 + near[1])
     extent = max(x1 - x0, y1 - y0) + 1
     depth = max(2.0, tip_depth * extent)
     inward = inset * max(1.0, extent / 24)
@@ -243,6 +234,29 @@ def decide_hotspot(
         # round highlight with a ragged edge) has no tip; it points at its middle.
         return round(float(cx)), round(float(cy))
     return round(min(max(best[1], x0), x1)), round(min(max(best[2], y0), y1))
+
+
+def symmetric_centre(mask: np.ndarray, symmetric_iou: float = 0.8) -> tuple[int, int] | None:
+    """Where a shape that points with its middle points (see the module docstring: a thin cross,
+    a point-symmetric shape, one nearly so, a line drawing whose outline is symmetric), or None
+    for a shape that points with an extreme."""
+    ys, xs = np.nonzero(mask)
+    if xs.size == 0:
+        return None
+    x0, x1, y0, y1 = xs.min(), xs.max(), ys.min(), ys.max()
+    box = mask[y0 : y1 + 1, x0 : x1 + 1] > 0
+    cross = _cross_centre(box)
+    if cross is not None:
+        return int(x0 + cross[0]), int(y0 + cross[1])
+    if min(_iou(box, box[::-1, ::-1]), _iou(box, box[::-1]), _iou(box, box[:, ::-1])) >= symmetric_iou:
+        ys_c, xs_c = np.nonzero(box)
+        return int(x0 + round(float(xs_c.mean()))), int(y0 + round(float(ys_c.mean())))
+    near = _near_symmetric_centre(box, symmetric_iou) if box.mean() <= 0.5 else None
+    if near is None:
+        near = _outline_symmetric_centre(box)
+    if near is not None:
+        return round(x0 + near[0]), round(y0 + near[1])
+    return None
 
 
 def _cross_centre(box: np.ndarray) -> tuple[int, int] | None:
@@ -579,11 +593,15 @@ class SpriteLearner:
         (``_holds``) and is larger, its hotspot is decided; if it lies more than ``complete_px``
         (scaled) from the learned one's, the whole cut is the sprite. Where the two agree, the
         verified sprite stays as it is."""
+        cfg = self.config
+        if symmetric_centre(template.mask, cfg.symmetric_iou) is not None:
+            # It points with its middle: a piece cut on one side is no longer symmetric (the whole
+            # cut, with whatever else changed beside it, may be less so).
+            return template
         h, w = cand.mask.shape
         whole = self._slow_candidate(cand.index, luma, (cand.x, cand.y, cand.x + w, cand.y + h), left_behind=False)
         if whole is None or not _holds(whole, cand, 1.0 + 1e-6):
             return template
-        cfg = self.config
         hx, hy = decide_hotspot(whole.mask, cfg.symmetric_iou, cfg.tip_depth, cfg.inset, cfg.blunt)
         import cv2
 
