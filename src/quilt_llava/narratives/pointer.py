@@ -602,8 +602,14 @@ class SpriteLearner:
         whole = self._slow_candidate(cand.index, luma, (cand.x, cand.y, cand.x + w, cand.y + h), left_behind=False)
         if whole is None or not _holds(whole, cand, 1.0 + 1e-6):
             return template
-        hx, hy = decide_hotspot(whole.mask, cfg.symmetric_iou, cfg.tip_depth, cfg.inset, cfg.blunt)
         import cv2
+
+        # Its largest piece only: specks the encoder changed beside it would be its sharpest extreme.
+        n, labels, stats, _ = cv2.connectedComponentsWithStats((whole.mask > 0).astype(np.uint8), connectivity=8)
+        if n > 2:
+            largest = labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+            whole.mask = _fill_holes((largest * 255).astype(np.uint8))
+        hx, hy = decide_hotspot(whole.mask, cfg.symmetric_iou, cfg.tip_depth, cfg.inset, cfg.blunt)
 
         # where the learned sprite (a crop of the sighting, ``common_sprite``) lies in the frame
         _, _, (ox, oy), _ = cv2.minMaxLoc(cv2.matchTemplate(cand.image, template.image, cv2.TM_SQDIFF))
