@@ -461,12 +461,13 @@ def test_two_sightings_on_one_spot_are_not_motion() -> None:
 
 
 def test_a_sprite_learned_without_its_tail_is_completed_from_the_held_frames() -> None:
-    """A pointer moving less than its own size between the frames compared (2 px a frame, down and
-    to the right) overlaps where it just was: both sightings lose the part over its own dark fill,
-    and what they share is the arrow without its tail, whose sharpest extreme is not the tip (on
-    main the hotspot fell about 10 px down its left edge; draw 7's mac arrow, draws 2 and 6's
-    DMZ-Black hand). The frame cut against the median of the view's held frames (the pointer was
-    elsewhere in them) shows the whole arrow, and that points at the tip."""
+    """A pointer moving less than its own size between the frames compared (2 px a frame, up and
+    to the right) overlaps where it just was: both sightings lose the part over its own dark fill
+    (the tail), and what they share is the arrow whose left edge ends in a stub, its sharpest
+    extreme: on main the hotspot fell 20 px down the left edge (draw 7's mac arrow: every point
+    13 px off). The frame cut against the median of the view's held frames (the pointer was
+    elsewhere in them) shows the whole arrow, and that points at the tip, which both sightings
+    showed."""
     from quilt_llava.narratives.templates import masked_ncc
 
     mask, fill, _ = _sprite()
@@ -476,7 +477,7 @@ def test_a_sprite_learned_without_its_tail_is_completed_from_the_held_frames() -
     found, last = [], None
     for i in range(100):
         # first resting far off (nothing moves where it will be), then moving 2 px a frame
-        x, y = (420 + (i % 10) * 3, 250) if i < 60 else (100 + 2 * (i - 60), 60 + 2 * (i - 60))
+        x, y = (420 + (i % 10) * 3, 250) if i < 60 else (200 + 2 * (i - 60), 200 - 2 * (i - 60))
         frame = background.copy()
         frame[y : y + h, x : x + w][mask] = np.where(fill, 30, 235)[mask]
         box = (x, y, x + w, y + h)

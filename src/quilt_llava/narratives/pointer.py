@@ -613,8 +613,16 @@ class SpriteLearner:
 
         # where the learned sprite (a crop of the sighting, ``common_sprite``) lies in the frame
         _, _, (ox, oy), _ = cv2.minMaxLoc(cv2.matchTemplate(cand.image, template.image, cv2.TM_SQDIFF))
-        tip_x, tip_y = cand.x + ox + template.hotspot[0], cand.y + oy + template.hotspot[1]
-        if math.hypot(whole.x + hx - tip_x, whole.y + hy - tip_y) <= cfg.complete_px * self.unit:
+        sx, sy = cand.x + ox, cand.y + oy
+        tip_x, tip_y = sx + template.hotspot[0], sy + template.hotspot[1]
+        wx, wy = whole.x + hx, whole.y + hy
+        if math.hypot(wx - tip_x, wy - tip_y) <= cfg.complete_px * self.unit:
+            return template
+        th, tw = template.image.shape
+        if not (sx - 1 <= wx <= sx + tw and sy - 1 <= wy <= sy + th):
+            # The whole points at pixels neither sighting showed as the pointer's: what the cut
+            # adds there may be the tissue's or the encoder's (a speck, a glass edge); only a tip
+            # among the pixels both sightings agree on is taken from it.
             return template
         return template_from_sprite(whole.image, whole.mask, (hx, hy))
 
