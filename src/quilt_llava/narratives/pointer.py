@@ -58,6 +58,15 @@ moves):
    Two sightings of a pointer dwelling in one spot, one of them slow, lose the same edge to
    the median (an arrow's tip), so where they lie less than the sighting's extent apart what
    they share must span ``slow_extent_keep`` (0.9) of both.
+   **A piece is completed.** Two sightings of a pointer moving less than its own size between the
+   frames compared both lose the part lying over where it just was, and what they share is the
+   shape less that part; its sharpest extreme may then be a stub of the cut, not the tip (an
+   arrow without its tail points with the end of its left edge). A sprite just learned from the
+   plain path that does not point with its middle is checked against the frame cut against the
+   median of the view's held frames (``SpriteLearner._completed``): where that cut holds the
+   sighting and more, points more than ``complete_px`` from the sprite, and at a spot on the
+   learned sprite's box (a tip on pixels neither sighting showed may be the tissue's), the
+   whole cut becomes the sprite.
 4. **Several sprites per video.** A sprite that matches one already known is not added
    again; a new shape (the arrow turning into a hand) is learned when it moves.
 
