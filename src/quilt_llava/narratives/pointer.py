@@ -65,8 +65,10 @@ moves):
    plain path that does not point with its middle is checked against the frame cut against the
    median of the view's held frames (``SpriteLearner._completed``): where that cut holds the
    sighting and more, points more than ``complete_px`` from the sprite, and at a spot on the
-   learned sprite's box (a tip on pixels neither sighting showed may be the tissue's), the
-   whole cut becomes the sprite.
+   learned sprite's box (a tip on pixels neither sighting showed may be the tissue's), and
+   where at least ``complete_seen`` (half) of what it adds to the sprite is there, moved with the
+   sprite, in the frame of the sighting that verified it (what the cut took in from tissue stays
+   where it was), the whole cut becomes the sprite.
 4. **Several sprites per video.** A sprite that matches one already known is not added
    again; a new shape (the arrow turning into a hand) is learned when it moves.
 
@@ -178,6 +180,10 @@ class SpriteConfig:
     # whole becomes the sprite.
     complete: bool = True
     complete_px: float = 4.0
+    # ... and only where this share of what the whole adds to the sprite is also there, moved with
+    # the sprite, in the frame of the sighting that verified it (``SpriteLearner._seen_at_partner``):
+    # the pointer's own pixels move with it, tissue the cut took in does not.
+    complete_seen: float = 0.5
     # A flat-filled pointer moving less than its own size between the frames compared shows only
     # its moved edges (crescents, slivers): with ``fill_grow``, the candidate is the flat region
     # (within ``fill_tol`` grey levels of one value) those edges bound, where it holds the plain
@@ -200,6 +206,8 @@ class Candidate:
     mask: np.ndarray  # (h, w) uint8 0/255
     slow: bool = False  # cut against the median of the sparse held frames (``SpriteLearner._slow_candidate``)
     band: int = 0  # px of flattened surroundings kept around a flat region (``SpriteLearner._filled_candidate``)
+    # (x0, y0, luma) of the frame around it, for ``SpriteLearner._seen_at_partner`` (plain sightings only)
+    around: tuple[int, int, np.ndarray] | None = None
 
 
 def decide_hotspot(
@@ -484,6 +492,8 @@ class SpriteLearner:
         self.config = config or SpriteConfig()
         unit = max(0.5, frame_height / 720)
         self.unit = unit
+        # the sighting that verified the last sprite (``_verify``), aligned: (it, dx, dy)
+        self._partner: tuple[Candidate, int, int] | None = None
         self.min_px = max(4, round(self.config.min_px * unit))
         self.max_px = round(self.config.max_px * unit)
         self.min_area = max(8, round(self.config.min_area * unit * unit))
@@ -532,6 +542,8 @@ class SpriteLearner:
                 # (only while no shape is known: a pointer seen moving has its sprite from motion,
                 # and a slow cut of it dwelling can only add a worse one)
                 cand = self._slow_candidate(index, luma, box)
+            if cand is not None and not cand.slow and cfg.complete:
+                cand.around = self._around(luma, cand)
             template = None
             if cand is not None:
                 template = self._verify(cand)
@@ -633,7 +645,50 @@ class SpriteLearner:
             # adds there may be the tissue's or the encoder's (a speck, a glass edge); only a tip
             # among the pixels both sightings agree on is taken from it.
             return template
+        if not self._seen_at_partner(whole, template, cand, sx, sy):
+            return template
         return template_from_sprite(whole.image, whole.mask, (hx, hy))
+
+    def _around(self, luma: np.ndarray, cand: Candidate) -> tuple[int, int, np.ndarray]:
+        """The frame around a sighting, as far as :meth:`_completed`'s cut reaches (``slow_grow`` x
+        ``min_px``) and 4 px more (two sightings of one sprite differ that much in size)."""
+        g = round(self.config.slow_grow * self.min_px) + 4
+        h, w = cand.mask.shape
+        H, W = luma.shape
+        x0, y0 = max(0, cand.x - g), max(0, cand.y - g)
+        return x0, y0, luma[y0 : min(H, cand.y + h + g), x0 : min(W, cand.x + w + g)].copy()
+
+    def _seen_at_partner(self, whole: Candidate, template: Template, cand: Candidate, sx: int, sy: int) -> bool:
+        """Is what the whole cut adds to the learned sprite (at ``sx``, ``sy`` in its frame) also
+        there in the frame of the sighting that verified the sprite, moved with it? A part of the
+        pointer moves with the pointer; tissue or a speck of the encoder the cut took in beside it
+        stays where it was, so at the sprite's other place the frame shows other pixels there."""
+        if self._partner is None:
+            return False
+        other, dx, dy = self._partner
+        if other.around is None:
+            return False
+        ax, ay, frame = other.around
+        h, w = whole.mask.shape
+        # cand's pixel (x, y) lies on other's (x + dx, y + dy): the pointer moved by (ux, uy)
+        ux, uy = other.x + dx - cand.x, other.y + dy - cand.y
+        x0, y0 = whole.x + ux - ax, whole.y + uy - ay
+        H, W = frame.shape
+        if x0 < 0 or y0 < 0 or x0 + w > W or y0 + h > H:
+            return False
+        added = whole.mask > 0
+        th, tw = template.mask.shape
+        ox, oy = sx - whole.x, sy - whole.y
+        a0, b0 = max(0, ox), max(0, oy)
+        a1, b1 = min(w, ox + tw), min(h, oy + th)
+        if a1 > a0 and b1 > b0:
+            added[b0:b1, a0:a1] &= template.mask[b0 - oy : b1 - oy, a0 - ox : a1 - ox] == 0
+        n = int(np.count_nonzero(added))
+        if n == 0:
+            return True
+        diff = np.abs(frame[y0 : y0 + h, x0 : x0 + w].astype(np.int16) - whole.image.astype(np.int16))
+        share = float(np.count_nonzero(diff[added] <= self.config.threshold)) / n
+        return share >= self.config.complete_seen
 
     def _left_behind(self, cand: Candidate, oldest: np.ndarray, origin: tuple[int, int]) -> bool:
         """Did the pointer cut against the median drift at least its own size since the oldest held
@@ -821,6 +876,7 @@ class SpriteLearner:
         at ``agree_many_score`` (a see-through pointer shows other tissue through its fill at
         every sighting, so no two of its sightings match that well), the best of them."""
         cfg = self.config
+        self._partner = None
         area = int(np.count_nonzero(cand.mask))
         own: Template | None = None  # the candidate as a template, made once for every sighting it is aligned with
         weaker: list[tuple[float, int, int, Candidate]] = []
@@ -843,6 +899,7 @@ class SpriteLearner:
             if score >= cfg.agree_score:
                 decided, template = self._shared(cand, other, dx, dy, whole=False)
                 if decided:
+                    self._partner = (other, dx, dy)
                     return template
             elif score >= cfg.agree_many_score and min(area, other_area) >= cfg.agree_many_area:
                 weaker.append((score, dx, dy, other))
@@ -851,6 +908,7 @@ class SpriteLearner:
         for _score, dx, dy, other in sorted(weaker, key=lambda w: -w[0]):
             decided, template = self._shared(cand, other, dx, dy, whole=True)
             if decided:
+                self._partner = (other, dx, dy)
                 return template
         return None
 
