@@ -514,3 +514,77 @@ def test_a_rest_is_not_cut_where_the_learner_was_not_told_what_moved() -> None:
     for i in range(1, 12):
         assert learner.observe(i, frame, None) == []
     assert learner.last_move is None and not learner.candidates
+
+
+def test_a_sprite_learned_without_its_tail_is_completed_from_the_held_frames() -> None:
+    """A pointer moving less than its own size between the frames compared (2 px a frame, up and
+    to the right) overlaps where it just was: both sightings lose the part over its own dark fill
+    (the tail), and what they share is the arrow whose left edge ends in a stub, its sharpest
+    extreme: on main the hotspot fell 20 px down the left edge (draw 7's mac arrow: every point
+    13 px off). The frame cut against the median of the view's held frames (the pointer was
+    elsewhere in them) shows the whole arrow, and that points at the tip, which both sightings
+    showed."""
+    from quilt_llava.narratives.templates import masked_ncc
+
+    mask, fill, _ = _sprite()
+    background = _texture(360, 640, seed=5)
+    learner = SpriteLearner(720)
+    h, w = mask.shape
+    found, last = [], None
+    for i in range(100):
+        # first resting far off (nothing moves where it will be), then moving 2 px a frame
+        x, y = (420 + (i % 10) * 3, 250) if i < 60 else (200 + 2 * (i - 60), 200 - 2 * (i - 60))
+        frame = background.copy()
+        frame[y : y + h, x : x + w][mask] = np.where(fill, 30, 235)[mask]
+        box = (x, y, x + w, y + h)
+        blobs = (
+            [] if i < 60 else [(min(box[0], last[0]), min(box[1], last[1]), max(box[2], last[2]), max(box[3], last[3]))]
+        )
+        last = box
+        for t in learner.observe(i, frame, blobs):
+            res = masked_ncc(frame, t)
+            ty, tx = np.unravel_index(int(np.argmax(res)), res.shape)
+            found.append((tx + t.hotspot[0] - x, ty + t.hotspot[1] - y))
+    assert len(found) == 1
+    assert np.hypot(*found[0]) <= 3.0, found  # the tip is the shape's (0, 0)
+
+
+def test_a_whole_cut_that_took_in_tissue_does_not_replace_the_sprite() -> None:
+    """The whole cut (the frame against the median of the held frames) also takes in tissue that
+    changed since those frames (here a bright sliver touching the pointer's left side, appearing a
+    few frames before the sprite is learned, as an encoder's re-coding does). With it the cut's
+    sharpest extreme is the sliver's point, 9 px from the fingertip, on the learned sprite's box:
+    the branch's earlier form (3fed0c1) replaced the right sprite with it (tinted-blue-crf36 0.920
+    -> 0.655). The sliver does not move with the pointer: at the verifying sighting's place the
+    frame shows other pixels there, so the cut is not taken."""
+    import cv2
+
+    from quilt_llava.narratives.templates import masked_ncc
+
+    shape = np.zeros((24, 20), np.uint8)
+    cv2.rectangle(shape, (7, 0), (11, 10), 255, -1)  # a finger
+    cv2.rectangle(shape, (0, 9), (19, 23), 255, -1)  # the palm
+    mask = shape > 0
+    fill = cv2.erode(shape, np.ones((3, 3), np.uint8)) > 0
+    background = _texture(360, 640, seed=3)
+    h, w = mask.shape
+    found, last = [], None
+    learner = SpriteLearner(720)
+    for i in range(90):
+        # first resting far off (the held frames), then moving 13 px a frame
+        x, y = (500 + (i % 10) * 3, 300) if i < 60 else (60 + 12 * (i - 60), 80 + 5 * (i - 60))
+        frame = background.copy()
+        if i >= 55:  # where the pointer is when the sprite is learned (frame 62), left of its palm
+            cv2.fillPoly(frame, [np.array([(84, 99), (83, 91), (88, 99)], np.int32)], 250)
+        frame[y : y + h, x : x + w][mask] = np.where(fill, 30, 235)[mask]
+        box = (x, y, x + w, y + h)
+        blobs = (
+            [] if i < 60 else [(min(box[0], last[0]), min(box[1], last[1]), max(box[2], last[2]), max(box[3], last[3]))]
+        )
+        last = box
+        for t in learner.observe(i, frame, blobs):
+            res = masked_ncc(frame, t)
+            ty, tx = np.unravel_index(int(np.argmax(res)), res.shape)
+            found.append((i, tx + t.hotspot[0] - x, ty + t.hotspot[1] - y))
+    assert [f[0] for f in found] == [62]  # the sliver is where the pointer is then
+    assert np.hypot(found[0][1] - 9, found[0][2] - 1) <= 2.0, found  # the fingertip, not the sliver's point

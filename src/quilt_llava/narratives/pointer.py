@@ -64,6 +64,17 @@ moves):
    Two sightings of a pointer dwelling in one spot, one of them slow, lose the same edge to
    the median (an arrow's tip), so where they lie less than the sighting's extent apart what
    they share must span ``slow_extent_keep`` (0.9) of both.
+   **A piece is completed.** Two sightings of a pointer moving less than its own size between the
+   frames compared both lose the part lying over where it just was, and what they share is the
+   shape less that part; its sharpest extreme may then be a stub of the cut, not the tip (an
+   arrow without its tail points with the end of its left edge). A sprite just learned from the
+   plain path that does not point with its middle is checked against the frame cut against the
+   median of the view's held frames (``SpriteLearner._completed``): where that cut holds the
+   sighting and more, points more than ``complete_px`` from the sprite, and at a spot on the
+   learned sprite's box (a tip on pixels neither sighting showed may be the tissue's), and
+   where at least ``complete_seen`` (half) of what it adds to the sprite is there, moved with the
+   sprite, in the frame of the sighting that verified it (what the cut took in from tissue stays
+   where it was), the whole cut becomes the sprite.
 4. **Several sprites per video.** A sprite that matches one already known is not added
    again; a new shape (the arrow turning into a hand) is learned when it moves.
 
@@ -169,6 +180,16 @@ class SpriteConfig:
     slow_min: int = 5
     slow_grow: float = 2.0
     slow_extent_keep: float = 0.9  # what a slow sighting shares with one beside it spans this share of both
+    # A sprite just learned is checked against the whole pointer (the frame cut against that median,
+    # ``SpriteLearner._completed``): where the whole points more than this many px (at 720p) from
+    # where the sprite does, the sprite was a piece of it (an end lost to its own overlap) and the
+    # whole becomes the sprite.
+    complete: bool = True
+    complete_px: float = 4.0
+    # ... and only where this share of what the whole adds to the sprite is also there, moved with
+    # the sprite, in the frame of the sighting that verified it (``SpriteLearner._seen_at_partner``):
+    # the pointer's own pixels move with it, tissue the cut took in does not.
+    complete_seen: float = 0.5
     # A flat-filled pointer moving less than its own size between the frames compared shows only
     # its moved edges (crescents, slivers): with ``fill_grow``, the candidate is the flat region
     # (within ``fill_tol`` grey levels of one value) those edges bound, where it holds the plain
@@ -196,6 +217,8 @@ class Candidate:
     mask: np.ndarray  # (h, w) uint8 0/255
     slow: bool = False  # cut against the median of the sparse held frames (``SpriteLearner._slow_candidate``)
     band: int = 0  # px of flattened surroundings kept around a flat region (``SpriteLearner._filled_candidate``)
+    # (x0, y0, luma) of the frame around it, for ``SpriteLearner._seen_at_partner`` (plain sightings only)
+    around: tuple[int, int, np.ndarray] | None = None
 
 
 def decide_hotspot(
@@ -210,19 +233,10 @@ def decide_hotspot(
     ys, xs = np.nonzero(mask)
     if xs.size == 0:
         return 0, 0
+    centre = symmetric_centre(mask, symmetric_iou)
+    if centre is not None:
+        return centre
     x0, x1, y0, y1 = xs.min(), xs.max(), ys.min(), ys.max()
-    box = mask[y0 : y1 + 1, x0 : x1 + 1] > 0
-    cross = _cross_centre(box)
-    if cross is not None:
-        return int(x0 + cross[0]), int(y0 + cross[1])
-    if min(_iou(box, box[::-1, ::-1]), _iou(box, box[::-1]), _iou(box, box[:, ::-1])) >= symmetric_iou:
-        ys_c, xs_c = np.nonzero(box)
-        return int(x0 + round(float(xs_c.mean()))), int(y0 + round(float(ys_c.mean())))
-    near = _near_symmetric_centre(box, symmetric_iou) if box.mean() <= 0.5 else None
-    if near is None:
-        near = _outline_symmetric_centre(box)
-    if near is not None:
-        return round(x0 + near[0]), round(y0 + near[1])
     extent = max(x1 - x0, y1 - y0) + 1
     depth = max(2.0, tip_depth * extent)
     inward = inset * max(1.0, extent / 24)
@@ -248,6 +262,29 @@ def decide_hotspot(
         # round highlight with a ragged edge) has no tip; it points at its middle.
         return round(float(cx)), round(float(cy))
     return round(min(max(best[1], x0), x1)), round(min(max(best[2], y0), y1))
+
+
+def symmetric_centre(mask: np.ndarray, symmetric_iou: float = 0.8) -> tuple[int, int] | None:
+    """Where a shape that points with its middle points (see the module docstring: a thin cross,
+    a point-symmetric shape, one nearly so, a line drawing whose outline is symmetric), or None
+    for a shape that points with an extreme."""
+    ys, xs = np.nonzero(mask)
+    if xs.size == 0:
+        return None
+    x0, x1, y0, y1 = xs.min(), xs.max(), ys.min(), ys.max()
+    box = mask[y0 : y1 + 1, x0 : x1 + 1] > 0
+    cross = _cross_centre(box)
+    if cross is not None:
+        return int(x0 + cross[0]), int(y0 + cross[1])
+    if min(_iou(box, box[::-1, ::-1]), _iou(box, box[::-1]), _iou(box, box[:, ::-1])) >= symmetric_iou:
+        ys_c, xs_c = np.nonzero(box)
+        return int(x0 + round(float(xs_c.mean()))), int(y0 + round(float(ys_c.mean())))
+    near = _near_symmetric_centre(box, symmetric_iou) if box.mean() <= 0.5 else None
+    if near is None:
+        near = _outline_symmetric_centre(box)
+    if near is not None:
+        return round(x0 + near[0]), round(y0 + near[1])
+    return None
 
 
 def _cross_centre(box: np.ndarray) -> tuple[int, int] | None:
@@ -465,6 +502,9 @@ class SpriteLearner:
     def __init__(self, frame_height: int, config: SpriteConfig | None = None) -> None:
         self.config = config or SpriteConfig()
         unit = max(0.5, frame_height / 720)
+        self.unit = unit
+        # the sighting that verified the last sprite (``_verify``), aligned: (it, dx, dy)
+        self._partner: tuple[Candidate, int, int] | None = None
         self.min_px = max(4, round(self.config.min_px * unit))
         self.max_px = round(self.config.max_px * unit)
         self.min_area = max(8, round(self.config.min_area * unit * unit))
@@ -532,6 +572,8 @@ class SpriteLearner:
                 # (only while no shape is known: a pointer seen moving has its sprite from motion,
                 # and a slow cut of it dwelling can only add a worse one)
                 cand = self._slow_candidate(index, luma, box)
+            if cand is not None and not cand.slow and cfg.complete:
+                cand.around = self._around(luma, cand)
             template = None
             if cand is not None:
                 # (against the sightings cut at rests too, while there are any: see ``_settled``)
@@ -553,6 +595,8 @@ class SpriteLearner:
                     self.filled.append(whole)
                     pool = self.filled
             if template is not None:
+                if pool is self.candidates and cand is not None and not cand.slow and cfg.complete:
+                    template = self._completed(template, cand, luma)
                 self.learned.append(template)
                 added.append(template)
                 # Where it was seen moving in the frames still held (before the locator knew it).
@@ -616,10 +660,14 @@ class SpriteLearner:
                 return [template]
         return []
 
-    def _slow_candidate(self, index: int, luma: np.ndarray, box: tuple[int, int, int, int]) -> Candidate | None:
+    def _slow_candidate(
+        self, index: int, luma: np.ndarray, box: tuple[int, int, int, int], left_behind: bool = True
+    ) -> Candidate | None:
         """A candidate cut against the median of the view's sparse held frames (see ``slow_stride``),
         in the blob's box grown by ``slow_grow`` x ``min_px``: a pointer drifting slowly shows only
-        its edge as motion, and is absent from most held frames at the spot where it is now."""
+        its edge as motion, and is absent from most held frames at the spot where it is now.
+        ``left_behind``: kept only where the pointer moved its own size since the oldest of them
+        (``_left_behind``; :meth:`_completed` checks the cut against a verified sighting instead)."""
         if len(self.slow) < self.config.slow_min:
             return None
         g = round(self.config.slow_grow * self.min_px)
@@ -627,10 +675,100 @@ class SpriteLearner:
         x0, y0, x1, y1 = max(0, box[0] - g), max(0, box[1] - g), min(W, box[2] + g), min(H, box[3] + g)
         median = np.median(np.stack([f[y0:y1, x0:x1] for f in self.slow]), axis=0).astype(np.uint8)
         cand = self._candidate(index, luma, [median], (x0, y0, x1, y1), margin=0, origin=(x0, y0))
-        if cand is None or not self._left_behind(cand, self.slow[0][y0:y1, x0:x1], (x0, y0)):
+        if cand is None or (left_behind and not self._left_behind(cand, self.slow[0][y0:y1, x0:x1], (x0, y0))):
             return None
         cand.slow = True
         return cand
+
+    def _completed(self, template: Template, cand: Candidate, luma: np.ndarray) -> Template:
+        """The sprite just learned, or the whole pointer it is a piece of, where the two disagree on
+        where the pointer points.
+
+        Two sightings of a pointer moving less than its own size between the frames compared both
+        lose the part that overlaps where it just was (for a pointer moving down, the end above),
+        and what they share is the shape without that end: its sharpest extreme is then a corner
+        of the cut, not the tip (an arrow learned without its tail points with the stub of its
+        left edge). Frame ``t`` cut against the median of the view's sparse held frames (the spot
+        without the pointer, where it has moved about: ``_slow_candidate``, which checks that it
+        moved its own size) shows the whole pointer. Where that cut holds the sighting
+        (``_holds``) and is larger, its hotspot is decided; if it lies more than ``complete_px``
+        (scaled) from the learned one's, the whole cut is the sprite. Where the two agree, the
+        verified sprite stays as it is."""
+        cfg = self.config
+        if symmetric_centre(template.mask, cfg.symmetric_iou) is not None:
+            # It points with its middle: a piece cut on one side is no longer symmetric (the whole
+            # cut, with whatever else changed beside it, may be less so).
+            return template
+        h, w = cand.mask.shape
+        whole = self._slow_candidate(cand.index, luma, (cand.x, cand.y, cand.x + w, cand.y + h), left_behind=False)
+        if whole is None or not _holds(whole, cand, 1.0 + 1e-6):
+            return template
+        import cv2
+
+        # Its largest piece only: specks the encoder changed beside it would be its sharpest extreme.
+        n, labels, stats, _ = cv2.connectedComponentsWithStats((whole.mask > 0).astype(np.uint8), connectivity=8)
+        if n > 2:
+            largest = labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+            whole.mask = _fill_holes((largest * 255).astype(np.uint8))
+        hx, hy = decide_hotspot(whole.mask, cfg.symmetric_iou, cfg.tip_depth, cfg.inset, cfg.blunt)
+
+        # where the learned sprite (a crop of the sighting, ``common_sprite``) lies in the frame
+        _, _, (ox, oy), _ = cv2.minMaxLoc(cv2.matchTemplate(cand.image, template.image, cv2.TM_SQDIFF))
+        sx, sy = cand.x + ox, cand.y + oy
+        tip_x, tip_y = sx + template.hotspot[0], sy + template.hotspot[1]
+        wx, wy = whole.x + hx, whole.y + hy
+        if math.hypot(wx - tip_x, wy - tip_y) <= cfg.complete_px * self.unit:
+            return template
+        th, tw = template.image.shape
+        if not (sx - 1 <= wx <= sx + tw and sy - 1 <= wy <= sy + th):
+            # The whole points at pixels neither sighting showed as the pointer's: what the cut
+            # adds there may be the tissue's or the encoder's (a speck, a glass edge); only a tip
+            # among the pixels both sightings agree on is taken from it.
+            return template
+        if not self._seen_at_partner(whole, template, cand, sx, sy):
+            return template
+        return template_from_sprite(whole.image, whole.mask, (hx, hy))
+
+    def _around(self, luma: np.ndarray, cand: Candidate) -> tuple[int, int, np.ndarray]:
+        """The frame around a sighting, as far as :meth:`_completed`'s cut reaches (``slow_grow`` x
+        ``min_px``) and 4 px more (two sightings of one sprite differ that much in size)."""
+        g = round(self.config.slow_grow * self.min_px) + 4
+        h, w = cand.mask.shape
+        H, W = luma.shape
+        x0, y0 = max(0, cand.x - g), max(0, cand.y - g)
+        return x0, y0, luma[y0 : min(H, cand.y + h + g), x0 : min(W, cand.x + w + g)].copy()
+
+    def _seen_at_partner(self, whole: Candidate, template: Template, cand: Candidate, sx: int, sy: int) -> bool:
+        """Is what the whole cut adds to the learned sprite (at ``sx``, ``sy`` in its frame) also
+        there in the frame of the sighting that verified the sprite, moved with it? A part of the
+        pointer moves with the pointer; tissue or a speck of the encoder the cut took in beside it
+        stays where it was, so at the sprite's other place the frame shows other pixels there."""
+        if self._partner is None:
+            return False
+        other, dx, dy = self._partner
+        if other.around is None:
+            return False
+        ax, ay, frame = other.around
+        h, w = whole.mask.shape
+        # cand's pixel (x, y) lies on other's (x + dx, y + dy): the pointer moved by (ux, uy)
+        ux, uy = other.x + dx - cand.x, other.y + dy - cand.y
+        x0, y0 = whole.x + ux - ax, whole.y + uy - ay
+        H, W = frame.shape
+        if x0 < 0 or y0 < 0 or x0 + w > W or y0 + h > H:
+            return False
+        added = whole.mask > 0
+        th, tw = template.mask.shape
+        ox, oy = sx - whole.x, sy - whole.y
+        a0, b0 = max(0, ox), max(0, oy)
+        a1, b1 = min(w, ox + tw), min(h, oy + th)
+        if a1 > a0 and b1 > b0:
+            added[b0:b1, a0:a1] &= template.mask[b0 - oy : b1 - oy, a0 - ox : a1 - ox] == 0
+        n = int(np.count_nonzero(added))
+        if n == 0:
+            return True
+        diff = np.abs(frame[y0 : y0 + h, x0 : x0 + w].astype(np.int16) - whole.image.astype(np.int16))
+        share = float(np.count_nonzero(diff[added] <= self.config.threshold)) / n
+        return share >= self.config.complete_seen
 
     def _left_behind(self, cand: Candidate, oldest: np.ndarray, origin: tuple[int, int]) -> bool:
         """Did the pointer cut against the median drift at least its own size since the oldest held
@@ -818,6 +956,7 @@ class SpriteLearner:
         at ``agree_many_score`` (a see-through pointer shows other tissue through its fill at
         every sighting, so no two of its sightings match that well), the best of them."""
         cfg = self.config
+        self._partner = None
         area = int(np.count_nonzero(cand.mask))
         own: Template | None = None  # the candidate as a template, made once for every sighting it is aligned with
         weaker: list[tuple[float, int, int, Candidate]] = []
@@ -840,6 +979,7 @@ class SpriteLearner:
             if score >= cfg.agree_score:
                 decided, template = self._shared(cand, other, dx, dy, whole=False)
                 if decided:
+                    self._partner = (other, dx, dy)
                     return template
             elif score >= cfg.agree_many_score and min(area, other_area) >= cfg.agree_many_area:
                 weaker.append((score, dx, dy, other))
@@ -848,6 +988,7 @@ class SpriteLearner:
         for _score, dx, dy, other in sorted(weaker, key=lambda w: -w[0]):
             decided, template = self._shared(cand, other, dx, dy, whole=True)
             if decided:
+                self._partner = (other, dx, dy)
                 return template
         return None
 
