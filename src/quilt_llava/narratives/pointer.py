@@ -111,6 +111,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -597,20 +598,25 @@ class SpriteLearner:
             if template is not None:
                 if pool is self.candidates and cand is not None and not cand.slow and cfg.complete:
                     template = self._completed(template, cand, luma)
-                self.learned.append(template)
+                self._learn(template, pool, index)
                 added.append(template)
-                # Where it was seen moving in the frames still held (before the locator knew it).
-                held = self._held()
-                self.sightings = [
-                    (c.index, held[c.index], (c.x, c.y, c.x + c.image.shape[1], c.y + c.image.shape[0]))
-                    for c in pool
-                    if c.index in held and c.index != index
-                ]
-                self.candidates.clear()
-                self.filled.clear()
-                self.settled.clear()
                 break
         return added
+
+    def _learn(self, template: Template, pool: Iterable[Candidate], index: int) -> None:
+        """Take ``template`` as a learned sprite; where it was seen moving in the frames still held
+        (before the locator knew it: the sightings of ``pool`` other than frame ``index``'s) is
+        handed on as ``sightings``, and the pools of sightings start again."""
+        self.learned.append(template)
+        held = self._held()
+        self.sightings = [
+            (c.index, held[c.index], (c.x, c.y, c.x + c.image.shape[1], c.y + c.image.shape[0]))
+            for c in pool
+            if c.index in held and c.index != index
+        ]
+        self.candidates.clear()
+        self.filled.clear()
+        self.settled.clear()
 
     def _settled(self, index: int, luma: np.ndarray) -> list[Template]:
         """A quiet frame: where the last move came to rest ``settle`` frames ago (nothing moved
@@ -647,16 +653,7 @@ class SpriteLearner:
             template = self._verify(cand, pool)
             self.settled.append(cand)
             if template is not None:
-                self.learned.append(template)
-                held = self._held()
-                self.sightings = [
-                    (c.index, held[c.index], (c.x, c.y, c.x + c.image.shape[1], c.y + c.image.shape[0]))
-                    for c in pool
-                    if c.index in held and c.index != index
-                ]
-                self.candidates.clear()
-                self.filled.clear()
-                self.settled.clear()
+                self._learn(template, pool, index)
                 return [template]
         return []
 
