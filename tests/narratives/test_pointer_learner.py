@@ -17,6 +17,12 @@ def _texture(h: int, w: int, seed: int) -> np.ndarray:
     return (70 + 120 * smooth).astype(np.uint8)
 
 
+def _union(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    """The box (x0, y0, x1, y1) covering boxes ``a`` and ``b``: where a pointer moving from one to the
+    other changed the frame."""
+    return min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])
+
+
 def _sprite() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A 20 x 28 arrow-like shape, its tip at (0, 0): (mask, fill, outline) as bool arrays."""
     import cv2
@@ -42,7 +48,7 @@ def _moving_pointer_learned(learner: SpriteLearner, frames: int = 24) -> list:
         view[mask] = np.where(fill, 30, 235)[mask]
         box = (x, y, x + w, y + h)
         if last is not None:
-            box = (min(box[0], last[0]), min(box[1], last[1]), max(box[2], last[2]), max(box[3], last[3]))
+            box = _union(box, last)
         last = (x, y, x + w, y + h)
         learned += learner.observe(i, frame, [box])
     return learned
@@ -186,7 +192,7 @@ def _learn_sub_pixel(draw, centre: tuple[float, float], frames: int = 30) -> lis
         luma = np.clip(np.round(frame), 0, 255).astype(np.uint8)
         box = (ix, iy, ix + w, iy + h)
         if last is not None:
-            box = (min(box[0], last[0]), min(box[1], last[1]), max(box[2], last[2]), max(box[3], last[3]))
+            box = _union(box, last)
         last = (ix, iy, ix + w, iy + h)
         for t in learner.observe(i, luma, [box]):
             # Where the learned sprite (cropped to its mask) lies: match it on the frame.
@@ -485,7 +491,7 @@ def _smeared_then_resting(learner: SpriteLearner, rests: list[tuple[int, int]], 
         box = (x, y, x + w, y + h)
         blobs = []
         if last is not None and last != box:
-            blobs = [(min(box[0], last[0]), min(box[1], last[1]), max(box[2], last[2]), max(box[3], last[3]))]
+            blobs = [_union(box, last)]
         last = box
         learned += learner.observe(i, frame, blobs)
     return learned
@@ -537,9 +543,7 @@ def test_a_sprite_learned_without_its_tail_is_completed_from_the_held_frames() -
         frame = background.copy()
         frame[y : y + h, x : x + w][mask] = np.where(fill, 30, 235)[mask]
         box = (x, y, x + w, y + h)
-        blobs = (
-            [] if i < 60 else [(min(box[0], last[0]), min(box[1], last[1]), max(box[2], last[2]), max(box[3], last[3]))]
-        )
+        blobs = [] if i < 60 else [_union(box, last)]
         last = box
         for t in learner.observe(i, frame, blobs):
             res = masked_ncc(frame, t)
@@ -578,9 +582,7 @@ def test_a_whole_cut_that_took_in_tissue_does_not_replace_the_sprite() -> None:
             cv2.fillPoly(frame, [np.array([(84, 99), (83, 91), (88, 99)], np.int32)], 250)
         frame[y : y + h, x : x + w][mask] = np.where(fill, 30, 235)[mask]
         box = (x, y, x + w, y + h)
-        blobs = (
-            [] if i < 60 else [(min(box[0], last[0]), min(box[1], last[1]), max(box[2], last[2]), max(box[3], last[3]))]
-        )
+        blobs = [] if i < 60 else [_union(box, last)]
         last = box
         for t in learner.observe(i, frame, blobs):
             res = masked_ncc(frame, t)

@@ -41,12 +41,12 @@ Four more kinds of candidate use what is around a word:
   term at the lower bar ``cue_min_score``, even a real word or another term that has no
   cue of its own there ("membrane staining" -> "membranous staining", "DAB chromatin" ->
   "DAB chromogen"; "coarse chromatin" stays);
-- **number agreement** (``number_agreement``): a one-word term heard in the singular right
-  heading the subject before "are"/"were" ("the X are", not "of the X are") or right after a
-  word that counts several ("many", "two", "these")
-  becomes its plural where the vocabulary lists that plural as a term ("the mitosis are
-  frequent" -> "the mitoses are frequent"): the recogniser cannot hear "-sis" from "-ses",
-  the sentence can. A pause (punctuation) between the words stops it.
+- **number agreement** (``number_agreement``): a one-word term heard in the singular becomes
+  its plural, where the vocabulary lists that plural as a term, when it heads the subject of
+  "are"/"were" ("the X are", not "of the X are") or comes right after a word that counts
+  several ("many", "two", "these"): "the mitosis are frequent" -> "the mitoses are frequent".
+  The recogniser cannot hear "-sis" from "-ses", the sentence can. A pause (punctuation)
+  between the words stops it.
 
 All candidates compete: at most one edit per word, the best-scoring first.
 
@@ -193,9 +193,9 @@ class CorrectionConfig:
     # often than it hides a mishearing (docs/BENCHMARKS.md, Speech, twelfth pass). None: off.
     form_min_zipf: float | None = 1.5
     # A one-word term heard in the singular where English grammar wants the plural becomes the
-    # plural that the vocabulary lists as a term: followed by "are"/"were", or after a word that
-    # counts several ("the mitosis are frequent" -> "the mitoses are frequent", "many nucleus" ->
-    # "many nuclei"). The recogniser cannot hear "-sis" from "-ses"; the sentence can.
+    # plural that the vocabulary lists as a term: heading the subject of "are"/"were", or after a
+    # word that counts several ("the mitosis are frequent" -> "the mitoses are frequent", "many
+    # nucleus" -> "many nuclei"). The recogniser cannot hear "-sis" from "-ses"; the sentence can.
     number_agreement: bool = True
 
     def validate(self) -> None:
