@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from quilt_llava.narratives.pointer import Candidate, SpriteConfig, SpriteLearner, template_from_sprite
+from quilt_llava.narratives.templates import Template, masked_ncc
 
 
 def _texture(h: int, w: int, seed: int) -> np.ndarray:
@@ -21,6 +22,13 @@ def _union(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> tuple[
     """The box (x0, y0, x1, y1) covering boxes ``a`` and ``b``: where a pointer moving from one to the
     other changed the frame."""
     return min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])
+
+
+def _pointed_at(frame: np.ndarray, template: Template) -> tuple[int, int]:
+    """Where ``template`` points in ``frame``: its hotspot at its best match (masked NCC)."""
+    res = masked_ncc(frame, template)
+    y, x = np.unravel_index(int(np.argmax(res)), res.shape)
+    return int(x) + template.hotspot[0], int(y) + template.hotspot[1]
 
 
 def _sprite() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -177,8 +185,6 @@ def _learn_sub_pixel(draw, centre: tuple[float, float], frames: int = 30) -> lis
     texture (quarter-pixel positions, so each frame shows it at another sub-pixel phase);
     ``draw(fx, fy)`` gives (alpha, grey) for the pointer with ``centre`` shifted by (fx, fy).
     Returns the learned templates with where their hotspot fell in the frame it was learned on."""
-    from quilt_llava.narratives.templates import masked_ncc
-
     background = _texture(360, 640, seed=11).astype(np.float32)
     learner = SpriteLearner(720)
     found, last = [], None
@@ -196,9 +202,7 @@ def _learn_sub_pixel(draw, centre: tuple[float, float], frames: int = 30) -> lis
         last = (ix, iy, ix + w, iy + h)
         for t in learner.observe(i, luma, [box]):
             # Where the learned sprite (cropped to its mask) lies: match it on the frame.
-            res = masked_ncc(luma, t)
-            y, x = np.unravel_index(int(np.argmax(res)), res.shape)
-            found.append((t, (x + t.hotspot[0], y + t.hotspot[1]), (centre[0] + px, centre[1] + py)))
+            found.append((t, _pointed_at(luma, t), (centre[0] + px, centre[1] + py)))
     return found
 
 
@@ -266,8 +270,6 @@ def _drifting(
     quarter of the frame), passed on to the learner."""
     import cv2
 
-    from quilt_llava.narratives.templates import masked_ncc
-
     background = (_texture(240, 320, seed=7).astype(np.float32) * 0.4 + 130).astype(np.float32)
     learner = SpriteLearner(720, config)
     learner.learned += known or []  # shapes learned before
@@ -289,9 +291,7 @@ def _drifting(
         previous = small
         learned = learner.observe(i, luma, blobs) if ignore is None else learner.observe(i, luma, blobs, ignore, 4)
         for t in learned:
-            res = masked_ncc(luma, t)
-            y, x = np.unravel_index(int(np.argmax(res)), res.shape)
-            found.append((t, (x + t.hotspot[0], y + t.hotspot[1]), (px, py)))
+            found.append((t, _pointed_at(luma, t), (px, py)))
     return found
 
 
@@ -530,8 +530,6 @@ def test_a_sprite_learned_without_its_tail_is_completed_from_the_held_frames() -
     13 px off). The frame cut against the median of the view's held frames (the pointer was
     elsewhere in them) shows the whole arrow, and that points at the tip, which both sightings
     showed."""
-    from quilt_llava.narratives.templates import masked_ncc
-
     mask, fill, _ = _sprite()
     background = _texture(360, 640, seed=5)
     learner = SpriteLearner(720)
@@ -546,9 +544,8 @@ def test_a_sprite_learned_without_its_tail_is_completed_from_the_held_frames() -
         blobs = [] if i < 60 else [_union(box, last)]
         last = box
         for t in learner.observe(i, frame, blobs):
-            res = masked_ncc(frame, t)
-            ty, tx = np.unravel_index(int(np.argmax(res)), res.shape)
-            found.append((tx + t.hotspot[0] - x, ty + t.hotspot[1] - y))
+            tip_x, tip_y = _pointed_at(frame, t)
+            found.append((tip_x - x, tip_y - y))
     assert len(found) == 1
     assert np.hypot(*found[0]) <= 3.0, found  # the tip is the shape's (0, 0)
 
@@ -562,8 +559,6 @@ def test_a_whole_cut_that_took_in_tissue_does_not_replace_the_sprite() -> None:
     -> 0.655). The sliver does not move with the pointer: at the verifying sighting's place the
     frame shows other pixels there, so the cut is not taken."""
     import cv2
-
-    from quilt_llava.narratives.templates import masked_ncc
 
     shape = np.zeros((24, 20), np.uint8)
     cv2.rectangle(shape, (7, 0), (11, 10), 255, -1)  # a finger
@@ -585,8 +580,7 @@ def test_a_whole_cut_that_took_in_tissue_does_not_replace_the_sprite() -> None:
         blobs = [] if i < 60 else [_union(box, last)]
         last = box
         for t in learner.observe(i, frame, blobs):
-            res = masked_ncc(frame, t)
-            ty, tx = np.unravel_index(int(np.argmax(res)), res.shape)
-            found.append((i, tx + t.hotspot[0] - x, ty + t.hotspot[1] - y))
+            tip_x, tip_y = _pointed_at(frame, t)
+            found.append((i, tip_x - x, tip_y - y))
     assert [f[0] for f in found] == [62]  # the sliver is where the pointer is then
     assert np.hypot(found[0][1] - 9, found[0][2] - 1) <= 2.0, found  # the fingertip, not the sliver's point
