@@ -133,6 +133,63 @@ def test_the_easing_trim_spans_the_same_time_at_any_frame_rate(fps, trimmed):
     assert closed[-1] == Span(0, 29 - trimmed) and not any(closed[:-1])
 
 
+def _still_runs(frames: list[np.ndarray], config: StabilityConfig | None = None, fps: float = 30.0) -> list[Span]:
+    from quilt_llava.narratives.views import StillRuns
+
+    runs = StillRuns(config or StabilityConfig(), fps=fps)
+    spans = [runs.step(i, runs.moving(tiny), tiny).closed for i, tiny in enumerate(frames)]
+    return [s for s in [*spans, runs.close(len(frames) - 1)] if s is not None]
+
+
+def _blend(a: np.ndarray, b: np.ndarray, w: float) -> np.ndarray:
+    return np.round(a.astype(np.float32) * (1 - w) + b.astype(np.float32) * w).astype(np.uint8)
+
+
+def _frames_of(spans: list[Span]) -> set[int]:
+    return {i for s in spans for i in range(s.start, s.end + 1)}
+
+
+@pytest.mark.parametrize("fps,fade_s", [(30.0, 0.7), (25.0, 1.0), (60.0, 0.5)])
+def test_a_cross_fade_between_views_is_left_out_of_both_runs(fps, fade_s):
+    """A cross-fade changes each frame too little for the detector until it is well under way:
+    without the fade trim, the runs on either side keep blends of the two views."""
+    a, b = _texture(90, 160, 3), _texture(90, 160, 4)
+    n = round(fade_s * fps)
+    still = round(1.5 * fps)
+    frames = [a] * still + [_blend(a, b, k / (n + 1)) for k in range(1, n + 1)] + [b] * still
+    blended = set(range(still + round(0.2 * n), still + n - round(0.2 * n)))  # 20-80 % of the way
+    # (runs shorter than a second inside the fade are left out: far under the shortest segment)
+    spans = [s for s in _still_runs(frames, fps=fps) if s.end - s.start >= fps]
+    assert spans[0].start == 0 and spans[-1].end == len(frames) - 1
+    assert not _frames_of(spans) & blended
+    plain = [s for s in _still_runs(frames, StabilityConfig(settle_s=None), fps=fps) if s.end - s.start >= fps]
+    assert _frames_of(plain) & blended
+
+
+def test_the_fade_trim_keeps_a_view_where_a_pointer_moves_or_compression_flickers():
+    """A pointer moving over the view's last second and per-frame noise of a few grey levels
+    change a few cells or every cell a little: neither is a fade, the run keeps all its frames."""
+    rng = np.random.default_rng(5)
+    a = _texture(90, 160, 6)
+    frames = []
+    for i in range(90):
+        f = cv2.add(a, rng.integers(0, 4, a.shape, dtype=np.uint8))  # compression-like flicker
+        if i >= 60:  # a 12 px bright pointer crossing the view
+            x = 10 + 4 * (i - 60)
+            f[40:52, x : x + 8] = 250
+        frames.append(f)
+    assert _still_runs(frames) == [Span(0, 89)]
+
+
+def test_the_fade_trim_keeps_a_view_that_compression_refreshes_once():
+    """A keyframe re-sharpens a view: every cell changes a little, once. The frames before it are
+    alike, not a fade: the run keeps them."""
+    sharp = _texture(90, 160, 7)
+    soft = cv2.add(cv2.GaussianBlur(sharp, (0, 0), 1.0), 1)  # softer and a grey level brighter
+    frames = [soft] * 20 + [sharp] * 70
+    assert _still_runs(frames) == [Span(0, 89)]
+
+
 @pytest.mark.parametrize("fps", [25.0, 60.0])
 def test_the_analyser_tells_the_still_runs_its_frame_rate(fps):
     from quilt_llava.narratives.pipeline import Analyser, ExtractConfig

@@ -47,6 +47,17 @@ class StabilityConfig:
     # some 720p H&E views spread 9-11 (their threshold drops to 4.5-5.5), the grey corpus video 4-9.
     faint_spread: float = 12.0
     faint_floor: float = 2.5
+    # A cross-fade between two views changes every frame by a fraction of their difference (under
+    # half a grey level a frame in a 0.7 s fade), too little for either test above until it is well
+    # under way. When a still run ends, each end is compared with a frame of the run ``settle_s``
+    # further in (its middle, for a run shorter than twice that): the end loses the frames that
+    # differ from it, blurred, in at least ``fade_share`` of all cells by more than
+    # ``fade_threshold`` plus twice the cell's difference between the run's two reference frames
+    # (the view's own noise: compression, a pointer). A pointer changes a few cells; a fade all of
+    # them. None: no trim.
+    settle_s: float | None = 1.0
+    fade_share: float = 0.3
+    fade_threshold: float = 0.75
 
 
 # Blur (px of the compared frame) before a change against the run's first frame, with none

@@ -5,7 +5,9 @@ cut). A still run is a maximal stretch of still frames, with its ends trimmed wh
 view was still easing into or out of a pan: next to a detected pan (within
 ``StabilityConfig.boundary_s``, at least ``boundary_min_frames``), a finer test
 (:meth:`CellDiffStability.drifting`) is applied to neighbouring frames at a resolution no
-coarser than ``DRIFT_MAX_PX`` video pixels per pixel.
+coarser than ``DRIFT_MAX_PX`` video pixels per pixel. When a run closes, its ends also lose the
+frames of a cross-fade (:func:`fade_trimmed`): a fade changes each frame too little for the
+detector until it is well under way, so the run would otherwise keep a blend of two views.
 """
 
 from __future__ import annotations
@@ -16,12 +18,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from quilt_llava.narratives.stability import CellDiffStability, Span, StabilityConfig
+from quilt_llava.narratives.stability import CellDiffStability, Span, StabilityConfig, _blurred
 
 # Coarsest video px per pixel at which easing next to a pan is judged: the small (320 px) frame
 # up to 1280 px wide. At 8 (the tiny frame at 720p), the 2 px first step of a pan at 30 fps and
 # CRF 35 was 0.27 px there, not seen, and a trace point fell on it (benchmark variant cuts30).
 DRIFT_MAX_PX = 4
+# How much more (grey levels, mean over the cells) a frame at a run's end must differ from the
+# settled view than its neighbour one frame further in, to be taken for a frame of a fade.
+FADE_STEP = 0.05
 
 
 def drift_image(small: np.ndarray, tiny: np.ndarray, scale: int) -> np.ndarray:
@@ -34,6 +39,68 @@ def boundary_frames(config: StabilityConfig, fps: float) -> int:
     """Frames next to a pan the easing test may trim: ``boundary_s`` at ``fps``, rounded up, at
     least ``boundary_min_frames``."""
     return max(config.boundary_min_frames, 1, math.ceil(round(config.boundary_s * fps, 6)))
+
+
+def _cell_diff(a: np.ndarray, b: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+    """Mean |a - b| per cell of ``grid`` (cells down, across)."""
+    import cv2
+
+    return cv2.resize(cv2.absdiff(a, b).astype(np.float32), grid, interpolation=cv2.INTER_AREA)
+
+
+def fade_trimmed(
+    span: Span, frames: dict[int, np.ndarray], config: StabilityConfig, reach: int, ignore: np.ndarray | None = None
+) -> Span:
+    """``span`` without the frames at its ends that differ from the settled view as a cross-fade
+    does (``StabilityConfig.settle_s``, ``fade_share``): ``frames`` holds the run's tiny frames
+    by index (at least its first and last ``reach`` + 1 and, for a shorter run, all of them);
+    ``reach``: how many frames in from an end the reference is taken. ``ignore``: cells left out.
+    """
+    s, e = span.start, span.end
+    if e - s < 2:
+        return span
+    mid = (s + e) // 2
+    ref_start, ref_end = min(mid, s + reach), max(mid, e - reach)
+    if ref_start not in frames or ref_end not in frames:
+        return span
+    grid = config.grid
+    blurred: dict[int, np.ndarray] = {}
+
+    def image(i: int) -> np.ndarray:
+        if i not in blurred:
+            blurred[i] = _blurred(frames[i])
+        return blurred[i]
+
+    keep = np.ones((grid[1], grid[0]), bool) if ignore is None else ~ignore
+    cells = int(keep.sum())
+    if cells == 0:
+        return span
+    bar = config.fade_threshold + 2.0 * _cell_diff(image(ref_start), image(ref_end), grid)
+
+    diffs: dict[tuple[int, int], np.ndarray] = {}
+
+    def diff(i: int, ref: int) -> np.ndarray:
+        if (i, ref) not in diffs:
+            diffs[i, ref] = _cell_diff(image(i), image(ref), grid)
+        return diffs[i, ref]
+
+    def faded(i: int, toward: int, ref: int) -> bool:
+        """Frame ``i`` is part of a fade: unlike the reference in most cells, and more unlike it
+        than its neighbour ``toward`` the reference (a fade changes every frame; a compression
+        refresh changes the view once, and the frames before it are all alike)."""
+        if i not in frames or toward not in frames:
+            return False
+        d = diff(i, ref)
+        changed = (d > bar) & keep
+        if int(changed.sum()) < config.fade_share * cells:
+            return False
+        return float(d[keep].mean()) > float(diff(toward, ref)[keep].mean()) + FADE_STEP
+
+    while e > ref_end and faded(e, e - 1, ref_end):
+        e -= 1
+    while s < min(e, ref_start) and faded(s, s + 1, ref_start):
+        s += 1
+    return Span(s, e)
 
 
 @dataclass(frozen=True)
@@ -59,6 +126,11 @@ class StillRuns:
         # Recent frames the detector left undecided (changed since the run's first frame in fine
         # detail only: compression, or the eased start of a pan, which the trim then finds).
         self.vetoed: deque[int] = deque()
+        # The open run's tiny frames for the fade trim: its first ``settle`` + 1 and its last.
+        self._tiny: np.ndarray | None = None  # the frame :meth:`moving` saw, for :meth:`step`
+        self._head: list[tuple[int, np.ndarray]] = []
+        self._tail: deque[tuple[int, np.ndarray]] = deque()
+        self._ignore: np.ndarray | None = None
         self.set_frame_rate(fps)
 
     def set_frame_rate(self, fps: float) -> None:
@@ -66,9 +138,13 @@ class StillRuns:
         self.boundary = boundary_frames(self.config, fps)
         self.recent = deque(self.recent, maxlen=2 * self.boundary + 2)
         self.vetoed = deque(self.vetoed, maxlen=2 * self.boundary + 2)
+        settle = self.config.settle_s
+        self.settle = 0 if settle is None else max(1, math.ceil(round(settle * fps, 6)))
+        self._tail = deque(self._tail, maxlen=self._tail_len())
 
     def moving(self, tiny: np.ndarray, ignore: np.ndarray | None = None) -> bool:
         """Is the view moving at this frame (``ignore``: cells left out, a webcam)?"""
+        self._tiny = tiny
         return self.detector.update(tiny, ignore)
 
     def step(self, index: int, moving: bool, drift: np.ndarray, ignore: np.ndarray | None = None) -> ViewStep:
@@ -105,6 +181,14 @@ class StillRuns:
             self.start, started = index, True
         if self.start is None:
             self.start, started = index, True
+        if started:
+            self._head, self._tail = [], deque(maxlen=self._tail_len())
+        if self.settle and self._tiny is not None:
+            if len(self._head) <= self.settle:
+                self._head.append((index, self._tiny))
+            self._tail.append((index, self._tiny))
+            self._ignore = ignore
+        self._tiny = None
         return ViewStep(started=started)
 
     def close(self, last: int) -> Span | None:
@@ -113,4 +197,12 @@ class StillRuns:
             return None
         span = Span(self.start, last)
         self.start = None
+        if self.settle:
+            frames = {i: f for i, f in (*self._head, *self._tail) if span.start <= i <= span.end}
+            span = fade_trimmed(span, frames, self.config, self.settle, self._ignore)
+        self._head, self._tail = [], deque(maxlen=self._tail_len())
         return span
+
+    def _tail_len(self) -> int:
+        # the last ``settle`` + 1 frames before a run's end, which the easing trim may move back
+        return self.settle + 2 * self.boundary + 3 if self.settle else 0
