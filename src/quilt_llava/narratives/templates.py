@@ -13,7 +13,10 @@ hotspot's position and a score in [0, 1]; a region with many candidate positions
 with a cheap unmasked correlation and the masked one is computed only around that peak. Small
 regions are correlated by :func:`masked_ncc` (gathering each window's masked pixels with numpy),
 larger ones by OpenCV, whichever is cheaper (``DIRECT_WORK``). A match whose fill and outline
-differ by too little contrast is rejected, since correlation alone ignores contrast.
+differ by too little contrast is rejected, since correlation alone ignores contrast; a region (or
+the coarse peak's neighbourhood) whose grey levels span less than that contrast is rejected
+before it is correlated, since no match there could pass (20-30 % of the matches on a flat
+letterbox, a pale window or a gain-stretched chroma plane).
 
 The whole-frame search (:func:`correlation_peaks`, :func:`learned_peaks`) lists the best local
 maxima of the unmasked correlation; at half resolution its peaks are rescored at full resolution
@@ -81,6 +84,16 @@ class Template:
     _masked: dict[int, tuple[np.ndarray, np.ndarray, float]] = field(repr=False, default_factory=dict)
     _windows: dict[tuple[int, int, int], np.ndarray] = field(repr=False, default_factory=dict)
     _ones: np.ndarray | None = field(repr=False, default=None)
+    _bounded: bool | None = field(repr=False, default=None)
+
+    def contrast_bounded(self) -> bool:
+        """Do both the fill and the outline have pixels? Then the fill/outline contrast of any patch
+        (:func:`fill_ring_contrast`) is at most the patch's span of grey levels (an empty mask's mean
+        counts as 0, which no span bounds)."""
+        found = self._bounded
+        if found is None:
+            found = self._bounded = bool(self.fill.any()) and bool(self.ring.any())
+        return found
 
     def masked_pixels(self, row_width: int) -> tuple[np.ndarray, np.ndarray, float]:
         """Offsets of the masked pixels in a region ``row_width`` wide, their centred template
@@ -311,6 +324,11 @@ def match_in(
     x1, y1 = (x1 if x1 < W else W), (y1 if y1 < H else H)
     if x1 - x0 < tw or y1 - y0 < th:
         return 0.0, 0.0, 0.0
+    need = None  # the fill/outline contrast a match needs (None: not tested)
+    if min_contrast > 0:
+        need = min_contrast if template.min_contrast is None else template.min_contrast
+        if _too_flat(luma[y0:y1, x0:x1], template, need):
+            return 0.0, 0.0, 0.0
     if (x1 - x0 - tw + 1) * (y1 - y0 - th + 1) > COARSE_POSITIONS:
         # Large region: find the spot with the (3x cheaper) unmasked correlation, then score
         # it, and its neighbours, with the masked one.
@@ -321,6 +339,8 @@ def match_in(
         r = COARSE_REFINE
         x0, y0 = x0 + max(0, cx - r), y0 + max(0, cy - r)
         x1, y1 = min(x1, x0 + 2 * r + tw + 1), min(y1, y0 + 2 * r + th + 1)
+        if need is not None and _too_flat(luma[y0:y1, x0:x1], template, need):
+            return 0.0, 0.0, 0.0
     roi = luma[y0:y1, x0:x1]
     if (x1 - x0 - tw + 1) * (y1 - y0 - th + 1) * template.masked_pixels(tw)[0].size <= DIRECT_WORK:
         res = masked_ncc(roi, template)
@@ -329,12 +349,24 @@ def match_in(
         cv2.patchNaNs(res, 0.0)  # flat windows give NaN
     lo, hi, lo_loc, hi_loc = cv2.minMaxLoc(res)
     best, loc = (hi, hi_loc) if hi >= -lo else (-lo, lo_loc)
-    if min_contrast > 0:
+    if need is not None:
         patch = roi[loc[1] : loc[1] + th, loc[0] : loc[0] + tw]
-        contrast = fill_ring_contrast(patch, template)
-        if contrast < (min_contrast if template.min_contrast is None else template.min_contrast):
+        if fill_ring_contrast(patch, template) < need:
             return 0.0, 0.0, 0.0
     return float(best), float(x0 + loc[0] + template.hotspot[0]), float(y0 + loc[1] + template.hotspot[1])
+
+
+def _too_flat(region: np.ndarray, template: Template, need: float) -> bool:
+    """Is the fill/outline contrast of every template-sized patch of ``region`` surely under
+    ``need``? Yes when the region's grey levels span less than that (each mean lies within the
+    span), for a template with both a fill and an outline (see :meth:`Template.contrast_bounded`):
+    :func:`match_in` then rejects whatever match it would find, and need not look for it."""
+    import cv2
+
+    if not template.contrast_bounded():
+        return False
+    lo, hi, _, _ = cv2.minMaxLoc(region)
+    return hi - lo + 1e-9 < need
 
 
 def box_around_tip(x: float, y: float, radius: int, t: Template) -> tuple[int, int, int, int]:
