@@ -75,6 +75,14 @@ moves):
    where at least ``complete_seen`` (half) of what it adds to the sprite is there, moved with the
    sprite, in the frame of the sighting that verified it (what the cut took in from tissue stays
    where it was), the whole cut becomes the sprite.
+   **Where the sightings point.** The sprite is what two sightings' luma agrees on; a thin part drawn
+   only in outline (an arrow's tip, a finger) lies between pixels differently at each place, so the
+   two disagree there and the sprite may lose it, its sharpest extreme then being another corner or
+   the stub of an outline whose fill was lost. Each sighting's own mask keeps it, with errors of its
+   own that differ from sighting to sighting. Where the whole cut leaves the sprite as it is, the
+   held sightings that match the sprite each decide where they point (``SpriteLearner._voted``); a
+   point at least two and half of them agree on, further than ``complete_px`` from the sprite's
+   hotspot, becomes the hotspot (kept on the sprite's box).
 4. **Several sprites per video.** A sprite that matches one already known is not added
    again; a new shape (the arrow turning into a hand) is learned when it moves.
 
@@ -602,8 +610,10 @@ class SpriteLearner:
                     pool = self.filled
             if template is not None:
                 if pool is self.candidates and cand is not None and not cand.slow and cfg.complete:
-                    whole = self._completed(template, cand, luma)
-                    template = whole if whole is not template or not cfg.tip_votes else self._voted(template)
+                    completed = self._completed(template, cand, luma)
+                    if completed is template and cfg.tip_votes:
+                        completed = self._voted(template)
+                    template = completed
                 self._learn(template, pool, index)
                 added.append(template)
                 break
