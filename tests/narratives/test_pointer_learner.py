@@ -633,7 +633,7 @@ def test_a_sprite_that_lost_its_tip_points_where_its_sightings_point() -> None:
 @pytest.mark.parametrize(("theme", "shape"), [("DMZ-Black", "hand"), ("DMZ-Black", "arrow")])
 def test_a_dark_theme_cursor_on_dark_tissue_is_learned_with_its_tip(theme: str, shape: str) -> None:
     """A 16 px black cursor moving slowly (3.2 px right, 1.1 px down a frame, at quarter-pixel
-    phases) over dark tissue (levels 57-93), as the independent corpus's dark-panel video shows
+    phases) over dark tissue (levels 60-96), as the independent corpus's dark-panel video shows
     it: the thin outline at the fingertip or the arrow's tip is where the sightings' luma
     disagrees, and main learned the hand pointing with a knuckle (8.2 px off) and the arrow's
     second sprite pointing with its lower left corner (9.6 px off); every sprite learned points
