@@ -180,16 +180,24 @@ def _theme_sprite_at(theme: str, shape: str, size: int, fx: float, fy: float) ->
     return a, np.where(a > 1e-3, pre / np.maximum(a, 1e-3), 0), (s.hotspot[0] + 1, s.hotspot[1] + 1)
 
 
-def _learn_sub_pixel(draw, centre: tuple[float, float], frames: int = 30) -> list:
-    """Feed a learner a pointer moving 9.3 px right and 4.6 px down a frame over tissue-like
+def _learn_sub_pixel(
+    draw,
+    centre: tuple[float, float],
+    frames: int = 30,
+    step: tuple[float, float] = (9.3, 4.6),
+    level: tuple[float, float] = (70.0, 1.0),
+    config: SpriteConfig | None = None,
+) -> list:
+    """Feed a learner a pointer moving ``step`` px a frame (9.3 right, 4.6 down) over tissue-like
     texture (quarter-pixel positions, so each frame shows it at another sub-pixel phase);
     ``draw(fx, fy)`` gives (alpha, grey) for the pointer with ``centre`` shifted by (fx, fy).
+    ``level``: the texture's grey levels are ``level[0] + level[1] * (v - 70)`` (70-190 as made).
     Returns the learned templates with where their hotspot fell in the frame it was learned on."""
-    background = _texture(360, 640, seed=11).astype(np.float32)
-    learner = SpriteLearner(720)
+    background = level[0] + level[1] * (_texture(360, 640, seed=11).astype(np.float32) - 70)
+    learner = SpriteLearner(720, config)
     found, last = [], None
     for i in range(frames):
-        px, py = 40 + 9.3 * i, 30 + 4.6 * i
+        px, py = 40 + step[0] * i, 30 + step[1] * i
         ix, iy = int(px), int(py)
         alpha, grey = draw(round((px - ix) * 4) / 4, round((py - iy) * 4) / 4)
         h, w = alpha.shape
@@ -584,3 +592,60 @@ def test_a_whole_cut_that_took_in_tissue_does_not_replace_the_sprite() -> None:
             found.append((i, tip_x - x, tip_y - y))
     assert [f[0] for f in found] == [62]  # the sliver is where the pointer is then
     assert np.hypot(found[0][1] - 9, found[0][2] - 1) <= 2.0, found  # the fingertip, not the sliver's point
+
+
+def test_a_sprite_that_lost_its_tip_points_where_its_sightings_point() -> None:
+    """The sprite is what two sightings' luma agrees on. Here the tip's outline (its top 5 rows)
+    shows other grey levels from frame to frame (as a thin outline drawn between pixels does at
+    each sub-pixel phase), so the two sightings disagree there and the sprite loses it; its
+    sharpest extreme is then the lower left corner, and main put the hotspot there, 24 px below
+    the tip. Each sighting's own mask keeps the tip, and the sightings that match the sprite all
+    point at it: the hotspot goes to the sprite's top row (the box it is kept on), above the tip's
+    column, 5 px from the tip."""
+    mask, fill, _ = _sprite()
+    tip = np.zeros_like(mask)
+    tip[:5] = True
+    tip &= mask
+    background = _texture(360, 640, seed=3)
+    h, w = mask.shape
+    for votes in (True, False):
+        learner = SpriteLearner(720, SpriteConfig() if votes else SpriteConfig(tip_votes=False))
+        found, last = [], None
+        for i in range(24):
+            x, y = 60 + 11 * i, 80 + 5 * i
+            frame = background.copy()
+            look = np.where(fill, 30, 235)
+            look[tip] = 235 if i % 4 < 2 else 150  # frames 2 apart show the tip differently
+            frame[y : y + h, x : x + w][mask] = look[mask]
+            box = (x, y, x + w, y + h)
+            blobs = [box if last is None else _union(box, last)]
+            last = box
+            for t in learner.observe(i, frame, blobs):
+                tip_x, tip_y = _pointed_at(frame, t)
+                found.append((tip_x - x, tip_y - y))
+        assert len(found) == 1
+        if votes:
+            assert np.hypot(*found[0]) <= 6.0, found  # the tip is the shape's (0, 0)
+        else:  # as on main (and the test's premise): the lower left corner
+            assert np.hypot(*found[0]) >= 20.0, found
+
+
+@pytest.mark.parametrize(("theme", "shape"), [("DMZ-Black", "hand"), ("DMZ-Black", "arrow")])
+def test_a_dark_theme_cursor_on_dark_tissue_is_learned_with_its_tip(theme: str, shape: str) -> None:
+    """A 16 px black cursor moving slowly (3.2 px right, 1.1 px down a frame, at quarter-pixel
+    phases) over dark tissue (levels 60-96), as the independent corpus's dark-panel video shows
+    it: the thin outline at the fingertip or the arrow's tip is where the sightings' luma
+    disagrees, and main learned the hand pointing with a knuckle (8.2 px off) and the arrow's
+    second sprite pointing with its lower left corner (9.6 px off); every sprite learned points
+    within 3 px of the hotspot."""
+    from quilt_llava.narratives.xcursor import installed_themes
+
+    if theme not in installed_themes():
+        pytest.skip(f"cursor theme {theme} not installed")
+    hot0 = _theme_sprite_at(theme, shape, 16, 0, 0)[2]
+    found = _learn_sub_pixel(
+        lambda fx, fy: _theme_sprite_at(theme, shape, 16, fx, fy)[:2], hot0, step=(3.2, 1.1), level=(60.0, 0.3)
+    )
+    assert found, "never learned"
+    errors = [round(float(np.hypot(hot[0] - truth[0], hot[1] - truth[1])), 1) for _t, hot, truth in found]
+    assert max(errors) <= 3.0, errors

@@ -75,6 +75,14 @@ moves):
    where at least ``complete_seen`` (half) of what it adds to the sprite is there, moved with the
    sprite, in the frame of the sighting that verified it (what the cut took in from tissue stays
    where it was), the whole cut becomes the sprite.
+   **Where the sightings point.** The sprite is what two sightings' luma agrees on; a thin part drawn
+   only in outline (an arrow's tip, a finger) lies between pixels differently at each place, so the
+   two disagree there and the sprite may lose it, its sharpest extreme then being another corner or
+   the stub of an outline whose fill was lost. Each sighting's own mask keeps it, with errors of its
+   own that differ from sighting to sighting. Where the whole cut leaves the sprite as it is, the
+   held sightings that match the sprite each decide where they point (``SpriteLearner._voted``); a
+   point at least two and half of them agree on, further than ``complete_px`` from the sprite's
+   hotspot, becomes the hotspot (kept on the sprite's box).
 4. **Several sprites per video.** A sprite that matches one already known is not added
    again; a new shape (the arrow turning into a hand) is learned when it moves.
 
@@ -191,6 +199,11 @@ class SpriteConfig:
     # the sprite, in the frame of the sighting that verified it (``SpriteLearner._seen_at_partner``):
     # the pointer's own pixels move with it, tissue the cut took in does not.
     complete_seen: float = 0.5
+    # A sprite just learned from the plain path that the whole cut leaves as it is (``complete``) points
+    # where most of the sightings that match it point, each decided on its own mask
+    # (``SpriteLearner._voted``): the sprite is what two sightings' luma agrees on, and the edge pixels
+    # of a thin tip, whose luma depends on where the pointer lies between pixels, seldom agree.
+    tip_votes: bool = True
     # A flat-filled pointer moving less than its own size between the frames compared shows only
     # its moved edges (crescents, slivers): with ``fill_grow``, the candidate is the flat region
     # (within ``fill_tol`` grey levels of one value) those edges bound, where it holds the plain
@@ -597,7 +610,10 @@ class SpriteLearner:
                     pool = self.filled
             if template is not None:
                 if pool is self.candidates and cand is not None and not cand.slow and cfg.complete:
-                    template = self._completed(template, cand, luma)
+                    completed = self._completed(template, cand, luma)
+                    if completed is template and cfg.tip_votes:
+                        completed = self._voted(template)
+                    template = completed
                 self._learn(template, pool, index)
                 added.append(template)
                 break
@@ -725,6 +741,60 @@ class SpriteLearner:
         if not self._seen_at_partner(whole, template, cand, sx, sy):
             return template
         return template_from_sprite(whole.image, whole.mask, (hx, hy))
+
+    def _voted(self, template: Template) -> Template:
+        """The sprite just learned, pointing where most of its sightings point.
+
+        The sprite is the part of two sightings whose luma agrees (``common_sprite``). A pointer's
+        outline is drawn between pixels differently at every place, so where the shape is only
+        outline (a thin tip, a finger) the two often disagree and the sprite loses it; its sharpest
+        extreme is then another corner, or the stub of an outline whose fill was lost (an arrow
+        pointing with its lower left corner). Each sighting's own mask (the pixels that differ from
+        the frames before) keeps the tip, but with errors of its own (tissue the encoder re-coded
+        beside it, the part over where it just was): those differ from sighting to sighting, while
+        the tip lies at one place on a rigid pointer in every one. So the sightings held that match
+        the sprite (``agree_score``, aligned as in ``_verify``) each decide where they point, mapped
+        onto the sprite; where at least two, and half of them or more, agree within ``complete_px``
+        (scaled) on a point that lies further than that from the sprite's hotspot, the sprite's
+        hotspot moves there (kept on the sprite's box, as ``decide_hotspot`` keeps it). A sprite
+        that points with its middle is left as it is (a piece of it is no longer symmetric)."""
+        import cv2
+
+        cfg = self.config
+        if symmetric_centre(template.mask, cfg.symmetric_iou) is not None:
+            return template
+        sprite = Candidate(-1, 0, 0, template.image, template.mask)
+        own = template_from_sprite(template.image, template.mask, (0, 0))
+        votes = []
+        for other in [*self.candidates, *self.settled]:
+            score, dx, dy = _align(sprite, other, cfg.agree_offset, own)
+            if score < cfg.agree_score:
+                continue
+            mask = other.mask
+            n, labels, stats, _ = cv2.connectedComponentsWithStats((mask > 0).astype(np.uint8), connectivity=8)
+            if n > 2:  # its largest piece: a speck beside it would be its sharpest extreme
+                mask = _fill_holes(((labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))) * 255).astype(np.uint8))
+            if other.band:
+                inner = _inner(mask, other.band)
+                mask = inner if np.count_nonzero(inner) >= self.min_area else mask
+            hx, hy = decide_hotspot(mask, cfg.symmetric_iou, cfg.tip_depth, cfg.inset, cfg.blunt)
+            votes.append((hx - dx, hy - dy))  # the sighting's pixel (x + dx, y + dy) is the sprite's (x, y)
+        if len(votes) < 2:
+            return template
+        near = cfg.complete_px * self.unit
+        points = np.array(votes, float)
+        close = np.hypot(points[:, None, 0] - points[None, :, 0], points[:, None, 1] - points[None, :, 1]) <= near
+        best = int(np.argmax(close.sum(axis=1)))
+        agreeing = close[best]
+        if agreeing.sum() < 2 or 2 * agreeing.sum() < len(votes):
+            return template
+        x, y = points[agreeing].mean(axis=0)
+        if math.hypot(x - template.hotspot[0], y - template.hotspot[1]) <= near:
+            return template
+        h, w = template.mask.shape
+        return template_from_sprite(
+            template.image, template.mask, (round(min(max(x, 0), w - 1)), round(min(max(y, 0), h - 1)))
+        )
 
     def _around(self, luma: np.ndarray, cand: Candidate) -> tuple[int, int, np.ndarray]:
         """The frame around a sighting, as far as :meth:`_completed`'s cut reaches (``slow_grow`` x
