@@ -127,6 +127,8 @@ from quilt_llava.narratives.track_motion import differs_from_all
 # arrows and hands 0.56-0.62.
 LINE_STROKE = 0.5
 
+KNOWN_PART = 0.5
+
 # The eight compass directions (x right, y down) and how much sharper than an up/left extreme
 # an extreme elsewhere must be to count as the tip: desktop pointers point up and to the left.
 DIRECTIONS = [
@@ -207,6 +209,9 @@ class SpriteConfig:
     # heavy compression smears a small pointer while it moves (no two sightings agree) and codes it
     # whole once it rests. Only while no sprite is known; 0 turns it off.
     settle: int = 6
+    # A sprite just learned must single out where it was seen: no other match around the sighting may
+    # reach this score (``SpriteLearner._singles_out``). None turns it off.
+    distinct_score: float | None = 0.95
 
 
 @dataclass
@@ -598,6 +603,9 @@ class SpriteLearner:
             if template is not None:
                 if pool is self.candidates and cand is not None and not cand.slow and cfg.complete:
                     template = self._completed(template, cand, luma)
+                seen = cand if pool is self.candidates else whole
+                if seen is not None and not self._singles_out(template, luma, seen):
+                    continue
                 self._learn(template, pool, index)
                 added.append(template)
                 break
@@ -652,10 +660,35 @@ class SpriteLearner:
             pool = deque([*self.candidates, *self.settled])
             template = self._verify(cand, pool)
             self.settled.append(cand)
-            if template is not None:
+            if template is not None and self._singles_out(template, luma, cand):
                 self._learn(template, pool, index)
                 return [template]
         return []
+
+    def _singles_out(self, template: Template, luma: np.ndarray, seen: Candidate) -> bool:
+        """Does the sprite just learned single out the place where it was seen in this frame? Around
+        the sighting (grown by ``max_px``), away from the sprite's best match (its own place), no
+        match may reach ``distinct_score``: a pointer shows on tissue that is not like it, while a
+        piece of the tissue cut where the view shifted a little (an edge a pixel or two wide seen
+        in two places) matches every like edge near it as well as where it was cut."""
+        import cv2
+
+        limit = self.config.distinct_score
+        if limit is None:
+            return True
+        th, tw = template.image.shape
+        h, w = seen.mask.shape
+        H, W = luma.shape
+        g = self.max_px
+        x0, y0 = max(0, seen.x - g), max(0, seen.y - g)
+        x1, y1 = min(W, seen.x + w + g), min(H, seen.y + h + g)
+        if x1 - x0 < tw or y1 - y0 < th:
+            return True
+        res = cv2.matchTemplate(luma[y0:y1, x0:x1], template.image, cv2.TM_CCOEFF_NORMED, mask=template.mask)
+        res = np.abs(np.nan_to_num(res, nan=0.0, posinf=0.0, neginf=0.0))
+        _, _, _, (px, py) = cv2.minMaxLoc(res)
+        res[max(0, py - th) : py + th + 1, max(0, px - tw) : px + tw + 1] = 0.0
+        return float(res.max()) < limit
 
     def _slow_candidate(
         self, index: int, luma: np.ndarray, box: tuple[int, int, int, int], left_behind: bool = True
@@ -1024,12 +1057,15 @@ class SpriteLearner:
         sprite = Candidate(cand.index, cand.x, cand.y, image, mask)
         if any(self._same(sprite, t) for t in self.learned):
             return True, None
-        shape = mask
+        shape, inset = mask, cfg.inset
         if cand.band:
             # the band around a flat region is not the pointer's shape: its tip is decided without it
             inner = _inner(mask, cand.band)
-            shape = inner if np.count_nonzero(inner) >= self.min_area else mask
-        hotspot = decide_hotspot(shape, cfg.symmetric_iou, cfg.tip_depth, cfg.inset, cfg.blunt)
+            if np.count_nonzero(inner) >= self.min_area:
+                # and the region is the pointer's fill: its extreme is the fill's point, where the
+                # hotspot lies (the inset steps in from an outline's outermost pixels to that point)
+                shape, inset = inner, 0.0
+        hotspot = decide_hotspot(shape, cfg.symmetric_iou, cfg.tip_depth, inset, cfg.blunt)
         return True, template_from_sprite(image, mask, hotspot)
 
     def _same(self, cand: Candidate, t: Template) -> bool:
@@ -1038,6 +1074,8 @@ class SpriteLearner:
         known = Candidate(-1, 0, 0, t.image, t.mask)
         small, big = (cand, known) if cand.image.size <= known.image.size else (known, cand)
         if small.image.shape[0] > big.image.shape[0] + 4 or small.image.shape[1] > big.image.shape[1] + 4:
+            return False
+        if small is known and np.count_nonzero(known.mask) < KNOWN_PART * np.count_nonzero(cand.mask):
             return False
         return _align(small, big, self.config.agree_offset)[0] >= self.config.same_score
 
