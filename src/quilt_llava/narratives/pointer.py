@@ -75,8 +75,15 @@ moves):
    where at least ``complete_seen`` (half) of what it adds to the sprite is there, moved with the
    sprite, in the frame of the sighting that verified it (what the cut took in from tissue stays
    where it was), the whole cut becomes the sprite.
+   **A sprite singles out its place.** A view that pans a pixel a frame while the stability test
+   holds it still (a drag) changes every edge of the tissue by a sliver, and two slivers of one
+   kind of edge, cut in two frames at two places, agree as a rigid shape would. A sprite just
+   learned is therefore matched around where it was seen (``SpriteLearner._singles_out``): where
+   another place there matches it at ``distinct_score`` or more, it is tissue like its
+   surroundings, not a pointer drawn over them, and it is not learned.
 4. **Several sprites per video.** A sprite that matches one already known is not added
-   again; a new shape (the arrow turning into a hand) is learned when it moves.
+   again; a new shape (the arrow turning into a hand) is learned when it moves. A known sprite
+   that is a small piece of the new one (under ``known_part`` of its mask) does not make it known.
 
 **The hotspot of an unknown shape** (where the pointer points) is decided from the
 sprite's mask alone: a thin cross (a crosshair, gapped or not, a plus sign) points where
@@ -98,6 +105,8 @@ mask pixels at that extreme, moved one outline width (1.5 px per 24 px of size) 
 extreme counts at least ``blunt`` of the median direction's (a dot, a ring learned filled with a
 ragged edge), has no tip and points at its centroid; a large pointing hand is as blunt, so the
 luma locator's learner leaves it off.
+A sprite learned from a flat region (``fill_grow``) is the pointer's fill: it points with the fill's
+own extreme, not one outline width further in.
 Desktop pointers point up and to the left, so an extreme pointing right or down must be 2x
 sharper (up-right, down-left: 1.5x) to win. A drop shadow lies behind the tip, so it does not
 move it.
@@ -127,8 +136,6 @@ from quilt_llava.narratives.track_motion import differs_from_all
 # arrows and hands 0.56-0.62.
 LINE_STROKE = 0.5
 
-KNOWN_PART = 0.5
-
 # The eight compass directions (x right, y down) and how much sharper than an up/left extreme
 # an extreme elsewhere must be to count as the tip: desktop pointers point up and to the left.
 DIRECTIONS = [
@@ -154,6 +161,9 @@ class SpriteConfig:
     agree_many_area: int = 200  # mask px (not scaled: chance correlation depends on the pixel count) both have
     extent_keep: float = 0.75  # and what they share spans this share of both sightings' height and width
     same_score: float = 0.78  # a learned sprite that matches a known one (or a part of one) this well is not added
+    # ... nor one that a known sprite with this share of its mask pixels or more is a part of (a smaller
+    # known piece, a sliver learned first, does not stand for the pointer it is a piece of)
+    known_part: float = 0.5
     symmetric_iou: float = 0.8  # mask against itself turned 180 degrees and mirrored both ways: all overlap this much
     tip_depth: float = 0.18  # share of the sprite's extent (at least 2 px) that counts as its extreme
     # a shape whose sharpest extreme (weighted pixel count, see ``decide_hotspot``) is at least this
@@ -1070,12 +1080,12 @@ class SpriteLearner:
 
     def _same(self, cand: Candidate, t: Template) -> bool:
         """Is ``cand`` a known sprite, or a part of one (a sighting whose outline half matched
-        the tissue), or a known one part of it?"""
+        the tissue), or a known one part of it that holds ``known_part`` of its mask pixels or more?"""
         known = Candidate(-1, 0, 0, t.image, t.mask)
         small, big = (cand, known) if cand.image.size <= known.image.size else (known, cand)
         if small.image.shape[0] > big.image.shape[0] + 4 or small.image.shape[1] > big.image.shape[1] + 4:
             return False
-        if small is known and np.count_nonzero(known.mask) < KNOWN_PART * np.count_nonzero(cand.mask):
+        if small is known and np.count_nonzero(known.mask) < self.config.known_part * np.count_nonzero(cand.mask):
             return False
         return _align(small, big, self.config.agree_offset)[0] >= self.config.same_score
 
