@@ -79,8 +79,8 @@ moves):
    holds it still (a drag) changes every edge of the tissue by a sliver, and two slivers of one
    kind of edge, cut in two frames at two places, agree as a rigid shape would. A sprite just
    learned is therefore matched around where it was seen (``SpriteLearner._singles_out``): where
-   another place there matches it at ``distinct_score`` or more, it is tissue like its
-   surroundings, not a pointer drawn over them, and it is not learned.
+   ``distinct_places`` other places there match it at ``distinct_score`` or more, it is tissue like
+   its surroundings, not a pointer drawn over them, and it is not learned.
 4. **Several sprites per video.** A sprite that matches one already known is not added
    again; a new shape (the arrow turning into a hand) is learned when it moves. A known sprite
    that is a small piece of the new one (under ``known_part`` of its mask) does not make it known.
@@ -219,9 +219,12 @@ class SpriteConfig:
     # heavy compression smears a small pointer while it moves (no two sightings agree) and codes it
     # whole once it rests. Only while no sprite is known; 0 turns it off.
     settle: int = 6
-    # A sprite just learned must single out where it was seen: no other match around the sighting may
-    # reach this score (``SpriteLearner._singles_out``). None turns it off.
+    # A sprite just learned must single out where it was seen: fewer than ``distinct_places`` other
+    # places around the sighting may match it at ``distinct_score`` (``SpriteLearner._singles_out``).
+    # A 16 px arrow at 480p CRF 33 has two such lookalikes near it; a 2 px sliver of tissue's edge,
+    # eleven (draw 6's he-handhelds). None turns it off.
     distinct_score: float | None = 0.95
+    distinct_places: int = 4
 
 
 @dataclass
@@ -677,10 +680,11 @@ class SpriteLearner:
 
     def _singles_out(self, template: Template, luma: np.ndarray, seen: Candidate) -> bool:
         """Does the sprite just learned single out the place where it was seen in this frame? Around
-        the sighting (grown by ``max_px``), away from the sprite's best match (its own place), no
-        match may reach ``distinct_score``: a pointer shows on tissue that is not like it, while a
-        piece of the tissue cut where the view shifted a little (an edge a pixel or two wide seen
-        in two places) matches every like edge near it as well as where it was cut."""
+        the sighting (grown by ``max_px``), away from the sprite's best match (its own place), fewer
+        than ``distinct_places`` separate places may match it at ``distinct_score``: a pointer is
+        drawn over tissue unlike it (a tiny one may have a lookalike or two), while a piece of the
+        tissue cut where the view shifted a little (an edge a pixel or two wide seen in two places)
+        matches every like edge near it as well as where it was cut."""
         import cv2
 
         limit = self.config.distinct_score
@@ -698,7 +702,8 @@ class SpriteLearner:
         res = np.abs(np.nan_to_num(res, nan=0.0, posinf=0.0, neginf=0.0))
         _, _, _, (px, py) = cv2.minMaxLoc(res)
         res[max(0, py - th) : py + th + 1, max(0, px - tw) : px + tw + 1] = 0.0
-        return float(res.max()) < limit
+        places = cv2.connectedComponents((res >= limit).astype(np.uint8), connectivity=8)[0] - 1
+        return places < self.config.distinct_places
 
     def _slow_candidate(
         self, index: int, luma: np.ndarray, box: tuple[int, int, int, int], left_behind: bool = True
