@@ -76,8 +76,11 @@ class ChromaConfig:
     # frames of a view where the luma locator had few)
     min_travel: float = 20.0
     # the learner's, with blunt shapes pointing at their centroid (a colour-only pointer is a
-    # highlight, a dot or a marker far more often than a hand; see ``SpriteConfig.blunt``)
-    sprite: SpriteConfig = field(default_factory=lambda: SpriteConfig(blunt=0.4))
+    # highlight, a dot or a marker far more often than a hand; see ``SpriteConfig.blunt``). Without
+    # ``distinct_score``: a colour plane is smooth, so a sprite cut from it matches smooth colour
+    # around it (a piece of a drawn crosshair's arm, refused, cost draw 8's he-overlay-cross 0.791
+    # -> 0.691); and without ``known_part`` (with it, draw 8's pale-window 0.518 -> 0.509)
+    sprite: SpriteConfig = field(default_factory=lambda: SpriteConfig(blunt=0.4, distinct_score=None, known_part=0.0))
     # the locator stops for the rest of a still view once the luma locator has hits on at least
     # ``hold_share`` of the view's frames so far, over ``hold_s`` seconds or more: such a view is
     # not left sparse (``sparse_share``) unless it goes on more than twice as long without a luma

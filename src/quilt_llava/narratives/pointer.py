@@ -83,8 +83,16 @@ moves):
    held sightings that match the sprite each decide where they point (``SpriteLearner._voted``); a
    point at least two and half of them agree on, further than ``complete_px`` from the sprite's
    hotspot, becomes the hotspot (kept on the sprite's box).
+   **A sprite singles out its place.** A view that pans a pixel a frame while the stability test
+   holds it still (a drag) changes every edge of the tissue by a sliver, and two slivers of one
+   kind of edge, cut in two frames at two places, agree as a rigid shape would. A sprite just
+   learned is therefore matched around where it was seen (``SpriteLearner._singles_out``): where
+   ``distinct_places`` other places there match it at ``distinct_score`` or more, it is tissue like
+   its surroundings, not a pointer drawn over them, and it is not learned (off by default: see
+   ``SpriteConfig.distinct_score``).
 4. **Several sprites per video.** A sprite that matches one already known is not added
-   again; a new shape (the arrow turning into a hand) is learned when it moves.
+   again; a new shape (the arrow turning into a hand) is learned when it moves. A known sprite
+   that is a small piece of the new one (under ``known_part`` of its mask) does not make it known.
 
 **The hotspot of an unknown shape** (where the pointer points) is decided from the
 sprite's mask alone: a thin cross (a crosshair, gapped or not, a plus sign) points where
@@ -106,6 +114,8 @@ mask pixels at that extreme, moved one outline width (1.5 px per 24 px of size) 
 extreme counts at least ``blunt`` of the median direction's (a dot, a ring learned filled with a
 ragged edge), has no tip and points at its centroid; a large pointing hand is as blunt, so the
 luma locator's learner leaves it off.
+A sprite learned from a flat region (``fill_grow``) is the pointer's fill: it points with the fill's
+own extreme, not one outline width further in.
 Desktop pointers point up and to the left, so an extreme pointing right or down must be 2x
 sharper (up-right, down-left: 1.5x) to win. A drop shadow lies behind the tip, so it does not
 move it.
@@ -160,6 +170,9 @@ class SpriteConfig:
     agree_many_area: int = 200  # mask px (not scaled: chance correlation depends on the pixel count) both have
     extent_keep: float = 0.75  # and what they share spans this share of both sightings' height and width
     same_score: float = 0.78  # a learned sprite that matches a known one (or a part of one) this well is not added
+    # ... nor one that a known sprite with this share of its mask pixels or more is a part of (a smaller
+    # known piece, a sliver learned first, does not stand for the pointer it is a piece of)
+    known_part: float = 0.5
     symmetric_iou: float = 0.8  # mask against itself turned 180 degrees and mirrored both ways: all overlap this much
     tip_depth: float = 0.18  # share of the sprite's extent (at least 2 px) that counts as its extreme
     # a shape whose sharpest extreme (weighted pixel count, see ``decide_hotspot``) is at least this
@@ -220,6 +233,14 @@ class SpriteConfig:
     # heavy compression smears a small pointer while it moves (no two sightings agree) and codes it
     # whole once it rests. Only while no sprite is known; 0 turns it off.
     settle: int = 6
+    # A sprite just learned must single out where it was seen: fewer than ``distinct_places`` other
+    # places around the sighting may match it at ``distinct_score`` (``SpriteLearner._singles_out``).
+    # A 16 px arrow at 480p CRF 33 has two such lookalikes near it; a 2 px sliver of tissue's edge,
+    # eleven (draw 6's he-handhelds). None turns it off, the default since the fifteenth pass's
+    # merge: on, it refused draw 6's sliver, but the hand was then not learned either (recall
+    # 0.036 against 0.186 without it); it changed no other tuning figure.
+    distinct_score: float | None = None
+    distinct_places: int = 4
 
 
 @dataclass
@@ -614,6 +635,9 @@ class SpriteLearner:
                     if completed is template and cfg.tip_votes:
                         completed = self._voted(template)
                     template = completed
+                seen = cand if pool is self.candidates else whole
+                if seen is not None and not self._singles_out(template, luma, seen):
+                    continue
                 self._learn(template, pool, index)
                 added.append(template)
                 break
@@ -668,10 +692,37 @@ class SpriteLearner:
             pool = deque([*self.candidates, *self.settled])
             template = self._verify(cand, pool)
             self.settled.append(cand)
-            if template is not None:
+            if template is not None and self._singles_out(template, luma, cand):
                 self._learn(template, pool, index)
                 return [template]
         return []
+
+    def _singles_out(self, template: Template, luma: np.ndarray, seen: Candidate) -> bool:
+        """Does the sprite just learned single out the place where it was seen in this frame? Around
+        the sighting (grown by ``max_px``), away from the sprite's best match (its own place), fewer
+        than ``distinct_places`` separate places may match it at ``distinct_score``: a pointer is
+        drawn over tissue unlike it (a tiny one may have a lookalike or two), while a piece of the
+        tissue cut where the view shifted a little (an edge a pixel or two wide seen in two places)
+        matches every like edge near it as well as where it was cut."""
+        import cv2
+
+        limit = self.config.distinct_score
+        if limit is None:
+            return True
+        th, tw = template.image.shape
+        h, w = seen.mask.shape
+        H, W = luma.shape
+        g = self.max_px
+        x0, y0 = max(0, seen.x - g), max(0, seen.y - g)
+        x1, y1 = min(W, seen.x + w + g), min(H, seen.y + h + g)
+        if x1 - x0 < tw or y1 - y0 < th:
+            return True
+        res = cv2.matchTemplate(luma[y0:y1, x0:x1], template.image, cv2.TM_CCOEFF_NORMED, mask=template.mask)
+        res = np.abs(np.nan_to_num(res, nan=0.0, posinf=0.0, neginf=0.0))
+        _, _, _, (px, py) = cv2.minMaxLoc(res)
+        res[max(0, py - th) : py + th + 1, max(0, px - tw) : px + tw + 1] = 0.0
+        places = cv2.connectedComponents((res >= limit).astype(np.uint8), connectivity=8)[0] - 1
+        return places < self.config.distinct_places
 
     def _slow_candidate(
         self, index: int, luma: np.ndarray, box: tuple[int, int, int, int], left_behind: bool = True
@@ -1094,20 +1145,25 @@ class SpriteLearner:
         sprite = Candidate(cand.index, cand.x, cand.y, image, mask)
         if any(self._same(sprite, t) for t in self.learned):
             return True, None
-        shape = mask
+        shape, inset = mask, cfg.inset
         if cand.band:
             # the band around a flat region is not the pointer's shape: its tip is decided without it
             inner = _inner(mask, cand.band)
-            shape = inner if np.count_nonzero(inner) >= self.min_area else mask
-        hotspot = decide_hotspot(shape, cfg.symmetric_iou, cfg.tip_depth, cfg.inset, cfg.blunt)
+            if np.count_nonzero(inner) >= self.min_area:
+                # and the region is the pointer's fill: its extreme is the fill's point, where the
+                # hotspot lies (the inset steps in from an outline's outermost pixels to that point)
+                shape, inset = inner, 0.0
+        hotspot = decide_hotspot(shape, cfg.symmetric_iou, cfg.tip_depth, inset, cfg.blunt)
         return True, template_from_sprite(image, mask, hotspot)
 
     def _same(self, cand: Candidate, t: Template) -> bool:
         """Is ``cand`` a known sprite, or a part of one (a sighting whose outline half matched
-        the tissue), or a known one part of it?"""
+        the tissue), or a known one part of it that holds ``known_part`` of its mask pixels or more?"""
         known = Candidate(-1, 0, 0, t.image, t.mask)
         small, big = (cand, known) if cand.image.size <= known.image.size else (known, cand)
         if small.image.shape[0] > big.image.shape[0] + 4 or small.image.shape[1] > big.image.shape[1] + 4:
+            return False
+        if small is known and np.count_nonzero(known.mask) < self.config.known_part * np.count_nonzero(cand.mask):
             return False
         return _align(small, big, self.config.agree_offset)[0] >= self.config.same_score
 
