@@ -117,3 +117,41 @@ def test_the_speech_report_names_the_re_decodes_and_their_time():
     assert _alternatives_note(on) == "28 utterance(s) decoded again for other hypotheses in 15.4 s"
     off = SimpleNamespace(config=AcousticConfig(alternatives=None), decodes=0, alternative_seconds=0.0)
     assert "off" in _alternatives_note(off)
+
+
+@pytest.mark.parametrize(
+    ("heard", "hypothesis", "want"),
+    [
+        ("and a the myophibroblasts, or two", "and a my a fibroblasts or two", ["my", "a"]),
+        ("gieson and mesentry chrome show the", "gieson and mass and trichrome show the", ["mass", "and"]),
+    ],
+)
+def test_words_a_hypothesis_puts_in_beside_the_term_are_listed(corrector, heard, hypothesis, want):
+    from quilt_llava.narratives.asr_alternatives import hypothesis_edits
+
+    (edit,) = hypothesis_edits(0, heard.split(), 0, len(heard.split()), hypothesis.split(), corrector, 4)
+    assert edit.detail["added"] == want
+
+
+def _scored(first: int, last: int, after: str, gain: float, **detail: object):
+    from quilt_llava.narratives.correct import Edit
+
+    acoustic = {"delta_per_token": gain, "strict": True}
+    return Edit(0, first, last, "x", after, "vocabulary", 0.8, {**detail, "acoustic": acoustic})
+
+
+def test_an_edit_that_puts_in_words_nobody_heard_yields_to_one_that_does_not():
+    """Tuning sets of the fifteenth pass: "mesentry chrome" -> "mass and trichrome" (a re-decoding,
+    +0.29 per token) beat "Masson trichrome" (the corrector, -0.04), which the audio had accepted too;
+    likewise "my a fibroblasts" over "myofibroblast" and "your epithelium" over "urothelium"."""
+    from quilt_llava.narratives.acoustic_check import chosen_edits
+
+    guess = _scored(4, 6, "mass and trichrome", 0.29, added=["mass", "and"])
+    term = _scored(4, 6, "Masson trichrome", -0.04)
+    elsewhere = _scored(8, 9, "stroma", 0.5)
+    assert [e.after for e in chosen_edits([guess, term, elsewhere])] == ["Masson trichrome", "stroma"]
+    # alone (no edit without added words over its words), the guess is made
+    assert [e.after for e in chosen_edits([guess, elsewhere])] == ["mass and trichrome", "stroma"]
+    # without added words the audio's favourite wins, as before
+    plain = _scored(4, 6, "Masson trichrome stain", 0.29)
+    assert [e.after for e in chosen_edits([plain, term])] == ["Masson trichrome stain"]

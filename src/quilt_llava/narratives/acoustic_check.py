@@ -47,7 +47,11 @@ text match, the better the audio must like it:
 
 Where accepted candidates overlap, the one the audio prefers most (highest ``per_token``) is
 made, whatever its tier (``audio_chooses``): "hyper pleasure" becomes "hyperplasia" (far) rather
-than the corrector's "hyperplasia sure".
+than the corrector's "hyperplasia sure". One exception: an edit from the recogniser's other
+readings that also puts in ordinary words not heard there (``detail["added"]``: "mass and
+trichrome" for "mesentry chrome") yields to an accepted edit over the same words that does not
+("Masson trichrome"): the audio naturally likes the recogniser's own reading of the words around
+the term, which it had already weighed against the first pass.
 
 Measured (docs/BENCHMARKS_HISTORY.md, Speech): sixth pass, on four clean held-out sets together, term
 recall 0.70 -> 0.73 and right words changed 0.66 % -> 0.88 % (one set 1.9 %); 0.06-0.16 x real
@@ -578,16 +582,24 @@ def correct_heard(
         listed = list(tiers.values())
         verdicts = check.judge(audio, transcript, [e for _, e in listed], [t for t, _ in listed])
     kept, refused = checked(verdicts, transcript, cfg)
+    chosen = chosen_edits(kept, cfg.audio_chooses)
+    return apply_edits(transcript, chosen), chosen, refused
+
+
+def chosen_edits(kept: list[Edit], audio_chooses: bool = True) -> list[Edit]:
+    """One edit per word of the accepted ``kept`` (scored: ``detail["acoustic"]``), in text order:
+    of overlapping ones the audio's favourite, but an edit that puts in words not heard there
+    (``detail["added"]``) only where no other accepted edit over its words does without
+    (``audio_chooses``; else the corrector's own edits first)."""
     taken: set[tuple[int, int]] = set()
     chosen: list[Edit] = []
-    for e in sorted(kept, key=_preference if cfg.audio_chooses else _own_first):
-        # one edit per word: the audio's favourite (or the corrector's own edits first)
+    for e in sorted(kept, key=_preference if audio_chooses else _own_first):
         span = {(e.utterance, i) for i in range(e.first, e.last)}
         if not span & taken:
             taken |= span
             chosen.append(e)
     chosen.sort(key=lambda e: (e.utterance, e.first))
-    return apply_edits(transcript, chosen), chosen, refused
+    return chosen
 
 
 def _ranked(candidates: list[list[Edit]]) -> list[Edit]:
@@ -600,8 +612,11 @@ def _gain(e: Edit) -> float:
     return float("inf") if g is None else g  # not scored: an own edit that stands
 
 
-def _preference(e: Edit) -> tuple[float, float]:
-    return -_gain(e), -e.score
+def _preference(e: Edit) -> tuple[bool, float, float]:
+    # An edit that also puts in ordinary words nobody heard there (a re-decoding's guess around
+    # the term: "my a fibroblasts" for "the myophibroblasts") yields to an accepted edit over
+    # the same words that does not; among the rest the audio's favourite wins.
+    return bool(e.detail.get("added")), -_gain(e), -e.score
 
 
 def _own_first(e: Edit) -> bool:

@@ -21,7 +21,9 @@ utterance: 112 of 117 pieces of the tuning sets), :func:`alternative_edits`
    stretch (:func:`covering`: the two readings' space-joined words aligned character by
    character, so "testinal metoplasia" / "testing all metaplasia" gives "metoplasia" ->
    "metaplasia" and leaves the neighbour alone) and offers them, changed into the hypothesis's
-   words there (the term in its own spelling where the stretch is just the term), as an edit,
+   words there (the term in its own spelling where the stretch is just the term; the
+   hypothesis's words beside the term that the first pass did not hear are listed in the edit's
+   ``detail["added"]``), as an edit,
    unless the first pass holds the term there already, a term it heard would go for words that
    read and sound less than ``rival_min_score`` like it (the looser tier's bar: "chromatin" ->
    "chromogen", 0.73, is offered; "teratoma" -> "tumour", 0.43, which the audio accepted on a
@@ -181,6 +183,8 @@ def hypothesis_edits(
 ) -> list[Edit]:
     """Edits of words of ``tokens[a:b]`` (utterance ``ui``) into the words of ``hypothesis``
     (corrected already) that say the same stretch and hold a term they lack (module docstring)."""
+    from dataclasses import replace
+
     from quilt_llava.narratives.correct import similarity
     from quilt_llava.narratives.vocabulary import norm_word
 
@@ -216,7 +220,11 @@ def hypothesis_edits(
                 continue  # another form of a word heard ("nuclei" -> "nucleus"): the audio cannot tell
             # the term in its own spelling ("pseudo-inclusions" -> "pseudoinclusions"), else the stretch
             after = term.canonical if (p, q) == (p0, q0) else " ".join(words[p:q])
-            found.append(corrector.edit(ui, a + i, a + j, tokens, after, score, spelling, sound))
+            e = corrector.edit(ui, a + i, a + j, tokens, after, score, spelling, sound)
+            # the hypothesis's words beside the term that the first pass did not hear there: its
+            # guess at ordinary words ("mass and trichrome" for "mesentry chrome")
+            added = [w for w in (*nn[p:p0], *nn[q0:q]) if w not in heard]
+            found.append(replace(e, detail={**e.detail, "added": added}) if added else e)
     return found
 
 
