@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 
@@ -29,6 +31,37 @@ def _pointed_at(frame: np.ndarray, template: Template) -> tuple[int, int]:
     res = masked_ncc(frame, template)
     y, x = np.unravel_index(int(np.argmax(res)), res.shape)
     return int(x) + template.hotspot[0], int(y) + template.hotspot[1]
+
+
+def _learned_along(
+    learner: SpriteLearner,
+    background: np.ndarray,
+    mask: np.ndarray,
+    frames: int,
+    place: Callable[[int], tuple[int, int]],
+    look: Callable[[int], np.ndarray],
+    moves_from: int = 0,
+    paint: Callable[[int, np.ndarray], None] | None = None,
+) -> list[tuple[int, int, int]]:
+    """Feed ``learner`` a pointer (``look(i)``'s grey levels on ``mask``) drawn at ``place(i)`` (its
+    top-left) over ``background`` (``paint(i, frame)`` first, where given), with the box it changed
+    as a motion blob from frame ``moves_from`` on; returns (frame, where each learned sprite points
+    from the pointer's top-left, x and y)."""
+    h, w = mask.shape
+    found, last = [], None
+    for i in range(frames):
+        x, y = place(i)
+        frame = background.copy()
+        if paint is not None:
+            paint(i, frame)
+        frame[y : y + h, x : x + w][mask] = look(i)[mask]
+        box = (x, y, x + w, y + h)
+        blobs = [] if i < moves_from else [box if last is None else _union(box, last)]
+        last = box
+        for t in learner.observe(i, frame, blobs):
+            tip_x, tip_y = _pointed_at(frame, t)
+            found.append((i, tip_x - x, tip_y - y))
+    return found
 
 
 def _sprite() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -539,23 +572,18 @@ def test_a_sprite_learned_without_its_tail_is_completed_from_the_held_frames() -
     elsewhere in them) shows the whole arrow, and that points at the tip, which both sightings
     showed."""
     mask, fill, _ = _sprite()
-    background = _texture(360, 640, seed=5)
-    learner = SpriteLearner(720)
-    h, w = mask.shape
-    found, last = [], None
-    for i in range(100):
+    found = _learned_along(
+        SpriteLearner(720),
+        _texture(360, 640, seed=5),
+        mask,
+        100,
         # first resting far off (nothing moves where it will be), then moving 2 px a frame
-        x, y = (420 + (i % 10) * 3, 250) if i < 60 else (200 + 2 * (i - 60), 200 - 2 * (i - 60))
-        frame = background.copy()
-        frame[y : y + h, x : x + w][mask] = np.where(fill, 30, 235)[mask]
-        box = (x, y, x + w, y + h)
-        blobs = [] if i < 60 else [_union(box, last)]
-        last = box
-        for t in learner.observe(i, frame, blobs):
-            tip_x, tip_y = _pointed_at(frame, t)
-            found.append((tip_x - x, tip_y - y))
+        lambda i: (420 + (i % 10) * 3, 250) if i < 60 else (200 + 2 * (i - 60), 200 - 2 * (i - 60)),
+        lambda i: np.where(fill, 30, 235),
+        moves_from=60,
+    )
     assert len(found) == 1
-    assert np.hypot(*found[0]) <= 3.0, found  # the tip is the shape's (0, 0)
+    assert np.hypot(*found[0][1:]) <= 3.0, found  # the tip is the shape's (0, 0)
 
 
 def test_a_whole_cut_that_took_in_tissue_does_not_replace_the_sprite() -> None:
@@ -573,23 +601,22 @@ def test_a_whole_cut_that_took_in_tissue_does_not_replace_the_sprite() -> None:
     cv2.rectangle(shape, (0, 9), (19, 23), 255, -1)  # the palm
     mask = shape > 0
     fill = cv2.erode(shape, np.ones((3, 3), np.uint8)) > 0
-    background = _texture(360, 640, seed=3)
-    h, w = mask.shape
-    found, last = [], None
-    learner = SpriteLearner(720)
-    for i in range(90):
-        # first resting far off (the held frames), then moving 13 px a frame
-        x, y = (500 + (i % 10) * 3, 300) if i < 60 else (60 + 12 * (i - 60), 80 + 5 * (i - 60))
-        frame = background.copy()
+
+    def sliver(i: int, frame: np.ndarray) -> None:
         if i >= 55:  # where the pointer is when the sprite is learned (frame 62), left of its palm
             cv2.fillPoly(frame, [np.array([(84, 99), (83, 91), (88, 99)], np.int32)], 250)
-        frame[y : y + h, x : x + w][mask] = np.where(fill, 30, 235)[mask]
-        box = (x, y, x + w, y + h)
-        blobs = [] if i < 60 else [_union(box, last)]
-        last = box
-        for t in learner.observe(i, frame, blobs):
-            tip_x, tip_y = _pointed_at(frame, t)
-            found.append((i, tip_x - x, tip_y - y))
+
+    found = _learned_along(
+        SpriteLearner(720),
+        _texture(360, 640, seed=3),
+        mask,
+        90,
+        # first resting far off (the held frames), then moving 13 px a frame
+        lambda i: (500 + (i % 10) * 3, 300) if i < 60 else (60 + 12 * (i - 60), 80 + 5 * (i - 60)),
+        lambda i: np.where(fill, 30, 235),
+        moves_from=60,
+        paint=sliver,
+    )
     assert [f[0] for f in found] == [62]  # the sliver is where the pointer is then
     assert np.hypot(found[0][1] - 9, found[0][2] - 1) <= 2.0, found  # the fingertip, not the sliver's point
 
@@ -606,28 +633,21 @@ def test_a_sprite_that_lost_its_tip_points_where_its_sightings_point() -> None:
     tip = np.zeros_like(mask)
     tip[:5] = True
     tip &= mask
+
+    def look(i: int) -> np.ndarray:
+        grey = np.where(fill, 30, 235)
+        grey[tip] = 235 if i % 4 < 2 else 150  # frames 2 apart show the tip differently
+        return grey
+
     background = _texture(360, 640, seed=3)
-    h, w = mask.shape
     for votes in (True, False):
         learner = SpriteLearner(720, SpriteConfig() if votes else SpriteConfig(tip_votes=False))
-        found, last = [], None
-        for i in range(24):
-            x, y = 60 + 11 * i, 80 + 5 * i
-            frame = background.copy()
-            look = np.where(fill, 30, 235)
-            look[tip] = 235 if i % 4 < 2 else 150  # frames 2 apart show the tip differently
-            frame[y : y + h, x : x + w][mask] = look[mask]
-            box = (x, y, x + w, y + h)
-            blobs = [box if last is None else _union(box, last)]
-            last = box
-            for t in learner.observe(i, frame, blobs):
-                tip_x, tip_y = _pointed_at(frame, t)
-                found.append((tip_x - x, tip_y - y))
+        found = _learned_along(learner, background, mask, 24, lambda i: (60 + 11 * i, 80 + 5 * i), look)
         assert len(found) == 1
         if votes:
-            assert np.hypot(*found[0]) <= 6.0, found  # the tip is the shape's (0, 0)
+            assert np.hypot(*found[0][1:]) <= 6.0, found  # the tip is the shape's (0, 0)
         else:  # as on main (and the test's premise): the lower left corner
-            assert np.hypot(*found[0]) >= 20.0, found
+            assert np.hypot(*found[0][1:]) >= 20.0, found
 
 
 @pytest.mark.parametrize(("theme", "shape"), [("DMZ-Black", "hand"), ("DMZ-Black", "arrow")])
