@@ -111,6 +111,7 @@ def test_context_cues_choose_between_sound_alike_terms(vocab):
         "the cell membrane. Staining is weak",  # the cue is in the next sentence
         "this tumour is lined by flat cells",  # a real word needs the cue right beside it
         "a thin membrane with no staining",  # the cue is two words away from a real term
+        "and the hyperplastic cells have",  # another prefix on the cued term's stem: another meaning
     ):
         assert correct_with_vocabulary(timed(text), vocab)[0].text() == text, text
 
@@ -464,5 +465,35 @@ def test_a_term_heard_in_the_singular_where_the_sentence_wants_the_plural_become
     assert c.plural_of("mitosis") == "mitoses" and c.plural_of("nucleus") == "nuclei"
     assert c.plural_of("mitoses") is None and c.plural_of("ordinary") is None
     # off: as before
+    off = replace(CorrectionConfig(), number_agreement=False)
+    assert correct_with_vocabulary(timed(text), vocab, off)[1] == []
+
+
+def test_a_term_heard_in_the_plural_where_a_counting_word_wants_the_singular_becomes_the_singular(vocab):
+    from dataclasses import replace
+
+    from quilt_llava.narratives.correct import CorrectionConfig, VocabularyCorrector
+
+    # "a", "each", "one" count one noun; a word between them and the term may be its adjective
+    text = "Each keratinocytes near the surface is flat, a large osteoclasts sits in its pit, and a mast cells lies here."
+    fixed, edits = correct_with_vocabulary(timed(text), vocab)
+    assert fixed.text() == (
+        "Each keratinocyte near the surface is flat, a large osteoclast sits in its pit, and a mast cell lies here."
+    )
+    assert [e.after for e in edits] == ["keratinocyte", "osteoclast", "mast cell"]
+    assert all(e.detail.get("number") for e in edits)
+    for kept in (
+        "A few osteoclasts sit in the pits.",  # a quantity between: plural
+        "A pair of osteoclasts and a group of lymphocytes.",  # "of": the noun is the quantity's
+        "In a typical melanocytes show pagetoid spread.",  # "a typical" may be "atypical"
+        "Look at a gland, osteoclasts lie beside it.",  # a pause between
+        "Each field has osteoclasts.",  # the counted noun comes first
+        "Another lobule's ducts are dilated.",  # a possessive between
+    ):
+        assert not [e for e in correct_with_vocabulary(timed(kept), vocab)[1] if e.detail.get("number")], kept
+    c = VocabularyCorrector(vocab)
+    assert c.singular_of(("mitoses",)) == "mitosis" and c.singular_of(("nuclei",)) == "nucleus"
+    assert c.singular_of(("mast", "cells")) == "mast cell"
+    assert c.singular_of(("stroma",)) is None and c.singular_of(("osteoclast",)) is None
     off = replace(CorrectionConfig(), number_agreement=False)
     assert correct_with_vocabulary(timed(text), vocab, off)[1] == []

@@ -40,13 +40,19 @@ Four more kinds of candidate use what is around a word:
   cues beside it (a non-word: within ``cue_window`` words of the same sentence) becomes the
   term at the lower bar ``cue_min_score``, even a real word or another term that has no
   cue of its own there ("membrane staining" -> "membranous staining", "DAB chromatin" ->
-  "DAB chromogen"; "coarse chromatin" stays);
+  "DAB chromogen"; "coarse chromatin" stays; "hyperplastic cells" stays too: the cued
+  "neoplastic" is the same stem behind another meaning prefix, :func:`swapped_prefix`);
 - **number agreement** (``number_agreement``): a one-word term heard in the singular becomes
   its plural, where the vocabulary lists that plural as a term, when it heads the subject of
   "are"/"were" ("the X are", not "of the X are") or comes right after a word that counts
   several ("many", "two", "these"): "the mitosis are frequent" -> "the mitoses are frequent".
   The recogniser cannot hear "-sis" from "-ses", the sentence can. A pause (punctuation)
-  between the words stops it.
+  between the words stops it. The other way, a term of one to three words heard with its last
+  word in the plural becomes its singular (where that is a term) right after a word that counts
+  one ("a", "an", "one", "each", "every", "another", "single"), or with one word between that is
+  no pause, quantity ("a few"), preposition, term, plural or possessive, and does not make a word
+  joined to the counting word ("a typical" may be "atypical"): "each keratinocytes" ->
+  "each keratinocyte", "a large osteoclasts" -> "a large osteoclast".
 
 All candidates compete: at most one edit per word, the best-scoring first.
 
@@ -142,6 +148,11 @@ PLURAL_VERBS = frozenset({"are", "were"})
 PLURAL_COUNTS = frozenset(
     {"many", "several", "numerous", "multiple", "few", "two", "three", "four", "five", "these", "those", "both"}
 )
+# Words after which a noun is singular ("a keratinocytes", "each osteoclasts", "one mast cells").
+SINGULAR_COUNTS = frozenset({"a", "an", "one", "each", "every", "another", "single"})
+# Words that may stand between such a word and its noun only when they are not themselves the noun
+# of a quantity ("a few", "a couple", "a pair of"): these stop the singular cue.
+QUANTITY_WORDS = frozenset({"few", "couple", "pair", "dozen", "lot", "number", "group", "cluster", "handful", "series"})
 # Before "are"/"were" the term must head the subject: right after "the" (or a counting word), and
 # that not inside a phrase ("the adipocytes of this lobule are": the verb is the adipocytes').
 PLURAL_HEADS = frozenset({"the", "some", "all"})
@@ -240,6 +251,17 @@ def other_form(word: str, term: str) -> bool:
     if any(term == p + word or word == p + term for p in MEANING_PREFIXES):
         return True
     return _same_stem(word, term, FORM_ENDINGS)
+
+
+def swapped_prefix(word: str, term: str) -> bool:
+    """Whether the two words are one stem of 4 letters or more behind two different meaning
+    prefixes, or behind one and none: hyperplastic/neoplastic, typical/atypical."""
+    prefixes = ("", *MEANING_PREFIXES)
+    for p in prefixes:
+        stem = word[len(p) :] if word.startswith(p) else ""
+        if len(stem) >= 4 and any(q != p and term == q + stem for q in prefixes):
+            return True
+    return False
 
 
 def _same_stem(word: str, term: str, endings: tuple[str, ...]) -> bool:
@@ -548,8 +570,8 @@ class VocabularyCorrector:
             for (form,), term in self._cued:
                 if term is heard or not term.cues & window:
                     continue
-                if any(form == p + word or word == p + form for p in MEANING_PREFIXES):
-                    continue  # typical / atypical: a different meaning, not a mishearing
+                if swapped_prefix(word, form):
+                    continue  # typical / atypical, hyperplastic / neoplastic: a different meaning
                 score, spelling, sound = similarity((word,), (form,))
                 if score >= cfg.cue_min_score and spelling >= cfg.min_spelling and (best is None or score > best[1]):
                     best = (term, score, spelling, sound)
@@ -571,12 +593,60 @@ class VocabularyCorrector:
                 return option
         return None
 
+    def singular_of(self, words: tuple[str, ...]) -> str | None:
+        """The term that ``words`` (normalised) name in the singular, their last word made singular,
+        where that is a term other than the words' own; else None."""
+        last = words[-1]
+        options = [last[: -len(many)] + one for one, many in PLURAL_ENDINGS if last.endswith(many)]
+        options += [last[:-3] + "y"] if last.endswith("ies") else []
+        options += [last[:-2]] if last.endswith("es") else []
+        options += [last[:-1]] if last.endswith("s") and not last.endswith("ss") else []
+        own = self._index.get(words)
+        for option in options:
+            term = self._index.get((*words[:-1], option))
+            if option and term is not None and term is not own:
+                return term.canonical
+        return None
+
+    def _singular_edits(self, ui: int, tokens: list[str], norms: list[str], ends: list[bool]) -> list[Edit]:
+        """Terms heard in the plural right after a word that counts one ("a", "each", "one"), or
+        with one word between that is no pause, no quantity and no word of its own when joined to
+        the counting word ("a large osteoclasts"; not "a typical melanocytes")."""
+        found: list[Edit] = []
+        for i in range(1, len(norms)):
+            cue = norms[i - 1] in SINGULAR_COUNTS and not ends[i - 1]
+            if not cue and i > 1:
+                between = norms[i - 1]
+                cue = (
+                    norms[i - 2] in SINGULAR_COUNTS
+                    and not ends[i - 2]
+                    and not ends[i - 1]
+                    and between not in QUANTITY_WORDS
+                    and between not in PLURAL_COUNTS
+                    and between not in PREPOSITIONS
+                    and (between,) not in self._index
+                    and not between.endswith("s")
+                    # "a typical melanocytes" may be "atypical melanocytes", heard in two words
+                    and self.zipf(norms[i - 2] + between) < self.config.common_zipf
+                )
+            if not cue:
+                continue
+            for n in range(min(self.config.max_ngram, 3, len(norms) - i), 0, -1):
+                if any(ends[i : i + n - 1]) or not norms[i + n - 1] or "'" in tokens[i + n - 1].replace("\u2019", "'"):
+                    continue  # a pause inside, or a possessive ("a lobule's ducts")
+                singular = self.singular_of(tuple(norms[i : i + n]))
+                if singular is not None:
+                    edit = self.edit(ui, i, i + n, tokens, singular, 1.0, 1.0, 1.0)
+                    found.append(replace(edit, detail={**edit.detail, "number": True}))
+                    break
+        return found
+
     def _number_edits(self, ui: int, tokens: list[str], norms: list[str]) -> list[Edit]:
-        """Terms heard in the singular where the sentence wants the plural (``number_agreement``)."""
+        """Terms heard in one number where the sentence wants the other (``number_agreement``)."""
         if not self.config.number_agreement:
             return []
         ends = [t.rstrip("\"')").endswith((".", "?", "!", ";", ",", ":")) for t in tokens]
-        found: list[Edit] = []
+        found: list[Edit] = self._singular_edits(ui, tokens, norms, ends)
         for i, word in enumerate(norms):
             before = i > 0 and not ends[i - 1] and norms[i - 1] in PLURAL_COUNTS
             after = (
