@@ -225,6 +225,31 @@ def test_a_learned_ibeam_with_a_serif_cut_short_points_at_its_middle(drawing: st
     assert np.hypot(x - truth[0], y - truth[1]) <= 1.5, (x, y)
 
 
+# A left-pointing hand as the learner kept it from handhelds-480p (10 x 14 px): a line drawing by its
+# stroke, whose outline a mirror maps within a pixel of itself at 0.88, as anything that small does.
+SMALL_LEARNED_HAND = """
+.....####.....
+.....####.....
+.....########.
+......#######.
+#############.
+#############.
+.#...####.###.
+....####..####
+.....#....###.
+.........#....
+"""
+
+
+def test_a_small_learned_hand_points_with_its_finger() -> None:
+    """The looser cover asked of wide line drawings (``OUTLINE_COVER_WIDE``) is not asked of a shape a
+    few pixels across: the small hand keeps pointing with its finger's end (rows 4-5, column 0), not at
+    its middle."""
+    hand = np.array([[c == "#" for c in row] for row in SMALL_LEARNED_HAND.split()], np.uint8) * 255
+    x, y = decide_hotspot(hand)
+    assert np.hypot(x - 0, y - 4.5) <= 3, (x, y)
+
+
 def test_a_line_drawn_arrow_still_points_with_its_tip() -> None:
     """An arrow drawn as an outline only (a line drawing, like an I-beam) is not symmetric under any
     mirror: it keeps pointing with its tip, not its middle."""
