@@ -149,7 +149,7 @@ LINE_STROKE = 0.5
 # mirror for it to point with its middle (``_outline_symmetric_centre``): 0.9, and 0.85 where the
 # shape's narrow side spans ``OUTLINE_WIDE`` px or more. An I-beam learned from two sightings of an
 # MPEG-4 video, one serif ragged or cut short at one end, covers 0.89 under its worst mirror (the
-# independent corpus, draws 2, 7 and 8: 18-20 px wide); the seven line-drawn sprites there that point
+# independent corpus, draws 2, 7 and 8: 16-20 px wide); the six line-drawn sprites there that point
 # with an extreme cover 0.57 at most. On a shape a few pixels across, a pixel's slack is much of its
 # width and anything covers that much (a 10 x 14 px hand of handhelds-480p covers 0.88).
 OUTLINE_COVER = 0.9
