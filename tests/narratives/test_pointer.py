@@ -218,8 +218,8 @@ CUT_SERIF_IBEAMS = (
 def test_a_learned_ibeam_with_a_serif_cut_short_points_at_its_middle(drawing: str, truth: tuple[float, float]) -> None:
     """An I-beam learned from two sightings of a compressed video keeps one serif ragged or cut short at
     one end. Its outline is still symmetric to within a pixel for most of its length, and it points at
-    its middle, not at a serif's corner (main put both at a corner, 18 px off, and tracked the I-beam
-    18 px off in every frame)."""
+    its middle, not at a serif's corner (main put both at a corner, 18 px off; in draw 8 every I-beam
+    frame was then tracked 18 px off)."""
     ibeam = np.array([[c == "#" for c in row] for row in drawing.split()], np.uint8) * 255
     x, y = decide_hotspot(ibeam)
     assert np.hypot(x - truth[0], y - truth[1]) <= 1.5, (x, y)
