@@ -46,6 +46,21 @@ def test_sprite_set_retires_the_prior_sizes_that_never_found_the_pointer():
     assert sprites.retired() == {0, 2} and sprites.unlocked() == [1, 3]
 
 
+def test_sprite_set_retires_a_prior_size_that_only_held_a_still_spot():
+    """A size of the prior whose verified hits since the first sprite was learned never moved (a
+    lookalike in the tissue or the chrome, held while the pointer was hidden or was a shape the prior
+    does not match) has not found the pointer: it is retired like a size that found nothing. A size
+    whose track moved to its hits stays; a learned sprite's hits count whether they moved or not."""
+    sprites = SpriteSet(make_templates((0.8, 1.0, 1.25), 720), CursorConfig())
+    k = sprites.add(make_template(1.1))
+    for _ in range(50):
+        sprites.credit(0, moved=False)  # the same spot, frame after frame
+    sprites.credit(1, moved=True)
+    for _ in range(PRIOR_RETIRE_AFTER):
+        sprites.credit(k, moved=False)  # a learned sprite resting: still counted
+    assert sprites.retired() == {0, 2} and sprites.unlocked() == [1, 3]
+
+
 def test_sprite_set_footprint_is_the_union_of_every_template_box_clipped_to_the_frame():
     templates = make_templates((0.6, 1.6), 720)
     sprites = SpriteSet(templates, CursorConfig())

@@ -462,7 +462,7 @@ class TemplateCursorLocator:
             # Seen to differ from the background: this track is the pointer.
             if self.sprites.locked is None:
                 self.sprites.vote(k)
-            self.sprites.credit(k)
+            self.sprites.credit(k, moved=continues and math.hypot(x - self.track[0], y - self.track[1]) > 2)
             self.seen_at[k] = frame.index
             out.extend(self.rests.first_verified(frame, x, y, k, self.pending))  # where it rested before
             if not self.verified:  # where the track began: did the pointer rest there before? (``probe_rest``)

@@ -145,6 +145,17 @@ from quilt_llava.narratives.track_motion import differs_from_all
 # arrows and hands 0.56-0.62.
 LINE_STROKE = 0.5
 
+# Share of a line drawing's outline pixels that must land within a pixel of its outline under each
+# mirror for it to point with its middle (``_outline_symmetric_centre``): 0.9, and 0.85 where the
+# shape's narrow side spans ``OUTLINE_WIDE`` px or more. An I-beam learned from two sightings of an
+# MPEG-4 video, one serif ragged or cut short at one end, covers 0.89 under its worst mirror (the
+# independent corpus, draws 2, 7 and 8: 16-20 px wide); the six line-drawn sprites there that point
+# with an extreme cover 0.57 at most. On a shape a few pixels across, a pixel's slack is much of its
+# width and anything covers that much (a 10 x 14 px hand of handhelds-480p covers 0.88).
+OUTLINE_COVER = 0.9
+OUTLINE_COVER_WIDE = 0.85
+OUTLINE_WIDE = 12  # px: six times the axes' slack (2 px) of ``_outline_symmetric_centre``
+
 # The eight compass directions (x right, y down) and how much sharper than an up/left extreme
 # an extreme elsewhere must be to count as the tip: desktop pointers point up and to the left.
 DIRECTIONS = [
@@ -373,7 +384,9 @@ def _near_symmetric_centre(box: np.ndarray, min_iou: float, slack: int = 1) -> t
     return centre[0], centre[1]
 
 
-def _outline_symmetric_centre(box: np.ndarray, min_cover: float = 0.9, slack: int = 2) -> tuple[float, float] | None:
+def _outline_symmetric_centre(
+    box: np.ndarray, min_cover: float | None = None, slack: int = 2
+) -> tuple[float, float] | None:
     """The centre of a line drawing (a crosshair or I-beam as learned from a compressed video)
     whose *outline* a half turn and both mirrors map onto itself to within a pixel, or None.
 
@@ -393,6 +406,8 @@ def _outline_symmetric_centre(box: np.ndarray, min_cover: float = 0.9, slack: in
     b8 = np.pad(box.astype(np.uint8), 1)
     if min(h, w) < 5 or 2 * float(cv2.distanceTransform(b8, cv2.DIST_L2, 3).max()) > LINE_STROKE * min(h, w):
         return None  # too small to tell, or not a line drawing
+    if min_cover is None:
+        min_cover = OUTLINE_COVER_WIDE if min(h, w) >= OUTLINE_WIDE else OUTLINE_COVER
     edge = box & ~(cv2.erode(b8, np.ones((3, 3), np.uint8))[1:-1, 1:-1] > 0)
     count = int(edge.sum())
     pad = slack + 1

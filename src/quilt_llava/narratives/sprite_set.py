@@ -12,7 +12,9 @@ In: the arrow prior (the first ``generic`` templates), each sprite the learner a
 - **The retired prior.** Once learned sprites have given ``PRIOR_RETIRE_AFTER`` verified hits,
   every size of the arrow prior that has given none since the first sprite was learned is no
   longer matched (a pointer keeps its size through a recording). A size that keeps finding the
-  pointer (a classic arrow) stays.
+  pointer (a classic arrow) stays. Only the prior's hits that its track moved to count: a size
+  that holds one still spot (a lookalike, while the pointer is hidden or is another shape) has
+  found no pointer.
 - **Twins.** Learned sprites that look alike (``TWIN_SCORE``) are searched once; the whole-frame
   search checks the first one's peaks with each of them.
 """
@@ -81,9 +83,13 @@ class SpriteSet:
             return set()
         return {k for k in range(self.generic) if self.wins[k] == 0}
 
-    def credit(self, k: int) -> None:
-        """Count a verified hit of template ``k`` once a sprite is learned (see :meth:`retired`)."""
-        if self.learned_any:
+    def credit(self, k: int, moved: bool = True) -> None:
+        """Count a verified hit of template ``k`` once a sprite is learned (see :meth:`retired`).
+        ``moved``: the track moved to it from its last hit. A size of the prior counts only hits
+        that moved: one that keeps matching a still spot (a lookalike in the tissue or the chrome,
+        held while the pointer is hidden or is a shape the prior does not match) has not found the
+        pointer, and is retired as one that found nothing."""
+        if self.learned_any and (moved or k >= self.generic):
             self.wins += [0] * (len(self.templates) - len(self.wins))
             self.wins[k] += 1
 
