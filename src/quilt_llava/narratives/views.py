@@ -136,6 +136,8 @@ class StillRuns:
     def set_frame_rate(self, fps: float) -> None:
         """The analysed frame rate: how many frames ``boundary_s`` spans (frames held so far stay)."""
         self.boundary = boundary_frames(self.config, fps)
+        if hasattr(self.detector, "set_frame_rate"):
+            self.detector.set_frame_rate(fps)
         self.recent = deque(self.recent, maxlen=2 * self.boundary + 2)
         self.vetoed = deque(self.vetoed, maxlen=2 * self.boundary + 2)
         settle = self.config.settle_s
