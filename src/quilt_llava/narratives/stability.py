@@ -209,7 +209,6 @@ class CellDiffStability:
         self._still_with = _MOVED if moving else ignore  # the ignore mask of the last still frame
         return moving
 
-
     def _panned(self, small: np.ndarray, ignore: np.ndarray | None) -> bool:
         """Is this still-looking frame the run's anchor shifted, further than a few frames ago (see
         ``StabilityConfig.pan_shift``)? Records the frame's shift from the anchor."""
@@ -219,7 +218,8 @@ class CellDiffStability:
         anchor = self.anchor
         assert anchor is not None and cfg.pan_shift is not None
         earlier = min(self._shifts, default=0.0)
-        if small.shape != anchor.shape or self._changed(small, anchor, ignore, cfg.fine_threshold) <= cfg.moving_fraction:
+        fine = cfg.fine_threshold
+        if small.shape != anchor.shape or self._changed(small, anchor, ignore, fine) <= cfg.moving_fraction:
             self._shifts.append(0.0)  # (too alike to tell a shift)
             return False
         a, b = anchor.astype(np.float32), small.astype(np.float32)
