@@ -101,3 +101,20 @@ def test_a_view_that_settled_before_its_run_began_is_not_split():
     det = CellDiffStability()
     flags = [det.update(f) for f in frames]
     assert not any(flags[3:]), [i for i, m in enumerate(flags) if m]
+
+
+@pytest.mark.parametrize("sigma,spread", [(1.0, 12.0), (0.8, 14.0)])
+def test_a_run_ending_in_the_slow_start_of_a_pan_loses_those_frames(sigma, spread):
+    """45 still frames, then 12 frames of a pan's eased start (0.004 to 0.6 px off the view, too
+    little for the detector), then a cut: the run loses the eased frames shifted 0.1 px or more
+    (frames 49 on; main keeps up to frame 52, where the easing trim reaches back 0.1 s)."""
+    field = _grain(7, sigma, spread, 128.0)
+    rng = np.random.default_rng(8)
+    xs = [0.0] * 45 + [0.6 * (k / 12) ** 2 for k in range(1, 13)]
+    frames = []
+    for x in xs:
+        frames.append(np.clip(_view(field, x) + rng.normal(0, 0.4, (H, W)), 0, 255).astype(np.uint8))
+    frames += [np.clip(_view(_grain(9, 2.0, 20.0), 0.0), 0, 255).astype(np.uint8)] * 40  # a cut to another view
+    runs = _runs(frames)
+    assert runs[0].start == 0 and 44 <= runs[0].end <= 49, runs
+    assert runs[-1] == Span(57, len(frames) - 1)
