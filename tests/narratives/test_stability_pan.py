@@ -49,12 +49,13 @@ def _pan(field: np.ndarray, still: int, pan: int, dx: float, seed: int, chrome: 
 def _runs(frames: list[np.ndarray], config: StabilityConfig | None = None, fps: float = 30.0) -> list[Span]:
     from quilt_llava.narratives.views import StillRuns
 
-    runs = StillRuns(config or StabilityConfig(), fps=fps)
+    runs = StillRuns(config or ON, fps=fps)
     spans = [runs.step(i, runs.moving(f), f).closed for i, f in enumerate(frames)]
     return [s for s in [*spans, runs.close(len(frames) - 1)] if s is not None and s.end - s.start >= fps]
 
 
-OFF = StabilityConfig(pan_shift=None)
+ON = StabilityConfig(pan_shift=0.5)  # off by default (see StabilityConfig.pan_shift)
+OFF = StabilityConfig()
 
 
 @pytest.mark.parametrize("sigma,spread,dx", [(2.0, 4.0, 3.0), (2.0, 4.0, 8.0), (1.5, 5.0, 4.0), (1.5, 5.0, 6.0)])
@@ -82,7 +83,7 @@ def test_a_pointer_moving_fast_over_a_still_view_with_flicker_is_not_a_pan():
         x = 10 + (i * 5) % (W - 30)
         f[40:56, x : x + 10] = 20  # a dark arrow-sized pointer, moving 5 px a frame
         frames.append(np.clip(f, 0, 255).astype(np.uint8))
-    det = CellDiffStability()
+    det = CellDiffStability(ON)
     assert not any(det.update(f) for f in frames)
 
 
@@ -98,7 +99,7 @@ def test_a_view_that_settled_before_its_run_began_is_not_split():
         if i >= 45:  # a keyframe re-sharpens the view from here on
             f = f + 0.3 * (f - cv2.GaussianBlur(f, (0, 0), 1.0))
         frames.append(np.clip(f + rng.normal(0, 0.4, (H, W)), 0, 255).astype(np.uint8))
-    det = CellDiffStability()
+    det = CellDiffStability(ON)
     flags = [det.update(f) for f in frames]
     assert not any(flags[3:]), [i for i, m in enumerate(flags) if m]
 
