@@ -11,6 +11,8 @@ caller marks as ignored (a webcam) are left out of the count.
 
 from __future__ import annotations
 
+import math
+from collections import deque
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -58,11 +60,32 @@ class StabilityConfig:
     settle_s: float | None = 1.0
     fade_share: float = 0.3
     fade_threshold: float = 0.75
+    # A slow pan changes each frame too little for the test against the previous frame, and against
+    # the run's first frame it may change fine detail only (the blur veto keeps it still) or change
+    # a pale view's cells by less than ``cell_threshold``. But such a frame is the anchor shifted,
+    # which neither compression nor a pointer makes: a still frame is moving where phase correlation
+    # puts it ``pan_shift`` tiny px or more from the anchor, ``pan_growth`` further than at any frame
+    # of the last ``pan_window_s`` (the view moves now: a view that settled before the run's anchor
+    # was taken stays put, and a keyframe moves the estimate by a fraction of that), and shifting the
+    # anchor by that much explains the difference (leaves at most ``PAN_EXPLAINED`` of it) in over
+    # ``moving_fraction`` of the informative cells; :func:`~quilt_llava.narratives.views.pan_trimmed`
+    # then trims a run's eased ends. None (the default): neither. Off because it re-anchors inside a
+    # pan, which changes which pan frames the pointer locator sees as still: recall fell on four
+    # tuning videos of the independent corpus (docs/BENCHMARKS.md, sixteenth pass), though it
+    # brought every stable-view boundary of the tuning draws within 0.5 s. 0.5 is the tested setting.
+    pan_shift: float | None = None
+    pan_growth: float = 0.2
+    pan_window_s: float = 0.3
 
 
 # Blur (px of the compared frame) before a change against the run's first frame, with none
 # against the previous frame, counts as motion.
 BLUR_SIGMA = 1.5
+# The pan test (``StabilityConfig.pan_shift``): the share of a cell's difference from the anchor
+# that the shifted anchor may leave for the shift to explain it; the least difference (grey levels)
+# of a cell it may explain.
+PAN_EXPLAINED = 0.5
+PAN_CELL_MIN = 1.0
 _MOVED = object()  # marks "the last frame was moving" (no shortcut for the next one)
 
 
@@ -77,6 +100,14 @@ class CellDiffStability:
         self._spreads: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._still_with: object = _MOVED
         self.vetoed = False  # the last frame changed since the run's first frame in fine detail only
+        self._shifts: deque[float] = deque()  # the last frames' shift from the anchor (px)
+        self.set_frame_rate(25.0)
+        self._window: np.ndarray | None = None  # phase correlation's Hann window, made once per frame size
+
+    def set_frame_rate(self, fps: float) -> None:
+        """The analysed frame rate: how many frames ``pan_window_s`` spans."""
+        frames = max(1, math.ceil(round(self.config.pan_window_s * fps, 6)))
+        self._shifts = deque(self._shifts, maxlen=frames)
 
     def _spread(self, img: np.ndarray) -> np.ndarray:
         # Frames are compared with the previous one and the anchor: remember each frame's cell spread.
@@ -171,11 +202,52 @@ class CellDiffStability:
             # Undecided either way: the first, eased steps of a pan change fine detail only too.
             # :class:`~quilt_llava.narratives.views.StillRuns` trims such frames next to a pan.
             self.vetoed = not moving
+        if not moving and self.anchor is not None and self.config.pan_shift is not None:
+            moving = self._panned(small, ignore)
+            self.vetoed = self.vetoed and not moving
         self.prev = small
+        if moving or self.anchor is None:
+            self._shifts.clear()
         # A moving frame re-anchors: the next still run is compared with its own first frame.
         self.anchor = None if moving else (self.anchor if self.anchor is not None else small)
         self._still_with = _MOVED if moving else ignore  # the ignore mask of the last still frame
         return moving
+
+    def _panned(self, small: np.ndarray, ignore: np.ndarray | None) -> bool:
+        """Is this still-looking frame the run's anchor shifted, further than a few frames ago (see
+        ``StabilityConfig.pan_shift``)? Records the frame's shift from the anchor."""
+        import cv2
+
+        cfg = self.config
+        anchor = self.anchor
+        assert anchor is not None and cfg.pan_shift is not None
+        earlier = min(self._shifts, default=0.0)
+        fine = cfg.fine_threshold
+        if small.shape != anchor.shape or self._changed(small, anchor, ignore, fine) <= cfg.moving_fraction:
+            self._shifts.append(0.0)  # (too alike to tell a shift)
+            return False
+        a, b = anchor.astype(np.float32), small.astype(np.float32)
+        h, w = a.shape
+        if self._window is None or self._window.shape != (h, w):
+            self._window = cv2.createHanningWindow((w, h), cv2.CV_32F)
+        (dx, dy), _ = cv2.phaseCorrelate(a, b, self._window)
+        shift = float(np.hypot(dx, dy))
+        self._shifts.append(shift)
+        if shift < cfg.pan_shift or shift - earlier < cfg.pan_growth:
+            return False
+        moved = cv2.warpAffine(a, np.float32([[1, 0, dx], [0, 1, dy]]), (w, h), borderMode=cv2.BORDER_REPLICATE)
+        # Left out: the border the shift brings in (no anchor pixels there).
+        inside = np.zeros((h, w), np.float32)
+        mx, my = int(np.ceil(abs(dx))) + 1, int(np.ceil(abs(dy))) + 1
+        inside[my : h - my, mx : w - mx] = 1.0
+        before = cv2.resize(cv2.absdiff(b, a) * inside, cfg.grid, interpolation=cv2.INTER_AREA)
+        after = cv2.resize(cv2.absdiff(b, moved) * inside, cfg.grid, interpolation=cv2.INTER_AREA)
+        informative = np.maximum(self._spread(small), self._spread(anchor)) > cfg.texture_threshold
+        if ignore is not None:
+            informative &= ~ignore
+        n = int(informative.sum())
+        explained = (before > PAN_CELL_MIN) & (after <= PAN_EXPLAINED * before) & informative
+        return n > 0 and int(explained.sum()) > cfg.moving_fraction * n
 
 
 def _blurred(img: np.ndarray) -> np.ndarray:

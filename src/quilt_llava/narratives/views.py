@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from quilt_llava.narratives.stability import CellDiffStability, Span, StabilityConfig, _blurred
+from quilt_llava.narratives.stability import PAN_CELL_MIN, CellDiffStability, Span, StabilityConfig, _blurred
 
 # Coarsest video px per pixel at which easing next to a pan is judged: the small (320 px) frame
 # up to 1280 px wide. At 8 (the tiny frame at 720p), the 2 px first step of a pan at 30 fps and
@@ -27,6 +27,11 @@ DRIFT_MAX_PX = 4
 # How much more (grey levels, mean over the cells) a frame at a run's end must differ from the
 # settled view than its neighbour one frame further in, to be taken for a frame of a fade.
 FADE_STEP = 0.05
+# How far (tiny px) beyond the view's own noise a frame at a run's end must be from the settled view
+# for :func:`pan_trimmed` to take it for an eased step of a pan (still frames: about 0.01-0.08).
+PAN_TRIM_PX = 0.1
+# The least phase-correlation peak (0-1) at which that shift is believed (a shifted view: 0.95-0.99).
+PAN_TRIM_PEAK = 0.5
 
 
 def drift_image(small: np.ndarray, tiny: np.ndarray, scale: int) -> np.ndarray:
@@ -103,6 +108,59 @@ def fade_trimmed(
     return Span(s, e)
 
 
+def pan_trimmed(
+    span: Span, frames: dict[int, np.ndarray], config: StabilityConfig, reach: int, ignore: np.ndarray | None = None
+) -> Span:
+    """``span`` without the frames at its ends that are the settled view shifted, further the nearer
+    the end: the first and last eased steps of a slow pan (``StabilityConfig.pan_shift``), which the
+    detector finds only once the shift has grown (``frames`` and ``reach`` as for
+    :func:`fade_trimmed`). A frame is dropped while phase correlation puts it more than
+    ``PAN_TRIM_PX`` tiny px (plus the shift between the run's two reference frames: the view's own
+    noise) from the reference, further than its neighbour toward the reference, and it differs from
+    the reference by ``PAN_CELL_MIN`` grey levels or more in over ``moving_fraction`` of the cells
+    (a pointer moving over a flat view changes a few). A shift found with a correlation peak under
+    ``PAN_TRIM_PEAK`` counts as none."""
+    import cv2
+
+    s, e = span.start, span.end
+    if e - s < 2 or config.pan_shift is None:
+        return span
+    mid = (s + e) // 2
+    ref_start, ref_end = min(mid, s + reach), max(mid, e - reach)
+    if ref_start not in frames or ref_end not in frames:
+        return span
+    shape = frames[ref_start].shape
+    window = cv2.createHanningWindow((shape[1], shape[0]), cv2.CV_32F)
+    keep = np.ones((config.grid[1], config.grid[0]), bool) if ignore is None else ~ignore
+    cells = int(keep.sum())
+    if cells == 0:
+        return span
+    shifts: dict[tuple[int, int], float] = {}
+
+    def shift(i: int, ref: int) -> float:
+        if (i, ref) not in shifts:
+            (dx, dy), peak = cv2.phaseCorrelate(frames[ref].astype(np.float32), frames[i].astype(np.float32), window)
+            # A weak peak is no shift (a cut-to view still sharpening, text lines): never trimmed.
+            shifts[i, ref] = float(np.hypot(dx, dy)) if peak >= PAN_TRIM_PEAK else 0.0
+        return shifts[i, ref]
+
+    bar = PAN_TRIM_PX + shift(ref_start, ref_end)
+
+    def panned(i: int, toward: int, ref: int) -> bool:
+        if i not in frames or toward not in frames or frames[i].shape != shape:
+            return False
+        if shift(i, ref) <= max(bar, shift(toward, ref)):
+            return False
+        changed = (_cell_diff(frames[i], frames[ref], config.grid) > PAN_CELL_MIN) & keep
+        return int(changed.sum()) > config.moving_fraction * cells
+
+    while e > ref_end and panned(e, e - 1, ref_end):
+        e -= 1
+    while s < min(e, ref_start) and panned(s, s + 1, ref_start):
+        s += 1
+    return Span(s, e)
+
+
 @dataclass(frozen=True)
 class ViewStep:
     """What one analysed frame did to the still runs."""
@@ -136,6 +194,8 @@ class StillRuns:
     def set_frame_rate(self, fps: float) -> None:
         """The analysed frame rate: how many frames ``boundary_s`` spans (frames held so far stay)."""
         self.boundary = boundary_frames(self.config, fps)
+        if hasattr(self.detector, "set_frame_rate"):
+            self.detector.set_frame_rate(fps)
         self.recent = deque(self.recent, maxlen=2 * self.boundary + 2)
         self.vetoed = deque(self.vetoed, maxlen=2 * self.boundary + 2)
         settle = self.config.settle_s
@@ -200,6 +260,7 @@ class StillRuns:
         if self.settle:
             frames = {i: f for i, f in (*self._head, *self._tail) if span.start <= i <= span.end}
             span = fade_trimmed(span, frames, self.config, self.settle, self._ignore)
+            span = pan_trimmed(span, frames, self.config, self.settle, self._ignore)
         self._head, self._tail = [], deque(maxlen=self._tail_len())
         return span
 

@@ -1,0 +1,121 @@
+"""View stability on slow pans: a frame that is the run's first frame shifted is moving.
+
+A slow pan changes each frame by a fraction of a pixel: far under the cell test against the previous
+frame. Against the run's first frame a view of fine grain changes in fine detail only, which the
+blur veto takes for compression, and a pale view changes each cell by less than the cell threshold.
+The views here are smoothed noise drawn in the test, not the corpus's renders."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from quilt_llava.narratives.stability import CellDiffStability, Span, StabilityConfig
+
+cv2 = pytest.importorskip("cv2")
+
+H, W = 96, 160  # the tiny frame the detector sees
+
+
+def _grain(seed: int, sigma: float, spread: float, mean: float = 128.0) -> np.ndarray:
+    """A field of smoothed noise (``sigma`` px) with a luma spread of ``spread`` grey levels, larger
+    than the frame so that it can be panned across."""
+    noise = cv2.GaussianBlur(
+        np.random.default_rng(seed).standard_normal((H + 40, W + 40)).astype(np.float32), (0, 0), sigma
+    )
+    return mean + spread * noise / noise.std()
+
+
+def _view(field: np.ndarray, x: float, y: float = 0.0) -> np.ndarray:
+    """The frame-sized window of ``field`` at (20 + x, 20 + y), sub-pixel shifts interpolated."""
+    m = np.float32([[1, 0, -(20 + x)], [0, 1, -(20 + y)]])
+    return cv2.warpAffine(field, m, (W, H), flags=cv2.INTER_LINEAR)
+
+
+def _pan(field: np.ndarray, still: int, pan: int, dx: float, seed: int, chrome: bool = False) -> list[np.ndarray]:
+    """``still`` frames, a pan of ``dx`` px over ``pan`` frames (eased in and out), ``still``
+    frames; each with a compression-like flicker of under a grey level."""
+    rng = np.random.default_rng(seed)
+    xs = [0.0] * still + [dx * (1 - np.cos(np.pi * k / pan)) / 2 for k in range(1, pan)] + [dx] * still
+    frames = []
+    for x in xs:
+        f = _view(field, x) + rng.normal(0, 0.4, (H, W))
+        if chrome:  # dark window chrome around the view: it does not move
+            f[:12], f[-12:], f[:, :16], f[:, -16:] = 40, 40, 40, 40
+        frames.append(np.clip(f, 0, 255).astype(np.uint8))
+    return frames
+
+
+def _runs(frames: list[np.ndarray], config: StabilityConfig | None = None, fps: float = 30.0) -> list[Span]:
+    from quilt_llava.narratives.views import StillRuns
+
+    runs = StillRuns(config or ON, fps=fps)
+    spans = [runs.step(i, runs.moving(f), f).closed for i, f in enumerate(frames)]
+    return [s for s in [*spans, runs.close(len(frames) - 1)] if s is not None and s.end - s.start >= fps]
+
+
+ON = StabilityConfig(pan_shift=0.5)  # off by default (see StabilityConfig.pan_shift)
+OFF = StabilityConfig()
+
+
+@pytest.mark.parametrize("sigma,spread,dx", [(2.0, 4.0, 3.0), (2.0, 4.0, 8.0), (1.5, 5.0, 4.0), (1.5, 5.0, 6.0)])
+def test_a_slow_pan_of_a_pale_view_splits_the_views_on_either_side(sigma, spread, dx):
+    """A pale view in dark chrome (the chrome keeps the view from counting as faint): 45 still
+    frames, a pan of a few px over 1.5 s (30 fps), 45 still frames. Two runs, each ending in the
+    pan's first or last half; without the pan test, one run over both views."""
+    frames = _pan(_grain(1, sigma, spread, 200.0), 45, 45, dx, 2, chrome=True)
+    runs = _runs(frames)
+    assert len(runs) == 2, runs
+    first, second = runs
+    assert first.start == 0 and 44 <= first.end <= 44 + 22
+    assert 89 - 22 <= second.start <= 89 + 3 and second.end == len(frames) - 1
+    assert _runs(frames, OFF) == [Span(0, len(frames) - 1)]  # the two views taken for one
+
+
+def test_a_pointer_moving_fast_over_a_still_view_with_flicker_is_not_a_pan():
+    """A pointer crossing a pale still view (a few cells change, each a lot) over per-frame
+    compression flicker: the view stays still, one run."""
+    rng = np.random.default_rng(3)
+    field = _view(_grain(4, 2.0, 3.0, 200.0), 0.0)
+    frames = []
+    for i in range(90):
+        f = field + rng.normal(0, 0.6, (H, W))
+        x = 10 + (i * 5) % (W - 30)
+        f[40:56, x : x + 10] = 20  # a dark arrow-sized pointer, moving 5 px a frame
+        frames.append(np.clip(f, 0, 255).astype(np.uint8))
+    det = CellDiffStability(ON)
+    assert not any(det.update(f) for f in frames)
+
+
+def test_a_view_that_settled_before_its_run_began_is_not_split():
+    """A run whose first frame is the last eased step of a pan (1.5 px off the settled view): the
+    later frames are that frame shifted, but the shift no longer grows, so the run stays whole, keyframe
+    refreshes included."""
+    field = _grain(5, 0.8, 14.0)
+    rng = np.random.default_rng(6)
+    frames = [np.clip(_view(field, 0.0) + rng.normal(0, 0.4, (H, W)), 0, 255).astype(np.uint8)]
+    for i in range(1, 90):
+        f = _view(field, 1.5)
+        if i >= 45:  # a keyframe re-sharpens the view from here on
+            f = f + 0.3 * (f - cv2.GaussianBlur(f, (0, 0), 1.0))
+        frames.append(np.clip(f + rng.normal(0, 0.4, (H, W)), 0, 255).astype(np.uint8))
+    det = CellDiffStability(ON)
+    flags = [det.update(f) for f in frames]
+    assert not any(flags[3:]), [i for i, m in enumerate(flags) if m]
+
+
+@pytest.mark.parametrize("sigma,spread", [(1.0, 12.0), (0.8, 14.0)])
+def test_a_run_ending_in_the_slow_start_of_a_pan_loses_those_frames(sigma, spread):
+    """45 still frames, then 12 frames of a pan's eased start (0.004 to 0.6 px off the view, too
+    little for the detector), then a cut: the run loses the eased frames shifted 0.1 px or more
+    (frames 49 on; main keeps up to frame 52, where the easing trim reaches back 0.1 s)."""
+    field = _grain(7, sigma, spread, 128.0)
+    rng = np.random.default_rng(8)
+    xs = [0.0] * 45 + [0.6 * (k / 12) ** 2 for k in range(1, 13)]
+    frames = []
+    for x in xs:
+        frames.append(np.clip(_view(field, x) + rng.normal(0, 0.4, (H, W)), 0, 255).astype(np.uint8))
+    frames += [np.clip(_view(_grain(9, 2.0, 20.0), 0.0), 0, 255).astype(np.uint8)] * 40  # a cut to another view
+    runs = _runs(frames)
+    assert runs[0].start == 0 and 44 <= runs[0].end <= 49, runs
+    assert runs[-1] == Span(58, len(frames) - 1)  # (frame 57, the cut, is moving)
