@@ -63,6 +63,7 @@ class SpotChange:
     same: float  # correlation of the shape's pixels before and after
     inner: float  # mean |after - before| over the shape's pixels
     ring: float  # the same around them
+    side: float  # the least of that over the ring's four sides
 
 
 def spot_change(
@@ -93,7 +94,20 @@ def spot_change(
     norm = float(np.sqrt(float((av * av).sum()) * float((bv * bv).sum())))
     same = float((av * bv).sum()) / norm if norm > 0 else 0.0
     grown = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * GROW + 1, 2 * GROW + 1)))
-    return SpotChange(same, float(cv2.mean(diff, mask=mask)[0]), float(cv2.mean(diff, mask=cv2.bitwise_not(grown))[0]))
+    off = cv2.bitwise_not(grown)
+    # The ring's four sides (bands above, below, left and right of the shape's box): the least changed one
+    # counts, so the view must have changed all around the spot (not only on the side away from a
+    # fixed border, frame edge or overlay that a lookalike lies against).
+    sides = []
+    for band in (
+        (slice(0, m), slice(None)),
+        (slice(m + th, None), slice(None)),
+        (slice(None), slice(0, m)),
+        (slice(None), slice(m + tw, None)),
+    ):
+        sides.append(float(cv2.mean(diff[band], mask=off[band])[0]))
+    inner, ring = float(cv2.mean(diff, mask=mask)[0]), float(cv2.mean(diff, mask=off)[0])
+    return SpotChange(same, inner, ring, min(sides))
 
 
 class CutRest:
@@ -145,7 +159,7 @@ class CutRest:
         if not found:
             return False
         c = max(found, key=lambda c: c.same)
-        if c.same < SAME_SHAPE or c.ring < RING_CHANGE * cfg.min_change:
+        if c.same < SAME_SHAPE or c.side < RING_CHANGE * cfg.min_change:
             return False
         if c.inner >= c.ring or c.inner > SAME_LEVELS * cfg.min_change:
             return False
