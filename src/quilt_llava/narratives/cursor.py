@@ -116,6 +116,7 @@ from quilt_llava.narratives.cursor_hits import (
     inside,
     interpolated,
 )
+from quilt_llava.narratives.cut_rests import CutRest
 from quilt_llava.narratives.earlier_rests import EarlierRests
 from quilt_llava.narratives.frame_motion import FrameMotion
 from quilt_llava.narratives.gap_track import GapTrackConfig, GapTracker
@@ -216,6 +217,7 @@ class TemplateCursorLocator:
         self.seen_at: dict[int, int] = {}  # template index -> frame of its last verified hit
         self.new_view = True
         self.rests = EarlierRests(self.sprites, self.history, self.config)  # where the pointer rested before
+        self.cut_rest = CutRest(self.templates, self.config)  # a track held back through a view's end (``CutRest``)
         self.judge = MotionJudge(self.sprites, self.matcher, self.config, MOTION)  # hits judged by motion
         self.bridge = GapBridge(MOTION)  # short gaps in the hits shown, on one course
         self.gaps = GapTracker(GAPS)  # long gaps between two pairs of sure sightings, followed through
@@ -256,6 +258,10 @@ class TemplateCursorLocator:
 
     def process(self, frame: AnalysedFrame) -> list[CursorHit]:
         if frame.moving:
+            if self.track is not None and not self.verified and self.pending:
+                # Held back as the view ends: it stayed put while the view changed, or it was not the pointer.
+                self.cut_rest.park(self.track, self.pending, self.history.pixels_of(self.pending[-1].index))
+            self.cut_rest.changing(frame.luma)
             out = self._end_track(view_ends=True)
             if self.learner is not None:
                 self.learner.new_view()
@@ -268,11 +274,13 @@ class TemplateCursorLocator:
             self.gaps.reset()
             self.background.clear()
             return out
+        out = []
         if self.history.first is None:
             self.history.first = (frame.index, frame.luma)  # a reference: frames are not written to
+            out = self.cut_rest.settle(frame.luma)  # the last view's held-back track, if it stayed put
         self.judge.add(frame)
         self.search.note_change(self.motion.moved(frame))
-        out = self._learn(frame)
+        out += self._learn(frame)
         out += self._process_still(frame)
         # A short gap in the hits shown, on one course: the frames between (``GapBridge``).
         out += [CursorHit(i, x, y, s) for i, x, y, s in self.bridge.add(out, frame.index)]

@@ -11,6 +11,8 @@ resolution; a learned sprite's peak box carries the sprite's index as a fifth en
   structure of its own is searched at full resolution. A shape learned twice (twins) is searched
   once and its peaks checked with both. Each shape's peaks are found up front, shared between
   the calling thread and a helper (:class:`~quilt_llava.narratives.split_work.SplitRunner`).
+- Boxes: the best ``search_peaks`` peaks of the prior's sizes together, and each size's own best
+  ``PRIOR_OWN_PEAKS`` (the sizes' scores are not comparable); each learned sprite's own peaks.
 - A repeat search redoes only the tiles near what changed since the last one
   (``PARTIAL_SEARCH_SHARE``, ``PARTIAL_SEARCH_TILE``), and none at all when nothing changed under
   the same lock and ignored regions (the last peak boxes stand).
@@ -38,6 +40,11 @@ PARTIAL_SEARCH_TILE = 16  # analysis px: changed regions are whole tiles of this
 # A template whose half-resolution peaks are rescored redoes at most this many changed regions; more
 # cost more than its whole-frame search (about 2.5 ms a region against 7-9 ms a frame at 720p).
 PATCH_RESCORED_REGIONS = 3
+# Each size of the arrow prior keeps this many of its own best peaks beside the best ``search_peaks`` of
+# all sizes together: the sizes' scores are not comparable (a small size's peaks are rescored at full
+# resolution, a big one's are half-resolution correlations, which blur lifts on smooth tissue), and a
+# small pointer that is its own size's best peak must not be crowded out by the big sizes' tissue.
+PRIOR_OWN_PEAKS = 2
 PARTIAL_SEARCH_MARGIN = 12  # px around a changed region beyond the largest template (peak windows, rescoring)
 
 
@@ -131,7 +138,15 @@ class WholeFrameSearch:
         for k, (first, dx, dy) in twins.items():
             if first in members and k in active:
                 members[first].append((k, dx, dy))
-        return [(x - r, y - r, x + r, y + r) for _, x, y in peaks[: cfg.search_peaks]] + [
+        pooled = [(x, y) for _, x, y in peaks[: cfg.search_peaks]]
+        own = dict.fromkeys(
+            (x, y)
+            for k in searched
+            if not self.templates[k].learned
+            for _, x, y in raw[k][:PRIOR_OWN_PEAKS]
+            if (x, y) not in pooled
+        )
+        return [(x - r, y - r, x + r, y + r) for x, y in [*pooled, *own]] + [
             (x + dx - r, y + dy - r, x + dx + r, y + dy + r, j)
             for _, x, y, k in sprite_peaks
             for j, dx, dy in members[k]
