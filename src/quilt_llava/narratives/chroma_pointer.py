@@ -48,7 +48,7 @@ from quilt_llava.narratives.cursor_thread import CursorThread
 from quilt_llava.narratives.frames import analysis_scale
 from quilt_llava.narratives.pointer import SpriteConfig
 from quilt_llava.narratives.segments import Segment
-from quilt_llava.narratives.video import full_size
+from quilt_llava.narratives.video import NEUTRAL, full_size
 
 if TYPE_CHECKING:
     from quilt_llava.narratives.video import Frame
@@ -79,8 +79,11 @@ class ChromaConfig:
     # highlight, a dot or a marker far more often than a hand; see ``SpriteConfig.blunt``). Without
     # ``distinct_score``: a colour plane is smooth, so a sprite cut from it matches smooth colour
     # around it (a piece of a drawn crosshair's arm, refused, cost draw 8's he-overlay-cross 0.791
-    # -> 0.691); and without ``known_part`` (with it, draw 8's pale-window 0.518 -> 0.509)
-    sprite: SpriteConfig = field(default_factory=lambda: SpriteConfig(blunt=0.4, distinct_score=None, known_part=0.0))
+    # -> 0.691); and without ``known_part`` (with it, draw 8's pale-window 0.518 -> 0.509); with
+    # ``shared_min_px``
+    sprite: SpriteConfig = field(
+        default_factory=lambda: SpriteConfig(blunt=0.4, distinct_score=None, known_part=0.0, shared_min_px=True)
+    )
     # the locator stops for the rest of a still view once the luma locator has hits on at least
     # ``hold_share`` of the view's frames so far, over ``hold_s`` seconds or more: such a view is
     # not left sparse (``sparse_share``) unless it goes on more than twice as long without a luma
@@ -103,6 +106,14 @@ class ChromaConfig:
     # (docs/BENCHMARKS.md, s14-speed)
     release_s: float = 2.0
     held_mb: float = 64.0
+    # the plane is each pixel's chroma distance from the still view's dominant colour (the median U
+    # and V of the first frame the locator is offered in it, :meth:`.video.Frame.chroma_centre`),
+    # not from neutral grey. A translucent highlight pulls the colour under it toward its own: away
+    # from grey over glass, but over stained tissue it may pull it toward grey as much as away (a
+    # yellow ring over H&E changed the distance from grey by -12..+4 levels at the median, under
+    # the gain, on the two tuning videos where it was never found, and its sign flipped between views),
+    # while its distance from the tissue's own colour grows (3-10 times the contrast, one sign)
+    dominant: bool = True
 
 
 def chroma_gain(chroma: np.ndarray, config: ChromaConfig) -> int:
@@ -209,6 +220,8 @@ class ChromaPointer:
         self.locator = TemplateCursorLocator(frame_height, cursor, config.sprite)
         self.thread = CursorThread(self.locator, self.hits, queue_depth)
         self.prev_small: np.ndarray | None = None
+        self.centre: tuple[int, int] = NEUTRAL  # the colour the plane's distances are from (``dominant``)
+        self.centre_view: int | None = None  # the still view it was taken in
 
     def submit(
         self,
@@ -270,12 +283,15 @@ class ChromaPointer:
             return
         if self.held and self.held_view != view:
             self._release()
-        dist = frame.chroma_distance()
+        if self.config.dominant and view != self.centre_view:
+            self.centre = frame.chroma_centre() or NEUTRAL
+            self.centre_view = view
+        dist = frame.chroma_distance(self.centre)
         before = None
         follows = not self.held and self.prev_small is None and self.last is not None and self.last[0] == index - 1
         if dist is not None and follows:
             assert self.last is not None
-            before = self.last[1].chroma_distance()
+            before = self.last[1].chroma_distance(self.centre)
         self.last = None
         held = _Held(index, frame.t, dist, before, ignore, scale)
         size = sum(a.nbytes for a in (dist, before) if a is not None)

@@ -206,7 +206,8 @@ class Analyser:
 
     def _start_chroma(self, frame: Frame) -> None:
         """The chroma locator, with its gain from the first frame (none for a first frame without colour)."""
-        dist = frame.chroma()
+        centre = frame.chroma_centre() if self.cfg.chroma.dominant else None
+        dist = frame.chroma() if centre is None else frame.chroma(centre)
         if dist is None:
             return
         cfg = self.cfg
