@@ -46,9 +46,12 @@ def _path(n: int, seed: int) -> list[tuple[float, float]]:
     return pts
 
 
-def _clip(n: int = 130, seed: int = 3) -> tuple[np.ndarray, list[tuple[float, float]]]:
+def _clip(
+    n: int = 130, seed: int = 3, colour: tuple[float, float] = (40, 200)
+) -> tuple[np.ndarray, list[tuple[float, float]]]:
     """A still view of pink, textured "tissue" with a translucent coloured ring moving over it:
-    the ring shifts U and V by tens of levels and leaves Y as it is (no luma contrast at all)."""
+    the ring shifts U and V by tens of levels toward ``colour`` (U, V; a yellow's unless given)
+    and leaves Y as it is (no luma contrast at all)."""
     rng = np.random.default_rng(seed)
     import cv2
 
@@ -62,8 +65,8 @@ def _clip(n: int = 130, seed: int = 3) -> tuple[np.ndarray, list[tuple[float, fl
     for i, (cx, cy) in enumerate(path):
         r = np.hypot(xx - cx, yy - cy)
         a = 0.55 * np.clip(1 - np.abs(r - 9.0) / 3.0, 0, 1)  # a ring of radius 9 px, 6 px wide
-        u = u0 + a * (40 - u0)  # towards a yellow's chroma (U low, V high)
-        v = v0 + a * (200 - v0)
+        u = u0 + a * (colour[0] - u0)
+        v = v0 + a * (colour[1] - v0)
         frames[i] = _yuv_to_rgb(luma, u, v)
     return frames, path
 
@@ -82,6 +85,30 @@ def test_a_pointer_seen_only_in_colour_is_found_at_its_centre() -> None:
     # The luma locator alone does not see it: the ring leaves the luma as it was.
     cfg.chroma = ChromaConfig(enabled=False)
     assert _found(analyse(ArraySource(frames, fps=FPS), cfg).hits, path) == 0.0
+
+
+def test_a_highlight_as_far_from_grey_as_the_tissue_is_found_by_its_distance_from_the_tissue() -> None:
+    """A ring pulling the tissue's colour (U 140, V 160) toward U 172, V 128 leaves each pixel's
+    distance from grey (|U - 128| + |V - 128| = 44) as it was, while moving its colour by up to 35
+    levels: the plane is the distance from the view's own colour (``ChromaConfig.dominant``)."""
+    frames, path = _clip(colour=(172, 128))
+    cfg = ExtractConfig(min_segment_s=2.0, prefetch=0)
+    assert _found(analyse(ArraySource(frames, fps=FPS), cfg).hits, path) >= 0.6
+    cfg.chroma = ChromaConfig(dominant=False)  # the distance from grey: the ring is not there
+    assert _found(analyse(ArraySource(frames, fps=FPS), cfg).hits, path) < 0.1
+
+
+def test_the_dominant_colour_is_what_most_of_the_frame_shows() -> None:
+    img = np.zeros((40, 60, 3), np.uint8)
+    img[:] = (220, 150, 190)  # pink
+    img[5:15, 5:25] = (255, 217, 25)  # a yellow patch, a tenth of the frame
+    frame = Frame(0, 0.0, img[..., 0], _Rgb(img))
+    u, v = frame.chroma_centre()
+    # pink: U = 128 - 0.1687 * 220 - 0.3313 * 150 + 0.5 * 190, V = 128 + 0.5 * 220 - 0.4187 * 150 - 0.0813 * 190
+    assert (u, v) == (136, 159)
+    dist = frame.chroma((u, v))
+    assert dist[30, 40] <= 1 and dist[10, 10] > 100  # the pink is near nothing, the yellow far
+    assert Frame(0, 0.0, img[..., 0]).chroma_centre() is None  # no colour
 
 
 def test_the_chroma_plane_is_the_distance_from_neutral() -> None:
