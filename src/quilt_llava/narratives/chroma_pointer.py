@@ -37,7 +37,7 @@ import math
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -79,11 +79,9 @@ class ChromaConfig:
     # highlight, a dot or a marker far more often than a hand; see ``SpriteConfig.blunt``). Without
     # ``distinct_score``: a colour plane is smooth, so a sprite cut from it matches smooth colour
     # around it (a piece of a drawn crosshair's arm, refused, cost draw 8's he-overlay-cross 0.791
-    # -> 0.691); and without ``known_part`` (with it, draw 8's pale-window 0.518 -> 0.509); with
-    # ``shared_min_px``
-    sprite: SpriteConfig = field(
-        default_factory=lambda: SpriteConfig(blunt=0.4, distinct_score=None, known_part=0.0, shared_min_px=True)
-    )
+    # -> 0.691); and without ``known_part`` (with it, draw 8's pale-window 0.518 -> 0.509). The
+    # locator on the distance from the view's colour (``dominant``) learns with ``shared_min_px``
+    sprite: SpriteConfig = field(default_factory=lambda: SpriteConfig(blunt=0.4, distinct_score=None, known_part=0.0))
     # the locator stops for the rest of a still view once the luma locator has hits on at least
     # ``hold_share`` of the view's frames so far, over ``hold_s`` seconds or more: such a view is
     # not left sparse (``sparse_share``) unless it goes on more than twice as long without a luma
@@ -106,13 +104,17 @@ class ChromaConfig:
     # (docs/BENCHMARKS.md, s14-speed)
     release_s: float = 2.0
     held_mb: float = 64.0
-    # the plane is each pixel's chroma distance from the still view's dominant colour (the median U
-    # and V of the first frame the locator is offered in it, :meth:`.video.Frame.chroma_centre`),
-    # not from neutral grey. A translucent highlight pulls the colour under it toward its own: away
-    # from grey over glass, but over stained tissue it may pull it toward grey as much as away (a
-    # yellow ring over H&E changed the distance from grey by -12..+4 levels at the median, under
-    # the gain, on the two tuning videos where it was never found, and its sign flipped between views),
-    # while its distance from the tissue's own colour grows (3-10 times the contrast, one sign)
+    # a second locator, the same, on each pixel's chroma distance from the still view's dominant
+    # colour (the median U and V of the first frame it is offered in the view,
+    # :meth:`.video.Frame.chroma_centre`), its hits taken after the first's (on frames left
+    # without one). A translucent highlight pulls the colour under it toward its own: away from
+    # grey over glass, but over stained tissue it may pull it toward grey as much as away (a
+    # yellow ring over H&E changed the distance from grey by -12..+4 levels at the median, times
+    # the gain, on the two tuning videos where it was never found, and its sign flipped between
+    # views), while its distance from the tissue's own colour grows (3-10 times that contrast, one
+    # sign). The plane from grey is kept: a dark or white pointer over coloured tissue hides the
+    # tissue's colour, and moves a pixel's distance from grey more than from the tissue's colour
+    # (on the new plane alone, draw 7's he-overlay-cross lost 0.798 -> 0.697)
     dominant: bool = True
 
 
@@ -200,12 +202,15 @@ class ChromaPointer:
         queue_depth: int,
         gain: int = 1,
         analysis_width: int = 640,
+        dominant: bool = False,
     ) -> None:
         """``cursor``: the luma locator's settings, used as they are (thresholds in grey levels of
         the stretched plane, see ``ChromaConfig.span``); ``gain``: the plane's (:func:`chroma_gain`
         on the video's first frame); ``analysis_width``: the extraction's (the plane reduced to it
-        gives the locator its motion)."""
+        gives the locator its motion); ``dominant``: the plane is the distance from each still
+        view's own colour, not from grey (``ChromaConfig.dominant``)."""
         self.config = config
+        self.dominant = dominant
         self.gain = gain
         self.analysis_width = analysis_width
         self.last: tuple[int, Frame] | None = None  # the frame offered before, its plane not made
@@ -217,7 +222,10 @@ class ChromaPointer:
         self.travel = config.min_travel * frame_height / 720
         self.step = cursor.max_step  # px one track moves between frames at most
         self.hits: dict[int, CursorHit] = {}
-        self.locator = TemplateCursorLocator(frame_height, cursor, config.sprite)
+        # On the plane from the view's colour a ring stands out well enough that two sightings of it
+        # shared a piece of its rim, learned and tracked off its centre (``SpriteConfig.shared_min_px``)
+        sprite = replace(config.sprite, shared_min_px=True) if dominant else config.sprite
+        self.locator = TemplateCursorLocator(frame_height, cursor, sprite)
         self.thread = CursorThread(self.locator, self.hits, queue_depth)
         self.prev_small: np.ndarray | None = None
         self.centre: tuple[int, int] = NEUTRAL  # the colour the plane's distances are from (``dominant``)
@@ -283,7 +291,7 @@ class ChromaPointer:
             return
         if self.held and self.held_view != view:
             self._release()
-        if self.config.dominant and view != self.centre_view:
+        if self.dominant and view != self.centre_view:
             self.centre = frame.chroma_centre() or NEUTRAL
             self.centre_view = view
         dist = frame.chroma_distance(self.centre)
