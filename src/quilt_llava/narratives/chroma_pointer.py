@@ -341,13 +341,14 @@ class ChromaPointer:
             for hit in self.locator.finish():
                 self.hits[hit.index] = hit
 
-    def fill(self, segments: list[Segment], hits: dict[int, CursorHit]) -> int:
+    def fill(self, segments: list[Segment], hits: dict[int, CursorHit], sparse: list[Segment] | None = None) -> int:
         """Add this locator's hits to ``hits`` in the segments where ``hits`` covers fewer than
-        ``sparse_share`` of the frames (:func:`sparse_views`), on the frames without a hit of their
+        ``sparse_share`` of the frames (:func:`sparse_views`; ``sparse``: those segments, found
+        before another chroma locator's hits were added), on the frames without a hit of their
         own, run by run (:func:`runs`): a run whose hits stay within ``min_travel`` of each other
         is left out. Returns how many hits were added."""
         added = 0
-        for seg in sparse_views(segments, hits, self.config.sparse_share):
+        for seg in sparse_views(segments, hits, self.config.sparse_share) if sparse is None else sparse:
             own = [self.hits[i] for i in range(seg.span.start, seg.span.end + 1) if i in self.hits]
             for run in runs(own, self.step):
                 if travel(run) < self.travel:

@@ -50,7 +50,7 @@ import numpy as np
 
 from quilt_llava.errors import ConfigError, InputError
 from quilt_llava.files import atomic_write_bytes, write_jsonl
-from quilt_llava.narratives.chroma_pointer import ChromaConfig, ChromaPointer, LumaGate, chroma_gain
+from quilt_llava.narratives.chroma_pointer import ChromaConfig, ChromaPointer, LumaGate, chroma_gain, sparse_views
 from quilt_llava.narratives.clustering import CLUSTERERS
 from quilt_llava.narratives.content import ContentConfig, ContentStats
 from quilt_llava.narratives.cursor import (
@@ -409,9 +409,12 @@ class Analyser:
             seg.box = box if seg.is_tissue else self._view_box(k)
         self.images.finish(self.segments, self._webcam_rects(), settle, tuple(self.locator.templates))
         late_rest_hits(self.segments, self.hits)  # a pointer that never moved, found by a later shape
-        for chroma in self.chromas:  # views with few hits: a pointer seen in colour only, if any
+        # views with few luma hits: a pointer seen in colour only, if any; the plane from grey
+        # first (its hits as they were), then the other on the frames still without one
+        sparse = sparse_views(self.segments, self.hits, self.cfg.chroma.sparse_share)
+        for chroma in self.chromas:
             chroma.close()
-            chroma.fill(self.segments, self.hits)  # the plane from grey first: its hits as they were
+            chroma.fill(self.segments, self.hits, sparse)
         assign_traces(self.segments, self.hits, self.times, box, lambda x, y: self.webcam.covers(x, y, self.scale))
         duration = self.times[-1] + self.frame_interval if self.times else 0.0
         return Analysis(
