@@ -154,6 +154,23 @@ def test_chroma_hits_fill_only_views_the_luma_locator_left_nearly_empty() -> Non
     assert hits[100].x == 1.0 and hits[150].x == 5.0 + 150 % 40 and hits[250].x == 5.0 + 250 % 40
 
 
+def test_a_second_chroma_locator_fills_the_views_left_sparse_by_the_luma_locator() -> None:
+    """The locator on the plane from the view's colour fills after the one on the plane from grey,
+    in the views the luma locator left sparse (found before either filled): a view the first
+    locator covered in part is still filled by the second on the frames left without a hit."""
+    view = _segment(0, 99)
+    luma = {i: CursorHit(i, 1.0, 1.0, 0.9) for i in range(0, 5)}
+    grey, own = (ChromaPointer(720, ChromaConfig(), CursorConfig(), 0, dominant=d) for d in (False, True))
+    grey.hits.update({i: CursorHit(i, 5.0 + i % 40, 5.0, 0.7) for i in range(5, 60)})
+    own.hits.update({i: CursorHit(i, 7.0 + i % 40, 5.0, 0.7) for i in range(0, 100)})
+    hits = dict(luma)
+    sparse = sparse_views([view], hits, ChromaConfig().sparse_share)
+    assert grey.fill([view], hits, sparse) == 55
+    assert own.fill([view], dict(hits)) == 0  # asked afresh, the view is no longer sparse
+    assert own.fill([view], hits, sparse) == 40
+    assert hits[30].x == 5.0 + 30 and hits[80].x == 7.0 + 80 % 40 and hits[2].x == 1.0
+
+
 def test_a_blunt_ragged_blob_points_at_its_middle() -> None:
     """A round shape learned with a ragged edge (a filled ring from a blocky chroma plane) is not
     quite symmetric enough for the symmetry test, and has no extreme sharper than the rest."""
