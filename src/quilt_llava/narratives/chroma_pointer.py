@@ -19,6 +19,12 @@ alone, so a pointer the luma locator tracks is traced as before. The chroma plan
 arrow over coloured tissue hides the tissue's colour); in a view the luma locator left empty it
 may find them where luma failed, with the same rules of shape, motion and verification.
 
+A second :class:`ChromaPointer` (``dominant``) runs the same way on each pixel's chroma distance
+from the still view's own colour (``ChromaConfig.dominant``): a translucent highlight over stained
+tissue can pull the colour toward grey as much as away from it, and vanish from the plane from
+grey, while its distance from the tissue's colour always grows. Its hits fill the same sparse
+views after the first locator's, on the frames still without a hit.
+
 Its hits cannot be used in a view the luma locator tracks, so it does not run there
 (:class:`LumaGate`): in each still view it runs until the luma locator has hits on ``hold_share``
 of the view's frames so far (over ``hold_s`` or more, known ``gate_lag`` frames later), and then
