@@ -46,9 +46,12 @@ def _path(n: int, seed: int) -> list[tuple[float, float]]:
     return pts
 
 
-def _clip(n: int = 130, seed: int = 3) -> tuple[np.ndarray, list[tuple[float, float]]]:
+def _clip(
+    n: int = 130, seed: int = 3, colour: tuple[float, float] = (40, 200)
+) -> tuple[np.ndarray, list[tuple[float, float]]]:
     """A still view of pink, textured "tissue" with a translucent coloured ring moving over it:
-    the ring shifts U and V by tens of levels and leaves Y as it is (no luma contrast at all)."""
+    the ring shifts U and V by tens of levels toward ``colour`` (U, V; a yellow's unless given)
+    and leaves Y as it is (no luma contrast at all)."""
     rng = np.random.default_rng(seed)
     import cv2
 
@@ -62,8 +65,8 @@ def _clip(n: int = 130, seed: int = 3) -> tuple[np.ndarray, list[tuple[float, fl
     for i, (cx, cy) in enumerate(path):
         r = np.hypot(xx - cx, yy - cy)
         a = 0.55 * np.clip(1 - np.abs(r - 9.0) / 3.0, 0, 1)  # a ring of radius 9 px, 6 px wide
-        u = u0 + a * (40 - u0)  # towards a yellow's chroma (U low, V high)
-        v = v0 + a * (200 - v0)
+        u = u0 + a * (colour[0] - u0)
+        v = v0 + a * (colour[1] - v0)
         frames[i] = _yuv_to_rgb(luma, u, v)
     return frames, path
 
@@ -82,6 +85,30 @@ def test_a_pointer_seen_only_in_colour_is_found_at_its_centre() -> None:
     # The luma locator alone does not see it: the ring leaves the luma as it was.
     cfg.chroma = ChromaConfig(enabled=False)
     assert _found(analyse(ArraySource(frames, fps=FPS), cfg).hits, path) == 0.0
+
+
+def test_a_highlight_as_far_from_grey_as_the_tissue_is_found_by_its_distance_from_the_tissue() -> None:
+    """A ring pulling the tissue's colour (U 140, V 160) toward U 172, V 128 leaves each pixel's
+    distance from grey (|U - 128| + |V - 128| = 44) as it was, while moving its colour by up to 35
+    levels: the plane is the distance from the view's own colour (``ChromaConfig.dominant``)."""
+    frames, path = _clip(colour=(172, 128))
+    cfg = ExtractConfig(min_segment_s=2.0, prefetch=0)
+    assert _found(analyse(ArraySource(frames, fps=FPS), cfg).hits, path) >= 0.6
+    cfg.chroma = ChromaConfig(dominant=False)  # the distance from grey: the ring is not there
+    assert _found(analyse(ArraySource(frames, fps=FPS), cfg).hits, path) < 0.1
+
+
+def test_the_dominant_colour_is_what_most_of_the_frame_shows() -> None:
+    img = np.zeros((40, 60, 3), np.uint8)
+    img[:] = (220, 150, 190)  # pink
+    img[5:15, 5:25] = (255, 217, 25)  # a yellow patch, a tenth of the frame
+    frame = Frame(0, 0.0, img[..., 0], _Rgb(img))
+    u, v = frame.chroma_centre()
+    # pink: U = 128 - 0.1687 * 220 - 0.3313 * 150 + 0.5 * 190, V = 128 + 0.5 * 220 - 0.4187 * 150 - 0.0813 * 190
+    assert (u, v) == (136, 159)
+    dist = frame.chroma((u, v))
+    assert dist[30, 40] <= 1 and dist[10, 10] > 100  # the pink is near nothing, the yellow far
+    assert Frame(0, 0.0, img[..., 0]).chroma_centre() is None  # no colour
 
 
 def test_the_chroma_plane_is_the_distance_from_neutral() -> None:
@@ -125,6 +152,23 @@ def test_chroma_hits_fill_only_views_the_luma_locator_left_nearly_empty() -> Non
     assert all(hits[i].x == 1.0 for i in range(0, 90))  # a tracked view keeps its own hits alone
     assert all(i not in hits for i in range(90, 100))
     assert hits[100].x == 1.0 and hits[150].x == 5.0 + 150 % 40 and hits[250].x == 5.0 + 250 % 40
+
+
+def test_a_second_chroma_locator_fills_the_views_left_sparse_by_the_luma_locator() -> None:
+    """The locator on the plane from the view's colour fills after the one on the plane from grey,
+    in the views the luma locator left sparse (found before either filled): a view the first
+    locator covered in part is still filled by the second on the frames left without a hit."""
+    view = _segment(0, 99)
+    luma = {i: CursorHit(i, 1.0, 1.0, 0.9) for i in range(0, 5)}
+    grey, own = (ChromaPointer(720, ChromaConfig(), CursorConfig(), 0, dominant=d) for d in (False, True))
+    grey.hits.update({i: CursorHit(i, 5.0 + i % 40, 5.0, 0.7) for i in range(5, 60)})
+    own.hits.update({i: CursorHit(i, 7.0 + i % 40, 5.0, 0.7) for i in range(0, 100)})
+    hits = dict(luma)
+    sparse = sparse_views([view], hits, ChromaConfig().sparse_share)
+    assert grey.fill([view], hits, sparse) == 55
+    assert own.fill([view], dict(hits)) == 0  # asked afresh, the view is no longer sparse
+    assert own.fill([view], hits, sparse) == 40
+    assert hits[30].x == 5.0 + 30 and hits[80].x == 7.0 + 80 % 40 and hits[2].x == 1.0
 
 
 def test_a_blunt_ragged_blob_points_at_its_middle() -> None:
@@ -209,13 +253,13 @@ def test_the_chroma_locator_does_not_run_in_a_view_the_luma_locator_tracks(monke
         seen.append(index)
         real_submit(self, index, *args)  # type: ignore[arg-type]
 
-    def chroma(self: Frame) -> np.ndarray | None:
+    def chroma(self: Frame, *args: tuple[int, int]) -> np.ndarray | None:
         planes.append(self.index)
-        return real_chroma(self)
+        return real_chroma(self, *args)
 
-    def distance(self: Frame) -> np.ndarray | None:
+    def distance(self: Frame, *args: tuple[int, int]) -> np.ndarray | None:
         held.append(self.index)
-        return real_distance(self)
+        return real_distance(self, *args)
 
     monkeypatch.setattr(ChromaPointer, "submit", submit)
     monkeypatch.setattr(Frame, "chroma", chroma)
@@ -229,7 +273,7 @@ def test_the_chroma_locator_does_not_run_in_a_view_the_luma_locator_tracks(monke
         assert seen == []
         # the frames held: those before the count over ``hold_s`` (at frame 24: 25 frames) is read
         assert set(held) == set(range(24 + cfg.chroma.gate_lag)), held
-    assert planes == [0, 0]  # the gain's, inline and threaded
+    assert planes == [0, 0, 0, 0]  # the two locators' gains, inline and threaded
     cfg = ExtractConfig(min_segment_s=2.0, prefetch=0)
     cfg.chroma = ChromaConfig(enabled=False)
     assert analyse(ArraySource(frames, fps=FPS), cfg).hits == result.hits
@@ -250,12 +294,12 @@ def test_held_frames_are_run_as_they_were_when_every_frame_ran(
     from quilt_llava.narratives import chroma_pointer
 
     frames, _ = _clip()
-    record: list[tuple[int, bytes, bytes | None]] = []
+    record: list[tuple[bool, int, bytes, bytes | None]] = []
     real_submit = ChromaPointer.submit
 
     def submit(self: ChromaPointer, index: int, t: float, plane: np.ndarray, small: np.ndarray, *args: object) -> None:
         before = None if self.prev_small is None else self.prev_small.tobytes()
-        record.append((index, plane.tobytes(), before))
+        record.append((self.dominant, index, plane.tobytes(), before))
         real_submit(self, index, t, plane, small, *args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(ChromaPointer, "submit", submit)
@@ -266,7 +310,8 @@ def test_held_frames_are_run_as_they_were_when_every_frame_ran(
     record.clear()
     monkeypatch.setattr(LumaGate, "wanted", lambda self, index, start, interval: chroma_pointer.RUN)
     assert analyse(ArraySource(frames, fps=FPS), cfg).hits == gated
-    assert record == runs and len(runs) == len(frames)
+    # each of the two locators (their frames may interleave otherwise)
+    assert sorted(record, key=lambda r: r[0]) == sorted(runs, key=lambda r: r[0]) and len(runs) == 2 * len(frames)
 
 
 def test_the_chroma_locator_runs_on_every_frame_of_a_view_the_luma_locator_leaves_empty(
@@ -282,7 +327,7 @@ def test_the_chroma_locator_runs_on_every_frame_of_a_view_the_luma_locator_leave
 
     monkeypatch.setattr(ChromaPointer, "submit", submit)
     analyse(ArraySource(frames, fps=FPS), ExtractConfig(min_segment_s=2.0, prefetch=0))
-    assert seen == list(range(len(frames)))
+    assert sorted(seen) == [i for i in range(len(frames)) for _ in range(2)]  # each of the two locators
 
 
 def test_the_luma_gate_reads_its_counts_late_and_per_view() -> None:

@@ -745,3 +745,26 @@ def test_a_flat_region_points_with_its_own_extreme() -> None:
     decided, template = SpriteLearner(720)._shared(a, b, 0, 0, whole=False)
     assert decided and template is not None
     assert np.hypot(template.hotspot[0] - 2, template.hotspot[1] - 2) <= 1.5, template.hotspot
+
+
+@pytest.mark.parametrize("shared_min_px", [False, True])
+def test_a_piece_of_two_sightings_is_no_sprite_where_wholes_are_asked_for(shared_min_px: bool) -> None:
+    """Two sightings sharing only a piece of a shape (a translucent ring cut from the chroma plane
+    as the crescent it moved by): with ``shared_min_px`` (the chroma locator's), what they share
+    must span both (``extent_keep``) and reach ``min_px``; without it (the luma locator's) the piece
+    is learned as before."""
+    mask, fill, _ = _sprite()
+    image = _texture(28, 20, seed=2)
+    image[mask] = np.where(fill, 30, 235)[mask]
+    whole = np.where(mask, 255, 0).astype(np.uint8)
+    cut = whole.copy()
+    cut[:, :7] = 0  # one side of the shape lost in one sighting
+    learner = SpriteLearner(720, SpriteConfig(shared_min_px=shared_min_px))
+    a = Candidate(50, 100, 100, image, cut)
+    b = Candidate(30, 160, 100, image.copy(), whole)
+    template = learner._shared(a, b, 0, 0, whole=False)[1]
+    assert (template is None) == shared_min_px
+    small = (np.arange(9 * 7).reshape(7, 9) * 3 % 200).astype(np.uint8)  # 9 px across: under min_px (10)
+    piece = np.full((7, 9), 255, np.uint8)
+    c, d = Candidate(50, 100, 100, small, piece), Candidate(30, 160, 100, small.copy(), piece.copy())
+    assert (learner._shared(c, d, 0, 0, whole=False)[1] is None) == shared_min_px

@@ -19,6 +19,12 @@ alone, so a pointer the luma locator tracks is traced as before. The chroma plan
 arrow over coloured tissue hides the tissue's colour); in a view the luma locator left empty it
 may find them where luma failed, with the same rules of shape, motion and verification.
 
+A second :class:`ChromaPointer` (``dominant``) runs the same way on each pixel's chroma distance
+from the still view's own colour (``ChromaConfig.dominant``): a translucent highlight over stained
+tissue can pull the colour toward grey as much as away from it, and vanish from the plane from
+grey, while its distance from the tissue's colour always grows. Its hits fill the same sparse
+views after the first locator's, on the frames still without a hit.
+
 Its hits cannot be used in a view the luma locator tracks, so it does not run there
 (:class:`LumaGate`): in each still view it runs until the luma locator has hits on ``hold_share``
 of the view's frames so far (over ``hold_s`` or more, known ``gate_lag`` frames later), and then
@@ -37,7 +43,7 @@ import math
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -48,7 +54,7 @@ from quilt_llava.narratives.cursor_thread import CursorThread
 from quilt_llava.narratives.frames import analysis_scale
 from quilt_llava.narratives.pointer import SpriteConfig
 from quilt_llava.narratives.segments import Segment
-from quilt_llava.narratives.video import full_size
+from quilt_llava.narratives.video import NEUTRAL, full_size
 
 if TYPE_CHECKING:
     from quilt_llava.narratives.video import Frame
@@ -79,7 +85,8 @@ class ChromaConfig:
     # highlight, a dot or a marker far more often than a hand; see ``SpriteConfig.blunt``). Without
     # ``distinct_score``: a colour plane is smooth, so a sprite cut from it matches smooth colour
     # around it (a piece of a drawn crosshair's arm, refused, cost draw 8's he-overlay-cross 0.791
-    # -> 0.691); and without ``known_part`` (with it, draw 8's pale-window 0.518 -> 0.509)
+    # -> 0.691); and without ``known_part`` (with it, draw 8's pale-window 0.518 -> 0.509). The
+    # locator on the distance from the view's colour (``dominant``) learns with ``shared_min_px``
     sprite: SpriteConfig = field(default_factory=lambda: SpriteConfig(blunt=0.4, distinct_score=None, known_part=0.0))
     # the locator stops for the rest of a still view once the luma locator has hits on at least
     # ``hold_share`` of the view's frames so far, over ``hold_s`` seconds or more: such a view is
@@ -103,6 +110,18 @@ class ChromaConfig:
     # (docs/BENCHMARKS.md, s14-speed)
     release_s: float = 2.0
     held_mb: float = 64.0
+    # a second locator, the same, on each pixel's chroma distance from the still view's dominant
+    # colour (the median U and V of the first frame it is offered in the view,
+    # :meth:`.video.Frame.chroma_centre`), its hits taken after the first's (on frames left
+    # without one). A translucent highlight pulls the colour under it toward its own: away from
+    # grey over glass, but over stained tissue it may pull it toward grey as much as away (a
+    # yellow ring over H&E changed the distance from grey by -12..+4 levels at the median, times
+    # the gain, on the two tuning videos where it was never found, and its sign flipped between
+    # views), while its distance from the tissue's own colour grows (3-10 times that contrast, one
+    # sign). The plane from grey is kept: a dark or white pointer over coloured tissue hides the
+    # tissue's colour, and moves a pixel's distance from grey more than from the tissue's colour
+    # (on the new plane alone, draw 7's he-overlay-cross lost 0.798 -> 0.697)
+    dominant: bool = True
 
 
 def chroma_gain(chroma: np.ndarray, config: ChromaConfig) -> int:
@@ -189,12 +208,15 @@ class ChromaPointer:
         queue_depth: int,
         gain: int = 1,
         analysis_width: int = 640,
+        dominant: bool = False,
     ) -> None:
         """``cursor``: the luma locator's settings, used as they are (thresholds in grey levels of
         the stretched plane, see ``ChromaConfig.span``); ``gain``: the plane's (:func:`chroma_gain`
         on the video's first frame); ``analysis_width``: the extraction's (the plane reduced to it
-        gives the locator its motion)."""
+        gives the locator its motion); ``dominant``: the plane is the distance from each still
+        view's own colour, not from grey (``ChromaConfig.dominant``)."""
         self.config = config
+        self.dominant = dominant
         self.gain = gain
         self.analysis_width = analysis_width
         self.last: tuple[int, Frame] | None = None  # the frame offered before, its plane not made
@@ -206,9 +228,14 @@ class ChromaPointer:
         self.travel = config.min_travel * frame_height / 720
         self.step = cursor.max_step  # px one track moves between frames at most
         self.hits: dict[int, CursorHit] = {}
-        self.locator = TemplateCursorLocator(frame_height, cursor, config.sprite)
+        # On the plane from the view's colour a ring stands out well enough that two sightings of it
+        # shared a piece of its rim, learned and tracked off its centre (``SpriteConfig.shared_min_px``)
+        sprite = replace(config.sprite, shared_min_px=True) if dominant else config.sprite
+        self.locator = TemplateCursorLocator(frame_height, cursor, sprite)
         self.thread = CursorThread(self.locator, self.hits, queue_depth)
         self.prev_small: np.ndarray | None = None
+        self.centre: tuple[int, int] = NEUTRAL  # the colour the plane's distances are from (``dominant``)
+        self.centre_view: int | None = None  # the still view it was taken in
 
     def submit(
         self,
@@ -270,12 +297,15 @@ class ChromaPointer:
             return
         if self.held and self.held_view != view:
             self._release()
-        dist = frame.chroma_distance()
+        if self.dominant and view != self.centre_view:
+            self.centre = frame.chroma_centre() or NEUTRAL
+            self.centre_view = view
+        dist = frame.chroma_distance(self.centre)
         before = None
         follows = not self.held and self.prev_small is None and self.last is not None and self.last[0] == index - 1
         if dist is not None and follows:
             assert self.last is not None
-            before = self.last[1].chroma_distance()
+            before = self.last[1].chroma_distance(self.centre)
         self.last = None
         held = _Held(index, frame.t, dist, before, ignore, scale)
         size = sum(a.nbytes for a in (dist, before) if a is not None)
@@ -317,13 +347,14 @@ class ChromaPointer:
             for hit in self.locator.finish():
                 self.hits[hit.index] = hit
 
-    def fill(self, segments: list[Segment], hits: dict[int, CursorHit]) -> int:
+    def fill(self, segments: list[Segment], hits: dict[int, CursorHit], sparse: list[Segment] | None = None) -> int:
         """Add this locator's hits to ``hits`` in the segments where ``hits`` covers fewer than
-        ``sparse_share`` of the frames (:func:`sparse_views`), on the frames without a hit of their
+        ``sparse_share`` of the frames (:func:`sparse_views`; ``sparse``: those segments, found
+        before another chroma locator's hits were added), on the frames without a hit of their
         own, run by run (:func:`runs`): a run whose hits stay within ``min_travel`` of each other
         is left out. Returns how many hits were added."""
         added = 0
-        for seg in sparse_views(segments, hits, self.config.sparse_share):
+        for seg in sparse_views(segments, hits, self.config.sparse_share) if sparse is None else sparse:
             own = [self.hits[i] for i in range(seg.span.start, seg.span.end + 1) if i in self.hits]
             for run in runs(own, self.step):
                 if travel(run) < self.travel:

@@ -50,7 +50,7 @@ import numpy as np
 
 from quilt_llava.errors import ConfigError, InputError
 from quilt_llava.files import atomic_write_bytes, write_jsonl
-from quilt_llava.narratives.chroma_pointer import ChromaConfig, ChromaPointer, LumaGate, chroma_gain
+from quilt_llava.narratives.chroma_pointer import ChromaConfig, ChromaPointer, LumaGate, chroma_gain, sparse_views
 from quilt_llava.narratives.clustering import CLUSTERERS
 from quilt_llava.narratives.content import ContentConfig, ContentStats
 from quilt_llava.narratives.cursor import (
@@ -68,7 +68,7 @@ from quilt_llava.narratives.segments import Analysis, Segment, assign_traces, la
 from quilt_llava.narratives.stability import Span, StabilityConfig
 from quilt_llava.narratives.tissue import TissueConfig, tissue_score
 from quilt_llava.narratives.transcript import read_transcript
-from quilt_llava.narratives.video import Frame, FrameSource, PyAVSource, prefetch
+from quilt_llava.narratives.video import NEUTRAL, Frame, FrameSource, PyAVSource, prefetch
 from quilt_llava.narratives.views import StillRuns, drift_image
 from quilt_llava.narratives.webcam import Rect, WebcamWatch
 
@@ -172,7 +172,8 @@ class Analyser:
         self.images = SegmentImages(config.held_segments, spill_dir)
         self.locator: TemplateCursorLocator | None = None
         self.cursor: CursorThread | None = None
-        self.chroma: ChromaPointer | None = None  # a second locator on the chroma plane (``chroma_pointer``)
+        # more locators on chroma planes (``chroma_pointer``): the distance from grey, then from the view's colour
+        self.chromas: list[ChromaPointer] = []
         self.chroma_gate: LumaGate | None = None  # where it runs (not in views the luma locator tracks)
         self.samples: RunSamples | None = None  # colour frames of the open still run
         self.prev_small: np.ndarray | None = None
@@ -190,8 +191,8 @@ class Analyser:
         except BaseException:
             if self.cursor is not None:
                 self.cursor.close(check=False)
-            if self.chroma is not None:
-                self.chroma.close(check=False)
+            for chroma in self.chromas:
+                chroma.close(check=False)
             self.images.abort()
             raise
         return self._post_process(settle)
@@ -205,14 +206,23 @@ class Analyser:
         self.cursor = CursorThread(self.locator, self.hits, self.cfg.locator_queue if self.cfg.prefetch else 0)
 
     def _start_chroma(self, frame: Frame) -> None:
-        """The chroma locator, with its gain from the first frame (none for a first frame without colour)."""
-        dist = frame.chroma()
-        if dist is None:
+        """The chroma locators, each with its gain from the first frame (none for a first frame
+        without colour): on the distance from grey and, with ``ChromaConfig.dominant``, on the
+        distance from each still view's own colour."""
+        centre = frame.chroma_centre()
+        if centre is None:
             return
         cfg = self.cfg
         depth = cfg.locator_queue if cfg.prefetch else 0
-        gain = chroma_gain(dist, cfg.chroma)
-        self.chroma = ChromaPointer(frame.luma.shape[0], cfg.chroma, cfg.cursor, depth, gain, cfg.analysis_width)
+        for dominant in (False, True) if cfg.chroma.dominant else (False,):
+            dist = frame.chroma(centre if dominant else NEUTRAL)
+            assert dist is not None
+            gain = chroma_gain(dist, cfg.chroma)
+            self.chromas.append(
+                ChromaPointer(
+                    frame.luma.shape[0], cfg.chroma, cfg.cursor, depth, gain, cfg.analysis_width, dominant=dominant
+                )
+            )
         assert self.cursor is not None
         cursor = self.cursor
         self.chroma_gate = LumaGate(
@@ -269,11 +279,12 @@ class Analyser:
         if index == 0 and self.cfg.chroma.enabled:
             self._start_chroma(frame)
         step = self.views.step(index, moving, drift_image(small, tiny, self.scale), ignore)
-        if self.chroma is not None and self.chroma_gate is not None:
+        if self.chromas and self.chroma_gate is not None:
             # (after the step: the still view's start as known at this frame)
             start = None if moving else self.views.start
             verdict = self.chroma_gate.wanted(index, start, self.frame_interval)
-            self.chroma.offer(index, frame, moving, self.webcam.mask, self.scale, verdict, start)
+            for chroma in self.chromas:
+                chroma.offer(index, frame, moving, self.webcam.mask, self.scale, verdict, start)
         if step.closed is not None:
             self._close_run(step.closed)
         if not moving:
@@ -398,9 +409,12 @@ class Analyser:
             seg.box = box if seg.is_tissue else self._view_box(k)
         self.images.finish(self.segments, self._webcam_rects(), settle, tuple(self.locator.templates))
         late_rest_hits(self.segments, self.hits)  # a pointer that never moved, found by a later shape
-        if self.chroma is not None:  # views with no hit: a pointer seen in colour only, if any
-            self.chroma.close()
-            self.chroma.fill(self.segments, self.hits)
+        # views with few luma hits: a pointer seen in colour only, if any; the plane from grey
+        # first (its hits as they were), then the other on the frames still without one
+        sparse = sparse_views(self.segments, self.hits, self.cfg.chroma.sparse_share)
+        for chroma in self.chromas:
+            chroma.close()
+            chroma.fill(self.segments, self.hits, sparse)
         assign_traces(self.segments, self.hits, self.times, box, lambda x, y: self.webcam.covers(x, y, self.scale))
         duration = self.times[-1] + self.frame_interval if self.times else 0.0
         return Analysis(

@@ -192,6 +192,12 @@ class SpriteConfig:
     # for the luma locator: a large pointing hand is as blunt (handhelds' 64 px hand, draw 2: its
     # centroid 41 px from the fingertip); on for the chroma locator's sprites (``chroma_pointer``)
     blunt: float | None = None
+    # the sprite two sightings share must itself reach ``min_px`` across, as each sighting must
+    # (otherwise a shared piece of half the smaller sighting's pixels is learned whatever its size).
+    # Off for the luma locator (its hits are unchanged); on for the chroma locator's sprites: on a
+    # plane where a translucent ring stands out well, two sightings of it shared a 6 x 8 px piece of
+    # its rim, learned and tracked 15 px off the ring's centre (draw 1's pale-window)
+    shared_min_px: bool = False
     inset: float = 1.5  # px per 24 px of sprite size from the extreme pixels inward to the hotspot
     max_sprites: int = 12
     # A shape drawn in thin lines (a crosshair, an I-beam) covers at most this share of its box;
@@ -1155,8 +1161,10 @@ class SpriteLearner:
         smaller = min(np.count_nonzero(cand.mask), np.count_nonzero(other.mask))
         if np.count_nonzero(mask) < max(self.min_area, 0.5 * smaller):
             return False, None  # the two sightings share only a fragment: not one rigid sprite seen twice
-        if (whole or keep > cfg.extent_keep) and not spans(image):
+        if (whole or keep > cfg.extent_keep or cfg.shared_min_px) and not spans(image):
             return False, None  # a fragment, cut on one side: the sightings are not of one whole shape
+        if cfg.shared_min_px and max(image.shape) < self.min_px:
+            return False, None  # a fragment smaller than any sighting may be
         sprite = Candidate(cand.index, cand.x, cand.y, image, mask)
         if any(self._same(sprite, t) for t in self.learned):
             return True, None

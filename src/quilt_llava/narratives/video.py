@@ -27,6 +27,7 @@ _I420 = {"yuv420p", "yuvj420p"}  # formats whose planes a ColourSample keeps as 
 _PLANAR_Y8 = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "nv12", "nv21", "gray"}
 # Planar YUV formats whose second and third planes are U and V, 8 bits each (NV12/NV21 interleave them).
 _PLANAR_UV = _PLANAR_Y8 - {"nv12", "nv21", "gray"}
+NEUTRAL = (128, 128)  # U and V of grey
 
 
 @dataclass
@@ -42,33 +43,50 @@ class Frame:
             return np.repeat(self.luma[..., None], 3, axis=2)
         return self._source.to_ndarray(format="rgb24")
 
-    def chroma(self) -> np.ndarray | None:
-        """(height, width) uint8: each pixel's chroma distance from neutral grey, ``|U - 128| +
-        |V - 128|`` (saturating), read from the decoder's U and V planes where it gives them
-        (no colour conversion; 4:2:0 planes are scaled up 2x, bilinear), else from RGB. None for
-        a frame without colour (grey-scale input). A pointer whose contrast lies in colour, not
-        brightness, stands out here (see ``pipeline.ChromaPointer``)."""
-        dist = self.chroma_distance()
+    def chroma(self, centre: tuple[int, int] = NEUTRAL) -> np.ndarray | None:
+        """(height, width) uint8: each pixel's chroma distance from ``centre`` (U, V), neutral grey
+        unless given, ``|U - U0| + |V - V0|`` (saturating), read from the decoder's U and V planes
+        where it gives them (no colour conversion; 4:2:0 planes are scaled up 2x, bilinear), else
+        from RGB. None for a frame without colour (grey-scale input). A pointer whose contrast
+        lies in colour, not brightness, stands out here (see ``pipeline.ChromaPointer``)."""
+        dist = self.chroma_distance(centre)
         return None if dist is None else full_size(dist, self.luma.shape)
 
-    def chroma_distance(self) -> np.ndarray | None:
+    def chroma_distance(self, centre: tuple[int, int] = NEUTRAL) -> np.ndarray | None:
         """:meth:`chroma` at the size of the decoder's U and V planes (half of each side for
         4:2:0; the frame's size from RGB): :func:`full_size` scales it up. Small enough to keep
         for a while (``ChromaPointer`` holds a view's first frames' until it knows it wants them)."""
         import cv2
 
+        uv = self._uv()
+        if uv is None:
+            return None
+        u, v = uv
+        return cv2.add(cv2.absdiff(u, centre[0]), cv2.absdiff(v, centre[1]))
+
+    def chroma_centre(self) -> tuple[int, int] | None:
+        """The frame's dominant colour: the median of its U and V planes (every fourth pixel of
+        each side), None without colour. What most of a frame shows (the tissue, or the glass
+        around it) is near it; a highlight drawn in any other colour is far from it."""
+        uv = self._uv()
+        if uv is None:
+            return None
+        return int(np.median(uv[0][::4, ::4])), int(np.median(uv[1][::4, ::4]))
+
+    def _uv(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The U and V planes (uint8, at the decoder's size), None for a frame without colour."""
         src = self._source
         fmt = getattr(getattr(src, "format", None), "name", None)
         if src is None or fmt == "gray":
             return None
         if fmt in _PLANAR_UV:
             u, v = (_plane_pixels(p, p.height, p.width) for p in src.planes[1:3])
-        else:
-            rgb = self.rgb().astype(np.float32)
-            r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-            u = np.clip(128 - 0.1687 * r - 0.3313 * g + 0.5 * b, 0, 255).astype(np.uint8)
-            v = np.clip(128 + 0.5 * r - 0.4187 * g - 0.0813 * b, 0, 255).astype(np.uint8)
-        return cv2.add(cv2.absdiff(u, 128), cv2.absdiff(v, 128))
+            return u, v
+        rgb = self.rgb().astype(np.float32)
+        r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+        u = np.clip(128 - 0.1687 * r - 0.3313 * g + 0.5 * b, 0, 255).astype(np.uint8)
+        v = np.clip(128 + 0.5 * r - 0.4187 * g - 0.0813 * b, 0, 255).astype(np.uint8)
+        return u, v
 
     def colour(self) -> ColourSample:
         """A copy of this frame's colour that does not hold the decoder's buffer: its 4:2:0
