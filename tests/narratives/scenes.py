@@ -38,3 +38,24 @@ def with_cursor(luma: np.ndarray, theme: str, shape: str, size: int, tip: tuple[
     x0, y0 = tip[0] - s.hotspot[0], tip[1] - s.hotspot[1]
     out[y0 : y0 + h, x0 : x0 + w] = (1 - alpha) * out[y0 : y0 + h, x0 : x0 + w] + alpha * grey
     return np.clip(np.round(out), 0, 255).astype(np.uint8)
+
+
+def located(loc, frames) -> dict[int, tuple[float, float]]:
+    """Every hit of the pointer locator ``loc`` fed ``frames``, each a luma image or a pair (luma,
+    the view moving); motion is the difference of the quarter-size frames on still ones."""
+    import cv2
+
+    from quilt_llava.narratives.cursor import AnalysedFrame
+
+    hits, prev = {}, None
+    for i, frame in enumerate(frames):
+        luma, moving = frame if isinstance(frame, tuple) else (frame, False)
+        h, w = luma.shape
+        small = cv2.resize(luma, (w // 4, h // 4), interpolation=cv2.INTER_AREA)
+        motion = None if prev is None or moving else cv2.absdiff(small, prev)
+        prev = small
+        for hit in loc.process(AnalysedFrame(i, i / 25, luma, motion, moving)):
+            hits[hit.index] = (hit.x, hit.y)
+    for hit in loc.finish():
+        hits[hit.index] = (hit.x, hit.y)
+    return hits

@@ -475,7 +475,9 @@ def test_a_term_heard_in_the_plural_where_a_counting_word_wants_the_singular_bec
     from quilt_llava.narratives.correct import CorrectionConfig, VocabularyCorrector
 
     # "a", "each", "one" count one noun; a word between them and the term may be its adjective
-    text = "Each keratinocytes near the surface is flat, a large osteoclasts sits in its pit, and a mast cells lies here."
+    text = (
+        "Each keratinocytes near the surface is flat, a large osteoclasts sits in its pit, and a mast cells lies here."
+    )
     fixed, edits = correct_with_vocabulary(timed(text), vocab)
     assert fixed.text() == (
         "Each keratinocyte near the surface is flat, a large osteoclast sits in its pit, and a mast cell lies here."

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from quilt_llava.narratives.cursor import AnalysedFrame, CursorConfig, TemplateCursorLocator
+from tests.narratives.scenes import located
 
 cv2 = pytest.importorskip("cv2")
 
@@ -36,16 +37,7 @@ def _with_arrow(base: np.ndarray, tip: tuple[int, int], loc: TemplateCursorLocat
 
 def _run(loc: TemplateCursorLocator, frames: list[tuple[np.ndarray, bool]]) -> dict[int, tuple[float, float]]:
     """Every hit of ``loc`` fed ``frames`` ((luma, the view moving))."""
-    hits, prev = {}, None
-    for i, (luma, moving) in enumerate(frames):
-        small = cv2.resize(luma, (W // 4, H // 4), interpolation=cv2.INTER_AREA)
-        motion = None if prev is None or moving else cv2.absdiff(small, prev)
-        prev = small
-        for h in loc.process(AnalysedFrame(i, i / 25, luma, motion, moving)):
-            hits[h.index] = (h.x, h.y)
-    for h in loc.finish():
-        hits[h.index] = (h.x, h.y)
-    return hits
+    return located(loc, frames)
 
 
 def _locator() -> TemplateCursorLocator:

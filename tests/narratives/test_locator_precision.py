@@ -15,7 +15,7 @@ from quilt_llava.narratives.sprite_set import SpriteSet
 from quilt_llava.narratives.templates import make_template
 from quilt_llava.narratives.view_history import ViewHistory
 from quilt_llava.narratives.xcursor import installed_themes
-from tests.narratives.scenes import texture, with_cursor, with_pointer
+from tests.narratives.scenes import located, texture, with_cursor, with_pointer
 
 cv2 = pytest.importorskip("cv2")
 
@@ -240,22 +240,11 @@ def _theme_template(theme: str, shape: str, size: int):
 def _run(frames: list[np.ndarray], sprites: list) -> dict[int, tuple[float, float]]:
     """Every hit of a locator (learning off, ``sprites`` taken in as learned) fed ``frames``."""
     from quilt_llava.narratives.cursor import TemplateCursorLocator
-    from quilt_llava.narratives.cursor_hits import AnalysedFrame
 
-    height, width = frames[0].shape
-    loc = TemplateCursorLocator(height, CursorConfig(learn_sprites=False, match_threads=1))
+    loc = TemplateCursorLocator(frames[0].shape[0], CursorConfig(learn_sprites=False, match_threads=1))
     for t in sprites:
         loc.sprites.add(t)
-    hits, prev = {}, None
-    for i, luma in enumerate(frames):
-        small = cv2.resize(luma, (width // 4, height // 4), interpolation=cv2.INTER_AREA)
-        motion = None if prev is None else cv2.absdiff(small, prev)
-        prev = small
-        for h in loc.process(AnalysedFrame(i, i / 25, luma, motion, False)):
-            hits[h.index] = (h.x, h.y)
-    for h in loc.finish():
-        hits[h.index] = (h.x, h.y)
-    return hits
+    return located(loc, frames)
 
 
 @needs_themes
