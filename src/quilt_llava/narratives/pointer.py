@@ -790,11 +790,7 @@ class SpriteLearner:
             return template
         import cv2
 
-        # Its largest piece only: specks the encoder changed beside it would be its sharpest extreme.
-        n, labels, stats, _ = cv2.connectedComponentsWithStats((whole.mask > 0).astype(np.uint8), connectivity=8)
-        if n > 2:
-            largest = labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-            whole.mask = _fill_holes((largest * 255).astype(np.uint8))
+        whole.mask = _largest_piece(whole.mask)
         hx, hy = decide_hotspot(whole.mask, cfg.symmetric_iou, cfg.tip_depth, cfg.inset, cfg.blunt)
 
         # where the learned sprite (a crop of the sighting, ``common_sprite``) lies in the frame
@@ -830,8 +826,6 @@ class SpriteLearner:
         (scaled) on a point that lies further than that from the sprite's hotspot, the sprite's
         hotspot moves there (kept on the sprite's box, as ``decide_hotspot`` keeps it). A sprite
         that points with its middle is left as it is (a piece of it is no longer symmetric)."""
-        import cv2
-
         cfg = self.config
         if symmetric_centre(template.mask, cfg.symmetric_iou) is not None:
             return template
@@ -842,10 +836,7 @@ class SpriteLearner:
             score, dx, dy = _align(sprite, other, cfg.agree_offset, own)
             if score < cfg.agree_score:
                 continue
-            mask = other.mask
-            n, labels, stats, _ = cv2.connectedComponentsWithStats((mask > 0).astype(np.uint8), connectivity=8)
-            if n > 2:  # its largest piece: a speck beside it would be its sharpest extreme
-                mask = _fill_holes(((labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))) * 255).astype(np.uint8))
+            mask = _largest_piece(other.mask)
             if other.band:
                 inner = _inner(mask, other.band)
                 mask = inner if np.count_nonzero(inner) >= self.min_area else mask
@@ -1223,6 +1214,17 @@ def _holds(whole: Candidate, part: Candidate, gain: float) -> bool:
         return False
     inside = np.count_nonzero(part.mask[y0 - py0 : y1 - py0, x0 - px0 : x1 - px0] & whole.mask[y0:y1, x0:x1])
     return inside >= 0.8 * part_area
+
+
+def _largest_piece(mask: np.ndarray) -> np.ndarray:
+    """A sighting's mask as its largest 8-connected piece, holes filled, where it has several (specks
+    the encoder changed beside it would be its sharpest extreme); else ``mask`` itself."""
+    import cv2
+
+    n, labels, stats, _ = cv2.connectedComponentsWithStats((mask > 0).astype(np.uint8), connectivity=8)
+    if n <= 2:
+        return mask
+    return _fill_holes(((labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))) * 255).astype(np.uint8))
 
 
 def _fill_holes(mask: np.ndarray) -> np.ndarray:

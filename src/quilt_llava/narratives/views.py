@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,6 +54,29 @@ def _cell_diff(a: np.ndarray, b: np.ndarray, grid: tuple[int, int]) -> np.ndarra
     return cv2.resize(cv2.absdiff(a, b).astype(np.float32), grid, interpolation=cv2.INTER_AREA)
 
 
+def _references(span: Span, frames: dict[int, np.ndarray], reach: int) -> tuple[int, int] | None:
+    """The frames ``reach`` in from each end of ``span`` (its middle, for a run shorter than twice
+    that) that a run's ends are compared with, or None where the run is too short or ``frames`` lacks
+    them."""
+    s, e = span.start, span.end
+    if e - s < 2:
+        return None
+    mid = (s + e) // 2
+    ref_start, ref_end = min(mid, s + reach), max(mid, e - reach)
+    return (ref_start, ref_end) if ref_start in frames and ref_end in frames else None
+
+
+def _trim_ends(span: Span, ref_start: int, ref_end: int, dropped: Callable[[int, int, int], bool]) -> Span:
+    """``span`` without the frames at each end that ``dropped(i, toward, ref)`` takes out, one by one
+    from the end inward (``toward``: the neighbour one frame nearer the reference ``ref``)."""
+    s, e = span.start, span.end
+    while e > ref_end and dropped(e, e - 1, ref_end):
+        e -= 1
+    while s < min(e, ref_start) and dropped(s, s + 1, ref_start):
+        s += 1
+    return Span(s, e)
+
+
 def fade_trimmed(
     span: Span, frames: dict[int, np.ndarray], config: StabilityConfig, reach: int, ignore: np.ndarray | None = None
 ) -> Span:
@@ -61,13 +85,10 @@ def fade_trimmed(
     by index (at least its first and last ``reach`` + 1 and, for a shorter run, all of them);
     ``reach``: how many frames in from an end the reference is taken. ``ignore``: cells left out.
     """
-    s, e = span.start, span.end
-    if e - s < 2:
+    refs = _references(span, frames, reach)
+    if refs is None:
         return span
-    mid = (s + e) // 2
-    ref_start, ref_end = min(mid, s + reach), max(mid, e - reach)
-    if ref_start not in frames or ref_end not in frames:
-        return span
+    ref_start, ref_end = refs
     grid = config.grid
     blurred: dict[int, np.ndarray] = {}
 
@@ -101,11 +122,7 @@ def fade_trimmed(
             return False
         return float(d[keep].mean()) > float(diff(toward, ref)[keep].mean()) + FADE_STEP
 
-    while e > ref_end and faded(e, e - 1, ref_end):
-        e -= 1
-    while s < min(e, ref_start) and faded(s, s + 1, ref_start):
-        s += 1
-    return Span(s, e)
+    return _trim_ends(span, ref_start, ref_end, faded)
 
 
 def pan_trimmed(
@@ -122,13 +139,10 @@ def pan_trimmed(
     ``PAN_TRIM_PEAK`` counts as none."""
     import cv2
 
-    s, e = span.start, span.end
-    if e - s < 2 or config.pan_shift is None:
+    refs = None if config.pan_shift is None else _references(span, frames, reach)
+    if refs is None:
         return span
-    mid = (s + e) // 2
-    ref_start, ref_end = min(mid, s + reach), max(mid, e - reach)
-    if ref_start not in frames or ref_end not in frames:
-        return span
+    ref_start, ref_end = refs
     shape = frames[ref_start].shape
     window = cv2.createHanningWindow((shape[1], shape[0]), cv2.CV_32F)
     keep = np.ones((config.grid[1], config.grid[0]), bool) if ignore is None else ~ignore
@@ -154,11 +168,7 @@ def pan_trimmed(
         changed = (_cell_diff(frames[i], frames[ref], config.grid) > PAN_CELL_MIN) & keep
         return int(changed.sum()) > config.moving_fraction * cells
 
-    while e > ref_end and panned(e, e - 1, ref_end):
-        e -= 1
-    while s < min(e, ref_start) and panned(s, s + 1, ref_start):
-        s += 1
-    return Span(s, e)
+    return _trim_ends(span, ref_start, ref_end, panned)
 
 
 @dataclass(frozen=True)
