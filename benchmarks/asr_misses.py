@@ -56,7 +56,18 @@ from quilt_llava.narratives.vocabulary import Vocabulary
 # (heldout11-13 from the twelfth and thirteenth passes, heldout14 from the fourteenth speech pass's start,
 # heldout15 from the fifteenth speech pass's start,
 # heldout16 from the sixteenth speech pass's start).
-TUNING = ("demo", "heldout", "heldout2", "heldout3", "heldout11", "heldout12", "heldout13", "heldout14", "heldout15", "heldout16")
+TUNING = (
+    "demo",
+    "heldout",
+    "heldout2",
+    "heldout3",
+    "heldout11",
+    "heldout12",
+    "heldout13",
+    "heldout14",
+    "heldout15",
+    "heldout16",
+)
 # Bars far looser than the check's: does any candidate into the term exist at all?
 PROBE = {
     "min_score": 0.5,
