@@ -253,10 +253,11 @@ class SpriteConfig:
     # A sprite just learned must single out where it was seen: fewer than ``distinct_places`` other
     # places around the sighting may match it at ``distinct_score`` (``SpriteLearner._singles_out``).
     # A 16 px arrow at 480p CRF 33 has two such lookalikes near it; a 2 px sliver of tissue's edge,
-    # eleven (draw 6's he-handhelds). None turns it off, the default since the fifteenth pass's
-    # merge: on, it refused draw 6's sliver, but the hand was then not learned either (recall
-    # 0.036 against 0.186 without it); it changed no other tuning figure.
-    distinct_score: float | None = None
+    # eleven (draw 6's he-handhelds). Off from the fifteenth pass's merge to the seventeenth: on, it
+    # refused draw 6's sliver but no hand was learned then either; with ``moved_share`` that sliver
+    # is refused anyway and the hand is learned at once, and on, it refuses draw 9's 9 x 8 px piece
+    # of an arrow's edge, learned in a still view and tracked on tissue. None turns it off.
+    distinct_score: float | None = 0.95
     distinct_places: int = 4
     # A frame that differs (by ``threshold``) from the one ``far`` frames back in more than
     # ``moved_share`` of its pixels (every 4th row and column counted) is one where the view itself
