@@ -253,24 +253,13 @@ class SpriteConfig:
     # A sprite just learned must single out where it was seen: fewer than ``distinct_places`` other
     # places around the sighting may match it at ``distinct_score`` (``SpriteLearner._singles_out``).
     # A 16 px arrow at 480p CRF 33 has two such lookalikes near it; a 2 px sliver of tissue's edge,
-    # eleven (draw 6's he-handhelds). Off from the fifteenth pass's merge to the seventeenth: on, it
-    # refused draw 6's sliver but no hand was learned then either; with ``moved_share`` that sliver
-    # is refused anyway and the hand is learned at once, and on, it refuses draw 9's 9 x 8 px piece
-    # of an arrow's edge, learned in a still view and tracked on tissue. None turns it off.
+    # eleven (draw 6's he-handhelds, cut where a slow drag moved the whole view). Off from the
+    # fifteenth pass's merge to the seventeenth: it refused draw 6's sliver, but the hand learned
+    # next then pointed with a corner (0.036); with the hotspot rules of the passes since, that hand
+    # points with its finger (0.300), and the test also refuses draw 9's 9 x 8 px piece of an
+    # arrow's edge, learned in a still view and tracked on tissue. None turns it off.
     distinct_score: float | None = 0.95
     distinct_places: int = 4
-    # A frame that differs (by ``threshold``) from the one ``far`` frames back in more than
-    # ``moved_share`` of its pixels (every 4th row and column counted) is one where the view itself
-    # moves (a slow drag the view detector takes for still): what moved there is mostly the view's
-    # content, and a sprite learned from it must single out its place (``_singles_out``) at
-    # ``moved_distinct_score`` whatever ``distinct_score`` is. A sliver of a tissue edge is seen rigid
-    # in two places there, because the whole view moved rigidly (draw 6's he-handhelds: 11 places
-    # match it), while a hand dragging the view is drawn over tissue unlike it (draw 1's). A still
-    # view with a pointer moving over it differs at the pointer's two places and in the encoder's
-    # noise: under 0.01 of the frame in the independent corpus; slow drags there: 0.075-0.18.
-    # None turns it off.
-    moved_share: float | None = 0.03
-    moved_distinct_score: float = 0.95
 
 
 @dataclass
@@ -634,7 +623,6 @@ class SpriteLearner:
         near, far = older.get(index - cfg.near), older.get(index - cfg.far)
         if near is None or far is None:
             return []
-        moved = self._view_moved(luma, far)
         added = []
         for box in blobs[:2]:
             cand = self._candidate(index, luma, [near, far], box)
@@ -671,23 +659,12 @@ class SpriteLearner:
                         completed = self._voted(template)
                     template = completed
                 seen = cand if pool is self.candidates else whole
-                if seen is not None and not self._singles_out(template, luma, seen, moved):
+                if seen is not None and not self._singles_out(template, luma, seen):
                     continue
                 self._learn(template, pool, index)
                 added.append(template)
                 break
         return added
-
-    def _view_moved(self, luma: np.ndarray, far: np.ndarray) -> bool:
-        """Is the view itself moving: does ``luma`` differ from ``far`` in more than ``moved_share``
-        of its pixels (sampled every 4th row and column)?"""
-        import cv2
-
-        share = self.config.moved_share
-        if share is None:
-            return False
-        a, b = luma[::4, ::4], far[::4, ::4]
-        return bool(np.count_nonzero(cv2.absdiff(a, b) > self.config.threshold) > share * a.size)
 
     def _learn(self, template: Template, pool: Iterable[Candidate], index: int) -> None:
         """Take ``template`` as a learned sprite; where it was seen moving in the frames still held
@@ -743,20 +720,16 @@ class SpriteLearner:
                 return [template]
         return []
 
-    def _singles_out(self, template: Template, luma: np.ndarray, seen: Candidate, moved: bool = False) -> bool:
+    def _singles_out(self, template: Template, luma: np.ndarray, seen: Candidate) -> bool:
         """Does the sprite just learned single out the place where it was seen in this frame? Around
         the sighting (grown by ``max_px``), away from the sprite's best match (its own place), fewer
         than ``distinct_places`` separate places may match it at ``distinct_score``: a pointer is
         drawn over tissue unlike it (a tiny one may have a lookalike or two), while a piece of the
         tissue cut where the view shifted a little (an edge a pixel or two wide seen in two places)
-        matches every like edge near it as well as where it was cut. ``moved``: the view itself
-        moved in this frame (``_view_moved``); the test is then made at ``moved_distinct_score``
-        at least."""
+        matches every like edge near it as well as where it was cut."""
         import cv2
 
         limit = self.config.distinct_score
-        if moved and (limit is None or limit > self.config.moved_distinct_score):
-            limit = self.config.moved_distinct_score
         if limit is None:
             return True
         th, tw = template.image.shape
