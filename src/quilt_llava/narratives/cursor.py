@@ -259,9 +259,7 @@ class TemplateCursorLocator:
         assert self.track is not None and self.learner is not None
         x, y, _k = self.track
         reach = self.learner.max_px
-        return [
-            b for b in blobs if b[0] - x > reach or x - b[2] > reach or b[1] - y > reach or y - b[3] > reach
-        ]
+        return [b for b in blobs if b[0] - x > reach or x - b[2] > reach or b[1] - y > reach or y - b[3] > reach]
 
     def _end_track(self, view_ends: bool = False) -> list[CursorHit]:
         """A track ends. Its unverified hits wait (dormant) for the same spot to be re-acquired and
