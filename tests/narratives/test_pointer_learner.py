@@ -703,12 +703,14 @@ def test_the_distinct_check_refuses_a_sliver_of_panning_tissue_that_matches_its_
     """A view panning a pixel a frame (a drag the stability test holds still) changes every edge of the
     tissue by a sliver; two slivers of one kind of edge cut in two frames are one rigid shape seen
     at two places, and were learned (the independent corpus's draw 6 ``he-handhelds``: a 2 x 11 px
-    sliver, tracked on the frame's border and the scale bar, recall 0.002). A pointer is unlike the
+    sliver, tracked on the frame's border and the scale bar, recall 0.186). A pointer is unlike the
     tissue around it; such a sliver matches every like edge near where it was cut as well as it
-    matches itself, and the check (``distinct_score``, off by default) refuses it."""
-    assert _sliver_sprites(SpriteConfig(distinct_score=0.95)) == []
-    # Without the check (the default: see SpriteConfig.distinct_score), the sliver is learned.
-    found = _sliver_sprites()
+    matches itself, and the check (``distinct_score``, on by default since the seventeenth pass)
+    refuses it."""
+    assert _sliver_sprites() == []
+    # Without the check (``distinct_score`` None, main's default from the fifteenth pass's merge to
+    # the seventeenth), the sliver is learned.
+    found = _sliver_sprites(SpriteConfig(distinct_score=None))
     assert len(found) == 1 and found[0].image.shape[1] <= 4, [t.image.shape for t in found]
 
 

@@ -213,6 +213,7 @@ class TemplateCursorLocator:
         self.dormant: list[CursorHit] = []  # unverified hits of the last track that ended
         self.last_score = 0.0
         self.last_changed = False
+        self.just_learned = False  # a sprite was learned in this frame: a resting track is not carried blind
         self.last_hit = -1  # frame index of the last hit (emitted or pending) of the track
         self.seen_at: dict[int, int] = {}  # template index -> frame of its last verified hit
         self.new_view = True
@@ -239,9 +240,26 @@ class TemplateCursorLocator:
             and self.last_hit == frame.index - 1
             and (self.track[2] >= self.sprites.generic or self.last_score >= PRIOR_SETTLED_SCORE)
         )
-        # (None while settled: the learner is not told whether anything moved)
-        blobs = None if settled else self.motion.largest_blobs(frame, 2)
-        return self.intake.observe(frame, blobs)
+        blobs = self.motion.largest_blobs(frame, 2)
+        if settled:
+            # ... unless something moves beyond the learner's largest pointer from the track: a
+            # track verified on a still lookalike (a learned sprite of one shape matching tissue
+            # while the pointer, now another shape, moves elsewhere) would otherwise keep the
+            # learner from ever seeing that shape. (None where nothing moves away from the track:
+            # the learner is not told whether anything moved.)
+            blobs = self._away_from_track(blobs) or None
+        known = len(self.templates)
+        found = self.intake.observe(frame, blobs)
+        self.just_learned = len(self.templates) > known
+        return found
+
+    def _away_from_track(self, blobs: list[tuple[int, int, int, int]]) -> list[tuple[int, int, int, int]]:
+        """The moving ``blobs`` (full-resolution boxes) that lie further than the learner's
+        largest pointer (``SpriteLearner.max_px``) from the track's tip on every side."""
+        assert self.track is not None and self.learner is not None
+        x, y, _k = self.track
+        reach = self.learner.max_px
+        return [b for b in blobs if b[0] - x > reach or x - b[2] > reach or b[1] - y > reach or y - b[3] > reach]
 
     def _end_track(self, view_ends: bool = False) -> list[CursorHit]:
         """A track ends. Its unverified hits wait (dormant) for the same spot to be re-acquired and
@@ -640,6 +658,8 @@ class TemplateCursorLocator:
         region = frame.motion[y0:y1, x0:x1]
         if region.size == 0 or int(region.max()) > self.config.still_threshold:
             return False
+        if self.just_learned:
+            return False  # a new shape's whole-frame search is due: it may find the pointer elsewhere
         if not self.verified:
             # An unverified track may be tissue that looks like a pointer: keep looking for
             # the real one (a whole-frame search when due, any moving blob) before resting.

@@ -253,10 +253,12 @@ class SpriteConfig:
     # A sprite just learned must single out where it was seen: fewer than ``distinct_places`` other
     # places around the sighting may match it at ``distinct_score`` (``SpriteLearner._singles_out``).
     # A 16 px arrow at 480p CRF 33 has two such lookalikes near it; a 2 px sliver of tissue's edge,
-    # eleven (draw 6's he-handhelds). None turns it off, the default since the fifteenth pass's
-    # merge: on, it refused draw 6's sliver, but the hand was then not learned either (recall
-    # 0.036 against 0.186 without it); it changed no other tuning figure.
-    distinct_score: float | None = None
+    # eleven (draw 6's he-handhelds, cut where a slow drag moved the whole view). Off from the
+    # fifteenth pass's merge to the seventeenth: it refused draw 6's sliver, but the hand learned
+    # next then pointed with a corner (0.036); with the hotspot rules of the passes since, that hand
+    # points with its finger (0.300), and the test also refuses draw 9's 9 x 8 px piece of an
+    # arrow's edge, learned in a still view and tracked on tissue. None turns it off.
+    distinct_score: float | None = 0.95
     distinct_places: int = 4
 
 
