@@ -34,7 +34,9 @@ until the gate closes the view (dropped: the locator never sees that view) or th
 lasted ``release_s`` or ends (run then, in order, with the motion they had; the rest of the
 view as it comes). The plane itself is made only for the frames it runs on
 (:meth:`ChromaPointer.offer`). A view where the luma locator has few hits is searched on every
-frame, as before.
+frame, as before. The second locator (``dominant``) holds a view's frames until the view ends,
+whatever ``release_s`` says (``ChromaConfig.dominant_holds_view``): it runs only in the views the
+gate never closes.
 """
 
 from __future__ import annotations
@@ -127,8 +129,10 @@ class ChromaConfig:
     # ``release_s``: its hits are taken only after the first's, in views the luma locator leaves
     # sparse, and a view the gate closes after ``release_s`` is one the luma locator tracks (hits
     # on half its frames so far). Run as they came, such views cost it 513 of ``small``'s 1108
-    # frames for no hit (the luma locator confirms its track 2-4 s into each view), a third of that
-    # video's analysis. Where the gate never closes a view, it runs the same frames as before
+    # frames for no hit (the luma locator confirms its track 2-6 s into each view), about a fifth
+    # of that video's analysis CPU. In a view the gate leaves open it runs the same frames as
+    # before; what it learned in the views it no longer sees is lost to later views (ring recall
+    # on 14 tuning videos: 8 the same, 4 up, 2 down; docs/BENCHMARKS.md, s17-speed)
     dominant_holds_view: bool = True
 
 
