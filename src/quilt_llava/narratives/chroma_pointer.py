@@ -131,8 +131,8 @@ class ChromaConfig:
     # on half its frames so far). Run as they came, such views cost it 513 of ``small``'s 1108
     # frames for no hit (the luma locator confirms its track 2-6 s into each view), about a fifth
     # of that video's analysis CPU. In a view the gate leaves open it runs the same frames as
-    # before; what it learned in the views it no longer sees is lost to later views (ring recall
-    # on 14 tuning videos: 8 the same, 4 up, 2 down; docs/BENCHMARKS.md, s17-speed)
+    # before; what it learned in the views it no longer sees is lost to later views (the ring
+    # videos of the tuning draws: 7 of 14 the same, 3 up, 3 down; docs/BENCHMARKS.md, s17-speed)
     dominant_holds_view: bool = True
 
 
