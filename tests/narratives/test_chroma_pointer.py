@@ -125,9 +125,27 @@ def test_the_chroma_plane_is_the_distance_from_neutral() -> None:
 class _Rgb:
     def __init__(self, img: np.ndarray) -> None:
         self.img = img
+        self.converted = 0
 
     def to_ndarray(self, format: str = "rgb24") -> np.ndarray:
+        self.converted += 1
         return self.img
+
+
+def test_an_rgb_frame_is_converted_to_u_and_v_once() -> None:
+    """The two chroma locators and the dominant colour read one frame's U and V: an RGB input is
+    converted once, and each plane is the same as from a fresh frame."""
+    img = np.zeros((8, 10, 3), np.uint8)
+    img[:] = (220, 150, 190)
+    img[2:5, 3:7] = (255, 217, 25)
+    source = _Rgb(img)
+    frame = Frame(0, 0.0, img[..., 0], source)
+    centre = frame.chroma_centre()
+    assert centre is not None
+    own, grey = frame.chroma_distance(centre), frame.chroma_distance()
+    assert source.converted == 1
+    assert np.array_equal(own, Frame(0, 0.0, img[..., 0], _Rgb(img)).chroma_distance(centre))
+    assert np.array_equal(grey, Frame(0, 0.0, img[..., 0], _Rgb(img)).chroma_distance())
 
 
 @pytest.mark.parametrize(("top", "gain"), [(70, 2), (36, 4), (0, 8), (200, 1)])
@@ -350,3 +368,64 @@ def test_the_luma_gate_reads_its_counts_late_and_per_view() -> None:
     assert gate.wanted(100, None, 1 / FPS) == RUN  # a moving frame
     wanted = [gate.wanted(i, 101, 1 / FPS) for i in range(101, 400)]  # a view the luma locator leaves empty
     assert wanted == [HOLD] * round(cfg.release_s * FPS) + [RUN] * (299 - round(cfg.release_s * FPS))
+
+
+def test_the_second_locator_holds_a_view_until_it_ends_and_drops_it_when_the_gate_closes_late(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A view the gate closes after ``release_s`` (the luma locator confirmed its track late): the
+    locator on the plane from grey ran its frames up to then, as before; the one on the plane
+    from the view's colour held them all and drops them, so it runs on none of them
+    (``ChromaConfig.dominant_holds_view``). Without the setting it runs them as the first does."""
+    frames, _ = _clip()
+    ran: list[tuple[bool, int]] = []
+    real_submit = ChromaPointer.submit
+
+    def submit(self: ChromaPointer, index: int, *args: object) -> None:
+        ran.append((self.dominant, index))
+        real_submit(self, index, *args)  # type: ignore[arg-type]
+
+    def wanted(self: LumaGate, index: int, start: int | None, interval: float) -> str:
+        if start is None:
+            return RUN
+        return HOLD if index - start < 50 else RUN if index - start < 100 else SKIP  # closed at 4 s
+
+    monkeypatch.setattr(ChromaPointer, "submit", submit)
+    monkeypatch.setattr(LumaGate, "wanted", wanted)
+    for holds in (True, False):
+        ran.clear()
+        cfg = ExtractConfig(min_segment_s=2.0, prefetch=0)
+        cfg.chroma.dominant_holds_view = holds
+        analyse(ArraySource(frames, fps=FPS), cfg)
+        grey = [i for d, i in ran if not d]
+        own = [i for d, i in ran if d]
+        assert grey == list(range(100))  # (the clip is one still view from frame 0)
+        assert own == ([] if holds else grey)
+
+
+def test_the_second_locator_runs_a_view_the_gate_leaves_open_when_it_ends(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ring's view, never closed: the locator on the plane from the view's colour runs every
+    frame, in order, once the view ends (here the video's end); the first ran them once the view
+    had lasted ``release_s``, the rest as they came. (Their planes and motion are those of frames
+    run as they come: ``test_held_frames_are_run_as_they_were_when_every_frame_ran``.)"""
+    frames, _ = _clip()
+    order: list[tuple[bool, int, int]] = []  # (dominant, index, frames analysed when run)
+    real_submit, real_offer = ChromaPointer.submit, ChromaPointer.offer
+    analysed = [0]
+
+    def offer(self: ChromaPointer, index: int, *args: object) -> None:
+        analysed[0] = max(analysed[0], index + 1)
+        real_offer(self, index, *args)  # type: ignore[arg-type]
+
+    def submit(self: ChromaPointer, index: int, *args: object) -> None:
+        order.append((self.dominant, index, analysed[0]))
+        real_submit(self, index, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ChromaPointer, "offer", offer)
+    monkeypatch.setattr(ChromaPointer, "submit", submit)
+    analyse(ArraySource(frames, fps=FPS), ExtractConfig(min_segment_s=2.0, prefetch=0))
+    own = [(i, seen) for d, i, seen in order if d]
+    assert [i for i, _ in own] == list(range(len(frames)))
+    assert all(seen == len(frames) for _, seen in own)  # none before the view ended
+    assert max(seen for d, _, seen in order if not d) == len(frames)
+    assert min(seen for d, _, seen in order if not d) < len(frames)  # the first ran as they came

@@ -34,7 +34,9 @@ until the gate closes the view (dropped: the locator never sees that view) or th
 lasted ``release_s`` or ends (run then, in order, with the motion they had; the rest of the
 view as it comes). The plane itself is made only for the frames it runs on
 (:meth:`ChromaPointer.offer`). A view where the luma locator has few hits is searched on every
-frame, as before.
+frame, as before. The second locator (``dominant``) holds a view's frames until the view ends,
+whatever ``release_s`` says (``ChromaConfig.dominant_holds_view``): it runs only in the views the
+gate never closes.
 """
 
 from __future__ import annotations
@@ -122,6 +124,16 @@ class ChromaConfig:
     # tissue's colour, and moves a pixel's distance from grey more than from the tissue's colour
     # (on the new plane alone, draw 7's he-overlay-cross lost 0.798 -> 0.697)
     dominant: bool = True
+    # the second locator (``dominant``) holds a still view's frames until the view ends (run then,
+    # in order, with the motion they had) or the gate closes it (dropped), not only for
+    # ``release_s``: its hits are taken only after the first's, in views the luma locator leaves
+    # sparse, and a view the gate closes after ``release_s`` is one the luma locator tracks (hits
+    # on half its frames so far). Run as they came, such views cost it 513 of ``small``'s 1108
+    # frames for no hit (the luma locator confirms its track 2-6 s into each view), about a fifth
+    # of that video's analysis CPU. In a view the gate leaves open it runs the same frames as
+    # before; what it learned in the views it no longer sees is lost to later views (the ring
+    # videos of the tuning draws: 7 of 14 the same, 3 up, 3 down; docs/BENCHMARKS.md, s17-speed)
+    dominant_holds_view: bool = True
 
 
 def chroma_gain(chroma: np.ndarray, config: ChromaConfig) -> int:
@@ -209,14 +221,18 @@ class ChromaPointer:
         gain: int = 1,
         analysis_width: int = 640,
         dominant: bool = False,
+        hold_view: bool = False,
     ) -> None:
         """``cursor``: the luma locator's settings, used as they are (thresholds in grey levels of
         the stretched plane, see ``ChromaConfig.span``); ``gain``: the plane's (:func:`chroma_gain`
         on the video's first frame); ``analysis_width``: the extraction's (the plane reduced to it
         gives the locator its motion); ``dominant``: the plane is the distance from each still
-        view's own colour, not from grey (``ChromaConfig.dominant``)."""
+        view's own colour, not from grey (``ChromaConfig.dominant``); ``hold_view``: a still view's
+        frames are held until the view ends or the gate closes it, whatever ``release_s`` says
+        (``ChromaConfig.dominant_holds_view``)."""
         self.config = config
         self.dominant = dominant
+        self.hold_view = hold_view
         self.gain = gain
         self.analysis_width = analysis_width
         self.last: tuple[int, Frame] | None = None  # the frame offered before, its plane not made
@@ -287,6 +303,8 @@ class ChromaPointer:
         when each frame of a view ran as it came until the gate closed the view, but for the
         views the gate closes while their frames are held: it sees none of those."""
         self.shape = frame.luma.shape[:2]
+        if verdict == RUN and self.hold_view and not moving:
+            verdict = HOLD  # until the view ends (``hold_view``)
         if moving or verdict == SKIP:
             if moving:
                 self._release()  # a view that ended unclosed: its frames run, as they always did

@@ -220,7 +220,14 @@ class Analyser:
             gain = chroma_gain(dist, cfg.chroma)
             self.chromas.append(
                 ChromaPointer(
-                    frame.luma.shape[0], cfg.chroma, cfg.cursor, depth, gain, cfg.analysis_width, dominant=dominant
+                    frame.luma.shape[0],
+                    cfg.chroma,
+                    cfg.cursor,
+                    depth,
+                    gain,
+                    cfg.analysis_width,
+                    dominant=dominant,
+                    hold_view=dominant and cfg.chroma.dominant_holds_view,
                 )
             )
         assert self.cursor is not None

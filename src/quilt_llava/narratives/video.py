@@ -14,7 +14,7 @@ import contextlib
 import queue
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -36,6 +36,9 @@ class Frame:
     t: float  # seconds, from the container's presentation timestamp
     luma: np.ndarray  # (height, width) uint8
     _source: Any = None
+    # the U and V planes made from RGB (``_uv``), once: the two chroma locators and the dominant
+    # colour each ask for them
+    _rgb_uv: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
 
     def rgb(self) -> np.ndarray:
         """(height, width, 3) uint8 RGB."""
@@ -82,11 +85,13 @@ class Frame:
         if fmt in _PLANAR_UV:
             u, v = (_plane_pixels(p, p.height, p.width) for p in src.planes[1:3])
             return u, v
-        rgb = self.rgb().astype(np.float32)
-        r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-        u = np.clip(128 - 0.1687 * r - 0.3313 * g + 0.5 * b, 0, 255).astype(np.uint8)
-        v = np.clip(128 + 0.5 * r - 0.4187 * g - 0.0813 * b, 0, 255).astype(np.uint8)
-        return u, v
+        if self._rgb_uv is None:
+            rgb = self.rgb().astype(np.float32)
+            r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+            u = np.clip(128 - 0.1687 * r - 0.3313 * g + 0.5 * b, 0, 255).astype(np.uint8)
+            v = np.clip(128 + 0.5 * r - 0.4187 * g - 0.0813 * b, 0, 255).astype(np.uint8)
+            self._rgb_uv = (u, v)
+        return self._rgb_uv
 
     def colour(self) -> ColourSample:
         """A copy of this frame's colour that does not hold the decoder's buffer: its 4:2:0
