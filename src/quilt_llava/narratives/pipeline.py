@@ -272,19 +272,21 @@ class Analyser:
         ignore = self.webcam.ignore_cells()
         moving = self.views.moving(tiny, ignore)
         self.moving.append(moving)
+        # A slow pan's frame found by its shift alone ends the still run, not the pointer's view.
+        changing = moving and not self.views.shifted
         motion = cv2.absdiff(small, self.prev_small) if self.prev_small is not None else None
         self.prev_small = small
-        self.webcam.observe(index, small, moving)
-        self.cursor.submit(AnalysedFrame(index, frame.t, luma, motion, moving, self.webcam.mask, self.scale))
+        self.webcam.observe(index, small, changing)
+        self.cursor.submit(AnalysedFrame(index, frame.t, luma, motion, changing, self.webcam.mask, self.scale))
         if index == 0 and self.cfg.chroma.enabled:
             self._start_chroma(frame)
         step = self.views.step(index, moving, drift_image(small, tiny, self.scale), ignore)
         if self.chromas and self.chroma_gate is not None:
             # (after the step: the still view's start as known at this frame)
-            start = None if moving else self.views.start
+            start = self.views.view_start
             verdict = self.chroma_gate.wanted(index, start, self.frame_interval)
             for chroma in self.chromas:
-                chroma.offer(index, frame, moving, self.webcam.mask, self.scale, verdict, start)
+                chroma.offer(index, frame, changing, self.webcam.mask, self.scale, verdict, start)
         if step.closed is not None:
             self._close_run(step.closed)
         if not moving:

@@ -69,11 +69,11 @@ class StabilityConfig:
     # was taken stays put, and a keyframe moves the estimate by a fraction of that), and shifting the
     # anchor by that much explains the difference (leaves at most ``PAN_EXPLAINED`` of it) in over
     # ``moving_fraction`` of the informative cells; :func:`~quilt_llava.narratives.views.pan_trimmed`
-    # then trims a run's eased ends. None (the default): neither. Off because it re-anchors inside a
-    # pan, which changes which pan frames the pointer locator sees as still: recall fell on four
-    # tuning videos of the independent corpus (docs/BENCHMARKS.md, sixteenth pass), though it
-    # brought every stable-view boundary of the tuning draws within 0.5 s. 0.5 is the tested setting.
-    pan_shift: float | None = None
+    # then trims a run's eased ends. None: neither. The test keeps its own anchor, so the cell tests
+    # (and ``CellDiffStability.shifted``) give the verdicts they give without it; a frame it alone
+    # calls moving ends a still run but is no change of view to the pointer locators (see
+    # ``StillRuns.moving``).
+    pan_shift: float | None = 0.5
     pan_growth: float = 0.2
     pan_window_s: float = 0.3
 
@@ -100,7 +100,11 @@ class CellDiffStability:
         self._spreads: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._still_with: object = _MOVED
         self.vetoed = False  # the last frame changed since the run's first frame in fine detail only
-        self._shifts: deque[float] = deque()  # the last frames' shift from the anchor (px)
+        # The pan test's anchor: the first frame since the last moving one, of either test (the cell
+        # tests' ``anchor`` stays where it was through a slow pan, so their verdicts are unchanged).
+        self.pan_anchor: np.ndarray | None = None
+        self.shifted = False  # the last frame was moving for the pan test alone
+        self._shifts: deque[float] = deque()  # the last frames' shift from the pan anchor (px)
         self.set_frame_rate(25.0)
         self._window: np.ndarray | None = None  # phase correlation's Hann window, made once per frame size
 
@@ -115,7 +119,8 @@ class CellDiffStability:
         if key not in self._spreads:
             self._spreads[key] = (img, _cell_spread(img, self.config.grid))
             if len(self._spreads) > 8:
-                kept = (img, self.prev, self.anchor, self._anchor_blurred[1] if self._anchor_blurred else None)
+                anchors = (self.anchor, self.pan_anchor, self._anchor_blurred[1] if self._anchor_blurred else None)
+                kept = (img, self.prev, *anchors)
                 live = {id(x) for x in kept if x is not None}
                 self._spreads = {k: v for k, v in self._spreads.items() if k in live}
         return self._spreads[key][1]
@@ -174,8 +179,9 @@ class CellDiffStability:
         import cv2
 
         small = self._crop(small)
+        self.shifted = False
         if self.prev is None:
-            self.prev = self.anchor = small
+            self.prev = self.anchor = self.pan_anchor = small
             self._still_with = ignore
             return False
         if (
@@ -186,6 +192,8 @@ class CellDiffStability:
         ):
             # The same pixels as the previous still frame (a static screen decodes to identical
             # frames): against it nothing changed, against the anchor as much as before.
+            if self.pan_anchor is None:
+                self.pan_anchor = small
             return False
         self.vetoed = False
         moving = self._changed(small, self.prev, ignore) > self.config.moving_fraction
@@ -202,24 +210,27 @@ class CellDiffStability:
             # Undecided either way: the first, eased steps of a pan change fine detail only too.
             # :class:`~quilt_llava.narratives.views.StillRuns` trims such frames next to a pan.
             self.vetoed = not moving
-        if not moving and self.anchor is not None and self.config.pan_shift is not None:
-            moving = self._panned(small, ignore)
-            self.vetoed = self.vetoed and not moving
+        if not moving and self.pan_anchor is not None and self.config.pan_shift is not None:
+            self.shifted = self._panned(small, ignore)
+            self.vetoed = self.vetoed and not self.shifted
         self.prev = small
-        if moving or self.anchor is None:
+        ended = moving or self.shifted
+        if ended or self.pan_anchor is None:
             self._shifts.clear()
-        # A moving frame re-anchors: the next still run is compared with its own first frame.
+        # A moving frame re-anchors: the next still run is compared with its own first frame. A frame
+        # the pan test alone calls moving re-anchors that test only.
         self.anchor = None if moving else (self.anchor if self.anchor is not None else small)
+        self.pan_anchor = None if ended else (self.pan_anchor if self.pan_anchor is not None else small)
         self._still_with = _MOVED if moving else ignore  # the ignore mask of the last still frame
-        return moving
+        return ended
 
     def _panned(self, small: np.ndarray, ignore: np.ndarray | None) -> bool:
-        """Is this still-looking frame the run's anchor shifted, further than a few frames ago (see
-        ``StabilityConfig.pan_shift``)? Records the frame's shift from the anchor."""
+        """Is this still-looking frame the pan anchor shifted, further than a few frames ago (see
+        ``StabilityConfig.pan_shift``)? Records the frame's shift from that anchor."""
         import cv2
 
         cfg = self.config
-        anchor = self.anchor
+        anchor = self.pan_anchor
         assert anchor is not None and cfg.pan_shift is not None
         earlier = min(self._shifts, default=0.0)
         fine = cfg.fine_threshold
