@@ -203,3 +203,20 @@ def test_a_view_split_by_a_slow_pan_is_judged_sparse_as_a_whole():
     analyser.segment_views = [0, 55]  # two views
     (sparse,) = analyser._sparse_views()
     assert sparse is second
+
+
+@pytest.mark.parametrize("step", [0.25, 0.3])
+def test_a_view_settled_off_its_anchor_is_not_split_by_a_small_step(step):
+    """A run whose anchor is the pan's last eased step, 0.4 px off the view that settles after it; 2 s
+    on, the view steps ``step`` px further (a stand-in for a keyframe that moves phase correlation's
+    estimate so far). From the first anchor that is over ``pan_shift`` and grown by ``pan_growth``:
+    without re-anchoring on the settled view, the run was split there (on a tuning video, a 4.9 s
+    view became two runs, each under a segment's 3 s)."""
+    field = _grain(13, 1.0, 14.0)
+    rng = np.random.default_rng(14)
+    xs = [0.0] + [0.4] * 60 + [0.4 + step] * 30
+    frames = [np.clip(_view(field, x) + rng.normal(0, 0.4, (H, W)), 0, 255).astype(np.uint8) for x in xs]
+    det = CellDiffStability(StabilityConfig())
+    det.set_frame_rate(30.0)
+    flags = [det.update(f) for f in frames]
+    assert not any(flags), [i for i, m in enumerate(flags) if m]

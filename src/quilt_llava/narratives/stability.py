@@ -64,9 +64,10 @@ class StabilityConfig:
     # the run's first frame it may change fine detail only (the blur veto keeps it still) or change
     # a pale view's cells by less than ``cell_threshold``. But such a frame is the anchor shifted,
     # which neither compression nor a pointer makes: a still frame is moving where phase correlation
-    # puts it ``pan_shift`` tiny px or more from the anchor, ``pan_growth`` further than at any frame
-    # of the last ``pan_window_s`` (the view moves now: a view that settled before the run's anchor
-    # was taken stays put, and a keyframe moves the estimate by a fraction of that), and shifting the
+    # puts it and the frame before it ``pan_shift`` tiny px or more from the anchor, each
+    # ``pan_growth`` further than at any frame of the ``pan_window_s`` before it (the view moves now:
+    # a view that settled before the run's anchor was taken stays put, and a keyframe moves the
+    # estimate by a fraction of that; one frame's estimate alone can jump that far), and shifting the
     # anchor by that much explains the difference (leaves at most ``PAN_EXPLAINED`` of it) in over
     # ``moving_fraction`` of the informative cells; :func:`~quilt_llava.narratives.views.pan_trimmed`
     # then trims a run's eased ends. None: neither. The test keeps its own anchor, so the cell tests
@@ -86,6 +87,9 @@ BLUR_SIGMA = 1.5
 # of a cell it may explain.
 PAN_EXPLAINED = 0.5
 PAN_CELL_MIN = 1.0
+# A window of shifts within this share of ``pan_growth`` of each other: the view has settled, and the
+# pan test re-anchors on it.
+PAN_SETTLED = 0.5
 _MOVED = object()  # marks "the last frame was moving" (no shortcut for the next one)
 
 
@@ -105,6 +109,7 @@ class CellDiffStability:
         self.pan_anchor: np.ndarray | None = None
         self.shifted = False  # the last frame was moving for the pan test alone
         self._shifts: deque[float] = deque()  # the last frames' shift from the pan anchor (px)
+        self._grew = False  # the last frame's shift was far enough, and grown enough, for the pan test
         self.set_frame_rate(25.0)
         self._window: np.ndarray | None = None  # phase correlation's Hann window, made once per frame size
 
@@ -217,6 +222,7 @@ class CellDiffStability:
         ended = moving or self.shifted
         if ended or self.pan_anchor is None:
             self._shifts.clear()
+            self._grew = False
         # A moving frame re-anchors: the next still run is compared with its own first frame. A frame
         # the pan test alone calls moving re-anchors that test only.
         self.anchor = None if moving else (self.anchor if self.anchor is not None else small)
@@ -236,6 +242,7 @@ class CellDiffStability:
         fine = cfg.fine_threshold
         if small.shape != anchor.shape or self._changed(small, anchor, ignore, fine) <= cfg.moving_fraction:
             self._shifts.append(0.0)  # (too alike to tell a shift)
+            self._grew = False
             return False
         a, b = anchor.astype(np.float32), small.astype(np.float32)
         h, w = a.shape
@@ -244,7 +251,22 @@ class CellDiffStability:
         (dx, dy), _ = cv2.phaseCorrelate(a, b, self._window)
         shift = float(np.hypot(dx, dy))
         self._shifts.append(shift)
-        if shift < cfg.pan_shift or shift - earlier < cfg.pan_growth:
+        if (
+            len(self._shifts) == self._shifts.maxlen
+            and max(self._shifts) - min(self._shifts) < PAN_SETTLED * cfg.pan_growth
+        ):
+            # The view stayed put for a whole window: it is the anchor from here on. An anchor taken on
+            # a pan's last eased step lies a fraction of a px off the settled view, and a keyframe that
+            # moves the estimate by a fraction of the growth bar then reaches both bars.
+            self.pan_anchor = small
+            self._shifts.clear()
+            self._grew = False
+            return False
+        # Both this frame and the one before: a pan goes on moving, while one frame's estimate can jump
+        # by the growth bar (0.36-0.45 px, then 0.57 on one frame, on a view settled 0.4 px off an
+        # anchor taken on the pan's last eased step).
+        grew, self._grew = self._grew, shift >= cfg.pan_shift and shift - earlier >= cfg.pan_growth
+        if not (grew and self._grew):
             return False
         moved = cv2.warpAffine(a, np.float32([[1, 0, dx], [0, 1, dy]]), (w, h), borderMode=cv2.BORDER_REPLICATE)
         # Left out: the border the shift brings in (no anchor pixels there).
