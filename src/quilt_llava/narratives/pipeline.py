@@ -42,7 +42,7 @@ import logging
 import os
 import shutil
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -164,6 +164,10 @@ class Analyser:
         self.moving: list[bool] = []
         self.hits: dict[int, CursorHit] = {}
         self.segments: list[Segment] = []
+        # Per segment, the first frame of the pointer locators' view it lies in (``StillRuns.view_start``):
+        # the segments a slow pan split share it.
+        self.segment_views: list[int | None] = []
+        self.run_view: int | None = None  # that frame for the open still run
         self.views = StillRuns(config.stability)
         self.content: ContentStats | None = None  # content statistics of the open still run
         self.view_content: list[ContentStats] = []  # per segment
@@ -279,23 +283,26 @@ class Analyser:
         ignore = self.webcam.ignore_cells()
         moving = self.views.moving(tiny, ignore)
         self.moving.append(moving)
+        # A slow pan's frame found by its shift alone ends the still run, not the pointer's view.
+        changing = moving and not self.views.shifted
         motion = cv2.absdiff(small, self.prev_small) if self.prev_small is not None else None
         self.prev_small = small
-        self.webcam.observe(index, small, moving)
-        self.cursor.submit(AnalysedFrame(index, frame.t, luma, motion, moving, self.webcam.mask, self.scale))
+        self.webcam.observe(index, small, changing)
+        self.cursor.submit(AnalysedFrame(index, frame.t, luma, motion, changing, self.webcam.mask, self.scale))
         if index == 0 and self.cfg.chroma.enabled:
             self._start_chroma(frame)
         step = self.views.step(index, moving, drift_image(small, tiny, self.scale), ignore)
         if self.chromas and self.chroma_gate is not None:
             # (after the step: the still view's start as known at this frame)
-            start = None if moving else self.views.start
+            start = self.views.view_start
             verdict = self.chroma_gate.wanted(index, start, self.frame_interval)
             for chroma in self.chromas:
-                chroma.offer(index, frame, moving, self.webcam.mask, self.scale, verdict, start)
+                chroma.offer(index, frame, changing, self.webcam.mask, self.scale, verdict, start)
         if step.closed is not None:
             self._close_run(step.closed)
         if not moving:
             if step.started:
+                self.run_view = self.views.view_start
                 if self.samples is None:
                     self.samples = RunSamples(self.cfg.median_frames, self._sample_stride())
                 self.samples.reset()
@@ -341,6 +348,7 @@ class Analyser:
             is_tissue=is_tissue,
         )
         self.segments.append(seg)
+        self.segment_views.append(self.run_view)
         # Cropped to the content box as known now, refined on the first tissue image as at the end.
         self.images.submit(
             chosen,
@@ -389,6 +397,22 @@ class Analyser:
         x0, y0, x1, y1 = box
         return tissue_score(chosen[len(chosen) // 2][1].rgb()[y0:y1, x0:x1], self.cfg.tissue)
 
+    def _sparse_views(self) -> list[Segment]:
+        """The segments whose pointer view (:attr:`segment_views`) the luma hits leave sparse
+        (:func:`sparse_views`), judged over that view from its first segment's start to its last one's
+        end: the locators went on through the slow pans that split it, and whether they held the
+        pointer there is a fact of the whole view, not of where a pan cut it."""
+        groups: dict[tuple[str, int], list[Segment]] = {}
+        for k, (seg, view) in enumerate(zip(self.segments, self.segment_views)):
+            groups.setdefault(("segment", k) if view is None else ("view", view), []).append(seg)
+        sparse: list[Segment] = []
+        for group in groups.values():
+            whole = Span(group[0].span.start, group[-1].span.end)
+            probe = replace(group[0], span=whole)
+            if sparse_views([probe], self.hits, self.cfg.chroma.sparse_share):
+                sparse += group
+        return sparse
+
     def _view_box(self, k: int) -> Rect:
         """Segment ``k``'s content box: for a tissue view, the tissue area of the tissue views
         seen so far; for another view, its own box."""
@@ -418,7 +442,7 @@ class Analyser:
         late_rest_hits(self.segments, self.hits)  # a pointer that never moved, found by a later shape
         # views with few luma hits: a pointer seen in colour only, if any; the plane from grey
         # first (its hits as they were), then the other on the frames still without one
-        sparse = sparse_views(self.segments, self.hits, self.cfg.chroma.sparse_share)
+        sparse = self._sparse_views()
         for chroma in self.chromas:
             chroma.close()
             chroma.fill(self.segments, self.hits, sparse)

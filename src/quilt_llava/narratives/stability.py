@@ -64,16 +64,17 @@ class StabilityConfig:
     # the run's first frame it may change fine detail only (the blur veto keeps it still) or change
     # a pale view's cells by less than ``cell_threshold``. But such a frame is the anchor shifted,
     # which neither compression nor a pointer makes: a still frame is moving where phase correlation
-    # puts it ``pan_shift`` tiny px or more from the anchor, ``pan_growth`` further than at any frame
-    # of the last ``pan_window_s`` (the view moves now: a view that settled before the run's anchor
-    # was taken stays put, and a keyframe moves the estimate by a fraction of that), and shifting the
+    # puts it and the frame before it ``pan_shift`` tiny px or more from the anchor, each
+    # ``pan_growth`` further than at any frame of the ``pan_window_s`` before it (the view moves now:
+    # a view that settled before the run's anchor was taken stays put, and a keyframe moves the
+    # estimate by a fraction of that; one frame's estimate alone can jump that far), and shifting the
     # anchor by that much explains the difference (leaves at most ``PAN_EXPLAINED`` of it) in over
     # ``moving_fraction`` of the informative cells; :func:`~quilt_llava.narratives.views.pan_trimmed`
-    # then trims a run's eased ends. None (the default): neither. Off because it re-anchors inside a
-    # pan, which changes which pan frames the pointer locator sees as still: recall fell on four
-    # tuning videos of the independent corpus (docs/BENCHMARKS.md, sixteenth pass), though it
-    # brought every stable-view boundary of the tuning draws within 0.5 s. 0.5 is the tested setting.
-    pan_shift: float | None = None
+    # then trims a run's eased ends. None: neither. The test keeps its own anchor, so the cell tests
+    # (and ``CellDiffStability.shifted``) give the verdicts they give without it; a frame it alone
+    # calls moving ends a still run but is no change of view to the pointer locators (see
+    # ``StillRuns.moving``).
+    pan_shift: float | None = 0.5
     pan_growth: float = 0.2
     pan_window_s: float = 0.3
 
@@ -86,6 +87,9 @@ BLUR_SIGMA = 1.5
 # of a cell it may explain.
 PAN_EXPLAINED = 0.5
 PAN_CELL_MIN = 1.0
+# A window of shifts within this share of ``pan_growth`` of each other: the view has settled, and the
+# pan test re-anchors on it.
+PAN_SETTLED = 0.5
 _MOVED = object()  # marks "the last frame was moving" (no shortcut for the next one)
 
 
@@ -100,7 +104,12 @@ class CellDiffStability:
         self._spreads: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._still_with: object = _MOVED
         self.vetoed = False  # the last frame changed since the run's first frame in fine detail only
-        self._shifts: deque[float] = deque()  # the last frames' shift from the anchor (px)
+        # The pan test's anchor: the first frame since the last moving one, of either test (the cell
+        # tests' ``anchor`` stays where it was through a slow pan, so their verdicts are unchanged).
+        self.pan_anchor: np.ndarray | None = None
+        self.shifted = False  # the last frame was moving for the pan test alone
+        self._shifts: deque[float] = deque()  # the last frames' shift from the pan anchor (px)
+        self._grew = False  # the last frame's shift was far enough, and grown enough, for the pan test
         self.set_frame_rate(25.0)
         self._window: np.ndarray | None = None  # phase correlation's Hann window, made once per frame size
 
@@ -115,7 +124,8 @@ class CellDiffStability:
         if key not in self._spreads:
             self._spreads[key] = (img, _cell_spread(img, self.config.grid))
             if len(self._spreads) > 8:
-                kept = (img, self.prev, self.anchor, self._anchor_blurred[1] if self._anchor_blurred else None)
+                anchors = (self.anchor, self.pan_anchor, self._anchor_blurred[1] if self._anchor_blurred else None)
+                kept = (img, self.prev, *anchors)
                 live = {id(x) for x in kept if x is not None}
                 self._spreads = {k: v for k, v in self._spreads.items() if k in live}
         return self._spreads[key][1]
@@ -174,8 +184,9 @@ class CellDiffStability:
         import cv2
 
         small = self._crop(small)
+        self.shifted = False
         if self.prev is None:
-            self.prev = self.anchor = small
+            self.prev = self.anchor = self.pan_anchor = small
             self._still_with = ignore
             return False
         if (
@@ -186,6 +197,8 @@ class CellDiffStability:
         ):
             # The same pixels as the previous still frame (a static screen decodes to identical
             # frames): against it nothing changed, against the anchor as much as before.
+            if self.pan_anchor is None:
+                self.pan_anchor = small
             return False
         self.vetoed = False
         moving = self._changed(small, self.prev, ignore) > self.config.moving_fraction
@@ -202,29 +215,34 @@ class CellDiffStability:
             # Undecided either way: the first, eased steps of a pan change fine detail only too.
             # :class:`~quilt_llava.narratives.views.StillRuns` trims such frames next to a pan.
             self.vetoed = not moving
-        if not moving and self.anchor is not None and self.config.pan_shift is not None:
-            moving = self._panned(small, ignore)
-            self.vetoed = self.vetoed and not moving
+        if not moving and self.pan_anchor is not None and self.config.pan_shift is not None:
+            self.shifted = self._panned(small, ignore)
+            self.vetoed = self.vetoed and not self.shifted
         self.prev = small
-        if moving or self.anchor is None:
+        ended = moving or self.shifted
+        if ended or self.pan_anchor is None:
             self._shifts.clear()
-        # A moving frame re-anchors: the next still run is compared with its own first frame.
+            self._grew = False
+        # A moving frame re-anchors: the next still run is compared with its own first frame. A frame
+        # the pan test alone calls moving re-anchors that test only.
         self.anchor = None if moving else (self.anchor if self.anchor is not None else small)
+        self.pan_anchor = None if ended else (self.pan_anchor if self.pan_anchor is not None else small)
         self._still_with = _MOVED if moving else ignore  # the ignore mask of the last still frame
-        return moving
+        return ended
 
     def _panned(self, small: np.ndarray, ignore: np.ndarray | None) -> bool:
-        """Is this still-looking frame the run's anchor shifted, further than a few frames ago (see
-        ``StabilityConfig.pan_shift``)? Records the frame's shift from the anchor."""
+        """Is this still-looking frame the pan anchor shifted, further than a few frames ago (see
+        ``StabilityConfig.pan_shift``)? Records the frame's shift from that anchor."""
         import cv2
 
         cfg = self.config
-        anchor = self.anchor
+        anchor = self.pan_anchor
         assert anchor is not None and cfg.pan_shift is not None
         earlier = min(self._shifts, default=0.0)
         fine = cfg.fine_threshold
         if small.shape != anchor.shape or self._changed(small, anchor, ignore, fine) <= cfg.moving_fraction:
             self._shifts.append(0.0)  # (too alike to tell a shift)
+            self._grew = False
             return False
         a, b = anchor.astype(np.float32), small.astype(np.float32)
         h, w = a.shape
@@ -233,7 +251,22 @@ class CellDiffStability:
         (dx, dy), _ = cv2.phaseCorrelate(a, b, self._window)
         shift = float(np.hypot(dx, dy))
         self._shifts.append(shift)
-        if shift < cfg.pan_shift or shift - earlier < cfg.pan_growth:
+        if (
+            len(self._shifts) == self._shifts.maxlen
+            and max(self._shifts) - min(self._shifts) < PAN_SETTLED * cfg.pan_growth
+        ):
+            # The view stayed put for a whole window: it is the anchor from here on. An anchor taken on
+            # a pan's last eased step lies a fraction of a px off the settled view, and a keyframe that
+            # moves the estimate by a fraction of the growth bar then reaches both bars.
+            self.pan_anchor = small
+            self._shifts.clear()
+            self._grew = False
+            return False
+        # Both this frame and the one before: a pan goes on moving, while one frame's estimate can jump
+        # by the growth bar (0.36-0.45 px, then 0.57 on one frame, on a view settled 0.4 px off an
+        # anchor taken on the pan's last eased step).
+        grew, self._grew = self._grew, shift >= cfg.pan_shift and shift - earlier >= cfg.pan_growth
+        if not (grew and self._grew):
             return False
         moved = cv2.warpAffine(a, np.float32([[1, 0, dx], [0, 1, dy]]), (w, h), borderMode=cv2.BORDER_REPLICATE)
         # Left out: the border the shift brings in (no anchor pixels there).

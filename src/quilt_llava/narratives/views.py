@@ -190,6 +190,10 @@ class StillRuns:
         self.config = config or StabilityConfig()
         self.detector = CellDiffStability(self.config)
         self.start: int | None = None  # first frame of the open still run
+        # The first frame of the still view as the pointer locators see it: a frame moving for the
+        # pan test alone (:attr:`shifted`) ends a run, not that view (None: the view changes).
+        self.view_start: int | None = None
+        self.shifted = False
         self.recent: deque[tuple[int, np.ndarray]] = deque()
         # Recent frames the detector left undecided (changed since the run's first frame in fine
         # detail only: compression, or the eased start of a pan, which the trim then finds).
@@ -213,13 +217,20 @@ class StillRuns:
         self._tail = deque(self._tail, maxlen=self._tail_len())
 
     def moving(self, tiny: np.ndarray, ignore: np.ndarray | None = None) -> bool:
-        """Is the view moving at this frame (``ignore``: cells left out, a webcam)?"""
+        """Is the view moving at this frame (``ignore``: cells left out, a webcam)? Afterwards
+        :attr:`shifted` says whether it is for the pan test alone (``StabilityConfig.pan_shift``):
+        the frame of a slow pan then ends the still run, but the view goes on for what follows a
+        pointer (it moves, it is learned, it rests: the pan carries it as before, and restarting the
+        locators at each such frame lost pointers that arrived or were learned during the pan)."""
         self._tiny = tiny
-        return self.detector.update(tiny, ignore)
+        moving = self.detector.update(tiny, ignore)
+        self.shifted = moving and bool(getattr(self.detector, "shifted", False))
+        return moving
 
     def step(self, index: int, moving: bool, drift: np.ndarray, ignore: np.ndarray | None = None) -> ViewStep:
         """Frame ``index`` with its verdict and its :func:`drift_image`."""
         self.recent.append((index, drift))
+        self._view_step(index, moving and not self.shifted, ignore)
         if getattr(self.detector, "vetoed", False):
             self.vetoed.append(index)
         boundary = self.boundary
@@ -260,6 +271,24 @@ class StillRuns:
             self._ignore = ignore
         self._tiny = None
         return ViewStep(started=started)
+
+    def _view_step(self, index: int, changing: bool, ignore: np.ndarray | None) -> None:
+        """:attr:`view_start` at frame ``index`` (``changing``: moving, not for the pan test alone),
+        started as a run's start is."""
+        if changing:
+            self.view_start = None
+            return
+        start = self.view_start
+        if (
+            start is not None
+            and index == start + 1
+            and index - start <= self.boundary
+            and len(self.recent) >= 2
+            and self.detector.drifting(self.recent[-1][1], self.recent[-2][1], ignore)
+        ):
+            self.view_start = index
+        if self.view_start is None:
+            self.view_start = index
 
     def close(self, last: int) -> Span | None:
         """End the open run at frame ``last`` (None when no run is open)."""
