@@ -196,10 +196,18 @@ class CellDiffStability:
             and cv2.norm(small, self.prev, cv2.NORM_INF) == 0
         ):
             # The same pixels as the previous still frame (a static screen decodes to identical
-            # frames): against it nothing changed, against the anchor as much as before.
+            # frames): against it nothing changed, against the anchor as much as before. The pan
+            # test keeps a record of shifts over time, so it runs as on any other frame.
             if self.pan_anchor is None:
                 self.pan_anchor = small
-            return False
+            elif self.config.pan_shift is not None:
+                self.shifted = self._panned(small, ignore)
+                self.vetoed = self.vetoed and not self.shifted
+                if self.shifted:
+                    self._shifts.clear()
+                    self._grew = False
+                    self.pan_anchor = None
+            return self.shifted
         self.vetoed = False
         moving = self._changed(small, self.prev, ignore) > self.config.moving_fraction
         if (
