@@ -196,33 +196,26 @@ class CellDiffStability:
             and cv2.norm(small, self.prev, cv2.NORM_INF) == 0
         ):
             # The same pixels as the previous still frame (a static screen decodes to identical
-            # frames): against it nothing changed, against the anchor as much as before. The pan
-            # test keeps a record of shifts over time, so it runs as on any other frame.
-            if self.pan_anchor is None:
-                self.pan_anchor = small
-            elif self.config.pan_shift is not None:
-                self.shifted = self._panned(small, ignore)
-                self.vetoed = self.vetoed and not self.shifted
-                if self.shifted:
-                    self._shifts.clear()
-                    self._grew = False
-                    self.pan_anchor = None
-            return self.shifted
-        self.vetoed = False
-        moving = self._changed(small, self.prev, ignore) > self.config.moving_fraction
-        if (
-            not moving
-            and self.anchor is not None
-            and self._changed(small, self.anchor, ignore) > self.config.moving_fraction
-        ):
-            # Changed since the run's first frame, not since the last one: a slow drift, or
-            # compression alone (the view re-sharpening over the seconds after a pan, then a
-            # keyframe refresh). That changes fine detail; a drift moves the coarse structure
-            # too, which survives a blur.
-            moving = self._changed(_blurred(small), self._blurred_anchor(), ignore) > self.config.moving_fraction
-            # Undecided either way: the first, eased steps of a pan change fine detail only too.
-            # :class:`~quilt_llava.narratives.views.StillRuns` trims such frames next to a pan.
-            self.vetoed = not moving
+            # frames): against it nothing changed, against the anchor as much as before, so the
+            # cell tests' verdict and veto stand. The pan test keeps a record of shifts over time,
+            # so it runs as on any other frame (below).
+            moving = False
+        else:
+            self.vetoed = False
+            moving = self._changed(small, self.prev, ignore) > self.config.moving_fraction
+            if (
+                not moving
+                and self.anchor is not None
+                and self._changed(small, self.anchor, ignore) > self.config.moving_fraction
+            ):
+                # Changed since the run's first frame, not since the last one: a slow drift, or
+                # compression alone (the view re-sharpening over the seconds after a pan, then a
+                # keyframe refresh). That changes fine detail; a drift moves the coarse structure
+                # too, which survives a blur.
+                moving = self._changed(_blurred(small), self._blurred_anchor(), ignore) > self.config.moving_fraction
+                # Undecided either way: the first, eased steps of a pan change fine detail only too.
+                # :class:`~quilt_llava.narratives.views.StillRuns` trims such frames next to a pan.
+                self.vetoed = not moving
         if not moving and self.pan_anchor is not None and self.config.pan_shift is not None:
             self.shifted = self._panned(small, ignore)
             self.vetoed = self.vetoed and not self.shifted

@@ -252,12 +252,7 @@ class StillRuns:
                     last -= 1
             return ViewStep(closed=self.close(last))
         started = False
-        if (
-            self.start is not None
-            and index - self.start <= boundary
-            and index == self.start + 1
-            and self.detector.drifting(self.recent[-1][1], self.recent[-2][1], ignore)
-        ):
+        if self._eased_in(self.start, index, ignore):
             # The view was still easing in after the pan: the run starts here.
             self.start, started = index, True
         if self.start is None:
@@ -278,17 +273,19 @@ class StillRuns:
         if changing:
             self.view_start = None
             return
-        start = self.view_start
-        if (
+        if self.view_start is None or self._eased_in(self.view_start, index, ignore):
+            self.view_start = index
+
+    def _eased_in(self, start: int | None, index: int, ignore: np.ndarray | None) -> bool:
+        """Whether frame ``index``, the one after a view's first frame ``start``, still drifts from
+        it (the view easing in after a pan): the view then starts at ``index``."""
+        return (
             start is not None
             and index == start + 1
             and index - start <= self.boundary
             and len(self.recent) >= 2
             and self.detector.drifting(self.recent[-1][1], self.recent[-2][1], ignore)
-        ):
-            self.view_start = index
-        if self.view_start is None:
-            self.view_start = index
+        )
 
     def close(self, last: int) -> Span | None:
         """End the open run at frame ``last`` (None when no run is open)."""
