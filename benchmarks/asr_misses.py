@@ -55,7 +55,8 @@ from quilt_llava.narratives.vocabulary import Vocabulary
 # The sets whose misses may be read: the first four, and each clean set once its pass has scored it
 # (heldout11-13 from the twelfth and thirteenth passes, heldout14 from the fourteenth speech pass's start,
 # heldout15 from the fifteenth speech pass's start,
-# heldout16 from the sixteenth speech pass's start).
+# heldout16 from the sixteenth speech pass's start,
+# heldout17 from the seventeenth speech pass's start).
 TUNING = (
     "demo",
     "heldout",
@@ -67,6 +68,7 @@ TUNING = (
     "heldout14",
     "heldout15",
     "heldout16",
+    "heldout17",
 )
 # Bars far looser than the check's: does any candidate into the term exist at all?
 PROBE = {
