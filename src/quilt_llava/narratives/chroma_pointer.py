@@ -41,6 +41,7 @@ gate never closes.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import deque
 from collections.abc import Callable
@@ -197,9 +198,10 @@ class LumaGate:
 
 @dataclass
 class _Held:
-    """A still frame the chroma locator may yet run on (``HOLD``): its chroma distance at the U
-    and V planes' size (None: no colour) and, for a frame whose motion comes from the frame before
-    it, that frame's."""
+    """A still frame the chroma locator may yet run on (``HOLD``), or is to run on: its chroma
+    distance at the U and V planes' size (None: no colour) and, for a frame whose motion comes
+    from the frame before it, that frame's; the frame's (height, width). ``fresh``: no frame with
+    colour ran just before it (its motion starts afresh), set when it is handed to the locator."""
 
     index: int
     t: float
@@ -207,6 +209,8 @@ class _Held:
     before: np.ndarray | None
     ignore: np.ndarray | None
     scale: int
+    shape: tuple[int, int]
+    fresh: bool = False
 
 
 class ChromaPointer:
@@ -236,11 +240,14 @@ class ChromaPointer:
         self.gain = gain
         self.analysis_width = analysis_width
         self.last: tuple[int, Frame] | None = None  # the frame offered before, its plane not made
+        # the last frame handed to the locator had colour (its reduced plane is the next one's motion
+        # reference on the locator's thread, ``prev_small``)
+        self.chained = False
+        self.batch: Future[None] | None = None  # the last frames run in one piece, until they have run
         self.held: list[_Held] = []  # the open view's frames not run yet (``HOLD``)
         self.held_view: int | None = None  # the view they belong to
         self.held_bytes = 0
         self.spilled: int | None = None  # a view whose frames were too many to hold (see ``offer``)
-        self.shape: tuple[int, int] = (0, 0)  # the frames' (height, width)
         self.travel = config.min_travel * frame_height / 720
         self.step = cursor.max_step  # px one track moves between frames at most
         self.hits: dict[int, CursorHit] = {}
@@ -249,7 +256,7 @@ class ChromaPointer:
         sprite = replace(config.sprite, shared_min_px=True) if dominant else config.sprite
         self.locator = TemplateCursorLocator(frame_height, cursor, sprite)
         self.thread = CursorThread(self.locator, self.hits, queue_depth)
-        self.prev_small: np.ndarray | None = None
+        self.prev_small: np.ndarray | None = None  # (the locator's thread's)
         self.centre: tuple[int, int] = NEUTRAL  # the colour the plane's distances are from (``dominant``)
         self.centre_view: int | None = None  # the still view it was taken in
 
@@ -264,15 +271,16 @@ class ChromaPointer:
         scale: int,
     ) -> None:
         """One analysed frame: its chroma ``plane`` (full resolution) and that plane reduced to the
-        analysis scale (``small``), whether the view moves, the webcam's cells."""
+        analysis scale (``small``), whether the view moves, the webcam's cells; processed now, on
+        the locator's thread (made there, :meth:`_run`)."""
         import cv2
 
         motion = cv2.absdiff(small, self.prev_small) if self.prev_small is not None else None
         self.prev_small = small
-        self.thread.submit(AnalysedFrame(index, t, plane, motion, moving, ignore, scale))
+        self.thread.process(AnalysedFrame(index, t, plane, motion, moving, ignore, scale))
 
-    def _plane(self, dist: np.ndarray) -> np.ndarray:
-        return chroma_plane(full_size(dist, self.shape), self.gain)
+    def _plane(self, dist: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+        return chroma_plane(full_size(dist, shape), self.gain)
 
     def _small(self, plane: np.ndarray) -> np.ndarray:
         """``plane`` at the analysis scale (the small image of :func:`.frames.reduce_luma`)."""
@@ -301,8 +309,12 @@ class ChromaPointer:
         locator ends its view on it). The motion of a frame run after one that was not is made
         from that one's plane, made then. So the locator sees the frames, and the motion, it saw
         when each frame of a view ran as it came until the gate closed the view, but for the
-        views the gate closes while their frames are held: it sees none of those."""
-        self.shape = frame.luma.shape[:2]
+        views the gate closes while their frames are held: it sees none of those.
+
+        The planes are made on the locator's thread (:meth:`_hand`), not on the caller's: frames
+        held and then run go there in one piece, which takes one place in the queue, so the caller
+        goes on with the next view while the locator works through them (one such piece at most
+        waits or runs at a time: the next waits for it)."""
         if verdict == RUN and self.hold_view and not moving:
             verdict = HOLD  # until the view ends (``hold_view``)
         if moving or verdict == SKIP:
@@ -311,7 +323,7 @@ class ChromaPointer:
                 self.thread.submit(AnalysedFrame(index, frame.t, _NO_PLANE, None, True, ignore, scale))
             else:
                 self._drop()
-            self.last, self.prev_small = (index, frame), None
+            self.last, self.chained = (index, frame), False
             return
         if self.held and self.held_view != view:
             self._release()
@@ -320,12 +332,12 @@ class ChromaPointer:
             self.centre_view = view
         dist = frame.chroma_distance(self.centre)
         before = None
-        follows = not self.held and self.prev_small is None and self.last is not None and self.last[0] == index - 1
+        follows = not self.held and not self.chained and self.last is not None and self.last[0] == index - 1
         if dist is not None and follows:
             assert self.last is not None
             before = self.last[1].chroma_distance(self.centre)
         self.last = None
-        held = _Held(index, frame.t, dist, before, ignore, scale)
+        held = _Held(index, frame.t, dist, before, ignore, scale, frame.luma.shape[:2])
         size = sum(a.nbytes for a in (dist, before) if a is not None)
         if verdict == HOLD and view != self.spilled and self.held_bytes + size <= self.config.held_mb * 2**20:
             self.held.append(held)
@@ -335,25 +347,47 @@ class ChromaPointer:
         if verdict == HOLD:
             self.spilled = view  # too much to hold: this view runs as it comes
         self._release()
-        self._run(held)
+        self._hand([held])
 
     def _release(self) -> None:
         """Run the frames held so far, in order."""
-        for held in self.held:
-            self._run(held)
+        self._hand(self.held)
         self._drop()
 
     def _drop(self) -> None:
-        self.held.clear()
+        self.held = []  # (a new list: the one handed to the locator is read on its thread)
         self.held_bytes = 0
 
+    def _hand(self, frames: list[_Held]) -> None:
+        """Run ``frames`` (in order) on the locator's thread, their planes made there (:meth:`_run`):
+        several frames as one piece of work, once the piece before it has run (what is handed over
+        but not run yet stays within one view's held frames and the queue's depth)."""
+        if not frames:
+            return
+        for held in frames:
+            held.fresh = not self.chained
+            self.chained = held.dist is not None
+        if len(frames) == 1:
+            self.thread.run_here(functools.partial(self._run, frames[0]))
+            return
+        if self.batch is not None:
+            self.batch.result()
+        self.batch = self.thread.run_here(functools.partial(self._run_all, frames))
+
+    def _run_all(self, frames: list[_Held]) -> None:
+        for held in frames:
+            self._run(held)
+
     def _run(self, held: _Held) -> None:
+        """One frame's plane and motion made, and the frame processed (on the locator's thread)."""
+        if held.fresh:
+            self.prev_small = None
         if held.dist is None:  # a frame without colour
             self.prev_small = None
             return
         if self.prev_small is None and held.before is not None:
-            self.prev_small = self._small(self._plane(held.before))
-        plane = self._plane(held.dist)
+            self.prev_small = self._small(self._plane(held.before, held.shape))
+        plane = self._plane(held.dist, held.shape)
         self.submit(held.index, held.t, plane, self._small(plane), False, held.ignore, held.scale)
 
     def close(self, check: bool = True) -> None:

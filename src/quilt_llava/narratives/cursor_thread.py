@@ -32,13 +32,18 @@ class CursorThread:
         self.error: BaseException | None = None
         self.thread: threading.Thread | None = None
         if depth > 0:
-            self.queue: queue.Queue[AnalysedFrame | _Call | None] = queue.Queue(maxsize=depth)
+            self.queue: queue.Queue[AnalysedFrame | _Call | _Work | None] = queue.Queue(maxsize=depth)
             self.thread = threading.Thread(target=self._run, name="cursor-locator", daemon=True)
             self.thread.start()
 
     def _process(self, frame: AnalysedFrame) -> None:
         for hit in self.locator.process(frame):
             self.hits[hit.index] = hit
+
+    def process(self, frame: AnalysedFrame) -> None:
+        """Process ``frame`` now: only from a function handed to :meth:`run_here` (on the locator's
+        thread, in order), which makes its frames there."""
+        self._process(frame)
 
     def _run(self) -> None:
         while True:
@@ -48,6 +53,8 @@ class CursorThread:
                     return
                 if isinstance(item, _Call):
                     item.run(self.error)
+                elif isinstance(item, _Work):
+                    item.run(self)
                 elif self.error is None:
                     self._process(item)
             except BaseException as exc:  # re-raised on the analysing thread
@@ -77,6 +84,22 @@ class CursorThread:
             self._check()
             self.queue.put(call)
         return call.future
+
+    def run_here(self, work: Callable[[], None]) -> Future[None]:
+        """``work()`` run on the locator's thread once the frames submitted before it are processed
+        (now when inline), as the locator's own work: it makes frames there and hands them to
+        :meth:`process`, so the caller's thread does not make them, and frames made in one piece of
+        work (a burst) take one place in the queue. An error it raises is the locator's (re-raised
+        by the next :meth:`submit`, :meth:`wait` or :meth:`close`). The future is done once it has
+        run (or was skipped after an error before it)."""
+        item = _Work(work)
+        if self.thread is None:
+            work()
+            item.future.set_result(None)
+        else:
+            self._check()
+            self.queue.put(item)
+        return item.future
 
     def wait(self) -> None:
         """Block until every submitted frame has been processed."""
@@ -108,3 +131,20 @@ class _Call:
             self.future.set_result(self.fn())
         except BaseException as exc:
             self.future.set_exception(exc)
+
+
+class _Work:
+    """The locator's own work queued behind the frames (see :meth:`CursorThread.run_here`)."""
+
+    def __init__(self, fn: Callable[[], None]) -> None:
+        self.fn = fn
+        self.future: Future[None] = Future()
+
+    def run(self, owner: CursorThread) -> None:
+        try:
+            if owner.error is None:
+                self.fn()
+        except BaseException as exc:  # re-raised on the caller's thread, as a frame's error is
+            owner.error = exc
+        finally:
+            self.future.set_result(None)
