@@ -429,3 +429,68 @@ def test_the_second_locator_runs_a_view_the_gate_leaves_open_when_it_ends(monkey
     assert all(seen == len(frames) for _, seen in own)  # none before the view ended
     assert max(seen for d, _, seen in order if not d) == len(frames)
     assert min(seen for d, _, seen in order if not d) < len(frames)  # the first ran as they came
+
+
+def test_the_planes_are_made_on_the_locators_threads_not_the_analysing_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Threaded (``prefetch`` > 0), each chroma locator makes its planes on its own thread: the
+    analysing thread only reads the U and V planes' distance (a quarter of the pixels) and hands
+    it over. Inline, all of it runs on the calling thread, as before; the hits are the same."""
+    import threading
+
+    from quilt_llava.narratives import chroma_pointer
+
+    frames, _ = _clip()
+    made_on: list[int] = []
+    real_plane = chroma_pointer.chroma_plane
+
+    def plane(chroma: np.ndarray, gain: int) -> np.ndarray:
+        made_on.append(threading.get_ident())
+        return real_plane(chroma, gain)
+
+    monkeypatch.setattr(chroma_pointer, "chroma_plane", plane)
+    hits = {}
+    for prefetch in (8, 0):
+        made_on.clear()
+        hits[prefetch] = analyse(ArraySource(frames, fps=FPS), ExtractConfig(min_segment_s=2.0, prefetch=prefetch)).hits
+        assert len(made_on) == 2 * len(frames)  # the ring's view: each of the two locators on every frame
+        on_caller = sum(ident == threading.get_ident() for ident in made_on)
+        assert on_caller == (0 if prefetch else len(made_on)), (prefetch, on_caller)
+    assert hits[8] == hits[0]
+
+
+def test_a_views_held_frames_go_to_the_locator_in_one_piece() -> None:
+    """A view's frames held until it ends are handed to the locator's thread as one piece of work:
+    the caller goes on while the locator works through them (here stalled), where each took a place
+    in the locator's queue (4 deep) and the caller waited for all but the last 4; they run as they
+    would have, in order."""
+    import threading
+
+    frames = list(ArraySource(_clip(n=40)[0], fps=FPS).frames())
+    chroma = ChromaPointer(H, ChromaConfig(), CursorConfig(), 4, dominant=True, hold_view=True)
+    go, released = threading.Event(), threading.Event()
+    seen: list[int] = []
+    real_process = chroma.locator.process
+
+    def process(frame):  # type: ignore[no-untyped-def]
+        go.wait(10.0)
+        seen.append(frame.index)
+        return real_process(frame)
+
+    chroma.locator.process = process  # type: ignore[method-assign]
+    for f in frames[:-1]:
+        chroma.offer(f.index, f, False, None, 1, RUN, 0)  # held: the view has not ended
+    assert seen == [] and len(chroma.held) == 39
+
+    def end_view() -> None:
+        chroma.offer(39, frames[-1], True, None, 1, RUN, None)  # a moving frame ends the view
+        released.set()
+
+    caller = threading.Thread(target=end_view)
+    caller.start()
+    try:
+        assert released.wait(5.0), "the caller waited for the locator to run the view's frames"
+    finally:
+        go.set()
+        caller.join()
+    chroma.close()
+    assert seen == list(range(40))
