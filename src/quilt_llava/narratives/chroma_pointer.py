@@ -32,8 +32,9 @@ skips the rest of the view. It does not run on a view's first frames as they com
 are held (their chroma distance at the U and V planes' size, :meth:`.video.Frame.chroma_distance`)
 until the gate closes the view (dropped: the locator never sees that view) or the view has
 lasted ``release_s`` or ends (run then, in order, with the motion they had; the rest of the
-view as it comes). The plane itself is made only for the frames it runs on
-(:meth:`ChromaPointer.offer`). A view where the luma locator has few hits is searched on every
+view as it comes). The plane itself is made only for the frames it runs on, on the locator's
+thread (:meth:`ChromaPointer.offer`): a view's held frames go there in one piece, and the
+analysing thread goes on while the locator works through them. A view where the luma locator has few hits is searched on every
 frame, as before. The second locator (``dominant``) holds a view's frames until the view ends,
 whatever ``release_s`` says (``ChromaConfig.dominant_holds_view``): it runs only in the views the
 gate never closes.
