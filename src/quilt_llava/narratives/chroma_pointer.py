@@ -34,10 +34,10 @@ until the gate closes the view (dropped: the locator never sees that view) or th
 lasted ``release_s`` or ends (run then, in order, with the motion they had; the rest of the
 view as it comes). The plane itself is made only for the frames it runs on, on the locator's
 thread (:meth:`ChromaPointer.offer`): a view's held frames go there in one piece, and the
-analysing thread goes on while the locator works through them. A view where the luma locator has few hits is searched on every
-frame, as before. The second locator (``dominant``) holds a view's frames until the view ends,
-whatever ``release_s`` says (``ChromaConfig.dominant_holds_view``): it runs only in the views the
-gate never closes.
+analysing thread goes on while the locator works through them. A view where the luma locator
+has few hits is searched on every frame, as before. The second locator (``dominant``) holds a
+view's frames until the view ends, whatever ``release_s`` says
+(``ChromaConfig.dominant_holds_view``): it runs only in the views the gate never closes.
 """
 
 from __future__ import annotations
