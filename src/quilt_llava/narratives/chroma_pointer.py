@@ -255,7 +255,8 @@ class ChromaPointer:
         # On the plane from the view's colour a ring stands out well enough that two sightings of it
         # shared a piece of its rim, learned and tracked off its centre (``SpriteConfig.shared_min_px``)
         sprite = replace(config.sprite, shared_min_px=True) if dominant else config.sprite
-        self.locator = TemplateCursorLocator(frame_height, cursor, sprite)
+        # (a webcam region it would find the pointer in is left to the luma locator: ``pointer_haunts``)
+        self.locator = TemplateCursorLocator(frame_height, replace(cursor, pointer_haunts=False), sprite)
         self.thread = CursorThread(self.locator, self.hits, queue_depth)
         self.prev_small: np.ndarray | None = None  # (the locator's thread's)
         self.centre: tuple[int, int] = NEUTRAL  # the colour the plane's distances are from (``dominant``)

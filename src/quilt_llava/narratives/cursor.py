@@ -120,6 +120,7 @@ from quilt_llava.narratives.cut_rests import CutRest
 from quilt_llava.narratives.earlier_rests import EarlierRests
 from quilt_llava.narratives.frame_motion import FrameMotion
 from quilt_llava.narratives.gap_track import GapTrackConfig, GapTracker
+from quilt_llava.narratives.ignored_regions import IgnoredRegions
 from quilt_llava.narratives.motion_judge import MotionJudge
 from quilt_llava.narratives.pointer_evidence import PointerEvidence
 from quilt_llava.narratives.rest_recovery import RestProbe
@@ -171,6 +172,9 @@ class CursorConfig:
     max_step: float = 90.0  # px a pointer may move between frames and stay the same track
     still_threshold: int = 2  # max frame difference around a resting pointer that skips re-matching
     learn_sprites: bool = True  # learn the video's own pointer sprites from motion (see ``pointer.py``)
+    # an ignored region (a webcam) that holds the track of a learned sprite when it is marked is the
+    # pointer's haunt, not ignored (``ignored_regions``); off for the chroma locator (``chroma_pointer``)
+    pointer_haunts: bool = True
     # threads matching a frame's (box, template) pairs: the locator's own and, with 2, a helper for
     # part of the templates (the same results; OpenCV releases the GIL while it correlates)
     match_threads: int = 2
@@ -222,6 +226,7 @@ class TemplateCursorLocator:
         self.judge = MotionJudge(self.sprites, self.matcher, self.config, MOTION)  # hits judged by motion
         self.bridge = GapBridge(MOTION)  # short gaps in the hits shown, on one course
         self.gaps = GapTracker(GAPS)  # long gaps between two pairs of sure sightings, followed through
+        self.ignored = IgnoredRegions()  # the caller's ignored regions less the pointer's haunts
 
     def _blob_boxes(self, frame: AnalysedFrame) -> list[tuple[int, int, int, int]]:
         """Search boxes around this frame's moving blobs, for the templates matched now."""
@@ -292,6 +297,8 @@ class TemplateCursorLocator:
             self.gaps.reset()
             self.background.clear()
             return out
+        if self.config.pointer_haunts:
+            frame = self.ignored.frame(frame, self._sprite_tip(frame))
         out = []
         if self.history.first is None:
             self.history.first = (frame.index, frame.luma)  # a reference: frames are not written to
@@ -304,6 +311,13 @@ class TemplateCursorLocator:
         out += [CursorHit(i, x, y, s) for i, x, y, s in self.bridge.add(out, frame.index)]
         # A long one between two pairs of sure sightings: the pointer's faint trace followed (``GapTracker``).
         return out + self.gaps.add(frame.index, frame.luma, out, self.templates[self.sprites.generic :])
+
+    def _sprite_tip(self, frame: AnalysedFrame) -> tuple[float, float] | None:
+        """The tip of the track of a learned sprite in the frame before ``frame``, if any (a rigid
+        shape seen moving: a region the caller marks as ignored that holds it is the pointer's)."""
+        if self.track is not None and self.track[2] >= self.sprites.generic and self.last_hit == frame.index - 1:
+            return self.track[0], self.track[1]
+        return None
 
     def _process_still(self, frame: AnalysedFrame) -> list[CursorHit]:
         """One frame of a still view: a resting pointer is carried over; otherwise candidates are
