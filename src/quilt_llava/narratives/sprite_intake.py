@@ -20,8 +20,9 @@ import numpy as np
 
 from quilt_llava.narratives.cursor_hits import THINNED, AnalysedFrame, CursorHit, interpolated
 from quilt_llava.narratives.earlier_rests import REST_FLOOR
+from quilt_llava.narratives.pointer import agreed_hotspot
 from quilt_llava.narratives.rest_recovery import rest_before_departure
-from quilt_llava.narratives.sprite_set import SpriteSet
+from quilt_llava.narratives.sprite_set import TWIN_SCORE, SpriteSet
 from quilt_llava.narratives.templates import (
     LEARNED_HALF_SEARCH,
     Template,
@@ -68,6 +69,14 @@ class SpriteIntake:
         (see :meth:`recover_rest`)."""
         found: list[CursorHit] = []
         for template in self.learner.observe(frame.index, frame.luma, blobs, frame.ignore, frame.scale):
+            # one pointer, one hotspot: a twin of a known sprite points where that one does (``agreed_hotspot``)
+            template.hotspot = agreed_hotspot(
+                template,
+                self.templates[self.sprites.generic :],
+                TWIN_SCORE,
+                self.learner.config.complete_px * self.learner.unit,
+                self.learner.config.symmetric_iou,
+            )
             template.coarse = min(template.image.shape) >= LEARNED_HALF_SEARCH or self.coarse_finds(template)
             k = self.sprites.add(template)  # a new shape: the lock is earned afresh
             self.search.forget()
