@@ -128,10 +128,10 @@ def test_a_twin_that_points_with_its_middle_keeps_its_own_hotspot() -> None:
     assert agreed_hotspot(new, [known], TWIN_SCORE, 4.0) == new.hotspot == (10, 10)
 
 
-def test_a_shape_learned_again_and_again_leaves_room_for_another() -> None:
-    """A see-through pointer over other tissue is learned again (a twin); once its shape has a twin
-    (``max_twins`` 1) a third sighting of it is not learned, while a shape of its own still is: the
-    learned sprites are few (``max_sprites``), and the next pointer shown needs one."""
+def test_the_last_places_are_kept_for_shapes_of_their_own() -> None:
+    """A see-through pointer over other tissue is learned again and again (twins). While places
+    are left beyond ``twin_reserve``, a twin is learned; in the last ones only a shape of its own
+    is: the learned sprites are few (``max_sprites``), and the next pointer shown needs one."""
     from quilt_llava.narratives.pointer import SpriteLearner
 
     arrow = make_template(1.0)
@@ -141,13 +141,16 @@ def test_a_shape_learned_again_and_again_leaves_room_for_another() -> None:
         noisy = np.clip(arrow.image.astype(int) + rng.integers(-25, 26, arrow.image.shape), 0, 255).astype(np.uint8)
         return template_from_sprite(noisy, arrow.mask, arrow.hotspot)
 
-    learner = SpriteLearner(720)
-    learner.learned = [template_from_sprite(arrow.image, arrow.mask, arrow.hotspot), seen_again()]
     cross = np.zeros((21, 21), np.uint8)
     cross[9:12, :] = 255
     cross[:, 9:12] = 255
     other = template_from_sprite(np.where(cross > 0, 60, 128).astype(np.uint8), cross, (10, 10))
+    learner = SpriteLearner(720)
+    cfg = learner.config
+    learner.learned = [seen_again() for _ in range(cfg.max_sprites - cfg.twin_reserve - 1)]
+    assert not learner._twinned(seen_again())  # a place beyond the reserve is left
+    learner.learned.append(seen_again())
     assert learner._twinned(seen_again())
     assert not learner._twinned(other)
-    learner.config.max_twins = None
+    learner.config.twin_reserve = None
     assert not learner._twinned(seen_again())

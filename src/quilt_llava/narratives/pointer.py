@@ -261,12 +261,14 @@ class SpriteConfig:
     # arrow's edge, learned in a still view and tracked on tissue. None turns it off.
     distinct_score: float | None = 0.95
     distinct_places: int = 4
-    # A shape learned again (a twin: ``twin_score`` at ``TWIN_SCORE`` or more with a learned sprite, a
-    # see-through pointer over other tissue) is learned at most this many times beside the first:
-    # every twin takes one of the ``max_sprites`` places, and a red glass crosshair circling over
-    # H&E filled them all with its variants, so that the arrow shown next was never learned (draw
-    # 10's he-overlay-cross). None: no limit.
-    max_twins: int | None = 1
+    # The last ``twin_reserve`` of the ``max_sprites`` places are kept for shapes of their own: once
+    # ``max_sprites - twin_reserve`` sprites are learned, a shape learned again (a twin: ``twin_score``
+    # at ``TWIN_SCORE`` or more with a learned sprite; a see-through pointer over other tissue) is
+    # not learned. A red glass crosshair circling over H&E took all 12 places with its variants, and
+    # the arrow shown next was never learned (draw 10's he-overlay-cross); a limit on twins in every
+    # video cost the 64 px handhelds arrow its third variant (draw 8's he-handhelds 0.657 -> 0.529).
+    # None: no reserve.
+    twin_reserve: int | None = 4
 
 
 @dataclass
@@ -768,22 +770,12 @@ class SpriteLearner:
         return []
 
     def _twinned(self, template: Template) -> bool:
-        """Is ``template`` one more twin of a learned shape that has ``max_twins`` twins already? The
-        learned sprites fall into families as ``SpriteSet.twins`` groups them: each is a twin of the
-        first earlier family head it matches at ``TWIN_SCORE``, else the head of a family of its own."""
-        limit = self.config.max_twins
-        if limit is None or not self.learned:
+        """Is ``template`` a twin of a learned sprite (``TWIN_SCORE``) while only the places kept for
+        shapes of their own are left (``twin_reserve``)?"""
+        reserve = self.config.twin_reserve
+        if reserve is None or len(self.learned) < self.config.max_sprites - reserve:
             return False
-        families: list[list[Template]] = []
-        for t in [*self.learned, template]:
-            family = next((f for f in families if twin_score(f[0], t)[0] >= TWIN_SCORE), None)
-            if family is None:
-                families.append([t])
-            elif t is template:
-                return len(family) > limit
-            else:
-                family.append(t)
-        return False
+        return any(twin_score(t, template)[0] >= TWIN_SCORE for t in self.learned)
 
     def _singles_out(self, template: Template, luma: np.ndarray, seen: Candidate) -> bool:
         """Does the sprite just learned single out the place where it was seen in this frame? Around
