@@ -8,7 +8,11 @@ whole-frame search is due at once), marked ``coarse`` when the half-resolution s
 (``COARSE_TRIALS``); and the hits of where it was before it was known
 (:meth:`SpriteIntake.observe`): where it rested from the view's oldest held frame forward while
 it is found beyond doubt (``sure_score``), then where the learner saw it move (on the sighting's
-box, :func:`on_sighting`: a smeared sighting can match the sprite half its size off).
+box, :func:`on_sighting`: a smeared sighting can match the sprite half its size off), or, where
+it came to its rest later (it appeared there, or changed shape in place) and sped away from it,
+the rest it departed from (:meth:`SpriteIntake.departed_rest`). A sprite that is the same shape
+learned again (a twin) points where the known one does when that is more the way desktop pointers
+point (:func:`~quilt_llava.narratives.pointer.agreed_hotspot`).
 """
 
 from __future__ import annotations
@@ -109,7 +113,9 @@ class SpriteIntake:
         pointer that stayed within ``backfill_radius`` are interpolated. Then the frames where
         the learner saw it move, before it was known: the best match around the sighting
         where it is beyond doubt or lies on the sighting (:func:`on_sighting`), else the best
-        match on the sighting."""
+        match on the sighting. Where no rest was found from the oldest held frame and ``now`` (the
+        frame the sprite was learned in) is given, the rest it departed from near its first
+        sighting (:meth:`departed_rest`)."""
         import cv2
 
         cfg = self.config
