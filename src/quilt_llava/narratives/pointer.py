@@ -134,7 +134,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from quilt_llava.narratives.templates import Template, masked_ncc
+from quilt_llava.narratives.sprite_set import TWIN_SCORE
+from quilt_llava.narratives.templates import Template, masked_ncc, twin_score
 from quilt_llava.narratives.track_motion import differs_from_all
 
 # A shape whose thickest stroke (twice the largest distance from a mask pixel to the outside) is at
@@ -260,6 +261,14 @@ class SpriteConfig:
     # arrow's edge, learned in a still view and tracked on tissue. None turns it off.
     distinct_score: float | None = 0.95
     distinct_places: int = 4
+    # The last ``twin_reserve`` of the ``max_sprites`` places are kept for shapes of their own: once
+    # ``max_sprites - twin_reserve`` sprites are learned, a shape learned again (a twin: ``twin_score``
+    # at ``TWIN_SCORE`` or more with a learned sprite; a see-through pointer over other tissue) is
+    # not learned. A red glass crosshair circling over H&E took all 12 places with its variants, and
+    # the arrow shown next was never learned (draw 10's he-overlay-cross); a limit on twins in every
+    # video cost the 64 px handhelds arrow its third variant (draw 8's he-handhelds 0.657 -> 0.529).
+    # None: no reserve.
+    twin_reserve: int | None = 4
 
 
 @dataclass
@@ -316,6 +325,44 @@ def decide_hotspot(
         # round highlight with a ragged edge) has no tip; it points at its middle.
         return round(float(cx)), round(float(cy))
     return round(min(max(best[1], x0), x1)), round(min(max(best[2], y0), y1))
+
+
+def agreed_hotspot(
+    template: Template, known: Iterable[Template], twin: float, slack: float, symmetric_iou: float = 0.8
+) -> tuple[int, int]:
+    """Where a sprite just learned points, given the sprites learned before it: its own hotspot,
+    unless it is a twin of one of them (the same shape learned again: ``twin_score`` at ``twin`` or
+    more, the first such) that, mapped onto it, points more than ``slack`` px elsewhere, and points
+    more the way desktop pointers do (up and to the left, ``DIRECTIONS``). Then it points there.
+
+    One pointer has one hotspot. A see-through or fast pointer is learned again wherever its
+    sightings no longer match the sprites known (over other tissue, with the encoder's trail behind
+    it), and each time its sharpest extreme is decided afresh: a trail behind a moving arrow makes a
+    sharp corner at its tail (draw 9's redglass arrow, tracked 42 px off). A sprite that points with
+    its middle (``symmetric_centre``) keeps its own hotspot."""
+    if symmetric_centre(template.mask, symmetric_iou) is not None:
+        return template.hotspot
+    h, w = template.image.shape
+    for other in known:
+        score, dx, dy = twin_score(other, template)
+        if score < twin:
+            continue
+        x, y = other.hotspot[0] - dx, other.hotspot[1] - dy  # the twin's hotspot on this sprite's grid
+        own = template.hotspot
+        if not (0 <= x < w and 0 <= y < h) or math.hypot(x - own[0], y - own[1]) <= slack:
+            return own
+        return (x, y) if _leaning(template.mask, (x, y)) <= _leaning(template.mask, own) else own
+    return template.hotspot
+
+
+def _leaning(mask: np.ndarray, point: tuple[int, int]) -> float:
+    """The weight (``DIRECTIONS``) of the compass direction from the mask's centroid to ``point``:
+    1 up or to the left, more elsewhere; 0 at the centroid itself."""
+    ys, xs = np.nonzero(mask)
+    vx, vy = point[0] - float(xs.mean()), point[1] - float(ys.mean())
+    if math.hypot(vx, vy) < 1.0:
+        return 0.0
+    return max(DIRECTIONS, key=lambda d: d[0] * vx + d[1] * vy)[2]
 
 
 def symmetric_centre(mask: np.ndarray, symmetric_iou: float = 0.8) -> tuple[int, int] | None:
@@ -661,6 +708,8 @@ class SpriteLearner:
                 seen = cand if pool is self.candidates else whole
                 if seen is not None and not self._singles_out(template, luma, seen):
                     continue
+                if self._twinned(template):
+                    continue
                 self._learn(template, pool, index)
                 added.append(template)
                 break
@@ -719,6 +768,14 @@ class SpriteLearner:
                 self._learn(template, pool, index)
                 return [template]
         return []
+
+    def _twinned(self, template: Template) -> bool:
+        """Is ``template`` a twin of a learned sprite (``TWIN_SCORE``) while only the places kept for
+        shapes of their own are left (``twin_reserve``)?"""
+        reserve = self.config.twin_reserve
+        if reserve is None or len(self.learned) < self.config.max_sprites - reserve:
+            return False
+        return any(twin_score(t, template)[0] >= TWIN_SCORE for t in self.learned)
 
     def _singles_out(self, template: Template, luma: np.ndarray, seen: Candidate) -> bool:
         """Does the sprite just learned single out the place where it was seen in this frame? Around

@@ -79,6 +79,10 @@ from quilt_llava.narratives.templates import Template, match_in, spot_diff
 MAX_SPOTS = 4  # places where the two frames differ that are matched, largest first
 DRIFT_PX = 2  # px a resting pointer may drift between two kept frames and stay the same rest
 MIN_SIGHTINGS = 2  # frames (kept or interpolated) a rest must span to be reported
+# A rest before a sprite's first sighting (``rest_before_departure``): kept frames a run must count,
+# and kept frames matched in the seed (the pointer speeding up, or not yet there) before giving up.
+DEPARTURE_RUN = 2
+DEPARTURE_TRIES = 4
 
 
 def rest_spots(
@@ -277,6 +281,48 @@ def rest_before(
         found.append((index, mx, my, score))
         x, y = mx, my
     return found[::-1]
+
+
+def rest_before_departure(
+    history: History,
+    before: int,
+    seed: tuple[int, int, int, int],
+    match: Callable[[np.ndarray, tuple[int, int, int, int]], tuple[float, float, float]],
+    near: Callable[[float, float], tuple[int, int, int, int]],
+    differs: Callable[[np.ndarray, float, float], bool],
+    floor: float,
+    radius: float,
+    tries: int = DEPARTURE_TRIES,
+) -> list[CursorHit]:
+    """Frames before ``before`` (the learner's first sighting of a sprite just learned) where the
+    pointer rested before it departed, walked newest first, returned oldest first.
+
+    The pointer's rest lies near where it was first seen moving, but not within a step of the walk
+    back (``radius``): it sped up from rest over frames whose pixels were thinned. So the first
+    frames are matched in ``seed`` (tip positions around that sighting, ``match(luma, box)``), and
+    a frame counts when its match scores at least ``floor`` and ``differs`` (from the frame the sprite
+    was learned in, in the pointer's pattern: the pointer has left that spot since; tissue that
+    merely looks like it never differs from itself). Later frames are matched ``near`` the last
+    one counted, within ``radius``. A run of one frame (the pointer still speeding up there) is
+    dropped and the seed matched again, in up to ``tries`` frames; a run of two or more ends where
+    the next frame does not count. Thinned frames inside a run are interpolated."""
+    run: list[CursorHit] = []
+    counted = missed = 0  # kept frames in the run; frames matched in the seed that did not start one
+    for index, luma, gap in _kept_back(sorted((h for h in history if h[0] < before), key=lambda h: -h[0])):
+        score, x, y = match(luma, near(run[-1].x, run[-1].y) if run else seed)
+        if score >= floor and differs(luma, x, y):
+            if run and gap:
+                run += interpolated(gap, run[-1], index, x, y, score)
+            run.append(CursorHit(index, x, y, score))
+            counted += 1
+            continue
+        if counted >= DEPARTURE_RUN:
+            break
+        run, counted = [], 0
+        missed += 1
+        if missed >= tries:
+            break
+    return run[::-1] if counted >= DEPARTURE_RUN else []
 
 
 def _kept_back(

@@ -8,7 +8,11 @@ whole-frame search is due at once), marked ``coarse`` when the half-resolution s
 (``COARSE_TRIALS``); and the hits of where it was before it was known
 (:meth:`SpriteIntake.observe`): where it rested from the view's oldest held frame forward while
 it is found beyond doubt (``sure_score``), then where the learner saw it move (on the sighting's
-box, :func:`on_sighting`: a smeared sighting can match the sprite half its size off).
+box, :func:`on_sighting`: a smeared sighting can match the sprite half its size off), or, where
+it came to its rest later (it appeared there, or changed shape in place) and sped away from it,
+the rest it departed from (:meth:`SpriteIntake.departed_rest`). A sprite that is the same shape
+learned again (a twin) points where the known one does when that is more the way desktop pointers
+point (:func:`~quilt_llava.narratives.pointer.agreed_hotspot`).
 """
 
 from __future__ import annotations
@@ -19,7 +23,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from quilt_llava.narratives.cursor_hits import THINNED, AnalysedFrame, CursorHit, interpolated
-from quilt_llava.narratives.sprite_set import SpriteSet
+from quilt_llava.narratives.earlier_rests import REST_FLOOR
+from quilt_llava.narratives.pointer import agreed_hotspot
+from quilt_llava.narratives.rest_recovery import rest_before_departure
+from quilt_llava.narratives.sprite_set import TWIN_SCORE, SpriteSet
 from quilt_llava.narratives.templates import (
     LEARNED_HALF_SEARCH,
     Template,
@@ -27,6 +34,7 @@ from quilt_llava.narratives.templates import (
     halved,
     learned_peaks,
     match_in,
+    spot_diff,
 )
 from quilt_llava.narratives.view_history import ViewHistory
 from quilt_llava.narratives.whole_frame_search import WholeFrameSearch
@@ -65,10 +73,18 @@ class SpriteIntake:
         (see :meth:`recover_rest`)."""
         found: list[CursorHit] = []
         for template in self.learner.observe(frame.index, frame.luma, blobs, frame.ignore, frame.scale):
+            # one pointer, one hotspot: a twin of a known sprite points where that one does (``agreed_hotspot``)
+            template.hotspot = agreed_hotspot(
+                template,
+                self.templates[self.sprites.generic :],
+                TWIN_SCORE,
+                self.learner.config.complete_px * self.learner.unit,
+                self.learner.config.symmetric_iou,
+            )
             template.coarse = min(template.image.shape) >= LEARNED_HALF_SEARCH or self.coarse_finds(template)
             k = self.sprites.add(template)  # a new shape: the lock is earned afresh
             self.search.forget()
-            found = self.recover_rest(k)
+            found = self.recover_rest(k, frame.luma)
         return found
 
     def coarse_finds(self, t: Template) -> bool:
@@ -90,14 +106,16 @@ class SpriteIntake:
             tried += 1
         return tried > 0
 
-    def recover_rest(self, k: int) -> list[CursorHit]:
+    def recover_rest(self, k: int, now: np.ndarray | None = None) -> list[CursorHit]:
         """A sprite just learned from motion: where did it rest before it first moved? From the
         view's oldest held frame (searched whole) forward, while the sprite is found beyond
         doubt (``sure_score``) near where it was; thinned frames between two sightings of a
         pointer that stayed within ``backfill_radius`` are interpolated. Then the frames where
         the learner saw it move, before it was known: the best match around the sighting
         where it is beyond doubt or lies on the sighting (:func:`on_sighting`), else the best
-        match on the sighting."""
+        match on the sighting. Where no rest was found from the oldest held frame and ``now`` (the
+        frame the sprite was learned in) is given, the rest it departed from near its first
+        sighting (:meth:`departed_rest`)."""
         import cv2
 
         cfg = self.config
@@ -127,6 +145,7 @@ class SpriteIntake:
                 hits += interpolated(gap, CursorHit(index, x, y, score), last.index, last.x, last.y, last.score)
             gap = []
             hits.append(CursorHit(index, x, y, score))
+        rested = bool(hits)
         # Then where the learner saw it moving, in frames it still holds.
         done = {h.index for h in hits} | {i for i, _, c in self.history.frames if c}
         for index, luma, box in self.learner.sightings:
@@ -145,7 +164,44 @@ class SpriteIntake:
                     score, x, y = on
             if score >= cfg.min_score:
                 hits.append(CursorHit(index, x, y, score))
+        if now is not None and not rested:
+            hits += self.departed_rest(t, now)
         return sorted(hits, key=lambda h: h.index)
+
+    def departed_rest(self, t: Template, now: np.ndarray) -> list[CursorHit]:
+        """Where the pointer of sprite ``t``, just learned in frame ``now``, rested before the learner
+        first saw it move, when it came there after the view's oldest held frame (it appeared there,
+        or changed shape in place): around that sighting, frames where ``t`` matches at
+        ``REST_FLOOR`` and the spot differs from ``now`` in the sprite's pattern (the pointer has
+        left it; :func:`~quilt_llava.narratives.rest_recovery.rest_before_departure`). A see-through
+        pointer at rest over tissue matches its sprite too weakly to be sure of by shape alone
+        (a red glass crosshair: 0.55-0.8), and the walk back from where it was learned
+        (:meth:`ViewHistory.backfill`) cannot follow it as it sped up from rest. The hits count as
+        verified."""
+        if not self.learner.sightings:
+            return []
+        cfg = self.config
+        first, _luma, (x0, y0, x1, y1) = min(self.learner.sightings, key=lambda s: s[0])
+        th, tw = t.image.shape
+        # top-left positions from which the sprite covers the sighting, and a sprite's size beyond
+        seed = (x0 - 2 * tw, y0 - 2 * th, x1 + tw, y1 + th)
+
+        def differs(luma: np.ndarray, x: float, y: float) -> bool:
+            diff = spot_diff(luma, now, x, y, t, True)
+            return diff is not None and diff >= cfg.min_change
+
+        hits = rest_before_departure(
+            self.history.frames,
+            first,
+            seed,
+            lambda luma, box: match_in(luma, box, t, cfg.min_contrast),
+            lambda x, y: box_around_tip(x, y, cfg.backfill_radius, t),
+            differs,
+            REST_FLOOR,
+            cfg.backfill_radius,
+        )
+        self.history.confirm(hits)
+        return hits
 
 
 def sighting_box(t: Template, box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
