@@ -82,7 +82,7 @@ class ChromaConfig:
     # at 720p, scaled with the frame height): motion is what shows a pointer, and a colour plane's
     # static structure can match a shape for a whole view (a hit that never moved, at 0.91, for 170
     # frames of a view where the luma locator had few)
-    min_travel: float = 20.0
+    min_travel: float = 8.0
     # the learner's, with blunt shapes pointing at their centroid (a colour-only pointer is a
     # highlight, a dot or a marker far more often than a hand; see ``SpriteConfig.blunt``). Without
     # ``distinct_score``: a colour plane is smooth, so a sprite cut from it matches smooth colour
