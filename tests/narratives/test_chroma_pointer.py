@@ -227,6 +227,16 @@ def test_chroma_hits_that_never_travel_are_not_taken() -> None:
     assert chroma.fill([view], hits) == 0 and not hits
 
 
+def test_chroma_hits_of_a_pointer_drifting_a_few_pixels_are_taken() -> None:
+    """A ring or dot held by hand drifts and dwells: over a view its hits span about ten pixels,
+    not the 20 px a stroke travels; the jitter of a match on still colour spans a pixel or two."""
+    view = _segment(0, 99)
+    chroma = ChromaPointer(720, ChromaConfig(), CursorConfig(), 0)
+    chroma.hits.update({i: CursorHit(i, 300.0 + 0.1 * i, 200.0 + 0.05 * i, 0.9) for i in range(0, 100)})
+    hits: dict[int, CursorHit] = {}
+    assert chroma.fill([view], hits) == 100
+
+
 def test_a_still_run_beside_a_moving_one_is_left_out() -> None:
     view = _segment(0, 199)
     chroma = ChromaPointer(720, ChromaConfig(), CursorConfig(), 0)
