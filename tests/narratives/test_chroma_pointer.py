@@ -235,6 +235,10 @@ def test_chroma_hits_of_a_pointer_drifting_a_few_pixels_are_taken() -> None:
     chroma.hits.update({i: CursorHit(i, 300.0 + 0.1 * i, 200.0 + 0.05 * i, 0.9) for i in range(0, 100)})
     hits: dict[int, CursorHit] = {}
     assert chroma.fill([view], hits) == 100
+    brief = {i: CursorHit(i, 300.0 + 2.0 * i, 200.0, 0.9) for i in range(0, 8)}  # 14 px in 0.3 s
+    chroma = ChromaPointer(720, ChromaConfig(), CursorConfig(), 0)
+    chroma.hits.update(brief)
+    assert chroma.fill([view], {}) == 0
 
 
 def test_a_still_run_beside_a_moving_one_is_left_out() -> None:
