@@ -15,10 +15,11 @@ has hits on few frames (under ``sparse_share``; :func:`sparse_views`), after the
 (:func:`.segments.late_rest_hits`), only on frames without a luma hit, and only runs of them that
 travel ``min_travel`` or more, or ``drift_travel`` over ``drift_s`` or longer (:func:`runs`,
 :func:`travel`: a colour plane's static structure can match a shape for a whole view), or, of a
-run that does neither, the hits the other chroma locator confirms (``still_agree``): a view where the luma locator tracked the pointer keeps its hits
-alone, so a pointer the luma locator tracks is traced as before. The chroma plane sees luma pointers too (a dark
-arrow over coloured tissue hides the tissue's colour); in a view the luma locator left empty it
-may find them where luma failed, with the same rules of shape, motion and verification.
+run that does neither, the hits the other chroma locator confirms (``still_agree``): a view
+where the luma locator tracked the pointer keeps its hits alone, so a pointer the luma locator
+tracks is traced as before. The chroma plane sees luma pointers too (a dark arrow over coloured
+tissue hides the tissue's colour); in a view the luma locator left empty it may find them where
+luma failed, with the same rules of shape, motion and verification.
 
 A second :class:`ChromaPointer` (``dominant``) runs the same way on each pixel's chroma distance
 from the still view's own colour (``ChromaConfig.dominant``): a translucent highlight over stained
