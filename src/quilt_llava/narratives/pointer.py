@@ -103,7 +103,9 @@ about a point up to 1 px off its box's middle (a crosshair learned with one arm 
 the other, or a corner lost), at that point; so does a line drawing (its thickest stroke at most
 half its box's narrow side) whose *outline* the half turn and both mirrors map to within a
 pixel of itself (a thin crosshair or I-beam learned from two sub-pixel phases and compression:
-a line a pixel off for part of its length, one arm longer), at the mirrors' axes; any other
+a line a pixel off for part of its length, one arm longer), at the mirrors' axes; so does a
+shape whose *luma* the half turn and both mirrors map onto itself (a dot or ring learned with a
+ragged mask, :func:`_luma_symmetric_centre`), where the sprite's luma is given; any other
 shape points with its
 sharpest extreme: of the eight compass directions, the one whose outermost
 ``tip_depth`` of the mask holds the fewest pixels for how far that extreme reaches from
