@@ -227,6 +227,35 @@ def test_chroma_hits_that_never_travel_are_not_taken() -> None:
     assert chroma.fill([view], hits) == 0 and not hits
 
 
+def test_chroma_hits_of_a_pointer_drifting_a_few_pixels_are_taken() -> None:
+    """A ring or dot held by hand drifts and dwells: over a view its hits span about ten pixels,
+    not the 20 px a stroke travels; the jitter of a match on still colour spans a pixel or two."""
+    view = _segment(0, 99)
+    chroma = ChromaPointer(720, ChromaConfig(), CursorConfig(), 0)
+    chroma.hits.update({i: CursorHit(i, 300.0 + 0.1 * i, 200.0 + 0.05 * i, 0.9) for i in range(0, 100)})
+    hits: dict[int, CursorHit] = {}
+    assert chroma.fill([view], hits) == 100
+    brief = {i: CursorHit(i, 300.0 + 2.0 * i, 200.0, 0.9) for i in range(0, 8)}  # 14 px in 0.3 s
+    chroma = ChromaPointer(720, ChromaConfig(), CursorConfig(), 0)
+    chroma.hits.update(brief)
+    assert chroma.fill([view], {}) == 0
+
+
+def test_a_still_run_both_chroma_locators_find_is_taken_where_they_agree() -> None:
+    """A dot resting through a view: each plane's locator holds it still; where the two put it
+    within a few pixels of each other it is taken, and a still match on one plane alone is not."""
+    view = _segment(0, 99)
+    grey, own = (ChromaPointer(720, ChromaConfig(), CursorConfig(), 0, dominant=d) for d in (False, True))
+    grey.hits.update({i: CursorHit(i, 300.0, 200.0, 0.7) for i in range(0, 60)})
+    grey.hits.update({i: CursorHit(i, 900.0, 500.0, 0.9) for i in range(60, 100)})  # on one plane only
+    own.hits.update({i: CursorHit(i, 302.0, 198.0, 0.8) for i in range(10, 70)})
+    hits: dict[int, CursorHit] = {}
+    assert grey.fill([view], hits, None, [own.hits]) == 50
+    assert min(hits) == 10 and max(hits) == 59 and hits[30].x == 300.0
+    assert own.fill([view], hits, [view], [grey.hits]) == 0  # its agreeing frames are taken; 60-69 agree with none
+    assert grey.fill([view], {}, None, None) == 0  # alone, as before
+
+
 def test_a_still_run_beside_a_moving_one_is_left_out() -> None:
     view = _segment(0, 199)
     chroma = ChromaPointer(720, ChromaConfig(), CursorConfig(), 0)

@@ -111,6 +111,38 @@ def test_hotspot_of_drawn_shapes() -> None:
     assert abs(x - 13) <= 1 and abs(y - 14) <= 1, (x, y)
 
 
+def _glowing_dot(size: int = 13, centre: tuple[float, float] = (6.0, 6.0)) -> np.ndarray:
+    """Luma of a round pointer drawn here: a bright core in a darker glow, over pale tissue."""
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    r = np.hypot(xx - centre[0], yy - centre[1])
+    return np.clip(160 + 60 * np.exp(-((r / 1.6) ** 2)) - 45 * np.exp(-(((r - 3.5) / 1.5) ** 2)), 0, 255).astype(
+        np.uint8
+    )
+
+
+def test_a_round_pointer_with_a_ragged_mask_points_at_its_centre() -> None:
+    """A dot whose mask lost a different piece of its soft edge at each side (cut where it
+    differed from the frames before) is not symmetric as a mask, and its sharpest extreme is a
+    corner of the cut; the luma it shows is symmetric about its centre, where it points."""
+    image = _glowing_dot()
+    mask = np.zeros((13, 13), np.uint8)
+    cv2.circle(mask, (6, 6), 6, 255, -1)
+    mask[:4, 8:] = 0  # the upper right lost to the tissue beside it
+    mask[9:, :5] = 0  # and the lower left
+    mask[5:8, 0] = 255
+    assert decide_hotspot(mask) != (6, 6)  # as a mask alone it has a tip
+    x, y = decide_hotspot(mask, image=image)
+    assert abs(x - 6) <= 1 and abs(y - 6) <= 1, (x, y)
+
+
+def test_an_arrow_with_its_luma_still_points_with_its_tip() -> None:
+    from quilt_llava.narratives.templates import make_templates
+
+    for t in make_templates((0.6, 1.0, 1.6), 720):
+        image = np.where(t.mask > 0, t.image, 150).astype(np.uint8)
+        assert decide_hotspot(t.mask > 0, image=image) == pytest.approx(t.hotspot, abs=2)
+
+
 # An I-beam as the learner kept it from a 24 px drawn I-beam at CRF 23 (independent corpus): the
 # stem's two outline lines, serifs of different widths and raggedness at the two ends.
 LEARNED_IBEAM = """

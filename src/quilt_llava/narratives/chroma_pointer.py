@@ -13,11 +13,13 @@ plane (at full resolution, so sizes, scales and hotspot rules are the luma locat
 own thread, with its own hits. Its hits are taken only for still views where the luma locator
 has hits on few frames (under ``sparse_share``; :func:`sparse_views`), after the late-rest search
 (:func:`.segments.late_rest_hits`), only on frames without a luma hit, and only runs of them that
-travel ``min_travel`` or more (:func:`runs`, :func:`travel`: a colour plane's static structure can
-match a shape for a whole view): a view where the luma locator tracked the pointer keeps its hits
-alone, so a pointer the luma locator tracks is traced as before. The chroma plane sees luma pointers too (a dark
-arrow over coloured tissue hides the tissue's colour); in a view the luma locator left empty it
-may find them where luma failed, with the same rules of shape, motion and verification.
+travel ``min_travel`` or more, or ``drift_travel`` over ``drift_s`` or longer (:func:`runs`,
+:func:`travel`: a colour plane's static structure can match a shape for a whole view), or, of a
+run that does neither, the hits the other chroma locator confirms (``still_agree``): a view
+where the luma locator tracked the pointer keeps its hits alone, so a pointer the luma locator
+tracks is traced as before. The chroma plane sees luma pointers too (a dark arrow over coloured
+tissue hides the tissue's colour); in a view the luma locator left empty it may find them where
+luma failed, with the same rules of shape, motion and verification.
 
 A second :class:`ChromaPointer` (``dominant``) runs the same way on each pixel's chroma distance
 from the still view's own colour (``ChromaConfig.dominant``): a translucent highlight over stained
@@ -85,6 +87,19 @@ class ChromaConfig:
     # static structure can match a shape for a whole view (a hit that never moved, at 0.91, for 170
     # frames of a view where the luma locator had few)
     min_travel: float = 20.0
+    # ... or at least ``drift_travel`` over ``drift_s`` seconds or more: a ring or dot held by hand
+    # drifts or dwells, its hits spanning 10-18 px over a view (the independent corpus's ring and
+    # laser dot, draws 1 and 8: 169-191 frames, every one within tolerance), while a still match
+    # of the plane's own structure spans 0-4 px; a brief run of that span is no evidence either
+    # way (8 frames, 18 px, seven of them 90 px off the pointer: draw 9's dark-rests)
+    drift_travel: float = 8.0
+    drift_s: float = 0.5
+    # ... and of a run that does neither, the hits where the other chroma locator (on the other
+    # plane, with sprites of its own) has one within ``still_agree`` px (at 720p): a ring or dot
+    # resting, or dwelling within a pixel or two, found on both planes (draw 2's he-laser-ring:
+    # the dot rests through two views, 175 frames, found by both within 2 px of each other). The
+    # still matches of a plane's own structure seen in the tuning draws were each on one plane
+    still_agree: float = 8.0
     # the learner's, with blunt shapes pointing at their centroid (a colour-only pointer is a
     # highlight, a dot or a marker far more often than a hand; see ``SpriteConfig.blunt``). Without
     # ``distinct_score``: a colour plane is smooth, so a sprite cut from it matches smooth colour
@@ -250,6 +265,8 @@ class ChromaPointer:
         self.held_bytes = 0
         self.spilled: int | None = None  # a view whose frames were too many to hold (see ``offer``)
         self.travel = config.min_travel * frame_height / 720
+        self.drift = config.drift_travel * frame_height / 720
+        self.agree = config.still_agree * frame_height / 720
         self.step = cursor.max_step  # px one track moves between frames at most
         self.hits: dict[int, CursorHit] = {}
         # On the plane from the view's colour a ring stands out well enough that two sightings of it
@@ -401,23 +418,40 @@ class ChromaPointer:
             for hit in self.locator.finish():
                 self.hits[hit.index] = hit
 
-    def fill(self, segments: list[Segment], hits: dict[int, CursorHit], sparse: list[Segment] | None = None) -> int:
+    def fill(
+        self,
+        segments: list[Segment],
+        hits: dict[int, CursorHit],
+        sparse: list[Segment] | None = None,
+        others: list[dict[int, CursorHit]] | None = None,
+    ) -> int:
         """Add this locator's hits to ``hits`` in the segments where ``hits`` covers fewer than
         ``sparse_share`` of the frames (:func:`sparse_views`; ``sparse``: those segments, found
         before another chroma locator's hits were added), on the frames without a hit of their
         own, run by run (:func:`runs`): a run whose hits stay within ``min_travel`` of each other
-        is left out. Returns how many hits were added."""
+        is left out, unless they span ``drift_travel`` over ``drift_s`` or longer (a pointer
+        drifting); of a run left out, the hits where one of ``others`` (the other chroma locators'
+        hits) has a hit within ``still_agree`` are taken (a pointer resting, seen on both planes).
+        Returns how many hits were added."""
         added = 0
         for seg in sparse_views(segments, hits, self.config.sparse_share) if sparse is None else sparse:
             own = [self.hits[i] for i in range(seg.span.start, seg.span.end + 1) if i in self.hits]
+            interval = (seg.end - seg.start) / max(1, seg.span.end - seg.span.start + 1)
             for run in runs(own, self.step):
-                if travel(run) < self.travel:
-                    continue
+                spread = travel(run)
+                drifts = spread >= self.drift and (run[-1].index - run[0].index) * interval >= self.config.drift_s
+                still = spread < self.travel and not drifts
                 for hit in run:
+                    if still and not any(_near(other.get(hit.index), hit, self.agree) for other in others or ()):
+                        continue
                     if hit.index not in hits:
                         hits[hit.index] = hit
                         added += 1
         return added
+
+
+def _near(other: CursorHit | None, hit: CursorHit, within: float) -> bool:
+    return other is not None and math.hypot(other.x - hit.x, other.y - hit.y) <= within
 
 
 def runs(hits: list[CursorHit], step: float) -> list[list[CursorHit]]:

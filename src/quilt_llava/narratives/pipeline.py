@@ -445,7 +445,9 @@ class Analyser:
         sparse = self._sparse_views()
         for chroma in self.chromas:
             chroma.close()
-            chroma.fill(self.segments, self.hits, sparse)
+        for chroma in self.chromas:
+            others = [c.hits for c in self.chromas if c is not chroma]
+            chroma.fill(self.segments, self.hits, sparse, others)
         assign_traces(self.segments, self.hits, self.times, box, lambda x, y: self.webcam.covers(x, y, self.scale))
         duration = self.times[-1] + self.frame_interval if self.times else 0.0
         return Analysis(
