@@ -458,6 +458,23 @@ def _near_symmetric_centre(box: np.ndarray, min_iou: float, slack: int = 1) -> t
     return centre[0], centre[1]
 
 
+# A shape's three symmetries, each as (the flip, whether its axis is searched along x, along y):
+# left-right, up-down and the half turn
+_MIRRORS = (
+    ((slice(None), slice(None, None, -1)), True, False),
+    ((slice(None, None, -1), slice(None)), False, True),
+    ((slice(None, None, -1), slice(None, None, -1)), True, True),
+)
+
+
+def _shifts(slack: int, along_x: bool, along_y: bool) -> list[tuple[int, int]]:
+    """The shifts ``(sx, sy)`` a symmetry's axis is searched over, ``slack`` px either way along the
+    axes it moves (y outer, x inner)."""
+    ys = range(-slack, slack + 1) if along_y else (0,)
+    xs = range(-slack, slack + 1) if along_x else (0,)
+    return [(sx, sy) for sy in ys for sx in xs]
+
+
 def _outline_symmetric_centre(
     box: np.ndarray, min_cover: float | None = None, slack: int = 2
 ) -> tuple[float, float] | None:
@@ -487,22 +504,16 @@ def _outline_symmetric_centre(
     pad = slack + 1
     near_edge = cv2.dilate(np.pad(edge, pad).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
     area = np.pad(box, pad)
-    mirrors = (  # (flip, shifts along x, along y): left-right, up-down, half turn
-        ((slice(None), slice(None, None, -1)), True, False),
-        ((slice(None, None, -1), slice(None)), False, True),
-        ((slice(None, None, -1), slice(None, None, -1)), True, True),
-    )
     axes = []
-    for flip, along_x, along_y in mirrors:
+    for flip, along_x, along_y in _MIRRORS:
         best, where = -1, (0, 0)  # the areas' overlap where the outline holds, and its shift
-        for sy in range(-slack, slack + 1) if along_y else (0,):
-            for sx in range(-slack, slack + 1) if along_x else (0,):
-                window = (slice(pad + sy, pad + sy + h), slice(pad + sx, pad + sx + w))
-                if near_edge[window][edge[flip]].sum() < min_cover * count:
-                    continue
-                overlap = int(area[window][box[flip]].sum())
-                if overlap > best:
-                    best, where = overlap, (sx, sy)
+        for sx, sy in _shifts(slack, along_x, along_y):
+            window = (slice(pad + sy, pad + sy + h), slice(pad + sx, pad + sx + w))
+            if near_edge[window][edge[flip]].sum() < min_cover * count:
+                continue
+            overlap = int(area[window][box[flip]].sum())
+            if overlap > best:
+                best, where = overlap, (sx, sy)
         if best < 0:
             return None
         axes.append(where)
@@ -533,27 +544,21 @@ def _luma_symmetric_centre(image: np.ndarray, box: np.ndarray) -> tuple[float, f
     n = int(box.sum())
     slack = max(1, round(LUMA_SYMMETRY_SLACK * min(h, w)))
     area, luma = np.pad(box, slack), np.pad(img, slack)
-    mirrors = (  # (flip, shifts along x, along y): left-right, up-down, half turn
-        ((slice(None), slice(None, None, -1)), True, False),
-        ((slice(None, None, -1), slice(None)), False, True),
-        ((slice(None, None, -1), slice(None, None, -1)), True, True),
-    )
     axes = []
-    for flip, along_x, along_y in mirrors:
+    for flip, along_x, along_y in _MIRRORS:
         turned, turned_box = img[flip], box[flip]
         best, where = LUMA_SYMMETRY_NCC, None
-        for sy in range(-slack, slack + 1) if along_y else (0,):
-            for sx in range(-slack, slack + 1) if along_x else (0,):
-                window = (slice(slack + sy, slack + sy + h), slice(slack + sx, slack + sx + w))
-                both = area[window] & turned_box
-                if both.sum() < LUMA_SYMMETRY_COVER * n:
-                    continue
-                a, b = luma[window][both], turned[both]
-                if a.std() < LUMA_SYMMETRY_SPREAD or b.std() < LUMA_SYMMETRY_SPREAD:
-                    continue
-                ncc = float(np.corrcoef(a, b)[0, 1])
-                if ncc >= best:
-                    best, where = ncc, (sx, sy)
+        for sx, sy in _shifts(slack, along_x, along_y):
+            window = (slice(slack + sy, slack + sy + h), slice(slack + sx, slack + sx + w))
+            both = area[window] & turned_box
+            if both.sum() < LUMA_SYMMETRY_COVER * n:
+                continue
+            a, b = luma[window][both], turned[both]
+            if a.std() < LUMA_SYMMETRY_SPREAD or b.std() < LUMA_SYMMETRY_SPREAD:
+                continue
+            ncc = float(np.corrcoef(a, b)[0, 1])
+            if ncc >= best:
+                best, where = ncc, (sx, sy)
         if where is None:
             return None
         axes.append(where)
