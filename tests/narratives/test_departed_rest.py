@@ -11,7 +11,7 @@ import pytest
 from quilt_llava.narratives.cursor import CursorConfig
 from quilt_llava.narratives.pointer import agreed_hotspot, decide_hotspot, template_from_sprite
 from quilt_llava.narratives.sprite_intake import SpriteIntake
-from quilt_llava.narratives.sprite_set import TWIN_SCORE, SpriteSet
+from quilt_llava.narratives.sprite_set import SpriteSet
 from quilt_llava.narratives.templates import make_template, patch_box
 from quilt_llava.narratives.view_history import ViewHistory
 from tests.narratives.scenes import texture
@@ -113,8 +113,8 @@ def test_a_twin_with_a_trail_points_where_the_known_sprite_does() -> None:
     own = decide_hotspot(mask)
     assert own[0] > arrow.image.shape[1] // 2 and own[1] > arrow.image.shape[0] // 2  # the trail's end
     twin = template_from_sprite(image, mask, own)
-    assert agreed_hotspot(twin, [known], TWIN_SCORE, 4.0) == arrow.hotspot
-    assert agreed_hotspot(twin, [], TWIN_SCORE, 4.0) == own
+    assert agreed_hotspot(twin, [known], 4.0) == arrow.hotspot
+    assert agreed_hotspot(twin, [], 4.0) == own
 
 
 def test_a_twin_that_points_with_its_middle_keeps_its_own_hotspot() -> None:
@@ -125,7 +125,7 @@ def test_a_twin_that_points_with_its_middle_keeps_its_own_hotspot() -> None:
     image = np.where(cross > 0, 60, 128).astype(np.uint8)
     known = template_from_sprite(image, cross, (2, 10))  # (a piece's hotspot at an arm's end)
     new = template_from_sprite(image, cross, decide_hotspot(cross))
-    assert agreed_hotspot(new, [known], TWIN_SCORE, 4.0) == new.hotspot == (10, 10)
+    assert agreed_hotspot(new, [known], 4.0) == new.hotspot == (10, 10)
 
 
 def test_the_last_places_are_kept_for_shapes_of_their_own() -> None:

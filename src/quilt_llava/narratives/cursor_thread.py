@@ -36,14 +36,11 @@ class CursorThread:
             self.thread = threading.Thread(target=self._run, name="cursor-locator", daemon=True)
             self.thread.start()
 
-    def _process(self, frame: AnalysedFrame) -> None:
+    def process(self, frame: AnalysedFrame) -> None:
+        """Process ``frame`` now, on the calling thread: the locator's own (the queue's frames, and a
+        function handed to :meth:`run_here`, which makes its frames there), or the caller's inline."""
         for hit in self.locator.process(frame):
             self.hits[hit.index] = hit
-
-    def process(self, frame: AnalysedFrame) -> None:
-        """Process ``frame`` now: only from a function handed to :meth:`run_here` (on the locator's
-        thread, in order), which makes its frames there."""
-        self._process(frame)
 
     def _run(self) -> None:
         while True:
@@ -56,7 +53,7 @@ class CursorThread:
                 elif isinstance(item, _Work):
                     item.run(self)
                 elif self.error is None:
-                    self._process(item)
+                    self.process(item)
             except BaseException as exc:  # re-raised on the analysing thread
                 self.error = exc
             finally:
@@ -68,7 +65,7 @@ class CursorThread:
 
     def submit(self, frame: AnalysedFrame) -> None:
         if self.thread is None:
-            self._process(frame)
+            self.process(frame)
             return
         self._check()
         self.queue.put(frame)

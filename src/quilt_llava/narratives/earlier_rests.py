@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from quilt_llava.narratives.cursor_hits import AnalysedFrame, CursorHit
-from quilt_llava.narratives.rest_recovery import RestProbe, rest_before, rest_before_move
+from quilt_llava.narratives.rest_recovery import RestProbe, departed, rest_before, rest_before_move
 from quilt_llava.narratives.sprite_set import SpriteSet
-from quilt_llava.narratives.templates import box_around_tip, match_in, spot_diff
+from quilt_llava.narratives.templates import box_around_tip, match_in
 from quilt_llava.narratives.view_history import ViewHistory
 
 if TYPE_CHECKING:
@@ -164,10 +164,7 @@ class EarlierRests:
         def match(luma: np.ndarray, x: float, y: float) -> tuple[float, float, float]:
             return match_in(luma, box_around_tip(x, y, radius, t), t)
 
-        def differs(luma: np.ndarray, x: float, y: float) -> bool:
-            diff = spot_diff(luma, ref, x, y, t, True)
-            return diff is not None and diff >= self.config.min_change
-
+        differs = departed(ref, t, self.config.min_change)
         found = rest_before(probe, self.history.frames, match, differs, REST_FLOOR, radius)
         if not found:
             return []

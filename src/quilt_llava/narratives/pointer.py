@@ -342,11 +342,11 @@ def decide_hotspot(
 
 
 def agreed_hotspot(
-    template: Template, known: Iterable[Template], twin: float, slack: float, symmetric_iou: float = 0.8
+    template: Template, known: Iterable[Template], slack: float, symmetric_iou: float = 0.8
 ) -> tuple[int, int]:
     """Where a sprite just learned points, given the sprites learned before it: its own hotspot,
-    unless it is a twin of one of them (the same shape learned again: ``twin_score`` at ``twin`` or
-    more, the first such) that, mapped onto it, points more than ``slack`` px elsewhere, and points
+    unless it is a twin of one of them (the same shape learned again: ``twin_score`` at
+    ``TWIN_SCORE`` or more, the first such) that, mapped onto it, points more than ``slack`` px elsewhere, and points
     more the way desktop pointers do (up and to the left, ``DIRECTIONS``). Then it points there.
 
     One pointer has one hotspot. A see-through or fast pointer is learned again wherever its
@@ -359,7 +359,7 @@ def agreed_hotspot(
     h, w = template.image.shape
     for other in known:
         score, dx, dy = twin_score(other, template)
-        if score < twin:
+        if score < TWIN_SCORE:
             continue
         x, y = other.hotspot[0] - dx, other.hotspot[1] - dy  # the twin's hotspot on this sprite's grid
         own = template.hotspot

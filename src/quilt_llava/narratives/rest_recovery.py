@@ -239,6 +239,19 @@ def _left(old: np.ndarray, new: np.ndarray, x: float, y: float, t: Template, min
     return diff is not None and diff >= 0.5 * min_change
 
 
+def departed(ref: np.ndarray, t: Template, min_change: float) -> Callable[[np.ndarray, float, float], bool]:
+    """The ``differs`` test of :func:`rest_before` and :func:`rest_before_departure`: does a held
+    frame differ from ``ref`` (a frame after the pointer left) with shape ``t``'s hotspot at (x, y),
+    in the shape's pattern (:func:`~quilt_llava.narratives.templates.shaped_diff`), by at least
+    ``min_change``?"""
+
+    def differs(luma: np.ndarray, x: float, y: float) -> bool:
+        diff = spot_diff(luma, ref, x, y, t, True)
+        return diff is not None and diff >= min_change
+
+    return differs
+
+
 @dataclass(frozen=True)
 class RestProbe:
     index: int  # frame of the track's first hit

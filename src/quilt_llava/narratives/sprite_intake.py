@@ -25,8 +25,8 @@ import numpy as np
 from quilt_llava.narratives.cursor_hits import THINNED, AnalysedFrame, CursorHit, interpolated
 from quilt_llava.narratives.earlier_rests import REST_FLOOR
 from quilt_llava.narratives.pointer import agreed_hotspot
-from quilt_llava.narratives.rest_recovery import rest_before_departure
-from quilt_llava.narratives.sprite_set import TWIN_SCORE, SpriteSet
+from quilt_llava.narratives.rest_recovery import departed, rest_before_departure
+from quilt_llava.narratives.sprite_set import SpriteSet
 from quilt_llava.narratives.templates import (
     LEARNED_HALF_SEARCH,
     Template,
@@ -34,7 +34,6 @@ from quilt_llava.narratives.templates import (
     halved,
     learned_peaks,
     match_in,
-    spot_diff,
 )
 from quilt_llava.narratives.view_history import ViewHistory
 from quilt_llava.narratives.whole_frame_search import WholeFrameSearch
@@ -77,7 +76,6 @@ class SpriteIntake:
             template.hotspot = agreed_hotspot(
                 template,
                 self.templates[self.sprites.generic :],
-                TWIN_SCORE,
                 self.learner.config.complete_px * self.learner.unit,
                 self.learner.config.symmetric_iou,
             )
@@ -186,17 +184,13 @@ class SpriteIntake:
         # top-left positions from which the sprite covers the sighting, and a sprite's size beyond
         seed = (x0 - 2 * tw, y0 - 2 * th, x1 + tw, y1 + th)
 
-        def differs(luma: np.ndarray, x: float, y: float) -> bool:
-            diff = spot_diff(luma, now, x, y, t, True)
-            return diff is not None and diff >= cfg.min_change
-
         hits = rest_before_departure(
             self.history.frames,
             first,
             seed,
             lambda luma, box: match_in(luma, box, t, cfg.min_contrast),
             lambda x, y: box_around_tip(x, y, cfg.backfill_radius, t),
-            differs,
+            departed(now, t, cfg.min_change),
             REST_FLOOR,
             cfg.backfill_radius,
         )
