@@ -56,7 +56,8 @@ from quilt_llava.narratives.vocabulary import Vocabulary
 # (heldout11-13 from the twelfth and thirteenth passes, heldout14 from the fourteenth speech pass's start,
 # heldout15 from the fifteenth speech pass's start,
 # heldout16 from the sixteenth speech pass's start,
-# heldout17 from the seventeenth speech pass's start).
+# heldout17 from the seventeenth speech pass's start,
+# heldout18 from the eighteenth speech pass's start).
 TUNING = (
     "demo",
     "heldout",
@@ -69,6 +70,7 @@ TUNING = (
     "heldout15",
     "heldout16",
     "heldout17",
+    "heldout18",
 )
 # Bars far looser than the check's: does any candidate into the term exist at all?
 PROBE = {
