@@ -218,6 +218,11 @@ class SpriteConfig:
     # translucent red crosshair at CRF 36 (redglass-crf36) was joined with tissue and lost.
     thin_fill: float = 0.2
     candidates_kept: int = 12
+    # A moving blob whose cut (its box grown by 4 px) gives no pointer-sized candidate is cut again in
+    # its box grown by this x ``min_px`` (0: not): the frame-to-frame motion of a line one or two px
+    # wide drifting under a pixel a frame falls apart into pieces (an I-beam's serifs and stem at
+    # MPEG-4), each a blob of its own, and the cut in a piece's box runs off its edge.
+    piece_grow: float = 2.0
     # A pointer that drifts slowly (under a pixel a frame: a laser dot held by hand) differs from
     # the frames ``near`` and ``far`` back only at its edge. Where that gives no candidate, the
     # candidate is cut against the median of frames held every ``slow_stride`` frames (up to
@@ -697,6 +702,8 @@ class SpriteLearner:
         self.candidates: deque[Candidate] = deque(maxlen=self.config.candidates_kept)
         # sightings of flat fills (``_filled_candidate``), verified among themselves
         self.filled: deque[Candidate] = deque(maxlen=self.config.candidates_kept)
+        # sightings cut around a blob that gave none (``piece_grow``), verified among themselves
+        self.pieces: deque[Candidate] = deque(maxlen=self.config.candidates_kept)
         # sightings cut where a move came to rest (``_settled``): verified against these and the
         # plain ones, kept apart so that they never push a plain sighting out of its pool
         self.settled: deque[Candidate] = deque(maxlen=self.config.candidates_kept)
@@ -773,6 +780,16 @@ class SpriteLearner:
                     template = self._verify(whole, self.filled)
                     self.filled.append(whole)
                     pool = self.filled
+            if template is None and cand is None and cfg.piece_grow:
+                # The blob may be a piece of a thin pointer (``piece_grow``): cut again around it.
+                # Such sightings are kept and verified apart, so the plain ones stay as they were.
+                whole = self._candidate(index, luma, [near, far], box, margin=round(cfg.piece_grow * self.min_px))
+                if whole is not None and not _touches(whole, ignore, scale):
+                    template = self._verify(whole, self.pieces)
+                    self.pieces.append(whole)
+                    pool = self.pieces
+                    if template is not None and not self._thin_whole(template):
+                        template = None
             if template is not None:
                 if pool is self.candidates and cand is not None and not cand.slow and cfg.complete:
                     completed = self._completed(template, cand, luma)
@@ -802,7 +819,17 @@ class SpriteLearner:
         ]
         self.candidates.clear()
         self.filled.clear()
+        self.pieces.clear()
         self.settled.clear()
+
+    def _thin_whole(self, template: Template) -> bool:
+        """May a sprite learned from sightings cut around a piece of motion (``piece_grow``) be taken?
+        Only a shape that points with its middle (``symmetric_centre``: an I-beam, a crosshair) and
+        reaches ``min_px`` both ways: a piece of an arrow or a hand points with a corner of the cut,
+        and a straight sliver of an edge is symmetric but no wider than a line."""
+        if min(template.mask.shape) < self.min_px:
+            return False
+        return symmetric_centre(template.mask, self.config.symmetric_iou, template.image) is not None
 
     def _settled(self, index: int, luma: np.ndarray) -> list[Template]:
         """A quiet frame: where the last move came to rest ``settle`` frames ago (nothing moved
