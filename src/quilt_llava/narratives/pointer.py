@@ -480,6 +480,17 @@ def _shifts(slack: int, along_x: bool, along_y: bool) -> list[tuple[int, int]]:
     return [(sx, sy) for sy in ys for sx in xs]
 
 
+def _line_drawing(box: np.ndarray) -> bool:
+    """Is the mask ``box`` (cropped to its pixels) drawn in lines: 5 px or more both ways, its
+    thickest stroke (twice the largest distance from a mask pixel to the outside) at most
+    ``LINE_STROKE`` of its narrow side?"""
+    import cv2
+
+    h, w = box.shape
+    b8 = np.pad(box.astype(np.uint8), 1)
+    return min(h, w) >= 5 and 2 * float(cv2.distanceTransform(b8, cv2.DIST_L2, 3).max()) <= LINE_STROKE * min(h, w)
+
+
 def _outline_symmetric_centre(
     box: np.ndarray, min_cover: float | None = None, slack: int = 2
 ) -> tuple[float, float] | None:
@@ -499,9 +510,9 @@ def _outline_symmetric_centre(
     import cv2
 
     h, w = box.shape
-    b8 = np.pad(box.astype(np.uint8), 1)
-    if min(h, w) < 5 or 2 * float(cv2.distanceTransform(b8, cv2.DIST_L2, 3).max()) > LINE_STROKE * min(h, w):
+    if not _line_drawing(box):
         return None  # too small to tell, or not a line drawing
+    b8 = np.pad(box.astype(np.uint8), 1)
     if min_cover is None:
         min_cover = OUTLINE_COVER_WIDE if min(h, w) >= OUTLINE_WIDE else OUTLINE_COVER
     edge = box & ~(cv2.erode(b8, np.ones((3, 3), np.uint8))[1:-1, 1:-1] > 0)
@@ -824,10 +835,15 @@ class SpriteLearner:
 
     def _thin_whole(self, template: Template) -> bool:
         """May a sprite learned from sightings cut around a piece of motion (``piece_grow``) be taken?
-        Only a shape that points with its middle (``symmetric_centre``: an I-beam, a crosshair) and
-        reaches ``min_px`` both ways: a piece of an arrow or a hand points with a corner of the cut,
-        and a straight sliver of an edge is symmetric but no wider than a line."""
-        if min(template.mask.shape) < self.min_px:
+        Only a line drawing (``_line_drawing``) that points with its middle (``symmetric_centre``: an
+        I-beam, a thin crosshair) and reaches ``min_px`` both ways: a piece of an arrow or a hand
+        points with a corner of the cut, a blob of a hand's fill is symmetric but solid, and a
+        straight sliver of an edge is symmetric but no wider than a line."""
+        ys, xs = np.nonzero(template.mask)
+        if xs.size == 0:
+            return False
+        box = template.mask[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1] > 0
+        if min(box.shape) < self.min_px or not _line_drawing(box):
             return False
         return symmetric_centre(template.mask, self.config.symmetric_iou, template.image) is not None
 
