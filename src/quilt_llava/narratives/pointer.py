@@ -37,6 +37,14 @@ moves):
    changes) is cut again there, against the frames ``near`` and ``far`` before that move
    (:meth:`SpriteLearner._settled`); such sightings are kept in a pool of their own (they never
    push a plain sighting out) and verified against both pools, as the others are.
+   A line one or two pixels wide drifting under a pixel a frame (an I-beam, a thin crosshair,
+   at a low bit rate) changes from one frame to the next only in pieces, each a motion blob of
+   its own (a serif, part of the stem), and the cut in a piece's box runs off it. Where a blob
+   gives no candidate (and no flat fill), it is cut again in its box grown by ``piece_grow`` x
+   ``min_px``; such sightings are kept and verified in a pool of their own, and a sprite from
+   them is taken only where it is drawn in lines and points with its middle
+   (:meth:`SpriteLearner._thin_whole`: a piece of an arrow or a hand points with a corner of the
+   cut, a blob of a fill is solid).
 2. **A candidate sprite** is the largest such region around a motion blob, of pointer
    size (``min_px``..``max_px``, scaled with the frame height), closed and hole-filled:
    its luma pixels and mask.
