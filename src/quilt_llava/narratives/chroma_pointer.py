@@ -105,8 +105,13 @@ class ChromaConfig:
     # ``distinct_score``: a colour plane is smooth, so a sprite cut from it matches smooth colour
     # around it (a piece of a drawn crosshair's arm, refused, cost draw 8's he-overlay-cross 0.791
     # -> 0.691); and without ``known_part`` (with it, draw 8's pale-window 0.518 -> 0.509). The
-    # locator on the distance from the view's colour (``dominant``) learns with ``shared_min_px``
-    sprite: SpriteConfig = field(default_factory=lambda: SpriteConfig(blunt=0.4, distinct_score=None, known_part=0.0))
+    # locator on the distance from the view's colour (``dominant``) learns with ``shared_min_px``.
+    # Nor are sightings cut around a piece of motion (``piece_grow``): without ``distinct_score``
+    # nothing would refuse a piece of smooth colour so cut, and the thin pointers it is for are
+    # the luma locator's (the same figures on draws 1, 6 and 9 with it on)
+    sprite: SpriteConfig = field(
+        default_factory=lambda: SpriteConfig(blunt=0.4, distinct_score=None, known_part=0.0, piece_grow=0.0)
+    )
     # the locator stops for the rest of a still view once the luma locator has hits on at least
     # ``hold_share`` of the view's frames so far, over ``hold_s`` seconds or more: such a view is
     # not left sparse (``sparse_share``) unless it goes on more than twice as long without a luma

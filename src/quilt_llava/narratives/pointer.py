@@ -37,6 +37,14 @@ moves):
    changes) is cut again there, against the frames ``near`` and ``far`` before that move
    (:meth:`SpriteLearner._settled`); such sightings are kept in a pool of their own (they never
    push a plain sighting out) and verified against both pools, as the others are.
+   A line one or two pixels wide drifting under a pixel a frame (an I-beam, a thin crosshair,
+   at a low bit rate) changes from one frame to the next only in pieces, each a motion blob of
+   its own (a serif, part of the stem), and the cut in a piece's box runs off it. Where a blob
+   gives no candidate (and no flat fill), it is cut again in its box grown by ``piece_grow`` x
+   ``min_px``; such sightings are kept and verified in a pool of their own, and a sprite from
+   them is taken only where it is drawn in lines and points with its middle
+   (:meth:`SpriteLearner._thin_whole`: a piece of an arrow or a hand points with a corner of the
+   cut, a blob of a fill is solid).
 2. **A candidate sprite** is the largest such region around a motion blob, of pointer
    size (``min_px``..``max_px``, scaled with the frame height), closed and hole-filled:
    its luma pixels and mask.
@@ -218,6 +226,11 @@ class SpriteConfig:
     # translucent red crosshair at CRF 36 (redglass-crf36) was joined with tissue and lost.
     thin_fill: float = 0.2
     candidates_kept: int = 12
+    # A moving blob whose cut (its box grown by 4 px) gives no pointer-sized candidate is cut again in
+    # its box grown by this x ``min_px`` (0: not): the frame-to-frame motion of a line one or two px
+    # wide drifting under a pixel a frame falls apart into pieces (an I-beam's serifs and stem at
+    # MPEG-4), each a blob of its own, and the cut in a piece's box runs off its edge.
+    piece_grow: float = 2.0
     # A pointer that drifts slowly (under a pixel a frame: a laser dot held by hand) differs from
     # the frames ``near`` and ``far`` back only at its edge. Where that gives no candidate, the
     # candidate is cut against the median of frames held every ``slow_stride`` frames (up to
@@ -475,6 +488,17 @@ def _shifts(slack: int, along_x: bool, along_y: bool) -> list[tuple[int, int]]:
     return [(sx, sy) for sy in ys for sx in xs]
 
 
+def _line_drawing(box: np.ndarray) -> bool:
+    """Is the mask ``box`` (cropped to its pixels) drawn in lines: 5 px or more both ways, its
+    thickest stroke (twice the largest distance from a mask pixel to the outside) at most
+    ``LINE_STROKE`` of its narrow side?"""
+    import cv2
+
+    h, w = box.shape
+    b8 = np.pad(box.astype(np.uint8), 1)
+    return min(h, w) >= 5 and 2 * float(cv2.distanceTransform(b8, cv2.DIST_L2, 3).max()) <= LINE_STROKE * min(h, w)
+
+
 def _outline_symmetric_centre(
     box: np.ndarray, min_cover: float | None = None, slack: int = 2
 ) -> tuple[float, float] | None:
@@ -494,9 +518,9 @@ def _outline_symmetric_centre(
     import cv2
 
     h, w = box.shape
-    b8 = np.pad(box.astype(np.uint8), 1)
-    if min(h, w) < 5 or 2 * float(cv2.distanceTransform(b8, cv2.DIST_L2, 3).max()) > LINE_STROKE * min(h, w):
+    if not _line_drawing(box):
         return None  # too small to tell, or not a line drawing
+    b8 = np.pad(box.astype(np.uint8), 1)
     if min_cover is None:
         min_cover = OUTLINE_COVER_WIDE if min(h, w) >= OUTLINE_WIDE else OUTLINE_COVER
     edge = box & ~(cv2.erode(b8, np.ones((3, 3), np.uint8))[1:-1, 1:-1] > 0)
@@ -697,6 +721,8 @@ class SpriteLearner:
         self.candidates: deque[Candidate] = deque(maxlen=self.config.candidates_kept)
         # sightings of flat fills (``_filled_candidate``), verified among themselves
         self.filled: deque[Candidate] = deque(maxlen=self.config.candidates_kept)
+        # sightings cut around a blob that gave none (``piece_grow``), verified among themselves
+        self.pieces: deque[Candidate] = deque(maxlen=self.config.candidates_kept)
         # sightings cut where a move came to rest (``_settled``): verified against these and the
         # plain ones, kept apart so that they never push a plain sighting out of its pool
         self.settled: deque[Candidate] = deque(maxlen=self.config.candidates_kept)
@@ -773,6 +799,16 @@ class SpriteLearner:
                     template = self._verify(whole, self.filled)
                     self.filled.append(whole)
                     pool = self.filled
+            if template is None and cand is None and cfg.piece_grow:
+                # The blob may be a piece of a thin pointer (``piece_grow``): cut again around it.
+                # Such sightings are kept and verified apart, so the plain ones stay as they were.
+                whole = self._candidate(index, luma, [near, far], box, margin=round(cfg.piece_grow * self.min_px))
+                if whole is not None and not _touches(whole, ignore, scale):
+                    template = self._verify(whole, self.pieces)
+                    self.pieces.append(whole)
+                    pool = self.pieces
+                    if template is not None and not self._thin_whole(template):
+                        template = None
             if template is not None:
                 if pool is self.candidates and cand is not None and not cand.slow and cfg.complete:
                     completed = self._completed(template, cand, luma)
@@ -802,7 +838,22 @@ class SpriteLearner:
         ]
         self.candidates.clear()
         self.filled.clear()
+        self.pieces.clear()
         self.settled.clear()
+
+    def _thin_whole(self, template: Template) -> bool:
+        """May a sprite learned from sightings cut around a piece of motion (``piece_grow``) be taken?
+        Only a line drawing (``_line_drawing``) that points with its middle (``symmetric_centre``: an
+        I-beam, a thin crosshair) and reaches ``min_px`` both ways: a piece of an arrow or a hand
+        points with a corner of the cut, a blob of a hand's fill is symmetric but solid, and a
+        straight sliver of an edge is symmetric but no wider than a line."""
+        ys, xs = np.nonzero(template.mask)
+        if xs.size == 0:
+            return False
+        box = template.mask[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1] > 0
+        if min(box.shape) < self.min_px or not _line_drawing(box):
+            return False
+        return symmetric_centre(template.mask, self.config.symmetric_iou, template.image) is not None
 
     def _settled(self, index: int, luma: np.ndarray) -> list[Template]:
         """A quiet frame: where the last move came to rest ``settle`` frames ago (nothing moved
