@@ -258,6 +258,11 @@ class SpriteConfig:
     fill_seen: float = 0.5  # a plain sighting this share of a flat region's area: the plain path learns it
     fill_extent: float = 4.0  # x ``min_px``: the least extent of a flat region learned this way
     fill_band: float = 2.0  # px (at 720p) of what lies around a flat region kept with it, flattened
+    # A sprite the plain path verified from sightings that a flat region of ``fill_gain`` times their
+    # area holds (the moved edges of that region) is not learned: it is a sliver of a large flat-filled
+    # pointer moving less than its size (the trailing edge of draw 12's 64 px handhelds hand, 5 x 12 px,
+    # learned and tracked over tissue 60 px off); the flat region is tried instead.
+    fill_edges: bool = True
     # A pointer that comes to rest is cut again ``settle`` frames after its last move, where nothing
     # moved since, against the frames ``near`` and ``far`` before that move (``SpriteLearner._settled``):
     # heavy compression smears a small pointer while it moves (no two sightings agree) and codes it
@@ -759,10 +764,19 @@ class SpriteLearner:
                 template = self._verify(cand, deque([*self.candidates, *self.settled]) if self.settled else None)
                 self.candidates.append(cand)
             pool = self.candidates
+            whole: Candidate | None = None
+            looked = False  # whether ``whole`` was looked for in this frame
+            if template is not None and cand is not None and cfg.fill_grow and cfg.fill_edges:
+                # Learned from the pixels that moved: are they only a moved edge of a flat fill
+                # (a sliver of a large pointer, rigid and moving, but a piece that matches tissue)?
+                whole, looked = self._filled_candidate(index, luma, [near, far], box), True
+                if whole is not None and _holds(whole, cand, cfg.fill_gain):
+                    template = None  # the fill is tried instead, as where nothing was learned
             if template is None and cfg.fill_grow:
                 # Not learned from the pixels that moved: are they the moved edges of a flat fill?
                 # Its sightings are kept and verified apart, so the plain ones stay as they were.
-                whole = self._filled_candidate(index, luma, [near, far], box)
+                if not looked:
+                    whole = self._filled_candidate(index, luma, [near, far], box)
                 if (
                     whole is not None
                     and (cand is None or _holds(whole, cand, cfg.fill_gain))
