@@ -451,6 +451,26 @@ def test_a_flat_filled_pointer_is_learned_once_and_not_beside_a_webcam() -> None
     assert all(t.image.shape[1] < 32 for t in learned), [t.image.shape for t in learned]
 
 
+def test_a_moved_edge_of_a_flat_pointer_is_not_learned_as_its_sprite() -> None:
+    """Where the flat region cannot be learned (here: it reaches into a webcam's cells), the plain
+    path's sightings of a flat arrow moving less than its size are its moved edges, rigid and moving
+    as the arrow does: slivers a few px wide, learned on main and tracked over tissue (draw 12's
+    he-handhelds: a 5 x 12 px trailing edge of the 64 px hand, 60 px off, recall 0.006). A flat region
+    of ``fill_gain`` times their area holds them, so they are not learned (``fill_edges``)."""
+    ignore = np.zeros((60, 80), bool)
+    ignore[14, 20:76] = True  # busy cells of a webcam's edge just above the pointer's path
+    assert _drifting(_flat_arrow, 2.0, 50, slope=0.0, ignore=ignore) == []
+    # Without the check, the slivers are learned (as before it), pointing well away from the tip.
+    slivers = _drifting(_flat_arrow, 2.0, 50, SpriteConfig(fill_edges=False), slope=0.0, ignore=ignore)
+    assert slivers
+    for t, hot, truth in slivers:
+        assert t.image.shape[1] < 32 and np.hypot(hot[0] - truth[0], hot[1] - truth[1]) > 10
+    # A pointer seen whole by its moved pixels (moving more than its size) is not held by a flat
+    # region larger than it, and is learned as before.
+    found = _drifting(lambda fx, fy: _flat_arrow(fx, fy, size=20), 6.0, 30, slope=0.0)
+    assert found and found[0][0].image.shape[1] >= 18, [t.image.shape for t, _h, _tr in found]
+
+
 def _barred_line() -> tuple[np.ndarray, np.ndarray]:
     """A symmetric line drawing 41 x 19 (a bar with a shorter bar across each end, drawn dark in a
     light outline): (mask, dark) as bool arrays. Its hotspot is its centre, (9, 20)."""

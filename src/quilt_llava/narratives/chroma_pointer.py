@@ -106,7 +106,9 @@ class ChromaConfig:
     # around it (a piece of a drawn crosshair's arm, refused, cost draw 8's he-overlay-cross 0.791
     # -> 0.691); and without ``known_part`` (with it, draw 8's pale-window 0.518 -> 0.509). The
     # locator on the distance from the view's colour (``dominant``) learns with ``shared_min_px``
-    sprite: SpriteConfig = field(default_factory=lambda: SpriteConfig(blunt=0.4, distinct_score=None, known_part=0.0))
+    sprite: SpriteConfig = field(
+        default_factory=lambda: SpriteConfig(blunt=0.4, distinct_score=None, known_part=0.0, fill_haunts=False)
+    )
     # the locator stops for the rest of a still view once the luma locator has hits on at least
     # ``hold_share`` of the view's frames so far, over ``hold_s`` seconds or more: such a view is
     # not left sparse (``sparse_share``) unless it goes on more than twice as long without a luma
