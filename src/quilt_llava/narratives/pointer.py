@@ -28,7 +28,13 @@ moves):
    candidate learns nothing, the flat region of frame ``t`` (one luma within ``fill_tol``) that
    those edges bound is tried (``fill_grow``, :meth:`SpriteLearner._filled_candidate`): closed, of
    pointer size (at least ``fill_extent`` x ``min_px``), standing out from what lies around it,
-   outside a known webcam, and not a shape the plain path saw whole lately or a known sprite's.
+   and not a shape the plain path saw whole lately or a known sprite's. One reaching into a known
+   webcam is learned only where nothing but the pointer changed the webcam's region and its flat
+   sightings cover most of it (:meth:`SpriteLearner._moved_alone`: a 64 px pointer circling one
+   spot keeps it as busy as a webcam), the region then being the pointer's haunt (``claimed``).
+   The plain path's sprite is not learned where a flat region of ``fill_gain`` times its
+   sightings' area holds them (``fill_edges``): they are a moved edge of that region, a sliver
+   rigid and moving with it that matches tissue anywhere; the region is tried instead.
    Its sprite keeps a band around it flattened to the band's median (a flat fill's shape is its
    edge against its surroundings), and such sightings are verified only among themselves.
    Heavy compression smears a small pointer while it moves, so that no two of its moving
