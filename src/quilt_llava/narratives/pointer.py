@@ -274,6 +274,8 @@ class SpriteConfig:
     # pointer's haunt (``SpriteLearner.claimed``); off, it is never learned (a webcam's flat shapes move
     # rigidly too). A 64 px pointer circling over still tissue keeps its spot as busy as a webcam's.
     fill_haunts: bool = True
+    # ... where the flat sightings kept cover this share of the region (between the webcam variants'
+    # 0.35-0.48 and the independent corpus's circling arrow's 0.60-0.90: a thin margin)
     haunt_cover: float = 0.55
     # A pointer that comes to rest is cut again ``settle`` frames after its last move, where nothing
     # moved since, against the frames ``near`` and ``far`` before that move (``SpriteLearner._settled``):
@@ -1231,7 +1233,7 @@ class SpriteLearner:
           ``haunt_cover`` of those regions: they were marked busy where the pointer went.
 
         A webcam's picture changes beyond the shape that moves in it (a face's features, a body,
-        light and sensor noise), and that shape covers a part of the box (0.34-0.49 on the
+        light and sensor noise), and that shape covers a part of the box (0.35-0.48 on the
         benchmark's three webcam variants); a pointer circling over still tissue changes only where
         it is and was, and its haunt is as large as a small webcam box because it keeps coming back
         (0.60-0.90 covered, 0-3 px changed beyond, on the independent corpus's 64 px arrow)."""
