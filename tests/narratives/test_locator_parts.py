@@ -302,6 +302,29 @@ def test_ignored_regions_leave_out_the_one_that_holds_the_pointer_and_what_overl
     assert fresh.frame(frame, (900.0, 20.0)) is frame
 
 
+def test_a_region_claimed_by_the_learner_is_no_longer_ignored():
+    """A region the sprite learner claims (a flat sprite learned in it, the region changed by the
+    pointer alone: ``SpriteLearner.claimed``) is left out of the ignored regions from then on, and
+    so is one marked later that overlaps it; other regions stay ignored."""
+    from quilt_llava.narratives.ignored_regions import IgnoredRegions
+
+    luma = np.zeros((540, 960), np.uint8)
+    given = np.zeros((135, 240), bool)
+    given[60:80, 100:130] = True  # where the pointer circles
+    given[100:130, 180:230] = True  # a webcam box
+    regions = IgnoredRegions()
+    frame = AnalysedFrame(10, 0.2, luma, None, False, given, 4)
+    assert regions.frame(frame, None) is frame  # no track: both ignored
+    regions.claim([(460.0, 280.0)], 4)
+    used = regions.frame(frame, None).ignore
+    assert used is not None and not used[60:80, 100:130].any() and used[100:130, 180:230].all()
+    later = np.zeros_like(given)
+    later[65:90, 110:140] = True
+    later[100:130, 180:230] = True
+    used = regions.frame(AnalysedFrame(35, 0.6, luma, None, False, later, 4), None).ignore
+    assert used is not None and not used[65:90, 110:140].any() and used[100:130, 180:230].all()
+
+
 def test_the_locator_ignores_no_region_that_holds_its_learned_sprite_track():
     """The locator's parts see the caller's ignored regions less the one its track of a learned
     sprite lies in when it is marked; a track of the arrow prior (which matches tissue) does not

@@ -451,6 +451,80 @@ def test_a_flat_filled_pointer_is_learned_once_and_not_beside_a_webcam() -> None
     assert all(t.image.shape[1] < 32 for t in learned), [t.image.shape for t in learned]
 
 
+def test_a_moved_edge_of_a_flat_pointer_is_not_learned_as_its_sprite() -> None:
+    """Where the flat region cannot be learned (here: it reaches into a webcam's cells), the plain
+    path's sightings of a flat arrow moving less than its size are its moved edges, rigid and moving
+    as the arrow does: slivers a few px wide, learned on main and tracked over tissue (draw 12's
+    he-handhelds: a 5 x 12 px trailing edge of the 64 px hand, 60 px off, recall 0.006). A flat region
+    of ``fill_gain`` times their area holds them, so they are not learned (``fill_edges``)."""
+    ignore = np.zeros((60, 80), bool)
+    ignore[14, 20:76] = True  # busy cells of a webcam's edge just above the pointer's path
+    assert _drifting(_flat_arrow, 2.0, 50, slope=0.0, ignore=ignore) == []
+    # Without the check, the slivers are learned (as before it), pointing well away from the tip.
+    slivers = _drifting(_flat_arrow, 2.0, 50, SpriteConfig(fill_edges=False), slope=0.0, ignore=ignore)
+    assert slivers
+    for t, hot, truth in slivers:
+        assert t.image.shape[1] < 32 and np.hypot(hot[0] - truth[0], hot[1] - truth[1]) > 10
+    # A pointer seen whole by its moved pixels (moving more than its size) is not held by a flat
+    # region larger than it, and is learned as without the check.
+    small = lambda fx, fy: _flat_arrow(fx, fy, size=20)  # noqa: E731
+    found = [(t.image.shape, hot) for t, hot, _tr in _drifting(small, 6.0, 30, slope=0.0)]
+    assert found and found == [
+        (t.image.shape, hot) for t, hot, _tr in _drifting(small, 6.0, 30, SpriteConfig(fill_edges=False), slope=0.0)
+    ]
+
+
+def test_a_flat_pointer_in_its_own_busy_haunt_is_learned_and_the_haunt_claimed() -> None:
+    """A 64 px pointer moving about one spot keeps that spot as busy as a webcam, and the caller marks
+    it ignored (draw 12's he-handhelds, from frame 10: its flat sightings all refused, view 0 lost).
+    Where only the pointer changed the region and its sightings cover most of it, its flat sighting
+    is learned there and the region is claimed as its haunt (``fill_haunts``); off, it is not learned."""
+    haunt = np.zeros((60, 80), bool)
+    haunt[14:27, 24:58] = True  # the cells the arrow's first frames kept busy (quarter scale)
+    found = _drifting(_flat_arrow, 2.0, 40, slope=0.0, ignore=haunt)
+    assert found, "the flat arrow in its haunt was never learned"
+    t, hot, truth = found[0]
+    assert t.image.shape[1] >= 64 and np.hypot(hot[0] - truth[0], hot[1] - truth[1]) <= 3.0, (t.image.shape, hot)
+    assert _drifting(_flat_arrow, 2.0, 40, SpriteConfig(fill_haunts=False), slope=0.0, ignore=haunt) == []
+
+
+def test_a_webcam_shape_is_not_learned_in_the_webcam() -> None:
+    """A synthetic webcam (a bobbing head over a moving gradient with sensor noise) marked ignored:
+    its head is a flat shape moving rigidly (its flat sightings there verify dozens of times), but
+    the picture changes beyond it and the head covers a part of the box only, so no flat sprite is
+    learned there and nothing is claimed (``SpriteLearner._moved_alone``): what is learned is what
+    the learner learns with ``fill_haunts`` off (the plain path's sightings, which a webcam does not
+    stop)."""
+    import cv2
+
+    from quilt_llava.narratives.synthetic import draw_webcam
+
+    background = (_texture(360, 480, seed=3).astype(np.float32) * 0.4 + 130).astype(np.uint8)
+    box = (300, 220, 460, 340)
+    ignore = np.zeros((90, 120), bool)
+    ignore[box[1] // 4 : box[3] // 4, box[0] // 4 : box[2] // 4] = True
+
+    def learned(config: SpriteConfig) -> tuple[list, list]:
+        learner, previous, shapes, claimed = SpriteLearner(720, config), None, [], []
+        for i in range(150):
+            frame = cv2.cvtColor(background, cv2.COLOR_GRAY2BGR)
+            draw_webcam(frame, box, i / 30, seed=1)
+            luma = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+            small = cv2.resize(luma, (120, 90), interpolation=cv2.INTER_AREA).astype(int)
+            blobs = []
+            if previous is not None:
+                ys, xs = np.nonzero(np.abs(small - previous) > 8)
+                if xs.size:
+                    blobs = [(4 * int(xs.min()), 4 * int(ys.min()), 4 * int(xs.max()) + 4, 4 * int(ys.max()) + 4)]
+            previous = small
+            shapes += [(i, t.image.shape) for t in learner.observe(i, luma, blobs, ignore, 4)]
+            claimed += learner.claimed
+        return shapes, claimed
+
+    shapes, claimed = learned(SpriteConfig())
+    assert claimed == [] and shapes == learned(SpriteConfig(fill_haunts=False))[0], shapes
+
+
 def _barred_line() -> tuple[np.ndarray, np.ndarray]:
     """A symmetric line drawing 41 x 19 (a bar with a shorter bar across each end, drawn dark in a
     light outline): (mask, dark) as bool arrays. Its hotspot is its centre, (9, 20)."""

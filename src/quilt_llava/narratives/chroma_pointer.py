@@ -110,7 +110,9 @@ class ChromaConfig:
     # nothing would refuse a piece of smooth colour so cut, and the thin pointers it is for are
     # the luma locator's (the same figures on draws 1, 6 and 9 with it on)
     sprite: SpriteConfig = field(
-        default_factory=lambda: SpriteConfig(blunt=0.4, distinct_score=None, known_part=0.0, piece_grow=0.0)
+        default_factory=lambda: SpriteConfig(
+            blunt=0.4, distinct_score=None, known_part=0.0, piece_grow=0.0, fill_haunts=False
+        )
     )
     # the locator stops for the rest of a still view once the luma locator has hits on at least
     # ``hold_share`` of the view's frames so far, over ``hold_s`` seconds or more: such a view is

@@ -297,6 +297,7 @@ class TemplateCursorLocator:
             self.gaps.reset()
             self.background.clear()
             return out
+        given = frame
         if self.config.pointer_haunts:
             frame = self.ignored.frame(frame, self._sprite_tip(frame))
         out = []
@@ -306,6 +307,10 @@ class TemplateCursorLocator:
         self.judge.add(frame)
         self.search.note_change(self.motion.moved(frame))
         out += self._learn(frame)
+        if self.config.pointer_haunts and self.learner is not None and self.learner.claimed:
+            # a flat sprite learned in an ignored region only the pointer changed: its haunt from now on
+            self.ignored.claim(self.learner.claimed, frame.scale)
+            frame = self.ignored.frame(given, None)
         out += self._process_still(frame)
         # A short gap in the hits shown, on one course: the frames between (``GapBridge``).
         out += [CursorHit(i, x, y, s) for i, x, y, s in self.bridge.add(out, frame.index)]

@@ -44,6 +44,15 @@ class IgnoredRegions:
             return frame
         return replace(frame, ignore=self._used)
 
+    def claim(self, points: list[tuple[float, float]], scale: int) -> None:
+        """The regions of the mask last seen that hold ``points`` (full resolution: where the sprite
+        learner learned a sprite it saw alone changing them, ``SpriteLearner.claimed``) are haunts
+        from now on."""
+        if self._given is None:
+            return
+        for point in points:
+            self._used = self._without_haunts(self._given, point, scale)
+
     def _without_haunts(self, given: np.ndarray, pointer: tuple[float, float] | None, scale: int) -> np.ndarray | None:
         """``given`` less its connected regions that hold ``pointer`` or overlap a known haunt."""
         import cv2
