@@ -111,12 +111,18 @@ def spot_change(
 
 
 class CutRest:
-    """The held-back track of the view that ended, until the change is over."""
+    """The held-back track of the view that ended, until the change is over; and one whose shape was
+    gone from its spot after the change (:attr:`hidden`), until the next change is over."""
 
     def __init__(self, templates: list[Template], config: CursorConfig) -> None:
         self.templates = templates
         self.config = config
         self.parked: Parked | None = None
+        self.hidden: Parked | None = None
+
+    def seen_elsewhere(self) -> None:
+        """The pointer was seen (a verified track) while a hidden one waited: it was not hidden there."""
+        self.hidden = None
 
     def park(self, track: tuple[float, float, int] | None, pending: list[CursorHit], pixels: np.ndarray | None) -> None:
         """A view ends while ``track`` is held back with ``pending`` hits (``pixels``: the luma of
@@ -129,22 +135,46 @@ class CutRest:
     def changing(self, luma: np.ndarray) -> None:
         """A frame of the change (the view is moving): the first one is judged, and counts if it
         turns out to be the whole change."""
-        parked = self.parked
-        if parked is None:
-            return
-        parked.changed += 1
-        if parked.changed == 1:
-            parked.at_cut = self.stayed(parked, luma)
+        for parked in (self.parked, self.hidden):
+            if parked is None:
+                continue
+            parked.changed += 1
+            if parked.changed == 1:
+                parked.at_cut = self.stayed(parked, luma)
 
     def settle(self, luma: np.ndarray) -> list[CursorHit]:
         """The first still frame after the change: the parked hits, when the pointer stayed through a
-        one-frame change (a cut) or is still there now (see the module docstring); else none."""
+        one-frame change (a cut) or is still there now (see the module docstring); else none.
+
+        A parked track whose shape is not at its spot at all now, where the view changed around it,
+        waits through the view that begins (:attr:`hidden`): a pointer hidden by what the recording
+        showed in between (a full-screen camera) is drawn again where it rested when the next view
+        comes, and is judged then as at a cut (against the pixels it was parked with). It is
+        dropped at that change whatever the judgement, and as soon as a verified track shows the
+        pointer anywhere meanwhile."""
+        out: list[CursorHit] = []
+        hidden, self.hidden = self.hidden, None
+        if hidden is not None and ((hidden.changed == 1 and hidden.at_cut) or self.stayed(hidden, luma)):
+            out = hidden.hits
         parked, self.parked = self.parked, None
         if parked is None:
-            return []
+            return out
         if (parked.changed == 1 and parked.at_cut) or self.stayed(parked, luma):
-            return parked.hits
-        return []
+            return out + parked.hits
+        if self.gone(parked, luma):
+            parked.changed, parked.at_cut = 0, False
+            self.hidden = parked
+        return out
+
+    def gone(self, parked: Parked, luma: np.ndarray) -> bool:
+        """Is the parked shape missing from its spot in ``luma``, the view changed all around it?"""
+        cfg = self.config
+        t = self.templates[parked.k]
+        c = spot_change(parked.pixels, luma, parked.x, parked.y, t)
+        if c is None or c.side < RING_CHANGE * cfg.min_change:
+            return False
+        score, _, _ = match_in(luma, box_around_tip(parked.x, parked.y, 1, t), t, cfg.min_contrast)
+        return score < REST_FLOOR
 
     def stayed(self, parked: Parked, luma: np.ndarray) -> bool:
         """Does ``luma`` show the parked shape where it was while the view around it changed?"""
