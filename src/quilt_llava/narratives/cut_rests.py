@@ -41,7 +41,7 @@ from quilt_llava.narratives.templates import Template, box_around_tip, match_in,
 if TYPE_CHECKING:
     from quilt_llava.narratives.cursor import CursorConfig
 
-SAME_SHAPE = 0.8  # correlation of the shape's pixels before and after the change: the same thing drawn
+SAME_SHAPE = 0.75  # correlation of the shape's pixels before and after the change: the same thing drawn
 SAME_LEVELS = 1.5  # x min_change: most mean |after - before| over the shape's pixels
 RING_CHANGE = 0.5  # x min_change: least mean |after - before| around the shape (the view changed there)
 GROW = 2  # px the shape's mask is dilated before the ring around it is taken (compression halo)
