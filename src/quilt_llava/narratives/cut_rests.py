@@ -53,7 +53,7 @@ if TYPE_CHECKING:
 
 # Correlation of the shape's pixels before and after the change: the same thing drawn (a 16 px arrow drawn
 # again 0.8 px off over a frame re-coded at CRF 40 correlates 0.80 with itself; a lookalike that left
-# with its tissue, under 0.45 at every cut of draw 1's ten videos; chrome keeps its ring, see ``RING_CHANGE``).
+# with its tissue, 0.46 at most at the cuts of draw 1's ten videos; chrome keeps its ring, see ``RING_CHANGE``).
 SAME_SHAPE = 0.75
 SAME_LEVELS = 1.5  # x min_change: most mean |after - before| over the shape's pixels
 RING_CHANGE = 0.5  # x min_change: least mean |after - before| around the shape (the view changed there)
