@@ -172,3 +172,37 @@ def test_a_hidden_rest_waits_through_one_screen_only_and_not_past_a_pointer_seen
         frames[j] = (_with_arrow(screen, (40 + 10 * (j - 32), 60 + 5 * (j - 32)), loc, 0.7), False)
     hits = _run(loc, frames)
     assert not [i for i in range(30) if i in hits]
+
+
+def test_a_shape_drawn_again_with_its_pixels_re_coded_still_counts_as_the_same():
+    """A small pointer drawn again over a re-coded frame at a cut keeps its pattern only roughly: its
+    pixels before and after correlate 0.75-0.8 (a 16 px arrow at CRF 40, drawn 0.8 px off: 0.80).
+    With the view changed all around and the shape still matching there, it stayed (main asks 0.8)."""
+    from quilt_llava.narratives.cut_rests import CutRest, Parked, spot_change
+
+    loc = _locator()
+    t = loc.templates[K]
+    before = _with_arrow(_tissue(1), REST, loc, 0.35)
+    clean = _with_arrow(_tissue(2, 130.0), REST, loc, 0.35)
+    hx, hy = t.hotspot
+    h, w = t.image.shape
+    x0, y0 = REST[0] - hx, REST[1] - hy
+    on = t.mask > 0
+    noise = np.random.default_rng(5).normal(0, 1, size=(h, w))
+    chosen = None
+    for scale in np.arange(2.0, 40.0, 0.5):  # the re-coding's noise, grown until the pattern correlates under 0.8
+        after = clean.copy()
+        patch = after[y0 : y0 + h, x0 : x0 + w].astype(np.float64)
+        patch[on] += scale * noise[on]
+        after[y0 : y0 + h, x0 : x0 + w] = np.clip(patch, 0, 255).astype(np.uint8)
+        # ``stayed`` takes the best of the shape a pixel either way (a sub-pixel redraw)
+        shifts = [spot_change(before, after, REST[0], REST[1], t, dx, dy) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
+        c = max((c for c in shifts if c is not None), key=lambda c: c.same)
+        if c.same < 0.8:
+            chosen = (after, c)
+            break
+    assert chosen is not None
+    after, c = chosen
+    assert 0.75 <= c.same < 0.8 and c.inner < c.ring
+    parked = Parked([], float(REST[0]), float(REST[1]), K, before)
+    assert CutRest(loc.templates, loc.config).stayed(parked, after)
