@@ -513,6 +513,7 @@ class TemplateCursorLocator:
             if not self.verified:  # where the track began: did the pointer rest there before? (``probe_rest``)
                 first = self.pending[0] if self.pending else hit
                 self.rests.probe = RestProbe(first.index, first.x, first.y, k)
+                self.cut_rest.seen_elsewhere()
             out.extend(self.pending)
             self.history.replaced(self.pending)
             self.pending = []
