@@ -274,6 +274,16 @@ def test_a_resting_track_is_not_carried_blind_in_the_frame_a_sprite_is_learned()
     assert not loc._still_pointer(frame)
 
 
+def _circled_spot_and_webcam() -> tuple[np.ndarray, np.ndarray, AnalysedFrame]:
+    """A 960 x 540 frame whose ignored cells (quarter size) are a spot the pointer circles and a
+    webcam's box."""
+    luma = np.zeros((540, 960), np.uint8)
+    given = np.zeros((135, 240), bool)
+    given[60:80, 100:130] = True  # where the pointer circles
+    given[100:130, 180:230] = True  # a webcam box
+    return luma, given, AnalysedFrame(10, 0.2, luma, None, False, given, 4)
+
+
 def test_ignored_regions_leave_out_the_one_that_holds_the_pointer_and_what_overlaps_it_later():
     """A region marked as ignored (a webcam: it changed in most still frames) that holds the track of
     a learned sprite when it is marked is the pointer's haunt (a 64 px arrow circling one spot changes
@@ -282,12 +292,8 @@ def test_ignored_regions_leave_out_the_one_that_holds_the_pointer_and_what_overl
     marked later that overlaps it; other regions are."""
     from quilt_llava.narratives.ignored_regions import IgnoredRegions
 
-    luma = np.zeros((540, 960), np.uint8)
-    given = np.zeros((135, 240), bool)
-    given[60:80, 100:130] = True  # where the pointer circles
-    given[100:130, 180:230] = True  # a webcam box
+    luma, given, frame = _circled_spot_and_webcam()
     regions = IgnoredRegions()
-    frame = AnalysedFrame(10, 0.2, luma, None, False, given, 4)
     used = regions.frame(frame, (460.0, 280.0)).ignore
     assert used is not None and not used[60:80, 100:130].any() and used[100:130, 180:230].all()
     assert regions.frame(AnalysedFrame(11, 0.2, luma, None, False, given, 4), None).ignore is used  # (made once)
@@ -308,12 +314,8 @@ def test_a_region_claimed_by_the_learner_is_no_longer_ignored():
     so is one marked later that overlaps it; other regions stay ignored."""
     from quilt_llava.narratives.ignored_regions import IgnoredRegions
 
-    luma = np.zeros((540, 960), np.uint8)
-    given = np.zeros((135, 240), bool)
-    given[60:80, 100:130] = True  # where the pointer circles
-    given[100:130, 180:230] = True  # a webcam box
+    luma, given, frame = _circled_spot_and_webcam()
     regions = IgnoredRegions()
-    frame = AnalysedFrame(10, 0.2, luma, None, False, given, 4)
     assert regions.frame(frame, None) is frame  # no track: both ignored
     regions.claim([(460.0, 280.0)], 4)
     used = regions.frame(frame, None).ignore

@@ -293,6 +293,16 @@ def _glowing_dot(cx: float, cy: float, size: int = 28) -> tuple[np.ndarray, np.n
     return alpha, np.full(alpha.shape, 100.0, np.float32) + 120 * core * np.exp(-((r / 0.08) ** 2))
 
 
+def _moved_box(small: np.ndarray, previous: np.ndarray | None) -> list[tuple[int, int, int, int]]:
+    """The box (full-size px, a quarter-size frame) around what changed by more than 8 grey levels."""
+    if previous is None:
+        return []
+    ys, xs = np.nonzero(np.abs(small - previous) > 8)
+    if not xs.size:
+        return []
+    return [(4 * int(xs.min()), 4 * int(ys.min()), 4 * int(xs.max()) + 4, 4 * int(ys.max()) + 4)]
+
+
 def _drifting(
     draw,
     speed: float,
@@ -324,12 +334,7 @@ def _drifting(
         frame[y0 : y0 + h, x0 : x0 + w] = (1 - alpha) * frame[y0 : y0 + h, x0 : x0 + w] + alpha * grey
         luma = np.clip(np.round(frame), 0, 255).astype(np.uint8)
         small = cv2.resize(luma, (80, 60), interpolation=cv2.INTER_AREA).astype(int)
-        blobs = []
-        if previous is not None:
-            ys, xs = np.nonzero(np.abs(small - previous) > 8)
-            if xs.size:
-                blobs = [(4 * int(xs.min()), 4 * int(ys.min()), 4 * int(xs.max()) + 4, 4 * int(ys.max()) + 4)]
-        previous = small
+        blobs, previous = _moved_box(small, previous), small
         learned = learner.observe(i, luma, blobs) if ignore is None else learner.observe(i, luma, blobs, ignore, 4)
         for t in learned:
             found.append((t, _pointed_at(luma, t), (px, py)))
@@ -511,12 +516,7 @@ def test_a_webcam_shape_is_not_learned_in_the_webcam() -> None:
             draw_webcam(frame, box, i / 30, seed=1)
             luma = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
             small = cv2.resize(luma, (120, 90), interpolation=cv2.INTER_AREA).astype(int)
-            blobs = []
-            if previous is not None:
-                ys, xs = np.nonzero(np.abs(small - previous) > 8)
-                if xs.size:
-                    blobs = [(4 * int(xs.min()), 4 * int(ys.min()), 4 * int(xs.max()) + 4, 4 * int(ys.max()) + 4)]
-            previous = small
+            blobs, previous = _moved_box(small, previous), small
             shapes += [(i, t.image.shape) for t in learner.observe(i, luma, blobs, ignore, 4)]
             claimed += learner.claimed
         return shapes, claimed
