@@ -1297,11 +1297,7 @@ class SpriteLearner:
         if then is None:
             return False
         _n, labels = cv2.connectedComponents(ignore.astype(np.uint8), connectivity=8)
-        h, w = whole.mask.shape
-        reach = labels[
-            max(0, whole.y // scale - 1) : (whole.y + h) // scale + 2,
-            max(0, whole.x // scale - 1) : (whole.x + w) // scale + 2,
-        ]
+        reach = labels[_cells(whole, scale)]
         H, W = luma.shape
         regions = np.kron(np.isin(labels, np.unique(reach[reach > 0])), np.ones((scale, scale), bool))[:H, :W]
         regions = np.pad(regions, ((0, H - regions.shape[0]), (0, W - regions.shape[1])))
@@ -1460,10 +1456,16 @@ def _touches(cand: Candidate, ignore: np.ndarray | None, scale: int) -> bool:
     shapes move too, and only its busiest pixels are marked)?"""
     if ignore is None:
         return False
+    return bool(ignore[_cells(cand, scale)].any())
+
+
+def _cells(cand: Candidate, scale: int) -> tuple[slice, slice]:
+    """The cells (1 / ``scale`` of the frame) of ``cand``'s box, grown by a cell."""
     h, w = cand.mask.shape
-    x0, y0 = max(0, cand.x // scale - 1), max(0, cand.y // scale - 1)
-    x1, y1 = (cand.x + w) // scale + 2, (cand.y + h) // scale + 2
-    return bool(ignore[y0:y1, x0:x1].any())
+    return (
+        slice(max(0, cand.y // scale - 1), (cand.y + h) // scale + 2),
+        slice(max(0, cand.x // scale - 1), (cand.x + w) // scale + 2),
+    )
 
 
 def _inner(mask: np.ndarray, band: int) -> np.ndarray:
