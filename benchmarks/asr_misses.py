@@ -57,7 +57,8 @@ from quilt_llava.narratives.vocabulary import Vocabulary
 # heldout15 from the fifteenth speech pass's start,
 # heldout16 from the sixteenth speech pass's start,
 # heldout17 from the seventeenth speech pass's start,
-# heldout18 from the eighteenth speech pass's start).
+# heldout18 from the eighteenth speech pass's start,
+# heldout19 from the nineteenth speech pass's start).
 TUNING = (
     "demo",
     "heldout",
@@ -71,6 +72,7 @@ TUNING = (
     "heldout16",
     "heldout17",
     "heldout18",
+    "heldout19",
 )
 # Bars far looser than the check's: does any candidate into the term exist at all?
 PROBE = {
