@@ -58,6 +58,7 @@ from narratives_bench import (
     print_rows,
     rows_to_points,
     run_ours,
+    seen_views,
     segment_errors,
 )
 
@@ -281,7 +282,8 @@ def score_video(
             }
         groups[field] = table
 
-    seg_errs, lost, on_view = segment_errors(truth["segments"], spans)
+    seg_errs = segment_errors(seen_views(truth["segments"], frames), spans)[0]  # boundaries the frames show
+    _, lost, on_view = segment_errors(truth["segments"], spans)
     in_row = np.zeros(len(frames), bool)  # frames of views that gave a row (the locator's own share)
     for s, e in spans:
         in_row |= (times >= s) & (times < e)

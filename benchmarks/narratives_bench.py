@@ -279,7 +279,8 @@ def score(
         if v
     }
 
-    seg_errs, missed, on_view = segment_errors(truth["segments"], segments)
+    seg_errs = segment_errors(seen_views(truth["segments"], frames), segments)[0]  # boundaries the frames show
+    _, missed, on_view = segment_errors(truth["segments"], segments)
     return Scores(
         recall=recall,
         precision=precision,
@@ -295,6 +296,35 @@ def score(
         failures=failures,
         by_shape=by_shape,
     )
+
+
+UNSEEN_MOVE_PX = 0.5  # a move that shifts the view less than this in all is no view change in the pixels
+
+
+def seen_views(views: list[dict[str, Any]], frames: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The truth views (``start``, ``end``, ``tissue``), with two neighbours joined where the move
+    between them shifted the view less than ``UNSEEN_MOVE_PX`` in all (a drag at the slide's edge
+    moves the pointer but not the slide): such a boundary is in the generator's plan, not in the
+    frames, so no extractor can find it. A cut, a fade (a frame whose ``shift_px`` is missing or
+    None), a tissue flag that changes, or no frame to tell (no frame between the two views or at
+    the second's start) keeps the boundary. Frames are ``t``, ``view`` (None while
+    the view moves) and ``shift_px`` (screen pixels the view moved since the frame before)."""
+    if len(views) < 2:
+        return [dict(v) for v in views]
+    times = np.array([float(f["t"]) for f in frames])
+    shift = np.array([np.inf if f.get("shift_px") is None else float(f["shift_px"]) for f in frames])
+    out = [dict(views[0])]
+    for v in views[1:]:
+        last = out[-1]
+        # the frames after the last view's end, up to and with the next view's first frame
+        between = (times >= float(last["end"]) - 1e-6) & (times <= float(v["start"]) + 1e-6)
+        moved = shift[between]
+        same_kind = bool(last.get("tissue", True)) == bool(v.get("tissue", True))
+        if same_kind and moved.size and float(moved.sum()) < UNSEEN_MOVE_PX:
+            last["end"] = v["end"]
+            continue
+        out.append(dict(v))
+    return out
 
 
 def segment_errors(

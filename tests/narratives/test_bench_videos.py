@@ -49,3 +49,42 @@ def test_rendered_reuses_only_the_same_settings(bench, tmp_path, monkeypatch):
     # a file missing (the pointer-free views): rendered again
     (videos / "crf23.views").rmdir()
     assert bench.rendered(videos, other, reuse=True)[1] is False and renders == [7, 7, 8, 8]
+
+
+def _frames(plan: list[tuple[int | None, float | None]], fps: float = 10.0) -> list[dict]:
+    return [{"t": i / fps, "view": v, "shift_px": s} for i, (v, s) in enumerate(plan)]
+
+
+def _views(frames: list[dict], tissue: dict[int, bool] | None = None) -> list[dict]:
+    views: list[dict] = []
+    for f in frames:
+        if f["view"] is None:
+            continue
+        if not views or views[-1]["view"] != f["view"]:
+            views.append({"view": f["view"], "start": f["t"], "tissue": (tissue or {}).get(f["view"], True)})
+        views[-1]["end"] = round(f["t"] + 0.1, 6)
+    return views
+
+
+def test_seen_views_joins_a_move_that_left_the_view_where_it_was(bench):
+    """A drag at the slide's edge moves the pointer, not the slide: the truth's two views are one in
+    the frames, so the boundary between them is not scored; a move of a few pixels, a cut, a change
+    of tissue flag, or views with no frame between them keep their boundary."""
+    still = [(0, 0.0)] * 5 + [(None, 0.0)] * 4 + [(1, 0.1)] + [(1, 0.0)] * 4
+    joined = bench.seen_views(_views(_frames(still)), _frames(still))
+    assert [(v["view"], v["start"], v["end"]) for v in joined] == [(0, 0.0, 1.4)]
+
+    moved = [(0, 0.0)] * 5 + [(None, 1.0)] * 4 + [(1, 0.1)] + [(1, 0.0)] * 4
+    assert len(bench.seen_views(_views(_frames(moved)), _frames(moved))) == 2
+
+    cut = [(0, 0.0)] * 5 + [(1, None)] + [(1, 0.0)] * 4
+    assert len(bench.seen_views(_views(_frames(cut)), _frames(cut))) == 2
+
+    screen = _views(_frames(still), tissue={1: False})
+    assert len(bench.seen_views(screen, _frames(still))) == 2
+
+    apart = [
+        {"view": 0, "start": 0.0, "end": 0.45, "tissue": True},
+        {"view": 1, "start": 0.45, "end": 0.9, "tissue": True},
+    ]
+    assert len(bench.seen_views(apart, _frames(still))) == 2  # no frame at 0.45: nothing tells
