@@ -581,7 +581,7 @@ def main(argv: list[str] | None = None) -> int:
         f"model {args.model} ({asr.settings()}), loaded in {load_s:.1f} s; {platform.platform()}, "
         f"{os.cpu_count()} CPUs, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}"
     )
-    head = f"{'set':8} {'stage':21} {'WER':>6} {'terms':>9} {'recall':>7}"
+    head = f"{'set':8} {'stage':21} {'WER':>6} {'terms':>9} {'recall':>7} {'unspoken':>8} {'precision':>9}"
     for r in results:
         print(
             f"\n{r['set']}: {r['sentences']} sentences, {r['audio_s']} s of speech, ASR {r['asr_s']} s "
@@ -599,7 +599,7 @@ def main(argv: list[str] | None = None) -> int:
                 s = r[stage]
                 print(
                     f"{r['set']:8} {stage:21} {s['wer']:6.3f} {s['terms_found']:>4}/{s['terms']:<4} "
-                    f"{s['term_recall']:7.3f}"
+                    f"{s['term_recall']:7.3f} {s['terms_unspoken']:>8} {s['term_precision']:9.3f}"
                 )
         print(
             f"vocabulary changes: {r['changes']}; right words changed into wrong ones: "
@@ -611,7 +611,8 @@ def main(argv: list[str] | None = None) -> int:
             sc = a["scores"]
             print(
                 f"{r['set']:8} {base + ' + heard':21} {sc['wer']:6.3f} {sc['terms_found']:>4}/{sc['terms']:<4} "
-                f"{sc['term_recall']:7.3f}  changes {a['changes']} ({a['loose_changes']} at the looser bars), "
+                f"{sc['term_recall']:7.3f} {sc['terms_unspoken']:>8} {sc['term_precision']:9.3f}  "
+                f"changes {a['changes']} ({a['loose_changes']} at the looser bars), "
                 f"refused {a['refused']}, right words changed {a['right_words_changed']}/{a['right_words']}, "
                 "lost {}/{}".format(*a["right_words_lost"])
                 + f"; correction {a['wall_seconds']} s in all, "

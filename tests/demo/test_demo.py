@@ -49,6 +49,7 @@ def test_demo_learns_and_writes_every_artifact(demo_run):
         assert speech["right_words_changed"] <= 0.01 * speech["right_words"]
         assert speech["realtime_factor"] < 1.0
         assert "id='speech'" in html and "class='err'" in html
+        assert "term mentions nobody said" in html and fixed["terms_unspoken"] >= 0
     transcript = json.loads((out / "sample" / "ihc_tour.transcript.json").read_text())
     assert transcript["segments"][0]["words"], "the sample transcript has word timings"
 

@@ -173,6 +173,20 @@ def test_scores_match_an_independent_wer(vocab):
     assert (s.terms_found, s.terms) == (1, 2)  # haematoxylin found, stroma not
 
 
+def test_terms_written_where_none_or_another_was_spoken_are_counted(vocab):
+    """A term over a misheard word where another term was said is no recall loss of its own, but it
+    is a term nobody said: the score counts it apart, per term past its count in the reference."""
+    from quilt_llava.narratives.speech_metrics import score
+
+    ref = "here is the ovary with a follicle and the glomeruli nearby"
+    hyp = "here is the glomeruli with a follicle and the glomeruli nearby"
+    s = score(ref, hyp, vocab)
+    assert (s.terms_found, s.terms, s.terms_unspoken) == (2, 3, 1)
+    assert s.term_precision == pytest.approx(2 / 3)
+    assert score(ref, ref, vocab).to_dict()["term_precision"] == 1.0
+    assert score(ref, "nothing at all", vocab).to_dict()["terms_unspoken"] == 0
+
+
 def test_damage_counts_right_words_changed(vocab):
     from quilt_llava.narratives.speech_metrics import damage
 

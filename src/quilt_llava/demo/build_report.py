@@ -156,6 +156,10 @@ def speech_view(out: Path) -> dict[str, Any]:
             "pathology-term recall",
             [f"{scores[n]['term_recall']:.2f} ({scores[n]['terms_found']}/{scores[n]['terms']})" for n in stages],
         ),
+        (
+            "term mentions nobody said",  # a term written over a word where another, or none, was spoken
+            [str(scores[n].get("terms_unspoken", "-")) for n in stages],
+        ),
     ]
     facts = [
         (

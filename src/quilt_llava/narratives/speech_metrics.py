@@ -59,6 +59,16 @@ def term_recall(reference: str, hypothesis: str, vocabulary: Vocabulary) -> tupl
     return sum(min(n, hyp.get(t, 0)) for t, n in ref.items()), sum(ref.values())
 
 
+def terms_unspoken(reference: str, hypothesis: str, vocabulary: Vocabulary) -> int:
+    """Term mentions of the hypothesis beyond what the reference says (each term counted past its
+    count in the reference): a term a correction wrote over a misheard word where another term, or
+    none, was spoken ("glomeruli" where "ovary" was said). Recall does not see these; a correction
+    that writes terms freely raises both."""
+    ref = term_counts(normalise(reference, vocabulary), vocabulary)
+    hyp = term_counts(normalise(hypothesis, vocabulary), vocabulary)
+    return sum(max(0, n - ref.get(t, 0)) for t, n in hyp.items())
+
+
 def aligned(reference: list[str], hypothesis: list[str]) -> list[tuple[str, list[str], list[str]]]:
     """(tag, reference words, hypothesis words) runs; tag is equal, replace, insert or delete."""
     from rapidfuzz.distance import Levenshtein
@@ -102,10 +112,17 @@ class SpeechScores:
     wer: float
     terms_found: int
     terms: int
+    terms_unspoken: int = 0  # term mentions in the hypothesis that the reference does not have
 
     @property
     def term_recall(self) -> float:
         return self.terms_found / self.terms if self.terms else 1.0
+
+    @property
+    def term_precision(self) -> float:
+        """Of the term mentions in the hypothesis, the share the reference has."""
+        written = self.terms_found + self.terms_unspoken
+        return self.terms_found / written if written else 1.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -114,13 +131,17 @@ class SpeechScores:
             "terms": self.terms,
             "terms_found": self.terms_found,
             "term_recall": round(self.term_recall, 4),
+            "terms_unspoken": self.terms_unspoken,
+            "term_precision": round(self.term_precision, 4),
         }
 
 
 def score(reference: str, hypothesis: str, vocabulary: Vocabulary) -> SpeechScores:
     ref = normalise(reference, vocabulary)
     found, total = term_recall(reference, hypothesis, vocabulary)
-    return SpeechScores(len(ref), word_errors(ref, normalise(hypothesis, vocabulary)) / max(1, len(ref)), found, total)
+    errors = word_errors(ref, normalise(hypothesis, vocabulary))
+    unspoken = terms_unspoken(reference, hypothesis, vocabulary)
+    return SpeechScores(len(ref), errors / max(1, len(ref)), found, total, unspoken)
 
 
 def damage(
