@@ -30,7 +30,9 @@ views after the first locator's, on the frames still without a hit.
 Its hits cannot be used in a view the luma locator tracks, so it does not run there
 (:class:`LumaGate`): in each still view it runs until the luma locator has hits on ``hold_share``
 of the view's frames so far (over ``hold_s`` or more, known ``gate_lag`` frames later), and then
-skips the rest of the view. It does not run on a view's first frames as they come either: they
+skips the rest of the view, up to the next still run where a slow pan split the view: that run
+is judged alone (a pointer the pan brought in, which the luma locator may not see, is not
+hidden by the luma hits of the pointer before it). It does not run on a view's first frames as they come either: they
 are held (their chroma distance at the U and V planes' size, :meth:`.video.Frame.chroma_distance`)
 until the gate closes the view (dropped: the locator never sees that view) or the view has
 lasted ``release_s`` or ends (run then, in order, with the motion they had; the rest of the
@@ -188,25 +190,41 @@ class LumaGate:
         self.config = config
         self.count = count
         self.start: int | None = None  # the open still view's first frame
+        self.since: int | None = None  # the frame the luma hits are counted from (the view's, or a later run's, first)
         self.closed = False  # the rest of the view is skipped
         self.decided = False  # the open view has lasted ``release_s`` without being closed
         self.asked: deque[tuple[int, Future[tuple[int, int]]]] = deque()
+        self.reopened: list[int] = []  # the runs (first frames) a view closed before them opened again for
 
-    def wanted(self, index: int, start: int | None, frame_interval: float) -> str:
+    def wanted(self, index: int, start: int | None, frame_interval: float, run: int | None = None) -> str:
         """Frame ``index``, in the still view that began at ``start`` (None: the view moves):
         ``RUN`` (a moving frame, or a view that has lasted ``release_s`` unclosed), ``HOLD``
         (a still view's frame before that: the gate may yet close the view) or ``SKIP`` (the
-        view is closed)."""
+        view is closed). ``run``: the first frame of the still run open at ``index`` (None during a
+        slow pan, which ends a run but not the view): a view closed in an earlier run opens again
+        for a later one and is judged by that run's luma hits alone (the pointer a slow pan carried
+        in may not be the one the luma locator tracked before it)."""
         cfg = self.config
         if start != self.start:
-            self.start, self.closed, self.decided = start, False, False
+            # a run opened again that the view's end cut short of ``release_s``: a still spell within
+            # a pan more often than a view (its frames, held, are dropped, not run: a locator that ran
+            # on them learned the pan's texture and tracked it into the next view, draw 10's
+            # pale-window, ring 0.75 -> 0.39)
+            cut = self.since != self.start and not self.decided and not self.closed
+            self.start, self.since, self.closed, self.decided = start, start, False, False
             self.asked.clear()
-        if start is None:
+            if start is None and cut:
+                return SKIP
+        elif self.closed and run is not None and self.since is not None and run > self.since:
+            self.since, self.closed, self.decided = run, False, False
+            self.reopened.append(run)
+        if start is None or self.since is None:
             return RUN  # a moving frame: the locator ends its view there
         if self.closed:
             return SKIP
-        if (index - start) % cfg.gate_every == 0:
-            self.asked.append((index, self.count(start, index)))
+        since = self.since
+        if (index - since) % cfg.gate_every == 0:
+            self.asked.append((index, self.count(since, index)))
         while self.asked and self.asked[0][0] <= index - cfg.gate_lag:
             _, answer = self.asked.popleft()
             hits, frames = answer.result()
@@ -214,7 +232,7 @@ class LumaGate:
                 self.closed = True
                 self.asked.clear()
                 return SKIP
-        if (index - start) * frame_interval >= cfg.release_s:
+        if (index - since) * frame_interval >= cfg.release_s:
             self.decided = True
         return RUN if self.decided else HOLD
 
@@ -345,7 +363,9 @@ class ChromaPointer:
             verdict = HOLD  # until the view ends (``hold_view``)
         if moving or verdict == SKIP:
             if moving:
-                self._release()  # a view that ended unclosed: its frames run, as they always did
+                # a view that ended unclosed: its frames run, as they always did (but those of a run
+                # the gate opened again for that ended before ``release_s``: :meth:`LumaGate.wanted`)
+                self._drop() if verdict == SKIP else self._release()
                 self.thread.submit(AnalysedFrame(index, frame.t, _NO_PLANE, None, True, ignore, scale))
             else:
                 self._drop()
