@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -254,6 +256,48 @@ def test_a_still_run_both_chroma_locators_find_is_taken_where_they_agree() -> No
     assert min(hits) == 10 and max(hits) == 59 and hits[30].x == 300.0
     assert own.fill([view], hits, [view], [grey.hits]) == 0  # its agreeing frames are taken; 60-69 agree with none
     assert grey.fill([view], {}, None, None) == 0  # alone, as before
+
+
+def test_a_second_plane_with_another_hotspot_adds_nothing_to_a_part_the_gate_opened_again_for() -> None:
+    """A ring circling in a part of a view the gate opened again for: the locator on the plane
+    from grey tracks its centre on some frames; the one on the plane from the view's colour tracks
+    a piece of its rim (13 px above, 3 right) on those frames and others. The two disagree about
+    the hotspot, and the hits do not say which is right: the first's are taken, the second's are
+    not added between them. Elsewhere (a view sparse as a whole), as before; a second plane within
+    ``still_agree`` of the first (one hotspot) and another thing at no fixed offset are added as
+    before."""
+    view = _segment(0, 99)
+
+    def course(i: int) -> tuple[float, float]:
+        return 400.0 + 60.0 * math.cos(i / 8), 300.0 + 60.0 * math.sin(i / 8)
+
+    def planes(dx: float, dy: float) -> tuple[ChromaPointer, ChromaPointer]:
+        grey, own = (ChromaPointer(720, ChromaConfig(), CursorConfig(), 0, dominant=d) for d in (False, True))
+        jitter = [(0, 0), (1, -1), (-1, 1), (2, 0), (0, 2)]
+        at = course
+        grey.hits.update({i: CursorHit(i, *at(i), 0.8) for i in range(0, 100) if i % 3 == 0})
+        own.hits.update(
+            {
+                i: CursorHit(i, at(i)[0] + dx + jitter[i % 5][0], at(i)[1] + dy + jitter[i % 5][1], 0.75)
+                for i in range(100)
+            }
+        )
+        return grey, own
+
+    def fill(grey: ChromaPointer, own: ChromaPointer, reopened: list[Segment] | None) -> tuple[int, int]:
+        hits: dict[int, CursorHit] = {}
+        first = grey.fill([view], hits, [view], [own.hits], [], reopened)
+        return first, own.fill([view], hits, [view], [grey.hits], [grey.hits], reopened)
+
+    grey, own = planes(3, -13)
+    assert fill(grey, own, [view]) == (34, 0)
+    assert fill(grey, own, None) == (34, 66)  # a view sparse as a whole: as before
+    assert fill(*planes(3, -5), [view]) == (34, 66)  # within still_agree: one hotspot
+    # another thing, crossing the first's path at no fixed offset: added as before
+    grey, _ = planes(3, -13)
+    other = ChromaPointer(720, ChromaConfig(), CursorConfig(), 0, dominant=True)
+    other.hits.update({i: CursorHit(i, 200.0 + 4 * i, 500.0, 0.75) for i in range(0, 100)})
+    assert fill(grey, other, [view]) == (34, 66)
 
 
 def test_a_still_run_beside_a_moving_one_is_left_out() -> None:

@@ -102,6 +102,17 @@ class ChromaConfig:
     # the dot rests through two views, 175 frames, found by both within 2 px of each other). The
     # still matches of a plane's own structure seen in the tuning draws were each on one plane
     still_agree: float = 8.0
+    # In a part of a view the gate opened again for after a slow pan (:meth:`LumaGate.wanted`), a
+    # run of a later locator's hits that follows an earlier locator's at one offset beyond
+    # ``still_agree`` while the pointer moves (on ``pair_min`` or more frames both have a hit, the
+    # earlier's spanning ``min_travel``, ``pair_share`` of them within ``pair_spread`` px of the
+    # offset's median) is one pointer found on both planes with two hotspots, one of them a piece
+    # of it: the earlier's hits are taken where both have one, as everywhere, and the later's are
+    # not added between them (draw 6's pale-window: a piece of the ring's rim on the plane from the
+    # view's colour, 13 px off, on 49 frames the plane from grey, on the centre, left empty)
+    pair_min: int = 5
+    pair_share: float = 0.6
+    pair_spread: float = 4.0
     # the learner's, with blunt shapes pointing at their centroid (a colour-only pointer is a
     # highlight, a dot or a marker far more often than a hand; see ``SpriteConfig.blunt``). Without
     # ``distinct_score``: a colour plane is smooth, so a sprite cut from it matches smooth colour
@@ -292,6 +303,7 @@ class ChromaPointer:
         self.travel = config.min_travel * frame_height / 720
         self.drift = config.drift_travel * frame_height / 720
         self.agree = config.still_agree * frame_height / 720
+        self.pair_spread = config.pair_spread * frame_height / 720
         self.step = cursor.max_step  # px one track moves between frames at most
         self.hits: dict[int, CursorHit] = {}
         # On the plane from the view's colour a ring stands out well enough that two sightings of it
@@ -451,6 +463,8 @@ class ChromaPointer:
         hits: dict[int, CursorHit],
         sparse: list[Segment] | None = None,
         others: list[dict[int, CursorHit]] | None = None,
+        earlier: list[dict[int, CursorHit]] | None = None,
+        reopened: list[Segment] | None = None,
     ) -> int:
         """Add this locator's hits to ``hits`` in the segments where ``hits`` covers fewer than
         ``sparse_share`` of the frames (:func:`sparse_views`; ``sparse``: those segments, found
@@ -459,12 +473,17 @@ class ChromaPointer:
         is left out, unless they span ``drift_travel`` over ``drift_s`` or longer (a pointer
         drifting); of a run left out, the hits where one of ``others`` (the other chroma locators'
         hits) has a hit within ``still_agree`` are taken (a pointer resting, seen on both planes).
-        Returns how many hits were added."""
+        In the segments of ``reopened`` (parts of views the gate opened again for), a run that
+        follows one of ``earlier`` (the hits of the chroma locators filled before this one) with
+        another hotspot (:meth:`disputes`) is left out. Returns how many hits were added."""
         added = 0
+        fresh = {seg.span for seg in reopened or ()}
         for seg in sparse_views(segments, hits, self.config.sparse_share) if sparse is None else sparse:
             own = [self.hits[i] for i in range(seg.span.start, seg.span.end + 1) if i in self.hits]
             interval = (seg.end - seg.start) / max(1, seg.span.end - seg.span.start + 1)
             for run in runs(own, self.step):
+                if seg.span in fresh and any(self.disputes(run, other) for other in earlier or ()):
+                    continue
                 spread = travel(run)
                 drifts = spread >= self.drift and (run[-1].index - run[0].index) * interval >= self.config.drift_s
                 still = spread < self.travel and not drifts
@@ -475,6 +494,22 @@ class ChromaPointer:
                         hits[hit.index] = hit
                         added += 1
         return added
+
+    def disputes(self, run: list[CursorHit], other: dict[int, CursorHit]) -> bool:
+        """Does ``run`` follow ``other``'s hits at one offset beyond ``still_agree`` while the
+        pointer moves (``ChromaConfig.pair_min``)? Two things do not keep one offset over a moving
+        track: it is one pointer whose two locators learned different parts of it, and which of the
+        two points at its hotspot is not known from the hits."""
+        cfg = self.config
+        pairs = [(h, other[h.index]) for h in run if h.index in other]
+        if len(pairs) < cfg.pair_min or travel([o for _, o in pairs]) < self.travel:
+            return False  # too few frames in common, or a pointer that did not move: no evidence of one thing
+        dx = float(np.median([h.x - o.x for h, o in pairs]))
+        dy = float(np.median([h.y - o.y for h, o in pairs]))
+        if math.hypot(dx, dy) <= self.agree:
+            return False  # one hotspot, as far as the two planes can tell
+        near = sum(math.hypot(h.x - o.x - dx, h.y - o.y - dy) <= self.pair_spread for h, o in pairs)
+        return near >= cfg.pair_share * len(pairs)
 
 
 def _near(other: CursorHit | None, hit: CursorHit, within: float) -> bool:
