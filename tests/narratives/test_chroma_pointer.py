@@ -263,25 +263,22 @@ def test_a_second_plane_with_another_hotspot_adds_nothing_to_a_part_the_gate_ope
     from grey tracks its centre on some frames; the one on the plane from the view's colour tracks
     a piece of its rim (13 px above, 3 right) on those frames and others. The two disagree about
     the hotspot, and the hits do not say which is right: the first's are taken, the second's are
-    not added between them. Elsewhere (a view sparse as a whole), as before; a second plane within
-    ``still_agree`` of the first (one hotspot) and another thing at no fixed offset are added as
-    before."""
+    not added between them, up to where the two agree again (the second learned the whole of it).
+    Elsewhere (a view sparse as a whole), as before; a second plane within ``still_agree`` of the
+    first (one hotspot) and another thing at no fixed offset are added as before."""
     view = _segment(0, 99)
 
     def course(i: int) -> tuple[float, float]:
         return 400.0 + 60.0 * math.cos(i / 8), 300.0 + 60.0 * math.sin(i / 8)
 
-    def planes(dx: float, dy: float) -> tuple[ChromaPointer, ChromaPointer]:
+    def planes(dx: float, dy: float, whole_from: int = 100) -> tuple[ChromaPointer, ChromaPointer]:
         grey, own = (ChromaPointer(720, ChromaConfig(), CursorConfig(), 0, dominant=d) for d in (False, True))
         jitter = [(0, 0), (1, -1), (-1, 1), (2, 0), (0, 2)]
-        at = course
-        grey.hits.update({i: CursorHit(i, *at(i), 0.8) for i in range(0, 100) if i % 3 == 0})
-        own.hits.update(
-            {
-                i: CursorHit(i, at(i)[0] + dx + jitter[i % 5][0], at(i)[1] + dy + jitter[i % 5][1], 0.75)
-                for i in range(100)
-            }
-        )
+        grey.hits.update({i: CursorHit(i, *course(i), 0.8) for i in range(0, 100) if i % 3 == 0})
+        for i in range(100):
+            ox, oy = (dx, dy) if i < whole_from else (0, 0)  # a piece, then the whole pointer learned
+            x, y = course(i)
+            own.hits[i] = CursorHit(i, x + ox + jitter[i % 5][0], y + oy + jitter[i % 5][1], 0.75)
         return grey, own
 
     def fill(grey: ChromaPointer, own: ChromaPointer, reopened: list[Segment] | None) -> tuple[int, int]:
@@ -293,6 +290,9 @@ def test_a_second_plane_with_another_hotspot_adds_nothing_to_a_part_the_gate_ope
     assert fill(grey, own, [view]) == (34, 0)
     assert fill(grey, own, None) == (34, 66)  # a view sparse as a whole: as before
     assert fill(*planes(3, -5), [view]) == (34, 66)  # within still_agree: one hotspot
+    # the second learns the whole pointer at frame 50: from the first frame the two agree on (51)
+    # its hits are added again (52-99 but the first's frames)
+    assert fill(*planes(3, -13, whole_from=50), [view]) == (34, 32)
     # another thing, crossing the first's path at no fixed offset: added as before
     grey, _ = planes(3, -13)
     other = ChromaPointer(720, ChromaConfig(), CursorConfig(), 0, dominant=True)

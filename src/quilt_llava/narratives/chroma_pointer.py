@@ -103,13 +103,16 @@ class ChromaConfig:
     # still matches of a plane's own structure seen in the tuning draws were each on one plane
     still_agree: float = 8.0
     # In a part of a view the gate opened again for after a slow pan (:meth:`LumaGate.wanted`), a
-    # run of a later locator's hits that follows an earlier locator's at one offset beyond
-    # ``still_agree`` while the pointer moves (on ``pair_min`` or more frames both have a hit, the
+    # later locator's run that follows an earlier locator's at one offset beyond ``still_agree``
+    # while the pointer moves (a stretch of ``pair_min`` or more frames both have a hit on, the
     # earlier's spanning ``min_travel``, ``pair_share`` of them within ``pair_spread`` px of the
-    # offset's median) is one pointer found on both planes with two hotspots, one of them a piece
-    # of it: the earlier's hits are taken where both have one, as everywhere, and the later's are
-    # not added between them (draw 6's pale-window: a piece of the ring's rim on the plane from the
-    # view's colour, 13 px off, on 49 frames the plane from grey, on the centre, left empty)
+    # offset's median) is one pointer found on both planes with two hotspots, one of them on a
+    # piece of it: the earlier's hits are taken where both have one, as everywhere, and the
+    # later's are not added around that stretch (:meth:`ChromaPointer.disputed`). Draw 6's
+    # pale-window: a piece of the ring's rim on the plane from the view's colour, 13 px off, on 49
+    # frames the plane from grey, on the centre, left empty; draw 9's: 66 frames 14 px off before
+    # that plane's locator found the whole ring. Which plane is right is not decided: on draws 9 to
+    # 12 the plane from grey is the one off where the two differ on a few frames of a ring video
     pair_min: int = 5
     pair_share: float = 0.6
     pair_spread: float = 4.0
@@ -475,19 +478,20 @@ class ChromaPointer:
         hits) has a hit within ``still_agree`` are taken (a pointer resting, seen on both planes).
         In the segments of ``reopened`` (parts of views the gate opened again for), a run that
         follows one of ``earlier`` (the hits of the chroma locators filled before this one) with
-        another hotspot (:meth:`disputes`) is left out. Returns how many hits were added."""
+        another hotspot is left out where it does (:meth:`disputed`). Returns how many hits were added."""
         added = 0
         fresh = {seg.span for seg in reopened or ()}
         for seg in sparse_views(segments, hits, self.config.sparse_share) if sparse is None else sparse:
             own = [self.hits[i] for i in range(seg.span.start, seg.span.end + 1) if i in self.hits]
             interval = (seg.end - seg.start) / max(1, seg.span.end - seg.span.start + 1)
             for run in runs(own, self.step):
-                if seg.span in fresh and any(self.disputes(run, other) for other in earlier or ()):
-                    continue
+                refused = set().union(*(self.disputed(run, o) for o in earlier or ())) if seg.span in fresh else set()
                 spread = travel(run)
                 drifts = spread >= self.drift and (run[-1].index - run[0].index) * interval >= self.config.drift_s
                 still = spread < self.travel and not drifts
                 for hit in run:
+                    if hit.index in refused:
+                        continue
                     if still and not any(_near(other.get(hit.index), hit, self.agree) for other in others or ()):
                         continue
                     if hit.index not in hits:
@@ -495,21 +499,40 @@ class ChromaPointer:
                         added += 1
         return added
 
-    def disputes(self, run: list[CursorHit], other: dict[int, CursorHit]) -> bool:
-        """Does ``run`` follow ``other``'s hits at one offset beyond ``still_agree`` while the
-        pointer moves (``ChromaConfig.pair_min``)? Two things do not keep one offset over a moving
-        track: it is one pointer whose two locators learned different parts of it, and which of the
-        two points at its hotspot is not known from the hits."""
+    def disputed(self, run: list[CursorHit], other: dict[int, CursorHit]) -> set[int]:
+        """The frames of ``run`` where it points elsewhere than ``other`` (an earlier locator's
+        hits) at one offset beyond ``still_agree`` while the pointer moves: a stretch of frames both
+        have a hit on, the two more than ``still_agree`` apart on each (``ChromaConfig.pair_min`` or
+        more, the earlier's spanning ``min_travel``, ``pair_share`` of them within ``pair_spread``
+        of the stretch's median offset), with the frames of ``run`` between it and the frames the
+        two agree on before and after it. Two things do not keep one offset over a moving track: it
+        is one pointer whose two locators learned different parts of it, and which of the two points
+        at its hotspot the hits do not say. A locator whose sprite changes within a run (a piece of
+        the pointer first, the whole of it once it is learned) has such a stretch only before the
+        change."""
         cfg = self.config
         pairs = [(h, other[h.index]) for h in run if h.index in other]
-        if len(pairs) < cfg.pair_min or travel([o for _, o in pairs]) < self.travel:
-            return False  # too few frames in common, or a pointer that did not move: no evidence of one thing
-        dx = float(np.median([h.x - o.x for h, o in pairs]))
-        dy = float(np.median([h.y - o.y for h, o in pairs]))
-        if math.hypot(dx, dy) <= self.agree:
-            return False  # one hotspot, as far as the two planes can tell
-        near = sum(math.hypot(h.x - o.x - dx, h.y - o.y - dy) <= self.pair_spread for h, o in pairs)
-        return near >= cfg.pair_share * len(pairs)
+        apart = [math.hypot(h.x - o.x, h.y - o.y) > self.agree for h, o in pairs]
+        out: set[int] = set()
+        k = 0
+        while k < len(pairs):
+            if not apart[k]:
+                k += 1
+                continue
+            end = k
+            while end < len(pairs) and apart[end]:
+                end += 1
+            stretch = pairs[k:end]
+            if len(stretch) >= cfg.pair_min and travel([o for _, o in stretch]) >= self.travel:
+                dx = float(np.median([h.x - o.x for h, o in stretch]))
+                dy = float(np.median([h.y - o.y for h, o in stretch]))
+                near = sum(math.hypot(h.x - o.x - dx, h.y - o.y - dy) <= self.pair_spread for h, o in stretch)
+                if near >= cfg.pair_share * len(stretch):
+                    first = pairs[k - 1][0].index if k > 0 else -1  # the frames the two agree on around it
+                    last = pairs[end][0].index if end < len(pairs) else math.inf
+                    out.update(h.index for h in run if first < h.index < last)
+            k = end
+        return out
 
 
 def _near(other: CursorHit | None, hit: CursorHit, within: float) -> bool:
