@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 
@@ -258,48 +256,6 @@ def test_a_still_run_both_chroma_locators_find_is_taken_where_they_agree() -> No
     assert grey.fill([view], {}, None, None) == 0  # alone, as before
 
 
-def test_a_second_plane_with_another_hotspot_adds_nothing_to_a_part_the_gate_opened_again_for() -> None:
-    """A ring circling in a part of a view the gate opened again for: the locator on the plane
-    from grey tracks its centre on some frames; the one on the plane from the view's colour tracks
-    a piece of its rim (13 px above, 3 right) on those frames and others. The two disagree about
-    the hotspot, and the hits do not say which is right: the first's are taken, the second's are
-    not added between them, up to where the two agree again (the second learned the whole of it).
-    Elsewhere (a view sparse as a whole), as before; a second plane within ``still_agree`` of the
-    first (one hotspot) and another thing at no fixed offset are added as before."""
-    view = _segment(0, 99)
-
-    def course(i: int) -> tuple[float, float]:
-        return 400.0 + 60.0 * math.cos(i / 8), 300.0 + 60.0 * math.sin(i / 8)
-
-    def planes(dx: float, dy: float, whole_from: int = 100) -> tuple[ChromaPointer, ChromaPointer]:
-        grey, own = (ChromaPointer(720, ChromaConfig(), CursorConfig(), 0, dominant=d) for d in (False, True))
-        jitter = [(0, 0), (1, -1), (-1, 1), (2, 0), (0, 2)]
-        grey.hits.update({i: CursorHit(i, *course(i), 0.8) for i in range(0, 100) if i % 3 == 0})
-        for i in range(100):
-            ox, oy = (dx, dy) if i < whole_from else (0, 0)  # a piece, then the whole pointer learned
-            x, y = course(i)
-            own.hits[i] = CursorHit(i, x + ox + jitter[i % 5][0], y + oy + jitter[i % 5][1], 0.75)
-        return grey, own
-
-    def fill(grey: ChromaPointer, own: ChromaPointer, reopened: list[Segment] | None) -> tuple[int, int]:
-        hits: dict[int, CursorHit] = {}
-        first = grey.fill([view], hits, [view], [own.hits], [], reopened)
-        return first, own.fill([view], hits, [view], [grey.hits], [grey.hits], reopened)
-
-    grey, own = planes(3, -13)
-    assert fill(grey, own, [view]) == (34, 0)
-    assert fill(grey, own, None) == (34, 66)  # a view sparse as a whole: as before
-    assert fill(*planes(3, -5), [view]) == (34, 66)  # within still_agree: one hotspot
-    # the second learns the whole pointer at frame 50: from the first frame the two agree on (51)
-    # its hits are added again (52-99 but the first's frames)
-    assert fill(*planes(3, -13, whole_from=50), [view]) == (34, 32)
-    # another thing, crossing the first's path at no fixed offset: added as before
-    grey, _ = planes(3, -13)
-    other = ChromaPointer(720, ChromaConfig(), CursorConfig(), 0, dominant=True)
-    other.hits.update({i: CursorHit(i, 200.0 + 4 * i, 500.0, 0.75) for i in range(0, 100)})
-    assert fill(grey, other, [view]) == (34, 66)
-
-
 def test_a_still_run_beside_a_moving_one_is_left_out() -> None:
     view = _segment(0, 199)
     chroma = ChromaPointer(720, ChromaConfig(), CursorConfig(), 0)
@@ -399,7 +355,7 @@ def test_held_frames_are_run_as_they_were_when_every_frame_ran(
     gated = analyse(ArraySource(frames, fps=FPS), cfg).hits
     runs = list(record)
     record.clear()
-    monkeypatch.setattr(LumaGate, "wanted", lambda self, index, start, interval, run=None: chroma_pointer.RUN)
+    monkeypatch.setattr(LumaGate, "wanted", lambda self, index, start, interval: chroma_pointer.RUN)
     assert analyse(ArraySource(frames, fps=FPS), cfg).hits == gated
     # each of the two locators (their frames may interleave otherwise)
     assert sorted(record, key=lambda r: r[0]) == sorted(runs, key=lambda r: r[0]) and len(runs) == 2 * len(frames)
@@ -443,45 +399,6 @@ def test_the_luma_gate_reads_its_counts_late_and_per_view() -> None:
     assert wanted == [HOLD] * round(cfg.release_s * FPS) + [RUN] * (299 - round(cfg.release_s * FPS))
 
 
-def test_the_luma_gate_opens_again_for_a_run_a_slow_pan_brought_into_a_closed_view() -> None:
-    """A slow pan ends a still run but not the locators' view. Where the gate closed the view in its
-    first run (the luma locator tracked a pointer there), a later run of the same view that the
-    luma locator leaves empty (a pointer it does not see, carried in by the pan) is judged alone:
-    held for ``release_s``, then run. The pan's own frames stay skipped."""
-    from concurrent.futures import Future
-
-    asked: list[tuple[int, int]] = []
-
-    def count(start: int, end: int) -> Future[tuple[int, int]]:
-        asked.append((start, end))
-        f: Future[tuple[int, int]] = Future()
-        tracked = start < 100  # the first run tracked, the second not
-        f.set_result((end - start + 1 if tracked else 0, end - start + 1))
-        return f
-
-    cfg = ChromaConfig(hold_s=1.0, gate_every=8, gate_lag=24)
-    gate = LumaGate(cfg, count)
-    assert [gate.wanted(i, 0, 1 / FPS, 0) for i in range(100)] == [HOLD] * 48 + [SKIP] * 52
-    assert [gate.wanted(i, 0, 1 / FPS, None) for i in range(100, 120)] == [SKIP] * 20  # the slow pan
-    wanted = [gate.wanted(i, 0, 1 / FPS, 120) for i in range(120, 300)]
-    assert wanted == [HOLD] * round(cfg.release_s * FPS) + [RUN] * (180 - round(cfg.release_s * FPS))
-    assert asked[-1][0] == 120 and gate.reopened == [120]
-    # a view left open goes on as it was through a later run (held only once, as before)
-    assert [gate.wanted(i, 0, 1 / FPS, 300) for i in range(300, 320)] == [RUN] * 20
-    assert gate.reopened == [120]
-    assert gate.wanted(320, None, 1 / FPS) == RUN  # the view ends: its frames run, as before
-    # a run opened again that the view's end cuts short of ``release_s`` (a still spell in a pan):
-    # the moving frame says SKIP, and the locators drop the frames they held of it
-    gate = LumaGate(cfg, count)
-    assert [gate.wanted(i, 0, 1 / FPS, 0) for i in range(100)] == [HOLD] * 48 + [SKIP] * 52
-    assert [gate.wanted(i, 0, 1 / FPS, 100) for i in range(100, 120)] == [HOLD] * 20
-    assert gate.wanted(120, None, 1 / FPS) == SKIP and gate.wanted(121, None, 1 / FPS) == RUN
-    # a run that began where the view did is the view's first: nothing opens again
-    gate = LumaGate(cfg, count)
-    assert [gate.wanted(i, 0, 1 / FPS, 0) for i in range(200)] == [HOLD] * 48 + [SKIP] * 152
-    assert gate.reopened == []
-
-
 def test_the_second_locator_holds_a_view_until_it_ends_and_drops_it_when_the_gate_closes_late(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -497,7 +414,7 @@ def test_the_second_locator_holds_a_view_until_it_ends_and_drops_it_when_the_gat
         ran.append((self.dominant, index))
         real_submit(self, index, *args)  # type: ignore[arg-type]
 
-    def wanted(self: LumaGate, index: int, start: int | None, interval: float, run: int | None = None) -> str:
+    def wanted(self: LumaGate, index: int, start: int | None, interval: float) -> str:
         if start is None:
             return RUN
         return HOLD if index - start < 50 else RUN if index - start < 100 else SKIP  # closed at 4 s
@@ -606,25 +523,3 @@ def test_a_views_held_frames_go_to_the_locator_in_one_piece() -> None:
         caller.join()
     chroma.close()
     assert seen == list(range(40))
-
-
-def test_a_moving_frame_the_gate_skips_drops_the_frames_held_of_a_run_cut_short() -> None:
-    """The frame that ends a view says ``SKIP`` where the gate had opened again for a run the view's
-    end cut short of ``release_s`` (:meth:`LumaGate.wanted`): the frames held of that run are
-    dropped, not run; with ``RUN`` (any other view's end) they run, as always."""
-    frames = list(ArraySource(_clip(n=40)[0], fps=FPS).frames())
-    for verdict, expected in ((SKIP, []), (RUN, list(range(39)))):
-        chroma = ChromaPointer(H, ChromaConfig(), CursorConfig(), 4, dominant=True, hold_view=True)
-        seen: list[int] = []
-        real_process = chroma.locator.process
-
-        def process(frame, seen=seen, real_process=real_process):  # type: ignore[no-untyped-def]
-            seen.append(frame.index)
-            return real_process(frame)
-
-        chroma.locator.process = process  # type: ignore[method-assign]
-        for f in frames[:-1]:
-            chroma.offer(f.index, f, False, None, 1, HOLD, 0)
-        chroma.offer(39, frames[-1], True, None, 1, verdict, None)  # a moving frame ends the view
-        chroma.close()
-        assert [i for i in seen if i < 39] == expected and not chroma.held

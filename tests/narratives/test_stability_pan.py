@@ -205,29 +205,6 @@ def test_a_view_split_by_a_slow_pan_is_judged_sparse_as_a_whole():
     assert sparse is second
 
 
-def test_a_later_part_the_chroma_gate_opened_again_for_is_judged_sparse_alone():
-    """Where the chroma gate closed a view in its first part (the luma locator tracked a pointer
-    there) and opened again for a part after a slow pan (:meth:`LumaGate.wanted`), that part is
-    judged alone: the luma hits of the first part no longer keep its colour hits out. A part the
-    gate did not open again for is judged with its view, as before."""
-    from quilt_llava.narratives.chroma_pointer import ChromaConfig, LumaGate
-    from quilt_llava.narratives.cursor_hits import CursorHit
-    from quilt_llava.narratives.pipeline import Analyser, ExtractConfig
-    from quilt_llava.narratives.segments import Segment
-
-    analyser = Analyser(ExtractConfig())
-    first, second, third = (
-        Segment(Span(a, b), a / 30, b / 30, np.empty(0), []) for a, b in ((0, 49), (60, 109), (120, 169))
-    )
-    analyser.segments = [first, second, third]
-    analyser.hits = {i: CursorHit(i, 10.0, 10.0, 0.9) for i in range(50)}
-    analyser.segment_views = [0, 0, 0]  # one pointer view, split twice by a pan
-    assert analyser._sparse_views() == []
-    analyser.chroma_gate = LumaGate(ChromaConfig(), lambda start, end: None)  # type: ignore[arg-type,return-value]
-    analyser.chroma_gate.reopened = [58]  # opened again for the second part (its run began in the pan's ease)
-    assert analyser._sparse_views() == [second]
-
-
 @pytest.mark.parametrize("step", [0.25, 0.3])
 def test_a_view_settled_off_its_anchor_is_not_split_by_a_small_step(step):
     """A run whose anchor is the pan's last eased step, 0.4 px off the view that settles after it; 2 s

@@ -30,9 +30,7 @@ views after the first locator's, on the frames still without a hit.
 Its hits cannot be used in a view the luma locator tracks, so it does not run there
 (:class:`LumaGate`): in each still view it runs until the luma locator has hits on ``hold_share``
 of the view's frames so far (over ``hold_s`` or more, known ``gate_lag`` frames later), and then
-skips the rest of the view, up to the next still run where a slow pan split the view: that run
-is judged alone (a pointer the pan brought in, which the luma locator may not see, is not
-hidden by the luma hits of the pointer before it). It does not run on a view's first frames as they come either: they
+skips the rest of the view. It does not run on a view's first frames as they come either: they
 are held (their chroma distance at the U and V planes' size, :meth:`.video.Frame.chroma_distance`)
 until the gate closes the view (dropped: the locator never sees that view) or the view has
 lasted ``release_s`` or ends (run then, in order, with the motion they had; the rest of the
@@ -102,20 +100,6 @@ class ChromaConfig:
     # the dot rests through two views, 175 frames, found by both within 2 px of each other). The
     # still matches of a plane's own structure seen in the tuning draws were each on one plane
     still_agree: float = 8.0
-    # In a part of a view the gate opened again for after a slow pan (:meth:`LumaGate.wanted`), a
-    # later locator's run that follows an earlier locator's at one offset beyond ``still_agree``
-    # while the pointer moves (a stretch of ``pair_min`` or more frames both have a hit on, the
-    # earlier's spanning ``min_travel``, ``pair_share`` of them within ``pair_spread`` px of the
-    # offset's median) is one pointer found on both planes with two hotspots, one of them on a
-    # piece of it: the earlier's hits are taken where both have one, as everywhere, and the
-    # later's are not added around that stretch (:meth:`ChromaPointer.disputed`). Draw 6's
-    # pale-window: a piece of the ring's rim on the plane from the view's colour, 13 px off, on 49
-    # frames the plane from grey, on the centre, left empty; draw 9's: 66 frames 14 px off before
-    # that plane's locator found the whole ring. Which plane is right is not decided: on draws 9 to
-    # 12 the plane from grey is the one off where the two differ on a few frames of a ring video
-    pair_min: int = 5
-    pair_share: float = 0.6
-    pair_spread: float = 4.0
     # the learner's, with blunt shapes pointing at their centroid (a colour-only pointer is a
     # highlight, a dot or a marker far more often than a hand; see ``SpriteConfig.blunt``). Without
     # ``distinct_score``: a colour plane is smooth, so a sprite cut from it matches smooth colour
@@ -204,41 +188,25 @@ class LumaGate:
         self.config = config
         self.count = count
         self.start: int | None = None  # the open still view's first frame
-        self.since: int | None = None  # the frame the luma hits are counted from (the view's, or a later run's, first)
         self.closed = False  # the rest of the view is skipped
         self.decided = False  # the open view has lasted ``release_s`` without being closed
         self.asked: deque[tuple[int, Future[tuple[int, int]]]] = deque()
-        self.reopened: list[int] = []  # the runs (first frames) a view closed before them opened again for
 
-    def wanted(self, index: int, start: int | None, frame_interval: float, run: int | None = None) -> str:
+    def wanted(self, index: int, start: int | None, frame_interval: float) -> str:
         """Frame ``index``, in the still view that began at ``start`` (None: the view moves):
         ``RUN`` (a moving frame, or a view that has lasted ``release_s`` unclosed), ``HOLD``
         (a still view's frame before that: the gate may yet close the view) or ``SKIP`` (the
-        view is closed). ``run``: the first frame of the still run open at ``index`` (None during a
-        slow pan, which ends a run but not the view): a view closed in an earlier run opens again
-        for a later one and is judged by that run's luma hits alone (the pointer a slow pan carried
-        in may not be the one the luma locator tracked before it)."""
+        view is closed)."""
         cfg = self.config
         if start != self.start:
-            # a run opened again that the view's end cut short of ``release_s``: a still spell within
-            # a pan more often than a view (its frames, held, are dropped, not run: a locator that ran
-            # on them learned the pan's texture and tracked it into the next view, draw 10's
-            # pale-window, ring 0.75 -> 0.39)
-            cut = self.since != self.start and not self.decided and not self.closed
-            self.start, self.since, self.closed, self.decided = start, start, False, False
+            self.start, self.closed, self.decided = start, False, False
             self.asked.clear()
-            if start is None and cut:
-                return SKIP
-        elif self.closed and run is not None and self.since is not None and run > self.since:
-            self.since, self.closed, self.decided = run, False, False
-            self.reopened.append(run)
-        if start is None or self.since is None:
+        if start is None:
             return RUN  # a moving frame: the locator ends its view there
         if self.closed:
             return SKIP
-        since = self.since
-        if (index - since) % cfg.gate_every == 0:
-            self.asked.append((index, self.count(since, index)))
+        if (index - start) % cfg.gate_every == 0:
+            self.asked.append((index, self.count(start, index)))
         while self.asked and self.asked[0][0] <= index - cfg.gate_lag:
             _, answer = self.asked.popleft()
             hits, frames = answer.result()
@@ -246,7 +214,7 @@ class LumaGate:
                 self.closed = True
                 self.asked.clear()
                 return SKIP
-        if (index - since) * frame_interval >= cfg.release_s:
+        if (index - start) * frame_interval >= cfg.release_s:
             self.decided = True
         return RUN if self.decided else HOLD
 
@@ -306,7 +274,6 @@ class ChromaPointer:
         self.travel = config.min_travel * frame_height / 720
         self.drift = config.drift_travel * frame_height / 720
         self.agree = config.still_agree * frame_height / 720
-        self.pair_spread = config.pair_spread * frame_height / 720
         self.step = cursor.max_step  # px one track moves between frames at most
         self.hits: dict[int, CursorHit] = {}
         # On the plane from the view's colour a ring stands out well enough that two sightings of it
@@ -378,9 +345,7 @@ class ChromaPointer:
             verdict = HOLD  # until the view ends (``hold_view``)
         if moving or verdict == SKIP:
             if moving:
-                # a view that ended unclosed: its frames run, as they always did (but those of a run
-                # the gate opened again for that ended before ``release_s``: :meth:`LumaGate.wanted`)
-                self._drop() if verdict == SKIP else self._release()
+                self._release()  # a view that ended unclosed: its frames run, as they always did
                 self.thread.submit(AnalysedFrame(index, frame.t, _NO_PLANE, None, True, ignore, scale))
             else:
                 self._drop()
@@ -466,8 +431,6 @@ class ChromaPointer:
         hits: dict[int, CursorHit],
         sparse: list[Segment] | None = None,
         others: list[dict[int, CursorHit]] | None = None,
-        earlier: list[dict[int, CursorHit]] | None = None,
-        reopened: list[Segment] | None = None,
     ) -> int:
         """Add this locator's hits to ``hits`` in the segments where ``hits`` covers fewer than
         ``sparse_share`` of the frames (:func:`sparse_views`; ``sparse``: those segments, found
@@ -476,63 +439,22 @@ class ChromaPointer:
         is left out, unless they span ``drift_travel`` over ``drift_s`` or longer (a pointer
         drifting); of a run left out, the hits where one of ``others`` (the other chroma locators'
         hits) has a hit within ``still_agree`` are taken (a pointer resting, seen on both planes).
-        In the segments of ``reopened`` (parts of views the gate opened again for), a run that
-        follows one of ``earlier`` (the hits of the chroma locators filled before this one) with
-        another hotspot is left out where it does (:meth:`disputed`). Returns how many hits were added."""
+        Returns how many hits were added."""
         added = 0
-        fresh = {seg.span for seg in reopened or ()}
         for seg in sparse_views(segments, hits, self.config.sparse_share) if sparse is None else sparse:
             own = [self.hits[i] for i in range(seg.span.start, seg.span.end + 1) if i in self.hits]
             interval = (seg.end - seg.start) / max(1, seg.span.end - seg.span.start + 1)
             for run in runs(own, self.step):
-                refused = set().union(*(self.disputed(run, o) for o in earlier or ())) if seg.span in fresh else set()
                 spread = travel(run)
                 drifts = spread >= self.drift and (run[-1].index - run[0].index) * interval >= self.config.drift_s
                 still = spread < self.travel and not drifts
                 for hit in run:
-                    if hit.index in refused:
-                        continue
                     if still and not any(_near(other.get(hit.index), hit, self.agree) for other in others or ()):
                         continue
                     if hit.index not in hits:
                         hits[hit.index] = hit
                         added += 1
         return added
-
-    def disputed(self, run: list[CursorHit], other: dict[int, CursorHit]) -> set[int]:
-        """The frames of ``run`` where it points elsewhere than ``other`` (an earlier locator's
-        hits) at one offset beyond ``still_agree`` while the pointer moves: a stretch of frames both
-        have a hit on, the two more than ``still_agree`` apart on each (``ChromaConfig.pair_min`` or
-        more, the earlier's spanning ``min_travel``, ``pair_share`` of them within ``pair_spread``
-        of the stretch's median offset), with the frames of ``run`` between it and the frames the
-        two agree on before and after it. Two things do not keep one offset over a moving track: it
-        is one pointer whose two locators learned different parts of it, and which of the two points
-        at its hotspot the hits do not say. A locator whose sprite changes within a run (a piece of
-        the pointer first, the whole of it once it is learned) has such a stretch only before the
-        change."""
-        cfg = self.config
-        pairs = [(h, other[h.index]) for h in run if h.index in other]
-        apart = [math.hypot(h.x - o.x, h.y - o.y) > self.agree for h, o in pairs]
-        out: set[int] = set()
-        k = 0
-        while k < len(pairs):
-            if not apart[k]:
-                k += 1
-                continue
-            end = k
-            while end < len(pairs) and apart[end]:
-                end += 1
-            stretch = pairs[k:end]
-            if len(stretch) >= cfg.pair_min and travel([o for _, o in stretch]) >= self.travel:
-                dx = float(np.median([h.x - o.x for h, o in stretch]))
-                dy = float(np.median([h.y - o.y for h, o in stretch]))
-                near = sum(math.hypot(h.x - o.x - dx, h.y - o.y - dy) <= self.pair_spread for h, o in stretch)
-                if near >= cfg.pair_share * len(stretch):
-                    first = pairs[k - 1][0].index if k > 0 else -1  # the frames the two agree on around it
-                    last = pairs[end][0].index if end < len(pairs) else math.inf
-                    out.update(h.index for h in run if first < h.index < last)
-            k = end
-        return out
 
 
 def _near(other: CursorHit | None, hit: CursorHit, within: float) -> bool:

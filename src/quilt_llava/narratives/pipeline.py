@@ -38,7 +38,6 @@ from every finished video.
 from __future__ import annotations
 
 import functools
-import itertools
 import logging
 import os
 import shutil
@@ -296,7 +295,7 @@ class Analyser:
         if self.chromas and self.chroma_gate is not None:
             # (after the step: the still view's start as known at this frame)
             start = self.views.view_start
-            verdict = self.chroma_gate.wanted(index, start, self.frame_interval, self.views.start)
+            verdict = self.chroma_gate.wanted(index, start, self.frame_interval)
             for chroma in self.chromas:
                 chroma.offer(index, frame, changing, self.webcam.mask, self.scale, verdict, start)
         if step.closed is not None:
@@ -402,41 +401,17 @@ class Analyser:
         """The segments whose pointer view (:attr:`segment_views`) the luma hits leave sparse
         (:func:`sparse_views`), judged over that view from its first segment's start to its last one's
         end: the locators went on through the slow pans that split it, and whether they held the
-        pointer there is a fact of the whole view, not of where a pan cut it. A later part of a view
-        that the chroma gate closed before it and opened again for (:meth:`LumaGate.wanted`: the
-        luma locator tracked a pointer before the pan and has few hits after it) is judged alone as
-        well: a pointer the pan brought in that the luma locator does not see (draw 6's
-        ``pale-window`` ring and draw 12's ``he-laser-ring`` ring, 161 and 115 frames of the
-        independent corpus, had no hit on the ring in such parts)."""
-        return self._view_groups()[0] + self._reopened_parts()
-
-    def _view_groups(self) -> tuple[list[Segment], list[list[Segment]]]:
-        """The segments of the pointer views the luma hits leave sparse, and the other views'
-        segments, grouped by view."""
+        pointer there is a fact of the whole view, not of where a pan cut it."""
         groups: dict[tuple[str, int], list[Segment]] = {}
         for k, (seg, view) in enumerate(zip(self.segments, self.segment_views)):
             groups.setdefault(("segment", k) if view is None else ("view", view), []).append(seg)
         sparse: list[Segment] = []
-        dense: list[list[Segment]] = []
         for group in groups.values():
             whole = Span(group[0].span.start, group[-1].span.end)
             probe = replace(group[0], span=whole)
             if sparse_views([probe], self.hits, self.cfg.chroma.sparse_share):
                 sparse += group
-            else:
-                dense.append(group)
-        return sparse, dense
-
-    def _reopened_parts(self) -> list[Segment]:
-        """The later parts of views not sparse as a whole that the chroma gate opened again for
-        (:meth:`LumaGate.wanted`) and the luma hits leave sparse alone."""
-        reopened = self.chroma_gate.reopened if self.chroma_gate is not None else []
-        parts: list[Segment] = []
-        for group in self._view_groups()[1]:
-            for before, seg in itertools.pairwise(group):
-                if any(before.span.end < r <= seg.span.end for r in reopened):
-                    parts += sparse_views([seg], self.hits, self.cfg.chroma.sparse_share)
-        return parts
+        return sparse
 
     def _view_box(self, k: int) -> Rect:
         """Segment ``k``'s content box: for a tissue view, the tissue area of the tissue views
@@ -468,13 +443,11 @@ class Analyser:
         # views with few luma hits: a pointer seen in colour only, if any; the plane from grey
         # first (its hits as they were), then the other on the frames still without one
         sparse = self._sparse_views()
-        reopened = self._reopened_parts()
         for chroma in self.chromas:
             chroma.close()
-        for k, chroma in enumerate(self.chromas):
+        for chroma in self.chromas:
             others = [c.hits for c in self.chromas if c is not chroma]
-            earlier = [c.hits for c in self.chromas[:k]]
-            chroma.fill(self.segments, self.hits, sparse, others, earlier, reopened)
+            chroma.fill(self.segments, self.hits, sparse, others)
         assign_traces(self.segments, self.hits, self.times, box, lambda x, y: self.webcam.covers(x, y, self.scale))
         duration = self.times[-1] + self.frame_interval if self.times else 0.0
         return Analysis(
