@@ -116,7 +116,7 @@ from quilt_llava.narratives.cursor_hits import (
     inside,
     interpolated,
 )
-from quilt_llava.narratives.cut_rests import CutRest
+from quilt_llava.narratives.cut_rests import CutRest, spot_change
 from quilt_llava.narratives.earlier_rests import EarlierRests
 from quilt_llava.narratives.frame_motion import FrameMotion
 from quilt_llava.narratives.gap_track import GapTrackConfig, GapTracker
@@ -137,6 +137,8 @@ from quilt_llava.narratives.view_history import ViewHistory
 from quilt_llava.narratives.whole_frame_search import WholeFrameSearch
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from quilt_llava.narratives.pointer import SpriteConfig
 
 __all__ = ["AnalysedFrame", "CursorConfig", "CursorHit", "CursorLocator", "TemplateCursorLocator", "interpolated"]
@@ -183,6 +185,10 @@ class CursorConfig:
 # Two learned sprites whose matches at one place score within this of each other are tied (tiny
 # sprites match each other's shapes at 0.58-0.78, so the higher score does not tell which shape shows).
 SPRITE_TIE = 0.02
+# A held track's spot changed around it on all four sides by this share of its own change, and by this
+# share of ``min_change`` in grey levels: the view moves there, not a pointer (``_view_moves``)
+VIEW_MOVES = 0.15
+VIEW_MOVES_LEVELS = 0.1
 PRIOR_SETTLED_SCORE = 0.8  # an arrow-prior track matching this well is a classic arrow: no sprite is learned meanwhile
 MOTION = MotionConfig()  # a moving pointer followed where its shape scores too low (``MotionJudge``)
 GAPS = GapTrackConfig()  # a long gap between sure sightings followed through by the pointer's trace (``GapTracker``)
@@ -484,6 +490,14 @@ class TemplateCursorLocator:
             continues = False  # what the unverified track held is still there: not this pointer
         if continues and not self.verified and changed and self._arrived_over(frame, x, y, k):
             continues = False  # another shape passing over what the track held (a lookalike): not its hits
+        if (
+            continues
+            and not self.verified
+            and changed
+            and self.pending
+            and self._view_moves(frame.luma, self.history.pixels_of(self.pending[-1].index), x, y, k)
+        ):
+            changed = False  # the view begins to move around what the track held: no pointer seen
         if continues and self.verified and not changed and math.hypot(x - self.track[0], y - self.track[1]) > 4:
             # A pointer that moved differs from what it now covers; an unchanged match some way
             # off (tissue beside a pointer that vanished) starts a track of its own.
@@ -553,8 +567,8 @@ class TemplateCursorLocator:
         if before is None or index != frame.index - 1 or self.pending[-1].index != index:
             return []
         diff = self.evidence.spot_diff(frame.luma, before, *self.track)
-        if diff is None or diff < self.config.min_change:
-            return []
+        if diff is None or diff < self.config.min_change or self._view_moves(frame.luma, before, *self.track):
+            return []  # (the view moving around the spot moves a lookalike too: no pointer left it)
         if self._other_shape_arrived(frame):
             # Not what the track held leaving: another shape of the pointer arriving on a lookalike.
             self.pending, self.track = [], None
@@ -565,6 +579,21 @@ class TemplateCursorLocator:
         # Unmistakable ones stand: a later track's backfill (tissue found once the pointer left) does not replace them.
         self.history.confirm([h for h in hits if h.score >= self.config.sure_score])
         return hits
+
+    def _view_moves(self, luma: np.ndarray, before: np.ndarray | None, x: float, y: float, k: int) -> bool:
+        """Did the view itself move around shape ``k`` at (x, y) since ``before`` (the luma of the frame
+        the held track last held), rather than a pointer come or go there? Yes where the pixels around
+        the shape changed on all four sides (:func:`~quilt_llava.narratives.cut_rests.spot_change`'s
+        ``side``) by ``VIEW_MOVES`` or more of what the shape's own pixels changed, and by
+        ``VIEW_MOVES_LEVELS`` x ``min_change`` grey levels: a pointer changes the pixels it covers, and
+        the side it left at most; a view that begins to move under a still-view verdict (a slow drag's
+        first frames) changes the textured tissue all around a lookalike as well."""
+        if before is None or before.size == 0:
+            return False
+        c = spot_change(before, luma, x, y, self.templates[k])
+        if c is None:
+            return False
+        return c.side >= VIEW_MOVES * c.inner and c.side >= VIEW_MOVES_LEVELS * self.config.min_change
 
     def _track_left(self, frame: AnalysedFrame, x: float, y: float) -> bool:
         """May a hit at (x, y) continue the unverified track? Only if it lies on the track's spot,
