@@ -116,9 +116,9 @@ from quilt_llava.narratives.cursor_hits import (
     inside,
     interpolated,
 )
-from quilt_llava.narratives.cut_rests import CutRest, spot_change
+from quilt_llava.narratives.cut_rests import CutRest
 from quilt_llava.narratives.earlier_rests import EarlierRests
-from quilt_llava.narratives.frame_motion import FrameMotion
+from quilt_llava.narratives.frame_motion import FrameMotion, view_shift
 from quilt_llava.narratives.gap_track import GapTrackConfig, GapTracker
 from quilt_llava.narratives.ignored_regions import IgnoredRegions
 from quilt_llava.narratives.motion_judge import MotionJudge
@@ -131,6 +131,7 @@ from quilt_llava.narratives.templates import (
     box_around_tip,
     make_templates,
     match_in,
+    patch_box,
 )
 from quilt_llava.narratives.track_motion import GapBridge, MotionConfig
 from quilt_llava.narratives.view_history import ViewHistory
@@ -185,10 +186,12 @@ class CursorConfig:
 # Two learned sprites whose matches at one place score within this of each other are tied (tiny
 # sprites match each other's shapes at 0.58-0.78, so the higher score does not tell which shape shows).
 SPRITE_TIE = 0.02
-# A held track's spot changed around it on all four sides by this share of its own change, and by this
-# share of ``min_change`` in grey levels: the view moves there, not a pointer (``_view_moves``)
-VIEW_MOVES = 0.15
-VIEW_MOVES_LEVELS = 0.1
+# Where the tissue within ``VIEW_REACH`` px (at 720p) of a held track's spot shifted by ``VIEW_SHIFT_PX``
+# or more as one since the track's last frame (a phase correlation peak of ``VIEW_SHIFT_RESPONSE`` or
+# more), the view moves there: a change at the spot is not a pointer's (``_view_moves``)
+VIEW_REACH = 64
+VIEW_SHIFT_PX = 0.5
+VIEW_SHIFT_RESPONSE = 0.5
 PRIOR_SETTLED_SCORE = 0.8  # an arrow-prior track matching this well is a classic arrow: no sprite is learned meanwhile
 MOTION = MotionConfig()  # a moving pointer followed where its shape scores too low (``MotionJudge``)
 GAPS = GapTrackConfig()  # a long gap between sure sightings followed through by the pointer's trace (``GapTracker``)
@@ -581,19 +584,26 @@ class TemplateCursorLocator:
         return hits
 
     def _view_moves(self, luma: np.ndarray, before: np.ndarray | None, x: float, y: float, k: int) -> bool:
-        """Did the view itself move around shape ``k`` at (x, y) since ``before`` (the luma of the frame
-        the held track last held), rather than a pointer come or go there? Yes where the pixels around
-        the shape changed on all four sides (:func:`~quilt_llava.narratives.cut_rests.spot_change`'s
-        ``side``) by ``VIEW_MOVES`` or more of what the shape's own pixels changed, and by
-        ``VIEW_MOVES_LEVELS`` x ``min_change`` grey levels: a pointer changes the pixels it covers, and
-        the side it left at most; a view that begins to move under a still-view verdict (a slow drag's
-        first frames) changes the textured tissue all around a lookalike as well."""
-        if before is None or before.size == 0:
+        """Did the view itself move around (x, y) since ``before`` (the luma of the frame the held track
+        last held), rather than a pointer come or go there? Yes where the tissue within
+        ``VIEW_REACH`` px shifted by ``VIEW_SHIFT_PX`` or more as one (:func:`view_shift`, with a clear
+        peak: ``VIEW_SHIFT_RESPONSE``), the shape at (x, y) and the track's own spot left out: a
+        pointer moves over still tissue, which shows no shift; a view that begins to move under a
+        still-view verdict (a slow drag's first frames) shifts its texture and any lookalike in it."""
+        if before is None or before.size == 0 or self.track is None:
             return False
-        c = spot_change(before, luma, x, y, self.templates[k])
-        if c is None:
+        holes = []
+        for hx, hy, hk in ((x, y, k), self.track):
+            t = self.templates[hk]
+            x0, y0, x1, y1 = patch_box(hx, hy, t)
+            g = max(4, max(t.image.shape) // 2)  # (and the encoder's halo around the shape)
+            holes.append((x0 - g, y0 - g, x1 + g, y1 + g))
+        reach = round(VIEW_REACH * max(0.5, luma.shape[0] / 720))
+        shift = view_shift(before, luma, x, y, reach, holes)
+        if shift is None:
             return False
-        return c.side >= VIEW_MOVES * c.inner and c.side >= VIEW_MOVES_LEVELS * self.config.min_change
+        dx, dy, response = shift
+        return response >= VIEW_SHIFT_RESPONSE and math.hypot(dx, dy) >= VIEW_SHIFT_PX
 
     def _track_left(self, frame: AnalysedFrame, x: float, y: float) -> bool:
         """May a hit at (x, y) continue the unverified track? Only if it lies on the track's spot,

@@ -141,3 +141,29 @@ class FrameMotion:
             for i in order
             if stats[i, cv2.CC_STAT_AREA] <= self.config.max_blob_area
         ]
+
+
+def view_shift(
+    before: np.ndarray, after: np.ndarray, x: float, y: float, reach: int, holes: list[tuple[int, int, int, int]]
+) -> tuple[float, float, float] | None:
+    """How the view moved between ``before`` and ``after`` (luma) in the square of ``reach`` px around
+    (x, y): (dx, dy, response) of a phase correlation, sub-pixel; None where the square is cut too
+    small by the frame's edge. ``holes`` (x0, y0, x1, y1: where a pointer is or was) are filled with
+    the square's mean in both frames first, so that a pointer moving over still tissue shows no
+    shift (the tissue's zero one wins), while a view that moves shifts all its texture alike."""
+    import cv2
+
+    H, W = after.shape
+    x0, y0 = max(0, round(x) - reach), max(0, round(y) - reach)
+    x1, y1 = min(W, round(x) + reach), min(H, round(y) + reach)
+    if x1 - x0 < 16 or y1 - y0 < 16 or before.shape != after.shape:
+        return None
+    a = before[y0:y1, x0:x1].astype(np.float32)
+    b = after[y0:y1, x0:x1].astype(np.float32)
+    fill_a, fill_b = float(a.mean()), float(b.mean())
+    for hx0, hy0, hx1, hy1 in holes:
+        sy, sx = slice(max(0, hy0 - y0), max(0, hy1 - y0)), slice(max(0, hx0 - x0), max(0, hx1 - x0))
+        a[sy, sx], b[sy, sx] = fill_a, fill_b
+    window = cv2.createHanningWindow((x1 - x0, y1 - y0), cv2.CV_32F)
+    (dx, dy), response = cv2.phaseCorrelate(a, b, window)
+    return float(dx), float(dy), float(response)
