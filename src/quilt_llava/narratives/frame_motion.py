@@ -21,6 +21,10 @@ if TYPE_CHECKING:
     from quilt_llava.narratives.cursor_hits import AnalysedFrame
 
 
+SHIFT_RESPONSE = 0.3  # phase correlation peak of a square of tissue that shifted as one (``view_shift``)
+SHIFT_AGREE = 1.5  # px a square's shift may lie from the squares' median: one translation
+
+
 class FrameMotion:
     """Per-frame caches of the motion mask, its components and its blob boxes."""
 
@@ -143,27 +147,34 @@ class FrameMotion:
         ]
 
 
-def view_shift(
-    before: np.ndarray, after: np.ndarray, x: float, y: float, reach: int, holes: list[tuple[int, int, int, int]]
-) -> tuple[float, float, float] | None:
-    """How the view moved between ``before`` and ``after`` (luma) in the square of ``reach`` px around
-    (x, y): (dx, dy, response) of a phase correlation, sub-pixel; None where the square is cut too
-    small by the frame's edge. ``holes`` (x0, y0, x1, y1: where a pointer is or was) are filled with
-    the square's mean in both frames first, so that a pointer moving over still tissue shows no
-    shift (the tissue's zero one wins), while a view that moves shifts all its texture alike."""
+def view_shift(before: np.ndarray, after: np.ndarray, x: float, y: float, reach: int) -> tuple[float, float] | None:
+    """How the view moved between ``before`` and ``after`` (luma) around (x, y), or None where that is
+    not one clear shift: the tissue in four squares diagonally ``reach`` px from (x, y) (``reach``
+    wide) is phase-correlated square by square; the median shift (dx, dy) of those with a clear peak
+    (``SHIFT_RESPONSE``) is returned where at least three of them lie within ``SHIFT_AGREE`` px of
+    it. A pointer, however large its glow, reaches into one square at most, and still tissue shows
+    no shift; a view that moves (a drag's first frames) shifts the squares alike (one may hold
+    still chrome at the viewer's edge). Squares cut by the frame's edge are left out."""
     import cv2
 
     H, W = after.shape
-    x0, y0 = max(0, round(x) - reach), max(0, round(y) - reach)
-    x1, y1 = min(W, round(x) + reach), min(H, round(y) + reach)
-    if x1 - x0 < 16 or y1 - y0 < 16 or before.shape != after.shape:
+    if before.shape != after.shape:
         return None
-    a = before[y0:y1, x0:x1].astype(np.float32)
-    b = after[y0:y1, x0:x1].astype(np.float32)
-    fill_a, fill_b = float(a.mean()), float(b.mean())
-    for hx0, hy0, hx1, hy1 in holes:
-        sy, sx = slice(max(0, hy0 - y0), max(0, hy1 - y0)), slice(max(0, hx0 - x0), max(0, hx1 - x0))
-        a[sy, sx], b[sy, sx] = fill_a, fill_b
-    window = cv2.createHanningWindow((x1 - x0, y1 - y0), cv2.CV_32F)
-    (dx, dy), response = cv2.phaseCorrelate(a, b, window)
-    return float(dx), float(dy), float(response)
+    half = max(8, reach // 2)
+    shifts = []
+    for sx, sy in ((-1, -1), (1, -1), (-1, 1), (1, 1)):
+        cx, cy = round(x) + sx * reach, round(y) + sy * reach
+        x0, y0, x1, y1 = cx - half, cy - half, cx + half, cy + half
+        if x0 < 0 or y0 < 0 or x1 > W or y1 > H:
+            continue
+        a = before[y0:y1, x0:x1].astype(np.float32)
+        b = after[y0:y1, x0:x1].astype(np.float32)
+        window = cv2.createHanningWindow((x1 - x0, y1 - y0), cv2.CV_32F)
+        (dx, dy), response = cv2.phaseCorrelate(a, b, window)
+        if response >= SHIFT_RESPONSE:  # (NaN on a flat square)
+            shifts.append((float(dx), float(dy)))
+    if len(shifts) < 3:
+        return None
+    mx, my = float(np.median([d[0] for d in shifts])), float(np.median([d[1] for d in shifts]))
+    agree = sum(abs(dx - mx) <= SHIFT_AGREE and abs(dy - my) <= SHIFT_AGREE for dx, dy in shifts)
+    return (mx, my) if agree >= 3 else None
