@@ -150,8 +150,8 @@ class FrameMotion:
 def view_shift(before: np.ndarray, after: np.ndarray, x: float, y: float, reach: int) -> tuple[float, float] | None:
     """How the view moved between ``before`` and ``after`` (luma) around (x, y), or None where that is
     not one clear shift: the tissue in four squares diagonally ``reach`` px from (x, y) (``reach``
-    wide) is phase-correlated square by square; the median shift (dx, dy) of those with a clear peak
-    (``SHIFT_RESPONSE``) is returned where at least three of them lie within ``SHIFT_AGREE`` px of
+    wide, down to a multiple of 16) is phase-correlated square by square; the median shift (dx, dy)
+    of those with a clear peak (``SHIFT_RESPONSE``) is returned where at least three of them lie within ``SHIFT_AGREE`` px of
     it. A pointer, however large its glow, reaches into one square at most, and still tissue shows
     no shift; a view that moves (a drag's first frames) shifts the squares alike (one may hold
     still chrome at the viewer's edge). Squares cut by the frame's edge are left out."""
@@ -160,7 +160,9 @@ def view_shift(before: np.ndarray, after: np.ndarray, x: float, y: float, reach:
     H, W = after.shape
     if before.shape != after.shape:
         return None
-    half = max(8, reach // 2)
+    # (a side that is a multiple of 16: at some other sides, 42-44 px, OpenCV's phase correlation of
+    # two equal squares gives a shift of half a pixel each way)
+    half = max(8, reach // 16 * 8)
     shifts = []
     for sx, sy in ((-1, -1), (1, -1), (-1, 1), (1, 1)):
         cx, cy = round(x) + sx * reach, round(y) + sy * reach
