@@ -152,9 +152,10 @@ def view_shift(before: np.ndarray, after: np.ndarray, x: float, y: float, reach:
     not one clear shift: the tissue in four squares diagonally ``reach`` px from (x, y) (``reach``
     wide, down to a multiple of 16) is phase-correlated square by square; the median shift (dx, dy)
     of those with a clear peak (``SHIFT_RESPONSE``) is returned where at least three of them lie
-    within ``SHIFT_AGREE`` px of it. A pointer, however large its glow, reaches into one square at most, and still tissue shows
-    no shift; a view that moves (a drag's first frames) shifts the squares alike (one may hold
-    still chrome at the viewer's edge). Squares cut by the frame's edge are left out."""
+    within ``SHIFT_AGREE`` px of it. A pointer, however large its glow, reaches into one square at
+    most, and still tissue shows no shift; a view that moves (a drag's first frames) shifts the
+    squares alike (one may hold still chrome at the viewer's edge). Squares cut by the frame's edge
+    are left out."""
     import cv2
 
     H, W = after.shape
