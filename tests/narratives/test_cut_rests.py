@@ -206,3 +206,59 @@ def test_a_shape_drawn_again_with_its_pixels_re_coded_still_counts_as_the_same()
     assert 0.75 <= c.same < 0.8 and c.inner < c.ring
     parked = Parked([], float(REST[0]), float(REST[1]), K, before)
     assert CutRest(loc.templates, loc.config).stayed(parked, after)
+
+
+def _shifted(image: np.ndarray, dx: float, dy: float) -> np.ndarray:
+    """``image`` moved by (dx, dy) px, sub-pixel (a view dragged slowly), edges replicated."""
+    m = np.float32([[1, 0, dx], [0, 1, dy]])
+    return cv2.warpAffine(
+        image, m, (image.shape[1], image.shape[0]), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
+
+
+def _fine_tissue(seed: int) -> np.ndarray:
+    """Tissue with detail a few px across (nuclei, fibres): a sub-pixel shift changes it all over."""
+    rng = np.random.default_rng(seed)
+    noise = rng.normal(0, 1, size=(H // 2, W // 2)).astype(np.float32)
+    tex = cv2.resize(noise, (W, H), interpolation=cv2.INTER_CUBIC)
+    return np.clip(120 + 60 * tex / (np.abs(tex).max() + 1e-6), 0, 255).astype(np.uint8)
+
+
+def _drag_start(view: np.ndarray) -> list[tuple[np.ndarray, bool]]:
+    """30 still frames of ``view``, then a drag that starts slowly (the first frames still judged
+    still: under a pixel a frame, the stability test's verdict lagging) and is then seen moving."""
+    frames = [(view, False)] * 30
+    shift = 0.0
+    for step in (0.06, 0.33, 0.6, 0.82, 1.0, 1.1):
+        shift += step
+        frames.append((_shifted(view, shift, -shift), False))
+    for _ in range(4):
+        shift += 1.5
+        frames.append((_shifted(view, shift, -shift), True))
+    return frames
+
+
+def test_a_lookalike_held_through_a_view_is_not_taken_when_the_view_begins_to_move():
+    """An arrow-like spot of the tissue (a match under ``sure_score``, so its track is held back all
+    view long) moves with the whole view as a drag begins, before the view is judged moving: the
+    spot then differs from the background as a pointer would, but so does everything around it,
+    so the held hits are not released (main took the whole view's hits: draw 13's dark-rests)."""
+    loc = _locator()
+    view = _with_arrow(_fine_tissue(3), REST, loc, 0.6)
+    grain = np.random.default_rng(4).normal(0, 14, view.shape)  # (its match stays under ``sure_score``)
+    view = np.clip(view + grain, 0, 255).astype(np.uint8)
+    hits = _run(loc, _drag_start(view))
+    assert not [i for i in range(36) if i in hits]
+
+
+def test_a_resting_pointer_that_moves_a_few_px_is_still_taken():
+    """The pointer itself rests on still tissue (held back: never seen to differ from the view's
+    first frame) and then moves 3 px while the tissue stays: its rest is still released."""
+    loc = _locator()
+    base = cv2.GaussianBlur(_tissue(3), (0, 0), 1.0)
+    frames = [(_with_arrow(_tissue(3), REST, loc, 0.7), False)] * 30
+    frames += [(_with_arrow(_tissue(3), (REST[0] + 3, REST[1] + 1), loc, 0.7), False)] * 3
+    frames += [(base, False)] * 3
+    hits = _run(loc, frames)
+    rest = [i for i in range(30) if i in hits and abs(hits[i][0] - REST[0]) <= 2 and abs(hits[i][1] - REST[1]) <= 2]
+    assert len(rest) >= 28

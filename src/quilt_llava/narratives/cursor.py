@@ -118,7 +118,7 @@ from quilt_llava.narratives.cursor_hits import (
 )
 from quilt_llava.narratives.cut_rests import CutRest
 from quilt_llava.narratives.earlier_rests import EarlierRests
-from quilt_llava.narratives.frame_motion import FrameMotion
+from quilt_llava.narratives.frame_motion import FrameMotion, view_shift
 from quilt_llava.narratives.gap_track import GapTrackConfig, GapTracker
 from quilt_llava.narratives.ignored_regions import IgnoredRegions
 from quilt_llava.narratives.motion_judge import MotionJudge
@@ -137,6 +137,8 @@ from quilt_llava.narratives.view_history import ViewHistory
 from quilt_llava.narratives.whole_frame_search import WholeFrameSearch
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from quilt_llava.narratives.pointer import SpriteConfig
 
 __all__ = ["AnalysedFrame", "CursorConfig", "CursorHit", "CursorLocator", "TemplateCursorLocator", "interpolated"]
@@ -183,6 +185,11 @@ class CursorConfig:
 # Two learned sprites whose matches at one place score within this of each other are tied (tiny
 # sprites match each other's shapes at 0.58-0.78, so the higher score does not tell which shape shows).
 SPRITE_TIE = 0.02
+# Where the tissue ``VIEW_REACH`` px (at 720p) around a held track's spot shifted by one translation of
+# ``VIEW_SHIFT_PX`` or more since the track's last frame, the view moves there: a change at the spot
+# is not a pointer's (``_view_moves``)
+VIEW_REACH = 64
+VIEW_SHIFT_PX = 0.5
 PRIOR_SETTLED_SCORE = 0.8  # an arrow-prior track matching this well is a classic arrow: no sprite is learned meanwhile
 MOTION = MotionConfig()  # a moving pointer followed where its shape scores too low (``MotionJudge``)
 GAPS = GapTrackConfig()  # a long gap between sure sightings followed through by the pointer's trace (``GapTracker``)
@@ -227,6 +234,7 @@ class TemplateCursorLocator:
         self.bridge = GapBridge(MOTION)  # short gaps in the hits shown, on one course
         self.gaps = GapTracker(GAPS)  # long gaps between two pairs of sure sightings, followed through
         self.ignored = IgnoredRegions()  # the caller's ignored regions less the pointer's haunts
+        self.last_frame: tuple[int, np.ndarray] | None = None  # the last still frame's index and luma
 
     def _blob_boxes(self, frame: AnalysedFrame) -> list[tuple[int, int, int, int]]:
         """Search boxes around this frame's moving blobs, for the templates matched now."""
@@ -312,6 +320,7 @@ class TemplateCursorLocator:
             self.ignored.claim(self.learner.claimed, frame.scale)
             frame = self.ignored.frame(given, None)
         out += self._process_still(frame)
+        self.last_frame = (frame.index, frame.luma)  # (a reference: frames are not written to)
         # A short gap in the hits shown, on one course: the frames between (``GapBridge``).
         out += [CursorHit(i, x, y, s) for i, x, y, s in self.bridge.add(out, frame.index)]
         # A long one between two pairs of sure sightings: the pointer's faint trace followed (``GapTracker``).
@@ -484,6 +493,8 @@ class TemplateCursorLocator:
             continues = False  # what the unverified track held is still there: not this pointer
         if continues and not self.verified and changed and self._arrived_over(frame, x, y, k):
             continues = False  # another shape passing over what the track held (a lookalike): not its hits
+        if continues and not self.verified and changed and self.pending and self._view_moves(frame, x, y):
+            changed = False  # the view begins to move around what the track held: no pointer seen
         if continues and self.verified and not changed and math.hypot(x - self.track[0], y - self.track[1]) > 4:
             # A pointer that moved differs from what it now covers; an unchanged match some way
             # off (tissue beside a pointer that vanished) starts a track of its own.
@@ -553,8 +564,8 @@ class TemplateCursorLocator:
         if before is None or index != frame.index - 1 or self.pending[-1].index != index:
             return []
         diff = self.evidence.spot_diff(frame.luma, before, *self.track)
-        if diff is None or diff < self.config.min_change:
-            return []
+        if diff is None or diff < self.config.min_change or self._view_moves(frame, self.track[0], self.track[1]):
+            return []  # (the view moving around the spot moves a lookalike too: no pointer left it)
         if self._other_shape_arrived(frame):
             # Not what the track held leaving: another shape of the pointer arriving on a lookalike.
             self.pending, self.track = [], None
@@ -565,6 +576,22 @@ class TemplateCursorLocator:
         # Unmistakable ones stand: a later track's backfill (tissue found once the pointer left) does not replace them.
         self.history.confirm([h for h in hits if h.score >= self.config.sure_score])
         return hits
+
+    def _view_moves(self, frame: AnalysedFrame, x: float, y: float) -> bool:
+        """Did the view itself move around (x, y) since the last frame, rather than a pointer come or go
+        there? Yes where the tissue in four squares ``VIEW_REACH`` px around shifted by one translation
+        of ``VIEW_SHIFT_PX`` or more (:func:`view_shift`): a pointer moves over still tissue, which
+        shows no shift; a view that begins to move under a still-view verdict (a slow drag's first
+        frames) shifts its texture, and any lookalike in it, all around. Asked only of a track of the
+        arrow prior: a learned sprite is the pointer's own shape, and a drag carries the pointer with
+        the view."""
+        if self.track is None or self.track[2] >= self.sprites.generic:
+            return False
+        if self.last_frame is None or self.last_frame[0] != frame.index - 1:
+            return False
+        reach = round(VIEW_REACH * max(0.5, frame.luma.shape[0] / 720))
+        shift = view_shift(self.last_frame[1], frame.luma, x, y, reach)
+        return shift is not None and math.hypot(*shift) >= VIEW_SHIFT_PX
 
     def _track_left(self, frame: AnalysedFrame, x: float, y: float) -> bool:
         """May a hit at (x, y) continue the unverified track? Only if it lies on the track's spot,

@@ -21,6 +21,10 @@ if TYPE_CHECKING:
     from quilt_llava.narratives.cursor_hits import AnalysedFrame
 
 
+SHIFT_RESPONSE = 0.3  # phase correlation peak of a square of tissue that shifted as one (``view_shift``)
+SHIFT_AGREE = 1.5  # px a square's shift may lie from the squares' median: one translation
+
+
 class FrameMotion:
     """Per-frame caches of the motion mask, its components and its blob boxes."""
 
@@ -141,3 +145,39 @@ class FrameMotion:
             for i in order
             if stats[i, cv2.CC_STAT_AREA] <= self.config.max_blob_area
         ]
+
+
+def view_shift(before: np.ndarray, after: np.ndarray, x: float, y: float, reach: int) -> tuple[float, float] | None:
+    """How the view moved between ``before`` and ``after`` (luma) around (x, y), or None where that is
+    not one clear shift: the tissue in four squares diagonally ``reach`` px from (x, y) (``reach``
+    wide, down to a multiple of 16) is phase-correlated square by square; the median shift (dx, dy)
+    of those with a clear peak (``SHIFT_RESPONSE``) is returned where at least three of them lie
+    within ``SHIFT_AGREE`` px of it. A pointer, however large its glow, reaches into one square at
+    most, and still tissue shows no shift; a view that moves (a drag's first frames) shifts the
+    squares alike (one may hold still chrome at the viewer's edge). Squares cut by the frame's edge
+    are left out."""
+    import cv2
+
+    H, W = after.shape
+    if before.shape != after.shape:
+        return None
+    # (a side that is a multiple of 16: at some other sides, 42-44 px, OpenCV's phase correlation of
+    # two equal squares gives a shift of half a pixel each way)
+    half = max(8, reach // 16 * 8)
+    shifts = []
+    for sx, sy in ((-1, -1), (1, -1), (-1, 1), (1, 1)):
+        cx, cy = round(x) + sx * reach, round(y) + sy * reach
+        x0, y0, x1, y1 = cx - half, cy - half, cx + half, cy + half
+        if x0 < 0 or y0 < 0 or x1 > W or y1 > H:
+            continue
+        a = before[y0:y1, x0:x1].astype(np.float32)
+        b = after[y0:y1, x0:x1].astype(np.float32)
+        window = cv2.createHanningWindow((x1 - x0, y1 - y0), cv2.CV_32F)
+        (dx, dy), response = cv2.phaseCorrelate(a, b, window)
+        if response >= SHIFT_RESPONSE:  # (NaN on a flat square)
+            shifts.append((float(dx), float(dy)))
+    if len(shifts) < 3:
+        return None
+    mx, my = float(np.median([d[0] for d in shifts])), float(np.median([d[1] for d in shifts]))
+    agree = sum(abs(dx - mx) <= SHIFT_AGREE and abs(dy - my) <= SHIFT_AGREE for dx, dy in shifts)
+    return (mx, my) if agree >= 3 else None
