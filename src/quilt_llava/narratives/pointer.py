@@ -257,6 +257,13 @@ class SpriteConfig:
     # whole becomes the sprite.
     complete: bool = True
     complete_px: float = 4.0
+    # ... with a median of this many held frames at least (``slow_min`` is the slow cut's): a pointer
+    # that changed shape as a new view began is learned within its first ``slow_min`` x
+    # ``slow_stride`` frames, from sightings that all lost the part it overlapped (draw 11's red
+    # glass crosshair, learned from its top and right arms 31 frames into its view, tracked with
+    # the top arm's end 12 px off for 137 frames). Three frames are the fewest whose median drops
+    # a pointer that was in one of them.
+    complete_min: int = 3
     # ... and only where this share of what the whole adds to the sprite is also there, moved with
     # the sprite, in the frame of the sighting that verified it (``SpriteLearner._seen_at_partner``):
     # the pointer's own pixels move with it, tissue the cut took in does not.
@@ -970,14 +977,20 @@ class SpriteLearner:
         return places < self.config.distinct_places
 
     def _slow_candidate(
-        self, index: int, luma: np.ndarray, box: tuple[int, int, int, int], left_behind: bool = True
+        self,
+        index: int,
+        luma: np.ndarray,
+        box: tuple[int, int, int, int],
+        left_behind: bool = True,
+        least: int | None = None,
     ) -> Candidate | None:
         """A candidate cut against the median of the view's sparse held frames (see ``slow_stride``),
         in the blob's box grown by ``slow_grow`` x ``min_px``: a pointer drifting slowly shows only
         its edge as motion, and is absent from most held frames at the spot where it is now.
         ``left_behind``: kept only where the pointer moved its own size since the oldest of them
-        (``_left_behind``; :meth:`_completed` checks the cut against a verified sighting instead)."""
-        if len(self.slow) < self.config.slow_min:
+        (``_left_behind``; :meth:`_completed` checks the cut against a verified sighting instead).
+        ``least``: the fewest held frames the median needs (``slow_min`` if None)."""
+        if len(self.slow) < (self.config.slow_min if least is None else least):
             return None
         g = round(self.config.slow_grow * self.min_px)
         H, W = luma.shape
@@ -1009,7 +1022,8 @@ class SpriteLearner:
             # cut, with whatever else changed beside it, may be less so).
             return template
         h, w = cand.mask.shape
-        whole = self._slow_candidate(cand.index, luma, (cand.x, cand.y, cand.x + w, cand.y + h), left_behind=False)
+        box = (cand.x, cand.y, cand.x + w, cand.y + h)
+        whole = self._slow_candidate(cand.index, luma, box, left_behind=False, least=cfg.complete_min)
         if whole is None or not _holds(whole, cand, 1.0 + 1e-6):
             return template
         import cv2
