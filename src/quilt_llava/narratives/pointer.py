@@ -161,6 +161,16 @@ from quilt_llava.narratives.track_motion import differs_from_all
 # hands of handhelds and redglass, lens-shaped with outlines as symmetric: 0.80-0.86); learned
 # arrows and hands 0.56-0.62.
 LINE_STROKE = 0.5
+# A shape this many times longer than its box's narrow side, whose narrow side is no wider than its
+# thickest stroke and a pixel, is one straight stroke (``_one_stroke``): a piece of a longer line
+# (an arm of a drawn cross, an edge), which matches anywhere along that line and so has no place
+# of its own. No pointer is one straight stroke; an I-beam has serifs, a crosshair two arms.
+STROKE_LENGTH = 3.0
+# A band around a sighting that matches the frame before, shifted, at under this share of its mean
+# squared difference unshifted moved with the pointer: the view moved (``SpriteLearner._view_moved``),
+# where that difference is over ``VIEW_NOISE`` grey levels (RMS; the encoder's noise on still tissue)
+VIEW_MOVED = 0.5
+VIEW_NOISE = 4.0
 
 # Share of a line drawing's outline pixels that must land within a pixel of its outline under each
 # mirror for it to point with its middle (``_outline_symmetric_centre``): 0.9, and 0.85 where the
@@ -525,6 +535,22 @@ def _line_drawing(box: np.ndarray) -> bool:
     return min(h, w) >= 5 and 2 * float(cv2.distanceTransform(b8, cv2.DIST_L2, 3).max()) <= LINE_STROKE * min(h, w)
 
 
+def _one_stroke(mask: np.ndarray) -> bool:
+    """Is ``mask`` one straight stroke (``STROKE_LENGTH``): at least that many times longer than
+    its box's narrow side, which is no wider than its thickest stroke (twice the largest distance
+    from a mask pixel to the outside) and a pixel?"""
+    import cv2
+
+    ys, xs = np.nonzero(mask)
+    if xs.size == 0:
+        return False
+    h, w = int(ys.max() - ys.min()) + 1, int(xs.max() - xs.min()) + 1
+    if max(h, w) < STROKE_LENGTH * min(h, w):
+        return False
+    b8 = np.pad((mask > 0).astype(np.uint8), 1)
+    return min(h, w) <= 2 * float(cv2.distanceTransform(b8, cv2.DIST_L2, 3).max()) + 1
+
+
 def _outline_symmetric_centre(
     box: np.ndarray, min_cover: float | None = None, slack: int = 2
 ) -> tuple[float, float] | None:
@@ -865,6 +891,10 @@ class SpriteLearner:
                 seen = cand if pool is self.candidates else whole
                 if seen is not None and not self._singles_out(template, luma, seen):
                     continue
+                if _one_stroke(template.mask):
+                    continue  # a piece of a longer line: no place of its own along it
+                if seen is not None and self._view_moved(luma, near, seen):
+                    continue  # the view began to move: what moved with it is tissue
                 if self._twinned(template):
                     continue
                 self._learn(template, pool, index)
@@ -940,6 +970,34 @@ class SpriteLearner:
                 self._learn(template, pool, index)
                 return [template]
         return []
+
+    def _view_moved(self, luma: np.ndarray, near: np.ndarray, seen: Candidate) -> bool:
+        """Did the view around the sighting ``seen`` (its box grown by ``max_px``) move since the
+        frame ``near`` before? A pointer moves over a still view; where the view itself began to
+        move (a drag or pan the stability test has not yet called moving) every piece of tissue
+        moves with it, and a dark nucleus is then seen moving rigidly like a flat pointer (draw 13's
+        he-overlay-cross: a 58 x 36 px nucleus learned in the first frames of a drag, found again
+        by the search in the next view and held there as a resting pointer for 138 frames). The
+        region matches the earlier frame shifted (up to ``min_px`` either way) at under
+        ``VIEW_MOVED`` of its difference unshifted, and that difference is more than the encoder's
+        noise; the pointer's own pixels, old and new, are a small part of it."""
+        import cv2
+
+        g, m = self.min_px, self.max_px
+        h, w = seen.mask.shape
+        H, W = luma.shape
+        x0, y0 = max(g, seen.x - m), max(g, seen.y - m)
+        x1, y1 = min(W - g, seen.x + w + m), min(H - g, seen.y + h + m)
+        if x1 - x0 < 2 * m or y1 - y0 < 2 * m:
+            return False
+        now = luma[y0:y1, x0:x1].astype(np.float32)
+        before = near[y0 - g : y1 + g, x0 - g : x1 + g].astype(np.float32)
+        res = cv2.matchTemplate(before, now, cv2.TM_SQDIFF)  # (2g + 1, 2g + 1)
+        n = float(now.size)
+        still = float(res[g, g]) / n  # mean squared difference where nothing moved
+        if still <= VIEW_NOISE**2:
+            return False
+        return float(res.min()) / n < VIEW_MOVED * still
 
     def _twinned(self, template: Template) -> bool:
         """Is ``template`` a twin of a learned sprite (``TWIN_SCORE``) while only the places kept for
