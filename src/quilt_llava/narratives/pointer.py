@@ -330,6 +330,13 @@ class SpriteConfig:
     # video cost the 64 px handhelds arrow its third variant (draw 8's he-handhelds 0.657 -> 0.529).
     # None: no reserve.
     twin_reserve: int | None = 4
+    # A sprite that is one straight stroke (``_one_stroke``) is not learned: a piece of a longer line
+    # (a 14 x 3 px piece of a drawn cross's arm, draw 13's he-overlay-cross, tracked 12-19 px off as it
+    # matched either arm) matches anywhere along that line.
+    one_stroke: bool = True
+    # ... nor one whose sighting the view around moved with (``SpriteLearner._view_moved``): tissue
+    # in the first frames of a drag the stability test has not yet called moving.
+    still_view: bool = True
 
 
 @dataclass
@@ -891,9 +898,9 @@ class SpriteLearner:
                 seen = cand if pool is self.candidates else whole
                 if seen is not None and not self._singles_out(template, luma, seen):
                     continue
-                if _one_stroke(template.mask):
+                if cfg.one_stroke and _one_stroke(template.mask):
                     continue  # a piece of a longer line: no place of its own along it
-                if seen is not None and self._view_moved(luma, near, seen):
+                if cfg.still_view and seen is not None and self._view_moved(luma, near, seen):
                     continue  # the view began to move: what moved with it is tissue
                 if self._twinned(template):
                     continue
@@ -988,7 +995,7 @@ class SpriteLearner:
         H, W = luma.shape
         x0, y0 = max(g, seen.x - m), max(g, seen.y - m)
         x1, y1 = min(W - g, seen.x + w + m), min(H - g, seen.y + h + m)
-        if x1 - x0 < 2 * m or y1 - y0 < 2 * m:
+        if x1 - x0 < m or y1 - y0 < m:
             return False
         now = luma[y0:y1, x0:x1].astype(np.float32)
         before = near[y0 - g : y1 + g, x0 - g : x1 + g].astype(np.float32)
