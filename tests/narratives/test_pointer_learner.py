@@ -900,7 +900,8 @@ def test_a_piece_cut_around_is_not_learned_where_it_points_with_a_corner() -> No
 
 def _bar_learned(config: SpriteConfig | None = None) -> list[tuple[int, int, int]]:
     """Feed a learner a dark straight bar 3 x 16 px, shaded along its length and darker along its
-    middle (a piece of a longer line, as a drawn cross's arm is seen), moving 12 px a frame over still tissue-like texture; returns what it learned."""
+    middle (a piece of a longer line, as a drawn cross's arm is seen), moving 12 px a frame over
+    still tissue-like texture; returns what it learned."""
     mask = np.ones((3, 16), bool)
     return _learned_along(
         SpriteLearner(720, config),
