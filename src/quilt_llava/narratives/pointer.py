@@ -163,8 +163,7 @@ from quilt_llava.narratives.track_motion import differs_from_all
 LINE_STROKE = 0.5
 # A shape this many times longer than its box's narrow side, whose narrow side is no wider than its
 # thickest stroke and a pixel, is one straight stroke (``_one_stroke``): a piece of a longer line
-# (an arm of a drawn cross, an edge), which matches anywhere along that line and so has no place
-# of its own. No pointer is one straight stroke; an I-beam has serifs, a crosshair two arms.
+# (an arm of a drawn cross, an edge) or a whole one (an I-beam's stem learned without its serifs).
 STROKE_LENGTH = 3.0
 # A band around a sighting that matches the frame before, shifted, at under this share of its mean
 # squared difference unshifted moved with the pointer: the view moved (``SpriteLearner._view_moved``),
@@ -330,9 +329,10 @@ class SpriteConfig:
     # video cost the 64 px handhelds arrow its third variant (draw 8's he-handhelds 0.657 -> 0.529).
     # None: no reserve.
     twin_reserve: int | None = 4
-    # A sprite that is one straight stroke (``_one_stroke``) is not learned: a piece of a longer line
-    # (a 14 x 3 px piece of a drawn cross's arm, draw 13's he-overlay-cross, tracked 12-19 px off as it
-    # matched either arm) matches anywhere along that line.
+    # A sprite that is one straight stroke (``_one_stroke``) and, where it was seen, matches as well
+    # half its length further along (``SpriteLearner._piece_of_a_line``) is not learned: a piece of a
+    # longer line (a 14 x 3 px piece of a drawn cross's arm, draw 13's he-overlay-cross, tracked 12-19
+    # px off as it matched either arm) has no place of its own along that line.
     one_stroke: bool = True
     # ... nor one whose sighting the view around moved with (``SpriteLearner._view_moved``): tissue
     # in the first frames of a drag the stability test has not yet called moving.
@@ -898,10 +898,10 @@ class SpriteLearner:
                 seen = cand if pool is self.candidates else whole
                 if seen is not None and not self._singles_out(template, luma, seen):
                     continue
-                if cfg.one_stroke and _one_stroke(template.mask):
-                    continue  # a piece of a longer line: no place of its own along it
-                if cfg.still_view and seen is not None and self._view_moved(luma, near, seen):
-                    continue  # the view began to move: what moved with it is tissue
+                if cfg.one_stroke and seen is not None and self._piece_of_a_line(template, luma, seen):
+                    continue  # no place of its own along the line it is a piece of
+                if cfg.still_view and pool is self.filled and whole is not None and self._view_moved(luma, near, whole):
+                    continue  # the view began to move: the flat region its edges bound is tissue
                 if self._twinned(template):
                     continue
                 self._learn(template, pool, index)
@@ -977,6 +977,37 @@ class SpriteLearner:
                 self._learn(template, pool, index)
                 return [template]
         return []
+
+    def _piece_of_a_line(self, template: Template, luma: np.ndarray, seen: Candidate) -> bool:
+        """Is ``template`` one straight stroke (``_one_stroke``) that, in the frame where it was
+        ``seen``, matches at ``agree_score`` half its length along the stroke from its best match
+        (either way, a pixel of slack across)? Then it is a piece of a longer line (an arm of a drawn
+        cross), with no place of its own along it; a whole stroke (an I-beam's stem that lost its
+        serifs) ends where it ends, and half its length on lies tissue."""
+        import cv2
+
+        if not _one_stroke(template.mask):
+            return False
+        th, tw = template.image.shape
+        along_x = tw >= th
+        half = (tw if along_x else th) // 2
+        h, w = seen.mask.shape
+        H, W = luma.shape
+        gx, gy = (half + 1, 2) if along_x else (2, half + 1)
+        x0, y0 = max(0, seen.x - gx), max(0, seen.y - gy)
+        x1, y1 = min(W, seen.x + max(w, tw) + gx), min(H, seen.y + max(h, th) + gy)
+        if x1 - x0 < tw or y1 - y0 < th:
+            return False
+        res = cv2.matchTemplate(luma[y0:y1, x0:x1], template.image, cv2.TM_CCOEFF_NORMED, mask=template.mask)
+        res = np.abs(np.nan_to_num(res, nan=0.0, posinf=0.0, neginf=0.0))
+        _, _, _, (px, py) = cv2.minMaxLoc(res)
+        for step in (-half, half):
+            qx, qy = (px + step, py) if along_x else (px, py + step)
+            a0, b0 = max(0, qx - 1), max(0, qy - 1)
+            near = res[b0 : qy + 2, a0 : qx + 2]
+            if near.size and float(near.max()) >= self.config.agree_score:
+                return True
+        return False
 
     def _view_moved(self, luma: np.ndarray, near: np.ndarray, seen: Candidate) -> bool:
         """Did the view around the sighting ``seen`` (its box grown by ``max_px``) move since the
