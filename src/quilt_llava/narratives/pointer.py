@@ -900,7 +900,8 @@ class SpriteLearner:
                     continue
                 if cfg.one_stroke and seen is not None and self._piece_of_a_line(template, luma, seen):
                     continue  # no place of its own along the line it is a piece of
-                if cfg.still_view and pool is self.filled and whole is not None and self._view_moved(luma, near, whole):
+                flat = whole if pool is self.filled else None
+                if cfg.still_view and flat is not None and self._view_moved(luma, near, flat, box):
                     continue  # the view began to move: the flat region its edges bound is tissue
                 if self._twinned(template):
                     continue
@@ -1009,16 +1010,17 @@ class SpriteLearner:
                 return True
         return False
 
-    def _view_moved(self, luma: np.ndarray, near: np.ndarray, seen: Candidate) -> bool:
+    def _view_moved(self, luma: np.ndarray, near: np.ndarray, seen: Candidate, blob: tuple[int, int, int, int]) -> bool:
         """Did the view around the sighting ``seen`` (its box grown by ``max_px``) move since the
         frame ``near`` before? A pointer moves over a still view; where the view itself began to
         move (a drag or pan the stability test has not yet called moving) every piece of tissue
         moves with it, and a dark nucleus is then seen moving rigidly like a flat pointer (draw 13's
         he-overlay-cross: a 58 x 36 px nucleus learned in the first frames of a drag, found again
-        by the search in the next view and held there as a resting pointer for 138 frames). The
-        region matches the earlier frame shifted (up to ``min_px`` either way) at under
+        by the search in the next view and held there as a resting pointer for 138 frames). What
+        lies around, the sighting and the moving ``blob`` (where the pointer was) left out with
+        ``min_px`` more, matches the earlier frame shifted (up to ``min_px`` either way) at under
         ``VIEW_MOVED`` of its difference unshifted, and that difference is more than the encoder's
-        noise; the pointer's own pixels, old and new, are a small part of it."""
+        noise (on a flat screen, a pointer drifting a pixel a frame is all that changed)."""
         import cv2
 
         g, m = self.min_px, self.max_px
@@ -1028,10 +1030,15 @@ class SpriteLearner:
         x1, y1 = min(W - g, seen.x + w + m), min(H - g, seen.y + h + m)
         if x1 - x0 < m or y1 - y0 < m:
             return False
+        around = np.ones((y1 - y0, x1 - x0), np.float32)
+        for bx0, by0, bx1, by1 in ((seen.x, seen.y, seen.x + w, seen.y + h), blob):
+            around[max(0, by0 - g - y0) : max(0, by1 + g - y0), max(0, bx0 - g - x0) : max(0, bx1 + g - x0)] = 0.0
+        n = float(around.sum())
+        if n < 0.25 * around.size:
+            return False
         now = luma[y0:y1, x0:x1].astype(np.float32)
         before = near[y0 - g : y1 + g, x0 - g : x1 + g].astype(np.float32)
-        res = cv2.matchTemplate(before, now, cv2.TM_SQDIFF)  # (2g + 1, 2g + 1)
-        n = float(now.size)
+        res = cv2.matchTemplate(before, now, cv2.TM_SQDIFF, mask=around)  # (2g + 1, 2g + 1)
         still = float(res[g, g]) / n  # mean squared difference where nothing moved
         if still <= VIEW_NOISE**2:
             return False
