@@ -154,3 +154,35 @@ def test_the_last_places_are_kept_for_shapes_of_their_own() -> None:
     assert not learner._twinned(other)
     learner.config.twin_reserve = None
     assert not learner._twinned(seen_again())
+
+
+def _lookalike_away(rest_too: bool) -> tuple[SpriteIntake, int, np.ndarray]:
+    """A view whose tissue has an arrow-like spot at (230, 60) that never changes, while the pointer
+    moves along the bottom (the learner saw it in frames 52 and 53, and learned it in frame 54,
+    ``now``). With ``rest_too``, the pointer itself rested at (230, 60) until frame 40 (over plain
+    tissue) and then left."""
+    tissue = texture(H, W, 3)
+    spot = (230, 60)
+    path = {i: (40 + 4 * (i - 40), 180) for i in range(40, 55)}
+    if rest_too:
+        path.update({i: spot for i in range(40)})
+    else:
+        tissue = _glass(tissue, spot, 1.0)
+    frames = [(i, _glass(tissue, path[i], 1.0) if i in path else tissue) for i in range(54)]
+    t = make_template(1.0)
+    sightings = [(i, frames[i][1], patch_box(*path[i], t)) for i in (52, 53)]
+    intake, k = _intake(frames, sightings)
+    return intake, k, _glass(tissue, path[54], 1.0)
+
+
+def test_a_still_lookalike_away_from_the_sightings_is_no_rest() -> None:
+    """The walk forward from the view's oldest held frame finds the sprite beyond doubt wherever it
+    matches best; a still lookalike away from where the pointer was seen moving (a 14 x 3 px sliver
+    matched the edge of a toolbar's text in every frame of draw 13's first view, 77 far hits) is
+    still there, unchanged, in the frame the sprite was learned in: no rest of the pointer, which
+    was learned moving elsewhere. A rest the pointer left is recovered as before."""
+    intake, k, now = _lookalike_away(rest_too=False)
+    assert [h for h in intake.recover_rest(k, now) if h.index < 40] == []
+    intake, k, now = _lookalike_away(rest_too=True)
+    hits = [h for h in intake.recover_rest(k, now) if h.index < 40]
+    assert len(hits) >= 30 and all(abs(h.x - 230) <= 1 and abs(h.y - 60) <= 1 for h in hits)

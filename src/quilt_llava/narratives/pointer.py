@@ -161,6 +161,15 @@ from quilt_llava.narratives.track_motion import differs_from_all
 # hands of handhelds and redglass, lens-shaped with outlines as symmetric: 0.80-0.86); learned
 # arrows and hands 0.56-0.62.
 LINE_STROKE = 0.5
+# A shape this many times longer than its box's narrow side, whose narrow side is no wider than its
+# thickest stroke and a pixel, is one straight stroke (``_one_stroke``): a piece of a longer line
+# (an arm of a drawn cross, an edge) or a whole one (an I-beam's stem learned without its serifs).
+STROKE_LENGTH = 3.0
+# A band around a sighting that matches the frame before, shifted, at under this share of its mean
+# squared difference unshifted moved with the pointer: the view moved (``SpriteLearner._view_moved``),
+# where that difference is over ``VIEW_NOISE`` grey levels (RMS; the encoder's noise on still tissue)
+VIEW_MOVED = 0.5
+VIEW_NOISE = 4.0
 
 # Share of a line drawing's outline pixels that must land within a pixel of its outline under each
 # mirror for it to point with its middle (``_outline_symmetric_centre``): 0.9, and 0.85 where the
@@ -257,6 +266,13 @@ class SpriteConfig:
     # whole becomes the sprite.
     complete: bool = True
     complete_px: float = 4.0
+    # ... with a median of this many held frames at least (``slow_min`` is the slow cut's): a pointer
+    # that changed shape as a new view began is learned within its first ``slow_min`` x
+    # ``slow_stride`` frames, from sightings that all lost the part it overlapped (draw 11's red
+    # glass crosshair, learned from its top and right arms 31 frames into its view, tracked with
+    # the top arm's end 12 px off for 137 frames). Three frames are the fewest whose median drops
+    # a pointer that was in one of them.
+    complete_min: int = 3
     # ... and only where this share of what the whole adds to the sprite is also there, moved with
     # the sprite, in the frame of the sighting that verified it (``SpriteLearner._seen_at_partner``):
     # the pointer's own pixels move with it, tissue the cut took in does not.
@@ -313,6 +329,14 @@ class SpriteConfig:
     # video cost the 64 px handhelds arrow its third variant (draw 8's he-handhelds 0.657 -> 0.529).
     # None: no reserve.
     twin_reserve: int | None = 4
+    # A sprite that is one straight stroke (``_one_stroke``) and, where it was seen, matches as well
+    # half its length further along (``SpriteLearner._piece_of_a_line``) is not learned: a piece of a
+    # longer line (a 14 x 3 px piece of a drawn cross's arm, draw 13's he-overlay-cross, tracked 12-19
+    # px off as it matched either arm) has no place of its own along that line.
+    one_stroke: bool = True
+    # ... nor one whose sighting the view around moved with (``SpriteLearner._view_moved``): tissue
+    # in the first frames of a drag the stability test has not yet called moving.
+    still_view: bool = True
 
 
 @dataclass
@@ -516,6 +540,22 @@ def _line_drawing(box: np.ndarray) -> bool:
     h, w = box.shape
     b8 = np.pad(box.astype(np.uint8), 1)
     return min(h, w) >= 5 and 2 * float(cv2.distanceTransform(b8, cv2.DIST_L2, 3).max()) <= LINE_STROKE * min(h, w)
+
+
+def _one_stroke(mask: np.ndarray) -> bool:
+    """Is ``mask`` one straight stroke (``STROKE_LENGTH``): at least that many times longer than
+    its box's narrow side, which is no wider than its thickest stroke (twice the largest distance
+    from a mask pixel to the outside) and a pixel?"""
+    import cv2
+
+    ys, xs = np.nonzero(mask)
+    if xs.size == 0:
+        return False
+    h, w = int(ys.max() - ys.min()) + 1, int(xs.max() - xs.min()) + 1
+    if max(h, w) < STROKE_LENGTH * min(h, w):
+        return False
+    b8 = np.pad((mask > 0).astype(np.uint8), 1)
+    return min(h, w) <= 2 * float(cv2.distanceTransform(b8, cv2.DIST_L2, 3).max()) + 1
 
 
 def _outline_symmetric_centre(
@@ -858,6 +898,11 @@ class SpriteLearner:
                 seen = cand if pool is self.candidates else whole
                 if seen is not None and not self._singles_out(template, luma, seen):
                     continue
+                if cfg.one_stroke and seen is not None and self._piece_of_a_line(template, luma, seen):
+                    continue  # no place of its own along the line it is a piece of
+                flat = whole if pool is self.filled else None
+                if cfg.still_view and flat is not None and self._view_moved(luma, near, flat, box):
+                    continue  # the view began to move: the flat region its edges bound is tissue
                 if self._twinned(template):
                     continue
                 self._learn(template, pool, index)
@@ -934,6 +979,71 @@ class SpriteLearner:
                 return [template]
         return []
 
+    def _piece_of_a_line(self, template: Template, luma: np.ndarray, seen: Candidate) -> bool:
+        """Is ``template`` one straight stroke (``_one_stroke``) that, in the frame where it was
+        ``seen``, matches at ``agree_score`` half its length along the stroke from its best match
+        (either way, a pixel of slack across)? Then it is a piece of a longer line (an arm of a drawn
+        cross), with no place of its own along it; a whole stroke (an I-beam's stem that lost its
+        serifs) ends where it ends, and half its length on lies tissue."""
+        import cv2
+
+        if not _one_stroke(template.mask):
+            return False
+        th, tw = template.image.shape
+        along_x = tw >= th
+        half = (tw if along_x else th) // 2
+        h, w = seen.mask.shape
+        H, W = luma.shape
+        gx, gy = (half + 1, 2) if along_x else (2, half + 1)
+        x0, y0 = max(0, seen.x - gx), max(0, seen.y - gy)
+        x1, y1 = min(W, seen.x + max(w, tw) + gx), min(H, seen.y + max(h, th) + gy)
+        if x1 - x0 < tw or y1 - y0 < th:
+            return False
+        res = cv2.matchTemplate(luma[y0:y1, x0:x1], template.image, cv2.TM_CCOEFF_NORMED, mask=template.mask)
+        res = np.abs(np.nan_to_num(res, nan=0.0, posinf=0.0, neginf=0.0))
+        _, _, _, (px, py) = cv2.minMaxLoc(res)
+        for step in (-half, half):
+            qx, qy = (px + step, py) if along_x else (px, py + step)
+            a0, b0 = max(0, qx - 1), max(0, qy - 1)
+            near = res[b0 : qy + 2, a0 : qx + 2]
+            if near.size and float(near.max()) >= self.config.agree_score:
+                return True
+        return False
+
+    def _view_moved(self, luma: np.ndarray, near: np.ndarray, seen: Candidate, blob: tuple[int, int, int, int]) -> bool:
+        """Did the view around the sighting ``seen`` (its box grown by ``max_px``) move since the
+        frame ``near`` before? A pointer moves over a still view; where the view itself began to
+        move (a drag or pan the stability test has not yet called moving) every piece of tissue
+        moves with it, and a dark nucleus is then seen moving rigidly like a flat pointer (draw 13's
+        he-overlay-cross: a 58 x 36 px nucleus learned in the first frames of a drag, found again
+        by the search in the next view and held there as a resting pointer for 138 frames). What
+        lies around, the sighting and the moving ``blob`` (where the pointer was) left out with
+        ``min_px`` more, matches the earlier frame shifted (up to ``min_px`` either way) at under
+        ``VIEW_MOVED`` of its difference unshifted, and that difference is more than the encoder's
+        noise (on a flat screen, a pointer drifting a pixel a frame is all that changed)."""
+        import cv2
+
+        g, m = self.min_px, self.max_px
+        h, w = seen.mask.shape
+        H, W = luma.shape
+        x0, y0 = max(g, seen.x - m), max(g, seen.y - m)
+        x1, y1 = min(W - g, seen.x + w + m), min(H - g, seen.y + h + m)
+        if x1 - x0 < m or y1 - y0 < m:
+            return False
+        around = np.ones((y1 - y0, x1 - x0), np.float32)
+        for bx0, by0, bx1, by1 in ((seen.x, seen.y, seen.x + w, seen.y + h), blob):
+            around[max(0, by0 - g - y0) : max(0, by1 + g - y0), max(0, bx0 - g - x0) : max(0, bx1 + g - x0)] = 0.0
+        n = float(around.sum())
+        if n < 0.25 * around.size:
+            return False
+        now = luma[y0:y1, x0:x1].astype(np.float32)
+        before = near[y0 - g : y1 + g, x0 - g : x1 + g].astype(np.float32)
+        res = cv2.matchTemplate(before, now, cv2.TM_SQDIFF, mask=around)  # (2g + 1, 2g + 1)
+        still = float(res[g, g]) / n  # mean squared difference where nothing moved
+        if still <= VIEW_NOISE**2:
+            return False
+        return float(res.min()) / n < VIEW_MOVED * still
+
     def _twinned(self, template: Template) -> bool:
         """Is ``template`` a twin of a learned sprite (``TWIN_SCORE``) while only the places kept for
         shapes of their own are left (``twin_reserve``)?"""
@@ -970,14 +1080,20 @@ class SpriteLearner:
         return places < self.config.distinct_places
 
     def _slow_candidate(
-        self, index: int, luma: np.ndarray, box: tuple[int, int, int, int], left_behind: bool = True
+        self,
+        index: int,
+        luma: np.ndarray,
+        box: tuple[int, int, int, int],
+        left_behind: bool = True,
+        least: int | None = None,
     ) -> Candidate | None:
         """A candidate cut against the median of the view's sparse held frames (see ``slow_stride``),
         in the blob's box grown by ``slow_grow`` x ``min_px``: a pointer drifting slowly shows only
         its edge as motion, and is absent from most held frames at the spot where it is now.
         ``left_behind``: kept only where the pointer moved its own size since the oldest of them
-        (``_left_behind``; :meth:`_completed` checks the cut against a verified sighting instead)."""
-        if len(self.slow) < self.config.slow_min:
+        (``_left_behind``; :meth:`_completed` checks the cut against a verified sighting instead).
+        ``least``: the fewest held frames the median needs (``slow_min`` if None)."""
+        if len(self.slow) < (self.config.slow_min if least is None else least):
             return None
         g = round(self.config.slow_grow * self.min_px)
         H, W = luma.shape
@@ -1009,7 +1125,8 @@ class SpriteLearner:
             # cut, with whatever else changed beside it, may be less so).
             return template
         h, w = cand.mask.shape
-        whole = self._slow_candidate(cand.index, luma, (cand.x, cand.y, cand.x + w, cand.y + h), left_behind=False)
+        box = (cand.x, cand.y, cand.x + w, cand.y + h)
+        whole = self._slow_candidate(cand.index, luma, box, left_behind=False, least=cfg.complete_min)
         if whole is None or not _holds(whole, cand, 1.0 + 1e-6):
             return template
         import cv2

@@ -120,6 +120,7 @@ class SpriteIntake:
         t = self.templates[k]
         hits: list[CursorHit] = []
         gap: list[int] = []
+        last_luma: np.ndarray | None = None  # the frame of the walk's last hit
         for index, luma, confirmed in self.history.frames:
             if confirmed or luma is None:
                 break
@@ -143,6 +144,9 @@ class SpriteIntake:
                 hits += interpolated(gap, CursorHit(index, x, y, score), last.index, last.x, last.y, last.score)
             gap = []
             hits.append(CursorHit(index, x, y, score))
+            last_luma = luma
+        if hits and now is not None and last_luma is not None and self.still_there(t, hits[-1], last_luma, now):
+            hits = []  # a still lookalike, not where the pointer rested
         rested = bool(hits)
         # Then where the learner saw it moving, in frames it still holds.
         done = {h.index for h in hits} | {i for i, _, c in self.history.frames if c}
@@ -165,6 +169,20 @@ class SpriteIntake:
         if now is not None and not rested:
             hits += self.departed_rest(t, now)
         return sorted(hits, key=lambda h: h.index)
+
+    def still_there(self, t: Template, last: CursorHit, luma: np.ndarray, now: np.ndarray) -> bool:
+        """Is the rest the walk from the view's oldest held frame found (``last``: its last hit, in
+        frame ``luma``) a still lookalike of sprite ``t``: away from every place the learner saw the
+        pointer move (a sprite's size and more from each sighting), and no different in ``now`` (the
+        frame ``t`` was learned in) in the sprite's pattern? The pointer was learned moving
+        elsewhere, so a rest of its own has been left by then; tissue or a toolbar's glyph that looks
+        like it stays (a 14 x 3 px sliver of a drawn cross matched the edge of a toolbar's text at
+        ``sure_score`` in every frame of draw 13's first view, 77 far hits)."""
+        th, tw = t.image.shape
+        for _index, _luma, (x0, y0, x1, y1) in self.learner.sightings:
+            if x0 - tw <= last.x <= x1 + tw and y0 - th <= last.y <= y1 + th:
+                return False
+        return not departed(now, t, self.config.min_change)(luma, last.x, last.y)
 
     def departed_rest(self, t: Template, now: np.ndarray) -> list[CursorHit]:
         """Where the pointer of sprite ``t``, just learned in frame ``now``, rested before the learner
