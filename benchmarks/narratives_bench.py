@@ -459,7 +459,8 @@ def hotspot_table() -> list[dict[str, Any]]:
     the theme left out."""
     from itertools import product
 
-    from quilt_llava.narratives.pointer import SpriteConfig, decide_hotspot
+    from quilt_llava.narratives.hotspot import decide_hotspot
+    from quilt_llava.narratives.pointer import SpriteConfig
     from quilt_llava.narratives.synthetic import SHAPE_CURSORS, theme_sprite
     from quilt_llava.narratives.xcursor import cursor_path, installed_themes
 

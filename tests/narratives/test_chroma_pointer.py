@@ -16,8 +16,8 @@ from quilt_llava.narratives.chroma_pointer import (
     sparse_views,
 )
 from quilt_llava.narratives.cursor import CursorConfig, CursorHit
+from quilt_llava.narratives.hotspot import decide_hotspot
 from quilt_llava.narratives.pipeline import ExtractConfig, analyse
-from quilt_llava.narratives.pointer import decide_hotspot
 from quilt_llava.narratives.segments import Segment
 from quilt_llava.narratives.stability import Span
 from quilt_llava.narratives.video import ArraySource, Frame

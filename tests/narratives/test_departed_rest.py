@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from quilt_llava.narratives.cursor import CursorConfig
-from quilt_llava.narratives.pointer import agreed_hotspot, decide_hotspot, template_from_sprite
+from quilt_llava.narratives.hotspot import agreed_hotspot, decide_hotspot
+from quilt_llava.narratives.pointer import template_from_sprite
 from quilt_llava.narratives.sprite_intake import SpriteIntake
 from quilt_llava.narratives.sprite_set import SpriteSet
 from quilt_llava.narratives.templates import make_template, patch_box

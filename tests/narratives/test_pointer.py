@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from quilt_llava.errors import ConfigError, InputError
-from quilt_llava.narratives.pointer import decide_hotspot
+from quilt_llava.narratives.hotspot import decide_hotspot
 from quilt_llava.narratives.xcursor import installed_themes, pick_image, read_xcursor
 
 cv2 = pytest.importorskip("cv2")

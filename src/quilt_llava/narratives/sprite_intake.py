@@ -24,7 +24,7 @@ import numpy as np
 
 from quilt_llava.narratives.cursor_hits import THINNED, AnalysedFrame, CursorHit, interpolated
 from quilt_llava.narratives.earlier_rests import REST_FLOOR
-from quilt_llava.narratives.pointer import agreed_hotspot
+from quilt_llava.narratives.hotspot import agreed_hotspot
 from quilt_llava.narratives.rest_recovery import departed, rest_before_departure
 from quilt_llava.narratives.sprite_set import SpriteSet
 from quilt_llava.narratives.templates import (
