@@ -186,8 +186,7 @@ class CutRest:
         c = spot_change(parked.pixels, luma, parked.x, parked.y, t)
         if c is None or c.side < RING_CHANGE * cfg.min_change:
             return False
-        score, _, _ = match_in(luma, box_around_tip(parked.x, parked.y, 1, t), t, cfg.min_contrast)
-        return score < REST_FLOOR
+        return not self.shown(parked, luma)
 
     def stayed(self, parked: Parked, luma: np.ndarray) -> bool:
         """Does ``luma`` show the parked shape where it was while the view around it changed?"""
@@ -206,5 +205,10 @@ class CutRest:
             return False
         if c.inner >= c.ring or c.inner > SAME_LEVELS * cfg.min_change:
             return False
-        score, _, _ = match_in(luma, box_around_tip(parked.x, parked.y, 1, t), t, cfg.min_contrast)
+        return self.shown(parked, luma)
+
+    def shown(self, parked: Parked, luma: np.ndarray) -> bool:
+        """Does the parked shape still match at its spot in ``luma`` (``REST_FLOOR``, a pixel of slack)?"""
+        t = self.templates[parked.k]
+        score, _, _ = match_in(luma, box_around_tip(parked.x, parked.y, 1, t), t, self.config.min_contrast)
         return score >= REST_FLOOR

@@ -651,8 +651,6 @@ class SpriteLearner:
         (either way, a pixel of slack across)? Then it is a piece of a longer line (an arm of a drawn
         cross), with no place of its own along it; a whole stroke (an I-beam's stem that lost its
         serifs) ends where it ends, and half its length on lies tissue."""
-        import cv2
-
         if not one_straight_stroke(template.mask):
             return False
         th, tw = template.image.shape
@@ -665,9 +663,7 @@ class SpriteLearner:
         x1, y1 = min(W, seen.x + max(w, tw) + gx), min(H, seen.y + max(h, th) + gy)
         if x1 - x0 < tw or y1 - y0 < th:
             return False
-        res = cv2.matchTemplate(luma[y0:y1, x0:x1], template.image, cv2.TM_CCOEFF_NORMED, mask=template.mask)
-        res = np.abs(np.nan_to_num(res, nan=0.0, posinf=0.0, neginf=0.0))
-        _, _, _, (px, py) = cv2.minMaxLoc(res)
+        res, (px, py) = _match_map(luma[y0:y1, x0:x1], template)
         for step in (-half, half):
             qx, qy = (px + step, py) if along_x else (px, py + step)
             a0, b0 = max(0, qx - 1), max(0, qy - 1)
@@ -738,9 +734,7 @@ class SpriteLearner:
         x1, y1 = min(W, seen.x + w + g), min(H, seen.y + h + g)
         if x1 - x0 < tw or y1 - y0 < th:
             return True
-        res = cv2.matchTemplate(luma[y0:y1, x0:x1], template.image, cv2.TM_CCOEFF_NORMED, mask=template.mask)
-        res = np.abs(np.nan_to_num(res, nan=0.0, posinf=0.0, neginf=0.0))
-        _, _, _, (px, py) = cv2.minMaxLoc(res)
+        res, (px, py) = _match_map(luma[y0:y1, x0:x1], template)
         res[max(0, py - th) : py + th + 1, max(0, px - tw) : px + tw + 1] = 0.0
         places = cv2.connectedComponents((res >= limit).astype(np.uint8), connectivity=8)[0] - 1
         return places < self.config.distinct_places
@@ -1232,6 +1226,17 @@ class SpriteLearner:
         if small is known and np.count_nonzero(known.mask) < self.config.known_part * np.count_nonzero(cand.mask):
             return False
         return _align(small, big, self.config.agree_offset)[0] >= self.config.same_score
+
+
+def _match_map(region: np.ndarray, template: Template) -> tuple[np.ndarray, tuple[int, int]]:
+    """|masked correlation| of ``template`` at every position in ``region`` (flat windows 0), and
+    the position of the best."""
+    import cv2
+
+    res = cv2.matchTemplate(region, template.image, cv2.TM_CCOEFF_NORMED, mask=template.mask)
+    res = np.abs(np.nan_to_num(res, nan=0.0, posinf=0.0, neginf=0.0))
+    _, _, _, best = cv2.minMaxLoc(res)
+    return res, best
 
 
 def _touches(cand: Candidate, ignore: np.ndarray | None, scale: int) -> bool:
